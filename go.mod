@@ -10,4 +10,5 @@ require (
 	github.com/emersion/go-smtp v0.25.1 // indirect
 	github.com/mattn/go-sqlite3 v1.14.53 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )

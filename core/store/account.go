@@ -1,0 +1,455 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Domain is a mail domain served by Mailferry.
+type Domain struct {
+	ID   int64
+	Name string
+	// Migrating is true while automatic migration from the old server is on.
+	Migrating bool
+	// OldServer is the old server's settings as the migration engine wrote
+	// them (JSON); the store does not read it.
+	OldServer string
+	Created   time.Time
+}
+
+// Account is a mail user.
+type Account struct {
+	ID       int64
+	DomainID int64
+	Address  string
+	// Delim is the hierarchy separator of the account's mailbox names.
+	Delim   rune
+	Created time.Time
+	// Migration is the state of the copy from the old server: "" for an
+	// account that was never migrated, else one of the Mig* constants.
+	Migration      string
+	MigrationError string
+	MigrationTime  time.Time
+}
+
+// Migration states of accounts and mailboxes.
+const (
+	MigPending = "pending"
+	MigRunning = "running"
+	MigDone    = "done"
+	MigFailed  = "failed"
+)
+
+// NormalizeDomain returns the canonical form of a domain name, or an error
+// if it is not a plausible one.
+func NormalizeDomain(name string) (string, error) {
+	name = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
+	if name == "" || len(name) > 253 {
+		return "", fmt.Errorf("%w: domain name %q", ErrInvalid, name)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return "", fmt.Errorf("%w: domain name %q", ErrInvalid, name)
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c > 127) {
+				return "", fmt.Errorf("%w: domain name %q has %q", ErrInvalid, name, c)
+			}
+		}
+	}
+	return name, nil
+}
+
+// SplitAddress splits user@domain, lower-casing the domain.
+func SplitAddress(address string) (local, domain string, err error) {
+	address = strings.TrimSpace(address)
+	i := strings.LastIndexByte(address, '@')
+	if i <= 0 || i == len(address)-1 || strings.ContainsAny(address, " \t\r\n\"<>") {
+		return "", "", fmt.Errorf("%w: address %q is not user@domain", ErrInvalid, address)
+	}
+	domain, err = NormalizeDomain(address[i+1:])
+	if err != nil {
+		return "", "", err
+	}
+	return address[:i], domain, nil
+}
+
+// CreateDomain adds a domain. It fails with ErrExists if it is there already.
+func (s *Store) CreateDomain(ctx context.Context, name string) (*Domain, error) {
+	name, err := NormalizeDomain(name)
+	if err != nil {
+		return nil, err
+	}
+	d := &Domain{Name: name, Created: time.Unix(now(), 0)}
+	err = s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO domains(name, created) VALUES(?, ?)`, name, d.Created.Unix())
+		if isUnique(err) {
+			return fmt.Errorf("domain %s: %w", name, ErrExists)
+		} else if err != nil {
+			return fmt.Errorf("store: create domain: %w", err)
+		}
+		d.ID, err = res.LastInsertId()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+const domainCols = `id, name, migrating, old_server, created`
+
+func scanDomain(sc interface{ Scan(...any) error }) (*Domain, error) {
+	var d Domain
+	var created int64
+	if err := sc.Scan(&d.ID, &d.Name, &d.Migrating, &d.OldServer, &created); err != nil {
+		return nil, err
+	}
+	d.Created = time.Unix(created, 0)
+	return &d, nil
+}
+
+// Domain returns the named domain, or ErrNotFound.
+func (s *Store) Domain(ctx context.Context, name string) (*Domain, error) {
+	name, err := NormalizeDomain(name)
+	if err != nil {
+		return nil, err
+	}
+	d, err := scanDomain(s.r.QueryRowContext(ctx, `SELECT `+domainCols+` FROM domains WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("domain %s: %w", name, ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return d, nil
+}
+
+// Domains lists all domains by name.
+func (s *Store) Domains(ctx context.Context) ([]*Domain, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+domainCols+` FROM domains ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	var out []*Domain
+	for rows.Next() {
+		d, err := scanDomain(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// SetDomainMigration turns automatic migration of a domain on or off and
+// records the old server's settings (opaque JSON; "" keeps the current).
+func (s *Store) SetDomainMigration(ctx context.Context, name string, migrating bool, oldServer string) error {
+	name, err := NormalizeDomain(name)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		res, err := tx.ExecContext(ctx, `UPDATE domains SET migrating = ?,
+			old_server = CASE WHEN ? = '' THEN old_server ELSE ? END WHERE name = ?`,
+			boolInt(migrating), oldServer, oldServer, name)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("domain %s: %w", name, ErrNotFound)
+		}
+		ch.domains = true
+		return nil
+	})
+}
+
+// DeleteDomain removes a domain that has no accounts.
+func (s *Store) DeleteDomain(ctx context.Context, name string) error {
+	name, err := NormalizeDomain(name)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM accounts a JOIN domains d ON d.id = a.domain_id WHERE d.name = ?`, name).Scan(&n); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: domain %s still has %d accounts", ErrInvalid, name, n)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM domains WHERE name = ?`, name)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("domain %s: %w", name, ErrNotFound)
+		}
+		ch.domains = true
+		return nil
+	})
+}
+
+// AccountOptions tunes CreateAccount. A nil *AccountOptions means defaults.
+type AccountOptions struct {
+	// Delim is the hierarchy separator; 0 means '/'.
+	Delim rune
+	// Migration is the initial migration state ("" for a native account).
+	Migration string
+	// Inbox sets the INBOX's UIDVALIDITY, UIDNEXT and subscription, as an
+	// old server had them; nil means a new INBOX.
+	Inbox *MailboxOptions
+}
+
+// CreateAccount adds an account with its INBOX in one transaction. The
+// domain must exist. The password is kept only as an argon2id hash.
+func (s *Store) CreateAccount(ctx context.Context, address, password string, opts *AccountOptions) (*Account, error) {
+	_, domain, err := SplitAddress(address)
+	if err != nil {
+		return nil, err
+	}
+	if password == "" {
+		return nil, fmt.Errorf("%w: empty password", ErrInvalid)
+	}
+	if opts == nil {
+		opts = &AccountOptions{}
+	}
+	delim := opts.Delim
+	if delim == 0 {
+		delim = '/'
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return nil, err
+	}
+	a := &Account{Address: strings.TrimSpace(address), Delim: delim, Created: time.Unix(now(), 0), Migration: opts.Migration}
+	err = s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		if err := tx.QueryRowContext(ctx, `SELECT id FROM domains WHERE name = ?`, domain).Scan(&a.DomainID); errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("domain %s: %w", domain, ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO accounts(domain_id, address, password_hash, delim, created, mig_state, mig_updated)
+			VALUES(?, ?, ?, ?, ?, ?, ?)`, a.DomainID, a.Address, hash, string(delim), a.Created.Unix(), a.Migration, a.Created.Unix())
+		if isUnique(err) {
+			return fmt.Errorf("account %s: %w", a.Address, ErrExists)
+		} else if err != nil {
+			return fmt.Errorf("store: create account: %w", err)
+		}
+		if a.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		inbox := MailboxOptions{Subscribed: true}
+		if opts.Inbox != nil {
+			inbox = *opts.Inbox
+		}
+		_, err = createMailbox(ctx, tx, a.ID, "INBOX", &inbox)
+		ch.account(a.ID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.MigrationTime = a.Created
+	return a, nil
+}
+
+const accountCols = `id, domain_id, address, delim, created, mig_state, mig_error, mig_updated`
+
+func scanAccount(sc interface{ Scan(...any) error }) (*Account, error) {
+	var a Account
+	var delim string
+	var created, updated int64
+	if err := sc.Scan(&a.ID, &a.DomainID, &a.Address, &delim, &created, &a.Migration, &a.MigrationError, &updated); err != nil {
+		return nil, err
+	}
+	a.Delim = '/'
+	if delim != "" {
+		a.Delim = []rune(delim)[0]
+	}
+	a.Created = time.Unix(created, 0)
+	a.MigrationTime = time.Unix(updated, 0)
+	return &a, nil
+}
+
+// Account returns the account with that address (case-insensitive), or
+// ErrNotFound.
+func (s *Store) Account(ctx context.Context, address string) (*Account, error) {
+	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE address = ?`, strings.TrimSpace(address)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("account %s: %w", address, ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return a, nil
+}
+
+// AccountByID returns the account with that ID, or ErrNotFound.
+func (s *Store) AccountByID(ctx context.Context, id int64) (*Account, error) {
+	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("account %d: %w", id, ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return a, nil
+}
+
+// Accounts lists the accounts of a domain, or of all domains when domain
+// is "", by address.
+func (s *Store) Accounts(ctx context.Context, domain string) ([]*Account, error) {
+	q := `SELECT ` + accountCols + ` FROM accounts ORDER BY address`
+	var args []any
+	if domain != "" {
+		d, err := NormalizeDomain(domain)
+		if err != nil {
+			return nil, err
+		}
+		q = `SELECT ` + accountCols + ` FROM accounts WHERE domain_id = (SELECT id FROM domains WHERE name = ?) ORDER BY address`
+		args = append(args, d)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	var out []*Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Authenticate checks a password. It returns ErrNotFound when there is no
+// such account and ErrBadPassword when the password is wrong.
+func (s *Store) Authenticate(ctx context.Context, address, password string) (*Account, error) {
+	var hash string
+	row := s.r.QueryRowContext(ctx, `SELECT `+accountCols+`, password_hash FROM accounts WHERE address = ?`, strings.TrimSpace(address))
+	var a Account
+	var delim string
+	var created, updated int64
+	err := row.Scan(&a.ID, &a.DomainID, &a.Address, &delim, &created, &a.Migration, &a.MigrationError, &updated, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("account %s: %w", address, ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if !VerifyPassword(hash, password) {
+		return nil, ErrBadPassword
+	}
+	a.Delim = []rune(delim + "/")[0]
+	a.Created, a.MigrationTime = time.Unix(created, 0), time.Unix(updated, 0)
+	return &a, nil
+}
+
+// SetPassword replaces an account's password.
+func (s *Store) SetPassword(ctx context.Context, address, password string) error {
+	if password == "" {
+		return fmt.Errorf("%w: empty password", ErrInvalid)
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+		res, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = ? WHERE address = ?`, hash, strings.TrimSpace(address))
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("account %s: %w", address, ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// DeleteAccount removes an account with all its mailboxes and messages.
+func (s *Store) DeleteAccount(ctx context.Context, address string) error {
+	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		var id int64
+		err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE address = ?`, strings.TrimSpace(address)).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("account %s: %w", address, ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM accounts WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("store: delete account: %w", err)
+		}
+		ch.account(id)
+		return nil
+	})
+}
+
+// SetAccountMigration records an account's migration state and last error.
+func (s *Store) SetAccountMigration(ctx context.Context, accountID int64, state, errText string) error {
+	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		res, err := tx.ExecContext(ctx, `UPDATE accounts SET mig_state = ?, mig_error = ?, mig_updated = ? WHERE id = ?`,
+			state, errText, now(), accountID)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("account %d: %w", accountID, ErrNotFound)
+		}
+		ch.account(accountID)
+		return nil
+	})
+}
+
+// argon2id parameters (OWASP: m=19 MiB, t=2, p=1).
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+)
+
+// HashPassword returns an argon2id hash of password in the PHC string form
+// ($argon2id$v=19$m=…,t=…,p=…$salt$hash).
+func HashPassword(password string) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("store: salt: %w", err)
+	}
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// VerifyPassword reports whether password matches a hash made by
+// HashPassword, in constant time.
+func VerifyPassword(hash, password string) bool {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false
+	}
+	var m uint32
+	var t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || t == 0 || p == 0 || m > 1<<22 || t > 64 {
+		return false
+	}
+	b64 := base64.RawStdEncoding
+	salt, err1 := b64.DecodeString(parts[4])
+	want, err2 := b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 {
+		return false
+	}
+	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}

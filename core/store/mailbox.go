@@ -1,0 +1,335 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Mailbox is a folder of an account.
+type Mailbox struct {
+	ID        int64
+	AccountID int64
+	// Name is the full UTF-8 name, levels joined by the account's Delim.
+	// "INBOX" is always spelled in capitals.
+	Name string
+	// SpecialUse is a space-separated list of RFC 6154 attributes such as
+	// `\Sent`; the store only keeps it.
+	SpecialUse    string
+	Subscribed    bool
+	UIDValidity   uint32
+	UIDNext       uint32
+	HighestModSeq uint64
+	// Migration is "" for a mailbox not copied from an old server, else a
+	// Mig* state; MigratedUID is the highest old UID copied so far and
+	// OldName the mailbox's name on the old server.
+	Migration   string
+	MigratedUID uint32
+	OldName     string
+}
+
+// MailboxOptions sets the initial state of a new mailbox. A nil
+// *MailboxOptions means defaults.
+type MailboxOptions struct {
+	// UIDValidity and UIDNext as an old server had them; 0 means new ones.
+	UIDValidity uint32
+	UIDNext     uint32
+	SpecialUse  string
+	Subscribed  bool
+	Migration   string
+	OldName     string
+}
+
+// MailboxStatus counts a mailbox's messages.
+type MailboxStatus struct {
+	Messages      uint32
+	Unseen        uint32
+	Deleted       uint32
+	Size          int64
+	UIDNext       uint32
+	UIDValidity   uint32
+	HighestModSeq uint64
+}
+
+// normName spells INBOX in capitals, as RFC 3501 wants it matched
+// case-insensitively, and checks the name is usable.
+func normName(name string) (string, error) {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX", nil
+	}
+	if name == "" || !utf8.ValidString(name) || strings.ContainsAny(name, "\r\n\x00") || len(name) > 1000 {
+		return "", fmt.Errorf("%w: mailbox name %q", ErrInvalid, name)
+	}
+	return name, nil
+}
+
+const mailboxCols = `id, account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq, mig_state, mig_last_uid, mig_old_name`
+
+func scanMailbox(sc interface{ Scan(...any) error }) (*Mailbox, error) {
+	var m Mailbox
+	err := sc.Scan(&m.ID, &m.AccountID, &m.Name, &m.SpecialUse, &m.Subscribed, &m.UIDValidity, &m.UIDNext,
+		&m.HighestModSeq, &m.Migration, &m.MigratedUID, &m.OldName)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+func createMailbox(ctx context.Context, tx *sql.Tx, accountID int64, name string, o *MailboxOptions) (*Mailbox, error) {
+	name, err := normName(name)
+	if err != nil {
+		return nil, err
+	}
+	if o == nil {
+		o = &MailboxOptions{}
+	}
+	m := &Mailbox{AccountID: accountID, Name: name, SpecialUse: o.SpecialUse, Subscribed: o.Subscribed,
+		UIDValidity: o.UIDValidity, UIDNext: max(o.UIDNext, 1), HighestModSeq: 1, Migration: o.Migration, OldName: o.OldName}
+	if m.UIDValidity == 0 {
+		// Time-based, and above any this account used, so that a mailbox
+		// deleted and made again never repeats a UIDVALIDITY.
+		var top sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT max(uid_validity) FROM mailboxes WHERE account_id = ?`, accountID).Scan(&top); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		v := uint32(time.Now().Unix())
+		if top.Valid && uint32(top.Int64) >= v && top.Int64 < 1<<32-1 {
+			v = uint32(top.Int64) + 1
+		}
+		m.UIDValidity = v
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO mailboxes(account_id, name, special_use, subscribed, uid_validity, uid_next, mig_state, mig_old_name)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?)`, accountID, name, m.SpecialUse, boolInt(m.Subscribed), m.UIDValidity, m.UIDNext, m.Migration, m.OldName)
+	if isUnique(err) {
+		return nil, fmt.Errorf("mailbox %s: %w", name, ErrExists)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: create mailbox: %w", err)
+	}
+	m.ID, err = res.LastInsertId()
+	return m, err
+}
+
+// CreateMailbox adds a mailbox to an account.
+func (s *Store) CreateMailbox(ctx context.Context, accountID int64, name string, opts *MailboxOptions) (*Mailbox, error) {
+	var m *Mailbox
+	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		var err error
+		m, err = createMailbox(ctx, tx, accountID, name, opts)
+		ch.account(accountID)
+		return err
+	})
+	return m, err
+}
+
+// Mailbox returns an account's mailbox by name, or ErrNotFound.
+func (s *Store) Mailbox(ctx context.Context, accountID int64, name string) (*Mailbox, error) {
+	name, err := normName(name)
+	if err != nil {
+		return nil, fmt.Errorf("mailbox %q: %w", name, ErrNotFound)
+	}
+	m, err := scanMailbox(s.r.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id = ? AND name = ?`, accountID, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("mailbox %s: %w", name, ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return m, nil
+}
+
+// MailboxByID returns a mailbox by ID, or ErrNotFound.
+func (s *Store) MailboxByID(ctx context.Context, id int64) (*Mailbox, error) {
+	m, err := scanMailbox(s.r.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("mailbox %d: %w", id, ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return m, nil
+}
+
+// Mailboxes lists an account's mailboxes, INBOX first, then by name.
+func (s *Store) Mailboxes(ctx context.Context, accountID int64) ([]*Mailbox, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id = ?
+		ORDER BY name <> 'INBOX', name`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	var out []*Mailbox
+	for rows.Next() {
+		m, err := scanMailbox(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// DeleteMailbox removes a mailbox and its messages. INBOX cannot be deleted.
+// Child mailboxes are kept.
+func (s *Store) DeleteMailbox(ctx context.Context, accountID int64, name string) error {
+	name, err := normName(name)
+	if err != nil {
+		return err
+	}
+	if name == "INBOX" {
+		return fmt.Errorf("%w: INBOX cannot be deleted", ErrInvalid)
+	}
+	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM mailboxes WHERE account_id = ? AND name = ?`, accountID, name)
+		if err != nil {
+			return fmt.Errorf("store: delete mailbox: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("mailbox %s: %w", name, ErrNotFound)
+		}
+		ch.account(accountID)
+		return nil
+	})
+}
+
+// RenameMailbox renames a mailbox and its children (names below it with the
+// account's separator). Renaming INBOX moves its messages to a new mailbox
+// and leaves INBOX empty (RFC 3501 6.3.5).
+func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to string) error {
+	from, err := normName(from)
+	if err != nil {
+		return err
+	}
+	to, err = normName(to)
+	if err != nil {
+		return err
+	}
+	if to == "INBOX" {
+		return fmt.Errorf("mailbox INBOX: %w", ErrExists)
+	}
+	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		ch.account(accountID)
+		var id int64
+		var delim string
+		err := tx.QueryRowContext(ctx, `SELECT m.id, a.delim FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+			WHERE m.account_id = ? AND m.name = ?`, accountID, from).Scan(&id, &delim)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("mailbox %s: %w", from, ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if from == "INBOX" {
+			dst, err := createMailbox(ctx, tx, accountID, to, &MailboxOptions{Subscribed: true})
+			if err != nil {
+				return err
+			}
+			uids, err := allUIDs(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if _, err := copyMessages(ctx, tx, id, uids, dst.ID); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `DELETE FROM messages WHERE mailbox_id = ?`, id)
+			return err
+		}
+		var taken int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE account_id = ? AND name = ?`, accountID, to).Scan(&taken); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if taken > 0 {
+			return fmt.Errorf("mailbox %s: %w", to, ErrExists)
+		}
+		if strings.HasPrefix(to, from+delim) {
+			return fmt.Errorf("%w: cannot move %s below itself", ErrInvalid, from)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id, name FROM mailboxes WHERE account_id = ? AND (name = ? OR substr(name, 1, ?) = ?)`,
+			accountID, from, len(from)+len(delim), from+delim)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		type ren struct {
+			id   int64
+			name string
+		}
+		var list []ren
+		for rows.Next() {
+			var r ren
+			if err := rows.Scan(&r.id, &r.name); err != nil {
+				rows.Close()
+				return fmt.Errorf("store: %w", err)
+			}
+			list = append(list, r)
+		}
+		rows.Close()
+		for _, r := range list {
+			newName := to + strings.TrimPrefix(r.name, from)
+			// A fresh UIDVALIDITY: clients must not take the renamed
+			// mailbox's UIDs for those of a mailbox once at that name.
+			if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET name = ?, uid_validity = (SELECT max(uid_validity) + 1 FROM mailboxes WHERE account_id = ?) WHERE id = ?`,
+				newName, accountID, r.id); isUnique(err) {
+				return fmt.Errorf("mailbox %s: %w", newName, ErrExists)
+			} else if err != nil {
+				return fmt.Errorf("store: rename: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// SetSubscribed subscribes or unsubscribes a mailbox.
+func (s *Store) SetSubscribed(ctx context.Context, accountID int64, name string, subscribed bool) error {
+	name, err := normName(name)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		res, err := tx.ExecContext(ctx, `UPDATE mailboxes SET subscribed = ? WHERE account_id = ? AND name = ?`, boolInt(subscribed), accountID, name)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("mailbox %s: %w", name, ErrNotFound)
+		}
+		ch.account(accountID)
+		return nil
+	})
+}
+
+// SetMailboxMigration records a mailbox's migration state and the highest
+// old UID copied.
+func (s *Store) SetMailboxMigration(ctx context.Context, mailboxID int64, state string, migratedUID uint32) error {
+	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		return setMailboxMigration(ctx, tx, ch, mailboxID, state, migratedUID)
+	})
+}
+
+func setMailboxMigration(ctx context.Context, tx *sql.Tx, ch *changes, mailboxID int64, state string, migratedUID uint32) error {
+	res, err := tx.ExecContext(ctx, `UPDATE mailboxes SET mig_state = ?, mig_last_uid = max(mig_last_uid, ?) WHERE id = ?`, state, migratedUID, mailboxID)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
+	}
+	return nil
+}
+
+// Status counts a mailbox's messages.
+func (s *Store) Status(ctx context.Context, mailboxID int64) (*MailboxStatus, error) {
+	var st MailboxStatus
+	err := s.r.QueryRowContext(ctx, `SELECT uid_next, uid_validity, highest_modseq,
+		(SELECT count(*) FROM messages WHERE mailbox_id = m.id),
+		(SELECT count(*) FROM messages WHERE mailbox_id = m.id AND NOT (' ' || flags || ' ' LIKE '% \Seen %')),
+		(SELECT count(*) FROM messages WHERE mailbox_id = m.id AND ' ' || flags || ' ' LIKE '% \Deleted %'),
+		(SELECT coalesce(sum(size), 0) FROM messages WHERE mailbox_id = m.id)
+		FROM mailboxes m WHERE id = ?`, mailboxID).Scan(&st.UIDNext, &st.UIDValidity, &st.HighestModSeq,
+		&st.Messages, &st.Unseen, &st.Deleted, &st.Size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return &st, nil
+}

@@ -1,0 +1,581 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Message is a message's metadata. Its bytes are read with Store.Blob.
+type Message struct {
+	ID        int64
+	MailboxID int64
+	UID       uint32
+	// Flags are system flags and keywords, each once (compared without
+	// case), in the case they were first given.
+	Flags        []string
+	InternalDate time.Time
+	Size         int64
+	// BlobKey is the hex SHA-256 of the message's bytes.
+	BlobKey string
+	ModSeq  uint64
+	// Envelope and Structure are what Options.Summarize made of the bytes
+	// (nil when not asked for, or when it had nothing to say).
+	Envelope  []byte
+	Structure []byte
+}
+
+// HasFlag reports whether the message has a flag (compared without case).
+func (m *Message) HasFlag(flag string) bool {
+	for _, f := range m.Flags {
+		if strings.EqualFold(f, flag) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewMessage is a message to append.
+type NewMessage struct {
+	// UID to give the message; 0 means the mailbox's UIDNEXT. A given UID
+	// must be free; it may lie below UIDNEXT only while the mailbox is being
+	// migrated (its old UIDs), else ErrExists — unless Renumber is set, in
+	// which case the message gets UIDNEXT instead.
+	UID      uint32
+	Renumber bool
+	Flags    []string
+	// InternalDate, with its zone; the zero time means now.
+	InternalDate time.Time
+	Body         []byte
+}
+
+// FlagOp says how StoreFlags changes flags.
+type FlagOp int
+
+// Flag operations (RFC 3501 STORE FLAGS, +FLAGS, -FLAGS).
+const (
+	FlagsSet FlagOp = iota
+	FlagsAdd
+	FlagsRemove
+)
+
+// UIDPair maps a source UID to the UID a copy got.
+type UIDPair struct{ Src, Dst uint32 }
+
+// Tx is a write transaction. It holds the store's one writer connection
+// until Commit or Rollback: keep it short (a few hundred messages or a
+// fraction of a second), and always end it.
+type Tx struct {
+	s   *Store
+	ctx context.Context
+	tx  *sql.Tx
+	ch  *changes
+}
+
+// Begin starts a write transaction.
+func (s *Store) Begin(ctx context.Context) (*Tx, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: begin: %w", err)
+	}
+	return &Tx{s: s, ctx: ctx, tx: tx, ch: &changes{}}, nil
+}
+
+// Commit commits the transaction and then tells watchers what changed.
+func (t *Tx) Commit() error {
+	if err := t.tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	t.s.notify(t.ch)
+	return nil
+}
+
+// Rollback abandons the transaction. It is safe to call after Commit.
+func (t *Tx) Rollback() {
+	t.tx.Rollback()
+}
+
+// Append adds a message to a mailbox and returns its metadata.
+func (t *Tx) Append(mailboxID int64, m *NewMessage) (*Message, error) {
+	return appendMessage(t.ctx, t.tx, t.ch, t.s.summarize, mailboxID, m)
+}
+
+// SetMailboxMigration records a mailbox's migration state and highest old
+// UID copied, in this transaction (so that it commits with the messages).
+func (t *Tx) SetMailboxMigration(mailboxID int64, state string, migratedUID uint32) error {
+	return setMailboxMigration(t.ctx, t.tx, t.ch, mailboxID, state, migratedUID)
+}
+
+// Enqueue adds a message to the relay queue in this transaction.
+func (t *Tx) Enqueue(from string, rcpts []string, body []byte, note string) (int64, error) {
+	return enqueue(t.ctx, t.tx, t.ch, from, rcpts, body, note)
+}
+
+// AppendMessage adds one message to a mailbox in its own transaction.
+func (s *Store) AppendMessage(ctx context.Context, mailboxID int64, m *NewMessage) (*Message, error) {
+	var out *Message
+	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		var err error
+		out, err = appendMessage(ctx, tx, ch, s.summarize, mailboxID, m)
+		return err
+	})
+	return out, err
+}
+
+func putBlob(ctx context.Context, tx *sql.Tx, body []byte) (string, error) {
+	sum := sha256.Sum256(body)
+	key := hex.EncodeToString(sum[:])
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, key).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		if body == nil {
+			body = []byte{}
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO blobs(key, size, refs, data) VALUES(?, ?, 0, ?)`, key, len(body), body)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: write blob: %w", err)
+	}
+	return key, nil
+}
+
+// bumpModSeq raises a mailbox's HIGHESTMODSEQ and returns the new value.
+func bumpModSeq(ctx context.Context, tx *sql.Tx, mailboxID int64) (uint64, error) {
+	var ms uint64
+	err := tx.QueryRowContext(ctx, `UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq`, mailboxID).Scan(&ms)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
+	} else if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	return ms, nil
+}
+
+func appendMessage(ctx context.Context, tx *sql.Tx, ch *changes, summarize func([]byte) ([]byte, []byte), mailboxID int64, m *NewMessage) (*Message, error) {
+	var accountID int64
+	var uidNext uint32
+	var migState string
+	err := tx.QueryRowContext(ctx, `SELECT account_id, uid_next, mig_state FROM mailboxes WHERE id = ?`, mailboxID).Scan(&accountID, &uidNext, &migState)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	uid := m.UID
+	if uid != 0 {
+		var taken int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE mailbox_id = ? AND uid = ?`, mailboxID, uid).Scan(&taken); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		migrating := migState == MigPending || migState == MigRunning
+		if taken > 0 || (uid < uidNext && !migrating) {
+			if !m.Renumber {
+				return nil, fmt.Errorf("UID %d in mailbox %d: %w", uid, mailboxID, ErrExists)
+			}
+			uid = 0
+		}
+	}
+	if uid == 0 {
+		uid = uidNext
+	}
+	if uid == 0 || uid == 1<<32-1 {
+		return nil, fmt.Errorf("%w: mailbox %d has run out of UIDs", ErrInvalid, mailboxID)
+	}
+	modseq, err := bumpModSeq(ctx, tx, mailboxID)
+	if err != nil {
+		return nil, err
+	}
+	key, err := putBlob(ctx, tx, m.Body)
+	if err != nil {
+		return nil, err
+	}
+	date := m.InternalDate
+	if date.IsZero() {
+		date = time.Now()
+	}
+	_, off := date.Zone()
+	msg := &Message{MailboxID: mailboxID, UID: uid, Flags: cleanFlags(m.Flags), InternalDate: date,
+		Size: int64(len(m.Body)), BlobKey: key, ModSeq: modseq}
+	if summarize != nil {
+		msg.Envelope, msg.Structure = summarize(m.Body)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO messages(mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq, envelope, structure)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, mailboxID, uid, strings.Join(msg.Flags, " "), date.Unix(), off, msg.Size, key, modseq,
+		msg.Envelope, msg.Structure)
+	if err != nil {
+		return nil, fmt.Errorf("store: append: %w", err)
+	}
+	if msg.ID, err = res.LastInsertId(); err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET uid_next = max(uid_next, ?) WHERE id = ?`, uid+1, mailboxID); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	ch.account(accountID)
+	return msg, nil
+}
+
+// cleanFlags drops empty and repeated flags (compared without case).
+func cleanFlags(flags []string) []string {
+	out := make([]string, 0, len(flags))
+	for _, f := range flags {
+		f = strings.TrimSpace(f)
+		if f == "" || strings.ContainsAny(f, " \t\r\n") {
+			continue
+		}
+		dup := false
+		for _, g := range out {
+			if strings.EqualFold(f, g) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+const messageCols = `id, mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq`
+
+func scanMessage(sc interface{ Scan(...any) error }, cache bool) (*Message, error) {
+	var m Message
+	var flags string
+	var date int64
+	var zone int
+	dest := []any{&m.ID, &m.MailboxID, &m.UID, &flags, &date, &zone, &m.Size, &m.BlobKey, &m.ModSeq}
+	if cache {
+		dest = append(dest, &m.Envelope, &m.Structure)
+	}
+	if err := sc.Scan(dest...); err != nil {
+		return nil, err
+	}
+	if flags != "" {
+		m.Flags = strings.Split(flags, " ")
+	}
+	m.InternalDate = time.Unix(date, 0).In(fixedZone(zone))
+	return &m, nil
+}
+
+func fixedZone(off int) *time.Location {
+	if off == 0 {
+		return time.UTC
+	}
+	return time.FixedZone("", off)
+}
+
+// Messages lists a mailbox's messages in UID order, without Envelope and
+// Structure.
+func (s *Store) Messages(ctx context.Context, mailboxID int64) ([]*Message, error) {
+	var out []*Message
+	err := s.EachMessage(ctx, mailboxID, 1, 1<<32-1, false, func(m *Message) error {
+		out = append(out, m)
+		return nil
+	})
+	return out, err
+}
+
+// EachMessage calls fn for each message of a mailbox with a UID in
+// [minUID, maxUID], in UID order; with cache it also reads Envelope and
+// Structure. fn must not write to the store.
+func (s *Store) EachMessage(ctx context.Context, mailboxID int64, minUID, maxUID uint32, cache bool, fn func(*Message) error) error {
+	cols := messageCols
+	if cache {
+		cols += `, envelope, structure`
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+cols+` FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`,
+		mailboxID, minUID, maxUID)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, err := scanMessage(rows, cache)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Message returns one message by mailbox and UID, with its Envelope and
+// Structure, or ErrNotFound.
+func (s *Store) Message(ctx context.Context, mailboxID int64, uid uint32) (*Message, error) {
+	m, err := scanMessage(s.r.QueryRowContext(ctx, `SELECT `+messageCols+`, envelope, structure FROM messages WHERE mailbox_id = ? AND uid = ?`,
+		mailboxID, uid), true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("message %d in mailbox %d: %w", uid, mailboxID, ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return m, nil
+}
+
+// Blob returns the bytes stored under a blob key, exactly as appended.
+func (s *Store) Blob(ctx context.Context, key string) ([]byte, error) {
+	var data []byte
+	err := s.r.QueryRowContext(ctx, `SELECT data FROM blobs WHERE key = ?`, key).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("blob %s: %w", key, ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return data, nil
+}
+
+// SetMessageCache keeps what a reader made of a message (see
+// Options.Summarize) so later readers need not parse it again.
+func (s *Store) SetMessageCache(ctx context.Context, messageID int64, envelope, structure []byte) error {
+	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+		_, err := tx.ExecContext(ctx, `UPDATE messages SET envelope = ?, structure = ? WHERE id = ?`, envelope, structure, messageID)
+		return err
+	})
+}
+
+// StoreFlags changes the flags of the messages with the given UIDs and
+// returns them as they are now (missing UIDs are skipped). Each changed
+// message gets a new MODSEQ.
+func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string) ([]*Message, error) {
+	flags = cleanFlags(flags)
+	var out []*Message
+	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		var accountID int64
+		if err := tx.QueryRowContext(ctx, `SELECT account_id FROM mailboxes WHERE id = ?`, mailboxID).Scan(&accountID); errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		sel, err := tx.PrepareContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id = ? AND uid = ?`)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		defer sel.Close()
+		upd, err := tx.PrepareContext(ctx, `UPDATE messages SET flags = ?, modseq = ? WHERE id = ?`)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		defer upd.Close()
+		var modseq uint64
+		for _, uid := range uids {
+			m, err := scanMessage(sel.QueryRowContext(ctx, mailboxID, uid), false)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			} else if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			nf := applyFlags(m.Flags, op, flags)
+			if strings.Join(nf, " ") != strings.Join(m.Flags, " ") {
+				if modseq == 0 {
+					if modseq, err = bumpModSeq(ctx, tx, mailboxID); err != nil {
+						return err
+					}
+				}
+				if _, err := upd.ExecContext(ctx, strings.Join(nf, " "), modseq, m.ID); err != nil {
+					return fmt.Errorf("store: %w", err)
+				}
+				m.Flags, m.ModSeq = nf, modseq
+				ch.account(accountID)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func applyFlags(cur []string, op FlagOp, flags []string) []string {
+	switch op {
+	case FlagsSet:
+		return cleanFlags(flags)
+	case FlagsAdd:
+		return cleanFlags(append(append([]string{}, cur...), flags...))
+	default:
+		out := make([]string, 0, len(cur))
+		for _, f := range cur {
+			drop := false
+			for _, g := range flags {
+				if strings.EqualFold(f, g) {
+					drop = true
+					break
+				}
+			}
+			if !drop {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+}
+
+// Expunge removes the messages flagged \Deleted — only those among uids
+// when uids is not nil (UID EXPUNGE, RFC 4315) — and returns their UIDs.
+func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
+	var gone []uint32
+	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		var accountID int64
+		if err := tx.QueryRowContext(ctx, `SELECT account_id FROM mailboxes WHERE id = ?`, mailboxID).Scan(&accountID); errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		var want map[uint32]bool
+		if uids != nil {
+			want = make(map[uint32]bool, len(uids))
+			for _, u := range uids {
+				want[u] = true
+			}
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT uid FROM messages WHERE mailbox_id = ? AND ' ' || flags || ' ' LIKE '% \Deleted %' ORDER BY uid`, mailboxID)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		for rows.Next() {
+			var u uint32
+			if err := rows.Scan(&u); err != nil {
+				rows.Close()
+				return fmt.Errorf("store: %w", err)
+			}
+			if want == nil || want[u] {
+				gone = append(gone, u)
+			}
+		}
+		rows.Close()
+		if err := deleteUIDs(ctx, tx, mailboxID, gone); err != nil {
+			return err
+		}
+		if len(gone) > 0 {
+			if _, err := bumpModSeq(ctx, tx, mailboxID); err != nil {
+				return err
+			}
+			ch.account(accountID)
+		}
+		return nil
+	})
+	return gone, err
+}
+
+func deleteUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32) error {
+	del, err := tx.PrepareContext(ctx, `DELETE FROM messages WHERE mailbox_id = ? AND uid = ?`)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer del.Close()
+	for _, u := range uids {
+		if _, err := del.ExecContext(ctx, mailboxID, u); err != nil {
+			return fmt.Errorf("store: expunge: %w", err)
+		}
+	}
+	return nil
+}
+
+func allUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64) ([]uint32, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid`, mailboxID)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	var out []uint32
+	for rows.Next() {
+		var u uint32
+		if err := rows.Scan(&u); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// copyMessages copies messages (sharing their blobs) to another mailbox of
+// the same account, giving them new UIDs in UID order.
+func copyMessages(ctx context.Context, tx *sql.Tx, src int64, uids []uint32, dst int64) ([]UIDPair, error) {
+	var srcAcct, dstAcct int64
+	var next uint32
+	if err := tx.QueryRowContext(ctx, `SELECT account_id FROM mailboxes WHERE id = ?`, src).Scan(&srcAcct); err != nil {
+		return nil, fmt.Errorf("mailbox %d: %w", src, ErrNotFound)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT account_id, uid_next FROM mailboxes WHERE id = ?`, dst).Scan(&dstAcct, &next); err != nil {
+		return nil, fmt.Errorf("mailbox %d: %w", dst, ErrNotFound)
+	}
+	if srcAcct != dstAcct {
+		return nil, fmt.Errorf("%w: copy across accounts", ErrInvalid)
+	}
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	modseq, err := bumpModSeq(ctx, tx, dst)
+	if err != nil {
+		return nil, err
+	}
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO messages(mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq, envelope, structure)
+		SELECT ?, ?, flags, internal_date, internal_zone, size, blob, ?, envelope, structure FROM messages WHERE mailbox_id = ? AND uid = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer ins.Close()
+	var pairs []UIDPair
+	for _, u := range uids {
+		res, err := ins.ExecContext(ctx, dst, next, modseq, src, u)
+		if err != nil {
+			return nil, fmt.Errorf("store: copy: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			pairs = append(pairs, UIDPair{Src: u, Dst: next})
+			next++
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET uid_next = ? WHERE id = ?`, next, dst); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return pairs, nil
+}
+
+// Copy copies messages to another mailbox of the same account (RFC 3501
+// COPY, with RFC 4315 UIDPLUS data). Missing UIDs are skipped.
+func (s *Store) Copy(ctx context.Context, src int64, uids []uint32, dst int64) ([]UIDPair, error) {
+	return s.copyOrMove(ctx, src, uids, dst, false)
+}
+
+// Move moves messages to another mailbox of the same account in one
+// transaction (RFC 6851).
+func (s *Store) Move(ctx context.Context, src int64, uids []uint32, dst int64) ([]UIDPair, error) {
+	return s.copyOrMove(ctx, src, uids, dst, true)
+}
+
+func (s *Store) copyOrMove(ctx context.Context, src int64, uids []uint32, dst int64, move bool) ([]UIDPair, error) {
+	var pairs []UIDPair
+	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		var err error
+		if pairs, err = copyMessages(ctx, tx, src, uids, dst); err != nil {
+			return err
+		}
+		var acct int64
+		if err := tx.QueryRowContext(ctx, `SELECT account_id FROM mailboxes WHERE id = ?`, src).Scan(&acct); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		ch.account(acct)
+		if move && len(pairs) > 0 {
+			moved := make([]uint32, len(pairs))
+			for i, p := range pairs {
+				moved[i] = p.Src
+			}
+			if err := deleteUIDs(ctx, tx, src, moved); err != nil {
+				return err
+			}
+			_, err = bumpModSeq(ctx, tx, src)
+		}
+		return err
+	})
+	return pairs, err
+}

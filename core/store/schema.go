@@ -1,0 +1,127 @@
+package store
+
+import (
+	"fmt"
+)
+
+// schema holds the upgrade steps; step i brings user_version from i to i+1.
+// Never edit a released step: append a new one.
+var schema = []string{
+	// 1: the first schema.
+	`
+CREATE TABLE domains (
+	id         INTEGER PRIMARY KEY,
+	name       TEXT NOT NULL UNIQUE COLLATE NOCASE,
+	migrating  INTEGER NOT NULL DEFAULT 0,
+	old_server TEXT NOT NULL DEFAULT '',
+	created    INTEGER NOT NULL
+);
+CREATE TABLE accounts (
+	id            INTEGER PRIMARY KEY,
+	domain_id     INTEGER NOT NULL REFERENCES domains(id),
+	address       TEXT NOT NULL UNIQUE COLLATE NOCASE,
+	password_hash TEXT NOT NULL,
+	delim         TEXT NOT NULL DEFAULT '/',
+	created       INTEGER NOT NULL,
+	mig_state     TEXT NOT NULL DEFAULT '',
+	mig_error     TEXT NOT NULL DEFAULT '',
+	mig_updated   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX accounts_domain ON accounts(domain_id);
+CREATE TABLE mailboxes (
+	id             INTEGER PRIMARY KEY,
+	account_id     INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	name           TEXT NOT NULL,
+	special_use    TEXT NOT NULL DEFAULT '',
+	subscribed     INTEGER NOT NULL DEFAULT 0,
+	uid_validity   INTEGER NOT NULL,
+	uid_next       INTEGER NOT NULL DEFAULT 1,
+	highest_modseq INTEGER NOT NULL DEFAULT 1,
+	mig_state      TEXT NOT NULL DEFAULT '',
+	mig_last_uid   INTEGER NOT NULL DEFAULT 0,
+	mig_old_name   TEXT NOT NULL DEFAULT '',
+	UNIQUE (account_id, name)
+);
+CREATE TABLE blobs (
+	id   INTEGER PRIMARY KEY,
+	key  TEXT NOT NULL UNIQUE,
+	size INTEGER NOT NULL,
+	refs INTEGER NOT NULL DEFAULT 0,
+	data BLOB NOT NULL
+);
+CREATE TABLE messages (
+	id            INTEGER PRIMARY KEY,
+	mailbox_id    INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	uid           INTEGER NOT NULL,
+	flags         TEXT NOT NULL DEFAULT '',
+	internal_date INTEGER NOT NULL,
+	internal_zone INTEGER NOT NULL DEFAULT 0,
+	size          INTEGER NOT NULL,
+	blob          TEXT NOT NULL,
+	modseq        INTEGER NOT NULL,
+	envelope      BLOB,
+	structure     BLOB,
+	UNIQUE (mailbox_id, uid)
+);
+CREATE TABLE queue (
+	id           INTEGER PRIMARY KEY,
+	created      INTEGER NOT NULL,
+	mail_from    TEXT NOT NULL,
+	rcpts        TEXT NOT NULL,
+	blob         TEXT NOT NULL,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	next_attempt INTEGER NOT NULL,
+	last_error   TEXT NOT NULL DEFAULT '',
+	state        TEXT NOT NULL DEFAULT 'queued',
+	note         TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX queue_due ON queue(state, next_attempt);
+
+-- Blob reference counts follow the rows that name them, also through
+-- ON DELETE CASCADE, so no path can leak or free a blob too early.
+CREATE TRIGGER messages_ref AFTER INSERT ON messages BEGIN
+	UPDATE blobs SET refs = refs + 1 WHERE key = NEW.blob;
+END;
+CREATE TRIGGER messages_unref AFTER DELETE ON messages BEGIN
+	UPDATE blobs SET refs = refs - 1 WHERE key = OLD.blob;
+	DELETE FROM blobs WHERE key = OLD.blob AND refs <= 0;
+END;
+CREATE TRIGGER queue_ref AFTER INSERT ON queue BEGIN
+	UPDATE blobs SET refs = refs + 1 WHERE key = NEW.blob;
+END;
+CREATE TRIGGER queue_unref AFTER DELETE ON queue BEGIN
+	UPDATE blobs SET refs = refs - 1 WHERE key = OLD.blob;
+	DELETE FROM blobs WHERE key = OLD.blob AND refs <= 0;
+END;
+`,
+}
+
+// upgrade brings the database schema to the newest version, one step per
+// transaction. A database newer than this build is refused.
+func (s *Store) upgrade() error {
+	var v int
+	if err := s.w.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
+		return fmt.Errorf("store: read schema version: %w", err)
+	}
+	if v > len(schema) {
+		return fmt.Errorf("store: database schema version %d is newer than this Mailferry (%d); upgrade Mailferry", v, len(schema))
+	}
+	for ; v < len(schema); v++ {
+		tx, err := s.w.Begin()
+		if err != nil {
+			return fmt.Errorf("store: upgrade: %w", err)
+		}
+		if _, err := tx.Exec(schema[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("store: upgrade to schema %d: %w", v+1, err)
+		}
+		if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("store: upgrade to schema %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("store: upgrade to schema %d: %w", v+1, err)
+		}
+	}
+	return nil
+}

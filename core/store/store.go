@@ -1,0 +1,164 @@
+// Package store is Mailferry's mail store: domains, accounts, mailboxes,
+// messages, content-addressed message bytes, flags, UIDs, per-account and
+// per-mailbox migration state and the relay queue, kept in one SQLite
+// database.
+//
+// Invariants:
+//   - The store knows no protocol. It keeps bytes, names and numbers; the IMAP
+//     front end, the migration engine and the relay give them meaning.
+//   - Message bytes live in the blobs table, keyed by their SHA-256, with a
+//     reference count kept by triggers; a message row only names its blob.
+//     What was stored is served unchanged, byte for byte.
+//   - Within a mailbox a UID is never reused and UIDNEXT only grows. A mailbox
+//     may be created with a given UIDVALIDITY and UIDNEXT, and messages may be
+//     appended with given UIDs (the migration engine keeps the old server's).
+//   - Every write is one transaction on the single writer connection
+//     (BEGIN IMMEDIATE, WAL); readers use a separate pool and never block it.
+//   - Watchers are told of a change only after its transaction committed.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // SQLite driver
+)
+
+// Errors returned by the store. Callers test them with errors.Is.
+var (
+	ErrNotFound    = errors.New("store: not found")
+	ErrExists      = errors.New("store: already exists")
+	ErrBadPassword = errors.New("store: wrong password")
+	ErrInvalid     = errors.New("store: invalid argument")
+)
+
+// Options tunes a Store. A nil *Options means defaults.
+type Options struct {
+	// Logger receives the store's diagnostics; nil means slog.Default().
+	Logger *slog.Logger
+	// Summarize, when set, is called on the bytes of every appended message
+	// and its results are kept beside the message (see Message.Envelope and
+	// Message.Structure), so readers need not parse the message again. The
+	// store treats both as opaque. A Summarize that fails returns nils: a
+	// message that cannot be parsed is stored all the same.
+	Summarize func(raw []byte) (envelope, structure []byte)
+	// Readers is the size of the read connection pool; 0 means 4.
+	Readers int
+}
+
+// Store is an open mail store. It is safe for concurrent use.
+type Store struct {
+	w, r      *sql.DB
+	log       *slog.Logger
+	summarize func([]byte) ([]byte, []byte)
+
+	mu       sync.Mutex
+	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts
+}
+
+// Open opens (creating if needed) the store in the SQLite file at path and
+// brings its schema up to date.
+func Open(path string, opts *Options) (*Store, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
+	s := &Store{
+		log:       opts.Logger,
+		summarize: opts.Summarize,
+		watchers:  map[int64]map[*Watcher]struct{}{},
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	common := url.Values{
+		"_busy_timeout": {"10000"},
+		"_foreign_keys": {"on"},
+		"_synchronous":  {"NORMAL"},
+		"_cache_size":   {"-16000"},
+	}
+	wq := url.Values{"_txlock": {"immediate"}}
+	for k, v := range common {
+		wq[k] = v
+	}
+	var err error
+	s.w, err = sql.Open("sqlite3", "file:"+path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetConnMaxIdleTime(0)
+	// page_size only takes effect before the file switches to WAL.
+	if _, err := s.w.Exec(`PRAGMA page_size = 8192; PRAGMA journal_mode = WAL`); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := s.upgrade(); err != nil {
+		s.w.Close()
+		return nil, err
+	}
+	s.r, err = sql.Open("sqlite3", "file:"+path+"?"+common.Encode())
+	if err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	n := opts.Readers
+	if n <= 0 {
+		n = 4
+	}
+	s.r.SetMaxOpenConns(n)
+	return s, nil
+}
+
+// Close closes the database. Watchers are closed too.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	for _, set := range s.watchers {
+		for w := range set {
+			w.closeLocked()
+		}
+	}
+	s.watchers = map[int64]map[*Watcher]struct{}{}
+	s.mu.Unlock()
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// write runs fn in one write transaction and, after it committed, tells the
+// watchers of the changes fn recorded.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	ch := &changes{}
+	if err := fn(tx, ch); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	s.notify(ch)
+	return nil
+}
+
+func now() int64 { return time.Now().Unix() }
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
