@@ -1,0 +1,295 @@
+package demo
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+)
+
+// account is one demo user: the imapmemserver.User that holds the messages,
+// plus what imapmemserver does not keep or does not expose: the list of
+// mailbox names, their special-use attributes (RFC 6154) and subscriptions.
+type account struct {
+	addr, password string
+	mem            *imapmemserver.User
+
+	mu    sync.Mutex
+	boxes map[string][]imap.MailboxAttr // existing mailbox → special-use attributes
+	subs  map[string]bool               // subscribed mailbox names
+}
+
+func newAccount(addr, password string) *account {
+	return &account{
+		addr:     addr,
+		password: password,
+		mem:      imapmemserver.NewUser(addr, password),
+		boxes:    make(map[string][]imap.MailboxAttr),
+		subs:     make(map[string]bool),
+	}
+}
+
+// specialUseAttrs are the attributes of RFC 6154 section 2.
+var specialUseAttrs = map[imap.MailboxAttr]bool{
+	imap.MailboxAttrAll:     true,
+	imap.MailboxAttrArchive: true,
+	imap.MailboxAttrDrafts:  true,
+	imap.MailboxAttrFlagged: true,
+	imap.MailboxAttrJunk:    true,
+	imap.MailboxAttrSent:    true,
+	imap.MailboxAttrTrash:   true,
+}
+
+// create makes a mailbox with the given special-use attributes.
+func (a *account) create(name string, use []imap.MailboxAttr) error {
+	name = strings.TrimRight(name, string(Delimiter))
+	if name == "" {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Empty mailbox name"}
+	}
+	for _, attr := range use {
+		if !specialUseAttrs[attr] {
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCode("USEATTR"), Text: fmt.Sprintf("Unsupported special-use attribute %v", attr)}
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.mem.Create(name, nil); err != nil {
+		return err
+	}
+	a.boxes[name] = append([]imap.MailboxAttr(nil), use...)
+	return nil
+}
+
+func (a *account) delete(name string) error {
+	if name == "INBOX" {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "INBOX cannot be deleted"}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.mem.Delete(name); err != nil {
+		return err
+	}
+	delete(a.boxes, name)
+	delete(a.subs, name)
+	return nil
+}
+
+func (a *account) rename(oldName, newName string, options *imap.RenameOptions) error {
+	newName = strings.TrimRight(newName, string(Delimiter))
+	if oldName == "INBOX" || newName == "INBOX" {
+		// imapmemserver would move the mailbox itself, not its messages as
+		// RFC 3501 section 6.3.5 asks; refuse instead of misbehaving.
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Renaming INBOX is not supported"}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.mem.Rename(oldName, newName, options); err != nil {
+		return err
+	}
+	a.boxes[newName] = a.boxes[oldName]
+	delete(a.boxes, oldName)
+	if a.subs[oldName] {
+		delete(a.subs, oldName)
+		a.subs[newName] = true
+	}
+	return nil
+}
+
+func (a *account) subscribe(name string, on bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var err error
+	if on {
+		err = a.mem.Subscribe(name)
+	} else {
+		err = a.mem.Unsubscribe(name)
+	}
+	if err != nil {
+		return err
+	}
+	if on {
+		a.subs[name] = true
+	} else {
+		delete(a.subs, name)
+	}
+	return nil
+}
+
+// appendMessage stores raw in mailbox with flags and an INTERNALDATE.
+func (a *account) appendMessage(mailbox string, raw []byte, flags []imap.Flag, date time.Time) (*imap.AppendData, error) {
+	return a.mem.Append(mailbox, newLiteral(raw), &imap.AppendOptions{Flags: flags, Time: date})
+}
+
+// list answers LIST and LSUB (RFC 3501 section 6.3.8, RFC 5258, RFC 5819,
+// RFC 6154). Unlike imapmemserver it returns special-use attributes on every
+// LIST (RFC 6154 allows it, and Dovecot does it), \HasChildren/\HasNoChildren,
+// and non-existent parents of existing mailboxes as \Noselect.
+func (a *account) list(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	if len(patterns) == 0 {
+		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: Delimiter})
+	}
+
+	a.mu.Lock()
+	boxes := make(map[string][]imap.MailboxAttr, len(a.boxes))
+	for name, use := range a.boxes {
+		boxes[name] = use
+	}
+	subs := make(map[string]bool, len(a.subs))
+	for name := range a.subs {
+		subs[name] = true
+	}
+	a.mu.Unlock()
+
+	// Every existing name, plus the parents it implies.
+	names := make(map[string]bool) // name → exists
+	hasChildren := make(map[string]bool)
+	for name := range boxes {
+		names[name] = true
+		for i := strings.LastIndexByte(name, byte(Delimiter)); i > 0; i = strings.LastIndexByte(name[:i], byte(Delimiter)) {
+			parent := name[:i]
+			hasChildren[parent] = true
+			if _, ok := names[parent]; !ok {
+				names[parent] = false
+			}
+		}
+	}
+
+	sorted := make([]string, 0, len(names))
+	for name := range names {
+		sorted = append(sorted, name)
+	}
+	sort.Slice(sorted, func(i, j int) bool {
+		if (sorted[i] == "INBOX") != (sorted[j] == "INBOX") {
+			return sorted[i] == "INBOX"
+		}
+		return sorted[i] < sorted[j]
+	})
+
+	for _, name := range sorted {
+		match := false
+		for _, pattern := range patterns {
+			if imapserver.MatchList(name, Delimiter, ref, pattern) {
+				match = true
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		exists := names[name]
+		if options.SelectSubscribed && !subs[name] {
+			continue
+		}
+		if options.SelectSpecialUse && len(boxes[name]) == 0 {
+			continue
+		}
+
+		data := imap.ListData{Mailbox: name, Delim: Delimiter}
+		if !exists {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect)
+		}
+		if hasChildren[name] {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
+		} else {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
+		}
+		if (options.ReturnSubscribed || options.SelectSubscribed) && subs[name] {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
+		}
+		data.Attrs = append(data.Attrs, boxes[name]...)
+		if options.ReturnStatus != nil && exists {
+			status, err := a.mem.Status(name, options.ReturnStatus)
+			if err == nil {
+				data.Status = status
+			}
+		}
+		if err := w.WriteList(&data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// imapSession is one IMAP connection. Before login it has no user session.
+type imapSession struct {
+	*imapmemserver.UserSession // nil until Login
+
+	srv  *Server
+	acct *account
+	once sync.Once
+}
+
+var (
+	_ imapserver.Session            = (*imapSession)(nil)
+	_ imapserver.SessionIMAP4rev2   = (*imapSession)(nil)
+	_ imapserver.SessionAppendLimit = (*imapSession)(nil)
+)
+
+func (s *Server) newIMAPSession(conn *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	s.sessions.Add(1)
+	s.log.Debug("IMAP connection", "remote", conn.NetConn().RemoteAddr().String())
+	return &imapSession{srv: s}, nil, nil
+}
+
+// Close implements imapserver.Session.
+func (sess *imapSession) Close() error {
+	defer sess.once.Do(sess.srv.sessions.Done)
+	if sess.UserSession != nil {
+		return sess.UserSession.Close()
+	}
+	return nil
+}
+
+// Login implements imapserver.Session. The username is the full address,
+// compared case-insensitively.
+func (sess *imapSession) Login(username, password string) error {
+	acct := sess.srv.account(username)
+	if acct == nil {
+		sess.srv.log.Info("IMAP login failed", "user", username, "reason", "unknown user")
+		return imapserver.ErrAuthFailed
+	}
+	if err := acct.mem.Login(acct.addr, password); err != nil {
+		sess.srv.log.Info("IMAP login failed", "user", username, "reason", "wrong password")
+		return err
+	}
+	sess.acct = acct
+	sess.UserSession = imapmemserver.NewUserSession(acct.mem)
+	sess.srv.log.Info("IMAP login", "user", acct.addr)
+	return nil
+}
+
+// Create implements imapserver.Session; it honours CREATE-SPECIAL-USE.
+func (sess *imapSession) Create(name string, options *imap.CreateOptions) error {
+	var use []imap.MailboxAttr
+	if options != nil {
+		use = options.SpecialUse
+	}
+	return sess.acct.create(name, use)
+}
+
+// Delete implements imapserver.Session.
+func (sess *imapSession) Delete(name string) error { return sess.acct.delete(name) }
+
+// Rename implements imapserver.Session.
+func (sess *imapSession) Rename(name, newName string, options *imap.RenameOptions) error {
+	return sess.acct.rename(name, newName, options)
+}
+
+// Subscribe implements imapserver.Session.
+func (sess *imapSession) Subscribe(name string) error { return sess.acct.subscribe(name, true) }
+
+// Unsubscribe implements imapserver.Session.
+func (sess *imapSession) Unsubscribe(name string) error { return sess.acct.subscribe(name, false) }
+
+// List implements imapserver.Session.
+func (sess *imapSession) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	return sess.acct.list(w, ref, patterns, options)
+}
+
+// AppendLimit implements imapserver.SessionAppendLimit.
+func (sess *imapSession) AppendLimit() uint32 { return MaxMessageBytes }
