@@ -1,0 +1,385 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"mailferry/core/store"
+)
+
+func open(t testing.TB) (*store.Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "mail.db")
+	s, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func account(t testing.TB, s *store.Store, addr string) *store.Account {
+	t.Helper()
+	ctx := context.Background()
+	_, dom, err := store.SplitAddress(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Domain(ctx, dom); errors.Is(err, store.ErrNotFound) {
+		if _, err := s.CreateDomain(ctx, dom); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := s.CreateAccount(ctx, addr, "Secret-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestDomainsAndAccounts(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	for _, bad := range []string{"", "a..b", "-a.test", "a b.test", "x@y"} {
+		if _, err := s.CreateDomain(ctx, bad); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("CreateDomain(%q) = %v, want ErrInvalid", bad, err)
+		}
+	}
+	if _, err := s.CreateDomain(ctx, "Example.TEST"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateDomain(ctx, "example.test"); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("duplicate domain: %v", err)
+	}
+	if _, err := s.CreateAccount(ctx, "bob@other.test", "pw", nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("account in unknown domain: %v", err)
+	}
+	a, err := s.CreateAccount(ctx, "Alice@example.test", "correct horse", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateAccount(ctx, "alice@EXAMPLE.test", "x", nil); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("duplicate account: %v", err)
+	}
+	if _, err := s.Authenticate(ctx, "alice@example.test", "wrong"); !errors.Is(err, store.ErrBadPassword) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := s.Authenticate(ctx, "nobody@example.test", "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	got, err := s.Authenticate(ctx, "ALICE@example.test", "correct horse")
+	if err != nil || got.ID != a.ID {
+		t.Fatalf("Authenticate = %v, %v", got, err)
+	}
+	if _, err := s.Mailbox(ctx, a.ID, "inbox"); err != nil {
+		t.Fatalf("INBOX not created: %v", err)
+	}
+	if err := s.DeleteDomain(ctx, "example.test"); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("delete domain with accounts: %v", err)
+	}
+	if err := s.DeleteAccount(ctx, "alice@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.Accounts(ctx, ""); len(l) != 0 {
+		t.Fatalf("accounts left: %v", l)
+	}
+}
+
+func TestPasswordHash(t *testing.T) {
+	h, err := store.HashPassword("pässword")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains([]byte(h), []byte("pässword")) {
+		t.Fatal("hash contains the password")
+	}
+	if !store.VerifyPassword(h, "pässword") || store.VerifyPassword(h, "password") || store.VerifyPassword("", "") {
+		t.Fatal("VerifyPassword wrong")
+	}
+	h2, _ := store.HashPassword("pässword")
+	if h == h2 {
+		t.Fatal("no salt")
+	}
+}
+
+func TestAppendWithOldUIDsAndExactBytes(t *testing.T) {
+	ctx := context.Background()
+	s, path := open(t)
+	a := account(t, s, "a@example.test")
+	mb, err := s.CreateMailbox(ctx, a.ID, "Données/Été 2020", &store.MailboxOptions{UIDValidity: 1234, UIDNext: 50, Migration: store.MigRunning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zone := time.FixedZone("", -(7*3600 + 30*60))
+	date := time.Date(2019, 3, 4, 5, 6, 7, 0, zone)
+	raw := []byte("Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\nno final CRLF")
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, uid := range []uint32{7, 3, 42} {
+		if _, err := tx.Append(mb.ID, &store.NewMessage{UID: uid, Flags: []string{`\Seen`, "$Work", "$work"}, InternalDate: date, Body: raw}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.SetMailboxMigration(mb.ID, store.MigDone, 42); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// Duplicate old UID is refused, and after the copy is done a UID below
+	// UIDNEXT is not handed out again.
+	if _, err := s.AppendMessage(ctx, mb.ID, &store.NewMessage{UID: 7, Body: raw}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("duplicate UID: %v", err)
+	}
+	if _, err := s.AppendMessage(ctx, mb.ID, &store.NewMessage{UID: 10, Body: raw}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("UID below UIDNEXT after migration: %v", err)
+	}
+	m, err := s.AppendMessage(ctx, mb.ID, &store.NewMessage{UID: 7, Renumber: true, Body: []byte("x")})
+	if err != nil || m.UID != 50 {
+		t.Fatalf("renumbered append: %v %v", m, err)
+	}
+	local, err := s.AppendMessage(ctx, mb.ID, &store.NewMessage{Body: []byte("local")})
+	if err != nil || local.UID != 51 {
+		t.Fatalf("local append UID = %v, %v; want 51", local, err)
+	}
+	s.Close()
+
+	s2, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	mb2, err := s2.Mailbox(ctx, a.ID, "Données/Été 2020")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mb2.UIDValidity != 1234 || mb2.UIDNext != 52 || mb2.MigratedUID != 42 || mb2.Migration != store.MigDone {
+		t.Fatalf("mailbox after reopen: %+v", mb2)
+	}
+	msgs, err := s2.Messages(ctx, mb2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uids []uint32
+	for _, m := range msgs {
+		uids = append(uids, m.UID)
+	}
+	if want := []uint32{3, 7, 42, 50, 51}; !equalUIDs(uids, want) {
+		t.Fatalf("UIDs %v, want %v", uids, want)
+	}
+	m0 := msgs[0]
+	if !m0.InternalDate.Equal(date) {
+		t.Errorf("date %v, want %v", m0.InternalDate, date)
+	}
+	if _, off := m0.InternalDate.Zone(); off != -(7*3600 + 30*60) {
+		t.Errorf("zone offset %d lost", off)
+	}
+	if len(m0.Flags) != 2 || m0.Flags[0] != `\Seen` || m0.Flags[1] != "$Work" {
+		t.Errorf("flags %q", m0.Flags)
+	}
+	body, err := s2.Blob(ctx, m0.BlobKey)
+	if err != nil || !bytes.Equal(body, raw) {
+		t.Fatalf("bytes changed: %q %v", body, err)
+	}
+}
+
+func equalUIDs(a, b []uint32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestFlagsExpungeCopyMoveAndBlobRefs(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	a := account(t, s, "a@example.test")
+	inbox, _ := s.Mailbox(ctx, a.ID, "INBOX")
+	arch, err := s.CreateMailbox(ctx, a.ID, "Archive", &store.MailboxOptions{SpecialUse: `\Archive`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := []byte("Subject: same\r\n\r\nbody\r\n")
+	for i := 0; i < 3; i++ {
+		if _, err := s.AppendMessage(ctx, inbox.ID, &store.NewMessage{Body: shared}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := s.Watch(a.ID)
+	defer w.Close()
+	ms, err := s.StoreFlags(ctx, inbox.ID, []uint32{1, 2, 99}, store.FlagsAdd, []string{`\Deleted`, "Work"})
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("StoreFlags: %v %v", ms, err)
+	}
+	select {
+	case <-w.C:
+	case <-time.After(time.Second):
+		t.Fatal("no change notification")
+	}
+	st, _ := s.Status(ctx, inbox.ID)
+	if st.Messages != 3 || st.Deleted != 2 || st.Unseen != 3 {
+		t.Fatalf("status %+v", st)
+	}
+	pairs, err := s.Copy(ctx, inbox.ID, []uint32{1, 3}, arch.ID)
+	if err != nil || len(pairs) != 2 || pairs[0] != (store.UIDPair{Src: 1, Dst: 1}) || pairs[1] != (store.UIDPair{Src: 3, Dst: 2}) {
+		t.Fatalf("copy: %v %v", pairs, err)
+	}
+	gone, err := s.Expunge(ctx, inbox.ID, []uint32{2})
+	if err != nil || len(gone) != 1 || gone[0] != 2 {
+		t.Fatalf("UID EXPUNGE 2: %v %v", gone, err)
+	}
+	gone, err = s.Expunge(ctx, inbox.ID, nil)
+	if err != nil || len(gone) != 1 || gone[0] != 1 {
+		t.Fatalf("EXPUNGE: %v %v", gone, err)
+	}
+	if _, err := s.Move(ctx, arch.ID, []uint32{1, 2}, inbox.ID); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.Messages(ctx, arch.ID); len(l) != 0 {
+		t.Fatalf("moved messages still in source: %d", len(l))
+	}
+	l, _ := s.Messages(ctx, inbox.ID)
+	if len(l) != 3 || l[1].UID != 4 || l[2].UID != 5 {
+		t.Fatalf("inbox after move: %d msgs", len(l))
+	}
+	if err := s.DeleteAccount(ctx, "a@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Blob(ctx, l[0].BlobKey); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("blob left after its last message went: %v", err)
+	}
+}
+
+func TestRenameAndSubscribe(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	a := account(t, s, "a@example.test")
+	for _, n := range []string{"Work", "Work/2020", "Work/2020/Q1", "Workshop"} {
+		if _, err := s.CreateMailbox(ctx, a.ID, n, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RenameMailbox(ctx, a.ID, "Work", "Job"); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := s.Mailboxes(ctx, a.ID)
+	var names []string
+	for _, m := range l {
+		names = append(names, m.Name)
+	}
+	want := []string{"INBOX", "Job", "Job/2020", "Job/2020/Q1", "Workshop"}
+	if len(names) != len(want) {
+		t.Fatalf("names %q", names)
+	}
+	for i := range want {
+		if names[i] != want[i] {
+			t.Fatalf("names %q, want %q", names, want)
+		}
+	}
+	if err := s.RenameMailbox(ctx, a.ID, "Job", "Job/2020/x"); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("rename below itself: %v", err)
+	}
+	if err := s.RenameMailbox(ctx, a.ID, "Job", "Workshop"); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("rename onto existing: %v", err)
+	}
+	if err := s.SetSubscribed(ctx, a.ID, "Job", true); err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := s.Mailbox(ctx, a.ID, "Job")
+	if !mb.Subscribed {
+		t.Fatal("not subscribed")
+	}
+	if err := s.DeleteMailbox(ctx, a.ID, "INBOX"); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("delete INBOX: %v", err)
+	}
+	inbox, _ := s.Mailbox(ctx, a.ID, "INBOX")
+	s.AppendMessage(ctx, inbox.ID, &store.NewMessage{Body: []byte("hi")})
+	if err := s.RenameMailbox(ctx, a.ID, "INBOX", "Old"); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := s.Mailbox(ctx, a.ID, "Old")
+	if l, _ := s.Messages(ctx, old.ID); len(l) != 1 {
+		t.Fatal("INBOX rename did not move messages")
+	}
+	if l, _ := s.Messages(ctx, inbox.ID); len(l) != 0 {
+		t.Fatal("INBOX not emptied")
+	}
+}
+
+func TestQueue(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	id, err := s.Enqueue(ctx, "a@example.test", []string{"x@other.test", "y@other.test"}, []byte("msg"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Enqueue(ctx, "a@example.test", nil, []byte("msg"), ""); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("no rcpts: %v", err)
+	}
+	due, _ := s.QueueDue(ctx, time.Now(), 10)
+	if len(due) != 1 || due[0].Size != 3 || len(due[0].Rcpts) != 2 {
+		t.Fatalf("due: %+v", due)
+	}
+	if err := s.QueueDefer(ctx, id, []string{"y@other.test"}, time.Now().Add(time.Hour), "451 try later"); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.QueueDue(ctx, time.Now(), 10); len(due) != 0 {
+		t.Fatal("deferred item is due")
+	}
+	it, _ := s.QueueItem(ctx, id)
+	if it.Attempts != 1 || it.LastError != "451 try later" || len(it.Rcpts) != 1 {
+		t.Fatalf("item %+v", it)
+	}
+	bounce := &store.QueueItem{From: "", Rcpts: []string{"a@example.test"}, Note: "bounce"}
+	if err := s.QueueDone(ctx, id, bounce, []byte("dsn")); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := s.Queue(ctx)
+	if len(l) != 1 || l[0].Note != "bounce" {
+		t.Fatalf("queue %+v", l)
+	}
+	if err := s.QueueDelete(ctx, l[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.QueueDelete(ctx, l[0].ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	ctx := context.Background()
+	s, _ := open(b)
+	a := account(b, s, "a@example.test")
+	inbox, _ := s.Mailbox(ctx, a.ID, "INBOX")
+	body := bytes.Repeat([]byte("0123456789abcdef"), 3000)
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 200 {
+		tx, err := s.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := i; j < i+200 && j < b.N; j++ {
+			body[0] = byte(j)
+			body[1] = byte(j >> 8)
+			body[2] = byte(j >> 16)
+			if _, err := tx.Append(inbox.ID, &store.NewMessage{Body: body}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
