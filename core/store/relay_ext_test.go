@@ -1,0 +1,91 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"mailferry/core/store"
+)
+
+func TestQueueTxOps(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	if _, ok, err := s.QueueNextDue(ctx); err != nil || ok {
+		t.Fatalf("QueueNextDue on empty queue = %v, %v", ok, err)
+	}
+	id, err := s.Enqueue(ctx, "a@x.test", []string{"b@y.test", "c@y.test", "d@y.test"}, []byte("Subject: q\r\n\r\nbody\r\n"), "relay")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Narrowing does not count an attempt.
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueueSetRcpts(id, []string{"c@y.test", "d@y.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	it, err := s.QueueItem(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(it.Rcpts, []string{"c@y.test", "d@y.test"}) || it.Attempts != 0 {
+		t.Fatalf("after QueueSetRcpts: %+v", it)
+	}
+
+	// Defer counts an attempt and moves the due time; a rolled back one does not.
+	next := time.Now().Add(time.Hour).Truncate(time.Second)
+	tx, _ = s.Begin(ctx)
+	if err := tx.QueueDefer(id, []string{"d@y.test"}, next, "451 later"); err != nil {
+		t.Fatal(err)
+	}
+	tx.Rollback()
+	tx, _ = s.Begin(ctx)
+	if err := tx.QueueDefer(id, nil, next, "x"); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("QueueDefer without recipients = %v", err)
+	}
+	if err := tx.QueueDefer(id, []string{"d@y.test"}, next, "451 later"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	it, _ = s.QueueItem(ctx, id)
+	if !reflect.DeepEqual(it.Rcpts, []string{"d@y.test"}) || it.Attempts != 1 || !it.NextAttempt.Equal(next) || it.LastError != "451 later" {
+		t.Fatalf("after QueueDefer: %+v", it)
+	}
+	if got, ok, err := s.QueueNextDue(ctx); err != nil || !ok || !got.Equal(next) {
+		t.Fatalf("QueueNextDue = %v, %v, %v; want %v", got, ok, err, next)
+	}
+	if err := s.QueueHold(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.QueueNextDue(ctx); ok {
+		t.Fatal("QueueNextDue counts a held item")
+	}
+
+	// Empty recipients delete; a second delete is ErrNotFound; the blob goes.
+	tx, _ = s.Begin(ctx)
+	if err := tx.QueueSetRcpts(id, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueueDelete(id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second delete = %v", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.QueueItem(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("item still there: %v", err)
+	}
+	if _, err := s.Blob(ctx, it.BlobKey); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("blob of deleted item: %v", err)
+	}
+}
