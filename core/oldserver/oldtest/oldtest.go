@@ -1,0 +1,570 @@
+// Package oldtest starts a real "old mail server" — Dovecot (IMAP, RFC 9051 /
+// RFC 3501) and optionally Postfix (SMTP, RFC 5321) — on 127.0.0.1 for tests,
+// and seeds and inspects its mailboxes over IMAP.
+//
+// The daemons are run directly (no systemd) by the scripts in the module's
+// testdata/oldserver directory, with all configuration and mail under a fresh
+// state directory in /tmp, and are stopped by the PIDs in their own pid files.
+//
+// Invariants:
+//   - Everything listens on 127.0.0.1 only, on ports picked at random per
+//     server, so test processes of different packages can run in parallel.
+//   - Each [Start] gets its own state directory and its own daemons; [Shared]
+//     gives one server per distinct [Options] per test process.
+//   - A server never outlives its test process: [Start] stops it in
+//     t.Cleanup, and a watchdog started with the daemons stops them (and
+//     deletes the state directory) once the test process is gone, even after
+//     a crash or a timeout kill.
+//   - Without root or without the Dovecot/Postfix binaries, [Start] and
+//     [Shared] skip the test, unless MAILFERRY_REQUIRE_OLDSERVER=1 is set in
+//     the environment, then they fail it. [StartProcess] returns an error
+//     wrapping [ErrUnavailable].
+//
+// Mail domain: every user is in [Domain]. Postfix delivers mail for
+// [Domain] over LMTP into Dovecot and rewrites any other recipient to
+// catchall+<local>=<domain>@example.test, so nothing leaves the machine.
+// The server offers STARTTLS on IMAPAddr, implicit TLS on IMAPSAddr, a
+// self-signed certificate (CN=localhost, SAN 127.0.0.1, see CertSHA256),
+// SPECIAL-USE (RFC 6154) Sent, Drafts, Trash, Junk and Archive, a Dovecot
+// master user, and LOGIN with either the full address or the local part.
+//
+// Debian packages needed: dovecot-imapd dovecot-lmtpd postfix openssl.
+package oldtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// Domain is the mail domain of every fixture user.
+const Domain = "example.test"
+
+// Default master user of a fixture (Dovecot master passdb, RFC 4616 authcid).
+const (
+	DefaultMasterUser     = "migrator"
+	DefaultMasterPassword = "MigratorSecret1"
+)
+
+// RequireEnv is the environment variable that turns "skip when Dovecot or
+// Postfix is missing" into a test failure (make test sets it to 1).
+const RequireEnv = "MAILFERRY_REQUIRE_OLDSERVER"
+
+// ScriptsEnv, when set, is the directory holding start.sh and stop.sh
+// (default: testdata/oldserver of the module this package is in).
+const ScriptsEnv = "MAILFERRY_OLDSERVER_SCRIPTS"
+
+// ErrUnavailable is wrapped by [StartProcess] errors that mean "this machine
+// cannot run the fixture" (not root, Dovecot or Postfix not installed),
+// as opposed to a fixture that was tried and failed.
+var ErrUnavailable = errors.New("oldtest: old-server fixture unavailable")
+
+// DefaultUsers returns the users a fixture gets when Options.Users is nil:
+// alice, bob, carol and catchall @example.test.
+func DefaultUsers() map[string]string {
+	return map[string]string{
+		"alice@example.test":    "AliceSecret1",
+		"bob@example.test":      "BobSecret1",
+		"carol@example.test":    "CarolSecret1",
+		"catchall@example.test": "CatchallSecret1",
+	}
+}
+
+// Options configures a fixture. A nil *Options means all defaults.
+type Options struct {
+	// Separator is the IMAP hierarchy separator: '/' (default when 0) or '.'.
+	Separator rune
+	// Users maps address to password. Addresses without '@' get
+	// "@example.test"; other domains are rejected. Nil means DefaultUsers.
+	// A "catchall@example.test" user is added when WithSMTP is set and it is
+	// missing, since Postfix rewrites foreign recipients to it.
+	Users map[string]string
+	// MasterUser and MasterPassword of the Dovecot master passdb; empty means
+	// DefaultMasterUser / DefaultMasterPassword.
+	MasterUser, MasterPassword string
+	// WithSMTP also starts Postfix (SMTPAddr and SMTPSAddr).
+	WithSMTP bool
+	// Fsync is Dovecot's mail_fsync: "optimized", "always" or "never";
+	// empty means "never" (fast; a test server needs no durability).
+	Fsync string
+}
+
+// Server is a running fixture. Its exported fields are read-only.
+type Server struct {
+	// IMAPAddr is host:port of IMAP with STARTTLS offered (RFC 9051 §6.2.1);
+	// LOGIN and AUTHENTICATE PLAIN work also without TLS.
+	IMAPAddr string
+	// IMAPSAddr is host:port of IMAP over implicit TLS (RFC 8314).
+	IMAPSAddr string
+	// SMTPAddr is host:port of Postfix SMTP (STARTTLS offered, no AUTH needed
+	// from 127.0.0.0/8); empty without Options.WithSMTP.
+	SMTPAddr string
+	// SMTPSAddr is host:port of Postfix SMTP over implicit TLS; empty without
+	// Options.WithSMTP.
+	SMTPSAddr string
+	// Separator is the IMAP hierarchy separator of the personal namespace.
+	Separator rune
+	// Users maps each full address to its password.
+	Users map[string]string
+	// MasterUser and MasterPassword log in as any user: LOGIN
+	// "user@example.test*MasterUser" or AUTHENTICATE PLAIN with
+	// authzid=user, authcid=MasterUser.
+	MasterUser, MasterPassword string
+	// StateDir holds config, mail, logs (StateDir/log) and the TLS
+	// certificate (StateDir/tls/cert.pem).
+	StateDir string
+	// CertPEM is the server's self-signed certificate.
+	CertPEM []byte
+	// CertSHA256 is the lowercase hex SHA-256 of the certificate's DER bytes.
+	CertSHA256 string
+
+	scripts string
+	env     []string
+
+	mu      sync.Mutex
+	stopped bool
+	conns   map[string]*imapclient.Client // cached logged-in seeding sessions
+}
+
+// Start starts a fresh fixture for one test and stops it (deleting its state)
+// in t.Cleanup. It skips the test when the machine cannot run the fixture
+// (see the package doc) and fails it when the fixture does not come up.
+func Start(t testing.TB, opts *Options) *Server {
+	t.Helper()
+	srv, err := StartProcess(opts)
+	if err != nil {
+		unavailable(t, err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			srv.logTail(t)
+		}
+		if err := srv.Stop(); err != nil {
+			t.Errorf("oldtest: stop: %v", err)
+		}
+	})
+	return srv
+}
+
+func unavailable(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, ErrUnavailable) && os.Getenv(RequireEnv) != "1" {
+		t.Skipf("%v (set %s=1 to fail instead of skipping)", err, RequireEnv)
+	}
+	t.Fatalf("%v", err)
+}
+
+var shared struct {
+	sync.Mutex
+	m map[string]*sharedEntry
+}
+
+type sharedEntry struct {
+	once sync.Once
+	srv  *Server
+	err  error
+}
+
+// Shared returns the fixture for opts shared by the whole test process,
+// starting it on first use. Tests sharing it must not depend on each
+// other's mail: use distinct users or mailboxes, or WipeUser. It is stopped by
+// StopShared (call it from TestMain) or, failing that, by the watchdog when
+// the test process exits.
+func Shared(t testing.TB, opts *Options) *Server {
+	t.Helper()
+	key := optionsKey(opts)
+	shared.Lock()
+	if shared.m == nil {
+		shared.m = make(map[string]*sharedEntry)
+	}
+	e := shared.m[key]
+	if e == nil {
+		e = &sharedEntry{}
+		shared.m[key] = e
+	}
+	shared.Unlock()
+	e.once.Do(func() { e.srv, e.err = StartProcess(opts) })
+	if e.err != nil {
+		unavailable(t, e.err)
+	}
+	return e.srv
+}
+
+// StopShared stops every fixture started by Shared. Later calls to Shared
+// start new ones.
+func StopShared() error {
+	shared.Lock()
+	m := shared.m
+	shared.m = nil
+	shared.Unlock()
+	var errs []error
+	for _, e := range m {
+		e.once.Do(func() {}) // wait for a Start in progress
+		if e.srv != nil {
+			errs = append(errs, e.srv.Stop())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func optionsKey(opts *Options) string {
+	o, err := normalize(opts)
+	if err != nil {
+		return "invalid:" + err.Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%c|%s|%s|%v|%s|", o.Separator, o.MasterUser, o.MasterPassword, o.WithSMTP, o.Fsync)
+	users := make([]string, 0, len(o.Users))
+	for u, p := range o.Users {
+		users = append(users, u+":"+p)
+	}
+	sort.Strings(users)
+	b.WriteString(strings.Join(users, ","))
+	return b.String()
+}
+
+func normalize(opts *Options) (Options, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	switch o.Separator {
+	case 0:
+		o.Separator = '/'
+	case '/', '.':
+	default:
+		return o, fmt.Errorf("oldtest: separator %q: want '/' or '.'", o.Separator)
+	}
+	src := o.Users
+	if src == nil {
+		src = DefaultUsers()
+	}
+	o.Users = make(map[string]string, len(src)+1)
+	for u, p := range src {
+		if !strings.Contains(u, "@") {
+			u += "@" + Domain
+		}
+		u = strings.ToLower(u)
+		if !strings.HasSuffix(u, "@"+Domain) {
+			return o, fmt.Errorf("oldtest: user %q is not in %s", u, Domain)
+		}
+		if strings.Trim(strings.TrimSuffix(u, "@"+Domain), "abcdefghijklmnopqrstuvwxyz0123456789._+-") != "" ||
+			strings.HasPrefix(u, "@") || strings.Contains(u, "..") {
+			return o, fmt.Errorf("oldtest: user %q: only a-z 0-9 . _ + - are supported in the local part", u)
+		}
+		if p == "" || strings.ContainsAny(p, "\r\n:") {
+			return o, fmt.Errorf("oldtest: user %q: password must be non-empty without ':' or line breaks", u)
+		}
+		o.Users[u] = p
+	}
+	if o.WithSMTP {
+		if _, ok := o.Users["catchall@"+Domain]; !ok {
+			o.Users["catchall@"+Domain] = "CatchallSecret1"
+		}
+	}
+	if o.MasterUser == "" {
+		o.MasterUser = DefaultMasterUser
+	}
+	if o.MasterPassword == "" {
+		o.MasterPassword = DefaultMasterPassword
+	}
+	if strings.ContainsAny(o.MasterUser, "@*:\r\n ") || strings.ContainsAny(o.MasterPassword, ":\r\n") {
+		return o, errors.New("oldtest: master user may not contain @ * : or spaces, nor its password ':'")
+	}
+	switch o.Fsync {
+	case "":
+		o.Fsync = "never"
+	case "never", "optimized", "always":
+	default:
+		return o, fmt.Errorf("oldtest: fsync %q: want optimized, always or never", o.Fsync)
+	}
+	return o, nil
+}
+
+// StartProcess starts a fixture without a testing.TB (benchmarks harnesses,
+// TestMain, tools). The caller must call Stop. Errors wrapping ErrUnavailable
+// mean the machine cannot run it.
+func StartProcess(opts *Options) (*Server, error) {
+	o, err := normalize(opts)
+	if err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("%w: must run as root (Dovecot and Postfix are started as root and drop privileges)", ErrUnavailable)
+	}
+	bins := []string{"dovecot", "doveadm", "openssl"}
+	if o.WithSMTP {
+		bins = append(bins, "postfix", "postconf")
+	}
+	for _, b := range bins {
+		if _, err := exec.LookPath(b); err != nil {
+			return nil, fmt.Errorf("%w: %s not found (apt-get install dovecot-imapd dovecot-lmtpd postfix openssl)", ErrUnavailable, b)
+		}
+	}
+	if o.WithSMTP {
+		if _, err := os.Stat("/usr/lib/postfix/sbin/master"); err != nil {
+			return nil, fmt.Errorf("%w: /usr/lib/postfix/sbin/master not found (apt-get install postfix)", ErrUnavailable)
+		}
+	}
+	scripts, err := scriptsDir()
+	if err != nil {
+		return nil, err
+	}
+
+	// Short path (unix sockets < 108 bytes) that the vmail, dovecot and
+	// postfix users can traverse.
+	state, err := os.MkdirTemp("/tmp", "mfo-")
+	if err != nil {
+		return nil, fmt.Errorf("oldtest: %w", err)
+	}
+	if err := os.Chmod(state, 0o755); err != nil {
+		os.RemoveAll(state)
+		return nil, fmt.Errorf("oldtest: %w", err)
+	}
+	srv := &Server{
+		Separator:      o.Separator,
+		Users:          o.Users,
+		MasterUser:     o.MasterUser,
+		MasterPassword: o.MasterPassword,
+		StateDir:       state,
+		scripts:        scripts,
+		conns:          make(map[string]*imapclient.Client),
+	}
+	if err := srv.writeInputs(o); err != nil {
+		os.RemoveAll(state)
+		return nil, err
+	}
+
+	var lastErr error
+	for attempt := 0; attempt < 4; attempt++ {
+		n := 2
+		if o.WithSMTP {
+			n = 4
+		}
+		ports, err := freePorts(n)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		srv.IMAPAddr = hostPort(ports[0])
+		srv.IMAPSAddr = hostPort(ports[1])
+		srv.SMTPAddr, srv.SMTPSAddr = "", ""
+		srv.env = []string{
+			"IMAP_PORT=" + strconv.Itoa(ports[0]),
+			"IMAPS_PORT=" + strconv.Itoa(ports[1]),
+			"USERS_FILE=" + filepath.Join(state, "input", "users.txt"),
+			"MASTER_USERS_FILE=" + filepath.Join(state, "input", "master-users.txt"),
+			"DOVECOT_SEP=" + string(o.Separator),
+			"MAIL_FSYNC=" + o.Fsync,
+			"WATCH_PID=" + strconv.Itoa(os.Getpid()),
+			"WATCH_PURGE=1",
+		}
+		if o.WithSMTP {
+			srv.SMTPAddr = hostPort(ports[2])
+			srv.SMTPSAddr = hostPort(ports[3])
+			srv.env = append(srv.env, "SMTP_PORT="+strconv.Itoa(ports[2]), "SMTPS_PORT="+strconv.Itoa(ports[3]))
+		}
+		if lastErr = srv.runStart(); lastErr == nil {
+			break
+		}
+		// maybe a port was taken between freePorts and the bind: stop what
+		// did start and try other ports
+		_ = srv.runScript(30*time.Second, "stop.sh", state)
+	}
+	if lastErr != nil {
+		_ = srv.runScript(30*time.Second, "stop.sh", "--purge", state)
+		os.RemoveAll(state)
+		return nil, lastErr
+	}
+	if err := srv.readCert(); err != nil {
+		srv.Stop()
+		return nil, err
+	}
+	return srv, nil
+}
+
+func hostPort(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
+
+// freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("oldtest: pick a free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func (s *Server) writeInputs(o Options) error {
+	dir := filepath.Join(s.StateDir, "input")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("oldtest: %w", err)
+	}
+	var users bytes.Buffer
+	names := make([]string, 0, len(o.Users))
+	for u := range o.Users {
+		names = append(names, u)
+	}
+	sort.Strings(names)
+	for _, u := range names {
+		fmt.Fprintf(&users, "%s:%s\n", u, o.Users[u])
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users.txt"), users.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("oldtest: %w", err)
+	}
+	master := fmt.Sprintf("%s:%s\n", o.MasterUser, o.MasterPassword)
+	if err := os.WriteFile(filepath.Join(dir, "master-users.txt"), []byte(master), 0o600); err != nil {
+		return fmt.Errorf("oldtest: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) runStart() error {
+	return s.runScript(90*time.Second, "start.sh", s.StateDir)
+}
+
+func (s *Server) runScript(timeout time.Duration, name string, args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(s.scripts, name), args...)
+	cmd.Env = append(os.Environ(), s.env...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	// The daemons must not get our stdin; their output goes to log files.
+	cmd.Stdin = nil
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("oldtest: %s: %w\n%s", name, err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+func (s *Server) readCert() error {
+	b, err := os.ReadFile(filepath.Join(s.StateDir, "tls", "cert.pem"))
+	if err != nil {
+		return fmt.Errorf("oldtest: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return errors.New("oldtest: tls/cert.pem holds no PEM block")
+	}
+	sum := sha256.Sum256(blk.Bytes)
+	s.CertPEM = b
+	s.CertSHA256 = hex.EncodeToString(sum[:])
+	return nil
+}
+
+// scriptsDir finds testdata/oldserver: $MAILFERRY_OLDSERVER_SCRIPTS, else
+// upwards from the working directory (go test runs in the package
+// directory), else relative to this source file.
+func scriptsDir() (string, error) {
+	ok := func(d string) bool {
+		fi, err := os.Stat(filepath.Join(d, "start.sh"))
+		return err == nil && !fi.IsDir()
+	}
+	if d := os.Getenv(ScriptsEnv); d != "" {
+		if ok(d) {
+			return d, nil
+		}
+		return "", fmt.Errorf("oldtest: %s=%s holds no start.sh", ScriptsEnv, d)
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for d := wd; ; d = filepath.Dir(d) {
+			if c := filepath.Join(d, "testdata", "oldserver"); ok(c) {
+				return c, nil
+			}
+			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil || filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	if _, file, _, ok2 := runtime.Caller(0); ok2 {
+		c := filepath.Join(filepath.Dir(file), "..", "..", "..", "testdata", "oldserver")
+		if ok(c) {
+			return filepath.Clean(c), nil
+		}
+	}
+	return "", fmt.Errorf("oldtest: cannot find testdata/oldserver/start.sh (set %s)", ScriptsEnv)
+}
+
+// Stop stops the daemons and deletes the state directory. It is safe to call
+// more than once.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	s.stopped = true
+	s.closeConnsLocked()
+	err := s.runScript(60*time.Second, "stop.sh", "--purge", s.StateDir)
+	if rmErr := os.RemoveAll(s.StateDir); err == nil && rmErr != nil {
+		err = fmt.Errorf("oldtest: %w", rmErr)
+	}
+	return err
+}
+
+// Restart stops the daemons and starts them again on the same ports with
+// the same mail (e.g. to test a client's reconnect). Connections are cut.
+func (s *Server) Restart() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return errors.New("oldtest: restart of a stopped server")
+	}
+	s.closeConnsLocked()
+	if err := s.runScript(60*time.Second, "stop.sh", s.StateDir); err != nil {
+		return err
+	}
+	return s.runStart()
+}
+
+func (s *Server) closeConnsLocked() {
+	for u, c := range s.conns {
+		c.Close()
+		delete(s.conns, u)
+	}
+}
+
+// logTail writes the end of the daemons' logs to t, for failed tests.
+func (s *Server) logTail(t testing.TB) {
+	for _, name := range []string{"dovecot.log", "postfix.log"} {
+		b, err := os.ReadFile(filepath.Join(s.StateDir, "log", name))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) > 30 {
+			lines = lines[len(lines)-30:]
+		}
+		t.Logf("oldtest: last lines of %s:\n%s", name, strings.Join(lines, "\n"))
+	}
+}

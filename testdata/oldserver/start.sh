@@ -1,0 +1,392 @@
+#!/usr/bin/env bash
+# Start a throw-away Dovecot (IMAP + LMTP) + Postfix (SMTP) "old mail server"
+# on 127.0.0.1, for Mailferry's tests (package core/oldserver/oldtest) and by hand.
+#
+#   start.sh STATE_DIR
+#
+# Everything (config, TLS cert, Maildirs, Postfix queue, logs, pid files,
+# unix sockets) is written under STATE_DIR; nothing in /etc is edited (the one
+# system-wide change is the "vmail" system user owning the Maildirs).  No
+# systemd/init: the daemons are started directly and stop.sh stops them by the
+# PIDs in their own pid files.  Must run as root.  STATE_DIR must be short
+# (unix socket paths are limited to 108 bytes) and is made mode 0755.
+#
+# Environment (ports are required; all listen on 127.0.0.1 only):
+#   IMAP_PORT      IMAP, plaintext LOGIN/PLAIN allowed, STARTTLS offered
+#   IMAPS_PORT     IMAP over implicit TLS (self-signed cert)
+#   SMTP_PORT      SMTP, no auth needed from 127.0.0.0/8 (empty: no Postfix)
+#   SMTPS_PORT     SMTP over implicit TLS (optional; empty: not opened)
+#   USERS_FILE     "address:password" per line (# comments); addresses
+#                  must be in DOMAIN.  Default: users.txt next to this script.
+#   MASTER_USERS_FILE  "name:password" per line: Dovecot master users
+#                  (log in as "user@example.test*name", or AUTHENTICATE PLAIN
+#                  with authzid=user, authcid=name).  Default: master-users.txt.
+#   DOVECOT_SEP    hierarchy separator: "/" (default) or "."
+#   MAIL_FSYNC     Dovecot mail_fsync: optimized (default) | never | always
+#   WATCH_PID      if set, a watchdog stops the daemons (and deletes
+#                  STATE_DIR if WATCH_PURGE=1) once that process is gone, so
+#                  a crashed test binary leaves nothing running.
+#
+# Mail for DOMAIN (example.test) is delivered by Postfix over LMTP (a unix
+# socket) into Dovecot; mail for any other domain is rewritten to
+# catchall+<user>=<domain>@example.test, so nothing leaves the machine.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+require_root
+
+[ $# -eq 1 ] || die "usage: $0 STATE_DIR"
+STATE="$1"
+case "$STATE" in /*) ;; *) STATE="$(pwd)/$STATE" ;; esac
+
+: "${IMAP_PORT:?IMAP_PORT is required}"
+: "${IMAPS_PORT:?IMAPS_PORT is required}"
+SMTP_PORT="${SMTP_PORT:-}"
+SMTPS_PORT="${SMTPS_PORT:-}"
+USERS_FILE="${USERS_FILE:-$HERE/users.txt}"
+MASTER_USERS_FILE="${MASTER_USERS_FILE:-$HERE/master-users.txt}"
+DOVECOT_SEP="${DOVECOT_SEP:-/}"
+MAIL_FSYNC="${MAIL_FSYNC:-optimized}"
+DOMAIN=example.test
+
+case "$DOVECOT_SEP" in /|.) ;; *) die "DOVECOT_SEP must be / or ." ;; esac
+case "$MAIL_FSYNC" in optimized|never|always) ;; *) die "MAIL_FSYNC must be optimized, never or always" ;; esac
+for p in "$IMAP_PORT" "$IMAPS_PORT" $SMTP_PORT $SMTPS_PORT; do
+    case "$p" in ''|*[!0-9]*) die "bad port: $p" ;; esac
+done
+[ -r "$USERS_FILE" ] || die "cannot read USERS_FILE $USERS_FILE"
+need dovecot doveadm openssl
+[ -z "$SMTP_PORT" ] || need postfix postconf
+
+ETC="$STATE/etc"; PFETC="$STATE/postfix-etc"; PFSPOOL="$STATE/postfix-spool"
+PFDATA="$STATE/postfix-data"; RUN="$STATE/run"; LIB="$STATE/lib"
+MAIL="$STATE/mail"; LOGS="$STATE/log"; TLS="$STATE/tls"
+
+# unix sockets are limited to 108 bytes: keep base_dir short enough
+[ "${#RUN}" -lt 70 ] || die "state path too long for unix sockets: $RUN"
+
+ensure_system_user vmail
+mkdir -p "$STATE" "$ETC" "$RUN" "$LIB" "$MAIL" "$LOGS" "$TLS"
+chmod 755 "$STATE" "$ETC" "$LOGS" "$TLS"
+chown vmail:vmail "$MAIL"
+make_self_signed_cert "$TLS"
+
+# ------------------------------------------------------------- user files
+passwd="$ETC/users.passwd.new"; vmbox="$ETC/vmailbox.new"; : > "$passwd"; : > "$vmbox"
+while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in ''|'#'*) continue ;; esac
+    user="${line%%:*}"; pass="${line#*:}"
+    [ "$user" != "$line" ] && [ -n "$user" ] || die "bad line in $USERS_FILE (want address:password)"
+    case "$user" in *@"$DOMAIN") ;; *) die "user $user is not in $DOMAIN" ;; esac
+    case "$user" in *[!A-Za-z0-9@._+-]*) die "user $user has characters the fixture does not support" ;; esac
+    printf '%s:{PLAIN}%s::::::\n' "$user" "$pass" >> "$passwd"
+    printf '%s OK\n' "$user" >> "$vmbox"
+done < "$USERS_FILE"
+masters="$ETC/masters.passwd.new"; : > "$masters"
+if [ -r "$MASTER_USERS_FILE" ]; then
+    while IFS= read -r line || [ -n "$line" ]; do
+        case "$line" in ''|'#'*) continue ;; esac
+        printf '%s:{PLAIN}%s\n' "${line%%:*}" "${line#*:}" >> "$masters"
+    done < "$MASTER_USERS_FILE"
+fi
+mv "$passwd" "$ETC/users.passwd"; mv "$masters" "$ETC/masters.passwd"
+chown root:dovecot "$ETC/users.passwd" "$ETC/masters.passwd"
+chmod 640 "$ETC/users.passwd" "$ETC/masters.passwd"
+
+ssl_dh=""
+[ -r /usr/share/dovecot/dh.pem ] && ssl_dh="ssl_dh = </usr/share/dovecot/dh.pem"
+
+# --------------------------------------------------------------- dovecot
+cat > "$ETC/dovecot.conf" <<EOF
+# Generated by $HERE/start.sh -- edit start.sh, not this file.
+# Self-contained: does not include /etc/dovecot/conf.d.
+instance_name = mailferry-oldtest-$(basename "$STATE")
+base_dir = $RUN
+state_dir = $LIB
+protocols = imap lmtp
+listen = 127.0.0.1
+log_path = $LOGS/dovecot.log
+info_log_path = $LOGS/dovecot.log
+log_timestamp = "%Y-%m-%d %H:%M:%S "
+auth_verbose = yes
+auth_verbose_passwords = no
+
+ssl = yes
+ssl_cert = <$TLS/cert.pem
+ssl_key = <$TLS/key.pem
+$ssl_dh
+# loopback test server: allow LOGIN/PLAIN without TLS
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+# "alice" alone logs in as alice@$DOMAIN
+auth_default_realm = $DOMAIN
+auth_master_user_separator = *
+# user+detail@example.test is delivered to user's INBOX
+recipient_delimiter = +
+# no penalty delay after failed logins (tests try wrong passwords on purpose)
+auth_failure_delay = 0
+# ... and no per-IP auth penalty (anvil) either: it is skipped for trusted networks
+login_trusted_networks = 127.0.0.0/8
+
+passdb {
+  driver = passwd-file
+  master = yes
+  # auth_default_realm appends @example.test to the master name: match on %n
+  args = scheme=PLAIN username_format=%n $ETC/masters.passwd
+  result_success = continue
+}
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $ETC/users.passwd
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%u $ETC/users.passwd
+  default_fields = uid=vmail gid=vmail home=$MAIL/%d/%n
+}
+
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+mail_fsync = $MAIL_FSYNC
+# migration tools open many parallel sessions
+mail_max_userip_connections = 200
+
+# the special-use folders exist (and are subscribed) for every user, as on
+# a real server that has been used by a mail client
+namespace inbox {
+  inbox = yes
+  separator = $DOVECOT_SEP
+  prefix =
+  mailbox Sent {
+    special_use = \\Sent
+    auto = subscribe
+  }
+  mailbox Drafts {
+    special_use = \\Drafts
+    auto = subscribe
+  }
+  mailbox Trash {
+    special_use = \\Trash
+    auto = subscribe
+  }
+  mailbox Junk {
+    special_use = \\Junk
+    auto = subscribe
+  }
+  mailbox Archive {
+    special_use = \\Archive
+    auto = subscribe
+  }
+}
+
+protocol imap {
+  mail_max_userip_connections = 200
+}
+protocol lmtp {
+  postmaster_address = postmaster@$DOMAIN
+}
+
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $IMAP_PORT
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = $IMAPS_PORT
+    ssl = yes
+  }
+  process_limit = 256
+}
+service imap {
+  process_limit = 256
+}
+service lmtp {
+  # Postfix delivers here (absolute path: no TCP port needed)
+  unix_listener lmtp-postfix {
+    mode = 0666
+  }
+}
+service auth {
+  # Postfix smtpd asks Dovecot to check SMTP AUTH passwords
+  unix_listener auth-postfix {
+    mode = 0666
+  }
+}
+EOF
+
+if pid_running "$RUN/master.pid" dovecot; then
+    log "dovecot already running (pid $(cat "$RUN/master.pid")), reloading"
+    doveadm -c "$ETC/dovecot.conf" reload </dev/null
+else
+    # detach stdio: a daemon holding our stdout would block the caller
+    dovecot -c "$ETC/dovecot.conf" </dev/null >>"$LOGS/dovecot-stderr.log" 2>&1 \
+        || die "dovecot failed to start: $(tail -n 5 "$LOGS/dovecot-stderr.log" "$LOGS/dovecot.log" 2>/dev/null)"
+    wait_port 127.0.0.1 "$IMAP_PORT" 20 \
+        || die "dovecot did not open $IMAP_PORT: $(tail -n 5 "$LOGS/dovecot.log" 2>/dev/null)"
+    wait_port 127.0.0.1 "$IMAPS_PORT" 20 || die "dovecot did not open $IMAPS_PORT"
+fi
+
+# --------------------------------------------------------------- postfix
+if [ -n "$SMTP_PORT" ]; then
+    mkdir -p "$PFETC" "$PFSPOOL" "$PFDATA"
+    chown postfix:postfix "$PFDATA"
+    mv "$ETC/vmailbox.new" "$PFETC/vmailbox"
+
+    # Postfix regexp tables are case-insensitive.  Everything not for
+    # example.test goes to catchall+<user>=<domain>@example.test: nothing
+    # leaves this machine, yet every message can be read back over IMAP.
+    cat > "$PFETC/virtual_alias.regexp" <<EOF
+# Generated by start.sh
+/^(postmaster|abuse|mailer-daemon|root)@(example\\.test)?\$/  catchall@$DOMAIN
+if !/@example\\.test\$/
+/^(.*)@(.*)\$/  catchall+\$1=\$2@$DOMAIN
+endif
+EOF
+
+    bare_nl=""
+    if postconf -d smtpd_forbid_bare_newline >/dev/null 2>&1; then
+        bare_nl="smtpd_forbid_bare_newline = no"
+    fi
+
+    cat > "$PFETC/main.cf" <<EOF
+# Generated by $HERE/start.sh -- edit start.sh, not this file.
+compatibility_level = 3.6
+queue_directory = $PFSPOOL
+data_directory = $PFDATA
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+meta_directory = /etc/postfix
+shlib_directory = /usr/lib/postfix
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = $LOGS/postfix.log
+maillog_file_prefixes = $LOGS
+syslog_name = mailferry-oldtest
+
+myhostname = mail.$DOMAIN
+mydomain = $DOMAIN
+myorigin = \$mydomain
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtp_bind_address = 127.0.0.1
+smtp_dns_support_level = disabled
+biff = no
+append_dot_mydomain = no
+smtpd_banner = \$myhostname ESMTP mailferry-oldtest
+
+virtual_mailbox_domains = $DOMAIN
+virtual_mailbox_maps = texthash:$PFETC/vmailbox
+recipient_delimiter = +
+virtual_alias_maps = regexp:$PFETC/virtual_alias.regexp
+virtual_alias_domains =
+virtual_transport = lmtp:unix:$RUN/lmtp-postfix
+# one LMTP transaction per recipient, so Dovecot adds Delivered-To: to each
+lmtp_destination_recipient_limit = 1
+local_transport = error:local delivery is disabled in the test server
+default_transport = error:the test server never relays off this machine
+relay_transport = error:the test server never relays off this machine
+relay_domains =
+
+# Accept from loopback without auth; AUTH (checked by Dovecot) is offered.
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+smtpd_authorized_xclient_hosts = 127.0.0.0/8
+smtpd_authorized_xforward_hosts = 127.0.0.0/8
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = $RUN/auth-postfix
+smtpd_tls_auth_only = no
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = $TLS/cert.pem
+smtpd_tls_key_file = $TLS/key.pem
+smtp_tls_security_level = none
+
+# Pass messages through unchanged (apart from Received:).
+local_header_rewrite_clients =
+always_add_missing_headers = no
+message_size_limit = 209715200
+hopcount_limit = 1000
+alias_maps =
+alias_database =
+header_size_limit = 1048576
+smtputf8_enable = yes
+strict_rfc821_envelopes = no
+smtpd_helo_required = no
+disable_vrfy_command = no
+# tests want delivery now, not after a back-off
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 5s
+$bare_nl
+EOF
+
+    smtps=""
+    if [ -n "$SMTPS_PORT" ]; then
+        smtps="127.0.0.1:$SMTPS_PORT    inet  n       -      n      -      -       smtpd
+  -o syslog_name=mailferry-oldtest/smtps
+  -o smtpd_tls_wrappermode=yes"
+    fi
+    cat > "$PFETC/master.cf" <<EOF
+# Generated by start.sh.  Nothing is chrooted (the queue lives under STATE_DIR).
+# service                type  private unpriv chroot wakeup maxproc command
+127.0.0.1:$SMTP_PORT     inet  n       -      n      -      -       smtpd
+$smtps
+pickup     unix  n       -       n       60      1       pickup
+cleanup    unix  n       -       n       -       0       cleanup
+qmgr       unix  n       -       n       300     1       qmgr
+tlsmgr     unix  -       -       n       1000?   1       tlsmgr
+rewrite    unix  -       -       n       -       -       trivial-rewrite
+bounce     unix  -       -       n       -       0       bounce
+defer      unix  -       -       n       -       0       bounce
+trace      unix  -       -       n       -       0       bounce
+verify     unix  -       -       n       -       1       verify
+flush      unix  n       -       n       1000?   0       flush
+proxymap   unix  -       -       n       -       -       proxymap
+proxywrite unix  -       -       n       -       1       proxymap
+smtp       unix  -       -       n       -       -       smtp
+relay      unix  -       -       n       -       -       smtp
+showq      unix  n       -       n       -       -       showq
+error      unix  -       -       n       -       -       error
+retry      unix  -       -       n       -       -       error
+discard    unix  -       -       n       -       -       discard
+lmtp       unix  -       -       n       -       -       lmtp
+anvil      unix  -       -       n       -       1       anvil
+scache     unix  -       -       n       -       1       scache
+postlog    unix-dgram n  -       n       -       1       postlogd
+EOF
+
+    if pid_running "$PFSPOOL/pid/master.pid" master; then
+        postfix -c "$PFETC" reload 2>>"$LOGS/postfix-ctl.log"
+    else
+        # set-permissions creates/fixes the queue sub-directories
+        make_postfix_queue "$PFSPOOL"
+        # the master itself ("postfix start" adds ~1.5s of checks); -w: return
+        # once it has initialized
+        /usr/lib/postfix/sbin/master -c "$PFETC" -w </dev/null >>"$LOGS/postfix-ctl.log" 2>&1 \
+            || die "postfix failed to start: $(tail -n 5 "$LOGS/postfix-ctl.log" "$LOGS/postfix.log" 2>/dev/null)"
+        wait_port 127.0.0.1 "$SMTP_PORT" 20 \
+            || die "postfix did not open $SMTP_PORT: $(tail -n 5 "$LOGS/postfix.log" 2>/dev/null)"
+        [ -z "$SMTPS_PORT" ] || wait_port 127.0.0.1 "$SMTPS_PORT" 20 \
+            || die "postfix did not open $SMTPS_PORT"
+    fi
+else
+    rm -f "$ETC/vmailbox.new"
+fi
+
+# ------------------------------------------------------------- watchdog
+if [ -n "${WATCH_PID:-}" ] && [ ! -s "$RUN/watchdog.pid" ]; then
+    purge=""; [ "${WATCH_PURGE:-0}" = 1 ] && purge="--purge"
+    # setsid + closed stdio: the watchdog outlives us but holds no pipe of the caller
+    setsid bash -c '
+        echo $$ > "$1/run/watchdog.pid"
+        while kill -0 "$2" 2>/dev/null; do sleep 1; done
+        rm -f "$1/run/watchdog.pid"
+        exec "$3/stop.sh" $4 "$1"
+    ' watchdog "$STATE" "$WATCH_PID" "$HERE" "$purge" </dev/null >>"$LOGS/watchdog.log" 2>&1 &
+fi
+
+log "up: IMAP 127.0.0.1:$IMAP_PORT IMAPS :$IMAPS_PORT SMTP :${SMTP_PORT:-none} SMTPS :${SMTPS_PORT:-none} sep '$DOVECOT_SEP' state $STATE"
