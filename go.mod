@@ -11,4 +11,5 @@ require (
 	github.com/mattn/go-sqlite3 v1.14.53 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
 )
