@@ -1,0 +1,67 @@
+# Mailferry — see README.md.
+#   make run      build and open the desktop assistant
+#   make test     install the system packages the tests need, then vet and test everything
+#   make build    build bin/mailferry
+#   make bench    run the benchmarks (store, IMAP front end, migration, relay)
+#   make package  build the Linux archive and the Windows .exe (see README)
+
+GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+BIN     := bin/mailferry
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+# Debian packages: cgo + Fyne's X11/GL headers to build; Dovecot and Postfix
+# for the old-server test fixture; Xvfb for screenshots; Python for the
+# third-party IMAP client test.
+GUI_PKGS  := gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev
+TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd postfix openssl ca-certificates python3 isync
+
+# apt_install PKGS: install what is missing, non-interactively, without
+# letting package scripts start the distribution's daemons (the tests run
+# their own on loopback). Postfix is preseeded as "Local only".
+define apt_install
+	@missing=""; for p in $(1); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "apt-get install$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "make: run as root (or install:$$missing)"; exit 1; fi; \
+		echo "postfix postfix/main_mailer_type select Local only" | debconf-set-selections; \
+		echo "postfix postfix/mailname string localhost" | debconf-set-selections; \
+		made=0; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; made=1; fi; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $$missing >/dev/null; rc=$$?; \
+		[ $$made = 1 ] && rm -f /usr/sbin/policy-rc.d; exit $$rc; \
+	fi
+endef
+
+.PHONY: all build run serve test test-deps gui-deps bench package package-check clean
+
+all: build
+
+gui-deps:
+	$(call apt_install,$(GUI_PKGS))
+
+test-deps:
+	$(call apt_install,$(TEST_PKGS))
+
+build: gui-deps
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mailferry
+
+run: build
+	./$(BIN)
+
+serve: build
+	./$(BIN) serve
+
+test: test-deps
+	$(GO) vet ./...
+	$(GO) vet -tags ci ./...
+	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -race -tags ci -timeout 20m ./core/...
+	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -tags ci -timeout 20m ./cmd/... ./ui/...
+
+bench: test-deps
+	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./core/...
+
+clean:
+	rm -rf bin dist

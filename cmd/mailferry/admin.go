@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"golang.org/x/term"
+
+	"mailferry/core/store"
+)
+
+// storeErr turns store errors about the caller's input into usage errors.
+func storeErr(err error) error {
+	if errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExists) {
+		return usageError{err}
+	}
+	return err
+}
+
+func runDomain(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("domain: want add, list, delete or migrate")
+	}
+	sub, args := args[0], args[1:]
+	if sub == "migrate" {
+		return runDomainMigrate(args, stdout, stderr)
+	}
+	fs := newFlags("domain "+sub, stderr)
+	var c common
+	c.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	want := map[string]int{"add": 1, "delete": 1, "list": 0}
+	n, ok := want[sub]
+	if !ok {
+		return usagef("domain: unknown subcommand %q (want add, list, delete or migrate)", sub)
+	}
+	if fs.NArg() != n {
+		return usagef("domain %s takes %d argument(s), got %d", sub, n, fs.NArg())
+	}
+	co, err := c.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer co.Close()
+	ctx := context.Background()
+	st := co.Store()
+	switch sub {
+	case "add":
+		d, err := st.CreateDomain(ctx, fs.Arg(0))
+		if err != nil {
+			return storeErr(err)
+		}
+		fmt.Fprintf(stdout, "domain %s added\n", d.Name)
+	case "delete":
+		if err := st.DeleteDomain(ctx, fs.Arg(0)); err != nil {
+			return storeErr(err)
+		}
+		fmt.Fprintf(stdout, "domain %s deleted\n", fs.Arg(0))
+	case "list":
+		ds, err := st.Domains(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "DOMAIN\tMIGRATION\tACCOUNTS")
+		for _, d := range ds {
+			as, err := st.Accounts(ctx, d.Name)
+			if err != nil {
+				return err
+			}
+			mig := "off"
+			if d.Migrating {
+				mig = "on"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", d.Name, mig, len(as))
+		}
+		tw.Flush()
+	}
+	return nil
+}
+
+func runAccount(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("account: want add, list, passwd or delete")
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlags("account "+sub, stderr)
+	var c common
+	c.register(fs)
+	domain := ""
+	if sub == "list" {
+		fs.StringVar(&domain, "domain", "", "only this domain's accounts")
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	want := map[string]int{"add": 1, "passwd": 1, "delete": 1, "list": 0}
+	n, ok := want[sub]
+	if !ok {
+		return usagef("account: unknown subcommand %q (want add, list, passwd or delete)", sub)
+	}
+	if fs.NArg() != n {
+		return usagef("account %s takes %d argument(s), got %d", sub, n, fs.NArg())
+	}
+	var password string
+	if sub == "add" || sub == "passwd" {
+		if _, _, err := store.SplitAddress(fs.Arg(0)); err != nil {
+			return usageError{err}
+		}
+		var err error
+		if password, err = readPassword(stdin, stderr, "Password for "+fs.Arg(0)); err != nil {
+			return err
+		}
+	}
+	co, err := c.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer co.Close()
+	ctx := context.Background()
+	st := co.Store()
+	switch sub {
+	case "add":
+		a, err := st.CreateAccount(ctx, fs.Arg(0), password, nil)
+		if err != nil {
+			return storeErr(err)
+		}
+		fmt.Fprintf(stdout, "account %s added\n", a.Address)
+	case "passwd":
+		if err := st.SetPassword(ctx, fs.Arg(0), password); err != nil {
+			return storeErr(err)
+		}
+		fmt.Fprintf(stdout, "password of %s changed\n", fs.Arg(0))
+	case "delete":
+		if err := st.DeleteAccount(ctx, fs.Arg(0)); err != nil {
+			return storeErr(err)
+		}
+		fmt.Fprintf(stdout, "account %s deleted with all its mail\n", fs.Arg(0))
+	case "list":
+		as, err := st.Accounts(ctx, domain)
+		if err != nil {
+			return storeErr(err)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ACCOUNT\tMIGRATION\tCREATED")
+		for _, a := range as {
+			mig := a.Migration
+			if mig == "" {
+				mig = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Address, mig, a.Created.Format("2006-01-02 15:04"))
+		}
+		tw.Flush()
+	}
+	return nil
+}
+
+// readPassword asks on the terminal (twice, without echo) or reads the
+// first line of a non-terminal stdin, so scripts can pipe it in. Passwords
+// never come from flags: they would show in ps and shell history.
+func readPassword(stdin io.Reader, stderr io.Writer, prompt string) (string, error) {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(stderr, prompt+": ")
+		p1, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprint(stderr, "Again: ")
+		p2, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", err
+		}
+		if string(p1) != string(p2) {
+			return "", usagef("the passwords differ")
+		}
+		if len(p1) == 0 {
+			return "", usagef("empty password")
+		}
+		return string(p1), nil
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return "", usagef("%s: give it on standard input", prompt)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", usagef("empty password")
+	}
+	return line, nil
+}

@@ -1,0 +1,253 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// mailferryBin builds the command once per test binary.
+var mailferryBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mailferry-bin")
+	if err != nil {
+		panic(err)
+	}
+	mailferryBin = filepath.Join(dir, "mailferry")
+	build := exec.Command("go", "build", "-tags", "nogui", "-o", mailferryBin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building mailferry:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// mf runs the binary with a data directory and returns stdout, stderr and
+// the exit code.
+func mf(t *testing.T, data, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(mailferryBin, args...)
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
+	if data != "" {
+		cmd.Args = append(cmd.Args, "--data", data)
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// serve starts `mailferry serve` with only the IMAP listener, on addr.
+func serve(t *testing.T, data, addr string) func() {
+	t.Helper()
+	cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
+		"--smtp", "off", "--submission", "off", "--submissions", "off")
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("mailferry serve did not listen on %s:\n%s", addr, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("mailferry serve exited with %v:\n%s", err, logs.String())
+			}
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("mailferry serve did not stop on SIGINT:\n%s", logs.String())
+		}
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	data := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"nonsense"}, 2, "unknown command"},
+		{[]string{"domain", "add", "bad domain"}, 2, "invalid"},
+		{[]string{"account", "add", "bob@nowhere.test"}, 2, "domain nowhere.test"},
+		{[]string{"serve", "--imap", "127.0.0.1:70000"}, 2, "port"},
+		{[]string{"domain", "delete", "never.test"}, 2, "not found"},
+	} {
+		_, stderr, code := mf(t, data, "pw\n", tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.msg) {
+			t.Errorf("mailferry %q: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, stderr, tc.code, tc.msg)
+		}
+	}
+	// A port in use is a clear failure (exit 1), and nothing is left listening.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, stderr, code := mf(t, data, "", "serve", "--imap", ln.Addr().String(), "--imaps", "off", "--smtp", "off", "--submission", "off", "--submissions", "off")
+	if code != 1 || !strings.Contains(stderr, "address already in use") {
+		t.Errorf("serve on a busy port: exit %d, %q", code, stderr)
+	}
+}
+
+// TestThirdPartyClientRoundTrip drives `mailferry serve` with Python's
+// imaplib: APPEND a varied set of messages into nested non-ASCII folders,
+// restart the server, read everything back byte for byte.
+func TestThirdPartyClientRoundTrip(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed (make test installs it)")
+	}
+	data := t.TempDir()
+	if out, stderr, code := mf(t, data, "", "domain", "add", "example.test"); code != 0 {
+		t.Fatalf("domain add: %s %s", out, stderr)
+	}
+	if out, stderr, code := mf(t, data, "S3cret-pw\n", "account", "add", "alice@example.test"); code != 0 {
+		t.Fatalf("account add: %s %s", out, stderr)
+	}
+	out, _, _ := mf(t, data, "", "account", "list")
+	if !strings.Contains(out, "alice@example.test") {
+		t.Fatalf("account list: %q", out)
+	}
+
+	spec := buildSpec(t, t.TempDir())
+	specPath := filepath.Join(t.TempDir(), "spec.json")
+	b, _ := json.Marshal(spec)
+	os.WriteFile(specPath, b, 0o644)
+	statePath := filepath.Join(t.TempDir(), "state.json")
+
+	addr := freePort(t)
+	host, port, _ := net.SplitHostPort(addr)
+	client := func(mode string) {
+		t.Helper()
+		cmd := exec.Command(py, "testdata/imapclient.py", mode, host, port, "alice@example.test", "S3cret-pw", specPath, statePath)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("imaplib %s: %v\n%s", mode, err, out)
+		}
+		t.Logf("imaplib %s: %s", mode, bytes.TrimSpace(out))
+	}
+	stop := serve(t, data, addr)
+	client("store")
+	client("verify")
+	stop()
+
+	stop = serve(t, data, addr)
+	defer stop()
+	client("verify")
+}
+
+type specFolder struct {
+	Name      string `json:"name"`
+	Subscribe bool   `json:"subscribe"`
+}
+
+type specMessage struct {
+	Folder string   `json:"folder"`
+	File   string   `json:"file"`
+	Flags  []string `json:"flags"`
+	Date   string   `json:"date"`
+}
+
+type spec struct {
+	Folders  []specFolder  `json:"folders"`
+	Messages []specMessage `json:"messages"`
+}
+
+func buildSpec(t *testing.T, dir string) spec {
+	big := make([]byte, 5<<20)
+	for i := range big {
+		big[i] = byte(i*7 + i>>9)
+	}
+	var b64 strings.Builder
+	enc := []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+	for i := 0; i+3 <= len(big); i += 3 {
+		n := int(big[i])<<16 | int(big[i+1])<<8 | int(big[i+2])
+		b64.WriteByte(enc[n>>18&63])
+		b64.WriteByte(enc[n>>12&63])
+		b64.WriteByte(enc[n>>6&63])
+		b64.WriteByte(enc[n&63])
+		if (i/3+1)%19 == 0 {
+			b64.WriteString("\r\n")
+		}
+	}
+	msgs := map[string]string{
+		"plain.eml": "From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nSubject: Plain\r\nDate: Mon, 2 Mar 2020 10:00:00 +0100\r\nMessage-ID: <p1@example.test>\r\n\r\nHello Alice,\r\nplain text.\r\n",
+		"html.eml":  "From: news@example.test\r\nTo: alice@example.test\r\nSubject: HTML\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>Hi <b>there</b></p></body></html>\r\n",
+		"multipart.eml": "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: Report\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nSee attached.\r\n--b1\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"r.pdf\"\r\n\r\nJVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0K\r\n--b1--\r\n",
+		"8bit-headers.eml": "From: Jürgen Müller <j@example.test>\r\nTo: alice@example.test\r\nSubject: Grüße aus Köln — 日本語\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nSchöne Grüße!\r\n",
+		"iso2022jp.eml": "From: tanaka@example.test\r\nTo: alice@example.test\r\nSubject: =?ISO-2022-JP?B?GyRCJEskTyQkJDgbKEI=?=\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=ISO-2022-JP\r\nContent-Transfer-Encoding: 7bit\r\n\r\n\x1b$B$3$s$K$A$O\x1b(B\r\n",
+		"koi8r.eml":     "From: ivan@example.test\r\nTo: alice@example.test\r\nSubject: =?KOI8-R?B?8NLJ18XU?=\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=KOI8-R\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4, \xcd\xc9\xd2!\r\n",
+		"no-final-crlf.eml": "From: bob@example.test\r\nSubject: no final CRLF\r\n\r\nlast line without newline",
+		"big.eml": "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: 5 MB\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"zz\"\r\n\r\n--zz\r\nContent-Type: text/plain\r\n\r\nbig one\r\n--zz\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64.String() + "\r\n--zz--\r\n",
+	}
+	for name, body := range msgs {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := func(n string) string { return filepath.Join(dir, n) }
+	return spec{
+		Folders: []specFolder{
+			{Name: "Données", Subscribe: true},
+			{Name: "Données/Été 2020", Subscribe: true},
+			{Name: "日本語", Subscribe: false},
+			{Name: "Work & Play", Subscribe: true},
+		},
+		Messages: []specMessage{
+			{"INBOX", f("plain.eml"), []string{`\Seen`}, "02-Mar-2020 10:00:00 +0100"},
+			{"INBOX", f("html.eml"), []string{}, "15-Jul-2021 23:59:59 -0700"},
+			{"INBOX", f("multipart.eml"), []string{`\Answered`, `\Flagged`, "$Forwarded"}, "01-Jan-2000 00:00:00 +0000"},
+			{"Données/Été 2020", f("8bit-headers.eml"), []string{`\Seen`, "Work", "$Label1"}, "29-Feb-2020 12:34:56 +0530"},
+			{"日本語", f("iso2022jp.eml"), []string{`\Draft`}, "03-Apr-2019 08:00:00 +0900"},
+			{"Données", f("koi8r.eml"), []string{`\Deleted`, `\Seen`}, "10-Oct-2010 10:10:10 +0300"},
+			{"Work & Play", f("no-final-crlf.eml"), []string{"ProjectX"}, "05-May-2015 05:05:05 -0300"},
+			{"INBOX", f("big.eml"), []string{`\Seen`}, "24-Dec-2022 18:00:00 +0100"},
+		},
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"mailferry/core"
+)
+
+func defaultConfigFile() string { return core.DefaultConfigFile() }
+func defaultDataDir() string    { return core.DefaultDataDir() }
+
+// common are the options every command takes.
+type common struct {
+	config   string
+	data     string
+	logLevel string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.config, "config", "", "configuration file (JSON; default "+defaultConfigFile()+" if it exists)")
+	fs.StringVar(&c.data, "data", "", "data directory (default "+defaultDataDir()+")")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+// newFlags returns a FlagSet whose errors go to stderr and are returned.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("mailferry "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses args, turning flag errors into usage errors.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageError{err}
+	}
+	return nil
+}
+
+// load reads the configuration file and applies the common flags.
+func (c *common) load(stderr io.Writer) (core.Config, error) {
+	path, optional := c.config, false
+	if path == "" {
+		path, optional = defaultConfigFile(), true
+	}
+	cfg, err := core.LoadConfig(path, optional)
+	if err != nil {
+		return cfg, usageError{err}
+	}
+	if c.data != "" {
+		cfg.DataDir = c.data
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return cfg, usagef("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	return cfg, nil
+}
+
+// open opens the core for an admin command (no listeners).
+func (c *common) open(stderr io.Writer) (*core.Core, error) {
+	cfg, err := c.load(stderr)
+	if err != nil {
+		return nil, err
+	}
+	co, err := core.Open(cfg)
+	if err != nil {
+		if strings.Contains(err.Error(), "config") {
+			return nil, usageError{err}
+		}
+		return nil, fmt.Errorf("open data in %s: %w", cfg.Defaults().DataDir, err)
+	}
+	return co, nil
+}

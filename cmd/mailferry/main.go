@@ -1,0 +1,99 @@
+// Command mailferry moves a mail domain off an old IMAP + SMTP server.
+//
+// With no arguments it opens the desktop assistant. Subcommands:
+//
+//	mailferry serve                  run the IMAP front end, migration engine and relay headless
+//	mailferry domain add|list|delete|migrate
+//	mailferry account add|list|passwd|delete
+//	mailferry migrate --domain D --users users.csv
+//	mailferry status [--json]
+//	mailferry verify ADDRESS
+//	mailferry queue list|retry|hold|delete
+//
+// Exit codes: 0 success, 1 the operation failed, 2 bad usage or input.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+// usageError marks an error caused by how mailferry was called (exit 2).
+type usageError struct{ error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+const usage = `Usage: mailferry [COMMAND] [OPTIONS]
+
+With no command, opens the Mailferry desktop assistant.
+
+Commands:
+  serve      run Mailferry headless (IMAP front end, migration engine, SMTP relay)
+  domain     add, list, delete domains; turn migration from an old server on or off
+  account    add, list, delete accounts; change a password
+  migrate    pre-migrate users of a domain in bulk from the old server
+  status     show migration progress and the relay queue (--json for scripts)
+  verify     compare a migrated account with the old server
+  queue      list, retry, hold or delete queued outbound mail
+  version    print the version
+
+Every command takes --config FILE (default %s)
+and --data DIR (default %s).
+Run 'mailferry COMMAND -h' for a command's options.
+Exit codes: 0 success, 1 failure, 2 bad usage or input.
+`
+
+var version = "0.1.0-dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := ""
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "", "gui":
+		err = runGUI(args, stderr)
+	case "serve":
+		err = runServe(args, stderr)
+	case "domain":
+		err = runDomain(args, stdout, stderr)
+	case "account":
+		err = runAccount(args, stdin, stdout, stderr)
+	case "migrate":
+		err = runMigrate(args, stdin, stdout, stderr)
+	case "status":
+		err = runStatus(args, stdout, stderr)
+	case "verify":
+		err = runVerify(args, stdin, stdout, stderr)
+	case "queue":
+		err = runQueue(args, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "mailferry", version)
+	case "help", "-h", "--help":
+		fmt.Fprintf(stdout, usage, defaultConfigFile(), defaultDataDir())
+	default:
+		fmt.Fprintf(stderr, "mailferry: unknown command %q\n", cmd)
+		fmt.Fprintf(stderr, usage, defaultConfigFile(), defaultDataDir())
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintln(stderr, "mailferry:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}

@@ -1,0 +1,182 @@
+package core
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// Config is everything Core needs to run. The zero value of a field means
+// its default (see Defaults); listen addresses set to "off" disable that
+// listener.
+type Config struct {
+	// DataDir holds the store (mailferry.db) and the generated TLS
+	// certificate; default DefaultDataDir().
+	DataDir string `json:"data_dir,omitempty"`
+	// Hostname is the name this server gives in greetings and Received
+	// headers; default the machine's host name.
+	Hostname string `json:"hostname,omitempty"`
+
+	// IMAP front end: plain with STARTTLS, and implicit TLS (RFC 8314).
+	IMAPListen  string `json:"imap_listen,omitempty"`
+	IMAPSListen string `json:"imaps_listen,omitempty"`
+	// SMTP: inbound (port 25), submission with STARTTLS (587) and with
+	// implicit TLS (465).
+	SMTPListen          string `json:"smtp_listen,omitempty"`
+	SubmissionListen    string `json:"submission_listen,omitempty"`
+	SubmissionTLSListen string `json:"submission_tls_listen,omitempty"`
+
+	// CertFile and KeyFile name a PEM certificate and key; when empty a
+	// self-signed certificate is made on first start under DataDir/tls.
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// AllowInsecureAuth lets IMAP clients log in without TLS. Off by
+	// default, except that connections from loopback may always do so.
+	AllowInsecureAuth bool `json:"allow_insecure_auth,omitempty"`
+	// TrustedNetworks (CIDRs) may relay through the SMTP listener without
+	// authentication.
+	TrustedNetworks []string `json:"trusted_networks,omitempty"`
+
+	// MigrateAccounts is how many accounts are copied at once (default 4);
+	// MigrateConnections how many old-server connections each uses (default 2).
+	MigrateAccounts    int `json:"migrate_accounts,omitempty"`
+	MigrateConnections int `json:"migrate_connections,omitempty"`
+
+	// Logger receives the core's logs; nil means slog.Default().
+	Logger *slog.Logger `json:"-"`
+}
+
+// Off is the listen address that disables a listener.
+const Off = "off"
+
+// DefaultDataDir is where Mailferry keeps its data unless told otherwise:
+// $XDG_DATA_HOME/mailferry (~/.local/share/mailferry) on Linux,
+// %LOCALAPPDATA%\Mailferry on Windows, ~/Library/Application Support/Mailferry
+// on macOS.
+func DefaultDataDir() string {
+	switch runtime.GOOS {
+	case "windows":
+		if d := os.Getenv("LOCALAPPDATA"); d != "" {
+			return filepath.Join(d, "Mailferry")
+		}
+	case "darwin":
+		if h, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(h, "Library", "Application Support", "Mailferry")
+		}
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "mailferry")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "mailferry")
+	}
+	return "mailferry-data"
+}
+
+// DefaultConfigFile is the configuration file read when none is named:
+// mailferry/config.json under os.UserConfigDir.
+func DefaultConfigFile() string {
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "mailferry.json"
+	}
+	return filepath.Join(d, "mailferry", "config.json")
+}
+
+// LoadConfig reads a JSON configuration file. A missing file is not an
+// error when optional is set; unknown keys are.
+func LoadConfig(path string, optional bool) (Config, error) {
+	var c Config
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) && optional {
+		return c, nil
+	} else if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Defaults returns c with every unset field given its default. Ports below
+// 1024 are used only when running as root (143, 993, 25, 587, 465); else
+// 1143, 1993, 2525, 1587 and 1465. Listeners bind to loopback unless an
+// address says otherwise: serving real users is a deliberate setting.
+func (c Config) Defaults() Config {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir()
+	}
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+		if c.Hostname == "" {
+			c.Hostname = "localhost"
+		}
+	}
+	root := runtime.GOOS != "windows" && os.Geteuid() == 0
+	port := func(privileged, user int) string {
+		if root {
+			return "127.0.0.1:" + strconv.Itoa(privileged)
+		}
+		return "127.0.0.1:" + strconv.Itoa(user)
+	}
+	set := func(p *string, def string) {
+		if *p == "" {
+			*p = def
+		}
+	}
+	set(&c.IMAPListen, port(143, 1143))
+	set(&c.IMAPSListen, port(993, 1993))
+	set(&c.SMTPListen, port(25, 2525))
+	set(&c.SubmissionListen, port(587, 1587))
+	set(&c.SubmissionTLSListen, port(465, 1465))
+	if c.MigrateAccounts <= 0 {
+		c.MigrateAccounts = 4
+	}
+	if c.MigrateConnections <= 0 {
+		c.MigrateConnections = 2
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first thing wrong with c, in words an admin can act on.
+func (c Config) Validate() error {
+	for _, l := range []struct{ name, addr string }{
+		{"imap_listen", c.IMAPListen}, {"imaps_listen", c.IMAPSListen}, {"smtp_listen", c.SMTPListen},
+		{"submission_listen", c.SubmissionListen}, {"submission_tls_listen", c.SubmissionTLSListen},
+	} {
+		if l.addr == "" || l.addr == Off {
+			continue
+		}
+		_, p, err := net.SplitHostPort(l.addr)
+		if err != nil {
+			return fmt.Errorf("%s %q: want host:port, e.g. 0.0.0.0:143 (or %q)", l.name, l.addr, Off)
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("%s %q: port must be a number from 1 to 65535", l.name, l.addr)
+		}
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return errors.New("cert_file and key_file go together: set both or neither")
+	}
+	for _, n := range c.TrustedNetworks {
+		if _, _, err := net.ParseCIDR(strings.TrimSpace(n)); err != nil {
+			return fmt.Errorf("trusted_networks: %q is not a CIDR such as 192.0.2.0/24", n)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+// Package core runs Mailferry: it opens the store and starts the IMAP front
+// end, the migration engine and the SMTP relay from one Config, and is the
+// one API the desktop assistant (ui) and the command line (cmd) use.
+//
+// Invariants:
+//   - Core owns every service it starts; Close stops them all, waits for
+//     their goroutines and closes the store last.
+//   - Nothing here imports a GUI toolkit.
+//   - A Core that failed to start holds nothing open.
+package core
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"mailferry/core/imapfront"
+	"mailferry/core/migrate"
+	"mailferry/core/relay"
+	"mailferry/core/store"
+)
+
+// Core is a running Mailferry.
+type Core struct {
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store
+	imap  *imapfront.Server
+	mig   *migrate.Engine
+	relay *relay.Relay
+	tls   *tls.Config
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	listeners map[string]net.Listener // by config key, once started
+}
+
+// Open opens the store and builds the services from cfg (after Defaults),
+// without listening yet: the command line uses an opened Core for admin
+// work, Start makes it serve.
+func Open(cfg Config) (*Core, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Core{cfg: cfg, log: cfg.Logger, listeners: map[string]net.Listener{}}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	st, err := store.Open(filepath.Join(cfg.DataDir, "mailferry.db"), &store.Options{
+		Logger:    cfg.Logger,
+		Summarize: imapfront.Summarize,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.store = st
+	c.mig, err = migrate.New(&migrate.Options{
+		Store:           st,
+		Logger:          cfg.Logger,
+		Accounts:        cfg.MigrateAccounts,
+		ConnsPerAccount: cfg.MigrateConnections,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Config returns the configuration in force (with defaults filled in).
+func (c *Core) Config() Config { return c.cfg }
+
+// Store is the mail store.
+func (c *Core) Store() *store.Store { return c.store }
+
+// Migrator is the migration engine.
+func (c *Core) Migrator() *migrate.Engine { return c.mig }
+
+// Relay is the SMTP relay; nil before Start.
+func (c *Core) Relay() *relay.Relay { return c.relay }
+
+// Logger is the core's logger.
+func (c *Core) Logger() *slog.Logger { return c.log }
+
+// Start opens the listeners and starts serving. On error nothing is left
+// listening.
+func (c *Core) Start() error {
+	var err error
+	if c.cfg.CertFile != "" {
+		cert, lerr := tls.LoadX509KeyPair(c.cfg.CertFile, c.cfg.KeyFile)
+		if lerr != nil {
+			return fmt.Errorf("TLS certificate: %w", lerr)
+		}
+		c.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	} else {
+		c.tls, err = imapfront.SelfSignedTLS(filepath.Join(c.cfg.DataDir, "tls"), []string{c.cfg.Hostname, "localhost", "127.0.0.1"})
+		if err != nil {
+			return fmt.Errorf("TLS certificate: %w", err)
+		}
+	}
+	c.imap, err = imapfront.New(&imapfront.Options{
+		Store:             c.store,
+		Migrator:          c.mig,
+		Logger:            c.log.With("service", "imap"),
+		TLSConfig:         c.tls,
+		AllowInsecureAuth: c.cfg.AllowInsecureAuth,
+	})
+	if err != nil {
+		return err
+	}
+	var trusted []netip.Prefix
+	for _, n := range c.cfg.TrustedNetworks {
+		p, perr := netip.ParsePrefix(strings.TrimSpace(n))
+		if perr != nil {
+			return fmt.Errorf("trusted_networks: %w", perr)
+		}
+		trusted = append(trusted, p)
+	}
+	c.relay, err = relay.New(&relay.Options{
+		Store:           c.store,
+		Logger:          c.log.With("service", "smtp"),
+		Hostname:        c.cfg.Hostname,
+		TLSConfig:       c.tls,
+		TrustedNetworks: trusted,
+	})
+	if err != nil {
+		return err
+	}
+	type svc struct {
+		key, addr string
+		serve     func(net.Listener) error
+	}
+	svcs := []svc{
+		{"imap", c.cfg.IMAPListen, c.imap.Serve},
+		{"imaps", c.cfg.IMAPSListen, c.imap.ServeTLS},
+		{"smtp", c.cfg.SMTPListen, c.relay.ServeSMTP},
+		{"submission", c.cfg.SubmissionListen, c.relay.ServeSubmission},
+		{"submissions", c.cfg.SubmissionTLSListen, c.relay.ServeSubmissionTLS},
+	}
+	var opened []net.Listener
+	for _, s := range svcs {
+		if s.addr == Off {
+			continue
+		}
+		ln, lerr := net.Listen("tcp", s.addr)
+		if lerr != nil {
+			for _, l := range opened {
+				l.Close()
+			}
+			return fmt.Errorf("%s: cannot listen on %s: %w", s.key, s.addr, lerr)
+		}
+		opened = append(opened, ln)
+		c.mu.Lock()
+		c.listeners[s.key] = ln
+		c.mu.Unlock()
+	}
+	for _, s := range svcs {
+		c.mu.Lock()
+		ln := c.listeners[s.key]
+		c.mu.Unlock()
+		if ln == nil {
+			continue
+		}
+		key, serve := s.key, s.serve
+		c.goSafe(key, func() {
+			if err := serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && c.ctx.Err() == nil {
+				c.log.Error("service stopped", "service", key, "err", err)
+			}
+		})
+		c.log.Info("listening", "service", key, "addr", ln.Addr().String())
+	}
+	c.goSafe("relay queue", func() { c.relay.Run(c.ctx) })
+	c.goSafe("migration resume", func() {
+		if err := c.mig.Run(c.ctx); err != nil && c.ctx.Err() == nil {
+			c.log.Error("migration engine stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// Addr returns the address a service ("imap", "imaps", "smtp",
+// "submission", "submissions") listens on, or "" when it does not.
+func (c *Core) Addr(service string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ln := c.listeners[service]; ln != nil {
+		return ln.Addr().String()
+	}
+	return ""
+}
+
+// goSafe runs fn in a goroutine owned by c, logging a panic with its stack.
+func (c *Core) goSafe(name string, fn func()) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				c.log.Error("panic", "goroutine", name, "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
+		fn()
+	}()
+}
+
+// Close stops every service, waits for them and closes the store.
+func (c *Core) Close() error {
+	c.cancel()
+	var errs []error
+	if c.imap != nil {
+		errs = append(errs, c.imap.Close())
+	}
+	if c.relay != nil {
+		errs = append(errs, c.relay.Close())
+	}
+	c.mu.Lock()
+	for _, ln := range c.listeners {
+		ln.Close()
+	}
+	c.mu.Unlock()
+	errs = append(errs, c.mig.Close())
+	c.wg.Wait()
+	errs = append(errs, c.store.Close())
+	return errors.Join(errs...)
+}
