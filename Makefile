@@ -65,3 +65,9 @@ bench: test-deps
 
 clean:
 	rm -rf bin dist
+
+# ---- packaging (Linux archive + Windows .exe); see README "Packages" ----
+package:
+	@echo "make package: not written yet" >&2; exit 1
+
+package-check: package
