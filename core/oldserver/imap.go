@@ -1,0 +1,374 @@
+package oldserver
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+)
+
+// ErrAuthFailed matches (errors.Is) every error that means the old server
+// refused the user name or password. Network, TLS and protocol failures
+// never match it.
+var ErrAuthFailed = errors.New("oldserver: authentication failed (wrong user name or password)")
+
+// DefaultTimeout bounds each step of a dial (connect, TLS handshake,
+// greeting, STARTTLS) when DialOptions.Timeout is 0.
+const DefaultTimeout = 30 * time.Second
+
+// DialOptions tune DialIMAP, DialSMTP and Probe. A nil *DialOptions means
+// all defaults.
+type DialOptions struct {
+	// Timeout bounds connecting plus the TLS handshake and greeting; 0 means
+	// DefaultTimeout. The context can cut it shorter.
+	Timeout time.Duration
+	// RootCAs replaces the system roots for certificate verification (tests
+	// use it; nil means the system roots).
+	RootCAs *x509.CertPool
+	// LocalName is the name sent in SMTP EHLO; empty means this machine's
+	// host name if it is fully qualified, else "localhost".
+	LocalName string
+	// IMAP are options for the go-imap client (e.g. UnilateralDataHandler).
+	// Its TLSConfig and Dialer are ignored: Settings decide those. Its
+	// DebugWriter would see passwords: never point it at a log.
+	IMAP *imapclient.Options
+}
+
+func (o *DialOptions) timeout() time.Duration {
+	if o == nil || o.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return o.Timeout
+}
+
+func (o *DialOptions) roots() *x509.CertPool {
+	if o == nil {
+		return nil
+	}
+	return o.RootCAs
+}
+
+// DialError is a failure to reach an old server or to set up the session.
+type DialError struct {
+	// Proto is "IMAP" or "SMTP".
+	Proto string
+	// Addr is the host:port dialed.
+	Addr string
+	// Op is the step that failed: "connect", "tls" (handshake),
+	// "starttls", or "greeting".
+	Op string
+	// Err is the cause; a *CertError for an untrusted certificate.
+	Err error
+}
+
+// Error implements error; it says in plain words what went wrong.
+func (e *DialError) Error() string {
+	return fmt.Sprintf("oldserver: %s %s: %s: %s", e.Proto, e.Addr, e.Op, explainNet(e.Err))
+}
+
+// Unwrap returns the cause.
+func (e *DialError) Unwrap() error { return e.Err }
+
+// explainNet turns common network errors into plain words, keeping the
+// original text.
+func explainNet(err error) string {
+	var ce *CertError
+	var dnsErr *net.DNSError
+	var re tls.RecordHeaderError
+	var alert tls.AlertError
+	switch {
+	case errors.As(err, &ce):
+		return err.Error()
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return "no answer in time (" + err.Error() + "); is the port right and not filtered by a firewall?"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused: nothing listens on that port (" + err.Error() + ")"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "the host cannot be reached (" + err.Error() + ")"
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsNotFound {
+			return "the host name does not exist in DNS (" + err.Error() + ")"
+		}
+		return "the host name could not be looked up (" + err.Error() + ")"
+	case errors.As(err, &re):
+		return "the server did not answer with TLS: is this port plaintext (use starttls or none)? (" + err.Error() + ")"
+	case errors.As(err, &alert):
+		return "the server refused the TLS handshake (" + err.Error() + "); it may only support old TLS versions"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, net.ErrClosed), strings.Contains(err.Error(), "connection closed"):
+		return "the server closed the connection (" + err.Error() + ")"
+	}
+	return err.Error()
+}
+
+// DialIMAP connects to the old server's IMAP port as s says (TLS mode,
+// certificate check) and waits for the greeting. Connecting, the TLS
+// handshake and the greeting are bounded by ctx and opts.Timeout; once
+// DialIMAP returns, ctx no longer affects the client. Failures are
+// *DialError (with a *CertError inside for an untrusted certificate).
+func DialIMAP(ctx context.Context, s Settings, opts *DialOptions) (*imapclient.Client, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	v, err := newVerifier(s, opts.roots())
+	if err != nil {
+		return nil, err
+	}
+	return dialIMAP(ctx, s, opts, v)
+}
+
+// dialIMAP is DialIMAP with valid s and a verifier that records the TLS
+// session (also when the certificate is refused).
+func dialIMAP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (*imapclient.Client, error) {
+	addr := s.Host.DialAddr(s.IMAPPort)
+	fail := func(op string, err error) (*imapclient.Client, error) {
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w (%v)", cerr, err)
+		}
+		return nil, &DialError{Proto: "IMAP", Addr: addr, Op: op, Err: err}
+	}
+	sctx, cancel := context.WithTimeout(ctx, opts.timeout())
+	defer cancel()
+
+	var d net.Dialer
+	conn, err := d.DialContext(sctx, "tcp", addr)
+	if err != nil {
+		return fail("connect", err)
+	}
+	// Until setup is done, a canceled context or the timeout closes the
+	// connection, which unblocks every read below.
+	stop := context.AfterFunc(sctx, func() { conn.Close() })
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+		}
+	}()
+
+	var icOpts imapclient.Options
+	if opts != nil && opts.IMAP != nil {
+		icOpts = *opts.IMAP
+	}
+	icOpts.Dialer = nil
+	icOpts.TLSConfig = nil
+
+	var c *imapclient.Client
+	switch s.IMAPTLS {
+	case TLSImplicit:
+		cfg := v.config()
+		cfg.NextProtos = []string{"imap"}
+		tconn := tls.Client(conn, cfg)
+		if err := tconn.HandshakeContext(sctx); err != nil {
+			conn.Close()
+			return fail("tls", err)
+		}
+		c = imapclient.New(tconn, &icOpts)
+	case TLSStartTLS:
+		icOpts.TLSConfig = v.config()
+		c, err = imapclient.NewStartTLS(conn, &icOpts)
+		if err != nil {
+			conn.Close()
+			var ierr *imap.Error
+			if errors.As(err, &ierr) {
+				err = fmt.Errorf("the server refused STARTTLS: %w; try TLS mode %q or %q", ierr, TLSImplicit, TLSNone)
+			}
+			return fail("starttls", err)
+		}
+	default:
+		c = imapclient.New(conn, &icOpts)
+	}
+	if err := c.WaitGreeting(); err != nil {
+		c.Close()
+		return fail("greeting", err)
+	}
+	stopped = true
+	if !stop() {
+		c.Close()
+		return fail("greeting", sctx.Err())
+	}
+	return c, nil
+}
+
+// LoginInfo says which login the old server accepted.
+type LoginInfo struct {
+	// Name is the user name that was accepted (the target user for a master
+	// login).
+	Name string `json:"name"`
+	// Form is the form of Name that worked (LoginFull or LoginLocal).
+	Form LoginForm `json:"form"`
+	// Master is the master-login form that worked; empty for Login.
+	Master MasterForm `json:"master,omitempty"`
+}
+
+// loginNames returns the names to try for user under form, with their forms.
+func loginNames(user string, form LoginForm) ([]string, []LoginForm) {
+	at := strings.LastIndexByte(user, '@')
+	if at < 0 {
+		return []string{user}, []LoginForm{LoginLocal}
+	}
+	local := user[:at]
+	switch form {
+	case LoginLocal:
+		return []string{local}, []LoginForm{LoginLocal}
+	case LoginAuto:
+		return []string{user, local}, []LoginForm{LoginFull, LoginLocal}
+	}
+	return []string{user}, []LoginForm{LoginFull}
+}
+
+// Login logs c in as user (an address, "alice@example.org") with password,
+// sending the name in the form s.LoginForm says; LoginAuto tries the full
+// address, then the local part (some servers delay a second try on the same
+// connection by seconds). It uses IMAP LOGIN, or AUTHENTICATE PLAIN when the
+// server advertises LOGINDISABLED (RFC 9051 §6.2.3). A refused password
+// matches ErrAuthFailed. ctx bounds the exchange: if it ends first, c is
+// closed.
+func Login(ctx context.Context, c *imapclient.Client, s Settings, user, password string) (LoginInfo, error) {
+	if user == "" {
+		return LoginInfo{}, errors.New("oldserver: login: empty user name")
+	}
+	names, forms := loginNames(user, s.LoginForm)
+	var errs []error
+	for i, name := range names {
+		err := withContext(ctx, c, func() error { return login(c, name, password) })
+		if err == nil {
+			return LoginInfo{Name: name, Form: forms[i]}, nil
+		}
+		if !errors.Is(err, ErrAuthFailed) {
+			return LoginInfo{}, err
+		}
+		errs = append(errs, err)
+	}
+	return LoginInfo{}, errors.Join(errs...)
+}
+
+func login(c *imapclient.Client, name, password string) error {
+	caps := c.Caps()
+	var err error
+	switch {
+	case !caps.Has(imap.CapLoginDisabled):
+		err = c.Login(name, password).Wait()
+	case caps.Has(imap.Cap("AUTH=PLAIN")):
+		err = c.Authenticate(sasl.NewPlainClient("", name, password))
+	default:
+		return fmt.Errorf("oldserver: login as %q: the server forbids logins on this connection (LOGINDISABLED); use TLS mode %q or %q", name, TLSStartTLS, TLSImplicit)
+	}
+	return authError(err, name)
+}
+
+// LoginMaster logs c in as user through the master user s.MasterUser with
+// the master password, in the form s.MasterForm says:
+//
+//   - MasterPlain: AUTHENTICATE PLAIN with authzid = user, authcid =
+//     master user (RFC 4616 §2; Dovecot master users, Cyrus admins);
+//   - MasterSeparator: LOGIN "user" + s.MasterSeparator + "master" (Dovecot
+//     auth_master_user_separator, default "*");
+//   - MasterAuto (or empty): MasterPlain if the server advertises AUTH=PLAIN,
+//     then MasterSeparator.
+//
+// The user name form follows s.LoginForm as in Login. A refused master
+// password, or a master user not allowed to act as user, matches
+// ErrAuthFailed.
+func LoginMaster(ctx context.Context, c *imapclient.Client, s Settings, user, masterPassword string) (LoginInfo, error) {
+	if s.MasterUser == "" {
+		return LoginInfo{}, &SettingsError{Field: "master_user", Problem: "no master user is configured"}
+	}
+	if user == "" {
+		return LoginInfo{}, errors.New("oldserver: master login: empty user name")
+	}
+	form := s.MasterForm
+	if form == "" {
+		form = MasterAuto
+	}
+	sep := s.MasterSeparator
+	if sep == "" {
+		sep = "*"
+	}
+	var methods []MasterForm
+	plainOK := c.Caps().Has(imap.Cap("AUTH=PLAIN"))
+	switch form {
+	case MasterPlain:
+		methods = []MasterForm{MasterPlain}
+	case MasterSeparator:
+		methods = []MasterForm{MasterSeparator}
+	default:
+		if plainOK {
+			methods = append(methods, MasterPlain)
+		}
+		methods = append(methods, MasterSeparator)
+	}
+	names, forms := loginNames(user, s.LoginForm)
+	var errs []error
+	for i, name := range names {
+		for _, m := range methods {
+			err := withContext(ctx, c, func() error {
+				if m == MasterPlain {
+					return authError(c.Authenticate(sasl.NewPlainClient(name, s.MasterUser, masterPassword)), name+" (as "+s.MasterUser+")")
+				}
+				return login(c, name+sep+s.MasterUser, masterPassword)
+			})
+			if err == nil {
+				return LoginInfo{Name: name, Form: forms[i], Master: m}, nil
+			}
+			if !errors.Is(err, ErrAuthFailed) {
+				return LoginInfo{}, err
+			}
+			errs = append(errs, err)
+		}
+	}
+	return LoginInfo{}, errors.Join(errs...)
+}
+
+// authError classifies the result of LOGIN/AUTHENTICATE. name is the login
+// name (never the password).
+func authError(err error, name string) error {
+	if err == nil {
+		return nil
+	}
+	var ierr *imap.Error
+	if !errors.As(err, &ierr) {
+		return fmt.Errorf("oldserver: login as %q: %s", name, explainNet(err))
+	}
+	if ierr.Type == imap.StatusResponseTypeNo {
+		switch ierr.Code {
+		case "", imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed:
+			return fmt.Errorf("%w: login as %q: the server said %q", ErrAuthFailed, name, ierr.Text)
+		case imap.ResponseCodeUnavailable:
+			return fmt.Errorf("oldserver: login as %q: the server's login service is temporarily unavailable: %w", name, ierr)
+		case imap.ResponseCodePrivacyRequired:
+			return fmt.Errorf("oldserver: login as %q: the server requires TLS for logins: %w", name, ierr)
+		case imap.ResponseCodeExpired:
+			return fmt.Errorf("oldserver: login as %q: the password has expired: %w", name, ierr)
+		case imap.ResponseCodeContactAdmin:
+			return fmt.Errorf("oldserver: login as %q: the server says to contact its admin: %w", name, ierr)
+		}
+	}
+	return fmt.Errorf("oldserver: login as %q refused: %w", name, ierr)
+}
+
+// withContext runs f and closes c if ctx ends first (imapclient commands take
+// no context).
+func withContext(ctx context.Context, c *imapclient.Client, f func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	err := f()
+	if !stop() {
+		return fmt.Errorf("oldserver: %w (connection closed)", ctx.Err())
+	}
+	return err
+}

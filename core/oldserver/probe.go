@@ -1,0 +1,492 @@
+package oldserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-smtp"
+)
+
+// ProbeResult is what Probe found out about an old server. Each part has a
+// one-line Summary and Notes in plain words an admin can read; Text joins
+// them.
+type ProbeResult struct {
+	IMAP IMAPReport `json:"imap"`
+	SMTP SMTPReport `json:"smtp"`
+}
+
+// IMAPReport is the IMAP part of a ProbeResult.
+type IMAPReport struct {
+	// Addr is the host:port probed.
+	Addr string `json:"addr"`
+	// Reached reports whether a session was set up (connect, TLS, greeting).
+	Reached bool `json:"reached"`
+	// Error is the failure, in plain words; empty if none.
+	Error string `json:"error,omitempty"`
+	// TLS describes the TLS session; nil without TLS (or when the server
+	// never got as far as a certificate).
+	TLS *TLSInfo `json:"tls,omitempty"`
+	// Capabilities the server announced (after login when logged in),
+	// sorted.
+	Capabilities []string `json:"capabilities,omitempty"`
+	// LoggedIn reports whether the given credentials were accepted; Login
+	// says in which form.
+	LoggedIn bool       `json:"logged_in"`
+	Login    *LoginInfo `json:"login,omitempty"`
+	// Namespaces from NAMESPACE (RFC 2342), if offered and logged in.
+	Namespaces []Namespace `json:"namespaces,omitempty"`
+	// Separator is the hierarchy separator of the personal namespace
+	// ("" if unknown or flat).
+	Separator string `json:"separator,omitempty"`
+	// SpecialUse maps a special-use attribute (RFC 6154, e.g. `\Sent`) to
+	// the mailbox that has it.
+	SpecialUse map[string]string `json:"special_use,omitempty"`
+	// SpecialUseGuessed maps attributes no mailbox has to a mailbox whose
+	// name suggests it ("Sent Items" for `\Sent`).
+	SpecialUseGuessed map[string]string `json:"special_use_guessed,omitempty"`
+	// Mailboxes is the number of mailboxes listed.
+	Mailboxes int `json:"mailboxes"`
+	// Summary is one line in plain words.
+	Summary string `json:"summary"`
+	// Notes are further findings in plain words.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Namespace is one NAMESPACE entry.
+type Namespace struct {
+	// Kind is "personal", "other users" or "shared".
+	Kind string `json:"kind"`
+	// Prefix is the namespace prefix, e.g. "" or "INBOX.".
+	Prefix string `json:"prefix"`
+	// Separator is the hierarchy separator ("" if flat).
+	Separator string `json:"separator"`
+}
+
+// SMTPReport is the SMTP part of a ProbeResult.
+type SMTPReport struct {
+	// Addr is the host:port probed.
+	Addr string `json:"addr"`
+	// Reached reports whether the greeting and EHLO worked (over TLS if so
+	// configured).
+	Reached bool `json:"reached"`
+	// Error is the failure, in plain words; empty if none.
+	Error string `json:"error,omitempty"`
+	// TLS describes the TLS session; nil without TLS.
+	TLS *TLSInfo `json:"tls,omitempty"`
+	// Extensions are the EHLO keywords, sorted.
+	Extensions []string `json:"extensions,omitempty"`
+	// StartTLS, EightBitMIME, SMTPUTF8 report the EHLO extensions of RFC
+	// 3207, RFC 6152 and RFC 6531 (as seen after STARTTLS if used).
+	StartTLS     bool `json:"starttls"`
+	EightBitMIME bool `json:"8bitmime"`
+	SMTPUTF8     bool `json:"smtputf8"`
+	// Size is the SIZE limit (RFC 1870) in bytes; 0 if none announced.
+	Size    int64 `json:"size"`
+	HasSize bool  `json:"has_size"`
+	// Auth lists the SASL mechanisms offered.
+	Auth []string `json:"auth,omitempty"`
+	// Recipient is the local address used for the MAIL FROM / RCPT TO test;
+	// empty if none was tested (no user address given).
+	Recipient string `json:"recipient,omitempty"`
+	// RecipientAccepted reports whether MAIL FROM and RCPT TO were accepted
+	// without authentication (then RSET: nothing is sent).
+	RecipientAccepted bool `json:"recipient_accepted"`
+	// Reply is the server's reply to the refused command, if any.
+	Reply string `json:"reply,omitempty"`
+	// Summary is one line in plain words.
+	Summary string `json:"summary"`
+	// Notes are further findings in plain words.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Text returns the whole report in plain words, one finding per line.
+func (r *ProbeResult) Text() string {
+	var b strings.Builder
+	b.WriteString("IMAP: " + r.IMAP.Summary + "\n")
+	for _, n := range r.IMAP.Notes {
+		b.WriteString("  - " + n + "\n")
+	}
+	b.WriteString("SMTP: " + r.SMTP.Summary + "\n")
+	for _, n := range r.SMTP.Notes {
+		b.WriteString("  - " + n + "\n")
+	}
+	return b.String()
+}
+
+// Probe connects to the old server as s says and reports what it offers:
+// see ProbeWith.
+func Probe(ctx context.Context, s Settings, user, password string) (*ProbeResult, error) {
+	return ProbeWith(ctx, s, user, password, nil)
+}
+
+// ProbeWith connects to the old server's IMAP port, reports capabilities and
+// the TLS session (certificate subject, issuer, fingerprint, whether it
+// verified); with user (an address) and password it logs in as Login does
+// and reports NAMESPACE, the hierarchy separator and special-use mailboxes.
+// It then connects to the SMTP port, says EHLO, reports STARTTLS, SIZE,
+// 8BITMIME and SMTPUTF8, and if user is an address, tests whether MAIL FROM
+// and RCPT TO that address are accepted without authentication (then RSET;
+// nothing is sent).
+//
+// The result is nil only for invalid settings (a *SettingsError). Otherwise
+// it is complete as far as the server let the probe go, and the error joins
+// the IMAP and SMTP failures (it matches ErrAuthFailed for a wrong password,
+// *DialError / *CertError for the rest).
+func ProbeWith(ctx context.Context, s Settings, user, password string, opts *DialOptions) (*ProbeResult, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	r := &ProbeResult{}
+	imapErr := probeIMAP(ctx, s, user, password, opts, &r.IMAP)
+	smtpErr := probeSMTP(ctx, s, user, opts, &r.SMTP)
+	return r, errors.Join(imapErr, smtpErr)
+}
+
+func tlsNotes(info *TLSInfo, pinned bool) []string {
+	if info == nil {
+		return nil
+	}
+	var n []string
+	n = append(n, fmt.Sprintf("%s, certificate for %s issued by %s, valid until %s, SHA-256 fingerprint %s",
+		info.Version, info.Subject, info.Issuer, info.NotAfter.Format(time.DateOnly), info.SHA256))
+	switch {
+	case info.Verified:
+		n = append(n, "the certificate is trusted by this machine and matches the host name")
+	case pinned && info.Pinned:
+		n = append(n, "the certificate is not trusted by this machine ("+info.VerifyProblem+"), but it is the pinned one, so it is accepted")
+	default:
+		n = append(n, "the certificate is NOT trusted: "+info.VerifyProblem)
+	}
+	if pinned && !info.Pinned {
+		n = append(n, "the certificate does NOT match the pinned fingerprint")
+	}
+	if d := time.Until(info.NotAfter); d > 0 && d < 30*24*time.Hour {
+		n = append(n, fmt.Sprintf("the certificate expires in %d days", int(d.Hours()/24)))
+	}
+	return n
+}
+
+func probeIMAP(ctx context.Context, s Settings, user, password string, opts *DialOptions, r *IMAPReport) error {
+	r.Addr = s.Host.DialAddr(s.IMAPPort)
+	v, err := newVerifier(s, opts.roots())
+	if err != nil {
+		return err
+	}
+	c, err := dialIMAP(ctx, s, opts, v)
+	r.TLS = v.seen()
+	r.Notes = append(r.Notes, tlsNotes(r.TLS, s.PinnedSHA256 != "")...)
+	if err != nil {
+		r.Error = err.Error()
+		r.Summary = "cannot use IMAP at " + r.Addr + ": " + explainNet(errors.Unwrap(err))
+		return err
+	}
+	defer c.Close()
+	r.Reached = true
+	switch s.IMAPTLS {
+	case TLSNone:
+		r.Notes = append(r.Notes, "the connection is not encrypted: passwords cross the network in the clear")
+		if c.Caps().Has(imap.CapStartTLS) {
+			r.Notes = append(r.Notes, "the server offers STARTTLS: choose TLS mode starttls")
+		}
+	}
+	if c.Caps().Has(imap.CapLoginDisabled) && !c.Caps().Has(imap.Cap("AUTH=PLAIN")) {
+		r.Notes = append(r.Notes, "the server does not allow logins on this connection (LOGINDISABLED)")
+	}
+
+	if user == "" || password == "" {
+		r.Capabilities = capList(c.Caps())
+		r.Summary = fmt.Sprintf("reached %s; no credentials given, so mailboxes were not checked", r.Addr)
+		return nil
+	}
+	info, err := Login(ctx, c, s, user, password)
+	if err != nil {
+		r.Capabilities = capList(c.Caps())
+		r.Error = err.Error()
+		if errors.Is(err, ErrAuthFailed) {
+			r.Summary = fmt.Sprintf("reached %s, but the server refused the user name or password for %s", r.Addr, user)
+		} else {
+			r.Summary = fmt.Sprintf("reached %s, but the login of %s failed: %v", r.Addr, user, err)
+		}
+		return err
+	}
+	r.LoggedIn = true
+	r.Login = &info
+	if s.LoginForm == LoginAuto {
+		r.Notes = append(r.Notes, fmt.Sprintf("the server accepts the %s form of user names (%q)", info.Form, info.Name))
+	}
+	// capabilities often grow after login
+	caps, err := runCap(ctx, c)
+	if err != nil {
+		r.Error = err.Error()
+		r.Summary = "logged in, then the connection failed: " + err.Error()
+		return err
+	}
+	r.Capabilities = capList(caps)
+	r.Notes = append(r.Notes, capNotes(caps)...)
+
+	if caps.Has(imap.CapNamespace) || caps.Has(imap.CapIMAP4rev2) {
+		var ns *imap.NamespaceData
+		err := withContext(ctx, c, func() error {
+			var err error
+			ns, err = c.Namespace().Wait()
+			return err
+		})
+		if err != nil {
+			r.Notes = append(r.Notes, "NAMESPACE failed: "+err.Error())
+		} else {
+			add := func(kind string, ds []imap.NamespaceDescriptor) {
+				for _, d := range ds {
+					r.Namespaces = append(r.Namespaces, Namespace{Kind: kind, Prefix: d.Prefix, Separator: delimString(d.Delim)})
+				}
+			}
+			add("personal", ns.Personal)
+			add("other users", ns.Other)
+			add("shared", ns.Shared)
+			if len(ns.Personal) > 0 {
+				r.Separator = delimString(ns.Personal[0].Delim)
+				if p := ns.Personal[0].Prefix; p != "" {
+					r.Notes = append(r.Notes, fmt.Sprintf("personal mailboxes are under the prefix %q (e.g. %q)", p, p+"Sent"))
+				}
+			}
+			if len(ns.Shared) > 0 || len(ns.Other) > 0 {
+				r.Notes = append(r.Notes, "the server has shared or other users' namespaces; only personal mailboxes are migrated")
+			}
+		}
+	}
+
+	var opt *imap.ListOptions
+	if caps.Has(imap.CapSpecialUse) && (caps.Has(imap.CapListExtended) || caps.Has(imap.CapIMAP4rev2)) {
+		opt = &imap.ListOptions{ReturnSpecialUse: true}
+	}
+	var list []*imap.ListData
+	err = withContext(ctx, c, func() error {
+		var err error
+		list, err = c.List("", "*", opt).Collect()
+		return err
+	})
+	if err != nil {
+		r.Error = err.Error()
+		r.Summary = "logged in, but listing mailboxes failed: " + err.Error()
+		return fmt.Errorf("oldserver: IMAP %s: LIST: %w", r.Addr, err)
+	}
+	r.Mailboxes = len(list)
+	for _, m := range list {
+		if r.Separator == "" && m.Delim != 0 {
+			r.Separator = delimString(m.Delim)
+		}
+		for _, a := range m.Attrs {
+			switch a {
+			case imap.MailboxAttrSent, imap.MailboxAttrDrafts, imap.MailboxAttrTrash,
+				imap.MailboxAttrJunk, imap.MailboxAttrArchive, imap.MailboxAttrAll, imap.MailboxAttrFlagged:
+				if r.SpecialUse == nil {
+					r.SpecialUse = make(map[string]string)
+				}
+				if _, dup := r.SpecialUse[string(a)]; !dup {
+					r.SpecialUse[string(a)] = m.Mailbox
+				}
+			}
+		}
+	}
+	for attr, names := range specialNames {
+		if _, ok := r.SpecialUse[attr]; ok {
+			continue
+		}
+		if name := guessSpecial(list, names, r.Separator); name != "" {
+			if r.SpecialUseGuessed == nil {
+				r.SpecialUseGuessed = make(map[string]string)
+			}
+			r.SpecialUseGuessed[attr] = name
+		}
+	}
+	if len(r.SpecialUse) > 0 {
+		r.Notes = append(r.Notes, "special-use folders: "+mapText(r.SpecialUse))
+	} else {
+		r.Notes = append(r.Notes, "the server marks no folder as Sent, Drafts, Trash, Junk or Archive (no SPECIAL-USE)")
+	}
+	if len(r.SpecialUseGuessed) > 0 {
+		r.Notes = append(r.Notes, "folders that look special by their names: "+mapText(r.SpecialUseGuessed))
+	}
+	sep := r.Separator
+	if sep == "" {
+		sep = "none (flat)"
+	}
+	r.Summary = fmt.Sprintf("logged in as %s at %s; %d mailboxes, hierarchy separator %s", info.Name, r.Addr, r.Mailboxes, quoteSep(sep))
+	_ = withContext(ctx, c, func() error { return c.Logout().Wait() })
+	return nil
+}
+
+var specialNames = map[string][]string{
+	string(imap.MailboxAttrSent):    {"Sent", "Sent Items", "Sent Messages", "Sent Mail", "Gesendet", "Envoyés", "Gesendete Objekte"},
+	string(imap.MailboxAttrDrafts):  {"Drafts", "Draft", "Entwürfe", "Brouillons"},
+	string(imap.MailboxAttrTrash):   {"Trash", "Deleted Items", "Deleted Messages", "Bin", "Papierkorb", "Corbeille"},
+	string(imap.MailboxAttrJunk):    {"Junk", "Spam", "Junk E-mail", "Junk Email", "Bulk Mail"},
+	string(imap.MailboxAttrArchive): {"Archive", "Archives", "Archiv"},
+}
+
+func guessSpecial(list []*imap.ListData, names []string, sep string) string {
+	for _, want := range names {
+		for _, m := range list {
+			name := m.Mailbox
+			if sep != "" && strings.HasPrefix(strings.ToUpper(name), "INBOX"+sep) {
+				name = name[len("INBOX"+sep):]
+			}
+			if strings.EqualFold(name, want) {
+				return m.Mailbox
+			}
+		}
+	}
+	return ""
+}
+
+func quoteSep(s string) string {
+	if len(s) == 1 {
+		return "'" + s + "'"
+	}
+	return s
+}
+
+func delimString(r rune) string {
+	if r == 0 {
+		return ""
+	}
+	return string(r)
+}
+
+func mapText(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s = %q", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func capList(caps imap.CapSet) []string {
+	out := make([]string, 0, len(caps))
+	for c := range caps {
+		out = append(out, string(c))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func runCap(ctx context.Context, c *imapclient.Client) (imap.CapSet, error) {
+	var caps imap.CapSet
+	err := withContext(ctx, c, func() error {
+		var err error
+		caps, err = c.Capability().Wait()
+		return err
+	})
+	return caps, err
+}
+
+// capNotes explains missing capabilities that change how a migration runs.
+func capNotes(caps imap.CapSet) []string {
+	var n []string
+	rev2 := caps.Has(imap.CapIMAP4rev2)
+	if !caps.Has(imap.CapUIDPlus) && !rev2 {
+		n = append(n, "no UIDPLUS: fine for copying off the server")
+	}
+	if !caps.Has(imap.CapIdle) && !rev2 {
+		n = append(n, "no IDLE: mail arriving on the old server during the migration is picked up by polling")
+	}
+	if !caps.Has(imap.CapCondStore) {
+		n = append(n, "no CONDSTORE: flag changes on the old server after the copy are found by re-reading all flags")
+	}
+	if !caps.Has(imap.CapLiteralPlus) && !caps.Has(imap.CapLiteralMinus) && !rev2 {
+		n = append(n, "no LITERAL+: slightly slower commands")
+	}
+	return n
+}
+
+func probeSMTP(ctx context.Context, s Settings, user string, opts *DialOptions, r *SMTPReport) error {
+	r.Addr = s.Host.DialAddr(s.SMTPPort)
+	v, err := newVerifier(s, opts.roots())
+	if err != nil {
+		return err
+	}
+	c, err := dialSMTP(ctx, s, opts, v)
+	r.TLS = v.seen()
+	r.Notes = append(r.Notes, tlsNotes(r.TLS, s.PinnedSHA256 != "")...)
+	if err != nil {
+		r.Error = err.Error()
+		r.Summary = "cannot use SMTP at " + r.Addr + ": " + explainNet(errors.Unwrap(err))
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	r.Reached = true
+	for _, kw := range []string{"STARTTLS", "8BITMIME", "SMTPUTF8", "SIZE", "AUTH", "PIPELINING", "CHUNKING", "DSN", "ENHANCEDSTATUSCODES", "REQUIRETLS", "XCLIENT", "XFORWARD", "BINARYMIME"} {
+		if ok, _ := c.Extension(kw); ok {
+			r.Extensions = append(r.Extensions, kw)
+		}
+	}
+	r.StartTLS, _ = c.Extension("STARTTLS")
+	r.StartTLS = r.StartTLS || s.SMTPTLS == TLSStartTLS // not re-announced after the upgrade
+	r.EightBitMIME, _ = c.Extension("8BITMIME")
+	r.SMTPUTF8, _ = c.Extension("SMTPUTF8")
+	if ok, p := c.Extension("SIZE"); ok {
+		r.HasSize = true
+		r.Size, _ = strconv.ParseInt(strings.TrimSpace(p), 10, 64)
+	}
+	if ok, p := c.Extension("AUTH"); ok {
+		r.Auth = strings.Fields(p)
+	}
+	if s.SMTPTLS == TLSNone {
+		if r.StartTLS {
+			r.Notes = append(r.Notes, "the server offers STARTTLS: choose TLS mode starttls")
+		} else {
+			r.Notes = append(r.Notes, "the server does not offer STARTTLS: mail to it crosses the network unencrypted")
+		}
+	}
+	if !r.EightBitMIME {
+		r.Notes = append(r.Notes, "no 8BITMIME: messages with 8-bit bodies must be converted before relaying")
+	}
+	if !r.SMTPUTF8 {
+		r.Notes = append(r.Notes, "no SMTPUTF8: addresses with non-ASCII characters cannot be relayed")
+	}
+	if r.HasSize && r.Size > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("largest message accepted: %.1f MB", float64(r.Size)/1e6))
+	}
+
+	if !strings.Contains(user, "@") {
+		r.Summary = fmt.Sprintf("reached %s (EHLO ok); no user address given, so delivery was not tested", r.Addr)
+		_ = c.Quit()
+		return nil
+	}
+	r.Recipient = user
+	err = c.Mail(user, nil)
+	if err == nil {
+		err = c.Rcpt(user, nil)
+	}
+	if err != nil {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) {
+			r.Reply = fmt.Sprintf("%d %s", se.Code, se.Message)
+			r.Summary = fmt.Sprintf("reached %s, but it refuses mail for %s without authentication: %s", r.Addr, user, r.Reply)
+			_ = c.Reset()
+			_ = c.Quit()
+			return fmt.Errorf("oldserver: SMTP %s: mail for %s refused: %w", r.Addr, user, err)
+		}
+		r.Error = err.Error()
+		r.Summary = fmt.Sprintf("reached %s, then the connection failed: %s", r.Addr, explainNet(err))
+		return &DialError{Proto: "SMTP", Addr: r.Addr, Op: "rcpt", Err: err}
+	}
+	r.RecipientAccepted = true
+	r.Summary = fmt.Sprintf("reached %s; it accepts mail for %s without authentication (nothing was sent)", r.Addr, user)
+	_ = c.Reset()
+	_ = c.Quit()
+	return nil
+}
