@@ -1,0 +1,180 @@
+package imapfront
+
+import (
+	"bytes"
+	"io"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"mailferry/core/store"
+)
+
+// Fetch implements imapserver.Session (RFC 3501 6.4.5, RFC 3516 BINARY).
+// ENVELOPE and BODYSTRUCTURE come from the store's cache; message bytes are
+// read only for body sections (and for a message with no usable cache).
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	v := s.sel
+	ts := v.resolve(numSet)
+	if len(ts) == 0 {
+		return nil
+	}
+	markSeen := false
+	if !v.readOnly {
+		for _, bs := range options.BodySection {
+			markSeen = markSeen || !bs.Peek
+		}
+		for _, bs := range options.BinarySection {
+			markSeen = markSeen || !bs.Peek
+		}
+	}
+	if markSeen {
+		// RFC 3501: fetching a body section without PEEK sets \Seen. Set it
+		// first so that the FLAGS sent below are true.
+		msgs, err := s.srv.st.StoreFlags(s.ctx(), v.mb.ID, uidsOf(ts), store.FlagsAdd, []string{`\Seen`})
+		if err != nil {
+			return s.storeErr(err, "FETCH")
+		}
+		for _, m := range msgs {
+			uid := imap.UID(m.UID)
+			v.reported[uid] = max(v.reported[uid], m.ModSeq)
+		}
+	}
+	cache := options.Envelope || options.BodyStructure != nil
+	needBody := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+	for _, run := range v.chunks(ts) {
+		msgs, err := v.messages(run, cache)
+		if err != nil {
+			return s.storeErr(err, "FETCH")
+		}
+		var fixes []store.MessageCache
+		for i, m := range msgs {
+			if m == nil {
+				continue // expunged elsewhere; the client learns it later
+			}
+			fix, err := s.fetchOne(w, run[i].seq, m, options, markSeen, needBody)
+			if err != nil {
+				return err
+			}
+			if fix != nil {
+				fixes = append(fixes, *fix)
+			}
+		}
+		if len(fixes) > 0 {
+			if err := s.srv.st.SetMessageCaches(s.ctx(), fixes); err != nil {
+				s.srv.log.Warn("imapfront: keep message cache", "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// fetchOne writes one FETCH response; it returns a cache entry to keep when
+// it had to parse the message.
+func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Message, options *imap.FetchOptions, markSeen, needBody bool) (*store.MessageCache, error) {
+	var raw []byte
+	readRaw := func() ([]byte, error) {
+		if raw == nil {
+			b, err := s.srv.st.Blob(s.ctx(), m.BlobKey)
+			if err != nil {
+				return nil, s.storeErr(err, "FETCH")
+			}
+			raw = b
+		}
+		return raw, nil
+	}
+	var env *imap.Envelope
+	var bs imap.BodyStructure
+	var fix *store.MessageCache
+	if options.Envelope || options.BodyStructure != nil {
+		var err1, err2 error
+		env, err1 = decodeEnvelope(m.Envelope)
+		bs, err2 = decodeStructure(m.Structure)
+		if err1 != nil || err2 != nil {
+			b, err := readRaw()
+			if err != nil {
+				return nil, err
+			}
+			env, bs = summarize(b)
+			fix = &store.MessageCache{MessageID: m.ID, Envelope: encodeEnvelope(env), Structure: encodeStructure(bs)}
+		}
+	}
+	if needBody {
+		if _, err := readRaw(); err != nil {
+			return nil, err
+		}
+	}
+
+	rw := w.CreateMessage(seq)
+	rw.WriteUID(imap.UID(m.UID))
+	if options.Flags || markSeen {
+		rw.WriteFlags(imapFlags(m.Flags))
+	}
+	if options.InternalDate {
+		rw.WriteInternalDate(m.InternalDate)
+	}
+	if options.RFC822Size {
+		rw.WriteRFC822Size(m.Size)
+	}
+	if options.Envelope {
+		rw.WriteEnvelope(env)
+	}
+	if options.BodyStructure != nil {
+		rw.WriteBodyStructure(bs)
+	}
+	for _, sec := range options.BodySection {
+		b, _ := extractSection(raw, sec)
+		if err := writeLiteral(rw.WriteBodySection(sec, int64(len(b))), b); err != nil {
+			return nil, err
+		}
+	}
+	for _, sec := range options.BinarySection {
+		b := binarySection(raw, sec)
+		if err := writeLiteral(rw.WriteBinarySection(sec, int64(len(b))), b); err != nil {
+			return nil, err
+		}
+	}
+	for _, sec := range options.BinarySectionSize {
+		b := binarySection(raw, &imap.FetchItemBinarySection{Part: sec.Part})
+		rw.WriteBinarySectionSize(sec, uint32(len(b)))
+	}
+	return fix, rw.Close()
+}
+
+func writeLiteral(wc io.WriteCloser, b []byte) error {
+	_, err := wc.Write(b)
+	if cerr := wc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// binarySection returns a BINARY section (RFC 3516): the part with its
+// content transfer encoding undone. The whole message and an unencoded part
+// are served as stored.
+func binarySection(raw []byte, sec *imap.FetchItemBinarySection) (out []byte) {
+	if len(sec.Part) == 0 {
+		return partial(raw, sec.Partial)
+	}
+	e := parseEntity(raw)
+	for _, n := range sec.Part {
+		var ok bool
+		if e, ok = e.child(n); !ok {
+			return []byte{}
+		}
+	}
+	switch enc := headerValue(e.header, "Content-Transfer-Encoding"); enc {
+	case "", "7bit", "8bit", "binary", "7BIT", "8BIT", "BINARY":
+		return partial(e.body, sec.Partial)
+	}
+	defer func() {
+		if recover() != nil {
+			out = []byte{}
+		}
+	}()
+	b := imapserver.ExtractBinarySection(bytes.NewReader(raw), &imap.FetchItemBinarySection{Part: sec.Part})
+	if b == nil {
+		return []byte{}
+	}
+	return partial(b, sec.Partial)
+}

@@ -1,0 +1,304 @@
+package imapfront
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+
+	"mailferry/core/store"
+)
+
+// Search implements imapserver.Session (RFC 3501 6.4.4, RFC 4731 ESEARCH,
+// RFC 5182 SEARCHRES). Flags, dates and sizes come from the store; header,
+// body and text keys read the message bytes.
+func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	v := s.sel
+	v.staticCriteria(criteria)
+	needRaw := criteriaNeedRaw(criteria)
+	var all []target
+	for i, u := range v.uids {
+		all = append(all, target{seq: uint32(i + 1), uid: u})
+	}
+	var (
+		data   imap.SearchData
+		seqSet imap.SeqSet
+		uidSet imap.UIDSet
+	)
+	for _, run := range v.chunks(all) {
+		msgs, err := v.messages(run, false)
+		if err != nil {
+			return nil, s.storeErr(err, "SEARCH")
+		}
+		for i, m := range msgs {
+			if m == nil {
+				continue
+			}
+			sm := &searchMsg{m: m, seq: run[i].seq}
+			if needRaw {
+				if sm.raw, err = s.srv.st.Blob(s.ctx(), m.BlobKey); err != nil {
+					return nil, s.storeErr(err, "SEARCH")
+				}
+			}
+			if !sm.matchSafe(criteria) {
+				continue
+			}
+			uidSet.AddNum(run[i].uid)
+			num := run[i].seq
+			if kind == imapserver.NumKindUID {
+				num = uint32(run[i].uid)
+			} else {
+				seqSet.AddNum(run[i].seq)
+			}
+			if data.Min == 0 || num < data.Min {
+				data.Min = num
+			}
+			if num > data.Max {
+				data.Max = num
+			}
+			data.Count++
+		}
+	}
+	if kind == imapserver.NumKindUID {
+		data.All = uidSet
+	} else {
+		data.All = seqSet
+	}
+	if options.ReturnSave {
+		v.searchRes = uidSet
+	}
+	return &data, nil
+}
+
+// staticCriteria resolves "*" and "$" in a search's number sets.
+func (v *view) staticCriteria(c *imap.SearchCriteria) {
+	var seqs []imap.SeqSet
+	for _, set := range c.SeqNum {
+		if imap.IsSearchRes(set) {
+			c.UID = append(c.UID, v.searchRes)
+			continue
+		}
+		n := uint32(len(v.uids))
+		st := make(imap.SeqSet, 0, len(set))
+		for _, r := range set {
+			a, b := staticRange(r.Start, r.Stop, n)
+			st = append(st, imap.SeqRange{Start: a, Stop: b})
+		}
+		seqs = append(seqs, st)
+	}
+	c.SeqNum = seqs
+	for i, set := range c.UID {
+		if imap.IsSearchRes(set) {
+			c.UID[i] = append(imap.UIDSet{}, v.searchRes...)
+			continue
+		}
+		c.UID[i] = v.staticUIDSet(set)
+	}
+	for i := range c.Not {
+		v.staticCriteria(&c.Not[i])
+	}
+	for i := range c.Or {
+		v.staticCriteria(&c.Or[i][0])
+		v.staticCriteria(&c.Or[i][1])
+	}
+}
+
+func criteriaNeedRaw(c *imap.SearchCriteria) bool {
+	if len(c.Header) > 0 || len(c.Body) > 0 || len(c.Text) > 0 || !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		return true
+	}
+	for i := range c.Not {
+		if criteriaNeedRaw(&c.Not[i]) {
+			return true
+		}
+	}
+	for i := range c.Or {
+		if criteriaNeedRaw(&c.Or[i][0]) || criteriaNeedRaw(&c.Or[i][1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// searchMsg is a message being matched against search keys.
+type searchMsg struct {
+	m      *store.Message
+	seq    uint32
+	raw    []byte
+	header *mail.Header
+}
+
+// matchSafe matches, counting a message whose parsing panics as no match.
+func (sm *searchMsg) matchSafe(c *imap.SearchCriteria) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return sm.match(c)
+}
+
+func (sm *searchMsg) hdr() *mail.Header {
+	if sm.header == nil {
+		h := mail.Header{Header: gomessage.Header{Header: lenientHeader(sm.raw)}}
+		sm.header = &h
+	}
+	return sm.header
+}
+
+func (sm *searchMsg) match(c *imap.SearchCriteria) bool {
+	m := sm.m
+	for _, set := range c.SeqNum {
+		if !set.Contains(sm.seq) {
+			return false
+		}
+	}
+	for _, set := range c.UID {
+		if !set.Contains(imap.UID(m.UID)) {
+			return false
+		}
+	}
+	if !matchDate(m.InternalDate, c.Since, c.Before) {
+		return false
+	}
+	for _, f := range c.Flag {
+		if !m.HasFlag(string(f)) {
+			return false
+		}
+	}
+	for _, f := range c.NotFlag {
+		if m.HasFlag(string(f)) {
+			return false
+		}
+	}
+	if c.Larger != 0 && m.Size <= c.Larger {
+		return false
+	}
+	if c.Smaller != 0 && m.Size >= c.Smaller {
+		return false
+	}
+	for _, hf := range c.Header {
+		if !matchFields(sm.hdr().FieldsByKey(hf.Key), hf.Value) {
+			return false
+		}
+	}
+	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		t, err := sm.hdr().Date()
+		if err != nil || t.IsZero() || !matchDate(t, c.SentSince, c.SentBefore) {
+			return false
+		}
+	}
+	for _, text := range c.Text {
+		if !matchText(sm.raw, text, true) {
+			return false
+		}
+	}
+	for _, body := range c.Body {
+		if !matchText(sm.raw, body, false) {
+			return false
+		}
+	}
+	for i := range c.Not {
+		if sm.match(&c.Not[i]) {
+			return false
+		}
+	}
+	for i := range c.Or {
+		if !sm.match(&c.Or[i][0]) && !sm.match(&c.Or[i][1]) {
+			return false
+		}
+	}
+	return true
+}
+
+// matchDate compares dates only, without zone (RFC 3501 6.4.4).
+func matchDate(t, since, before time.Time) bool {
+	d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	if !since.IsZero() && d.Before(time.Date(since.Year(), since.Month(), since.Day(), 0, 0, 0, 0, time.UTC)) {
+		return false
+	}
+	if !before.IsZero() && !d.Before(time.Date(before.Year(), before.Month(), before.Day(), 0, 0, 0, 0, time.UTC)) {
+		return false
+	}
+	return true
+}
+
+func matchFields(fields gomessage.HeaderFields, pattern string) bool {
+	if pattern == "" {
+		return fields.Len() > 0
+	}
+	pattern = strings.ToLower(pattern)
+	for fields.Next() {
+		v, err := fields.Text()
+		if err != nil {
+			v = fields.Value()
+		}
+		if strings.Contains(strings.ToLower(v), pattern) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchText looks for a string, without case, in the decoded text parts of
+// a message (and in its header fields for TEXT). A message go-message
+// cannot read is searched as raw bytes.
+func matchText(raw []byte, pattern string, withHeader bool) bool {
+	if pattern == "" {
+		return true
+	}
+	e, err := gomessage.Read(bytes.NewReader(raw))
+	if e == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
+		hay := raw
+		if !withHeader {
+			_, hay = splitHeader(raw)
+		}
+		return bytes.Contains(bytes.ToLower(hay), bytes.ToLower([]byte(pattern)))
+	}
+	return matchEntity(e, strings.ToLower(pattern), withHeader, 0)
+}
+
+func matchEntity(e *gomessage.Entity, pattern string, withHeader bool, depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
+	if withHeader && matchFields(e.Header.Fields(), pattern) {
+		return true
+	}
+	if mr := e.MultipartReader(); mr != nil {
+		for {
+			p, err := mr.NextPart()
+			if err == io.EOF || p == nil {
+				return false
+			} else if err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
+				return false
+			}
+			if matchEntity(p, pattern, withHeader, depth+1) {
+				return true
+			}
+		}
+	}
+	t, _, _ := e.Header.ContentType()
+	if t == "message/rfc822" || t == "message/global" {
+		br := bufio.NewReader(e.Body)
+		if h, err := textproto.ReadHeader(br); err == nil {
+			inner, _ := gomessage.New(gomessage.Header{Header: h}, br)
+			if inner != nil {
+				return matchEntity(inner, pattern, withHeader, depth+1)
+			}
+		}
+		return false
+	}
+	if !strings.HasPrefix(t, "text/") {
+		return false
+	}
+	b, _ := io.ReadAll(io.LimitReader(e.Body, 64<<20))
+	return bytes.Contains(bytes.ToLower(b), []byte(pattern))
+}

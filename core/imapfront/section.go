@@ -1,0 +1,265 @@
+package imapfront
+
+import (
+	"bytes"
+	"mime"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// This file finds RFC 3501 body sections (BODY[1.2.HEADER] and so on) in a
+// message's raw bytes by offsets alone, so that every section is served
+// exactly as stored: nothing is parsed into a structure and written back.
+
+// entity is a MIME entity: its header (with the blank line that ends it, if
+// any) and its body.
+type entity struct {
+	header, body []byte
+	// digest is true when the entity is a part of a multipart/digest, where
+	// the default type is message/rfc822 (RFC 2046 5.1.5).
+	digest bool
+}
+
+// splitHeader splits raw bytes at the first empty line; the header keeps
+// the empty line. Without an empty line, all is header.
+func splitHeader(raw []byte) (header, body []byte) {
+	pos := 0
+	for pos < len(raw) {
+		nl := bytes.IndexByte(raw[pos:], '\n')
+		if nl < 0 {
+			break
+		}
+		line := raw[pos : pos+nl]
+		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
+			return raw[:pos+nl+1], raw[pos+nl+1:]
+		}
+		pos += nl + 1
+	}
+	return raw, nil
+}
+
+func parseEntity(raw []byte) entity {
+	h, b := splitHeader(raw)
+	return entity{header: h, body: b}
+}
+
+// headerFields splits a raw header into its fields, each with its
+// continuation lines and line ends, as stored. The ending empty line is not
+// a field.
+func headerFields(header []byte) [][]byte {
+	var fields [][]byte
+	pos := 0
+	for pos < len(header) {
+		nl := bytes.IndexByte(header[pos:], '\n')
+		end := len(header)
+		if nl >= 0 {
+			end = pos + nl + 1
+		}
+		line := header[pos:end]
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			break
+		}
+		if (line[0] == ' ' || line[0] == '\t') && len(fields) > 0 {
+			last := fields[len(fields)-1]
+			fields[len(fields)-1] = last[:len(last)+len(line)] // contiguous in header
+		} else {
+			fields = append(fields, line)
+		}
+		pos = end
+	}
+	return fields
+}
+
+func fieldName(field []byte) string {
+	i := bytes.IndexByte(field, ':')
+	if i < 0 {
+		return ""
+	}
+	return strings.TrimSpace(string(field[:i]))
+}
+
+// headerValue returns the unfolded value of the first field with that name.
+func headerValue(header []byte, name string) string {
+	for _, f := range headerFields(header) {
+		if strings.EqualFold(fieldName(f), name) {
+			v := f[bytes.IndexByte(f, ':')+1:]
+			v = bytes.ReplaceAll(v, []byte("\r\n"), nil)
+			v = bytes.ReplaceAll(v, []byte("\n"), nil)
+			return strings.TrimSpace(string(v))
+		}
+	}
+	return ""
+}
+
+// mediaType returns an entity's lower-case media type and parameters,
+// leniently.
+func (e entity) mediaType() (string, map[string]string) {
+	v := headerValue(e.header, "Content-Type")
+	if v == "" {
+		if e.digest {
+			return "message/rfc822", nil
+		}
+		return "text/plain", nil
+	}
+	if t, params, err := mime.ParseMediaType(v); err == nil {
+		return t, params
+	}
+	t, rest, _ := strings.Cut(v, ";")
+	params := map[string]string{}
+	for _, p := range strings.Split(rest, ";") {
+		k, val, ok := strings.Cut(p, "=")
+		if ok {
+			params[strings.ToLower(strings.TrimSpace(k))] = strings.Trim(strings.TrimSpace(val), `"`)
+		}
+	}
+	return strings.ToLower(strings.TrimSpace(t)), params
+}
+
+// splitMultipart returns the parts of a multipart body (RFC 2046 5.1.1):
+// the bytes between delimiter lines, without the line end that belongs to
+// the next delimiter. An unterminated last part runs to the end.
+func splitMultipart(body []byte, boundary string) [][]byte {
+	if boundary == "" {
+		return nil
+	}
+	delim := []byte("--" + boundary)
+	var parts [][]byte
+	start := -1
+	pos := 0
+	for pos < len(body) {
+		nl := bytes.IndexByte(body[pos:], '\n')
+		lineEnd := len(body)
+		next := len(body)
+		if nl >= 0 {
+			lineEnd = pos + nl
+			next = lineEnd + 1
+		}
+		line := bytes.TrimRight(body[pos:lineEnd], "\r")
+		if bytes.HasPrefix(line, delim) {
+			rest := line[len(delim):]
+			closing := bytes.HasPrefix(rest, []byte("--"))
+			if closing || len(bytes.Trim(rest, " \t")) == 0 {
+				if start >= 0 {
+					end := pos
+					if end > start && body[end-1] == '\n' {
+						end--
+						if end > start && body[end-1] == '\r' {
+							end--
+						}
+					}
+					parts = append(parts, body[start:end])
+				}
+				if closing {
+					return parts
+				}
+				start = next
+			}
+		}
+		pos = next
+	}
+	if start >= 0 && start <= len(body) {
+		parts = append(parts, body[start:])
+	}
+	return parts
+}
+
+// child returns part n (1-based) of an entity, following RFC 3501 6.4.5
+// part numbering: the parts of a multipart, the parts of an encapsulated
+// message, and part 1 of a single-part entity being the entity itself.
+func (e entity) child(n int) (entity, bool) {
+	t, params := e.mediaType()
+	switch {
+	case strings.HasPrefix(t, "multipart/"):
+		parts := splitMultipart(e.body, params["boundary"])
+		if n < 1 || n > len(parts) {
+			return entity{}, false
+		}
+		c := parseEntity(parts[n-1])
+		c.digest = t == "multipart/digest"
+		return c, true
+	case t == "message/rfc822" || t == "message/global":
+		return parseEntity(e.body).child(n)
+	default:
+		if n != 1 {
+			return entity{}, false
+		}
+		return e, true
+	}
+}
+
+// extractSection returns a body section of a raw message, byte for byte,
+// with its partial range applied; ok is false when the section does not
+// exist.
+func extractSection(raw []byte, sec *imap.FetchItemBodySection) (out []byte, ok bool) {
+	e := parseEntity(raw)
+	for _, n := range sec.Part {
+		if e, ok = e.child(n); !ok {
+			return nil, false
+		}
+	}
+	if len(sec.Part) > 0 {
+		switch sec.Specifier {
+		case imap.PartSpecifierNone:
+			return partial(e.body, sec.Partial), true
+		case imap.PartSpecifierMIME:
+			return partial(e.header, sec.Partial), true
+		}
+		// HEADER and TEXT of a part name its encapsulated message.
+		if t, _ := e.mediaType(); t == "message/rfc822" || t == "message/global" {
+			e = parseEntity(e.body)
+		}
+	}
+	switch sec.Specifier {
+	case imap.PartSpecifierNone:
+		out = raw
+	case imap.PartSpecifierText:
+		out = e.body
+	case imap.PartSpecifierHeader:
+		out = e.header
+		if len(sec.HeaderFields) > 0 || len(sec.HeaderFieldsNot) > 0 {
+			out = filterHeader(e.header, sec.HeaderFields, sec.HeaderFieldsNot)
+		}
+	default:
+		return nil, false
+	}
+	return partial(out, sec.Partial), true
+}
+
+// filterHeader keeps the fields named in keep (or, when keep is empty, those
+// not named in drop), followed by the empty line (RFC 3501 6.4.5).
+func filterHeader(header []byte, keep, drop []string) []byte {
+	in := func(name string, l []string) bool {
+		for _, k := range l {
+			if strings.EqualFold(k, name) {
+				return true
+			}
+		}
+		return false
+	}
+	var out []byte
+	for _, f := range headerFields(header) {
+		name := fieldName(f)
+		if (len(keep) > 0 && in(name, keep)) || (len(keep) == 0 && !in(name, drop)) {
+			out = append(out, f...)
+			if f[len(f)-1] != '\n' {
+				out = append(out, '\r', '\n')
+			}
+		}
+	}
+	return append(out, '\r', '\n')
+}
+
+func partial(b []byte, p *imap.SectionPartial) []byte {
+	if p == nil {
+		return b
+	}
+	if p.Offset < 0 || p.Offset >= int64(len(b)) {
+		return []byte{}
+	}
+	end := int64(len(b))
+	if p.Size >= 0 && p.Offset+p.Size < end {
+		end = p.Offset + p.Size
+	}
+	return b[p.Offset:end]
+}

@@ -1,0 +1,624 @@
+package imapfront
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"mailferry/core/store"
+)
+
+// session is one IMAP connection's state. go-imap calls its methods one at
+// a time (Idle runs alone too), so it needs no lock.
+type session struct {
+	srv    *Server
+	ip     string
+	acct   *store.Account
+	sel    *view
+	closed bool
+}
+
+var (
+	_ imapserver.SessionIMAP4rev2   = (*session)(nil)
+	_ imapserver.SessionAppendLimit = (*session)(nil)
+	_ imapserver.SessionNamespace   = (*session)(nil)
+	_ imapserver.SessionMove        = (*session)(nil)
+)
+
+func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	ip := ""
+	if nc := c.NetConn(); nc != nil && nc.RemoteAddr() != nil {
+		ip = nc.RemoteAddr().String()
+		if host, _, err := net.SplitHostPort(ip); err == nil {
+			ip = host
+		}
+	}
+	s.sessions.Add(1)
+	return &session{srv: s, ip: ip}, nil, nil
+}
+
+func (s *session) ctx() context.Context { return s.srv.ctx }
+
+// Close implements imapserver.Session.
+func (s *session) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.sel != nil {
+		s.sel.close()
+		s.sel = nil
+	}
+	s.srv.sessions.Done()
+	return nil
+}
+
+// imapErr builds a tagged NO with a response code.
+func imapErr(code imap.ResponseCode, format string, args ...any) *imap.Error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: code, Text: fmt.Sprintf(format, args...)}
+}
+
+// storeErr turns a store error into an IMAP answer; unexpected errors are
+// logged and answered with SERVERBUG.
+func (s *session) storeErr(err error, what string) error {
+	var ie *imap.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ie):
+		return err
+	case errors.Is(err, store.ErrNotFound):
+		return imapErr(imap.ResponseCodeNonExistent, "%s: no such mailbox or message", what)
+	case errors.Is(err, store.ErrExists):
+		return imapErr(imap.ResponseCodeAlreadyExists, "%s: already exists", what)
+	case errors.Is(err, store.ErrInvalid):
+		return imapErr(imap.ResponseCodeCannot, "%s: %v", what, strings.TrimPrefix(err.Error(), "store: "))
+	case errors.Is(err, context.Canceled):
+		return imapErr(imap.ResponseCodeUnavailable, "server shutting down")
+	}
+	s.srv.log.Error("imapfront: store error", "op", what, "account", s.address(), "err", err)
+	return imapErr(imap.ResponseCodeServerBug, "%s failed", what)
+}
+
+func (s *session) address() string {
+	if s.acct == nil {
+		return ""
+	}
+	return s.acct.Address
+}
+
+// Login implements imapserver.Session (LOGIN and AUTHENTICATE PLAIN).
+func (s *session) Login(username, password string) error {
+	username = strings.TrimSpace(username)
+	keys := []string{"ip:" + s.ip, "user:" + strings.ToLower(username)}
+	if !s.srv.limiter.allowed(keys...) {
+		s.srv.log.Warn("imapfront: login refused: too many failures", "user", username, "ip", s.ip)
+		return imapErr(imap.ResponseCodeUnavailable, "Too many failed logins, try again later")
+	}
+	fail := func(reason string) error {
+		s.srv.limiter.fail(keys...)
+		s.srv.log.Info("imapfront: login failed", "user", username, "ip", s.ip, "reason", reason)
+		if s.srv.delay > 0 {
+			t := time.NewTimer(s.srv.delay)
+			select {
+			case <-t.C:
+			case <-s.ctx().Done():
+				t.Stop()
+			}
+		}
+		return imapserver.ErrAuthFailed
+	}
+	if username == "" || password == "" {
+		return fail("empty username or password")
+	}
+	acct, err := s.srv.st.Authenticate(s.ctx(), username, password)
+	switch {
+	case err == nil:
+		if m := s.srv.migrator; m != nil {
+			s.safely("LoggedIn", func() { m.LoggedIn(acct, password) })
+		}
+	case errors.Is(err, store.ErrNotFound) && s.srv.migrator != nil:
+		var ferr error
+		s.safely("FirstLogin", func() {
+			ctx, cancel := context.WithTimeout(s.ctx(), 2*time.Minute)
+			defer cancel()
+			acct, ferr = s.srv.migrator.FirstLogin(ctx, username, password)
+		})
+		if ferr != nil || acct == nil {
+			if ferr == nil {
+				ferr = errors.New("no account")
+			}
+			return fail("first login: " + ferr.Error())
+		}
+		s.srv.log.Info("imapfront: first login", "user", acct.Address, "ip", s.ip)
+	case errors.Is(err, store.ErrNotFound):
+		return fail("no such account")
+	case errors.Is(err, store.ErrBadPassword):
+		return fail("wrong password")
+	default:
+		s.srv.log.Error("imapfront: login", "user", username, "err", err)
+		return imapErr(imap.ResponseCodeUnavailable, "Temporary failure, try again later")
+	}
+	s.srv.limiter.succeed(keys[1])
+	s.acct = acct
+	return nil
+}
+
+// safely runs a call into another room, turning a panic into a log line.
+func (s *session) safely(what string, fn func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.srv.log.Error("imapfront: panic in migrator", "call", what, "panic", v, "stack", stack())
+		}
+	}()
+	fn()
+}
+
+// Namespace implements imapserver.SessionNamespace (RFC 2342).
+func (s *session) Namespace() (*imap.NamespaceData, error) {
+	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: s.acct.Delim}}}, nil
+}
+
+// AppendLimit implements imapserver.SessionAppendLimit (RFC 7889).
+func (s *session) AppendLimit() uint32 { return s.srv.limit }
+
+// mailboxName checks a mailbox name from the wire (already UTF-8) and spells
+// INBOX, also as a first level, in capitals.
+func (s *session) mailboxName(name string) (string, error) {
+	d := string(s.acct.Delim)
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX", nil
+	}
+	if first, rest, ok := strings.Cut(name, d); ok && strings.EqualFold(first, "INBOX") {
+		name = "INBOX" + d + rest
+	}
+	bad := name == "" || !utf8.ValidString(name) || len(name) > 1000 ||
+		strings.ContainsAny(name, "\x00\r\n*%") || strings.HasPrefix(name, d) || strings.Contains(name, d+d)
+	if !bad {
+		for _, r := range name {
+			if r < 0x20 || r == 0x7f {
+				bad = true
+				break
+			}
+		}
+	}
+	if bad {
+		return "", imapErr(imap.ResponseCodeCannot, "Invalid mailbox name")
+	}
+	return name, nil
+}
+
+// mailbox looks up a mailbox by its wire name.
+func (s *session) mailbox(name string) (*store.Mailbox, error) {
+	n, err := s.mailboxName(name)
+	if err != nil {
+		return nil, imapErr(imap.ResponseCodeNonExistent, "No such mailbox")
+	}
+	mb, err := s.srv.st.Mailbox(s.ctx(), s.acct.ID, n)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, imapErr(imap.ResponseCodeNonExistent, "No such mailbox")
+	}
+	return mb, s.storeErr(err, "mailbox")
+}
+
+// specialUses lists the RFC 6154 attributes Mailferry accepts.
+var specialUses = map[imap.MailboxAttr]bool{
+	imap.MailboxAttrAll: true, imap.MailboxAttrArchive: true, imap.MailboxAttrDrafts: true,
+	imap.MailboxAttrFlagged: true, imap.MailboxAttrJunk: true, imap.MailboxAttrSent: true,
+	imap.MailboxAttrTrash: true,
+}
+
+// Create implements imapserver.Session (RFC 3501 6.3.3, RFC 6154 USE).
+func (s *session) Create(name string, options *imap.CreateOptions) error {
+	d := string(s.acct.Delim)
+	name = strings.TrimSuffix(name, d)
+	name, err := s.mailboxName(name)
+	if err != nil {
+		return err
+	}
+	if name == "INBOX" {
+		return imapErr(imap.ResponseCodeAlreadyExists, "INBOX exists")
+	}
+	var uses []string
+	if options != nil {
+		for _, a := range options.SpecialUse {
+			if !specialUses[a] {
+				return imapErr(imap.ResponseCode("USEATTR"), "Unsupported special-use attribute %s", a)
+			}
+			uses = append(uses, string(a))
+		}
+	}
+	if _, err := s.srv.st.Mailbox(s.ctx(), s.acct.ID, name); err == nil {
+		return imapErr(imap.ResponseCodeAlreadyExists, "Mailbox exists")
+	}
+	if err := s.createParents(name); err != nil {
+		return err
+	}
+	_, err = s.srv.st.CreateMailbox(s.ctx(), s.acct.ID, name, &store.MailboxOptions{SpecialUse: strings.Join(uses, " ")})
+	return s.storeErr(err, "CREATE")
+}
+
+// createParents creates the missing superiors of a name (RFC 3501 6.3.3).
+func (s *session) createParents(name string) error {
+	d := string(s.acct.Delim)
+	levels := strings.Split(name, d)
+	for i := 1; i < len(levels); i++ {
+		parent := strings.Join(levels[:i], d)
+		if _, err := s.srv.st.Mailbox(s.ctx(), s.acct.ID, parent); err == nil {
+			continue
+		}
+		if _, err := s.srv.st.CreateMailbox(s.ctx(), s.acct.ID, parent, nil); err != nil && !errors.Is(err, store.ErrExists) {
+			return s.storeErr(err, "CREATE")
+		}
+	}
+	return nil
+}
+
+// Delete implements imapserver.Session (RFC 3501 6.3.4): children stay.
+func (s *session) Delete(name string) error {
+	mb, err := s.mailbox(name)
+	if err != nil {
+		return err
+	}
+	if mb.Name == "INBOX" {
+		return imapErr(imap.ResponseCodeCannot, "INBOX cannot be deleted")
+	}
+	if s.sel != nil && s.sel.mb.ID == mb.ID {
+		s.sel.close()
+		s.sel = nil
+	}
+	return s.storeErr(s.srv.st.DeleteMailbox(s.ctx(), s.acct.ID, mb.Name), "DELETE")
+}
+
+// Rename implements imapserver.Session (RFC 3501 6.3.5): children follow;
+// renaming INBOX moves its messages to the new mailbox.
+func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
+	mb, err := s.mailbox(oldName)
+	if err != nil {
+		return err
+	}
+	to, err := s.mailboxName(strings.TrimSuffix(newName, string(s.acct.Delim)))
+	if err != nil {
+		return err
+	}
+	if to == "INBOX" {
+		return imapErr(imap.ResponseCodeAlreadyExists, "INBOX exists")
+	}
+	if _, err := s.srv.st.Mailbox(s.ctx(), s.acct.ID, to); err == nil {
+		return imapErr(imap.ResponseCodeAlreadyExists, "Mailbox exists")
+	}
+	d := string(s.acct.Delim)
+	if strings.HasPrefix(to, mb.Name+d) {
+		return imapErr(imap.ResponseCodeCannot, "Cannot move a mailbox below itself")
+	}
+	if err := s.createParents(to); err != nil {
+		return err
+	}
+	return s.storeErr(s.srv.st.RenameMailbox(s.ctx(), s.acct.ID, mb.Name, to), "RENAME")
+}
+
+// Subscribe implements imapserver.Session.
+func (s *session) Subscribe(name string) error {
+	mb, err := s.mailbox(name)
+	if err != nil {
+		return err
+	}
+	return s.storeErr(s.srv.st.SetSubscribed(s.ctx(), s.acct.ID, mb.Name, true), "SUBSCRIBE")
+}
+
+// Unsubscribe implements imapserver.Session.
+func (s *session) Unsubscribe(name string) error {
+	mb, err := s.mailbox(name)
+	if err != nil {
+		return err
+	}
+	return s.storeErr(s.srv.st.SetSubscribed(s.ctx(), s.acct.ID, mb.Name, false), "UNSUBSCRIBE")
+}
+
+// listEntry is a mailbox, or a level that only exists as a parent.
+type listEntry struct {
+	name     string
+	mb       *store.Mailbox // nil for a missing parent
+	children bool
+}
+
+// List implements imapserver.Session (RFC 3501 LIST and LSUB, RFC 5258
+// LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE).
+func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	delim := s.acct.Delim
+	if len(patterns) == 0 {
+		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
+	}
+	mbs, err := s.srv.st.Mailboxes(s.ctx(), s.acct.ID)
+	if err != nil {
+		return s.storeErr(err, "LIST")
+	}
+	d := string(delim)
+	entries := map[string]*listEntry{}
+	for _, mb := range mbs {
+		entries[mb.Name] = &listEntry{name: mb.Name, mb: mb}
+	}
+	for _, mb := range mbs {
+		levels := strings.Split(mb.Name, d)
+		for i := 1; i < len(levels); i++ {
+			p := strings.Join(levels[:i], d)
+			e := entries[p]
+			if e == nil {
+				e = &listEntry{name: p}
+				entries[p] = e
+			}
+			e.children = true
+		}
+	}
+	names := make([]string, 0, len(entries))
+	for n := range entries {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if (names[i] == "INBOX") != (names[j] == "INBOX") {
+			return names[i] == "INBOX"
+		}
+		return names[i] < names[j]
+	})
+	for _, n := range names {
+		e := entries[n]
+		if !listMatch(n, delim, ref, patterns) {
+			continue
+		}
+		subscribed := e.mb != nil && e.mb.Subscribed
+		var uses []imap.MailboxAttr
+		if e.mb != nil {
+			for _, u := range strings.Fields(e.mb.SpecialUse) {
+				if a := imap.MailboxAttr(u); specialUses[a] {
+					uses = append(uses, a)
+				}
+			}
+		}
+		if options.SelectSubscribed && !subscribed {
+			continue
+		}
+		if options.SelectSpecialUse && len(uses) == 0 {
+			continue
+		}
+		data := &imap.ListData{Mailbox: n, Delim: delim}
+		if e.mb == nil {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect)
+		}
+		if e.children {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
+		} else {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
+		}
+		if subscribed && (options.ReturnSubscribed || options.SelectSubscribed) {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
+		}
+		data.Attrs = append(data.Attrs, uses...)
+		if options.ReturnStatus != nil && e.mb != nil {
+			if data.Status, err = s.statusData(e.mb, options.ReturnStatus); err != nil {
+				return err
+			}
+		}
+		if err := w.WriteList(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func listMatch(name string, delim rune, ref string, patterns []string) bool {
+	for _, p := range patterns {
+		if name == "INBOX" && ref == "" && strings.EqualFold(p, "INBOX") {
+			return true
+		}
+		if imapserver.MatchList(name, delim, ref, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Status implements imapserver.Session (RFC 3501 6.3.10).
+func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	mb, err := s.mailbox(name)
+	if err != nil {
+		return nil, err
+	}
+	return s.statusData(mb, options)
+}
+
+func (s *session) statusData(mb *store.Mailbox, _ *imap.StatusOptions) (*imap.StatusData, error) {
+	st, err := s.srv.st.Status(s.ctx(), mb.ID)
+	if err != nil {
+		return nil, s.storeErr(err, "STATUS")
+	}
+	var zero uint32
+	var zero64 int64
+	limit := s.srv.limit
+	return &imap.StatusData{
+		Mailbox:        mb.Name,
+		NumMessages:    &st.Messages,
+		UIDNext:        imap.UID(st.UIDNext),
+		UIDValidity:    st.UIDValidity,
+		NumUnseen:      &st.Unseen,
+		NumDeleted:     &st.Deleted,
+		Size:           &st.Size,
+		AppendLimit:    &limit,
+		DeletedStorage: &zero64,
+		NumRecent:      &zero,
+	}, nil
+}
+
+// storeFlags turns IMAP flags into store flags, refusing unknown system
+// flags and dropping \Recent (RFC 3501 2.3.2: the server sets it).
+func storeFlags(flags []imap.Flag) ([]string, error) {
+	out := make([]string, 0, len(flags))
+	for _, f := range flags {
+		if strings.HasPrefix(string(f), `\`) {
+			switch strings.ToLower(string(f)) {
+			case `\recent`:
+				continue
+			case `\seen`, `\answered`, `\flagged`, `\deleted`, `\draft`:
+			default:
+				return nil, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "Unknown system flag " + string(f)}
+			}
+		}
+		out = append(out, string(f))
+	}
+	return out, nil
+}
+
+// imapFlags turns store flags into IMAP flags.
+func imapFlags(flags []string) []imap.Flag {
+	out := make([]imap.Flag, 0, len(flags))
+	for _, f := range flags {
+		if f != "" && !strings.EqualFold(f, `\Recent`) {
+			out = append(out, imap.Flag(f))
+		}
+	}
+	return out
+}
+
+// Append implements imapserver.Session (RFC 3501 6.3.11, RFC 4315
+// APPENDUID). The bytes are stored exactly as received.
+func (s *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	mb, err := s.mailbox(name)
+	if err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
+			return nil, imapErr(imap.ResponseCodeTryCreate, "No such mailbox")
+		}
+		return nil, err
+	}
+	size := r.Size()
+	if size > int64(s.srv.limit) {
+		return nil, imapErr(imap.ResponseCodeTooBig, "Message too big")
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, fmt.Errorf("imapfront: read APPEND literal: %w", err)
+	}
+	flags, err := storeFlags(options.Flags)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.srv.st.AppendMessage(s.ctx(), mb.ID, &store.NewMessage{Flags: flags, InternalDate: options.Time, Body: body})
+	if err != nil {
+		return nil, s.storeErr(err, "APPEND")
+	}
+	return &imap.AppendData{UIDValidity: mb.UIDValidity, UID: imap.UID(m.UID)}, nil
+}
+
+// Select implements imapserver.Session (RFC 3501 6.3.1 and 6.3.2).
+func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	if s.sel != nil {
+		s.sel.close()
+		s.sel = nil
+	}
+	mb, err := s.mailbox(name)
+	if err != nil {
+		return nil, err
+	}
+	v, snap, err := s.openView(mb, options != nil && options.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	s.sel = v
+	seen := map[string]bool{}
+	flags := []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft}
+	for _, f := range flags {
+		seen[strings.ToLower(string(f))] = true
+	}
+	var firstUnseen uint32
+	for i, c := range snap.Changed {
+		unseen := true
+		for _, f := range c.Flags {
+			lf := strings.ToLower(f)
+			if lf == `\seen` {
+				unseen = false
+			}
+			if !seen[lf] && !strings.HasPrefix(f, `\`) {
+				seen[lf] = true
+				flags = append(flags, imap.Flag(f))
+			}
+		}
+		if unseen && firstUnseen == 0 {
+			firstUnseen = uint32(i + 1)
+		}
+	}
+	perm := []imap.Flag{}
+	if !v.readOnly {
+		perm = append(append(perm, flags...), imap.FlagWildcard)
+	}
+	return &imap.SelectData{
+		Flags:             flags,
+		PermanentFlags:    perm,
+		NumMessages:       uint32(len(v.uids)),
+		FirstUnseenSeqNum: firstUnseen,
+		UIDNext:           imap.UID(snap.UIDNext),
+		UIDValidity:       snap.UIDValidity,
+	}, nil
+}
+
+// Unselect implements imapserver.Session (CLOSE, UNSELECT).
+func (s *session) Unselect() error {
+	if s.sel != nil {
+		s.sel.close()
+		s.sel = nil
+	}
+	return nil
+}
+
+// Poll implements imapserver.Session: it tells the client of changes made
+// elsewhere since its last command.
+func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if s.sel == nil {
+		return nil
+	}
+	return s.sel.sync(w, allowExpunge)
+}
+
+// Idle implements imapserver.Session (RFC 2177): changes are written as
+// they commit, whoever made them.
+func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	v := s.sel
+	if v == nil {
+		select {
+		case <-stop:
+		case <-s.ctx().Done():
+		}
+		return nil
+	}
+	if err := v.sync(w, true); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-s.ctx().Done():
+			return nil
+		case _, ok := <-v.watch.C:
+			if !ok {
+				// The store closed: nothing more will change.
+				select {
+				case <-stop:
+				case <-s.ctx().Done():
+				}
+				return nil
+			}
+			v.dirty = true
+			if err := v.sync(w, true); err != nil {
+				return err
+			}
+		}
+	}
+}

@@ -1,0 +1,470 @@
+package imapfront
+
+import (
+	"errors"
+	"runtime/debug"
+	"sort"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"mailferry/core/store"
+)
+
+// view is a session's snapshot of its selected mailbox: message sequence
+// number i+1 is uids[i]. It changes only as the client is told.
+type view struct {
+	s        *session
+	mb       *store.Mailbox
+	readOnly bool
+	uids     []imap.UID
+	// modseq is the mailbox HIGHESTMODSEQ up to which the client knows
+	// every change.
+	modseq uint64
+	watch  *store.Watcher
+	// dirty is set when a change may be waiting (the watcher fired, or
+	// expunges had to be held back).
+	dirty bool
+	// reported holds, per UID, the MODSEQ whose flags the client was
+	// already sent (by this session's own STORE or FETCH), so that sync does
+	// not send them again.
+	reported  map[imap.UID]uint64
+	searchRes imap.UIDSet
+}
+
+func stack() string { return string(debug.Stack()) }
+
+func (s *session) openView(mb *store.Mailbox, readOnly bool) (*view, *store.Snapshot, error) {
+	// Watch first: a change committed after the snapshot then always fires.
+	w := s.srv.st.Watch(s.acct.ID)
+	snap, err := s.srv.st.Snapshot(s.ctx(), mb.ID, 0)
+	if err != nil {
+		w.Close()
+		return nil, nil, s.storeErr(err, "SELECT")
+	}
+	v := &view{s: s, mb: mb, readOnly: readOnly, modseq: snap.HighestModSeq, watch: w, reported: map[imap.UID]uint64{}}
+	v.uids = make([]imap.UID, len(snap.UIDs))
+	for i, u := range snap.UIDs {
+		v.uids[i] = imap.UID(u)
+	}
+	return v, snap, nil
+}
+
+func (v *view) close() {
+	if v.watch != nil {
+		v.watch.Close()
+		v.watch = nil
+	}
+}
+
+// seqOf returns a UID's sequence number, or 0.
+func (v *view) seqOf(uid imap.UID) uint32 {
+	i := sort.Search(len(v.uids), func(i int) bool { return v.uids[i] >= uid })
+	if i < len(v.uids) && v.uids[i] == uid {
+		return uint32(i + 1)
+	}
+	return 0
+}
+
+// updateWriter is what sync writes to (imapserver.UpdateWriter).
+type updateWriter interface {
+	WriteExpunge(seqNum uint32) error
+	WriteNumMessages(n uint32) error
+	WriteMessageFlags(seqNum uint32, uid imap.UID, flags []imap.Flag) error
+}
+
+// sync tells the client what changed in the mailbox since it last knew:
+// EXPUNGE (when allowed), EXISTS, then FETCH FLAGS. New messages whose UID
+// is below the highest the client knows (a migration filling in old UIDs)
+// cannot be numbered after it, so they appear on the next SELECT.
+func (v *view) sync(w updateWriter, allowExpunge bool) error {
+	select {
+	case _, ok := <-v.watch.C:
+		if ok {
+			v.dirty = true
+		}
+	default:
+	}
+	if !v.dirty {
+		return nil
+	}
+	snap, err := v.s.srv.st.Snapshot(v.s.ctx(), v.mb.ID, v.modseq)
+	if errors.Is(err, store.ErrNotFound) {
+		// The mailbox was deleted: nothing more will change.
+		v.dirty = false
+		return nil
+	} else if err != nil {
+		// Not fatal to the command that just ran: try again next time.
+		v.s.srv.log.Warn("imapfront: mailbox sync", "account", v.s.address(), "mailbox", v.mb.Name, "err", err)
+		return nil
+	}
+	if snap.Unchanged {
+		v.dirty = false
+		return nil
+	}
+	var maxUID imap.UID
+	if len(v.uids) > 0 {
+		maxUID = v.uids[len(v.uids)-1]
+	}
+	var gone []int // indexes in v.uids
+	var fresh []imap.UID
+	j := 0
+	for i, u := range v.uids {
+		for j < len(snap.UIDs) && imap.UID(snap.UIDs[j]) < u {
+			j++
+		}
+		if j >= len(snap.UIDs) || imap.UID(snap.UIDs[j]) != u {
+			gone = append(gone, i)
+		}
+	}
+	for k := len(snap.UIDs) - 1; k >= 0 && imap.UID(snap.UIDs[k]) > maxUID; k-- {
+		fresh = append(fresh, imap.UID(snap.UIDs[k]))
+	}
+	held := false
+	if len(gone) > 0 {
+		if allowExpunge {
+			for k := len(gone) - 1; k >= 0; k-- {
+				if err := w.WriteExpunge(uint32(gone[k] + 1)); err != nil {
+					return err
+				}
+			}
+			kept := v.uids[:0]
+			g := 0
+			for i, u := range v.uids {
+				if g < len(gone) && gone[g] == i {
+					g++
+					continue
+				}
+				kept = append(kept, u)
+			}
+			v.uids = kept
+		} else {
+			held = true
+		}
+	}
+	if len(fresh) > 0 {
+		for k := len(fresh) - 1; k >= 0; k-- {
+			v.uids = append(v.uids, fresh[k])
+		}
+		if err := w.WriteNumMessages(uint32(len(v.uids))); err != nil {
+			return err
+		}
+	}
+	for _, c := range snap.Changed {
+		uid := imap.UID(c.UID)
+		if uid > maxUID {
+			continue // new to the client: it fetches the flags itself
+		}
+		if r, ok := v.reported[uid]; ok && r >= c.ModSeq {
+			continue
+		}
+		seq := v.seqOf(uid)
+		if seq == 0 {
+			continue
+		}
+		if err := w.WriteMessageFlags(seq, uid, imapFlags(c.Flags)); err != nil {
+			return err
+		}
+		v.reported[uid] = c.ModSeq
+	}
+	if held {
+		v.dirty = true
+	} else {
+		v.modseq = snap.HighestModSeq
+		clear(v.reported)
+		v.dirty = false
+	}
+	return nil
+}
+
+// target is a message a command names.
+type target struct {
+	seq uint32
+	uid imap.UID
+}
+
+// resolve returns the messages of the view a number set names, in sequence
+// order. Numbers beyond the view are ignored (RFC 2180 4.1); "*" is the last
+// message (or highest UID) and "$" the saved search result (RFC 5182).
+func (v *view) resolve(numSet imap.NumSet) []target {
+	n := len(v.uids)
+	if n == 0 {
+		return nil
+	}
+	if imap.IsSearchRes(numSet) {
+		numSet = v.searchRes
+	}
+	mark := make([]bool, n)
+	switch set := numSet.(type) {
+	case imap.SeqSet:
+		for _, r := range set {
+			start, stop := staticRange(r.Start, r.Stop, uint32(n))
+			if start == 0 {
+				start = 1
+			}
+			for s := start; s <= stop && s <= uint32(n); s++ {
+				mark[s-1] = true
+			}
+		}
+	case imap.UIDSet:
+		for _, r := range set {
+			start, stop := staticRange(uint32(r.Start), uint32(r.Stop), uint32(v.uids[n-1]))
+			i := sort.Search(n, func(i int) bool { return v.uids[i] >= imap.UID(start) })
+			for ; i < n && v.uids[i] <= imap.UID(stop); i++ {
+				mark[i] = true
+			}
+		}
+	}
+	var out []target
+	for i, m := range mark {
+		if m {
+			out = append(out, target{seq: uint32(i + 1), uid: v.uids[i]})
+		}
+	}
+	return out
+}
+
+// staticRange replaces "*" (0) with max and orders the range.
+func staticRange(start, stop, max uint32) (uint32, uint32) {
+	if start == 0 {
+		start = max
+	}
+	if stop == 0 {
+		stop = max
+	}
+	if start > stop {
+		start, stop = stop, start
+	}
+	return start, stop
+}
+
+// staticUIDSet makes a UID set with "*" into a static one for this view.
+func (v *view) staticUIDSet(set imap.UIDSet) imap.UIDSet {
+	var max uint32
+	if len(v.uids) > 0 {
+		max = uint32(v.uids[len(v.uids)-1])
+	}
+	out := make(imap.UIDSet, 0, len(set))
+	for _, r := range set {
+		a, b := staticRange(uint32(r.Start), uint32(r.Stop), max)
+		out = append(out, imap.UIDRange{Start: imap.UID(a), Stop: imap.UID(b)})
+	}
+	return out
+}
+
+func uidsOf(ts []target) []uint32 {
+	out := make([]uint32, len(ts))
+	for i, t := range ts {
+		out[i] = uint32(t.uid)
+	}
+	return out
+}
+
+// chunks splits targets into runs that are read with one store query: at
+// most 256 messages, and no wide gaps of unwanted messages.
+func (v *view) chunks(ts []target) [][]target {
+	var out [][]target
+	start := 0
+	for i := 1; i <= len(ts); i++ {
+		if i == len(ts) || i-start >= 256 || ts[i].seq-ts[i-1].seq > 32 {
+			out = append(out, ts[start:i])
+			start = i
+		}
+	}
+	return out
+}
+
+// messages reads the store's messages for a run of targets; the result is
+// in target order, with nil where a message is gone.
+func (v *view) messages(run []target, cache bool) ([]*store.Message, error) {
+	out := make([]*store.Message, len(run))
+	k := 0
+	err := v.s.srv.st.EachMessage(v.s.ctx(), v.mb.ID, uint32(run[0].uid), uint32(run[len(run)-1].uid), cache, func(m *store.Message) error {
+		for k < len(run) && run[k].uid < imap.UID(m.UID) {
+			k++
+		}
+		if k < len(run) && run[k].uid == imap.UID(m.UID) {
+			out[k] = m
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (v *view) readOnlyErr() error {
+	return imapErr(imap.ResponseCode("READ-ONLY"), "Mailbox is read-only")
+}
+
+// Expunge implements imapserver.Session (RFC 3501 EXPUNGE and CLOSE,
+// RFC 4315 UID EXPUNGE). Only messages the client knows are expunged. In
+// a read-only mailbox nothing is removed.
+func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	v := s.sel
+	if v.readOnly || len(v.uids) == 0 {
+		return nil
+	}
+	var list []uint32
+	if uids != nil {
+		list = uidsOf(v.resolve(*uids))
+		if len(list) == 0 {
+			return nil
+		}
+	} else {
+		list = make([]uint32, len(v.uids))
+		for i, u := range v.uids {
+			list[i] = uint32(u)
+		}
+	}
+	gone, err := s.srv.st.Expunge(s.ctx(), v.mb.ID, list)
+	if err != nil {
+		return s.storeErr(err, "EXPUNGE")
+	}
+	return v.removeUIDs(gone, w.WriteExpunge)
+}
+
+// removeUIDs drops UIDs from the view, telling the client with EXPUNGE
+// responses from the highest sequence number down (so each stays valid).
+func (v *view) removeUIDs(uids []uint32, write func(uint32) error) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	drop := make(map[imap.UID]bool, len(uids))
+	for _, u := range uids {
+		drop[imap.UID(u)] = true
+	}
+	for i := len(v.uids) - 1; i >= 0; i-- {
+		if drop[v.uids[i]] {
+			if err := write(uint32(i + 1)); err != nil {
+				return err
+			}
+		}
+	}
+	kept := v.uids[:0]
+	for _, u := range v.uids {
+		if !drop[u] {
+			kept = append(kept, u)
+		}
+	}
+	v.uids = kept
+	return nil
+}
+
+// Store implements imapserver.Session (RFC 3501 6.4.6).
+func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) error {
+	v := s.sel
+	if v.readOnly {
+		return v.readOnlyErr()
+	}
+	fl, err := storeFlags(flags.Flags)
+	if err != nil {
+		return err
+	}
+	ts := v.resolve(numSet)
+	if len(ts) == 0 {
+		return nil
+	}
+	op := store.FlagsSet
+	switch flags.Op {
+	case imap.StoreFlagsAdd:
+		op = store.FlagsAdd
+	case imap.StoreFlagsDel:
+		op = store.FlagsRemove
+	}
+	msgs, err := s.srv.st.StoreFlags(s.ctx(), v.mb.ID, uidsOf(ts), op, fl)
+	if err != nil {
+		return s.storeErr(err, "STORE")
+	}
+	for _, m := range msgs {
+		uid := imap.UID(m.UID)
+		v.reported[uid] = max(v.reported[uid], m.ModSeq)
+		if flags.Silent {
+			continue
+		}
+		seq := v.seqOf(uid)
+		if seq == 0 {
+			continue
+		}
+		rw := w.CreateMessage(seq)
+		rw.WriteUID(uid)
+		rw.WriteFlags(imapFlags(m.Flags))
+		if err := rw.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Copy implements imapserver.Session (RFC 3501 6.4.7, RFC 4315 COPYUID).
+func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	v := s.sel
+	dst, err := s.destination(dest)
+	if err != nil {
+		return nil, err
+	}
+	ts := v.resolve(numSet)
+	if len(ts) == 0 {
+		return nil, nil
+	}
+	pairs, err := s.srv.st.Copy(s.ctx(), v.mb.ID, uidsOf(ts), dst.ID)
+	if err != nil {
+		return nil, s.storeErr(err, "COPY")
+	}
+	return copyData(dst, pairs), nil
+}
+
+func (s *session) destination(name string) (*store.Mailbox, error) {
+	dst, err := s.mailbox(name)
+	if err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
+			return nil, imapErr(imap.ResponseCodeTryCreate, "No such mailbox")
+		}
+		return nil, err
+	}
+	return dst, nil
+}
+
+func copyData(dst *store.Mailbox, pairs []store.UIDPair) *imap.CopyData {
+	if len(pairs) == 0 {
+		return nil
+	}
+	var src, dstUIDs imap.UIDSet
+	for _, p := range pairs {
+		src.AddNum(imap.UID(p.Src))
+		dstUIDs.AddNum(imap.UID(p.Dst))
+	}
+	return &imap.CopyData{UIDValidity: dst.UIDValidity, SourceUIDs: src, DestUIDs: dstUIDs}
+}
+
+// Move implements imapserver.SessionMove (RFC 6851).
+func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	v := s.sel
+	if v.readOnly {
+		return v.readOnlyErr()
+	}
+	dst, err := s.destination(dest)
+	if err != nil {
+		return err
+	}
+	if dst.ID == v.mb.ID {
+		return imapErr(imap.ResponseCodeCannot, "Source and destination are the same mailbox")
+	}
+	ts := v.resolve(numSet)
+	if len(ts) == 0 {
+		return nil
+	}
+	pairs, err := s.srv.st.Move(s.ctx(), v.mb.ID, uidsOf(ts), dst.ID)
+	if err != nil {
+		return s.storeErr(err, "MOVE")
+	}
+	if data := copyData(dst, pairs); data != nil {
+		if err := w.WriteCopyData(data); err != nil {
+			return err
+		}
+	}
+	moved := make([]uint32, len(pairs))
+	for i, p := range pairs {
+		moved[i] = p.Src
+	}
+	return v.removeUIDs(moved, w.WriteExpunge)
+}
