@@ -1,0 +1,597 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"mailferry/core/store"
+)
+
+// Queue item notes: the kind of item and, with " via <domain>", the domain
+// whose old server takes all its recipients. Without "via", each recipient
+// goes to its own domain's old server.
+const (
+	noteRelay  = "relay"  // a message to relay
+	noteBounce = "bounce" // a DSN we made; a local recipient gets it locally
+)
+
+func noteVia(kind, domain string) string {
+	if domain == "" {
+		return kind
+	}
+	return kind + " via " + domain
+}
+
+func parseNote(note string) (kind, via string) {
+	kind, via, _ = strings.Cut(note, " via ")
+	return kind, via
+}
+
+// accept commits a received message: one copy per local account and one
+// queue item per relay route, in one transaction. It returns the first
+// queue item's ID (0 when all recipients were local).
+func (r *Relay) accept(ctx context.Context, from string, local map[int64]int64, order []int64,
+	notes []string, relays map[string][]string, msg []byte) (int64, error) {
+	tx, err := r.st.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	for _, acct := range order {
+		if _, err := tx.Append(local[acct], &store.NewMessage{Body: msg}); err != nil {
+			return 0, fmt.Errorf("relay: deliver to account %d: %w", acct, err)
+		}
+	}
+	var first int64
+	for _, n := range notes {
+		id, err := tx.Enqueue(from, relays[n], msg, n)
+		if err != nil {
+			return 0, fmt.Errorf("relay: enqueue: %w", err)
+		}
+		if first == 0 {
+			first = id
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	r.accepted.Add(1)
+	r.delivered.Add(uint64(len(order)))
+	r.queued.Add(uint64(len(notes)))
+	if len(notes) > 0 {
+		r.wake()
+	}
+	return first, nil
+}
+
+// List returns the queue, oldest first (for the CLI and the UI).
+func (r *Relay) List(ctx context.Context) ([]*store.QueueItem, error) {
+	return r.st.Queue(ctx)
+}
+
+// Retry makes a queue item due now, releasing it if held.
+func (r *Relay) Retry(ctx context.Context, id int64) error {
+	if err := r.st.QueueRetry(ctx, id); err != nil {
+		return err
+	}
+	r.wake()
+	return nil
+}
+
+// Delete removes a queue item without delivering it or bouncing it.
+func (r *Relay) Delete(ctx context.Context, id int64) error {
+	return r.st.QueueDelete(ctx, id)
+}
+
+// Hold keeps a queue item without trying it until Retry.
+func (r *Relay) Hold(ctx context.Context, id int64) error {
+	return r.st.QueueHold(ctx, id)
+}
+
+// Run delivers due queue items until ctx is done or Close is called, then
+// waits for the deliveries in progress (Close cuts them after
+// Options.ShutdownGrace) and returns nil.
+func (r *Relay) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.isClosed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.runWG.Add(1)
+	r.mu.Unlock()
+	defer r.runWG.Done()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-r.closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	// Deliveries are not cut by ctx: a session in progress finishes and
+	// records its outcome. Only the hard stop after ShutdownGrace cuts it.
+	dctx, dcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer dcancel()
+	go func() {
+		select {
+		case <-r.hardStop:
+			dcancel()
+		case <-dctx.Done():
+		}
+	}()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, r.opts.Workers)
+	for {
+		items, err := r.st.QueueDue(ctx, time.Now(), 4*r.opts.Workers)
+		if err != nil && ctx.Err() == nil {
+			r.log.Error("read queue", "err", err)
+		}
+	dispatch:
+		for _, it := range items {
+			r.inflightMu.Lock()
+			busy := r.inflight[it.ID]
+			r.inflightMu.Unlock()
+			if busy {
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				break dispatch
+			}
+			r.inflightMu.Lock()
+			r.inflight[it.ID] = true
+			r.inflightMu.Unlock()
+			wg.Add(1)
+			go func(it *store.QueueItem) {
+				defer wg.Done()
+				defer func() {
+					r.inflightMu.Lock()
+					delete(r.inflight, it.ID)
+					r.inflightMu.Unlock()
+					<-sem
+					select {
+					case r.finished <- struct{}{}:
+					default:
+					}
+				}()
+				defer r.recoverPanic("queue delivery")
+				r.deliverItem(dctx, it)
+			}(it)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+
+		wait := r.opts.PollInterval
+		if next, ok, err := r.st.QueueNextDue(ctx); err == nil && ok {
+			if d := time.Until(next); d < wait {
+				wait = d
+			}
+		}
+		if wait < 10*time.Millisecond {
+			// Due items are all in flight: wait for one to finish.
+			wait = r.opts.PollInterval
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-r.kick:
+		case <-r.finished:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// outcome is the fate of one recipient in one attempt.
+type outcome struct {
+	rcpt string
+	// perm is set for a permanent failure, temp for a temporary one; neither
+	// means delivered.
+	perm, temp bool
+	// status is the enhanced status code (RFC 3463) for a DSN, detail the
+	// remote reply or error, remote the server that said it.
+	status string
+	detail string
+	remote string
+}
+
+func okOutcome(rcpt, remote string) outcome { return outcome{rcpt: rcpt, remote: remote} }
+
+// failOutcome classifies err: a 5xx reply is permanent, anything else
+// (4xx, network, timeouts) temporary.
+func failOutcome(rcpt, remote string, err error) outcome {
+	o := outcome{rcpt: rcpt, remote: remote, detail: oneLine(err.Error())}
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		o.detail = oneLine(fmt.Sprintf("%d %s", se.Code, se.Message))
+		if se.EnhancedCode != smtp.EnhancedCodeNotSet && se.EnhancedCode != smtp.NoEnhancedCode {
+			o.detail = oneLine(fmt.Sprintf("%d %d.%d.%d %s", se.Code, se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2], se.Message))
+		}
+		if se.Code/100 == 5 {
+			o.perm = true
+			o.status = "5.0.0"
+			if se.EnhancedCode[0] == 5 {
+				o.status = fmt.Sprintf("%d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+			}
+			return o
+		}
+	}
+	o.temp = true
+	o.status = "4.0.0"
+	if se != nil && se.EnhancedCode[0] == 4 {
+		o.status = fmt.Sprintf("%d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+	}
+	return o
+}
+
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r > 0x7e {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 400 {
+		s = s[:400]
+	}
+	return strings.TrimSpace(s)
+}
+
+// deliverItem makes one attempt at a queue item. Each route's outcome is
+// committed as soon as it is known.
+func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
+	log := r.log.With("queue_id", it.ID)
+	body, err := r.st.Blob(ctx, it.BlobKey)
+	if err != nil {
+		log.Error("read queued message", "err", err)
+		r.finishAttempt(ctx, it, nil, it.Rcpts, []outcome{{rcpt: "", temp: true, detail: "local error: " + oneLine(err.Error())}})
+		return
+	}
+	kind, via := parseNote(it.Note)
+	remaining := append([]string(nil), it.Rcpts...)
+	var temps []outcome
+
+	// Group recipients: local ones (a bounce to a local sender, or a relay
+	// recipient whose domain stopped migrating and who has an account now)
+	// and one group per old-server domain, in recipient order.
+	type group struct {
+		domain string
+		rcpts  []string
+	}
+	var localRcpts []string
+	var groups []*group
+	byDomain := map[string]*group{}
+	for _, rc := range it.Rcpts {
+		_, dom, err := store.SplitAddress(rc)
+		if err != nil {
+			// Cannot happen for what Rcpt accepted; fail it for good.
+			remaining = r.commitOutcomes(ctx, it, body, remaining, []outcome{{rcpt: rc, perm: true, status: "5.1.3", detail: "bad recipient address"}}, via)
+			continue
+		}
+		if isLocal, err := r.deliverLocally(ctx, kind, rc, dom); err != nil {
+			temps = append(temps, outcome{rcpt: rc, temp: true, status: "4.3.0", detail: "local error: " + oneLine(err.Error())})
+			continue
+		} else if isLocal {
+			localRcpts = append(localRcpts, rc)
+			continue
+		}
+		route := via
+		if route == "" {
+			route = dom
+		}
+		g := byDomain[route]
+		if g == nil {
+			g = &group{domain: route}
+			byDomain[route] = g
+			groups = append(groups, g)
+		}
+		g.rcpts = append(g.rcpts, rc)
+	}
+	if len(localRcpts) > 0 {
+		var gone bool
+		remaining, gone, err = r.deliverLocal(ctx, it, remaining, localRcpts, body)
+		if gone {
+			return
+		}
+		if err != nil {
+			log.Error("local delivery", "err", err)
+			for _, rc := range localRcpts {
+				temps = append(temps, outcome{rcpt: rc, temp: true, status: "4.3.0", detail: "local error: " + oneLine(err.Error())})
+			}
+		}
+	}
+	for _, g := range groups {
+		if ctx.Err() != nil {
+			for _, rc := range g.rcpts {
+				temps = append(temps, outcome{rcpt: rc, temp: true, status: "4.3.2", detail: "shutting down"})
+			}
+			continue
+		}
+		outs, quit := r.sendGroup(ctx, g.domain, it.From, g.rcpts, body)
+		var done []outcome
+		for _, o := range outs {
+			if o.temp {
+				temps = append(temps, o)
+			} else {
+				done = append(done, o)
+			}
+		}
+		if len(done) > 0 {
+			// Recorded right after the remote reply, before QUIT.
+			remaining = r.commitOutcomes(ctx, it, body, remaining, done, g.domain)
+		}
+		quit()
+		if remaining == nil {
+			return // the item is done, or gone (deleted by the administrator)
+		}
+	}
+	if len(temps) > 0 {
+		r.finishAttempt(ctx, it, body, remaining, temps)
+	}
+}
+
+// deliverLocally reports whether a recipient of a queue item is served
+// from the store rather than by an old server.
+func (r *Relay) deliverLocally(ctx context.Context, kind, rcpt, domain string) (bool, error) {
+	_, err := r.st.Account(ctx, rcpt)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if kind == noteBounce {
+		return true, nil
+	}
+	_, migrating, err := r.opts.OldServer(ctx, domain)
+	if err != nil {
+		return false, err
+	}
+	return !migrating, nil
+}
+
+// deliverLocal appends the message to the INBOX of each local recipient and
+// drops them from the item, in one transaction. gone reports that the item
+// no longer exists (nothing was delivered).
+func (r *Relay) deliverLocal(ctx context.Context, it *store.QueueItem, remaining, rcpts []string, body []byte) (rest []string, gone bool, err error) {
+	boxes := map[int64]int64{}
+	var order []int64
+	for _, rc := range rcpts {
+		acct, err := r.st.Account(ctx, rc)
+		if err != nil {
+			return remaining, false, err
+		}
+		if _, ok := boxes[acct.ID]; ok {
+			continue
+		}
+		mb, err := r.st.Mailbox(ctx, acct.ID, "INBOX")
+		if err != nil {
+			return remaining, false, err
+		}
+		boxes[acct.ID] = mb.ID
+		order = append(order, acct.ID)
+	}
+	rest = without(remaining, rcpts)
+	tx, err := r.st.Begin(ctx)
+	if err != nil {
+		return remaining, false, err
+	}
+	defer tx.Rollback()
+	for _, a := range order {
+		if _, err := tx.Append(boxes[a], &store.NewMessage{Body: body}); err != nil {
+			return remaining, false, err
+		}
+	}
+	if err := tx.QueueSetRcpts(it.ID, rest); errors.Is(err, store.ErrNotFound) {
+		return nil, true, nil
+	} else if err != nil {
+		return remaining, false, err
+	}
+	if err := tx.Commit(); err != nil {
+		return remaining, false, err
+	}
+	r.delivered.Add(uint64(len(order)))
+	r.log.Info("delivered locally", "queue_id", it.ID, "rcpts", rcpts)
+	r.emit(Event{Kind: EventDelivered, QueueID: it.ID, From: it.From, Rcpts: rcpts})
+	return rest, false, nil
+}
+
+// commitOutcomes records final outcomes (delivered or permanently failed)
+// of some recipients: they leave the item, and a bounce for the failed ones
+// is queued, in one transaction. It returns the recipients still to serve,
+// nil when the item vanished or is done.
+func (r *Relay) commitOutcomes(ctx context.Context, it *store.QueueItem, body []byte, remaining []string, outs []outcome, route string) []string {
+	var served, failed []string
+	var failedOuts []outcome
+	for _, o := range outs {
+		served = append(served, o.rcpt)
+		if o.perm {
+			failed = append(failed, o.rcpt)
+			failedOuts = append(failedOuts, o)
+		}
+	}
+	rest := without(remaining, served)
+	// The outcome must be recorded even while shutting down.
+	wctx := context.WithoutCancel(ctx)
+	err := r.withTx(wctx, func(tx *store.Tx) error {
+		if err := tx.QueueSetRcpts(it.ID, rest); err != nil {
+			return err
+		}
+		return r.queueBounce(tx, it, body, failedOuts, route)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		r.log.Info("queue item vanished during delivery", "queue_id", it.ID)
+		return nil
+	} else if err != nil {
+		// The remote server has the message; we could not record it. The
+		// item will be retried: a duplicate is better than a loss.
+		r.log.Error("record delivery", "queue_id", it.ID, "err", err)
+		return remaining
+	}
+	if n := len(served) - len(failed); n > 0 {
+		r.relayed.Add(uint64(n))
+		ok := without(served, failed)
+		r.log.Info("relayed", "queue_id", it.ID, "via", route, "rcpts", ok)
+		r.emit(Event{Kind: EventRelayed, QueueID: it.ID, From: it.From, Rcpts: ok, Detail: route})
+	}
+	r.noteFailures(it, failedOuts)
+	if len(rest) == 0 {
+		return nil
+	}
+	return rest
+}
+
+// finishAttempt records temporary failures: the item is deferred with
+// exponential backoff, or, past MaxAge or MaxAttempts, bounced and removed.
+func (r *Relay) finishAttempt(ctx context.Context, it *store.QueueItem, body []byte, remaining []string, temps []outcome) {
+	wctx := context.WithoutCancel(ctx)
+	var details []string
+	for _, o := range temps {
+		details = append(details, fmt.Sprintf("<%s>: %s", o.rcpt, o.detail))
+	}
+	lastErr := oneLine(strings.Join(details, "; "))
+	attempts := it.Attempts + 1
+	expired := time.Since(it.Created) >= r.opts.MaxAge || (r.opts.MaxAttempts > 0 && attempts >= r.opts.MaxAttempts)
+	if len(remaining) == 0 {
+		return
+	}
+	if !expired {
+		next := time.Now().Add(r.backoff(attempts))
+		err := r.withTx(wctx, func(tx *store.Tx) error { return tx.QueueDefer(it.ID, remaining, next, lastErr) })
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			r.log.Error("defer queue item", "queue_id", it.ID, "err", err)
+			return
+		}
+		r.deferred.Add(1)
+		r.log.Info("deferred", "queue_id", it.ID, "attempts", attempts, "next", next.Format(time.RFC3339), "err", lastErr)
+		r.emit(Event{Kind: EventDeferred, QueueID: it.ID, From: it.From, Rcpts: remaining, Detail: lastErr})
+		return
+	}
+	// Give up: every remaining recipient fails with its last reason.
+	byRcpt := map[string]outcome{}
+	for _, o := range temps {
+		byRcpt[o.rcpt] = o
+	}
+	var fails []outcome
+	for _, rc := range remaining {
+		o, ok := byRcpt[rc]
+		if !ok {
+			o = outcome{rcpt: rc, detail: lastErr}
+		}
+		o.perm, o.temp = true, false
+		o.status = "4.4.7" // delivery time expired (RFC 3463)
+		if o.detail == "" {
+			o.detail = "delivery time expired"
+		} else {
+			o.detail = "gave up after " + fmt.Sprint(attempts) + " attempts: " + o.detail
+		}
+		fails = append(fails, o)
+	}
+	_, via := parseNote(it.Note)
+	if via == "" && len(remaining) > 0 {
+		_, via, _ = store.SplitAddress(remaining[0])
+	}
+	err := r.withTx(wctx, func(tx *store.Tx) error {
+		if err := tx.QueueDelete(it.ID); err != nil {
+			return err
+		}
+		return r.queueBounce(tx, it, body, fails, via)
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		r.log.Error("expire queue item", "queue_id", it.ID, "err", err)
+		return
+	}
+	if err == nil {
+		r.noteFailures(it, fails)
+	}
+}
+
+// backoff is the delay after the given number of failed attempts.
+func (r *Relay) backoff(attempts int) time.Duration {
+	d := r.opts.RetryBase
+	for i := 1; i < attempts && d < r.opts.RetryMax; i++ {
+		d *= 2
+	}
+	if d > r.opts.RetryMax {
+		d = r.opts.RetryMax
+	}
+	return d
+}
+
+// queueBounce queues a DSN for permanent failures, unless the sender is
+// the null reverse-path (RFC 5321 section 4.5.5: never bounce a bounce).
+func (r *Relay) queueBounce(tx *store.Tx, it *store.QueueItem, body []byte, fails []outcome, route string) error {
+	if len(fails) == 0 || it.From == "" {
+		return nil
+	}
+	dsn, err := r.buildDSN(it, body, fails)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Enqueue("", []string{it.From}, dsn, noteVia(noteBounce, route))
+	return err
+}
+
+func (r *Relay) noteFailures(it *store.QueueItem, fails []outcome) {
+	if len(fails) == 0 {
+		return
+	}
+	var rcpts, details []string
+	for _, o := range fails {
+		rcpts = append(rcpts, o.rcpt)
+		details = append(details, fmt.Sprintf("<%s>: %s", o.rcpt, o.detail))
+	}
+	detail := strings.Join(details, "; ")
+	if it.From == "" {
+		r.dropped.Add(uint64(len(fails)))
+		r.log.Warn("undeliverable, null sender: dropped", "queue_id", it.ID, "rcpts", rcpts, "err", detail)
+		r.emit(Event{Kind: EventDropped, QueueID: it.ID, Rcpts: rcpts, Detail: detail})
+		return
+	}
+	r.bounced.Add(uint64(len(fails)))
+	r.queued.Add(1)
+	r.log.Info("bounced", "queue_id", it.ID, "from", it.From, "rcpts", rcpts, "err", detail)
+	r.emit(Event{Kind: EventBounced, QueueID: it.ID, From: it.From, Rcpts: rcpts, Detail: detail})
+	r.wake()
+}
+
+func (r *Relay) withTx(ctx context.Context, fn func(tx *store.Tx) error) error {
+	tx, err := r.st.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// without returns list minus the addresses in drop (compared without case),
+// keeping order.
+func without(list, drop []string) []string {
+	d := map[string]bool{}
+	for _, x := range drop {
+		d[strings.ToLower(x)] = true
+	}
+	var out []string
+	for _, x := range list {
+		if !d[strings.ToLower(x)] {
+			out = append(out, x)
+		}
+	}
+	return out
+}

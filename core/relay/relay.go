@@ -1,0 +1,447 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"mailferry/core/oldserver"
+	"mailferry/core/store"
+)
+
+// Defaults of Options fields left zero.
+const (
+	DefaultMaxMessageBytes   = 32 << 20
+	DefaultMaxRecipients     = 100
+	DefaultReadTimeout       = 5 * time.Minute
+	DefaultWriteTimeout      = time.Minute
+	DefaultRetryBase         = time.Minute
+	DefaultRetryMax          = time.Hour
+	DefaultMaxAge            = 5 * 24 * time.Hour
+	DefaultMaxConnsPerIP     = 20
+	DefaultMaxAuthFailures   = 5
+	DefaultAuthFailureWindow = 15 * time.Minute
+	DefaultWorkers           = 4
+	DefaultClientTimeout     = 2 * time.Minute
+	DefaultShutdownGrace     = 30 * time.Second
+	DefaultPollInterval      = 5 * time.Second
+	// maxHops is the number of Received headers beyond which a message is
+	// refused as looping (RFC 5321 section 6.3).
+	maxHops = 50
+)
+
+// OldServerFunc returns the old-server settings of a local domain and whether
+// the domain is migrating. A domain that is not local, or has no old server,
+// returns nil settings and no error.
+type OldServerFunc func(ctx context.Context, domain string) (*oldserver.Settings, bool, error)
+
+// DialFunc opens an SMTP client connection to an old server, greeted (EHLO)
+// and with TLS as its settings ask.
+type DialFunc func(ctx context.Context, s *oldserver.Settings, localName string) (*smtp.Client, error)
+
+// Options configures a Relay. Zero fields mean the defaults above.
+type Options struct {
+	// Store is where mail is delivered and queued; required.
+	Store *store.Store
+	// Logger receives diagnostics; nil means slog.Default().
+	Logger *slog.Logger
+	// Hostname is this server's name in greetings, Received headers and
+	// bounces; empty means os.Hostname().
+	Hostname string
+	// TLSConfig enables STARTTLS and is required by the submission
+	// listeners. AUTH is only possible under TLS.
+	TLSConfig *tls.Config
+	// TrustedNetworks may relay to foreign domains without AUTH (for example
+	// an internal web server). Empty means none — not even loopback.
+	TrustedNetworks []netip.Prefix
+	// MaxMessageBytes is the SIZE limit (RFC 1870) of a message as received.
+	MaxMessageBytes int64
+	// MaxRecipients is the number of RCPT per transaction.
+	MaxRecipients int
+	// ReadTimeout and WriteTimeout bound each read and write of the servers.
+	ReadTimeout, WriteTimeout time.Duration
+	// MaxConnsPerIP bounds the simultaneous connections from one address.
+	MaxConnsPerIP int
+	// MaxAuthFailures within AuthFailureWindow from one address make further
+	// AUTH attempts from it fail until the window passed.
+	MaxAuthFailures   int
+	AuthFailureWindow time.Duration
+
+	// RetryBase is the delay after the first failed attempt; it doubles per
+	// attempt up to RetryMax.
+	RetryBase, RetryMax time.Duration
+	// MaxAge is how long a message may wait in the queue before it is
+	// bounced.
+	MaxAge time.Duration
+	// MaxAttempts, when positive, bounces a message after that many failed
+	// attempts even before MaxAge.
+	MaxAttempts int
+	// Workers is the number of queue items delivered at once.
+	Workers int
+	// PollInterval is how often the worker looks at the queue when nothing
+	// told it to (for example after a Retry from another process).
+	PollInterval time.Duration
+	// ClientTimeout bounds each command of an outbound SMTP session.
+	ClientTimeout time.Duration
+	// ShutdownGrace is how long Close lets outbound deliveries in progress
+	// finish before cutting them.
+	ShutdownGrace time.Duration
+
+	// OldServer looks a domain's old server up; nil reads the store's
+	// domain settings (store.Domain: Migrating and OldServer JSON).
+	OldServer OldServerFunc
+	// Dial connects to an old server's SMTP; nil means DialOldServer.
+	Dial DialFunc
+}
+
+// Stats are counters since New.
+type Stats struct {
+	// Accepted messages (one per DATA that got 250).
+	Accepted uint64
+	// Queued items written (relays and bounces).
+	Queued uint64
+	// Delivered local copies (one per account).
+	Delivered uint64
+	// Relayed recipients accepted by an old server.
+	Relayed uint64
+	// Deferred delivery attempts (temporary failures).
+	Deferred uint64
+	// Bounced recipients (permanent failure, expiry, retry limit).
+	Bounced uint64
+	// Dropped recipients that failed for good with no one to tell (null
+	// reverse-path, for example a bounce that bounced).
+	Dropped uint64
+	// Rejected commands (MAIL, RCPT, DATA refusals) and refused AUTH.
+	Rejected uint64
+}
+
+// EventKind says what an Event is about.
+type EventKind string
+
+// Event kinds.
+const (
+	EventAccepted  EventKind = "accepted"  // a message was accepted (QueueID 0 when delivered only locally)
+	EventDelivered EventKind = "delivered" // a copy landed in a local INBOX
+	EventRelayed   EventKind = "relayed"   // an old server accepted recipients
+	EventDeferred  EventKind = "deferred"  // a temporary failure, will retry
+	EventBounced   EventKind = "bounced"   // a DSN was queued for the sender
+	EventDropped   EventKind = "dropped"   // failed for good, nobody to notify
+	EventRejected  EventKind = "rejected"  // a command was refused
+)
+
+// Event is something that happened, for the UI's activity view.
+type Event struct {
+	Time    time.Time
+	Kind    EventKind
+	QueueID int64
+	From    string
+	Rcpts   []string
+	// Detail is the error or remote reply, if any.
+	Detail string
+}
+
+// Relay is Mailferry's SMTP service. It is safe for concurrent use.
+type Relay struct {
+	opts Options
+	st   *store.Store
+	log  *slog.Logger
+
+	closed     chan struct{} // closed by Close
+	hardStop   chan struct{} // closed after ShutdownGrace
+	closeOnce  sync.Once
+	kick       chan struct{} // wakes the worker
+	finished   chan struct{} // a delivery finished
+	dataWG     sync.WaitGroup
+	runWG      sync.WaitGroup
+	inflightMu sync.Mutex
+	inflight   map[int64]bool
+
+	mu       sync.Mutex
+	servers  map[*smtp.Server]struct{}
+	subs     map[chan Event]struct{}
+	isClosed bool
+
+	limits *limiter
+
+	accepted, queued, delivered, relayed, deferred, bounced, dropped, rejected atomic.Uint64
+}
+
+// ErrClosed is returned by the Serve methods after Close.
+var ErrClosed = errors.New("relay: closed")
+
+// New returns a Relay; start it with the Serve methods and Run.
+func New(opts Options) (*Relay, error) {
+	if opts.Store == nil {
+		return nil, errors.New("relay: Options.Store is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		opts.Hostname = h
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	defInt(&opts.MaxRecipients, DefaultMaxRecipients)
+	defInt(&opts.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	defInt(&opts.MaxAuthFailures, DefaultMaxAuthFailures)
+	defInt(&opts.Workers, DefaultWorkers)
+	def(&opts.ReadTimeout, DefaultReadTimeout)
+	def(&opts.WriteTimeout, DefaultWriteTimeout)
+	def(&opts.AuthFailureWindow, DefaultAuthFailureWindow)
+	def(&opts.RetryBase, DefaultRetryBase)
+	def(&opts.RetryMax, DefaultRetryMax)
+	def(&opts.MaxAge, DefaultMaxAge)
+	def(&opts.ClientTimeout, DefaultClientTimeout)
+	def(&opts.ShutdownGrace, DefaultShutdownGrace)
+	def(&opts.PollInterval, DefaultPollInterval)
+	if opts.RetryMax < opts.RetryBase {
+		opts.RetryMax = opts.RetryBase
+	}
+	for i, p := range opts.TrustedNetworks {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("relay: trusted network %d is not a valid prefix", i)
+		}
+		opts.TrustedNetworks[i] = p.Masked()
+	}
+	r := &Relay{
+		opts:     opts,
+		st:       opts.Store,
+		log:      opts.Logger.With("service", "relay"),
+		closed:   make(chan struct{}),
+		hardStop: make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+		finished: make(chan struct{}, 1),
+		inflight: map[int64]bool{},
+		servers:  map[*smtp.Server]struct{}{},
+		subs:     map[chan Event]struct{}{},
+		limits:   newLimiter(opts.MaxConnsPerIP, opts.MaxAuthFailures, opts.AuthFailureWindow),
+	}
+	if r.opts.OldServer == nil {
+		r.opts.OldServer = r.storeOldServer
+	}
+	if r.opts.Dial == nil {
+		r.opts.Dial = DialOldServer
+	}
+	return r, nil
+}
+
+type listenerMode int
+
+const (
+	modeMX         listenerMode = iota // port 25: inbound
+	modeSubmission                     // 587 / 465: AUTH required
+)
+
+func (r *Relay) newServer(mode listenerMode) *smtp.Server {
+	s := smtp.NewServer(&backend{r: r, mode: mode})
+	s.Domain = r.opts.Hostname
+	s.TLSConfig = r.opts.TLSConfig
+	s.MaxMessageBytes = r.opts.MaxMessageBytes
+	s.MaxRecipients = r.opts.MaxRecipients
+	s.ReadTimeout = r.opts.ReadTimeout
+	s.WriteTimeout = r.opts.WriteTimeout
+	s.EnableSMTPUTF8 = true
+	// AUTH is advertised and accepted only under TLS by the session itself
+	// (AuthMechanisms, Auth), which answers 538 rather than go-smtp's 523.
+	s.AllowInsecureAuth = true
+	s.ErrorLog = slogPrintf{r.log}
+	return s
+}
+
+func (r *Relay) serve(ln net.Listener, mode listenerMode, implicitTLS bool) error {
+	s := r.newServer(mode)
+	r.mu.Lock()
+	if r.isClosed {
+		r.mu.Unlock()
+		ln.Close()
+		return ErrClosed
+	}
+	r.servers[s] = struct{}{}
+	r.mu.Unlock()
+	// The limit sits under TLS so that go-smtp sees the *tls.Conn itself.
+	l := r.limits.listener(ln, r.log)
+	if implicitTLS {
+		l = tls.NewListener(l, r.opts.TLSConfig)
+	}
+	err := s.Serve(l)
+	select {
+	case <-r.closed:
+		return nil
+	default:
+		return err
+	}
+}
+
+// ServeSMTP serves inbound SMTP (RFC 5321, the MX side, usually port 25) on
+// ln until Close. STARTTLS is offered when Options.TLSConfig is set.
+func (r *Relay) ServeSMTP(ln net.Listener) error {
+	return r.serve(ln, modeMX, false)
+}
+
+// ServeSubmission serves message submission (RFC 6409, usually port 587)
+// with STARTTLS (RFC 3207) on ln until Close. Mail is accepted only after
+// AUTH, and AUTH only under TLS.
+func (r *Relay) ServeSubmission(ln net.Listener) error {
+	if r.opts.TLSConfig == nil {
+		ln.Close()
+		return errors.New("relay: submission needs Options.TLSConfig")
+	}
+	return r.serve(ln, modeSubmission, false)
+}
+
+// ServeSubmissionTLS serves message submission over implicit TLS (RFC 8314,
+// usually port 465) on ln until Close.
+func (r *Relay) ServeSubmissionTLS(ln net.Listener) error {
+	if r.opts.TLSConfig == nil {
+		ln.Close()
+		return errors.New("relay: submission needs Options.TLSConfig")
+	}
+	return r.serve(ln, modeSubmission, true)
+}
+
+// Close stops the listeners and cuts their connections (a message whose
+// commit is under way is finished first), stops the queue worker after the
+// deliveries in progress ended (cut after Options.ShutdownGrace) and waits
+// for Run to return. The store is left open.
+func (r *Relay) Close() error {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.isClosed = true
+		servers := r.servers
+		r.servers = nil
+		r.mu.Unlock()
+		close(r.closed)
+		for s := range servers {
+			s.Close()
+		}
+		timer := time.AfterFunc(r.opts.ShutdownGrace, func() { close(r.hardStop) })
+		r.dataWG.Wait()
+		r.runWG.Wait()
+		timer.Stop()
+		r.mu.Lock()
+		for c := range r.subs {
+			close(c)
+		}
+		r.subs = map[chan Event]struct{}{}
+		r.mu.Unlock()
+	})
+	return nil
+}
+
+// Stats returns the counters since New.
+func (r *Relay) Stats() Stats {
+	return Stats{
+		Accepted:  r.accepted.Load(),
+		Queued:    r.queued.Load(),
+		Delivered: r.delivered.Load(),
+		Relayed:   r.relayed.Load(),
+		Deferred:  r.deferred.Load(),
+		Bounced:   r.bounced.Load(),
+		Dropped:   r.dropped.Load(),
+		Rejected:  r.rejected.Load(),
+	}
+}
+
+// Subscribe returns a channel of events and a function that ends the
+// subscription. Events are dropped when the channel (of capacity buffer,
+// at least 1) is full; Stats stay exact. The channel is closed by cancel
+// or Close.
+func (r *Relay) Subscribe(buffer int) (<-chan Event, func()) {
+	if buffer < 1 {
+		buffer = 1
+	}
+	c := make(chan Event, buffer)
+	r.mu.Lock()
+	if r.isClosed {
+		r.mu.Unlock()
+		close(c)
+		return c, func() {}
+	}
+	r.subs[c] = struct{}{}
+	r.mu.Unlock()
+	return c, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if _, ok := r.subs[c]; ok {
+			delete(r.subs, c)
+			close(c)
+		}
+	}
+}
+
+func (r *Relay) emit(e Event) {
+	e.Time = time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c := range r.subs {
+		select {
+		case c <- e:
+		default:
+		}
+	}
+}
+
+func (r *Relay) wake() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// recoverPanic logs a panic with its stack; deferred at the top of every
+// goroutine the Relay owns.
+func (r *Relay) recoverPanic(what string) {
+	if v := recover(); v != nil {
+		r.log.Error("panic", "in", what, "panic", v, "stack", string(debug.Stack()))
+	}
+}
+
+func (r *Relay) trusted(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range r.opts.TrustedNetworks {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// slogPrintf adapts a slog.Logger to go-smtp's Logger.
+type slogPrintf struct{ l *slog.Logger }
+
+func (s slogPrintf) Printf(format string, v ...any) {
+	if strings.HasPrefix(format, "panic") {
+		s.l.Error(fmt.Sprintf(format, v...))
+		return
+	}
+	s.l.Debug(fmt.Sprintf(format, v...))
+}
+func (s slogPrintf) Println(v ...any) { s.l.Debug(fmt.Sprint(v...)) }
