@@ -2,14 +2,9 @@ package relay
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -37,74 +32,12 @@ func (r *Relay) storeOldServer(ctx context.Context, domain string) (*oldserver.S
 	return &s, d.Migrating, nil
 }
 
-// DialOldServer is the default Options.Dial: it connects to the old server's
-// SMTP port with the TLS mode of its settings (RFC 3207 STARTTLS or RFC 8314
-// implicit TLS; certificates checked against the pinned fingerprint or the
-// system roots) and greets it with EHLO localName.
+// DialOldServer is the default Options.Dial: oldserver.DialSMTP, which
+// connects with the TLS mode of the settings (RFC 3207 STARTTLS or RFC 8314
+// implicit TLS; the certificate checked against the pinned fingerprint or
+// the system roots) and says EHLO localName.
 func DialOldServer(ctx context.Context, s *oldserver.Settings, localName string) (*smtp.Client, error) {
-	set := s.WithDefaults()
-	if set.Host.IsZero() {
-		return nil, errors.New("relay: old server has no host")
-	}
-	addr := set.Host.DialAddr(set.SMTPPort)
-	cfg := &tls.Config{ServerName: set.Host.ServerName(), MinVersion: tls.VersionTLS12}
-	if set.PinnedSHA256 != "" {
-		pin, err := oldserver.ParseFingerprint(set.PinnedSHA256)
-		if err != nil {
-			return nil, fmt.Errorf("relay: pinned certificate: %w", err)
-		}
-		// The pin replaces the chain and name checks; it is checked below.
-		cfg.InsecureSkipVerify = true
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("relay: old server sent no certificate")
-			}
-			sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
-			if subtle.ConstantTimeCompare(sum[:], pin) != 1 {
-				return fmt.Errorf("relay: old server certificate %s does not match the pinned fingerprint", oldserver.FormatFingerprint(sum[:]))
-			}
-			return nil
-		}
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("relay: dial old SMTP %s: %w", addr, err)
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	var c *smtp.Client
-	switch set.SMTPTLS {
-	case oldserver.TLSImplicit:
-		tc := tls.Client(conn, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("relay: TLS with old SMTP %s: %w", addr, err)
-		}
-		c = smtp.NewClient(tc)
-	case oldserver.TLSNone:
-		c = smtp.NewClient(conn)
-	default:
-		// go-smtp greets with "localhost" before STARTTLS; the EHLO that
-		// counts is the one after it.
-		c, err = smtp.NewClientStartTLS(conn, cfg)
-		if err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("relay: STARTTLS with old SMTP %s: %w", addr, err)
-		}
-	}
-	if err := c.Hello(localName); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("relay: old SMTP %s: %w", addr, err)
-	}
-	// Force the EHLO now, inside the dial deadline.
-	if err := c.Noop(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("relay: old SMTP %s: %w", addr, err)
-	}
-	conn.SetDeadline(time.Time{})
-	return c, nil
+	return oldserver.DialSMTP(ctx, s.WithDefaults(), &oldserver.DialOptions{LocalName: localName})
 }
 
 // sendGroup hands a message to a domain's old server for some recipients
@@ -138,7 +71,15 @@ func (r *Relay) sendGroup(ctx context.Context, domain, from string, rcpts []stri
 	c, err := r.opts.Dial(dctx, &set, r.opts.Hostname)
 	cancel()
 	if err != nil {
-		return all(func(rc string) outcome { return failOutcome(rc, "", err) })
+		// Whatever the old server said while we connected (even a 554
+		// greeting), it did not refuse this message: try again later.
+		return all(func(rc string) outcome {
+			o := failOutcome(rc, remote, err)
+			if o.perm {
+				o.perm, o.temp, o.status = false, true, "4.4.1"
+			}
+			return o
+		})
 	}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	closeOnly := func() { stop(); c.Close() }
