@@ -222,7 +222,7 @@ func buildPlain(from, to string, date time.Time, name, lang, subject, body strin
 	if err := writeClose(w, body); err != nil {
 		return s, err
 	}
-	s.Raw = buf.Bytes()
+	s.Raw = crlfTerminated(buf.Bytes())
 	return s, nil
 }
 
@@ -258,8 +258,17 @@ func buildHTML(from, to string, date time.Time) (Sample, error) {
 	if err := iw.Close(); err != nil {
 		return s, err
 	}
-	s.Raw = buf.Bytes()
+	s.Raw = crlfTerminated(buf.Bytes())
 	return s, nil
+}
+
+// crlfTerminated makes sure raw ends with CRLF: SMTP (RFC 5321 section
+// 4.1.1.4) would add it anyway, and the bytes sent must be the bytes stored.
+func crlfTerminated(raw []byte) []byte {
+	if !bytes.HasSuffix(raw, []byte("\r\n")) {
+		raw = append(raw, '\r', '\n')
+	}
+	return raw
 }
 
 func writeClose(w io.WriteCloser, body string) error {

@@ -246,7 +246,7 @@ func richMailbox(addr, domain string) ([]folder, []seedMsg) {
 	// 6. German, RFC 2047 Q subject, ISO-8859-1 quoted-printable body.
 	d = time.Date(2022, 1, 10, 8, 12, 0, 0, zBerlin)
 	add("INBOX", 7*time.Second, d, nil, singlePart(
-		hdrEnc(q("iso-8859-1", "Jürgen Müller")+" <juergen@mueller.example>", me, q("iso-8859-1", "Grüße aus Köln – Änderung der Öffnungszeiten"), d, "koeln-1@mueller.example"),
+		hdrEnc(q("iso-8859-1", "Jürgen Müller")+" <juergen@mueller.example>", me, q("iso-8859-1", "Grüße aus Köln - Änderung der Öffnungszeiten"), d, "koeln-1@mueller.example"),
 		"text/plain; charset=iso-8859-1", "quoted-printable", qp(latin1(
 			"Liebe Alice,\r\n\r\nab nächster Woche öffnet unser Büro erst um 9 Uhr.\r\nBitte beachte die geänderten Öffnungszeiten.\r\n\r\nHerzliche Grüße aus Köln\r\nJürgen\r\n"))))
 

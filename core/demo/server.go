@@ -311,6 +311,10 @@ func (s *Server) shutdown() {
 		if err := s.smtpSrv.Close(); err != nil && !isClosedErr(err) && !errors.Is(err, smtp.ErrServerClosed) {
 			errs = append(errs, fmt.Errorf("SMTP: %w", err))
 		}
+		// go-smtp's Close misses a listener whose Serve has not registered
+		// it yet (then Serve would block in Accept forever): close ours too.
+		s.imapLn.Close()
+		s.smtpLn.Close()
 		// The libraries close each connection; wait until every one is closed
 		// and every session released, bounded so a stuck peer cannot hang us.
 		done := make(chan struct{})
