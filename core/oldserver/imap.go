@@ -108,7 +108,8 @@ func explainNet(err error) string {
 	case errors.As(err, &alert):
 		return "the server refused the TLS handshake (" + err.Error() + "); it may only support old TLS versions"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, net.ErrClosed), strings.Contains(err.Error(), "connection closed"):
+		errors.Is(err, net.ErrClosed), hasAny(err.Error(), "connection closed", "connection reset", "EOF", "closed network connection"):
+		// (go-imap wraps some read errors with %v, so match the text too)
 		return "the server closed the connection (" + err.Error() + ")"
 	}
 	return err.Error()
@@ -134,14 +135,16 @@ func DialIMAP(ctx context.Context, s Settings, opts *DialOptions) (*imapclient.C
 // session (also when the certificate is refused).
 func dialIMAP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (*imapclient.Client, error) {
 	addr := s.Host.DialAddr(s.IMAPPort)
+	sctx, cancel := context.WithTimeout(ctx, opts.timeout())
+	defer cancel()
+	// A timeout or cancellation shows in the error even when what failed
+	// first was a read on the connection it closed.
 	fail := func(op string, err error) (*imapclient.Client, error) {
-		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		if cerr := sctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			err = fmt.Errorf("%w (%v)", cerr, err)
 		}
 		return nil, &DialError{Proto: "IMAP", Addr: addr, Op: op, Err: err}
 	}
-	sctx, cancel := context.WithTimeout(ctx, opts.timeout())
-	defer cancel()
 
 	var d net.Dialer
 	conn, err := d.DialContext(sctx, "tcp", addr)
@@ -231,8 +234,8 @@ func loginNames(user string, form LoginForm) ([]string, []LoginForm) {
 
 // Login logs c in as user (an address, "alice@example.org") with password,
 // sending the name in the form s.LoginForm says; LoginAuto tries the full
-// address, then the local part (some servers delay a second try on the same
-// connection by seconds). It uses IMAP LOGIN, or AUTHENTICATE PLAIN when the
+// address, then the local part (many servers delay the answer to a failed
+// try by seconds, and some penalize the next tries from the same address). It uses IMAP LOGIN, or AUTHENTICATE PLAIN when the
 // server advertises LOGINDISABLED (RFC 9051 §6.2.3). A refused password
 // matches ErrAuthFailed. ctx bounds the exchange: if it ends first, c is
 // closed.
@@ -371,4 +374,13 @@ func withContext(ctx context.Context, c *imapclient.Client, f func() error) erro
 		return fmt.Errorf("oldserver: %w (connection closed)", ctx.Err())
 	}
 	return err
+}
+
+func hasAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }

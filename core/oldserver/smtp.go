@@ -43,15 +43,17 @@ func DialSMTP(ctx context.Context, s Settings, opts *DialOptions) (*smtp.Client,
 
 func dialSMTP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (*smtp.Client, error) {
 	addr := s.Host.DialAddr(s.SMTPPort)
+	timeout := opts.timeout()
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// A timeout or cancellation shows in the error even when what failed
+	// first was a read on the connection it closed.
 	fail := func(op string, err error) (*smtp.Client, error) {
-		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		if cerr := sctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			err = fmt.Errorf("%w (%v)", cerr, err)
 		}
 		return nil, &DialError{Proto: "SMTP", Addr: addr, Op: op, Err: err}
 	}
-	timeout := opts.timeout()
-	sctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 
 	var d net.Dialer
 	conn, err := d.DialContext(sctx, "tcp", addr)

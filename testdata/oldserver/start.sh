@@ -126,8 +126,6 @@ auth_master_user_separator = *
 recipient_delimiter = +
 # no penalty delay after failed logins (tests try wrong passwords on purpose)
 auth_failure_delay = 0
-# ... and no per-IP auth penalty (anvil) either: it is skipped for trusted networks
-login_trusted_networks = 127.0.0.0/8
 
 passdb {
   driver = passwd-file
@@ -206,6 +204,13 @@ service lmtp {
   # Postfix delivers here (absolute path: no TCP port needed)
   unix_listener lmtp-postfix {
     mode = 0666
+  }
+}
+service anvil {
+  # no auth penalty (seconds of delay for a user's logins after a wrong
+  # password from the same IP): tests try wrong passwords on purpose
+  unix_listener anvil-auth-penalty {
+    mode = 0
   }
 }
 service auth {

@@ -122,7 +122,6 @@ func TestFixture(t *testing.T) {
 			if !errors.As(err, &ierr) || ierr.Code != imap.ResponseCodeAuthenticationFailed {
 				t.Fatalf("wrong password: err = %v, want AUTHENTICATIONFAILED", err)
 			}
-			// (Dovecot delays a second try on the same connection by seconds)
 			c4, err := imapclient.DialInsecure(srv.IMAPAddr, nil)
 			if err != nil {
 				t.Fatal(err)
