@@ -279,7 +279,14 @@ func (s *session) add(key, to, note string) {
 // limit), a Received header is prepended and the local copies and relay
 // items are committed in one transaction before the 250 reply.
 func (s *session) Data(rd io.Reader) error {
+	// Close waits for messages being committed; none starts after it.
+	s.r.mu.Lock()
+	if s.r.isClosed {
+		s.r.mu.Unlock()
+		return errShuttingDown
+	}
 	s.r.dataWG.Add(1)
+	s.r.mu.Unlock()
 	defer s.r.dataWG.Done()
 	body, err := io.ReadAll(rd)
 	if err != nil {
