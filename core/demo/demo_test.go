@@ -767,3 +767,52 @@ func ExampleStart() {
 	// catchall@example.test catchall
 	// rich seed in alice@example.test
 }
+
+// TestSeedWellFormed checks what a strict old server would enforce: CRLF
+// only, header lines under 998 octets, 8-bit octets only in 8bit parts.
+func TestSeedWellFormed(t *testing.T) {
+	for i, m := range demo.SeedMessages("alice@example.test") {
+		raw := m.Raw
+		if bytes.Contains(bytes.ReplaceAll(raw, []byte("\r\n"), nil), []byte("\n")) ||
+			bytes.Contains(bytes.ReplaceAll(raw, []byte("\r\n"), nil), []byte("\r")) {
+			t.Errorf("message %d (%s): bare CR or LF", i, m.Mailbox)
+		}
+		if !bytes.HasSuffix(raw, []byte("\r\n")) {
+			t.Errorf("message %d (%s): does not end with CRLF", i, m.Mailbox)
+		}
+		header, _, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+		for _, line := range strings.Split(string(header), "\r\n") {
+			if len(line) > 78 {
+				t.Errorf("message %d (%s): header line longer than 78: %q", i, m.Mailbox, line)
+			}
+		}
+		if bytes.ContainsFunc(raw, func(r rune) bool { return r >= 0x80 }) && !bytes.Contains(raw, []byte("Content-Transfer-Encoding: 8bit")) {
+			t.Errorf("message %d (%s): 8-bit octets without 8bit encoding", i, m.Mailbox)
+		}
+	}
+}
+
+// FuzzSamples checks that any from/to input gives well-formed samples that
+// round-trip their Subject, and never injects header fields.
+func FuzzSamples(f *testing.F) {
+	f.Add("Tester <tester@example.test>", "alice@example.test")
+	f.Add("not an address", "x\r\nBcc: evil@example.test")
+	f.Add("Jürgen <j@example.test>", "")
+	f.Fuzz(func(t *testing.T, from, to string) {
+		for _, sm := range demo.Samples(from, to, []string{"de", "ja"}, time.Unix(0, 0).UTC()) {
+			mr, err := mail.CreateReader(bytes.NewReader(sm.Raw))
+			if err != nil {
+				t.Fatalf("%s: parse: %v", sm.Name, err)
+			}
+			if subject, _ := mr.Header.Subject(); subject != sm.Subject {
+				t.Errorf("%s: subject %q", sm.Name, subject)
+			}
+			if mr.Header.Has("Bcc") {
+				t.Errorf("%s: header injection via from/to", sm.Name)
+			}
+			if bytes.Contains(bytes.ReplaceAll(sm.Raw, []byte("\r\n"), nil), []byte("\n")) {
+				t.Errorf("%s: bare LF", sm.Name)
+			}
+		}
+	})
+}

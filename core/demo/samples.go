@@ -142,10 +142,12 @@ type Sample struct {
 const SampleHeader = "X-Mailferry-Sample"
 
 // Samples builds the sample messages from from to to, dated date: one plain
-// text, one HTML (multipart/alternative) and one per language code in
-// languages, in that order. Unknown language codes are skipped. Each message
-// gets a new, unique Message-ID.
+// text, one HTML (multipart/alternative) and one per code in languageCodes
+// (see Languages), in that order. Unknown codes are skipped. Each message gets
+// a new, unique Message-ID. Control characters in from and to are replaced
+// with spaces.
 func Samples(from, to string, languageCodes []string, date time.Time) []Sample {
+	from, to = oneLine(from), oneLine(to)
 	var out []Sample
 	add := func(s Sample, err error) {
 		if err != nil {
@@ -260,6 +262,17 @@ func buildHTML(from, to string, date time.Time) (Sample, error) {
 	}
 	s.Raw = crlfTerminated(buf.Bytes())
 	return s, nil
+}
+
+// oneLine replaces control characters (CR, LF, ...) with spaces, so an
+// address typed by a user cannot break or inject header fields.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // crlfTerminated makes sure raw ends with CRLF: SMTP (RFC 5321 section

@@ -360,11 +360,11 @@ func richMailbox(addr, domain string) ([]folder, []seedMsg) {
 
 	// 21. Recent, unseen, flagged; very long folded header and non-ASCII display name.
 	d = time.Date(2026, 1, 2, 9, 0, 0, 0, zBerlin)
-	add("INBOX", 2*time.Second, d, []imap.Flag{imap.FlagFlagged}, textMail(
+	add("INBOX", 2*time.Second, d, []imap.Flag{imap.FlagFlagged}, singlePart(
 		hdrEnc(q("utf-8", "Zoë Ångström")+" <zoe@nordic.example>", me,
-			q("utf-8", "A rather long subject line about the new year plans, which definitely needs folding across several lines because it is longer than seventy-eight characters"),
+			"A rather long subject line about the new year plans, which definitely needs folding across several lines because it is longer than seventy-eight characters",
 			d, "longsubj@nordic.example"),
-		"Happy new year, Alice!\r\n\r\nZoë\r\n"))
+		"text/plain; charset=utf-8", "quoted-printable", qp([]byte("Happy new year, Alice!\r\n\r\nZoë\r\n"))))
 
 	// Sent.
 	d = time.Date(2019, 11, 4, 13, 1, 0, 0, zBerlin)
@@ -457,7 +457,12 @@ func fold(field string) string {
 	for len(field) > 76 {
 		i := strings.LastIndexByte(field[:76], ' ')
 		if i <= 0 {
-			break
+			// The first word is too long: break after it instead.
+			j := strings.IndexByte(field[1:], ' ')
+			if j < 0 {
+				break
+			}
+			i = j + 1
 		}
 		b.WriteString(field[:i])
 		b.WriteString("\r\n")
