@@ -28,7 +28,26 @@
 // SPECIAL-USE (RFC 6154) Sent, Drafts, Trash, Junk and Archive, a Dovecot
 // master user, and LOGIN with either the full address or the local part.
 //
+// Usage:
+//
+//	func TestCopy(t *testing.T) {
+//		srv := oldtest.Start(t, &oldtest.Options{Separator: '.', WithSMTP: true})
+//		uid := srv.Append(t, "alice", "Archive.2019", []string{`\Seen`}, date, raw)
+//		srv.CreateMailbox(t, "alice", "Empty.Unsubscribed", false)
+//		// ... point the code under test at srv.IMAPAddr (STARTTLS; pin
+//		// srv.CertSHA256) with user "alice@example.test" and
+//		// srv.Users["alice@example.test"], or log in as any user with
+//		// srv.MasterLogin("alice") / srv.MasterPassword ...
+//		got := srv.Messages(t, "alice", "INBOX")
+//	}
+//
+// Tests that can share one server per test binary use Shared instead of
+// Start (and call StopShared from TestMain). Dovecot's "auth penalty" is off
+// and failed logins are answered after about half a second, so tests may
+// try wrong passwords freely.
+//
 // Debian packages needed: dovecot-imapd dovecot-lmtpd postfix openssl.
+// The tests must run as root (the daemons drop privileges themselves).
 package oldtest
 
 import (

@@ -70,6 +70,10 @@ func TestFixture(t *testing.T) {
 			}
 
 			srv.CreateMailbox(t, "alice", "Hidden"+string(sep)+"Empty", false)
+			srv.Append(t, "alice", "Entwürfe"+string(sep)+"Café", nil, time.Time{}, msg("utf7"))
+			if got := srv.Messages(t, "alice", "Entwürfe"+string(sep)+"Café"); len(got) != 1 {
+				t.Errorf("non-ASCII mailbox holds %d messages, want 1", len(got))
+			}
 			var sawHidden, sawSent, sawArchiveSub bool
 			for _, mb := range srv.Mailboxes(t, "alice") {
 				if mb.Delim != sep {
@@ -183,6 +187,14 @@ func TestShared(t *testing.T) {
 	c := a.Dial(t, "carol")
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no dovecot, no postfix
+	_, err := oldtest.StartProcess(nil)
+	if !errors.Is(err, oldtest.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 }
 
