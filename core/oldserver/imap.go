@@ -301,7 +301,13 @@ func LoginMaster(ctx context.Context, c *imapclient.Client, s Settings, user, ma
 		sep = "*"
 	}
 	var methods []MasterForm
-	plainOK := c.Caps().Has(imap.Cap("AUTH=PLAIN"))
+	var plainOK bool
+	if err := withContext(ctx, c, func() error {
+		plainOK = c.Caps().Has(imap.Cap("AUTH=PLAIN"))
+		return nil
+	}); err != nil {
+		return LoginInfo{}, err
+	}
 	switch form {
 	case MasterPlain:
 		methods = []MasterForm{MasterPlain}
