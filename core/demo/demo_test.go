@@ -329,8 +329,27 @@ func TestRawProtocol(t *testing.T) {
 	if l := read("a3"); !strings.Contains(strings.Join(l, "\n"), "* 2 EXISTS") {
 		t.Errorf("SELECT: %q", l)
 	}
-	fmt.Fprintf(conn, "a4 LOGOUT\r\n")
-	read("a4")
+
+	// EXAMINE is read-only: BODY[] does not set \Seen, STORE is refused.
+	// INBOX message 6 is unseen in the seed.
+	cmds := []struct{ cmd, want string }{
+		{`EXAMINE INBOX`, `OK [READ-ONLY]`},
+		{`FETCH 6 BODY[]`, `OK`},
+		{`FETCH 6 FLAGS`, `* 6 FETCH (UID 6 FLAGS ())`},
+		{`STORE 6 +FLAGS (\Flagged)`, `NO [READ-ONLY]`},
+		{`SELECT INBOX`, `OK [READ-WRITE]`},
+		{`FETCH 6 BODY[]`, `FLAGS (\seen)`},
+		{`UID STORE 6 -FLAGS.SILENT (\Seen)`, `OK`},
+		{`LOGOUT`, `OK`},
+	}
+	for i, c := range cmds {
+		tag := fmt.Sprintf("b%d", i)
+		fmt.Fprintf(conn, "%s %s\r\n", tag, c.cmd)
+		out := strings.Join(read(tag), "\n")
+		if !strings.Contains(out, c.want) {
+			t.Errorf("%s: want %q in:\n%s", c.cmd, c.want, out)
+		}
+	}
 }
 
 // TestFetchSeed compares every seeded message byte for byte, with its
@@ -590,7 +609,7 @@ func TestIMAPAppendRoundTrip(t *testing.T) {
 		t.Fatalf("CREATE: %v", err)
 	}
 	raw := []byte("From: bob@example.test\r\nSubject: =?utf-8?q?=C3=84rger?=\r\n\r\nBody \xc3\xa4\r\n")
-	date := time.Date(2001, 2, 3, 4, 5, 6, 0, time.FixedZone("", -(3*3600 + 30*60)))
+	date := time.Date(2001, 2, 3, 4, 5, 6, 0, time.FixedZone("", -(3*3600+30*60)))
 	ac := c.Append("Projekte/Ärger", int64(len(raw)), &imap.AppendOptions{Time: date, Flags: []imap.Flag{imap.FlagSeen, "Work"}})
 	ac.Write(raw)
 	ac.Close()
@@ -815,4 +834,53 @@ func FuzzSamples(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestIdleSeesSMTPDelivery checks that a client idling on INBOX (RFC 2177)
+// sees mail delivered over SMTP, as the migration's catch-up relies on it.
+func TestIdleSeesSMTPDelivery(t *testing.T) {
+	s := startDemo(t, nil)
+	exists := make(chan uint32, 4)
+	c, err := imapclient.DialInsecure(s.IMAPAddr(), &imapclient.Options{
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(data *imapclient.UnilateralDataMailbox) {
+				if data.NumMessages != nil {
+					exists <- *data.NumMessages
+				}
+			},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("carol@example.test", "carol-demo-pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	sel, err := c.Select("INBOX", nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte("Subject: idle\r\nMessage-ID: <idle-1@x.example>\r\n\r\nnew mail\r\n")
+	if err := sendRaw(t, s.SMTPAddr(), "x@x.example", []string{"carol@example.test"}, raw); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-exists:
+		if n != sel.NumMessages+1 {
+			t.Errorf("EXISTS %d, want %d", n, sel.NumMessages+1)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no EXISTS during IDLE")
+	}
+	if err := idle.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Wait(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -219,9 +219,10 @@ func (a *account) list(w *imapserver.ListWriter, ref string, patterns []string, 
 type imapSession struct {
 	*imapmemserver.UserSession // nil until Login
 
-	srv  *Server
-	acct *account
-	once sync.Once
+	srv      *Server
+	acct     *account
+	readOnly bool // the selected mailbox was opened with EXAMINE
+	once     sync.Once
 }
 
 var (
@@ -289,6 +290,64 @@ func (sess *imapSession) Unsubscribe(name string) error { return sess.acct.subsc
 // List implements imapserver.Session.
 func (sess *imapSession) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
 	return sess.acct.list(w, ref, patterns, options)
+}
+
+// errReadOnly answers write commands on a mailbox opened with EXAMINE.
+var errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: "READ-ONLY", Text: "Mailbox is read-only (EXAMINE)"}
+
+// Select implements imapserver.Session and remembers EXAMINE, which
+// imapmemserver ignores (RFC 3501 section 6.3.2: no change to the mailbox).
+func (sess *imapSession) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	data, err := sess.UserSession.Select(name, options)
+	if err != nil {
+		return nil, err
+	}
+	sess.readOnly = options != nil && options.ReadOnly
+	return data, nil
+}
+
+// Unselect implements imapserver.Session.
+func (sess *imapSession) Unselect() error {
+	sess.readOnly = false
+	return sess.UserSession.Unselect()
+}
+
+// Fetch implements imapserver.Session. After EXAMINE a BODY[] fetch does not
+// set \Seen: every section is fetched as BODY.PEEK.
+func (sess *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	if sess.readOnly {
+		for _, bs := range options.BodySection {
+			bs.Peek = true
+		}
+		for _, bs := range options.BinarySection {
+			bs.Peek = true
+		}
+	}
+	return sess.UserSession.Fetch(w, numSet, options)
+}
+
+// Store implements imapserver.Session; it is refused after EXAMINE.
+func (sess *imapSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+	if sess.readOnly {
+		return errReadOnly
+	}
+	return sess.UserSession.Store(w, numSet, flags, options)
+}
+
+// Expunge implements imapserver.Session; it is refused after EXAMINE.
+func (sess *imapSession) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	if sess.readOnly {
+		return errReadOnly
+	}
+	return sess.UserSession.Expunge(w, uids)
+}
+
+// Move implements imapserver.SessionMove; it is refused after EXAMINE.
+func (sess *imapSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	if sess.readOnly {
+		return errReadOnly
+	}
+	return sess.UserSession.Move(w, numSet, dest)
 }
 
 // AppendLimit implements imapserver.SessionAppendLimit.

@@ -49,10 +49,11 @@ type Options struct {
 	// Default "catchall@" + Domain; it is added as a user with the password
 	// "catchall" when Users lacks it.
 	CatchAll string
-	// Seed fills the mailboxes with realistic mail (see the package README):
-	// standard folders for every user, and for the first default user
-	// ("alice@") a rich set of folders, flags, dates and charsets.
-	// Without Seed every user has an empty INBOX only.
+	// Seed fills the mailboxes with realistic mail (see README.md): INBOX,
+	// Sent, Drafts and Trash with two or three messages for every user but the
+	// catch-all, and for one account (Server.SeedAccount, normally alice@) a
+	// rich set of folders, flags, dates, zones and charsets (SeedFolders,
+	// SeedMessages). Without Seed every user has an empty INBOX only.
 	Seed bool
 	// IMAPAddr and SMTPAddr are the loopback addresses to listen on.
 	// Default "127.0.0.1:0" (a port picked by the OS).

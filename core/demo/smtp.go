@@ -81,6 +81,9 @@ func (sess *smtpSession) Mail(from string, opts *smtp.MailOptions) error {
 // Rcpt implements smtp.Session.
 func (sess *smtpSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	addr := strings.ToLower(strings.TrimSpace(to))
+	if addr == "postmaster" { // RFC 5321 section 4.5.1
+		addr = "postmaster@" + sess.srv.domain
+	}
 	at := strings.LastIndexByte(addr, '@')
 	if at <= 0 || at == len(addr)-1 {
 		return &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
@@ -88,6 +91,9 @@ func (sess *smtpSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	var acct *account
 	if addr[at+1:] == sess.srv.domain {
 		acct = sess.srv.account(addr)
+		if acct == nil && addr[:at] == "postmaster" {
+			acct = sess.srv.account(sess.srv.catchAll)
+		}
 		if acct == nil {
 			sess.srv.log.Info("SMTP recipient rejected", "rcpt", to)
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user here"}
