@@ -390,7 +390,7 @@ if [ -n "${WATCH_PID:-}" ] && [ ! -s "$RUN/watchdog.pid" ]; then
         echo $$ > "$1/run/watchdog.pid"
         while kill -0 "$2" 2>/dev/null; do sleep 1; done
         rm -f "$1/run/watchdog.pid"
-        exec "$3/stop.sh" $4 "$1"
+        exec bash "$3/stop.sh" $4 "$1"
     ' watchdog "$STATE" "$WATCH_PID" "$HERE" "$purge" </dev/null >>"$LOGS/watchdog.log" 2>&1 &
 fi
 

@@ -328,7 +328,7 @@ func StartProcess(opts *Options) (*Server, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("%w: must run as root (Dovecot and Postfix are started as root and drop privileges)", ErrUnavailable)
 	}
-	bins := []string{"dovecot", "doveadm", "openssl"}
+	bins := []string{"bash", "dovecot", "doveadm", "openssl"}
 	if o.WithSMTP {
 		bins = append(bins, "postfix", "postconf")
 	}
@@ -472,7 +472,8 @@ func (s *Server) runStart() error {
 func (s *Server) runScript(timeout time.Duration, name string, args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(s.scripts, name), args...)
+	// via bash: works even if a checkout lost the executable bits
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(s.scripts, name)}, args...)...)
 	cmd.Env = append(os.Environ(), s.env...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
