@@ -1,0 +1,184 @@
+package imapfront_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"mailferry/core/store"
+)
+
+var (
+	benchNames    = []string{"Alice Martin", "Bob Dupont", "Chloé Bernard", "David Smith", "Émilie Durand", "Frank Müller", "Grace Hopper", "Hiro Tanaka", "", "Ivan Petrov"}
+	benchDomains  = []string{"example.test", "mail.example.org", "corp.example.net", "lists.example.com"}
+	benchSubjects = []string{"Re: Quarterly report", "Meeting tomorrow at 10", "=?utf-8?q?R=C3=A9union_d=27=C3=A9quipe?=", "Invoice #%d", "Fwd: photos from the trip", "[list] Weekly digest %d", "Your order has shipped", "Lunch?", "Build failed on main (#%d)", "Re: Re: Re: the long thread"}
+)
+
+// realisticMessage makes the i-th of a varied set of messages: plain, 8-bit,
+// multipart/alternative and with an attachment.
+func realisticMessage(r *rand.Rand, i int) string {
+	name := benchNames[r.Intn(len(benchNames))]
+	local := strings.ToLower(strings.Fields(name + " user")[0])
+	from := fmt.Sprintf("%s@%s", local, benchDomains[r.Intn(len(benchDomains))])
+	if name != "" {
+		from = fmt.Sprintf("%q <%s>", name, from)
+	}
+	subj := benchSubjects[r.Intn(len(benchSubjects))]
+	if strings.Contains(subj, "%d") {
+		subj = fmt.Sprintf(subj, i)
+	}
+	date := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * 37 * time.Minute).Format(time.RFC1123Z)
+	h := fmt.Sprintf("Return-Path: <%s@%s>\r\nReceived: from mx.example.test (mx.example.test [192.0.2.%d]) by mail.example.test with ESMTPS id %x; %s\r\nFrom: %s\r\nTo: alice@example.test\r\nCc: team@example.test, \"Bob\" <bob@example.test>\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%d.%x@example.test>\r\nIn-Reply-To: <%d@example.test>\r\nMIME-Version: 1.0\r\n",
+		local, benchDomains[0], i%250, r.Int63(), date, from, subj, date, i, r.Int63(), i-1)
+	body := strings.Repeat("Lorem ipsum dolor sit amet, consectetur adipiscing elit. ", 2+r.Intn(20))
+	switch i % 4 {
+	case 0:
+		return h + "Content-Type: text/plain; charset=us-ascii\r\n\r\n" + body + "\r\n"
+	case 1:
+		return h + "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nBonjour, voilà le résumé : " + body + "\r\n"
+	case 2:
+		return h + "Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n--alt\r\nContent-Type: text/plain\r\n\r\n" + body +
+			"\r\n--alt\r\nContent-Type: text/html\r\n\r\n<p>" + body + "</p>\r\n--alt--\r\n"
+	default:
+		att := make([]byte, 2000+r.Intn(8000))
+		r.Read(att)
+		return h + "Content-Type: multipart/mixed; boundary=\"mix\"\r\n\r\n--mix\r\nContent-Type: text/plain\r\n\r\n" + body +
+			"\r\n--mix\r\nContent-Type: application/pdf; name=\"report.pdf\"\r\nContent-Disposition: attachment; filename=\"report.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+			base64.StdEncoding.EncodeToString(att) + "\r\n--mix--\r\n"
+	}
+}
+
+// fill appends n messages to a mailbox in batches, as the migration engine
+// does.
+func fill(tb testing.TB, st *store.Store, mb *store.Mailbox, n int) {
+	tb.Helper()
+	ctx := context.Background()
+	r := rand.New(rand.NewSource(1))
+	for i := 0; i < n; {
+		tx, err := st.Begin(ctx)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for j := 0; j < 500 && i < n; j, i = j+1, i+1 {
+			flags := []string{}
+			if i%3 != 0 {
+				flags = append(flags, `\Seen`)
+			}
+			if i%17 == 0 {
+				flags = append(flags, `\Flagged`, "$Label1")
+			}
+			if _, err := tx.Append(mb.ID, &store.NewMessage{Body: []byte(realisticMessage(r, i)), Flags: flags,
+				InternalDate: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Hour)}); err != nil {
+				tx.Rollback()
+				tb.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+var benchLiteral = regexp.MustCompile(`\{(\d+)\+?\}\r\n$`)
+
+// countUntil reads responses up to the tagged line, skipping literals, and
+// counts the untagged FETCH responses.
+func countUntil(tb testing.TB, r *bufio.Reader, tag string) int {
+	n := 0
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if strings.HasPrefix(l, tag+" ") {
+			if !strings.HasPrefix(l, tag+" OK") {
+				tb.Fatal(l)
+			}
+			return n
+		}
+		if strings.HasPrefix(l, "* ") && strings.Contains(l, " FETCH (") {
+			n++
+		}
+		for strings.HasSuffix(l, "}\r\n") {
+			m := benchLiteral.FindStringSubmatch(l)
+			if m == nil {
+				break
+			}
+			k, _ := strconv.Atoi(m[1])
+			if _, err := io.CopyN(io.Discard, r, int64(k)); err != nil {
+				tb.Fatal(err)
+			}
+			if l, err = r.ReadString('\n'); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkFetchEnvelope20k measures FETCH 1:* (FLAGS ENVELOPE) over a real
+// connection on a 20,000-message mailbox. ENVELOPE comes from the store's
+// cache; no message is parsed.
+func BenchmarkFetchEnvelope20k(b *testing.B) {
+	const n = 20000
+	e := newEnv(b, nil)
+	fill(b, e.st, e.inbox(), n)
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReaderSize(c, 64<<10)
+	fmt.Fprintf(c, "a LOGIN %s %s\r\nb SELECT INBOX\r\n", user, pass)
+	countUntil(b, r, "a")
+	countUntil(b, r, "b")
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		tag := fmt.Sprintf("f%d", i)
+		fmt.Fprintf(c, "%s FETCH 1:* (FLAGS ENVELOPE)\r\n", tag)
+		if got := countUntil(b, r, tag); got != n {
+			b.Fatalf("%d FETCH responses, want %d", got, n)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// BenchmarkAppend measures APPEND of a 4 KiB message (LITERAL+) over a real
+// connection, each in its own store transaction.
+func BenchmarkAppend(b *testing.B) {
+	e := newEnv(b, nil)
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	fmt.Fprintf(c, "a LOGIN %s %s\r\n", user, pass)
+	countUntil(b, r, "a")
+	rnd := rand.New(rand.NewSource(2))
+	msgs := make([]string, 64)
+	for i := range msgs {
+		m := realisticMessage(rnd, i*4+1) // 8-bit text/plain
+		m += strings.Repeat("x", max(0, 4096-len(m)-2)) + "\r\n"
+		msgs[i] = m
+	}
+	b.SetBytes(int64(len(msgs[0])))
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		m := msgs[i%len(msgs)]
+		tag := fmt.Sprintf("p%d", i)
+		fmt.Fprintf(c, "%s APPEND INBOX (\\Seen) {%d+}\r\n%s\r\n", tag, len(m), m)
+		countUntil(b, r, tag)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
