@@ -303,6 +303,7 @@ type oldSMTP struct {
 	got      []received
 	reject   map[string]*smtp.SMTPError // per recipient
 	dataErr  *smtp.SMTPError            // reply to DATA
+	tune     func(*smtp.Server)         // applied to each server started
 	sessions int
 }
 
@@ -315,7 +316,12 @@ type received struct {
 // startOldSMTP starts a fake old SMTP on addr ("" = any free port).
 func startOldSMTP(t testing.TB, addr string) *oldSMTP {
 	t.Helper()
-	o := &oldSMTP{reject: map[string]*smtp.SMTPError{}}
+	return startOldSMTPTuned(t, addr, nil)
+}
+
+func startOldSMTPTuned(t testing.TB, addr string, tune func(*smtp.Server)) *oldSMTP {
+	t.Helper()
+	o := &oldSMTP{reject: map[string]*smtp.SMTPError{}, tune: tune}
 	o.start(t, addr)
 	t.Cleanup(func() {
 		o.stop()
@@ -359,6 +365,9 @@ func (o *oldSMTP) start(t testing.TB, addr string) {
 	s.Domain = "old.example.test"
 	s.EnableSMTPUTF8 = true
 	s.ErrorLog = nopLog{}
+	if o.tune != nil {
+		o.tune(s)
+	}
 	o.mu.Lock()
 	o.addr = ln.Addr().String()
 	o.srv = s

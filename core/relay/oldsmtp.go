@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -45,16 +47,16 @@ func DialOldServer(ctx context.Context, s *oldserver.Settings, localName string)
 // replies, then one reply for DATA).
 //
 // The session is left open after the final reply, so that the caller can
-// record the outcome before anything else happens; quit ends it (QUIT and
-// close) and must be called.
-func (r *Relay) sendGroup(ctx context.Context, domain, from string, rcpts []string, body []byte) (outs []outcome, quit func()) {
-	quit = func() {}
+// record the outcome before anything else happens; release must then be
+// called: it returns a healthy session to the pool or closes it.
+func (r *Relay) sendGroup(ctx context.Context, domain, from string, rcpts []string, body []byte) (outs []outcome, release func()) {
+	release = func() {}
 	all := func(o func(rc string) outcome) ([]outcome, func()) {
 		out := make([]outcome, 0, len(rcpts))
 		for _, rc := range rcpts {
 			out = append(out, o(rc))
 		}
-		return out, quit
+		return out, release
 	}
 	old, _, err := r.opts.OldServer(ctx, domain)
 	if err == nil && old == nil {
@@ -67,37 +69,60 @@ func (r *Relay) sendGroup(ctx context.Context, domain, from string, rcpts []stri
 	}
 	set := old.WithDefaults()
 	remote := set.Host.String()
-	dctx, cancel := context.WithTimeout(ctx, r.opts.ClientTimeout)
-	c, err := r.opts.Dial(dctx, &set, r.opts.Hostname)
-	cancel()
-	if err != nil {
-		// Whatever the old server said while we connected (even a 554
-		// greeting), it did not refuse this message: try again later.
-		return all(func(rc string) outcome {
-			o := failOutcome(rc, remote, err)
-			if o.perm {
-				o.perm, o.temp, o.status = false, true, "4.4.1"
-			}
-			return o
-		})
-	}
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	closeOnly := func() { stop(); c.Close() }
-	quit = closeOnly
-	c.CommandTimeout = r.opts.ClientTimeout
-	c.SubmissionTimeout = 2 * r.opts.ClientTimeout
-
+	key := poolKey(&set)
 	utf8 := !isASCII(from)
 	for _, rc := range rcpts {
 		utf8 = utf8 || !isASCII(rc)
 	}
-	if ok, _ := c.Extension("SMTPUTF8"); utf8 && !ok {
-		return all(func(rc string) outcome {
-			return outcome{rcpt: rc, perm: true, status: "5.6.7", remote: remote,
-				detail: "the old server does not support SMTPUTF8, needed for these addresses"}
-		})
+
+	var c *smtp.Client
+	var stop func() bool
+	for fresh := false; ; fresh = true {
+		var reused bool
+		c, reused, err = r.pool.get(key, fresh)
+		if c == nil {
+			dctx, cancel := context.WithTimeout(ctx, r.opts.ClientTimeout)
+			c, err = r.opts.Dial(dctx, &set, r.opts.Hostname)
+			cancel()
+			if err != nil {
+				// Whatever the old server said while we connected (even a
+				// 554 greeting), it did not refuse this message: try again
+				// later.
+				return all(func(rc string) outcome {
+					o := failOutcome(rc, remote, err)
+					if o.perm {
+						o.perm, o.temp, o.status = false, true, "4.4.1"
+					}
+					return o
+				})
+			}
+		}
+		cl := c
+		stop = context.AfterFunc(ctx, func() { cl.Close() })
+		c.CommandTimeout = r.opts.ClientTimeout
+		c.SubmissionTimeout = 2 * r.opts.ClientTimeout
+		release = func() { stop(); cl.Close() }
+
+		if ok, _ := c.Extension("SMTPUTF8"); utf8 && !ok {
+			release = r.pool.releaser(key, c, stop, false)
+			return all(func(rc string) outcome {
+				return outcome{rcpt: rc, perm: true, status: "5.6.7", remote: remote,
+					detail: "the old server does not support SMTPUTF8, needed for these addresses"}
+			})
+		}
+		err = c.Mail(from, &smtp.MailOptions{Size: int64(len(body)), UTF8: utf8})
+		if err != nil && reused && brokenSession(err) {
+			// A pooled session the server has meanwhile closed: nothing
+			// was sent; dial afresh.
+			release()
+			continue
+		}
+		break
 	}
-	if err := c.Mail(from, &smtp.MailOptions{Size: int64(len(body)), UTF8: utf8}); err != nil {
+	if err != nil {
+		if !brokenSession(err) {
+			release = r.pool.releaser(key, c, stop, true)
+		}
 		return all(func(rc string) outcome { return failOutcome(rc, remote, err) })
 	}
 	var accepted []string
@@ -107,39 +132,144 @@ func (r *Relay) sendGroup(ctx context.Context, domain, from string, rcpts []stri
 			accepted = append(accepted, rc)
 			continue
 		}
-		var se *smtp.SMTPError
-		if !errors.As(err, &se) {
+		if brokenSession(err) {
 			// The connection broke: nothing was delivered.
 			for _, x := range append(accepted, rcpts[i:]...) {
 				outs = append(outs, failOutcome(x, remote, err))
 			}
-			return outs, quit
+			return outs, release
 		}
 		outs = append(outs, failOutcome(rc, remote, err))
 	}
-	quit = func() { c.Quit(); closeOnly() }
 	if len(accepted) == 0 {
-		return outs, quit
+		return outs, r.pool.releaser(key, c, stop, true)
 	}
 	failAccepted := func(err error) ([]outcome, func()) {
 		for _, rc := range accepted {
 			outs = append(outs, failOutcome(rc, remote, err))
 		}
-		return outs, quit
+		return outs, release
 	}
 	w, err := c.Data()
 	if err != nil {
+		if !brokenSession(err) {
+			release = r.pool.releaser(key, c, stop, true)
+		}
 		return failAccepted(err)
 	}
 	if _, err := w.Write(body); err != nil {
-		quit = closeOnly
 		return failAccepted(err)
 	}
 	if err := w.Close(); err != nil {
+		if !brokenSession(err) {
+			release = r.pool.releaser(key, c, stop, false)
+		}
 		return failAccepted(err)
 	}
 	for _, rc := range accepted {
 		outs = append(outs, okOutcome(rc, remote))
 	}
-	return outs, quit
+	return outs, r.pool.releaser(key, c, stop, false)
+}
+
+// brokenSession reports whether err leaves the SMTP session unusable: a
+// network error, or 421 (RFC 5321 section 3.8: the server closes).
+func brokenSession(err error) bool {
+	var se *smtp.SMTPError
+	return !errors.As(err, &se) || se.Code == 421
+}
+
+func poolKey(s *oldserver.Settings) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// poolIdle is how long an idle outbound session is kept for reuse; servers
+// commonly allow minutes (RFC 5321 section 4.5.3.2.7 asks for 5).
+const poolIdle = 15 * time.Second
+
+// clientPool keeps idle outbound SMTP sessions per old server, so that a
+// queue run does not pay a connection, TLS handshake and EHLO per message.
+type clientPool struct {
+	max int
+
+	mu     sync.Mutex
+	idle   map[string][]idleClient
+	closed bool
+}
+
+type idleClient struct {
+	c     *smtp.Client
+	since time.Time
+}
+
+func newClientPool(max int) *clientPool {
+	return &clientPool{max: max, idle: map[string][]idleClient{}}
+}
+
+// get returns an idle session for key (reused = true), or nil when there is
+// none or fresh is set.
+func (p *clientPool) get(key string, fresh bool) (c *smtp.Client, reused bool, err error) {
+	if fresh {
+		return nil, false, nil
+	}
+	p.mu.Lock()
+	var stale []*smtp.Client
+	defer func() {
+		p.mu.Unlock()
+		for _, s := range stale {
+			s.Close()
+		}
+	}()
+	l := p.idle[key]
+	for len(l) > 0 {
+		ic := l[len(l)-1]
+		l = l[:len(l)-1]
+		if time.Since(ic.since) < poolIdle {
+			p.idle[key] = l
+			return ic.c, true, nil
+		}
+		stale = append(stale, ic.c)
+	}
+	delete(p.idle, key)
+	return nil, false, nil
+}
+
+// releaser returns the function that gives c back to the pool (after RSET
+// when reset is set) or, when the pool is full or closed, ends it.
+func (p *clientPool) releaser(key string, c *smtp.Client, stop func() bool, reset bool) func() {
+	return func() {
+		if !stop() {
+			c.Close() // the context was cancelled: the session is cut
+			return
+		}
+		if reset && c.Reset() != nil {
+			c.Close()
+			return
+		}
+		p.mu.Lock()
+		if p.closed || len(p.idle[key]) >= p.max {
+			p.mu.Unlock()
+			c.Quit()
+			c.Close()
+			return
+		}
+		p.idle[key] = append(p.idle[key], idleClient{c: c, since: time.Now()})
+		p.mu.Unlock()
+	}
+}
+
+// close ends every idle session (QUIT) and makes the pool refuse new ones.
+func (p *clientPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	idle := p.idle
+	p.idle = map[string][]idleClient{}
+	p.mu.Unlock()
+	for _, l := range idle {
+		for _, ic := range l {
+			ic.c.Quit()
+			ic.c.Close()
+		}
+	}
 }

@@ -321,7 +321,7 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 			}
 			continue
 		}
-		outs, quit := r.sendGroup(ctx, g.domain, it.From, g.rcpts, body)
+		outs, release := r.sendGroup(ctx, g.domain, it.From, g.rcpts, body)
 		var done []outcome
 		for _, o := range outs {
 			if o.temp {
@@ -334,7 +334,7 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 			// Recorded right after the remote reply, before QUIT.
 			remaining = r.commitOutcomes(ctx, it, body, remaining, done, g.domain)
 		}
-		quit()
+		release()
 		if remaining == nil {
 			return // the item is done, or gone (deleted by the administrator)
 		}

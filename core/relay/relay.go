@@ -174,6 +174,7 @@ type Relay struct {
 	isClosed bool
 
 	limits *limiter
+	pool   *clientPool
 
 	accepted, queued, delivered, relayed, deferred, bounced, dropped, rejected atomic.Uint64
 }
@@ -243,6 +244,7 @@ func New(opts Options) (*Relay, error) {
 		servers:  map[*smtp.Server]struct{}{},
 		subs:     map[chan Event]struct{}{},
 		limits:   newLimiter(opts.MaxConnsPerIP, opts.MaxAuthFailures, opts.AuthFailureWindow),
+		pool:     newClientPool(opts.Workers),
 	}
 	if r.opts.OldServer == nil {
 		r.opts.OldServer = r.storeOldServer
@@ -346,6 +348,7 @@ func (r *Relay) Close() error {
 		r.dataWG.Wait()
 		r.runWG.Wait()
 		timer.Stop()
+		r.pool.close()
 		r.mu.Lock()
 		for c := range r.subs {
 			close(c)

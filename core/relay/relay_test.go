@@ -601,3 +601,31 @@ func TestNewValidates(t *testing.T) {
 		t.Fatalf("Run after Close = %v", err)
 	}
 }
+
+// Outbound sessions are reused; one the old server closed meanwhile (idle
+// timeout) is replaced without a failed attempt.
+func TestPooledSessions(t *testing.T) {
+	old := startOldSMTPTuned(t, "", func(s *smtp.Server) { s.ReadTimeout = time.Second })
+	e := newEnv(t, old.addr)
+	rr := startRelay(t, e.st, relay.Options{Workers: 1})
+	for i := 0; i < 3; i++ {
+		if err := send(rr.smtpAddr, "sender@elsewhere.test", []string{bob}, message(fmt.Sprintf("pool-%d", i), "x")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "delivery", 5*time.Second, func() bool { return len(old.messages()) == i+1 })
+	}
+	old.mu.Lock()
+	sessions := old.sessions
+	old.mu.Unlock()
+	if sessions != 1 {
+		t.Errorf("3 quick messages used %d sessions, want 1", sessions)
+	}
+	time.Sleep(1300 * time.Millisecond) // the old server drops the idle session
+	if err := send(rr.smtpAddr, "sender@elsewhere.test", []string{bob}, message("pool-late", "x")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delivery after idle timeout", 5*time.Second, func() bool { return len(old.messages()) == 4 })
+	if s := rr.r.Stats(); s.Deferred != 0 || s.Relayed != 4 {
+		t.Errorf("stats %+v", s)
+	}
+}
