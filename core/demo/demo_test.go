@@ -652,6 +652,11 @@ func TestSamplesParse(t *testing.T) {
 			if bytes.Contains(bytes.ReplaceAll(sm.Raw, []byte("\r\n"), nil), []byte("\n")) {
 				t.Error("Raw has a bare LF")
 			}
+			for _, line := range strings.Split(string(sm.Raw), "\r\n") {
+				if len(line) > 78 {
+					t.Errorf("line longer than 78: %q", line)
+				}
+			}
 			mr, err := mail.CreateReader(bytes.NewReader(sm.Raw))
 			if err != nil {
 				t.Fatalf("parse: %v", err)

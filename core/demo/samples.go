@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 )
 
@@ -177,7 +178,44 @@ func Samples(from, to string, languageCodes []string, date time.Time) []Sample {
 	return out
 }
 
-// sampleHeader returns the common header of every sample.
+// headerOrder is the order in which sample header fields are written, as a
+// typical mail client does.
+var headerOrder = []string{"Date", "From", "To", "Subject", "Message-Id", SampleHeader,
+	"Content-Language", "User-Agent", "Mime-Version", "Content-Type", "Content-Transfer-Encoding"}
+
+// ordered returns a copy of h whose fields are written in headerOrder
+// (go-message writes the field added last first).
+func ordered(h mail.Header) mail.Header {
+	var out mail.Header
+	for i := len(headerOrder) - 1; i >= 0; i-- {
+		k := headerOrder[i]
+		if !h.Has(k) {
+			continue
+		}
+		v := h.Get(k)
+		if line := k + ": " + v; len(line) > 76 && k != "Content-Type" && foldsWithin(line, 998) {
+			// go-message cannot fold before a long first encoded-word and
+			// then writes one line of up to 998 octets; fold as mail
+			// clients do (RFC 5322 section 2.2.3).
+			out.AddRaw([]byte(fold(line) + "\r\n"))
+		} else {
+			out.Add(k, v)
+		}
+	}
+	return out
+}
+
+// foldsWithin reports whether fold(line) has no line longer than max.
+func foldsWithin(line string, max int) bool {
+	for _, l := range strings.Split(fold(line), "\r\n") {
+		if len(l) > max {
+			return false
+		}
+	}
+	return true
+}
+
+// sampleHeader returns the common header of every sample and its Message-ID.
 func sampleHeader(from, to string, date time.Time, name, lang, subject string, subjectB bool) (mail.Header, string) {
 	var h mail.Header
 	h.SetDate(date)
@@ -203,6 +241,7 @@ func sampleHeader(from, to string, date time.Time, name, lang, subject string, s
 		h.Set("Content-Language", lang)
 	}
 	h.Set("User-Agent", "Mailferry")
+	h.Set("MIME-Version", "1.0")
 	return h, id
 }
 
@@ -217,7 +256,7 @@ func buildPlain(from, to string, date time.Time, name, lang, subject, body strin
 		h.Set("Content-Transfer-Encoding", "quoted-printable")
 	}
 	var buf bytes.Buffer
-	w, err := mail.CreateSingleInlineWriter(&buf, h)
+	w, err := mail.CreateSingleInlineWriter(&buf, ordered(h))
 	if err != nil {
 		return s, err
 	}
@@ -241,15 +280,21 @@ func buildHTML(from, to string, date time.Time) (Sample, error) {
 	s := Sample{Name: "html", Subject: subject, Text: text, HTML: html}
 	h, id := sampleHeader(from, to, date, "html", "", subject, false)
 	s.MessageID = id
+	// A boundary of our own keeps go-message from re-setting Content-Type,
+	// which would move it to the top of the header.
+	var rnd [12]byte
+	_, _ = rand.Read(rnd[:])
+	h.SetContentType("multipart/alternative", map[string]string{"boundary": "mailferry-" + hex.EncodeToString(rnd[:])})
 	var buf bytes.Buffer
-	iw, err := mail.CreateInlineWriter(&buf, h)
+	mw, err := message.CreateWriter(&buf, ordered(h).Header)
 	if err != nil {
 		return s, err
 	}
 	for _, part := range []struct{ typ, body string }{{"text/plain", text}, {"text/html", html}} {
-		var ph mail.InlineHeader
+		var ph message.Header
+		ph.Set("Content-Transfer-Encoding", "quoted-printable")
 		ph.SetContentType(part.typ, map[string]string{"charset": "utf-8"})
-		w, err := iw.CreatePart(ph)
+		w, err := mw.CreatePart(ph)
 		if err != nil {
 			return s, err
 		}
@@ -257,7 +302,7 @@ func buildHTML(from, to string, date time.Time) (Sample, error) {
 			return s, err
 		}
 	}
-	if err := iw.Close(); err != nil {
+	if err := mw.Close(); err != nil {
 		return s, err
 	}
 	s.Raw = crlfTerminated(buf.Bytes())
