@@ -62,3 +62,57 @@ func TestSnapshot(t *testing.T) {
 		t.Fatalf("missing mailbox: %v", err)
 	}
 }
+
+func TestSetMessageCaches(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	a := account(t, s, "cache@example.test")
+	inbox, err := s.Mailbox(ctx, a.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.AppendMessage(ctx, inbox.ID, &store.NewMessage{Body: []byte("Subject: x\r\n\r\nbody\r\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMessageCaches(ctx, []store.MessageCache{{MessageID: m.ID, Envelope: []byte("E"), Structure: []byte("S")}, {MessageID: 12345}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Message(ctx, inbox.ID, m.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Envelope) != "E" || string(got.Structure) != "S" {
+		t.Fatalf("cache = %q, %q", got.Envelope, got.Structure)
+	}
+}
+
+// TestRenameNonASCIIChildren: substr() counts characters, not bytes, so
+// the children of a non-ASCII name must be found by character count.
+func TestRenameNonASCIIChildren(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	a := account(t, s, "utf@example.test")
+	for _, n := range []string{"Données", "Données/Été 2020", "日本語", "日本語/子"} {
+		if _, err := s.CreateMailbox(ctx, a.ID, n, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RenameMailbox(ctx, a.ID, "Données", "Archive"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RenameMailbox(ctx, a.ID, "日本語", "Japon"); err != nil {
+		t.Fatal(err)
+	}
+	mbs, err := s.Mailboxes(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mb := range mbs {
+		names = append(names, mb.Name)
+	}
+	if want := []string{"INBOX", "Archive", "Archive/Été 2020", "Japon", "Japon/子"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("names = %q, want %q", names, want)
+	}
+}

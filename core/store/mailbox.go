@@ -245,7 +245,7 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 			return fmt.Errorf("%w: cannot move %s below itself", ErrInvalid, from)
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT id, name FROM mailboxes WHERE account_id = ? AND (name = ? OR substr(name, 1, ?) = ?)`,
-			accountID, from, len(from)+len(delim), from+delim)
+			accountID, from, utf8.RuneCountInString(from+delim), from+delim) // substr counts characters
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
