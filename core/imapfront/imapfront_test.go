@@ -44,9 +44,9 @@ func TestCommandErrors(t *testing.T) {
 		{"STORE 1 FLAGS (\\Bogus)", "BAD"},
 		{"STORE 1 XFLAGS (\\Seen)", "BAD"},
 		{"SEARCH BOGUS", "NO|BAD"}, // go-imap: NO [SERVERBUG]
-		{"FETCH 5 FLAGS", "OK"}, // beyond the mailbox: nothing, RFC 2180 4.1
-		{"COPY 1 nosuch", "NO"}, // TRYCREATE even with nothing to copy
-		{"NOOP", "OK"},          // the connection lives on
+		{"FETCH 5 FLAGS", "OK"},    // beyond the mailbox: nothing, RFC 2180 4.1
+		{"COPY 1 nosuch", "NO"},    // TRYCREATE even with nothing to copy
+		{"NOOP", "OK"},             // the connection lives on
 	} {
 		t.Run(tc.cmd, func(t *testing.T) {
 			got, all := c.status("%s", tc.cmd)
@@ -587,4 +587,38 @@ func TestHierarchySeparator(t *testing.T) {
 	if un := c.ok("NAMESPACE"); !strings.Contains(un, `(("" "."))`) {
 		t.Fatalf("NAMESPACE: %s", un)
 	}
+}
+
+func TestOwnAppendAndCopyShowUp(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.login()
+	c.ok("SELECT INBOX")
+	c.tag++
+	c.send(fmt.Sprintf("t%d APPEND INBOX {%d+}\r\n%s\r\n", c.tag, len(simple), simple))
+	un, tagged := c.until(fmt.Sprintf("t%d", c.tag))
+	if un != "* 1 EXISTS\r\n" || !strings.Contains(tagged, "[APPENDUID") {
+		t.Fatalf("APPEND to the selected mailbox: %q %q", un, tagged)
+	}
+	un, tagged = c.do("COPY 1 INBOX")
+	if un != "* 2 EXISTS\r\n" || !strings.Contains(tagged, "[COPYUID") {
+		t.Fatalf("COPY to the selected mailbox: %q %q", un, tagged)
+	}
+	if got, all := c.status("MOVE 1 INBOX"); got != "NO" {
+		t.Fatalf("MOVE to the same mailbox: %s", all)
+	}
+}
+
+// TestIDUnsupported records a limit of go-imap v2.0.0-beta.8: its server
+// has no ID command (RFC 2971) and cannot advertise one, so ID is an
+// unknown command. Clients only send ID when CAPABILITY lists it.
+func TestIDUnsupported(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.login()
+	if un := c.ok("CAPABILITY"); strings.Contains(un+" ", " ID ") {
+		t.Fatalf("ID advertised: %s", un)
+	}
+	if got, all := c.status(`ID ("name" "test")`); got != "BAD" {
+		t.Fatalf("ID: %s", all)
+	}
+	c.ok("NOOP")
 }
