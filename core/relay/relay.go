@@ -235,7 +235,7 @@ func New(opts Options) (*Relay, error) {
 	r := &Relay{
 		opts:     opts,
 		st:       opts.Store,
-		log:      opts.Logger.With("service", "relay"),
+		log:      opts.Logger,
 		closed:   make(chan struct{}),
 		hardStop: make(chan struct{}),
 		kick:     make(chan struct{}, 1),

@@ -629,3 +629,80 @@ func TestPooledSessions(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// A message queued for the old server while the domain migrated is
+// delivered locally once the domain stopped migrating and the user exists.
+func TestQueuedThenDomainFinished(t *testing.T) {
+	old := startOldSMTP(t, "")
+	addr := old.addr
+	old.stop()
+	e := newEnv(t, addr)
+	rr := startRelay(t, e.st, relay.Options{RetryBase: time.Hour, RetryMax: time.Hour})
+	ctx := context.Background()
+	raw := message("late", "for bob")
+	if err := send(rr.smtpAddr, "sender@elsewhere.test", []string{bob}, raw); err != nil {
+		t.Fatal(err)
+	}
+	var items []*store.QueueItem
+	waitFor(t, "a failed attempt", 5*time.Second, func() bool {
+		items, _ = rr.r.List(ctx)
+		return len(items) == 1 && items[0].Attempts == 1
+	})
+	b, err := e.st.CreateAccount(ctx, bob, "Bob-Secret-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := e.st.Domain(ctx, domain)
+	if err := e.st.SetDomainMigration(ctx, domain, false, d.OldServer); err != nil {
+		t.Fatal(err)
+	}
+	if err := rr.r.Retry(ctx, items[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	inbox, _ := e.st.Mailbox(ctx, b.ID, "INBOX")
+	waitFor(t, "local delivery", 5*time.Second, func() bool { return len(e.messages(t, inbox.ID)) == 1 })
+	splitReceived(t, e.messages(t, inbox.ID)[0], raw)
+	waitFor(t, "empty queue", 5*time.Second, func() bool {
+		l, _ := rr.r.List(ctx)
+		return len(l) == 0
+	})
+}
+
+// Close does not wait for a hung old server beyond ShutdownGrace, and the
+// message stays queued.
+func TestCloseCutsHungDelivery(t *testing.T) {
+	hung := listen(t)
+	accepted := make(chan struct{}, 1)
+	go func() {
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	e := newEnv(t, hung.Addr().String())
+	rr := startRelay(t, e.st, relay.Options{ShutdownGrace: 300 * time.Millisecond, ClientTimeout: time.Minute})
+	if err := send(rr.smtpAddr, "sender@elsewhere.test", []string{bob}, message("hung", "x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no delivery attempt")
+	}
+	start := time.Now()
+	rr.close()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	q, err := e.st.Queue(context.Background())
+	if err != nil || len(q) != 1 {
+		t.Fatalf("queue after cut delivery: %d, %v", len(q), err)
+	}
+}
