@@ -630,6 +630,34 @@ func TestIMAPAppendRoundTrip(t *testing.T) {
 	if err := c.Delete("INBOX").Wait(); err == nil {
 		t.Error("DELETE INBOX succeeded")
 	}
+
+	// RENAME moves the inferiors along (RFC 3501 section 6.3.5).
+	if err := c.Rename("Projekte", "Alt", nil).Wait(); err == nil {
+		t.Error("RENAME of a non-existent parent succeeded")
+	}
+	if err := c.Create("Projekte", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rename("Projekte", "Alt", nil).Wait(); err != nil {
+		t.Fatalf("RENAME: %v", err)
+	}
+	boxes, err = c.List("", "*", nil).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, b := range boxes {
+		names = append(names, b.Mailbox)
+		if b.Mailbox == "Alt/Ärger" && !slices.Contains(b.Attrs, imap.MailboxAttrFlagged) {
+			t.Errorf("special-use lost on RENAME: %v", b.Attrs)
+		}
+	}
+	if !slices.Contains(names, "Alt/Ärger") || slices.Contains(names, "Projekte/Ärger") {
+		t.Errorf("after RENAME: %q", names)
+	}
+	if got := fetchAll(t, c, "Alt/Ärger"); len(got) != 1 {
+		t.Errorf("renamed child has %d messages", len(got))
+	}
 }
 
 func TestSamplesParse(t *testing.T) {
@@ -771,6 +799,19 @@ func TestCloseStopsEverything(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("client connection not closed by Close")
 	}
+}
+
+// ExampleSamples lists the sample messages the assistant sends.
+func ExampleSamples() {
+	date := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	for _, s := range demo.Samples("Tester <tester@example.test>", "alice@example.test", []string{"de", "ja"}, date) {
+		fmt.Printf("%s: %s\n", s.Name, s.Subject)
+	}
+	// Output:
+	// plain: Mailferry test: plain text message
+	// html: Mailferry test: HTML message
+	// lang-de: Mailferry-Test: Grüße aus München – Größe, Maß und Übermut
+	// lang-ja: Mailferry テスト：東京からのご挨拶
 }
 
 // ExampleStart starts the demo server with seed data and prints the users.

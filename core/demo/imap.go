@@ -91,13 +91,35 @@ func (a *account) rename(oldName, newName string, options *imap.RenameOptions) e
 	if err := a.mem.Rename(oldName, newName, options); err != nil {
 		return err
 	}
+	a.renamedLocked(oldName, newName)
+	// imapmemserver renames only the mailbox itself; RFC 3501 section 6.3.5
+	// renames its inferiors too.
+	prefix := oldName + string(Delimiter)
+	var children []string
+	for name := range a.boxes {
+		if strings.HasPrefix(name, prefix) {
+			children = append(children, name)
+		}
+	}
+	sort.Strings(children)
+	for _, child := range children {
+		to := newName + string(Delimiter) + child[len(prefix):]
+		if err := a.mem.Rename(child, to, options); err != nil {
+			return err
+		}
+		a.renamedLocked(child, to)
+	}
+	return nil
+}
+
+// renamedLocked moves the special-use and subscription of a renamed mailbox.
+func (a *account) renamedLocked(oldName, newName string) {
 	a.boxes[newName] = a.boxes[oldName]
 	delete(a.boxes, oldName)
 	if a.subs[oldName] {
 		delete(a.subs, oldName)
 		a.subs[newName] = true
 	}
-	return nil
 }
 
 func (a *account) subscribe(name string, on bool) error {
