@@ -94,7 +94,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		wq[k] = v
 	}
 	var err error
-	s.w, err = sql.Open("sqlite3", "file:"+path+"?"+wq.Encode())
+	s.w, err = sql.Open("sqlite3", "file:"+uriPath(path)+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -109,7 +109,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		s.w.Close()
 		return nil, err
 	}
-	s.r, err = sql.Open("sqlite3", "file:"+path+"?"+common.Encode())
+	s.r, err = sql.Open("sqlite3", "file:"+uriPath(path)+"?"+common.Encode())
 	if err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
