@@ -706,3 +706,28 @@ func TestCloseCutsHungDelivery(t *testing.T) {
 		t.Fatalf("queue after cut delivery: %d, %v", len(q), err)
 	}
 }
+
+// CHUNKING (RFC 3030 BDAT) delivers the same bytes as DATA.
+func TestBDAT(t *testing.T) {
+	old := startOldSMTP(t, "")
+	e := newEnv(t, old.addr)
+	rr := startRelay(t, e.st, relay.Options{})
+	raw := message("bdat", "chunked\r\n.no dot-stuffing in BDAT")
+	c := dialRaw(t, rr.smtpAddr)
+	c.reply()
+	if ehlo := c.cmd("EHLO x.test"); !strings.Contains(ehlo, "CHUNKING") {
+		t.Fatalf("EHLO %q", ehlo)
+	}
+	expectCode(t, c.cmd("MAIL FROM:<a@elsewhere.test>"), "250")
+	expectCode(t, c.cmd("RCPT TO:<alice@example.test>"), "250")
+	half := len(raw) / 2
+	fmt.Fprintf(c.c, "BDAT %d\r\n%s", half, raw[:half])
+	expectCode(t, c.reply(), "250")
+	fmt.Fprintf(c.c, "BDAT %d LAST\r\n%s", len(raw)-half, raw[half:])
+	expectCode(t, c.reply(), "250")
+	msgs := e.messages(t, e.inbox)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	splitReceived(t, msgs[0], raw)
+}
