@@ -171,5 +171,3 @@ func (s *Store) queueExec(ctx context.Context, id int64, q string, args ...any) 
 		return nil
 	})
 }
-
-
