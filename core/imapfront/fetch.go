@@ -156,6 +156,9 @@ func binarySection(raw []byte, sec *imap.FetchItemBinarySection) (out []byte) {
 	if len(sec.Part) == 0 {
 		return partial(raw, sec.Partial)
 	}
+	if len(sec.Part) > maxDepth {
+		return []byte{}
+	}
 	e := parseEntity(raw)
 	for _, n := range sec.Part {
 		var ok bool

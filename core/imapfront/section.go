@@ -168,6 +168,13 @@ func splitMultipart(body []byte, boundary string) [][]byte {
 // part numbering: the parts of a multipart, the parts of an encapsulated
 // message, and part 1 of a single-part entity being the entity itself.
 func (e entity) child(n int) (entity, bool) {
+	return e.childDepth(n, 0)
+}
+
+func (e entity) childDepth(n, depth int) (entity, bool) {
+	if depth > maxDepth {
+		return entity{}, false
+	}
 	t, params := e.mediaType()
 	switch {
 	case strings.HasPrefix(t, "multipart/"):
@@ -179,7 +186,7 @@ func (e entity) child(n int) (entity, bool) {
 		c.digest = t == "multipart/digest"
 		return c, true
 	case t == "message/rfc822" || t == "message/global":
-		return parseEntity(e.body).child(n)
+		return parseEntity(e.body).childDepth(n, depth+1)
 	default:
 		if n != 1 {
 			return entity{}, false
@@ -192,6 +199,9 @@ func (e entity) child(n int) (entity, bool) {
 // with its partial range applied; ok is false when the section does not
 // exist.
 func extractSection(raw []byte, sec *imap.FetchItemBodySection) (out []byte, ok bool) {
+	if len(sec.Part) > maxDepth {
+		return nil, false
+	}
 	e := parseEntity(raw)
 	for _, n := range sec.Part {
 		if e, ok = e.child(n); !ok {
@@ -262,4 +272,27 @@ func partial(b []byte, p *imap.SectionPartial) []byte {
 		end = p.Offset + p.Size
 	}
 	return b[p.Offset:end]
+}
+
+// tooDeep reports whether a message nests multiparts and encapsulated
+// messages deeper than limit levels. go-message and go-imap walk such
+// trees by recursion, so a hostile message could exhaust the stack.
+func tooDeep(e entity, limit int) bool {
+	if limit < 0 {
+		return true
+	}
+	t, params := e.mediaType()
+	switch {
+	case strings.HasPrefix(t, "multipart/"):
+		for _, p := range splitMultipart(e.body, params["boundary"]) {
+			c := parseEntity(p)
+			c.digest = t == "multipart/digest"
+			if tooDeep(c, limit-1) {
+				return true
+			}
+		}
+	case t == "message/rfc822" || t == "message/global":
+		return tooDeep(parseEntity(e.body), limit-1)
+	}
+	return false
 }

@@ -34,6 +34,9 @@ func summarize(raw []byte) (env *imap.Envelope, bs imap.BodyStructure) {
 		}
 	}()
 	env = imapserver.ExtractEnvelope(lenientHeader(raw))
+	if tooDeep(parseEntity(raw), maxDepth) {
+		return env, plainStructure(raw)
+	}
 	bs = sanitizeStructure(imapserver.ExtractBodyStructure(bytes.NewReader(raw)), 0)
 	if bs == nil {
 		bs = plainStructure(raw)

@@ -4,8 +4,11 @@ package imapfront
 // parser of stored bytes, so it gets a round-trip test and a fuzz target.
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -110,4 +113,36 @@ func FuzzSummarize(f *testing.F) {
 		}
 		binarySection(raw, &imap.FetchItemBinarySection{Part: []int{1}})
 	})
+}
+
+// TestDeepNesting: a message nesting encapsulated messages and multiparts
+// far deeper than any real one must not exhaust the stack of the parsers.
+func TestDeepNesting(t *testing.T) {
+	var sb strings.Builder
+	for i := 0; i < 200000; i++ {
+		if i%2 == 0 {
+			sb.WriteString("Content-Type: message/rfc822\r\n\r\n")
+		} else {
+			fmt.Fprintf(&sb, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n", i, i)
+		}
+	}
+	raw := []byte(sb.String())
+	start := time.Now()
+	e, s := Summarize(raw)
+	if _, err := decodeEnvelope(e); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeStructure(s); err != nil {
+		t.Fatal(err)
+	}
+	path := make([]int, 5000)
+	for i := range path {
+		path[i] = 1
+	}
+	if b, _ := extractSection(raw, &imap.FetchItemBodySection{Part: path}); len(b) > len(raw) {
+		t.Fatal("section larger than the message")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("took %v", d)
+	}
 }
