@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -105,10 +106,18 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 			return &limitConn{Conn: c, l: ll.l, ip: ip}, nil
 		}
 		ll.log.Warn("too many connections", "remote", ip)
-		// The refusal must not block Accept: write with a short deadline.
-		c.SetWriteDeadline(time.Now().Add(time.Second))
-		c.Write([]byte("421 4.7.0 Too many connections from your address, try again later\r\n"))
-		c.Close()
+		// The refusal must not hold up Accept: it is written with a short
+		// deadline by a goroutine that ends with it.
+		go func() {
+			defer func() {
+				if v := recover(); v != nil {
+					ll.log.Error("panic", "in", "connection refusal", "panic", v, "stack", string(debug.Stack()))
+				}
+			}()
+			defer c.Close()
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			c.Write([]byte("421 4.7.0 Too many connections from your address, try again later\r\n"))
+		}()
 	}
 }
 
