@@ -1,0 +1,228 @@
+package migrate
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"mailferry/core/store"
+)
+
+// MigrateAccount copies one account now and waits until the copy is done
+// (or ctx ends: the copy then goes on in the background). The account is
+// created if needed, with cred.Password as its password; with a master user
+// and no password it gets a random password nobody knows, and the user's
+// first login at Mailferry (Login or FirstLogin) checks the password at the
+// old server and makes it the account's password. The credentials stay in
+// memory for catch-up runs; they are never stored.
+func (e *Engine) MigrateAccount(ctx context.Context, address string, cred Credentials) error {
+	if e.isClosed() {
+		return ErrClosed
+	}
+	address = strings.TrimSpace(address)
+	cred.Address = address
+	_, domain, err := store.SplitAddress(address)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if cred.Password == "" && !cred.master() {
+		return fmt.Errorf("migrate: %s: %w: no password and no master user", address, ErrNoCredentials)
+	}
+	s, err := migratingSettings(ctx, e.st, domain)
+	if err != nil {
+		return err
+	}
+	acct, err := e.st.Account(ctx, address)
+	if errors.Is(err, store.ErrNotFound) {
+		acct, err = e.createForBulk(ctx, s, cred)
+	}
+	if err != nil {
+		return err
+	}
+	if acct.Migration == "" {
+		return fmt.Errorf("migrate: %s: %w: a native account (not made by migration)", address, store.ErrExists)
+	}
+	e.remember(acct.ID, cred)
+	if e.schedule(acct.ID, acct.Address) == nil {
+		return ErrClosed
+	}
+	return e.Wait(ctx, acct.Address)
+}
+
+// createForBulk checks the credentials at the old server and creates the
+// account with the old INBOX's UIDVALIDITY and UIDNEXT.
+func (e *Engine) createForBulk(ctx context.Context, s *oldSettings, cred Credentials) (*store.Account, error) {
+	c, err := e.connect(ctx, s, cred)
+	if err != nil {
+		return nil, err
+	}
+	defer closeClient(c)
+	ns, err := readNamespace(c)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %s: %w", cred.Address, err)
+	}
+	inbox, err := statusOf(c, "INBOX")
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %s: INBOX: %w", cred.Address, err)
+	}
+	password := cred.Password
+	if password == "" {
+		if password, err = randomPassword(); err != nil {
+			return nil, err
+		}
+	}
+	acct, err := e.st.CreateAccount(ctx, cred.Address, password, &store.AccountOptions{
+		Delim:     ns.delim,
+		Migration: store.MigPending,
+		Inbox: &store.MailboxOptions{UIDValidity: inbox.uidValidity, UIDNext: inbox.uidNext, Subscribed: true,
+			Migration: store.MigPending, OldName: "INBOX"},
+	})
+	if errors.Is(err, store.ErrExists) {
+		return e.st.Account(ctx, cred.Address)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("migrate: create account %s: %w", cred.Address, err)
+	}
+	return acct, nil
+}
+
+// UserResult is the outcome of one user of MigrateUsers.
+type UserResult struct {
+	Address string `json:"address"`
+	OK      bool   `json:"ok"`
+	Error   string `json:"error,omitempty"`
+}
+
+// MigrateUsers copies the accounts of users of domain (an Address without
+// "@" is a local part of domain), up to Options.Accounts at once, and
+// returns one result per user in order. progress, if not nil, gets the
+// events of these accounts, from one goroutine, until MigrateUsers returns.
+// The error is non-nil only when ctx ended or the engine closed; failures
+// of single users are in the results.
+func (e *Engine) MigrateUsers(ctx context.Context, domain string, users []Credentials, progress func(Event)) ([]UserResult, error) {
+	domain, err := store.NormalizeDomain(domain)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := migratingSettings(ctx, e.st, domain); err != nil {
+		return nil, err
+	}
+	results := make([]UserResult, len(users))
+	want := map[string]bool{}
+	for i, u := range users {
+		a := strings.TrimSpace(u.Address)
+		if a != "" && !strings.Contains(a, "@") {
+			a += "@" + domain
+		}
+		results[i].Address = a
+		want[strings.ToLower(a)] = true
+	}
+	var fwd sync.WaitGroup
+	if progress != nil {
+		ch, cancel := e.Subscribe()
+		defer func() { cancel(); fwd.Wait() }()
+		fwd.Add(1)
+		go func() {
+			defer fwd.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					e.log.Error("migrate: panic in progress callback", "panic", r)
+					for range ch {
+					}
+				}
+			}()
+			for ev := range ch {
+				if want[strings.ToLower(ev.Account.Address)] {
+					progress(ev)
+				}
+			}
+		}()
+	}
+	sem := make(chan struct{}, e.opts.Accounts)
+	var wg sync.WaitGroup
+	for i, u := range users {
+		a := results[i].Address
+		_, d, err := store.SplitAddress(a)
+		if err != nil || d != domain {
+			results[i].Error = fmt.Sprintf("not an address of %s", domain)
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return results, ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			defer func() {
+				if r := recover(); r != nil {
+					results[i].Error = fmt.Sprintf("panic: %v", r)
+					e.log.Error("migrate: panic", "account", a, "panic", r)
+				}
+			}()
+			u.Address = a
+			if err := e.MigrateAccount(ctx, a, u); err != nil {
+				results[i].Error = err.Error()
+			} else {
+				results[i].OK = true
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return results, err
+	}
+	return results, nil
+}
+
+// ReadUsersCSV reads a users file for MigrateUsers: one user a line,
+// "user" or "user,password" (RFC 4180 quoting; a user without "@" is a
+// local part of the domain). Empty lines, lines starting with "#" and a
+// first line "user,password" (a header) are skipped. With a master user a
+// password may be left out.
+func ReadUsersCSV(r io.Reader) ([]Credentials, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.Comment = '#'
+	var out []Credentials
+	seen := map[string]int{}
+	for n := 0; ; n++ {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("migrate: users file: %w", err)
+		}
+		line, _ := cr.FieldPos(0)
+		if len(rec) == 0 || (len(rec) == 1 && strings.TrimSpace(rec[0]) == "") {
+			continue
+		}
+		if len(rec) > 2 {
+			return nil, fmt.Errorf("migrate: users file line %d: want user[,password], got %d fields", line, len(rec))
+		}
+		user := strings.TrimSpace(rec[0])
+		if n == 0 && strings.EqualFold(user, "user") && (len(rec) == 1 || strings.EqualFold(strings.TrimSpace(rec[1]), "password")) {
+			continue
+		}
+		if user == "" || strings.ContainsAny(user, " \t\r\n\"<>,") || strings.Count(user, "@") > 1 {
+			return nil, fmt.Errorf("migrate: users file line %d: bad user %q", line, user)
+		}
+		if prev, dup := seen[strings.ToLower(user)]; dup {
+			return nil, fmt.Errorf("migrate: users file line %d: user %q already on line %d", line, user, prev)
+		}
+		seen[strings.ToLower(user)] = line
+		c := Credentials{Address: user}
+		if len(rec) == 2 {
+			c.Password = rec[1]
+		}
+		out = append(out, c)
+	}
+}

@@ -1,0 +1,875 @@
+package migrate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailferry/core/store"
+)
+
+// mailboxError is a problem with one mailbox (it cannot be selected, its
+// UIDVALIDITY changed) that re-connecting would not fix. It is reported and
+// the other mailboxes go on.
+type mailboxError struct {
+	mailbox string
+	err     error
+}
+
+func (e *mailboxError) Error() string { return fmt.Sprintf("mailbox %q: %v", e.mailbox, e.err) }
+func (e *mailboxError) Unwrap() error { return e.err }
+
+// errUIDValidity: the old mailbox's UIDVALIDITY is not the one it was copied
+// with, so its UIDs cannot be matched any more.
+var errUIDValidity = errors.New("UIDVALIDITY on the old server changed since the copy; new mail in it is not pulled")
+
+func closeClient(c *imapclient.Client) {
+	if c == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		c.Logout().Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	c.Close()
+}
+
+// connect opens a logged-in session to the old server.
+func (e *Engine) connect(ctx context.Context, s *oldSettings, cred Credentials) (*imapclient.Client, error) {
+	c, err := dialOld(ctx, s, e.opts.Dial)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: connect to old server: %w", err)
+	}
+	if cred.master() {
+		err = loginMaster(ctx, c, s, cred.Address, cred.MasterUser, cred.MasterPassword)
+	} else {
+		err = loginUser(ctx, c, s, cred.Address, cred.Password)
+	}
+	if err != nil {
+		c.Close()
+		if errors.Is(err, errAuthFailed) {
+			return nil, fmt.Errorf("migrate: %s: %w", cred, ErrBadPassword)
+		}
+		return nil, fmt.Errorf("migrate: log in to old server as %s: %w", cred, err)
+	}
+	return c, nil
+}
+
+// connectRetry is connect with the engine's retries for failures other than
+// a refused password.
+func (e *Engine) connectRetry(ctx context.Context, s *oldSettings, cred Credentials) (*imapclient.Client, error) {
+	for attempt := 0; ; attempt++ {
+		c, err := e.connect(ctx, s, cred)
+		if err == nil || errors.Is(err, ErrBadPassword) || attempt >= e.opts.Retries {
+			return c, err
+		}
+		if err := e.backoff(ctx, attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (e *Engine) backoff(ctx context.Context, attempt int) error {
+	d := e.opts.RetryBackoff << min(attempt, 6)
+	d = min(d, 30*time.Second)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// nsInfo is the old server's personal namespace (RFC 2342).
+type nsInfo struct {
+	prefix string
+	delim  rune
+	others []string // prefixes of other users' and shared namespaces
+}
+
+func readNamespace(c *imapclient.Client) (nsInfo, error) {
+	var ns nsInfo
+	if c.Caps().Has(imap.CapNamespace) || c.Caps().Has(imap.CapIMAP4rev2) {
+		nd, err := c.Namespace().Wait()
+		if err != nil {
+			return ns, fmt.Errorf("NAMESPACE: %w", err)
+		}
+		if len(nd.Personal) > 0 {
+			ns.prefix, ns.delim = nd.Personal[0].Prefix, nd.Personal[0].Delim
+		}
+		for _, d := range append(append([]imap.NamespaceDescriptor{}, nd.Other...), nd.Shared...) {
+			if d.Prefix != "" {
+				ns.others = append(ns.others, d.Prefix)
+			}
+		}
+	}
+	if ns.delim == 0 {
+		l, err := c.List("", "", nil).Collect()
+		if err != nil {
+			return ns, fmt.Errorf("LIST: %w", err)
+		}
+		if len(l) > 0 {
+			ns.delim = l[0].Delim
+		}
+	}
+	if ns.delim == 0 {
+		ns.delim = '/'
+	}
+	return ns, nil
+}
+
+// localName maps an old mailbox name to the store's name ("" = skip).
+func (ns nsInfo) localName(old string) string {
+	if strings.EqualFold(old, "INBOX") {
+		return "INBOX"
+	}
+	for _, p := range ns.others {
+		if strings.HasPrefix(old, p) {
+			return ""
+		}
+	}
+	if ns.prefix != "" && strings.HasPrefix(old, ns.prefix) {
+		return old[len(ns.prefix):]
+	}
+	return old
+}
+
+type statusInfo struct {
+	uidValidity, uidNext uint32
+	messages             uint32
+	size                 int64 // -1 unknown
+}
+
+func toStatus(d *imap.StatusData) *statusInfo {
+	s := &statusInfo{uidValidity: d.UIDValidity, uidNext: uint32(d.UIDNext), size: -1}
+	if d.NumMessages != nil {
+		s.messages = *d.NumMessages
+	}
+	if d.Size != nil {
+		s.size = *d.Size
+	}
+	return s
+}
+
+func statusOptions(c *imapclient.Client) *imap.StatusOptions {
+	return &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true,
+		Size: c.Caps().Has(imap.CapStatusSize) || c.Caps().Has(imap.CapIMAP4rev2)}
+}
+
+func statusOf(c *imapclient.Client, name string) (*statusInfo, error) {
+	d, err := c.Status(name, statusOptions(c)).Wait()
+	if err != nil {
+		return nil, err
+	}
+	return toStatus(d), nil
+}
+
+// oldMailbox is one mailbox as listed by the old server.
+type oldMailbox struct {
+	name       string
+	local      string
+	noselect   bool
+	subscribed bool
+	specialUse string
+	status     *statusInfo
+}
+
+var specialAttrs = []imap.MailboxAttr{imap.MailboxAttrAll, imap.MailboxAttrArchive, imap.MailboxAttrDrafts,
+	imap.MailboxAttrFlagged, imap.MailboxAttrJunk, imap.MailboxAttrSent, imap.MailboxAttrTrash, imap.MailboxAttrImportant}
+
+// guessSpecialUse names the RFC 6154 use of a top-level mailbox of a server
+// without SPECIAL-USE from common names.
+func guessSpecialUse(name string) string {
+	switch strings.ToLower(name) {
+	case "sent", "sent items", "sent messages", "sent mail":
+		return `\Sent`
+	case "drafts":
+		return `\Drafts`
+	case "trash", "deleted items", "deleted messages":
+		return `\Trash`
+	case "junk", "spam", "junk e-mail":
+		return `\Junk`
+	case "archive", "archives":
+		return `\Archive`
+	}
+	return ""
+}
+
+// listOld lists the old server's personal mailboxes with their
+// subscription (RFC 5258), special use (RFC 6154) and status (RFC 5819),
+// INBOX first.
+func listOld(c *imapclient.Client, ns nsInfo) ([]*oldMailbox, error) {
+	caps := c.Caps()
+	ext := caps.Has(imap.CapListExtended) || caps.Has(imap.CapIMAP4rev2)
+	var opts *imap.ListOptions
+	if ext {
+		opts = &imap.ListOptions{ReturnSubscribed: true, ReturnSpecialUse: caps.Has(imap.CapSpecialUse)}
+		if caps.Has(imap.CapListStatus) || caps.Has(imap.CapIMAP4rev2) {
+			opts.ReturnStatus = statusOptions(c)
+		}
+	}
+	list, err := c.List("", "*", opts).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("LIST: %w", err)
+	}
+	var out []*oldMailbox
+	seen := map[string]bool{}
+	for _, l := range list {
+		local := ns.localName(l.Mailbox)
+		if local == "" || seen[l.Mailbox] {
+			continue
+		}
+		seen[l.Mailbox] = true
+		m := &oldMailbox{name: l.Mailbox, local: local, subscribed: !ext}
+		if strings.EqualFold(l.Mailbox, "INBOX") {
+			m.name = "INBOX"
+		}
+		var uses []string
+		for _, a := range l.Attrs {
+			switch {
+			case strings.EqualFold(string(a), string(imap.MailboxAttrNoSelect)), strings.EqualFold(string(a), string(imap.MailboxAttrNonExistent)):
+				m.noselect = true
+			case strings.EqualFold(string(a), string(imap.MailboxAttrSubscribed)):
+				m.subscribed = true
+			}
+			for _, s := range specialAttrs {
+				if strings.EqualFold(string(a), string(s)) {
+					uses = append(uses, string(s))
+				}
+			}
+		}
+		m.specialUse = strings.Join(uses, " ")
+		if m.specialUse == "" && !caps.Has(imap.CapSpecialUse) && !strings.ContainsRune(local, ns.delim) {
+			m.specialUse = guessSpecialUse(local)
+		}
+		if l.Status != nil {
+			m.status = toStatus(l.Status)
+		}
+		out = append(out, m)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].name == "INBOX" && out[j].name != "INBOX" })
+	if len(out) == 0 || out[0].name != "INBOX" {
+		out = append([]*oldMailbox{{name: "INBOX", local: "INBOX", subscribed: true}}, out...)
+	}
+	for _, m := range out {
+		if m.status == nil && !m.noselect {
+			st, err := statusOf(c, m.name)
+			if err != nil {
+				return nil, fmt.Errorf("STATUS %q: %w", m.name, err)
+			}
+			m.status = st
+		}
+	}
+	return out, nil
+}
+
+// plan is one mailbox to copy.
+type plan struct {
+	old   *oldMailbox
+	local *store.Mailbox
+}
+
+// copyAccount copies every mailbox of an account (or, for catch-up, what is
+// new in them), INBOX first.
+func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials, catchUp bool) error {
+	c, err := e.connectRetry(ctx, s, cred)
+	if err != nil {
+		return err
+	}
+	defer func() { closeClient(c) }()
+	ns, err := readNamespace(c)
+	if err != nil {
+		return fmt.Errorf("migrate: %s: %w", acct.Address, err)
+	}
+	olds, err := listOld(c, ns)
+	if err != nil {
+		return fmt.Errorf("migrate: %s: %w", acct.Address, err)
+	}
+	locals, err := e.st.Mailboxes(ctx, acct.ID)
+	if err != nil {
+		return err
+	}
+	byOld := map[string]*store.Mailbox{}
+	for _, m := range locals {
+		if m.OldName != "" {
+			byOld[m.OldName] = m
+		}
+	}
+	var plans []*plan
+	var msgTotal, msgDone, byteTotal, byteDone int64
+	foldersDone := 0
+	for _, o := range olds {
+		lm := byOld[o.name]
+		if lm == nil {
+			if lm, err = e.createLocal(ctx, acct, o); err != nil {
+				return err
+			}
+		} else if lm.Migration == store.MigPending && lm.Subscribed != o.subscribed {
+			// INBOX is made at the first login, before its subscription
+			// on the old server is known.
+			if err := e.st.SetSubscribed(ctx, acct.ID, lm.Name, o.subscribed); err != nil {
+				return err
+			}
+		}
+		if o.noselect {
+			if lm.Migration != store.MigDone {
+				if err := e.st.SetMailboxMigration(ctx, lm.ID, store.MigDone, 0); err != nil {
+					return err
+				}
+			}
+			foldersDone++
+			continue
+		}
+		st, err := e.st.Status(ctx, lm.ID)
+		if err != nil {
+			return err
+		}
+		msgDone += int64(st.Messages)
+		byteDone += st.Size
+		if o.status != nil {
+			msgTotal += int64(max(o.status.messages, st.Messages))
+			if o.status.size >= 0 {
+				byteTotal += max(o.status.size, st.Size)
+			}
+			if lm.Migration == store.MigDone && o.status.uidValidity == lm.UIDValidity && o.status.uidNext != 0 &&
+				o.status.uidNext-1 <= lm.MigratedUID {
+				foldersDone++ // nothing new
+				continue
+			}
+		}
+		plans = append(plans, &plan{old: o, local: lm})
+	}
+	e.prog.update(acct.ID, acct.Address, EventProgress, "", func(a *AccountProgress) {
+		a.FoldersTotal, a.FoldersDone = len(olds), foldersDone
+		a.MessagesTotal, a.MessagesDone = max(msgTotal, msgDone), msgDone
+		a.BytesTotal, a.BytesDone = max(byteTotal, byteDone), byteDone
+	})
+
+	var errs []error
+	var mu sync.Mutex
+	report := func(p *plan, err error) bool {
+		if err == nil {
+			e.prog.update(acct.ID, acct.Address, EventProgress, "", func(a *AccountProgress) { a.FoldersDone++ })
+			return true
+		}
+		var me *mailboxError
+		if errors.As(err, &me) {
+			e.log.Warn("migrate: mailbox not copied", "account", acct.Address, "mailbox", p.old.name, "err", err)
+			e.prog.update(acct.ID, acct.Address, EventError, err.Error(), func(a *AccountProgress) { a.FoldersDone++ })
+			return true
+		}
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+		return false
+	}
+	// INBOX first, alone, so that it is complete before anything else.
+	rest := plans
+	if len(plans) > 0 && plans[0].local.Name == "INBOX" {
+		if !report(plans[0], e.copyMailboxRetry(ctx, acct, s, cred, &c, plans[0], catchUp)) {
+			return errors.Join(errs...)
+		}
+		rest = plans[1:]
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	queue := make(chan *plan, len(rest))
+	for _, p := range rest {
+		queue <- p
+	}
+	close(queue)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	workers := min(e.opts.ConnsPerAccount, len(rest))
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		var own *imapclient.Client
+		conn := &own
+		if w == 0 {
+			conn = &c
+		}
+		e.goSafe("copy "+acct.Address, func() {
+			defer wg.Done()
+			if w != 0 {
+				defer func() { closeClient(*conn) }()
+			}
+			for p := range queue {
+				if wctx.Err() != nil {
+					return
+				}
+				if !report(p, e.copyMailboxRetry(wctx, acct, s, cred, conn, p, catchUp)) {
+					stop()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// createLocal makes the local mailbox for an old one.
+func (e *Engine) createLocal(ctx context.Context, acct *store.Account, o *oldMailbox) (*store.Mailbox, error) {
+	opts := &store.MailboxOptions{SpecialUse: o.specialUse, Subscribed: o.subscribed, Migration: store.MigPending, OldName: o.name}
+	if o.noselect {
+		opts.Migration = store.MigDone
+	} else if o.status != nil {
+		opts.UIDValidity, opts.UIDNext = o.status.uidValidity, o.status.uidNext
+	}
+	name := o.local
+	for i := 1; ; i++ {
+		m, err := e.st.CreateMailbox(ctx, acct.ID, name, opts)
+		if err == nil {
+			return m, nil
+		}
+		if !errors.Is(err, store.ErrExists) || i > 20 {
+			return nil, fmt.Errorf("migrate: %s: create mailbox %q: %w", acct.Address, name, err)
+		}
+		// A local mailbox already has that name: keep both.
+		name = fmt.Sprintf("%s (old %d)", o.local, i)
+		if i == 1 {
+			name = o.local + " (old)"
+		}
+	}
+}
+
+// copyMailboxRetry copies one mailbox on *conn, re-connecting (with
+// backoff, at most Options.Retries times) when the connection fails; each
+// attempt resumes after the last committed UID.
+func (e *Engine) copyMailboxRetry(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials, conn **imapclient.Client, p *plan, catchUp bool) error {
+	e.prog.update(acct.ID, acct.Address, EventProgress, "", func(a *AccountProgress) { a.Folder = p.old.name })
+	for attempt := 0; ; attempt++ {
+		var err error
+		if *conn == nil {
+			*conn, err = e.connect(ctx, s, cred)
+		}
+		if err == nil {
+			err = e.copyMailbox(ctx, acct, *conn, p, catchUp)
+			if err == nil {
+				return nil
+			}
+		}
+		var me *mailboxError
+		if ctx.Err() != nil || errors.As(err, &me) || errors.Is(err, ErrBadPassword) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		closeClient(*conn)
+		*conn = nil
+		if attempt >= e.opts.Retries {
+			return fmt.Errorf("migrate: %s: mailbox %q: giving up after %d attempts: %w", acct.Address, p.old.name, attempt+1, err)
+		}
+		e.log.Info("migrate: connection problem, retrying", "account", acct.Address, "mailbox", p.old.name, "attempt", attempt+1, "err", err)
+		e.prog.update(acct.ID, acct.Address, EventError, fmt.Sprintf("mailbox %q: %v (retrying)", p.old.name, err), nil)
+		if err := e.backoff(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// pending is one message read from the old server, not yet committed.
+type pending struct {
+	uid   uint32
+	flags []string
+	date  time.Time
+	size  int64
+	body  []byte
+	// nilBody: the server sent BODY[] NIL; tooBig: over MaxMessageSize.
+	nilBody, tooBig, gotBody bool
+}
+
+// batch is what one store transaction commits.
+type batch struct {
+	msgs  []*pending
+	bytes int64
+	last  uint32 // highest old UID below which everything was handled
+	first time.Time
+}
+
+var fetchItems = &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+	BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
+
+// readMessage reads one FETCH response, the body into memory (capped).
+func readMessage(msg *imapclient.FetchMessageData, maxSize int64) (*pending, error) {
+	p := &pending{}
+	for item := msg.Next(); item != nil; item = msg.Next() {
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			p.uid = uint32(it.UID)
+		case imapclient.FetchItemDataFlags:
+			p.flags = p.flags[:0]
+			for _, f := range it.Flags {
+				if !strings.EqualFold(string(f), `\Recent`) {
+					p.flags = append(p.flags, string(f))
+				}
+			}
+		case imapclient.FetchItemDataInternalDate:
+			p.date = it.Time
+		case imapclient.FetchItemDataRFC822Size:
+			p.size = it.Size
+		case imapclient.FetchItemDataBodySection:
+			p.gotBody = true
+			if it.Literal == nil {
+				p.nilBody = true
+				continue
+			}
+			n := it.Literal.Size()
+			if n > maxSize {
+				p.tooBig = true
+				continue // the rest is discarded by Next
+			}
+			p.body = make([]byte, n)
+			if _, err := io.ReadFull(it.Literal, p.body); err != nil {
+				return nil, fmt.Errorf("read message %d: %w", p.uid, err)
+			}
+		}
+	}
+	return p, nil
+}
+
+// copyMailbox copies the messages of one old mailbox above the last
+// committed UID, streaming: pipelined UID FETCH chunks on this connection
+// while the previous batch commits.
+func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, catchUp bool) error {
+	sel, err := c.Select(p.old.name, &imap.SelectOptions{ReadOnly: true}).Wait() // EXAMINE: no \Seen, no \Recent change
+	if err != nil {
+		var ierr *imap.Error
+		if errors.As(err, &ierr) {
+			return &mailboxError{p.old.name, err}
+		}
+		return fmt.Errorf("EXAMINE %q: %w", p.old.name, err)
+	}
+	local, err := e.st.MailboxByID(ctx, p.local.ID)
+	if err != nil {
+		return &mailboxError{p.old.name, err}
+	}
+	if sel.UIDValidity != local.UIDValidity {
+		return &mailboxError{p.old.name, errUIDValidity}
+	}
+	state := store.MigRunning
+	if catchUp || local.Migration == store.MigDone {
+		// A mailbox already copied takes new old mail like local mail:
+		// a UID below its UIDNEXT gets a fresh one.
+		state = store.MigDone
+	}
+	last := local.MigratedUID
+	var uids []uint32
+	var sizes []int64
+	if sel.NumMessages > 0 && last < 1<<32-1 {
+		list, err := c.Fetch(imap.UIDSet{{Start: imap.UID(last + 1), Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
+		if err != nil {
+			return fmt.Errorf("list UIDs of %q: %w", p.old.name, err)
+		}
+		sort.Slice(list, func(i, j int) bool { return list[i].UID < list[j].UID })
+		for _, m := range list {
+			if uint32(m.UID) > last { // "n:*" also returns the last message when n is above it
+				uids = append(uids, uint32(m.UID))
+				sizes = append(sizes, m.RFC822Size)
+			}
+		}
+	}
+	final := last
+	if sel.UIDNext > 0 {
+		final = max(final, uint32(sel.UIDNext)-1)
+	}
+	if len(uids) > 0 {
+		if err := e.fetchAndCommit(ctx, acct, c, p, state, uids, sizes); err != nil {
+			return err
+		}
+		final = max(final, uids[len(uids)-1])
+	}
+	if err := e.st.SetMailboxMigration(ctx, p.local.ID, store.MigDone, final); err != nil {
+		return err
+	}
+	return nil
+}
+
+type chunk struct {
+	uids  []uint32
+	end   int // index after the chunk's last UID
+	cmd   *imapclient.FetchCommand
+	start time.Time
+}
+
+// fetchAndCommit streams the given UIDs (ascending) into the store.
+func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, state string, uids []uint32, sizes []int64) (retErr error) {
+	// The committer runs beside the reader so the network does not wait for
+	// the disk; at most one batch waits for it.
+	commits := make(chan *batch, 1)
+	var cerr error
+	var cmu sync.Mutex
+	cdone := make(chan struct{})
+	e.goSafe("commit "+acct.Address, func() {
+		defer close(cdone)
+		for b := range commits {
+			cmu.Lock()
+			failed := cerr != nil
+			cmu.Unlock()
+			if failed {
+				continue
+			}
+			if err := e.commit(ctx, acct, p, state, b); err != nil {
+				cmu.Lock()
+				cerr = err
+				cmu.Unlock()
+			}
+		}
+	})
+	commitErr := func() error {
+		cmu.Lock()
+		defer cmu.Unlock()
+		return cerr
+	}
+	defer func() {
+		close(commits)
+		<-cdone
+		if err := commitErr(); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
+
+	cur := &batch{}
+	flush := func(force bool) error {
+		if len(cur.msgs) == 0 && (!force || cur.last == 0) {
+			return nil
+		}
+		if !force && len(cur.msgs) < e.opts.BatchMessages && cur.bytes < e.opts.BatchBytes &&
+			time.Since(cur.first) < e.opts.BatchDelay {
+			return nil
+		}
+		if err := commitErr(); err != nil {
+			return err
+		}
+		select {
+		case commits <- cur:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		cur = &batch{last: cur.last}
+		return nil
+	}
+	add := func(m *pending) error {
+		if len(cur.msgs) == 0 {
+			cur.first = time.Now()
+		}
+		cur.msgs = append(cur.msgs, m)
+		cur.bytes += int64(len(m.body))
+		return flush(false)
+	}
+	skip := func(uid uint32, why string) {
+		msg := fmt.Sprintf("mailbox %q: message UID %d not copied: %s", p.old.name, uid, why)
+		e.log.Warn("migrate: "+msg, "account", acct.Address)
+		e.prog.update(acct.ID, acct.Address, EventError, msg, func(a *AccountProgress) { a.Skipped++ })
+	}
+
+	next := 0
+	var inflight []*chunk
+	issue := func() {
+		ch := &chunk{start: time.Now()}
+		var set imap.UIDSet
+		var bytes int64
+		for next < len(uids) && len(ch.uids) < e.opts.ChunkMessages && (len(ch.uids) == 0 || bytes+sizes[next] <= e.opts.ChunkBytes) {
+			ch.uids = append(ch.uids, uids[next])
+			set.AddNum(imap.UID(uids[next]))
+			bytes += sizes[next]
+			next++
+		}
+		ch.end = next
+		ch.cmd = c.Fetch(set, fetchItems)
+		inflight = append(inflight, ch)
+	}
+	for next < len(uids) && len(inflight) < 1 {
+		issue()
+	}
+	for len(inflight) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ch := inflight[0]
+		inflight = inflight[1:]
+		// Messages are handled in the chunk's UID order (a message that
+		// comes early waits in held), so that the committed last UID never
+		// passes one not yet handled.
+		seen := make(map[uint32]bool, len(ch.uids))
+		held := map[uint32]*pending{}
+		pos := 0
+		for msg := ch.cmd.Next(); msg != nil; msg = ch.cmd.Next() {
+			m, err := readMessage(msg, e.opts.MaxMessageSize)
+			if err != nil {
+				return err
+			}
+			if m.uid == 0 || !m.gotBody || seen[m.uid] {
+				continue // not ours (e.g. a flag update): fetched again below
+			}
+			seen[m.uid] = true
+			held[m.uid] = m
+			for pos < len(ch.uids) && held[ch.uids[pos]] != nil {
+				u := ch.uids[pos]
+				m := held[u]
+				delete(held, u)
+				if err := e.handle(m, add, skip); err != nil {
+					return err
+				}
+				cur.last = max(cur.last, u)
+				pos++
+			}
+		}
+		ferr := ch.cmd.Close()
+		var ierr *imap.Error
+		if ferr != nil && !errors.As(ferr, &ierr) {
+			return ferr // connection trouble: retried from the last commit
+		}
+		if pos < len(ch.uids) {
+			// The server refused some messages (NO) or did not send them.
+			// Drop what is in flight, then take the rest of this chunk in
+			// order, fetching the missing ones one by one.
+			for _, o := range inflight {
+				o.cmd.Close()
+			}
+			inflight = nil
+			next = ch.end
+			for ; pos < len(ch.uids); pos++ {
+				u := ch.uids[pos]
+				var err error
+				if m := held[u]; m != nil {
+					delete(held, u)
+					err = e.handle(m, add, skip)
+				} else {
+					err = e.fetchOne(c, u, add, skip, ferr != nil)
+				}
+				if err != nil {
+					return err
+				}
+				cur.last = max(cur.last, u)
+			}
+		}
+		cur.last = max(cur.last, ch.uids[len(ch.uids)-1])
+		if err := flush(len(inflight) == 0 && next >= len(uids)); err != nil {
+			return err
+		}
+		for next < len(uids) && len(inflight) < 1 {
+			issue()
+		}
+	}
+	return flush(true)
+}
+
+// handle adds a read message to the batch, or reports why it cannot be.
+func (e *Engine) handle(m *pending, add func(*pending) error, skip func(uint32, string)) error {
+	switch {
+	case m.tooBig:
+		skip(m.uid, fmt.Sprintf("larger than %d bytes", e.opts.MaxMessageSize))
+		return nil
+	case m.nilBody:
+		skip(m.uid, "the old server sent no body (NIL)")
+		return nil
+	}
+	return add(m)
+}
+
+// fetchOne fetches one message singly after its chunk came back without
+// it. A message the server still refuses (NO) is reported and skipped; one
+// it does not send at all was expunged meanwhile (reported only if the
+// chunk was refused).
+func (e *Engine) fetchOne(c *imapclient.Client, u uint32, add func(*pending) error, skip func(uint32, string), refused bool) error {
+	cmd := c.Fetch(imap.UIDSetNum(imap.UID(u)), fetchItems)
+	var got *pending
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		m, err := readMessage(msg, e.opts.MaxMessageSize)
+		if err != nil {
+			cmd.Close()
+			return err
+		}
+		if m.uid == u && m.gotBody {
+			got = m
+		}
+	}
+	err := cmd.Close()
+	var ierr *imap.Error
+	if err != nil && !errors.As(err, &ierr) {
+		return err
+	}
+	switch {
+	case got != nil:
+		return e.handle(got, add, skip)
+	case err != nil:
+		skip(u, "the old server refused it: "+err.Error())
+	case refused:
+		skip(u, "the old server did not send it")
+	}
+	return nil
+}
+
+// commit writes one batch in one transaction, with the mailbox's
+// last copied UID, and counts it in the progress.
+func (e *Engine) commit(ctx context.Context, acct *store.Account, p *plan, state string, b *batch) error {
+	tx, err := e.st.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n, bytes int64
+	for _, m := range b.msgs {
+		nm := &store.NewMessage{UID: m.uid, Flags: m.flags, InternalDate: m.date, Body: m.body}
+		_, err := tx.Append(p.local.ID, nm)
+		if errors.Is(err, store.ErrExists) {
+			// The UID is taken or below UIDNEXT. The same message (a copy
+			// committed before a crash) is not copied twice; new old mail
+			// colliding with local mail gets a fresh UID.
+			if old, merr := e.st.Message(ctx, p.local.ID, m.uid); merr == nil && old.Size == int64(len(m.body)) && old.BlobKey == blobKey(m.body) {
+				continue
+			}
+			nm.Renumber = true
+			_, err = tx.Append(p.local.ID, nm)
+		}
+		if err != nil {
+			return fmt.Errorf("migrate: %s: store message %d of %q: %w", acct.Address, m.uid, p.old.name, err)
+		}
+		n++
+		bytes += int64(len(m.body))
+	}
+	if b.last > 0 {
+		if err := tx.SetMailboxMigration(p.local.ID, state, b.last); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	e.prog.update(acct.ID, acct.Address, EventProgress, "", func(a *AccountProgress) {
+		a.MessagesDone += n
+		a.BytesDone += bytes
+		a.MessagesTotal = max(a.MessagesTotal, a.MessagesDone)
+		a.BytesTotal = max(a.BytesTotal, a.BytesDone)
+	})
+	return nil
+}
+
+func blobKey(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

@@ -1,0 +1,52 @@
+// Package migrate is Mailferry's migration engine: it copies a user's mailbox
+// from the old IMAP server (RFC 3501 / RFC 9051, through go-imap v2's
+// imapclient) into the store, keeping what a mail client relies on, and keeps
+// pulling mail that still lands on the old server while the domain migrates.
+//
+// Invariants:
+//
+//   - Nothing is lost, altered or duplicated. Messages are read with
+//     BODY.PEEK[] from mailboxes opened with EXAMINE, so the old server never
+//     sets \Seen; the exact bytes are stored with their flags and keywords
+//     (case kept, \Recent dropped), their INTERNALDATE with its zone and
+//     their old UID. A copied mailbox keeps the old UIDVALIDITY.
+//   - Every batch of messages commits in one short store transaction
+//     together with the highest old UID copied (store.Tx.SetMailboxMigration),
+//     so a crash, a kill -9 or a cut connection resumes right after the last
+//     committed UID: no duplicates, no gaps. Within a mailbox messages are
+//     committed in ascending UID order by one connection; connections work on
+//     different mailboxes.
+//   - INBOX is copied first and alone; the other mailboxes follow on up to
+//     Options.ConnsPerAccount connections, several accounts at once (bounded
+//     by Options.Accounts).
+//   - Memory is bounded: a connection holds at most one batch
+//     (Options.BatchBytes, plus one message) while the previous batch
+//     commits; a message larger than Options.MaxMessageSize is not copied and
+//     is reported.
+//   - Old-server passwords (the user's or a master user's) live in memory
+//     only, for the life of the Engine; they are never written to the store,
+//     to logs or to events.
+//   - Mail that lands on the old server after a user moved (while the domain
+//     is still migrating) is pulled by catch-up runs: on every LoggedIn and
+//     every Options.CatchUpInterval. A new old-server UID that collides with
+//     a UID given locally meanwhile gets a fresh local UID (store Renumber).
+//
+// Mailbox names: the account's hierarchy separator (store.Account.Delim) is
+// the old server's, so the hierarchy looks the same to clients. A personal
+// namespace prefix such as "INBOX." (Courier, Cyrus) is stripped: "INBOX.Sent"
+// becomes "Sent", "INBOX.Données.Été 2020" becomes "Données.Été 2020". Names
+// are UTF-8 in the store (modified UTF-7 on the wire is decoded by
+// imapclient). Each local mailbox remembers its old name (store
+// Mailbox.OldName), which is how later runs match them up. Mailboxes of other
+// and shared namespaces are not copied. A \Noselect parent is created as an
+// empty mailbox so the hierarchy stays visible.
+//
+// Logins and passwords: FirstLogin checks a password at the old server before
+// an account exists and creates the account with that password (hashed by the
+// store). Bulk migration (MigrateAccount, MigrateUsers) logs in either with
+// each user's password or with a master user (Dovecot "user*master" / SASL
+// PLAIN authzid). An account created by a master-user bulk run without a
+// password gets a random password nobody knows; the user's first login then
+// goes through Engine.Login (or FirstLogin), which checks the password at the
+// old server and, if it is accepted, makes it the account's password.
+package migrate

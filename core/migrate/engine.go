@@ -1,0 +1,642 @@
+package migrate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"mailferry/core/oldserver"
+	"mailferry/core/store"
+)
+
+// Options configures an Engine. Zero fields mean defaults.
+type Options struct {
+	// Store is where accounts are created and mail is copied to. Required.
+	Store *store.Store
+	// Logger receives the engine's diagnostics; nil means slog.Default().
+	// Passwords are never logged.
+	Logger *slog.Logger
+	// Accounts is how many accounts are copied at once; 0 means 4.
+	Accounts int
+	// ConnsPerAccount is how many old-server connections one account's copy
+	// uses (INBOX is always copied first, on one); 0 means 3.
+	ConnsPerAccount int
+	// CatchUpInterval is how often accounts whose old-server credentials are
+	// in memory are checked for new mail on the old server while their
+	// domain migrates; 0 means 5 minutes, negative turns periodic catch-up
+	// off (LoggedIn still triggers it).
+	CatchUpInterval time.Duration
+	// CatchUpDebounce is the least time between two catch-up runs of one
+	// account triggered by LoggedIn; 0 means 15 seconds, negative means none.
+	CatchUpDebounce time.Duration
+	// BatchMessages and BatchBytes bound one store transaction; 0 means 200
+	// messages and 4 MiB. BatchDelay commits a batch once its first message
+	// waited that long; 0 means 250ms.
+	BatchMessages int
+	BatchBytes    int64
+	BatchDelay    time.Duration
+	// ChunkMessages and ChunkBytes bound one UID FETCH command; 0 means 500
+	// messages and 32 MiB. A connection has one FETCH in flight: the server
+	// streams the chunk's messages back to back, and a chunk boundary costs
+	// one round trip. (Several FETCH commands in flight are not used: a
+	// server may interleave their responses — Dovecot does — and following
+	// that would mean buffering whole chunks.)
+	ChunkMessages int
+	ChunkBytes    int64
+	// MaxMessageSize is the largest message copied; a larger one is skipped
+	// and reported. 0 means 256 MiB.
+	MaxMessageSize int64
+	// Retries is how many times a cut connection is re-opened for one
+	// mailbox before the job fails; 0 means 5. RetryBackoff is the first
+	// wait between attempts (doubling, at most 30s); 0 means 500ms.
+	Retries      int
+	RetryBackoff time.Duration
+	// Dial tunes connections to old servers (timeouts, test roots); nil
+	// means defaults.
+	Dial *oldserver.DialOptions
+}
+
+// Credentials log in to the old server: either the user's Password, or a
+// master user (MasterUser and MasterPassword) acting for the user
+// (Dovecot "user*master", SASL PLAIN with authzid, RFC 4616).
+type Credentials struct {
+	// Address is the user's address (used by MigrateUsers).
+	Address string `json:"address"`
+	// Password is the user's old-server password; with a master user it may
+	// be empty, or set to give the new account that password.
+	Password       string `json:"-"`
+	MasterUser     string `json:"-"`
+	MasterPassword string `json:"-"`
+}
+
+func (c Credentials) master() bool { return c.MasterUser != "" || c.MasterPassword != "" }
+
+// String never shows passwords.
+func (c Credentials) String() string {
+	if c.master() {
+		return c.Address + " (master user " + c.MasterUser + ")"
+	}
+	return c.Address
+}
+
+// Engine copies accounts from old servers into the store. It is safe for
+// concurrent use.
+type Engine struct {
+	st   *store.Store
+	log  *slog.Logger
+	opts Options
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	sem    chan struct{}
+	prog   *progress
+
+	mu      sync.Mutex
+	closed  bool
+	jobs    map[int64]*job
+	creds   map[int64]Credentials // by account ID, in memory only
+	masters map[string]Credentials // by domain, in memory only
+	lastRun map[int64]time.Time
+}
+
+type job struct {
+	id      int64
+	address string
+	again   bool
+	done    chan struct{}
+	err     error
+}
+
+// New starts an engine. Call Close (or Shutdown) to stop it.
+func New(opts Options) (*Engine, error) {
+	if opts.Store == nil {
+		return nil, errors.New("migrate: Options.Store is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&opts.Accounts, 4)
+	def(&opts.ConnsPerAccount, 3)
+	def(&opts.BatchMessages, 200)
+	def(&opts.ChunkMessages, 500)
+	def(&opts.Retries, 5)
+	if opts.BatchBytes <= 0 {
+		opts.BatchBytes = 4 << 20
+	}
+	if opts.ChunkBytes <= 0 {
+		opts.ChunkBytes = 32 << 20
+	}
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = 256 << 20
+	}
+	if opts.BatchDelay <= 0 {
+		opts.BatchDelay = 250 * time.Millisecond
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = 500 * time.Millisecond
+	}
+	if opts.CatchUpInterval == 0 {
+		opts.CatchUpInterval = 5 * time.Minute
+	}
+	if opts.CatchUpDebounce == 0 {
+		opts.CatchUpDebounce = 15 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		st: opts.Store, log: opts.Logger, opts: opts,
+		ctx: ctx, cancel: cancel,
+		sem:     make(chan struct{}, opts.Accounts),
+		prog:    newProgress(),
+		jobs:    map[int64]*job{},
+		creds:   map[int64]Credentials{},
+		masters: map[string]Credentials{},
+		lastRun: map[int64]time.Time{},
+	}
+	if opts.CatchUpInterval > 0 {
+		e.goSafe("catch-up timer", e.catchUpLoop)
+	}
+	return e, nil
+}
+
+// goSafe runs fn in a goroutine owned by the engine (Close waits for it),
+// logging a panic with its stack instead of crashing the process.
+func (e *Engine) goSafe(name string, fn func()) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				e.log.Error("migrate: panic", "in", name, "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
+		fn()
+	}()
+}
+
+// Close stops every job at once (a stopped copy resumes later from its last
+// committed UID), waits for them and closes event subscriptions.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	e.cancel()
+	e.wg.Wait()
+	e.prog.closeAll()
+	return nil
+}
+
+// Shutdown stops accepting work and waits for running jobs to finish; when
+// ctx ends first, it stops them as Close does.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		for {
+			e.mu.Lock()
+			var j *job
+			for _, j = range e.jobs {
+				break
+			}
+			e.mu.Unlock()
+			if j == nil {
+				close(done)
+				return
+			}
+			select {
+			case <-j.done:
+			case <-ctx.Done():
+				close(done)
+				return
+			}
+		}
+	}()
+	<-done
+	err := ctx.Err()
+	e.Close()
+	return err
+}
+
+// SetMasterCredentials keeps, in memory only, a master user of the old
+// server of domain; jobs of that domain's accounts log in with it when they
+// have no password of their own. An empty user means the domain settings'
+// MasterUser; an empty password forgets the master user.
+func (e *Engine) SetMasterCredentials(domain, user, password string) error {
+	d, err := store.NormalizeDomain(domain)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if password == "" {
+		delete(e.masters, d)
+	} else {
+		e.masters[d] = Credentials{MasterUser: user, MasterPassword: password}
+	}
+	return nil
+}
+
+// credsFor returns how to log in to the old server for an account.
+func (e *Engine) credsFor(acct *store.Account) (Credentials, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.creds[acct.ID]; ok {
+		c.Address = acct.Address
+		return c, true
+	}
+	_, domain, err := store.SplitAddress(acct.Address)
+	if err != nil {
+		return Credentials{}, false
+	}
+	if m, ok := e.masters[domain]; ok {
+		m.Address = acct.Address
+		return m, true
+	}
+	return Credentials{}, false
+}
+
+func (e *Engine) remember(id int64, c Credentials) {
+	if c.Password == "" && !c.master() {
+		return
+	}
+	e.mu.Lock()
+	e.creds[id] = c
+	e.mu.Unlock()
+}
+
+func (e *Engine) forget(id int64, c Credentials) {
+	e.mu.Lock()
+	if cur, ok := e.creds[id]; ok && cur == c {
+		delete(e.creds, id)
+	}
+	e.mu.Unlock()
+}
+
+// FirstLogin handles the login of a user who has no account yet. If the
+// user's domain is migrating, it checks the password at the old server's
+// IMAP; if the old server accepts it, it creates the account with that
+// password (hashed) and an INBOX keeping the old UIDVALIDITY and UIDNEXT,
+// starts copying the mailbox in the background and returns at once.
+//
+// A wrong password returns an error wrapping ErrBadPassword and creates
+// nothing; a domain that is unknown or not migrating returns ErrNotMigrating.
+//
+// If an account made by migration already exists (a master-user bulk copy,
+// or a concurrent first login), a password the old server accepts becomes
+// its password, and the account is returned as LoggedIn would treat it.
+func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*store.Account, error) {
+	if e.isClosed() {
+		return nil, ErrClosed
+	}
+	_, domain, err := store.SplitAddress(username)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if password == "" {
+		return nil, fmt.Errorf("migrate: %s: %w", username, ErrBadPassword)
+	}
+	s, err := migratingSettings(ctx, e.st, domain)
+	if err != nil {
+		return nil, err
+	}
+	cred := Credentials{Address: strings.TrimSpace(username), Password: password}
+	c, err := e.connect(ctx, s, cred)
+	if err != nil {
+		return nil, err
+	}
+	defer closeClient(c)
+
+	if acct, err := e.st.Account(ctx, cred.Address); err == nil {
+		return e.adopt(ctx, acct, cred)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	info, err := readNamespace(c)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %s: %w", cred.Address, err)
+	}
+	inbox, err := statusOf(c, "INBOX")
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %s: INBOX: %w", cred.Address, err)
+	}
+	acct, err := e.st.CreateAccount(ctx, cred.Address, password, &store.AccountOptions{
+		Delim:     info.delim,
+		Migration: store.MigPending,
+		Inbox: &store.MailboxOptions{UIDValidity: inbox.uidValidity, UIDNext: inbox.uidNext, Subscribed: true,
+			Migration: store.MigPending, OldName: "INBOX"},
+	})
+	if errors.Is(err, store.ErrExists) { // a concurrent first login won
+		acct, err = e.st.Account(ctx, cred.Address)
+		if err == nil {
+			return e.adopt(ctx, acct, cred)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("migrate: create account %s: %w", cred.Address, err)
+	}
+	e.log.Info("migrate: account created at first login", "account", acct.Address, "delim", string(acct.Delim))
+	e.remember(acct.ID, cred)
+	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) { a.State = store.MigPending })
+	e.schedule(acct.ID, acct.Address)
+	return acct, nil
+}
+
+// adopt takes an existing account whose password the old server just
+// accepted.
+func (e *Engine) adopt(ctx context.Context, acct *store.Account, cred Credentials) (*store.Account, error) {
+	if acct.Migration == "" {
+		return nil, fmt.Errorf("migrate: %s: %w: account was not made by migration", acct.Address, store.ErrExists)
+	}
+	if _, err := e.st.Authenticate(ctx, acct.Address, cred.Password); err != nil {
+		if err := e.st.SetPassword(ctx, acct.Address, cred.Password); err != nil {
+			return nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
+		}
+		e.log.Info("migrate: account password taken from the old server", "account", acct.Address)
+	}
+	e.remember(acct.ID, cred)
+	e.kick(acct, false)
+	return acct, nil
+}
+
+// Login is the whole login path for a front end: the store's password,
+// else (no account, or an account made by migration whose password does not
+// match) the old server's, as FirstLogin. A successful login of a migrated
+// account also resumes or catches up its copy (LoggedIn).
+func (e *Engine) Login(ctx context.Context, username, password string) (*store.Account, error) {
+	acct, err := e.st.Authenticate(ctx, username, password)
+	if err == nil {
+		e.LoggedIn(acct, password)
+		return acct, nil
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return e.FirstLogin(ctx, username, password)
+	}
+	if errors.Is(err, store.ErrBadPassword) {
+		a, aerr := e.st.Account(ctx, username)
+		if aerr == nil && a.Migration != "" {
+			if acct, ferr := e.FirstLogin(ctx, username, password); ferr == nil {
+				return acct, nil
+			}
+		}
+	}
+	return nil, err
+}
+
+// LoggedIn tells the engine an existing account logged in with password.
+// It never blocks: it remembers the password (in memory) for the old server
+// and, if the account's domain is migrating, resumes an unfinished copy or
+// starts a catch-up run for mail that arrived on the old server since.
+func (e *Engine) LoggedIn(acct *store.Account, password string) {
+	if acct == nil || acct.Migration == "" || e.isClosed() {
+		return
+	}
+	if password != "" {
+		e.remember(acct.ID, Credentials{Address: acct.Address, Password: password})
+	}
+	e.kick(acct, true)
+}
+
+func (e *Engine) kick(acct *store.Account, debounce bool) {
+	if debounce && acct.Migration == store.MigDone && e.opts.CatchUpDebounce > 0 {
+		e.mu.Lock()
+		last := e.lastRun[acct.ID]
+		e.mu.Unlock()
+		if time.Since(last) < e.opts.CatchUpDebounce {
+			return
+		}
+	}
+	e.schedule(acct.ID, acct.Address)
+}
+
+func (e *Engine) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
+// schedule starts the job of an account, or asks a running one to run once
+// more when done (it may have missed what triggered this call).
+func (e *Engine) schedule(id int64, address string) *job {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	if j := e.jobs[id]; j != nil {
+		j.again = true
+		return j
+	}
+	j := &job{id: id, address: address, done: make(chan struct{})}
+	e.jobs[id] = j
+	e.goSafe("job "+address, func() { e.runJob(j) })
+	return j
+}
+
+func (e *Engine) runJob(j *job) {
+	finish := func(err error) {
+		e.mu.Lock()
+		j.err = err
+		delete(e.jobs, j.id)
+		e.lastRun[j.id] = time.Now()
+		e.mu.Unlock()
+		close(j.done)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			finish(fmt.Errorf("migrate: job %s: panic: %v", j.address, r))
+			panic(r) // logged with its stack by goSafe
+		}
+	}()
+	select {
+	case e.sem <- struct{}{}:
+	case <-e.ctx.Done():
+		finish(ErrClosed)
+		return
+	}
+	defer func() { <-e.sem }()
+	for {
+		err := e.runAccount(e.ctx, j.id)
+		e.mu.Lock()
+		again := j.again && e.ctx.Err() == nil
+		j.again = false
+		e.mu.Unlock()
+		if !again {
+			finish(err)
+			return
+		}
+	}
+}
+
+// runAccount copies (or catches up) one account.
+func (e *Engine) runAccount(ctx context.Context, id int64) error {
+	acct, err := e.st.AccountByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if acct.Migration == "" {
+		return nil
+	}
+	_, domain, err := store.SplitAddress(acct.Address)
+	if err != nil {
+		return err
+	}
+	s, err := migratingSettings(ctx, e.st, domain)
+	if err != nil {
+		return err
+	}
+	cred, ok := e.credsFor(acct)
+	if !ok {
+		err := fmt.Errorf("%w: %s", ErrNoCredentials, acct.Address)
+		e.prog.update(acct.ID, acct.Address, EventError, err.Error(), nil)
+		return err
+	}
+	catchUp := acct.Migration == store.MigDone
+	state := store.MigRunning
+	if catchUp {
+		state = StateCatchUp
+	} else if err := e.st.SetAccountMigration(ctx, acct.ID, store.MigRunning, ""); err != nil {
+		return err
+	}
+	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) {
+		a.State, a.Started, a.Folder = state, time.Now(), ""
+		a.FoldersDone, a.FoldersTotal, a.MessagesDone, a.MessagesTotal, a.BytesDone, a.BytesTotal = 0, 0, 0, 0, 0, 0
+		a.MessagesRate, a.BytesRate = 0, 0
+	})
+	e.log.Info("migrate: job started", "account", acct.Address, "catchup", catchUp)
+	err = e.copyAccount(ctx, acct, s, cred, catchUp)
+	if ctx.Err() != nil {
+		// Stopped: the state stays as it is and the copy resumes later.
+		e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) { a.State = acct.Migration })
+		return ctx.Err()
+	}
+	wctx := context.WithoutCancel(ctx)
+	if errors.Is(err, ErrBadPassword) {
+		e.forget(acct.ID, cred)
+	}
+	if err != nil {
+		e.log.Warn("migrate: job failed", "account", acct.Address, "err", err)
+		final := store.MigFailed
+		if catchUp {
+			final = store.MigDone
+		} else if serr := e.st.SetAccountMigration(wctx, acct.ID, store.MigFailed, err.Error()); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		e.prog.update(acct.ID, acct.Address, EventError, err.Error(), func(a *AccountProgress) { a.State, a.Folder = final, "" })
+		return err
+	}
+	if err := e.st.SetAccountMigration(wctx, acct.ID, store.MigDone, ""); err != nil {
+		return err
+	}
+	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) { a.State, a.Folder = store.MigDone, "" })
+	e.log.Info("migrate: job done", "account", acct.Address, "catchup", catchUp)
+	return nil
+}
+
+// catchUpLoop periodically schedules every account the engine can log in
+// for, so that mail still landing on the old server is pulled.
+func (e *Engine) catchUpLoop() {
+	t := time.NewTicker(e.opts.CatchUpInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.catchUpAll(e.ctx)
+	}
+}
+
+// CatchUp schedules a catch-up (or resume) run of every migrated account of
+// a migrating domain that the engine has credentials for, and returns how
+// many it scheduled. The periodic timer calls it too.
+func (e *Engine) CatchUp(ctx context.Context) int { return e.catchUpAll(ctx) }
+
+func (e *Engine) catchUpAll(ctx context.Context) int {
+	accts, err := e.st.Accounts(ctx, "")
+	if err != nil {
+		e.log.Warn("migrate: catch-up: list accounts", "err", err)
+		return 0
+	}
+	n := 0
+	for _, a := range accts {
+		if a.Migration == "" {
+			continue
+		}
+		if _, ok := e.credsFor(a); !ok {
+			continue
+		}
+		_, domain, err := store.SplitAddress(a.Address)
+		if err != nil {
+			continue
+		}
+		if _, err := migratingSettings(ctx, e.st, domain); err != nil {
+			continue
+		}
+		if e.schedule(a.ID, a.Address) != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Subscribe returns a channel of events and a function that ends the
+// subscription. Events are dropped, never waited for, when the consumer is
+// slow: Progress always has the latest state.
+func (e *Engine) Subscribe() (<-chan Event, func()) { return e.prog.subscribe(64) }
+
+// Progress returns a snapshot of every account the engine worked on since
+// it started.
+func (e *Engine) Progress() []AccountProgress { return e.prog.all() }
+
+// Wait waits until the account has no job queued or running and returns
+// the error of its last run (nil if none ran).
+func (e *Engine) Wait(ctx context.Context, address string) error {
+	acct, err := e.st.Account(ctx, address)
+	if err != nil {
+		return err
+	}
+	for {
+		e.mu.Lock()
+		j := e.jobs[acct.ID]
+		e.mu.Unlock()
+		if j == nil {
+			return nil
+		}
+		select {
+		case <-j.done:
+			e.mu.Lock()
+			again := e.jobs[acct.ID]
+			e.mu.Unlock()
+			if again == nil {
+				return j.err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// randomPassword returns a password nobody knows, for an account created by
+// a master-user bulk copy without the user's password.
+func randomPassword() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
