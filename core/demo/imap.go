@@ -244,6 +244,7 @@ type imapSession struct {
 	srv      *Server
 	acct     *account
 	readOnly bool // the selected mailbox was opened with EXAMINE
+	selected bool
 	once     sync.Once
 }
 
@@ -325,13 +326,50 @@ func (sess *imapSession) Select(name string, options *imap.SelectOptions) (*imap
 		return nil, err
 	}
 	sess.readOnly = options != nil && options.ReadOnly
+	sess.selected = true
 	return data, nil
 }
 
 // Unselect implements imapserver.Session.
 func (sess *imapSession) Unselect() error {
-	sess.readOnly = false
+	sess.readOnly, sess.selected = false, false
 	return sess.UserSession.Unselect()
+}
+
+// idlePoll is how often an idling session also polls its mailbox.
+const idlePoll = 500 * time.Millisecond
+
+// Idle implements imapserver.Session (RFC 2177). imapserver sends "+ idling"
+// before imapmemserver's tracker starts listening, so an update in between
+// would wait for DONE; polling while idle closes that gap.
+func (sess *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if !sess.selected {
+		return sess.UserSession.Idle(w, stop)
+	}
+	done := make(chan error, 1)
+	// Owned by this call: it ends when stop is closed, which imapserver does
+	// on DONE or when the connection fails or the server closes it.
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				sess.srv.recoverValue("imap-idle", v)
+				done <- fmt.Errorf("demo: panic while idling: %v", v)
+			}
+		}()
+		done <- sess.UserSession.Idle(w, stop)
+	}()
+	tick := time.NewTicker(idlePoll)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			if err := sess.UserSession.Poll(w, true); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // Fetch implements imapserver.Session. After EXAMINE a BODY[] fetch does not
