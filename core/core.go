@@ -64,7 +64,7 @@ func Open(cfg Config) (*Core, error) {
 		return nil, err
 	}
 	c.store = st
-	c.mig, err = migrate.New(&migrate.Options{
+	c.mig, err = migrate.New(migrate.Options{
 		Store:           st,
 		Logger:          cfg.Logger,
 		Accounts:        cfg.MigrateAccounts,
@@ -126,7 +126,7 @@ func (c *Core) Start() error {
 		}
 		trusted = append(trusted, p)
 	}
-	c.relay, err = relay.New(&relay.Options{
+	c.relay, err = relay.New(relay.Options{
 		Store:           c.store,
 		Logger:          c.log.With("service", "smtp"),
 		Hostname:        c.cfg.Hostname,
@@ -179,10 +179,9 @@ func (c *Core) Start() error {
 		})
 		c.log.Info("listening", "service", key, "addr", ln.Addr().String())
 	}
-	c.goSafe("relay queue", func() { c.relay.Run(c.ctx) })
-	c.goSafe("migration resume", func() {
-		if err := c.mig.Run(c.ctx); err != nil && c.ctx.Err() == nil {
-			c.log.Error("migration engine stopped", "err", err)
+	c.goSafe("relay queue", func() {
+		if err := c.relay.Run(c.ctx); err != nil && c.ctx.Err() == nil {
+			c.log.Error("relay queue stopped", "err", err)
 		}
 	})
 	return nil

@@ -217,14 +217,14 @@ func buildSpec(t *testing.T, dir string) spec {
 		}
 	}
 	msgs := map[string]string{
-		"plain.eml": "From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nSubject: Plain\r\nDate: Mon, 2 Mar 2020 10:00:00 +0100\r\nMessage-ID: <p1@example.test>\r\n\r\nHello Alice,\r\nplain text.\r\n",
-		"html.eml":  "From: news@example.test\r\nTo: alice@example.test\r\nSubject: HTML\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>Hi <b>there</b></p></body></html>\r\n",
-		"multipart.eml": "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: Report\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nSee attached.\r\n--b1\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"r.pdf\"\r\n\r\nJVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0K\r\n--b1--\r\n",
-		"8bit-headers.eml": "From: Jürgen Müller <j@example.test>\r\nTo: alice@example.test\r\nSubject: Grüße aus Köln — 日本語\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nSchöne Grüße!\r\n",
-		"iso2022jp.eml": "From: tanaka@example.test\r\nTo: alice@example.test\r\nSubject: =?ISO-2022-JP?B?GyRCJEskTyQkJDgbKEI=?=\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=ISO-2022-JP\r\nContent-Transfer-Encoding: 7bit\r\n\r\n\x1b$B$3$s$K$A$O\x1b(B\r\n",
-		"koi8r.eml":     "From: ivan@example.test\r\nTo: alice@example.test\r\nSubject: =?KOI8-R?B?8NLJ18XU?=\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=KOI8-R\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4, \xcd\xc9\xd2!\r\n",
+		"plain.eml":         "From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nSubject: Plain\r\nDate: Mon, 2 Mar 2020 10:00:00 +0100\r\nMessage-ID: <p1@example.test>\r\n\r\nHello Alice,\r\nplain text.\r\n",
+		"html.eml":          "From: news@example.test\r\nTo: alice@example.test\r\nSubject: HTML\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>Hi <b>there</b></p></body></html>\r\n",
+		"multipart.eml":     "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: Report\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nSee attached.\r\n--b1\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"r.pdf\"\r\n\r\nJVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0K\r\n--b1--\r\n",
+		"8bit-headers.eml":  "From: Jürgen Müller <j@example.test>\r\nTo: alice@example.test\r\nSubject: Grüße aus Köln — 日本語\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nSchöne Grüße!\r\n",
+		"iso2022jp.eml":     "From: tanaka@example.test\r\nTo: alice@example.test\r\nSubject: =?ISO-2022-JP?B?GyRCJEskTyQkJDgbKEI=?=\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=ISO-2022-JP\r\nContent-Transfer-Encoding: 7bit\r\n\r\n\x1b$B$3$s$K$A$O\x1b(B\r\n",
+		"koi8r.eml":         "From: ivan@example.test\r\nTo: alice@example.test\r\nSubject: =?KOI8-R?B?8NLJ18XU?=\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=KOI8-R\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4, \xcd\xc9\xd2!\r\n",
 		"no-final-crlf.eml": "From: bob@example.test\r\nSubject: no final CRLF\r\n\r\nlast line without newline",
-		"big.eml": "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: 5 MB\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"zz\"\r\n\r\n--zz\r\nContent-Type: text/plain\r\n\r\nbig one\r\n--zz\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64.String() + "\r\n--zz--\r\n",
+		"big.eml":           "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: 5 MB\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"zz\"\r\n\r\n--zz\r\nContent-Type: text/plain\r\n\r\nbig one\r\n--zz\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64.String() + "\r\n--zz--\r\n",
 	}
 	for name, body := range msgs {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {

@@ -13,6 +13,7 @@ import hashlib
 import imaplib
 import json
 import re
+import ssl
 import sys
 
 imaplib._MAXLINE = 10_000_000
@@ -50,14 +51,20 @@ def check(typ, data, what):
 
 def connect(host, port, user, password):
     c = imaplib.IMAP4(host, int(port))
+    # Mailferry's certificate is self-signed on a fresh install: encrypt,
+    # as a real client must before it may log in, without verifying.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    check(*c.starttls(ssl_context=ctx), "STARTTLS")
     check(*c.login(user, password), "LOGIN")
     return c
 
 
 def status(c, folder):
     data = check(*c.status(quote(folder), "(UIDVALIDITY UIDNEXT MESSAGES)"), "STATUS " + folder)
-    m = re.search(rb"UIDVALIDITY (\d+).*UIDNEXT (\d+).*MESSAGES (\d+)", data[0])
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+    item = lambda k: int(re.search(k.encode() + rb" (\d+)", data[0]).group(1))
+    return item("UIDVALIDITY"), item("UIDNEXT"), item("MESSAGES")
 
 
 def store(c, spec, state_path):

@@ -1,0 +1,336 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"mailferry/core/migrate"
+	"mailferry/core/oldserver"
+	"mailferry/core/store"
+)
+
+// runDomainMigrate: mailferry domain migrate DOMAIN --old HOST [...] | --disable
+func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("domain migrate", stderr)
+	var c common
+	c.register(fs)
+	var o struct {
+		old, tls, smtpTLS, pin, login, master string
+		imapPort, smtpPort                    int
+		disable, show                         bool
+	}
+	fs.StringVar(&o.old, "old", "", "old server: host name or IP literal in brackets, e.g. mail.example.net or [192.0.2.7]")
+	fs.IntVar(&o.imapPort, "imap-port", 0, "old server's IMAP port (default 143, or 993 with --tls tls)")
+	fs.IntVar(&o.smtpPort, "smtp-port", 0, "old server's SMTP port, which must accept mail from Mailferry without AUTH (default 25)")
+	fs.StringVar(&o.tls, "tls", "starttls", "IMAP TLS: none, starttls or tls (implicit)")
+	fs.StringVar(&o.smtpTLS, "smtp-tls", "", "SMTP TLS: none, starttls or tls (default: as the old server offers, starttls)")
+	fs.StringVar(&o.pin, "pin", "", "SHA-256 fingerprint of the old server's certificate, for a self-signed one")
+	fs.StringVar(&o.login, "login", "auto", "how the old server wants the login name: full, local or auto")
+	fs.StringVar(&o.master, "master-user", "", "the old server's master user (Dovecot user*master), for bulk migration")
+	fs.BoolVar(&o.disable, "disable", false, "turn automatic migration off (the settings are kept)")
+	fs.BoolVar(&o.show, "show", false, "print the domain's migration settings and exit")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("domain migrate takes one domain, e.g. 'mailferry domain migrate example.test --old [192.0.2.7]'")
+	}
+	domain := fs.Arg(0)
+	var settings *oldserver.Settings
+	if !o.disable && !o.show {
+		if o.old == "" {
+			return usagef("domain migrate: --old HOST is required to turn migration on (or use --disable)")
+		}
+		h, err := oldserver.ParseHost(o.old)
+		if err != nil {
+			return usageError{err}
+		}
+		s := oldserver.DefaultSettings(h)
+		s.IMAPTLS = oldserver.TLSMode(o.tls)
+		if o.smtpTLS != "" {
+			s.SMTPTLS = oldserver.TLSMode(o.smtpTLS)
+		}
+		if o.tls == string(oldserver.TLSImplicit) && o.imapPort == 0 {
+			o.imapPort = 993
+		}
+		if o.imapPort != 0 {
+			s.IMAPPort = o.imapPort
+		}
+		if o.smtpPort != 0 {
+			s.SMTPPort = o.smtpPort
+		}
+		s.PinnedSHA256 = o.pin
+		s.LoginForm = oldserver.LoginForm(o.login)
+		s.MasterUser = o.master
+		s = s.WithDefaults()
+		if err := s.Validate(); err != nil {
+			return usageError{err}
+		}
+		settings = &s
+	}
+	co, err := c.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer co.Close()
+	ctx := context.Background()
+	if o.show {
+		s, on, err := co.Migrator().DomainSettings(ctx, domain)
+		if err != nil {
+			return storeErr(err)
+		}
+		out := map[string]any{"domain": domain, "migrating": on, "old_server": s}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if err := co.Migrator().SetDomain(ctx, domain, settings, !o.disable); err != nil {
+		return storeErr(err)
+	}
+	if o.disable {
+		fmt.Fprintf(stdout, "automatic migration of %s is off\n", domain)
+	} else {
+		fmt.Fprintf(stdout, "automatic migration of %s is on: old server %s, IMAP %d (%s), SMTP %d\n",
+			domain, settings.Host, settings.IMAPPort, settings.IMAPTLS, settings.SMTPPort)
+	}
+	return nil
+}
+
+// runMigrate: mailferry migrate --domain D --users users.csv [--master-user U] [--json]
+func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("migrate", stderr)
+	var c common
+	c.register(fs)
+	var o struct {
+		domain, users, master, masterPwFile string
+		asJSON                              bool
+	}
+	fs.StringVar(&o.domain, "domain", "", "the migrating domain whose users to copy (required)")
+	fs.StringVar(&o.users, "users", "", "CSV file, one 'user[,password]' a line ('-' for standard input; required)")
+	fs.StringVar(&o.master, "master-user", "", "log in to the old server as this master user for every user (Dovecot user*master); its password is asked for, or read from --master-password-file")
+	fs.StringVar(&o.masterPwFile, "master-password-file", "", "file holding the master user's password (first line)")
+	fs.BoolVar(&o.asJSON, "json", false, "print progress events and the results as JSON lines")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if o.domain == "" || o.users == "" || fs.NArg() > 0 {
+		return usagef("migrate needs --domain and --users, e.g. 'mailferry migrate --domain example.test --users users.csv'")
+	}
+	var in io.Reader = stdin
+	if o.users != "-" {
+		f, err := os.Open(o.users)
+		if err != nil {
+			return usageError{err}
+		}
+		defer f.Close()
+		in = f
+	}
+	users, err := migrate.ReadUsersCSV(in)
+	if err != nil {
+		return usageError{err}
+	}
+	if len(users) == 0 {
+		return usagef("%s lists no users", o.users)
+	}
+	var masterPw string
+	if o.master != "" {
+		if o.masterPwFile != "" {
+			b, err := os.ReadFile(o.masterPwFile)
+			if err != nil {
+				return usageError{err}
+			}
+			masterPw = strings.TrimRight(strings.SplitN(string(b), "\n", 2)[0], "\r")
+		} else if masterPw, err = readPassword(stdin, stderr, "Password of master user "+o.master); err != nil {
+			return err
+		}
+		for i := range users {
+			users[i].MasterUser, users[i].MasterPassword = o.master, masterPw
+		}
+	} else {
+		for _, u := range users {
+			if u.Password == "" {
+				return usagef("user %s has no password in %s, and no --master-user is given", u.Address, o.users)
+			}
+		}
+	}
+	co, err := c.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer co.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	bar := newProgressBar(stdout, len(users), o.asJSON)
+	results, err := co.Migrator().MigrateUsers(ctx, o.domain, users, bar.event)
+	bar.finish()
+	if errors.Is(err, migrate.ErrNotMigrating) {
+		return usageError{fmt.Errorf("%w (turn it on with 'mailferry domain migrate %s --old HOST')", err, o.domain)}
+	}
+	failed := 0
+	for _, r := range results {
+		if !r.OK {
+			failed++
+		}
+	}
+	if o.asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.Encode(map[string]any{"results": results, "failed": failed})
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		for _, r := range results {
+			st := "ok"
+			if !r.OK {
+				st = "FAILED: " + r.Error
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", r.Address, st)
+		}
+		tw.Flush()
+		fmt.Fprintf(stdout, "%d of %d users migrated\n", len(results)-failed, len(results))
+	}
+	if err != nil {
+		return fmt.Errorf("interrupted: %w (run the same command again to resume)", err)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d users failed", failed)
+	}
+	return nil
+}
+
+// progressBar shows bulk progress: a redrawn line on a terminal, JSON
+// lines with --json, a line per finished account otherwise.
+type progressBar struct {
+	w        io.Writer
+	total    int
+	asJSON   bool
+	tty      bool
+	accounts map[string]migrate.AccountProgress
+	last     time.Time
+	enc      *json.Encoder
+}
+
+func newProgressBar(w io.Writer, total int, asJSON bool) *progressBar {
+	b := &progressBar{w: w, total: total, asJSON: asJSON, accounts: map[string]migrate.AccountProgress{}, enc: json.NewEncoder(w)}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		b.tty = true
+	}
+	return b
+}
+
+func (b *progressBar) event(ev migrate.Event) {
+	if b.asJSON {
+		b.enc.Encode(ev)
+		return
+	}
+	prev := b.accounts[ev.Account.Address]
+	b.accounts[ev.Account.Address] = ev.Account
+	finished := ev.Account.State == store.MigDone || ev.Account.State == store.MigFailed
+	if !b.tty {
+		if finished && prev.State != ev.Account.State {
+			fmt.Fprintf(b.w, "%s: %s, %d messages, %s\n", ev.Account.Address, ev.Account.State, ev.Account.MessagesDone, mb(ev.Account.BytesDone))
+		}
+		return
+	}
+	if time.Since(b.last) < 200*time.Millisecond && !finished {
+		return
+	}
+	b.last = time.Now()
+	var done int
+	var msgs, msgsTotal, bytes int64
+	var rate float64
+	for _, a := range b.accounts {
+		if a.State == store.MigDone || a.State == store.MigFailed {
+			done++
+		}
+		msgs += a.MessagesDone
+		msgsTotal += a.MessagesTotal
+		bytes += a.BytesDone
+		rate += a.BytesRate
+	}
+	const width = 30
+	frac := 0.0
+	if msgsTotal > 0 {
+		frac = float64(msgs) / float64(msgsTotal)
+	}
+	n := int(frac * width)
+	fmt.Fprintf(b.w, "\r[%s%s] %d/%d users, %d/%d messages, %s, %s/s   ",
+		strings.Repeat("=", n), strings.Repeat(" ", width-n), done, b.total, msgs, msgsTotal, mb(bytes), mb(int64(rate)))
+}
+
+func (b *progressBar) finish() {
+	if b.tty && !b.asJSON {
+		fmt.Fprintln(b.w)
+	}
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+
+// runVerify: mailferry verify ADDRESS [--master-user U] [--json]
+func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("verify", stderr)
+	var c common
+	c.register(fs)
+	var master string
+	var asJSON bool
+	fs.StringVar(&master, "master-user", "", "log in to the old server as this master user (its password is read instead of the user's)")
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("verify takes one address")
+	}
+	addr := fs.Arg(0)
+	if _, _, err := store.SplitAddress(addr); err != nil {
+		return usageError{err}
+	}
+	cred := migrate.Credentials{Address: addr}
+	var err error
+	if master != "" {
+		cred.MasterUser = master
+		cred.MasterPassword, err = readPassword(stdin, stderr, "Password of master user "+master)
+	} else {
+		cred.Password, err = readPassword(stdin, stderr, "Old-server password of "+addr)
+	}
+	if err != nil {
+		return err
+	}
+	co, err := c.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer co.Close()
+	rep, err := co.Migrator().Verify(context.Background(), addr, cred)
+	if err != nil {
+		return storeErr(err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "FOLDER\tOLD\tPRESENT\tMISSING\tDIFFERENT\tEXTRA")
+		for _, f := range rep.Folders {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", f.OldName, f.Messages, f.Present, len(f.Missing), len(f.Different), len(f.Extra))
+		}
+		tw.Flush()
+		fmt.Fprintf(stdout, "%s: %d of %d messages present with the same size, sha256, flags and date; %d missing, %d different\n",
+			addr, rep.Present, rep.Messages, rep.Missing, rep.Different)
+	}
+	if !rep.OK {
+		return fmt.Errorf("%s differs from the old server", addr)
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"mailferry/core/store"
+)
+
+// statusReport is what `mailferry status --json` prints. It is read from
+// the store, so it shows the state a running `mailferry serve` committed.
+type statusReport struct {
+	Domains []domainStatus `json:"domains"`
+	Queue   queueStatus    `json:"queue"`
+}
+
+type domainStatus struct {
+	Name      string          `json:"name"`
+	Migrating bool            `json:"migrating"`
+	Accounts  []accountStatus `json:"accounts"`
+}
+
+type accountStatus struct {
+	Address   string         `json:"address"`
+	Migration string         `json:"migration"`
+	Error     string         `json:"error,omitempty"`
+	Updated   time.Time      `json:"updated"`
+	Messages  uint32         `json:"messages"`
+	Bytes     int64          `json:"bytes"`
+	Folders   []folderStatus `json:"folders"`
+}
+
+type folderStatus struct {
+	Name        string `json:"name"`
+	Migration   string `json:"migration,omitempty"`
+	MigratedUID uint32 `json:"migrated_uid,omitempty"`
+	Messages    uint32 `json:"messages"`
+	Bytes       int64  `json:"bytes"`
+}
+
+type queueStatus struct {
+	Messages int       `json:"messages"`
+	Held     int       `json:"held"`
+	Oldest   time.Time `json:"oldest,omitzero"`
+}
+
+func runStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", stderr)
+	var c common
+	c.register(fs)
+	var asJSON bool
+	fs.BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("status takes no arguments")
+	}
+	co, err := c.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer co.Close()
+	ctx := context.Background()
+	st := co.Store()
+	var rep statusReport
+	ds, err := st.Domains(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		dst := domainStatus{Name: d.Name, Migrating: d.Migrating, Accounts: []accountStatus{}}
+		as, err := st.Accounts(ctx, d.Name)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			ast := accountStatus{Address: a.Address, Migration: a.Migration, Error: a.MigrationError, Updated: a.MigrationTime, Folders: []folderStatus{}}
+			mbs, err := st.Mailboxes(ctx, a.ID)
+			if err != nil {
+				return err
+			}
+			for _, m := range mbs {
+				s, err := st.Status(ctx, m.ID)
+				if err != nil {
+					return err
+				}
+				ast.Folders = append(ast.Folders, folderStatus{Name: m.Name, Migration: m.Migration, MigratedUID: m.MigratedUID, Messages: s.Messages, Bytes: s.Size})
+				ast.Messages += s.Messages
+				ast.Bytes += s.Size
+			}
+			dst.Accounts = append(dst.Accounts, ast)
+		}
+		rep.Domains = append(rep.Domains, dst)
+	}
+	q, err := st.Queue(ctx)
+	if err != nil {
+		return err
+	}
+	for _, it := range q {
+		rep.Queue.Messages++
+		if it.State == store.QueueHeld {
+			rep.Queue.Held++
+		}
+		if rep.Queue.Oldest.IsZero() || it.Created.Before(rep.Queue.Oldest) {
+			rep.Queue.Oldest = it.Created
+		}
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DOMAIN\tACCOUNT\tMIGRATION\tMESSAGES\tSIZE")
+	for _, d := range rep.Domains {
+		mig := "migration off"
+		if d.Migrating {
+			mig = "migration on"
+		}
+		fmt.Fprintf(tw, "%s\t\t%s\t\t\n", d.Name, mig)
+		for _, a := range d.Accounts {
+			state := a.Migration
+			if state == "" {
+				state = "local"
+			}
+			if a.Error != "" {
+				state += " (" + a.Error + ")"
+			}
+			fmt.Fprintf(tw, "\t%s\t%s\t%d\t%s\n", a.Address, state, a.Messages, mb(a.Bytes))
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "relay queue: %d messages (%d held)\n", rep.Queue.Messages, rep.Queue.Held)
+	return nil
+}
+
+func runQueue(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("queue: want list, retry ID, hold ID or delete ID")
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlags("queue "+sub, stderr)
+	var c common
+	c.register(fs)
+	var asJSON bool
+	if sub == "list" {
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var id int64
+	switch sub {
+	case "list":
+		if fs.NArg() != 0 {
+			return usagef("queue list takes no arguments")
+		}
+	case "retry", "hold", "delete":
+		if fs.NArg() != 1 {
+			return usagef("queue %s takes one queue ID (see 'mailferry queue list')", sub)
+		}
+		n, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+		if err != nil || n <= 0 {
+			return usagef("queue ID %q is not a number", fs.Arg(0))
+		}
+		id = n
+	default:
+		return usagef("queue: unknown subcommand %q (want list, retry, hold or delete)", sub)
+	}
+	co, err := c.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer co.Close()
+	ctx := context.Background()
+	st := co.Store()
+	switch sub {
+	case "list":
+		q, err := st.Queue(ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			if q == nil {
+				q = []*store.QueueItem{}
+			}
+			return json.NewEncoder(stdout).Encode(q)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATE\tFROM\tTO\tSIZE\tTRIES\tNEXT\tLAST ERROR")
+		for _, it := range q {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%d\t%d\t%s\t%s\n", it.ID, it.State, it.From, it.Rcpts, it.Size, it.Attempts,
+				it.NextAttempt.Format("2006-01-02 15:04:05"), it.LastError)
+		}
+		tw.Flush()
+	case "retry":
+		err = st.QueueRetry(ctx, id)
+	case "hold":
+		err = st.QueueHold(ctx, id)
+	case "delete":
+		err = st.QueueDelete(ctx, id)
+	}
+	if err != nil {
+		return storeErr(err)
+	}
+	if sub != "list" {
+		fmt.Fprintf(stdout, "queue item %d: %s done\n", id, sub)
+	}
+	return nil
+}
