@@ -622,3 +622,70 @@ func TestIDUnsupported(t *testing.T) {
 	}
 	c.ok("NOOP")
 }
+
+// TestConcurrentSessions: several sessions IDLE while messages stream in
+// (as during a migration) and one of them changes flags; each ends with the
+// same view.
+func TestConcurrentSessions(t *testing.T) {
+	e := newEnv(t, nil)
+	const n = 300
+	var conns []*conn
+	for i := 0; i < 3; i++ {
+		c := e.login()
+		c.ok("SELECT INBOX")
+		c.send(fmt.Sprintf("i%d IDLE\r\n", i))
+		if l := c.line(); !strings.HasPrefix(l, "+") {
+			t.Fatal(l)
+		}
+		conns = append(conns, c)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx := context.Background()
+		inbox := e.inbox()
+		for i := 0; i < n; i += 10 {
+			tx, err := e.st.Begin(ctx)
+			if err != nil {
+				done <- err
+				return
+			}
+			for j := 0; j < 10; j++ {
+				if _, err := tx.Append(inbox.ID, &store.NewMessage{Body: []byte(simple)}); err != nil {
+					tx.Rollback()
+					done <- err
+					return
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	w := e.login()
+	w.ok("SELECT INBOX")
+	for i := 0; i < 20; i++ {
+		w.ok(`STORE 1:* +FLAGS.SILENT ($Seen%d)`, i)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range conns {
+		// Read until the last EXISTS.
+		for {
+			l := c.line()
+			if l == fmt.Sprintf("* %d EXISTS", n) {
+				break
+			}
+			if !strings.HasPrefix(l, "* ") {
+				t.Fatalf("session %d: %q", i, l)
+			}
+		}
+		c.send("DONE\r\n")
+		c.until(fmt.Sprintf("i%d", i))
+		if un := c.ok("SEARCH ALL"); strings.Count(un, " ") != n+1 {
+			t.Fatalf("session %d: SEARCH ALL: %d numbers", i, strings.Count(un, " ")-1)
+		}
+	}
+}

@@ -146,6 +146,15 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		for k := len(fresh) - 1; k >= 0; k-- {
 			v.uids = append(v.uids, fresh[k])
 		}
+		if held {
+			// The next sync starts from the same MODSEQ again: the client
+			// must not get these new messages' flags as changes then.
+			for _, c := range snap.Changed {
+				if imap.UID(c.UID) > maxUID {
+					v.reported[imap.UID(c.UID)] = c.ModSeq
+				}
+			}
+		}
 		if err := w.WriteNumMessages(uint32(len(v.uids))); err != nil {
 			return err
 		}
