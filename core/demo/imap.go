@@ -255,7 +255,9 @@ var (
 )
 
 func (s *Server) newIMAPSession(conn *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-	s.sessions.Add(1)
+	if !s.sessionStart() {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
+	}
 	s.log.Debug("IMAP connection", "remote", conn.NetConn().RemoteAddr().String())
 	return &imapSession{srv: s}, nil, nil
 }

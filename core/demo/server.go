@@ -98,6 +98,8 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // goroutines started by goSafe
 
+	sessMu   sync.Mutex
+	stopping bool           // set by shutdown; no new sessions afterwards
 	sessions sync.WaitGroup // live IMAP and SMTP sessions
 
 	closeOnce sync.Once
@@ -313,15 +315,21 @@ func (s *Server) shutdown() {
 			errs = append(errs, fmt.Errorf("SMTP: %w", err))
 		}
 		// go-smtp's Close misses a listener whose Serve has not registered
-		// it yet (then Serve would block in Accept forever): close ours too.
-		s.imapLn.Close()
-		s.smtpLn.Close()
-		// The libraries close each connection; wait until every one is closed
-		// and every session released, bounded so a stuck peer cannot hang us.
+		// it yet (Serve would then block in Accept forever), and both
+		// libraries miss a connection accepted but not yet registered: close
+		// our listeners and every connection they handed out too.
+		s.imapLn.closeAll()
+		s.smtpLn.closeAll()
+		s.sessMu.Lock()
+		s.stopping = true
+		s.sessMu.Unlock()
+		// Wait until every session is released, bounded so a stuck handler
+		// cannot hang Close. The waiter ends with the last session; it can
+		// outlive Close only in the timeout case, which is reported.
 		done := make(chan struct{})
 		go func() {
-			s.imapLn.conns.Wait()
-			s.smtpLn.conns.Wait()
+			s.imapLn.wg.Wait()
+			s.smtpLn.wg.Wait()
 			s.sessions.Wait()
 			close(done)
 		}()
@@ -335,6 +343,18 @@ func (s *Server) shutdown() {
 		}
 		s.log.Info("demo server stopped")
 	})
+}
+
+// sessionStart counts a new IMAP or SMTP session; it reports false once the
+// server is shutting down. Each true must be matched by sessions.Done.
+func (s *Server) sessionStart() bool {
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.sessions.Add(1)
+	return true
 }
 
 // goSafe runs fn in a goroutine owned by s: it gets s's context, Close waits
@@ -378,33 +398,74 @@ func listenLoopback(addr string) (*trackingListener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &trackingListener{Listener: ln}, nil
+	return newTrackingListener(ln), nil
 }
 
-// trackingListener counts the connections it accepted that are not closed yet.
+// trackingListener tracks the connections it accepted until they are closed,
+// so shutdown can close them all (also one accepted a moment before the
+// library registered it) and wait for them.
 type trackingListener struct {
 	net.Listener
-	conns sync.WaitGroup
+
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	closed bool
+	wg     sync.WaitGroup // one per open tracked connection
 }
 
+func newTrackingListener(ln net.Listener) *trackingListener {
+	return &trackingListener{Listener: ln, conns: make(map[*trackedConn]struct{})}
+}
+
+// Accept implements net.Listener.
 func (l *trackingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	l.conns.Add(1)
-	return &trackedConn{Conn: c, done: l.conns.Done}, nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	tc := &trackedConn{Conn: c, l: l}
+	l.conns[tc] = struct{}{}
+	l.wg.Add(1)
+	return tc, nil
+}
+
+// closeAll closes the listener and every open connection; afterwards Accept
+// fails and wg only goes down.
+func (l *trackingListener) closeAll() {
+	l.mu.Lock()
+	l.closed = true
+	conns := make([]*trackedConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	l.Listener.Close()
+	for _, c := range conns {
+		c.Close()
+	}
 }
 
 type trackedConn struct {
 	net.Conn
+	l    *trackingListener
 	once sync.Once
-	done func()
 }
 
+// Close implements net.Conn.
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.done)
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+		c.l.wg.Done()
+	})
 	return err
 }
 

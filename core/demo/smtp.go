@@ -42,7 +42,9 @@ func (s *Server) newSMTPSession(c *smtp.Conn) (smtp.Session, error) {
 	if tcp, ok := remote.(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
 		return nil, errNotLoopback
 	}
-	s.sessions.Add(1)
+	if !s.sessionStart() {
+		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Server shutting down"}
+	}
 	return &smtpSession{srv: s, conn: c, remote: remote.String()}, nil
 }
 
