@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mailferry/core/oldserver/oldtest"
 )
 
 // mailferryBin builds the command once per test binary.
@@ -250,4 +252,88 @@ func buildSpec(t *testing.T, dir string) spec {
 			{"INBOX", f("big.eml"), []string{`\Seen`}, "24-Dec-2022 18:00:00 +0100"},
 		},
 	}
+}
+
+// TestMigrateOnLoginBlackBox: a user of a migrating domain logs in to
+// `mailferry serve` with Python's imaplib; Mailferry checks the password at
+// a real Dovecot, creates the account and copies the mailbox; every folder
+// is then compared with the old server (names, subscriptions, special-use,
+// UIDVALIDITY, UIDs, flags, dates, sha256 of BODY[]). Both of Dovecot's
+// usual separators are tried.
+func TestMigrateOnLoginBlackBox(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed (make test installs it)")
+	}
+	for _, sep := range []rune{'/', '.'} {
+		t.Run(fmt.Sprintf("separator %c", sep), func(t *testing.T) {
+			old := oldtest.Start(t, &oldtest.Options{Separator: sep})
+			seedOld(t, old, sep)
+			data := t.TempDir()
+			oh, op, _ := net.SplitHostPort(old.IMAPAddr)
+			if out, stderr, code := mf(t, data, "", "domain", "migrate", "example.test", "--old", "["+oh+"]",
+				"--imap-port", op, "--smtp-port", "25", "--tls", "none"); code != 0 {
+				t.Fatalf("domain migrate: %s %s", out, stderr)
+			}
+			addr := freePort(t)
+			nh, np, _ := net.SplitHostPort(addr)
+			stop := serve(t, data, addr)
+			defer stop()
+
+			// Wrong password: NO, and nothing is created.
+			wrong := exec.Command(py, "-c", `import imaplib,ssl,sys
+c=imaplib.IMAP4(sys.argv[1],int(sys.argv[2]))
+x=ssl.create_default_context(); x.check_hostname=False; x.verify_mode=ssl.CERT_NONE
+c.starttls(ssl_context=x)
+try:
+    c.login("alice@example.test","not-her-password")
+except imaplib.IMAP4.error as e:
+    print("NO", e); sys.exit(0)
+sys.exit("wrong password accepted")`, nh, np)
+			if out, err := wrong.CombinedOutput(); err != nil {
+				t.Fatalf("wrong password: %v %s", err, out)
+			}
+			if out, _, _ := mf(t, data, "", "account", "list"); strings.Contains(out, "alice") {
+				t.Fatalf("an account was created for a wrong password:\n%s", out)
+			}
+
+			user, pw := old.Address(t, "alice")
+			cmp := exec.Command(py, "testdata/compare.py", oh, op, nh, np, user, pw, "120")
+			out, err := cmp.CombinedOutput()
+			if err != nil {
+				t.Fatalf("compare: %v\n%s", err, out)
+			}
+			t.Logf("%s", bytes.TrimSpace(out))
+			out2, _, code := mf(t, data, "", "status", "--json")
+			if code != 0 || !strings.Contains(out2, `"address": "alice@example.test"`) {
+				t.Fatalf("status --json: %d %s", code, out2)
+			}
+		})
+	}
+}
+
+// seedOld fills alice's old mailbox: nested and non-ASCII folders, every
+// system flag and keywords, dates in several zones, special-use folders,
+// an unsubscribed folder and an empty one.
+func seedOld(t *testing.T, old *oldtest.Server, sep rune) {
+	s := string(sep)
+	zones := []*time.Location{time.UTC, time.FixedZone("", 9*3600), time.FixedZone("", -(4*3600 + 30*60)), time.FixedZone("", 5*3600+45*60)}
+	folders := []string{"INBOX", "Sent", "Archive", "Archive" + s + "2020", "Données" + s + "Été 2020", "日本語", "Work & Play"}
+	flagSets := [][]string{{}, {`\Seen`}, {`\Answered`, `\Flagged`}, {`\Deleted`, `\Seen`}, {`\Draft`}, {"$Forwarded", "Work"}, {`\Seen`, "$Label1", "ProjectX"}}
+	n := 0
+	for i, f := range folders {
+		for j := 0; j < 3+i; j++ {
+			n++
+			date := time.Date(2015+n%8, time.Month(1+n%12), 1+n%28, n%24, n%60, n%60, 0, zones[n%len(zones)])
+			raw := fmt.Sprintf("From: Sender %d <s%d@example.net>\r\nTo: alice@example.test\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe_%d?=\r\nDate: %s\r\nMessage-ID: <m%d@example.net>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nNachricht %d — ÄÖÜ ß 日本\r\n",
+				n, n, n, date.Format(time.RFC1123Z), n, n)
+			if n%5 == 0 {
+				raw = strings.TrimSuffix(raw, "\r\n") // no final CRLF
+			}
+			old.Append(t, "alice", f, flagSets[n%len(flagSets)], date, []byte(raw))
+		}
+	}
+	old.CreateMailbox(t, "alice", "Empty", true)
+	old.CreateMailbox(t, "alice", "Hidden", false)
+	old.Append(t, "alice", "Hidden", nil, time.Date(2021, 5, 5, 5, 5, 5, 0, time.UTC), []byte("Subject: hidden\r\n\r\nx\r\n"))
 }
