@@ -930,3 +930,79 @@ func TestIdleSeesSMTPDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestCustomOptions(t *testing.T) {
+	t.Run("bad user domain", func(t *testing.T) {
+		_, err := demo.Start(t.Context(), &demo.Options{Domain: "firma.test", Users: map[string]string{"x@other.test": "pw"}})
+		if err == nil {
+			t.Error("Start accepted a user outside the domain")
+		}
+	})
+	t.Run("custom domain", func(t *testing.T) {
+		s := startDemo(t, &demo.Options{
+			Domain:     "Firma.Test",
+			Users:      map[string]string{"Chef@firma.test": "geheim", "zoe@firma.test": "pw2"},
+			Seed:       true,
+			DisableTLS: true,
+		})
+		if s.Domain() != "firma.test" || s.CatchAll() != "catchall@firma.test" {
+			t.Errorf("Domain %q, CatchAll %q", s.Domain(), s.CatchAll())
+		}
+		if s.SeedAccount() != "chef@firma.test" {
+			t.Errorf("SeedAccount = %q", s.SeedAccount())
+		}
+		if s.TLSEnabled() || s.CertFingerprint() != "" {
+			t.Error("TLS on despite DisableTLS")
+		}
+		if len(s.Users()) != 3 {
+			t.Errorf("Users = %v, want 2 + catch-all", s.Users())
+		}
+		c := login(t, s, "chef@firma.test")
+		got := fetchAll(t, c, "INBOX")
+		want := demo.SeedMessages("chef@firma.test")
+		if len(got) == 0 || !bytes.Equal(body(got[0]), want[0].Raw) {
+			t.Error("rich seed not in chef's INBOX")
+		}
+		raw := []byte("Subject: out\r\nMessage-ID: <out-1@firma.test>\r\n\r\nto the world\r\n")
+		if err := sendRaw(t, s.SMTPAddr(), "chef@firma.test", []string{"someone@example.test"}, raw); err != nil {
+			t.Fatal(err)
+		}
+		if findByMessageID(t, login(t, s, "catchall@firma.test"), "INBOX", "out-1@firma.test") == nil {
+			t.Error("mail to another domain not in the catch-all")
+		}
+	})
+}
+
+func TestSMTPUTF8(t *testing.T) {
+	s := startDemo(t, nil)
+	c, err := smtp.Dial(s.SMTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.example"); err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte("From: jürgen@müller.example\r\nTo: alice@example.test\r\nSubject: Grüße ohne Kodierung\r\nMessage-ID: <utf8-1@x.example>\r\n\r\n8-bit Körper\r\n")
+	if err := c.Mail("jürgen@müller.example", &smtp.MailOptions{UTF8: true, Body: smtp.Body8BitMIME}); err != nil {
+		t.Fatalf("MAIL SMTPUTF8: %v", err)
+	}
+	if err := c.Rcpt("alice@example.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(raw)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := findByMessageID(t, login(t, s, "alice@example.test"), "INBOX", "utf8-1@x.example")
+	if got == nil {
+		t.Fatal("UTF-8 message not delivered")
+	}
+	if !bytes.Contains(got, []byte("with UTF8SMTP id")) || !bytes.Equal(stripReceived(t, got), raw) {
+		t.Errorf("stored:\n%s", got)
+	}
+}
