@@ -261,12 +261,24 @@ func TestStoreExpungeSeenElsewhere(t *testing.T) {
 	if un := a.ok("FETCH 1:* (UID)"); !strings.Contains(un, "* 1 FETCH (UID 2)") || !strings.Contains(un, "* 2 FETCH (UID 3)") {
 		t.Fatalf("renumbered: %q", un)
 	}
+	// A message the migration engine stores shows up on NOOP.
+	e.put(e.inbox(), simple)
+	if un := a.ok("NOOP"); un != "* 3 EXISTS\r\n" {
+		t.Fatalf("NOOP after a store append: %q", un)
+	}
+	// go-imap polls after each command: the EXISTS follows FETCH's data.
+	if un := b.ok("FETCH 3 UID"); un != "* 3 EXISTS\r\n" {
+		t.Fatalf("FETCH after a store append: %q", un)
+	}
+	if un := b.ok("FETCH 3 UID"); un != "* 3 FETCH (UID 4)\r\n" {
+		t.Fatalf("FETCH of the new message: %q", un)
+	}
 	// UID EXPUNGE only removes the named messages.
 	a.ok(`STORE 1:2 +FLAGS.SILENT (\Deleted)`)
 	if un := a.ok("UID EXPUNGE 3"); un != "* 2 EXPUNGE\r\n" {
 		t.Fatalf("UID EXPUNGE: %q", un)
 	}
-	if un := b.ok("NOOP"); !strings.Contains(un, "* 2 EXPUNGE") || !strings.Contains(un, `FETCH (UID 2 FLAGS (\Flagged \Deleted))`) {
+	if un := b.ok("NOOP"); !strings.Contains(un, "* 2 EXPUNGE") || !strings.Contains(un, `FETCH (UID 2 FLAGS (\Flagged \Deleted))`) || strings.Contains(un, "UID 4") {
 		t.Fatalf("b after UID EXPUNGE: %q", un)
 	}
 }
@@ -309,6 +321,11 @@ func TestUTF7Names(t *testing.T) {
 	}
 	if un := c.ok(`SELECT "日本語"`); !strings.Contains(un, "* 1 EXISTS") {
 		t.Fatalf("SELECT UTF-8 name: %s", un)
+	}
+	// APPEND with the UTF8 data extension (RFC 6855 4).
+	c.send("u1 APPEND INBOX UTF8 (~{21+}\r\nSubject: é\r\n\r\nbody\r\n)\r\n")
+	if _, tagged := c.until("u1"); !strings.Contains(tagged, "OK [APPENDUID") {
+		t.Fatalf("APPEND UTF8: %s", tagged)
 	}
 	c.ok(`CREATE "Ünïcode"`)
 	if _, err := e.st.Mailbox(context.Background(), e.acct.ID, "Ünïcode"); err != nil {
@@ -391,6 +408,9 @@ func TestCopyMoveUIDPlus(t *testing.T) {
 	}
 	if got, all := c.status(`STORE 1 +FLAGS (\Seen)`); got != "NO" {
 		t.Fatalf("STORE in read-only: %s", all)
+	}
+	if got, all := c.status("EXPUNGE"); got != "NO" {
+		t.Fatalf("EXPUNGE in read-only: %s", all)
 	}
 	c.ok("FETCH 1 BODY[]")
 	if un := c.ok("FETCH 1 FLAGS"); strings.Contains(un, `\Seen`) {

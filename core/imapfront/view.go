@@ -306,10 +306,16 @@ func (v *view) readOnlyErr() error {
 
 // Expunge implements imapserver.Session (RFC 3501 EXPUNGE and CLOSE,
 // RFC 4315 UID EXPUNGE). Only messages the client knows are expunged. In
-// a read-only mailbox nothing is removed.
+// a read-only mailbox EXPUNGE fails and CLOSE removes nothing.
 func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
 	v := s.sel
-	if v.readOnly || len(v.uids) == 0 {
+	if v.readOnly {
+		if w == nil || *w == (imapserver.ExpungeWriter{}) {
+			return nil // CLOSE of an EXAMINEd mailbox: nothing to remove
+		}
+		return v.readOnlyErr()
+	}
+	if len(v.uids) == 0 {
 		return nil
 	}
 	var list []uint32
