@@ -1,0 +1,64 @@
+//go:build !nogui
+
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"fyne.io/fyne/v2/app"
+
+	"mailferry/core"
+	"mailferry/ui"
+)
+
+// runGUI opens the desktop assistant with an in-process Core. If the
+// services cannot start (a port is taken, say) the assistant still opens and
+// shows why.
+func runGUI(args []string, stderr io.Writer) error {
+	fs := newFlags("gui", stderr)
+	var c common
+	c.register(fs)
+	var imapAddr, imapsAddr, smtpAddr, subAddr, subsAddr string
+	fs.StringVar(&imapAddr, "imap", "", "IMAP listen address host:port, or off (default 127.0.0.1:143 as root, else 127.0.0.1:1143)")
+	fs.StringVar(&imapsAddr, "imaps", "", "IMAP over TLS listen address, or off")
+	fs.StringVar(&smtpAddr, "smtp", "", "SMTP listen address, or off")
+	fs.StringVar(&subAddr, "submission", "", "submission (STARTTLS) listen address, or off")
+	fs.StringVar(&subsAddr, "submissions", "", "submission over TLS listen address, or off")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("the assistant takes no arguments, got %q", fs.Args())
+	}
+	cfg, err := c.load(stderr)
+	if err != nil {
+		return err
+	}
+	for _, o := range []struct {
+		dst *string
+		v   string
+	}{
+		{&cfg.IMAPListen, imapAddr}, {&cfg.IMAPSListen, imapsAddr}, {&cfg.SMTPListen, smtpAddr},
+		{&cfg.SubmissionListen, subAddr}, {&cfg.SubmissionTLSListen, subsAddr},
+	} {
+		if o.v != "" {
+			*o.dst = o.v
+		}
+	}
+	co, err := core.Open(cfg)
+	if err != nil {
+		return fmt.Errorf("open data in %s: %w", cfg.Defaults().DataDir, err)
+	}
+	defer co.Close()
+	startErr := co.Start()
+	if startErr != nil {
+		fmt.Fprintln(stderr, "mailferry:", startErr)
+	}
+	a := app.NewWithID("io.mailferry.assistant")
+	a.SetIcon(ui.Icon)
+	u := ui.New(a, co, &ui.Options{StartErr: startErr})
+	u.ShowAndRun()
+	u.Close()
+	return nil
+}

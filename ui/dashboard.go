@@ -1,0 +1,536 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/widget"
+
+	"mailferry/core"
+	"mailferry/core/oldserver"
+)
+
+// refreshInterval is how often the dashboard reloads its snapshot.
+const refreshInterval = time.Second
+
+// dashboard shows the domains, each user's migration, totals and the relay
+// queue, refreshed every second off the UI goroutine.
+type dashboard struct {
+	u *UI
+
+	snap       *core.Dashboard
+	listen     *widget.Label
+	domainsBox *fyne.Container
+	domainsSig string
+	users      *widget.Table
+	totals     *widget.Label
+	queue      *widget.Label
+	errLabel   *widget.Label
+	root       *fyne.Container
+
+	loading atomic.Bool
+	// onRefresh, if set (tests), runs on the UI goroutine after a snapshot
+	// was applied.
+	onRefresh func()
+}
+
+var userColumns = []string{"User", "State", "Folders", "Messages", "Size", "Rate", "Errors"}
+
+func newDashboard(u *UI) *dashboard {
+	d := &dashboard{u: u}
+	d.listen = widget.NewLabel("")
+	d.listen.Wrapping = fyne.TextWrapWord
+	d.domainsBox = container.NewVBox()
+	d.totals = widget.NewLabel("")
+	d.totals.TextStyle = fyne.TextStyle{Bold: true}
+	d.queue = widget.NewLabel("")
+	d.queue.Wrapping = fyne.TextWrapWord
+	d.errLabel = widget.NewLabel("")
+	d.errLabel.Importance = widget.DangerImportance
+	d.errLabel.Hide()
+	d.users = widget.NewTable(
+		func() (int, int) {
+			n := 0
+			if d.snap != nil {
+				n = len(d.snap.Users)
+			}
+			return n + 1, len(userColumns)
+		},
+		func() fyne.CanvasObject {
+			l := widget.NewLabel("")
+			l.Truncation = fyne.TextTruncateEllipsis
+			return l
+		},
+		func(id widget.TableCellID, o fyne.CanvasObject) {
+			l := o.(*widget.Label)
+			l.SetText(d.cell(id.Row, id.Col))
+			l.TextStyle = fyne.TextStyle{Bold: id.Row == 0}
+		},
+	)
+	d.users.StickyRowCount = 1
+	for i, w := range []float32{240, 90, 90, 130, 100, 100, 260} {
+		d.users.SetColumnWidth(i, w)
+	}
+	return d
+}
+
+func (d *dashboard) content() fyne.CanvasObject {
+	addBtn := widget.NewButton("Add a domain…", d.addDomain)
+	domains := widget.NewCard("Domains", "Each domain can move off its old server on its own.",
+		container.NewVBox(d.domainsBox, container.NewHBox(addBtn)))
+	users := widget.NewCard("Users", "", container.NewBorder(nil, d.totals, nil, nil, d.users))
+	queue := widget.NewCard("Relay queue", "Mail for users who have not moved yet, waiting to be handed to the old server.", container.NewVScroll(d.queue))
+	top := container.NewVBox(d.errLabel, d.listen, domains)
+	bottom := container.NewVSplit(users, queue)
+	bottom.Offset = 0.7
+	d.root = container.NewBorder(top, nil, nil, nil, bottom)
+	return d.root
+}
+
+// cell is the text of a users table cell; row 0 is the header.
+func (d *dashboard) cell(row, col int) string {
+	if row == 0 {
+		return userColumns[col]
+	}
+	if d.snap == nil || row-1 >= len(d.snap.Users) {
+		return ""
+	}
+	u := d.snap.Users[row-1]
+	switch col {
+	case 0:
+		return u.Address
+	case 1:
+		return stateText(u.State)
+	case 2:
+		if u.FoldersTotal > 0 {
+			return fmt.Sprintf("%d / %d", u.Folders, u.FoldersTotal)
+		}
+		return fmt.Sprint(u.Folders)
+	case 3:
+		if u.MessagesTotal > 0 {
+			return fmt.Sprintf("%d / %d", u.Messages, u.MessagesTotal)
+		}
+		return fmt.Sprint(u.Messages)
+	case 4:
+		return humanBytes(u.Bytes)
+	case 5:
+		if u.Rate > 0 && (u.State == "running" || u.State == "catchup") {
+			return fmt.Sprintf("%.1f msg/s", u.Rate)
+		}
+		return "—"
+	case 6:
+		if u.Errors == 0 {
+			return "none"
+		}
+		return fmt.Sprintf("%d: %s", u.Errors, u.LastError)
+	}
+	return ""
+}
+
+func stateText(s string) string {
+	switch s {
+	case "":
+		return "local"
+	case "pending":
+		return "waiting"
+	case "running":
+		return "copying"
+	case "done":
+		return "moved"
+	case "failed":
+		return "FAILED"
+	case "catchup":
+		return "catching up"
+	}
+	return s
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// start begins the periodic refresh; it ends when the UI closes.
+func (d *dashboard) start() {
+	d.u.goSafe("dashboard refresh", func() error {
+		t := time.NewTicker(refreshInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-d.u.ctx.Done():
+				return nil
+			case <-t.C:
+				d.load()
+			}
+		}
+	}, nil)
+}
+
+// refresh loads a snapshot now (from the UI goroutine).
+func (d *dashboard) refresh() {
+	d.u.goSafe("dashboard load", func() error { d.load(); return nil }, nil)
+}
+
+// load reads a snapshot (off the UI goroutine) and applies it.
+func (d *dashboard) load() {
+	if !d.loading.CompareAndSwap(false, true) {
+		return
+	}
+	defer d.loading.Store(false)
+	ctx, cancel := context.WithTimeout(d.u.ctx, 10*time.Second)
+	defer cancel()
+	snap, err := d.u.core.Dashboard(ctx)
+	if d.u.ctx.Err() != nil {
+		return
+	}
+	fyne.Do(func() { d.apply(snap, err) })
+}
+
+func (d *dashboard) apply(snap *core.Dashboard, err error) {
+	if err != nil {
+		d.errLabel.SetText("The dashboard could not be read: " + err.Error())
+		d.errLabel.Show()
+		return
+	}
+	d.errLabel.Hide()
+	d.snap = snap
+	var ls []string
+	for _, k := range []string{"imap", "imaps", "smtp", "submission", "submissions"} {
+		if a := snap.Listen[k]; a != "" {
+			ls = append(ls, strings.ToUpper(k)+" "+a)
+		}
+	}
+	if len(ls) == 0 {
+		d.listen.SetText("Mailferry's mail services are not running (see the error at the top).")
+	} else {
+		d.listen.SetText("Mailferry listens on: " + strings.Join(ls, " · "))
+	}
+	d.applyDomains(snap.Domains)
+	d.users.Refresh()
+	var moved int
+	for _, u := range snap.Users {
+		if u.State == "done" || u.State == "" {
+			moved++
+		}
+	}
+	d.totals.SetText(fmt.Sprintf("%d users: %d moved, %d copying, %d failed — %d messages, %s on Mailferry",
+		len(snap.Users), moved, snap.Running, snap.Failed, snap.TotalMessages, humanBytes(snap.TotalBytes)))
+	if len(snap.Queue) == 0 {
+		d.queue.SetText("The queue is empty.")
+	} else {
+		var b strings.Builder
+		for _, q := range snap.Queue {
+			fmt.Fprintf(&b, "#%d %s → %s, %s, %d attempt(s), next %s", q.ID, q.From, strings.Join(q.Rcpts, ", "),
+				humanBytes(q.Size), q.Attempts, q.NextAttempt.Local().Format("15:04:05"))
+			if q.LastError != "" {
+				fmt.Fprintf(&b, " — %s", q.LastError)
+			}
+			b.WriteByte('\n')
+		}
+		d.queue.SetText(b.String())
+	}
+	if d.onRefresh != nil {
+		d.onRefresh()
+	}
+}
+
+// applyDomains rebuilds the domain rows when they changed.
+func (d *dashboard) applyDomains(list []core.DomainStatus) {
+	var sig strings.Builder
+	for _, ds := range list {
+		fmt.Fprintf(&sig, "%s|%v|%d|%d|", ds.Name, ds.Migrating, ds.Accounts, ds.Migrated)
+		if ds.OldServer != nil {
+			sig.WriteString(settingsKey(*ds.OldServer))
+		}
+		sig.WriteByte('\n')
+	}
+	if sig.String() == d.domainsSig {
+		return
+	}
+	d.domainsSig = sig.String()
+	var rows []fyne.CanvasObject
+	if len(list) == 0 {
+		rows = append(rows, widget.NewLabel("No domains yet. Run the test migration, or add a domain."))
+	}
+	for _, ds := range list {
+		ds := ds
+		name := widget.NewLabelWithStyle(ds.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+		state := "not migrating"
+		if ds.Migrating {
+			state = "automatic migration ON"
+		}
+		old := "no old server set"
+		if ds.OldServer != nil {
+			old = fmt.Sprintf("old server %s (IMAP %d %s, SMTP %d %s)", ds.OldServer.Host, ds.OldServer.IMAPPort,
+				choiceFromTLS(ds.OldServer.IMAPTLS), ds.OldServer.SMTPPort, choiceFromTLS(ds.OldServer.SMTPTLS))
+		}
+		info := widget.NewLabel(fmt.Sprintf("%s · %s · %d of %d users moved", state, old, ds.Migrated, ds.Accounts))
+		info.Truncation = fyne.TextTruncateEllipsis
+		var btn *widget.Button
+		if ds.Migrating {
+			btn = widget.NewButton("Disable migration…", func() { d.disableDialog(ds) })
+		} else {
+			btn = widget.NewButton("Enable automatic migration…", func() { d.enableDialog(ds.Name, ds.OldServer) })
+			btn.Importance = widget.HighImportance
+		}
+		rows = append(rows, container.NewBorder(nil, nil, name, btn, info))
+	}
+	d.domainsBox.Objects = rows
+	d.domainsBox.Refresh()
+	if d.root != nil {
+		d.root.Refresh() // the rows' height changed: lay the page out again
+	}
+}
+
+// addDomain asks for a new domain's name and its old server.
+func (d *dashboard) addDomain() { d.enableDialog("", nil) }
+
+// enableDialog edits a domain's old server and turns migration on. With an
+// empty name it asks for the domain too.
+func (d *dashboard) enableDialog(name string, s *oldserver.Settings) {
+	form := newOldForm()
+	if s != nil {
+		form.set(*s)
+	}
+	domEntry := widget.NewEntry()
+	domEntry.SetText(name)
+	fDom := newField("Domain", domEntry)
+	if name != "" {
+		domEntry.Disable()
+	}
+	status := widget.NewLabel("")
+	status.Wrapping = fyne.TextWrapWord
+	items := append([]*widget.FormItem{fDom.formItem()}, form.form.Items...)
+	body := container.NewVBox(widget.NewForm(items...), status)
+	dlg := dialog.NewCustomWithoutButtons("Enable automatic migration", body, d.u.win)
+	enable := widget.NewButton("Enable migration", nil)
+	enable.Importance = widget.HighImportance
+	cancel := widget.NewButton("Cancel", dlg.Hide)
+	enable.OnTapped = func() {
+		dom, derr := core.CheckDomainName(domEntry.Text)
+		if derr != nil {
+			fDom.setError(plainStoreErr(derr))
+		} else {
+			fDom.setError("")
+		}
+		set, err := form.settings()
+		if derr != nil || err != nil {
+			status.SetText("Fix the fields marked above.")
+			return
+		}
+		enable.Disable()
+		status.SetText("Testing the connection to the old server…")
+		d.u.goSafe("enable migration", func() error {
+			ctx, cancel := context.WithTimeout(d.u.ctx, probeTimeout)
+			defer cancel()
+			res, perr := d.u.core.ProbeOldServer(ctx, set, "", "")
+			if res == nil {
+				return perr
+			}
+			if !res.IMAP.Reached {
+				return fmt.Errorf("the old server's IMAP cannot be reached: %s", firstNonEmpty(res.IMAP.Error, res.IMAP.Summary))
+			}
+			return d.u.core.EnableMigration(ctx, dom, set)
+		}, func(err error) {
+			enable.Enable()
+			if err != nil {
+				status.SetText(err.Error())
+				return
+			}
+			dlg.Hide()
+			d.refresh()
+		})
+	}
+	dlg.SetButtons([]fyne.CanvasObject{cancel, enable})
+	dlg.Resize(fyne.NewSize(640, 480))
+	dlg.Show()
+}
+
+// disableDialog checks readiness before turning a domain's migration off,
+// and offers to pre-migrate the users who have not moved yet.
+func (d *dashboard) disableDialog(ds core.DomainStatus) {
+	users := widget.NewMultiLineEntry()
+	users.SetPlaceHolder("Users on the old server, one address per line (optional)")
+	users.SetMinRowsVisible(4)
+	fUsers := newField("Users", users)
+	master := widget.NewEntry()
+	master.SetPlaceHolder("master user on the old server, e.g. migrator")
+	masterPw := widget.NewPasswordEntry()
+	fMaster := newField("Master user", master)
+	fMasterPw := newField("Master password", masterPw)
+	result := widget.NewLabel("Press “Check readiness” to see what still depends on the old server.")
+	result.Wrapping = fyne.TextWrapWord
+	bar := widget.NewProgressBar()
+	bar.Hide()
+	form := widget.NewForm(fUsers.formItem(), fMaster.formItem(), fMasterPw.formItem())
+	form.Items[1].HintText = "needed only to pre-migrate users in bulk (never stored)"
+	body := container.NewVBox(widget.NewLabel("Before the old server goes away, make sure every user has moved."), form, bar, result)
+	dlg := dialog.NewCustomWithoutButtons("Disable migration for "+ds.Name, body, d.u.win)
+
+	var ready *core.Readiness
+	check := widget.NewButton("Check readiness", nil)
+	pre := widget.NewButton("Pre-migrate the rest", nil)
+	disable := widget.NewButton("Disable migration", nil)
+	disable.Importance = widget.DangerImportance
+	closeBtn := widget.NewButton("Close", dlg.Hide)
+	var busy context.CancelFunc
+	closeBtn.OnTapped = func() {
+		if busy != nil {
+			busy()
+		}
+		dlg.Hide()
+	}
+	expected := func() ([]string, bool) {
+		l, err := core.ParseUserList(users.Text, ds.Name)
+		if err != nil {
+			fUsers.setError(upperFirst(err.Error()) + ".")
+			return nil, false
+		}
+		fUsers.setError("")
+		return l, true
+	}
+	runCheck := func() {
+		list, ok := expected()
+		if !ok {
+			return
+		}
+		check.Disable()
+		var r *core.Readiness
+		d.u.goSafe("readiness", func() error {
+			ctx, cancel := context.WithTimeout(d.u.ctx, 30*time.Second)
+			defer cancel()
+			var err error
+			r, err = d.u.core.Readiness(ctx, ds.Name, list)
+			return err
+		}, func(err error) {
+			check.Enable()
+			if err != nil {
+				result.SetText("The check failed: " + err.Error())
+				return
+			}
+			ready = r
+			result.SetText(r.Text())
+			if r.Ready() {
+				disable.SetText("Disable migration")
+			} else {
+				disable.SetText("Disable anyway")
+			}
+		})
+	}
+	check.OnTapped = runCheck
+	pre.OnTapped = func() {
+		list, ok := expected()
+		if !ok {
+			return
+		}
+		if ready != nil && len(ready.NeverLoggedIn) > 0 {
+			list = ready.NeverLoggedIn
+		}
+		bad := false
+		if strings.TrimSpace(master.Text) == "" {
+			fMaster.setError("Give the old server's master user.")
+			bad = true
+		} else {
+			fMaster.setError("")
+		}
+		if masterPw.Text == "" {
+			fMasterPw.setError("Give the master user's password.")
+			bad = true
+		} else {
+			fMasterPw.setError("")
+		}
+		if len(list) == 0 {
+			fUsers.setError("List the users to pre-migrate, one address per line.")
+			bad = true
+		}
+		if bad {
+			return
+		}
+		ctx, cancel := context.WithTimeout(d.u.ctx, 6*time.Hour)
+		busy = cancel
+		pre.Disable()
+		bar.SetValue(0)
+		bar.Show()
+		result.SetText(fmt.Sprintf("Pre-migrating %d users…", len(list)))
+		mu, mpw := strings.TrimSpace(master.Text), masterPw.Text
+		var failed []string
+		d.u.goSafe("pre-migrate", func() error {
+			defer cancel()
+			res, err := d.u.core.PreMigrate(ctx, ds.Name, list, mu, mpw, func(done, total int) {
+				fyne.Do(func() {
+					bar.SetValue(float64(done) / float64(total))
+					result.SetText(fmt.Sprintf("Pre-migrated %d of %d users…", done, total))
+				})
+			})
+			for _, r := range res {
+				if !r.OK {
+					failed = append(failed, r.Address+": "+r.Error)
+				}
+			}
+			return err
+		}, func(err error) {
+			busy = nil
+			pre.Enable()
+			bar.Hide()
+			switch {
+			case errors.Is(err, context.Canceled):
+				result.SetText("Pre-migration canceled; the accounts copied so far stay.")
+			case err != nil:
+				result.SetText("Pre-migration stopped: " + err.Error())
+			case len(failed) > 0:
+				result.SetText(fmt.Sprintf("%d users could not be pre-migrated:\n%s", len(failed), strings.Join(failed, "\n")))
+			default:
+				result.SetText("Every listed user was pre-migrated. Checking readiness again…")
+				runCheck()
+			}
+			d.refresh()
+		})
+	}
+	disable.OnTapped = func() {
+		do := func() {
+			disable.Disable()
+			d.u.goSafe("disable migration", func() error {
+				ctx, cancel := context.WithTimeout(d.u.ctx, 30*time.Second)
+				defer cancel()
+				return d.u.core.DisableMigration(ctx, ds.Name)
+			}, func(err error) {
+				disable.Enable()
+				if err != nil {
+					result.SetText("Migration could not be turned off: " + err.Error())
+					return
+				}
+				dlg.Hide()
+				d.refresh()
+			})
+		}
+		if ready != nil && ready.Ready() {
+			do()
+			return
+		}
+		dialog.ShowConfirm("Disable migration anyway?", "Not everything has moved (or readiness was not checked). "+
+			"Users who have not moved will no longer be able to log in to Mailferry with their old password, and mail for them will no longer be relayed. Disable anyway?",
+			func(ok bool) {
+				if ok {
+					do()
+				}
+			}, d.u.win)
+	}
+	dlg.SetButtons([]fyne.CanvasObject{closeBtn, check, pre, disable})
+	dlg.Resize(fyne.NewSize(720, 560))
+	dlg.Show()
+	runCheck()
+}

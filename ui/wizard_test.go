@@ -1,0 +1,510 @@
+package ui
+
+import (
+	"image/png"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+
+	"mailferry/core"
+	"mailferry/core/oldserver"
+	"mailferry/core/oldserver/oldtest"
+)
+
+// ScreenshotsEnv names a directory; when set, the wizard tests save a PNG
+// of every step there (rendered by Fyne's software painter).
+const screenshotsEnv = "MAILFERRY_SCREENSHOTS"
+
+// harness is a Core on loopback ports and the assistant driven through
+// Fyne's test driver.
+type harness struct {
+	t    *testing.T
+	core *core.Core
+	u    *UI
+	w    *wizard
+	idle chan error
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	cfg := core.Config{
+		DataDir:             t.TempDir(),
+		Hostname:            "mailferry.test",
+		IMAPListen:          "127.0.0.1:0",
+		IMAPSListen:         "127.0.0.1:0",
+		SMTPListen:          "127.0.0.1:0",
+		SubmissionListen:    "127.0.0.1:0",
+		SubmissionTLSListen: "127.0.0.1:0",
+		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	co, err := core.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := co.Start(); err != nil {
+		co.Close()
+		t.Fatal(err)
+	}
+	a := test.NewApp()
+	u := newUI(a, co, nil, false)
+	u.win.Resize(fyne.NewSize(1024, 720))
+	h := &harness{t: t, core: co, u: u, w: u.wizard, idle: make(chan error, 16)}
+	h.w.onIdle = func(err error) { h.idle <- err }
+	t.Cleanup(func() {
+		u.Close()
+		if err := co.Close(); err != nil {
+			t.Errorf("core close: %v", err)
+		}
+		a.Quit()
+	})
+	return h
+}
+
+// wait waits for the running task to end and returns its error.
+func (h *harness) wait(what string, timeout time.Duration) error {
+	h.t.Helper()
+	select {
+	case err := <-h.idle:
+		return err
+	case <-time.After(timeout):
+		h.t.Fatalf("%s: no result after %s (status %q)", what, timeout, h.w.status.Text)
+		return nil
+	}
+}
+
+// tapTask taps b, which starts a task, and waits for it.
+func (h *harness) tapTask(b *widget.Button, what string, timeout time.Duration) error {
+	h.t.Helper()
+	test.Tap(b)
+	return h.wait(what, timeout)
+}
+
+// mustStep fails unless the wizard shows step s.
+func (h *harness) mustStep(s int) {
+	h.t.Helper()
+	if h.w.step != s {
+		h.t.Fatalf("wizard is on step %q, want %q (status: %q)", stepTitles[h.w.step], stepTitles[s], h.w.status.Text)
+	}
+}
+
+// noTask fails if a task is running (validation must stop before any work).
+func (h *harness) noTask() {
+	h.t.Helper()
+	select {
+	case err := <-h.idle:
+		h.t.Fatalf("a task ran on invalid input (err %v)", err)
+	default:
+	}
+	if h.w.cancel != nil {
+		h.t.Fatal("a task is running on invalid input")
+	}
+}
+
+func setText(e *widget.Entry, s string) {
+	e.SetText("")
+	if s != "" {
+		test.Type(e, s)
+	}
+}
+
+// screenshot saves the window as name.png under $MAILFERRY_SCREENSHOTS.
+func (h *harness) screenshot(name string) {
+	h.t.Helper()
+	dir := os.Getenv(screenshotsEnv)
+	if dir == "" {
+		return
+	}
+	img := h.u.win.Canvas().Capture()
+	f, err := os.Create(filepath.Join(dir, name+".png"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, img); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// oldServerValidation checks the inline errors of the old-server step and
+// leaves the form with settings s.
+func (h *harness) oldServerValidation(s oldserver.Settings) {
+	t, w := h.t, h.w
+	cases := []struct {
+		name       string
+		host, imap string
+		smtp       string
+		field      *field
+		want       string
+	}{
+		{"empty host", "", "143", "25", w.old.fHost, "Give the old server's host"},
+		{"bad IPv4 literal", "[300.1.2.3]", "143", "25", w.old.fHost, "not an IPv4 address"},
+		{"host with port", "mail.example.org:143", "143", "25", w.old.fHost, "port field"},
+		{"IMAP port 0", "mail.example.org", "0", "25", w.old.fIMAP, "Port 0 is out of range"},
+		{"IMAP port 70000", "mail.example.org", "70000", "25", w.old.fIMAP, "Port 70000 is out of range"},
+		{"empty IMAP port", "mail.example.org", "", "25", w.old.fIMAP, "Give the IMAP port"},
+		{"SMTP port 70000", "mail.example.org", "143", "70000", w.old.fSMTP, "Port 70000 is out of range"},
+		{"SMTP port not a number", "mail.example.org", "143", "smtp", w.old.fSMTP, "not a port number"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			setText(w.old.host, c.host)
+			setText(w.old.imapPort, c.imap)
+			setText(w.old.smtpPort, c.smtp)
+			test.Tap(w.next)
+			h.noTask()
+			h.mustStep(stepOldServer)
+			if !c.field.err.Visible() || !strings.Contains(c.field.err.Text, c.want) {
+				t.Errorf("field %s error = %q (visible %v), want it to contain %q", c.field.label, c.field.err.Text, c.field.err.Visible(), c.want)
+			}
+			if w.status.Importance != widget.DangerImportance || w.status.Text == "" {
+				t.Errorf("status = %q, want an error", w.status.Text)
+			}
+			if c.name == "bad IPv4 literal" {
+				h.screenshot("02b-old-server-invalid")
+			}
+		})
+	}
+	w.old.set(s)
+	if _, err := w.old.settings(); err != nil {
+		t.Fatalf("valid settings rejected: %v", err)
+	}
+	for _, f := range []*field{w.old.fHost, w.old.fIMAP, w.old.fSMTP, w.old.fPin} {
+		if f.err.Visible() {
+			t.Errorf("field %s still shows %q for valid input", f.label, f.err.Text)
+		}
+	}
+}
+
+// accountValidation checks the inline errors of the account step, then a
+// wrong password, and leaves the form with the right values.
+func (h *harness) accountValidation(domain, address, password string) {
+	t, w := h.t, h.w
+	cases := []struct {
+		name               string
+		domain, addr, pass string
+		field              *field
+		want               string
+	}{
+		{"empty domain", "", address, password, w.fDomain, "Give the test domain"},
+		{"empty account", domain, "", password, w.fAddress, "Give the test account"},
+		{"account in another domain", domain, "someone@elsewhere.test", password, w.fAddress, "must be in the test domain"},
+		{"empty password", domain, address, "", w.fPass, "Give the test account's password"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			setText(w.domain, c.domain)
+			setText(w.address, c.addr)
+			setText(w.password, c.pass)
+			test.Tap(w.next)
+			h.noTask()
+			h.mustStep(stepAccount)
+			if !c.field.err.Visible() || !strings.Contains(c.field.err.Text, c.want) {
+				t.Errorf("field %s error = %q, want it to contain %q", c.field.label, c.field.err.Text, c.want)
+			}
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		setText(w.domain, domain)
+		setText(w.address, address)
+		setText(w.password, password+"-wrong")
+		err := h.tapTask(w.next, "login with a wrong password", time.Minute)
+		if err == nil || !strings.Contains(err.Error(), "refused the password") {
+			t.Fatalf("err = %v, want the old server refusing the password", err)
+		}
+		h.mustStep(stepAccount)
+		if !w.fPass.err.Visible() || !strings.Contains(w.status.Text, "refused the password") {
+			t.Errorf("password error %q, status %q", w.fPass.err.Text, w.status.Text)
+		}
+		if _, err := h.core.Store().Domain(t.Context(), domain); err == nil {
+			t.Errorf("a wrong password created the domain %s on Mailferry", domain)
+		}
+	})
+	setText(w.domain, domain)
+	setText(w.address, address)
+	setText(w.password, password)
+}
+
+// runWizard drives the wizard from the old-server step to the checks with
+// the old server s and the test account, and checks every step.
+func (h *harness) runWizard(s oldserver.Settings, domain, address, password string) {
+	t, w := h.t, h.w
+	h.mustStep(stepOldServer)
+	h.oldServerValidation(s)
+
+	// Test connection: the probe's findings in plain words.
+	if err := h.tapTask(w.probeBtn, "test connection", time.Minute); err != nil {
+		t.Fatalf("test connection: %v", err)
+	}
+	if !strings.Contains(w.probeOut.Text, "IMAP: ") || !strings.Contains(w.probeOut.Text, "SMTP: ") {
+		t.Fatalf("probe output = %q", w.probeOut.Text)
+	}
+	h.screenshot("02-old-server")
+	test.Tap(w.next) // probed already: no second probe
+	h.noTask()
+	h.mustStep(stepAccount)
+
+	h.accountValidation(domain, address, password)
+	h.screenshot("03-account")
+	if err := h.tapTask(w.next, "account", time.Minute); err != nil {
+		t.Fatalf("account step: %v", err)
+	}
+	h.mustStep(stepSamples)
+	if _, err := h.core.Store().Domain(t.Context(), domain); err != nil {
+		t.Fatalf("the test domain was not created: %v", err)
+	}
+
+	// Samples: at least one language.
+	w.langs.SetSelected(nil)
+	test.Tap(w.next)
+	h.noTask()
+	h.mustStep(stepSamples)
+	if !w.fLangs.err.Visible() {
+		t.Error("no error for an empty language choice")
+	}
+	var picked []string
+	for label, code := range w.langCodes {
+		if code == "de" || code == "ru" || code == "ja" || code == "el" || code == "zh" {
+			picked = append(picked, label)
+		}
+	}
+	w.langs.SetSelected(picked)
+	h.screenshot("04-samples")
+	if err := h.tapTask(w.next, "samples", 3*time.Minute); err != nil {
+		t.Fatalf("samples step: %v", err)
+	}
+	h.mustStep(stepMigrate)
+	if got, want := len(w.oldCopies), 2+len(picked); got != want {
+		t.Fatalf("%d samples on the old server, want %d", got, want)
+	}
+
+	// Migrate, then the checks start by themselves.
+	if err := h.tapTask(w.next, "migrate", 5*time.Minute); err != nil {
+		t.Fatalf("migrate step: %v", err)
+	}
+	h.mustStep(stepCheck)
+	if err := h.wait("checks", 3*time.Minute); err != nil {
+		t.Fatalf("checks: %v", err)
+	}
+	r := w.report
+	if r == nil {
+		t.Fatal("no report")
+	}
+	if !r.OK() {
+		t.Fatalf("checks failed:\n%s", r.Text())
+	}
+	for _, sm := range w.samples {
+		for _, name := range []string{"present", "same UID", "identical bytes", "same flags", "same date", "subject decodes", "text decodes"} {
+			found := false
+			for _, c := range r.Checks {
+				if c.Sample == sm.Name && c.Name == name {
+					found = c.OK
+				}
+			}
+			if !found {
+				t.Errorf("sample %s: check %q missing or failed", sm.Name, name)
+			}
+		}
+	}
+	if !strings.Contains(w.summary.Text, "All") || !strings.Contains(w.summary.Text, "checks passed") {
+		t.Errorf("summary = %q", w.summary.Text)
+	}
+	if cs := r.Client; cs.Host != "127.0.0.1" || cs.Port == 0 || cs.User != address {
+		t.Errorf("client settings = %+v", cs)
+	}
+	// The viewer shows the first sample as a user would see it.
+	if w.viewer.subject.Text != w.samples[0].Subject || !strings.Contains(w.viewer.body.Text, "plain text test message") {
+		t.Errorf("viewer shows %q / %q", w.viewer.subject.Text, w.viewer.body.Text)
+	}
+	h.screenshot("06-check")
+	for _, sm := range w.samples {
+		if sm.Name == "html" {
+			w.viewer.pick.SetSelected(w.viewer.label(r.Samples[1]))
+			w.viewer.mode.SetSelected(viewHTMLText)
+			if w.viewer.subject.Text != sm.Subject || strings.Contains(w.viewer.body.Text, "<") {
+				t.Errorf("HTML as text: %q", w.viewer.body.Text)
+			}
+			w.viewer.mode.SetSelected(viewHTMLRich)
+			h.screenshot("06b-viewer-html")
+			w.viewer.mode.SetSelected(viewText)
+		}
+		if sm.Language == "ja" {
+			for i, sv := range r.Samples {
+				if sv.Name == sm.Name {
+					w.viewer.pick.SetSelected(w.viewer.label(r.Samples[i]))
+				}
+			}
+			if w.viewer.subject.Text != sm.Subject {
+				t.Errorf("Japanese subject = %q, want %q", w.viewer.subject.Text, sm.Subject)
+			}
+			h.screenshot("06c-viewer-japanese")
+		}
+	}
+	if txt := r.Text(); !strings.Contains(txt, "all ") || !strings.Contains(txt, address) {
+		t.Errorf("report text:\n%s", txt)
+	}
+
+	// Finish: the dashboard shows the domain migrating and the user moved.
+	done := make(chan struct{}, 4)
+	h.u.dash.onRefresh = func() { done <- struct{}{} }
+	test.Tap(w.next)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("dashboard did not refresh")
+	}
+	d := h.u.dash
+	if d.snap == nil || len(d.snap.Domains) == 0 || !d.snap.Domains[0].Migrating || d.snap.Domains[0].Name != domain {
+		t.Fatalf("dashboard domains = %+v", d.snap)
+	}
+	var user *core.UserStatus
+	for i := range d.snap.Users {
+		if d.snap.Users[i].Address == address {
+			user = &d.snap.Users[i]
+		}
+	}
+	if user == nil || user.State != "done" || user.Messages == 0 {
+		t.Fatalf("dashboard user = %+v", user)
+	}
+	if got := d.cell(1, 0); got != address {
+		t.Errorf("users table row 1 = %q", got)
+	}
+	h.screenshot("07-dashboard")
+}
+
+// TestWizardDemo drives the whole wizard against the embedded demo old
+// server, started from the welcome page.
+func TestWizardDemo(t *testing.T) {
+	h := newHarness(t)
+	w := h.w
+	h.mustStep(stepWelcome)
+	h.screenshot("01-welcome")
+	if err := h.tapTask(w.demoBtn, "start demo", 30*time.Second); err != nil {
+		t.Fatalf("start demo: %v", err)
+	}
+	if w.demo == nil || w.demoBtn.Disabled() == false {
+		t.Fatal("demo server not started")
+	}
+	if w.address.Text == "" || w.password.Text == "" || w.old.host.Text != "[127.0.0.1]" {
+		t.Fatalf("demo did not fill the wizard: %q %q %q", w.address.Text, w.password.Text, w.old.host.Text)
+	}
+	h.screenshot("01b-welcome-demo")
+	test.Tap(w.next)
+	s := demoSettings(w.demo)
+	h.runWizard(s, w.demo.Domain(), w.address.Text, w.password.Text)
+}
+
+// TestWizardDovecot drives the wizard against the real Dovecot + Postfix
+// fixture (skipped where Dovecot is not installed, unless
+// MAILFERRY_REQUIRE_OLDSERVER=1).
+func TestWizardDovecot(t *testing.T) {
+	srv := oldtest.Start(t, &oldtest.Options{WithSMTP: true})
+	h := newHarness(t)
+	ih, ip, _ := net.SplitHostPort(srv.IMAPAddr)
+	_, sp, _ := net.SplitHostPort(srv.SMTPAddr)
+	s := oldserver.Settings{
+		Host: oldserver.MustParseHost("[" + ih + "]"), IMAPTLS: oldserver.TLSStartTLS, SMTPTLS: oldserver.TLSStartTLS,
+		PinnedSHA256: srv.CertSHA256, LoginForm: oldserver.LoginAuto,
+	}
+	s.IMAPPort, _ = strconv.Atoi(ip)
+	s.SMTPPort, _ = strconv.Atoi(sp)
+	// Some mail already there, in a folder too.
+	addr, pw := srv.Address(t, "alice")
+	srv.CreateMailbox(t, "alice", "Archive/2024", true)
+	srv.Append(t, "alice", "Archive/2024", []string{`\Seen`, "$Important"}, time.Date(2024, 3, 1, 9, 30, 0, 0, time.FixedZone("", 2*3600)),
+		[]byte("From: bob@example.test\r\nTo: alice@example.test\r\nSubject: Old mail\r\nDate: Fri, 1 Mar 2024 09:30:00 +0200\r\nMessage-ID: <old1@example.test>\r\n\r\nAn old message.\r\n"))
+	test.Tap(h.w.next)
+	h.runWizard(s, oldtest.Domain, addr, pw)
+}
+
+// TestCancel cancels a long step and checks the wizard can go on.
+func TestCancel(t *testing.T) {
+	h := newHarness(t)
+	w := h.w
+	// An address that accepts connections but never greets: the probe
+	// hangs until canceled.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	test.Tap(w.next)
+	h.mustStep(stepOldServer)
+	setText(w.old.host, "[127.0.0.1]")
+	setText(w.old.imapPort, port)
+	setText(w.old.smtpPort, port)
+	test.Tap(w.probeBtn)
+	if w.cancel == nil || !w.next.Disabled() || w.stop.Disabled() {
+		t.Fatal("no task running, or Next enabled / Cancel disabled while it runs")
+	}
+	time.Sleep(200 * time.Millisecond)
+	test.Tap(w.stop)
+	err = h.wait("canceled probe", 10*time.Second)
+	if err == nil || !strings.Contains(w.status.Text, "Canceled") {
+		t.Fatalf("err %v, status %q", err, w.status.Text)
+	}
+	if w.cancel != nil || w.next.Disabled() {
+		t.Fatal("the wizard stays busy after cancel")
+	}
+	h.mustStep(stepOldServer)
+}
+
+func TestHTMLToText(t *testing.T) {
+	for _, c := range []struct{ in, text, md string }{
+		{"<p>Hello <b>world</b></p><p>Second</p>", "Hello world\n\nSecond", "Hello **world**\n\nSecond"},
+		{"<ul><li>one</li><li>two</li></ul>", "• one\n• two", "• one\n• two"},
+		{`<a href="https://example.org/">link</a>`, "link <https://example.org/>", "[link](https://example.org/)"},
+		{"<head><title>T</title><style>p{}</style></head><body>x&amp;y</body>", "x&y", "x&y"},
+		{"a<br>b", "a\nb", "a\n\nb"},
+		{"<h1>Title</h1>text *star*", "Title\n\ntext *star*", "# Title\n\ntext \\*star\\*"},
+	} {
+		if got := htmlToText(c.in); got != c.text {
+			t.Errorf("htmlToText(%q) = %q, want %q", c.in, got, c.text)
+		}
+		if got := htmlToMarkdown(c.in); got != c.md {
+			t.Errorf("htmlToMarkdown(%q) = %q, want %q", c.in, got, c.md)
+		}
+	}
+}
+
+func TestIconMatchesAssets(t *testing.T) {
+	b, err := os.ReadFile("../assets/icon.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != string(iconPNG) {
+		t.Fatal("ui/icon.png differs from assets/icon.png: copy it again")
+	}
+}
+
+func FuzzHTMLToText(f *testing.F) {
+	f.Add("<p>Hello <b>world</b></p>")
+	f.Add("<a href=x>y")
+	f.Add("<<<>>>&&;")
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = htmlToText(s)
+		_ = htmlToMarkdown(s)
+	})
+}
