@@ -709,3 +709,18 @@ func TestConcurrentSessions(t *testing.T) {
 		}
 	}
 }
+
+// TestOddStoredFlags: flags copied from a lax old server that are not IMAP
+// atoms are left out rather than breaking the response.
+func TestOddStoredFlags(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put(e.inbox(), simple, "$ok", "bad(flag", "ünï", `\Seen`)
+	c := e.login()
+	un := c.ok("SELECT INBOX")
+	if !strings.Contains(un, `* FLAGS (\Seen \Answered \Flagged \Deleted \Draft $ok)`) {
+		t.Fatalf("SELECT: %s", un)
+	}
+	if un := c.ok("FETCH 1 FLAGS"); strings.TrimSpace(un) != `* 1 FETCH (UID 1 FLAGS ($ok \Seen))` {
+		t.Fatalf("FETCH: %q", un)
+	}
+}

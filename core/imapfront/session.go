@@ -133,6 +133,10 @@ func (s *session) Login(username, password string) error {
 			defer cancel()
 			acct, ferr = s.srv.migrator.FirstLogin(ctx, username, password)
 		})
+		if errors.Is(ferr, store.ErrExists) {
+			// Another connection's first login made the account meanwhile.
+			acct, ferr = s.srv.st.Authenticate(s.ctx(), username, password)
+		}
 		if ferr != nil || acct == nil {
 			if ferr == nil {
 				ferr = errors.New("no account")
@@ -149,6 +153,7 @@ func (s *session) Login(username, password string) error {
 		return imapErr(imap.ResponseCodeUnavailable, "Temporary failure, try again later")
 	}
 	s.srv.limiter.succeed(keys[1])
+	s.srv.log.Debug("imapfront: login", "user", acct.Address, "ip", s.ip)
 	s.acct = acct
 	return nil
 }
@@ -476,15 +481,33 @@ func storeFlags(flags []imap.Flag) ([]string, error) {
 	return out, nil
 }
 
-// imapFlags turns store flags into IMAP flags.
+// imapFlags turns store flags into IMAP flags, leaving out \Recent and any
+// flag that is not an atom (one copied from a lax old server would make
+// go-imap's encoder fail the whole response).
 func imapFlags(flags []string) []imap.Flag {
 	out := make([]imap.Flag, 0, len(flags))
 	for _, f := range flags {
-		if f != "" && !strings.EqualFold(f, `\Recent`) {
+		if validFlag(f) && !strings.EqualFold(f, `\Recent`) {
 			out = append(out, imap.Flag(f))
 		}
 	}
 	return out
+}
+
+// validFlag reports whether f is a flag-keyword or flag-extension (RFC 3501
+// 9), as go-imap's encoder checks it.
+func validFlag(f string) bool {
+	if f == "" || f == `\` {
+		return false
+	}
+	for i := 0; i < len(f); i++ {
+		switch c := f[i]; {
+		case c == '\\' && i == 0:
+		case c <= ' ' || c >= 0x7f, strings.IndexByte(`(){%*"\]`, c) >= 0:
+			return false
+		}
+	}
+	return true
 }
 
 // Append implements imapserver.Session (RFC 3501 6.3.11, RFC 4315
@@ -545,7 +568,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 			if lf == `\seen` {
 				unseen = false
 			}
-			if !seen[lf] && !strings.HasPrefix(f, `\`) {
+			if !seen[lf] && !strings.HasPrefix(f, `\`) && validFlag(f) {
 				seen[lf] = true
 				flags = append(flags, imap.Flag(f))
 			}
