@@ -652,6 +652,29 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		}
 	}()
 
+	// A FETCH left unread would block imapclient's reader for good (it
+	// waits for each literal to be consumed): on the way out after a
+	// failure, cut the connection, then drain what is open.
+	var reading *chunk
+	var inflight []*chunk
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		closed := make(chan struct{})
+		go func() { c.Close(); close(closed) }()
+		if reading != nil {
+			reading.cmd.Close()
+		}
+		for _, ch := range inflight {
+			ch.cmd.Close()
+		}
+		<-closed
+	}()
+	// Cancelling ctx cuts the connection, so that a read in progress ends.
+	stopCut := context.AfterFunc(ctx, func() { go c.Close() })
+	defer stopCut()
+
 	cur := &batch{}
 	flush := func(force bool) error {
 		if len(cur.msgs) == 0 && (!force || cur.last == 0) {
@@ -687,7 +710,6 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 	}
 
 	next := 0
-	var inflight []*chunk
 	issue := func() {
 		ch := &chunk{start: time.Now()}
 		var set imap.UIDSet
@@ -711,6 +733,7 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		}
 		ch := inflight[0]
 		inflight = inflight[1:]
+		reading = ch
 		// Messages are handled in the chunk's UID order (a message that
 		// comes early waits in held), so that the committed last UID never
 		// passes one not yet handled.
@@ -739,6 +762,7 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 			}
 		}
 		ferr := ch.cmd.Close()
+		reading = nil
 		var ierr *imap.Error
 		if ferr != nil && !errors.As(ferr, &ierr) {
 			return ferr // connection trouble: retried from the last commit
