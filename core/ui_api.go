@@ -862,7 +862,7 @@ func (c *Core) CheckTestAccount(ctx context.Context, s oldserver.Settings, addre
 			}
 		}
 		if len(bad) == 0 {
-			add("", "all folders", true, "%d folders, %d messages, the same counts as on the old server", len(of), total)
+			add("", "all folders", true, "%d folders, %d messages, as on the old server", len(of), total)
 		} else {
 			add("", "all folders", false, "%s", strings.Join(bad, "; "))
 		}

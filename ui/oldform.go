@@ -92,7 +92,18 @@ func newOldForm() *oldForm {
 			f.onChange()
 		}
 	}
-	f.host.OnChanged, f.imapPort.OnChanged, f.smtpPort.OnChanged, f.pin.OnChanged = changed, changed, changed, changed
+	clearing := func(fl **field) func(string) {
+		return func(s string) {
+			if *fl != nil {
+				(*fl).setError("")
+			}
+			changed(s)
+		}
+	}
+	f.host.OnChanged = clearing(&f.fHost)
+	f.imapPort.OnChanged = clearing(&f.fIMAP)
+	f.smtpPort.OnChanged = clearing(&f.fSMTP)
+	f.pin.OnChanged = clearing(&f.fPin)
 	// Switching the TLS mode moves a default port along (143/993, 25/465).
 	f.imapTLS = widget.NewSelect(tlsChoices, func(s string) {
 		swapPort(f.imapPort, tlsFromChoice(s), "143", "993")

@@ -154,3 +154,34 @@ func (u *UI) goSafe(name string, fn func() error, done func(error)) {
 		}
 	}()
 }
+
+// refreshTree refreshes o and everything in it, innermost first, so that
+// containers lay their children out again after texts changed or error
+// lines appeared: Fyne lays a container out again only when it is
+// refreshed or resized.
+func refreshTree(o fyne.CanvasObject) {
+	switch c := o.(type) {
+	case *fyne.Container:
+		for _, ch := range c.Objects {
+			refreshTree(ch)
+		}
+	case *container.Scroll:
+		refreshTree(c.Content)
+	case *container.Split:
+		refreshTree(c.Leading)
+		refreshTree(c.Trailing)
+	case *container.AppTabs:
+		if s := c.Selected(); s != nil {
+			refreshTree(s.Content)
+		}
+	case *widget.Form:
+		for _, it := range c.Items {
+			refreshTree(it.Widget)
+		}
+	case *widget.Card:
+		if c.Content != nil {
+			refreshTree(c.Content)
+		}
+	}
+	o.Refresh()
+}

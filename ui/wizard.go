@@ -50,6 +50,7 @@ var defaultLanguages = []string{"de", "ru", "ja"}
 type wizard struct {
 	u *UI
 
+	root  *fyne.Container
 	step  int
 	pages [numSteps]fyne.CanvasObject
 	stack *fyne.Container
@@ -64,8 +65,9 @@ type wizard struct {
 	taskID int
 
 	// onIdle, if set (tests), is called on the UI goroutine after every
-	// task ends, with its error.
-	onIdle func(error)
+	// task ends, with its error; onProgress after every progress update.
+	onIdle     func(error)
+	onProgress func(frac float64)
 
 	// Welcome.
 	demo       *demo.Server
@@ -104,7 +106,11 @@ type wizard struct {
 	summary   *widget.Label
 	checkList *widget.Label
 	viewer    *viewer
-	clientBox *widget.Form
+	clientBox *widget.Label
+	// checkBox holds checkList and clientBox in checkScroll; both are laid
+	// out again when their text changes.
+	checkBox    *fyne.Container
+	checkScroll *container.Scroll
 	saveBtn   *widget.Button
 	rerunBtn  *widget.Button
 }
@@ -132,15 +138,17 @@ func newWizard(u *UI) *wizard {
 	w.pages[stepMigrate] = w.migratePage()
 	w.pages[stepCheck] = w.checkPage()
 	w.stack = container.NewStack()
+	nav := container.NewBorder(nil, nil, w.back, container.NewHBox(w.stop, w.next))
+	bottom := container.NewVBox(widget.NewSeparator(), container.NewStack(w.bar, w.barInf), w.status, nav)
+	w.root = container.NewBorder(container.NewVBox(w.title, widget.NewSeparator()), bottom, nil, nil, w.stack)
 	w.show(stepWelcome)
 	return w
 }
 
-func (w *wizard) content() fyne.CanvasObject {
-	nav := container.NewBorder(nil, nil, w.back, container.NewHBox(w.stop, w.next))
-	bottom := container.NewVBox(widget.NewSeparator(), container.NewStack(w.bar, w.barInf), w.status, nav)
-	return container.NewBorder(container.NewVBox(w.title, widget.NewSeparator()), bottom, nil, nil, w.stack)
-}
+func (w *wizard) content() fyne.CanvasObject { return w.root }
+
+// relayout lays the wizard out again after texts or error lines changed.
+func (w *wizard) relayout() { refreshTree(w.root) }
 
 // show switches to step i.
 func (w *wizard) show(i int) {
@@ -202,6 +210,7 @@ func (w *wizard) setStatus(msg string, isErr bool) {
 		w.status.Importance = widget.MediumImportance
 	}
 	w.status.Refresh()
+	w.relayout()
 }
 
 // task reports progress from a long step's goroutine.
@@ -229,6 +238,9 @@ func (t task) progress(frac float64, text string) {
 		}
 		if text != "" {
 			t.w.setStatus(text, false)
+		}
+		if t.w.onProgress != nil {
+			t.w.onProgress(frac)
 		}
 	})
 }
@@ -273,6 +285,7 @@ func (w *wizard) runTask(name string, timeout time.Duration, fn func(ctx context
 		if done != nil {
 			done(err)
 		}
+		w.relayout()
 		if w.onIdle != nil {
 			w.onIdle(err)
 		}
@@ -434,7 +447,10 @@ func (w *wizard) stopDemo() {
 
 func (w *wizard) oldServerPage() fyne.CanvasObject {
 	w.old = newOldForm()
-	w.old.onChange = func() { w.probed = "" }
+	w.old.onChange = func() {
+		w.probed = ""
+		w.relayout()
+	}
 	w.probeOut = widget.NewLabel("")
 	w.probeOut.Wrapping = fyne.TextWrapWord
 	w.probeOut.Selectable = true
@@ -558,6 +574,15 @@ func (w *wizard) accountPage() fyne.CanvasObject {
 	w.fDomain = newField("Test domain", w.domain)
 	w.fAddress = newField("Test account", w.address)
 	w.fPass = newField("Password", w.password)
+	for _, f := range []*field{w.fDomain, w.fAddress, w.fPass} {
+		f := f
+		f.input.(*widget.Entry).OnChanged = func(string) {
+			if f.err.Visible() {
+				f.setError("")
+				w.relayout()
+			}
+		}
+	}
 	form := widget.NewForm(w.fDomain.formItem(), w.fAddress.formItem(), w.fPass.formItem())
 	form.Items[0].HintText = "a domain that does not exist in the real world, so no real mail can reach it"
 	form.Items[1].HintText = "an account you created for this test on the old server"
@@ -846,19 +871,21 @@ func (w *wizard) nextMigrate() {
 func (w *wizard) checkPage() fyne.CanvasObject {
 	w.summary = widget.NewLabel("")
 	w.summary.TextStyle = fyne.TextStyle{Bold: true}
+	// Short lines without wrapping: wrapped labels in a scrolled VBox
+	// overlap when their text changes after layout.
 	w.checkList = widget.NewLabel("")
-	w.checkList.Wrapping = fyne.TextWrapWord
 	w.checkList.Selectable = true
 	w.viewer = newViewer()
-	w.clientBox = widget.NewForm()
+	w.clientBox = widget.NewLabel("Shown when the checks have run.")
+	w.clientBox.Selectable = true
 	w.saveBtn = widget.NewButton("Save report…", w.saveReport)
 	w.saveBtn.Disable()
 	w.rerunBtn = widget.NewButton("Run the checks again", w.runChecks)
-	clientTitle := widget.NewLabelWithStyle("Look at the account in any IMAP client", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	w.checkBox = container.NewVBox(w.checkList, widget.NewSeparator(), widget.NewLabelWithStyle("Look at the account in any IMAP client", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), w.clientBox)
+	w.checkScroll = container.NewVScroll(w.checkBox)
 	left := container.NewBorder(
-		container.NewVBox(w.summary, container.NewHBox(w.saveBtn, w.rerunBtn)),
-		container.NewVBox(widget.NewSeparator(), clientTitle, w.clientBox), nil, nil,
-		container.NewVScroll(w.checkList))
+		container.NewVBox(w.summary, container.NewHBox(w.saveBtn, w.rerunBtn)), nil, nil, nil,
+		w.checkScroll)
 	split := container.NewHSplit(left, w.viewer.content())
 	split.Offset = 0.5
 	return split
@@ -906,25 +933,23 @@ func (w *wizard) showReport(r *core.TestReport) {
 	w.checkList.SetText(checksText(r))
 	w.viewer.set(r.Samples)
 	cs := r.Client
-	w.clientBox.Items = nil
-	add := func(k, v string) {
-		l := widget.NewLabel(v)
-		l.Selectable = true
-		l.Wrapping = fyne.TextWrapBreak
-		w.clientBox.Append(k, l)
+	port := fmt.Sprintf("%d (STARTTLS)", cs.Port)
+	if cs.Security != "STARTTLS" {
+		port = fmt.Sprintf("%d (no encryption)", cs.Port)
 	}
-	add("Server", cs.Host)
-	port := fmt.Sprintf("%d (%s)", cs.Port, cs.Security)
 	if cs.TLSPort != 0 {
-		port += fmt.Sprintf(", or %d (SSL/TLS)", cs.TLSPort)
+		port += fmt.Sprintf(" or %d (SSL/TLS)", cs.TLSPort)
 	}
-	add("Port", port)
-	add("User name", cs.User)
-	add("Password", "the test account's password on the old server")
-	if cs.Fingerprint != "" {
-		add("Certificate", "self-signed, SHA-256 "+cs.Fingerprint)
+	text := fmt.Sprintf("Server: %s\nPort: %s\nUser name: %s\nPassword: the account's password on the old server", cs.Host, port, cs.User)
+	if fp := cs.Fingerprint; fp != "" {
+		if len(fp) > 48 {
+			fp = fp[:48] + "\n        " + fp[48:]
+		}
+		text += "\nCertificate (self-signed), SHA-256:\n        " + fp
 	}
-	w.clientBox.Refresh()
+	w.clientBox.SetText(text)
+	w.checkBox.Refresh()
+	w.checkScroll.Refresh()
 	w.saveBtn.Enable()
 }
 
@@ -961,7 +986,7 @@ func (w *wizard) saveReport() {
 func checksText(r *core.TestReport) string {
 	var b strings.Builder
 	if r.OK() {
-		b.WriteString("Every sample arrived on Mailferry byte for byte identical, with the same UID, flags and date, and decodes to the text that was sent.\n\n")
+		b.WriteString("Every sample arrived byte for byte identical,\nwith the same UID, flags and date, and decodes\nto the text that was sent.\n\n")
 	}
 	var order []string
 	bySample := map[string][]core.Check{}
@@ -974,9 +999,7 @@ func checksText(r *core.TestReport) string {
 	for _, name := range order {
 		checks := bySample[name]
 		var failed []core.Check
-		var names []string
 		for _, c := range checks {
-			names = append(names, c.Name)
 			if !c.OK {
 				failed = append(failed, c)
 			}
@@ -986,17 +1009,19 @@ func checksText(r *core.TestReport) string {
 			title = "account"
 		}
 		if len(failed) == 0 {
-			detail := strings.Join(names, ", ")
-			if name == "" && len(checks) == 1 {
-				detail = checks[0].Detail
+			if name == "" {
+				for _, c := range checks {
+					fmt.Fprintf(&b, "✔ %s: %s\n", c.Name, c.Detail)
+				}
+			} else {
+				fmt.Fprintf(&b, "✔ %s: all %d checks passed\n", title, len(checks))
 			}
-			fmt.Fprintf(&b, "✔ %s — %s\n", title, detail)
 			continue
 		}
 		for _, c := range failed {
 			fmt.Fprintf(&b, "✘ %s: %s — %s\n", title, c.Name, c.Detail)
 		}
 	}
-	b.WriteString("\nSave the report for every detail (sizes, SHA-256 digests, dates).")
+	b.WriteString("\nSave the report for every detail\n(the checks, sizes, SHA-256 digests, dates).")
 	return b.String()
 }

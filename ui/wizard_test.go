@@ -33,6 +33,8 @@ type harness struct {
 	u    *UI
 	w    *wizard
 	idle chan error
+	// shots names the screenshots directory ("" for none).
+	shots string
 }
 
 func newHarness(t *testing.T) *harness {
@@ -123,7 +125,7 @@ func setText(e *widget.Entry, s string) {
 // screenshot saves the window as name.png under $MAILFERRY_SCREENSHOTS.
 func (h *harness) screenshot(name string) {
 	h.t.Helper()
-	dir := os.Getenv(screenshotsEnv)
+	dir := h.shots
 	if dir == "" {
 		return
 	}
@@ -291,9 +293,18 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 	}
 
 	// Migrate, then the checks start by themselves.
+	h.screenshot("05-migrate")
+	shot := false
+	w.onProgress = func(frac float64) {
+		if !shot && w.step == stepMigrate && frac > 0 {
+			shot = true
+			h.screenshot("05b-migrate-progress")
+		}
+	}
 	if err := h.tapTask(w.next, "migrate", 5*time.Minute); err != nil {
 		t.Fatalf("migrate step: %v", err)
 	}
+	w.onProgress = nil
 	h.mustStep(stepCheck)
 	if err := h.wait("checks", 3*time.Minute); err != nil {
 		t.Fatalf("checks: %v", err)
@@ -388,6 +399,7 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 // server, started from the welcome page.
 func TestWizardDemo(t *testing.T) {
 	h := newHarness(t)
+	h.shots = os.Getenv(screenshotsEnv)
 	w := h.w
 	h.mustStep(stepWelcome)
 	h.screenshot("01-welcome")
