@@ -450,6 +450,9 @@ type TestProgress struct {
 	Messages      int64
 	// Folder is a folder still being copied, if any.
 	Folder string
+	// Folders are the old account's folders with how many of their
+	// messages Mailferry's IMAP shows.
+	Folders []FolderProgress
 	// Error is the migration's error, if it failed.
 	Error   string
 	Elapsed time.Duration
@@ -474,6 +477,14 @@ func (p TestProgress) String() string {
 		s += fmt.Sprintf(" (%.0f messages/s)", float64(p.Messages)/p.Elapsed.Seconds())
 	}
 	return s
+}
+
+// FolderProgress is one folder of a TestProgress.
+type FolderProgress struct {
+	Name string
+	// Seen reports whether Mailferry's IMAP lists the folder yet.
+	Seen            bool
+	Messages, Total int64
 }
 
 type folderCount struct {
@@ -615,8 +626,10 @@ func (c *Core) MigrateTestAccount(ctx context.Context, s oldserver.Settings, add
 			return p, ctxErr(ctx, err)
 		}
 		p.FoldersSeen, p.FoldersDone, p.Messages, p.Folder = 0, 0, 0, ""
+		p.Folders = p.Folders[:0:0]
 		for _, f := range old {
 			n, ok := have[f.name]
+			p.Folders = append(p.Folders, FolderProgress{Name: f.name, Seen: ok, Messages: min(n, f.messages), Total: f.messages})
 			if ok {
 				p.FoldersSeen++
 			}

@@ -807,7 +807,6 @@ func (w *wizard) migratePage() fyne.CanvasObject {
 	w.migrateInfo = widget.NewLabel("")
 	w.migrateInfo.Wrapping = fyne.TextWrapWord
 	w.migrateOut = widget.NewLabel("")
-	w.migrateOut.Wrapping = fyne.TextWrapWord
 	return container.NewVScroll(container.NewVBox(w.migrateInfo, w.migrateOut))
 }
 
@@ -850,7 +849,13 @@ func (w *wizard) nextMigrate() {
 			} else if p.FoldersTotal > 0 {
 				frac = float64(p.FoldersDone) / float64(p.FoldersTotal)
 			}
-			t.progress(frac, p.String())
+			text := folderLines(p)
+			fyne.Do(func() {
+				if w.step == stepMigrate {
+					w.migrateOut.SetText(text)
+				}
+			})
+			t.progress(frac, p.String()) // lays the page out again
 		})
 		last = p
 		return err
@@ -859,8 +864,8 @@ func (w *wizard) nextMigrate() {
 			return
 		}
 		w.migrated = true
-		w.migrateOut.SetText(fmt.Sprintf("Done: %d folders and %d messages of %s are on Mailferry (%s).",
-			last.FoldersTotal, last.MessagesTotal, address, last.Elapsed.Round(100*time.Millisecond)))
+		w.migrateOut.SetText(fmt.Sprintf("Done: %d folders and %d messages of %s are on Mailferry (%s).\n\n%s",
+			last.FoldersTotal, last.MessagesTotal, address, last.Elapsed.Round(100*time.Millisecond), folderLines(last)))
 		w.report = nil
 		w.show(stepCheck)
 	})
@@ -1023,5 +1028,21 @@ func checksText(r *core.TestReport) string {
 		}
 	}
 	b.WriteString("\nSave the report for every detail\n(the checks, sizes, SHA-256 digests, dates).")
+	return b.String()
+}
+
+// folderLines lists a migration's folders, one a line, with their counts.
+func folderLines(p core.TestProgress) string {
+	var b strings.Builder
+	for _, f := range p.Folders {
+		mark := "…"
+		switch {
+		case f.Seen && f.Messages >= f.Total:
+			mark = "✔"
+		case !f.Seen:
+			mark = "·"
+		}
+		fmt.Fprintf(&b, "%s %s — %d of %d messages\n", mark, f.Name, f.Messages, f.Total)
+	}
 	return b.String()
 }
