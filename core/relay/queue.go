@@ -138,20 +138,21 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 	dispatch:
 		for _, it := range items {
-			r.inflightMu.Lock()
-			busy := r.inflight[it.ID]
-			r.inflightMu.Unlock()
-			if busy {
-				continue
-			}
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				break dispatch
 			}
+			// Check and mark at once: an item is never delivered by two
+			// goroutines (not even by two Run calls).
 			r.inflightMu.Lock()
+			busy := r.inflight[it.ID]
 			r.inflight[it.ID] = true
 			r.inflightMu.Unlock()
+			if busy {
+				<-sem
+				continue
+			}
 			wg.Add(1)
 			go func(it *store.QueueItem) {
 				defer wg.Done()
@@ -166,7 +167,14 @@ func (r *Relay) Run(ctx context.Context) error {
 					}
 				}()
 				defer r.recoverPanic("queue delivery")
-				r.deliverItem(dctx, it)
+				// it may be stale (read before an earlier delivery of the
+				// same item ended): work on the item as it is now, if it is
+				// still due.
+				cur, err := r.st.QueueItem(dctx, it.ID)
+				if err != nil || cur.BlobKey != it.BlobKey || cur.State != store.QueueQueued || cur.NextAttempt.After(time.Now()) {
+					return
+				}
+				r.deliverItem(dctx, cur)
 			}(it)
 		}
 		if ctx.Err() != nil {
@@ -395,7 +403,7 @@ func (r *Relay) deliverLocal(ctx context.Context, it *store.QueueItem, remaining
 			return remaining, false, err
 		}
 	}
-	if err := tx.QueueSetRcpts(it.ID, rest); errors.Is(err, store.ErrNotFound) {
+	if err := tx.QueueSetRcpts(it.ID, it.BlobKey, rest); errors.Is(err, store.ErrNotFound) {
 		return nil, true, nil
 	} else if err != nil {
 		return remaining, false, err
@@ -427,7 +435,7 @@ func (r *Relay) commitOutcomes(ctx context.Context, it *store.QueueItem, body []
 	// The outcome must be recorded even while shutting down.
 	wctx := context.WithoutCancel(ctx)
 	err := r.withTx(wctx, func(tx *store.Tx) error {
-		if err := tx.QueueSetRcpts(it.ID, rest); err != nil {
+		if err := tx.QueueSetRcpts(it.ID, it.BlobKey, rest); err != nil {
 			return err
 		}
 		return r.queueBounce(tx, it, body, failedOuts, route)
@@ -470,7 +478,7 @@ func (r *Relay) finishAttempt(ctx context.Context, it *store.QueueItem, body []b
 	}
 	if !expired {
 		next := time.Now().Add(r.backoff(attempts))
-		err := r.withTx(wctx, func(tx *store.Tx) error { return tx.QueueDefer(it.ID, remaining, next, lastErr) })
+		err := r.withTx(wctx, func(tx *store.Tx) error { return tx.QueueDefer(it.ID, it.BlobKey, remaining, next, lastErr) })
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			r.log.Error("defer queue item", "queue_id", it.ID, "err", err)
 			return
@@ -505,7 +513,7 @@ func (r *Relay) finishAttempt(ctx context.Context, it *store.QueueItem, body []b
 		_, via, _ = store.SplitAddress(remaining[0])
 	}
 	err := r.withTx(wctx, func(tx *store.Tx) error {
-		if err := tx.QueueDelete(it.ID); err != nil {
+		if err := tx.QueueDelete(it.ID, it.BlobKey); err != nil {
 			return err
 		}
 		return r.queueBounce(tx, it, body, fails, via)

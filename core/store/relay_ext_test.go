@@ -21,12 +21,34 @@ func TestQueueTxOps(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Narrowing does not count an attempt.
+	item, err := s.QueueItem(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := item.BlobKey
+
+	// An item is named by ID and blob: the wrong blob is not found.
 	tx, err := s.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.QueueSetRcpts(id, []string{"c@y.test", "d@y.test"}); err != nil {
+	if err := tx.QueueSetRcpts(id, "0000", []string{"x@y.test"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("QueueSetRcpts with another blob = %v", err)
+	}
+	if err := tx.QueueDefer(id, "0000", []string{"x@y.test"}, time.Now(), "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("QueueDefer with another blob = %v", err)
+	}
+	if err := tx.QueueDelete(id, "0000"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("QueueDelete with another blob = %v", err)
+	}
+	tx.Rollback()
+
+	// Narrowing does not count an attempt.
+	tx, err = s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueueSetRcpts(id, key, []string{"c@y.test", "d@y.test"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -43,15 +65,15 @@ func TestQueueTxOps(t *testing.T) {
 	// Defer counts an attempt and moves the due time; a rolled back one does not.
 	next := time.Now().Add(time.Hour).Truncate(time.Second)
 	tx, _ = s.Begin(ctx)
-	if err := tx.QueueDefer(id, []string{"d@y.test"}, next, "451 later"); err != nil {
+	if err := tx.QueueDefer(id, key, []string{"d@y.test"}, next, "451 later"); err != nil {
 		t.Fatal(err)
 	}
 	tx.Rollback()
 	tx, _ = s.Begin(ctx)
-	if err := tx.QueueDefer(id, nil, next, "x"); !errors.Is(err, store.ErrInvalid) {
+	if err := tx.QueueDefer(id, key, nil, next, "x"); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("QueueDefer without recipients = %v", err)
 	}
-	if err := tx.QueueDefer(id, []string{"d@y.test"}, next, "451 later"); err != nil {
+	if err := tx.QueueDefer(id, key, []string{"d@y.test"}, next, "451 later"); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -73,10 +95,10 @@ func TestQueueTxOps(t *testing.T) {
 
 	// Empty recipients delete; a second delete is ErrNotFound; the blob goes.
 	tx, _ = s.Begin(ctx)
-	if err := tx.QueueSetRcpts(id, nil); err != nil {
+	if err := tx.QueueSetRcpts(id, key, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.QueueDelete(id); !errors.Is(err, store.ErrNotFound) {
+	if err := tx.QueueDelete(id, key); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second delete = %v", err)
 	}
 	if err := tx.Commit(); err != nil {
