@@ -1118,19 +1118,23 @@ func (c *Core) Dashboard(ctx context.Context) (*Dashboard, error) {
 	return d, nil
 }
 
-// PreMigrate copies the given users of a migrating domain now, in bulk,
-// logging in to the old server as the master user for each (Dovecot
-// "user*master" or SASL PLAIN with an authorization identity, RFC 4616), so
-// users who never log in still get their mail. progress (if not nil) gets
-// the number of users finished. Failures of single users are in the
-// results; the error is non-nil only when ctx ended or the engine stopped.
-func (c *Core) PreMigrate(ctx context.Context, domain string, users []string, masterUser, masterPassword string, progress func(done, total int)) ([]migrate.UserResult, error) {
-	if masterUser == "" || masterPassword == "" {
-		return nil, errors.New("give the old server's master user and its password")
-	}
+// PreMigrate copies the given users of a migrating domain now, in bulk, so
+// users who never log in still get their mail. A user with a password logs
+// in to the old server with it; the others through the master user
+// (Dovecot "user*master" or SASL PLAIN with an authorization identity, RFC
+// 4616). progress (if not nil) gets the number of users finished. Failures
+// of single users are in the results; the error is non-nil only for
+// missing credentials, or when ctx ended or the engine stopped.
+func (c *Core) PreMigrate(ctx context.Context, domain string, users []migrate.Credentials, masterUser, masterPassword string, progress func(done, total int)) ([]migrate.UserResult, error) {
 	creds := make([]migrate.Credentials, len(users))
 	for i, u := range users {
-		creds[i] = migrate.Credentials{Address: u, MasterUser: masterUser, MasterPassword: masterPassword}
+		creds[i] = u
+		if u.Password == "" {
+			if masterUser == "" || masterPassword == "" {
+				return nil, fmt.Errorf("%s has no password: give the old server's master user and its password, or a password for each user (address,password)", u.Address)
+			}
+			creds[i].MasterUser, creds[i].MasterPassword = masterUser, masterPassword
+		}
 	}
 	var done sync.Map
 	var mu sync.Mutex
@@ -1244,34 +1248,40 @@ func (c *Core) Readiness(ctx context.Context, domain string, expected []string) 
 	return r, nil
 }
 
-// ParseUserList splits a list of addresses as an admin pastes it (one per
-// line, or separated by commas, semicolons or spaces; a CSV's first column)
-// and checks each is an address of domain.
-func ParseUserList(text, domain string) ([]string, error) {
-	var out []string
+// ParseUserList reads the users an admin pastes: one a line, "address"
+// or "address,password" (migrate.ReadUsersCSV; a local part without "@"
+// is taken as one of domain). Every address must be of domain.
+func ParseUserList(text, domain string) ([]migrate.Credentials, error) {
+	domain, err := CheckDomainName(domain)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := migrate.ReadUsersCSV(strings.NewReader(text))
+	if err != nil {
+		return nil, errors.New(strings.TrimPrefix(err.Error(), "migrate: users file "))
+	}
 	var bad []string
-	seen := map[string]bool{}
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	for i := range creds {
+		a := strings.ToLower(creds[i].Address)
+		if !strings.Contains(a, "@") {
+			a += "@" + domain
 		}
-		if i := strings.IndexAny(line, ",;\t "); i >= 0 {
-			line = line[:i]
+		if _, d, err := store.SplitAddress(a); err != nil || d != domain {
+			bad = append(bad, creds[i].Address)
 		}
-		a := strings.ToLower(strings.Trim(line, "<>\""))
-		_, d, err := store.SplitAddress(a)
-		if err != nil || !strings.EqualFold(d, domain) {
-			bad = append(bad, line)
-			continue
-		}
-		if !seen[a] {
-			seen[a] = true
-			out = append(out, a)
-		}
+		creds[i].Address = a
 	}
 	if len(bad) > 0 {
-		return out, fmt.Errorf("not addresses of %s: %s", domain, strings.Join(bad, ", "))
+		return nil, fmt.Errorf("not addresses of %s: %s", domain, strings.Join(bad, ", "))
 	}
-	return out, nil
+	return creds, nil
+}
+
+// Addresses returns the addresses of creds.
+func Addresses(creds []migrate.Credentials) []string {
+	out := make([]string, len(creds))
+	for i, c := range creds {
+		out[i] = c.Address
+	}
+	return out
 }

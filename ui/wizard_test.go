@@ -416,6 +416,79 @@ func TestWizardDemo(t *testing.T) {
 	test.Tap(w.next)
 	s := demoSettings(w.demo)
 	h.runWizard(s, w.demo.Domain(), w.address.Text, w.password.Text)
+	h.readiness(w.demo.Domain(), "bob@example.test", "bob-demo-pw")
+}
+
+// readiness drives the "Disable migration" dialog: the readiness check
+// finds users who never logged in, a user without a password cannot be
+// pre-migrated without a master user, pre-migrating with a password
+// works, and then migration can be turned off.
+func (h *harness) readiness(domain, user, password string) {
+	t := h.t
+	d := h.u.dash
+	var ds core.DomainStatus
+	for _, x := range d.snap.Domains {
+		if x.Name == domain {
+			ds = x
+		}
+	}
+	done := make(chan error, 4)
+	r := d.newReadinessDialog(ds)
+	r.onDone = func(what string, err error) { done <- err }
+	r.dlg.Show()
+	wait := func(what string) error {
+		t.Helper()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("%s: no result", what)
+			return nil
+		}
+	}
+	setText(r.users, user+","+password+"\ncarol")
+	test.Tap(r.check)
+	if err := wait("check"); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if r.ready == nil || r.ready.Ready() || len(r.ready.NeverLoggedIn) != 2 || !strings.Contains(r.result.Text, "never logged in") {
+		t.Fatalf("readiness = %+v, text %q", r.ready, r.result.Text)
+	}
+	if r.disable.Text != "Disable anyway" {
+		t.Errorf("disable button says %q", r.disable.Text)
+	}
+	h.screenshot("08-readiness")
+	// carol has no password and there is no master user.
+	test.Tap(r.pre)
+	if err := wait("pre-migrate without credentials"); err == nil {
+		t.Fatal("pre-migrate ran without credentials")
+	}
+	if !r.fMaster.err.Visible() {
+		t.Error("no error on the master user field")
+	}
+	setText(r.users, user+","+password)
+	test.Tap(r.pre)
+	if err := wait("pre-migrate"); err != nil {
+		t.Fatalf("pre-migrate: %v (%s)", err, r.result.Text)
+	}
+	test.Tap(r.check)
+	if err := wait("check again"); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if !r.ready.Ready() {
+		t.Fatalf("not ready after pre-migrating: %s", r.result.Text)
+	}
+	if a, err := h.core.Store().Account(t.Context(), user); err != nil || a.Migration != "done" {
+		t.Fatalf("%s after pre-migration: %+v, %v", user, a, err)
+	}
+	test.Tap(r.disable)
+	if err := wait("disable"); err != nil {
+		t.Fatalf("disable: %v", err)
+	}
+	dom, err := h.core.Store().Domain(t.Context(), domain)
+	if err != nil || dom.Migrating {
+		t.Fatalf("domain after disable: %+v, %v", dom, err)
+	}
 }
 
 // TestWizardDovecot drives the wizard against the real Dovecot + Postfix
