@@ -724,3 +724,39 @@ func TestOddStoredFlags(t *testing.T) {
 		t.Fatalf("FETCH: %q", un)
 	}
 }
+
+// TestLogoutAnswered: the last words before the server closes a connection
+// (BYE and LOGOUT's OK) reach the client; writes are coalesced, so Close
+// must send what is pending.
+func TestLogoutAnswered(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.login()
+	c.send("z LOGOUT\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "* BYE") {
+		t.Fatalf("LOGOUT: %q", l)
+	}
+	if l := c.line(); !strings.HasPrefix(l, "z OK") {
+		t.Fatalf("LOGOUT: %q", l)
+	}
+	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.r.ReadByte(); err == nil {
+		t.Fatalf("data after LOGOUT: %q", n)
+	}
+	// Pipelined commands are all answered, in order.
+	c2 := e.dial()
+	c2.send("a LOGIN " + user + " " + pass + "\r\nb SELECT INBOX\r\nc NOOP\r\nd LOGOUT\r\n")
+	var tags []string
+	for {
+		c2.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		l, err := c2.r.ReadString('\n')
+		if err != nil {
+			break
+		}
+		if !strings.HasPrefix(l, "*") {
+			tags = append(tags, strings.Fields(l)[0])
+		}
+	}
+	if strings.Join(tags, "") != "abcd" {
+		t.Fatalf("pipelined answers: %v", tags)
+	}
+}

@@ -174,7 +174,7 @@ func New(opts *Options) (*Server, error) {
 // Serve accepts IMAP connections on ln (port 143 style: STARTTLS is offered
 // when Options.TLSConfig is set). It returns nil after Close.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.imap.Serve(ln)
+	return s.imap.Serve(coalescingListener{Listener: ln, log: s.log})
 }
 
 // ServeTLS accepts implicit-TLS IMAP connections on ln (port 993, RFC 8314).
@@ -182,7 +182,7 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if s.tls == nil {
 		return errors.New("imapfront: ServeTLS needs Options.TLSConfig")
 	}
-	return s.imap.Serve(tls.NewListener(ln, s.tls))
+	return s.imap.Serve(tls.NewListener(coalescingListener{Listener: ln, log: s.log}, s.tls))
 }
 
 // Close stops all listeners and closes all connections.

@@ -1,0 +1,160 @@
+package imapfront
+
+import (
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// go-imap's server flushes its buffer after every response line, so a
+// FETCH of 20,000 messages costs 20,000 write system calls. coalescingConn
+// gathers those writes and sends them together: when its buffer is full,
+// before the server reads again (so a command's answer is always complete
+// on the wire before the next command is read), on Close, and at the
+// latest flushDelay after the first unsent byte (IDLE updates written while
+// the server waits for DONE).
+
+const (
+	coalesceSize = 64 << 10
+	flushDelay   = time.Millisecond
+	// flushTimeout bounds a write the server itself did not set a deadline
+	// for (a delayed flush runs after go-imap cleared its own).
+	flushTimeout = 30 * time.Second
+)
+
+type coalescingListener struct {
+	net.Listener
+	log *slog.Logger
+}
+
+func (l coalescingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &coalescingConn{Conn: c, log: l.log}, nil
+}
+
+type coalescingConn struct {
+	net.Conn
+	log *slog.Logger
+
+	mu       sync.Mutex
+	buf      []byte
+	timer    *time.Timer
+	armed    bool
+	err      error
+	deadline time.Time // the write deadline go-imap set, if any
+}
+
+func (c *coalescingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	if len(c.buf)+len(p) > coalesceSize {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+		if len(p) >= coalesceSize {
+			n, err := c.Conn.Write(p)
+			if err != nil {
+				c.err = err
+			}
+			return n, err
+		}
+	}
+	c.buf = append(c.buf, p...)
+	if !c.armed {
+		c.armed = true
+		if c.timer == nil {
+			c.timer = time.AfterFunc(flushDelay, c.timedFlush)
+		} else {
+			c.timer.Reset(flushDelay)
+		}
+	}
+	return len(p), nil
+}
+
+func (c *coalescingConn) timedFlush() {
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("imapfront: panic flushing a connection", "panic", v, "stack", stack())
+		}
+	}()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.armed = false
+	c.flushLocked()
+}
+
+// flushLocked sends the buffer; c.mu is held.
+func (c *coalescingConn) flushLocked() error {
+	if c.err != nil {
+		return c.err
+	}
+	if len(c.buf) == 0 {
+		return nil
+	}
+	if c.deadline.IsZero() {
+		c.Conn.SetWriteDeadline(time.Now().Add(flushTimeout))
+	}
+	_, err := c.Conn.Write(c.buf)
+	if c.deadline.IsZero() {
+		c.Conn.SetWriteDeadline(time.Time{})
+	}
+	c.buf = c.buf[:0]
+	if cap(c.buf) > 4*coalesceSize {
+		c.buf = nil
+	}
+	if err != nil {
+		c.err = err
+	}
+	return err
+}
+
+func (c *coalescingConn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushLocked()
+}
+
+func (c *coalescingConn) Read(p []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *coalescingConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *coalescingConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *coalescingConn) Close() error {
+	c.mu.Lock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.err == nil && len(c.buf) > 0 {
+		// Last words (BYE, LOGOUT's OK): a short bound, the peer may be gone.
+		c.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		c.flushLocked()
+	}
+	if c.err == nil {
+		c.err = net.ErrClosed
+	}
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
