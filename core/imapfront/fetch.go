@@ -159,7 +159,7 @@ func binarySection(raw []byte, sec *imap.FetchItemBinarySection) (out []byte) {
 	if len(sec.Part) > maxDepth {
 		return []byte{}
 	}
-	e := parseEntity(raw)
+	e := parseMessage(raw)
 	for _, n := range sec.Part {
 		var ok bool
 		if e, ok = e.child(n); !ok {

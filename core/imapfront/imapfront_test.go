@@ -424,10 +424,12 @@ const eightBit = "From: Jérôme <jerome@exemple.test>\r\nSubject: Été à Pari
 
 const multipart = "From: a@example.test\r\nSubject: parts\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\npreamble\r\n--b1\r\nContent-Type: text/plain\r\n\r\nfirst part\r\n--b1\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nFrom: in@example.test\n\ninner body\r\n--b1--\r\nepilogue\r\n"
 
+const topRFC822 = "Content-Type: message/rfc822\r\n\r\nSubject: wrapped\r\n\r\nwrapped body\r\n"
+
 func TestBodyExact(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.login()
-	msgs := []string{noFinalCRLF, eightBit, multipart, "Subject: lf only\n\nbody\nmore\n"}
+	msgs := []string{noFinalCRLF, eightBit, multipart, "Subject: lf only\n\nbody\nmore\n", topRFC822}
 	for _, m := range msgs {
 		if tagged := c.appendMsg("INBOX", `(\Flagged) "02-Jan-2006 15:04:05 +0100"`, m); !strings.Contains(tagged, "OK") {
 			t.Fatal(tagged)
@@ -463,6 +465,11 @@ func TestBodyExact(t *testing.T) {
 		{3, "BODY[2.1]", "inner body"},
 		{3, "BODY[3]", ""},
 		{4, "BODY[TEXT]", "body\nmore\n"},
+		{5, "BODY[1]", "Subject: wrapped\r\n\r\nwrapped body\r\n"},
+		{5, "BODY[1.1]", "wrapped body\r\n"},
+		{5, "BODY[1.HEADER]", "Subject: wrapped\r\n\r\n"},
+		{5, "BODY[1.TEXT]", "wrapped body\r\n"},
+		{5, "BODY[2]", ""},
 	} {
 		t.Run(fmt.Sprintf("%d %s", tc.seq, tc.item), func(t *testing.T) {
 			peek := strings.Replace(tc.item, "BODY[", "BODY.PEEK[", 1)

@@ -19,6 +19,9 @@ type entity struct {
 	// digest is true when the entity is a part of a multipart/digest, where
 	// the default type is message/rfc822 (RFC 2046 5.1.5).
 	digest bool
+	// root is true for a whole message (the top one or an encapsulated
+	// one), whose part 1, when it is not a multipart, is its own body.
+	root bool
 }
 
 // splitHeader splits raw bytes at the first empty line; the header keeps
@@ -42,6 +45,12 @@ func splitHeader(raw []byte) (header, body []byte) {
 func parseEntity(raw []byte) entity {
 	h, b := splitHeader(raw)
 	return entity{header: h, body: b}
+}
+
+func parseMessage(raw []byte) entity {
+	e := parseEntity(raw)
+	e.root = true
+	return e
 }
 
 // headerFields splits a raw header into its fields, each with its
@@ -185,12 +194,14 @@ func (e entity) childDepth(n, depth int) (entity, bool) {
 		c := parseEntity(parts[n-1])
 		c.digest = t == "multipart/digest"
 		return c, true
-	case t == "message/rfc822" || t == "message/global":
-		return parseEntity(e.body).childDepth(n, depth+1)
+	case (t == "message/rfc822" || t == "message/global") && !e.root:
+		// The parts of an encapsulated message number below its part.
+		return parseMessage(e.body).childDepth(n, depth+1)
 	default:
 		if n != 1 {
 			return entity{}, false
 		}
+		e.root = false
 		return e, true
 	}
 }
@@ -202,7 +213,7 @@ func extractSection(raw []byte, sec *imap.FetchItemBodySection) (out []byte, ok 
 	if len(sec.Part) > maxDepth {
 		return nil, false
 	}
-	e := parseEntity(raw)
+	e := parseMessage(raw)
 	for _, n := range sec.Part {
 		if e, ok = e.child(n); !ok {
 			return nil, false
@@ -217,7 +228,7 @@ func extractSection(raw []byte, sec *imap.FetchItemBodySection) (out []byte, ok 
 		}
 		// HEADER and TEXT of a part name its encapsulated message.
 		if t, _ := e.mediaType(); t == "message/rfc822" || t == "message/global" {
-			e = parseEntity(e.body)
+			e = parseMessage(e.body)
 		}
 	}
 	switch sec.Specifier {

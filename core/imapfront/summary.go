@@ -34,7 +34,7 @@ func summarize(raw []byte) (env *imap.Envelope, bs imap.BodyStructure) {
 		}
 	}()
 	env = imapserver.ExtractEnvelope(lenientHeader(raw))
-	if tooDeep(parseEntity(raw), maxDepth) {
+	if tooDeep(parseMessage(raw), maxDepth) {
 		return env, plainStructure(raw)
 	}
 	bs = sanitizeStructure(imapserver.ExtractBodyStructure(bytes.NewReader(raw)), 0)
