@@ -10,7 +10,7 @@
 //     served; only its ENVELOPE and BODYSTRUCTURE are best effort.
 //   - ENVELOPE and BODYSTRUCTURE come from the store's cache (see Summarize);
 //     a message is parsed only when its cache entry is missing or unreadable,
-//     and the result is then kept with store.SetMessageCache.
+//     and the result is then kept with store.SetMessageCaches.
 //   - Each session numbers messages from its own snapshot of the mailbox's
 //     UIDs. The snapshot changes only when the session reports the change to
 //     its client: EXISTS for new messages, EXPUNGE (only where RFC 3501
@@ -76,6 +76,7 @@ type LoginRateLimit struct {
 
 // Options configures a Server. Store is required.
 type Options struct {
+	// Store is the mail store served; required.
 	Store *store.Store
 	// Migrator handles first logins of unknown users; nil means none (an
 	// unknown user simply fails to log in).
