@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -505,6 +506,7 @@ type pending struct {
 // batch is what one store transaction commits.
 type batch struct {
 	msgs  []*pending
+	arena []byte // holds the bodies of msgs (those not over BatchBytes)
 	bytes int64
 	last  uint32 // highest old UID below which everything was handled
 	first time.Time
@@ -513,8 +515,18 @@ type batch struct {
 var fetchItems = &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
 	BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
 
+// readError is a failure while reading a message's literal. The command it
+// belongs to must then not be drained: imapclient's reader has moved on
+// (the literal's end was signalled by the error) and reading the literal
+// again would race with it. Closing the client is the way out.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
 // readMessage reads one FETCH response, the body into memory (capped).
-func readMessage(msg *imapclient.FetchMessageData, maxSize int64) (*pending, error) {
+// alloc gives the buffer for a body of n bytes.
+func readMessage(msg *imapclient.FetchMessageData, maxSize int64, alloc func(n int64) ([]byte, error)) (*pending, error) {
 	p := &pending{}
 	for item := msg.Next(); item != nil; item = msg.Next() {
 		switch it := item.(type) {
@@ -542,9 +554,12 @@ func readMessage(msg *imapclient.FetchMessageData, maxSize int64) (*pending, err
 				p.tooBig = true
 				continue // the rest is discarded by Next
 			}
-			p.body = make([]byte, n)
+			var err error
+			if p.body, err = alloc(n); err != nil {
+				return nil, err
+			}
 			if _, err := io.ReadFull(it.Literal, p.body); err != nil {
-				return nil, fmt.Errorf("read message %d: %w", p.uid, err)
+				return nil, &readError{fmt.Errorf("read message %d: %w", p.uid, err)}
 			}
 		}
 	}
@@ -618,8 +633,14 @@ type chunk struct {
 // fetchAndCommit streams the given UIDs (ascending) into the store.
 func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, state string, uids []uint32, sizes []int64) (retErr error) {
 	// The committer runs beside the reader so the network does not wait for
-	// the disk; at most one batch waits for it.
-	commits := make(chan *batch, 1)
+	// the disk; the reader fills the next batch while one commits.
+	commits := make(chan *batch)
+	// Bodies are read into two arenas of BatchBytes that go back and forth
+	// between the reader and the committer, so that memory stays bounded
+	// and the garbage collector has little to do.
+	arenas := make(chan []byte, 2)
+	arenas <- nil
+	arenas <- nil
 	var cerr error
 	var cmu sync.Mutex
 	cdone := make(chan struct{})
@@ -630,12 +651,18 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 			failed := cerr != nil
 			cmu.Unlock()
 			if failed {
+				if b.arena != nil {
+					arenas <- b.arena[:0]
+				}
 				continue
 			}
 			if err := e.commit(ctx, acct, p, state, b); err != nil {
 				cmu.Lock()
 				cerr = err
 				cmu.Unlock()
+			}
+			if b.arena != nil {
+				arenas <- b.arena[:0] // never blocks: at most cap(arenas) exist
 			}
 		}
 	})
@@ -663,6 +690,11 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		}
 		closed := make(chan struct{})
 		go func() { c.Close(); close(closed) }()
+		var re *readError
+		if errors.As(retErr, &re) {
+			<-closed
+			return
+		}
 		if reading != nil {
 			reading.cmd.Close()
 		}
@@ -694,6 +726,43 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		}
 		cur = &batch{last: cur.last}
 		return nil
+	}
+	takeArena := func() error {
+		select {
+		case a := <-arenas:
+			if a == nil {
+				a = make([]byte, 0, e.opts.BatchBytes)
+			}
+			cur.arena = a
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	alloc := func(n int64) ([]byte, error) {
+		if n > e.opts.BatchBytes {
+			return make([]byte, n), nil
+		}
+		if cur.arena == nil {
+			if err := takeArena(); err != nil {
+				return nil, err
+			}
+		}
+		if int64(cap(cur.arena)-len(cur.arena)) < n {
+			if len(cur.msgs) == 0 {
+				cur.arena = cur.arena[:0] // only bodies copied out (held) were here
+			} else {
+				if err := flush(true); err != nil {
+					return nil, err
+				}
+				if err := takeArena(); err != nil {
+					return nil, err
+				}
+			}
+		}
+		l := len(cur.arena)
+		cur.arena = cur.arena[:l+int(n)]
+		return cur.arena[l : l+int(n) : l+int(n)], nil
 	}
 	add := func(m *pending) error {
 		if len(cur.msgs) == 0 {
@@ -741,7 +810,7 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		held := map[uint32]*pending{}
 		pos := 0
 		for msg := ch.cmd.Next(); msg != nil; msg = ch.cmd.Next() {
-			m, err := readMessage(msg, e.opts.MaxMessageSize)
+			m, err := readMessage(msg, e.opts.MaxMessageSize, alloc)
 			if err != nil {
 				return err
 			}
@@ -759,6 +828,9 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 				}
 				cur.last = max(cur.last, u)
 				pos++
+			}
+			if hm := held[m.uid]; hm != nil && hm.body != nil {
+				hm.body = bytes.Clone(hm.body) // it waits: out of the arena
 			}
 		}
 		ferr := ch.cmd.Close()
@@ -783,7 +855,7 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 					delete(held, u)
 					err = e.handle(m, add, skip)
 				} else {
-					err = e.fetchOne(c, u, add, skip, ferr != nil)
+					err = e.fetchOne(c, u, alloc, add, skip, ferr != nil)
 				}
 				if err != nil {
 					return err
@@ -819,14 +891,13 @@ func (e *Engine) handle(m *pending, add func(*pending) error, skip func(uint32, 
 // it. A message the server still refuses (NO) is reported and skipped; one
 // it does not send at all was expunged meanwhile (reported only if the
 // chunk was refused).
-func (e *Engine) fetchOne(c *imapclient.Client, u uint32, add func(*pending) error, skip func(uint32, string), refused bool) error {
+func (e *Engine) fetchOne(c *imapclient.Client, u uint32, alloc func(int64) ([]byte, error), add func(*pending) error, skip func(uint32, string), refused bool) error {
 	cmd := c.Fetch(imap.UIDSetNum(imap.UID(u)), fetchItems)
 	var got *pending
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-		m, err := readMessage(msg, e.opts.MaxMessageSize)
+		m, err := readMessage(msg, e.opts.MaxMessageSize, alloc)
 		if err != nil {
-			cmd.Close()
-			return err
+			return err // the caller closes the client
 		}
 		if m.uid == u && m.gotBody {
 			got = m

@@ -26,7 +26,7 @@ type Options struct {
 	// Accounts is how many accounts are copied at once; 0 means 4.
 	Accounts int
 	// ConnsPerAccount is how many old-server connections one account's copy
-	// uses (INBOX is always copied first, on one); 0 means 3.
+	// uses (INBOX is always copied first, on one); 0 means 2.
 	ConnsPerAccount int
 	// CatchUpInterval is how often accounts whose old-server credentials are
 	// in memory are checked for new mail on the old server while their
@@ -37,7 +37,7 @@ type Options struct {
 	// account triggered by LoggedIn; 0 means 15 seconds, negative means none.
 	CatchUpDebounce time.Duration
 	// BatchMessages and BatchBytes bound one store transaction; 0 means 200
-	// messages and 4 MiB. BatchDelay commits a batch once its first message
+	// messages and 1 MiB. BatchDelay commits a batch once its first message
 	// waited that long; 0 means 250ms.
 	BatchMessages int
 	BatchBytes    int64
@@ -129,12 +129,12 @@ func New(opts Options) (*Engine, error) {
 		}
 	}
 	def(&opts.Accounts, 4)
-	def(&opts.ConnsPerAccount, 3)
+	def(&opts.ConnsPerAccount, 2)
 	def(&opts.BatchMessages, 200)
 	def(&opts.ChunkMessages, 500)
 	def(&opts.Retries, 5)
 	if opts.BatchBytes <= 0 {
-		opts.BatchBytes = 4 << 20
+		opts.BatchBytes = 1 << 20
 	}
 	if opts.ChunkBytes <= 0 {
 		opts.ChunkBytes = 32 << 20
@@ -517,6 +517,12 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 		a.MessagesRate, a.BytesRate = 0, 0
 	})
 	e.log.Info("migrate: job started", "account", acct.Address, "catchup", catchUp)
+	if !catchUp {
+		// The account was just made: hashing its password (argon2id) left
+		// about 19 MiB of garbage that would otherwise set the collector's
+		// pace for the whole copy. Give it back once, before streaming.
+		debug.FreeOSMemory()
+	}
 	err = e.copyAccount(ctx, acct, s, cred, catchUp)
 	if ctx.Err() != nil {
 		// Stopped: the state stays as it is and the copy resumes later.

@@ -201,7 +201,7 @@ func (e *Engine) verifyFolder(ctx context.Context, c *imapclient.Client, o *oldM
 						h := sha256.New()
 						n, err := io.Copy(h, it.Literal)
 						if err != nil {
-							cmd.Close()
+							c.Close() // not cmd.Close: see readError
 							return nil, err
 						}
 						s.size, s.sum = n, hex.EncodeToString(h.Sum(nil))

@@ -1,0 +1,285 @@
+package migrate_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailferry/core/migrate"
+	"mailferry/core/oldserver/oldtest"
+	"mailferry/core/store"
+)
+
+// seedMaildir writes n messages straight into user's Maildir (much faster
+// than APPEND for big mailboxes) and returns their total size. Dovecot
+// gives them UIDs when the mailbox is next opened.
+func seedMaildir(tb testing.TB, srv *oldtest.Server, userName, mailbox string, n int, size func(i int) int) int64 {
+	tb.Helper()
+	addr, _ := srv.Address(tb, userName)
+	local := addr[:strings.IndexByte(addr, '@')]
+	if mailbox != "INBOX" {
+		srv.CreateMailbox(tb, userName, mailbox, true)
+	} else {
+		c := srv.Dial(tb, userName)
+		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+			tb.Fatal(err)
+		}
+		c.Logout().Wait()
+	}
+	root := filepath.Join(srv.StateDir, "mail", oldtest.Domain, local, "Maildir")
+	dir := root
+	if mailbox != "INBOX" {
+		dir = filepath.Join(root, "."+strings.ReplaceAll(mailbox, string(srv.Separator), "."))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cur")); err != nil {
+		tb.Fatalf("maildir of %s %q: %v", userName, mailbox, err)
+	}
+	vm, err := user.Lookup("vmail")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(vm.Uid)
+	gid, _ := strconv.Atoi(vm.Gid)
+	var total int64
+	base := time.Date(2019, 6, 1, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < n; i++ {
+		raw := bigMessage(fmt.Sprintf("%s %s %d", local, mailbox, i), size(i))
+		total += int64(len(raw))
+		flags := ""
+		if i%2 == 0 {
+			flags = "S"
+		}
+		name := filepath.Join(dir, "cur", fmt.Sprintf("%d.M%dP1.seed:2,%s", base.Unix()+int64(i), i, flags))
+		if err := os.WriteFile(name, raw, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		os.Chown(name, uid, gid)
+		d := base.Add(time.Duration(i) * time.Minute)
+		os.Chtimes(name, d, d)
+	}
+	// Let Dovecot index the mailbox now, not in the timed part.
+	c := srv.Dial(tb, userName)
+	if _, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		tb.Fatal(err)
+	}
+	c.Logout().Wait()
+	return total
+}
+
+// bigMessage makes a unique message of about size bytes.
+func bigMessage(subject string, size int) []byte {
+	var b strings.Builder
+	b.Grow(size + 512)
+	fmt.Fprintf(&b, "From: Sender <sender@example.org>\r\nTo: user@example.test\r\nSubject: %s\r\nMessage-ID: <%s@example.org>\r\n\r\n", subject, strings.ReplaceAll(subject, " ", "."))
+	const line = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n"
+	for b.Len() < size {
+		b.WriteString(line)
+	}
+	return []byte(b.String())
+}
+
+// sizeOf gives varied message sizes averaging about 50 kB: most small, some
+// with attachments, a few large.
+func sizeOf(i int) int {
+	switch {
+	case i%20 == 7:
+		return 300_000 + i%5*60_000 // 5%: 300-540 kB
+	case i%4 == 1:
+		return 40_000 + i%11*8_000 // 25%: 40-120 kB
+	default:
+		return 3_000 + i%13*1_200 // 70%: 3-18 kB
+	}
+}
+
+// rawDownload is the floor: one connection, UID FETCH 1:* BODY.PEEK[] per
+// folder, bytes dropped.
+func rawDownload(tb testing.TB, srv *oldtest.Server, userName string, folders []string) (time.Duration, int64) {
+	c := srv.Dial(tb, userName)
+	defer func() { c.Logout().Wait() }()
+	start := time.Now()
+	var n int64
+	for _, f := range folders {
+		if _, err := c.Select(f, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			tb.Fatal(err)
+		}
+		cmd := c.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+			for item := msg.Next(); item != nil; item = msg.Next() {
+				if b, ok := item.(imapclient.FetchItemDataBodySection); ok && b.Literal != nil {
+					k, _ := io.Copy(io.Discard, b.Literal)
+					n += k
+				}
+			}
+		}
+		if err := cmd.Close(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return time.Since(start), n
+}
+
+// peakRSS reads the process's peak resident set size (VmHWM) in bytes.
+func peakRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return -1
+}
+
+func curRSS() string {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") || strings.HasPrefix(l, "RssAnon:") {
+			return strings.Join(strings.Fields(l), "")
+		}
+	}
+	return ""
+}
+
+// resetPeakRSS starts a new VmHWM measurement (Linux: clear_refs 5).
+func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// BenchmarkMigrate5000 copies a mailbox of 5,000 messages (about 250 MB,
+// varied sizes, four folders) from Dovecot and reports, beside the time per
+// copy, the raw-download floor measured in the same run, the ratio, the
+// rates and the peak RSS during the copy.
+func BenchmarkMigrate5000(b *testing.B) {
+	srv := oldtest.Start(b, &oldtest.Options{Fsync: "never"})
+	folders := []string{"INBOX", "Archive", "Sent", "Lists"}
+	counts := []int{2000, 1500, 1000, 500}
+	var total int64
+	k := 0
+	for i, f := range folders {
+		total += seedMaildir(b, srv, "alice", f, counts[i], func(j int) int { return sizeOf(k + j) })
+		k += counts[i]
+	}
+	addr, pass := srv.Address(b, "alice")
+	rawDownload(b, srv, "alice", folders) // warm the old server's caches
+	floor, floorBytes := rawDownload(b, srv, "alice", folders)
+	if floorBytes != total {
+		b.Fatalf("floor read %d bytes, seeded %d", floorBytes, total)
+	}
+	ctx := context.Background()
+	var elapsed time.Duration
+	var peak int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		st, _ := setup(b, srv.IMAPAddr)
+		e := newEngine(b, st, nil)
+		debug.FreeOSMemory() // drop the seeding's garbage before measuring
+		resetPeakRSS()
+		base := peakRSS()
+		stopSample := make(chan struct{})
+		var goPeak uint64
+		go func() {
+			var ms runtime.MemStats
+			for {
+				select {
+				case <-stopSample:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				runtime.ReadMemStats(&ms)
+				goPeak = max(goPeak, ms.HeapInuse+ms.StackInuse)
+				if os.Getenv("RSSTRACE") != "" {
+					fmt.Fprintf(os.Stderr, "rss %s heapinuse %d MiB\n", curRSS(), ms.HeapInuse>>20)
+				}
+				if ms.HeapInuse > 30<<20 && os.Getenv("HEAPSNAP") != "" {
+					f, _ := os.Create(os.Getenv("HEAPSNAP"))
+					pprof.Lookup("heap").WriteTo(f, 0)
+					f.Close()
+				}
+			}
+		}()
+		b.StartTimer()
+		start := time.Now()
+		if err := e.MigrateAccount(ctx, addr, migrate.Credentials{Password: pass}); err != nil {
+			b.Fatal(err)
+		}
+		elapsed += time.Since(start)
+		b.StopTimer()
+		close(stopSample)
+		peak = max(peak, peakRSS())
+		b.Logf("RSS at start %.1f MiB, peak %.1f MiB; Go heap in use peak %.1f MiB", float64(base)/(1<<20), float64(peakRSS())/(1<<20), float64(goPeak)/(1<<20))
+		a, _ := st.Account(ctx, addr)
+		var n int64
+		mbs, _ := st.Mailboxes(ctx, a.ID)
+		for _, m := range mbs {
+			s, _ := st.Status(ctx, m.ID)
+			n += s.Size
+		}
+		if n != total {
+			b.Fatalf("copied %d bytes, want %d", n, total)
+		}
+		e.Close()
+		st.Close()
+		b.StartTimer()
+	}
+	per := elapsed / time.Duration(b.N)
+	b.ReportMetric(float64(5000)/per.Seconds(), "msgs/s")
+	b.ReportMetric(float64(total)/1e6/per.Seconds(), "MB/s")
+	b.ReportMetric(floor.Seconds(), "floor-s")
+	b.ReportMetric(float64(total)/1e6/floor.Seconds(), "floor-MB/s")
+	b.ReportMetric(per.Seconds()/floor.Seconds(), "x-floor")
+	b.ReportMetric(float64(peak)/(1<<20), "peakRSS-MiB")
+	b.Logf("5000 messages, %.1f MB: raw download floor %v (%.1f MB/s); Mailferry %v (%.0f msgs/s, %.1f MB/s) = %.2fx floor; peak RSS %.1f MiB",
+		float64(total)/1e6, floor.Round(time.Millisecond), float64(total)/1e6/floor.Seconds(), per.Round(time.Millisecond),
+		5000/per.Seconds(), float64(total)/1e6/per.Seconds(), per.Seconds()/floor.Seconds(), float64(peak)/(1<<20))
+}
+
+// BenchmarkFirstLogin20k measures FirstLogin on a 20,000-message INBOX:
+// the time until the login is answered (the copy goes on in the
+// background and is stopped).
+func BenchmarkFirstLogin20k(b *testing.B) {
+	srv := oldtest.Start(b, &oldtest.Options{Fsync: "never"})
+	seedMaildir(b, srv, "bob", "INBOX", 20000, func(i int) int { return 1500 + i%10*200 })
+	addr, pass := srv.Address(b, "bob")
+	ctx := context.Background()
+	var worst time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		st, _ := setup(b, srv.IMAPAddr)
+		e := newEngine(b, st, nil)
+		b.StartTimer()
+		start := time.Now()
+		acct, err := e.FirstLogin(ctx, addr, pass)
+		d := time.Since(start)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		worst = max(worst, d)
+		if acct.Migration != store.MigPending {
+			b.Fatalf("state %q", acct.Migration)
+		}
+		e.Close()
+		st.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(worst.Microseconds())/1000, "worst-ms")
+}
