@@ -226,12 +226,14 @@ func New(opts Options) (*Relay, error) {
 	if opts.RetryMax < opts.RetryBase {
 		opts.RetryMax = opts.RetryBase
 	}
+	trusted := make([]netip.Prefix, 0, len(opts.TrustedNetworks))
 	for i, p := range opts.TrustedNetworks {
 		if !p.IsValid() {
 			return nil, fmt.Errorf("relay: trusted network %d is not a valid prefix", i)
 		}
-		opts.TrustedNetworks[i] = p.Masked()
+		trusted = append(trusted, p.Masked())
 	}
+	opts.TrustedNetworks = trusted
 	r := &Relay{
 		opts:     opts,
 		st:       opts.Store,

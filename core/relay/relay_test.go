@@ -586,6 +586,9 @@ func TestNewValidates(t *testing.T) {
 		t.Fatal("New without a store succeeded")
 	}
 	e := newEnv(t, "127.0.0.1:1")
+	if _, err := relay.New(relay.Options{Store: e.st, TrustedNetworks: []netip.Prefix{{}}}); err == nil {
+		t.Fatal("New with an invalid trusted network succeeded")
+	}
 	r, err := relay.New(relay.Options{Store: e.st})
 	if err != nil {
 		t.Fatal(err)
