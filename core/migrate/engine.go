@@ -102,7 +102,7 @@ type Engine struct {
 	mu      sync.Mutex
 	closed  bool
 	jobs    map[int64]*job
-	creds   map[int64]Credentials // by account ID, in memory only
+	creds   map[int64]Credentials  // by account ID, in memory only
 	masters map[string]Credentials // by domain, in memory only
 	lastRun map[int64]time.Time
 }
