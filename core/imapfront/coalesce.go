@@ -46,6 +46,7 @@ type coalescingConn struct {
 	armed    bool
 	err      error
 	deadline time.Time // the write deadline go-imap set, if any
+	closeBy  time.Time // set by Close: the last flush's bound
 }
 
 func (c *coalescingConn) Write(p []byte) (int, error) {
@@ -98,11 +99,14 @@ func (c *coalescingConn) flushLocked() error {
 	if len(c.buf) == 0 {
 		return nil
 	}
-	if c.deadline.IsZero() {
+	switch {
+	case !c.closeBy.IsZero():
+		c.Conn.SetWriteDeadline(c.closeBy)
+	case c.deadline.IsZero():
 		c.Conn.SetWriteDeadline(time.Now().Add(flushTimeout))
 	}
 	_, err := c.Conn.Write(c.buf)
-	if c.deadline.IsZero() {
+	if c.deadline.IsZero() && c.closeBy.IsZero() {
 		c.Conn.SetWriteDeadline(time.Time{})
 	}
 	c.buf = c.buf[:0]
@@ -143,13 +147,24 @@ func (c *coalescingConn) SetDeadline(t time.Time) error {
 }
 
 func (c *coalescingConn) Close() error {
-	c.mu.Lock()
+	// Last words (BYE, LOGOUT's OK) get a short bound: the peer may be gone.
+	// Setting it first also cuts short a flush blocked on a peer that does
+	// not read, so Close never waits long for the lock.
+	by := time.Now().Add(2 * time.Second)
+	for {
+		// Again until we hold the lock: a flush that started meanwhile
+		// may have set its own, longer deadline.
+		c.Conn.SetWriteDeadline(by)
+		if c.mu.TryLock() {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.closeBy = by
 	if c.timer != nil {
 		c.timer.Stop()
 	}
 	if c.err == nil && len(c.buf) > 0 {
-		// Last words (BYE, LOGOUT's OK): a short bound, the peer may be gone.
-		c.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		c.flushLocked()
 	}
 	if c.err == nil {

@@ -50,3 +50,18 @@ func TestCoalescingConn(t *testing.T) {
 		t.Fatal("write after Close succeeded")
 	}
 }
+
+// TestCoalescingCloseStuckPeer: Close returns soon even when a flush is
+// blocked on a peer that never reads.
+func TestCoalescingCloseStuckPeer(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	c := &coalescingConn{Conn: a, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	c.Write([]byte("* 1 EXISTS\r\n")) // the timer's flush blocks: nobody reads
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	c.Close()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+}
