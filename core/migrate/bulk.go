@@ -65,7 +65,7 @@ func (e *Engine) createForBulk(ctx context.Context, s *oldSettings, cred Credent
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %s: %w", cred.Address, err)
 	}
-	inbox, err := statusOf(c, "INBOX")
+	inbox, err := statusOf(c, "INBOX", true)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %s: INBOX: %w", cred.Address, err)
 	}

@@ -174,8 +174,15 @@ func statusOptions(c *imapclient.Client) *imap.StatusOptions {
 		Size: c.Caps().Has(imap.CapStatusSize) || c.Caps().Has(imap.CapIMAP4rev2)}
 }
 
-func statusOf(c *imapclient.Client, name string) (*statusInfo, error) {
-	d, err := c.Status(name, statusOptions(c)).Wait()
+// statusOf runs STATUS; with quick, only UIDVALIDITY and UIDNEXT, which a
+// server answers from its index at once (SIZE may make it read every
+// message).
+func statusOf(c *imapclient.Client, name string, quick bool) (*statusInfo, error) {
+	opts := statusOptions(c)
+	if quick {
+		opts = &imap.StatusOptions{UIDNext: true, UIDValidity: true}
+	}
+	d, err := c.Status(name, opts).Wait()
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +278,7 @@ func listOld(c *imapclient.Client, ns nsInfo) ([]*oldMailbox, error) {
 	}
 	for _, m := range out {
 		if m.status == nil && !m.noselect {
-			st, err := statusOf(c, m.name)
+			st, err := statusOf(c, m.name, false)
 			if err != nil {
 				return nil, fmt.Errorf("STATUS %q: %w", m.name, err)
 			}

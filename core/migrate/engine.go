@@ -329,7 +329,7 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %s: %w", cred.Address, err)
 	}
-	inbox, err := statusOf(c, "INBOX")
+	inbox, err := statusOf(c, "INBOX", true)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %s: INBOX: %w", cred.Address, err)
 	}
