@@ -198,7 +198,7 @@ func (d *dashboard) load() {
 	if d.u.ctx.Err() != nil {
 		return
 	}
-	fyne.Do(func() { d.apply(snap, err) })
+	d.u.do(func() { d.apply(snap, err) })
 }
 
 func (d *dashboard) apply(snap *core.Dashboard, err error) {
@@ -533,7 +533,7 @@ func (r *readinessDialog) runPreMigrate() {
 	r.d.u.goSafe("pre-migrate", func() error {
 		defer cancel()
 		res, err := r.d.u.core.PreMigrate(ctx, r.domain, creds, mu, mpw, func(done, total int) {
-			fyne.Do(func() {
+			r.d.u.do(func() {
 				r.bar.SetValue(float64(done) / float64(total))
 				r.result.SetText(fmt.Sprintf("Pre-migrated %d of %d users…", done, total))
 			})

@@ -59,6 +59,26 @@ type UI struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	// serial makes do hold mu: under Fyne's test driver fyne.Do runs in
+	// the calling goroutine, so callbacks from different goroutines would
+	// otherwise touch widgets at the same time (the real drivers run them
+	// all on the one UI goroutine).
+	serial bool
+	mu     sync.Mutex
+}
+
+// do runs fn on the UI goroutine (fyne.Do).
+func (u *UI) do(fn func()) {
+	if !u.serial {
+		fyne.Do(fn)
+		return
+	}
+	fyne.Do(func() {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		fn()
+	})
 }
 
 // New builds the assistant's window for c in a. Call ShowAndRun (or Show)
@@ -68,14 +88,13 @@ func New(a fyne.App, c *core.Core, opts *Options) *UI {
 }
 
 // newUI is New; tests turn the dashboard's periodic refresh off
-// (autoRefresh) so that only one goroutine at a time updates widgets under
-// Fyne's test driver, which runs fyne.Do in the caller's goroutine.
+// (autoRefresh false), which also serializes UI callbacks (see UI.serial).
 func newUI(a fyne.App, c *core.Core, opts *Options, autoRefresh bool) *UI {
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
-	u := &UI{app: a, core: c, log: c.Logger().With("component", "ui")}
+	u := &UI{app: a, core: c, log: c.Logger().With("component", "ui"), serial: !autoRefresh}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.win = a.NewWindow("Mailferry")
 	u.win.SetIcon(Icon)
@@ -150,7 +169,7 @@ func (u *UI) goSafe(name string, fn func() error, done func(error)) {
 			err = fn()
 		}()
 		if done != nil {
-			fyne.Do(func() { done(err) })
+			u.do(func() { done(err) })
 		}
 	}()
 }

@@ -111,8 +111,8 @@ type wizard struct {
 	// out again when their text changes.
 	checkBox    *fyne.Container
 	checkScroll *container.Scroll
-	saveBtn   *widget.Button
-	rerunBtn  *widget.Button
+	saveBtn     *widget.Button
+	rerunBtn    *widget.Button
 }
 
 func newWizard(u *UI) *wizard {
@@ -222,7 +222,7 @@ type task struct {
 // progress shows a fraction (negative: indeterminate) and a line of text;
 // safe to call from any goroutine.
 func (t task) progress(frac float64, text string) {
-	fyne.Do(func() {
+	t.w.u.do(func() {
 		if t.w.taskID != t.id || t.w.cancel == nil {
 			return
 		}
@@ -850,7 +850,7 @@ func (w *wizard) nextMigrate() {
 				frac = float64(p.FoldersDone) / float64(p.FoldersTotal)
 			}
 			text := folderLines(p)
-			fyne.Do(func() {
+			w.u.do(func() {
 				if w.step == stepMigrate {
 					w.migrateOut.SetText(text)
 				}

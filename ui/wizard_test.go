@@ -90,9 +90,19 @@ func (h *harness) wait(what string, timeout time.Duration) error {
 // tapTask taps b, which starts a task, and waits for it.
 func (h *harness) tapTask(b *widget.Button, what string, timeout time.Duration) error {
 	h.t.Helper()
-	test.Tap(b)
+	h.tap(b)
 	return h.wait(what, timeout)
 }
+
+// ui runs fn holding the UI lock, as the UI goroutine would.
+func (h *harness) ui(fn func()) {
+	h.u.mu.Lock()
+	defer h.u.mu.Unlock()
+	fn()
+}
+
+// tap taps b as the UI goroutine would.
+func (h *harness) tap(b fyne.Tappable) { h.ui(func() { test.Tap(b) }) }
 
 // mustStep fails unless the wizard shows step s.
 func (h *harness) mustStep(s int) {
@@ -115,11 +125,13 @@ func (h *harness) noTask() {
 	}
 }
 
-func setText(e *widget.Entry, s string) {
-	e.SetText("")
-	if s != "" {
-		test.Type(e, s)
-	}
+func (h *harness) setText(e *widget.Entry, s string) {
+	h.ui(func() {
+		e.SetText("")
+		if s != "" {
+			test.Type(e, s)
+		}
+	})
 }
 
 // screenshot saves the window as name.png under $MAILFERRY_SCREENSHOTS.
@@ -162,10 +174,10 @@ func (h *harness) oldServerValidation(s oldserver.Settings) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			setText(w.old.host, c.host)
-			setText(w.old.imapPort, c.imap)
-			setText(w.old.smtpPort, c.smtp)
-			test.Tap(w.next)
+			h.setText(w.old.host, c.host)
+			h.setText(w.old.imapPort, c.imap)
+			h.setText(w.old.smtpPort, c.smtp)
+			h.tap(w.next)
 			h.noTask()
 			h.mustStep(stepOldServer)
 			if !c.field.err.Visible() || !strings.Contains(c.field.err.Text, c.want) {
@@ -179,7 +191,7 @@ func (h *harness) oldServerValidation(s oldserver.Settings) {
 			}
 		})
 	}
-	w.old.set(s)
+	h.ui(func() { w.old.set(s) })
 	if _, err := w.old.settings(); err != nil {
 		t.Fatalf("valid settings rejected: %v", err)
 	}
@@ -207,10 +219,10 @@ func (h *harness) accountValidation(domain, address, password string) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			setText(w.domain, c.domain)
-			setText(w.address, c.addr)
-			setText(w.password, c.pass)
-			test.Tap(w.next)
+			h.setText(w.domain, c.domain)
+			h.setText(w.address, c.addr)
+			h.setText(w.password, c.pass)
+			h.tap(w.next)
 			h.noTask()
 			h.mustStep(stepAccount)
 			if !c.field.err.Visible() || !strings.Contains(c.field.err.Text, c.want) {
@@ -219,9 +231,9 @@ func (h *harness) accountValidation(domain, address, password string) {
 		})
 	}
 	t.Run("wrong password", func(t *testing.T) {
-		setText(w.domain, domain)
-		setText(w.address, address)
-		setText(w.password, password+"-wrong")
+		h.setText(w.domain, domain)
+		h.setText(w.address, address)
+		h.setText(w.password, password+"-wrong")
 		err := h.tapTask(w.next, "login with a wrong password", time.Minute)
 		if err == nil || !strings.Contains(err.Error(), "refused the password") {
 			t.Fatalf("err = %v, want the old server refusing the password", err)
@@ -234,9 +246,9 @@ func (h *harness) accountValidation(domain, address, password string) {
 			t.Errorf("a wrong password created the domain %s on Mailferry", domain)
 		}
 	})
-	setText(w.domain, domain)
-	setText(w.address, address)
-	setText(w.password, password)
+	h.setText(w.domain, domain)
+	h.setText(w.address, address)
+	h.setText(w.password, password)
 }
 
 // runWizard drives the wizard from the old-server step to the checks with
@@ -254,7 +266,7 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 		t.Fatalf("probe output = %q", w.probeOut.Text)
 	}
 	h.screenshot("02-old-server")
-	test.Tap(w.next) // probed already: no second probe
+	h.tap(w.next) // probed already: no second probe
 	h.noTask()
 	h.mustStep(stepAccount)
 
@@ -269,8 +281,8 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 	}
 
 	// Samples: at least one language.
-	w.langs.SetSelected(nil)
-	test.Tap(w.next)
+	h.ui(func() { w.langs.SetSelected(nil) })
+	h.tap(w.next)
 	h.noTask()
 	h.mustStep(stepSamples)
 	if !w.fLangs.err.Visible() {
@@ -282,7 +294,7 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 			picked = append(picked, label)
 		}
 	}
-	w.langs.SetSelected(picked)
+	h.ui(func() { w.langs.SetSelected(picked) })
 	h.screenshot("04-samples")
 	if err := h.tapTask(w.next, "samples", 3*time.Minute); err != nil {
 		t.Fatalf("samples step: %v", err)
@@ -304,7 +316,6 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 	if err := h.tapTask(w.next, "migrate", 5*time.Minute); err != nil {
 		t.Fatalf("migrate step: %v", err)
 	}
-	w.onProgress = nil
 	h.mustStep(stepCheck)
 	if err := h.wait("checks", 3*time.Minute); err != nil {
 		t.Fatalf("checks: %v", err)
@@ -342,19 +353,19 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 	h.screenshot("06-check")
 	for _, sm := range w.samples {
 		if sm.Name == "html" {
-			w.viewer.pick.SetSelected(w.viewer.label(r.Samples[1]))
-			w.viewer.mode.SetSelected(viewHTMLText)
+			h.ui(func() { w.viewer.pick.SetSelected(w.viewer.label(r.Samples[1])) })
+			h.ui(func() { w.viewer.mode.SetSelected(viewHTMLText) })
 			if w.viewer.subject.Text != sm.Subject || strings.Contains(w.viewer.body.Text, "<") {
 				t.Errorf("HTML as text: %q", w.viewer.body.Text)
 			}
-			w.viewer.mode.SetSelected(viewHTMLRich)
+			h.ui(func() { w.viewer.mode.SetSelected(viewHTMLRich) })
 			h.screenshot("06b-viewer-html")
-			w.viewer.mode.SetSelected(viewText)
+			h.ui(func() { w.viewer.mode.SetSelected(viewText) })
 		}
 		if sm.Language == "ja" {
 			for i, sv := range r.Samples {
 				if sv.Name == sm.Name {
-					w.viewer.pick.SetSelected(w.viewer.label(r.Samples[i]))
+					h.ui(func() { w.viewer.pick.SetSelected(w.viewer.label(r.Samples[i])) })
 				}
 			}
 			if w.viewer.subject.Text != sm.Subject {
@@ -369,8 +380,8 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 
 	// Finish: the dashboard shows the domain migrating and the user moved.
 	done := make(chan struct{}, 4)
-	h.u.dash.onRefresh = func() { done <- struct{}{} }
-	test.Tap(w.next)
+	h.ui(func() { h.u.dash.onRefresh = func() { done <- struct{}{} } })
+	h.tap(w.next)
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
@@ -413,7 +424,7 @@ func TestWizardDemo(t *testing.T) {
 		t.Fatalf("demo did not fill the wizard: %q %q %q", w.address.Text, w.password.Text, w.old.host.Text)
 	}
 	h.screenshot("01b-welcome-demo")
-	test.Tap(w.next)
+	h.tap(w.next)
 	s := demoSettings(w.demo)
 	h.runWizard(s, w.demo.Domain(), w.address.Text, w.password.Text)
 	h.readiness(w.demo.Domain(), "bob@example.test", "bob-demo-pw")
@@ -446,8 +457,8 @@ func (h *harness) readiness(domain, user, password string) {
 			return nil
 		}
 	}
-	setText(r.users, user+","+password+"\ncarol")
-	test.Tap(r.check)
+	h.setText(r.users, user+","+password+"\ncarol")
+	h.tap(r.check)
 	if err := wait("check"); err != nil {
 		t.Fatalf("check: %v", err)
 	}
@@ -459,19 +470,19 @@ func (h *harness) readiness(domain, user, password string) {
 	}
 	h.screenshot("08-readiness")
 	// carol has no password and there is no master user.
-	test.Tap(r.pre)
+	h.tap(r.pre)
 	if err := wait("pre-migrate without credentials"); err == nil {
 		t.Fatal("pre-migrate ran without credentials")
 	}
 	if !r.fMaster.err.Visible() {
 		t.Error("no error on the master user field")
 	}
-	setText(r.users, user+","+password)
-	test.Tap(r.pre)
+	h.setText(r.users, user+","+password)
+	h.tap(r.pre)
 	if err := wait("pre-migrate"); err != nil {
 		t.Fatalf("pre-migrate: %v (%s)", err, r.result.Text)
 	}
-	test.Tap(r.check)
+	h.tap(r.check)
 	if err := wait("check again"); err != nil {
 		t.Fatalf("check: %v", err)
 	}
@@ -481,7 +492,7 @@ func (h *harness) readiness(domain, user, password string) {
 	if a, err := h.core.Store().Account(t.Context(), user); err != nil || a.Migration != "done" {
 		t.Fatalf("%s after pre-migration: %+v, %v", user, a, err)
 	}
-	test.Tap(r.disable)
+	h.tap(r.disable)
 	if err := wait("disable"); err != nil {
 		t.Fatalf("disable: %v", err)
 	}
@@ -510,7 +521,7 @@ func TestWizardDovecot(t *testing.T) {
 	srv.CreateMailbox(t, "alice", "Archive/2024", true)
 	srv.Append(t, "alice", "Archive/2024", []string{`\Seen`, "$Important"}, time.Date(2024, 3, 1, 9, 30, 0, 0, time.FixedZone("", 2*3600)),
 		[]byte("From: bob@example.test\r\nTo: alice@example.test\r\nSubject: Old mail\r\nDate: Fri, 1 Mar 2024 09:30:00 +0200\r\nMessage-ID: <old1@example.test>\r\n\r\nAn old message.\r\n"))
-	test.Tap(h.w.next)
+	h.tap(h.w.next)
 	h.runWizard(s, oldtest.Domain, addr, pw)
 }
 
@@ -535,17 +546,17 @@ func TestCancel(t *testing.T) {
 		}
 	}()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	test.Tap(w.next)
+	h.tap(w.next)
 	h.mustStep(stepOldServer)
-	setText(w.old.host, "[127.0.0.1]")
-	setText(w.old.imapPort, port)
-	setText(w.old.smtpPort, port)
-	test.Tap(w.probeBtn)
+	h.setText(w.old.host, "[127.0.0.1]")
+	h.setText(w.old.imapPort, port)
+	h.setText(w.old.smtpPort, port)
+	h.tap(w.probeBtn)
 	if w.cancel == nil || !w.next.Disabled() || w.stop.Disabled() {
 		t.Fatal("no task running, or Next enabled / Cancel disabled while it runs")
 	}
 	time.Sleep(200 * time.Millisecond)
-	test.Tap(w.stop)
+	h.tap(w.stop)
 	err = h.wait("canceled probe", 10*time.Second)
 	if err == nil || !strings.Contains(w.status.Text, "Canceled") {
 		t.Fatalf("err %v, status %q", err, w.status.Text)
