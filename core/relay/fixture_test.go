@@ -172,6 +172,13 @@ func TestOldServerFixture(t *testing.T) {
 		}
 	})
 
+	t.Run("outside to an unknown old user is refused at RCPT", func(t *testing.T) {
+		err := send(rr.smtpAddr, "sender@elsewhere.test", []string{"nosuchuser@example.test"}, message("fx-nouser", "x"))
+		if smtpCode(err) != 550 {
+			t.Fatalf("unknown user accepted: %v", err)
+		}
+	})
+
 	t.Run("outside to foreign domain is refused", func(t *testing.T) {
 		err := send(rr.smtpAddr, "spammer@elsewhere.test", []string{"victim@outside.test"}, message("fx-spam", "x"))
 		if smtpCode(err) != 550 {

@@ -301,9 +301,9 @@ type oldSMTP struct {
 	ln       net.Listener
 	down     net.Listener // while stopped: holds the port, cuts every connection
 	got      []received
-	reject   map[string]*smtp.SMTPError // per recipient
-	dataErr  *smtp.SMTPError            // reply to DATA
-	tune     func(*smtp.Server)         // applied to each server started
+	reject   map[string]*smtp.SMTPError        // per recipient
+	dataErr  func(from string) *smtp.SMTPError // reply to DATA, if not nil
+	tune     func(*smtp.Server)                // applied to each server started
 	sessions int
 }
 
@@ -446,7 +446,9 @@ func (s *oldSession) Data(r io.Reader) error {
 	s.o.mu.Lock()
 	defer s.o.mu.Unlock()
 	if s.o.dataErr != nil {
-		return s.o.dataErr
+		if e := s.o.dataErr(s.from); e != nil {
+			return e
+		}
 	}
 	s.o.got = append(s.o.got, received{From: s.from, To: s.to, Data: b})
 	return nil

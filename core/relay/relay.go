@@ -99,6 +99,14 @@ type Options struct {
 	// finish before cutting them.
 	ShutdownGrace time.Duration
 
+	// NoRecipientCallout turns off the check, at RCPT time, of a recipient
+	// of a migrating domain who has no account yet: normally the old server
+	// is asked (MAIL FROM:<>, RCPT TO, RSET on a pooled session) and a
+	// recipient it refuses for good is refused to an unauthenticated sender
+	// right away instead of bounced later. When the old server cannot be
+	// asked, the recipient is accepted and queued.
+	NoRecipientCallout bool
+
 	// OldServer looks a domain's old server up; nil reads the store's
 	// domain settings (store.Domain: Migrating and OldServer JSON).
 	OldServer OldServerFunc
@@ -173,8 +181,9 @@ type Relay struct {
 	subs     map[chan Event]struct{}
 	isClosed bool
 
-	limits *limiter
-	pool   *clientPool
+	limits  *limiter
+	pool    *clientPool
+	callout *calloutCache
 
 	accepted, queued, delivered, relayed, deferred, bounced, dropped, rejected atomic.Uint64
 }
@@ -247,6 +256,7 @@ func New(opts Options) (*Relay, error) {
 		subs:     map[chan Event]struct{}{},
 		limits:   newLimiter(opts.MaxConnsPerIP, opts.MaxAuthFailures, opts.AuthFailureWindow),
 		pool:     newClientPool(opts.Workers),
+		callout:  newCalloutCache(),
 	}
 	if r.opts.OldServer == nil {
 		r.opts.OldServer = r.storeOldServer

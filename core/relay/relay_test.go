@@ -498,7 +498,9 @@ func TestPermanentFailureBounce(t *testing.T) {
 // A message from the null sender that fails is dropped, never bounced.
 func TestNoBounceForNullSender(t *testing.T) {
 	old := startOldSMTP(t, "")
-	old.reject[bob] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "gone"}
+	old.dataErr = func(string) *smtp.SMTPError {
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "content rejected"}
+	}
 	e := newEnv(t, old.addr)
 	rr := startRelay(t, e.st, relay.Options{})
 	if err := send(rr.smtpAddr, "", []string{bob}, message("dsn", "a bounce from elsewhere")); err != nil {
@@ -514,7 +516,12 @@ func TestNoBounceForNullSender(t *testing.T) {
 // A bounce to an outside sender goes through the old server.
 func TestBounceToOutsideSender(t *testing.T) {
 	old := startOldSMTP(t, "")
-	old.reject[bob] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "gone"}
+	old.dataErr = func(from string) *smtp.SMTPError {
+		if from == "" {
+			return nil // DSNs are welcome
+		}
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "gone"}
+	}
 	e := newEnv(t, old.addr)
 	rr := startRelay(t, e.st, relay.Options{})
 	if err := send(rr.smtpAddr, "sender@elsewhere.test", []string{bob}, message("b", "x")); err != nil {
@@ -690,7 +697,7 @@ func TestCloseCutsHungDelivery(t *testing.T) {
 		}
 	}()
 	e := newEnv(t, hung.Addr().String())
-	rr := startRelay(t, e.st, relay.Options{ShutdownGrace: 300 * time.Millisecond, ClientTimeout: time.Minute})
+	rr := startRelay(t, e.st, relay.Options{ShutdownGrace: 300 * time.Millisecond, ClientTimeout: time.Minute, NoRecipientCallout: true})
 	if err := send(rr.smtpAddr, "sender@elsewhere.test", []string{bob}, message("hung", "x")); err != nil {
 		t.Fatal(err)
 	}
@@ -733,4 +740,40 @@ func TestBDAT(t *testing.T) {
 		t.Fatalf("%d messages", len(msgs))
 	}
 	splitReceived(t, msgs[0], raw)
+}
+
+// Recipients of a migrating domain without an account are checked at the
+// old server at RCPT time (for senders from outside); a permanent "no" is
+// passed on at once, anything unclear accepts and queues.
+func TestRecipientCallout(t *testing.T) {
+	old := startOldSMTP(t, "")
+	old.reject["nobody@example.test"] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "User unknown"}
+	old.reject["busy@example.test"] = &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 2, 1}, Message: "try later"}
+	e := newEnv(t, old.addr)
+	rr := startRelay(t, e.st, relay.Options{})
+
+	c := dialRaw(t, rr.smtpAddr)
+	c.reply()
+	c.cmd("EHLO x.test")
+	expectCode(t, c.cmd("MAIL FROM:<a@elsewhere.test>"), "250")
+	expectCode(t, c.cmd("RCPT TO:<nobody@example.test>"), "550 5.1.1")
+	expectCode(t, c.cmd("RCPT TO:<NoBody@example.test>"), "550 5.1.1") // cached
+	expectCode(t, c.cmd("RCPT TO:<bob@example.test>"), "250")
+	expectCode(t, c.cmd("RCPT TO:<busy@example.test>"), "250")
+	c.cmd("QUIT")
+	if len(old.messages()) != 0 {
+		t.Fatal("a callout delivered something")
+	}
+
+	// With the check off, the refusal comes as a DSN... to a sender outside.
+	rr2 := startRelay(t, e.st, relay.Options{NoRecipientCallout: true})
+	if err := send(rr2.smtpAddr, "a@elsewhere.test", []string{"nobody@example.test"}, message("nocallout", "x")); err != nil {
+		t.Fatalf("without callout: %v", err)
+	}
+
+	// An old server that is down: accepted and queued.
+	old.stop()
+	if err := send(rr.smtpAddr, "a@elsewhere.test", []string{"carol@example.test"}, message("down", "x")); err != nil {
+		t.Fatalf("old server down: %v", err)
+	}
 }

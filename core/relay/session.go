@@ -225,6 +225,14 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		if !migrating || old == nil {
 			return s.reject(errNoSuchUser, "RCPT")
 		}
+		if s.user == nil && !s.r.opts.NoRecipientCallout {
+			// Ask the old server now whether it knows the user, so that
+			// mail from outside to a wrong address is refused here rather
+			// than bounced later (to a sender that may be forged).
+			if se := s.r.verifyRcpt(ctx, old, to); se != nil {
+				return s.reject(se, "RCPT")
+			}
+		}
 		s.add(key, to, noteRelay)
 		return nil
 	case !errors.Is(err, store.ErrNotFound):
