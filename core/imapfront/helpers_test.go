@@ -283,6 +283,10 @@ func (m *fakeMigrator) FirstLogin(ctx context.Context, username, password string
 	if password != m.password {
 		return nil, errors.New("old server said NO")
 	}
+	if a, err := m.st.Account(ctx, username); err == nil {
+		// As the engine adopts an account a bulk copy made.
+		return a, m.st.SetPassword(ctx, username, password)
+	}
 	return m.st.CreateAccount(ctx, username, password, &store.AccountOptions{Migration: store.MigRunning})
 }
 

@@ -125,6 +125,37 @@ func TestFirstLogin(t *testing.T) {
 	}
 }
 
+// An account a master-user bulk copy made has a password nobody knows;
+// the user's first login checks the old server's password and keeps it. A
+// native account's wrong password never reaches the migrator.
+func TestLoginMigratedAccountTakesOldPassword(t *testing.T) {
+	m := &fakeMigrator{password: "old-pw", first: make(chan string, 10), loggedIn: make(chan string, 10)}
+	e := newEnv(t, &envOpts{migrator: m})
+	m.st = e.st
+	ctx := context.Background()
+	if _, err := e.st.CreateAccount(ctx, "dave@example.test", "random-unknown", &store.AccountOptions{Migration: store.MigDone}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.dial()
+	if got, all := c.status("LOGIN dave@example.test not-old-pw"); got != "NO" {
+		t.Fatalf("wrong old password: %s", all)
+	}
+	<-m.first
+	c.ok("LOGIN dave@example.test old-pw")
+	<-m.first
+	if _, err := e.st.Authenticate(ctx, "dave@example.test", "old-pw"); err != nil {
+		t.Fatalf("old password not kept: %v", err)
+	}
+	if got, _ := e.dial().status("LOGIN %s wrong", user); got != "NO" {
+		t.Fatal("wrong password of a native account accepted")
+	}
+	select {
+	case u := <-m.first:
+		t.Fatalf("FirstLogin(%q) for a native account", u)
+	default:
+	}
+}
+
 func TestLoginRateLimit(t *testing.T) {
 	e := newEnv(t, &envOpts{rateLimit: imapfront.LoginRateLimit{PerIP: 100, PerUser: 3, Refill: time.Hour}})
 	c := e.dial()

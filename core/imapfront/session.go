@@ -126,7 +126,10 @@ func (s *session) Login(username, password string) error {
 		if m := s.srv.migrator; m != nil {
 			s.safely("LoggedIn", func() { m.LoggedIn(acct, password) })
 		}
-	case errors.Is(err, store.ErrNotFound) && s.srv.migrator != nil:
+	case s.srv.migrator != nil && (errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrBadPassword) && s.migrated(username)):
+		// No account yet, or one made by migration (a master-user bulk
+		// copy gives it a password nobody knows): while the domain
+		// migrates, the old server's password is the user's password.
 		var ferr error
 		s.safely("FirstLogin", func() {
 			ctx, cancel := context.WithTimeout(s.ctx(), 2*time.Minute)
@@ -156,6 +159,12 @@ func (s *session) Login(username, password string) error {
 	s.srv.log.Debug("imapfront: login", "user", acct.Address, "ip", s.ip)
 	s.acct = acct
 	return nil
+}
+
+// migrated reports whether username's account was made by migration.
+func (s *session) migrated(username string) bool {
+	a, err := s.srv.st.Account(s.ctx(), username)
+	return err == nil && a.Migration != ""
 }
 
 // safely runs a call into another room, turning a panic into a log line.
