@@ -37,8 +37,9 @@ type Config struct {
 	// self-signed certificate is made on first start under DataDir/tls.
 	CertFile string `json:"cert_file,omitempty"`
 	KeyFile  string `json:"key_file,omitempty"`
-	// AllowInsecureAuth lets IMAP clients log in without TLS. Off by
-	// default, except that connections from loopback may always do so.
+	// AllowInsecureAuth lets IMAP clients log in without TLS (STARTTLS or
+	// implicit TLS). Off by default: passwords never cross the wire in
+	// clear text.
 	AllowInsecureAuth bool `json:"allow_insecure_auth,omitempty"`
 	// TrustedNetworks (CIDRs) may relay through the SMTP listener without
 	// authentication.

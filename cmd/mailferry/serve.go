@@ -29,7 +29,7 @@ func runServe(args []string, stderr io.Writer) error {
 	fs.StringVar(&o.cert, "cert", "", "TLS certificate PEM file (default: self-signed, made on first start)")
 	fs.StringVar(&o.key, "key", "", "TLS key PEM file")
 	fs.StringVar(&o.trusted, "trusted", "", "comma-separated CIDRs that may relay through SMTP without AUTH")
-	fs.BoolVar(&o.insecure, "allow-insecure-auth", false, "let IMAP clients log in without TLS from any address (loopback always may)")
+	fs.BoolVar(&o.insecure, "allow-insecure-auth", false, "let IMAP clients log in without TLS (default: only after STARTTLS or on the implicit-TLS port)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
