@@ -7,7 +7,10 @@
 // Routing of a recipient, decided at RCPT time:
 //   - an account exists in the store: delivered into its INBOX;
 //   - a local domain that is migrating, no account yet: queued for the
-//     domain's old server;
+//     domain's old server (for a sender that did not authenticate, the old
+//     server is asked first — MAIL FROM:<>, RCPT TO, RSET — and a permanent
+//     refusal is passed on at once, so mail to a wrong address is refused,
+//     not bounced to a possibly forged sender);
 //   - a local domain that is not migrating, no account: 550 5.1.1;
 //   - any other domain: only from an authenticated user or a trusted
 //     network, queued for the old server of the sender's domain (which
@@ -30,7 +33,11 @@
 //     permanent ones (5xx), expiry and the retry limit produce one delivery
 //     status notification (RFC 3464) to the sender per outcome, never for a
 //     null reverse-path.
-//   - AUTH (PLAIN, RFC 4616; LOGIN) is offered and accepted only under TLS.
+//   - AUTH (PLAIN, RFC 4616; LOGIN) is offered and accepted only under TLS;
+//     an authenticated user may only use their own address as MAIL FROM.
+//   - Outbound sessions to an old server are reused (a small pool per
+//     server); a session the server closed meanwhile is replaced before
+//     anything was sent on it.
 //   - Every goroutine is owned by the Relay, stops with Close or its context,
 //     and recovers panics with a logged stack.
 package relay

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -97,7 +98,7 @@ func (r *Relay) Hold(ctx context.Context, id int64) error {
 // Run delivers due queue items until ctx is done or Close is called, then
 // waits for the deliveries in progress (Close cuts them after
 // Options.ShutdownGrace) and returns nil.
-func (r *Relay) Run(ctx context.Context) error {
+func (r *Relay) Run(ctx context.Context) (err error) {
 	r.mu.Lock()
 	if r.isClosed {
 		r.mu.Unlock()
@@ -106,6 +107,12 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.runWG.Add(1)
 	r.mu.Unlock()
 	defer r.runWG.Done()
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error("panic", "in", "queue worker", "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("relay: queue worker panicked: %v", v)
+		}
+	}()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
