@@ -177,7 +177,11 @@ func (w *wizard) updateNav() {
 	}
 	switch w.step {
 	case stepMigrate:
-		w.next.SetText("Start migration")
+		if w.migrated {
+			w.next.SetText("Next")
+		} else {
+			w.next.SetText("Start migration")
+		}
 	case stepCheck:
 		w.next.SetText("Finish")
 	default:
@@ -198,6 +202,13 @@ func (w *wizard) updateNav() {
 	}
 	if busy {
 		w.stop.Enable()
+	}
+	if w.rerunBtn != nil {
+		if busy {
+			w.rerunBtn.Disable()
+		} else {
+			w.rerunBtn.Enable()
+		}
 	}
 }
 
@@ -867,7 +878,8 @@ func (w *wizard) nextMigrate() {
 		w.migrateOut.SetText(fmt.Sprintf("Done: %d folders and %d messages of %s are on Mailferry (%s).\n\n%s",
 			last.FoldersTotal, last.MessagesTotal, address, last.Elapsed.Round(100*time.Millisecond), folderLines(last)))
 		w.report = nil
-		w.show(stepCheck)
+		w.updateNav()
+		w.setStatus("The test account is on Mailferry. Press Next to check every sample.", false)
 	})
 }
 

@@ -316,6 +316,12 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 	if err := h.tapTask(w.next, "migrate", 5*time.Minute); err != nil {
 		t.Fatalf("migrate step: %v", err)
 	}
+	h.mustStep(stepMigrate)
+	if !strings.Contains(w.migrateOut.Text, "Done: ") || !strings.Contains(w.migrateOut.Text, "INBOX") {
+		t.Errorf("migrate result = %q", w.migrateOut.Text)
+	}
+	h.screenshot("05c-migrate-done")
+	h.tap(w.next)
 	h.mustStep(stepCheck)
 	if err := h.wait("checks", 3*time.Minute); err != nil {
 		t.Fatalf("checks: %v", err)
