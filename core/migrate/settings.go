@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"mailferry/core/oldserver"
 	"mailferry/core/store"
 )
 
@@ -28,7 +29,7 @@ var (
 // settings are validated first; bad settings change nothing. A nil s keeps
 // the settings already recorded (to turn migration on or off only); turning
 // migration on needs settings.
-func SetDomain(ctx context.Context, st *store.Store, domain string, s *oldSettings, migrating bool) error {
+func SetDomain(ctx context.Context, st *store.Store, domain string, s *oldserver.Settings, migrating bool) error {
 	var js string
 	if s != nil {
 		if err := s.Validate(); err != nil {
@@ -62,7 +63,7 @@ func SetDomain(ctx context.Context, st *store.Store, domain string, s *oldSettin
 // DomainSettings returns a domain's old-server settings and whether its
 // migration is on. A domain without settings returns nil settings. An
 // unknown domain returns an error wrapping store.ErrNotFound.
-func DomainSettings(ctx context.Context, st *store.Store, domain string) (s *oldSettings, migrating bool, err error) {
+func DomainSettings(ctx context.Context, st *store.Store, domain string) (s *oldserver.Settings, migrating bool, err error) {
 	d, err := st.Domain(ctx, domain)
 	if err != nil {
 		return nil, false, fmt.Errorf("migrate: domain %s: %w", domain, err)
@@ -78,12 +79,12 @@ func DomainSettings(ctx context.Context, st *store.Store, domain string) (s *old
 }
 
 // SetDomain is the package-level SetDomain on the engine's store.
-func (e *Engine) SetDomain(ctx context.Context, domain string, s *oldSettings, migrating bool) error {
+func (e *Engine) SetDomain(ctx context.Context, domain string, s *oldserver.Settings, migrating bool) error {
 	return SetDomain(ctx, e.st, domain, s, migrating)
 }
 
 // DomainSettings is the package-level DomainSettings on the engine's store.
-func (e *Engine) DomainSettings(ctx context.Context, domain string) (*oldSettings, bool, error) {
+func (e *Engine) DomainSettings(ctx context.Context, domain string) (*oldserver.Settings, bool, error) {
 	return DomainSettings(ctx, e.st, domain)
 }
 
