@@ -145,6 +145,12 @@ func TestNoOpenRelay(t *testing.T) {
 	if _, err := e.st.CreateDomain(ctx, "local.test"); err != nil { // local, not migrating
 		t.Fatal(err)
 	}
+	if _, err := e.st.CreateDomain(ctx, "half.test"); err != nil { // migrating, old server not set
+		t.Fatal(err)
+	}
+	if err := e.st.SetDomainMigration(ctx, "half.test", true, ""); err != nil {
+		t.Fatal(err)
+	}
 	// 127.0.0.1 is not trusted: it is "the outside" here.
 	rr := startRelay(t, e.st, relay.Options{TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
 
@@ -158,6 +164,7 @@ func TestNoOpenRelay(t *testing.T) {
 		{"foreign rcpt, null sender", rr.smtpAddr, []string{"EHLO x.test", "MAIL FROM:<>", "RCPT TO:<victim@other.test>"}, "550 5.7.1"},
 		{"source route trick", rr.smtpAddr, []string{"EHLO x.test", "MAIL FROM:<a@elsewhere.test>", "RCPT TO:<victim%other.test@example.test>"}, "250"},
 		{"unknown user, local domain not migrating", rr.smtpAddr, []string{"EHLO x.test", "MAIL FROM:<a@elsewhere.test>", "RCPT TO:<nobody@local.test>"}, "550 5.1.1"},
+		{"migrating domain without old server", rr.smtpAddr, []string{"EHLO x.test", "MAIL FROM:<a@elsewhere.test>", "RCPT TO:<someone@half.test>"}, "451 4.4.0"},
 		{"AUTH without TLS on 25", rr.smtpAddr, []string{"EHLO x.test", "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABBbGljZS1TZWNyZXQtMQ=="}, "538 5.7.11"},
 		{"AUTH LOGIN without TLS on 587", rr.subAddr, []string{"EHLO x.test", "AUTH LOGIN"}, "538 5.7.11"},
 		{"MAIL without AUTH on 587", rr.subAddr, []string{"EHLO x.test", "MAIL FROM:<alice@example.test>"}, "530 5.7.0"},

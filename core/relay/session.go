@@ -28,6 +28,7 @@ var (
 	errAuthTooMany   = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many authentication failures, try again later"}
 	errNotOwner      = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address is not yours"}
 	errTooManyHops   = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "Too many Received headers: mail loop?"}
+	errNoOldServer   = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "Mail for this user cannot be routed yet, try again later"}
 	errTempLocal     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error, try again later"}
 	errShuttingDown  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Shutting down, try again later"}
 )
@@ -222,8 +223,14 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 			s.r.log.Error("old server settings", "domain", domain, "err", err)
 			return errTempLocal
 		}
-		if !migrating || old == nil {
+		if !migrating {
 			return s.reject(errNoSuchUser, "RCPT")
+		}
+		if old == nil {
+			// Migrating without an old server to hand mail to is a
+			// configuration error: have the sender retry, lose nothing.
+			s.r.log.Error("domain is migrating but has no old server settings", "domain", domain)
+			return s.reject(errNoOldServer, "RCPT")
 		}
 		if s.user == nil && !s.r.opts.NoRecipientCallout {
 			// Ask the old server now whether it knows the user, so that
