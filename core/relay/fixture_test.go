@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -169,6 +170,49 @@ func TestOldServerFixture(t *testing.T) {
 			if !bytes.Contains(dsn, []byte(want)) {
 				t.Errorf("DSN lacks %q:\n%s", want, dsn)
 			}
+		}
+	})
+
+	t.Run("implicit TLS to the old SMTP, and a wrong pin", func(t *testing.T) {
+		ctx := context.Background()
+		d, _ := fe.st.Domain(ctx, oldtest.Domain)
+		var set oldserver.Settings
+		if err := json.Unmarshal([]byte(d.OldServer), &set); err != nil {
+			t.Fatal(err)
+		}
+		defer fe.st.SetDomainMigration(ctx, oldtest.Domain, true, d.OldServer)
+		smtps := netip.MustParseAddrPort(fe.old.SMTPSAddr)
+		set.SMTPPort, set.SMTPTLS = int(smtps.Port()), oldserver.TLSImplicit
+		js, _ := json.Marshal(set)
+		fe.st.SetDomainMigration(ctx, oldtest.Domain, true, string(js))
+		rr := startRelay(t, fe.st, relay.Options{NoRecipientCallout: true})
+		if err := send(rr.smtpAddr, "sender@elsewhere.test", []string{"carol@example.test"}, message("fx-smtps", "over implicit TLS")); err != nil {
+			t.Fatal(err)
+		}
+		fe.old.WaitMessages(t, "carol", "INBOX", 1, 30*time.Second)
+
+		// A certificate that does not match the pin: nothing is sent, the
+		// message waits.
+		set.PinnedSHA256 = strings.Repeat("ab", 32)
+		js, _ = json.Marshal(set)
+		fe.st.SetDomainMigration(ctx, oldtest.Domain, true, string(js))
+		if err := send(rr.smtpAddr, "sender@elsewhere.test", []string{"carol@example.test"}, message("fx-badpin", "must wait")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a failed attempt", 10*time.Second, func() bool {
+			q, _ := fe.st.Queue(ctx)
+			return len(q) == 1 && q[0].Attempts > 0
+		})
+		q, _ := fe.st.Queue(ctx)
+		if !strings.Contains(q[0].LastError, "certificate") && !strings.Contains(q[0].LastError, "fingerprint") {
+			t.Errorf("last error %q does not name the certificate", q[0].LastError)
+		}
+		rr.close()
+		if err := fe.st.QueueDelete(ctx, q[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if got := fe.old.Messages(t, "carol", "INBOX"); len(got) != 1 {
+			t.Fatalf("carol has %d messages", len(got))
 		}
 	})
 
