@@ -591,6 +591,13 @@ func (e *Engine) catchUpAll(ctx context.Context) int {
 			continue
 		}
 		if _, err := migratingSettings(ctx, e.st, domain); err != nil {
+			if errors.Is(err, ErrNotMigrating) {
+				// The domain's migration is over: its passwords are no
+				// longer needed.
+				e.mu.Lock()
+				delete(e.creds, a.ID)
+				e.mu.Unlock()
+			}
 			continue
 		}
 		if e.schedule(a.ID, a.Address) != nil {
