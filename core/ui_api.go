@@ -909,11 +909,13 @@ func diffNote(got, want string) string {
 func ParseMessage(raw []byte) (ViewMessage, error) {
 	var v ViewMessage
 	mr, err := mail.CreateReader(bytes.NewReader(raw))
-	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
-		if mr == nil {
-			return v, fmt.Errorf("the message cannot be parsed: %w", err)
+	if mr == nil {
+		if err == nil {
+			err = errors.New("no message")
 		}
+		return v, fmt.Errorf("the message cannot be parsed: %w", err)
 	}
+	defer mr.Close()
 	h := mr.Header
 	v.Subject, _ = h.Subject()
 	if l, err := h.AddressList("From"); err == nil {
@@ -968,7 +970,11 @@ func ParseMessage(raw []byte) (ViewMessage, error) {
 func addrList(l []*mail.Address) string {
 	var s []string
 	for _, a := range l {
-		s = append(s, a.String())
+		if a.Name != "" {
+			s = append(s, a.Name+" <"+a.Address+">")
+		} else {
+			s = append(s, a.Address)
+		}
 	}
 	return strings.Join(s, ", ")
 }

@@ -285,7 +285,7 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 		if ds.Migrating {
 			btn = widget.NewButton("Disable migration…", func() { d.disableDialog(ds) })
 		} else {
-			btn = widget.NewButton("Enable automatic migration…", func() { d.enableDialog(ds.Name, ds.OldServer) })
+			btn = widget.NewButton("Enable automatic migration…", func() { d.enableDialog(ds.Name, ds.OldServer).dlg.Show() })
 			btn.Importance = widget.HighImportance
 		}
 		rows = append(rows, container.NewBorder(nil, nil, name, btn, info))
@@ -298,67 +298,101 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 }
 
 // addDomain asks for a new domain's name and its old server.
-func (d *dashboard) addDomain() { d.enableDialog("", nil) }
+func (d *dashboard) addDomain() { d.enableDialog("", nil).dlg.Show() }
 
-// enableDialog edits a domain's old server and turns migration on. With an
-// empty name it asks for the domain too.
-func (d *dashboard) enableDialog(name string, s *oldserver.Settings) {
-	form := newOldForm()
+// enableDialog edits a domain's old server and turns its migration on.
+type enableDialog struct {
+	d      *dashboard
+	dlg    *dialog.CustomDialog
+	domain *widget.Entry
+	fDom   *field
+	old    *oldForm
+	status *widget.Label
+	body   *fyne.Container
+	enable *widget.Button
+	// onDone, if set (tests), runs on the UI goroutine after an attempt.
+	onDone func(err error)
+}
+
+// enableDialog builds the dialog for domain name (empty: the admin types
+// it) with settings s (nil: empty form); the caller shows it.
+func (d *dashboard) enableDialog(name string, s *oldserver.Settings) *enableDialog {
+	e := &enableDialog{d: d, old: newOldForm()}
 	if s != nil {
-		form.set(*s)
+		e.old.set(*s)
 	}
-	domEntry := widget.NewEntry()
-	domEntry.SetText(name)
-	fDom := newField("Domain", domEntry)
+	e.domain = widget.NewEntry()
+	e.domain.SetText(name)
+	e.domain.SetPlaceHolder("example.org")
+	e.fDom = newField("Domain", e.domain)
 	if name != "" {
-		domEntry.Disable()
+		e.domain.Disable()
 	}
-	status := widget.NewLabel("")
-	status.Wrapping = fyne.TextWrapWord
-	items := append([]*widget.FormItem{fDom.formItem()}, form.form.Items...)
-	body := container.NewVBox(widget.NewForm(items...), status)
-	dlg := dialog.NewCustomWithoutButtons("Enable automatic migration", body, d.u.win)
-	enable := widget.NewButton("Enable migration", nil)
-	enable.Importance = widget.HighImportance
-	cancel := widget.NewButton("Cancel", dlg.Hide)
-	enable.OnTapped = func() {
-		dom, derr := core.CheckDomainName(domEntry.Text)
-		if derr != nil {
-			fDom.setError(plainStoreErr(derr))
+	e.status = widget.NewLabel("Mailferry checks that the old server answers, then turns automatic migration on: " +
+		"from then on a user of this domain who logs in to Mailferry is moved at once.")
+	e.status.Wrapping = fyne.TextWrapWord
+	items := append([]*widget.FormItem{e.fDom.formItem()}, e.old.form.Items...)
+	e.body = container.NewVBox(widget.NewForm(items...), e.status)
+	e.old.onChange = func() { refreshTree(e.body) }
+	e.dlg = dialog.NewCustomWithoutButtons("Enable automatic migration", e.body, d.u.win)
+	e.enable = widget.NewButton("Enable migration", e.run)
+	e.enable.Importance = widget.HighImportance
+	e.dlg.SetButtons([]fyne.CanvasObject{widget.NewButton("Cancel", e.dlg.Hide), e.enable})
+	e.dlg.Resize(fyne.NewSize(720, 520))
+	return e
+}
+
+func (e *enableDialog) finish(err error) {
+	refreshTree(e.body)
+	if e.onDone != nil {
+		e.onDone(err)
+	}
+}
+
+// run validates the form, probes the old server and enables migration.
+func (e *enableDialog) run() {
+	dom, derr := core.CheckDomainName(e.domain.Text)
+	switch {
+	case strings.TrimSpace(e.domain.Text) == "":
+		e.fDom.setError("Give the domain, e.g. example.org.")
+	case derr != nil:
+		e.fDom.setError(plainStoreErr(derr))
+	default:
+		e.fDom.setError("")
+	}
+	set, err := e.old.settings()
+	if derr != nil || err != nil {
+		e.status.SetText("Fix the fields marked above.")
+		e.status.Importance = widget.DangerImportance
+		e.finish(errors.New("invalid input"))
+		return
+	}
+	e.enable.Disable()
+	e.status.Importance = widget.MediumImportance
+	e.status.SetText("Testing the connection to the old server…")
+	refreshTree(e.body)
+	e.d.u.goSafe("enable migration", func() error {
+		ctx, cancel := context.WithTimeout(e.d.u.ctx, probeTimeout)
+		defer cancel()
+		res, perr := e.d.u.core.ProbeOldServer(ctx, set, "", "")
+		if res == nil {
+			return perr
+		}
+		if !res.IMAP.Reached {
+			return fmt.Errorf("The old server's IMAP cannot be reached: %s", firstNonEmpty(res.IMAP.Error, res.IMAP.Summary))
+		}
+		return e.d.u.core.EnableMigration(ctx, dom, set)
+	}, func(err error) {
+		e.enable.Enable()
+		if err != nil {
+			e.status.Importance = widget.DangerImportance
+			e.status.SetText(err.Error())
 		} else {
-			fDom.setError("")
+			e.dlg.Hide()
+			e.d.refresh()
 		}
-		set, err := form.settings()
-		if derr != nil || err != nil {
-			status.SetText("Fix the fields marked above.")
-			return
-		}
-		enable.Disable()
-		status.SetText("Testing the connection to the old server…")
-		d.u.goSafe("enable migration", func() error {
-			ctx, cancel := context.WithTimeout(d.u.ctx, probeTimeout)
-			defer cancel()
-			res, perr := d.u.core.ProbeOldServer(ctx, set, "", "")
-			if res == nil {
-				return perr
-			}
-			if !res.IMAP.Reached {
-				return fmt.Errorf("the old server's IMAP cannot be reached: %s", firstNonEmpty(res.IMAP.Error, res.IMAP.Summary))
-			}
-			return d.u.core.EnableMigration(ctx, dom, set)
-		}, func(err error) {
-			enable.Enable()
-			if err != nil {
-				status.SetText(err.Error())
-				return
-			}
-			dlg.Hide()
-			d.refresh()
-		})
-	}
-	dlg.SetButtons([]fyne.CanvasObject{cancel, enable})
-	dlg.Resize(fyne.NewSize(640, 480))
-	dlg.Show()
+		e.finish(err)
+	})
 }
 
 // readinessDialog checks whether a domain's migration can be turned off,

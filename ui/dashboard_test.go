@@ -1,0 +1,150 @@
+package ui
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2/test"
+
+	"mailferry/core"
+)
+
+// TestEnableDomain adds a domain with its old server from the dashboard:
+// bad input is marked inline and changes nothing, a good form enables
+// migration and the dashboard lists the domain.
+func TestEnableDomain(t *testing.T) {
+	h := newHarness(t)
+	srv, err := h.core.StartDemo(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	d := h.u.dash
+	var e *enableDialog
+	done := make(chan error, 4)
+	h.ui(func() {
+		e = d.enableDialog("", nil)
+		e.onDone = func(err error) { done <- err }
+		e.dlg.Show()
+	})
+	wait := func(what string) error {
+		t.Helper()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: no result", what)
+			return nil
+		}
+	}
+	// Bad input: nothing is probed, nothing changes.
+	h.setText(e.domain, "not a domain")
+	h.setText(e.old.host, "[300.1.2.3]")
+	h.setText(e.old.imapPort, "0")
+	h.tap(e.enable)
+	if err := wait("bad input"); err == nil {
+		t.Fatal("bad input accepted")
+	}
+	for _, f := range []*field{e.fDom, e.old.fHost, e.old.fIMAP} {
+		if !f.err.Visible() {
+			t.Errorf("field %s shows no error", f.label)
+		}
+	}
+	if doms, _ := h.core.Store().Domains(t.Context()); len(doms) != 0 {
+		t.Fatalf("bad input created %d domains", len(doms))
+	}
+	// An old server that does not answer: refused, nothing changes.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, deadPort, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	h.setText(e.domain, "new.test")
+	h.ui(func() { e.old.set(demoSettings(srv)) })
+	h.setText(e.old.imapPort, deadPort)
+	h.tap(e.enable)
+	if err := wait("dead old server"); err == nil || !strings.Contains(e.status.Text, "cannot be reached") {
+		t.Fatalf("dead old server: err %v, status %q", err, e.status.Text)
+	}
+	if doms, _ := h.core.Store().Domains(t.Context()); len(doms) != 0 {
+		t.Fatalf("an unreachable old server created %d domains", len(doms))
+	}
+	// Good input.
+	refreshed := make(chan struct{}, 4)
+	h.ui(func() {
+		e.old.set(demoSettings(srv))
+		d.onRefresh = func() { refreshed <- struct{}{} }
+	})
+	h.tap(e.enable)
+	if err := wait("enable"); err != nil {
+		t.Fatalf("enable: %v (%s)", err, e.status.Text)
+	}
+	select {
+	case <-refreshed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("dashboard did not refresh")
+	}
+	dom, err := h.core.Store().Domain(t.Context(), "new.test")
+	if err != nil || !dom.Migrating {
+		t.Fatalf("new.test: %+v, %v", dom, err)
+	}
+	h.ui(func() {
+		if len(d.snap.Domains) != 1 || d.snap.Domains[0].Name != "new.test" || d.snap.Domains[0].OldServer == nil {
+			t.Errorf("dashboard domains = %+v", d.snap.Domains)
+		}
+		if !strings.Contains(d.domainsSig, "new.test|true") {
+			t.Errorf("domain rows = %q", d.domainsSig)
+		}
+	})
+}
+
+// TestStartError: when Mailferry's services cannot start (a port is
+// taken) the assistant still opens and says why.
+func TestStartError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := core.Config{
+		DataDir: t.TempDir(), Hostname: "mailferry.test",
+		IMAPListen: ln.Addr().String(), IMAPSListen: core.Off, SMTPListen: core.Off,
+		SubmissionListen: core.Off, SubmissionTLSListen: core.Off,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	co, err := core.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	startErr := co.Start()
+	if startErr == nil {
+		t.Fatal("Start succeeded on a taken port")
+	}
+	a := test.NewApp()
+	defer a.Quit()
+	u := newUI(a, co, &Options{StartErr: startErr}, false)
+	defer u.Close()
+	if !u.banner.Visible() || !strings.Contains(u.banner.Text, "could not start") || !strings.Contains(u.banner.Text, ln.Addr().String()) {
+		t.Fatalf("banner = %q (visible %v)", u.banner.Text, u.banner.Visible())
+	}
+	if !strings.Contains(u.wizard.migrateText(), "not listening") {
+		t.Errorf("migrate text = %q", u.wizard.migrateText())
+	}
+	srv, err := co.StartDemo(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	user := srv.Users()[0]
+	_, err = co.MigrateTestAccount(t.Context(), demoSettings(srv), user.Address, user.Password, nil)
+	if err == nil || !strings.Contains(err.Error(), "not listening") {
+		t.Fatalf("migration without an IMAP front end: %v", err)
+	}
+}
+
