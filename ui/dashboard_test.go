@@ -147,4 +147,3 @@ func TestStartError(t *testing.T) {
 		t.Fatalf("migration without an IMAP front end: %v", err)
 	}
 }
-
