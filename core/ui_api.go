@@ -23,7 +23,6 @@ import (
 	"io"
 	"mime"
 	"net"
-	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -357,43 +356,27 @@ func (c *Core) dialFront(ctx context.Context, address, password string) (*imapcl
 	if addr == "" {
 		return nil, errors.New("Mailferry's IMAP front end is not listening (see the error shown at start)")
 	}
-	opts := &imapclient.Options{TLSConfig: c.clientTLS(addr)}
-	type res struct {
-		cl  *imapclient.Client
-		err error
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to Mailferry's IMAP at %s: %w", addr, err)
 	}
-	ch := make(chan res, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				c.log.Error("panic", "goroutine", "imap client dial", "panic", r, "stack", string(debug.Stack()))
-				ch <- res{err: fmt.Errorf("dial: panic: %v", r)}
-			}
-		}()
-		var cl *imapclient.Client
-		var err error
-		if opts.TLSConfig != nil {
-			cl, err = imapclient.DialStartTLS(addr, opts)
-		} else {
-			cl, err = imapclient.DialInsecure(addr, nil)
-		}
-		ch <- res{cl, err}
-	}()
-	var r res
-	select {
-	case r = <-ch:
-	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.cl != nil {
-				r.cl.Close()
-			}
-		}()
-		return nil, ctx.Err()
+	// The greeting and STARTTLS are bounded by a deadline and by ctx.
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	stopSetup := context.AfterFunc(ctx, func() { conn.Close() })
+	var cl *imapclient.Client
+	if tc := c.clientTLS(addr); tc != nil {
+		cl, err = imapclient.NewStartTLS(conn, &imapclient.Options{TLSConfig: tc})
+	} else {
+		cl = imapclient.New(conn, nil)
+		err = cl.WaitGreeting()
 	}
-	if r.err != nil {
-		return nil, fmt.Errorf("connecting to Mailferry's IMAP at %s: %w", addr, r.err)
+	stopSetup()
+	if err != nil {
+		conn.Close()
+		return nil, ctxErr(ctx, fmt.Errorf("connecting to Mailferry's IMAP at %s: %w", addr, err))
 	}
-	cl := r.cl
+	conn.SetDeadline(time.Time{})
 	stop := context.AfterFunc(ctx, func() { cl.Close() })
 	defer stop()
 	if err := cl.Login(address, password).Wait(); err != nil {
