@@ -265,11 +265,13 @@ func (s *Store) CreateAccount(ctx context.Context, address, password string, opt
 
 const accountCols = `id, domain_id, address, delim, created, mig_state, mig_error, mig_updated`
 
-func scanAccount(sc interface{ Scan(...any) error }) (*Account, error) {
+// scanAccount scans accountCols, then the extra columns into extra.
+func scanAccount(sc interface{ Scan(...any) error }, extra ...any) (*Account, error) {
 	var a Account
 	var delim string
 	var created, updated int64
-	if err := sc.Scan(&a.ID, &a.DomainID, &a.Address, &delim, &created, &a.Migration, &a.MigrationError, &updated); err != nil {
+	dest := append([]any{&a.ID, &a.DomainID, &a.Address, &delim, &created, &a.Migration, &a.MigrationError, &updated}, extra...)
+	if err := sc.Scan(dest...); err != nil {
 		return nil, err
 	}
 	a.Delim = '/'
@@ -337,11 +339,8 @@ func (s *Store) Accounts(ctx context.Context, domain string) ([]*Account, error)
 // such account and ErrBadPassword when the password is wrong.
 func (s *Store) Authenticate(ctx context.Context, address, password string) (*Account, error) {
 	var hash string
-	row := s.r.QueryRowContext(ctx, `SELECT `+accountCols+`, password_hash FROM accounts WHERE address = ?`, strings.TrimSpace(address))
-	var a Account
-	var delim string
-	var created, updated int64
-	err := row.Scan(&a.ID, &a.DomainID, &a.Address, &delim, &created, &a.Migration, &a.MigrationError, &updated, &hash)
+	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+accountCols+`, password_hash FROM accounts WHERE address = ?`,
+		strings.TrimSpace(address)), &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("account %s: %w", address, ErrNotFound)
 	} else if err != nil {
@@ -350,9 +349,7 @@ func (s *Store) Authenticate(ctx context.Context, address, password string) (*Ac
 	if !VerifyPassword(hash, password) {
 		return nil, ErrBadPassword
 	}
-	a.Delim = []rune(delim + "/")[0]
-	a.Created, a.MigrationTime = time.Unix(created, 0), time.Unix(updated, 0)
-	return &a, nil
+	return a, nil
 }
 
 // SetPassword replaces an account's password.
