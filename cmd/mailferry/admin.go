@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -37,13 +38,8 @@ func runDomain(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	want := map[string]int{"add": 1, "delete": 1, "list": 0}
-	n, ok := want[sub]
-	if !ok {
-		return usagef("domain: unknown subcommand %q (want add, list, delete or migrate)", sub)
-	}
-	if fs.NArg() != n {
-		return usagef("domain %s takes %d argument(s), got %d", sub, n, fs.NArg())
+	if err := checkArgs(fs, "domain", sub, map[string]int{"add": 1, "delete": 1, "list": 0}, "add, list, delete or migrate"); err != nil {
+		return err
 	}
 	co, err := c.open(stderr)
 	if err != nil {
@@ -102,13 +98,8 @@ func runAccount(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	want := map[string]int{"add": 1, "passwd": 1, "delete": 1, "list": 0}
-	n, ok := want[sub]
-	if !ok {
-		return usagef("account: unknown subcommand %q (want add, list, passwd or delete)", sub)
-	}
-	if fs.NArg() != n {
-		return usagef("account %s takes %d argument(s), got %d", sub, n, fs.NArg())
+	if err := checkArgs(fs, "account", sub, map[string]int{"add": 1, "passwd": 1, "delete": 1, "list": 0}, "add, list, passwd or delete"); err != nil {
+		return err
 	}
 	var password string
 	if sub == "add" || sub == "passwd" {
@@ -159,6 +150,19 @@ func runAccount(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Address, mig, a.Created.Format("2006-01-02 15:04"))
 		}
 		tw.Flush()
+	}
+	return nil
+}
+
+// checkArgs checks that sub is a known subcommand of cmd and got as many
+// arguments as nargs says.
+func checkArgs(fs *flag.FlagSet, cmd, sub string, nargs map[string]int, known string) error {
+	n, ok := nargs[sub]
+	if !ok {
+		return usagef("%s: unknown subcommand %q (want %s)", cmd, sub, known)
+	}
+	if fs.NArg() != n {
+		return usagef("%s %s takes %d argument(s), got %d", cmd, sub, n, fs.NArg())
 	}
 	return nil
 }
