@@ -38,6 +38,7 @@ import (
 	"mailferry/core/demo"
 	"mailferry/core/migrate"
 	"mailferry/core/oldserver"
+	"mailferry/core/relay"
 	"mailferry/core/store"
 )
 
@@ -107,7 +108,11 @@ func (c *Core) PrepareTestDomain(ctx context.Context, domain, address string, s 
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	return c.setDomain(ctx, domain, &s, false)
+	migrating := false
+	if d, err := c.store.Domain(ctx, domain); err == nil {
+		migrating = d.Migrating // a domain already migrating stays so
+	}
+	return c.setDomain(ctx, domain, &s, migrating)
 }
 
 // RemoveTestAccount deletes the account address from Mailferry (not from the
@@ -1014,6 +1019,8 @@ type Dashboard struct {
 	Failed        int
 	// Queue is the relay queue (mail waiting for an old server).
 	Queue []*store.QueueItem
+	// Relay counts the SMTP relay's work since start (zero before Start).
+	Relay relay.Stats
 	// Listen maps each service to its address ("" when not listening).
 	Listen map[string]string
 }
@@ -1103,6 +1110,9 @@ func (c *Core) Dashboard(ctx context.Context) (*Dashboard, error) {
 	d.Queue, err = c.store.Queue(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if r := c.Relay(); r != nil {
+		d.Relay = r.Stats()
 	}
 	return d, nil
 }

@@ -230,10 +230,14 @@ func (d *dashboard) apply(snap *core.Dashboard, err error) {
 	}
 	d.totals.SetText(fmt.Sprintf("%d users: %d moved, %d copying, %d failed — %d messages, %s on Mailferry",
 		len(snap.Users), moved, snap.Running, snap.Failed, snap.TotalMessages, humanBytes(snap.TotalBytes)))
+	st := snap.Relay
+	relayLine := fmt.Sprintf("Since start: %d messages accepted, %d delivered here, %d recipients relayed to old servers, %d deferred, %d bounced.",
+		st.Accepted, st.Delivered, st.Relayed, st.Deferred, st.Bounced)
 	if len(snap.Queue) == 0 {
-		d.queue.SetText("The queue is empty.")
+		d.queue.SetText("The queue is empty.\n" + relayLine)
 	} else {
 		var b strings.Builder
+		b.WriteString(relayLine + "\n")
 		for _, q := range snap.Queue {
 			fmt.Fprintf(&b, "#%d %s → %s, %s, %d attempt(s), next %s", q.ID, q.From, strings.Join(q.Rcpts, ", "),
 				humanBytes(q.Size), q.Attempts, q.NextAttempt.Local().Format("15:04:05"))
@@ -281,12 +285,15 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 		}
 		info := widget.NewLabel(fmt.Sprintf("%s · %s · %d of %d users moved", state, old, ds.Migrated, ds.Accounts))
 		info.Truncation = fyne.TextTruncateEllipsis
-		var btn *widget.Button
+		var btn fyne.CanvasObject
 		if ds.Migrating {
-			btn = widget.NewButton("Disable migration…", func() { d.disableDialog(ds) })
+			btn = container.NewHBox(
+				widget.NewButton("Old server…", func() { d.enableDialog(ds.Name, ds.OldServer).dlg.Show() }),
+				widget.NewButton("Disable migration…", func() { d.disableDialog(ds) }))
 		} else {
-			btn = widget.NewButton("Enable automatic migration…", func() { d.enableDialog(ds.Name, ds.OldServer).dlg.Show() })
-			btn.Importance = widget.HighImportance
+			b := widget.NewButton("Enable automatic migration…", func() { d.enableDialog(ds.Name, ds.OldServer).dlg.Show() })
+			b.Importance = widget.HighImportance
+			btn = b
 		}
 		rows = append(rows, container.NewBorder(nil, nil, name, btn, info))
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -432,14 +433,14 @@ func (w *wizard) useDemo() {
 
 // demoSettings are the old-server settings of the demo server.
 func demoSettings(srv *demo.Server) oldserver.Settings {
-	host, ip, _ := net.SplitHostPort(srv.IMAPAddr())
-	_, sp, _ := net.SplitHostPort(srv.SMTPAddr())
+	host, imapPort, _ := net.SplitHostPort(srv.IMAPAddr())
+	_, smtpPort, _ := net.SplitHostPort(srv.SMTPAddr())
 	s := oldserver.Settings{
 		Host: oldserver.MustParseHost("[" + host + "]"), IMAPTLS: oldserver.TLSStartTLS, SMTPTLS: oldserver.TLSStartTLS,
 		PinnedSHA256: srv.CertFingerprint(), LoginForm: oldserver.LoginAuto,
 	}
-	fmt.Sscan(ip, &s.IMAPPort)
-	fmt.Sscan(sp, &s.SMTPPort)
+	s.IMAPPort, _ = strconv.Atoi(imapPort)
+	s.SMTPPort, _ = strconv.Atoi(smtpPort)
 	if !srv.TLSEnabled() {
 		s.IMAPTLS, s.SMTPTLS = oldserver.TLSNone, oldserver.TLSNone
 	}
