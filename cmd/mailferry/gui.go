@@ -3,8 +3,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
 
 	"fyne.io/fyne/v2/app"
 
@@ -30,6 +33,9 @@ func runGUI(args []string, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return usagef("the assistant takes no arguments, got %q", fs.Args())
+	}
+	if noDisplay() {
+		return errors.New("no graphical display (neither DISPLAY nor WAYLAND_DISPLAY is set): start the assistant in a desktop session, or run 'mailferry serve' for the headless server")
 	}
 	cfg, err := c.load(stderr)
 	if err != nil {
@@ -61,4 +67,14 @@ func runGUI(args []string, stderr io.Writer) error {
 	u.ShowAndRun()
 	u.Close()
 	return nil
+}
+
+// noDisplay reports whether this is a Unix-like system without an X11 or
+// Wayland display, where opening a window would fail.
+func noDisplay() bool {
+	switch runtime.GOOS {
+	case "windows", "darwin", "android", "ios", "js":
+		return false
+	}
+	return os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == ""
 }
