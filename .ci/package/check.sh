@@ -8,20 +8,23 @@
 #     .desktop file that names both; the binary is an x86-64 ELF executable
 #     and `mailferry version` runs.
 #  3. The archived binary, started under Xvfb with a fresh data directory
-#     whose path has spaces, keeps running and opens a window named
+#     whose path has spaces and its listeners off (so it needs no free
+#     port), keeps running and opens a window named
 #     Mailferry (the wizard); a screenshot goes to dist/screenshot-linux.png
 #     and must not be blank.
 #
 # Prints one line per check and exits 1 if any failed.
-# Environment: GO, WAIT (seconds the program runs under Xvfb, default 8).
+# Environment: GO, WAIT (seconds to wait for the window, default 8), DIST
+# (default dist/).
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 GO=${GO:-go}
 WAIT=${WAIT:-8}
-exe=$root/dist/mailferry.exe
-archive=$root/dist/mailferry-linux-amd64.tar.xz
-shot=$root/dist/screenshot-linux.png
+dist=${DIST:-$root/dist}
+exe=$dist/mailferry.exe
+archive=$dist/mailferry-linux-amd64.tar.xz
+shot=$dist/screenshot-linux.png
 failed=0
 ok() { printf 'package-check: ok   %s\n' "$*"; }
 bad() { printf 'package-check: FAIL %s\n' "$*"; failed=1; }
@@ -36,11 +39,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# release_tags FILE: the Go build information in FILE records the release
+# build tags (migrated_fynedo: no thread checks; release).
+release_tags() {
+	local t
+	t=$("$GO" version -m "$1" 2>/dev/null | sed -n 's/^[[:space:]]*build[[:space:]]*-tags=//p')
+	case ",$t," in
+	*,migrated_fynedo,*release,* | *,release,*migrated_fynedo,*) ok "${1##*/} built with -tags $t" ;;
+	*) bad "${1##*/} built with -tags '$t', want migrated_fynedo and release" ;;
+	esac
+}
+
 # 1. Windows executable.
 if [ ! -f "$exe" ]; then
 	bad "no ${exe#"$root"/}"
 elif (cd "$root" && "$GO" run .ci/package/pecheck.go "$exe"); then
 	ok "${exe#"$root"/}: PE32+ x86-64 GUI executable with icon, version info and manifest"
+	release_tags "$exe"
 else
 	bad "${exe#"$root"/} (see pecheck output above)"
 fi
@@ -82,7 +97,12 @@ else
 		else
 			bad "binary is not an x86-64 ELF executable"
 		fi
-		if v=$("$bin" version 2>&1); then ok "binary runs: $v"; else bad "'mailferry version' failed: $v"; fi
+		release_tags "$bin"
+		if v=$("$bin" version 2>"$tmp/version.err"); then
+			ok "binary runs: $v"
+		else
+			bad "'mailferry version' failed: $v $(cat "$tmp/version.err")"
+		fi
 	fi
 fi
 
@@ -104,7 +124,8 @@ if [ -n "$bin" ]; then
 	else
 		export DISPLAY=:$(head -n1 "$tmp/display")
 		HOME=$tmp/home XDG_CONFIG_HOME=$tmp/home/.config XDG_DATA_HOME=$tmp/home/.local/share \
-			"$bin" gui --data "$tmp/data dir with spaces" >"$tmp/app.log" 2>&1 &
+			"$bin" gui --data "$tmp/data dir with spaces" \
+			--imap off --imaps off --smtp off --submission off --submissions off >"$tmp/app.log" 2>&1 &
 		apid=$!
 		win=""
 		for _ in $(seq $((WAIT * 2))); do
@@ -130,8 +151,10 @@ if [ -n "$bin" ]; then
 		else
 			bad "screenshot failed: $(cat "$tmp/import.log")"
 		fi
-		if [ -n "$(ls -A "$tmp/data dir with spaces")" ]; then
-			ok "data directory with spaces used: $(ls "$tmp/data dir with spaces" | tr '\n' ' ')"
+		if [ -f "$tmp/data dir with spaces/mailferry.db" ]; then
+			ok "store opened in the --data directory with spaces: $(ls "$tmp/data dir with spaces" | tr '\n' ' ')"
+		else
+			bad "no mailferry.db in the --data directory \"$tmp/data dir with spaces\""
 		fi
 		printf '    program output:\n'; sed 's/^/    /' "$tmp/app.log" | head -n 30
 	fi
