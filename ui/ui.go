@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -35,6 +36,9 @@ var iconPNG []byte
 
 // Icon is the application icon (a copy of assets/icon.png).
 var Icon fyne.Resource = fyne.NewStaticResource("mailferry.png", iconPNG)
+
+// closeWait bounds how long Close waits for the UI's goroutines.
+const closeWait = 5 * time.Second
 
 // Options configure New. A nil *Options means the defaults.
 type Options struct {
@@ -146,7 +150,19 @@ func (u *UI) Close() {
 	u.once.Do(func() {
 		u.cancel()
 		u.wizard.cancelTask()
-		u.wg.Wait()
+		// Close may run on the UI goroutine (window closed): wait for the
+		// UI's goroutines, all canceled, but never hang the window on one
+		// stuck in the network.
+		done := make(chan struct{})
+		go func() {
+			u.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(closeWait):
+			u.log.Warn("closing with work still running", "waited", closeWait)
+		}
 		u.wizard.stopDemo()
 	})
 }

@@ -284,7 +284,11 @@ func (w *wizard) runTask(name string, timeout time.Duration, fn func(ctx context
 		w.bar.Hide()
 		if err != nil && canceled {
 			err = context.Canceled
-			w.setStatus("Canceled. Nothing was left half done: you can try again.", true)
+			if w.step == stepMigrate {
+				w.setStatus("Canceled. Mailferry goes on copying the account in the background; press Start migration to watch it again.", true)
+			} else {
+				w.setStatus("Canceled. You can change the input and try again.", true)
+			}
 		} else if errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("%s took too long and was stopped: %w", name, err)
 			w.setStatus(err.Error(), true)
