@@ -137,29 +137,36 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	sem := make(chan struct{}, r.opts.Workers)
+	sem := make(chan struct{}, r.opts.Workers) // one token per delivery in progress
 	for {
-		items, err := r.st.QueueDue(ctx, time.Now(), 4*r.opts.Workers)
-		if err != nil && ctx.Err() == nil {
-			r.log.Error("read queue", "err", err)
-		}
-	dispatch:
-		for _, it := range items {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				break dispatch
+		// Claim only what can start now: a claimed item is not due for
+		// anyone else until the claim (lease) runs out.
+		var items []*store.QueueItem
+		var claimErr error
+		if free := cap(sem) - len(sem); free > 0 {
+			now := time.Now()
+			r.inflightMu.Lock()
+			busy := make([]int64, 0, len(r.inflight))
+			for id := range r.inflight {
+				busy = append(busy, id)
 			}
-			// Check and mark at once: an item is never delivered by two
-			// goroutines (not even by two Run calls).
+			r.inflightMu.Unlock()
+			items, claimErr = r.st.QueueClaimDue(ctx, now, now.Add(r.lease()), free, busy)
+			if claimErr != nil && ctx.Err() == nil {
+				r.log.Error("read queue", "err", claimErr)
+			}
+		}
+		for _, it := range items {
+			// Items being delivered here were excluded from the claim; a
+			// second Run in this process may still race: check and mark.
 			r.inflightMu.Lock()
 			busy := r.inflight[it.ID]
 			r.inflight[it.ID] = true
 			r.inflightMu.Unlock()
 			if busy {
-				<-sem
 				continue
 			}
+			sem <- struct{}{} // never blocks: at most free items were claimed
 			wg.Add(1)
 			go func(it *store.QueueItem) {
 				defer wg.Done()
@@ -174,14 +181,7 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 					}
 				}()
 				defer r.recoverPanic("queue delivery")
-				// it may be stale (read before an earlier delivery of the
-				// same item ended): work on the item as it is now, if it is
-				// still due.
-				cur, err := r.st.QueueItem(dctx, it.ID)
-				if err != nil || cur.BlobKey != it.BlobKey || cur.State != store.QueueQueued || cur.NextAttempt.After(time.Now()) {
-					return
-				}
-				r.deliverItem(dctx, cur)
+				r.deliverItem(dctx, it)
 			}(it)
 		}
 		if ctx.Err() != nil {
@@ -189,14 +189,15 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 		}
 
 		wait := r.opts.PollInterval
-		if next, ok, err := r.st.QueueNextDue(ctx); err == nil && ok {
-			if d := time.Until(next); d < wait {
-				wait = d
+		if len(sem) < cap(sem) && claimErr == nil {
+			if next, ok, err := r.st.QueueNextDue(ctx); err == nil && ok {
+				if d := time.Until(next); d < wait {
+					wait = d
+				}
 			}
 		}
-		if wait < 10*time.Millisecond {
-			// Due items are all in flight: wait for one to finish.
-			wait = r.opts.PollInterval
+		if wait <= 0 {
+			continue
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -209,6 +210,17 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 		}
 		timer.Stop()
 	}
+}
+
+// lease is how long a claimed queue item stays out of other workers' reach:
+// longer than any delivery attempt; after a crash the item is retried when
+// it runs out.
+func (r *Relay) lease() time.Duration {
+	d := 5 * r.opts.ClientTimeout
+	if d < time.Minute {
+		d = time.Minute
+	}
+	return d
 }
 
 // outcome is the fate of one recipient in one attempt.

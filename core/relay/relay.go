@@ -172,9 +172,9 @@ type Relay struct {
 	kick       chan struct{} // wakes the worker
 	finished   chan struct{} // a delivery finished
 	dataWG     sync.WaitGroup
-	runWG      sync.WaitGroup
 	inflightMu sync.Mutex
-	inflight   map[int64]bool
+	inflight   map[int64]bool // queue items being delivered
+	runWG      sync.WaitGroup
 
 	mu       sync.Mutex
 	servers  map[*smtp.Server]struct{}
@@ -250,8 +250,8 @@ func New(opts Options) (*Relay, error) {
 		closed:   make(chan struct{}),
 		hardStop: make(chan struct{}),
 		kick:     make(chan struct{}, 1),
-		finished: make(chan struct{}, 1),
 		inflight: map[int64]bool{},
+		finished: make(chan struct{}, 1),
 		servers:  map[*smtp.Server]struct{}{},
 		subs:     map[chan Event]struct{}{},
 		limits:   newLimiter(opts.MaxConnsPerIP, opts.MaxAuthFailures, opts.AuthFailureWindow),

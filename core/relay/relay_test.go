@@ -784,3 +784,35 @@ func TestRecipientCallout(t *testing.T) {
 		t.Fatalf("old server down: %v", err)
 	}
 }
+
+// Two relays (say, the server and a CLI flushing the queue) on one store
+// never deliver an item twice: a worker claims an item before it tries it.
+func TestTwoRelaysOneStore(t *testing.T) {
+	old := startOldSMTP(t, "")
+	addr := old.addr
+	old.stop()
+	e := newEnv(t, addr)
+	rr1 := startRelay(t, e.st, relay.Options{Workers: 4})
+	const n = 40
+	for i := 0; i < n; i++ {
+		if err := send(rr1.smtpAddr, "sender@elsewhere.test", []string{bob}, message(fmt.Sprintf("two-%02d", i), "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startRelay(t, e.st, relay.Options{Workers: 4})
+	old.start(t, addr)
+	waitFor(t, "all delivered", 10*time.Second, func() bool { return len(mustList(t, rr1.r)) == 0 })
+	time.Sleep(200 * time.Millisecond)
+	if got := len(old.messages()); got != n {
+		t.Fatalf("old server got %d messages, want %d", got, n)
+	}
+}
+
+func mustList(t *testing.T, r *relay.Relay) []*store.QueueItem {
+	t.Helper()
+	l, err := r.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}

@@ -70,3 +70,50 @@ func queueExecTx(ctx context.Context, tx *sql.Tx, ch *changes, id int64, q strin
 	ch.queue = true
 	return nil
 }
+
+// QueueClaimDue picks up to limit queued (not held) items due at now and,
+// in the same transaction, moves their next attempt to until, so that no
+// other worker (in this or another process) picks them while they are being
+// delivered. The worker then records the outcome (QueueDelete, QueueSetRcpts,
+// QueueDefer), which replaces the claim; an item whose worker died is due
+// again at until. Items come oldest due first, as they were at the claim.
+//
+// Items whose IDs are in exclude (those the caller is delivering right now)
+// are neither returned nor claimed.
+func (s *Store) QueueClaimDue(ctx context.Context, now, until time.Time, limit int, exclude []int64) ([]*QueueItem, error) {
+	var out []*QueueItem
+	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		ex, err := json.Marshal(exclude)
+		if err != nil || exclude == nil {
+			ex = []byte("[]")
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+queueCols+` FROM queue q JOIN blobs b ON b.key = q.blob
+			WHERE q.state = ? AND q.next_attempt <= ? AND q.id NOT IN (SELECT value FROM json_each(?))
+			ORDER BY q.next_attempt, q.id LIMIT ?`, QueueQueued, now.Unix(), string(ex), limit)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		for rows.Next() {
+			q, err := scanQueue(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("store: %w", err)
+			}
+			out = append(out, q)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		for _, q := range out {
+			if _, err := tx.ExecContext(ctx, `UPDATE queue SET next_attempt = ? WHERE id = ?`, until.Unix(), q.ID); err != nil {
+				return fmt.Errorf("store: claim queue item: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -111,3 +111,45 @@ func TestQueueTxOps(t *testing.T) {
 		t.Fatalf("blob of deleted item: %v", err)
 	}
 }
+
+func TestQueueClaimDue(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	var ids []int64
+	for i := 0; i < 3; i++ {
+		id, err := s.Enqueue(ctx, "a@x.test", []string{"b@y.test"}, []byte{'m', byte('0' + i)}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := s.QueueHold(ctx, ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	until := now.Add(10 * time.Minute)
+	got, err := s.QueueClaimDue(ctx, now, until, 5, []int64{ids[0], ids[1]})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("claim excluding both due items = %v, %v", got, err)
+	}
+	got, err = s.QueueClaimDue(ctx, now, until, 1, nil)
+	if err != nil || len(got) != 1 || got[0].ID != ids[0] {
+		t.Fatalf("first claim = %v, %v", got, err)
+	}
+	// Claimed items are not due any more; held ones never are.
+	got, err = s.QueueClaimDue(ctx, now, until, 10, []int64{ids[0]})
+	if err != nil || len(got) != 1 || got[0].ID != ids[1] {
+		t.Fatalf("second claim = %v, %v", got, err)
+	}
+	if got, _ := s.QueueClaimDue(ctx, now, until, 10, nil); len(got) != 0 {
+		t.Fatalf("third claim got %d items", len(got))
+	}
+	it, _ := s.QueueItem(ctx, ids[0])
+	if it.NextAttempt.Unix() != until.Unix() || it.Attempts != 0 {
+		t.Fatalf("claimed item %+v", it)
+	}
+	// A dead worker's claim runs out.
+	if got, _ := s.QueueClaimDue(ctx, until, until.Add(time.Minute), 10, nil); len(got) != 2 {
+		t.Fatalf("after the claim ran out: %d items", len(got))
+	}
+}
