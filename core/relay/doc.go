@@ -29,6 +29,11 @@
 //     right after the remote server's reply, so a normal stop or restart never
 //     sends a message twice; only a crash between the remote 250 and that
 //     commit can.
+//   - A worker claims a due item in the store before it tries it (its next
+//     attempt moves out by a lease of 5 × Options.ClientTimeout, at least a
+//     minute), so two workers — even in two processes — never try one item
+//     at once; the recorded outcome replaces the claim, and an item whose
+//     process died is tried again when the lease runs out.
 //   - Temporary failures (4xx, network) are retried with exponential backoff;
 //     permanent ones (5xx), expiry and the retry limit produce one delivery
 //     status notification (RFC 3464) to the sender per outcome, never for a
