@@ -4,8 +4,8 @@ package core
 // Core beyond the services themselves. Everything here is protocol work done
 // off the UI goroutine by the caller; nothing here knows about Fyne.
 //
-// The test migration (issue 6) runs, in order: ProbeOldServer,
-// CheckOldLogin, PrepareTestDomain, SendSamples, WaitForSamples,
+// The test migration (issue 6) runs, in order: ProbeOldServer (without,
+// then with the test account), PrepareTestDomain, SendSamples, WaitForSamples,
 // EnableMigration, MigrateTestAccount and CheckTestAccount. The last two
 // talk to Mailferry's own IMAP front end with go-imap's client, exactly as
 // a user's mail client would (RFC 9051 LOGIN after STARTTLS, RFC 3207-style
@@ -66,22 +66,6 @@ func CheckDomainName(name string) (string, error) {
 // it offers (oldserver.Probe). With user and password it also logs in.
 func (c *Core) ProbeOldServer(ctx context.Context, s oldserver.Settings, user, password string) (*oldserver.ProbeResult, error) {
 	return oldserver.Probe(ctx, s, user, password)
-}
-
-// CheckOldLogin logs in to the old server's IMAP as address with password
-// and logs out again. A refused password matches oldserver.ErrAuthFailed.
-func (c *Core) CheckOldLogin(ctx context.Context, s oldserver.Settings, address, password string) (oldserver.LoginInfo, error) {
-	cl, err := oldserver.DialIMAP(ctx, s, nil)
-	if err != nil {
-		return oldserver.LoginInfo{}, err
-	}
-	defer cl.Close()
-	info, err := oldserver.Login(ctx, cl, s, address, password)
-	if err != nil {
-		return info, err
-	}
-	_ = cl.Logout().Wait()
-	return info, nil
 }
 
 // PrepareTestDomain makes sure domain exists on Mailferry with s recorded as

@@ -88,6 +88,8 @@ type wizard struct {
 	domain, address, password *widget.Entry
 	fDomain, fAddress, fPass  *field
 	removeBtn                 *widget.Button
+	accountOut                *widget.Label
+	accountOK                 string // input last checked successfully
 
 	// Samples.
 	langs      *widget.CheckGroup
@@ -606,9 +608,13 @@ func (w *wizard) accountPage() fyne.CanvasObject {
 	w.removeBtn = widget.NewButton("Remove the old test account from Mailferry", w.removeTestAccount)
 	w.removeBtn.Hide()
 	intro := widget.NewLabel("Create a test domain and a test account on the old server first (for example example.test and test@example.test), then type them here. " +
-		"The assistant checks the password at the old server and creates the test domain on Mailferry — migration for it stays off until the Migrate step.")
+		"The assistant logs in at the old server (and shows what it finds there), checks that its SMTP takes mail for the account, " +
+		"and creates the test domain on Mailferry — migration for it stays off until the Migrate step.")
 	intro.Wrapping = fyne.TextWrapWord
-	return container.NewVScroll(container.NewVBox(intro, form, container.NewHBox(w.removeBtn)))
+	w.accountOut = widget.NewLabel("")
+	w.accountOut.Wrapping = fyne.TextWrapWord
+	w.accountOut.Selectable = true
+	return container.NewVScroll(container.NewVBox(intro, form, container.NewHBox(w.removeBtn), w.accountOut))
 }
 
 // accountInput validates the account step's fields inline.
@@ -663,14 +669,34 @@ func (w *wizard) nextAccount() {
 		w.setStatus(err.Error(), true)
 		return
 	}
+	key := domain + "\x00" + address + "\x00" + password + "\x00" + settingsKey(w.oldSettings)
+	if w.accountOK == key {
+		w.show(stepSamples)
+		return
+	}
 	w.removeBtn.Hide()
+	w.accountOut.SetText("")
 	s := w.oldSettings
+	var res *oldserver.ProbeResult
 	w.runTask("Checking "+address+" at the old server", loginTimeout, func(ctx context.Context, t task) error {
-		if _, err := w.u.core.CheckOldLogin(ctx, s, address, password); err != nil {
-			if errors.Is(err, oldserver.ErrAuthFailed) {
-				return fmt.Errorf("The old server refused the password for %s: check the account and its password.", address)
-			}
-			return fmt.Errorf("Could not log in at the old server: %w", err)
+		// The full probe: log in, namespaces, separator, special-use
+		// folders, and whether the old SMTP takes mail for the account
+		// from this computer without a password.
+		var perr error
+		res, perr = w.u.core.ProbeOldServer(ctx, s, address, password)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(perr, oldserver.ErrAuthFailed):
+			return fmt.Errorf("The old server refused the password for %s: check the account and its password.", address)
+		case res == nil:
+			return fmt.Errorf("Could not check the account at the old server: %w", perr)
+		case !res.IMAP.LoggedIn:
+			return fmt.Errorf("Could not log in at the old server: %s", firstNonEmpty(res.IMAP.Error, res.IMAP.Summary))
+		case !res.SMTP.RecipientAccepted:
+			return fmt.Errorf("The old server's SMTP does not take mail for %s from this computer without a password (%s). "+
+				"Mailferry hands it the mail of users who have not moved yet: let this computer relay through it (e.g. Postfix mynetworks).",
+				address, firstNonEmpty(res.SMTP.Reply, res.SMTP.Error, res.SMTP.Summary))
 		}
 		t.progress(-1, "The old server accepted the password. Creating "+domain+" on Mailferry…")
 		if err := w.u.core.PrepareTestDomain(ctx, domain, address, s); err != nil {
@@ -681,6 +707,9 @@ func (w *wizard) nextAccount() {
 		}
 		return nil
 	}, func(err error) {
+		if res != nil {
+			w.accountOut.SetText(res.Text())
+		}
 		if err != nil {
 			if strings.Contains(err.Error(), "already has an account on Mailferry") {
 				w.removeBtn.Show()
@@ -690,7 +719,8 @@ func (w *wizard) nextAccount() {
 			}
 			return
 		}
-		w.show(stepSamples)
+		w.accountOK = key
+		w.setStatus(fmt.Sprintf("The old server accepted %s and %s is ready on Mailferry (migration still off). Press Next.", address, domain), false)
 	})
 }
 

@@ -275,6 +275,15 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 	if err := h.tapTask(w.next, "account", time.Minute); err != nil {
 		t.Fatalf("account step: %v", err)
 	}
+	h.mustStep(stepAccount)
+	for _, want := range []string{"logged in", "separator", "accepted"} {
+		if !strings.Contains(strings.ToLower(w.accountOut.Text), want) {
+			t.Errorf("account findings lack %q:\n%s", want, w.accountOut.Text)
+		}
+	}
+	h.screenshot("03b-account-checked")
+	h.tap(w.next)
+	h.noTask()
 	h.mustStep(stepSamples)
 	if _, err := h.core.Store().Domain(t.Context(), domain); err != nil {
 		t.Fatalf("the test domain was not created: %v", err)

@@ -45,8 +45,9 @@ next; sleep 1
 click 66 389; sleep 3                       # Test connection
 shot 02-old-server
 next; sleep 1
-shot 03-account
 next; sleep 3                               # login check, test domain
+shot 03-account
+next; sleep 1
 click 115 268; click 115 339; sleep 0.5     # + Greek, Chinese
 shot 04-samples
 next; sleep 5                               # send samples, wait on the old IMAP
