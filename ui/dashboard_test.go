@@ -147,3 +147,37 @@ func TestStartError(t *testing.T) {
 		t.Fatalf("migration without an IMAP front end: %v", err)
 	}
 }
+
+// TestTrustCertificate: an old server with a self-signed certificate is
+// refused until the admin trusts (pins) the certificate the probe saw.
+func TestTrustCertificate(t *testing.T) {
+	h := newHarness(t)
+	w := h.w
+	srv, err := h.core.StartDemo(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	s := demoSettings(srv)
+	s.PinnedSHA256 = ""
+	h.tap(w.next)
+	h.ui(func() { w.old.set(s) })
+	if err := h.tapTask(w.probeBtn, "probe", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if w.probed != "" || !strings.Contains(w.status.Text, "could not be reached") {
+		t.Fatalf("an untrusted certificate was accepted: status %q", w.status.Text)
+	}
+	if !w.trustBtn.Visible() || w.trustFP == "" {
+		t.Fatal("no offer to trust the certificate")
+	}
+	if err := h.tapTask(w.trustBtn, "probe with pin", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if w.probed == "" || w.old.pin.Text == "" {
+		t.Fatalf("pinned probe failed: status %q", w.status.Text)
+	}
+	h.tap(w.next)
+	h.noTask()
+	h.mustStep(stepAccount)
+}

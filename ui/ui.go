@@ -109,7 +109,7 @@ func newUI(a fyne.App, c *core.Core, opts *Options, autoRefresh bool) *UI {
 	if o.StartErr != nil {
 		u.banner.SetText(fmt.Sprintf("Mailferry could not start its mail services: %v\n"+
 			"The assistant works, but the migration step needs Mailferry's IMAP front end: "+
-			"free the port (or set another in the configuration file) and restart Mailferry.", o.StartErr))
+			"free the port, or set another (in the configuration file, or e.g. mailferry gui --imap 127.0.0.1:1143), and restart Mailferry.", o.StartErr))
 		u.banner.Show()
 	}
 	u.wizard = newWizard(u)
