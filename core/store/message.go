@@ -136,7 +136,11 @@ func putBlob(ctx context.Context, tx *sql.Tx, body []byte) (string, error) {
 		if body == nil {
 			body = []byte{}
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO blobs(key, size, refs, data) VALUES(?, ?, 0, ?)`, key, len(body), body)
+		var id int64
+		err = tx.QueryRowContext(ctx, `INSERT INTO blobs(key, size, refs) VALUES(?, ?, 0) RETURNING id`, key, len(body)).Scan(&id)
+		if err == nil {
+			_, err = tx.ExecContext(ctx, `INSERT INTO blob_data(id, data) VALUES(?, ?)`, id, body)
+		}
 	}
 	if err != nil {
 		return "", fmt.Errorf("store: write blob: %w", err)
@@ -323,7 +327,7 @@ func (s *Store) Message(ctx context.Context, mailboxID int64, uid uint32) (*Mess
 // Blob returns the bytes stored under a blob key, exactly as appended.
 func (s *Store) Blob(ctx context.Context, key string) ([]byte, error) {
 	var data []byte
-	err := s.r.QueryRowContext(ctx, `SELECT data FROM blobs WHERE key = ?`, key).Scan(&data)
+	err := s.r.QueryRowContext(ctx, `SELECT d.data FROM blobs b JOIN blob_data d ON d.id = b.id WHERE b.key = ?`, key).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("blob %s: %w", key, ErrNotFound)
 	} else if err != nil {

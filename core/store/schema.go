@@ -94,6 +94,48 @@ CREATE TRIGGER queue_unref AFTER DELETE ON queue BEGIN
 	DELETE FROM blobs WHERE key = OLD.blob AND refs <= 0;
 END;
 `,
+	// 2: message bytes move to blob_data, so that a reference count update
+	// no longer rewrites the whole blob row (SQLite rewrites a row with all
+	// its overflow pages on UPDATE).
+	`
+CREATE TABLE blob_data (
+	id   INTEGER PRIMARY KEY,
+	data BLOB NOT NULL
+);
+INSERT INTO blob_data(id, data) SELECT id, data FROM blobs;
+ALTER TABLE blobs DROP COLUMN data;
+CREATE TRIGGER blobs_gone AFTER DELETE ON blobs BEGIN
+	DELETE FROM blob_data WHERE id = OLD.id;
+END;
+
+-- Queue IDs are never reused (AUTOINCREMENT), so an admin's "retry 12"
+-- cannot hit a newer message that took a deleted one's ID.
+DROP TRIGGER queue_ref;
+DROP TRIGGER queue_unref;
+CREATE TABLE queue_new (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	created      INTEGER NOT NULL,
+	mail_from    TEXT NOT NULL,
+	rcpts        TEXT NOT NULL,
+	blob         TEXT NOT NULL,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	next_attempt INTEGER NOT NULL,
+	last_error   TEXT NOT NULL DEFAULT '',
+	state        TEXT NOT NULL DEFAULT 'queued',
+	note         TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO queue_new SELECT id, created, mail_from, rcpts, blob, attempts, next_attempt, last_error, state, note FROM queue;
+DROP TABLE queue;
+ALTER TABLE queue_new RENAME TO queue;
+CREATE INDEX queue_due ON queue(state, next_attempt);
+CREATE TRIGGER queue_ref AFTER INSERT ON queue BEGIN
+	UPDATE blobs SET refs = refs + 1 WHERE key = NEW.blob;
+END;
+CREATE TRIGGER queue_unref AFTER DELETE ON queue BEGIN
+	UPDATE blobs SET refs = refs - 1 WHERE key = OLD.blob;
+	DELETE FROM blobs WHERE key = OLD.blob AND refs <= 0;
+END;
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -1,0 +1,80 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+)
+
+// A database made by schema 1 (bytes inside the blobs row) upgrades in
+// place and still serves every byte.
+func TestUpgradeFromSchema1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("Subject: kept\r\n\r\nbytes\r\n")
+	for _, q := range []string{schema[0], `PRAGMA user_version = 1`,
+		`INSERT INTO domains(name, created) VALUES('example.test', 0)`,
+		`INSERT INTO accounts(domain_id, address, password_hash, created) VALUES(1, 'a@example.test', 'x', 0)`,
+		`INSERT INTO mailboxes(account_id, name, uid_validity) VALUES(1, 'INBOX', 7)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO blobs(key, size, refs, data) VALUES('k', ?, 0, ?)`, len(body), body); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO messages(mailbox_id, uid, internal_date, size, blob, modseq) VALUES(1, 1, 0, ?, 'k', 1)`, len(body)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO queue(created, mail_from, rcpts, blob, next_attempt) VALUES(0, 'a@example.test', '["x@y.test"]', 'k', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	got, err := s.Blob(ctx, "k")
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("blob after upgrade: %q, %v", got, err)
+	}
+	var v int
+	s.r.QueryRow(`PRAGMA user_version`).Scan(&v)
+	if v != len(schema) {
+		t.Fatalf("schema version %d, want %d", v, len(schema))
+	}
+	q, err := s.Queue(ctx)
+	if err != nil || len(q) != 1 || q[0].Size != int64(len(body)) {
+		t.Fatalf("queue after upgrade: %v, %v", q, err)
+	}
+	// IDs are not reused: the next item after deleting the last one gets a
+	// new ID.
+	if err := s.QueueDelete(ctx, q[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.Enqueue(ctx, "a@example.test", []string{"x@y.test"}, body, "")
+	if err != nil || id == q[0].ID {
+		t.Fatalf("new queue ID %d (old %d), %v", id, q[0].ID, err)
+	}
+	if err := s.QueueDelete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	// The last reference going removes the bytes too.
+	if err := s.DeleteAccount(ctx, "a@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	s.r.QueryRow(`SELECT count(*) FROM blob_data`).Scan(&n)
+	if n != 0 {
+		t.Fatalf("%d blob_data rows left", n)
+	}
+}
