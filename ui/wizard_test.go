@@ -442,14 +442,16 @@ func TestWizardDemo(t *testing.T) {
 	h.tap(w.next)
 	s := demoSettings(w.demo)
 	h.runWizard(s, w.demo.Domain(), w.address.Text, w.password.Text)
-	h.readiness(w.demo.Domain(), "bob@example.test", "bob-demo-pw")
+	h.readiness(w.demo.Domain(), "bob@example.test", "bob-demo-pw", "", "")
 }
 
 // readiness drives the "Disable migration" dialog: the readiness check
 // finds users who never logged in, a user without a password cannot be
 // pre-migrated without a master user, pre-migrating with a password
 // works, and then migration can be turned off.
-func (h *harness) readiness(domain, user, password string) {
+// With a master user (master != ""), user is listed without a password and
+// pre-migrated through the master user instead.
+func (h *harness) readiness(domain, user, password, master, masterPw string) {
 	t := h.t
 	d := h.u.dash
 	var ds core.DomainStatus
@@ -492,7 +494,13 @@ func (h *harness) readiness(domain, user, password string) {
 	if !r.fMaster.err.Visible() {
 		t.Error("no error on the master user field")
 	}
-	h.setText(r.users, user+","+password)
+	if master != "" {
+		h.setText(r.users, user)
+		h.setText(r.master, master)
+		h.setText(r.masterPw, masterPw)
+	} else {
+		h.setText(r.users, user+","+password)
+	}
 	h.tap(r.pre)
 	if err := wait("pre-migrate"); err != nil {
 		t.Fatalf("pre-migrate: %v (%s)", err, r.result.Text)
@@ -538,6 +546,8 @@ func TestWizardDovecot(t *testing.T) {
 		[]byte("From: bob@example.test\r\nTo: alice@example.test\r\nSubject: Old mail\r\nDate: Fri, 1 Mar 2024 09:30:00 +0200\r\nMessage-ID: <old1@example.test>\r\n\r\nAn old message.\r\n"))
 	h.tap(h.w.next)
 	h.runWizard(s, oldtest.Domain, addr, pw)
+	bob, bobPw := srv.Address(t, "bob")
+	h.readiness(oldtest.Domain, bob, bobPw, srv.MasterUser, srv.MasterPassword)
 }
 
 // TestCancel cancels a long step and checks the wizard can go on.
