@@ -10,10 +10,10 @@ BIN     := bin/mailferry
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-# Debian packages: cgo + Fyne's X11/GL headers to build; Dovecot and Postfix
+# Debian packages: cgo + Fyne's X11/GL headers to build, a CJK font for the viewer; Dovecot and Postfix
 # for the old-server test fixture; Xvfb for screenshots; Python for the
 # third-party IMAP client test.
-GUI_PKGS  := gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev
+GUI_PKGS  := gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev fonts-droid-fallback
 TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd postfix openssl ca-certificates python3 isync
 
 # apt_install PKGS: install what is missing, non-interactively, without
