@@ -79,8 +79,13 @@ for target in $TARGETS; do
 		command -v "$CC_WINDOWS" >/dev/null || die "no $CC_WINDOWS (apt-get install gcc-mingw-w64-x86-64)"
 		rm -f "$out/mailferry.exe"
 		mkdir -p "$stage/windows"
+		# fyne builds once, writes the .syso, then builds again, but it
+		# takes -ldflags out of GOFLAGS on the first build only. Naming an
+		# existing --executable skips the first build (the second one
+		# overwrites that file), so -X main.version reaches the .exe.
+		: >"$src/mailferry.exe"
 		(cd "$stage/windows" && CC=$CC_WINDOWS CGO_ENABLED=1 GOOS=windows GOARCH=amd64 \
-			"$FYNE" package --target windows --src "$src" \
+			"$FYNE" package --target windows --src "$src" --executable "$src/mailferry.exe" \
 			--release --tags "$TAGS" --icon "$icon")
 		# fyne names the .exe after Name in FyneApp.toml, in the source dir.
 		exe=$(find "$src" -maxdepth 1 -iname '*.exe' | head -n1)
