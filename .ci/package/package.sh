@@ -89,7 +89,7 @@ for target in $TARGETS; do
 			--release --tags "$TAGS" --icon "$icon")
 		# fyne names the .exe after Name in FyneApp.toml, in the source dir.
 		exe=$(find "$src" -maxdepth 1 -iname '*.exe' | head -n1)
-		[ -n "$exe" ] || die "fyne made no .exe"
+		[ -n "$exe" ] && [ -s "$exe" ] || die "fyne made no .exe"
 		mv "$exe" "$out/mailferry.exe"
 		f=$out/mailferry.exe
 		;;
