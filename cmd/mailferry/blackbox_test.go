@@ -119,6 +119,12 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"account", "add", "bob@nowhere.test"}, 2, "domain nowhere.test"},
 		{[]string{"serve", "--imap", "127.0.0.1:70000"}, 2, "port"},
 		{[]string{"domain", "delete", "never.test"}, 2, "not found"},
+		{[]string{"domain", "migrate", "x.test", "--old", "[300.1.2.3]"}, 2, "300.1.2.3"},
+		{[]string{"domain", "migrate", "x.test", "--old", "mail.x.test", "--imap-port", "0"}, 2, "port"},
+		{[]string{"domain", "migrate", "x.test", "--old", "mail.x.test", "--tls", "sometimes"}, 2, "tls"},
+		{[]string{"queue", "retry", "abc"}, 2, "not a number"},
+		{[]string{"queue", "delete", "99"}, 2, "not found"},
+		{[]string{"migrate", "--domain", "x.test"}, 2, "--users"},
 	} {
 		_, stderr, code := mf(t, data, "pw\n", tc.args...)
 		if code != tc.code || !strings.Contains(stderr, tc.msg) {
@@ -336,4 +342,152 @@ func seedOld(t *testing.T, old *oldtest.Server, sep rune) {
 	old.CreateMailbox(t, "alice", "Empty", true)
 	old.CreateMailbox(t, "alice", "Hidden", false)
 	old.Append(t, "alice", "Hidden", nil, time.Date(2021, 5, 5, 5, 5, 5, 0, time.UTC), []byte("Subject: hidden\r\n\r\nx\r\n"))
+}
+
+// TestKillMidCopyAndBulk: `mailferry serve` is killed with SIGKILL while it
+// copies a mailbox; after a restart the user's next login finishes the copy
+// with no message missing and none twice. Then `mailferry migrate` copies
+// the other users in bulk through the old server's master user.
+func TestKillMidCopyAndBulk(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed (make test installs it)")
+	}
+	old := oldtest.Start(t, &oldtest.Options{Separator: '/'})
+	pad := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ", 700) // ~26 KB
+	const n = 1500
+	c := old.Dial(t, "alice")
+	for i := 0; i < n; i++ {
+		raw := fmt.Sprintf("From: s%d@example.net\r\nSubject: message %d\r\n\r\n%s\r\n", i, i, pad)
+		cmd := c.Append("INBOX", int64(len(raw)), nil)
+		if _, err := cmd.Write([]byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	old.Append(t, "bob", "INBOX", []string{`\Seen`}, time.Now(), []byte("Subject: for bob\r\n\r\nhi\r\n"))
+	old.Append(t, "carol", "Archive", nil, time.Now(), []byte("Subject: for carol\r\n\r\nhi\r\n"))
+
+	data := t.TempDir()
+	oh, op, _ := net.SplitHostPort(old.IMAPAddr)
+	if out, stderr, code := mf(t, data, "", "domain", "migrate", "example.test", "--old", "["+oh+"]",
+		"--imap-port", op, "--tls", "none", "--master-user", old.MasterUser); code != 0 {
+		t.Fatalf("domain migrate: %s %s", out, stderr)
+	}
+	addr := freePort(t)
+	nh, np, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
+		"--smtp", "off", "--submission", "off", "--submissions", "off")
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("serve did not start")
+		}
+	}
+	user, pw := old.Address(t, "alice")
+	login := exec.Command(py, "-c", `import imaplib,ssl,sys
+c=imaplib.IMAP4(sys.argv[1],int(sys.argv[2]))
+x=ssl.create_default_context(); x.check_hostname=False; x.verify_mode=ssl.CERT_NONE
+c.starttls(ssl_context=x); c.login(sys.argv[3],sys.argv[4]); c.logout()`, nh, np, user, pw)
+	if out, err := login.CombinedOutput(); err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("first login: %v %s", err, out)
+	}
+	// Kill as soon as part of the mailbox is in the store.
+	var copied uint32
+	for deadline := time.Now().Add(60 * time.Second); copied == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no message copied within a minute")
+		}
+		copied = inboxCount(t, data, user)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	after := inboxCount(t, data, user)
+	if after >= n {
+		t.Skipf("the copy finished (%d messages) before the kill landed", after)
+	}
+	t.Logf("killed with %d of %d messages copied", after, n)
+
+	stop := serve(t, data, addr)
+	defer stop()
+	out, err := exec.Command(py, "testdata/compare.py", oh, op, nh, np, user, pw, "120").CombinedOutput()
+	if err != nil {
+		t.Fatalf("compare after restart: %v\n%s", err, out)
+	}
+	t.Logf("%s", bytes.TrimSpace(out))
+
+	// Bulk: bob and carol through the master user, whose password is read
+	// from standard input.
+	users := filepath.Join(t.TempDir(), "users.csv")
+	os.WriteFile(users, []byte("user\nbob\ncarol@example.test\n"), 0o600)
+	out2, stderr, code := mf(t, data, old.MasterPassword+"\n", "migrate", "--domain", "example.test", "--users", users, "--master-user", old.MasterUser)
+	if code != 0 || !strings.Contains(out2, "2 of 2 users migrated") {
+		t.Fatalf("bulk migrate: exit %d\n%s\n%s", code, out2, stderr)
+	}
+	for _, u := range []string{"bob", "carol"} {
+		addr, pw := old.Address(t, u)
+		out, err := exec.Command(py, "testdata/compare.py", oh, op, nh, np, addr, pw, "60").CombinedOutput()
+		if err != nil {
+			t.Fatalf("compare %s after bulk: %v\n%s", u, err, out)
+		}
+	}
+	// A wrong master password copies nothing and says so.
+	os.WriteFile(users, []byte("dave@example.test\n"), 0o600)
+	if _, _, code := mf(t, data, "wrong\n", "migrate", "--domain", "example.test", "--users", users, "--master-user", old.MasterUser); code != 1 {
+		t.Fatalf("bulk with a wrong master password: exit %d", code)
+	}
+	if out, _, _ := mf(t, data, "", "account", "list"); strings.Contains(out, "dave") {
+		t.Fatalf("a wrong master password created an account:\n%s", out)
+	}
+}
+
+// inboxCount reads, through `mailferry status --json`, how many messages
+// the account's INBOX holds in the store.
+func inboxCount(t *testing.T, data, user string) uint32 {
+	out, stderr, code := mf(t, data, "", "status", "--json")
+	if code != 0 {
+		t.Fatalf("status: %s", stderr)
+	}
+	var rep struct {
+		Domains []struct {
+			Accounts []struct {
+				Address string
+				Folders []struct {
+					Name     string
+					Messages uint32
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	for _, d := range rep.Domains {
+		for _, a := range d.Accounts {
+			if strings.EqualFold(a.Address, user) {
+				for _, f := range a.Folders {
+					if f.Name == "INBOX" {
+						return f.Messages
+					}
+				}
+			}
+		}
+	}
+	return 0
 }

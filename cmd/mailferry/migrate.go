@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,8 +32,8 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 		disable, show                         bool
 	}
 	fs.StringVar(&o.old, "old", "", "old server: host name or IP literal in brackets, e.g. mail.example.net or [192.0.2.7]")
-	fs.IntVar(&o.imapPort, "imap-port", 0, "old server's IMAP port (default 143, or 993 with --tls tls)")
-	fs.IntVar(&o.smtpPort, "smtp-port", 0, "old server's SMTP port, which must accept mail from Mailferry without AUTH (default 25)")
+	fs.IntVar(&o.imapPort, "imap-port", 143, "old server's IMAP port (993 by default with --tls tls)")
+	fs.IntVar(&o.smtpPort, "smtp-port", 25, "old server's SMTP port, which must accept mail from Mailferry without AUTH (465 by default with --smtp-tls tls)")
 	fs.StringVar(&o.tls, "tls", "starttls", "IMAP TLS: none, starttls or tls (implicit)")
 	fs.StringVar(&o.smtpTLS, "smtp-tls", "", "SMTP TLS: none, starttls or tls (default: as the old server offers, starttls)")
 	fs.StringVar(&o.pin, "pin", "", "SHA-256 fingerprint of the old server's certificate, for a self-signed one")
@@ -47,6 +48,8 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 		return usagef("domain migrate takes one domain, e.g. 'mailferry domain migrate example.test --old [192.0.2.7]'")
 	}
 	domain := fs.Arg(0)
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var settings *oldserver.Settings
 	if !o.disable && !o.show {
 		if o.old == "" {
@@ -61,14 +64,19 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 		if o.smtpTLS != "" {
 			s.SMTPTLS = oldserver.TLSMode(o.smtpTLS)
 		}
-		if o.tls == string(oldserver.TLSImplicit) && o.imapPort == 0 {
-			o.imapPort = 993
-		}
-		if o.imapPort != 0 {
-			s.IMAPPort = o.imapPort
-		}
-		if o.smtpPort != 0 {
-			s.SMTPPort = o.smtpPort
+		for _, p := range []struct {
+			flag string
+			port int
+			dst  *int
+		}{{"imap-port", o.imapPort, &s.IMAPPort}, {"smtp-port", o.smtpPort, &s.SMTPPort}} {
+			if !given[p.flag] {
+				*p.dst = 0 // WithDefaults picks the port of the TLS mode
+				continue
+			}
+			if p.port < 1 || p.port > 65535 {
+				return usagef("--%s %d: a port is a number from 1 to 65535", p.flag, p.port)
+			}
+			*p.dst = p.port
 		}
 		s.PinnedSHA256 = o.pin
 		s.LoginForm = oldserver.LoginForm(o.login)
