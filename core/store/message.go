@@ -148,6 +148,18 @@ func putBlob(ctx context.Context, tx *sql.Tx, body []byte) (string, error) {
 	return key, nil
 }
 
+// mailboxAccount returns the account a mailbox belongs to, or ErrNotFound.
+func mailboxAccount(ctx context.Context, tx *sql.Tx, mailboxID int64) (int64, error) {
+	var id int64
+	err := tx.QueryRowContext(ctx, `SELECT account_id FROM mailboxes WHERE id = ?`, mailboxID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
+	} else if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	return id, nil
+}
+
 // bumpModSeq raises a mailbox's HIGHESTMODSEQ and returns the new value.
 func bumpModSeq(ctx context.Context, tx *sql.Tx, mailboxID int64) (uint64, error) {
 	var ms uint64
@@ -355,11 +367,9 @@ func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, 
 	flags = cleanFlags(flags)
 	var out []*Message
 	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
-		var accountID int64
-		if err := tx.QueryRowContext(ctx, `SELECT account_id FROM mailboxes WHERE id = ?`, mailboxID).Scan(&accountID); errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
-		} else if err != nil {
-			return fmt.Errorf("store: %w", err)
+		accountID, err := mailboxAccount(ctx, tx, mailboxID)
+		if err != nil {
+			return err
 		}
 		sel, err := tx.PrepareContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id = ? AND uid = ?`)
 		if err != nil {
@@ -428,11 +438,9 @@ func applyFlags(cur []string, op FlagOp, flags []string) []string {
 func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
 	var gone []uint32
 	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
-		var accountID int64
-		if err := tx.QueryRowContext(ctx, `SELECT account_id FROM mailboxes WHERE id = ?`, mailboxID).Scan(&accountID); errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
-		} else if err != nil {
-			return fmt.Errorf("store: %w", err)
+		accountID, err := mailboxAccount(ctx, tx, mailboxID)
+		if err != nil {
+			return err
 		}
 		var want map[uint32]bool
 		if uids != nil {
@@ -504,10 +512,11 @@ func allUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64) ([]uint32, error)
 // copyMessages copies messages (sharing their blobs) to another mailbox of
 // the same account, giving them new UIDs in UID order.
 func copyMessages(ctx context.Context, tx *sql.Tx, src int64, uids []uint32, dst int64) ([]UIDPair, error) {
-	var srcAcct, dstAcct int64
+	var dstAcct int64
 	var next uint32
-	if err := tx.QueryRowContext(ctx, `SELECT account_id FROM mailboxes WHERE id = ?`, src).Scan(&srcAcct); err != nil {
-		return nil, fmt.Errorf("mailbox %d: %w", src, ErrNotFound)
+	srcAcct, err := mailboxAccount(ctx, tx, src)
+	if err != nil {
+		return nil, err
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT account_id, uid_next FROM mailboxes WHERE id = ?`, dst).Scan(&dstAcct, &next); err != nil {
 		return nil, fmt.Errorf("mailbox %d: %w", dst, ErrNotFound)
@@ -564,9 +573,9 @@ func (s *Store) copyOrMove(ctx context.Context, src int64, uids []uint32, dst in
 		if pairs, err = copyMessages(ctx, tx, src, uids, dst); err != nil {
 			return err
 		}
-		var acct int64
-		if err := tx.QueryRowContext(ctx, `SELECT account_id FROM mailboxes WHERE id = ?`, src).Scan(&acct); err != nil {
-			return fmt.Errorf("store: %w", err)
+		acct, err := mailboxAccount(ctx, tx, src)
+		if err != nil {
+			return err
 		}
 		ch.account(acct)
 		if move && len(pairs) > 0 {
