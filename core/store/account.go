@@ -108,7 +108,7 @@ func (s *Store) CreateDomain(ctx context.Context, name string) (*Domain, error) 
 
 const domainCols = `id, name, migrating, old_server, created`
 
-func scanDomain(sc interface{ Scan(...any) error }) (*Domain, error) {
+func scanDomain(sc rowScanner) (*Domain, error) {
 	var d Domain
 	var created int64
 	if err := sc.Scan(&d.ID, &d.Name, &d.Migrating, &d.OldServer, &created); err != nil {
@@ -135,20 +135,7 @@ func (s *Store) Domain(ctx context.Context, name string) (*Domain, error) {
 
 // Domains lists all domains by name.
 func (s *Store) Domains(ctx context.Context) ([]*Domain, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+domainCols+` FROM domains ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer rows.Close()
-	var out []*Domain
-	for rows.Next() {
-		d, err := scanDomain(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.r, scanDomain, `SELECT `+domainCols+` FROM domains ORDER BY name`)
 }
 
 // SetDomainMigration turns automatic migration of a domain on or off and
@@ -266,7 +253,7 @@ func (s *Store) CreateAccount(ctx context.Context, address, password string, opt
 const accountCols = `id, domain_id, address, delim, created, mig_state, mig_error, mig_updated`
 
 // scanAccount scans accountCols, then the extra columns into extra.
-func scanAccount(sc interface{ Scan(...any) error }, extra ...any) (*Account, error) {
+func scanAccount(sc rowScanner, extra ...any) (*Account, error) {
 	var a Account
 	var delim string
 	var created, updated int64
@@ -319,20 +306,7 @@ func (s *Store) Accounts(ctx context.Context, domain string) ([]*Account, error)
 		q = `SELECT ` + accountCols + ` FROM accounts WHERE domain_id = (SELECT id FROM domains WHERE name = ?) ORDER BY address`
 		args = append(args, d)
 	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer rows.Close()
-	var out []*Account
-	for rows.Next() {
-		a, err := scanAccount(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.r, func(r rowScanner) (*Account, error) { return scanAccount(r) }, q, args...)
 }
 
 // Authenticate checks a password. It returns ErrNotFound when there is no

@@ -69,7 +69,7 @@ func normName(name string) (string, error) {
 
 const mailboxCols = `id, account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq, mig_state, mig_last_uid, mig_old_name`
 
-func scanMailbox(sc interface{ Scan(...any) error }) (*Mailbox, error) {
+func scanMailbox(sc rowScanner) (*Mailbox, error) {
 	var m Mailbox
 	err := sc.Scan(&m.ID, &m.AccountID, &m.Name, &m.SpecialUse, &m.Subscribed, &m.UIDValidity, &m.UIDNext,
 		&m.HighestModSeq, &m.Migration, &m.MigratedUID, &m.OldName)
@@ -153,21 +153,8 @@ func (s *Store) MailboxByID(ctx context.Context, id int64) (*Mailbox, error) {
 
 // Mailboxes lists an account's mailboxes, INBOX first, then by name.
 func (s *Store) Mailboxes(ctx context.Context, accountID int64) ([]*Mailbox, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id = ?
+	return queryAll(ctx, s.r, scanMailbox, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id = ?
 		ORDER BY name <> 'INBOX', name`, accountID)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer rows.Close()
-	var out []*Mailbox
-	for rows.Next() {
-		m, err := scanMailbox(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
 }
 
 // DeleteMailbox removes a mailbox and its messages. INBOX cannot be deleted.

@@ -62,7 +62,7 @@ func (s *Store) Enqueue(ctx context.Context, from string, rcpts []string, body [
 
 const queueCols = `q.id, q.created, q.mail_from, q.rcpts, q.blob, b.size, q.attempts, q.next_attempt, q.last_error, q.state, q.note`
 
-func scanQueue(sc interface{ Scan(...any) error }) (*QueueItem, error) {
+func scanQueue(sc rowScanner) (*QueueItem, error) {
 	var q QueueItem
 	var created, next int64
 	var rcpts string
@@ -77,20 +77,7 @@ func scanQueue(sc interface{ Scan(...any) error }) (*QueueItem, error) {
 }
 
 func (s *Store) queryQueue(ctx context.Context, where string, args ...any) ([]*QueueItem, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+queueCols+` FROM queue q JOIN blobs b ON b.key = q.blob `+where, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer rows.Close()
-	var out []*QueueItem
-	for rows.Next() {
-		q, err := scanQueue(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		out = append(out, q)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.r, scanQueue, `SELECT `+queueCols+` FROM queue q JOIN blobs b ON b.key = q.blob `+where, args...)
 }
 
 // Queue lists the whole queue, oldest first.
