@@ -233,16 +233,11 @@ func (c *Core) SendSamples(ctx context.Context, s oldserver.Settings, address st
 // returns what the old server serves for each sample, in the order of
 // samples. ctx bounds the wait.
 func (c *Core) WaitForSamples(ctx context.Context, s oldserver.Settings, address, password string, samples []demo.Sample, progress func(found, total int)) ([]SampleCopy, error) {
-	cl, err := oldserver.DialIMAP(ctx, s, nil)
+	cl, done, err := loginOld(ctx, s, address, password)
 	if err != nil {
 		return nil, err
 	}
-	defer cl.Close()
-	stop := context.AfterFunc(ctx, func() { cl.Close() })
-	defer stop()
-	if _, err := oldserver.Login(ctx, cl, s, address, password); err != nil {
-		return nil, err
-	}
+	defer done()
 	found := make([]*SampleCopy, len(samples))
 	n := 0
 	for {
@@ -459,6 +454,22 @@ type FolderProgress struct {
 	Messages, Total int64
 }
 
+// loginOld connects and logs in to the old server's IMAP; the connection
+// closes when ctx ends or done is called.
+func loginOld(ctx context.Context, s oldserver.Settings, address, password string) (cl *imapclient.Client, done func(), err error) {
+	cl, err = oldserver.DialIMAP(ctx, s, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { cl.Close() })
+	done = func() { stop(); cl.Close() }
+	if _, err := oldserver.Login(ctx, cl, s, address, password); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return cl, done, nil
+}
+
 type folderCount struct {
 	name     string
 	messages int64
@@ -468,16 +479,11 @@ type folderCount struct {
 // counts (STATUS MESSAGES), mapped to Mailferry's names: a personal
 // namespace prefix such as "INBOX." is dropped as the migration engine does.
 func oldFolders(ctx context.Context, s oldserver.Settings, address, password string) ([]folderCount, error) {
-	cl, err := oldserver.DialIMAP(ctx, s, nil)
+	cl, done, err := loginOld(ctx, s, address, password)
 	if err != nil {
 		return nil, err
 	}
-	defer cl.Close()
-	stop := context.AfterFunc(ctx, func() { cl.Close() })
-	defer stop()
-	if _, err := oldserver.Login(ctx, cl, s, address, password); err != nil {
-		return nil, err
-	}
+	defer done()
 	list, err := cl.List("", "*", nil).Collect()
 	if err != nil {
 		return nil, ctxErr(ctx, fmt.Errorf("old server: LIST: %w", err))
