@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // usageError marks an error caused by how mailferry was called (exit 2).
@@ -48,13 +49,23 @@ Exit codes: 0 success, 1 failure, 2 bad usage or input.
 
 var version = "0.1.0-dev"
 
+// isHelp reports whether a first argument asks for help or the version
+// rather than being an option of the assistant (mailferry --data DIR).
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "--version":
+		return true
+	}
+	return false
+}
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := ""
-	if len(args) > 0 {
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || isHelp(args[0])) {
 		cmd, args = args[0], args[1:]
 	}
 	var err error
@@ -77,7 +88,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runQueue(args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mailferry", version)
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprintf(stdout, usage, defaultConfigFile(), defaultDataDir())
 	default:
 		fmt.Fprintf(stderr, "mailferry: unknown command %q\n", cmd)
