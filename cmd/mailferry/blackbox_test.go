@@ -115,7 +115,7 @@ func TestCLIErrors(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"nonsense"}, 2, "unknown command"},
-		{[]string{}, 2, "without the desktop assistant"}, // "mailferry --data D" opens the assistant
+		{[]string{}, 1, "no desktop assistant"}, // "mailferry --data D" opens the assistant
 		{[]string{"domain", "add", "bad domain"}, 2, "invalid"},
 		{[]string{"account", "add", "bob@nowhere.test"}, 2, "domain nowhere.test"},
 		{[]string{"serve", "--imap", "127.0.0.1:70000"}, 2, "port"},
