@@ -642,6 +642,9 @@ func TestPooledSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "delivery after idle timeout", 5*time.Second, func() bool { return len(old.messages()) == 4 })
+	// The relay counts a delivery once its outcome is committed, just after
+	// the old server has the message.
+	waitFor(t, "delivery recorded", 5*time.Second, func() bool { return rr.r.Stats().Relayed == 4 })
 	if s := rr.r.Stats(); s.Deferred != 0 || s.Relayed != 4 {
 		t.Errorf("stats %+v", s)
 	}
