@@ -590,7 +590,13 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 		return &mailboxError{p.old.name, err}
 	}
 	if sel.UIDValidity != local.UIDValidity {
-		return &mailboxError{p.old.name, errUIDValidity}
+		// Dovecot settles the UIDVALIDITY of a never-opened Maildir folder
+		// only when it is first selected, so LIST-STATUS may have said
+		// something else. An empty local copy can take the settled value.
+		if local.MigratedUID != 0 || e.st.AdoptUIDValidity(ctx, local.ID, sel.UIDValidity, uint32(sel.UIDNext)) != nil {
+			return &mailboxError{p.old.name, errUIDValidity}
+		}
+		e.log.Info("migrate: mailbox took the old server's settled UIDVALIDITY", "account", acct.Address, "mailbox", p.old.name)
 	}
 	state := store.MigRunning
 	if catchUp || local.Migration == store.MigDone {
