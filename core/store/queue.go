@@ -147,14 +147,6 @@ func (s *Store) QueueDone(ctx context.Context, id int64, bounce *QueueItem, boun
 
 func (s *Store) queueExec(ctx context.Context, id int64, q string, args ...any) error {
 	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
-		res, err := tx.ExecContext(ctx, q, args...)
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("queue item %d: %w", id, ErrNotFound)
-		}
-		ch.queue = true
-		return nil
+		return queueExecTx(ctx, tx, ch, id, q, args...)
 	})
 }
