@@ -61,33 +61,17 @@ func (e *Engine) createForBulk(ctx context.Context, s *oldSettings, cred Credent
 		return nil, err
 	}
 	defer closeClient(c)
-	ns, err := readNamespace(c)
-	if err != nil {
-		return nil, fmt.Errorf("migrate: %s: %w", cred.Address, err)
-	}
-	inbox, err := statusOf(c, "INBOX", true)
-	if err != nil {
-		return nil, fmt.Errorf("migrate: %s: INBOX: %w", cred.Address, err)
-	}
 	password := cred.Password
 	if password == "" {
 		if password, err = randomPassword(); err != nil {
 			return nil, err
 		}
 	}
-	acct, err := e.st.CreateAccount(ctx, cred.Address, password, &store.AccountOptions{
-		Delim:     ns.delim,
-		Migration: store.MigPending,
-		Inbox: &store.MailboxOptions{UIDValidity: inbox.uidValidity, UIDNext: inbox.uidNext, Subscribed: true,
-			Migration: store.MigPending, OldName: "INBOX"},
-	})
+	acct, err := e.createFromOld(ctx, c, cred.Address, password)
 	if errors.Is(err, store.ErrExists) {
 		return e.st.Account(ctx, cred.Address)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("migrate: create account %s: %w", cred.Address, err)
-	}
-	return acct, nil
+	return acct, err
 }
 
 // UserResult is the outcome of one user of MigrateUsers.

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"mailferry/core/oldserver"
 	"mailferry/core/store"
 )
@@ -325,20 +327,7 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	info, err := readNamespace(c)
-	if err != nil {
-		return nil, fmt.Errorf("migrate: %s: %w", cred.Address, err)
-	}
-	inbox, err := statusOf(c, "INBOX", true)
-	if err != nil {
-		return nil, fmt.Errorf("migrate: %s: INBOX: %w", cred.Address, err)
-	}
-	acct, err := e.st.CreateAccount(ctx, cred.Address, password, &store.AccountOptions{
-		Delim:     info.delim,
-		Migration: store.MigPending,
-		Inbox: &store.MailboxOptions{UIDValidity: inbox.uidValidity, UIDNext: inbox.uidNext, Subscribed: true,
-			Migration: store.MigPending, OldName: "INBOX"},
-	})
+	acct, err := e.createFromOld(ctx, c, cred.Address, password)
 	if errors.Is(err, store.ErrExists) { // a concurrent first login won
 		acct, err = e.st.Account(ctx, cred.Address)
 		if err == nil {
@@ -346,12 +335,37 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("migrate: create account %s: %w", cred.Address, err)
+		return nil, err
 	}
 	e.log.Info("migrate: account created at first login", "account", acct.Address, "delim", string(acct.Delim))
 	e.remember(acct.ID, cred)
 	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) { a.State = store.MigPending })
 	e.schedule(acct.ID, acct.Address)
+	return acct, nil
+}
+
+// createFromOld creates the account of address with the old server's
+// hierarchy separator and an INBOX keeping the old UIDVALIDITY and UIDNEXT,
+// read on c (logged in as the user). An account that exists already gives
+// an error wrapping store.ErrExists.
+func (e *Engine) createFromOld(ctx context.Context, c *imapclient.Client, address, password string) (*store.Account, error) {
+	ns, err := readNamespace(c)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %s: %w", address, err)
+	}
+	inbox, err := statusOf(c, "INBOX", true)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %s: INBOX: %w", address, err)
+	}
+	acct, err := e.st.CreateAccount(ctx, address, password, &store.AccountOptions{
+		Delim:     ns.delim,
+		Migration: store.MigPending,
+		Inbox: &store.MailboxOptions{UIDValidity: inbox.uidValidity, UIDNext: inbox.uidNext, Subscribed: true,
+			Migration: store.MigPending, OldName: "INBOX"},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("migrate: create account %s: %w", address, err)
+	}
 	return acct, nil
 }
 
