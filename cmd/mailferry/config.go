@@ -26,6 +26,33 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 
+// listenFlags are the listen addresses that serve and the assistant take.
+type listenFlags struct{ imap, imaps, smtp, sub, subs string }
+
+func (l *listenFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&l.imap, "imap", "", "IMAP listen address host:port, or off (default 127.0.0.1:143 as root, else 127.0.0.1:1143)")
+	fs.StringVar(&l.imaps, "imaps", "", "IMAP over TLS listen address, or off (default port 993 / 1993)")
+	fs.StringVar(&l.smtp, "smtp", "", "SMTP listen address, or off (default port 25 / 2525)")
+	fs.StringVar(&l.sub, "submission", "", "submission (STARTTLS) listen address, or off (default port 587 / 1587)")
+	fs.StringVar(&l.subs, "submissions", "", "submission over TLS listen address, or off (default port 465 / 1465)")
+}
+
+// apply puts the addresses given on the command line into cfg.
+func (l *listenFlags) apply(cfg *core.Config) {
+	override(&cfg.IMAPListen, l.imap)
+	override(&cfg.IMAPSListen, l.imaps)
+	override(&cfg.SMTPListen, l.smtp)
+	override(&cfg.SubmissionListen, l.sub)
+	override(&cfg.SubmissionTLSListen, l.subs)
+}
+
+// override sets *dst to v unless v is empty (not given).
+func override(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
+
 // newFlags returns a FlagSet whose errors go to stderr and are returned.
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("mailferry "+name, flag.ContinueOnError)

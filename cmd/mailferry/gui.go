@@ -22,12 +22,8 @@ func runGUI(args []string, stderr io.Writer) error {
 	fs := newFlags("gui", stderr)
 	var c common
 	c.register(fs)
-	var imapAddr, imapsAddr, smtpAddr, subAddr, subsAddr string
-	fs.StringVar(&imapAddr, "imap", "", "IMAP listen address host:port, or off (default 127.0.0.1:143 as root, else 127.0.0.1:1143)")
-	fs.StringVar(&imapsAddr, "imaps", "", "IMAP over TLS listen address, or off")
-	fs.StringVar(&smtpAddr, "smtp", "", "SMTP listen address, or off")
-	fs.StringVar(&subAddr, "submission", "", "submission (STARTTLS) listen address, or off")
-	fs.StringVar(&subsAddr, "submissions", "", "submission over TLS listen address, or off")
+	var listen listenFlags
+	listen.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -41,17 +37,7 @@ func runGUI(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, o := range []struct {
-		dst *string
-		v   string
-	}{
-		{&cfg.IMAPListen, imapAddr}, {&cfg.IMAPSListen, imapsAddr}, {&cfg.SMTPListen, smtpAddr},
-		{&cfg.SubmissionListen, subAddr}, {&cfg.SubmissionTLSListen, subsAddr},
-	} {
-		if o.v != "" {
-			*o.dst = o.v
-		}
-	}
+	listen.apply(&cfg)
 	co, err := core.Open(cfg)
 	if err != nil {
 		return fmt.Errorf("open data in %s: %w", cfg.Defaults().DataDir, err)

@@ -16,15 +16,12 @@ func runServe(args []string, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	var c common
 	c.register(fs)
+	var listen listenFlags
+	listen.register(fs)
 	var o struct {
-		imap, imaps, smtp, sub, subs, hostname, cert, key, trusted string
-		insecure                                                   bool
+		hostname, cert, key, trusted string
+		insecure                     bool
 	}
-	fs.StringVar(&o.imap, "imap", "", "IMAP listen address host:port, or off (default 127.0.0.1:143 as root, else 127.0.0.1:1143)")
-	fs.StringVar(&o.imaps, "imaps", "", "IMAP over TLS listen address, or off (default port 993 / 1993)")
-	fs.StringVar(&o.smtp, "smtp", "", "SMTP listen address, or off (default port 25 / 2525)")
-	fs.StringVar(&o.sub, "submission", "", "submission (STARTTLS) listen address, or off (default port 587 / 1587)")
-	fs.StringVar(&o.subs, "submissions", "", "submission over TLS listen address, or off (default port 465 / 1465)")
 	fs.StringVar(&o.hostname, "hostname", "", "host name for greetings and Received headers (default: this machine's)")
 	fs.StringVar(&o.cert, "cert", "", "TLS certificate PEM file (default: self-signed, made on first start)")
 	fs.StringVar(&o.key, "key", "", "TLS key PEM file")
@@ -40,19 +37,10 @@ func runServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	over := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
-	}
-	over(&cfg.IMAPListen, o.imap)
-	over(&cfg.IMAPSListen, o.imaps)
-	over(&cfg.SMTPListen, o.smtp)
-	over(&cfg.SubmissionListen, o.sub)
-	over(&cfg.SubmissionTLSListen, o.subs)
-	over(&cfg.Hostname, o.hostname)
-	over(&cfg.CertFile, o.cert)
-	over(&cfg.KeyFile, o.key)
+	listen.apply(&cfg)
+	override(&cfg.Hostname, o.hostname)
+	override(&cfg.CertFile, o.cert)
+	override(&cfg.KeyFile, o.key)
 	if o.trusted != "" {
 		cfg.TrustedNetworks = strings.Split(o.trusted, ",")
 	}
