@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"mailferry/core"
 )
@@ -115,11 +114,13 @@ func (c *common) open(stderr io.Writer) (*core.Core, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A bad configuration is the caller's to fix (exit 2); anything else
+	// core.Open meets is a failure (exit 1).
+	if err := cfg.Defaults().Validate(); err != nil {
+		return nil, usageError{err}
+	}
 	co, err := core.Open(cfg)
 	if err != nil {
-		if strings.Contains(err.Error(), "config") {
-			return nil, usageError{err}
-		}
 		return nil, fmt.Errorf("open data in %s: %w", cfg.Defaults().DataDir, err)
 	}
 	return co, nil
