@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 )
 
@@ -37,11 +38,54 @@ func summarize(raw []byte) (env *imap.Envelope, bs imap.BodyStructure) {
 	if tooDeep(parseMessage(raw), maxDepth) {
 		return env, plainStructure(raw)
 	}
-	bs = sanitizeStructure(imapserver.ExtractBodyStructure(bytes.NewReader(raw)), 0)
+	bs = sanitizeStructure(bodyStructure(raw), 0)
 	if bs == nil {
 		bs = plainStructure(raw)
 	}
 	return env, bs
+}
+
+// bodyStructure is imapserver.ExtractBodyStructure, made cheap for a
+// message that is a single part: that part's body is the tail of raw, so
+// its size and lines are counted in place rather than read into a copy.
+// Anything else goes to go-imap.
+func bodyStructure(raw []byte) imap.BodyStructure {
+	rd := bytes.NewReader(raw)
+	br := bufio.NewReader(rd)
+	h, err := textproto.ReadHeader(br)
+	if err != nil {
+		return imapserver.ExtractBodyStructure(bytes.NewReader(raw))
+	}
+	header := gomessage.Header{Header: h}
+	mediaType, params, _ := header.ContentType()
+	primary, sub, _ := strings.Cut(mediaType, "/")
+	if primary == "multipart" || mediaType == "message/rfc822" || mediaType == "message/global" {
+		return imapserver.ExtractBodyStructure(bytes.NewReader(raw))
+	}
+	body := raw[len(raw)-rd.Len()-br.Buffered():]
+	bs := &imap.BodyStructureSinglePart{
+		Type:        primary,
+		Subtype:     sub,
+		Params:      params,
+		ID:          header.Get("Content-Id"),
+		Description: header.Get("Content-Description"),
+		Encoding:    header.Get("Content-Transfer-Encoding"),
+		Size:        uint32(len(body)),
+	}
+	if primary == "text" {
+		bs.Text = &imap.BodyStructureText{NumLines: int64(bytes.Count(body, []byte("\n")))}
+	}
+	ext := &imap.BodyStructureSinglePartExt{Location: header.Get("Content-Location")}
+	if disp, dispParams, _ := header.ContentDisposition(); disp != "" {
+		ext.Disposition = &imap.BodyStructureDisposition{Value: disp, Params: dispParams}
+	}
+	if v := header.Get("Content-Language"); v != "" {
+		for _, l := range strings.Split(v, ",") {
+			ext.Language = append(ext.Language, strings.TrimSpace(l))
+		}
+	}
+	bs.Extended = ext
+	return bs
 }
 
 // lenientHeader reads a message header, keeping the fields it can make sense

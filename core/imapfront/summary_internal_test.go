@@ -4,6 +4,7 @@ package imapfront
 // parser of stored bytes, so it gets a round-trip test and a fuzz target.
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
 )
 
 var summaryCorpus = []string{
@@ -85,6 +87,41 @@ func FuzzCacheDecode(f *testing.F) {
 			encodeStructure(bs)
 		}
 	})
+}
+
+// structureCorpus adds single-part shapes to summaryCorpus, where
+// bodyStructure takes its own path.
+var structureCorpus = append([]string{
+	"Content-Type: text/html; charset=\"utf-8\"\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-ID: <i@x>\r\nContent-Description: d\r\nContent-Location: http://x/\r\nContent-Disposition: inline; filename=\"a.html\"\r\nContent-Language: en , de\r\n\r\n<p>x</p>\r\n<p>y</p>",
+	"Content-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n",
+	"Subject: no blank line after the header\r\n",
+	"Subject: lf only\n\nbody\nmore\n",
+	"Content-Type: text\r\n\r\nno subtype\r\n",
+	"Content-Type: ;;;\r\n\r\nbad type\r\n",
+	"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nx\r\n",
+	"Bad header line\r\nSubject: x\r\n\r\nbody\r\n",
+}, summaryCorpus...)
+
+// bodyStructure must say exactly what go-imap's ExtractBodyStructure says.
+func TestBodyStructureMatchesGoIMAP(t *testing.T) {
+	for _, raw := range structureCorpus {
+		checkBodyStructure(t, []byte(raw))
+	}
+}
+
+func checkBodyStructure(t *testing.T, raw []byte) {
+	got := bodyStructure(raw)
+	want := imapserver.ExtractBodyStructure(bytes.NewReader(raw))
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q:\n got %#v\nwant %#v", raw, got, want)
+	}
+}
+
+func FuzzBodyStructure(f *testing.F) {
+	for _, raw := range structureCorpus {
+		f.Add([]byte(raw))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) { checkBodyStructure(t, raw) })
 }
 
 // FuzzSummarize feeds arbitrary messages to Summarize and the section

@@ -1,10 +1,7 @@
 package migrate
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -505,7 +502,7 @@ type pending struct {
 	flags []string
 	date  time.Time
 	size  int64
-	body  []byte
+	blob  *store.StagedBlob // the bytes, already written to the store
 	// nilBody: the server sent BODY[] NIL; tooBig: over MaxMessageSize.
 	nilBody, tooBig, gotBody bool
 }
@@ -513,7 +510,6 @@ type pending struct {
 // batch is what one store transaction commits.
 type batch struct {
 	msgs  []*pending
-	arena []byte // holds the bodies of msgs (those not over BatchBytes)
 	bytes int64
 	last  uint32 // highest old UID below which everything was handled
 	first time.Time
@@ -531,9 +527,20 @@ type readError struct{ err error }
 func (e *readError) Error() string { return e.err.Error() }
 func (e *readError) Unwrap() error { return e.err }
 
-// readMessage reads one FETCH response, the body into memory (capped).
-// alloc gives the buffer for a body of n bytes.
-func readMessage(msg *imapclient.FetchMessageData, maxSize int64, alloc func(n int64) ([]byte, error)) (*pending, error) {
+// reader reads FETCH responses and stages each body in the store as soon
+// as it is read, so that memory holds one message at a time.
+type reader struct {
+	st      *store.Store
+	maxSize int64
+	buf     []byte // reused for bodies up to keepBuf bytes
+}
+
+// keepBuf is the largest body buffer a reader keeps for the next message.
+const keepBuf = 4 << 20
+
+// read reads one FETCH response and stages its body (if it has one that
+// is not over maxSize).
+func (r *reader) read(msg *imapclient.FetchMessageData) (*pending, error) {
 	p := &pending{}
 	for item := msg.Next(); item != nil; item = msg.Next() {
 		switch it := item.(type) {
@@ -557,16 +564,24 @@ func readMessage(msg *imapclient.FetchMessageData, maxSize int64, alloc func(n i
 				continue
 			}
 			n := it.Literal.Size()
-			if n > maxSize {
+			if n > r.maxSize {
 				p.tooBig = true
 				continue // the rest is discarded by Next
 			}
-			var err error
-			if p.body, err = alloc(n); err != nil {
-				return nil, err
+			body := r.buf
+			if int64(cap(body)) < n {
+				body = make([]byte, n)
+				if n <= keepBuf {
+					r.buf = body
+				}
 			}
-			if _, err := io.ReadFull(it.Literal, p.body); err != nil {
+			body = body[:n]
+			if _, err := io.ReadFull(it.Literal, body); err != nil {
 				return nil, &readError{fmt.Errorf("read message %d: %w", p.uid, err)}
+			}
+			var err error
+			if p.blob, err = r.st.Stage(body); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -648,12 +663,6 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 	// The committer runs beside the reader so the network does not wait for
 	// the disk; the reader fills the next batch while one commits.
 	commits := make(chan *batch)
-	// Bodies are read into two arenas of BatchBytes that go back and forth
-	// between the reader and the committer, so that memory stays bounded
-	// and the garbage collector has little to do.
-	arenas := make(chan []byte, 2)
-	arenas <- nil
-	arenas <- nil
 	var cerr error
 	var cmu sync.Mutex
 	cdone := make(chan struct{})
@@ -664,18 +673,12 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 			failed := cerr != nil
 			cmu.Unlock()
 			if failed {
-				if b.arena != nil {
-					arenas <- b.arena[:0]
-				}
 				continue
 			}
 			if err := e.commit(ctx, acct, p, state, b); err != nil {
 				cmu.Lock()
 				cerr = err
 				cmu.Unlock()
-			}
-			if b.arena != nil {
-				arenas <- b.arena[:0] // never blocks: at most cap(arenas) exist
 			}
 		}
 	})
@@ -740,49 +743,13 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		cur = &batch{last: cur.last}
 		return nil
 	}
-	takeArena := func() error {
-		select {
-		case a := <-arenas:
-			if a == nil {
-				a = make([]byte, 0, e.opts.BatchBytes)
-			}
-			cur.arena = a
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	alloc := func(n int64) ([]byte, error) {
-		if n > e.opts.BatchBytes {
-			return make([]byte, n), nil
-		}
-		if cur.arena == nil {
-			if err := takeArena(); err != nil {
-				return nil, err
-			}
-		}
-		if int64(cap(cur.arena)-len(cur.arena)) < n {
-			if len(cur.msgs) == 0 {
-				cur.arena = cur.arena[:0] // only bodies copied out (held) were here
-			} else {
-				if err := flush(true); err != nil {
-					return nil, err
-				}
-				if err := takeArena(); err != nil {
-					return nil, err
-				}
-			}
-		}
-		l := len(cur.arena)
-		cur.arena = cur.arena[:l+int(n)]
-		return cur.arena[l : l+int(n) : l+int(n)], nil
-	}
+	rd := &reader{st: e.st, maxSize: e.opts.MaxMessageSize}
 	add := func(m *pending) error {
 		if len(cur.msgs) == 0 {
 			cur.first = time.Now()
 		}
 		cur.msgs = append(cur.msgs, m)
-		cur.bytes += int64(len(m.body))
+		cur.bytes += m.blob.Size
 		return flush(false)
 	}
 	skip := func(uid uint32, why string) {
@@ -823,7 +790,7 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		held := map[uint32]*pending{}
 		pos := 0
 		for msg := ch.cmd.Next(); msg != nil; msg = ch.cmd.Next() {
-			m, err := readMessage(msg, e.opts.MaxMessageSize, alloc)
+			m, err := rd.read(msg)
 			if err != nil {
 				return err
 			}
@@ -841,9 +808,6 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 				}
 				cur.last = max(cur.last, u)
 				pos++
-			}
-			if hm := held[m.uid]; hm != nil && hm.body != nil {
-				hm.body = bytes.Clone(hm.body) // it waits: out of the arena
 			}
 		}
 		ferr := ch.cmd.Close()
@@ -868,7 +832,7 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 					delete(held, u)
 					err = e.handle(m, add, skip)
 				} else {
-					err = e.fetchOne(c, u, alloc, add, skip, ferr != nil)
+					err = e.fetchOne(c, u, rd, add, skip, ferr != nil)
 				}
 				if err != nil {
 					return err
@@ -904,11 +868,11 @@ func (e *Engine) handle(m *pending, add func(*pending) error, skip func(uint32, 
 // it. A message the server still refuses (NO) is reported and skipped; one
 // it does not send at all was expunged meanwhile (reported only if the
 // chunk was refused).
-func (e *Engine) fetchOne(c *imapclient.Client, u uint32, alloc func(int64) ([]byte, error), add func(*pending) error, skip func(uint32, string), refused bool) error {
+func (e *Engine) fetchOne(c *imapclient.Client, u uint32, rd *reader, add func(*pending) error, skip func(uint32, string), refused bool) error {
 	cmd := c.Fetch(imap.UIDSetNum(imap.UID(u)), fetchItems)
 	var got *pending
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-		m, err := readMessage(msg, e.opts.MaxMessageSize, alloc)
+		m, err := rd.read(msg)
 		if err != nil {
 			return err // the caller closes the client
 		}
@@ -935,6 +899,15 @@ func (e *Engine) fetchOne(c *imapclient.Client, u uint32, alloc func(int64) ([]b
 // commit writes one batch in one transaction, with the mailbox's
 // last copied UID, and counts it in the progress.
 func (e *Engine) commit(ctx context.Context, acct *store.Account, p *plan, state string, b *batch) error {
+	// Sync the batch's bytes before taking the store's writer, so that
+	// other writers do not wait for the disk.
+	staged := make([]*store.StagedBlob, 0, len(b.msgs))
+	for _, m := range b.msgs {
+		staged = append(staged, m.blob)
+	}
+	if err := e.st.SyncStaged(staged...); err != nil {
+		return err
+	}
 	tx, err := e.st.Begin(ctx)
 	if err != nil {
 		return err
@@ -942,13 +915,13 @@ func (e *Engine) commit(ctx context.Context, acct *store.Account, p *plan, state
 	defer tx.Rollback()
 	var n, bytes int64
 	for _, m := range b.msgs {
-		nm := &store.NewMessage{UID: m.uid, Flags: m.flags, InternalDate: m.date, Body: m.body}
+		nm := &store.NewMessage{UID: m.uid, Flags: m.flags, InternalDate: m.date, Staged: m.blob}
 		_, err := tx.Append(p.local.ID, nm)
 		if errors.Is(err, store.ErrExists) {
 			// The UID is taken or below UIDNEXT. The same message (a copy
 			// committed before a crash) is not copied twice; new old mail
 			// colliding with local mail gets a fresh UID.
-			if old, merr := e.st.Message(ctx, p.local.ID, m.uid); merr == nil && old.Size == int64(len(m.body)) && old.BlobKey == blobKey(m.body) {
+			if old, merr := e.st.Message(ctx, p.local.ID, m.uid); merr == nil && old.Size == m.blob.Size && old.BlobKey == m.blob.Key {
 				continue
 			}
 			nm.Renumber = true
@@ -958,7 +931,7 @@ func (e *Engine) commit(ctx context.Context, acct *store.Account, p *plan, state
 			return fmt.Errorf("migrate: %s: store message %d of %q: %w", acct.Address, m.uid, p.old.name, err)
 		}
 		n++
-		bytes += int64(len(m.body))
+		bytes += m.blob.Size
 	}
 	if b.last > 0 {
 		if err := tx.SetMailboxMigration(p.local.ID, state, b.last); err != nil {
@@ -975,9 +948,4 @@ func (e *Engine) commit(ctx context.Context, acct *store.Account, p *plan, state
 		a.BytesTotal = max(a.BytesTotal, a.BytesDone)
 	})
 	return nil
-}
-
-func blobKey(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }

@@ -19,12 +19,13 @@
 //   - INBOX is copied first and alone; the other mailboxes follow on up to
 //     Options.ConnsPerAccount connections, several accounts at once (bounded
 //     by Options.Accounts).
-//   - Memory is bounded: message bodies are read one at a time into two
-//     arenas of Options.BatchBytes per connection (one filling, one being
-//     committed); a single message larger than an arena gets its own buffer,
-//     and one larger than Options.MaxMessageSize is not copied and is
-//     reported. Each connection has one UID FETCH (a chunk of UIDs) in
-//     flight, its messages streamed back to back.
+//   - Memory is bounded: each connection reads one message body at a time
+//     into a reused buffer and hands it straight to the store (store.Stage:
+//     written to a pack file and summarized, outside any transaction); a
+//     batch keeps only metadata until it commits. A message larger than
+//     Options.MaxMessageSize is not copied and is reported. Each connection
+//     has one UID FETCH (a chunk of UIDs) in flight, its messages streamed
+//     back to back.
 //   - Old-server passwords (the user's or a master user's) live in memory
 //     only, for the life of the Engine; they are never written to the store,
 //     to logs or to events.

@@ -39,7 +39,8 @@ type Options struct {
 	// account triggered by LoggedIn; 0 means 15 seconds, negative means none.
 	CatchUpDebounce time.Duration
 	// BatchMessages and BatchBytes bound one store transaction; 0 means 200
-	// messages and 1 MiB. BatchDelay commits a batch once its first message
+	// messages and 8 MiB. (Bodies are written to the store as they arrive,
+	// so a batch holds only their metadata in memory.) BatchDelay commits a batch once its first message
 	// waited that long; 0 means 250ms.
 	BatchMessages int
 	BatchBytes    int64
@@ -136,7 +137,7 @@ func New(opts Options) (*Engine, error) {
 	def(&opts.ChunkMessages, 500)
 	def(&opts.Retries, 5)
 	if opts.BatchBytes <= 0 {
-		opts.BatchBytes = 1 << 20
+		opts.BatchBytes = 8 << 20
 	}
 	if opts.ChunkBytes <= 0 {
 		opts.ChunkBytes = 32 << 20

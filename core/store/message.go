@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -52,6 +50,8 @@ type NewMessage struct {
 	// InternalDate, with its zone; the zero time means now.
 	InternalDate time.Time
 	Body         []byte
+	// Staged, when set, holds the bytes instead of Body (see Store.Stage).
+	Staged *StagedBlob
 }
 
 // FlagOp says how StoreFlags changes flags.
@@ -71,38 +71,60 @@ type UIDPair struct{ Src, Dst uint32 }
 // until Commit or Rollback: keep it short (a few hundred messages or a
 // fraction of a second), and always end it.
 type Tx struct {
-	s   *Store
-	ctx context.Context
-	tx  *sql.Tx
-	ch  *changes
+	s    *Store
+	ctx  context.Context
+	tx   *sql.Tx
+	ch   *changes
+	done bool
 }
 
 // Begin starts a write transaction.
 func (s *Store) Begin(ctx context.Context) (*Tx, error) {
+	s.wmu.Lock()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
+		s.wmu.Unlock()
 		return nil, fmt.Errorf("store: begin: %w", err)
 	}
 	return &Tx{s: s, ctx: ctx, tx: tx, ch: &changes{}}, nil
 }
 
-// Commit commits the transaction and then tells watchers what changed.
+// Commit makes the transaction's message bytes durable, commits it, and
+// then tells watchers what changed. On error the transaction is rolled
+// back.
 func (t *Tx) Commit() error {
-	if err := t.tx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
+	if t.done {
+		return fmt.Errorf("store: commit: %w", sql.ErrTxDone)
 	}
+	err := t.s.packs.sync(t.ch.pack, t.ch.packEnd)
+	if err == nil {
+		if err = t.tx.Commit(); err != nil {
+			err = fmt.Errorf("store: commit: %w", err)
+		}
+	}
+	if err != nil {
+		t.Rollback()
+		return err
+	}
+	t.done = true
+	t.s.wmu.Unlock()
 	t.s.notify(t.ch)
 	return nil
 }
 
 // Rollback abandons the transaction. It is safe to call after Commit.
 func (t *Tx) Rollback() {
+	if t.done {
+		return
+	}
+	t.done = true
 	t.tx.Rollback()
+	t.s.wmu.Unlock()
 }
 
 // Append adds a message to a mailbox and returns its metadata.
 func (t *Tx) Append(mailboxID int64, m *NewMessage) (*Message, error) {
-	return appendMessage(t.ctx, t.tx, t.ch, t.s.summarize, mailboxID, m)
+	return t.s.appendMessage(t.ctx, t.tx, t.ch, mailboxID, m)
 }
 
 // SetMailboxMigration records a mailbox's migration state and highest old
@@ -113,7 +135,7 @@ func (t *Tx) SetMailboxMigration(mailboxID int64, state string, migratedUID uint
 
 // Enqueue adds a message to the relay queue in this transaction.
 func (t *Tx) Enqueue(from string, rcpts []string, body []byte, note string) (int64, error) {
-	return enqueue(t.ctx, t.tx, t.ch, from, rcpts, body, note)
+	return t.s.enqueue(t.ctx, t.tx, t.ch, from, rcpts, body, note)
 }
 
 // AppendMessage adds one message to a mailbox in its own transaction.
@@ -121,31 +143,10 @@ func (s *Store) AppendMessage(ctx context.Context, mailboxID int64, m *NewMessag
 	var out *Message
 	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
 		var err error
-		out, err = appendMessage(ctx, tx, ch, s.summarize, mailboxID, m)
+		out, err = s.appendMessage(ctx, tx, ch, mailboxID, m)
 		return err
 	})
 	return out, err
-}
-
-func putBlob(ctx context.Context, tx *sql.Tx, body []byte) (string, error) {
-	sum := sha256.Sum256(body)
-	key := hex.EncodeToString(sum[:])
-	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, key).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		if body == nil {
-			body = []byte{}
-		}
-		var id int64
-		err = tx.QueryRowContext(ctx, `INSERT INTO blobs(key, size, refs) VALUES(?, ?, 0) RETURNING id`, key, len(body)).Scan(&id)
-		if err == nil {
-			_, err = tx.ExecContext(ctx, `INSERT INTO blob_data(id, data) VALUES(?, ?)`, id, body)
-		}
-	}
-	if err != nil {
-		return "", fmt.Errorf("store: write blob: %w", err)
-	}
-	return key, nil
 }
 
 // mailboxAccount returns the account a mailbox belongs to, or ErrNotFound.
@@ -172,7 +173,7 @@ func bumpModSeq(ctx context.Context, tx *sql.Tx, mailboxID int64) (uint64, error
 	return ms, nil
 }
 
-func appendMessage(ctx context.Context, tx *sql.Tx, ch *changes, summarize func([]byte) ([]byte, []byte), mailboxID int64, m *NewMessage) (*Message, error) {
+func (s *Store) appendMessage(ctx context.Context, tx *sql.Tx, ch *changes, mailboxID int64, m *NewMessage) (*Message, error) {
 	var accountID int64
 	var uidNext uint32
 	var migState string
@@ -202,11 +203,20 @@ func appendMessage(ctx context.Context, tx *sql.Tx, ch *changes, summarize func(
 	if uid == 0 || uid == 1<<32-1 {
 		return nil, fmt.Errorf("%w: mailbox %d has run out of UIDs", ErrInvalid, mailboxID)
 	}
-	modseq, err := bumpModSeq(ctx, tx, mailboxID)
-	if err != nil {
-		return nil, err
+	// One statement takes the next MODSEQ and moves UIDNEXT past uid.
+	var modseq uint64
+	if err := tx.QueryRowContext(ctx, `UPDATE mailboxes SET highest_modseq = highest_modseq + 1, uid_next = max(uid_next, ?)
+		WHERE id = ? RETURNING highest_modseq`, uid+1, mailboxID).Scan(&modseq); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
 	}
-	key, err := putBlob(ctx, tx, m.Body)
+	var key string
+	size := int64(len(m.Body))
+	if sb := m.Staged; sb != nil {
+		key, size = sb.Key, sb.Size
+		err = putStaged(ctx, tx, ch, sb)
+	} else {
+		key, err = s.putBlob(ctx, tx, ch, m.Body)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -216,9 +226,11 @@ func appendMessage(ctx context.Context, tx *sql.Tx, ch *changes, summarize func(
 	}
 	_, off := date.Zone()
 	msg := &Message{MailboxID: mailboxID, UID: uid, Flags: cleanFlags(m.Flags), InternalDate: date,
-		Size: int64(len(m.Body)), BlobKey: key, ModSeq: modseq}
-	if summarize != nil {
-		msg.Envelope, msg.Structure = summarize(m.Body)
+		Size: size, BlobKey: key, ModSeq: modseq}
+	if m.Staged != nil {
+		msg.Envelope, msg.Structure = m.Staged.envelope, m.Staged.structure
+	} else if s.summarize != nil {
+		msg.Envelope, msg.Structure = s.summarize(m.Body)
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO messages(mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq, envelope, structure)
 		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, mailboxID, uid, strings.Join(msg.Flags, " "), date.Unix(), off, msg.Size, key, modseq,
@@ -228,9 +240,6 @@ func appendMessage(ctx context.Context, tx *sql.Tx, ch *changes, summarize func(
 	}
 	if msg.ID, err = res.LastInsertId(); err != nil {
 		return nil, err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET uid_next = max(uid_next, ?) WHERE id = ?`, uid+1, mailboxID); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
 	}
 	ch.account(accountID)
 	return msg, nil
@@ -334,21 +343,6 @@ func (s *Store) Message(ctx context.Context, mailboxID int64, uid uint32) (*Mess
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	return m, nil
-}
-
-// Blob returns the bytes stored under a blob key, exactly as appended.
-func (s *Store) Blob(ctx context.Context, key string) ([]byte, error) {
-	var data []byte
-	err := s.r.QueryRowContext(ctx, `SELECT d.data FROM blobs b JOIN blob_data d ON d.id = b.id WHERE b.key = ?`, key).Scan(&data)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("blob %s: %w", key, ErrNotFound)
-	} else if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	if data == nil {
-		data = []byte{}
-	}
-	return data, nil
 }
 
 // SetMessageCache keeps what a reader made of a message (see

@@ -30,11 +30,11 @@ type QueueItem struct {
 	Note string
 }
 
-func enqueue(ctx context.Context, tx *sql.Tx, ch *changes, from string, rcpts []string, body []byte, note string) (int64, error) {
+func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, ch *changes, from string, rcpts []string, body []byte, note string) (int64, error) {
 	if len(rcpts) == 0 {
 		return 0, fmt.Errorf("%w: no recipients", ErrInvalid)
 	}
-	key, err := putBlob(ctx, tx, body)
+	key, err := s.putBlob(ctx, tx, ch, body)
 	if err != nil {
 		return 0, err
 	}
@@ -54,7 +54,7 @@ func (s *Store) Enqueue(ctx context.Context, from string, rcpts []string, body [
 	var id int64
 	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
 		var err error
-		id, err = enqueue(ctx, tx, ch, from, rcpts, body, note)
+		id, err = s.enqueue(ctx, tx, ch, from, rcpts, body, note)
 		return err
 	})
 	return id, err
@@ -139,7 +139,7 @@ func (s *Store) QueueDone(ctx context.Context, id int64, bounce *QueueItem, boun
 		}
 		ch.queue = true
 		if bounce != nil {
-			_, err = enqueue(ctx, tx, ch, bounce.From, bounce.Rcpts, bounceBody, bounce.Note)
+			_, err = s.enqueue(ctx, tx, ch, bounce.From, bounce.Rcpts, bounceBody, bounce.Note)
 		}
 		return err
 	})

@@ -136,6 +136,13 @@ CREATE TRIGGER queue_unref AFTER DELETE ON queue BEGIN
 	DELETE FROM blobs WHERE key = OLD.blob AND refs <= 0;
 END;
 `,
+	// 3: new message bytes go to append-only pack files (pack.go); the blob
+	// row says where. Rows with no pack keep their bytes in blob_data.
+	`
+ALTER TABLE blobs ADD COLUMN pack INTEGER;
+ALTER TABLE blobs ADD COLUMN off INTEGER;
+CREATE INDEX blobs_pack ON blobs(pack, off);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -6,8 +6,9 @@
 // Invariants:
 //   - The store knows no protocol. It keeps bytes, names and numbers; the IMAP
 //     front end, the migration engine and the relay give them meaning.
-//   - Message bytes live in the blobs table, keyed by their SHA-256, with a
-//     reference count kept by triggers; a message row only names its blob.
+//   - Message bytes are blobs keyed by their SHA-256, with a reference
+//     count kept by triggers; a message row only names its blob. The bytes
+//     live in append-only pack files beside the database (see pack.go).
 //     What was stored is served unchanged, byte for byte.
 //   - Within a mailbox a UID is never reused and UIDNEXT only grows. A mailbox
 //     may be created with a given UIDVALIDITY and UIDNEXT, and messages may be
@@ -52,6 +53,9 @@ type Options struct {
 	Summarize func(raw []byte) (envelope, structure []byte)
 	// Readers is the size of the read connection pool; 0 means 4.
 	Readers int
+	// PackSize is the size at which a pack file of message bytes is full
+	// and the next one is started; 0 means 256 MiB.
+	PackSize int64
 }
 
 // Store is an open mail store. It is safe for concurrent use.
@@ -59,6 +63,8 @@ type Store struct {
 	w, r      *sql.DB
 	log       *slog.Logger
 	summarize func([]byte) ([]byte, []byte)
+	packs     *packs
+	wmu       sync.Mutex // held for the whole of a write transaction
 
 	mu       sync.Mutex
 	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts
@@ -88,6 +94,8 @@ func Open(path string, opts *Options) (*Store, error) {
 		"_foreign_keys": {"on"},
 		"_synchronous":  {"NORMAL"},
 		"_cache_size":   {"-16000"},
+		// Prepared statements are kept per connection, not made anew per query.
+		"_stmt_cache_size": {"64"},
 	}
 	wq := url.Values{"_txlock": {"immediate"}}
 	for k, v := range common {
@@ -109,8 +117,16 @@ func Open(path string, opts *Options) (*Store, error) {
 		s.w.Close()
 		return nil, err
 	}
+	if opts.PackSize <= 0 {
+		opts.PackSize = 256 << 20
+	}
+	if s.packs, err = openPacks(s.w, path+"-packs", opts.PackSize, s.log); err != nil {
+		s.w.Close()
+		return nil, err
+	}
 	s.r, err = sql.Open("sqlite3", "file:"+uriPath(path)+"?"+common.Encode())
 	if err != nil {
+		s.packs.close()
 		s.w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -132,26 +148,23 @@ func (s *Store) Close() error {
 	}
 	s.watchers = map[int64]map[*Watcher]struct{}{}
 	s.mu.Unlock()
-	return errors.Join(s.r.Close(), s.w.Close())
+	err := errors.Join(s.r.Close(), s.w.Close())
+	s.packs.close()
+	return err
 }
 
 // write runs fn in one write transaction and, after it committed, tells the
 // watchers of the changes fn recorded.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	t, err := s.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
-	}
-	ch := &changes{}
-	if err := fn(tx, ch); err != nil {
-		tx.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
+	defer t.Rollback()
+	if err := fn(t.tx, t.ch); err != nil {
+		return err
 	}
-	s.notify(ch)
-	return nil
+	return t.Commit()
 }
 
 // rowScanner is what *sql.Row and *sql.Rows have in common.

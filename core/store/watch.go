@@ -6,11 +6,20 @@ import (
 	"github.com/mattn/go-sqlite3"
 )
 
-// changes records, during a transaction, whom to tell after it commits.
+// changes records, during a transaction, whom to tell after it commits,
+// and which pack bytes must be on disk before it does.
 type changes struct {
 	accounts map[int64]bool
 	domains  bool
 	queue    bool
+
+	pack, packEnd int64 // the newest pack written and the end written
+}
+
+func (c *changes) wrotePack(id, end int64) {
+	if id > c.pack || (id == c.pack && end > c.packEnd) {
+		c.pack, c.packEnd = id, end
+	}
 }
 
 func (c *changes) account(id int64) {

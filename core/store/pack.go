@@ -1,0 +1,531 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Message bytes live in append-only pack files in a directory beside the
+// database ("<db>-packs/00000001.pack", ...); the blobs row names the pack
+// and the offset. SQLite keeps only metadata, so a copy writes each
+// message's bytes once, sequentially, instead of through SQLite's pages and
+// its write-ahead log.
+//
+// Invariants:
+//   - Bytes are only ever appended to the newest pack, and a pack's bytes
+//     are synced to disk before any transaction that names them commits
+//     (a pack that is left for a newer one is synced as it is left). A
+//     committed blob row therefore never points at bytes a crash can take
+//     back.
+//   - Bytes no committed blob row names (a rolled back transaction, a
+//     staged blob never used, a crash) are dead space: cut off at Open when
+//     they end the newest pack, given back by Compact otherwise.
+//   - Pack bytes are never rewritten in place. Compact copies the live
+//     blobs of a mostly dead pack to the newest pack, commits their new
+//     places, and only then deletes the old file.
+//
+// Blobs written before packs existed (schema 2) stay in blob_data, where
+// Blob still finds them.
+
+const packExt = ".pack"
+
+// packs manages the pack directory: read handles for any reader, and the
+// newest pack for appending, which any goroutine may do.
+type packs struct {
+	dir     string
+	maxSize int64
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	files map[int64]*os.File // read handles by pack number
+
+	syncMu sync.Mutex // held while syncing or leaving the newest pack
+	wmu    sync.Mutex // guards the fields below
+	w      *os.File   // the newest pack, appended to
+	wid    int64
+	end    int64 // end of the bytes written to pack wid
+	synced int64 // end of the bytes of pack wid known to be on disk
+}
+
+func packName(dir string, id int64) string {
+	return filepath.Join(dir, fmt.Sprintf("%08d%s", id, packExt))
+}
+
+// packIDs lists the pack numbers in dir, ascending.
+func packIDs(dir string) ([]int64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int64
+	for _, e := range ents {
+		n, ok := strings.CutSuffix(e.Name(), packExt)
+		if !ok {
+			continue
+		}
+		if id, err := strconv.ParseInt(n, 10, 64); err == nil && id > 0 {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+// openPacks opens the pack directory and makes the newest pack the one to
+// append to, cutting off bytes no committed blob names.
+func openPacks(db *sql.DB, dir string, maxSize int64, log *slog.Logger) (*packs, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	p := &packs{dir: dir, maxSize: maxSize, log: log, files: map[int64]*os.File{}}
+	ids, err := packIDs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if len(ids) == 0 {
+		return p, p.rotate(1)
+	}
+	id := ids[len(ids)-1]
+	var committed int64
+	if err := db.QueryRow(`SELECT coalesce(max(off + size), 0) FROM blobs WHERE pack = ?`, id).Scan(&committed); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	f, err := os.OpenFile(packName(dir, id), os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	switch {
+	case st.Size() < committed:
+		// Bytes a committed blob names are missing: never write over the
+		// gap; what can still be read stays readable.
+		f.Close()
+		log.Error("store: pack file is shorter than its committed data; starting a new pack",
+			"pack", packName(dir, id), "size", st.Size(), "committed", committed)
+		return p, p.rotate(id + 1)
+	case st.Size() > committed:
+		if err := f.Truncate(committed); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("store: cut uncommitted bytes of %s: %w", f.Name(), err)
+		}
+		log.Info("store: dropped bytes of an unfinished transaction", "pack", f.Name(), "bytes", st.Size()-committed)
+	}
+	p.w, p.wid, p.end, p.synced = f, id, committed, committed
+	return p, nil
+}
+
+// rotate starts pack id as the one to append to, after syncing the one it
+// leaves. The caller holds syncMu and wmu (or owns p alone).
+func (p *packs) rotate(id int64) error {
+	if p.w != nil && p.synced < p.end {
+		if err := p.w.Sync(); err != nil {
+			return fmt.Errorf("store: sync pack: %w", err)
+		}
+	}
+	f, err := os.OpenFile(packName(p.dir, id), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: new pack: %w", err)
+	}
+	if err := syncDir(p.dir); err != nil {
+		f.Close()
+		return fmt.Errorf("store: new pack: %w", err)
+	}
+	if p.w != nil {
+		p.w.Close()
+	}
+	p.w, p.wid, p.end, p.synced = f, id, 0, 0
+	return nil
+}
+
+// syncDir makes a new directory entry durable. Windows has no such call
+// (and needs none).
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// append writes body at the end of the newest pack and returns where;
+// the bytes are durable once sync(id, off+len(body)) returned.
+func (p *packs) append(body []byte) (id, off int64, err error) {
+	p.wmu.Lock()
+	if p.end >= p.maxSize {
+		// Lock order: syncMu, then wmu.
+		p.wmu.Unlock()
+		p.syncMu.Lock()
+		p.wmu.Lock()
+		if p.end >= p.maxSize {
+			err = p.rotate(p.wid + 1)
+		}
+		p.syncMu.Unlock()
+		if err != nil {
+			p.wmu.Unlock()
+			return 0, 0, err
+		}
+	}
+	defer p.wmu.Unlock()
+	if _, err := p.w.WriteAt(body, p.end); err != nil {
+		// Whatever part was written is dead space.
+		if st, serr := p.w.Stat(); serr == nil && st.Size() > p.end {
+			p.end = st.Size()
+		}
+		return 0, 0, fmt.Errorf("store: write pack: %w", err)
+	}
+	off = p.end
+	p.end += int64(len(body))
+	return p.wid, off, nil
+}
+
+// sync makes the bytes of pack id up to end durable. One fsync covers
+// every append before it, so concurrent writers share them.
+func (p *packs) sync(id, end int64) error {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
+	p.wmu.Lock()
+	f, wid, synced, target := p.w, p.wid, p.synced, p.end
+	p.wmu.Unlock()
+	if id != wid || synced >= end {
+		return nil // an older pack was synced when it was left
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("store: sync pack: %w", err)
+	}
+	p.wmu.Lock()
+	p.synced = max(p.synced, target)
+	p.wmu.Unlock()
+	return nil
+}
+
+// reader returns a read handle on pack id.
+func (p *packs) reader(id int64) (*os.File, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if f := p.files[id]; f != nil {
+		return f, nil
+	}
+	f, err := os.Open(packName(p.dir, id))
+	if err != nil {
+		return nil, err
+	}
+	p.files[id] = f
+	return f, nil
+}
+
+// read reads size bytes at off of pack id.
+func (p *packs) read(id, off, size int64) ([]byte, error) {
+	f, err := p.reader(id)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, size)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// remove closes and deletes pack id.
+func (p *packs) remove(id int64) error {
+	p.mu.Lock()
+	if f := p.files[id]; f != nil {
+		f.Close()
+		delete(p.files, id)
+	}
+	p.mu.Unlock()
+	if err := os.Remove(packName(p.dir, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (p *packs) close() {
+	p.mu.Lock()
+	for id, f := range p.files {
+		f.Close()
+		delete(p.files, id)
+	}
+	p.mu.Unlock()
+	if p.w != nil {
+		p.w.Close()
+		p.w = nil
+	}
+}
+
+// putBlob stores body (once per distinct content) and returns its key.
+func (s *Store) putBlob(ctx context.Context, tx *sql.Tx, ch *changes, body []byte) (string, error) {
+	sum := sha256.Sum256(body)
+	key := hex.EncodeToString(sum[:])
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, key).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		var id, off int64
+		if id, off, err = s.packs.append(body); err == nil {
+			err = insertBlob(ctx, tx, ch, key, int64(len(body)), id, off)
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: write blob: %w", err)
+	}
+	return key, nil
+}
+
+func insertBlob(ctx context.Context, tx *sql.Tx, ch *changes, key string, size, pack, off int64) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO blobs(key, size, refs, pack, off) VALUES(?, ?, 0, ?, ?)`, key, size, pack, off); err != nil {
+		return err
+	}
+	ch.wrotePack(pack, off+size)
+	return nil
+}
+
+// StagedBlob is a message's bytes written to the store ahead of the
+// transaction that appends the message (see Stage).
+type StagedBlob struct {
+	Key       string // hex SHA-256
+	Size      int64
+	pack, off int64
+	envelope  []byte
+	structure []byte
+}
+
+// Stage writes a message's bytes (and, with Options.Summarize, its
+// summary) to the store outside any transaction, so that a writer can do
+// the heavy part of an append while another transaction commits. Append
+// the message with NewMessage.Staged; staged bytes no message names are
+// dead space that Compact gives back.
+func (s *Store) Stage(body []byte) (*StagedBlob, error) {
+	sum := sha256.Sum256(body)
+	b := &StagedBlob{Key: hex.EncodeToString(sum[:]), Size: int64(len(body))}
+	var err error
+	if b.pack, b.off, err = s.packs.append(body); err != nil {
+		return nil, err
+	}
+	if s.summarize != nil {
+		b.envelope, b.structure = s.summarize(body)
+	}
+	return b, nil
+}
+
+// SyncStaged makes the bytes of bs (and all staged before them) durable.
+// Commit does this too; doing it first keeps the fsync out of the
+// transaction, so that other writers do not wait for the disk.
+func (s *Store) SyncStaged(bs ...*StagedBlob) error {
+	var pack, end int64
+	for _, b := range bs {
+		if b != nil && (b.pack > pack || (b.pack == pack && b.off+b.Size > end)) {
+			pack, end = b.pack, b.off+b.Size
+		}
+	}
+	if pack == 0 {
+		return nil
+	}
+	return s.packs.sync(pack, end)
+}
+
+// putStaged names a staged blob in the database, unless its bytes are
+// already there under another blob.
+func putStaged(ctx context.Context, tx *sql.Tx, ch *changes, b *StagedBlob) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, b.Key).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = insertBlob(ctx, tx, ch, b.Key, b.Size, b.pack, b.off)
+	}
+	if err != nil {
+		return fmt.Errorf("store: write blob: %w", err)
+	}
+	return nil
+}
+
+// Blob returns the bytes stored under a blob key, exactly as appended.
+func (s *Store) Blob(ctx context.Context, key string) ([]byte, error) {
+	// A blob that Compact moves meanwhile is looked up again.
+	for try := 0; ; try++ {
+		var pack, off sql.NullInt64
+		var size int64
+		var data []byte
+		err := s.r.QueryRowContext(ctx, `SELECT b.pack, b.off, b.size, d.data FROM blobs b LEFT JOIN blob_data d ON d.id = b.id WHERE b.key = ?`, key).
+			Scan(&pack, &off, &size, &data)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("blob %s: %w", key, ErrNotFound)
+		} else if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		if !pack.Valid {
+			if data == nil {
+				data = []byte{}
+			}
+			return data, nil
+		}
+		data, err = s.packs.read(pack.Int64, off.Int64, size)
+		if err == nil {
+			return data, nil
+		}
+		if try < 2 && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, os.ErrClosed)) {
+			continue
+		}
+		return nil, fmt.Errorf("store: read blob %s: %w", key, err)
+	}
+}
+
+// CompactResult tells what Compact did.
+type CompactResult struct {
+	PacksRemoved int   // pack files deleted
+	BlobsMoved   int   // live blobs copied out of mostly dead packs
+	BytesFreed   int64 // disk space given back
+}
+
+// Compact gives back the disk space of deleted messages: a full pack with
+// no live blob is deleted, and one that is mostly dead has its live blobs
+// copied to the newest pack first. It is safe to run at any time; each
+// step commits on its own, so an interrupted Compact loses nothing.
+func (s *Store) Compact(ctx context.Context) (CompactResult, error) {
+	var res CompactResult
+	ids, err := packIDs(s.packs.dir)
+	if err != nil {
+		return res, fmt.Errorf("store: %w", err)
+	}
+	type use struct{ live, count int64 }
+	uses := map[int64]use{}
+	rows, err := s.r.QueryContext(ctx, `SELECT pack, sum(size), count(*) FROM blobs WHERE pack IS NOT NULL GROUP BY pack`)
+	if err != nil {
+		return res, fmt.Errorf("store: %w", err)
+	}
+	for rows.Next() {
+		var id int64
+		var u use
+		if err := rows.Scan(&id, &u.live, &u.count); err != nil {
+			rows.Close()
+			return res, fmt.Errorf("store: %w", err)
+		}
+		uses[id] = u
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return res, fmt.Errorf("store: %w", err)
+	}
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		if id >= s.activePack() {
+			break // the newest pack is being appended to
+		}
+		st, err := os.Stat(packName(s.packs.dir, id))
+		if err != nil {
+			return res, fmt.Errorf("store: %w", err)
+		}
+		u := uses[id]
+		if u.count > 0 && u.live*2 >= st.Size() {
+			continue // mostly live: not worth copying
+		}
+		if u.count > 0 {
+			n, err := s.movePack(ctx, id)
+			res.BlobsMoved += n
+			if err != nil {
+				return res, err
+			}
+		}
+		if err := s.removePack(ctx, id); err != nil {
+			return res, err
+		}
+		res.PacksRemoved++
+		res.BytesFreed += st.Size()
+	}
+	return res, nil
+}
+
+// activePack is the pack being appended to.
+func (s *Store) activePack() int64 {
+	s.packs.wmu.Lock()
+	defer s.packs.wmu.Unlock()
+	return s.packs.wid
+}
+
+// movePack copies the live blobs of pack id to the newest pack, a few
+// megabytes per transaction, checking each one's SHA-256 on the way.
+func (s *Store) movePack(ctx context.Context, id int64) (int, error) {
+	type blob struct {
+		id, off, size int64
+		key           string
+	}
+	list, err := queryAll(ctx, s.r, func(r rowScanner) (blob, error) {
+		var b blob
+		return b, r.Scan(&b.id, &b.off, &b.size, &b.key)
+	}, `SELECT id, off, size, key FROM blobs WHERE pack = ? ORDER BY off`, id)
+	if err != nil {
+		return 0, err
+	}
+	moved := 0
+	for len(list) > 0 {
+		var part []blob
+		var bytes int64
+		for len(list) > 0 && (len(part) == 0 || bytes+list[0].size <= 8<<20) {
+			bytes += list[0].size
+			part = append(part, list[0])
+			list = list[1:]
+		}
+		err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+			for _, b := range part {
+				data, err := s.packs.read(id, b.off, b.size)
+				if err != nil {
+					return fmt.Errorf("store: compact: read blob %s: %w", b.key, err)
+				}
+				if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != b.key {
+					return fmt.Errorf("store: compact: blob %s in %s does not match its key; pack left as it is", b.key, packName(s.packs.dir, id))
+				}
+				nid, noff, err := s.packs.append(data)
+				if err != nil {
+					return err
+				}
+				// Only if it is still there (a blob freed meanwhile stays freed).
+				if _, err := tx.ExecContext(ctx, `UPDATE blobs SET pack = ?, off = ? WHERE id = ? AND pack = ? AND off = ?`, nid, noff, b.id, id, b.off); err != nil {
+					return fmt.Errorf("store: compact: %w", err)
+				}
+				ch.wrotePack(nid, noff+b.size)
+			}
+			return nil
+		})
+		if err != nil {
+			return moved, err
+		}
+		moved += len(part)
+	}
+	return moved, nil
+}
+
+// removePack deletes pack id once no blob names it.
+func (s *Store) removePack(ctx context.Context, id int64) error {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM blobs WHERE pack = ?`, id).Scan(&n); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("store: compact: pack %d still holds %d blobs", id, n)
+	}
+	if err := s.packs.remove(id); err != nil {
+		return fmt.Errorf("store: compact: %w", err)
+	}
+	return nil
+}
