@@ -13,6 +13,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,6 +161,25 @@ func curRSS() string {
 	return ""
 }
 
+// cpuTimes returns this process's CPU time and the whole machine's busy
+// CPU time (/proc/stat: all but idle and iowait).
+func cpuTimes() (self, machine time.Duration) {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var ticks int64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i != 3 && i != 4 { // idle, iowait
+			ticks += n
+		}
+	}
+	return self, time.Duration(ticks) * 10 * time.Millisecond // USER_HZ = 100
+}
+
 // resetPeakRSS starts a new VmHWM measurement (Linux: clear_refs 5).
 func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 
@@ -232,11 +252,17 @@ func BenchmarkMigrate5000(b *testing.B) {
 		}()
 		b.StartTimer()
 		start := time.Now()
+		cpu0, busy0 := cpuTimes()
 		if err := e.MigrateAccount(ctx, addr, migrate.Credentials{Password: pass}); err != nil {
 			b.Fatal(err)
 		}
-		elapsed += time.Since(start)
+		took := time.Since(start)
+		elapsed += took
 		b.StopTimer()
+		cpu1, busy1 := cpuTimes()
+		b.Logf("CPU during the copy: Mailferry %.2f s, whole machine %.2f s of %.2f s available (%d cores, %.0f%% busy)",
+			(cpu1 - cpu0).Seconds(), (busy1 - busy0).Seconds(), took.Seconds()*float64(runtime.NumCPU()), runtime.NumCPU(),
+			100*(busy1-busy0).Seconds()/(took.Seconds()*float64(runtime.NumCPU())))
 		close(stopSample)
 		if i == 0 {
 			// Later iterations start with what the earlier ones left

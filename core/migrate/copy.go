@@ -502,7 +502,12 @@ type pending struct {
 	flags []string
 	date  time.Time
 	size  int64
-	blob  *store.StagedBlob // the bytes, already written to the store
+	// The body (bodySize bytes) is staged in the store by the reader's
+	// stager; blob and stageErr are set once staged is closed.
+	bodySize int64
+	staged   chan struct{}
+	blob     *store.StagedBlob
+	stageErr error
 	// nilBody: the server sent BODY[] NIL; tooBig: over MaxMessageSize.
 	nilBody, tooBig, gotBody bool
 }
@@ -527,16 +532,63 @@ type readError struct{ err error }
 func (e *readError) Error() string { return e.err.Error() }
 func (e *readError) Unwrap() error { return e.err }
 
-// reader reads FETCH responses and stages each body in the store as soon
-// as it is read, so that memory holds one message at a time.
+// reader reads FETCH responses; a stager goroutine writes each body to
+// the store (store.Stage: pack file, hash, summary) while the next one is
+// read. Bodies up to keepBuf bytes go through a few reused buffers, so
+// memory holds a handful of messages at most.
 type reader struct {
 	st      *store.Store
 	maxSize int64
-	buf     []byte // reused for bodies up to keepBuf bytes
+	bufs    chan []byte
+	jobs    chan stageJob
+	done    chan struct{}
 }
 
-// keepBuf is the largest body buffer a reader keeps for the next message.
-const keepBuf = 4 << 20
+type stageJob struct {
+	p      *pending
+	body   []byte
+	pooled bool
+}
+
+// keepBuf is the largest body a reader's reused buffers take.
+const (
+	keepBuf    = 4 << 20
+	readerBufs = 3
+)
+
+func newReader(st *store.Store, maxSize int64) *reader {
+	r := &reader{st: st, maxSize: maxSize, bufs: make(chan []byte, readerBufs),
+		jobs: make(chan stageJob, readerBufs), done: make(chan struct{})}
+	for range readerBufs {
+		r.bufs <- nil
+	}
+	go func() {
+		defer close(r.done)
+		for j := range r.jobs {
+			j.p.blob, j.p.stageErr = r.st.Stage(j.body)
+			close(j.p.staged)
+			if j.pooled {
+				r.bufs <- j.body
+			}
+		}
+	}()
+	return r
+}
+
+// close stops the stager once it has staged everything handed to it.
+func (r *reader) close() {
+	close(r.jobs)
+	<-r.done
+}
+
+// wait waits until p's body is staged and says whether that worked.
+func (p *pending) wait() error {
+	if p.staged == nil {
+		return fmt.Errorf("migrate: message %d has no body to store", p.uid)
+	}
+	<-p.staged
+	return p.stageErr
+}
 
 // read reads one FETCH response and stages its body (if it has one that
 // is not over maxSize).
@@ -568,21 +620,25 @@ func (r *reader) read(msg *imapclient.FetchMessageData) (*pending, error) {
 				p.tooBig = true
 				continue // the rest is discarded by Next
 			}
-			body := r.buf
-			if int64(cap(body)) < n {
-				body = make([]byte, n)
-				if n <= keepBuf {
-					r.buf = body
+			var body []byte
+			pooled := n <= keepBuf
+			if pooled {
+				body = <-r.bufs
+				if int64(cap(body)) < n {
+					body = make([]byte, n)
 				}
+				body = body[:n]
+			} else {
+				body = make([]byte, n)
 			}
-			body = body[:n]
 			if _, err := io.ReadFull(it.Literal, body); err != nil {
+				if pooled {
+					r.bufs <- body
+				}
 				return nil, &readError{fmt.Errorf("read message %d: %w", p.uid, err)}
 			}
-			var err error
-			if p.blob, err = r.st.Stage(body); err != nil {
-				return nil, err
-			}
+			p.bodySize, p.staged = n, make(chan struct{})
+			r.jobs <- stageJob{p: p, body: body, pooled: pooled}
 		}
 	}
 	return p, nil
@@ -662,7 +718,9 @@ type chunk struct {
 func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, state string, uids []uint32, sizes []int64) (retErr error) {
 	// The committer runs beside the reader so the network does not wait for
 	// the disk; the reader fills the next batch while one commits.
-	commits := make(chan *batch)
+	// Batches hold only metadata (bodies are staged), so the reader may run
+	// a few ahead of the committer.
+	commits := make(chan *batch, 4)
 	var cerr error
 	var cmu sync.Mutex
 	cdone := make(chan struct{})
@@ -743,13 +801,14 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		cur = &batch{last: cur.last}
 		return nil
 	}
-	rd := &reader{st: e.st, maxSize: e.opts.MaxMessageSize}
+	rd := newReader(e.st, e.opts.MaxMessageSize)
+	defer rd.close()
 	add := func(m *pending) error {
 		if len(cur.msgs) == 0 {
 			cur.first = time.Now()
 		}
 		cur.msgs = append(cur.msgs, m)
-		cur.bytes += m.blob.Size
+		cur.bytes += m.bodySize
 		return flush(false)
 	}
 	skip := func(uid uint32, why string) {
@@ -903,6 +962,9 @@ func (e *Engine) commit(ctx context.Context, acct *store.Account, p *plan, state
 	// other writers do not wait for the disk.
 	staged := make([]*store.StagedBlob, 0, len(b.msgs))
 	for _, m := range b.msgs {
+		if err := m.wait(); err != nil {
+			return err
+		}
 		staged = append(staged, m.blob)
 	}
 	if err := e.st.SyncStaged(staged...); err != nil {

@@ -86,7 +86,10 @@ func (s *Store) Begin(ctx context.Context) (*Tx, error) {
 		s.wmu.Unlock()
 		return nil, fmt.Errorf("store: begin: %w", err)
 	}
-	return &Tx{s: s, ctx: ctx, tx: tx, ch: &changes{}}, nil
+	// Statements run without ctx's cancellation (database/sql would start a
+	// goroutine per query to watch it); cancelling ctx still rolls the
+	// transaction back, and later statements then fail.
+	return &Tx{s: s, ctx: context.WithoutCancel(ctx), tx: tx, ch: &changes{}}, nil
 }
 
 // Commit makes the transaction's message bytes durable, commits it, and

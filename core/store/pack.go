@@ -347,13 +347,17 @@ func (s *Store) SyncStaged(bs ...*StagedBlob) error {
 // putStaged names a staged blob in the database, unless its bytes are
 // already there under another blob.
 func putStaged(ctx context.Context, tx *sql.Tx, ch *changes, b *StagedBlob) error {
-	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, b.Key).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = insertBlob(ctx, tx, ch, b.Key, b.Size, b.pack, b.off)
+	res, err := tx.ExecContext(ctx, `INSERT INTO blobs(key, size, refs, pack, off) VALUES(?, ?, 0, ?, ?) ON CONFLICT(key) DO NOTHING`,
+		b.Key, b.Size, b.pack, b.off)
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
 	}
 	if err != nil {
 		return fmt.Errorf("store: write blob: %w", err)
+	}
+	if n > 0 {
+		ch.wrotePack(b.pack, b.off+b.Size)
 	}
 	return nil
 }
