@@ -21,6 +21,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"mailferry/core/imapfront"
 	"mailferry/core/migrate"
@@ -184,7 +185,29 @@ func (c *Core) Start() error {
 			c.log.Error("relay queue stopped", "err", err)
 		}
 	})
+	c.goSafe("compact", c.compactLoop)
 	return nil
+}
+
+// CompactInterval is how often the store gives back the disk space of
+// deleted messages (and once at start).
+const CompactInterval = time.Hour
+
+func (c *Core) compactLoop() {
+	for {
+		res, err := c.store.Compact(c.ctx)
+		switch {
+		case err != nil && c.ctx.Err() == nil:
+			c.log.Error("store compaction failed", "err", err)
+		case res.PacksRemoved > 0:
+			c.log.Info("store compacted", "packs_removed", res.PacksRemoved, "blobs_moved", res.BlobsMoved, "bytes_freed", res.BytesFreed)
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(CompactInterval):
+		}
+	}
 }
 
 // Addr returns the address a service ("imap", "imaps", "smtp",
