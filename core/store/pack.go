@@ -25,17 +25,20 @@ import (
 // its write-ahead log.
 //
 // Invariants:
-//   - Bytes are only ever appended to the newest pack, and a pack's bytes
-//     are synced to disk before any transaction that names them commits
-//     (a pack that is left for a newer one is synced as it is left). A
-//     committed blob row therefore never points at bytes a crash can take
+//   - A pack is appended to by one Store only: the one that created it
+//     (O_EXCL) and holds its lock (lockPack) while it does. Several
+//     processes may use one store (serve, and the CLI's migrate), each
+//     writing its own pack; nobody ever cuts or rewrites bytes another may
+//     be writing.
+//   - A pack's bytes are synced to disk before any transaction that names
+//     them commits (a pack that is left for a new one is synced as it is
+//     left). A committed blob row never points at bytes a crash can take
 //     back.
 //   - Bytes no committed blob row names (a rolled back transaction, a
-//     staged blob never used, a crash) are dead space: cut off at Open when
-//     they end the newest pack, given back by Compact otherwise.
-//   - Pack bytes are never rewritten in place. Compact copies the live
-//     blobs of a mostly dead pack to the newest pack, commits their new
-//     places, and only then deletes the old file.
+//     staged blob never used, a crash) are dead space, given back by
+//     Compact. Compact only touches packs whose lock it can take: copies
+//     the live blobs of a mostly dead pack to its own pack, commits their
+//     new places, and only then deletes the old file.
 //
 // Blobs written before packs existed (schema 2) stay in blob_data, where
 // Blob still finds them.
@@ -43,7 +46,7 @@ import (
 const packExt = ".pack"
 
 // packs manages the pack directory: read handles for any reader, and the
-// newest pack for appending, which any goroutine may do.
+// pack this Store appends to, which any goroutine may do.
 type packs struct {
 	dir     string
 	maxSize int64
@@ -52,9 +55,9 @@ type packs struct {
 	mu    sync.Mutex
 	files map[int64]*os.File // read handles by pack number
 
-	syncMu sync.Mutex // held while syncing or leaving the newest pack
+	syncMu sync.Mutex // held while syncing or leaving the pack appended to
 	wmu    sync.Mutex // guards the fields below
-	w      *os.File   // the newest pack, appended to
+	w      *os.File   // the pack this Store appends to (locked); nil before the first write
 	wid    int64
 	end    int64 // end of the bytes written to pack wid
 	synced int64 // end of the bytes of pack wid known to be on disk
@@ -84,63 +87,52 @@ func packIDs(dir string) ([]int64, error) {
 	return ids, nil
 }
 
-// openPacks opens the pack directory and makes the newest pack the one to
-// append to, cutting off bytes no committed blob names.
-func openPacks(db *sql.DB, dir string, maxSize int64, log *slog.Logger) (*packs, error) {
+// openPacks opens the pack directory. The first write creates this
+// Store's own pack.
+func openPacks(dir string, maxSize int64, log *slog.Logger) (*packs, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	p := &packs{dir: dir, maxSize: maxSize, log: log, files: map[int64]*os.File{}}
-	ids, err := packIDs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	if len(ids) == 0 {
-		return p, p.rotate(1)
-	}
-	id := ids[len(ids)-1]
-	var committed int64
-	if err := db.QueryRow(`SELECT coalesce(max(off + size), 0) FROM blobs WHERE pack = ?`, id).Scan(&committed); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	f, err := os.OpenFile(packName(dir, id), os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	switch {
-	case st.Size() < committed:
-		// Bytes a committed blob names are missing: never write over the
-		// gap; what can still be read stays readable.
-		f.Close()
-		log.Error("store: pack file is shorter than its committed data; starting a new pack",
-			"pack", packName(dir, id), "size", st.Size(), "committed", committed)
-		return p, p.rotate(id + 1)
-	case st.Size() > committed:
-		if err := f.Truncate(committed); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("store: cut uncommitted bytes of %s: %w", f.Name(), err)
-		}
-		log.Info("store: dropped bytes of an unfinished transaction", "pack", f.Name(), "bytes", st.Size()-committed)
-	}
-	p.w, p.wid, p.end, p.synced = f, id, committed, committed
-	return p, nil
+	return &packs{dir: dir, maxSize: maxSize, log: log, files: map[int64]*os.File{}}, nil
 }
 
-// rotate starts pack id as the one to append to, after syncing the one it
-// leaves. The caller holds syncMu and wmu (or owns p alone).
-func (p *packs) rotate(id int64) error {
+// rotate makes a new pack, numbered after every existing one, the one to
+// append to, after syncing the one it leaves. The caller holds syncMu and
+// wmu.
+func (p *packs) rotate() error {
 	if p.w != nil && p.synced < p.end {
 		if err := p.w.Sync(); err != nil {
 			return fmt.Errorf("store: sync pack: %w", err)
 		}
 	}
-	f, err := os.OpenFile(packName(p.dir, id), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	// Creating and locking a pack is one step for every process (dirLock),
+	// so Compact never finds a new pack before its writer locked it.
+	unlock, err := p.dirLock()
 	if err != nil {
+		return fmt.Errorf("store: new pack: %w", err)
+	}
+	defer unlock()
+	ids, err := packIDs(p.dir)
+	if err != nil {
+		return fmt.Errorf("store: new pack: %w", err)
+	}
+	id := p.wid + 1
+	if len(ids) > 0 {
+		id = max(id, ids[len(ids)-1]+1)
+	}
+	var f *os.File
+	for ; ; id++ {
+		f, err = os.OpenFile(packName(p.dir, id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("store: new pack: %w", err)
+	}
+	if err := lockFile(f, false); err != nil {
+		f.Close()
+		os.Remove(f.Name())
 		return fmt.Errorf("store: new pack: %w", err)
 	}
 	if err := syncDir(p.dir); err != nil {
@@ -148,10 +140,41 @@ func (p *packs) rotate(id int64) error {
 		return fmt.Errorf("store: new pack: %w", err)
 	}
 	if p.w != nil {
-		p.w.Close()
+		p.w.Close() // releases its lock
 	}
 	p.w, p.wid, p.end, p.synced = f, id, 0, 0
 	return nil
+}
+
+// dirLock takes the pack directory's lock, which orders the creation of a
+// pack against Compact's look at packs, in every process using the store.
+func (p *packs) dirLock() (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(p.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockFile(f, true); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// inUse reports whether some Store (in any process, this one included:
+// locks of separate opens conflict) appends to pack id. A pack found not
+// in use never will be again: only its creator writes it. The caller
+// holds dirLock.
+func (p *packs) inUse(id int64) (bool, error) {
+	f, err := os.OpenFile(packName(p.dir, id), os.O_RDWR, 0)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if lockFile(f, false) != nil {
+		return true, nil
+	}
+	unlockFile(f)
+	return false, nil
 }
 
 // syncDir makes a new directory entry durable. Windows has no such call
@@ -168,17 +191,17 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// append writes body at the end of the newest pack and returns where;
+// append writes body at the end of this Store's pack and returns where;
 // the bytes are durable once sync(id, off+len(body)) returned.
 func (p *packs) append(body []byte) (id, off int64, err error) {
 	p.wmu.Lock()
-	if p.end >= p.maxSize {
+	if p.w == nil || p.end >= p.maxSize {
 		// Lock order: syncMu, then wmu.
 		p.wmu.Unlock()
 		p.syncMu.Lock()
 		p.wmu.Lock()
-		if p.end >= p.maxSize {
-			err = p.rotate(p.wid + 1)
+		if p.w == nil || p.end >= p.maxSize {
+			err = p.rotate()
 		}
 		p.syncMu.Unlock()
 		if err != nil {
@@ -208,7 +231,7 @@ func (p *packs) sync(id, end int64) error {
 	f, wid, synced, target := p.w, p.wid, p.synced, p.end
 	p.wmu.Unlock()
 	if id != wid || synced >= end {
-		return nil // an older pack was synced when it was left
+		return nil // a pack left behind was synced when it was left
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("store: sync pack: %w", err)
@@ -400,9 +423,9 @@ type CompactResult struct {
 	BytesFreed   int64 // disk space given back
 }
 
-// Compact gives back the disk space of deleted messages: a full pack with
-// no live blob is deleted, and one that is mostly dead has its live blobs
-// copied to the newest pack first. It is safe to run at any time; each
+// Compact gives back the disk space of deleted messages: a pack no Store
+// writes any more and with no live blob is deleted, and one that is mostly dead has its live blobs
+// copied to this Store's pack first. It is safe to run at any time; each
 // step commits on its own, so an interrupted Compact loses nothing.
 func (s *Store) Compact(ctx context.Context) (CompactResult, error) {
 	var res CompactResult
@@ -410,41 +433,26 @@ func (s *Store) Compact(ctx context.Context) (CompactResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("store: %w", err)
 	}
-	type use struct{ live, count int64 }
-	uses := map[int64]use{}
-	rows, err := s.r.QueryContext(ctx, `SELECT pack, sum(size), count(*) FROM blobs WHERE pack IS NOT NULL GROUP BY pack`)
-	if err != nil {
-		return res, fmt.Errorf("store: %w", err)
-	}
-	for rows.Next() {
-		var id int64
-		var u use
-		if err := rows.Scan(&id, &u.live, &u.count); err != nil {
-			rows.Close()
-			return res, fmt.Errorf("store: %w", err)
-		}
-		uses[id] = u
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return res, fmt.Errorf("store: %w", err)
-	}
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		if id >= s.activePack() {
-			break // the newest pack is being appended to
-		}
-		st, err := os.Stat(packName(s.packs.dir, id))
+		busy, size, err := s.packIdle(id)
 		if err != nil {
+			return res, err
+		}
+		if busy {
+			continue
+		}
+		// Counted now that the pack is idle: no blob can join it any more.
+		var live, count int64
+		if err := s.r.QueryRowContext(ctx, `SELECT coalesce(sum(size), 0), count(*) FROM blobs WHERE pack = ?`, id).Scan(&live, &count); err != nil {
 			return res, fmt.Errorf("store: %w", err)
 		}
-		u := uses[id]
-		if u.count > 0 && u.live*2 >= st.Size() {
+		if count > 0 && live*2 >= size {
 			continue // mostly live: not worth copying
 		}
-		if u.count > 0 {
+		if count > 0 {
 			n, err := s.movePack(ctx, id)
 			res.BlobsMoved += n
 			if err != nil {
@@ -455,19 +463,30 @@ func (s *Store) Compact(ctx context.Context) (CompactResult, error) {
 			return res, err
 		}
 		res.PacksRemoved++
-		res.BytesFreed += st.Size()
+		res.BytesFreed += size
 	}
 	return res, nil
 }
 
-// activePack is the pack being appended to.
-func (s *Store) activePack() int64 {
-	s.packs.wmu.Lock()
-	defer s.packs.wmu.Unlock()
-	return s.packs.wid
+// packIdle tells whether pack id is being written (by this or another
+// process) and, if not, its size.
+func (s *Store) packIdle(id int64) (busy bool, size int64, err error) {
+	unlock, err := s.packs.dirLock()
+	if err != nil {
+		return false, 0, fmt.Errorf("store: compact: %w", err)
+	}
+	defer unlock()
+	if busy, err = s.packs.inUse(id); err != nil || busy {
+		return busy, 0, err
+	}
+	st, err := os.Stat(packName(s.packs.dir, id))
+	if err != nil {
+		return false, 0, fmt.Errorf("store: compact: %w", err)
+	}
+	return false, st.Size(), nil
 }
 
-// movePack copies the live blobs of pack id to the newest pack, a few
+// movePack copies the live blobs of pack id to this Store's pack, a few
 // megabytes per transaction, checking each one's SHA-256 on the way.
 func (s *Store) movePack(ctx context.Context, id int64) (int, error) {
 	type blob struct {

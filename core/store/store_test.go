@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -417,6 +418,66 @@ func BenchmarkStageAppend(b *testing.B) {
 		}
 		if err := tx.Commit(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Two Stores on one database (serve and the CLI's migrate are two
+// processes) each write their own pack; one opening, writing or compacting
+// never damages what the other writes, staged or committed.
+func TestTwoStoresShareOnePackDirectory(t *testing.T) {
+	ctx := context.Background()
+	s1, path := open(t)
+	a := account(t, s1, "a@example.test")
+	inbox, _ := s1.Mailbox(ctx, a.ID, "INBOX")
+	body := func(i int) []byte {
+		return []byte(fmt.Sprintf("Subject: %d\r\n\r\n%s\r\n", i, bytes.Repeat([]byte{'a' + byte(i%26)}, 100+i)))
+	}
+	// s1 stages a body and has not committed it when s2 opens.
+	staged, err := s1.Stage(body(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if _, err := s2.AppendMessage(ctx, inbox.ID, &store.NewMessage{Body: body(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.AppendMessage(ctx, inbox.ID, &store.NewMessage{Staged: staged}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i < 40; i++ {
+		s := s1
+		if i%2 == 1 {
+			s = s2
+		}
+		if _, err := s.AppendMessage(ctx, inbox.ID, &store.NewMessage{Body: body(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []*store.Store{s1, s2} {
+		msgs, err := s.Messages(ctx, inbox.ID)
+		if err != nil || len(msgs) != 40 {
+			t.Fatalf("%d messages, %v", len(msgs), err)
+		}
+		got := map[string]bool{}
+		for _, m := range msgs {
+			b, err := s.Blob(ctx, m.BlobKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[string(b)] = true
+		}
+		for i := 0; i < 40; i++ {
+			if !got[string(body(i))] {
+				t.Fatalf("message %d is not served as written", i)
+			}
 		}
 	}
 }
