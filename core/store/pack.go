@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -50,7 +49,6 @@ const packExt = ".pack"
 type packs struct {
 	dir     string
 	maxSize int64
-	log     *slog.Logger
 
 	mu    sync.Mutex
 	files map[int64]*os.File // read handles by pack number
@@ -89,11 +87,11 @@ func packIDs(dir string) ([]int64, error) {
 
 // openPacks opens the pack directory. The first write creates this
 // Store's own pack.
-func openPacks(dir string, maxSize int64, log *slog.Logger) (*packs, error) {
+func openPacks(dir string, maxSize int64) (*packs, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	return &packs{dir: dir, maxSize: maxSize, log: log, files: map[int64]*os.File{}}, nil
+	return &packs{dir: dir, maxSize: maxSize, files: map[int64]*os.File{}}, nil
 }
 
 // rotate makes a new pack, numbered after every existing one, the one to

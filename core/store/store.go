@@ -120,7 +120,7 @@ func Open(path string, opts *Options) (*Store, error) {
 	if opts.PackSize <= 0 {
 		opts.PackSize = 256 << 20
 	}
-	if s.packs, err = openPacks(path+"-packs", opts.PackSize, s.log); err != nil {
+	if s.packs, err = openPacks(path+"-packs", opts.PackSize); err != nil {
 		s.w.Close()
 		return nil, err
 	}
