@@ -976,24 +976,38 @@ func (e *Engine) commit(ctx context.Context, acct *store.Account, p *plan, state
 	}
 	defer tx.Rollback()
 	var n, bytes int64
-	for _, m := range b.msgs {
-		nm := &store.NewMessage{UID: m.uid, Flags: m.flags, InternalDate: m.date, Staged: m.blob}
-		_, err := tx.Append(p.local.ID, nm)
-		if errors.Is(err, store.ErrExists) {
-			// The UID is taken or below UIDNEXT. The same message (a copy
-			// committed before a crash) is not copied twice; new old mail
-			// colliding with local mail gets a fresh UID.
-			if old, merr := e.st.Message(ctx, p.local.ID, m.uid); merr == nil && old.Size == m.blob.Size && old.BlobKey == m.blob.Key {
-				continue
-			}
-			nm.Renumber = true
-			_, err = tx.Append(p.local.ID, nm)
-		}
-		if err != nil {
-			return fmt.Errorf("migrate: %s: store message %d of %q: %w", acct.Address, m.uid, p.old.name, err)
-		}
-		n++
+	all := make([]*store.NewMessage, len(b.msgs))
+	for i, m := range b.msgs {
+		all[i] = &store.NewMessage{UID: m.uid, Flags: m.flags, InternalDate: m.date, Staged: m.blob}
 		bytes += m.blob.Size
+	}
+	// All at once; if a UID is taken, which only resumed or catch-up runs
+	// meet, one by one instead (AppendMany then changed nothing).
+	_, err = tx.AppendMany(p.local.ID, all)
+	n = int64(len(all))
+	if errors.Is(err, store.ErrExists) {
+		n, bytes, err = 0, 0, nil
+		for _, nm := range all {
+			_, err := tx.Append(p.local.ID, nm)
+			if errors.Is(err, store.ErrExists) {
+				// The UID is taken or below UIDNEXT. The same message (a
+				// copy committed before a crash) is not copied twice; new
+				// old mail colliding with local mail gets a fresh UID.
+				if old, merr := e.st.Message(ctx, p.local.ID, nm.UID); merr == nil && old.Size == nm.Staged.Size && old.BlobKey == nm.Staged.Key {
+					continue
+				}
+				nm.Renumber = true
+				_, err = tx.Append(p.local.ID, nm)
+			}
+			if err != nil {
+				return fmt.Errorf("migrate: %s: store message %d of %q: %w", acct.Address, nm.UID, p.old.name, err)
+			}
+			n++
+			bytes += nm.Staged.Size
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("migrate: %s: store messages of %q: %w", acct.Address, p.old.name, err)
 	}
 	if b.last > 0 {
 		if err := tx.SetMailboxMigration(p.local.ID, state, b.last); err != nil {

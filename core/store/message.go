@@ -130,6 +130,17 @@ func (t *Tx) Append(mailboxID int64, m *NewMessage) (*Message, error) {
 	return t.s.appendMessage(t.ctx, t.tx, t.ch, mailboxID, m)
 }
 
+// AppendMany adds messages to a mailbox, in order, and returns their
+// metadata; it is Append for a batch, with a few statements for the lot.
+// If one message's UID is taken (see NewMessage) none is added and the
+// error is ErrExists.
+func (t *Tx) AppendMany(mailboxID int64, msgs []*NewMessage) ([]*Message, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	return t.s.appendMany(t.ctx, t.tx, t.ch, mailboxID, msgs)
+}
+
 // SetMailboxMigration records a mailbox's migration state and highest old
 // UID copied, in this transaction (so that it commits with the messages).
 func (t *Tx) SetMailboxMigration(mailboxID int64, state string, migratedUID uint32) error {
@@ -177,75 +188,173 @@ func bumpModSeq(ctx context.Context, tx *sql.Tx, mailboxID int64) (uint64, error
 }
 
 func (s *Store) appendMessage(ctx context.Context, tx *sql.Tx, ch *changes, mailboxID int64, m *NewMessage) (*Message, error) {
+	out, err := s.appendMany(ctx, tx, ch, mailboxID, []*NewMessage{m})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// appendMany appends msgs, in order, with a handful of statements for the
+// lot (multi-row INSERTs). UIDs are checked before anything is written: a
+// taken UID (see NewMessage) fails the whole call with ErrExists and
+// changes nothing.
+func (s *Store) appendMany(ctx context.Context, tx *sql.Tx, ch *changes, mailboxID int64, msgs []*NewMessage) ([]*Message, error) {
 	var accountID int64
 	var uidNext uint32
 	var migState string
-	err := tx.QueryRowContext(ctx, `SELECT account_id, uid_next, mig_state FROM mailboxes WHERE id = ?`, mailboxID).Scan(&accountID, &uidNext, &migState)
+	var modseq uint64
+	err := tx.QueryRowContext(ctx, `SELECT account_id, uid_next, mig_state, highest_modseq FROM mailboxes WHERE id = ?`, mailboxID).
+		Scan(&accountID, &uidNext, &migState, &modseq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
 	} else if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	uid := m.UID
-	if uid != 0 {
-		var taken int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE mailbox_id = ? AND uid = ?`, mailboxID, uid).Scan(&taken); err != nil {
+	migrating := migState == MigPending || migState == MigRunning
+	var lo, hi uint32 = 1<<32 - 1, 0
+	for _, m := range msgs {
+		if m.UID != 0 {
+			lo, hi = min(lo, m.UID), max(hi, m.UID)
+		}
+	}
+	taken := map[uint32]bool{}
+	if hi > 0 {
+		rows, err := tx.QueryContext(ctx, `SELECT uid FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?`, mailboxID, lo, hi)
+		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		migrating := migState == MigPending || migState == MigRunning
-		if taken > 0 || (uid < uidNext && !migrating) {
+		for rows.Next() {
+			var u uint32
+			if err := rows.Scan(&u); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: %w", err)
+			}
+			taken[u] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
+	out := make([]*Message, len(msgs))
+	next := uidNext
+	for i, m := range msgs {
+		uid := m.UID
+		if uid != 0 && (taken[uid] || (uid < next && !migrating)) {
 			if !m.Renumber {
 				return nil, fmt.Errorf("UID %d in mailbox %d: %w", uid, mailboxID, ErrExists)
 			}
 			uid = 0
 		}
+		if uid == 0 {
+			uid = next
+		}
+		if uid == 0 || uid == 1<<32-1 {
+			return nil, fmt.Errorf("%w: mailbox %d has run out of UIDs", ErrInvalid, mailboxID)
+		}
+		taken[uid] = true
+		next = max(next, uid+1)
+		modseq++
+		date := m.InternalDate
+		if date.IsZero() {
+			date = time.Now()
+		}
+		out[i] = &Message{MailboxID: mailboxID, UID: uid, Flags: cleanFlags(m.Flags), InternalDate: date, ModSeq: modseq}
 	}
-	if uid == 0 {
-		uid = uidNext
+	var staged []*StagedBlob
+	for i, m := range msgs {
+		msg := out[i]
+		if sb := m.Staged; sb != nil {
+			msg.BlobKey, msg.Size = sb.Key, sb.Size
+			msg.Envelope, msg.Structure = sb.envelope, sb.structure
+			staged = append(staged, sb)
+			continue
+		}
+		if msg.BlobKey, err = s.putBlob(ctx, tx, ch, m.Body); err != nil {
+			return nil, err
+		}
+		msg.Size = int64(len(m.Body))
+		if s.summarize != nil {
+			msg.Envelope, msg.Structure = s.summarize(m.Body)
+		}
 	}
-	if uid == 0 || uid == 1<<32-1 {
-		return nil, fmt.Errorf("%w: mailbox %d has run out of UIDs", ErrInvalid, mailboxID)
+	if err := insertRows(ctx, tx, `INSERT INTO blobs(key, size, refs, pack, off) VALUES`, `ON CONFLICT(key) DO NOTHING`, 5, len(staged),
+		func(i int) []any {
+			b := staged[i]
+			ch.wrotePack(b.pack, b.off+b.Size)
+			return []any{b.Key, b.Size, 0, b.pack, b.off}
+		}, nil); err != nil {
+		return nil, fmt.Errorf("store: write blob: %w", err)
 	}
-	// One statement takes the next MODSEQ and moves UIDNEXT past uid.
-	var modseq uint64
-	if err := tx.QueryRowContext(ctx, `UPDATE mailboxes SET highest_modseq = highest_modseq + 1, uid_next = max(uid_next, ?)
-		WHERE id = ? RETURNING highest_modseq`, uid+1, mailboxID).Scan(&modseq); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+	byUID := make(map[uint32]*Message, len(out))
+	for _, m := range out {
+		byUID[m.UID] = m
 	}
-	var key string
-	size := int64(len(m.Body))
-	if sb := m.Staged; sb != nil {
-		key, size = sb.Key, sb.Size
-		err = putStaged(ctx, tx, ch, sb)
-	} else {
-		key, err = s.putBlob(ctx, tx, ch, m.Body)
-	}
-	if err != nil {
-		return nil, err
-	}
-	date := m.InternalDate
-	if date.IsZero() {
-		date = time.Now()
-	}
-	_, off := date.Zone()
-	msg := &Message{MailboxID: mailboxID, UID: uid, Flags: cleanFlags(m.Flags), InternalDate: date,
-		Size: size, BlobKey: key, ModSeq: modseq}
-	if m.Staged != nil {
-		msg.Envelope, msg.Structure = m.Staged.envelope, m.Staged.structure
-	} else if s.summarize != nil {
-		msg.Envelope, msg.Structure = s.summarize(m.Body)
-	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO messages(mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq, envelope, structure)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, mailboxID, uid, strings.Join(msg.Flags, " "), date.Unix(), off, msg.Size, key, modseq,
-		msg.Envelope, msg.Structure)
-	if err != nil {
+	if err := insertRows(ctx, tx, `INSERT INTO messages(mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq, envelope, structure) VALUES`, `RETURNING uid, id`, 10, len(out),
+		func(i int) []any {
+			m := out[i]
+			_, off := m.InternalDate.Zone()
+			return []any{mailboxID, m.UID, strings.Join(m.Flags, " "), m.InternalDate.Unix(), off, m.Size, m.BlobKey, m.ModSeq, m.Envelope, m.Structure}
+		}, func(r rowScanner) error {
+			var uid uint32
+			var id int64
+			if err := r.Scan(&uid, &id); err != nil {
+				return err
+			}
+			if m := byUID[uid]; m != nil {
+				m.ID = id
+			}
+			return nil
+		}); err != nil {
 		return nil, fmt.Errorf("store: append: %w", err)
 	}
-	if msg.ID, err = res.LastInsertId(); err != nil {
-		return nil, err
+	if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET highest_modseq = ?, uid_next = max(uid_next, ?) WHERE id = ?`, modseq, next, mailboxID); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	ch.account(accountID)
-	return msg, nil
+	return out, nil
+}
+
+// insertRows runs "head (?, ...), (?, ...) tail" for n rows of cols values
+// each (row gives row i's), in statements of 64, 32, ... 1 rows, so that a
+// few statement shapes serve every count from the driver's statement
+// cache. ret, when set, reads each row a RETURNING tail gives back.
+func insertRows(ctx context.Context, tx *sql.Tx, head, tail string, cols, n int, row func(i int) []any, ret func(rowScanner) error) error {
+	one := "(?" + strings.Repeat(", ?", cols-1) + ")"
+	for done := 0; done < n; {
+		k := 64
+		for k > n-done {
+			k /= 2
+		}
+		q := head + " " + one + strings.Repeat(", "+one, k-1) + " " + tail
+		args := make([]any, 0, k*cols)
+		for i := done; i < done+k; i++ {
+			args = append(args, row(i)...)
+		}
+		if ret == nil {
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return err
+			}
+		} else {
+			rows, err := tx.QueryContext(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				if err := ret(rows); err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		done += k
+	}
+	return nil
 }
 
 // cleanFlags drops empty and repeated flags (compared without case).

@@ -483,3 +483,76 @@ func TestTwoStoresShareOnePackDirectory(t *testing.T) {
 		}
 	}
 }
+
+// AppendMany stores a batch exactly as Append one by one would: UIDs,
+// MODSEQs, IDs, bytes; a taken UID fails the batch and changes nothing.
+func TestAppendMany(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	a := account(t, s, "a@example.test")
+	inbox, _ := s.Mailbox(ctx, a.ID, "INBOX")
+	var msgs []*store.NewMessage
+	for i := 0; i < 100; i++ { // 64 + 32 + 4 rows
+		body := []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody %d\r\n", i, i))
+		m := &store.NewMessage{Flags: []string{`\Seen`, "$Label1"}, InternalDate: time.Unix(int64(1e9+i), 0).In(time.FixedZone("", 3600)), Body: body}
+		if i%2 == 1 { // half staged, as the migration gives them
+			sb, err := s.Stage(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Body, m.Staged = nil, sb
+		}
+		msgs = append(msgs, m)
+	}
+	msgs[99].Body, msgs[99].Staged = msgs[98].Body, nil // the same bytes twice: one blob
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tx.AppendMany(inbox.ID, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.Status(ctx, inbox.ID)
+	if st.Messages != 100 || st.UIDNext != 101 {
+		t.Fatalf("status %+v", st)
+	}
+	for i, m := range out {
+		got, err := s.Message(ctx, inbox.ID, uint32(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ID != m.ID || m.ID == 0 || got.ModSeq != m.ModSeq || (i > 0 && m.ModSeq != out[i-1].ModSeq+1) {
+			t.Fatalf("message %d: stored %+v, returned %+v", i, got, m)
+		}
+		want := msgs[i].Body
+		if msgs[i].Staged != nil {
+			want = []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody %d\r\n", i, i))
+		}
+		b, err := s.Blob(ctx, got.BlobKey)
+		if err != nil || !bytes.Equal(b, want) {
+			t.Fatalf("message %d bytes %q, %v", i, b, err)
+		}
+		if !got.InternalDate.Equal(msgs[i].InternalDate) || len(got.Flags) != 2 {
+			t.Fatalf("message %d: %v %v", i, got.InternalDate, got.Flags)
+		}
+	}
+	// A batch with one taken UID changes nothing; with Renumber it goes in.
+	again := []*store.NewMessage{{Body: []byte("new\r\n")}, {UID: 5, Body: []byte("taken\r\n")}}
+	tx, _ = s.Begin(ctx)
+	if _, err := tx.AppendMany(inbox.ID, again); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("taken UID: %v", err)
+	}
+	again[1].Renumber = true
+	out, err = tx.AppendMany(inbox.ID, again)
+	if err != nil || out[0].UID != 101 || out[1].UID != 102 {
+		t.Fatalf("renumbered: %v, %v", out, err)
+	}
+	tx.Rollback()
+	if st2, _ := s.Status(ctx, inbox.ID); st2.Messages != 100 || st2.UIDNext != 101 || st2.HighestModSeq != st.HighestModSeq {
+		t.Fatalf("after rollback %+v, before %+v", st2, st)
+	}
+}
