@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Message bytes live in append-only pack files in a directory beside the
@@ -35,14 +36,22 @@ import (
 //     back.
 //   - Bytes no committed blob row names (a rolled back transaction, a
 //     staged blob never used, a crash) are dead space, given back by
-//     Compact. Compact only touches packs whose lock it can take: copies
-//     the live blobs of a mostly dead pack to its own pack, commits their
-//     new places, and only then deletes the old file.
+//     Compact. Compact only touches packs whose lock it can take and that
+//     were left packGrace ago: copies the live blobs of a mostly dead pack
+//     to its own pack, commits their new places, and only then deletes the
+//     old file. It never deletes the highest-numbered pack, so that no
+//     pack number is used twice.
 //
 // Blobs written before packs existed (schema 2) stay in blob_data, where
 // Blob still finds them.
 
 const packExt = ".pack"
+
+// packGrace is how long a pack its writer has left must have gone
+// unwritten before Compact touches it: a place in it may have been handed
+// out to a staged blob or a running transaction that commits only after
+// the pack was left (blob rows Compact cannot see yet).
+const packGrace = time.Hour
 
 // packs manages the pack directory: read handles for any reader, and the
 // pack this Store appends to, which any goroutine may do.
@@ -268,14 +277,15 @@ func (p *packs) read(id, off, size int64) ([]byte, error) {
 	return buf, nil
 }
 
-// remove closes and deletes pack id.
+// remove closes and deletes pack id. The file goes under mu, so that no
+// reader opens it again in between and keeps it (and its space) open.
 func (p *packs) remove(id int64) error {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if f := p.files[id]; f != nil {
 		f.Close()
 		delete(p.files, id)
 	}
-	p.mu.Unlock()
 	if err := os.Remove(packName(p.dir, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -422,14 +432,21 @@ type CompactResult struct {
 }
 
 // Compact gives back the disk space of deleted messages: a pack no Store
-// writes any more and with no live blob is deleted, and one that is mostly dead has its live blobs
-// copied to this Store's pack first. It is safe to run at any time; each
-// step commits on its own, so an interrupted Compact loses nothing.
+// has written for packGrace and with no live blob is deleted, and one that
+// is mostly dead has its live blobs copied to this Store's pack first. It
+// is safe to run at any time; each step commits on its own, so an
+// interrupted Compact loses nothing.
 func (s *Store) Compact(ctx context.Context) (CompactResult, error) {
 	var res CompactResult
 	ids, err := packIDs(s.packs.dir)
 	if err != nil {
 		return res, fmt.Errorf("store: %w", err)
+	}
+	// The highest-numbered pack stays, even dead: a new pack is numbered
+	// after it, so no number is used twice and a read handle another
+	// process still holds on a deleted pack never stands for a new one.
+	if len(ids) > 0 {
+		ids = ids[:len(ids)-1]
 	}
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
@@ -467,7 +484,7 @@ func (s *Store) Compact(ctx context.Context) (CompactResult, error) {
 }
 
 // packIdle tells whether pack id is being written (by this or another
-// process) and, if not, its size.
+// process) or was within packGrace and, if not, its size.
 func (s *Store) packIdle(id int64) (busy bool, size int64, err error) {
 	unlock, err := s.packs.dirLock()
 	if err != nil {
@@ -480,6 +497,9 @@ func (s *Store) packIdle(id int64) (busy bool, size int64, err error) {
 	st, err := os.Stat(packName(s.packs.dir, id))
 	if err != nil {
 		return false, 0, fmt.Errorf("store: compact: %w", err)
+	}
+	if time.Since(st.ModTime()) < packGrace {
+		return true, 0, nil
 	}
 	return false, st.Size(), nil
 }
