@@ -448,39 +448,50 @@ func (s *Store) Compact(ctx context.Context) (CompactResult, error) {
 	if len(ids) > 0 {
 		ids = ids[:len(ids)-1]
 	}
+	// A pack that cannot be compacted (unreadable, a blob that no longer
+	// matches its key) is reported and left as it is; the others go on.
+	var errs []error
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		busy, size, err := s.packIdle(id)
+		removed, freed, moved, err := s.compactPack(ctx, id)
+		res.BlobsMoved += moved
 		if err != nil {
-			return res, err
+			errs = append(errs, err)
+		} else if removed {
+			res.PacksRemoved++
+			res.BytesFreed += freed
 		}
-		if busy {
-			continue
-		}
-		// Counted now that the pack is idle: no blob can join it any more.
-		var live, count int64
-		if err := s.r.QueryRowContext(ctx, `SELECT coalesce(sum(size), 0), count(*) FROM blobs WHERE pack = ?`, id).Scan(&live, &count); err != nil {
-			return res, fmt.Errorf("store: %w", err)
-		}
-		if count > 0 && live*2 >= size {
-			continue // mostly live: not worth copying
-		}
-		if count > 0 {
-			n, err := s.movePack(ctx, id)
-			res.BlobsMoved += n
-			if err != nil {
-				return res, err
-			}
-		}
-		if err := s.removePack(ctx, id); err != nil {
-			return res, err
-		}
-		res.PacksRemoved++
-		res.BytesFreed += size
 	}
-	return res, nil
+	return res, errors.Join(errs...)
+}
+
+// compactPack deletes pack id if no Store writes it and it is dead or
+// mostly dead (copying its live blobs on first), and says whether it did
+// and how much that freed.
+func (s *Store) compactPack(ctx context.Context, id int64) (removed bool, freed int64, moved int, err error) {
+	busy, size, err := s.packIdle(id)
+	if err != nil || busy {
+		return false, 0, 0, err
+	}
+	// Counted now that the pack is idle: no blob can join it any more.
+	var live, count int64
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(sum(size), 0), count(*) FROM blobs WHERE pack = ?`, id).Scan(&live, &count); err != nil {
+		return false, 0, 0, fmt.Errorf("store: %w", err)
+	}
+	if count > 0 && live*2 >= size {
+		return false, 0, 0, nil // mostly live: not worth copying
+	}
+	if count > 0 {
+		if moved, err = s.movePack(ctx, id); err != nil {
+			return false, 0, moved, err
+		}
+	}
+	if err := s.removePack(ctx, id); err != nil {
+		return false, 0, moved, err
+	}
+	return true, size, moved, nil
 }
 
 // packIdle tells whether pack id is being written (by this or another
