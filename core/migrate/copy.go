@@ -187,6 +187,17 @@ func statusOf(c *imapclient.Client, name string, quick bool) (*statusInfo, error
 }
 
 // oldMailbox is one mailbox as listed by the old server.
+// weight is how much a plan has to copy, for ordering the work.
+func (p *plan) weight() int64 {
+	if st := p.old.status; st != nil {
+		if st.size >= 0 {
+			return st.size
+		}
+		return int64(st.messages)
+	}
+	return 0
+}
+
 type oldMailbox struct {
 	name       string
 	local      string
@@ -385,13 +396,39 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 		mu.Unlock()
 		return false
 	}
-	// INBOX first, alone, so that it is complete before anything else.
 	rest := plans
-	if len(plans) > 0 && plans[0].local.Name == "INBOX" {
+	inbox := len(plans) > 0 && plans[0].local.Name == "INBOX"
+	if inbox {
+		rest = plans[1:]
+	}
+	// The biggest mailboxes first, so that the connections finish together.
+	sort.SliceStable(rest, func(i, j int) bool { return rest[i].weight() > rest[j].weight() })
+	workers := min(e.opts.ConnsPerAccount, len(rest))
+	// The other connections log in while INBOX is copied.
+	dialed := make(chan *imapclient.Client, max(workers-1, 0))
+	for w := 1; w < workers; w++ {
+		e.goSafe("connect "+acct.Address, func() {
+			c, err := e.connect(ctx, s, cred)
+			if err != nil {
+				c = nil // the worker tries again itself
+			}
+			dialed <- c
+		})
+	}
+	unused := max(workers-1, 0)
+	defer func() {
+		n := unused
+		e.goSafe("disconnect "+acct.Address, func() {
+			for range n {
+				closeClient(<-dialed)
+			}
+		})
+	}()
+	// INBOX first, alone, so that it is complete before anything else.
+	if inbox {
 		if !report(plans[0], e.copyMailboxRetry(ctx, acct, s, cred, &c, plans[0], catchUp)) {
 			return errors.Join(errs...)
 		}
-		rest = plans[1:]
 	}
 	if len(rest) == 0 {
 		return nil
@@ -404,13 +441,15 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	workers := min(e.opts.ConnsPerAccount, len(rest))
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		var own *imapclient.Client
 		conn := &own
 		if w == 0 {
 			conn = &c
+		} else {
+			own = <-dialed
+			unused--
 		}
 		e.goSafe("copy "+acct.Address, func() {
 			defer wg.Done()

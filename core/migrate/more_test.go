@@ -68,7 +68,9 @@ func (p *proxy) serve(c net.Conn) {
 		return
 	}
 	defer s.Close()
-	cut := p.n.Add(1) > p.skip && p.cuts.Add(-1) >= 0
+	// Of the connections after the first skip, the first cuts that move
+	// cutAfter bytes are cut there (one that never does is not counted).
+	eligible := p.n.Add(1) > p.skip
 	go func() {
 		io.Copy(s, c)
 		s.Close()
@@ -78,7 +80,7 @@ func (p *proxy) serve(c net.Conn) {
 	for {
 		k, err := s.Read(buf)
 		if k > 0 {
-			if cut && n+int64(k) >= p.cutAfter {
+			if eligible && n+int64(k) >= p.cutAfter && p.cuts.Add(-1) >= 0 {
 				c.Write(buf[:p.cutAfter-n])
 				p.cutDone.Add(1)
 				return
@@ -249,8 +251,8 @@ func TestCutConnection(t *testing.T) {
 	srv := oldtest.Start(t, nil)
 	seedMany(t, srv, "carol", "INBOX", 120, 20000)
 	addr, pass := srv.Address(t, "carol")
-	// The first connection (FirstLogin's) moves a few kB; the next three are
-	// cut after 300 kB, in the middle of a message.
+	// The first connection (FirstLogin's) moves a few kB; of the later ones,
+	// the first three that move 300 kB are cut there, in the middle of a message.
 	px := startProxy(t, srv.IMAPAddr, 1, 300_000, 3, 0)
 	st, _ := setup(t, px.addr())
 	ctx := context.Background()
