@@ -332,7 +332,8 @@ func insertBlob(ctx context.Context, tx *sql.Tx, ch *changes, key string, size, 
 }
 
 // StagedBlob is a message's bytes written to the store ahead of the
-// transaction that appends the message (see Stage).
+// transaction that appends the message (see Stage). It belongs to the
+// Store that staged it: append it through that Store's transactions.
 type StagedBlob struct {
 	Key       string // hex SHA-256
 	Size      int64
@@ -373,24 +374,6 @@ func (s *Store) SyncStaged(bs ...*StagedBlob) error {
 		return nil
 	}
 	return s.packs.sync(pack, end)
-}
-
-// putStaged names a staged blob in the database, unless its bytes are
-// already there under another blob.
-func putStaged(ctx context.Context, tx *sql.Tx, ch *changes, b *StagedBlob) error {
-	res, err := tx.ExecContext(ctx, `INSERT INTO blobs(key, size, refs, pack, off) VALUES(?, ?, 0, ?, ?) ON CONFLICT(key) DO NOTHING`,
-		b.Key, b.Size, b.pack, b.off)
-	var n int64
-	if err == nil {
-		n, err = res.RowsAffected()
-	}
-	if err != nil {
-		return fmt.Errorf("store: write blob: %w", err)
-	}
-	if n > 0 {
-		ch.wrotePack(b.pack, b.off+b.Size)
-	}
-	return nil
 }
 
 // Blob returns the bytes stored under a blob key, exactly as appended.
