@@ -80,10 +80,8 @@ type Tx struct {
 
 // Begin starts a write transaction.
 func (s *Store) Begin(ctx context.Context) (*Tx, error) {
-	s.wmu.Lock()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		s.wmu.Unlock()
 		return nil, fmt.Errorf("store: begin: %w", err)
 	}
 	// Statements run without ctx's cancellation (database/sql would start a
@@ -110,7 +108,6 @@ func (t *Tx) Commit() error {
 		return err
 	}
 	t.done = true
-	t.s.wmu.Unlock()
 	t.s.notify(t.ch)
 	return nil
 }
@@ -122,7 +119,6 @@ func (t *Tx) Rollback() {
 	}
 	t.done = true
 	t.tx.Rollback()
-	t.s.wmu.Unlock()
 }
 
 // Append adds a message to a mailbox and returns its metadata.

@@ -64,7 +64,6 @@ type Store struct {
 	log       *slog.Logger
 	summarize func([]byte) ([]byte, []byte)
 	packs     *packs
-	wmu       sync.Mutex // held for the whole of a write transaction
 
 	mu       sync.Mutex
 	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts
