@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -29,13 +30,11 @@ type Message struct {
 }
 
 // HasFlag reports whether the message has a flag (compared without case).
-func (m *Message) HasFlag(flag string) bool {
-	for _, f := range m.Flags {
-		if strings.EqualFold(f, flag) {
-			return true
-		}
-	}
-	return false
+func (m *Message) HasFlag(flag string) bool { return hasFold(m.Flags, flag) }
+
+// hasFold reports whether list holds s, compared without case.
+func hasFold(list []string, s string) bool {
+	return slices.ContainsFunc(list, func(e string) bool { return strings.EqualFold(e, s) })
 }
 
 // NewMessage is a message to append.
@@ -358,19 +357,10 @@ func cleanFlags(flags []string) []string {
 	out := make([]string, 0, len(flags))
 	for _, f := range flags {
 		f = strings.TrimSpace(f)
-		if f == "" || strings.ContainsAny(f, " \t\r\n") {
+		if f == "" || strings.ContainsAny(f, " \t\r\n") || hasFold(out, f) {
 			continue
 		}
-		dup := false
-		for _, g := range out {
-			if strings.EqualFold(f, g) {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			out = append(out, f)
-		}
+		out = append(out, f)
 	}
 	return out
 }
@@ -520,14 +510,7 @@ func applyFlags(cur []string, op FlagOp, flags []string) []string {
 	default:
 		out := make([]string, 0, len(cur))
 		for _, f := range cur {
-			drop := false
-			for _, g := range flags {
-				if strings.EqualFold(f, g) {
-					drop = true
-					break
-				}
-			}
-			if !drop {
+			if !hasFold(flags, f) {
 				out = append(out, f)
 			}
 		}
