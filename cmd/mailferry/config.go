@@ -97,9 +97,7 @@ func (c *common) load(stderr io.Writer) (core.Config, error) {
 	if err != nil {
 		return cfg, usageError{err}
 	}
-	if c.data != "" {
-		cfg.DataDir = c.data
-	}
+	override(&cfg.DataDir, c.data)
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return cfg, usagef("--log-level %q: want debug, info, warn or error", c.logLevel)
