@@ -80,6 +80,16 @@ func (e *DialError) Error() string {
 // Unwrap returns the cause.
 func (e *DialError) Unwrap() error { return e.Err }
 
+// dialError is the *DialError of a failed setup step under sctx: a timeout
+// or cancellation shows in it even when what failed first was a read on
+// the connection it closed.
+func dialError(sctx context.Context, proto, addr, op string, err error) *DialError {
+	if cerr := sctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		err = fmt.Errorf("%w (%v)", cerr, err)
+	}
+	return &DialError{Proto: proto, Addr: addr, Op: op, Err: err}
+}
+
 // explainNet turns common network errors into plain words, keeping the
 // original text.
 func explainNet(err error) string {
@@ -137,13 +147,8 @@ func dialIMAP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 	addr := s.Host.DialAddr(s.IMAPPort)
 	sctx, cancel := context.WithTimeout(ctx, opts.timeout())
 	defer cancel()
-	// A timeout or cancellation shows in the error even when what failed
-	// first was a read on the connection it closed.
 	fail := func(op string, err error) (*imapclient.Client, error) {
-		if cerr := sctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-			err = fmt.Errorf("%w (%v)", cerr, err)
-		}
-		return nil, &DialError{Proto: "IMAP", Addr: addr, Op: op, Err: err}
+		return nil, dialError(sctx, "IMAP", addr, op, err)
 	}
 
 	var d net.Dialer

@@ -46,13 +46,8 @@ func dialSMTP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 	timeout := opts.timeout()
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	// A timeout or cancellation shows in the error even when what failed
-	// first was a read on the connection it closed.
 	fail := func(op string, err error) (*smtp.Client, error) {
-		if cerr := sctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-			err = fmt.Errorf("%w (%v)", cerr, err)
-		}
-		return nil, &DialError{Proto: "SMTP", Addr: addr, Op: op, Err: err}
+		return nil, dialError(sctx, "SMTP", addr, op, err)
 	}
 
 	var d net.Dialer
