@@ -1025,6 +1025,10 @@ func (c *Core) Dashboard(ctx context.Context) (*Dashboard, error) {
 	if err != nil {
 		return nil, err
 	}
+	prog := map[int64]migrate.AccountProgress{}
+	for _, p := range c.mig.Progress() {
+		prog[p.AccountID] = p
+	}
 	for _, dom := range domains {
 		ds := DomainStatus{Name: dom.Name, Migrating: dom.Migrating}
 		ds.OldServer, _ = parseOldServer(dom.OldServer)
@@ -1064,38 +1068,25 @@ func (c *Core) Dashboard(ctx context.Context) (*Dashboard, error) {
 					us.Rate = float64(us.Messages) / el
 				}
 			}
+			if p, ok := prog[a.ID]; ok {
+				us.FoldersTotal, us.MessagesTotal, us.BytesTotal = p.FoldersTotal, p.MessagesTotal, p.BytesTotal
+				us.Folder = p.Folder
+				if p.MessagesRate > 0 {
+					us.Rate = p.MessagesRate
+				}
+				if len(p.Errors) > 0 {
+					us.Errors = len(p.Errors)
+					us.LastError = p.Errors[len(p.Errors)-1]
+				}
+				if !p.Updated.IsZero() {
+					us.Updated = p.Updated
+				}
+			}
 			d.TotalMessages += us.Messages
 			d.TotalBytes += us.Bytes
 			d.Users = append(d.Users, us)
 		}
 		d.Domains = append(d.Domains, ds)
-	}
-	prog := map[int64]migrate.AccountProgress{}
-	for _, p := range c.mig.Progress() {
-		prog[p.AccountID] = p
-	}
-	for i := range d.Users {
-		u := &d.Users[i]
-		a, err := c.store.Account(ctx, u.Address)
-		if err != nil {
-			continue
-		}
-		p, ok := prog[a.ID]
-		if !ok {
-			continue
-		}
-		u.FoldersTotal, u.MessagesTotal, u.BytesTotal = p.FoldersTotal, p.MessagesTotal, p.BytesTotal
-		u.Folder = p.Folder
-		if p.MessagesRate > 0 {
-			u.Rate = p.MessagesRate
-		}
-		if len(p.Errors) > 0 {
-			u.Errors = len(p.Errors)
-			u.LastError = p.Errors[len(p.Errors)-1]
-		}
-		if !p.Updated.IsZero() {
-			u.Updated = p.Updated
-		}
 	}
 	d.Queue, err = c.store.Queue(ctx)
 	if err != nil {
