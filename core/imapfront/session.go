@@ -522,12 +522,8 @@ func validFlag(f string) bool {
 // Append implements imapserver.Session (RFC 3501 6.3.11, RFC 4315
 // APPENDUID). The bytes are stored exactly as received.
 func (s *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
-	mb, err := s.mailbox(name)
+	mb, err := s.destination(name)
 	if err != nil {
-		var ie *imap.Error
-		if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
-			return nil, imapErr(imap.ResponseCodeTryCreate, "No such mailbox")
-		}
 		return nil, err
 	}
 	size := r.Size()

@@ -427,6 +427,8 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	return copyData(dst, pairs), nil
 }
 
+// destination looks up the mailbox an APPEND, COPY or MOVE writes to; a
+// missing one is answered with TRYCREATE (RFC 3501 6.3.11, 6.4.7).
 func (s *session) destination(name string) (*store.Mailbox, error) {
 	dst, err := s.mailbox(name)
 	if err != nil {
