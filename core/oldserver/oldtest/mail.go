@@ -34,11 +34,18 @@ func (s *Server) Address(t testing.TB, user string) (addr, password string) {
 	return addr, password
 }
 
-func (s *Server) lookup(user string) (string, string, error) {
+// fullAddress returns user ("bob" or "Bob@example.test") as the lower-case
+// full address the fixture knows it by.
+func fullAddress(user string) string {
 	addr := strings.ToLower(user)
 	if !strings.Contains(addr, "@") {
 		addr += "@" + Domain
 	}
+	return addr
+}
+
+func (s *Server) lookup(user string) (string, string, error) {
+	addr := fullAddress(user)
 	p, ok := s.Users[addr]
 	if !ok {
 		return "", "", fmt.Errorf("oldtest: no user %q in this fixture", user)
@@ -49,11 +56,7 @@ func (s *Server) lookup(user string) (string, string, error) {
 // MasterLogin returns the Dovecot master-user LOGIN name for user:
 // "user@example.test*" + MasterUser (password: MasterPassword).
 func (s *Server) MasterLogin(user string) string {
-	addr := strings.ToLower(user)
-	if !strings.Contains(addr, "@") {
-		addr += "@" + Domain
-	}
-	return addr + "*" + s.MasterUser
+	return fullAddress(user) + "*" + s.MasterUser
 }
 
 // Dial opens a new plaintext IMAP connection to IMAPAddr logged in as user

@@ -277,10 +277,7 @@ func normalize(opts *Options) (Options, error) {
 	}
 	o.Users = make(map[string]string, len(src)+1)
 	for u, p := range src {
-		if !strings.Contains(u, "@") {
-			u += "@" + Domain
-		}
-		u = strings.ToLower(u)
+		u = fullAddress(u)
 		if !strings.HasSuffix(u, "@"+Domain) {
 			return o, fmt.Errorf("oldtest: user %q is not in %s", u, Domain)
 		}
