@@ -106,15 +106,15 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 	if len(v.uids) > 0 {
 		maxUID = v.uids[len(v.uids)-1]
 	}
-	var gone []int // indexes in v.uids
+	var gone []uint32
 	var fresh []imap.UID
 	j := 0
-	for i, u := range v.uids {
+	for _, u := range v.uids {
 		for j < len(snap.UIDs) && imap.UID(snap.UIDs[j]) < u {
 			j++
 		}
 		if j >= len(snap.UIDs) || imap.UID(snap.UIDs[j]) != u {
-			gone = append(gone, i)
+			gone = append(gone, uint32(u))
 		}
 	}
 	for k := len(snap.UIDs) - 1; k >= 0 && imap.UID(snap.UIDs[k]) > maxUID; k-- {
@@ -123,21 +123,9 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 	held := false
 	if len(gone) > 0 {
 		if allowExpunge {
-			for k := len(gone) - 1; k >= 0; k-- {
-				if err := w.WriteExpunge(uint32(gone[k] + 1)); err != nil {
-					return err
-				}
+			if err := v.removeUIDs(gone, w.WriteExpunge); err != nil {
+				return err
 			}
-			kept := v.uids[:0]
-			g := 0
-			for i, u := range v.uids {
-				if g < len(gone) && gone[g] == i {
-					g++
-					continue
-				}
-				kept = append(kept, u)
-			}
-			v.uids = kept
 		} else {
 			held = true
 		}
