@@ -334,21 +334,21 @@ func fetchSample(cl *imapclient.Client, sm demo.Sample) (*SampleCopy, error) {
 }
 
 // dialFront connects to Mailferry's own IMAP front end like a mail client:
-// STARTTLS with Mailferry's certificate pinned, then LOGIN.
-func (c *Core) dialFront(ctx context.Context, address, password string) (*imapclient.Client, error) {
+// STARTTLS with Mailferry's certificate pinned, then LOGIN. The connection
+// closes when ctx ends or done is called.
+func (c *Core) dialFront(ctx context.Context, address, password string) (cl *imapclient.Client, done func(), err error) {
 	addr := c.Addr("imap")
 	if addr == "" {
-		return nil, errors.New("Mailferry's IMAP front end is not listening (see the error shown at start)")
+		return nil, nil, errors.New("Mailferry's IMAP front end is not listening (see the error shown at start)")
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to Mailferry's IMAP at %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("connecting to Mailferry's IMAP at %s: %w", addr, err)
 	}
 	// The greeting and STARTTLS are bounded by a deadline and by ctx.
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	stopSetup := context.AfterFunc(ctx, func() { conn.Close() })
-	var cl *imapclient.Client
 	if tc := c.clientTLS(addr); tc != nil {
 		cl, err = imapclient.NewStartTLS(conn, &imapclient.Options{TLSConfig: tc})
 	} else {
@@ -358,16 +358,16 @@ func (c *Core) dialFront(ctx context.Context, address, password string) (*imapcl
 	stopSetup()
 	if err != nil {
 		conn.Close()
-		return nil, ctxErr(ctx, fmt.Errorf("connecting to Mailferry's IMAP at %s: %w", addr, err))
+		return nil, nil, ctxErr(ctx, fmt.Errorf("connecting to Mailferry's IMAP at %s: %w", addr, err))
 	}
 	conn.SetDeadline(time.Time{})
 	stop := context.AfterFunc(ctx, func() { cl.Close() })
-	defer stop()
+	done = func() { stop(); cl.Close() }
 	if err := cl.Login(address, password).Wait(); err != nil {
-		cl.Close()
-		return nil, ctxErr(ctx, fmt.Errorf("logging in to Mailferry's IMAP as %s: %w", address, err))
+		done()
+		return nil, nil, ctxErr(ctx, fmt.Errorf("logging in to Mailferry's IMAP as %s: %w", address, err))
 	}
-	return cl, nil
+	return cl, done, nil
 }
 
 // clientTLS returns a client TLS config that trusts exactly Mailferry's own
@@ -582,13 +582,11 @@ func (c *Core) MigrateTestAccount(ctx context.Context, s oldserver.Settings, add
 	for _, f := range old {
 		p.MessagesTotal += f.messages
 	}
-	cl, err := c.dialFront(ctx, address, password)
+	cl, done, err := c.dialFront(ctx, address, password)
 	if err != nil {
 		return p, err
 	}
-	defer cl.Close()
-	stop := context.AfterFunc(ctx, func() { cl.Close() })
-	defer stop()
+	defer done()
 	for {
 		p.Elapsed = time.Since(start)
 		acct, err := c.store.Account(ctx, address)
@@ -772,13 +770,11 @@ func (c *Core) CheckTestAccount(ctx context.Context, s oldserver.Settings, addre
 		return nil, fmt.Errorf("%d samples but %d old copies", len(samples), len(old))
 	}
 	r := &TestReport{Address: address, Time: time.Now(), Client: c.ClientSettingsFor(address)}
-	cl, err := c.dialFront(ctx, address, password)
+	cl, done, err := c.dialFront(ctx, address, password)
 	if err != nil {
 		return nil, err
 	}
-	defer cl.Close()
-	stop := context.AfterFunc(ctx, func() { cl.Close() })
-	defer stop()
+	defer done()
 	sel, err := cl.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		return nil, ctxErr(ctx, fmt.Errorf("Mailferry IMAP: EXAMINE INBOX: %w", err))
