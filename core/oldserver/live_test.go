@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -453,7 +454,7 @@ func TestProbe(t *testing.T) {
 					t.Errorf("special use %s = %q, want %q", attr, r.IMAP.SpecialUse[attr], name)
 				}
 			}
-			if !slicesContains(r.IMAP.Capabilities, "IDLE") || !slicesContains(r.IMAP.Capabilities, "NAMESPACE") {
+			if !slices.Contains(r.IMAP.Capabilities, "IDLE") || !slices.Contains(r.IMAP.Capabilities, "NAMESPACE") {
 				t.Errorf("capabilities: %v", r.IMAP.Capabilities)
 			}
 			sm := r.SMTP
@@ -524,13 +525,4 @@ func TestProbe(t *testing.T) {
 			t.Fatalf("Probe(zero settings) = %v, %v", r, err)
 		}
 	})
-}
-
-func slicesContains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -2,9 +2,11 @@ package oldtest
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -259,16 +261,8 @@ func (s *Server) Messages(t testing.TB, user, mailbox string) []Message {
 	if err != nil {
 		t.Fatalf("oldtest: read %q of %s: %v", mailbox, user, err)
 	}
-	sortByUID(out)
+	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.UID, b.UID) })
 	return out
-}
-
-func sortByUID(m []Message) {
-	for i := 1; i < len(m); i++ {
-		for j := i; j > 0 && m[j].UID < m[j-1].UID; j-- {
-			m[j], m[j-1] = m[j-1], m[j]
-		}
-	}
 }
 
 // WaitMessages waits until user's mailbox holds at least n messages (e.g.
