@@ -494,6 +494,18 @@ func oldFolders(ctx context.Context, s oldserver.Settings, address, password str
 			prefix = p
 		}
 	}
+	out, err := statusCounts(cl, list, prefix)
+	if err != nil {
+		return nil, ctxErr(ctx, fmt.Errorf("old server: %w", err))
+	}
+	_ = cl.Logout().Wait()
+	return out, nil
+}
+
+// statusCounts returns the selectable mailboxes of list with their message
+// counts (STATUS MESSAGES), named without prefix (matched
+// case-insensitively) and with INBOX spelled "INBOX".
+func statusCounts(cl *imapclient.Client, list []*imap.ListData, prefix string) ([]folderCount, error) {
 	var out []folderCount
 	for _, l := range list {
 		if hasAttr(l.Attrs, imap.MailboxAttrNoSelect) || hasAttr(l.Attrs, imap.MailboxAttrNonExistent) {
@@ -501,7 +513,7 @@ func oldFolders(ctx context.Context, s oldserver.Settings, address, password str
 		}
 		st, err := cl.Status(l.Mailbox, &imap.StatusOptions{NumMessages: true}).Wait()
 		if err != nil {
-			return nil, ctxErr(ctx, fmt.Errorf("old server: STATUS %s: %w", l.Mailbox, err))
+			return nil, fmt.Errorf("STATUS %s: %w", l.Mailbox, err)
 		}
 		name := l.Mailbox
 		if prefix != "" && len(name) > len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) {
@@ -516,7 +528,6 @@ func oldFolders(ctx context.Context, s oldserver.Settings, address, password str
 		}
 		out = append(out, folderCount{name, n})
 	}
-	_ = cl.Logout().Wait()
 	return out, nil
 }
 
@@ -536,24 +547,13 @@ func frontFolders(cl *imapclient.Client) (map[string]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("Mailferry IMAP: LIST: %w", err)
 	}
+	counts, err := statusCounts(cl, list, "")
+	if err != nil {
+		return nil, fmt.Errorf("Mailferry IMAP: %w", err)
+	}
 	out := map[string]int64{}
-	for _, l := range list {
-		if hasAttr(l.Attrs, imap.MailboxAttrNoSelect) || hasAttr(l.Attrs, imap.MailboxAttrNonExistent) {
-			continue
-		}
-		st, err := cl.Status(l.Mailbox, &imap.StatusOptions{NumMessages: true}).Wait()
-		if err != nil {
-			return nil, fmt.Errorf("Mailferry IMAP: STATUS %s: %w", l.Mailbox, err)
-		}
-		name := l.Mailbox
-		if strings.EqualFold(name, "INBOX") {
-			name = "INBOX"
-		}
-		if st.NumMessages != nil {
-			out[name] = int64(*st.NumMessages)
-		} else {
-			out[name] = 0
-		}
+	for _, f := range counts {
+		out[f.name] = f.messages
 	}
 	return out, nil
 }
