@@ -156,15 +156,9 @@ func binarySection(raw []byte, sec *imap.FetchItemBinarySection) (out []byte) {
 	if len(sec.Part) == 0 {
 		return partial(raw, sec.Partial)
 	}
-	if len(sec.Part) > maxDepth {
+	e, ok := findPart(raw, sec.Part)
+	if !ok {
 		return []byte{}
-	}
-	e := parseMessage(raw)
-	for _, n := range sec.Part {
-		var ok bool
-		if e, ok = e.child(n); !ok {
-			return []byte{}
-		}
 	}
 	switch enc := headerValue(e.header, "Content-Transfer-Encoding"); enc {
 	case "", "7bit", "8bit", "binary", "7BIT", "8BIT", "BINARY":

@@ -206,18 +206,29 @@ func (e entity) childDepth(n, depth int) (entity, bool) {
 	}
 }
 
+// findPart returns the entity a part path (such as 1.2) names in a raw
+// message; an empty path names the message itself.
+func findPart(raw []byte, path []int) (entity, bool) {
+	if len(path) > maxDepth {
+		return entity{}, false
+	}
+	e := parseMessage(raw)
+	for _, n := range path {
+		var ok bool
+		if e, ok = e.child(n); !ok {
+			return entity{}, false
+		}
+	}
+	return e, true
+}
+
 // extractSection returns a body section of a raw message, byte for byte,
 // with its partial range applied; ok is false when the section does not
 // exist.
 func extractSection(raw []byte, sec *imap.FetchItemBodySection) (out []byte, ok bool) {
-	if len(sec.Part) > maxDepth {
+	e, ok := findPart(raw, sec.Part)
+	if !ok {
 		return nil, false
-	}
-	e := parseMessage(raw)
-	for _, n := range sec.Part {
-		if e, ok = e.child(n); !ok {
-			return nil, false
-		}
 	}
 	if len(sec.Part) > 0 {
 		switch sec.Specifier {
