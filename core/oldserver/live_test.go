@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailferry/core/oldserver"
 	"mailferry/core/oldserver/oldtest"
@@ -70,6 +71,19 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
+// dialFixture dials IMAP as s says, within 30 seconds, and closes the
+// client when t ends; the context bounds the test's further commands.
+func dialFixture(t *testing.T, s oldserver.Settings) (context.Context, *imapclient.Client) {
+	t.Helper()
+	ctx := ctxFor(t, 30*time.Second)
+	c, err := oldserver.DialIMAP(ctx, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return ctx, c
+}
+
 func TestLoginModes(t *testing.T) {
 	srv := fixture(t)
 	for _, mode := range []oldserver.TLSMode{oldserver.TLSNone, oldserver.TLSStartTLS, oldserver.TLSImplicit} {
@@ -78,12 +92,7 @@ func TestLoginModes(t *testing.T) {
 				t.Parallel()
 				s := settingsFor(t, srv, mode)
 				s.LoginForm = form
-				ctx := ctxFor(t, 30*time.Second)
-				c, err := oldserver.DialIMAP(ctx, s, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
+				ctx, c := dialFixture(t, s)
 				info, err := oldserver.Login(ctx, c, s, "bob@example.test", "BobSecret1")
 				if err != nil {
 					t.Fatal(err)
@@ -107,13 +116,8 @@ func TestWrongPassword(t *testing.T) {
 	srv := fixture(t)
 	s := settingsFor(t, srv, oldserver.TLSStartTLS)
 	s.LoginForm = oldserver.LoginFull
-	ctx := ctxFor(t, 30*time.Second)
-	c, err := oldserver.DialIMAP(ctx, s, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, err = oldserver.Login(ctx, c, s, "bob@example.test", "not-the-password")
+	ctx, c := dialFixture(t, s)
+	_, err := oldserver.Login(ctx, c, s, "bob@example.test", "not-the-password")
 	if !errors.Is(err, oldserver.ErrAuthFailed) {
 		t.Fatalf("err = %v, want ErrAuthFailed", err)
 	}
@@ -135,12 +139,7 @@ func TestLoginMaster(t *testing.T) {
 			s := settingsFor(t, srv, oldserver.TLSStartTLS)
 			s.MasterForm = form
 			s.LoginForm = oldserver.LoginFull
-			ctx := ctxFor(t, 30*time.Second)
-			c, err := oldserver.DialIMAP(ctx, s, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			ctx, c := dialFixture(t, s)
 			info, err := oldserver.LoginMaster(ctx, c, s, "carol@example.test", srv.MasterPassword)
 			if err != nil {
 				t.Fatal(err)
@@ -163,12 +162,7 @@ func TestLoginMaster(t *testing.T) {
 		s := settingsFor(t, srv, oldserver.TLSStartTLS)
 		s.MasterForm = oldserver.MasterPlain
 		s.LoginForm = oldserver.LoginFull
-		ctx := ctxFor(t, 30*time.Second)
-		c, err := oldserver.DialIMAP(ctx, s, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		ctx, c := dialFixture(t, s)
 		if _, err := oldserver.LoginMaster(ctx, c, s, "carol@example.test", "nope"); !errors.Is(err, oldserver.ErrAuthFailed) {
 			t.Fatalf("err = %v, want ErrAuthFailed", err)
 		}
