@@ -224,6 +224,19 @@ func (s *session) mailbox(name string) (*store.Mailbox, error) {
 	return mb, s.storeErr(err, "mailbox")
 }
 
+// newName checks the name a CREATE or RENAME gives a mailbox, which may end
+// with the hierarchy separator (RFC 3501 6.3.3); INBOX always exists.
+func (s *session) newName(name string) (string, error) {
+	name, err := s.mailboxName(strings.TrimSuffix(name, string(s.acct.Delim)))
+	if err != nil {
+		return "", err
+	}
+	if name == "INBOX" {
+		return "", imapErr(imap.ResponseCodeAlreadyExists, "INBOX exists")
+	}
+	return name, nil
+}
+
 // specialUses lists the RFC 6154 attributes Mailferry accepts.
 var specialUses = map[imap.MailboxAttr]bool{
 	imap.MailboxAttrAll: true, imap.MailboxAttrArchive: true, imap.MailboxAttrDrafts: true,
@@ -233,14 +246,9 @@ var specialUses = map[imap.MailboxAttr]bool{
 
 // Create implements imapserver.Session (RFC 3501 6.3.3, RFC 6154 USE).
 func (s *session) Create(name string, options *imap.CreateOptions) error {
-	d := string(s.acct.Delim)
-	name = strings.TrimSuffix(name, d)
-	name, err := s.mailboxName(name)
+	name, err := s.newName(name)
 	if err != nil {
 		return err
-	}
-	if name == "INBOX" {
-		return imapErr(imap.ResponseCodeAlreadyExists, "INBOX exists")
 	}
 	var uses []string
 	if options != nil {
@@ -300,12 +308,9 @@ func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 	if err != nil {
 		return err
 	}
-	to, err := s.mailboxName(strings.TrimSuffix(newName, string(s.acct.Delim)))
+	to, err := s.newName(newName)
 	if err != nil {
 		return err
-	}
-	if to == "INBOX" {
-		return imapErr(imap.ResponseCodeAlreadyExists, "INBOX exists")
 	}
 	if _, err := s.srv.st.Mailbox(s.ctx(), s.acct.ID, to); err == nil {
 		return imapErr(imap.ResponseCodeAlreadyExists, "Mailbox exists")
