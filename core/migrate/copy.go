@@ -747,10 +747,8 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 }
 
 type chunk struct {
-	uids  []uint32
-	end   int // index after the chunk's last UID
-	cmd   *imapclient.FetchCommand
-	start time.Time
+	uids []uint32
+	cmd  *imapclient.FetchCommand
 }
 
 // fetchAndCommit streams the given UIDs (ascending) into the store.
@@ -795,8 +793,7 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 	// A FETCH left unread would block imapclient's reader for good (it
 	// waits for each literal to be consumed): on the way out after a
 	// failure, cut the connection, then drain what is open.
-	var reading *chunk
-	var inflight []*chunk
+	var open *chunk
 	defer func() {
 		if retErr == nil {
 			return
@@ -804,15 +801,8 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		closed := make(chan struct{})
 		go func() { c.Close(); close(closed) }()
 		var re *readError
-		if errors.As(retErr, &re) {
-			<-closed
-			return
-		}
-		if reading != nil {
-			reading.cmd.Close()
-		}
-		for _, ch := range inflight {
-			ch.cmd.Close()
+		if open != nil && !errors.As(retErr, &re) {
+			open.cmd.Close()
 		}
 		<-closed
 	}()
@@ -857,8 +847,8 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 	}
 
 	next := 0
-	issue := func() {
-		ch := &chunk{start: time.Now()}
+	issue := func() *chunk {
+		ch := &chunk{}
 		var set imap.UIDSet
 		var bytes int64
 		for next < len(uids) && len(ch.uids) < e.opts.ChunkMessages && (len(ch.uids) == 0 || bytes+sizes[next] <= e.opts.ChunkBytes) {
@@ -867,20 +857,16 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 			bytes += sizes[next]
 			next++
 		}
-		ch.end = next
 		ch.cmd = c.Fetch(set, fetchItems)
-		inflight = append(inflight, ch)
+		return ch
 	}
-	for next < len(uids) && len(inflight) < 1 {
-		issue()
-	}
-	for len(inflight) > 0 {
+	// One FETCH at a time (see Options.ChunkMessages).
+	for next < len(uids) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ch := inflight[0]
-		inflight = inflight[1:]
-		reading = ch
+		ch := issue()
+		open = ch
 		// Messages are handled in the chunk's UID order (a message that
 		// comes early waits in held), so that the committed last UID never
 		// passes one not yet handled.
@@ -909,41 +895,30 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 			}
 		}
 		ferr := ch.cmd.Close()
-		reading = nil
+		open = nil
 		var ierr *imap.Error
 		if ferr != nil && !errors.As(ferr, &ierr) {
 			return ferr // connection trouble: retried from the last commit
 		}
-		if pos < len(ch.uids) {
-			// The server refused some messages (NO) or did not send them.
-			// Drop what is in flight, then take the rest of this chunk in
-			// order, fetching the missing ones one by one.
-			for _, o := range inflight {
-				o.cmd.Close()
+		// What is left the server refused (NO) or did not send: take the
+		// rest of this chunk in order, fetching the missing ones one by one.
+		for ; pos < len(ch.uids); pos++ {
+			u := ch.uids[pos]
+			var err error
+			if m := held[u]; m != nil {
+				delete(held, u)
+				err = e.handle(m, add, skip)
+			} else {
+				err = e.fetchOne(c, u, rd, add, skip, ferr != nil)
 			}
-			inflight = nil
-			next = ch.end
-			for ; pos < len(ch.uids); pos++ {
-				u := ch.uids[pos]
-				var err error
-				if m := held[u]; m != nil {
-					delete(held, u)
-					err = e.handle(m, add, skip)
-				} else {
-					err = e.fetchOne(c, u, rd, add, skip, ferr != nil)
-				}
-				if err != nil {
-					return err
-				}
-				cur.last = max(cur.last, u)
+			if err != nil {
+				return err
 			}
+			cur.last = max(cur.last, u)
 		}
 		cur.last = max(cur.last, ch.uids[len(ch.uids)-1])
-		if err := flush(len(inflight) == 0 && next >= len(uids)); err != nil {
+		if err := flush(next >= len(uids)); err != nil {
 			return err
-		}
-		for next < len(uids) && len(inflight) < 1 {
-			issue()
 		}
 	}
 	return flush(true)
