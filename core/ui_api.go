@@ -605,12 +605,10 @@ func (c *Core) MigrateTestAccount(ctx context.Context, s oldserver.Settings, add
 		p.Folders = p.Folders[:0:0]
 		for _, f := range old {
 			n, ok := have[f.name]
-			p.Folders = append(p.Folders, FolderProgress{Name: f.name, Seen: ok, Messages: min(n, f.messages), Total: f.messages})
+			n = min(n, f.messages)
+			p.Folders = append(p.Folders, FolderProgress{Name: f.name, Seen: ok, Messages: n, Total: f.messages})
 			if ok {
 				p.FoldersSeen++
-			}
-			if n > f.messages {
-				n = f.messages
 			}
 			p.Messages += n
 			if ok && n >= f.messages {
