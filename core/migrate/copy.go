@@ -917,11 +917,12 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 			cur.last = max(cur.last, u)
 		}
 		cur.last = max(cur.last, ch.uids[len(ch.uids)-1])
+		// After the last chunk the flush is forced: it commits the rest.
 		if err := flush(next >= len(uids)); err != nil {
 			return err
 		}
 	}
-	return flush(true)
+	return nil
 }
 
 // handle adds a read message to the batch, or reports why it cannot be.
