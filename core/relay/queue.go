@@ -34,18 +34,42 @@ func parseNote(note string) (kind, via string) {
 	return kind, via
 }
 
+// inboxes are the INBOXes of a message's local recipients: one per account,
+// in the order the accounts first came up.
+type inboxes struct {
+	box   map[int64]int64 // account ID -> INBOX mailbox ID
+	order []int64         // account IDs
+}
+
+// add looks the INBOX of account acct up, unless it is there already.
+func (b *inboxes) add(ctx context.Context, st *store.Store, acct int64) error {
+	if _, ok := b.box[acct]; ok {
+		return nil
+	}
+	mb, err := st.Mailbox(ctx, acct, "INBOX")
+	if err != nil {
+		return err
+	}
+	if b.box == nil {
+		b.box = map[int64]int64{}
+	}
+	b.box[acct] = mb.ID
+	b.order = append(b.order, acct)
+	return nil
+}
+
 // accept commits a received message: one copy per local account and one
 // queue item per relay route, in one transaction. It returns the first
 // queue item's ID (0 when all recipients were local).
-func (r *Relay) accept(ctx context.Context, from string, local map[int64]int64, order []int64,
+func (r *Relay) accept(ctx context.Context, from string, local *inboxes,
 	notes []string, relays map[string][]string, msg []byte) (int64, error) {
 	tx, err := r.st.Begin(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback()
-	for _, acct := range order {
-		if _, err := tx.Append(local[acct], &store.NewMessage{Body: msg}); err != nil {
+	for _, acct := range local.order {
+		if _, err := tx.Append(local.box[acct], &store.NewMessage{Body: msg}); err != nil {
 			return 0, fmt.Errorf("relay: deliver to account %d: %w", acct, err)
 		}
 	}
@@ -63,7 +87,7 @@ func (r *Relay) accept(ctx context.Context, from string, local map[int64]int64, 
 		return 0, err
 	}
 	r.accepted.Add(1)
-	r.delivered.Add(uint64(len(order)))
+	r.delivered.Add(uint64(len(local.order)))
 	r.queued.Add(uint64(len(notes)))
 	if len(notes) > 0 {
 		r.wake()
@@ -300,6 +324,7 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 		rcpts  []string
 	}
 	var localRcpts []string
+	var localAccts []int64 // of localRcpts, one per recipient
 	var groups []*group
 	byDomain := map[string]*group{}
 	for _, rc := range it.Rcpts {
@@ -309,11 +334,12 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 			remaining = r.commitOutcomes(ctx, it, body, remaining, []outcome{{rcpt: rc, perm: true, status: "5.1.3", detail: "bad recipient address"}}, via)
 			continue
 		}
-		if isLocal, err := r.deliverLocally(ctx, kind, rc, dom); err != nil {
+		if acct, err := r.localAccount(ctx, kind, rc, dom); err != nil {
 			temps = append(temps, outcome{rcpt: rc, temp: true, status: "4.3.0", detail: "local error: " + oneLine(err.Error())})
 			continue
-		} else if isLocal {
+		} else if acct != nil {
 			localRcpts = append(localRcpts, rc)
+			localAccts = append(localAccts, acct.ID)
 			continue
 		}
 		route := via
@@ -330,7 +356,7 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 	}
 	if len(localRcpts) > 0 {
 		var gone bool
-		remaining, gone, err = r.deliverLocal(ctx, it, remaining, localRcpts, body)
+		remaining, gone, err = r.deliverLocal(ctx, it, remaining, localRcpts, localAccts, body)
 		if gone {
 			return
 		}
@@ -371,45 +397,35 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 	}
 }
 
-// deliverLocally reports whether a recipient of a queue item is served
-// from the store rather than by an old server.
-func (r *Relay) deliverLocally(ctx context.Context, kind, rcpt, domain string) (bool, error) {
-	_, err := r.st.Account(ctx, rcpt)
+// localAccount returns the account that a recipient of a queue item is
+// served from the store to, or nil when an old server serves it.
+func (r *Relay) localAccount(ctx context.Context, kind, rcpt, domain string) (*store.Account, error) {
+	acct, err := r.st.Account(ctx, rcpt)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return nil, nil
 	} else if err != nil {
-		return false, err
+		return nil, err
 	}
 	if kind == noteBounce {
-		return true, nil
+		return acct, nil
 	}
 	_, migrating, err := r.opts.OldServer(ctx, domain)
-	if err != nil {
-		return false, err
+	if err != nil || migrating {
+		return nil, err
 	}
-	return !migrating, nil
+	return acct, nil
 }
 
-// deliverLocal appends the message to the INBOX of each local recipient and
-// drops them from the item, in one transaction. gone reports that the item
-// no longer exists (nothing was delivered).
-func (r *Relay) deliverLocal(ctx context.Context, it *store.QueueItem, remaining, rcpts []string, body []byte) (rest []string, gone bool, err error) {
-	boxes := map[int64]int64{}
-	var order []int64
-	for _, rc := range rcpts {
-		acct, err := r.st.Account(ctx, rc)
-		if err != nil {
+// deliverLocal appends the message to the INBOX of each local recipient
+// (accts are their accounts) and drops them from the item, in one
+// transaction. gone reports that the item no longer exists (nothing was
+// delivered).
+func (r *Relay) deliverLocal(ctx context.Context, it *store.QueueItem, remaining, rcpts []string, accts []int64, body []byte) (rest []string, gone bool, err error) {
+	var boxes inboxes
+	for _, a := range accts {
+		if err := boxes.add(ctx, r.st, a); err != nil {
 			return remaining, false, err
 		}
-		if _, ok := boxes[acct.ID]; ok {
-			continue
-		}
-		mb, err := r.st.Mailbox(ctx, acct.ID, "INBOX")
-		if err != nil {
-			return remaining, false, err
-		}
-		boxes[acct.ID] = mb.ID
-		order = append(order, acct.ID)
 	}
 	rest = without(remaining, rcpts)
 	tx, err := r.st.Begin(ctx)
@@ -417,8 +433,8 @@ func (r *Relay) deliverLocal(ctx context.Context, it *store.QueueItem, remaining
 		return remaining, false, err
 	}
 	defer tx.Rollback()
-	for _, a := range order {
-		if _, err := tx.Append(boxes[a], &store.NewMessage{Body: body}); err != nil {
+	for _, a := range boxes.order {
+		if _, err := tx.Append(boxes.box[a], &store.NewMessage{Body: body}); err != nil {
 			return remaining, false, err
 		}
 	}
@@ -430,7 +446,7 @@ func (r *Relay) deliverLocal(ctx context.Context, it *store.QueueItem, remaining
 	if err := tx.Commit(); err != nil {
 		return remaining, false, err
 	}
-	r.delivered.Add(uint64(len(order)))
+	r.delivered.Add(uint64(len(boxes.order)))
 	r.log.Info("delivered locally", "queue_id", it.ID, "rcpts", rcpts)
 	r.emit(Event{Kind: EventDelivered, QueueID: it.ID, From: it.From, Rcpts: rcpts})
 	return rest, false, nil

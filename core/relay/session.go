@@ -57,8 +57,7 @@ type session struct {
 	utf8    bool
 	seen    map[string]bool     // recipients given, lower-cased
 	rcpts   []string            // as given, in order
-	local   map[int64]int64     // account ID -> INBOX mailbox ID
-	order   []int64             // local account IDs in RCPT order
+	local   inboxes             // of local recipients, in RCPT order
 	relays  map[string][]string // queue note -> recipients
 	notes   []string            // relay notes in first-use order
 }
@@ -133,7 +132,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 // Reset implements smtp.Session.
 func (s *session) Reset() {
 	s.fromSet, s.from, s.utf8 = false, "", false
-	s.seen, s.rcpts, s.local, s.order, s.relays, s.notes = nil, nil, nil, nil, nil, nil
+	s.seen, s.rcpts, s.local, s.relays, s.notes = nil, nil, inboxes{}, nil, nil
 }
 
 // Logout implements smtp.Session.
@@ -195,17 +194,9 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	acct, err := s.r.st.Account(ctx, to)
 	switch {
 	case err == nil:
-		if _, ok := s.local[acct.ID]; !ok {
-			mb, err := s.r.st.Mailbox(ctx, acct.ID, "INBOX")
-			if err != nil {
-				s.r.log.Error("no INBOX", "account", acct.Address, "err", err)
-				return errTempLocal
-			}
-			if s.local == nil {
-				s.local = map[int64]int64{}
-			}
-			s.local[acct.ID] = mb.ID
-			s.order = append(s.order, acct.ID)
+		if err := s.local.add(ctx, s.r.st, acct.ID); err != nil {
+			s.r.log.Error("no INBOX", "account", acct.Address, "err", err)
+			return errTempLocal
 		}
 		s.add(key, to, "")
 		return nil
@@ -320,12 +311,12 @@ func (s *session) Data(rd io.Reader) error {
 
 	ctx, cancel := s.ctx()
 	defer cancel()
-	id, err := s.r.accept(ctx, s.from, s.local, s.order, s.notes, s.relays, msg)
+	id, err := s.r.accept(ctx, s.from, &s.local, s.notes, s.relays, msg)
 	if err != nil {
 		s.r.log.Error("accept message", "from", s.from, "err", err)
 		return errTempLocal
 	}
-	s.r.log.Info("accepted", "remote", s.ip, "from", s.from, "rcpts", len(s.rcpts), "size", len(msg), "local", len(s.order), "queued", len(s.notes))
+	s.r.log.Info("accepted", "remote", s.ip, "from", s.from, "rcpts", len(s.rcpts), "size", len(msg), "local", len(s.local.order), "queued", len(s.notes))
 	s.r.emit(Event{Kind: EventAccepted, QueueID: id, From: s.from, Rcpts: append([]string(nil), s.rcpts...)})
 	return nil
 }
