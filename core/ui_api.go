@@ -1110,21 +1110,21 @@ func (c *Core) PreMigrate(ctx context.Context, domain string, users []migrate.Cr
 			creds[i].MasterUser, creds[i].MasterPassword = masterUser, masterPassword
 		}
 	}
-	var done sync.Map
 	var mu sync.Mutex
-	n := 0
+	done := map[string]bool{} // addresses finished
 	res, err := c.mig.MigrateUsers(ctx, domain, creds, func(ev migrate.Event) {
 		if progress == nil || (ev.Account.State != store.MigDone && ev.Account.State != store.MigFailed) {
 			return
 		}
-		if _, loaded := done.LoadOrStore(strings.ToLower(ev.Account.Address), true); loaded {
-			return
-		}
+		addr := strings.ToLower(ev.Account.Address)
 		mu.Lock()
-		n++
-		k := n
+		first := !done[addr]
+		done[addr] = true
+		n := len(done)
 		mu.Unlock()
-		progress(k, len(users))
+		if first {
+			progress(n, len(users))
+		}
 	})
 	if progress != nil {
 		progress(len(users), len(users))
