@@ -189,11 +189,7 @@ func (e *Engine) verifyFolder(ctx context.Context, c *imapclient.Client, o *oldM
 				case imapclient.FetchItemDataUID:
 					uid = uint32(it.UID)
 				case imapclient.FetchItemDataFlags:
-					for _, fl := range it.Flags {
-						if !strings.EqualFold(string(fl), `\Recent`) {
-							s.flags = append(s.flags, string(fl))
-						}
-					}
+					s.flags = append(s.flags, messageFlags(it.Flags)...)
 				case imapclient.FetchItemDataInternalDate:
 					s.date = it.Time
 				case imapclient.FetchItemDataBodySection:
