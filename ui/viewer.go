@@ -243,10 +243,9 @@ func renderHTML(s string, md bool) string {
 			case "li":
 				if start {
 					newline(1)
+					// A bullet as text, also in Markdown, keeps RichText
+					// from re-flowing lists.
 					b.WriteString("• ")
-					if md {
-						// A bullet as text keeps RichText from re-flowing lists.
-					}
 				}
 			case "ul", "ol":
 				newline(2)
