@@ -288,10 +288,11 @@ func renderHTML(s string, md bool) string {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\r' }
 
-func escapeMarkdown(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, "*", `\*`, "_", `\_`, "[", `\[`, "]", `\]`, "#", `\#`, "`", "\\`")
-	return r.Replace(s)
-}
+// markdownEscaper escapes the characters RichText's Markdown would read as
+// markup.
+var markdownEscaper = strings.NewReplacer(`\`, `\\`, "*", `\*`, "_", `\_`, "[", `\[`, "]", `\]`, "#", `\#`, "`", "\\`")
+
+func escapeMarkdown(s string) string { return markdownEscaper.Replace(s) }
 
 func collapseBlankLines(s string) string {
 	lines := strings.Split(s, "\n")
