@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -109,11 +108,7 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 		// The refusal must not hold up Accept: it is written with a short
 		// deadline by a goroutine that ends with it.
 		go func() {
-			defer func() {
-				if v := recover(); v != nil {
-					ll.log.Error("panic", "in", "connection refusal", "panic", v, "stack", string(debug.Stack()))
-				}
-			}()
+			defer recoverPanic(ll.log, "connection refusal")
 			defer c.Close()
 			c.SetWriteDeadline(time.Now().Add(time.Second))
 			c.Write([]byte("421 4.7.0 Too many connections from your address, try again later\r\n"))

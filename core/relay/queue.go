@@ -204,7 +204,7 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 					default:
 					}
 				}()
-				defer r.recoverPanic("queue delivery")
+				defer recoverPanic(r.log, "queue delivery")
 				r.deliverItem(dctx, it)
 			}(it)
 		}

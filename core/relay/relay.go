@@ -431,11 +431,11 @@ func (r *Relay) wake() {
 	}
 }
 
-// recoverPanic logs a panic with its stack; deferred at the top of every
-// goroutine the Relay owns.
-func (r *Relay) recoverPanic(what string) {
+// recoverPanic logs a panic to log with its stack; deferred directly at the
+// top of every goroutine the Relay owns.
+func recoverPanic(log *slog.Logger, what string) {
 	if v := recover(); v != nil {
-		r.log.Error("panic", "in", what, "panic", v, "stack", string(debug.Stack()))
+		log.Error("panic", "in", what, "panic", v, "stack", string(debug.Stack()))
 	}
 }
 
