@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 	"strings"
@@ -144,7 +145,8 @@ func (a *account) subscribe(name string, on bool) error {
 
 // appendMessage stores raw in mailbox with flags and an INTERNALDATE.
 func (a *account) appendMessage(mailbox string, raw []byte, flags []imap.Flag, date time.Time) (*imap.AppendData, error) {
-	return a.mem.Append(mailbox, newLiteral(raw), &imap.AppendOptions{Flags: flags, Time: date})
+	// A *bytes.Reader is an imap.LiteralReader (it has Size).
+	return a.mem.Append(mailbox, bytes.NewReader(raw), &imap.AppendOptions{Flags: flags, Time: date})
 }
 
 // list answers LIST and LSUB (RFC 3501 section 6.3.8, RFC 5258, RFC 5819,

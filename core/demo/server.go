@@ -479,12 +479,3 @@ func (p printfLogger) Printf(format string, v ...any) {
 func (p printfLogger) Println(v ...any) {
 	p.l.Warn(strings.TrimSpace(fmt.Sprintln(v...)))
 }
-
-// bytesLiteral is an imap.LiteralReader over a byte slice.
-type bytesLiteral struct {
-	*strings.Reader
-}
-
-func newLiteral(b []byte) bytesLiteral { return bytesLiteral{strings.NewReader(string(b))} }
-
-var _ imap.LiteralReader = bytesLiteral{}
