@@ -318,15 +318,9 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 	if err != nil {
 		return fmt.Errorf("migrate: %s: %w", acct.Address, err)
 	}
-	locals, err := e.st.Mailboxes(ctx, acct.ID)
+	byOld, err := e.localsByOldName(ctx, acct.ID)
 	if err != nil {
 		return err
-	}
-	byOld := map[string]*store.Mailbox{}
-	for _, m := range locals {
-		if m.OldName != "" {
-			byOld[m.OldName] = m
-		}
 	}
 	var plans []*plan
 	var msgTotal, msgDone, byteTotal, byteDone int64
@@ -472,6 +466,22 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 		return err
 	}
 	return errors.Join(errs...)
+}
+
+// localsByOldName returns an account's local mailboxes by the old name
+// they were copied from (mailboxes made locally are left out).
+func (e *Engine) localsByOldName(ctx context.Context, accountID int64) (map[string]*store.Mailbox, error) {
+	locals, err := e.st.Mailboxes(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	byOld := map[string]*store.Mailbox{}
+	for _, m := range locals {
+		if m.OldName != "" {
+			byOld[m.OldName] = m
+		}
+	}
+	return byOld, nil
 }
 
 // createLocal makes the local mailbox for an old one.

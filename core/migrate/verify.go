@@ -111,15 +111,9 @@ func (e *Engine) Verify(ctx context.Context, address string, cred Credentials) (
 	if err != nil {
 		return nil, fmt.Errorf("migrate: verify %s: %w", acct.Address, err)
 	}
-	locals, err := e.st.Mailboxes(ctx, acct.ID)
+	byOld, err := e.localsByOldName(ctx, acct.ID)
 	if err != nil {
 		return nil, err
-	}
-	byOld := map[string]*store.Mailbox{}
-	for _, m := range locals {
-		if m.OldName != "" {
-			byOld[m.OldName] = m
-		}
 	}
 	r := &Report{Account: acct.Address, Time: time.Now()}
 	for _, o := range olds {
