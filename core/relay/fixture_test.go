@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,35 +78,14 @@ type fixtureEnv struct {
 func newFixtureEnv(t *testing.T, smtpAddr func(*oldtest.Server) string) *fixtureEnv {
 	t.Helper()
 	srv := oldtest.Start(t, &oldtest.Options{WithSMTP: true})
-	e := &env{path: filepath.Join(t.TempDir(), "mail.db")}
-	e.st = openStore(t, e.path)
-	t.Cleanup(func() { e.st.Close() })
-	ctx := context.Background()
-	if _, err := e.st.CreateDomain(ctx, oldtest.Domain); err != nil {
-		t.Fatal(err)
-	}
 	imap := netip.MustParseAddrPort(srv.IMAPAddr)
 	sm := netip.MustParseAddrPort(smtpAddr(srv))
 	set := oldserver.Settings{Host: oldserver.HostFromIP(sm.Addr()), IMAPPort: int(imap.Port()), IMAPTLS: oldserver.TLSStartTLS,
 		SMTPPort: int(sm.Port()), SMTPTLS: oldserver.TLSStartTLS, PinnedSHA256: srv.CertSHA256, LoginForm: oldserver.LoginFull}
-	js, _ := json.Marshal(set)
-	if err := e.st.SetDomainMigration(ctx, oldtest.Domain, true, string(js)); err != nil {
-		t.Fatal(err)
-	}
 	// alice has moved to Mailferry (the migration engine would have made
 	// her account with her old password).
 	addr, pw := srv.Address(t, "alice")
-	a, err := e.st.CreateAccount(ctx, addr, pw, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.alice = a
-	mb, err := e.st.Mailbox(ctx, a.ID, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.inbox = mb.ID
-	return &fixtureEnv{env: e, old: srv}
+	return &fixtureEnv{env: newEnvWith(t, set, addr, pw), old: srv}
 }
 
 func TestOldServerFixture(t *testing.T) {

@@ -57,8 +57,8 @@ func openStore(t testing.TB, path string) *store.Store {
 	return st
 }
 
-// env is a store with example.test migrating to an old SMTP at oldAddr and
-// alice already migrated.
+// env is a store with example.test migrating to an old server and alice
+// already migrated.
 type env struct {
 	path  string
 	st    *store.Store
@@ -66,7 +66,18 @@ type env struct {
 	inbox int64
 }
 
+// newEnv is an env whose old server has its SMTP, without TLS, at oldAddr.
 func newEnv(t testing.TB, oldAddr string) *env {
+	t.Helper()
+	ap := netip.MustParseAddrPort(oldAddr)
+	set := oldserver.Settings{Host: oldserver.HostFromIP(ap.Addr()), IMAPPort: 143, IMAPTLS: oldserver.TLSNone,
+		SMTPPort: int(ap.Port()), SMTPTLS: oldserver.TLSNone, LoginForm: oldserver.LoginFull}
+	return newEnvWith(t, set, alice, alicePW)
+}
+
+// newEnvWith is an env whose old server set says, and whose alice has the
+// address addr and the password pw.
+func newEnvWith(t testing.TB, set oldserver.Settings, addr, pw string) *env {
 	t.Helper()
 	e := &env{path: filepath.Join(t.TempDir(), "mail.db")}
 	e.st = openStore(t, e.path)
@@ -75,8 +86,14 @@ func newEnv(t testing.TB, oldAddr string) *env {
 	if _, err := e.st.CreateDomain(ctx, domain); err != nil {
 		t.Fatal(err)
 	}
-	setOldServer(t, e.st, oldAddr, oldserver.TLSNone, "")
-	a, err := e.st.CreateAccount(ctx, alice, alicePW, nil)
+	js, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.SetDomainMigration(ctx, domain, true, string(js)); err != nil {
+		t.Fatal(err)
+	}
+	a, err := e.st.CreateAccount(ctx, addr, pw, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,20 +104,6 @@ func newEnv(t testing.TB, oldAddr string) *env {
 	}
 	e.inbox = mb.ID
 	return e
-}
-
-func setOldServer(t testing.TB, st *store.Store, addr string, mode oldserver.TLSMode, pin string) {
-	t.Helper()
-	ap := netip.MustParseAddrPort(addr)
-	set := oldserver.Settings{Host: oldserver.HostFromIP(ap.Addr()), IMAPPort: 143, IMAPTLS: oldserver.TLSNone,
-		SMTPPort: int(ap.Port()), SMTPTLS: mode, PinnedSHA256: pin, LoginForm: oldserver.LoginFull}
-	js, err := json.Marshal(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.SetDomainMigration(context.Background(), domain, true, string(js)); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // inbox returns the raw messages of a mailbox.
