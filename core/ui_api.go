@@ -373,10 +373,10 @@ func (c *Core) dialFront(ctx context.Context, address, password string) (cl *ima
 // clientTLS returns a client TLS config that trusts exactly Mailferry's own
 // certificate, or nil when Mailferry has none.
 func (c *Core) clientTLS(addr string) *tls.Config {
-	if c.tls == nil || len(c.tls.Certificates) == 0 || len(c.tls.Certificates[0].Certificate) == 0 {
+	want := c.certDER()
+	if want == nil {
 		return nil
 	}
-	want := c.tls.Certificates[0].Certificate[0]
 	host, _, _ := net.SplitHostPort(addr)
 	return &tls.Config{
 		ServerName: host,
@@ -397,11 +397,21 @@ func (c *Core) clientTLS(addr string) *tls.Config {
 // CertFingerprint returns the SHA-256 fingerprint (colon hex) of the
 // certificate Mailferry's IMAP and SMTP listeners present, or "".
 func (c *Core) CertFingerprint() string {
-	if c.tls == nil || len(c.tls.Certificates) == 0 || len(c.tls.Certificates[0].Certificate) == 0 {
+	der := c.certDER()
+	if der == nil {
 		return ""
 	}
-	sum := sha256.Sum256(c.tls.Certificates[0].Certificate[0])
+	sum := sha256.Sum256(der)
 	return oldserver.FormatFingerprint(sum[:])
+}
+
+// certDER returns the DER bytes of the certificate Mailferry's listeners
+// present, or nil when it has none.
+func (c *Core) certDER() []byte {
+	if c.tls == nil || len(c.tls.Certificates) == 0 || len(c.tls.Certificates[0].Certificate) == 0 {
+		return nil
+	}
+	return c.tls.Certificates[0].Certificate[0]
 }
 
 // TestProgress is the progress of a test account's migration as a mail
