@@ -253,12 +253,12 @@ func send(addr, from string, to []string, raw []byte) error {
 
 // submit sends with STARTTLS and AUTH PLAIN on the submission port.
 func submit(addr string, pool *x509.CertPool, user, pass, from string, to []string, raw []byte) error {
-	c, err := smtp.DialStartTLS(addr, &tls.Config{RootCAs: pool, ServerName: "mailferry.test"})
+	c, err := smtp.DialStartTLS(addr, tlsClient(pool))
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := c.Auth(sasl.NewPlainClient("", user, pass)); err != nil {
+	if err := c.Auth(plain(user, pass)); err != nil {
 		return err
 	}
 	if err := c.SendMail(from, to, bytes.NewReader(raw)); err != nil {
