@@ -402,11 +402,11 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 	dialed := make(chan *imapclient.Client, max(workers-1, 0))
 	for w := 1; w < workers; w++ {
 		e.goSafe("connect "+acct.Address, func() {
-			c, err := e.connect(ctx, s, cred)
-			if err != nil {
-				c = nil // the worker tries again itself
-			}
-			dialed <- c
+			// nil when connect failed: the worker tries again itself. Sent
+			// even after a panic, as a worker and the disconnect wait for it.
+			var c *imapclient.Client
+			defer func() { dialed <- c }()
+			c, _ = e.connect(ctx, s, cred)
 		})
 	}
 	unused := max(workers-1, 0)
