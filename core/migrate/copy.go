@@ -187,17 +187,6 @@ func statusOf(c *imapclient.Client, name string, quick bool) (*statusInfo, error
 }
 
 // oldMailbox is one mailbox as listed by the old server.
-// weight is how much a plan has to copy, for ordering the work.
-func (p *plan) weight() int64 {
-	if st := p.old.status; st != nil {
-		if st.size >= 0 {
-			return st.size
-		}
-		return int64(st.messages)
-	}
-	return 0
-}
-
 type oldMailbox struct {
 	name       string
 	local      string
@@ -300,6 +289,17 @@ func listOld(c *imapclient.Client, ns nsInfo) ([]*oldMailbox, error) {
 type plan struct {
 	old   *oldMailbox
 	local *store.Mailbox
+}
+
+// weight is how much a plan has to copy, for ordering the work.
+func (p *plan) weight() int64 {
+	if st := p.old.status; st != nil {
+		if st.size >= 0 {
+			return st.size
+		}
+		return int64(st.messages)
+	}
+	return 0
 }
 
 // copyAccount copies every mailbox of an account (or, for catch-up, what is
@@ -550,7 +550,6 @@ type pending struct {
 	uid   uint32
 	flags []string
 	date  time.Time
-	size  int64
 	// The body (bodySize bytes) is staged in the store by the reader's
 	// stager; blob and stageErr are set once staged is closed.
 	bodySize int64
@@ -663,8 +662,6 @@ func (r *reader) read(msg *imapclient.FetchMessageData) (*pending, error) {
 			p.flags = messageFlags(it.Flags)
 		case imapclient.FetchItemDataInternalDate:
 			p.date = it.Time
-		case imapclient.FetchItemDataRFC822Size:
-			p.size = it.Size
 		case imapclient.FetchItemDataBodySection:
 			p.gotBody = true
 			if it.Literal == nil {
