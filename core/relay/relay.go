@@ -206,23 +206,11 @@ func New(opts Options) (*Relay, error) {
 		}
 		opts.Hostname = h
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	defInt := func(d *int, v int) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	if opts.MaxMessageBytes <= 0 {
-		opts.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	defInt(&opts.MaxRecipients, DefaultMaxRecipients)
-	defInt(&opts.MaxConnsPerIP, DefaultMaxConnsPerIP)
-	defInt(&opts.MaxAuthFailures, DefaultMaxAuthFailures)
-	defInt(&opts.Workers, DefaultWorkers)
+	def(&opts.MaxMessageBytes, DefaultMaxMessageBytes)
+	def(&opts.MaxRecipients, DefaultMaxRecipients)
+	def(&opts.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	def(&opts.MaxAuthFailures, DefaultMaxAuthFailures)
+	def(&opts.Workers, DefaultWorkers)
 	def(&opts.ReadTimeout, DefaultReadTimeout)
 	def(&opts.WriteTimeout, DefaultWriteTimeout)
 	def(&opts.AuthFailureWindow, DefaultAuthFailureWindow)
@@ -265,6 +253,13 @@ func New(opts Options) (*Relay, error) {
 		r.opts.Dial = DialOldServer
 	}
 	return r, nil
+}
+
+// def sets an Options field that is zero or negative to its default v.
+func def[T int | int64 | time.Duration](d *T, v T) {
+	if *d <= 0 {
+		*d = v
+	}
 }
 
 type listenerMode int
