@@ -525,11 +525,11 @@ func (e *Engine) copyMailboxRetry(ctx context.Context, acct *store.Account, s *o
 				return nil
 			}
 		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		var me *mailboxError
-		if ctx.Err() != nil || errors.As(err, &me) || errors.Is(err, ErrBadPassword) {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		if errors.As(err, &me) || errors.Is(err, ErrBadPassword) {
 			return err
 		}
 		closeClient(*conn)
