@@ -89,7 +89,7 @@ func (r *Relay) verifyRcpt(ctx context.Context, old *oldserver.Settings, rcpt st
 	defer cancel()
 	utf8 := !isASCII(rcpt)
 	for fresh := false; ; fresh = true {
-		c, reused, _ := r.pool.get(key, fresh)
+		c, reused := r.pool.get(key, fresh)
 		if c == nil {
 			var err error
 			if c, err = r.opts.Dial(ctx, &set, r.opts.Hostname); err != nil {

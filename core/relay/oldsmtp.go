@@ -79,7 +79,7 @@ func (r *Relay) sendGroup(ctx context.Context, domain, from string, rcpts []stri
 	var stop func() bool
 	for fresh := false; ; fresh = true {
 		var reused bool
-		c, reused, err = r.pool.get(key, fresh)
+		c, reused = r.pool.get(key, fresh)
 		if c == nil {
 			dctx, cancel := context.WithTimeout(ctx, r.opts.ClientTimeout)
 			c, err = r.opts.Dial(dctx, &set, r.opts.Hostname)
@@ -209,9 +209,9 @@ func newClientPool(max int) *clientPool {
 
 // get returns an idle session for key (reused = true), or nil when there is
 // none or fresh is set.
-func (p *clientPool) get(key string, fresh bool) (c *smtp.Client, reused bool, err error) {
+func (p *clientPool) get(key string, fresh bool) (c *smtp.Client, reused bool) {
 	if fresh {
-		return nil, false, nil
+		return nil, false
 	}
 	p.mu.Lock()
 	var stale []*smtp.Client
@@ -227,12 +227,12 @@ func (p *clientPool) get(key string, fresh bool) (c *smtp.Client, reused bool, e
 		l = l[:len(l)-1]
 		if time.Since(ic.since) < poolIdle {
 			p.idle[key] = l
-			return ic.c, true, nil
+			return ic.c, true
 		}
 		stale = append(stale, ic.c)
 	}
 	delete(p.idle, key)
-	return nil, false, nil
+	return nil, false
 }
 
 // releaser returns the function that gives c back to the pool (after RSET
