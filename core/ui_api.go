@@ -106,36 +106,10 @@ func (c *Core) RemoveTestAccount(ctx context.Context, address string) error {
 }
 
 // setDomain creates domain if needed and records its old server (s, or the
-// settings already recorded when s is nil) and migration switch.
+// settings already recorded when s is nil) and migration switch, as
+// migrate.SetDomain does; invalid settings change nothing.
 func (c *Core) setDomain(ctx context.Context, domain string, s *oldserver.Settings, migrating bool) error {
-	d, err := c.store.Domain(ctx, domain)
-	if errors.Is(err, store.ErrNotFound) {
-		d, err = c.store.CreateDomain(ctx, domain)
-		if errors.Is(err, store.ErrExists) {
-			d, err = c.store.Domain(ctx, domain)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("domain %s: %w", domain, err)
-	}
-	js := d.OldServer
-	if s != nil {
-		if err := s.Validate(); err != nil {
-			return err
-		}
-		b, err := json.Marshal(s)
-		if err != nil {
-			return fmt.Errorf("domain %s: %w", domain, err)
-		}
-		js = string(b)
-	}
-	if migrating && js == "" {
-		return fmt.Errorf("domain %s: give the old server's settings before enabling migration", domain)
-	}
-	if err := c.store.SetDomainMigration(ctx, d.Name, migrating, js); err != nil {
-		return fmt.Errorf("domain %s: %w", domain, err)
-	}
-	return nil
+	return c.mig.SetDomain(ctx, domain, s, migrating)
 }
 
 // EnableMigration turns automatic migration from the old server s on for

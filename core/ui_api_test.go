@@ -1,12 +1,16 @@
 package core_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"mailferry/core"
 	"mailferry/core/demo"
+	"mailferry/core/oldserver"
+	"mailferry/core/store"
 )
 
 func TestParseMessageSamples(t *testing.T) {
@@ -120,5 +124,22 @@ func TestReportText(t *testing.T) {
 	}
 	if r.OK() || r.Failed() != 1 {
 		t.Errorf("OK %v failed %d", r.OK(), r.Failed())
+	}
+}
+
+// Invalid old-server settings change nothing, not even on a new domain.
+func TestEnableMigrationInvalidSettingsCreateNothing(t *testing.T) {
+	co, err := core.Open(core.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	ctx := context.Background()
+	bad := oldserver.Settings{Host: oldserver.MustParseHost("[192.0.2.7]"), IMAPPort: 0, SMTPPort: 25}
+	if err := co.EnableMigration(ctx, "new.test", bad); err == nil {
+		t.Fatal("invalid settings accepted")
+	}
+	if _, err := co.Store().Domain(ctx, "new.test"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("domain after a refused EnableMigration: %v", err)
 	}
 }
