@@ -207,28 +207,21 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	e.closed = true
 	e.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		for {
-			e.mu.Lock()
-			var j *job
-			for _, j = range e.jobs {
-				break
-			}
-			e.mu.Unlock()
-			if j == nil {
-				close(done)
-				return
-			}
-			select {
-			case <-j.done:
-			case <-ctx.Done():
-				close(done)
-				return
-			}
+	for ctx.Err() == nil {
+		e.mu.Lock()
+		var j *job
+		for _, j = range e.jobs {
+			break
 		}
-	}()
-	<-done
+		e.mu.Unlock()
+		if j == nil {
+			break
+		}
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+		}
+	}
 	err := ctx.Err()
 	e.Close()
 	return err
