@@ -3,7 +3,6 @@ package migrate_test
 import (
 	"context"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,9 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailferry/core/imapfront"
-	"mailferry/core/migrate"
 	"mailferry/core/oldserver/oldtest"
-	"mailferry/core/store"
 )
 
 // BenchmarkFetchEnvelopeVsDovecot20k migrates a 20,000-message INBOX from
@@ -26,14 +23,7 @@ func BenchmarkFetchEnvelopeVsDovecot20k(b *testing.B) {
 	seedMaildir(b, srv, "bob", "INBOX", 20000, func(i int) int { return 1500 + i%10*200 })
 	addr, pass := srv.Address(b, "bob")
 	ctx := context.Background()
-	st, err := store.Open(filepath.Join(b.TempDir(), "mail.db"), &store.Options{Logger: quietLogger(), Summarize: imapfront.Summarize})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	if err := migrate.SetDomain(ctx, st, oldtest.Domain, settingsFor(b, srv.IMAPAddr), true); err != nil {
-		b.Fatal(err)
-	}
+	st := setupSummarized(b, srv.IMAPAddr)
 	e := newEngine(b, st, nil)
 	defer e.Close()
 	if _, err := e.FirstLogin(ctx, addr, pass); err != nil {
