@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -454,7 +455,10 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 				if wctx.Err() != nil {
 					return
 				}
-				if !report(p, e.copyMailboxRetry(wctx, acct, s, cred, conn, p, catchUp)) {
+				err := recovered(e.log, "copy "+acct.Address+" "+p.old.name, func() error {
+					return e.copyMailboxRetry(wctx, acct, s, cred, conn, p, catchUp)
+				})
+				if !report(p, err) {
 					stop()
 					return
 				}
@@ -586,6 +590,7 @@ func (e *readError) Unwrap() error { return e.err }
 // memory holds a handful of messages at most.
 type reader struct {
 	st      *store.Store
+	log     *slog.Logger
 	maxSize int64
 	bufs    chan []byte
 	jobs    chan stageJob
@@ -604,8 +609,8 @@ const (
 	readerBufs = 3
 )
 
-func newReader(st *store.Store, maxSize int64) *reader {
-	r := &reader{st: st, maxSize: maxSize, bufs: make(chan []byte, readerBufs),
+func newReader(st *store.Store, log *slog.Logger, maxSize int64) *reader {
+	r := &reader{st: st, log: log, maxSize: maxSize, bufs: make(chan []byte, readerBufs),
 		jobs: make(chan stageJob, readerBufs), done: make(chan struct{})}
 	for range readerBufs {
 		r.bufs <- nil
@@ -613,7 +618,10 @@ func newReader(st *store.Store, maxSize int64) *reader {
 	go func() {
 		defer close(r.done)
 		for j := range r.jobs {
-			j.p.blob, j.p.stageErr = r.st.Stage(j.body)
+			j.p.stageErr = recovered(r.log, "stage", func() (err error) {
+				j.p.blob, err = r.st.Stage(j.body)
+				return err
+			})
 			close(j.p.staged)
 			if j.pooled {
 				r.bufs <- j.body
@@ -784,7 +792,8 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 			if failed {
 				continue
 			}
-			if err := e.commit(ctx, acct, p, state, b); err != nil {
+			err := recovered(e.log, "commit "+acct.Address, func() error { return e.commit(ctx, acct, p, state, b) })
+			if err != nil {
 				cmu.Lock()
 				cerr = err
 				cmu.Unlock()
@@ -844,7 +853,7 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		cur = &batch{last: cur.last}
 		return nil
 	}
-	rd := newReader(e.st, e.opts.MaxMessageSize)
+	rd := newReader(e.st, e.log, e.opts.MaxMessageSize)
 	defer rd.close()
 	add := func(m *pending) error {
 		if len(cur.msgs) == 0 {

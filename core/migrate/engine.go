@@ -180,13 +180,21 @@ func (e *Engine) goSafe(name string, fn func()) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		defer func() {
-			if r := recover(); r != nil {
-				e.log.Error("migrate: panic", "in", name, "panic", r, "stack", string(debug.Stack()))
-			}
-		}()
-		fn()
+		recovered(e.log, name, func() error { fn(); return nil })
 	}()
+}
+
+// recovered runs fn and turns a panic in it into an error (logged with its
+// stack), so that a bug fails the work it hit instead of passing for
+// success.
+func recovered(log *slog.Logger, name string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("migrate: panic", "in", name, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("migrate: %s: internal error: %v", name, r)
+		}
+	}()
+	return fn()
 }
 
 // Close stops every job at once (a stopped copy resumes later from its last
