@@ -294,12 +294,7 @@ func fetchSample(cl *imapclient.Client, sm demo.Sample) (*SampleCopy, error) {
 	m := msgs[0]
 	raw := m.FindBodySection(body)
 	sum := sha256.Sum256(raw)
-	var flags []string
-	for _, f := range m.Flags {
-		if !strings.EqualFold(string(f), `\Recent`) {
-			flags = append(flags, string(f))
-		}
-	}
+	flags := oldserver.MessageFlags(m.Flags)
 	sort.Strings(flags)
 	return &SampleCopy{
 		Name: sm.Name, UID: uint32(m.UID), Flags: flags, InternalDate: m.InternalDate,

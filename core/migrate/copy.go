@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"mailferry/core/oldserver"
 	"mailferry/core/store"
 )
 
@@ -637,18 +638,6 @@ func (r *reader) close() {
 	<-r.done
 }
 
-// messageFlags returns the flags and keywords of an old message as they
-// are stored (case kept), without \Recent, which is session state.
-func messageFlags(flags []imap.Flag) []string {
-	var out []string
-	for _, f := range flags {
-		if !strings.EqualFold(string(f), `\Recent`) {
-			out = append(out, string(f))
-		}
-	}
-	return out
-}
-
 // wait waits until p's body is staged and says whether that worked.
 func (p *pending) wait() error {
 	if p.staged == nil {
@@ -667,7 +656,7 @@ func (r *reader) read(msg *imapclient.FetchMessageData) (*pending, error) {
 		case imapclient.FetchItemDataUID:
 			p.uid = uint32(it.UID)
 		case imapclient.FetchItemDataFlags:
-			p.flags = messageFlags(it.Flags)
+			p.flags = oldserver.MessageFlags(it.Flags)
 		case imapclient.FetchItemDataInternalDate:
 			p.date = it.Time
 		case imapclient.FetchItemDataBodySection:

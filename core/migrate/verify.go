@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"mailferry/core/oldserver"
 	"mailferry/core/store"
 )
 
@@ -183,7 +184,7 @@ func (e *Engine) verifyFolder(ctx context.Context, c *imapclient.Client, o *oldM
 				case imapclient.FetchItemDataUID:
 					uid = uint32(it.UID)
 				case imapclient.FetchItemDataFlags:
-					s.flags = append(s.flags, messageFlags(it.Flags)...)
+					s.flags = append(s.flags, oldserver.MessageFlags(it.Flags)...)
 				case imapclient.FetchItemDataInternalDate:
 					s.date = it.Time
 				case imapclient.FetchItemDataBodySection:

@@ -395,3 +395,15 @@ func hasAny(s string, subs ...string) bool {
 	}
 	return false
 }
+
+// MessageFlags returns a message's flags and keywords as a server keeps
+// them (case kept), without \Recent, which is session state.
+func MessageFlags(flags []imap.Flag) []string {
+	var out []string
+	for _, f := range flags {
+		if !strings.EqualFold(string(f), `\Recent`) {
+			out = append(out, string(f))
+		}
+	}
+	return out
+}
