@@ -232,7 +232,11 @@ type limiter struct {
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
+	sweepAt int // sweep refilled buckets when there are more than this
 }
+
+// minSweep is the number of buckets below which refilled ones are kept.
+const minSweep = 100000
 
 type bucket struct {
 	tokens float64
@@ -240,7 +244,7 @@ type bucket struct {
 }
 
 func newLimiter(rl LoginRateLimit) *limiter {
-	return &limiter{rl: rl, buckets: map[string]*bucket{}}
+	return &limiter{rl: rl, buckets: map[string]*bucket{}, sweepAt: minSweep}
 }
 
 func (l *limiter) capacity(key string) float64 {
@@ -283,13 +287,16 @@ func (l *limiter) fail(keys ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	if len(l.buckets) > 100000 {
-		// Forget buckets that have refilled: they are the same as new.
+	if len(l.buckets) > l.sweepAt {
+		// Forget buckets that have refilled: they are the same as new. The
+		// next sweep waits until the map has doubled, so that many keys
+		// failing at once (an attack) cost each failure O(1), not a scan.
 		for k := range l.buckets {
 			if l.refill(k, now).tokens >= l.capacity(k) {
 				delete(l.buckets, k)
 			}
 		}
+		l.sweepAt = max(minSweep, 2*len(l.buckets))
 	}
 	for _, k := range keys {
 		b := l.refill(k, now)
