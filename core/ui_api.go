@@ -997,6 +997,12 @@ func (c *Core) Dashboard(ctx context.Context) (*Dashboard, error) {
 	for _, p := range c.mig.Progress() {
 		prog[p.AccountID] = p
 	}
+	// One query for what every account holds, not one per mailbox: the
+	// dashboard asks every second.
+	usage, err := c.store.Usages(ctx)
+	if err != nil {
+		return nil, err
+	}
 	for _, dom := range domains {
 		ds := DomainStatus{Name: dom.Name, Migrating: dom.Migrating}
 		ds.OldServer, _ = parseOldServer(dom.OldServer)
@@ -1018,19 +1024,8 @@ func (c *Core) Dashboard(ctx context.Context) (*Dashboard, error) {
 			case store.MigFailed:
 				d.Failed++
 			}
-			mbs, err := c.store.Mailboxes(ctx, a.ID)
-			if err != nil {
-				return nil, err
-			}
-			for _, mb := range mbs {
-				us.Folders++
-				st, err := c.store.Status(ctx, mb.ID)
-				if err != nil {
-					return nil, err
-				}
-				us.Messages += int64(st.Messages)
-				us.Bytes += st.Size
-			}
+			u := usage[a.ID]
+			us.Folders, us.Messages, us.Bytes = u.Folders, u.Messages, u.Bytes
 			if a.Migration == store.MigRunning && !a.Created.IsZero() {
 				if el := time.Since(a.Created).Seconds(); el > 0 {
 					us.Rate = float64(us.Messages) / el

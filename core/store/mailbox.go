@@ -320,3 +320,33 @@ func (s *Store) Status(ctx context.Context, mailboxID int64) (*MailboxStatus, er
 	}
 	return &st, nil
 }
+
+// Usage is what an account holds: its mailboxes, their messages and the
+// messages' total size.
+type Usage struct {
+	Folders  int
+	Messages int64
+	Bytes    int64
+}
+
+// Usages returns every account's Usage by account ID, in one query (an
+// account with no mailbox is absent).
+func (s *Store) Usages(ctx context.Context) (map[int64]Usage, error) {
+	type row struct {
+		account int64
+		u       Usage
+	}
+	rows, err := queryAll(ctx, s.r, func(r rowScanner) (row, error) {
+		var x row
+		return x, r.Scan(&x.account, &x.u.Folders, &x.u.Messages, &x.u.Bytes)
+	}, `SELECT mb.account_id, count(DISTINCT mb.id), count(m.id), coalesce(sum(m.size), 0)
+		FROM mailboxes mb LEFT JOIN messages m ON m.mailbox_id = mb.id GROUP BY mb.account_id`)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]Usage, len(rows))
+	for _, x := range rows {
+		out[x.account] = x.u
+	}
+	return out, nil
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -554,5 +555,36 @@ func TestAppendMany(t *testing.T) {
 	tx.Rollback()
 	if st2, _ := s.Status(ctx, inbox.ID); st2.Messages != 100 || st2.UIDNext != 101 || st2.HighestModSeq != st.HighestModSeq {
 		t.Fatalf("after rollback %+v, before %+v", st2, st)
+	}
+}
+
+// Usages counts every account's mailboxes (empty ones too), messages and
+// bytes, as Status of each mailbox would add up.
+func TestUsages(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	a := account(t, s, "a@example.test")
+	b := account(t, s, "b@example.test")
+	inbox, _ := s.Mailbox(ctx, a.ID, "INBOX")
+	if _, err := s.CreateMailbox(ctx, a.ID, "Empty", nil); err != nil {
+		t.Fatal(err)
+	}
+	var bytes int64
+	for i := 0; i < 3; i++ {
+		body := []byte(fmt.Sprintf("Subject: %d\r\n\r\n%s\r\n", i, strings.Repeat("x", i*10)))
+		bytes += int64(len(body))
+		if _, err := s.AppendMessage(ctx, inbox.ID, &store.NewMessage{Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := s.Usages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u[a.ID]; got != (store.Usage{Folders: 2, Messages: 3, Bytes: bytes}) {
+		t.Fatalf("a: %+v, want 2 folders, 3 messages, %d bytes", got, bytes)
+	}
+	if got := u[b.ID]; got != (store.Usage{Folders: 1}) {
+		t.Fatalf("b (an empty INBOX): %+v", got)
 	}
 }
