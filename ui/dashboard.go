@@ -122,7 +122,7 @@ func (d *dashboard) cell(row, col int) string {
 	case 4:
 		return humanBytes(u.Bytes)
 	case 5:
-		if u.Rate > 0 && (u.State == "running" || u.State == "catchup") {
+		if u.Rate > 0 && u.State == "running" {
 			return fmt.Sprintf("%.1f msg/s", u.Rate)
 		}
 		return "—"
@@ -147,8 +147,6 @@ func stateText(s string) string {
 		return "moved"
 	case "failed":
 		return "FAILED"
-	case "catchup":
-		return "catching up"
 	}
 	return s
 }
