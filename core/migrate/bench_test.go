@@ -180,6 +180,29 @@ func cpuTimes() (self, machine time.Duration) {
 	return self, time.Duration(ticks) * 10 * time.Millisecond // USER_HZ = 100
 }
 
+// oldServerCPU is the CPU time used by the fixture's Dovecot: its master
+// and the children it has reaped (imap processes end at LOGOUT).
+func oldServerCPU(srv *oldtest.Server) time.Duration {
+	ents, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, e := range ents {
+		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmd), srv.StateDir) || !strings.Contains(string(cmd), "dovecot") {
+			continue
+		}
+		st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
+		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
 // resetPeakRSS starts a new VmHWM measurement (Linux: clear_refs 5).
 func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 
@@ -213,7 +236,13 @@ func BenchmarkMigrate5000(b *testing.B) {
 	}
 	addr, pass := srv.Address(b, "alice")
 	rawDownload(b, srv, "alice", folders) // warm the old server's caches
+	fcpu0, fbusy0 := cpuTimes()
+	fold0 := oldServerCPU(srv)
 	floor, floorBytes := rawDownload(b, srv, "alice", folders)
+	fcpu1, fbusy1 := cpuTimes()
+	time.Sleep(100 * time.Millisecond) // until Dovecot reaped the imap process
+	b.Logf("CPU during the floor: reader %.2f s, Dovecot %.2f s, whole machine %.2f s of %.2f s available",
+		(fcpu1 - fcpu0).Seconds(), (oldServerCPU(srv) - fold0).Seconds(), (fbusy1 - fbusy0).Seconds(), floor.Seconds()*float64(runtime.NumCPU()))
 	if floorBytes != total {
 		b.Fatalf("floor read %d bytes, seeded %d", floorBytes, total)
 	}
@@ -230,6 +259,8 @@ func BenchmarkMigrate5000(b *testing.B) {
 		base := peakRSS()
 		stopSample := make(chan struct{})
 		var goPeak uint64
+		traceStart := time.Now()
+		_, lastBusy := cpuTimes()
 		go func() {
 			var ms runtime.MemStats
 			for {
@@ -240,6 +271,11 @@ func BenchmarkMigrate5000(b *testing.B) {
 				}
 				runtime.ReadMemStats(&ms)
 				goPeak = max(goPeak, ms.HeapInuse+ms.StackInuse)
+				if os.Getenv("CPUTRACE") != "" { // the machine's busy share, every 20 ms
+					_, busy := cpuTimes()
+					fmt.Fprintf(os.Stderr, "t=%4dms busy=%3d%%\n", time.Since(traceStart).Milliseconds(), int(100*(busy-lastBusy).Seconds()/(2*20e-3)))
+					lastBusy = busy
+				}
 				if os.Getenv("RSSTRACE") != "" {
 					fmt.Fprintf(os.Stderr, "rss %s heapinuse %d MiB\n", curRSS(), ms.HeapInuse>>20)
 				}
@@ -253,6 +289,7 @@ func BenchmarkMigrate5000(b *testing.B) {
 		b.StartTimer()
 		start := time.Now()
 		cpu0, busy0 := cpuTimes()
+		old0 := oldServerCPU(srv)
 		if err := e.MigrateAccount(ctx, addr, migrate.Credentials{Password: pass}); err != nil {
 			b.Fatal(err)
 		}
@@ -260,8 +297,10 @@ func BenchmarkMigrate5000(b *testing.B) {
 		elapsed += took
 		b.StopTimer()
 		cpu1, busy1 := cpuTimes()
-		b.Logf("CPU during the copy: Mailferry %.2f s, whole machine %.2f s of %.2f s available (%d cores, %.0f%% busy)",
-			(cpu1 - cpu0).Seconds(), (busy1 - busy0).Seconds(), took.Seconds()*float64(runtime.NumCPU()), runtime.NumCPU(),
+		e.Close() // logs out: Dovecot's imap processes end and are counted
+		time.Sleep(100 * time.Millisecond)
+		b.Logf("CPU during the copy: Dovecot %.2f s, Mailferry %.2f s, whole machine %.2f s of %.2f s available (%d cores, %.0f%% busy)",
+			(oldServerCPU(srv) - old0).Seconds(), (cpu1 - cpu0).Seconds(), (busy1 - busy0).Seconds(), took.Seconds()*float64(runtime.NumCPU()), runtime.NumCPU(),
 			100*(busy1-busy0).Seconds()/(took.Seconds()*float64(runtime.NumCPU())))
 		close(stopSample)
 		if i == 0 {
@@ -281,7 +320,6 @@ func BenchmarkMigrate5000(b *testing.B) {
 		if n != total {
 			b.Fatalf("copied %d bytes, want %d", n, total)
 		}
-		e.Close()
 		st.Close()
 		b.StartTimer()
 	}
