@@ -54,24 +54,30 @@ func (e *Engine) MigrateAccount(ctx context.Context, address string, cred Creden
 }
 
 // createForBulk checks the credentials at the old server and creates the
-// account with the old INBOX's UIDVALIDITY and UIDNEXT.
+// account with the old INBOX's UIDVALIDITY and UIDNEXT. The connection is
+// kept for the copy.
 func (e *Engine) createForBulk(ctx context.Context, s *oldSettings, cred Credentials) (*store.Account, error) {
 	c, err := e.connect(ctx, s, cred)
 	if err != nil {
 		return nil, err
 	}
-	defer closeClient(c)
 	password := cred.Password
 	if password == "" {
 		if password, err = randomPassword(); err != nil {
+			closeClient(c)
 			return nil, err
 		}
 	}
 	acct, err := e.createFromOld(ctx, c, cred.Address, password)
-	if errors.Is(err, store.ErrExists) {
-		return e.st.Account(ctx, cred.Address)
+	if err != nil {
+		closeClient(c)
+		if errors.Is(err, store.ErrExists) {
+			return e.st.Account(ctx, cred.Address)
+		}
+		return nil, err
 	}
-	return acct, err
+	e.keepConn(acct.ID, cred, c)
+	return acct, nil
 }
 
 // UserResult is the outcome of one user of MigrateUsers.

@@ -305,74 +305,22 @@ func (p *plan) weight() int64 {
 }
 
 // copyAccount copies every mailbox of an account (or, for catch-up, what is
-// new in them), INBOX first.
+// new in them), INBOX first. A first copy (or its resume) starts on INBOX at
+// once, on the connection the login left (Engine.keepConn) when there is
+// one, while a second connection lists the other mailboxes.
 func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials, catchUp bool) error {
-	c, err := e.connectRetry(ctx, s, cred)
-	if err != nil {
-		return err
+	c := e.takeConn(acct.ID, cred)
+	if c == nil {
+		var err error
+		if c, err = e.connectRetry(ctx, s, cred); err != nil {
+			return err
+		}
 	}
 	defer func() { closeClient(c) }()
-	ns, err := readNamespace(c)
-	if err != nil {
-		return fmt.Errorf("migrate: %s: %w", acct.Address, err)
-	}
-	olds, err := listOld(c, ns)
-	if err != nil {
-		return fmt.Errorf("migrate: %s: %w", acct.Address, err)
-	}
 	byOld, err := e.localsByOldName(ctx, acct.ID)
 	if err != nil {
 		return err
 	}
-	var plans []*plan
-	var msgTotal, msgDone, byteTotal, byteDone int64
-	foldersDone := 0
-	for _, o := range olds {
-		lm := byOld[o.name]
-		if lm == nil {
-			if lm, err = e.createLocal(ctx, acct, o); err != nil {
-				return err
-			}
-		} else if lm.Migration == store.MigPending && lm.Subscribed != o.subscribed {
-			// INBOX is made at the first login, before its subscription
-			// on the old server is known.
-			if err := e.st.SetSubscribed(ctx, acct.ID, lm.Name, o.subscribed); err != nil {
-				return err
-			}
-		}
-		if o.noselect {
-			if lm.Migration != store.MigDone {
-				if err := e.st.SetMailboxMigration(ctx, lm.ID, store.MigDone, 0); err != nil {
-					return err
-				}
-			}
-			foldersDone++
-			continue
-		}
-		st, err := e.st.Status(ctx, lm.ID)
-		if err != nil {
-			return err
-		}
-		msgDone += int64(st.Messages)
-		byteDone += st.Size
-		if o.status != nil {
-			msgTotal += int64(max(o.status.messages, st.Messages))
-			if o.status.size >= 0 {
-				byteTotal += max(o.status.size, st.Size)
-			}
-			if lm.Migration == store.MigDone && o.status.uidValidity == lm.UIDValidity && o.status.uidNext != 0 &&
-				o.status.uidNext-1 <= lm.MigratedUID {
-				foldersDone++ // nothing new
-				continue
-			}
-		}
-		plans = append(plans, &plan{old: o, local: lm})
-	}
-	e.prog.update(acct.ID, acct.Address, EventProgress, "", func(a *AccountProgress) {
-		a.FoldersTotal, a.FoldersDone = len(olds), foldersDone
-		a.MessagesTotal, a.MessagesDone = max(msgTotal, msgDone), msgDone
-		a.BytesTotal, a.BytesDone = max(byteTotal, byteDone), byteDone
-	})
 
 	var errs []error
 	var mu sync.Mutex
@@ -392,43 +340,88 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 		mu.Unlock()
 		return false
 	}
-	rest := plans
-	inbox := len(plans) > 0 && plans[0].local.Name == "INBOX"
-	if inbox {
-		rest = plans[1:]
+
+	// Connections for the workers after INBOX, dialed ahead; each
+	// announced one arrives on extra (nil when it could not be made: the
+	// worker then dials itself).
+	extra := make(chan *imapclient.Client, max(e.opts.ConnsPerAccount, 1))
+	announced := 0
+	dial := func(n int) {
+		for range n {
+			announced++
+			e.goSafe("connect "+acct.Address, func() {
+				var c *imapclient.Client
+				defer func() { extra <- c }() // sent even after a panic
+				c, _ = e.connect(ctx, s, cred)
+			})
+		}
 	}
-	// The biggest mailboxes first, so that the connections finish together.
-	sort.SliceStable(rest, func(i, j int) bool { return rest[i].weight() > rest[j].weight() })
-	workers := min(e.opts.ConnsPerAccount, len(rest))
-	// The other connections log in while INBOX is copied.
-	dialed := make(chan *imapclient.Client, max(workers-1, 0))
-	for w := 1; w < workers; w++ {
-		e.goSafe("connect "+acct.Address, func() {
-			// nil when connect failed: the worker tries again itself. Sent
-			// even after a panic, as a worker and the disconnect wait for it.
-			var c *imapclient.Client
-			defer func() { dialed <- c }()
-			c, _ = e.connect(ctx, s, cred)
-		})
-	}
-	unused := max(workers-1, 0)
 	defer func() {
-		n := unused
+		n := announced
 		e.goSafe("disconnect "+acct.Address, func() {
 			for range n {
-				closeClient(<-dialed)
+				closeClient(<-extra)
 			}
 		})
 	}()
-	// INBOX first, alone, so that it is complete before anything else.
-	if inbox {
-		if !report(plans[0], e.copyMailboxRetry(ctx, acct, s, cred, &c, plans[0], catchUp)) {
+
+	var rest []*plan
+	inbox := byOld["INBOX"]
+	if !catchUp && e.opts.ConnsPerAccount > 1 && inbox != nil && inbox.Migration != store.MigDone {
+		// INBOX now, on c; the listing meanwhile, on a second connection.
+		st, err := e.st.Status(ctx, inbox.ID)
+		if err != nil {
+			return err
+		}
+		e.prog.update(acct.ID, acct.Address, EventProgress, "", func(a *AccountProgress) {
+			a.MessagesDone += int64(st.Messages)
+			a.BytesDone += st.Size
+		})
+		p := &plan{old: &oldMailbox{name: "INBOX", local: "INBOX"}, local: inbox}
+		var inboxOK bool
+		done := make(chan struct{})
+		e.goSafe("copy "+acct.Address, func() {
+			defer close(done)
+			inboxOK = report(p, recovered(e.log, "copy "+acct.Address+" INBOX", func() error {
+				return e.copyMailboxRetry(ctx, acct, s, cred, &c, p, catchUp)
+			}))
+		})
+		lc, err := e.connectRetry(ctx, s, cred)
+		if err == nil {
+			rest, err = e.planAccount(ctx, lc, acct, byOld, "INBOX")
+			announced++
+			extra <- lc
+			if err == nil {
+				dial(min(e.opts.ConnsPerAccount, len(rest)) - 2)
+			}
+		}
+		<-done
+		if err != nil || !inboxOK {
+			mu.Lock()
+			defer mu.Unlock()
+			return errors.Join(append(errs, err)...)
+		}
+	} else {
+		plans, err := e.planAccount(ctx, c, acct, byOld, "")
+		if err != nil {
+			return err
+		}
+		rest = plans
+		first := len(plans) > 0 && plans[0].local.Name == "INBOX"
+		if first {
+			rest = plans[1:]
+		}
+		dial(min(e.opts.ConnsPerAccount, len(rest)) - 1) // they log in while INBOX is copied
+		// INBOX first, alone, so that it is complete before anything else.
+		if first && !report(plans[0], e.copyMailboxRetry(ctx, acct, s, cred, &c, plans[0], catchUp)) {
 			return errors.Join(errs...)
 		}
 	}
 	if len(rest) == 0 {
 		return nil
 	}
+	// The biggest mailboxes first, so that the connections finish together.
+	sort.SliceStable(rest, func(i, j int) bool { return rest[i].weight() > rest[j].weight() })
 	queue := make(chan *plan, len(rest))
 	for _, p := range rest {
 		queue <- p
@@ -437,15 +430,15 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
+	for w := range min(e.opts.ConnsPerAccount, len(rest)) {
 		wg.Add(1)
 		var own *imapclient.Client
 		conn := &own
 		if w == 0 {
 			conn = &c
-		} else {
-			own = <-dialed
-			unused--
+		} else if announced > 0 {
+			own = <-extra
+			announced--
 		}
 		e.goSafe("copy "+acct.Address, func() {
 			defer wg.Done()
@@ -471,6 +464,82 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 		return err
 	}
 	return errors.Join(errs...)
+}
+
+// planAccount lists the old mailboxes on c, makes the local mailboxes that
+// are missing, counts the account's totals into its progress and returns
+// what is to be copied (INBOX first), leaving out the mailbox named skip,
+// which the caller copies already and has counted as done.
+func (e *Engine) planAccount(ctx context.Context, c *imapclient.Client, acct *store.Account, byOld map[string]*store.Mailbox, skip string) ([]*plan, error) {
+	ns, err := readNamespace(c)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
+	}
+	olds, err := listOld(c, ns)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
+	}
+	var plans []*plan
+	var msgTotal, msgDone, byteTotal, byteDone int64
+	foldersDone := 0
+	for _, o := range olds {
+		lm := byOld[o.name]
+		if lm == nil {
+			if lm, err = e.createLocal(ctx, acct, o); err != nil {
+				return nil, err
+			}
+		} else if o.name == "INBOX" && lm.Migration != store.MigDone && lm.Subscribed != o.subscribed {
+			// INBOX is made at the first login, before its subscription
+			// on the old server is known (and its copy may start, and be
+			// stopped, before this listing).
+			if err := e.st.SetSubscribed(ctx, acct.ID, lm.Name, o.subscribed); err != nil {
+				return nil, err
+			}
+		}
+		if o.noselect {
+			if lm.Migration != store.MigDone {
+				if err := e.st.SetMailboxMigration(ctx, lm.ID, store.MigDone, 0); err != nil {
+					return nil, err
+				}
+			}
+			foldersDone++
+			continue
+		}
+		if o.name == skip {
+			if o.status != nil {
+				msgTotal += int64(o.status.messages)
+				byteTotal += max(o.status.size, 0)
+			}
+			continue
+		}
+		st, err := e.st.Status(ctx, lm.ID)
+		if err != nil {
+			return nil, err
+		}
+		msgDone += int64(st.Messages)
+		byteDone += st.Size
+		if o.status != nil {
+			msgTotal += int64(max(o.status.messages, st.Messages))
+			if o.status.size >= 0 {
+				byteTotal += max(o.status.size, st.Size)
+			}
+			if lm.Migration == store.MigDone && o.status.uidValidity == lm.UIDValidity && o.status.uidNext != 0 &&
+				o.status.uidNext-1 <= lm.MigratedUID {
+				foldersDone++ // nothing new
+				continue
+			}
+		}
+		plans = append(plans, &plan{old: o, local: lm})
+	}
+	e.prog.update(acct.ID, acct.Address, EventProgress, "", func(a *AccountProgress) {
+		a.FoldersTotal = len(olds)
+		a.FoldersDone += foldersDone
+		a.MessagesDone += msgDone
+		a.BytesDone += byteDone
+		a.MessagesTotal = max(msgTotal, a.MessagesDone)
+		a.BytesTotal = max(byteTotal, a.BytesDone)
+	})
+	return plans, nil
 }
 
 // localsByOldName returns an account's local mailboxes by the old name

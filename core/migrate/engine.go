@@ -108,7 +108,19 @@ type Engine struct {
 	creds   map[int64]Credentials  // by account ID, in memory only
 	masters map[string]Credentials // by domain, in memory only
 	lastRun map[int64]time.Time
+	kept    map[int64]keptConn // by account ID: see keepConn
 }
+
+// keptConn is a logged-in old-server connection left for an account's copy.
+type keptConn struct {
+	c    *imapclient.Client
+	cred Credentials
+	at   time.Time
+}
+
+// keptConnMaxAge is how long a kept connection waits for its copy; an
+// older one may have been dropped by the old server as idle.
+const keptConnMaxAge = 20 * time.Second
 
 type job struct {
 	id      int64
@@ -167,6 +179,7 @@ func New(opts Options) (*Engine, error) {
 		creds:   map[int64]Credentials{},
 		masters: map[string]Credentials{},
 		lastRun: map[int64]time.Time{},
+		kept:    map[int64]keptConn{},
 	}
 	if opts.CatchUpInterval > 0 {
 		e.goSafe("catch-up timer", e.catchUpLoop)
@@ -205,8 +218,49 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	e.cancel()
 	e.wg.Wait()
+	e.mu.Lock()
+	kept := e.kept
+	e.kept = map[int64]keptConn{}
+	e.mu.Unlock()
+	for _, k := range kept {
+		closeClient(k.c)
+	}
 	e.prog.closeAll()
 	return nil
+}
+
+// keepConn leaves c, logged in with cred as the account's user, for the
+// account's next copy, which then starts without logging in again (a first
+// login's copy starts sooner). It replaces a connection kept before.
+func (e *Engine) keepConn(id int64, cred Credentials, c *imapclient.Client) {
+	e.mu.Lock()
+	old, had := e.kept[id]
+	if e.closed {
+		old, had = keptConn{c: c}, true
+	} else {
+		e.kept[id] = keptConn{c: c, cred: cred, at: time.Now()}
+	}
+	e.mu.Unlock()
+	if had {
+		closeClient(old.c)
+	}
+}
+
+// takeConn returns the connection kept for the account if it was logged in
+// with cred and is recent, else nil (closing one that is not).
+func (e *Engine) takeConn(id int64, cred Credentials) *imapclient.Client {
+	e.mu.Lock()
+	k, ok := e.kept[id]
+	delete(e.kept, id)
+	e.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if k.cred != cred || time.Since(k.at) > keptConnMaxAge {
+		closeClient(k.c)
+		return nil
+	}
+	return k.c
 }
 
 // Shutdown stops accepting work and waits for running jobs to finish; when
@@ -322,25 +376,26 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 	if err != nil {
 		return nil, err
 	}
-	defer closeClient(c)
-
 	if acct, err := e.st.Account(ctx, cred.Address); err == nil {
+		closeClient(c)
 		return e.adopt(ctx, acct, cred)
 	} else if !errors.Is(err, store.ErrNotFound) {
+		closeClient(c)
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	acct, err := e.createFromOld(ctx, c, cred.Address, password)
-	if errors.Is(err, store.ErrExists) { // a concurrent first login won
-		acct, err = e.st.Account(ctx, cred.Address)
-		if err == nil {
-			return e.adopt(ctx, acct, cred)
-		}
-	}
 	if err != nil {
+		closeClient(c)
+		if errors.Is(err, store.ErrExists) { // a concurrent first login won
+			if acct, err = e.st.Account(ctx, cred.Address); err == nil {
+				return e.adopt(ctx, acct, cred)
+			}
+		}
 		return nil, err
 	}
 	e.log.Info("migrate: account created at first login", "account", acct.Address, "delim", string(acct.Delim))
 	e.remember(acct.ID, cred)
+	e.keepConn(acct.ID, cred, c) // the copy starts on it
 	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) { a.State = store.MigPending })
 	e.schedule(acct.ID, acct.Address)
 	return acct, nil

@@ -251,9 +251,9 @@ func TestCutConnection(t *testing.T) {
 	srv := oldtest.Start(t, nil)
 	seedMany(t, srv, "carol", "INBOX", 120, 20000)
 	addr, pass := srv.Address(t, "carol")
-	// The first connection (FirstLogin's) moves a few kB; of the later ones,
-	// the first three that move 300 kB are cut there, in the middle of a message.
-	px := startProxy(t, srv.IMAPAddr, 1, 300_000, 3, 0)
+	// The first three connections that move 300 kB (FirstLogin's, which the
+	// copy goes on with, among them) are cut there, in the middle of a message.
+	px := startProxy(t, srv.IMAPAddr, 0, 300_000, 3, 0)
 	st, _ := setup(t, px.addr())
 	ctx := context.Background()
 	e := newEngine(t, st, nil)
@@ -465,4 +465,33 @@ func FuzzReadUsersCSV(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFirstLoginConnections: the copy goes on with the connection the first
+// login opened, and lists the other mailboxes on a second one while INBOX
+// is copied, so that a first login and its whole copy (two connections per
+// account) log in to the old server twice.
+func TestFirstLoginConnections(t *testing.T) {
+	t.Parallel()
+	srv := oldtest.Start(t, nil)
+	seedMany(t, srv, "bob", "INBOX", 30, 2000)
+	srv.CreateMailbox(t, "bob", "Archive", true)
+	seedMany(t, srv, "bob", "Archive", 20, 2000)
+	addr, pass := srv.Address(t, "bob")
+	px := startProxy(t, srv.IMAPAddr, 0, 0, 0, 0)
+	st, _ := setup(t, px.addr())
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 2})
+	ctx := context.Background()
+	if _, err := e.FirstLogin(ctx, addr, pass); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Wait(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	if n := compareAll(t, srv, st, "bob"); n != 50 {
+		t.Fatalf("compared %d messages, want 50", n)
+	}
+	if n := px.n.Load(); n != 2 {
+		t.Errorf("%d connections to the old server, want 2", n)
+	}
 }
