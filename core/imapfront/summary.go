@@ -7,6 +7,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -34,11 +35,15 @@ func summarize(raw []byte) (env *imap.Envelope, bs imap.BodyStructure) {
 			env, bs = &imap.Envelope{}, plainStructure(raw)
 		}
 	}()
-	env = imapserver.ExtractEnvelope(lenientHeader(raw))
+	h, body, err := readHeader(raw)
+	if err != nil {
+		h = lenientHeader(raw)
+	}
+	env = imapserver.ExtractEnvelope(h)
 	if tooDeep(parseMessage(raw), maxDepth) {
 		return env, plainStructure(raw)
 	}
-	bs = sanitizeStructure(bodyStructure(raw), 0)
+	bs = sanitizeStructure(bodyStructure(raw, h, body, err), 0)
 	if bs == nil {
 		bs = plainStructure(raw)
 	}
@@ -49,11 +54,9 @@ func summarize(raw []byte) (env *imap.Envelope, bs imap.BodyStructure) {
 // message that is a single part: that part's body is the tail of raw, so
 // its size and lines are counted in place rather than read into a copy.
 // Anything else goes to go-imap.
-func bodyStructure(raw []byte) imap.BodyStructure {
-	rd := bytes.NewReader(raw)
-	br := bufio.NewReader(rd)
-	h, err := textproto.ReadHeader(br)
-	if err != nil {
+// h, body and herr are what readHeader made of raw.
+func bodyStructure(raw []byte, h textproto.Header, body []byte, herr error) imap.BodyStructure {
+	if herr != nil {
 		return imapserver.ExtractBodyStructure(bytes.NewReader(raw))
 	}
 	header := gomessage.Header{Header: h}
@@ -62,7 +65,6 @@ func bodyStructure(raw []byte) imap.BodyStructure {
 	if primary == "multipart" || mediaType == "message/rfc822" || mediaType == "message/global" {
 		return imapserver.ExtractBodyStructure(bytes.NewReader(raw))
 	}
-	body := raw[len(raw)-rd.Len()-br.Buffered():]
 	bs := &imap.BodyStructureSinglePart{
 		Type:        primary,
 		Subtype:     sub,
@@ -88,10 +90,26 @@ func bodyStructure(raw []byte) imap.BodyStructure {
 	return bs
 }
 
+// headerReaders are reused by readHeader (a parsed header keeps no
+// reference to the reader's buffer: go-message copies each line).
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// readHeader parses raw's header (go-message); body is the rest of raw.
+func readHeader(raw []byte) (h textproto.Header, body []byte, err error) {
+	rd := bytes.NewReader(raw)
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(rd)
+	h, err = textproto.ReadHeader(br)
+	body = raw[len(raw)-rd.Len()-br.Buffered():]
+	br.Reset(nil)
+	headerReaders.Put(br)
+	return h, body, err
+}
+
 // lenientHeader reads a message header, keeping the fields it can make sense
 // of when the header as a whole is malformed.
 func lenientHeader(raw []byte) textproto.Header {
-	if h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw))); err == nil {
+	if h, _, err := readHeader(raw); err == nil {
 		return h
 	}
 	var h textproto.Header

@@ -110,7 +110,8 @@ func TestBodyStructureMatchesGoIMAP(t *testing.T) {
 }
 
 func checkBodyStructure(t *testing.T, raw []byte) {
-	got := bodyStructure(raw)
+	h, body, err := readHeader(raw)
+	got := bodyStructure(raw, h, body, err)
 	want := imapserver.ExtractBodyStructure(bytes.NewReader(raw))
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("%q:\n got %#v\nwant %#v", raw, got, want)
@@ -181,5 +182,24 @@ func TestDeepNesting(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("took %v", d)
+	}
+}
+
+// BenchmarkSummarize summarizes a typical single-part message of 20 kB, as
+// every copied or delivered message is.
+func BenchmarkSummarize(b *testing.B) {
+	var m strings.Builder
+	m.WriteString("Return-Path: <a@example.org>\r\nReceived: from mx.example.org by mail.example.test; Tue, 1 Jun 2021 10:00:00 +0000\r\n" +
+		"From: \"Ann Example\" <a@example.org>\r\nTo: Bob <b@example.test>, c@example.test\r\nCc: d@example.test\r\n" +
+		"Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?= from the report\r\nDate: Tue, 1 Jun 2021 10:00:00 +0000\r\n" +
+		"Message-ID: <1234@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
+	for m.Len() < 20000 {
+		m.WriteString("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n")
+	}
+	raw := []byte(m.String())
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		Summarize(raw)
 	}
 }
