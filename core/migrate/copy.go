@@ -654,7 +654,7 @@ type readError struct{ err error }
 func (e *readError) Error() string { return e.err.Error() }
 func (e *readError) Unwrap() error { return e.err }
 
-// reader reads FETCH responses; a stager goroutine writes each body to
+// reader reads FETCH responses; stager goroutines write each body to
 // the store (store.Stage: pack file, hash, summary) while the next one is
 // read. Bodies up to keepBuf bytes go through a few reused buffers, so
 // memory holds a handful of messages at most.
@@ -673,10 +673,13 @@ type stageJob struct {
 	pooled bool
 }
 
-// keepBuf is the largest body a reader's reused buffers take.
+// keepBuf is the largest body a reader's reused buffers take; stagers
+// stage bodies in parallel (hashing, writing and summarizing one message is
+// about as much work as reading it).
 const (
 	keepBuf    = 4 << 20
-	readerBufs = 3
+	readerBufs = 4
+	stagers    = 2
 )
 
 func newReader(st *store.Store, log *slog.Logger, maxSize int64) *reader {
@@ -685,18 +688,24 @@ func newReader(st *store.Store, log *slog.Logger, maxSize int64) *reader {
 	for range readerBufs {
 		r.bufs <- nil
 	}
-	go func() {
-		defer close(r.done)
-		for j := range r.jobs {
-			j.p.stageErr = recovered(r.log, "stage", func() (err error) {
-				j.p.blob, err = r.st.Stage(j.body)
-				return err
-			})
-			close(j.p.staged)
-			if j.pooled {
-				r.bufs <- j.body
+	var wg sync.WaitGroup
+	for range stagers {
+		wg.Go(func() {
+			for j := range r.jobs {
+				j.p.stageErr = recovered(r.log, "stage", func() (err error) {
+					j.p.blob, err = r.st.Stage(j.body)
+					return err
+				})
+				close(j.p.staged)
+				if j.pooled {
+					r.bufs <- j.body
+				}
 			}
-		}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(r.done)
 	}()
 	return r
 }
