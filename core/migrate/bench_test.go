@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -236,18 +237,27 @@ func BenchmarkMigrate5000(b *testing.B) {
 	}
 	addr, pass := srv.Address(b, "alice")
 	rawDownload(b, srv, "alice", folders) // warm the old server's caches
-	fcpu0, fbusy0 := cpuTimes()
-	fold0 := oldServerCPU(srv)
-	floor, floorBytes := rawDownload(b, srv, "alice", folders)
-	fcpu1, fbusy1 := cpuTimes()
-	time.Sleep(100 * time.Millisecond) // until Dovecot reaped the imap process
-	b.Logf("CPU during the floor: reader %.2f s, Dovecot %.2f s, whole machine %.2f s of %.2f s available",
-		(fcpu1 - fcpu0).Seconds(), (oldServerCPU(srv) - fold0).Seconds(), (fbusy1 - fbusy0).Seconds(), floor.Seconds()*float64(runtime.NumCPU()))
-	if floorBytes != total {
-		b.Fatalf("floor read %d bytes, seeded %d", floorBytes, total)
+	// The floor is the median of three downloads: on a shared machine one
+	// download alone varies by half.
+	var floors []time.Duration
+	for range 3 {
+		time.Sleep(100 * time.Millisecond) // until Dovecot reaped the last imap process
+		fcpu0, fbusy0 := cpuTimes()
+		fold0 := oldServerCPU(srv)
+		d, n := rawDownload(b, srv, "alice", folders)
+		fcpu1, fbusy1 := cpuTimes()
+		time.Sleep(100 * time.Millisecond) // until Dovecot reaped the imap process
+		b.Logf("floor %v; CPU: reader %.2f s, Dovecot %.2f s, whole machine %.2f s of %.2f s available", d.Round(time.Millisecond),
+			(fcpu1 - fcpu0).Seconds(), (oldServerCPU(srv) - fold0).Seconds(), (fbusy1 - fbusy0).Seconds(), d.Seconds()*float64(runtime.NumCPU()))
+		if n != total {
+			b.Fatalf("floor read %d bytes, seeded %d", n, total)
+		}
+		floors = append(floors, d)
 	}
+	slices.Sort(floors)
+	floor := floors[1]
 	ctx := context.Background()
-	var elapsed time.Duration
+	var elapsed, cpuSum time.Duration
 	var peak int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -299,8 +309,10 @@ func BenchmarkMigrate5000(b *testing.B) {
 		cpu1, busy1 := cpuTimes()
 		e.Close() // logs out: Dovecot's imap processes end and are counted
 		time.Sleep(100 * time.Millisecond)
+		oldCPU := oldServerCPU(srv) - old0
+		cpuSum += cpu1 - cpu0 + oldCPU
 		b.Logf("CPU during the copy: Dovecot %.2f s, Mailferry %.2f s, whole machine %.2f s of %.2f s available (%d cores, %.0f%% busy)",
-			(oldServerCPU(srv) - old0).Seconds(), (cpu1 - cpu0).Seconds(), (busy1 - busy0).Seconds(), took.Seconds()*float64(runtime.NumCPU()), runtime.NumCPU(),
+			oldCPU.Seconds(), (cpu1 - cpu0).Seconds(), (busy1 - busy0).Seconds(), took.Seconds()*float64(runtime.NumCPU()), runtime.NumCPU(),
 			100*(busy1-busy0).Seconds()/(took.Seconds()*float64(runtime.NumCPU())))
 		close(stopSample)
 		if i == 0 {
@@ -324,6 +336,11 @@ func BenchmarkMigrate5000(b *testing.B) {
 		b.StartTimer()
 	}
 	per := elapsed / time.Duration(b.N)
+	// What the machine allows: Dovecot and Mailferry share its cores, so
+	// the copy cannot end before their CPU time over the number of cores.
+	bound := cpuSum / time.Duration(b.N) / time.Duration(runtime.NumCPU())
+	b.Logf("Dovecot and Mailferry used %.2f s of CPU per copy: on %d cores no copy ends before %v = %.2fx the floor",
+		(cpuSum / time.Duration(b.N)).Seconds(), runtime.NumCPU(), bound.Round(time.Millisecond), bound.Seconds()/floor.Seconds())
 	b.ReportMetric(float64(5000)/per.Seconds(), "msgs/s")
 	b.ReportMetric(float64(total)/1e6/per.Seconds(), "MB/s")
 	b.ReportMetric(floor.Seconds(), "floor-s")
