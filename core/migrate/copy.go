@@ -642,7 +642,9 @@ type batch struct {
 	first time.Time
 }
 
-var fetchItems = &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+// fetchItems are what the copy and Verify fetch of each message: the
+// body's literal gives its size.
+var fetchItems = &imap.FetchOptions{UID: true, Flags: true, InternalDate: true,
 	BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
 
 // readError is a failure while reading a message's literal. The command it
