@@ -359,7 +359,8 @@ func TestMigrateFolders(t *testing.T) {
 					p = x
 				}
 			}
-			if p.State != store.MigDone || p.MessagesDone != 41 || p.FoldersDone != p.FoldersTotal || p.FoldersTotal < 9 {
+			if p.State != store.MigDone || p.MessagesDone != 41 || p.MessagesTotal != 41 || p.FoldersDone != p.FoldersTotal || p.FoldersTotal < 9 ||
+				p.BytesDone == 0 || p.BytesDone != p.BytesTotal {
 				t.Errorf("progress %+v", p)
 			}
 		})
