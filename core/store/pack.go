@@ -292,6 +292,22 @@ func (p *packs) remove(id int64) error {
 	return nil
 }
 
+// dropGone closes the read handles of packs whose file is gone (another
+// process's Compact deleted it), giving their disk space back. A reader
+// that was using one meets os.ErrClosed and looks its blob up again, as
+// after remove. Pack numbers are never reused, so a name that still exists
+// is the file the handle reads.
+func (p *packs) dropGone() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, f := range p.files {
+		if _, err := os.Stat(packName(p.dir, id)); errors.Is(err, fs.ErrNotExist) {
+			f.Close()
+			delete(p.files, id)
+		}
+	}
+}
+
 func (p *packs) close() {
 	p.mu.Lock()
 	for id, f := range p.files {
@@ -414,13 +430,15 @@ type CompactResult struct {
 	BytesFreed   int64 // disk space given back
 }
 
-// Compact gives back the disk space of deleted messages: a pack no Store
+// Compact gives back the disk space of deleted messages, and closes this
+// Store's read handles on packs other processes deleted: a pack no Store
 // has written for packGrace and with no live blob is deleted, and one that
 // is mostly dead has its live blobs copied to this Store's pack first. It
 // is safe to run at any time; each step commits on its own, so an
 // interrupted Compact loses nothing.
 func (s *Store) Compact(ctx context.Context) (CompactResult, error) {
 	var res CompactResult
+	s.packs.dropGone()
 	ids, err := packIDs(s.packs.dir)
 	if err != nil {
 		return res, fmt.Errorf("store: %w", err)

@@ -722,6 +722,20 @@ func TestPackNumbersNotReused(t *testing.T) {
 	} else if _, ok := packFiles(t, path)["00000001.pack"]; ok {
 		t.Fatalf("dead pack 1 kept: %+v", res)
 	}
+	// The other store's handle on the deleted pack (and so its disk space)
+	// goes at its next Compact.
+	if !slices.Contains(store.ReadHandles(reader), 1) {
+		t.Fatalf("reader holds no handle on pack 1 (%v): the test reads nothing", store.ReadHandles(reader))
+	}
+	if _, err := reader.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h := store.ReadHandles(reader); slices.Contains(h, 1) {
+		t.Fatalf("reader still holds deleted pack 1 open: %v", h)
+	}
+	if got, err := reader.Blob(ctx, m.BlobKey); err != nil || !bytes.Equal(got, newBody) {
+		t.Fatalf("after dropping handles: %d bytes, %v", len(got), err)
+	}
 }
 
 // Stage + Append: the same bytes staged twice, or appended twice, make one
