@@ -379,7 +379,7 @@ func TestQueueSurvivesRestart(t *testing.T) {
 	if q, _ := e.st.Queue(ctx); len(q) != n {
 		t.Fatalf("after restart the queue has %d items", len(q))
 	}
-	rr = startRelay(t, e.st, relay.Options{})
+	startRelay(t, e.st, relay.Options{}) // stopped by the test's cleanup
 
 	// The old SMTP comes back on the same port.
 	old.start(t, addr)
