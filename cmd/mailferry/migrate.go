@@ -254,26 +254,40 @@ func (b *progressBar) event(ev migrate.Event) {
 		return
 	}
 	b.last = time.Now()
+	fmt.Fprintf(b.w, "\r%s   ", b.line())
+}
+
+// line is the terminal's progress line: users and messages done, bytes
+// copied, the current rate (of the accounts being copied) and, once every
+// user's copy has started (so the total is known), the time left.
+func (b *progressBar) line() string {
 	var done int
-	var msgs, msgsTotal, bytes int64
+	var msgs, msgsTotal, bytes, bytesTotal int64
 	var rate float64
 	for _, a := range b.accounts {
 		if a.State == store.MigDone || a.State == store.MigFailed {
 			done++
+		} else {
+			rate += a.BytesRate
 		}
 		msgs += a.MessagesDone
 		msgsTotal += a.MessagesTotal
 		bytes += a.BytesDone
-		rate += a.BytesRate
+		bytesTotal += max(a.BytesTotal, a.BytesDone)
 	}
 	const width = 30
 	frac := 0.0
 	if msgsTotal > 0 {
-		frac = float64(msgs) / float64(msgsTotal)
+		frac = min(float64(msgs)/float64(msgsTotal), 1)
 	}
 	n := int(frac * width)
-	fmt.Fprintf(b.w, "\r[%s%s] %d/%d users, %d/%d messages, %s, %s/s   ",
+	s := fmt.Sprintf("[%s%s] %d/%d users, %d/%d messages, %s, %s/s",
 		strings.Repeat("=", n), strings.Repeat(" ", width-n), done, b.total, msgs, msgsTotal, mb(bytes), mb(int64(rate)))
+	if len(b.accounts) >= b.total && done < b.total && rate > 0 && bytesTotal > bytes {
+		left := time.Duration(float64(bytesTotal-bytes) / rate * float64(time.Second))
+		s += ", about " + left.Round(time.Second).String() + " left"
+	}
+	return s
 }
 
 func (b *progressBar) finish() {
