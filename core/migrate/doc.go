@@ -18,7 +18,9 @@
 //     different mailboxes.
 //   - INBOX is copied first and alone; the other mailboxes follow on up to
 //     Options.ConnsPerAccount connections, several accounts at once (bounded
-//     by Options.Accounts).
+//     by Options.Accounts). A first copy starts on INBOX at once, on the
+//     connection the login that created the account opened; a second
+//     connection lists the other mailboxes meanwhile.
 //   - Memory is bounded: each connection reads one message body at a time
 //     into a reused buffer and hands it straight to the store (store.Stage:
 //     written to a pack file and summarized, outside any transaction); a
