@@ -495,3 +495,114 @@ func TestFirstLoginConnections(t *testing.T) {
 		t.Errorf("%d connections to the old server, want 2", n)
 	}
 }
+
+// holdProxy forwards the first connection to target at once and holds every
+// later one (accepted, nothing forwarded) until release is called.
+func holdProxy(t *testing.T, target string) (addr string, release func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(released) }) }
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				if n > 0 {
+					<-released
+				}
+				s, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go func() { io.Copy(s, c); s.Close() }()
+				io.Copy(c, s)
+			}()
+		}
+	}()
+	t.Cleanup(func() { release(); ln.Close(); wg.Wait() })
+	return ln.Addr().String(), release
+}
+
+// TestResumeBeforeListing stops a first copy after some of INBOX is in,
+// before the other mailboxes were listed (the listing's connection is held
+// back), then resumes it: the copy completes, and INBOX, made subscribed at
+// the first login, takes the old server's subscription all the same.
+func TestResumeBeforeListing(t *testing.T) {
+	t.Parallel()
+	srv := oldtest.Start(t, nil)
+	seedMany(t, srv, "carol", "INBOX", 300, 3000)
+	srv.CreateMailbox(t, "carol", "Archive", true)
+	seedMany(t, srv, "carol", "Archive", 20, 2000)
+	addr, pass := srv.Address(t, "carol")
+	c := srv.Dial(t, "carol")
+	if err := c.Unsubscribe("INBOX").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Logout().Wait()
+	if subscribedOld(t, srv, "carol", "INBOX") {
+		t.Fatal("the old INBOX is still subscribed: the test proves nothing")
+	}
+	paddr, release := holdProxy(t, srv.IMAPAddr)
+	st, path := setup(t, paddr)
+	ctx := context.Background()
+	e := newEngine(t, st, &migrate.Options{BatchMessages: 10})
+	if _, err := e.FirstLogin(ctx, addr, pass); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for inboxCount(t, st, addr) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("copy did not start")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	e.Close()
+	release()
+	acct, _ := st.Account(ctx, addr)
+	if n := inboxCount(t, st, addr); n >= 300 {
+		t.Fatalf("INBOX complete (%d) before the stop: the test proves nothing", n)
+	}
+	if _, err := st.Mailbox(ctx, acct.ID, "Archive"); err == nil {
+		t.Fatal("Archive exists: the listing ran before the stop, the test proves nothing")
+	}
+	st.Close()
+
+	st2 := openStore(t, path)
+	defer st2.Close()
+	e2 := newEngine(t, st2, nil)
+	e2.LoggedIn(acct, pass)
+	if err := e2.Wait(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	if n := compareAll(t, srv, st2, "carol"); n != 320 {
+		t.Fatalf("compared %d messages, want 320", n)
+	}
+}
+
+// subscribedOld says whether the old server lists name as subscribed.
+func subscribedOld(t *testing.T, srv *oldtest.Server, user, name string) bool {
+	for _, l := range srv.Mailboxes(t, user) {
+		if l.Mailbox == name {
+			for _, a := range l.Attrs {
+				if strings.EqualFold(string(a), `\Subscribed`) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
