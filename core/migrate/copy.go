@@ -488,10 +488,11 @@ func (e *Engine) planAccount(ctx context.Context, c *imapclient.Client, acct *st
 			if lm, err = e.createLocal(ctx, acct, o); err != nil {
 				return nil, err
 			}
-		} else if o.name == "INBOX" && lm.Migration != store.MigDone && lm.Subscribed != o.subscribed {
+		} else if o.name == "INBOX" && acct.Migration != store.MigDone && lm.Subscribed != o.subscribed {
 			// INBOX is made at the first login, before its subscription
-			// on the old server is known (and its copy may start, and be
-			// stopped, before this listing).
+			// on the old server is known (and its copy may start, even
+			// finish, and be stopped, before this listing): until the
+			// account's first copy is done, INBOX takes it.
 			if err := e.st.SetSubscribed(ctx, acct.ID, lm.Name, o.subscribed); err != nil {
 				return nil, err
 			}

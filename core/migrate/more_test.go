@@ -606,3 +606,60 @@ func subscribedOld(t *testing.T, srv *oldtest.Server, user, name string) bool {
 	}
 	return false
 }
+
+// TestResumeInboxDoneBeforeListing stops a first copy whose INBOX is
+// complete but whose other mailboxes were not listed yet (the listing's
+// connection is held back), then resumes it: INBOX, made subscribed at the
+// first login, still takes the old server's subscription.
+func TestResumeInboxDoneBeforeListing(t *testing.T) {
+	t.Parallel()
+	srv := oldtest.Start(t, nil)
+	seedMany(t, srv, "carol", "INBOX", 5, 1000)
+	srv.CreateMailbox(t, "carol", "Archive", true)
+	seedMany(t, srv, "carol", "Archive", 3, 1000)
+	addr, pass := srv.Address(t, "carol")
+	c := srv.Dial(t, "carol")
+	if err := c.Unsubscribe("INBOX").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Logout().Wait()
+	paddr, release := holdProxy(t, srv.IMAPAddr)
+	st, path := setup(t, paddr)
+	ctx := context.Background()
+	e := newEngine(t, st, nil)
+	acct, err := e.FirstLogin(ctx, addr, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m, err := st.Mailbox(ctx, acct.ID, "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Migration == store.MigDone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("INBOX not copied")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	e.Close()
+	release()
+	if _, err := st.Mailbox(ctx, acct.ID, "Archive"); err == nil {
+		t.Fatal("Archive exists: the listing ran before the stop, the test proves nothing")
+	}
+	st.Close()
+
+	st2 := openStore(t, path)
+	defer st2.Close()
+	e2 := newEngine(t, st2, nil)
+	e2.LoggedIn(acct, pass)
+	if err := e2.Wait(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	if n := compareAll(t, srv, st2, "carol"); n != 8 {
+		t.Fatalf("compared %d messages, want 8", n)
+	}
+}
