@@ -120,7 +120,7 @@ type keptConn struct {
 
 // keptConnMaxAge is how long a kept connection waits for its copy; an
 // older one may have been dropped by the old server as idle.
-const keptConnMaxAge = 20 * time.Second
+var keptConnMaxAge = 20 * time.Second
 
 type job struct {
 	id      int64
@@ -231,7 +231,9 @@ func (e *Engine) Close() error {
 
 // keepConn leaves c, logged in with cred as the account's user, for the
 // account's next copy, which then starts without logging in again (a first
-// login's copy starts sooner). It replaces a connection kept before.
+// login's copy starts sooner). It replaces a connection kept before. One
+// not taken within keptConnMaxAge (the job waits for a free slot, or fails
+// before copying) is closed then, not held open on the old server.
 func (e *Engine) keepConn(id int64, cred Credentials, c *imapclient.Client) {
 	e.mu.Lock()
 	old, had := e.kept[id]
@@ -239,6 +241,17 @@ func (e *Engine) keepConn(id int64, cred Credentials, c *imapclient.Client) {
 		old, had = keptConn{c: c}, true
 	} else {
 		e.kept[id] = keptConn{c: c, cred: cred, at: time.Now()}
+		time.AfterFunc(keptConnMaxAge, func() {
+			e.mu.Lock()
+			k, ok := e.kept[id]
+			if ok && k.c == c {
+				delete(e.kept, id)
+			}
+			e.mu.Unlock()
+			if ok && k.c == c {
+				closeClient(c)
+			}
+		})
 	}
 	e.mu.Unlock()
 	if had {
