@@ -309,18 +309,25 @@ func (p *plan) weight() int64 {
 // once, on the connection the login left (Engine.keepConn) when there is
 // one, while a second connection lists the other mailboxes.
 func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials, catchUp bool) error {
+	byOld, err := e.localsByOldName(ctx, acct.ID)
+	if err != nil {
+		return err
+	}
+	inbox := byOld["INBOX"]
+	early := !catchUp && e.opts.ConnsPerAccount > 1 && inbox != nil && inbox.Migration != store.MigDone
+	// The kept connection serves the early INBOX copy only, which
+	// reconnects should the old server have dropped it meanwhile.
 	c := e.takeConn(acct.ID, cred)
+	if c != nil && !early {
+		closeClient(c)
+		c = nil
+	}
 	if c == nil {
-		var err error
 		if c, err = e.connectRetry(ctx, s, cred); err != nil {
 			return err
 		}
 	}
 	defer func() { closeClient(c) }()
-	byOld, err := e.localsByOldName(ctx, acct.ID)
-	if err != nil {
-		return err
-	}
 
 	var errs []error
 	var mu sync.Mutex
@@ -366,8 +373,7 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 	}()
 
 	var rest []*plan
-	inbox := byOld["INBOX"]
-	if !catchUp && e.opts.ConnsPerAccount > 1 && inbox != nil && inbox.Migration != store.MigDone {
+	if early {
 		// INBOX now, on c; the listing meanwhile, on a second connection.
 		st, err := e.st.Status(ctx, inbox.ID)
 		if err != nil {
@@ -388,7 +394,10 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 		})
 		lc, err := e.connectRetry(ctx, s, cred)
 		if err == nil {
-			rest, err = e.planAccount(ctx, lc, acct, byOld, "INBOX")
+			err = recovered(e.log, "list "+acct.Address, func() (err error) {
+				rest, err = e.planAccount(ctx, lc, acct, byOld, "INBOX")
+				return err
+			})
 			announced++
 			extra <- lc
 			if err == nil {

@@ -269,7 +269,9 @@ func (e *Engine) takeConn(id int64, cred Credentials) *imapclient.Client {
 	if !ok {
 		return nil
 	}
-	if k.cred != cred || time.Since(k.at) > keptConnMaxAge {
+	same := strings.EqualFold(k.cred.Address, cred.Address) && k.cred.Password == cred.Password &&
+		k.cred.MasterUser == cred.MasterUser && k.cred.MasterPassword == cred.MasterPassword
+	if !same || time.Since(k.at) > keptConnMaxAge {
 		closeClient(k.c)
 		return nil
 	}
