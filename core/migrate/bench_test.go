@@ -277,7 +277,7 @@ func BenchmarkMigrate5000(b *testing.B) {
 		base := peakRSS()
 		stopSample := make(chan struct{})
 		var goPeak uint64
-		traceStart := time.Now()
+		traceStart, lastTrace := time.Now(), time.Duration(0)
 		_, lastBusy := cpuTimes()
 		go func() {
 			var ms runtime.MemStats
@@ -291,8 +291,10 @@ func BenchmarkMigrate5000(b *testing.B) {
 				goPeak = max(goPeak, ms.HeapInuse+ms.StackInuse)
 				if os.Getenv("CPUTRACE") != "" { // the machine's busy share, every 20 ms
 					_, busy := cpuTimes()
-					fmt.Fprintf(os.Stderr, "t=%4dms busy=%3d%%\n", time.Since(traceStart).Milliseconds(), int(100*(busy-lastBusy).Seconds()/(2*20e-3)))
-					lastBusy = busy
+					now := time.Since(traceStart)
+					fmt.Fprintf(os.Stderr, "t=%4dms busy=%3d%%\n", now.Milliseconds(),
+						int(100*(busy-lastBusy).Seconds()/((now-lastTrace).Seconds()*float64(runtime.NumCPU()))))
+					lastBusy, lastTrace = busy, now
 				}
 				if os.Getenv("RSSTRACE") != "" {
 					fmt.Fprintf(os.Stderr, "rss %s heapinuse %d MiB\n", curRSS(), ms.HeapInuse>>20)
