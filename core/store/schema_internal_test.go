@@ -78,3 +78,24 @@ func TestUpgradeFromSchema1(t *testing.T) {
 		t.Fatalf("%d blob_data rows left", n)
 	}
 }
+
+// Commits are durable across a power loss, not only a process crash: the
+// writer runs in WAL mode with synchronous=FULL (2).
+func TestWriterDurable(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "mail.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var mode string
+	var sync int
+	if err := s.w.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.w.QueryRow(`PRAGMA synchronous`).Scan(&sync); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" || sync != 2 {
+		t.Fatalf("journal_mode %q, synchronous %d; want wal, 2 (FULL)", mode, sync)
+	}
+}
