@@ -29,17 +29,37 @@ type proxy struct {
 	cuts     atomic.Int32
 	cutDone  atomic.Int32
 	rate     int
+	hold     chan struct{} // if not nil, connections after the first wait until it is closed
 	wg       sync.WaitGroup
 }
 
 func startProxy(t testing.TB, target string, skip int32, cutAfter int64, cuts int, rate int) *proxy {
 	t.Helper()
+	p := &proxy{target: target, skip: skip, cutAfter: cutAfter, rate: rate}
+	p.cuts.Store(int32(cuts))
+	p.start(t)
+	return p
+}
+
+// startHoldProxy forwards the first connection at once and holds every later
+// one (accepted, nothing forwarded) until release is called.
+func startHoldProxy(t testing.TB, target string) (p *proxy, release func()) {
+	t.Helper()
+	p = &proxy{target: target, hold: make(chan struct{})}
+	p.start(t)
+	var once sync.Once
+	release = func() { once.Do(func() { close(p.hold) }) }
+	t.Cleanup(release) // before the proxy's own cleanup waits for its connections
+	return p, release
+}
+
+func (p *proxy) start(t testing.TB) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target, skip: skip, cutAfter: cutAfter, rate: rate}
-	p.cuts.Store(int32(cuts))
+	p.ln = ln
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -56,21 +76,24 @@ func startProxy(t testing.TB, target string, skip int32, cutAfter int64, cuts in
 		}
 	}()
 	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
-	return p
 }
 
 func (p *proxy) addr() string { return p.ln.Addr().String() }
 
 func (p *proxy) serve(c net.Conn) {
 	defer c.Close()
+	// Of the connections after the first skip, the first cuts that move
+	// cutAfter bytes are cut there (one that never does is not counted).
+	i := p.n.Add(1)
+	eligible := i > p.skip
+	if p.hold != nil && i > 1 {
+		<-p.hold
+	}
 	s, err := net.Dial("tcp", p.target)
 	if err != nil {
 		return
 	}
 	defer s.Close()
-	// Of the connections after the first skip, the first cuts that move
-	// cutAfter bytes are cut there (one that never does is not counted).
-	eligible := p.n.Add(1) > p.skip
 	go func() {
 		io.Copy(s, c)
 		s.Close()
@@ -496,100 +519,82 @@ func TestFirstLoginConnections(t *testing.T) {
 	}
 }
 
-// holdProxy forwards the first connection to target at once and holds every
-// later one (accepted, nothing forwarded) until release is called.
-func holdProxy(t *testing.T, target string) (addr string, release func()) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	released := make(chan struct{})
-	var once sync.Once
-	release = func() { once.Do(func() { close(released) }) }
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for n := 0; ; n++ {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				if n > 0 {
-					<-released
-				}
-				s, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				go func() { io.Copy(s, c); s.Close() }()
-				io.Copy(c, s)
-			}()
-		}
-	}()
-	t.Cleanup(func() { release(); ln.Close(); wg.Wait() })
-	return ln.Addr().String(), release
-}
-
-// TestResumeBeforeListing stops a first copy after some of INBOX is in,
-// before the other mailboxes were listed (the listing's connection is held
-// back), then resumes it: the copy completes, and INBOX, made subscribed at
-// the first login, takes the old server's subscription all the same.
+// TestResumeBeforeListing stops a first copy before the other mailboxes
+// were listed (the listing's connection is held back), with INBOX partly
+// copied or complete, then resumes it: the copy completes, and INBOX, made
+// subscribed at the first login, takes the old server's subscription all
+// the same.
 func TestResumeBeforeListing(t *testing.T) {
 	t.Parallel()
-	srv := oldtest.Start(t, nil)
-	seedMany(t, srv, "carol", "INBOX", 300, 3000)
-	srv.CreateMailbox(t, "carol", "Archive", true)
-	seedMany(t, srv, "carol", "Archive", 20, 2000)
-	addr, pass := srv.Address(t, "carol")
-	c := srv.Dial(t, "carol")
-	if err := c.Unsubscribe("INBOX").Wait(); err != nil {
-		t.Fatal(err)
-	}
-	c.Logout().Wait()
-	if subscribedOld(t, srv, "carol", "INBOX") {
-		t.Fatal("the old INBOX is still subscribed: the test proves nothing")
-	}
-	paddr, release := holdProxy(t, srv.IMAPAddr)
-	st, path := setup(t, paddr)
-	ctx := context.Background()
-	e := newEngine(t, st, &migrate.Options{BatchMessages: 10})
-	if _, err := e.FirstLogin(ctx, addr, pass); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for inboxCount(t, st, addr) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("copy did not start")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	e.Close()
-	release()
-	acct, _ := st.Account(ctx, addr)
-	if n := inboxCount(t, st, addr); n >= 300 {
-		t.Fatalf("INBOX complete (%d) before the stop: the test proves nothing", n)
-	}
-	if _, err := st.Mailbox(ctx, acct.ID, "Archive"); err == nil {
-		t.Fatal("Archive exists: the listing ran before the stop, the test proves nothing")
-	}
-	st.Close()
+	for _, tc := range []struct {
+		name            string
+		inbox, archive  int
+		size            int
+		opts            *migrate.Options
+		stop            func(st *store.Store, acct *store.Account) bool
+		inboxIncomplete bool
+	}{
+		{name: "INBOX partly copied", inbox: 300, archive: 20, size: 3000, opts: &migrate.Options{BatchMessages: 10},
+			stop: func(st *store.Store, acct *store.Account) bool {
+				return inboxCount(t, st, acct.Address) > 0
+			}, inboxIncomplete: true},
+		{name: "INBOX done", inbox: 5, archive: 3, size: 1000,
+			stop: func(st *store.Store, acct *store.Account) bool {
+				m, err := st.Mailbox(context.Background(), acct.ID, "INBOX")
+				return err == nil && m.Migration == store.MigDone
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := oldtest.Start(t, nil)
+			seedMany(t, srv, "carol", "INBOX", tc.inbox, tc.size)
+			srv.CreateMailbox(t, "carol", "Archive", true)
+			seedMany(t, srv, "carol", "Archive", tc.archive, tc.size)
+			addr, pass := srv.Address(t, "carol")
+			c := srv.Dial(t, "carol")
+			if err := c.Unsubscribe("INBOX").Wait(); err != nil {
+				t.Fatal(err)
+			}
+			c.Logout().Wait()
+			if subscribedOld(t, srv, "carol", "INBOX") {
+				t.Fatal("the old INBOX is still subscribed: the test proves nothing")
+			}
+			px, release := startHoldProxy(t, srv.IMAPAddr)
+			st, path := setup(t, px.addr())
+			ctx := context.Background()
+			e := newEngine(t, st, tc.opts)
+			acct, err := e.FirstLogin(ctx, addr, pass)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for !tc.stop(st, acct) {
+				if time.Now().After(deadline) {
+					t.Fatal("INBOX not copied far enough")
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			e.Close()
+			release()
+			if n := inboxCount(t, st, addr); tc.inboxIncomplete && n >= tc.inbox {
+				t.Fatalf("INBOX complete (%d) before the stop: the test proves nothing", n)
+			}
+			if _, err := st.Mailbox(ctx, acct.ID, "Archive"); err == nil {
+				t.Fatal("Archive exists: the listing ran before the stop, the test proves nothing")
+			}
+			st.Close()
 
-	st2 := openStore(t, path)
-	defer st2.Close()
-	e2 := newEngine(t, st2, nil)
-	e2.LoggedIn(acct, pass)
-	if err := e2.Wait(ctx, addr); err != nil {
-		t.Fatal(err)
-	}
-	if n := compareAll(t, srv, st2, "carol"); n != 320 {
-		t.Fatalf("compared %d messages, want 320", n)
+			st2 := openStore(t, path)
+			defer st2.Close()
+			e2 := newEngine(t, st2, nil)
+			e2.LoggedIn(acct, pass)
+			if err := e2.Wait(ctx, addr); err != nil {
+				t.Fatal(err)
+			}
+			if n := compareAll(t, srv, st2, "carol"); n != tc.inbox+tc.archive {
+				t.Fatalf("compared %d messages, want %d", n, tc.inbox+tc.archive)
+			}
+		})
 	}
 }
 
@@ -605,61 +610,4 @@ func subscribedOld(t *testing.T, srv *oldtest.Server, user, name string) bool {
 		}
 	}
 	return false
-}
-
-// TestResumeInboxDoneBeforeListing stops a first copy whose INBOX is
-// complete but whose other mailboxes were not listed yet (the listing's
-// connection is held back), then resumes it: INBOX, made subscribed at the
-// first login, still takes the old server's subscription.
-func TestResumeInboxDoneBeforeListing(t *testing.T) {
-	t.Parallel()
-	srv := oldtest.Start(t, nil)
-	seedMany(t, srv, "carol", "INBOX", 5, 1000)
-	srv.CreateMailbox(t, "carol", "Archive", true)
-	seedMany(t, srv, "carol", "Archive", 3, 1000)
-	addr, pass := srv.Address(t, "carol")
-	c := srv.Dial(t, "carol")
-	if err := c.Unsubscribe("INBOX").Wait(); err != nil {
-		t.Fatal(err)
-	}
-	c.Logout().Wait()
-	paddr, release := holdProxy(t, srv.IMAPAddr)
-	st, path := setup(t, paddr)
-	ctx := context.Background()
-	e := newEngine(t, st, nil)
-	acct, err := e.FirstLogin(ctx, addr, pass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		m, err := st.Mailbox(ctx, acct.ID, "INBOX")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.Migration == store.MigDone {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("INBOX not copied")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	e.Close()
-	release()
-	if _, err := st.Mailbox(ctx, acct.ID, "Archive"); err == nil {
-		t.Fatal("Archive exists: the listing ran before the stop, the test proves nothing")
-	}
-	st.Close()
-
-	st2 := openStore(t, path)
-	defer st2.Close()
-	e2 := newEngine(t, st2, nil)
-	e2.LoggedIn(acct, pass)
-	if err := e2.Wait(ctx, addr); err != nil {
-		t.Fatal(err)
-	}
-	if n := compareAll(t, srv, st2, "carol"); n != 8 {
-		t.Fatalf("compared %d messages, want 8", n)
-	}
 }
