@@ -209,6 +209,20 @@ func inboxCount(t testing.TB, st *store.Store, addr string) int {
 	return int(s.Messages)
 }
 
+// resumeAfterStop reopens the store at path with a new engine (as after a
+// restart), logs acct in again with pass and waits for its copy to end.
+func resumeAfterStop(t *testing.T, path string, acct *store.Account, pass string) (*store.Store, *migrate.Engine) {
+	t.Helper()
+	st := openStore(t, path)
+	t.Cleanup(func() { st.Close() })
+	e := newEngine(t, st, nil)
+	e.LoggedIn(acct, pass)
+	if err := e.Wait(context.Background(), acct.Address); err != nil {
+		t.Fatal(err)
+	}
+	return st, e
+}
+
 // TestResume stops the engine in the middle of a copy, reopens the store
 // and a new engine, and checks the copy completes without duplicates or
 // gaps once the user logs in again.
@@ -244,13 +258,7 @@ func TestResume(t *testing.T) {
 	}
 	st.Close()
 
-	st2 := openStore(t, path)
-	defer st2.Close()
-	e2 := newEngine(t, st2, nil)
-	e2.LoggedIn(acct, pass)
-	if err := e2.Wait(ctx, addr); err != nil {
-		t.Fatal(err)
-	}
+	st2, e2 := resumeAfterStop(t, path, acct, pass)
 	a, _ = st2.Account(ctx, addr)
 	if a.Migration != store.MigDone {
 		t.Fatalf("after resume: state %q (%s)", a.Migration, a.MigrationError)
@@ -584,13 +592,7 @@ func TestResumeBeforeListing(t *testing.T) {
 			}
 			st.Close()
 
-			st2 := openStore(t, path)
-			defer st2.Close()
-			e2 := newEngine(t, st2, nil)
-			e2.LoggedIn(acct, pass)
-			if err := e2.Wait(ctx, addr); err != nil {
-				t.Fatal(err)
-			}
+			st2, _ := resumeAfterStop(t, path, acct, pass)
 			if n := compareAll(t, srv, st2, "carol"); n != tc.inbox+tc.archive {
 				t.Fatalf("compared %d messages, want %d", n, tc.inbox+tc.archive)
 			}
