@@ -37,7 +37,7 @@ func summarize(raw []byte) (env *imap.Envelope, bs imap.BodyStructure) {
 	}()
 	h, body, err := readHeader(raw)
 	if err != nil {
-		h = lenientHeader(raw)
+		h = salvageHeader(raw)
 	}
 	env = imapserver.ExtractEnvelope(h)
 	if tooDeep(parseMessage(raw), maxDepth) {
@@ -112,6 +112,12 @@ func lenientHeader(raw []byte) textproto.Header {
 	if h, _, err := readHeader(raw); err == nil {
 		return h
 	}
+	return salvageHeader(raw)
+}
+
+// salvageHeader keeps the fields of a malformed header that it can make
+// sense of (one line "Key: value" each, with continuations).
+func salvageHeader(raw []byte) textproto.Header {
 	var h textproto.Header
 	hdr, _ := splitHeader(raw)
 	var key, val string
