@@ -115,7 +115,6 @@ type Engine struct {
 type keptConn struct {
 	c    *imapclient.Client
 	cred Credentials
-	at   time.Time
 }
 
 // keptConnMaxAge is how long a kept connection waits for its copy; an
@@ -240,7 +239,7 @@ func (e *Engine) keepConn(id int64, cred Credentials, c *imapclient.Client) {
 	if e.closed {
 		old, had = keptConn{c: c}, true
 	} else {
-		e.kept[id] = keptConn{c: c, cred: cred, at: time.Now()}
+		e.kept[id] = keptConn{c: c, cred: cred}
 		time.AfterFunc(keptConnMaxAge, func() {
 			e.mu.Lock()
 			k, ok := e.kept[id]
@@ -260,7 +259,8 @@ func (e *Engine) keepConn(id int64, cred Credentials, c *imapclient.Client) {
 }
 
 // takeConn returns the connection kept for the account if it was logged in
-// with cred and is recent, else nil (closing one that is not).
+// with cred, else nil (closing one that was not). One older than
+// keptConnMaxAge is gone already: keepConn's timer closed it.
 func (e *Engine) takeConn(id int64, cred Credentials) *imapclient.Client {
 	e.mu.Lock()
 	k, ok := e.kept[id]
@@ -271,7 +271,7 @@ func (e *Engine) takeConn(id int64, cred Credentials) *imapclient.Client {
 	}
 	same := strings.EqualFold(k.cred.Address, cred.Address) && k.cred.Password == cred.Password &&
 		k.cred.MasterUser == cred.MasterUser && k.cred.MasterPassword == cred.MasterPassword
-	if !same || time.Since(k.at) > keptConnMaxAge {
+	if !same {
 		closeClient(k.c)
 		return nil
 	}
