@@ -50,6 +50,16 @@ type Config struct {
 	MigrateAccounts    int `json:"migrate_accounts,omitempty"`
 	MigrateConnections int `json:"migrate_connections,omitempty"`
 
+	// MaxPasswordHashes bounds the password hashes (argon2id, 19 MiB of
+	// memory each) computed at once; default the number of CPUs, at most 4.
+	MaxPasswordHashes int `json:"max_password_hashes,omitempty"`
+	// MaxFirstLogins bounds the first logins being checked at the old
+	// server at once (default 8).
+	MaxFirstLogins int `json:"max_first_logins,omitempty"`
+	// MaxConnsPerSource bounds the IMAP connections of one client address
+	// (IPv4) or /64 (IPv6) (default 20).
+	MaxConnsPerSource int `json:"max_conns_per_source,omitempty"`
+
 	// Logger receives the core's logs; nil means slog.Default().
 	Logger *slog.Logger `json:"-"`
 }

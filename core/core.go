@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"mailferry/core/auth"
 	"mailferry/core/imapfront"
 	"mailferry/core/migrate"
 	"mailferry/core/relay"
@@ -36,6 +37,7 @@ type Core struct {
 	store *store.Store
 	imap  *imapfront.Server
 	mig   *migrate.Engine
+	auth  *auth.Policy
 	relay *relay.Relay
 	tls   *tls.Config
 
@@ -60,6 +62,7 @@ func Open(cfg Config) (*Core, error) {
 	st, err := store.Open(filepath.Join(cfg.DataDir, "mailferry.db"), &store.Options{
 		Logger:    cfg.Logger,
 		Summarize: imapfront.Summarize,
+		MaxHashes: cfg.MaxPasswordHashes,
 	})
 	if err != nil {
 		return nil, err
@@ -72,6 +75,18 @@ func Open(cfg Config) (*Core, error) {
 		ConnsPerAccount: cfg.MigrateConnections,
 	})
 	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	c.auth, err = auth.New(auth.Options{
+		Store:             st,
+		Migrator:          c.mig,
+		Logger:            cfg.Logger.With("service", "auth"),
+		MaxFirstLogins:    cfg.MaxFirstLogins,
+		MaxConnsPerSource: cfg.MaxConnsPerSource,
+	})
+	if err != nil {
+		c.mig.Close()
 		st.Close()
 		return nil, err
 	}
@@ -111,7 +126,7 @@ func (c *Core) Start() error {
 	}
 	c.imap, err = imapfront.New(&imapfront.Options{
 		Store:             c.store,
-		Migrator:          c.mig,
+		Auth:              c.auth,
 		Logger:            c.log.With("service", "imap"),
 		TLSConfig:         c.tls,
 		AllowInsecureAuth: c.cfg.AllowInsecureAuth,

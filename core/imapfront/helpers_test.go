@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"mailferry/core/imapfront"
+	"mailferry/core/migrate"
 	"mailferry/core/store"
 )
 
@@ -281,13 +281,13 @@ type fakeMigrator struct {
 func (m *fakeMigrator) FirstLogin(ctx context.Context, username, password string) (*store.Account, error) {
 	m.first <- username
 	if password != m.password {
-		return nil, errors.New("old server said NO")
+		return nil, fmt.Errorf("old server said NO: %w", migrate.ErrBadPassword)
 	}
 	if a, err := m.st.Account(ctx, username); err == nil {
 		// As the engine adopts an account a bulk copy made.
-		return a, m.st.SetPassword(ctx, username, password)
+		return a, m.st.AdoptOldPassword(ctx, username, password)
 	}
-	return m.st.CreateAccount(ctx, username, password, &store.AccountOptions{Migration: store.MigRunning})
+	return m.st.CreateAccount(ctx, username, password, &store.AccountOptions{Migration: store.MigRunning, PasswordOrigin: store.PasswordOld})
 }
 
 func (m *fakeMigrator) LoggedIn(acct *store.Account, password string) {

@@ -133,10 +133,17 @@ func TestLoginMigratedAccountTakesOldPassword(t *testing.T) {
 	e := newEnv(t, &envOpts{migrator: m})
 	m.st = e.st
 	ctx := context.Background()
-	if _, err := e.st.CreateAccount(ctx, "dave@example.test", "random-unknown", &store.AccountOptions{Migration: store.MigDone}); err != nil {
+	if _, err := e.st.CreateAccount(ctx, "dave@example.test", "random-unknown", &store.AccountOptions{Migration: store.MigDone, PasswordOrigin: store.PasswordRandom}); err != nil {
+		t.Fatal(err)
+	}
+	// An account whose password the admin set never takes the old one.
+	if _, err := e.st.CreateAccount(ctx, "erin@example.test", "admin-set", &store.AccountOptions{Migration: store.MigDone}); err != nil {
 		t.Fatal(err)
 	}
 	c := e.dial()
+	if got, all := c.status("LOGIN erin@example.test old-pw"); got != "NO" {
+		t.Fatalf("old password opened an account whose password the admin set: %s", all)
+	}
 	if got, all := c.status("LOGIN dave@example.test not-old-pw"); got != "NO" {
 		t.Fatalf("wrong old password: %s", all)
 	}
@@ -145,6 +152,12 @@ func TestLoginMigratedAccountTakesOldPassword(t *testing.T) {
 	<-m.first
 	if _, err := e.st.Authenticate(ctx, "dave@example.test", "old-pw"); err != nil {
 		t.Fatalf("old password not kept: %v", err)
+	}
+	// Once someone logged in, the old server's word no longer changes the
+	// password (m's password changes, as a leaked old one would be tried).
+	m.password = "leaked-old-pw"
+	if got, all := e.dial().status("LOGIN dave@example.test leaked-old-pw"); got != "NO" {
+		t.Fatalf("old password replaced the password of an account someone logged in to: %s", all)
 	}
 	if got, _ := e.dial().status("LOGIN %s wrong", user); got != "NO" {
 		t.Fatal("wrong password of a native account accepted")

@@ -6,14 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sort"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"mailferry/core/auth"
 	"mailferry/core/store"
 )
 
@@ -96,85 +97,23 @@ func (s *session) address() string {
 	return s.acct.Address
 }
 
-// Login implements imapserver.Session (LOGIN and AUTHENTICATE PLAIN).
+// Login implements imapserver.Session (LOGIN and AUTHENTICATE PLAIN)
+// through the login policy (core/auth).
 func (s *session) Login(username, password string) error {
-	username = strings.TrimSpace(username)
-	keys := []string{"ip:" + s.ip, "user:" + strings.ToLower(username)}
-	if !s.srv.limiter.allowed(keys...) {
-		s.srv.log.Warn("imapfront: login refused: too many failures", "user", username, "ip", s.ip)
-		return imapErr(imap.ResponseCodeUnavailable, "Too many failed logins, try again later")
-	}
-	fail := func(reason string) error {
-		s.srv.limiter.fail(keys...)
-		s.srv.log.Info("imapfront: login failed", "user", username, "ip", s.ip, "reason", reason)
-		if s.srv.delay > 0 {
-			t := time.NewTimer(s.srv.delay)
-			select {
-			case <-t.C:
-			case <-s.ctx().Done():
-				t.Stop()
-			}
-		}
-		return imapserver.ErrAuthFailed
-	}
-	if username == "" || password == "" {
-		return fail("empty username or password")
-	}
-	acct, err := s.srv.st.Authenticate(s.ctx(), username, password)
+	ip, _ := netip.ParseAddr(s.ip)
+	acct, err := s.srv.auth.Login(s.ctx(), auth.Request{Service: "imap", Remote: ip, Username: username, Password: password})
 	switch {
 	case err == nil:
-		if m := s.srv.migrator; m != nil {
-			s.safely("LoggedIn", func() { m.LoggedIn(acct, password) })
-		}
-	case s.srv.migrator != nil && (errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrBadPassword) && s.migrated(username)):
-		// No account yet, or one made by migration (a master-user bulk
-		// copy gives it a password nobody knows): while the domain
-		// migrates, the old server's password is the user's password.
-		var ferr error
-		s.safely("FirstLogin", func() {
-			ctx, cancel := context.WithTimeout(s.ctx(), 2*time.Minute)
-			defer cancel()
-			acct, ferr = s.srv.migrator.FirstLogin(ctx, username, password)
-		})
-		if errors.Is(ferr, store.ErrExists) {
-			// Another connection's first login made the account meanwhile.
-			acct, ferr = s.srv.st.Authenticate(s.ctx(), username, password)
-		}
-		if ferr != nil || acct == nil {
-			if ferr == nil {
-				ferr = errors.New("no account")
-			}
-			return fail("first login: " + ferr.Error())
-		}
-		s.srv.log.Info("imapfront: first login", "user", acct.Address, "ip", s.ip)
-	case errors.Is(err, store.ErrNotFound):
-		return fail("no such account")
-	case errors.Is(err, store.ErrBadPassword):
-		return fail("wrong password")
+	case errors.Is(err, auth.ErrFailed):
+		return imapserver.ErrAuthFailed
+	case errors.Is(err, auth.ErrLimited):
+		return imapErr(imap.ResponseCodeUnavailable, "Too many failed logins, try again later")
 	default:
-		s.srv.log.Error("imapfront: login", "user", username, "err", err)
 		return imapErr(imap.ResponseCodeUnavailable, "Temporary failure, try again later")
 	}
-	s.srv.limiter.succeed(keys[1])
 	s.srv.log.Debug("imapfront: login", "user", acct.Address, "ip", s.ip)
 	s.acct = acct
 	return nil
-}
-
-// migrated reports whether username's account was made by migration.
-func (s *session) migrated(username string) bool {
-	a, err := s.srv.st.Account(s.ctx(), username)
-	return err == nil && a.Migration != ""
-}
-
-// safely runs a call into another room, turning a panic into a log line.
-func (s *session) safely(what string, fn func()) {
-	defer func() {
-		if v := recover(); v != nil {
-			s.srv.log.Error("imapfront: panic in migrator", "call", what, "panic", v, "stack", stack())
-		}
-	}()
-	fn()
 }
 
 // Namespace implements imapserver.SessionNamespace (RFC 2342).

@@ -23,12 +23,12 @@ func (e *Engine) MigrateAccount(ctx context.Context, address string, cred Creden
 	if e.isClosed() {
 		return ErrClosed
 	}
-	address = strings.TrimSpace(address)
-	cred.Address = address
-	_, domain, err := store.SplitAddress(address)
+	address, err := store.CanonicalAddress(address)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	cred.Address = address
+	_, domain, _ := strings.Cut(address, "@")
 	if cred.Password == "" && !cred.master() {
 		return fmt.Errorf("migrate: %s: %w: no password and no master user", address, ErrNoCredentials)
 	}
@@ -46,6 +46,7 @@ func (e *Engine) MigrateAccount(ctx context.Context, address string, cred Creden
 	if acct.Migration == "" {
 		return fmt.Errorf("migrate: %s: %w: a native account (not made by migration)", address, store.ErrExists)
 	}
+	cred.OldLogin = acct.OldLogin
 	e.remember(acct.ID, cred)
 	if e.schedule(acct.ID, acct.Address) == nil {
 		return ErrClosed
@@ -57,18 +58,19 @@ func (e *Engine) MigrateAccount(ctx context.Context, address string, cred Creden
 // account with the old INBOX's UIDVALIDITY and UIDNEXT. The connection is
 // kept for the copy.
 func (e *Engine) createForBulk(ctx context.Context, s *oldSettings, cred Credentials) (*store.Account, error) {
-	c, err := e.connect(ctx, s, cred)
+	c, name, err := e.connectAs(ctx, s, cred)
 	if err != nil {
 		return nil, err
 	}
-	password := cred.Password
+	password, origin := cred.Password, store.PasswordOld
 	if password == "" {
+		origin = store.PasswordRandom
 		if password, err = randomPassword(); err != nil {
 			closeClient(c)
 			return nil, err
 		}
 	}
-	acct, err := e.createFromOld(ctx, c, cred.Address, password)
+	acct, err := e.createFromOld(ctx, c, cred.Address, password, name, origin)
 	if err != nil {
 		closeClient(c)
 		if errors.Is(err, store.ErrExists) {
@@ -76,6 +78,7 @@ func (e *Engine) createForBulk(ctx context.Context, s *oldSettings, cred Credent
 		}
 		return nil, err
 	}
+	cred.OldLogin = name
 	e.keepConn(acct.ID, cred, c)
 	return acct, nil
 }
@@ -107,6 +110,9 @@ func (e *Engine) MigrateUsers(ctx context.Context, domain string, users []Creden
 		a := strings.TrimSpace(u.Address)
 		if a != "" && !strings.Contains(a, "@") {
 			a += "@" + domain
+		}
+		if c, err := store.CanonicalAddress(a); err == nil {
+			a = c
 		}
 		results[i].Address = a
 		want[strings.ToLower(a)] = true

@@ -51,23 +51,35 @@ func closeClient(c *imapclient.Client) {
 
 // connect opens a logged-in session to the old server.
 func (e *Engine) connect(ctx context.Context, s *oldSettings, cred Credentials) (*imapclient.Client, error) {
+	c, _, err := e.connectAs(ctx, s, cred)
+	return c, err
+}
+
+// connectAs is connect that also returns the user name the old server
+// accepted. With cred.OldLogin it logs in with exactly that name.
+func (e *Engine) connectAs(ctx context.Context, s *oldSettings, cred Credentials) (*imapclient.Client, string, error) {
 	c, err := dialOld(ctx, s, e.opts.Dial)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: connect to old server: %w", err)
+		return nil, "", fmt.Errorf("migrate: connect to old server: %w", err)
 	}
+	user, ls := cred.Address, s
+	if cred.OldLogin != "" {
+		user, ls = cred.OldLogin, exactly(s, cred.OldLogin)
+	}
+	var name string
 	if cred.master() {
-		err = loginMaster(ctx, c, s, cred.Address, cred.MasterUser, cred.MasterPassword)
+		name, err = loginMaster(ctx, c, ls, user, cred.MasterUser, cred.MasterPassword)
 	} else {
-		err = loginUser(ctx, c, s, cred.Address, cred.Password)
+		name, err = loginUser(ctx, c, ls, user, cred.Password)
 	}
 	if err != nil {
 		c.Close()
 		if errors.Is(err, errAuthFailed) {
-			return nil, fmt.Errorf("migrate: %s: %w", cred, ErrBadPassword)
+			return nil, "", fmt.Errorf("migrate: %s: %w", cred, ErrBadPassword)
 		}
-		return nil, fmt.Errorf("migrate: log in to old server as %s: %w", cred, err)
+		return nil, "", fmt.Errorf("migrate: log in to old server as %s: %w", cred, err)
 	}
-	return c, nil
+	return c, name, nil
 }
 
 // connectRetry is connect with the engine's retries for failures other than

@@ -77,6 +77,10 @@ type Credentials struct {
 	Password       string `json:"-"`
 	MasterUser     string `json:"-"`
 	MasterPassword string `json:"-"`
+	// OldLogin, if set, is the exact user name to log in to the old server
+	// with (the account's store.Account.OldLogin), instead of the forms
+	// the domain's LoginForm gives.
+	OldLogin string `json:"-"`
 }
 
 func (c Credentials) master() bool { return c.MasterUser != "" || c.MasterPassword != "" }
@@ -328,7 +332,7 @@ func (e *Engine) credsFor(acct *store.Account) (Credentials, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if c, ok := e.creds[acct.ID]; ok {
-		c.Address = acct.Address
+		c.Address, c.OldLogin = acct.Address, acct.OldLogin
 		return c, true
 	}
 	_, domain, err := store.SplitAddress(acct.Address)
@@ -336,7 +340,7 @@ func (e *Engine) credsFor(acct *store.Account) (Credentials, bool) {
 		return Credentials{}, false
 	}
 	if m, ok := e.masters[domain]; ok {
-		m.Address = acct.Address
+		m.Address, m.OldLogin = acct.Address, acct.OldLogin
 		return m, true
 	}
 	return Credentials{}, false
@@ -362,53 +366,66 @@ func (e *Engine) forget(id int64, c Credentials) {
 // FirstLogin handles the login of a user who has no account yet. If the
 // user's domain is migrating, it checks the password at the old server's
 // IMAP; if the old server accepts it, it creates the account with that
-// password (hashed) and an INBOX keeping the old UIDVALIDITY and UIDNEXT,
-// starts copying the mailbox in the background and returns at once.
+// password (hashed), bound to the login name the old server accepted
+// (store.Account.OldLogin), and an INBOX keeping the old UIDVALIDITY and
+// UIDNEXT, starts copying the mailbox in the background and returns at
+// once. username is made canonical first (store.CanonicalAddress): one
+// person, one account, whatever case or trailing dot they type.
 //
-// A wrong password returns an error wrapping ErrBadPassword and creates
-// nothing; a domain that is unknown or not migrating returns ErrNotMigrating.
+// A wrong password, or a name that cannot be an account's, returns an
+// error wrapping ErrBadPassword and creates nothing; a domain that is
+// unknown or not migrating returns ErrNotMigrating. Any other error (the
+// old server cannot be reached) means "try again later".
 //
-// If an account made by migration already exists (a master-user bulk copy,
-// or a concurrent first login), a password the old server accepts becomes
-// its password, and the account is returned as LoggedIn would treat it.
+// An account that exists already is returned only if password is its
+// password (a concurrent first login made it), or if it still has the
+// random password of a master-user bulk copy and nobody has logged in to
+// it: then the old server is asked, with the account's own old login name,
+// and its yes makes password the account's (store.AdoptOldPassword). An
+// account whose password the admin set, or that someone has logged in to,
+// is never opened with the old server's password.
 func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*store.Account, error) {
 	if e.isClosed() {
 		return nil, ErrClosed
 	}
-	_, domain, err := store.SplitAddress(username)
+	address, err := store.CanonicalAddress(username)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
+		return nil, fmt.Errorf("migrate: %w: %w", ErrBadPassword, err)
 	}
+	local, domain, _ := strings.Cut(address, "@")
 	if password == "" {
-		return nil, fmt.Errorf("migrate: %s: %w", username, ErrBadPassword)
+		return nil, fmt.Errorf("migrate: %s: %w", address, ErrBadPassword)
 	}
 	s, err := migratingSettings(ctx, e.st, domain)
 	if err != nil {
 		return nil, err
 	}
-	cred := Credentials{Address: strings.TrimSpace(username), Password: password}
-	c, err := e.connect(ctx, s, cred)
+	if sep := s.MasterSeparator; sep != "" && strings.Contains(local, strings.ToLower(sep)) {
+		// "user*master" would be a master login at the old server.
+		return nil, fmt.Errorf("migrate: %s: %w: the name holds the old server's master-user separator %q", address, ErrBadPassword, sep)
+	}
+	if acct, err := e.st.Account(ctx, address); err == nil {
+		return e.adopt(ctx, s, acct, password)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	cred := Credentials{Address: address, Password: password}
+	c, name, err := e.connectAs(ctx, s, cred)
 	if err != nil {
 		return nil, err
 	}
-	if acct, err := e.st.Account(ctx, cred.Address); err == nil {
-		closeClient(c)
-		return e.adopt(ctx, acct, cred)
-	} else if !errors.Is(err, store.ErrNotFound) {
-		closeClient(c)
-		return nil, fmt.Errorf("migrate: %w", err)
-	}
-	acct, err := e.createFromOld(ctx, c, cred.Address, password)
+	acct, err := e.createFromOld(ctx, c, address, password, name, store.PasswordOld)
 	if err != nil {
 		closeClient(c)
 		if errors.Is(err, store.ErrExists) { // a concurrent first login won
-			if acct, err = e.st.Account(ctx, cred.Address); err == nil {
-				return e.adopt(ctx, acct, cred)
+			if acct, err = e.st.Account(ctx, address); err == nil {
+				return e.adopt(ctx, s, acct, password)
 			}
 		}
 		return nil, err
 	}
-	e.log.Info("migrate: account created at first login", "account", acct.Address, "delim", string(acct.Delim))
+	cred.OldLogin = name
+	e.log.Info("migrate: account created at first login", "account", acct.Address, "old_login", name, "delim", string(acct.Delim))
 	e.remember(acct.ID, cred)
 	e.keepConn(acct.ID, cred, c) // the copy starts on it
 	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) { a.State = store.MigPending })
@@ -418,9 +435,9 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 
 // createFromOld creates the account of address with the old server's
 // hierarchy separator and an INBOX keeping the old UIDVALIDITY and UIDNEXT,
-// read on c (logged in as the user). An account that exists already gives
-// an error wrapping store.ErrExists.
-func (e *Engine) createFromOld(ctx context.Context, c *imapclient.Client, address, password string) (*store.Account, error) {
+// read on c (logged in as the user, whose name there is oldLogin). An
+// account that exists already gives an error wrapping store.ErrExists.
+func (e *Engine) createFromOld(ctx context.Context, c *imapclient.Client, address, password, oldLogin, origin string) (*store.Account, error) {
 	ns, err := readNamespace(c)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %s: %w", address, err)
@@ -434,6 +451,8 @@ func (e *Engine) createFromOld(ctx context.Context, c *imapclient.Client, addres
 		Migration: store.MigPending,
 		Inbox: &store.MailboxOptions{UIDValidity: inbox.uidValidity, UIDNext: inbox.uidNext, Subscribed: true,
 			Migration: store.MigPending, OldName: "INBOX"},
+		OldLogin:       oldLogin,
+		PasswordOrigin: origin,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("migrate: create account %s: %w", address, err)
@@ -441,45 +460,45 @@ func (e *Engine) createFromOld(ctx context.Context, c *imapclient.Client, addres
 	return acct, nil
 }
 
-// adopt takes an existing account whose password the old server just
-// accepted.
-func (e *Engine) adopt(ctx context.Context, acct *store.Account, cred Credentials) (*store.Account, error) {
+// adopt returns an existing account for a login with password, as
+// FirstLogin describes.
+func (e *Engine) adopt(ctx context.Context, s *oldSettings, acct *store.Account, password string) (*store.Account, error) {
 	if acct.Migration == "" {
 		return nil, fmt.Errorf("migrate: %s: %w: account was not made by migration", acct.Address, store.ErrExists)
 	}
-	if _, err := e.st.Authenticate(ctx, acct.Address, cred.Password); err != nil {
-		if err := e.st.SetPassword(ctx, acct.Address, cred.Password); err != nil {
+	cred := Credentials{Address: acct.Address, Password: password, OldLogin: acct.OldLogin}
+	if _, err := e.st.Authenticate(ctx, acct.Address, password); err == nil {
+		e.remember(acct.ID, cred)
+		e.kick(acct, false)
+		return acct, nil
+	} else if !errors.Is(err, store.ErrBadPassword) {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if acct.PasswordOrigin != store.PasswordRandom || !acct.FirstLogin.IsZero() {
+		return nil, fmt.Errorf("migrate: %s: %w", acct.Address, ErrBadPassword)
+	}
+	c, name, err := e.connectAs(ctx, s, cred)
+	if err != nil {
+		return nil, err
+	}
+	closeClient(c)
+	if err := e.st.AdoptOldPassword(ctx, acct.Address, password); err != nil {
+		if errors.Is(err, store.ErrBadPassword) {
+			return nil, fmt.Errorf("migrate: %s: %w", acct.Address, ErrBadPassword)
+		}
+		return nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
+	}
+	if acct.OldLogin == "" {
+		if err := e.st.SetOldLogin(ctx, acct.ID, name); err != nil {
 			return nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
 		}
-		e.log.Info("migrate: account password taken from the old server", "account", acct.Address)
+		acct.OldLogin, cred.OldLogin = name, name
 	}
+	acct.PasswordOrigin = store.PasswordOld
+	e.log.Info("migrate: account password taken from the old server", "account", acct.Address)
 	e.remember(acct.ID, cred)
 	e.kick(acct, false)
 	return acct, nil
-}
-
-// Login is the whole login path for a front end: the store's password,
-// else (no account, or an account made by migration whose password does not
-// match) the old server's, as FirstLogin. A successful login of a migrated
-// account also resumes or catches up its copy (LoggedIn).
-func (e *Engine) Login(ctx context.Context, username, password string) (*store.Account, error) {
-	acct, err := e.st.Authenticate(ctx, username, password)
-	if err == nil {
-		e.LoggedIn(acct, password)
-		return acct, nil
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		return e.FirstLogin(ctx, username, password)
-	}
-	if errors.Is(err, store.ErrBadPassword) {
-		a, aerr := e.st.Account(ctx, username)
-		if aerr == nil && a.Migration != "" {
-			if acct, ferr := e.FirstLogin(ctx, username, password); ferr == nil {
-				return acct, nil
-			}
-		}
-	}
-	return nil, err
 }
 
 // LoggedIn tells the engine an existing account logged in with password.

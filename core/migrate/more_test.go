@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"mailferry/core/auth"
 	"mailferry/core/migrate"
 	"mailferry/core/oldserver/oldtest"
 	"mailferry/core/store"
@@ -429,10 +431,18 @@ func TestMasterBulk(t *testing.T) {
 	if _, err := st.Authenticate(ctx, bob, bobPass); !errors.Is(err, store.ErrBadPassword) {
 		t.Fatalf("bulk account has a known password: %v", err)
 	}
-	if _, err := e.Login(ctx, bob, "wrong"); err == nil {
+	pol, err := auth.New(auth.Options{Store: st, Migrator: e, Delay: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(pw string) error {
+		_, err := pol.Login(ctx, auth.Request{Service: "test", Remote: netip.MustParseAddr("127.0.0.1"), Username: bob, Password: pw})
+		return err
+	}
+	if err := login("wrong"); err == nil {
 		t.Fatal("Login with a wrong password succeeded")
 	}
-	if _, err := e.Login(ctx, bob, bobPass); err != nil {
+	if err := login(bobPass); err != nil {
 		t.Fatalf("first login after bulk: %v", err)
 	}
 	if _, err := st.Authenticate(ctx, bob, bobPass); err != nil {

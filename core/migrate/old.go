@@ -23,19 +23,34 @@ func dialOld(ctx context.Context, s *oldSettings, opts *oldserver.DialOptions) (
 // errAuthFailed matches a refused password or master login.
 var errAuthFailed = oldserver.ErrAuthFailed
 
-func loginUser(ctx context.Context, c *imapclient.Client, s *oldSettings, user, password string) error {
-	_, err := oldserver.Login(ctx, c, *s, user, password)
-	return err
+// exactly returns s set to send name as it is: an account is bound to the
+// login name the old server accepted (store.Account.OldLogin), which later
+// logins use instead of trying forms again.
+func exactly(s *oldSettings, name string) *oldSettings {
+	if name == "" {
+		return s
+	}
+	es := *s
+	es.LoginForm = oldserver.LoginFull
+	return &es
 }
 
-func loginMaster(ctx context.Context, c *imapclient.Client, s *oldSettings, user, masterUser, masterPassword string) error {
+// loginUser logs c in as user and returns the name the server accepted.
+func loginUser(ctx context.Context, c *imapclient.Client, s *oldSettings, user, password string) (string, error) {
+	info, err := oldserver.Login(ctx, c, *s, user, password)
+	return info.Name, err
+}
+
+// loginMaster logs c in as user through a master user and returns the
+// user name the server accepted.
+func loginMaster(ctx context.Context, c *imapclient.Client, s *oldSettings, user, masterUser, masterPassword string) (string, error) {
 	ms := *s
 	if masterUser != "" {
 		ms.MasterUser = masterUser
 	}
 	if ms.MasterUser == "" {
-		return fmt.Errorf("%w: no master user given", errors.ErrUnsupported)
+		return "", fmt.Errorf("%w: no master user given", errors.ErrUnsupported)
 	}
-	_, err := oldserver.LoginMaster(ctx, c, ms, user, masterPassword)
-	return err
+	info, err := oldserver.LoginMaster(ctx, c, ms, user, masterPassword)
+	return info.Name, err
 }

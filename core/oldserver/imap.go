@@ -221,25 +221,29 @@ type LoginInfo struct {
 	Master MasterForm `json:"master,omitempty"`
 }
 
-// loginNames returns the names to try for user under form, with their forms.
-func loginNames(user string, form LoginForm) ([]string, []LoginForm) {
+// loginNames returns the names to try for user under s's LoginForm, with
+// their forms. LoginAuto tries the bare local part only for an address of
+// s.DefaultDomain (see Settings.DefaultDomain).
+func loginNames(user string, s Settings) ([]string, []LoginForm) {
 	at := strings.LastIndexByte(user, '@')
 	if at < 0 {
 		return []string{user}, []LoginForm{LoginLocal}
 	}
 	local := user[:at]
-	switch form {
+	switch s.LoginForm {
 	case LoginLocal:
 		return []string{local}, []LoginForm{LoginLocal}
 	case LoginAuto:
-		return []string{user, local}, []LoginForm{LoginFull, LoginLocal}
+		if s.DefaultDomain != "" && strings.EqualFold(strings.TrimSuffix(s.DefaultDomain, "."), user[at+1:]) {
+			return []string{user, local}, []LoginForm{LoginFull, LoginLocal}
+		}
 	}
 	return []string{user}, []LoginForm{LoginFull}
 }
 
 // Login logs c in as user (an address, "alice@example.org") with password,
 // sending the name in the form s.LoginForm says; LoginAuto tries the full
-// address, then the local part (many servers delay the answer to a failed
+// address, then, for an address of s.DefaultDomain only, the local part (many servers delay the answer to a failed
 // try by seconds, and some penalize the next tries from the same address). It uses IMAP LOGIN, or AUTHENTICATE PLAIN when the
 // server advertises LOGINDISABLED (RFC 9051 §6.2.3). A refused password
 // matches ErrAuthFailed. ctx bounds the exchange: if it ends first, c is
@@ -248,7 +252,7 @@ func Login(ctx context.Context, c *imapclient.Client, s Settings, user, password
 	if user == "" {
 		return LoginInfo{}, errors.New("oldserver: login: empty user name")
 	}
-	names, forms := loginNames(user, s.LoginForm)
+	names, forms := loginNames(user, s)
 	var errs []error
 	for i, name := range names {
 		err := withContext(ctx, c, func() error { return login(c, name, password) })
@@ -324,7 +328,7 @@ func LoginMaster(ctx context.Context, c *imapclient.Client, s Settings, user, ma
 		}
 		methods = append(methods, MasterSeparator)
 	}
-	names, forms := loginNames(user, s.LoginForm)
+	names, forms := loginNames(user, s)
 	var errs []error
 	for i, name := range names {
 		for _, m := range methods {

@@ -205,6 +205,12 @@ func probeIMAP(ctx context.Context, s Settings, user, password string, opts *Dia
 		r.Summary = fmt.Sprintf("reached %s; no credentials given, so mailboxes were not checked", r.Addr)
 		return nil
 	}
+	if at := strings.LastIndexByte(user, '@'); s.LoginForm == LoginAuto && s.DefaultDomain == "" && at > 0 {
+		// The admin's own test account: find out whether the server takes
+		// bare names too (the result says which form worked; migration
+		// tries bare names only with Settings.DefaultDomain).
+		s.DefaultDomain = user[at+1:]
+	}
 	info, err := Login(ctx, c, s, user, password)
 	if err != nil {
 		r.Capabilities = capList(c.Caps())
@@ -220,6 +226,9 @@ func probeIMAP(ctx context.Context, s Settings, user, password string, opts *Dia
 	r.Login = &info
 	if s.LoginForm == LoginAuto {
 		r.Notes = append(r.Notes, fmt.Sprintf("the server accepts the %s form of user names (%q)", info.Form, info.Name))
+		if info.Form == LoginLocal {
+			r.Notes = append(r.Notes, fmt.Sprintf("bare user names are tried only for addresses of the old server's default domain: set it to %s if the old server's bare names are that domain's", s.DefaultDomain))
+		}
 	}
 	// capabilities often grow after login
 	caps, err := runCap(ctx, c)

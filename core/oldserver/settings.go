@@ -36,7 +36,8 @@ const (
 	LoginFull LoginForm = "full"
 	// LoginLocal sends the local part, "alice".
 	LoginLocal LoginForm = "local"
-	// LoginAuto tries the full address, then the local part.
+	// LoginAuto tries the full address, then — only for an address of
+	// Settings.DefaultDomain — the local part.
 	LoginAuto LoginForm = "auto"
 )
 
@@ -86,6 +87,15 @@ type Settings struct {
 	PinnedSHA256 string `json:"pinned_sha256,omitempty"`
 	// LoginForm is the form of user names sent to the old server.
 	LoginForm LoginForm `json:"login_form"`
+	// DefaultDomain is the domain the old server gives a bare user name
+	// ("alice" is alice@DefaultDomain: Dovecot's auth_default_realm, a
+	// single-domain server). LoginAuto tries the bare local part only for
+	// addresses of this domain: on a server whose bare names mean another
+	// domain, alice@other.example logging in as "alice" would get
+	// alice@DefaultDomain's mailbox. Empty: LoginAuto sends full addresses
+	// only. LoginLocal is the admin's word that bare names are this
+	// domain's; it sends the local part whatever DefaultDomain says.
+	DefaultDomain string `json:"default_domain,omitempty"`
 	// MasterUser, if set, is the name of a master (admin) user that can log
 	// in as any user (see LoginMaster). Its password is never stored here.
 	MasterUser string `json:"master_user,omitempty"`

@@ -8,10 +8,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"mailferry/core/auth/addr"
 )
 
 // Domain is a mail domain served by Mailferry.
@@ -39,7 +42,29 @@ type Account struct {
 	Migration      string
 	MigrationError string
 	MigrationTime  time.Time
+	// OldLogin is the user name the old server accepted for this account
+	// (its full address, or a bare name); the engine logs in with exactly
+	// that name. Empty for accounts that were never migrated.
+	OldLogin string
+	// PasswordOrigin says where the password came from: PasswordRandom,
+	// PasswordOld or PasswordAdmin.
+	PasswordOrigin string
+	// FirstLogin is when a user first logged in to the account (zero:
+	// never).
+	FirstLogin time.Time
 }
+
+// Password origins (Account.PasswordOrigin).
+const (
+	// PasswordRandom: a bulk copy made the account with a random password
+	// nobody knows; until someone logs in, the old server's password may
+	// become its password (store.AdoptOldPassword).
+	PasswordRandom = "random"
+	// PasswordOld: the old server's password, taken at a first login.
+	PasswordOld = "old"
+	// PasswordAdmin: set by the admin (or the account was made by hand).
+	PasswordAdmin = "admin"
+)
 
 // Migration states of accounts and mailboxes.
 const (
@@ -49,24 +74,26 @@ const (
 	MigFailed  = "failed"
 )
 
-// NormalizeDomain returns the canonical form of a domain name, or an error
-// if it is not a plausible one.
+// NormalizeDomain returns the canonical form of a domain name (lower case,
+// no trailing dot, IDNA A-labels; see core/auth/addr), or an error wrapping
+// ErrInvalid if it is not a plausible one.
 func NormalizeDomain(name string) (string, error) {
-	name = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
-	if name == "" || len(name) > 253 {
-		return "", fmt.Errorf("%w: domain name %q", ErrInvalid, name)
+	d, err := addr.Domain(strings.TrimSpace(name))
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	for _, label := range strings.Split(name, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return "", fmt.Errorf("%w: domain name %q", ErrInvalid, name)
-		}
-		for _, c := range label {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c > 127) {
-				return "", fmt.Errorf("%w: domain name %q has %q", ErrInvalid, name, c)
-			}
-		}
+	return d, nil
+}
+
+// CanonicalAddress returns the canonical form of an account address (see
+// core/auth/addr), or an error wrapping ErrInvalid. Every account is made,
+// found and authenticated by it.
+func CanonicalAddress(address string) (string, error) {
+	a, err := addr.Canonical(address)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return name, nil
+	return a, nil
 }
 
 // SplitAddress splits user@domain, lower-casing the domain.
@@ -195,15 +222,21 @@ type AccountOptions struct {
 	// Inbox sets the INBOX's UIDVALIDITY, UIDNEXT and subscription, as an
 	// old server had them; nil means a new INBOX.
 	Inbox *MailboxOptions
+	// OldLogin is the user name the old server accepted (Account.OldLogin).
+	OldLogin string
+	// PasswordOrigin is Account.PasswordOrigin; "" means PasswordAdmin.
+	PasswordOrigin string
 }
 
 // CreateAccount adds an account with its INBOX in one transaction. The
-// domain must exist. The password is kept only as an argon2id hash.
+// address is made canonical (CanonicalAddress) and the domain must exist.
+// The password is kept only as an argon2id hash.
 func (s *Store) CreateAccount(ctx context.Context, address, password string, opts *AccountOptions) (*Account, error) {
-	_, domain, err := SplitAddress(address)
+	address, err := CanonicalAddress(address)
 	if err != nil {
 		return nil, err
 	}
+	_, domain, _ := strings.Cut(address, "@")
 	if password == "" {
 		return nil, fmt.Errorf("%w: empty password", ErrInvalid)
 	}
@@ -214,19 +247,24 @@ func (s *Store) CreateAccount(ctx context.Context, address, password string, opt
 	if delim == 0 {
 		delim = '/'
 	}
-	hash, err := HashPassword(password)
+	origin := opts.PasswordOrigin
+	if origin == "" {
+		origin = PasswordAdmin
+	}
+	hash, err := s.hash(ctx, password)
 	if err != nil {
 		return nil, err
 	}
-	a := &Account{Address: strings.TrimSpace(address), Delim: delim, Created: time.Unix(now(), 0), Migration: opts.Migration}
+	a := &Account{Address: address, Delim: delim, Created: time.Unix(now(), 0), Migration: opts.Migration,
+		OldLogin: opts.OldLogin, PasswordOrigin: origin}
 	err = s.write(ctx, func(tx *sql.Tx, ch *changes) error {
 		if err := tx.QueryRowContext(ctx, `SELECT id FROM domains WHERE name = ?`, domain).Scan(&a.DomainID); errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("domain %s: %w", domain, ErrNotFound)
 		} else if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO accounts(domain_id, address, password_hash, delim, created, mig_state, mig_updated)
-			VALUES(?, ?, ?, ?, ?, ?, ?)`, a.DomainID, a.Address, hash, string(delim), a.Created.Unix(), a.Migration, a.Created.Unix())
+		res, err := tx.ExecContext(ctx, `INSERT INTO accounts(domain_id, address, password_hash, delim, created, mig_state, mig_updated, old_login, password_origin)
+			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.DomainID, a.Address, hash, string(delim), a.Created.Unix(), a.Migration, a.Created.Unix(), a.OldLogin, origin)
 		if isUnique(err) {
 			return fmt.Errorf("account %s: %w", a.Address, ErrExists)
 		} else if err != nil {
@@ -250,14 +288,15 @@ func (s *Store) CreateAccount(ctx context.Context, address, password string, opt
 	return a, nil
 }
 
-const accountCols = `id, domain_id, address, delim, created, mig_state, mig_error, mig_updated`
+const accountCols = `id, domain_id, address, delim, created, mig_state, mig_error, mig_updated, old_login, password_origin, first_login`
 
 // scanAccount scans accountCols, then the extra columns into extra.
 func scanAccount(sc rowScanner, extra ...any) (*Account, error) {
 	var a Account
 	var delim string
-	var created, updated int64
-	dest := append([]any{&a.ID, &a.DomainID, &a.Address, &delim, &created, &a.Migration, &a.MigrationError, &updated}, extra...)
+	var created, updated, first int64
+	dest := append([]any{&a.ID, &a.DomainID, &a.Address, &delim, &created, &a.Migration, &a.MigrationError, &updated,
+		&a.OldLogin, &a.PasswordOrigin, &first}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -267,15 +306,34 @@ func scanAccount(sc rowScanner, extra ...any) (*Account, error) {
 	}
 	a.Created = time.Unix(created, 0)
 	a.MigrationTime = time.Unix(updated, 0)
+	if first != 0 {
+		a.FirstLogin = time.Unix(first, 0)
+	}
 	return &a, nil
 }
 
-// Account returns the account with that address (case-insensitive), or
-// ErrNotFound.
+// notFound is the error for an account name that has no account; a name
+// that is not canonical (CanonicalAddress) has none either.
+func notFound(address string, cause error) error {
+	if len(address) > 64 {
+		address = address[:64] + "…"
+	}
+	if cause != nil {
+		return fmt.Errorf("account %q: %w (%w)", address, ErrNotFound, cause)
+	}
+	return fmt.Errorf("account %s: %w", address, ErrNotFound)
+}
+
+// Account returns the account with that address (any form that has the
+// same canonical form), or ErrNotFound.
 func (s *Store) Account(ctx context.Context, address string) (*Account, error) {
-	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE address = ?`, strings.TrimSpace(address)))
+	c, err := CanonicalAddress(address)
+	if err != nil {
+		return nil, notFound(address, err)
+	}
+	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE address = ?`, c))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("account %s: %w", address, ErrNotFound)
+		return nil, notFound(c, nil)
 	} else if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -310,38 +368,113 @@ func (s *Store) Accounts(ctx context.Context, domain string) ([]*Account, error)
 }
 
 // Authenticate checks a password. It returns ErrNotFound when there is no
-// such account and ErrBadPassword when the password is wrong.
+// such account and ErrBadPassword when the password is wrong; both take
+// the time of one password check (a missing account is checked against a
+// dummy hash), so the answer's timing does not tell which. It waits for a
+// free hashing slot (Options.MaxHashes) while ctx allows.
 func (s *Store) Authenticate(ctx context.Context, address, password string) (*Account, error) {
 	var hash string
-	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+accountCols+`, password_hash FROM accounts WHERE address = ?`,
-		strings.TrimSpace(address)), &hash)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("account %s: %w", address, ErrNotFound)
-	} else if err != nil {
+	c, cerr := CanonicalAddress(address)
+	var a *Account
+	err := cerr
+	if err == nil {
+		a, err = scanAccount(s.r.QueryRowContext(ctx, `SELECT `+accountCols+`, password_hash FROM accounts WHERE address = ?`, c), &hash)
+	}
+	switch {
+	case err == nil:
+	case cerr != nil, errors.Is(err, sql.ErrNoRows):
+		if _, err := s.verify(ctx, dummyHash, password); err != nil {
+			return nil, err
+		}
+		return nil, notFound(address, cerr)
+	default:
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	if !VerifyPassword(hash, password) {
+	ok, err := s.verify(ctx, hash, password)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
 		return nil, ErrBadPassword
 	}
 	return a, nil
 }
 
-// SetPassword replaces an account's password.
+// SetPassword replaces an account's password with one the admin chose
+// (PasswordAdmin): from then on the old server's password no longer opens
+// the account.
 func (s *Store) SetPassword(ctx context.Context, address, password string) error {
+	return s.setPassword(ctx, address, password, PasswordAdmin, false)
+}
+
+// AdoptOldPassword makes password (which the old server just accepted for
+// the account's user) the account's password, only while the account has
+// the random password of a bulk copy and nobody has logged in to it;
+// otherwise it fails with ErrBadPassword and changes nothing. The check
+// and the change are one transaction.
+func (s *Store) AdoptOldPassword(ctx context.Context, address, password string) error {
+	return s.setPassword(ctx, address, password, PasswordOld, true)
+}
+
+func (s *Store) setPassword(ctx context.Context, address, password, origin string, onlyRandom bool) error {
 	if password == "" {
 		return fmt.Errorf("%w: empty password", ErrInvalid)
 	}
-	hash, err := HashPassword(password)
+	c, err := CanonicalAddress(address)
+	if err != nil {
+		return notFound(address, err)
+	}
+	hash, err := s.hash(ctx, password)
 	if err != nil {
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		res, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = ? WHERE address = ?`, hash, strings.TrimSpace(address))
+		var cur string
+		var first int64
+		err := tx.QueryRowContext(ctx, `SELECT password_origin, first_login FROM accounts WHERE address = ?`, c).Scan(&cur, &first)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound(c, nil)
+		} else if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if onlyRandom && (cur != PasswordRandom || first != 0) {
+			return fmt.Errorf("account %s: %w: its password is no longer the old server's to set", c, ErrBadPassword)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = ?, password_origin = ? WHERE address = ?`, hash, origin, c); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		return nil
+	})
+}
+
+// NoteLogin records that a user logged in to the account, the first time
+// only (Account.FirstLogin); later calls change nothing and write nothing.
+func (s *Store) NoteLogin(ctx context.Context, acct *Account) error {
+	if !acct.FirstLogin.IsZero() {
+		return nil
+	}
+	t := now()
+	err := s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+		_, err := tx.ExecContext(ctx, `UPDATE accounts SET first_login = ? WHERE id = ? AND first_login = 0`, t, acct.ID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: note login: %w", err)
+	}
+	acct.FirstLogin = time.Unix(t, 0)
+	return nil
+}
+
+// SetOldLogin records the user name the old server accepted for the
+// account (Account.OldLogin).
+func (s *Store) SetOldLogin(ctx context.Context, accountID int64, name string) error {
+	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		res, err := tx.ExecContext(ctx, `UPDATE accounts SET old_login = ? WHERE id = ?`, name, accountID)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("account %s: %w", address, ErrNotFound)
+			return fmt.Errorf("account %d: %w", accountID, ErrNotFound)
 		}
 		return nil
 	})
@@ -349,11 +482,15 @@ func (s *Store) SetPassword(ctx context.Context, address, password string) error
 
 // DeleteAccount removes an account with all its mailboxes and messages.
 func (s *Store) DeleteAccount(ctx context.Context, address string) error {
+	c, err := CanonicalAddress(address)
+	if err != nil {
+		return notFound(address, err)
+	}
 	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
 		var id int64
-		err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE address = ?`, strings.TrimSpace(address)).Scan(&id)
+		err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE address = ?`, c).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("account %s: %w", address, ErrNotFound)
+			return notFound(c, nil)
 		} else if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -388,6 +525,48 @@ const (
 	argonThreads = 1
 	argonKeyLen  = 32
 )
+
+// dummyHash has the parameters of HashPassword; a login for a missing
+// account is checked against it, so that it takes as long as a wrong
+// password.
+const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$bWFpbGZlcnJ5LWR1bW15$Bxq1s1n0Yl8A0J8dWb3nK0fJkq0h3tq3m5x9YxQyG8o"
+
+// hashing bounds the password hashes computed at once (Options.MaxHashes).
+type hashing struct{ slots chan struct{} }
+
+func newHashing(n int) *hashing {
+	if n <= 0 {
+		n = min(runtime.NumCPU(), 4)
+	}
+	return &hashing{slots: make(chan struct{}, n)}
+}
+
+// run runs fn in a hashing slot, waiting for one while ctx allows.
+func (h *hashing) run(ctx context.Context, fn func()) error {
+	select {
+	case h.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("store: waiting to check a password: %w", ctx.Err())
+	}
+	defer func() { <-h.slots }()
+	fn()
+	return nil
+}
+
+// HashesInUse is the number of password hashes being computed now.
+func (s *Store) HashesInUse() int { return len(s.hashes.slots) }
+
+func (s *Store) hash(ctx context.Context, password string) (hash string, err error) {
+	if rerr := s.hashes.run(ctx, func() { hash, err = HashPassword(password) }); rerr != nil {
+		return "", rerr
+	}
+	return hash, err
+}
+
+func (s *Store) verify(ctx context.Context, hash, password string) (ok bool, err error) {
+	err = s.hashes.run(ctx, func() { ok = VerifyPassword(hash, password) })
+	return ok, err
+}
 
 // HashPassword returns an argon2id hash of password in the PHC string form
 // ($argon2id$v=19$m=…,t=…,p=…$salt$hash).

@@ -143,6 +143,19 @@ ALTER TABLE blobs ADD COLUMN pack INTEGER;
 ALTER TABLE blobs ADD COLUMN off INTEGER;
 CREATE INDEX blobs_pack ON blobs(pack, off);
 `,
+	// 4: an account made by migration is bound to the login name the old
+	// server accepted (old_login); password_origin says where its password
+	// came from ('random': a bulk copy's, nobody knows it; 'old': the old
+	// server's, at a first login; 'admin'); first_login is when it was first
+	// logged in to. Accounts migrated before this step are taken as bulk
+	// copies nobody logged in to yet: their next login, with either
+	// password, settles them.
+	`
+ALTER TABLE accounts ADD COLUMN old_login TEXT NOT NULL DEFAULT '';
+ALTER TABLE accounts ADD COLUMN password_origin TEXT NOT NULL DEFAULT '';
+ALTER TABLE accounts ADD COLUMN first_login INTEGER NOT NULL DEFAULT 0;
+UPDATE accounts SET password_origin = 'random' WHERE mig_state != '';
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -56,6 +56,10 @@ type Options struct {
 	// PackSize is the size at which a pack file of message bytes is full
 	// and the next one is started; 0 means 256 MiB.
 	PackSize int64
+	// MaxHashes bounds the password hashes (argon2id, 19 MiB each) computed
+	// at once, by logins and account creation alike, so that a login flood
+	// cannot exhaust memory; 0 means the number of CPUs, at most 4.
+	MaxHashes int
 }
 
 // Store is an open mail store. It is safe for concurrent use.
@@ -67,6 +71,8 @@ type Store struct {
 
 	mu       sync.Mutex
 	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts
+
+	hashes *hashing // bounds concurrent password hashing (account.go)
 }
 
 // Open opens (creating if needed) the store in the SQLite file at path and
@@ -84,6 +90,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		log:       opts.Logger,
 		summarize: opts.Summarize,
 		watchers:  map[int64]map[*Watcher]struct{}{},
+		hashes:    newHashing(opts.MaxHashes),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

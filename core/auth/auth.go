@@ -1,0 +1,313 @@
+// Package auth is Mailferry's one login policy: IMAP, SMTP AUTH (and POP3)
+// all log users in through Policy.Login and count connections through
+// Policy.Listener.
+//
+// Invariants:
+//   - One person, one account: the login name is brought to its canonical
+//     form (core/auth/addr) before any lookup or create; a name longer than
+//     addr.MaxInput bytes is refused before it is logged or kept.
+//   - No account without the old server's word: a login for an address
+//     without an account creates one only through the Migrator (the old
+//     server's IMAP accepts the password). An existing account accepts the
+//     old server's password only while it has the random password of a bulk
+//     copy and nobody has logged in to it (store.AdoptOldPassword).
+//   - Failed logins cost the attacker, not the owner. A login takes a token
+//     from its source's bucket (an IPv4 address, an IPv6 /64) and from the
+//     bucket of its account and source before the password is checked, and
+//     gets them back on success; an empty bucket refuses without a check.
+//     The owner logging in from elsewhere has buckets of their own, so a
+//     stranger's guesses never lock the owner out.
+//   - Bounded cost: password hashes run at most store.Options.MaxHashes at
+//     once, first logins (which reach the old server) at most
+//     Options.MaxFirstLogins at once, connections per source at most
+//     Options.MaxConnsPerSource; a missing account costs the same hash as a
+//     wrong password (the store checks a dummy hash), and every failure
+//     waits Options.Delay before its answer.
+//   - An old server that cannot be reached is ErrUnavailable (try again),
+//     never a wrong password, and is not charged to the user.
+//   - Passwords are never logged or kept in clear.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"mailferry/core/auth/addr"
+	"mailferry/core/migrate"
+	"mailferry/core/store"
+)
+
+// Errors of Login. Front ends answer ErrFailed as a wrong name or password
+// (IMAP NO [AUTHENTICATIONFAILED], SMTP 535), ErrLimited and
+// ErrUnavailable as "try again later" (IMAP NO [UNAVAILABLE], SMTP 454).
+var (
+	ErrFailed      = errors.New("auth: wrong user name or password")
+	ErrLimited     = errors.New("auth: too many failed logins, try again later")
+	ErrUnavailable = errors.New("auth: login temporarily unavailable, try again later")
+)
+
+// Migrator makes the account of a first login from the old server's
+// answer; *migrate.Engine is one.
+type Migrator interface {
+	// FirstLogin checks the password at the old server and creates (or
+	// adopts) the account; see migrate.Engine.FirstLogin for its errors.
+	FirstLogin(ctx context.Context, username, password string) (*store.Account, error)
+	// LoggedIn is told of every successful login; it must not block.
+	LoggedIn(acct *store.Account, password string)
+}
+
+var _ Migrator = (*migrate.Engine)(nil)
+
+// Options configures a Policy. Zero fields mean the defaults given.
+type Options struct {
+	// Store holds the accounts; required.
+	Store *store.Store
+	// Migrator handles logins of addresses without an account; nil means
+	// none (such a login fails).
+	Migrator Migrator
+	// Logger receives one line per refused login; nil means slog.Default().
+	Logger *slog.Logger
+	// PerSource is how many failed logins a source (an IPv4 address or an
+	// IPv6 /64) may have in a row; 0 means 20.
+	PerSource int
+	// PerAccount is how many failed logins one account may have in a row
+	// from one source; 0 means 10.
+	PerAccount int
+	// Refill is the time after which a bucket gets one attempt back; 0
+	// means one minute.
+	Refill time.Duration
+	// Delay is how long a failed login waits before its answer; 0 means
+	// one second, a negative value none.
+	Delay time.Duration
+	// MaxFirstLogins bounds the first logins checked at the old server at
+	// once; 0 means 8.
+	MaxFirstLogins int
+	// FirstLoginTimeout bounds one first login; 0 means 2 minutes.
+	FirstLoginTimeout time.Duration
+	// MaxConnsPerSource bounds the open connections of one source on a
+	// Listener; 0 means 20.
+	MaxConnsPerSource int
+}
+
+// Policy is the login policy. It is safe for concurrent use.
+type Policy struct {
+	st    *store.Store
+	mig   Migrator
+	log   *slog.Logger
+	opts  Options
+	lim   *limiter
+	first chan struct{}
+	conns *connCount
+}
+
+// New makes a Policy.
+func New(opts Options) (*Policy, error) {
+	if opts.Store == nil {
+		return nil, errors.New("auth: Options.Store is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&opts.PerSource, 20)
+	def(&opts.PerAccount, 10)
+	def(&opts.MaxFirstLogins, 8)
+	def(&opts.MaxConnsPerSource, 20)
+	if opts.Refill <= 0 {
+		opts.Refill = time.Minute
+	}
+	if opts.Delay == 0 {
+		opts.Delay = time.Second
+	}
+	if opts.FirstLoginTimeout <= 0 {
+		opts.FirstLoginTimeout = 2 * time.Minute
+	}
+	return &Policy{
+		st: opts.Store, mig: opts.Migrator, log: opts.Logger, opts: opts,
+		lim:   newLimiter(opts.Refill),
+		first: make(chan struct{}, opts.MaxFirstLogins),
+		conns: newConnCount(opts.MaxConnsPerSource),
+	}, nil
+}
+
+// Source is the unit a source is limited by: an IPv4 address, or the /64
+// of an IPv6 address (one subscriber's network). An invalid address gives
+// the zero Prefix, which is one source of its own.
+func Source(ip netip.Addr) netip.Prefix {
+	ip = ip.Unmap()
+	switch {
+	case ip.Is4():
+		return netip.PrefixFrom(ip, 32)
+	case ip.Is6():
+		p, _ := ip.Prefix(64)
+		return p
+	}
+	return netip.Prefix{}
+}
+
+// SourceOf is Source of a connection's remote address.
+func SourceOf(a net.Addr) netip.Prefix {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(t.IP)
+		return Source(ip)
+	}
+	if a != nil {
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			return Source(ap.Addr())
+		}
+	}
+	return netip.Prefix{}
+}
+
+// Request is one login attempt.
+type Request struct {
+	// Service names the front end in logs ("imap", "smtp", "pop3").
+	Service string
+	// Remote is the client's address.
+	Remote netip.Addr
+	// Username and Password are as the client sent them.
+	Username, Password string
+}
+
+// Login checks a login under the policy and returns the account, or an
+// error matching ErrFailed, ErrLimited or ErrUnavailable.
+func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
+	src := Source(r.Remote)
+	srcKey := "src " + src.String()
+	log := p.log.With("service", r.Service, "remote", r.Remote.String())
+	if len(r.Username) > addr.MaxInput {
+		// Neither logged nor kept: only its length.
+		p.lim.take(srcKey, p.opts.PerSource)
+		log.Info("login refused: user name too long", "bytes", len(r.Username))
+		return nil, p.failed(ctx)
+	}
+	name := strconv.Quote(r.Username)
+	if !p.lim.take(srcKey, p.opts.PerSource) {
+		log.Warn("login refused: too many failures from this source", "user", name)
+		return nil, ErrLimited
+	}
+	canon, cerr := store.CanonicalAddress(r.Username)
+	acctKey := "acct " + canon + " " + src.String()
+	if cerr == nil && !p.lim.take(acctKey, p.opts.PerAccount) {
+		p.lim.give(srcKey, p.opts.PerSource)
+		log.Warn("login refused: too many failures for this account from this source", "user", canon)
+		return nil, ErrLimited
+	}
+	fail := func(reason string) error {
+		log.Info("login failed", "user", name, "reason", reason)
+		return p.failed(ctx)
+	}
+	unavailable := func(err error) error {
+		// Not the user's fault: the tokens go back.
+		p.lim.give(srcKey, p.opts.PerSource)
+		if cerr == nil {
+			p.lim.give(acctKey, p.opts.PerAccount)
+		}
+		log.Warn("login could not be checked", "user", name, "err", err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if cerr != nil {
+		return nil, fail("not an address: " + cerr.Error())
+	}
+	if r.Password == "" {
+		return nil, fail("empty password")
+	}
+	acct, err := p.st.Authenticate(ctx, canon, r.Password)
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrBadPassword) && p.adoptable(ctx, canon):
+		if p.mig == nil {
+			return nil, fail("no such account")
+		}
+		acct, err = p.firstLogin(ctx, canon, r.Password)
+		switch {
+		case err == nil:
+			log.Info("first login", "user", acct.Address)
+		case errors.Is(err, migrate.ErrBadPassword), errors.Is(err, store.ErrBadPassword):
+			return nil, fail("the old server refused the password")
+		case errors.Is(err, migrate.ErrNotMigrating):
+			return nil, fail("no such account (domain not migrating)")
+		case errors.Is(err, store.ErrExists):
+			return nil, fail("account exists and was not made by migration")
+		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalid):
+			return nil, fail("no such account")
+		default:
+			return nil, unavailable(err)
+		}
+	case errors.Is(err, store.ErrBadPassword):
+		return nil, fail("wrong password")
+	default:
+		return nil, unavailable(err)
+	}
+	p.lim.reset(acctKey)
+	p.lim.give(srcKey, p.opts.PerSource)
+	if err := p.st.NoteLogin(ctx, acct); err != nil {
+		log.Warn("record login", "user", acct.Address, "err", err)
+	}
+	if p.mig != nil {
+		p.safely(log, func() { p.mig.LoggedIn(acct, r.Password) })
+	}
+	return acct, nil
+}
+
+// adoptable reports whether the account of canon may still take the old
+// server's password (see store.AdoptOldPassword).
+func (p *Policy) adoptable(ctx context.Context, canon string) bool {
+	a, err := p.st.Account(ctx, canon)
+	return err == nil && a.Migration != "" && a.PasswordOrigin == store.PasswordRandom && a.FirstLogin.IsZero()
+}
+
+// firstLogin runs the Migrator's FirstLogin in one of the bounded slots.
+func (p *Policy) firstLogin(ctx context.Context, canon, password string) (acct *store.Account, err error) {
+	select {
+	case p.first <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-p.first }()
+	ctx, cancel := context.WithTimeout(ctx, p.opts.FirstLoginTimeout)
+	defer cancel()
+	p.safely(p.log, func() { acct, err = p.mig.FirstLogin(ctx, canon, password) })
+	if err == nil && acct == nil {
+		err = errors.New("auth: first login returned no account")
+	}
+	if errors.Is(err, store.ErrExists) {
+		// Another connection's first login made the account meanwhile.
+		return p.st.Authenticate(ctx, canon, password)
+	}
+	return acct, err
+}
+
+// safely runs a call into the Migrator, turning a panic into a log line
+// (and, for FirstLogin, an error: acct stays nil).
+func (p *Policy) safely(log *slog.Logger, fn func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			log.Error("auth: panic in migrator", "panic", v)
+		}
+	}()
+	fn()
+}
+
+// failed waits the failure delay (or until ctx ends) and returns ErrFailed.
+func (p *Policy) failed(ctx context.Context) error {
+	if p.opts.Delay > 0 {
+		t := time.NewTimer(p.opts.Delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	return ErrFailed
+}

@@ -1,0 +1,159 @@
+package auth
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// limiter is a set of token buckets of failed logins, keyed by source or by
+// account and source. A login takes a token before its check (so parallel
+// attempts cannot race past the limit) and a success gives it back.
+type limiter struct {
+	refill time.Duration
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	sweepAt int
+}
+
+type bucket struct {
+	tokens float64
+	cap    float64
+	last   time.Time
+}
+
+// minSweep is the number of buckets below which full ones are kept.
+const minSweep = 100000
+
+func newLimiter(refill time.Duration) *limiter {
+	return &limiter{refill: refill, buckets: map[string]*bucket{}, sweepAt: minSweep}
+}
+
+// get returns key's bucket brought up to date; l.mu is held.
+func (l *limiter) get(key string, capacity int, now time.Time) *bucket {
+	b := l.buckets[key]
+	if b == nil {
+		if len(l.buckets) >= l.sweepAt {
+			// Forget full buckets: they are the same as new ones. The next
+			// sweep waits until the map has doubled, so that a flood of
+			// new keys costs each O(1), not a scan.
+			for k, o := range l.buckets {
+				if l.fill(o, now); o.tokens >= o.cap {
+					delete(l.buckets, k)
+				}
+			}
+			l.sweepAt = max(minSweep, 2*len(l.buckets))
+		}
+		b = &bucket{tokens: float64(capacity), cap: float64(capacity), last: now}
+		l.buckets[key] = b
+		return b
+	}
+	l.fill(b, now)
+	return b
+}
+
+func (l *limiter) fill(b *bucket, now time.Time) {
+	b.tokens = min(b.cap, b.tokens+float64(now.Sub(b.last))/float64(l.refill))
+	b.last = now
+}
+
+// take takes one attempt from key's bucket, reporting false (and taking
+// nothing) when it is empty.
+func (l *limiter) take(key string, capacity int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.get(key, capacity, time.Now())
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// give gives one attempt back to key's bucket.
+func (l *limiter) give(key string, capacity int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.get(key, capacity, time.Now())
+	b.tokens = min(b.cap, b.tokens+1)
+}
+
+// reset forgets key's failures.
+func (l *limiter) reset(key string) {
+	l.mu.Lock()
+	delete(l.buckets, key)
+	l.mu.Unlock()
+}
+
+// connCount counts open connections per source.
+type connCount struct {
+	max int
+
+	mu sync.Mutex
+	n  map[netip.Prefix]int
+}
+
+func newConnCount(max int) *connCount { return &connCount{max: max, n: map[netip.Prefix]int{}} }
+
+func (c *connCount) open(src netip.Prefix) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[src] >= c.max {
+		return false
+	}
+	c.n[src]++
+	return true
+}
+
+func (c *connCount) close(src netip.Prefix) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[src]--; c.n[src] <= 0 {
+		delete(c.n, src)
+	}
+}
+
+// Listener wraps ln so that a source with Options.MaxConnsPerSource open
+// connections has its next one sent refuse (a protocol's "too many
+// connections" line, such as IMAP's "* BYE …") and closed at once.
+func (p *Policy) Listener(ln net.Listener, refuse string) net.Listener {
+	return &limitListener{Listener: ln, p: p, refuse: []byte(refuse)}
+}
+
+type limitListener struct {
+	net.Listener
+	p      *Policy
+	refuse []byte
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		src := SourceOf(c.RemoteAddr())
+		if l.p.conns.open(src) {
+			return &countedConn{Conn: c, done: func() { l.p.conns.close(src) }}, nil
+		}
+		l.p.log.Warn("connection refused: too many from this source", "remote", c.RemoteAddr().String())
+		go func() {
+			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			c.Write(l.refuse)
+			c.Close()
+		}()
+	}
+}
+
+type countedConn struct {
+	net.Conn
+	once sync.Once
+	done func()
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(c.done)
+	return c.Conn.Close()
+}
