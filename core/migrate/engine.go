@@ -649,7 +649,9 @@ func (e *Engine) catchUpLoop() {
 			return
 		case <-t.C:
 		}
-		e.catchUpAll(e.ctx)
+		// A panic fails this round only (logged with its stack by
+		// recovered); the timer goes on, so catch-up never stays dead.
+		_ = recovered(e.log, "catch-up", func() error { e.catchUpAll(e.ctx); return nil })
 	}
 }
 
