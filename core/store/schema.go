@@ -143,6 +143,15 @@ ALTER TABLE blobs ADD COLUMN pack INTEGER;
 ALTER TABLE blobs ADD COLUMN off INTEGER;
 CREATE INDEX blobs_pack ON blobs(pack, off);
 `,
+	// copy leases (lease.go): an account is copied by one process at a
+	// time. Self-contained: it depends on no other step after the first.
+	`
+CREATE TABLE IF NOT EXISTS copy_leases (
+	account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+	holder     TEXT NOT NULL,
+	expires    INTEGER NOT NULL -- Unix milliseconds
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per
