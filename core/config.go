@@ -62,6 +62,14 @@ type Config struct {
 
 	// Logger receives the core's logs; nil means slog.Default().
 	Logger *slog.Logger `json:"-"`
+
+	// ServiceHook, when set, is called in a service's goroutine each time
+	// the service starts or restarts, before it serves, with the service's
+	// name ("imap", "imaps", "smtp", "submission", "submissions",
+	// "relay queue", "compact"). A panic in it is the service's panic; an
+	// error means the service cannot start. It is the seam through which
+	// tests make a service fail; leave it nil.
+	ServiceHook func(service string) error `json:"-"`
 }
 
 // Off is the listen address that disables a listener.

@@ -5,6 +5,9 @@
 // Invariants:
 //   - Core owns every service it starts; Close stops them all, waits for
 //     their goroutines and closes the store last.
+//   - A service that panics or stops is logged and restarted with backoff;
+//     one that cannot be restarted fails the Core (Failed, Err): none is
+//     left dead while the process runs on (see supervise.go).
 //   - Nothing here imports a GUI toolkit.
 //   - A Core that failed to start holds nothing open.
 package core
@@ -18,7 +21,6 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +46,7 @@ type Core struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	sup    *supervisor
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener // by config key, once started
@@ -59,6 +62,7 @@ func Open(cfg Config) (*Core, error) {
 	}
 	c := &Core{cfg: cfg, log: cfg.Logger, listeners: map[string]net.Listener{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.sup = newSupervisor(c.ctx, c.log, &c.wg, cfg.ServiceHook)
 	st, err := store.Open(filepath.Join(cfg.DataDir, "mailferry.db"), &store.Options{
 		Logger:    cfg.Logger,
 		Summarize: imapfront.Summarize,
@@ -187,39 +191,79 @@ func (c *Core) Start() error {
 		if ln == nil {
 			continue
 		}
-		key, serve := s.key, s.serve
-		c.goSafe(key, func() {
-			if err := serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && c.ctx.Err() == nil {
-				c.log.Error("service stopped", "service", key, "err", err)
-			}
-		})
-		c.log.Info("listening", "service", key, "addr", ln.Addr().String())
+		c.sup.start(c.listenerService(s.key, s.serve))
+		c.log.Info("listening", "service", s.key, "addr", ln.Addr().String())
 	}
-	c.goSafe("relay queue", func() {
-		if err := c.relay.Run(c.ctx); err != nil && c.ctx.Err() == nil {
-			c.log.Error("relay queue stopped", "err", err)
-		}
-	})
-	c.goSafe("compact", c.compactLoop)
+	c.sup.start(service{name: "relay queue", run: c.relay.Run})
+	c.sup.start(service{name: "compact", run: c.compactLoop})
 	return nil
+}
+
+// listenerService is the service that serves on the listener of key;
+// a restart reopens the listener on the address it was bound to.
+func (c *Core) listenerService(key string, serve func(net.Listener) error) service {
+	current := func() net.Listener {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.listeners[key]
+	}
+	return service{
+		name: key,
+		restart: func() error {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			old := c.listeners[key]
+			old.Close()
+			if err := c.ctx.Err(); err != nil {
+				return err // Close is under way and closes what is listed
+			}
+			ln, err := net.Listen("tcp", old.Addr().String())
+			if err != nil {
+				return fmt.Errorf("%s: cannot listen on %s again: %w", key, old.Addr(), err)
+			}
+			c.listeners[key] = ln
+			return nil
+		},
+		run: func(context.Context) error {
+			err := serve(current())
+			if err == nil || errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("%s: stopped serving", key)
+			}
+			return err
+		},
+	}
+}
+
+// Failed is closed when a service failed for good (it could not be
+// restarted); Err then says why. A running server stops on it.
+func (c *Core) Failed() <-chan struct{} { return c.sup.failed }
+
+// Err is why a service failed for good, after Failed is closed; nil before.
+func (c *Core) Err() error {
+	select {
+	case <-c.sup.failed:
+		return c.sup.err
+	default:
+		return nil
+	}
 }
 
 // CompactInterval is how often the store gives back the disk space of
 // deleted messages (and once at start).
 const CompactInterval = time.Hour
 
-func (c *Core) compactLoop() {
+func (c *Core) compactLoop(ctx context.Context) error {
 	for {
-		res, err := c.store.Compact(c.ctx)
+		res, err := c.store.Compact(ctx)
 		switch {
-		case err != nil && c.ctx.Err() == nil:
+		case err != nil && ctx.Err() == nil:
 			c.log.Error("store compaction failed", "err", err)
 		case res.PacksRemoved > 0:
 			c.log.Info("store compacted", "packs_removed", res.PacksRemoved, "blobs_moved", res.BlobsMoved, "bytes_freed", res.BytesFreed)
 		}
 		select {
-		case <-c.ctx.Done():
-			return
+		case <-ctx.Done():
+			return nil
 		case <-time.After(CompactInterval):
 		}
 	}
@@ -234,20 +278,6 @@ func (c *Core) Addr(service string) string {
 		return ln.Addr().String()
 	}
 	return ""
-}
-
-// goSafe runs fn in a goroutine owned by c, logging a panic with its stack.
-func (c *Core) goSafe(name string, fn func()) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer func() {
-			if r := recover(); r != nil {
-				c.log.Error("panic", "goroutine", name, "panic", r, "stack", string(debug.Stack()))
-			}
-		}()
-		fn()
-	}()
 }
 
 // Close stops every service, waits for them and closes the store.

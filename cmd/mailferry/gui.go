@@ -12,6 +12,8 @@ import (
 	"fyne.io/fyne/v2/app"
 
 	"mailferry/core"
+	// Before Fyne's lang package reads the locale: see its doc.
+	_ "mailferry/cmd/mailferry/internal/fynelocale"
 	"mailferry/ui"
 )
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -62,9 +63,15 @@ func runServe(args []string, stderr io.Writer) error {
 		co.Config().DataDir, orOff(co.Addr("imap")), orOff(co.Addr("smtp")))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	<-ctx.Done()
-	fmt.Fprintln(stderr, "mailferry: stopping")
-	return co.Close()
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(stderr, "mailferry: stopping")
+		return co.Close()
+	case <-co.Failed():
+		// A service could not be restarted: stop everything and exit
+		// non-zero, so that the admin (or systemd) sees it.
+		return errors.Join(co.Err(), co.Close())
+	}
 }
 
 func orOff(s string) string {

@@ -64,6 +64,9 @@ type Options struct {
 	// Dial tunes connections to old servers (timeouts, test roots); nil
 	// means defaults.
 	Dial *oldserver.DialOptions
+	// LeaseTTL is how long an account's copy lease lasts unless renewed
+	// (see lease.go); 0 means DefaultLeaseTTL.
+	LeaseTTL time.Duration
 }
 
 // Credentials log in to the old server: either the user's Password, or a
@@ -105,6 +108,7 @@ type Engine struct {
 	wg     sync.WaitGroup
 	sem    chan struct{}
 	prog   *progress
+	holder string // of copy leases: see lease.go
 
 	mu      sync.Mutex
 	closed  bool
@@ -172,10 +176,17 @@ func New(opts Options) (*Engine, error) {
 	if opts.CatchUpDebounce == 0 {
 		opts.CatchUpDebounce = 15 * time.Second
 	}
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = DefaultLeaseTTL
+	}
+	holder, err := newHolder()
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
 		st: opts.Store, log: opts.Logger, opts: opts,
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, holder: holder,
 		sem:     make(chan struct{}, opts.Accounts),
 		prog:    newProgress(),
 		jobs:    map[int64]*job{},
@@ -581,6 +592,7 @@ func (e *Engine) runJob(j *job) {
 		e.mu.Unlock()
 		if !again {
 			finish(err)
+			e.retryLeased(j.id, j.address, err)
 			return
 		}
 	}
@@ -609,6 +621,13 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 		e.prog.update(acct.ID, acct.Address, EventError, err.Error(), nil)
 		return err
 	}
+	// One process copies an account at a time; a refusal changes nothing.
+	lctx, release, err := e.holdLease(ctx, acct)
+	if err != nil {
+		e.prog.update(acct.ID, acct.Address, EventError, err.Error(), nil)
+		return err
+	}
+	defer release()
 	catchUp := acct.Migration == store.MigDone
 	state := store.MigRunning
 	if catchUp {
@@ -628,10 +647,13 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 		// pace for the whole copy. Give it back once, before streaming.
 		debug.FreeOSMemory()
 	}
-	err = e.copyAccount(ctx, acct, s, cred, catchUp)
-	if ctx.Err() != nil {
+	err = e.copyAccount(lctx, acct, s, cred, catchUp)
+	if lost := leaseLost(lctx); ctx.Err() != nil || lost != nil {
 		// Stopped: the state stays as it is and the copy resumes later.
 		e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) { a.State = acct.Migration })
+		if lost != nil {
+			return lost
+		}
 		return ctx.Err()
 	}
 	wctx := context.WithoutCancel(ctx)
@@ -668,7 +690,9 @@ func (e *Engine) catchUpLoop() {
 			return
 		case <-t.C:
 		}
-		e.catchUpAll(e.ctx)
+		// A panic fails this round only (logged with its stack by
+		// recovered); the timer goes on, so catch-up never stays dead.
+		_ = recovered(e.log, "catch-up", func() error { e.catchUpAll(e.ctx); return nil })
 	}
 }
 

@@ -156,6 +156,15 @@ ALTER TABLE accounts ADD COLUMN password_origin TEXT NOT NULL DEFAULT '';
 ALTER TABLE accounts ADD COLUMN first_login INTEGER NOT NULL DEFAULT 0;
 UPDATE accounts SET password_origin = 'random' WHERE mig_state != '';
 `,
+	// 5: copy leases (lease.go): an account is copied by one process at a
+	// time. Self-contained: it depends on no other step after the first.
+	`
+CREATE TABLE IF NOT EXISTS copy_leases (
+	account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+	holder     TEXT NOT NULL,
+	expires    INTEGER NOT NULL -- Unix milliseconds
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

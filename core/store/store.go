@@ -15,7 +15,11 @@
 //     appended with given UIDs (the migration engine keeps the old server's).
 //   - Every write is one transaction on the single writer connection
 //     (BEGIN IMMEDIATE, WAL); readers use a separate pool and never block it.
-//   - Watchers are told of a change only after its transaction committed.
+//   - Watchers are told of a change only after its transaction committed,
+//     also of one committed by another process on the same database (seen
+//     within Options.ChangePoll; see watch.go).
+//   - An account is copied by one process at a time: the copier holds its
+//     lease (see lease.go).
 package store
 
 import (
@@ -60,7 +64,15 @@ type Options struct {
 	// at once, by logins and account creation alike, so that a login flood
 	// cannot exhaust memory; 0 means the number of CPUs, at most 4.
 	MaxHashes int
+	// ChangePoll is how often, while anyone watches, the store checks
+	// whether another process (a `mailferry migrate` beside `serve`)
+	// committed to the database, and then tells every watcher; 0 means
+	// DefaultChangePoll, a negative value never.
+	ChangePoll time.Duration
 }
+
+// DefaultChangePoll is Options.ChangePoll's default.
+const DefaultChangePoll = 200 * time.Millisecond
 
 // Store is an open mail store. It is safe for concurrent use.
 type Store struct {
@@ -73,6 +85,8 @@ type Store struct {
 	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts
 
 	hashes *hashing // bounds concurrent password hashing (account.go)
+	cancel context.CancelFunc // stops the goroutines below
+	wg     sync.WaitGroup     // pollOthers
 }
 
 // Open opens (creating if needed) the store in the SQLite file at path and
@@ -144,11 +158,33 @@ func Open(path string, opts *Options) (*Store, error) {
 		n = 4
 	}
 	s.r.SetMaxOpenConns(n)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if poll := opts.ChangePoll; poll >= 0 {
+		if poll == 0 {
+			poll = DefaultChangePoll
+		}
+		last, err := s.dataVersion(ctx)
+		if err != nil {
+			cancel()
+			s.Close()
+			return nil, err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.pollOthers(ctx, poll, last)
+		}()
+	}
 	return s, nil
 }
 
 // Close closes the database. Watchers are closed too.
 func (s *Store) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+		s.wg.Wait()
+	}
 	s.mu.Lock()
 	for _, set := range s.watchers {
 		for w := range set {

@@ -1,7 +1,11 @@
 package store
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -98,6 +102,70 @@ func (s *Store) notify(ch *changes) {
 	}
 	for w := range s.watchers[0] {
 		w.signal()
+	}
+}
+
+// dataVersion reads PRAGMA data_version on the writer connection: it
+// changes when another connection, which for the writer means another
+// process, committed to the database (https://sqlite.org/pragma.html#pragma_data_version).
+// This process's own commits do not change it; they notify directly.
+func (s *Store) dataVersion(ctx context.Context) (int64, error) {
+	var v int64
+	if err := s.w.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("store: data_version: %w", err)
+	}
+	return v, nil
+}
+
+// pollOthers checks every interval, while anyone watches, whether another
+// process committed since last, and then tells every watcher: what it
+// changed is not known, so all of them re-read. A commit made after a
+// Watch call is always seen, since last only predates it. It runs until
+// ctx ends (Close); a panic is logged with its stack and the polling goes on.
+func (s *Store) pollOthers(ctx context.Context, interval time.Duration, last int64) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					s.log.Error("store: panic watching other processes' commits", "panic", r, "stack", string(debug.Stack()))
+				}
+			}()
+			s.mu.Lock()
+			watched := len(s.watchers) > 0
+			s.mu.Unlock()
+			if !watched {
+				return
+			}
+			v, err := s.dataVersion(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("store: cannot see other processes' commits", "err", err)
+				}
+				return
+			}
+			if v != last {
+				last = v
+				s.notifyAll()
+			}
+		}()
+	}
+}
+
+// notifyAll tells every watcher that something may have changed.
+func (s *Store) notifyAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, set := range s.watchers {
+		for w := range set {
+			w.signal()
+		}
 	}
 }
 

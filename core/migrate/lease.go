@@ -1,0 +1,106 @@
+package migrate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"mailferry/core/store"
+)
+
+// Copy leases: an account is copied by one process at a time. Before it
+// copies (or catches up) an account, a job takes the account's lease in the
+// store (store.TakeLease), renews it every third of Options.LeaseTTL while
+// it copies and releases it after. A job that finds the lease held by
+// another process (a `mailferry migrate` beside `serve`, or the reverse)
+// fails at once with an error wrapping store.ErrLeased ("being copied by
+// another process"), changing nothing, and the engine runs the account
+// again every third of LeaseTTL until it gets the lease: the copy resumes
+// when the other process's ends (or its lease expires, if it died). A job
+// that loses its lease (it could not renew it in time) stops copying.
+
+// DefaultLeaseTTL is Options.LeaseTTL's default.
+const DefaultLeaseTTL = 30 * time.Second
+
+// newHolder names this engine as a lease holder: host, process and a
+// random part (two engines of one process are two holders).
+func newHolder() (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("migrate: lease holder: %w", err)
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s pid %d #%s", host, os.Getpid(), hex.EncodeToString(b)), nil
+}
+
+// errLeaseLost is the cause of a copy's context when its lease was lost.
+var errLeaseLost = errors.New("migrate: lost the account's copy lease")
+
+// holdLease takes the account's lease and keeps it renewed until release is
+// called. The copy runs under lctx, which ends when the lease is lost
+// (context.Cause wraps errLeaseLost and the renewal's error).
+func (e *Engine) holdLease(ctx context.Context, acct *store.Account) (lctx context.Context, release func(), err error) {
+	ttl := e.opts.LeaseTTL
+	if err := e.st.TakeLease(ctx, acct.ID, e.holder, ttl); err != nil {
+		return nil, nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
+	}
+	lctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() { // owned by release, which waits for it
+		defer close(done)
+		_ = recovered(e.log, "lease renewal "+acct.Address, func() error {
+			t := time.NewTicker(ttl / 3)
+			defer t.Stop()
+			for {
+				select {
+				case <-lctx.Done():
+					return nil
+				case <-t.C:
+				}
+				if err := e.st.TakeLease(lctx, acct.ID, e.holder, ttl); err != nil && lctx.Err() == nil {
+					e.log.Warn("migrate: copy lease lost; stopping the copy", "account", acct.Address, "err", err)
+					cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
+					return nil
+				}
+			}
+		})
+	}()
+	release = func() {
+		cancel(nil)
+		<-done
+		if err := e.st.ReleaseLease(context.WithoutCancel(ctx), acct.ID, e.holder); err != nil {
+			e.log.Warn("migrate: release copy lease", "account", acct.Address, "err", err)
+		}
+	}
+	return lctx, release, nil
+}
+
+// leaseLost returns why lctx ended if its lease was lost, else nil.
+func leaseLost(lctx context.Context) error {
+	if cause := context.Cause(lctx); errors.Is(cause, errLeaseLost) {
+		return cause
+	}
+	return nil
+}
+
+// retryLeased runs the account of a job refused for its lease again after a
+// third of LeaseTTL, until the engine closes.
+func (e *Engine) retryLeased(id int64, address string, err error) {
+	if !errors.Is(err, store.ErrLeased) && !errors.Is(err, errLeaseLost) {
+		return
+	}
+	e.log.Info("migrate: account being copied by another process; trying again later", "account", address, "in", e.opts.LeaseTTL/3)
+	e.goSafe("lease retry "+address, func() {
+		t := time.NewTimer(e.opts.LeaseTTL / 3)
+		defer t.Stop()
+		select {
+		case <-e.ctx.Done():
+		case <-t.C:
+			e.schedule(id, address)
+		}
+	})
+}

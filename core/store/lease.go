@@ -1,0 +1,72 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// ErrLeased: another holder (another process) holds the account's copy
+// lease; the account is being copied by it.
+var ErrLeased = errors.New("store: account being copied by another process")
+
+// A copy lease says who copies an account now. Processes on one data
+// directory share it through the database: the migration engine takes it
+// before copying an account, renews it while it copies and releases it
+// after, so two processes never copy the same account at once. A lease not
+// renewed expires (its holder crashed), and another may take it.
+//
+// Leases use the wall clock, which processes on one machine share.
+
+// TakeLease gives the account's copy lease to holder for ttl, unless
+// another holder has it and it has not expired: that is ErrLeased. Taking a
+// lease one holds already renews it.
+func (s *Store) TakeLease(ctx context.Context, accountID int64, holder string, ttl time.Duration) error {
+	if holder == "" || ttl <= 0 {
+		return fmt.Errorf("%w: lease holder %q, ttl %v", ErrInvalid, holder, ttl)
+	}
+	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+		now := time.Now()
+		res, err := tx.ExecContext(ctx, `
+INSERT INTO copy_leases(account_id, holder, expires) VALUES (?, ?, ?)
+ON CONFLICT(account_id) DO UPDATE SET holder = excluded.holder, expires = excluded.expires
+WHERE copy_leases.holder = excluded.holder OR copy_leases.expires <= ?`,
+			accountID, holder, now.Add(ttl).UnixMilli(), now.UnixMilli())
+		if err != nil {
+			if isForeignKey(err) {
+				return fmt.Errorf("store: lease of account %d: %w", accountID, ErrNotFound)
+			}
+			return fmt.Errorf("store: lease of account %d: %w", accountID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("store: lease of account %d: %w", accountID, err)
+		} else if n == 0 {
+			var other string
+			var until int64
+			if err := tx.QueryRowContext(ctx, `SELECT holder, expires FROM copy_leases WHERE account_id = ?`, accountID).Scan(&other, &until); err != nil {
+				return fmt.Errorf("store: lease of account %d: %w", accountID, err)
+			}
+			return fmt.Errorf("%w (%s, lease until %s)", ErrLeased, other, time.UnixMilli(until).Format(time.TimeOnly))
+		}
+		return nil
+	})
+}
+
+// ReleaseLease gives the account's copy lease back, if holder has it.
+func (s *Store) ReleaseLease(ctx context.Context, accountID int64, holder string) error {
+	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM copy_leases WHERE account_id = ? AND holder = ?`, accountID, holder); err != nil {
+			return fmt.Errorf("store: release lease of account %d: %w", accountID, err)
+		}
+		return nil
+	})
+}
+
+func isForeignKey(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintForeignKey
+}
