@@ -84,7 +84,7 @@ type Store struct {
 	mu       sync.Mutex
 	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts
 
-	hashes *hashing // bounds concurrent password hashing (account.go)
+	hashes *hashing           // bounds concurrent password hashing (account.go)
 	cancel context.CancelFunc // stops the goroutines below
 	wg     sync.WaitGroup     // pollOthers
 }
