@@ -1,0 +1,161 @@
+package auth_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mailferry/core/auth"
+	"mailferry/core/store"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newPolicy(t *testing.T, o auth.Options) (*auth.Policy, *store.Store) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "mail.db"), &store.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateAccount(ctx, "carol@example.test", "Carol-Secret-1", nil); err != nil {
+		t.Fatal(err)
+	}
+	o.Store, o.Logger = st, quiet()
+	if o.Delay == 0 {
+		o.Delay = -1
+	}
+	p, err := auth.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, st
+}
+
+func req(user, pass, ip string) auth.Request {
+	return auth.Request{Service: "test", Remote: netip.MustParseAddr(ip), Username: user, Password: pass}
+}
+
+// A login for a missing account takes as long as a wrong password for an
+// existing one, so timing does not tell which accounts exist.
+func TestMissingAccountTakesAsLong(t *testing.T) {
+	p, _ := newPolicy(t, auth.Options{PerSource: 1000, PerAccount: 1000})
+	ctx := context.Background()
+	// Alternate the two and keep the fastest of each: the least disturbed
+	// by whatever else the machine runs.
+	best := map[string]time.Duration{}
+	for range 7 {
+		for _, user := range []string{"carol@example.test", "nobody@example.test"} {
+			t0 := time.Now()
+			if _, err := p.Login(ctx, req(user, "wrong", "192.0.2.1")); !errors.Is(err, auth.ErrFailed) {
+				t.Fatalf("%s: %v", user, err)
+			}
+			if d := time.Since(t0); best[user] == 0 || d < best[user] {
+				best[user] = d
+			}
+		}
+	}
+	wrong, missing := best["carol@example.test"], best["nobody@example.test"]
+	if missing < wrong/2 || missing > wrong*2 {
+		t.Fatalf("missing account %v, wrong password %v: the timing tells them apart", missing, wrong)
+	}
+}
+
+// Sources are IPv4 addresses and IPv6 /64s: an attacker walking the
+// addresses of one /64 is one source.
+func TestSourceIPv6Prefix(t *testing.T) {
+	p, _ := newPolicy(t, auth.Options{PerSource: 3, PerAccount: 100})
+	ctx := context.Background()
+	for i := range 3 {
+		ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i + 1)}).String()
+		if _, err := p.Login(ctx, req("carol@example.test", "wrong", ip)); !errors.Is(err, auth.ErrFailed) {
+			t.Fatalf("attempt %d from %s: %v", i, ip, err)
+		}
+	}
+	if _, err := p.Login(ctx, req("carol@example.test", "Carol-Secret-1", "2001:db8::99")); !errors.Is(err, auth.ErrLimited) {
+		t.Fatalf("another address of the same /64: %v, want ErrLimited", err)
+	}
+	if _, err := p.Login(ctx, req("carol@example.test", "Carol-Secret-1", "2001:db8:0:1::1")); err != nil {
+		t.Fatalf("another /64: %v", err)
+	}
+	if got, want := auth.Source(netip.MustParseAddr("::ffff:192.0.2.7")), netip.MustParsePrefix("192.0.2.7/32"); got != want {
+		t.Fatalf("Source of a mapped IPv4 address = %v, want %v", got, want)
+	}
+}
+
+// A stranger's failures never lock the owner out: the owner's logins from
+// another source have buckets of their own, and a success gives back the
+// token it took.
+func TestOwnerNotLockedOut(t *testing.T) {
+	p, _ := newPolicy(t, auth.Options{PerSource: 100, PerAccount: 3})
+	ctx := context.Background()
+	for range 10 {
+		p.Login(ctx, req("carol@example.test", "guess", "198.51.100.1"))
+	}
+	if _, err := p.Login(ctx, req("carol@example.test", "Carol-Secret-1", "198.51.100.1")); !errors.Is(err, auth.ErrLimited) {
+		t.Fatalf("the attacker's source after its failures: %v, want ErrLimited", err)
+	}
+	for range 20 {
+		if _, err := p.Login(ctx, req("carol@example.test", "Carol-Secret-1", "203.0.113.5")); err != nil {
+			t.Fatalf("the owner from elsewhere: %v", err)
+		}
+	}
+}
+
+// The connections of one source are bounded; others still get in.
+func TestListenerBoundsConnsPerSource(t *testing.T) {
+	p, _ := newPolicy(t, auth.Options{MaxConnsPerSource: 2})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lln := p.Listener(ln, "* BYE too many\r\n")
+	defer lln.Close()
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := lln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func(from string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	dial("127.0.0.1")
+	dial("127.0.0.1")
+	for range 2 {
+		(<-accepted).(interface{ SetDeadline(time.Time) error }).SetDeadline(time.Time{})
+	}
+	third := dial("127.0.0.1")
+	third.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(third)
+	if !strings.Contains(string(b), "too many") {
+		t.Fatalf("third connection from one source got %q, want the refusal", b)
+	}
+	dial("127.0.0.2")
+	select {
+	case <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("another source's connection was not accepted")
+	}
+}
