@@ -27,7 +27,7 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 	var c common
 	c.register(fs)
 	var o struct {
-		old, tls, smtpTLS, pin, login, master string
+		old, tls, smtpTLS, pin, login, master, defaultDomain string
 		imapPort, smtpPort                    int
 		disable, show                         bool
 	}
@@ -38,6 +38,7 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.smtpTLS, "smtp-tls", "", "SMTP TLS: none, starttls or tls (default: as the old server offers, starttls)")
 	fs.StringVar(&o.pin, "pin", "", "SHA-256 fingerprint of the old server's certificate, for a self-signed one")
 	fs.StringVar(&o.login, "login", "auto", "how the old server wants the login name: full, local or auto")
+	fs.StringVar(&o.defaultDomain, "default-domain", "", "the domain the old server gives bare user names (Dovecot's auth_default_realm); with --login auto, bare names are tried only for it")
 	fs.StringVar(&o.master, "master-user", "", "the old server's master user (Dovecot user*master), for bulk migration")
 	fs.BoolVar(&o.disable, "disable", false, "turn automatic migration off (the settings are kept)")
 	fs.BoolVar(&o.show, "show", false, "print the domain's migration settings and exit")
@@ -80,6 +81,7 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 		}
 		s.PinnedSHA256 = o.pin
 		s.LoginForm = oldserver.LoginForm(o.login)
+		s.DefaultDomain = o.defaultDomain
 		s.MasterUser = o.master
 		s = s.WithDefaults()
 		if err := s.Validate(); err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"mailferry/core/auth/addr"
 )
 
 // TLSMode is how a connection to the old server is encrypted.
@@ -195,6 +197,11 @@ func (s Settings) Validate() error {
 	if s.PinnedSHA256 != "" {
 		if _, err := ParseFingerprint(s.PinnedSHA256); err != nil {
 			add("pinned_sha256", "%v", err)
+		}
+	}
+	if s.DefaultDomain != "" {
+		if _, err := addr.Domain(s.DefaultDomain); err != nil {
+			add("default_domain", "%q is not a domain name", s.DefaultDomain)
 		}
 	}
 	if !s.LoginForm.valid() {
