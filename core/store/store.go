@@ -39,6 +39,10 @@ var (
 	ErrExists      = errors.New("store: already exists")
 	ErrBadPassword = errors.New("store: wrong password")
 	ErrInvalid     = errors.New("store: invalid argument")
+	// ErrNotDurable is a temporary failure: message bytes could not be
+	// made durable (a write or fsync of their pack failed), so nothing
+	// naming them was committed. Stage or append the message again.
+	ErrNotDurable = errors.New("store: message bytes not durable")
 )
 
 // Options tunes a Store. A nil *Options means defaults.
