@@ -129,11 +129,21 @@ func packIDs(dir string) ([]int64, error) {
 	return ids, nil
 }
 
-// openPacks opens the pack directory. The first write creates this
-// Store's own pack.
+// openPacks opens the pack directory, creating it if need be, and makes
+// it 0700 (whatever the umask, and also if an older Mailferry or someone
+// else made it looser). The first write creates this Store's own pack.
 func openPacks(dir string, maxSize int64) (*packs, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirPrivate(dir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
+	}
+	if runtime.GOOS != "windows" {
+		st, err := os.Stat(dir)
+		if err == nil && st.Mode().Perm() != 0o700 {
+			err = os.Chmod(dir, 0o700)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
 	}
 	return &packs{dir: dir, maxSize: maxSize, files: map[int64]*os.File{}}, nil
 }
@@ -181,6 +191,12 @@ func (p *packs) rotate() error {
 		os.Remove(f.Name())
 		return fmt.Errorf("store: new pack: %w", err)
 	}
+	// 0600 whatever the umask (which can only have taken bits away).
+	if err := chmodPrivate(f, 0o600); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("store: new pack: %w", err)
+	}
 	if err := syncDir(p.dir); err != nil {
 		f.Close()
 		return fmt.Errorf("store: new pack: %w", err)
@@ -208,6 +224,17 @@ func (p *packs) dirLock() (unlock func(), err error) {
 	f, err := os.OpenFile(filepath.Join(p.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
+	}
+	// 0600 whatever the umask was when it was made: a lock file made 0400
+	// could not be opened again.
+	if st, err := f.Stat(); err != nil || st.Mode().Perm() != 0o600 {
+		if err == nil {
+			err = chmodPrivate(f, 0o600)
+		}
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	if err := lockFile(f, true); err != nil {
 		f.Close()

@@ -16,6 +16,13 @@
 //   - Every write is one transaction on the single writer connection
 //     (BEGIN IMMEDIATE, WAL); readers use a separate pool and never block it.
 //   - Watchers are told of a change only after its transaction committed.
+//   - Mail is readable by Mailferry's user only: the database (and so its
+//     -wal and -shm, which SQLite makes with its mode), the packs
+//     directory, the packs and their lock file are made 0600 or 0700
+//     whatever the umask, and the packs directory is made 0700 if it is
+//     looser. A data directory Open creates (with any missing parent) is
+//     0700; one that exists, and a database file that exists, are left as
+//     they are.
 package store
 
 import (
@@ -23,10 +30,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -79,10 +88,13 @@ func Open(path string, opts *Options) (*Store, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
+	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	// SQLite would create the database 0644 (less the umask), and its
+	// -wal and -shm files with the database's mode.
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := &Store{
 		log:       opts.Logger,
@@ -142,6 +154,61 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 	s.r.SetMaxOpenConns(n)
 	return s, nil
+}
+
+// mkdirPrivate creates dir, and any missing parent, 0700 whatever the
+// umask. A directory that exists is left as it is: it may be a user's.
+func mkdirPrivate(dir string) error {
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		return nil
+	}
+	err := os.Mkdir(dir, 0o700)
+	if errors.Is(err, fs.ErrNotExist) {
+		if parent := filepath.Dir(dir); parent != dir {
+			if err := mkdirPrivate(parent); err != nil {
+				return err
+			}
+			err = os.Mkdir(dir, 0o700)
+		}
+	}
+	if errors.Is(err, fs.ErrExist) {
+		if st, serr := os.Stat(dir); serr == nil && st.IsDir() {
+			return nil
+		}
+	}
+	if err != nil || runtime.GOOS == "windows" {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// createPrivate creates the empty file path 0600 whatever the umask, unless
+// it exists (a file that exists is left as it is).
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := chmodPrivate(f, 0o600); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// chmodPrivate sets f's permissions to perm, which the umask may have
+// narrowed. Windows has no such permissions.
+func chmodPrivate(f *os.File, perm fs.FileMode) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	return f.Chmod(perm)
 }
 
 // Close closes the database. Watchers are closed too.
