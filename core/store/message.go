@@ -550,6 +550,11 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]
 			}
 		}
 		rows.Close()
+		// A read that failed halfway must not pass for the end of the
+		// list: the expunge would report success for part of it.
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
 		if err := deleteUIDs(ctx, tx, mailboxID, gone); err != nil {
 			return err
 		}
