@@ -34,10 +34,11 @@ import (
 //     them commits (a pack that is left for a new one is synced as it is
 //     left). A committed blob row never points at bytes a crash can take
 //     back.
-//   - A failed write or fsync of a pack abandons it for good: this Store
-//     starts no write or fsync of it again (the next write starts a new
-//     pack), because Linux reports a lost write-back only once and a later
-//     fsync may succeed without the lost bytes. Its bytes synced before
+//   - A failed write or fsync of a pack abandons it for good: once the
+//     failure is reported, this Store starts no write or fsync of it again
+//     (the next write starts a new pack), because Linux reports a lost
+//     write-back only once and a later fsync may succeed without the lost
+//     bytes. Its bytes synced before
 //     the failure stay valid; every other blob staged or written into it
 //     is refused: SyncStaged and the commit of any transaction naming it
 //     fail with ErrNotDurable, so no blob row ever names them. Every pack
@@ -364,7 +365,9 @@ func (p *packs) sync(id, end int64) error {
 	}
 	if err := f.Sync(); err != nil {
 		p.wmu.Lock()
-		p.broken = fmt.Errorf("sync: %w", err)
+		if p.broken == nil {
+			p.broken = fmt.Errorf("sync: %w", err)
+		}
 		p.wmu.Unlock()
 		return fmt.Errorf("store: sync pack %d: %w: %w", id, ErrNotDurable, err)
 	}

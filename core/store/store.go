@@ -10,6 +10,11 @@
 //     count kept by triggers; a message row only names its blob. The bytes
 //     live in append-only pack files beside the database (see pack.go).
 //     What was stored is served unchanged, byte for byte.
+//   - A transaction naming message bytes commits only once every one of
+//     them is on disk. Bytes a failed write or fsync may have lost are
+//     never reported durable, even if a later fsync of the same file
+//     succeeds: the transaction fails with ErrNotDurable, commits nothing,
+//     and the same bytes stored again go to a new pack.
 //   - Within a mailbox a UID is never reused and UIDNEXT only grows. A mailbox
 //     may be created with a given UIDVALIDITY and UIDNEXT, and messages may be
 //     appended with given UIDs (the migration engine keeps the old server's).
