@@ -38,11 +38,11 @@ import (
 //     failure is reported, this Store starts no write or fsync of it again
 //     (the next write starts a new pack), because Linux reports a lost
 //     write-back only once and a later fsync may succeed without the lost
-//     bytes. Its bytes synced before
-//     the failure stay valid; every other blob staged or written into it
-//     is refused: SyncStaged and the commit of any transaction naming it
-//     fail with ErrNotDurable, so no blob row ever names them. Every pack
-//     a transaction names is checked at commit, not only the newest.
+//     bytes. Its bytes synced before the failure stay valid; every other
+//     blob staged or written into it is refused: SyncStaged and the
+//     commit of any transaction naming it fail with ErrNotDurable, so no
+//     committed blob row names them. Every pack a transaction names is
+//     checked at commit, not only the newest.
 //   - Bytes no committed blob row names (a rolled back transaction, a
 //     staged blob never used, a crash) are dead space, given back by
 //     Compact. Compact only touches packs whose lock it can take and that
