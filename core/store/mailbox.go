@@ -250,6 +250,11 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 			list = append(list, r)
 		}
 		rows.Close()
+		// A read that failed halfway must not pass for the end of the
+		// list: the rename would leave some children behind.
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
 		for _, r := range list {
 			newName := to + strings.TrimPrefix(r.name, from)
 			// A fresh UIDVALIDITY: clients must not take the renamed

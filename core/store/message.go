@@ -91,12 +91,13 @@ func (s *Store) Begin(ctx context.Context) (*Tx, error) {
 
 // Commit makes the transaction's message bytes durable, commits it, and
 // then tells watchers what changed. On error the transaction is rolled
-// back.
+// back. It fails with ErrNotDurable, committing nothing, if a write or
+// fsync of a pack holding some of those bytes failed (see Stage).
 func (t *Tx) Commit() error {
 	if t.done {
 		return fmt.Errorf("store: commit: %w", sql.ErrTxDone)
 	}
-	err := t.s.packs.sync(t.ch.pack, t.ch.packEnd)
+	err := t.s.packs.syncAll(t.ch.packs)
 	if err == nil {
 		if err = t.tx.Commit(); err != nil {
 			err = fmt.Errorf("store: commit: %w", err)
@@ -549,6 +550,11 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]
 			}
 		}
 		rows.Close()
+		// A read that failed halfway must not pass for the end of the
+		// list: the expunge would report success for part of it.
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
 		if err := deleteUIDs(ctx, tx, mailboxID, gone); err != nil {
 			return err
 		}

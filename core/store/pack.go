@@ -34,6 +34,15 @@ import (
 //     them commits (a pack that is left for a new one is synced as it is
 //     left). A committed blob row never points at bytes a crash can take
 //     back.
+//   - A failed write or fsync of a pack abandons it for good: once the
+//     failure is reported, this Store starts no write or fsync of it again
+//     (the next write starts a new pack), because Linux reports a lost
+//     write-back only once and a later fsync may succeed without the lost
+//     bytes. Its bytes synced before the failure stay valid; every other
+//     blob staged or written into it is refused: SyncStaged and the
+//     commit of any transaction naming it fail with ErrNotDurable, so no
+//     committed blob row names them. Every pack a transaction names is
+//     checked at commit, not only the newest.
 //   - Bytes no committed blob row names (a rolled back transaction, a
 //     staged blob never used, a crash) are dead space, given back by
 //     Compact. Compact only touches packs whose lock it can take and that
@@ -64,10 +73,37 @@ type packs struct {
 
 	syncMu sync.Mutex // held while syncing or leaving the pack appended to
 	wmu    sync.Mutex // guards the fields below
-	w      *os.File   // the pack this Store appends to (locked); nil before the first write
+	w      packFile   // the pack this Store appends to (locked); nil before the first write
 	wid    int64
 	end    int64 // end of the bytes written to pack wid
 	synced int64 // end of the bytes of pack wid known to be on disk
+	// broken is the failed write or fsync that abandoned pack wid: nothing
+	// more is written to it, the next append starts a new pack, and its
+	// bytes past synced are lost.
+	broken error
+	// lost holds the packs this Store abandoned after a failed write or
+	// fsync (see broken), by number; the packs it left in good order
+	// (synced as they were left) are not in it.
+	lost map[int64]packLoss
+
+	// wrap, when set (only by tests), stands between this Store and each
+	// pack it creates, to inject write and fsync failures.
+	wrap func(*os.File) packFile
+}
+
+// packFile is what this Store does to the pack it appends to: an
+// *os.File, or in tests a wrapper that fails on demand (packs.wrap).
+type packFile interface {
+	WriteAt(b []byte, off int64) (int, error)
+	Sync() error
+	Close() error
+}
+
+// packLoss is what a failed write or fsync left of a pack: the bytes
+// before durable are on disk, those after it may be gone.
+type packLoss struct {
+	durable int64
+	err     error
 }
 
 func packName(dir string, id int64) string {
@@ -94,22 +130,36 @@ func packIDs(dir string) ([]int64, error) {
 	return ids, nil
 }
 
-// openPacks opens the pack directory. The first write creates this
-// Store's own pack.
+// openPacks opens the pack directory, creating it if need be, and makes
+// it 0700 (whatever the umask, and also if an older Mailferry or someone
+// else made it looser). The first write creates this Store's own pack.
 func openPacks(dir string, maxSize int64) (*packs, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirPrivate(dir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
+	}
+	if runtime.GOOS != "windows" {
+		st, err := os.Stat(dir)
+		if err == nil && st.Mode().Perm() != 0o700 {
+			err = os.Chmod(dir, 0o700)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
 	}
 	return &packs{dir: dir, maxSize: maxSize, files: map[int64]*os.File{}}, nil
 }
 
 // rotate makes a new pack, numbered after every existing one, the one to
-// append to, after syncing the one it leaves. The caller holds syncMu and
+// append to, after syncing the one it leaves. A pack whose sync fails is
+// left all the same, as abandoned (see lost), so that the append that
+// called rotate still goes to the new pack. The caller holds syncMu and
 // wmu.
 func (p *packs) rotate() error {
-	if p.w != nil && p.synced < p.end {
+	if p.w != nil && p.broken == nil && p.synced < p.end {
 		if err := p.w.Sync(); err != nil {
-			return fmt.Errorf("store: sync pack: %w", err)
+			p.broken = fmt.Errorf("sync: %w", err)
+		} else {
+			p.synced = p.end
 		}
 	}
 	// Creating and locking a pack is one step for every process (dirLock),
@@ -142,14 +192,30 @@ func (p *packs) rotate() error {
 		os.Remove(f.Name())
 		return fmt.Errorf("store: new pack: %w", err)
 	}
+	// 0600 whatever the umask (which can only have taken bits away).
+	if err := chmodPrivate(f, 0o600); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("store: new pack: %w", err)
+	}
 	if err := syncDir(p.dir); err != nil {
 		f.Close()
 		return fmt.Errorf("store: new pack: %w", err)
 	}
 	if p.w != nil {
+		if p.broken != nil {
+			if p.lost == nil {
+				p.lost = map[int64]packLoss{}
+			}
+			p.lost[p.wid] = packLoss{durable: p.synced, err: p.broken}
+		}
 		p.w.Close() // releases its lock
 	}
-	p.w, p.wid, p.end, p.synced = f, id, 0, 0
+	var w packFile = f
+	if p.wrap != nil {
+		w = p.wrap(f)
+	}
+	p.w, p.wid, p.end, p.synced, p.broken = w, id, 0, 0, nil
 	return nil
 }
 
@@ -159,6 +225,17 @@ func (p *packs) dirLock() (unlock func(), err error) {
 	f, err := os.OpenFile(filepath.Join(p.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
+	}
+	// 0600 whatever the umask was when it was made: a lock file made 0400
+	// could not be opened again.
+	if st, err := f.Stat(); err != nil || st.Mode().Perm() != 0o600 {
+		if err == nil {
+			err = chmodPrivate(f, 0o600)
+		}
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	if err := lockFile(f, true); err != nil {
 		f.Close()
@@ -199,15 +276,16 @@ func syncDir(dir string) error {
 }
 
 // append writes body at the end of this Store's pack and returns where;
-// the bytes are durable once sync(id, off+len(body)) returned.
+// the bytes are durable once sync(id, off+len(body)) returned nil. A
+// failed write abandons the pack (see packs.broken).
 func (p *packs) append(body []byte) (id, off int64, err error) {
 	p.wmu.Lock()
-	if p.w == nil || p.end >= p.maxSize {
+	if p.w == nil || p.end >= p.maxSize || p.broken != nil {
 		// Lock order: syncMu, then wmu.
 		p.wmu.Unlock()
 		p.syncMu.Lock()
 		p.wmu.Lock()
-		if p.w == nil || p.end >= p.maxSize {
+		if p.w == nil || p.end >= p.maxSize || p.broken != nil {
 			err = p.rotate()
 		}
 		p.syncMu.Unlock()
@@ -218,35 +296,104 @@ func (p *packs) append(body []byte) (id, off int64, err error) {
 	}
 	defer p.wmu.Unlock()
 	if _, err := p.w.WriteAt(body, p.end); err != nil {
-		// Whatever part was written is dead space.
-		if st, serr := p.w.Stat(); serr == nil && st.Size() > p.end {
-			p.end = st.Size()
-		}
-		return 0, 0, fmt.Errorf("store: write pack: %w", err)
+		// Whatever part was written is dead space, and so is whatever of
+		// this pack is not yet known to be on disk: after a failed write
+		// the kernel may have dropped other dirty pages of the file too.
+		p.broken = fmt.Errorf("write: %w", err)
+		return 0, 0, fmt.Errorf("store: write pack %d: %w: %w", p.wid, ErrNotDurable, err)
 	}
 	off = p.end
 	p.end += int64(len(body))
 	return p.wid, off, nil
 }
 
+// packSpan is the end of the bytes written to one pack that a transaction
+// (or a SyncStaged) needs on disk.
+type packSpan struct{ pack, end int64 }
+
+// addSpan records that the bytes of pack id up to end are needed.
+func addSpan(spans []packSpan, id, end int64) []packSpan {
+	for i := range spans {
+		if spans[i].pack == id {
+			spans[i].end = max(spans[i].end, end)
+			return spans
+		}
+	}
+	return append(spans, packSpan{id, end})
+}
+
+// syncAll makes the bytes of every span durable, or fails with
+// ErrNotDurable if some of them may be lost.
+func (p *packs) syncAll(spans []packSpan) error {
+	for _, sp := range spans {
+		if err := p.sync(sp.pack, sp.end); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // sync makes the bytes of pack id up to end durable. One fsync covers
-// every append before it, so concurrent writers share them.
+// every append before it, so concurrent writers share them. After a failed
+// write or fsync of the pack (here or in another goroutine), bytes not
+// synced before it are never reported durable: Linux reports a lost
+// write-back once, and a later fsync of the same file may succeed without
+// them (fsyncgate). sync then fails with ErrNotDurable.
 func (p *packs) sync(id, end int64) error {
+	if id == 0 {
+		return nil // nothing written
+	}
+	p.wmu.Lock()
+	done, err := p.durableLocked(id, end)
+	p.wmu.Unlock()
+	if done {
+		return err
+	}
 	p.syncMu.Lock()
 	defer p.syncMu.Unlock()
 	p.wmu.Lock()
-	f, wid, synced, target := p.w, p.wid, p.synced, p.end
+	// Another goroutine's fsync may have covered the bytes (or failed)
+	// meanwhile, or the pack have been left.
+	done, err = p.durableLocked(id, end)
+	f, target := p.w, p.end
 	p.wmu.Unlock()
-	if id != wid || synced >= end {
-		return nil // a pack left behind was synced when it was left
+	if done {
+		return err
+	}
+	if f == nil {
+		return fmt.Errorf("store: sync pack %d: %w", id, os.ErrClosed)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("store: sync pack: %w", err)
+		p.wmu.Lock()
+		if p.broken == nil {
+			p.broken = fmt.Errorf("sync: %w", err)
+		}
+		p.wmu.Unlock()
+		return fmt.Errorf("store: sync pack %d: %w: %w", id, ErrNotDurable, err)
 	}
 	p.wmu.Lock()
 	p.synced = max(p.synced, target)
 	p.wmu.Unlock()
 	return nil
+}
+
+// durableLocked tells whether the bytes of pack id before end need no
+// fsync (done) and, if so, whether they may be lost (err). The caller
+// holds wmu.
+func (p *packs) durableLocked(id, end int64) (done bool, err error) {
+	if id == p.wid {
+		switch {
+		case end <= p.synced:
+			return true, nil
+		case p.broken != nil:
+			return true, fmt.Errorf("store: pack %d: bytes %d to %d: %w (%w)", id, p.synced, end, ErrNotDurable, p.broken)
+		}
+		return false, nil
+	}
+	if l, ok := p.lost[id]; ok && end > l.durable {
+		return true, fmt.Errorf("store: pack %d: bytes %d to %d: %w (%w)", id, l.durable, end, ErrNotDurable, l.err)
+	}
+	return true, nil // a pack left in good order was synced when it was left
 }
 
 // reader returns a read handle on pack id.
@@ -315,10 +462,14 @@ func (p *packs) close() {
 		delete(p.files, id)
 	}
 	p.mu.Unlock()
+	p.syncMu.Lock()
+	p.wmu.Lock()
 	if p.w != nil {
 		p.w.Close()
 		p.w = nil
 	}
+	p.wmu.Unlock()
+	p.syncMu.Unlock()
 }
 
 // putBlob stores body (once per distinct content) and returns its key.
@@ -363,6 +514,13 @@ type StagedBlob struct {
 // the heavy part of an append while another transaction commits. Append
 // the message with NewMessage.Staged; staged bytes no message names are
 // dead space that Compact gives back.
+//
+// A failed write or fsync of a pack abandons it: later bytes go to a new
+// pack, and every blob staged into it that no fsync had made durable
+// before the failure is lost. SyncStaged, and the commit of any
+// transaction naming such a blob, then fail with ErrNotDurable; stage the
+// bytes again (they go to a new pack) and append them in a new
+// transaction.
 func (s *Store) Stage(body []byte) (*StagedBlob, error) {
 	sum := sha256.Sum256(body)
 	b := &StagedBlob{Key: hex.EncodeToString(sum[:]), Size: int64(len(body))}
@@ -378,18 +536,16 @@ func (s *Store) Stage(body []byte) (*StagedBlob, error) {
 
 // SyncStaged makes the bytes of bs (and all staged before them) durable.
 // Commit does this too; doing it first keeps the fsync out of the
-// transaction, so that other writers do not wait for the disk.
+// transaction, so that other writers do not wait for the disk. It fails
+// with ErrNotDurable when some of the bytes may be lost (see Stage).
 func (s *Store) SyncStaged(bs ...*StagedBlob) error {
-	var pack, end int64
+	var spans []packSpan
 	for _, b := range bs {
-		if b != nil && (b.pack > pack || (b.pack == pack && b.off+b.Size > end)) {
-			pack, end = b.pack, b.off+b.Size
+		if b != nil {
+			spans = addSpan(spans, b.pack, b.off+b.Size)
 		}
 	}
-	if pack == 0 {
-		return nil
-	}
-	return s.packs.sync(pack, end)
+	return s.packs.syncAll(spans)
 }
 
 // Blob returns the bytes stored under a blob key, exactly as appended.

@@ -10,6 +10,11 @@
 //     count kept by triggers; a message row only names its blob. The bytes
 //     live in append-only pack files beside the database (see pack.go).
 //     What was stored is served unchanged, byte for byte.
+//   - A transaction naming message bytes commits only once every one of
+//     them is on disk. Bytes a failed write or fsync may have lost are
+//     never reported durable, even if a later fsync of the same file
+//     succeeds: the transaction fails with ErrNotDurable, commits nothing,
+//     and the same bytes stored again go to a new pack.
 //   - Within a mailbox a UID is never reused and UIDNEXT only grows. A mailbox
 //     may be created with a given UIDVALIDITY and UIDNEXT, and messages may be
 //     appended with given UIDs (the migration engine keeps the old server's).
@@ -20,6 +25,13 @@
 //     within Options.ChangePoll; see watch.go).
 //   - An account is copied by one process at a time: the copier holds its
 //     lease (see lease.go).
+//   - Mail is readable by Mailferry's user only: the database (and so its
+//     -wal and -shm, which SQLite makes with its mode), the packs
+//     directory, the packs and their lock file are made 0600 or 0700
+//     whatever the umask, and the packs directory is made 0700 if it is
+//     looser. A data directory Open creates (with any missing parent) is
+//     0700; one that exists, and a database file that exists, are left as
+//     they are.
 package store
 
 import (
@@ -27,10 +39,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -43,6 +57,10 @@ var (
 	ErrExists      = errors.New("store: already exists")
 	ErrBadPassword = errors.New("store: wrong password")
 	ErrInvalid     = errors.New("store: invalid argument")
+	// ErrNotDurable is a temporary failure: message bytes could not be
+	// made durable (a write or fsync of their pack failed), so nothing
+	// naming them was committed. Stage or append the message again.
+	ErrNotDurable = errors.New("store: message bytes not durable")
 )
 
 // Options tunes a Store. A nil *Options means defaults.
@@ -95,10 +113,13 @@ func Open(path string, opts *Options) (*Store, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
+	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	// SQLite would create the database 0644 (less the umask), and its
+	// -wal and -shm files with the database's mode.
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := &Store{
 		log:       opts.Logger,
@@ -177,6 +198,61 @@ func Open(path string, opts *Options) (*Store, error) {
 		}()
 	}
 	return s, nil
+}
+
+// mkdirPrivate creates dir, and any missing parent, 0700 whatever the
+// umask. A directory that exists is left as it is: it may be a user's.
+func mkdirPrivate(dir string) error {
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		return nil
+	}
+	err := os.Mkdir(dir, 0o700)
+	if errors.Is(err, fs.ErrNotExist) {
+		if parent := filepath.Dir(dir); parent != dir {
+			if err := mkdirPrivate(parent); err != nil {
+				return err
+			}
+			err = os.Mkdir(dir, 0o700)
+		}
+	}
+	if errors.Is(err, fs.ErrExist) {
+		if st, serr := os.Stat(dir); serr == nil && st.IsDir() {
+			return nil
+		}
+	}
+	if err != nil || runtime.GOOS == "windows" {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// createPrivate creates the empty file path 0600 whatever the umask, unless
+// it exists (a file that exists is left as it is).
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := chmodPrivate(f, 0o600); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// chmodPrivate sets f's permissions to perm, which the umask may have
+// narrowed. Windows has no such permissions.
+func chmodPrivate(f *os.File, perm fs.FileMode) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	return f.Chmod(perm)
 }
 
 // Close closes the database. Watchers are closed too.

@@ -3,8 +3,10 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -586,5 +588,66 @@ func TestUsages(t *testing.T) {
 	}
 	if got := u[b.ID]; got != (store.Usage{Folders: 1}) {
 		t.Fatalf("b (an empty INBOX): %+v", got)
+	}
+}
+
+// A read error halfway through the messages Expunge looks at (here a
+// damaged page of the database) fails the expunge; it is not taken for
+// the end of the list, with the messages read so far expunged and success
+// reported. (With this damage SQLite also fails the deletes that follow,
+// so Expunge failed before it checked rows.Err too; the check is what
+// makes the outcome not depend on that.)
+func TestExpungeReadErrorFails(t *testing.T) {
+	ctx := context.Background()
+	s, path := open(t)
+	a := account(t, s, "a@example.test")
+	inbox, _ := s.Mailbox(ctx, a.ID, "INBOX")
+	const n, late = 200, 150
+	// Message late has a keyword longer than a page: SQLite keeps it in a
+	// chain of overflow pages, the second of which gets damaged.
+	big := "kw" + strings.Repeat("x", 10000) + "MARK" + strings.Repeat("y", 20000)
+	for i := 1; i <= n; i++ {
+		flags := []string{`\Deleted`}
+		if i == late {
+			flags = append(flags, big)
+		}
+		if _, err := s.AppendMessage(ctx, inbox.ID, &store.NewMessage{Flags: flags, Body: []byte(fmt.Sprintf("Subject: %d\r\n\r\n", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := bytes.Index(raw, []byte("xMARKy"))
+	if off < 0 {
+		t.Fatal("the long keyword is not in the database file")
+	}
+	const pageSize = 8192
+	page := off - off%pageSize
+	if next := binary.BigEndian.Uint32(raw[page:]); next == 0 {
+		t.Fatal("the damaged page would end the overflow chain: the test tests nothing")
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The next page of the chain is now one past the end of the file.
+	if _, err := f.WriteAt(binary.BigEndian.AppendUint32(nil, uint32(len(raw)/pageSize+1)), int64(page)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	s, err = store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// UIDs before the damaged message, and one after it.
+	uids := []uint32{1, 2, 3, late + 10}
+	gone, err := s.Expunge(ctx, inbox.ID, uids)
+	if err == nil {
+		t.Fatalf("Expunge of %v over a damaged page reported success, with %v expunged", uids, gone)
 	}
 }

@@ -17,14 +17,13 @@ type changes struct {
 	domains  bool
 	queue    bool
 
-	pack, packEnd int64 // the newest pack written and the end written
+	// packs are the pack bytes the transaction's blob rows name: each
+	// pack written, with the end written (usually one pack; two or more
+	// when it spans a new pack, or names blobs staged before one).
+	packs []packSpan
 }
 
-func (c *changes) wrotePack(id, end int64) {
-	if id > c.pack || (id == c.pack && end > c.packEnd) {
-		c.pack, c.packEnd = id, end
-	}
-}
+func (c *changes) wrotePack(id, end int64) { c.packs = addSpan(c.packs, id, end) }
 
 func (c *changes) account(id int64) {
 	if c.accounts == nil {
