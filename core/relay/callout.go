@@ -83,6 +83,8 @@ var (
 		Message: "The recipient cannot be checked now, try again later"}
 	errOldNoUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
 		Message: "The mail server of this recipient does not accept non-ASCII addresses"}
+	errForwardTemp = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 0},
+		Message: "The mail server of these recipients did not take the message now, try again later"}
 	errOldTooBig = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
 		Message: "Message too big for the mail server of this recipient"}
 )

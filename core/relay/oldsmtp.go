@@ -239,7 +239,7 @@ func (r *Relay) forward(ctx context.Context, set *oldserver.Settings, from strin
 		case errors.As(err, &se) && se.Code/100 == 5:
 			return passOn(se)
 		case se != nil && se.Code != 421:
-			return errOldUnclear
+			return errForwardTemp
 		}
 		return errOldBroken
 	}
@@ -274,7 +274,7 @@ func (r *Relay) forward(ctx context.Context, set *oldserver.Settings, from strin
 			// Every recipient refused for good: so is the message.
 			return refused
 		}
-		return errOldUnclear
+		return errForwardTemp
 	}
 	w, err := c.Data()
 	if err != nil {
@@ -292,7 +292,7 @@ func (r *Relay) forward(ctx context.Context, set *oldserver.Settings, from strin
 			if se.Code/100 == 5 {
 				return passOn(se)
 			}
-			return errOldUnclear
+			return errForwardTemp
 		}
 		return fail(err)
 	}

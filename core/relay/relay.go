@@ -64,7 +64,10 @@ type Options struct {
 	// listeners. AUTH is only possible under TLS.
 	TLSConfig *tls.Config
 	// TrustedNetworks may relay to foreign domains without AUTH (for example
-	// an internal web server). Empty means none — not even loopback.
+	// an internal web server). Empty means none — not even loopback. Like
+	// authenticated users, they are not held to the rules for senders from
+	// outside (see the package doc): their mail for an old server is
+	// queued, and bounced if it fails.
 	TrustedNetworks []netip.Prefix
 	// MaxMessageBytes is the SIZE limit (RFC 1870) of a message as received.
 	// A connection is offered (and held to) the smaller of it and the
@@ -146,9 +149,9 @@ type EventKind string
 
 // Event kinds.
 const (
-	EventAccepted  EventKind = "accepted"  // a message was accepted (QueueID 0 when delivered only locally)
+	EventAccepted  EventKind = "accepted"  // a message was accepted (QueueID 0 when nothing was queued: delivered locally or forwarded)
 	EventDelivered EventKind = "delivered" // a copy landed in a local INBOX
-	EventRelayed   EventKind = "relayed"   // an old server accepted recipients
+	EventRelayed   EventKind = "relayed"   // an old server accepted recipients (from the queue, or forwarded while the sender waited: QueueID 0)
 	EventDeferred  EventKind = "deferred"  // a temporary failure, will retry
 	EventBounced   EventKind = "bounced"   // a DSN was queued for the sender
 	EventDropped   EventKind = "dropped"   // failed for good, nobody to notify
