@@ -415,6 +415,7 @@ func (s *session) forward(msg []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*s.r.opts.ClientTimeout)
 	defer cancel()
 	go func() {
+		defer recoverPanic(s.r.log, "forward hard stop")
 		select {
 		case <-s.r.hardStop:
 			cancel()
