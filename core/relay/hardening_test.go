@@ -229,14 +229,19 @@ func TestOldServerSize(t *testing.T) {
 	c.cmd("QUIT")
 
 	// From a trusted network (the queue path): refused at DATA, not queued
-	// to be refused upstream and bounced.
+	// to be refused upstream and bounced. rr is stopped first: its queue
+	// worker would otherwise take rr2's items from the shared store.
+	rr.close()
 	rr2 := startRelay(t, e.st, relay.Options{TrustedNetworks: trustLoopback})
 	c, _ = open(t, rr2.smtpAddr)
 	// rr2 has learned nothing yet: it learns from its first session.
 	expectCode(t, c.cmd("MAIL FROM:<sender@elsewhere.test>"), "250")
 	expectCode(t, c.cmd("RCPT TO:<bob@example.test>"), "250")
 	expectCode(t, c.data(message("first", "x")), "250")
-	waitFor(t, "queued message delivered", 5*time.Second, func() bool { return len(old.messages()) == 2 })
+	waitFor(t, "queued message delivered", 5*time.Second, func() bool {
+		q, _ := e.st.Queue(context.Background())
+		return len(old.messages()) == 2 && len(q) == 0
+	})
 	expectCode(t, c.cmd("MAIL FROM:<sender@elsewhere.test>"), "250")
 	expectCode(t, c.cmd("RCPT TO:<bob@example.test>"), "250")
 	expectCode(t, c.data(big), "552 5.3.4")
