@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -70,41 +71,60 @@ func (c *calloutCache) putFor(key string, err *smtp.SMTPError, ttl time.Duration
 	c.m[key] = calloutEntry{err: err, expires: time.Now().Add(ttl)}
 }
 
+// Replies of a recipient check that could not run (RFC 3463: 4.4.x are
+// network and routing problems). They are temporary: the sender retries,
+// and nothing is accepted that might have to be bounced later.
+var (
+	errOldDown = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1},
+		Message: "The mail server of this recipient cannot be reached now, try again later"}
+	errOldBroken = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
+		Message: "The connection to the mail server of this recipient broke, try again later"}
+	errOldUnclear = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 0},
+		Message: "The recipient cannot be checked now, try again later"}
+	errOldNoUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
+		Message: "The mail server of this recipient does not accept non-ASCII addresses"}
+	errForwardTemp = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 0},
+		Message: "The mail server of these recipients did not take the message now, try again later"}
+	errOldTooBig = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
+		Message: "Message too big for the mail server of this recipient"}
+)
+
 // verifyRcpt asks the old server whether it accepts rcpt (RFC 5321: a
 // transaction with the null reverse-path that is reset before DATA). It
-// returns the refusal to pass on for a permanent "no", nil otherwise —
-// also when the old server cannot be asked (the message is then queued).
+// returns nil only when the old server said yes. A permanent "no" is
+// passed on; when the question cannot be asked or gets no clear answer
+// (old server down or recently down, TLS failure, the null sender refused,
+// a 4xx reply, a broken session) the answer is 451 4.4.x; a non-ASCII
+// recipient for an old server without SMTPUTF8 is refused for good
+// (553 5.6.7), since it could never be delivered.
 func (r *Relay) verifyRcpt(ctx context.Context, old *oldserver.Settings, rcpt string) *smtp.SMTPError {
 	set := old.WithDefaults()
 	key := poolKey(&set)
-	ckey := key + "\x00" + strings.ToLower(rcpt)
+	ckey := calloutKey(key, rcpt)
 	if se, ok := r.callout.get(ckey); ok {
 		return se
 	}
 	downKey := key + "\x00down"
 	if _, down := r.callout.get(downKey); down {
-		return nil // the old server did not answer a moment ago
+		return errOldDown // the old server did not answer a moment ago
 	}
 	ctx, cancel := context.WithTimeout(ctx, calloutTimeout)
 	defer cancel()
 	utf8 := !isASCII(rcpt)
 	for fresh := false; ; fresh = true {
-		c, reused := r.pool.get(key, fresh)
-		if c == nil {
-			var err error
-			if c, err = r.opts.Dial(ctx, &set, r.opts.Hostname); err != nil {
-				r.log.Info("recipient callout: old server unreachable, accepting", "rcpt", rcpt, "err", err)
-				r.callout.putFor(downKey, nil, calloutDownTTL)
-				return nil
-			}
+		c, reused, err := r.client(ctx, &set, key, fresh)
+		if err != nil {
+			r.log.Info("recipient callout: old server unreachable", "rcpt", rcpt, "err", err)
+			r.callout.putFor(downKey, nil, calloutDownTTL)
+			return errOldDown
 		}
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		c.CommandTimeout = calloutTimeout
 		if ok, _ := c.Extension("SMTPUTF8"); utf8 && !ok {
 			r.pool.releaser(key, c, stop, false)()
-			return nil // the delivery attempt will report it
+			return errOldNoUTF8
 		}
-		err := c.Mail("", &smtp.MailOptions{UTF8: utf8})
+		err = c.Mail("", &smtp.MailOptions{UTF8: utf8})
 		if err != nil && reused && brokenSession(err) {
 			stop()
 			c.Close()
@@ -113,14 +133,14 @@ func (r *Relay) verifyRcpt(ctx context.Context, old *oldserver.Settings, rcpt st
 		if err != nil {
 			// The null sender refused, or the session broke: no answer
 			// about the recipient.
-			r.log.Info("recipient callout: no answer, accepting", "rcpt", rcpt, "err", err)
+			r.log.Info("recipient callout: no answer", "rcpt", rcpt, "err", err)
 			if brokenSession(err) {
 				stop()
 				c.Close()
-			} else {
-				r.pool.releaser(key, c, stop, true)()
+				return errOldBroken
 			}
-			return nil
+			r.pool.releaser(key, c, stop, true)()
+			return errOldUnclear
 		}
 		err = c.Rcpt(rcpt, nil)
 		var se *smtp.SMTPError
@@ -128,17 +148,99 @@ func (r *Relay) verifyRcpt(ctx context.Context, old *oldserver.Settings, rcpt st
 		case err == nil:
 			r.callout.put(ckey, nil)
 		case errors.As(err, &se) && se.Code/100 == 5:
+			se = passOn(se)
 			r.callout.put(ckey, se)
-		default:
-			r.log.Info("recipient callout: no clear answer, accepting", "rcpt", rcpt, "err", err)
-			se = nil
-		}
-		if err != nil && brokenSession(err) {
+		case brokenSession(err):
+			r.log.Info("recipient callout: session broke", "rcpt", rcpt, "err", err)
 			stop()
 			c.Close()
-			return nil
+			return errOldBroken
+		default:
+			r.log.Info("recipient callout: no clear answer", "rcpt", rcpt, "err", err)
+			se = errOldUnclear
 		}
 		r.pool.releaser(key, c, stop, true)()
 		return se
 	}
+}
+
+func calloutKey(poolKey, rcpt string) string {
+	return poolKey + "\x00" + strings.ToLower(rcpt)
+}
+
+// passOn is the reply that passes an old server's permanent refusal on to
+// our client: its code and enhanced code (5.0.0 when it gave none), and its
+// text on one printable line.
+func passOn(se *smtp.SMTPError) *smtp.SMTPError {
+	out := &smtp.SMTPError{Code: se.Code, EnhancedCode: se.EnhancedCode, Message: oneLine(se.Message)}
+	if out.Code < 500 || out.Code > 599 {
+		out.Code = 550
+	}
+	if out.EnhancedCode[0] != 5 {
+		out.EnhancedCode = smtp.EnhancedCode{5, 0, 0}
+	}
+	if out.Message == "" {
+		out.Message = "Refused by the mail server of this recipient"
+	}
+	return out
+}
+
+// sizeTTL is how long an old server's SIZE, learned from its EHLO reply,
+// is trusted without a new session confirming it.
+const sizeTTL = time.Hour
+
+// sizeCache remembers each old server's SIZE limit (RFC 1870), per pool
+// key, as the EHLO replies of our sessions to it announced it.
+type sizeCache struct {
+	mu sync.Mutex
+	m  map[string]sizeEntry
+}
+
+type sizeEntry struct {
+	limit int64 // 0: no limit announced
+	seen  time.Time
+}
+
+func newSizeCache() *sizeCache { return &sizeCache{m: map[string]sizeEntry{}} }
+
+// learn records what c's EHLO reply said about SIZE.
+func (c *sizeCache) learn(key string, cl *smtp.Client) {
+	var limit int64
+	if ok, param := cl.Extension("SIZE"); ok {
+		if n, err := strconv.ParseInt(strings.TrimSpace(param), 10, 64); err == nil && n > 0 {
+			limit = n
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[key] = sizeEntry{limit: limit, seen: time.Now()}
+}
+
+// limit returns the SIZE limit of the old server key, if one is known.
+func (c *sizeCache) limit(key string) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if !ok || e.limit == 0 || time.Since(e.seen) > sizeTTL {
+		return 0, false
+	}
+	return e.limit, true
+}
+
+// min returns the smallest known SIZE limit of all old servers, 0 when
+// none is known.
+func (c *sizeCache) min() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var m int64
+	for k, e := range c.m {
+		if time.Since(e.seen) > sizeTTL {
+			delete(c.m, k)
+			continue
+		}
+		if e.limit > 0 && (m == 0 || e.limit < m) {
+			m = e.limit
+		}
+	}
+	return m
 }

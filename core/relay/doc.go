@@ -2,25 +2,74 @@
 // submission listeners (RFC 6409, STARTTLS per RFC 3207 and implicit TLS per
 // RFC 8314), local delivery into the store, and a persistent outbound queue
 // that hands mail for not-yet-migrated users (and mail of migrated users to
-// the outside world) to the old server's SMTP.
+// the outside world) to the old server's SMTP; mail from outside for
+// not-yet-migrated users is instead forwarded while its sender waits.
+//
+// A sender is "from outside" when it did not authenticate and its address
+// is not in Options.TrustedNetworks. The old servers accept our mail
+// without authentication — they trust us — so what reaches them from
+// outside is held to the rules below.
+//
+// The form of a recipient is judged first, before any lookup or callout
+// (rcptAddress). go-smtp's parser has already dropped a source route
+// ("<@a,@b:user@domain>" is handed over as user@domain, as RFC 5321
+// section 3.6.1 says a server SHOULD: only the final mailbox is looked at
+// and passed on; the session cannot see the route) and unquoted a quoted
+// local part (`"a@b"@c` is handed over as a@b@c). From outside a recipient
+// must be an account name by addr.Canonical: one "@", a dot-atom local part
+// without "%" or "!" — so a quoted local part is refused unless it says
+// the same as a dot-atom — else 501 5.1.3. Every recipient goes on (to the
+// store, the callout, the queue, the old server) in canonical form: the
+// domain lower-cased, IDNA A-label, no trailing dot; from outside the local
+// part lower-cased too, otherwise kept and quoted only where RFC 5321
+// needs it.
 //
 // Routing of a recipient, decided at RCPT time:
 //   - an account exists in the store: delivered into its INBOX;
-//   - a local domain that is migrating, no account yet: queued for the
-//     domain's old server (for a sender that did not authenticate, the old
-//     server is asked first — MAIL FROM:<>, RCPT TO, RSET — and a permanent
-//     refusal is passed on at once, so mail to a wrong address is refused,
-//     not bounced to a possibly forged sender);
+//   - a local domain that is migrating, no account yet: for the domain's
+//     old server. From outside, the old server is asked first — MAIL
+//     FROM:<>, RCPT TO, RSET (unless Options.NoRecipientCallout) — and only
+//     a yes accepts: its permanent refusal is passed on, a question that
+//     cannot be asked (old server down or down within the last 30 seconds,
+//     TLS failure, the null sender refused, a 4xx or unclear reply) answers
+//     451 4.4.x, and a non-ASCII recipient for an old server without
+//     SMTPUTF8 gets 553 5.6.7. From an authenticated user or a trusted
+//     network the recipient is queued without a callout;
 //   - a local domain that is not migrating, no account: 550 5.1.1;
 //   - any other domain: only from an authenticated user or a trusted
 //     network, queued for the old server of the sender's domain (which
 //     performs the final delivery); otherwise 550 5.7.1. The relay is never
 //     open.
 //
+// A transaction from outside is of one kind: local recipients only, or
+// recipients of one old server only. A recipient of another kind gets
+// 452 4.5.3 (RFC 5321 section 3.3: the client sends it in a new
+// transaction). Mail from outside for an old server is not queued: during
+// DATA it is forwarded to the old server on a pooled session (a
+// before-queue proxy, like Postfix's smtpd_proxy_filter), and the old
+// server's answer is ours — its 5xx passed on, any 4xx, network failure or
+// recipient refused at that moment answered 451 4.4.x (the refusal is
+// remembered for the RCPT of the retry). We say 250 only after the old
+// server said 250.
+//
+// Size (RFC 1870): each old server's SIZE is learned from the EHLO reply
+// of our sessions to it (callout, forward, queue) and trusted for an hour.
+// A recipient for an old server whose SIZE is known is refused with
+// 552 5.3.4 at RCPT when MAIL FROM's SIZE= (with 1 KiB for our Received
+// header) exceeds it, and the message at DATA when it does. EHLO
+// advertises, and go-smtp holds the connection's MAIL SIZE= and DATA to,
+// the smaller of Options.MaxMessageBytes and the smallest SIZE any old
+// server announced within the hour less 1 KiB, as it stood when the
+// connection was accepted (go-smtp reads the limit from its Server without
+// a lock, so each connection gets its own Server). The limit is per
+// server, not per recipient: while a smaller old server is known, local
+// recipients are held to it too.
+//
 // Invariants:
 //   - Accepted means committed: the 250 reply to DATA is sent only after the
 //     local copies and the queued relay items of the message were written in
-//     one store transaction. A message is never half accepted.
+//     one store transaction, or, for mail from outside forwarded to an old
+//     server, after that server's 250. A message is never half accepted.
 //   - Message bytes are kept exactly as received, with one Received header
 //     (RFC 5321 section 4.4) prepended; nothing else is changed, neither for
 //     local delivery nor for relaying.
@@ -34,10 +83,17 @@
 //     minute), so two workers — even in two processes — never try one item
 //     at once; the recorded outcome replaces the claim, and an item whose
 //     process died is tried again when the lease runs out.
-//   - Temporary failures (4xx, network) are retried with exponential backoff;
-//     permanent ones (5xx), expiry and the retry limit produce one delivery
-//     status notification (RFC 3464) to the sender per outcome, never for a
-//     null reverse-path.
+//   - Mail from outside is never bounced by us after a 250: what we could
+//     not deliver is refused in the session (5xx) or deferred (4xx). Only
+//     mail from authenticated users and trusted networks is queued for an
+//     old server, and only it (or a bounce of it) can produce a DSN.
+//   - A forwarded message is acknowledged only after the old server's 250
+//     to its DATA; a failure after the message was sent is answered 451,
+//     so the sender retries: a duplicate is possible, a loss is not.
+//   - Temporary failures (4xx, network) of queued mail are retried with
+//     exponential backoff; permanent ones (5xx), expiry and the retry limit
+//     produce one delivery status notification (RFC 3464) to the sender
+//     per outcome, never for a null reverse-path.
 //   - AUTH (PLAIN, RFC 4616; LOGIN) is offered and accepted only under TLS;
 //     an authenticated user may only use their own address as MAIL FROM.
 //   - Outbound sessions to an old server are reused (a small pool per

@@ -163,7 +163,7 @@ func TestOldServerFixture(t *testing.T) {
 		set.SMTPPort, set.SMTPTLS = int(smtps.Port()), oldserver.TLSImplicit
 		js, _ := json.Marshal(set)
 		fe.st.SetDomainMigration(ctx, oldtest.Domain, true, string(js))
-		rr := startRelay(t, fe.st, relay.Options{NoRecipientCallout: true})
+		rr := startRelay(t, fe.st, relay.Options{TrustedNetworks: trustLoopback})
 		if err := send(rr.smtpAddr, "sender@elsewhere.test", []string{"carol@example.test"}, message("fx-smtps", "over implicit TLS")); err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +233,7 @@ func TestOldServerDownAndRestart(t *testing.T) {
 		return px.ln.Addr().String()
 	})
 	px.up.Store(false)
-	rr := startRelay(t, fe.st, relay.Options{})
+	rr := startRelay(t, fe.st, relay.Options{TrustedNetworks: trustLoopback})
 	const n = 10
 	for i := 0; i < n; i++ {
 		if err := send(rr.smtpAddr, "sender@elsewhere.test", []string{bob, "carol@example.test"}, message(fmt.Sprintf("fx-wait-%02d", i), "queued")); err != nil {
@@ -257,7 +257,7 @@ func TestOldServerDownAndRestart(t *testing.T) {
 	}
 	fe.st = openStore(t, fe.path)
 	t.Cleanup(func() { fe.st.Close() })
-	rr = startRelay(t, fe.st, relay.Options{})
+	rr = startRelay(t, fe.st, relay.Options{TrustedNetworks: trustLoopback})
 	px.up.Store(true)
 
 	waitFor(t, "queue drained", 30*time.Second, func() bool {

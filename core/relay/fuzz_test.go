@@ -2,10 +2,13 @@ package relay
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"mailferry/core/auth/addr"
 	"mailferry/core/store"
 )
 
@@ -89,6 +92,74 @@ func FuzzLogin(f *testing.F) {
 		}
 		if done && (calls != 1 || gotUser == "" && len(a) > 0) {
 			t.Fatalf("done with user %q pass %q after %d calls", gotUser, gotPass, calls)
+		}
+	})
+}
+
+// wireDecode reads a canonical recipient back as go-smtp's parser hands it
+// to Session.Rcpt: a quoted local part unquoted.
+func wireDecode(rcpt string) string {
+	if !strings.HasPrefix(rcpt, `"`) {
+		return rcpt
+	}
+	var b strings.Builder
+	for i := 1; i < len(rcpt); i++ {
+		switch rcpt[i] {
+		case '\\':
+			i++
+			if i < len(rcpt) {
+				b.WriteByte(rcpt[i])
+			}
+		case '"':
+			return b.String() + rcpt[i+1:]
+		default:
+			b.WriteByte(rcpt[i])
+		}
+	}
+	return b.String()
+}
+
+// FuzzRcptAddress: the recipient rules never panic; for a strict sender
+// (not authenticated, not trusted) nothing with "%", "!", a second "@", a
+// source route or a quoted local part gets through; the canonical form is
+// stable when it comes back over the wire.
+func FuzzRcptAddress(f *testing.F) {
+	for _, s := range []string{
+		"bob@example.test", "Bob@EXAMPLE.Test.", "victim%foreign.example@example.test",
+		"victim@foreign.example@example.test", "foreign.example!victim@example.test",
+		"@relay.example:victim@example.test", "a b@example.test", `a"b\c@example.test`,
+		"jörg@bücher.example", "x@[192.0.2.1]", "@", "", "a@b@", ".a@b.test", "a\r\n@b.test",
+	} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, to string, strict bool) {
+		canon, domain, err := rcptAddress(to, strict)
+		if err != nil {
+			if !errors.Is(err, errRcptForm) {
+				t.Fatalf("rcptAddress(%q): %v does not wrap errRcptForm", to, err)
+			}
+			return
+		}
+		if domain == "" || rcptDomain(canon) != domain || len(canon) > maxPath || !utf8.ValidString(canon) {
+			t.Fatalf("rcptAddress(%q) = %q, %q", to, canon, domain)
+		}
+		if strings.ContainsFunc(canon, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			t.Fatalf("rcptAddress(%q) = %q holds a control character", to, canon)
+		}
+		if strict {
+			for _, in := range []string{to, canon} {
+				if strings.ContainsAny(in, `%!:,"`) || strings.Count(in, "@") != 1 || strings.HasPrefix(in, "@") {
+					t.Fatalf("strict rcptAddress(%q) = %q let a routing form through", to, canon)
+				}
+			}
+			if c, err := addr.Canonical(canon); err != nil || c != canon {
+				t.Fatalf("strict rcptAddress(%q) = %q, not addr.Canonical's form (%q, %v)", to, canon, c, err)
+			}
+		}
+		again, domain2, err := rcptAddress(wireDecode(canon), strict)
+		if err != nil || again != canon || domain2 != domain {
+			t.Fatalf("rcptAddress(%q) = %q, which comes back as %q, %q, %v", to, canon, again, domain2, err)
 		}
 	})
 }

@@ -306,6 +306,7 @@ type oldSMTP struct {
 	got      []received
 	reject   map[string]*smtp.SMTPError        // per recipient
 	dataErr  func(from string) *smtp.SMTPError // reply to DATA, if not nil
+	mailErr  func(from string) *smtp.SMTPError // reply to MAIL, if not nil
 	tune     func(*smtp.Server)                // applied to each server started
 	sessions int
 }
@@ -429,6 +430,13 @@ type oldSession struct {
 func (s *oldSession) Reset()        { s.from, s.to = "", nil }
 func (s *oldSession) Logout() error { return nil }
 func (s *oldSession) Mail(from string, _ *smtp.MailOptions) error {
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	if s.o.mailErr != nil {
+		if e := s.o.mailErr(from); e != nil {
+			return e
+		}
+	}
 	s.from = from
 	return nil
 }

@@ -79,23 +79,18 @@ func (r *Relay) sendGroup(ctx context.Context, domain, from string, rcpts []stri
 	var stop func() bool
 	for fresh := false; ; fresh = true {
 		var reused bool
-		c, reused = r.pool.get(key, fresh)
-		if c == nil {
-			dctx, cancel := context.WithTimeout(ctx, r.opts.ClientTimeout)
-			c, err = r.opts.Dial(dctx, &set, r.opts.Hostname)
-			cancel()
-			if err != nil {
-				// Whatever the old server said while we connected (even a
-				// 554 greeting), it did not refuse this message: try again
-				// later.
-				return all(func(rc string) outcome {
-					o := failOutcome(rc, remote, err)
-					if o.perm {
-						o.perm, o.temp, o.status = false, true, "4.4.1"
-					}
-					return o
-				})
-			}
+		c, reused, err = r.client(ctx, &set, key, fresh)
+		if err != nil {
+			// Whatever the old server said while we connected (even a
+			// 554 greeting), it did not refuse this message: try again
+			// later.
+			return all(func(rc string) outcome {
+				o := failOutcome(rc, remote, err)
+				if o.perm {
+					o.perm, o.temp, o.status = false, true, "4.4.1"
+				}
+				return o
+			})
 		}
 		cl := c
 		stop = context.AfterFunc(ctx, func() { cl.Close() })
@@ -170,6 +165,139 @@ func (r *Relay) sendGroup(ctx context.Context, domain, from string, rcpts []stri
 		outs = append(outs, okOutcome(rc, remote))
 	}
 	return outs, r.pool.releaser(key, c, stop, false)
+}
+
+// client returns a session to the old server set (pool key key): an idle
+// pooled one (reused) unless fresh is set, else a new one, dialled within
+// ctx and Options.ClientTimeout, whose EHLO reply's SIZE is remembered.
+func (r *Relay) client(ctx context.Context, set *oldserver.Settings, key string, fresh bool) (c *smtp.Client, reused bool, err error) {
+	if c, reused = r.pool.get(key, fresh); c != nil {
+		return c, reused, nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, r.opts.ClientTimeout)
+	defer cancel()
+	c, err = r.opts.Dial(dctx, set, r.opts.Hostname)
+	if err != nil {
+		return nil, false, fmt.Errorf("relay: connect to old server %s: %w", set.Host.String(), err)
+	}
+	r.sizes.learn(key, c)
+	return c, false, nil
+}
+
+// forward hands a message to the old server set while our client waits
+// for the reply to DATA (the before-queue proxy of a sender from outside
+// whose recipients are all served by that old server). It returns nil when
+// the old server answered 250 to the message, and otherwise the reply for
+// our client: the old server's permanent refusal (of MAIL, of DATA, or of
+// every recipient) passed on, 553 5.6.7 when SMTPUTF8 is needed and
+// missing, and 451 4.4.x for anything temporary or unclear — a 4xx reply,
+// a network failure, also one after the message was sent (a duplicate is
+// better than a loss), or a recipient refused now while others were
+// accepted (SMTP has one reply to DATA; the refusal is remembered for the
+// RCPT of the retry).
+func (r *Relay) forward(ctx context.Context, set *oldserver.Settings, from string, rcpts []string, body []byte, utf8 bool) *smtp.SMTPError {
+	key := poolKey(set)
+	var c *smtp.Client
+	var stop func() bool
+	var err error
+	for fresh := false; ; fresh = true {
+		var reused bool
+		c, reused, err = r.client(ctx, set, key, fresh)
+		if err != nil {
+			r.log.Info("forward: old server unreachable", "from", from, "err", err)
+			r.callout.putFor(key+"\x00down", nil, calloutDownTTL)
+			return errOldDown
+		}
+		cl := c
+		stop = context.AfterFunc(ctx, func() { cl.Close() })
+		c.CommandTimeout = r.opts.ClientTimeout
+		c.SubmissionTimeout = 2 * r.opts.ClientTimeout
+		if ok, _ := c.Extension("SMTPUTF8"); utf8 && !ok {
+			r.pool.releaser(key, c, stop, false)()
+			return errOldNoUTF8
+		}
+		err = c.Mail(from, &smtp.MailOptions{Size: int64(len(body)), UTF8: utf8})
+		if err != nil && reused && brokenSession(err) {
+			stop()
+			c.Close()
+			continue // a pooled session the server closed: nothing was sent
+		}
+		break
+	}
+	// fail ends the attempt: the session goes back to the pool (after RSET)
+	// unless it broke.
+	fail := func(err error) *smtp.SMTPError {
+		var se *smtp.SMTPError
+		if brokenSession(err) {
+			stop()
+			c.Close()
+		} else {
+			r.pool.releaser(key, c, stop, true)()
+		}
+		r.log.Info("forward: not accepted", "from", from, "rcpts", rcpts, "err", err)
+		switch {
+		case errors.As(err, &se) && se.Code/100 == 5:
+			return passOn(se)
+		case se != nil && se.Code != 421:
+			return errForwardTemp
+		}
+		return errOldBroken
+	}
+	if err != nil {
+		return fail(err)
+	}
+	var refused *smtp.SMTPError
+	nRefused, unclear := 0, false
+	for _, rc := range rcpts {
+		err := c.Rcpt(rc, nil)
+		var se *smtp.SMTPError
+		switch {
+		case err == nil:
+			continue
+		case brokenSession(err):
+			return fail(err)
+		case errors.As(err, &se) && se.Code/100 == 5:
+			se = passOn(se)
+			r.callout.put(calloutKey(key, rc), se)
+			nRefused++
+			if refused == nil {
+				refused = se
+			}
+		default:
+			unclear = true
+		}
+	}
+	if refused != nil || unclear {
+		r.pool.releaser(key, c, stop, true)()
+		r.log.Info("forward: recipients refused", "from", from, "rcpts", rcpts, "refused", refused, "unclear", unclear)
+		if nRefused == len(rcpts) {
+			// Every recipient refused for good: so is the message.
+			return refused
+		}
+		return errForwardTemp
+	}
+	w, err := c.Data()
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := w.Write(body); err != nil {
+		return fail(err)
+	}
+	if err := w.Close(); err != nil {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) && !brokenSession(err) {
+			// The transaction is over: nothing to reset.
+			r.pool.releaser(key, c, stop, false)()
+			r.log.Info("forward: message refused", "from", from, "rcpts", rcpts, "err", err)
+			if se.Code/100 == 5 {
+				return passOn(se)
+			}
+			return errForwardTemp
+		}
+		return fail(err)
+	}
+	r.pool.releaser(key, c, stop, false)()
+	return nil
 }
 
 // brokenSession reports whether err leaves the SMTP session unusable: a

@@ -328,8 +328,10 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 	var groups []*group
 	byDomain := map[string]*group{}
 	for _, rc := range it.Rcpts {
-		_, dom, err := store.SplitAddress(rc)
-		if err != nil {
+		// A recipient is in canonical form (rcptAddress); a bounce's is
+		// a sender address MAIL FROM accepted.
+		dom := rcptDomain(rc)
+		if !strings.Contains(rc, "@") || dom == "" {
 			// Cannot happen for what Rcpt accepted; fail it for good.
 			remaining = r.commitOutcomes(ctx, it, body, remaining, []outcome{{rcpt: rc, perm: true, status: "5.1.3", detail: "bad recipient address"}}, via)
 			continue
@@ -401,7 +403,7 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 // served from the store to, or nil when an old server serves it.
 func (r *Relay) localAccount(ctx context.Context, kind, rcpt, domain string) (*store.Account, error) {
 	acct, err := r.st.Account(ctx, rcpt)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
 		return nil, nil
 	} else if err != nil {
 		return nil, err
@@ -545,7 +547,7 @@ func (r *Relay) finishAttempt(ctx context.Context, it *store.QueueItem, body []b
 	}
 	_, via := parseNote(it.Note)
 	if via == "" && len(remaining) > 0 {
-		_, via, _ = store.SplitAddress(remaining[0])
+		via = rcptDomain(remaining[0])
 	}
 	err := r.withTx(wctx, func(tx *store.Tx) error {
 		if err := tx.QueueDelete(it.ID, it.BlobKey); err != nil {

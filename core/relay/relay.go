@@ -64,9 +64,16 @@ type Options struct {
 	// listeners. AUTH is only possible under TLS.
 	TLSConfig *tls.Config
 	// TrustedNetworks may relay to foreign domains without AUTH (for example
-	// an internal web server). Empty means none — not even loopback.
+	// an internal web server). Empty means none — not even loopback. Like
+	// authenticated users, they are not held to the rules for senders from
+	// outside (see the package doc): their mail for an old server is
+	// queued, and bounced if it fails.
 	TrustedNetworks []netip.Prefix
 	// MaxMessageBytes is the SIZE limit (RFC 1870) of a message as received.
+	// A connection is offered (and held to) the smaller of it and the
+	// smallest SIZE that an old server announced to our sessions within the
+	// last hour, less receivedHeadroom for the trace header we add; see the
+	// package doc.
 	MaxMessageBytes int64
 	// MaxRecipients is the number of RCPT per transaction.
 	MaxRecipients int
@@ -100,11 +107,13 @@ type Options struct {
 	ShutdownGrace time.Duration
 
 	// NoRecipientCallout turns off the check, at RCPT time, of a recipient
-	// of a migrating domain who has no account yet: normally the old server
-	// is asked (MAIL FROM:<>, RCPT TO, RSET on a pooled session) and a
-	// recipient it refuses for good is refused to an unauthenticated sender
-	// right away instead of bounced later. When the old server cannot be
-	// asked, the recipient is accepted and queued.
+	// of a migrating domain who has no account yet, for a sender that did
+	// not authenticate and is not in a trusted network: normally the old
+	// server is asked (MAIL FROM:<>, RCPT TO, RSET on a pooled session), a
+	// recipient it refuses for good is refused at once and one it cannot
+	// be asked about gets 451. Without the check, such recipients are
+	// accepted at RCPT (unless an earlier refusal is remembered) and the
+	// old server's answer comes at DATA, when the message is forwarded.
 	NoRecipientCallout bool
 
 	// OldServer looks a domain's old server up; nil reads the store's
@@ -140,9 +149,9 @@ type EventKind string
 
 // Event kinds.
 const (
-	EventAccepted  EventKind = "accepted"  // a message was accepted (QueueID 0 when delivered only locally)
+	EventAccepted  EventKind = "accepted"  // a message was accepted (QueueID 0 when nothing was queued: delivered locally or forwarded)
 	EventDelivered EventKind = "delivered" // a copy landed in a local INBOX
-	EventRelayed   EventKind = "relayed"   // an old server accepted recipients
+	EventRelayed   EventKind = "relayed"   // an old server accepted recipients (from the queue, or forwarded while the sender waited: QueueID 0)
 	EventDeferred  EventKind = "deferred"  // a temporary failure, will retry
 	EventBounced   EventKind = "bounced"   // a DSN was queued for the sender
 	EventDropped   EventKind = "dropped"   // failed for good, nobody to notify
@@ -176,14 +185,16 @@ type Relay struct {
 	inflight   map[int64]bool // queue items being delivered
 	runWG      sync.WaitGroup
 
-	mu       sync.Mutex
-	servers  map[*smtp.Server]struct{}
-	subs     map[chan Event]struct{}
-	isClosed bool
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	servers   map[*smtp.Server]struct{} // one per connection
+	subs      map[chan Event]struct{}
+	isClosed  bool
 
 	limits  *limiter
 	pool    *clientPool
 	callout *calloutCache
+	sizes   *sizeCache
 
 	accepted, queued, delivered, relayed, deferred, bounced, dropped, rejected atomic.Uint64
 }
@@ -232,19 +243,21 @@ func New(opts Options) (*Relay, error) {
 	}
 	opts.TrustedNetworks = trusted
 	r := &Relay{
-		opts:     opts,
-		st:       opts.Store,
-		log:      opts.Logger,
-		closed:   make(chan struct{}),
-		hardStop: make(chan struct{}),
-		kick:     make(chan struct{}, 1),
-		inflight: map[int64]bool{},
-		finished: make(chan struct{}, 1),
-		servers:  map[*smtp.Server]struct{}{},
-		subs:     map[chan Event]struct{}{},
-		limits:   newLimiter(opts.MaxConnsPerIP, opts.MaxAuthFailures, opts.AuthFailureWindow),
-		pool:     newClientPool(opts.Workers),
-		callout:  newCalloutCache(),
+		opts:      opts,
+		st:        opts.Store,
+		log:       opts.Logger,
+		closed:    make(chan struct{}),
+		hardStop:  make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		inflight:  map[int64]bool{},
+		finished:  make(chan struct{}, 1),
+		servers:   map[*smtp.Server]struct{}{},
+		listeners: map[net.Listener]struct{}{},
+		subs:      map[chan Event]struct{}{},
+		limits:    newLimiter(opts.MaxConnsPerIP, opts.MaxAuthFailures, opts.AuthFailureWindow),
+		pool:      newClientPool(opts.Workers),
+		callout:   newCalloutCache(),
+		sizes:     newSizeCache(),
 	}
 	if r.opts.OldServer == nil {
 		r.opts.OldServer = r.storeOldServer
@@ -269,11 +282,37 @@ const (
 	modeSubmission                     // 587 / 465: AUTH required
 )
 
+// receivedHeadroom is kept free of an old server's SIZE for the Received
+// header we prepend (a HELO name and a recipient of at most 255 bytes
+// each, our host name, the rest is short).
+const receivedHeadroom = 1024
+
+// maxMessageBytes is the SIZE limit a new connection is offered: the
+// smaller of Options.MaxMessageBytes and the smallest SIZE an old server
+// announced lately, less receivedHeadroom.
+func (r *Relay) maxMessageBytes() int64 {
+	m := r.opts.MaxMessageBytes
+	if old := r.sizes.min(); old > 0 {
+		old -= receivedHeadroom
+		if old < 1 {
+			old = 1
+		}
+		if old < m {
+			m = old
+		}
+	}
+	return m
+}
+
+// newServer is the go-smtp server of one connection: go-smtp reads
+// MaxMessageBytes from its Server (for EHLO's SIZE, MAIL's SIZE= and DATA)
+// without a lock, so a connection gets its own Server with the limit of
+// the moment.
 func (r *Relay) newServer(mode listenerMode) *smtp.Server {
 	s := smtp.NewServer(&backend{r: r, mode: mode})
 	s.Domain = r.opts.Hostname
 	s.TLSConfig = r.opts.TLSConfig
-	s.MaxMessageBytes = r.opts.MaxMessageBytes
+	s.MaxMessageBytes = r.maxMessageBytes()
 	s.MaxRecipients = r.opts.MaxRecipients
 	s.ReadTimeout = r.opts.ReadTimeout
 	s.WriteTimeout = r.opts.WriteTimeout
@@ -286,27 +325,102 @@ func (r *Relay) newServer(mode listenerMode) *smtp.Server {
 }
 
 func (r *Relay) serve(ln net.Listener, mode listenerMode, implicitTLS bool) error {
-	s := r.newServer(mode)
 	r.mu.Lock()
 	if r.isClosed {
 		r.mu.Unlock()
 		ln.Close()
 		return ErrClosed
 	}
-	r.servers[s] = struct{}{}
+	r.listeners[ln] = struct{}{}
 	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.listeners, ln)
+		r.mu.Unlock()
+	}()
 	// The limit sits under TLS so that go-smtp sees the *tls.Conn itself.
 	l := r.limits.listener(ln, r.log)
-	if implicitTLS {
-		l = tls.NewListener(l, r.opts.TLSConfig)
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			select {
+			case <-r.closed:
+				return nil
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		one := &oneConnListener{c: c, done: make(chan struct{})}
+		c = &notifyConn{Conn: c, l: one}
+		if implicitTLS {
+			c = tls.Server(c, r.opts.TLSConfig)
+		}
+		one.c = c
+		s := r.newServer(mode)
+		r.mu.Lock()
+		if r.isClosed {
+			r.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		r.servers[s] = struct{}{}
+		r.mu.Unlock()
+		go func() {
+			defer recoverPanic(r.log, "SMTP connection")
+			defer func() {
+				r.mu.Lock()
+				delete(r.servers, s)
+				r.mu.Unlock()
+			}()
+			s.Serve(one)
+		}()
 	}
-	err := s.Serve(l)
-	select {
-	case <-r.closed:
-		return nil
-	default:
-		return err
+}
+
+// oneConnListener hands one connection to a go-smtp Server; its next
+// Accept waits until that connection or the listener is closed, so that
+// Serve returns only when the connection is over.
+type oneConnListener struct {
+	c     net.Conn
+	taken bool // only Serve's goroutine calls Accept
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	if !l.taken {
+		l.taken = true
+		return l.c, nil
 	}
+	<-l.done
+	return nil, net.ErrClosed
+}
+
+func (l *oneConnListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *oneConnListener) Addr() net.Addr { return l.c.LocalAddr() }
+
+// notifyConn closes its oneConnListener when it is closed (under TLS,
+// tls.Conn.Close closes it).
+type notifyConn struct {
+	net.Conn
+	l *oneConnListener
+}
+
+func (c *notifyConn) Close() error {
+	c.l.Close()
+	return c.Conn.Close()
 }
 
 // ServeSMTP serves inbound SMTP (RFC 5321, the MX side, usually port 25) on
@@ -346,8 +460,13 @@ func (r *Relay) Close() error {
 		r.isClosed = true
 		servers := r.servers
 		r.servers = nil
+		listeners := r.listeners
+		r.listeners = nil
 		r.mu.Unlock()
 		close(r.closed)
+		for ln := range listeners {
+			ln.Close()
+		}
 		for s := range servers {
 			s.Close()
 		}

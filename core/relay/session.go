@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"mailferry/core/oldserver"
 	"mailferry/core/store"
 )
 
@@ -31,6 +32,10 @@ var (
 	errNoOldServer   = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "Mail for this user cannot be routed yet, try again later"}
 	errTempLocal     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error, try again later"}
 	errShuttingDown  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Shutting down, try again later"}
+	// errOtherKind refuses, for a sender from outside, a recipient that
+	// would mix local delivery and forwarding (or two old servers) in one
+	// transaction; RFC 5321 section 3.3 lets the client send it in another.
+	errOtherKind = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients, send this one in a new transaction"}
 )
 
 type backend struct {
@@ -55,12 +60,25 @@ type session struct {
 	fromSet bool
 	from    string
 	utf8    bool
-	seen    map[string]bool     // recipients given, lower-cased
-	rcpts   []string            // as given, in order
+	size    int64               // MAIL FROM's SIZE= (RFC 1870), 0 if none
+	seen    map[string]bool     // recipients given, canonical, lower-cased
+	rcpts   []string            // canonical, in order
 	local   inboxes             // of local recipients, in RCPT order
 	relays  map[string][]string // queue note -> recipients
 	notes   []string            // relay notes in first-use order
+	oldKeys map[string]bool     // pool keys of the old servers relayed to
+
+	// For a strict sender (see strict): what the transaction's recipients
+	// are — "" (none yet), kindLocal, or kindForward + the old server's
+	// pool key — and that old server's settings.
+	kind string
+	fwd  *oldserver.Settings
 }
+
+const (
+	kindLocal   = "local"
+	kindForward = "forward "
+)
 
 var (
 	_ smtp.Session     = (*session)(nil)
@@ -131,9 +149,16 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 
 // Reset implements smtp.Session.
 func (s *session) Reset() {
-	s.fromSet, s.from, s.utf8 = false, "", false
-	s.seen, s.rcpts, s.local, s.relays, s.notes = nil, nil, inboxes{}, nil, nil
+	s.fromSet, s.from, s.utf8, s.size = false, "", false, 0
+	s.seen, s.rcpts, s.local, s.relays, s.notes, s.oldKeys = nil, nil, inboxes{}, nil, nil, nil
+	s.kind, s.fwd = "", nil
 }
+
+// strict reports whether the sender is from outside: not authenticated and
+// not in a trusted network. Its recipients follow rcptAddress's strict
+// rules, are checked at the old server at RCPT time, and mail for the old
+// server is forwarded while it waits, never queued (see the package doc).
+func (s *session) strict() bool { return s.user == nil && !s.trusted }
 
 // Logout implements smtp.Session.
 func (s *session) Logout() error { return nil }
@@ -171,17 +196,24 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		return s.reject(errNotOwner, "MAIL")
 	}
 	s.fromSet, s.from, s.utf8 = true, from, utf8
+	if opts != nil {
+		s.size = opts.Size
+	}
 	return nil
 }
 
 // Rcpt implements smtp.Session (RCPT TO): it decides the recipient's route
-// (see the package doc).
+// (see the package doc). to is what go-smtp's parser made of the path: a
+// source route dropped, a quoted local part unquoted.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if !s.utf8 && !isASCII(to) {
 		return s.reject(errNeedUTF8, "RCPT")
 	}
-	_, domain, err := store.SplitAddress(to)
+	// The form is judged before anything is looked up or asked.
+	strict := s.strict()
+	to, domain, err := rcptAddress(to, strict)
 	if err != nil {
+		s.r.log.Info("recipient form refused", "remote", s.ip, "err", err)
 		return s.reject(errBadRcpt, "RCPT")
 	}
 	key := strings.ToLower(to)
@@ -194,13 +226,19 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	acct, err := s.r.st.Account(ctx, to)
 	switch {
 	case err == nil:
+		if strict && s.kind != "" && s.kind != kindLocal {
+			return s.reject(errOtherKind, "RCPT")
+		}
 		if err := s.local.add(ctx, s.r.st, acct.ID); err != nil {
 			s.r.log.Error("no INBOX", "account", acct.Address, "err", err)
 			return errTempLocal
 		}
+		if strict {
+			s.kind = kindLocal
+		}
 		s.add(key, to, "")
 		return nil
-	case !errors.Is(err, store.ErrNotFound):
+	case !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalid):
 		s.r.log.Error("look up account", "rcpt", to, "err", err)
 		return errTempLocal
 	}
@@ -223,23 +261,40 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 			s.r.log.Error("domain is migrating but has no old server settings", "domain", domain)
 			return s.reject(errNoOldServer, "RCPT")
 		}
-		if s.user == nil && !s.r.opts.NoRecipientCallout {
+		set := old.WithDefaults()
+		pk := poolKey(&set)
+		if strict {
+			if s.kind != "" && s.kind != kindForward+pk {
+				return s.reject(errOtherKind, "RCPT")
+			}
 			// Ask the old server now whether it knows the user, so that
-			// mail from outside to a wrong address is refused here rather
-			// than bounced later (to a sender that may be forged).
-			if se := s.r.verifyRcpt(ctx, old, to); se != nil {
+			// mail from outside to a wrong address is refused here; what
+			// cannot be asked is deferred (451), never accepted and
+			// bounced later to a sender that may be forged.
+			if !s.r.opts.NoRecipientCallout {
+				if se := s.r.verifyRcpt(ctx, &set, to); se != nil {
+					return s.reject(se, "RCPT")
+				}
+			} else if se, ok := s.r.callout.get(calloutKey(pk, to)); ok && se != nil {
 				return s.reject(se, "RCPT")
 			}
 		}
+		if se := s.checkSize(pk); se != nil {
+			return s.reject(se, "RCPT")
+		}
+		if strict {
+			s.kind, s.fwd = kindForward+pk, &set
+		}
+		s.addOld(pk)
 		s.add(key, to, noteRelay)
 		return nil
-	case !errors.Is(err, store.ErrNotFound):
+	case !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalid):
 		s.r.log.Error("look up domain", "domain", domain, "err", err)
 		return errTempLocal
 	}
 
 	// A foreign domain: never an open relay.
-	if s.user == nil && !s.trusted {
+	if strict {
 		return s.reject(errRelayDenied, "RCPT")
 	}
 	via := ""
@@ -259,8 +314,31 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if old == nil {
 		return s.reject(&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "No outbound route for " + via}, "RCPT")
 	}
+	set := old.WithDefaults()
+	pk := poolKey(&set)
+	if se := s.checkSize(pk); se != nil {
+		return s.reject(se, "RCPT")
+	}
+	s.addOld(pk)
 	s.add(key, to, noteVia(noteRelay, via))
 	return nil
+}
+
+// checkSize refuses (552 5.3.4, RFC 1870 section 6.1) a recipient relayed
+// to the old server pk when MAIL FROM declared a SIZE that, with our
+// Received header, is over that server's known limit.
+func (s *session) checkSize(pk string) *smtp.SMTPError {
+	if lim, ok := s.r.sizes.limit(pk); ok && s.size > 0 && s.size+receivedHeadroom > lim {
+		return errOldTooBig
+	}
+	return nil
+}
+
+func (s *session) addOld(pk string) {
+	if s.oldKeys == nil {
+		s.oldKeys = map[string]bool{}
+	}
+	s.oldKeys[pk] = true
 }
 
 func (s *session) add(key, to, note string) {
@@ -308,6 +386,14 @@ func (s *session) Data(rd io.Reader) error {
 	msg := make([]byte, 0, len(body)+256)
 	msg = append(msg, s.received()...)
 	msg = append(msg, body...)
+	for pk := range s.oldKeys {
+		if lim, ok := s.r.sizes.limit(pk); ok && int64(len(msg)) > lim {
+			return s.reject(errOldTooBig, "DATA")
+		}
+	}
+	if s.fwd != nil {
+		return s.forward(msg)
+	}
 
 	ctx, cancel := s.ctx()
 	defer cancel()
@@ -318,6 +404,38 @@ func (s *session) Data(rd io.Reader) error {
 	}
 	s.r.log.Info("accepted", "remote", s.ip, "from", s.from, "rcpts", len(s.rcpts), "size", len(msg), "local", len(s.local.order), "queued", len(s.notes))
 	s.r.emit(Event{Kind: EventAccepted, QueueID: id, From: s.from, Rcpts: append([]string(nil), s.rcpts...)})
+	return nil
+}
+
+// forward hands the message of a sender from outside, whose recipients
+// are all served by one old server, to that server while the sender waits:
+// the old server's answer is ours (Relay.forward). Nothing is stored.
+func (s *session) forward(msg []byte) error {
+	// Cut by the hard stop of Close only: a forward in progress finishes.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*s.r.opts.ClientTimeout)
+	defer cancel()
+	go func() {
+		defer recoverPanic(s.r.log, "forward hard stop")
+		select {
+		case <-s.r.hardStop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	utf8 := !isASCII(s.from)
+	for _, rc := range s.rcpts {
+		utf8 = utf8 || !isASCII(rc)
+	}
+	if se := s.r.forward(ctx, s.fwd, s.from, s.rcpts, msg, utf8); se != nil {
+		return s.reject(se, "DATA")
+	}
+	s.r.accepted.Add(1)
+	s.r.relayed.Add(uint64(len(s.rcpts)))
+	remote := s.fwd.Host.String()
+	s.r.log.Info("forwarded", "remote", s.ip, "from", s.from, "rcpts", s.rcpts, "size", len(msg), "via", remote)
+	rcpts := append([]string(nil), s.rcpts...)
+	s.r.emit(Event{Kind: EventAccepted, From: s.from, Rcpts: rcpts})
+	s.r.emit(Event{Kind: EventRelayed, From: s.from, Rcpts: rcpts, Detail: remote})
 	return nil
 }
 
