@@ -152,6 +152,7 @@ func (c *Core) Start() error {
 		Hostname:        c.cfg.Hostname,
 		TLSConfig:       c.tls,
 		TrustedNetworks: trusted,
+		Auth:            c.auth,
 	})
 	if err != nil {
 		return err

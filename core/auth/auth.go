@@ -91,7 +91,8 @@ type Options struct {
 	// FirstLoginTimeout bounds one first login; 0 means 2 minutes.
 	FirstLoginTimeout time.Duration
 	// MaxConnsPerSource bounds the open connections of one source on a
-	// Listener; 0 means 20.
+	// Listener that names no bound of its own; 0 means 50 (an office
+	// behind one NAT address shares it).
 	MaxConnsPerSource int
 }
 
@@ -103,7 +104,6 @@ type Policy struct {
 	opts  Options
 	lim   *limiter
 	first chan struct{}
-	conns *connCount
 }
 
 // New makes a Policy.
@@ -122,7 +122,7 @@ func New(opts Options) (*Policy, error) {
 	def(&opts.PerSource, 20)
 	def(&opts.PerAccount, 10)
 	def(&opts.MaxFirstLogins, 8)
-	def(&opts.MaxConnsPerSource, 20)
+	def(&opts.MaxConnsPerSource, 50)
 	if opts.Refill <= 0 {
 		opts.Refill = time.Minute
 	}
@@ -136,7 +136,6 @@ func New(opts Options) (*Policy, error) {
 		st: opts.Store, mig: opts.Migrator, log: opts.Logger, opts: opts,
 		lim:   newLimiter(opts.Refill),
 		first: make(chan struct{}, opts.MaxFirstLogins),
-		conns: newConnCount(opts.MaxConnsPerSource),
 	}, nil
 }
 

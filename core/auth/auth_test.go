@@ -120,7 +120,7 @@ func TestListenerBoundsConnsPerSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lln := p.Listener(ln, "* BYE too many\r\n")
+	lln := p.Listener(ln, 0, "* BYE too many\r\n")
 	defer lln.Close()
 	accepted := make(chan net.Conn, 10)
 	go func() {

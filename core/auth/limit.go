@@ -115,16 +115,21 @@ func (c *connCount) close(src netip.Prefix) {
 	}
 }
 
-// Listener wraps ln so that a source with Options.MaxConnsPerSource open
-// connections has its next one sent refuse (a protocol's "too many
-// connections" line, such as IMAP's "* BYE …") and closed at once.
-func (p *Policy) Listener(ln net.Listener, refuse string) net.Listener {
-	return &limitListener{Listener: ln, p: p, refuse: []byte(refuse)}
+// Listener wraps ln so that a source (an IPv4 address, an IPv6 /64) with
+// max open connections on it (0: Options.MaxConnsPerSource) has its next
+// one sent refuse (the protocol's "too many connections" line, such as
+// IMAP's "* BYE …" or SMTP's 421) and closed at once.
+func (p *Policy) Listener(ln net.Listener, max int, refuse string) net.Listener {
+	if max <= 0 {
+		max = p.opts.MaxConnsPerSource
+	}
+	return &limitListener{Listener: ln, p: p, conns: newConnCount(max), refuse: []byte(refuse)}
 }
 
 type limitListener struct {
 	net.Listener
 	p      *Policy
+	conns  *connCount
 	refuse []byte
 }
 
@@ -135,14 +140,17 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		src := SourceOf(c.RemoteAddr())
-		if l.p.conns.open(src) {
-			return &countedConn{Conn: c, done: func() { l.p.conns.close(src) }}, nil
+		if l.conns.open(src) {
+			return &countedConn{Conn: c, done: func() { l.conns.close(src) }}, nil
 		}
 		l.p.log.Warn("connection refused: too many from this source", "remote", c.RemoteAddr().String())
+		// The refusal must not hold up Accept: a goroutine writes it with a
+		// short deadline and ends with the connection.
 		go func() {
+			defer func() { recover() }()
+			defer c.Close()
 			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			c.Write(l.refuse)
-			c.Close()
 		}()
 	}
 }

@@ -166,7 +166,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // limitConns bounds the connections of one source (auth.Policy.Listener).
 func (s *Server) limitConns(ln net.Listener) net.Listener {
-	return s.auth.Listener(ln, "* BYE [UNAVAILABLE] Too many connections from your address\r\n")
+	return s.auth.Listener(ln, 0, "* BYE [UNAVAILABLE] Too many connections from your address\r\n")
 }
 
 // ServeTLS accepts implicit-TLS IMAP connections on ln (port 993, RFC 8314).

@@ -17,6 +17,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"mailferry/core/auth"
 	"mailferry/core/oldserver"
 	"mailferry/core/store"
 )
@@ -79,10 +80,16 @@ type Options struct {
 	MaxRecipients int
 	// ReadTimeout and WriteTimeout bound each read and write of the servers.
 	ReadTimeout, WriteTimeout time.Duration
-	// MaxConnsPerIP bounds the simultaneous connections from one address.
+	// Auth is the login policy of AUTH (core/auth: rate limits per source
+	// and per account and source, bounded hashing, a failure delay) and
+	// bounds connections per source; nil means one made from Store with
+	// MaxAuthFailures and AuthFailureWindow.
+	Auth *auth.Policy
+	// MaxConnsPerIP bounds the simultaneous connections from one source (an
+	// IPv4 address, an IPv6 /64).
 	MaxConnsPerIP int
-	// MaxAuthFailures within AuthFailureWindow from one address make further
-	// AUTH attempts from it fail until the window passed.
+	// MaxAuthFailures within AuthFailureWindow make further AUTH attempts
+	// from a source fail until the window has passed, when Auth is nil.
 	MaxAuthFailures   int
 	AuthFailureWindow time.Duration
 
@@ -191,7 +198,6 @@ type Relay struct {
 	subs      map[chan Event]struct{}
 	isClosed  bool
 
-	limits  *limiter
 	pool    *clientPool
 	callout *calloutCache
 	sizes   *sizeCache
@@ -225,6 +231,15 @@ func New(opts Options) (*Relay, error) {
 	def(&opts.ReadTimeout, DefaultReadTimeout)
 	def(&opts.WriteTimeout, DefaultWriteTimeout)
 	def(&opts.AuthFailureWindow, DefaultAuthFailureWindow)
+	if opts.Auth == nil {
+		var err error
+		opts.Auth, err = auth.New(auth.Options{Store: opts.Store, Logger: opts.Logger,
+			PerSource: opts.MaxAuthFailures, PerAccount: opts.MaxAuthFailures,
+			Refill: opts.AuthFailureWindow / time.Duration(opts.MaxAuthFailures)})
+		if err != nil {
+			return nil, err
+		}
+	}
 	def(&opts.RetryBase, DefaultRetryBase)
 	def(&opts.RetryMax, DefaultRetryMax)
 	def(&opts.MaxAge, DefaultMaxAge)
@@ -254,7 +269,6 @@ func New(opts Options) (*Relay, error) {
 		servers:   map[*smtp.Server]struct{}{},
 		listeners: map[net.Listener]struct{}{},
 		subs:      map[chan Event]struct{}{},
-		limits:    newLimiter(opts.MaxConnsPerIP, opts.MaxAuthFailures, opts.AuthFailureWindow),
 		pool:      newClientPool(opts.Workers),
 		callout:   newCalloutCache(),
 		sizes:     newSizeCache(),
@@ -339,7 +353,7 @@ func (r *Relay) serve(ln net.Listener, mode listenerMode, implicitTLS bool) erro
 		r.mu.Unlock()
 	}()
 	// The limit sits under TLS so that go-smtp sees the *tls.Conn itself.
-	l := r.limits.listener(ln, r.log)
+	l := r.opts.Auth.Listener(ln, r.opts.MaxConnsPerIP, "421 4.7.0 Too many connections from your address, try again later\r\n")
 	var delay time.Duration
 	for {
 		c, err := l.Accept()

@@ -13,25 +13,27 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"mailferry/core/auth"
 	"mailferry/core/oldserver"
 	"mailferry/core/store"
 )
 
 // SMTP replies of the relay (RFC 5321 section 4.2, RFC 3463 enhanced codes).
 var (
-	errRelayDenied   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied"}
-	errNoSuchUser    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user here"}
-	errBadRcpt       = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
-	errBadSender     = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
-	errNeedUTF8      = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address needs SMTPUTF8"}
-	errAuthRequired  = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
-	errEncryptionReq = &smtp.SMTPError{Code: 538, EnhancedCode: smtp.EnhancedCode{5, 7, 11}, Message: "Encryption required for requested authentication mechanism"}
-	errAuthTooMany   = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many authentication failures, try again later"}
-	errNotOwner      = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address is not yours"}
-	errTooManyHops   = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "Too many Received headers: mail loop?"}
-	errNoOldServer   = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "Mail for this user cannot be routed yet, try again later"}
-	errTempLocal     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error, try again later"}
-	errShuttingDown  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Shutting down, try again later"}
+	errRelayDenied     = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied"}
+	errNoSuchUser      = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user here"}
+	errBadRcpt         = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
+	errBadSender       = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
+	errNeedUTF8        = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address needs SMTPUTF8"}
+	errAuthRequired    = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
+	errEncryptionReq   = &smtp.SMTPError{Code: 538, EnhancedCode: smtp.EnhancedCode{5, 7, 11}, Message: "Encryption required for requested authentication mechanism"}
+	errAuthTooMany     = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many authentication failures, try again later"}
+	errAuthUnavailable = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure, try again later"}
+	errNotOwner        = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address is not yours"}
+	errTooManyHops     = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "Too many Received headers: mail loop?"}
+	errNoOldServer     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "Mail for this user cannot be routed yet, try again later"}
+	errTempLocal       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error, try again later"}
+	errShuttingDown    = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Shutting down, try again later"}
 	// errOtherKind refuses, for a sender from outside, a recipient that
 	// would mix local delivery and forwarding (or two old servers) in one
 	// transaction; RFC 5321 section 3.3 lets the client send it in another.
@@ -116,23 +118,21 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	if !s.tls() {
 		return nil, s.reject(errEncryptionReq, "AUTH")
 	}
-	if s.r.limits.authBlocked(s.ip) {
-		return nil, s.reject(errAuthTooMany, "AUTH")
-	}
 	check := func(identity, username, password string) error {
 		if identity != "" && !strings.EqualFold(identity, username) {
-			s.r.limits.authFailed(s.ip)
-			return s.reject(smtp.ErrAuthFailed, "AUTH")
+			// Acting for another user is not offered: charged as a failure.
+			password = ""
 		}
 		ctx, cancel := s.ctx()
 		defer cancel()
-		acct, err := s.r.st.Authenticate(ctx, username, password)
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrBadPassword) || errors.Is(err, store.ErrInvalid) {
-			s.r.limits.authFailed(s.ip)
+		acct, err := s.r.opts.Auth.Login(ctx, auth.Request{Service: "smtp", Remote: s.ip, Username: username, Password: password})
+		switch {
+		case errors.Is(err, auth.ErrFailed):
 			return s.reject(smtp.ErrAuthFailed, "AUTH")
-		} else if err != nil {
-			s.r.log.Error("authenticate", "err", err)
-			return errTempLocal
+		case errors.Is(err, auth.ErrLimited):
+			return s.reject(errAuthTooMany, "AUTH")
+		case err != nil:
+			return s.reject(errAuthUnavailable, "AUTH")
 		}
 		s.user = acct
 		s.r.log.Info("authenticated", "remote", s.ip, "user", acct.Address)
