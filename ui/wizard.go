@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,10 +14,17 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"mailferry/core"
-	"mailferry/core/demo"
-	"mailferry/core/oldserver"
-	"mailferry/core/store"
 )
+
+// plainError is an error in plain words for the admin; its cause stays
+// reachable for errors.Is.
+type plainError struct {
+	msg   string
+	cause error
+}
+
+func (e *plainError) Error() string { return e.msg }
+func (e *plainError) Unwrap() error { return e.cause }
 
 // Wizard steps, in order.
 const (
@@ -71,7 +76,7 @@ type wizard struct {
 	onProgress func(frac float64)
 
 	// Welcome.
-	demo       *demo.Server
+	demo       *core.DemoServer
 	demoBtn    *widget.Button
 	demoStatus *widget.Label
 
@@ -82,7 +87,7 @@ type wizard struct {
 	trustBtn    *widget.Button
 	trustFP     string
 	probed      string // settings (JSON-ish key) last probed successfully
-	oldSettings oldserver.Settings
+	oldSettings core.OldServerSettings
 
 	// Test domain and account.
 	domain, address, password *widget.Entry
@@ -96,7 +101,7 @@ type wizard struct {
 	fLangs     *field
 	langCodes  map[string]string // check label -> code
 	samplesOut *widget.Label
-	samples    []demo.Sample
+	samples    []core.Sample
 	oldCopies  []core.SampleCopy
 
 	// Migrate.
@@ -397,7 +402,7 @@ func (w *wizard) startDemo() {
 	if w.demo != nil {
 		return
 	}
-	var srv *demo.Server
+	var srv *core.DemoServer
 	w.runTask("Starting the demo old server", 30*time.Second, func(ctx context.Context, t task) error {
 		var err error
 		srv, err = w.u.core.StartDemo(w.u.ctx) // lives until the UI closes
@@ -416,7 +421,7 @@ func (w *wizard) startDemo() {
 // useDemo fills the old-server form and the test account from the demo.
 func (w *wizard) useDemo() {
 	srv := w.demo
-	s := demoSettings(srv)
+	s := core.DemoSettings(srv)
 	w.old.set(s)
 	user := srv.SeedAccount()
 	var pass string
@@ -435,22 +440,6 @@ func (w *wizard) useDemo() {
 	w.demoStatus.SetText(fmt.Sprintf("The demo old server runs on this computer: IMAP %s, SMTP %s, both with STARTTLS and a self-signed certificate.\n"+
 		"Its users: %s.\nThe next steps are filled in for %s: just press Next.",
 		srv.IMAPAddr(), srv.SMTPAddr(), strings.Join(users, ", "), user))
-}
-
-// demoSettings are the old-server settings of the demo server.
-func demoSettings(srv *demo.Server) oldserver.Settings {
-	host, imapPort, _ := net.SplitHostPort(srv.IMAPAddr())
-	_, smtpPort, _ := net.SplitHostPort(srv.SMTPAddr())
-	s := oldserver.Settings{
-		Host: oldserver.MustParseHost("[" + host + "]"), IMAPTLS: oldserver.TLSStartTLS, SMTPTLS: oldserver.TLSStartTLS,
-		PinnedSHA256: srv.CertFingerprint(), LoginForm: oldserver.LoginAuto,
-	}
-	s.IMAPPort, _ = strconv.Atoi(imapPort)
-	s.SMTPPort, _ = strconv.Atoi(smtpPort)
-	if !srv.TLSEnabled() {
-		s.IMAPTLS, s.SMTPTLS = oldserver.TLSNone, oldserver.TLSNone
-	}
-	return s
 }
 
 func (w *wizard) stopDemo() {
@@ -485,7 +474,7 @@ func (w *wizard) oldServerPage() fyne.CanvasObject {
 		container.NewHBox(w.probeBtn, w.trustBtn), w.probeOut))
 }
 
-func settingsKey(s oldserver.Settings) string {
+func settingsKey(s core.OldServerSettings) string {
 	return fmt.Sprintf("%s|%d|%s|%d|%s|%s", s.Host, s.IMAPPort, s.IMAPTLS, s.SMTPPort, s.SMTPTLS, s.PinnedSHA256)
 }
 
@@ -502,7 +491,7 @@ func (w *wizard) probe(then func()) {
 	}
 	w.probeOut.SetText("")
 	w.trustBtn.Hide()
-	var res *oldserver.ProbeResult
+	var res *core.ProbeResult
 	w.runTask("Testing the connection to "+s.Host.String(), probeTimeout, func(ctx context.Context, t task) error {
 		var perr error
 		res, perr = w.u.core.ProbeOldServer(ctx, s, "", "")
@@ -542,8 +531,8 @@ func (w *wizard) probe(then func()) {
 
 // untrustedFingerprint returns the fingerprint of a certificate the probe
 // saw but did not trust, or "".
-func untrustedFingerprint(r *oldserver.ProbeResult) string {
-	for _, t := range []*oldserver.TLSInfo{r.IMAP.TLS, r.SMTP.TLS} {
+func untrustedFingerprint(r *core.ProbeResult) string {
+	for _, t := range []*core.TLSInfo{r.IMAP.TLS, r.SMTP.TLS} {
 		if t != nil && !t.Trusted && t.SHA256 != "" {
 			return t.SHA256
 		}
@@ -634,7 +623,7 @@ func (w *wizard) accountInput() (domain, address, password string, err error) {
 	if address == "" {
 		w.fAddress.setError("Give the test account's address, e.g. test@" + firstNonEmpty(domain, "example.test") + ".")
 		bad++
-	} else if _, d, aerr := store.SplitAddress(address); aerr != nil {
+	} else if _, d, aerr := core.SplitAddress(address); aerr != nil {
 		w.fAddress.setError(plainStoreErr(aerr))
 		bad++
 	} else if derr == nil && d != domain {
@@ -677,7 +666,7 @@ func (w *wizard) nextAccount() {
 	w.removeBtn.Hide()
 	w.accountOut.SetText("")
 	s := w.oldSettings
-	var res *oldserver.ProbeResult
+	var res *core.ProbeResult
 	w.runTask("Checking "+address+" at the old server", loginTimeout, func(ctx context.Context, t task) error {
 		// The full probe: log in, namespaces, separator, special-use
 		// folders, and whether the old SMTP takes mail for the account
@@ -687,8 +676,8 @@ func (w *wizard) nextAccount() {
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case errors.Is(perr, oldserver.ErrAuthFailed):
-			return fmt.Errorf("The old server refused the password for %s: check the account and its password.", address)
+		case errors.Is(perr, core.ErrOldAuthFailed):
+			return &plainError{fmt.Sprintf("The old server refused the password for %s: check the account and its password.", address), perr}
 		case res == nil:
 			return fmt.Errorf("Could not check the account at the old server: %w", perr)
 		case !res.IMAP.LoggedIn:
@@ -701,7 +690,7 @@ func (w *wizard) nextAccount() {
 		t.progress(-1, "The old server accepted the password. Creating "+domain+" on Mailferry…")
 		if err := w.u.core.PrepareTestDomain(ctx, domain, address, s); err != nil {
 			if errors.Is(err, core.ErrTestAccountExists) {
-				return fmt.Errorf("%s already has an account on Mailferry, from an earlier test. Remove it (below) to test again.", address)
+				return &plainError{fmt.Sprintf("%s already has an account on Mailferry, from an earlier test. Remove it (below) to test again.", address), err}
 			}
 			return fmt.Errorf("Could not create the test domain on Mailferry: %w", err)
 		}
@@ -711,10 +700,10 @@ func (w *wizard) nextAccount() {
 			w.accountOut.SetText(res.Text())
 		}
 		if err != nil {
-			if strings.Contains(err.Error(), "already has an account on Mailferry") {
+			if errors.Is(err, core.ErrTestAccountExists) {
 				w.removeBtn.Show()
 			}
-			if strings.Contains(err.Error(), "refused the password") {
+			if errors.Is(err, core.ErrOldAuthFailed) {
 				w.fPass.setError("The old server refused this password.")
 			}
 			return
@@ -803,7 +792,7 @@ func (w *wizard) nextSamples() {
 		return
 	}
 	s := w.oldSettings
-	var sent []demo.Sample
+	var sent []core.Sample
 	var copies []core.SampleCopy
 	w.runTask("Sending the sample messages", samplesTimeout, func(ctx context.Context, t task) error {
 		var err error

@@ -17,7 +17,6 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"mailferry/core"
-	"mailferry/core/oldserver"
 	"mailferry/core/oldserver/oldtest"
 )
 
@@ -154,7 +153,7 @@ func (h *harness) screenshot(name string) {
 
 // oldServerValidation checks the inline errors of the old-server step and
 // leaves the form with settings s.
-func (h *harness) oldServerValidation(s oldserver.Settings) {
+func (h *harness) oldServerValidation(s core.OldServerSettings) {
 	t, w := h.t, h.w
 	cases := []struct {
 		name       string
@@ -242,7 +241,7 @@ func (h *harness) accountValidation(domain, address, password string) {
 		if !w.fPass.err.Visible() || !strings.Contains(w.status.Text, "refused the password") {
 			t.Errorf("password error %q, status %q", w.fPass.err.Text, w.status.Text)
 		}
-		if _, err := h.core.Store().Domain(t.Context(), domain); err == nil {
+		if _, err := h.core.Domain(t.Context(), domain); err == nil {
 			t.Errorf("a wrong password created the domain %s on Mailferry", domain)
 		}
 	})
@@ -253,7 +252,7 @@ func (h *harness) accountValidation(domain, address, password string) {
 
 // runWizard drives the wizard from the old-server step to the checks with
 // the old server s and the test account, and checks every step.
-func (h *harness) runWizard(s oldserver.Settings, domain, address, password string) {
+func (h *harness) runWizard(s core.OldServerSettings, domain, address, password string) {
 	t, w := h.t, h.w
 	h.mustStep(stepOldServer)
 	h.oldServerValidation(s)
@@ -285,7 +284,7 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 	h.tap(w.next)
 	h.noTask()
 	h.mustStep(stepSamples)
-	if _, err := h.core.Store().Domain(t.Context(), domain); err != nil {
+	if _, err := h.core.Domain(t.Context(), domain); err != nil {
 		t.Fatalf("the test domain was not created: %v", err)
 	}
 
@@ -407,9 +406,9 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 		t.Fatalf("dashboard domains = %+v", d.snap)
 	}
 	var user *core.UserStatus
-	for i := range d.snap.Users {
-		if d.snap.Users[i].Address == address {
-			user = &d.snap.Users[i]
+	for i := range d.rows {
+		if d.rows[i].Address == address {
+			user = &d.rows[i]
 		}
 	}
 	if user == nil || user.State != "done" || user.Messages == 0 {
@@ -440,7 +439,7 @@ func TestWizardDemo(t *testing.T) {
 	}
 	h.screenshot("01b-welcome-demo")
 	h.tap(w.next)
-	s := demoSettings(w.demo)
+	s := core.DemoSettings(w.demo)
 	h.runWizard(s, w.demo.Domain(), w.address.Text, w.password.Text)
 	h.readiness(w.demo.Domain(), "bob@example.test", "bob-demo-pw", "", "")
 }
@@ -512,14 +511,14 @@ func (h *harness) readiness(domain, user, password, master, masterPw string) {
 	if !r.ready.Ready() {
 		t.Fatalf("not ready after pre-migrating: %s", r.result.Text)
 	}
-	if a, err := h.core.Store().Account(t.Context(), user); err != nil || a.Migration != "done" {
+	if a, err := h.core.Account(t.Context(), user); err != nil || a.Migration != "done" {
 		t.Fatalf("%s after pre-migration: %+v, %v", user, a, err)
 	}
 	h.tap(r.disable)
 	if err := wait("disable"); err != nil {
 		t.Fatalf("disable: %v", err)
 	}
-	dom, err := h.core.Store().Domain(t.Context(), domain)
+	dom, err := h.core.Domain(t.Context(), domain)
 	if err != nil || dom.Migrating {
 		t.Fatalf("domain after disable: %+v, %v", dom, err)
 	}
@@ -533,9 +532,9 @@ func TestWizardDovecot(t *testing.T) {
 	h := newHarness(t)
 	ih, ip, _ := net.SplitHostPort(srv.IMAPAddr)
 	_, sp, _ := net.SplitHostPort(srv.SMTPAddr)
-	s := oldserver.Settings{
-		Host: oldserver.MustParseHost("[" + ih + "]"), IMAPTLS: oldserver.TLSStartTLS, SMTPTLS: oldserver.TLSStartTLS,
-		PinnedSHA256: srv.CertSHA256, LoginForm: oldserver.LoginAuto,
+	s := core.OldServerSettings{
+		Host: core.MustParseHost("[" + ih + "]"), IMAPTLS: core.TLSStartTLS, SMTPTLS: core.TLSStartTLS,
+		PinnedSHA256: srv.CertSHA256, LoginForm: core.LoginAuto,
 	}
 	s.IMAPPort, _ = strconv.Atoi(ip)
 	s.SMTPPort, _ = strconv.Atoi(sp)
