@@ -133,8 +133,8 @@ func TestStartError(t *testing.T) {
 	if !u.banner.Visible() || !strings.Contains(u.banner.Text, "could not start") || !strings.Contains(u.banner.Text, ln.Addr().String()) {
 		t.Fatalf("banner = %q (visible %v)", u.banner.Text, u.banner.Visible())
 	}
-	if !strings.Contains(u.wizard.migrateText(), "not listening") {
-		t.Errorf("migrate text = %q", u.wizard.migrateText())
+	if !strings.Contains(u.wizard.migration.migrateText(), "not listening") {
+		t.Errorf("migrate text = %q", u.wizard.migration.migrateText())
 	}
 	srv, err := co.StartDemo(t.Context())
 	if err != nil {
@@ -161,20 +161,20 @@ func TestTrustCertificate(t *testing.T) {
 	s := core.DemoSettings(srv)
 	s.PinnedSHA256 = ""
 	h.tap(w.next)
-	h.ui(func() { w.old.set(s) })
-	if err := h.tapTask(w.probeBtn, "probe", time.Minute); err != nil {
+	h.ui(func() { w.oldServer.old.set(s) })
+	if err := h.tapTask(w.oldServer.probeBtn, "probe", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if w.probed != "" || !strings.Contains(w.status.Text, "could not be reached") {
+	if w.oldServer.probed != "" || !strings.Contains(w.status.Text, "could not be reached") {
 		t.Fatalf("an untrusted certificate was accepted: status %q", w.status.Text)
 	}
-	if !w.trustBtn.Visible() || w.trustFP == "" {
+	if !w.oldServer.trustBtn.Visible() || w.oldServer.trustFP == "" {
 		t.Fatal("no offer to trust the certificate")
 	}
-	if err := h.tapTask(w.trustBtn, "probe with pin", time.Minute); err != nil {
+	if err := h.tapTask(w.oldServer.trustBtn, "probe with pin", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if w.probed == "" || w.old.pin.Text == "" {
+	if w.oldServer.probed == "" || w.oldServer.old.pin.Text == "" {
 		t.Fatalf("pinned probe failed: status %q", w.status.Text)
 	}
 	h.tap(w.next)
