@@ -30,6 +30,7 @@ import (
 	"mailferry/core/migrate"
 	"mailferry/core/relay"
 	"mailferry/core/store"
+	"mailferry/core/trial"
 )
 
 // Core is a running Mailferry.
@@ -42,6 +43,7 @@ type Core struct {
 	auth  *auth.Policy
 	relay *relay.Relay
 	tls   *tls.Config
+	trial *trial.Trial
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -72,6 +74,7 @@ func Open(cfg Config) (*Core, error) {
 		return nil, err
 	}
 	c.store = st
+	c.trial = trial.New(st, c.front)
 	c.mig, err = migrate.New(migrate.Options{
 		Store:           st,
 		Logger:          cfg.Logger,
@@ -99,15 +102,6 @@ func Open(cfg Config) (*Core, error) {
 
 // Config returns the configuration in force (with defaults filled in).
 func (c *Core) Config() Config { return c.cfg }
-
-// Store is the mail store.
-func (c *Core) Store() *store.Store { return c.store }
-
-// Migrator is the migration engine.
-func (c *Core) Migrator() *migrate.Engine { return c.mig }
-
-// Relay is the SMTP relay; nil before Start.
-func (c *Core) Relay() *relay.Relay { return c.relay }
 
 // Logger is the core's logger.
 func (c *Core) Logger() *slog.Logger { return c.log }

@@ -41,10 +41,10 @@ func TestIdleSeesOtherProcessAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { co.Close() })
-	if _, err := co.Store().CreateDomain(ctx, "example.test"); err != nil {
+	if _, err := core.StoreOf(co).CreateDomain(ctx, "example.test"); err != nil {
 		t.Fatal(err)
 	}
-	acct, err := co.Store().CreateAccount(ctx, "alice@example.test", "Secret-1", nil)
+	acct, err := core.StoreOf(co).CreateAccount(ctx, "alice@example.test", "Secret-1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

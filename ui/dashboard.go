@@ -14,8 +14,6 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"mailferry/core"
-	"mailferry/core/migrate"
-	"mailferry/core/oldserver"
 )
 
 // refreshInterval is how often the dashboard reloads its snapshot.
@@ -26,7 +24,8 @@ const refreshInterval = time.Second
 type dashboard struct {
 	u *UI
 
-	snap       *core.Dashboard
+	snap       *core.Status
+	rows       []core.UserStatus // snap's users, in the table's order
 	listen     *widget.Label
 	domainsBox *fyne.Container
 	domainsSig string
@@ -58,11 +57,7 @@ func newDashboard(u *UI) *dashboard {
 	d.errLabel.Hide()
 	d.users = widget.NewTable(
 		func() (int, int) {
-			n := 0
-			if d.snap != nil {
-				n = len(d.snap.Users)
-			}
-			return n + 1, len(userColumns)
+			return len(d.rows) + 1, len(userColumns)
 		},
 		func() fyne.CanvasObject {
 			l := widget.NewLabel("")
@@ -100,10 +95,10 @@ func (d *dashboard) cell(row, col int) string {
 	if row == 0 {
 		return userColumns[col]
 	}
-	if d.snap == nil || row-1 >= len(d.snap.Users) {
+	if row-1 >= len(d.rows) {
 		return ""
 	}
-	u := d.snap.Users[row-1]
+	u := d.rows[row-1]
 	switch col {
 	case 0:
 		return u.Address
@@ -111,9 +106,9 @@ func (d *dashboard) cell(row, col int) string {
 		return stateText(u.State)
 	case 2:
 		if u.FoldersTotal > 0 {
-			return fmt.Sprintf("%d / %d", u.Folders, u.FoldersTotal)
+			return fmt.Sprintf("%d / %d", u.FolderCount, u.FoldersTotal)
 		}
-		return fmt.Sprint(u.Folders)
+		return fmt.Sprint(u.FolderCount)
 	case 3:
 		if u.MessagesTotal > 0 {
 			return fmt.Sprintf("%d / %d", u.Messages, u.MessagesTotal)
@@ -127,10 +122,13 @@ func (d *dashboard) cell(row, col int) string {
 		}
 		return "—"
 	case 6:
-		if u.Errors == 0 {
-			return "none"
+		switch {
+		case u.Errors > 0:
+			return fmt.Sprintf("%d: %s", u.Errors, u.LastError)
+		case u.LastError != "":
+			return u.LastError // recorded, but not counted by this process
 		}
-		return fmt.Sprintf("%d: %s", u.Errors, u.LastError)
+		return "none"
 	}
 	return ""
 }
@@ -192,14 +190,14 @@ func (d *dashboard) load() {
 	defer d.loading.Store(false)
 	ctx, cancel := context.WithTimeout(d.u.ctx, 10*time.Second)
 	defer cancel()
-	snap, err := d.u.core.Dashboard(ctx)
+	snap, err := d.u.core.Status(ctx, nil)
 	if d.u.ctx.Err() != nil {
 		return
 	}
 	d.u.do(func() { d.apply(snap, err) })
 }
 
-func (d *dashboard) apply(snap *core.Dashboard, err error) {
+func (d *dashboard) apply(snap *core.Status, err error) {
 	if err != nil {
 		d.errLabel.SetText("The dashboard could not be read: " + err.Error())
 		d.errLabel.Show()
@@ -207,6 +205,7 @@ func (d *dashboard) apply(snap *core.Dashboard, err error) {
 	}
 	d.errLabel.Hide()
 	d.snap = snap
+	d.rows = snap.Users()
 	var ls []string
 	for _, k := range []string{"imap", "imaps", "smtp", "submission", "submissions"} {
 		if a := snap.Listen[k]; a != "" {
@@ -220,23 +219,16 @@ func (d *dashboard) apply(snap *core.Dashboard, err error) {
 	}
 	d.applyDomains(snap.Domains)
 	d.users.Refresh()
-	var moved int
-	for _, u := range snap.Users {
-		if u.State == "done" || u.State == "" {
-			moved++
-		}
-	}
-	d.totals.SetText(fmt.Sprintf("%d users: %d moved, %d copying, %d failed — %d messages, %s on Mailferry",
-		len(snap.Users), moved, snap.Running, snap.Failed, snap.TotalMessages, humanBytes(snap.TotalBytes)))
+	d.totals.SetText(totalsText(snap))
 	st := snap.Relay
 	relayLine := fmt.Sprintf("Since start: %d messages accepted, %d delivered here, %d recipients relayed to old servers, %d deferred, %d bounced.",
 		st.Accepted, st.Delivered, st.Relayed, st.Deferred, st.Bounced)
-	if len(snap.Queue) == 0 {
+	if len(snap.Queue.Items) == 0 {
 		d.queue.SetText("The queue is empty.\n" + relayLine)
 	} else {
 		var b strings.Builder
 		b.WriteString(relayLine + "\n")
-		for _, q := range snap.Queue {
+		for _, q := range snap.Queue.Items {
 			fmt.Fprintf(&b, "#%d %s → %s, %s, %d attempt(s), next %s", q.ID, q.From, strings.Join(q.Rcpts, ", "),
 				humanBytes(q.Size), q.Attempts, q.NextAttempt.Local().Format("15:04:05"))
 			if q.LastError != "" {
@@ -251,11 +243,37 @@ func (d *dashboard) apply(snap *core.Dashboard, err error) {
 	}
 }
 
+// totalsText sums the users up: the accounts moved, copying, failed and
+// native (made on Mailferry, never migrated) as the store counts them.
+func totalsText(snap *core.Status) string {
+	var users, moved, native int
+	for _, ds := range snap.Domains {
+		users += len(ds.Accounts)
+		moved += ds.Moved
+		native += ds.Native
+	}
+	s := fmt.Sprintf("%d users: %d moved, %d copying, %d failed", users, moved, snap.Running, snap.Failed)
+	if native > 0 {
+		s += fmt.Sprintf(", %d native", native)
+	}
+	return s + fmt.Sprintf(" — %d messages, %s on Mailferry", snap.TotalMessages, humanBytes(snap.TotalBytes))
+}
+
+// movedText says how many of a domain's migrated users have moved; a
+// native account (never migrated) is counted apart, not as moved.
+func movedText(ds core.DomainStatus) string {
+	s := fmt.Sprintf("%d of %d users moved", ds.Moved, len(ds.Accounts)-ds.Native)
+	if ds.Native > 0 {
+		s += fmt.Sprintf(", %d native", ds.Native)
+	}
+	return s
+}
+
 // applyDomains rebuilds the domain rows when they changed.
 func (d *dashboard) applyDomains(list []core.DomainStatus) {
 	var sig strings.Builder
 	for _, ds := range list {
-		fmt.Fprintf(&sig, "%s|%v|%d|%d|", ds.Name, ds.Migrating, ds.Accounts, ds.Migrated)
+		fmt.Fprintf(&sig, "%s|%v|%d|%d|%d|", ds.Name, ds.Migrating, len(ds.Accounts), ds.Moved, ds.Native)
 		if ds.OldServer != nil {
 			sig.WriteString(settingsKey(*ds.OldServer))
 		}
@@ -281,7 +299,7 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 			old = fmt.Sprintf("old server %s (IMAP %d %s, SMTP %d %s)", ds.OldServer.Host, ds.OldServer.IMAPPort,
 				choiceFromTLS(ds.OldServer.IMAPTLS), ds.OldServer.SMTPPort, choiceFromTLS(ds.OldServer.SMTPTLS))
 		}
-		info := widget.NewLabel(fmt.Sprintf("%s · %s · %d of %d users moved", state, old, ds.Migrated, ds.Accounts))
+		info := widget.NewLabel(fmt.Sprintf("%s · %s · %s", state, old, movedText(ds)))
 		info.Truncation = fyne.TextTruncateEllipsis
 		var btn fyne.CanvasObject
 		if ds.Migrating {
@@ -321,7 +339,7 @@ type enableDialog struct {
 
 // enableDialog builds the dialog for domain name (empty: the admin types
 // it) with settings s (nil: empty form); the caller shows it.
-func (d *dashboard) enableDialog(name string, s *oldserver.Settings) *enableDialog {
+func (d *dashboard) enableDialog(name string, s *core.OldServerSettings) *enableDialog {
 	e := &enableDialog{d: d, old: newOldForm()}
 	if s != nil {
 		e.old.set(*s)
@@ -474,7 +492,7 @@ func (r *readinessDialog) done(what string, err error) {
 }
 
 // list parses the users field, marking it when it is wrong.
-func (r *readinessDialog) list() ([]migrate.Credentials, bool) {
+func (r *readinessDialog) list() ([]core.Credentials, bool) {
 	l, err := core.ParseUserList(r.users.Text, r.domain)
 	if err != nil {
 		r.fUsers.setError(upperFirst(err.Error()) + ".")
@@ -528,7 +546,7 @@ func (r *readinessDialog) runPreMigrate() {
 		for _, a := range r.ready.NeverLoggedIn {
 			missing[a] = true
 		}
-		var rest []migrate.Credentials
+		var rest []core.Credentials
 		for _, c := range creds {
 			if missing[c.Address] {
 				rest = append(rest, c)

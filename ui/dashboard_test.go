@@ -54,7 +54,7 @@ func TestEnableDomain(t *testing.T) {
 			t.Errorf("field %s shows no error", f.label)
 		}
 	}
-	if doms, _ := h.core.Store().Domains(t.Context()); len(doms) != 0 {
+	if doms, _ := h.core.Domains(t.Context()); len(doms) != 0 {
 		t.Fatalf("bad input created %d domains", len(doms))
 	}
 	// An old server that does not answer: refused, nothing changes.
@@ -65,19 +65,19 @@ func TestEnableDomain(t *testing.T) {
 	_, deadPort, _ := net.SplitHostPort(ln.Addr().String())
 	ln.Close()
 	h.setText(e.domain, "new.test")
-	h.ui(func() { e.old.set(demoSettings(srv)) })
+	h.ui(func() { e.old.set(core.DemoSettings(srv)) })
 	h.setText(e.old.imapPort, deadPort)
 	h.tap(e.enable)
 	if err := wait("dead old server"); err == nil || !strings.Contains(e.status.Text, "cannot be reached") {
 		t.Fatalf("dead old server: err %v, status %q", err, e.status.Text)
 	}
-	if doms, _ := h.core.Store().Domains(t.Context()); len(doms) != 0 {
+	if doms, _ := h.core.Domains(t.Context()); len(doms) != 0 {
 		t.Fatalf("an unreachable old server created %d domains", len(doms))
 	}
 	// Good input.
 	refreshed := make(chan struct{}, 4)
 	h.ui(func() {
-		e.old.set(demoSettings(srv))
+		e.old.set(core.DemoSettings(srv))
 		d.onRefresh = func() { refreshed <- struct{}{} }
 	})
 	h.tap(e.enable)
@@ -89,7 +89,7 @@ func TestEnableDomain(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("dashboard did not refresh")
 	}
-	dom, err := h.core.Store().Domain(t.Context(), "new.test")
+	dom, err := h.core.Domain(t.Context(), "new.test")
 	if err != nil || !dom.Migrating {
 		t.Fatalf("new.test: %+v, %v", dom, err)
 	}
@@ -133,8 +133,8 @@ func TestStartError(t *testing.T) {
 	if !u.banner.Visible() || !strings.Contains(u.banner.Text, "could not start") || !strings.Contains(u.banner.Text, ln.Addr().String()) {
 		t.Fatalf("banner = %q (visible %v)", u.banner.Text, u.banner.Visible())
 	}
-	if !strings.Contains(u.wizard.migrateText(), "not listening") {
-		t.Errorf("migrate text = %q", u.wizard.migrateText())
+	if !strings.Contains(u.wizard.migration.migrateText(), "not listening") {
+		t.Errorf("migrate text = %q", u.wizard.migration.migrateText())
 	}
 	srv, err := co.StartDemo(t.Context())
 	if err != nil {
@@ -142,7 +142,7 @@ func TestStartError(t *testing.T) {
 	}
 	defer srv.Close()
 	user := srv.Users()[0]
-	_, err = co.MigrateTestAccount(t.Context(), demoSettings(srv), user.Address, user.Password, nil)
+	_, err = co.MigrateTestAccount(t.Context(), core.DemoSettings(srv), user.Address, user.Password, nil)
 	if err == nil || !strings.Contains(err.Error(), "not listening") {
 		t.Fatalf("migration without an IMAP front end: %v", err)
 	}
@@ -158,23 +158,23 @@ func TestTrustCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	s := demoSettings(srv)
+	s := core.DemoSettings(srv)
 	s.PinnedSHA256 = ""
 	h.tap(w.next)
-	h.ui(func() { w.old.set(s) })
-	if err := h.tapTask(w.probeBtn, "probe", time.Minute); err != nil {
+	h.ui(func() { w.oldServer.old.set(s) })
+	if err := h.tapTask(w.oldServer.probeBtn, "probe", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if w.probed != "" || !strings.Contains(w.status.Text, "could not be reached") {
+	if w.oldServer.probed != "" || !strings.Contains(w.status.Text, "could not be reached") {
 		t.Fatalf("an untrusted certificate was accepted: status %q", w.status.Text)
 	}
-	if !w.trustBtn.Visible() || w.trustFP == "" {
+	if !w.oldServer.trustBtn.Visible() || w.oldServer.trustFP == "" {
 		t.Fatal("no offer to trust the certificate")
 	}
-	if err := h.tapTask(w.trustBtn, "probe with pin", time.Minute); err != nil {
+	if err := h.tapTask(w.oldServer.trustBtn, "probe with pin", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if w.probed == "" || w.old.pin.Text == "" {
+	if w.oldServer.probed == "" || w.oldServer.old.pin.Text == "" {
 		t.Fatalf("pinned probe failed: status %q", w.status.Text)
 	}
 	h.tap(w.next)

@@ -16,16 +16,16 @@ func TestMarkup(t *testing.T) {
 
 	// The old-server page with invalid input, errors shown inline.
 	h.tap(w.next)
-	h.setText(w.old.host, "[300.1.2.3]")
-	h.setText(w.old.imapPort, "0")
-	h.setText(w.old.smtpPort, "70000")
+	h.setText(w.oldServer.old.host, "[300.1.2.3]")
+	h.setText(w.oldServer.old.imapPort, "0")
+	h.setText(w.oldServer.old.smtpPort, "70000")
 	h.tap(w.next)
 	h.noTask()
 	h.ui(func() { test.AssertRendersToMarkup(t, "markup/old-server-invalid.xml", h.u.win.Canvas()) })
 
 	// The account page with empty fields.
 	h.ui(func() { w.show(stepAccount) })
-	h.setText(w.domain, "")
+	h.setText(w.account.domain, "")
 	h.tap(w.next)
 	h.noTask()
 	h.ui(func() { test.AssertRendersToMarkup(t, "markup/account-empty.xml", h.u.win.Canvas()) })

@@ -10,27 +10,27 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
-	"mailferry/core/oldserver"
+	"mailferry/core"
 )
 
 // TLS mode choices as the form shows them.
 var tlsChoices = []string{"STARTTLS", "SSL/TLS", "None (plaintext)"}
 
-func tlsFromChoice(s string) oldserver.TLSMode {
+func tlsFromChoice(s string) core.TLSMode {
 	switch s {
 	case "SSL/TLS":
-		return oldserver.TLSImplicit
+		return core.TLSImplicit
 	case "None (plaintext)":
-		return oldserver.TLSNone
+		return core.TLSNone
 	}
-	return oldserver.TLSStartTLS
+	return core.TLSStartTLS
 }
 
-func choiceFromTLS(m oldserver.TLSMode) string {
+func choiceFromTLS(m core.TLSMode) string {
 	switch m {
-	case oldserver.TLSImplicit:
+	case core.TLSImplicit:
 		return "SSL/TLS"
-	case oldserver.TLSNone:
+	case core.TLSNone:
 		return "None (plaintext)"
 	}
 	return "STARTTLS"
@@ -126,17 +126,17 @@ func newOldForm() *oldForm {
 	return f
 }
 
-func swapPort(e *widget.Entry, m oldserver.TLSMode, plain, implicit string) {
+func swapPort(e *widget.Entry, m core.TLSMode, plain, implicit string) {
 	switch {
-	case m == oldserver.TLSImplicit && e.Text == plain:
+	case m == core.TLSImplicit && e.Text == plain:
 		e.SetText(implicit)
-	case m != oldserver.TLSImplicit && e.Text == implicit:
+	case m != core.TLSImplicit && e.Text == implicit:
 		e.SetText(plain)
 	}
 }
 
 // set fills the form from s.
-func (f *oldForm) set(s oldserver.Settings) {
+func (f *oldForm) set(s core.OldServerSettings) {
 	f.host.SetText(s.Host.String())
 	f.imapTLS.SetSelected(choiceFromTLS(s.IMAPTLS))
 	f.smtpTLS.SetSelected(choiceFromTLS(s.SMTPTLS))
@@ -163,8 +163,8 @@ func parsePort(what, s string) (int, string) {
 
 // settings validates every field, shows each problem under its field, and
 // returns the settings or an error saying how many fields need attention.
-func (f *oldForm) settings() (oldserver.Settings, error) {
-	s := oldserver.Settings{LoginForm: oldserver.LoginAuto}
+func (f *oldForm) settings() (core.OldServerSettings, error) {
+	s := core.OldServerSettings{LoginForm: core.LoginAuto}
 	bad := 0
 	mark := func(fl *field, msg string) {
 		fl.setError(msg)
@@ -175,8 +175,8 @@ func (f *oldForm) settings() (oldserver.Settings, error) {
 	hostText := strings.TrimSpace(f.host.Text)
 	if hostText == "" {
 		mark(f.fHost, "Give the old server's host name or address, e.g. mail.example.org or [192.0.2.7].")
-	} else if h, err := oldserver.ParseHost(hostText); err != nil {
-		var he *oldserver.HostError
+	} else if h, err := core.ParseHost(hostText); err != nil {
+		var he *core.HostError
 		if errors.As(err, &he) {
 			mark(f.fHost, upperFirst(he.Problem)+".")
 		} else {
@@ -195,7 +195,7 @@ func (f *oldForm) settings() (oldserver.Settings, error) {
 	s.SMTPTLS = tlsFromChoice(f.smtpTLS.Selected)
 	s.PinnedSHA256 = strings.TrimSpace(f.pin.Text)
 	if s.PinnedSHA256 != "" {
-		if _, err := oldserver.ParseFingerprint(s.PinnedSHA256); err != nil {
+		if _, err := core.ParseFingerprint(s.PinnedSHA256); err != nil {
 			mark(f.fPin, upperFirst(err.Error())+".")
 		} else {
 			mark(f.fPin, "")

@@ -163,7 +163,7 @@ func (u *UI) Close() {
 		case <-time.After(closeWait):
 			u.log.Warn("closing with work still running", "waited", closeWait)
 		}
-		u.wizard.stopDemo()
+		u.wizard.welcome.stopDemo()
 	})
 }
 

@@ -86,7 +86,7 @@ func (v *viewer) label(m core.SampleView) string {
 	if !m.Found {
 		return m.Name + " — missing"
 	}
-	return m.Name + " — " + m.Message.Subject
+	return m.Name + " — " + m.Subject
 }
 
 // render shows the selected message in the selected mode.
@@ -109,7 +109,16 @@ func (v *viewer) render() {
 		v.bodyBox.Refresh()
 		return
 	}
-	msg := m.Message
+	msg, err := core.ParseMessage(m.Raw)
+	if err != nil {
+		// Show what could be read, and why the rest could not.
+		v.subject.SetText(msg.Subject)
+		v.from.SetText("")
+		v.date.SetText("")
+		v.body.SetText(err.Error() + "\n\n" + string(m.Raw))
+		v.bodyBox.Refresh()
+		return
+	}
 	v.subject.SetText(msg.Subject)
 	v.from.SetText("From: " + msg.From + "\nTo: " + msg.To)
 	if msg.Date.IsZero() {

@@ -17,7 +17,6 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"mailferry/core"
-	"mailferry/core/oldserver"
 	"mailferry/core/oldserver/oldtest"
 )
 
@@ -154,7 +153,7 @@ func (h *harness) screenshot(name string) {
 
 // oldServerValidation checks the inline errors of the old-server step and
 // leaves the form with settings s.
-func (h *harness) oldServerValidation(s oldserver.Settings) {
+func (h *harness) oldServerValidation(s core.OldServerSettings) {
 	t, w := h.t, h.w
 	cases := []struct {
 		name       string
@@ -163,20 +162,20 @@ func (h *harness) oldServerValidation(s oldserver.Settings) {
 		field      *field
 		want       string
 	}{
-		{"empty host", "", "143", "25", w.old.fHost, "Give the old server's host"},
-		{"bad IPv4 literal", "[300.1.2.3]", "143", "25", w.old.fHost, "not an IPv4 address"},
-		{"host with port", "mail.example.org:143", "143", "25", w.old.fHost, "port field"},
-		{"IMAP port 0", "mail.example.org", "0", "25", w.old.fIMAP, "Port 0 is out of range"},
-		{"IMAP port 70000", "mail.example.org", "70000", "25", w.old.fIMAP, "Port 70000 is out of range"},
-		{"empty IMAP port", "mail.example.org", "", "25", w.old.fIMAP, "Give the IMAP port"},
-		{"SMTP port 70000", "mail.example.org", "143", "70000", w.old.fSMTP, "Port 70000 is out of range"},
-		{"SMTP port not a number", "mail.example.org", "143", "smtp", w.old.fSMTP, "not a port number"},
+		{"empty host", "", "143", "25", w.oldServer.old.fHost, "Give the old server's host"},
+		{"bad IPv4 literal", "[300.1.2.3]", "143", "25", w.oldServer.old.fHost, "not an IPv4 address"},
+		{"host with port", "mail.example.org:143", "143", "25", w.oldServer.old.fHost, "port field"},
+		{"IMAP port 0", "mail.example.org", "0", "25", w.oldServer.old.fIMAP, "Port 0 is out of range"},
+		{"IMAP port 70000", "mail.example.org", "70000", "25", w.oldServer.old.fIMAP, "Port 70000 is out of range"},
+		{"empty IMAP port", "mail.example.org", "", "25", w.oldServer.old.fIMAP, "Give the IMAP port"},
+		{"SMTP port 70000", "mail.example.org", "143", "70000", w.oldServer.old.fSMTP, "Port 70000 is out of range"},
+		{"SMTP port not a number", "mail.example.org", "143", "smtp", w.oldServer.old.fSMTP, "not a port number"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h.setText(w.old.host, c.host)
-			h.setText(w.old.imapPort, c.imap)
-			h.setText(w.old.smtpPort, c.smtp)
+			h.setText(w.oldServer.old.host, c.host)
+			h.setText(w.oldServer.old.imapPort, c.imap)
+			h.setText(w.oldServer.old.smtpPort, c.smtp)
 			h.tap(w.next)
 			h.noTask()
 			h.mustStep(stepOldServer)
@@ -191,11 +190,11 @@ func (h *harness) oldServerValidation(s oldserver.Settings) {
 			}
 		})
 	}
-	h.ui(func() { w.old.set(s) })
-	if _, err := w.old.settings(); err != nil {
+	h.ui(func() { w.oldServer.old.set(s) })
+	if _, err := w.oldServer.old.settings(); err != nil {
 		t.Fatalf("valid settings rejected: %v", err)
 	}
-	for _, f := range []*field{w.old.fHost, w.old.fIMAP, w.old.fSMTP, w.old.fPin} {
+	for _, f := range []*field{w.oldServer.old.fHost, w.oldServer.old.fIMAP, w.oldServer.old.fSMTP, w.oldServer.old.fPin} {
 		if f.err.Visible() {
 			t.Errorf("field %s still shows %q for valid input", f.label, f.err.Text)
 		}
@@ -212,16 +211,16 @@ func (h *harness) accountValidation(domain, address, password string) {
 		field              *field
 		want               string
 	}{
-		{"empty domain", "", address, password, w.fDomain, "Give the test domain"},
-		{"empty account", domain, "", password, w.fAddress, "Give the test account"},
-		{"account in another domain", domain, "someone@elsewhere.test", password, w.fAddress, "must be in the test domain"},
-		{"empty password", domain, address, "", w.fPass, "Give the test account's password"},
+		{"empty domain", "", address, password, w.account.fDomain, "Give the test domain"},
+		{"empty account", domain, "", password, w.account.fAddress, "Give the test account"},
+		{"account in another domain", domain, "someone@elsewhere.test", password, w.account.fAddress, "must be in the test domain"},
+		{"empty password", domain, address, "", w.account.fPass, "Give the test account's password"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h.setText(w.domain, c.domain)
-			h.setText(w.address, c.addr)
-			h.setText(w.password, c.pass)
+			h.setText(w.account.domain, c.domain)
+			h.setText(w.account.address, c.addr)
+			h.setText(w.account.password, c.pass)
 			h.tap(w.next)
 			h.noTask()
 			h.mustStep(stepAccount)
@@ -231,39 +230,39 @@ func (h *harness) accountValidation(domain, address, password string) {
 		})
 	}
 	t.Run("wrong password", func(t *testing.T) {
-		h.setText(w.domain, domain)
-		h.setText(w.address, address)
-		h.setText(w.password, password+"-wrong")
+		h.setText(w.account.domain, domain)
+		h.setText(w.account.address, address)
+		h.setText(w.account.password, password+"-wrong")
 		err := h.tapTask(w.next, "login with a wrong password", time.Minute)
 		if err == nil || !strings.Contains(err.Error(), "refused the password") {
 			t.Fatalf("err = %v, want the old server refusing the password", err)
 		}
 		h.mustStep(stepAccount)
-		if !w.fPass.err.Visible() || !strings.Contains(w.status.Text, "refused the password") {
-			t.Errorf("password error %q, status %q", w.fPass.err.Text, w.status.Text)
+		if !w.account.fPass.err.Visible() || !strings.Contains(w.status.Text, "refused the password") {
+			t.Errorf("password error %q, status %q", w.account.fPass.err.Text, w.status.Text)
 		}
-		if _, err := h.core.Store().Domain(t.Context(), domain); err == nil {
+		if _, err := h.core.Domain(t.Context(), domain); err == nil {
 			t.Errorf("a wrong password created the domain %s on Mailferry", domain)
 		}
 	})
-	h.setText(w.domain, domain)
-	h.setText(w.address, address)
-	h.setText(w.password, password)
+	h.setText(w.account.domain, domain)
+	h.setText(w.account.address, address)
+	h.setText(w.account.password, password)
 }
 
 // runWizard drives the wizard from the old-server step to the checks with
 // the old server s and the test account, and checks every step.
-func (h *harness) runWizard(s oldserver.Settings, domain, address, password string) {
+func (h *harness) runWizard(s core.OldServerSettings, domain, address, password string) {
 	t, w := h.t, h.w
 	h.mustStep(stepOldServer)
 	h.oldServerValidation(s)
 
 	// Test connection: the probe's findings in plain words.
-	if err := h.tapTask(w.probeBtn, "test connection", time.Minute); err != nil {
+	if err := h.tapTask(w.oldServer.probeBtn, "test connection", time.Minute); err != nil {
 		t.Fatalf("test connection: %v", err)
 	}
-	if !strings.Contains(w.probeOut.Text, "IMAP: ") || !strings.Contains(w.probeOut.Text, "SMTP: ") {
-		t.Fatalf("probe output = %q", w.probeOut.Text)
+	if !strings.Contains(w.oldServer.probeOut.Text, "IMAP: ") || !strings.Contains(w.oldServer.probeOut.Text, "SMTP: ") {
+		t.Fatalf("probe output = %q", w.oldServer.probeOut.Text)
 	}
 	h.screenshot("02-old-server")
 	h.tap(w.next) // probed already: no second probe
@@ -277,39 +276,39 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 	}
 	h.mustStep(stepAccount)
 	for _, want := range []string{"logged in", "separator", "accepted"} {
-		if !strings.Contains(strings.ToLower(w.accountOut.Text), want) {
-			t.Errorf("account findings lack %q:\n%s", want, w.accountOut.Text)
+		if !strings.Contains(strings.ToLower(w.account.accountOut.Text), want) {
+			t.Errorf("account findings lack %q:\n%s", want, w.account.accountOut.Text)
 		}
 	}
 	h.screenshot("03b-account-checked")
 	h.tap(w.next)
 	h.noTask()
 	h.mustStep(stepSamples)
-	if _, err := h.core.Store().Domain(t.Context(), domain); err != nil {
+	if _, err := h.core.Domain(t.Context(), domain); err != nil {
 		t.Fatalf("the test domain was not created: %v", err)
 	}
 
 	// Samples: at least one language.
-	h.ui(func() { w.langs.SetSelected(nil) })
+	h.ui(func() { w.sampling.langs.SetSelected(nil) })
 	h.tap(w.next)
 	h.noTask()
 	h.mustStep(stepSamples)
-	if !w.fLangs.err.Visible() {
+	if !w.sampling.fLangs.err.Visible() {
 		t.Error("no error for an empty language choice")
 	}
 	var picked []string
-	for label, code := range w.langCodes {
+	for label, code := range w.sampling.langCodes {
 		if code == "de" || code == "ru" || code == "ja" || code == "el" || code == "zh" {
 			picked = append(picked, label)
 		}
 	}
-	h.ui(func() { w.langs.SetSelected(picked) })
+	h.ui(func() { w.sampling.langs.SetSelected(picked) })
 	h.screenshot("04-samples")
 	if err := h.tapTask(w.next, "samples", 3*time.Minute); err != nil {
 		t.Fatalf("samples step: %v", err)
 	}
 	h.mustStep(stepMigrate)
-	if got, want := len(w.oldCopies), 2+len(picked); got != want {
+	if got, want := len(w.sampling.oldCopies), 2+len(picked); got != want {
 		t.Fatalf("%d samples on the old server, want %d", got, want)
 	}
 
@@ -326,8 +325,8 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 		t.Fatalf("migrate step: %v", err)
 	}
 	h.mustStep(stepMigrate)
-	if !strings.Contains(w.migrateOut.Text, "Done: ") || !strings.Contains(w.migrateOut.Text, "INBOX") {
-		t.Errorf("migrate result = %q", w.migrateOut.Text)
+	if !strings.Contains(w.migration.migrateOut.Text, "Done: ") || !strings.Contains(w.migration.migrateOut.Text, "INBOX") {
+		t.Errorf("migrate result = %q", w.migration.migrateOut.Text)
 	}
 	h.screenshot("05c-migrate-done")
 	h.tap(w.next)
@@ -335,14 +334,14 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 	if err := h.wait("checks", 3*time.Minute); err != nil {
 		t.Fatalf("checks: %v", err)
 	}
-	r := w.report
+	r := w.checking.report
 	if r == nil {
 		t.Fatal("no report")
 	}
 	if !r.OK() {
 		t.Fatalf("checks failed:\n%s", r.Text())
 	}
-	for _, sm := range w.samples {
+	for _, sm := range w.sampling.samples {
 		for _, name := range []string{"present", "same UID", "identical bytes", "same flags", "same date", "subject decodes", "text decodes"} {
 			found := false
 			for _, c := range r.Checks {
@@ -355,36 +354,36 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 			}
 		}
 	}
-	if !strings.Contains(w.summary.Text, "All") || !strings.Contains(w.summary.Text, "checks passed") {
-		t.Errorf("summary = %q", w.summary.Text)
+	if !strings.Contains(w.checking.summary.Text, "All") || !strings.Contains(w.checking.summary.Text, "checks passed") {
+		t.Errorf("summary = %q", w.checking.summary.Text)
 	}
 	if cs := r.Client; cs.Host != "127.0.0.1" || cs.Port == 0 || cs.User != address {
 		t.Errorf("client settings = %+v", cs)
 	}
 	// The viewer shows the first sample as a user would see it.
-	if w.viewer.subject.Text != w.samples[0].Subject || !strings.Contains(w.viewer.body.Text, "plain text test message") {
-		t.Errorf("viewer shows %q / %q", w.viewer.subject.Text, w.viewer.body.Text)
+	if w.checking.viewer.subject.Text != w.sampling.samples[0].Subject || !strings.Contains(w.checking.viewer.body.Text, "plain text test message") {
+		t.Errorf("viewer shows %q / %q", w.checking.viewer.subject.Text, w.checking.viewer.body.Text)
 	}
 	h.screenshot("06-check")
-	for _, sm := range w.samples {
+	for _, sm := range w.sampling.samples {
 		if sm.Name == "html" {
-			h.ui(func() { w.viewer.pick.SetSelected(w.viewer.label(r.Samples[1])) })
-			h.ui(func() { w.viewer.mode.SetSelected(viewHTMLText) })
-			if w.viewer.subject.Text != sm.Subject || strings.Contains(w.viewer.body.Text, "<") {
-				t.Errorf("HTML as text: %q", w.viewer.body.Text)
+			h.ui(func() { w.checking.viewer.pick.SetSelected(w.checking.viewer.label(r.Samples[1])) })
+			h.ui(func() { w.checking.viewer.mode.SetSelected(viewHTMLText) })
+			if w.checking.viewer.subject.Text != sm.Subject || strings.Contains(w.checking.viewer.body.Text, "<") {
+				t.Errorf("HTML as text: %q", w.checking.viewer.body.Text)
 			}
-			h.ui(func() { w.viewer.mode.SetSelected(viewHTMLRich) })
+			h.ui(func() { w.checking.viewer.mode.SetSelected(viewHTMLRich) })
 			h.screenshot("06b-viewer-html")
-			h.ui(func() { w.viewer.mode.SetSelected(viewText) })
+			h.ui(func() { w.checking.viewer.mode.SetSelected(viewText) })
 		}
 		if sm.Language == "ja" {
 			for i, sv := range r.Samples {
 				if sv.Name == sm.Name {
-					h.ui(func() { w.viewer.pick.SetSelected(w.viewer.label(r.Samples[i])) })
+					h.ui(func() { w.checking.viewer.pick.SetSelected(w.checking.viewer.label(r.Samples[i])) })
 				}
 			}
-			if w.viewer.subject.Text != sm.Subject {
-				t.Errorf("Japanese subject = %q, want %q", w.viewer.subject.Text, sm.Subject)
+			if w.checking.viewer.subject.Text != sm.Subject {
+				t.Errorf("Japanese subject = %q, want %q", w.checking.viewer.subject.Text, sm.Subject)
 			}
 			h.screenshot("06c-viewer-japanese")
 		}
@@ -407,9 +406,9 @@ func (h *harness) runWizard(s oldserver.Settings, domain, address, password stri
 		t.Fatalf("dashboard domains = %+v", d.snap)
 	}
 	var user *core.UserStatus
-	for i := range d.snap.Users {
-		if d.snap.Users[i].Address == address {
-			user = &d.snap.Users[i]
+	for i := range d.rows {
+		if d.rows[i].Address == address {
+			user = &d.rows[i]
 		}
 	}
 	if user == nil || user.State != "done" || user.Messages == 0 {
@@ -429,20 +428,20 @@ func TestWizardDemo(t *testing.T) {
 	w := h.w
 	h.mustStep(stepWelcome)
 	h.screenshot("01-welcome")
-	if err := h.tapTask(w.demoBtn, "start demo", 30*time.Second); err != nil {
+	if err := h.tapTask(w.welcome.demoBtn, "start demo", 30*time.Second); err != nil {
 		t.Fatalf("start demo: %v", err)
 	}
-	if w.demo == nil || w.demoBtn.Disabled() == false {
+	if w.welcome.demo == nil || w.welcome.demoBtn.Disabled() == false {
 		t.Fatal("demo server not started")
 	}
-	if w.address.Text == "" || w.password.Text == "" || w.old.host.Text != "[127.0.0.1]" {
-		t.Fatalf("demo did not fill the wizard: %q %q %q", w.address.Text, w.password.Text, w.old.host.Text)
+	if w.account.address.Text == "" || w.account.password.Text == "" || w.oldServer.old.host.Text != "[127.0.0.1]" {
+		t.Fatalf("demo did not fill the wizard: %q %q %q", w.account.address.Text, w.account.password.Text, w.oldServer.old.host.Text)
 	}
 	h.screenshot("01b-welcome-demo")
 	h.tap(w.next)
-	s := demoSettings(w.demo)
-	h.runWizard(s, w.demo.Domain(), w.address.Text, w.password.Text)
-	h.readiness(w.demo.Domain(), "bob@example.test", "bob-demo-pw", "", "")
+	s := core.DemoSettings(w.welcome.demo)
+	h.runWizard(s, w.welcome.demo.Domain(), w.account.address.Text, w.account.password.Text)
+	h.readiness(w.welcome.demo.Domain(), "bob@example.test", "bob-demo-pw", "", "")
 }
 
 // readiness drives the "Disable migration" dialog: the readiness check
@@ -512,14 +511,14 @@ func (h *harness) readiness(domain, user, password, master, masterPw string) {
 	if !r.ready.Ready() {
 		t.Fatalf("not ready after pre-migrating: %s", r.result.Text)
 	}
-	if a, err := h.core.Store().Account(t.Context(), user); err != nil || a.Migration != "done" {
+	if a, err := h.core.Account(t.Context(), user); err != nil || a.Migration != "done" {
 		t.Fatalf("%s after pre-migration: %+v, %v", user, a, err)
 	}
 	h.tap(r.disable)
 	if err := wait("disable"); err != nil {
 		t.Fatalf("disable: %v", err)
 	}
-	dom, err := h.core.Store().Domain(t.Context(), domain)
+	dom, err := h.core.Domain(t.Context(), domain)
 	if err != nil || dom.Migrating {
 		t.Fatalf("domain after disable: %+v, %v", dom, err)
 	}
@@ -533,9 +532,9 @@ func TestWizardDovecot(t *testing.T) {
 	h := newHarness(t)
 	ih, ip, _ := net.SplitHostPort(srv.IMAPAddr)
 	_, sp, _ := net.SplitHostPort(srv.SMTPAddr)
-	s := oldserver.Settings{
-		Host: oldserver.MustParseHost("[" + ih + "]"), IMAPTLS: oldserver.TLSStartTLS, SMTPTLS: oldserver.TLSStartTLS,
-		PinnedSHA256: srv.CertSHA256, LoginForm: oldserver.LoginAuto,
+	s := core.OldServerSettings{
+		Host: core.MustParseHost("[" + ih + "]"), IMAPTLS: core.TLSStartTLS, SMTPTLS: core.TLSStartTLS,
+		PinnedSHA256: srv.CertSHA256, LoginForm: core.LoginAuto,
 	}
 	s.IMAPPort, _ = strconv.Atoi(ip)
 	s.SMTPPort, _ = strconv.Atoi(sp)
@@ -573,10 +572,10 @@ func TestCancel(t *testing.T) {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	h.tap(w.next)
 	h.mustStep(stepOldServer)
-	h.setText(w.old.host, "[127.0.0.1]")
-	h.setText(w.old.imapPort, port)
-	h.setText(w.old.smtpPort, port)
-	h.tap(w.probeBtn)
+	h.setText(w.oldServer.old.host, "[127.0.0.1]")
+	h.setText(w.oldServer.old.imapPort, port)
+	h.setText(w.oldServer.old.smtpPort, port)
+	h.tap(w.oldServer.probeBtn)
 	if w.cancel == nil || !w.next.Disabled() || w.stop.Disabled() {
 		t.Fatal("no task running, or Next enabled / Cancel disabled while it runs")
 	}

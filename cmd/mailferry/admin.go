@@ -13,12 +13,12 @@ import (
 
 	"golang.org/x/term"
 
-	"mailferry/core/store"
+	"mailferry/core"
 )
 
 // storeErr turns store errors about the caller's input into usage errors.
 func storeErr(err error) error {
-	if errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExists) {
+	if errors.Is(err, core.ErrInvalid) || errors.Is(err, core.ErrNotFound) || errors.Is(err, core.ErrExists) {
 		return usageError{err}
 	}
 	return err
@@ -47,28 +47,27 @@ func runDomain(args []string, stdout, stderr io.Writer) error {
 	}
 	defer co.Close()
 	ctx := context.Background()
-	st := co.Store()
 	switch sub {
 	case "add":
-		d, err := st.CreateDomain(ctx, fs.Arg(0))
+		d, err := co.AddDomain(ctx, fs.Arg(0))
 		if err != nil {
 			return storeErr(err)
 		}
 		fmt.Fprintf(stdout, "domain %s added\n", d.Name)
 	case "delete":
-		if err := st.DeleteDomain(ctx, fs.Arg(0)); err != nil {
+		if err := co.DeleteDomain(ctx, fs.Arg(0)); err != nil {
 			return storeErr(err)
 		}
 		fmt.Fprintf(stdout, "domain %s deleted\n", fs.Arg(0))
 	case "list":
-		ds, err := st.Domains(ctx)
+		ds, err := co.Domains(ctx)
 		if err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "DOMAIN\tMIGRATION\tACCOUNTS")
 		for _, d := range ds {
-			as, err := st.Accounts(ctx, d.Name)
+			as, err := co.Accounts(ctx, d.Name)
 			if err != nil {
 				return err
 			}
@@ -103,7 +102,7 @@ func runAccount(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	}
 	var password string
 	if sub == "add" || sub == "passwd" {
-		if _, _, err := store.SplitAddress(fs.Arg(0)); err != nil {
+		if _, _, err := core.SplitAddress(fs.Arg(0)); err != nil {
 			return usageError{err}
 		}
 		var err error
@@ -117,26 +116,25 @@ func runAccount(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	}
 	defer co.Close()
 	ctx := context.Background()
-	st := co.Store()
 	switch sub {
 	case "add":
-		a, err := st.CreateAccount(ctx, fs.Arg(0), password, nil)
+		a, err := co.AddAccount(ctx, fs.Arg(0), password)
 		if err != nil {
 			return storeErr(err)
 		}
 		fmt.Fprintf(stdout, "account %s added\n", a.Address)
 	case "passwd":
-		if err := st.SetPassword(ctx, fs.Arg(0), password); err != nil {
+		if err := co.SetPassword(ctx, fs.Arg(0), password); err != nil {
 			return storeErr(err)
 		}
 		fmt.Fprintf(stdout, "password of %s changed\n", fs.Arg(0))
 	case "delete":
-		if err := st.DeleteAccount(ctx, fs.Arg(0)); err != nil {
+		if err := co.DeleteAccount(ctx, fs.Arg(0)); err != nil {
 			return storeErr(err)
 		}
 		fmt.Fprintf(stdout, "account %s deleted with all its mail\n", fs.Arg(0))
 	case "list":
-		as, err := st.Accounts(ctx, domain)
+		as, err := co.Accounts(ctx, domain)
 		if err != nil {
 			return storeErr(err)
 		}

@@ -16,9 +16,7 @@ import (
 
 	"golang.org/x/term"
 
-	"mailferry/core/migrate"
-	"mailferry/core/oldserver"
-	"mailferry/core/store"
+	"mailferry/core"
 )
 
 // runDomainMigrate: mailferry domain migrate DOMAIN --old HOST [...] | --disable
@@ -51,19 +49,19 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 	domain := fs.Arg(0)
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var settings *oldserver.Settings
+	var settings *core.OldServerSettings
 	if !o.disable && !o.show {
 		if o.old == "" {
 			return usagef("domain migrate: --old HOST is required to turn migration on (or use --disable)")
 		}
-		h, err := oldserver.ParseHost(o.old)
+		h, err := core.ParseHost(o.old)
 		if err != nil {
 			return usageError{err}
 		}
-		s := oldserver.DefaultSettings(h)
-		s.IMAPTLS = oldserver.TLSMode(o.tls)
+		s := core.DefaultOldServer(h)
+		s.IMAPTLS = core.TLSMode(o.tls)
 		if o.smtpTLS != "" {
-			s.SMTPTLS = oldserver.TLSMode(o.smtpTLS)
+			s.SMTPTLS = core.TLSMode(o.smtpTLS)
 		}
 		for _, p := range []struct {
 			flag string
@@ -80,7 +78,7 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 			*p.dst = p.port
 		}
 		s.PinnedSHA256 = o.pin
-		s.LoginForm = oldserver.LoginForm(o.login)
+		s.LoginForm = core.LoginForm(o.login)
 		s.DefaultDomain = o.defaultDomain
 		s.MasterUser = o.master
 		s = s.WithDefaults()
@@ -96,7 +94,7 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 	defer co.Close()
 	ctx := context.Background()
 	if o.show {
-		s, on, err := co.Migrator().DomainSettings(ctx, domain)
+		s, on, err := co.MigrationSettings(ctx, domain)
 		if err != nil {
 			return storeErr(err)
 		}
@@ -105,7 +103,7 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	if err := co.Migrator().SetDomain(ctx, domain, settings, !o.disable); err != nil {
+	if err := co.SetMigration(ctx, domain, settings, !o.disable); err != nil {
 		return storeErr(err)
 	}
 	if o.disable {
@@ -146,7 +144,7 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 		defer f.Close()
 		in = f
 	}
-	users, err := migrate.ReadUsersCSV(in)
+	users, err := core.ReadUsersCSV(in)
 	if err != nil {
 		return usageError{err}
 	}
@@ -183,9 +181,9 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	defer stop()
 
 	bar := newProgressBar(stdout, len(users), o.asJSON)
-	results, err := co.Migrator().MigrateUsers(ctx, o.domain, users, bar.event)
+	results, err := co.MigrateUsers(ctx, o.domain, users, bar.event)
 	bar.finish()
-	if errors.Is(err, migrate.ErrNotMigrating) {
+	if errors.Is(err, core.ErrNotMigrating) {
 		return usageError{fmt.Errorf("%w (turn it on with 'mailferry domain migrate %s --old HOST')", err, o.domain)}
 	}
 	failed := 0
@@ -225,27 +223,27 @@ type progressBar struct {
 	total    int
 	asJSON   bool
 	tty      bool
-	accounts map[string]migrate.AccountProgress
+	accounts map[string]core.AccountProgress
 	last     time.Time
 	enc      *json.Encoder
 }
 
 func newProgressBar(w io.Writer, total int, asJSON bool) *progressBar {
-	b := &progressBar{w: w, total: total, asJSON: asJSON, accounts: map[string]migrate.AccountProgress{}, enc: json.NewEncoder(w)}
+	b := &progressBar{w: w, total: total, asJSON: asJSON, accounts: map[string]core.AccountProgress{}, enc: json.NewEncoder(w)}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		b.tty = true
 	}
 	return b
 }
 
-func (b *progressBar) event(ev migrate.Event) {
+func (b *progressBar) event(ev core.MigrationEvent) {
 	if b.asJSON {
 		b.enc.Encode(ev)
 		return
 	}
 	prev := b.accounts[ev.Account.Address]
 	b.accounts[ev.Account.Address] = ev.Account
-	finished := ev.Account.State == store.MigDone || ev.Account.State == store.MigFailed
+	finished := ev.Account.State == core.MigDone || ev.Account.State == core.MigFailed
 	if !b.tty {
 		if finished && prev.State != ev.Account.State {
 			fmt.Fprintf(b.w, "%s: %s, %d messages, %s\n", ev.Account.Address, ev.Account.State, ev.Account.MessagesDone, mb(ev.Account.BytesDone))
@@ -267,7 +265,7 @@ func (b *progressBar) line() string {
 	var msgs, msgsTotal, bytes, bytesTotal int64
 	var rate float64
 	for _, a := range b.accounts {
-		if a.State == store.MigDone || a.State == store.MigFailed {
+		if a.State == core.MigDone || a.State == core.MigFailed {
 			done++
 		} else {
 			rate += a.BytesRate
@@ -316,10 +314,10 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return usagef("verify takes one address")
 	}
 	addr := fs.Arg(0)
-	if _, _, err := store.SplitAddress(addr); err != nil {
+	if _, _, err := core.SplitAddress(addr); err != nil {
 		return usageError{err}
 	}
-	cred := migrate.Credentials{Address: addr}
+	cred := core.Credentials{Address: addr}
 	var err error
 	if master != "" {
 		cred.MasterUser = master
@@ -335,7 +333,7 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer co.Close()
-	rep, err := co.Migrator().Verify(context.Background(), addr, cred)
+	rep, err := co.Verify(context.Background(), addr, cred)
 	if err != nil {
 		return storeErr(err)
 	}

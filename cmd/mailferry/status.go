@@ -7,47 +7,9 @@ import (
 	"io"
 	"strconv"
 	"text/tabwriter"
-	"time"
 
-	"mailferry/core/store"
+	"mailferry/core"
 )
-
-// statusReport is what `mailferry status --json` prints. It is read from
-// the store, so it shows the state a running `mailferry serve` committed.
-type statusReport struct {
-	Domains []domainStatus `json:"domains"`
-	Queue   queueStatus    `json:"queue"`
-}
-
-type domainStatus struct {
-	Name      string          `json:"name"`
-	Migrating bool            `json:"migrating"`
-	Accounts  []accountStatus `json:"accounts"`
-}
-
-type accountStatus struct {
-	Address   string         `json:"address"`
-	Migration string         `json:"migration"`
-	Error     string         `json:"error,omitempty"`
-	Updated   time.Time      `json:"updated"`
-	Messages  uint32         `json:"messages"`
-	Bytes     int64          `json:"bytes"`
-	Folders   []folderStatus `json:"folders"`
-}
-
-type folderStatus struct {
-	Name        string `json:"name"`
-	Migration   string `json:"migration,omitempty"`
-	MigratedUID uint32 `json:"migrated_uid,omitempty"`
-	Messages    uint32 `json:"messages"`
-	Bytes       int64  `json:"bytes"`
-}
-
-type queueStatus struct {
-	Messages int       `json:"messages"`
-	Held     int       `json:"held"`
-	Oldest   time.Time `json:"oldest,omitzero"`
-}
 
 func runStatus(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", stderr)
@@ -66,50 +28,11 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer co.Close()
-	ctx := context.Background()
-	st := co.Store()
-	var rep statusReport
-	ds, err := st.Domains(ctx)
+	// The one status model, the dashboard's: read from the store, so it
+	// shows the state a running `mailferry serve` committed.
+	rep, err := co.Status(context.Background(), &core.StatusOptions{Folders: true})
 	if err != nil {
 		return err
-	}
-	for _, d := range ds {
-		dst := domainStatus{Name: d.Name, Migrating: d.Migrating, Accounts: []accountStatus{}}
-		as, err := st.Accounts(ctx, d.Name)
-		if err != nil {
-			return err
-		}
-		for _, a := range as {
-			ast := accountStatus{Address: a.Address, Migration: a.Migration, Error: a.MigrationError, Updated: a.MigrationTime, Folders: []folderStatus{}}
-			mbs, err := st.Mailboxes(ctx, a.ID)
-			if err != nil {
-				return err
-			}
-			for _, m := range mbs {
-				s, err := st.Status(ctx, m.ID)
-				if err != nil {
-					return err
-				}
-				ast.Folders = append(ast.Folders, folderStatus{Name: m.Name, Migration: m.Migration, MigratedUID: m.MigratedUID, Messages: s.Messages, Bytes: s.Size})
-				ast.Messages += s.Messages
-				ast.Bytes += s.Size
-			}
-			dst.Accounts = append(dst.Accounts, ast)
-		}
-		rep.Domains = append(rep.Domains, dst)
-	}
-	q, err := st.Queue(ctx)
-	if err != nil {
-		return err
-	}
-	for _, it := range q {
-		rep.Queue.Messages++
-		if it.State == store.QueueHeld {
-			rep.Queue.Held++
-		}
-		if rep.Queue.Oldest.IsZero() || it.Created.Before(rep.Queue.Oldest) {
-			rep.Queue.Oldest = it.Created
-		}
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
@@ -125,12 +48,12 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t\t%s\t\t\n", d.Name, mig)
 		for _, a := range d.Accounts {
-			state := a.Migration
+			state := a.State
 			if state == "" {
 				state = "local"
 			}
-			if a.Error != "" {
-				state += " (" + a.Error + ")"
+			if a.LastError != "" {
+				state += " (" + a.LastError + ")"
 			}
 			fmt.Fprintf(tw, "\t%s\t%s\t%d\t%s\n", a.Address, state, a.Messages, mb(a.Bytes))
 		}
@@ -179,16 +102,15 @@ func runQueue(args []string, stdout, stderr io.Writer) error {
 	}
 	defer co.Close()
 	ctx := context.Background()
-	st := co.Store()
 	switch sub {
 	case "list":
-		q, err := st.Queue(ctx)
+		q, err := co.Queue(ctx)
 		if err != nil {
 			return err
 		}
 		if asJSON {
 			if q == nil {
-				q = []*store.QueueItem{}
+				q = []*core.QueueItem{}
 			}
 			return json.NewEncoder(stdout).Encode(q)
 		}
@@ -200,11 +122,11 @@ func runQueue(args []string, stdout, stderr io.Writer) error {
 		}
 		tw.Flush()
 	case "retry":
-		err = st.QueueRetry(ctx, id)
+		err = co.QueueRetry(ctx, id)
 	case "hold":
-		err = st.QueueHold(ctx, id)
+		err = co.QueueHold(ctx, id)
 	case "delete":
-		err = st.QueueDelete(ctx, id)
+		err = co.QueueDelete(ctx, id)
 	}
 	if err != nil {
 		return storeErr(err)

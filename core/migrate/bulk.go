@@ -178,6 +178,31 @@ func (e *Engine) MigrateUsers(ctx context.Context, domain string, users []Creden
 	return results, nil
 }
 
+// UsersFileError is what is wrong with a users file (ReadUsersCSV).
+type UsersFileError struct {
+	// Line is the line at fault; 0 when the file as a whole is.
+	Line int
+	Err  error
+}
+
+func (e *UsersFileError) Error() string {
+	if e.Line == 0 {
+		return "migrate: users file: " + e.Problem()
+	}
+	return "migrate: users file " + e.Problem()
+}
+
+// Problem says what is wrong and where, without the "migrate: users file"
+// prefix: "line 3: bad user ...".
+func (e *UsersFileError) Problem() string {
+	if e.Line == 0 {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("line %d: %v", e.Line, e.Err)
+}
+
+func (e *UsersFileError) Unwrap() error { return e.Err }
+
 // ReadUsersCSV reads a users file for MigrateUsers: one user a line,
 // "user" or "user,password" (RFC 4180 quoting; a user without "@" is a
 // local part of the domain). Empty lines, lines starting with "#" and a
@@ -195,24 +220,24 @@ func ReadUsersCSV(r io.Reader) ([]Credentials, error) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("migrate: users file: %w", err)
+			return nil, &UsersFileError{Err: err}
 		}
 		line, _ := cr.FieldPos(0)
 		if len(rec) == 0 || (len(rec) == 1 && strings.TrimSpace(rec[0]) == "") {
 			continue
 		}
 		if len(rec) > 2 {
-			return nil, fmt.Errorf("migrate: users file line %d: want user[,password], got %d fields", line, len(rec))
+			return nil, &UsersFileError{Line: line, Err: fmt.Errorf("want user[,password], got %d fields", len(rec))}
 		}
 		user := strings.TrimSpace(rec[0])
 		if n == 0 && strings.EqualFold(user, "user") && (len(rec) == 1 || strings.EqualFold(strings.TrimSpace(rec[1]), "password")) {
 			continue
 		}
 		if user == "" || strings.ContainsAny(user, " \t\r\n\"<>,") || strings.Count(user, "@") > 1 {
-			return nil, fmt.Errorf("migrate: users file line %d: bad user %q", line, user)
+			return nil, &UsersFileError{Line: line, Err: fmt.Errorf("bad user %q", user)}
 		}
 		if prev, dup := seen[strings.ToLower(user)]; dup {
-			return nil, fmt.Errorf("migrate: users file line %d: user %q already on line %d", line, user, prev)
+			return nil, &UsersFileError{Line: line, Err: fmt.Errorf("user %q already on line %d", user, prev)}
 		}
 		seen[strings.ToLower(user)] = line
 		c := Credentials{Address: user}

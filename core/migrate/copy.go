@@ -33,6 +33,20 @@ func (e *mailboxError) Unwrap() error { return e.err }
 // with, so its UIDs cannot be matched any more.
 var errUIDValidity = errors.New("UIDVALIDITY on the old server changed since the copy; new mail in it is not pulled")
 
+// adoptErr is the error of a copy whose local mailbox could not take the old
+// server's settled UIDVALIDITY: the store refuses it for a mailbox that
+// holds mail (store.ErrInvalid) — then the UIDVALIDITY really changed —
+// any other store error is the store's, and says so.
+func adoptErr(mailbox string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrInvalid):
+		return &mailboxError{mailbox, errUIDValidity}
+	}
+	return fmt.Errorf("taking the old UIDVALIDITY of %q: %w", mailbox, err)
+}
+
 func closeClient(c *imapclient.Client) {
 	if c == nil {
 		return
@@ -816,8 +830,11 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 		// Dovecot settles the UIDVALIDITY of a never-opened Maildir folder
 		// only when it is first selected, so LIST-STATUS may have said
 		// something else. An empty local copy can take the settled value.
-		if local.MigratedUID != 0 || e.st.AdoptUIDValidity(ctx, local.ID, sel.UIDValidity, uint32(sel.UIDNext)) != nil {
+		if local.MigratedUID != 0 {
 			return &mailboxError{p.old.name, errUIDValidity}
+		}
+		if err := adoptErr(p.old.name, e.st.AdoptUIDValidity(ctx, local.ID, sel.UIDValidity, uint32(sel.UIDNext))); err != nil {
+			return err
 		}
 		e.log.Info("migrate: mailbox took the old server's settled UIDVALIDITY", "account", acct.Address, "mailbox", p.old.name)
 	}

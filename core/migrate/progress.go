@@ -38,11 +38,13 @@ type AccountProgress struct {
 	MessagesRate  float64 `json:"messages_per_second"`
 	BytesRate     float64 `json:"bytes_per_second"`
 	// Skipped counts messages the old server could not serve or that were
-	// too large; Errors lists the latest problems (at most 20).
-	Skipped int64     `json:"skipped"`
-	Errors  []string  `json:"errors,omitempty"`
-	Started time.Time `json:"started"`
-	Updated time.Time `json:"updated"`
+	// too large; Errors lists the latest problems (at most 20) and
+	// ErrorCount counts them all.
+	Skipped    int64     `json:"skipped"`
+	Errors     []string  `json:"errors,omitempty"`
+	ErrorCount int       `json:"error_count,omitempty"`
+	Started    time.Time `json:"started"`
+	Updated    time.Time `json:"updated"`
 }
 
 // Event is one change in the engine, for dashboards and `status --json`.
@@ -91,6 +93,7 @@ func (p *progress) update(id int64, address, kind, errText string, fn func(a *Ac
 		fn(a)
 	}
 	if errText != "" {
+		a.ErrorCount++
 		a.Errors = append(a.Errors, errText)
 		if len(a.Errors) > maxErrors {
 			a.Errors = append(a.Errors[:0:0], a.Errors[len(a.Errors)-maxErrors:]...)

@@ -1,0 +1,78 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"mailferry/core"
+
+	"mailferry/core/oldserver"
+	"mailferry/core/store"
+)
+
+func TestParseUserList(t *testing.T) {
+	for _, c := range []struct {
+		name, in string
+		want     []string
+		pw       []string
+		err      string
+	}{
+		{"addresses", "alice@example.test\n\nBob@Example.test\n", []string{"alice@example.test", "bob@example.test"}, []string{"", ""}, ""},
+		{"passwords and local parts", "user,password\ncarol,secret\n# comment\ndave@example.test,pw,\n", nil, nil, "want user[,password]"},
+		{"local part and password", "carol,secret", []string{"carol@example.test"}, []string{"secret"}, ""},
+		{"other domain", "eve@evil.test", nil, nil, "not addresses of example.test"},
+		{"duplicate", "a@example.test\na@example.test", nil, nil, "already on line"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := core.ParseUserList(c.in, "example.test")
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(core.Addresses(got), " ") != strings.Join(c.want, " ") {
+				t.Errorf("got %v, want %v", core.Addresses(got), c.want)
+			}
+			for i := range got {
+				if got[i].Password != c.pw[i] {
+					t.Errorf("%s password %q, want %q", got[i].Address, got[i].Password, c.pw[i])
+				}
+			}
+		})
+	}
+}
+
+func TestReadinessText(t *testing.T) {
+	r := &core.Readiness{Domain: "example.test"}
+	if !r.Ready() || !strings.Contains(r.Text(), "can be turned off") {
+		t.Errorf("empty readiness: %v %q", r.Ready(), r.Text())
+	}
+	r.NeverLoggedIn = []string{"bob@example.test"}
+	r.Queued = 2
+	if r.Ready() || !strings.Contains(r.Text(), "bob@example.test") || !strings.Contains(r.Text(), "2 message(s)") {
+		t.Errorf("readiness: %v %q", r.Ready(), r.Text())
+	}
+}
+
+// Invalid old-server settings change nothing, not even on a new domain.
+func TestEnableMigrationInvalidSettingsCreateNothing(t *testing.T) {
+	co, err := core.Open(core.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	ctx := context.Background()
+	bad := oldserver.Settings{Host: oldserver.MustParseHost("[192.0.2.7]"), IMAPPort: 0, SMTPPort: 25}
+	if err := co.EnableMigration(ctx, "new.test", bad); err == nil {
+		t.Fatal("invalid settings accepted")
+	}
+	if _, err := core.StoreOf(co).Domain(ctx, "new.test"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("domain after a refused EnableMigration: %v", err)
+	}
+}

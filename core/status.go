@@ -1,0 +1,229 @@
+package core
+
+// The one status model: `mailferry status` prints it and the assistant's
+// dashboard shows it. It is read from the store (so a separate process
+// sees what a running `mailferry serve` committed), with the live progress
+// of the migration engine of this process on top.
+
+import (
+	"context"
+	"time"
+)
+
+// Status is a snapshot of a Mailferry: its domains, their accounts and
+// how far each account's migration is, and the relay queue.
+type Status struct {
+	Time    time.Time      `json:"-"`
+	Domains []DomainStatus `json:"domains"`
+	Queue   QueueStatus    `json:"queue"`
+
+	// Totals over every account.
+	TotalMessages int64 `json:"-"`
+	TotalBytes    int64 `json:"-"`
+	// Running counts accounts whose copy is pending or running; Failed
+	// those whose copy failed.
+	Running int `json:"-"`
+	Failed  int `json:"-"`
+	// Relay counts the SMTP relay's work since start (zero before Start,
+	// and in a process that does not serve).
+	Relay RelayStats `json:"-"`
+	// Listen maps each service to its address ("" when not listening).
+	Listen map[string]string `json:"-"`
+}
+
+// Users returns every domain's accounts, in order.
+func (s *Status) Users() []UserStatus {
+	var out []UserStatus
+	for _, d := range s.Domains {
+		out = append(out, d.Accounts...)
+	}
+	return out
+}
+
+// DomainStatus is one domain of a Status.
+type DomainStatus struct {
+	Name      string `json:"name"`
+	Migrating bool   `json:"migrating"`
+	// OldServer is nil when no old server is recorded.
+	OldServer *OldServerSettings `json:"-"`
+	Accounts  []UserStatus       `json:"accounts"`
+	// Moved counts accounts whose copy is done; Native accounts that were
+	// never migrated (made on Mailferry).
+	Moved  int `json:"-"`
+	Native int `json:"-"`
+}
+
+// UserStatus is one account of a DomainStatus.
+type UserStatus struct {
+	Address string `json:"address"`
+	Domain  string `json:"-"`
+	// State is the account's migration state: "" for a native account
+	// (never migrated), else MigPending, MigRunning, MigDone or MigFailed.
+	State string `json:"migration"`
+	// LastError is the latest migration error: the engine's, else the one
+	// the store recorded.
+	LastError string `json:"error,omitempty"`
+	// Errors counts the errors the engine of this process reported for
+	// the account (0 when it did not copy it: then only LastError is
+	// known).
+	Errors  int       `json:"-"`
+	Updated time.Time `json:"updated"`
+	// FolderCount, Messages and Bytes are what the account holds on
+	// Mailferry now.
+	FolderCount int   `json:"-"`
+	Messages    int64 `json:"messages"`
+	Bytes       int64 `json:"bytes"`
+	// Folders lists the account's folders (StatusOptions.Folders), else
+	// is empty.
+	Folders []FolderStatus `json:"folders"`
+	// FoldersTotal, MessagesTotal and BytesTotal are the old account's
+	// totals as the running (or last) copy of this process found them; 0
+	// when unknown.
+	FoldersTotal  int   `json:"-"`
+	MessagesTotal int64 `json:"-"`
+	BytesTotal    int64 `json:"-"`
+	// Folder is the folder being copied, if any.
+	Folder string `json:"-"`
+	// Rate is messages per second since the migration started (0 when
+	// unknown).
+	Rate float64 `json:"-"`
+}
+
+// FolderStatus is one folder of a UserStatus.
+type FolderStatus struct {
+	Name string `json:"name"`
+	// Migration and MigratedUID are the folder's copy state and the
+	// highest old UID copied ("" and 0 for a folder made on Mailferry).
+	Migration   string `json:"migration,omitempty"`
+	MigratedUID uint32 `json:"migrated_uid,omitempty"`
+	Messages    uint32 `json:"messages"`
+	Bytes       int64  `json:"bytes"`
+}
+
+// QueueStatus sums the relay queue up.
+type QueueStatus struct {
+	Messages int       `json:"messages"`
+	Held     int       `json:"held"`
+	Oldest   time.Time `json:"oldest,omitzero"`
+	// Items are the queued messages.
+	Items []*QueueItem `json:"-"`
+}
+
+// StatusOptions choose what Status reads. A nil *StatusOptions means the
+// defaults.
+type StatusOptions struct {
+	// Folders lists every account's folders (a query per folder; the
+	// dashboard, which asks every second, goes without).
+	Folders bool
+}
+
+// Status reads a snapshot. It reads the store, and the progress of this
+// process's migration engine.
+func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error) {
+	var o StatusOptions
+	if opts != nil {
+		o = *opts
+	}
+	st := &Status{Time: time.Now(), Listen: map[string]string{}}
+	for _, svc := range []string{"imap", "imaps", "smtp", "submission", "submissions"} {
+		st.Listen[svc] = c.Addr(svc)
+	}
+	domains, err := c.store.Domains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	prog := map[int64]AccountProgress{}
+	for _, p := range c.mig.Progress() {
+		prog[p.AccountID] = p
+	}
+	// One query for what every account holds, not one per mailbox.
+	usage, err := c.store.Usages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, dom := range domains {
+		ds := DomainStatus{Name: dom.Name, Migrating: dom.Migrating, Accounts: []UserStatus{}}
+		ds.OldServer, _ = parseOldServer(dom.OldServer)
+		accts, err := c.store.Accounts(ctx, dom.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range accts {
+			us := UserStatus{Address: a.Address, Domain: dom.Name, State: a.Migration, LastError: a.MigrationError,
+				Updated: a.MigrationTime, Folders: []FolderStatus{}}
+			switch a.Migration {
+			case "":
+				ds.Native++
+			case MigDone:
+				ds.Moved++
+			case MigRunning, MigPending:
+				st.Running++
+			case MigFailed:
+				st.Failed++
+			}
+			u := usage[a.ID]
+			us.FolderCount, us.Messages, us.Bytes = u.Folders, u.Messages, u.Bytes
+			if a.Migration == MigRunning && !a.Created.IsZero() {
+				if el := time.Since(a.Created).Seconds(); el > 0 {
+					us.Rate = float64(us.Messages) / el
+				}
+			}
+			if p, ok := prog[a.ID]; ok {
+				us.FoldersTotal, us.MessagesTotal, us.BytesTotal = p.FoldersTotal, p.MessagesTotal, p.BytesTotal
+				us.Folder = p.Folder
+				if p.MessagesRate > 0 {
+					us.Rate = p.MessagesRate
+				}
+				us.Errors = p.ErrorCount
+				if len(p.Errors) > 0 {
+					us.LastError = p.Errors[len(p.Errors)-1]
+				}
+				if !p.Updated.IsZero() {
+					us.Updated = p.Updated
+				}
+			}
+			if o.Folders {
+				if us.Folders, err = c.folders(ctx, a.ID); err != nil {
+					return nil, err
+				}
+			}
+			st.TotalMessages += us.Messages
+			st.TotalBytes += us.Bytes
+			ds.Accounts = append(ds.Accounts, us)
+		}
+		st.Domains = append(st.Domains, ds)
+	}
+	if st.Queue.Items, err = c.store.Queue(ctx); err != nil {
+		return nil, err
+	}
+	for _, it := range st.Queue.Items {
+		st.Queue.Messages++
+		if it.State == QueueHeld {
+			st.Queue.Held++
+		}
+		if st.Queue.Oldest.IsZero() || it.Created.Before(st.Queue.Oldest) {
+			st.Queue.Oldest = it.Created
+		}
+	}
+	if c.relay != nil {
+		st.Relay = c.relay.Stats()
+	}
+	return st, nil
+}
+
+// folders lists an account's folders with their counts.
+func (c *Core) folders(ctx context.Context, accountID int64) ([]FolderStatus, error) {
+	mbs, err := c.store.Mailboxes(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]FolderStatus, 0, len(mbs))
+	for _, m := range mbs {
+		s, err := c.store.Status(ctx, m.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, FolderStatus{Name: m.Name, Migration: m.Migration, MigratedUID: m.MigratedUID, Messages: s.Messages, Bytes: s.Size})
+	}
+	return out, nil
+}
