@@ -76,3 +76,38 @@ func TestEnableMigrationInvalidSettingsCreateNothing(t *testing.T) {
 		t.Fatalf("domain after a refused EnableMigration: %v", err)
 	}
 }
+
+// The default domain the test migration learnt with the admin's own test
+// account is kept when the dashboard enables migration for the same old
+// server, and not for another one.
+func TestEnableMigrationKeepsLearntDefaultDomain(t *testing.T) {
+	co, err := core.Open(core.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	ctx := context.Background()
+	set := oldserver.DefaultSettings(oldserver.MustParseHost("[192.0.2.7]")).WithDefaults()
+	learnt := set
+	learnt.DefaultDomain = "example.test"
+	if err := co.EnableMigration(ctx, "example.test", learnt); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		host string
+		want string
+	}{{"[192.0.2.7]", "example.test"}, {"[192.0.2.8]", ""}} {
+		s := set
+		s.Host = oldserver.MustParseHost(tc.host)
+		if err := co.EnableMigration(ctx, "example.test", s); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := co.MigrationSettings(ctx, "example.test")
+		if err != nil || got.DefaultDomain != tc.want {
+			t.Fatalf("old server %s: default domain %q (%v), want %q", tc.host, got.DefaultDomain, err, tc.want)
+		}
+		if err := co.EnableMigration(ctx, "example.test", learnt); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -38,6 +38,15 @@ func (c *Core) EnableMigration(ctx context.Context, domain string, s OldServerSe
 	if err != nil {
 		return err
 	}
+	if s.DefaultDomain == "" {
+		// The test migration learnt, with the admin's own test account,
+		// that this old server's bare user names are this domain's: keep
+		// that for the same server.
+		if old, _, err := c.MigrationSettings(ctx, domain); err == nil && old != nil &&
+			old.DefaultDomain == domain && old.Host == s.Host && old.IMAPPort == s.IMAPPort {
+			s.DefaultDomain = domain
+		}
+	}
 	return c.SetMigration(ctx, domain, &s, true)
 }
 

@@ -138,6 +138,12 @@ func (pg *accountStep) next() {
 				"Mailferry hands it the mail of users who have not moved yet: let this computer relay through it (e.g. Postfix mynetworks).",
 				address, firstNonEmpty(res.SMTP.Reply, res.SMTP.Error, res.SMTP.Summary))
 		}
+		if res.IMAP.Login != nil && res.IMAP.Login.Form == core.LoginLocal {
+			// The old server knows the test account only by its bare
+			// name: its bare names are this domain's (the first logins of
+			// the domain's users may try them).
+			s.DefaultDomain = domain
+		}
 		t.progress(-1, "The old server accepted the password. Creating "+domain+" on Mailferry…")
 		if err := pg.w.u.core.PrepareTestDomain(ctx, domain, address, s); err != nil {
 			if errors.Is(err, core.ErrTestAccountExists) {
