@@ -250,10 +250,11 @@ func (k *Keyring) Activate(domain string) (*Generation, error) {
 		}
 	}
 	st.Generations[p].State = Active
+	activated := st.Generations[p] // save may prune others, moving it
 	if err := k.save(d, st); err != nil {
 		return nil, err
 	}
-	return k.loadOne(d, st.Generations[p])
+	return k.loadOne(d, activated)
 }
 
 // domainDir checks the domain name and returns its folder (not made yet).

@@ -88,11 +88,12 @@ func SPFRecord(domain string, p SPFPolicy) (Record, error) {
 			pfx, err = netip.ParsePrefix(s)
 		} else {
 			var a netip.Addr
-			if a, err = netip.ParseAddr(s); err == nil {
-				pfx = netip.PrefixFrom(a, a.BitLen())
+			if a, err = netip.ParseAddr(s); err == nil && a.Zone() != "" {
+				err = errors.New("zone")
 			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
 		}
-		if err != nil || pfx.Addr().Zone() != "" {
+		if err != nil {
 			return Record{}, fmt.Errorf("%w: SPF address %q is not an IP address or prefix", ErrInvalid, s)
 		}
 		pfx = pfx.Masked()
@@ -109,7 +110,7 @@ func SPFRecord(domain string, p SPFPolicy) (Record, error) {
 		}
 	}
 	for _, inc := range p.Includes {
-		id, err := canonicalDomain(strings.TrimSpace(inc))
+		id, err := dnsName(inc)
 		if err != nil {
 			return Record{}, fmt.Errorf("SPF include: %w", err)
 		}
@@ -126,6 +127,29 @@ func SPFRecord(domain string, p SPFPolicy) (Record, error) {
 		Purpose: "SPF",
 		Note:    "a domain has one SPF record: if it has one already, merge the two",
 	}, nil
+}
+
+// dnsName checks a DNS name that need not be a host name (SPF includes
+// such as _spf.provider.example have underscores): ASCII letters, digits,
+// hyphens and underscores in labels of 1 to 63 bytes, at most 253 bytes.
+// It returns it lower-cased, without a final dot.
+func dnsName(s string) (string, error) {
+	n := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
+	if n == "" || len(n) > 253 {
+		return "", fmt.Errorf("%w: DNS name %q is empty or too long", ErrInvalid, sanitize(s))
+	}
+	for _, l := range strings.Split(n, ".") {
+		if l == "" || len(l) > 63 {
+			return "", fmt.Errorf("%w: DNS name %q has an empty or long label", ErrInvalid, sanitize(s))
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return "", fmt.Errorf("%w: DNS name %q has a character other than a letter, digit, - or _", ErrInvalid, sanitize(s))
+			}
+		}
+	}
+	return n, nil
 }
 
 // DMARCRecord returns a DMARC record (RFC 7489) to start with at domain:

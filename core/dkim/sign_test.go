@@ -147,7 +147,7 @@ func TestSignRefuses(t *testing.T) {
 	k, _ := newKeyring(t)
 	for _, tc := range []struct {
 		name, domain, msg string
-		want             error
+		want              error
 	}{
 		{"no From", "example.test", "Subject: x\r\n\r\nbody\r\n", dkim.ErrNoFrom},
 		{"empty message", "example.test", "", dkim.ErrNoFrom},
