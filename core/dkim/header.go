@@ -28,15 +28,41 @@ func (f field) value() string {
 	return strings.NewReplacer("\r", "", "\n", "").Replace(string(f.raw))
 }
 
+// header is what scanHeader found.
+type header struct {
+	// fields are the first maxFields fields.
+	fields []field
+	// complete: the header section ends with an empty line (otherwise the
+	// message is all header).
+	complete bool
+	// size is the header section's length in bytes, the empty line
+	// included.
+	size int
+	// maxLines is the most lines one field spans.
+	maxLines int
+}
+
+// Bounds on the header sections handed to go-msgauth, whose header reader
+// joins continuation lines by repeated string concatenation (quadratic in
+// a field's lines): larger headers are neither signed nor verified.
+// Postfix refuses headers over 100 KiB by default (header_size_limit).
+const (
+	maxHeaderSize  = 256 << 10
+	maxFieldLines  = 1000
+	errHeaderLarge = "header section over 256 KiB or a field of over 1000 lines"
+)
+
+// tooLarge tells whether go-msgauth must not be given the message.
+func (h header) tooLarge() bool { return h.size > maxHeaderSize || h.maxLines > maxFieldLines }
+
 // scanHeader reads the header section of msg (RFC 5322 section 2.2): fields
 // up to the first empty line, a line starting with a space or tab
-// continuing the previous one. Lines may end in CRLF or a bare LF. It
-// returns at most maxFields fields, and whether the header section ended
-// with an empty line (false: the message is all header, or has more fields
-// than maxFields). It never fails: malformed lines are fields without a
-// name. Its cost is linear in the header's size.
-func scanHeader(msg []byte) (fields []field, complete bool) {
-	off := 0
+// continuing the previous one. Lines may end in CRLF or a bare LF. It keeps
+// the first maxFields fields. It never fails: malformed lines are fields
+// without a name. Its cost is linear in the header's size.
+func scanHeader(msg []byte) header {
+	var h header
+	off, lines := 0, 0
 	for off < len(msg) {
 		end := len(msg)
 		next := len(msg)
@@ -46,25 +72,31 @@ func scanHeader(msg []byte) (fields []field, complete bool) {
 		line := bytes.TrimSuffix(msg[off:end], []byte("\r"))
 		lineStart := off
 		off = next
+		h.size = off
 		if len(line) == 0 {
-			return fields, true
+			h.complete = true
+			return h
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if n := len(fields); n > 0 {
+			lines++
+			h.maxLines = max(h.maxLines, lines)
+			if n := len(h.fields); n > 0 && lines <= maxFieldLines {
 				// Extend the previous field's raw value over this line.
-				f := &fields[n-1]
+				f := &h.fields[n-1]
 				f.raw = msg[f.rawStart : lineStart+len(line)]
 			}
 			continue
 		}
-		if len(fields) == maxFields {
-			return fields, false
+		lines = 1
+		h.maxLines = max(h.maxLines, lines)
+		if len(h.fields) == maxFields {
+			continue
 		}
 		f := parseField(line)
 		f.rawStart = lineStart + (len(line) - len(f.raw))
-		fields = append(fields, f)
+		h.fields = append(h.fields, f)
 	}
-	return fields, false
+	return h
 }
 
 // parseField splits one (first) line of a header field.

@@ -24,8 +24,8 @@ func TestKeyFilesModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]os.FileMode{
-		k.Dir(): 0o700 | os.ModeDir,
-		filepath.Join(k.Dir(), "example.test"):                  0o700 | os.ModeDir,
+		k.Dir():                                0o700 | os.ModeDir,
+		filepath.Join(k.Dir(), "example.test"): 0o700 | os.ModeDir,
 		filepath.Join(k.Dir(), "example.test", "state.json"):    0o600,
 		filepath.Join(k.Dir(), "example.test", "mf202612e.pem"): 0o600,
 		filepath.Join(k.Dir(), "example.test", "mf202612r.pem"): 0o600,

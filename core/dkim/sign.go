@@ -29,6 +29,10 @@ var signedFields = []string{
 // RFC 6376 section 5.4 requires every signature to cover.
 var ErrNoFrom = errors.New("dkim: the message has no From header field")
 
+// ErrHeaderTooLarge is returned by Sign for a message whose header section
+// is over 256 KiB or has a field of over 1000 lines.
+var ErrHeaderTooLarge = errors.New("dkim: " + errHeaderLarge)
+
 // headerKeys is the h= list for a message with these fields: each signed
 // field name once per occurrence, From once more (oversigned, RFC 6376
 // section 8.15: a From added later breaks the signature).
@@ -73,12 +77,15 @@ func (k *Keyring) Signatures(domain string, msg []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	fields, complete := scanHeader(msg)
-	if len(fieldsNamed(fields, "From")) == 0 {
+	h := scanHeader(msg)
+	if len(fieldsNamed(h.fields, "From")) == 0 {
 		return "", ErrNoFrom
 	}
+	if h.tooLarge() {
+		return "", ErrHeaderTooLarge
+	}
 	var r io.Reader = bytes.NewReader(msg)
-	if !complete {
+	if !h.complete {
 		// go-msgauth needs the empty line that ends the header section.
 		r = io.MultiReader(r, strings.NewReader(eolOf(msg)+"\r\n"))
 	}
@@ -86,7 +93,7 @@ func (k *Keyring) Signatures(domain string, msg []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	keys := headerKeys(fields)
+	keys := headerKeys(h.fields)
 	signers := make([]*dkim.Signer, 0, len(g.Keys))
 	ws := make([]io.Writer, 0, len(g.Keys))
 	defer func() {

@@ -172,6 +172,9 @@ func (v *Verifier) checkSPF(ctx context.Context, s Session, r *authres.SPFResult
 
 // checkDKIM verifies the message's DKIM signatures (at most maxSigs).
 func (v *Verifier) checkDKIM(ctx context.Context, msg []byte) []authres.DKIMResult {
+	if h := scanHeader(msg); h.tooLarge() {
+		return []authres.DKIMResult{{Value: authres.ResultPermError, Reason: errHeaderLarge}}
+	}
 	verifs, err := dkim.VerifyWithOptions(bytes.NewReader(msg), &dkim.VerifyOptions{
 		LookupTXT:        func(name string) ([]string, error) { return v.r.LookupTXT(ctx, name) },
 		MaxVerifications: v.maxSigs,
@@ -258,8 +261,7 @@ func (v *Verifier) checkDMARC(ctx context.Context, msg []byte, spfDomain string,
 // address (RFC 7489 section 6.6.1: a message with no From, several From
 // fields or several addresses in it has no single author domain).
 func fromDomain(msg []byte) (string, error) {
-	fields, _ := scanHeader(msg)
-	froms := fieldsNamed(fields, "From")
+	froms := fieldsNamed(scanHeader(msg).fields, "From")
 	switch len(froms) {
 	case 0:
 		return "", errors.New("no From header field")
