@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"mailferry/core/auth"
+	"mailferry/core/dkim"
 	"mailferry/core/imapfront"
 	"mailferry/core/migrate"
 	"mailferry/core/relay"
@@ -42,6 +43,7 @@ type Core struct {
 	auth  *auth.Policy
 	relay *relay.Relay
 	tls   *tls.Config
+	dkim  *dkim.Keyring // see dkim.go
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -72,6 +74,7 @@ func Open(cfg Config) (*Core, error) {
 		return nil, err
 	}
 	c.store = st
+	c.dkim = dkim.NewKeyring(filepath.Join(cfg.DataDir, "dkim"), nil)
 	c.mig, err = migrate.New(migrate.Options{
 		Store:           st,
 		Logger:          cfg.Logger,
