@@ -56,5 +56,9 @@
 //     its own beyond the ones go-msgauth runs (and ends) within one call.
 //   - Hostile input (no header, huge header fields, bare LF line ends,
 //     non-UTF-8 bytes) yields an error or a "none"/"permerror" result,
-//     never a panic.
+//     never a panic; a header section over 256 KiB or with a field of over
+//     1000 lines is neither signed (ErrHeaderTooLarge) nor verified
+//     (dkim=permerror), as go-msgauth's header reader is quadratic in a
+//     field's lines. Values put in the header field are printable ASCII
+//     only, so no sender can add a line to it.
 package dkim

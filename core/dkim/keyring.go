@@ -225,7 +225,7 @@ func (k *Keyring) Rotate(domain string) (*Generation, error) {
 }
 
 // Activate makes the domain's pending generation the active one (callers
-// check first that DNS serves its records: see Check); the generation it
+// check first that DNS serves its records: see CheckRecords); the generation it
 // replaces is retired. It returns ErrNoPending when there is none.
 func (k *Keyring) Activate(domain string) (*Generation, error) {
 	k.mu.Lock()
