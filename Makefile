@@ -12,9 +12,9 @@ LDFLAGS := -X main.version=$(VERSION)
 
 # Debian packages: cgo + Fyne's X11/GL headers to build, a CJK font for the viewer; Dovecot and Postfix
 # for the old-server test fixture; Xvfb for screenshots; Python for the
-# third-party IMAP client test.
+# third-party IMAP client test and the DKIM verifier (dkimpy; PyNaCl for Ed25519).
 GUI_PKGS  := gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev fonts-droid-fallback
-TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd postfix openssl ca-certificates python3 isync
+TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd postfix openssl ca-certificates python3 isync python3-dkim python3-nacl
 
 # apt_install PKGS: install what is missing, non-interactively, without
 # letting package scripts start the distribution's daemons (the tests run

@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"mailferry/core/dkim"
 )
 
 // Config is everything Core needs to run. The zero value of a field means
@@ -59,6 +61,11 @@ type Config struct {
 	// MaxConnsPerSource bounds the IMAP connections of one client address
 	// (IPv4) or /64 (IPv6) (default 20).
 	MaxConnsPerSource int `json:"max_conns_per_source,omitempty"`
+
+	// AuthResolver answers the DNS questions of mail authentication (DKIM
+	// keys, SPF, DMARC: see core/dkim); nil means the system's resolver.
+	// Tests set their own.
+	AuthResolver dkim.Resolver `json:"-"`
 
 	// Logger receives the core's logs; nil means slog.Default().
 	Logger *slog.Logger `json:"-"`

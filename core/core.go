@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"mailferry/core/auth"
+	"mailferry/core/dkim"
 	"mailferry/core/imapfront"
 	"mailferry/core/migrate"
 	"mailferry/core/relay"
@@ -44,6 +45,7 @@ type Core struct {
 	relay *relay.Relay
 	tls   *tls.Config
 	trial *trial.Trial
+	dkim  *dkim.Keyring // see dkim.go
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -75,6 +77,7 @@ func Open(cfg Config) (*Core, error) {
 	}
 	c.store = st
 	c.trial = trial.New(st, c.front)
+	c.dkim = dkim.NewKeyring(filepath.Join(cfg.DataDir, "dkim"), nil)
 	c.mig, err = migrate.New(migrate.Options{
 		Store:           st,
 		Logger:          cfg.Logger,

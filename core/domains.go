@@ -62,7 +62,15 @@ func (c *Core) AddDomain(ctx context.Context, domain string) (*Domain, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.store.CreateDomain(ctx, domain)
+	d, err := c.store.CreateDomain(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	// Its DKIM keys, so that the records to publish are there to show.
+	if err := c.EnsureDKIM(ctx, d.Name); err != nil {
+		c.log.Warn("DKIM keys of a new domain", "domain", d.Name, "err", err)
+	}
+	return d, nil
 }
 
 // DeleteDomain deletes an empty domain.
