@@ -150,6 +150,7 @@ func (c *Core) Start() error {
 		TLSConfig:       c.tls,
 		TrustedNetworks: trusted,
 		Auth:            c.auth,
+		AuthResults:     c.authResults(),
 	})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 
 	"mailferry/core/dkim"
@@ -156,4 +157,17 @@ func (c *Core) ActivateDKIM(ctx context.Context, domain string, force bool) (*dk
 		}
 	}
 	return c.dkim.Activate(d)
+}
+
+// authResults is the relay's Options.AuthResults: the Authentication-Results
+// field of inbound mail, or nil (none) when no verifier can be made.
+func (c *Core) authResults() func(ctx context.Context, ip netip.Addr, helo, mailFrom string, msg []byte) string {
+	v, err := c.AuthVerifier()
+	if err != nil {
+		c.log.Warn("no Authentication-Results for inbound mail", "err", err)
+		return nil
+	}
+	return func(ctx context.Context, ip netip.Addr, helo, mailFrom string, msg []byte) string {
+		return v.AuthenticationResults(ctx, dkim.Session{ClientIP: ip, HELO: helo, MailFrom: mailFrom}, msg)
+	}
 }

@@ -71,7 +71,9 @@
 //     one store transaction, or, for mail from outside forwarded to an old
 //     server, after that server's 250. A message is never half accepted.
 //   - Message bytes are kept exactly as received, with one Received header
-//     (RFC 5321 section 4.4) prepended; nothing else is changed, neither for
+//     (RFC 5321 section 4.4) prepended — and, for mail from outside
+//     delivered here, one Authentication-Results header (RFC 8601,
+//     Options.AuthResults) above it; nothing else is changed, neither for
 //     local delivery nor for relaying.
 //   - A queue item leaves the queue (or loses recipients) in the same store
 //     transaction that records the outcome — including a bounce to queue —

@@ -123,6 +123,13 @@ type Options struct {
 	// old server's answer comes at DATA, when the message is forwarded.
 	NoRecipientCallout bool
 
+	// AuthResults, if set, returns an Authentication-Results header field
+	// (RFC 8601, with its CRLF) for a message from outside (no AUTH, not a
+	// trusted network) delivered locally, from the client's address, HELO
+	// name and MAIL FROM; it is prepended above the Received field. It is
+	// information for the user's client, never a reason to refuse.
+	AuthResults func(ctx context.Context, ip netip.Addr, helo, mailFrom string, msg []byte) string
+
 	// OldServer looks a domain's old server up; nil reads the store's
 	// domain settings (store.Domain: Migrating and OldServer JSON).
 	OldServer OldServerFunc

@@ -383,7 +383,14 @@ func (s *session) Data(rd io.Reader) error {
 	if countReceived(body) >= maxHops {
 		return s.reject(errTooManyHops, "DATA")
 	}
-	msg := make([]byte, 0, len(body)+256)
+	msg := make([]byte, 0, len(body)+1024)
+	if s.user == nil && !s.trusted && s.fwd == nil && s.r.opts.AuthResults != nil {
+		// Mail from outside delivered here: SPF, DKIM and DMARC results
+		// for the user's client to read (RFC 8601), never used to refuse.
+		actx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		msg = append(msg, s.r.opts.AuthResults(actx, s.ip, s.conn.Hostname(), s.from, body)...)
+		cancel()
+	}
 	msg = append(msg, s.received()...)
 	msg = append(msg, body...)
 	for pk := range s.oldKeys {
