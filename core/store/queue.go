@@ -49,17 +49,6 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, ch *changes, from strin
 	return res.LastInsertId()
 }
 
-// Enqueue adds a message to the relay queue, due now.
-func (s *Store) Enqueue(ctx context.Context, from string, rcpts []string, body []byte, note string) (int64, error) {
-	var id int64
-	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
-		var err error
-		id, err = s.enqueue(ctx, tx, ch, from, rcpts, body, note)
-		return err
-	})
-	return id, err
-}
-
 const queueCols = `q.id, q.created, q.mail_from, q.rcpts, q.blob, b.size, q.attempts, q.next_attempt, q.last_error, q.state, q.note`
 
 func scanQueue(sc rowScanner) (*QueueItem, error) {
@@ -85,31 +74,6 @@ func (s *Store) Queue(ctx context.Context) ([]*QueueItem, error) {
 	return s.queryQueue(ctx, `ORDER BY q.id`)
 }
 
-// QueueDue lists up to limit queued items whose next attempt is due at t.
-func (s *Store) QueueDue(ctx context.Context, t time.Time, limit int) ([]*QueueItem, error) {
-	return s.queryQueue(ctx, `WHERE q.state = ? AND q.next_attempt <= ? ORDER BY q.next_attempt, q.id LIMIT ?`, QueueQueued, t.Unix(), limit)
-}
-
-// QueueItem returns one queue item, or ErrNotFound.
-func (s *Store) QueueItem(ctx context.Context, id int64) (*QueueItem, error) {
-	l, err := s.queryQueue(ctx, `WHERE q.id = ?`, id)
-	if err != nil {
-		return nil, err
-	}
-	if len(l) == 0 {
-		return nil, fmt.Errorf("queue item %d: %w", id, ErrNotFound)
-	}
-	return l[0], nil
-}
-
-// QueueDefer records a failed attempt: the recipients still to serve, the
-// error and when to try next.
-func (s *Store) QueueDefer(ctx context.Context, id int64, rcpts []string, next time.Time, lastErr string) error {
-	rj, _ := json.Marshal(rcpts)
-	return s.queueExec(ctx, id, `UPDATE queue SET rcpts = ?, attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ?`,
-		string(rj), next.Unix(), lastErr, id)
-}
-
 // QueueRetry makes an item due now (and releases a held one).
 func (s *Store) QueueRetry(ctx context.Context, id int64) error {
 	return s.queueExec(ctx, id, `UPDATE queue SET state = ?, next_attempt = ? WHERE id = ?`, QueueQueued, now(), id)
@@ -123,26 +87,6 @@ func (s *Store) QueueHold(ctx context.Context, id int64) error {
 // QueueDelete removes an item (delivered, bounced, or deleted by the admin).
 func (s *Store) QueueDelete(ctx context.Context, id int64) error {
 	return s.queueExec(ctx, id, `DELETE FROM queue WHERE id = ?`, id)
-}
-
-// QueueDone removes a delivered item and, in the same transaction, queues
-// a follow-up message (a bounce) when bounce is not nil, so that a crash
-// between the two can neither lose the bounce nor send it twice.
-func (s *Store) QueueDone(ctx context.Context, id int64, bounce *QueueItem, bounceBody []byte) error {
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM queue WHERE id = ?`, id)
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("queue item %d: %w", id, ErrNotFound)
-		}
-		ch.queue = true
-		if bounce != nil {
-			_, err = s.enqueue(ctx, tx, ch, bounce.From, bounce.Rcpts, bounceBody, bounce.Note)
-		}
-		return err
-	})
 }
 
 func (s *Store) queueExec(ctx context.Context, id int64, q string, args ...any) error {
