@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"golang.org/x/sync/errgroup"
 
 	"mailferry/core/store"
 )
@@ -160,11 +161,11 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 		queue <- p
 	}
 	close(queue)
-	wctx, stop := context.WithCancel(ctx)
-	defer stop()
-	var wg sync.WaitGroup
+	// One worker per connection takes mailboxes from the queue; the first
+	// error that is not a mailbox's own stops them all (report keeps every
+	// error for the result; the group's error only cancels wctx).
+	g, wctx := errgroup.WithContext(ctx)
 	for w := range min(e.opts.ConnsPerAccount, len(rest)) {
-		wg.Add(1)
 		var own *imapclient.Client
 		conn := &own
 		if w == 0 {
@@ -173,26 +174,31 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 			own = <-extra
 			announced--
 		}
-		e.goSafe("copy "+acct.Address, func() {
-			defer wg.Done()
-			if w != 0 {
-				defer func() { closeClient(*conn) }()
-			}
-			for p := range queue {
-				if wctx.Err() != nil {
-					return
+		g.Go(func() (werr error) {
+			// A panic outside a mailbox's copy is logged and ends this
+			// worker alone.
+			recovered(e.log, "copy "+acct.Address, func() error {
+				if w != 0 {
+					defer func() { closeClient(*conn) }()
 				}
-				err := recovered(e.log, "copy "+acct.Address+" "+p.old.name, func() error {
-					return e.copyMailboxRetry(wctx, acct, s, cred, conn, p, catchUp)
-				})
-				if !report(p, err) {
-					stop()
-					return
+				for p := range queue {
+					if wctx.Err() != nil {
+						return nil
+					}
+					err := recovered(e.log, "copy "+acct.Address+" "+p.old.name, func() error {
+						return e.copyMailboxRetry(wctx, acct, s, cred, conn, p, catchUp)
+					})
+					if !report(p, err) {
+						werr = err
+						return nil
+					}
 				}
-			}
+				return nil
+			})
+			return werr
 		})
 	}
-	wg.Wait()
+	g.Wait() // every error is in errs
 	if err := ctx.Err(); err != nil {
 		return err
 	}
