@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailferry/core/internal/backoff"
 )
 
 func closeClient(c *imapclient.Client) {
@@ -72,15 +74,9 @@ func (e *Engine) connectRetry(ctx context.Context, s *oldSettings, cred Credenti
 	}
 }
 
+// backoff waits before retry attempt+1: Options.RetryBackoff doubled per
+// attempt, at most 64 times it and at most 30 seconds.
 func (e *Engine) backoff(ctx context.Context, attempt int) error {
-	d := e.opts.RetryBackoff << min(attempt, 6)
-	d = min(d, 30*time.Second)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	base := e.opts.RetryBackoff
+	return backoff.Sleep(ctx, backoff.Delay(base, min(base<<6, 30*time.Second), attempt))
 }
