@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"golang.org/x/text/encoding/charmap"
 )
 
 // Keyword flags used by the seed data (RFC 5788 registry and a private one).
@@ -608,46 +609,15 @@ func b64(data []byte) []byte {
 
 // latin1 encodes s as ISO-8859-1; it panics on characters outside it, which
 // only a bug in the seed text can cause.
-func latin1(s string) []byte {
-	out := make([]byte, 0, len(s))
-	for _, r := range s {
-		if r > 0xFF {
-			panic(fmt.Sprintf("demo: %q is not in ISO-8859-1", r))
-		}
-		out = append(out, byte(r))
-	}
-	return out
-}
+func latin1(s string) []byte { return encode(charmap.ISO8859_1, "ISO-8859-1", s) }
 
-// koi8rTable maps the Cyrillic letters to KOI8-R (RFC 1489), 0xC0–0xFF.
-const koi8rTable = "юабцдефгхийклмнопярстужвьызшэщчъЮАБЦДЕФГХИЙКЛМНОПЯРСТУЖВЬЫЗШЭЩЧЪ"
+// koi8r encodes s as KOI8-R (RFC 1489); it panics on characters outside it.
+func koi8r(s string) []byte { return encode(charmap.KOI8R, "KOI8-R", s) }
 
-// koi8r encodes s as KOI8-R; it panics on characters outside it.
-func koi8r(s string) []byte {
-	out := make([]byte, 0, len(s))
-	for _, r := range s {
-		switch {
-		case r < 0x80:
-			out = append(out, byte(r))
-		case r == 'ё':
-			out = append(out, 0xA3)
-		case r == 'Ё':
-			out = append(out, 0xB3)
-		default:
-			i := 0
-			found := false
-			for _, t := range koi8rTable {
-				if t == r {
-					out = append(out, byte(0xC0+i))
-					found = true
-					break
-				}
-				i++
-			}
-			if !found {
-				panic(fmt.Sprintf("demo: %q is not in KOI8-R", r))
-			}
-		}
+func encode(cm *charmap.Charmap, name, s string) []byte {
+	out, err := cm.NewEncoder().Bytes([]byte(s))
+	if err != nil {
+		panic(fmt.Sprintf("demo: %q is not in %s: %v", s, name, err))
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"mailferry/core/internal/backoff"
 	"mailferry/core/store"
 )
 
@@ -566,14 +567,7 @@ func (r *Relay) finishAttempt(ctx context.Context, it *store.QueueItem, body []b
 
 // backoff is the delay after the given number of failed attempts.
 func (r *Relay) backoff(attempts int) time.Duration {
-	d := r.opts.RetryBase
-	for i := 1; i < attempts && d < r.opts.RetryMax; i++ {
-		d *= 2
-	}
-	if d > r.opts.RetryMax {
-		d = r.opts.RetryMax
-	}
-	return d
+	return backoff.Delay(r.opts.RetryBase, r.opts.RetryMax, attempts-1)
 }
 
 // queueBounce queues a DSN for permanent failures, unless the sender is

@@ -360,8 +360,14 @@ func TestPackWriteFailure(t *testing.T) {
 	mustNotStored(t, s, e)
 	mustNotStored(t, s, f)
 	// The same for a queued message.
-	_, err = s.Enqueue(ctx, "x@example.test", []string{"y@example.test"}, e, "")
+	qtx, err := s.Begin(ctx)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := qtx.Enqueue("x@example.test", []string{"y@example.test"}, e, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := qtx.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	tx, err = s.Begin(ctx)

@@ -61,7 +61,16 @@ func TestUpgradeFromSchema1(t *testing.T) {
 	if err := s.QueueDelete(ctx, q[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	id, err := s.Enqueue(ctx, "a@example.test", []string{"x@y.test"}, body, "")
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := tx.Enqueue("a@example.test", []string{"x@y.test"}, body, "")
+	if err == nil {
+		err = tx.Commit()
+	} else {
+		tx.Rollback()
+	}
 	if err != nil || id == q[0].ID {
 		t.Fatalf("new queue ID %d (old %d), %v", id, q[0].ID, err)
 	}

@@ -321,46 +321,6 @@ func TestRenameAndSubscribe(t *testing.T) {
 	}
 }
 
-func TestQueue(t *testing.T) {
-	ctx := context.Background()
-	s, _ := open(t)
-	id, err := s.Enqueue(ctx, "a@example.test", []string{"x@other.test", "y@other.test"}, []byte("msg"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Enqueue(ctx, "a@example.test", nil, []byte("msg"), ""); !errors.Is(err, store.ErrInvalid) {
-		t.Fatalf("no rcpts: %v", err)
-	}
-	due, _ := s.QueueDue(ctx, time.Now(), 10)
-	if len(due) != 1 || due[0].Size != 3 || len(due[0].Rcpts) != 2 {
-		t.Fatalf("due: %+v", due)
-	}
-	if err := s.QueueDefer(ctx, id, []string{"y@other.test"}, time.Now().Add(time.Hour), "451 try later"); err != nil {
-		t.Fatal(err)
-	}
-	if due, _ := s.QueueDue(ctx, time.Now(), 10); len(due) != 0 {
-		t.Fatal("deferred item is due")
-	}
-	it, _ := s.QueueItem(ctx, id)
-	if it.Attempts != 1 || it.LastError != "451 try later" || len(it.Rcpts) != 1 {
-		t.Fatalf("item %+v", it)
-	}
-	bounce := &store.QueueItem{From: "", Rcpts: []string{"a@example.test"}, Note: "bounce"}
-	if err := s.QueueDone(ctx, id, bounce, []byte("dsn")); err != nil {
-		t.Fatal(err)
-	}
-	l, _ := s.Queue(ctx)
-	if len(l) != 1 || l[0].Note != "bounce" {
-		t.Fatalf("queue %+v", l)
-	}
-	if err := s.QueueDelete(ctx, l[0].ID); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.QueueDelete(ctx, l[0].ID); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("delete twice: %v", err)
-	}
-}
-
 // benchInbox opens a store with one INBOX and returns it with a 48 KB body
 // for the append benchmarks, the timer reset.
 func benchInbox(b *testing.B, ctx context.Context) (*store.Store, *store.Mailbox, []byte) {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -10,18 +11,110 @@ import (
 	"mailferry/core/store"
 )
 
+// enqueue queues a message as the relay does, in a transaction of its own.
+func enqueue(t testing.TB, s *store.Store, from string, rcpts []string, body []byte, note string) (int64, error) {
+	t.Helper()
+	tx, err := s.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := tx.Enqueue(from, rcpts, body, note)
+	if err != nil {
+		tx.Rollback()
+		return 0, err
+	}
+	return id, tx.Commit()
+}
+
+// queueItem finds queue item id in the queue's listing, or fails with
+// ErrNotFound.
+func queueItem(t testing.TB, s *store.Store, id int64) (*store.QueueItem, error) {
+	t.Helper()
+	l, err := s.Queue(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range l {
+		if it.ID == id {
+			return it, nil
+		}
+	}
+	return nil, fmt.Errorf("queue item %d: %w", id, store.ErrNotFound)
+}
+
+func TestQueue(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	id, err := enqueue(t, s, "a@example.test", []string{"x@other.test", "y@other.test"}, []byte("msg"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enqueue(t, s, "a@example.test", nil, []byte("msg"), ""); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("no rcpts: %v", err)
+	}
+	l, _ := s.Queue(ctx)
+	if len(l) != 1 || l[0].ID != id || l[0].Size != 3 || len(l[0].Rcpts) != 2 {
+		t.Fatalf("queue: %+v", l)
+	}
+	if next, ok, err := s.QueueNextDue(ctx); err != nil || !ok || next.After(time.Now()) {
+		t.Fatalf("QueueNextDue = %v, %v, %v; want due now", next, ok, err)
+	}
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueueDefer(id, l[0].BlobKey, []string{"y@other.test"}, time.Now().Add(time.Hour), "451 try later"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.QueueClaimDue(ctx, time.Now(), time.Now(), 10, nil); len(due) != 0 {
+		t.Fatal("deferred item is due")
+	}
+	it, _ := queueItem(t, s, id)
+	if it.Attempts != 1 || it.LastError != "451 try later" || len(it.Rcpts) != 1 {
+		t.Fatalf("item %+v", it)
+	}
+	// Done with a bounce: the item goes and the bounce comes in one
+	// transaction, as the relay does it.
+	tx, err = s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueueDelete(id, it.BlobKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Enqueue("", []string{"a@example.test"}, []byte("dsn"), "bounce"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	l, _ = s.Queue(ctx)
+	if len(l) != 1 || l[0].Note != "bounce" {
+		t.Fatalf("queue %+v", l)
+	}
+	if err := s.QueueDelete(ctx, l[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.QueueDelete(ctx, l[0].ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+}
+
 func TestQueueTxOps(t *testing.T) {
 	ctx := context.Background()
 	s, _ := open(t)
 	if _, ok, err := s.QueueNextDue(ctx); err != nil || ok {
 		t.Fatalf("QueueNextDue on empty queue = %v, %v", ok, err)
 	}
-	id, err := s.Enqueue(ctx, "a@x.test", []string{"b@y.test", "c@y.test", "d@y.test"}, []byte("Subject: q\r\n\r\nbody\r\n"), "relay")
+	id, err := enqueue(t, s, "a@x.test", []string{"b@y.test", "c@y.test", "d@y.test"}, []byte("Subject: q\r\n\r\nbody\r\n"), "relay")
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	item, err := s.QueueItem(ctx, id)
+	item, err := queueItem(t, s, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +147,7 @@ func TestQueueTxOps(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	it, err := s.QueueItem(ctx, id)
+	it, err := queueItem(t, s, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +172,7 @@ func TestQueueTxOps(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	it, _ = s.QueueItem(ctx, id)
+	it, _ = queueItem(t, s, id)
 	if !reflect.DeepEqual(it.Rcpts, []string{"d@y.test"}) || it.Attempts != 1 || !it.NextAttempt.Equal(next) || it.LastError != "451 later" {
 		t.Fatalf("after QueueDefer: %+v", it)
 	}
@@ -104,7 +197,7 @@ func TestQueueTxOps(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.QueueItem(ctx, id); !errors.Is(err, store.ErrNotFound) {
+	if _, err := queueItem(t, s, id); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("item still there: %v", err)
 	}
 	if _, err := s.Blob(ctx, it.BlobKey); !errors.Is(err, store.ErrNotFound) {
@@ -117,7 +210,7 @@ func TestQueueClaimDue(t *testing.T) {
 	s, _ := open(t)
 	var ids []int64
 	for i := 0; i < 3; i++ {
-		id, err := s.Enqueue(ctx, "a@x.test", []string{"b@y.test"}, []byte{'m', byte('0' + i)}, "")
+		id, err := enqueue(t, s, "a@x.test", []string{"b@y.test"}, []byte{'m', byte('0' + i)}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +237,7 @@ func TestQueueClaimDue(t *testing.T) {
 	if got, _ := s.QueueClaimDue(ctx, now, until, 10, nil); len(got) != 0 {
 		t.Fatalf("third claim got %d items", len(got))
 	}
-	it, _ := s.QueueItem(ctx, ids[0])
+	it, _ := queueItem(t, s, ids[0])
 	if it.NextAttempt.Unix() != until.Unix() || it.Attempts != 0 {
 		t.Fatalf("claimed item %+v", it)
 	}

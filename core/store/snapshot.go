@@ -80,30 +80,3 @@ func (s *Store) Snapshot(ctx context.Context, mailboxID int64, sinceModSeq uint6
 	}
 	return &snap, nil
 }
-
-// MessageCache is what a reader made of one message (see Options.Summarize).
-type MessageCache struct {
-	MessageID           int64
-	Envelope, Structure []byte
-}
-
-// SetMessageCaches keeps several messages' cache entries in one write
-// transaction (see SetMessageCache). Missing messages are skipped.
-func (s *Store) SetMessageCaches(ctx context.Context, entries []MessageCache) error {
-	if len(entries) == 0 {
-		return nil
-	}
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		upd, err := tx.PrepareContext(ctx, `UPDATE messages SET envelope = ?, structure = ? WHERE id = ?`)
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		defer upd.Close()
-		for _, e := range entries {
-			if _, err := upd.ExecContext(ctx, e.Envelope, e.Structure, e.MessageID); err != nil {
-				return fmt.Errorf("store: set message cache: %w", err)
-			}
-		}
-		return nil
-	})
-}

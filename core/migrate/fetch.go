@@ -1,0 +1,389 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailferry/core/oldserver"
+	"mailferry/core/store"
+)
+
+// pending is one message read from the old server, not yet committed.
+type pending struct {
+	uid   uint32
+	flags []string
+	date  time.Time
+	// The body (bodySize bytes) is staged in the store by the reader's
+	// stager; blob and stageErr are set once staged is closed.
+	bodySize int64
+	staged   chan struct{}
+	blob     *store.StagedBlob
+	stageErr error
+	// nilBody: the server sent BODY[] NIL; tooBig: over MaxMessageSize.
+	nilBody, tooBig, gotBody bool
+}
+
+// fetchItems are what the copy and Verify fetch of each message: the
+// body's literal gives its size.
+var fetchItems = &imap.FetchOptions{UID: true, Flags: true, InternalDate: true,
+	BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
+
+// readError is a failure while reading a message's literal. The command it
+// belongs to must then not be drained: imapclient's reader has moved on
+// (the literal's end was signalled by the error) and reading the literal
+// again would race with it. Closing the client is the way out.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// reader reads FETCH responses; stager goroutines write each body to
+// the store (store.Stage: pack file, hash, summary) while the next one is
+// read. Bodies up to keepBuf bytes go through a few reused buffers, so
+// memory holds a handful of messages at most.
+type reader struct {
+	st      *store.Store
+	log     *slog.Logger
+	maxSize int64
+	bufs    chan []byte
+	jobs    chan stageJob
+	done    chan struct{}
+}
+
+type stageJob struct {
+	p      *pending
+	body   []byte
+	pooled bool
+}
+
+// keepBuf is the largest body a reader's reused buffers take; stagers
+// stage bodies in parallel (hashing, writing and summarizing one message is
+// about as much work as reading it).
+const (
+	keepBuf    = 4 << 20
+	readerBufs = 4
+	stagers    = 2
+)
+
+func newReader(st *store.Store, log *slog.Logger, maxSize int64) *reader {
+	r := &reader{st: st, log: log, maxSize: maxSize, bufs: make(chan []byte, readerBufs),
+		jobs: make(chan stageJob, readerBufs), done: make(chan struct{})}
+	for range readerBufs {
+		r.bufs <- nil
+	}
+	var wg sync.WaitGroup
+	for range stagers {
+		wg.Go(func() {
+			for j := range r.jobs {
+				j.p.stageErr = recovered(r.log, "stage", func() (err error) {
+					j.p.blob, err = r.st.Stage(j.body)
+					return err
+				})
+				close(j.p.staged)
+				if j.pooled {
+					r.bufs <- j.body
+				}
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(r.done)
+	}()
+	return r
+}
+
+// close stops the stager once it has staged everything handed to it.
+func (r *reader) close() {
+	close(r.jobs)
+	<-r.done
+}
+
+// wait waits until p's body is staged and says whether that worked.
+func (p *pending) wait() error {
+	if p.staged == nil {
+		return fmt.Errorf("migrate: message %d has no body to store", p.uid)
+	}
+	<-p.staged
+	return p.stageErr
+}
+
+// read reads one FETCH response and stages its body (if it has one that
+// is not over maxSize).
+func (r *reader) read(msg *imapclient.FetchMessageData) (*pending, error) {
+	p := &pending{}
+	for item := msg.Next(); item != nil; item = msg.Next() {
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			p.uid = uint32(it.UID)
+		case imapclient.FetchItemDataFlags:
+			p.flags = oldserver.MessageFlags(it.Flags)
+		case imapclient.FetchItemDataInternalDate:
+			p.date = it.Time
+		case imapclient.FetchItemDataBodySection:
+			p.gotBody = true
+			if it.Literal == nil {
+				p.nilBody = true
+				continue
+			}
+			n := it.Literal.Size()
+			if n > r.maxSize {
+				p.tooBig = true
+				continue // the rest is discarded by Next
+			}
+			var body []byte
+			pooled := n <= keepBuf
+			if pooled {
+				body = <-r.bufs
+				if int64(cap(body)) < n {
+					body = make([]byte, n)
+				}
+				body = body[:n]
+			} else {
+				body = make([]byte, n)
+			}
+			if _, err := io.ReadFull(it.Literal, body); err != nil {
+				if pooled {
+					r.bufs <- body
+				}
+				return nil, &readError{fmt.Errorf("read message %d: %w", p.uid, err)}
+			}
+			p.bodySize, p.staged = n, make(chan struct{})
+			r.jobs <- stageJob{p: p, body: body, pooled: pooled}
+		}
+	}
+	return p, nil
+}
+
+type chunk struct {
+	uids []uint32
+	cmd  *imapclient.FetchCommand
+}
+
+// fetchAndCommit streams the given UIDs (ascending) into the store.
+func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, state string, uids []uint32, sizes []int64) (retErr error) {
+	// The committer runs beside the reader so the network does not wait for
+	// the disk; the reader fills the next batch while one commits.
+	// Batches hold only metadata (bodies are staged), so the reader may run
+	// a few ahead of the committer.
+	commits := make(chan *batch, 4)
+	var cerr error
+	var cmu sync.Mutex
+	cdone := make(chan struct{})
+	e.goSafe("commit "+acct.Address, func() {
+		defer close(cdone)
+		for b := range commits {
+			cmu.Lock()
+			failed := cerr != nil
+			cmu.Unlock()
+			if failed {
+				continue
+			}
+			err := recovered(e.log, "commit "+acct.Address, func() error { return e.commit(ctx, acct, p, state, b) })
+			if err != nil {
+				cmu.Lock()
+				cerr = err
+				cmu.Unlock()
+			}
+		}
+	})
+	commitErr := func() error {
+		cmu.Lock()
+		defer cmu.Unlock()
+		return cerr
+	}
+	defer func() {
+		close(commits)
+		<-cdone
+		if err := commitErr(); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
+
+	// A FETCH left unread would block imapclient's reader for good (it
+	// waits for each literal to be consumed): on the way out after a
+	// failure, cut the connection, then drain what is open.
+	var open *chunk
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		closed := make(chan struct{})
+		go func() { c.Close(); close(closed) }()
+		var re *readError
+		if open != nil && !errors.As(retErr, &re) {
+			open.cmd.Close()
+		}
+		<-closed
+	}()
+	// Cancelling ctx cuts the connection, so that a read in progress ends.
+	stopCut := context.AfterFunc(ctx, func() { go c.Close() })
+	defer stopCut()
+
+	cur := &batch{}
+	flush := func(force bool) error {
+		if len(cur.msgs) == 0 && (!force || cur.last == 0) {
+			return nil
+		}
+		if !force && len(cur.msgs) < e.opts.BatchMessages && cur.bytes < e.opts.BatchBytes &&
+			time.Since(cur.first) < e.opts.BatchDelay {
+			return nil
+		}
+		if err := commitErr(); err != nil {
+			return err
+		}
+		select {
+		case commits <- cur:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		cur = &batch{last: cur.last}
+		return nil
+	}
+	rd := newReader(e.st, e.log, e.opts.MaxMessageSize)
+	defer rd.close()
+	add := func(m *pending) error {
+		if len(cur.msgs) == 0 {
+			cur.first = time.Now()
+		}
+		cur.msgs = append(cur.msgs, m)
+		cur.bytes += m.bodySize
+		return flush(false)
+	}
+	skip := func(uid uint32, why string) {
+		msg := fmt.Sprintf("mailbox %q: message UID %d not copied: %s", p.old.name, uid, why)
+		e.log.Warn("migrate: "+msg, "account", acct.Address)
+		e.prog.update(acct.ID, acct.Address, EventError, msg, func(a *AccountProgress) { a.Skipped++ })
+	}
+
+	next := 0
+	issue := func() *chunk {
+		ch := &chunk{}
+		var set imap.UIDSet
+		var bytes int64
+		for next < len(uids) && len(ch.uids) < e.opts.ChunkMessages && (len(ch.uids) == 0 || bytes+sizes[next] <= e.opts.ChunkBytes) {
+			ch.uids = append(ch.uids, uids[next])
+			set.AddNum(imap.UID(uids[next]))
+			bytes += sizes[next]
+			next++
+		}
+		ch.cmd = c.Fetch(set, fetchItems)
+		return ch
+	}
+	// One FETCH at a time (see Options.ChunkMessages).
+	for next < len(uids) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ch := issue()
+		open = ch
+		// Messages are handled in the chunk's UID order (a message that
+		// comes early waits in held), so that the committed last UID never
+		// passes one not yet handled.
+		seen := make(map[uint32]bool, len(ch.uids))
+		held := map[uint32]*pending{}
+		pos := 0
+		for msg := ch.cmd.Next(); msg != nil; msg = ch.cmd.Next() {
+			m, err := rd.read(msg)
+			if err != nil {
+				return err
+			}
+			if m.uid == 0 || !m.gotBody || seen[m.uid] {
+				continue // not ours (e.g. a flag update): fetched again below
+			}
+			seen[m.uid] = true
+			held[m.uid] = m
+			for pos < len(ch.uids) && held[ch.uids[pos]] != nil {
+				u := ch.uids[pos]
+				m := held[u]
+				delete(held, u)
+				if err := e.handle(m, add, skip); err != nil {
+					return err
+				}
+				cur.last = max(cur.last, u)
+				pos++
+			}
+		}
+		ferr := ch.cmd.Close()
+		open = nil
+		var ierr *imap.Error
+		if ferr != nil && !errors.As(ferr, &ierr) {
+			return ferr // connection trouble: retried from the last commit
+		}
+		// What is left the server refused (NO) or did not send: take the
+		// rest of this chunk in order, fetching the missing ones one by one.
+		for ; pos < len(ch.uids); pos++ {
+			u := ch.uids[pos]
+			var err error
+			if m := held[u]; m != nil {
+				delete(held, u)
+				err = e.handle(m, add, skip)
+			} else {
+				err = e.fetchOne(c, u, rd, add, skip, ferr != nil)
+			}
+			if err != nil {
+				return err
+			}
+			cur.last = max(cur.last, u)
+		}
+		cur.last = max(cur.last, ch.uids[len(ch.uids)-1])
+		// After the last chunk the flush is forced: it commits the rest.
+		if err := flush(next >= len(uids)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// handle adds a read message to the batch, or reports why it cannot be.
+func (e *Engine) handle(m *pending, add func(*pending) error, skip func(uint32, string)) error {
+	switch {
+	case m.tooBig:
+		skip(m.uid, fmt.Sprintf("larger than %d bytes", e.opts.MaxMessageSize))
+		return nil
+	case m.nilBody:
+		skip(m.uid, "the old server sent no body (NIL)")
+		return nil
+	}
+	return add(m)
+}
+
+// fetchOne fetches one message singly after its chunk came back without
+// it. A message the server still refuses (NO) is reported and skipped; one
+// it does not send at all was expunged meanwhile (reported only if the
+// chunk was refused).
+func (e *Engine) fetchOne(c *imapclient.Client, u uint32, rd *reader, add func(*pending) error, skip func(uint32, string), refused bool) error {
+	cmd := c.Fetch(imap.UIDSetNum(imap.UID(u)), fetchItems)
+	var got *pending
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		m, err := rd.read(msg)
+		if err != nil {
+			return err // the caller closes the client
+		}
+		if m.uid == u && m.gotBody {
+			got = m
+		}
+	}
+	err := cmd.Close()
+	var ierr *imap.Error
+	if err != nil && !errors.As(err, &ierr) {
+		return err
+	}
+	switch {
+	case got != nil:
+		return e.handle(got, add, skip)
+	case err != nil:
+		skip(u, "the old server refused it: "+err.Error())
+	case refused:
+		skip(u, "the old server did not send it")
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+package migrate
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// nsInfo is the old server's personal namespace (RFC 2342).
+type nsInfo struct {
+	prefix string
+	delim  rune
+	others []string // prefixes of other users' and shared namespaces
+}
+
+func readNamespace(c *imapclient.Client) (nsInfo, error) {
+	var ns nsInfo
+	if c.Caps().Has(imap.CapNamespace) || c.Caps().Has(imap.CapIMAP4rev2) {
+		nd, err := c.Namespace().Wait()
+		if err != nil {
+			return ns, fmt.Errorf("NAMESPACE: %w", err)
+		}
+		if len(nd.Personal) > 0 {
+			ns.prefix, ns.delim = nd.Personal[0].Prefix, nd.Personal[0].Delim
+		}
+		for _, d := range append(append([]imap.NamespaceDescriptor{}, nd.Other...), nd.Shared...) {
+			if d.Prefix != "" {
+				ns.others = append(ns.others, d.Prefix)
+			}
+		}
+	}
+	if ns.delim == 0 {
+		l, err := c.List("", "", nil).Collect()
+		if err != nil {
+			return ns, fmt.Errorf("LIST: %w", err)
+		}
+		if len(l) > 0 {
+			ns.delim = l[0].Delim
+		}
+	}
+	if ns.delim == 0 {
+		ns.delim = '/'
+	}
+	return ns, nil
+}
+
+// localName maps an old mailbox name to the store's name ("" = skip).
+func (ns nsInfo) localName(old string) string {
+	if strings.EqualFold(old, "INBOX") {
+		return "INBOX"
+	}
+	for _, p := range ns.others {
+		if strings.HasPrefix(old, p) {
+			return ""
+		}
+	}
+	if ns.prefix != "" && strings.HasPrefix(old, ns.prefix) {
+		return old[len(ns.prefix):]
+	}
+	return old
+}
+
+type statusInfo struct {
+	uidValidity, uidNext uint32
+	messages             uint32
+	size                 int64 // -1 unknown
+}
+
+func toStatus(d *imap.StatusData) *statusInfo {
+	s := &statusInfo{uidValidity: d.UIDValidity, uidNext: uint32(d.UIDNext), size: -1}
+	if d.NumMessages != nil {
+		s.messages = *d.NumMessages
+	}
+	if d.Size != nil {
+		s.size = *d.Size
+	}
+	return s
+}
+
+func statusOptions(c *imapclient.Client) *imap.StatusOptions {
+	return &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true,
+		Size: c.Caps().Has(imap.CapStatusSize) || c.Caps().Has(imap.CapIMAP4rev2)}
+}
+
+// statusOf runs STATUS; with quick, only UIDVALIDITY and UIDNEXT, which a
+// server answers from its index at once (SIZE may make it read every
+// message).
+func statusOf(c *imapclient.Client, name string, quick bool) (*statusInfo, error) {
+	opts := statusOptions(c)
+	if quick {
+		opts = &imap.StatusOptions{UIDNext: true, UIDValidity: true}
+	}
+	d, err := c.Status(name, opts).Wait()
+	if err != nil {
+		return nil, err
+	}
+	return toStatus(d), nil
+}
+
+// oldMailbox is one mailbox as listed by the old server.
+type oldMailbox struct {
+	name       string
+	local      string
+	noselect   bool
+	subscribed bool
+	specialUse string
+	status     *statusInfo
+}
+
+var specialAttrs = []imap.MailboxAttr{imap.MailboxAttrAll, imap.MailboxAttrArchive, imap.MailboxAttrDrafts,
+	imap.MailboxAttrFlagged, imap.MailboxAttrJunk, imap.MailboxAttrSent, imap.MailboxAttrTrash, imap.MailboxAttrImportant}
+
+// guessSpecialUse names the RFC 6154 use of a top-level mailbox of a server
+// without SPECIAL-USE from common names.
+func guessSpecialUse(name string) string {
+	switch strings.ToLower(name) {
+	case "sent", "sent items", "sent messages", "sent mail":
+		return `\Sent`
+	case "drafts":
+		return `\Drafts`
+	case "trash", "deleted items", "deleted messages":
+		return `\Trash`
+	case "junk", "spam", "junk e-mail":
+		return `\Junk`
+	case "archive", "archives":
+		return `\Archive`
+	}
+	return ""
+}
+
+// listOld lists the old server's personal mailboxes with their
+// subscription (RFC 5258), special use (RFC 6154) and status (RFC 5819),
+// INBOX first.
+func listOld(c *imapclient.Client, ns nsInfo) ([]*oldMailbox, error) {
+	caps := c.Caps()
+	ext := caps.Has(imap.CapListExtended) || caps.Has(imap.CapIMAP4rev2)
+	var opts *imap.ListOptions
+	if ext {
+		opts = &imap.ListOptions{ReturnSubscribed: true, ReturnSpecialUse: caps.Has(imap.CapSpecialUse)}
+		if caps.Has(imap.CapListStatus) || caps.Has(imap.CapIMAP4rev2) {
+			opts.ReturnStatus = statusOptions(c)
+		}
+	}
+	list, err := c.List("", "*", opts).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("LIST: %w", err)
+	}
+	var out []*oldMailbox
+	seen := map[string]bool{}
+	for _, l := range list {
+		local := ns.localName(l.Mailbox)
+		if local == "" || seen[l.Mailbox] {
+			continue
+		}
+		seen[l.Mailbox] = true
+		m := &oldMailbox{name: l.Mailbox, local: local, subscribed: !ext}
+		if strings.EqualFold(l.Mailbox, "INBOX") {
+			m.name = "INBOX"
+		}
+		var uses []string
+		for _, a := range l.Attrs {
+			switch {
+			case strings.EqualFold(string(a), string(imap.MailboxAttrNoSelect)), strings.EqualFold(string(a), string(imap.MailboxAttrNonExistent)):
+				m.noselect = true
+			case strings.EqualFold(string(a), string(imap.MailboxAttrSubscribed)):
+				m.subscribed = true
+			}
+			for _, s := range specialAttrs {
+				if strings.EqualFold(string(a), string(s)) {
+					uses = append(uses, string(s))
+				}
+			}
+		}
+		m.specialUse = strings.Join(uses, " ")
+		if m.specialUse == "" && !caps.Has(imap.CapSpecialUse) && !strings.ContainsRune(local, ns.delim) {
+			m.specialUse = guessSpecialUse(local)
+		}
+		if l.Status != nil {
+			m.status = toStatus(l.Status)
+		}
+		out = append(out, m)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].name == "INBOX" && out[j].name != "INBOX" })
+	if len(out) == 0 || out[0].name != "INBOX" {
+		out = append([]*oldMailbox{{name: "INBOX", local: "INBOX", subscribed: true}}, out...)
+	}
+	for _, m := range out {
+		if m.status == nil && !m.noselect {
+			st, err := statusOf(c, m.name, false)
+			if err != nil {
+				return nil, fmt.Errorf("STATUS %q: %w", m.name, err)
+			}
+			m.status = st
+		}
+	}
+	return out, nil
+}

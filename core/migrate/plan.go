@@ -1,0 +1,146 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailferry/core/store"
+)
+
+// plan is one mailbox to copy.
+type plan struct {
+	old   *oldMailbox
+	local *store.Mailbox
+}
+
+// weight is how much a plan has to copy, for ordering the work.
+func (p *plan) weight() int64 {
+	if st := p.old.status; st != nil {
+		if st.size >= 0 {
+			return st.size
+		}
+		return int64(st.messages)
+	}
+	return 0
+}
+
+// planAccount lists the old mailboxes on c, makes the local mailboxes that
+// are missing, counts the account's totals into its progress and returns
+// what is to be copied (INBOX first), leaving out the mailbox named skip,
+// which the caller copies already and has counted as done.
+func (e *Engine) planAccount(ctx context.Context, c *imapclient.Client, acct *store.Account, byOld map[string]*store.Mailbox, skip string) ([]*plan, error) {
+	ns, err := readNamespace(c)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
+	}
+	olds, err := listOld(c, ns)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
+	}
+	var plans []*plan
+	var msgTotal, msgDone, byteTotal, byteDone int64
+	foldersDone := 0
+	for _, o := range olds {
+		lm := byOld[o.name]
+		if lm == nil {
+			if lm, err = e.createLocal(ctx, acct, o); err != nil {
+				return nil, err
+			}
+		} else if o.name == "INBOX" && acct.Migration != store.MigDone && lm.Subscribed != o.subscribed {
+			// INBOX is made at the first login, before its subscription
+			// on the old server is known (and its copy may start, even
+			// finish, and be stopped, before this listing): until the
+			// account's first copy is done, INBOX takes it.
+			if err := e.st.SetSubscribed(ctx, acct.ID, lm.Name, o.subscribed); err != nil {
+				return nil, err
+			}
+		}
+		if o.noselect {
+			if lm.Migration != store.MigDone {
+				if err := e.st.SetMailboxMigration(ctx, lm.ID, store.MigDone, 0); err != nil {
+					return nil, err
+				}
+			}
+			foldersDone++
+			continue
+		}
+		if o.name == skip {
+			if o.status != nil {
+				msgTotal += int64(o.status.messages)
+				byteTotal += max(o.status.size, 0)
+			}
+			continue
+		}
+		st, err := e.st.Status(ctx, lm.ID)
+		if err != nil {
+			return nil, err
+		}
+		msgDone += int64(st.Messages)
+		byteDone += st.Size
+		if o.status != nil {
+			msgTotal += int64(max(o.status.messages, st.Messages))
+			if o.status.size >= 0 {
+				byteTotal += max(o.status.size, st.Size)
+			}
+			if lm.Migration == store.MigDone && o.status.uidValidity == lm.UIDValidity && o.status.uidNext != 0 &&
+				o.status.uidNext-1 <= lm.MigratedUID {
+				foldersDone++ // nothing new
+				continue
+			}
+		}
+		plans = append(plans, &plan{old: o, local: lm})
+	}
+	e.prog.update(acct.ID, acct.Address, EventProgress, "", func(a *AccountProgress) {
+		a.FoldersTotal = len(olds)
+		a.FoldersDone += foldersDone
+		a.MessagesDone += msgDone
+		a.BytesDone += byteDone
+		a.MessagesTotal = max(msgTotal, a.MessagesDone)
+		a.BytesTotal = max(byteTotal, a.BytesDone)
+	})
+	return plans, nil
+}
+
+// localsByOldName returns an account's local mailboxes by the old name
+// they were copied from (mailboxes made locally are left out).
+func (e *Engine) localsByOldName(ctx context.Context, accountID int64) (map[string]*store.Mailbox, error) {
+	locals, err := e.st.Mailboxes(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	byOld := map[string]*store.Mailbox{}
+	for _, m := range locals {
+		if m.OldName != "" {
+			byOld[m.OldName] = m
+		}
+	}
+	return byOld, nil
+}
+
+// createLocal makes the local mailbox for an old one.
+func (e *Engine) createLocal(ctx context.Context, acct *store.Account, o *oldMailbox) (*store.Mailbox, error) {
+	opts := &store.MailboxOptions{SpecialUse: o.specialUse, Subscribed: o.subscribed, Migration: store.MigPending, OldName: o.name}
+	if o.noselect {
+		opts.Migration = store.MigDone
+	} else if o.status != nil {
+		opts.UIDValidity, opts.UIDNext = o.status.uidValidity, o.status.uidNext
+	}
+	name := o.local
+	for i := 1; ; i++ {
+		m, err := e.st.CreateMailbox(ctx, acct.ID, name, opts)
+		if err == nil {
+			return m, nil
+		}
+		if !errors.Is(err, store.ErrExists) || i > 20 {
+			return nil, fmt.Errorf("migrate: %s: create mailbox %q: %w", acct.Address, name, err)
+		}
+		// A local mailbox already has that name: keep both.
+		name = fmt.Sprintf("%s (old %d)", o.local, i)
+		if i == 1 {
+			name = o.local + " (old)"
+		}
+	}
+}

@@ -1,0 +1,98 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// FlagOp says how StoreFlags changes flags.
+type FlagOp int
+
+// Flag operations (RFC 3501 STORE FLAGS, +FLAGS, -FLAGS).
+const (
+	FlagsSet FlagOp = iota
+	FlagsAdd
+	FlagsRemove
+)
+
+// StoreFlags changes the flags of the messages with the given UIDs and
+// returns them as they are now (missing UIDs are skipped). Each changed
+// message gets a new MODSEQ.
+func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string) ([]*Message, error) {
+	flags = cleanFlags(flags)
+	var out []*Message
+	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		accountID, err := mailboxAccount(ctx, tx, mailboxID)
+		if err != nil {
+			return err
+		}
+		sel, err := tx.PrepareContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id = ? AND uid = ?`)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		defer sel.Close()
+		upd, err := tx.PrepareContext(ctx, `UPDATE messages SET flags = ?, modseq = ? WHERE id = ?`)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		defer upd.Close()
+		var modseq uint64
+		for _, uid := range uids {
+			m, err := scanMessage(sel.QueryRowContext(ctx, mailboxID, uid), false)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			} else if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			nf := applyFlags(m.Flags, op, flags)
+			if strings.Join(nf, " ") != strings.Join(m.Flags, " ") {
+				if modseq == 0 {
+					if modseq, err = bumpModSeq(ctx, tx, mailboxID); err != nil {
+						return err
+					}
+				}
+				if _, err := upd.ExecContext(ctx, strings.Join(nf, " "), modseq, m.ID); err != nil {
+					return fmt.Errorf("store: %w", err)
+				}
+				m.Flags, m.ModSeq = nf, modseq
+				ch.account(accountID)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func applyFlags(cur []string, op FlagOp, flags []string) []string {
+	switch op {
+	case FlagsSet:
+		return cleanFlags(flags)
+	case FlagsAdd:
+		return cleanFlags(append(append([]string{}, cur...), flags...))
+	default:
+		out := make([]string, 0, len(cur))
+		for _, f := range cur {
+			if !hasFold(flags, f) {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+}
+
+// cleanFlags drops empty and repeated flags (compared without case).
+func cleanFlags(flags []string) []string {
+	out := make([]string, 0, len(flags))
+	for _, f := range flags {
+		f = strings.TrimSpace(f)
+		if f == "" || strings.ContainsAny(f, " \t\r\n") || hasFold(out, f) {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
