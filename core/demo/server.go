@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -506,8 +507,29 @@ func (l *trackingListener) closeAll() {
 
 type trackedConn struct {
 	net.Conn
-	l    *trackingListener
-	once sync.Once
+	l      *trackingListener
+	once   sync.Once
+	broken atomic.Bool
+}
+
+// Write implements net.Conn. Once a write fails, the connection is closed
+// and every write then "succeeds" without sending anything: imapmemserver's
+// FETCH returns on a failed write without closing its response writer, which
+// leaves go-imap's connection lock held, so the connection's goroutine would
+// block forever on its next response (go-imap v2.0.0-beta.8) and Close would
+// wait for it in vain. With the write "done", FETCH ends normally and the
+// next read fails on the closed connection, ending the session.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if c.broken.Load() {
+		return len(p), nil
+	}
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.broken.Store(true)
+		c.Close()
+		return len(p), nil
+	}
+	return n, nil
 }
 
 // Close implements net.Conn.
