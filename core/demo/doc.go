@@ -4,7 +4,8 @@
 //
 // From the outside the demo behaves like a real old server: Mailferry's
 // migration engine talks to it only over IMAP (RFC 3501/9051, go-imap v2's
-// imapserver with its in-memory backend imapmemserver) and SMTP (RFC 5321,
+// imapserver with its in-memory backend imapmemserver, in the copy
+// internal/memserver that keeps the case of flags) and SMTP (RFC 5321,
 // go-smtp) on 127.0.0.1.
 //
 // Invariants:

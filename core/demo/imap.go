@@ -10,17 +10,17 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
+	"mailferry/core/demo/internal/memserver"
 )
 
-// account is one demo user: the imapmemserver.User that holds the messages,
+// account is one demo user: the memserver.User that holds the messages,
 // plus what imapmemserver does not keep or does not expose: the list of
 // mailbox names, their special-use attributes (RFC 6154) and subscriptions.
 type account struct {
 	addr, password string
 	delim          rune // hierarchy separator (Options.Delimiter)
-	mem            *imapmemserver.User
+	mem            *memserver.User
 
 	mu    sync.Mutex
 	boxes map[string][]imap.MailboxAttr // existing mailbox → special-use attributes
@@ -32,7 +32,7 @@ func newAccount(addr, password string, delim rune) *account {
 		addr:     addr,
 		password: password,
 		delim:    delim,
-		mem:      imapmemserver.NewUser(addr, password),
+		mem:      memserver.NewUser(addr, password),
 		boxes:    make(map[string][]imap.MailboxAttr),
 		subs:     make(map[string]bool),
 	}
@@ -259,7 +259,7 @@ func (a *account) list(w *imapserver.ListWriter, ref string, patterns []string, 
 
 // imapSession is one IMAP connection. Before login it has no user session.
 type imapSession struct {
-	*imapmemserver.UserSession // nil until Login
+	*memserver.UserSession // nil until Login
 
 	srv      *Server
 	acct     *account
@@ -328,7 +328,7 @@ func (sess *imapSession) loginMaster(user, password string) error {
 
 func (sess *imapSession) loggedIn(acct *account) {
 	sess.acct = acct
-	sess.UserSession = imapmemserver.NewUserSession(acct.mem)
+	sess.UserSession = memserver.NewUserSession(acct.mem)
 	sess.srv.log.Info("IMAP login", "user", acct.addr)
 }
 
