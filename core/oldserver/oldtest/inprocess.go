@@ -105,8 +105,8 @@ func StartInProcess(t testing.TB, opts *Options) *Server {
 //
 // What differs from Dovecot (see core/demo's README): no implicit-TLS
 // listeners (IMAPSAddr and SMTPSAddr are empty), no CONDSTORE, no \Recent,
-// UIDVALIDITY counts 1, 2, 3... per user, keywords come back lower-case
-// (compare flags without case), no StateDir, and WipeUser and Restart are
+// UIDVALIDITY counts 1, 2, 3... per user, INTERNALDATE keeps its zone
+// (Dovecot's Maildir keeps only the instant), no StateDir, and WipeUser and Restart are
 // not supported. Tests that depend on those keep to Dovecot.
 func StartInProcessServer(opts *Options) (*Server, error) {
 	o, err := normalize(opts)

@@ -37,7 +37,7 @@ func TestInProcessFixture(t *testing.T) {
 			}
 			got := srv.Messages(t, "alice", name)
 			if len(got) != 2 || !bytes.Equal(got[0].Raw, msg("one")) || !got[0].InternalDate.Equal(date) ||
-				strings.ToLower(strings.Join(got[0].Flags, " ")) != `\seen $label1` {
+				strings.Join(got[0].Flags, " ") != `\Seen $Label1` {
 				t.Fatalf("read back %+v", got)
 			}
 			if _, off := got[0].InternalDate.Zone(); off != -5*3600 {
@@ -109,7 +109,7 @@ func TestInProcessFixture(t *testing.T) {
 
 // observe runs one script of seeding and reading against srv and returns
 // what a migration would see, leaving out what may differ between IMAP
-// servers: UIDVALIDITY, keyword case, \Recent, the order of LIST,
+// servers: UIDVALIDITY, \Recent, the order of LIST and of flags,
 // \HasChildren and \HasNoChildren (Dovecot sends them only when asked),
 // \NonExistent for \Noselect (RFC 5258), and the zone of INTERNALDATE
 // (Dovecot's Maildir keeps only the instant; the in-process one keeps the
@@ -139,7 +139,7 @@ func observe(t *testing.T, srv *oldtest.Server) string {
 	}
 	list("fresh")
 	zones := []*time.Location{time.UTC, time.FixedZone("", 5*3600+1800), time.FixedZone("", -8*3600)}
-	flags := [][]string{nil, {`\Seen`}, {`\Answered`, `\Flagged`, `$Forwarded`}, {`\Deleted`, `\Draft`, `Work`}, {`\Seen`, `$MDNSent`}}
+	flags := [][]string{nil, {`\Seen`}, {`\Answered`, `\Flagged`, `$Forwarded`}, {`\Deleted`, `\Draft`, `Work`}, {`\seen`, `$MDNSent`, `CamelCase`}}
 	folders := []string{"INBOX", "Données" + sep + "Été 2020", "日本語", "Sent"}
 	for _, f := range folders[1:] {
 		srv.CreateMailbox(t, "carol", f, true)
@@ -157,10 +157,7 @@ func observe(t *testing.T, srv *oldtest.Server) string {
 	list("seeded")
 	for _, f := range append(folders, "Unsubscribed") {
 		for _, m := range srv.Messages(t, "carol", f) {
-			var fl []string
-			for _, x := range m.Flags {
-				fl = append(fl, strings.ToLower(x))
-			}
+			fl := slices.Clone(m.Flags)
 			slices.Sort(fl)
 			fmt.Fprintf(&b, "%q UID %d flags %v date %s size %d sha256 %x\n", f, m.UID, fl,
 				m.InternalDate.UTC().Format(time.RFC3339), m.Size, sha256.Sum256(m.Raw))
