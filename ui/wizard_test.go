@@ -524,29 +524,31 @@ func (h *harness) readiness(domain, user, password, master, masterPw string) {
 	}
 }
 
-// TestWizardDovecot drives the wizard against the real Dovecot + Postfix
-// fixture (skipped where Dovecot is not installed, unless
-// MAILFERRY_REQUIRE_OLDSERVER=1).
-func TestWizardDovecot(t *testing.T) {
-	srv := oldtest.Start(t, &oldtest.Options{WithSMTP: true})
-	h := newHarness(t)
-	ih, ip, _ := net.SplitHostPort(srv.IMAPAddr)
-	_, sp, _ := net.SplitHostPort(srv.SMTPAddr)
-	s := core.OldServerSettings{
-		Host: core.MustParseHost("[" + ih + "]"), IMAPTLS: core.TLSStartTLS, SMTPTLS: core.TLSStartTLS,
-		PinnedSHA256: srv.CertSHA256, LoginForm: core.LoginAuto,
-	}
-	s.IMAPPort, _ = strconv.Atoi(ip)
-	s.SMTPPort, _ = strconv.Atoi(sp)
-	// Some mail already there, in a folder too.
-	addr, pw := srv.Address(t, "alice")
-	srv.CreateMailbox(t, "alice", "Archive/2024", true)
-	srv.Append(t, "alice", "Archive/2024", []string{`\Seen`, "$Important"}, time.Date(2024, 3, 1, 9, 30, 0, 0, time.FixedZone("", 2*3600)),
-		[]byte("From: bob@example.test\r\nTo: alice@example.test\r\nSubject: Old mail\r\nDate: Fri, 1 Mar 2024 09:30:00 +0200\r\nMessage-ID: <old1@example.test>\r\n\r\nAn old message.\r\n"))
-	h.tap(h.w.next)
-	h.runWizard(s, oldtest.Domain, addr, pw)
-	bob, bobPw := srv.Address(t, "bob")
-	h.readiness(oldtest.Domain, bob, bobPw, srv.MasterUser, srv.MasterPassword)
+// TestWizardOldServer drives the wizard against the old-server fixture with
+// a master user: the real Dovecot + Postfix (skipped where they are not
+// installed, unless MAILFERRY_REQUIRE_OLDSERVER=1) and the in-process one.
+func TestWizardOldServer(t *testing.T) {
+	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
+		srv := oldtest.StartKind(t, kind, &oldtest.Options{WithSMTP: true})
+		h := newHarness(t)
+		ih, ip, _ := net.SplitHostPort(srv.IMAPAddr)
+		_, sp, _ := net.SplitHostPort(srv.SMTPAddr)
+		s := core.OldServerSettings{
+			Host: core.MustParseHost("[" + ih + "]"), IMAPTLS: core.TLSStartTLS, SMTPTLS: core.TLSStartTLS,
+			PinnedSHA256: srv.CertSHA256, LoginForm: core.LoginAuto,
+		}
+		s.IMAPPort, _ = strconv.Atoi(ip)
+		s.SMTPPort, _ = strconv.Atoi(sp)
+		// Some mail already there, in a folder too.
+		addr, pw := srv.Address(t, "alice")
+		srv.CreateMailbox(t, "alice", "Archive/2024", true)
+		srv.Append(t, "alice", "Archive/2024", []string{`\Seen`, "$Important"}, time.Date(2024, 3, 1, 9, 30, 0, 0, time.FixedZone("", 2*3600)),
+			[]byte("From: bob@example.test\r\nTo: alice@example.test\r\nSubject: Old mail\r\nDate: Fri, 1 Mar 2024 09:30:00 +0200\r\nMessage-ID: <old1@example.test>\r\n\r\nAn old message.\r\n"))
+		h.tap(h.w.next)
+		h.runWizard(s, oldtest.Domain, addr, pw)
+		bob, bobPw := srv.Address(t, "bob")
+		h.readiness(oldtest.Domain, bob, bobPw, srv.MasterUser, srv.MasterPassword)
+	})
 }
 
 // TestCancel cancels a long step and checks the wizard can go on.

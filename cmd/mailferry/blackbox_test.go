@@ -272,23 +272,24 @@ func TestMigrateOnLoginBlackBox(t *testing.T) {
 	if err != nil {
 		t.Skip("python3 not installed (make test installs it)")
 	}
-	for _, sep := range []rune{'/', '.'} {
-		t.Run(fmt.Sprintf("separator %c", sep), func(t *testing.T) {
-			old := oldtest.Start(t, &oldtest.Options{Separator: sep})
-			seedOld(t, old, sep)
-			data := t.TempDir()
-			oh, op, _ := net.SplitHostPort(old.IMAPAddr)
-			if out, stderr, code := mf(t, data, "", "domain", "migrate", "example.test", "--old", "["+oh+"]",
-				"--imap-port", op, "--smtp-port", "25", "--tls", "none"); code != 0 {
-				t.Fatalf("domain migrate: %s %s", out, stderr)
-			}
-			addr := freePort(t)
-			nh, np, _ := net.SplitHostPort(addr)
-			stop := serve(t, data, addr)
-			defer stop()
+	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
+		for _, sep := range []rune{'/', '.'} {
+			t.Run(fmt.Sprintf("separator %c", sep), func(t *testing.T) {
+				old := oldtest.StartKind(t, kind, &oldtest.Options{Separator: sep})
+				seedOld(t, old, sep)
+				data := t.TempDir()
+				oh, op, _ := net.SplitHostPort(old.IMAPAddr)
+				if out, stderr, code := mf(t, data, "", "domain", "migrate", "example.test", "--old", "["+oh+"]",
+					"--imap-port", op, "--smtp-port", "25", "--tls", "none"); code != 0 {
+					t.Fatalf("domain migrate: %s %s", out, stderr)
+				}
+				addr := freePort(t)
+				nh, np, _ := net.SplitHostPort(addr)
+				stop := serve(t, data, addr)
+				defer stop()
 
-			// Wrong password: NO, and nothing is created.
-			wrong := exec.Command(py, "-c", `import imaplib,ssl,sys
+				// Wrong password: NO, and nothing is created.
+				wrong := exec.Command(py, "-c", `import imaplib,ssl,sys
 c=imaplib.IMAP4(sys.argv[1],int(sys.argv[2]))
 x=ssl.create_default_context(); x.check_hostname=False; x.verify_mode=ssl.CERT_NONE
 c.starttls(ssl_context=x)
@@ -297,26 +298,27 @@ try:
 except imaplib.IMAP4.error as e:
     print("NO", e); sys.exit(0)
 sys.exit("wrong password accepted")`, nh, np)
-			if out, err := wrong.CombinedOutput(); err != nil {
-				t.Fatalf("wrong password: %v %s", err, out)
-			}
-			if out, _, _ := mf(t, data, "", "account", "list"); strings.Contains(out, "alice") {
-				t.Fatalf("an account was created for a wrong password:\n%s", out)
-			}
+				if out, err := wrong.CombinedOutput(); err != nil {
+					t.Fatalf("wrong password: %v %s", err, out)
+				}
+				if out, _, _ := mf(t, data, "", "account", "list"); strings.Contains(out, "alice") {
+					t.Fatalf("an account was created for a wrong password:\n%s", out)
+				}
 
-			user, pw := old.Address(t, "alice")
-			cmp := exec.Command(py, "testdata/compare.py", oh, op, nh, np, user, pw, "120")
-			out, err := cmp.CombinedOutput()
-			if err != nil {
-				t.Fatalf("compare: %v\n%s", err, out)
-			}
-			t.Logf("%s", bytes.TrimSpace(out))
-			out2, _, code := mf(t, data, "", "status", "--json")
-			if code != 0 || !strings.Contains(out2, `"address": "alice@example.test"`) {
-				t.Fatalf("status --json: %d %s", code, out2)
-			}
-		})
-	}
+				user, pw := old.Address(t, "alice")
+				cmp := exec.Command(py, "testdata/compare.py", oh, op, nh, np, user, pw, "120")
+				out, err := cmp.CombinedOutput()
+				if err != nil {
+					t.Fatalf("compare: %v\n%s", err, out)
+				}
+				t.Logf("%s", bytes.TrimSpace(out))
+				out2, _, code := mf(t, data, "", "status", "--json")
+				if code != 0 || !strings.Contains(out2, `"address": "alice@example.test"`) {
+					t.Fatalf("status --json: %d %s", code, out2)
+				}
+			})
+		}
+	})
 }
 
 // seedOld fills alice's old mailbox: nested and non-ASCII folders, every
@@ -354,108 +356,110 @@ func TestKillMidCopyAndBulk(t *testing.T) {
 	if err != nil {
 		t.Skip("python3 not installed (make test installs it)")
 	}
-	old := oldtest.Start(t, &oldtest.Options{Separator: '/'})
-	pad := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ", 700) // ~26 KB
-	const n = 1500
-	c := old.Dial(t, "alice")
-	for i := 0; i < n; i++ {
-		raw := fmt.Sprintf("From: s%d@example.net\r\nSubject: message %d\r\n\r\n%s\r\n", i, i, pad)
-		cmd := c.Append("INBOX", int64(len(raw)), nil)
-		if _, err := cmd.Write([]byte(raw)); err != nil {
-			t.Fatal(err)
+	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
+		old := oldtest.StartKind(t, kind, &oldtest.Options{Separator: '/'})
+		pad := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ", 700) // ~26 KB
+		const n = 1500
+		c := old.Dial(t, "alice")
+		for i := 0; i < n; i++ {
+			raw := fmt.Sprintf("From: s%d@example.net\r\nSubject: message %d\r\n\r\n%s\r\n", i, i, pad)
+			cmd := c.Append("INBOX", int64(len(raw)), nil)
+			if _, err := cmd.Write([]byte(raw)); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cmd.Wait(); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := cmd.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cmd.Wait(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.Close()
-	old.Append(t, "bob", "INBOX", []string{`\Seen`}, time.Now(), []byte("Subject: for bob\r\n\r\nhi\r\n"))
-	old.Append(t, "carol", "Archive", nil, time.Now(), []byte("Subject: for carol\r\n\r\nhi\r\n"))
+		c.Close()
+		old.Append(t, "bob", "INBOX", []string{`\Seen`}, time.Now(), []byte("Subject: for bob\r\n\r\nhi\r\n"))
+		old.Append(t, "carol", "Archive", nil, time.Now(), []byte("Subject: for carol\r\n\r\nhi\r\n"))
 
-	data := t.TempDir()
-	oh, op, _ := net.SplitHostPort(old.IMAPAddr)
-	if out, stderr, code := mf(t, data, "", "domain", "migrate", "example.test", "--old", "["+oh+"]",
-		"--imap-port", op, "--tls", "none", "--master-user", old.MasterUser); code != 0 {
-		t.Fatalf("domain migrate: %s %s", out, stderr)
-	}
-	addr := freePort(t)
-	nh, np, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
-		"--smtp", "off", "--submission", "off", "--submissions", "off")
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
+		data := t.TempDir()
+		oh, op, _ := net.SplitHostPort(old.IMAPAddr)
+		if out, stderr, code := mf(t, data, "", "domain", "migrate", "example.test", "--old", "["+oh+"]",
+			"--imap-port", op, "--tls", "none", "--master-user", old.MasterUser); code != 0 {
+			t.Fatalf("domain migrate: %s %s", out, stderr)
 		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("serve did not start")
+		addr := freePort(t)
+		nh, np, _ := net.SplitHostPort(addr)
+		cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
+			"--smtp", "off", "--submission", "off", "--submissions", "off")
+		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-	}
-	user, pw := old.Address(t, "alice")
-	login := exec.Command(py, "-c", `import imaplib,ssl,sys
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatal("serve did not start")
+			}
+		}
+		user, pw := old.Address(t, "alice")
+		login := exec.Command(py, "-c", `import imaplib,ssl,sys
 c=imaplib.IMAP4(sys.argv[1],int(sys.argv[2]))
 x=ssl.create_default_context(); x.check_hostname=False; x.verify_mode=ssl.CERT_NONE
 c.starttls(ssl_context=x); c.login(sys.argv[3],sys.argv[4]); c.logout()`, nh, np, user, pw)
-	if out, err := login.CombinedOutput(); err != nil {
-		cmd.Process.Kill()
-		t.Fatalf("first login: %v %s", err, out)
-	}
-	// Kill as soon as part of the mailbox is in the store.
-	var copied uint32
-	for deadline := time.Now().Add(60 * time.Second); copied == 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
+		if out, err := login.CombinedOutput(); err != nil {
 			cmd.Process.Kill()
-			t.Fatal("no message copied within a minute")
+			t.Fatalf("first login: %v %s", err, out)
 		}
-		copied = inboxCount(t, data, user)
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	after := inboxCount(t, data, user)
-	if after >= n {
-		t.Skipf("the copy finished (%d messages) before the kill landed", after)
-	}
-	t.Logf("killed with %d of %d messages copied", after, n)
+		// Kill as soon as part of the mailbox is in the store.
+		var copied uint32
+		for deadline := time.Now().Add(60 * time.Second); copied == 0; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatal("no message copied within a minute")
+			}
+			copied = inboxCount(t, data, user)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		after := inboxCount(t, data, user)
+		if after >= n {
+			t.Skipf("the copy finished (%d messages) before the kill landed", after)
+		}
+		t.Logf("killed with %d of %d messages copied", after, n)
 
-	stop := serve(t, data, addr)
-	defer stop()
-	out, err := exec.Command(py, "testdata/compare.py", oh, op, nh, np, user, pw, "120").CombinedOutput()
-	if err != nil {
-		t.Fatalf("compare after restart: %v\n%s", err, out)
-	}
-	t.Logf("%s", bytes.TrimSpace(out))
-
-	// Bulk: bob and carol through the master user, whose password is read
-	// from standard input.
-	users := filepath.Join(t.TempDir(), "users.csv")
-	os.WriteFile(users, []byte("user\nbob\ncarol@example.test\n"), 0o600)
-	out2, stderr, code := mf(t, data, old.MasterPassword+"\n", "migrate", "--domain", "example.test", "--users", users, "--master-user", old.MasterUser)
-	if code != 0 || !strings.Contains(out2, "2 of 2 users migrated") {
-		t.Fatalf("bulk migrate: exit %d\n%s\n%s", code, out2, stderr)
-	}
-	for _, u := range []string{"bob", "carol"} {
-		addr, pw := old.Address(t, u)
-		out, err := exec.Command(py, "testdata/compare.py", oh, op, nh, np, addr, pw, "60").CombinedOutput()
+		stop := serve(t, data, addr)
+		defer stop()
+		out, err := exec.Command(py, "testdata/compare.py", oh, op, nh, np, user, pw, "120").CombinedOutput()
 		if err != nil {
-			t.Fatalf("compare %s after bulk: %v\n%s", u, err, out)
+			t.Fatalf("compare after restart: %v\n%s", err, out)
 		}
-	}
-	// A wrong master password copies nothing and says so.
-	os.WriteFile(users, []byte("dave@example.test\n"), 0o600)
-	if _, _, code := mf(t, data, "wrong\n", "migrate", "--domain", "example.test", "--users", users, "--master-user", old.MasterUser); code != 1 {
-		t.Fatalf("bulk with a wrong master password: exit %d", code)
-	}
-	if out, _, _ := mf(t, data, "", "account", "list"); strings.Contains(out, "dave") {
-		t.Fatalf("a wrong master password created an account:\n%s", out)
-	}
+		t.Logf("%s", bytes.TrimSpace(out))
+
+		// Bulk: bob and carol through the master user, whose password is read
+		// from standard input.
+		users := filepath.Join(t.TempDir(), "users.csv")
+		os.WriteFile(users, []byte("user\nbob\ncarol@example.test\n"), 0o600)
+		out2, stderr, code := mf(t, data, old.MasterPassword+"\n", "migrate", "--domain", "example.test", "--users", users, "--master-user", old.MasterUser)
+		if code != 0 || !strings.Contains(out2, "2 of 2 users migrated") {
+			t.Fatalf("bulk migrate: exit %d\n%s\n%s", code, out2, stderr)
+		}
+		for _, u := range []string{"bob", "carol"} {
+			addr, pw := old.Address(t, u)
+			out, err := exec.Command(py, "testdata/compare.py", oh, op, nh, np, addr, pw, "60").CombinedOutput()
+			if err != nil {
+				t.Fatalf("compare %s after bulk: %v\n%s", u, err, out)
+			}
+		}
+		// A wrong master password copies nothing and says so.
+		os.WriteFile(users, []byte("dave@example.test\n"), 0o600)
+		if _, _, code := mf(t, data, "wrong\n", "migrate", "--domain", "example.test", "--users", users, "--master-user", old.MasterUser); code != 1 {
+			t.Fatalf("bulk with a wrong master password: exit %d", code)
+		}
+		if out, _, _ := mf(t, data, "", "account", "list"); strings.Contains(out, "dave") {
+			t.Fatalf("a wrong master password created an account:\n%s", out)
+		}
+	})
 }
 
 // inboxCount reads, through `mailferry status --json`, how many messages

@@ -4,7 +4,8 @@
 //
 // From the outside the demo behaves like a real old server: Mailferry's
 // migration engine talks to it only over IMAP (RFC 3501/9051, go-imap v2's
-// imapserver with its in-memory backend imapmemserver) and SMTP (RFC 5321,
+// imapserver with its in-memory backend imapmemserver, in the copy
+// internal/memserver that keeps the case of flags) and SMTP (RFC 5321,
 // go-smtp) on 127.0.0.1.
 //
 // Invariants:
@@ -19,7 +20,7 @@
 //     recipient of the demo domain is refused with 550 5.1.1; a recipient of any
 //     other domain is delivered to the catch-all user (like the shared reference
 //     server, which rewrites other domains to catchall), once per message.
-//   - The hierarchy separator is "/"; mailbox names are stored as UTF-8 and are
+//   - The hierarchy separator is "/" (or "." with Options.Delimiter); mailbox names are stored as UTF-8 and are
 //     modified UTF-7 on the wire unless the client enabled UTF8=ACCEPT.
 //   - Seed data and Samples are built deterministically from their inputs,
 //     except each Sample's Message-ID, which is unique on every call.

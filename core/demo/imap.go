@@ -10,26 +10,29 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/emersion/go-sasl"
+	"mailferry/core/demo/internal/memserver"
 )
 
-// account is one demo user: the imapmemserver.User that holds the messages,
+// account is one demo user: the memserver.User that holds the messages,
 // plus what imapmemserver does not keep or does not expose: the list of
 // mailbox names, their special-use attributes (RFC 6154) and subscriptions.
 type account struct {
 	addr, password string
-	mem            *imapmemserver.User
+	delim          rune // hierarchy separator (Options.Delimiter)
+	mem            *memserver.User
 
 	mu    sync.Mutex
 	boxes map[string][]imap.MailboxAttr // existing mailbox → special-use attributes
 	subs  map[string]bool               // subscribed mailbox names
 }
 
-func newAccount(addr, password string) *account {
+func newAccount(addr, password string, delim rune) *account {
 	return &account{
 		addr:     addr,
 		password: password,
-		mem:      imapmemserver.NewUser(addr, password),
+		delim:    delim,
+		mem:      memserver.NewUser(addr, password),
 		boxes:    make(map[string][]imap.MailboxAttr),
 		subs:     make(map[string]bool),
 	}
@@ -48,9 +51,12 @@ var specialUseAttrs = map[imap.MailboxAttr]bool{
 
 // create makes a mailbox with the given special-use attributes.
 func (a *account) create(name string, use []imap.MailboxAttr) error {
-	name = strings.TrimRight(name, string(Delimiter))
+	name = strings.TrimRight(name, string(a.delim))
 	if name == "" {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Empty mailbox name"}
+	}
+	if err := a.checkName(name); err != nil {
+		return err
 	}
 	for _, attr := range use {
 		if !specialUseAttrs[attr] {
@@ -81,7 +87,10 @@ func (a *account) delete(name string) error {
 }
 
 func (a *account) rename(oldName, newName string, options *imap.RenameOptions) error {
-	newName = strings.TrimRight(newName, string(Delimiter))
+	newName = strings.TrimRight(newName, string(a.delim))
+	if err := a.checkName(newName); err != nil {
+		return err
+	}
 	if oldName == "INBOX" || newName == "INBOX" {
 		// imapmemserver would move the mailbox itself, not its messages as
 		// RFC 3501 section 6.3.5 asks; refuse instead of misbehaving.
@@ -95,7 +104,7 @@ func (a *account) rename(oldName, newName string, options *imap.RenameOptions) e
 	a.renamedLocked(oldName, newName)
 	// imapmemserver renames only the mailbox itself; RFC 3501 section 6.3.5
 	// renames its inferiors too.
-	prefix := oldName + string(Delimiter)
+	prefix := oldName + string(a.delim)
 	var children []string
 	for name := range a.boxes {
 		if strings.HasPrefix(name, prefix) {
@@ -104,11 +113,20 @@ func (a *account) rename(oldName, newName string, options *imap.RenameOptions) e
 	}
 	sort.Strings(children)
 	for _, child := range children {
-		to := newName + string(Delimiter) + child[len(prefix):]
+		to := newName + string(a.delim) + child[len(prefix):]
 		if err := a.mem.Rename(child, to, options); err != nil {
 			return err
 		}
 		a.renamedLocked(child, to)
+	}
+	return nil
+}
+
+// checkName refuses a name that imapmemserver would change: it trims a
+// trailing '/' whatever the hierarchy separator is.
+func (a *account) checkName(name string) error {
+	if a.delim != '/' && strings.HasSuffix(name, "/") {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Mailbox name may not end with /"}
 	}
 	return nil
 }
@@ -155,7 +173,7 @@ func (a *account) appendMessage(mailbox string, raw []byte, flags []imap.Flag, d
 // and non-existent parents of existing mailboxes as \Noselect.
 func (a *account) list(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
 	if len(patterns) == 0 {
-		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: Delimiter})
+		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: a.delim})
 	}
 
 	a.mu.Lock()
@@ -174,7 +192,7 @@ func (a *account) list(w *imapserver.ListWriter, ref string, patterns []string, 
 	hasChildren := make(map[string]bool)
 	for name := range boxes {
 		names[name] = true
-		for i := strings.LastIndexByte(name, byte(Delimiter)); i > 0; i = strings.LastIndexByte(name[:i], byte(Delimiter)) {
+		for i := strings.LastIndexByte(name, byte(a.delim)); i > 0; i = strings.LastIndexByte(name[:i], byte(a.delim)) {
 			parent := name[:i]
 			hasChildren[parent] = true
 			if _, ok := names[parent]; !ok {
@@ -197,7 +215,7 @@ func (a *account) list(w *imapserver.ListWriter, ref string, patterns []string, 
 	for _, name := range sorted {
 		match := false
 		for _, pattern := range patterns {
-			if imapserver.MatchList(name, Delimiter, ref, pattern) {
+			if imapserver.MatchList(name, a.delim, ref, pattern) {
 				match = true
 				break
 			}
@@ -213,7 +231,7 @@ func (a *account) list(w *imapserver.ListWriter, ref string, patterns []string, 
 			continue
 		}
 
-		data := imap.ListData{Mailbox: name, Delim: Delimiter}
+		data := imap.ListData{Mailbox: name, Delim: a.delim}
 		if !exists {
 			data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect)
 		}
@@ -241,7 +259,7 @@ func (a *account) list(w *imapserver.ListWriter, ref string, patterns []string, 
 
 // imapSession is one IMAP connection. Before login it has no user session.
 type imapSession struct {
-	*imapmemserver.UserSession // nil until Login
+	*memserver.UserSession // nil until Login
 
 	srv      *Server
 	acct     *account
@@ -254,6 +272,7 @@ var (
 	_ imapserver.Session            = (*imapSession)(nil)
 	_ imapserver.SessionIMAP4rev2   = (*imapSession)(nil)
 	_ imapserver.SessionAppendLimit = (*imapSession)(nil)
+	_ imapserver.SessionSASL        = (*imapSession)(nil)
 )
 
 func (s *Server) newIMAPSession(conn *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -274,9 +293,16 @@ func (sess *imapSession) Close() error {
 }
 
 // Login implements imapserver.Session. The username is the full address,
-// compared case-insensitively.
+// compared case-insensitively, or its local part with
+// Options.LocalPartLogin. With Options.MasterUser, "user*master" and the
+// master password log in as user (Dovecot's auth_master_user_separator).
 func (sess *imapSession) Login(username, password string) error {
-	acct := sess.srv.account(username)
+	if m := sess.srv.masterUser; m != "" {
+		if i := strings.LastIndex(username, MasterSeparator); i > 0 && strings.EqualFold(username[i+len(MasterSeparator):], m) {
+			return sess.loginMaster(username[:i], password)
+		}
+	}
+	acct := sess.srv.loginAccount(username)
 	if acct == nil {
 		sess.srv.log.Info("IMAP login failed", "user", username, "reason", "unknown user")
 		return imapserver.ErrAuthFailed
@@ -285,10 +311,51 @@ func (sess *imapSession) Login(username, password string) error {
 		sess.srv.log.Info("IMAP login failed", "user", username, "reason", "wrong password")
 		return err
 	}
-	sess.acct = acct
-	sess.UserSession = imapmemserver.NewUserSession(acct.mem)
-	sess.srv.log.Info("IMAP login", "user", acct.addr)
+	sess.loggedIn(acct)
 	return nil
+}
+
+// loginMaster logs in as user with the master password.
+func (sess *imapSession) loginMaster(user, password string) error {
+	acct := sess.srv.loginAccount(user)
+	if acct == nil || password != sess.srv.masterPassword {
+		sess.srv.log.Info("IMAP master login failed", "user", user)
+		return imapserver.ErrAuthFailed
+	}
+	sess.loggedIn(acct)
+	return nil
+}
+
+func (sess *imapSession) loggedIn(acct *account) {
+	sess.acct = acct
+	sess.UserSession = memserver.NewUserSession(acct.mem)
+	sess.srv.log.Info("IMAP login", "user", acct.addr)
+}
+
+// AuthenticateMechanisms implements imapserver.SessionSASL.
+func (sess *imapSession) AuthenticateMechanisms() []string { return []string{sasl.Plain} }
+
+// Authenticate implements imapserver.SessionSASL: PLAIN (RFC 4616), where
+// the master user (authcid) may act for a user (authzid).
+func (sess *imapSession) Authenticate(mech string) (sasl.Server, error) {
+	if !strings.EqualFold(mech, sasl.Plain) {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Text: "SASL mechanism not supported"}
+	}
+	return sasl.NewPlainServer(func(identity, username, password string) error {
+		if identity == "" || strings.EqualFold(identity, username) {
+			return sess.Login(username, password)
+		}
+		if m := sess.srv.masterUser; m != "" && strings.EqualFold(username, m) {
+			return sess.loginMaster(identity, password)
+		}
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthorizationFailed, Text: "Not allowed to act for " + identity}
+	}), nil
+}
+
+// Namespace implements imapserver.SessionNamespace with the account's
+// hierarchy separator (imapmemserver always says '/').
+func (sess *imapSession) Namespace() (*imap.NamespaceData, error) {
+	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Delim: sess.acct.delim}}}, nil
 }
 
 // Create implements imapserver.Session; it honours CREATE-SPECIAL-USE.

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -21,8 +22,13 @@ import (
 // DefaultDomain is the mail domain served when Options.Domain is empty.
 const DefaultDomain = "example.test"
 
-// Delimiter is the IMAP hierarchy separator of the demo server.
+// Delimiter is the default IMAP hierarchy separator of the demo server
+// (Options.Delimiter).
 const Delimiter = '/'
+
+// MasterSeparator separates the user from the master user in a master
+// LOGIN name, "user*master" (as Dovecot's auth_master_user_separator).
+const MasterSeparator = "*"
 
 // MaxMessageBytes is the largest message the SMTP side accepts (advertised as
 // SIZE, RFC 1870) and the APPENDLIMIT of the IMAP side.
@@ -63,6 +69,17 @@ type Options struct {
 	DisableTLS bool
 	// Logger receives the server's log. Nil discards it.
 	Logger *slog.Logger
+	// Delimiter is the IMAP hierarchy separator: '/' (default when 0) or
+	// '.'. The rich seed (Seed) needs '/'.
+	Delimiter rune
+	// LocalPartLogin also accepts the local part of an address as its IMAP
+	// login name ("alice" for alice@Domain), as many servers do.
+	LocalPartLogin bool
+	// MasterUser and MasterPassword, if set, log in as any user: LOGIN
+	// "user*MasterUser" (MasterSeparator) or AUTHENTICATE PLAIN with
+	// authzid=user and authcid=MasterUser (RFC 4616), as a Dovecot master
+	// user does. The master user is not a mail account.
+	MasterUser, MasterPassword string
 }
 
 // DefaultUsers returns the default demo users of domain and their passwords:
@@ -85,6 +102,10 @@ type Server struct {
 	catchAll string
 	richAddr string // the account with the rich seed, or ""
 	log      *slog.Logger
+
+	delim                      rune
+	localPartLogin             bool
+	masterUser, masterPassword string
 
 	accounts map[string]*account // by lower-case address; immutable after Start
 
@@ -129,6 +150,19 @@ func Start(ctx context.Context, opts *Options) (*Server, error) {
 	if o.SMTPAddr == "" {
 		o.SMTPAddr = "127.0.0.1:0"
 	}
+	switch o.Delimiter {
+	case 0:
+		o.Delimiter = Delimiter
+	case '/', '.':
+	default:
+		return nil, fmt.Errorf("demo: delimiter %q: want '/' or '.'", o.Delimiter)
+	}
+	if o.Seed && o.Delimiter != '/' {
+		return nil, errors.New("demo: the seed needs the '/' delimiter")
+	}
+	if (o.MasterUser == "") != (o.MasterPassword == "") || strings.ContainsAny(o.MasterUser, "@"+MasterSeparator) {
+		return nil, errors.New("demo: a master user needs a password, and its name no @ or " + MasterSeparator)
+	}
 	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -139,6 +173,11 @@ func Start(ctx context.Context, opts *Options) (*Server, error) {
 		catchAll: strings.ToLower(o.CatchAll),
 		log:      logger.With("component", "demo"),
 		accounts: make(map[string]*account),
+
+		delim:          o.Delimiter,
+		localPartLogin: o.LocalPartLogin,
+		masterUser:     o.MasterUser,
+		masterPassword: o.MasterPassword,
 	}
 	for addr, pw := range o.Users {
 		if err := s.addAccount(addr, pw); err != nil {
@@ -242,7 +281,7 @@ func (s *Server) addAccount(addr, password string) error {
 	if password == "" {
 		return fmt.Errorf("demo: user %q has an empty password", addr)
 	}
-	s.accounts[addr] = newAccount(addr, password)
+	s.accounts[addr] = newAccount(addr, password, s.delim)
 	return nil
 }
 
@@ -250,6 +289,21 @@ func (s *Server) addAccount(addr, password string) error {
 func (s *Server) account(address string) *account {
 	return s.accounts[strings.ToLower(address)]
 }
+
+// loginAccount returns the account an IMAP login name names: an address
+// (case-insensitive) or, with Options.LocalPartLogin, a local part of Domain.
+func (s *Server) loginAccount(name string) *account {
+	if !strings.Contains(name, "@") {
+		if !s.localPartLogin {
+			return nil
+		}
+		name += "@" + s.domain
+	}
+	return s.account(name)
+}
+
+// Delimiter returns the IMAP hierarchy separator.
+func (s *Server) Delimiter() rune { return s.delim }
 
 // Domain returns the mail domain of the demo users.
 func (s *Server) Domain() string { return s.domain }
@@ -453,8 +507,29 @@ func (l *trackingListener) closeAll() {
 
 type trackedConn struct {
 	net.Conn
-	l    *trackingListener
-	once sync.Once
+	l      *trackingListener
+	once   sync.Once
+	broken atomic.Bool
+}
+
+// Write implements net.Conn. Once a write fails, the connection is closed
+// and every write then "succeeds" without sending anything: imapmemserver's
+// FETCH returns on a failed write without closing its response writer, which
+// leaves go-imap's connection lock held, so the connection's goroutine would
+// block forever on its next response (go-imap v2.0.0-beta.8) and Close would
+// wait for it in vain. With the write "done", FETCH ends normally and the
+// next read fails on the closed connection, ending the session.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if c.broken.Load() {
+		return len(p), nil
+	}
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.broken.Store(true)
+		c.Close()
+		return len(p), nil
+	}
+	return n, nil
 }
 
 // Close implements net.Conn.

@@ -30,7 +30,7 @@ func TestLoggedInKeepsOnlyOldPasswords(t *testing.T) {
 	for _, tc := range []struct {
 		origin string
 		keep   bool
-	}{{store.PasswordAdmin, false}, {store.PasswordOld, true}} {
+	}{{store.PasswordAdmin, false}, {store.PasswordRandom, false}, {store.PasswordOld, true}} {
 		a, err := st.CreateAccount(ctx, tc.origin+"@example.test", "pw-"+tc.origin, &store.AccountOptions{Migration: store.MigDone, PasswordOrigin: tc.origin})
 		if err != nil {
 			t.Fatal(err)

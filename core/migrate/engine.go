@@ -514,14 +514,14 @@ func (e *Engine) adopt(ctx context.Context, s *oldSettings, acct *store.Account,
 
 // LoggedIn tells the engine an existing account logged in with password.
 // It never blocks: it remembers the password (in memory) for the old
-// server, unless the admin set it (store.PasswordAdmin),
+// server, only if it is the old server's (store.PasswordOld),
 // and, if the account's domain is migrating, resumes an unfinished copy or
 // starts a catch-up run for mail that arrived on the old server since.
 func (e *Engine) LoggedIn(acct *store.Account, password string) {
 	if acct == nil || acct.Migration == "" || e.isClosed() {
 		return
 	}
-	if password != "" && acct.PasswordOrigin != store.PasswordAdmin {
+	if password != "" && acct.PasswordOrigin == store.PasswordOld {
 		// The account's password is the old server's (an admin-set one is
 		// never sent to the old server).
 		e.remember(acct.ID, Credentials{Address: acct.Address, Password: password, OldLogin: acct.OldLogin})

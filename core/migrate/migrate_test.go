@@ -255,114 +255,116 @@ func seedRich(t *testing.T, srv *oldtest.Server, user string) []seedMsg {
 }
 
 func TestMigrateFolders(t *testing.T) {
-	for _, sep := range []rune{'/', '.'} {
-		t.Run(fmt.Sprintf("sep=%c", sep), func(t *testing.T) {
-			t.Parallel()
-			srv := oldtest.Start(t, &oldtest.Options{Separator: sep})
-			seedRich(t, srv, "alice")
-			addr, pass := srv.Address(t, "alice")
-			oldInbox := srv.Messages(t, "alice", "INBOX")
-			st, _ := setup(t, srv.IMAPAddr)
-			e := newEngine(t, st, &migrate.Options{BatchMessages: 3, ChunkMessages: 4})
-			ctx := context.Background()
+	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
+		for _, sep := range []rune{'/', '.'} {
+			t.Run(fmt.Sprintf("sep=%c", sep), func(t *testing.T) {
+				t.Parallel()
+				srv := oldtest.StartKind(t, kind, &oldtest.Options{Separator: sep})
+				seedRich(t, srv, "alice")
+				addr, pass := srv.Address(t, "alice")
+				oldInbox := srv.Messages(t, "alice", "INBOX")
+				st, _ := setup(t, srv.IMAPAddr)
+				e := newEngine(t, st, &migrate.Options{BatchMessages: 3, ChunkMessages: 4})
+				ctx := context.Background()
 
-			// Watch the store: no other mailbox may get a message before
-			// INBOX is complete.
-			w := st.Watch(0)
-			defer w.Close()
-			var order sync.WaitGroup
-			var orderErr error
-			stopWatch := make(chan struct{})
-			order.Add(1)
-			go func() {
-				defer order.Done()
-				for {
-					select {
-					case <-stopWatch:
-						return
-					case _, ok := <-w.C:
-						if !ok {
+				// Watch the store: no other mailbox may get a message before
+				// INBOX is complete.
+				w := st.Watch(0)
+				defer w.Close()
+				var order sync.WaitGroup
+				var orderErr error
+				stopWatch := make(chan struct{})
+				order.Add(1)
+				go func() {
+					defer order.Done()
+					for {
+						select {
+						case <-stopWatch:
 							return
+						case _, ok := <-w.C:
+							if !ok {
+								return
+							}
+						}
+						a, err := st.Account(ctx, addr)
+						if err != nil {
+							continue
+						}
+						mbs, _ := st.Mailboxes(ctx, a.ID)
+						inbox, others := 0, 0
+						for _, m := range mbs {
+							s, _ := st.Status(ctx, m.ID)
+							if m.Name == "INBOX" {
+								inbox = int(s.Messages)
+							} else {
+								others += int(s.Messages)
+							}
+						}
+						if others > 0 && inbox < len(oldInbox) && orderErr == nil {
+							orderErr = fmt.Errorf("other mailboxes have %d messages while INBOX has %d of %d", others, inbox, len(oldInbox))
 						}
 					}
-					a, err := st.Account(ctx, addr)
-					if err != nil {
-						continue
-					}
-					mbs, _ := st.Mailboxes(ctx, a.ID)
-					inbox, others := 0, 0
-					for _, m := range mbs {
-						s, _ := st.Status(ctx, m.ID)
-						if m.Name == "INBOX" {
-							inbox = int(s.Messages)
-						} else {
-							others += int(s.Messages)
-						}
-					}
-					if others > 0 && inbox < len(oldInbox) && orderErr == nil {
-						orderErr = fmt.Errorf("other mailboxes have %d messages while INBOX has %d of %d", others, inbox, len(oldInbox))
-					}
-				}
-			}()
+				}()
 
-			acct, err := e.FirstLogin(ctx, addr, pass)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if acct.Migration != store.MigPending {
-				t.Errorf("new account migration state %q", acct.Migration)
-			}
-			uv, un := oldStatus(t, srv, "alice", "INBOX")
-			inbox, err := st.Mailbox(ctx, acct.ID, "INBOX")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if inbox.UIDValidity != uv || inbox.UIDNext < un {
-				t.Errorf("INBOX UIDVALIDITY/UIDNEXT %d/%d, old %d/%d", inbox.UIDValidity, inbox.UIDNext, uv, un)
-			}
-			if err := e.Wait(ctx, addr); err != nil {
-				t.Fatal(err)
-			}
-			close(stopWatch)
-			order.Wait()
-			if orderErr != nil {
-				t.Error(orderErr)
-			}
-			a, _ := st.Account(ctx, addr)
-			if a.Migration != store.MigDone {
-				t.Errorf("account state %q (%s)", a.Migration, a.MigrationError)
-			}
-			if _, err := st.Authenticate(ctx, addr, pass); err != nil {
-				t.Errorf("password not kept: %v", err)
-			}
-			n := compareAll(t, srv, st, "alice")
-			if n != 41 {
-				t.Errorf("compared %d messages, want 41", n)
-			}
-			// \Seen untouched on the old server.
-			after := srv.Messages(t, "alice", "INBOX")
-			for i := range after {
-				if normFlags(after[i].Flags) != normFlags(oldInbox[i].Flags) {
-					t.Errorf("old INBOX UID %d flags changed: %q -> %q", after[i].UID, oldInbox[i].Flags, after[i].Flags)
+				acct, err := e.FirstLogin(ctx, addr, pass)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			r, err := e.Verify(ctx, addr, migrate.Credentials{Password: pass})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !r.OK || r.Messages != 41 || r.Present != 41 || r.Missing != 0 || r.Extra != 0 || r.Different != 0 {
-				t.Errorf("verify: %+v", r)
-			}
-			var p migrate.AccountProgress
-			for _, x := range e.Progress() {
-				if x.Address == addr {
-					p = x
+				if acct.Migration != store.MigPending {
+					t.Errorf("new account migration state %q", acct.Migration)
 				}
-			}
-			if p.State != store.MigDone || p.MessagesDone != 41 || p.MessagesTotal != 41 || p.FoldersDone != p.FoldersTotal || p.FoldersTotal < 9 ||
-				p.BytesDone == 0 || p.BytesDone != p.BytesTotal {
-				t.Errorf("progress %+v", p)
-			}
-		})
-	}
+				uv, un := oldStatus(t, srv, "alice", "INBOX")
+				inbox, err := st.Mailbox(ctx, acct.ID, "INBOX")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if inbox.UIDValidity != uv || inbox.UIDNext < un {
+					t.Errorf("INBOX UIDVALIDITY/UIDNEXT %d/%d, old %d/%d", inbox.UIDValidity, inbox.UIDNext, uv, un)
+				}
+				if err := e.Wait(ctx, addr); err != nil {
+					t.Fatal(err)
+				}
+				close(stopWatch)
+				order.Wait()
+				if orderErr != nil {
+					t.Error(orderErr)
+				}
+				a, _ := st.Account(ctx, addr)
+				if a.Migration != store.MigDone {
+					t.Errorf("account state %q (%s)", a.Migration, a.MigrationError)
+				}
+				if _, err := st.Authenticate(ctx, addr, pass); err != nil {
+					t.Errorf("password not kept: %v", err)
+				}
+				n := compareAll(t, srv, st, "alice")
+				if n != 41 {
+					t.Errorf("compared %d messages, want 41", n)
+				}
+				// \Seen untouched on the old server.
+				after := srv.Messages(t, "alice", "INBOX")
+				for i := range after {
+					if normFlags(after[i].Flags) != normFlags(oldInbox[i].Flags) {
+						t.Errorf("old INBOX UID %d flags changed: %q -> %q", after[i].UID, oldInbox[i].Flags, after[i].Flags)
+					}
+				}
+				r, err := e.Verify(ctx, addr, migrate.Credentials{Password: pass})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !r.OK || r.Messages != 41 || r.Present != 41 || r.Missing != 0 || r.Extra != 0 || r.Different != 0 {
+					t.Errorf("verify: %+v", r)
+				}
+				var p migrate.AccountProgress
+				for _, x := range e.Progress() {
+					if x.Address == addr {
+						p = x
+					}
+				}
+				if p.State != store.MigDone || p.MessagesDone != 41 || p.MessagesTotal != 41 || p.FoldersDone != p.FoldersTotal || p.FoldersTotal < 9 ||
+					p.BytesDone == 0 || p.BytesDone != p.BytesTotal {
+					t.Errorf("progress %+v", p)
+				}
+			})
+		}
+	})
 }

@@ -126,43 +126,45 @@ func (p *proxy) serve(c net.Conn) {
 
 func TestFirstLoginRefused(t *testing.T) {
 	t.Parallel()
-	srv := oldtest.Shared(t, nil)
-	addr, _ := srv.Address(t, "alice")
-	ctx := context.Background()
-	st, _ := setup(t, srv.IMAPAddr)
-	e := newEngine(t, st, nil)
+	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
+		srv := oldtest.SharedKind(t, kind, nil)
+		addr, _ := srv.Address(t, "alice")
+		ctx := context.Background()
+		st, _ := setup(t, srv.IMAPAddr)
+		e := newEngine(t, st, nil)
 
-	if _, err := e.FirstLogin(ctx, addr, "wrong password"); !errors.Is(err, migrate.ErrBadPassword) {
-		t.Fatalf("wrong password: err %v, want ErrBadPassword", err)
-	}
-	if _, err := e.FirstLogin(ctx, addr, ""); !errors.Is(err, migrate.ErrBadPassword) {
-		t.Fatalf("empty password: err %v, want ErrBadPassword", err)
-	}
-	if _, err := e.FirstLogin(ctx, "nobody@unknown.example", "x"); !errors.Is(err, migrate.ErrNotMigrating) {
-		t.Fatalf("unknown domain: err %v, want ErrNotMigrating", err)
-	}
-	if _, err := e.FirstLogin(ctx, "not an address", "x"); err == nil {
-		t.Fatal("bad address accepted")
-	}
-	accts, err := st.Accounts(ctx, "")
-	if err != nil || len(accts) != 0 {
-		t.Fatalf("accounts after refused logins: %v %v", accts, err)
-	}
-	if err := migrate.SetDomain(ctx, st, oldtest.Domain, nil, false); err != nil {
-		t.Fatal(err)
-	}
-	_, pass := srv.Address(t, "alice")
-	if _, err := e.FirstLogin(ctx, addr, pass); !errors.Is(err, migrate.ErrNotMigrating) {
-		t.Fatalf("domain not migrating: err %v, want ErrNotMigrating", err)
-	}
-	accts, _ = st.Accounts(ctx, "")
-	if len(accts) != 0 {
-		t.Fatalf("account created for a domain not migrating")
-	}
-	s, on, err := migrate.DomainSettings(ctx, st, oldtest.Domain)
-	if err != nil || on || s == nil || s.IMAPPort == 0 {
-		t.Fatalf("DomainSettings = %+v, %v, %v", s, on, err)
-	}
+		if _, err := e.FirstLogin(ctx, addr, "wrong password"); !errors.Is(err, migrate.ErrBadPassword) {
+			t.Fatalf("wrong password: err %v, want ErrBadPassword", err)
+		}
+		if _, err := e.FirstLogin(ctx, addr, ""); !errors.Is(err, migrate.ErrBadPassword) {
+			t.Fatalf("empty password: err %v, want ErrBadPassword", err)
+		}
+		if _, err := e.FirstLogin(ctx, "nobody@unknown.example", "x"); !errors.Is(err, migrate.ErrNotMigrating) {
+			t.Fatalf("unknown domain: err %v, want ErrNotMigrating", err)
+		}
+		if _, err := e.FirstLogin(ctx, "not an address", "x"); err == nil {
+			t.Fatal("bad address accepted")
+		}
+		accts, err := st.Accounts(ctx, "")
+		if err != nil || len(accts) != 0 {
+			t.Fatalf("accounts after refused logins: %v %v", accts, err)
+		}
+		if err := migrate.SetDomain(ctx, st, oldtest.Domain, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		_, pass := srv.Address(t, "alice")
+		if _, err := e.FirstLogin(ctx, addr, pass); !errors.Is(err, migrate.ErrNotMigrating) {
+			t.Fatalf("domain not migrating: err %v, want ErrNotMigrating", err)
+		}
+		accts, _ = st.Accounts(ctx, "")
+		if len(accts) != 0 {
+			t.Fatalf("account created for a domain not migrating")
+		}
+		s, on, err := migrate.DomainSettings(ctx, st, oldtest.Domain)
+		if err != nil || on || s == nil || s.IMAPPort == 0 {
+			t.Fatalf("DomainSettings = %+v, %v, %v", s, on, err)
+		}
+	})
 }
 
 func TestSetDomainInvalid(t *testing.T) {
@@ -230,233 +232,241 @@ func resumeAfterStop(t *testing.T, path string, acct *store.Account, pass string
 // gaps once the user logs in again.
 func TestResume(t *testing.T) {
 	t.Parallel()
-	srv := oldtest.Start(t, &oldtest.Options{Separator: '.'})
-	seedMany(t, srv, "bob", "INBOX", 400, 6000)
-	seedMany(t, srv, "bob", "Archive", 100, 3000)
-	addr, pass := srv.Address(t, "bob")
-	px := startProxy(t, srv.IMAPAddr, 0, 0, 0, 1<<20) // 1 MiB/s: about 3 s of copying
-	st, path := setup(t, px.addr())
-	ctx := context.Background()
-	e := newEngine(t, st, &migrate.Options{BatchMessages: 10})
-	acct, err := e.FirstLogin(ctx, addr, pass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for inboxCount(t, st, addr) < 50 {
-		if time.Now().After(deadline) {
-			t.Fatal("copy did not start")
+	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
+		srv := oldtest.StartKind(t, kind, &oldtest.Options{Separator: '.'})
+		seedMany(t, srv, "bob", "INBOX", 400, 6000)
+		seedMany(t, srv, "bob", "Archive", 100, 3000)
+		addr, pass := srv.Address(t, "bob")
+		px := startProxy(t, srv.IMAPAddr, 0, 0, 0, 1<<20) // 1 MiB/s: about 3 s of copying
+		st, path := setup(t, px.addr())
+		ctx := context.Background()
+		e := newEngine(t, st, &migrate.Options{BatchMessages: 10})
+		acct, err := e.FirstLogin(ctx, addr, pass)
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	e.Close() // as a crash: the job stops between two commits
-	got := inboxCount(t, st, addr)
-	if got >= 400 {
-		t.Fatalf("copy finished before the stop (%d messages); test proves nothing", got)
-	}
-	a, _ := st.Account(ctx, addr)
-	if a.Migration == store.MigDone {
-		t.Fatalf("account done after a stop mid-copy")
-	}
-	st.Close()
+		deadline := time.Now().Add(30 * time.Second)
+		for inboxCount(t, st, addr) < 50 {
+			if time.Now().After(deadline) {
+				t.Fatal("copy did not start")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		e.Close() // as a crash: the job stops between two commits
+		got := inboxCount(t, st, addr)
+		if got >= 400 {
+			t.Fatalf("copy finished before the stop (%d messages); test proves nothing", got)
+		}
+		a, _ := st.Account(ctx, addr)
+		if a.Migration == store.MigDone {
+			t.Fatalf("account done after a stop mid-copy")
+		}
+		st.Close()
 
-	st2, e2 := resumeAfterStop(t, path, acct, pass)
-	a, _ = st2.Account(ctx, addr)
-	if a.Migration != store.MigDone {
-		t.Fatalf("after resume: state %q (%s)", a.Migration, a.MigrationError)
-	}
-	if n := compareAll(t, srv, st2, "bob"); n != 500 {
-		t.Fatalf("compared %d messages, want 500", n)
-	}
-	r, err := e2.Verify(ctx, addr, migrate.Credentials{Password: pass})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r.OK || r.Present != 500 || r.Extra != 0 {
-		t.Fatalf("verify after resume: ok=%v present=%d missing=%d extra=%d different=%d", r.OK, r.Present, r.Missing, r.Extra, r.Different)
-	}
+		st2, e2 := resumeAfterStop(t, path, acct, pass)
+		a, _ = st2.Account(ctx, addr)
+		if a.Migration != store.MigDone {
+			t.Fatalf("after resume: state %q (%s)", a.Migration, a.MigrationError)
+		}
+		if n := compareAll(t, srv, st2, "bob"); n != 500 {
+			t.Fatalf("compared %d messages, want 500", n)
+		}
+		r, err := e2.Verify(ctx, addr, migrate.Credentials{Password: pass})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.OK || r.Present != 500 || r.Extra != 0 {
+			t.Fatalf("verify after resume: ok=%v present=%d missing=%d extra=%d different=%d", r.OK, r.Present, r.Missing, r.Extra, r.Different)
+		}
+	})
 }
 
 // TestCutConnection cuts the old-server connection in the middle of FETCH
 // responses, three times; the copy retries and completes.
 func TestCutConnection(t *testing.T) {
 	t.Parallel()
-	srv := oldtest.Start(t, nil)
-	seedMany(t, srv, "carol", "INBOX", 120, 20000)
-	addr, pass := srv.Address(t, "carol")
-	// The first three connections that move 300 kB (FirstLogin's, which the
-	// copy goes on with, among them) are cut there, in the middle of a message.
-	px := startProxy(t, srv.IMAPAddr, 0, 300_000, 3, 0)
-	st, _ := setup(t, px.addr())
-	ctx := context.Background()
-	e := newEngine(t, st, nil)
-	ch, cancel := e.Subscribe()
-	defer cancel()
-	if _, err := e.FirstLogin(ctx, addr, pass); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Wait(ctx, addr); err != nil {
-		t.Fatal(err)
-	}
-	if px.cutDone.Load() != 3 {
-		t.Errorf("proxy cut %d connections, want 3", px.cutDone.Load())
-	}
-	if n := compareAll(t, srv, st, "carol"); n != 120 {
-		t.Fatalf("compared %d messages, want 120", n)
-	}
-	var retries, done int
-	for {
-		select {
-		case ev := <-ch:
-			if ev.Kind == migrate.EventError && strings.Contains(ev.Error, "retrying") {
-				retries++
-			}
-			if ev.Kind == migrate.EventState && ev.Account.State == store.MigDone {
-				done++
-			}
-			continue
-		default:
+	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
+		srv := oldtest.StartKind(t, kind, nil)
+		seedMany(t, srv, "carol", "INBOX", 120, 20000)
+		addr, pass := srv.Address(t, "carol")
+		// The first three connections that move 300 kB (FirstLogin's, which the
+		// copy goes on with, among them) are cut there, in the middle of a message.
+		px := startProxy(t, srv.IMAPAddr, 0, 300_000, 3, 0)
+		st, _ := setup(t, px.addr())
+		ctx := context.Background()
+		e := newEngine(t, st, nil)
+		ch, cancel := e.Subscribe()
+		defer cancel()
+		if _, err := e.FirstLogin(ctx, addr, pass); err != nil {
+			t.Fatal(err)
 		}
-		break
-	}
-	if retries == 0 || done != 1 {
-		t.Errorf("events: %d retries, %d done", retries, done)
-	}
+		if err := e.Wait(ctx, addr); err != nil {
+			t.Fatal(err)
+		}
+		if px.cutDone.Load() != 3 {
+			t.Errorf("proxy cut %d connections, want 3", px.cutDone.Load())
+		}
+		if n := compareAll(t, srv, st, "carol"); n != 120 {
+			t.Fatalf("compared %d messages, want 120", n)
+		}
+		var retries, done int
+		for {
+			select {
+			case ev := <-ch:
+				if ev.Kind == migrate.EventError && strings.Contains(ev.Error, "retrying") {
+					retries++
+				}
+				if ev.Kind == migrate.EventState && ev.Account.State == store.MigDone {
+					done++
+				}
+				continue
+			default:
+			}
+			break
+		}
+		if retries == 0 || done != 1 {
+			t.Errorf("events: %d retries, %d done", retries, done)
+		}
+	})
 }
 
 // TestCatchUp: mail arriving on the old server after the copy is pulled on
 // the next login; a UID taken locally meanwhile gets a fresh one.
 func TestCatchUp(t *testing.T) {
 	t.Parallel()
-	srv := oldtest.Start(t, nil)
-	seedMany(t, srv, "alice", "INBOX", 5, 1000)
-	addr, pass := srv.Address(t, "alice")
-	st, _ := setup(t, srv.IMAPAddr)
-	ctx := context.Background()
-	e := newEngine(t, st, nil)
-	acct, err := e.FirstLogin(ctx, addr, pass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Wait(ctx, addr); err != nil {
-		t.Fatal(err)
-	}
-	inbox, _ := st.Mailbox(ctx, acct.ID, "INBOX")
-	// Local delivery takes the old UIDNEXT...
-	local, err := st.AppendMessage(ctx, inbox.ID, &store.NewMessage{Body: rawMessage("local", 700)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// ...which the next old-server message also gets.
-	newRaw := rawMessage("late old mail", 900)
-	oldUID := srv.Append(t, "alice", "INBOX", []string{"$Late"}, time.Date(2022, 5, 6, 7, 8, 9, 0, time.FixedZone("", -4*3600)), newRaw)
-	if oldUID != local.UID {
-		t.Fatalf("test setup: old UID %d, local UID %d: no collision", oldUID, local.UID)
-	}
-	srv.Append(t, "alice", "INBOX", nil, time.Time{}, rawMessage("later old mail", 800))
-	srv.CreateMailbox(t, "alice", "Later", true)
-	srv.Append(t, "alice", "Later", nil, time.Time{}, rawMessage("in a new folder", 600))
+	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
+		srv := oldtest.StartKind(t, kind, nil)
+		seedMany(t, srv, "alice", "INBOX", 5, 1000)
+		addr, pass := srv.Address(t, "alice")
+		st, _ := setup(t, srv.IMAPAddr)
+		ctx := context.Background()
+		e := newEngine(t, st, nil)
+		acct, err := e.FirstLogin(ctx, addr, pass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Wait(ctx, addr); err != nil {
+			t.Fatal(err)
+		}
+		inbox, _ := st.Mailbox(ctx, acct.ID, "INBOX")
+		// Local delivery takes the old UIDNEXT...
+		local, err := st.AppendMessage(ctx, inbox.ID, &store.NewMessage{Body: rawMessage("local", 700)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// ...which the next old-server message also gets.
+		newRaw := rawMessage("late old mail", 900)
+		oldUID := srv.Append(t, "alice", "INBOX", []string{"$Late"}, time.Date(2022, 5, 6, 7, 8, 9, 0, time.FixedZone("", -4*3600)), newRaw)
+		if oldUID != local.UID {
+			t.Fatalf("test setup: old UID %d, local UID %d: no collision", oldUID, local.UID)
+		}
+		srv.Append(t, "alice", "INBOX", nil, time.Time{}, rawMessage("later old mail", 800))
+		srv.CreateMailbox(t, "alice", "Later", true)
+		srv.Append(t, "alice", "Later", nil, time.Time{}, rawMessage("in a new folder", 600))
 
-	a, _ := st.Account(ctx, addr)
-	e.LoggedIn(a, pass)
-	if err := e.Wait(ctx, addr); err != nil {
-		t.Fatal(err)
-	}
-	msgs, _ := st.Messages(ctx, inbox.ID)
-	if len(msgs) != 8 {
-		t.Fatalf("INBOX has %d messages, want 8", len(msgs))
-	}
-	var sawLocal, sawRenumbered bool
-	for _, m := range msgs {
-		if m.UID == local.UID {
-			sawLocal = m.BlobKey == local.BlobKey
+		a, _ := st.Account(ctx, addr)
+		e.LoggedIn(a, pass)
+		if err := e.Wait(ctx, addr); err != nil {
+			t.Fatal(err)
 		}
-		if m.BlobKey == sum(newRaw) {
-			sawRenumbered = m.UID > local.UID && m.HasFlag("$Late")
+		msgs, _ := st.Messages(ctx, inbox.ID)
+		if len(msgs) != 8 {
+			t.Fatalf("INBOX has %d messages, want 8", len(msgs))
 		}
-	}
-	if !sawLocal || !sawRenumbered {
-		t.Errorf("local message kept: %v; colliding old message renumbered: %v", sawLocal, sawRenumbered)
-	}
-	later, err := st.Mailbox(ctx, acct.ID, "Later")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s, _ := st.Status(ctx, later.ID); s.Messages != 1 {
-		t.Errorf("new folder has %d messages", s.Messages)
-	}
-	// A second run finds nothing new and copies nothing twice.
-	if n := e.CatchUp(ctx); n != 1 {
-		t.Errorf("CatchUp scheduled %d accounts, want 1", n)
-	}
-	if err := e.Wait(ctx, addr); err != nil {
-		t.Fatal(err)
-	}
-	if msgs2, _ := st.Messages(ctx, inbox.ID); len(msgs2) != 8 {
-		t.Errorf("after a second catch-up INBOX has %d messages", len(msgs2))
-	}
+		var sawLocal, sawRenumbered bool
+		for _, m := range msgs {
+			if m.UID == local.UID {
+				sawLocal = m.BlobKey == local.BlobKey
+			}
+			if m.BlobKey == sum(newRaw) {
+				sawRenumbered = m.UID > local.UID && m.HasFlag("$Late")
+			}
+		}
+		if !sawLocal || !sawRenumbered {
+			t.Errorf("local message kept: %v; colliding old message renumbered: %v", sawLocal, sawRenumbered)
+		}
+		later, err := st.Mailbox(ctx, acct.ID, "Later")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := st.Status(ctx, later.ID); s.Messages != 1 {
+			t.Errorf("new folder has %d messages", s.Messages)
+		}
+		// A second run finds nothing new and copies nothing twice.
+		if n := e.CatchUp(ctx); n != 1 {
+			t.Errorf("CatchUp scheduled %d accounts, want 1", n)
+		}
+		if err := e.Wait(ctx, addr); err != nil {
+			t.Fatal(err)
+		}
+		if msgs2, _ := st.Messages(ctx, inbox.ID); len(msgs2) != 8 {
+			t.Errorf("after a second catch-up INBOX has %d messages", len(msgs2))
+		}
+	})
 }
 
 // TestMasterBulk copies users with the master user and no passwords; the
 // user's first login then takes the old server's password.
 func TestMasterBulk(t *testing.T) {
 	t.Parallel()
-	srv := oldtest.Start(t, nil)
-	seedMany(t, srv, "bob", "INBOX", 3, 500)
-	seedMany(t, srv, "carol", "Sent", 2, 500)
-	st, _ := setup(t, srv.IMAPAddr)
-	ctx := context.Background()
-	e := newEngine(t, st, nil)
-	users, err := migrate.ReadUsersCSV(strings.NewReader("user,password\nbob\ncarol@example.test\n# comment\n\nnobody@other.example\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range users {
-		users[i].MasterUser, users[i].MasterPassword = srv.MasterUser, srv.MasterPassword
-	}
-	var events atomic.Int32
-	res, err := e.MigrateUsers(ctx, oldtest.Domain, users, func(migrate.Event) { events.Add(1) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res) != 3 || !res[0].OK || !res[1].OK || res[2].OK {
-		t.Fatalf("results %+v", res)
-	}
-	if events.Load() == 0 {
-		t.Error("no progress events")
-	}
-	compareAll(t, srv, st, "bob")
-	compareAll(t, srv, st, "carol")
-	bob, bobPass := srv.Address(t, "bob")
-	if _, err := st.Authenticate(ctx, bob, bobPass); !errors.Is(err, store.ErrBadPassword) {
-		t.Fatalf("bulk account has a known password: %v", err)
-	}
-	pol, err := auth.New(auth.Options{Store: st, Migrator: e, Delay: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	login := func(pw string) error {
-		_, err := pol.Login(ctx, auth.Request{Service: "test", Remote: netip.MustParseAddr("127.0.0.1"), Username: bob, Password: pw})
-		return err
-	}
-	if err := login("wrong"); err == nil {
-		t.Fatal("Login with a wrong password succeeded")
-	}
-	if err := login(bobPass); err != nil {
-		t.Fatalf("first login after bulk: %v", err)
-	}
-	if _, err := st.Authenticate(ctx, bob, bobPass); err != nil {
-		t.Fatalf("password not taken from the old server: %v", err)
-	}
-	// A wrong master password creates nothing.
-	bad := []migrate.Credentials{{Address: "alice", MasterUser: srv.MasterUser, MasterPassword: "nope"}}
-	res, err = e.MigrateUsers(ctx, oldtest.Domain, bad, nil)
-	if err != nil || res[0].OK || !strings.Contains(res[0].Error, "refused") {
-		t.Fatalf("bad master: %+v %v", res, err)
-	}
-	if _, err := st.Account(ctx, "alice@example.test"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("account created with a wrong master password: %v", err)
-	}
+	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
+		srv := oldtest.StartKind(t, kind, nil)
+		seedMany(t, srv, "bob", "INBOX", 3, 500)
+		seedMany(t, srv, "carol", "Sent", 2, 500)
+		st, _ := setup(t, srv.IMAPAddr)
+		ctx := context.Background()
+		e := newEngine(t, st, nil)
+		users, err := migrate.ReadUsersCSV(strings.NewReader("user,password\nbob\ncarol@example.test\n# comment\n\nnobody@other.example\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range users {
+			users[i].MasterUser, users[i].MasterPassword = srv.MasterUser, srv.MasterPassword
+		}
+		var events atomic.Int32
+		res, err := e.MigrateUsers(ctx, oldtest.Domain, users, func(migrate.Event) { events.Add(1) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != 3 || !res[0].OK || !res[1].OK || res[2].OK {
+			t.Fatalf("results %+v", res)
+		}
+		if events.Load() == 0 {
+			t.Error("no progress events")
+		}
+		compareAll(t, srv, st, "bob")
+		compareAll(t, srv, st, "carol")
+		bob, bobPass := srv.Address(t, "bob")
+		if _, err := st.Authenticate(ctx, bob, bobPass); !errors.Is(err, store.ErrBadPassword) {
+			t.Fatalf("bulk account has a known password: %v", err)
+		}
+		pol, err := auth.New(auth.Options{Store: st, Migrator: e, Delay: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		login := func(pw string) error {
+			_, err := pol.Login(ctx, auth.Request{Service: "test", Remote: netip.MustParseAddr("127.0.0.1"), Username: bob, Password: pw})
+			return err
+		}
+		if err := login("wrong"); err == nil {
+			t.Fatal("Login with a wrong password succeeded")
+		}
+		if err := login(bobPass); err != nil {
+			t.Fatalf("first login after bulk: %v", err)
+		}
+		if _, err := st.Authenticate(ctx, bob, bobPass); err != nil {
+			t.Fatalf("password not taken from the old server: %v", err)
+		}
+		// A wrong master password creates nothing.
+		bad := []migrate.Credentials{{Address: "alice", MasterUser: srv.MasterUser, MasterPassword: "nope"}}
+		res, err = e.MigrateUsers(ctx, oldtest.Domain, bad, nil)
+		if err != nil || res[0].OK || !strings.Contains(res[0].Error, "refused") {
+			t.Fatalf("bad master: %+v %v", res, err)
+		}
+		if _, err := st.Account(ctx, "alice@example.test"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("account created with a wrong master password: %v", err)
+		}
+	})
 }
 
 func TestReadUsersCSV(t *testing.T) {
@@ -514,27 +524,29 @@ func FuzzReadUsersCSV(f *testing.F) {
 // account) log in to the old server twice.
 func TestFirstLoginConnections(t *testing.T) {
 	t.Parallel()
-	srv := oldtest.Start(t, nil)
-	seedMany(t, srv, "bob", "INBOX", 30, 2000)
-	srv.CreateMailbox(t, "bob", "Archive", true)
-	seedMany(t, srv, "bob", "Archive", 20, 2000)
-	addr, pass := srv.Address(t, "bob")
-	px := startProxy(t, srv.IMAPAddr, 0, 0, 0, 0)
-	st, _ := setup(t, px.addr())
-	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 2})
-	ctx := context.Background()
-	if _, err := e.FirstLogin(ctx, addr, pass); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Wait(ctx, addr); err != nil {
-		t.Fatal(err)
-	}
-	if n := compareAll(t, srv, st, "bob"); n != 50 {
-		t.Fatalf("compared %d messages, want 50", n)
-	}
-	if n := px.n.Load(); n != 2 {
-		t.Errorf("%d connections to the old server, want 2", n)
-	}
+	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
+		srv := oldtest.StartKind(t, kind, nil)
+		seedMany(t, srv, "bob", "INBOX", 30, 2000)
+		srv.CreateMailbox(t, "bob", "Archive", true)
+		seedMany(t, srv, "bob", "Archive", 20, 2000)
+		addr, pass := srv.Address(t, "bob")
+		px := startProxy(t, srv.IMAPAddr, 0, 0, 0, 0)
+		st, _ := setup(t, px.addr())
+		e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 2})
+		ctx := context.Background()
+		if _, err := e.FirstLogin(ctx, addr, pass); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Wait(ctx, addr); err != nil {
+			t.Fatal(err)
+		}
+		if n := compareAll(t, srv, st, "bob"); n != 50 {
+			t.Fatalf("compared %d messages, want 50", n)
+		}
+		if n := px.n.Load(); n != 2 {
+			t.Errorf("%d connections to the old server, want 2", n)
+		}
+	})
 }
 
 // TestResumeBeforeListing stops a first copy before the other mailboxes
@@ -544,70 +556,72 @@ func TestFirstLoginConnections(t *testing.T) {
 // the same.
 func TestResumeBeforeListing(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name            string
-		inbox, archive  int
-		size            int
-		opts            *migrate.Options
-		stop            func(st *store.Store, acct *store.Account) bool
-		inboxIncomplete bool
-	}{
-		{name: "INBOX partly copied", inbox: 300, archive: 20, size: 3000, opts: &migrate.Options{BatchMessages: 10},
-			stop: func(st *store.Store, acct *store.Account) bool {
-				return inboxCount(t, st, acct.Address) > 0
-			}, inboxIncomplete: true},
-		{name: "INBOX done", inbox: 5, archive: 3, size: 1000,
-			stop: func(st *store.Store, acct *store.Account) bool {
-				m, err := st.Mailbox(context.Background(), acct.ID, "INBOX")
-				return err == nil && m.Migration == store.MigDone
-			}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			srv := oldtest.Start(t, nil)
-			seedMany(t, srv, "carol", "INBOX", tc.inbox, tc.size)
-			srv.CreateMailbox(t, "carol", "Archive", true)
-			seedMany(t, srv, "carol", "Archive", tc.archive, tc.size)
-			addr, pass := srv.Address(t, "carol")
-			c := srv.Dial(t, "carol")
-			if err := c.Unsubscribe("INBOX").Wait(); err != nil {
-				t.Fatal(err)
-			}
-			c.Logout().Wait()
-			if subscribedOld(t, srv, "carol", "INBOX") {
-				t.Fatal("the old INBOX is still subscribed: the test proves nothing")
-			}
-			px, release := startHoldProxy(t, srv.IMAPAddr)
-			st, path := setup(t, px.addr())
-			ctx := context.Background()
-			e := newEngine(t, st, tc.opts)
-			acct, err := e.FirstLogin(ctx, addr, pass)
-			if err != nil {
-				t.Fatal(err)
-			}
-			deadline := time.Now().Add(30 * time.Second)
-			for !tc.stop(st, acct) {
-				if time.Now().After(deadline) {
-					t.Fatal("INBOX not copied far enough")
+	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
+		for _, tc := range []struct {
+			name            string
+			inbox, archive  int
+			size            int
+			opts            *migrate.Options
+			stop            func(st *store.Store, acct *store.Account) bool
+			inboxIncomplete bool
+		}{
+			{name: "INBOX partly copied", inbox: 300, archive: 20, size: 3000, opts: &migrate.Options{BatchMessages: 10},
+				stop: func(st *store.Store, acct *store.Account) bool {
+					return inboxCount(t, st, acct.Address) > 0
+				}, inboxIncomplete: true},
+			{name: "INBOX done", inbox: 5, archive: 3, size: 1000,
+				stop: func(st *store.Store, acct *store.Account) bool {
+					m, err := st.Mailbox(context.Background(), acct.ID, "INBOX")
+					return err == nil && m.Migration == store.MigDone
+				}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				srv := oldtest.StartKind(t, kind, nil)
+				seedMany(t, srv, "carol", "INBOX", tc.inbox, tc.size)
+				srv.CreateMailbox(t, "carol", "Archive", true)
+				seedMany(t, srv, "carol", "Archive", tc.archive, tc.size)
+				addr, pass := srv.Address(t, "carol")
+				c := srv.Dial(t, "carol")
+				if err := c.Unsubscribe("INBOX").Wait(); err != nil {
+					t.Fatal(err)
 				}
-				time.Sleep(2 * time.Millisecond)
-			}
-			e.Close()
-			release()
-			if n := inboxCount(t, st, addr); tc.inboxIncomplete && n >= tc.inbox {
-				t.Fatalf("INBOX complete (%d) before the stop: the test proves nothing", n)
-			}
-			if _, err := st.Mailbox(ctx, acct.ID, "Archive"); err == nil {
-				t.Fatal("Archive exists: the listing ran before the stop, the test proves nothing")
-			}
-			st.Close()
+				c.Logout().Wait()
+				if subscribedOld(t, srv, "carol", "INBOX") {
+					t.Fatal("the old INBOX is still subscribed: the test proves nothing")
+				}
+				px, release := startHoldProxy(t, srv.IMAPAddr)
+				st, path := setup(t, px.addr())
+				ctx := context.Background()
+				e := newEngine(t, st, tc.opts)
+				acct, err := e.FirstLogin(ctx, addr, pass)
+				if err != nil {
+					t.Fatal(err)
+				}
+				deadline := time.Now().Add(30 * time.Second)
+				for !tc.stop(st, acct) {
+					if time.Now().After(deadline) {
+						t.Fatal("INBOX not copied far enough")
+					}
+					time.Sleep(2 * time.Millisecond)
+				}
+				e.Close()
+				release()
+				if n := inboxCount(t, st, addr); tc.inboxIncomplete && n >= tc.inbox {
+					t.Fatalf("INBOX complete (%d) before the stop: the test proves nothing", n)
+				}
+				if _, err := st.Mailbox(ctx, acct.ID, "Archive"); err == nil {
+					t.Fatal("Archive exists: the listing ran before the stop, the test proves nothing")
+				}
+				st.Close()
 
-			st2, _ := resumeAfterStop(t, path, acct, pass)
-			if n := compareAll(t, srv, st2, "carol"); n != tc.inbox+tc.archive {
-				t.Fatalf("compared %d messages, want %d", n, tc.inbox+tc.archive)
-			}
-		})
-	}
+				st2, _ := resumeAfterStop(t, path, acct, pass)
+				if n := compareAll(t, srv, st2, "carol"); n != tc.inbox+tc.archive {
+					t.Fatalf("compared %d messages, want %d", n, tc.inbox+tc.archive)
+				}
+			})
+		}
+	})
 }
 
 // subscribedOld says whether the old server lists name as subscribed.

@@ -147,14 +147,15 @@ CREATE INDEX blobs_pack ON blobs(pack, off);
 	// server accepted (old_login); password_origin says where its password
 	// came from ('random': a bulk copy's, nobody knows it; 'old': the old
 	// server's, at a first login; 'admin'); first_login is when it was first
-	// logged in to. Accounts migrated before this step are taken as bulk
-	// copies nobody logged in to yet: their next login, with either
-	// password, settles them.
+	// logged in to. Accounts migrated before this step fail closed: their
+	// password is taken as the old server's ('old'), never again replaced
+	// by what the old server says (an admin may have reset a leaked one).
 	`
 ALTER TABLE accounts ADD COLUMN old_login TEXT NOT NULL DEFAULT '';
 ALTER TABLE accounts ADD COLUMN password_origin TEXT NOT NULL DEFAULT '';
 ALTER TABLE accounts ADD COLUMN first_login INTEGER NOT NULL DEFAULT 0;
-UPDATE accounts SET password_origin = 'random' WHERE mig_state != '';
+UPDATE accounts SET password_origin = 'old' WHERE mig_state != '';
+UPDATE accounts SET password_origin = 'admin' WHERE mig_state = '';
 `,
 	// 5: copy leases (lease.go): an account is copied by one process at a
 	// time. Self-contained: it depends on no other step after the first.

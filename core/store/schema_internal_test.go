@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"testing"
 )
@@ -106,5 +107,42 @@ func TestWriterDurable(t *testing.T) {
 	}
 	if mode != "wal" || sync != 2 {
 		t.Fatalf("journal_mode %q, synchronous %d; want wal, 2 (FULL)", mode, sync)
+	}
+}
+
+// Accounts migrated before passwords had an origin fail closed: the old
+// server's password never replaces theirs (an admin may have reset a
+// leaked one), and native accounts are the admin's.
+func TestUpgradePasswordOriginFailsClosed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []string{schema[0], schema[1], schema[2], `PRAGMA user_version = 3`,
+		`INSERT INTO domains(name, created) VALUES('example.test', 0)`,
+		`INSERT INTO accounts(domain_id, address, password_hash, created, mig_state) VALUES(1, 'carol@example.test', 'x', 0, 'done')`,
+		`INSERT INTO accounts(domain_id, address, password_hash, created) VALUES(1, 'native@example.test', 'x', 0)`,
+	}
+	for _, q := range steps {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for addr, want := range map[string]string{"carol@example.test": PasswordOld, "native@example.test": PasswordAdmin} {
+		a, err := s.Account(ctx, addr)
+		if err != nil || a.PasswordOrigin != want {
+			t.Fatalf("%s after the upgrade: %+v, %v; want origin %q", addr, a, err, want)
+		}
+	}
+	if err := s.AdoptOldPassword(ctx, "carol@example.test", "old-pw"); !errors.Is(err, ErrBadPassword) {
+		t.Fatalf("AdoptOldPassword on an upgraded migrated account: %v, want ErrBadPassword", err)
 	}
 }

@@ -296,9 +296,10 @@ func (s *Server) WaitMessages(t testing.TB, user, mailbox string, n uint32, time
 }
 
 // WipeUser deletes all of user's mailboxes and messages and cuts the user's
-// IMAP sessions; the user can log in again to an empty INBOX.
+// IMAP sessions; the user can log in again to an empty INBOX. Dovecot only.
 func (s *Server) WipeUser(t testing.TB, user string) {
 	t.Helper()
+	s.needDovecot(t, "WipeUser")
 	addr, _, err := s.lookup(user)
 	if err != nil {
 		t.Fatalf("%v", err)
@@ -334,7 +335,7 @@ func (s *Server) SendMail(t testing.TB, from string, to []string, raw []byte) {
 }
 
 // LogPath returns the path of the daemon log name ("dovecot.log" or
-// "postfix.log") for debugging.
+// "postfix.log") for debugging; Dovecot only.
 func (s *Server) LogPath(name string) string {
 	return s.StateDir + string(os.PathSeparator) + "log" + string(os.PathSeparator) + name
 }

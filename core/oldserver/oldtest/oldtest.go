@@ -48,6 +48,16 @@
 //
 // Debian packages needed: dovecot-imapd dovecot-lmtpd postfix openssl.
 // The tests must run as root (the daemons drop privileges themselves).
+//
+// Two kinds of old server ([Kind]): [Dovecot] above, and [InProcess],
+// core/demo's in-memory IMAP and SMTP server run inside the test process,
+// made to look like the Dovecot fixture from the wire (same users,
+// separators, special-use folders, master user, login forms; see
+// [StartInProcessServer] for what it does not do). It needs neither root nor
+// any package. A test written against the fixture's IMAP methods runs against
+// both with [Each] and [StartKind]: under `make test` both run; as a non-root
+// user without Dovecot, `go test ./...` still runs the in-process half (the
+// Dovecot half skips). TestInProcessSameAsDovecot keeps the two alike.
 package oldtest
 
 import (
@@ -71,6 +81,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailferry/core/demo"
 )
 
 // Domain is the mail domain of every fixture user.
@@ -127,16 +139,20 @@ type Options struct {
 
 // Server is a running fixture. Its exported fields are read-only.
 type Server struct {
+	// Kind says which old server this is: Dovecot, or InProcess (see
+	// StartInProcessServer for how it differs).
+	Kind Kind
 	// IMAPAddr is host:port of IMAP with STARTTLS offered (RFC 9051 §6.2.1);
 	// LOGIN and AUTHENTICATE PLAIN work also without TLS.
 	IMAPAddr string
-	// IMAPSAddr is host:port of IMAP over implicit TLS (RFC 8314).
+	// IMAPSAddr is host:port of IMAP over implicit TLS (RFC 8314); empty
+	// for InProcess.
 	IMAPSAddr string
 	// SMTPAddr is host:port of Postfix SMTP (STARTTLS offered, no AUTH needed
 	// from 127.0.0.0/8); empty without Options.WithSMTP.
 	SMTPAddr string
 	// SMTPSAddr is host:port of Postfix SMTP over implicit TLS; empty without
-	// Options.WithSMTP.
+	// Options.WithSMTP, and for InProcess.
 	SMTPSAddr string
 	// Separator is the IMAP hierarchy separator of the personal namespace.
 	Separator rune
@@ -147,7 +163,7 @@ type Server struct {
 	// authzid=user, authcid=MasterUser.
 	MasterUser, MasterPassword string
 	// StateDir holds config, mail, logs (StateDir/log) and the TLS
-	// certificate (StateDir/tls/cert.pem).
+	// certificate (StateDir/tls/cert.pem); empty for InProcess.
 	StateDir string
 	// CertPEM is the server's self-signed certificate.
 	CertPEM []byte
@@ -156,6 +172,9 @@ type Server struct {
 
 	scripts string
 	env     []string
+
+	mem     *demo.Server // InProcess only
+	memLogs *tailBuffer
 
 	mu      sync.Mutex
 	stopped bool
@@ -355,6 +374,7 @@ func StartProcess(opts *Options) (*Server, error) {
 		return nil, fmt.Errorf("oldtest: %w", err)
 	}
 	srv := &Server{
+		Kind:           Dovecot,
 		Separator:      o.Separator,
 		Users:          o.Users,
 		MasterUser:     o.MasterUser,
@@ -542,6 +562,9 @@ func (s *Server) Stop() error {
 	}
 	s.stopped = true
 	s.closeConnsLocked()
+	if s.mem != nil {
+		return s.mem.Close()
+	}
 	err := s.runScript(60*time.Second, "stop.sh", "--purge", s.StateDir)
 	if rmErr := os.RemoveAll(s.StateDir); err == nil && rmErr != nil {
 		err = fmt.Errorf("oldtest: %w", rmErr)
@@ -551,11 +574,15 @@ func (s *Server) Stop() error {
 
 // Restart stops the daemons and starts them again on the same ports with
 // the same mail (e.g. to test a client's reconnect). Connections are cut.
+// Dovecot only.
 func (s *Server) Restart() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
 		return errors.New("oldtest: restart of a stopped server")
+	}
+	if s.Kind != Dovecot {
+		return fmt.Errorf("%w: Restart", errNeedDovecot)
 	}
 	s.closeConnsLocked()
 	if err := s.runScript(60*time.Second, "stop.sh", s.StateDir); err != nil {
@@ -573,6 +600,10 @@ func (s *Server) closeConnsLocked() {
 
 // logTail writes the end of the daemons' logs to t, for failed tests.
 func (s *Server) logTail(t testing.TB) {
+	if s.memLogs != nil {
+		t.Logf("oldtest: last lines of the in-process server's log:\n%s", s.memLogs.lastLines(30))
+		return
+	}
 	for _, name := range []string{"dovecot.log", "postfix.log"} {
 		b, err := os.ReadFile(filepath.Join(s.StateDir, "log", name))
 		if err != nil {
