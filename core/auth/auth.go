@@ -12,19 +12,23 @@
 //     old server's password only while it has the random password of a bulk
 //     copy and nobody has logged in to it (store.AdoptOldPassword).
 //   - Failed logins cost the attacker, not the owner. A login takes a token
-//     from its source's bucket (an IPv4 address, an IPv6 /64) and from the
-//     bucket of its account and source before the password is checked, and
-//     gets them back on success; an empty bucket refuses without a check.
+//     from its source's bucket (an IPv4 address, an IPv6 /64), its
+//     network's (an IPv4 /24, an IPv6 /48) and the bucket of its account
+//     and source before the password is checked, and gets them back on
+//     success; an empty bucket refuses without a check.
 //     The owner logging in from elsewhere has buckets of their own, so a
 //     stranger's guesses never lock the owner out.
 //   - Bounded cost: password hashes run at most store.Options.MaxHashes at
 //     once, first logins (which reach the old server) at most
 //     Options.MaxFirstLogins at once, connections per source at most
 //     Options.MaxConnsPerSource; a missing account costs the same hash as a
-//     wrong password (the store checks a dummy hash), and every failure
-//     waits Options.Delay before its answer.
+//     wrong password (the store checks a dummy hash), a login waits for a
+//     hashing slot at most Options.MaxWait, and every failure is answered
+//     Options.Delay after the login began, so that its timing tells
+//     neither whether the account exists nor whether it has moved.
 //   - An old server that cannot be reached is ErrUnavailable (try again),
-//     never a wrong password, and is not charged to the user.
+//     never a wrong password, and is not charged to the account (it is to
+//     the source, which cannot make the server work for free).
 //   - Passwords are never logged or kept in clear.
 package auth
 
@@ -82,9 +86,17 @@ type Options struct {
 	// Refill is the time after which a bucket gets one attempt back; 0
 	// means one minute.
 	Refill time.Duration
-	// Delay is how long a failed login waits before its answer; 0 means
-	// one second, a negative value none.
+	// PerNetwork is how many failed logins a network (an IPv4 /24, an IPv6
+	// /48) may have in a row; 0 means 5 × PerSource.
+	PerNetwork int
+	// Delay is how long after it began a failed login is answered, so that
+	// a wrong password checked here and one checked at the old server (or
+	// a missing account) take the same time; 0 means 3 seconds (above
+	// Dovecot's own 2-second failure delay), a negative value none.
 	Delay time.Duration
+	// MaxWait bounds a login's wait for a hashing slot (a flood ahead of
+	// it); 0 means 10 seconds. It is then answered ErrUnavailable.
+	MaxWait time.Duration
 	// MaxFirstLogins bounds the first logins checked at the old server at
 	// once; 0 means 8.
 	MaxFirstLogins int
@@ -126,8 +138,14 @@ func New(opts Options) (*Policy, error) {
 	if opts.Refill <= 0 {
 		opts.Refill = time.Minute
 	}
+	if opts.PerNetwork <= 0 {
+		opts.PerNetwork = 5 * opts.PerSource
+	}
 	if opts.Delay == 0 {
-		opts.Delay = time.Second
+		opts.Delay = 3 * time.Second
+	}
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = 10 * time.Second
 	}
 	if opts.FirstLoginTimeout <= 0 {
 		opts.FirstLoginTimeout = 2 * time.Minute
@@ -152,6 +170,18 @@ func Source(ip netip.Addr) netip.Prefix {
 		return p
 	}
 	return netip.Prefix{}
+}
+
+// Network is the wider unit a source is also limited by: the /24 of an IPv4
+// address, the /48 of an IPv6 address (one site).
+func Network(ip netip.Addr) netip.Prefix {
+	ip = ip.Unmap()
+	bits := 48
+	if ip.Is4() {
+		bits = 24
+	}
+	p, _ := ip.Prefix(bits)
+	return p
 }
 
 // SourceOf is Source of a connection's remote address.
@@ -181,40 +211,52 @@ type Request struct {
 // Login checks a login under the policy and returns the account, or an
 // error matching ErrFailed, ErrLimited or ErrUnavailable.
 func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
+	start := time.Now()
 	src := Source(r.Remote)
-	srcKey := "src " + src.String()
+	srcKey, netKey := "src "+src.String(), "net "+Network(r.Remote).String()
 	log := p.log.With("service", r.Service, "remote", r.Remote.String())
 	if len(r.Username) > addr.MaxInput {
 		// Neither logged nor kept: only its length.
 		p.lim.take(srcKey, p.opts.PerSource)
 		log.Info("login refused: user name too long", "bytes", len(r.Username))
-		return nil, p.failed(ctx)
+		return nil, p.failed(ctx, start)
 	}
 	name := strconv.Quote(r.Username)
 	if !p.lim.take(srcKey, p.opts.PerSource) {
 		log.Warn("login refused: too many failures from this source", "user", name)
 		return nil, ErrLimited
 	}
+	if !p.lim.take(netKey, p.opts.PerNetwork) {
+		p.lim.give(srcKey, p.opts.PerSource)
+		log.Warn("login refused: too many failures from this network", "user", name)
+		return nil, ErrLimited
+	}
 	canon, cerr := store.CanonicalAddress(r.Username)
 	acctKey := "acct " + canon + " " + src.String()
 	if cerr == nil && !p.lim.take(acctKey, p.opts.PerAccount) {
 		p.lim.give(srcKey, p.opts.PerSource)
+		p.lim.give(netKey, p.opts.PerNetwork)
 		log.Warn("login refused: too many failures for this account from this source", "user", canon)
 		return nil, ErrLimited
 	}
 	fail := func(reason string) error {
 		log.Info("login failed", "user", name, "reason", reason)
-		return p.failed(ctx)
+		return p.failed(ctx, start)
 	}
 	unavailable := func(err error) error {
-		// Not the user's fault: the tokens go back.
-		p.lim.give(srcKey, p.opts.PerSource)
+		// Not the password's fault: the account's token goes back. The
+		// source's stays spent, or a source could make the server hash
+		// (and ask the old server) for ever while it is down.
 		if cerr == nil {
 			p.lim.give(acctKey, p.opts.PerAccount)
 		}
 		log.Warn("login could not be checked", "user", name, "err", err)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	// A login waits for a hashing slot only so long: a flood queued ahead
+	// of it answers "try again later", not a login that never ends.
+	ctx, cancel := context.WithTimeout(ctx, p.opts.MaxWait)
+	defer cancel()
 	if cerr != nil {
 		return nil, fail("not an address: " + cerr.Error())
 	}
@@ -250,6 +292,7 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 	}
 	p.lim.reset(acctKey)
 	p.lim.give(srcKey, p.opts.PerSource)
+	p.lim.give(netKey, p.opts.PerNetwork)
 	if err := p.st.NoteLogin(ctx, acct); err != nil {
 		log.Warn("record login", "user", acct.Address, "err", err)
 	}
@@ -298,10 +341,12 @@ func (p *Policy) safely(log *slog.Logger, fn func()) {
 	fn()
 }
 
-// failed waits the failure delay (or until ctx ends) and returns ErrFailed.
-func (p *Policy) failed(ctx context.Context) error {
-	if p.opts.Delay > 0 {
-		t := time.NewTimer(p.opts.Delay)
+// failed waits until Options.Delay after the login began (or until ctx
+// ends) and returns ErrFailed: every failure takes the same time, whether
+// the password was checked here or at the old server.
+func (p *Policy) failed(ctx context.Context, start time.Time) error {
+	if d := time.Until(start.Add(p.opts.Delay)); p.opts.Delay > 0 && d > 0 {
+		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
 		case <-t.C:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"mailferry/core/auth"
+	"mailferry/core/migrate"
 	"mailferry/core/store"
 )
 
@@ -157,5 +158,96 @@ func TestListenerBoundsConnsPerSource(t *testing.T) {
 	case <-accepted:
 	case <-time.After(5 * time.Second):
 		t.Fatal("another source's connection was not accepted")
+	}
+}
+
+// A network (IPv4 /24) walking its addresses is one network: its failures
+// are bounded too.
+func TestNetworkBucket(t *testing.T) {
+	p, _ := newPolicy(t, auth.Options{PerSource: 2, PerNetwork: 4, PerAccount: 100})
+	ctx := context.Background()
+	for i := range 4 {
+		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}).String()
+		if _, err := p.Login(ctx, req("carol@example.test", "wrong", ip)); !errors.Is(err, auth.ErrFailed) {
+			t.Fatalf("attempt %d from %s: %v", i, ip, err)
+		}
+	}
+	if _, err := p.Login(ctx, req("carol@example.test", "Carol-Secret-1", "198.51.100.200")); !errors.Is(err, auth.ErrLimited) {
+		t.Fatalf("a fresh address of the same /24: %v, want ErrLimited", err)
+	}
+	if _, err := p.Login(ctx, req("carol@example.test", "Carol-Secret-1", "198.51.101.1")); err != nil {
+		t.Fatalf("another /24: %v", err)
+	}
+}
+
+// slowMigrator fails every first login after the old server's delay.
+type slowMigrator struct{ delay time.Duration }
+
+func (m slowMigrator) FirstLogin(ctx context.Context, username, password string) (*store.Account, error) {
+	time.Sleep(m.delay)
+	return nil, migrate.ErrBadPassword
+}
+func (slowMigrator) LoggedIn(*store.Account, string) {}
+
+// A wrong password for an account that has moved (checked here) and one
+// for a user who has not (checked at the old server, which takes its time)
+// are answered at the same time: timing does not tell who has moved.
+func TestFailureTimingHidesWhoMoved(t *testing.T) {
+	p, _ := newPolicy(t, auth.Options{PerSource: 1000, PerAccount: 1000, Delay: 1500 * time.Millisecond,
+		Migrator: slowMigrator{delay: 600 * time.Millisecond}})
+	ctx := context.Background()
+	took := func(user string) time.Duration {
+		t0 := time.Now()
+		if _, err := p.Login(ctx, req(user, "wrong", "192.0.2.1")); !errors.Is(err, auth.ErrFailed) {
+			t.Fatalf("%s: %v", user, err)
+		}
+		return time.Since(t0)
+	}
+	moved, notYet := took("carol@example.test"), took("dave@example.test")
+	for _, d := range []time.Duration{moved, notYet} {
+		if d < 1500*time.Millisecond || d > 2200*time.Millisecond {
+			t.Fatalf("moved %v, not yet moved %v: want both at the 1.5 s deadline", moved, notYet)
+		}
+	}
+}
+
+// A login waits for a hashing slot at most MaxWait: behind a flood it is
+// answered "try again later" in bounded time.
+func TestHashWaitBounded(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "mail.db"), &store.Options{Logger: quiet(), MaxHashes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p, err := auth.New(auth.Options{Store: st, Logger: quiet(), Delay: -1, PerSource: 1000, PerNetwork: 1000,
+		PerAccount: 1000, MaxWait: 30 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	type result struct {
+		err  error
+		took time.Duration
+	}
+	res := make(chan result, 20)
+	for i := range 20 {
+		go func() {
+			t0 := time.Now()
+			_, err := p.Login(ctx, req("nobody@example.test", "x", netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}).String()))
+			res <- result{err, time.Since(t0)}
+		}()
+	}
+	unavailable := 0
+	for range 20 {
+		r := <-res
+		if errors.Is(r.err, auth.ErrUnavailable) {
+			unavailable++
+			if r.took > 2*time.Second {
+				t.Errorf("a login behind the flood took %v", r.took)
+			}
+		}
+	}
+	if unavailable == 0 {
+		t.Fatal("20 logins on one hashing slot with a 30 ms wait: none was told to try later")
 	}
 }
