@@ -78,6 +78,12 @@ type Options struct {
 	MaxMessageBytes int64
 	// MaxRecipients is the number of RCPT per transaction.
 	MaxRecipients int
+	// MaxDataInFlight bounds the messages being received (DATA) at once,
+	// and MaxDataPerSource those of one source (an IPv4 address, an IPv6
+	// /64): each may hold up to MaxMessageBytes twice in memory until it is
+	// committed. A message over either bound is answered 452 4.3.1 (try
+	// later). 0 means 16 and 4.
+	MaxDataInFlight, MaxDataPerSource int
 	// ReadTimeout and WriteTimeout bound each read and write of the servers.
 	ReadTimeout, WriteTimeout time.Duration
 	// Auth is the login policy of AUTH (core/auth: rate limits per source
@@ -195,6 +201,7 @@ type Relay struct {
 	kick       chan struct{} // wakes the worker
 	finished   chan struct{} // a delivery finished
 	dataWG     sync.WaitGroup
+	data       *dataSlots // bounds messages being received (MaxDataInFlight)
 	inflightMu sync.Mutex
 	inflight   map[int64]bool // queue items being delivered
 	runWG      sync.WaitGroup
@@ -232,6 +239,8 @@ func New(opts Options) (*Relay, error) {
 	}
 	def(&opts.MaxMessageBytes, DefaultMaxMessageBytes)
 	def(&opts.MaxRecipients, DefaultMaxRecipients)
+	def(&opts.MaxDataInFlight, 16)
+	def(&opts.MaxDataPerSource, 4)
 	def(&opts.MaxConnsPerIP, DefaultMaxConnsPerIP)
 	def(&opts.MaxAuthFailures, DefaultMaxAuthFailures)
 	def(&opts.Workers, DefaultWorkers)
@@ -277,6 +286,7 @@ func New(opts Options) (*Relay, error) {
 		listeners: map[net.Listener]struct{}{},
 		subs:      map[chan Event]struct{}{},
 		pool:      newClientPool(opts.Workers),
+		data:      newDataSlots(opts.MaxDataInFlight, opts.MaxDataPerSource),
 		callout:   newCalloutCache(),
 		sizes:     newSizeCache(),
 	}

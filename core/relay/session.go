@@ -28,6 +28,7 @@ var (
 	errAuthRequired    = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	errEncryptionReq   = &smtp.SMTPError{Code: 538, EnhancedCode: smtp.EnhancedCode{5, 7, 11}, Message: "Encryption required for requested authentication mechanism"}
 	errAuthTooMany     = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many authentication failures, try again later"}
+	errBusy            = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Too many messages being received, try again later"}
 	errAuthBadSequence = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH not permitted during a mail transaction or after a successful AUTH"}
 	errAuthUnavailable = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure, try again later"}
 	errNotOwner        = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address is not yours"}
@@ -378,6 +379,10 @@ func (s *session) Data(rd io.Reader) error {
 	s.r.dataWG.Add(1)
 	s.r.mu.Unlock()
 	defer s.r.dataWG.Done()
+	if !s.r.data.take(s.ip) {
+		return s.reject(errBusy, "DATA")
+	}
+	defer s.r.data.give(s.ip)
 	body, err := io.ReadAll(rd)
 	if err != nil {
 		var se *smtp.SMTPError
