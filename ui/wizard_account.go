@@ -138,6 +138,11 @@ func (pg *accountStep) next() {
 				"Mailferry hands it the mail of users who have not moved yet: let this computer relay through it (e.g. Postfix mynetworks).",
 				address, firstNonEmpty(res.SMTP.Reply, res.SMTP.Error, res.SMTP.Summary))
 		}
+		if res.IMAP.IgnoresDomain {
+			// Any domain's "alice" is this domain's alice there: only this
+			// domain may migrate from it.
+			s.IgnoresDomain, s.DefaultDomain = true, domain
+		}
 		if res.IMAP.Login != nil && res.IMAP.Login.Form == core.LoginLocal {
 			// The old server knows the test account only by its bare
 			// name: its bare names are this domain's (the first logins of

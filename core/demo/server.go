@@ -75,6 +75,10 @@ type Options struct {
 	// LocalPartLogin also accepts the local part of an address as its IMAP
 	// login name ("alice" for alice@Domain), as many servers do.
 	LocalPartLogin bool
+	// IgnoreDomain logs "alice@any.domain" in as alice@Domain, as a server
+	// that drops the domain of user names does (Dovecot
+	// auth_username_format=%n, PAM): for tests of such servers.
+	IgnoreDomain bool
 	// MasterUser and MasterPassword, if set, log in as any user: LOGIN
 	// "user*MasterUser" (MasterSeparator) or AUTHENTICATE PLAIN with
 	// authzid=user and authcid=MasterUser (RFC 4616), as a Dovecot master
@@ -105,6 +109,7 @@ type Server struct {
 
 	delim                      rune
 	localPartLogin             bool
+	ignoreDomain               bool
 	masterUser, masterPassword string
 
 	accounts map[string]*account // by lower-case address; immutable after Start
@@ -176,6 +181,7 @@ func Start(ctx context.Context, opts *Options) (*Server, error) {
 
 		delim:          o.Delimiter,
 		localPartLogin: o.LocalPartLogin,
+		ignoreDomain:   o.IgnoreDomain,
 		masterUser:     o.MasterUser,
 		masterPassword: o.MasterPassword,
 	}
@@ -293,6 +299,9 @@ func (s *Server) account(address string) *account {
 // loginAccount returns the account an IMAP login name names: an address
 // (case-insensitive) or, with Options.LocalPartLogin, a local part of Domain.
 func (s *Server) loginAccount(name string) *account {
+	if at := strings.LastIndexByte(name, '@'); at >= 0 && s.ignoreDomain {
+		name = name[:at] + "@" + s.domain
+	}
 	if !strings.Contains(name, "@") {
 		if !s.localPartLogin {
 			return nil

@@ -2,11 +2,13 @@ package migrate
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"testing"
 
+	"mailferry/core/oldserver"
 	"mailferry/core/store"
 )
 
@@ -42,5 +44,33 @@ func TestLoggedInKeepsOnlyOldPasswords(t *testing.T) {
 		if kept != tc.keep {
 			t.Errorf("%s password kept for the old server: %v, want %v", tc.origin, kept, tc.keep)
 		}
+	}
+}
+
+// An old server that ignores the domain of user names migrates only its
+// own domain: another domain's first login is refused before the old
+// server is asked, and nothing is created.
+func TestFirstLoginRefusedWhereTheOldServerIgnoresDomains(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "m.db"), &store.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	s := oldserver.DefaultSettings(oldserver.MustParseHost("[192.0.2.7]")).WithDefaults()
+	s.IgnoresDomain, s.DefaultDomain = true, "example.test"
+	if err := SetDomain(ctx, st, "other.test", &s, true); err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Options{Store: st, CatchUpInterval: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := e.FirstLogin(ctx, "carol@other.test", "CarolSecret1"); !errors.Is(err, ErrBadPassword) {
+		t.Fatalf("first login of another domain on a server that ignores domains: %v", err)
+	}
+	if as, _ := st.Accounts(ctx, ""); len(as) != 0 {
+		t.Fatalf("accounts: %v", as)
 	}
 }

@@ -411,6 +411,11 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 	if err != nil {
 		return nil, err
 	}
+	if s.IgnoresDomain && !strings.EqualFold(s.DefaultDomain, domain) {
+		// The old server would take alice@this-domain for alice of its
+		// one domain.
+		return nil, fmt.Errorf("migrate: %s: %w: the old server ignores the domain of user names, and its users are %s's", address, ErrBadPassword, s.DefaultDomain)
+	}
 	if sep := s.MasterSeparator; sep != "" && strings.Contains(local, strings.ToLower(sep)) {
 		// "user*master" would be a master login at the old server.
 		return nil, fmt.Errorf("migrate: %s: %w: the name holds the old server's master-user separator %q", address, ErrBadPassword, sep)

@@ -40,6 +40,12 @@ type IMAPReport struct {
 	// says in which form.
 	LoggedIn bool       `json:"logged_in"`
 	Login    *LoginInfo `json:"login,omitempty"`
+	// IgnoresDomain reports that the server also accepted the password
+	// for the user's local part at a domain that does not exist (it
+	// ignores the domain of user names: Dovecot auth_username_format=%n,
+	// PAM, system users). Then any domain's first logins would reach the
+	// same mailboxes: see Settings.IgnoresDomain.
+	IgnoresDomain bool `json:"ignores_domain,omitempty"`
 	// Namespaces from NAMESPACE (RFC 2342), if offered and logged in.
 	Namespaces []Namespace `json:"namespaces,omitempty"`
 	// Separator is the hierarchy separator of the personal namespace
@@ -224,6 +230,13 @@ func probeIMAP(ctx context.Context, s Settings, user, password string, opts *Dia
 	}
 	r.LoggedIn = true
 	r.Login = &info
+	if at := strings.LastIndexByte(info.Name, '@'); at > 0 {
+		r.IgnoresDomain = acceptsAnyDomain(ctx, s, opts, info.Name[:at], password)
+		if r.IgnoresDomain {
+			r.Notes = append(r.Notes, "the server ignores the domain of user names (it accepted "+info.Name[:at]+"@"+foreignDomain+
+				"): first logins are then allowed only for its default domain")
+		}
+	}
 	if s.LoginForm == LoginAuto {
 		r.Notes = append(r.Notes, fmt.Sprintf("the server accepts the %s form of user names (%q)", info.Form, info.Name))
 		if info.Form == LoginLocal {
@@ -498,4 +511,24 @@ func probeSMTP(ctx context.Context, s Settings, user string, opts *DialOptions, 
 	_ = c.Reset()
 	_ = c.Quit()
 	return nil
+}
+
+// foreignDomain is a domain that exists nowhere (RFC 6761).
+const foreignDomain = "mailferry-probe.invalid"
+
+// acceptsAnyDomain reports whether the server logs local@foreignDomain in
+// with password, on a connection of its own.
+func acceptsAnyDomain(ctx context.Context, s Settings, opts *DialOptions, local, password string) bool {
+	v, err := newVerifier(s, opts.roots())
+	if err != nil {
+		return false
+	}
+	c, err := dialIMAP(ctx, s, opts, v)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	s.LoginForm = LoginFull
+	_, err = Login(ctx, c, s, local+"@"+foreignDomain, password)
+	return err == nil
 }

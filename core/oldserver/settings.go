@@ -98,6 +98,12 @@ type Settings struct {
 	// only. LoginLocal is the admin's word that bare names are this
 	// domain's; it sends the local part whatever DefaultDomain says.
 	DefaultDomain string `json:"default_domain,omitempty"`
+	// IgnoresDomain says the old server ignores the domain of user names
+	// (ProbeResult's IMAP.IgnoresDomain): "alice@any.example" is alice.
+	// Then only addresses of DefaultDomain, which must be set, may log in
+	// for the first time; another domain's "alice" would get the same
+	// mailbox.
+	IgnoresDomain bool `json:"ignores_domain,omitempty"`
 	// MasterUser, if set, is the name of a master (admin) user that can log
 	// in as any user (see LoginMaster). Its password is never stored here.
 	MasterUser string `json:"master_user,omitempty"`
@@ -203,6 +209,9 @@ func (s Settings) Validate() error {
 		if _, err := addr.Domain(s.DefaultDomain); err != nil {
 			add("default_domain", "%q is not a domain name", s.DefaultDomain)
 		}
+	}
+	if s.IgnoresDomain && s.DefaultDomain == "" {
+		add("default_domain", "a server that ignores the domain of user names needs the one domain its users belong to")
 	}
 	if !s.LoginForm.valid() {
 		add("login_form", "login form %q is unknown: use %q, %q or %q", s.LoginForm, LoginFull, LoginLocal, LoginAuto)
