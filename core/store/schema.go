@@ -170,13 +170,21 @@ CREATE TABLE IF NOT EXISTS copy_leases (
 
 // upgrade brings the database schema to the newest version, one step per
 // transaction. A database newer than this build is refused.
-func (s *Store) upgrade() error {
+func (s *Store) upgrade() (err error) {
 	var v int
 	if err := s.w.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
 		return fmt.Errorf("store: read schema version: %w", err)
 	}
 	if v > len(schema) {
 		return fmt.Errorf("store: database schema version %d is newer than this Mailferry (%d); upgrade Mailferry", v, len(schema))
+	}
+	if v > 0 && v < 4 {
+		// Addresses made before step 4 may not be canonical.
+		defer func() {
+			if err == nil {
+				err = s.canonicalizeAccounts()
+			}
+		}()
 	}
 	for ; v < len(schema); v++ {
 		tx, err := s.w.Begin()
@@ -194,6 +202,53 @@ func (s *Store) upgrade() error {
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("store: upgrade to schema %d: %w", v+1, err)
 		}
+	}
+	return nil
+}
+
+// canonicalizeAccounts brings the addresses of accounts made before they
+// had to be canonical to their canonical form (one person, one account:
+// "carol@example.test." and "carol@example.test" must be one login). One
+// that cannot be (not an address any more, or its canonical form taken by
+// another account) is left as it is and logged for the admin.
+func (s *Store) canonicalizeAccounts() error {
+	rows, err := s.w.Query(`SELECT id, address FROM accounts`)
+	if err != nil {
+		return fmt.Errorf("store: canonical addresses: %w", err)
+	}
+	type fix struct {
+		id       int64
+		from, to string
+	}
+	var fixes []fix
+	for rows.Next() {
+		var f fix
+		if err := rows.Scan(&f.id, &f.from); err != nil {
+			rows.Close()
+			return fmt.Errorf("store: canonical addresses: %w", err)
+		}
+		c, cerr := CanonicalAddress(f.from)
+		switch {
+		case cerr != nil:
+			s.log.Warn("store: account address is not a canonical address; it can no longer log in", "account", f.from, "err", cerr)
+		case c != f.from:
+			f.to = c
+			fixes = append(fixes, f)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: canonical addresses: %w", err)
+	}
+	for _, f := range fixes {
+		_, err := s.w.Exec(`UPDATE accounts SET address = ? WHERE id = ?`, f.to, f.id)
+		if isUnique(err) {
+			s.log.Warn("store: two accounts are one address; the older form can no longer log in", "account", f.from, "canonical", f.to)
+			continue
+		} else if err != nil {
+			return fmt.Errorf("store: canonical address of %q: %w", f.from, err)
+		}
+		s.log.Info("store: account address made canonical", "from", f.from, "to", f.to)
 	}
 	return nil
 }

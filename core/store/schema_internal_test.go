@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -144,5 +145,44 @@ func TestUpgradePasswordOriginFailsClosed(t *testing.T) {
 	}
 	if err := s.AdoptOldPassword(ctx, "carol@example.test", "old-pw"); !errors.Is(err, ErrBadPassword) {
 		t.Fatalf("AdoptOldPassword on an upgraded migrated account: %v, want ErrBadPassword", err)
+	}
+}
+
+// Addresses made before they had to be canonical are made canonical by the
+// upgrade, unless another account has the canonical form already.
+func TestUpgradeCanonicalizesAddresses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{schema[0], schema[1], schema[2], `PRAGMA user_version = 3`,
+		`INSERT INTO domains(name, created) VALUES('example.test', 0)`,
+		`INSERT INTO accounts(domain_id, address, password_hash, created) VALUES(1, 'Carol@Example.Test.', 'x', 0)`,
+		`INSERT INTO accounts(domain_id, address, password_hash, created) VALUES(1, 'dave@example.test', 'x', 0)`,
+		`INSERT INTO accounts(domain_id, address, password_hash, created) VALUES(1, 'dave@example.test.', 'x', 0)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	as, err := s.Accounts(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range as {
+		got = append(got, a.Address)
+	}
+	want := []string{"carol@example.test", "dave@example.test", "dave@example.test."}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("accounts after the upgrade %q, want %q", got, want)
 	}
 }
