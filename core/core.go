@@ -263,7 +263,8 @@ func (c *Core) compactLoop(ctx context.Context) error {
 }
 
 // Addr returns the address a service ("imap", "imaps", "smtp",
-// "submission", "submissions") listens on, or "" when it does not.
+// "submission", "submissions", and the ACME challenge listeners
+// "acme-http" and "acme-tls") listens on, or "" when it does not.
 func (c *Core) Addr(service string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -318,5 +319,54 @@ func TestACMEUnreachable(t *testing.T) {
 	}
 	if in := m.Info(); in.Source != certs.SourceSelfSigned || in.Problem == "" {
 		t.Fatalf("info: %+v", in)
+	}
+}
+
+// TestChallengeListenersAnswerOnlyChallenges: the HTTP-01 listener
+// answers 404 to anything but a provisioned challenge, the TLS-ALPN-01
+// listener refuses every handshake that is not an acme-tls/1 challenge.
+func TestChallengeListenersAnswerOnlyChallenges(t *testing.T) {
+	data := t.TempDir()
+	m, err := certs.New(certs.Options{
+		SelfSignedDir: filepath.Join(data, "tls"),
+		ACME: &certs.ACMEOptions{Names: []string{"mail.example.test"}, CacheDir: filepath.Join(data, "acme"),
+			Challenges: []string{certs.HTTP01, certs.TLSALPN01}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var lns []net.Listener
+	for _, serve := range []func(net.Listener) error{m.ServeHTTP01, m.ServeTLSALPN01} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		wg.Add(1)
+		go func() { defer wg.Done(); serve(ln) }()
+	}
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		wg.Wait()
+	}()
+	for _, path := range []string{"/", "/.well-known/acme-challenge/unknown-token"} {
+		resp, err := http.Get("http://" + lns[0].Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %s", path, resp.Status)
+		}
+	}
+	for _, protos := range [][]string{nil, {"acme-tls/1"}} {
+		c, err := tls.Dial("tcp", lns[1].Addr().String(), &tls.Config{ServerName: "mail.example.test", NextProtos: protos, InsecureSkipVerify: true})
+		if err == nil {
+			c.Close()
+			t.Errorf("handshake with ALPN %v succeeded", protos)
+		}
 	}
 }
