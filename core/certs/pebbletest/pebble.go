@@ -81,54 +81,48 @@ func unavailable(t testing.TB, format string, args ...any) {
 	t.Skip(msg + " (set MAILFERRY_REQUIRE_PEBBLE=1 to make this an error)")
 }
 
-var build struct {
-	once     sync.Once
-	dir, bin string // module dir, binaries dir
-	err      error
+var download struct {
+	once sync.Once
+	dir  string // the module's directory in the module cache
+	err  error
 }
 
-// binaries fetches and builds pebble and pebble-challtestsrv once per
-// test process.
+// binaries fetches Pebble's module once per test process and builds
+// pebble and pebble-challtestsrv into a directory of the test (quick
+// after the first time: Go's build cache).
 func binaries(t testing.TB) (modDir, binDir string) {
 	t.Helper()
-	build.once.Do(func() {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			build.err = fmt.Errorf("no go command: %w", err)
-			return
-		}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		unavailable(t, "no go command: %v", err)
+	}
+	download.once.Do(func() {
 		cmd := exec.Command(goBin, "mod", "download", "-json", module+"@"+Version)
 		cmd.Dir = os.TempDir() // outside any module: go.mod is not touched
 		out, err := cmd.Output()
 		if err != nil {
-			build.err = fmt.Errorf("go mod download: %w: %s", err, out)
+			download.err = fmt.Errorf("go mod download: %w: %s", err, out)
 			return
 		}
 		var j struct{ Dir, Error string }
 		if err := json.Unmarshal(out, &j); err != nil || j.Dir == "" {
-			build.err = fmt.Errorf("go mod download: %s %s", j.Error, out)
+			download.err = fmt.Errorf("go mod download: %s %s", j.Error, out)
 			return
 		}
-		build.dir = j.Dir
-		bin, err := os.MkdirTemp("", "mailferry-pebble-")
-		if err != nil {
-			build.err = err
-			return
-		}
-		build.bin = bin
-		for _, c := range []string{"pebble", "pebble-challtestsrv"} {
-			cmd := exec.Command(goBin, "build", "-mod=mod", "-o", filepath.Join(bin, c), "./cmd/"+c)
-			cmd.Dir = j.Dir
-			if out, err := cmd.CombinedOutput(); err != nil {
-				build.err = fmt.Errorf("go build %s: %w: %s", c, err, out)
-				return
-			}
-		}
+		download.dir = j.Dir
 	})
-	if build.err != nil {
-		unavailable(t, "%v", build.err)
+	if download.err != nil {
+		unavailable(t, "%v", download.err)
 	}
-	return build.dir, build.bin
+	binDir = t.TempDir()
+	for _, c := range []string{"pebble", "pebble-challtestsrv"} {
+		cmd := exec.Command(goBin, "build", "-mod=mod", "-o", filepath.Join(binDir, c), "./cmd/"+c)
+		cmd.Dir = download.dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			unavailable(t, "go build %s: %v: %s", c, err, out)
+		}
+	}
+	return download.dir, binDir
 }
 
 // Start runs Pebble and its DNS server on loopback until the test ends.
