@@ -33,8 +33,9 @@ type Config struct {
 	SubmissionListen    string `json:"submission_listen,omitempty"`
 	SubmissionTLSListen string `json:"submission_tls_listen,omitempty"`
 
-	// CertFile and KeyFile name a PEM certificate and key; when empty a
-	// self-signed certificate is made on first start under DataDir/tls.
+	// CertFile and KeyFile name a PEM certificate and key, reloaded when
+	// the files change; when empty the certificate comes from ACME (below)
+	// or is self-signed, made on first start under DataDir/tls.
 	CertFile string `json:"cert_file,omitempty"`
 	KeyFile  string `json:"key_file,omitempty"`
 	// ACME (RFC 8555): the certificate from Let's Encrypt or another ACME
