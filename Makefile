@@ -12,7 +12,8 @@ LDFLAGS := -X main.version=$(VERSION)
 
 # Debian packages: cgo + Fyne's X11/GL headers to build, a CJK font for the viewer; Dovecot and Postfix
 # for the old-server test fixture; Xvfb for screenshots; Python for the
-# third-party IMAP client test and the DKIM verifier (dkimpy; PyNaCl for Ed25519).
+# third-party IMAP client test and the DKIM verifier (dkimpy; PyNaCl for Ed25519). Pebble (the test ACME CA) is built by the
+# certificate tests from the Go module cache (MAILFERRY_REQUIRE_PEBBLE=1: no skipping).
 GUI_PKGS  := gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev fonts-droid-fallback
 TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd postfix openssl ca-certificates python3 isync python3-dkim python3-nacl
 
@@ -57,7 +58,7 @@ serve: build
 test: test-deps
 	$(GO) vet ./...
 	$(GO) vet -tags ci ./...
-	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -race -tags ci -timeout 20m ./core/...
+	MAILFERRY_REQUIRE_OLDSERVER=1 MAILFERRY_REQUIRE_PEBBLE=1 $(GO) test -race -tags ci -timeout 20m ./core/...
 	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -tags ci -timeout 20m ./cmd/... ./ui/...
 
 # Benchmarks with a fixed workload (a 5,000-message copy, 20,000 FETCHes,

@@ -35,10 +35,20 @@ type Config struct {
 	SubmissionListen    string `json:"submission_listen,omitempty"`
 	SubmissionTLSListen string `json:"submission_tls_listen,omitempty"`
 
-	// CertFile and KeyFile name a PEM certificate and key; when empty a
-	// self-signed certificate is made on first start under DataDir/tls.
+	// CertFile and KeyFile name a PEM certificate and key, reloaded when
+	// the files change; when empty the certificate comes from ACME (below)
+	// or is self-signed, made on first start under DataDir/tls.
 	CertFile string `json:"cert_file,omitempty"`
 	KeyFile  string `json:"key_file,omitempty"`
+	// ACME (RFC 8555): the certificate from Let's Encrypt or another ACME
+	// CA, renewed without a restart; on when ACMEEmail is set and CertFile
+	// is not. See certificates.go and README "Certificates".
+	ACMEEmail       string   `json:"acme_email,omitempty"`
+	ACMEDirectory   string   `json:"acme_directory,omitempty"`
+	ACMEDirectoryCA string   `json:"acme_directory_ca,omitempty"`
+	ACMENames       []string `json:"acme_names,omitempty"`
+	ACMEHTTPListen  string   `json:"acme_http_listen,omitempty"`
+	ACMETLSListen   string   `json:"acme_tls_listen,omitempty"`
 	// AllowInsecureAuth lets IMAP clients log in without TLS (STARTTLS or
 	// implicit TLS). Off by default: passwords never cross the wire in
 	// clear text.
@@ -166,6 +176,7 @@ func (c Config) Defaults() Config {
 	set(&c.SMTPListen, port(25, 2525))
 	set(&c.SubmissionListen, port(587, 1587))
 	set(&c.SubmissionTLSListen, port(465, 1465))
+	c = c.acmeDefaults()
 	if c.MigrateAccounts <= 0 {
 		c.MigrateAccounts = 4
 	}
@@ -198,6 +209,9 @@ func (c Config) Validate() error {
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errors.New("cert_file and key_file go together: set both or neither")
+	}
+	if err := c.validateACME(); err != nil {
+		return err
 	}
 	for _, n := range c.TrustedNetworks {
 		if _, _, err := net.ParseCIDR(strings.TrimSpace(n)); err != nil {

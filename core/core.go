@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"mailferry/core/auth"
+	"mailferry/core/certs"
 	"mailferry/core/dkim"
 	"mailferry/core/imapfront"
 	"mailferry/core/migrate"
@@ -44,6 +45,7 @@ type Core struct {
 	auth  *auth.Policy
 	relay *relay.Relay
 	tls   *tls.Config
+	certs *certs.Manager // set by Start, under mu
 	trial *trial.Trial
 	dkim  *dkim.Keyring // see dkim.go
 
@@ -113,17 +115,8 @@ func (c *Core) Logger() *slog.Logger { return c.log }
 // listening.
 func (c *Core) Start() error {
 	var err error
-	if c.cfg.CertFile != "" {
-		cert, lerr := tls.LoadX509KeyPair(c.cfg.CertFile, c.cfg.KeyFile)
-		if lerr != nil {
-			return fmt.Errorf("TLS certificate: %w", lerr)
-		}
-		c.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	} else {
-		c.tls, err = imapfront.SelfSignedTLS(filepath.Join(c.cfg.DataDir, "tls"), []string{c.cfg.Hostname, "localhost", "127.0.0.1"})
-		if err != nil {
-			return fmt.Errorf("TLS certificate: %w", err)
-		}
+	if c.tls, err = c.startCertificates(); err != nil {
+		return err
 	}
 	c.imap, err = imapfront.New(&imapfront.Options{
 		Store:             c.store,
@@ -165,6 +158,8 @@ func (c *Core) Start() error {
 		{"smtp", c.cfg.SMTPListen, c.relay.ServeSMTP},
 		{"submission", c.cfg.SubmissionListen, c.relay.ServeSubmission},
 		{"submissions", c.cfg.SubmissionTLSListen, c.relay.ServeSubmissionTLS},
+		{"acme-http", c.cfg.ACMEHTTPListen, c.certs.ServeHTTP01},
+		{"acme-tls", c.cfg.ACMETLSListen, c.certs.ServeTLSALPN01},
 	}
 	var opened []net.Listener
 	for _, s := range svcs {
@@ -195,6 +190,9 @@ func (c *Core) Start() error {
 	}
 	c.sup.start(service{name: "relay queue", run: c.relay.Run})
 	c.sup.start(service{name: "compact", run: c.compactLoop})
+	if c.certs.ACME() {
+		c.sup.start(service{name: "certificates", run: c.certs.Run})
+	}
 	return nil
 }
 
@@ -269,7 +267,8 @@ func (c *Core) compactLoop(ctx context.Context) error {
 }
 
 // Addr returns the address a service ("imap", "imaps", "smtp",
-// "submission", "submissions") listens on, or "" when it does not.
+// "submission", "submissions", and the ACME challenge listeners
+// "acme-http" and "acme-tls") listens on, or "" when it does not.
 func (c *Core) Addr(service string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

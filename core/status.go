@@ -29,6 +29,8 @@ type Status struct {
 	Relay RelayStats `json:"-"`
 	// Listen maps each service to its address ("" when not listening).
 	Listen map[string]string `json:"-"`
+	// Certificate is the TLS certificate the listeners serve (Core.Certificate).
+	Certificate CertificateInfo `json:"certificate"`
 }
 
 // Users returns every domain's accounts, in order.
@@ -208,6 +210,7 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 	if c.relay != nil {
 		st.Relay = c.relay.Stats()
 	}
+	st.Certificate = c.Certificate()
 	return st, nil
 }
 

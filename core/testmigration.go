@@ -155,10 +155,16 @@ func (c *Core) CertFingerprint() string {
 }
 
 // certDER returns the DER bytes of the certificate Mailferry's listeners
-// present, or nil when it has none.
+// present now (it changes on renewal), or nil when they do not serve.
 func (c *Core) certDER() []byte {
-	if c.tls == nil || len(c.tls.Certificates) == 0 || len(c.tls.Certificates[0].Certificate) == 0 {
+	c.mu.Lock()
+	m := c.certs
+	c.mu.Unlock()
+	if m == nil {
 		return nil
 	}
-	return c.tls.Certificates[0].Certificate[0]
+	if leaf := m.Info().Leaf; leaf != nil {
+		return leaf.Raw
+	}
+	return nil
 }

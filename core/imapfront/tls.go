@@ -1,96 +1,21 @@
 package imapfront
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"errors"
-	"fmt"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
-	"time"
+
+	"mailferry/core/certs"
 )
 
 // SelfSignedTLS returns a TLS configuration with the certificate in
 // dir/cert.pem and its key in dir/key.pem. When neither file exists it makes
 // a self-signed ECDSA certificate for hosts (names or IP addresses; none
 // means "localhost"), valid ten years, and saves it there (key mode 0600)
-// so that clients that pinned it keep trusting it after a restart.
+// so that clients that pinned it keep trusting it after a restart. See
+// certs.SelfSigned.
 func SelfSignedTLS(dir string, hosts []string) (*tls.Config, error) {
-	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	_, errC := os.Stat(certPath)
-	_, errK := os.Stat(keyPath)
-	switch {
-	case errC == nil && errK == nil:
-	case errors.Is(errC, os.ErrNotExist) && errors.Is(errK, os.ErrNotExist):
-		if err := makeCert(dir, certPath, keyPath, hosts); err != nil {
-			return nil, err
-		}
-	case errC != nil && !errors.Is(errC, os.ErrNotExist):
-		return nil, fmt.Errorf("imapfront: %w", errC)
-	case errK != nil && !errors.Is(errK, os.ErrNotExist):
-		return nil, fmt.Errorf("imapfront: %w", errK)
-	default:
-		return nil, fmt.Errorf("imapfront: only one of %s and %s exists", certPath, keyPath)
-	}
-	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	cert, err := certs.SelfSigned(dir, hosts)
 	if err != nil {
-		return nil, fmt.Errorf("imapfront: load TLS certificate: %w", err)
+		return nil, err
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
-}
-
-func makeCert(dir, certPath, keyPath string, hosts []string) error {
-	if len(hosts) == 0 {
-		hosts = []string{"localhost"}
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("imapfront: make TLS key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
-	if err != nil {
-		return fmt.Errorf("imapfront: make TLS certificate: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: hosts[0], Organization: []string{"Mailferry"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return fmt.Errorf("imapfront: make TLS certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("imapfront: make TLS key: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("imapfront: %w", err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return fmt.Errorf("imapfront: save TLS key: %w", err)
-	}
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		os.Remove(keyPath)
-		return fmt.Errorf("imapfront: save TLS certificate: %w", err)
-	}
-	return nil
+	return &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}, nil
 }
