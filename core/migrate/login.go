@@ -1,0 +1,243 @@
+package migrate
+
+// Logins and credentials: first logins (an account made from the old
+// server's yes), adoption of a bulk copy's account, and the old-server
+// credentials the engine keeps in memory only.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailferry/core/store"
+)
+
+// SetMasterCredentials keeps, in memory only, a master user of the old
+// server of domain; jobs of that domain's accounts log in with it when they
+// have no password of their own. An empty user means the domain settings'
+// MasterUser; an empty password forgets the master user.
+func (e *Engine) SetMasterCredentials(domain, user, password string) error {
+	d, err := store.NormalizeDomain(domain)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if password == "" {
+		delete(e.masters, d)
+	} else {
+		e.masters[d] = Credentials{MasterUser: user, MasterPassword: password}
+	}
+	return nil
+}
+
+// credsFor returns how to log in to the old server for an account.
+func (e *Engine) credsFor(acct *store.Account) (Credentials, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.creds[acct.ID]; ok {
+		c.Address, c.OldLogin = acct.Address, acct.OldLogin
+		return c, true
+	}
+	_, domain, err := store.SplitAddress(acct.Address)
+	if err != nil {
+		return Credentials{}, false
+	}
+	if m, ok := e.masters[domain]; ok {
+		m.Address, m.OldLogin = acct.Address, acct.OldLogin
+		return m, true
+	}
+	return Credentials{}, false
+}
+
+func (e *Engine) remember(id int64, c Credentials) {
+	if c.Password == "" && !c.master() {
+		return
+	}
+	e.mu.Lock()
+	e.creds[id] = c
+	e.mu.Unlock()
+}
+
+func (e *Engine) forget(id int64, c Credentials) {
+	e.mu.Lock()
+	if cur, ok := e.creds[id]; ok && cur == c {
+		delete(e.creds, id)
+	}
+	e.mu.Unlock()
+}
+
+// FirstLogin handles the login of a user who has no account yet. If the
+// user's domain is migrating, it checks the password at the old server's
+// IMAP; if the old server accepts it, it creates the account with that
+// password (hashed), bound to the login name the old server accepted
+// (store.Account.OldLogin), and an INBOX keeping the old UIDVALIDITY and
+// UIDNEXT, starts copying the mailbox in the background and returns at
+// once. username is made canonical first (store.CanonicalAddress): one
+// person, one account, whatever case or trailing dot they type.
+//
+// A wrong password, or a name that cannot be an account's, returns an
+// error wrapping ErrBadPassword and creates nothing; a domain that is
+// unknown or not migrating returns ErrNotMigrating. Any other error (the
+// old server cannot be reached) means "try again later".
+//
+// An account that exists already is returned only if password is its
+// password (a concurrent first login made it), or if it still has the
+// random password of a master-user bulk copy and nobody has logged in to
+// it: then the old server is asked, with the account's own old login name,
+// and its yes makes password the account's (store.AdoptOldPassword). An
+// account whose password the admin set, or that someone has logged in to,
+// is never opened with the old server's password.
+func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*store.Account, error) {
+	if e.isClosed() {
+		return nil, ErrClosed
+	}
+	address, err := store.CanonicalAddress(username)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w: %w", ErrBadPassword, err)
+	}
+	local, domain, _ := strings.Cut(address, "@")
+	if password == "" {
+		return nil, fmt.Errorf("migrate: %s: %w", address, ErrBadPassword)
+	}
+	s, err := migratingSettings(ctx, e.st, domain)
+	if err != nil {
+		return nil, err
+	}
+	if s.IgnoresDomain && !strings.EqualFold(s.DefaultDomain, domain) {
+		// The old server would take alice@this-domain for alice of its
+		// one domain.
+		return nil, fmt.Errorf("migrate: %s: %w: the old server ignores the domain of user names, and its users are %s's", address, ErrBadPassword, s.DefaultDomain)
+	}
+	if sep := s.MasterSeparator; sep != "" && strings.Contains(local, strings.ToLower(sep)) {
+		// "user*master" would be a master login at the old server.
+		return nil, fmt.Errorf("migrate: %s: %w: the name holds the old server's master-user separator %q", address, ErrBadPassword, sep)
+	}
+	if acct, err := e.st.Account(ctx, address); err == nil {
+		return e.adopt(ctx, s, acct, password)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	cred := Credentials{Address: address, Password: password}
+	c, name, err := e.connectAs(ctx, s, cred)
+	if err != nil {
+		return nil, err
+	}
+	acct, err := e.createFromOld(ctx, c, address, password, name, store.PasswordOld)
+	if err != nil {
+		closeClient(c)
+		if errors.Is(err, store.ErrExists) { // a concurrent first login won
+			if acct, err = e.st.Account(ctx, address); err == nil {
+				return e.adopt(ctx, s, acct, password)
+			}
+		}
+		return nil, err
+	}
+	cred.OldLogin = name
+	e.log.Info("migrate: account created at first login", "account", acct.Address, "old_login", name, "delim", string(acct.Delim))
+	e.remember(acct.ID, cred)
+	e.keepConn(acct.ID, cred, c) // the copy starts on it
+	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) { a.State = store.MigPending })
+	e.schedule(acct.ID, acct.Address)
+	return acct, nil
+}
+
+// createFromOld creates the account of address with the old server's
+// hierarchy separator and an INBOX keeping the old UIDVALIDITY and UIDNEXT,
+// read on c (logged in as the user, whose name there is oldLogin). An
+// account that exists already gives an error wrapping store.ErrExists.
+func (e *Engine) createFromOld(ctx context.Context, c *imapclient.Client, address, password, oldLogin, origin string) (*store.Account, error) {
+	ns, err := readNamespace(c)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %s: %w", address, err)
+	}
+	inbox, err := statusOf(c, "INBOX", true)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %s: INBOX: %w", address, err)
+	}
+	acct, err := e.st.CreateAccount(ctx, address, password, &store.AccountOptions{
+		Delim:     ns.delim,
+		Migration: store.MigPending,
+		Inbox: &store.MailboxOptions{UIDValidity: inbox.uidValidity, UIDNext: inbox.uidNext, Subscribed: true,
+			Migration: store.MigPending, OldName: "INBOX"},
+		OldLogin:       oldLogin,
+		PasswordOrigin: origin,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("migrate: create account %s: %w", address, err)
+	}
+	return acct, nil
+}
+
+// adopt returns an existing account for a login with password, as
+// FirstLogin describes.
+func (e *Engine) adopt(ctx context.Context, s *oldSettings, acct *store.Account, password string) (*store.Account, error) {
+	if acct.Migration == "" {
+		return nil, fmt.Errorf("migrate: %s: %w: account was not made by migration", acct.Address, store.ErrExists)
+	}
+	cred := Credentials{Address: acct.Address, Password: password, OldLogin: acct.OldLogin}
+	if _, err := e.st.Authenticate(ctx, acct.Address, password); err == nil {
+		e.remember(acct.ID, cred)
+		e.kick(acct, false)
+		return acct, nil
+	} else if !errors.Is(err, store.ErrBadPassword) {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if acct.PasswordOrigin != store.PasswordRandom || !acct.FirstLogin.IsZero() {
+		return nil, fmt.Errorf("migrate: %s: %w", acct.Address, ErrBadPassword)
+	}
+	c, name, err := e.connectAs(ctx, s, cred)
+	if err != nil {
+		return nil, err
+	}
+	closeClient(c)
+	if err := e.st.AdoptOldPassword(ctx, acct.Address, password); err != nil {
+		if errors.Is(err, store.ErrBadPassword) {
+			return nil, fmt.Errorf("migrate: %s: %w", acct.Address, ErrBadPassword)
+		}
+		return nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
+	}
+	if acct.OldLogin == "" {
+		if err := e.st.SetOldLogin(ctx, acct.ID, name); err != nil {
+			return nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
+		}
+		acct.OldLogin, cred.OldLogin = name, name
+	}
+	acct.PasswordOrigin = store.PasswordOld
+	e.log.Info("migrate: account password taken from the old server", "account", acct.Address)
+	e.remember(acct.ID, cred)
+	e.kick(acct, false)
+	return acct, nil
+}
+
+// LoggedIn tells the engine an existing account logged in with password.
+// It never blocks: it remembers the password (in memory) for the old
+// server, only if it is the old server's (store.PasswordOld),
+// and, if the account's domain is migrating, resumes an unfinished copy or
+// starts a catch-up run for mail that arrived on the old server since.
+func (e *Engine) LoggedIn(acct *store.Account, password string) {
+	if acct == nil || acct.Migration == "" || e.isClosed() {
+		return
+	}
+	if password != "" && acct.PasswordOrigin == store.PasswordOld {
+		// The account's password is the old server's (an admin-set one is
+		// never sent to the old server).
+		e.remember(acct.ID, Credentials{Address: acct.Address, Password: password, OldLogin: acct.OldLogin})
+	}
+	e.kick(acct, true)
+}
+
+// randomPassword returns a password nobody knows, for an account created by
+// a master-user bulk copy without the user's password.
+func randomPassword() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
