@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"mailferry/core/internal/privfile"
 	"net"
 	"net/http"
 	"net/url"
@@ -328,7 +329,7 @@ func (a *acmeManager) accountKey() (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("acme account key: %w", err)
 	}
-	if err := writePrivate(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})); err != nil {
+	if err := privfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})); err != nil {
 		return nil, fmt.Errorf("acme account key: %w", err)
 	}
 	return k, nil
@@ -408,7 +409,7 @@ func (a *acmeManager) obtain(ctx context.Context) (*tls.Certificate, error) {
 	if err := covers(cert.Leaf, a.o.Names); err != nil {
 		return nil, fmt.Errorf("acme: the CA's certificate: %w", err)
 	}
-	if err := writePrivate(filepath.Join(a.dir, certName), pemData); err != nil {
+	if err := privfile.Write(filepath.Join(a.dir, certName), pemData); err != nil {
 		return nil, fmt.Errorf("acme cache: %w", err)
 	}
 	return &cert, nil
@@ -489,28 +490,4 @@ func (a *acmeManager) provision(client *acme.Client, id acme.AuthzID, chal *acme
 		}, nil
 	}
 	return nil, fmt.Errorf("acme: challenge type %s is not answered", chal.Type)
-}
-
-// writePrivate writes data to path (mode 0600) whole or not at all.
-func writePrivate(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*") // mode 0600
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"mailferry/core/auth/addr"
+	"mailferry/core/internal/privfile"
 )
 
 // Algorithm is a DKIM key type, as named in the k= tag of a key record.
@@ -408,7 +409,7 @@ func (k *Keyring) save(d string, st *domainState) error {
 	if err != nil {
 		return fmt.Errorf("dkim: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(d, "state.json"), b); err != nil {
+	if err := privfile.Write(filepath.Join(d, "state.json"), b); err != nil {
 		return fmt.Errorf("dkim: %w", err)
 	}
 	for _, name := range gone {
@@ -419,31 +420,6 @@ func (k *Keyring) save(d string, st *domainState) error {
 		}
 	}
 	return nil
-}
-
-func writeFileAtomic(name string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), ".state-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename there is nothing to remove
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, name)
 }
 
 // newKeyFile makes a key of type a and writes it to name (mode 0600, never
