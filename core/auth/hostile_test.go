@@ -262,7 +262,7 @@ func TestOldPasswordAfterAdminSetOne(t *testing.T) {
 // from another address, logs in right after.
 func TestLoginFlood(t *testing.T) {
 	srv := oldtest.Start(t, nil)
-	h := newHouse(t, srv.IMAPAddr, &houseOpts{maxHashes: 2, auth: auth.Options{MaxConnsPerSource: 100}})
+	h := newHouse(t, srv.IMAPAddr, &houseOpts{maxHashes: 2, auth: auth.Options{MaxConnsPerSource: 100, MaxWait: 5 * time.Minute}})
 	pw := srv.Users["carol@example.test"]
 	if got := h.dial(t, "").login("carol@example.test", pw); !strings.Contains(got, "OK") {
 		t.Fatalf("first login: %s", got)
