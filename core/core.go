@@ -140,6 +140,16 @@ func (c *Core) Start() error {
 		}
 		trusted = append(trusted, p)
 	}
+	routes, err := c.routes()
+	if err != nil {
+		return err
+	}
+	var resolver *net.Resolver
+	if c.cfg.DNSResolver != "" {
+		if resolver, err = relay.NewResolver(c.cfg.DNSResolver); err != nil {
+			return err
+		}
+	}
 	c.relay, err = relay.New(relay.Options{
 		Store:           c.store,
 		Logger:          c.log.With("service", "smtp"),
@@ -147,6 +157,8 @@ func (c *Core) Start() error {
 		TLSConfig:       c.tls,
 		TrustedNetworks: trusted,
 		Auth:            c.auth,
+		Routes:          routes,
+		Resolver:        resolver,
 	})
 	if err != nil {
 		return err

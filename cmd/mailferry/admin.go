@@ -24,13 +24,16 @@ func storeErr(err error) error {
 	return err
 }
 
-func runDomain(args []string, stdout, stderr io.Writer) error {
+func runDomain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("domain: want add, list, delete or migrate")
+		return usagef("domain: want add, list, delete, migrate or route")
 	}
 	sub, args := args[0], args[1:]
-	if sub == "migrate" {
+	switch sub {
+	case "migrate":
 		return runDomainMigrate(args, stdout, stderr)
+	case "route":
+		return runDomainRoute(args, stdin, stdout, stderr)
 	}
 	fs := newFlags("domain "+sub, stderr)
 	var c common
@@ -38,7 +41,7 @@ func runDomain(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := checkArgs(fs, "domain", sub, map[string]int{"add": 1, "delete": 1, "list": 0}, "add, list, delete or migrate"); err != nil {
+	if err := checkArgs(fs, "domain", sub, map[string]int{"add": 1, "delete": 1, "list": 0}, "add, list, delete, migrate or route"); err != nil {
 		return err
 	}
 	co, err := c.open(stderr)

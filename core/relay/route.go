@@ -164,6 +164,18 @@ func (r Route) String() string {
 // LogValue implements slog.LogValuer: the route without its password.
 func (r Route) LogValue() slog.Value { return slog.StringValue(r.String()) }
 
+// Effective is the route mail takes: Kind, or for RouteDefault the old
+// server while the domain migrates and direct delivery once it does not.
+func (r Route) Effective(migrating bool) RouteKind {
+	switch {
+	case r.Kind != RouteDefault:
+		return r.Kind
+	case migrating:
+		return RouteOldServer
+	}
+	return RouteMX
+}
+
 // ParseSmarthost splits "host:port" (or a bare host) for a smarthost
 // route.
 func ParseSmarthost(s string) (host string, port int, err error) {
@@ -265,11 +277,11 @@ func (r *Relay) routeOf(ctx context.Context, domain string) (route, error) {
 	if err != nil {
 		return route{}, err
 	}
-	if rt.Kind == RouteOldServer || migrating {
-		if old == nil {
-			return route{}, fmt.Errorf("%w: %s has no old server", errNoRoute, domain)
-		}
-		return route{kind: RouteOldServer, old: old}, nil
+	if rt.Effective(migrating) == RouteMX {
+		return route{kind: RouteMX}, nil
 	}
-	return route{kind: RouteMX}, nil
+	if old == nil {
+		return route{}, fmt.Errorf("%w: %s has no old server", errNoRoute, domain)
+	}
+	return route{kind: RouteOldServer, old: old}, nil
 }
