@@ -64,6 +64,17 @@ func (c Config) configRoutes() (map[string]relay.Route, error) {
 	return m, nil
 }
 
+// routeConfig returns the configured route of the domain named (in
+// canonical form); the configuration may spell the domain otherwise.
+func (c Config) routeConfig(name string) (OutboundRouteConfig, bool) {
+	for d, rc := range c.OutboundRoutes {
+		if n, err := CheckDomainName(d); err == nil && n == name {
+			return rc, true
+		}
+	}
+	return OutboundRouteConfig{}, false
+}
+
 // routes is the relay's RouteFunc: the configured route, else the one
 // recorded in the store.
 func (c *Core) routes() (relay.RouteFunc, error) {
@@ -125,7 +136,7 @@ func (c *Core) OutboundRouteOf(ctx context.Context, domain string) (OutboundRout
 	if err != nil {
 		return info, err
 	}
-	if rc, ok := c.cfg.OutboundRoutes[d.Name]; ok {
+	if rc, ok := c.cfg.routeConfig(d.Name); ok {
 		info.Route, err = rc.route(false)
 		info.Route.Password = ""
 		info.FromConfig = true
