@@ -410,7 +410,7 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 			return remaining != nil // nil: the item is done, or gone (deleted by the administrator)
 		}
 		out := body
-		if g.rt.kind != RouteOldServer && kind == noteRelay {
+		if g.rt.kind != RouteOldServer {
 			// The one point where a message from our domain is signed
 			// (DKIM, Options.Sign) before it leaves for the world.
 			if !didSign {

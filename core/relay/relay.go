@@ -144,10 +144,12 @@ type Options struct {
 	// roots.
 	RootCAs *x509.CertPool
 	// Sign, when set, is called once per delivery attempt of a message that
-	// leaves for another domain by RouteMX or RouteSmarthost, with the
-	// sender's domain (the route's domain) and the message as queued; what
-	// it returns is sent instead (DKIM signing, RFC 6376, is done there).
-	// Its error defers the attempt. nil means no signing.
+	// leaves by RouteMX or RouteSmarthost (a user's message, or a DSN we
+	// made for one), with the domain whose route it takes (the sender's)
+	// and the message as queued; what it returns is sent instead (DKIM
+	// signing, RFC 6376, is done there). Its error defers the attempt.
+	// Mail handed to an old server is not signed: that server signs its
+	// own. nil means no signing.
 	Sign func(domain string, msg []byte) ([]byte, error)
 
 	// MXPort, for tests only, gives the port of a mail exchanger (by its
