@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,9 +28,11 @@ type mxSink struct {
 	addr string
 	port int
 
-	mu   sync.Mutex
-	got  []sunk
-	auth map[string]string // user -> password; AUTH required when set
+	mu      sync.Mutex
+	got     []sunk
+	auth    map[string]string // user -> password; AUTH required when set
+	rcptErr *smtp.SMTPError   // the reply to every RCPT, if set
+	tries   int               // RCPTs seen
 }
 
 type sunk struct {
@@ -103,6 +104,12 @@ func (ss *mxSinkSession) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 func (ss *mxSinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	ss.s.tries++
+	if ss.s.rcptErr != nil {
+		return ss.s.rcptErr
+	}
 	ss.to = append(ss.to, to)
 	return nil
 }
@@ -255,8 +262,8 @@ func TestDirectDelivery(t *testing.T) {
 	}
 
 	waitFor(t, "delivery over verified TLS to sts.test", 10*time.Second, func() bool { return len(stsSink.messages()) == 1 })
-	if m := stsSink.messages()[0]; !m.TLS || m.To[0] != "sam@sts.test" {
-		t.Errorf("sts.test got %+v without TLS or for someone else", m)
+	if m := stsSink.messages()[0]; !m.TLS || m.To[0] != "sam@sts.test" || !bytes.HasPrefix(m.Data, []byte("X-Test-Signed: example.test\r\n")) {
+		t.Errorf("sts.test got %+v without TLS, unsigned or for someone else", m)
 	}
 
 	waitFor(t, "a DSN for null.test in alice's INBOX", 10*time.Second, func() bool { return len(e.messages(t, e.inbox)) == 1 })
@@ -300,7 +307,7 @@ func TestDirectDelivery(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 	signMu.Lock()
-	if signed["example.test"] < 2 {
+	if signed["example.test"] < 1 {
 		t.Errorf("signed %v", signed)
 	}
 	signMu.Unlock()
@@ -392,6 +399,62 @@ func TestSmarthostDelivery(t *testing.T) {
 	}
 }
 
+// Per-host failures: a 4xx from the first mail exchanger goes on to the
+// second; a 5xx is final (the second is not asked) and bounces; under an
+// MTA-STS policy in testing mode a certificate nobody vouches for is only
+// reported, and the mail is delivered.
+func TestDirectPerHostFailures(t *testing.T) {
+	e := newFinishedEnv(t)
+	d := startDNS(t)
+	ca := newCA(t, "Test CA")
+	rogue := newCA(t, "Rogue CA")
+	busy := startMXSink(t, nil, nil)
+	busy.rcptErr = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 1}, Message: "Busy, try later"}
+	refuses := startMXSink(t, nil, nil)
+	refuses.rcptErr = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"}
+	good := startMXSink(t, nil, nil)
+	tsink := startMXSink(t, rogue.issue(t, "mx.testing.test"), nil)
+	stsPort := stsServer(t, ca, map[string]string{
+		"mta-sts.testing.test": "version: STSv1\nmode: testing\nmx: mx.testing.test\nmax_age: 600\n",
+	})
+	d.add(t,
+		"busy.test. 60 IN MX 10 a.busy.test.", "busy.test. 60 IN MX 20 b.busy.test.",
+		"a.busy.test. 60 IN A 127.0.0.1", "b.busy.test. 60 IN A 127.0.0.1",
+		"perm.test. 60 IN MX 10 a.perm.test.", "perm.test. 60 IN MX 20 b.perm.test.",
+		"a.perm.test. 60 IN A 127.0.0.1", "b.perm.test. 60 IN A 127.0.0.1",
+		"testing.test. 60 IN MX 10 mx.testing.test.", "mx.testing.test. 60 IN A 127.0.0.1",
+		`_mta-sts.testing.test. 60 IN TXT "v=STSv1; id=7"`, "mta-sts.testing.test. 60 IN A 127.0.0.1",
+	)
+	ports := map[string]int{"a.busy.test": busy.port, "b.busy.test": good.port,
+		"a.perm.test": refuses.port, "b.perm.test": good.port, "mx.testing.test": tsink.port}
+	tlsCfg, pool := testTLS(t)
+	rr := startRelay(t, e.st, relay.Options{TLSConfig: tlsCfg, Resolver: mustResolver(t, d.addr), RootCAs: ca.pool,
+		MXPort: func(h string) int { return ports[h] }, MTASTSPort: stsPort})
+	if err := submit(rr.subAddr, pool, alice, alicePW, alice, []string{"x@busy.test", "y@perm.test", "z@testing.test"}, message("hosts", "x")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delivery by b.busy.test", 10*time.Second, func() bool { return len(good.messages()) == 1 })
+	if m := good.messages()[0]; len(m.To) != 1 || m.To[0] != "x@busy.test" {
+		t.Errorf("b got %q", m.To)
+	}
+	waitFor(t, "delivery under MTA-STS testing", 10*time.Second, func() bool { return len(tsink.messages()) == 1 })
+	if !tsink.messages()[0].TLS {
+		t.Error("testing mode: delivered without TLS")
+	}
+	waitFor(t, "DSN for perm.test", 10*time.Second, func() bool { return len(e.messages(t, e.inbox)) == 1 })
+	dsn := string(e.messages(t, e.inbox)[0])
+	if !strings.Contains(dsn, "y@perm.test") || !strings.Contains(dsn, "Status: 5.1.1") || !strings.Contains(dsn, "Remote-MTA: dns; a.perm.test") {
+		t.Errorf("DSN:\n%s", dsn)
+	}
+	waitFor(t, "empty queue", 5*time.Second, func() bool {
+		l, _ := rr.r.List(context.Background())
+		return len(l) == 0
+	})
+	if n := len(good.messages()); n != 1 {
+		t.Errorf("b got %d messages: a 5xx was retried elsewhere", n)
+	}
+}
+
 // Never an open relay: without AUTH, mail for another domain is refused
 // whatever the route.
 func TestOutboundNotOpen(t *testing.T) {
@@ -405,7 +468,6 @@ func TestOutboundNotOpen(t *testing.T) {
 	// A fresh domain (no route recorded, not migrating) sends directly
 	// once authenticated: RCPT is accepted.
 	tlsCfg, pool := testTLS(t)
-	_ = tlsCfg
 	rr2 := startRelay(t, e.st, relay.Options{TLSConfig: tlsCfg, Resolver: mustResolver(t, startDNS(t).addr)})
 	if err := submit(rr2.subAddr, pool, alice, alicePW, alice, []string{"ann@two.test"}, message("fresh", "x")); err != nil {
 		t.Fatalf("authenticated user of a fresh domain: %v", err)
@@ -438,4 +500,3 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var _ = strconv.Itoa
