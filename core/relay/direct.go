@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/emersion/go-smtp"
 )
@@ -110,6 +111,18 @@ func (r *Relay) deliverMX(ctx context.Context, domain, from string, rcpts []stri
 		return settle(allPerm(rcpts, "5.1.2", "the domain "+domain+" does not exist or has no mail server (no MX and no address records)"), func() {}, commit)
 	case err != nil:
 		return allTemp(rcpts, "4.4.3", "", err), false
+	}
+	// RFC 5321 section 5.1: if we are one of the exchangers, only those
+	// preferred to us are tried; if we are the most preferred, the mail
+	// loops.
+	for i, h := range hosts {
+		if strings.EqualFold(h, strings.TrimSuffix(r.opts.Hostname, ".")) {
+			hosts = hosts[:i]
+			break
+		}
+	}
+	if len(hosts) == 0 {
+		return settle(allPerm(rcpts, "5.4.6", "mail for "+domain+" loops back to this server ("+r.opts.Hostname+" is its best MX) but the domain is not one of ours"), func() {}, commit)
 	}
 	pol := r.sts.policy(ctx, domain)
 	pending := rcpts

@@ -54,7 +54,10 @@
 //     shuffled), the domain itself when it has none but an address
 //     (implicit MX); each host's addresses in turn, a temporary failure
 //     (no connection, 4xx, TLS refused) going on to the next host, a
-//     5xx final for its recipients. A null MX (RFC 7505) bounces at once
+//     5xx final for its recipients; this server (Options.Hostname) and
+//     the exchangers it is preferred to are skipped, and mail whose best
+//     exchanger is this server bounces (5.4.6, a loop). A null MX
+//     (RFC 7505) bounces at once
 //     (5.1.10), so does a domain without MX or address records (5.1.2);
 //     a DNS failure is temporary. STARTTLS is used when offered, whatever
 //     the certificate (RFC 7435), with a plain retry if the handshake

@@ -322,21 +322,28 @@ func TestDirectImplicitMX(t *testing.T) {
 	d := startDNS(t)
 	rogue := newCA(t, "Self")
 	s := startMXSink(t, rogue.issue(t, "other.name"), nil)
-	d.add(t, "plain.test. 60 IN A 127.0.0.1")
+	d.add(t, "plain.test. 60 IN A 127.0.0.1",
+		"loop.test. 60 IN MX 10 mx.mailferry.test.", "mx.mailferry.test. 60 IN A 127.0.0.1")
 	res, _ := relay.NewResolver(d.addr)
 	tlsCfg, pool := testTLS(t)
 	rr := startRelay(t, e.st, relay.Options{TLSConfig: tlsCfg, Resolver: res,
 		MXPort: func(string) int { return s.port }})
-	if err := submit(rr.subAddr, pool, alice, alicePW, alice, []string{"x@plain.test", "y@nowhere.test"}, message("implicit", "x")); err != nil {
+	if err := submit(rr.subAddr, pool, alice, alicePW, alice, []string{"x@plain.test", "y@nowhere.test", "z@loop.test"}, message("implicit", "x")); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "implicit MX delivery", 10*time.Second, func() bool { return len(s.messages()) == 1 })
 	if !s.messages()[0].TLS {
 		t.Error("opportunistic STARTTLS was not used")
 	}
-	waitFor(t, "DSN for nowhere.test", 10*time.Second, func() bool { return len(e.messages(t, e.inbox)) == 1 })
-	if dsn := string(e.messages(t, e.inbox)[0]); !strings.Contains(dsn, "Status: 5.1.2") || !strings.Contains(dsn, "y@nowhere.test") {
-		t.Errorf("DSN:\n%s", dsn)
+	waitFor(t, "DSNs for nowhere.test and loop.test", 10*time.Second, func() bool { return len(e.messages(t, e.inbox)) == 2 })
+	var all string
+	for _, m := range e.messages(t, e.inbox) {
+		all += string(m)
+	}
+	for _, want := range []string{"Status: 5.1.2", "y@nowhere.test", "Status: 5.4.6", "z@loop.test", "loops back"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("DSNs lack %q:\n%s", want, all)
+		}
 	}
 }
 
@@ -499,4 +506,3 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
-
