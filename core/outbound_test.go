@@ -14,6 +14,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"github.com/miekg/dns"
 
 	"mailferry/core"
 )
@@ -57,13 +58,36 @@ func TestOutboundRouteFromConfig(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Close()
 
+	// The smarthost's name is known only to a DNS server of the test's own,
+	// which dns_resolver names.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsSrv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		if q := req.Question[0]; q.Name == "relay.smart.test." {
+			if q.Qtype == dns.TypeA {
+				rr, _ := dns.NewRR("relay.smart.test. 60 IN A 127.0.0.1")
+				m.Answer = append(m.Answer, rr)
+			}
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})}
+	go dnsSrv.ActivateAndServe()
+	defer dnsSrv.Shutdown()
+
 	sub := freeAddr(t)
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	cfg := core.Config{DataDir: t.TempDir(), Hostname: "mx.example.test",
 		IMAPListen: core.Off, IMAPSListen: core.Off, SMTPListen: core.Off, SubmissionTLSListen: core.Off,
 		SubmissionListen: sub,
-		DNSResolver:      "127.0.0.1:1", // nothing is looked up: the smarthost is an address
+		DNSResolver:      pc.LocalAddr().String(),
 		OutboundRoutes: map[string]core.OutboundRouteConfig{
-			"Example.TEST": {Route: "smarthost", Smarthost: ln.Addr().String(), TLS: "none"},
+			"Example.TEST": {Route: "smarthost", Smarthost: "relay.smart.test:" + port, TLS: "none"},
 		}}
 	co, err := core.Open(cfg)
 	if err != nil {
