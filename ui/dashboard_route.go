@@ -39,6 +39,7 @@ type routeDialog struct {
 	status          *widget.Label
 	save            *widget.Button
 	body            *fyne.Container
+	current         core.OutboundRoute // as loaded: its password is kept when the field is left empty
 	// onDone, if set (tests), runs on the UI goroutine after a load or a save.
 	onDone func(err error)
 }
@@ -121,8 +122,12 @@ func (r *routeDialog) load() {
 				r.choice.SetSelected(c.label)
 			}
 		}
+		r.current = info.Route
 		if info.Route.Kind == core.RouteSmarthost {
 			rt := info.Route.WithDefaults()
+			if rt.Password != "" {
+				r.pwd.SetPlaceHolder("unchanged")
+			}
 			r.host.SetText(fmt.Sprintf("%s:%d", rt.Host, rt.Port))
 			r.tls.SetSelected(string(rt.TLS))
 			r.user.SetText(rt.Username)
@@ -159,6 +164,9 @@ func (r *routeDialog) run() {
 		}
 		rt.Host, rt.Port, rt.TLS = h, p, core.SmarthostTLS(r.tls.Selected)
 		rt.Username, rt.Password = r.user.Text, core.Secret(r.pwd.Text)
+		if rt.Password == "" && rt.Username != "" && r.current.Username == rt.Username {
+			rt.Password = r.current.Password
+		}
 	}
 	if err := rt.Validate(); err != nil {
 		r.status.SetText(err.Error())

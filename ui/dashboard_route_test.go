@@ -52,7 +52,7 @@ func TestOutboundRouteDialog(t *testing.T) {
 	h.setText(r.user, "relay-user")
 	h.setText(r.pwd, "Dialog-Secret-3")
 	h.tap(r.save)
-	if err := wait("save"); err != nil {
+	if err := wait("save (and reload)"); err != nil {
 		t.Fatal(err)
 	}
 	info, err := h.core.OutboundRouteOf(ctx, "example.test")
@@ -64,8 +64,17 @@ func TestOutboundRouteDialog(t *testing.T) {
 		if r.pwd.Text != "" {
 			t.Error("the password stays in the dialog after saving")
 		}
-		r.choice.SetSelected(routeChoices[2].label) // direct
 	})
+	// Saved again with the password field empty: the password is kept.
+	h.setText(r.host, "smtp.provider.test:2588")
+	h.tap(r.save)
+	if err := wait("save again"); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := h.core.OutboundRouteOf(ctx, "example.test"); info.Route.Port != 2588 || info.Route.Password != "Dialog-Secret-3" {
+		t.Fatalf("saved again %+v", info.Route)
+	}
+	h.ui(func() { r.choice.SetSelected(routeChoices[2].label) }) // direct
 	h.tap(r.save)
 	if err := wait("save direct"); err != nil {
 		t.Fatal(err)
