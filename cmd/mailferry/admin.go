@@ -68,7 +68,7 @@ func runDomain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DOMAIN\tMIGRATION\tACCOUNTS")
+		fmt.Fprintln(tw, "DOMAIN\tMIGRATION\tACCOUNTS\tOUTBOUND")
 		for _, d := range ds {
 			as, err := co.Accounts(ctx, d.Name)
 			if err != nil {
@@ -78,7 +78,11 @@ func runDomain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			if d.Migrating {
 				mig = "on"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\n", d.Name, mig, len(as))
+			out := "?"
+			if info, err := co.OutboundRouteOf(ctx, d.Name); err == nil {
+				out = string(info.Effective)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", d.Name, mig, len(as), out)
 		}
 		tw.Flush()
 	}

@@ -48,6 +48,9 @@ func TestDomainRouteCLI(t *testing.T) {
 			t.Errorf("domain route %q printed the password", tc.args)
 		}
 	}
+	if out, _, _ := mf(t, data, "", "domain", "list"); !strings.Contains(out, "OUTBOUND") || !strings.Contains(out, "mx") {
+		t.Errorf("domain list does not show the route:\n%s", out)
+	}
 	for _, tc := range []struct {
 		args []string
 		msg  string
