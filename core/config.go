@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"mailferry/core/dkim"
+	"mailferry/core/relay"
 )
 
 // Config is everything Core needs to run. The zero value of a field means
@@ -76,6 +77,15 @@ type Config struct {
 	// keys, SPF, DMARC: see core/dkim); nil means the system's resolver.
 	// Tests set their own.
 	AuthResolver dkim.Resolver `json:"-"`
+	// DNSResolver is the DNS server (host:port, e.g. "127.0.0.1:53") asked
+	// for the MX, address and TXT records of direct delivery and MTA-STS;
+	// empty means the system's resolver.
+	DNSResolver string `json:"dns_resolver,omitempty"`
+	// OutboundRoutes set local domains' outbound routes here, by domain;
+	// they win over routes recorded with `mailferry domain route` (see
+	// OutboundRouteConfig). Domains not named use the recorded route or
+	// the default: the old server while migrating, direct delivery after.
+	OutboundRoutes map[string]OutboundRouteConfig `json:"outbound_routes,omitempty"`
 
 	// Logger receives the core's logs; nil means slog.Default().
 	Logger *slog.Logger `json:"-"`
@@ -87,6 +97,29 @@ type Config struct {
 	// error means the service cannot start. It is the seam through which
 	// tests make a service fail; leave it nil.
 	ServiceHook func(service string) error `json:"-"`
+}
+
+// OutboundRouteConfig is a domain's outbound route in the configuration
+// file, for example
+//
+//	"outbound_routes": {"example.org": {"route": "smarthost",
+//	    "smarthost": "smtp.provider.example:587", "tls": "starttls",
+//	    "username": "example.org", "password_file": "/etc/mailferry/smarthost.pass"}}
+//
+// The smarthost password is never written in the configuration: it is the
+// first line of PasswordFile (keep that file readable by Mailferry only).
+type OutboundRouteConfig struct {
+	// Route is "oldserver", "mx" (direct delivery) or "smarthost".
+	Route string `json:"route"`
+	// Smarthost is host or host:port (default port 587 with starttls, 465
+	// with tls, 25 with none).
+	Smarthost string `json:"smarthost,omitempty"`
+	// TLS is "starttls" (default), "tls" or "none".
+	TLS string `json:"tls,omitempty"`
+	// Username, if set, logs in with AUTH PLAIN (only over TLS).
+	Username string `json:"username,omitempty"`
+	// PasswordFile holds the password for Username.
+	PasswordFile string `json:"password_file,omitempty"`
 }
 
 // Off is the listen address that disables a listener.
@@ -212,6 +245,19 @@ func (c Config) Validate() error {
 	}
 	if err := c.validateACME(); err != nil {
 		return err
+	}
+	if c.DNSResolver != "" {
+		if _, err := relay.NewResolver(c.DNSResolver); err != nil {
+			return fmt.Errorf("dns_resolver %q: want host:port, e.g. 127.0.0.1:53", c.DNSResolver)
+		}
+	}
+	for d, rc := range c.OutboundRoutes {
+		if _, err := CheckDomainName(d); err != nil {
+			return fmt.Errorf("outbound_routes: %q: %w", d, err)
+		}
+		if _, err := rc.route(false); err != nil {
+			return fmt.Errorf("outbound_routes %s: %w", d, err)
+		}
 	}
 	for _, n := range c.TrustedNetworks {
 		if _, _, err := net.ParseCIDR(strings.TrimSpace(n)); err != nil {

@@ -136,6 +136,16 @@ func (c *Core) Start() error {
 		}
 		trusted = append(trusted, p)
 	}
+	routes, err := c.routes()
+	if err != nil {
+		return err
+	}
+	var resolver *net.Resolver
+	if c.cfg.DNSResolver != "" {
+		if resolver, err = relay.NewResolver(c.cfg.DNSResolver); err != nil {
+			return err
+		}
+	}
 	c.relay, err = relay.New(relay.Options{
 		Store:           c.store,
 		Logger:          c.log.With("service", "smtp"),
@@ -144,6 +154,9 @@ func (c *Core) Start() error {
 		TrustedNetworks: trusted,
 		Auth:            c.auth,
 		AuthResults:     c.authResults(),
+		Sign:            c.sign,
+		Routes:          routes,
+		Resolver:        resolver,
 	})
 	if err != nil {
 		return err

@@ -171,3 +171,16 @@ func (c *Core) authResults() func(ctx context.Context, ip netip.Addr, helo, mail
 		return v.AuthenticationResults(ctx, dkim.Session{ClientIP: ip, HELO: helo, MailFrom: mailFrom}, msg)
 	}
 }
+
+// sign is the relay's Options.Sign: mail leaving by MX or a smarthost is
+// DKIM-signed with the domain's keys. A message that cannot be signed (a
+// header too large to sign safely, a key that cannot be read) goes out
+// unsigned, and the failure is logged: it is not a reason to hold mail.
+func (c *Core) sign(domain string, msg []byte) ([]byte, error) {
+	out, err := c.dkim.Sign(domain, msg)
+	if err != nil {
+		c.log.Warn("DKIM: sending unsigned", "domain", domain, "err", err)
+		return msg, nil
+	}
+	return out, nil
+}

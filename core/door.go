@@ -58,6 +58,35 @@ type (
 	RelayStats = relay.Stats
 )
 
+// Outbound routes (Core.SetOutboundRoute): how a domain's mail to other
+// domains leaves.
+type (
+	// OutboundRoute is a domain's outbound route: kind, and for a
+	// smarthost its host, port, TLS mode and login.
+	OutboundRoute = relay.Route
+	// OutboundRouteKind is oldserver, mx or smarthost (or the default).
+	OutboundRouteKind = relay.RouteKind
+	// SmarthostTLS is the TLS mode of a smarthost.
+	SmarthostTLS = relay.SmarthostTLS
+	// Secret is a password that prints as "[redacted]".
+	Secret = relay.Secret
+)
+
+// Route kinds and smarthost TLS modes.
+const (
+	RouteDefault         = relay.RouteDefault
+	RouteOldServer       = relay.RouteOldServer
+	RouteMX              = relay.RouteMX
+	RouteSmarthost       = relay.RouteSmarthost
+	SmarthostStartTLS    = relay.SmarthostStartTLS
+	SmarthostImplicitTLS = relay.SmarthostImplicitTLS
+	SmarthostNone        = relay.SmarthostNone
+)
+
+// ParseSmarthost splits a smarthost's "host:port" (or bare host; port 0
+// then means the TLS mode's default).
+func ParseSmarthost(s string) (host string, port int, err error) { return relay.ParseSmarthost(s) }
+
 // The old server.
 type (
 	// OldServerSettings say where the old server is and how to talk to it.

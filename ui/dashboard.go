@@ -302,14 +302,15 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 		info := widget.NewLabel(fmt.Sprintf("%s · %s · %s", state, old, movedText(ds)))
 		info.Truncation = fyne.TextTruncateEllipsis
 		var btn fyne.CanvasObject
+		route := widget.NewButton("Outbound mail…", func() { d.routeDialog(ds.Name).dlg.Show() })
 		if ds.Migrating {
-			btn = container.NewHBox(
+			btn = container.NewHBox(route,
 				widget.NewButton("Old server…", func() { d.enableDialog(ds.Name, ds.OldServer).dlg.Show() }),
 				widget.NewButton("Disable migration…", func() { d.disableDialog(ds) }))
 		} else {
 			b := widget.NewButton("Enable automatic migration…", func() { d.enableDialog(ds.Name, ds.OldServer).dlg.Show() })
 			b.Importance = widget.HighImportance
-			btn = b
+			btn = container.NewHBox(route, b)
 		}
 		rows = append(rows, container.NewBorder(nil, nil, name, btn, info))
 	}

@@ -24,13 +24,16 @@ func storeErr(err error) error {
 	return err
 }
 
-func runDomain(args []string, stdout, stderr io.Writer) error {
+func runDomain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("domain: want add, list, delete or migrate")
+		return usagef("domain: want add, list, delete, migrate or route")
 	}
 	sub, args := args[0], args[1:]
-	if sub == "migrate" {
+	switch sub {
+	case "migrate":
 		return runDomainMigrate(args, stdout, stderr)
+	case "route":
+		return runDomainRoute(args, stdin, stdout, stderr)
 	}
 	fs := newFlags("domain "+sub, stderr)
 	var c common
@@ -38,7 +41,7 @@ func runDomain(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := checkArgs(fs, "domain", sub, map[string]int{"add": 1, "delete": 1, "list": 0}, "add, list, delete or migrate"); err != nil {
+	if err := checkArgs(fs, "domain", sub, map[string]int{"add": 1, "delete": 1, "list": 0}, "add, list, delete, migrate or route"); err != nil {
 		return err
 	}
 	co, err := c.open(stderr)
@@ -65,7 +68,7 @@ func runDomain(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DOMAIN\tMIGRATION\tACCOUNTS")
+		fmt.Fprintln(tw, "DOMAIN\tMIGRATION\tACCOUNTS\tOUTBOUND")
 		for _, d := range ds {
 			as, err := co.Accounts(ctx, d.Name)
 			if err != nil {
@@ -75,7 +78,11 @@ func runDomain(args []string, stdout, stderr io.Writer) error {
 			if d.Migrating {
 				mig = "on"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\n", d.Name, mig, len(as))
+			out := "?"
+			if info, err := co.OutboundRouteOf(ctx, d.Name); err == nil {
+				out = string(info.Effective)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", d.Name, mig, len(as), out)
 		}
 		tw.Flush()
 	}

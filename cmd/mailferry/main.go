@@ -3,7 +3,7 @@
 // With no arguments it opens the desktop assistant. Subcommands:
 //
 //	mailferry serve                  run the IMAP front end, migration engine and relay headless
-//	mailferry domain add|list|delete|migrate
+//	mailferry domain add|list|delete|migrate|route
 //	mailferry account add|list|passwd|delete
 //	mailferry migrate --domain D --users users.csv
 //	mailferry status [--json]
@@ -33,7 +33,8 @@ With no command, opens the Mailferry desktop assistant.
 
 Commands:
   serve      run Mailferry headless (IMAP front end, migration engine, SMTP relay)
-  domain     add, list, delete domains; turn migration from an old server on or off
+  domain     add, list, delete domains; turn migration from an old server on or off;
+             choose how outbound mail leaves (route: old server, direct MX, smarthost)
   account    add, list, delete accounts; change a password
   migrate    pre-migrate users of a domain in bulk from the old server
   status     show migration progress and the relay queue (--json for scripts)
@@ -75,7 +76,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "serve":
 		err = runServe(args, stderr)
 	case "domain":
-		err = runDomain(args, stdout, stderr)
+		err = runDomain(args, stdin, stdout, stderr)
 	case "account":
 		err = runAccount(args, stdin, stdout, stderr)
 	case "migrate":

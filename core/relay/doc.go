@@ -1,9 +1,11 @@
 // Package relay is Mailferry's SMTP side: an inbound listener (RFC 5321),
 // submission listeners (RFC 6409, STARTTLS per RFC 3207 and implicit TLS per
 // RFC 8314), local delivery into the store, and a persistent outbound queue
-// that hands mail for not-yet-migrated users (and mail of migrated users to
-// the outside world) to the old server's SMTP; mail from outside for
-// not-yet-migrated users is instead forwarded while its sender waits.
+// that hands mail for not-yet-migrated users to the old server's SMTP, and
+// mail of local users to the outside world to their domain's outbound route
+// (the old server while the domain migrates; after, the recipients' mail
+// exchangers or a smarthost); mail from outside for not-yet-migrated users
+// is instead forwarded while its sender waits.
 //
 // A sender is "from outside" when it did not authenticate and its address
 // is not in Options.TrustedNetworks. The old servers accept our mail
@@ -37,9 +39,43 @@
 //     network the recipient is queued without a callout;
 //   - a local domain that is not migrating, no account: 550 5.1.1;
 //   - any other domain: only from an authenticated user or a trusted
-//     network, queued for the old server of the sender's domain (which
-//     performs the final delivery); otherwise 550 5.7.1. The relay is never
-//     open.
+//     network, queued for the outbound route of the sender's domain (see
+//     below); otherwise 550 5.7.1. The relay is never open. A sender's
+//     domain without a route (not local, or routed to an old server it
+//     does not have) gets 550 5.7.1 "No outbound route".
+//
+// Outbound routes (route.go), one per local domain, recorded in the store
+// (Store.OutboundRoute) or given by Options.Routes, and read again at each
+// delivery attempt (a queued message follows a route changed meanwhile):
+//   - oldserver: the domain's old server delivers. The default while the
+//     domain migrates.
+//   - mx (direct.go, resolve.go): RFC 5321 section 5. The default once the
+//     domain does not migrate. MX records by preference (equal ones
+//     shuffled), the domain itself when it has none but an address
+//     (implicit MX); each host's addresses in turn, a temporary failure
+//     (no connection, 4xx, TLS refused) going on to the next host, a
+//     5xx final for its recipients; this server (Options.Hostname) and
+//     the exchangers it is preferred to are skipped, and mail whose best
+//     exchanger is this server bounces (5.4.6, a loop). A null MX
+//     (RFC 7505) bounces at once
+//     (5.1.10), so does a domain without MX or address records (5.1.2);
+//     a DNS failure is temporary. STARTTLS is used when offered, whatever
+//     the certificate (RFC 7435), with a plain retry if the handshake
+//     fails — unless the domain publishes an MTA-STS policy (mtasts.go,
+//     RFC 8461): in enforce mode only exchangers the policy lists, only
+//     over STARTTLS whose certificate verifies for the exchanger's name
+//     (Options.RootCAs), otherwise the attempt fails temporarily; testing
+//     mode only logs. Policies are fetched over verified HTTPS from
+//     mta-sts.<domain>, without redirects, and cached per domain until
+//     max_age, fetched again when the TXT id changes.
+//   - smarthost: one server the admin names, TLS starttls (verified),
+//     tls (implicit) or none, AUTH PLAIN only under TLS; its password is a
+//     Secret, printed and logged as "[redacted]".
+//
+// Names are looked up with Options.Resolver (NewResolver asks one DNS
+// server). A message that leaves by mx or smarthost passes Options.Sign
+// (DKIM) once per attempt, in deliverItem: the one point where mail is
+// signed.
 //
 // A transaction from outside is of one kind: local recipients only, or
 // recipients of one old server only. A recipient of another kind gets
@@ -88,7 +124,7 @@
 //   - Mail from outside is never bounced by us after a 250: what we could
 //     not deliver is refused in the session (5xx) or deferred (4xx). Only
 //     mail from authenticated users and trusted networks is queued for an
-//     old server, and only it (or a bounce of it) can produce a DSN.
+//     outbound route, and only it (or a bounce of it) can produce a DSN.
 //   - A forwarded message is acknowledged only after the old server's 250
 //     to its DATA; a failure after the message was sent is answered 451,
 //     so the sender retries: a duplicate is possible, a loss is not.
@@ -98,9 +134,10 @@
 //     per outcome, never for a null reverse-path.
 //   - AUTH (PLAIN, RFC 4616; LOGIN) is offered and accepted only under TLS;
 //     an authenticated user may only use their own address as MAIL FROM.
-//   - Outbound sessions to an old server are reused (a small pool per
-//     server); a session the server closed meanwhile is replaced before
-//     anything was sent on it.
+//   - Outbound sessions are reused (a small pool per destination: an old
+//     server, an exchanger's address with its TLS requirement, a
+//     smarthost); a session the server closed meanwhile is replaced before
+//     anything was sent on it. Only old servers' SIZE limits our listeners.
 //   - Every goroutine is owned by the Relay, stops with Close or its context,
 //     and recovers panics with a logged stack.
 package relay

@@ -42,14 +42,61 @@ func DialOldServer(ctx context.Context, s *oldserver.Settings, localName string)
 	return oldserver.DialSMTP(ctx, s.WithDefaults(), &oldserver.DialOptions{LocalName: localName})
 }
 
+// target is an outbound SMTP server as a session's user sees it.
+type target struct {
+	key    string // pool key: sessions are pooled per target
+	remote string // the Remote-MTA of DSNs
+	what   string // in outcomes' words: "the old server", "mx.example.org", ...
+	// dial opens a greeted session (TLS and AUTH as the target needs).
+	dial func(ctx context.Context) (*smtp.Client, error)
+	// old is set for an old server, whose SIZE is learned (see the
+	// package doc); nobody else's limit touches our listeners.
+	old bool
+}
+
+// oldTarget is the target of an old server's SMTP.
+func (r *Relay) oldTarget(set *oldserver.Settings) *target {
+	return &target{key: poolKey(set), remote: set.Host.String(), what: "the old server", old: true,
+		dial: func(ctx context.Context) (*smtp.Client, error) {
+			c, err := r.opts.Dial(ctx, set, r.opts.Hostname)
+			if err != nil {
+				return nil, fmt.Errorf("relay: connect to old server %s: %w", set.Host.String(), err)
+			}
+			return c, nil
+		}}
+}
+
 // sendGroup hands a message to a domain's old server for some recipients
-// and reports each recipient's outcome (RFC 5321 section 3.3: per-RCPT
-// replies, then one reply for DATA).
+// and reports each recipient's outcome (see transact).
+func (r *Relay) sendGroup(ctx context.Context, domain, from string, rcpts []string, body []byte) (outs []outcome, release func()) {
+	old, _, err := r.opts.OldServer(ctx, domain)
+	if err == nil && old == nil {
+		err = fmt.Errorf("no old server is configured for %s", domain)
+	}
+	if err != nil {
+		return allTemp(rcpts, "4.4.0", "", err), func() {}
+	}
+	set := old.WithDefaults()
+	return r.transact(ctx, r.oldTarget(&set), from, rcpts, body)
+}
+
+// allTemp is the same temporary outcome for every recipient.
+func allTemp(rcpts []string, status, remote string, err error) []outcome {
+	out := make([]outcome, 0, len(rcpts))
+	for _, rc := range rcpts {
+		out = append(out, outcome{rcpt: rc, temp: true, status: status, remote: remote, detail: oneLine(err.Error())})
+	}
+	return out
+}
+
+// transact hands a message to a target for some recipients and reports
+// each recipient's outcome (RFC 5321 section 3.3: per-RCPT replies, then
+// one reply for DATA).
 //
 // The session is left open after the final reply, so that the caller can
 // record the outcome before anything else happens; release must then be
 // called: it returns a healthy session to the pool or closes it.
-func (r *Relay) sendGroup(ctx context.Context, domain, from string, rcpts []string, body []byte) (outs []outcome, release func()) {
+func (r *Relay) transact(ctx context.Context, t *target, from string, rcpts []string, body []byte) (outs []outcome, release func()) {
 	release = func() {}
 	all := func(o func(rc string) outcome) ([]outcome, func()) {
 		out := make([]outcome, 0, len(rcpts))
@@ -58,18 +105,8 @@ func (r *Relay) sendGroup(ctx context.Context, domain, from string, rcpts []stri
 		}
 		return out, release
 	}
-	old, _, err := r.opts.OldServer(ctx, domain)
-	if err == nil && old == nil {
-		err = fmt.Errorf("no old server is configured for %s", domain)
-	}
-	if err != nil {
-		return all(func(rc string) outcome {
-			return outcome{rcpt: rc, temp: true, status: "4.4.0", detail: oneLine(err.Error())}
-		})
-	}
-	set := old.WithDefaults()
-	remote := set.Host.String()
-	key := poolKey(&set)
+	remote := t.remote
+	key := t.key
 	utf8 := !isASCII(from)
 	for _, rc := range rcpts {
 		utf8 = utf8 || !isASCII(rc)
@@ -77,12 +114,13 @@ func (r *Relay) sendGroup(ctx context.Context, domain, from string, rcpts []stri
 
 	var c *smtp.Client
 	var stop func() bool
+	var err error
 	for fresh := false; ; fresh = true {
 		var reused bool
-		c, reused, err = r.client(ctx, &set, key, fresh)
+		c, reused, err = r.clientFor(ctx, t, fresh)
 		if err != nil {
-			// Whatever the old server said while we connected (even a
-			// 554 greeting), it did not refuse this message: try again
+			// Whatever the server said while we connected (even a 554
+			// greeting), it did not refuse this message: try again
 			// later.
 			return all(func(rc string) outcome {
 				o := failOutcome(rc, remote, err)
@@ -102,7 +140,7 @@ func (r *Relay) sendGroup(ctx context.Context, domain, from string, rcpts []stri
 			release = r.pool.releaser(key, c, stop, false)
 			return all(func(rc string) outcome {
 				return outcome{rcpt: rc, perm: true, status: "5.6.7", remote: remote,
-					detail: "the old server does not support SMTPUTF8, needed for these addresses"}
+					detail: t.what + " does not support SMTPUTF8, needed for these addresses"}
 			})
 		}
 		err = c.Mail(from, &smtp.MailOptions{Size: int64(len(body)), UTF8: utf8})
@@ -167,20 +205,31 @@ func (r *Relay) sendGroup(ctx context.Context, domain, from string, rcpts []stri
 	return outs, r.pool.releaser(key, c, stop, false)
 }
 
-// client returns a session to the old server set (pool key key): an idle
-// pooled one (reused) unless fresh is set, else a new one, dialled within
-// ctx and Options.ClientTimeout, whose EHLO reply's SIZE is remembered.
+// client returns a session to the old server set (pool key key); see
+// clientFor.
 func (r *Relay) client(ctx context.Context, set *oldserver.Settings, key string, fresh bool) (c *smtp.Client, reused bool, err error) {
-	if c, reused = r.pool.get(key, fresh); c != nil {
+	t := r.oldTarget(set)
+	t.key = key
+	return r.clientFor(ctx, t, fresh)
+}
+
+// clientFor returns a session to t: an idle pooled one (reused) unless
+// fresh is set, else a new one, dialled within ctx and
+// Options.ClientTimeout; an old server's SIZE is remembered from its EHLO
+// reply.
+func (r *Relay) clientFor(ctx context.Context, t *target, fresh bool) (c *smtp.Client, reused bool, err error) {
+	if c, reused = r.pool.get(t.key, fresh); c != nil {
 		return c, reused, nil
 	}
 	dctx, cancel := context.WithTimeout(ctx, r.opts.ClientTimeout)
 	defer cancel()
-	c, err = r.opts.Dial(dctx, set, r.opts.Hostname)
+	c, err = t.dial(dctx)
 	if err != nil {
-		return nil, false, fmt.Errorf("relay: connect to old server %s: %w", set.Host.String(), err)
+		return nil, false, err
 	}
-	r.sizes.learn(key, c)
+	if t.old {
+		r.sizes.learn(t.key, c)
+	}
 	return c, false, nil
 }
 

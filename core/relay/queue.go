@@ -319,15 +319,24 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 
 	// Group recipients: local ones (a bounce to a local sender, or a relay
 	// recipient whose domain stopped migrating and who has an account now)
-	// and one group per old-server domain, in recipient order.
+	// and one group per outbound route, in recipient order: per old-server
+	// domain, per smarthost route, per route and recipient domain for
+	// direct delivery.
 	type group struct {
-		domain string
-		rcpts  []string
+		route string // the domain whose route applies
+		rt    route
+		dest  string // RouteMX: the recipients' domain
+		rcpts []string
 	}
 	var localRcpts []string
 	var localAccts []int64 // of localRcpts, one per recipient
 	var groups []*group
-	byDomain := map[string]*group{}
+	byKey := map[string]*group{}
+	type resolved struct {
+		rt  route
+		err error
+	}
+	routes := map[string]resolved{}
 	for _, rc := range it.Rcpts {
 		// A recipient is in canonical form (rcptAddress); a bounce's is
 		// a sender address MAIL FROM accepted.
@@ -345,14 +354,31 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 			localAccts = append(localAccts, acct.ID)
 			continue
 		}
-		route := via
-		if route == "" {
-			route = dom
+		// Without "via" a recipient goes to its own domain's old server;
+		// with it, by the route of the via domain (the sender's).
+		rt := route{kind: RouteOldServer}
+		routeDom := dom
+		if via != "" {
+			routeDom = via
+			res, ok := routes[via]
+			if !ok {
+				res.rt, res.err = r.routeOf(ctx, via)
+				routes[via] = res
+			}
+			if res.err != nil {
+				temps = append(temps, outcome{rcpt: rc, temp: true, status: "4.4.0", detail: oneLine(res.err.Error())})
+				continue
+			}
+			rt = res.rt
 		}
-		g := byDomain[route]
+		key := string(rt.kind) + "\x00" + routeDom
+		if rt.kind == RouteMX {
+			key += "\x00" + dom
+		}
+		g := byKey[key]
 		if g == nil {
-			g = &group{domain: route}
-			byDomain[route] = g
+			g = &group{route: routeDom, rt: rt, dest: dom}
+			byKey[key] = g
 			groups = append(groups, g)
 		}
 		g.rcpts = append(g.rcpts, rc)
@@ -370,6 +396,9 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 			}
 		}
 	}
+	signed := body // signed once per attempt, for the routes that leave us
+	signErr := error(nil)
+	didSign := false
 	for _, g := range groups {
 		if ctx.Err() != nil {
 			for _, rc := range g.rcpts {
@@ -377,23 +406,41 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 			}
 			continue
 		}
-		outs, release := r.sendGroup(ctx, g.domain, it.From, g.rcpts, body)
-		var done []outcome
-		for _, o := range outs {
-			if o.temp {
-				temps = append(temps, o)
-			} else {
-				done = append(done, o)
+		commit := func(done []outcome) bool {
+			remaining = r.commitOutcomes(ctx, it, body, remaining, done, g.route)
+			return remaining != nil // nil: the item is done, or gone (deleted by the administrator)
+		}
+		out := body
+		if g.rt.kind != RouteOldServer {
+			// The one point where a message from our domain is signed
+			// (DKIM, Options.Sign) before it leaves for the world.
+			if !didSign {
+				signed, signErr = r.sign(g.route, body)
+				didSign = true
 			}
+			if signErr != nil {
+				log.Error("sign", "err", signErr)
+				temps = append(temps, allTemp(g.rcpts, "4.7.0", "", signErr)...)
+				continue
+			}
+			out = signed
 		}
-		if len(done) > 0 {
-			// Recorded right after the remote reply, before QUIT.
-			remaining = r.commitOutcomes(ctx, it, body, remaining, done, g.domain)
+		var t []outcome
+		var gone bool
+		switch g.rt.kind {
+		case RouteMX:
+			t, gone = r.deliverMX(ctx, g.dest, it.From, g.rcpts, out, commit)
+		case RouteSmarthost:
+			outs, release := r.transact(ctx, r.smartTarget(g.rt.smart), it.From, g.rcpts, out)
+			t, gone = settle(outs, release, commit)
+		default:
+			outs, release := r.sendGroup(ctx, g.route, it.From, g.rcpts, out)
+			t, gone = settle(outs, release, commit)
 		}
-		release()
-		if remaining == nil {
-			return // the item is done, or gone (deleted by the administrator)
+		if gone {
+			return
 		}
+		temps = append(temps, t...)
 	}
 	if len(temps) > 0 {
 		r.finishAttempt(ctx, it, body, remaining, temps)

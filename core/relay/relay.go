@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -141,6 +142,36 @@ type Options struct {
 	OldServer OldServerFunc
 	// Dial connects to an old server's SMTP; nil means DialOldServer.
 	Dial DialFunc
+
+	// Routes gives the outbound route recorded for a local domain (see
+	// Route); nil means StoreRoute(Store). Without a recorded route a
+	// domain's mail to other domains goes to its old server while it
+	// migrates and directly to the recipients' mail exchangers after.
+	Routes RouteFunc
+	// Resolver looks up MX, A/AAAA and TXT records for direct delivery and
+	// MTA-STS, and smarthost names; nil means the system's resolver.
+	// NewResolver makes one that asks a given DNS server.
+	Resolver *net.Resolver
+	// RootCAs verify the certificates of mail exchangers under MTA-STS,
+	// of MTA-STS policy hosts and of smarthosts; nil means the system
+	// roots.
+	RootCAs *x509.CertPool
+	// Sign, when set, is called once per delivery attempt of a message that
+	// leaves by RouteMX or RouteSmarthost (a user's message, or a DSN we
+	// made for one), with the domain whose route it takes (the sender's)
+	// and the message as queued; what it returns is sent instead (DKIM
+	// signing, RFC 6376, is done there). Its error defers the attempt.
+	// Mail handed to an old server is not signed: that server signs its
+	// own. nil means no signing.
+	Sign func(domain string, msg []byte) ([]byte, error)
+
+	// MXPort, for tests only, gives the port of a mail exchanger (by its
+	// host name) instead of 25: delivery to port 25 needs privileges a test
+	// does not have. nil means 25 for every host.
+	MXPort func(host string) int
+	// MTASTSPort, for tests only, is the port of MTA-STS policy hosts
+	// instead of 443. 0 means 443.
+	MTASTSPort int
 }
 
 // Stats are counters since New.
@@ -215,6 +246,9 @@ type Relay struct {
 	pool    *clientPool
 	callout *calloutCache
 	sizes   *sizeCache
+
+	resolver *net.Resolver
+	sts      *stsCache
 
 	accepted, queued, delivered, relayed, deferred, bounced, dropped, rejected atomic.Uint64
 }
@@ -296,6 +330,14 @@ func New(opts Options) (*Relay, error) {
 	if r.opts.Dial == nil {
 		r.opts.Dial = DialOldServer
 	}
+	if r.opts.Routes == nil {
+		r.opts.Routes = StoreRoute(opts.Store)
+	}
+	r.resolver = r.opts.Resolver
+	if r.resolver == nil {
+		r.resolver = net.DefaultResolver
+	}
+	r.sts = newSTSCache(r)
 	return r, nil
 }
 
@@ -506,6 +548,7 @@ func (r *Relay) Close() error {
 		r.runWG.Wait()
 		timer.Stop()
 		r.pool.close()
+		r.sts.close()
 		r.mu.Lock()
 		for c := range r.subs {
 			close(c)

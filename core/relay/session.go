@@ -313,20 +313,22 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if via == "" {
 		return s.reject(&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "No outbound route for a null sender"}, "RCPT")
 	}
-	old, _, err := s.r.opts.OldServer(ctx, via)
-	if err != nil {
-		s.r.log.Error("old server settings", "domain", via, "err", err)
+	rt, err := s.r.routeOf(ctx, via)
+	if errors.Is(err, errNoRoute) {
+		s.r.log.Info("no outbound route", "domain", via, "err", err)
+		return s.reject(&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "No outbound route for " + via}, "RCPT")
+	} else if err != nil {
+		s.r.log.Error("outbound route", "domain", via, "err", err)
 		return errTempLocal
 	}
-	if old == nil {
-		return s.reject(&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "No outbound route for " + via}, "RCPT")
+	if rt.kind == RouteOldServer {
+		set := rt.old.WithDefaults()
+		pk := poolKey(&set)
+		if se := s.checkSize(pk); se != nil {
+			return s.reject(se, "RCPT")
+		}
+		s.addOld(pk)
 	}
-	set := old.WithDefaults()
-	pk := poolKey(&set)
-	if se := s.checkSize(pk); se != nil {
-		return s.reject(se, "RCPT")
-	}
-	s.addOld(pk)
 	s.add(key, to, noteVia(noteRelay, via))
 	return nil
 }

@@ -166,6 +166,16 @@ CREATE TABLE IF NOT EXISTS copy_leases (
 	expires    INTEGER NOT NULL -- Unix milliseconds
 );
 `,
+	// 6: outbound routes (route.go): how a local domain's mail leaves, as
+	// the relay's JSON. Self-contained: it depends on no other step after
+	// the first.
+	`
+CREATE TABLE IF NOT EXISTS outbound_routes (
+	domain_id INTEGER PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,
+	route     TEXT NOT NULL,
+	updated   INTEGER NOT NULL
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per
