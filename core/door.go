@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"mailferry/core/demo"
+	"mailferry/core/dkim"
 	"mailferry/core/migrate"
 	"mailferry/core/oldserver"
 	"mailferry/core/relay"
@@ -185,3 +186,11 @@ func ParseMessage(raw []byte) (ViewMessage, error) { return trial.ParseMessage(r
 func SplitAddress(address string) (local, domain string, err error) {
 	return store.SplitAddress(address)
 }
+
+// DKIM (core/dkim): the records to publish and the SPF they include.
+type (
+	// DKIMRecord is a DNS record to publish: a DKIM key, SPF or DMARC.
+	DKIMRecord = dkim.Record
+	// SPFPolicy says what the SPF record names besides the MX hosts.
+	SPFPolicy = dkim.SPFPolicy
+)

@@ -26,7 +26,7 @@ func storeErr(err error) error {
 
 func runDomain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("domain: want add, list, delete, migrate or route")
+		return usagef("domain: want add, list, delete, migrate, route or dkim")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
@@ -34,6 +34,8 @@ func runDomain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return runDomainMigrate(args, stdout, stderr)
 	case "route":
 		return runDomainRoute(args, stdin, stdout, stderr)
+	case "dkim":
+		return runDomainDKIM(args, stdout, stderr)
 	}
 	fs := newFlags("domain "+sub, stderr)
 	var c common
@@ -41,7 +43,7 @@ func runDomain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := checkArgs(fs, "domain", sub, map[string]int{"add": 1, "delete": 1, "list": 0}, "add, list, delete, migrate or route"); err != nil {
+	if err := checkArgs(fs, "domain", sub, map[string]int{"add": 1, "delete": 1, "list": 0}, "add, list, delete, migrate, route or dkim"); err != nil {
 		return err
 	}
 	co, err := c.open(stderr)
