@@ -253,17 +253,18 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 		log.Warn("login could not be checked", "user", name, "err", err)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	// A login waits for a hashing slot only so long: a flood queued ahead
-	// of it answers "try again later", not a login that never ends.
-	ctx, cancel := context.WithTimeout(ctx, p.opts.MaxWait)
-	defer cancel()
 	if cerr != nil {
 		return nil, fail("not an address: " + cerr.Error())
 	}
 	if r.Password == "" {
 		return nil, fail("empty password")
 	}
-	acct, err := p.st.Authenticate(ctx, canon, r.Password)
+	// A check waits for a hashing slot only so long: behind a flood it is
+	// "try again later", not a login that never ends. (A first login has
+	// its own bound, FirstLoginTimeout.)
+	actx, cancel := context.WithTimeout(ctx, p.opts.MaxWait)
+	acct, err := p.st.Authenticate(actx, canon, r.Password)
+	cancel()
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrBadPassword) && p.adoptable(ctx, canon):

@@ -251,3 +251,41 @@ func TestHashWaitBounded(t *testing.T) {
 		t.Fatal("20 logins on one hashing slot with a 30 ms wait: none was told to try later")
 	}
 }
+
+// creatingMigrator makes the account after the old server's delay.
+type creatingMigrator struct {
+	st    *store.Store
+	delay time.Duration
+}
+
+func (m creatingMigrator) FirstLogin(ctx context.Context, username, password string) (*store.Account, error) {
+	select {
+	case <-time.After(m.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return m.st.CreateAccount(ctx, username, password, &store.AccountOptions{Migration: store.MigPending, PasswordOrigin: store.PasswordOld})
+}
+func (creatingMigrator) LoggedIn(*store.Account, string) {}
+
+// The bound on waiting for a hashing slot is not a bound on a first login,
+// which waits for the old server (FirstLoginTimeout bounds that).
+func TestSlowFirstLoginNotCutByHashWait(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "mail.db"), &store.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := auth.New(auth.Options{Store: st, Logger: quiet(), Delay: -1, MaxWait: 100 * time.Millisecond,
+		Migrator: creatingMigrator{st: st, delay: 400 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Login(ctx, req("dave@example.test", "Dave-Old-1", "192.0.2.1")); err != nil {
+		t.Fatalf("a first login slower than MaxWait: %v", err)
+	}
+}
