@@ -78,8 +78,9 @@ func TestOpenFileModesExistingDir(t *testing.T) {
 func TestOpenFileModesNewDir(t *testing.T) {
 	for _, mask := range []int{0, 0o022, 0o277} {
 		t.Run(fmt.Sprintf("umask%03o", mask), func(t *testing.T) {
+			base := t.TempDir() // before the umask: under 0277 it would be unwritable
 			withUmask(t, mask)
-			top := filepath.Join(t.TempDir(), "var")
+			top := filepath.Join(base, "var")
 			path := filepath.Join(top, "lib", "mailferry", "mail.db")
 			openAndWrite(t, path)
 			for _, d := range []string{top, filepath.Dir(filepath.Dir(path)), filepath.Dir(path)} {
