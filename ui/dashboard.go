@@ -215,7 +215,8 @@ func (d *dashboard) apply(snap *core.Status, err error) {
 	if len(ls) == 0 {
 		d.listen.SetText("Mailferry's mail services are not running (see the error at the top).")
 	} else {
-		d.listen.SetText("Mailferry listens on: " + strings.Join(ls, " · "))
+		d.listen.SetText("Mailferry listens on: " + strings.Join(ls, " · ") +
+			"\nCertificate: " + snap.Certificate.Summary())
 	}
 	d.applyDomains(snap.Domains)
 	d.users.Refresh()

@@ -181,3 +181,23 @@ func TestTrustCertificate(t *testing.T) {
 	h.noTask()
 	h.mustStep(stepAccount)
 }
+
+// The dashboard says which certificate the listeners serve and until when
+// (here the self-signed default).
+func TestDashboardShowsCertificate(t *testing.T) {
+	h := newHarness(t)
+	d := h.u.dash
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var txt string
+		h.ui(func() { txt = d.listen.Text })
+		if strings.Contains(txt, "Certificate: self-signed for ") && strings.Contains(txt, "valid until ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dashboard says %q", txt)
+		}
+		d.refresh()
+		time.Sleep(100 * time.Millisecond)
+	}
+}

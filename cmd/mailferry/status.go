@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 
 	"mailferry/core"
@@ -61,27 +60,8 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "relay queue: %d messages (%d held)\n", rep.Queue.Messages, rep.Queue.Held)
-	fmt.Fprintln(stdout, certificateLine(rep.Certificate))
+	fmt.Fprintln(stdout, "certificate: "+rep.Certificate.Summary())
 	return nil
-}
-
-// certificateLine sums up the certificate the listeners serve.
-func certificateLine(ci core.CertificateInfo) string {
-	s := "certificate: " + ci.Source
-	if ci.Leaf != nil {
-		s += fmt.Sprintf(" for %s, issued by %s, valid until %s", strings.Join(ci.Names, ", "), ci.Issuer,
-			ci.NotAfter.Local().Format("2006-01-02 15:04"))
-	}
-	if !ci.RenewAt.IsZero() {
-		s += ", renewed from " + ci.RenewAt.Local().Format("2006-01-02 15:04")
-	}
-	if ci.Wanted != "" {
-		s += " (until the first " + ci.Wanted + " certificate)"
-	}
-	if ci.Problem != "" {
-		s += "; problem: " + ci.Problem
-	}
-	return s
 }
 
 func runQueue(args []string, stdout, stderr io.Writer) error {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -292,4 +293,24 @@ func Inspect(opts Options) (Info, error) {
 		in.Wanted = SourceACME
 	}
 	return in, err
+}
+
+// Summary sums the certificate up in one line for an admin: its source,
+// names, issuer and end, when it is renewed, and any problem.
+func (i Info) Summary() string {
+	s := i.Source
+	if i.Leaf != nil {
+		s += fmt.Sprintf(" for %s, issued by %s, valid until %s", strings.Join(i.Names, ", "), i.Issuer,
+			i.NotAfter.Local().Format("2006-01-02 15:04"))
+	}
+	if !i.RenewAt.IsZero() {
+		s += ", renewed from " + i.RenewAt.Local().Format("2006-01-02 15:04")
+	}
+	if i.Wanted != "" {
+		s += " (until the first " + i.Wanted + " certificate)"
+	}
+	if i.Problem != "" {
+		s += "; problem: " + i.Problem
+	}
+	return s
 }
