@@ -62,8 +62,8 @@ type LoginRateLimit struct {
 	// Refill is the time after which one more attempt is granted; 0 means
 	// one minute.
 	Refill time.Duration
-	// Delay is how long a failed login waits before its answer; 0 means
-	// one second, a negative value none.
+	// Delay is how long after it began a failed login is answered
+	// (auth.Options.Delay); 0 means 3 seconds, a negative value none.
 	Delay time.Duration
 }
 
