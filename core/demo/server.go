@@ -258,12 +258,12 @@ func Start(ctx context.Context, opts *Options) (*Server, error) {
 
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.goSafe("imap-serve", func(ctx context.Context) {
-		if err := s.imapSrv.Serve(imapLn); err != nil && !isClosedErr(err) {
+		if err := s.imapSrv.Serve(imapLn); err != nil && !s.stopped(err) {
 			s.log.Error("IMAP server stopped", "err", err)
 		}
 	})
 	s.goSafe("smtp-serve", func(ctx context.Context) {
-		if err := s.smtpSrv.Serve(smtpLn); err != nil && !isClosedErr(err) {
+		if err := s.smtpSrv.Serve(smtpLn); err != nil && !s.stopped(err) {
 			s.log.Error("SMTP server stopped", "err", err)
 		}
 	})
@@ -371,10 +371,10 @@ func (s *Server) shutdown() {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		var errs []error
-		if err := s.imapSrv.Close(); err != nil && !isClosedErr(err) {
+		if err := s.imapSrv.Close(); err != nil && !s.stopped(err) {
 			errs = append(errs, fmt.Errorf("IMAP: %w", err))
 		}
-		if err := s.smtpSrv.Close(); err != nil && !isClosedErr(err) && !errors.Is(err, smtp.ErrServerClosed) {
+		if err := s.smtpSrv.Close(); err != nil && !s.stopped(err) {
 			errs = append(errs, fmt.Errorf("SMTP: %w", err))
 		}
 		// go-smtp's Close misses a listener whose Serve has not registered
@@ -443,8 +443,11 @@ func (s *Server) recoverValue(where string, v any) {
 	s.log.Error("panic", "where", where, "panic", v, "stack", string(debug.Stack()))
 }
 
-func isClosedErr(err error) bool {
-	return errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "server closed")
+// stopped reports whether err ends a Serve or Close because the server is
+// shutting down: a closed listener, go-smtp's ErrServerClosed, or any error
+// once shutdown has begun (go-imap's "server closed" is not exported).
+func (s *Server) stopped(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, smtp.ErrServerClosed) || s.ctx.Err() != nil
 }
 
 // listenLoopback listens on addr, which must be a loopback IP address.

@@ -94,15 +94,16 @@ type Options struct {
 
 // Server is Mailferry's IMAP server.
 type Server struct {
-	st       *store.Store
-	auth     *auth.Policy
-	log      *slog.Logger
-	tls      *tls.Config
-	limit    uint32
-	imap     *imapserver.Server
-	ctx      context.Context
-	cancel   context.CancelFunc
-	sessions sync.WaitGroup
+	st        *store.Store
+	auth      *auth.Policy
+	log       *slog.Logger
+	tls       *tls.Config
+	limit     uint32
+	imap      *imapserver.Server
+	ctx       context.Context
+	cancel    context.CancelFunc
+	sessions  sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // New makes a Server; it starts serving with Serve or ServeTLS.
@@ -180,10 +181,10 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 // Close stops all listeners and closes all connections.
 func (s *Server) Close() error {
 	s.cancel()
-	err := s.imap.Close()
-	if err != nil && strings.Contains(err.Error(), "server closed") {
-		err = nil
-	}
+	// go-imap's Close fails (with an unexported error) only when called
+	// twice: call it once.
+	var err error
+	s.closeOnce.Do(func() { err = s.imap.Close() })
 	// Connections are closed; wait (bounded) for their sessions to end so
 	// that none touches the store after Close returns.
 	done := make(chan struct{})
