@@ -115,27 +115,9 @@ func TestWriterDurable(t *testing.T) {
 // server's password never replaces theirs (an admin may have reset a
 // leaked one), and native accounts are the admin's.
 func TestUpgradePasswordOriginFailsClosed(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := sql.Open("sqlite3", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	steps := []string{schema[0], schema[1], schema[2], `PRAGMA user_version = 3`,
-		`INSERT INTO domains(name, created) VALUES('example.test', 0)`,
+	s := openSchema3(t,
 		`INSERT INTO accounts(domain_id, address, password_hash, created, mig_state) VALUES(1, 'carol@example.test', 'x', 0, 'done')`,
-		`INSERT INTO accounts(domain_id, address, password_hash, created) VALUES(1, 'native@example.test', 'x', 0)`,
-	}
-	for _, q := range steps {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
-	s, err := Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+		`INSERT INTO accounts(domain_id, address, password_hash, created) VALUES(1, 'native@example.test', 'x', 0)`)
 	ctx := context.Background()
 	for addr, want := range map[string]string{"carol@example.test": PasswordOld, "native@example.test": PasswordAdmin} {
 		a, err := s.Account(ctx, addr)
@@ -151,27 +133,10 @@ func TestUpgradePasswordOriginFailsClosed(t *testing.T) {
 // Addresses made before they had to be canonical are made canonical by the
 // upgrade, unless another account has the canonical form already.
 func TestUpgradeCanonicalizesAddresses(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := sql.Open("sqlite3", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{schema[0], schema[1], schema[2], `PRAGMA user_version = 3`,
-		`INSERT INTO domains(name, created) VALUES('example.test', 0)`,
+	s := openSchema3(t,
 		`INSERT INTO accounts(domain_id, address, password_hash, created) VALUES(1, 'Carol@Example.Test.', 'x', 0)`,
 		`INSERT INTO accounts(domain_id, address, password_hash, created) VALUES(1, 'dave@example.test', 'x', 0)`,
-		`INSERT INTO accounts(domain_id, address, password_hash, created) VALUES(1, 'dave@example.test.', 'x', 0)`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
-	s, err := Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+		`INSERT INTO accounts(domain_id, address, password_hash, created) VALUES(1, 'dave@example.test.', 'x', 0)`)
 	ctx := context.Background()
 	as, err := s.Accounts(ctx, "")
 	if err != nil {
@@ -185,4 +150,29 @@ func TestUpgradeCanonicalizesAddresses(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("accounts after the upgrade %q, want %q", got, want)
 	}
+}
+
+// openSchema3 makes a database as schema 3 left it, with example.test and
+// the rows inserts add, and opens it (upgrading it); it is closed with t.
+func openSchema3(t *testing.T, inserts ...string) *Store {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := append([]string{schema[0], schema[1], schema[2], `PRAGMA user_version = 3`,
+		`INSERT INTO domains(name, created) VALUES('example.test', 0)`}, inserts...)
+	for _, q := range steps {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
