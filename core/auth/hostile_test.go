@@ -180,7 +180,11 @@ func accounts(t *testing.T, st *store.Store) []string {
 // password: the old server's default realm is example.test, so the bare
 // name "carol" is hers, and it is never tried for another domain.
 func TestCrossDomainTakeover(t *testing.T) {
-	srv := oldtest.Start(t, nil)
+	oldtest.Each(t, testCrossDomainTakeover)
+}
+
+func testCrossDomainTakeover(t *testing.T, kind oldtest.Kind) {
+	srv := oldtest.StartKind(t, kind, nil)
 	for _, tc := range []struct {
 		name     string
 		settings func(*oldserver.Settings)
@@ -211,7 +215,11 @@ func TestCrossDomainTakeover(t *testing.T) {
 // One person, one account: case, a trailing dot, several @ and the master
 // separator do not make new accounts.
 func TestOnePersonOneAccount(t *testing.T) {
-	srv := oldtest.Start(t, nil)
+	oldtest.Each(t, testOnePersonOneAccount)
+}
+
+func testOnePersonOneAccount(t *testing.T, kind oldtest.Kind) {
+	srv := oldtest.StartKind(t, kind, nil)
 	h := newHouse(t, srv.IMAPAddr, nil)
 	pw := srv.Users["carol@example.test"]
 	for _, name := range []string{"CAROL@example.test", "carol@example.test.", "carol@EXAMPLE.TEST", "Carol@Example.Test."} {
