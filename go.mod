@@ -51,3 +51,5 @@ require (
 	golang.org/x/image v0.24.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+replace github.com/emersion/go-imap/v2 => ./core/third_party/go-imap
