@@ -115,7 +115,7 @@ type Engine struct {
 	masters map[string]Credentials // by domain, in memory only
 	lastRun map[int64]time.Time
 	kept    map[int64]keptConn // by account ID: see keepConn
-	pending map[int64][32]byte // by account ID: see hashLater
+	pending map[int64]pendingHash // by account ID: see hashLater
 }
 
 // keptConn is a logged-in old-server connection left for an account's copy.
@@ -191,7 +191,7 @@ func New(opts Options) (*Engine, error) {
 		jobs:    map[int64]*job{},
 		creds:   map[int64]Credentials{},
 		masters: map[string]Credentials{},
-		pending: map[int64][32]byte{},
+		pending: map[int64]pendingHash{},
 		lastRun: map[int64]time.Time{},
 		kept:    map[int64]keptConn{},
 	}
@@ -538,12 +538,23 @@ func (e *Engine) Subscribe() (<-chan Event, func()) { return e.prog.subscribe(64
 // it started.
 func (e *Engine) Progress() []AccountProgress { return e.prog.all() }
 
-// Wait waits until the account has no job queued or running and returns
-// the error of its last run (nil if none ran).
+// Wait waits until the account has no job queued or running, and its
+// password hash is stored if a first login left it to store (hashLater),
+// and returns the error of its last run (nil if none ran).
 func (e *Engine) Wait(ctx context.Context, address string) error {
 	acct, err := e.st.Account(ctx, address)
 	if err != nil {
 		return err
+	}
+	e.mu.Lock()
+	p, hashing := e.pending[acct.ID]
+	e.mu.Unlock()
+	if hashing {
+		select {
+		case <-p.stored:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	for {
 		e.mu.Lock()

@@ -231,8 +231,9 @@ func (e *Engine) adopt(ctx context.Context, s *oldSettings, acct *store.Account,
 // account from memory; if the process ends first, the account's next
 // login asks the old server again (adoptPending).
 func (e *Engine) hashLater(acct *store.Account, password string) {
+	p := pendingHash{sum: sha256.Sum256([]byte(password)), stored: make(chan struct{})}
 	e.mu.Lock()
-	e.pending[acct.ID] = sha256.Sum256([]byte(password))
+	e.pending[acct.ID] = p
 	e.mu.Unlock()
 	e.goSafe("password hash of "+acct.Address, func() {
 		// A clean shutdown still stores it.
@@ -244,7 +245,14 @@ func (e *Engine) hashLater(acct *store.Account, password string) {
 		e.mu.Lock()
 		delete(e.pending, acct.ID)
 		e.mu.Unlock()
+		close(p.stored)
 	})
+}
+
+// pendingHash is a password whose hash hashLater is storing.
+type pendingHash struct {
+	sum    [32]byte      // SHA-256 of the password, compared in constant time
+	stored chan struct{} // closed once the hash is stored (or failed to be)
 }
 
 // CheckPending checks password against an account whose hash hashLater is
@@ -254,13 +262,13 @@ func (e *Engine) hashLater(acct *store.Account, password string) {
 // in constant time.
 func (e *Engine) CheckPending(accountID int64, password string) (known, ok bool) {
 	e.mu.Lock()
-	want, known := e.pending[accountID]
+	p, known := e.pending[accountID]
 	e.mu.Unlock()
 	if !known {
 		return false, false
 	}
 	got := sha256.Sum256([]byte(password))
-	return true, subtle.ConstantTimeCompare(got[:], want[:]) == 1
+	return true, subtle.ConstantTimeCompare(got[:], p.sum[:]) == 1
 }
 
 // adoptPending handles the login of an account whose hash was never
