@@ -114,7 +114,7 @@ type Engine struct {
 	creds   map[int64]Credentials  // by account ID, in memory only
 	masters map[string]Credentials // by domain, in memory only
 	lastRun map[int64]time.Time
-	kept    map[int64]keptConn // by account ID: see keepConn
+	kept    map[int64]keptConn    // by account ID: see keepConn
 	pending map[int64]pendingHash // by account ID: see hashLater
 }
 
