@@ -3,6 +3,7 @@ package migrate_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"mailferry/core/demo"
 	"mailferry/core/migrate"
 	"mailferry/core/oldserver"
+	"mailferry/core/oldserver/oldtest"
 	"mailferry/core/store"
 )
 
@@ -275,5 +277,42 @@ func TestAccountsShareTheServerCap(t *testing.T) {
 	}
 	if l, _ := migrate.Learnt(ctx, st, "example.test"); l != nil && l.ConnCap != 0 {
 		t.Errorf("the server turned a connection away although the admin's cap is its own: %+v", l)
+	}
+}
+
+// The same against Dovecot with mail_max_userip_connections = 2 while the
+// user's own client holds one: Dovecot refuses the extra login with
+// "NO [LIMIT] Maximum number of connections from user+IP exceeded", and
+// the copy completes on the connection it has.
+func TestCopyUnderDovecotUserIPLimit(t *testing.T) {
+	t.Parallel()
+	srv := oldtest.Start(t, &oldtest.Options{MaxUserIPConnections: 2, Fsync: "never"})
+	for _, f := range []string{"INBOX", "A", "B", "C"} {
+		if f != "INBOX" {
+			srv.CreateMailbox(t, "bob", f, true)
+		}
+		seedMany(t, srv, "bob", f, 25, 2000)
+	}
+	srv.CloseSessions()
+	addr, pass := srv.Address(t, "bob")
+	held := srv.Dial(t, "bob") // the user's own client
+	st, _ := setup(t, srv.IMAPAddr)
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 4})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := e.FirstLogin(ctx, addr, pass); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Wait(ctx, addr); err != nil {
+		t.Fatalf("copy under Dovecot's limit: %v", err)
+	}
+	held.Close()
+	e.Close() // its connections logged out: the fixture may read
+	if n := compareAll(t, srv, st, "bob"); n < 100 {
+		t.Fatalf("compared %d messages, want at least 100", n)
+	}
+	l, err := migrate.Learnt(ctx, st, oldtest.Domain)
+	if err != nil || l == nil || l.ConnCap != 1 || !strings.Contains(l.ConnCapWords, "mail_max_userip_connections") {
+		t.Fatalf("learnt: %+v, %v", l, err)
 	}
 }
