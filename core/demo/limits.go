@@ -79,9 +79,15 @@ func (s *Server) admitConn(conn *imapserver.Conn) (string, error) {
 	return "", &imap.Error{Type: imap.StatusResponseTypeBye, Text: TooManyConnections}
 }
 
-// failedLogin waits Options.LoginFailDelay (or until the server stops)
-// before a failed login is answered.
+// FailedLogins is how many IMAP logins (LOGIN, AUTHENTICATE) the server
+// has refused since it started: a test tells by it which login names a
+// client tried.
+func (s *Server) FailedLogins() int64 { return s.failedLogins.Load() }
+
+// failedLogin counts a refused login and waits Options.LoginFailDelay (or
+// until the server stops) before it is answered.
 func (s *Server) failedLogin() {
+	s.failedLogins.Add(1)
 	if s.loginFailDelay <= 0 {
 		return
 	}

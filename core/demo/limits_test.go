@@ -75,6 +75,7 @@ func TestLoginFailDelayAndBareLoginOnly(t *testing.T) {
 	const delay = 300 * time.Millisecond
 	s := startDemo(t, &demo.Options{BareLoginOnly: true, LoginFailDelay: delay})
 	pw := password(t, s, "bob@example.test")
+	var refused int64
 	for _, tc := range []struct {
 		name, pass string
 		ok         bool
@@ -100,6 +101,12 @@ func TestLoginFailDelayAndBareLoginOnly(t *testing.T) {
 		took := time.Since(start)
 		if got := strings.HasPrefix(line, "a OK"); got != tc.ok {
 			t.Errorf("LOGIN %s: %q, want OK=%v", tc.name, line, tc.ok)
+		}
+		if !tc.ok {
+			refused++
+		}
+		if got := s.FailedLogins(); got != refused {
+			t.Errorf("after LOGIN %s: FailedLogins %d, want %d", tc.name, got, refused)
 		}
 		if !tc.ok && took < delay {
 			t.Errorf("LOGIN %s refused after %v, want at least %v", tc.name, took, delay)

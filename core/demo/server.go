@@ -132,6 +132,7 @@ type Server struct {
 	bareLoginOnly              bool
 	loginFailDelay             time.Duration
 	connCap                    *connCap // nil without Options.MaxConnsPerIP
+	failedLogins               atomic.Int64
 
 	accounts map[string]*account // by lower-case address; immutable after Start
 
