@@ -316,3 +316,32 @@ func TestCopyUnderDovecotUserIPLimit(t *testing.T) {
 		t.Fatalf("learnt: %+v, %v", l, err)
 	}
 }
+
+// What was learnt is only a hint: unreadable facts in the store, or facts
+// of another server, change nothing (the forms the settings allow are
+// tried as without them), and a learnt bare-name form never sends a bare
+// name for a domain that is not the old server's default domain.
+func TestLearntFactsAreOnlyHints(t *testing.T) {
+	t.Parallel()
+	srv := startDemoOld(t, demo.Options{LocalPartLogin: true})
+	ctx := context.Background()
+	st := demoSetup(t, srv, oldserver.LoginAuto, "")
+	for i, js := range []string{`{not json`, `{"server":"192.0.2.1:143","login_form":"local"}`,
+		`{"server":"` + srv.IMAPAddr() + `","login_form":"local","conn_cap":-5}`} {
+		if err := st.SetOldServerLearnt(ctx, "example.test", js); err != nil {
+			t.Fatal(err)
+		}
+		e := newEngine(t, st, nil)
+		addr := []string{"alice@example.test", "bob@example.test", "carol@example.test"}[i]
+		acct, err := e.FirstLogin(ctx, addr, demoPassword(t, srv, addr))
+		if err != nil {
+			t.Fatalf("facts %s: first login: %v", js, err)
+		}
+		if acct.OldLogin != addr {
+			t.Fatalf("facts %s: account bound to %q: a bare name was sent without the default domain", js, acct.OldLogin)
+		}
+		if err := e.Wait(ctx, addr); err != nil {
+			t.Fatalf("facts %s: copy: %v", js, err)
+		}
+	}
+}

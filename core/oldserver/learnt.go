@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -34,8 +35,31 @@ type turnedAway struct {
 	cause error
 }
 
+// maxWords bounds the server's words kept from a refusal (they are stored
+// and shown to the admin).
+const maxWords = 200
+
+// serverWords is a server's text made safe to keep and show: printable
+// ASCII and UTF-8 letters only, at most maxWords bytes.
+func serverWords(text string) string {
+	text = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(text, ""))
+	if len(text) > maxWords {
+		cut := maxWords
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "..."
+	}
+	return strings.TrimSpace(text)
+}
+
 func (e *turnedAway) Error() string {
-	return fmt.Sprintf("%v (%s); it may allow only so many connections at once", ErrTurnedAway, e.words)
+	return fmt.Sprintf("%v (%s); it may allow only so many connections at once", ErrTurnedAway, serverWords(e.words))
 }
 
 func (e *turnedAway) Is(target error) bool { return target == ErrTurnedAway }
@@ -46,7 +70,7 @@ func (e *turnedAway) Unwrap() error        { return e.cause }
 func TurnedAwayWords(err error) string {
 	var ta *turnedAway
 	if errors.As(err, &ta) {
-		return ta.words
+		return serverWords(ta.words)
 	}
 	return ""
 }

@@ -188,3 +188,43 @@ func TestProbeLearns(t *testing.T) {
 		t.Fatalf("learnt without a cap: %+v", res2.IMAP.Learnt)
 	}
 }
+
+// A hostile server's refusal words are kept bounded and without control
+// characters (they are stored and shown to the admin), and a server that
+// greets with BYE on the only connection teaches no cap.
+func TestTurnedAwayHostileWords(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("* BYE \x1b[31mred\x07 " + strings.Repeat("é", 5000) + "\r\n"))
+			c.Close()
+		}
+	}()
+	s := oldserver.DefaultSettings(oldserver.MustParseHost("[127.0.0.1]"))
+	s.IMAPPort, s.IMAPTLS = ln.Addr().(*net.TCPAddr).Port, oldserver.TLSNone
+	_, err = oldserver.DialIMAP(context.Background(), s, &oldserver.DialOptions{Timeout: 5 * time.Second})
+	if !errors.Is(err, oldserver.ErrTurnedAway) {
+		t.Fatalf("BYE greeting: %v", err)
+	}
+	words := oldserver.TurnedAwayWords(err)
+	if len(words) > 210 || strings.ContainsAny(words, "\x1b\x07") || !strings.HasPrefix(words, "[31mred") {
+		t.Fatalf("words %q (%d bytes)", words, len(words))
+	}
+	if strings.ContainsAny(err.Error(), "\x1b\x07") {
+		t.Fatalf("error text carries control characters: %q", err)
+	}
+	if l := oldserver.FromTurnedAway(s, 0, err); l != nil {
+		t.Fatalf("a refusal with no connection open taught a cap: %+v", l)
+	}
+	if l := oldserver.FromTurnedAway(s, 2, errors.New("other")); l != nil {
+		t.Fatalf("another failure taught a cap: %+v", l)
+	}
+}
