@@ -125,11 +125,19 @@ func (e *Engine) extraConn(ctx context.Context, lim *connLimit, s *oldSettings, 
 }
 
 // dropped frees the place of a connection that failed with err: if the
-// server turned it away, the cap is lowered and learnt, else the place is
-// only freed.
+// server turned the connection away, the cap is lowered and learnt; if it
+// refused one more login of the user (a cap on each user's sessions, which
+// the user's own client shares), that is learnt and only this account goes
+// on with fewer; else the place is only freed.
 func (e *Engine) dropped(ctx context.Context, lim *connLimit, s *oldSettings, cred Credentials, err error) {
 	if !errorsIsTurnedAway(err) {
 		lim.release()
+		return
+	}
+	if oldserver.TurnedAwayUser(err) {
+		lim.release()
+		e.log.Info("migrate: the old server refused one more session of the user; going on with fewer", "account", cred.Address, "said", oldserver.TurnedAwayWords(err))
+		e.learn(context.WithoutCancel(ctx), cred.Address, s, oldserver.FromTurnedAway(*s, 0, err))
 		return
 	}
 	n := lim.turnedAway()

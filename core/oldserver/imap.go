@@ -406,11 +406,11 @@ func authError(err error, name string) error {
 			return fmt.Errorf("oldserver: login as %q: the server says to contact its admin: %w", name, ierr)
 		case imap.ResponseCodeLimit, imap.ResponseCodeInUse:
 			// RFC 5530: too many connections (of this user, from here).
-			return fmt.Errorf("oldserver: login as %q: %w", name, &turnedAway{words: ierr.Text, cause: ierr})
+			return fmt.Errorf("oldserver: login as %q: %w", name, &turnedAway{words: ierr.Text, cause: ierr, user: true})
 		}
 	}
 	if ierr.Type == imap.StatusResponseTypeBye {
-		return fmt.Errorf("oldserver: login as %q: %w", name, &turnedAway{words: ierr.Text, cause: ierr})
+		return fmt.Errorf("oldserver: login as %q: %w", name, &turnedAway{words: ierr.Text, cause: ierr, user: true})
 	}
 	return fmt.Errorf("oldserver: login as %q refused: %w", name, ierr)
 }

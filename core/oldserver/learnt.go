@@ -29,10 +29,13 @@ import (
 var ErrTurnedAway = errors.New("the server turned the connection away")
 
 // turnedAway is the error of a connection the server turned away, with the
-// server's words (or what it did) and the cause.
+// server's words (or what it did) and the cause. user: it was the login
+// that was refused (a cap on one user's sessions, as Dovecot's
+// mail_max_userip_connections), not the connection.
 type turnedAway struct {
 	words string
 	cause error
+	user  bool
 }
 
 // maxWords bounds the server's words kept from a refusal (they are stored
@@ -75,6 +78,15 @@ func TurnedAwayWords(err error) string {
 	return ""
 }
 
+// TurnedAwayUser reports whether err (matching ErrTurnedAway) refused a
+// login rather than a connection: the server caps each user's sessions
+// (Dovecot's mail_max_userip_connections: "NO [LIMIT]"), and the user's own
+// mail client may hold some of them.
+func TurnedAwayUser(err error) bool {
+	var ta *turnedAway
+	return errors.As(err, &ta) && ta.user
+}
+
 // Learnt is what Mailferry found out about an old server by talking to
 // it. It is kept apart from the admin's Settings (core/migrate stores it
 // with the domain) and is only ever a hint: it reorders what the rules of
@@ -96,6 +108,11 @@ type Learnt struct {
 	// seen. ConnCapWords are the server's words then.
 	ConnCap      int    `json:"conn_cap,omitempty"`
 	ConnCapWords string `json:"conn_cap_words,omitempty"`
+	// UserCapWords, if set, are the server's words when it refused an
+	// extra login of one user (a cap on each user's sessions from one
+	// address, which the user's own mail client shares): such a refusal
+	// lowers that account's connections only, not ConnCap.
+	UserCapWords string `json:"user_cap_words,omitempty"`
 	// ConnsTried is how many connections at once the probe opened without
 	// one being turned away (0 if it did not try).
 	ConnsTried int `json:"conns_tried,omitempty"`
@@ -139,6 +156,9 @@ func (l *Learnt) Merge(n *Learnt) *Learnt {
 	if n.ConnCap > 0 {
 		m.ConnCap, m.ConnCapWords = n.ConnCap, n.ConnCapWords
 	}
+	if n.UserCapWords != "" {
+		m.UserCapWords = n.UserCapWords
+	}
 	if n.ConnsTried > 0 {
 		m.ConnsTried = n.ConnsTried
 		if n.ConnCap == 0 && m.ConnCap > 0 && m.ConnCap < n.ConnsTried {
@@ -168,7 +188,7 @@ func (l *Learnt) Same(n *Learnt) bool {
 	// A delay measured again differs by milliseconds: the fact is the same.
 	a.RefusalDelay, b.RefusalDelay = a.RefusalDelay.Round(time.Second), b.RefusalDelay.Round(time.Second)
 	return a.Server == b.Server && a.LoginForm == b.LoginForm && a.RefusalDelay == b.RefusalDelay &&
-		a.ConnCap == b.ConnCap && a.ConnCapWords == b.ConnCapWords && a.ConnsTried == b.ConnsTried &&
+		a.ConnCap == b.ConnCap && a.ConnCapWords == b.ConnCapWords && a.UserCapWords == b.UserCapWords && a.ConnsTried == b.ConnsTried &&
 		slices.Equal(a.Capabilities, b.Capabilities) && a.IgnoresDomain == b.IgnoresDomain
 }
 
@@ -183,9 +203,16 @@ func FromLogin(s Settings, info LoginInfo) *Learnt {
 
 // FromTurnedAway is what a connection turned away teaches: the server
 // allows at most open connections at once (open ≥ 1: the ones Mailferry
-// held when it refused one more).
+// held when it refused one more), or, for a refused login
+// (TurnedAwayUser), that it caps each user's sessions.
 func FromTurnedAway(s Settings, open int, err error) *Learnt {
-	if open < 1 || !errors.Is(err, ErrTurnedAway) {
+	if !errors.Is(err, ErrTurnedAway) {
+		return nil
+	}
+	if TurnedAwayUser(err) {
+		return &Learnt{Server: LearntKey(s), UserCapWords: TurnedAwayWords(err), Updated: time.Now()}
+	}
+	if open < 1 {
 		return nil
 	}
 	return &Learnt{Server: LearntKey(s), ConnCap: open, ConnCapWords: TurnedAwayWords(err), Updated: time.Now()}
@@ -266,6 +293,12 @@ func (l *Learnt) Facts(s Settings, domain string) []Fact {
 		})
 	case l.ConnsTried > 0:
 		out = append(out, Fact{Finding: fmt.Sprintf("The server accepted %d connections at once from this computer.", l.ConnsTried)})
+	}
+	if l.UserCapWords != "" {
+		out = append(out, Fact{
+			Finding:    fmt.Sprintf("The server limits how many sessions one user may have open from one address (it said %q); the user's own mail client counts too.", l.UserCapWords),
+			Workaround: "When it refuses one more, Mailferry copies that user's mailbox on the connections it has.",
+		})
 	}
 	if len(l.Capabilities) > 0 {
 		caps := imap.CapSet{}

@@ -228,3 +228,55 @@ func TestTurnedAwayHostileWords(t *testing.T) {
 		t.Fatalf("another failure taught a cap: %+v", l)
 	}
 }
+
+// A login refused with NO [LIMIT] (Dovecot's mail_max_userip_connections)
+// is a session cap of the user, never a wrong password; it teaches no cap
+// of the whole server, and the facts say the user's own client counts.
+func TestLoginLimitIsAUserCap(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const said = "Maximum number of connections from user+IP exceeded (mail_max_userip_connections=2)"
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.Write([]byte("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"))
+				buf := make([]byte, 512)
+				n, _ := c.Read(buf)
+				tag, _, _ := strings.Cut(string(buf[:n]), " ")
+				c.Write([]byte(tag + " NO [LIMIT] " + said + "\r\n"))
+			}()
+		}
+	}()
+	s := oldserver.DefaultSettings(oldserver.MustParseHost("[127.0.0.1]"))
+	s.IMAPPort, s.IMAPTLS, s.LoginForm = ln.Addr().(*net.TCPAddr).Port, oldserver.TLSNone, oldserver.LoginFull
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := oldserver.DialIMAP(ctx, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = oldserver.Login(ctx, c, s, "bob@example.test", "pw")
+	if !errors.Is(err, oldserver.ErrTurnedAway) || errors.Is(err, oldserver.ErrAuthFailed) || !oldserver.TurnedAwayUser(err) {
+		t.Fatalf("NO [LIMIT] at login: %v", err)
+	}
+	l := oldserver.FromTurnedAway(s, 3, err)
+	if l == nil || l.ConnCap != 0 || l.UserCapWords != said {
+		t.Fatalf("learnt: %+v", l)
+	}
+	var text string
+	for _, f := range l.Facts(s, "example.test") {
+		text += f.String() + "\n"
+	}
+	if !strings.Contains(text, "one user may have open") || !strings.Contains(text, "own mail client") {
+		t.Fatalf("facts:\n%s", text)
+	}
+}
