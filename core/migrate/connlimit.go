@@ -21,13 +21,14 @@ import (
 // connLimit counts the connections open to one old server.
 type connLimit struct {
 	mu      sync.Mutex
-	max     int           // places; at least 1
+	want    int           // the cap the settings and what was learnt ask for
+	max     int           // places; at least 1 (want, or lower once turned away)
 	open    int           // places taken
 	changed chan struct{} // closed (and replaced) when a place is freed
 }
 
 func newConnLimit(max int) *connLimit {
-	return &connLimit{max: max, changed: make(chan struct{})}
+	return &connLimit{want: max, max: max, changed: make(chan struct{})}
 }
 
 // acquire takes a place, waiting for one while ctx lasts.
@@ -84,8 +85,9 @@ func (l *connLimit) turnedAway() int {
 }
 
 // limits returns the connection cap of s's old server, made at its first
-// use from s.ConnLimit() and what was learnt (s.Learnt's ConnCap). A cap
-// the admin changes applies when it is lower than the one in use.
+// use from s.ConnLimit() and what was learnt (s.Learnt's ConnCap). When
+// those ask for another cap than before (the admin changed it, or a
+// connection test found the server takes more), that one applies.
 func (e *Engine) limits(s *oldSettings) *connLimit {
 	key := oldserver.LearntKey(*s)
 	want := s.ConnLimit()
@@ -100,8 +102,10 @@ func (e *Engine) limits(s *oldSettings) *connLimit {
 		e.conns[key] = l
 	}
 	l.mu.Lock()
-	if want < l.max {
-		l.max = want
+	if want != l.want {
+		l.want, l.max = want, want
+		close(l.changed)
+		l.changed = make(chan struct{})
 	}
 	l.mu.Unlock()
 	return l
