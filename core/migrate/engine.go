@@ -115,6 +115,7 @@ type Engine struct {
 	masters map[string]Credentials // by domain, in memory only
 	lastRun map[int64]time.Time
 	kept    map[int64]keptConn    // by account ID: see keepConn
+	pending map[int64][32]byte    // by account ID: see hashLater
 	conns   map[string]*connLimit // by old server (host:port): see connlimit.go
 	learnMu sync.Mutex            // serializes recording what was learnt
 }
@@ -193,6 +194,7 @@ func New(opts Options) (*Engine, error) {
 		jobs:    map[int64]*job{},
 		creds:   map[int64]Credentials{},
 		masters: map[string]Credentials{},
+		pending: map[int64][32]byte{},
 		lastRun: map[int64]time.Time{},
 		kept:    map[int64]keptConn{},
 		conns:   map[string]*connLimit{},
