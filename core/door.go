@@ -102,6 +102,9 @@ type (
 	LoginForm = oldserver.LoginForm
 	// ProbeResult is what ProbeOldServer found, in plain words.
 	ProbeResult = oldserver.ProbeResult
+	// OldServerFact is one thing learnt about an old server and the
+	// workaround Mailferry applies (ProbeResult.Facts, OldServerFacts).
+	OldServerFact = oldserver.Fact
 	// TLSInfo is the TLS certificate a server presented.
 	TLSInfo = oldserver.TLSInfo
 )
@@ -115,6 +118,11 @@ const (
 	LoginLocal  = oldserver.LoginLocal
 	LoginAuto   = oldserver.LoginAuto
 )
+
+// DefaultMaxOldConnections is OldServerSettings.MaxConnections when it is 0:
+// the most IMAP connections to one old server at once, shared by every
+// account's copy.
+const DefaultMaxOldConnections = oldserver.DefaultMaxConnections
 
 // ParseHost parses an old server's host: a name or an IP literal in
 // brackets.

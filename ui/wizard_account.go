@@ -156,10 +156,14 @@ func (pg *accountStep) next() {
 			}
 			return fmt.Errorf("Could not create the test domain on Mailferry: %w", err)
 		}
+		// What the test learnt (the login form that works, a connection
+		// cap) makes the domain's first logins and copies start right;
+		// it is a hint, so a failure to keep it fails nothing.
+		_ = pg.w.u.core.RememberOldServer(ctx, domain, res)
 		return nil
 	}, func(err error) {
 		if res != nil {
-			pg.accountOut.SetText(res.Text())
+			pg.accountOut.SetText(res.Text() + learntText(res.Facts(s, domain)))
 		}
 		if err != nil {
 			if errors.Is(err, core.ErrTestAccountExists) {
@@ -191,4 +195,21 @@ func (pg *accountStep) removeTestAccount() {
 			}
 		})
 	}, pg.w.u.win)
+}
+
+// learntText is what a connection test learnt about the old server, one
+// finding per line with the workaround Mailferry applies; "" for none.
+func learntText(facts []core.OldServerFact) string {
+	if len(facts) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("What Mailferry learnt about the old server:\n")
+	for _, f := range facts {
+		b.WriteString("  - " + f.Finding + "\n")
+		if f.Workaround != "" {
+			b.WriteString("    What Mailferry does: " + f.Workaround + "\n")
+		}
+	}
+	return b.String()
 }

@@ -76,7 +76,7 @@ func (pg *oldServerStep) probe(then func()) {
 		if err != nil {
 			return
 		}
-		pg.probeOut.SetText(res.Text())
+		pg.probeOut.SetText(res.Text() + learntText(res.Facts(s, "")))
 		if fp := untrustedFingerprint(res); fp != "" {
 			pg.trustFP = fp
 			pg.trustBtn.SetText("Trust this certificate (SHA-256 " + shortFP(fp) + ")")

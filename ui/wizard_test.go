@@ -275,10 +275,13 @@ func (h *harness) runWizard(s core.OldServerSettings, domain, address, password 
 		t.Fatalf("account step: %v", err)
 	}
 	h.mustStep(stepAccount)
-	for _, want := range []string{"logged in", "separator", "accepted"} {
+	for _, want := range []string{"logged in", "separator", "accepted", "what mailferry learnt about the old server", "user names", "connections at once"} {
 		if !strings.Contains(strings.ToLower(w.account.accountOut.Text), want) {
 			t.Errorf("account findings lack %q:\n%s", want, w.account.accountOut.Text)
 		}
+	}
+	if facts, err := h.core.OldServerFacts(t.Context(), domain); err != nil || len(facts) == 0 {
+		t.Errorf("what the connection test learnt was not kept for %s: %v, %v", domain, facts, err)
 	}
 	h.screenshot("03b-account-checked")
 	h.tap(w.next)

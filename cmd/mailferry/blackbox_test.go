@@ -123,6 +123,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"domain", "migrate", "x.test", "--old", "[300.1.2.3]"}, 2, "300.1.2.3"},
 		{[]string{"domain", "migrate", "x.test", "--old", "mail.x.test", "--imap-port", "0"}, 2, "port"},
 		{[]string{"domain", "migrate", "x.test", "--old", "mail.x.test", "--tls", "sometimes"}, 2, "tls"},
+		{[]string{"domain", "migrate", "x.test", "--old", "mail.x.test", "--max-connections", "-1"}, 2, "max_connections"},
 		{[]string{"queue", "retry", "abc"}, 2, "not a number"},
 		{[]string{"queue", "delete", "99"}, 2, "not found"},
 		{[]string{"migrate", "--domain", "x.test"}, 2, "--users"},
@@ -495,4 +496,17 @@ func inboxCount(t *testing.T, data, user string) uint32 {
 		}
 	}
 	return 0
+}
+
+// domain migrate --max-connections keeps the admin's cap on connections to
+// the old server, and --show prints it with what was learnt (nothing yet).
+func TestDomainMigrateMaxConnections(t *testing.T) {
+	data := t.TempDir()
+	if _, stderr, code := mf(t, data, "", "domain", "migrate", "x.test", "--old", "mail.x.test", "--max-connections", "3"); code != 0 {
+		t.Fatalf("domain migrate: %d %s", code, stderr)
+	}
+	out, stderr, code := mf(t, data, "", "domain", "migrate", "x.test", "--show")
+	if code != 0 || !strings.Contains(out, `"max_connections": 3`) || !strings.Contains(out, `"learnt": null`) {
+		t.Fatalf("--show: %d %s\n%s", code, stderr, out)
+	}
 }

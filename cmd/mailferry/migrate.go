@@ -26,7 +26,7 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 	c.register(fs)
 	var o struct {
 		old, tls, smtpTLS, pin, login, master, defaultDomain string
-		imapPort, smtpPort                                   int
+		imapPort, smtpPort, maxConns                         int
 		disable, show                                        bool
 	}
 	fs.StringVar(&o.old, "old", "", "old server: host name or IP literal in brackets, e.g. mail.example.net or [192.0.2.7]")
@@ -38,6 +38,7 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.login, "login", "auto", "how the old server wants the login name: full, local or auto")
 	fs.StringVar(&o.defaultDomain, "default-domain", "", "the domain the old server gives bare user names (Dovecot's auth_default_realm); with --login auto, bare names are tried only for it")
 	fs.StringVar(&o.master, "master-user", "", "the old server's master user (Dovecot user*master), for bulk migration")
+	fs.IntVar(&o.maxConns, "max-connections", 0, fmt.Sprintf("most IMAP connections to the old server at once, shared by every account's copy (0: %d; Courier allows 4 per address by default, Dovecot 10 per user and address)", core.DefaultMaxOldConnections))
 	fs.BoolVar(&o.disable, "disable", false, "turn automatic migration off (the settings are kept)")
 	fs.BoolVar(&o.show, "show", false, "print the domain's migration settings and exit")
 	if err := parse(fs, args); err != nil {
@@ -81,6 +82,7 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 		s.LoginForm = core.LoginForm(o.login)
 		s.DefaultDomain = o.defaultDomain
 		s.MasterUser = o.master
+		s.MaxConnections = o.maxConns
 		s = s.WithDefaults()
 		if err := s.Validate(); err != nil {
 			return usageError{err}
@@ -98,7 +100,11 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return storeErr(err)
 		}
-		out := map[string]any{"domain": domain, "migrating": on, "old_server": s}
+		facts, err := co.OldServerFacts(ctx, domain)
+		if err != nil {
+			return storeErr(err)
+		}
+		out := map[string]any{"domain": domain, "migrating": on, "old_server": s, "learnt": facts}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)

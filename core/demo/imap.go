@@ -266,6 +266,8 @@ type imapSession struct {
 	readOnly bool // the selected mailbox was opened with EXAMINE
 	selected bool
 	once     sync.Once
+	capIP    string // counted by Options.MaxConnsPerIP when capped
+	capped   bool
 }
 
 var (
@@ -279,13 +281,23 @@ func (s *Server) newIMAPSession(conn *imapserver.Conn) (imapserver.Session, *ima
 	if !s.sessionStart() {
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
+	ip, err := s.admitConn(conn)
+	if err != nil {
+		s.sessions.Done()
+		return nil, nil, err
+	}
 	s.log.Debug("IMAP connection", "remote", conn.NetConn().RemoteAddr().String())
-	return &imapSession{srv: s}, nil, nil
+	return &imapSession{srv: s, capIP: ip, capped: s.connCap != nil}, nil, nil
 }
 
 // Close implements imapserver.Session.
 func (sess *imapSession) Close() error {
-	defer sess.once.Do(sess.srv.sessions.Done)
+	defer sess.once.Do(func() {
+		if sess.capped {
+			sess.srv.connCap.release(sess.capIP)
+		}
+		sess.srv.sessions.Done()
+	})
 	if sess.UserSession != nil {
 		return sess.UserSession.Close()
 	}
@@ -305,10 +317,12 @@ func (sess *imapSession) Login(username, password string) error {
 	acct := sess.srv.loginAccount(username)
 	if acct == nil {
 		sess.srv.log.Info("IMAP login failed", "user", username, "reason", "unknown user")
+		sess.srv.failedLogin()
 		return imapserver.ErrAuthFailed
 	}
 	if err := acct.mem.Login(acct.addr, password); err != nil {
 		sess.srv.log.Info("IMAP login failed", "user", username, "reason", "wrong password")
+		sess.srv.failedLogin()
 		return err
 	}
 	sess.loggedIn(acct)
@@ -320,6 +334,7 @@ func (sess *imapSession) loginMaster(user, password string) error {
 	acct := sess.srv.loginAccount(user)
 	if acct == nil || password != sess.srv.masterPassword {
 		sess.srv.log.Info("IMAP master login failed", "user", user)
+		sess.srv.failedLogin()
 		return imapserver.ErrAuthFailed
 	}
 	sess.loggedIn(acct)

@@ -84,6 +84,24 @@ type Options struct {
 	// authzid=user and authcid=MasterUser (RFC 4616), as a Dovecot master
 	// user does. The master user is not a mail account.
 	MasterUser, MasterPassword string
+	// BareLoginOnly accepts only the local part of an address as the IMAP
+	// login name ("alice", never "alice@Domain"), as a single-domain
+	// server that wants bare user names does.
+	BareLoginOnly bool
+	// LoginFailDelay delays the answer to a failed login by that long, as
+	// servers do against password guessing (Dovecot's auth_failure_delay,
+	// 2 s by default; some wait 5 s).
+	LoginFailDelay time.Duration
+	// MaxConnsPerIP, if above 0, caps the IMAP connections open at once
+	// from one IP address (Courier's MAXPERIP, Dovecot's
+	// mail_max_userip_connections): one more is greeted with
+	// "* BYE Too many connections from your IP address" and closed, or,
+	// with CapDrop, closed before any greeting.
+	MaxConnsPerIP int
+	// CapDrop makes MaxConnsPerIP close an extra connection without a
+	// greeting, as servers behind a connection limiter (xinetd
+	// per_source, a firewall) do.
+	CapDrop bool
 }
 
 // DefaultUsers returns the default demo users of domain and their passwords:
@@ -111,6 +129,10 @@ type Server struct {
 	localPartLogin             bool
 	ignoreDomain               bool
 	masterUser, masterPassword string
+	bareLoginOnly              bool
+	loginFailDelay             time.Duration
+	connCap                    *connCap // nil without Options.MaxConnsPerIP
+	failedLogins               atomic.Int64
 
 	accounts map[string]*account // by lower-case address; immutable after Start
 
@@ -184,6 +206,14 @@ func Start(ctx context.Context, opts *Options) (*Server, error) {
 		ignoreDomain:   o.IgnoreDomain,
 		masterUser:     o.MasterUser,
 		masterPassword: o.MasterPassword,
+		bareLoginOnly:  o.BareLoginOnly,
+		loginFailDelay: o.LoginFailDelay,
+	}
+	if o.MaxConnsPerIP < 0 || o.LoginFailDelay < 0 {
+		return nil, errors.New("demo: MaxConnsPerIP and LoginFailDelay cannot be negative")
+	}
+	if o.MaxConnsPerIP > 0 {
+		s.connCap = newConnCap(o.MaxConnsPerIP, o.CapDrop)
 	}
 	for addr, pw := range o.Users {
 		if err := s.addAccount(addr, pw); err != nil {
@@ -297,10 +327,17 @@ func (s *Server) account(address string) *account {
 }
 
 // loginAccount returns the account an IMAP login name names: an address
-// (case-insensitive) or, with Options.LocalPartLogin, a local part of Domain.
+// (case-insensitive) or, with Options.LocalPartLogin, a local part of Domain;
+// with Options.BareLoginOnly a local part only.
 func (s *Server) loginAccount(name string) *account {
 	if at := strings.LastIndexByte(name, '@'); at >= 0 && s.ignoreDomain {
 		name = name[:at] + "@" + s.domain
+	}
+	if s.bareLoginOnly {
+		if strings.Contains(name, "@") {
+			return nil
+		}
+		return s.account(name + "@" + s.domain)
 	}
 	if !strings.Contains(name, "@") {
 		if !s.localPartLogin {

@@ -58,28 +58,35 @@ func (e *Engine) MigrateAccount(ctx context.Context, address string, cred Creden
 // account with the old INBOX's UIDVALIDITY and UIDNEXT. The connection is
 // kept for the copy.
 func (e *Engine) createForBulk(ctx context.Context, s *oldSettings, cred Credentials) (*store.Account, error) {
+	// A bulk run waits for a place under the old server's cap; the
+	// connection keeps it for the copy.
+	lim := e.limits(s)
+	if err := lim.acquire(ctx); err != nil {
+		return nil, err
+	}
 	c, name, err := e.connectAs(ctx, s, cred)
 	if err != nil {
+		lim.release()
 		return nil, err
 	}
 	password, origin := cred.Password, store.PasswordOld
 	if password == "" {
 		origin = store.PasswordRandom
 		if password, err = randomPassword(); err != nil {
-			closeClient(c)
+			closeExtra(lim, c)
 			return nil, err
 		}
 	}
 	acct, err := e.createFromOld(ctx, c, cred.Address, password, name, origin, false)
 	if err != nil {
-		closeClient(c)
+		closeExtra(lim, c)
 		if errors.Is(err, store.ErrExists) {
 			return e.st.Account(ctx, cred.Address)
 		}
 		return nil, err
 	}
 	cred.OldLogin = name
-	e.keepConn(acct.ID, cred, c)
+	e.keepConn(acct.ID, cred, c, lim)
 	return acct, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailferry/core/internal/backoff"
+	"mailferry/core/oldserver"
 )
 
 func closeClient(c *imapclient.Client) {
@@ -34,7 +35,9 @@ func (e *Engine) connect(ctx context.Context, s *oldSettings, cred Credentials) 
 }
 
 // connectAs is connect that also returns the user name the old server
-// accepted. With cred.OldLogin it logs in with exactly that name.
+// accepted. With cred.OldLogin it logs in with exactly that name; without,
+// it tries the forms the settings allow (the learnt one first) and records
+// the one that worked (learnt.go).
 func (e *Engine) connectAs(ctx context.Context, s *oldSettings, cred Credentials) (*imapclient.Client, string, error) {
 	c, err := dialOld(ctx, s, e.opts.Dial)
 	if err != nil {
@@ -44,11 +47,11 @@ func (e *Engine) connectAs(ctx context.Context, s *oldSettings, cred Credentials
 	if cred.OldLogin != "" {
 		user, ls = cred.OldLogin, exactly(s, cred.OldLogin)
 	}
-	var name string
+	var info oldserver.LoginInfo
 	if cred.master() {
-		name, err = loginMaster(ctx, c, ls, user, cred.MasterUser, cred.MasterPassword)
+		info, err = loginMaster(ctx, c, ls, user, cred.MasterUser, cred.MasterPassword)
 	} else {
-		name, err = loginUser(ctx, c, ls, user, cred.Password)
+		info, err = loginUser(ctx, c, ls, user, cred.Password)
 	}
 	if err != nil {
 		c.Close()
@@ -57,7 +60,10 @@ func (e *Engine) connectAs(ctx context.Context, s *oldSettings, cred Credentials
 		}
 		return nil, "", fmt.Errorf("migrate: log in to old server as %s: %w", cred, err)
 	}
-	return c, name, nil
+	if cred.OldLogin == "" {
+		e.learn(ctx, cred.Address, s, oldserver.FromLogin(*s, info))
+	}
+	return c, info.Name, nil
 }
 
 // connectRetry is connect with the engine's retries for failures other than

@@ -54,13 +54,34 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 	}
 	inbox := byOld["INBOX"]
 	early := !catchUp && e.opts.ConnsPerAccount > 1 && inbox != nil && inbox.Migration != store.MigDone
+	// The account's first connection waits for a place under the old
+	// server's cap (or has the place its login took); more are taken only
+	// where places are free (connlimit.go), so copies never wait for each
+	// other's places.
+	lim := e.limits(s)
 	// The kept connection serves the early INBOX copy only, which
 	// reconnects should the old server have dropped it meanwhile.
-	c := e.takeConn(acct.ID, cred)
+	c, held := e.takeConn(acct.ID, cred)
+	if held != nil && held != lim {
+		held.release()
+		held = nil
+	}
 	if c != nil && !early {
 		closeClient(c)
 		c = nil
 	}
+	switch {
+	case held != nil: // the login's place is the copy's
+	case c != nil && lim.tryAcquire():
+	default:
+		// Never hold a connection outside the cap while waiting.
+		closeClient(c)
+		c = nil
+		if err := lim.acquire(ctx); err != nil {
+			return err
+		}
+	}
+	defer lim.release()
 	if c == nil {
 		if c, err = e.connectRetry(ctx, s, cred); err != nil {
 			return err
@@ -87,9 +108,10 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 		return false
 	}
 
-	// Connections for the workers after INBOX, dialed ahead; each
-	// announced one arrives on extra (nil when it could not be made: the
-	// worker then dials itself).
+	// Connections for the workers after INBOX, dialed ahead where the old
+	// server's cap has places (each holds one); each announced one
+	// arrives on extra (nil when there was no place or it could not be
+	// made: the copy goes on with fewer).
 	extra := make(chan *imapclient.Client, max(e.opts.ConnsPerAccount, 1))
 	announced := 0
 	dial := func(n int) {
@@ -98,7 +120,7 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 			e.goSafe("connect "+acct.Address, func() {
 				var c *imapclient.Client
 				defer func() { extra <- c }() // sent even after a panic
-				c, _ = e.connect(ctx, s, cred)
+				c = e.extraConn(ctx, lim, s, cred)
 			})
 		}
 	}
@@ -106,7 +128,7 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 		n := announced
 		e.goSafe("disconnect "+acct.Address, func() {
 			for range n {
-				closeClient(<-extra)
+				closeExtra(lim, <-extra)
 			}
 		})
 	}()
@@ -128,11 +150,11 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 		e.goSafe("copy "+acct.Address, func() {
 			defer close(done)
 			inboxOK = report(p, recovered(e.log, "copy "+acct.Address+" INBOX", func() error {
-				return e.copyMailboxRetry(ctx, acct, s, cred, &c, p, catchUp)
+				return e.copyMailboxRetry(ctx, acct, s, cred, &c, p, catchUp, nil)
 			}))
 		})
-		lc, err := e.connectRetry(ctx, s, cred)
-		if err == nil {
+		lc := e.extraConn(ctx, lim, s, cred)
+		if lc != nil {
 			err = recovered(e.log, "list "+acct.Address, func() (err error) {
 				rest, err = e.planAccount(ctx, lc, acct, byOld, "INBOX")
 				return err
@@ -144,6 +166,21 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 			}
 		}
 		<-done
+		if lc == nil && inboxOK {
+			// No second connection: list on the first, INBOX being done.
+			if c == nil {
+				c, err = e.connectRetry(ctx, s, cred)
+			}
+			if err == nil {
+				err = recovered(e.log, "list "+acct.Address, func() (err error) {
+					rest, err = e.planAccount(ctx, c, acct, byOld, "INBOX")
+					return err
+				})
+			}
+			if err == nil {
+				dial(min(e.opts.ConnsPerAccount, len(rest)) - 1)
+			}
+		}
 		if err != nil || !inboxOK {
 			mu.Lock()
 			defer mu.Unlock()
@@ -161,7 +198,7 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 		}
 		dial(min(e.opts.ConnsPerAccount, len(rest)) - 1) // they log in while INBOX is copied
 		// INBOX first, alone, so that it is complete before anything else.
-		if first && !report(plans[0], e.copyMailboxRetry(ctx, acct, s, cred, &c, plans[0], catchUp)) {
+		if first && !report(plans[0], e.copyMailboxRetry(ctx, acct, s, cred, &c, plans[0], catchUp, nil)) {
 			return errors.Join(errs...)
 		}
 	}
@@ -170,14 +207,12 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 	}
 	// The biggest mailboxes first, so that the connections finish together.
 	sort.SliceStable(rest, func(i, j int) bool { return rest[i].weight() > rest[j].weight() })
-	queue := make(chan *plan, len(rest))
-	for _, p := range rest {
-		queue <- p
-	}
-	close(queue)
+	queue := newWorkQueue(rest)
 	// One worker per connection takes mailboxes from the queue; the first
 	// error that is not a mailbox's own stops them all (report keeps every
-	// error for the result; the group's error only cancels wctx).
+	// error for the result; the group's error only cancels wctx). A worker
+	// whose connection the old server turns away gives its mailbox back
+	// and ends while others go on (workQueue).
 	g, wctx := errgroup.WithContext(ctx)
 	for w := range min(e.opts.ConnsPerAccount, len(rest)) {
 		var own *imapclient.Client
@@ -188,26 +223,48 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 			own = <-extra
 			announced--
 		}
+		if w != 0 && own == nil {
+			continue // no place or no connection: go on with fewer
+		}
+		queue.join()
 		g.Go(func() (werr error) {
 			// A panic outside a mailbox's copy is logged and ends this
 			// worker alone.
 			recovered(e.log, "copy "+acct.Address, func() error {
-				if w != 0 {
-					defer func() { closeClient(*conn) }()
-				}
-				for p := range queue {
-					if wctx.Err() != nil {
+				yielded := false
+				defer func() {
+					if yielded {
+						return // counted out, its place freed (dropped)
+					}
+					queue.leave()
+					if w != 0 {
+						closeClient(*conn)
+						lim.release()
+					}
+				}()
+				for {
+					p := queue.take(wctx)
+					if p == nil {
 						return nil
 					}
+					var yield func() bool
+					if w != 0 {
+						yield = func() bool { return queue.giveBack(p) }
+					}
 					err := recovered(e.log, "copy "+acct.Address+" "+p.old.name, func() error {
-						return e.copyMailboxRetry(wctx, acct, s, cred, conn, p, catchUp)
+						return e.copyMailboxRetry(wctx, acct, s, cred, conn, p, catchUp, yield)
 					})
+					if errors.Is(err, errYielded) {
+						yielded = true
+						e.dropped(ctx, lim, s, cred, err)
+						return nil
+					}
+					queue.done()
 					if !report(p, err) {
 						werr = err
 						return nil
 					}
 				}
-				return nil
 			})
 			return werr
 		})
@@ -221,13 +278,18 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 
 // copyMailboxRetry copies one mailbox on *conn, re-connecting (with
 // backoff, at most Options.Retries times) when the connection fails; each
-// attempt resumes after the last committed UID.
-func (e *Engine) copyMailboxRetry(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials, conn **imapclient.Client, p *plan, catchUp bool) error {
+// attempt resumes after the last committed UID. When the old server turns
+// a new connection away and yield (if not nil) gives the mailbox back to
+// another worker, it returns an error wrapping errYielded.
+func (e *Engine) copyMailboxRetry(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials, conn **imapclient.Client, p *plan, catchUp bool, yield func() bool) error {
 	e.prog.update(acct.ID, acct.Address, EventProgress, "", func(a *AccountProgress) { a.Folder = p.old.name })
 	for attempt := 0; ; attempt++ {
 		var err error
 		if *conn == nil {
 			*conn, err = e.connect(ctx, s, cred)
+			if err != nil && yield != nil && errorsIsTurnedAway(err) && yield() {
+				return fmt.Errorf("migrate: %s: mailbox %q: %w: %w", acct.Address, p.old.name, errYielded, err)
+			}
 		}
 		if err == nil {
 			err = e.copyMailbox(ctx, acct, *conn, p, catchUp)

@@ -21,6 +21,20 @@
 //     by Options.Accounts). A first copy starts on INBOX at once, on the
 //     connection the login that created the account opened; a second
 //     connection lists the other mailboxes meanwhile.
+//   - Connections to one old server are capped, shared by every account's
+//     copy (Settings.MaxConnections, default 10; connlimit.go): an
+//     account's first connection waits for a place, more are taken only
+//     where places are free, so copies never wait for each other. A
+//     connection the old server turns away (a BYE greeting, a close before
+//     the greeting, NO [LIMIT]) lowers the cap to the connections held and
+//     is learnt; the copy goes on with the connections it has (a worker
+//     gives its mailbox back while another lives to take it).
+//   - What was learnt about an old server (oldserver.Learnt: the login
+//     form that works, a connection cap, capabilities; learnt.go) is kept
+//     per domain in the store and is only a hint: it orders the login
+//     forms the settings allow (a first login goes straight to the one
+//     that works), never allows another, and unreadable facts or facts of
+//     another server are ignored.
 //   - Memory is bounded: each connection reads one message body at a time
 //     into a reused buffer and hands it straight to the store (store.Stage:
 //     written to a pack file and summarized, outside any transaction); a

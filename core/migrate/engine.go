@@ -116,12 +116,15 @@ type Engine struct {
 	lastRun map[int64]time.Time
 	kept    map[int64]keptConn    // by account ID: see keepConn
 	pending map[int64]pendingHash // by account ID: see hashLater
+	conns   map[string]*connLimit // by old server (host:port): see connlimit.go
+	learnMu sync.Mutex            // serializes recording what was learnt
 }
 
 // keptConn is a logged-in old-server connection left for an account's copy.
 type keptConn struct {
-	c    *imapclient.Client
-	cred Credentials
+	c     *imapclient.Client
+	cred  Credentials
+	place *connLimit // whose place c holds; nil if none
 }
 
 // keptConnMaxAge is how long a kept connection waits for its copy; an
@@ -194,6 +197,7 @@ func New(opts Options) (*Engine, error) {
 		pending: map[int64]pendingHash{},
 		lastRun: map[int64]time.Time{},
 		kept:    map[int64]keptConn{},
+		conns:   map[string]*connLimit{},
 	}
 	if opts.CatchUpInterval > 0 {
 		e.goSafe("catch-up timer", e.catchUpLoop)
@@ -237,7 +241,7 @@ func (e *Engine) Close() error {
 	e.kept = map[int64]keptConn{}
 	e.mu.Unlock()
 	for _, k := range kept {
-		closeClient(k.c)
+		k.close()
 	}
 	e.prog.closeAll()
 	return nil
@@ -245,52 +249,65 @@ func (e *Engine) Close() error {
 
 // keepConn leaves c, logged in with cred as the account's user, for the
 // account's next copy, which then starts without logging in again (a first
-// login's copy starts sooner). It replaces a connection kept before. One
-// not taken within keptConnMaxAge (the job waits for a free slot, or fails
-// before copying) is closed then, not held open on the old server.
-func (e *Engine) keepConn(id int64, cred Credentials, c *imapclient.Client) {
+// login's copy starts sooner). With place (not nil), c holds a place of
+// that old server's cap, which goes with it to the copy. It replaces a
+// connection kept before. One not taken within keptConnMaxAge (the job
+// waits for a free slot, or fails before copying) is closed then, with its
+// place freed, not held open on the old server.
+func (e *Engine) keepConn(id int64, cred Credentials, c *imapclient.Client, place *connLimit) {
 	e.mu.Lock()
 	old, had := e.kept[id]
+	k := keptConn{c: c, cred: cred, place: place}
 	if e.closed {
-		old, had = keptConn{c: c}, true
+		old, had = k, true
 	} else {
-		e.kept[id] = keptConn{c: c, cred: cred}
+		e.kept[id] = k
 		time.AfterFunc(keptConnMaxAge, func() {
 			e.mu.Lock()
-			k, ok := e.kept[id]
-			if ok && k.c == c {
+			cur, ok := e.kept[id]
+			ok = ok && cur.c == c
+			if ok {
 				delete(e.kept, id)
 			}
 			e.mu.Unlock()
-			if ok && k.c == c {
-				closeClient(c)
+			if ok {
+				cur.close()
 			}
 		})
 	}
 	e.mu.Unlock()
 	if had {
-		closeClient(old.c)
+		old.close()
+	}
+}
+
+// close closes a kept connection and frees its place.
+func (k keptConn) close() {
+	closeClient(k.c)
+	if k.place != nil {
+		k.place.release()
 	}
 }
 
 // takeConn returns the connection kept for the account if it was logged in
-// with cred, else nil (closing one that was not). One older than
-// keptConnMaxAge is gone already: keepConn's timer closed it.
-func (e *Engine) takeConn(id int64, cred Credentials) *imapclient.Client {
+// with cred, and the cap whose place it holds (nil if none), else nil
+// (closing one that was not). One older than keptConnMaxAge is gone
+// already: keepConn's timer closed it.
+func (e *Engine) takeConn(id int64, cred Credentials) (*imapclient.Client, *connLimit) {
 	e.mu.Lock()
 	k, ok := e.kept[id]
 	delete(e.kept, id)
 	e.mu.Unlock()
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	same := strings.EqualFold(k.cred.Address, cred.Address) && k.cred.Password == cred.Password &&
 		k.cred.MasterUser == cred.MasterUser && k.cred.MasterPassword == cred.MasterPassword
 	if !same {
-		closeClient(k.c)
-		return nil
+		k.close()
+		return nil, nil
 	}
-	return k.c
+	return k.c, k.place
 }
 
 // Shutdown stops accepting work and waits for running jobs to finish; when

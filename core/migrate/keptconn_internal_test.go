@@ -23,7 +23,7 @@ func TestKeptConnClosedWhenTooOld(t *testing.T) {
 	defer c.Close()
 	e := &Engine{log: slog.New(slog.NewTextHandler(io.Discard, nil)), kept: map[int64]keptConn{}}
 	cred := Credentials{Address: "a@example.test", Password: "x"}
-	e.keepConn(1, cred, c)
+	e.keepConn(1, cred, c, nil)
 	select {
 	case <-c.Closed():
 	case <-time.After(10 * time.Second):
@@ -35,7 +35,7 @@ func TestKeptConnClosedWhenTooOld(t *testing.T) {
 	if n != 0 {
 		t.Errorf("%d connections still kept", n)
 	}
-	if e.takeConn(1, cred) != nil {
+	if c, _ := e.takeConn(1, cred); c != nil {
 		t.Error("took a connection past its age")
 	}
 }

@@ -127,13 +127,22 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	cred := Credentials{Address: address, Password: password}
+	// The login's connection takes a place under the old server's cap if
+	// one is free (it keeps it for the copy); a login never waits for one.
+	var place *connLimit
+	if lim := e.limits(s); lim.tryAcquire() {
+		place = lim
+	}
 	c, name, err := e.connectAs(ctx, s, cred)
 	if err != nil {
+		if place != nil {
+			place.release()
+		}
 		return nil, err
 	}
 	acct, err := e.createFromOld(ctx, c, address, password, name, store.PasswordOld, true)
 	if err != nil {
-		closeClient(c)
+		keptConn{c: c, place: place}.close()
 		if errors.Is(err, store.ErrExists) { // a concurrent first login won
 			if acct, err = e.st.Account(ctx, address); err == nil {
 				return e.adopt(ctx, s, acct, password)
@@ -145,7 +154,7 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 	e.hashLater(acct, password)
 	e.log.Info("migrate: account created at first login", "account", acct.Address, "old_login", name, "delim", string(acct.Delim))
 	e.remember(acct.ID, cred)
-	e.keepConn(acct.ID, cred, c) // the copy starts on it
+	e.keepConn(acct.ID, cred, c, place) // the copy starts on it
 	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) { a.State = store.MigPending })
 	e.schedule(acct.ID, acct.Address)
 	return acct, nil

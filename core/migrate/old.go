@@ -35,22 +35,20 @@ func exactly(s *oldSettings, name string) *oldSettings {
 	return &es
 }
 
-// loginUser logs c in as user and returns the name the server accepted.
-func loginUser(ctx context.Context, c *imapclient.Client, s *oldSettings, user, password string) (string, error) {
-	info, err := oldserver.Login(ctx, c, *s, user, password)
-	return info.Name, err
+// loginUser logs c in as user and says which name the server accepted.
+func loginUser(ctx context.Context, c *imapclient.Client, s *oldSettings, user, password string) (oldserver.LoginInfo, error) {
+	return oldserver.Login(ctx, c, *s, user, password)
 }
 
-// loginMaster logs c in as user through a master user and returns the
+// loginMaster logs c in as user through a master user and says which
 // user name the server accepted.
-func loginMaster(ctx context.Context, c *imapclient.Client, s *oldSettings, user, masterUser, masterPassword string) (string, error) {
+func loginMaster(ctx context.Context, c *imapclient.Client, s *oldSettings, user, masterUser, masterPassword string) (oldserver.LoginInfo, error) {
 	ms := *s
 	if masterUser != "" {
 		ms.MasterUser = masterUser
 	}
 	if ms.MasterUser == "" {
-		return "", fmt.Errorf("%w: no master user given", errors.ErrUnsupported)
+		return oldserver.LoginInfo{}, fmt.Errorf("%w: no master user given", errors.ErrUnsupported)
 	}
-	info, err := oldserver.LoginMaster(ctx, c, ms, user, masterPassword)
-	return info.Name, err
+	return oldserver.LoginMaster(ctx, c, ms, user, masterPassword)
 }

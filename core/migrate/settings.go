@@ -88,12 +88,16 @@ func (e *Engine) DomainSettings(ctx context.Context, domain string) (*oldserver.
 	return DomainSettings(ctx, e.st, domain)
 }
 
-// migratingSettings returns the settings of a migrating domain, or an error
-// wrapping ErrNotMigrating.
+// migratingSettings returns the settings of a migrating domain, with what
+// was learnt about its old server (Settings.Learnt), or an error wrapping
+// ErrNotMigrating.
 func migratingSettings(ctx context.Context, st *store.Store, domain string) (*oldSettings, error) {
 	s, on, err := DomainSettings(ctx, st, domain)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (!on || s == nil)) {
 		return nil, fmt.Errorf("%w: %s", ErrNotMigrating, domain)
 	}
-	return s, err
+	if err != nil {
+		return nil, err
+	}
+	return withLearnt(ctx, st, domain, s), nil
 }

@@ -23,6 +23,13 @@
 //     hangs up yields an error, never a hang.
 //   - A wrong user name or password is reported as an error matching
 //     ErrAuthFailed (errors.Is); network and TLS failures never match it.
+//   - A connection the server turns away before any login (a BYE greeting,
+//     a close before the greeting, NO [LIMIT] at login) matches
+//     ErrTurnedAway, never ErrAuthFailed.
+//   - What was learnt about a server (Learnt: the login form that works,
+//     a connection cap, capabilities) only reorders what Settings allow:
+//     a bare user name is never sent where Settings would not send it, and
+//     facts learnt at another host:port are ignored.
 //   - The package keeps no global state and starts no goroutine that
 //     outlives a call, except the go-imap client's own reader.
 package oldserver

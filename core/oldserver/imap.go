@@ -93,6 +93,9 @@ func dialError(sctx context.Context, proto, addr, op string, err error) *DialErr
 // explainNet turns common network errors into plain words, keeping the
 // original text.
 func explainNet(err error) string {
+	if ta := (*turnedAway)(nil); errors.As(err, &ta) {
+		return ta.Error()
+	}
 	var ce *CertError
 	var dnsErr *net.DNSError
 	var re tls.RecordHeaderError
@@ -152,10 +155,13 @@ func dialIMAP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 	}
 
 	var d net.Dialer
-	conn, err := d.DialContext(sctx, "tcp", addr)
+	raw, err := d.DialContext(sctx, "tcp", addr)
 	if err != nil {
 		return fail("connect", err)
 	}
+	// The first bytes the server sends tell a connection turned away
+	// (a BYE greeting, or none at all) from other failures.
+	conn := &greetingConn{Conn: raw}
 	// Until setup is done, a canceled context or the timeout closes the
 	// connection, which unblocks every read below.
 	stop := context.AfterFunc(sctx, func() { conn.Close() })
@@ -181,14 +187,19 @@ func dialIMAP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 		tconn := tls.Client(conn, cfg)
 		if err := tconn.HandshakeContext(sctx); err != nil {
 			conn.Close()
-			return fail("tls", err)
+			return fail("tls", conn.turnedAway(sctx, err))
 		}
-		c = imapclient.New(tconn, &icOpts)
+		// The greeting is inside TLS: watch it there.
+		conn = &greetingConn{Conn: tconn}
+		c = imapclient.New(conn, &icOpts)
 	case TLSStartTLS:
 		icOpts.TLSConfig = v.config()
 		c, err = imapclient.NewStartTLS(conn, &icOpts)
 		if err != nil {
 			conn.Close()
+			if ta := conn.turnedAway(sctx, err); ta != err {
+				return fail("starttls", ta)
+			}
 			var ierr *imap.Error
 			if errors.As(err, &ierr) {
 				err = fmt.Errorf("the server refused STARTTLS: %w; try TLS mode %q or %q", ierr, TLSImplicit, TLSNone)
@@ -200,7 +211,7 @@ func dialIMAP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 	}
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
-		return fail("greeting", err)
+		return fail("greeting", conn.turnedAway(sctx, err))
 	}
 	stopped = true
 	if !stop() {
@@ -219,11 +230,15 @@ type LoginInfo struct {
 	Form LoginForm `json:"form"`
 	// Master is the master-login form that worked; empty for Login.
 	Master MasterForm `json:"master,omitempty"`
+	// Refused is how long the server took to refuse the forms tried
+	// before Name (0 when the first was accepted).
+	Refused time.Duration `json:"refused,omitempty"`
 }
 
 // loginNames returns the names to try for user under s's LoginForm, with
 // their forms. LoginAuto tries the bare local part only for an address of
-// s.DefaultDomain (see Settings.DefaultDomain).
+// s.DefaultDomain (see Settings.DefaultDomain): after the full address, or
+// before it where s.Learnt says the server wants bare names.
 func loginNames(user string, s Settings) ([]string, []LoginForm) {
 	at := strings.LastIndexByte(user, '@')
 	if at < 0 {
@@ -235,6 +250,11 @@ func loginNames(user string, s Settings) ([]string, []LoginForm) {
 		return []string{local}, []LoginForm{LoginLocal}
 	case LoginAuto:
 		if s.DefaultDomain != "" && strings.EqualFold(strings.TrimSuffix(s.DefaultDomain, "."), user[at+1:]) {
+			if l := s.Learnt.For(s); l != nil && l.LoginForm == LoginLocal {
+				// Learnt: the server wants bare names (and may take
+				// seconds to refuse a full address).
+				return []string{local, user}, []LoginForm{LoginLocal, LoginFull}
+			}
 			return []string{user, local}, []LoginForm{LoginFull, LoginLocal}
 		}
 	}
@@ -254,10 +274,17 @@ func Login(ctx context.Context, c *imapclient.Client, s Settings, user, password
 	}
 	names, forms := loginNames(user, s)
 	var errs []error
+	var start time.Time
 	for i, name := range names {
+		var tried time.Duration // refusing the forms before this one
+		if i == 0 {
+			start = time.Now()
+		} else {
+			tried = time.Since(start)
+		}
 		err := withContext(ctx, c, func() error { return login(c, name, password) })
 		if err == nil {
-			return LoginInfo{Name: name, Form: forms[i]}, nil
+			return LoginInfo{Name: name, Form: forms[i], Refused: tried}, nil
 		}
 		if !errors.Is(err, ErrAuthFailed) {
 			return LoginInfo{}, err
@@ -330,8 +357,13 @@ func LoginMaster(ctx context.Context, c *imapclient.Client, s Settings, user, ma
 	}
 	names, forms := loginNames(user, s)
 	var errs []error
+	start := time.Now()
 	for i, name := range names {
-		for _, m := range methods {
+		for j, m := range methods {
+			var tried time.Duration // refusing the forms before this one
+			if i > 0 || j > 0 {
+				tried = time.Since(start)
+			}
 			err := withContext(ctx, c, func() error {
 				if m == MasterPlain {
 					return authError(c.Authenticate(sasl.NewPlainClient(name, s.MasterUser, masterPassword)), name+" (as "+s.MasterUser+")")
@@ -339,7 +371,7 @@ func LoginMaster(ctx context.Context, c *imapclient.Client, s Settings, user, ma
 				return login(c, name+sep+s.MasterUser, masterPassword)
 			})
 			if err == nil {
-				return LoginInfo{Name: name, Form: forms[i], Master: m}, nil
+				return LoginInfo{Name: name, Form: forms[i], Master: m, Refused: tried}, nil
 			}
 			if !errors.Is(err, ErrAuthFailed) {
 				return LoginInfo{}, err
@@ -372,7 +404,13 @@ func authError(err error, name string) error {
 			return fmt.Errorf("oldserver: login as %q: the password has expired: %w", name, ierr)
 		case imap.ResponseCodeContactAdmin:
 			return fmt.Errorf("oldserver: login as %q: the server says to contact its admin: %w", name, ierr)
+		case imap.ResponseCodeLimit, imap.ResponseCodeInUse:
+			// RFC 5530: too many connections (of this user, from here).
+			return fmt.Errorf("oldserver: login as %q: %w", name, &turnedAway{words: ierr.Text, cause: ierr, user: true})
 		}
+	}
+	if ierr.Type == imap.StatusResponseTypeBye {
+		return fmt.Errorf("oldserver: login as %q: %w", name, &turnedAway{words: ierr.Text, cause: ierr, user: true})
 	}
 	return fmt.Errorf("oldserver: login as %q refused: %w", name, ierr)
 }

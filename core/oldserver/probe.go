@@ -59,10 +59,24 @@ type IMAPReport struct {
 	SpecialUseGuessed map[string]string `json:"special_use_guessed,omitempty"`
 	// Mailboxes is the number of mailboxes listed.
 	Mailboxes int `json:"mailboxes"`
+	// Learnt is what the probe learnt that later logins and copies use
+	// (the login form that worked, a connection cap, capabilities); nil
+	// if the server was not reached. Facts explains it.
+	Learnt *Learnt `json:"learnt,omitempty"`
 	// Summary is one line in plain words.
 	Summary string `json:"summary"`
 	// Notes are further findings in plain words.
 	Notes []string `json:"notes,omitempty"`
+}
+
+// Facts is what the probe learnt, in words an admin understands, each with
+// the workaround Mailferry applies, as it holds under s (the settings the
+// domain will have) for the domain's users (Learnt.Facts).
+func (r *ProbeResult) Facts(s Settings, domain string) []Fact {
+	if r == nil {
+		return nil
+	}
+	return r.IMAP.Learnt.Facts(s, domain)
 }
 
 // Namespace is one NAMESPACE entry.
@@ -195,6 +209,8 @@ func probeIMAP(ctx context.Context, s Settings, user, password string, opts *Dia
 	}
 	defer c.Close()
 	r.Reached = true
+	r.Learnt = &Learnt{Server: LearntKey(s), Updated: time.Now()}
+	countConns(ctx, s, opts, r.Learnt)
 	switch s.IMAPTLS {
 	case TLSNone:
 		r.Notes = append(r.Notes, "the connection is not encrypted: passwords cross the network in the clear")
@@ -230,6 +246,7 @@ func probeIMAP(ctx context.Context, s Settings, user, password string, opts *Dia
 	}
 	r.LoggedIn = true
 	r.Login = &info
+	r.Learnt = r.Learnt.Merge(FromLogin(s, info))
 	if at := strings.LastIndexByte(info.Name, '@'); at > 0 {
 		r.IgnoresDomain = acceptsAnyDomain(ctx, s, opts, info.Name[:at], password)
 		if r.IgnoresDomain {
@@ -252,6 +269,7 @@ func probeIMAP(ctx context.Context, s Settings, user, password string, opts *Dia
 	}
 	r.Capabilities = capList(caps)
 	r.Notes = append(r.Notes, capNotes(caps)...)
+	r.Learnt.Capabilities, r.Learnt.IgnoresDomain = r.Capabilities, r.IgnoresDomain
 
 	if caps.Has(imap.CapNamespace) || caps.Has(imap.CapIMAP4rev2) {
 		var ns *imap.NamespaceData
@@ -531,4 +549,37 @@ func acceptsAnyDomain(ctx context.Context, s Settings, opts *DialOptions, local,
 	s.LoginForm = LoginFull
 	_, err = Login(ctx, c, s, local+"@"+foreignDomain, password)
 	return err == nil
+}
+
+// ProbeConns is how many IMAP connections at once the probe opens (its own
+// and ProbeConns-1 more, greeted and closed without a login) to find a cap
+// on connections from one address.
+const ProbeConns = 5
+
+// countConns opens ProbeConns-1 connections besides the probe's own and
+// records in l the number open when the server turned one away
+// (Learnt.ConnCap), or ProbeConns (Learnt.ConnsTried).
+func countConns(ctx context.Context, s Settings, opts *DialOptions, l *Learnt) {
+	var open []*imapclient.Client
+	defer func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	for len(open)+1 < ProbeConns {
+		v, err := newVerifier(s, opts.roots())
+		if err != nil {
+			return
+		}
+		c, err := dialIMAP(ctx, s, opts, v)
+		if errors.Is(err, ErrTurnedAway) {
+			l.ConnCap, l.ConnCapWords = len(open)+1, TurnedAwayWords(err)
+			return
+		}
+		if err != nil {
+			return // not a cap: the rest of the probe says what is wrong
+		}
+		open = append(open, c)
+	}
+	l.ConnsTried = ProbeConns
 }

@@ -113,6 +113,30 @@ type Settings struct {
 	// MasterSeparator is the separator of the MasterSeparator form; empty
 	// means "*" (Dovecot's usual auth_master_user_separator).
 	MasterSeparator string `json:"master_separator,omitempty"`
+	// MaxConnections caps the IMAP connections Mailferry opens to this
+	// server at once, shared by every account's copy; 0 means
+	// DefaultMaxConnections. A connection the server turns away
+	// (ErrTurnedAway) lowers it for the engine's life and is learnt.
+	MaxConnections int `json:"max_connections,omitempty"`
+
+	// Learnt is what Mailferry learnt about the server (kept apart from
+	// these settings, never stored with them); Login tries the login form
+	// it names first. Nil means nothing learnt; facts of another server
+	// are ignored (Learnt.For).
+	Learnt *Learnt `json:"-"`
+}
+
+// DefaultMaxConnections is Settings.MaxConnections when it is 0: enough for
+// a small server (Dovecot's mail_max_userip_connections is 10, Courier's
+// MAXPERIP 4 per address — lower it for those).
+const DefaultMaxConnections = 10
+
+// ConnLimit is s.MaxConnections, or DefaultMaxConnections when it is 0.
+func (s Settings) ConnLimit() int {
+	if s.MaxConnections > 0 {
+		return s.MaxConnections
+	}
+	return DefaultMaxConnections
 }
 
 // Default ports.
@@ -212,6 +236,9 @@ func (s Settings) Validate() error {
 	}
 	if s.IgnoresDomain && s.DefaultDomain == "" {
 		add("default_domain", "a server that ignores the domain of user names needs the one domain its users belong to")
+	}
+	if s.MaxConnections < 0 || s.MaxConnections > 1000 {
+		add("max_connections", "%d connections at once is out of range: give 1 to 1000, or 0 for the default (%d)", s.MaxConnections, DefaultMaxConnections)
 	}
 	if !s.LoginForm.valid() {
 		add("login_form", "login form %q is unknown: use %q, %q or %q", s.LoginForm, LoginFull, LoginLocal, LoginAuto)

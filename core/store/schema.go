@@ -176,6 +176,16 @@ CREATE TABLE IF NOT EXISTS outbound_routes (
 	updated   INTEGER NOT NULL
 );
 `,
+	// 7: what the migration engine learnt about a domain's old server
+	// (learnt.go), as its JSON. Self-contained: it depends on no other
+	// step after the first.
+	`
+CREATE TABLE IF NOT EXISTS old_server_learnt (
+	domain_id INTEGER PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,
+	learnt    TEXT NOT NULL,
+	updated   INTEGER NOT NULL
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -23,6 +23,7 @@
 #                  with authzid=user, authcid=name).  Default: master-users.txt.
 #   DOVECOT_SEP    hierarchy separator: "/" (default) or "."
 #   MAIL_FSYNC     Dovecot mail_fsync: optimized (default) | never | always
+#   MAX_USERIP     Dovecot mail_max_userip_connections (default 200)
 #   WATCH_PID      if set, a watchdog stops the daemons (and deletes
 #                  STATE_DIR if WATCH_PURGE=1) once that process is gone, so
 #                  a crashed test binary leaves nothing running.
@@ -48,6 +49,8 @@ USERS_FILE="${USERS_FILE:-$HERE/users.txt}"
 MASTER_USERS_FILE="${MASTER_USERS_FILE:-$HERE/master-users.txt}"
 DOVECOT_SEP="${DOVECOT_SEP:-/}"
 MAIL_FSYNC="${MAIL_FSYNC:-optimized}"
+MAX_USERIP="${MAX_USERIP:-200}"
+case "$MAX_USERIP" in ''|*[!0-9]*) die "MAX_USERIP must be a number" ;; esac
 DOMAIN=example.test
 
 case "$DOVECOT_SEP" in /|.) ;; *) die "DOVECOT_SEP must be / or ." ;; esac
@@ -147,8 +150,9 @@ userdb {
 first_valid_uid = 1
 mail_location = maildir:~/Maildir
 mail_fsync = $MAIL_FSYNC
-# migration tools open many parallel sessions
-mail_max_userip_connections = 200
+# migration tools open many parallel sessions (MAX_USERIP: a test of a
+# server that allows fewer)
+mail_max_userip_connections = $MAX_USERIP
 
 # the special-use folders exist (and are subscribed) for every user, as on
 # a real server that has been used by a mail client
@@ -179,7 +183,7 @@ namespace inbox {
 }
 
 protocol imap {
-  mail_max_userip_connections = 200
+  mail_max_userip_connections = $MAX_USERIP
 }
 protocol lmtp {
   postmaster_address = postmaster@$DOMAIN

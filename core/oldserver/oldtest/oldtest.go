@@ -135,6 +135,11 @@ type Options struct {
 	// Fsync is Dovecot's mail_fsync: "optimized", "always" or "never";
 	// empty means "never" (fast; a test server needs no durability).
 	Fsync string
+	// MaxUserIPConnections is Dovecot's mail_max_userip_connections (IMAP
+	// sessions of one user from one address); 0 means 200. The
+	// in-process server ignores it (core/demo's MaxConnsPerIP caps
+	// connections instead).
+	MaxUserIPConnections int
 }
 
 // Server is a running fixture. Its exported fields are read-only.
@@ -268,7 +273,7 @@ func optionsKey(opts *Options) string {
 		return "invalid:" + err.Error()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%c|%s|%s|%v|%s|", o.Separator, o.MasterUser, o.MasterPassword, o.WithSMTP, o.Fsync)
+	fmt.Fprintf(&b, "%c|%s|%s|%v|%s|%d|", o.Separator, o.MasterUser, o.MasterPassword, o.WithSMTP, o.Fsync, o.MaxUserIPConnections)
 	users := make([]string, 0, len(o.Users))
 	for u, p := range o.Users {
 		users = append(users, u+":"+p)
@@ -289,6 +294,9 @@ func normalize(opts *Options) (Options, error) {
 	case '/', '.':
 	default:
 		return o, fmt.Errorf("oldtest: separator %q: want '/' or '.'", o.Separator)
+	}
+	if o.MaxUserIPConnections <= 0 {
+		o.MaxUserIPConnections = 200
 	}
 	src := o.Users
 	if src == nil {
@@ -409,6 +417,7 @@ func StartProcess(opts *Options) (*Server, error) {
 			"MASTER_USERS_FILE=" + filepath.Join(state, "input", "master-users.txt"),
 			"DOVECOT_SEP=" + string(o.Separator),
 			"MAIL_FSYNC=" + o.Fsync,
+			"MAX_USERIP=" + strconv.Itoa(o.MaxUserIPConnections),
 			"WATCH_PID=" + strconv.Itoa(os.Getpid()),
 			"WATCH_PURGE=1",
 		}
@@ -589,6 +598,15 @@ func (s *Server) Restart() error {
 		return err
 	}
 	return s.runStart()
+}
+
+// CloseSessions logs out the sessions the fixture keeps open for seeding
+// and reading (Append, Messages...), so that a test of a connection limit
+// starts with none; the next such call opens one again.
+func (s *Server) CloseSessions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeConnsLocked()
 }
 
 func (s *Server) closeConnsLocked() {

@@ -1,0 +1,94 @@
+package migrate
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"mailferry/core/oldserver"
+)
+
+// The cap: a first place waits, extra places are taken only when free, a
+// refusal lowers the cap to the places still taken (at least 1), and a cap
+// the settings or what was learnt ask for anew applies, higher or lower.
+func TestConnLimit(t *testing.T) {
+	e := &Engine{conns: map[string]*connLimit{}}
+	s := &oldSettings{Host: oldserver.MustParseHost("[192.0.2.7]"), IMAPPort: 143, MaxConnections: 3}
+	l := e.limits(s)
+	ctx := context.Background()
+	for range 3 {
+		if err := l.acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.tryAcquire() {
+		t.Fatal("a 4th place under a cap of 3")
+	}
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	if err := l.acquire(wctx); err == nil {
+		t.Fatal("a 4th place taken by waiting")
+	}
+	cancel()
+	got := make(chan error, 1)
+	go func() { got <- l.acquire(ctx) }()
+	time.Sleep(20 * time.Millisecond)
+	l.release()
+	if err := <-got; err != nil {
+		t.Fatalf("a waiter did not get the freed place: %v", err)
+	}
+	// The server turns a 4th away... with 3 taken: the refused one's place
+	// is freed and the cap becomes the 2 others.
+	if n := l.turnedAway(); n != 2 || l.tryAcquire() {
+		t.Fatalf("cap after a refusal: %d", n)
+	}
+	l.release()
+	l.release()
+	if n := l.turnedAway(); n != 1 {
+		t.Fatalf("the cap never goes below 1: %d", n)
+	}
+	if e.limits(s) != l || l.max != 1 {
+		t.Fatalf("the same settings changed the lowered cap: %d", l.max)
+	}
+	s.MaxConnections = 5
+	if e.limits(s); l.max != 5 {
+		t.Fatalf("the admin's new cap: %d", l.max)
+	}
+	s.Learnt = &oldserver.Learnt{Server: oldserver.LearntKey(*s), ConnCap: 2}
+	if e.limits(s); l.max != 2 {
+		t.Fatalf("the learnt cap: %d", l.max)
+	}
+	other := *s
+	other.IMAPPort = 993
+	if e.limits(&other) == l {
+		t.Fatal("two old servers share a cap")
+	}
+}
+
+// A worker gives its mailbox back only while another lives to take it;
+// the one left takes it.
+func TestWorkQueueGiveBack(t *testing.T) {
+	a, b := &plan{}, &plan{}
+	q := newWorkQueue([]*plan{a, b})
+	q.join()
+	q.join()
+	ctx := context.Background()
+	p1, p2 := q.take(ctx), q.take(ctx)
+	if p1 != a || p2 != b {
+		t.Fatal("order")
+	}
+	if !q.giveBack(p2) {
+		t.Fatal("refused to give back with another worker alive")
+	}
+	if q.giveBack(p1) {
+		t.Fatal("the last worker gave its mailbox back")
+	}
+	q.done()
+	if p := q.take(ctx); p != b {
+		t.Fatalf("the given-back mailbox was not taken: %v", p)
+	}
+	q.done()
+	if p := q.take(ctx); p != nil {
+		t.Fatalf("more work than there was: %v", p)
+	}
+	q.leave()
+}
