@@ -50,6 +50,9 @@ func (c *Conn) handleMultiAppend(tag string, dec *imapwire.Decoder, sess Session
 	}
 
 	var batch AppendBatch
+	// failed is the first error; the rest of the command is read all the
+	// same (its literals may be non-synchronizing) and then answered.
+	var failed error
 	defer func() {
 		if batch != nil {
 			batch.Abort()
@@ -102,26 +105,37 @@ func (c *Conn) handleMultiAppend(tag string, dec *imapwire.Decoder, sess Session
 		if err != nil {
 			return err
 		}
-		if lit.Size() > appendLimit {
-			return &imap.Error{
+		if failed == nil && lit.Size() > appendLimit {
+			failed = &imap.Error{
 				Type: imap.StatusResponseTypeNo,
 				Code: imap.ResponseCodeTooBig,
 				Text: fmt.Sprintf("Literals are limited to %v bytes for this command", appendLimit),
 			}
 		}
-		if batch == nil {
+		if failed == nil && batch == nil {
 			// Before the first literal is accepted: a missing mailbox is
 			// refused before the client sends anything.
 			if batch, err = sess.MultiAppend(mailbox); err != nil {
-				return err
+				failed = err
 			}
 		}
-		if err := c.acceptLiteral(lit.Size(), nonSync); err != nil {
+		if failed != nil {
+			if !nonSync {
+				// The client waits for a continuation: the answer stops it.
+				dec.DiscardLine()
+				return failed
+			}
+			// A non-synchronizing literal comes anyway: read the rest of
+			// the command, to answer it once, after its end.
+		} else if err := c.acceptLiteral(lit.Size(), nonSync); err != nil {
 			return err
 		}
 
 		c.setReadTimeout(literalReadTimeout)
-		addErr := batch.Add(lit, &options)
+		var addErr error
+		if failed == nil {
+			addErr = batch.Add(lit, &options)
+		}
 		_, discardErr := io.Copy(io.Discard, lit)
 		c.setReadTimeout(cmdReadTimeout)
 		if discardErr != nil {
@@ -130,12 +144,15 @@ func (c *Conn) handleMultiAppend(tag string, dec *imapwire.Decoder, sess Session
 		if dataExt != "" && !dec.ExpectSpecial(')') {
 			return dec.Err()
 		}
-		if addErr != nil {
-			return addErr
+		if failed == nil {
+			failed = addErr
 		}
 	}
 	if !dec.ExpectCRLF() {
 		return dec.Err()
+	}
+	if failed != nil {
+		return failed
 	}
 	uidValidity, uids, err := batch.Commit()
 	batch = nil
