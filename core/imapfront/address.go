@@ -24,12 +24,16 @@ var addressHeaders = map[string]bool{"from": true, "sender": true, "reply-to": t
 func parseAddresses(value string) []imap.Address {
 	var out []imap.Address
 	for _, item := range splitTop(value, ',', true) {
-		if name, members, ok := cutGroup(item); ok {
+		if name, members, tail, ok := cutGroup(item); ok {
 			out = append(out, imap.Address{Mailbox: name})
 			for _, m := range splitTop(members, ',', false) {
 				out = append(out, parseMailbox(m)...)
 			}
 			out = append(out, imap.Address{})
+			// A lax writer may leave out the comma after the group.
+			for _, m := range splitTop(tail, ',', false) {
+				out = append(out, parseMailbox(m)...)
+			}
 			continue
 		}
 		out = append(out, parseMailbox(item)...)
@@ -143,24 +147,24 @@ func splitTop(s string, sep byte, groups bool) []string {
 	return append(out, s[start:])
 }
 
-// cutGroup splits "name: members;" into its name and members.
-func cutGroup(item string) (name, members string, ok bool) {
+// cutGroup splits "name: members; tail" into its name, members and what
+// follows the group.
+func cutGroup(item string) (name, members, tail string, ok bool) {
 	parts := splitTop(item, ':', false)
 	if len(parts) < 2 {
-		return "", "", false
+		return "", "", "", false
 	}
 	name = strings.TrimSpace(stripComments(parts[0]))
-	rest := strings.Join(parts[1:], ":")
-	if i := strings.LastIndexByte(rest, ';'); i >= 0 {
-		rest = rest[:i]
-	}
+	rest := splitTop(strings.Join(parts[1:], ":"), ';', false)
+	members = rest[0]
+	tail = strings.Join(rest[1:], ";")
 	if unq, err := unquote(name); err == nil {
 		name = unq
 	}
 	if name == "" {
 		name = "undisclosed-recipients"
 	}
-	return name, rest, true
+	return name, members, tail, true
 }
 
 // unquote undoes a quoted string.

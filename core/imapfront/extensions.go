@@ -40,13 +40,19 @@ func (s *session) MultiAppend(name string) (imapserver.AppendBatch, error) {
 
 // appendBatch is the messages of one APPEND command.
 type appendBatch struct {
-	s    *session
-	mb   *store.Mailbox
-	msgs []*store.NewMessage
+	s     *session
+	mb    *store.Mailbox
+	msgs  []*store.NewMessage
+	bytes int64
 }
 
-// maxBatch bounds the messages of one APPEND command.
-const maxBatch = 10000
+// maxBatch and maxBatchBytes bound the messages of one APPEND command
+// (their bytes are written before the command commits, and are dead space
+// in a pack when it fails).
+const (
+	maxBatch      = 10000
+	maxBatchBytes = 1 << 30
+)
 
 func (b *appendBatch) Add(r imap.LiteralReader, options *imap.AppendOptions) error {
 	s := b.s
@@ -54,9 +60,10 @@ func (b *appendBatch) Add(r imap.LiteralReader, options *imap.AppendOptions) err
 	if size > int64(s.srv.limit) {
 		return imapErr(imap.ResponseCodeTooBig, "Message too big")
 	}
-	if len(b.msgs) >= maxBatch {
+	if len(b.msgs) >= maxBatch || b.bytes+size > maxBatchBytes {
 		return imapErr(imap.ResponseCodeLimit, "Too many messages in one APPEND")
 	}
+	b.bytes += size
 	flags, err := storeFlags(options.Flags)
 	if err != nil {
 		return err
