@@ -71,6 +71,9 @@ func TestRecent(t *testing.T) {
 	y := e.login()
 	mustContain(t, "SELECT after EXAMINE", y.ok("SELECT INBOX"), "* 5 EXISTS\r\n* 1 RECENT\r\n")
 	mustContain(t, "FETCH after EXAMINE", y.ok("FETCH 5 FLAGS"), `\Recent`)
+	// STATUS of the selected mailbox counts the session's recent messages,
+	// as Dovecot.
+	mustContain(t, "STATUS of the selected mailbox", y.ok("STATUS INBOX (RECENT)"), "RECENT 1")
 }
 
 var uidValidityRe = regexp.MustCompile(`UIDVALIDITY (\d+)`)
@@ -215,6 +218,10 @@ func TestListSubscribedExtended(t *testing.T) {
 	c.ok("CREATE Gone")
 	mustContain(t, "made again", c.ok(`LIST "" "Gone" RETURN (SUBSCRIBED)`), `* LIST (\HasNoChildren \Subscribed) "/" "Gone"`)
 	c.ok("UNSUBSCRIBE Gone")
+	c.ok("UNSUBSCRIBE Gone") // not subscribed: OK, as Dovecot
+	if got, all := c.status("SUBSCRIBE Never"); got != "NO" {
+		t.Fatalf("SUBSCRIBE to no mailbox: %s", all)
+	}
 	c.ok("DELETE Gone")
 	if un := c.ok(`LIST (SUBSCRIBED) "" "*"`); strings.Contains(un, "Gone") {
 		t.Fatalf("unsubscribed name listed: %s", un)

@@ -75,9 +75,6 @@ func TestEnable(t *testing.T) {
 	if un := c.ok("ENABLE X-GOOD-IDEA UTF8=ACCEPT"); strings.TrimSpace(un) != "* ENABLED UTF8=ACCEPT" {
 		t.Fatalf("ENABLE UTF8=ACCEPT: %q", un)
 	}
-	if got, all := c.status("ENABLE"); got != "BAD" {
-		t.Fatalf("ENABLE without argument: %s", all)
-	}
 }
 
 // TestAppendLimit: RFC 7889: the limit is advertised, given by STATUS, and

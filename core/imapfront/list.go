@@ -19,17 +19,19 @@ import (
 // whose subscribed children the pattern does not reach; LSUB gives such a
 // level \Noselect (RFC 3501 6.3.9).
 
-// Subscribe implements imapserver.Session; the mailbox need not exist.
+// Subscribe implements imapserver.Session: the mailbox must exist (RFC
+// 3501 6.3.6 allows the check; Dovecot makes it).
 func (s *session) Subscribe(name string) error {
-	n, err := s.mailboxName(name)
+	mb, err := s.mailbox(name)
 	if err != nil {
 		return err
 	}
-	return s.storeErr(s.srv.st.SetSubscribed(s.ctx(), s.acct.ID, n, true), "SUBSCRIBE")
+	return s.storeErr(s.srv.st.SetSubscribed(s.ctx(), s.acct.ID, mb.Name, true), "SUBSCRIBE")
 }
 
-// Unsubscribe implements imapserver.Session; the mailbox need not exist
-// any more.
+// Unsubscribe implements imapserver.Session: the mailbox need not exist
+// any more, and unsubscribing a name that is not subscribed is OK (as
+// Dovecot).
 func (s *session) Unsubscribe(name string) error {
 	n, err := s.mailboxName(name)
 	if err != nil {
@@ -37,7 +39,7 @@ func (s *session) Unsubscribe(name string) error {
 	}
 	err = s.srv.st.SetSubscribed(s.ctx(), s.acct.ID, n, false)
 	if errors.Is(err, store.ErrNotFound) {
-		return imapErr(imap.ResponseCodeNonExistent, "Not subscribed")
+		return nil
 	}
 	return s.storeErr(err, "UNSUBSCRIBE")
 }

@@ -284,6 +284,9 @@ func (s *session) statusData(mb *store.Mailbox, options *imap.StatusOptions) (*i
 		if recent, err = s.srv.st.RecentCount(s.ctx(), mb.ID); err != nil {
 			return nil, s.storeErr(err, "STATUS")
 		}
+		if s.sel != nil && s.sel.mb.ID == mb.ID {
+			recent += s.sel.numRecent() // as Dovecot: this session's too
+		}
 	}
 	return &imap.StatusData{
 		Mailbox:        mb.Name,

@@ -18,10 +18,6 @@ func (c *Conn) handleEnable(dec *imapwire.Decoder) error {
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
-	if len(requested) == 0 {
-		// RFC 5161 section 4: "ENABLE" 1*(SP capability).
-		return newClientBugError("ENABLE needs at least one capability")
-	}
 
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
 		return err
