@@ -27,9 +27,10 @@ func (s *session) ID(client *imap.IDData) *imap.IDData {
 }
 
 // MultiAppend implements imapserver.SessionMultiAppend (RFC 3502, and every
-// single APPEND): each message is written to the store as it arrives
-// (store.Stage, so one message at a time is in memory) and all are appended
-// in one transaction after the last, so the command appends all or none.
+// single APPEND): from the second message on, each is written to the store
+// as it arrives (store.Stage, so one message at a time is in memory), and
+// all are appended in one transaction after the last, so the command
+// appends all or none.
 func (s *session) MultiAppend(name string) (imapserver.AppendBatch, error) {
 	mb, err := s.destination(name)
 	if err != nil {
@@ -72,27 +73,50 @@ func (b *appendBatch) Add(r imap.LiteralReader, options *imap.AppendOptions) err
 	if _, err := io.ReadFull(r, body); err != nil {
 		return fmt.Errorf("imapfront: read APPEND literal: %w", err)
 	}
-	staged, err := s.srv.st.Stage(body)
-	if err != nil {
-		return s.storeErr(err, "APPEND")
+	m := &store.NewMessage{Flags: flags, InternalDate: options.Time, Body: body}
+	if len(b.msgs) == 0 {
+		// The first message is kept in memory: a single APPEND, by far the
+		// most common, is then one write (store.AppendMessage).
+		b.msgs = append(b.msgs, m)
+		return nil
 	}
-	b.msgs = append(b.msgs, &store.NewMessage{Flags: flags, InternalDate: options.Time, Staged: staged})
+	// More than one: every message is written as it comes (store.Stage),
+	// so that one at a time is in memory.
+	for _, n := range append(b.msgs[len(b.msgs)-1:], m) {
+		if n.Body == nil {
+			continue
+		}
+		staged, err := s.srv.st.Stage(n.Body)
+		if err != nil {
+			return s.storeErr(err, "APPEND")
+		}
+		n.Staged, n.Body = staged, nil
+	}
+	b.msgs = append(b.msgs, m)
 	return nil
 }
 
 func (b *appendBatch) Commit() (uint32, imap.UIDSet, error) {
 	s := b.s
-	tx, err := s.srv.st.Begin(s.ctx())
-	if err != nil {
-		return 0, nil, s.storeErr(err, "APPEND")
-	}
-	defer tx.Rollback()
-	msgs, err := tx.AppendMany(b.mb.ID, b.msgs)
-	if err != nil {
-		return 0, nil, s.storeErr(err, "APPEND")
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, nil, s.storeErr(err, "APPEND")
+	var msgs []*store.Message
+	if len(b.msgs) == 1 {
+		m, err := s.srv.st.AppendMessage(s.ctx(), b.mb.ID, b.msgs[0])
+		if err != nil {
+			return 0, nil, s.storeErr(err, "APPEND")
+		}
+		msgs = []*store.Message{m}
+	} else {
+		tx, err := s.srv.st.Begin(s.ctx())
+		if err != nil {
+			return 0, nil, s.storeErr(err, "APPEND")
+		}
+		defer tx.Rollback()
+		if msgs, err = tx.AppendMany(b.mb.ID, b.msgs); err != nil {
+			return 0, nil, s.storeErr(err, "APPEND")
+		}
+		if err := tx.Commit(); err != nil {
+			return 0, nil, s.storeErr(err, "APPEND")
+		}
 	}
 	var uids imap.UIDSet
 	for _, m := range msgs {
