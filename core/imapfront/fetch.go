@@ -2,6 +2,7 @@ package imapfront
 
 import (
 	"bytes"
+	"errors"
 	"io"
 
 	"github.com/emersion/go-imap/v2"
@@ -53,7 +54,12 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 				continue // expunged elsewhere; the client learns it later
 			}
 			fix, err := s.fetchOne(w, run[i].seq, m, options, markSeen, needBody)
-			if err != nil {
+			if errors.Is(err, errExpunged) {
+				// Expunged by another session since it was read: answer
+				// OK with what can be sent (RFC 3501 5.5, as Dovecot);
+				// the client learns of the EXPUNGE later.
+				continue
+			} else if err != nil {
 				return err
 			}
 			if fix != nil {
@@ -76,7 +82,9 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 	readRaw := func() ([]byte, error) {
 		if raw == nil {
 			b, err := s.srv.st.Blob(s.ctx(), m.BlobKey)
-			if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, errExpunged
+			} else if err != nil {
 				return nil, s.storeErr(err, "FETCH")
 			}
 			raw = b
@@ -105,10 +113,16 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 		}
 	}
 
+	v := s.sel
+	if options.Flags || markSeen {
+		if err := v.announceFlags(w, m.Flags); err != nil {
+			return nil, err
+		}
+	}
 	rw := w.CreateMessage(seq)
 	rw.WriteUID(imap.UID(m.UID))
 	if options.Flags || markSeen {
-		rw.WriteFlags(imapFlags(m.Flags))
+		rw.WriteFlags(v.flags(imap.UID(m.UID), m.Flags))
 	}
 	if options.InternalDate {
 		rw.WriteInternalDate(m.InternalDate)
@@ -124,6 +138,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 	}
 	for _, sec := range options.BodySection {
 		b, _ := extractSection(raw, sec)
+		b = withoutNUL(b)
 		if err := writeLiteral(rw.WriteBodySection(sec, int64(len(b))), b); err != nil {
 			return nil, err
 		}
@@ -139,6 +154,26 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 		rw.WriteBinarySectionSize(sec, uint32(len(b)))
 	}
 	return fix, rw.Close()
+}
+
+// errExpunged is a message gone between the read of its row and of its
+// bytes.
+var errExpunged = errors.New("imapfront: message expunged meanwhile")
+
+// withoutNUL returns b with each NUL byte replaced by 0x80, as Dovecot
+// does: a BODY[] literal cannot carry NUL (RFC 3501 4.3, RFC 3516 4.3);
+// BINARY[] serves the exact bytes, in a literal8.
+func withoutNUL(b []byte) []byte {
+	if bytes.IndexByte(b, 0) < 0 {
+		return b
+	}
+	out := bytes.Clone(b)
+	for i, c := range out {
+		if c == 0 {
+			out[i] = 0x80
+		}
+	}
+	return out
 }
 
 func writeLiteral(wc io.WriteCloser, b []byte) error {

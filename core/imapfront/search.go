@@ -41,7 +41,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 			if m == nil {
 				continue
 			}
-			sm := &searchMsg{m: m, seq: run[i].seq}
+			sm := &searchMsg{m: m, seq: run[i].seq, recent: v.isRecent(run[i].uid)}
 			if needRaw {
 				if sm.raw, err = s.srv.st.Blob(s.ctx(), m.BlobKey); err != nil {
 					return nil, s.storeErr(err, "SEARCH")
@@ -133,6 +133,16 @@ type searchMsg struct {
 	seq    uint32
 	raw    []byte
 	header *mail.Header
+	recent bool // \Recent to this session
+}
+
+// hasFlag reports whether the message has a flag; \Recent is the
+// session's (recent.go).
+func (sm *searchMsg) hasFlag(f imap.Flag) bool {
+	if isRecentFlag(f) {
+		return sm.recent
+	}
+	return sm.m.HasFlag(string(f))
 }
 
 // matchSafe matches, counting a message whose parsing panics as no match.
@@ -169,12 +179,12 @@ func (sm *searchMsg) match(c *imap.SearchCriteria) bool {
 		return false
 	}
 	for _, f := range c.Flag {
-		if !m.HasFlag(string(f)) {
+		if !sm.hasFlag(f) {
 			return false
 		}
 	}
 	for _, f := range c.NotFlag {
-		if m.HasFlag(string(f)) {
+		if sm.hasFlag(f) {
 			return false
 		}
 	}
@@ -185,7 +195,7 @@ func (sm *searchMsg) match(c *imap.SearchCriteria) bool {
 		return false
 	}
 	for _, hf := range c.Header {
-		if !matchFields(sm.hdr().FieldsByKey(hf.Key), hf.Value) {
+		if !matchFields(sm.hdr().FieldsByKey(hf.Key), hf.Value) && !sm.matchAddressField(hf.Key, hf.Value) {
 			return false
 		}
 	}
@@ -216,6 +226,27 @@ func (sm *searchMsg) match(c *imap.SearchCriteria) bool {
 		}
 	}
 	return true
+}
+
+// matchAddressField matches an address field (FROM, TO...) by its
+// addresses as read with comments and groups (address.go), as Dovecot
+// does: "user@host" finds "<user (c)@ (c) host>".
+func (sm *searchMsg) matchAddressField(key, pattern string) bool {
+	if pattern == "" || !addressHeaders[strings.ToLower(key)] {
+		return false
+	}
+	pattern = strings.ToLower(pattern)
+	fields := sm.hdr().FieldsByKey(key)
+	for fields.Next() {
+		v, err := fields.Text()
+		if err != nil {
+			v = fields.Value()
+		}
+		if matchAddresses(v, pattern) {
+			return true
+		}
+	}
+	return false
 }
 
 // matchDate compares dates only, without zone (RFC 3501 6.4.4).

@@ -25,6 +25,14 @@
 //   - Mailbox names are UTF-8 in the store; go-imap turns them into modified
 //     UTF-7 on the wire (RFC 3501 5.1.3), or keeps them UTF-8 for a client
 //     that enabled UTF8=ACCEPT (RFC 6855).
+//   - The one change to stored bytes on the wire: a NUL, which an IMAP
+//     literal cannot carry, is sent as 0x80 in BODY[] (as Dovecot);
+//     BINARY[] sends the exact bytes in a literal8 (RFC 3516).
+//   - \Recent is a session's, never stored as a flag: each message is
+//     recent to one session only (recent.go). A keyword a client was not
+//     told of is announced with FLAGS before any FETCH shows it
+//     (keywords.go). Every APPEND, of one message or several (MULTIAPPEND),
+//     commits all its messages or none (extensions.go).
 package imapfront
 
 import (
@@ -151,6 +159,8 @@ func New(opts *Options) (*Server, error) {
 			imap.CapSpecialUse:       {},
 			imap.CapCreateSpecialUse: {},
 			imap.CapLiteralPlus:      {},
+			imap.CapID:               {},
+			imap.CapMultiAppend:      {},
 		},
 		Logger:       printfLogger{s.log},
 		TLSConfig:    opts.TLSConfig,

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -264,126 +263,6 @@ func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 	return s.storeErr(s.srv.st.RenameMailbox(s.ctx(), s.acct.ID, mb.Name, to), "RENAME")
 }
 
-// Subscribe implements imapserver.Session.
-func (s *session) Subscribe(name string) error {
-	mb, err := s.mailbox(name)
-	if err != nil {
-		return err
-	}
-	return s.storeErr(s.srv.st.SetSubscribed(s.ctx(), s.acct.ID, mb.Name, true), "SUBSCRIBE")
-}
-
-// Unsubscribe implements imapserver.Session.
-func (s *session) Unsubscribe(name string) error {
-	mb, err := s.mailbox(name)
-	if err != nil {
-		return err
-	}
-	return s.storeErr(s.srv.st.SetSubscribed(s.ctx(), s.acct.ID, mb.Name, false), "UNSUBSCRIBE")
-}
-
-// listEntry is a mailbox, or a level that only exists as a parent.
-type listEntry struct {
-	name     string
-	mb       *store.Mailbox // nil for a missing parent
-	children bool
-}
-
-// List implements imapserver.Session (RFC 3501 LIST and LSUB, RFC 5258
-// LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE).
-func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
-	delim := s.acct.Delim
-	if len(patterns) == 0 {
-		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
-	}
-	mbs, err := s.srv.st.Mailboxes(s.ctx(), s.acct.ID)
-	if err != nil {
-		return s.storeErr(err, "LIST")
-	}
-	d := string(delim)
-	entries := map[string]*listEntry{}
-	for _, mb := range mbs {
-		entries[mb.Name] = &listEntry{name: mb.Name, mb: mb}
-	}
-	for _, mb := range mbs {
-		levels := strings.Split(mb.Name, d)
-		for i := 1; i < len(levels); i++ {
-			p := strings.Join(levels[:i], d)
-			e := entries[p]
-			if e == nil {
-				e = &listEntry{name: p}
-				entries[p] = e
-			}
-			e.children = true
-		}
-	}
-	names := make([]string, 0, len(entries))
-	for n := range entries {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		if (names[i] == "INBOX") != (names[j] == "INBOX") {
-			return names[i] == "INBOX"
-		}
-		return names[i] < names[j]
-	})
-	for _, n := range names {
-		e := entries[n]
-		if !listMatch(n, delim, ref, patterns) {
-			continue
-		}
-		subscribed := e.mb != nil && e.mb.Subscribed
-		var uses []imap.MailboxAttr
-		if e.mb != nil {
-			for _, u := range strings.Fields(e.mb.SpecialUse) {
-				if a := imap.MailboxAttr(u); specialUses[a] {
-					uses = append(uses, a)
-				}
-			}
-		}
-		if options.SelectSubscribed && !subscribed {
-			continue
-		}
-		if options.SelectSpecialUse && len(uses) == 0 {
-			continue
-		}
-		data := &imap.ListData{Mailbox: n, Delim: delim}
-		if e.mb == nil {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect)
-		}
-		if e.children {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
-		} else {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
-		}
-		if subscribed && (options.ReturnSubscribed || options.SelectSubscribed) {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
-		}
-		data.Attrs = append(data.Attrs, uses...)
-		if options.ReturnStatus != nil && e.mb != nil {
-			if data.Status, err = s.statusData(e.mb, options.ReturnStatus); err != nil {
-				return err
-			}
-		}
-		if err := w.WriteList(data); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func listMatch(name string, delim rune, ref string, patterns []string) bool {
-	for _, p := range patterns {
-		if name == "INBOX" && ref == "" && strings.EqualFold(p, "INBOX") {
-			return true
-		}
-		if imapserver.MatchList(name, delim, ref, p) {
-			return true
-		}
-	}
-	return false
-}
-
 // Status implements imapserver.Session (RFC 3501 6.3.10).
 func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
 	mb, err := s.mailbox(name)
@@ -393,14 +272,22 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 	return s.statusData(mb, options)
 }
 
-func (s *session) statusData(mb *store.Mailbox, _ *imap.StatusOptions) (*imap.StatusData, error) {
+func (s *session) statusData(mb *store.Mailbox, options *imap.StatusOptions) (*imap.StatusData, error) {
 	st, err := s.srv.st.Status(s.ctx(), mb.ID)
 	if err != nil {
 		return nil, s.storeErr(err, "STATUS")
 	}
-	var zero uint32
 	var zero64 int64
 	limit := s.srv.limit
+	var recent uint32
+	if options != nil && options.NumRecent {
+		if recent, err = s.srv.st.RecentCount(s.ctx(), mb.ID); err != nil {
+			return nil, s.storeErr(err, "STATUS")
+		}
+		if s.sel != nil && s.sel.mb.ID == mb.ID {
+			recent += s.sel.numRecent() // as Dovecot: this session's too
+		}
+	}
 	return &imap.StatusData{
 		Mailbox:        mb.Name,
 		NumMessages:    &st.Messages,
@@ -411,7 +298,7 @@ func (s *session) statusData(mb *store.Mailbox, _ *imap.StatusOptions) (*imap.St
 		Size:           &st.Size,
 		AppendLimit:    &limit,
 		DeletedStorage: &zero64,
-		NumRecent:      &zero,
+		NumRecent:      &recent,
 	}, nil
 }
 
@@ -504,35 +391,20 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		return nil, err
 	}
 	s.sel = v
-	seen := map[string]bool{}
-	flags := []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft}
-	for _, f := range flags {
-		seen[strings.ToLower(string(f))] = true
-	}
 	var firstUnseen uint32
 	for i, c := range snap.Changed {
-		unseen := true
-		for _, f := range c.Flags {
-			lf := strings.ToLower(f)
-			if lf == `\seen` {
-				unseen = false
-			}
-			if !seen[lf] && !strings.HasPrefix(f, `\`) && validFlag(f) {
-				seen[lf] = true
-				flags = append(flags, imap.Flag(f))
-			}
-		}
-		if unseen && firstUnseen == 0 {
+		v.keywords.add(c.Flags)
+		if firstUnseen == 0 && !hasFlagFold(c.Flags, `\Seen`) {
 			firstUnseen = uint32(i + 1)
 		}
 	}
-	perm := []imap.Flag{}
-	if !v.readOnly {
-		perm = append(append(perm, flags...), imap.FlagWildcard)
+	if _, err := v.claimRecent(v.uids); err != nil {
+		s.srv.log.Warn("imapfront: claim recent", "account", s.address(), "mailbox", mb.Name, "err", err)
 	}
 	return &imap.SelectData{
-		Flags:             flags,
-		PermanentFlags:    perm,
+		Flags:             append([]imap.Flag{}, v.keywords.list...),
+		PermanentFlags:    v.keywords.permanent(v.readOnly),
+		NumRecent:         v.numRecent(),
 		NumMessages:       uint32(len(v.uids)),
 		FirstUnseenSeqNum: firstUnseen,
 		UIDNext:           imap.UID(snap.UIDNext),

@@ -40,6 +40,7 @@ func summarize(raw []byte) (env *imap.Envelope, bs imap.BodyStructure) {
 		h = salvageHeader(raw)
 	}
 	env = imapserver.ExtractEnvelope(h)
+	envelopeGroups(env, gomessage.Header{Header: h})
 	if tooDeep(parseMessage(raw), maxDepth) {
 		return env, plainStructure(raw)
 	}

@@ -30,6 +30,10 @@ type view struct {
 	// not send them again.
 	reported  map[imap.UID]uint64
 	searchRes imap.UIDSet
+	// recent holds the UIDs recent to this session (recent.go).
+	recent map[imap.UID]bool
+	// keywords are the flags announced in FLAGS (keywords.go).
+	keywords *keywordSet
 }
 
 func stack() string { return string(debug.Stack()) }
@@ -42,7 +46,8 @@ func (s *session) openView(mb *store.Mailbox, readOnly bool) (*view, *store.Snap
 		w.Close()
 		return nil, nil, s.storeErr(err, "SELECT")
 	}
-	v := &view{s: s, mb: mb, readOnly: readOnly, modseq: snap.HighestModSeq, watch: w, reported: map[imap.UID]uint64{}}
+	v := &view{s: s, mb: mb, readOnly: readOnly, modseq: snap.HighestModSeq, watch: w, reported: map[imap.UID]uint64{},
+		keywords: newKeywordSet()}
 	v.uids = make([]imap.UID, len(snap.UIDs))
 	for i, u := range snap.UIDs {
 		v.uids[i] = imap.UID(u)
@@ -68,8 +73,10 @@ func (v *view) seqOf(uid imap.UID) uint32 {
 
 // updateWriter is what sync writes to (imapserver.UpdateWriter).
 type updateWriter interface {
+	flagsWriter
 	WriteExpunge(seqNum uint32) error
 	WriteNumMessages(n uint32) error
+	WriteNumRecent(n uint32) error
 	WriteMessageFlags(seqNum uint32, uid imap.UID, flags []imap.Flag) error
 }
 
@@ -105,6 +112,12 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 	var maxUID imap.UID
 	if len(v.uids) > 0 {
 		maxUID = v.uids[len(v.uids)-1]
+	}
+	// New keywords are announced before any message shows them.
+	for _, c := range snap.Changed {
+		if err := v.announceFlags(w, c.Flags); err != nil {
+			return err
+		}
 	}
 	var gone []uint32
 	var fresh []imap.UID
@@ -146,6 +159,16 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		if err := w.WriteNumMessages(uint32(len(v.uids))); err != nil {
 			return err
 		}
+		asc := make([]imap.UID, len(fresh))
+		for k := range fresh {
+			asc[k] = fresh[len(fresh)-1-k]
+		}
+		if _, err := v.claimRecent(asc); err != nil {
+			v.s.srv.log.Warn("imapfront: claim recent", "account", v.s.address(), "mailbox", v.mb.Name, "err", err)
+		}
+		if err := w.WriteNumRecent(v.numRecent()); err != nil {
+			return err
+		}
 	}
 	for _, c := range snap.Changed {
 		uid := imap.UID(c.UID)
@@ -159,7 +182,7 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		if seq == 0 {
 			continue
 		}
-		if err := w.WriteMessageFlags(seq, uid, imapFlags(c.Flags)); err != nil {
+		if err := w.WriteMessageFlags(seq, uid, v.flags(uid, c.Flags)); err != nil {
 			return err
 		}
 		v.reported[uid] = c.ModSeq
@@ -340,6 +363,7 @@ func (v *view) removeUIDs(uids []uint32, write func(uint32) error) error {
 			if err := write(uint32(i + 1)); err != nil {
 				return err
 			}
+			delete(v.recent, v.uids[i])
 		}
 	}
 	kept := v.uids[:0]
@@ -377,6 +401,9 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	if err != nil {
 		return s.storeErr(err, "STORE")
 	}
+	if err := v.announceFlags(w, fl); err != nil {
+		return err
+	}
 	for _, m := range msgs {
 		uid := imap.UID(m.UID)
 		v.reported[uid] = max(v.reported[uid], m.ModSeq)
@@ -389,7 +416,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		}
 		rw := w.CreateMessage(seq)
 		rw.WriteUID(uid)
-		rw.WriteFlags(imapFlags(m.Flags))
+		rw.WriteFlags(v.flags(uid, m.Flags))
 		if err := rw.Close(); err != nil {
 			return err
 		}
@@ -450,9 +477,6 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	dst, err := s.destination(dest)
 	if err != nil {
 		return err
-	}
-	if dst.ID == v.mb.ID {
-		return imapErr(imap.ResponseCodeCannot, "Source and destination are the same mailbox")
 	}
 	ts := v.resolve(numSet)
 	if len(ts) == 0 {

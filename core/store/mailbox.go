@@ -79,6 +79,12 @@ func scanMailbox(sc rowScanner) (*Mailbox, error) {
 	return &m, nil
 }
 
+// uidValidityTop is the highest UIDVALIDITY an account (the two
+// parameters) ever gave a mailbox, also one since deleted (schema step
+// uidvalidity_top), so that a new one is always higher.
+const uidValidityTop = `max(coalesce((SELECT max(uid_validity) FROM mailboxes WHERE account_id = ?), 0),
+	coalesce((SELECT top FROM uidvalidity_top WHERE account_id = ?), 0))`
+
 func createMailbox(ctx context.Context, tx *sql.Tx, accountID int64, name string, o *MailboxOptions) (*Mailbox, error) {
 	name, err := normName(name)
 	if err != nil {
@@ -93,7 +99,7 @@ func createMailbox(ctx context.Context, tx *sql.Tx, accountID int64, name string
 		// Time-based, and above any this account used, so that a mailbox
 		// deleted and made again never repeats a UIDVALIDITY.
 		var top sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT max(uid_validity) FROM mailboxes WHERE account_id = ?`, accountID).Scan(&top); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT `+uidValidityTop, accountID, accountID).Scan(&top); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		v := uint32(time.Now().Unix())
@@ -109,8 +115,15 @@ func createMailbox(ctx context.Context, tx *sql.Tx, accountID int64, name string
 	} else if err != nil {
 		return nil, fmt.Errorf("store: create mailbox: %w", err)
 	}
-	m.ID, err = res.LastInsertId()
-	return m, err
+	if m.ID, err = res.LastInsertId(); err != nil {
+		return nil, fmt.Errorf("store: create mailbox: %w", err)
+	}
+	// A subscription kept from a mailbox once at this name applies to the
+	// new one (schema step kept_subscriptions).
+	if err := tx.QueryRowContext(ctx, `SELECT subscribed FROM mailboxes WHERE id = ?`, m.ID).Scan(&m.Subscribed); err != nil {
+		return nil, fmt.Errorf("store: create mailbox: %w", err)
+	}
+	return m, nil
 }
 
 // CreateMailbox adds a mailbox to an account.
@@ -259,8 +272,8 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 			newName := to + strings.TrimPrefix(r.name, from)
 			// A fresh UIDVALIDITY: clients must not take the renamed
 			// mailbox's UIDs for those of a mailbox once at that name.
-			if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET name = ?, uid_validity = (SELECT max(uid_validity) + 1 FROM mailboxes WHERE account_id = ?) WHERE id = ?`,
-				newName, accountID, r.id); isUnique(err) {
+			if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET name = ?, uid_validity = (SELECT `+uidValidityTop+` + 1) WHERE id = ?`,
+				newName, accountID, accountID, r.id); isUnique(err) {
 				return fmt.Errorf("mailbox %s: %w", newName, ErrExists)
 			} else if err != nil {
 				return fmt.Errorf("store: rename: %w", err)
@@ -270,7 +283,9 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 	})
 }
 
-// SetSubscribed subscribes or unsubscribes a mailbox.
+// SetSubscribed subscribes or unsubscribes a mailbox, or a name that is
+// not a mailbox (RFC 3501 6.3.6: see KeptSubscriptions); unsubscribing a
+// name that is neither subscribed nor a mailbox fails with ErrNotFound.
 func (s *Store) SetSubscribed(ctx context.Context, accountID int64, name string, subscribed bool) error {
 	name, err := normName(name)
 	if err != nil {
@@ -282,7 +297,10 @@ func (s *Store) SetSubscribed(ctx context.Context, accountID int64, name string,
 			return fmt.Errorf("store: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("mailbox %s: %w", name, ErrNotFound)
+			// No such mailbox: the name alone is (un)subscribed.
+			if err := setKeptSubscription(ctx, tx, accountID, name, subscribed); err != nil {
+				return err
+			}
 		}
 		ch.account(accountID)
 		return nil

@@ -186,6 +186,62 @@ CREATE TABLE IF NOT EXISTS old_server_learnt (
 	updated   INTEGER NOT NULL
 );
 `,
+	// 8: the highest UIDVALIDITY each account ever gave a mailbox
+	// (mailbox.go), kept by triggers, so that a mailbox deleted and made
+	// again gets a higher one whatever the clock does. Self-contained: it
+	// depends on no other step after the first.
+	`
+CREATE TABLE IF NOT EXISTS uidvalidity_top (
+	account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+	top        INTEGER NOT NULL
+);
+INSERT OR REPLACE INTO uidvalidity_top(account_id, top)
+	SELECT account_id, max(uid_validity) FROM mailboxes GROUP BY account_id;
+CREATE TRIGGER IF NOT EXISTS uidvalidity_top_insert AFTER INSERT ON mailboxes BEGIN
+	INSERT INTO uidvalidity_top(account_id, top) VALUES (NEW.account_id, NEW.uid_validity)
+		ON CONFLICT(account_id) DO UPDATE SET top = max(top, excluded.top);
+END;
+CREATE TRIGGER IF NOT EXISTS uidvalidity_top_update AFTER UPDATE OF uid_validity ON mailboxes BEGIN
+	INSERT INTO uidvalidity_top(account_id, top) VALUES (NEW.account_id, NEW.uid_validity)
+		ON CONFLICT(account_id) DO UPDATE SET top = max(top, excluded.top);
+END;
+`,
+	// 9: \Recent (recent.go): the highest UID of each mailbox that an IMAP
+	// session has already claimed as recent; messages above it are recent.
+	// Messages stored before this step are not. Self-contained: it depends
+	// on no other step after the first.
+	`
+CREATE TABLE IF NOT EXISTS mailbox_recent (
+	mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+	last_uid   INTEGER NOT NULL
+);
+INSERT OR REPLACE INTO mailbox_recent(mailbox_id, last_uid) SELECT id, uid_next - 1 FROM mailboxes;
+`,
+	// 10: subscriptions outlive their mailbox (RFC 3501 6.3.6): the name of a
+	// subscribed mailbox that is deleted is kept, and a mailbox made again
+	// under it is subscribed (subscription.go). Self-contained: it depends
+	// on no other step after the first.
+	`
+CREATE TABLE IF NOT EXISTS kept_subscriptions (
+	account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	name       TEXT NOT NULL,
+	PRIMARY KEY (account_id, name)
+);
+CREATE TRIGGER IF NOT EXISTS subscription_kept AFTER DELETE ON mailboxes
+	WHEN OLD.subscribed AND EXISTS (SELECT 1 FROM accounts WHERE id = OLD.account_id) BEGIN
+	INSERT OR IGNORE INTO kept_subscriptions(account_id, name) VALUES (OLD.account_id, OLD.name);
+END;
+CREATE TRIGGER IF NOT EXISTS subscription_back AFTER INSERT ON mailboxes
+	WHEN EXISTS (SELECT 1 FROM kept_subscriptions WHERE account_id = NEW.account_id AND name = NEW.name) BEGIN
+	UPDATE mailboxes SET subscribed = 1 WHERE id = NEW.id;
+	DELETE FROM kept_subscriptions WHERE account_id = NEW.account_id AND name = NEW.name;
+END;
+CREATE TRIGGER IF NOT EXISTS subscription_back_rename AFTER UPDATE OF name ON mailboxes
+	WHEN EXISTS (SELECT 1 FROM kept_subscriptions WHERE account_id = NEW.account_id AND name = NEW.name) BEGIN
+	UPDATE mailboxes SET subscribed = 1 WHERE id = NEW.id;
+	DELETE FROM kept_subscriptions WHERE account_id = NEW.account_id AND name = NEW.name;
+END;
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -46,6 +46,9 @@ type Conn struct {
 
 	state   imap.ConnState
 	session Session
+
+	// badCommands counts unknown commands before authentication.
+	badCommands int
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
@@ -259,7 +262,11 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	case "CLOSE", "UNSELECT":
 		err = c.handleUnselect(dec, name == "CLOSE")
 	case "APPEND":
-		err = c.handleAppend(tag, dec)
+		if sess, ok := c.session.(SessionMultiAppend); ok && c.server.options.caps().Has(imap.CapMultiAppend) {
+			err = c.handleMultiAppend(tag, dec, sess)
+		} else {
+			err = c.handleAppend(tag, dec)
+		}
 		sendOK = false
 	case "FETCH", "UID FETCH":
 		err = c.handleFetch(dec, numKind)
@@ -276,13 +283,20 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleMove(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
+	case "ID":
+		err = c.handleID(dec)
 	default:
 		if c.state == imap.ConnStateNotAuthenticated {
-			// Don't allow a single unknown command before authentication to
-			// mitigate cross-protocol attacks:
-			// https://www-archive.mozilla.org/projects/netlib/portbanning
-			c.state = imap.ConnStateLogout
-			defer c.Bye("Unknown command")
+			// An unknown command is answered BAD and the session goes on
+			// (RFC 3501 7.1.5), as Dovecot does. To mitigate cross-protocol
+			// attacks (https://www-archive.mozilla.org/projects/netlib/portbanning)
+			// an HTTP request line, or too many unknown commands before
+			// authentication, end the connection.
+			c.badCommands++
+			if isHTTPMethod(tag) || c.badCommands >= maxBadCommands {
+				c.state = imap.ConnStateLogout
+				defer c.Bye("Too many unknown commands")
+			}
 		}
 		err = &imap.Error{
 			Type: imap.StatusResponseTypeBad,
@@ -321,6 +335,20 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}
 	}
 	return c.writeStatusResp(tag, resp)
+}
+
+// maxBadCommands is how many unknown commands a connection may send before
+// authentication.
+const maxBadCommands = 10
+
+// isHTTPMethod reports whether a command tag is an HTTP request method, as
+// a browser's request line starts ("POST / HTTP/1.1").
+func isHTTPMethod(tag string) bool {
+	switch tag {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH":
+		return true
+	}
+	return false
 }
 
 func (c *Conn) handleNoop(dec *imapwire.Decoder) error {
@@ -604,6 +632,12 @@ func (w *UpdateWriter) WriteNumRecent(n uint32) error {
 // WriteMailboxFlags writes a FLAGS response.
 func (w *UpdateWriter) WriteMailboxFlags(flags []imap.Flag) error {
 	return w.conn.writeFlags(flags)
+}
+
+// WriteMailboxPermanentFlags writes an OK [PERMANENTFLAGS] response, as a
+// server sends after FLAGS when new keywords appear (RFC 3501 7.1).
+func (w *UpdateWriter) WriteMailboxPermanentFlags(flags []imap.Flag) error {
+	return w.conn.writePermanentFlags(flags)
 }
 
 // WriteMessageFlags writes a FETCH response with FLAGS.

@@ -328,6 +328,19 @@ type FetchWriter struct {
 	options fetchWriterOptions
 }
 
+// WriteMailboxFlags writes a FETCH response's companion FLAGS response,
+// for a message about to be sent with a keyword the client was not told of
+// (RFC 3501 7.2.6). It must not be called while a message is open.
+func (cmd *FetchWriter) WriteMailboxFlags(flags []imap.Flag) error {
+	return cmd.conn.writeFlags(flags)
+}
+
+// WriteMailboxPermanentFlags writes an OK [PERMANENTFLAGS] response (see
+// WriteMailboxFlags).
+func (cmd *FetchWriter) WriteMailboxPermanentFlags(flags []imap.Flag) error {
+	return cmd.conn.writePermanentFlags(flags)
+}
+
 // CreateMessage writes a FETCH response for a message.
 //
 // FetchResponseWriter.Close must be called.
@@ -437,7 +450,12 @@ func (w *FetchResponseWriter) WriteBinarySection(section *imap.FetchItemBinarySe
 
 	enc.Atom("BINARY").Special('[')
 	writeSectionPart(enc, section.Part)
-	enc.Special(']').SP()
+	enc.Special(']')
+	if partial := section.Partial; partial != nil {
+		// RFC 3516 section 4.2: the origin octet, as for BODY[]<origin>.
+		enc.Special('<').Number(uint32(partial.Offset)).Special('>')
+	}
+	enc.SP()
 	enc.Special('~') // indicates literal8
 	return w.enc.Literal(size)
 }

@@ -206,7 +206,12 @@ func readListMailbox(dec *imapwire.Decoder) (string, error) {
 			return "", dec.Err()
 		}
 	}
-	return utf7.Decode(mailbox)
+	decoded, err := utf7.Decode(mailbox)
+	if err != nil {
+		// A client's mistake (RFC 3501 5.1.3), not the server's.
+		return "", newClientBugError("Mailbox pattern is not valid modified UTF-7")
+	}
+	return decoded, nil
 }
 
 func isListChar(ch byte) bool {
@@ -252,6 +257,13 @@ type ListWriter struct {
 	conn    *Conn
 	options *imap.ListOptions
 	lsub    bool
+}
+
+// LSub reports whether the command is LSUB (RFC 3501 6.3.9), whose rules
+// differ from those of LIST (SUBSCRIBED) (RFC 5258), which has the same
+// options.
+func (w *ListWriter) LSub() bool {
+	return w.lsub
 }
 
 // WriteList writes a single LIST response for a mailbox.

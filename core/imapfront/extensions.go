@@ -1,0 +1,130 @@
+package imapfront
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"mailferry/core/store"
+)
+
+var (
+	_ imapserver.SessionID          = (*session)(nil)
+	_ imapserver.SessionMultiAppend = (*session)(nil)
+)
+
+// ID implements imapserver.SessionID (RFC 2971). It answers in any state,
+// also before login; what the client says about itself is logged at debug
+// level only, and the answer names the software without its version (no
+// help to an attacker choosing exploits).
+func (s *session) ID(client *imap.IDData) *imap.IDData {
+	if client != nil {
+		s.srv.log.Debug("imapfront: client ID", "ip", s.ip, "name", client.Name, "version", client.Version)
+	}
+	return &imap.IDData{Name: "Mailferry", Vendor: "Mailferry"}
+}
+
+// MultiAppend implements imapserver.SessionMultiAppend (RFC 3502, and every
+// single APPEND): from the second message on, each is written to the store
+// as it arrives (store.Stage, so one message at a time is in memory), and
+// all are appended in one transaction after the last, so the command
+// appends all or none.
+func (s *session) MultiAppend(name string) (imapserver.AppendBatch, error) {
+	mb, err := s.destination(name)
+	if err != nil {
+		return nil, err
+	}
+	return &appendBatch{s: s, mb: mb}, nil
+}
+
+// appendBatch is the messages of one APPEND command.
+type appendBatch struct {
+	s     *session
+	mb    *store.Mailbox
+	msgs  []*store.NewMessage
+	bytes int64
+}
+
+// maxBatch and maxBatchBytes bound the messages of one APPEND command
+// (their bytes are written before the command commits, and are dead space
+// in a pack when it fails).
+const (
+	maxBatch      = 10000
+	maxBatchBytes = 1 << 30
+)
+
+func (b *appendBatch) Add(r imap.LiteralReader, options *imap.AppendOptions) error {
+	s := b.s
+	size := r.Size()
+	if size > int64(s.srv.limit) {
+		return imapErr(imap.ResponseCodeTooBig, "Message too big")
+	}
+	if len(b.msgs) >= maxBatch || b.bytes+size > maxBatchBytes {
+		return imapErr(imap.ResponseCodeLimit, "Too many messages in one APPEND")
+	}
+	b.bytes += size
+	flags, err := storeFlags(options.Flags)
+	if err != nil {
+		return err
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return fmt.Errorf("imapfront: read APPEND literal: %w", err)
+	}
+	m := &store.NewMessage{Flags: flags, InternalDate: options.Time, Body: body}
+	if len(b.msgs) == 0 {
+		// The first message is kept in memory: a single APPEND, by far the
+		// most common, is then one write (store.AppendMessage).
+		b.msgs = append(b.msgs, m)
+		return nil
+	}
+	// More than one: every message is written as it comes (store.Stage),
+	// so that one at a time is in memory.
+	for _, n := range append(b.msgs[len(b.msgs)-1:], m) {
+		if n.Body == nil {
+			continue
+		}
+		staged, err := s.srv.st.Stage(n.Body)
+		if err != nil {
+			return s.storeErr(err, "APPEND")
+		}
+		n.Staged, n.Body = staged, nil
+	}
+	b.msgs = append(b.msgs, m)
+	return nil
+}
+
+func (b *appendBatch) Commit() (uint32, imap.UIDSet, error) {
+	s := b.s
+	var msgs []*store.Message
+	if len(b.msgs) == 1 {
+		m, err := s.srv.st.AppendMessage(s.ctx(), b.mb.ID, b.msgs[0])
+		if err != nil {
+			return 0, nil, s.storeErr(err, "APPEND")
+		}
+		msgs = []*store.Message{m}
+	} else {
+		tx, err := s.srv.st.Begin(s.ctx())
+		if err != nil {
+			return 0, nil, s.storeErr(err, "APPEND")
+		}
+		defer tx.Rollback()
+		if msgs, err = tx.AppendMany(b.mb.ID, b.msgs); err != nil {
+			return 0, nil, s.storeErr(err, "APPEND")
+		}
+		if err := tx.Commit(); err != nil {
+			return 0, nil, s.storeErr(err, "APPEND")
+		}
+	}
+	var uids imap.UIDSet
+	for _, m := range msgs {
+		uids.AddNum(imap.UID(m.UID))
+	}
+	return b.mb.UIDValidity, uids, nil
+}
+
+// Abort drops the staged messages: their bytes are dead space in a pack
+// until store.Compact.
+func (b *appendBatch) Abort() { b.msgs = nil }

@@ -1,0 +1,63 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// \Recent (RFC 3501 2.3.2) is the one flag that is not a message's but a
+// session's: a message is recent to the first IMAP session that has its
+// mailbox selected (read-write) once it arrived, and to no other. The store
+// keeps, per mailbox, the highest UID some session claimed (mailbox_recent);
+// messages above it are recent to whoever claims them next.
+
+// RecentFrom returns the highest UID of a mailbox already claimed as
+// recent: messages above it are recent and unclaimed.
+func (s *Store) RecentFrom(ctx context.Context, mailboxID int64) (uint32, error) {
+	var last uint32
+	err := s.r.QueryRowContext(ctx, `SELECT coalesce((SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?), 0)`, mailboxID).Scan(&last)
+	if err != nil {
+		return 0, fmt.Errorf("store: recent: %w", err)
+	}
+	return last, nil
+}
+
+// ClaimRecent claims the messages of a mailbox up to UID upTo as recent to
+// the caller and returns the highest UID claimed before: the caller's
+// recent messages are those with a UID above it and up to upTo (none if it
+// is upTo or more). Two callers never claim the same message.
+func (s *Store) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error) {
+	var last uint32
+	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		err := tx.QueryRowContext(ctx, `SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?`, mailboxID).Scan(&last)
+		if errors.Is(err, sql.ErrNoRows) {
+			last = 0
+		} else if err != nil {
+			return fmt.Errorf("store: claim recent: %w", err)
+		}
+		if last >= upTo {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO mailbox_recent(mailbox_id, last_uid) SELECT id, ? FROM mailboxes WHERE id = ?
+			ON CONFLICT(mailbox_id) DO UPDATE SET last_uid = max(last_uid, excluded.last_uid)`, upTo, mailboxID)
+		if err != nil {
+			return fmt.Errorf("store: claim recent: %w", err)
+		}
+		return nil
+	})
+	return last, err
+}
+
+// RecentCount counts a mailbox's messages that are recent and unclaimed
+// (STATUS RECENT).
+func (s *Store) RecentCount(ctx context.Context, mailboxID int64) (uint32, error) {
+	var n uint32
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE mailbox_id = ?
+		AND uid > coalesce((SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?), 0)`, mailboxID, mailboxID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: recent: %w", err)
+	}
+	return n, nil
+}
