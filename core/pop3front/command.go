@@ -59,6 +59,9 @@ func ParseCommand(line string) (Command, error) {
 	}
 	if cmd.Name == "PASS" {
 		// RFC 1939 section 7: the password may contain spaces.
+		if rest == "" {
+			return Command{}, fmt.Errorf("%w: empty argument", ErrSyntax)
+		}
 		cmd.Args = []string{rest}
 		return cmd, nil
 	}

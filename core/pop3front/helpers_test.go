@@ -211,3 +211,5 @@ func (e *env) login() *conn {
 	p.ok("PASS " + pass)
 	return p
 }
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
