@@ -207,7 +207,7 @@ func (d *dashboard) apply(snap *core.Status, err error) {
 	d.snap = snap
 	d.rows = snap.Users()
 	var ls []string
-	for _, k := range []string{"imap", "imaps", "smtp", "submission", "submissions"} {
+	for _, k := range []string{"imap", "imaps", "pop3", "pop3s", "smtp", "submission", "submissions"} {
 		if a := snap.Listen[k]; a != "" {
 			ls = append(ls, strings.ToUpper(k)+" "+a)
 		}
