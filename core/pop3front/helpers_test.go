@@ -41,6 +41,7 @@ type envOpts struct {
 	secure    bool // no login without TLS
 	noAccount bool
 	maxConns  int
+	store     *store.Store // an existing store (for a migrator made on it), kept open
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -50,15 +51,19 @@ func newEnv(t testing.TB, o *envOpts) *env {
 	if o == nil {
 		o = &envOpts{}
 	}
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "mail.db"), &store.Options{Logger: quietLogger(), Summarize: imapfront.Summarize})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
-		t.Fatal(err)
+	st, own := o.store, o.store == nil
+	if own {
+		var err error
+		st, err = store.Open(filepath.Join(t.TempDir(), "mail.db"), &store.Options{Logger: quietLogger(), Summarize: imapfront.Summarize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
+			t.Fatal(err)
+		}
 	}
+	var err error
 	e := &env{t: t, st: st}
 	if !o.noAccount {
 		if e.acct, err = st.CreateAccount(ctx, user, pass, nil); err != nil {
@@ -92,7 +97,9 @@ func newEnv(t testing.TB, o *envOpts) *env {
 				t.Errorf("Serve: %v", err)
 			}
 		}
-		st.Close()
+		if own {
+			st.Close()
+		}
 	})
 	return e
 }
