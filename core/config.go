@@ -73,7 +73,7 @@ type Config struct {
 	// MaxFirstLogins bounds the first logins being checked at the old
 	// server at once (default 8).
 	MaxFirstLogins int `json:"max_first_logins,omitempty"`
-	// MaxConnsPerSource bounds the IMAP connections of one client address
+	// MaxConnsPerSource bounds the IMAP (and POP3) connections of one client address
 	// (IPv4) or /64 (IPv6) (default 50: an office behind one NAT address shares it).
 	MaxConnsPerSource int `json:"max_conns_per_source,omitempty"`
 
