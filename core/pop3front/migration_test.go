@@ -113,6 +113,8 @@ func TestPOP3FirstLoginKeepsUIDLs(t *testing.T) {
 	c.ok("PASS " + pw)
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("first login took %v", d)
+	} else {
+		t.Logf("first POP3 login answered after %v", d)
 	}
 	c.ok("QUIT")
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -120,6 +122,7 @@ func TestPOP3FirstLoginKeepsUIDLs(t *testing.T) {
 	if err := mig.Wait(wctx, alice); err != nil {
 		t.Fatalf("migration: %v", err)
 	}
+	t.Logf("account migrated (old UIDLs read, INBOX and Archive copied) %v after the first login", time.Since(start))
 	kept, err := e.st.KeptUIDLs(ctx, mustAccount(t, e.st, alice).ID)
 	if err != nil || len(kept) != len(msgs) {
 		t.Fatalf("kept UIDLs: %v %v", kept, err)

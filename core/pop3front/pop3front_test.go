@@ -253,6 +253,10 @@ func TestDeleteSeenByIMAP(t *testing.T) {
 	p.ok("DELE 1")
 	p.ok("QUIT")
 	expect("* 1 EXPUNGE")
+	fmt.Fprintf(ic, "DONE\r\n")
+	expect("c OK")
+	fmt.Fprintf(ic, "d LOGOUT\r\n")
+	expect("d OK")
 }
 
 // Hostile input: every bad line is answered -ERR, the session goes on, no
