@@ -41,6 +41,7 @@ type envOpts struct {
 	secure    bool // no login without TLS
 	noAccount bool
 	maxConns  int
+	idle      time.Duration
 	store     *store.Store // an existing store (for a migrator made on it), kept open
 }
 
@@ -75,7 +76,7 @@ func newEnv(t testing.TB, o *envOpts) *env {
 		t.Fatal(err)
 	}
 	e.srv, err = pop3front.New(&pop3front.Options{Store: st, Auth: e.pol, Logger: quietLogger(), TLSConfig: o.tls,
-		AllowInsecureAuth: !o.secure, MaxConnsPerSource: o.maxConns})
+		AllowInsecureAuth: !o.secure, MaxConnsPerSource: o.maxConns, Idle: o.idle})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -353,3 +353,33 @@ func TestExactBytes(t *testing.T) {
 		t.Error("stored bytes changed")
 	}
 }
+
+// A session idle longer than Options.Idle is closed (and gives its lock
+// back); the per-source connection bound answers -ERR.
+func TestIdleAndConnLimit(t *testing.T) {
+	e := newEnv(t, &envOpts{idle: 300 * time.Millisecond, maxConns: 2})
+	p := e.login()
+	time.Sleep(600 * time.Millisecond)
+	p.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := p.r.ReadByte(); err == nil {
+		t.Fatal("idle session still open")
+	}
+	q := e.login() // the lock came back
+	q.ok("QUIT")
+	q.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := q.r.ReadByte(); err == nil {
+		t.Fatal("session open after QUIT")
+	}
+	a, b := e.dial(), e.dial()
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	l, _ := bufio.NewReader(c).ReadString('\n')
+	if !strings.HasPrefix(l, "-ERR [SYS/TEMP] Too many connections") {
+		t.Errorf("third connection: %q", l)
+	}
+	_, _ = a, b
+}
