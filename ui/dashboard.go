@@ -297,8 +297,12 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 		}
 		old := "no old server set"
 		if ds.OldServer != nil {
-			old = fmt.Sprintf("old server %s (IMAP %d %s, SMTP %d %s)", ds.OldServer.Host, ds.OldServer.IMAPPort,
+			old = fmt.Sprintf("old server %s (IMAP %d %s, SMTP %d %s", ds.OldServer.Host, ds.OldServer.IMAPPort,
 				choiceFromTLS(ds.OldServer.IMAPTLS), ds.OldServer.SMTPPort, choiceFromTLS(ds.OldServer.SMTPTLS))
+			if ds.OldServer.POP3Port != 0 {
+				old += fmt.Sprintf(", POP3 %d %s: UIDLs kept", ds.OldServer.POP3Port, choiceFromTLS(ds.OldServer.POP3TLS))
+			}
+			old += ")"
 		}
 		info := widget.NewLabel(fmt.Sprintf("%s · %s · %s", state, old, movedText(ds)))
 		info.Truncation = fyne.TextTruncateEllipsis
