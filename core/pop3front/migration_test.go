@@ -53,13 +53,19 @@ func oldUIDLs(t *testing.T, addr, user, pass string) []string {
 }
 
 // TestPOP3FirstLoginKeepsUIDLs is the acceptance test of POP3 logins of a
-// migrating domain, against Dovecot with its POP3: a wrong password
+// migrating domain, against Dovecot with its POP3 and against the
+// in-process old server (core/demo's POP3, no root needed): a wrong password
 // creates nothing; a first POP3 login migrates the account; then, with
 // Python's poplib, UIDL through Mailferry equals UIDL on the old server
 // message for message, RETR gives the same bytes, TOP n 0 the header, and
 // DELE then QUIT removes the message (also for IMAP).
 func TestPOP3FirstLoginKeepsUIDLs(t *testing.T) {
-	srv := oldtest.Start(t, nil)
+	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
+		firstLoginKeepsUIDLs(t, oldtest.StartKind(t, kind, nil))
+	})
+}
+
+func firstLoginKeepsUIDLs(t *testing.T, srv *oldtest.Server) {
 	srv.RequirePOP3(t)
 	const alice = "alice@example.test"
 	pw := srv.Users[alice]

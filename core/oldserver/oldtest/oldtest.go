@@ -149,10 +149,10 @@ type Server struct {
 	// IMAPSAddr is host:port of IMAP over implicit TLS (RFC 8314); empty
 	// for InProcess.
 	IMAPSAddr string
-	// POP3Addr is host:port of Dovecot's POP3 (RFC 1939; STLS offered,
-	// USER/PASS also without TLS, Dovecot's default UIDLs), same users and
-	// mail as IMAP; empty for InProcess and when dovecot-pop3d is not
-	// installed (see RequirePOP3).
+	// POP3Addr is host:port of the POP3 (RFC 1939; USER/PASS also
+	// without TLS, Dovecot's default UIDLs), same users and INBOX as IMAP:
+	// Dovecot's (STLS offered; empty when dovecot-pop3d is not installed,
+	// see RequirePOP3), or core/demo's read-only one for InProcess.
 	POP3Addr string
 	// SMTPAddr is host:port of Postfix SMTP (STARTTLS offered, no AUTH needed
 	// from 127.0.0.0/8); empty without Options.WithSMTP.
@@ -453,9 +453,8 @@ func pop3Installed() bool {
 	return err == nil
 }
 
-// RequirePOP3 skips the test when the fixture has no POP3 (InProcess, or
-// dovecot-pop3d missing), or fails it when MAILFERRY_REQUIRE_OLDSERVER=1
-// and the fixture is Dovecot.
+// RequirePOP3 skips the test when the fixture has no POP3 (dovecot-pop3d
+// missing), or fails it when MAILFERRY_REQUIRE_OLDSERVER=1.
 func (s *Server) RequirePOP3(t testing.TB) {
 	t.Helper()
 	if s.POP3Addr != "" {
