@@ -115,10 +115,10 @@ type Server struct {
 	accounts map[string]*account // by lower-case address; immutable after Start
 
 	imapLn, smtpLn, pop3Ln *trackingListener
-	imapSrv        *imapserver.Server
-	smtpSrv        *smtp.Server
-	cert           *tls.Certificate
-	fingerprint    string
+	imapSrv                *imapserver.Server
+	smtpSrv                *smtp.Server
+	cert                   *tls.Certificate
+	fingerprint            string
 
 	ctx    context.Context
 	cancel context.CancelFunc
