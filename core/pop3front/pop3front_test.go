@@ -383,3 +383,33 @@ func TestIdleAndConnLimit(t *testing.T) {
 	}
 	_, _ = a, b
 }
+
+// A message another session expunged during the POP3 session: RETR says
+// -ERR, and QUIT still removes the other marked messages.
+func TestExpungedMeanwhile(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	m1 := e.put(msg1)
+	e.put(msg2)
+	e.put("Subject: three\r\n\r\n3\r\n")
+	p := e.login()
+	mb := e.inbox()
+	if _, err := e.st.StoreFlags(ctx, mb.ID, []uint32{m1.UID}, store.FlagsAdd, []string{`\Deleted`}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.Expunge(ctx, mb.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := p.cmd("RETR 1"); !strings.HasPrefix(r, "-ERR") {
+		t.Errorf("RETR of an expunged message: %q", r)
+	}
+	p.ok("DELE 1")
+	p.ok("DELE 2")
+	if r := p.ok("QUIT"); !strings.Contains(r, "1 messages removed") {
+		t.Errorf("QUIT = %q", r)
+	}
+	msgs, _ := e.st.Messages(ctx, mb.ID)
+	if len(msgs) != 1 {
+		t.Errorf("%d messages left, want 1", len(msgs))
+	}
+}
