@@ -3,6 +3,7 @@ package pop3front_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -221,3 +222,12 @@ func (e *env) login() *conn {
 }
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+// closed reports whether the server closed the connection (EOF or reset
+// within 5 seconds); a timeout or a byte means it is still open.
+func (p *conn) closed() bool {
+	p.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := p.r.ReadByte()
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+}

@@ -163,9 +163,12 @@ func (s *session) dispatch(cmd Command) bool {
 		}
 	default:
 		if s.drop == nil {
-			return s.authorization(cmd)
+			if !s.authorization(cmd) {
+				return false
+			}
+		} else {
+			s.transaction(cmd)
 		}
-		s.transaction(cmd)
 	}
 	return s.errors < MaxErrors
 }
