@@ -3,8 +3,8 @@ package pop3front_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
