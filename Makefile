@@ -15,7 +15,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # third-party IMAP client test and the DKIM verifier (dkimpy; PyNaCl for Ed25519). Pebble (the test ACME CA) is built by the
 # certificate tests from the Go module cache (MAILFERRY_REQUIRE_PEBBLE=1: no skipping).
 GUI_PKGS  := gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev fonts-droid-fallback
-TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd postfix openssl ca-certificates python3 isync python3-dkim python3-nacl
+TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd dovecot-pop3d postfix openssl ca-certificates python3 isync python3-dkim python3-nacl
 
 # apt_install PKGS: install what is missing, non-interactively, without
 # letting package scripts start the distribution's daemons (the tests run

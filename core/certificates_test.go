@@ -113,7 +113,7 @@ func TestCertificatesACME(t *testing.T) {
 	loop := "127.0.0.1:0"
 	co, err := core.Open(core.Config{
 		DataDir: data, Hostname: certHost,
-		IMAPListen: loop, IMAPSListen: loop, SMTPListen: loop, SubmissionListen: loop, SubmissionTLSListen: loop,
+		IMAPListen: loop, IMAPSListen: loop, SMTPListen: loop, SubmissionListen: loop, SubmissionTLSListen: loop, POP3Listen: loop, POP3SListen: loop,
 		ACMEEmail: "postmaster@example.test", ACMEDirectory: p.Directory, ACMEDirectoryCA: p.DirectoryCA,
 		ACMEHTTPListen: "127.0.0.1:" + strconv.Itoa(httpPort),
 	})
@@ -269,7 +269,7 @@ func TestCertificateConfig(t *testing.T) {
 	loop := "127.0.0.1:0"
 	co.Close()
 	co, err = core.Open(core.Config{DataDir: data, Hostname: certHost,
-		IMAPListen: loop, IMAPSListen: loop, SMTPListen: loop, SubmissionListen: loop, SubmissionTLSListen: loop})
+		IMAPListen: loop, IMAPSListen: loop, SMTPListen: loop, SubmissionListen: loop, SubmissionTLSListen: loop, POP3Listen: loop, POP3SListen: loop})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestCertificateConfig(t *testing.T) {
 	// cert_file wins over acme_email, and no challenge listener opens.
 	tlsDir := filepath.Join(data, "tls")
 	co, err = core.Open(core.Config{DataDir: data, Hostname: certHost,
-		IMAPListen: loop, IMAPSListen: Off(), SMTPListen: Off(), SubmissionListen: Off(), SubmissionTLSListen: Off(),
+		IMAPListen: loop, IMAPSListen: Off(), SMTPListen: Off(), SubmissionListen: Off(), SubmissionTLSListen: Off(), POP3Listen: Off(), POP3SListen: Off(),
 		CertFile: filepath.Join(tlsDir, "cert.pem"), KeyFile: filepath.Join(tlsDir, "key.pem"),
 		ACMEEmail: "postmaster@example.test"})
 	if err != nil {

@@ -35,6 +35,10 @@ type Config struct {
 	SMTPListen          string `json:"smtp_listen,omitempty"`
 	SubmissionListen    string `json:"submission_listen,omitempty"`
 	SubmissionTLSListen string `json:"submission_tls_listen,omitempty"`
+	// POP3 front end (core/pop3front): plain with STLS (port 110), and
+	// implicit TLS (995).
+	POP3Listen  string `json:"pop3_listen,omitempty"`
+	POP3SListen string `json:"pop3s_listen,omitempty"`
 
 	// CertFile and KeyFile name a PEM certificate and key, reloaded when
 	// the files change; when empty the certificate comes from ACME (below)
@@ -50,7 +54,7 @@ type Config struct {
 	ACMENames       []string `json:"acme_names,omitempty"`
 	ACMEHTTPListen  string   `json:"acme_http_listen,omitempty"`
 	ACMETLSListen   string   `json:"acme_tls_listen,omitempty"`
-	// AllowInsecureAuth lets IMAP clients log in without TLS (STARTTLS or
+	// AllowInsecureAuth lets IMAP and POP3 clients log in without TLS (STARTTLS or
 	// implicit TLS). Off by default: passwords never cross the wire in
 	// clear text.
 	AllowInsecureAuth bool `json:"allow_insecure_auth,omitempty"`
@@ -69,7 +73,7 @@ type Config struct {
 	// MaxFirstLogins bounds the first logins being checked at the old
 	// server at once (default 32).
 	MaxFirstLogins int `json:"max_first_logins,omitempty"`
-	// MaxConnsPerSource bounds the IMAP connections of one client address
+	// MaxConnsPerSource bounds the IMAP (and POP3) connections of one client address
 	// (IPv4) or /64 (IPv6) (default 50: an office behind one NAT address shares it).
 	MaxConnsPerSource int `json:"max_conns_per_source,omitempty"`
 
@@ -92,8 +96,8 @@ type Config struct {
 
 	// ServiceHook, when set, is called in a service's goroutine each time
 	// the service starts or restarts, before it serves, with the service's
-	// name ("imap", "imaps", "smtp", "submission", "submissions",
-	// "relay queue", "compact"). A panic in it is the service's panic; an
+	// name ("imap", "imaps", "smtp", "submission", "submissions", "pop3",
+	// "pop3s", "relay queue", "compact"). A panic in it is the service's panic; an
 	// error means the service cannot start. It is the seam through which
 	// tests make a service fail; leave it nil.
 	ServiceHook func(service string) error `json:"-"`
@@ -179,8 +183,8 @@ func LoadConfig(path string, optional bool) (Config, error) {
 }
 
 // Defaults returns c with every unset field given its default. Ports below
-// 1024 are used only when running as root (143, 993, 25, 587, 465); else
-// 1143, 1993, 2525, 1587 and 1465. Listeners bind to loopback unless an
+// 1024 are used only when running as root (143, 993, 25, 587, 465, 110,
+// 995); else 1143, 1993, 2525, 1587, 1465, 1110 and 1995. Listeners bind to loopback unless an
 // address says otherwise: serving real users is a deliberate setting.
 func (c Config) Defaults() Config {
 	if c.DataDir == "" {
@@ -209,6 +213,8 @@ func (c Config) Defaults() Config {
 	set(&c.SMTPListen, port(25, 2525))
 	set(&c.SubmissionListen, port(587, 1587))
 	set(&c.SubmissionTLSListen, port(465, 1465))
+	set(&c.POP3Listen, port(110, 1110))
+	set(&c.POP3SListen, port(995, 1995))
 	c = c.acmeDefaults()
 	if c.MigrateAccounts <= 0 {
 		c.MigrateAccounts = 4
@@ -227,6 +233,7 @@ func (c Config) Validate() error {
 	for _, l := range []struct{ name, addr string }{
 		{"imap_listen", c.IMAPListen}, {"imaps_listen", c.IMAPSListen}, {"smtp_listen", c.SMTPListen},
 		{"submission_listen", c.SubmissionListen}, {"submission_tls_listen", c.SubmissionTLSListen},
+		{"pop3_listen", c.POP3Listen}, {"pop3s_listen", c.POP3SListen},
 	} {
 		if l.addr == "" || l.addr == Off {
 			continue

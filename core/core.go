@@ -1,5 +1,5 @@
-// Package core runs Mailferry: it opens the store and starts the IMAP front
-// end, the migration engine and the SMTP relay from one Config, and is the
+// Package core runs Mailferry: it opens the store and starts the IMAP and
+// POP3 front ends, the migration engine and the SMTP relay from one Config, and is the
 // one API the desktop assistant (ui) and the command line (cmd) use.
 //
 // Invariants:
@@ -30,6 +30,7 @@ import (
 	"mailferry/core/dkim"
 	"mailferry/core/imapfront"
 	"mailferry/core/migrate"
+	"mailferry/core/pop3front"
 	"mailferry/core/relay"
 	"mailferry/core/store"
 	"mailferry/core/trial"
@@ -41,6 +42,7 @@ type Core struct {
 	log   *slog.Logger
 	store *store.Store
 	imap  *imapfront.Server
+	pop3  *pop3front.Server
 	mig   *migrate.Engine
 	auth  *auth.Policy
 	relay *relay.Relay
@@ -128,6 +130,16 @@ func (c *Core) Start() error {
 	if err != nil {
 		return err
 	}
+	c.pop3, err = pop3front.New(&pop3front.Options{
+		Store:             c.store,
+		Auth:              c.auth,
+		Logger:            c.log.With("service", "pop3"),
+		TLSConfig:         c.tls,
+		AllowInsecureAuth: c.cfg.AllowInsecureAuth,
+	})
+	if err != nil {
+		return err
+	}
 	var trusted []netip.Prefix
 	for _, n := range c.cfg.TrustedNetworks {
 		p, perr := netip.ParsePrefix(strings.TrimSpace(n))
@@ -168,6 +180,8 @@ func (c *Core) Start() error {
 	svcs := []svc{
 		{"imap", c.cfg.IMAPListen, c.imap.Serve},
 		{"imaps", c.cfg.IMAPSListen, c.imap.ServeTLS},
+		{"pop3", c.cfg.POP3Listen, c.pop3.Serve},
+		{"pop3s", c.cfg.POP3SListen, c.pop3.ServeTLS},
 		{"smtp", c.cfg.SMTPListen, c.relay.ServeSMTP},
 		{"submission", c.cfg.SubmissionListen, c.relay.ServeSubmission},
 		{"submissions", c.cfg.SubmissionTLSListen, c.relay.ServeSubmissionTLS},
@@ -279,8 +293,8 @@ func (c *Core) compactLoop(ctx context.Context) error {
 	}
 }
 
-// Addr returns the address a service ("imap", "imaps", "smtp",
-// "submission", "submissions", and the ACME challenge listeners
+// Addr returns the address a service ("imap", "imaps", "pop3", "pop3s",
+// "smtp", "submission", "submissions", and the ACME challenge listeners
 // "acme-http" and "acme-tls") listens on, or "" when it does not.
 func (c *Core) Addr(service string) string {
 	c.mu.Lock()
@@ -297,6 +311,9 @@ func (c *Core) Close() error {
 	var errs []error
 	if c.imap != nil {
 		errs = append(errs, c.imap.Close())
+	}
+	if c.pop3 != nil {
+		errs = append(errs, c.pop3.Close())
 	}
 	if c.relay != nil {
 		errs = append(errs, c.relay.Close())

@@ -30,6 +30,8 @@ func TestIdleSeesOtherProcessAppend(t *testing.T) {
 		SMTPListen:          core.Off,
 		SubmissionListen:    core.Off,
 		SubmissionTLSListen: core.Off,
+		POP3Listen:          core.Off,
+		POP3SListen:         core.Off,
 		AllowInsecureAuth:   true,
 		Logger:              slog.New(slog.DiscardHandler),
 	})

@@ -85,7 +85,7 @@ func TestOutboundRouteFromConfig(t *testing.T) {
 	sub := freeAddr(t)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	cfg := core.Config{DataDir: t.TempDir(), Hostname: "mx.example.test",
-		IMAPListen: core.Off, IMAPSListen: core.Off, SMTPListen: core.Off, SubmissionTLSListen: core.Off,
+		IMAPListen: core.Off, IMAPSListen: core.Off, SMTPListen: core.Off, SubmissionTLSListen: core.Off, POP3Listen: core.Off, POP3SListen: core.Off,
 		SubmissionListen: sub,
 		DNSResolver:      pc.LocalAddr().String(),
 		OutboundRoutes: map[string]core.OutboundRouteConfig{

@@ -23,6 +23,8 @@ func startCore(t *testing.T) *core.Core {
 		SMTPListen:          core.Off,
 		SubmissionListen:    core.Off,
 		SubmissionTLSListen: core.Off,
+		POP3Listen:          core.Off,
+		POP3SListen:         core.Off,
 		Logger:              slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -127,7 +127,7 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 		o = *opts
 	}
 	st := &Status{Time: time.Now(), Listen: map[string]string{}}
-	for _, svc := range []string{"imap", "imaps", "smtp", "submission", "submissions"} {
+	for _, svc := range []string{"imap", "imaps", "pop3", "pop3s", "smtp", "submission", "submissions"} {
 		st.Listen[svc] = c.Addr(svc)
 	}
 	domains, err := c.store.Domains(ctx)

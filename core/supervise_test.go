@@ -45,6 +45,8 @@ func supervisedCore(t *testing.T, hook func(string) error) (*core.Core, *syncBuf
 		SMTPListen:          core.Off,
 		SubmissionListen:    core.Off,
 		SubmissionTLSListen: core.Off,
+		POP3Listen:          core.Off,
+		POP3SListen:         core.Off,
 		Logger:              slog.New(slog.NewTextHandler(logs, nil)),
 		ServiceHook:         hook,
 	})

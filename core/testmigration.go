@@ -41,6 +41,11 @@ func DemoSettings(srv *DemoServer) OldServerSettings {
 	}
 	s.IMAPPort, _ = strconv.Atoi(imapPort)
 	s.SMTPPort, _ = strconv.Atoi(smtpPort)
+	// The demo's POP3 (plain, loopback): its UIDLs are kept like a real
+	// server's.
+	_, pop3Port, _ := net.SplitHostPort(srv.POP3Addr())
+	s.POP3Port, _ = strconv.Atoi(pop3Port)
+	s.POP3TLS = oldserver.TLSNone
 	if !srv.TLSEnabled() {
 		s.IMAPTLS, s.SMTPTLS = oldserver.TLSNone, oldserver.TLSNone
 	}

@@ -207,7 +207,7 @@ func (d *dashboard) apply(snap *core.Status, err error) {
 	d.snap = snap
 	d.rows = snap.Users()
 	var ls []string
-	for _, k := range []string{"imap", "imaps", "smtp", "submission", "submissions"} {
+	for _, k := range []string{"imap", "imaps", "pop3", "pop3s", "smtp", "submission", "submissions"} {
 		if a := snap.Listen[k]; a != "" {
 			ls = append(ls, strings.ToUpper(k)+" "+a)
 		}
@@ -297,8 +297,12 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 		}
 		old := "no old server set"
 		if ds.OldServer != nil {
-			old = fmt.Sprintf("old server %s (IMAP %d %s, SMTP %d %s)", ds.OldServer.Host, ds.OldServer.IMAPPort,
+			old = fmt.Sprintf("old server %s (IMAP %d %s, SMTP %d %s", ds.OldServer.Host, ds.OldServer.IMAPPort,
 				choiceFromTLS(ds.OldServer.IMAPTLS), ds.OldServer.SMTPPort, choiceFromTLS(ds.OldServer.SMTPTLS))
+			if ds.OldServer.POP3Port != 0 {
+				old += fmt.Sprintf(", POP3 %d %s: UIDLs kept", ds.OldServer.POP3Port, choiceFromTLS(ds.OldServer.POP3TLS))
+			}
+			old += ")"
 		}
 		info := widget.NewLabel(fmt.Sprintf("%s · %s · %s", state, old, movedText(ds)))
 		info.Truncation = fyne.TextTruncateEllipsis

@@ -114,7 +114,7 @@ func TestStartError(t *testing.T) {
 	cfg := core.Config{
 		DataDir: t.TempDir(), Hostname: "mailferry.test",
 		IMAPListen: ln.Addr().String(), IMAPSListen: core.Off, SMTPListen: core.Off,
-		SubmissionListen: core.Off, SubmissionTLSListen: core.Off,
+		SubmissionListen: core.Off, SubmissionTLSListen: core.Off, POP3Listen: core.Off, POP3SListen: core.Off,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	co, err := core.Open(cfg)

@@ -72,6 +72,11 @@ type oldForm struct {
 	imapTLS, smtpTLS              *widget.Select
 	fHost, fIMAP, fSMTP, fPin     *field
 	form                          *widget.Form
+	// pop3 is the POP3 of the settings last set (no field of its own: the
+	// probe finds it); kept while the host stays the same.
+	pop3Host string
+	pop3Port int
+	pop3TLS  core.TLSMode
 	// onChange, if set, is called after any edit.
 	onChange func()
 }
@@ -143,6 +148,7 @@ func (f *oldForm) set(s core.OldServerSettings) {
 	f.imapPort.SetText(strconv.Itoa(s.IMAPPort))
 	f.smtpPort.SetText(strconv.Itoa(s.SMTPPort))
 	f.pin.SetText(s.PinnedSHA256)
+	f.pop3Host, f.pop3Port, f.pop3TLS = s.Host.String(), s.POP3Port, s.POP3TLS
 }
 
 // parsePort checks a port typed by an admin.
@@ -194,6 +200,9 @@ func (f *oldForm) settings() (core.OldServerSettings, error) {
 	s.IMAPTLS = tlsFromChoice(f.imapTLS.Selected)
 	s.SMTPTLS = tlsFromChoice(f.smtpTLS.Selected)
 	s.PinnedSHA256 = strings.TrimSpace(f.pin.Text)
+	if f.pop3Port != 0 && s.Host.String() == f.pop3Host {
+		s.POP3Port, s.POP3TLS = f.pop3Port, f.pop3TLS
+	}
 	if s.PinnedSHA256 != "" {
 		if _, err := core.ParseFingerprint(s.PinnedSHA256); err != nil {
 			mark(f.fPin, upperFirst(err.Error())+".")

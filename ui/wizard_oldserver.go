@@ -94,8 +94,14 @@ func (pg *oldServerStep) probe(then func()) {
 			return
 		}
 		pg.probed = settingsKey(s)
+		status := "The old server answers on IMAP and SMTP."
+		if res.POP3.Reached {
+			// Its POP3 clients' UIDLs are kept (core/migrate reads them).
+			s.POP3Port, s.POP3TLS = res.POP3.Port, res.POP3.TLS
+			status = fmt.Sprintf("The old server answers on IMAP, SMTP and POP3 (port %d): POP3 users keep their UIDLs.", res.POP3.Port)
+		}
 		pg.oldSettings = s
-		pg.w.setStatus("The old server answers on IMAP and SMTP.", false)
+		pg.w.setStatus(status, false)
 		if then != nil {
 			then()
 		}
@@ -109,6 +115,7 @@ func (pg *oldServerStep) next() {
 		return
 	}
 	if pg.probed == settingsKey(s) {
+		s.POP3Port, s.POP3TLS = pg.oldSettings.POP3Port, pg.oldSettings.POP3TLS // found by the probe
 		pg.oldSettings = s
 		pg.w.show(stepAccount)
 		return

@@ -46,6 +46,8 @@ func newHarness(t *testing.T) *harness {
 		SMTPListen:          "127.0.0.1:0",
 		SubmissionListen:    "127.0.0.1:0",
 		SubmissionTLSListen: "127.0.0.1:0",
+		POP3Listen:          "127.0.0.1:0",
+		POP3SListen:         "127.0.0.1:0",
 		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if testing.Verbose() {

@@ -71,7 +71,7 @@ func freePort(t *testing.T) string {
 func serve(t *testing.T, data, addr string) func() {
 	t.Helper()
 	cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
-		"--smtp", "off", "--submission", "off", "--submissions", "off")
+		"--smtp", "off", "--submission", "off", "--submissions", "off", "--pop3", "off", "--pop3s", "off")
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
@@ -139,7 +139,7 @@ func TestCLIErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	_, stderr, code := mf(t, data, "", "serve", "--imap", ln.Addr().String(), "--imaps", "off", "--smtp", "off", "--submission", "off", "--submissions", "off")
+	_, stderr, code := mf(t, data, "", "serve", "--imap", ln.Addr().String(), "--imaps", "off", "--smtp", "off", "--submission", "off", "--submissions", "off", "--pop3", "off", "--pop3s", "off")
 	if code != 1 || !strings.Contains(stderr, "address already in use") {
 		t.Errorf("serve on a busy port: exit %d, %q", code, stderr)
 	}
@@ -388,7 +388,7 @@ func TestKillMidCopyAndBulk(t *testing.T) {
 		addr := freePort(t)
 		nh, np, _ := net.SplitHostPort(addr)
 		cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
-			"--smtp", "off", "--submission", "off", "--submissions", "off")
+			"--smtp", "off", "--submission", "off", "--submissions", "off", "--pop3", "off", "--pop3s", "off")
 		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -26,11 +26,13 @@ func (c *common) register(fs *flag.FlagSet) {
 }
 
 // listenFlags are the listen addresses that serve and the assistant take.
-type listenFlags struct{ imap, imaps, smtp, sub, subs string }
+type listenFlags struct{ imap, imaps, pop3, pop3s, smtp, sub, subs string }
 
 func (l *listenFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&l.imap, "imap", "", "IMAP listen address host:port, or off (default 127.0.0.1:143 as root, else 127.0.0.1:1143)")
 	fs.StringVar(&l.imaps, "imaps", "", "IMAP over TLS listen address, or off (default port 993 / 1993)")
+	fs.StringVar(&l.pop3, "pop3", "", "POP3 listen address, or off (default port 110 / 1110)")
+	fs.StringVar(&l.pop3s, "pop3s", "", "POP3 over TLS listen address, or off (default port 995 / 1995)")
 	fs.StringVar(&l.smtp, "smtp", "", "SMTP listen address, or off (default port 25 / 2525)")
 	fs.StringVar(&l.sub, "submission", "", "submission (STARTTLS) listen address, or off (default port 587 / 1587)")
 	fs.StringVar(&l.subs, "submissions", "", "submission over TLS listen address, or off (default port 465 / 1465)")
@@ -40,6 +42,8 @@ func (l *listenFlags) register(fs *flag.FlagSet) {
 func (l *listenFlags) apply(cfg *core.Config) {
 	override(&cfg.IMAPListen, l.imap)
 	override(&cfg.IMAPSListen, l.imaps)
+	override(&cfg.POP3Listen, l.pop3)
+	override(&cfg.POP3SListen, l.pop3s)
 	override(&cfg.SMTPListen, l.smtp)
 	override(&cfg.SubmissionListen, l.sub)
 	override(&cfg.SubmissionTLSListen, l.subs)

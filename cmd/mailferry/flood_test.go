@@ -75,7 +75,7 @@ func TestLoginFloodBounded(t *testing.T) {
 	}
 	addr := freePort(t)
 	cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
-		"--smtp", "off", "--submission", "off", "--submissions", "off", "--allow-insecure-auth")
+		"--smtp", "off", "--submission", "off", "--submissions", "off", "--pop3", "off", "--pop3s", "off", "--allow-insecure-auth")
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
 	var logs bytes.Buffer
 	cmd.Stderr = &logs

@@ -25,15 +25,17 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 	var c common
 	c.register(fs)
 	var o struct {
-		old, tls, smtpTLS, pin, login, master, defaultDomain string
-		imapPort, smtpPort, maxConns                         int
-		disable, show                                        bool
+		old, tls, smtpTLS, pop3TLS, pin, login, master, defaultDomain string
+		imapPort, smtpPort, pop3Port, maxConns                        int
+		disable, show                                                 bool
 	}
 	fs.StringVar(&o.old, "old", "", "old server: host name or IP literal in brackets, e.g. mail.example.net or [192.0.2.7]")
 	fs.IntVar(&o.imapPort, "imap-port", 143, "old server's IMAP port (993 by default with --tls tls)")
 	fs.IntVar(&o.smtpPort, "smtp-port", 25, "old server's SMTP port, which must accept mail from Mailferry without AUTH (465 by default with --smtp-tls tls)")
 	fs.StringVar(&o.tls, "tls", "starttls", "IMAP TLS: none, starttls or tls (implicit)")
 	fs.StringVar(&o.smtpTLS, "smtp-tls", "", "SMTP TLS: none, starttls or tls (default: as the old server offers, starttls)")
+	fs.IntVar(&o.pop3Port, "pop3-port", 0, "old server's POP3 port (110, or 995 with --pop3-tls tls): its UIDLs are kept for POP3 clients; 0: the old POP3 is not read")
+	fs.StringVar(&o.pop3TLS, "pop3-tls", "starttls", "POP3 TLS: none, starttls (STLS) or tls (implicit)")
 	fs.StringVar(&o.pin, "pin", "", "SHA-256 fingerprint of the old server's certificate, for a self-signed one")
 	fs.StringVar(&o.login, "login", "auto", "how the old server wants the login name: full, local or auto")
 	fs.StringVar(&o.defaultDomain, "default-domain", "", "the domain the old server gives bare user names (Dovecot's auth_default_realm); with --login auto, bare names are tried only for it")
@@ -78,6 +80,12 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 			}
 			*p.dst = p.port
 		}
+		if o.pop3Port < 0 || o.pop3Port > 65535 {
+			return usagef("--pop3-port %d: a port is a number from 1 to 65535 (0: none)", o.pop3Port)
+		}
+		if o.pop3Port != 0 {
+			s.POP3Port, s.POP3TLS = o.pop3Port, core.TLSMode(o.pop3TLS)
+		}
 		s.PinnedSHA256 = o.pin
 		s.LoginForm = core.LoginForm(o.login)
 		s.DefaultDomain = o.defaultDomain
@@ -115,8 +123,12 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 	if o.disable {
 		fmt.Fprintf(stdout, "automatic migration of %s is off\n", domain)
 	} else {
-		fmt.Fprintf(stdout, "automatic migration of %s is on: old server %s, IMAP %d (%s), SMTP %d\n",
+		fmt.Fprintf(stdout, "automatic migration of %s is on: old server %s, IMAP %d (%s), SMTP %d",
 			domain, settings.Host, settings.IMAPPort, settings.IMAPTLS, settings.SMTPPort)
+		if settings.POP3Port != 0 {
+			fmt.Fprintf(stdout, ", POP3 %d (%s): its UIDLs are kept", settings.POP3Port, settings.POP3TLS)
+		}
+		fmt.Fprintln(stdout)
 	}
 	return nil
 }

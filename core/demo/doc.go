@@ -1,4 +1,5 @@
-// Package demo runs an embedded, in-memory "old mail server" (IMAP + SMTP)
+// Package demo runs an embedded, in-memory "old mail server" (IMAP + SMTP +
+// a read-only POP3, see pop3.go)
 // on the loopback interface, so that the whole Mailferry assistant can run end
 // to end on a machine that has no real old server.
 //

@@ -61,9 +61,9 @@ type Options struct {
 	// rich set of folders, flags, dates, zones and charsets (SeedFolders,
 	// SeedMessages). Without Seed every user has an empty INBOX only.
 	Seed bool
-	// IMAPAddr and SMTPAddr are the loopback addresses to listen on.
-	// Default "127.0.0.1:0" (a port picked by the OS).
-	IMAPAddr, SMTPAddr string
+	// IMAPAddr, SMTPAddr and POP3Addr are the loopback addresses to
+	// listen on. Default "127.0.0.1:0" (a port picked by the OS).
+	IMAPAddr, SMTPAddr, POP3Addr string
 	// DisableTLS turns STARTTLS off on both protocols. By default a
 	// self-signed certificate is generated at Start and offered with STARTTLS.
 	DisableTLS bool
@@ -136,11 +136,11 @@ type Server struct {
 
 	accounts map[string]*account // by lower-case address; immutable after Start
 
-	imapLn, smtpLn *trackingListener
-	imapSrv        *imapserver.Server
-	smtpSrv        *smtp.Server
-	cert           *tls.Certificate
-	fingerprint    string
+	imapLn, smtpLn, pop3Ln *trackingListener
+	imapSrv                *imapserver.Server
+	smtpSrv                *smtp.Server
+	cert                   *tls.Certificate
+	fingerprint            string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -176,6 +176,9 @@ func Start(ctx context.Context, opts *Options) (*Server, error) {
 	}
 	if o.SMTPAddr == "" {
 		o.SMTPAddr = "127.0.0.1:0"
+	}
+	if o.POP3Addr == "" {
+		o.POP3Addr = "127.0.0.1:0"
 	}
 	switch o.Delimiter {
 	case 0:
@@ -248,7 +251,13 @@ func Start(ctx context.Context, opts *Options) (*Server, error) {
 		imapLn.Close()
 		return nil, fmt.Errorf("demo: SMTP: %w", err)
 	}
-	s.imapLn, s.smtpLn = imapLn, smtpLn
+	pop3Ln, err := listenLoopback(o.POP3Addr)
+	if err != nil {
+		imapLn.Close()
+		smtpLn.Close()
+		return nil, fmt.Errorf("demo: POP3: %w", err)
+	}
+	s.imapLn, s.smtpLn, s.pop3Ln = imapLn, smtpLn, pop3Ln
 
 	s.imapSrv = imapserver.New(&imapserver.Options{
 		NewSession: s.newIMAPSession,
@@ -297,11 +306,12 @@ func Start(ctx context.Context, opts *Options) (*Server, error) {
 			s.log.Error("SMTP server stopped", "err", err)
 		}
 	})
+	s.goSafe("pop3-serve", s.servePOP3)
 	s.goSafe("ctx-watch", func(ctx context.Context) {
 		<-ctx.Done()
 		s.shutdown()
 	})
-	s.log.Info("demo server started", "imap", s.IMAPAddr(), "smtp", s.SMTPAddr(), "domain", s.domain, "seed", o.Seed)
+	s.log.Info("demo server started", "imap", s.IMAPAddr(), "smtp", s.SMTPAddr(), "pop3", s.POP3Addr(), "domain", s.domain, "seed", o.Seed)
 	return s, nil
 }
 
@@ -420,6 +430,7 @@ func (s *Server) shutdown() {
 		// our listeners and every connection they handed out too.
 		s.imapLn.closeAll()
 		s.smtpLn.closeAll()
+		s.pop3Ln.closeAll()
 		s.sessMu.Lock()
 		s.stopping = true
 		s.sessMu.Unlock()
@@ -430,6 +441,7 @@ func (s *Server) shutdown() {
 		go func() {
 			s.imapLn.wg.Wait()
 			s.smtpLn.wg.Wait()
+			s.pop3Ln.wg.Wait()
 			s.sessions.Wait()
 			close(done)
 		}()

@@ -52,6 +52,9 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 	if err != nil {
 		return err
 	}
+	// The old POP3 UIDLs are read before INBOX is copied, so that no POP3
+	// session sees an old message without its old UIDL (uidl.go).
+	e.keepOldUIDLs(ctx, acct, s, cred)
 	inbox := byOld["INBOX"]
 	early := !catchUp && e.opts.ConnsPerAccount > 1 && inbox != nil && inbox.Migration != store.MigDone
 	// The account's first connection waits for a place under the old

@@ -20,6 +20,7 @@ import (
 type ProbeResult struct {
 	IMAP IMAPReport `json:"imap"`
 	SMTP SMTPReport `json:"smtp"`
+	POP3 POP3Report `json:"pop3"`
 }
 
 // IMAPReport is the IMAP part of a ProbeResult.
@@ -137,6 +138,9 @@ func (r *ProbeResult) Text() string {
 	for _, n := range r.SMTP.Notes {
 		b.WriteString("  - " + n + "\n")
 	}
+	if r.POP3.Summary != "" {
+		b.WriteString("POP3: " + r.POP3.Summary + "\n")
+	}
 	return b.String()
 }
 
@@ -153,7 +157,8 @@ func Probe(ctx context.Context, s Settings, user, password string) (*ProbeResult
 // It then connects to the SMTP port, says EHLO, reports STARTTLS, SIZE,
 // 8BITMIME and SMTPUTF8, and if user is an address, tests whether MAIL FROM
 // and RCPT TO that address are accepted without authentication (then RSET;
-// nothing is sent).
+// nothing is sent). Last it looks for POP3 (Settings.POP3Port, or else
+// ports 995 and 110, briefly) and, logged in, counts its UIDLs.
 //
 // The result is nil only for invalid settings (a *SettingsError). Otherwise
 // it is complete as far as the server let the probe go, and the error joins
@@ -166,7 +171,17 @@ func ProbeWith(ctx context.Context, s Settings, user, password string, opts *Dia
 	r := &ProbeResult{}
 	imapErr := probeIMAP(ctx, s, user, password, opts, &r.IMAP)
 	smtpErr := probeSMTP(ctx, s, user, opts, &r.SMTP)
-	return r, errors.Join(imapErr, smtpErr)
+	loginName := ""
+	if r.IMAP.Login != nil {
+		loginName = r.IMAP.Login.Name
+	}
+	var pop3Err error
+	if r.IMAP.Reached || s.POP3Port != 0 {
+		// Guessing POP3 ports of a server that did not answer IMAP would
+		// only make the probe wait longer.
+		pop3Err = probePOP3(ctx, s, user, loginName, password, opts, &r.POP3)
+	}
+	return r, errors.Join(imapErr, smtpErr, pop3Err)
 }
 
 func tlsNotes(info *TLSInfo, pinned bool) []string {

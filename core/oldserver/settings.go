@@ -80,6 +80,13 @@ type Settings struct {
 	SMTPPort int `json:"smtp_port"`
 	// SMTPTLS is the SMTP TLS mode.
 	SMTPTLS TLSMode `json:"smtp_tls"`
+	// POP3Port, if set (1–65535), is the old server's POP3 port: the
+	// migration then reads the UIDLs of each account's INBOX there, so that
+	// Mailferry's POP3 serves the same ones. 0: no POP3 is read. Usually
+	// 110 with TLSStartTLS (STLS) or TLSNone, 995 with TLSImplicit.
+	POP3Port int `json:"pop3_port,omitempty"`
+	// POP3TLS is the POP3 TLS mode; empty means TLSStartTLS.
+	POP3TLS TLSMode `json:"pop3_tls,omitempty"`
 	// PinnedSHA256, if set, is the SHA-256 fingerprint of the server's leaf
 	// certificate (DER), as 64 hex digits; colons and spaces between byte
 	// pairs are allowed ("AB:CD:..."). Then that exact certificate is trusted
@@ -217,6 +224,9 @@ func (s Settings) Validate() error {
 	}
 	checkPort("imap_port", s.IMAPPort)
 	checkPort("smtp_port", s.SMTPPort)
+	if s.POP3Port != 0 {
+		checkPort("pop3_port", s.POP3Port)
+	}
 	checkMode := func(field string, m TLSMode) {
 		if !m.valid() {
 			add(field, "TLS mode %q is unknown: use %q, %q or %q", m, TLSNone, TLSStartTLS, TLSImplicit)
@@ -224,6 +234,9 @@ func (s Settings) Validate() error {
 	}
 	checkMode("imap_tls", s.IMAPTLS)
 	checkMode("smtp_tls", s.SMTPTLS)
+	if s.POP3TLS != "" {
+		checkMode("pop3_tls", s.POP3TLS)
+	}
 	if s.PinnedSHA256 != "" {
 		if _, err := ParseFingerprint(s.PinnedSHA256); err != nil {
 			add("pinned_sha256", "%v", err)

@@ -242,6 +242,25 @@ CREATE TRIGGER IF NOT EXISTS subscription_back_rename AFTER UPDATE OF name ON ma
 	DELETE FROM kept_subscriptions WHERE account_id = NEW.account_id AND name = NEW.name;
 END;
 `,
+	// 11: UIDLs kept from an old POP3 server (uidl.go): per account, each
+	// old UIDL with the SHA-256 of its message's bytes and, once matched,
+	// the INBOX message it names; uidl_reads marks the accounts whose old
+	// list was read. Self-contained: it depends on no other step after
+	// the first.
+	`
+CREATE TABLE IF NOT EXISTS kept_uidls (
+	account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	uidl       TEXT NOT NULL,
+	blob       TEXT NOT NULL,
+	mailbox_id INTEGER NOT NULL DEFAULT 0,
+	uid        INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (account_id, uidl)
+);
+CREATE TABLE IF NOT EXISTS uidl_reads (
+	account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+	read_at    INTEGER NOT NULL
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -143,6 +143,7 @@ func StartInProcessServer(opts *Options) (*Server, error) {
 	srv := &Server{
 		Kind:           InProcess,
 		IMAPAddr:       mem.IMAPAddr(),
+		POP3Addr:       mem.POP3Addr(),
 		Separator:      o.Separator,
 		Users:          o.Users,
 		MasterUser:     o.MasterUser,

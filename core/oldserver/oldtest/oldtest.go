@@ -46,7 +46,8 @@
 // and failed logins are answered after about half a second, so tests may
 // try wrong passwords freely.
 //
-// Debian packages needed: dovecot-imapd dovecot-lmtpd postfix openssl.
+// Debian packages needed: dovecot-imapd dovecot-lmtpd postfix openssl, and
+// dovecot-pop3d for POP3Addr.
 // The tests must run as root (the daemons drop privileges themselves).
 //
 // Two kinds of old server ([Kind]): [Dovecot] above, and [InProcess],
@@ -153,6 +154,11 @@ type Server struct {
 	// IMAPSAddr is host:port of IMAP over implicit TLS (RFC 8314); empty
 	// for InProcess.
 	IMAPSAddr string
+	// POP3Addr is host:port of the POP3 (RFC 1939; USER/PASS also
+	// without TLS, Dovecot's default UIDLs), same users and INBOX as IMAP:
+	// Dovecot's (STLS offered; empty when dovecot-pop3d is not installed,
+	// see RequirePOP3), or core/demo's read-only one for InProcess.
+	POP3Addr string
 	// SMTPAddr is host:port of Postfix SMTP (STARTTLS offered, no AUTH needed
 	// from 127.0.0.0/8); empty without Options.WithSMTP.
 	SMTPAddr string
@@ -398,9 +404,9 @@ func StartProcess(opts *Options) (*Server, error) {
 
 	var lastErr error
 	for attempt := 0; attempt < 4; attempt++ {
-		n := 2
+		n := 3
 		if o.WithSMTP {
-			n = 4
+			n = 5
 		}
 		ports, err := freePorts(n)
 		if err != nil {
@@ -420,6 +426,11 @@ func StartProcess(opts *Options) (*Server, error) {
 			"MAX_USERIP=" + strconv.Itoa(o.MaxUserIPConnections),
 			"WATCH_PID=" + strconv.Itoa(os.Getpid()),
 			"WATCH_PURGE=1",
+		}
+		srv.POP3Addr = ""
+		if pop3Installed() {
+			srv.POP3Addr = hostPort(ports[n-1])
+			srv.env = append(srv.env, "POP3_PORT="+strconv.Itoa(ports[n-1]))
 		}
 		if o.WithSMTP {
 			srv.SMTPAddr = hostPort(ports[2])
@@ -443,6 +454,25 @@ func StartProcess(opts *Options) (*Server, error) {
 		return nil, err
 	}
 	return srv, nil
+}
+
+// pop3Installed reports whether Dovecot's POP3 (Debian dovecot-pop3d) is.
+func pop3Installed() bool {
+	_, err := os.Stat("/usr/lib/dovecot/pop3")
+	return err == nil
+}
+
+// RequirePOP3 skips the test when the fixture has no POP3 (dovecot-pop3d
+// missing), or fails it when MAILFERRY_REQUIRE_OLDSERVER=1.
+func (s *Server) RequirePOP3(t testing.TB) {
+	t.Helper()
+	if s.POP3Addr != "" {
+		return
+	}
+	if s.Kind == Dovecot && os.Getenv(RequireEnv) == "1" {
+		t.Fatal("oldtest: Dovecot's POP3 is missing (apt-get install dovecot-pop3d)")
+	}
+	t.Skipf("oldtest: this old server has no POP3 (%v; Dovecot needs dovecot-pop3d)", s.Kind)
 }
 
 func hostPort(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }

@@ -202,3 +202,25 @@ func (u *User) Namespace() (*imap.NamespaceData, error) {
 		Personal: []imap.NamespaceDescriptor{{Delim: mailboxDelim}},
 	}, nil
 }
+
+// StoredMessage is a message's UID and bytes as a mailbox holds them (the
+// bytes are never changed once stored: do not modify them).
+type StoredMessage struct {
+	UID imap.UID
+	Buf []byte
+}
+
+// Snapshot lists the messages of a mailbox in UID order with its
+// UIDVALIDITY (for a POP3 view of INBOX).
+func (u *User) Snapshot(name string) (uidValidity uint32, msgs []StoredMessage, err error) {
+	mbox, err := u.mailbox(name)
+	if err != nil {
+		return 0, nil, err
+	}
+	mbox.mutex.Lock()
+	defer mbox.mutex.Unlock()
+	for _, m := range mbox.l {
+		msgs = append(msgs, StoredMessage{UID: m.uid, Buf: m.buf})
+	}
+	return mbox.uidValidity, msgs, nil
+}

@@ -1,0 +1,211 @@
+package pop3front
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"mailferry/core/auth"
+	"mailferry/core/store"
+)
+
+// Options configures a Server. Store and Auth are required.
+type Options struct {
+	// Store is the mail store served; required.
+	Store *store.Store
+	// Auth is the login policy, shared with the other front ends; required.
+	Auth *auth.Policy
+	// Logger receives diagnostics; nil means slog.Default().
+	Logger *slog.Logger
+	// TLSConfig enables STLS on Serve and is needed by ServeTLS; nil means
+	// no TLS.
+	TLSConfig *tls.Config
+	// AllowInsecureAuth allows USER/PASS and AUTH PLAIN without TLS (for
+	// loopback tests, or a server with no TLS at all).
+	AllowInsecureAuth bool
+	// Idle is how long a session may wait for a command before it is
+	// closed; 0 means 10 minutes (RFC 1939 section 3's least autologout).
+	Idle time.Duration
+	// MaxConnsPerSource bounds the connections of one source; 0 means the
+	// login policy's (auth.Options.MaxConnsPerSource).
+	MaxConnsPerSource int
+}
+
+// Server is Mailferry's POP3 server.
+type Server struct {
+	st       *store.Store
+	auth     *auth.Policy
+	log      *slog.Logger
+	tls      *tls.Config
+	insecure bool
+	idle     time.Duration
+	maxConns int
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	closed bool
+	lns    map[net.Listener]struct{}
+	conns  map[net.Conn]struct{}
+	locked map[int64]bool // maildrops held, by account ID
+	wg     sync.WaitGroup
+}
+
+// New makes a Server; it starts serving with Serve or ServeTLS.
+func New(opts *Options) (*Server, error) {
+	if opts == nil || opts.Store == nil || opts.Auth == nil {
+		return nil, errors.New("pop3front: Options.Store and Options.Auth are required")
+	}
+	s := &Server{
+		st: opts.Store, auth: opts.Auth, log: opts.Logger, tls: opts.TLSConfig,
+		insecure: opts.AllowInsecureAuth, idle: opts.Idle, maxConns: opts.MaxConnsPerSource,
+		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}, locked: map[int64]bool{},
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.idle <= 0 {
+		s.idle = 10 * time.Minute
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Serve accepts POP3 connections on ln (port 110 style: STLS is offered
+// when Options.TLSConfig is set). It returns nil after Close.
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// ServeTLS accepts implicit-TLS POP3 connections on ln (port 995,
+// RFC 8314).
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if s.tls == nil {
+		return errors.New("pop3front: ServeTLS needs Options.TLSConfig")
+	}
+	return s.serve(ln, true)
+}
+
+func (s *Server) serve(ln net.Listener, implicit bool) error {
+	ln = s.auth.Listener(ln, s.maxConns, "-ERR [SYS/TEMP] Too many connections from your address\r\n")
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.lns, ln)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if implicit {
+			c = tls.Server(c, s.tls)
+		}
+		if !s.track(c) {
+			c.Close()
+			return nil
+		}
+		s.wg.Add(1)
+		go s.handle(c, implicit)
+	}
+}
+
+// track records an open connection so that Close can end it; false after
+// Close.
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// lock takes the maildrop of an account (RFC 1939 section 8); false when
+// another session holds it.
+func (s *Server) lock(account int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.locked[account] {
+		return false
+	}
+	s.locked[account] = true
+	return true
+}
+
+func (s *Server) unlock(account int64) {
+	s.mu.Lock()
+	delete(s.locked, account)
+	s.mu.Unlock()
+}
+
+// handle runs one connection's session; a panic ends only this connection.
+func (s *Server) handle(c net.Conn, implicit bool) {
+	defer s.wg.Done()
+	sess := &session{srv: s, conn: c, tls: implicit}
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("pop3front: panic in session", "panic", v, "remote", c.RemoteAddr().String())
+		}
+		sess.release()
+		sess.conn.Close()
+		s.untrack(c)
+	}()
+	sess.run()
+}
+
+// Close stops all listeners and closes all connections, then waits
+// (bounded) for their sessions to end. Marked messages of a session cut
+// off this way are not removed (no QUIT).
+func (s *Server) Close() error {
+	s.cancel()
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		s.log.Warn("pop3front: sessions still running after Close")
+	}
+	return nil
+}

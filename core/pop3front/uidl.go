@@ -1,0 +1,63 @@
+package pop3front
+
+import (
+	"context"
+	"fmt"
+
+	"mailferry/core/store"
+)
+
+// UIDLs gives each message of mb (an account's INBOX, msgs its messages)
+// its POP3 unique id, by UID.
+//
+// A message whose bytes have the SHA-256 of an old UIDL the migration kept
+// (store.KeptUIDLs) and that no other message took gets that UIDL, and the
+// match is recorded so that it never moves. Every other message gets
+// "%08x%08x" of the mailbox's UIDVALIDITY and its UID; should that equal a
+// kept UIDL of the account, a suffix "-1", "-2", … makes it unique, so new
+// mail never takes a UIDL a POP3 client knows from the old server.
+func UIDLs(ctx context.Context, st *store.Store, accountID int64, mb *store.Mailbox, msgs []*store.Message) (map[uint32]string, error) {
+	kept, err := st.KeptUIDLs(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint32]string, len(msgs))
+	taken := make(map[string]bool, len(kept))
+	free := map[string][]string{} // blob key → unmatched UIDLs, in order
+	for _, k := range kept {
+		taken[k.UIDL] = true
+		switch {
+		case k.UID == 0:
+			free[k.BlobKey] = append(free[k.BlobKey], k.UIDL)
+		case k.MailboxID == mb.ID:
+			out[k.UID] = k.UIDL
+		}
+	}
+	match := map[string]uint32{}
+	if len(free) > 0 {
+		for _, m := range msgs {
+			if _, ok := out[m.UID]; ok {
+				continue
+			}
+			if l := free[m.BlobKey]; len(l) > 0 {
+				out[m.UID] = l[0]
+				match[l[0]] = m.UID
+				free[m.BlobKey] = l[1:]
+			}
+		}
+	}
+	if err := st.MatchKeptUIDLs(ctx, accountID, mb.ID, match); err != nil {
+		return nil, err
+	}
+	for _, m := range msgs {
+		if _, ok := out[m.UID]; ok {
+			continue
+		}
+		u := fmt.Sprintf("%08x%08x", mb.UIDValidity, m.UID)
+		for i := 1; taken[u]; i++ {
+			u = fmt.Sprintf("%08x%08x-%d", mb.UIDValidity, m.UID, i)
+		}
+		out[m.UID] = u
+	}
+	return out, nil
+}
