@@ -87,7 +87,7 @@ func (h *harness) wait(what string, timeout time.Duration) error {
 }
 
 // tapTask taps b, which starts a task, and waits for it.
-func (h *harness) tapTask(b *widget.Button, what string, timeout time.Duration) error {
+func (h *harness) tapTask(b fyne.Tappable, what string, timeout time.Duration) error {
 	h.t.Helper()
 	h.tap(b)
 	return h.wait(what, timeout)
@@ -102,6 +102,12 @@ func (h *harness) ui(fn func()) {
 
 // tap taps b as the UI goroutine would.
 func (h *harness) tap(b fyne.Tappable) { h.ui(func() { test.Tap(b) }) }
+
+// said is what the wizard says below the page: the status line and the
+// problem line.
+func (h *harness) said() string {
+	return strings.TrimSpace(h.w.status.Text + " " + h.w.problem.words.Text)
+}
 
 // mustStep fails unless the wizard shows step s.
 func (h *harness) mustStep(s int) {
@@ -124,7 +130,13 @@ func (h *harness) noTask() {
 	}
 }
 
-func (h *harness) setText(e *widget.Entry, s string) {
+// textInput is an Entry or one of ours (keyEntry).
+type textInput interface {
+	fyne.Focusable
+	SetText(string)
+}
+
+func (h *harness) setText(e textInput, s string) {
 	h.ui(func() {
 		e.SetText("")
 		if s != "" {
@@ -179,8 +191,8 @@ func (h *harness) oldServerValidation(s core.OldServerSettings) {
 			h.tap(w.next)
 			h.noTask()
 			h.mustStep(stepOldServer)
-			if !c.field.err.Visible() || !strings.Contains(c.field.err.Text, c.want) {
-				t.Errorf("field %s error = %q (visible %v), want it to contain %q", c.field.label, c.field.err.Text, c.field.err.Visible(), c.want)
+			if !c.field.hasError() || !strings.Contains(c.field.err.Text, c.want) {
+				t.Errorf("field %s error = %q (visible %v), want it to contain %q", c.field.label, c.field.err.Text, c.field.hasError(), c.want)
 			}
 			if w.status.Importance != widget.DangerImportance || w.status.Text == "" {
 				t.Errorf("status = %q, want an error", w.status.Text)
@@ -195,7 +207,7 @@ func (h *harness) oldServerValidation(s core.OldServerSettings) {
 		t.Fatalf("valid settings rejected: %v", err)
 	}
 	for _, f := range []*field{w.oldServer.old.fHost, w.oldServer.old.fIMAP, w.oldServer.old.fSMTP, w.oldServer.old.fPin} {
-		if f.err.Visible() {
+		if f.hasError() {
 			t.Errorf("field %s still shows %q for valid input", f.label, f.err.Text)
 		}
 	}
@@ -224,7 +236,7 @@ func (h *harness) accountValidation(domain, address, password string) {
 			h.tap(w.next)
 			h.noTask()
 			h.mustStep(stepAccount)
-			if !c.field.err.Visible() || !strings.Contains(c.field.err.Text, c.want) {
+			if !c.field.hasError() || !strings.Contains(c.field.err.Text, c.want) {
 				t.Errorf("field %s error = %q, want it to contain %q", c.field.label, c.field.err.Text, c.want)
 			}
 		})
@@ -238,8 +250,8 @@ func (h *harness) accountValidation(domain, address, password string) {
 			t.Fatalf("err = %v, want the old server refusing the password", err)
 		}
 		h.mustStep(stepAccount)
-		if !w.account.fPass.err.Visible() || !strings.Contains(w.status.Text, "refused the password") {
-			t.Errorf("password error %q, status %q", w.account.fPass.err.Text, w.status.Text)
+		if !w.account.fPass.hasError() || !strings.Contains(h.said(), "refused the password") {
+			t.Errorf("password error %q, status %q", w.account.fPass.err.Text, h.said())
 		}
 		if _, err := h.core.Domain(t.Context(), domain); err == nil {
 			t.Errorf("a wrong password created the domain %s on Mailferry", domain)
@@ -293,7 +305,7 @@ func (h *harness) runWizard(s core.OldServerSettings, domain, address, password 
 	h.tap(w.next)
 	h.noTask()
 	h.mustStep(stepSamples)
-	if !w.sampling.fLangs.err.Visible() {
+	if !w.sampling.fLangs.hasError() {
 		t.Error("no error for an empty language choice")
 	}
 	var picked []string
@@ -490,7 +502,7 @@ func (h *harness) readiness(domain, user, password, master, masterPw string) {
 	if err := wait("pre-migrate without credentials"); err == nil {
 		t.Fatal("pre-migrate ran without credentials")
 	}
-	if !r.fMaster.err.Visible() {
+	if !r.fMaster.hasError() {
 		t.Error("no error on the master user field")
 	}
 	if master != "" {
