@@ -35,6 +35,9 @@ type dashboard struct {
 	errLabel   *widget.Label
 	root       *fyne.Container
 
+	// addDlg is the Add-a-domain dialog while it keeps what was typed.
+	addDlg *enableDialog
+
 	loading atomic.Bool
 	// onRefresh, if set (tests), runs on the UI goroutine after a snapshot
 	// was applied.
@@ -306,10 +309,10 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 		route := widget.NewButton("Outbound mail…", func() { d.routeDialog(ds.Name).dlg.Show() })
 		if ds.Migrating {
 			btn = container.NewHBox(route,
-				widget.NewButton("Old server…", func() { d.enableDialog(ds.Name, ds.OldServer).dlg.Show() }),
+				widget.NewButton("Old server…", func() { d.showEnable(ds.Name, ds.OldServer, true) }),
 				widget.NewButton("Disable migration…", func() { d.disableDialog(ds) }))
 		} else {
-			b := widget.NewButton("Enable automatic migration…", func() { d.enableDialog(ds.Name, ds.OldServer).dlg.Show() })
+			b := widget.NewButton("Enable automatic migration…", func() { d.showEnable(ds.Name, ds.OldServer, false) })
 			b.Importance = widget.HighImportance
 			btn = container.NewHBox(route, b)
 		}
@@ -320,104 +323,6 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 	if d.root != nil {
 		d.root.Refresh() // the rows' height changed: lay the page out again
 	}
-}
-
-// addDomain asks for a new domain's name and its old server.
-func (d *dashboard) addDomain() { d.enableDialog("", nil).dlg.Show() }
-
-// enableDialog edits a domain's old server and turns its migration on.
-type enableDialog struct {
-	d      *dashboard
-	dlg    *dialog.CustomDialog
-	domain *widget.Entry
-	fDom   *field
-	old    *oldForm
-	status *widget.Label
-	body   *fyne.Container
-	enable *widget.Button
-	// onDone, if set (tests), runs on the UI goroutine after an attempt.
-	onDone func(err error)
-}
-
-// enableDialog builds the dialog for domain name (empty: the admin types
-// it) with settings s (nil: empty form); the caller shows it.
-func (d *dashboard) enableDialog(name string, s *core.OldServerSettings) *enableDialog {
-	e := &enableDialog{d: d, old: newOldForm()}
-	if s != nil {
-		e.old.set(*s)
-	}
-	e.domain = widget.NewEntry()
-	e.domain.SetText(name)
-	e.domain.SetPlaceHolder("example.org")
-	e.fDom = newField("Domain", e.domain)
-	if name != "" {
-		e.domain.Disable()
-	}
-	e.status = widget.NewLabel("Mailferry checks that the old server answers, then turns automatic migration on: " +
-		"from then on a user of this domain who logs in to Mailferry is moved at once.")
-	e.status.Wrapping = fyne.TextWrapWord
-	items := append([]*widget.FormItem{e.fDom.formItem()}, e.old.form.Items...)
-	e.body = container.NewVBox(widget.NewForm(items...), e.status)
-	e.old.onChange = func() { refreshTree(e.body) }
-	e.dlg = dialog.NewCustomWithoutButtons("Enable automatic migration", e.body, d.u.win)
-	e.enable = widget.NewButton("Enable migration", e.run)
-	e.enable.Importance = widget.HighImportance
-	e.dlg.SetButtons([]fyne.CanvasObject{widget.NewButton("Cancel", e.dlg.Hide), e.enable})
-	e.dlg.Resize(fyne.NewSize(720, 520))
-	return e
-}
-
-func (e *enableDialog) finish(err error) {
-	refreshTree(e.body)
-	if e.onDone != nil {
-		e.onDone(err)
-	}
-}
-
-// run validates the form, probes the old server and enables migration.
-func (e *enableDialog) run() {
-	dom, derr := core.CheckDomainName(e.domain.Text)
-	switch {
-	case strings.TrimSpace(e.domain.Text) == "":
-		e.fDom.setError("Give the domain, e.g. example.org.")
-	case derr != nil:
-		e.fDom.setError(plainStoreErr(derr))
-	default:
-		e.fDom.setError("")
-	}
-	set, err := e.old.settings()
-	if derr != nil || err != nil {
-		e.status.SetText("Fix the fields marked above.")
-		e.status.Importance = widget.DangerImportance
-		e.finish(errors.New("invalid input"))
-		return
-	}
-	e.enable.Disable()
-	e.status.Importance = widget.MediumImportance
-	e.status.SetText("Testing the connection to the old server…")
-	refreshTree(e.body)
-	e.d.u.goSafe("enable migration", func() error {
-		ctx, cancel := context.WithTimeout(e.d.u.ctx, probeTimeout)
-		defer cancel()
-		res, perr := e.d.u.core.ProbeOldServer(ctx, set, "", "")
-		if res == nil {
-			return perr
-		}
-		if !res.IMAP.Reached {
-			return fmt.Errorf("The old server's IMAP cannot be reached: %s", firstNonEmpty(res.IMAP.Error, res.IMAP.Summary))
-		}
-		return e.d.u.core.EnableMigration(ctx, dom, set)
-	}, func(err error) {
-		e.enable.Enable()
-		if err != nil {
-			e.status.Importance = widget.DangerImportance
-			e.status.SetText(err.Error())
-		} else {
-			e.dlg.Hide()
-			e.d.refresh()
-		}
-		e.finish(err)
-	})
 }
 
 // readinessDialog checks whether a domain's migration can be turned off,

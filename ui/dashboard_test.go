@@ -27,9 +27,9 @@ func TestEnableDomain(t *testing.T) {
 	var e *enableDialog
 	done := make(chan error, 4)
 	h.ui(func() {
-		e = d.enableDialog("", nil)
+		e = d.enableDialog("", nil, false)
 		e.onDone = func(err error) { done <- err }
-		e.dlg.Show()
+		e.show()
 	})
 	wait := func(what string) error {
 		t.Helper()
@@ -68,8 +68,8 @@ func TestEnableDomain(t *testing.T) {
 	h.ui(func() { e.old.set(core.DemoSettings(srv)) })
 	h.setText(e.old.imapPort, deadPort)
 	h.tap(e.enable)
-	if err := wait("dead old server"); err == nil || !strings.Contains(e.status.Text, "cannot be reached") {
-		t.Fatalf("dead old server: err %v, status %q", err, e.status.Text)
+	if err := wait("dead old server"); err == nil || !strings.Contains(e.prob.words.Text, "Nothing listens on the IMAP port") {
+		t.Fatalf("dead old server: err %v, says %q", err, e.prob.words.Text)
 	}
 	if doms, _ := h.core.Domains(t.Context()); len(doms) != 0 {
 		t.Fatalf("an unreachable old server created %d domains", len(doms))
