@@ -121,4 +121,3 @@ func (pg *oldServerStep) next() {
 func settingsKey(s core.OldServerSettings) string {
 	return fmt.Sprintf("%s|%d|%s|%d|%s|%s", s.Host, s.IMAPPort, s.IMAPTLS, s.SMTPPort, s.SMTPTLS, s.PinnedSHA256)
 }
-
