@@ -116,12 +116,13 @@ func (pg *samplesStep) next() {
 		pg.samples, pg.oldCopies = sent, copies
 		pg.w.checking.report, pg.w.migration.migrated = nil, false
 		var b strings.Builder
-		fmt.Fprintf(&b, "All %d sample messages arrived in the INBOX of %s on the old server:\n", len(sent), address)
+		fmt.Fprintf(&b, "All %s arrived in the INBOX of %s on the old server:\n", plural(len(sent), "sample message", "sample messages"), address)
 		for i, sm := range sent {
 			fmt.Fprintf(&b, "  • %s — %q (UID %d, %d bytes)\n", sm.Name, sm.Subject, copies[i].UID, copies[i].Size)
 		}
 		pg.samplesOut.SetText(b.String())
-		pg.w.show(stepMigrate)
+		// Stay: the admin reads that they all arrived, then presses Next.
+		pg.w.setStatus(fmt.Sprintf("All %s arrived on the old server. Press Next to migrate the test account.", plural(len(sent), "sample message", "sample messages")), false)
 	})
 }
 
