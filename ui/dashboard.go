@@ -29,7 +29,7 @@ type dashboard struct {
 	listen     *widget.Label
 	domainsBox *fyne.Container
 	domainsSig string
-	users      *widget.Table
+	table      *usersTable
 	totals     *widget.Label
 	queue      *widget.Label
 	errLabel   *widget.Label
@@ -38,18 +38,20 @@ type dashboard struct {
 	// addDlg is the Add-a-domain dialog while it keeps what was typed.
 	addDlg *enableDialog
 
+	// source reads a snapshot (Core.Status; tests give their own).
+	source func(ctx context.Context) (*core.Status, error)
+
 	loading atomic.Bool
 	// onRefresh, if set (tests), runs on the UI goroutine after a snapshot
 	// was applied.
 	onRefresh func()
 }
 
-var userColumns = []string{"User", "State", "Folders", "Messages", "Size", "Rate", "Errors"}
 
 func newDashboard(u *UI) *dashboard {
 	d := &dashboard{u: u}
 	d.listen = widget.NewLabel("")
-	d.listen.Wrapping = fyne.TextWrapWord
+	d.listen.Truncation = fyne.TextTruncateEllipsis
 	d.domainsBox = container.NewVBox()
 	d.totals = widget.NewLabel("")
 	d.totals.TextStyle = fyne.TextStyle{Bold: true}
@@ -58,50 +60,36 @@ func newDashboard(u *UI) *dashboard {
 	d.errLabel = widget.NewLabel("")
 	d.errLabel.Importance = widget.DangerImportance
 	d.errLabel.Hide()
-	d.users = widget.NewTable(
-		func() (int, int) {
-			return len(d.rows) + 1, len(userColumns)
-		},
-		func() fyne.CanvasObject {
-			l := widget.NewLabel("")
-			l.Truncation = fyne.TextTruncateEllipsis
-			return l
-		},
-		func(id widget.TableCellID, o fyne.CanvasObject) {
-			l := o.(*widget.Label)
-			l.SetText(d.cell(id.Row, id.Col))
-			l.TextStyle = fyne.TextStyle{Bold: id.Row == 0}
-		},
-	)
-	d.users.StickyRowCount = 1
-	for i, w := range []float32{240, 90, 90, 130, 100, 100, 260} {
-		d.users.SetColumnWidth(i, w)
-	}
+	d.table = newUsersTable(d)
+	d.source = func(ctx context.Context) (*core.Status, error) { return u.core.Status(ctx, nil) }
 	return d
 }
 
+// content lays the dashboard out to fit any window from 800x600 up: the
+// addresses on one line, then the domains (scrolled), the users table and
+// the relay queue (scrolled) in splits the admin can drag.
 func (d *dashboard) content() fyne.CanvasObject {
 	addBtn := widget.NewButton("Add a domain…", d.addDomain)
-	domains := widget.NewCard("Domains", "Each domain can move off its old server on its own.",
-		container.NewVBox(d.domainsBox, container.NewHBox(addBtn)))
-	users := widget.NewCard("Users", "", container.NewBorder(nil, d.totals, nil, nil, d.users))
-	queue := widget.NewCard("Relay queue", "Mail for users who have not moved yet, waiting to be handed to the old server.", container.NewVScroll(d.queue))
-	top := container.NewVBox(d.errLabel, d.listen, domains)
-	bottom := container.NewVSplit(users, queue)
-	bottom.Offset = 0.7
-	d.root = container.NewBorder(top, nil, nil, nil, bottom)
+	domains := container.NewBorder(
+		container.NewBorder(nil, nil, widget.NewLabelWithStyle("Domains", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), addBtn,
+			widget.NewLabel("Each domain can move off its old server on its own.")),
+		nil, nil, nil, container.NewVScroll(d.domainsBox))
+	queue := container.NewBorder(widget.NewLabelWithStyle("Relay queue — mail for users who have not moved yet, waiting to be handed to the old server",
+		fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), nil, nil, nil, container.NewVScroll(d.queue))
+	lower := container.NewVSplit(d.table.content(), queue)
+	lower.Offset = 0.75
+	all := container.NewVSplit(domains, lower)
+	all.Offset = 0.25
+	d.root = container.NewBorder(container.NewVBox(d.errLabel, d.listen), nil, nil, nil, all)
 	return d.root
 }
 
-// cell is the text of a users table cell; row 0 is the header.
+// cell is the text of a users table cell (row: of d.rows).
 func (d *dashboard) cell(row, col int) string {
-	if row == 0 {
-		return userColumns[col]
-	}
-	if row-1 >= len(d.rows) {
+	if row < 0 || row >= len(d.rows) {
 		return ""
 	}
-	u := d.rows[row-1]
+	u := d.rows[row]
 	switch col {
 	case 0:
 		return u.Address
@@ -193,7 +181,7 @@ func (d *dashboard) load() {
 	defer d.loading.Store(false)
 	ctx, cancel := context.WithTimeout(d.u.ctx, 10*time.Second)
 	defer cancel()
-	snap, err := d.u.core.Status(ctx, nil)
+	snap, err := d.source(ctx)
 	if d.u.ctx.Err() != nil {
 		return
 	}
@@ -208,7 +196,6 @@ func (d *dashboard) apply(snap *core.Status, err error) {
 	}
 	d.errLabel.Hide()
 	d.snap = snap
-	d.rows = snap.Users()
 	var ls []string
 	for _, k := range []string{"imap", "imaps", "smtp", "submission", "submissions"} {
 		if a := snap.Listen[k]; a != "" {
@@ -222,19 +209,19 @@ func (d *dashboard) apply(snap *core.Status, err error) {
 			"\nCertificate: " + snap.Certificate.Summary())
 	}
 	d.applyDomains(snap.Domains)
-	d.users.Refresh()
+	d.table.set(snap.Users())
 	d.totals.SetText(totalsText(snap))
 	st := snap.Relay
-	relayLine := fmt.Sprintf("Since start: %d messages accepted, %d delivered here, %d recipients relayed to old servers, %d deferred, %d bounced.",
-		st.Accepted, st.Delivered, st.Relayed, st.Deferred, st.Bounced)
+	relayLine := fmt.Sprintf("Since start: %s accepted, %d delivered here, %s relayed to old servers, %d deferred, %d bounced.",
+		plural(int(st.Accepted), "message", "messages"), st.Delivered, plural(int(st.Relayed), "recipient", "recipients"), st.Deferred, st.Bounced)
 	if len(snap.Queue.Items) == 0 {
 		d.queue.SetText("The queue is empty.\n" + relayLine)
 	} else {
 		var b strings.Builder
 		b.WriteString(relayLine + "\n")
 		for _, q := range snap.Queue.Items {
-			fmt.Fprintf(&b, "#%d %s → %s, %s, %d attempt(s), next %s", q.ID, q.From, strings.Join(q.Rcpts, ", "),
-				humanBytes(q.Size), q.Attempts, q.NextAttempt.Local().Format("15:04:05"))
+			fmt.Fprintf(&b, "#%d %s → %s, %s, %s, next %s", q.ID, q.From, strings.Join(q.Rcpts, ", "),
+				humanBytes(q.Size), plural(q.Attempts, "attempt", "attempts"), q.NextAttempt.Local().Format("15:04:05"))
 			if q.LastError != "" {
 				fmt.Fprintf(&b, " — %s", q.LastError)
 			}
@@ -256,17 +243,17 @@ func totalsText(snap *core.Status) string {
 		moved += ds.Moved
 		native += ds.Native
 	}
-	s := fmt.Sprintf("%d users: %d moved, %d copying, %d failed", users, moved, snap.Running, snap.Failed)
+	s := fmt.Sprintf("%s: %d moved, %d copying, %d failed", plural(users, "user", "users"), moved, snap.Running, snap.Failed)
 	if native > 0 {
 		s += fmt.Sprintf(", %d native", native)
 	}
-	return s + fmt.Sprintf(" — %d messages, %s on Mailferry", snap.TotalMessages, humanBytes(snap.TotalBytes))
+	return s + fmt.Sprintf(" — %s, %s on Mailferry", plural(int(snap.TotalMessages), "message", "messages"), humanBytes(snap.TotalBytes))
 }
 
 // movedText says how many of a domain's migrated users have moved; a
 // native account (never migrated) is counted apart, not as moved.
 func movedText(ds core.DomainStatus) string {
-	s := fmt.Sprintf("%d of %d users moved", ds.Moved, len(ds.Accounts)-ds.Native)
+	s := fmt.Sprintf("%d of %s moved", ds.Moved, plural(len(ds.Accounts)-ds.Native, "user", "users"))
 	if ds.Native > 0 {
 		s += fmt.Sprintf(", %d native", ds.Native)
 	}

@@ -104,7 +104,7 @@ func (pg *samplesStep) next() {
 		if err != nil {
 			return err
 		}
-		t.progress(0, fmt.Sprintf("Sent %d messages through the old server. Waiting until its IMAP shows them…", len(sent)))
+		t.progress(0, fmt.Sprintf("Sent %s through the old server. Waiting until its IMAP shows them…", plural(len(sent), "message", "messages")))
 		copies, err = pg.w.u.core.WaitForSamples(ctx, s, address, password, sent, func(found, total int) {
 			t.progress(float64(found)/float64(total), fmt.Sprintf("%d of %d sample messages arrived on the old server…", found, total))
 		})

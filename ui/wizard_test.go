@@ -441,7 +441,7 @@ func (h *harness) runWizard(s core.OldServerSettings, domain, address, password 
 		(user.FoldersTotal > 0 && user.FoldersTotal != user.FolderCount) {
 		t.Errorf("wizard says %q, dashboard %d/%d folders, %d messages", strings.SplitN(w.migration.migrateOut.Text, "\n", 2)[0], user.FolderCount, user.FoldersTotal, user.Messages)
 	}
-	if got := d.cell(1, 0); got != address {
+	if got := d.cell(0, 0); got != address {
 		t.Errorf("users table row 1 = %q", got)
 	}
 	h.screenshot("07-dashboard")
