@@ -47,7 +47,6 @@ type dashboard struct {
 	onRefresh func()
 }
 
-
 func newDashboard(u *UI) *dashboard {
 	d := &dashboard{u: u}
 	d.listen = widget.NewLabel("")
