@@ -164,3 +164,161 @@ func TestOldServerDialogTitle(t *testing.T) {
 		t.Errorf("title %q", got)
 	}
 }
+
+// Point 4: "N fields need attention" is recounted as fields are fixed; a
+// failure goes when the settings change; an error line appearing or going
+// moves no field.
+func TestNoStaleNoJump(t *testing.T) {
+	h := newHarness(t)
+	w, pg := h.w, h.w.oldServer
+	h.tap(w.next)
+	h.mustStep(stepOldServer)
+	formHeight := func() float32 {
+		var y float32
+		h.ui(func() { y = pg.old.form.MinSize().Height })
+		return y
+	}
+	clean := formHeight()
+	h.setText(pg.old.host, "")
+	h.setText(pg.old.imapPort, "0")
+	h.tap(w.next)
+	h.noTask()
+	if w.status.Text != "2 fields need attention (see above)." {
+		t.Errorf("status %q", w.status.Text)
+	}
+	if got := formHeight(); got != clean {
+		t.Errorf("the form grew from %v to %v when errors appeared: the fields below jump", clean, got)
+	}
+	h.setText(pg.old.imapPort, "143")
+	if w.status.Text != "One field needs attention (see above)." {
+		t.Errorf("after fixing one field the status says %q", w.status.Text)
+	}
+	h.setText(pg.old.host, "[127.0.0.1]")
+	if w.status.Text != "" || pg.old.errors() != 0 {
+		t.Errorf("after fixing both the status says %q (%d errors)", w.status.Text, pg.old.errors())
+	}
+	if got := formHeight(); got != clean {
+		t.Errorf("the form is %v high after the errors went, %v before", got, clean)
+	}
+
+	// A failed test, then another port: the failure and findings go.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	h.setText(pg.old.imapPort, strconv.Itoa(dead))
+	h.setText(pg.old.smtpPort, strconv.Itoa(dead))
+	if err := h.tapTask(pg.probeBtn, "probe", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	said := h.said()
+	if strings.Count(said, "Nothing listens on the IMAP port") != 1 || strings.Count(said, "Nothing listens on the SMTP port") != 1 {
+		t.Fatalf("the failure in words: %q", said)
+	}
+	if strings.Contains(said, "tagged") || strings.Contains(pg.probeOut.Text, "Nothing listens") {
+		t.Errorf("said twice or in protocol words: %q / %q", said, pg.probeOut.Text)
+	}
+	h.setText(pg.old.imapPort, "143")
+	if h.said() != "" || pg.probeOut.Text != "" {
+		t.Errorf("stale after the settings changed: %q / %q", h.said(), pg.probeOut.Text)
+	}
+}
+
+// Point 6: the first field has the focus; Enter in a password field runs
+// Next, Enter on a focused button presses it, Enter with nothing focused
+// runs Next; Escape closes a dialog; a destructive dialog's default is
+// Cancel.
+func TestKeyboard(t *testing.T) {
+	h := newHarness(t)
+	w := h.w
+	c := h.u.win.Canvas()
+	h.ui(func() { h.u.typedKey(key(fyne.KeyReturn)) }) // nothing focused: Next
+	h.mustStep(stepOldServer)
+	if c.Focused() != w.oldServer.old.host {
+		t.Errorf("focused %T, want the host field", c.Focused())
+	}
+	h.ui(func() { w.oldServer.old.set(core.OldServerSettings{Host: core.MustParseHost("[127.0.0.1]"), IMAPPort: 143, SMTPPort: 25}) })
+	h.ui(func() { w.show(stepAccount) })
+	if c.Focused() != w.account.domain {
+		t.Errorf("focused %T, want the test domain field", c.Focused())
+	}
+	h.setText(w.account.password, "")
+	h.ui(func() { w.account.password.TypedKey(key(fyne.KeyReturn)) })
+	h.noTask()
+	if !w.account.fPass.hasError() {
+		t.Error("Enter in the password field did not run Next")
+	}
+	h.ui(func() {
+		c.Focus(w.back)
+		w.back.TypedKey(key(fyne.KeyEnter))
+	})
+	h.mustStep(stepOldServer)
+
+	// Escape closes the Start over dialog, nothing else happens.
+	h.tap(w.stop)
+	if h.topDialog() == nil {
+		t.Fatal("Start over opened no dialog")
+	}
+	h.ui(func() { h.u.typedKey(key(fyne.KeyEscape)) })
+	if h.topDialog() != nil {
+		t.Error("Escape did not close the dialog")
+	}
+	h.mustStep(stepOldServer)
+
+	// A destructive question: Cancel is focused; Enter and Escape cancel.
+	done := 0
+	for _, k := range []fyne.KeyName{fyne.KeyReturn, fyne.KeyEscape} {
+		var cancel fyne.Focusable
+		h.ui(func() {
+			h.u.confirmDestructive("Remove?", "It goes.", "Remove", func() { done++ })
+			cancel = c.Focused()
+		})
+		b, ok := cancel.(*keyButton)
+		if !ok || b.Text != "Cancel" {
+			t.Fatalf("focused %v, want Cancel", cancel)
+		}
+		h.ui(func() { b.TypedKey(key(k)) })
+		if h.topDialog() != nil || done != 0 {
+			t.Errorf("%s: dialog open %v, confirmed %d times", k, h.topDialog() != nil, done)
+		}
+	}
+}
+
+// Point 7: steps numbered alike; plurals; the samples step waits (see
+// TestWizardDemo); no widget touched after the UI closed.
+func TestFlowWords(t *testing.T) {
+	if got := stepHeader(stepWelcome); got != "Welcome" {
+		t.Errorf("welcome header %q", got)
+	}
+	if got := stepHeader(stepOldServer); got != "Step 1 of 5: Old server" {
+		t.Errorf("old-server header %q", got)
+	}
+	if got := stepHeader(stepCheck); got != "Step 5 of 5: Check" {
+		t.Errorf("check header %q", got)
+	}
+	for n, want := range map[int]string{0: "0 users", 1: "1 user", 3: "3 users"} {
+		if got := plural(n, "user", "users"); got != want {
+			t.Errorf("plural(%d) = %q", n, got)
+		}
+	}
+	if got := fieldsNeedAttention(3); got != "3 fields need attention (see above)." {
+		t.Errorf("%q", got)
+	}
+	snap := synthetic(1)
+	if got := totalsText(snap); !strings.HasPrefix(got, "1 user: ") || !strings.Contains(got, "0 messages") {
+		t.Errorf("totals %q", got)
+	}
+	if got := movedText(snap.Domains[0]); got != "1 of 1 user moved" {
+		t.Errorf("moved %q", got)
+	}
+
+	h := newHarness(t)
+	h.u.Close()
+	ran := false
+	h.u.do(func() { ran = true })
+	if ran {
+		t.Error("after Close the UI still runs callbacks (Fyne warns \"Error in Fyne call thread\" for each at quit)")
+	}
+}

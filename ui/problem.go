@@ -53,6 +53,8 @@ func (v *problemView) set(p core.Problem) {
 	v.problem = p
 	v.detail.Hide()
 	if p.Kind == "" {
+		v.words.SetText("")
+		v.detail.SetText("")
 		v.box.Hide()
 		return
 	}
@@ -80,10 +82,8 @@ func probeProblem(res *core.ProbeResult, needLogin bool) core.Problem {
 	p := parts[0]
 	if len(parts) == 2 {
 		q := parts[1]
-		if q.Kind == p.Kind {
-			p.Headline = "IMAP and SMTP: " + p.Headline
-		} else {
-			p.Headline = p.Headline + " And SMTP: " + q.Headline
+		p.Headline = p.Headline + " " + q.Headline
+		if q.Advice != p.Advice {
 			p.Advice = strings.TrimSpace(p.Advice + " " + q.Advice)
 		}
 		p.Detail = p.Detail + "\n" + q.Detail
