@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
 
 	"mailferry/core"
 )
@@ -239,7 +240,9 @@ func TestKeyboard(t *testing.T) {
 	if c.Focused() != w.oldServer.old.host {
 		t.Errorf("focused %T, want the host field", c.Focused())
 	}
-	h.ui(func() { w.oldServer.old.set(core.OldServerSettings{Host: core.MustParseHost("[127.0.0.1]"), IMAPPort: 143, SMTPPort: 25}) })
+	h.ui(func() {
+		w.oldServer.old.set(core.OldServerSettings{Host: core.MustParseHost("[127.0.0.1]"), IMAPPort: 143, SMTPPort: 25})
+	})
 	h.ui(func() { w.show(stepAccount) })
 	if c.Focused() != w.account.domain {
 		t.Errorf("focused %T, want the test domain field", c.Focused())
@@ -320,5 +323,37 @@ func TestFlowWords(t *testing.T) {
 	h.u.do(func() { ran = true })
 	if ran {
 		t.Error("after Close the UI still runs callbacks (Fyne warns \"Error in Fyne call thread\" for each at quit)")
+	}
+}
+
+// Point 7: passwords pasted or typed into a user list never show in
+// clear, and the list keeps them for the work.
+func TestCredentialsMasked(t *testing.T) {
+	h := newHarness(t)
+	var e *credentialsEntry
+	h.ui(func() { e = newCredentialsEntry() })
+	h.ui(func() { e.SetText("bob@example.test,s3cret pass\ncarol@example.test\n dave@example.test , x,y") })
+	if strings.Contains(e.Text, "s3cret") || strings.Contains(e.Text, "x,y") {
+		t.Fatalf("a password shows: %q", e.Text)
+	}
+	want := "bob@example.test,s3cret pass\ncarol@example.test\n dave@example.test , x,y"
+	if got := e.secretText(); got != want {
+		t.Fatalf("secretText = %q, want %q", got, want)
+	}
+	h.ui(func() { test.Type(e, "z") }) // typed on at the end of a masked line
+	if strings.Contains(e.Text, "z") || !(strings.Contains(e.secretText(), "passz") || strings.HasSuffix(e.secretText(), "x,yz")) {
+		t.Errorf("typing on: shown %q, kept %q", e.Text, e.secretText())
+	}
+	// The readiness dialog's list is one.
+	var r *readinessDialog
+	h.ui(func() { r = h.u.dash.newReadinessDialog(core.DomainStatus{Name: "example.test"}) })
+	h.setText(r.users, "bob@example.test,hunter2")
+	if strings.Contains(r.users.Text, "hunter2") {
+		t.Errorf("the Users box shows %q", r.users.Text)
+	}
+	var creds []core.Credentials
+	h.ui(func() { creds, _ = r.list() })
+	if len(creds) != 1 || creds[0].Password != "hunter2" {
+		t.Errorf("list = %+v", creds)
 	}
 }

@@ -318,7 +318,8 @@ type readinessDialog struct {
 	domain string
 	dlg    *dialog.CustomDialog
 
-	users, master, masterPw       *widget.Entry
+	users                         *credentialsEntry // passwords masked
+	master, masterPw              *widget.Entry
 	fUsers, fMaster, fMasterPw    *field
 	result                        *widget.Label
 	bar                           *widget.ProgressBar
@@ -343,7 +344,7 @@ func (d *dashboard) disableDialog(ds core.DomainStatus) *readinessDialog {
 // newReadinessDialog builds the readiness dialog for ds, not shown yet.
 func (d *dashboard) newReadinessDialog(ds core.DomainStatus) *readinessDialog {
 	r := &readinessDialog{d: d, domain: ds.Name}
-	r.users = widget.NewMultiLineEntry()
+	r.users = newCredentialsEntry()
 	r.users.SetPlaceHolder("users on the old server, one a line: address, or address,password")
 	r.users.SetMinRowsVisible(4)
 	r.fUsers = newField("Users", r.users)
@@ -386,7 +387,7 @@ func (r *readinessDialog) done(what string, err error) {
 
 // list parses the users field, marking it when it is wrong.
 func (r *readinessDialog) list() ([]core.Credentials, bool) {
-	l, err := core.ParseUserList(r.users.Text, r.domain)
+	l, err := core.ParseUserList(r.users.secretText(), r.domain)
 	if err != nil {
 		r.fUsers.setError(upperFirst(err.Error()) + ".")
 		refreshTree(r.body)
