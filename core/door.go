@@ -136,6 +136,9 @@ func MustParseHost(s string) OldHost { return oldserver.MustParseHost(s) }
 // to a Problem: the one error vocabulary of the assistant and the CLI.
 func Explain(err error) Problem { return oldserver.Explain(err) }
 
+// ExplainFor is Explain naming the server proto (e.g. "IMAP and SMTP").
+func ExplainFor(err error, proto string) Problem { return oldserver.ExplainFor(err, proto) }
+
 // Kinds of Problem (see oldserver.ProblemKind).
 const (
 	ProblemCanceled      = oldserver.ProblemCanceled

@@ -80,6 +80,13 @@ func probeProblem(res *core.ProbeResult, needLogin bool) core.Problem {
 		return core.Problem{}
 	}
 	p := parts[0]
+	if len(parts) == 2 && parts[1].Kind == p.Kind && res.IMAP.Err != nil {
+		// One failure of both (the same certificate, the same firewall):
+		// said once for both.
+		both := core.ExplainFor(res.IMAP.Err, "IMAP and SMTP")
+		both.Detail = p.Detail + "\n" + parts[1].Detail
+		return both
+	}
 	if len(parts) == 2 {
 		q := parts[1]
 		p.Headline = p.Headline + " " + q.Headline

@@ -19,6 +19,7 @@ type oldServerStep struct {
 	probeBtn *keyButton
 	probeOut *widget.Label
 	cert     *certPanel
+	scroll   *container.Scroll
 	probed   string // settings (JSON-ish key) last probed successfully
 	// oldSettings are the settings the probe reached, for the next steps.
 	oldSettings core.OldServerSettings
@@ -48,8 +49,9 @@ func (pg *oldServerStep) page() fyne.CanvasObject {
 	})
 	intro := widget.NewLabel("Where is the old mail server? Mailferry copies mail from its IMAP server and, while users move, hands mail for users who have not moved yet to its SMTP server.")
 	intro.Wrapping = fyne.TextWrapWord
-	return container.NewVScroll(container.NewVBox(intro, pg.old.form,
+	pg.scroll = container.NewVScroll(container.NewVBox(intro, pg.old.form,
 		container.NewHBox(pg.probeBtn), pg.cert.content(), pg.probeOut))
+	return pg.scroll
 }
 
 // testConnection probes the old server and shows what it found.
@@ -83,6 +85,9 @@ func (pg *oldServerStep) probe(then func()) {
 		pg.cert.set(res)
 		if p := probeProblem(res, false); p.Kind != "" {
 			pg.w.showProblem(p)
+			if pg.cert.box.Visible() { // bring the certificate into view
+				pg.scroll.ScrollToOffset(fyne.NewPos(0, pg.cert.box.Position().Y))
+			}
 			return
 		}
 		pg.probed = settingsKey(s)

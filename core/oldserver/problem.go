@@ -64,7 +64,11 @@ func (p Problem) String() string {
 // migration, to a Problem. It looks at the error's types (errors.As and
 // errors.Is on the errors of this package, net, tls, go-imap and go-smtp),
 // never at our own errors' text. A nil err has Kind "".
-func Explain(err error) Problem {
+func Explain(err error) Problem { return ExplainFor(err, "") }
+
+// ExplainFor is Explain naming the server proto ("IMAP", "SMTP", or "IMAP
+// and SMTP" for a failure both share) instead of the one err names.
+func ExplainFor(err error, proto string) Problem {
 	if err == nil {
 		return Problem{}
 	}
@@ -78,7 +82,9 @@ func Explain(err error) Problem {
 	if errors.As(err, &pe) && p.Proto == "" {
 		p.Proto = pe.Proto
 	}
-	proto := p.Proto
+	if proto == "" {
+		proto = p.Proto
+	}
 	if proto == "" {
 		proto = "mail"
 	}
@@ -113,7 +119,8 @@ func Explain(err error) Problem {
 		p.Advice = "It may expect encryption from the first byte: choose SSL/TLS (usual ports 993 for IMAP, 465 for SMTP), or check the port."
 	case errors.As(err, &ce):
 		p.Kind = ProblemUntrusted
-		p.Headline = fmt.Sprintf("The %s server's certificate is not trusted by this computer: %s.", proto, ce.Problem)
+		why, _, _ := strings.Cut(ce.Problem, ";") // the advice is ours, below
+		p.Headline = fmt.Sprintf("The %s server's certificate is not trusted by this computer: %s.", proto, why)
 		if ce.Pinned != "" {
 			p.Headline = fmt.Sprintf("The %s server presented another certificate than the one trusted before.", proto)
 			p.Advice = "If the old server got a new certificate, compare its fingerprint with the server's and trust it again; otherwise something is in the way."
