@@ -115,11 +115,11 @@ func explainPart(proto string, err error, text string) core.Problem {
 func findingsText(res *core.ProbeResult) string {
 	var b strings.Builder
 	part := func(name string, ok bool, summary string, notes []string) {
-		if ok {
-			b.WriteString(name + ": " + summary + "\n")
-		} else {
-			b.WriteString(name + ": ✘ not usable (see the problem above)\n")
+		if !ok { // the problem line and the certificate panel say it all
+			b.WriteString(name + ": ✘ not usable (see below)\n")
+			return
 		}
+		b.WriteString(name + ": " + summary + "\n")
 		for _, n := range notes {
 			b.WriteString("  - " + n + "\n")
 		}

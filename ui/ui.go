@@ -12,7 +12,14 @@
 //     and hands its results back through fyne.Do.
 //   - Every input is validated inline, next to its field, before anything is
 //     changed; bad input changes nothing.
-//   - Close stops every goroutine the UI started and the demo old server.
+//   - A failure is said once, in words (core.Explain), with the technical
+//     detail one click away; editing an input clears results of the old
+//     input; error lines are always laid out, so fields never move.
+//   - Every page fits an 800x600 window; Enter runs the default action,
+//     Escape closes the top dialog, a dialog opens with its first field
+//     focused, and a destructive action is never the default.
+//   - Close stops every goroutine the UI started and the demo old server;
+//     after Close no callback touches a widget.
 package ui
 
 import (

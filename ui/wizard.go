@@ -165,6 +165,7 @@ func (w *wizard) show(i int) {
 	w.stack.Refresh()
 	w.setStatus("", false)
 	w.updateNav()
+	w.u.win.Canvas().Unfocus() // Enter is Next, unless the step focuses a field
 	w.steps[i].shown()
 }
 

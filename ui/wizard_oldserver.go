@@ -45,6 +45,7 @@ func (pg *oldServerStep) page() fyne.CanvasObject {
 	pg.probeBtn = newKeyButton("Test connection", pg.testConnection)
 	pg.cert = newCertPanel(pg.w.u.app.Clipboard(), func(fp string) {
 		pg.old.pin.SetText(fp)
+		pg.w.u.win.Canvas().Unfocus() // the button goes; Enter is Next
 		pg.testConnection()
 	})
 	intro := widget.NewLabel("Where is the old mail server? Mailferry copies mail from its IMAP server and, while users move, hands mail for users who have not moved yet to its SMTP server.")
