@@ -292,7 +292,7 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 		info := widget.NewLabel(fmt.Sprintf("%s · %s · %s", state, old, movedText(ds)))
 		info.Truncation = fyne.TextTruncateEllipsis
 		var btn fyne.CanvasObject
-		route := widget.NewButton("Outbound mail…", func() { d.routeDialog(ds.Name).dlg.Show() })
+		route := widget.NewButton("Outbound mail…", func() { d.u.showDialog(d.routeDialog(ds.Name).dlg, nil, nil, nil) })
 		if ds.Migrating {
 			btn = container.NewHBox(route,
 				widget.NewButton("Old server…", func() { d.showEnable(ds.Name, ds.OldServer, true) }),
@@ -336,7 +336,7 @@ type readinessDialog struct {
 // disableDialog opens the readiness dialog for ds and runs a first check.
 func (d *dashboard) disableDialog(ds core.DomainStatus) *readinessDialog {
 	r := d.newReadinessDialog(ds)
-	r.dlg.Show()
+	d.u.showDialog(r.dlg, r.closeBtn.OnTapped, nil, r.users) // Escape is Close; the list has the focus
 	r.runCheck()
 	return r
 }

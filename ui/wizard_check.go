@@ -168,7 +168,7 @@ func (pg *checkStep) saveReport() {
 		pg.w.setStatus("Report saved to "+wc.URI().Path(), false)
 	}, pg.w.u.win)
 	d.SetFileName("mailferry-test-report.txt")
-	d.Show()
+	pg.w.u.showDialog(d, nil, nil, nil)
 }
 
 // checksText sums the checks up per sample: one line for a sample whose
