@@ -107,6 +107,15 @@ type (
 	OldServerFact = oldserver.Fact
 	// TLSInfo is the TLS certificate a server presented.
 	TLSInfo = oldserver.TLSInfo
+	// Problem is a failure to use an old server in an admin's words
+	// (Explain), with what to do next and the technical detail.
+	Problem = oldserver.Problem
+	// ProblemKind names the kind of a Problem.
+	ProblemKind = oldserver.ProblemKind
+	// ProtocolError: a port answered in another protocol than asked.
+	ProtocolError = oldserver.ProtocolError
+	// CertError: a certificate this computer does not trust.
+	CertError = oldserver.CertError
 )
 
 // TLS modes and login forms of OldServerSettings.
@@ -130,6 +139,30 @@ func ParseHost(s string) (OldHost, error) { return oldserver.ParseHost(s) }
 
 // MustParseHost is ParseHost that panics on error (for constants and tests).
 func MustParseHost(s string) OldHost { return oldserver.MustParseHost(s) }
+
+// Explain maps a failure of the connection test, a login or a migration
+// to a Problem: the one error vocabulary of the assistant and the CLI.
+func Explain(err error) Problem { return oldserver.Explain(err) }
+
+// ExplainFor is Explain naming the server proto (e.g. "IMAP and SMTP").
+func ExplainFor(err error, proto string) Problem { return oldserver.ExplainFor(err, proto) }
+
+// Kinds of Problem (see oldserver.ProblemKind).
+const (
+	ProblemCanceled      = oldserver.ProblemCanceled
+	ProblemWrongProtocol = oldserver.ProblemWrongProtocol
+	ProblemTLSMismatch   = oldserver.ProblemTLSMismatch
+	ProblemUntrusted     = oldserver.ProblemUntrusted
+	ProblemPassword      = oldserver.ProblemPassword
+	ProblemBusy          = oldserver.ProblemBusy
+	ProblemTimeout       = oldserver.ProblemTimeout
+	ProblemDNS           = oldserver.ProblemDNS
+	ProblemRefused       = oldserver.ProblemRefused
+	ProblemUnreachable   = oldserver.ProblemUnreachable
+	ProblemClosed        = oldserver.ProblemClosed
+	ProblemRelayRefused  = oldserver.ProblemRelayRefused
+	ProblemOther         = oldserver.ProblemOther
+)
 
 // ParseFingerprint parses a SHA-256 certificate fingerprint (hex, colons
 // optional).

@@ -29,11 +29,17 @@ type dashboard struct {
 	listen     *widget.Label
 	domainsBox *fyne.Container
 	domainsSig string
-	users      *widget.Table
+	table      *usersTable
 	totals     *widget.Label
 	queue      *widget.Label
 	errLabel   *widget.Label
 	root       *fyne.Container
+
+	// addDlg is the Add-a-domain dialog while it keeps what was typed.
+	addDlg *enableDialog
+
+	// source reads a snapshot (Core.Status; tests give their own).
+	source func(ctx context.Context) (*core.Status, error)
 
 	loading atomic.Bool
 	// onRefresh, if set (tests), runs on the UI goroutine after a snapshot
@@ -41,12 +47,10 @@ type dashboard struct {
 	onRefresh func()
 }
 
-var userColumns = []string{"User", "State", "Folders", "Messages", "Size", "Rate", "Errors"}
-
 func newDashboard(u *UI) *dashboard {
 	d := &dashboard{u: u}
 	d.listen = widget.NewLabel("")
-	d.listen.Wrapping = fyne.TextWrapWord
+	d.listen.Truncation = fyne.TextTruncateEllipsis
 	d.domainsBox = container.NewVBox()
 	d.totals = widget.NewLabel("")
 	d.totals.TextStyle = fyne.TextStyle{Bold: true}
@@ -55,50 +59,36 @@ func newDashboard(u *UI) *dashboard {
 	d.errLabel = widget.NewLabel("")
 	d.errLabel.Importance = widget.DangerImportance
 	d.errLabel.Hide()
-	d.users = widget.NewTable(
-		func() (int, int) {
-			return len(d.rows) + 1, len(userColumns)
-		},
-		func() fyne.CanvasObject {
-			l := widget.NewLabel("")
-			l.Truncation = fyne.TextTruncateEllipsis
-			return l
-		},
-		func(id widget.TableCellID, o fyne.CanvasObject) {
-			l := o.(*widget.Label)
-			l.SetText(d.cell(id.Row, id.Col))
-			l.TextStyle = fyne.TextStyle{Bold: id.Row == 0}
-		},
-	)
-	d.users.StickyRowCount = 1
-	for i, w := range []float32{240, 90, 90, 130, 100, 100, 260} {
-		d.users.SetColumnWidth(i, w)
-	}
+	d.table = newUsersTable(d)
+	d.source = func(ctx context.Context) (*core.Status, error) { return u.core.Status(ctx, nil) }
 	return d
 }
 
+// content lays the dashboard out to fit any window from 800x600 up: the
+// addresses on one line, then the domains (scrolled), the users table and
+// the relay queue (scrolled) in splits the admin can drag.
 func (d *dashboard) content() fyne.CanvasObject {
 	addBtn := widget.NewButton("Add a domain…", d.addDomain)
-	domains := widget.NewCard("Domains", "Each domain can move off its old server on its own.",
-		container.NewVBox(d.domainsBox, container.NewHBox(addBtn)))
-	users := widget.NewCard("Users", "", container.NewBorder(nil, d.totals, nil, nil, d.users))
-	queue := widget.NewCard("Relay queue", "Mail for users who have not moved yet, waiting to be handed to the old server.", container.NewVScroll(d.queue))
-	top := container.NewVBox(d.errLabel, d.listen, domains)
-	bottom := container.NewVSplit(users, queue)
-	bottom.Offset = 0.7
-	d.root = container.NewBorder(top, nil, nil, nil, bottom)
+	domains := container.NewBorder(
+		container.NewBorder(nil, nil, widget.NewLabelWithStyle("Domains", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), addBtn,
+			widget.NewLabel("Each domain can move off its old server on its own.")),
+		nil, nil, nil, container.NewVScroll(d.domainsBox))
+	queue := container.NewBorder(widget.NewLabelWithStyle("Relay queue — mail for users who have not moved yet, waiting to be handed to the old server",
+		fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), nil, nil, nil, container.NewVScroll(d.queue))
+	lower := container.NewVSplit(d.table.content(), queue)
+	lower.Offset = 0.75
+	all := container.NewVSplit(domains, lower)
+	all.Offset = 0.25
+	d.root = container.NewBorder(container.NewVBox(d.errLabel, d.listen), nil, nil, nil, all)
 	return d.root
 }
 
-// cell is the text of a users table cell; row 0 is the header.
+// cell is the text of a users table cell (row: of d.rows).
 func (d *dashboard) cell(row, col int) string {
-	if row == 0 {
-		return userColumns[col]
-	}
-	if row-1 >= len(d.rows) {
+	if row < 0 || row >= len(d.rows) {
 		return ""
 	}
-	u := d.rows[row-1]
+	u := d.rows[row]
 	switch col {
 	case 0:
 		return u.Address
@@ -190,7 +180,7 @@ func (d *dashboard) load() {
 	defer d.loading.Store(false)
 	ctx, cancel := context.WithTimeout(d.u.ctx, 10*time.Second)
 	defer cancel()
-	snap, err := d.u.core.Status(ctx, nil)
+	snap, err := d.source(ctx)
 	if d.u.ctx.Err() != nil {
 		return
 	}
@@ -205,7 +195,6 @@ func (d *dashboard) apply(snap *core.Status, err error) {
 	}
 	d.errLabel.Hide()
 	d.snap = snap
-	d.rows = snap.Users()
 	var ls []string
 	for _, k := range []string{"imap", "imaps", "pop3", "pop3s", "smtp", "submission", "submissions"} {
 		if a := snap.Listen[k]; a != "" {
@@ -219,19 +208,19 @@ func (d *dashboard) apply(snap *core.Status, err error) {
 			"\nCertificate: " + snap.Certificate.Summary())
 	}
 	d.applyDomains(snap.Domains)
-	d.users.Refresh()
+	d.table.set(snap.Users())
 	d.totals.SetText(totalsText(snap))
 	st := snap.Relay
-	relayLine := fmt.Sprintf("Since start: %d messages accepted, %d delivered here, %d recipients relayed to old servers, %d deferred, %d bounced.",
-		st.Accepted, st.Delivered, st.Relayed, st.Deferred, st.Bounced)
+	relayLine := fmt.Sprintf("Since start: %s accepted, %d delivered here, %s relayed to old servers, %d deferred, %d bounced.",
+		plural(int(st.Accepted), "message", "messages"), st.Delivered, plural(int(st.Relayed), "recipient", "recipients"), st.Deferred, st.Bounced)
 	if len(snap.Queue.Items) == 0 {
 		d.queue.SetText("The queue is empty.\n" + relayLine)
 	} else {
 		var b strings.Builder
 		b.WriteString(relayLine + "\n")
 		for _, q := range snap.Queue.Items {
-			fmt.Fprintf(&b, "#%d %s → %s, %s, %d attempt(s), next %s", q.ID, q.From, strings.Join(q.Rcpts, ", "),
-				humanBytes(q.Size), q.Attempts, q.NextAttempt.Local().Format("15:04:05"))
+			fmt.Fprintf(&b, "#%d %s → %s, %s, %s, next %s", q.ID, q.From, strings.Join(q.Rcpts, ", "),
+				humanBytes(q.Size), plural(q.Attempts, "attempt", "attempts"), q.NextAttempt.Local().Format("15:04:05"))
 			if q.LastError != "" {
 				fmt.Fprintf(&b, " — %s", q.LastError)
 			}
@@ -253,17 +242,17 @@ func totalsText(snap *core.Status) string {
 		moved += ds.Moved
 		native += ds.Native
 	}
-	s := fmt.Sprintf("%d users: %d moved, %d copying, %d failed", users, moved, snap.Running, snap.Failed)
+	s := fmt.Sprintf("%s: %d moved, %d copying, %d failed", plural(users, "user", "users"), moved, snap.Running, snap.Failed)
 	if native > 0 {
 		s += fmt.Sprintf(", %d native", native)
 	}
-	return s + fmt.Sprintf(" — %d messages, %s on Mailferry", snap.TotalMessages, humanBytes(snap.TotalBytes))
+	return s + fmt.Sprintf(" — %s, %s on Mailferry", plural(int(snap.TotalMessages), "message", "messages"), humanBytes(snap.TotalBytes))
 }
 
 // movedText says how many of a domain's migrated users have moved; a
 // native account (never migrated) is counted apart, not as moved.
 func movedText(ds core.DomainStatus) string {
-	s := fmt.Sprintf("%d of %d users moved", ds.Moved, len(ds.Accounts)-ds.Native)
+	s := fmt.Sprintf("%d of %s moved", ds.Moved, plural(len(ds.Accounts)-ds.Native, "user", "users"))
 	if ds.Native > 0 {
 		s += fmt.Sprintf(", %d native", ds.Native)
 	}
@@ -307,13 +296,13 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 		info := widget.NewLabel(fmt.Sprintf("%s · %s · %s", state, old, movedText(ds)))
 		info.Truncation = fyne.TextTruncateEllipsis
 		var btn fyne.CanvasObject
-		route := widget.NewButton("Outbound mail…", func() { d.routeDialog(ds.Name).dlg.Show() })
+		route := widget.NewButton("Outbound mail…", func() { d.u.showDialog(d.routeDialog(ds.Name).dlg, nil, nil, nil) })
 		if ds.Migrating {
 			btn = container.NewHBox(route,
-				widget.NewButton("Old server…", func() { d.enableDialog(ds.Name, ds.OldServer).dlg.Show() }),
+				widget.NewButton("Old server…", func() { d.showEnable(ds.Name, ds.OldServer, true) }),
 				widget.NewButton("Disable migration…", func() { d.disableDialog(ds) }))
 		} else {
-			b := widget.NewButton("Enable automatic migration…", func() { d.enableDialog(ds.Name, ds.OldServer).dlg.Show() })
+			b := widget.NewButton("Enable automatic migration…", func() { d.showEnable(ds.Name, ds.OldServer, false) })
 			b.Importance = widget.HighImportance
 			btn = container.NewHBox(route, b)
 		}
@@ -326,104 +315,6 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 	}
 }
 
-// addDomain asks for a new domain's name and its old server.
-func (d *dashboard) addDomain() { d.enableDialog("", nil).dlg.Show() }
-
-// enableDialog edits a domain's old server and turns its migration on.
-type enableDialog struct {
-	d      *dashboard
-	dlg    *dialog.CustomDialog
-	domain *widget.Entry
-	fDom   *field
-	old    *oldForm
-	status *widget.Label
-	body   *fyne.Container
-	enable *widget.Button
-	// onDone, if set (tests), runs on the UI goroutine after an attempt.
-	onDone func(err error)
-}
-
-// enableDialog builds the dialog for domain name (empty: the admin types
-// it) with settings s (nil: empty form); the caller shows it.
-func (d *dashboard) enableDialog(name string, s *core.OldServerSettings) *enableDialog {
-	e := &enableDialog{d: d, old: newOldForm()}
-	if s != nil {
-		e.old.set(*s)
-	}
-	e.domain = widget.NewEntry()
-	e.domain.SetText(name)
-	e.domain.SetPlaceHolder("example.org")
-	e.fDom = newField("Domain", e.domain)
-	if name != "" {
-		e.domain.Disable()
-	}
-	e.status = widget.NewLabel("Mailferry checks that the old server answers, then turns automatic migration on: " +
-		"from then on a user of this domain who logs in to Mailferry is moved at once.")
-	e.status.Wrapping = fyne.TextWrapWord
-	items := append([]*widget.FormItem{e.fDom.formItem()}, e.old.form.Items...)
-	e.body = container.NewVBox(widget.NewForm(items...), e.status)
-	e.old.onChange = func() { refreshTree(e.body) }
-	e.dlg = dialog.NewCustomWithoutButtons("Enable automatic migration", e.body, d.u.win)
-	e.enable = widget.NewButton("Enable migration", e.run)
-	e.enable.Importance = widget.HighImportance
-	e.dlg.SetButtons([]fyne.CanvasObject{widget.NewButton("Cancel", e.dlg.Hide), e.enable})
-	e.dlg.Resize(fyne.NewSize(720, 520))
-	return e
-}
-
-func (e *enableDialog) finish(err error) {
-	refreshTree(e.body)
-	if e.onDone != nil {
-		e.onDone(err)
-	}
-}
-
-// run validates the form, probes the old server and enables migration.
-func (e *enableDialog) run() {
-	dom, derr := core.CheckDomainName(e.domain.Text)
-	switch {
-	case strings.TrimSpace(e.domain.Text) == "":
-		e.fDom.setError("Give the domain, e.g. example.org.")
-	case derr != nil:
-		e.fDom.setError(plainStoreErr(derr))
-	default:
-		e.fDom.setError("")
-	}
-	set, err := e.old.settings()
-	if derr != nil || err != nil {
-		e.status.SetText("Fix the fields marked above.")
-		e.status.Importance = widget.DangerImportance
-		e.finish(errors.New("invalid input"))
-		return
-	}
-	e.enable.Disable()
-	e.status.Importance = widget.MediumImportance
-	e.status.SetText("Testing the connection to the old server…")
-	refreshTree(e.body)
-	e.d.u.goSafe("enable migration", func() error {
-		ctx, cancel := context.WithTimeout(e.d.u.ctx, probeTimeout)
-		defer cancel()
-		res, perr := e.d.u.core.ProbeOldServer(ctx, set, "", "")
-		if res == nil {
-			return perr
-		}
-		if !res.IMAP.Reached {
-			return fmt.Errorf("The old server's IMAP cannot be reached: %s", firstNonEmpty(res.IMAP.Error, res.IMAP.Summary))
-		}
-		return e.d.u.core.EnableMigration(ctx, dom, set)
-	}, func(err error) {
-		e.enable.Enable()
-		if err != nil {
-			e.status.Importance = widget.DangerImportance
-			e.status.SetText(err.Error())
-		} else {
-			e.dlg.Hide()
-			e.d.refresh()
-		}
-		e.finish(err)
-	})
-}
-
 // readinessDialog checks whether a domain's migration can be turned off,
 // pre-migrates the users who have not moved yet, and turns it off.
 type readinessDialog struct {
@@ -431,7 +322,8 @@ type readinessDialog struct {
 	domain string
 	dlg    *dialog.CustomDialog
 
-	users, master, masterPw       *widget.Entry
+	users                         *credentialsEntry // passwords masked
+	master, masterPw              *widget.Entry
 	fUsers, fMaster, fMasterPw    *field
 	result                        *widget.Label
 	bar                           *widget.ProgressBar
@@ -448,7 +340,7 @@ type readinessDialog struct {
 // disableDialog opens the readiness dialog for ds and runs a first check.
 func (d *dashboard) disableDialog(ds core.DomainStatus) *readinessDialog {
 	r := d.newReadinessDialog(ds)
-	r.dlg.Show()
+	d.u.showDialog(r.dlg, r.closeBtn.OnTapped, nil, r.users) // Escape is Close; the list has the focus
 	r.runCheck()
 	return r
 }
@@ -456,7 +348,7 @@ func (d *dashboard) disableDialog(ds core.DomainStatus) *readinessDialog {
 // newReadinessDialog builds the readiness dialog for ds, not shown yet.
 func (d *dashboard) newReadinessDialog(ds core.DomainStatus) *readinessDialog {
 	r := &readinessDialog{d: d, domain: ds.Name}
-	r.users = widget.NewMultiLineEntry()
+	r.users = newCredentialsEntry()
 	r.users.SetPlaceHolder("users on the old server, one a line: address, or address,password")
 	r.users.SetMinRowsVisible(4)
 	r.fUsers = newField("Users", r.users)
@@ -499,7 +391,7 @@ func (r *readinessDialog) done(what string, err error) {
 
 // list parses the users field, marking it when it is wrong.
 func (r *readinessDialog) list() ([]core.Credentials, bool) {
-	l, err := core.ParseUserList(r.users.Text, r.domain)
+	l, err := core.ParseUserList(r.users.secretText(), r.domain)
 	if err != nil {
 		r.fUsers.setError(upperFirst(err.Error()) + ".")
 		refreshTree(r.body)

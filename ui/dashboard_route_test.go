@@ -45,7 +45,7 @@ func TestOutboundRouteDialog(t *testing.T) {
 	})
 	h.setText(r.host, "bad host:xx")
 	h.tap(r.save)
-	if err := wait("bad host"); err == nil || !r.fHost.err.Visible() {
+	if err := wait("bad host"); err == nil || !r.fHost.hasError() {
 		t.Fatalf("bad smarthost accepted (%v)", err)
 	}
 	h.setText(r.host, "smtp.provider.test:2587")

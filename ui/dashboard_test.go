@@ -27,9 +27,9 @@ func TestEnableDomain(t *testing.T) {
 	var e *enableDialog
 	done := make(chan error, 4)
 	h.ui(func() {
-		e = d.enableDialog("", nil)
+		e = d.enableDialog("", nil, false)
 		e.onDone = func(err error) { done <- err }
-		e.dlg.Show()
+		e.show()
 	})
 	wait := func(what string) error {
 		t.Helper()
@@ -50,7 +50,7 @@ func TestEnableDomain(t *testing.T) {
 		t.Fatal("bad input accepted")
 	}
 	for _, f := range []*field{e.fDom, e.old.fHost, e.old.fIMAP} {
-		if !f.err.Visible() {
+		if !f.hasError() {
 			t.Errorf("field %s shows no error", f.label)
 		}
 	}
@@ -68,8 +68,8 @@ func TestEnableDomain(t *testing.T) {
 	h.ui(func() { e.old.set(core.DemoSettings(srv)) })
 	h.setText(e.old.imapPort, deadPort)
 	h.tap(e.enable)
-	if err := wait("dead old server"); err == nil || !strings.Contains(e.status.Text, "cannot be reached") {
-		t.Fatalf("dead old server: err %v, status %q", err, e.status.Text)
+	if err := wait("dead old server"); err == nil || !strings.Contains(e.prob.words.Text, "Nothing listens on the IMAP port") {
+		t.Fatalf("dead old server: err %v, says %q", err, e.prob.words.Text)
 	}
 	if doms, _ := h.core.Domains(t.Context()); len(doms) != 0 {
 		t.Fatalf("an unreachable old server created %d domains", len(doms))
@@ -165,17 +165,46 @@ func TestTrustCertificate(t *testing.T) {
 	if err := h.tapTask(w.oldServer.probeBtn, "probe", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if w.oldServer.probed != "" || !strings.Contains(w.status.Text, "could not be reached") {
-		t.Fatalf("an untrusted certificate was accepted: status %q", w.status.Text)
+	if w.oldServer.probed != "" {
+		t.Fatalf("an untrusted certificate was accepted: %q", h.said())
 	}
-	if !w.oldServer.trustBtn.Visible() || w.oldServer.trustFP == "" {
+	// Said once, in words: reached, but the certificate is not trusted.
+	said := h.said()
+	if !strings.Contains(said, "not trusted") || strings.Contains(said, "could not be reached") || strings.Contains(said, "cannot be reached") {
+		t.Errorf("the wizard says %q", said)
+	}
+	if strings.Contains(w.oldServer.probeOut.Text, "not trusted by this computer") {
+		t.Errorf("the failure is said twice: findings %q", w.oldServer.probeOut.Text)
+	}
+	if w.problem.detail.Visible() || w.problem.detail.Text == "" || !w.problem.toggle.Visible() {
+		t.Error("the technical detail is not one click away")
+	}
+	h.tap(w.problem.toggle)
+	if !w.problem.detail.Visible() {
+		t.Error("Technical detail does not open")
+	}
+	// The certificate: subject, dates, a selectable fingerprint, Copy.
+	cp := w.oldServer.cert
+	if !cp.box.Visible() || cp.cert == nil {
 		t.Fatal("no offer to trust the certificate")
 	}
-	if err := h.tapTask(w.oldServer.trustBtn, "probe with pin", time.Minute); err != nil {
+	fp := cp.cert.SHA256
+	if !cp.fp.Selectable || cp.fp.Text != fp || !strings.Contains(cp.info.Text, "Subject: ") || !strings.Contains(cp.info.Text, "Valid from ") {
+		t.Errorf("certificate shown as %q / %q (selectable %v)", cp.info.Text, cp.fp.Text, cp.fp.Selectable)
+	}
+	h.tap(cp.copyBtn)
+	if got := h.u.app.Clipboard().Content(); got != fp {
+		t.Errorf("clipboard = %q, want the fingerprint %q", got, fp)
+	}
+	h.screenshot("02c-old-server-trust")
+	if err := h.tapTask(cp.trust, "probe with pin", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if w.oldServer.probed == "" || w.oldServer.old.pin.Text == "" {
-		t.Fatalf("pinned probe failed: status %q", w.status.Text)
+	if w.oldServer.probed == "" || w.oldServer.old.pin.Text != fp {
+		t.Fatalf("pinned probe failed: %q", h.said())
+	}
+	if cp.box.Visible() || w.problem.box.Visible() {
+		t.Error("the untrusted-certificate offer stays after trusting it")
 	}
 	h.tap(w.next)
 	h.noTask()

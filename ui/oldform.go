@@ -36,7 +36,9 @@ func choiceFromTLS(m core.TLSMode) string {
 	return "STARTTLS"
 }
 
-// field is an input with its inline error line.
+// field is an input with its inline error line. The line is always
+// there (empty when the input is fine), so the fields below never move
+// when an error appears or goes.
 type field struct {
 	label string
 	input fyne.CanvasObject
@@ -47,18 +49,28 @@ func newField(label string, input fyne.CanvasObject) *field {
 	e := widget.NewLabel("")
 	e.Importance = widget.DangerImportance
 	e.Wrapping = fyne.TextWrapWord
-	e.Hide()
 	return &field{label: label, input: input, err: e}
 }
 
-// setError shows msg under the field, or hides the line for "".
+// setError shows msg under the field, or empties the line for "".
 func (f *field) setError(msg string) {
-	f.err.SetText(msg)
-	if msg == "" {
-		f.err.Hide()
-	} else {
-		f.err.Show()
+	if f.err.Text != msg {
+		f.err.SetText(msg)
 	}
+}
+
+// hasError reports whether the field shows an error.
+func (f *field) hasError() bool { return f.err.Text != "" }
+
+// countErrors is how many of fs show an error.
+func countErrors(fs ...*field) int {
+	n := 0
+	for _, f := range fs {
+		if f.hasError() {
+			n++
+		}
+	}
+	return n
 }
 
 func (f *field) formItem() *widget.FormItem {
@@ -68,7 +80,7 @@ func (f *field) formItem() *widget.FormItem {
 // oldForm edits an old server's settings: host, IMAP and SMTP ports and TLS
 // modes, and an optional pinned certificate fingerprint.
 type oldForm struct {
-	host, imapPort, smtpPort, pin *widget.Entry
+	host, imapPort, smtpPort, pin *keyEntry
 	imapTLS, smtpTLS              *widget.Select
 	fHost, fIMAP, fSMTP, fPin     *field
 	form                          *widget.Form
@@ -83,10 +95,10 @@ type oldForm struct {
 
 func newOldForm() *oldForm {
 	f := &oldForm{
-		host:     widget.NewEntry(),
-		imapPort: widget.NewEntry(),
-		smtpPort: widget.NewEntry(),
-		pin:      widget.NewEntry(),
+		host:     newKeyEntry(),
+		imapPort: newKeyEntry(),
+		smtpPort: newKeyEntry(),
+		pin:      newKeyEntry(),
 	}
 	f.host.SetPlaceHolder("mail.example.org or [192.0.2.7]")
 	f.pin.SetPlaceHolder("only for a self-signed certificate: its SHA-256 fingerprint")
@@ -131,7 +143,24 @@ func newOldForm() *oldForm {
 	return f
 }
 
-func swapPort(e *widget.Entry, m core.TLSMode, plain, implicit string) {
+// entries are the form's text inputs, first to last.
+func (f *oldForm) entries() []*keyEntry {
+	return []*keyEntry{f.host, f.imapPort, f.smtpPort, f.pin}
+}
+
+// keys makes Enter in any field run submit and Escape run escape (nil:
+// nothing).
+func (f *oldForm) keys(submit, escape func()) {
+	for _, e := range f.entries() {
+		e.OnSubmitted = func(string) { submit() }
+		e.onEscape = escape
+	}
+}
+
+// errors is how many fields show an error.
+func (f *oldForm) errors() int { return countErrors(f.fHost, f.fIMAP, f.fSMTP, f.fPin) }
+
+func swapPort(e *keyEntry, m core.TLSMode, plain, implicit string) {
 	switch {
 	case m == core.TLSImplicit && e.Text == plain:
 		e.SetText(implicit)
@@ -213,10 +242,7 @@ func (f *oldForm) settings() (core.OldServerSettings, error) {
 		mark(f.fPin, "")
 	}
 	if bad > 0 {
-		if bad == 1 {
-			return s, errors.New("One field needs attention (see above).")
-		}
-		return s, fmt.Errorf("%d fields need attention (see above).", bad)
+		return s, errors.New(fieldsNeedAttention(bad))
 	}
 	if err := s.Validate(); err != nil {
 		return s, err

@@ -12,7 +12,14 @@
 //     and hands its results back through fyne.Do.
 //   - Every input is validated inline, next to its field, before anything is
 //     changed; bad input changes nothing.
-//   - Close stops every goroutine the UI started and the demo old server.
+//   - A failure is said once, in words (core.Explain), with the technical
+//     detail one click away; editing an input clears results of the old
+//     input; error lines are always laid out, so fields never move.
+//   - Every page fits an 800x600 window; Enter runs the default action,
+//     Escape closes the top dialog, a dialog opens with its first field
+//     focused, and a destructive action is never the default.
+//   - Close stops every goroutine the UI started and the demo old server;
+//     after Close no callback touches a widget.
 package ui
 
 import (
@@ -70,18 +77,33 @@ type UI struct {
 	// all on the one UI goroutine).
 	serial bool
 	mu     sync.Mutex
+
+	// dialogs are the open dialogs the keyboard reaches, the top last
+	// (showDialog).
+	dialogs []*openDialog
 }
 
-// do runs fn on the UI goroutine (fyne.Do).
+// do runs fn on the UI goroutine (fyne.Do), unless the UI is closing:
+// once the app quits, Fyne runs what is handed to fyne.Do on the calling
+// goroutine, and widgets touched there log "Error in Fyne call thread".
 func (u *UI) do(fn func()) {
+	run := func() {
+		if u.ctx.Err() != nil {
+			return
+		}
+		fn()
+	}
+	if u.ctx.Err() != nil {
+		return
+	}
 	if !u.serial {
-		fyne.Do(fn)
+		fyne.Do(run)
 		return
 	}
 	fyne.Do(func() {
 		u.mu.Lock()
 		defer u.mu.Unlock()
-		fn()
+		run()
 	})
 }
 
@@ -124,6 +146,7 @@ func newUI(a fyne.App, c *core.Core, opts *Options, autoRefresh bool) *UI {
 		}
 	}
 	u.win.SetContent(container.NewBorder(u.banner, nil, nil, nil, u.tabs))
+	u.win.Canvas().SetOnTypedKey(u.typedKey)
 	u.win.Resize(fyne.NewSize(1024, 720))
 	u.win.SetOnClosed(u.Close)
 	if autoRefresh {

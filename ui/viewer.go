@@ -25,7 +25,7 @@ const (
 type viewer struct {
 	msgs    []core.SampleView
 	pick    *widget.Select
-	mode    *widget.RadioGroup
+	mode    *widget.Select
 	subject *widget.Label
 	from    *widget.Label
 	date    *widget.Label
@@ -38,9 +38,9 @@ func newViewer() *viewer {
 	v := &viewer{}
 	v.pick = widget.NewSelect(nil, nil)
 	v.pick.PlaceHolder = "(no messages yet)"
-	v.mode = widget.NewRadioGroup([]string{viewText, viewHTMLText, viewHTMLRich, viewRaw}, nil)
-	v.mode.Horizontal = true
-	v.mode.Required = true
+	// A drop-down, not a row of radio buttons: the Check step must fit
+	// an 800x600 screen.
+	v.mode = widget.NewSelect([]string{viewText, viewHTMLText, viewHTMLRich, viewRaw}, nil)
 	v.mode.SetSelected(viewText)
 	v.subject = widget.NewLabel("")
 	v.subject.TextStyle = fyne.TextStyle{Bold: true}
@@ -62,7 +62,7 @@ func newViewer() *viewer {
 func (v *viewer) content() fyne.CanvasObject {
 	head := container.NewVBox(
 		widget.NewLabelWithStyle("Message viewer", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-		v.pick, v.subject, v.from, v.date, v.mode, widget.NewSeparator())
+		v.pick, v.subject, v.from, v.date, container.NewBorder(nil, nil, widget.NewLabel("Show as"), nil, v.mode), widget.NewSeparator())
 	return container.NewBorder(head, nil, nil, nil, container.NewVScroll(v.bodyBox))
 }
 

@@ -11,14 +11,19 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
+
+	"mailferry/core"
 )
 
 // plainError is an error in plain words for the admin; its cause stays
 // reachable for errors.Is.
+// Its cause's text is the technical detail, one click away.
 type plainError struct {
 	msg   string
 	cause error
 }
+
+func newPlainError(msg string, cause error) *plainError { return &plainError{msg: msg, cause: cause} }
 
 func (e *plainError) Error() string { return e.msg }
 func (e *plainError) Unwrap() error { return e.cause }
@@ -35,6 +40,15 @@ const (
 )
 
 var stepTitles = [numSteps]string{"Welcome", "Old server", "Test domain and account", "Sample messages", "Migrate", "Check"}
+
+// stepHeader is the title of step i: the welcome page is not numbered, the
+// others are "Step 1 of 5" to "Step 5 of 5", as the welcome page lists them.
+func stepHeader(i int) string {
+	if i == stepWelcome {
+		return stepTitles[i]
+	}
+	return fmt.Sprintf("Step %d of %d: %s", i, numSteps-1, stepTitles[i])
+}
 
 // Timeouts of the long steps (the admin can cancel sooner).
 const (
@@ -75,10 +89,16 @@ type wizard struct {
 	stack *fyne.Container
 
 	title            *widget.Label
-	back, next, stop *widget.Button
+	back, next, stop *keyButton
 	bar              *widget.ProgressBar
 	barInf           *widget.ProgressBarInfinite
 	status           *widget.Label
+	// problem shows a failure in words with its technical detail (then
+	// status is empty: a failure is said once).
+	problem *problemView
+	// fieldsMsg: the status counts the fields that need attention (and is
+	// recounted as they are fixed).
+	fieldsMsg bool
 
 	cancel context.CancelFunc // of the running task, nil when idle
 	taskID int
@@ -101,10 +121,11 @@ func newWizard(u *UI) *wizard {
 	w := &wizard{u: u}
 	w.title = widget.NewLabel("")
 	w.title.TextStyle = fyne.TextStyle{Bold: true}
-	w.back = widget.NewButton("Back", w.goBack)
-	w.next = widget.NewButton("Next", w.goNext)
+	w.back = newKeyButton("Back", w.goBack)
+	w.next = newKeyButton("Next", w.goNext)
 	w.next.Importance = widget.HighImportance
-	w.stop = widget.NewButton("Cancel", w.cancelOrRestart)
+	w.stop = newKeyButton("Cancel", w.cancelOrRestart)
+	w.problem = newProblemView()
 	w.bar = widget.NewProgressBar()
 	w.bar.Hide()
 	w.barInf = widget.NewProgressBarInfinite()
@@ -125,7 +146,7 @@ func newWizard(u *UI) *wizard {
 	}
 	w.stack = container.NewStack()
 	nav := container.NewBorder(nil, nil, w.back, container.NewHBox(w.stop, w.next))
-	bottom := container.NewVBox(widget.NewSeparator(), container.NewStack(w.bar, w.barInf), w.status, nav)
+	bottom := container.NewVBox(widget.NewSeparator(), container.NewStack(w.bar, w.barInf), w.status, w.problem.content(), nav)
 	w.root = container.NewBorder(container.NewVBox(w.title, widget.NewSeparator()), bottom, nil, nil, w.stack)
 	w.show(stepWelcome)
 	return w
@@ -139,11 +160,12 @@ func (w *wizard) relayout() { refreshTree(w.root) }
 // show switches to step i.
 func (w *wizard) show(i int) {
 	w.step = i
-	w.title.SetText(fmt.Sprintf("Step %d of %d: %s", i+1, numSteps, stepTitles[i]))
+	w.title.SetText(stepHeader(i))
 	w.stack.Objects = []fyne.CanvasObject{w.pages[i]}
 	w.stack.Refresh()
 	w.setStatus("", false)
 	w.updateNav()
+	w.u.win.Canvas().Unfocus() // Enter is Next, unless the step focuses a field
 	w.steps[i].shown()
 }
 
@@ -176,6 +198,8 @@ func (w *wizard) updateNav() {
 
 // setStatus shows msg in the status line; isErr marks it as a problem.
 func (w *wizard) setStatus(msg string, isErr bool) {
+	w.fieldsMsg = false
+	w.problem.clear()
 	w.status.SetText(msg)
 	if isErr {
 		w.status.Importance = widget.DangerImportance
@@ -183,6 +207,55 @@ func (w *wizard) setStatus(msg string, isErr bool) {
 		w.status.Importance = widget.MediumImportance
 	}
 	w.status.Refresh()
+	w.relayout()
+}
+
+// setFieldsStatus says that n fields need attention; fieldsChanged
+// recounts it.
+func (w *wizard) setFieldsStatus(n int) {
+	w.setStatus(fieldsNeedAttention(n), true)
+	w.fieldsMsg = true
+}
+
+// inputChanged runs after the admin edited an input of the page, which now
+// has n fields with an error: a failure shown for the old input is stale
+// and goes; "N fields need attention" is recounted.
+func (w *wizard) inputChanged(n int) {
+	if w.cancel != nil {
+		return
+	}
+	switch {
+	case w.fieldsMsg && n > 0:
+		w.setFieldsStatus(n)
+	case w.status.Text != "", w.problem.box.Visible():
+		w.setStatus("", false)
+	}
+}
+
+// showError shows a failed task's error: the words of a *plainError, or
+// the error vocabulary's (core.Explain) with the technical detail one
+// click away, or the error's own text.
+func (w *wizard) showError(err error) {
+	var pe *plainError
+	if errors.As(err, &pe) {
+		if pe.cause == nil {
+			w.setStatus(pe.msg, true)
+			return
+		}
+		w.showProblem(core.Problem{Kind: core.ProblemOther, Headline: pe.msg, Detail: pe.cause.Error()})
+		return
+	}
+	if p := core.Explain(err); p.Kind != core.ProblemOther && p.Kind != "" {
+		w.showProblem(p)
+		return
+	}
+	w.setStatus(err.Error(), true)
+}
+
+// showProblem shows p in the problem view (and nothing in the status).
+func (w *wizard) showProblem(p core.Problem) {
+	w.setStatus("", false)
+	w.problem.set(p)
 	w.relayout()
 }
 
@@ -250,11 +323,11 @@ func (w *wizard) runTask(name string, timeout time.Duration, fn func(ctx context
 			} else {
 				w.setStatus("Canceled. You can change the input and try again.", true)
 			}
-		} else if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("%s took too long and was stopped: %w", name, err)
-			w.setStatus(err.Error(), true)
+		} else if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			err = newPlainError(name+" took too long and was stopped.", err)
+			w.showError(err)
 		} else if err != nil {
-			w.setStatus(err.Error(), true)
+			w.showError(err)
 		} else {
 			w.setStatus("", false)
 		}
@@ -281,12 +354,13 @@ func (w *wizard) cancelOrRestart() {
 		w.cancel()
 		return
 	}
-	dialog.ShowConfirm("Start over?", "Leave the test migration and go back to the welcome page? "+
+	d := dialog.NewConfirm("Start over?", "Leave the test migration and go back to the welcome page? "+
 		"What was set up so far (the test domain on Mailferry) stays.", func(ok bool) {
 		if ok {
 			w.reset()
 		}
 	}, w.u.win)
+	w.u.showDialog(d, nil, nil, nil)
 }
 
 // reset forgets the test state and shows the welcome page.

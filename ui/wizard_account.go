@@ -9,7 +9,6 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
 
 	"mailferry/core"
@@ -20,32 +19,34 @@ import (
 type accountStep struct {
 	w *wizard
 
-	domain, address, password *widget.Entry
+	domain, address, password *keyEntry
 	fDomain, fAddress, fPass  *field
 	removeBtn                 *widget.Button
 	accountOut                *widget.Label
 	accountOK                 string // input last checked successfully
 }
 
-func (pg *accountStep) shown()            {}
+func (pg *accountStep) shown()            { pg.w.u.win.Canvas().Focus(pg.domain) }
 func (pg *accountStep) nextLabel() string { return "Next" }
 
 func (pg *accountStep) page() fyne.CanvasObject {
-	pg.domain = widget.NewEntry()
+	pg.domain = newKeyEntry()
 	pg.domain.SetText("example.test")
-	pg.address = widget.NewEntry()
+	pg.address = newKeyEntry()
 	pg.address.SetPlaceHolder("test@example.test")
-	pg.password = widget.NewPasswordEntry()
+	pg.password = newKeyPasswordEntry()
 	pg.fDomain = newField("Test domain", pg.domain)
 	pg.fAddress = newField("Test account", pg.address)
 	pg.fPass = newField("Password", pg.password)
 	for _, f := range []*field{pg.fDomain, pg.fAddress, pg.fPass} {
 		f := f
-		f.input.(*widget.Entry).OnChanged = func(string) {
-			if f.err.Visible() {
-				f.setError("")
-				pg.w.relayout()
-			}
+		e := f.input.(*keyEntry)
+		e.OnSubmitted = func(string) { pg.w.goNext() }
+		e.OnChanged = func(string) {
+			f.setError("")
+			pg.accountOut.SetText("") // findings of other input
+			pg.w.inputChanged(countErrors(pg.fDomain, pg.fAddress, pg.fPass))
+			pg.w.relayout()
 		}
 	}
 	form := widget.NewForm(pg.fDomain.formItem(), pg.fAddress.formItem(), pg.fPass.formItem())
@@ -98,7 +99,7 @@ func (pg *accountStep) accountInput() (domain, address, password string, err err
 		pg.fPass.setError("")
 	}
 	if bad > 0 {
-		return "", "", "", fmt.Errorf("%d field(s) need attention (see above).", bad)
+		return "", "", "", &fieldsError{bad}
 	}
 	return domain, address, password, nil
 }
@@ -106,7 +107,7 @@ func (pg *accountStep) accountInput() (domain, address, password string, err err
 func (pg *accountStep) next() {
 	domain, address, password, err := pg.accountInput()
 	if err != nil {
-		pg.w.setStatus(err.Error(), true)
+		pg.w.setFieldsStatus(err.(*fieldsError).n)
 		return
 	}
 	key := domain + "\x00" + address + "\x00" + password + "\x00" + settingsKey(pg.w.oldServer.oldSettings)
@@ -128,15 +129,16 @@ func (pg *accountStep) next() {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(perr, core.ErrOldAuthFailed):
-			return &plainError{fmt.Sprintf("The old server refused the password for %s: check the account and its password.", address), perr}
+			return newPlainError(fmt.Sprintf("The old server refused the password for %s: check the account and its password.", address), perr)
 		case res == nil:
 			return fmt.Errorf("Could not check the account at the old server: %w", perr)
 		case !res.IMAP.LoggedIn:
-			return fmt.Errorf("Could not log in at the old server: %s", firstNonEmpty(res.IMAP.Error, res.IMAP.Summary))
+			p := probeProblem(res, true)
+			return newPlainError("Could not log in at the old server. "+p.String(), firstErr(res.IMAP.Err, perr))
 		case !res.SMTP.RecipientAccepted:
-			return fmt.Errorf("The old server's SMTP does not take mail for %s from this computer without a password (%s). "+
+			return newPlainError(fmt.Sprintf("The old server's SMTP does not take mail for %s from this computer without a password (%s). "+
 				"Mailferry hands it the mail of users who have not moved yet: let this computer relay through it (e.g. Postfix mynetworks).",
-				address, firstNonEmpty(res.SMTP.Reply, res.SMTP.Error, res.SMTP.Summary))
+				address, firstNonEmpty(res.SMTP.Reply, core.Explain(res.SMTP.Err).Headline, res.SMTP.Summary)), firstErr(res.SMTP.Err, perr))
 		}
 		if res.IMAP.IgnoresDomain {
 			// Any domain's "alice" is this domain's alice there: only this
@@ -152,7 +154,7 @@ func (pg *accountStep) next() {
 		t.progress(-1, "The old server accepted the password. Creating "+domain+" on Mailferry…")
 		if err := pg.w.u.core.PrepareTestDomain(ctx, domain, address, s); err != nil {
 			if errors.Is(err, core.ErrTestAccountExists) {
-				return &plainError{fmt.Sprintf("%s already has an account on Mailferry, from an earlier test. Remove it (below) to test again.", address), err}
+				return newPlainError(fmt.Sprintf("%s already has an account on Mailferry, from an earlier test. Remove it (below) to test again.", address), err)
 			}
 			return fmt.Errorf("Could not create the test domain on Mailferry: %w", err)
 		}
@@ -175,17 +177,30 @@ func (pg *accountStep) next() {
 			return
 		}
 		pg.accountOK = key
-		pg.w.setStatus(fmt.Sprintf("The old server accepted %s and %s is ready on Mailferry (migration still off). Press Next.", address, domain), false)
+		// One Next: the check passed, so the wizard moves on, and says so.
+		pg.w.show(stepSamples)
+		pg.w.setStatus(fmt.Sprintf("The old server accepted %s and %s is ready on Mailferry (migration still off).", address, domain), false)
 	})
+}
+
+// fieldsError is input with n fields that need attention.
+type fieldsError struct{ n int }
+
+func (e *fieldsError) Error() string { return fieldsNeedAttention(e.n) }
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
 }
 
 func (pg *accountStep) removeTestAccount() {
 	address := strings.ToLower(strings.TrimSpace(pg.address.Text))
-	dialog.ShowConfirm("Remove the test account?", "Delete "+address+" and its mail from Mailferry? "+
-		"The account and its mail on the old server are not touched.", func(ok bool) {
-		if !ok {
-			return
-		}
+	pg.w.u.confirmDestructive("Remove the test account?", "Delete "+address+" and its mail from Mailferry? "+
+		"The account and its mail on the old server are not touched.", "Remove", func() {
 		pg.w.runTask("Removing "+address+" from Mailferry", time.Minute, func(ctx context.Context, t task) error {
 			return pg.w.u.core.RemoveTestAccount(ctx, address)
 		}, func(err error) {
@@ -194,7 +209,7 @@ func (pg *accountStep) removeTestAccount() {
 				pg.w.setStatus(address+" was removed from Mailferry. Press Next to continue.", false)
 			}
 		})
-	}, pg.w.u.win)
+	})
 }
 
 // learntText is what a connection test learnt about the old server, one

@@ -72,7 +72,7 @@ func (pg *checkStep) page() fyne.CanvasObject {
 	pg.saveBtn.Disable()
 	pg.rerunBtn = widget.NewButton("Run the checks again", pg.runChecks)
 	pg.checkBox = container.NewVBox(pg.checkList, widget.NewSeparator(), widget.NewLabelWithStyle("Look at the account in any IMAP client", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), pg.clientBox)
-	pg.checkScroll = container.NewVScroll(pg.checkBox)
+	pg.checkScroll = container.NewScroll(pg.checkBox) // both ways: long lines must not widen the window
 	left := container.NewBorder(
 		container.NewVBox(pg.summary, container.NewHBox(pg.saveBtn, pg.rerunBtn)), nil, nil, nil,
 		pg.checkScroll)
@@ -168,7 +168,7 @@ func (pg *checkStep) saveReport() {
 		pg.w.setStatus("Report saved to "+wc.URI().Path(), false)
 	}, pg.w.u.win)
 	d.SetFileName("mailferry-test-report.txt")
-	d.Show()
+	pg.w.u.showDialog(d, nil, nil, nil)
 }
 
 // checksText sums the checks up per sample: one line for a sample whose

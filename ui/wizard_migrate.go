@@ -72,6 +72,7 @@ func (pg *migrateStep) next() {
 	}
 	s := pg.w.oldServer.oldSettings
 	var last core.TestProgress
+	var folders, messages int
 	pg.w.runTask("Migrating "+address, migrateTimeout, func(ctx context.Context, t task) error {
 		if err := pg.w.u.core.EnableMigration(ctx, domain, s); err != nil {
 			return fmt.Errorf("Could not turn on migration for %s: %w", domain, err)
@@ -93,14 +94,28 @@ func (pg *migrateStep) next() {
 			t.progress(frac, p.String()) // lays the page out again
 		})
 		last = p
-		return err
+		if err != nil {
+			return err
+		}
+		// The counts the dashboard and "mailferry status" show, from the
+		// same snapshot, so that the three agree.
+		folders, messages = last.FoldersTotal, int(last.MessagesTotal)
+		if snap, serr := pg.w.u.core.Status(ctx, nil); serr == nil {
+			for _, u := range snap.Users() {
+				if u.Address == address {
+					folders, messages = u.FolderCount, int(u.Messages)
+				}
+			}
+		}
+		return nil
 	}, func(err error) {
 		if err != nil {
 			return
 		}
 		pg.migrated = true
-		pg.migrateOut.SetText(fmt.Sprintf("Done: %d folders and %d messages of %s are on Mailferry (%s).\n\n%s",
-			last.FoldersTotal, last.MessagesTotal, address, last.Elapsed.Round(100*time.Millisecond), folderLines(last)))
+		pg.migrateOut.SetText(fmt.Sprintf("Done: %s and %s of %s are on Mailferry (%s).\n\n%s",
+			plural(folders, "folder", "folders"), plural(messages, "message", "messages"), address,
+			last.Elapsed.Round(100*time.Millisecond), folderLines(last)))
 		pg.w.checking.report = nil
 		pg.w.updateNav()
 		pg.w.setStatus("The test account is on Mailferry. Press Next to check every sample.", false)

@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -17,53 +16,60 @@ type oldServerStep struct {
 	w *wizard
 
 	old      *oldForm
-	probeBtn *widget.Button
+	probeBtn *keyButton
 	probeOut *widget.Label
-	trustBtn *widget.Button
-	trustFP  string
+	cert     *certPanel
+	scroll   *container.Scroll
 	probed   string // settings (JSON-ish key) last probed successfully
 	// oldSettings are the settings the probe reached, for the next steps.
 	oldSettings core.OldServerSettings
 }
 
-func (pg *oldServerStep) shown()            {}
+func (pg *oldServerStep) shown()            { pg.w.u.win.Canvas().Focus(pg.old.host) }
 func (pg *oldServerStep) nextLabel() string { return "Next" }
 
 func (pg *oldServerStep) page() fyne.CanvasObject {
 	pg.old = newOldForm()
 	pg.old.onChange = func() {
+		// What the last test said is about other settings now.
 		pg.probed = ""
+		pg.probeOut.SetText("")
+		pg.cert.set(nil)
+		pg.w.inputChanged(pg.old.errors())
 		pg.w.relayout()
 	}
+	pg.old.keys(pg.w.goNext, nil)
 	pg.probeOut = widget.NewLabel("")
 	pg.probeOut.Wrapping = fyne.TextWrapWord
 	pg.probeOut.Selectable = true
-	pg.probeBtn = widget.NewButton("Test connection", pg.testConnection)
-	pg.trustBtn = widget.NewButton("Trust this certificate", func() {
-		pg.old.pin.SetText(pg.trustFP)
-		pg.trustBtn.Hide()
+	pg.probeBtn = newKeyButton("Test connection", pg.testConnection)
+	pg.cert = newCertPanel(pg.w.u.app.Clipboard(), func(fp string) {
+		pg.old.pin.SetText(fp)
+		pg.w.u.win.Canvas().Unfocus() // the button goes; Enter is Next
 		pg.testConnection()
 	})
-	pg.trustBtn.Hide()
 	intro := widget.NewLabel("Where is the old mail server? Mailferry copies mail from its IMAP server and, while users move, hands mail for users who have not moved yet to its SMTP server.")
 	intro.Wrapping = fyne.TextWrapWord
-	return container.NewVScroll(container.NewVBox(intro, pg.old.form,
-		container.NewHBox(pg.probeBtn, pg.trustBtn), pg.probeOut))
+	pg.scroll = container.NewVScroll(container.NewVBox(intro, pg.old.form,
+		container.NewHBox(pg.probeBtn), pg.cert.content(), pg.probeOut))
+	return pg.scroll
 }
 
 // testConnection probes the old server and shows what it found.
 func (pg *oldServerStep) testConnection() { pg.probe(nil) }
 
 // probe validates the form, runs the probe and, when it reached both IMAP
-// and SMTP, calls then (if not nil).
+// and SMTP, calls then (if not nil). A failure is said once, in words
+// (the wizard's problem line, with the technical detail a click away);
+// the findings below list what worked.
 func (pg *oldServerStep) probe(then func()) {
 	s, err := pg.old.settings()
 	if err != nil {
-		pg.w.setStatus(err.Error(), true)
+		pg.failed(err)
 		return
 	}
 	pg.probeOut.SetText("")
-	pg.trustBtn.Hide()
+	pg.cert.set(nil)
 	var res *core.ProbeResult
 	pg.w.runTask("Testing the connection to "+s.Host.String(), probeTimeout, func(ctx context.Context, t task) error {
 		var perr error
@@ -76,21 +82,13 @@ func (pg *oldServerStep) probe(then func()) {
 		if err != nil {
 			return
 		}
-		pg.probeOut.SetText(res.Text() + learntText(res.Facts(s, "")))
-		if fp := untrustedFingerprint(res); fp != "" {
-			pg.trustFP = fp
-			pg.trustBtn.SetText("Trust this certificate (SHA-256 " + shortFP(fp) + ")")
-			pg.trustBtn.Show()
-		}
-		if !res.IMAP.Reached || !res.SMTP.Reached {
-			var what []string
-			if !res.IMAP.Reached {
-				what = append(what, "IMAP: "+firstNonEmpty(res.IMAP.Error, res.IMAP.Summary))
+		pg.probeOut.SetText(findingsText(res) + learntText(res.Facts(s, "")))
+		pg.cert.set(res)
+		if p := probeProblem(res, false); p.Kind != "" {
+			pg.w.showProblem(p)
+			if pg.cert.box.Visible() { // bring the certificate into view
+				pg.scroll.ScrollToOffset(fyne.NewPos(0, pg.cert.box.Position().Y))
 			}
-			if !res.SMTP.Reached {
-				what = append(what, "SMTP: "+firstNonEmpty(res.SMTP.Error, res.SMTP.Summary))
-			}
-			pg.w.setStatus("The old server could not be reached. "+strings.Join(what, " "), true)
 			return
 		}
 		pg.probed = settingsKey(s)
@@ -108,10 +106,20 @@ func (pg *oldServerStep) probe(then func()) {
 	})
 }
 
+// failed shows the form's validation error (how many fields need
+// attention, recounted as they are fixed).
+func (pg *oldServerStep) failed(err error) {
+	if n := pg.old.errors(); n > 0 {
+		pg.w.setFieldsStatus(n)
+		return
+	}
+	pg.w.setStatus(err.Error(), true)
+}
+
 func (pg *oldServerStep) next() {
 	s, err := pg.old.settings()
 	if err != nil {
-		pg.w.setStatus(err.Error(), true)
+		pg.failed(err)
 		return
 	}
 	if pg.probed == settingsKey(s) {
@@ -125,22 +133,4 @@ func (pg *oldServerStep) next() {
 
 func settingsKey(s core.OldServerSettings) string {
 	return fmt.Sprintf("%s|%d|%s|%d|%s|%s", s.Host, s.IMAPPort, s.IMAPTLS, s.SMTPPort, s.SMTPTLS, s.PinnedSHA256)
-}
-
-// untrustedFingerprint returns the fingerprint of a certificate the probe
-// saw but did not trust, or "".
-func untrustedFingerprint(r *core.ProbeResult) string {
-	for _, t := range []*core.TLSInfo{r.IMAP.TLS, r.SMTP.TLS} {
-		if t != nil && !t.Trusted && t.SHA256 != "" {
-			return t.SHA256
-		}
-	}
-	return ""
-}
-
-func shortFP(fp string) string {
-	if len(fp) > 23 {
-		return fp[:23] + "…"
-	}
-	return fp
 }

@@ -104,7 +104,7 @@ func (pg *samplesStep) next() {
 		if err != nil {
 			return err
 		}
-		t.progress(0, fmt.Sprintf("Sent %d messages through the old server. Waiting until its IMAP shows them…", len(sent)))
+		t.progress(0, fmt.Sprintf("Sent %s through the old server. Waiting until its IMAP shows them…", plural(len(sent), "message", "messages")))
 		copies, err = pg.w.u.core.WaitForSamples(ctx, s, address, password, sent, func(found, total int) {
 			t.progress(float64(found)/float64(total), fmt.Sprintf("%d of %d sample messages arrived on the old server…", found, total))
 		})
@@ -116,12 +116,13 @@ func (pg *samplesStep) next() {
 		pg.samples, pg.oldCopies = sent, copies
 		pg.w.checking.report, pg.w.migration.migrated = nil, false
 		var b strings.Builder
-		fmt.Fprintf(&b, "All %d sample messages arrived in the INBOX of %s on the old server:\n", len(sent), address)
+		fmt.Fprintf(&b, "All %s arrived in the INBOX of %s on the old server:\n", plural(len(sent), "sample message", "sample messages"), address)
 		for i, sm := range sent {
 			fmt.Fprintf(&b, "  • %s — %q (UID %d, %d bytes)\n", sm.Name, sm.Subject, copies[i].UID, copies[i].Size)
 		}
 		pg.samplesOut.SetText(b.String())
-		pg.w.show(stepMigrate)
+		// Stay: the admin reads that they all arrived, then presses Next.
+		pg.w.setStatus(fmt.Sprintf("All %s arrived on the old server. Press Next to migrate the test account.", plural(len(sent), "sample message", "sample messages")), false)
 	})
 }
 

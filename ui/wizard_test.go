@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"image/png"
 	"io"
 	"log/slog"
@@ -89,7 +90,7 @@ func (h *harness) wait(what string, timeout time.Duration) error {
 }
 
 // tapTask taps b, which starts a task, and waits for it.
-func (h *harness) tapTask(b *widget.Button, what string, timeout time.Duration) error {
+func (h *harness) tapTask(b fyne.Tappable, what string, timeout time.Duration) error {
 	h.t.Helper()
 	h.tap(b)
 	return h.wait(what, timeout)
@@ -104,6 +105,12 @@ func (h *harness) ui(fn func()) {
 
 // tap taps b as the UI goroutine would.
 func (h *harness) tap(b fyne.Tappable) { h.ui(func() { test.Tap(b) }) }
+
+// said is what the wizard says below the page: the status line and the
+// problem line.
+func (h *harness) said() string {
+	return strings.TrimSpace(h.w.status.Text + " " + h.w.problem.words.Text)
+}
 
 // mustStep fails unless the wizard shows step s.
 func (h *harness) mustStep(s int) {
@@ -126,7 +133,13 @@ func (h *harness) noTask() {
 	}
 }
 
-func (h *harness) setText(e *widget.Entry, s string) {
+// textInput is an Entry or one of ours (keyEntry).
+type textInput interface {
+	fyne.Focusable
+	SetText(string)
+}
+
+func (h *harness) setText(e textInput, s string) {
 	h.ui(func() {
 		e.SetText("")
 		if s != "" {
@@ -181,8 +194,8 @@ func (h *harness) oldServerValidation(s core.OldServerSettings) {
 			h.tap(w.next)
 			h.noTask()
 			h.mustStep(stepOldServer)
-			if !c.field.err.Visible() || !strings.Contains(c.field.err.Text, c.want) {
-				t.Errorf("field %s error = %q (visible %v), want it to contain %q", c.field.label, c.field.err.Text, c.field.err.Visible(), c.want)
+			if !c.field.hasError() || !strings.Contains(c.field.err.Text, c.want) {
+				t.Errorf("field %s error = %q (visible %v), want it to contain %q", c.field.label, c.field.err.Text, c.field.hasError(), c.want)
 			}
 			if w.status.Importance != widget.DangerImportance || w.status.Text == "" {
 				t.Errorf("status = %q, want an error", w.status.Text)
@@ -197,7 +210,7 @@ func (h *harness) oldServerValidation(s core.OldServerSettings) {
 		t.Fatalf("valid settings rejected: %v", err)
 	}
 	for _, f := range []*field{w.oldServer.old.fHost, w.oldServer.old.fIMAP, w.oldServer.old.fSMTP, w.oldServer.old.fPin} {
-		if f.err.Visible() {
+		if f.hasError() {
 			t.Errorf("field %s still shows %q for valid input", f.label, f.err.Text)
 		}
 	}
@@ -226,7 +239,7 @@ func (h *harness) accountValidation(domain, address, password string) {
 			h.tap(w.next)
 			h.noTask()
 			h.mustStep(stepAccount)
-			if !c.field.err.Visible() || !strings.Contains(c.field.err.Text, c.want) {
+			if !c.field.hasError() || !strings.Contains(c.field.err.Text, c.want) {
 				t.Errorf("field %s error = %q, want it to contain %q", c.field.label, c.field.err.Text, c.want)
 			}
 		})
@@ -240,8 +253,8 @@ func (h *harness) accountValidation(domain, address, password string) {
 			t.Fatalf("err = %v, want the old server refusing the password", err)
 		}
 		h.mustStep(stepAccount)
-		if !w.account.fPass.err.Visible() || !strings.Contains(w.status.Text, "refused the password") {
-			t.Errorf("password error %q, status %q", w.account.fPass.err.Text, w.status.Text)
+		if !w.account.fPass.hasError() || !strings.Contains(h.said(), "refused the password") {
+			t.Errorf("password error %q, status %q", w.account.fPass.err.Text, h.said())
 		}
 		if _, err := h.core.Domain(t.Context(), domain); err == nil {
 			t.Errorf("a wrong password created the domain %s on Mailferry", domain)
@@ -276,7 +289,7 @@ func (h *harness) runWizard(s core.OldServerSettings, domain, address, password 
 	if err := h.tapTask(w.next, "account", time.Minute); err != nil {
 		t.Fatalf("account step: %v", err)
 	}
-	h.mustStep(stepAccount)
+	h.mustStep(stepSamples) // one Next: the check passed, the wizard moved on
 	for _, want := range []string{"logged in", "separator", "accepted", "what mailferry learnt about the old server", "user names", "connections at once"} {
 		if !strings.Contains(strings.ToLower(w.account.accountOut.Text), want) {
 			t.Errorf("account findings lack %q:\n%s", want, w.account.accountOut.Text)
@@ -285,10 +298,9 @@ func (h *harness) runWizard(s core.OldServerSettings, domain, address, password 
 	if facts, err := h.core.OldServerFacts(t.Context(), domain); err != nil || len(facts) == 0 {
 		t.Errorf("what the connection test learnt was not kept for %s: %v, %v", domain, facts, err)
 	}
-	h.screenshot("03b-account-checked")
-	h.tap(w.next)
-	h.noTask()
-	h.mustStep(stepSamples)
+	if !strings.Contains(w.status.Text, "accepted "+address) {
+		t.Errorf("status after the account check: %q", w.status.Text)
+	}
 	if _, err := h.core.Domain(t.Context(), domain); err != nil {
 		t.Fatalf("the test domain was not created: %v", err)
 	}
@@ -298,7 +310,7 @@ func (h *harness) runWizard(s core.OldServerSettings, domain, address, password 
 	h.tap(w.next)
 	h.noTask()
 	h.mustStep(stepSamples)
-	if !w.sampling.fLangs.err.Visible() {
+	if !w.sampling.fLangs.hasError() {
 		t.Error("no error for an empty language choice")
 	}
 	var picked []string
@@ -312,6 +324,15 @@ func (h *harness) runWizard(s core.OldServerSettings, domain, address, password 
 	if err := h.tapTask(w.next, "samples", 3*time.Minute); err != nil {
 		t.Fatalf("samples step: %v", err)
 	}
+	// The step stays so the admin sees that all arrived; Next moves on
+	// without sending again.
+	h.mustStep(stepSamples)
+	if want := fmt.Sprintf("All %d sample messages arrived", 2+len(picked)); !strings.Contains(w.sampling.samplesOut.Text, want) || !strings.Contains(w.status.Text, "Press Next") {
+		t.Errorf("samples result %q, status %q", w.sampling.samplesOut.Text, w.status.Text)
+	}
+	h.screenshot("04b-samples-arrived")
+	h.tap(w.next)
+	h.noTask()
 	h.mustStep(stepMigrate)
 	if got, want := len(w.sampling.oldCopies), 2+len(picked); got != want {
 		t.Fatalf("%d samples on the old server, want %d", got, want)
@@ -419,7 +440,13 @@ func (h *harness) runWizard(s core.OldServerSettings, domain, address, password 
 	if user == nil || user.State != "done" || user.Messages == 0 {
 		t.Fatalf("dashboard user = %+v", user)
 	}
-	if got := d.cell(1, 0); got != address {
+	// The counts agree between the wizard and the dashboard.
+	if !strings.Contains(w.migration.migrateOut.Text, fmt.Sprintf("Done: %d folders", user.FolderCount)) ||
+		!strings.Contains(w.migration.migrateOut.Text, fmt.Sprintf(" %d messages", user.Messages)) ||
+		(user.FoldersTotal > 0 && user.FoldersTotal != user.FolderCount) {
+		t.Errorf("wizard says %q, dashboard %d/%d folders, %d messages", strings.SplitN(w.migration.migrateOut.Text, "\n", 2)[0], user.FolderCount, user.FoldersTotal, user.Messages)
+	}
+	if got := d.cell(0, 0); got != address {
 		t.Errorf("users table row 1 = %q", got)
 	}
 	h.screenshot("07-dashboard")
@@ -495,7 +522,7 @@ func (h *harness) readiness(domain, user, password, master, masterPw string) {
 	if err := wait("pre-migrate without credentials"); err == nil {
 		t.Fatal("pre-migrate ran without credentials")
 	}
-	if !r.fMaster.err.Visible() {
+	if !r.fMaster.hasError() {
 		t.Error("no error on the master user field")
 	}
 	if master != "" {

@@ -73,6 +73,9 @@ func (pg *welcomeStep) startDemo() {
 func (pg *welcomeStep) useDemo() {
 	srv := pg.demo
 	s := core.DemoSettings(srv)
+	// Its certificate is self-signed: the next step shows it to be
+	// trusted, as an admin's own old server's would be.
+	s.PinnedSHA256 = ""
 	pg.w.oldServer.old.set(s)
 	user := srv.SeedAccount()
 	var pass string
@@ -88,8 +91,9 @@ func (pg *welcomeStep) useDemo() {
 	for _, u := range srv.Users() {
 		users = append(users, fmt.Sprintf("%s (password %s)", u.Address, u.Password))
 	}
-	pg.demoStatus.SetText(fmt.Sprintf("The demo old server runs on this computer: IMAP %s, SMTP %s, both with STARTTLS and a self-signed certificate.\n"+
-		"Its users: %s.\nThe next steps are filled in for %s: just press Next.",
+	pg.w.u.win.Canvas().Unfocus() // Enter is Next now
+	pg.demoStatus.SetText(fmt.Sprintf("The demo old server runs on this computer: IMAP %s, SMTP %s, both with STARTTLS and a self-signed certificate "+
+		"(the next step shows it, to be trusted).\nIts users: %s.\nThe next steps are filled in for %s: just press Next.",
 		srv.IMAPAddr(), srv.SMTPAddr(), strings.Join(users, ", "), user))
 }
 

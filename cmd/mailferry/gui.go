@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
+	"syscall"
 
+	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
 
 	"mailferry/core"
@@ -52,7 +55,21 @@ func runGUI(args []string, stderr io.Writer) error {
 	a := app.NewWithID("io.mailferry.assistant")
 	a.SetIcon(ui.Icon)
 	u := ui.New(a, co, &ui.Options{StartErr: startErr})
+	// Ctrl-C or SIGTERM closes the window, as the admin would: the UI
+	// stops its work before Fyne's loop ends (a clean shutdown).
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	quit := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			fyne.Do(u.Window().Close)
+		case <-quit:
+		}
+	}()
 	u.ShowAndRun()
+	signal.Stop(sigs)
+	close(quit)
 	u.Close()
 	return nil
 }

@@ -219,6 +219,9 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 			st := "ok"
 			if !r.OK {
 				st = "FAILED: " + r.Error
+				if r.Problem != nil && r.Problem.Kind != core.ProblemOther {
+					st = "FAILED: " + r.Problem.String() + " (" + r.Error + ")"
+				}
 			}
 			fmt.Fprintf(tw, "%s\t%s\n", r.Address, st)
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"mailferry/core/oldserver"
 	"mailferry/core/store"
 )
 
@@ -95,6 +96,9 @@ type UserResult struct {
 	Address string `json:"address"`
 	OK      bool   `json:"ok"`
 	Error   string `json:"error,omitempty"`
+	// Problem is Error in words an admin understands, with what to do
+	// next (oldserver.Explain); nil when OK.
+	Problem *oldserver.Problem `json:"problem,omitempty"`
 }
 
 // MigrateUsers copies the accounts of users of domain (an Address without
@@ -173,6 +177,8 @@ func (e *Engine) MigrateUsers(ctx context.Context, domain string, users []Creden
 			u.Address = a
 			if err := e.MigrateAccount(ctx, a, u); err != nil {
 				results[i].Error = err.Error()
+				p := oldserver.Explain(err)
+				results[i].Problem = &p
 			} else {
 				results[i].OK = true
 			}

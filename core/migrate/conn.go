@@ -56,7 +56,9 @@ func (e *Engine) connectAs(ctx context.Context, s *oldSettings, cred Credentials
 	if err != nil {
 		c.Close()
 		if errors.Is(err, errAuthFailed) {
-			return nil, "", fmt.Errorf("migrate: %s: %w", cred, ErrBadPassword)
+			// Both: ErrBadPassword for the engine, the old server's
+			// refusal (oldserver.ErrAuthFailed) for oldserver.Explain.
+			return nil, "", fmt.Errorf("migrate: %s: %w: %w", cred, ErrBadPassword, err)
 		}
 		return nil, "", fmt.Errorf("migrate: log in to old server as %s: %w", cred, err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"mailferry/core/auth"
 	"mailferry/core/migrate"
+	"mailferry/core/oldserver"
 	"mailferry/core/oldserver/oldtest"
 	"mailferry/core/store"
 )
@@ -462,6 +463,10 @@ func TestMasterBulk(t *testing.T) {
 		res, err = e.MigrateUsers(ctx, oldtest.Domain, bad, nil)
 		if err != nil || res[0].OK || !strings.Contains(res[0].Error, "refused") {
 			t.Fatalf("bad master: %+v %v", res, err)
+		}
+		// The failure in an admin's words (issue 16).
+		if p := res[0].Problem; p == nil || p.Kind != oldserver.ProblemPassword || p.Advice == "" {
+			t.Errorf("bad master: problem %+v", p)
 		}
 		if _, err := st.Account(ctx, "alice@example.test"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("account created with a wrong master password: %v", err)

@@ -30,6 +30,12 @@
 //     a connection cap, capabilities) only reorders what Settings allow:
 //     a bare user name is never sent where Settings would not send it, and
 //     facts learnt at another host:port are ignored.
+//   - Every failure to use an old server has words for an admin: Explain
+//     maps it, by type only (errors.As/Is on *DialError, *ProtocolError,
+//     *CertError, ErrAuthFailed, ErrNoStartTLS, net, tls, go-imap and
+//     go-smtp errors), to a Problem with a headline, what to do next and
+//     the technical detail. A port that answers in another protocol is a
+//     *ProtocolError, told by the first bytes it sent.
 //   - The package keeps no global state and starts no goroutine that
 //     outlives a call, except the go-imap client's own reader.
 package oldserver

@@ -27,6 +27,10 @@ var ErrAuthFailed = errors.New("oldserver: authentication failed (wrong user nam
 // greeting, STARTTLS) when DialOptions.Timeout is 0.
 const DefaultTimeout = 30 * time.Second
 
+// ErrNoStartTLS matches (errors.Is) a server that refused or does not
+// offer STARTTLS (RFC 9051 §6.2.1, RFC 3207) when the settings ask for it.
+var ErrNoStartTLS = errors.New("oldserver: the server refused STARTTLS (or does not offer it)")
+
 // DialOptions tune DialIMAP, DialSMTP and Probe. A nil *DialOptions means
 // all defaults.
 type DialOptions struct {
@@ -85,7 +89,7 @@ func (e *DialError) Unwrap() error { return e.Err }
 // the connection it closed.
 func dialError(sctx context.Context, proto, addr, op string, err error) *DialError {
 	if cerr := sctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		err = fmt.Errorf("%w (%v)", cerr, err)
+		err = fmt.Errorf("%w (%w)", cerr, err)
 	}
 	return &DialError{Proto: proto, Addr: addr, Op: op, Err: err}
 }
@@ -159,9 +163,10 @@ func dialIMAP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 	if err != nil {
 		return fail("connect", err)
 	}
-	// The first bytes the server sends tell a connection turned away
-	// (a BYE greeting, or none at all) from other failures.
-	conn := &greetingConn{Conn: raw}
+	// The first bytes the server sends tell a connection turned away (a
+	// BYE greeting, or none at all) or another protocol on the port from
+	// other failures.
+	conn := &bannerConn{Conn: raw}
 	// Until setup is done, a canceled context or the timeout closes the
 	// connection, which unblocks every read below.
 	stop := context.AfterFunc(sctx, func() { conn.Close() })
@@ -187,10 +192,10 @@ func dialIMAP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 		tconn := tls.Client(conn, cfg)
 		if err := tconn.HandshakeContext(sctx); err != nil {
 			conn.Close()
-			return fail("tls", conn.turnedAway(sctx, err))
+			return fail("tls", conn.turnedAway(sctx, handshakeError("IMAP", err)))
 		}
 		// The greeting is inside TLS: watch it there.
-		conn = &greetingConn{Conn: tconn}
+		conn = &bannerConn{Conn: tconn}
 		c = imapclient.New(conn, &icOpts)
 	case TLSStartTLS:
 		icOpts.TLSConfig = v.config()
@@ -201,8 +206,10 @@ func dialIMAP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 				return fail("starttls", ta)
 			}
 			var ierr *imap.Error
-			if errors.As(err, &ierr) {
-				err = fmt.Errorf("the server refused STARTTLS: %w; try TLS mode %q or %q", ierr, TLSImplicit, TLSNone)
+			if errors.As(err, &ierr) && protocolOf(conn.banner()) == "IMAP" {
+				err = fmt.Errorf("%w: %w; try TLS mode %q or %q", ErrNoStartTLS, ierr, TLSImplicit, TLSNone)
+			} else {
+				err = greetingError("IMAP", conn.banner(), err, sctx.Err() != nil)
 			}
 			return fail("starttls", err)
 		}
@@ -211,7 +218,13 @@ func dialIMAP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 	}
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
-		return fail("greeting", conn.turnedAway(sctx, err))
+		if ta := conn.turnedAway(sctx, err); ta != err {
+			return fail("greeting", ta)
+		}
+		if s.IMAPTLS != TLSImplicit {
+			err = greetingError("IMAP", conn.banner(), err, sctx.Err() != nil)
+		}
+		return fail("greeting", err)
 	}
 	stopped = true
 	if !stop() {

@@ -9,11 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -338,36 +336,11 @@ func capFacts(caps imap.CapSet) []Fact {
 	return out
 }
 
-// greetingConn keeps the first bytes a server sends on a connection, so
-// that a failed setup can tell a connection turned away (ErrTurnedAway)
-// from other failures.
-type greetingConn struct {
-	net.Conn
-	mu    sync.Mutex
-	first []byte // at most greetingKeep bytes
-}
-
-const greetingKeep = 256
-
-func (c *greetingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if n > 0 {
-		c.mu.Lock()
-		if room := greetingKeep - len(c.first); room > 0 {
-			c.first = append(c.first, p[:min(n, room)]...)
-		}
-		c.mu.Unlock()
-	}
-	return n, err
-}
-
 // turnedAway returns err as a *turnedAway when the server greeted with BYE
 // or closed the connection before sending anything (and not because sctx,
 // the setup's context, ended: that closes it too); else err itself.
-func (c *greetingConn) turnedAway(sctx context.Context, err error) error {
-	c.mu.Lock()
-	first := string(c.first)
-	c.mu.Unlock()
+func (c *bannerConn) turnedAway(sctx context.Context, err error) error {
+	first := string(c.banner())
 	var ierr *imap.Error
 	switch {
 	case err == nil:

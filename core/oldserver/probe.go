@@ -31,6 +31,8 @@ type IMAPReport struct {
 	Reached bool `json:"reached"`
 	// Error is the failure, in plain words; empty if none.
 	Error string `json:"error,omitempty"`
+	// Err is the failure itself (for Explain and errors.As); nil if none.
+	Err error `json:"-"`
 	// TLS describes the TLS session; nil without TLS (or when the server
 	// never got as far as a certificate).
 	TLS *TLSInfo `json:"tls,omitempty"`
@@ -99,6 +101,8 @@ type SMTPReport struct {
 	Reached bool `json:"reached"`
 	// Error is the failure, in plain words; empty if none.
 	Error string `json:"error,omitempty"`
+	// Err is the failure itself (for Explain and errors.As); nil if none.
+	Err error `json:"-"`
 	// TLS describes the TLS session; nil without TLS.
 	TLS *TLSInfo `json:"tls,omitempty"`
 	// Extensions are the EHLO keywords, sorted.
@@ -219,6 +223,7 @@ func probeIMAP(ctx context.Context, s Settings, user, password string, opts *Dia
 	r.Notes = append(r.Notes, tlsNotes(r.TLS, s.PinnedSHA256 != "")...)
 	if err != nil {
 		r.Error = err.Error()
+		r.Err = err
 		r.Summary = "cannot use IMAP at " + r.Addr + ": " + explainNet(errors.Unwrap(err))
 		return err
 	}
@@ -252,6 +257,7 @@ func probeIMAP(ctx context.Context, s Settings, user, password string, opts *Dia
 	if err != nil {
 		r.Capabilities = capList(c.Caps())
 		r.Error = err.Error()
+		r.Err = err
 		if errors.Is(err, ErrAuthFailed) {
 			r.Summary = fmt.Sprintf("reached %s, but the server refused the user name or password for %s", r.Addr, user)
 		} else {
@@ -279,6 +285,7 @@ func probeIMAP(ctx context.Context, s Settings, user, password string, opts *Dia
 	caps, err := runCap(ctx, c)
 	if err != nil {
 		r.Error = err.Error()
+		r.Err = err
 		r.Summary = "logged in, then the connection failed: " + err.Error()
 		return err
 	}
@@ -328,6 +335,7 @@ func probeIMAP(ctx context.Context, s Settings, user, password string, opts *Dia
 	})
 	if err != nil {
 		r.Error = err.Error()
+		r.Err = err
 		r.Summary = "logged in, but listing mailboxes failed: " + err.Error()
 		return fmt.Errorf("oldserver: IMAP %s: LIST: %w", r.Addr, err)
 	}
@@ -476,6 +484,7 @@ func probeSMTP(ctx context.Context, s Settings, user string, opts *DialOptions, 
 	r.Notes = append(r.Notes, tlsNotes(r.TLS, s.PinnedSHA256 != "")...)
 	if err != nil {
 		r.Error = err.Error()
+		r.Err = err
 		r.Summary = "cannot use SMTP at " + r.Addr + ": " + explainNet(errors.Unwrap(err))
 		return err
 	}
@@ -533,11 +542,14 @@ func probeSMTP(ctx context.Context, s Settings, user string, opts *DialOptions, 
 			r.Summary = fmt.Sprintf("reached %s, but it refuses mail for %s without authentication: %s", r.Addr, user, r.Reply)
 			_ = c.Reset()
 			_ = c.Quit()
-			return fmt.Errorf("oldserver: SMTP %s: mail for %s refused: %w", r.Addr, user, err)
+			r.Err = fmt.Errorf("oldserver: SMTP %s: mail for %s refused: %w", r.Addr, user, err)
+			return r.Err
 		}
 		r.Error = err.Error()
+		r.Err = err
 		r.Summary = fmt.Sprintf("reached %s, then the connection failed: %s", r.Addr, explainNet(err))
-		return &DialError{Proto: "SMTP", Addr: r.Addr, Op: "rcpt", Err: err}
+		r.Err = &DialError{Proto: "SMTP", Addr: r.Addr, Op: "rcpt", Err: err}
+		return r.Err
 	}
 	r.RecipientAccepted = true
 	r.Summary = fmt.Sprintf("reached %s; it accepts mail for %s without authentication (nothing was sent)", r.Addr, user)

@@ -51,10 +51,11 @@ func dialSMTP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 	}
 
 	var d net.Dialer
-	conn, err := d.DialContext(sctx, "tcp", addr)
+	raw, err := d.DialContext(sctx, "tcp", addr)
 	if err != nil {
 		return fail("connect", err)
 	}
+	conn := &bannerConn{Conn: raw}
 	stop := context.AfterFunc(sctx, func() { conn.Close() })
 	defer stop()
 
@@ -64,7 +65,7 @@ func dialSMTP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 		tconn := tls.Client(conn, v.config())
 		if err := tconn.HandshakeContext(sctx); err != nil {
 			conn.Close()
-			return fail("tls", err)
+			return fail("tls", handshakeError("SMTP", err))
 		}
 		c = smtp.NewClient(tconn)
 	case TLSStartTLS:
@@ -73,8 +74,10 @@ func dialSMTP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 		c, err = smtp.NewClientStartTLS(conn, v.config())
 		if err != nil {
 			conn.Close()
-			if strings.Contains(err.Error(), "doesn't support STARTTLS") {
-				err = fmt.Errorf("the server does not offer STARTTLS; use TLS mode %q or %q", TLSImplicit, TLSNone)
+			if strings.Contains(err.Error(), "doesn't support STARTTLS") { // go-smtp's words
+				err = fmt.Errorf("%w; use TLS mode %q or %q", ErrNoStartTLS, TLSImplicit, TLSNone)
+			} else {
+				err = greetingError("SMTP", conn.banner(), err, sctx.Err() != nil)
 			}
 			return fail("starttls", err)
 		}
@@ -88,6 +91,8 @@ func dialSMTP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 		var ce *CertError
 		if errors.As(err, &ce) {
 			op = "starttls"
+		} else if s.SMTPTLS == TLSNone {
+			err = greetingError("SMTP", conn.banner(), err, sctx.Err() != nil)
 		}
 		return fail(op, err)
 	}

@@ -1,70 +1,107 @@
-#!/bin/sh
+#!/bin/bash
 # screenshots.sh runs the real mailferry binary in a real window under Xvfb,
-# walks the test-migration wizard against the demo old server by clicking
-# (xdotool) and saves a screenshot of each step and of the dashboard
-# (ImageMagick import).
+# at 800x600 and at 1280x800, walks the test-migration wizard against the
+# demo old server with the keyboard only (xdotool: Tab, Space, Enter, the
+# same keys an admin uses) and saves a screenshot of each step, of the
+# untrusted-certificate step, of an error (the SMTP port typed into the IMAP
+# field) and of the dashboard (ImageMagick import).
 #
 # Usage, from the module root:  ui/testdata/screenshots.sh [OUTDIR]
-# (default OUTDIR assets/screenshots). Needs: Xvfb, xdotool, imagemagick,
-# and the Fyne build packages (make gui-deps); CJK glyphs need a CJK font
-# such as fonts-droid-fallback. The clicks are positions in the 1024x720
-# window: update them if the layout changes.
-set -eu
+# (default OUTDIR assets/screenshots; the shots go to OUTDIR/800x600 and
+# OUTDIR/1280x800). Needs: Xvfb, xdotool, imagemagick, and the Fyne build
+# packages (make gui-deps); CJK glyphs need a CJK font such as
+# fonts-droid-fallback. No mouse positions: it works at any window size as
+# long as the focus order of the old-server page stays (host, IMAP port,
+# IMAP security, SMTP port, SMTP security, certificate, Test connection,
+# Copy fingerprint, Trust this certificate).
+set -euo pipefail
 out=${1:-assets/screenshots}
-mkdir -p "$out"
 tmp=$(mktemp -d)
-go build -o "$tmp/mailferry" ./cmd/mailferry
+if [ -n "${MAILFERRY_BIN:-}" ]; then cp "$MAILFERRY_BIN" "$tmp/mailferry"; else go build -o "$tmp/mailferry" ./cmd/mailferry; fi
 disp=":${MAILFERRY_XVFB_DISPLAY:-99}"
-Xvfb "$disp" -screen 0 1280x800x24 >"$tmp/xvfb.log" 2>&1 &
-xpid=$!
-apid=""
-cleanup() {
-	[ -n "$apid" ] && kill "$apid" 2>/dev/null || true
-	kill "$xpid" 2>/dev/null || true
+base=${MAILFERRY_SCREENSHOT_PORT:-24100} # Mailferry's own ports: base .. base+4
+xpid="" apid=""
+stop() {
+	if [ -n "$apid" ]; then # SIGTERM closes the window: a clean shutdown
+		kill "$apid" 2>/dev/null || true
+		for _ in $(seq 1 40); do kill -0 "$apid" 2>/dev/null || break; sleep 0.25; done
+		kill -9 "$apid" 2>/dev/null || true
+	fi
+	[ -n "$xpid" ] && kill "$xpid" 2>/dev/null || true
 	wait 2>/dev/null || true
-	rm -rf "$tmp"
+	apid="" xpid=""
 }
-trap cleanup EXIT INT TERM
-sleep 1
+trap 'stop; rm -rf "$tmp"' EXIT INT TERM
 export DISPLAY="$disp"
-LANG=C.UTF-8 "$tmp/mailferry" gui --data "$tmp/data" \
-	--imap 127.0.0.1:0 --imaps 127.0.0.1:0 --smtp 127.0.0.1:0 \
-	--submission 127.0.0.1:0 --submissions 127.0.0.1:0 >"$tmp/app.log" 2>&1 &
-apid=$!
-xdotool search --sync --name '^Mailferry$' >/dev/null
-sleep 2
 
-click() { xdotool mousemove "$1" "$2" click 1; }
-shot() { import -window root -crop 1024x720+0+0 "$out/$1.png"; echo "$out/$1.png"; }
-next() { click 994 697; }
+key() { xdotool key --delay 120 "$@"; sleep 0.4; }
+# greeting PORT prints the first bytes a server on 127.0.0.1:PORT sends.
+greeting() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; head -c 4 <&3" 2>/dev/null || true; }
+# demo_imap_port prints the demo old server's IMAP port: the one of the
+# app's listeners, other than Mailferry's own, that greets in IMAP.
+demo_imap_port() {
+	local p
+	for p in $(ss -ltnp | grep "pid=$apid," | sed -E 's/.*127\.0\.0\.1:([0-9]+).*/\1/'); do
+		if [ "$p" -ge "$base" ] && [ "$p" -le $((base + 4)) ]; then continue; fi
+		if [ "$(greeting "$p")" = "* OK" ]; then echo "$p"; return; fi
+	done
+}
 
-shot 01-welcome
-click 100 353; sleep 2                      # Start the demo old server
-shot 01-welcome-demo
-next; sleep 1
-click 66 389; sleep 3                       # Test connection
-shot 02-old-server
-next; sleep 1
-next; sleep 3                               # login check, test domain
-shot 03-account
-next; sleep 1
-click 115 268; click 115 339; sleep 0.5     # + Greek, Chinese
-shot 04-samples
-next; sleep 5                               # send samples, wait on the old IMAP
-click 960 697; sleep 6                      # Start migration
-shot 05-migrate
-next; sleep 6                               # checks run
-shot 06-check
-click 724 145; sleep 0.8; click 580 335; sleep 0.8   # viewer: Japanese sample
-shot 06-viewer-japanese
-click 724 145; sleep 0.8; click 560 217; sleep 0.8   # viewer: HTML sample
-click 737 320; sleep 0.8                             # HTML formatted
-shot 06-viewer-html
-click 990 697; sleep 2                      # Finish: dashboard
-shot 07-dashboard
-click 936 197; sleep 1.5                    # Disable migration…
-click 580 220; sleep 0.3
-xdotool type --delay 20 "bob@example.test"; xdotool key Return
-xdotool type --delay 20 "carol@example.test"; sleep 0.3
-click 431 601; sleep 2                      # Check readiness
-shot 08-readiness
+shoot() { # W H
+	local w=$1 h=$2 dir="$out/$1x$2"
+	mkdir -p "$dir"
+	shot() { import -window root -crop "${w}x${h}+0+0" "$dir/$1.png"; echo "$dir/$1.png"; }
+	Xvfb "$disp" -screen 0 "${w}x${h}x24" >"$tmp/xvfb.log" 2>&1 &
+	xpid=$!
+	sleep 1
+	rm -rf "$tmp/data"
+	LANG=C.UTF-8 "$tmp/mailferry" gui --data "$tmp/data" \
+		--imap "127.0.0.1:$base" --imaps "127.0.0.1:$((base + 1))" --smtp "127.0.0.1:$((base + 2))" \
+		--submission "127.0.0.1:$((base + 3))" --submissions "127.0.0.1:$((base + 4))" >"$tmp/app.log" 2>&1 &
+	apid=$!
+	local win
+	win=$(xdotool search --sync --name '^Mailferry$' | head -1)
+	sleep 2
+	xdotool windowmove "$win" 0 0
+	xdotool windowsize --sync "$win" "$w" "$h" || true
+	sleep 1
+	xdotool windowsize "$win" "$w" "$h" # again: Fyne may size the window once mapped
+	sleep 1
+
+	shot 01-welcome
+	key Tab space; sleep 2                    # Start the demo old server
+	shot 01-welcome-demo
+	key Return; sleep 1                       # Next: the old server, host focused
+	key Return; sleep 3                       # Next: the test finds the self-signed certificate
+	shot 02-old-server-trust
+	key Tab Tab Tab Tab Tab Tab Tab Tab Tab space; sleep 3   # Trust this certificate
+	shot 02-old-server
+	local imap
+	imap=$(demo_imap_port)
+	key Tab Tab ctrl+a                        # the IMAP port field
+	xdotool type --delay 40 "$((base + 2))"   # Mailferry's SMTP port, by mistake
+	key Return; sleep 3                       # Next: tested, refused in words
+	shot 02-old-server-error
+	key ctrl+a
+	xdotool type --delay 40 "$imap"
+	key Return; sleep 4                       # Next: tested, on to the account step
+	shot 03-account
+	key Return; sleep 4                       # login check; the wizard moves on
+	shot 04-samples
+	key Return; sleep 8                       # send the samples, wait on the old IMAP
+	shot 04-samples-arrived
+	key Return; sleep 1                       # Next: Migrate
+	key Return; sleep 8                       # Start migration
+	shot 05-migrate
+	key Return; sleep 8                       # Next: the checks run
+	shot 06-check
+	key Return; sleep 3                       # Finish: the dashboard
+	shot 07-dashboard
+	stop
+	if grep -q "Error in Fyne call thread" "$tmp/app.log"; then
+		echo "screenshots.sh: the assistant logged $(grep -c "Error in Fyne call thread" "$tmp/app.log") times 'Error in Fyne call thread'" >&2
+	fi
+}
+
+shoot 800 600
+[ -z "${MAILFERRY_SCREENSHOT_ONLY:-}" ] && shoot 1280 800
