@@ -201,6 +201,11 @@ func (c *Core) Start() error {
 		c.sup.start(c.listenerService(s.key, s.serve))
 		c.log.Info("listening", "service", s.key, "addr", ln.Addr().String())
 	}
+	// Copies a stopped or dead process left unfinished go on by themselves
+	// (those that need a password in memory wait for the user's login).
+	if n := c.mig.Resume(c.ctx); n > 0 {
+		c.log.Info("migration: resuming unfinished copies", "accounts", n)
+	}
 	c.sup.start(service{name: "relay queue", run: c.relay.Run})
 	c.sup.start(service{name: "compact", run: c.compactLoop})
 	if c.certs.ACME() {

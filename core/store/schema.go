@@ -176,6 +176,18 @@ CREATE TABLE IF NOT EXISTS outbound_routes (
 	updated   INTEGER NOT NULL
 );
 `,
+	// copy waits (wait.go): why an account's copy is not running and when
+	// it is tried again. Self-contained: it depends on no other step after
+	// the first.
+	`
+CREATE TABLE IF NOT EXISTS copy_waits (
+	account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+	kind       TEXT NOT NULL,
+	reason     TEXT NOT NULL,
+	until      INTEGER NOT NULL, -- Unix milliseconds of the next attempt; 0 none planned
+	holder     TEXT NOT NULL     -- the engine that will try again; '' none
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per
