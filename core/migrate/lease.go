@@ -45,7 +45,18 @@ var errLeaseLost = errors.New("migrate: lost the account's copy lease")
 // (context.Cause wraps errLeaseLost and the renewal's error).
 func (e *Engine) holdLease(ctx context.Context, acct *store.Account) (lctx context.Context, release func(), err error) {
 	ttl := e.opts.LeaseTTL
-	if err := e.st.TakeLease(ctx, acct.ID, e.holder, ttl); err != nil {
+	err = e.st.TakeLease(ctx, acct.ID, e.holder, ttl)
+	if errors.Is(err, store.ErrLeased) {
+		// A holder of this machine whose process is gone (kill -9) holds
+		// nothing: take its lease now rather than when it expires.
+		if leases, lerr := e.st.Leases(ctx); lerr == nil {
+			if l, ok := leases[acct.ID]; ok && l.Holder != e.holder && !holderAlive(l.Holder) {
+				e.log.Info("migrate: taking the copy lease of a dead process", "account", acct.Address, "holder", l.Holder)
+				err = e.st.TakeLeaseFrom(ctx, acct.ID, e.holder, l.Holder, ttl)
+			}
+		}
+	}
+	if err != nil {
 		return nil, nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
 	}
 	lctx, cancel := context.WithCancelCause(ctx)
