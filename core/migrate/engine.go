@@ -432,9 +432,9 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 		return err
 	}
 	defer release()
-	if err := e.st.ClearCopyWait(ctx, acct.ID); err != nil {
-		e.log.Warn("migrate: clear the account's copy wait", "account", acct.Address, "err", err)
-	}
+	// The account waits for nothing now; the row keeps room for the
+	// reason should this run fail on a full disk (store.WaitNone).
+	e.setWait(ctx, store.CopyWait{AccountID: acct.ID, Kind: store.WaitNone, Holder: e.holder})
 	catchUp := acct.Migration == store.MigDone
 	state := store.MigRunning
 	if catchUp {

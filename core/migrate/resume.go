@@ -171,7 +171,9 @@ func (e *Engine) Resume(ctx context.Context) int {
 		if l, ok := leases[a.ID]; ok && leaseLive(l) {
 			continue // being copied
 		}
-		if w, ok := waits[a.ID]; ok && w.Holder != "" && w.Holder != e.holder && holderAlive(w.Holder) {
+		w, waiting := waits[a.ID]
+		retry := waiting && (w.Kind == store.WaitRetry || w.Kind == store.WaitDiskFull)
+		if retry && w.Holder != e.holder && holderAlive(w.Holder) {
 			continue // another live engine runs it again
 		}
 		e.mu.Lock()
@@ -180,7 +182,7 @@ func (e *Engine) Resume(ctx context.Context) int {
 		if busy {
 			continue
 		}
-		if w, ok := waits[a.ID]; ok && w.Holder == e.holder {
+		if retry && w.Holder == e.holder {
 			continue // this engine's own retry is planned
 		}
 		_, domain, err := store.SplitAddress(a.Address)
@@ -191,7 +193,7 @@ func (e *Engine) Resume(ctx context.Context) int {
 			continue
 		}
 		if _, ok := e.credsFor(a); !ok {
-			if w, ok := waits[a.ID]; !ok || w.Kind != store.WaitLogin {
+			if w.Kind != store.WaitLogin {
 				e.setWait(ctx, store.CopyWait{AccountID: a.ID, Kind: store.WaitLogin, Reason: reasonNoPassword})
 			}
 			continue
@@ -237,6 +239,7 @@ func CopyStates(ctx context.Context, st *store.Store) (map[int64]CopyState, erro
 		cs := CopyState{State: a.Migration, Reason: a.MigrationError}
 		l, leased := leases[a.ID]
 		w, waiting := waits[a.ID]
+		waiting = waiting && w.Kind != store.WaitNone
 		switch {
 		case a.Migration == "" || a.Migration == store.MigDone:
 		case leased && leaseLive(l):

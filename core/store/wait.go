@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,7 +29,16 @@ const (
 	// WaitLogin: no old-server password is in memory; the copy resumes at
 	// the user's next login (or a bulk run with a master user).
 	WaitLogin = "login"
+	// WaitNone: the copy runs (or ran); it waits for nothing. A running
+	// copy keeps this row, with room for MaxWaitReason bytes of reason, so
+	// that its failure is recorded by rewriting the row in place: a full
+	// disk may have no room for a new one.
+	WaitNone = "none"
 )
+
+// MaxWaitReason is the longest reason a copy wait keeps (longer ones are
+// cut).
+const MaxWaitReason = 400
 
 // CopyWait is one account's copy wait.
 type CopyWait struct {
@@ -50,6 +60,12 @@ func (s *Store) SetCopyWait(ctx context.Context, w CopyWait) error {
 	var until int64
 	if !w.Until.IsZero() {
 		until = w.Until.UnixMilli()
+	}
+	if len(w.Reason) > MaxWaitReason {
+		w.Reason = strings.ToValidUTF8(w.Reason[:MaxWaitReason], "")
+	}
+	if w.Kind == WaitNone {
+		w.Reason = strings.Repeat(" ", MaxWaitReason) // the room, taken now
 	}
 	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
 		_, err := tx.ExecContext(ctx, `
@@ -77,7 +93,7 @@ func (s *Store) ClearCopyWait(ctx context.Context, accountID int64) error {
 	})
 }
 
-// CopyWaits returns every copy wait by account ID.
+// CopyWaits returns every copy wait by account ID (WaitNone rows too).
 func (s *Store) CopyWaits(ctx context.Context) (map[int64]CopyWait, error) {
 	ws, err := queryAll(ctx, s.r, func(r rowScanner) (CopyWait, error) {
 		var w CopyWait
@@ -85,6 +101,9 @@ func (s *Store) CopyWaits(ctx context.Context) (map[int64]CopyWait, error) {
 		err := r.Scan(&w.AccountID, &w.Kind, &w.Reason, &until, &w.Holder)
 		if until != 0 {
 			w.Until = time.UnixMilli(until)
+		}
+		if w.Kind == WaitNone {
+			w.Reason = ""
 		}
 		return w, err
 	}, `SELECT account_id, kind, reason, until, holder FROM copy_waits`)
