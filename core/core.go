@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -114,6 +115,9 @@ func (c *Core) Logger() *slog.Logger { return c.log }
 // Start opens the listeners and starts serving. On error nothing is left
 // listening.
 func (c *Core) Start() error {
+	if err := c.masterPasswords(); err != nil {
+		return err
+	}
 	var err error
 	if c.tls, err = c.startCertificates(); err != nil {
 		return err
@@ -315,4 +319,23 @@ func (c *Core) Close() error {
 	c.wg.Wait()
 	errs = append(errs, c.store.Close())
 	return errors.Join(errs...)
+}
+
+// masterPasswords gives the engine the master-user passwords of
+// Config.MasterPasswordFiles (in memory only).
+func (c *Core) masterPasswords() error {
+	for domain, file := range c.cfg.MasterPasswordFiles {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("master_password_files: %s: %w", domain, err)
+		}
+		pw := strings.TrimRight(strings.SplitN(string(b), "\n", 2)[0], "\r")
+		if pw == "" {
+			return fmt.Errorf("master_password_files: %s: %s holds no password", domain, file)
+		}
+		if err := c.mig.SetMasterCredentials(domain, "", pw); err != nil {
+			return fmt.Errorf("master_password_files: %w", err)
+		}
+	}
+	return nil
 }
