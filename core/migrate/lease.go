@@ -20,8 +20,11 @@ import (
 // fails at once with an error wrapping store.ErrLeased ("being copied by
 // another process"), changing nothing, and the engine runs the account
 // again every third of LeaseTTL until it gets the lease: the copy resumes
-// when the other process's ends (or its lease expires, if it died). A job
-// that loses its lease (it could not renew it in time) stops copying.
+// when the other process's ends (or its lease expires, if it died; at once
+// when the holder is a process of this machine that is gone). A bulk run
+// (MigrateUsers) that is refused waits and tries again, so a second
+// `mailferry migrate` of the same users only catches up after the first.
+// A job that loses its lease (it could not renew it in time) stops copying.
 
 // DefaultLeaseTTL is Options.LeaseTTL's default.
 const DefaultLeaseTTL = 30 * time.Second
