@@ -42,7 +42,10 @@ func (r *reserve) make() bool {
 	if err != nil {
 		return false
 	}
-	_, err = f.Write(make([]byte, reserveSize)) // written, so the blocks are taken (not a sparse file)
+	err = chmodPrivate(f, 0o600) // whatever the umask, as the packs
+	if err == nil {
+		_, err = f.Write(make([]byte, reserveSize)) // written, so the blocks are taken (not a sparse file)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
