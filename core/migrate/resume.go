@@ -56,7 +56,7 @@ const (
 // Reasons recorded with a wait.
 const (
 	reasonNoPassword  = "the old-server password is kept in memory only and this process does not have it; the copy resumes at the user's next login"
-	reasonInterrupted = "the copy stopped before it finished (the process was stopped or died); it resumes when mailferry serve runs and has the password (the user's next login)"
+	reasonInterrupted = "the copy stopped before it finished (the process was stopped or died); it resumes when mailferry serve runs and has the password: the user's next login, or the master user's in master_password_files"
 )
 
 // afterRun decides what follows a job's run of an account that ended with
