@@ -26,8 +26,8 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 	c.register(fs)
 	var o struct {
 		old, tls, smtpTLS, pin, login, master, defaultDomain string
-		imapPort, smtpPort                    int
-		disable, show                         bool
+		imapPort, smtpPort                                   int
+		disable, show                                        bool
 	}
 	fs.StringVar(&o.old, "old", "", "old server: host name or IP literal in brackets, e.g. mail.example.net or [192.0.2.7]")
 	fs.IntVar(&o.imapPort, "imap-port", 143, "old server's IMAP port (993 by default with --tls tls)")

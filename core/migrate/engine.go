@@ -121,6 +121,7 @@ type Engine struct {
 	lastRun map[int64]time.Time
 	kept    map[int64]keptConn // by account ID: see keepConn
 	fails   map[int64]int      // failed runs in a row, by account ID: see afterRun
+	pending map[int64][32]byte // by account ID: see hashLater
 }
 
 // keptConn is a logged-in old-server connection left for an account's copy.
@@ -202,6 +203,7 @@ func New(opts Options) (*Engine, error) {
 		jobs:    map[int64]*job{},
 		creds:   map[int64]Credentials{},
 		masters: map[string]Credentials{},
+		pending: map[int64][32]byte{},
 		lastRun: map[int64]time.Time{},
 		kept:    map[int64]keptConn{},
 		fails:   map[int64]int{},

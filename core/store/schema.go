@@ -176,7 +176,7 @@ CREATE TABLE IF NOT EXISTS outbound_routes (
 	updated   INTEGER NOT NULL
 );
 `,
-	// copy waits (wait.go): why an account's copy is not running and when
+	// 7: copy waits (wait.go): why an account's copy is not running and when
 	// it is tried again. Self-contained: it depends on no other step after
 	// the first.
 	`
