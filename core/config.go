@@ -66,6 +66,14 @@ type Config struct {
 	// MigrateConnections how many old-server connections each uses (default 2).
 	MigrateAccounts    int `json:"migrate_accounts,omitempty"`
 	MigrateConnections int `json:"migrate_connections,omitempty"`
+	// MasterPasswordFiles name, by migrating domain, a file whose first
+	// line is the password of the domain's master user (its settings'
+	// master_user, `domain migrate --master-user`). With it `serve` resumes
+	// interrupted and failed copies of that domain by itself, after a
+	// restart too; without it a copy whose password was lost with the
+	// process waits for the user's next login. The password is read into
+	// memory only; keep the file readable by Mailferry only.
+	MasterPasswordFiles map[string]string `json:"master_password_files,omitempty"`
 
 	// MaxPasswordHashes bounds the password hashes (argon2id, 19 MiB of
 	// memory each) computed at once; default the number of CPUs, at most 4.

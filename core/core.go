@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -116,6 +117,9 @@ func (c *Core) Logger() *slog.Logger { return c.log }
 // Start opens the listeners and starts serving. On error nothing is left
 // listening.
 func (c *Core) Start() error {
+	if err := c.masterPasswords(); err != nil {
+		return err
+	}
 	var err error
 	if c.tls, err = c.startCertificates(); err != nil {
 		return err
@@ -214,6 +218,11 @@ func (c *Core) Start() error {
 		}
 		c.sup.start(c.listenerService(s.key, s.serve))
 		c.log.Info("listening", "service", s.key, "addr", ln.Addr().String())
+	}
+	// Copies a stopped or dead process left unfinished go on by themselves
+	// (those that need a password in memory wait for the user's login).
+	if n := c.mig.Resume(c.ctx); n > 0 {
+		c.log.Info("migration: resuming unfinished copies", "accounts", n)
 	}
 	c.sup.start(service{name: "relay queue", run: c.relay.Run})
 	c.sup.start(service{name: "compact", run: c.compactLoop})
@@ -327,4 +336,23 @@ func (c *Core) Close() error {
 	c.wg.Wait()
 	errs = append(errs, c.store.Close())
 	return errors.Join(errs...)
+}
+
+// masterPasswords gives the engine the master-user passwords of
+// Config.MasterPasswordFiles (in memory only).
+func (c *Core) masterPasswords() error {
+	for domain, file := range c.cfg.MasterPasswordFiles {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("master_password_files: %s: %w", domain, err)
+		}
+		pw := strings.TrimRight(strings.SplitN(string(b), "\n", 2)[0], "\r")
+		if pw == "" {
+			return fmt.Errorf("master_password_files: %s: %s holds no password", domain, file)
+		}
+		if err := c.mig.SetMasterCredentials(domain, "", pw); err != nil {
+			return fmt.Errorf("master_password_files: %w", err)
+		}
+	}
+	return nil
 }

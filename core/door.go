@@ -40,6 +40,15 @@ const (
 	MigRunning = store.MigRunning
 	MigDone    = store.MigDone
 	MigFailed  = store.MigFailed
+	// MigInterrupted, MigRetrying, MigDiskFull and MigWaitingLogin are what
+	// the status says instead of the store's state when that is truer:
+	// the copy's process was stopped or died; a failed copy runs again at
+	// UserStatus.RetryAt; the disk is full (tried again at RetryAt); the
+	// copy waits for the user's next login (see migrate/resume.go).
+	MigInterrupted  = migrate.StateInterrupted
+	MigRetrying     = migrate.StateRetrying
+	MigDiskFull     = migrate.StateDiskFull
+	MigWaitingLogin = migrate.StateWaitingLogin
 )
 
 // Relay queue item states (QueueItem.State).

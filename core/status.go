@@ -8,6 +8,8 @@ package core
 import (
 	"context"
 	"time"
+
+	"mailferry/core/migrate"
 )
 
 // Status is a snapshot of a Mailferry: its domains, their accounts and
@@ -21,9 +23,11 @@ type Status struct {
 	TotalMessages int64 `json:"-"`
 	TotalBytes    int64 `json:"-"`
 	// Running counts accounts whose copy is pending or running; Failed
-	// those whose copy failed.
+	// those whose copy failed; Waiting those whose copy was interrupted or
+	// waits (to retry, for disk space, for the user's login).
 	Running int `json:"-"`
 	Failed  int `json:"-"`
+	Waiting int `json:"-"`
 	// Relay counts the SMTP relay's work since start (zero before Start,
 	// and in a process that does not serve).
 	Relay RelayStats `json:"-"`
@@ -60,8 +64,14 @@ type UserStatus struct {
 	Address string `json:"address"`
 	Domain  string `json:"-"`
 	// State is the account's migration state: "" for a native account
-	// (never migrated), else MigPending, MigRunning, MigDone or MigFailed.
+	// (never migrated), else MigPending, MigRunning, MigDone or MigFailed,
+	// or what is truer than the store's state: MigInterrupted (no live
+	// process copies it), MigRetrying or MigDiskFull (run again at
+	// RetryAt), MigWaitingLogin. MigRunning means a live process holds the
+	// account's copy lease.
 	State string `json:"migration"`
+	// RetryAt is when a MigRetrying or MigDiskFull copy runs again.
+	RetryAt time.Time `json:"retry_at,omitzero"`
 	// LastError is the latest migration error: the engine's, else the one
 	// the store recorded.
 	LastError string `json:"error,omitempty"`
@@ -138,6 +148,10 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 	for _, p := range c.mig.Progress() {
 		prog[p.AccountID] = p
 	}
+	copies, err := migrate.CopyStates(ctx, c.store)
+	if err != nil {
+		return nil, err
+	}
 	// One query for what every account holds, not one per mailbox.
 	usage, err := c.store.Usages(ctx)
 	if err != nil {
@@ -153,7 +167,10 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 		for _, a := range accts {
 			us := UserStatus{Address: a.Address, Domain: dom.Name, State: a.Migration, LastError: a.MigrationError,
 				Updated: a.MigrationTime, Folders: []FolderStatus{}}
-			switch a.Migration {
+			if cs, ok := copies[a.ID]; ok {
+				us.State, us.LastError, us.RetryAt = cs.State, cs.Reason, cs.RetryAt
+			}
+			switch us.State {
 			case "":
 				ds.Native++
 			case MigDone:
@@ -162,10 +179,12 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 				st.Running++
 			case MigFailed:
 				st.Failed++
+			default:
+				st.Waiting++
 			}
 			u := usage[a.ID]
 			us.FolderCount, us.Messages, us.Bytes = u.Folders, u.Messages, u.Bytes
-			if a.Migration == MigRunning && !a.Created.IsZero() {
+			if us.State == MigRunning && !a.Created.IsZero() {
 				if el := time.Since(a.Created).Seconds(); el > 0 {
 					us.Rate = float64(us.Messages) / el
 				}
@@ -177,7 +196,7 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 					us.Rate = p.MessagesRate
 				}
 				us.Errors = p.ErrorCount
-				if len(p.Errors) > 0 {
+				if len(p.Errors) > 0 && (us.State == MigRunning || us.State == MigDone || us.LastError == "") {
 					us.LastError = p.Errors[len(p.Errors)-1]
 				}
 				if !p.Updated.IsZero() {

@@ -93,6 +93,9 @@ func (d *dashboard) cell(row, col int) string {
 	case 0:
 		return u.Address
 	case 1:
+		if !u.RetryAt.IsZero() {
+			return stateText(u.State) + " (" + u.RetryAt.Format("15:04:05") + ")"
+		}
 		return stateText(u.State)
 	case 2:
 		if u.FoldersTotal > 0 {
@@ -135,6 +138,14 @@ func stateText(s string) string {
 		return "moved"
 	case "failed":
 		return "FAILED"
+	case "interrupted":
+		return "interrupted"
+	case "retrying":
+		return "retrying soon"
+	case "disk-full":
+		return "DISK FULL"
+	case "waiting-login":
+		return "waiting for login"
 	}
 	return s
 }
@@ -242,7 +253,7 @@ func totalsText(snap *core.Status) string {
 		moved += ds.Moved
 		native += ds.Native
 	}
-	s := fmt.Sprintf("%s: %d moved, %d copying, %d failed", plural(users, "user", "users"), moved, snap.Running, snap.Failed)
+	s := fmt.Sprintf("%s: %d moved, %d copying, %d waiting, %d failed", plural(users, "user", "users"), moved, snap.Running, snap.Waiting, snap.Failed)
 	if native > 0 {
 		s += fmt.Sprintf(", %d native", native)
 	}

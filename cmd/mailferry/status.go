@@ -52,6 +52,9 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 			if state == "" {
 				state = "local"
 			}
+			if !a.RetryAt.IsZero() {
+				state += " until " + a.RetryAt.Format("2006-01-02 15:04:05")
+			}
 			if a.LastError != "" {
 				state += " (" + a.LastError + ")"
 			}

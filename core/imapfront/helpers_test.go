@@ -41,6 +41,7 @@ type envOpts struct {
 	rateLimit imapfront.LoginRateLimit
 	noAccount bool
 	delim     rune
+	dir       string // of the store; "" means a temporary directory
 }
 
 func quietLogger() *slog.Logger {
@@ -52,7 +53,11 @@ func newEnv(t testing.TB, o *envOpts) *env {
 	if o == nil {
 		o = &envOpts{}
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "mail.db"), &store.Options{Logger: quietLogger(), Summarize: imapfront.Summarize})
+	dir := o.dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	st, err := store.Open(filepath.Join(dir, "mail.db"), &store.Options{Logger: quietLogger(), Summarize: imapfront.Summarize})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,6 +84,10 @@ func (s *session) storeErr(err error, what string) error {
 		return imapErr(imap.ResponseCodeCannot, "%s: %v", what, strings.TrimPrefix(err.Error(), "store: "))
 	case errors.Is(err, context.Canceled):
 		return imapErr(imap.ResponseCodeUnavailable, "server shutting down")
+	case store.IsDiskFull(err):
+		// As Dovecot answers (RFC 5530 OVERQUOTA); the admin's log says more.
+		s.srv.log.Error("imapfront: disk full", "op", what, "account", s.address(), "err", err)
+		return imapErr(imap.ResponseCodeOverQuota, "Not enough disk space")
 	}
 	s.srv.log.Error("imapfront: store error", "op", what, "account", s.address(), "err", err)
 	return imapErr(imap.ResponseCodeServerBug, "%s failed", what)

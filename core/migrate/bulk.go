@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"mailferry/core/oldserver"
 	"mailferry/core/store"
@@ -175,7 +176,17 @@ func (e *Engine) MigrateUsers(ctx context.Context, domain string, users []Creden
 				}
 			}()
 			u.Address = a
-			if err := e.MigrateAccount(ctx, a, u); err != nil {
+			err := e.MigrateAccount(ctx, a, u)
+			for errors.Is(err, store.ErrLeased) {
+				// Another process copies the account now (a second bulk
+				// run, or serve): wait for it, then catch up, rather than
+				// fail or copy it twice.
+				e.log.Info("migrate: account being copied by another process; waiting for it", "account", a)
+				if err = sleepCtx(ctx, e.opts.LeaseTTL/3); err == nil {
+					err = e.MigrateAccount(ctx, a, u)
+				}
+			}
+			if err != nil {
 				results[i].Error = err.Error()
 				p := oldserver.Explain(err)
 				results[i].Problem = &p
@@ -258,5 +269,17 @@ func ReadUsersCSV(r io.Reader) ([]Credentials, error) {
 			c.Password = rec[1]
 		}
 		out = append(out, c)
+	}
+}
+
+// sleepCtx waits d, or less when ctx ends (then it returns ctx's error).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }

@@ -280,13 +280,17 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 }
 
 // copyMailboxRetry copies one mailbox on *conn, re-connecting (with
-// backoff, at most Options.Retries times) when the connection fails; each
-// attempt resumes after the last committed UID. When the old server turns
-// a new connection away and yield (if not nil) gives the mailbox back to
-// another worker, it returns an error wrapping errYielded.
+// backoff) when the connection fails; each attempt resumes after the last
+// committed UID. Only attempts that made no progress (committed no message)
+// count against Options.Retries: a connection cut every few hundred MB
+// slows a big mailbox down but never stops it. A full disk is not a
+// connection problem: it ends the copy at once (ErrDiskFull). When the old
+// server turns a new connection away and yield (if not nil) gives the
+// mailbox back to another worker, it returns an error wrapping errYielded.
 func (e *Engine) copyMailboxRetry(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials, conn **imapclient.Client, p *plan, catchUp bool, yield func() bool) error {
 	e.prog.update(acct.ID, acct.Address, EventProgress, "", func(a *AccountProgress) { a.Folder = p.old.name })
-	for attempt := 0; ; attempt++ {
+	mark := e.copiedUpTo(ctx, p)
+	for failed := 0; ; {
 		var err error
 		if *conn == nil {
 			*conn, err = e.connect(ctx, s, cred)
@@ -303,21 +307,39 @@ func (e *Engine) copyMailboxRetry(ctx context.Context, acct *store.Account, s *o
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if store.IsDiskFull(err) {
+			return fmt.Errorf("migrate: %s: mailbox %q: %w (%w)", acct.Address, p.old.name, ErrDiskFull, err)
+		}
 		var me *mailboxError
 		if errors.As(err, &me) || errors.Is(err, ErrBadPassword) {
 			return err
 		}
 		closeClient(*conn)
 		*conn = nil
-		if attempt >= e.opts.Retries {
-			return fmt.Errorf("migrate: %s: mailbox %q: giving up after %d attempts: %w", acct.Address, p.old.name, attempt+1, err)
+		if now := e.copiedUpTo(ctx, p); now != mark {
+			mark, failed = now, 0 // progress: the budget starts again
+		} else {
+			failed++
 		}
-		e.log.Info("migrate: connection problem, retrying", "account", acct.Address, "mailbox", p.old.name, "attempt", attempt+1, "err", err)
+		if failed > e.opts.Retries {
+			return fmt.Errorf("migrate: %s: mailbox %q: giving up after %d attempts without progress: %w", acct.Address, p.old.name, failed, err)
+		}
+		e.log.Info("migrate: connection problem, retrying", "account", acct.Address, "mailbox", p.old.name, "attempts_without_progress", failed, "err", err)
 		e.prog.update(acct.ID, acct.Address, EventError, fmt.Sprintf("mailbox %q: %v (retrying)", p.old.name, err), nil)
-		if err := e.backoff(ctx, attempt); err != nil {
+		if err := e.backoff(ctx, max(failed-1, 0)); err != nil {
 			return err
 		}
 	}
+}
+
+// copiedUpTo is the highest old UID of p committed so far (0 when unknown):
+// an attempt that moved it made progress.
+func (e *Engine) copiedUpTo(ctx context.Context, p *plan) uint32 {
+	mb, err := e.st.MailboxByID(ctx, p.local.ID)
+	if err != nil {
+		return 0
+	}
+	return mb.MigratedUID
 }
 
 // copyMailbox copies the messages of one old mailbox above the last

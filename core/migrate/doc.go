@@ -49,6 +49,20 @@
 //     is still migrating) is pulled by catch-up runs: on every LoggedIn and
 //     every Options.CatchUpInterval. A new old-server UID that collides with
 //     a UID given locally meanwhile gets a fresh local UID (store Renumber).
+//   - Copies finish on their own (resume.go): a cut connection is
+//     re-opened and only attempts that committed nothing count against
+//     Options.Retries; a silent old server is given up after
+//     oldserver.DialOptions.ReadStall; a full disk (store.IsDiskFull) ends
+//     the run as ErrDiskFull, never retried as a connection problem; a
+//     failed job is run again by the engine with backoff
+//     (Options.ResumeBackoff) while it has credentials, its wait recorded
+//     in the store; Resume picks up copies a stopped or dead process left.
+//     CopyStates is the truth for the status: running only under a live
+//     lease, else interrupted, retrying, disk-full or waiting-login.
+//   - One process copies an account at a time (lease.go): a job takes the
+//     account's copy lease first; a lease of a dead process of this
+//     machine is taken at once; a bulk run that meets another process's
+//     copy waits for it, then catches up.
 //
 // Mailbox names: the account's hierarchy separator (store.Account.Delim) is
 // the old server's, so the hierarchy looks the same to clients. A personal

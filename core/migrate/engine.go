@@ -62,6 +62,11 @@ type Options struct {
 	// Dial tunes connections to old servers (timeouts, test roots); nil
 	// means defaults.
 	Dial *oldserver.DialOptions
+	// ResumeBackoff is the first wait before the engine runs a failed
+	// job's account again by itself (see resume.go), doubling per failure
+	// in a row up to ResumeBackoffMax; 0 means 30 seconds and 15 minutes.
+	ResumeBackoff    time.Duration
+	ResumeBackoffMax time.Duration
 	// LeaseTTL is how long an account's copy lease lasts unless renewed
 	// (see lease.go); 0 means DefaultLeaseTTL.
 	LeaseTTL time.Duration
@@ -115,6 +120,7 @@ type Engine struct {
 	masters map[string]Credentials // by domain, in memory only
 	lastRun map[int64]time.Time
 	kept    map[int64]keptConn    // by account ID: see keepConn
+	fails   map[int64]int         // failed runs in a row, by account ID: see afterRun
 	pending map[int64]pendingHash // by account ID: see hashLater
 	conns   map[string]*connLimit // by old server (host:port): see connlimit.go
 	learnMu sync.Mutex            // serializes recording what was learnt
@@ -178,6 +184,12 @@ func New(opts Options) (*Engine, error) {
 	if opts.CatchUpDebounce == 0 {
 		opts.CatchUpDebounce = 15 * time.Second
 	}
+	if opts.ResumeBackoff <= 0 {
+		opts.ResumeBackoff = 30 * time.Second
+	}
+	if opts.ResumeBackoffMax <= 0 {
+		opts.ResumeBackoffMax = 15 * time.Minute
+	}
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = DefaultLeaseTTL
 	}
@@ -198,6 +210,7 @@ func New(opts Options) (*Engine, error) {
 		lastRun: map[int64]time.Time{},
 		kept:    map[int64]keptConn{},
 		conns:   map[string]*connLimit{},
+		fails:   map[int64]int{},
 	}
 	if opts.CatchUpInterval > 0 {
 		e.goSafe("catch-up timer", e.catchUpLoop)
@@ -402,7 +415,7 @@ func (e *Engine) runJob(j *job) {
 		e.mu.Unlock()
 		if !again {
 			finish(err)
-			e.retryLeased(j.id, j.address, err)
+			e.afterRun(j.id, j.address, err)
 			return
 		}
 	}
@@ -438,6 +451,9 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 		return err
 	}
 	defer release()
+	// The account waits for nothing now; the row keeps room for the
+	// reason should this run fail on a full disk (store.WaitNone).
+	e.setWait(ctx, store.CopyWait{AccountID: acct.ID, Kind: store.WaitNone, Holder: e.holder})
 	catchUp := acct.Migration == store.MigDone
 	state := store.MigRunning
 	if catchUp {
@@ -448,7 +464,7 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) {
 		a.State, a.Started, a.Folder = state, time.Now(), ""
 		a.FoldersDone, a.FoldersTotal, a.MessagesDone, a.MessagesTotal, a.BytesDone, a.BytesTotal = 0, 0, 0, 0, 0, 0
-		a.MessagesRate, a.BytesRate = 0, 0
+		a.MessagesRate, a.BytesRate, a.RetryAt = 0, 0, time.Time{}
 	})
 	e.log.Info("migrate: job started", "account", acct.Address, "catchup", catchUp)
 	if !catchUp {
@@ -502,7 +518,7 @@ func (e *Engine) catchUpLoop() {
 		}
 		// A panic fails this round only (logged with its stack by
 		// recovered); the timer goes on, so catch-up never stays dead.
-		_ = recovered(e.log, "catch-up", func() error { e.catchUpAll(e.ctx); return nil })
+		_ = recovered(e.log, "catch-up", func() error { e.Resume(e.ctx); e.catchUpAll(e.ctx); return nil })
 	}
 }
 

@@ -20,8 +20,11 @@ import (
 // fails at once with an error wrapping store.ErrLeased ("being copied by
 // another process"), changing nothing, and the engine runs the account
 // again every third of LeaseTTL until it gets the lease: the copy resumes
-// when the other process's ends (or its lease expires, if it died). A job
-// that loses its lease (it could not renew it in time) stops copying.
+// when the other process's ends (or its lease expires, if it died; at once
+// when the holder is a process of this machine that is gone). A bulk run
+// (MigrateUsers) that is refused waits and tries again, so a second
+// `mailferry migrate` of the same users only catches up after the first.
+// A job that loses its lease (it could not renew it in time) stops copying.
 
 // DefaultLeaseTTL is Options.LeaseTTL's default.
 const DefaultLeaseTTL = 30 * time.Second
@@ -45,7 +48,18 @@ var errLeaseLost = errors.New("migrate: lost the account's copy lease")
 // (context.Cause wraps errLeaseLost and the renewal's error).
 func (e *Engine) holdLease(ctx context.Context, acct *store.Account) (lctx context.Context, release func(), err error) {
 	ttl := e.opts.LeaseTTL
-	if err := e.st.TakeLease(ctx, acct.ID, e.holder, ttl); err != nil {
+	err = e.st.TakeLease(ctx, acct.ID, e.holder, ttl)
+	if errors.Is(err, store.ErrLeased) {
+		// A holder of this machine whose process is gone (kill -9) holds
+		// nothing: take its lease now rather than when it expires.
+		if leases, lerr := e.st.Leases(ctx); lerr == nil {
+			if l, ok := leases[acct.ID]; ok && l.Holder != e.holder && !holderAlive(l.Holder) {
+				e.log.Info("migrate: taking the copy lease of a dead process", "account", acct.Address, "holder", l.Holder)
+				err = e.st.TakeLeaseFrom(ctx, acct.ID, e.holder, l.Holder, ttl)
+			}
+		}
+	}
+	if err != nil {
 		return nil, nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
 	}
 	lctx, cancel := context.WithCancelCause(ctx)

@@ -40,11 +40,14 @@ type AccountProgress struct {
 	// Skipped counts messages the old server could not serve or that were
 	// too large; Errors lists the latest problems (at most 20) and
 	// ErrorCount counts them all.
-	Skipped    int64     `json:"skipped"`
-	Errors     []string  `json:"errors,omitempty"`
-	ErrorCount int       `json:"error_count,omitempty"`
-	Started    time.Time `json:"started"`
-	Updated    time.Time `json:"updated"`
+	Skipped    int64    `json:"skipped"`
+	Errors     []string `json:"errors,omitempty"`
+	ErrorCount int      `json:"error_count,omitempty"`
+	// RetryAt is when a failed copy (StateRetrying, StateDiskFull) is run
+	// again.
+	RetryAt time.Time `json:"retry_at,omitzero"`
+	Started time.Time `json:"started"`
+	Updated time.Time `json:"updated"`
 }
 
 // Event is one change in the engine, for dashboards and `status --json`.

@@ -22,6 +22,10 @@ var (
 	ErrNoCredentials = errors.New("migrate: no old-server credentials in memory for this account")
 	// ErrClosed: the engine is closed.
 	ErrClosed = errors.New("migrate: engine closed")
+	// ErrDiskFull: the store's disk is full (store.IsDiskFull). A copy
+	// stopped by it is tried again, with backoff, until there is room;
+	// it is never retried as a connection problem.
+	ErrDiskFull = errors.New("migrate: the disk is full")
 )
 
 // SetDomain records the old server of a domain and turns its automatic

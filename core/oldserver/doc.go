@@ -20,7 +20,9 @@
 //     Settings, never logged, and never appear in error text.
 //   - Every network operation is bounded by its context and by
 //     DialOptions.Timeout: a server that accepts and then stays silent or
-//     hangs up yields an error, never a hang.
+//     hangs up yields an error, never a hang. Once connected, a server
+//     that stops answering (also in the middle of a message) fails the
+//     connection after DialOptions.ReadStall of silence (stall.go).
 //   - A wrong user name or password is reported as an error matching
 //     ErrAuthFailed (errors.Is); network and TLS failures never match it.
 //   - A connection the server turns away before any login (a BYE greeting,

@@ -43,6 +43,12 @@ type DialOptions struct {
 	// LocalName is the name sent in SMTP EHLO; empty means this machine's
 	// host name if it is fully qualified, else "localhost".
 	LocalName string
+	// ReadStall bounds the old server's silence while an IMAP answer is
+	// awaited (also in the middle of a message's bytes): a connection
+	// silent that long fails with a timeout, so that the copy replaces it.
+	// 0 means DefaultReadStall; negative keeps go-imap's own timeouts
+	// (30 s per response, 5 minutes per literal).
+	ReadStall time.Duration
 	// IMAP are options for the go-imap client (e.g. UnilateralDataHandler).
 	// Its TLSConfig and Dialer are ignored: Settings decide those. Its
 	// DebugWriter would see passwords: never point it at a log.
@@ -165,8 +171,12 @@ func dialIMAP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 	}
 	// The first bytes the server sends tell a connection turned away (a
 	// BYE greeting, or none at all) or another protocol on the port from
-	// other failures.
-	conn := &bannerConn{Conn: raw}
+	// other failures; a server silent for ReadStall fails the read.
+	var stall time.Duration
+	if opts != nil {
+		stall = opts.ReadStall
+	}
+	conn := &bannerConn{Conn: newStallConn(raw, stall)}
 	// Until setup is done, a canceled context or the timeout closes the
 	// connection, which unblocks every read below.
 	stop := context.AfterFunc(sctx, func() { conn.Close() })

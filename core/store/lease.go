@@ -56,6 +56,27 @@ WHERE copy_leases.holder = excluded.holder OR copy_leases.expires <= ?`,
 	})
 }
 
+// TakeLeaseFrom gives the account's copy lease to holder for ttl if dead
+// holds it (a holder the caller knows is gone: its process died before the
+// lease expired), else it is TakeLease.
+func (s *Store) TakeLeaseFrom(ctx context.Context, accountID int64, holder, dead string, ttl time.Duration) error {
+	if holder == "" || dead == "" || ttl <= 0 {
+		return fmt.Errorf("%w: lease holder %q from %q, ttl %v", ErrInvalid, holder, dead, ttl)
+	}
+	err := s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+		_, err := tx.ExecContext(ctx, `UPDATE copy_leases SET holder = ?, expires = ? WHERE account_id = ? AND holder = ?`,
+			holder, time.Now().Add(ttl).UnixMilli(), accountID, dead)
+		if err != nil {
+			return fmt.Errorf("store: lease of account %d: %w", accountID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.TakeLease(ctx, accountID, holder, ttl)
+}
+
 // ReleaseLease gives the account's copy lease back, if holder has it.
 func (s *Store) ReleaseLease(ctx context.Context, accountID int64, holder string) error {
 	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {

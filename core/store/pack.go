@@ -86,6 +86,10 @@ type packs struct {
 	// (synced as they were left) are not in it.
 	lost map[int64]packLoss
 
+	// room is the disk reserve (reserve.go): released when a write fails
+	// for a full disk, made again after a write succeeds.
+	room *reserve
+
 	// wrap, when set (only by tests), stands between this Store and each
 	// pack it creates, to inject write and fsync failures.
 	wrap func(*os.File) packFile
@@ -146,7 +150,7 @@ func openPacks(dir string, maxSize int64) (*packs, error) {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 	}
-	return &packs{dir: dir, maxSize: maxSize, files: map[int64]*os.File{}}, nil
+	return &packs{dir: dir, maxSize: maxSize, files: map[int64]*os.File{}, room: newReserve(dir)}, nil
 }
 
 // rotate makes a new pack, numbered after every existing one, the one to
@@ -300,8 +304,12 @@ func (p *packs) append(body []byte) (id, off int64, err error) {
 		// this pack is not yet known to be on disk: after a failed write
 		// the kernel may have dropped other dirty pages of the file too.
 		p.broken = fmt.Errorf("write: %w", err)
+		if IsDiskFull(err) {
+			p.room.release()
+		}
 		return 0, 0, fmt.Errorf("store: write pack %d: %w: %w", p.wid, ErrNotDurable, err)
 	}
+	p.room.restore()
 	off = p.end
 	p.end += int64(len(body))
 	return p.wid, off, nil

@@ -259,6 +259,17 @@ CREATE TABLE IF NOT EXISTS kept_uidls (
 CREATE TABLE IF NOT EXISTS uidl_reads (
 	account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
 	read_at    INTEGER NOT NULL
+`,
+	// 12: copy waits (wait.go): why an account's copy is not running and when
+	// it is tried again. Self-contained: it depends on no other step after
+	// the first.
+	`
+CREATE TABLE IF NOT EXISTS copy_waits (
+	account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+	kind       TEXT NOT NULL,
+	reason     TEXT NOT NULL,
+	until      INTEGER NOT NULL, -- Unix milliseconds of the next attempt; 0 none planned
+	holder     TEXT NOT NULL     -- the engine that will try again; '' none
 );
 `,
 }

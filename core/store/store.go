@@ -24,7 +24,11 @@
 //     also of one committed by another process on the same database (seen
 //     within Options.ChangePoll; see watch.go).
 //   - An account is copied by one process at a time: the copier holds its
-//     lease (see lease.go).
+//     lease (see lease.go). Why a copy waits (to retry, for disk space, for
+//     a login) is recorded beside it (wait.go).
+//   - A full disk is told apart (IsDiskFull) and leaves the database room:
+//     the packs directory keeps a reserve file, given back when a pack
+//     write fails for a full disk (reserve.go).
 //   - Mail is readable by Mailferry's user only: the database (and so its
 //     -wal and -shm, which SQLite makes with its mode), the packs
 //     directory, the packs and their lock file are made 0600 or 0700

@@ -1,0 +1,291 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"mailferry/core/internal/backoff"
+	"mailferry/core/store"
+)
+
+// Copies that finish on their own. A job that ends without finishing its
+// account is run again by the engine, not left for the user's next login:
+//
+//   - A failed job (the old server cannot be reached, every attempt of a
+//     mailbox made no progress, the disk is full) is run again after
+//     Options.ResumeBackoff, doubling per failure in a row up to
+//     Options.ResumeBackoffMax, for as long as the engine has credentials
+//     for the account. The wait is recorded in the store
+//     (store.SetCopyWait: kind, reason, when) so that any process's status
+//     shows it.
+//   - A job stopped because the old server refused the password, or with
+//     no credentials in memory, cannot go on by itself: the wait says the
+//     copy resumes at the user's next login.
+//   - Resume (which `serve` calls when it starts, and the catch-up timer
+//     calls each round) picks up accounts left running, pending or failed
+//     by a process that stopped or died: with credentials in memory (a
+//     master user) it runs them, else it records that they wait for the
+//     user's next login. Old-server passwords are in memory only, so after
+//     a restart an on-login copy cannot resume before the user logs in.
+//
+// CopyStates reads the truth back for the status: an account is running
+// only while a live process holds its copy lease.
+
+// States of an account's copy besides the store's, as CopyStates and the
+// status report them.
+const (
+	// StateInterrupted: the store says the copy is running (or pending)
+	// but no live process holds its lease: the process was stopped or died.
+	StateInterrupted = "interrupted"
+	// StateRetrying: the copy failed and a live engine runs it again at
+	// CopyState.RetryAt.
+	StateRetrying = "retrying"
+	// StateDiskFull: the copy stopped because the disk is full; a live
+	// engine tries again at CopyState.RetryAt.
+	StateDiskFull = "disk-full"
+	// StateWaitingLogin: the copy cannot go on without the user's
+	// old-server password, which is in memory only: it resumes at the
+	// user's next login.
+	StateWaitingLogin = "waiting-login"
+)
+
+// Reasons recorded with a wait.
+const (
+	reasonNoPassword  = "the old-server password is kept in memory only and this process does not have it; the copy resumes at the user's next login"
+	reasonInterrupted = "the copy stopped before it finished (the process was stopped or died); it resumes when mailferry serve runs and has the password: the user's next login, or the master user's in master_password_files"
+)
+
+// afterRun decides what follows a job's run of an account that ended with
+// err (nil: it finished).
+func (e *Engine) afterRun(id int64, address string, err error) {
+	wctx := context.WithoutCancel(e.ctx)
+	switch {
+	case err == nil:
+		e.mu.Lock()
+		delete(e.fails, id)
+		e.mu.Unlock()
+		return
+	case errors.Is(err, store.ErrLeased) || errors.Is(err, errLeaseLost):
+		e.retryLeased(id, address, err)
+		return
+	case errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) || e.ctx.Err() != nil:
+		return // stopped: interrupted, resumed by the next serve
+	case errors.Is(err, ErrNotMigrating):
+		return
+	}
+	acct, aerr := e.st.AccountByID(wctx, id)
+	if aerr != nil || acct.Migration == store.MigDone {
+		return // a catch-up: the periodic one tries again
+	}
+	switch {
+	case errors.Is(err, ErrBadPassword) || errors.Is(err, ErrNoCredentials):
+		reason := reasonNoPassword
+		if errors.Is(err, ErrBadPassword) {
+			reason = "the old server refused the password (" + err.Error() + "); the copy resumes at the user's next login with the right password"
+		}
+		e.setWait(wctx, store.CopyWait{AccountID: id, Kind: store.WaitLogin, Reason: reason})
+		return
+	}
+	e.mu.Lock()
+	n := e.fails[id]
+	e.fails[id] = n + 1
+	e.mu.Unlock()
+	delay := backoff.Delay(e.opts.ResumeBackoff, e.opts.ResumeBackoffMax, n)
+	kind := store.WaitRetry
+	if errors.Is(err, ErrDiskFull) {
+		kind = store.WaitDiskFull
+	}
+	until := time.Now().Add(delay)
+	e.setWait(wctx, store.CopyWait{AccountID: id, Kind: kind, Reason: err.Error(), Until: until, Holder: e.holder})
+	e.log.Info("migrate: copy failed; running it again later", "account", address, "at", until.Format(time.TimeOnly), "err", err)
+	e.prog.update(id, address, EventState, "", func(a *AccountProgress) {
+		a.State = StateRetrying
+		if kind == store.WaitDiskFull {
+			a.State = StateDiskFull
+		}
+		a.RetryAt = until
+	})
+	e.later(id, address, delay)
+}
+
+// later schedules the account's job after d, unless the engine closes.
+func (e *Engine) later(id int64, address string, d time.Duration) {
+	e.goSafe("resume "+address, func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-e.ctx.Done():
+		case <-t.C:
+			acct, err := e.st.AccountByID(e.ctx, id)
+			if err != nil {
+				return
+			}
+			if _, ok := e.credsFor(acct); !ok {
+				e.setWait(context.WithoutCancel(e.ctx), store.CopyWait{AccountID: id, Kind: store.WaitLogin, Reason: reasonNoPassword})
+				return
+			}
+			e.schedule(id, address)
+		}
+	})
+}
+
+func (e *Engine) setWait(ctx context.Context, w store.CopyWait) {
+	if err := e.st.SetCopyWait(ctx, w); err != nil {
+		e.log.Warn("migrate: record why a copy waits", "account_id", w.AccountID, "err", err)
+	}
+}
+
+// Resume runs again every account of a migrating domain whose copy was left
+// unfinished (running, pending or failed) and that no live process copies
+// now: at once when the engine has credentials for it (a master user, or
+// a password from a login since this process started), else it records that
+// the copy waits for the user's next login. It returns how many it
+// scheduled. `serve` calls it when it starts; the catch-up timer each round.
+func (e *Engine) Resume(ctx context.Context) int {
+	accts, err := e.st.Accounts(ctx, "")
+	if err != nil {
+		e.log.Warn("migrate: resume: list accounts", "err", err)
+		return 0
+	}
+	leases, err := e.st.Leases(ctx)
+	if err != nil {
+		e.log.Warn("migrate: resume: leases", "err", err)
+		return 0
+	}
+	waits, err := e.st.CopyWaits(ctx)
+	if err != nil {
+		e.log.Warn("migrate: resume: waits", "err", err)
+		return 0
+	}
+	n := 0
+	for _, a := range accts {
+		switch a.Migration {
+		case store.MigRunning, store.MigPending, store.MigFailed:
+		default:
+			continue
+		}
+		if l, ok := leases[a.ID]; ok && leaseLive(l) {
+			continue // being copied
+		}
+		w, waiting := waits[a.ID]
+		retry := waiting && (w.Kind == store.WaitRetry || w.Kind == store.WaitDiskFull)
+		if retry && w.Holder != e.holder && holderAlive(w.Holder) {
+			continue // another live engine runs it again
+		}
+		e.mu.Lock()
+		_, busy := e.jobs[a.ID]
+		e.mu.Unlock()
+		if busy {
+			continue
+		}
+		if retry && w.Holder == e.holder {
+			continue // this engine's own retry is planned
+		}
+		_, domain, err := store.SplitAddress(a.Address)
+		if err != nil {
+			continue
+		}
+		if _, err := migratingSettings(ctx, e.st, domain); err != nil {
+			continue
+		}
+		if _, ok := e.credsFor(a); !ok {
+			if w.Kind != store.WaitLogin {
+				e.setWait(ctx, store.CopyWait{AccountID: a.ID, Kind: store.WaitLogin, Reason: reasonNoPassword})
+			}
+			continue
+		}
+		if e.schedule(a.ID, a.Address) != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// CopyState is what an account's copy is doing, as any process can tell
+// from the store (CopyStates).
+type CopyState struct {
+	// State is the store's state (store.MigDone, MigFailed, ...), or
+	// StateInterrupted, StateRetrying, StateDiskFull or StateWaitingLogin
+	// when that is truer; "running" means a live process copies it now.
+	State string
+	// Reason says why it waits, was interrupted or failed.
+	Reason string
+	// RetryAt is when a retrying (or disk-full) copy is run again.
+	RetryAt time.Time
+}
+
+// CopyStates reads, for every account, what its copy is doing: the store's
+// migration state corrected by the copy leases (a "running" copy nobody
+// holds the lease of was interrupted) and the waits engines recorded.
+func CopyStates(ctx context.Context, st *store.Store) (map[int64]CopyState, error) {
+	accts, err := st.Accounts(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	leases, err := st.Leases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	waits, err := st.CopyWaits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]CopyState, len(accts))
+	for _, a := range accts {
+		cs := CopyState{State: a.Migration, Reason: a.MigrationError}
+		l, leased := leases[a.ID]
+		w, waiting := waits[a.ID]
+		waiting = waiting && w.Kind != store.WaitNone
+		switch {
+		case a.Migration == "" || a.Migration == store.MigDone:
+		case leased && leaseLive(l):
+			if a.Migration != store.MigDone {
+				cs.State, cs.Reason = store.MigRunning, ""
+			}
+		case waiting && w.Kind == store.WaitLogin:
+			cs.State, cs.Reason = StateWaitingLogin, w.Reason
+		case waiting && holderAlive(w.Holder):
+			cs.State, cs.Reason, cs.RetryAt = StateRetrying, w.Reason, w.Until
+			if w.Kind == store.WaitDiskFull {
+				cs.State = StateDiskFull
+			}
+		case a.Migration == store.MigRunning || waiting:
+			cs.State, cs.Reason = StateInterrupted, reasonInterrupted
+			if waiting {
+				cs.Reason += "; last error: " + w.Reason
+			}
+		}
+		out[a.ID] = cs
+	}
+	return out, nil
+}
+
+// leaseLive: a lease not expired whose holder is not known to be dead.
+func leaseLive(l store.Lease) bool {
+	return time.Now().Before(l.Expires) && holderAlive(l.Holder)
+}
+
+// holderAlive reports whether the engine named holder (newHolder) may
+// still run: false only when it is of this host and its process is gone.
+func holderAlive(holder string) bool {
+	if holder == "" {
+		return false
+	}
+	host, rest, ok := strings.Cut(holder, " pid ")
+	if !ok {
+		return true
+	}
+	pidText, _, _ := strings.Cut(rest, " ")
+	pid, err := strconv.Atoi(pidText)
+	if err != nil {
+		return true
+	}
+	if me, _ := os.Hostname(); me != host {
+		return true // another machine's: its lease's expiry tells
+	}
+	return processAlive(pid)
+}
