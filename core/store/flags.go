@@ -22,9 +22,18 @@ const (
 // returns them as they are now (missing UIDs are skipped). Each changed
 // message gets a new MODSEQ.
 func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string) ([]*Message, error) {
+	out, _, err := s.StoreFlagsUnchangedSince(ctx, mailboxID, uids, op, flags, nil)
+	return out, err
+}
+
+// StoreFlagsUnchangedSince is StoreFlags made conditional (RFC 7162 3.1.3,
+// UNCHANGEDSINCE): when unchangedSince is not nil, a message whose MODSEQ
+// is above it is left alone and its UID returned in modified. The test and the
+// change are one transaction, so no other change slips in between.
+func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string, unchangedSince *uint64) (out []*Message, modified []uint32, err error) {
 	flags = cleanFlags(flags)
-	var out []*Message
-	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	err = s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		out, modified = out[:0], modified[:0]
 		accountID, err := mailboxAccount(ctx, tx, mailboxID)
 		if err != nil {
 			return err
@@ -47,6 +56,10 @@ func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, 
 			} else if err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
+			if unchangedSince != nil && m.ModSeq > *unchangedSince {
+				modified = append(modified, uid)
+				continue
+			}
 			nf := applyFlags(m.Flags, op, flags)
 			if strings.Join(nf, " ") != strings.Join(m.Flags, " ") {
 				if modseq == 0 {
@@ -64,7 +77,7 @@ func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, 
 		}
 		return nil
 	})
-	return out, err
+	return out, modified, err
 }
 
 func applyFlags(cur []string, op FlagOp, flags []string) []string {

@@ -457,11 +457,8 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
-		if err := deleteUIDs(ctx, tx, mailboxID, gone); err != nil {
-			return err
-		}
 		if len(gone) > 0 {
-			if _, err := bumpModSeq(ctx, tx, mailboxID); err != nil {
+			if err := expungeUIDs(ctx, tx, mailboxID, gone); err != nil {
 				return err
 			}
 			ch.account(accountID)
@@ -469,20 +466,6 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]
 		return nil
 	})
 	return gone, err
-}
-
-func deleteUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32) error {
-	del, err := tx.PrepareContext(ctx, `DELETE FROM messages WHERE mailbox_id = ? AND uid = ?`)
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	defer del.Close()
-	for _, u := range uids {
-		if _, err := del.ExecContext(ctx, mailboxID, u); err != nil {
-			return fmt.Errorf("store: expunge: %w", err)
-		}
-	}
-	return nil
 }
 
 func allUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64) ([]uint32, error) {
@@ -576,10 +559,7 @@ func (s *Store) copyOrMove(ctx context.Context, src int64, uids []uint32, dst in
 			for i, p := range pairs {
 				moved[i] = p.Src
 			}
-			if err := deleteUIDs(ctx, tx, src, moved); err != nil {
-				return err
-			}
-			_, err = bumpModSeq(ctx, tx, src)
+			err = expungeUIDs(ctx, tx, src, moved)
 		}
 		return err
 	})

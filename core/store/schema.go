@@ -176,6 +176,18 @@ CREATE TABLE IF NOT EXISTS outbound_routes (
 	updated   INTEGER NOT NULL
 );
 `,
+	// expunged UIDs with the MODSEQ of their expunge (expunge.go), for
+	// QRESYNC's VANISHED (RFC 7162 3.2.5, 3.2.6). Self-contained: it
+	// depends on no other step after the first.
+	`
+CREATE TABLE IF NOT EXISTS expunged (
+	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	uid        INTEGER NOT NULL,
+	modseq     INTEGER NOT NULL,
+	PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per
