@@ -151,6 +151,8 @@ func New(opts *Options) (*Server, error) {
 			imap.CapSpecialUse:       {},
 			imap.CapCreateSpecialUse: {},
 			imap.CapLiteralPlus:      {},
+			imap.CapCondStore:        {},
+			imap.CapQResync:          {},
 		},
 		Logger:       printfLogger{s.log},
 		TLSConfig:    opts.TLSConfig,

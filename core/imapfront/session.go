@@ -26,6 +26,9 @@ type session struct {
 	acct   *store.Account
 	sel    *view
 	closed bool
+	conn   *imapserver.Conn
+	// condstore is set by a CONDSTORE-enabling command (condstore.go).
+	condstore bool
 }
 
 var (
@@ -44,7 +47,7 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 		}
 	}
 	s.sessions.Add(1)
-	return &session{srv: s, ip: ip}, nil, nil
+	return &session{srv: s, ip: ip, conn: c}, nil, nil
 }
 
 func (s *session) ctx() context.Context { return s.srv.ctx }
@@ -393,7 +396,10 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 	return s.statusData(mb, options)
 }
 
-func (s *session) statusData(mb *store.Mailbox, _ *imap.StatusOptions) (*imap.StatusData, error) {
+func (s *session) statusData(mb *store.Mailbox, options *imap.StatusOptions) (*imap.StatusData, error) {
+	if options != nil && options.HighestModSeq {
+		s.condstore = true // RFC 7162 3.1
+	}
 	st, err := s.srv.st.Status(s.ctx(), mb.ID)
 	if err != nil {
 		return nil, s.storeErr(err, "STATUS")
@@ -412,6 +418,7 @@ func (s *session) statusData(mb *store.Mailbox, _ *imap.StatusOptions) (*imap.St
 		AppendLimit:    &limit,
 		DeletedStorage: &zero64,
 		NumRecent:      &zero,
+		HighestModSeq:  st.HighestModSeq,
 	}, nil
 }
 
@@ -503,6 +510,9 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	if err != nil {
 		return nil, err
 	}
+	if options != nil && (options.CondStore || options.QResync != nil) {
+		s.condstore = true // RFC 7162 3.1
+	}
 	s.sel = v
 	seen := map[string]bool{}
 	flags := []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft}
@@ -537,6 +547,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		FirstUnseenSeqNum: firstUnseen,
 		UIDNext:           imap.UID(snap.UIDNext),
 		UIDValidity:       snap.UIDValidity,
+		HighestModSeq:     snap.HighestModSeq,
 	}, nil
 }
 

@@ -69,8 +69,10 @@ func (v *view) seqOf(uid imap.UID) uint32 {
 // updateWriter is what sync writes to (imapserver.UpdateWriter).
 type updateWriter interface {
 	WriteExpunge(seqNum uint32) error
+	WriteVanished(uids imap.UIDSet) error
 	WriteNumMessages(n uint32) error
 	WriteMessageFlags(seqNum uint32, uid imap.UID, flags []imap.Flag) error
+	WriteMessageFlagsModSeq(seqNum uint32, uid imap.UID, flags []imap.Flag, modSeq uint64) error
 }
 
 // sync tells the client what changed in the mailbox since it last knew:
@@ -123,7 +125,7 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 	held := false
 	if len(gone) > 0 {
 		if allowExpunge {
-			if err := v.removeUIDs(gone, w.WriteExpunge); err != nil {
+			if err := v.tellExpunged(gone, w.WriteExpunge, w.WriteVanished); err != nil {
 				return err
 			}
 		} else {
@@ -159,7 +161,14 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		if seq == 0 {
 			continue
 		}
-		if err := w.WriteMessageFlags(seq, uid, imapFlags(c.Flags)); err != nil {
+		write := w.WriteMessageFlags
+		if v.s.condStore() {
+			// RFC 7162 3.1: MODSEQ in every unsolicited FETCH.
+			write = func(seq uint32, uid imap.UID, flags []imap.Flag) error {
+				return w.WriteMessageFlagsModSeq(seq, uid, flags, c.ModSeq)
+			}
+		}
+		if err := write(seq, uid, imapFlags(c.Flags)); err != nil {
 			return err
 		}
 		v.reported[uid] = c.ModSeq
@@ -322,7 +331,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 	if err != nil {
 		return s.storeErr(err, "EXPUNGE")
 	}
-	return v.removeUIDs(gone, w.WriteExpunge)
+	return v.tellExpunged(gone, w.WriteExpunge, w.WriteVanished)
 }
 
 // removeUIDs drops UIDs from the view, telling the client with EXPUNGE
@@ -352,8 +361,9 @@ func (v *view) removeUIDs(uids []uint32, write func(uint32) error) error {
 	return nil
 }
 
-// Store implements imapserver.Session (RFC 3501 6.4.6).
-func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) error {
+// Store implements imapserver.Session (RFC 3501 6.4.6, RFC 7162
+// UNCHANGEDSINCE: see changeFlags).
+func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
 	v := s.sel
 	if v.readOnly {
 		return v.readOnlyErr()
@@ -373,28 +383,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	case imap.StoreFlagsDel:
 		op = store.FlagsRemove
 	}
-	msgs, err := s.srv.st.StoreFlags(s.ctx(), v.mb.ID, uidsOf(ts), op, fl)
-	if err != nil {
-		return s.storeErr(err, "STORE")
-	}
-	for _, m := range msgs {
-		uid := imap.UID(m.UID)
-		v.reported[uid] = max(v.reported[uid], m.ModSeq)
-		if flags.Silent {
-			continue
-		}
-		seq := v.seqOf(uid)
-		if seq == 0 {
-			continue
-		}
-		rw := w.CreateMessage(seq)
-		rw.WriteUID(uid)
-		rw.WriteFlags(imapFlags(m.Flags))
-		if err := rw.Close(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.changeFlags(w, numSet, ts, op, fl, flags, options)
 }
 
 // Copy implements imapserver.Session (RFC 3501 6.4.7, RFC 4315 COPYUID).
@@ -471,5 +460,5 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	for i, p := range pairs {
 		moved[i] = p.Src
 	}
-	return v.removeUIDs(moved, w.WriteExpunge)
+	return v.tellExpunged(moved, w.WriteExpunge, w.WriteVanished)
 }

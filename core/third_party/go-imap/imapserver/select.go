@@ -244,7 +244,7 @@ func (c *Conn) readSelectParams(dec *imapwire.Decoder, options *imap.SelectOptio
 				seqMatch := dec.Special('(')
 				if !seqMatch {
 					if !dec.ExpectUIDSet(&q.KnownUIDs) {
-						return dec.Err()
+						return newClientBugError("invalid known-uids")
 					}
 					if dec.SP() {
 						if !dec.ExpectSpecial('(') {
@@ -256,7 +256,7 @@ func (c *Conn) readSelectParams(dec *imapwire.Decoder, options *imap.SelectOptio
 				if seqMatch {
 					var seqs imap.NumSet
 					if !dec.ExpectNumSet(imapwire.NumKindSeq, &seqs) || !dec.ExpectSP() || !dec.ExpectUIDSet(&q.SeqMatchUIDs) || !dec.ExpectSpecial(')') {
-						return dec.Err()
+						return newClientBugError("invalid seq-match-data")
 					}
 					q.SeqMatchSeqNums, _ = seqs.(imap.SeqSet)
 				}
