@@ -30,6 +30,10 @@ type view struct {
 	// not send them again.
 	reported  map[imap.UID]uint64
 	searchRes imap.UIDSet
+	// hidden holds the UIDs of messages that arrived below the highest UID
+	// the client knows (a migration filling in old UIDs): they are not
+	// numbered until the next SELECT (see changes).
+	hidden map[imap.UID]bool
 }
 
 func stack() string { return string(debug.Stack()) }
@@ -42,7 +46,7 @@ func (s *session) openView(mb *store.Mailbox, readOnly bool) (*view, *store.Snap
 		w.Close()
 		return nil, nil, s.storeErr(err, "SELECT")
 	}
-	v := &view{s: s, mb: mb, readOnly: readOnly, modseq: snap.HighestModSeq, watch: w, reported: map[imap.UID]uint64{}}
+	v := &view{s: s, mb: mb, readOnly: readOnly, modseq: snap.HighestModSeq, watch: w, reported: map[imap.UID]uint64{}, hidden: map[imap.UID]bool{}}
 	v.uids = make([]imap.UID, len(snap.UIDs))
 	for i, u := range snap.UIDs {
 		v.uids[i] = imap.UID(u)
@@ -90,7 +94,7 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 	if !v.dirty {
 		return nil
 	}
-	snap, err := v.s.srv.st.Snapshot(v.s.ctx(), v.mb.ID, v.modseq)
+	ch, err := v.changes()
 	if errors.Is(err, store.ErrNotFound) {
 		// The mailbox was deleted: nothing more will change.
 		v.dirty = false
@@ -100,28 +104,11 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		v.s.srv.log.Warn("imapfront: mailbox sync", "account", v.s.address(), "mailbox", v.mb.Name, "err", err)
 		return nil
 	}
-	if snap.Unchanged {
+	if ch.unchanged {
 		v.dirty = false
 		return nil
 	}
-	var maxUID imap.UID
-	if len(v.uids) > 0 {
-		maxUID = v.uids[len(v.uids)-1]
-	}
-	var gone []uint32
-	var fresh []imap.UID
-	j := 0
-	for _, u := range v.uids {
-		for j < len(snap.UIDs) && imap.UID(snap.UIDs[j]) < u {
-			j++
-		}
-		if j >= len(snap.UIDs) || imap.UID(snap.UIDs[j]) != u {
-			gone = append(gone, uint32(u))
-		}
-	}
-	for k := len(snap.UIDs) - 1; k >= 0 && imap.UID(snap.UIDs[k]) > maxUID; k-- {
-		fresh = append(fresh, imap.UID(snap.UIDs[k]))
-	}
+	maxUID, gone, fresh := ch.maxUID, ch.gone, ch.fresh
 	held := false
 	if len(gone) > 0 {
 		if allowExpunge {
@@ -133,13 +120,11 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		}
 	}
 	if len(fresh) > 0 {
-		for k := len(fresh) - 1; k >= 0; k-- {
-			v.uids = append(v.uids, fresh[k])
-		}
+		v.uids = append(v.uids, fresh...) // ascending, above maxUID
 		if held {
 			// The next sync starts from the same MODSEQ again: the client
 			// must not get these new messages' flags as changes then.
-			for _, c := range snap.Changed {
+			for _, c := range ch.changed {
 				if imap.UID(c.UID) > maxUID {
 					v.reported[imap.UID(c.UID)] = c.ModSeq
 				}
@@ -149,7 +134,7 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 			return err
 		}
 	}
-	for _, c := range snap.Changed {
+	for _, c := range ch.changed {
 		uid := imap.UID(c.UID)
 		if uid > maxUID {
 			continue // new to the client: it fetches the flags itself
@@ -176,7 +161,7 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 	if held {
 		v.dirty = true
 	} else {
-		v.modseq = snap.HighestModSeq
+		v.modseq = ch.highest
 		clear(v.reported)
 		v.dirty = false
 	}

@@ -177,8 +177,9 @@ CREATE TABLE IF NOT EXISTS outbound_routes (
 );
 `,
 	// expunged UIDs with the MODSEQ of their expunge (expunge.go), for
-	// QRESYNC's VANISHED (RFC 7162 3.2.5, 3.2.6). Self-contained: it
-	// depends on no other step after the first.
+	// QRESYNC's VANISHED (RFC 7162 3.2.5, 3.2.6) and Store.Delta; messages
+	// by MODSEQ. Self-contained: it depends on no other step after the
+	// first.
 	`
 CREATE TABLE IF NOT EXISTS expunged (
 	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
@@ -187,6 +188,9 @@ CREATE TABLE IF NOT EXISTS expunged (
 	PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);
+-- A session learns what changed since its MODSEQ without reading the
+-- whole mailbox (Store.Delta).
+CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
 `,
 }
 
