@@ -431,13 +431,18 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]
 			return err
 		}
 		var want map[uint32]bool
+		lo, hi := uint32(0), uint32(1<<32-1)
 		if uids != nil {
 			want = make(map[uint32]bool, len(uids))
+			lo, hi = hi, lo
 			for _, u := range uids {
 				want[u] = true
+				lo, hi = min(lo, u), max(hi, u)
 			}
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT uid FROM messages WHERE mailbox_id = ? AND ' ' || flags || ' ' LIKE '% \Deleted %' ORDER BY uid`, mailboxID)
+		// Only the UIDs' range is read (by the (mailbox_id, uid) index): a
+		// UID EXPUNGE of one message does not scan the mailbox's flags.
+		rows, err := tx.QueryContext(ctx, `SELECT uid FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? AND ' ' || flags || ' ' LIKE '% \Deleted %' ORDER BY uid`, mailboxID, lo, hi)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
