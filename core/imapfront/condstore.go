@@ -52,23 +52,69 @@ func (v *view) tellExpunged(uids []uint32, expunge func(uint32) error, vanish fu
 
 // vanished writes VANISHED (EARLIER) for the UIDs of uidSet (where "*"
 // means any UID) expunged after sinceModSeq and not in the mailbox now
-// (RFC 7162 3.2.6).
+// (RFC 7162 3.2.6). When sinceModSeq is older than the store's record of
+// expunges (a mailbox from before it kept them), every UID of uidSet below
+// UIDNEXT that is not in the mailbox is sent: VANISHED (EARLIER) may name
+// UIDs the client never saw, never omit one it did.
 func (s *session) vanished(w *imapserver.FetchWriter, uidSet imap.UIDSet, sinceModSeq uint64) error {
 	v := s.sel
-	gone, err := s.srv.st.Expunged(s.ctx(), v.mb.ID, sinceModSeq)
+	from, err := s.srv.st.ExpungeHistory(s.ctx(), v.mb.ID)
 	if err != nil {
 		return s.storeErr(err, "FETCH")
 	}
 	var set imap.UIDSet
-	for _, u := range gone {
-		if v.seqOf(imap.UID(u)) == 0 && uidSetHas(uidSet, imap.UID(u)) {
-			set.AddNum(imap.UID(u))
+	if sinceModSeq < from {
+		snap, err := s.srv.st.Snapshot(s.ctx(), v.mb.ID, 0)
+		if err != nil {
+			return s.storeErr(err, "FETCH")
+		}
+		set = absentUIDs(uidSet, snap.UIDs, snap.UIDNext)
+	} else {
+		gone, err := s.srv.st.Expunged(s.ctx(), v.mb.ID, sinceModSeq)
+		if err != nil {
+			return s.storeErr(err, "FETCH")
+		}
+		for _, u := range gone {
+			if v.seqOf(imap.UID(u)) == 0 && uidSetHas(uidSet, imap.UID(u)) {
+				set.AddNum(imap.UID(u))
+			}
 		}
 	}
 	if len(set) == 0 {
 		return nil
 	}
 	return w.WriteVanished(set)
+}
+
+// absentUIDs returns the UIDs of set ("*" being UIDNEXT-1) below uidNext
+// that are not in present (ascending), as ranges.
+func absentUIDs(set imap.UIDSet, present []uint32, uidNext uint32) imap.UIDSet {
+	var out imap.UIDSet
+	if uidNext <= 1 {
+		return out
+	}
+	last := uidNext - 1
+	for _, r := range set {
+		a, b := staticRange(uint32(r.Start), uint32(r.Stop), last)
+		b = min(b, last)
+		if a == 0 {
+			a = 1
+		}
+		i := sort.Search(len(present), func(i int) bool { return present[i] >= a })
+		for a <= b {
+			if i < len(present) && present[i] <= b {
+				if present[i] > a {
+					out.AddRange(imap.UID(a), imap.UID(present[i]-1))
+				}
+				a = present[i] + 1
+				i++
+				continue
+			}
+			out.AddRange(imap.UID(a), imap.UID(b))
+			break
+		}
+	}
+	return out
 }
 
 // uidSetHas reports whether a UID set holds uid, "*" being any UID.

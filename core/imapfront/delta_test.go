@@ -2,6 +2,7 @@ package imapfront_test
 
 import (
 	"database/sql"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +48,43 @@ func TestSyncUnrecordedExpunge(t *testing.T) {
 	}
 	if un := c.ok("FETCH 1:* (UID)"); strings.Count(un, "FETCH") != 4 || strings.Contains(un, "UID 2)") {
 		t.Fatalf("view after the unrecorded expunge:\n%s", un)
+	}
+}
+
+// TestQResyncBeforeExpungeHistory resynchronises from a MODSEQ older than
+// the store's record of expunges (a mailbox from before schema 7, whose
+// expunge then was not recorded): VANISHED (EARLIER) still names the
+// message, with every other UID not in the mailbox.
+func TestQResyncBeforeExpungeHistory(t *testing.T) {
+	e := newEnv(t, nil)
+	fill5(e)
+	c := e.login()
+	c.ok("ENABLE QRESYNC")
+	un := c.ok("SELECT INBOX")
+	hms := highestModSeq(t, un)
+	uv := regexp.MustCompile(`UIDVALIDITY (\d+)`).FindStringSubmatch(un)[1]
+	c.ok("LOGOUT")
+	db, err := sql.Open("sqlite3", "file:"+e.db+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mb := e.inbox()
+	for _, q := range []string{
+		`DELETE FROM messages WHERE mailbox_id = ? AND uid = 2`,
+		`UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?`,
+		`INSERT OR REPLACE INTO expunge_history(mailbox_id, since) SELECT id, highest_modseq FROM mailboxes WHERE id = ?`,
+	} {
+		if _, err := db.Exec(q, mb.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := e.login()
+	n.ok("ENABLE QRESYNC")
+	if un = n.ok("SELECT INBOX (QRESYNC (%s %d))", uv, hms); !strings.Contains(un, "* VANISHED (EARLIER) 2\r\n") {
+		t.Fatalf("SELECT QRESYNC from before the expunge history:\n%s", un)
+	}
+	if un = n.ok("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)", hms); !strings.Contains(un, "* VANISHED (EARLIER) 2\r\n") {
+		t.Fatalf("UID FETCH VANISHED from before the expunge history:\n%s", un)
 	}
 }

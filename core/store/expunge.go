@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 )
 
@@ -61,4 +62,16 @@ func (s *Store) Expunged(ctx context.Context, mailboxID int64, sinceModSeq uint6
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	return out, nil
+}
+
+// ExpungeHistory returns the MODSEQ after which every expunge of a mailbox
+// is recorded (Expunged): 0 for a mailbox made by this Mailferry, the
+// mailbox's HIGHESTMODSEQ at the upgrade to schema 7 for an older one.
+func (s *Store) ExpungeHistory(ctx context.Context, mailboxID int64) (uint64, error) {
+	var since uint64
+	err := s.r.QueryRowContext(ctx, `SELECT since FROM expunge_history WHERE mailbox_id = ?`, mailboxID).Scan(&since)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	return since, nil
 }

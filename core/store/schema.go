@@ -188,6 +188,13 @@ CREATE TABLE IF NOT EXISTS expunged (
 	PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);
+-- Expunges are recorded from here on: for a mailbox that exists now,
+-- those at or below its HIGHESTMODSEQ were not (Store.ExpungeHistory).
+CREATE TABLE IF NOT EXISTS expunge_history (
+	mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+	since      INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO expunge_history(mailbox_id, since) SELECT id, highest_modseq FROM mailboxes;
 -- A session learns what changed since its MODSEQ without reading the
 -- whole mailbox (Store.Delta).
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
