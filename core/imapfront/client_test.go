@@ -270,3 +270,23 @@ func TestPythonImaplib(t *testing.T) {
 		t.Fatalf("imaplib: %s", out)
 	}
 }
+
+// TestPythonImaplibSync runs testdata/imaplib_sync_check.py: Python's
+// imaplib driving CONDSTORE, QRESYNC, ESEARCH, SEARCHRES, SORT and THREAD.
+func TestPythonImaplibSync(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not found")
+	}
+	e := newEnv(t, nil)
+	host, port, _ := net.SplitHostPort(e.addr)
+	cmd := exec.Command(py, "testdata/imaplib_sync_check.py")
+	cmd.Env = append(os.Environ(), "IMAP_HOST="+host, "IMAP_PORT="+port, "IMAP_USER="+user, "IMAP_PASS="+pass)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("imaplib: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "imaplib sync OK") {
+		t.Fatalf("imaplib: %s", out)
+	}
+}

@@ -16,6 +16,19 @@ import (
 // read only for body sections (and for a message with no usable cache).
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	v := s.sel
+	if options.ModSeq || options.ChangedSince != 0 {
+		s.condstore = true // RFC 7162 3.1
+	}
+	if options.Vanished {
+		// RFC 7162 3.2.6: first the UIDs expunged since, then the changes.
+		uids, _ := numSet.(imap.UIDSet)
+		if imap.IsSearchRes(numSet) {
+			uids = v.searchRes
+		}
+		if err := s.vanished(w, uids, options.ChangedSince); err != nil {
+			return err
+		}
+	}
 	ts := v.resolve(numSet)
 	if len(ts) == 0 {
 		return nil
@@ -52,6 +65,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		for i, m := range msgs {
 			if m == nil {
 				continue // expunged elsewhere; the client learns it later
+			}
+			if options.ChangedSince != 0 && m.ModSeq <= options.ChangedSince {
+				continue // RFC 7162 3.1.4: only what changed since
 			}
 			fix, err := s.fetchOne(w, run[i].seq, m, options, markSeen, needBody)
 			if errors.Is(err, errExpunged) {
@@ -129,6 +145,9 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 	}
 	if options.RFC822Size {
 		rw.WriteRFC822Size(m.Size)
+	}
+	if options.ModSeq || (markSeen && s.condStore()) {
+		rw.WriteModSeq(m.ModSeq)
 	}
 	if options.Envelope {
 		rw.WriteEnvelope(env)

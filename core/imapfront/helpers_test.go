@@ -32,6 +32,7 @@ type env struct {
 	srv  *imapfront.Server
 	addr string
 	acct *store.Account
+	db   string // the store's database file
 }
 
 type envOpts struct {
@@ -57,7 +58,8 @@ func newEnv(t testing.TB, o *envOpts) *env {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	st, err := store.Open(filepath.Join(dir, "mail.db"), &store.Options{Logger: quietLogger(), Summarize: imapfront.Summarize})
+	db := filepath.Join(dir, "mail.db")
+	st, err := store.Open(db, &store.Options{Logger: quietLogger(), Summarize: imapfront.Summarize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +67,7 @@ func newEnv(t testing.TB, o *envOpts) *env {
 	if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, st: st}
+	e := &env{t: t, st: st, db: db}
 	if !o.noAccount {
 		if e.acct, err = st.CreateAccount(ctx, user, pass, &store.AccountOptions{Delim: o.delim}); err != nil {
 			t.Fatal(err)

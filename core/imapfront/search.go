@@ -23,6 +23,10 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	v := s.sel
 	v.staticCriteria(criteria)
 	needRaw := criteriaNeedRaw(criteria)
+	withModSeq := criteriaHasModSeq(criteria)
+	if withModSeq {
+		s.condstore = true // RFC 7162 3.1
+	}
 	var all []target
 	for i, u := range v.uids {
 		all = append(all, target{seq: uint32(i + 1), uid: u})
@@ -51,6 +55,10 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 				continue
 			}
 			uidSet.AddNum(run[i].uid)
+			if withModSeq {
+				// RFC 7162 3.1.5: the highest MODSEQ of the messages found.
+				data.ModSeq = max(data.ModSeq, m.ModSeq)
+			}
 			num := run[i].seq
 			if kind == imapserver.NumKindUID {
 				num = uint32(run[i].uid)
@@ -72,9 +80,44 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		data.All = seqSet
 	}
 	if options.ReturnSave {
-		v.searchRes = uidSet
+		v.searchRes = savedResult(uidSet, options)
 	}
 	return &data, nil
+}
+
+// savedResult is what SEARCH RETURN (SAVE ...) keeps as "$" (RFC 5182
+// 2.1): every message found, or with MIN and/or MAX but neither ALL nor
+// COUNT only the lowest and/or highest.
+func savedResult(found imap.UIDSet, options *imap.SearchOptions) imap.UIDSet {
+	if options.ReturnAll || options.ReturnCount || !(options.ReturnMin || options.ReturnMax) || len(found) == 0 {
+		return found
+	}
+	var out imap.UIDSet
+	if options.ReturnMin {
+		out.AddNum(found[0].Start)
+	}
+	if options.ReturnMax {
+		out.AddNum(found[len(found)-1].Stop)
+	}
+	return out
+}
+
+// criteriaHasModSeq reports whether a search uses the MODSEQ key.
+func criteriaHasModSeq(c *imap.SearchCriteria) bool {
+	if c.ModSeq != nil {
+		return true
+	}
+	for i := range c.Not {
+		if criteriaHasModSeq(&c.Not[i]) {
+			return true
+		}
+	}
+	for i := range c.Or {
+		if criteriaHasModSeq(&c.Or[i][0]) || criteriaHasModSeq(&c.Or[i][1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // staticCriteria resolves "*" and "$" in a search's number sets.
@@ -187,6 +230,9 @@ func (sm *searchMsg) match(c *imap.SearchCriteria) bool {
 		if sm.hasFlag(f) {
 			return false
 		}
+	}
+	if c.ModSeq != nil && m.ModSeq < c.ModSeq.ModSeq {
+		return false
 	}
 	if c.Larger != 0 && m.Size <= c.Larger {
 		return false

@@ -1,7 +1,8 @@
 // Package imapfront is Mailferry's IMAP server (RFC 3501 IMAP4rev1 with
 // UIDPLUS, MOVE, IDLE, NAMESPACE, LIST-EXTENDED, LIST-STATUS, SPECIAL-USE,
-// ESEARCH, SEARCHRES, LITERAL+, BINARY, STARTTLS and implicit TLS per
-// RFC 8314), built on go-imap v2's imapserver and backed by core/store.
+// ESEARCH, SEARCHRES, CONDSTORE, QRESYNC, SORT, THREAD, LITERAL+, BINARY,
+// STARTTLS and implicit TLS per RFC 8314), built on go-imap v2's imapserver
+// (a fork: core/third_party/go-imap/FORK.md) and backed by core/store.
 //
 // Invariants:
 //   - Message bytes are served exactly as stored: BODY[] and every other
@@ -17,7 +18,12 @@
 //     allows it: not during FETCH, STORE or SEARCH) for removed ones, and
 //     FETCH FLAGS for flags changed by anyone else — another connection, the
 //     migration engine or the relay — learnt from store.Watch and the
-//     mailbox's MODSEQ.
+//     mailbox's MODSEQ: only the rows changed since and the UIDs expunged
+//     since are read (store.Delta), checked against the message count.
+//   - Every message has a MODSEQ and every expunge is remembered with its
+//     MODSEQ (RFC 7162); a STORE with UNCHANGEDSINCE tests and changes in one
+//     store transaction. After ENABLE QRESYNC a client is told of expunges
+//     by VANISHED, never by EXPUNGE.
 //   - Logins go through the one login policy (core/auth): canonical
 //     addresses, rate limits that slow the attacker and not the owner,
 //     bounded hashing, connections per source bounded. A password is never
@@ -161,6 +167,11 @@ func New(opts *Options) (*Server, error) {
 			imap.CapLiteralPlus:      {},
 			imap.CapID:               {},
 			imap.CapMultiAppend:      {},
+			imap.CapCondStore:        {},
+			imap.CapQResync:          {},
+			imap.CapSort:             {},
+			"THREAD=ORDEREDSUBJECT":  {},
+			"THREAD=REFERENCES":      {},
 		},
 		Logger:       printfLogger{s.log},
 		TLSConfig:    opts.TLSConfig,

@@ -25,6 +25,9 @@ type session struct {
 	acct   *store.Account
 	sel    *view
 	closed bool
+	conn   *imapserver.Conn
+	// condstore is set by a CONDSTORE-enabling command (condstore.go).
+	condstore bool
 }
 
 var (
@@ -43,7 +46,7 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 		}
 	}
 	s.sessions.Add(1)
-	return &session{srv: s, ip: ip}, nil, nil
+	return &session{srv: s, ip: ip, conn: c}, nil, nil
 }
 
 func (s *session) ctx() context.Context { return s.srv.ctx }
@@ -277,6 +280,9 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 }
 
 func (s *session) statusData(mb *store.Mailbox, options *imap.StatusOptions) (*imap.StatusData, error) {
+	if options != nil && options.HighestModSeq {
+		s.condstore = true // RFC 7162 3.1
+	}
 	st, err := s.srv.st.Status(s.ctx(), mb.ID)
 	if err != nil {
 		return nil, s.storeErr(err, "STATUS")
@@ -303,6 +309,7 @@ func (s *session) statusData(mb *store.Mailbox, options *imap.StatusOptions) (*i
 		AppendLimit:    &limit,
 		DeletedStorage: &zero64,
 		NumRecent:      &recent,
+		HighestModSeq:  st.HighestModSeq,
 	}, nil
 }
 
@@ -394,6 +401,9 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	if err != nil {
 		return nil, err
 	}
+	if options != nil && (options.CondStore || options.QResync != nil) {
+		s.condstore = true // RFC 7162 3.1
+	}
 	s.sel = v
 	var firstUnseen uint32
 	for i, c := range snap.Changed {
@@ -413,6 +423,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		FirstUnseenSeqNum: firstUnseen,
 		UIDNext:           imap.UID(snap.UIDNext),
 		UIDValidity:       snap.UIDValidity,
+		HighestModSeq:     snap.HighestModSeq,
 	}, nil
 }
 

@@ -34,6 +34,10 @@ type view struct {
 	recent map[imap.UID]bool
 	// keywords are the flags announced in FLAGS (keywords.go).
 	keywords *keywordSet
+	// hidden holds the UIDs of messages that arrived below the highest UID
+	// the client knows (a migration filling in old UIDs): they are not
+	// numbered until the next SELECT (see changes).
+	hidden map[imap.UID]bool
 }
 
 func stack() string { return string(debug.Stack()) }
@@ -47,7 +51,7 @@ func (s *session) openView(mb *store.Mailbox, readOnly bool) (*view, *store.Snap
 		return nil, nil, s.storeErr(err, "SELECT")
 	}
 	v := &view{s: s, mb: mb, readOnly: readOnly, modseq: snap.HighestModSeq, watch: w, reported: map[imap.UID]uint64{},
-		keywords: newKeywordSet()}
+		keywords: newKeywordSet(), hidden: map[imap.UID]bool{}}
 	v.uids = make([]imap.UID, len(snap.UIDs))
 	for i, u := range snap.UIDs {
 		v.uids[i] = imap.UID(u)
@@ -75,9 +79,11 @@ func (v *view) seqOf(uid imap.UID) uint32 {
 type updateWriter interface {
 	flagsWriter
 	WriteExpunge(seqNum uint32) error
+	WriteVanished(uids imap.UIDSet) error
 	WriteNumMessages(n uint32) error
 	WriteNumRecent(n uint32) error
 	WriteMessageFlags(seqNum uint32, uid imap.UID, flags []imap.Flag) error
+	WriteMessageFlagsModSeq(seqNum uint32, uid imap.UID, flags []imap.Flag, modSeq uint64) error
 }
 
 // sync tells the client what changed in the mailbox since it last knew:
@@ -95,7 +101,7 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 	if !v.dirty {
 		return nil
 	}
-	snap, err := v.s.srv.st.Snapshot(v.s.ctx(), v.mb.ID, v.modseq)
+	ch, err := v.changes()
 	if errors.Is(err, store.ErrNotFound) {
 		// The mailbox was deleted: nothing more will change.
 		v.dirty = false
@@ -105,38 +111,21 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		v.s.srv.log.Warn("imapfront: mailbox sync", "account", v.s.address(), "mailbox", v.mb.Name, "err", err)
 		return nil
 	}
-	if snap.Unchanged {
+	if ch.unchanged {
 		v.dirty = false
 		return nil
 	}
-	var maxUID imap.UID
-	if len(v.uids) > 0 {
-		maxUID = v.uids[len(v.uids)-1]
-	}
+	maxUID, gone, fresh := ch.maxUID, ch.gone, ch.fresh
 	// New keywords are announced before any message shows them.
-	for _, c := range snap.Changed {
+	for _, c := range ch.changed {
 		if err := v.announceFlags(w, c.Flags); err != nil {
 			return err
 		}
 	}
-	var gone []uint32
-	var fresh []imap.UID
-	j := 0
-	for _, u := range v.uids {
-		for j < len(snap.UIDs) && imap.UID(snap.UIDs[j]) < u {
-			j++
-		}
-		if j >= len(snap.UIDs) || imap.UID(snap.UIDs[j]) != u {
-			gone = append(gone, uint32(u))
-		}
-	}
-	for k := len(snap.UIDs) - 1; k >= 0 && imap.UID(snap.UIDs[k]) > maxUID; k-- {
-		fresh = append(fresh, imap.UID(snap.UIDs[k]))
-	}
 	held := false
 	if len(gone) > 0 {
 		if allowExpunge {
-			if err := v.removeUIDs(gone, w.WriteExpunge); err != nil {
+			if err := v.tellExpunged(gone, w.WriteExpunge, w.WriteVanished); err != nil {
 				return err
 			}
 		} else {
@@ -144,13 +133,11 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		}
 	}
 	if len(fresh) > 0 {
-		for k := len(fresh) - 1; k >= 0; k-- {
-			v.uids = append(v.uids, fresh[k])
-		}
+		v.uids = append(v.uids, fresh...) // ascending, above maxUID
 		if held {
 			// The next sync starts from the same MODSEQ again: the client
 			// must not get these new messages' flags as changes then.
-			for _, c := range snap.Changed {
+			for _, c := range ch.changed {
 				if imap.UID(c.UID) > maxUID {
 					v.reported[imap.UID(c.UID)] = c.ModSeq
 				}
@@ -170,7 +157,7 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 			return err
 		}
 	}
-	for _, c := range snap.Changed {
+	for _, c := range ch.changed {
 		uid := imap.UID(c.UID)
 		if uid > maxUID {
 			continue // new to the client: it fetches the flags itself
@@ -182,7 +169,14 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		if seq == 0 {
 			continue
 		}
-		if err := w.WriteMessageFlags(seq, uid, v.flags(uid, c.Flags)); err != nil {
+		write := w.WriteMessageFlags
+		if v.s.condStore() {
+			// RFC 7162 3.1: MODSEQ in every unsolicited FETCH.
+			write = func(seq uint32, uid imap.UID, flags []imap.Flag) error {
+				return w.WriteMessageFlagsModSeq(seq, uid, flags, c.ModSeq)
+			}
+		}
+		if err := write(seq, uid, v.flags(uid, c.Flags)); err != nil {
 			return err
 		}
 		v.reported[uid] = c.ModSeq
@@ -190,7 +184,7 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 	if held {
 		v.dirty = true
 	} else {
-		v.modseq = snap.HighestModSeq
+		v.modseq = ch.highest
 		clear(v.reported)
 		v.dirty = false
 	}
@@ -345,7 +339,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 	if err != nil {
 		return s.storeErr(err, "EXPUNGE")
 	}
-	return v.removeUIDs(gone, w.WriteExpunge)
+	return v.tellExpunged(gone, w.WriteExpunge, w.WriteVanished)
 }
 
 // removeUIDs drops UIDs from the view, telling the client with EXPUNGE
@@ -376,8 +370,9 @@ func (v *view) removeUIDs(uids []uint32, write func(uint32) error) error {
 	return nil
 }
 
-// Store implements imapserver.Session (RFC 3501 6.4.6).
-func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) error {
+// Store implements imapserver.Session (RFC 3501 6.4.6, RFC 7162
+// UNCHANGEDSINCE: see changeFlags).
+func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
 	v := s.sel
 	if v.readOnly {
 		return v.readOnlyErr()
@@ -397,31 +392,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	case imap.StoreFlagsDel:
 		op = store.FlagsRemove
 	}
-	msgs, err := s.srv.st.StoreFlags(s.ctx(), v.mb.ID, uidsOf(ts), op, fl)
-	if err != nil {
-		return s.storeErr(err, "STORE")
-	}
-	if err := v.announceFlags(w, fl); err != nil {
-		return err
-	}
-	for _, m := range msgs {
-		uid := imap.UID(m.UID)
-		v.reported[uid] = max(v.reported[uid], m.ModSeq)
-		if flags.Silent {
-			continue
-		}
-		seq := v.seqOf(uid)
-		if seq == 0 {
-			continue
-		}
-		rw := w.CreateMessage(seq)
-		rw.WriteUID(uid)
-		rw.WriteFlags(v.flags(uid, m.Flags))
-		if err := rw.Close(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.changeFlags(w, numSet, ts, op, fl, flags, options)
 }
 
 // Copy implements imapserver.Session (RFC 3501 6.4.7, RFC 4315 COPYUID).
@@ -495,5 +466,5 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	for i, p := range pairs {
 		moved[i] = p.Src
 	}
-	return v.removeUIDs(moved, w.WriteExpunge)
+	return v.tellExpunged(moved, w.WriteExpunge, w.WriteVanished)
 }

@@ -22,8 +22,32 @@ const (
 // returns them as they are now (missing UIDs are skipped). Each changed
 // message gets a new MODSEQ.
 func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string) ([]*Message, error) {
+	res, err := s.StoreFlagsUnchangedSince(ctx, mailboxID, uids, op, flags, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res.Messages, nil
+}
+
+// StoreResult is what a conditional STORE did.
+type StoreResult struct {
+	// Messages are the messages stored to (changed or not), as they are
+	// now, in the order asked.
+	Messages []*Message
+	// Modified are the UIDs left alone because their MODSEQ was above
+	// UNCHANGEDSINCE.
+	Modified []uint32
+	// ModSeq is the MODSEQ the changed messages got; 0 if none changed.
+	ModSeq uint64
+}
+
+// StoreFlagsUnchangedSince is StoreFlags made conditional (RFC 7162 3.1.3,
+// UNCHANGEDSINCE): when unchangedSince is not nil, a message whose MODSEQ
+// is above it is left alone and its UID listed in Modified. The test and the
+// change are one transaction, so no other change slips in between.
+func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string, unchangedSince *uint64) (*StoreResult, error) {
 	flags = cleanFlags(flags)
-	var out []*Message
+	res := &StoreResult{}
 	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
 		accountID, err := mailboxAccount(ctx, tx, mailboxID)
 		if err != nil {
@@ -47,6 +71,10 @@ func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, 
 			} else if err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
+			if unchangedSince != nil && m.ModSeq > *unchangedSince {
+				res.Modified = append(res.Modified, uid)
+				continue
+			}
 			nf := applyFlags(m.Flags, op, flags)
 			if strings.Join(nf, " ") != strings.Join(m.Flags, " ") {
 				if modseq == 0 {
@@ -60,11 +88,15 @@ func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, 
 				m.Flags, m.ModSeq = nf, modseq
 				ch.account(accountID)
 			}
-			out = append(out, m)
+			res.Messages = append(res.Messages, m)
 		}
+		res.ModSeq = modseq
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 func applyFlags(cur []string, op FlagOp, flags []string) []string {

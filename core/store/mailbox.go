@@ -231,8 +231,11 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 			if _, err := copyMessages(ctx, tx, id, uids, dst.ID); err != nil {
 				return err
 			}
-			_, err = tx.ExecContext(ctx, `DELETE FROM messages WHERE mailbox_id = ?`, id)
-			return err
+			if len(uids) == 0 {
+				return nil
+			}
+			// INBOX stays, emptied: an expunge its sessions must learn of.
+			return expungeUIDs(ctx, tx, id, uids)
 		}
 		var taken int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE account_id = ? AND name = ?`, accountID, to).Scan(&taken); err != nil {

@@ -431,13 +431,18 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]
 			return err
 		}
 		var want map[uint32]bool
+		lo, hi := uint32(0), uint32(1<<32-1)
 		if uids != nil {
 			want = make(map[uint32]bool, len(uids))
+			lo, hi = hi, lo
 			for _, u := range uids {
 				want[u] = true
+				lo, hi = min(lo, u), max(hi, u)
 			}
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT uid FROM messages WHERE mailbox_id = ? AND ' ' || flags || ' ' LIKE '% \Deleted %' ORDER BY uid`, mailboxID)
+		// Only the UIDs' range is read (by the (mailbox_id, uid) index): a
+		// UID EXPUNGE of one message does not scan the mailbox's flags.
+		rows, err := tx.QueryContext(ctx, `SELECT uid FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? AND ' ' || flags || ' ' LIKE '% \Deleted %' ORDER BY uid`, mailboxID, lo, hi)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -457,11 +462,8 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
-		if err := deleteUIDs(ctx, tx, mailboxID, gone); err != nil {
-			return err
-		}
 		if len(gone) > 0 {
-			if _, err := bumpModSeq(ctx, tx, mailboxID); err != nil {
+			if err := expungeUIDs(ctx, tx, mailboxID, gone); err != nil {
 				return err
 			}
 			ch.account(accountID)
@@ -469,20 +471,6 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]
 		return nil
 	})
 	return gone, err
-}
-
-func deleteUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32) error {
-	del, err := tx.PrepareContext(ctx, `DELETE FROM messages WHERE mailbox_id = ? AND uid = ?`)
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	defer del.Close()
-	for _, u := range uids {
-		if _, err := del.ExecContext(ctx, mailboxID, u); err != nil {
-			return fmt.Errorf("store: expunge: %w", err)
-		}
-	}
-	return nil
 }
 
 func allUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64) ([]uint32, error) {
@@ -576,10 +564,7 @@ func (s *Store) copyOrMove(ctx context.Context, src int64, uids []uint32, dst in
 			for i, p := range pairs {
 				moved[i] = p.Src
 			}
-			if err := deleteUIDs(ctx, tx, src, moved); err != nil {
-				return err
-			}
-			_, err = bumpModSeq(ctx, tx, src)
+			err = expungeUIDs(ctx, tx, src, moved)
 		}
 		return err
 	})

@@ -272,6 +272,29 @@ CREATE TABLE IF NOT EXISTS copy_waits (
 	holder     TEXT NOT NULL     -- the engine that will try again; '' none
 );
 `,
+	// 13: expunged UIDs with the MODSEQ of their expunge (expunge.go), for
+	// QRESYNC's VANISHED (RFC 7162 3.2.5, 3.2.6) and Store.Delta; messages
+	// by MODSEQ. Self-contained: it depends on no other step after the
+	// first.
+	`
+CREATE TABLE IF NOT EXISTS expunged (
+	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	uid        INTEGER NOT NULL,
+	modseq     INTEGER NOT NULL,
+	PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);
+-- Expunges are recorded from here on: for a mailbox that exists now,
+-- those at or below its HIGHESTMODSEQ were not (Store.ExpungeHistory).
+CREATE TABLE IF NOT EXISTS expunge_history (
+	mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+	since      INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO expunge_history(mailbox_id, since) SELECT id, highest_modseq FROM mailboxes;
+-- A session learns what changed since its MODSEQ without reading the
+-- whole mailbox (Store.Delta).
+CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

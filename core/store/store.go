@@ -18,6 +18,11 @@
 //   - Within a mailbox a UID is never reused and UIDNEXT only grows. A mailbox
 //     may be created with a given UIDVALIDITY and UIDNEXT, and messages may be
 //     appended with given UIDs (the migration engine keeps the old server's).
+//   - Every change to a mailbox's messages raises its HIGHESTMODSEQ and gives
+//     the changed messages that MODSEQ; every message that leaves a mailbox
+//     (expunge, move, RENAME of INBOX) is remembered with the MODSEQ of its
+//     going (expunge.go), so Delta and Expunged tell what changed since any
+//     MODSEQ.
 //   - Every write is one transaction on the single writer connection
 //     (BEGIN IMMEDIATE, WAL); readers use a separate pool and never block it.
 //   - Watchers are told of a change only after its transaction committed,

@@ -21,6 +21,7 @@ type FetchOptions struct {
 	ModSeq            bool                          // requires CONDSTORE
 
 	ChangedSince uint64 // requires CONDSTORE
+	Vanished     bool   // requires QRESYNC (fork: RFC 7162 3.2.6, UID FETCH only)
 }
 
 // FetchItemBodyStructure contains FETCH options for the body structure.

@@ -4,6 +4,22 @@ package imap
 type SelectOptions struct {
 	ReadOnly  bool
 	CondStore bool // requires CONDSTORE
+
+	// QResync is the QRESYNC parameter (fork: RFC 7162 3.2.5); nil when
+	// absent. Requires QRESYNC, enabled first.
+	QResync *SelectQResync
+}
+
+// SelectQResync is the QRESYNC parameter of SELECT and EXAMINE (fork: RFC
+// 7162 3.2.5): what the client last knew of the mailbox.
+type SelectQResync struct {
+	UIDValidity uint32
+	ModSeq      uint64
+	KnownUIDs   UIDSet // nil when not given (all UIDs)
+	// SeqMatchSeqNums and SeqMatchUIDs are the optional seq-match-data:
+	// message numbers and the UIDs the client had for them.
+	SeqMatchSeqNums SeqSet
+	SeqMatchUIDs    UIDSet
 }
 
 // SelectData is the data returned by a SELECT command.

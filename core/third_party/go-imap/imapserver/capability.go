@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapwire"
@@ -97,6 +98,13 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapUnauthenticate,
 			imap.CapMultiAppend,
 		})
+		// fork: RFC 7162 and RFC 5256
+		addAvailableCaps(&caps, available, []imap.Cap{imap.CapCondStore, imap.CapQResync, imap.CapSort})
+		algs := available.ThreadAlgorithms()
+		sort.Slice(algs, func(i, j int) bool { return algs[i] < algs[j] })
+		for _, alg := range algs {
+			caps = append(caps, imap.Cap("THREAD="+string(alg)))
+		}
 
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {
 			limit := appendLimitSession.AppendLimit()

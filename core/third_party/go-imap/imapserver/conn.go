@@ -285,6 +285,10 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleSearch(tag, dec, numKind)
 	case "ID":
 		err = c.handleID(dec)
+	case "SORT", "UID SORT": // fork: RFC 5256
+		err = c.handleSort(dec, numKind)
+	case "THREAD", "UID THREAD": // fork: RFC 5256
+		err = c.handleThread(dec, numKind)
 	default:
 		if c.state == imap.ConnStateNotAuthenticated {
 			// An unknown command is answered BAD and the session goes on
@@ -614,6 +618,27 @@ func (w *UpdateWriter) WriteExpunge(seqNum uint32) error {
 		return fmt.Errorf("imapserver: EXPUNGE updates are not allowed in this context")
 	}
 	return w.conn.writeExpunge(seqNum)
+}
+
+// WriteVanished writes a VANISHED response, to a client that enabled
+// QRESYNC, instead of EXPUNGE (fork: RFC 7162 3.2.10).
+func (w *UpdateWriter) WriteVanished(uids imap.UIDSet) error {
+	if !w.allowExpunge {
+		return fmt.Errorf("imapserver: VANISHED updates are not allowed in this context")
+	}
+	return w.conn.writeVanished(uids, false)
+}
+
+// WriteMessageFlagsModSeq writes a FETCH response with FLAGS and MODSEQ
+// (fork: RFC 7162 3.1.4.1, for a client that enabled CONDSTORE).
+func (w *UpdateWriter) WriteMessageFlagsModSeq(seqNum uint32, uid imap.UID, flags []imap.Flag, modSeq uint64) error {
+	respWriter := (&FetchWriter{conn: w.conn}).CreateMessage(seqNum)
+	if uid != 0 {
+		respWriter.WriteUID(uid)
+	}
+	respWriter.WriteFlags(flags)
+	respWriter.WriteModSeq(modSeq)
+	return respWriter.Close()
 }
 
 // WriteNumMessages writes an EXISTS response.

@@ -48,3 +48,27 @@ func (w *ExpungeWriter) WriteExpunge(seqNum uint32) error {
 	}
 	return w.conn.writeExpunge(seqNum)
 }
+
+// writeVanished writes a VANISHED response (fork: RFC 7162 3.2.10).
+func (c *Conn) writeVanished(uids imap.UIDSet, earlier bool) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	enc := newResponseEncoder(c)
+	defer enc.end()
+	enc.Atom("*").SP().Atom("VANISHED").SP()
+	if earlier {
+		enc.Atom("(EARLIER)").SP()
+	}
+	enc.NumSet(uids)
+	return enc.CRLF()
+}
+
+// WriteVanished tells a client that enabled QRESYNC that messages were
+// expunged, by UID, instead of EXPUNGE (fork: RFC 7162 3.2.10).
+func (w *ExpungeWriter) WriteVanished(uids imap.UIDSet) error {
+	if w.conn == nil {
+		return nil
+	}
+	return w.conn.writeVanished(uids, false)
+}

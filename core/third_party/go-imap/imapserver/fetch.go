@@ -75,6 +75,12 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		}
 	}
 
+	if dec.SP() { // fork: fetch-modifiers (RFC 4466), RFC 7162 3.1.4 and 3.2.6
+		if err := c.readFetchModifiers(dec, numKind, &options); err != nil {
+			return err
+		}
+	}
+
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
@@ -108,6 +114,8 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.RFC822Size = true
 	case "UID":
 		options.UID = true
+	case "MODSEQ": // fork: RFC 7162 3.1.5
+		options.ModSeq = true
 	case "RFC822": // equivalent to BODY[]
 		bs := &imap.FetchItemBodySection{}
 		writerOptions.obsolete[bs] = attName
@@ -511,6 +519,52 @@ func (w *FetchResponseWriter) writeBodyStructure(bs imap.BodyStructure, extended
 	enc := w.enc.Encoder
 	enc.Atom(item).SP()
 	writeBodyStructure(enc, bs, extended)
+}
+
+// WriteModSeq writes the message's MODSEQ (fork: RFC 7162 3.1.4.1).
+func (w *FetchResponseWriter) WriteModSeq(modSeq uint64) {
+	w.writeItemSep()
+	w.enc.Atom("MODSEQ").SP().Special('(').ModSeq(modSeq).Special(')')
+}
+
+// WriteVanished writes a VANISHED (EARLIER) response: the UIDs of messages
+// expunged before this command (fork: RFC 7162 3.2.10).
+func (cmd *FetchWriter) WriteVanished(uids imap.UIDSet) error {
+	return cmd.conn.writeVanished(uids, true)
+}
+
+// readFetchModifiers reads CHANGEDSINCE and VANISHED (fork: RFC 7162
+// 3.1.4 and 3.2.6). CHANGEDSINCE implies the MODSEQ item; VANISHED needs
+// UID FETCH, CHANGEDSINCE and an enabled QRESYNC.
+func (c *Conn) readFetchModifiers(dec *imapwire.Decoder, numKind NumKind, options *imap.FetchOptions) error {
+	err := dec.ExpectList(func() error {
+		var name string
+		if !dec.ExpectAtom(&name) {
+			return dec.Err()
+		}
+		switch strings.ToUpper(name) {
+		case "CHANGEDSINCE":
+			if !dec.ExpectSP() || !dec.ExpectModSeq(&options.ChangedSince) {
+				return dec.Err()
+			}
+			if options.ChangedSince == 0 {
+				return newClientBugError("CHANGEDSINCE needs a non-zero MODSEQ")
+			}
+			options.ModSeq = true
+		case "VANISHED":
+			if !c.enabled.Has(imap.CapQResync) || numKind != NumKindUID {
+				return newClientBugError("VANISHED needs UID FETCH and QRESYNC enabled")
+			}
+			options.Vanished = true
+		default:
+			return newClientBugError("unknown FETCH modifier " + name)
+		}
+		return nil
+	})
+	if err == nil && options.Vanished && options.ChangedSince == 0 {
+		err = newClientBugError("VANISHED needs CHANGEDSINCE")
+	}
+	return err
 }
 
 // Close closes the FETCH message writer.

@@ -38,3 +38,9 @@ func (w *MoveWriter) WriteCopyData(data *imap.CopyData) error {
 func (w *MoveWriter) WriteExpunge(seqNum uint32) error {
 	return w.conn.writeExpunge(seqNum)
 }
+
+// WriteVanished writes a VANISHED response for a MOVE command, to a client
+// that enabled QRESYNC (fork: RFC 7162 3.2.10).
+func (w *MoveWriter) WriteVanished(uids imap.UIDSet) error {
+	return w.conn.writeVanished(uids, false)
+}

@@ -76,7 +76,8 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 	}
 
 	// If no return option is specified, ALL is assumed
-	if !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount {
+	noResults := !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount
+	if noResults && !options.ReturnSave {
 		options.ReturnAll = true
 	}
 
@@ -84,11 +85,15 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 	if err != nil {
 		return err
 	}
+	if noResults && options.ReturnSave {
+		// fork: RETURN (SAVE) alone answers no ESEARCH (RFC 5182 2.1).
+		return nil
+	}
 
 	if c.enabled.Has(imap.CapIMAP4rev2) || extended {
 		return c.writeESearch(tag, data, &options, numKind)
 	} else {
-		return c.writeSearch(data.All)
+		return c.writeSearch(data.All, data.ModSeq)
 	}
 }
 
@@ -117,6 +122,9 @@ func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.Sea
 	if options.ReturnCount {
 		enc.SP().Atom("COUNT").SP().Number(data.Count)
 	}
+	if data.ModSeq != 0 { // fork: RFC 7162 3.1.5
+		enc.SP().Atom("MODSEQ").SP().ModSeq(data.ModSeq)
+	}
 	return enc.CRLF()
 }
 
@@ -131,7 +139,7 @@ func isNumSetEmpty(numSet imap.NumSet) bool {
 	}
 }
 
-func (c *Conn) writeSearch(numSet imap.NumSet) error {
+func (c *Conn) writeSearch(numSet imap.NumSet, modSeq uint64) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()
 
@@ -153,6 +161,9 @@ func (c *Conn) writeSearch(numSet imap.NumSet) error {
 	}
 	if !ok {
 		return fmt.Errorf("imapserver: failed to enumerate message numbers in SEARCH response")
+	}
+	if modSeq != 0 { // fork: RFC 7162 3.1.5
+		enc.SP().Special('(').Atom("MODSEQ").SP().ModSeq(modSeq).Special(')')
 	}
 	return enc.CRLF()
 }
@@ -328,6 +339,30 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 		criteria.Or = append(criteria.Or, or)
 	case "$":
 		criteria.UID = append(criteria.UID, imap.SearchRes())
+	case "MODSEQ": // fork: RFC 7162 3.1.5
+		var ms imap.SearchCriteriaModSeq
+		if !dec.ExpectSP() {
+			return dec.Err()
+		}
+		if dec.Quoted(&ms.MetadataName) {
+			var typ string
+			if !dec.ExpectSP() || !dec.ExpectAtom(&typ) || !dec.ExpectSP() {
+				return dec.Err()
+			}
+			ms.MetadataType = imap.SearchCriteriaMetadataType(strings.ToLower(typ))
+			switch ms.MetadataType {
+			case imap.SearchCriteriaMetadataAll, imap.SearchCriteriaMetadataPrivate, imap.SearchCriteriaMetadataShared:
+			default:
+				return newClientBugError("unknown MODSEQ entry type " + typ)
+			}
+		}
+		if !dec.ExpectModSeq(&ms.ModSeq) {
+			return dec.Err()
+		}
+		// Several MODSEQ keys all hold when the highest does.
+		if criteria.ModSeq == nil || criteria.ModSeq.ModSeq < ms.ModSeq {
+			criteria.ModSeq = &ms
+		}
 	default:
 		seqSet, err := imapwire.ParseSeqSet(key)
 		if err != nil {

@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapwire"
@@ -9,7 +10,16 @@ import (
 
 func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) error {
 	var mailbox string
-	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) || !dec.ExpectCRLF() {
+	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) {
+		return dec.Err()
+	}
+	options := imap.SelectOptions{ReadOnly: readOnly}
+	if dec.SP() { // fork: select-params (RFC 4466), CONDSTORE and QRESYNC (RFC 7162)
+		if err := c.readSelectParams(dec, &options); err != nil {
+			return err
+		}
+	}
+	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
 
@@ -32,7 +42,6 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 		}
 	}
 
-	options := imap.SelectOptions{ReadOnly: readOnly}
 	data, err := c.session.Select(mailbox, &options)
 	if err != nil {
 		return err
@@ -68,8 +77,24 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 			return err
 		}
 	}
+	if err := c.writeSelectModSeq(data); err != nil { // fork: RFC 7162 3.1.2.1
+		return err
+	}
 
 	c.state = imap.ConnStateSelected
+	if q := options.QResync; q != nil && q.UIDValidity == data.UIDValidity && data.HighestModSeq != 0 {
+		// fork: RFC 7162 3.2.5.1: what changed since the client's MODSEQ,
+		// as UID FETCH known-uids (FLAGS) (CHANGEDSINCE modseq VANISHED).
+		uids := q.KnownUIDs
+		if uids == nil {
+			uids = imap.UIDSet{{Start: 1, Stop: 0}}
+		}
+		w := &FetchWriter{conn: c}
+		err := c.session.Fetch(w, uids, &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: q.ModSeq, Vanished: true})
+		if err != nil {
+			return err
+		}
+	}
 	// TODO: forbid write commands in read-only mode
 
 	var (
@@ -171,4 +196,78 @@ func (c *Conn) writePermanentFlags(flags []imap.Flag) error {
 	}).Special(']')
 	enc.SP().Text("Permanent flags")
 	return enc.CRLF()
+}
+
+// writeSelectModSeq writes HIGHESTMODSEQ, or NOMODSEQ for a mailbox
+// without MODSEQs, when CONDSTORE is on (fork: RFC 7162 3.1.2.1).
+func (c *Conn) writeSelectModSeq(data *imap.SelectData) error {
+	if !c.server.options.caps().Has(imap.CapCondStore) {
+		return nil
+	}
+	enc := newResponseEncoder(c)
+	defer enc.end()
+	enc.Atom("*").SP().Atom("OK").SP()
+	if data.HighestModSeq == 0 {
+		enc.Special('[').Atom("NOMODSEQ").Special(']').SP().Text("No MODSEQs here")
+	} else {
+		enc.Special('[').Atom("HIGHESTMODSEQ").SP().ModSeq(data.HighestModSeq).Special(']').SP().Text("Highest")
+	}
+	return enc.CRLF()
+}
+
+// readSelectParams reads SELECT and EXAMINE parameters (fork: RFC 4466
+// select-params; CONDSTORE and QRESYNC, RFC 7162 3.1.8 and 3.2.5).
+func (c *Conn) readSelectParams(dec *imapwire.Decoder, options *imap.SelectOptions) error {
+	return dec.ExpectList(func() error {
+		var name string
+		if !dec.ExpectAtom(&name) {
+			return dec.Err()
+		}
+		switch strings.ToUpper(name) {
+		case "CONDSTORE":
+			if !c.server.options.caps().Has(imap.CapCondStore) {
+				return newClientBugError("CONDSTORE is not supported")
+			}
+			options.CondStore = true
+		case "QRESYNC":
+			if !c.enabled.Has(imap.CapQResync) {
+				return newClientBugError("QRESYNC must be enabled first")
+			}
+			var q imap.SelectQResync
+			if !dec.ExpectSP() || !dec.ExpectSpecial('(') || !dec.ExpectNumber(&q.UIDValidity) || !dec.ExpectSP() || !dec.ExpectModSeq(&q.ModSeq) {
+				return dec.Err()
+			}
+			if q.UIDValidity == 0 || q.ModSeq == 0 {
+				return newClientBugError("QRESYNC needs a non-zero UIDVALIDITY and MODSEQ")
+			}
+			if dec.SP() {
+				seqMatch := dec.Special('(')
+				if !seqMatch {
+					if !dec.ExpectUIDSet(&q.KnownUIDs) {
+						return newClientBugError("invalid known-uids")
+					}
+					if dec.SP() {
+						if !dec.ExpectSpecial('(') {
+							return dec.Err()
+						}
+						seqMatch = true
+					}
+				}
+				if seqMatch {
+					var seqs imap.NumSet
+					if !dec.ExpectNumSet(imapwire.NumKindSeq, &seqs) || !dec.ExpectSP() || !dec.ExpectUIDSet(&q.SeqMatchUIDs) || !dec.ExpectSpecial(')') {
+						return newClientBugError("invalid seq-match-data")
+					}
+					q.SeqMatchSeqNums, _ = seqs.(imap.SeqSet)
+				}
+			}
+			if !dec.ExpectSpecial(')') {
+				return dec.Err()
+			}
+			options.QResync = &q
+		default:
+			return newClientBugError("unknown SELECT parameter " + name)
+		}
+		return nil
+	})
 }

@@ -13,7 +13,31 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 		numSet imap.NumSet
 		item   string
 	)
-	if !dec.ExpectSP() || !dec.ExpectNumSet(numKind.wire(), &numSet) || !dec.ExpectSP() || !dec.ExpectAtom(&item) || !dec.ExpectSP() {
+	if !dec.ExpectSP() || !dec.ExpectNumSet(numKind.wire(), &numSet) || !dec.ExpectSP() {
+		return dec.Err()
+	}
+	options := imap.StoreOptions{}
+	// fork: store-modifiers (RFC 4466), UNCHANGEDSINCE (RFC 7162 3.1.3)
+	isMods, err := dec.List(func() error {
+		var name string
+		if !dec.ExpectAtom(&name) {
+			return dec.Err()
+		}
+		if !strings.EqualFold(name, "UNCHANGEDSINCE") || !c.server.options.caps().Has(imap.CapCondStore) {
+			return newClientBugError("unknown STORE modifier " + name)
+		}
+		if !dec.ExpectSP() || !dec.ExpectModSeq(&options.UnchangedSince) {
+			return dec.Err()
+		}
+		options.Conditional = true
+		return nil
+	})
+	if err != nil {
+		return err
+	} else if isMods && !dec.ExpectSP() {
+		return dec.Err()
+	}
+	if !dec.ExpectAtom(&item) || !dec.ExpectSP() {
 		return dec.Err()
 	}
 	var flags []imap.Flag
@@ -69,7 +93,6 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 	}
 
 	w := &FetchWriter{conn: c}
-	options := imap.StoreOptions{}
 	return c.session.Store(w, numSet, &imap.StoreFlags{
 		Op:     op,
 		Silent: silent,

@@ -1,0 +1,287 @@
+package imapfront
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+
+	"mailferry/core/store"
+)
+
+// SORT (RFC 5256 3): the messages a search finds, ordered by ARRIVAL, CC,
+// DATE, FROM, SIZE, SUBJECT or TO, each maybe REVERSE; ties go by sequence
+// number. Addresses and subjects compare with i;ascii-casemap, subjects by
+// their base subject (RFC 5256 2.1). Sort keys come from the ENVELOPE cache;
+// THREAD=REFERENCES also reads each found message's header.
+
+var (
+	_ imapserver.SessionSort   = (*session)(nil)
+	_ imapserver.SessionThread = (*session)(nil)
+)
+
+// sortMsg is a message found by SORT or THREAD, with what orders it.
+type sortMsg struct {
+	seq  uint32
+	uid  imap.UID
+	m    *store.Message
+	env  *imap.Envelope
+	refs []string // References, or the first In-Reply-To (THREAD)
+}
+
+// num is the message's number as the client asked: UID or sequence.
+func (sm *sortMsg) num(kind imapserver.NumKind) uint32 {
+	if kind == imapserver.NumKindUID {
+		return uint32(sm.uid)
+	}
+	return sm.seq
+}
+
+// sentDate is the DATE sort key: the Date header in UTC, or INTERNALDATE
+// when there is none (RFC 5256 3, DATE).
+func (sm *sortMsg) sentDate() time.Time {
+	if sm.env != nil && !sm.env.Date.IsZero() {
+		return sm.env.Date.UTC()
+	}
+	return sm.m.InternalDate.UTC()
+}
+
+// found runs a search and returns the messages it finds, in sequence
+// order, with their envelopes (and references, with refs).
+func (s *session) found(criteria *imap.SearchCriteria, refs bool, what string) ([]*sortMsg, error) {
+	v := s.sel
+	v.staticCriteria(criteria)
+	needRaw := criteriaNeedRaw(criteria) || refs
+	all := make([]target, len(v.uids))
+	for i, u := range v.uids {
+		all[i] = target{seq: uint32(i + 1), uid: u}
+	}
+	var out []*sortMsg
+	for _, run := range v.chunks(all) {
+		msgs, err := v.messages(run, true)
+		if err != nil {
+			return nil, s.storeErr(err, what)
+		}
+		for i, m := range msgs {
+			if m == nil {
+				continue
+			}
+			sm := &searchMsg{m: m, seq: run[i].seq}
+			if needRaw {
+				if sm.raw, err = s.srv.st.Blob(s.ctx(), m.BlobKey); err != nil {
+					return nil, s.storeErr(err, what)
+				}
+			}
+			if !sm.matchSafe(criteria) {
+				continue
+			}
+			env, err := decodeEnvelope(m.Envelope)
+			if err != nil {
+				if sm.raw == nil {
+					if sm.raw, err = s.srv.st.Blob(s.ctx(), m.BlobKey); err != nil {
+						return nil, s.storeErr(err, what)
+					}
+				}
+				env, _ = summarize(sm.raw)
+			}
+			f := &sortMsg{seq: run[i].seq, uid: run[i].uid, m: m, env: env}
+			if refs {
+				f.refs = references(sm)
+			}
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// references returns a message's References, or when it has none its
+// first In-Reply-To (RFC 5256 REFERENCES step 1), without angle brackets.
+func references(sm *searchMsg) (ids []string) {
+	defer func() {
+		if recover() != nil {
+			ids = nil
+		}
+	}()
+	h := mail.Header{Header: gomessage.Header{Header: lenientHeader(sm.raw)}}
+	if ids, _ = h.MsgIDList("References"); len(ids) > 0 {
+		return ids
+	}
+	if irt, _ := h.MsgIDList("In-Reply-To"); len(irt) > 0 {
+		return irt[:1]
+	}
+	return nil
+}
+
+// Sort implements imapserver.SessionSort (RFC 5256 SORT).
+func (s *session) Sort(kind imapserver.NumKind, criteria *imap.SearchCriteria, keys []imapserver.SortCriterion) ([]uint32, error) {
+	msgs, err := s.found(criteria, false, "SORT")
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(msgs, func(i, j int) bool {
+		for _, k := range keys {
+			c := compareKey(msgs[i], msgs[j], k.Key)
+			if k.Reverse {
+				c = -c
+			}
+			if c != 0 {
+				return c < 0
+			}
+		}
+		return false // stable: sequence order
+	})
+	out := make([]uint32, len(msgs))
+	for i, sm := range msgs {
+		out[i] = sm.num(kind)
+	}
+	return out, nil
+}
+
+// compareKey compares two messages by one sort key.
+func compareKey(a, b *sortMsg, key imapserver.SortKey) int {
+	switch key {
+	case imapserver.SortKeyArrival:
+		return a.m.InternalDate.Compare(b.m.InternalDate)
+	case imapserver.SortKeyDate:
+		return a.sentDate().Compare(b.sentDate())
+	case imapserver.SortKeySize:
+		return cmpInt(a.m.Size, b.m.Size)
+	case imapserver.SortKeySubject:
+		sa, _ := baseSubject(a.env.Subject)
+		sb, _ := baseSubject(b.env.Subject)
+		return strings.Compare(asciiLower(sa), asciiLower(sb))
+	case imapserver.SortKeyFrom:
+		return strings.Compare(firstMailbox(a.env.From), firstMailbox(b.env.From))
+	case imapserver.SortKeyTo:
+		return strings.Compare(firstMailbox(a.env.To), firstMailbox(b.env.To))
+	case imapserver.SortKeyCc:
+		return strings.Compare(firstMailbox(a.env.Cc), firstMailbox(b.env.Cc))
+	}
+	return 0
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// firstMailbox is the addr-mailbox of the first address (RFC 5256 3, FROM,
+// TO, CC), for i;ascii-casemap comparison; "" when there is none.
+func firstMailbox(l []imap.Address) string {
+	for _, a := range l {
+		if !a.IsGroupStart() && !a.IsGroupEnd() {
+			return asciiLower(a.Mailbox)
+		}
+	}
+	return ""
+}
+
+// asciiLower folds ASCII letters only (the i;ascii-casemap comparator).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// baseSubject extracts the base subject of RFC 5256 2.1 from a subject
+// already decoded to UTF-8 (step 1's first half), and reports whether the
+// subject marked a reply or forward (a subj-refwd, "(fwd)" trailer or
+// "[fwd: ...]" wrapper).
+func baseSubject(subject string) (base string, reply bool) {
+	s := strings.Join(strings.Fields(subject), " ") // step 1: one space
+	for {
+		// Step 2: trailing "(fwd)" and whitespace.
+		for {
+			s = strings.TrimRight(s, " ")
+			if len(s) >= 5 && asciiLower(s[len(s)-5:]) == "(fwd)" {
+				s, reply = s[:len(s)-5], true
+				continue
+			}
+			break
+		}
+		// Steps 3 to 5: leaders, then a blob, until nothing changes.
+		for {
+			changed := false
+			for {
+				if strings.HasPrefix(s, " ") {
+					s, changed = s[1:], true
+					continue
+				}
+				if rest, ok := cutRefwd(s); ok {
+					s, reply, changed = rest, true, true
+					continue
+				}
+				break
+			}
+			if rest, ok := cutBlob(s); ok && rest != "" {
+				s, changed = rest, true
+			}
+			if !changed {
+				break
+			}
+		}
+		// Step 6: "[fwd: ...]".
+		if len(s) >= 6 && asciiLower(s[:5]) == "[fwd:" && strings.HasSuffix(s, "]") {
+			s, reply = strings.TrimSpace(s[5:len(s)-1]), true
+			continue
+		}
+		return s, reply
+	}
+}
+
+// cutBlob removes a leading subj-blob: "[" *BLOBCHAR "]" *WSP.
+func cutBlob(s string) (string, bool) {
+	if !strings.HasPrefix(s, "[") {
+		return s, false
+	}
+	i := strings.IndexAny(s[1:], "[]")
+	if i < 0 || s[1+i] != ']' {
+		return s, false
+	}
+	return strings.TrimLeft(s[i+2:], " "), true
+}
+
+// cutRefwd removes a leading subj-leader's *subj-blob subj-refwd:
+// blobs, then "re", "fw" or "fwd", *WSP, an optional blob and ":".
+func cutRefwd(s string) (string, bool) {
+	t := s
+	for {
+		rest, ok := cutBlob(t)
+		if !ok {
+			break
+		}
+		t = rest
+	}
+	l := asciiLower(t)
+	switch {
+	case strings.HasPrefix(l, "re"):
+		t = t[2:]
+	case strings.HasPrefix(l, "fwd"):
+		t = t[3:]
+	case strings.HasPrefix(l, "fw"):
+		t = t[2:]
+	default:
+		return s, false
+	}
+	t = strings.TrimLeft(t, " ")
+	if rest, ok := cutBlob(t); ok {
+		t = rest
+	}
+	if !strings.HasPrefix(t, ":") {
+		return s, false
+	}
+	return t[1:], true
+}
