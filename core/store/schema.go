@@ -259,6 +259,7 @@ CREATE TABLE IF NOT EXISTS kept_uidls (
 CREATE TABLE IF NOT EXISTS uidl_reads (
 	account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
 	read_at    INTEGER NOT NULL
+);
 `,
 	// 12: copy waits (wait.go): why an account's copy is not running and when
 	// it is tried again. Self-contained: it depends on no other step after
