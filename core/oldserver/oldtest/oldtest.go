@@ -49,15 +49,18 @@
 // Debian packages needed: dovecot-imapd dovecot-lmtpd postfix openssl.
 // The tests must run as root (the daemons drop privileges themselves).
 //
-// Two kinds of old server ([Kind]): [Dovecot] above, and [InProcess],
+// Three kinds of old server ([Kind]): [Dovecot] above; [Cyrus], Cyrus IMAP
+// 3.6 from Debian 12 in Dovecot's place beside the same Postfix (unpacked,
+// not installed, by `make test-deps`; see cyrus.go for how it differs from
+// the wire); and [InProcess],
 // core/demo's in-memory IMAP and SMTP server run inside the test process,
 // made to look like the Dovecot fixture from the wire (same users,
 // separators, special-use folders, master user, login forms; see
 // [StartInProcessServer] for what it does not do). It needs neither root nor
 // any package. A test written against the fixture's IMAP methods runs against
-// both with [Each] and [StartKind]: under `make test` both run; as a non-root
-// user without Dovecot, `go test ./...` still runs the in-process half (the
-// Dovecot half skips). TestInProcessSameAsDovecot keeps the two alike.
+// all three with [Each] and [StartKind]: under `make test` all run; as a
+// non-root user without Dovecot, `go test ./...` still runs the in-process
+// third (the Dovecot and Cyrus ones skip). TestInProcessSameAsDovecot keeps the two alike.
 package oldtest
 
 import (
@@ -181,12 +184,18 @@ type Server struct {
 	conns   map[string]*imapclient.Client // cached logged-in seeding sessions
 }
 
-// Start starts a fresh fixture for one test and stops it (deleting its state)
-// in t.Cleanup. It skips the test when the machine cannot run the fixture
-// (see the package doc) and fails it when the fixture does not come up.
+// Start starts a fresh Dovecot fixture for one test and stops it (deleting
+// its state) in t.Cleanup. It skips the test when the machine cannot run the
+// fixture (see the package doc) and fails it when the fixture does not come
+// up.
 func Start(t testing.TB, opts *Options) *Server {
 	t.Helper()
-	srv, err := StartProcess(opts)
+	return startKindScripted(t, Dovecot, opts)
+}
+
+func startKindScripted(t testing.TB, kind Kind, opts *Options) *Server {
+	t.Helper()
+	srv, err := startScripted(kind, opts)
 	if err != nil {
 		unavailable(t, err)
 	}
@@ -227,7 +236,12 @@ type sharedEntry struct {
 // the test process exits.
 func Shared(t testing.TB, opts *Options) *Server {
 	t.Helper()
-	key := optionsKey(opts)
+	return sharedKind(t, Dovecot, opts)
+}
+
+func sharedKind(t testing.TB, kind Kind, opts *Options) *Server {
+	t.Helper()
+	key := string(kind) + "|" + optionsKey(opts)
 	shared.Lock()
 	if shared.m == nil {
 		shared.m = make(map[string]*sharedEntry)
@@ -238,7 +252,7 @@ func Shared(t testing.TB, opts *Options) *Server {
 		shared.m[key] = e
 	}
 	shared.Unlock()
-	e.once.Do(func() { e.srv, e.err = StartProcess(opts) })
+	e.once.Do(func() { e.srv, e.err = startScripted(kind, opts) })
 	if e.err != nil {
 		unavailable(t, e.err)
 	}
@@ -333,18 +347,29 @@ func normalize(opts *Options) (Options, error) {
 	return o, nil
 }
 
-// StartProcess starts a fixture without a testing.TB (benchmarks harnesses,
-// TestMain, tools). The caller must call Stop. Errors wrapping ErrUnavailable
-// mean the machine cannot run it.
+// StartProcess starts a Dovecot fixture without a testing.TB (benchmarks
+// harnesses, TestMain, tools). The caller must call Stop. Errors wrapping
+// ErrUnavailable mean the machine cannot run it.
 func StartProcess(opts *Options) (*Server, error) {
+	return startScripted(Dovecot, opts)
+}
+
+// startScripted starts a Dovecot or Cyrus fixture with start.sh.
+func startScripted(kind Kind, opts *Options) (*Server, error) {
 	o, err := normalize(opts)
 	if err != nil {
 		return nil, err
 	}
 	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("%w: must run as root (Dovecot and Postfix are started as root and drop privileges)", ErrUnavailable)
+		return nil, fmt.Errorf("%w: must run as root (%s and Postfix are started as root and drop privileges)", ErrUnavailable, kind)
 	}
 	bins := []string{"bash", "dovecot", "doveadm", "openssl"}
+	if kind == Cyrus {
+		if err := cyrusAvailable(); err != nil {
+			return nil, err
+		}
+		bins = []string{"bash", "openssl", "saslpasswd2"}
+	}
 	if o.WithSMTP {
 		bins = append(bins, "postfix", "postconf")
 	}
@@ -374,7 +399,7 @@ func StartProcess(opts *Options) (*Server, error) {
 		return nil, fmt.Errorf("oldtest: %w", err)
 	}
 	srv := &Server{
-		Kind:           Dovecot,
+		Kind:           kind,
 		Separator:      o.Separator,
 		Users:          o.Users,
 		MasterUser:     o.MasterUser,
@@ -411,6 +436,8 @@ func StartProcess(opts *Options) (*Server, error) {
 			"MAIL_FSYNC=" + o.Fsync,
 			"WATCH_PID=" + strconv.Itoa(os.Getpid()),
 			"WATCH_PURGE=1",
+			"IMAP_SERVER=" + string(kind),
+			"CYRUS_ROOT=" + cyrusRoot(),
 		}
 		if o.WithSMTP {
 			srv.SMTPAddr = hostPort(ports[2])
@@ -574,14 +601,14 @@ func (s *Server) Stop() error {
 
 // Restart stops the daemons and starts them again on the same ports with
 // the same mail (e.g. to test a client's reconnect). Connections are cut.
-// Dovecot only.
+// Dovecot and Cyrus only.
 func (s *Server) Restart() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
 		return errors.New("oldtest: restart of a stopped server")
 	}
-	if s.Kind != Dovecot {
+	if s.Kind == InProcess {
 		return fmt.Errorf("%w: Restart", errNeedDovecot)
 	}
 	s.closeConnsLocked()
@@ -604,7 +631,7 @@ func (s *Server) logTail(t testing.TB) {
 		t.Logf("oldtest: last lines of the in-process server's log:\n%s", s.memLogs.lastLines(30))
 		return
 	}
-	for _, name := range []string{"dovecot.log", "postfix.log"} {
+	for _, name := range []string{"dovecot.log", "cyrus-stderr.log", "postfix.log"} {
 		b, err := os.ReadFile(filepath.Join(s.StateDir, "log", name))
 		if err != nil {
 			continue
