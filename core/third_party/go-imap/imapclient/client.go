@@ -591,6 +591,12 @@ func (c *Client) closeWithError(err error) {
 	}
 }
 
+// ErrMalformedResponse is wrapped by the error of every command that was
+// pending when the client could not parse what the server sent (bytes the
+// IMAP grammar does not allow where they stood); the client is closed then.
+// It is not wrapped for a connection that broke. (Mailferry fork.)
+var ErrMalformedResponse = errors.New("imapclient: malformed response")
+
 // read continuously reads data coming from the server.
 //
 // All the data is decoded in the read goroutine, then dispatched via channels
@@ -616,6 +622,12 @@ func (c *Client) read() {
 			break
 		}
 		if err := c.readResponse(); err != nil {
+			// Mailferry fork (FORK.md change 2): a response the decoder
+			// refuses is told apart from a broken connection.
+			var expectErr *imapwire.DecoderExpectError
+			if errors.As(c.dec.Err(), &expectErr) {
+				err = fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+			}
 			c.decErr = err
 			break
 		}

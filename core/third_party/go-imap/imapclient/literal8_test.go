@@ -3,6 +3,7 @@ package imapclient_test
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -14,7 +15,7 @@ import (
 
 // rawServer answers each command line of the client with the next of
 // replies (the tag of the command replaces "TAG"), like a real server that
-// knows the script. Mailferry fork, see FORK.md.
+// knows the script, and hangs up after the last. Mailferry fork, see FORK.md.
 func rawServer(t *testing.T, replies ...string) *imapclient.Client {
 	t.Helper()
 	cli, srv := net.Pipe()
@@ -34,7 +35,6 @@ func rawServer(t *testing.T, replies ...string) *imapclient.Client {
 				return
 			}
 		}
-		_, _ = br.ReadString('\n')
 	}()
 	c := imapclient.New(cli, nil)
 	t.Cleanup(func() { c.Close() })
@@ -91,5 +91,27 @@ func TestFetchTildeKeyword(t *testing.T) {
 	}
 	if len(msgs) != 1 || len(msgs[0].Flags) != 2 || msgs[0].Flags[0] != "~odd" {
 		t.Fatalf("flags = %+v", msgs)
+	}
+}
+
+// A response the parser refuses fails the pending commands with an error
+// wrapping ErrMalformedResponse; a cut connection does not.
+func TestMalformedResponse(t *testing.T) {
+	c := rawServer(t,
+		"* 1 EXISTS\r\nTAG OK [READ-ONLY] done\r\n",
+		"* 1 FETCH (UID 3 BODY[] {5}\r\nabc)\r\n* 2 FETCH (UID 4)\r\nTAG OK done\r\n",
+	)
+	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Fetch(imap.UIDSetNum(3, 4), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+	if !errors.Is(err, imapclient.ErrMalformedResponse) {
+		t.Fatalf("err = %v, want ErrMalformedResponse", err)
+	}
+
+	cut := rawServer(t, "* 1 EXISTS\r\n")
+	_, err = cut.Select("INBOX", nil).Wait()
+	if err == nil || errors.Is(err, imapclient.ErrMalformedResponse) {
+		t.Fatalf("cut connection: err = %v, want an error that is not ErrMalformedResponse", err)
 	}
 }
