@@ -224,6 +224,7 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 // attempt resumes after the last committed UID.
 func (e *Engine) copyMailboxRetry(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials, conn **imapclient.Client, p *plan, catchUp bool) error {
 	e.prog.update(acct.ID, acct.Address, EventProgress, "", func(a *AccountProgress) { a.Folder = p.old.name })
+	isolations := 0
 	for attempt := 0; ; attempt++ {
 		var err error
 		if *conn == nil {
@@ -244,6 +245,16 @@ func (e *Engine) copyMailboxRetry(ctx context.Context, acct *store.Account, s *o
 		}
 		closeClient(*conn)
 		*conn = nil
+		var ie *isolateError
+		if errors.As(err, &ie) && isolations < maxIsolations(e.opts.ChunkMessages) {
+			// The parser refused a response: a new connection at once,
+			// the messages in question alone (problem.go). Not an attempt:
+			// each isolation narrows the search or counts a failure.
+			isolations++
+			attempt--
+			e.log.Info("migrate: a response of the old server could not be read, fetching its messages alone", "account", acct.Address, "mailbox", p.old.name, "err", err)
+			continue
+		}
 		if attempt >= e.opts.Retries {
 			return fmt.Errorf("migrate: %s: mailbox %q: giving up after %d attempts: %w", acct.Address, p.old.name, attempt+1, err)
 		}
@@ -288,6 +299,9 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 		// A mailbox already copied takes new old mail like local mail:
 		// a UID below its UIDNEXT gets a fresh one.
 		state = store.MigDone
+	}
+	if err := e.retryProblems(ctx, acct, c, p, state); err != nil {
+		return err
 	}
 	last := local.MigratedUID
 	var uids []uint32

@@ -623,9 +623,11 @@ func (c *Client) read() {
 		}
 		if err := c.readResponse(); err != nil {
 			// Mailferry fork (FORK.md change 2): a response the decoder
-			// refuses is told apart from a broken connection.
+			// refuses (a grammar error, or one found while interpreting
+			// what was decoded) is told apart from a broken connection
+			// (the decoder's error is then the read's).
 			var expectErr *imapwire.DecoderExpectError
-			if errors.As(c.dec.Err(), &expectErr) {
+			if decErr := c.dec.Err(); decErr == nil || errors.As(decErr, &expectErr) {
 				err = fmt.Errorf("%w: %v", ErrMalformedResponse, err)
 			}
 			c.decErr = err

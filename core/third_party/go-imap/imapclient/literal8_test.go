@@ -109,6 +109,18 @@ func TestMalformedResponse(t *testing.T) {
 		t.Fatalf("err = %v, want ErrMalformedResponse", err)
 	}
 
+	c2 := rawServer(t,
+		"* 1 EXISTS\r\nTAG OK [READ-ONLY] done\r\n",
+		"* 1 FETCH (UID 3 NOSUCHITEM 1)\r\nTAG OK done\r\n",
+	)
+	if _, err := c2.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c2.Fetch(imap.UIDSetNum(3), &imap.FetchOptions{UID: true}).Collect()
+	if !errors.Is(err, imapclient.ErrMalformedResponse) {
+		t.Fatalf("unknown FETCH item: err = %v, want ErrMalformedResponse", err)
+	}
+
 	cut := rawServer(t, "* 1 EXISTS\r\n")
 	_, err = cut.Select("INBOX", nil).Wait()
 	if err == nil || errors.Is(err, imapclient.ErrMalformedResponse) {
