@@ -56,7 +56,7 @@ func (p *plan) words(uid uint32) string {
 	return "the old server's response could not be read: " + p.iso.said[uid]
 }
 
-func (p *plan) recorded(uid uint32)            { p.isoState().rec[uid] = true }
+func (p *plan) recorded(uid uint32)             { p.isoState().rec[uid] = true }
 func (p *plan) recordedThisRun(uid uint32) bool { return p.iso != nil && p.iso.rec[uid] }
 
 // maxIsolations bounds the new connections one mailbox's copy makes for
