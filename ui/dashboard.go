@@ -103,6 +103,9 @@ func (d *dashboard) cell(row, col int) string {
 	case 0:
 		return u.Address
 	case 1:
+		if n := len(u.Problems); n > 0 {
+			return fmt.Sprintf("%s, %d not copied", stateText(u.State), n)
+		}
 		return stateText(u.State)
 	case 2:
 		if u.FoldersTotal > 0 {
@@ -123,6 +126,9 @@ func (d *dashboard) cell(row, col int) string {
 		return "—"
 	case 6:
 		switch {
+		case len(u.Problems) > 0:
+			p := u.Problems[0]
+			return fmt.Sprintf("%s UID %d: %s", p.Mailbox, p.OldUID, p.Words)
 		case u.Errors > 0:
 			return fmt.Sprintf("%d: %s", u.Errors, u.LastError)
 		case u.LastError != "":

@@ -48,14 +48,14 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t\t%s\t\t\n", d.Name, mig)
 		for _, a := range d.Accounts {
-			state := a.State
-			if state == "" {
-				state = "local"
-			}
+			state := a.StateText()
 			if a.LastError != "" {
 				state += " (" + a.LastError + ")"
 			}
 			fmt.Fprintf(tw, "\t%s\t%s\t%d\t%s\n", a.Address, state, a.Messages, mb(a.Bytes))
+			for _, p := range a.Problems {
+				fmt.Fprintf(tw, "\t\tnot copied: %s UID %d: %s\t\t\n", p.Mailbox, p.OldUID, p.Words)
+			}
 		}
 	}
 	tw.Flush()

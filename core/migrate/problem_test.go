@@ -3,6 +3,7 @@ package migrate_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -149,6 +150,21 @@ func TestProblemMessages(t *testing.T) {
 		!strings.Contains(probs[0].Words, "could not be read") || !strings.Contains(probs[1].Words, "Message file is damaged") {
 		t.Fatalf("problems %+v", probs)
 	}
+
+	refuse.Store(false) // Verify reads the old server; the NO one it can read now
+	poisonOn.Store(false)
+	r, err := e.Verify(ctx, "erin@mem.test", migrate.Credentials{Password: "ErinSecret1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK || r.Missing != 2 || len(r.Problems) != 2 || r.Problems[1].OldUID != 4 {
+		t.Fatalf("verify: %+v", r)
+	}
+	if b, err := json.Marshal(r); err != nil || !strings.Contains(string(b), `"old_uid":4`) {
+		t.Fatalf("report JSON %s %v", b, err)
+	}
+	refuse.Store(true)
+	poisonOn.Store(true)
 
 	// A catch-up while the server still cannot serve them counts a try.
 	if n := e.CatchUp(ctx); n != 1 {

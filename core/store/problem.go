@@ -117,3 +117,18 @@ func (s *Store) MailboxCopyProblems(ctx context.Context, mailboxID int64) ([]Cop
 	return queryAll(ctx, s.r, scanProblem, `SELECT `+problemCols+` FROM copy_problems
 		WHERE mailbox_id = ? ORDER BY old_uid`, mailboxID)
 }
+
+// CopyProblemsByAccount lists every account's copy problems (for a status
+// of all accounts in one query), by account ID.
+func (s *Store) CopyProblemsByAccount(ctx context.Context) (map[int64][]CopyProblem, error) {
+	all, err := queryAll(ctx, s.r, scanProblem, `SELECT `+problemCols+` FROM copy_problems
+		ORDER BY account_id, old_mailbox, old_uid`)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64][]CopyProblem{}
+	for _, p := range all {
+		out[p.AccountID] = append(out[p.AccountID], p)
+	}
+	return out, nil
+}
