@@ -21,10 +21,11 @@ TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd postfix openssl ca-certific
 # cyrus-imapd conflicts with dovecot-imapd (Conflicts: imap-server), so its
 # two packages are fetched with apt-get download and unpacked into
 # CYRUS_ROOT with dpkg-deb -x (never installed); their libraries and
-# saslpasswd2 are installed normally (CYRUS_LIBS).
+# saslpasswd2 are installed normally (CYRUS_LIBS; libeatmydata1 turns
+# Cyrus's fsyncs off, as the fixture's Dovecot runs with mail_fsync=never).
 CYRUS_ROOT := /opt/mailferry-oldtest/cyrus
 CYRUS_DEBS := cyrus-common cyrus-imapd
-CYRUS_LIBS := sasl2-bin libsasl2-modules libsasl2-modules-db libclamav12 libical3 libicu72 libjansson4 libpcre3 \
+CYRUS_LIBS := libeatmydata1 sasl2-bin libsasl2-modules libsasl2-modules-db libclamav12 libical3 libicu72 libjansson4 libpcre3 \
 	libpq5 libxapian30 libzephyr4 libwrap0 libkrb5-3 libldap-2.5-0 libsqlite3-0 libxml2 libssl3 zlib1g
 
 # apt_install PKGS: install what is missing, non-interactively, without
