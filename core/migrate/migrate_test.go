@@ -145,7 +145,8 @@ func compareAll(t *testing.T, srv *oldtest.Server, st *store.Store, user string)
 	}
 	for _, l := range srv.Mailboxes(t, user) {
 		name := l.Mailbox
-		lm, err := st.Mailbox(ctx, acct.ID, name)
+		// the old personal namespace's prefix ("INBOX.") is not kept
+		lm, err := st.Mailbox(ctx, acct.ID, strings.TrimPrefix(name, srv.Prefix))
 		if err != nil {
 			t.Errorf("mailbox %q: %v", name, err)
 			continue

@@ -14,7 +14,8 @@
 # What the server looks like: Cyrus IMAP 3.6 with virtdomains: userid and
 # defaultdomain example.test (users log in with the full address or the bare
 # local part; passwords in a sasldb under STATE_DIR/etc), folders at the top
-# level beside INBOX (altnamespace), the separator DOVECOT_SEP ('/':
+# level beside INBOX (altnamespace; CYRUS_ALTNAMESPACE=no puts them under
+# INBOX, "INBOX.Sent", as Cyrus's traditional layout does), the separator DOVECOT_SEP ('/':
 # unixhierarchysep), Sent, Drafts, Trash, Junk and Archive created and
 # subscribed with their SPECIAL-USE at the first login or delivery, master
 # users as Cyrus "proxyservers" (AUTHENTICATE PLAIN authzid=user,
@@ -82,7 +83,7 @@ servername: mail.$DOMAIN
 
 virtdomains: userid
 defaultdomain: $DOMAIN
-altnamespace: yes
+altnamespace: ${CYRUS_ALTNAMESPACE:-yes}
 unixhierarchysep: $unixsep
 lmtp_downcase_rcpt: yes
 # the old server keeps what it is given: 8-bit headers, NUL bytes, bare LF

@@ -108,7 +108,7 @@ func (s *Server) cyrusMailboxName(addr, mailbox string) (string, error) {
 	sep := string(s.Separator)
 	name := "user" + sep + strings.TrimSuffix(addr, "@"+Domain)
 	if !strings.EqualFold(mailbox, "INBOX") {
-		name += sep + mailbox
+		name += sep + strings.TrimPrefix(mailbox, s.Prefix)
 	}
 	return name, nil
 }

@@ -122,6 +122,9 @@ func StartInProcessServer(opts *Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.InboxNamespace {
+		return nil, fmt.Errorf("oldtest: InboxNamespace is for the Cyrus fixture")
+	}
 	if o.WithSMTP {
 		if _, ok := o.Users["catchall@"+Domain]; !ok {
 			o.Users["catchall@"+Domain] = "CatchallSecret1"

@@ -138,6 +138,10 @@ type Options struct {
 	// Fsync is Dovecot's mail_fsync: "optimized", "always" or "never";
 	// empty means "never" (fast; a test server needs no durability).
 	Fsync string
+	// InboxNamespace puts the personal folders under INBOX, as Cyrus's
+	// traditional layout (altnamespace: no) and Courier do: "INBOX.Sent",
+	// NAMESPACE (("INBOX." ".")). Cyrus only, with Separator '.'.
+	InboxNamespace bool
 }
 
 // Server is a running fixture. Its exported fields are read-only.
@@ -159,6 +163,10 @@ type Server struct {
 	SMTPSAddr string
 	// Separator is the IMAP hierarchy separator of the personal namespace.
 	Separator rune
+	// Prefix is the personal namespace's prefix: "INBOX." with
+	// Options.InboxNamespace, else "". Mailbox names of the fixture's
+	// methods carry it ("INBOX.Archive").
+	Prefix string
 	// Users maps each full address to its password.
 	Users map[string]string
 	// MasterUser and MasterPassword log in as any user: LOGIN
@@ -282,7 +290,7 @@ func optionsKey(opts *Options) string {
 		return "invalid:" + err.Error()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%c|%s|%s|%v|%s|", o.Separator, o.MasterUser, o.MasterPassword, o.WithSMTP, o.Fsync)
+	fmt.Fprintf(&b, "%c|%s|%s|%v|%s|%v|", o.Separator, o.MasterUser, o.MasterPassword, o.WithSMTP, o.Fsync, o.InboxNamespace)
 	users := make([]string, 0, len(o.Users))
 	for u, p := range o.Users {
 		users = append(users, u+":"+p)
@@ -363,6 +371,9 @@ func startScripted(kind Kind, opts *Options) (*Server, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("%w: must run as root (%s and Postfix are started as root and drop privileges)", ErrUnavailable, kind)
 	}
+	if o.InboxNamespace && (kind != Cyrus || o.Separator != '.') {
+		return nil, fmt.Errorf("oldtest: InboxNamespace is for the Cyrus fixture with separator '.'")
+	}
 	bins := []string{"bash", "dovecot", "doveadm", "openssl"}
 	if kind == Cyrus {
 		if err := cyrusAvailable(); err != nil {
@@ -401,6 +412,7 @@ func startScripted(kind Kind, opts *Options) (*Server, error) {
 	srv := &Server{
 		Kind:           kind,
 		Separator:      o.Separator,
+		Prefix:         map[bool]string{true: "INBOX."}[o.InboxNamespace],
 		Users:          o.Users,
 		MasterUser:     o.MasterUser,
 		MasterPassword: o.MasterPassword,
@@ -438,6 +450,7 @@ func startScripted(kind Kind, opts *Options) (*Server, error) {
 			"WATCH_PURGE=1",
 			"IMAP_SERVER=" + string(kind),
 			"CYRUS_ROOT=" + cyrusRoot(),
+			"CYRUS_ALTNAMESPACE=" + map[bool]string{true: "no", false: "yes"}[o.InboxNamespace],
 		}
 		if o.WithSMTP {
 			srv.SMTPAddr = hostPort(ports[2])
