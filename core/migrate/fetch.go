@@ -414,13 +414,17 @@ func (e *Engine) handle(m *pending, add func(*pending) error, skip skipFunc) err
 func (e *Engine) fetchOne(c *imapclient.Client, u uint32, rd *reader, add func(*pending) error, skip skipFunc, refused bool) error {
 	cmd := c.Fetch(imap.UIDSetNum(imap.UID(u)), fetchItems)
 	var got *pending
+	sent := false // a response for u came, with or without its body
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		m, err := rd.read(msg)
 		if err != nil {
 			return err // the caller closes the client
 		}
-		if m.uid == u && m.gotBody {
-			got = m
+		if m.uid == u {
+			sent = true
+			if m.gotBody {
+				got = m
+			}
 		}
 	}
 	err := cmd.Close()
@@ -433,6 +437,9 @@ func (e *Engine) fetchOne(c *imapclient.Client, u uint32, rd *reader, add func(*
 		return e.handle(got, add, skip)
 	case err != nil:
 		return skip(u, "the old server refused it: "+err.Error(), true)
+	case sent:
+		// the message is there, but its FETCH response lacks the body
+		return skip(u, "the old server sent it without its body", true)
 	case refused:
 		return skip(u, "the old server did not send it", false)
 	}

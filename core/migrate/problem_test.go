@@ -199,3 +199,82 @@ func TestProblemMessages(t *testing.T) {
 		t.Fatalf("after the repair: problems %+v", probs)
 	}
 }
+
+// TestMissingBody: a FETCH response without the BODY[] asked for is never
+// taken for an expunged message: the message is recorded as a problem (on
+// main it was passed over silently: not copied, not reported).
+func TestMissingBody(t *testing.T) {
+	u := imapmemserver.NewUser("finn@mem.test", "FinnSecret1")
+	if err := u.Create("INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		raw := rawMessage("mem "+string(rune('a'+i)), 300)
+		if _, err := u.Append("INBOX", literal{bytes.NewReader(raw), int64(len(raw))}, &imap.AppendOptions{Time: time.Date(2020, 1, 1+i, 0, 0, 0, 0, time.UTC)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return &withoutBodySession{brokenSession: brokenSession{user: u, bad: 2}}, nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {}},
+		InsecureAuth: true,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	st, _ := setup(t, ln.Addr().String())
+	ctx := context.Background()
+	if err := migrate.SetDomain(ctx, st, "mem.test", settingsFor(t, ln.Addr().String()), true); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, st, nil)
+	acct, err := e.FirstLogin(ctx, "finn@mem.test", "FinnSecret1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Wait(ctx, "finn@mem.test"); err != nil {
+		t.Fatal(err)
+	}
+	p := e.Progress()
+	if len(p) != 1 || p[0].Skipped != 1 || p[0].State != store.MigDone {
+		t.Fatalf("progress %+v, want one message reported", p)
+	}
+	probs, _ := st.CopyProblems(ctx, acct.ID)
+	if len(probs) != 1 || probs[0].OldUID != 2 || !strings.Contains(probs[0].Words, "without its body") {
+		t.Fatalf("problems %+v", probs)
+	}
+}
+
+// withoutBodySession sends the bad message's UID, flags and date but not
+// the body it was asked for.
+type withoutBodySession struct {
+	brokenSession
+}
+
+func (s *withoutBodySession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	set, ok := numSet.(imap.UIDSet)
+	if !ok || len(options.BodySection) == 0 || !set.Contains(s.bad) {
+		return s.UserSession.Fetch(w, numSet, options)
+	}
+	var rest imap.UIDSet
+	for _, r := range set {
+		for u := r.Start; u <= r.Stop && r.Stop != 0; u++ {
+			if u != s.bad {
+				rest.AddNum(u)
+			}
+		}
+	}
+	if len(rest) > 0 {
+		if err := s.UserSession.Fetch(w, rest, options); err != nil {
+			return err
+		}
+	}
+	bare := *options
+	bare.BodySection = nil
+	return s.UserSession.Fetch(w, imap.UIDSetNum(s.bad), &bare)
+}
