@@ -127,3 +127,23 @@ func TestMalformedResponse(t *testing.T) {
 		t.Fatalf("cut connection: err = %v, want an error that is not ErrMalformedResponse", err)
 	}
 }
+
+// A mailbox name in broken modified UTF-7 (an unterminated "&" shift) in a
+// LIST response is kept as sent; without the fork's change the whole LIST
+// failed (and with it the listing of every other mailbox).
+func TestListBrokenUTF7(t *testing.T) {
+	c := rawServer(t,
+		"* LIST () \".\" \"INBOX\"\r\n* LIST () \".\" \"Caf&AOk\"\r\n* LIST () \".\" \"Entw&APw-rfe\"\r\nTAG OK done\r\n",
+	)
+	l, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		t.Fatalf("LIST: %v", err)
+	}
+	var names []string
+	for _, d := range l {
+		names = append(names, d.Mailbox)
+	}
+	if strings.Join(names, "|") != "INBOX|Caf&AOk|Entwürfe" {
+		t.Fatalf("names %q", names)
+	}
+}

@@ -517,9 +517,16 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 		*ptr = "INBOX"
 		return true
 	}
-	name, err := utf7.Decode(name)
-	if err == nil {
+	decoded, err := utf7.Decode(name)
+	if err != nil && dec.side == ConnSideClient {
+		// A server's name in broken modified UTF-7 (RFC 3501 §5.1.3) is
+		// kept as it was sent rather than failing the whole response
+		// (Mailferry fork, FORK.md change 3).
 		*ptr = name
+		return true
+	}
+	if err == nil {
+		*ptr = decoded
 	}
 	return dec.returnErr(err)
 }
