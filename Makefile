@@ -16,7 +16,18 @@ LDFLAGS := -X main.version=$(VERSION)
 # third-party IMAP client test and the DKIM verifier (dkimpy; PyNaCl for Ed25519). Pebble (the test ACME CA) is built by the
 # certificate tests from the Go module cache (MAILFERRY_REQUIRE_PEBBLE=1: no skipping).
 GUI_PKGS  := gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev fonts-droid-fallback
-TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd dovecot-pop3d postfix openssl ca-certificates python3 isync python3-dkim python3-nacl
+TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd dovecot-pop3d postfix openssl ca-certificates python3 isync python3-dkim python3-nacl $(CYRUS_LIBS)
+
+# Cyrus IMAP 3.6, the second real old server of the fixture: Debian's
+# cyrus-imapd conflicts with dovecot-imapd (Conflicts: imap-server), so its
+# two packages are fetched with apt-get download and unpacked into
+# CYRUS_ROOT with dpkg-deb -x (never installed); their libraries and
+# saslpasswd2 are installed normally (CYRUS_LIBS; libeatmydata1 turns
+# Cyrus's fsyncs off, as the fixture's Dovecot runs with mail_fsync=never).
+CYRUS_ROOT := /opt/mailferry-oldtest/cyrus
+CYRUS_DEBS := cyrus-common cyrus-imapd
+CYRUS_LIBS := libeatmydata1 sasl2-bin libsasl2-modules libsasl2-modules-db libclamav12 libical3 libicu72 libjansson4 libpcre3 \
+	libpq5 libxapian30 libzephyr4 libwrap0 libkrb5-3 libldap-2.5-0 libsqlite3-0 libxml2 libssl3 zlib1g
 
 # apt_install PKGS: install what is missing, non-interactively, without
 # letting package scripts start the distribution's daemons (the tests run
@@ -46,6 +57,18 @@ gui-deps:
 
 test-deps:
 	$(call apt_install,$(TEST_PKGS))
+	@want="$$(apt-cache policy cyrus-imapd 2>/dev/null | awk '/Candidate:/ {print $$2}')"; \
+	if [ -z "$$want" ] || [ "$$want" = "(none)" ]; then echo "make: no cyrus-imapd package in apt's sources"; exit 1; fi; \
+	if [ "$$(cat $(CYRUS_ROOT)/.version 2>/dev/null)" != "$$want" ]; then \
+		echo "unpacking cyrus-imapd $$want into $(CYRUS_ROOT)"; \
+		if [ "$$(id -u)" != 0 ]; then echo "make: run as root (to unpack Cyrus into $(CYRUS_ROOT))"; exit 1; fi; \
+		dl="$$(mktemp -d)" && chmod 755 "$$dl" && \
+		(cd "$$dl" && apt-get download -q $(CYRUS_DEBS) >/dev/null 2>&1) && \
+		rm -rf $(CYRUS_ROOT).new && mkdir -p $(CYRUS_ROOT).new && \
+		for d in "$$dl"/*.deb; do dpkg-deb -x "$$d" $(CYRUS_ROOT).new || exit 1; done && \
+		echo "$$want" > $(CYRUS_ROOT).new/.version && \
+		rm -rf $(CYRUS_ROOT) && mv $(CYRUS_ROOT).new $(CYRUS_ROOT) && rm -rf "$$dl" || { rm -rf "$$dl"; exit 1; }; \
+	fi
 
 build: gui-deps
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mailferry

@@ -64,6 +64,10 @@ type (
 	Account = store.Account
 	// QueueItem is a message in the relay queue.
 	QueueItem = store.QueueItem
+	// CopyProblem is a message the old server could not serve to the
+	// migration (its mailbox, old UID and the server's words); a later
+	// catch-up tries it again.
+	CopyProblem = store.CopyProblem
 	// RelayStats counts the SMTP relay's work since start.
 	RelayStats = relay.Stats
 )

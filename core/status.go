@@ -7,6 +7,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"mailferry/core/migrate"
@@ -99,6 +100,28 @@ type UserStatus struct {
 	// Rate is messages per second since the migration started (0 when
 	// unknown).
 	Rate float64 `json:"-"`
+	// Problems are the messages the old server could not serve (the rest
+	// was copied): an account "done with N problems". Catch-up runs try
+	// them again.
+	Problems []CopyProblem `json:"problems,omitempty"`
+}
+
+// StateText says the account's migration state in words: "done with 2
+// problems" for a copy done but for messages the old server could not
+// serve.
+func (u *UserStatus) StateText() string {
+	state := u.State
+	if state == "" {
+		state = "local"
+	}
+	if n := len(u.Problems); n > 0 {
+		word := "problems"
+		if n == 1 {
+			word = "problem"
+		}
+		state = fmt.Sprintf("%s with %d %s", state, n, word)
+	}
+	return state
 }
 
 // FolderStatus is one folder of a UserStatus.
@@ -157,6 +180,10 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 	if err != nil {
 		return nil, err
 	}
+	problems, err := c.store.CopyProblemsByAccount(ctx)
+	if err != nil {
+		return nil, err
+	}
 	for _, dom := range domains {
 		ds := DomainStatus{Name: dom.Name, Migrating: dom.Migrating, Accounts: []UserStatus{}}
 		ds.OldServer, _ = parseOldServer(dom.OldServer)
@@ -184,6 +211,7 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 			}
 			u := usage[a.ID]
 			us.FolderCount, us.Messages, us.Bytes = u.Folders, u.Messages, u.Bytes
+			us.Problems = problems[a.ID]
 			if us.State == MigRunning && !a.Created.IsZero() {
 				if el := time.Since(a.Created).Seconds(); el > 0 {
 					us.Rate = float64(us.Messages) / el

@@ -93,10 +93,14 @@ func (d *dashboard) cell(row, col int) string {
 	case 0:
 		return u.Address
 	case 1:
-		if !u.RetryAt.IsZero() {
-			return stateText(u.State) + " (" + u.RetryAt.Format("15:04:05") + ")"
+		s := stateText(u.State)
+		if n := len(u.Problems); n > 0 {
+			s = fmt.Sprintf("%s, %d not copied", s, n)
 		}
-		return stateText(u.State)
+		if !u.RetryAt.IsZero() {
+			s += " (" + u.RetryAt.Format("15:04:05") + ")"
+		}
+		return s
 	case 2:
 		if u.FoldersTotal > 0 {
 			return fmt.Sprintf("%d / %d", u.FolderCount, u.FoldersTotal)
@@ -116,6 +120,9 @@ func (d *dashboard) cell(row, col int) string {
 		return "—"
 	case 6:
 		switch {
+		case len(u.Problems) > 0:
+			p := u.Problems[0]
+			return fmt.Sprintf("%s UID %d: %s", p.Mailbox, p.OldUID, p.Words)
 		case u.Errors > 0:
 			return fmt.Sprintf("%d: %s", u.Errors, u.LastError)
 		case u.LastError != "":

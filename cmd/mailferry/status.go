@@ -48,10 +48,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t\t%s\t\t\n", d.Name, mig)
 		for _, a := range d.Accounts {
-			state := a.State
-			if state == "" {
-				state = "local"
-			}
+			state := a.StateText()
 			if !a.RetryAt.IsZero() {
 				state += " until " + a.RetryAt.Format("2006-01-02 15:04:05")
 			}
@@ -59,6 +56,9 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 				state += " (" + a.LastError + ")"
 			}
 			fmt.Fprintf(tw, "\t%s\t%s\t%d\t%s\n", a.Address, state, a.Messages, mb(a.Bytes))
+			for _, p := range a.Problems {
+				fmt.Fprintf(tw, "\t\tnot copied: %s UID %d: %s\t\t\n", p.Mailbox, p.OldUID, p.Words)
+			}
 		}
 	}
 	tw.Flush()

@@ -290,6 +290,7 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 func (e *Engine) copyMailboxRetry(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials, conn **imapclient.Client, p *plan, catchUp bool, yield func() bool) error {
 	e.prog.update(acct.ID, acct.Address, EventProgress, "", func(a *AccountProgress) { a.Folder = p.old.name })
 	mark := e.copiedUpTo(ctx, p)
+	isolations := 0
 	for failed := 0; ; {
 		var err error
 		if *conn == nil {
@@ -316,6 +317,15 @@ func (e *Engine) copyMailboxRetry(ctx context.Context, acct *store.Account, s *o
 		}
 		closeClient(*conn)
 		*conn = nil
+		var ie *isolateError
+		if errors.As(err, &ie) && isolations < maxIsolations(e.opts.ChunkMessages) {
+			// The parser refused a response: a new connection at once,
+			// the messages in question alone (problem.go). Not an attempt:
+			// each isolation narrows the search or counts a failure.
+			isolations++
+			e.log.Info("migrate: a response of the old server could not be read, fetching its messages alone", "account", acct.Address, "mailbox", p.old.name, "err", err)
+			continue
+		}
 		if now := e.copiedUpTo(ctx, p); now != mark {
 			mark, failed = now, 0 // progress: the budget starts again
 		} else {
@@ -375,6 +385,9 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 		// A mailbox already copied takes new old mail like local mail:
 		// a UID below its UIDNEXT gets a fresh one.
 		state = store.MigDone
+	}
+	if err := e.retryProblems(ctx, acct, c, p, state); err != nil {
+		return err
 	}
 	last := local.MigratedUID
 	var uids []uint32

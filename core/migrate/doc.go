@@ -45,6 +45,11 @@
 //   - Old-server passwords (the user's or a master user's) live in memory
 //     only, for the life of the Engine; they are never written to the store,
 //     to logs or to events.
+//   - One message the old server cannot serve (NO, BAD, a response the
+//     parser refuses) never stops an account: it is retried once alone,
+//     recorded (store.CopyProblem) and passed; later runs try it again
+//     (problem.go). A message is stored only once the response after it
+//     began or its FETCH ended well.
 //   - Mail that lands on the old server after a user moved (while the domain
 //     is still migrating) is pulled by catch-up runs: on every LoggedIn and
 //     every Options.CatchUpInterval. A new old-server UID that collides with

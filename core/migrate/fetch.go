@@ -258,10 +258,18 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		cur.bytes += m.bodySize
 		return flush(false)
 	}
-	skip := func(uid uint32, why string) {
+	// skip reports a message not copied; a problem (the old server could
+	// not serve it) is also recorded in the store, for the admin and for a
+	// later run to try again.
+	skip := func(uid uint32, why string, problem bool) error {
 		msg := fmt.Sprintf("mailbox %q: message UID %d not copied: %s", p.old.name, uid, why)
 		e.log.Warn("migrate: "+msg, "account", acct.Address)
 		e.prog.update(acct.ID, acct.Address, EventError, msg, func(a *AccountProgress) { a.Skipped++ })
+		if !problem {
+			return nil
+		}
+		p.recorded(uid)
+		return e.st.RecordCopyProblem(ctx, p.local.ID, p.old.name, uid, why)
 	}
 
 	next := 0
@@ -270,6 +278,17 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		var set imap.UIDSet
 		var bytes int64
 		for next < len(uids) && len(ch.uids) < e.opts.ChunkMessages && (len(ch.uids) == 0 || bytes+sizes[next] <= e.opts.ChunkBytes) {
+			if p.given(uids[next]) {
+				break // handled by the caller
+			}
+			if p.isolated(uids[next]) {
+				if len(ch.uids) == 0 { // alone in its FETCH
+					ch.uids = append(ch.uids, uids[next])
+					set.AddNum(imap.UID(uids[next]))
+					next++
+				}
+				break
+			}
 			ch.uids = append(ch.uids, uids[next])
 			set.AddNum(imap.UID(uids[next]))
 			bytes += sizes[next]
@@ -283,6 +302,16 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if u := uids[next]; p.given(u) {
+			// Its response was refused by the parser when it was
+			// fetched alone, twice: the old server cannot serve it.
+			if err := skip(u, p.words(u), true); err != nil {
+				return err
+			}
+			cur.last = max(cur.last, u)
+			next++
+			continue
+		}
 		ch := issue()
 		open = ch
 		// Messages are handled in the chunk's UID order (a message that
@@ -291,15 +320,7 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		seen := make(map[uint32]bool, len(ch.uids))
 		held := map[uint32]*pending{}
 		pos := 0
-		for msg := ch.cmd.Next(); msg != nil; msg = ch.cmd.Next() {
-			m, err := rd.read(msg)
-			if err != nil {
-				return err
-			}
-			if m.uid == 0 || !m.gotBody || seen[m.uid] {
-				continue // not ours (e.g. a flag update): fetched again below
-			}
-			seen[m.uid] = true
+		admit := func(m *pending) error {
 			held[m.uid] = m
 			for pos < len(ch.uids) && held[ch.uids[pos]] != nil {
 				u := ch.uids[pos]
@@ -311,12 +332,41 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 				cur.last = max(cur.last, u)
 				pos++
 			}
+			return nil
+		}
+		// A message is admitted once the response after it began (or the
+		// command ended well): a response the parser refuses right after
+		// a literal says that literal may not have been the message.
+		var prev *pending
+		for msg := ch.cmd.Next(); msg != nil; msg = ch.cmd.Next() {
+			m, err := rd.read(msg)
+			if err != nil {
+				return p.malformed(ch.uids, err)
+			}
+			if m.uid == 0 || !m.gotBody || seen[m.uid] {
+				continue // not ours (e.g. a flag update): fetched again below
+			}
+			seen[m.uid] = true
+			if prev != nil {
+				if err := admit(prev); err != nil {
+					return err
+				}
+			}
+			prev = m
 		}
 		ferr := ch.cmd.Close()
 		open = nil
 		var ierr *imap.Error
 		if ferr != nil && !errors.As(ferr, &ierr) {
-			return ferr // connection trouble: retried from the last commit
+			// connection trouble: retried from the last commit; a
+			// response the parser refused: the same, with the chunk's
+			// messages fetched alone
+			return p.malformed(ch.uids, ferr)
+		}
+		if prev != nil {
+			if err := admit(prev); err != nil {
+				return err
+			}
 		}
 		// What is left the server refused (NO) or did not send: take the
 		// rest of this chunk in order, fetching the missing ones one by one.
@@ -330,7 +380,7 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 				err = e.fetchOne(c, u, rd, add, skip, ferr != nil)
 			}
 			if err != nil {
-				return err
+				return p.malformed([]uint32{u}, err)
 			}
 			cur.last = max(cur.last, u)
 		}
@@ -343,15 +393,16 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 	return nil
 }
 
+// skipFunc reports a message not copied (see fetchAndCommit).
+type skipFunc func(uid uint32, why string, problem bool) error
+
 // handle adds a read message to the batch, or reports why it cannot be.
-func (e *Engine) handle(m *pending, add func(*pending) error, skip func(uint32, string)) error {
+func (e *Engine) handle(m *pending, add func(*pending) error, skip skipFunc) error {
 	switch {
 	case m.tooBig:
-		skip(m.uid, fmt.Sprintf("larger than %d bytes", e.opts.MaxMessageSize))
-		return nil
+		return skip(m.uid, fmt.Sprintf("larger than %d bytes", e.opts.MaxMessageSize), false)
 	case m.nilBody:
-		skip(m.uid, "the old server sent no body (NIL)")
-		return nil
+		return skip(m.uid, "the old server sent no body (NIL)", true)
 	}
 	return add(m)
 }
@@ -360,16 +411,20 @@ func (e *Engine) handle(m *pending, add func(*pending) error, skip func(uint32, 
 // it. A message the server still refuses (NO) is reported and skipped; one
 // it does not send at all was expunged meanwhile (reported only if the
 // chunk was refused).
-func (e *Engine) fetchOne(c *imapclient.Client, u uint32, rd *reader, add func(*pending) error, skip func(uint32, string), refused bool) error {
+func (e *Engine) fetchOne(c *imapclient.Client, u uint32, rd *reader, add func(*pending) error, skip skipFunc, refused bool) error {
 	cmd := c.Fetch(imap.UIDSetNum(imap.UID(u)), fetchItems)
 	var got *pending
+	sent := false // a response for u came, with or without its body
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		m, err := rd.read(msg)
 		if err != nil {
 			return err // the caller closes the client
 		}
-		if m.uid == u && m.gotBody {
-			got = m
+		if m.uid == u {
+			sent = true
+			if m.gotBody {
+				got = m
+			}
 		}
 	}
 	err := cmd.Close()
@@ -381,9 +436,12 @@ func (e *Engine) fetchOne(c *imapclient.Client, u uint32, rd *reader, add func(*
 	case got != nil:
 		return e.handle(got, add, skip)
 	case err != nil:
-		skip(u, "the old server refused it: "+err.Error())
+		return skip(u, "the old server refused it: "+err.Error(), true)
+	case sent:
+		// the message is there, but its FETCH response lacks the body
+		return skip(u, "the old server sent it without its body", true)
 	case refused:
-		skip(u, "the old server did not send it")
+		return skip(u, "the old server did not send it", false)
 	}
 	return nil
 }

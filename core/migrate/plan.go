@@ -14,6 +14,11 @@ import (
 type plan struct {
 	old   *oldMailbox
 	local *store.Mailbox
+	// iso is what this run learnt of messages the old server cannot
+	// serve (problem.go); nil until then.
+	iso *isolation
+	// retried: the mailbox's recorded problems were tried again this run.
+	retried bool
 }
 
 // weight is how much a plan has to copy, for ordering the work.
@@ -39,6 +44,14 @@ func (e *Engine) planAccount(ctx context.Context, c *imapclient.Client, acct *st
 	olds, err := listOld(c, ns)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
+	}
+	problems, err := e.st.CopyProblems(ctx, acct.ID)
+	if err != nil {
+		return nil, err
+	}
+	withProblems := map[int64]bool{}
+	for _, pr := range problems {
+		withProblems[pr.MailboxID] = true
 	}
 	var plans []*plan
 	var msgTotal, msgDone, byteTotal, byteDone int64
@@ -86,7 +99,7 @@ func (e *Engine) planAccount(ctx context.Context, c *imapclient.Client, acct *st
 				byteTotal += max(o.status.size, st.Size)
 			}
 			if lm.Migration == store.MigDone && o.status.uidValidity == lm.UIDValidity && o.status.uidNext != 0 &&
-				o.status.uidNext-1 <= lm.MigratedUID {
+				o.status.uidNext-1 <= lm.MigratedUID && !withProblems[lm.ID] {
 				foldersDone++ // nothing new
 				continue
 			}

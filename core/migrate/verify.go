@@ -33,6 +33,10 @@ type Report struct {
 	Different int            `json:"different"`
 	Extra     int            `json:"extra"`
 	Folders   []FolderReport `json:"folders"`
+	// Problems are the messages the copy recorded as ones the old server
+	// could not serve (store.CopyProblem), with the server's words; they
+	// show as Missing in their folder while they last.
+	Problems []store.CopyProblem `json:"problems,omitempty"`
 }
 
 // FolderReport compares one old mailbox with its local copy.
@@ -128,6 +132,9 @@ func (e *Engine) Verify(ctx context.Context, address string, cred Credentials) (
 		r.Different += len(f.Different)
 		r.Extra += len(f.Extra)
 		r.Folders = append(r.Folders, *f)
+	}
+	if r.Problems, err = e.st.CopyProblems(ctx, acct.ID); err != nil {
+		return nil, err
 	}
 	r.OK = true
 	for i := range r.Folders {

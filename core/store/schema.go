@@ -296,6 +296,23 @@ INSERT OR IGNORE INTO expunge_history(mailbox_id, since) SELECT id, highest_mods
 -- whole mailbox (Store.Delta).
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
 `,
+	// 14: copy problems (problem.go): messages the old server could not
+	// serve, per mailbox and old UID, with the server's words.
+	// Self-contained: it depends on no other step after the first.
+	`
+CREATE TABLE IF NOT EXISTS copy_problems (
+	mailbox_id  INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	old_mailbox TEXT NOT NULL,
+	old_uid     INTEGER NOT NULL,
+	words       TEXT NOT NULL,
+	tries       INTEGER NOT NULL DEFAULT 1,
+	first_seen  INTEGER NOT NULL, -- Unix milliseconds
+	last_seen   INTEGER NOT NULL,
+	PRIMARY KEY (mailbox_id, old_uid)
+);
+CREATE INDEX IF NOT EXISTS copy_problems_account ON copy_problems(account_id);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start a throw-away Dovecot (IMAP + LMTP) + Postfix (SMTP) "old mail server"
 # on 127.0.0.1, for Mailferry's tests (package core/oldserver/oldtest) and by hand.
+# With IMAP_SERVER=cyrus, Cyrus IMAP 3.6 takes Dovecot's place (see cyrus.sh).
 #
 #   start.sh STATE_DIR
 #
@@ -26,6 +27,10 @@
 #   DOVECOT_SEP    hierarchy separator: "/" (default) or "."
 #   MAIL_FSYNC     Dovecot mail_fsync: optimized (default) | never | always
 #   MAX_USERIP     Dovecot mail_max_userip_connections (default 200)
+#   IMAP_SERVER    dovecot (default) or cyrus: Cyrus IMAP + LMTP from the
+#                  packages unpacked in CYRUS_ROOT (cyrus.sh; the separator is
+#                  DOVECOT_SEP all the same; master users log in only by
+#                  AUTHENTICATE PLAIN with an authzid; Postfix offers no AUTH)
 #   WATCH_PID      if set, a watchdog stops the daemons (and deletes
 #                  STATE_DIR if WATCH_PURGE=1) once that process is gone, so
 #                  a crashed test binary leaves nothing running.
@@ -54,15 +59,18 @@ DOVECOT_SEP="${DOVECOT_SEP:-/}"
 MAIL_FSYNC="${MAIL_FSYNC:-optimized}"
 MAX_USERIP="${MAX_USERIP:-200}"
 case "$MAX_USERIP" in ''|*[!0-9]*) die "MAX_USERIP must be a number" ;; esac
+IMAP_SERVER="${IMAP_SERVER:-dovecot}"
 DOMAIN=example.test
 
+case "$IMAP_SERVER" in dovecot|cyrus) ;; *) die "IMAP_SERVER must be dovecot or cyrus" ;; esac
 case "$DOVECOT_SEP" in /|.) ;; *) die "DOVECOT_SEP must be / or ." ;; esac
 case "$MAIL_FSYNC" in optimized|never|always) ;; *) die "MAIL_FSYNC must be optimized, never or always" ;; esac
 for p in "$IMAP_PORT" "$IMAPS_PORT" $SMTP_PORT $SMTPS_PORT $POP3_PORT; do
     case "$p" in ''|*[!0-9]*) die "bad port: $p" ;; esac
 done
 [ -r "$USERS_FILE" ] || die "cannot read USERS_FILE $USERS_FILE"
-need dovecot doveadm openssl
+need openssl
+[ "$IMAP_SERVER" = cyrus ] || need dovecot doveadm
 [ -z "$SMTP_PORT" ] || need postfix postconf
 
 ETC="$STATE/etc"; PFETC="$STATE/postfix-etc"; PFSPOOL="$STATE/postfix-spool"
@@ -97,8 +105,15 @@ if [ -r "$MASTER_USERS_FILE" ]; then
     done < "$MASTER_USERS_FILE"
 fi
 mv "$passwd" "$ETC/users.passwd"; mv "$masters" "$ETC/masters.passwd"
+chmod 600 "$ETC/users.passwd" "$ETC/masters.passwd"
+
+if [ "$IMAP_SERVER" = cyrus ]; then
+    # shellcheck source=cyrus.sh
+    . "$HERE/cyrus.sh"
+else
 chown root:dovecot "$ETC/users.passwd" "$ETC/masters.passwd"
 chmod 640 "$ETC/users.passwd" "$ETC/masters.passwd"
+LMTP_SOCKET="$RUN/lmtp-postfix"
 
 ssl_dh=""
 [ -r /usr/share/dovecot/dh.pem ] && ssl_dh="ssl_dh = </usr/share/dovecot/dh.pem"
@@ -261,6 +276,8 @@ else
     [ -z "$POP3_PORT" ] || wait_port 127.0.0.1 "$POP3_PORT" 20 || die "dovecot did not open POP3 $POP3_PORT"
 fi
 
+fi # dovecot
+
 # --------------------------------------------------------------- postfix
 if [ -n "$SMTP_PORT" ]; then
     mkdir -p "$PFETC" "$PFSPOOL" "$PFDATA"
@@ -316,7 +333,7 @@ virtual_mailbox_maps = texthash:$PFETC/vmailbox
 recipient_delimiter = +
 virtual_alias_maps = regexp:$PFETC/virtual_alias.regexp
 virtual_alias_domains =
-virtual_transport = lmtp:unix:$RUN/lmtp-postfix
+virtual_transport = lmtp:unix:$LMTP_SOCKET
 # one LMTP transaction per recipient, so Dovecot adds Delivered-To: to each
 lmtp_destination_recipient_limit = 1
 local_transport = error:local delivery is disabled in the test server
@@ -329,9 +346,11 @@ smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_
 smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
 smtpd_authorized_xclient_hosts = 127.0.0.0/8
 smtpd_authorized_xforward_hosts = 127.0.0.0/8
-smtpd_sasl_auth_enable = yes
-smtpd_sasl_type = dovecot
-smtpd_sasl_path = $RUN/auth-postfix
+$(if [ "$IMAP_SERVER" = dovecot ]; then
+    printf 'smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\nsmtpd_sasl_path = %s\n' "$RUN/auth-postfix"
+else
+    echo 'smtpd_sasl_auth_enable = no'
+fi)
 smtpd_tls_auth_only = no
 smtpd_tls_security_level = may
 smtpd_tls_cert_file = $TLS/cert.pem
@@ -422,4 +441,4 @@ if [ -n "${WATCH_PID:-}" ] && [ ! -s "$RUN/watchdog.pid" ]; then
     ' watchdog "$STATE" "$WATCH_PID" "$HERE" "$purge" </dev/null >>"$LOGS/watchdog.log" 2>&1 &
 fi
 
-log "up: IMAP 127.0.0.1:$IMAP_PORT IMAPS :$IMAPS_PORT POP3 :${POP3_PORT:-none} SMTP :${SMTP_PORT:-none} SMTPS :${SMTPS_PORT:-none} sep '$DOVECOT_SEP' state $STATE"
+log "up: $IMAP_SERVER IMAP 127.0.0.1:$IMAP_PORT IMAPS :$IMAPS_PORT POP3 :${POP3_PORT:-none} SMTP :${SMTP_PORT:-none} SMTPS :${SMTPS_PORT:-none} sep '$DOVECOT_SEP' state $STATE"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the Dovecot + Postfix test server started by start.sh.
+# Stop the Dovecot (or Cyrus) + Postfix test server started by start.sh.
 #
 #   stop.sh [--purge] STATE_DIR
 #
@@ -18,7 +18,7 @@ if [ "${1:-}" = "--purge" ]; then purge=1; shift; fi
 STATE="$1"
 [ -d "$STATE" ] || exit 0
 # refuse to purge something that is not a state dir of ours
-[ -f "$STATE/etc/dovecot.conf" ] || [ "$purge" = 0 ] || [ -z "$(ls -A "$STATE")" ] \
+[ -f "$STATE/etc/dovecot.conf" ] || [ -f "$STATE/etc/imapd.conf" ] || [ "$purge" = 0 ] || [ -z "$(ls -A "$STATE")" ] \
     || die "$STATE does not look like a start.sh state dir; not purging"
 
 # the watchdog is a session leader (setsid): its pid is its process group
@@ -27,6 +27,7 @@ stop_pidfile "$STATE/run/watchdog.pid" bash 5 group
 # Both at once: each waits for its own children, which takes a while.
 stop_pidfile "$STATE/postfix-spool/pid/master.pid" master 15 &
 stop_pidfile "$STATE/run/master.pid" dovecot 15 &
+stop_pidfile "$STATE/run/cyrus-master.pid" master 15 &
 wait
 
 if [ "$purge" = 1 ]; then

@@ -24,6 +24,10 @@ const (
 	// Dovecot is the real old server: Dovecot, and Postfix with
 	// Options.WithSMTP, started as root (see the package doc).
 	Dovecot Kind = "dovecot"
+	// Cyrus is Cyrus IMAP 3.6 (Debian 12's cyrus-imapd, unpacked by
+	// `make test-deps`), and Postfix with Options.WithSMTP, started as
+	// root like Dovecot (see cyrus.go for how it differs).
+	Cyrus Kind = "cyrus"
 	// InProcess is core/demo's in-memory IMAP and SMTP server, run inside
 	// the test process on 127.0.0.1: it needs no root and nothing
 	// installed, so it always runs.
@@ -31,13 +35,16 @@ const (
 )
 
 // Kinds lists every kind, Dovecot first.
-var Kinds = []Kind{Dovecot, InProcess}
+var Kinds = []Kind{Dovecot, Cyrus, InProcess}
 
-// Each runs f once per kind, as the subtests "dovecot" and "inprocess".
+// Each runs f once per kind, as the subtests "dovecot", "cyrus" and
+// "inprocess".
 // A test that seeds and reads the old server only through the fixture's
 // IMAP methods (Append, CreateMailbox, Messages, Mailboxes, Dial...) and
-// StartKind runs against both: the Dovecot subtest is skipped where the
-// machine cannot run Dovecot (failed under RequireEnv=1), the in-process one
+// StartKind runs against all three: the Dovecot subtest is skipped where the
+// machine cannot run Dovecot (failed under RequireEnv=1), the Cyrus one where
+// Cyrus is not unpacked (`make test-deps`; failed under RequireEnv=1), the
+// in-process one
 // runs everywhere, so `go test ./...` as a non-root user still exercises
 // the code under test against a real IMAP server.
 func Each(t *testing.T, f func(t *testing.T, kind Kind)) {
@@ -54,6 +61,8 @@ func StartKind(t testing.TB, kind Kind, opts *Options) *Server {
 	switch kind {
 	case Dovecot:
 		return Start(t, opts)
+	case Cyrus:
+		return startKindScripted(t, Cyrus, opts)
 	case InProcess:
 		return StartInProcess(t, opts)
 	}
@@ -61,12 +70,12 @@ func StartKind(t testing.TB, kind Kind, opts *Options) *Server {
 	return nil
 }
 
-// SharedKind is [Shared] for Dovecot; an in-process server is cheap, so
-// for InProcess it is [StartInProcess].
+// SharedKind is [Shared] for Dovecot and Cyrus; an in-process server is
+// cheap, so for InProcess it is [StartInProcess].
 func SharedKind(t testing.TB, kind Kind, opts *Options) *Server {
 	t.Helper()
-	if kind == Dovecot {
-		return Shared(t, opts)
+	if kind == Dovecot || kind == Cyrus {
+		return sharedKind(t, kind, opts)
 	}
 	return StartKind(t, kind, opts)
 }
@@ -112,6 +121,9 @@ func StartInProcessServer(opts *Options) (*Server, error) {
 	o, err := normalize(opts)
 	if err != nil {
 		return nil, err
+	}
+	if o.InboxNamespace {
+		return nil, fmt.Errorf("oldtest: InboxNamespace is for the Cyrus fixture")
 	}
 	if o.WithSMTP {
 		if _, ok := o.Users["catchall@"+Domain]; !ok {

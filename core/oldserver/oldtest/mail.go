@@ -135,6 +135,9 @@ func (s *Server) Append(t testing.TB, user, mailbox string, flags []string, date
 }
 
 func (s *Server) append(user, mailbox string, flags []string, date time.Time, raw []byte) (uint32, error) {
+	if s.Kind == Cyrus && needsCyrusSpool(raw) {
+		return s.appendCyrusSpool(user, mailbox, flags, date, raw)
+	}
 	opts := &imap.AppendOptions{Time: date}
 	for _, f := range flags {
 		opts.Flags = append(opts.Flags, imap.Flag(f))
@@ -169,6 +172,11 @@ func (s *Server) append(user, mailbox string, flags []string, date time.Time, ra
 	return uid, err
 }
 
+func mailboxExists(c *imapclient.Client, name string) bool {
+	l, err := c.List("", name, nil).Collect()
+	return err == nil && len(l) == 1
+}
+
 // CreateMailbox creates user's mailbox name (parents too; names use the
 // fixture's Separator). An existing mailbox is fine. subscribed sets its
 // subscription (RFC 9051 §6.3.7), so an empty, unsubscribed folder is
@@ -186,7 +194,8 @@ func (s *Server) CreateMailbox(t testing.TB, user, name string, subscribed bool)
 func createLocked(c *imapclient.Client, name string, subscribed bool) error {
 	if err := c.Create(name, nil).Wait(); err != nil {
 		var ierr *imap.Error
-		if !errors.As(err, &ierr) || ierr.Code != imap.ResponseCodeAlreadyExists {
+		// Cyrus says "NO Mailbox already exists" without [ALREADYEXISTS]
+		if !errors.As(err, &ierr) || (ierr.Code != imap.ResponseCodeAlreadyExists && !mailboxExists(c, name)) {
 			return fmt.Errorf("oldtest: create %q: %w", name, err)
 		}
 	}

@@ -50,30 +50,30 @@
 // dovecot-pop3d for POP3Addr.
 // The tests must run as root (the daemons drop privileges themselves).
 //
-// Two kinds of old server ([Kind]): [Dovecot] above, and [InProcess],
+// Three kinds of old server ([Kind]): [Dovecot] above; [Cyrus], Cyrus IMAP
+// 3.6 from Debian 12 in Dovecot's place beside the same Postfix (unpacked,
+// not installed, by `make test-deps`; see cyrus.go for how it differs from
+// the wire); and [InProcess],
 // core/demo's in-memory IMAP and SMTP server run inside the test process,
 // made to look like the Dovecot fixture from the wire (same users,
 // separators, special-use folders, master user, login forms; see
 // [StartInProcessServer] for what it does not do). It needs neither root nor
 // any package. A test written against the fixture's IMAP methods runs against
-// both with [Each] and [StartKind]: under `make test` both run; as a non-root
-// user without Dovecot, `go test ./...` still runs the in-process half (the
-// Dovecot half skips). TestInProcessSameAsDovecot keeps the two alike.
+// all three with [Each] and [StartKind]: under `make test` all run; as a
+// non-root user without Dovecot, `go test ./...` still runs the in-process
+// third (the Dovecot and Cyrus ones skip). TestInProcessSameAsDovecot keeps the two alike.
 package oldtest
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -141,6 +141,10 @@ type Options struct {
 	// in-process server ignores it (core/demo's MaxConnsPerIP caps
 	// connections instead).
 	MaxUserIPConnections int
+	// InboxNamespace puts the personal folders under INBOX, as Cyrus's
+	// traditional layout (altnamespace: no) and Courier do: "INBOX.Sent",
+	// NAMESPACE (("INBOX." ".")). Cyrus only, with Separator '.'.
+	InboxNamespace bool
 }
 
 // Server is a running fixture. Its exported fields are read-only.
@@ -167,6 +171,10 @@ type Server struct {
 	SMTPSAddr string
 	// Separator is the IMAP hierarchy separator of the personal namespace.
 	Separator rune
+	// Prefix is the personal namespace's prefix: "INBOX." with
+	// Options.InboxNamespace, else "". Mailbox names of the fixture's
+	// methods carry it ("INBOX.Archive").
+	Prefix string
 	// Users maps each full address to its password.
 	Users map[string]string
 	// MasterUser and MasterPassword log in as any user: LOGIN
@@ -192,12 +200,18 @@ type Server struct {
 	conns   map[string]*imapclient.Client // cached logged-in seeding sessions
 }
 
-// Start starts a fresh fixture for one test and stops it (deleting its state)
-// in t.Cleanup. It skips the test when the machine cannot run the fixture
-// (see the package doc) and fails it when the fixture does not come up.
+// Start starts a fresh Dovecot fixture for one test and stops it (deleting
+// its state) in t.Cleanup. It skips the test when the machine cannot run the
+// fixture (see the package doc) and fails it when the fixture does not come
+// up.
 func Start(t testing.TB, opts *Options) *Server {
 	t.Helper()
-	srv, err := StartProcess(opts)
+	return startKindScripted(t, Dovecot, opts)
+}
+
+func startKindScripted(t testing.TB, kind Kind, opts *Options) *Server {
+	t.Helper()
+	srv, err := startScripted(kind, opts)
 	if err != nil {
 		unavailable(t, err)
 	}
@@ -238,7 +252,12 @@ type sharedEntry struct {
 // the test process exits.
 func Shared(t testing.TB, opts *Options) *Server {
 	t.Helper()
-	key := optionsKey(opts)
+	return sharedKind(t, Dovecot, opts)
+}
+
+func sharedKind(t testing.TB, kind Kind, opts *Options) *Server {
+	t.Helper()
+	key := string(kind) + "|" + optionsKey(opts)
 	shared.Lock()
 	if shared.m == nil {
 		shared.m = make(map[string]*sharedEntry)
@@ -249,7 +268,7 @@ func Shared(t testing.TB, opts *Options) *Server {
 		shared.m[key] = e
 	}
 	shared.Unlock()
-	e.once.Do(func() { e.srv, e.err = StartProcess(opts) })
+	e.once.Do(func() { e.srv, e.err = startScripted(kind, opts) })
 	if e.err != nil {
 		unavailable(t, e.err)
 	}
@@ -279,7 +298,7 @@ func optionsKey(opts *Options) string {
 		return "invalid:" + err.Error()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%c|%s|%s|%v|%s|%d|", o.Separator, o.MasterUser, o.MasterPassword, o.WithSMTP, o.Fsync, o.MaxUserIPConnections)
+	fmt.Fprintf(&b, "%c|%s|%s|%v|%s|%d|%v|", o.Separator, o.MasterUser, o.MasterPassword, o.WithSMTP, o.Fsync, o.MaxUserIPConnections, o.InboxNamespace)
 	users := make([]string, 0, len(o.Users))
 	for u, p := range o.Users {
 		users = append(users, u+":"+p)
@@ -347,18 +366,32 @@ func normalize(opts *Options) (Options, error) {
 	return o, nil
 }
 
-// StartProcess starts a fixture without a testing.TB (benchmarks harnesses,
-// TestMain, tools). The caller must call Stop. Errors wrapping ErrUnavailable
-// mean the machine cannot run it.
+// StartProcess starts a Dovecot fixture without a testing.TB (benchmarks
+// harnesses, TestMain, tools). The caller must call Stop. Errors wrapping
+// ErrUnavailable mean the machine cannot run it.
 func StartProcess(opts *Options) (*Server, error) {
+	return startScripted(Dovecot, opts)
+}
+
+// startScripted starts a Dovecot or Cyrus fixture with start.sh.
+func startScripted(kind Kind, opts *Options) (*Server, error) {
 	o, err := normalize(opts)
 	if err != nil {
 		return nil, err
 	}
 	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("%w: must run as root (Dovecot and Postfix are started as root and drop privileges)", ErrUnavailable)
+		return nil, fmt.Errorf("%w: must run as root (%s and Postfix are started as root and drop privileges)", ErrUnavailable, kind)
+	}
+	if o.InboxNamespace && (kind != Cyrus || o.Separator != '.') {
+		return nil, fmt.Errorf("oldtest: InboxNamespace is for the Cyrus fixture with separator '.'")
 	}
 	bins := []string{"bash", "dovecot", "doveadm", "openssl"}
+	if kind == Cyrus {
+		if err := cyrusAvailable(); err != nil {
+			return nil, err
+		}
+		bins = []string{"bash", "openssl", "saslpasswd2"}
+	}
 	if o.WithSMTP {
 		bins = append(bins, "postfix", "postconf")
 	}
@@ -388,8 +421,9 @@ func StartProcess(opts *Options) (*Server, error) {
 		return nil, fmt.Errorf("oldtest: %w", err)
 	}
 	srv := &Server{
-		Kind:           Dovecot,
+		Kind:           kind,
 		Separator:      o.Separator,
+		Prefix:         map[bool]string{true: "INBOX."}[o.InboxNamespace],
 		Users:          o.Users,
 		MasterUser:     o.MasterUser,
 		MasterPassword: o.MasterPassword,
@@ -426,9 +460,12 @@ func StartProcess(opts *Options) (*Server, error) {
 			"MAX_USERIP=" + strconv.Itoa(o.MaxUserIPConnections),
 			"WATCH_PID=" + strconv.Itoa(os.Getpid()),
 			"WATCH_PURGE=1",
+			"IMAP_SERVER=" + string(kind),
+			"CYRUS_ROOT=" + cyrusRoot(),
+			"CYRUS_ALTNAMESPACE=" + map[bool]string{true: "no", false: "yes"}[o.InboxNamespace],
 		}
 		srv.POP3Addr = ""
-		if pop3Installed() {
+		if kind == Dovecot && pop3Installed() { // Cyrus runs without Dovecot
 			srv.POP3Addr = hostPort(ports[n-1])
 			srv.env = append(srv.env, "POP3_PORT="+strconv.Itoa(ports[n-1]))
 		}
@@ -475,28 +512,6 @@ func (s *Server) RequirePOP3(t testing.TB) {
 	t.Skipf("oldtest: this old server has no POP3 (%v; Dovecot needs dovecot-pop3d)", s.Kind)
 }
 
-func hostPort(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
-
-// freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("oldtest: pick a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 func (s *Server) writeInputs(o Options) error {
 	dir := filepath.Join(s.StateDir, "input")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -525,24 +540,6 @@ func (s *Server) runStart() error {
 	return s.runScript(90*time.Second, "start.sh", s.StateDir)
 }
 
-func (s *Server) runScript(timeout time.Duration, name string, args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	// via bash: works even if a checkout lost the executable bits
-	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(s.scripts, name)}, args...)...)
-	cmd.Env = append(os.Environ(), s.env...)
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	// The daemons must not get our stdin; their output goes to log files.
-	cmd.Stdin = nil
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("oldtest: %s: %w\n%s", name, err, strings.TrimSpace(out.String()))
-	}
-	return nil
-}
-
 func (s *Server) readCert() error {
 	b, err := os.ReadFile(filepath.Join(s.StateDir, "tls", "cert.pem"))
 	if err != nil {
@@ -556,39 +553,6 @@ func (s *Server) readCert() error {
 	s.CertPEM = b
 	s.CertSHA256 = hex.EncodeToString(sum[:])
 	return nil
-}
-
-// scriptsDir finds testdata/oldserver: $MAILFERRY_OLDSERVER_SCRIPTS, else
-// upwards from the working directory (go test runs in the package
-// directory), else relative to this source file.
-func scriptsDir() (string, error) {
-	ok := func(d string) bool {
-		fi, err := os.Stat(filepath.Join(d, "start.sh"))
-		return err == nil && !fi.IsDir()
-	}
-	if d := os.Getenv(ScriptsEnv); d != "" {
-		if ok(d) {
-			return d, nil
-		}
-		return "", fmt.Errorf("oldtest: %s=%s holds no start.sh", ScriptsEnv, d)
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			if c := filepath.Join(d, "testdata", "oldserver"); ok(c) {
-				return c, nil
-			}
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil || filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	if _, file, _, ok2 := runtime.Caller(0); ok2 {
-		c := filepath.Join(filepath.Dir(file), "..", "..", "..", "testdata", "oldserver")
-		if ok(c) {
-			return filepath.Clean(c), nil
-		}
-	}
-	return "", fmt.Errorf("oldtest: cannot find testdata/oldserver/start.sh (set %s)", ScriptsEnv)
 }
 
 // Stop stops the daemons and deletes the state directory. It is safe to call
@@ -613,14 +577,14 @@ func (s *Server) Stop() error {
 
 // Restart stops the daemons and starts them again on the same ports with
 // the same mail (e.g. to test a client's reconnect). Connections are cut.
-// Dovecot only.
+// Dovecot and Cyrus only.
 func (s *Server) Restart() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
 		return errors.New("oldtest: restart of a stopped server")
 	}
-	if s.Kind != Dovecot {
+	if s.Kind == InProcess {
 		return fmt.Errorf("%w: Restart", errNeedDovecot)
 	}
 	s.closeConnsLocked()
@@ -652,7 +616,7 @@ func (s *Server) logTail(t testing.TB) {
 		t.Logf("oldtest: last lines of the in-process server's log:\n%s", s.memLogs.lastLines(30))
 		return
 	}
-	for _, name := range []string{"dovecot.log", "postfix.log"} {
+	for _, name := range []string{"dovecot.log", "cyrus-stderr.log", "postfix.log"} {
 		b, err := os.ReadFile(filepath.Join(s.StateDir, "log", name))
 		if err != nil {
 			continue

@@ -591,6 +591,12 @@ func (c *Client) closeWithError(err error) {
 	}
 }
 
+// ErrMalformedResponse is wrapped by the error of every command that was
+// pending when the client could not parse what the server sent (bytes the
+// IMAP grammar does not allow where they stood); the client is closed then.
+// It is not wrapped for a connection that broke. (Mailferry fork.)
+var ErrMalformedResponse = errors.New("imapclient: malformed response")
+
 // read continuously reads data coming from the server.
 //
 // All the data is decoded in the read goroutine, then dispatched via channels
@@ -616,6 +622,14 @@ func (c *Client) read() {
 			break
 		}
 		if err := c.readResponse(); err != nil {
+			// Mailferry fork (FORK.md change 2): a response the decoder
+			// refuses (a grammar error, or one found while interpreting
+			// what was decoded) is told apart from a broken connection
+			// (the decoder's error is then the read's).
+			var expectErr *imapwire.DecoderExpectError
+			if decErr := c.dec.Err(); decErr == nil || errors.As(decErr, &expectErr) {
+				err = fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+			}
 			c.decErr = err
 			break
 		}

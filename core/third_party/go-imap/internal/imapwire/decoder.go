@@ -428,7 +428,7 @@ func (dec *Decoder) ExpectString(ptr *string) bool {
 
 func (dec *Decoder) ExpectNString(ptr *string) bool {
 	var s string
-	if dec.Atom(&s) {
+	if !dec.literal8Next() && dec.Atom(&s) {
 		if !dec.Expect(s == "NIL", "nstring") {
 			return false
 		}
@@ -440,7 +440,7 @@ func (dec *Decoder) ExpectNString(ptr *string) bool {
 
 func (dec *Decoder) ExpectNStringReader() (lit *LiteralReader, nonSync, ok bool) {
 	var s string
-	if dec.Atom(&s) {
+	if !dec.literal8Next() && dec.Atom(&s) {
 		if !dec.Expect(s == "NIL", "nstring") {
 			return nil, false, false
 		}
@@ -517,12 +517,19 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 		*ptr = "INBOX"
 		return true
 	}
-	name, err := utf7.Decode(name)
+	decoded, err := utf7.Decode(name)
+	if err != nil && dec.side == ConnSideClient {
+		// A server's name in broken modified UTF-7 (RFC 3501 §5.1.3) is
+		// kept as it was sent rather than failing the whole response
+		// (Mailferry fork, FORK.md change 3).
+		*ptr = name
+		return true
+	}
 	if err != nil {
 		// A client's mistake (RFC 3501 5.1.3), not the server's.
 		return dec.Expect(false, "mailbox name in modified UTF-7")
 	}
-	*ptr = name
+	*ptr = decoded
 	return true
 }
 
@@ -591,7 +598,24 @@ func (dec *Decoder) Literal(ptr *string) bool {
 	return dec.returnErr(err)
 }
 
+// literal8Next reports whether a literal8 ("~{", RFC 3516 §4.2) comes next
+// in a server's response, without consuming anything. '~' is an atom
+// character, so callers that try an atom first (for NIL) ask this before.
+func (dec *Decoder) literal8Next() bool {
+	if dec.side != ConnSideClient || dec.literal {
+		return false
+	}
+	b, err := dec.r.Peek(2)
+	return err == nil && b[0] == '~' && b[1] == '{'
+}
+
 func (dec *Decoder) LiteralReader() (lit *LiteralReader, nonSync, ok bool) {
+	// A server may send a literal8 wherever a literal may stand (Cyrus
+	// does for BODY[] of a message holding NUL bytes): its bytes are read
+	// as a literal's.
+	if dec.literal8Next() {
+		dec.acceptByte('~')
+	}
 	if !dec.Special('{') {
 		return nil, false, false
 	}

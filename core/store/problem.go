@@ -1,0 +1,134 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// A CopyProblem is a message the old server could not serve to the
+// migration engine: its FETCH was answered NO or BAD, or with bytes the
+// IMAP parser refused, also when asked for alone. The rest of the mailbox
+// was copied; a later catch-up run asks for the message again and, once it
+// is copied, the problem is cleared. Problems belong to the local mailbox
+// the message was to go to and go with it.
+type CopyProblem struct {
+	AccountID int64  `json:"-"`
+	MailboxID int64  `json:"-"`
+	Mailbox   string `json:"mailbox"` // the old server's name of the mailbox
+	OldUID    uint32 `json:"old_uid"`
+	// Words is what went wrong, in the server's words where it had any
+	// (e.g. `NO [SERVERBUG] Message file is damaged`).
+	Words string `json:"words"`
+	// Tries counts the runs that could not copy the message.
+	Tries     int       `json:"tries"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// maxProblemWords bounds what is kept of a server's words: they come from
+// the old server and are shown to the admin.
+const maxProblemWords = 500
+
+func problemWords(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > maxProblemWords {
+		cut := maxProblemWords
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+// RecordCopyProblem records (or, when it is known already, counts one more
+// try of) a message of mailboxID that the old server could not serve.
+func (s *Store) RecordCopyProblem(ctx context.Context, mailboxID int64, oldMailbox string, oldUID uint32, words string) error {
+	if oldUID == 0 {
+		return fmt.Errorf("%w: copy problem with old UID 0", ErrInvalid)
+	}
+	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		accountID, err := mailboxAccount(ctx, tx, mailboxID)
+		if err != nil {
+			return err
+		}
+		now := time.Now().UnixMilli()
+		if _, err := tx.ExecContext(ctx, `
+INSERT INTO copy_problems(mailbox_id, account_id, old_mailbox, old_uid, words, tries, first_seen, last_seen)
+VALUES (?, ?, ?, ?, ?, 1, ?, ?)
+ON CONFLICT(mailbox_id, old_uid) DO UPDATE SET words = excluded.words, old_mailbox = excluded.old_mailbox,
+	tries = copy_problems.tries + 1, last_seen = excluded.last_seen`,
+			mailboxID, accountID, oldMailbox, oldUID, problemWords(words), now, now); err != nil {
+			return fmt.Errorf("store: copy problem: %w", err)
+		}
+		ch.account(accountID)
+		return nil
+	})
+}
+
+// ClearCopyProblem forgets the problem of mailboxID's old UID (it was
+// copied after all, or is gone from the old server). No such problem is no
+// error.
+func (s *Store) ClearCopyProblem(ctx context.Context, mailboxID int64, oldUID uint32) error {
+	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM copy_problems WHERE mailbox_id = ? AND old_uid = ?`, mailboxID, oldUID)
+		if err != nil {
+			return fmt.Errorf("store: copy problem: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			accountID, err := mailboxAccount(ctx, tx, mailboxID)
+			if err != nil {
+				return err
+			}
+			ch.account(accountID)
+		}
+		return nil
+	})
+}
+
+const problemCols = `account_id, mailbox_id, old_mailbox, old_uid, words, tries, first_seen, last_seen`
+
+func scanProblem(r rowScanner) (CopyProblem, error) {
+	var p CopyProblem
+	var first, last int64
+	err := r.Scan(&p.AccountID, &p.MailboxID, &p.Mailbox, &p.OldUID, &p.Words, &p.Tries, &first, &last)
+	p.FirstSeen, p.LastSeen = time.UnixMilli(first), time.UnixMilli(last)
+	return p, err
+}
+
+// CopyProblems lists the account's copy problems by mailbox and old UID.
+func (s *Store) CopyProblems(ctx context.Context, accountID int64) ([]CopyProblem, error) {
+	return queryAll(ctx, s.r, scanProblem, `SELECT `+problemCols+` FROM copy_problems
+		WHERE account_id = ? ORDER BY old_mailbox, old_uid`, accountID)
+}
+
+// MailboxCopyProblems lists the copy problems of one mailbox by old UID.
+func (s *Store) MailboxCopyProblems(ctx context.Context, mailboxID int64) ([]CopyProblem, error) {
+	return queryAll(ctx, s.r, scanProblem, `SELECT `+problemCols+` FROM copy_problems
+		WHERE mailbox_id = ? ORDER BY old_uid`, mailboxID)
+}
+
+// CopyProblemsByAccount lists every account's copy problems (for a status
+// of all accounts in one query), by account ID.
+func (s *Store) CopyProblemsByAccount(ctx context.Context) (map[int64][]CopyProblem, error) {
+	all, err := queryAll(ctx, s.r, scanProblem, `SELECT `+problemCols+` FROM copy_problems
+		ORDER BY account_id, old_mailbox, old_uid`)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64][]CopyProblem{}
+	for _, p := range all {
+		out[p.AccountID] = append(out[p.AccountID], p)
+	}
+	return out, nil
+}
