@@ -478,10 +478,10 @@ func (h *harness) readiness(domain, user, password, master, masterPw string) {
 	if err := wait("check"); err != nil {
 		t.Fatalf("check: %v", err)
 	}
-	if r.ready == nil || r.ready.Ready() || len(r.ready.NeverLoggedIn) != 2 || !strings.Contains(r.result.Text, "never logged in") {
+	if r.ready == nil || r.ready.Ready() || len(r.ready.NeverLoggedIn) != 2 || !strings.Contains(r.result.Text, "have not moved") {
 		t.Fatalf("readiness = %+v, text %q", r.ready, r.result.Text)
 	}
-	if r.disable.Text != "Disable anyway" {
+	if r.disable.Text != "Disable anyway…" {
 		t.Errorf("disable button says %q", r.disable.Text)
 	}
 	h.screenshot("08-readiness")
@@ -508,16 +508,15 @@ func (h *harness) readiness(domain, user, password, master, masterPw string) {
 	if err := wait("check again"); err != nil {
 		t.Fatalf("check: %v", err)
 	}
-	if !r.ready.Ready() {
-		t.Fatalf("not ready after pre-migrating: %s", r.result.Text)
+	// Every listed user has moved, but no outbound route is proven (and
+	// the test has no DNS for the domain): sending would break.
+	if len(r.ready.NeverLoggedIn) != 0 || r.ready.Ready() || !r.ready.SendingBreaks() {
+		t.Fatalf("after pre-migrating: %+v: %s", r.ready, r.result.Text)
 	}
 	if a, err := h.core.Account(t.Context(), user); err != nil || a.Migration != "done" {
 		t.Fatalf("%s after pre-migration: %+v, %v", user, a, err)
 	}
-	h.tap(r.disable)
-	if err := wait("disable"); err != nil {
-		t.Fatalf("disable: %v", err)
-	}
+	disableOverriding(t, h, r, wait)
 	dom, err := h.core.Domain(t.Context(), domain)
 	if err != nil || dom.Migrating {
 		t.Fatalf("domain after disable: %+v, %v", dom, err)
