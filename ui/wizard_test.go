@@ -36,7 +36,7 @@ type harness struct {
 	shots string
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, opts ...func(*core.Config)) *harness {
 	t.Helper()
 	cfg := core.Config{
 		DataDir:             t.TempDir(),
@@ -50,6 +50,9 @@ func newHarness(t *testing.T) *harness {
 	}
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	co, err := core.Open(cfg)
 	if err != nil {
