@@ -88,6 +88,7 @@ func startCutoverDNS(t *testing.T) *cutoverDNS {
 	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(req)
+		m.Authoritative = true
 		q := req.Question[0]
 		d.mu.Lock()
 		rrs, ok := d.recs[strings.ToLower(q.Name)]
