@@ -155,18 +155,28 @@ func (c *Core) SendTestMessage(ctx context.Context, domain, rcpt string) (*Route
 	return &p, nil
 }
 
+// lookupResolver is the DNS the admin's records are checked in:
+// Config.AuthResolver (tests), else dns_resolver, else the system's.
+func (c *Core) lookupResolver() (dkim.Resolver, error) {
+	if c.cfg.AuthResolver != nil {
+		return c.cfg.AuthResolver, nil
+	}
+	r, err := c.dnsResolver()
+	if err != nil || r != nil {
+		return r, err
+	}
+	return net.DefaultResolver, nil
+}
+
 // cutoverChecks runs the checks of domain (canonical).
 func (c *Core) cutoverChecks(ctx context.Context, domain string) ([]CutoverCheck, error) {
 	route, err := c.checkRoute(ctx, domain)
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.dnsResolver()
+	res, err := c.lookupResolver()
 	if err != nil {
 		return nil, err
-	}
-	if res == nil {
-		res = net.DefaultResolver
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -218,7 +228,7 @@ func (c *Core) ownNames() []string {
 	return names
 }
 
-func (c *Core) checkMX(ctx context.Context, res *net.Resolver, domain string) CutoverCheck {
+func (c *Core) checkMX(ctx context.Context, res dkim.Resolver, domain string) CutoverCheck {
 	ch := CutoverCheck{Name: CheckMX}
 	mxs, err := res.LookupMX(ctx, domain+".")
 	var dnsErr *net.DNSError
@@ -251,7 +261,7 @@ func (c *Core) checkMX(ctx context.Context, res *net.Resolver, domain string) Cu
 	return ch
 }
 
-func (c *Core) checkDNSRecords(ctx context.Context, res *net.Resolver, domain string) (CutoverCheck, error) {
+func (c *Core) checkDNSRecords(ctx context.Context, res dkim.Resolver, domain string) (CutoverCheck, error) {
 	ch := CutoverCheck{Name: CheckDNSRecords}
 	recs, err := c.DKIMRecords(ctx, domain, dkim.SPFPolicy{})
 	if err != nil {

@@ -304,14 +304,15 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 		info.Truncation = fyne.TextTruncateEllipsis
 		var btn fyne.CanvasObject
 		route := widget.NewButton("Outbound mail…", func() { d.routeDialog(ds.Name).dlg.Show() })
+		dnsBtn := widget.NewButton("DNS & certificate…", func() { d.dnsDialog(ds.Name).dlg.Show() })
 		if ds.Migrating {
-			btn = container.NewHBox(route,
+			btn = container.NewHBox(route, dnsBtn,
 				widget.NewButton("Old server…", func() { d.enableDialog(ds.Name, ds.OldServer).dlg.Show() }),
 				widget.NewButton("Disable migration…", func() { d.disableDialog(ds) }))
 		} else {
 			b := widget.NewButton("Enable automatic migration…", func() { d.enableDialog(ds.Name, ds.OldServer).dlg.Show() })
 			b.Importance = widget.HighImportance
-			btn = container.NewHBox(route, b)
+			btn = container.NewHBox(route, dnsBtn, b)
 		}
 		rows = append(rows, container.NewBorder(nil, nil, name, btn, info))
 	}

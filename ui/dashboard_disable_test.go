@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/widget"
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 
@@ -325,5 +327,68 @@ func TestDisableFlow(t *testing.T) {
 	}
 	if dom, err := h.core.Domain(ctx, domain); err != nil || dom.Migrating {
 		t.Fatalf("after Disable: %+v, %v", dom, err)
+	}
+}
+
+// TestDNSDialog shows the records to publish with what DNS serves (the
+// MX and SPF published, the DKIM keys not yet), copies a record's exact
+// value, and shows the certificate in use with its expiry.
+func TestDNSDialog(t *testing.T) {
+	d := startCutoverDNS(t)
+	certFile, keyFile := writeCert(t, t.TempDir(), "mailferry.test")
+	h := newHarness(t, func(c *core.Config) {
+		c.DNSResolver = d.addr
+		c.CertFile, c.KeyFile = certFile, keyFile
+	})
+	ctx := t.Context()
+	if _, err := h.core.AddDomain(ctx, "example.test"); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := h.core.DKIMRecords(ctx, "example.test", core.SPFPolicy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.add(t, "example.test. 60 IN MX 10 mailferry.test.")
+	for _, r := range recs {
+		if r.Name == "example.test" {
+			d.add(t, r.Zone()) // SPF only
+		}
+	}
+	done := make(chan error, 2)
+	var g *dnsDialog
+	h.ui(func() {
+		g = h.u.dash.dnsDialog("example.test")
+		g.onDone = func(err error) { done <- err }
+		g.dlg.Show()
+	})
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("no records")
+	}
+	if len(g.values) != len(recs)+1 || g.values[0] != "10 mailferry.test." {
+		t.Fatalf("values %q", g.values)
+	}
+	var text []string
+	for _, o := range g.rows.Objects {
+		for _, x := range o.(*fyne.Container).Objects {
+			if l, ok := x.(*widget.Label); ok {
+				text = append(text, l.Text)
+			}
+		}
+	}
+	all := strings.Join(text, "\n")
+	if !strings.Contains(all, "example.test  TXT  ✓ published") || !strings.Contains(all, "._domainkey.example.test  TXT  ✗ not in DNS yet") {
+		t.Errorf("record states:\n%s", all)
+	}
+	h.tap(g.copies[1])
+	if got := h.u.app.Clipboard().Content(); got != g.values[1] || !strings.HasPrefix(got, "v=DKIM1;") {
+		t.Errorf("clipboard %q, want %q", got, g.values[1])
+	}
+	if !strings.Contains(g.cert.Text, "Expires on") || !strings.Contains(g.cert.Text, "mailferry.test") || !strings.Contains(g.cert.Text, "cert_file") {
+		t.Errorf("certificate: %q", g.cert.Text)
 	}
 }
