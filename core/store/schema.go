@@ -176,9 +176,10 @@ CREATE TABLE IF NOT EXISTS outbound_routes (
 	updated   INTEGER NOT NULL
 );
 `,
-	// known users and route proofs (cutover.go): the old server's users as
-	// the admin listed them or the relay saw them, and the latest test
-	// message a domain's post-migration outbound route delivered.
+	// known users and route proofs (knownuser.go): the old server's users
+	// as the admin listed them or the relay saw them, and the latest test
+	// message a domain's post-migration outbound route delivered; MTA-STS
+	// policies (mtasts.go).
 	// Self-contained: it depends on no other step after the first.
 	`
 CREATE TABLE IF NOT EXISTS known_users (
@@ -195,6 +196,14 @@ CREATE TABLE IF NOT EXISTS route_proofs (
 	remote    TEXT NOT NULL,
 	reply     TEXT NOT NULL,
 	at        INTEGER NOT NULL
+);
+-- MTA-STS policies of recipient domains (RFC 8461 section 5.1: kept until
+-- they expire, across restarts).
+CREATE TABLE IF NOT EXISTS mtasts_policies (
+	domain  TEXT PRIMARY KEY COLLATE NOCASE,
+	id      TEXT NOT NULL,
+	policy  TEXT NOT NULL,
+	expires INTEGER NOT NULL
 );
 `,
 }
