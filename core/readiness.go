@@ -115,7 +115,7 @@ func (r *Readiness) Facts() []string {
 	list("Copies still running", r.Running)
 	list("Copies that failed", r.Failed)
 	if r.Queued > 0 {
-		out = append(out, fmt.Sprintf("Mail queued for the old server: %s", plural(r.Queued, "message", "messages")))
+		out = append(out, fmt.Sprintf("Mail queued for the old server: %s", Plural(r.Queued, "message", "messages")))
 	}
 	for _, c := range r.Checks {
 		if c.State != CheckOK && c.State != CheckWarn {
@@ -129,10 +129,11 @@ func (r *Readiness) seenNote() string {
 	if r.Seen == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (the relay has seen %s)", plural(r.Seen, "user", "users"))
+	return fmt.Sprintf(" (the relay has seen %s)", Plural(r.Seen, "user", "users"))
 }
 
-func plural(n int, one, many string) string {
+// Plural is "1 one" or "n many".
+func Plural(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
@@ -147,7 +148,7 @@ func (r *Readiness) Text() string {
 	switch v {
 	case VerdictReady:
 		fmt.Fprintf(&b, "Every known user has moved (%s listed%s), no copy is running, no mail is waiting for the old server, and mail keeps flowing without it: migration can be turned off.\n",
-			plural(r.Listed, "user", "users"), r.seenNote())
+			Plural(r.Listed, "user", "users"), r.seenNote())
 	case VerdictUnknown:
 		if !r.UsersListed {
 			b.WriteString("Unknown: Mailferry does not know the old server's users, so it cannot tell whether everyone has moved. " +

@@ -77,7 +77,7 @@ func (d *dashboard) newReadinessDialog(ds core.DomainStatus) *readinessDialog {
 	r.load = widget.NewButton("Load a file…", r.loadFile)
 	r.send = widget.NewButton("Send a test message", r.runTestSend)
 	form := widget.NewForm(r.fUsers.formItem(), r.fMaster.formItem(), r.fMasterPw.formItem(), r.fTo.formItem())
-	form.Items[0].HintText = "saved as the list of the old server's users when you check; with passwords (address,password) or a master user they can be pre-migrated"
+	form.Items[0].HintText = "saved as the list of the old server's users when you check; with passwords (address,password), or with a master user, those who have not moved can be pre-migrated"
 	form.Items[1].HintText = "for users listed without a password (never stored)"
 	form.Items[3].HintText = "sent now through the route mail takes after migration; delivered = proof the route works"
 	intro := widget.NewLabel("Before the old server goes away, make sure every user has moved and mail keeps flowing without it.")
@@ -139,12 +139,19 @@ func (r *readinessDialog) list() ([]core.Credentials, bool) {
 	return l, true
 }
 
+// parses reports whether the users field reads as "address[,password]"
+// lines.
+func (r *readinessDialog) parses() bool {
+	_, err := core.ParseUserList(r.users.Text, r.domain)
+	return err == nil
+}
+
 // showKnown says what Mailferry knows of the domain's users.
 func (r *readinessDialog) showKnown(res *core.Readiness) {
 	switch {
 	case res.UsersListed:
-		r.known.SetText(fmt.Sprintf("Known users: %d from the list saved on %s, %d more seen by the relay. Paste or load a new list to replace it.",
-			res.Listed, res.ListedAt.Local().Format("2006-01-02 15:04"), res.Seen))
+		r.known.SetText(fmt.Sprintf("Known users: %s from the list saved on %s, %d more seen by the relay. Paste or load a new list to replace it.",
+			core.Plural(res.Listed, "user", "users"), res.ListedAt.Local().Format("2006-01-02 15:04"), res.Seen))
 		r.known.Importance = widget.MediumImportance
 	default:
 		r.known.SetText(fmt.Sprintf("Mailferry has no list of the old server's users (the relay has seen %d), so it cannot tell whether everyone has moved. Paste or load the list below.", res.Seen))
@@ -183,7 +190,7 @@ func (r *readinessDialog) runCheck() {
 			r.showKnown(res)
 			t := res.Text()
 			if imported != nil {
-				t = fmt.Sprintf("Saved %d users (%s)", len(imported.Addresses), imported.Format) + skippedNote(imported) + ".\n\n" + t
+				t = fmt.Sprintf("Saved %s (%s)", core.Plural(len(imported.Addresses), "user", "users"), imported.Format) + skippedNote(imported) + ".\n\n" + t
 			}
 			r.result.SetText(t)
 			if res.Ready() {
@@ -203,7 +210,7 @@ func skippedNote(l *core.UserList) string {
 	if l.Skipped == 0 {
 		return ""
 	}
-	return fmt.Sprintf("; %d of other domains left out, e.g. %s", l.Skipped, l.SkippedSample[0])
+	return fmt.Sprintf("; %s of other domains left out, e.g. %s", core.Plural(l.Skipped, "user", "users"), l.SkippedSample[0])
 }
 
 func (r *readinessDialog) runTestSend() {
@@ -255,10 +262,20 @@ func (r *readinessDialog) runTestSend() {
 }
 
 func (r *readinessDialog) runPreMigrate() {
-	creds, ok := r.list()
-	if !ok {
-		r.done("pre-migrate", errors.New("bad user list"))
-		return
+	var creds []core.Credentials
+	if r.ready != nil && len(r.ready.NeverLoggedIn) > 0 && strings.TrimSpace(r.master.Text) != "" &&
+		(strings.TrimSpace(r.users.Text) == "" || !r.parses()) {
+		// The users who have not moved, through the master user: the
+		// field is empty, or holds a list in another form (doveadm, LDIF).
+		for _, a := range r.ready.NeverLoggedIn {
+			creds = append(creds, core.Credentials{Address: a})
+		}
+	} else {
+		var ok bool
+		if creds, ok = r.list(); !ok {
+			r.done("pre-migrate", errors.New("bad user list"))
+			return
+		}
 	}
 	if r.ready != nil && len(r.ready.NeverLoggedIn) > 0 {
 		// Only those who have not moved yet.
@@ -303,7 +320,7 @@ func (r *readinessDialog) runPreMigrate() {
 	r.pre.Disable()
 	r.bar.SetValue(0)
 	r.bar.Show()
-	r.result.SetText(fmt.Sprintf("Pre-migrating %d users…", len(creds)))
+	r.result.SetText(fmt.Sprintf("Pre-migrating %s…", core.Plural(len(creds), "user", "users")))
 	refreshTree(r.body)
 	mu, mpw := strings.TrimSpace(r.master.Text), r.masterPw.Text
 	var failed []string
@@ -312,7 +329,7 @@ func (r *readinessDialog) runPreMigrate() {
 		res, err := r.d.u.core.PreMigrate(ctx, r.domain, creds, mu, mpw, func(done, total int) {
 			r.d.u.do(func() {
 				r.bar.SetValue(float64(done) / float64(total))
-				r.result.SetText(fmt.Sprintf("Pre-migrated %d of %d users…", done, total))
+				r.result.SetText(fmt.Sprintf("Pre-migrated %d of %s…", done, core.Plural(total, "user", "users")))
 			})
 		})
 		for _, x := range res {
@@ -331,10 +348,10 @@ func (r *readinessDialog) runPreMigrate() {
 		case err != nil:
 			r.result.SetText("Pre-migration stopped: " + err.Error())
 		case len(failed) > 0:
-			r.result.SetText(fmt.Sprintf("%d users could not be pre-migrated:\n%s", len(failed), strings.Join(failed, "\n")))
-			err = fmt.Errorf("%d users failed", len(failed))
+			r.result.SetText(fmt.Sprintf("%s could not be pre-migrated:\n%s", core.Plural(len(failed), "user", "users"), strings.Join(failed, "\n")))
+			err = fmt.Errorf("%s failed", core.Plural(len(failed), "user", "users"))
 		default:
-			r.result.SetText(fmt.Sprintf("All %d users were pre-migrated. Press “Check readiness” again.", len(creds)))
+			r.result.SetText(fmt.Sprintf("Pre-migrated: %s. Press “Check readiness” again.", core.Plural(len(creds), "user", "users")))
 		}
 		r.d.refresh()
 		r.done("pre-migrate", err)

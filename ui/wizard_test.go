@@ -497,7 +497,13 @@ func (h *harness) readiness(domain, user, password, master, masterPw string) {
 		t.Error("no error on the master user field")
 	}
 	if master != "" {
-		h.setText(r.users, user)
+		// The list as an LDAP search prints it: checked (saved), then the
+		// user who has not moved is pre-migrated through the master user.
+		h.setText(r.users, "dn: uid=x,dc=example,dc=test\nmail: "+user+"\n")
+		h.tap(r.check)
+		if err := wait("check with an LDIF list"); err != nil || len(r.ready.NeverLoggedIn) != 1 || r.ready.NeverLoggedIn[0] != user {
+			t.Fatalf("LDIF list: %v, %+v", err, r.ready)
+		}
 		h.setText(r.master, master)
 		h.setText(r.masterPw, masterPw)
 	} else {

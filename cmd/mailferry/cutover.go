@@ -49,7 +49,7 @@ func runDomainUsers(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 		if err != nil {
 			return storeErr(err)
 		}
-		fmt.Fprintf(stdout, "imported %d users (%s)", len(l.Addresses), l.Format)
+		fmt.Fprintf(stdout, "imported %s (%s)", core.Plural(len(l.Addresses), "user", "users"), l.Format)
 		if l.Skipped > 0 {
 			fmt.Fprintf(stdout, "; %d of other domains left out, e.g. %s", l.Skipped, l.SkippedSample[0])
 		}
