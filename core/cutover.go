@@ -71,13 +71,17 @@ type RouteProof = store.RouteProof
 type DeliveryError = relay.DeliveryError
 
 // postMigrationRoute is the route domain's mail takes once it stops
-// migrating: the route set, or direct delivery.
+// migrating: the route set (in the configuration, with its password file
+// read, or recorded), or direct delivery.
 func (c *Core) postMigrationRoute(ctx context.Context, domain string) (OutboundRoute, error) {
-	info, err := c.OutboundRouteOf(ctx, domain)
+	routes, err := c.routes()
 	if err != nil {
 		return OutboundRoute{}, err
 	}
-	rt := info.Route
+	rt, err := routes(ctx, domain)
+	if err != nil {
+		return OutboundRoute{}, err
+	}
 	if rt.Kind == RouteDefault {
 		rt = OutboundRoute{Kind: RouteMX}
 	}

@@ -6,10 +6,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -20,6 +24,7 @@ import (
 	"time"
 
 	msgdkim "github.com/emersion/go-msgauth/dkim"
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 
@@ -343,5 +348,103 @@ func TestCutoverCertificate(t *testing.T) {
 				t.Errorf("%s %q, want %s with %q", c.State, c.Text, tc.want, tc.text)
 			}
 		})
+	}
+}
+
+// authSink is a smarthost with STARTTLS and AUTH PLAIN.
+type authSink struct {
+	mu   sync.Mutex
+	user string
+	got  int
+}
+
+type authSinkSession struct {
+	s    *authSink
+	user string
+}
+
+func (s *authSink) NewSession(*smtp.Conn) (smtp.Session, error) { return &authSinkSession{s: s}, nil }
+func (ss *authSinkSession) AuthMechanisms() []string            { return []string{sasl.Plain} }
+func (ss *authSinkSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		if user != "relay-user" || pass != "File-Secret-9" {
+			return smtp.ErrAuthFailed
+		}
+		ss.user = user
+		return nil
+	}), nil
+}
+func (ss *authSinkSession) Reset()        {}
+func (ss *authSinkSession) Logout() error { return nil }
+func (ss *authSinkSession) Mail(string, *smtp.MailOptions) error {
+	if ss.user == "" {
+		return smtp.ErrAuthRequired
+	}
+	return nil
+}
+func (ss *authSinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (ss *authSinkSession) Data(r io.Reader) error {
+	_, err := io.Copy(io.Discard, r)
+	ss.s.mu.Lock()
+	ss.s.got++
+	ss.s.user = ss.user
+	ss.s.mu.Unlock()
+	return err
+}
+
+// A test message goes through a smarthost set in the configuration file,
+// with AUTH (its password read from password_file) and the smarthost's own
+// certificate pinned; the proof matches the route readiness sees.
+func TestTestMessageThroughConfiguredSmarthost(t *testing.T) {
+	z := startZone(t)
+	z.set(t, "relay.corp.test. 60 IN A 127.0.0.1")
+	cf, kf := certFiles(t, 90, "relay.corp.test")
+	pair, err := tls.LoadX509KeyPair(cf, kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(pair.Certificate[0])
+	sink := &authSink{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := smtp.NewServer(sink)
+	srv.Domain = "relay.corp.test"
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}}
+	go srv.Serve(ln)
+	defer srv.Close()
+	pwFile := filepath.Join(t.TempDir(), "pass")
+	os.WriteFile(pwFile, []byte("File-Secret-9\n"), 0o600)
+	co, err := core.Open(core.Config{DataDir: t.TempDir(), Hostname: "mx.example.test", DNSResolver: z.addr,
+		OutboundRoutes: map[string]core.OutboundRouteConfig{"example.test": {Route: "smarthost",
+			Smarthost: "relay.corp.test:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:"),
+			Username:  "relay-user", PasswordFile: pwFile, Pin: hex.EncodeToString(sum[:])}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	ctx := context.Background()
+	if _, err := co.AddDomain(ctx, "example.test"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := co.SendTestMessage(ctx, "example.test", "friend@far.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.mu.Lock()
+	if sink.got != 1 || sink.user != "relay-user" {
+		t.Errorf("the smarthost got %d messages as %q", sink.got, sink.user)
+	}
+	sink.mu.Unlock()
+	if strings.Contains(p.Route, "File-Secret-9") {
+		t.Errorf("the proof holds the password: %q", p.Route)
+	}
+	r, err := co.Readiness(ctx, "example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := check(t, r, core.CheckRoute); c.State != core.CheckOK {
+		t.Errorf("route check after the test message: %s %q", c.State, c.Text)
 	}
 }
