@@ -37,10 +37,10 @@ type routeDialog struct {
 	host, user, pwd, pin *widget.Entry
 	tls                  *widget.Select
 	fHost, fPin          *field
-	status          *widget.Label
-	save            *widget.Button
-	body            *fyne.Container
-	current         core.OutboundRoute // as loaded: its password is kept when the field is left empty
+	status               *widget.Label
+	save                 *widget.Button
+	body                 *fyne.Container
+	current              core.OutboundRoute // as loaded: its password is kept when the field is left empty
 	// onDone, if set (tests), runs on the UI goroutine after a load or a save.
 	onDone func(err error)
 }
