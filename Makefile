@@ -62,12 +62,14 @@ test: test-deps
 	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -tags ci -timeout 20m ./cmd/... ./ui/...
 
 # Benchmarks with a fixed workload (a 5,000-message copy, 20,000 FETCHes,
-# 1,000 deliveries) run once; per-message ones (BenchmarkAppend,
+# 1,000 deliveries; the real `serve` under 50 simultaneous first logins,
+# medians of three) run once; per-message ones (BenchmarkAppend,
 # BenchmarkStageAppend, BenchmarkSummarize) 2,000 times.
 PERMSG_BENCH = Append|Summarize
 bench: test-deps
 	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -run '^$$' -bench . -skip '$(PERMSG_BENCH)' -benchtime 1x -timeout 60m ./core/...
 	$(GO) test -run '^$$' -bench '$(PERMSG_BENCH)' -benchtime 2000x -benchmem ./core/...
+	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -run '^$$' -bench FirstLoginBurst -benchtime 1x -timeout 30m ./cmd/mailferry
 
 clean:
 	rm -rf bin dist

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 
 // mf runs the binary with a data directory and returns stdout, stderr and
 // the exit code.
-func mf(t *testing.T, data, stdin string, args ...string) (string, string, int) {
+func mf(t testing.TB, data, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(mailferryBin, args...)
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))

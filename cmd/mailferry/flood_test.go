@@ -16,7 +16,7 @@ import (
 )
 
 // peakRSS reads a process's peak resident set size (VmHWM) in KiB.
-func peakRSS(t *testing.T, pid int) int {
+func peakRSS(t testing.TB, pid int) int {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

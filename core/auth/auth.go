@@ -21,11 +21,14 @@
 //   - Bounded cost: password hashes run at most store.Options.MaxHashes at
 //     once, first logins (which reach the old server) at most
 //     Options.MaxFirstLogins at once, connections per source at most
-//     Options.MaxConnsPerSource; a missing account costs the same hash as a
-//     wrong password (the store checks a dummy hash), a login waits for a
-//     hashing slot at most Options.MaxWait, and every failure is answered
-//     Options.Delay after the login began, so that its timing tells
-//     neither whether the account exists nor whether it has moved.
+//     Options.MaxConnsPerSource; a login waits for a hashing slot at most
+//     Options.MaxWait, and every failure is answered Options.Delay after
+//     the login began, so that its timing tells neither whether the
+//     account exists nor whether it has moved; a missing account costs
+//     one hash as a wrong password does, unless it goes to the old server.
+//   - A first login is answered once the old server said yes: the new
+//     account's hash is stored after the answer (PendingChecker), never
+//     weaker, and no password opens the account from the store until then.
 //   - An old server that cannot be reached is ErrUnavailable (try again),
 //     never a wrong password, and is not charged to the account (it is to
 //     the source, which cannot make the server work for free).
@@ -68,6 +71,17 @@ type Migrator interface {
 
 var _ Migrator = (*migrate.Engine)(nil)
 
+// PendingChecker is a Migrator that makes accounts whose password hash it
+// stores after the login was answered (store.AccountOptions.HashLater),
+// and answers for them until then; *migrate.Engine is one.
+type PendingChecker interface {
+	// CheckPending reports whether it holds the password of the account
+	// (known) and whether password is it (ok).
+	CheckPending(accountID int64, password string) (known, ok bool)
+}
+
+var _ PendingChecker = (*migrate.Engine)(nil)
+
 // Options configures a Policy. Zero fields mean the defaults given.
 type Options struct {
 	// Store holds the accounts; required.
@@ -98,7 +112,9 @@ type Options struct {
 	// it); 0 means 10 seconds. It is then answered ErrUnavailable.
 	MaxWait time.Duration
 	// MaxFirstLogins bounds the first logins checked at the old server at
-	// once; 0 means 8.
+	// once; 0 means 32. (One costs an old-server connection for as long as
+	// the old server takes to answer, and no hash: the first morning's
+	// burst of users is limited by the old server, not by this bound.)
 	MaxFirstLogins int
 	// FirstLoginTimeout bounds one first login; 0 means 2 minutes.
 	FirstLoginTimeout time.Duration
@@ -133,7 +149,7 @@ func New(opts Options) (*Policy, error) {
 	}
 	def(&opts.PerSource, 20)
 	def(&opts.PerAccount, 10)
-	def(&opts.MaxFirstLogins, 8)
+	def(&opts.MaxFirstLogins, 32)
 	def(&opts.MaxConnsPerSource, 50)
 	if opts.Refill <= 0 {
 		opts.Refill = time.Minute
@@ -263,13 +279,14 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 	// "try again later", not a login that never ends. (A first login has
 	// its own bound, FirstLoginTimeout.)
 	actx, cancel := context.WithTimeout(ctx, p.opts.MaxWait)
-	acct, err := p.st.Authenticate(actx, canon, r.Password)
+	acct, err := p.check(actx, canon, r.Password)
 	cancel()
 	switch {
 	case err == nil:
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrBadPassword) && p.adoptable(ctx, canon):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrPasswordPending),
+		errors.Is(err, store.ErrBadPassword) && p.adoptable(ctx, canon):
 		if p.mig == nil {
-			return nil, fail("no such account")
+			return nil, fail(p.spend(ctx, r.Password, "no such account"))
 		}
 		acct, err = p.firstLogin(ctx, canon, r.Password)
 		switch {
@@ -278,11 +295,11 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 		case errors.Is(err, migrate.ErrBadPassword), errors.Is(err, store.ErrBadPassword):
 			return nil, fail("the old server refused the password")
 		case errors.Is(err, migrate.ErrNotMigrating):
-			return nil, fail("no such account (domain not migrating)")
+			return nil, fail(p.spend(ctx, r.Password, "no such account (domain not migrating)"))
 		case errors.Is(err, store.ErrExists):
 			return nil, fail("account exists and was not made by migration")
 		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalid):
-			return nil, fail("no such account")
+			return nil, fail(p.spend(ctx, r.Password, "no such account"))
 		default:
 			return nil, unavailable(err)
 		}
@@ -301,6 +318,44 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 		p.safely(log, func() { p.mig.LoggedIn(acct, r.Password) })
 	}
 	return acct, nil
+}
+
+// check checks a password stored here. A missing account costs no hash
+// yet (a first login must not wait for one; spend charges the others); an
+// account whose hash is still being stored is
+// checked by the Migrator that holds its password, and otherwise gives
+// store.ErrPasswordPending (FirstLogin then asks the old server).
+func (p *Policy) check(ctx context.Context, canon, password string) (*store.Account, error) {
+	acct, err := p.st.CheckPassword(ctx, canon, password)
+	if !errors.Is(err, store.ErrPasswordPending) {
+		return acct, err
+	}
+	pc, ok := p.mig.(PendingChecker)
+	if !ok {
+		return nil, err
+	}
+	a, aerr := p.st.Account(ctx, canon)
+	if aerr != nil {
+		return nil, aerr
+	}
+	switch known, match := pc.CheckPending(a.ID, password); {
+	case !known:
+		return nil, err
+	case !match:
+		return nil, store.ErrBadPassword
+	}
+	return a, nil
+}
+
+// spend makes a login for a missing account that the old server was not
+// asked about cost one hash, as a wrong password does (timing must not
+// tell them apart even when a flood makes checks outlast Options.Delay),
+// and returns reason.
+func (p *Policy) spend(ctx context.Context, password, reason string) string {
+	actx, cancel := context.WithTimeout(ctx, p.opts.MaxWait)
+	defer cancel()
+	p.st.SpendCheck(actx, password)
+	return reason
 }
 
 // adoptable reports whether the account of canon may still take the old
@@ -326,7 +381,7 @@ func (p *Policy) firstLogin(ctx context.Context, canon, password string) (acct *
 	}
 	if errors.Is(err, store.ErrExists) {
 		// Another connection's first login made the account meanwhile.
-		return p.st.Authenticate(ctx, canon, password)
+		return p.check(ctx, canon, password)
 	}
 	return acct, err
 }

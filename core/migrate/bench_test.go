@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -26,90 +25,6 @@ import (
 	"mailferry/core/oldserver/oldtest"
 	"mailferry/core/store"
 )
-
-// seedMaildir writes n messages straight into user's Maildir (much faster
-// than APPEND for big mailboxes) and returns their total size. Dovecot
-// gives them UIDs when the mailbox is next opened.
-func seedMaildir(tb testing.TB, srv *oldtest.Server, userName, mailbox string, n int, size func(i int) int) int64 {
-	tb.Helper()
-	addr, _ := srv.Address(tb, userName)
-	local := addr[:strings.IndexByte(addr, '@')]
-	if mailbox != "INBOX" {
-		srv.CreateMailbox(tb, userName, mailbox, true)
-	} else {
-		c := srv.Dial(tb, userName)
-		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-			tb.Fatal(err)
-		}
-		c.Logout().Wait()
-	}
-	root := filepath.Join(srv.StateDir, "mail", oldtest.Domain, local, "Maildir")
-	dir := root
-	if mailbox != "INBOX" {
-		dir = filepath.Join(root, "."+strings.ReplaceAll(mailbox, string(srv.Separator), "."))
-	}
-	if _, err := os.Stat(filepath.Join(dir, "cur")); err != nil {
-		tb.Fatalf("maildir of %s %q: %v", userName, mailbox, err)
-	}
-	vm, err := user.Lookup("vmail")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(vm.Uid)
-	gid, _ := strconv.Atoi(vm.Gid)
-	var total int64
-	base := time.Date(2019, 6, 1, 12, 0, 0, 0, time.UTC)
-	for i := 0; i < n; i++ {
-		raw := bigMessage(fmt.Sprintf("%s %s %d", local, mailbox, i), size(i))
-		total += int64(len(raw))
-		flags := ""
-		if i%2 == 0 {
-			flags = "S"
-		}
-		// Named as Dovecot's own delivery names them: S= and W= (the
-		// size, and the size with CRLF line ends, as raw has) spare it
-		// reading the file to answer RFC822.SIZE.
-		name := filepath.Join(dir, "cur", fmt.Sprintf("%d.M%dP1.seed,S=%d,W=%d:2,%s", base.Unix()+int64(i), i, len(raw), len(raw), flags))
-		if err := os.WriteFile(name, raw, 0o600); err != nil {
-			tb.Fatal(err)
-		}
-		os.Chown(name, uid, gid)
-		d := base.Add(time.Duration(i) * time.Minute)
-		os.Chtimes(name, d, d)
-	}
-	// Let Dovecot index the mailbox now, not in the timed part.
-	c := srv.Dial(tb, userName)
-	if _, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
-		tb.Fatal(err)
-	}
-	c.Logout().Wait()
-	return total
-}
-
-// bigMessage makes a unique message of about size bytes.
-func bigMessage(subject string, size int) []byte {
-	var b strings.Builder
-	b.Grow(size + 512)
-	fmt.Fprintf(&b, "From: Sender <sender@example.org>\r\nTo: user@example.test\r\nSubject: %s\r\nMessage-ID: <%s@example.org>\r\n\r\n", subject, strings.ReplaceAll(subject, " ", "."))
-	const line = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n"
-	for b.Len() < size {
-		b.WriteString(line)
-	}
-	return []byte(b.String())
-}
-
-// sizeOf gives varied message sizes averaging about 50 kB: most small, some
-// with attachments, a few large.
-func sizeOf(i int) int {
-	switch {
-	case i%20 == 7:
-		return 300_000 + i%5*60_000 // 5%: 300-540 kB
-	case i%4 == 1:
-		return 40_000 + i%11*8_000 // 25%: 40-120 kB
-	default:
-		return 3_000 + i%13*1_200 // 70%: 3-18 kB
-	}
-}
 
 // rawDownload is the floor: one connection, UID FETCH 1:* BODY.PEEK[] per
 // folder, bytes dropped.
@@ -240,7 +155,7 @@ func BenchmarkMigrate5000(b *testing.B) {
 	var total int64
 	k := 0
 	for i, f := range folders {
-		total += seedMaildir(b, srv, "alice", f, counts[i], func(j int) int { return sizeOf(k + j) })
+		total += srv.SeedMaildir(b, "alice", f, counts[i], func(j int) int { return oldtest.MixedSize(k + j) })
 		k += counts[i]
 	}
 	addr, pass := srv.Address(b, "alice")
@@ -378,7 +293,7 @@ func BenchmarkMigrate5000(b *testing.B) {
 // background and is stopped).
 func BenchmarkFirstLogin20k(b *testing.B) {
 	srv := oldtest.Start(b, &oldtest.Options{Fsync: "never"})
-	seedMaildir(b, srv, "bob", "INBOX", 20000, func(i int) int { return 1500 + i%10*200 })
+	srv.SeedMaildir(b, "bob", "INBOX", 20000, func(i int) int { return 1500 + i%10*200 })
 	addr, pass := srv.Address(b, "bob")
 	ctx := context.Background()
 	var worst time.Duration

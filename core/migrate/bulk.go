@@ -70,7 +70,7 @@ func (e *Engine) createForBulk(ctx context.Context, s *oldSettings, cred Credent
 			return nil, err
 		}
 	}
-	acct, err := e.createFromOld(ctx, c, cred.Address, password, name, origin)
+	acct, err := e.createFromOld(ctx, c, cred.Address, password, name, origin, false)
 	if err != nil {
 		closeClient(c)
 		if errors.Is(err, store.ErrExists) {

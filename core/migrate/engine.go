@@ -115,6 +115,7 @@ type Engine struct {
 	masters map[string]Credentials // by domain, in memory only
 	lastRun map[int64]time.Time
 	kept    map[int64]keptConn // by account ID: see keepConn
+	pending map[int64][32]byte // by account ID: see hashLater
 }
 
 // keptConn is a logged-in old-server connection left for an account's copy.
@@ -190,6 +191,7 @@ func New(opts Options) (*Engine, error) {
 		jobs:    map[int64]*job{},
 		creds:   map[int64]Credentials{},
 		masters: map[string]Credentials{},
+		pending: map[int64][32]byte{},
 		lastRun: map[int64]time.Time{},
 		kept:    map[int64]keptConn{},
 	}

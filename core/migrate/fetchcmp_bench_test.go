@@ -20,7 +20,7 @@ import (
 // Dovecot's cache index is built), on the same messages.
 func BenchmarkFetchEnvelopeVsDovecot20k(b *testing.B) {
 	srv := oldtest.Start(b, &oldtest.Options{Fsync: "never"})
-	seedMaildir(b, srv, "bob", "INBOX", 20000, func(i int) int { return 1500 + i%10*200 })
+	srv.SeedMaildir(b, "bob", "INBOX", 20000, func(i int) int { return 1500 + i%10*200 })
 	addr, pass := srv.Address(b, "bob")
 	ctx := context.Background()
 	st := setupSummarized(b, srv.IMAPAddr)

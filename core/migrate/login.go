@@ -7,10 +7,13 @@ package migrate
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
@@ -128,7 +131,7 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 	if err != nil {
 		return nil, err
 	}
-	acct, err := e.createFromOld(ctx, c, address, password, name, store.PasswordOld)
+	acct, err := e.createFromOld(ctx, c, address, password, name, store.PasswordOld, true)
 	if err != nil {
 		closeClient(c)
 		if errors.Is(err, store.ErrExists) { // a concurrent first login won
@@ -139,6 +142,7 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 		return nil, err
 	}
 	cred.OldLogin = name
+	e.hashLater(acct, password)
 	e.log.Info("migrate: account created at first login", "account", acct.Address, "old_login", name, "delim", string(acct.Delim))
 	e.remember(acct.ID, cred)
 	e.keepConn(acct.ID, cred, c) // the copy starts on it
@@ -151,7 +155,8 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 // hierarchy separator and an INBOX keeping the old UIDVALIDITY and UIDNEXT,
 // read on c (logged in as the user, whose name there is oldLogin). An
 // account that exists already gives an error wrapping store.ErrExists.
-func (e *Engine) createFromOld(ctx context.Context, c *imapclient.Client, address, password, oldLogin, origin string) (*store.Account, error) {
+// With hashLater the password's hash is not stored yet (see hashLater).
+func (e *Engine) createFromOld(ctx context.Context, c *imapclient.Client, address, password, oldLogin, origin string, hashLater bool) (*store.Account, error) {
 	ns, err := readNamespace(c)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %s: %w", address, err)
@@ -167,6 +172,7 @@ func (e *Engine) createFromOld(ctx context.Context, c *imapclient.Client, addres
 			Migration: store.MigPending, OldName: "INBOX"},
 		OldLogin:       oldLogin,
 		PasswordOrigin: origin,
+		HashLater:      hashLater,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("migrate: create account %s: %w", address, err)
@@ -185,6 +191,8 @@ func (e *Engine) adopt(ctx context.Context, s *oldSettings, acct *store.Account,
 		e.remember(acct.ID, cred)
 		e.kick(acct, false)
 		return acct, nil
+	} else if errors.Is(err, store.ErrPasswordPending) {
+		return e.adoptPending(ctx, s, acct, cred)
 	} else if !errors.Is(err, store.ErrBadPassword) {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
@@ -210,6 +218,76 @@ func (e *Engine) adopt(ctx context.Context, s *oldSettings, acct *store.Account,
 	}
 	acct.PasswordOrigin = store.PasswordOld
 	e.log.Info("migrate: account password taken from the old server", "account", acct.Address)
+	e.remember(acct.ID, cred)
+	e.kick(acct, false)
+	return acct, nil
+}
+
+// hashLater stores the password hash of an account FirstLogin just made
+// (store.AccountOptions.HashLater) in a goroutine of the engine's, so that
+// the login is answered once the old server said yes: the argon2id hash
+// (tens of ms of CPU, 19 MiB) is bounded by the store's hashing slots and
+// off the answer's path. Until it is stored, CheckPending answers for the
+// account from memory; if the process ends first, the account's next
+// login asks the old server again (adoptPending).
+func (e *Engine) hashLater(acct *store.Account, password string) {
+	e.mu.Lock()
+	e.pending[acct.ID] = sha256.Sum256([]byte(password))
+	e.mu.Unlock()
+	e.goSafe("password hash of "+acct.Address, func() {
+		// A clean shutdown still stores it.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), time.Minute)
+		defer cancel()
+		if err := e.st.FinishPassword(ctx, acct.ID, password); err != nil {
+			e.log.Warn("migrate: storing the password hash failed; the next login asks the old server", "account", acct.Address, "err", err)
+		}
+		e.mu.Lock()
+		delete(e.pending, acct.ID)
+		e.mu.Unlock()
+	})
+}
+
+// CheckPending checks password against an account whose hash hashLater is
+// still storing: known is false when this engine holds no such password
+// (the caller then asks FirstLogin, which asks the old server); ok tells
+// whether password is the one the old server accepted. The comparison is
+// in constant time.
+func (e *Engine) CheckPending(accountID int64, password string) (known, ok bool) {
+	e.mu.Lock()
+	want, known := e.pending[accountID]
+	e.mu.Unlock()
+	if !known {
+		return false, false
+	}
+	got := sha256.Sum256([]byte(password))
+	return true, subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// adoptPending handles the login of an account whose hash was never
+// stored (the process ended before hashLater did): the password this
+// engine holds decides if it holds one; otherwise the old server, asked
+// with the account's own old login name, does, and its yes stores the
+// hash. (Should migration be turned off meanwhile, such an account needs
+// a password from the admin: `mailferry account passwd`.)
+func (e *Engine) adoptPending(ctx context.Context, s *oldSettings, acct *store.Account, cred Credentials) (*store.Account, error) {
+	if acct.PasswordOrigin != store.PasswordOld || acct.OldLogin == "" {
+		return nil, fmt.Errorf("migrate: %s: %w", acct.Address, ErrBadPassword)
+	}
+	if known, ok := e.CheckPending(acct.ID, cred.Password); known {
+		if !ok {
+			return nil, fmt.Errorf("migrate: %s: %w", acct.Address, ErrBadPassword)
+		}
+		return acct, nil
+	}
+	c, _, err := e.connectAs(ctx, s, cred)
+	if err != nil {
+		return nil, err
+	}
+	closeClient(c)
+	if err := e.st.FinishPassword(ctx, acct.ID, cred.Password); err != nil {
+		return nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
+	}
+	e.log.Info("migrate: password hash stored at a later login", "account", acct.Address)
 	e.remember(acct.ID, cred)
 	e.kick(acct, false)
 	return acct, nil

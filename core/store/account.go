@@ -220,6 +220,12 @@ type AccountOptions struct {
 	OldLogin string
 	// PasswordOrigin is Account.PasswordOrigin; "" means PasswordAdmin.
 	PasswordOrigin string
+	// HashLater makes the account without its password hash, which the
+	// caller then stores with FinishPassword, off the path of an answer
+	// (a first login answers once the old server said yes). Until then
+	// no password opens the account here: Authenticate and CheckPassword
+	// fail with ErrPasswordPending.
+	HashLater bool
 }
 
 // CreateAccount adds an account with its INBOX in one transaction. The
@@ -245,9 +251,11 @@ func (s *Store) CreateAccount(ctx context.Context, address, password string, opt
 	if origin == "" {
 		origin = PasswordAdmin
 	}
-	hash, err := s.hash(ctx, password)
-	if err != nil {
-		return nil, err
+	hash := "" // pending: matches no password (VerifyPassword)
+	if !opts.HashLater {
+		if hash, err = s.hash(ctx, password); err != nil {
+			return nil, err
+		}
 	}
 	a := &Account{Address: address, Delim: delim, Created: time.Unix(now(), 0), Migration: opts.Migration,
 		OldLogin: opts.OldLogin, PasswordOrigin: origin}
@@ -364,9 +372,24 @@ func (s *Store) Accounts(ctx context.Context, domain string) ([]*Account, error)
 // Authenticate checks a password. It returns ErrNotFound when there is no
 // such account and ErrBadPassword when the password is wrong; both take
 // the time of one password check (a missing account is checked against a
-// dummy hash), so the answer's timing does not tell which. It waits for a
+// dummy hash), so the answer's timing does not tell which. An account made
+// with AccountOptions.HashLater whose hash is not stored yet gives
+// ErrPasswordPending. It waits for a
 // free hashing slot (Options.MaxHashes) while ctx allows.
 func (s *Store) Authenticate(ctx context.Context, address, password string) (*Account, error) {
+	return s.authenticate(ctx, address, password, true)
+}
+
+// CheckPassword is Authenticate without the dummy check of a missing
+// account: it fails at once with ErrNotFound. It is for callers that hide
+// the timing themselves (core/auth answers every failed login at the same
+// time after it began) and must not spend a hash on a name that has no
+// account yet (a first login).
+func (s *Store) CheckPassword(ctx context.Context, address, password string) (*Account, error) {
+	return s.authenticate(ctx, address, password, false)
+}
+
+func (s *Store) authenticate(ctx context.Context, address, password string, dummy bool) (*Account, error) {
 	var hash string
 	c, cerr := CanonicalAddress(address)
 	var a *Account
@@ -377,12 +400,17 @@ func (s *Store) Authenticate(ctx context.Context, address, password string) (*Ac
 	switch {
 	case err == nil:
 	case cerr != nil, errors.Is(err, sql.ErrNoRows):
-		if _, err := s.verify(ctx, dummyHash, password); err != nil {
-			return nil, err
+		if dummy {
+			if _, err := s.verify(ctx, dummyHash, password); err != nil {
+				return nil, err
+			}
 		}
 		return nil, notFound(address, cerr)
 	default:
 		return nil, fmt.Errorf("store: %w", err)
+	}
+	if hash == "" {
+		return nil, fmt.Errorf("account %s: %w", a.Address, ErrPasswordPending)
 	}
 	ok, err := s.verify(ctx, hash, password)
 	if err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"database/sql"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -98,4 +100,42 @@ func VerifyPassword(hash, password string) bool {
 	}
 	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// SpendCheck costs what a password check costs (in a hashing slot) and
+// checks nothing: for a login that has no account to check against, so
+// that it takes as long as a wrong password (see CheckPassword).
+func (s *Store) SpendCheck(ctx context.Context, password string) error {
+	_, err := s.verify(ctx, dummyHash, password)
+	return err
+}
+
+// FinishPassword stores the hash of password for an account made with
+// AccountOptions.HashLater, computing it in a hashing slot. It changes
+// nothing if the account has a hash already (an admin set a password
+// meanwhile) and fails with ErrNotFound if the account is gone.
+func (s *Store) FinishPassword(ctx context.Context, accountID int64, password string) error {
+	if password == "" {
+		return fmt.Errorf("%w: empty password", ErrInvalid)
+	}
+	hash, err := s.hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+		var cur string
+		err := tx.QueryRowContext(ctx, `SELECT password_hash FROM accounts WHERE id = ?`, accountID).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("account %d: %w", accountID, ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if cur != "" {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = ? WHERE id = ? AND password_hash = ''`, hash, accountID); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		return nil
+	})
 }

@@ -56,7 +56,10 @@ var (
 	ErrNotFound    = errors.New("store: not found")
 	ErrExists      = errors.New("store: already exists")
 	ErrBadPassword = errors.New("store: wrong password")
-	ErrInvalid     = errors.New("store: invalid argument")
+	// ErrPasswordPending: the account was made with HashLater and its
+	// hash is not stored yet (FinishPassword); no password opens it here.
+	ErrPasswordPending = errors.New("store: password not stored yet")
+	ErrInvalid         = errors.New("store: invalid argument")
 	// ErrNotDurable is a temporary failure: message bytes could not be
 	// made durable (a write or fsync of their pack failed), so nothing
 	// naming them was committed. Stage or append the message again.

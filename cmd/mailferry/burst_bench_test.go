@@ -1,0 +1,188 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"mailferry/core/oldserver/oldtest"
+)
+
+// The first-login burst of issue 17: burstUsers users of a migrating
+// domain, each with a burstMessages-message (about 8 MB) INBOX on the
+// Dovecot fixture, log in to `mailferry serve` within the same instant,
+// each from an address of its own. The benchmark prints, per run and as
+// the median of three runs: when the logins were answered (p50, p90,
+// max), when every copy was done, and serve's peak RSS; and the goals
+// (p90 under 1 s, peak RSS under 256 MB).
+const (
+	burstUsers    = 50
+	burstMessages = 150
+)
+
+type burstRun struct {
+	p50, p90, max time.Duration
+	allCopied     time.Duration
+	peakRSSKiB    int
+	bytes         int64
+}
+
+func BenchmarkFirstLoginBurst(b *testing.B) {
+	users := map[string]string{}
+	for i := range burstUsers {
+		users[fmt.Sprintf("u%02d@example.test", i)] = fmt.Sprintf("Burst-Secret-%02d", i)
+	}
+	old := oldtest.Start(b, &oldtest.Options{Users: users})
+	var total int64
+	for name := range users {
+		total += old.SeedMaildir(b, name, "INBOX", burstMessages, func(i int) int { return 40_000 + i%10*1_000 })
+	}
+	b.Logf("old server: %d users, %d messages, %.0f MB in all", burstUsers, burstUsers*burstMessages, float64(total)/1e6)
+	var runs []burstRun
+	n := 3
+	if v, err := strconv.Atoi(os.Getenv("MAILFERRY_BURST_RUNS")); err == nil && v > 0 {
+		n = v // for a quick look; the figures are medians of 3
+	}
+	for range n {
+		r := burstOnce(b, old, users)
+		r.bytes = total
+		runs = append(runs, r)
+		b.Logf("run: logins answered p50 %v p90 %v max %v; every copy done %v (%.0f MB/s); serve peak RSS %d MiB",
+			r.p50.Round(time.Millisecond), r.p90.Round(time.Millisecond), r.max.Round(time.Millisecond),
+			r.allCopied.Round(10*time.Millisecond), float64(total)/1e6/r.allCopied.Seconds(), r.peakRSSKiB/1024)
+	}
+	med := func(f func(burstRun) float64) float64 {
+		v := make([]float64, len(runs))
+		for i, r := range runs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	p90 := time.Duration(med(func(r burstRun) float64 { return float64(r.p90) }))
+	rss := med(func(r burstRun) float64 { return float64(r.peakRSSKiB) }) / 1024
+	fmt.Printf("first-login burst, %d users x %d messages (medians of 3): logins p50 %v p90 %v max %v; every copy done %v; serve peak RSS %.0f MiB\n",
+		burstUsers, burstMessages,
+		time.Duration(med(func(r burstRun) float64 { return float64(r.p50) })).Round(time.Millisecond),
+		p90.Round(time.Millisecond),
+		time.Duration(med(func(r burstRun) float64 { return float64(r.max) })).Round(time.Millisecond),
+		time.Duration(med(func(r burstRun) float64 { return float64(r.allCopied) })).Round(10*time.Millisecond), rss)
+	fmt.Printf("  goal p90 < 1s: %s; goal peak RSS < 256 MiB: %s\n", holds(p90 < time.Second), holds(rss < 256))
+	b.ReportMetric(p90.Seconds(), "p90-s")
+	b.ReportMetric(rss, "peakRSS-MiB")
+}
+
+func holds(ok bool) string {
+	if ok {
+		return "holds"
+	}
+	return "NOT MET"
+}
+
+// burstOnce runs one burst against a fresh data directory.
+func burstOnce(b *testing.B, old *oldtest.Server, users map[string]string) burstRun {
+	data := b.TempDir()
+	oh, op, _ := net.SplitHostPort(old.IMAPAddr)
+	if out, stderr, code := mf(b, data, "", "domain", "migrate", "example.test", "--old", "["+oh+"]",
+		"--imap-port", op, "--smtp-port", "25", "--tls", "none"); code != 0 {
+		b.Fatalf("domain migrate: %s %s", out, stderr)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
+		"--smtp", "off", "--submission", "off", "--submissions", "off", "--allow-insecure-auth")
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if f := os.Getenv("MAILFERRY_BURST_LOG"); f != "" {
+			os.WriteFile(f, logs.Bytes(), 0o600) // serve's log of the last run
+		}
+	}()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("serve did not listen:\n%s", logs.String())
+		}
+	}
+	names := make([]string, 0, len(users))
+	for n := range users {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	took := make([]time.Duration, len(names))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var t0 time.Time
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// One address each, as 50 users at their own desks.
+			from := fmt.Sprintf("127.0.0.%d", 10+i)
+			<-start
+			t := time.Now()
+			if got := imapLogin(addr, from, n, users[n]); !bytes.HasPrefix([]byte(got), []byte("a OK")) {
+				b.Errorf("login %s: %s", n, got)
+			}
+			took[i] = time.Since(t)
+		}()
+	}
+	t0 = time.Now()
+	close(start)
+	wg.Wait()
+	if b.Failed() {
+		b.Fatalf("serve log:\n%s", logs.String())
+	}
+	// Every copy done: poll the one status model, as an admin would.
+	var allCopied time.Duration
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		out, _, code := mf(b, data, "", "status", "--json")
+		var st struct {
+			Domains []struct {
+				Accounts []struct {
+					State string `json:"migration"`
+				} `json:"accounts"`
+			} `json:"domains"`
+		}
+		if code == 0 && json.Unmarshal([]byte(out), &st) == nil && len(st.Domains) == 1 {
+			done := 0
+			for _, a := range st.Domains[0].Accounts {
+				if a.State == "done" {
+					done++
+				}
+			}
+			if done == len(names) {
+				allCopied = time.Since(t0)
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("copies not done after 5 minutes: %s\n%s", out, logs.String())
+		}
+	}
+	rss := peakRSS(b, cmd.Process.Pid)
+	slices.Sort(took)
+	return burstRun{p50: took[len(took)/2], p90: took[len(took)*9/10], max: took[len(took)-1], allCopied: allCopied, peakRSSKiB: rss}
+}
