@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -143,5 +144,20 @@ func TestImportKnownUsers(t *testing.T) {
 	}
 	if !r.UsersListed || r.Listed != 2 || r.Seen != 1 || !slices.Equal(r.NeverLoggedIn, []string{"bob@example.test", "dave@example.test"}) {
 		t.Fatalf("readiness %+v", r)
+	}
+}
+
+// BenchmarkParseKnownUsers200k reads a `doveadm user '*'` listing of
+// 200,000 users.
+func BenchmarkParseKnownUsers200k(b *testing.B) {
+	var buf bytes.Buffer
+	for i := range 200000 {
+		fmt.Fprintf(&buf, "user%06d@example.test\n", i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := core.ParseKnownUsers(bytes.NewReader(buf.Bytes()), "example.test"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
