@@ -48,15 +48,31 @@ func TestParseUserList(t *testing.T) {
 	}
 }
 
+// Readiness never says "can be turned off" without a list of the old
+// server's users, nor while a check fails; it says what stands in the way.
 func TestReadinessText(t *testing.T) {
-	r := &core.Readiness{Domain: "example.test"}
-	if !r.Ready() || !strings.Contains(r.Text(), "can be turned off") {
-		t.Errorf("empty readiness: %v %q", r.Ready(), r.Text())
+	ok := []core.CutoverCheck{{Name: core.CheckRoute, State: core.CheckOK, Text: "proven"}}
+	r := &core.Readiness{Domain: "example.test", Checks: ok}
+	if r.Ready() || r.Verdict() != core.VerdictUnknown || strings.Contains(r.Text(), "can be turned off") || !strings.Contains(r.Text(), "Unknown") {
+		t.Errorf("no list: %v %q", r.Verdict(), r.Text())
+	}
+	r.UsersListed, r.Listed = true, 3
+	if !r.Ready() || !strings.Contains(r.Text(), "can be turned off") || len(r.Facts()) != 0 {
+		t.Errorf("listed, all moved: %v %q", r.Verdict(), r.Text())
 	}
 	r.NeverLoggedIn = []string{"bob@example.test"}
 	r.Queued = 2
-	if r.Ready() || !strings.Contains(r.Text(), "bob@example.test") || !strings.Contains(r.Text(), "2 message(s)") {
+	if r.Ready() || !strings.Contains(r.Text(), "bob@example.test") || !strings.Contains(r.Text(), "2 messages") {
 		t.Errorf("readiness: %v %q", r.Ready(), r.Text())
+	}
+	r.NeverLoggedIn, r.Queued = nil, 0
+	r.Checks = []core.CutoverCheck{{Name: core.CheckRoute, State: core.CheckFail, Text: "not proven"}}
+	if r.Ready() || !r.SendingBreaks() || !strings.Contains(strings.Join(r.Facts(), " "), "not proven") {
+		t.Errorf("route not proven: %v %q", r.Verdict(), r.Facts())
+	}
+	r.Checks = append(ok, core.CutoverCheck{Name: core.CheckMX, State: core.CheckUnknown, Text: "DNS did not answer"})
+	if r.Verdict() != core.VerdictUnknown || r.SendingBreaks() {
+		t.Errorf("DNS unknown: %v", r.Verdict())
 	}
 }
 

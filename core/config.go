@@ -132,6 +132,9 @@ type OutboundRouteConfig struct {
 	Username string `json:"username,omitempty"`
 	// PasswordFile holds the password for Username.
 	PasswordFile string `json:"password_file,omitempty"`
+	// Pin is the SHA-256 fingerprint of the smarthost's own certificate,
+	// accepted instead of one a CA vouches for.
+	Pin string `json:"pin,omitempty"`
 }
 
 // Off is the listen address that disables a listener.

@@ -144,36 +144,11 @@ func (c *Core) Start() error {
 	if err != nil {
 		return err
 	}
-	var trusted []netip.Prefix
-	for _, n := range c.cfg.TrustedNetworks {
-		p, perr := netip.ParsePrefix(strings.TrimSpace(n))
-		if perr != nil {
-			return fmt.Errorf("trusted_networks: %w", perr)
-		}
-		trusted = append(trusted, p)
-	}
-	routes, err := c.routes()
+	opts, err := c.relayOptions()
 	if err != nil {
 		return err
 	}
-	var resolver *net.Resolver
-	if c.cfg.DNSResolver != "" {
-		if resolver, err = relay.NewResolver(c.cfg.DNSResolver); err != nil {
-			return err
-		}
-	}
-	c.relay, err = relay.New(relay.Options{
-		Store:           c.store,
-		Logger:          c.log.With("service", "smtp"),
-		Hostname:        c.cfg.Hostname,
-		TLSConfig:       c.tls,
-		TrustedNetworks: trusted,
-		Auth:            c.auth,
-		AuthResults:     c.authResults(),
-		Sign:            c.sign,
-		Routes:          routes,
-		Resolver:        resolver,
-	})
+	c.relay, err = relay.New(opts)
 	if err != nil {
 		return err
 	}
@@ -230,6 +205,47 @@ func (c *Core) Start() error {
 		c.sup.start(service{name: "certificates", run: c.certs.Run})
 	}
 	return nil
+}
+
+// relayOptions are the SMTP relay's options from the configuration; the
+// listeners' TLS configuration is set once Start made it.
+func (c *Core) relayOptions() (relay.Options, error) {
+	var trusted []netip.Prefix
+	for _, n := range c.cfg.TrustedNetworks {
+		p, err := netip.ParsePrefix(strings.TrimSpace(n))
+		if err != nil {
+			return relay.Options{}, fmt.Errorf("trusted_networks: %w", err)
+		}
+		trusted = append(trusted, p)
+	}
+	routes, err := c.routes()
+	if err != nil {
+		return relay.Options{}, err
+	}
+	resolver, err := c.dnsResolver()
+	if err != nil {
+		return relay.Options{}, err
+	}
+	return relay.Options{
+		Store:           c.store,
+		Logger:          c.log.With("service", "smtp"),
+		Hostname:        c.cfg.Hostname,
+		TLSConfig:       c.tls,
+		TrustedNetworks: trusted,
+		Auth:            c.auth,
+		AuthResults:     c.authResults(),
+		Sign:            c.sign,
+		Routes:          routes,
+		Resolver:        resolver,
+	}, nil
+}
+
+// dnsResolver is the resolver dns_resolver names, nil for the system's.
+func (c *Core) dnsResolver() (*net.Resolver, error) {
+	if c.cfg.DNSResolver == "" {
+		return nil, nil
+	}
+	return relay.NewResolver(c.cfg.DNSResolver)
 }
 
 // listenerService is the service that serves on the listener of key;

@@ -79,13 +79,18 @@ func (c *Core) DKIMRecords(ctx context.Context, domain string, spf dkim.SPFPolic
 	return c.dkim.Records(d, spf)
 }
 
-// CheckDKIMRecords returns DKIMRecords with what DNS serves for each.
+// CheckDKIMRecords returns DKIMRecords with what DNS serves for each
+// (asked through dns_resolver when it is set).
 func (c *Core) CheckDKIMRecords(ctx context.Context, domain string, spf dkim.SPFPolicy) ([]dkim.RecordStatus, error) {
 	recs, err := c.DKIMRecords(ctx, domain, spf)
 	if err != nil {
 		return nil, err
 	}
-	return dkim.CheckRecords(ctx, c.resolver(), recs), nil
+	res, err := c.lookupResolver()
+	if err != nil {
+		return nil, err
+	}
+	return dkim.CheckRecords(ctx, res, recs), nil
 }
 
 // DKIMKeys returns domain's key generations (pending first, then active,

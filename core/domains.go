@@ -50,12 +50,6 @@ func (c *Core) EnableMigration(ctx context.Context, domain string, s OldServerSe
 	return c.SetMigration(ctx, domain, &s, true)
 }
 
-// DisableMigration turns automatic migration off for domain, keeping its
-// old-server settings. See Readiness for what to check first.
-func (c *Core) DisableMigration(ctx context.Context, domain string) error {
-	return c.SetMigration(ctx, domain, nil, false)
-}
-
 // AddDomain creates a domain without migration and returns it.
 func (c *Core) AddDomain(ctx context.Context, domain string) (*Domain, error) {
 	domain, err := CheckDomainName(domain)

@@ -248,3 +248,15 @@ type (
 	// SPFPolicy says what the SPF record names besides the MX hosts.
 	SPFPolicy = dkim.SPFPolicy
 )
+
+// DKIMRecordStatus is a record to publish with what DNS serves for it
+// (Core.CheckDKIMRecords).
+type DKIMRecordStatus = dkim.RecordStatus
+
+// What DNS serves for a record (DKIMRecordStatus.Status).
+const (
+	DKIMPublished = dkim.Published
+	DKIMMissing   = dkim.Missing
+	DKIMDifferent = dkim.Different
+	DKIMUnknown   = dkim.Unknown
+)

@@ -18,7 +18,7 @@ import (
 // route turns a configured route into a relay.Route; the password file is
 // read only when withPassword is set (Validate checks the rest).
 func (rc OutboundRouteConfig) route(withPassword bool) (relay.Route, error) {
-	rt := relay.Route{Kind: relay.RouteKind(strings.TrimSpace(rc.Route)), TLS: relay.SmarthostTLS(rc.TLS), Username: rc.Username}
+	rt := relay.Route{Kind: relay.RouteKind(strings.TrimSpace(rc.Route)), TLS: relay.SmarthostTLS(rc.TLS), Username: rc.Username, Pin: rc.Pin}
 	if rt.Kind == relay.RouteDefault {
 		return rt, fmt.Errorf("%w: route is empty: want %s, %s or %s", relay.ErrRoute, relay.RouteOldServer, relay.RouteMX, relay.RouteSmarthost)
 	}

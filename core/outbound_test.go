@@ -174,6 +174,8 @@ func TestOutboundRouteConfigInvalid(t *testing.T) {
 		{core.OutboundRouteConfig{Route: "smarthost"}, "needs a host"},
 		{core.OutboundRouteConfig{Route: "smarthost", Smarthost: "relay.test", Username: "u"}, "password_file"},
 		{core.OutboundRouteConfig{Route: "mx", Smarthost: "relay.test"}, "smarthost route only"},
+		{core.OutboundRouteConfig{Route: "smarthost", Smarthost: "relay.test", TLS: "none", Pin: strings.Repeat("ab", 32)}, "pin needs TLS"},
+		{core.OutboundRouteConfig{Route: "smarthost", Smarthost: "relay.test", Pin: "abcd"}, "64 hex digits"},
 	} {
 		err := core.Config{OutboundRoutes: map[string]core.OutboundRouteConfig{"example.test": tc.rc}}.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"mailferry/core/migrate"
+	"mailferry/core/store"
 )
 
 // Status is a snapshot of a Mailferry: its domains, their accounts and
@@ -58,6 +59,10 @@ type DomainStatus struct {
 	// never migrated (made on Mailferry).
 	Moved  int `json:"-"`
 	Native int `json:"-"`
+	// KnownListed counts the old server's users the admin listed
+	// (ImportKnownUsers; 0: no list), KnownSeen the others the relay saw.
+	KnownListed int `json:"known_users_listed"`
+	KnownSeen   int `json:"known_users_seen"`
 }
 
 // UserStatus is one account of a DomainStatus.
@@ -190,6 +195,17 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 		accts, err := c.store.Accounts(ctx, dom.Name)
 		if err != nil {
 			return nil, err
+		}
+		known, err := c.store.KnownUsers(ctx, dom.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range known {
+			if k.Source == store.KnownList {
+				ds.KnownListed++
+			} else {
+				ds.KnownSeen++
+			}
 		}
 		for _, a := range accts {
 			us := UserStatus{Address: a.Address, Domain: dom.Name, State: a.Migration, LastError: a.MigrationError,

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -10,7 +9,6 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
 
 	"mailferry/core"
@@ -315,14 +313,15 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 		info.Truncation = fyne.TextTruncateEllipsis
 		var btn fyne.CanvasObject
 		route := widget.NewButton("Outbound mail…", func() { d.u.showDialog(d.routeDialog(ds.Name).dlg, nil, nil, nil) })
+		dnsBtn := widget.NewButton("DNS & certificate…", func() { d.u.showDialog(d.dnsDialog(ds.Name).dlg, nil, nil, nil) })
 		if ds.Migrating {
-			btn = container.NewHBox(route,
+			btn = container.NewHBox(route, dnsBtn,
 				widget.NewButton("Old server…", func() { d.showEnable(ds.Name, ds.OldServer, true) }),
 				widget.NewButton("Disable migration…", func() { d.disableDialog(ds) }))
 		} else {
 			b := widget.NewButton("Enable automatic migration…", func() { d.showEnable(ds.Name, ds.OldServer, false) })
 			b.Importance = widget.HighImportance
-			btn = container.NewHBox(route, b)
+			btn = container.NewHBox(route, dnsBtn, b)
 		}
 		rows = append(rows, container.NewBorder(nil, nil, name, btn, info))
 	}
@@ -331,239 +330,4 @@ func (d *dashboard) applyDomains(list []core.DomainStatus) {
 	if d.root != nil {
 		d.root.Refresh() // the rows' height changed: lay the page out again
 	}
-}
-
-// readinessDialog checks whether a domain's migration can be turned off,
-// pre-migrates the users who have not moved yet, and turns it off.
-type readinessDialog struct {
-	d      *dashboard
-	domain string
-	dlg    *dialog.CustomDialog
-
-	users                         *credentialsEntry // passwords masked
-	master, masterPw              *widget.Entry
-	fUsers, fMaster, fMasterPw    *field
-	result                        *widget.Label
-	bar                           *widget.ProgressBar
-	check, pre, disable, closeBtn *widget.Button
-	body                          *fyne.Container
-
-	ready *core.Readiness
-	busy  context.CancelFunc
-	// onDone, if set (tests), runs on the UI goroutine when a check, a
-	// pre-migration or the switch-off ends.
-	onDone func(what string, err error)
-}
-
-// disableDialog opens the readiness dialog for ds and runs a first check.
-func (d *dashboard) disableDialog(ds core.DomainStatus) *readinessDialog {
-	r := d.newReadinessDialog(ds)
-	d.u.showDialog(r.dlg, r.closeBtn.OnTapped, nil, r.users) // Escape is Close; the list has the focus
-	r.runCheck()
-	return r
-}
-
-// newReadinessDialog builds the readiness dialog for ds, not shown yet.
-func (d *dashboard) newReadinessDialog(ds core.DomainStatus) *readinessDialog {
-	r := &readinessDialog{d: d, domain: ds.Name}
-	r.users = newCredentialsEntry()
-	r.users.SetPlaceHolder("users on the old server, one a line: address, or address,password")
-	r.users.SetMinRowsVisible(4)
-	r.fUsers = newField("Users", r.users)
-	r.master = widget.NewEntry()
-	r.master.SetPlaceHolder("master user on the old server, e.g. migrator")
-	r.masterPw = widget.NewPasswordEntry()
-	r.fMaster = newField("Master user", r.master)
-	r.fMasterPw = newField("Master password", r.masterPw)
-	r.result = widget.NewLabel("Press “Check readiness” to see what still depends on the old server.")
-	r.result.Wrapping = fyne.TextWrapWord
-	r.bar = widget.NewProgressBar()
-	r.bar.Hide()
-	form := widget.NewForm(r.fUsers.formItem(), r.fMaster.formItem(), r.fMasterPw.formItem())
-	form.Items[0].HintText = "to find users who never logged in; with passwords (or a master user) they can be pre-migrated"
-	form.Items[1].HintText = "for users listed without a password (never stored)"
-	intro := widget.NewLabel("Before the old server goes away, make sure every user has moved.")
-	r.body = container.NewVBox(intro, form, r.bar, r.result)
-	r.dlg = dialog.NewCustomWithoutButtons("Disable migration for "+ds.Name, r.body, d.u.win)
-	r.check = widget.NewButton("Check readiness", r.runCheck)
-	r.pre = widget.NewButton("Pre-migrate the rest", r.runPreMigrate)
-	r.disable = widget.NewButton("Disable migration", r.runDisable)
-	r.disable.Importance = widget.DangerImportance
-	r.closeBtn = widget.NewButton("Close", func() {
-		if r.busy != nil {
-			r.busy()
-		}
-		r.dlg.Hide()
-	})
-	r.dlg.SetButtons([]fyne.CanvasObject{r.closeBtn, r.check, r.pre, r.disable})
-	r.dlg.Resize(fyne.NewSize(760, 560))
-	return r
-}
-
-func (r *readinessDialog) done(what string, err error) {
-	refreshTree(r.body)
-	if r.onDone != nil {
-		r.onDone(what, err)
-	}
-}
-
-// list parses the users field, marking it when it is wrong.
-func (r *readinessDialog) list() ([]core.Credentials, bool) {
-	l, err := core.ParseUserList(r.users.secretText(), r.domain)
-	if err != nil {
-		r.fUsers.setError(upperFirst(err.Error()) + ".")
-		refreshTree(r.body)
-		return nil, false
-	}
-	r.fUsers.setError("")
-	return l, true
-}
-
-func (r *readinessDialog) runCheck() {
-	creds, ok := r.list()
-	if !ok {
-		r.done("check", errors.New("bad user list"))
-		return
-	}
-	r.check.Disable()
-	var res *core.Readiness
-	r.d.u.goSafe("readiness", func() error {
-		ctx, cancel := context.WithTimeout(r.d.u.ctx, 30*time.Second)
-		defer cancel()
-		var err error
-		res, err = r.d.u.core.Readiness(ctx, r.domain, core.Addresses(creds))
-		return err
-	}, func(err error) {
-		r.check.Enable()
-		if err != nil {
-			r.result.SetText("The check failed: " + err.Error())
-		} else {
-			r.ready = res
-			r.result.SetText(res.Text())
-			if res.Ready() {
-				r.disable.SetText("Disable migration")
-			} else {
-				r.disable.SetText("Disable anyway")
-			}
-		}
-		r.done("check", err)
-	})
-}
-
-func (r *readinessDialog) runPreMigrate() {
-	creds, ok := r.list()
-	if !ok {
-		r.done("pre-migrate", errors.New("bad user list"))
-		return
-	}
-	if r.ready != nil && len(r.ready.NeverLoggedIn) > 0 {
-		// Only those who have not moved yet.
-		missing := map[string]bool{}
-		for _, a := range r.ready.NeverLoggedIn {
-			missing[a] = true
-		}
-		var rest []core.Credentials
-		for _, c := range creds {
-			if missing[c.Address] {
-				rest = append(rest, c)
-			}
-		}
-		creds = rest
-	}
-	needMaster := false
-	for _, c := range creds {
-		if c.Password == "" {
-			needMaster = true
-		}
-	}
-	bad := false
-	r.fMaster.setError("")
-	r.fMasterPw.setError("")
-	if len(creds) == 0 {
-		r.fUsers.setError("List the users to pre-migrate, one a line (address,password, or address with a master user below).")
-		bad = true
-	} else if needMaster && strings.TrimSpace(r.master.Text) == "" {
-		r.fMaster.setError("Give the old server's master user, or a password for each user (address,password).")
-		bad = true
-	} else if needMaster && r.masterPw.Text == "" {
-		r.fMasterPw.setError("Give the master user's password.")
-		bad = true
-	}
-	if bad {
-		refreshTree(r.body)
-		r.done("pre-migrate", errors.New("bad input"))
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.d.u.ctx, 6*time.Hour)
-	r.busy = cancel
-	r.pre.Disable()
-	r.bar.SetValue(0)
-	r.bar.Show()
-	r.result.SetText(fmt.Sprintf("Pre-migrating %d users…", len(creds)))
-	refreshTree(r.body)
-	mu, mpw := strings.TrimSpace(r.master.Text), r.masterPw.Text
-	var failed []string
-	r.d.u.goSafe("pre-migrate", func() error {
-		defer cancel()
-		res, err := r.d.u.core.PreMigrate(ctx, r.domain, creds, mu, mpw, func(done, total int) {
-			r.d.u.do(func() {
-				r.bar.SetValue(float64(done) / float64(total))
-				r.result.SetText(fmt.Sprintf("Pre-migrated %d of %d users…", done, total))
-			})
-		})
-		for _, x := range res {
-			if !x.OK && x.Error != "" {
-				failed = append(failed, x.Address+": "+x.Error)
-			}
-		}
-		return err
-	}, func(err error) {
-		r.busy = nil
-		r.pre.Enable()
-		r.bar.Hide()
-		switch {
-		case errors.Is(err, context.Canceled):
-			r.result.SetText("Pre-migration canceled; the accounts copied so far stay.")
-		case err != nil:
-			r.result.SetText("Pre-migration stopped: " + err.Error())
-		case len(failed) > 0:
-			r.result.SetText(fmt.Sprintf("%d users could not be pre-migrated:\n%s", len(failed), strings.Join(failed, "\n")))
-			err = fmt.Errorf("%d users failed", len(failed))
-		default:
-			r.result.SetText(fmt.Sprintf("All %d users were pre-migrated. Press “Check readiness” again.", len(creds)))
-		}
-		r.d.refresh()
-		r.done("pre-migrate", err)
-	})
-}
-
-func (r *readinessDialog) runDisable() {
-	do := func() {
-		r.disable.Disable()
-		r.d.u.goSafe("disable migration", func() error {
-			ctx, cancel := context.WithTimeout(r.d.u.ctx, 30*time.Second)
-			defer cancel()
-			return r.d.u.core.DisableMigration(ctx, r.domain)
-		}, func(err error) {
-			r.disable.Enable()
-			if err != nil {
-				r.result.SetText("Migration could not be turned off: " + err.Error())
-			} else {
-				r.dlg.Hide()
-				r.d.refresh()
-			}
-			r.done("disable", err)
-		})
-	}
-	if r.ready != nil && r.ready.Ready() {
-		do()
-		return
-	}
-	dialog.ShowConfirm("Disable migration anyway?", "Not everything has moved (or readiness was not checked). "+
-		"Users who have not moved can no longer log in to Mailferry with their old password, and mail for them is no longer relayed to the old server. Disable anyway?",
-		func(ok bool) {
-			if ok {
-				do()
-			}
-		}, r.d.u.win)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -32,14 +33,14 @@ type routeDialog struct {
 	domain string
 	dlg    *dialog.CustomDialog
 
-	choice          *widget.RadioGroup
-	host, user, pwd *widget.Entry
-	tls             *widget.Select
-	fHost           *field
-	status          *widget.Label
-	save            *widget.Button
-	body            *fyne.Container
-	current         core.OutboundRoute // as loaded: its password is kept when the field is left empty
+	choice               *widget.RadioGroup
+	host, user, pwd, pin *widget.Entry
+	tls                  *widget.Select
+	fHost, fPin          *field
+	status               *widget.Label
+	save                 *widget.Button
+	body                 *fyne.Container
+	current              core.OutboundRoute // as loaded: its password is kept when the field is left empty
 	// onDone, if set (tests), runs on the UI goroutine after a load or a save.
 	onDone func(err error)
 }
@@ -61,10 +62,13 @@ func (d *dashboard) routeDialog(domain string) *routeDialog {
 	r.user = widget.NewEntry()
 	r.user.SetPlaceHolder("optional")
 	r.pwd = widget.NewPasswordEntry()
+	r.pin = widget.NewEntry()
+	r.pin.SetPlaceHolder("optional: SHA-256 of the smarthost's own certificate")
+	r.fPin = newField("Certificate pin", r.pin)
 	r.status = widget.NewLabel("Loading…")
 	r.status.Wrapping = fyne.TextWrapWord
 	form := widget.NewForm(r.fHost.formItem(), widget.NewFormItem("TLS", r.tls),
-		widget.NewFormItem("User", r.user), widget.NewFormItem("Password", r.pwd))
+		widget.NewFormItem("User", r.user), widget.NewFormItem("Password", r.pwd), r.fPin.formItem())
 	r.body = container.NewVBox(r.choice, form, r.status)
 	r.dlg = dialog.NewCustomWithoutButtons("Outbound mail of "+domain, r.body, d.u.win)
 	r.save = widget.NewButton("Save", r.run)
@@ -84,7 +88,7 @@ func (r *routeDialog) finish(err error) {
 
 // showSmarthost enables the smarthost fields only for that choice.
 func (r *routeDialog) showSmarthost() {
-	for _, w := range []fyne.Disableable{r.host, r.tls, r.user, r.pwd} {
+	for _, w := range []fyne.Disableable{r.host, r.tls, r.user, r.pwd, r.pin} {
 		if r.kind() == core.RouteSmarthost {
 			w.Enable()
 		} else {
@@ -131,6 +135,7 @@ func (r *routeDialog) load() {
 			r.host.SetText(fmt.Sprintf("%s:%d", rt.Host, rt.Port))
 			r.tls.SetSelected(string(rt.TLS))
 			r.user.SetText(rt.Username)
+			r.pin.SetText(rt.Pin)
 		}
 		r.showSmarthost()
 		r.status.SetText(routeStatus(info))
@@ -155,6 +160,7 @@ func routeStatus(info core.OutboundRouteInfo) string {
 func (r *routeDialog) run() {
 	rt := core.OutboundRoute{Kind: r.kind()}
 	r.fHost.setError("")
+	r.fPin.setError("")
 	if rt.Kind == core.RouteSmarthost {
 		h, p, err := core.ParseSmarthost(r.host.Text)
 		if err != nil || h == "" {
@@ -166,6 +172,17 @@ func (r *routeDialog) run() {
 		rt.Username, rt.Password = r.user.Text, core.Secret(r.pwd.Text)
 		if rt.Password == "" && rt.Username != "" && r.current.Username == rt.Username {
 			rt.Password = r.current.Password
+		}
+		rt.Pin = strings.TrimSpace(r.pin.Text)
+		if rt.Pin != "" && rt.TLS == core.SmarthostNone {
+			r.fPin.setError("A certificate pin needs TLS: choose starttls or tls.")
+			r.finish(errors.New("invalid input"))
+			return
+		}
+		if _, err := core.ParseFingerprint(rt.Pin); rt.Pin != "" && err != nil {
+			r.fPin.setError(upperFirst(err.Error()) + ", e.g. as `openssl x509 -noout -fingerprint -sha256` prints it.")
+			r.finish(errors.New("invalid input"))
+			return
 		}
 	}
 	if err := rt.Validate(); err != nil {

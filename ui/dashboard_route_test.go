@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +74,25 @@ func TestOutboundRouteDialog(t *testing.T) {
 	}
 	if info, _ := h.core.OutboundRouteOf(ctx, "example.test"); info.Route.Port != 2588 || info.Route.Password != "Dialog-Secret-3" {
 		t.Fatalf("saved again %+v", info.Route)
+	}
+	// A certificate pin: a wrong one is marked on its field and not saved;
+	// a right one is saved and shown again.
+	h.setText(r.pin, "12:34")
+	h.tap(r.save)
+	if err := wait("bad pin"); err == nil || !r.fPin.err.Visible() {
+		t.Fatalf("bad pin accepted (%v)", err)
+	}
+	if info, _ := h.core.OutboundRouteOf(ctx, "example.test"); info.Route.Pin != "" {
+		t.Fatalf("a bad pin was saved: %+v", info.Route)
+	}
+	pin := strings.Repeat("ab:", 31) + "ab"
+	h.setText(r.pin, pin)
+	h.tap(r.save)
+	if err := wait("save with a pin"); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := h.core.OutboundRouteOf(ctx, "example.test"); info.Route.Pin != pin || r.pin.Text != pin || r.fPin.err.Visible() {
+		t.Fatalf("saved with a pin: %+v, field %q", info.Route, r.pin.Text)
 	}
 	h.ui(func() { r.choice.SetSelected(routeChoices[2].label) }) // direct
 	h.tap(r.save)

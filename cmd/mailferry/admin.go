@@ -26,7 +26,7 @@ func storeErr(err error) error {
 
 func runDomain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("domain: want add, list, delete, migrate, route or dkim")
+		return usagef("domain: want add, list, delete, migrate, route, dkim, users, test-send or readiness")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
@@ -36,6 +36,12 @@ func runDomain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return runDomainRoute(args, stdin, stdout, stderr)
 	case "dkim":
 		return runDomainDKIM(args, stdout, stderr)
+	case "users":
+		return runDomainUsers(args, stdin, stdout, stderr)
+	case "test-send":
+		return runDomainTestSend(args, stdout, stderr)
+	case "readiness":
+		return runDomainReadiness(args, stdout, stderr)
 	}
 	fs := newFlags("domain "+sub, stderr)
 	var c common
@@ -43,7 +49,7 @@ func runDomain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := checkArgs(fs, "domain", sub, map[string]int{"add": 1, "delete": 1, "list": 0}, "add, list, delete, migrate, route or dkim"); err != nil {
+	if err := checkArgs(fs, "domain", sub, map[string]int{"add": 1, "delete": 1, "list": 0}, "add, list, delete, migrate, route, dkim, users, test-send or readiness"); err != nil {
 		return err
 	}
 	co, err := c.open(stderr)

@@ -3,7 +3,7 @@
 // With no arguments it opens the desktop assistant. Subcommands:
 //
 //	mailferry serve                  run the IMAP front end, migration engine and relay headless
-//	mailferry domain add|list|delete|migrate|route
+//	mailferry domain add|list|delete|migrate|route|dkim|users|test-send|readiness
 //	mailferry account add|list|passwd|delete
 //	mailferry migrate --domain D --users users.csv
 //	mailferry status [--json]
@@ -34,7 +34,9 @@ With no command, opens the Mailferry desktop assistant.
 Commands:
   serve      run Mailferry headless (IMAP front end, migration engine, SMTP relay)
   domain     add, list, delete domains; turn migration from an old server on or off;
-             choose how outbound mail leaves (route: old server, direct MX, smarthost)
+             choose how outbound mail leaves (route: old server, direct MX, smarthost);
+             DNS records to publish (dkim); the old server's users (users --import);
+             prove the outbound route (test-send); whether migration can end (readiness)
   account    add, list, delete accounts; change a password
   migrate    pre-migrate users of a domain in bulk from the old server
   status     show migration progress and the relay queue (--json for scripts)

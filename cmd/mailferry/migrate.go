@@ -27,7 +27,7 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 	var o struct {
 		old, tls, smtpTLS, pop3TLS, pin, login, master, defaultDomain string
 		imapPort, smtpPort, pop3Port, maxConns                        int
-		disable, show                                                 bool
+		disable, show, force                                          bool
 	}
 	fs.StringVar(&o.old, "old", "", "old server: host name or IP literal in brackets, e.g. mail.example.net or [192.0.2.7]")
 	fs.IntVar(&o.imapPort, "imap-port", 143, "old server's IMAP port (993 by default with --tls tls)")
@@ -43,6 +43,7 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.maxConns, "max-connections", 0, fmt.Sprintf("most IMAP connections to the old server at once, shared by every account's copy (0: %d; Courier allows 4 per address by default, Dovecot 10 per user and address)", core.DefaultMaxOldConnections))
 	fs.BoolVar(&o.disable, "disable", false, "turn automatic migration off (the settings are kept)")
 	fs.BoolVar(&o.show, "show", false, "print the domain's migration settings and exit")
+	fs.BoolVar(&o.force, "force", false, "with --disable: turn migration off although the readiness check does not say ready (the facts are printed)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -117,7 +118,21 @@ func runDomainMigrate(args []string, stdout, stderr io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	if err := co.SetMigration(ctx, domain, settings, !o.disable); err != nil {
+	if o.force && !o.disable {
+		return usagef("domain migrate: --force goes with --disable")
+	}
+	if o.disable {
+		r, err := co.DisableMigration(ctx, domain, o.force)
+		if errors.Is(err, core.ErrNotReady) {
+			fmt.Fprintln(stderr, r.Text())
+			return fmt.Errorf("migration of %s stays on: it is not ready (see above; 'mailferry domain readiness %s'); --force turns it off anyway", r.Domain, r.Domain)
+		} else if err != nil {
+			return storeErr(err)
+		}
+		if !r.Ready() {
+			fmt.Fprintf(stderr, "turned off although not ready (--force):\n%s\n", strings.Join(r.Facts(), "\n"))
+		}
+	} else if err := co.SetMigration(ctx, domain, settings, true); err != nil {
 		return storeErr(err)
 	}
 	if o.disable {

@@ -20,8 +20,8 @@ func runDomainRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 	var c common
 	c.register(fs)
 	var o struct {
-		mx, old, def          bool
-		smart, tls, user, pwf string
+		mx, old, def               bool
+		smart, tls, user, pwf, pin string
 	}
 	fs.BoolVar(&o.mx, "mx", false, "deliver directly to the recipients' mail exchangers (MX, STARTTLS, MTA-STS)")
 	fs.BoolVar(&o.old, "oldserver", false, "hand outbound mail to the domain's old server (the default while it migrates)")
@@ -30,6 +30,7 @@ func runDomainRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 	fs.StringVar(&o.tls, "tls", "starttls", "smarthost TLS: starttls, tls (implicit) or none")
 	fs.StringVar(&o.user, "user", "", "smarthost AUTH user name (the password is read from standard input or --password-file)")
 	fs.StringVar(&o.pwf, "password-file", "", "file whose first line is the smarthost password")
+	fs.StringVar(&o.pin, "pin", "", "SHA-256 fingerprint of the smarthost's own certificate, accepted instead of one a CA vouches for")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -47,8 +48,8 @@ func runDomainRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 	if n > 1 {
 		return usagef("domain route: choose one of --mx, --oldserver, --smarthost or --default")
 	}
-	if o.smart == "" && (given["tls"] || given["user"] || given["password-file"]) {
-		return usagef("domain route: --tls, --user and --password-file go with --smarthost")
+	if o.smart == "" && (given["tls"] || given["user"] || given["password-file"] || given["pin"]) {
+		return usagef("domain route: --tls, --user, --password-file and --pin go with --smarthost")
 	}
 	if o.pwf != "" && o.user == "" {
 		return usagef("domain route: --password-file needs --user")
@@ -64,7 +65,7 @@ func runDomainRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 		if err != nil {
 			return usageError{err}
 		}
-		rt = core.OutboundRoute{Kind: core.RouteSmarthost, Host: h, Port: p, TLS: core.SmarthostTLS(o.tls), Username: o.user}
+		rt = core.OutboundRoute{Kind: core.RouteSmarthost, Host: h, Port: p, TLS: core.SmarthostTLS(o.tls), Username: o.user, Pin: o.pin}
 		if o.user != "" {
 			pw, err := smarthostPassword(stdin, stderr, o.pwf, o.user)
 			if err != nil {

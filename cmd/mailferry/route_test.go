@@ -31,6 +31,8 @@ func TestDomainRouteCLI(t *testing.T) {
 		{"", []string{"example.test"}, []string{"smarthost smtp.provider.test:2587"}},
 		{"", []string{"example.test", "--smarthost", "relay.test", "--tls", "tls", "--user", "u2", "--password-file", pwFile},
 			[]string{"relay.test:465 (TLS tls), AUTH as u2"}},
+		{"", []string{"example.test", "--smarthost", "relay.corp.test", "--pin", strings.Repeat("AB:", 31) + "AB"},
+			[]string{"relay.corp.test:587 (TLS starttls), certificate pinned ab:ab:"}},
 		{"", []string{"example.test", "--oldserver"}, []string{"outbound route oldserver", "the old server"}},
 		{"", []string{"example.test", "--mx"}, []string{"outbound route mx", "direct delivery"}},
 		{"", []string{"example.test", "--default"}, []string{"outbound route default"}},
@@ -61,6 +63,8 @@ func TestDomainRouteCLI(t *testing.T) {
 		{[]string{"example.test", "--smarthost", "a.test:99999"}, "port"},
 		{[]string{"example.test", "--tls", "tls"}, "--smarthost"},
 		{[]string{"never.test", "--mx"}, "not found"},
+		{[]string{"example.test", "--smarthost", "a.test", "--pin", "12:34"}, "64 hex digits"},
+		{[]string{"example.test", "--pin", strings.Repeat("ab", 32)}, "--smarthost"},
 	} {
 		_, stderr, code := mf(t, data, "pw\n", append([]string{"domain", "route"}, tc.args...)...)
 		if code != 2 || !strings.Contains(stderr, tc.msg) {

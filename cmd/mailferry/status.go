@@ -46,6 +46,16 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 		if d.Migrating {
 			mig = "migration on"
 		}
+		if d.Migrating {
+			if d.KnownListed == 0 {
+				mig += ", no user list"
+			} else {
+				mig += fmt.Sprintf(", %d users listed", d.KnownListed)
+			}
+			if d.KnownSeen > 0 {
+				mig += fmt.Sprintf(" (+%d seen)", d.KnownSeen)
+			}
+		}
 		fmt.Fprintf(tw, "%s\t\t%s\t\t\n", d.Name, mig)
 		for _, a := range d.Accounts {
 			state := a.StateText()

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-smtp"
+
+	"mailferry/core/oldserver"
 )
 
 // Delivery after the old server: directly to the recipients' mail
@@ -21,10 +23,10 @@ func (r *Relay) mxTarget(domain, host, addr string, need tlsNeed, pol *stsPolicy
 		remote: host,
 		what:   host,
 		dial: func(ctx context.Context) (*smtp.Client, error) {
-			c, info, err := r.dialSMTP(ctx, addr, host, need)
+			c, info, err := r.dialSMTP(ctx, addr, host, need, nil)
 			if errors.Is(err, errTLSPlainFallback) {
 				r.log.Info("STARTTLS failed, delivering without TLS", "mx", host, "err", err)
-				c, info, err = r.dialSMTP(ctx, addr, host, tlsNone)
+				c, info, err = r.dialSMTP(ctx, addr, host, tlsNone, nil)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("relay: mail exchanger %s of %s: %w", host, domain, err)
@@ -52,12 +54,13 @@ func (r *Relay) smartTarget(rt Route) *target {
 	case SmarthostNone:
 		need = tlsNone
 	}
+	pin, _ := oldserver.ParseFingerprint(rt.Pin) // checked by Validate; nil when none
 	return &target{
-		key:    "smarthost\x00" + addr + "\x00" + string(rt.TLS) + "\x00" + rt.Username,
+		key:    "smarthost\x00" + addr + "\x00" + string(rt.TLS) + "\x00" + rt.Username + "\x00" + rt.Pin,
 		remote: rt.Host,
 		what:   "the smarthost " + rt.Host,
 		dial: func(ctx context.Context) (*smtp.Client, error) {
-			c, info, err := r.dialSMTP(ctx, addr, rt.Host, need)
+			c, info, err := r.dialSMTP(ctx, addr, rt.Host, need, pin)
 			if err != nil {
 				return nil, fmt.Errorf("relay: smarthost %s: %w", addr, err)
 			}

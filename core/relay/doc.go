@@ -67,7 +67,8 @@
 //     (Options.RootCAs), otherwise the attempt fails temporarily; testing
 //     mode only logs. Policies are fetched over verified HTTPS from
 //     mta-sts.<domain>, without redirects, and cached per domain until
-//     max_age, fetched again when the TXT id changes.
+//     max_age — in the store too, so a restart does not forget them —
+//     fetched again when the TXT id changes.
 //   - smarthost: one server the admin names, TLS starttls (verified),
 //     tls (implicit) or none, AUTH PLAIN only under TLS; its password is a
 //     Secret, printed and logged as "[redacted]".

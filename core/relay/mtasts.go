@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"mailferry/core/store"
 )
 
 // MTA-STS (RFC 8461): a recipient domain that publishes a policy (a TXT
@@ -22,8 +24,9 @@ import (
 // https://mta-sts.<domain>/.well-known/mta-sts.txt) tells senders which
 // mail exchangers are its own and that they speak verified TLS. Policies
 // are cached per domain until max_age runs out and fetched again only when
-// the TXT record names another id. In enforce mode mail goes only to a
-// listed exchanger over TLS whose certificate verifies for the exchanger's
+// the TXT record names another id; they are kept in the store too, so a
+// restart does not forget them (RFC 8461 section 5.1). In enforce mode
+// mail goes only to a listed exchanger over TLS whose certificate verifies for the exchanger's
 // name, else it waits (a temporary failure); in testing mode failures are
 // only logged.
 
@@ -49,6 +52,7 @@ type stsPolicy struct {
 	mode    string
 	mx      []string // patterns: "mx.example.org" or "*.example.org"
 	expires time.Time
+	raw     string // the policy file, as kept in the store
 }
 
 // matches reports whether mail exchanger host (no trailing dot) is one of
@@ -114,6 +118,9 @@ func (c *stsCache) policy(ctx context.Context, domain string) *stsPolicy {
 	c.mu.Lock()
 	cached := c.m[domain]
 	c.mu.Unlock()
+	if cached == nil {
+		cached = c.load(ctx, domain)
+	}
 	if cached != nil && time.Now().After(cached.expires) {
 		cached = nil
 	}
@@ -137,12 +144,43 @@ func (c *stsCache) policy(ctx context.Context, domain string) *stsPolicy {
 		c.mu.Lock()
 		delete(c.m, domain)
 		c.mu.Unlock()
+		if err := c.r.st.DeleteMTASTSPolicy(ctx, domain); err != nil {
+			log.Warn("MTA-STS: forget the kept policy", "err", err)
+		}
 		return nil
 	}
 	c.mu.Lock()
 	c.m[domain] = p
 	c.mu.Unlock()
+	if err := c.r.st.SetMTASTSPolicy(ctx, domain, store.MTASTSPolicy{ID: p.id, Policy: p.raw, Expires: p.expires}); err != nil {
+		// Kept in memory still; only a restart would forget it.
+		log.Warn("MTA-STS: keep the policy", "err", err)
+	}
 	log.Info("MTA-STS policy", "id", p.id, "mode", p.mode, "mx", p.mx)
+	return p
+}
+
+// load returns domain's policy as the store kept it (RFC 8461 section 5.1:
+// a policy outlives a restart until it expires), nil when none is kept.
+func (c *stsCache) load(ctx context.Context, domain string) *stsPolicy {
+	kept, err := c.r.st.MTASTSPolicyOf(ctx, domain)
+	if err != nil || kept == nil {
+		if err != nil {
+			c.r.log.Warn("MTA-STS: read the kept policy", "domain", domain, "err", err)
+		}
+		return nil
+	}
+	p, err := parseSTSPolicy([]byte(kept.Policy))
+	if err != nil {
+		c.r.log.Warn("MTA-STS: the kept policy does not parse", "domain", domain, "err", err)
+		return nil
+	}
+	p.id, p.expires = kept.ID, kept.Expires
+	c.mu.Lock()
+	if c.m[domain] == nil {
+		c.m[domain] = p
+	}
+	c.mu.Unlock()
 	return p
 }
 
@@ -209,7 +247,12 @@ func (c *stsCache) fetch(ctx context.Context, domain string) (*stsPolicy, error)
 	if len(body) > stsMaxBody {
 		return nil, fmt.Errorf("%w: %s is longer than %d bytes", errSTS, url, stsMaxBody)
 	}
-	return parseSTSPolicy(body)
+	p, err := parseSTSPolicy(body)
+	if err != nil {
+		return nil, err
+	}
+	p.raw = string(body)
+	return p, nil
 }
 
 // parseSTSPolicy parses a policy file (RFC 8461 section 3.2).

@@ -2,6 +2,8 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -85,11 +87,36 @@ func (r *Relay) verifiedTLS(name string) *tls.Config {
 	return &tls.Config{ServerName: name, RootCAs: r.opts.RootCAs, MinVersion: tls.VersionTLS12}
 }
 
+// errPinMismatch: the server's certificate is not the one pinned.
+var errPinMismatch = errors.New("relay: the certificate is not the pinned one")
+
+// serverTLS is verifiedTLS, or with pin (a SHA-256 digest) the
+// configuration that accepts only the certificate whose digest it is,
+// whoever issued it.
+func (r *Relay) serverTLS(name string, pin []byte) *tls.Config {
+	cfg := r.verifiedTLS(name)
+	if pin == nil {
+		return cfg
+	}
+	cfg.InsecureSkipVerify = true // replaced by the pin check below
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errPinMismatch
+		}
+		sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+		if subtle.ConstantTimeCompare(sum[:], pin) != 1 {
+			return fmt.Errorf("%w: its SHA-256 is %x", errPinMismatch, sum)
+		}
+		return nil
+	}
+	return cfg
+}
+
 // dialSMTP opens a session to addr (host:port, an IP address or a name the
 // resolver knows) for a server named name (TLS server name), greets it
 // with EHLO and protects it as need says. The session's commands are
 // bounded by Options.ClientTimeout; connecting by ctx.
-func (r *Relay) dialSMTP(ctx context.Context, addr, name string, need tlsNeed) (*smtp.Client, tlsInfo, error) {
+func (r *Relay) dialSMTP(ctx context.Context, addr, name string, need tlsNeed, pin []byte) (*smtp.Client, tlsInfo, error) {
 	var info tlsInfo
 	ctx, cancel := context.WithTimeout(ctx, r.opts.ClientTimeout)
 	defer cancel()
@@ -108,7 +135,7 @@ func (r *Relay) dialSMTP(ctx context.Context, addr, name string, need tlsNeed) (
 	var c *smtp.Client
 	switch need {
 	case tlsImplicit:
-		tc := tls.Client(conn, r.verifiedTLS(name))
+		tc := tls.Client(conn, r.serverTLS(name, pin))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fail("TLS with", err)
 		}
@@ -152,7 +179,7 @@ func (r *Relay) dialSMTP(ctx context.Context, addr, name string, need tlsNeed) (
 		if tp.R.Buffered() > 0 {
 			return fail("STARTTLS with", errors.New("data after the STARTTLS reply")) // RFC 3207 section 4.1 (command injection)
 		}
-		cfg := r.verifiedTLS(name)
+		cfg := r.serverTLS(name, pin)
 		if need == tlsOpportunistic {
 			// Any certificate will do; whether it verifies is recorded.
 			cfg.InsecureSkipVerify = true

@@ -30,9 +30,19 @@ func (r *Relay) commitOutcomes(ctx context.Context, it *store.QueueItem, body []
 	rest := without(remaining, served)
 	// The outcome must be recorded even while shutting down.
 	wctx := context.WithoutCancel(ctx)
+	kind, via := parseNote(it.Note)
 	err := r.withTx(wctx, func(tx *store.Tx) error {
 		if err := tx.QueueSetRcpts(it.ID, it.BlobKey, rest); err != nil {
 			return err
+		}
+		if kind == noteRelay && via == "" {
+			// The old server of a migrating domain took mail for one of
+			// its users: a user the readiness check must know about.
+			for _, o := range outs {
+				if !o.perm && rcptDomain(o.rcpt) == route {
+					r.seen.note(func() error { return tx.NoteKnownUser(route, o.rcpt) }, route, o.rcpt, r.log)
+				}
+			}
 		}
 		return r.queueBounce(tx, it, body, failedOuts, route)
 	})

@@ -127,6 +127,7 @@ type Relay struct {
 
 	resolver *net.Resolver
 	sts      *stsCache
+	seen     seenUsers
 
 	accepted, queued, delivered, relayed, deferred, bounced, dropped, rejected atomic.Uint64
 }

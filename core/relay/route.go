@@ -79,6 +79,11 @@ type Route struct {
 	// (RFC 4954, RFC 4616) — only under TLS.
 	Username string `json:"username,omitempty"`
 	Password Secret `json:"password,omitempty"`
+	// Pin, when set, is the SHA-256 fingerprint of the smarthost's
+	// certificate (hex, colons allowed): that certificate is accepted —
+	// and only it — instead of one a CA vouches for (a relay on the
+	// company network with a certificate of its own). Not with TLS none.
+	Pin string `json:"pin,omitempty"`
 }
 
 // ErrRoute is wrapped by the errors of Route.Validate and ParseRoute.
@@ -110,8 +115,8 @@ func (r Route) Validate() error {
 	r = r.WithDefaults()
 	switch r.Kind {
 	case RouteDefault, RouteOldServer, RouteMX:
-		if r.Host != "" || r.Username != "" || r.Password != "" {
-			return fmt.Errorf("%w: host and login belong to a smarthost route only", ErrRoute)
+		if r.Host != "" || r.Username != "" || r.Password != "" || r.Pin != "" {
+			return fmt.Errorf("%w: host, login and pin belong to a smarthost route only", ErrRoute)
 		}
 		return nil
 	case RouteSmarthost:
@@ -133,8 +138,16 @@ func (r Route) Validate() error {
 		if r.Username != "" {
 			return fmt.Errorf("%w: AUTH needs TLS (starttls or tls): a password never crosses in clear text", ErrRoute)
 		}
+		if r.Pin != "" {
+			return fmt.Errorf("%w: a certificate pin needs TLS (starttls or tls)", ErrRoute)
+		}
 	default:
 		return fmt.Errorf("%w: TLS mode %q: want %s, %s or %s", ErrRoute, r.TLS, SmarthostStartTLS, SmarthostImplicitTLS, SmarthostNone)
+	}
+	if r.Pin != "" {
+		if _, err := oldserver.ParseFingerprint(r.Pin); err != nil {
+			return fmt.Errorf("%w: smarthost pin: %w", ErrRoute, err)
+		}
 	}
 	if r.Username == "" && r.Password != "" {
 		return fmt.Errorf("%w: a password without a user name", ErrRoute)
@@ -155,6 +168,9 @@ func (r Route) String() string {
 		s := fmt.Sprintf("smarthost %s (TLS %s)", net.JoinHostPort(r.Host, strconv.Itoa(r.Port)), r.TLS)
 		if r.Username != "" {
 			s += ", AUTH as " + r.Username
+		}
+		if pin, err := oldserver.ParseFingerprint(r.Pin); err == nil {
+			s += ", certificate pinned " + oldserver.FormatFingerprint(pin)
 		}
 		return s
 	}

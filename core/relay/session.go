@@ -282,6 +282,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 				if se := s.r.verifyRcpt(ctx, &set, to); se != nil {
 					return s.reject(se, "RCPT")
 				}
+				s.r.seen.note(func() error { return s.r.st.NoteKnownUser(ctx, domain, to) }, domain, to, s.r.log)
 			} else if se, ok := s.r.callout.get(calloutKey(pk, to)); ok && se != nil {
 				return s.reject(se, "RCPT")
 			}

@@ -313,6 +313,36 @@ CREATE TABLE IF NOT EXISTS copy_problems (
 );
 CREATE INDEX IF NOT EXISTS copy_problems_account ON copy_problems(account_id);
 `,
+	// known users and route proofs (knownuser.go): the old server's users
+	// as the admin listed them or the relay saw them, and the latest test
+	// message a domain's post-migration outbound route delivered; MTA-STS
+	// policies (mtasts.go).
+	// Self-contained: it depends on no other step after the first.
+	`
+CREATE TABLE IF NOT EXISTS known_users (
+	domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+	address   TEXT NOT NULL COLLATE NOCASE,
+	source    TEXT NOT NULL, -- 'list' (the admin's) or 'relay' (the old server accepted it)
+	added     INTEGER NOT NULL,
+	PRIMARY KEY (domain_id, address)
+);
+CREATE TABLE IF NOT EXISTS route_proofs (
+	domain_id INTEGER PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,
+	route     TEXT NOT NULL,
+	rcpt      TEXT NOT NULL,
+	remote    TEXT NOT NULL,
+	reply     TEXT NOT NULL,
+	at        INTEGER NOT NULL
+);
+-- MTA-STS policies of recipient domains (RFC 8461 section 5.1: kept until
+-- they expire, across restarts).
+CREATE TABLE IF NOT EXISTS mtasts_policies (
+	domain  TEXT PRIMARY KEY COLLATE NOCASE,
+	id      TEXT NOT NULL,
+	policy  TEXT NOT NULL,
+	expires INTEGER NOT NULL
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per
