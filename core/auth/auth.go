@@ -286,7 +286,10 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrPasswordPending),
 		errors.Is(err, store.ErrBadPassword) && p.adoptable(ctx, canon):
 		if p.mig == nil {
-			return nil, fail(p.spend(ctx, r.Password, "no such account"))
+			if err := p.spend(ctx, r.Password); err != nil {
+				return nil, unavailable(err)
+			}
+			return nil, fail("no such account")
 		}
 		acct, err = p.firstLogin(ctx, canon, r.Password)
 		switch {
@@ -295,11 +298,17 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 		case errors.Is(err, migrate.ErrBadPassword), errors.Is(err, store.ErrBadPassword):
 			return nil, fail("the old server refused the password")
 		case errors.Is(err, migrate.ErrNotMigrating):
-			return nil, fail(p.spend(ctx, r.Password, "no such account (domain not migrating)"))
+			if err := p.spend(ctx, r.Password); err != nil {
+				return nil, unavailable(err)
+			}
+			return nil, fail("no such account (domain not migrating)")
 		case errors.Is(err, store.ErrExists):
 			return nil, fail("account exists and was not made by migration")
 		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalid):
-			return nil, fail(p.spend(ctx, r.Password, "no such account"))
+			if err := p.spend(ctx, r.Password); err != nil {
+				return nil, unavailable(err)
+			}
+			return nil, fail("no such account")
 		default:
 			return nil, unavailable(err)
 		}
@@ -350,12 +359,11 @@ func (p *Policy) check(ctx context.Context, canon, password string) (*store.Acco
 // spend makes a login for a missing account that the old server was not
 // asked about cost one hash, as a wrong password does (timing must not
 // tell them apart even when a flood makes checks outlast Options.Delay),
-// and returns reason.
-func (p *Policy) spend(ctx context.Context, password, reason string) string {
+// waiting for a hashing slot at most Options.MaxWait, as a check does.
+func (p *Policy) spend(ctx context.Context, password string) error {
 	actx, cancel := context.WithTimeout(ctx, p.opts.MaxWait)
 	defer cancel()
-	p.st.SpendCheck(actx, password)
-	return reason
+	return p.st.SpendCheck(actx, password)
 }
 
 // adoptable reports whether the account of canon may still take the old
