@@ -2,9 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
-	"fmt"
 )
 
 // What the migration engine learnt about a domain's old server (the login
@@ -17,44 +14,13 @@ import (
 // (opaque JSON); an empty learnt removes it. The domain must exist
 // (ErrNotFound).
 func (s *Store) SetOldServerLearnt(ctx context.Context, domain, learnt string) error {
-	domain, err := NormalizeDomain(domain)
-	if err != nil {
-		return err
-	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
-		var id int64
-		err := tx.QueryRowContext(ctx, `SELECT id FROM domains WHERE name = ?`, domain).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("domain %s: %w", domain, ErrNotFound)
-		} else if err != nil {
-			return fmt.Errorf("store: old server learnt of %s: %w", domain, err)
-		}
-		if learnt == "" {
-			_, err = tx.ExecContext(ctx, `DELETE FROM old_server_learnt WHERE domain_id = ?`, id)
-		} else {
-			_, err = tx.ExecContext(ctx, `INSERT INTO old_server_learnt(domain_id, learnt, updated) VALUES (?, ?, ?)
-ON CONFLICT(domain_id) DO UPDATE SET learnt = excluded.learnt, updated = excluded.updated`, id, learnt, now())
-		}
-		if err != nil {
-			return fmt.Errorf("store: old server learnt of %s: %w", domain, err)
-		}
-		return nil
-	})
+	return s.setDomainRecord(ctx, oldServerLearnt, domain, learnt)
 }
 
 // OldServerLearnt returns what was learnt about a domain's old server, ""
 // when nothing was (or the domain is unknown).
 func (s *Store) OldServerLearnt(ctx context.Context, domain string) (string, error) {
-	domain, err := NormalizeDomain(domain)
-	if err != nil {
-		return "", err
-	}
-	var learnt string
-	err = s.r.QueryRowContext(ctx, `SELECT l.learnt FROM old_server_learnt l JOIN domains d ON d.id = l.domain_id WHERE d.name = ?`, domain).Scan(&learnt)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	} else if err != nil {
-		return "", fmt.Errorf("store: old server learnt of %s: %w", domain, err)
-	}
-	return learnt, nil
+	return s.domainRecord(ctx, oldServerLearnt, domain)
 }
+
+var oldServerLearnt = domainRecord{"old_server_learnt", "learnt", "old server learnt", false}

@@ -17,6 +17,27 @@ import (
 // JSON); an empty route removes it, so that the domain's default applies.
 // The domain must exist (ErrNotFound).
 func (s *Store) SetOutboundRoute(ctx context.Context, domain, route string) error {
+	return s.setDomainRecord(ctx, domainRecord{"outbound_routes", "route", "outbound route", true}, domain, route)
+}
+
+// OutboundRoute returns the outbound route recorded for a domain, "" when
+// none is (the domain's default applies) or the domain is not local.
+func (s *Store) OutboundRoute(ctx context.Context, domain string) (string, error) {
+	return s.domainRecord(ctx, domainRecord{"outbound_routes", "route", "outbound route", true}, domain)
+}
+
+// domainRecord is a table holding one opaque text per domain (the
+// outbound route, what was learnt about the old server): its name, its
+// text column, what it is called in errors, and whether a change notifies
+// the domains' watchers. The names are the store's own, never input.
+type domainRecord struct {
+	table, column, what string
+	notify              bool
+}
+
+// setDomainRecord records value for domain in r (an empty value removes
+// it). The domain must exist (ErrNotFound).
+func (s *Store) setDomainRecord(ctx context.Context, r domainRecord, domain, value string) error {
 	domain, err := NormalizeDomain(domain)
 	if err != nil {
 		return err
@@ -27,35 +48,35 @@ func (s *Store) SetOutboundRoute(ctx context.Context, domain, route string) erro
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("domain %s: %w", domain, ErrNotFound)
 		} else if err != nil {
-			return fmt.Errorf("store: outbound route of %s: %w", domain, err)
+			return fmt.Errorf("store: %s of %s: %w", r.what, domain, err)
 		}
-		if route == "" {
-			_, err = tx.ExecContext(ctx, `DELETE FROM outbound_routes WHERE domain_id = ?`, id)
+		if value == "" {
+			_, err = tx.ExecContext(ctx, `DELETE FROM `+r.table+` WHERE domain_id = ?`, id)
 		} else {
-			_, err = tx.ExecContext(ctx, `INSERT INTO outbound_routes(domain_id, route, updated) VALUES (?, ?, ?)
-ON CONFLICT(domain_id) DO UPDATE SET route = excluded.route, updated = excluded.updated`, id, route, now())
+			_, err = tx.ExecContext(ctx, `INSERT INTO `+r.table+`(domain_id, `+r.column+`, updated) VALUES (?, ?, ?)
+ON CONFLICT(domain_id) DO UPDATE SET `+r.column+` = excluded.`+r.column+`, updated = excluded.updated`, id, value, now())
 		}
 		if err != nil {
-			return fmt.Errorf("store: outbound route of %s: %w", domain, err)
+			return fmt.Errorf("store: %s of %s: %w", r.what, domain, err)
 		}
-		ch.domains = true
+		ch.domains = ch.domains || r.notify
 		return nil
 	})
 }
 
-// OutboundRoute returns the outbound route recorded for a domain, "" when
-// none is (the domain's default applies) or the domain is not local.
-func (s *Store) OutboundRoute(ctx context.Context, domain string) (string, error) {
+// domainRecord returns domain's value in r, "" when it has none (or the
+// domain is unknown).
+func (s *Store) domainRecord(ctx context.Context, r domainRecord, domain string) (string, error) {
 	domain, err := NormalizeDomain(domain)
 	if err != nil {
 		return "", err
 	}
-	var route string
-	err = s.r.QueryRowContext(ctx, `SELECT r.route FROM outbound_routes r JOIN domains d ON d.id = r.domain_id WHERE d.name = ?`, domain).Scan(&route)
+	var v string
+	err = s.r.QueryRowContext(ctx, `SELECT t.`+r.column+` FROM `+r.table+` t JOIN domains d ON d.id = t.domain_id WHERE d.name = ?`, domain).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	} else if err != nil {
-		return "", fmt.Errorf("store: outbound route of %s: %w", domain, err)
+		return "", fmt.Errorf("store: %s of %s: %w", r.what, domain, err)
 	}
-	return route, nil
+	return v, nil
 }
