@@ -79,7 +79,7 @@ func TestOutboundRouteDialog(t *testing.T) {
 	// a right one is saved and shown again.
 	h.setText(r.pin, "12:34")
 	h.tap(r.save)
-	if err := wait("bad pin"); err == nil || !r.fPin.err.Visible() {
+	if err := wait("bad pin"); err == nil || !r.fPin.hasError() {
 		t.Fatalf("bad pin accepted (%v)", err)
 	}
 	if info, _ := h.core.OutboundRouteOf(ctx, "example.test"); info.Route.Pin != "" {
@@ -91,7 +91,7 @@ func TestOutboundRouteDialog(t *testing.T) {
 	if err := wait("save with a pin"); err != nil {
 		t.Fatal(err)
 	}
-	if info, _ := h.core.OutboundRouteOf(ctx, "example.test"); info.Route.Pin != pin || r.pin.Text != pin || r.fPin.err.Visible() {
+	if info, _ := h.core.OutboundRouteOf(ctx, "example.test"); info.Route.Pin != pin || r.pin.Text != pin || r.fPin.hasError() {
 		t.Fatalf("saved with a pin: %+v, field %q", info.Route, r.pin.Text)
 	}
 	h.ui(func() { r.choice.SetSelected(routeChoices[2].label) }) // direct
