@@ -53,10 +53,13 @@ func fillDashboard(t *testing.T, h *harness, n int) *core.Status {
 	t.Helper()
 	snap := synthetic(n)
 	d := h.u.dash
-	h.ui(func() {
-		d.source = func(context.Context) (*core.Status, error) { return snap, nil }
-		d.apply(snap, nil)
-	})
+	h.ui(func() { d.source = func(context.Context) (*core.Status, error) { return snap, nil } })
+	// A refresh that read the real (empty) status before the swap must
+	// not land after the synthetic one: let it finish first.
+	for deadline := time.Now().Add(10 * time.Second); d.loading.Load() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.ui(func() { d.apply(snap, nil) })
 	return snap
 }
 
