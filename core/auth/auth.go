@@ -269,6 +269,14 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 		log.Warn("login could not be checked", "user", name, "err", err)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	// noAccount fails a login for a missing account that the old server
+	// was not asked about, after the hash a wrong password costs (spend).
+	noAccount := func(reason string) error {
+		if err := p.spend(ctx, r.Password); err != nil {
+			return unavailable(err)
+		}
+		return fail(reason)
+	}
 	if cerr != nil {
 		return nil, fail("not an address: " + cerr.Error())
 	}
@@ -286,10 +294,7 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrPasswordPending),
 		errors.Is(err, store.ErrBadPassword) && p.adoptable(ctx, canon):
 		if p.mig == nil {
-			if err := p.spend(ctx, r.Password); err != nil {
-				return nil, unavailable(err)
-			}
-			return nil, fail("no such account")
+			return nil, noAccount("no such account")
 		}
 		acct, err = p.firstLogin(ctx, canon, r.Password)
 		switch {
@@ -298,17 +303,11 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 		case errors.Is(err, migrate.ErrBadPassword), errors.Is(err, store.ErrBadPassword):
 			return nil, fail("the old server refused the password")
 		case errors.Is(err, migrate.ErrNotMigrating):
-			if err := p.spend(ctx, r.Password); err != nil {
-				return nil, unavailable(err)
-			}
-			return nil, fail("no such account (domain not migrating)")
+			return nil, noAccount("no such account (domain not migrating)")
 		case errors.Is(err, store.ErrExists):
 			return nil, fail("account exists and was not made by migration")
 		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalid):
-			if err := p.spend(ctx, r.Password); err != nil {
-				return nil, unavailable(err)
-			}
-			return nil, fail("no such account")
+			return nil, noAccount("no such account")
 		default:
 			return nil, unavailable(err)
 		}
