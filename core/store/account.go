@@ -112,14 +112,13 @@ func (s *Store) CreateDomain(ctx context.Context, name string) (*Domain, error) 
 	}
 	d := &Domain{Name: name, Created: time.Unix(now(), 0)}
 	err = s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO domains(name, created) VALUES(?, ?)`, name, d.Created.Unix())
+		err := tx.QueryRowContext(ctx, `INSERT INTO domains(name, created) VALUES(?, ?) RETURNING id`, name, d.Created.Unix()).Scan(&d.ID)
 		if isUnique(err) {
 			return fmt.Errorf("domain %s: %w", name, ErrExists)
 		} else if err != nil {
 			return fmt.Errorf("store: create domain: %w", err)
 		}
-		d.ID, err = res.LastInsertId()
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -265,15 +264,12 @@ func (s *Store) CreateAccount(ctx context.Context, address, password string, opt
 		} else if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO accounts(domain_id, address, password_hash, delim, created, mig_state, mig_updated, old_login, password_origin)
-			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.DomainID, a.Address, hash, string(delim), a.Created.Unix(), a.Migration, a.Created.Unix(), a.OldLogin, origin)
+		err := tx.QueryRowContext(ctx, `INSERT INTO accounts(domain_id, address, password_hash, delim, created, mig_state, mig_updated, old_login, password_origin)
+			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, a.DomainID, a.Address, hash, string(delim), a.Created.Unix(), a.Migration, a.Created.Unix(), a.OldLogin, origin).Scan(&a.ID)
 		if isUnique(err) {
 			return fmt.Errorf("account %s: %w", a.Address, ErrExists)
 		} else if err != nil {
 			return fmt.Errorf("store: create account: %w", err)
-		}
-		if a.ID, err = res.LastInsertId(); err != nil {
-			return err
 		}
 		inbox := MailboxOptions{Subscribed: true}
 		if opts.Inbox != nil {

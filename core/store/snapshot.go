@@ -37,7 +37,7 @@ type Snapshot struct {
 // mailbox's HIGHESTMODSEQ, so a caller that kept the previous value learns
 // of all changes since.
 func (s *Store) Snapshot(ctx context.Context, mailboxID int64, sinceModSeq uint64) (*Snapshot, error) {
-	tx, err := s.r.BeginTx(ctx, nil)
+	tx, err := s.beginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: begin read: %w", err)
 	}
@@ -105,7 +105,7 @@ type Delta struct {
 // its count against Messages, since an expunge made by a Mailferry older
 // than schema 7 is not recorded.
 func (s *Store) Delta(ctx context.Context, mailboxID int64, sinceModSeq uint64) (*Delta, error) {
-	tx, err := s.r.BeginTx(ctx, nil)
+	tx, err := s.beginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: begin read: %w", err)
 	}

@@ -18,7 +18,7 @@ import (
 func open(t testing.TB) (*store.Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "mail.db")
-	s, err := store.Open(path, nil)
+	s, err := store.OpenTest(t, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestAppendWithOldUIDsAndExactBytes(t *testing.T) {
 	}
 	s.Close()
 
-	s2, err := store.Open(path, nil)
+	s2, err := store.OpenTest(t, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +403,7 @@ func TestTwoStoresShareOnePackDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, err := store.Open(path, nil)
+	s2, err := store.OpenTest(t, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -558,6 +558,7 @@ func TestUsages(t *testing.T) {
 // so Expunge failed before it checked rows.Err too; the check is what
 // makes the outcome not depend on that.)
 func TestExpungeReadErrorFails(t *testing.T) {
+	store.SQLiteOnly(t)
 	ctx := context.Background()
 	s, path := open(t)
 	a := account(t, s, "a@example.test")
@@ -599,7 +600,7 @@ func TestExpungeReadErrorFails(t *testing.T) {
 	}
 	f.Close()
 
-	s, err = store.Open(path, nil)
+	s, err = store.OpenTest(t, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,9 @@ func (s *Store) SetCopyWait(ctx context.Context, w CopyWait) error {
 	if !w.Until.IsZero() {
 		until = w.Until.UnixMilli()
 	}
+	// Text columns of PostgreSQL take no NUL; a reason is words for the
+	// admin, in which one means nothing.
+	w.Reason = strings.ReplaceAll(w.Reason, "\x00", " ")
 	if len(w.Reason) > MaxWaitReason {
 		w.Reason = strings.ToValidUTF8(w.Reason[:MaxWaitReason], "")
 	}
@@ -147,7 +150,8 @@ func (s *Store) Leases(ctx context.Context) (map[int64]Lease, error) {
 var ErrDiskFull = errors.New("store: disk full")
 
 // IsDiskFull reports whether err comes from a full disk: ENOSPC from a
-// pack (or EDQUOT, a quota reached) or SQLITE_FULL from the database,
+// pack (or EDQUOT, a quota reached), SQLITE_FULL from the database or
+// PostgreSQL's disk_full,
 // however wrapped.
 func IsDiskFull(err error) bool {
 	var se sqlite3.Error
@@ -158,6 +162,8 @@ func IsDiskFull(err error) bool {
 		return true
 	case errors.As(err, &se):
 		return se.Code == sqlite3.ErrFull
+	case pgCode(err) == pgDiskFull:
+		return true
 	}
 	return false
 }

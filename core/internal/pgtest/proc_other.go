@@ -1,0 +1,9 @@
+//go:build !linux
+
+package pgtest
+
+import "os/exec"
+
+// dieWithParent: only Linux has a parent-death signal; elsewhere the
+// cluster stops at Stop.
+func dieWithParent(cmd *exec.Cmd) {}
