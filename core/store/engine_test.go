@@ -22,7 +22,10 @@ func TestTwoStoresConcurrentAppends(t *testing.T) {
 	a, b := openTwo(t)
 	_, inbox := inboxOf(t, a, "alice@example.test")
 	const writers, each = 4, 15
-	type got struct{ uid uint32; modseq uint64 }
+	type got struct {
+		uid    uint32
+		modseq uint64
+	}
 	results := make([][]got, 2*writers)
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*writers)
