@@ -14,6 +14,7 @@ import (
 
 	"mailferry/core/dkim"
 	"mailferry/core/relay"
+	"mailferry/core/store"
 )
 
 // Config is everything Core needs to run. The zero value of a field means
@@ -23,6 +24,11 @@ type Config struct {
 	// DataDir holds the store (mailferry.db) and the generated TLS
 	// certificate; default DefaultDataDir().
 	DataDir string `json:"data_dir,omitempty"`
+	// DatabaseURL, when set (postgres://user:password@host:5432/database),
+	// keeps the store's metadata in that PostgreSQL database instead of
+	// the SQLite file in DataDir; message bytes stay in DataDir's packs.
+	// Empty means the embedded SQLite. Never printed with its password.
+	DatabaseURL string `json:"database_url,omitempty"`
 	// Hostname is the name this server gives in greetings and Received
 	// headers; default the machine's host name.
 	Hostname string `json:"hostname,omitempty"`
@@ -256,6 +262,11 @@ func (c Config) Validate() error {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 || n > 65535 {
 			return fmt.Errorf("%s %q: port must be a number from 1 to 65535", l.name, l.addr)
+		}
+	}
+	if c.DatabaseURL != "" {
+		if err := store.CheckDatabaseURL(c.DatabaseURL); err != nil {
+			return fmt.Errorf("database_url: %w", err)
 		}
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {

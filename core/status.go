@@ -37,6 +37,11 @@ type Status struct {
 	Listen map[string]string `json:"-"`
 	// Certificate is the TLS certificate the listeners serve (Core.Certificate).
 	Certificate CertificateInfo `json:"certificate"`
+	// Engine names the store's engine ("sqlite" or "postgresql") and
+	// Database where its metadata is (the SQLite file, or the database
+	// URL with its password hidden).
+	Engine   string `json:"engine"`
+	Database string `json:"database"`
 }
 
 // Users returns every domain's accounts, in order.
@@ -164,7 +169,7 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 	if opts != nil {
 		o = *opts
 	}
-	st := &Status{Time: time.Now(), Listen: map[string]string{}}
+	st := &Status{Time: time.Now(), Listen: map[string]string{}, Engine: c.store.Engine(), Database: c.store.Database()}
 	for _, svc := range []string{"imap", "imaps", "pop3", "pop3s", "smtp", "submission", "submissions"} {
 		st.Listen[svc] = c.Addr(svc)
 	}

@@ -160,10 +160,10 @@ func RedactDatabaseURL(s string) string {
 	return u.Redacted()
 }
 
-// checkDatabaseURL says whether s is a PostgreSQL URL the store opens:
+// CheckDatabaseURL says whether s is a PostgreSQL URL the store opens:
 // postgres:// or postgresql://. Other forms are refused, so that what is
 // printed of it can always be redacted.
-func checkDatabaseURL(s string) error {
+func CheckDatabaseURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
 		// url's error quotes the URL, password and all.

@@ -42,7 +42,7 @@ const pgChannel = "mailferry_changes"
 // openPostgres opens the store with its metadata in the PostgreSQL
 // database at opts.DatabaseURL and its message bytes in packs beside path.
 func openPostgres(path string, opts *Options) (*Store, error) {
-	if err := checkDatabaseURL(opts.DatabaseURL); err != nil {
+	if err := CheckDatabaseURL(opts.DatabaseURL); err != nil {
 		return nil, err
 	}
 	redacted := RedactDatabaseURL(opts.DatabaseURL)
