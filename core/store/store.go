@@ -1,7 +1,8 @@
 // Package store is Mailferry's mail store: domains, accounts, mailboxes,
 // messages, content-addressed message bytes, flags, UIDs, per-account and
 // per-mailbox migration state and the relay queue, kept in one SQLite
-// database.
+// database or, with Options.DatabaseURL, in PostgreSQL (pgstore.go: the
+// same statements and invariants; what differs is said there).
 //
 // Invariants:
 //   - The store knows no protocol. It keeps bytes, names and numbers; the IMAP
@@ -24,10 +25,13 @@
 //     going (expunge.go), so Delta and Expunged tell what changed since any
 //     MODSEQ.
 //   - Every write is one transaction on the single writer connection
-//     (BEGIN IMMEDIATE, WAL); readers use a separate pool and never block it.
+//     (BEGIN IMMEDIATE, WAL; on PostgreSQL one advisory lock that every
+//     process's writers take); readers use a separate pool and never
+//     block it.
 //   - Watchers are told of a change only after its transaction committed,
 //     also of one committed by another process on the same database (seen
-//     within Options.ChangePoll; see watch.go).
+//     within Options.ChangePoll, see watch.go; on PostgreSQL at once,
+//     by LISTEN/NOTIFY).
 //   - An account is copied by one process at a time: the copier holds its
 //     lease (see lease.go). Why a copy waits (to retry, for disk space, for
 //     a login) is recorded beside it (wait.go).
