@@ -18,8 +18,8 @@ import (
 // (OpenTest outside the package), which opens it on the engine of the
 // run; a test about SQLite itself calls sqliteOnly.
 
-// testEngine is the engine of the current run.
-var testEngine = EngineSQLite
+// testEngine is the engine of the current run; firstEngine the first run's.
+var testEngine, firstEngine = EngineSQLite, ""
 
 func TestMain(m *testing.M) {
 	engines := os.Getenv("MAILFERRY_STORE_ENGINES")
@@ -46,6 +46,9 @@ func TestMain(m *testing.M) {
 			continue
 		}
 		testEngine = e
+		if firstEngine == "" {
+			firstEngine = e
+		}
 		fmt.Printf("=== store tests on %s\n", e)
 		if c := m.Run(); c != 0 {
 			fmt.Printf("--- FAIL: store tests on %s\n", e)
@@ -81,6 +84,15 @@ func testOpen(t testing.TB, path string, opts *Options) (*Store, error) {
 	o.DatabaseURL = u.(string)
 	t.Logf("store on %s", RedactDatabaseURL(o.DatabaseURL))
 	return Open(path, &o)
+}
+
+// engineFree skips a test that touches no database (hashing, parsing) on
+// every run but the first: it would only test the same again.
+func engineFree(t testing.TB) {
+	t.Helper()
+	if testEngine != firstEngine {
+		t.Skipf("touches no database; ran on the %s run", firstEngine)
+	}
 }
 
 // sqliteOnly skips a test about SQLite (its file, its schema steps) on

@@ -14,3 +14,6 @@ func SQLiteOnly(t testing.TB) { t.Helper(); sqliteOnly(t) }
 
 // EngineUnderTest names the engine of the run.
 func EngineUnderTest() string { return testEngine }
+
+// EngineFree is engineFree for the external tests.
+func EngineFree(t testing.TB) { t.Helper(); engineFree(t) }

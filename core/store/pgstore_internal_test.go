@@ -10,6 +10,7 @@ import (
 )
 
 func TestRebind(t *testing.T) {
+	engineFree(t)
 	for _, c := range []struct{ in, want string }{
 		{`SELECT 1`, `SELECT 1`},
 		{`SELECT a FROM t WHERE b = ? AND c IN (?, ?)`, `SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)`},
@@ -30,6 +31,7 @@ func TestRebind(t *testing.T) {
 // changes; a payload it cannot read (hostile, or another version's) tells
 // every watcher, never fewer.
 func TestChangeNote(t *testing.T) {
+	engineFree(t)
 	ch := &changes{queue: true}
 	ch.account(7)
 	ch.account(42)

@@ -94,6 +94,7 @@ func TestDomainsAndAccounts(t *testing.T) {
 }
 
 func TestPasswordHash(t *testing.T) {
+	store.EngineFree(t)
 	h, err := store.HashPassword("pässword")
 	if err != nil {
 		t.Fatal(err)
