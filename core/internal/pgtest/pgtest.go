@@ -12,6 +12,8 @@
 //     run as the user nobody (setpriv), in a directory it owns.
 //   - The cluster listens on loopback only and asks a password
 //     (scram-sha-256), random per cluster.
+//   - It runs without fsync (tests need no durability), unless
+//     MAILFERRY_PGTEST_FSYNC=1 (benchmarks beside SQLite's fsyncs).
 //   - It stops when Stop is called (a TestMain's), or else when the test
 //     binary exits (the parent-death signal); a database is dropped at
 //     the end of the test that made it.
@@ -217,9 +219,14 @@ func startCluster() (*cluster, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	c.cmd = command("postgres", "-D", data, "-p", strconv.Itoa(c.port), "-k", filepath.Join(dir, "sock"),
-		"-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300", "-c", "fsync=off",
-		"-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	args := []string{"-D", data, "-p", strconv.Itoa(c.port), "-k", filepath.Join(dir, "sock"),
+		"-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"}
+	if os.Getenv("MAILFERRY_PGTEST_FSYNC") != "1" {
+		// Tests need no durability from their database; benchmarks that
+		// compare with SQLite's synchronous=FULL set MAILFERRY_PGTEST_FSYNC=1.
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	c.cmd = command("postgres", args...)
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	if err := c.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
