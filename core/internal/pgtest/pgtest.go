@@ -15,8 +15,9 @@
 //   - It runs without fsync (tests need no durability), unless
 //     MAILFERRY_PGTEST_FSYNC=1 (benchmarks beside SQLite's fsyncs).
 //   - It stops when Stop is called (a TestMain's), or else when the test
-//     binary exits (the parent-death signal); a database is dropped at
-//     the end of the test that made it.
+//     binary exits (the parent-death signal), and the next cluster started
+//     removes the directory of one whose test binary is gone; a database
+//     is dropped at the end of the test that made it.
 package pgtest
 
 import (
@@ -158,8 +159,13 @@ func startCluster() (*cluster, error) {
 	if _, err := os.Stat(filepath.Join(bin, "postgres")); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotInstalled, err)
 	}
+	removeOrphans()
 	dir, err := os.MkdirTemp("", "mailferry-pgtest-")
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	c := &cluster{dir: dir, exited: make(chan struct{})}
