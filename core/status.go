@@ -44,6 +44,18 @@ type Status struct {
 	Database string `json:"database"`
 }
 
+// StoreSummary says in words which engine keeps the store's metadata and
+// where: "SQLite, <file>" or "PostgreSQL, <URL, password hidden>".
+func (s *Status) StoreSummary() string {
+	switch s.Engine {
+	case EnginePostgres:
+		return "PostgreSQL, " + s.Database
+	case EngineSQLite:
+		return "SQLite, " + s.Database
+	}
+	return "unknown"
+}
+
 // Users returns every domain's accounts, in order.
 func (s *Status) Users() []UserStatus {
 	var out []UserStatus
