@@ -31,6 +31,7 @@ type brokenSession struct {
 	*imapmemserver.UserSession
 	user *imapmemserver.User
 	bad  imap.UID
+	text string // the NO's text; "" means "Message file is damaged"
 }
 
 func (s *brokenSession) Login(username, password string) error {
@@ -59,7 +60,11 @@ func (s *brokenSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opt
 			return err
 		}
 	}
-	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: "Message file is damaged"}
+	text := s.text
+	if text == "" {
+		text = "Message file is damaged"
+	}
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: text}
 }
 
 // TestRefusedMessage: a message the old server refuses to serve is

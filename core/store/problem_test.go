@@ -68,3 +68,25 @@ func TestCopyProblems(t *testing.T) {
 		t.Fatalf("after the mailbox was deleted: %+v", ps)
 	}
 }
+
+// An account's migration error may quote the old server's words: it is
+// kept printable (no escape sequences, no bidi overrides) and bounded.
+func TestMigrationErrorPrintable(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	a := account(t, s, "quinn@example.test")
+	hostile := "login: NO \x1b]0;owned\x07\u009b2J\u202eevil\r\n" + strings.Repeat("x", 5000)
+	if err := s.SetAccountMigration(ctx, a.ID, store.MigFailed, hostile); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Account(ctx, a.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := got.MigrationError
+	if !strings.HasPrefix(e, "login: NO ") || len(e) > 1100 || strings.ContainsFunc(e, func(r rune) bool {
+		return r < 0x20 || 0x7f <= r && r <= 0x9f || r == '\u202e'
+	}) {
+		t.Errorf("migration error kept as %q", e)
+	}
+}
