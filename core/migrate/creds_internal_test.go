@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"log/slog"
@@ -72,5 +73,51 @@ func TestFirstLoginRefusedWhereTheOldServerIgnoresDomains(t *testing.T) {
 	}
 	if as, _ := st.Accounts(ctx, ""); len(as) != 0 {
 		t.Fatalf("accounts: %v", as)
+	}
+}
+
+// The password a first login left to hash answers only for its own
+// account: if that account is deleted and another is made with its ID
+// before the hash is stored, the other account does not open with it.
+func TestCheckPendingOnlyForItsAccount(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "m.db"), &store.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Options{Store: st, CatchUpInterval: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	mk := func(addr, pw string) *store.Account {
+		a, err := st.CreateAccount(ctx, addr, pw, &store.AccountOptions{Migration: store.MigPending,
+			OldLogin: addr, PasswordOrigin: store.PasswordOld, HashLater: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	alice := mk("alice@example.test", "Alice-Old-1")
+	// alice's first login: her hash is still being stored (held here).
+	e.mu.Lock()
+	e.pending[alice.ID] = pendingHash{address: alice.Address, sum: sha256.Sum256([]byte("Alice-Old-1")), stored: make(chan struct{})}
+	e.mu.Unlock()
+	if known, ok := e.CheckPending(alice, "Alice-Old-1"); !known || !ok {
+		t.Fatalf("alice's own password: known %v, ok %v", known, ok)
+	}
+	if err := st.DeleteAccount(ctx, alice.Address); err != nil {
+		t.Fatal(err)
+	}
+	bob := mk("bob@example.test", "Bob-Old-1")
+	if bob.ID != alice.ID {
+		t.Skipf("the store gave bob ID %d, not alice's %d: nothing to check", bob.ID, alice.ID)
+	}
+	if known, ok := e.CheckPending(bob, "Alice-Old-1"); known || ok {
+		t.Errorf("bob's account answered by alice's pending password: known %v, ok %v", known, ok)
 	}
 }
