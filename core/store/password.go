@@ -145,3 +145,32 @@ func (s *Store) FinishPassword(ctx context.Context, acct *Account, password stri
 		return nil
 	})
 }
+
+// PendingPasswords lists, sorted, the addresses of domain's accounts whose
+// password hash was never stored (AccountOptions.HashLater, and the process
+// ended, or FinishPassword failed, before it was): until a login the old
+// server accepts stores it, no password opens them here.
+func (s *Store) PendingPasswords(ctx context.Context, domain string) ([]string, error) {
+	d, err := NormalizeDomain(domain)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT address FROM accounts
+		WHERE password_hash = '' AND domain_id = (SELECT id FROM domains WHERE name = ?) ORDER BY address`, d)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return out, nil
+}
