@@ -90,3 +90,25 @@ func TestMigrationErrorPrintable(t *testing.T) {
 		t.Errorf("migration error kept as %q", e)
 	}
 }
+
+// A copy wait's reason quotes an error, and through it the old server's
+// words: it is kept printable and within its room.
+func TestCopyWaitReasonPrintable(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	a := account(t, s, "rory@example.test")
+	hostile := "connect: NO \x1b]0;owned\x07\u009b2J\u202eevil\r\n" + strings.Repeat("é", 400)
+	if err := s.SetCopyWait(ctx, store.CopyWait{AccountID: a.ID, Kind: store.WaitRetry, Reason: hostile}); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := s.CopyWaits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ws[a.ID].Reason
+	if !strings.HasPrefix(r, "connect: NO ") || len(r) > store.MaxWaitReason || !utf8.ValidString(r) || strings.ContainsFunc(r, func(c rune) bool {
+		return c < 0x20 || 0x7f <= c && c <= 0x9f || c == '\u202e'
+	}) {
+		t.Errorf("reason kept as %q", r)
+	}
+}

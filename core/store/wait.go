@@ -61,9 +61,9 @@ func (s *Store) SetCopyWait(ctx context.Context, w CopyWait) error {
 	if !w.Until.IsZero() {
 		until = w.Until.UnixMilli()
 	}
-	if len(w.Reason) > MaxWaitReason {
-		w.Reason = strings.ToValidUTF8(w.Reason[:MaxWaitReason], "")
-	}
+	// The reason quotes errors, and through them the old server's words:
+	// shown to the admin, it is kept printable, within the room.
+	w.Reason = Printable(w.Reason, MaxWaitReason-len("…"))
 	if w.Kind == WaitNone {
 		w.Reason = strings.Repeat(" ", MaxWaitReason) // the room, taken now
 	}
