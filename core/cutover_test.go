@@ -274,7 +274,8 @@ func TestCutoverCertificate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := core.Config{DataDir: t.TempDir(), Hostname: "mx.example.test", DNSResolver: z.Addr, CertRoots: tc.roots,
-				IMAPListen: core.Off, IMAPSListen: core.Off, SMTPListen: core.Off, SubmissionListen: core.Off, SubmissionTLSListen: core.Off}
+				IMAPListen: core.Off, IMAPSListen: core.Off, SMTPListen: core.Off, SubmissionListen: core.Off, SubmissionTLSListen: core.Off,
+				POP3Listen: core.Off, POP3SListen: core.Off}
 			if tc.files != nil {
 				cfg.CertFile, cfg.KeyFile = tc.files()
 			}

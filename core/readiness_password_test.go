@@ -18,7 +18,8 @@ import (
 func TestReadinessAccountsWithoutPassword(t *testing.T) {
 	z := testkit.StartZone(t)
 	co, err := core.Open(core.Config{DataDir: t.TempDir(), Hostname: "mx.example.test", DNSResolver: z.Addr,
-		IMAPListen: core.Off, IMAPSListen: core.Off, SMTPListen: core.Off, SubmissionListen: core.Off, SubmissionTLSListen: core.Off})
+		IMAPListen: core.Off, IMAPSListen: core.Off, SMTPListen: core.Off, SubmissionListen: core.Off, SubmissionTLSListen: core.Off,
+		POP3Listen: core.Off, POP3SListen: core.Off})
 	if err != nil {
 		t.Fatal(err)
 	}
