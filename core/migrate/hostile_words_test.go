@@ -3,7 +3,6 @@ package migrate_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,8 +10,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
-
-	"mailferry/core/migrate"
 )
 
 // hostileText reports what in s a terminal or a window would not show as
@@ -41,33 +38,10 @@ func TestHostileServerWords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &brokenSession{user: u, bad: 2, text: "damaged \x1b[2J\x1b[31mALL MAIL LOST\u009b0m \u202eevil"}, nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {}},
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-
-	st, _ := setup(t, ln.Addr().String())
+	st, e, acct := copyFromMem(t, imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {}}, func() imapserver.Session {
+		return &brokenSession{user: u, bad: 2, text: "damaged \x1b[2J\x1b[31mALL MAIL LOST\u009b0m \u202eevil"}
+	}, "gail@mem.test", "GailSecret1")
 	ctx := context.Background()
-	if err := migrate.SetDomain(ctx, st, "mem.test", settingsFor(t, ln.Addr().String()), true); err != nil {
-		t.Fatal(err)
-	}
-	e := newEngine(t, st, nil)
-	acct, err := e.FirstLogin(ctx, "gail@mem.test", "GailSecret1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Wait(ctx, "gail@mem.test"); err != nil {
-		t.Fatal(err)
-	}
 	probs, err := st.CopyProblems(ctx, acct.ID)
 	if err != nil {
 		t.Fatal(err)
