@@ -13,23 +13,31 @@ import (
 	"mailferry/core/store"
 )
 
-// A password the admin set is never kept to log in to the old server with:
-// it is not the old server's, and sending it there would give it away.
-func TestLoggedInKeepsOnlyOldPasswords(t *testing.T) {
+// quietEngine is an engine (no catch-up runs, no log) over a store of its
+// own with the domain example.test, both closed when the test ends.
+func quietEngine(t *testing.T) (*store.Store, *Engine) {
+	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "m.db"), &store.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	ctx := context.Background()
-	if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.CreateDomain(context.Background(), "example.test"); err != nil {
 		t.Fatal(err)
 	}
 	e, err := New(Options{Store: st, CatchUpInterval: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	t.Cleanup(func() { e.Close() })
+	return st, e
+}
+
+// A password the admin set is never kept to log in to the old server with:
+// it is not the old server's, and sending it there would give it away.
+func TestLoggedInKeepsOnlyOldPasswords(t *testing.T) {
+	st, e := quietEngine(t)
+	ctx := context.Background()
 	for _, tc := range []struct {
 		origin string
 		keep   bool
@@ -80,20 +88,8 @@ func TestFirstLoginRefusedWhereTheOldServerIgnoresDomains(t *testing.T) {
 // account: if that account is deleted and another is made with its ID
 // before the hash is stored, the other account does not open with it.
 func TestCheckPendingOnlyForItsAccount(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "m.db"), &store.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st, e := quietEngine(t)
 	ctx := context.Background()
-	if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Options{Store: st, CatchUpInterval: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
 	mk := func(addr, pw string) *store.Account {
 		a, err := st.CreateAccount(ctx, addr, pw, &store.AccountOptions{Migration: store.MigPending,
 			OldLogin: addr, PasswordOrigin: store.PasswordOld, HashLater: true})
