@@ -1,6 +1,7 @@
 package core
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,6 +96,10 @@ type Config struct {
 	// keys, SPF, DMARC: see core/dkim); nil means the system's resolver.
 	// Tests set their own.
 	AuthResolver dkim.Resolver `json:"-"`
+	// CertRoots are the roots the readiness check verifies the served
+	// certificate's chain against, as mail programs do; nil means the
+	// system's. Tests set their own.
+	CertRoots *x509.CertPool `json:"-"`
 	// DNSResolver is the DNS server (host:port, e.g. "127.0.0.1:53") asked
 	// for the MX, address and TXT records of direct delivery and MTA-STS;
 	// empty means the system's resolver.

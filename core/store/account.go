@@ -520,11 +520,16 @@ func (s *Store) DeleteAccount(ctx context.Context, address string) error {
 	})
 }
 
-// SetAccountMigration records an account's migration state and last error.
+// maxMigrationError bounds an account's kept migration error: it may quote
+// the old server's words, and is shown to the admin.
+const maxMigrationError = 1000
+
+// SetAccountMigration records an account's migration state and last error
+// (kept Printable).
 func (s *Store) SetAccountMigration(ctx context.Context, accountID int64, state, errText string) error {
 	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
 		res, err := tx.ExecContext(ctx, `UPDATE accounts SET mig_state = ?, mig_error = ?, mig_updated = ? WHERE id = ?`,
-			state, errText, now(), accountID)
+			state, Printable(errText, maxMigrationError), now(), accountID)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}

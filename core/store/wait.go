@@ -61,12 +61,10 @@ func (s *Store) SetCopyWait(ctx context.Context, w CopyWait) error {
 	if !w.Until.IsZero() {
 		until = w.Until.UnixMilli()
 	}
-	// Text columns of PostgreSQL take no NUL; a reason is words for the
-	// admin, in which one means nothing.
-	w.Reason = strings.ReplaceAll(w.Reason, "\x00", " ")
-	if len(w.Reason) > MaxWaitReason {
-		w.Reason = strings.ToValidUTF8(w.Reason[:MaxWaitReason], "")
-	}
+	// The reason quotes errors, and through them the old server's words:
+	// shown to the admin, it is kept printable (no NUL either, which
+	// PostgreSQL's text refuses), within the room.
+	w.Reason = Printable(w.Reason, MaxWaitReason-len("…"))
 	if w.Kind == WaitNone {
 		w.Reason = strings.Repeat(" ", MaxWaitReason) // the room, taken now
 	}
