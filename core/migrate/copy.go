@@ -356,7 +356,7 @@ func (e *Engine) copiedUpTo(ctx context.Context, p *plan) uint32 {
 // committed UID, streaming: pipelined UID FETCH chunks on this connection
 // while the previous batch commits.
 func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, catchUp bool) error {
-	sel, err := c.Select(p.old.name, &imap.SelectOptions{ReadOnly: true}).Wait() // EXAMINE: no \Seen, no \Recent change
+	sel, err := c.Select(p.old.cmdName(), &imap.SelectOptions{ReadOnly: true}).Wait() // EXAMINE: no \Seen, no \Recent change
 	if err != nil {
 		var ierr *imap.Error
 		if errors.As(err, &ierr) {
