@@ -90,6 +90,7 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 			return err
 		}
 	}
+	lim.opened()
 	defer func() { closeClient(c) }()
 
 	var errs []error
