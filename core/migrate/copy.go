@@ -98,12 +98,22 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 	report := func(p *plan, err error) bool {
 		if err == nil {
 			e.prog.update(acct.ID, acct.Address, EventProgress, "", func(a *AccountProgress) { a.FoldersDone++ })
+			e.clearFolderProblem(ctx, acct, p)
 			return true
 		}
 		var me *mailboxError
 		if errors.As(err, &me) {
+			// One folder the old server will not serve never stops the
+			// account: recorded (old UID 0, the whole folder) for the
+			// admin and for a later run to try again.
 			e.log.Warn("migrate: mailbox not copied", "account", acct.Address, "mailbox", p.old.name, "err", err)
 			e.prog.update(acct.ID, acct.Address, EventError, err.Error(), func(a *AccountProgress) { a.FoldersDone++ })
+			if rerr := e.st.RecordCopyProblem(ctx, p.local.ID, p.old.name, 0, me.err.Error()); rerr != nil {
+				mu.Lock()
+				errs = append(errs, rerr)
+				mu.Unlock()
+				return false
+			}
 			return true
 		}
 		mu.Lock()

@@ -54,7 +54,7 @@ func quirkyFolder(name string, n int, sub bool, use imap.MailboxAttr) quirky.Fol
 
 // quirkyRun copies the quirky server's user into a fresh store (a first
 // login, then the copy to its end) and returns the store and account.
-func quirkyRun(t *testing.T, srv *quirky.Server, opts *migrate.Options) (*store.Store, *store.Account) {
+func quirkyRun(t *testing.T, srv *quirky.Server, opts *migrate.Options) (*store.Store, *store.Account, *migrate.Engine) {
 	t.Helper()
 	st, _ := setup(t, srv.Addr)
 	if opts == nil {
@@ -77,7 +77,7 @@ func quirkyRun(t *testing.T, srv *quirky.Server, opts *migrate.Options) (*store.
 	if a.Migration != store.MigDone {
 		t.Fatalf("account %q (%s), want done", a.Migration, a.MigrationError)
 	}
-	return st, acct
+	return st, acct, e
 }
 
 // want says what a copied folder must hold: its local name and which of
@@ -160,7 +160,7 @@ func noProblems(t *testing.T, st *store.Store, acct *store.Account) {
 func TestQuirkByeMidFetch(t *testing.T) {
 	folders := []quirky.Folder{quirkyFolder("INBOX", 15, true, ""), quirkyFolder("Archive", 9, true, "")}
 	srv := quirky.Start(t, quirkyUser, quirkyPass, quirky.Quirks{ByeAfter: 3, ByeTimes: 3}, folders)
-	st, acct := quirkyRun(t, srv, &migrate.Options{ChunkMessages: 4, Retries: 1})
+	st, acct, _ := quirkyRun(t, srv, &migrate.Options{ChunkMessages: 4, Retries: 1})
 	if srv.Byes() != 3 {
 		t.Fatalf("the server said BYE %d times, want 3", srv.Byes())
 	}
@@ -175,7 +175,7 @@ func TestQuirkByeMidFetch(t *testing.T) {
 func TestQuirkStrayResponses(t *testing.T) {
 	folders := []quirky.Folder{quirkyFolder("INBOX", 10, true, ""), quirkyFolder("Work", 6, true, "")}
 	srv := quirky.Start(t, quirkyUser, quirkyPass, quirky.Quirks{Stray: true}, folders)
-	st, acct := quirkyRun(t, srv, nil)
+	st, acct, _ := quirkyRun(t, srv, nil)
 	checkCopied(t, st, acct, folders[0], want{local: "INBOX"})
 	checkCopied(t, st, acct, folders[1], want{local: "Work"})
 	noProblems(t, st, acct)
@@ -197,7 +197,7 @@ func TestQuirkFetchItems(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			folders := []quirky.Folder{quirkyFolder("INBOX", 9, true, ""), quirkyFolder("Old", 5, true, "")}
 			srv := quirky.Start(t, quirkyUser, quirkyPass, tc.q, folders)
-			st, acct := quirkyRun(t, srv, nil)
+			st, acct, _ := quirkyRun(t, srv, nil)
 			for i, local := range []string{"INBOX", "Old"} {
 				w := tc.w
 				w.local = local
@@ -218,7 +218,7 @@ func TestQuirkMissingCapabilities(t *testing.T) {
 			folders := []quirky.Folder{quirkyFolder("INBOX", 6, true, ""), quirkyFolder("Sent", 4, true, imap.MailboxAttrSent),
 				quirkyFolder("Lists/Go", 3, false, "")}
 			srv := quirky.Start(t, quirkyUser, quirkyPass, quirky.Quirks{Without: []imap.Cap{c}}, folders)
-			st, acct := quirkyRun(t, srv, nil)
+			st, acct, _ := quirkyRun(t, srv, nil)
 			for _, f := range folders {
 				checkCopied(t, st, acct, f, want{local: f.Name})
 			}
@@ -245,7 +245,7 @@ func TestQuirkInboxNamespace(t *testing.T) {
 		quirkyFolder("Projects/2020", 3, true, ""), quirkyFolder("Données", 1, true, ""),
 		quirkyFolder("Données.Été 2020", 2, false, "")}
 	srv := quirky.Start(t, quirkyUser, quirkyPass, quirky.Quirks{InboxPrefix: true}, folders)
-	st, acct := quirkyRun(t, srv, nil)
+	st, acct, _ := quirkyRun(t, srv, nil)
 	for _, f := range folders {
 		checkCopied(t, st, acct, f, want{local: f.Name})
 	}
@@ -277,7 +277,7 @@ func TestQuirkBrokenUTF7Name(t *testing.T) {
 	for _, without := range [][]imap.Cap{nil, {imap.CapListStatus, imap.CapListExtended}} {
 		t.Run(fmt.Sprintf("without %v", without), func(t *testing.T) {
 			srv := quirky.Start(t, quirkyUser, quirkyPass, quirky.Quirks{InboxPrefix: true, Without: without}, folders)
-			st, acct := quirkyRun(t, srv, nil)
+			st, acct, _ := quirkyRun(t, srv, nil)
 			checkCopied(t, st, acct, folders[0], want{local: "INBOX"})
 			checkCopied(t, st, acct, broken, want{local: "Caf&AOk"})
 			checkCopied(t, st, acct, folders[2], want{local: "Entwürfe"})
@@ -292,8 +292,11 @@ func TestQuirkBrokenUTF7Name(t *testing.T) {
 
 // TestQuirkRefusedFolder: one folder the server lists but will not open
 // (STATUS and EXAMINE answered NO) never stops the account: the others
-// are copied and the account is done. Before, without LIST-STATUS, the
-// refused STATUS failed the whole listing and the account with it.
+// are copied, the account is done with the folder recorded as a problem
+// (old UID 0, the server's words), and once the server serves it a
+// catch-up copies it and clears the record. Before, the refused STATUS
+// failed the whole listing and the account with it, and a refused EXAMINE
+// was only logged.
 func TestQuirkRefusedFolder(t *testing.T) {
 	bad := quirkyFolder("Damaged", 3, true, "")
 	bad.Refused = true
@@ -301,14 +304,29 @@ func TestQuirkRefusedFolder(t *testing.T) {
 	for _, without := range [][]imap.Cap{nil, {imap.CapListStatus}} {
 		t.Run(fmt.Sprintf("without %v", without), func(t *testing.T) {
 			srv := quirky.Start(t, quirkyUser, quirkyPass, quirky.Quirks{Without: without}, folders)
-			st, acct := quirkyRun(t, srv, nil)
+			st, acct, e := quirkyRun(t, srv, nil)
+			ctx := context.Background()
 			checkCopied(t, st, acct, folders[0], want{local: "INBOX"})
 			checkCopied(t, st, acct, folders[2], want{local: "Work"})
-			if mb, err := st.Mailbox(context.Background(), acct.ID, "Damaged"); err == nil {
-				if s, _ := st.Status(context.Background(), mb.ID); s.Messages != 0 {
+			if mb, err := st.Mailbox(ctx, acct.ID, "Damaged"); err == nil {
+				if s, _ := st.Status(ctx, mb.ID); s.Messages != 0 {
 					t.Errorf("Damaged: %d messages copied from a folder the server refuses", s.Messages)
 				}
 			}
+			probs, err := st.CopyProblems(ctx, acct.ID)
+			if err != nil || len(probs) != 1 || probs[0].OldUID != 0 || probs[0].Mailbox != "Damaged" ||
+				!strings.Contains(probs[0].Words, "Internal error occurred") {
+				t.Fatalf("problems %+v, %v; want the folder Damaged in the server's words", probs, err)
+			}
+			srv.SetRefused("Damaged", false)
+			if n := e.CatchUp(ctx); n != 1 {
+				t.Fatalf("catch-up scheduled %d accounts", n)
+			}
+			if err := e.Wait(ctx, quirkyUser); err != nil {
+				t.Fatal(err)
+			}
+			checkCopied(t, st, acct, bad, want{local: "Damaged"})
+			noProblems(t, st, acct)
 		})
 	}
 }

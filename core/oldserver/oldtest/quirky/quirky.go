@@ -108,9 +108,10 @@ type Server struct {
 // folder is a Folder with its backend mailbox.
 type folder struct {
 	Folder
-	wire    string // the full old name, as the client decodes it (or raw)
-	backend string // imapmemserver's name
-	token   string // for a raw name: what the session lists in its place
+	refused atomic.Bool // Folder.Refused, until SetRefused
+	wire    string      // the full old name, as the client decodes it (or raw)
+	backend string      // imapmemserver's name
+	token   string      // for a raw name: what the session lists in its place
 }
 
 // Date is the INTERNALDATE of the n-th message (0-based) of every folder.
@@ -145,6 +146,7 @@ func start(user, password string, q Quirks, folders []Folder) (*Server, error) {
 	}
 	for i, f := range folders {
 		fo := &folder{Folder: f, backend: fmt.Sprintf("box%d", i)}
+		fo.refused.Store(f.Refused)
 		switch {
 		case f.Name == "INBOX" && f.Raw == "":
 			fo.wire, fo.backend = "INBOX", "INBOX"
@@ -217,6 +219,19 @@ func (s *Server) Close() {
 	for c := range s.conns {
 		c.Close()
 	}
+}
+
+// SetRefused makes the folder listed as oldName (see OldName) refused or
+// served from now on, as a server repaired; it reports whether there is
+// such a folder.
+func (s *Server) SetRefused(oldName string, refused bool) bool {
+	for _, f := range s.folders {
+		if f.wire == oldName {
+			f.refused.Store(refused)
+			return true
+		}
+	}
+	return false
 }
 
 // Byes is how many connections the server ended with a BYE mid-FETCH.

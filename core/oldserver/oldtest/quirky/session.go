@@ -49,7 +49,7 @@ func (s *session) backend(name string) (string, error) {
 	for _, f := range s.srv.folders {
 		if (f.token == "" && f.wire == name) || (f.token != "" && f.token == name) ||
 			(f.wire == "INBOX" && strings.EqualFold(name, "INBOX")) {
-			if f.Refused {
+			if f.refused.Load() {
 				return "", errRefused
 			}
 			return f.backend, nil
@@ -105,7 +105,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		if f.SpecialUse != "" && s.srv.specialUse {
 			d.Attrs = append(d.Attrs, f.SpecialUse)
 		}
-		if options.ReturnStatus != nil && !f.Refused {
+		if options.ReturnStatus != nil && !f.refused.Load() {
 			st, err := s.srv.user.Status(f.backend, options.ReturnStatus)
 			if err != nil {
 				return err
