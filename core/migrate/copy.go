@@ -410,10 +410,18 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 		}
 		sort.Slice(list, func(i, j int) bool { return list[i].UID < list[j].UID })
 		for _, m := range list {
-			if uint32(m.UID) > last { // "n:*" also returns the last message when n is above it
-				uids = append(uids, uint32(m.UID))
-				sizes = append(sizes, m.RFC822Size)
+			u := uint32(m.UID)
+			if u <= last { // "n:*" also returns the last message when n is above it
+				continue
 			}
+			if n := len(uids); n > 0 && uids[n-1] == u {
+				// A second response for one UID (a flag update in the
+				// middle, or items split): still one message.
+				sizes[n-1] = max(sizes[n-1], m.RFC822Size)
+				continue
+			}
+			uids = append(uids, u)
+			sizes = append(sizes, m.RFC822Size)
 		}
 	}
 	final := last

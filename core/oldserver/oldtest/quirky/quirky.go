@@ -43,8 +43,9 @@ type Quirks struct {
 	ByeAfter, ByeTimes int
 	// Stray sends untagged responses in odd places: "* OK [ALERT] ...", an
 	// unknown "* XSTRAY ..." (with a literal) and "* 3 EXPUNGE" between
-	// the responses of a UID FETCH, and the first two before LIST and
-	// STATUS responses.
+	// the responses of a UID FETCH, the first two before LIST and STATUS
+	// responses, and a second FETCH response (a flag update) after each
+	// one answering RFC822.SIZE.
 	Stray bool
 	// NoDate and NoFlags leave INTERNALDATE and FLAGS out of FETCH
 	// responses carrying a body; SplitItems sends them instead in a FETCH

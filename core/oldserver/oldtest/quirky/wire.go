@@ -157,6 +157,10 @@ func (c *conn) rewrite(resp []byte) ([]byte, bool) {
 			pre = []byte(strays[c.strays%len(strays)])
 			c.strays++
 		}
+		if u := uidRE.FindSubmatch(first); q.Stray && u != nil && sizeRE.Match(first) {
+			// a flag update of the message just listed
+			post = fmt.Appendf(nil, "* %s FETCH (UID %s FLAGS (\\Seen))\r\n", m[1], u[1])
+		}
 		if q.NilSize {
 			first = sizeRE.ReplaceAll(first, []byte("RFC822.SIZE NIL"))
 		}
