@@ -120,7 +120,7 @@ func (d *dashboard) cell(row, col int) string {
 		switch {
 		case len(u.Problems) > 0:
 			p := u.Problems[0]
-			return fmt.Sprintf("%s UID %d: %s", p.Mailbox, p.OldUID, p.Words)
+			return p.What() + ": " + p.Words
 		case u.Errors > 0:
 			return fmt.Sprintf("%d: %s", u.Errors, u.LastError)
 		case u.LastError != "":

@@ -67,7 +67,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 			}
 			fmt.Fprintf(tw, "\t%s\t%s\t%d\t%s\n", a.Address, state, a.Messages, mb(a.Bytes))
 			for _, p := range a.Problems {
-				fmt.Fprintf(tw, "\t\tnot copied: %s UID %d: %s\t\t\n", p.Mailbox, p.OldUID, p.Words)
+				fmt.Fprintf(tw, "\t\tnot copied: %s: %s\t\t\n", p.What(), p.Words)
 			}
 		}
 	}

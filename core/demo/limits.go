@@ -24,6 +24,7 @@ type connCap struct {
 
 	mu   sync.Mutex
 	open map[string]int
+	peak int // the most open at once from one IP address
 }
 
 func newConnCap(max int, drop bool) *connCap {
@@ -39,7 +40,38 @@ func (c *connCap) admit(ip string) bool {
 		return false
 	}
 	c.open[ip]++
+	c.peak = max(c.peak, c.open[ip])
 	return true
+}
+
+// SetMaxConnsPerIP changes Options.MaxConnsPerIP of a server started with
+// one (above 0), as an admin who raises the limit does; connections open
+// stay. It reports false when the server has no such cap.
+func (s *Server) SetMaxConnsPerIP(n int) bool {
+	if s.connCap == nil || n <= 0 {
+		return false
+	}
+	s.connCap.mu.Lock()
+	s.connCap.max = n
+	s.connCap.mu.Unlock()
+	return true
+}
+
+// PeakConnsPerIP is the most IMAP connections one IP address had open at
+// once under Options.MaxConnsPerIP since the last call (0 without a cap),
+// which starts the count again from those open now.
+func (s *Server) PeakConnsPerIP() int {
+	if s.connCap == nil {
+		return 0
+	}
+	s.connCap.mu.Lock()
+	defer s.connCap.mu.Unlock()
+	p := s.connCap.peak
+	s.connCap.peak = 0
+	for _, n := range s.connCap.open {
+		s.connCap.peak = max(s.connCap.peak, n)
+	}
+	return p
 }
 
 // release forgets a connection admit counted.

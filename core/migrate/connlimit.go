@@ -7,11 +7,17 @@ package migrate
 // holds one, so copies cannot block each other. A connection the server
 // turns away (oldserver.ErrTurnedAway) while the engine holds others
 // lowers the cap to the number open and is learnt (learnt.go); the copy
-// goes on with the connections it has.
+// goes on with the connections it has. A lowered cap climbs back: when a
+// copy wants a place and none is free, once Options.CapProbeAfter has
+// passed since the cap last changed and a connection opened well
+// meanwhile, the cap is raised by one (a probe); the server's refusal of
+// that connection lowers it again. It never goes above the admin's cap
+// (Settings.MaxConnections).
 
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
@@ -22,20 +28,46 @@ import (
 type connLimit struct {
 	mu      sync.Mutex
 	want    int           // the cap the settings and what was learnt ask for
-	max     int           // places; at least 1 (want, or lower once turned away)
+	ceiling int           // the admin's cap: probes never pass it
+	max     int           // places; at least 1 (want, or lower once turned away, or probed up)
 	open    int           // places taken
 	changed chan struct{} // closed (and replaced) when a place is freed
+
+	quiet time.Duration    // between a change of max and a probe; < 0: never
+	since time.Time        // when max last changed
+	ok    int              // connections opened well since
+	now   func() time.Time // time.Now, or a test's clock
 }
 
-func newConnLimit(max int) *connLimit {
-	return &connLimit{want: max, max: max, changed: make(chan struct{})}
+func newConnLimit(n, ceiling int, quiet time.Duration) *connLimit {
+	return &connLimit{want: n, ceiling: max(ceiling, n), max: n, changed: make(chan struct{}),
+		quiet: quiet, since: time.Now(), now: time.Now}
+}
+
+// probe raises the cap by one (and says so) when it is below the admin's,
+// quiet has passed since it last changed and a connection opened well
+// meanwhile. l.mu is held.
+func (l *connLimit) probe() bool {
+	if l.max >= l.ceiling || l.ok == 0 || l.quiet < 0 || l.now().Sub(l.since) < l.quiet {
+		return false
+	}
+	l.max++
+	l.since, l.ok = l.now(), 0
+	return true
+}
+
+// opened counts a connection that opened well on a place taken.
+func (l *connLimit) opened() {
+	l.mu.Lock()
+	l.ok++
+	l.mu.Unlock()
 }
 
 // acquire takes a place, waiting for one while ctx lasts.
 func (l *connLimit) acquire(ctx context.Context) error {
 	for {
 		l.mu.Lock()
-		if l.open < l.max {
+		if l.open < l.max || l.probe() {
 			l.open++
 			l.mu.Unlock()
 			return nil
@@ -54,7 +86,7 @@ func (l *connLimit) acquire(ctx context.Context) error {
 func (l *connLimit) tryAcquire() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.open >= l.max {
+	if l.open >= l.max && !l.probe() {
 		return false
 	}
 	l.open++
@@ -77,6 +109,7 @@ func (l *connLimit) turnedAway() int {
 	l.mu.Lock()
 	l.open--
 	l.max = max(1, min(l.max, l.open))
+	l.since, l.ok = l.now(), 0
 	n := l.max
 	close(l.changed)
 	l.changed = make(chan struct{})
@@ -98,10 +131,11 @@ func (e *Engine) limits(s *oldSettings) *connLimit {
 	defer e.mu.Unlock()
 	l := e.conns[key]
 	if l == nil {
-		l = newConnLimit(want)
+		l = newConnLimit(want, s.ConnLimit(), e.opts.CapProbeAfter)
 		e.conns[key] = l
 	}
 	l.mu.Lock()
+	l.ceiling = max(s.ConnLimit(), want)
 	if want != l.want {
 		l.want, l.max = want, want
 		close(l.changed)
@@ -122,6 +156,7 @@ func (e *Engine) extraConn(ctx context.Context, lim *connLimit, s *oldSettings, 
 	}
 	c, err := e.connect(ctx, s, cred)
 	if err == nil {
+		lim.opened()
 		return c
 	}
 	e.dropped(ctx, lim, s, cred, err)

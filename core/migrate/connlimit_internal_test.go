@@ -92,3 +92,74 @@ func TestWorkQueueGiveBack(t *testing.T) {
 	}
 	q.leave()
 }
+
+// A cap lowered by a refusal climbs back one place at a time: a probe only
+// once the quiet period has passed since the cap last changed and a
+// connection opened well meanwhile; the probe's refusal lowers it again;
+// never above the admin's cap. (Before, a lowered cap stayed lowered.)
+func TestConnLimitProbesUp(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	e := &Engine{conns: map[string]*connLimit{}, opts: Options{CapProbeAfter: time.Minute}}
+	s := &oldSettings{Host: oldserver.MustParseHost("[192.0.2.8]"), IMAPPort: 143, MaxConnections: 3}
+	l := e.limits(s)
+	l.now, l.since = func() time.Time { return now }, now
+	for range 3 {
+		if !l.tryAcquire() {
+			t.Fatal("a place under the cap")
+		}
+	}
+	if n := l.turnedAway(); n != 2 {
+		t.Fatalf("cap after a refusal: %d", n)
+	}
+	now = now.Add(2 * time.Minute)
+	if l.tryAcquire() {
+		t.Fatal("a probe without a connection opened well since the refusal")
+	}
+	l.opened()
+	now = now.Add(-90 * time.Second)
+	if l.tryAcquire() {
+		t.Fatal("a probe before the quiet period passed")
+	}
+	now = now.Add(90 * time.Second)
+	if !l.tryAcquire() || l.max != 3 {
+		t.Fatalf("no probe after the quiet period: cap %d", l.max)
+	}
+	if n := l.turnedAway(); n != 2 {
+		t.Fatalf("the probe's refusal: cap %d, want 2", n)
+	}
+	now = now.Add(time.Minute)
+	l.opened()
+	if !l.tryAcquire() || l.max != 3 {
+		t.Fatalf("no second probe: cap %d", l.max)
+	}
+	l.opened()
+	now = now.Add(time.Hour)
+	if l.tryAcquire() || l.max != 3 {
+		t.Fatalf("a probe above the admin's cap of 3: %d", l.max)
+	}
+	// A cap learnt before this process started climbs back too.
+	s2 := *s
+	s2.Host = oldserver.MustParseHost("[192.0.2.9]")
+	s2.Learnt = &oldserver.Learnt{Server: oldserver.LearntKey(s2), ConnCap: 1}
+	l2 := e.limits(&s2)
+	l2.now, l2.since = func() time.Time { return now }, now
+	if !l2.tryAcquire() || l2.tryAcquire() {
+		t.Fatal("the learnt cap of 1")
+	}
+	l2.opened()
+	now = now.Add(time.Minute)
+	if !l2.tryAcquire() || l2.max != 2 {
+		t.Fatalf("the learnt cap did not climb: %d", l2.max)
+	}
+	e.opts.CapProbeAfter = -1
+	s3 := s2
+	s3.Host = oldserver.MustParseHost("[192.0.2.10]")
+	s3.Learnt = &oldserver.Learnt{Server: oldserver.LearntKey(s3), ConnCap: 1}
+	l3 := e.limits(&s3)
+	l3.tryAcquire()
+	l3.opened()
+	l3.since = time.Time{}
+	if l3.tryAcquire() {
+		t.Fatal("a probe with probing off")
+	}
+}

@@ -90,6 +90,7 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 			return err
 		}
 	}
+	lim.opened()
 	defer func() { closeClient(c) }()
 
 	var errs []error
@@ -97,12 +98,22 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 	report := func(p *plan, err error) bool {
 		if err == nil {
 			e.prog.update(acct.ID, acct.Address, EventProgress, "", func(a *AccountProgress) { a.FoldersDone++ })
+			e.clearFolderProblem(ctx, acct, p)
 			return true
 		}
 		var me *mailboxError
 		if errors.As(err, &me) {
+			// One folder the old server will not serve never stops the
+			// account: recorded (old UID 0, the whole folder) for the
+			// admin and for a later run to try again.
 			e.log.Warn("migrate: mailbox not copied", "account", acct.Address, "mailbox", p.old.name, "err", err)
 			e.prog.update(acct.ID, acct.Address, EventError, err.Error(), func(a *AccountProgress) { a.FoldersDone++ })
+			if rerr := e.st.RecordCopyProblem(ctx, p.local.ID, p.old.name, 0, me.err.Error()); rerr != nil {
+				mu.Lock()
+				errs = append(errs, rerr)
+				mu.Unlock()
+				return false
+			}
 			return true
 		}
 		mu.Lock()
@@ -356,7 +367,7 @@ func (e *Engine) copiedUpTo(ctx context.Context, p *plan) uint32 {
 // committed UID, streaming: pipelined UID FETCH chunks on this connection
 // while the previous batch commits.
 func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, catchUp bool) error {
-	sel, err := c.Select(p.old.name, &imap.SelectOptions{ReadOnly: true}).Wait() // EXAMINE: no \Seen, no \Recent change
+	sel, err := c.Select(p.old.cmdName(), &imap.SelectOptions{ReadOnly: true}).Wait() // EXAMINE: no \Seen, no \Recent change
 	if err != nil {
 		var ierr *imap.Error
 		if errors.As(err, &ierr) {
@@ -399,10 +410,18 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 		}
 		sort.Slice(list, func(i, j int) bool { return list[i].UID < list[j].UID })
 		for _, m := range list {
-			if uint32(m.UID) > last { // "n:*" also returns the last message when n is above it
-				uids = append(uids, uint32(m.UID))
-				sizes = append(sizes, m.RFC822Size)
+			u := uint32(m.UID)
+			if u <= last { // "n:*" also returns the last message when n is above it
+				continue
 			}
+			if n := len(uids); n > 0 && uids[n-1] == u {
+				// A second response for one UID (a flag update in the
+				// middle, or items split): still one message.
+				sizes[n-1] = max(sizes[n-1], m.RFC822Size)
+				continue
+			}
+			uids = append(uids, u)
+			sizes = append(sizes, m.RFC822Size)
 		}
 	}
 	final := last

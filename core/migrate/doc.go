@@ -28,7 +28,9 @@
 //     connection the old server turns away (a BYE greeting, a close before
 //     the greeting, NO [LIMIT]) lowers the cap to the connections held and
 //     is learnt; the copy goes on with the connections it has (a worker
-//     gives its mailbox back while another lives to take it).
+//     gives its mailbox back while another lives to take it). A lowered
+//     cap climbs back one place at a time after Options.CapProbeAfter
+//     without a refusal, never above Settings.MaxConnections.
 //   - What was learnt about an old server (oldserver.Learnt: the login
 //     form that works, a connection cap, capabilities; learnt.go) is kept
 //     per domain in the store and is only a hint: it orders the login
@@ -49,7 +51,12 @@
 //     parser refuses) never stops an account: it is retried once alone,
 //     recorded (store.CopyProblem) and passed; later runs try it again
 //     (problem.go). A message is stored only once the response after it
-//     began or its FETCH ended well.
+//     began or its FETCH ended well; what was so read whole before a
+//     connection broke (a BYE in the middle of a FETCH) is committed. A
+//     folder the old server will not open is recorded the same way (old
+//     UID 0) and the other folders go on. A message's items may come in
+//     several FETCH responses or not at all (items.go): they are merged,
+//     and a message without INTERNALDATE is dated by its Date: header.
 //   - Mail that lands on the old server after a user moved (while the domain
 //     is still migrating) is pulled by catch-up runs: on every LoggedIn and
 //     every Options.CatchUpInterval. A new old-server UID that collides with
@@ -74,7 +81,8 @@
 // namespace prefix such as "INBOX." (Courier, Cyrus) is stripped: "INBOX.Sent"
 // becomes "Sent", "INBOX.Données.Été 2020" becomes "Données.Été 2020". Names
 // are UTF-8 in the store (modified UTF-7 on the wire is decoded by
-// imapclient). Each local mailbox remembers its old name (store
+// imapclient; a name in broken modified UTF-7 is kept as the server sent
+// it, and commands send those bytes back: imap.RawMailboxMark). Each local mailbox remembers its old name (store
 // Mailbox.OldName), which is how later runs match them up. Mailboxes of other
 // and shared namespaces are not copied. A \Noselect parent is created as an
 // empty mailbox so the hierarchy stays visible.

@@ -70,6 +70,11 @@ type Options struct {
 	// LeaseTTL is how long an account's copy lease lasts unless renewed
 	// (see lease.go); 0 means DefaultLeaseTTL.
 	LeaseTTL time.Duration
+	// CapProbeAfter is how long a connection cap lowered by the old
+	// server's refusal stays as it is (with connections opening well)
+	// before a copy that wants one more place tries one more (connlimit.go);
+	// 0 means 2 minutes, negative never.
+	CapProbeAfter time.Duration
 }
 
 // Credentials log in to the old server: either the user's Password, or a
@@ -192,6 +197,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = DefaultLeaseTTL
+	}
+	if opts.CapProbeAfter == 0 {
+		opts.CapProbeAfter = 2 * time.Minute
 	}
 	holder, err := newHolder()
 	if err != nil {

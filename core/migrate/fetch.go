@@ -29,6 +29,10 @@ type pending struct {
 	stageErr error
 	// nilBody: the server sent BODY[] NIL; tooBig: over MaxMessageSize.
 	nilBody, tooBig, gotBody bool
+	// gotFlags, gotDate: the server sent FLAGS, INTERNALDATE (items.go);
+	// headerDate is the Date: header, read when the body came first.
+	gotFlags, gotDate bool
+	headerDate        string
 }
 
 // fetchItems are what the copy and Verify fetch of each message: the
@@ -125,9 +129,9 @@ func (r *reader) read(msg *imapclient.FetchMessageData) (*pending, error) {
 		case imapclient.FetchItemDataUID:
 			p.uid = uint32(it.UID)
 		case imapclient.FetchItemDataFlags:
-			p.flags = oldserver.MessageFlags(it.Flags)
+			p.flags, p.gotFlags = oldserver.MessageFlags(it.Flags), true
 		case imapclient.FetchItemDataInternalDate:
-			p.date = it.Time
+			p.date, p.gotDate = it.Time, true
 		case imapclient.FetchItemDataBodySection:
 			p.gotBody = true
 			if it.Literal == nil {
@@ -155,6 +159,9 @@ func (r *reader) read(msg *imapclient.FetchMessageData) (*pending, error) {
 					r.bufs <- body
 				}
 				return nil, &readError{fmt.Errorf("read message %d: %w", p.uid, err)}
+			}
+			if !p.gotDate {
+				p.headerDate = headerDate(body)
 			}
 			p.bodySize, p.staged = n, make(chan struct{})
 			r.jobs <- stageJob{p: p, body: body, pooled: pooled}
@@ -250,6 +257,15 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 	}
 	rd := newReader(e.st, e.log, e.opts.MaxMessageSize)
 	defer rd.close()
+	// What was read whole before the connection failed (a BYE or a cut in
+	// the middle of a FETCH) is committed, so that the next attempt goes
+	// on after it: an old server that drops every connection after a few
+	// messages still sees the copy make progress.
+	defer func() {
+		if retErr != nil && ctx.Err() == nil && commitErr() == nil && !store.IsDiskFull(retErr) {
+			flush(true)
+		}
+	}()
 	add := func(m *pending) error {
 		if len(cur.msgs) == 0 {
 			cur.first = time.Now()
@@ -337,16 +353,35 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		// A message is admitted once the response after it began (or the
 		// command ended well): a response the parser refuses right after
 		// a literal says that literal may not have been the message.
+		// A message's items may come in several responses (items.go):
+		// those before its body wait in parts, those after it are merged
+		// while it is not handled yet.
 		var prev *pending
+		parts := map[uint32]*pending{}
 		for msg := ch.cmd.Next(); msg != nil; msg = ch.cmd.Next() {
 			m, err := rd.read(msg)
 			if err != nil {
 				return p.malformed(ch.uids, err)
 			}
-			if m.uid == 0 || !m.gotBody || seen[m.uid] {
-				continue // not ours (e.g. a flag update): fetched again below
+			if m.uid != 0 && !m.gotBody {
+				switch {
+				case prev != nil && prev.uid == m.uid:
+					prev.mergeItems(m)
+				case held[m.uid] != nil:
+					held[m.uid].mergeItems(m)
+				case !seen[m.uid]:
+					if parts[m.uid] == nil {
+						parts[m.uid] = &pending{uid: m.uid}
+					}
+					parts[m.uid].mergeItems(m)
+				}
+				continue
+			}
+			if m.uid == 0 || seen[m.uid] {
+				continue // not ours: fetched again below
 			}
 			seen[m.uid] = true
+			m.fillItems(parts[m.uid])
 			if prev != nil {
 				if err := admit(prev); err != nil {
 					return err
@@ -398,6 +433,7 @@ type skipFunc func(uid uint32, why string, problem bool) error
 
 // handle adds a read message to the batch, or reports why it cannot be.
 func (e *Engine) handle(m *pending, add func(*pending) error, skip skipFunc) error {
+	m.settleDate()
 	switch {
 	case m.tooBig:
 		return skip(m.uid, fmt.Sprintf("larger than %d bytes", e.opts.MaxMessageSize), false)
@@ -413,18 +449,28 @@ func (e *Engine) handle(m *pending, add func(*pending) error, skip skipFunc) err
 // chunk was refused).
 func (e *Engine) fetchOne(c *imapclient.Client, u uint32, rd *reader, add func(*pending) error, skip skipFunc, refused bool) error {
 	cmd := c.Fetch(imap.UIDSetNum(imap.UID(u)), fetchItems)
-	var got *pending
+	var got, part *pending
 	sent := false // a response for u came, with or without its body
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		m, err := rd.read(msg)
 		if err != nil {
 			return err // the caller closes the client
 		}
-		if m.uid == u {
-			sent = true
-			if m.gotBody {
-				got = m
+		if m.uid != u {
+			continue
+		}
+		sent = true
+		switch {
+		case m.gotBody && got == nil:
+			got = m
+			got.fillItems(part)
+		case got != nil:
+			got.mergeItems(m)
+		default:
+			if part == nil {
+				part = &pending{uid: u}
 			}
+			part.mergeItems(m)
 		}
 	}
 	err := cmd.Close()

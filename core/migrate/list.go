@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -102,12 +103,26 @@ func statusOf(c *imapclient.Client, name string, quick bool) (*statusInfo, error
 
 // oldMailbox is one mailbox as listed by the old server.
 type oldMailbox struct {
+	// name is the old server's name (as decoded, or, for a name in broken
+	// modified UTF-7, the bytes it sent); wire, if set, is what commands
+	// send for it: the name marked imap.RawMailboxMark for a broken one,
+	// so that it goes back as those bytes (the server may not know the
+	// name encoded again).
 	name       string
+	wire       string
 	local      string
 	noselect   bool
 	subscribed bool
 	specialUse string
 	status     *statusInfo
+}
+
+// cmdName is the name commands send for m.
+func (m *oldMailbox) cmdName() string {
+	if m.wire != "" {
+		return m.wire
+	}
+	return m.name
 }
 
 var specialAttrs = []imap.MailboxAttr{imap.MailboxAttrAll, imap.MailboxAttrArchive, imap.MailboxAttrDrafts,
@@ -151,12 +166,16 @@ func listOld(c *imapclient.Client, ns nsInfo) ([]*oldMailbox, error) {
 	var out []*oldMailbox
 	seen := map[string]bool{}
 	for _, l := range list {
-		local := ns.localName(l.Mailbox)
-		if local == "" || seen[l.Mailbox] {
+		name, raw := strings.CutPrefix(l.Mailbox, imap.RawMailboxMark)
+		local := ns.localName(name)
+		if local == "" || seen[name] {
 			continue
 		}
-		seen[l.Mailbox] = true
-		m := &oldMailbox{name: l.Mailbox, local: local, subscribed: !ext}
+		seen[name] = true
+		m := &oldMailbox{name: name, local: local, subscribed: !ext}
+		if raw {
+			m.wire, m.local = l.Mailbox, strings.ToValidUTF8(local, "\uFFFD")
+		}
 		if strings.EqualFold(l.Mailbox, "INBOX") {
 			m.name = "INBOX"
 		}
@@ -189,7 +208,13 @@ func listOld(c *imapclient.Client, ns nsInfo) ([]*oldMailbox, error) {
 	}
 	for _, m := range out {
 		if m.status == nil && !m.noselect {
-			st, err := statusOf(c, m.name, false)
+			st, err := statusOf(c, m.cmdName(), false)
+			var ierr *imap.Error
+			if errors.As(err, &ierr) {
+				// The server refuses this one mailbox: its copy finds
+				// out why (EXAMINE) and reports it; the others go on.
+				continue
+			}
 			if err != nil {
 				return nil, fmt.Errorf("STATUS %q: %w", m.name, err)
 			}

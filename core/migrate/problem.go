@@ -18,6 +18,9 @@ import (
 //     as an attempt), and the messages of that chunk not yet handled are
 //     fetched alone; one whose response is refused alone twice (retried once
 //     alone) is recorded and passed;
+//   - a folder the old server will not open (EXAMINE answered NO, or its
+//     UIDVALIDITY changed) is recorded as a problem of old UID 0 and the
+//     other folders go on; a later run tries it again and, copied, clears it;
 //   - a recorded message (store.CopyProblem: mailbox, old UID, the server's
 //     words) is tried again by every later run of its mailbox (catch-up,
 //     resume, a new bulk run); copied at last, or gone from the old server,
@@ -105,7 +108,7 @@ func (e *Engine) retryProblems(ctx context.Context, acct *store.Account, c *imap
 	}
 	var uids []uint32
 	for _, pr := range probs {
-		if !p.recordedThisRun(pr.OldUID) {
+		if pr.OldUID != 0 && !p.recordedThisRun(pr.OldUID) { // 0: the folder (copy.go)
 			uids = append(uids, pr.OldUID)
 		}
 	}
@@ -124,4 +127,16 @@ func (e *Engine) retryProblems(ctx context.Context, acct *store.Account, c *imap
 	}
 	p.retried = true
 	return nil
+}
+
+// clearFolderProblem forgets that the old server would not open p's
+// folder (a problem of old UID 0), now that it was copied.
+func (e *Engine) clearFolderProblem(ctx context.Context, acct *store.Account, p *plan) {
+	probs, err := e.st.MailboxCopyProblems(ctx, p.local.ID)
+	if err != nil || len(probs) == 0 || probs[0].OldUID != 0 {
+		return
+	}
+	if err := e.st.ClearCopyProblem(ctx, p.local.ID, 0); err != nil {
+		e.log.Warn("migrate: cannot clear a folder's problem", "account", acct.Address, "mailbox", p.old.name, "err", err)
+	}
 }

@@ -236,6 +236,63 @@ func TestCopyUnderConnectionCap(t *testing.T) {
 	}
 }
 
+// A cap the old server forced down climbs back once the server allows
+// more: bob's copy is turned away above 1 connection (the user's client
+// holds the other); the server's limit is then raised and carol's copy,
+// after the quiet period, opens more than one connection again, never more
+// than the admin's max_connections. Before, the lowered cap stayed at 1.
+func TestLoweredCapClimbsBack(t *testing.T) {
+	t.Parallel()
+	srv := startDemoOld(t, demo.Options{MaxConnsPerIP: 2})
+	folders := []string{"INBOX", "A", "B", "C", "D", "E"}
+	for _, addr := range []string{"bob@example.test", "carol@example.test"} {
+		seeder := demoClient(t, srv, addr, demoPassword(t, srv, addr))
+		seedDemo(t, seeder, folders, 30, 2000)
+		seeder.Logout().Wait()
+		seeder.Close()
+	}
+	held := demoClient(t, srv, "bob@example.test", demoPassword(t, srv, "bob@example.test"))
+
+	st := demoSetup(t, srv, oldserver.LoginFull, "")
+	s := settingsFor(t, srv.IMAPAddr())
+	s.MaxConnections = 3
+	if err := migrate.SetDomain(context.Background(), st, "example.test", s, true); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 6, CapProbeAfter: 20 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	copyAll := func(addr string) {
+		t.Helper()
+		if _, err := e.FirstLogin(ctx, addr, demoPassword(t, srv, addr)); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Wait(ctx, addr); err != nil {
+			t.Fatal(err)
+		}
+		if n := countMessages(t, st, addr); n != 30*len(folders) {
+			t.Fatalf("%s: %d messages copied, want %d", addr, n, 30*len(folders))
+		}
+	}
+	copyAll("bob@example.test")
+	if l, err := migrate.Learnt(ctx, st, "example.test"); err != nil || l == nil || l.ConnCap != 1 {
+		t.Fatalf("learnt %+v, %v; want a cap of 1", l, err)
+	}
+	held.Close()
+	srv.SetMaxConnsPerIP(10)
+	srv.PeakConnsPerIP()
+	time.Sleep(50 * time.Millisecond) // the quiet period
+	copyAll("carol@example.test")
+	peak := srv.PeakConnsPerIP()
+	if peak < 2 {
+		t.Fatalf("carol's copy held at most %d connection(s) at once: the cap never climbed back", peak)
+	}
+	if peak > 3 {
+		t.Fatalf("%d connections at once, above max_connections 3", peak)
+	}
+	t.Logf("after the server allowed more: %d connections at once", peak)
+}
+
 // Many accounts at once share the per-old-server cap the admin set: with
 // max_connections 3 and a server that turns away a 4th connection, four
 // accounts copied at once (4 connections each allowed) all complete, and

@@ -167,7 +167,7 @@ func (e *Engine) verifyFolder(ctx context.Context, c *imapclient.Client, o *oldM
 		f.Problem = strings.Join(problems, "; ")
 		return f, nil
 	}
-	sel, err := c.Select(o.name, &imap.SelectOptions{ReadOnly: true}).Wait()
+	sel, err := c.Select(o.cmdName(), &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		var ierr *imap.Error
 		if errors.As(err, &ierr) {

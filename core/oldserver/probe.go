@@ -352,7 +352,7 @@ func probeIMAP(ctx context.Context, s Settings, user, password string, opts *Dia
 					r.SpecialUse = make(map[string]string)
 				}
 				if _, dup := r.SpecialUse[string(a)]; !dup {
-					r.SpecialUse[string(a)] = m.Mailbox
+					r.SpecialUse[string(a)] = strings.TrimPrefix(m.Mailbox, imap.RawMailboxMark)
 				}
 			}
 		}
@@ -401,7 +401,7 @@ func guessSpecial(list []*imap.ListData, names []string, sep string) string {
 				name = name[len("INBOX"+sep):]
 			}
 			if strings.EqualFold(name, want) {
-				return m.Mailbox
+				return strings.TrimPrefix(m.Mailbox, imap.RawMailboxMark)
 			}
 		}
 	}

@@ -15,7 +15,9 @@ import (
 // IMAP parser refused, also when asked for alone. The rest of the mailbox
 // was copied; a later catch-up run asks for the message again and, once it
 // is copied, the problem is cleared. Problems belong to the local mailbox
-// the message was to go to and go with it.
+// the message was to go to and go with it. OldUID 0 is a whole folder the
+// old server would not open (or whose UIDVALIDITY changed): the other
+// folders were copied; a later run tries it again.
 type CopyProblem struct {
 	AccountID int64  `json:"-"`
 	MailboxID int64  `json:"-"`
@@ -71,12 +73,18 @@ func isBidiControl(r rune) bool {
 	return r == '\u061c' || r == '\u200e' || r == '\u200f' || '\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069'
 }
 
+// What names what could not be copied: "INBOX UID 4", or "folder
+// Damaged (all of it)" for a whole folder (OldUID 0).
+func (p CopyProblem) What() string {
+	if p.OldUID == 0 {
+		return fmt.Sprintf("folder %s (all of it)", p.Mailbox)
+	}
+	return fmt.Sprintf("%s UID %d", p.Mailbox, p.OldUID)
+}
+
 // RecordCopyProblem records (or, when it is known already, counts one more
 // try of) a message of mailboxID that the old server could not serve.
 func (s *Store) RecordCopyProblem(ctx context.Context, mailboxID int64, oldMailbox string, oldUID uint32, words string) error {
-	if oldUID == 0 {
-		return fmt.Errorf("%w: copy problem with old UID 0", ErrInvalid)
-	}
 	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
 		accountID, err := mailboxAccount(ctx, tx, mailboxID)
 		if err != nil {

@@ -30,8 +30,15 @@ func TestCopyProblems(t *testing.T) {
 	if err := s.RecordCopyProblem(ctx, inbox.ID, "INBOX.Old", 3, "NO [SERVERBUG] x"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordCopyProblem(ctx, inbox.ID, "INBOX.Old", 0, "x"); !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("old UID 0: err %v, want ErrInvalid", err)
+	// Old UID 0 is the whole folder.
+	if err := s.RecordCopyProblem(ctx, inbox.ID, "INBOX.Old", 0, "NO [SERVERBUG] cannot open"); err != nil {
+		t.Fatal(err)
+	}
+	if ps, _ := s.MailboxCopyProblems(ctx, inbox.ID); len(ps) != 3 || ps[0].What() != "folder INBOX.Old (all of it)" || ps[1].What() != "INBOX.Old UID 3" {
+		t.Fatalf("problems %+v", ps)
+	}
+	if err := s.ClearCopyProblem(ctx, inbox.ID, 0); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.RecordCopyProblem(ctx, 9999, "X", 1, "x"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("no such mailbox: err %v, want ErrNotFound", err)

@@ -28,3 +28,11 @@ type ListData struct {
 type ListDataChildInfo struct {
 	Subscribed bool
 }
+
+// RawMailboxMark begins a mailbox name that a server sent in modified UTF-7
+// that does not decode (RFC 3501 §5.1.3): imapclient returns such a name as
+// RawMailboxMark followed by the bytes as sent, and sends a name so marked
+// as those bytes, not encoded again, so that a server that stores names as
+// bytes finds the mailbox. No mailbox name holds a NUL, so the mark is
+// never a real name's (Mailferry fork, FORK.md change 24).
+const RawMailboxMark = "\x00"

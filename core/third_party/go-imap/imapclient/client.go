@@ -1030,7 +1030,14 @@ func (c *Client) readResponseData(typ string) error {
 		}
 		return c.handleGetACL()
 	default:
-		return fmt.Errorf("unsupported response type %q", typ)
+		// An untagged response the client does not know (a server's own
+		// extension, or one sent where it does not belong) is read past,
+		// literals included, rather than ending the connection (Mailferry
+		// fork, FORK.md change 21; RFC 9051 §7: the client must be prepared
+		// to accept any response at all times).
+		if !c.dec.DiscardResponse() {
+			return fmt.Errorf("in unknown response %q: %v", typ, c.dec.Err())
+		}
 	}
 
 	return nil

@@ -434,7 +434,7 @@ func (FetchItemDataInternalDate) fetchItemData() {}
 
 // FetchItemDataRFC822Size holds data returned by FETCH RFC822.SIZE.
 type FetchItemDataRFC822Size struct {
-	Size int64
+	Size int64 // -1 when the server answered NIL (Mailferry fork)
 }
 
 func (FetchItemDataRFC822Size) fetchItemData() {}
@@ -629,6 +629,20 @@ func (c *Client) handleFetch(seqNum uint32) error {
 				return seqNum != 0 && cmd.recvSeqNum(seqNum)
 			}
 		})
+		if cmd == nil && uid != 0 {
+			// A second response for a UID a pending UID FETCH asked
+			// for (a server that splits a message's items, or a flag
+			// update) goes to that command too rather than being
+			// dropped (Mailferry fork, FORK.md change 23).
+			cmd = c.findPendingCmdFunc(func(anyCmd command) bool {
+				cmd, ok := anyCmd.(*FetchCommand)
+				if !ok {
+					return false
+				}
+				set, ok := cmd.numSet.(imap.UIDSet)
+				return ok && set.Contains(uid)
+			})
+		}
 		if cmd != nil {
 			cmd := cmd.(*FetchCommand)
 			cmd.msgs <- msg
@@ -690,8 +704,16 @@ func (c *Client) handleFetch(seqNum uint32) error {
 			item = FetchItemDataInternalDate{Time: t}
 		case "RFC822.SIZE":
 			var size int64
-			if !dec.ExpectSP() || !dec.ExpectNumber64(&size) {
+			if !dec.ExpectSP() {
 				return dec.Err()
+			}
+			// Some servers answer NIL for a size they cannot tell: it is
+			// taken as -1, unknown (Mailferry fork, FORK.md change 22).
+			if !dec.Number64(&size) {
+				if !dec.ExpectNIL() {
+					return dec.Err()
+				}
+				size = -1
 			}
 
 			item = FetchItemDataRFC822Size{Size: size}

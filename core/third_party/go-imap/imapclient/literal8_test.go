@@ -143,7 +143,7 @@ func TestListBrokenUTF7(t *testing.T) {
 	for _, d := range l {
 		names = append(names, d.Mailbox)
 	}
-	if strings.Join(names, "|") != "INBOX|Caf&AOk|Entwürfe" {
+	if strings.Join(names, "|") != "INBOX|"+imap.RawMailboxMark+"Caf&AOk|Entwürfe" {
 		t.Fatalf("names %q", names)
 	}
 }

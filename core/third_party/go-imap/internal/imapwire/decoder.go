@@ -2,6 +2,7 @@ package imapwire
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -272,6 +273,67 @@ func (dec *Decoder) DiscardLine() {
 	dec.CRLF()
 }
 
+// DiscardResponse reads and drops the rest of a response's line, and the
+// literals (and literal8s) it announces with the lines after them, up to the
+// response's final CRLF, which is left for the caller. A client reads past an
+// untagged response it does not know this way (Mailferry fork, FORK.md
+// change 21).
+func (dec *Decoder) DiscardResponse() bool {
+	var tail []byte // the end of the current line, for a literal's "{n}"
+	for {
+		b, err := dec.r.Peek(1)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return dec.returnErr(err)
+		}
+		if b[0] == '\r' || b[0] == '\n' {
+			n, ok := literalAtEnd(tail)
+			if !ok {
+				return true
+			}
+			if !dec.CRLF() {
+				return dec.Expect(false, "CRLF")
+			}
+			if _, err := io.CopyN(io.Discard, dec.r, n); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return dec.returnErr(err)
+			}
+			tail = tail[:0]
+			continue
+		}
+		ch, ok := dec.readByte()
+		if !ok {
+			return false
+		}
+		if len(tail) == 32 {
+			tail = append(tail[:0], tail[16:]...)
+		}
+		tail = append(tail, ch)
+	}
+}
+
+// literalAtEnd is the size of the literal ("{n}", "{n+}", "~{n}") that
+// line ends with.
+func literalAtEnd(line []byte) (int64, bool) {
+	if len(line) < 3 || line[len(line)-1] != '}' {
+		return 0, false
+	}
+	end := len(line) - 1
+	if line[end-1] == '+' {
+		end--
+	}
+	start := bytes.LastIndexByte(line[:end], '{')
+	if start < 0 || start+1 == end {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(line[start+1:end]), 10, 64)
+	return n, err == nil && n >= 0
+}
+
 func (dec *Decoder) DiscardValue() bool {
 	var s string
 	if dec.String(&s) {
@@ -520,9 +582,9 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 	decoded, err := utf7.Decode(name)
 	if err != nil && dec.side == ConnSideClient {
 		// A server's name in broken modified UTF-7 (RFC 3501 §5.1.3) is
-		// kept as it was sent rather than failing the whole response
-		// (Mailferry fork, FORK.md change 3).
-		*ptr = name
+		// kept as it was sent, marked, rather than failing the whole
+		// response (Mailferry fork, FORK.md changes 20 and 24).
+		*ptr = imap.RawMailboxMark + name
 		return true
 	}
 	if err != nil {

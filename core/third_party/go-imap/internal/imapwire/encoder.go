@@ -150,6 +150,11 @@ func (enc *Encoder) stringLiteral(s string) {
 }
 
 func (enc *Encoder) Mailbox(name string) *Encoder {
+	if raw, ok := strings.CutPrefix(name, imap.RawMailboxMark); ok {
+		// A name a server sent in broken modified UTF-7 goes back as
+		// it came (Mailferry fork, FORK.md change 24).
+		return enc.String(raw)
+	}
 	if strings.EqualFold(name, "INBOX") {
 		return enc.Atom("INBOX")
 	} else {
