@@ -102,7 +102,7 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 		var me *mailboxError
 		if errors.As(err, &me) {
 			e.log.Warn("migrate: mailbox not copied", "account", acct.Address, "mailbox", p.old.name, "err", err)
-			e.prog.update(acct.ID, acct.Address, EventError, err.Error(), func(a *AccountProgress) { a.FoldersDone++ })
+			e.prog.updateErr(acct.ID, acct.Address, EventError, err, func(a *AccountProgress) { a.FoldersDone++ })
 			return true
 		}
 		mu.Lock()
@@ -335,7 +335,7 @@ func (e *Engine) copyMailboxRetry(ctx context.Context, acct *store.Account, s *o
 			return fmt.Errorf("migrate: %s: mailbox %q: giving up after %d attempts without progress: %w", acct.Address, p.old.name, failed, err)
 		}
 		e.log.Info("migrate: connection problem, retrying", "account", acct.Address, "mailbox", p.old.name, "attempts_without_progress", failed, "err", err)
-		e.prog.update(acct.ID, acct.Address, EventError, fmt.Sprintf("mailbox %q: %v (retrying)", p.old.name, err), nil)
+		e.prog.updateErr(acct.ID, acct.Address, EventError, retryingError(p.old.name, err), nil)
 		if err := e.backoff(ctx, max(failed-1, 0)); err != nil {
 			return err
 		}

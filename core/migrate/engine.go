@@ -441,13 +441,13 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	cred, ok := e.credsFor(acct)
 	if !ok {
 		err := fmt.Errorf("%w: %s", ErrNoCredentials, acct.Address)
-		e.prog.update(acct.ID, acct.Address, EventError, err.Error(), nil)
+		e.prog.updateErr(acct.ID, acct.Address, EventError, err, nil)
 		return err
 	}
 	// One process copies an account at a time; a refusal changes nothing.
 	lctx, release, err := e.holdLease(ctx, acct)
 	if err != nil {
-		e.prog.update(acct.ID, acct.Address, EventError, err.Error(), nil)
+		e.prog.updateErr(acct.ID, acct.Address, EventError, err, nil)
 		return err
 	}
 	defer release()
@@ -494,7 +494,7 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 		} else if serr := e.st.SetAccountMigration(wctx, acct.ID, store.MigFailed, err.Error()); serr != nil {
 			err = errors.Join(err, serr)
 		}
-		e.prog.update(acct.ID, acct.Address, EventError, err.Error(), func(a *AccountProgress) { a.State, a.Folder = final, "" })
+		e.prog.updateErr(acct.ID, acct.Address, EventError, err, func(a *AccountProgress) { a.State, a.Folder = final, "" })
 		return err
 	}
 	if err := e.st.SetAccountMigration(wctx, acct.ID, store.MigDone, ""); err != nil {

@@ -264,7 +264,8 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 	skip := func(uid uint32, why string, problem bool) error {
 		msg := fmt.Sprintf("mailbox %q: message UID %d not copied: %s", p.old.name, uid, why)
 		e.log.Warn("migrate: "+msg, "account", acct.Address)
-		e.prog.update(acct.ID, acct.Address, EventError, msg, func(a *AccountProgress) { a.Skipped++ })
+		prob := messageProblem(p.old.name, uid, msg, problem)
+		e.prog.update(acct.ID, acct.Address, EventError, msg, func(a *AccountProgress) { a.Skipped++; a.Problem = prob })
 		if !problem {
 			return nil
 		}

@@ -3,6 +3,8 @@ package migrate
 import (
 	"sync"
 	"time"
+
+	"mailferry/core/oldserver"
 )
 
 // Event kinds.
@@ -43,6 +45,9 @@ type AccountProgress struct {
 	Skipped    int64    `json:"skipped"`
 	Errors     []string `json:"errors,omitempty"`
 	ErrorCount int      `json:"error_count,omitempty"`
+	// Problem is the latest error (the last of Errors) in an admin's words
+	// (Explain), with its text as the Detail.
+	Problem oldserver.Problem `json:"problem,omitzero"`
 	// RetryAt is when a failed copy (StateRetrying, StateDiskFull) is run
 	// again.
 	RetryAt time.Time `json:"retry_at,omitzero"`
@@ -79,6 +84,18 @@ func newProgress() *progress {
 		last:     map[int64]time.Time{},
 		subs:     map[*subscriber]struct{}{},
 	}
+}
+
+// updateErr records err (as update with its text) and keeps it in an
+// admin's words (Explain) as the account's Problem.
+func (p *progress) updateErr(id int64, address, kind string, err error, fn func(a *AccountProgress)) {
+	prob := Explain(err)
+	p.update(id, address, kind, err.Error(), func(a *AccountProgress) {
+		a.Problem = prob
+		if fn != nil {
+			fn(a)
+		}
+	})
 }
 
 // update changes an account's record under the lock and publishes an event
