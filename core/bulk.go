@@ -89,3 +89,9 @@ func finished(res []UserResult) int {
 func (c *Core) RetryCopy(ctx context.Context, address string) error {
 	return c.mig.Retry(ctx, address)
 }
+
+// WaitCopy waits until no copy of address is queued or running and returns
+// the error of its last run (nil if none ran).
+func (c *Core) WaitCopy(ctx context.Context, address string) error {
+	return c.mig.Wait(ctx, address)
+}

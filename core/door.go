@@ -269,3 +269,7 @@ const (
 	DKIMDifferent = dkim.Different
 	DKIMUnknown   = dkim.Unknown
 )
+
+// NotCopiedAdvice is what an admin can do about messages the old server
+// could not serve (the check report and the assistant say it).
+const NotCopiedAdvice = trial.NotCopiedAdvice

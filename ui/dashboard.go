@@ -117,16 +117,7 @@ func (d *dashboard) cell(row, col int) string {
 		}
 		return "—"
 	case 6:
-		switch {
-		case len(u.Problems) > 0:
-			p := u.Problems[0]
-			return fmt.Sprintf("%s UID %d: %s", p.Mailbox, p.OldUID, p.Words)
-		case u.Errors > 0:
-			return fmt.Sprintf("%d: %s", u.Errors, u.LastError)
-		case u.LastError != "":
-			return u.LastError // recorded, but not counted by this process
-		}
-		return "none"
+		return errorsText(u)
 	}
 	return ""
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/emersion/go-imap/v2"
+
 	"mailferry/core/oldserver"
 	"mailferry/core/store"
 )
@@ -65,4 +67,19 @@ func messageProblem(mailbox string, uid uint32, detail string, recorded bool) ol
 		p.Advice = "Mailferry passes it for good; the technical detail says why."
 	}
 	return p
+}
+
+// refusalWords says an old server's refusal of a message in its own words,
+// its status and response code after them: “Message file is damaged” (NO
+// SERVERBUG).
+func refusalWords(e *imap.Error) string {
+	why := "the old server refused it"
+	if e.Text != "" {
+		why += ": “" + e.Text + "”"
+	}
+	code := string(e.Type)
+	if e.Code != "" {
+		code += " " + string(e.Code)
+	}
+	return why + " (" + code + ")"
 }

@@ -437,7 +437,8 @@ func (e *Engine) fetchOne(c *imapclient.Client, u uint32, rd *reader, add func(*
 	case got != nil:
 		return e.handle(got, add, skip)
 	case err != nil:
-		return skip(u, "the old server refused it: "+err.Error(), true)
+		// The server's own words; the status and code are protocol.
+		return skip(u, refusalWords(ierr), true)
 	case sent:
 		// the message is there, but its FETCH response lacks the body
 		return skip(u, "the old server sent it without its body", true)
