@@ -244,9 +244,11 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 					us.Rate = p.MessagesRate
 				}
 				us.Errors = p.ErrorCount
-				if len(p.Errors) > 0 && (us.State == MigRunning || us.State == MigDone || us.LastError == "") {
+				if len(p.Errors) > 0 && p.Problem.Kind != "" && (us.State == MigRunning || us.State == MigDone || us.LastError == "") {
 					us.LastError = p.Errors[len(p.Errors)-1]
-					us.Problem = p.Problem
+				}
+				if p.Problem.Kind != "" && p.Problem.Detail == us.LastError {
+					us.Problem = p.Problem // the engine's error, explained by its type
 				}
 				if !p.Updated.IsZero() {
 					us.Updated = p.Updated

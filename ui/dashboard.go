@@ -35,6 +35,8 @@ type dashboard struct {
 
 	// addDlg is the Add-a-domain dialog while it keeps what was typed.
 	addDlg *enableDialog
+	// lastUser is the user's dialog opened last (tests).
+	lastUser *userDialog
 
 	// source reads a snapshot (Core.Status; tests give their own).
 	source func(ctx context.Context) (*core.Status, error)

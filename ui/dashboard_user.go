@@ -76,6 +76,7 @@ type userDialog struct {
 // showUser opens the dialog of u.
 func (d *dashboard) showUser(u core.UserStatus) {
 	ud := d.userDialog(u)
+	d.lastUser = ud
 	d.u.showDialog(ud.dlg, nil, nil, nil)
 }
 

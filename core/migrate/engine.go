@@ -465,6 +465,7 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 		a.State, a.Started, a.Folder = state, time.Now(), ""
 		a.FoldersDone, a.FoldersTotal, a.MessagesDone, a.MessagesTotal, a.BytesDone, a.BytesTotal = 0, 0, 0, 0, 0, 0
 		a.MessagesRate, a.BytesRate, a.RetryAt = 0, 0, time.Time{}
+		a.Problem = oldserver.Problem{} // of an earlier run
 	})
 	e.log.Info("migrate: job started", "account", acct.Address, "catchup", catchUp)
 	if !catchUp {
@@ -500,7 +501,12 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	if err := e.st.SetAccountMigration(wctx, acct.ID, store.MigDone, ""); err != nil {
 		return err
 	}
-	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) { a.State, a.Folder = store.MigDone, "" })
+	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) {
+		a.State, a.Folder = store.MigDone, ""
+		if a.Problem.Kind != ProblemMessage {
+			a.Problem = oldserver.Problem{} // overcome: the run finished
+		}
+	})
 	e.log.Info("migrate: job done", "account", acct.Address, "catchup", catchUp)
 	return nil
 }
