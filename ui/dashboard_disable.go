@@ -47,7 +47,7 @@ type readinessDialog struct {
 // disableDialog opens the readiness dialog for ds and runs a first check.
 func (d *dashboard) disableDialog(ds core.DomainStatus) *readinessDialog {
 	r := d.newReadinessDialog(ds)
-	d.u.showDialog(r.dlg, nil, nil, nil)
+	d.u.showDialog(r.dlg, nil, nil, r.users)
 	r.runCheck()
 	return r
 }

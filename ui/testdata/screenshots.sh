@@ -1,14 +1,18 @@
 #!/bin/bash
 # screenshots.sh runs the real mailferry binary in a real window under Xvfb,
-# at 800x600 and at 1280x800, walks the test-migration wizard against the
-# demo old server with the keyboard only (xdotool: Tab, Space, Enter, the
-# same keys an admin uses) and saves a screenshot of each step, of the
+# at 800x600, at 1280x800 and on a 4K screen (3840x2160, FYNE_SCALE=2 as a
+# HiDPI desktop sets it), walks the test-migration wizard against the demo
+# old server with the keyboard only (xdotool: Tab, Space, Enter, the same
+# keys an admin uses) and saves a screenshot of each step, of the
 # untrusted-certificate step, of an error (the SMTP port typed into the IMAP
-# field) and of the dashboard (ImageMagick import).
+# field), of the dashboard and of its readiness check before Disable
+# migration (ImageMagick import). Every screenshot in the README comes from
+# this one command.
 #
 # Usage, from the module root:  ui/testdata/screenshots.sh [OUTDIR]
-# (default OUTDIR assets/screenshots; the shots go to OUTDIR/800x600 and
-# OUTDIR/1280x800). Needs: Xvfb, xdotool, imagemagick, and the Fyne build
+# (default OUTDIR assets/screenshots; the shots go to OUTDIR/800x600,
+# OUTDIR/1280x800 and OUTDIR/3840x2160; MAILFERRY_SCREENSHOT_ONLY=1 takes
+# 800x600 only). Needs: Xvfb, xdotool, imagemagick, and the Fyne build
 # packages (make gui-deps); CJK glyphs need a CJK font such as
 # fonts-droid-fallback. No mouse positions: it works at any window size as
 # long as the focus order of the old-server page stays (host, IMAP port,
@@ -47,15 +51,15 @@ demo_imap_port() {
 	done
 }
 
-shoot() { # W H
-	local w=$1 h=$2 dir="$out/$1x$2"
+shoot() { # W H [SCALE]
+	local w=$1 h=$2 scale=${3:-1} dir="$out/$1x$2"
 	mkdir -p "$dir"
 	shot() { import -window root -crop "${w}x${h}+0+0" "$dir/$1.png"; echo "$dir/$1.png"; }
 	Xvfb "$disp" -screen 0 "${w}x${h}x24" >"$tmp/xvfb.log" 2>&1 &
 	xpid=$!
 	sleep 1
 	rm -rf "$tmp/data"
-	LANG=C.UTF-8 "$tmp/mailferry" gui --data "$tmp/data" \
+	FYNE_SCALE=$scale LANG=C.UTF-8 "$tmp/mailferry" gui --data "$tmp/data" \
 		--imap "127.0.0.1:$base" --imaps "127.0.0.1:$((base + 1))" --smtp "127.0.0.1:$((base + 2))" \
 		--submission "127.0.0.1:$((base + 3))" --submissions "127.0.0.1:$((base + 4))" >"$tmp/app.log" 2>&1 &
 	apid=$!
@@ -97,6 +101,13 @@ shoot() { # W H
 	shot 06-check
 	key Return; sleep 3                       # Finish: the dashboard
 	shot 07-dashboard
+	key Tab Tab Tab Tab space; sleep 5        # Disable migration…: the readiness check runs
+	shot 08-readiness                         # no list of the old server's users: "unknown"
+	xdotool type --delay 40 "bob@example.test"
+	key Return
+	xdotool type --delay 40 "carol@example.test"
+	key Tab Tab Tab Tab Tab Tab Tab space; sleep 5   # Check readiness (after Close)
+	shot 08-readiness-list                    # two users never logged in
 	stop
 	if grep -q "Error in Fyne call thread" "$tmp/app.log"; then
 		echo "screenshots.sh: the assistant logged $(grep -c "Error in Fyne call thread" "$tmp/app.log") times 'Error in Fyne call thread'" >&2
@@ -104,4 +115,7 @@ shoot() { # W H
 }
 
 shoot 800 600
-[ -z "${MAILFERRY_SCREENSHOT_ONLY:-}" ] && shoot 1280 800
+if [ -z "${MAILFERRY_SCREENSHOT_ONLY:-}" ]; then
+	shoot 1280 800
+	shoot 3840 2160 2
+fi
