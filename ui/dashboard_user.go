@@ -69,6 +69,7 @@ type userDialog struct {
 	retry     *widget.Button
 	copyBtn   *widget.Button
 	status    *widget.Label
+	body      *fyne.Container
 	// onDone, if set (tests), runs on the UI goroutine after Try again.
 	onDone func(err error)
 }
@@ -113,6 +114,7 @@ func (d *dashboard) userDialog(u core.UserStatus) *userDialog {
 		body.Add(container.NewHBox(ud.copyBtn))
 	}
 	body.Add(ud.status)
+	ud.body = body
 	ud.dlg = dialog.NewCustomWithoutButtons(u.Address, container.NewVScroll(body), d.u.win)
 	ud.retry = widget.NewButton("Try again now", ud.tryAgain)
 	ud.retry.Importance = widget.HighImportance

@@ -135,3 +135,30 @@ func TestLayoutSmallScreen(t *testing.T) {
 		}
 	}
 }
+
+// TestDialogsFitSmallScreen: at 800x600 the dashboard's dialogs lay their
+// text out within the window: nothing is wider than the dialog (a hint
+// that does not wrap would push every line past the right edge, cut).
+func TestDialogsFitSmallScreen(t *testing.T) {
+	h := newHarness(t)
+	snap := fillDashboard(t, h, 3)
+	size := fyne.NewSize(800, 600)
+	h.ui(func() {
+		h.u.tabs.SelectIndex(1)
+		h.u.win.Resize(size)
+	})
+	fits := func(name string, body fyne.CanvasObject) {
+		t.Helper()
+		// A dialog at 800x600 leaves the window's padding and its own.
+		if w := body.MinSize().Width; w > size.Width-60 {
+			t.Errorf("%s: its content needs %v wide, the window is %v", name, w, size.Width)
+		}
+	}
+	h.ui(func() {
+		r := h.u.dash.newReadinessDialog(snap.Domains[0])
+		fits("the readiness dialog", r.body)
+		users := snap.Users()
+		ud := h.u.dash.userDialog(users[len(users)-1])
+		fits("the user's dialog", ud.body)
+	})
+}
