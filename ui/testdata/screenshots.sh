@@ -53,6 +53,11 @@ demo_imap_port() {
 
 shoot() { # W H [SCALE]
 	local w=$1 h=$2 scale=${3:-1} dir="$out/$1x$2"
+	# A 4K window renders about four times the pixels in software under
+	# Xvfb: the waits between steps are three times as long.
+	local f=1
+	[ "$w" -gt 2000 ] && f=3
+	nap() { sleep $(($1 * f)); }
 	mkdir -p "$dir"
 	shot() { import -window root -crop "${w}x${h}+0+0" "$dir/$1.png"; echo "$dir/$1.png"; }
 	Xvfb "$disp" -screen 0 "${w}x${h}x24" >"$tmp/xvfb.log" 2>&1 &
@@ -65,7 +70,7 @@ shoot() { # W H [SCALE]
 	apid=$!
 	local win
 	win=$(xdotool search --sync --name '^Mailferry$' | head -1)
-	sleep 2
+	nap 2
 	xdotool windowmove "$win" 0 0
 	xdotool windowsize --sync "$win" "$w" "$h" || true
 	sleep 1
@@ -73,35 +78,35 @@ shoot() { # W H [SCALE]
 	sleep 1
 
 	shot 01-welcome
-	key Tab space; sleep 2                    # Start the demo old server
+	key Tab space; nap 2                    # Start the demo old server
 	shot 01-welcome-demo
-	key Return; sleep 1                       # Next: the old server, host focused
-	key Return; sleep 3                       # Next: the test finds the self-signed certificate
+	key Return; nap 1                       # Next: the old server, host focused
+	key Return; nap 3                       # Next: the test finds the self-signed certificate
 	shot 02-old-server-trust
-	key Tab Tab Tab Tab Tab Tab Tab Tab Tab space; sleep 3   # Trust this certificate
+	key Tab Tab Tab Tab Tab Tab Tab Tab Tab space; nap 3   # Trust this certificate
 	shot 02-old-server
 	local imap
 	imap=$(demo_imap_port)
 	key Tab Tab ctrl+a                        # the IMAP port field
 	xdotool type --delay 40 "$((base + 2))"   # Mailferry's SMTP port, by mistake
-	key Return; sleep 3                       # Next: tested, refused in words
+	key Return; nap 3                       # Next: tested, refused in words
 	shot 02-old-server-error
 	key ctrl+a
 	xdotool type --delay 40 "$imap"
-	key Return; sleep 4                       # Next: tested, on to the account step
+	key Return; nap 4                       # Next: tested, on to the account step
 	shot 03-account
-	key Return; sleep 4                       # login check; the wizard moves on
+	key Return; nap 4                       # login check; the wizard moves on
 	shot 04-samples
-	key Return; sleep 8                       # send the samples, wait on the old IMAP
+	key Return; nap 8                       # send the samples, wait on the old IMAP
 	shot 04-samples-arrived
-	key Return; sleep 1                       # Next: Migrate
-	key Return; sleep 8                       # Start migration
+	key Return; nap 1                       # Next: Migrate
+	key Return; nap 8                       # Start migration
 	shot 05-migrate
-	key Return; sleep 8                       # Next: the checks run
+	key Return; nap 8                       # Next: the checks run
 	shot 06-check
-	key Return; sleep 3                       # Finish: the dashboard
+	key Return; nap 3                       # Finish: the dashboard
 	shot 07-dashboard
-	key Tab Tab Tab Tab space; sleep 5        # Disable migration…: the readiness check runs
+	key Tab Tab Tab Tab space; nap 5        # Disable migration…: the readiness check runs
 	shot 08-readiness                         # no list of the old server's users: "unknown"
 	stop
 	if grep -q "Error in Fyne call thread" "$tmp/app.log"; then
