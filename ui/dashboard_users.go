@@ -173,7 +173,7 @@ func compareUsers(a, b core.UserStatus, col int) int {
 // line, then one line a user with the table's columns as numbers.
 func (t *usersTable) writeCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"address", "state", "folders", "folders_total", "messages", "messages_total", "bytes", "errors", "problem", "last_error", "not_copied"})
+	cw.Write([]string{"address", "state", "folders", "folders_total", "messages", "messages_total", "bytes", "errors", "last_error", "problem", "not_copied"})
 	for _, u := range t.d.rows {
 		var nc []string
 		for _, p := range u.Problems {
@@ -181,7 +181,7 @@ func (t *usersTable) writeCSV(w io.Writer) error {
 		}
 		cw.Write([]string{csvSafe(u.Address), stateText(u.State), fmt.Sprint(u.FolderCount), fmt.Sprint(u.FoldersTotal),
 			fmt.Sprint(u.Messages), fmt.Sprint(u.MessagesTotal), fmt.Sprint(u.Bytes), fmt.Sprint(u.Errors),
-			csvSafe(u.Problem.String()), csvSafe(u.LastError), csvSafe(strings.Join(nc, "; "))})
+			csvSafe(u.LastError), csvSafe(u.Problem.String()), csvSafe(strings.Join(nc, "; "))})
 	}
 	cw.Flush()
 	return cw.Error()
