@@ -81,3 +81,17 @@ func finished(res []UserResult) int {
 	}
 	return n
 }
+
+// RetryCopy runs the copy of address again now: the messages the old
+// server could not serve are tried again. It needs the user's password or
+// a master user in the engine's memory (an error wrapping
+// ErrNoCredentials says it has neither) and a migrating domain.
+func (c *Core) RetryCopy(ctx context.Context, address string) error {
+	return c.mig.Retry(ctx, address)
+}
+
+// WaitCopy waits until no copy of address is queued or running and returns
+// the error of its last run (nil if none ran).
+func (c *Core) WaitCopy(ctx context.Context, address string) error {
+	return c.mig.Wait(ctx, address)
+}

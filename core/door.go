@@ -27,6 +27,9 @@ var (
 	ErrInvalid = store.ErrInvalid
 	// ErrNotMigrating: the domain's migration is off.
 	ErrNotMigrating = migrate.ErrNotMigrating
+	// ErrNoCredentials: no password or master user for an account is in
+	// memory (Core.RetryCopy).
+	ErrNoCredentials = migrate.ErrNoCredentials
 	// ErrOldAuthFailed: the old server refused the user name or password.
 	ErrOldAuthFailed = oldserver.ErrAuthFailed
 	// ErrNotMigrated: the test account is a native account (Core.MigrateTestAccount).
@@ -154,8 +157,10 @@ func ParseHost(s string) (OldHost, error) { return oldserver.ParseHost(s) }
 func MustParseHost(s string) OldHost { return oldserver.MustParseHost(s) }
 
 // Explain maps a failure of the connection test, a login or a migration
-// to a Problem: the one error vocabulary of the assistant and the CLI.
-func Explain(err error) Problem { return oldserver.Explain(err) }
+// to a Problem: the one error vocabulary of the assistant and the CLI
+// (the engine's own failures, a full disk or no password in memory, by
+// migrate.Explain; the old server's by oldserver.Explain).
+func Explain(err error) Problem { return migrate.Explain(err) }
 
 // ExplainFor is Explain naming the server proto (e.g. "IMAP and SMTP").
 func ExplainFor(err error, proto string) Problem { return oldserver.ExplainFor(err, proto) }
@@ -175,6 +180,10 @@ const (
 	ProblemClosed        = oldserver.ProblemClosed
 	ProblemRelayRefused  = oldserver.ProblemRelayRefused
 	ProblemOther         = oldserver.ProblemOther
+	ProblemDiskFull      = migrate.ProblemDiskFull
+	ProblemNoPassword    = migrate.ProblemNoPassword
+	ProblemCopying       = migrate.ProblemCopying
+	ProblemMessage       = migrate.ProblemMessage
 )
 
 // ParseFingerprint parses a SHA-256 certificate fingerprint (hex, colons
@@ -270,3 +279,7 @@ const (
 // RedactDatabaseURL returns a database URL (Config.DatabaseURL) fit to
 // print: its password hidden.
 func RedactDatabaseURL(u string) string { return store.RedactDatabaseURL(u) }
+
+// NotCopiedAdvice is what an admin can do about messages the old server
+// could not serve (the check report and the assistant say it).
+const NotCopiedAdvice = trial.NotCopiedAdvice

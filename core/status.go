@@ -98,6 +98,10 @@ type UserStatus struct {
 	// LastError is the latest migration error: the engine's, else the one
 	// the store recorded.
 	LastError string `json:"error,omitempty"`
+	// Problem is LastError in an admin's words (the engine's error
+	// explained by migrate.Explain when this process saw it, else what the
+	// state says), with LastError as its Detail; zero when LastError is "".
+	Problem Problem `json:"problem,omitzero"`
 	// Errors counts the errors the engine of this process reported for
 	// the account (0 when it did not copy it: then only LastError is
 	// known).
@@ -257,12 +261,18 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 					us.Rate = p.MessagesRate
 				}
 				us.Errors = p.ErrorCount
-				if len(p.Errors) > 0 && (us.State == MigRunning || us.State == MigDone || us.LastError == "") {
+				if len(p.Errors) > 0 && p.Problem.Kind != "" && (us.State == MigRunning || us.State == MigDone || us.LastError == "") {
 					us.LastError = p.Errors[len(p.Errors)-1]
+				}
+				if p.Problem.Kind != "" && p.Problem.Detail == us.LastError {
+					us.Problem = p.Problem // the engine's error, explained by its type
 				}
 				if !p.Updated.IsZero() {
 					us.Updated = p.Updated
 				}
+			}
+			if us.Problem.Kind == "" && us.LastError != "" {
+				us.Problem = storedProblem(us.State, us.LastError, us.RetryAt)
 			}
 			if o.Folders {
 				if us.Folders, err = c.folders(ctx, a.ID); err != nil {
@@ -309,4 +319,33 @@ func (c *Core) folders(ctx context.Context, accountID int64) ([]FolderStatus, er
 		out = append(out, FolderStatus{Name: m.Name, Migration: m.Migration, MigratedUID: m.MigratedUID, Messages: s.Messages, Bytes: s.Size})
 	}
 	return out, nil
+}
+
+// storedProblem says a migration error this process did not see (recorded
+// by another process, or before a restart: only its text is known) in
+// words by the account's state; the text is the Detail.
+func storedProblem(state, text string, retryAt time.Time) Problem {
+	p := Problem{Kind: ProblemOther, Reached: true, Detail: text, Advice: "The technical detail says why."}
+	switch state {
+	case MigInterrupted:
+		p.Headline = "The copy stopped before it finished (Mailferry was stopped or died)."
+		p.Advice = "It resumes by itself when mailferry serve runs and has the user's password (their next login) or a master user; nothing copied is lost."
+	case MigRetrying:
+		p.Headline = "The last copy failed; Mailferry tries again by itself"
+		if !retryAt.IsZero() {
+			p.Headline += " at " + retryAt.Local().Format("15:04:05")
+		}
+		p.Headline += "."
+	case MigDiskFull:
+		p.Kind, p.Headline = migrate.ProblemDiskFull, "Mailferry's disk is full: the copy waits for room."
+		p.Advice = "Free space on the disk of Mailferry's data directory; the copy goes on by itself, nothing is lost."
+	case MigWaitingLogin:
+		p.Kind, p.Headline = migrate.ProblemNoPassword, "The copy waits for the user's next login (Mailferry keeps no password on disk)."
+		p.Advice = "Or pre-migrate the user (Disable migration…) with their password or a master user."
+	case MigFailed:
+		p.Headline = "The copy failed."
+	default:
+		p.Headline = "The last copy ran into an error."
+	}
+	return p
 }

@@ -124,7 +124,24 @@ func (c *Core) MigrateTestAccount(ctx context.Context, s OldServerSettings, addr
 // CheckTestAccount checks every sample on Mailferry's IMAP against what the
 // old server served (old), and every folder's count (trial.Trial.Check).
 func (c *Core) CheckTestAccount(ctx context.Context, s OldServerSettings, address, password string, samples []Sample, old []SampleCopy, progress func(done, total int)) (*TestReport, error) {
-	return c.trial.Check(ctx, s, address, password, samples, old, c.ClientSettingsFor(address), progress)
+	rep, err := c.trial.Check(ctx, s, address, password, samples, old, c.ClientSettingsFor(address), progress)
+	if err != nil {
+		return rep, err
+	}
+	if rep.NotCopied, err = c.copyProblems(ctx, address); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// copyProblems lists the messages of address the old server could not
+// serve.
+func (c *Core) copyProblems(ctx context.Context, address string) ([]CopyProblem, error) {
+	a, err := c.store.Account(ctx, address)
+	if err != nil {
+		return nil, fmt.Errorf("core: messages not copied of %s: %w", address, err)
+	}
+	return c.store.CopyProblems(ctx, a.ID)
 }
 
 // front is how a mail client reaches Mailferry's IMAP front end now.

@@ -35,6 +35,8 @@ type dashboard struct {
 
 	// addDlg is the Add-a-domain dialog while it keeps what was typed.
 	addDlg *enableDialog
+	// lastUser is the user's dialog opened last (tests).
+	lastUser *userDialog
 
 	// source reads a snapshot (Core.Status; tests give their own).
 	source func(ctx context.Context) (*core.Status, error)
@@ -117,16 +119,7 @@ func (d *dashboard) cell(row, col int) string {
 		}
 		return "—"
 	case 6:
-		switch {
-		case len(u.Problems) > 0:
-			p := u.Problems[0]
-			return p.What() + ": " + p.Words
-		case u.Errors > 0:
-			return fmt.Sprintf("%d: %s", u.Errors, u.LastError)
-		case u.LastError != "":
-			return u.LastError // recorded, but not counted by this process
-		}
-		return "none"
+		return errorsText(u)
 	}
 	return ""
 }

@@ -78,10 +78,14 @@ func (d *dashboard) newReadinessDialog(ds core.DomainStatus) *readinessDialog {
 	r.load = widget.NewButton("Load a file…", r.loadFile)
 	r.send = widget.NewButton("Send a test message", r.runTestSend)
 	form := widget.NewForm(r.fUsers.formItem(), r.fMaster.formItem(), r.fMasterPw.formItem(), r.fTo.formItem())
-	form.Items[0].HintText = "saved as the list of the old server's users when you check; with passwords (address,password), or with a master user, those who have not moved can be pre-migrated"
+	// Hints do not wrap: short, so the dialog fits an 800x600 window; the
+	// rest is said in the wrapped intro.
+	form.Items[0].HintText = "one a line, or address,password; kept when you check"
 	form.Items[1].HintText = "for users listed without a password (never stored)"
-	form.Items[3].HintText = "sent now through the route mail takes after migration; delivered = proof the route works"
-	intro := widget.NewLabel("Before the old server goes away, make sure every user has moved and mail keeps flowing without it.")
+	form.Items[3].HintText = "sent now by the route mail takes after migration"
+	intro := widget.NewLabel("Before the old server goes away, make sure every user has moved and mail keeps flowing without it. " +
+		"The users you list are kept as the old server's users; those who have not moved can be pre-migrated with their passwords " +
+		"(address,password) or a master user. A test message delivered proves the route mail takes after migration.")
 	intro.Wrapping = fyne.TextWrapWord
 	r.body = container.NewVBox(intro, r.known, form, container.NewHBox(r.load, r.send), r.testResult, r.bar, r.result)
 	r.dlg = dialog.NewCustomWithoutButtons("Disable migration for "+ds.Name, container.NewVScroll(r.body), d.u.win)

@@ -50,6 +50,14 @@ func newUsersTable(d *dashboard) *usersTable {
 			o.(*widget.Label).SetText(d.cell(id.Row, id.Col))
 		},
 	)
+	// A row selected opens the user: the error in words, its technical
+	// detail to copy, the messages not copied, Try again.
+	t.table.OnSelected = func(id widget.TableCellID) {
+		t.table.UnselectAll()
+		if id.Row >= 0 && id.Row < len(d.rows) {
+			d.showUser(d.rows[id.Row])
+		}
+	}
 	t.table.ShowHeaderRow = true
 	t.table.CreateHeader = func() fyne.CanvasObject {
 		b := widget.NewButton("", nil)
@@ -71,7 +79,7 @@ func newUsersTable(d *dashboard) *usersTable {
 		col := id.Col
 		b.OnTapped = func() { t.sortBy(col) }
 	}
-	for i, w := range []float32{220, 80, 80, 110, 80, 80, 240} {
+	for i, w := range []float32{220, 110, 80, 110, 80, 80, 360} {
 		t.table.SetColumnWidth(i, w)
 	}
 	states := []string{allStates}
@@ -165,10 +173,15 @@ func compareUsers(a, b core.UserStatus, col int) int {
 // line, then one line a user with the table's columns as numbers.
 func (t *usersTable) writeCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"address", "state", "folders", "folders_total", "messages", "messages_total", "bytes", "errors", "last_error"})
+	cw.Write([]string{"address", "state", "folders", "folders_total", "messages", "messages_total", "bytes", "errors", "last_error", "problem", "not_copied"})
 	for _, u := range t.d.rows {
+		var nc []string
+		for _, p := range u.Problems {
+			nc = append(nc, fmt.Sprintf("%s UID %d: %s", p.Mailbox, p.OldUID, p.Words))
+		}
 		cw.Write([]string{csvSafe(u.Address), stateText(u.State), fmt.Sprint(u.FolderCount), fmt.Sprint(u.FoldersTotal),
-			fmt.Sprint(u.Messages), fmt.Sprint(u.MessagesTotal), fmt.Sprint(u.Bytes), fmt.Sprint(u.Errors), csvSafe(u.LastError)})
+			fmt.Sprint(u.Messages), fmt.Sprint(u.MessagesTotal), fmt.Sprint(u.Bytes), fmt.Sprint(u.Errors),
+			csvSafe(u.LastError), csvSafe(u.Problem.String()), csvSafe(strings.Join(nc, "; "))})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -8,6 +8,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 )
 
@@ -70,13 +71,28 @@ func checkLayout(t *testing.T, u *UI, size fyne.Size, page string) {
 
 // TestLayoutSmallScreen: at 800x600 every page of the wizard and the
 // dashboard (with domains, users and a relay queue) fits, and every button
-// is inside the window; the same on a 4K screen at 200% (1920x1080 units).
+// is inside the window; the same on a 4K screen (3840x2160 pixels) at 200%
+// (1920x1080 units, as FYNE_SCALE=2 or a HiDPI desktop sets it), where the
+// window renders to 3840x2160 pixels and text is drawn twice as large, and
+// at 100% (3840x2160 units).
 func TestLayoutSmallScreen(t *testing.T) {
 	h := newHarness(t)
 	h.shots = os.Getenv(screenshotsEnv)
 	fillDashboard(t, h, 40)
-	for _, size := range []fyne.Size{fyne.NewSize(800, 600), fyne.NewSize(1920, 1080)} {
-		h.ui(func() { h.u.win.Resize(size) })
+	scaler, ok := h.u.win.Canvas().(interface{ SetScale(float32) })
+	if !ok {
+		t.Fatal("the test canvas cannot be scaled")
+	}
+	defer h.ui(func() { scaler.SetScale(1) })
+	for _, screen := range []struct {
+		size  fyne.Size
+		scale float32
+	}{{fyne.NewSize(800, 600), 1}, {fyne.NewSize(1920, 1080), 2}, {fyne.NewSize(3840, 2160), 1}} {
+		size := screen.size
+		h.ui(func() {
+			scaler.SetScale(screen.scale)
+			h.u.win.Resize(size)
+		})
 		for i := range numSteps {
 			h.ui(func() {
 				h.u.tabs.SelectIndex(0)
@@ -104,5 +120,45 @@ func TestLayoutSmallScreen(t *testing.T) {
 		if size.Width == 800 {
 			h.screenshot("800x600-dashboard")
 		}
+		if screen.scale == 2 {
+			// The pixels of a 4K screen, the text at twice its size.
+			h.ui(func() {
+				img := h.u.win.Canvas().Capture()
+				if b := img.Bounds(); b.Dx() != 3840 || b.Dy() != 2160 {
+					t.Errorf("at 200%% the 1920x1080 window renders to %v pixels, want 3840x2160", b)
+				}
+				if px := h.u.win.Canvas().Scale() * theme.TextSize(); px < 2*theme.TextSize() {
+					t.Errorf("at 200%% text is %v pixels high", px)
+				}
+			})
+			h.screenshot("3840x2160-dashboard")
+		}
 	}
+}
+
+// TestDialogsFitSmallScreen: at 800x600 the dashboard's dialogs lay their
+// text out within the window: nothing is wider than the dialog (a hint
+// that does not wrap would push every line past the right edge, cut).
+func TestDialogsFitSmallScreen(t *testing.T) {
+	h := newHarness(t)
+	snap := fillDashboard(t, h, 3)
+	size := fyne.NewSize(800, 600)
+	h.ui(func() {
+		h.u.tabs.SelectIndex(1)
+		h.u.win.Resize(size)
+	})
+	fits := func(name string, body fyne.CanvasObject) {
+		t.Helper()
+		// A dialog at 800x600 leaves the window's padding and its own.
+		if w := body.MinSize().Width; w > size.Width-60 {
+			t.Errorf("%s: its content needs %v wide, the window is %v", name, w, size.Width)
+		}
+	}
+	h.ui(func() {
+		r := h.u.dash.newReadinessDialog(snap.Domains[0])
+		fits("the readiness dialog", r.body)
+		users := snap.Users()
+		ud := h.u.dash.userDialog(users[len(users)-1])
+		fits("the user's dialog", ud.body)
+	})
 }

@@ -29,6 +29,10 @@ type checkStep struct {
 	checkScroll *container.Scroll
 	saveBtn     *widget.Button
 	rerunBtn    *widget.Button
+	// notCopied says which messages were not copied, why and what to do;
+	// retryBtn copies them again (both hidden when all were copied).
+	notCopied *widget.Label
+	retryBtn  *widget.Button
 }
 
 func (pg *checkStep) shown() {
@@ -71,7 +75,13 @@ func (pg *checkStep) page() fyne.CanvasObject {
 	pg.saveBtn = widget.NewButton("Save report…", pg.saveReport)
 	pg.saveBtn.Disable()
 	pg.rerunBtn = widget.NewButton("Run the checks again", pg.runChecks)
-	pg.checkBox = container.NewVBox(pg.checkList, widget.NewSeparator(), widget.NewLabelWithStyle("Look at the account in any IMAP client", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), pg.clientBox)
+	pg.notCopied = widget.NewLabel("")
+	pg.notCopied.Wrapping = fyne.TextWrapWord
+	pg.notCopied.Importance = widget.WarningImportance
+	pg.notCopied.Hide()
+	pg.retryBtn = widget.NewButton("Try again", pg.retryCopy)
+	pg.retryBtn.Hide()
+	pg.checkBox = container.NewVBox(pg.notCopied, container.NewHBox(pg.retryBtn), pg.checkList, widget.NewSeparator(), widget.NewLabelWithStyle("Look at the account in any IMAP client", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), pg.clientBox)
 	pg.checkScroll = container.NewScroll(pg.checkBox) // both ways: long lines must not widen the window
 	left := container.NewBorder(
 		container.NewVBox(pg.summary, container.NewHBox(pg.saveBtn, pg.rerunBtn)), nil, nil, nil,
@@ -119,6 +129,19 @@ func (pg *checkStep) showReport(r *core.TestReport) {
 		pg.summary.SetText(fmt.Sprintf("✘ %d of %d checks failed", r.Failed(), len(r.Checks)))
 		pg.summary.Importance = widget.DangerImportance
 	}
+	if n := len(r.NotCopied); n > 0 {
+		pg.summary.SetText(pg.summary.Text + fmt.Sprintf(" · copy done with %s", plural(n, "problem", "problems")))
+		pg.summary.Importance = widget.WarningImportance
+		if !r.OK() {
+			pg.summary.Importance = widget.DangerImportance
+		}
+		pg.notCopied.SetText(notCopiedText(r.NotCopied))
+		pg.notCopied.Show()
+		pg.retryBtn.Show()
+	} else {
+		pg.notCopied.Hide()
+		pg.retryBtn.Hide()
+	}
 	pg.summary.Refresh()
 	pg.checkList.SetText(checksText(r))
 	pg.viewer.set(r.Samples)
@@ -141,6 +164,27 @@ func (pg *checkStep) showReport(r *core.TestReport) {
 	pg.checkBox.Refresh()
 	pg.checkScroll.Refresh()
 	pg.saveBtn.Enable()
+}
+
+// retryCopy copies the messages not copied again (core.RetryCopy), waits
+// for the copy and runs the checks again.
+func (pg *checkStep) retryCopy() {
+	_, address, _, err := pg.w.account.accountInput()
+	if err != nil {
+		pg.w.setStatus(err.Error(), true)
+		return
+	}
+	pg.w.runTask("Copying the messages not copied again", checkTimeout, func(ctx context.Context, t task) error {
+		if err := pg.w.u.core.RetryCopy(ctx, address); err != nil {
+			return err
+		}
+		return pg.w.u.core.WaitCopy(ctx, address)
+	}, func(err error) {
+		if err != nil {
+			return // the wizard says it, in words
+		}
+		pg.runChecks()
+	})
 }
 
 func (pg *checkStep) saveReport() {

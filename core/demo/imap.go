@@ -265,6 +265,7 @@ type imapSession struct {
 	acct     *account
 	readOnly bool // the selected mailbox was opened with EXAMINE
 	selected bool
+	mailbox  string // the selected mailbox's name
 	once     sync.Once
 	capIP    string // counted by Options.MaxConnsPerIP when capped
 	capped   bool
@@ -412,7 +413,7 @@ func (sess *imapSession) Select(name string, options *imap.SelectOptions) (*imap
 		return nil, err
 	}
 	sess.readOnly = options != nil && options.ReadOnly
-	sess.selected = true
+	sess.selected, sess.mailbox = true, name
 	return data, nil
 }
 
@@ -461,6 +462,9 @@ func (sess *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) 
 // Fetch implements imapserver.Session. After EXAMINE a BODY[] fetch does not
 // set \Seen: every section is fetched as BODY.PEEK.
 func (sess *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	if err := sess.unservable(numSet, options); err != nil {
+		return err
+	}
 	if sess.readOnly {
 		for _, bs := range options.BodySection {
 			bs.Peek = true
@@ -498,3 +502,34 @@ func (sess *imapSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest
 
 // AppendLimit implements imapserver.SessionAppendLimit.
 func (sess *imapSession) AppendLimit() uint32 { return MaxMessageBytes }
+
+// errUnservable is the answer to a FETCH of a message Options.Unservable
+// names.
+var errUnservable = &imap.Error{Type: imap.StatusResponseTypeNo, Code: "SERVERBUG", Text: "Message file is damaged"}
+
+// unservable refuses a UID FETCH of a body set that holds a message
+// Options.Unservable names (a UID set "n:*" holds it too).
+func (sess *imapSession) unservable(numSet imap.NumSet, options *imap.FetchOptions) error {
+	if sess.srv.unservable == nil || sess.acct == nil || len(options.BodySection) == 0 && len(options.BinarySection) == 0 {
+		return nil
+	}
+	uids, ok := numSet.(imap.UIDSet)
+	if !ok {
+		return nil
+	}
+	for _, r := range uids {
+		start, stop := r.Start, r.Stop
+		if stop != 0 && stop < start {
+			start, stop = stop, start
+		}
+		if stop == 0 || stop-start > 10000 {
+			stop = start + 10000 // '*': the demo's mailboxes are small
+		}
+		for uid := start; uid <= stop && uid != 0; uid++ {
+			if sess.srv.unservable(sess.acct.addr, sess.mailbox, uid) {
+				return errUnservable
+			}
+		}
+	}
+	return nil
+}

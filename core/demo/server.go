@@ -102,6 +102,12 @@ type Options struct {
 	// greeting, as servers behind a connection limiter (xinetd
 	// per_source, a firewall) do.
 	CapDrop bool
+	// Unservable, if set, names messages the server cannot serve, as a
+	// server with a damaged message file: a UID FETCH of the body of a
+	// message for which Unservable(address, mailbox, uid) is true is
+	// answered "NO [SERVERBUG] Message file is damaged" (for tests of
+	// copies that go on without it).
+	Unservable func(address, mailbox string, uid imap.UID) bool
 }
 
 // DefaultUsers returns the default demo users of domain and their passwords:
@@ -131,6 +137,7 @@ type Server struct {
 	masterUser, masterPassword string
 	bareLoginOnly              bool
 	loginFailDelay             time.Duration
+	unservable                 func(address, mailbox string, uid imap.UID) bool
 	connCap                    *connCap // nil without Options.MaxConnsPerIP
 	failedLogins               atomic.Int64
 
@@ -211,6 +218,7 @@ func Start(ctx context.Context, opts *Options) (*Server, error) {
 		masterPassword: o.MasterPassword,
 		bareLoginOnly:  o.BareLoginOnly,
 		loginFailDelay: o.LoginFailDelay,
+		unservable:     o.Unservable,
 	}
 	if o.MaxConnsPerIP < 0 || o.LoginFailDelay < 0 {
 		return nil, errors.New("demo: MaxConnsPerIP and LoginFailDelay cannot be negative")

@@ -107,7 +107,7 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 			// account: recorded (old UID 0, the whole folder) for the
 			// admin and for a later run to try again.
 			e.log.Warn("migrate: mailbox not copied", "account", acct.Address, "mailbox", p.old.name, "err", err)
-			e.prog.update(acct.ID, acct.Address, EventError, err.Error(), func(a *AccountProgress) { a.FoldersDone++ })
+			e.prog.updateErr(acct.ID, acct.Address, EventError, err, func(a *AccountProgress) { a.FoldersDone++ })
 			if rerr := e.st.RecordCopyProblem(ctx, p.local.ID, p.old.name, 0, me.err.Error()); rerr != nil {
 				mu.Lock()
 				errs = append(errs, rerr)
@@ -346,7 +346,7 @@ func (e *Engine) copyMailboxRetry(ctx context.Context, acct *store.Account, s *o
 			return fmt.Errorf("migrate: %s: mailbox %q: giving up after %d attempts without progress: %w", acct.Address, p.old.name, failed, err)
 		}
 		e.log.Info("migrate: connection problem, retrying", "account", acct.Address, "mailbox", p.old.name, "attempts_without_progress", failed, "err", err)
-		e.prog.update(acct.ID, acct.Address, EventError, fmt.Sprintf("mailbox %q: %v (retrying)", p.old.name, err), nil)
+		e.prog.updateErr(acct.ID, acct.Address, EventError, retryingError(p.old.name, err), nil)
 		if err := e.backoff(ctx, max(failed-1, 0)); err != nil {
 			return err
 		}

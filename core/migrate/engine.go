@@ -449,13 +449,13 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	cred, ok := e.credsFor(acct)
 	if !ok {
 		err := fmt.Errorf("%w: %s", ErrNoCredentials, acct.Address)
-		e.prog.update(acct.ID, acct.Address, EventError, err.Error(), nil)
+		e.prog.updateErr(acct.ID, acct.Address, EventError, err, nil)
 		return err
 	}
 	// One process copies an account at a time; a refusal changes nothing.
 	lctx, release, err := e.holdLease(ctx, acct)
 	if err != nil {
-		e.prog.update(acct.ID, acct.Address, EventError, err.Error(), nil)
+		e.prog.updateErr(acct.ID, acct.Address, EventError, err, nil)
 		return err
 	}
 	defer release()
@@ -473,6 +473,7 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 		a.State, a.Started, a.Folder = state, time.Now(), ""
 		a.FoldersDone, a.FoldersTotal, a.MessagesDone, a.MessagesTotal, a.BytesDone, a.BytesTotal = 0, 0, 0, 0, 0, 0
 		a.MessagesRate, a.BytesRate, a.RetryAt = 0, 0, time.Time{}
+		a.Problem = oldserver.Problem{} // of an earlier run
 	})
 	e.log.Info("migrate: job started", "account", acct.Address, "catchup", catchUp)
 	if !catchUp {
@@ -502,13 +503,18 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 		} else if serr := e.st.SetAccountMigration(wctx, acct.ID, store.MigFailed, err.Error()); serr != nil {
 			err = errors.Join(err, serr)
 		}
-		e.prog.update(acct.ID, acct.Address, EventError, err.Error(), func(a *AccountProgress) { a.State, a.Folder = final, "" })
+		e.prog.updateErr(acct.ID, acct.Address, EventError, err, func(a *AccountProgress) { a.State, a.Folder = final, "" })
 		return err
 	}
 	if err := e.st.SetAccountMigration(wctx, acct.ID, store.MigDone, ""); err != nil {
 		return err
 	}
-	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) { a.State, a.Folder = store.MigDone, "" })
+	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) {
+		a.State, a.Folder = store.MigDone, ""
+		if a.Problem.Kind != ProblemMessage {
+			a.Problem = oldserver.Problem{} // overcome: the run finished
+		}
+	})
 	e.log.Info("migrate: job done", "account", acct.Address, "catchup", catchUp)
 	return nil
 }

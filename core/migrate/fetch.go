@@ -280,7 +280,8 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 	skip := func(uid uint32, why string, problem bool) error {
 		msg := fmt.Sprintf("mailbox %q: message UID %d not copied: %s", p.old.name, uid, why)
 		e.log.Warn("migrate: "+msg, "account", acct.Address)
-		e.prog.update(acct.ID, acct.Address, EventError, msg, func(a *AccountProgress) { a.Skipped++ })
+		prob := messageProblem(p.old.name, uid, msg, problem)
+		e.prog.update(acct.ID, acct.Address, EventError, msg, func(a *AccountProgress) { a.Skipped++; a.Problem = prob })
 		if !problem {
 			return nil
 		}
@@ -482,7 +483,8 @@ func (e *Engine) fetchOne(c *imapclient.Client, u uint32, rd *reader, add func(*
 	case got != nil:
 		return e.handle(got, add, skip)
 	case err != nil:
-		return skip(u, "the old server refused it: "+err.Error(), true)
+		// The server's own words; the status and code are protocol.
+		return skip(u, refusalWords(ierr), true)
 	case sent:
 		// the message is there, but its FETCH response lacks the body
 		return skip(u, "the old server sent it without its body", true)

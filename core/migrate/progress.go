@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"mailferry/core/oldserver"
 	"mailferry/core/store"
 )
 
@@ -45,6 +46,9 @@ type AccountProgress struct {
 	Skipped    int64    `json:"skipped"`
 	Errors     []string `json:"errors,omitempty"`
 	ErrorCount int      `json:"error_count,omitempty"`
+	// Problem is the latest error (the last of Errors) in an admin's words
+	// (Explain), with its text as the Detail.
+	Problem oldserver.Problem `json:"problem,omitzero"`
 	// RetryAt is when a failed copy (StateRetrying, StateDiskFull) is run
 	// again.
 	RetryAt time.Time `json:"retry_at,omitzero"`
@@ -85,6 +89,18 @@ func newProgress() *progress {
 		last:     map[int64]time.Time{},
 		subs:     map[*subscriber]struct{}{},
 	}
+}
+
+// updateErr records err (as update with its text) and keeps it in an
+// admin's words (Explain) as the account's Problem.
+func (p *progress) updateErr(id int64, address, kind string, err error, fn func(a *AccountProgress)) {
+	prob := Explain(err)
+	p.update(id, address, kind, err.Error(), func(a *AccountProgress) {
+		a.Problem = prob
+		if fn != nil {
+			fn(a)
+		}
+	})
 }
 
 // update changes an account's record under the lock and publishes an event

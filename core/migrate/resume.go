@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -288,4 +289,32 @@ func holderAlive(holder string) bool {
 		return true // another machine's: its lease's expiry tells
 	}
 	return processAlive(pid)
+}
+
+// Retry runs the account's copy again now (a catch-up when it is done:
+// the messages recorded as problems are tried again). It needs the user's
+// password or a master user in memory (ErrNoCredentials) and a migrating
+// domain (ErrNotMigrating); a copy running now runs once more after it.
+func (e *Engine) Retry(ctx context.Context, address string) error {
+	acct, err := e.st.Account(ctx, address)
+	if err != nil {
+		return fmt.Errorf("migrate: retry %s: %w", address, err)
+	}
+	if acct.Migration == "" {
+		return fmt.Errorf("migrate: retry %s: %w: a native account", address, ErrNotMigrating)
+	}
+	_, domain, err := store.SplitAddress(acct.Address)
+	if err != nil {
+		return err
+	}
+	if _, err := migratingSettings(ctx, e.st, domain); err != nil {
+		return fmt.Errorf("migrate: retry %s: %w", address, err)
+	}
+	if _, ok := e.credsFor(acct); !ok {
+		return fmt.Errorf("migrate: retry %s: %w", address, ErrNoCredentials)
+	}
+	if e.schedule(acct.ID, acct.Address) == nil {
+		return ErrClosed
+	}
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"mailferry/core/store"
 )
 
 // Check is one automated check of the test migration.
@@ -39,6 +41,10 @@ type Report struct {
 	// the order of the samples checked; a missing one has a zero value.
 	Samples []SampleView
 	Client  ClientSettings
+	// NotCopied are the account's messages the old server could not serve
+	// (the copy is "done with N problems"); the caller fills it from the
+	// store.
+	NotCopied []store.CopyProblem
 }
 
 // SampleView is one sample as Mailferry's IMAP served it, for the viewer
@@ -89,6 +95,17 @@ func (r *Report) Text() string {
 		}
 		fmt.Fprintf(&b, "[%s] %s — %s\n", mark, name, c.Detail)
 	}
+	if n := len(r.NotCopied); n > 0 {
+		what := fmt.Sprintf("%d messages", n)
+		if n == 1 {
+			what = "1 message"
+		}
+		fmt.Fprintf(&b, "\nNot copied: %s the old server could not serve; the rest was copied.\n", what)
+		b.WriteString(NotCopiedAdvice + "\n")
+		for _, p := range r.NotCopied {
+			fmt.Fprintf(&b, "  folder %q, old UID %d: %s (tried %d times, last %s)\n", p.Mailbox, p.OldUID, p.Words, p.Tries, p.LastSeen.Format(time.RFC1123Z))
+		}
+	}
 	cs := r.Client
 	fmt.Fprintf(&b, "\nLook at the account in any IMAP client:\n  Server: %s\n  Port: %d (%s)\n", cs.Host, cs.Port, cs.Security)
 	if cs.TLSPort != 0 {
@@ -100,3 +117,8 @@ func (r *Report) Text() string {
 	}
 	return b.String()
 }
+
+// NotCopiedAdvice is what an admin can do about messages the old server
+// could not serve.
+const NotCopiedAdvice = "Mailferry tries them again on every catch-up run while the domain migrates, and \"Try again\" copies now; " +
+	"a message that keeps failing may be damaged on the old server: open it there (webmail or a mail client), or save it and send it to the user."

@@ -1,14 +1,18 @@
 #!/bin/bash
 # screenshots.sh runs the real mailferry binary in a real window under Xvfb,
-# at 800x600 and at 1280x800, walks the test-migration wizard against the
-# demo old server with the keyboard only (xdotool: Tab, Space, Enter, the
-# same keys an admin uses) and saves a screenshot of each step, of the
+# at 800x600, at 1280x800 and on a 4K screen (3840x2160, FYNE_SCALE=2 as a
+# HiDPI desktop sets it), walks the test-migration wizard against the demo
+# old server with the keyboard only (xdotool: Tab, Space, Enter, the same
+# keys an admin uses) and saves a screenshot of each step, of the
 # untrusted-certificate step, of an error (the SMTP port typed into the IMAP
-# field) and of the dashboard (ImageMagick import).
+# field), of the dashboard and of its readiness check before Disable
+# migration (ImageMagick import). Every screenshot in the README comes from
+# this one command.
 #
 # Usage, from the module root:  ui/testdata/screenshots.sh [OUTDIR]
-# (default OUTDIR assets/screenshots; the shots go to OUTDIR/800x600 and
-# OUTDIR/1280x800). Needs: Xvfb, xdotool, imagemagick, and the Fyne build
+# (default OUTDIR assets/screenshots; the shots go to OUTDIR/800x600,
+# OUTDIR/1280x800 and OUTDIR/3840x2160; MAILFERRY_SCREENSHOT_ONLY=1 takes
+# 800x600 only). Needs: Xvfb, xdotool, imagemagick, and the Fyne build
 # packages (make gui-deps); CJK glyphs need a CJK font such as
 # fonts-droid-fallback. No mouse positions: it works at any window size as
 # long as the focus order of the old-server page stays (host, IMAP port,
@@ -47,21 +51,26 @@ demo_imap_port() {
 	done
 }
 
-shoot() { # W H
-	local w=$1 h=$2 dir="$out/$1x$2"
+shoot() { # W H [SCALE]
+	local w=$1 h=$2 scale=${3:-1} dir="$out/$1x$2"
+	# A 4K window renders about four times the pixels in software under
+	# Xvfb: the waits between steps are three times as long.
+	local f=1
+	[ "$w" -gt 2000 ] && f=3
+	nap() { sleep $(($1 * f)); }
 	mkdir -p "$dir"
 	shot() { import -window root -crop "${w}x${h}+0+0" "$dir/$1.png"; echo "$dir/$1.png"; }
 	Xvfb "$disp" -screen 0 "${w}x${h}x24" >"$tmp/xvfb.log" 2>&1 &
 	xpid=$!
 	sleep 1
 	rm -rf "$tmp/data"
-	LANG=C.UTF-8 "$tmp/mailferry" gui --data "$tmp/data" \
+	FYNE_SCALE=$scale LANG=C.UTF-8 "$tmp/mailferry" gui --data "$tmp/data" \
 		--imap "127.0.0.1:$base" --imaps "127.0.0.1:$((base + 1))" --smtp "127.0.0.1:$((base + 2))" \
 		--submission "127.0.0.1:$((base + 3))" --submissions "127.0.0.1:$((base + 4))" >"$tmp/app.log" 2>&1 &
 	apid=$!
 	local win
 	win=$(xdotool search --sync --name '^Mailferry$' | head -1)
-	sleep 2
+	nap 2
 	xdotool windowmove "$win" 0 0
 	xdotool windowsize --sync "$win" "$w" "$h" || true
 	sleep 1
@@ -69,34 +78,36 @@ shoot() { # W H
 	sleep 1
 
 	shot 01-welcome
-	key Tab space; sleep 2                    # Start the demo old server
+	key Tab space; nap 2                    # Start the demo old server
 	shot 01-welcome-demo
-	key Return; sleep 1                       # Next: the old server, host focused
-	key Return; sleep 3                       # Next: the test finds the self-signed certificate
+	key Return; nap 1                       # Next: the old server, host focused
+	key Return; nap 3                       # Next: the test finds the self-signed certificate
 	shot 02-old-server-trust
-	key Tab Tab Tab Tab Tab Tab Tab Tab Tab space; sleep 3   # Trust this certificate
+	key Tab Tab Tab Tab Tab Tab Tab Tab Tab space; nap 3   # Trust this certificate
 	shot 02-old-server
 	local imap
 	imap=$(demo_imap_port)
 	key Tab Tab ctrl+a                        # the IMAP port field
 	xdotool type --delay 40 "$((base + 2))"   # Mailferry's SMTP port, by mistake
-	key Return; sleep 3                       # Next: tested, refused in words
+	key Return; nap 3                       # Next: tested, refused in words
 	shot 02-old-server-error
 	key ctrl+a
 	xdotool type --delay 40 "$imap"
-	key Return; sleep 4                       # Next: tested, on to the account step
+	key Return; nap 4                       # Next: tested, on to the account step
 	shot 03-account
-	key Return; sleep 4                       # login check; the wizard moves on
+	key Return; nap 4                       # login check; the wizard moves on
 	shot 04-samples
-	key Return; sleep 8                       # send the samples, wait on the old IMAP
+	key Return; nap 8                       # send the samples, wait on the old IMAP
 	shot 04-samples-arrived
-	key Return; sleep 1                       # Next: Migrate
-	key Return; sleep 8                       # Start migration
+	key Return; nap 1                       # Next: Migrate
+	key Return; nap 8                       # Start migration
 	shot 05-migrate
-	key Return; sleep 8                       # Next: the checks run
+	key Return; nap 8                       # Next: the checks run
 	shot 06-check
-	key Return; sleep 3                       # Finish: the dashboard
+	key Return; nap 3                       # Finish: the dashboard
 	shot 07-dashboard
+	key Tab Tab Tab Tab space; nap 5        # Disable migration…: the readiness check runs
+	shot 08-readiness                         # no list of the old server's users: "unknown"
 	stop
 	if grep -q "Error in Fyne call thread" "$tmp/app.log"; then
 		echo "screenshots.sh: the assistant logged $(grep -c "Error in Fyne call thread" "$tmp/app.log") times 'Error in Fyne call thread'" >&2
@@ -104,4 +115,7 @@ shoot() { # W H
 }
 
 shoot 800 600
-[ -z "${MAILFERRY_SCREENSHOT_ONLY:-}" ] && shoot 1280 800
+if [ -z "${MAILFERRY_SCREENSHOT_ONLY:-}" ]; then
+	shoot 1280 800
+	shoot 3840 2160 2
+fi
