@@ -25,6 +25,10 @@
 //     MODSEQ.
 //   - Every write is one transaction on the single writer connection
 //     (BEGIN IMMEDIATE, WAL); readers use a separate pool and never block it.
+//     A write returns only once it is on disk: the log is fsynced at commit
+//     (synchronous=FULL), or, for a change of flags only, by an fsync shared
+//     with the other flag changes of the moment, made after the commit freed
+//     the writer (group commit, walsync.go).
 //   - Watchers are told of a change only after its transaction committed,
 //     also of one committed by another process on the same database (seen
 //     within Options.ChangePoll; see watch.go).
@@ -110,6 +114,7 @@ type Store struct {
 	log       *slog.Logger
 	summarize func([]byte) ([]byte, []byte)
 	packs     *packs
+	wal       *walSync // group commit of flag changes (walsync.go)
 
 	mu       sync.Mutex
 	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts
@@ -138,6 +143,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		summarize: opts.Summarize,
 		watchers:  map[int64]map[*Watcher]struct{}{},
 		hashes:    newHashing(opts.MaxHashes),
+		wal:       newWALSync(path),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -282,6 +288,7 @@ func (s *Store) Close() error {
 	s.watchers = map[int64]map[*Watcher]struct{}{}
 	s.mu.Unlock()
 	err := errors.Join(s.r.Close(), s.w.Close())
+	s.wal.close()
 	s.packs.close()
 	return err
 }
