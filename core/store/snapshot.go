@@ -92,6 +92,11 @@ func (snap *Snapshot) add(uid uint32, modseq uint64, flags string, sinceModSeq u
 	}
 }
 
+// packedSnapshotQuery reads a mailbox's count of messages and, as one
+// string, each one's "uid modseq flags" line in UID order, from the index
+// messages_snapshot.
+const packedSnapshotQuery = `SELECT count(*), group_concat(uid || ' ' || modseq || ' ' || flags, char(10)) FROM (SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ? ORDER BY uid)`
+
 // readPacked reads every message's UID, MODSEQ and flags as one string
 // built by SQLite ("uid modseq flags...", a line each), which costs one
 // call into SQLite for the mailbox instead of one per message (about 2 µs
@@ -103,7 +108,7 @@ func (snap *Snapshot) add(uid uint32, modseq uint64, flags string, sinceModSeq u
 func (snap *Snapshot) readPacked(ctx context.Context, tx *sql.Tx, mailboxID int64, sinceModSeq uint64) (bool, error) {
 	var n int
 	var packed sql.NullString
-	err := tx.QueryRowContext(ctx, `SELECT count(*), group_concat(uid || ' ' || modseq || ' ' || flags, char(10)) FROM (SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ? ORDER BY uid)`, mailboxID).
+	err := tx.QueryRowContext(ctx, packedSnapshotQuery, mailboxID).
 		Scan(&n, &packed)
 	if err != nil {
 		return false, fmt.Errorf("store: %w", err)
