@@ -136,10 +136,10 @@ func (s *Store) writeGrouped(ctx context.Context, fn func(tx *sql.Tx, ch *change
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	committed, err := s.commitNormal(ctx, conn, fn)
+	committed, wrote, err := s.commitNormal(ctx, conn, fn)
 	if committed != nil {
 		s.notify(committed)
-		if err == nil {
+		if err == nil && wrote {
 			err = s.wal.sync()
 		}
 	}
@@ -149,8 +149,10 @@ func (s *Store) writeGrouped(ctx context.Context, fn func(tx *sql.Tx, ch *change
 // commitNormal runs fn in a transaction on conn with synchronous=NORMAL,
 // puts FULL back and gives conn back to the pool; if FULL cannot be put
 // back the connection is discarded (the pool opens a new one with FULL). It
-// returns the changes when the transaction committed.
-func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sql.Tx, ch *changes) error) (committed *changes, err error) {
+// returns the changes when the transaction committed, and whether it
+// changed any row (one that changed none wrote nothing to the log, so it
+// needs no fsync).
+func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sql.Tx, ch *changes) error) (committed *changes, wrote bool, err error) {
 	bg := context.WithoutCancel(ctx)
 	defer func() {
 		if _, rerr := conn.ExecContext(bg, `PRAGMA synchronous = FULL`); rerr != nil {
@@ -161,22 +163,29 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sq
 	}()
 	// The safety level cannot change inside a transaction: set it before.
 	if _, err := conn.ExecContext(bg, `PRAGMA synchronous = NORMAL`); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, false, fmt.Errorf("store: %w", err)
 	}
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("store: begin: %w", err)
+		return nil, false, fmt.Errorf("store: begin: %w", err)
 	}
 	defer tx.Rollback()
+	var before, after int64
+	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&before); err != nil {
+		return nil, false, fmt.Errorf("store: %w", err)
+	}
 	ch := &changes{}
 	if err := fn(tx, ch); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if len(ch.packs) > 0 {
-		return nil, errPacksInGroupedWrite
+		return nil, false, errPacksInGroupedWrite
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&after); err != nil {
+		return nil, false, fmt.Errorf("store: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("store: commit: %w", err)
+		return nil, false, fmt.Errorf("store: commit: %w", err)
 	}
-	return ch, nil
+	return ch, after != before, nil
 }

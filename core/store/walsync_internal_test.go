@@ -194,3 +194,46 @@ func TestGroupedWriteRefusesPacks(t *testing.T) {
 		t.Fatalf("writer synchronous = %d, want 2 (FULL)", got)
 	}
 }
+
+// TestClaimRecentNothingLeft: a \Recent claim that finds every message
+// already claimed reads only: it answers while another transaction holds
+// the writer. One that claims is a grouped write (its own fsync of the
+// log, no fsync while holding the writer).
+func TestClaimRecentNothingLeft(t *testing.T) {
+	s, mb, uids := walTestStore(t, 3)
+	ctx := context.Background()
+	var syncs atomic.Int64
+	s.wal.syncFile = func(f *os.File) error {
+		syncs.Add(1)
+		return f.Sync()
+	}
+	last := uids[len(uids)-1]
+	if before, err := s.ClaimRecent(ctx, mb.ID, last); err != nil || before != 0 {
+		t.Fatalf("first claim: %d, %v", before, err)
+	}
+	if syncs.Load() != 1 {
+		t.Fatalf("%d grouped fsyncs for a claim, want 1", syncs.Load())
+	}
+	// A claim that loses the race (read nothing left... then found it
+	// claimed in its transaction) changes no row and needs no fsync; so
+	// does a STORE that changes nothing.
+	syncs.Store(0)
+	if _, err := s.StoreFlags(ctx, mb.ID, uids[:1], FlagsRemove, []string{"$Absent"}); err != nil {
+		t.Fatal(err)
+	}
+	if syncs.Load() != 0 {
+		t.Fatalf("%d fsyncs for a STORE that changed nothing, want 0", syncs.Load())
+	}
+	// Another transaction holds the writer.
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	before, err := s.ClaimRecent(short, mb.ID, last)
+	if err != nil || before != last {
+		t.Fatalf("claim with nothing left while the writer is busy: %d, %v; want %d at once", before, err, last)
+	}
+}
