@@ -112,10 +112,14 @@ func (w *walSync) fsync() error {
 	return w.syncFile(w.f)
 }
 
-// close closes the log's descriptor, after the database was closed.
+// close closes the log's descriptor, after the database was closed and
+// once no fsync is under way.
 func (w *walSync) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	for w.running {
+		w.cond.Wait()
+	}
 	if w.f != nil {
 		w.f.Close()
 		w.f = nil
