@@ -15,8 +15,10 @@ LDFLAGS := -X main.version=$(VERSION)
 # for the old-server test fixture; Xvfb for screenshots; Python for the
 # third-party IMAP client test and the DKIM verifier (dkimpy; PyNaCl for Ed25519). Pebble (the test ACME CA) is built by the
 # certificate tests from the Go module cache (MAILFERRY_REQUIRE_PEBBLE=1: no skipping).
+# PostgreSQL 15 for the store's second engine: the tests run their own cluster
+# (core/internal/pgtest; MAILFERRY_REQUIRE_POSTGRES=1: no skipping).
 GUI_PKGS  := gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev fonts-droid-fallback
-TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd dovecot-pop3d postfix openssl ca-certificates python3 isync python3-dkim python3-nacl $(CYRUS_LIBS)
+TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd dovecot-pop3d postfix openssl ca-certificates python3 isync python3-dkim python3-nacl postgresql $(CYRUS_LIBS)
 
 # Cyrus IMAP 3.6, the second real old server of the fixture: Debian's
 # cyrus-imapd conflicts with dovecot-imapd (Conflicts: imap-server), so its
@@ -82,7 +84,7 @@ serve: build
 test: test-deps
 	$(GO) vet ./...
 	$(GO) vet -tags ci ./...
-	MAILFERRY_REQUIRE_OLDSERVER=1 MAILFERRY_REQUIRE_PEBBLE=1 MAILFERRY_IMAP_STRESS=20s $(GO) test -race -tags ci -timeout 20m ./core/...
+	MAILFERRY_REQUIRE_OLDSERVER=1 MAILFERRY_REQUIRE_PEBBLE=1 MAILFERRY_REQUIRE_POSTGRES=1 MAILFERRY_IMAP_STRESS=20s $(GO) test -race -tags ci -timeout 20m ./core/...
 	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -tags ci -timeout 20m ./cmd/... ./ui/...
 
 # Benchmarks with a fixed workload (a 5,000-message copy, 20,000 FETCHes,

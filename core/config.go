@@ -1,6 +1,7 @@
 package core
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"mailferry/core/dkim"
 	"mailferry/core/relay"
+	"mailferry/core/store"
 )
 
 // Config is everything Core needs to run. The zero value of a field means
@@ -23,6 +25,11 @@ type Config struct {
 	// DataDir holds the store (mailferry.db) and the generated TLS
 	// certificate; default DefaultDataDir().
 	DataDir string `json:"data_dir,omitempty"`
+	// DatabaseURL, when set (postgres://user:password@host:5432/database),
+	// keeps the store's metadata in that PostgreSQL database instead of
+	// the SQLite file in DataDir; message bytes stay in DataDir's packs.
+	// Empty means the embedded SQLite. Never printed with its password.
+	DatabaseURL string `json:"database_url,omitempty"`
 	// Hostname is the name this server gives in greetings and Received
 	// headers; default the machine's host name.
 	Hostname string `json:"hostname,omitempty"`
@@ -89,6 +96,10 @@ type Config struct {
 	// keys, SPF, DMARC: see core/dkim); nil means the system's resolver.
 	// Tests set their own.
 	AuthResolver dkim.Resolver `json:"-"`
+	// CertRoots are the roots the readiness check verifies the served
+	// certificate's chain against, as mail programs do; nil means the
+	// system's. Tests set their own.
+	CertRoots *x509.CertPool `json:"-"`
 	// DNSResolver is the DNS server (host:port, e.g. "127.0.0.1:53") asked
 	// for the MX, address and TXT records of direct delivery and MTA-STS;
 	// empty means the system's resolver.
@@ -256,6 +267,11 @@ func (c Config) Validate() error {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 || n > 65535 {
 			return fmt.Errorf("%s %q: port must be a number from 1 to 65535", l.name, l.addr)
+		}
+	}
+	if c.DatabaseURL != "" {
+		if err := store.CheckDatabaseURL(c.DatabaseURL); err != nil {
+			return fmt.Errorf("database_url: %w", err)
 		}
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {

@@ -73,9 +73,10 @@ func Open(cfg Config) (*Core, error) {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.sup = newSupervisor(c.ctx, c.log, &c.wg, cfg.ServiceHook)
 	st, err := store.Open(filepath.Join(cfg.DataDir, "mailferry.db"), &store.Options{
-		Logger:    cfg.Logger,
-		Summarize: imapfront.Summarize,
-		MaxHashes: cfg.MaxPasswordHashes,
+		Logger:      cfg.Logger,
+		Summarize:   imapfront.Summarize,
+		MaxHashes:   cfg.MaxPasswordHashes,
+		DatabaseURL: cfg.DatabaseURL,
 	})
 	if err != nil {
 		return nil, err

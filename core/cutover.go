@@ -16,12 +16,16 @@ package core
 //     published as `mailferry domain dkim` prints them; a pending key not
 //     yet published, an SPF record that differs (it may name a smarthost's
 //     provider) and a missing DMARC record are warnings.
-//   - certificate: the certificate served is not self-signed, not expired
-//     and valid for the names clients use (hostname, acme_names).
+//   - certificate: the certificate served is not self-signed, in its
+//     validity period, valid for the names clients use (hostname,
+//     acme_names) and its chain (as served) leads to a root mail programs
+//     trust (the system's roots): a private CA's certificate, or a
+//     cert_file without its intermediate, fails.
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -359,6 +363,18 @@ func (c *Core) checkCertificate() CutoverCheck {
 		return ch
 	case now.After(in.NotAfter):
 		ch.State, ch.Text = CheckFail, "The certificate expired on "+in.NotAfter.Format("2006-01-02")+"."
+		return ch
+	case now.Before(in.NotBefore):
+		ch.State, ch.Text = CheckFail, "The certificate is not valid before "+in.NotBefore.Format("2006-01-02 15:04")+": mail programs refuse it until then."
+		return ch
+	}
+	inter := x509.NewCertPool()
+	for _, c := range in.Intermediates {
+		inter.AddCert(c)
+	}
+	if _, err := in.Leaf.Verify(x509.VerifyOptions{Roots: c.cfg.CertRoots, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		ch.State, ch.Text = CheckFail, fmt.Sprintf("Mail programs do not trust the certificate (issued by %s): %v. Use one from a public CA (set acme_email), or give cert_file the whole chain.", in.Issuer, err)
 		return ch
 	}
 	for _, n := range c.ownNames() {

@@ -3,18 +3,13 @@ package core_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -26,67 +21,10 @@ import (
 	msgdkim "github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
-	"github.com/miekg/dns"
 
 	"mailferry/core"
+	"mailferry/core/testkit"
 )
-
-// zone is a DNS server on 127.0.0.1 answering the records the test sets.
-type zone struct {
-	addr string
-	mu   sync.Mutex
-	recs map[string][]dns.RR
-}
-
-func startZone(t *testing.T) *zone {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	z := &zone{addr: pc.LocalAddr().String(), recs: map[string][]dns.RR{}}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(req)
-		m.Authoritative = true
-		q := req.Question[0]
-		z.mu.Lock()
-		rrs, ok := z.recs[strings.ToLower(q.Name)]
-		z.mu.Unlock()
-		if !ok {
-			m.Rcode = dns.RcodeNameError
-		}
-		for _, rr := range rrs {
-			if rr.Header().Rrtype == q.Qtype {
-				m.Answer = append(m.Answer, rr)
-			}
-		}
-		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return z
-}
-
-// set replaces the records of the names the lines own.
-func (z *zone) set(t *testing.T, lines ...string) {
-	t.Helper()
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	fresh := map[string]bool{}
-	for _, l := range lines {
-		rr, err := dns.NewRR(l)
-		if err != nil {
-			t.Fatalf("%q: %v", l, err)
-		}
-		n := strings.ToLower(rr.Header().Name)
-		if !fresh[n] {
-			fresh[n] = true
-			z.recs[n] = nil
-		}
-		z.recs[n] = append(z.recs[n], rr)
-	}
-}
 
 // refusingSink is a smarthost that refuses every recipient.
 type refusingSink struct{ smartSink }
@@ -109,27 +47,6 @@ func serveSMTP(t *testing.T, be smtp.Backend) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// certFiles writes a certificate for names (valid for days) and its key.
-func certFiles(t *testing.T, days int, names ...string) (string, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Duration(days) * 24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	dir := t.TempDir()
-	cf, kf := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(cf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	return cf, kf
-}
-
 func check(t *testing.T, r *core.Readiness, name string) core.CutoverCheck {
 	t.Helper()
 	for _, c := range r.Checks {
@@ -148,13 +65,15 @@ func check(t *testing.T, r *core.Readiness, name string) core.CutoverCheck {
 // The Core does not serve: the test message leaves through a relay of its
 // own, as from the command line beside `mailferry serve`.
 func TestCutover(t *testing.T) {
-	z := startZone(t)
+	z := testkit.StartZone(t)
 	good := &smartSink{}
 	goodPort := serveSMTP(t, good)
 	refusing := &refusingSink{}
 	badPort := serveSMTP(t, refusing)
-	cf, kf := certFiles(t, 90, "mx.example.test")
-	co, err := core.Open(core.Config{DataDir: t.TempDir(), Hostname: "mx.example.test", DNSResolver: z.addr, CertFile: cf, KeyFile: kf})
+	ca := testkit.NewCA(t, "Test CA")
+	cf, kf := ca.Files(t, 90, "mx.example.test")
+	co, err := core.Open(core.Config{DataDir: t.TempDir(), Hostname: "mx.example.test", DNSResolver: z.Addr, CertFile: cf, KeyFile: kf,
+		CertRoots: ca.Pool})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +89,7 @@ func TestCutover(t *testing.T) {
 	if err := co.SetOutboundRoute(ctx, domain, smart(goodPort)); err != nil {
 		t.Fatal(err)
 	}
-	z.set(t, "smart.test. 60 IN A 127.0.0.1")
+	z.Set(t, "smart.test. 60 IN A 127.0.0.1")
 	readiness := func() *core.Readiness {
 		t.Helper()
 		r, err := co.Readiness(ctx, domain)
@@ -205,9 +124,9 @@ func TestCutover(t *testing.T) {
 	}
 
 	// DNS: the MX still names the old server, then Mailferry; the records.
-	z.set(t, "example.test. 60 IN MX 10 mx.example.test.", "example.test. 60 IN MX 20 old.example.net.")
+	z.Set(t, "example.test. 60 IN MX 10 mx.example.test.", "example.test. 60 IN MX 20 old.example.net.")
 	want(readiness(), core.CheckMX, core.CheckFail, "old.example.net is not Mailferry")
-	z.set(t, "example.test. 60 IN MX 10 mx.example.test.")
+	z.Set(t, "example.test. 60 IN MX 10 mx.example.test.")
 	recs, err := co.DKIMRecords(ctx, domain, core.SPFPolicy{})
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +137,7 @@ func TestCutover(t *testing.T) {
 		lines = append(lines, rec.Zone())
 		txt[rec.Name] = rec.Value
 	}
-	z.set(t, lines...)
+	z.Set(t, lines...)
 	r = readiness()
 	want(r, core.CheckMX, core.CheckOK, "mx.example.test")
 	want(r, core.CheckDNSRecords, core.CheckOK, "published")
@@ -307,26 +226,58 @@ func TestCutover(t *testing.T) {
 	}
 }
 
-// The certificate check: self-signed, for other names, or expired fails.
+// The certificate check: self-signed, for other names, expired, not yet
+// valid, or with a chain that does not lead to a trusted root (a private
+// CA, a cert_file without its intermediate) fails: what mail programs
+// refuse is never an all-clear.
 func TestCutoverCertificate(t *testing.T) {
-	z := startZone(t)
+	z := testkit.StartZone(t)
+	ca := testkit.NewCA(t, "Test CA")
+	// An intermediate of ca's, and a certificate it issued.
+	inter := testkit.NewCA(t, "Test Intermediate")
+	tmpl := *inter.Cert
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, ca.Cert, inter.Cert.PublicKey, ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inter.Cert, err = x509.ParseCertificate(der); err != nil {
+		t.Fatal(err)
+	}
+	viaInter := inter.Issue(t, time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour), "mx.example.test")
 	for _, tc := range []struct {
 		name  string
-		names []string
-		days  int
+		files func() (string, string) // nil: the self-signed default
+		roots *x509.CertPool
 		want  core.CheckState
 		text  string
 	}{
-		{"self-signed default", nil, 0, core.CheckFail, "self-signed"},
-		{"other names", []string{"www.example.test"}, 90, core.CheckFail, "not valid for mx.example.test"},
-		{"expires soon", []string{"mx.example.test"}, 3, core.CheckWarn, "Renew it soon"},
-		{"expired", []string{"mx.example.test"}, -1, core.CheckFail, "expired"},
+		{"self-signed default", nil, ca.Pool, core.CheckFail, "self-signed"},
+		{"trusted", func() (string, string) { return ca.Files(t, 90, "mx.example.test") }, ca.Pool, core.CheckOK, "valid for mx.example.test"},
+		{"other names", func() (string, string) { return ca.Files(t, 90, "www.example.test") }, ca.Pool, core.CheckFail, "not valid for mx.example.test"},
+		{"expires soon", func() (string, string) { return ca.Files(t, 3, "mx.example.test") }, ca.Pool, core.CheckWarn, "Renew it soon"},
+		{"expired", func() (string, string) { return ca.Files(t, -1, "mx.example.test") }, ca.Pool, core.CheckFail, "expired"},
+		{"not yet valid", func() (string, string) {
+			return testkit.WriteFiles(t, ca.Issue(t, time.Now().Add(48*time.Hour), time.Now().Add(90*24*time.Hour), "mx.example.test"))
+		}, ca.Pool, core.CheckFail, "not valid before"},
+		{"self-signed file", func() (string, string) { return testkit.SelfSignedFiles(t, 90, "mx.example.test") }, ca.Pool, core.CheckFail, "do not trust"},
+		{"private CA", func() (string, string) { return ca.Files(t, 90, "mx.example.test") }, nil, core.CheckFail, "do not trust"},
+		{"whole chain", func() (string, string) {
+			c := viaInter
+			c.Certificate = [][]byte{c.Certificate[0], inter.Cert.Raw}
+			return testkit.WriteFiles(t, c)
+		}, ca.Pool, core.CheckOK, "valid for mx.example.test"},
+		{"intermediate missing", func() (string, string) {
+			c := viaInter
+			c.Certificate = [][]byte{c.Certificate[0]}
+			return testkit.WriteFiles(t, c)
+		}, ca.Pool, core.CheckFail, "do not trust"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := core.Config{DataDir: t.TempDir(), Hostname: "mx.example.test", DNSResolver: z.addr,
-				IMAPListen: core.Off, IMAPSListen: core.Off, SMTPListen: core.Off, SubmissionListen: core.Off, SubmissionTLSListen: core.Off}
-			if tc.names != nil {
-				cfg.CertFile, cfg.KeyFile = certFiles(t, tc.days, tc.names...)
+			cfg := core.Config{DataDir: t.TempDir(), Hostname: "mx.example.test", DNSResolver: z.Addr, CertRoots: tc.roots,
+				IMAPListen: core.Off, IMAPSListen: core.Off, SMTPListen: core.Off, SubmissionListen: core.Off, SubmissionTLSListen: core.Off,
+				POP3Listen: core.Off, POP3SListen: core.Off}
+			if tc.files != nil {
+				cfg.CertFile, cfg.KeyFile = tc.files()
 			}
 			co, err := core.Open(cfg)
 			if err != nil {
@@ -396,9 +347,9 @@ func (ss *authSinkSession) Data(r io.Reader) error {
 // with AUTH (its password read from password_file) and the smarthost's own
 // certificate pinned; the proof matches the route readiness sees.
 func TestTestMessageThroughConfiguredSmarthost(t *testing.T) {
-	z := startZone(t)
-	z.set(t, "relay.corp.test. 60 IN A 127.0.0.1")
-	cf, kf := certFiles(t, 90, "relay.corp.test")
+	z := testkit.StartZone(t)
+	z.Set(t, "relay.corp.test. 60 IN A 127.0.0.1")
+	cf, kf := testkit.SelfSignedFiles(t, 90, "relay.corp.test") // pinned
 	pair, err := tls.LoadX509KeyPair(cf, kf)
 	if err != nil {
 		t.Fatal(err)
@@ -416,7 +367,7 @@ func TestTestMessageThroughConfiguredSmarthost(t *testing.T) {
 	defer srv.Close()
 	pwFile := filepath.Join(t.TempDir(), "pass")
 	os.WriteFile(pwFile, []byte("File-Secret-9\n"), 0o600)
-	co, err := core.Open(core.Config{DataDir: t.TempDir(), Hostname: "mx.example.test", DNSResolver: z.addr,
+	co, err := core.Open(core.Config{DataDir: t.TempDir(), Hostname: "mx.example.test", DNSResolver: z.Addr,
 		OutboundRoutes: map[string]core.OutboundRouteConfig{"example.test": {Route: "smarthost",
 			Smarthost: "relay.corp.test:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:"),
 			Username:  "relay-user", PasswordFile: pwFile, Pin: hex.EncodeToString(sum[:])}}})

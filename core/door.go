@@ -260,3 +260,13 @@ const (
 	DKIMDifferent = dkim.Different
 	DKIMUnknown   = dkim.Unknown
 )
+
+// Store engines (Status.Engine).
+const (
+	EngineSQLite   = store.EngineSQLite
+	EnginePostgres = store.EnginePostgres
+)
+
+// RedactDatabaseURL returns a database URL (Config.DatabaseURL) fit to
+// print: its password hidden.
+func RedactDatabaseURL(u string) string { return store.RedactDatabaseURL(u) }

@@ -106,7 +106,9 @@ func ParseKnownUsers(r io.Reader, domain string) (*UserList, error) {
 		if err == nil && d != domain {
 			l.Skipped++
 			if len(l.SkippedSample) < 5 {
-				l.SkippedSample = append(l.SkippedSample, a)
+				// Printed by the CLI and the assistant: from an LDAP value
+				// it may hold anything.
+				l.SkippedSample = append(l.SkippedSample, store.Printable(a, 64))
 			}
 			return nil
 		}

@@ -3,6 +3,7 @@ package core_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -159,5 +160,28 @@ func BenchmarkParseKnownUsers200k(b *testing.B) {
 		if _, err := core.ParseKnownUsers(bytes.NewReader(buf.Bytes()), "example.test"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A user of another domain is only counted and named as a sample, which
+// the CLI and the assistant print: the sample (from an LDAP entry's
+// base64 value, say) is bounded and has no escape sequence.
+func TestKnownUsersSkippedSamplePrintable(t *testing.T) {
+	evil := "\x1b]0;owned\x07\x1b[2J\u009b31m\u202e" + strings.Repeat("x", 3000) + "@other.test"
+	in := "dn: uid=a\nmail: alice@example.test\n\ndn: uid=b\nmail:: " + base64.StdEncoding.EncodeToString([]byte(evil)) + "\n\n"
+	l, err := core.ParseKnownUsers(strings.NewReader(in), "example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Skipped != 1 || len(l.SkippedSample) != 1 {
+		t.Fatalf("list %+v", l)
+	}
+	s := l.SkippedSample[0]
+	if len(s) > 100 || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || 0x7f <= r && r <= 0x9f || r == '\u202e' }) {
+		t.Errorf("sample kept as %.200q", s)
+	}
+	_, err = core.ParseKnownUsers(strings.NewReader("dn: uid=b\nmail:: "+base64.StdEncoding.EncodeToString([]byte(evil))+"\n"), "example.test")
+	if err == nil || len(err.Error()) > 300 || strings.ContainsAny(err.Error(), "\x1b\x07") {
+		t.Errorf("error %.300q", err)
 	}
 }

@@ -8,10 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"mailferry/core/migrate"
+	"mailferry/core/store"
 )
 
 // Readiness says whether a domain's migration can be turned off: every
@@ -34,6 +36,13 @@ type Readiness struct {
 	// whose copy failed.
 	Running []string `json:"running"`
 	Failed  []string `json:"failed"`
+	// NoPassword are accounts that no password of their user opens yet
+	// without the old server: made by a bulk copy (a random password) and
+	// never logged in to, or by a first login whose password hash was
+	// never stored (the process ended first). Their users can log in only
+	// while the domain migrates (the old server's yes gives them their
+	// password), or once the admin sets one (`mailferry account passwd`).
+	NoPassword []string `json:"no_password"`
 	// Queued counts queued messages with a recipient in the domain (mail
 	// still to be relayed to the old server).
 	Queued int `json:"queued"`
@@ -57,7 +66,7 @@ const (
 
 // Verdict says whether migration can be turned off.
 func (r *Readiness) Verdict() Verdict {
-	if len(r.NeverLoggedIn) > 0 || len(r.Running) > 0 || len(r.Failed) > 0 || r.Queued > 0 {
+	if len(r.NeverLoggedIn) > 0 || len(r.Running) > 0 || len(r.Failed) > 0 || len(r.NoPassword) > 0 || r.Queued > 0 {
 		return VerdictNotReady
 	}
 	unknown := !r.UsersListed
@@ -114,6 +123,7 @@ func (r *Readiness) Facts() []string {
 	list("Users who have not moved", r.NeverLoggedIn)
 	list("Copies still running", r.Running)
 	list("Copies that failed", r.Failed)
+	list("Users with no password here yet (they log in once while migrating, or get one: mailferry account passwd)", r.NoPassword)
 	if r.Queued > 0 {
 		out = append(out, fmt.Sprintf("Mail queued for the old server: %s", Plural(r.Queued, "message", "messages")))
 	}
@@ -198,9 +208,17 @@ func (c *Core) Readiness(ctx context.Context, domain string) (*Readiness, error)
 	if err != nil {
 		return nil, err
 	}
+	pending, err := c.store.PendingPasswords(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	r.NoPassword = pending
 	have := map[string]bool{}
 	for _, a := range accts {
 		have[strings.ToLower(a.Address)] = true
+		if a.PasswordOrigin == store.PasswordRandom && a.FirstLogin.IsZero() && !slices.Contains(pending, a.Address) {
+			r.NoPassword = append(r.NoPassword, a.Address)
+		}
 		switch a.Migration {
 		case MigPending, MigRunning:
 			r.Running = append(r.Running, a.Address)
@@ -208,6 +226,7 @@ func (c *Core) Readiness(ctx context.Context, domain string) (*Readiness, error)
 			r.Failed = append(r.Failed, a.Address)
 		}
 	}
+	slices.Sort(r.NoPassword)
 	known, err := c.KnownUsersOf(ctx, domain)
 	if err != nil {
 		return nil, err

@@ -37,6 +37,23 @@ type Status struct {
 	Listen map[string]string `json:"-"`
 	// Certificate is the TLS certificate the listeners serve (Core.Certificate).
 	Certificate CertificateInfo `json:"certificate"`
+	// Engine names the store's engine ("sqlite" or "postgresql") and
+	// Database where its metadata is (the SQLite file, or the database
+	// URL with its password hidden).
+	Engine   string `json:"engine"`
+	Database string `json:"database"`
+}
+
+// StoreSummary says in words which engine keeps the store's metadata and
+// where: "SQLite, <file>" or "PostgreSQL, <URL, password hidden>".
+func (s *Status) StoreSummary() string {
+	switch s.Engine {
+	case EnginePostgres:
+		return "PostgreSQL, " + s.Database
+	case EngineSQLite:
+		return "SQLite, " + s.Database
+	}
+	return "unknown"
 }
 
 // Users returns every domain's accounts, in order.
@@ -164,7 +181,7 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 	if opts != nil {
 		o = *opts
 	}
-	st := &Status{Time: time.Now(), Listen: map[string]string{}}
+	st := &Status{Time: time.Now(), Listen: map[string]string{}, Engine: c.store.Engine(), Database: c.store.Database()}
 	for _, svc := range []string{"imap", "imaps", "pop3", "pop3s", "smtp", "submission", "submissions"} {
 		st.Listen[svc] = c.Addr(svc)
 	}

@@ -221,7 +221,8 @@ func (d *dashboard) apply(snap *core.Status, err error) {
 		d.listen.SetText("Mailferry's mail services are not running (see the error at the top).")
 	} else {
 		d.listen.SetText("Mailferry listens on: " + strings.Join(ls, " · ") +
-			"\nCertificate: " + snap.Certificate.Summary())
+			"\nCertificate: " + snap.Certificate.Summary() +
+			"\nStore: " + snap.StoreSummary())
 	}
 	d.applyDomains(snap.Domains)
 	d.table.set(snap.Users())

@@ -1,18 +1,9 @@
 package ui
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,9 +13,9 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/widget"
 	"github.com/emersion/go-smtp"
-	"github.com/miekg/dns"
 
 	"mailferry/core"
+	"mailferry/core/testkit"
 )
 
 // disableOverriding drives "Disable migration" while the domain is not
@@ -73,57 +64,6 @@ func disableOverriding(t *testing.T, h *harness, r *readinessDialog, wait func(s
 	}
 }
 
-// cutoverDNS is a DNS server on 127.0.0.1 with records the test sets.
-type cutoverDNS struct {
-	addr string
-	mu   sync.Mutex
-	recs map[string][]dns.RR
-}
-
-func startCutoverDNS(t *testing.T) *cutoverDNS {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &cutoverDNS{addr: pc.LocalAddr().String(), recs: map[string][]dns.RR{}}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(req)
-		m.Authoritative = true
-		q := req.Question[0]
-		d.mu.Lock()
-		rrs, ok := d.recs[strings.ToLower(q.Name)]
-		d.mu.Unlock()
-		if !ok {
-			m.Rcode = dns.RcodeNameError
-		}
-		for _, rr := range rrs {
-			if rr.Header().Rrtype == q.Qtype {
-				m.Answer = append(m.Answer, rr)
-			}
-		}
-		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return d
-}
-
-func (d *cutoverDNS) add(t *testing.T, lines ...string) {
-	t.Helper()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, l := range lines {
-		rr, err := dns.NewRR(l)
-		if err != nil {
-			t.Fatalf("%q: %v", l, err)
-		}
-		n := strings.ToLower(rr.Header().Name)
-		d.recs[n] = append(d.recs[n], rr)
-	}
-}
-
 // smartSink is a smarthost on 127.0.0.1 that takes every message.
 type smartSink struct {
 	mu  sync.Mutex
@@ -143,33 +83,6 @@ func (s *smartSink) Data(r io.Reader) error {
 	return err
 }
 
-// writeCert writes a certificate for names and its key under dir.
-func writeCert(t *testing.T, dir string, names ...string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		Issuer: pkix.Name{CommonName: "Test CA"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 // TestDisableFlow drives the "Disable migration" dialog of a domain whose
 // DNS, certificate and smarthost are in order: while no outbound route is
 // proven, Disable asks for an override with the facts; a test message
@@ -178,7 +91,7 @@ func writeCert(t *testing.T, dir string, names ...string) (certFile, keyFile str
 // override; with the list, every user moved, it is ready, and Disable
 // still asks — Cancel focused — before it turns migration off.
 func TestDisableFlow(t *testing.T) {
-	d := startCutoverDNS(t)
+	d := testkit.StartZone(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -188,10 +101,11 @@ func TestDisableFlow(t *testing.T) {
 	srv.Domain = "smarthost.test"
 	go srv.Serve(ln)
 	defer srv.Close()
-	certFile, keyFile := writeCert(t, t.TempDir(), "mailferry.test")
+	ca := testkit.NewCA(t, "Test CA")
+	certFile, keyFile := ca.Files(t, 90, "mailferry.test")
 	h := newHarness(t, func(c *core.Config) {
-		c.DNSResolver = d.addr
-		c.CertFile, c.KeyFile = certFile, keyFile
+		c.DNSResolver = d.Addr
+		c.CertFile, c.KeyFile, c.CertRoots = certFile, keyFile, ca.Pool
 	})
 	ctx := t.Context()
 	const domain = "example.test"
@@ -210,9 +124,9 @@ func TestDisableFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.add(t, "example.test. 60 IN MX 10 mailferry.test.", "smart.test. 60 IN A 127.0.0.1")
+	d.Add(t, "example.test. 60 IN MX 10 mailferry.test.", "smart.test. 60 IN A 127.0.0.1")
 	for _, r := range recs {
-		d.add(t, r.Zone())
+		d.Add(t, r.Zone())
 	}
 
 	ds := core.DomainStatus{Name: domain, Migrating: true}
@@ -334,11 +248,12 @@ func TestDisableFlow(t *testing.T) {
 // MX and SPF published, the DKIM keys not yet), copies a record's exact
 // value, and shows the certificate in use with its expiry.
 func TestDNSDialog(t *testing.T) {
-	d := startCutoverDNS(t)
-	certFile, keyFile := writeCert(t, t.TempDir(), "mailferry.test")
+	d := testkit.StartZone(t)
+	ca := testkit.NewCA(t, "Test CA")
+	certFile, keyFile := ca.Files(t, 90, "mailferry.test")
 	h := newHarness(t, func(c *core.Config) {
-		c.DNSResolver = d.addr
-		c.CertFile, c.KeyFile = certFile, keyFile
+		c.DNSResolver = d.Addr
+		c.CertFile, c.KeyFile, c.CertRoots = certFile, keyFile, ca.Pool
 	})
 	ctx := t.Context()
 	if _, err := h.core.AddDomain(ctx, "example.test"); err != nil {
@@ -348,10 +263,10 @@ func TestDNSDialog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.add(t, "example.test. 60 IN MX 10 mailferry.test.")
+	d.Add(t, "example.test. 60 IN MX 10 mailferry.test.")
 	for _, r := range recs {
 		if r.Name == "example.test" {
-			d.add(t, r.Zone()) // SPF only
+			d.Add(t, r.Zone()) // SPF only
 		}
 	}
 	done := make(chan error, 2)

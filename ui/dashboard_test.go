@@ -211,6 +211,26 @@ func TestTrustCertificate(t *testing.T) {
 	h.mustStep(stepAccount)
 }
 
+// The dashboard says which store engine keeps the metadata, and where
+// (here the embedded SQLite).
+func TestDashboardShowsStore(t *testing.T) {
+	h := newHarness(t)
+	d := h.u.dash
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var txt string
+		h.ui(func() { txt = d.listen.Text })
+		if strings.Contains(txt, "Store: SQLite, ") && strings.Contains(txt, "mailferry.db") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dashboard says %q", txt)
+		}
+		d.refresh()
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // The dashboard says which certificate the listeners serve and until when
 // (here the self-signed default).
 func TestDashboardShowsCertificate(t *testing.T) {

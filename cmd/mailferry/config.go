@@ -14,14 +14,16 @@ func defaultDataDir() string    { return core.DefaultDataDir() }
 
 // common are the options every command takes.
 type common struct {
-	config   string
-	data     string
-	logLevel string
+	config      string
+	data        string
+	databaseURL string
+	logLevel    string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.config, "config", "", "configuration file (JSON; default "+defaultConfigFile()+" if it exists)")
 	fs.StringVar(&c.data, "data", "", "data directory (default "+defaultDataDir()+")")
+	fs.StringVar(&c.databaseURL, "database-url", "", "PostgreSQL database for the store's metadata, postgres://user:password@host/db (default: SQLite in the data directory; a password is better in the configuration file)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 
@@ -102,6 +104,7 @@ func (c *common) load(stderr io.Writer) (core.Config, error) {
 		return cfg, usageError{err}
 	}
 	override(&cfg.DataDir, c.data)
+	override(&cfg.DatabaseURL, c.databaseURL)
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return cfg, usagef("--log-level %q: want debug, info, warn or error", c.logLevel)

@@ -59,8 +59,8 @@ func runServe(args []string, stderr io.Writer) error {
 		co.Close()
 		return err
 	}
-	fmt.Fprintf(stderr, "mailferry: serving; data in %s. IMAP %s, SMTP %s. Ctrl-C stops.\n",
-		co.Config().DataDir, orOff(co.Addr("imap")), orOff(co.Addr("smtp")))
+	fmt.Fprintf(stderr, "mailferry: serving; data in %s%s. IMAP %s, SMTP %s. Ctrl-C stops.\n",
+		co.Config().DataDir, storeNote(co.Config()), orOff(co.Addr("imap")), orOff(co.Addr("smtp")))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	select {
@@ -79,4 +79,13 @@ func orOff(s string) string {
 		return "off"
 	}
 	return s
+}
+
+// storeNote says where the store's metadata is when it is not the SQLite
+// file in the data directory: the database, its password hidden.
+func storeNote(cfg core.Config) string {
+	if cfg.DatabaseURL == "" {
+		return ""
+	}
+	return ", metadata in " + core.RedactDatabaseURL(cfg.DatabaseURL)
 }

@@ -74,6 +74,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	tw.Flush()
 	fmt.Fprintf(stdout, "relay queue: %d messages (%d held)\n", rep.Queue.Messages, rep.Queue.Held)
 	fmt.Fprintln(stdout, "certificate: "+rep.Certificate.Summary())
+	fmt.Fprintln(stdout, "store: "+rep.StoreSummary())
 	return nil
 }
 

@@ -77,7 +77,7 @@ var _ Migrator = (*migrate.Engine)(nil)
 type PendingChecker interface {
 	// CheckPending reports whether it holds the password of the account
 	// (known) and whether password is it (ok).
-	CheckPending(accountID int64, password string) (known, ok bool)
+	CheckPending(acct *store.Account, password string) (known, ok bool)
 }
 
 var _ PendingChecker = (*migrate.Engine)(nil)
@@ -346,7 +346,7 @@ func (p *Policy) check(ctx context.Context, canon, password string) (*store.Acco
 	if aerr != nil {
 		return nil, aerr
 	}
-	switch known, match := pc.CheckPending(a.ID, password); {
+	switch known, match := pc.CheckPending(a, password); {
 	case !known:
 		return nil, err
 	case !match:

@@ -65,6 +65,21 @@ type Info struct {
 	Problem string `json:"problem,omitempty"`
 	// Leaf is the certificate itself (VerifyHostname, ...).
 	Leaf *x509.Certificate `json:"-"`
+	// Intermediates are the other certificates served with Leaf (its
+	// chain, as the files or the CA gave it), for verifying Leaf.
+	Intermediates []*x509.Certificate `json:"-"`
+}
+
+// chainOf parses the certificates served after the leaf; one that does not
+// parse is left out (verifying then fails, as it would for a client).
+func chainOf(cert *tls.Certificate) []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, der := range cert.Certificate[min(1, len(cert.Certificate)):] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // describe fills Info's certificate fields from leaf.
@@ -150,6 +165,7 @@ func (m *Manager) install(cert *tls.Certificate, info Info) {
 	if cert.Leaf == nil && len(cert.Certificate) > 0 {
 		cert.Leaf, _ = x509.ParseCertificate(cert.Certificate[0])
 	}
+	info.Intermediates = chainOf(cert)
 	m.cur.Store(&served{cert: cert, info: info})
 }
 
@@ -272,7 +288,9 @@ func Inspect(opts Options) (Info, error) {
 		if err != nil {
 			return Info{Source: source}, fmt.Errorf("TLS certificate %s: %w", certFile, err)
 		}
-		return describe(source, cert.Leaf), nil
+		in := describe(source, cert.Leaf)
+		in.Intermediates = chainOf(&cert)
+		return in, nil
 	}
 	if opts.CertFile != "" {
 		return load(SourceFile, opts.CertFile, opts.KeyFile)

@@ -33,6 +33,7 @@ type env struct {
 	addr string
 	acct *store.Account
 	db   string // the store's database file
+	url  string // the store's PostgreSQL database, if any
 }
 
 type envOpts struct {
@@ -43,6 +44,11 @@ type envOpts struct {
 	noAccount bool
 	delim     rune
 	dir       string // of the store; "" means a temporary directory
+	// databaseURL keeps the store's metadata in this PostgreSQL database.
+	databaseURL string
+	// peer is another node: this env's store is on peer's database and
+	// data directory, and makes no domain or account of its own.
+	peer *env
 }
 
 func quietLogger() *slog.Logger {
@@ -54,21 +60,26 @@ func newEnv(t testing.TB, o *envOpts) *env {
 	if o == nil {
 		o = &envOpts{}
 	}
-	dir := o.dir
+	dir, url := o.dir, o.databaseURL
+	if o.peer != nil {
+		dir, url = filepath.Dir(o.peer.db), o.peer.url
+	}
 	if dir == "" {
 		dir = t.TempDir()
 	}
 	db := filepath.Join(dir, "mail.db")
-	st, err := store.Open(db, &store.Options{Logger: quietLogger(), Summarize: imapfront.Summarize})
+	st, err := store.Open(db, &store.Options{Logger: quietLogger(), Summarize: imapfront.Summarize, DatabaseURL: url})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
+	e := &env{t: t, st: st, db: db, url: url}
+	if o.peer != nil {
+		e.acct = o.peer.acct
+	} else if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, st: st, db: db}
-	if !o.noAccount {
+	if !o.noAccount && o.peer == nil {
 		if e.acct, err = st.CreateAccount(ctx, user, pass, &store.AccountOptions{Delim: o.delim}); err != nil {
 			t.Fatal(err)
 		}

@@ -3,7 +3,6 @@ package migrate_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"mailferry/core/migrate"
 	"mailferry/core/store"
 )
 
@@ -33,32 +31,8 @@ func TestBareIMAP4rev1Server(t *testing.T) {
 			}
 		}
 	}
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &brokenSession{user: u}, nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	st, _ := setup(t, ln.Addr().String())
+	st, _, acct := copyFromMem(t, imap.CapSet{imap.CapIMAP4rev1: {}}, func() imapserver.Session { return &brokenSession{user: u} }, "gus@mem.test", "GusSecret1")
 	ctx := context.Background()
-	if err := migrate.SetDomain(ctx, st, "mem.test", settingsFor(t, ln.Addr().String()), true); err != nil {
-		t.Fatal(err)
-	}
-	e := newEngine(t, st, nil)
-	acct, err := e.FirstLogin(ctx, "gus@mem.test", "GusSecret1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Wait(ctx, "gus@mem.test"); err != nil {
-		t.Fatal(err)
-	}
 	if a, _ := st.Account(ctx, "gus@mem.test"); a.Migration != store.MigDone {
 		t.Fatalf("account %q (%s)", a.Migration, a.MigrationError)
 	}

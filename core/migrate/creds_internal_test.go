@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"log/slog"
@@ -12,23 +13,31 @@ import (
 	"mailferry/core/store"
 )
 
-// A password the admin set is never kept to log in to the old server with:
-// it is not the old server's, and sending it there would give it away.
-func TestLoggedInKeepsOnlyOldPasswords(t *testing.T) {
+// quietEngine is an engine (no catch-up runs, no log) over a store of its
+// own with the domain example.test, both closed when the test ends.
+func quietEngine(t *testing.T) (*store.Store, *Engine) {
+	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "m.db"), &store.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	ctx := context.Background()
-	if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.CreateDomain(context.Background(), "example.test"); err != nil {
 		t.Fatal(err)
 	}
 	e, err := New(Options{Store: st, CatchUpInterval: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	t.Cleanup(func() { e.Close() })
+	return st, e
+}
+
+// A password the admin set is never kept to log in to the old server with:
+// it is not the old server's, and sending it there would give it away.
+func TestLoggedInKeepsOnlyOldPasswords(t *testing.T) {
+	st, e := quietEngine(t)
+	ctx := context.Background()
 	for _, tc := range []struct {
 		origin string
 		keep   bool
@@ -72,5 +81,39 @@ func TestFirstLoginRefusedWhereTheOldServerIgnoresDomains(t *testing.T) {
 	}
 	if as, _ := st.Accounts(ctx, ""); len(as) != 0 {
 		t.Fatalf("accounts: %v", as)
+	}
+}
+
+// The password a first login left to hash answers only for its own
+// account: if that account is deleted and another is made with its ID
+// before the hash is stored, the other account does not open with it.
+func TestCheckPendingOnlyForItsAccount(t *testing.T) {
+	st, e := quietEngine(t)
+	ctx := context.Background()
+	mk := func(addr, pw string) *store.Account {
+		a, err := st.CreateAccount(ctx, addr, pw, &store.AccountOptions{Migration: store.MigPending,
+			OldLogin: addr, PasswordOrigin: store.PasswordOld, HashLater: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	alice := mk("alice@example.test", "Alice-Old-1")
+	// alice's first login: her hash is still being stored (held here).
+	e.mu.Lock()
+	e.pending[alice.ID] = pendingHash{address: alice.Address, sum: sha256.Sum256([]byte("Alice-Old-1")), stored: make(chan struct{})}
+	e.mu.Unlock()
+	if known, ok := e.CheckPending(alice, "Alice-Old-1"); !known || !ok {
+		t.Fatalf("alice's own password: known %v, ok %v", known, ok)
+	}
+	if err := st.DeleteAccount(ctx, alice.Address); err != nil {
+		t.Fatal(err)
+	}
+	bob := mk("bob@example.test", "Bob-Old-1")
+	if bob.ID != alice.ID {
+		t.Skipf("the store gave bob ID %d, not alice's %d: nothing to check", bob.ID, alice.ID)
+	}
+	if known, ok := e.CheckPending(bob, "Alice-Old-1"); known || ok {
+		t.Errorf("bob's account answered by alice's pending password: known %v, ok %v", known, ok)
 	}
 }

@@ -240,7 +240,7 @@ func (e *Engine) adopt(ctx context.Context, s *oldSettings, acct *store.Account,
 // account from memory; if the process ends first, the account's next
 // login asks the old server again (adoptPending).
 func (e *Engine) hashLater(acct *store.Account, password string) {
-	p := pendingHash{sum: sha256.Sum256([]byte(password)), stored: make(chan struct{})}
+	p := pendingHash{address: acct.Address, sum: sha256.Sum256([]byte(password)), stored: make(chan struct{})}
 	e.mu.Lock()
 	e.pending[acct.ID] = p
 	e.mu.Unlock()
@@ -248,11 +248,14 @@ func (e *Engine) hashLater(acct *store.Account, password string) {
 		// A clean shutdown still stores it.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), time.Minute)
 		defer cancel()
-		if err := e.st.FinishPassword(ctx, acct.ID, password); err != nil {
+		if err := e.st.FinishPassword(ctx, acct, password); err != nil {
 			e.log.Warn("migrate: storing the password hash failed; the next login asks the old server", "account", acct.Address, "err", err)
 		}
 		e.mu.Lock()
-		delete(e.pending, acct.ID)
+		if cur, ok := e.pending[acct.ID]; ok && cur.stored == p.stored {
+			// Not another account's, made since with the same ID.
+			delete(e.pending, acct.ID)
+		}
 		e.mu.Unlock()
 		close(p.stored)
 	})
@@ -260,20 +263,25 @@ func (e *Engine) hashLater(acct *store.Account, password string) {
 
 // pendingHash is a password whose hash hashLater is storing.
 type pendingHash struct {
-	sum    [32]byte      // SHA-256 of the password, compared in constant time
-	stored chan struct{} // closed once the hash is stored (or failed to be)
+	address string        // the account's, which its ID alone may not name for ever
+	sum     [32]byte      // SHA-256 of the password, compared in constant time
+	stored  chan struct{} // closed once the hash is stored (or failed to be)
 }
 
-// CheckPending checks password against an account whose hash hashLater is
-// still storing: known is false when this engine holds no such password
-// (the caller then asks FirstLogin, which asks the old server); ok tells
-// whether password is the one the old server accepted. The comparison is
-// in constant time.
-func (e *Engine) CheckPending(accountID int64, password string) (known, ok bool) {
+// CheckPending checks password against acct, an account whose hash
+// hashLater is still storing: known is false when this engine holds no
+// such password for it (the caller then asks FirstLogin, which asks the
+// old server), also when the password held under acct's ID was another
+// account's (deleted since, its ID given again); ok tells whether password
+// is the one the old server accepted. The comparison is in constant time.
+func (e *Engine) CheckPending(acct *store.Account, password string) (known, ok bool) {
+	if acct == nil {
+		return false, false
+	}
 	e.mu.Lock()
-	p, known := e.pending[accountID]
+	p, known := e.pending[acct.ID]
 	e.mu.Unlock()
-	if !known {
+	if !known || p.address != acct.Address {
 		return false, false
 	}
 	got := sha256.Sum256([]byte(password))
@@ -290,7 +298,7 @@ func (e *Engine) adoptPending(ctx context.Context, s *oldSettings, acct *store.A
 	if acct.PasswordOrigin != store.PasswordOld || acct.OldLogin == "" {
 		return nil, fmt.Errorf("migrate: %s: %w", acct.Address, ErrBadPassword)
 	}
-	if known, ok := e.CheckPending(acct.ID, cred.Password); known {
+	if known, ok := e.CheckPending(acct, cred.Password); known {
 		if !ok {
 			return nil, fmt.Errorf("migrate: %s: %w", acct.Address, ErrBadPassword)
 		}
@@ -301,7 +309,7 @@ func (e *Engine) adoptPending(ctx context.Context, s *oldSettings, acct *store.A
 		return nil, err
 	}
 	closeClient(c)
-	if err := e.st.FinishPassword(ctx, acct.ID, cred.Password); err != nil {
+	if err := e.st.FinishPassword(ctx, acct, cred.Password); err != nil {
 		return nil, fmt.Errorf("migrate: %s: %w", acct.Address, err)
 	}
 	e.log.Info("migrate: password hash stored at a later login", "account", acct.Address)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"mailferry/core/internal/pgtest"
 	"mailferry/core/migrate"
 	"mailferry/core/oldserver"
 	"mailferry/core/oldserver/oldtest"
@@ -29,6 +30,7 @@ func TestMain(m *testing.M) {
 	if err := oldtest.StopShared(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
+	pgtest.Stop()
 	os.Exit(code)
 }
 

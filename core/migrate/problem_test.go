@@ -214,32 +214,8 @@ func TestMissingBody(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &withoutBodySession{brokenSession: brokenSession{user: u, bad: 2}}, nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {}},
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	st, _ := setup(t, ln.Addr().String())
+	st, e, acct := copyFromMem(t, imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {}}, func() imapserver.Session { return &withoutBodySession{brokenSession: brokenSession{user: u, bad: 2}} }, "finn@mem.test", "FinnSecret1")
 	ctx := context.Background()
-	if err := migrate.SetDomain(ctx, st, "mem.test", settingsFor(t, ln.Addr().String()), true); err != nil {
-		t.Fatal(err)
-	}
-	e := newEngine(t, st, nil)
-	acct, err := e.FirstLogin(ctx, "finn@mem.test", "FinnSecret1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Wait(ctx, "finn@mem.test"); err != nil {
-		t.Fatal(err)
-	}
 	p := e.Progress()
 	if len(p) != 1 || p[0].Skipped != 1 || p[0].State != store.MigDone {
 		t.Fatalf("progress %+v, want one message reported", p)

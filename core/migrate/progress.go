@@ -3,6 +3,8 @@ package migrate
 import (
 	"sync"
 	"time"
+
+	"mailferry/core/store"
 )
 
 // Event kinds.
@@ -60,6 +62,10 @@ type Event struct {
 
 const maxErrors = 20
 
+// maxErrorText bounds one error kept in the progress: it may quote an old
+// server's words and a folder name a user chose there.
+const maxErrorText = 1000
+
 // progress keeps the engine's AccountProgress records and its subscribers.
 type progress struct {
 	mu       sync.Mutex
@@ -84,6 +90,8 @@ func newProgress() *progress {
 // update changes an account's record under the lock and publishes an event
 // of kind (progress events are coalesced to at most 4 a second per account).
 func (p *progress) update(id int64, address, kind, errText string, fn func(a *AccountProgress)) {
+	// Shown to the admin (status, the assistant, events): printable only.
+	errText = store.Printable(errText, maxErrorText)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	a := p.accounts[id]

@@ -31,6 +31,7 @@ type brokenSession struct {
 	*imapmemserver.UserSession
 	user *imapmemserver.User
 	bad  imap.UID
+	text string // the NO's text; "" means "Message file is damaged"
 }
 
 func (s *brokenSession) Login(username, password string) error {
@@ -59,7 +60,45 @@ func (s *brokenSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opt
 			return err
 		}
 	}
-	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: "Message file is damaged"}
+	text := s.text
+	if text == "" {
+		text = "Message file is damaged"
+	}
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: text}
+}
+
+// copyFromMem serves an in-memory old server (mem.test) announcing caps,
+// each connection's session made by newSession, then makes the first
+// login of address with password and waits for its copy to end.
+func copyFromMem(t *testing.T, caps imap.CapSet, newSession func() imapserver.Session, address, password string) (*store.Store, *migrate.Engine, *store.Account) {
+	t.Helper()
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return newSession(), nil, nil
+		},
+		Caps:         caps,
+		InsecureAuth: true,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	st, _ := setup(t, ln.Addr().String())
+	ctx := context.Background()
+	if err := migrate.SetDomain(ctx, st, "mem.test", settingsFor(t, ln.Addr().String()), true); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, st, nil)
+	acct, err := e.FirstLogin(ctx, address, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Wait(ctx, address); err != nil {
+		t.Fatal(err)
+	}
+	return st, e, acct
 }
 
 // TestRefusedMessage: a message the old server refuses to serve is
@@ -77,33 +116,8 @@ func TestRefusedMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &brokenSession{user: u, bad: 3}, nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {}},
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-
-	st, _ := setup(t, ln.Addr().String())
+	st, e, acct := copyFromMem(t, imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {}}, func() imapserver.Session { return &brokenSession{user: u, bad: 3} }, "dave@mem.test", "DaveSecret1")
 	ctx := context.Background()
-	if err := migrate.SetDomain(ctx, st, "mem.test", settingsFor(t, ln.Addr().String()), true); err != nil {
-		t.Fatal(err)
-	}
-	e := newEngine(t, st, nil)
-	acct, err := e.FirstLogin(ctx, "dave@mem.test", "DaveSecret1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Wait(ctx, "dave@mem.test"); err != nil {
-		t.Fatal(err)
-	}
 	inbox, _ := st.Mailbox(ctx, acct.ID, "INBOX")
 	msgs, _ := st.Messages(ctx, inbox.ID)
 	var uids []uint32

@@ -7,16 +7,8 @@ import (
 	"testing"
 
 	"mailferry/core/relay"
+	"mailferry/core/testkit"
 )
-
-// del removes every record of the names given (FQDNs).
-func (d *testDNS) del(names ...string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, n := range names {
-		delete(d.recs, strings.ToLower(n))
-	}
-}
 
 // An MTA-STS policy outlives a restart (RFC 8461 section 5.1): after a
 // relay learnt sts.test's enforce policy, an attacker who strips the TXT
@@ -25,14 +17,14 @@ func (d *testDNS) del(names ...string) {
 // expires — while the message would go to them without it.
 func TestMTASTSPolicyKeptAcrossRestart(t *testing.T) {
 	e := newFinishedEnv(t)
-	d := startDNS(t)
-	ca := newCA(t, "Test CA")
-	good := startMXSink(t, ca.issue(t, "mx.sts.test"), nil)
+	d := testkit.StartZone(t)
+	ca := testkit.NewCA(t, "Test CA")
+	good := startMXSink(t, ca.ServerConfig(t, "mx.sts.test"), nil)
 	rogue := startMXSink(t, nil, nil)
 	stsPort := stsServer(t, ca, map[string]string{
 		"mta-sts.sts.test": "version: STSv1\nmode: enforce\nmx: mx.sts.test\nmax_age: 86400\n",
 	})
-	d.add(t,
+	d.Add(t,
 		"sts.test. 60 IN MX 10 mx.sts.test.",
 		"mx.sts.test. 60 IN A 127.0.0.1",
 		`_mta-sts.sts.test. 60 IN TXT "v=STSv1; id=1"`,
@@ -41,7 +33,7 @@ func TestMTASTSPolicyKeptAcrossRestart(t *testing.T) {
 	)
 	ports := map[string]int{"mx.sts.test": good.port, "mx.rogue.test": rogue.port}
 	newRelay := func() *relay.Relay {
-		r, err := relay.New(relay.Options{Store: e.st, Logger: testLogger(t), Resolver: mustResolver(t, d.addr), RootCAs: ca.pool,
+		r, err := relay.New(relay.Options{Store: e.st, Logger: testLogger(t), Resolver: mustResolver(t, d.Addr), RootCAs: ca.Pool,
 			MXPort: func(h string) int { return ports[h] }, MTASTSPort: stsPort})
 		if err != nil {
 			t.Fatal(err)
@@ -59,8 +51,8 @@ func TestMTASTSPolicyKeptAcrossRestart(t *testing.T) {
 	}
 	r1.Close()
 
-	d.del("_mta-sts.sts.test.", "sts.test.")
-	d.add(t, "sts.test. 60 IN MX 10 mx.rogue.test.")
+	d.Del("_mta-sts.sts.test.", "sts.test.")
+	d.Add(t, "sts.test. 60 IN MX 10 mx.rogue.test.")
 	r2 := newRelay()
 	defer r2.Close()
 	_, err := r2.Deliver(ctx, domain, relay.Route{Kind: relay.RouteMX}, alice, "sam@sts.test", body)

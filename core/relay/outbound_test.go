@@ -20,6 +20,7 @@ import (
 
 	"mailferry/core/relay"
 	"mailferry/core/store"
+	"mailferry/core/testkit"
 )
 
 // mxSink is an SMTP server on 127.0.0.1 standing in for another domain's
@@ -150,13 +151,13 @@ func newFinishedEnv(t testing.TB) *env {
 }
 
 // stsServer serves MTA-STS policies over HTTPS on 127.0.0.1, by Host.
-func stsServer(t testing.TB, ca *testCA, policies map[string]string) int {
+func stsServer(t testing.TB, ca *testkit.CA, policies map[string]string) int {
 	t.Helper()
 	var names []string
 	for h := range policies {
 		names = append(names, h)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", ca.issue(t, names...))
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", ca.ServerConfig(t, names...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,19 +197,19 @@ func closedPort(t testing.TB) int {
 // Sign hook once.
 func TestDirectDelivery(t *testing.T) {
 	e := newFinishedEnv(t)
-	d := startDNS(t)
-	ca := newCA(t, "Test CA")
-	rogue := newCA(t, "Rogue CA")
+	d := testkit.StartZone(t)
+	ca := testkit.NewCA(t, "Test CA")
+	rogue := testkit.NewCA(t, "Rogue CA")
 
 	good := startMXSink(t, nil, nil)
-	stsSink := startMXSink(t, ca.issue(t, "mx.sts.test"), nil)
-	badSink := startMXSink(t, rogue.issue(t, "mx.badsts.test"), nil)
+	stsSink := startMXSink(t, ca.ServerConfig(t, "mx.sts.test"), nil)
+	badSink := startMXSink(t, rogue.ServerConfig(t, "mx.badsts.test"), nil)
 	down := closedPort(t)
 	stsPort := stsServer(t, ca, map[string]string{
 		"mta-sts.sts.test":    "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n",
 		"mta-sts.badsts.test": "version: STSv1\nmode: enforce\nmx: *.badsts.test\nmax_age: 86400\n",
 	})
-	d.add(t,
+	d.Add(t,
 		"two.test. 60 IN MX 20 mx2.two.test.",
 		"two.test. 60 IN MX 10 mx1.two.test.",
 		"mx1.two.test. 60 IN A 127.0.0.1",
@@ -224,7 +225,7 @@ func TestDirectDelivery(t *testing.T) {
 		"mta-sts.badsts.test. 60 IN A 127.0.0.1",
 	)
 	ports := map[string]int{"mx1.two.test": down, "mx2.two.test": good.port, "mx.sts.test": stsSink.port, "mx.badsts.test": badSink.port}
-	res, err := relay.NewResolver(d.addr)
+	res, err := relay.NewResolver(d.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +235,7 @@ func TestDirectDelivery(t *testing.T) {
 	rr := startRelay(t, e.st, relay.Options{
 		TLSConfig: tlsCfg,
 		Resolver:  res,
-		RootCAs:   ca.pool,
+		RootCAs:   ca.Pool,
 		MXPort: func(host string) int {
 			return ports[host]
 		},
@@ -319,12 +320,12 @@ func TestDirectDelivery(t *testing.T) {
 // bounces.
 func TestDirectImplicitMX(t *testing.T) {
 	e := newFinishedEnv(t)
-	d := startDNS(t)
-	rogue := newCA(t, "Self")
-	s := startMXSink(t, rogue.issue(t, "other.name"), nil)
-	d.add(t, "plain.test. 60 IN A 127.0.0.1",
+	d := testkit.StartZone(t)
+	rogue := testkit.NewCA(t, "Self")
+	s := startMXSink(t, rogue.ServerConfig(t, "other.name"), nil)
+	d.Add(t, "plain.test. 60 IN A 127.0.0.1",
 		"loop.test. 60 IN MX 10 mx.mailferry.test.", "mx.mailferry.test. 60 IN A 127.0.0.1")
-	res, _ := relay.NewResolver(d.addr)
+	res, _ := relay.NewResolver(d.Addr)
 	tlsCfg, pool := testTLS(t)
 	rr := startRelay(t, e.st, relay.Options{TLSConfig: tlsCfg, Resolver: res,
 		MXPort: func(string) int { return s.port }})
@@ -351,9 +352,9 @@ func TestDirectImplicitMX(t *testing.T) {
 // route is recorded in the store; the password never shows in the logs.
 func TestSmarthostDelivery(t *testing.T) {
 	e := newFinishedEnv(t)
-	ca := newCA(t, "Test CA")
+	ca := testkit.NewCA(t, "Test CA")
 	const user, pass = "relay-user", "Smart-Pass-9f3c"
-	s := startMXSink(t, ca.issue(t, "127.0.0.1"), map[string]string{user: pass})
+	s := startMXSink(t, ca.ServerConfig(t, "127.0.0.1"), map[string]string{user: pass})
 	ctx := context.Background()
 	rt := relay.Route{Kind: relay.RouteSmarthost, Host: "127.0.0.1", Port: s.port, TLS: relay.SmarthostStartTLS, Username: user, Password: pass}
 	if err := relay.SetRoute(ctx, e.st, domain, rt); err != nil {
@@ -361,7 +362,7 @@ func TestSmarthostDelivery(t *testing.T) {
 	}
 	var logs syncBuffer
 	tlsCfg, pool := testTLS(t)
-	rr := startRelay(t, e.st, relay.Options{TLSConfig: tlsCfg, RootCAs: ca.pool,
+	rr := startRelay(t, e.st, relay.Options{TLSConfig: tlsCfg, RootCAs: ca.Pool,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	to := []string{"ann@two.test", "friend@gmail.test"}
 	if err := submit(rr.subAddr, pool, alice, alicePW, alice, to, message("smart", "via the smarthost")); err != nil {
@@ -382,7 +383,7 @@ func TestSmarthostDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	rr.close()
-	rr = startRelay(t, e.st, relay.Options{TLSConfig: tlsCfg, RootCAs: ca.pool,
+	rr = startRelay(t, e.st, relay.Options{TLSConfig: tlsCfg, RootCAs: ca.Pool,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err := submit(rr.subAddr, pool, alice, alicePW, alice, to[:1], message("smart2", "x")); err != nil {
 		t.Fatal(err)
@@ -412,19 +413,19 @@ func TestSmarthostDelivery(t *testing.T) {
 // reported, and the mail is delivered.
 func TestDirectPerHostFailures(t *testing.T) {
 	e := newFinishedEnv(t)
-	d := startDNS(t)
-	ca := newCA(t, "Test CA")
-	rogue := newCA(t, "Rogue CA")
+	d := testkit.StartZone(t)
+	ca := testkit.NewCA(t, "Test CA")
+	rogue := testkit.NewCA(t, "Rogue CA")
 	busy := startMXSink(t, nil, nil)
 	busy.rcptErr = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 1}, Message: "Busy, try later"}
 	refuses := startMXSink(t, nil, nil)
 	refuses.rcptErr = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"}
 	good := startMXSink(t, nil, nil)
-	tsink := startMXSink(t, rogue.issue(t, "mx.testing.test"), nil)
+	tsink := startMXSink(t, rogue.ServerConfig(t, "mx.testing.test"), nil)
 	stsPort := stsServer(t, ca, map[string]string{
 		"mta-sts.testing.test": "version: STSv1\nmode: testing\nmx: mx.testing.test\nmax_age: 600\n",
 	})
-	d.add(t,
+	d.Add(t,
 		"busy.test. 60 IN MX 10 a.busy.test.", "busy.test. 60 IN MX 20 b.busy.test.",
 		"a.busy.test. 60 IN A 127.0.0.1", "b.busy.test. 60 IN A 127.0.0.1",
 		"perm.test. 60 IN MX 10 a.perm.test.", "perm.test. 60 IN MX 20 b.perm.test.",
@@ -435,7 +436,7 @@ func TestDirectPerHostFailures(t *testing.T) {
 	ports := map[string]int{"a.busy.test": busy.port, "b.busy.test": good.port,
 		"a.perm.test": refuses.port, "b.perm.test": good.port, "mx.testing.test": tsink.port}
 	tlsCfg, pool := testTLS(t)
-	rr := startRelay(t, e.st, relay.Options{TLSConfig: tlsCfg, Resolver: mustResolver(t, d.addr), RootCAs: ca.pool,
+	rr := startRelay(t, e.st, relay.Options{TLSConfig: tlsCfg, Resolver: mustResolver(t, d.Addr), RootCAs: ca.Pool,
 		MXPort: func(h string) int { return ports[h] }, MTASTSPort: stsPort})
 	if err := submit(rr.subAddr, pool, alice, alicePW, alice, []string{"x@busy.test", "y@perm.test", "z@testing.test"}, message("hosts", "x")); err != nil {
 		t.Fatal(err)
@@ -475,7 +476,7 @@ func TestOutboundNotOpen(t *testing.T) {
 	// A fresh domain (no route recorded, not migrating) sends directly
 	// once authenticated: RCPT is accepted.
 	tlsCfg, pool := testTLS(t)
-	rr2 := startRelay(t, e.st, relay.Options{TLSConfig: tlsCfg, Resolver: mustResolver(t, startDNS(t).addr)})
+	rr2 := startRelay(t, e.st, relay.Options{TLSConfig: tlsCfg, Resolver: mustResolver(t, testkit.StartZone(t).Addr)})
 	if err := submit(rr2.subAddr, pool, alice, alicePW, alice, []string{"ann@two.test"}, message("fresh", "x")); err != nil {
 		t.Fatalf("authenticated user of a fresh domain: %v", err)
 	}

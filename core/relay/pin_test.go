@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"mailferry/core/relay"
+	"mailferry/core/testkit"
 )
 
 // A smarthost with a certificate of its own (no CA the relay trusts) is
@@ -17,15 +18,15 @@ import (
 // without TLS and when it is not a SHA-256 fingerprint.
 func TestSmarthostPinnedCertificate(t *testing.T) {
 	e := newFinishedEnv(t)
-	d := startDNS(t)
-	d.add(t, "relay.corp.test. 60 IN A 127.0.0.1")
-	own := newCA(t, "Corp self-made CA")
-	cfg := own.issue(t, "relay.corp.test")
+	d := testkit.StartZone(t)
+	d.Add(t, "relay.corp.test. 60 IN A 127.0.0.1")
+	own := testkit.NewCA(t, "Corp self-made CA")
+	cfg := own.ServerConfig(t, "relay.corp.test")
 	sink := startMXSink(t, cfg, nil)
 	sum := sha256.Sum256(cfg.Certificates[0].Certificate[0])
 	pin := strings.ToUpper(hex.EncodeToString(sum[:]))
 	wrong := sha256.Sum256([]byte("another certificate"))
-	r, err := relay.New(relay.Options{Store: e.st, Logger: testLogger(t), Resolver: mustResolver(t, d.addr)})
+	r, err := relay.New(relay.Options{Store: e.st, Logger: testLogger(t), Resolver: mustResolver(t, d.Addr)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"mailferry/core/relay"
+	"mailferry/core/testkit"
 )
 
 // Deliver sends one message now through a route, signed, and reports the
@@ -18,10 +19,10 @@ import (
 // queued.
 func TestDeliverNow(t *testing.T) {
 	e := newFinishedEnv(t)
-	d := startDNS(t)
+	d := testkit.StartZone(t)
 	good := startMXSink(t, nil, nil)
 	down := closedPort(t)
-	d.add(t,
+	d.Add(t,
 		"two.test. 60 IN MX 10 mx1.two.test.",
 		"two.test. 60 IN MX 20 mx2.two.test.",
 		"mx1.two.test. 60 IN A 127.0.0.1",
@@ -37,7 +38,7 @@ func TestDeliverNow(t *testing.T) {
 	r, err := relay.New(relay.Options{
 		Store:    e.st,
 		Logger:   testLogger(t),
-		Resolver: mustResolver(t, d.addr),
+		Resolver: mustResolver(t, d.Addr),
 		RootCAs:  pool,
 		MXPort:   func(host string) int { return ports[host] },
 		Sign: func(dom string, msg []byte) ([]byte, error) {

@@ -112,14 +112,13 @@ func (s *Store) CreateDomain(ctx context.Context, name string) (*Domain, error) 
 	}
 	d := &Domain{Name: name, Created: time.Unix(now(), 0)}
 	err = s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO domains(name, created) VALUES(?, ?)`, name, d.Created.Unix())
+		err := tx.QueryRowContext(ctx, `INSERT INTO domains(name, created) VALUES(?, ?) RETURNING id`, name, d.Created.Unix()).Scan(&d.ID)
 		if isUnique(err) {
 			return fmt.Errorf("domain %s: %w", name, ErrExists)
 		} else if err != nil {
 			return fmt.Errorf("store: create domain: %w", err)
 		}
-		d.ID, err = res.LastInsertId()
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -265,15 +264,12 @@ func (s *Store) CreateAccount(ctx context.Context, address, password string, opt
 		} else if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO accounts(domain_id, address, password_hash, delim, created, mig_state, mig_updated, old_login, password_origin)
-			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.DomainID, a.Address, hash, string(delim), a.Created.Unix(), a.Migration, a.Created.Unix(), a.OldLogin, origin)
+		err := tx.QueryRowContext(ctx, `INSERT INTO accounts(domain_id, address, password_hash, delim, created, mig_state, mig_updated, old_login, password_origin)
+			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, a.DomainID, a.Address, hash, string(delim), a.Created.Unix(), a.Migration, a.Created.Unix(), a.OldLogin, origin).Scan(&a.ID)
 		if isUnique(err) {
 			return fmt.Errorf("account %s: %w", a.Address, ErrExists)
 		} else if err != nil {
 			return fmt.Errorf("store: create account: %w", err)
-		}
-		if a.ID, err = res.LastInsertId(); err != nil {
-			return err
 		}
 		inbox := MailboxOptions{Subscribed: true}
 		if opts.Inbox != nil {
@@ -524,11 +520,16 @@ func (s *Store) DeleteAccount(ctx context.Context, address string) error {
 	})
 }
 
-// SetAccountMigration records an account's migration state and last error.
+// maxMigrationError bounds an account's kept migration error: it may quote
+// the old server's words, and is shown to the admin.
+const maxMigrationError = 1000
+
+// SetAccountMigration records an account's migration state and last error
+// (kept Printable).
 func (s *Store) SetAccountMigration(ctx context.Context, accountID int64, state, errText string) error {
 	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
 		res, err := tx.ExecContext(ctx, `UPDATE accounts SET mig_state = ?, mig_error = ?, mig_updated = ? WHERE id = ?`,
-			state, errText, now(), accountID)
+			state, Printable(errText, maxMigrationError), now(), accountID)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}

@@ -21,7 +21,8 @@ func expungeUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32
 		return fmt.Errorf("store: %w", err)
 	}
 	defer del.Close()
-	rec, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)`)
+	rec, err := tx.PrepareContext(ctx, `INSERT INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)
+		ON CONFLICT(mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq`)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 // HashPassword), or a missing account would answer faster than a wrong
 // password.
 func TestDummyHashIsComputed(t *testing.T) {
+	engineFree(t)
 	parts := strings.Split(dummyHash, "$")
 	real, _ := HashPassword("x")
 	rp := strings.Split(real, "$")
@@ -39,6 +40,7 @@ func TestDummyHashIsComputed(t *testing.T) {
 }
 
 func TestHashingBounded(t *testing.T) {
+	engineFree(t)
 	h := newHashing(2)
 	var cur, peak atomic.Int32
 	var wg sync.WaitGroup

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/mattn/go-sqlite3"
 )
 
 // ErrLeased: another holder (another process) holds the account's copy
@@ -85,9 +83,4 @@ func (s *Store) ReleaseLease(ctx context.Context, accountID int64, holder string
 		}
 		return nil
 	})
-}
-
-func isForeignKey(err error) bool {
-	var se sqlite3.Error
-	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintForeignKey
 }

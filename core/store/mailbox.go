@@ -108,14 +108,11 @@ func createMailbox(ctx context.Context, tx *sql.Tx, accountID int64, name string
 		}
 		m.UIDValidity = v
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO mailboxes(account_id, name, special_use, subscribed, uid_validity, uid_next, mig_state, mig_old_name)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?)`, accountID, name, m.SpecialUse, boolInt(m.Subscribed), m.UIDValidity, m.UIDNext, m.Migration, m.OldName)
+	err = tx.QueryRowContext(ctx, `INSERT INTO mailboxes(account_id, name, special_use, subscribed, uid_validity, uid_next, mig_state, mig_old_name)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, accountID, name, m.SpecialUse, boolInt(m.Subscribed), m.UIDValidity, m.UIDNext, m.Migration, m.OldName).Scan(&m.ID)
 	if isUnique(err) {
 		return nil, fmt.Errorf("mailbox %s: %w", name, ErrExists)
 	} else if err != nil {
-		return nil, fmt.Errorf("store: create mailbox: %w", err)
-	}
-	if m.ID, err = res.LastInsertId(); err != nil {
 		return nil, fmt.Errorf("store: create mailbox: %w", err)
 	}
 	// A subscription kept from a mailbox once at this name applies to the
@@ -334,8 +331,8 @@ func (s *Store) Status(ctx context.Context, mailboxID int64) (*MailboxStatus, er
 	var st MailboxStatus
 	err := s.r.QueryRowContext(ctx, `SELECT uid_next, uid_validity, highest_modseq,
 		(SELECT count(*) FROM messages WHERE mailbox_id = m.id),
-		(SELECT count(*) FROM messages WHERE mailbox_id = m.id AND NOT (' ' || flags || ' ' LIKE '% \Seen %')),
-		(SELECT count(*) FROM messages WHERE mailbox_id = m.id AND ' ' || flags || ' ' LIKE '% \Deleted %'),
+		(SELECT count(*) FROM messages WHERE mailbox_id = m.id AND NOT (lower(' ' || flags || ' ') LIKE '% \seen %' ESCAPE '!')),
+		(SELECT count(*) FROM messages WHERE mailbox_id = m.id AND lower(' ' || flags || ' ') LIKE '% \deleted %' ESCAPE '!'),
 		(SELECT coalesce(sum(size), 0) FROM messages WHERE mailbox_id = m.id)
 		FROM mailboxes m WHERE id = ?`, mailboxID).Scan(&st.UIDNext, &st.UIDValidity, &st.HighestModSeq,
 		&st.Messages, &st.Unseen, &st.Deleted, &st.Size)

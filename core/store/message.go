@@ -73,6 +73,10 @@ func (s *Store) Begin(ctx context.Context) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: begin: %w", err)
 	}
+	if err := s.beginWrite(ctx, tx); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
 	// Statements run without ctx's cancellation (database/sql would start a
 	// goroutine per query to watch it); cancelling ctx still rolls the
 	// transaction back, and later statements then fail.
@@ -88,6 +92,9 @@ func (t *Tx) Commit() error {
 		return fmt.Errorf("store: commit: %w", sql.ErrTxDone)
 	}
 	err := t.s.packs.syncAll(t.ch.packs)
+	if err == nil {
+		err = t.s.noteCommit(t.ctx, t.tx, t.ch)
+	}
 	if err == nil {
 		if err = t.tx.Commit(); err != nil {
 			err = fmt.Errorf("store: commit: %w", err)
@@ -442,7 +449,7 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]
 		}
 		// Only the UIDs' range is read (by the (mailbox_id, uid) index): a
 		// UID EXPUNGE of one message does not scan the mailbox's flags.
-		rows, err := tx.QueryContext(ctx, `SELECT uid FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? AND ' ' || flags || ' ' LIKE '% \Deleted %' ORDER BY uid`, mailboxID, lo, hi)
+		rows, err := tx.QueryContext(ctx, `SELECT uid FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? AND lower(' ' || flags || ' ') LIKE '% \deleted %' ESCAPE '!' ORDER BY uid`, mailboxID, lo, hi)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}

@@ -143,7 +143,7 @@ func faultyStore(t testing.TB, packSize int64) (*Store, *faultyDisk, int64, stri
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "mail.db")
-	s, err := Open(path, &Options{PackSize: packSize})
+	s, err := testOpen(t, path, &Options{PackSize: packSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestPackFsyncFailureThenSuccess(t *testing.T) {
 		t.Fatal("no pack failed: the test tests nothing")
 	}
 	s.Close()
-	s, err = Open(path, nil)
+	s, err = testOpen(t, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,9 +58,10 @@ func ReadHandles(s *Store) []int64 {
 // NULL) is still served, and Compact, busy with the packs around it, leaves
 // it where it is.
 func TestPackLegacyBlobSurvivesCompact(t *testing.T) {
+	sqliteOnly(t) // blobs before packs were SQLite's only
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "mail.db")
-	s, err := Open(path, &Options{PackSize: 4096})
+	s, err := testOpen(t, path, &Options{PackSize: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestPackLegacyBlobSurvivesCompact(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if s, err = Open(path, &Options{PackSize: 4096}); err != nil {
+	if s, err = testOpen(t, path, &Options{PackSize: 4096}); err != nil {
 		t.Fatal(err)
 	}
 	AgePacks(t, path)

@@ -26,7 +26,7 @@ import (
 // the end of the test (closing it earlier is fine).
 func openAt(t testing.TB, path string, packSize int64) *store.Store {
 	t.Helper()
-	s, err := store.Open(path, &store.Options{PackSize: packSize})
+	s, err := store.OpenTest(t, path, &store.Options{PackSize: packSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -744,7 +744,7 @@ func TestPackStageDedup(t *testing.T) {
 	ctx := context.Background()
 	path := dbPath(t)
 	var summarized atomic.Int32
-	s, err := store.Open(path, &store.Options{Summarize: func(raw []byte) ([]byte, []byte) {
+	s, err := store.OpenTest(t, path, &store.Options{Summarize: func(raw []byte) ([]byte, []byte) {
 		summarized.Add(1)
 		return []byte("env:" + string(raw[:min(8, len(raw))])), nil
 	}})

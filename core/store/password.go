@@ -110,32 +110,67 @@ func (s *Store) SpendCheck(ctx context.Context, password string) error {
 	return err
 }
 
-// FinishPassword stores the hash of password for an account made with
-// AccountOptions.HashLater, computing it in a hashing slot. It changes
+// FinishPassword stores the hash of password for acct, an account made
+// with AccountOptions.HashLater, computing it in a hashing slot. It changes
 // nothing if the account has a hash already (an admin set a password
-// meanwhile) and fails with ErrNotFound if the account is gone.
-func (s *Store) FinishPassword(ctx context.Context, accountID int64, password string) error {
+// meanwhile) and fails with ErrNotFound if the account is gone, also when
+// its ID now names another account (one deleted and another made since:
+// SQLite gives the highest ID again), which must never take this password.
+func (s *Store) FinishPassword(ctx context.Context, acct *Account, password string) error {
 	if password == "" {
 		return fmt.Errorf("%w: empty password", ErrInvalid)
+	}
+	if acct == nil {
+		return fmt.Errorf("%w: no account", ErrInvalid)
 	}
 	hash, err := s.hash(ctx, password)
 	if err != nil {
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		var cur string
-		err := tx.QueryRowContext(ctx, `SELECT password_hash FROM accounts WHERE id = ?`, accountID).Scan(&cur)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("account %d: %w", accountID, ErrNotFound)
+		var cur, address string
+		err := tx.QueryRowContext(ctx, `SELECT password_hash, address FROM accounts WHERE id = ?`, acct.ID).Scan(&cur, &address)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && address != acct.Address {
+			return fmt.Errorf("account %s (%d): %w", acct.Address, acct.ID, ErrNotFound)
 		} else if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		if cur != "" {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = ? WHERE id = ? AND password_hash = ''`, hash, accountID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = ? WHERE id = ? AND address = ? AND password_hash = ''`,
+			hash, acct.ID, acct.Address); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		return nil
 	})
+}
+
+// PendingPasswords lists, sorted, the addresses of domain's accounts whose
+// password hash was never stored (AccountOptions.HashLater, and the process
+// ended, or FinishPassword failed, before it was): until a login the old
+// server accepts stores it, no password opens them here.
+func (s *Store) PendingPasswords(ctx context.Context, domain string) ([]string, error) {
+	d, err := NormalizeDomain(domain)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT address FROM accounts
+		WHERE password_hash = '' AND domain_id = (SELECT id FROM domains WHERE name = ?) ORDER BY address`, d)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return out, nil
 }

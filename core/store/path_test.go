@@ -15,6 +15,7 @@ import (
 // file at exactly that path, reopening it must find the data, and no other
 // file may appear beside it.
 func TestOpenPathCharacters(t *testing.T) {
+	store.SQLiteOnly(t)
 	for _, name := range []string{
 		"John Smith",
 		"J#hn",

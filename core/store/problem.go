@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -29,26 +30,45 @@ type CopyProblem struct {
 	LastSeen  time.Time `json:"last_seen"`
 }
 
-// maxProblemWords bounds what is kept of a server's words: they come from
-// the old server and are shown to the admin.
+// maxProblemWords bounds what is kept of a server's words and of the old
+// mailbox name: they come from the old server (or from a user, who names
+// folders there) and are shown to the admin.
 const maxProblemWords = 500
 
-func problemWords(s string) string {
+func problemWords(s string) string { return Printable(s, maxProblemWords) }
+
+// Printable makes text from outside (an old server's words, a folder name
+// a user chose, an error that quotes them) safe to show to an admin in a
+// terminal or a window: invalid UTF-8 becomes U+FFFD; control characters
+// (C0, DEL and C1, which terminals read as escape sequences), line and
+// paragraph separators and the bidirectional controls (which reorder what
+// is shown) become a space; what is longer than max bytes is cut at a
+// character boundary and ends with "…" (max <= 0: no bound).
+func Printable(s string, max int) string {
+	if max > 0 && len(s) > 4*max {
+		s = s[:4*max] // the rest would be cut anyway
+	}
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || isBidiControl(r) {
 			return ' '
 		}
 		return r
 	}, s)
-	if len(s) > maxProblemWords {
-		cut := maxProblemWords
+	if max > 0 && len(s) > max {
+		cut := max
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}
 		s = s[:cut] + "…"
 	}
 	return s
+}
+
+// isBidiControl reports the Unicode bidirectional formatting characters
+// (marks, embeddings, overrides and isolates).
+func isBidiControl(r rune) bool {
+	return r == '\u061c' || r == '\u200e' || r == '\u200f' || '\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069'
 }
 
 // RecordCopyProblem records (or, when it is known already, counts one more
@@ -68,7 +88,7 @@ INSERT INTO copy_problems(mailbox_id, account_id, old_mailbox, old_uid, words, t
 VALUES (?, ?, ?, ?, ?, 1, ?, ?)
 ON CONFLICT(mailbox_id, old_uid) DO UPDATE SET words = excluded.words, old_mailbox = excluded.old_mailbox,
 	tries = copy_problems.tries + 1, last_seen = excluded.last_seen`,
-			mailboxID, accountID, oldMailbox, oldUID, problemWords(words), now, now); err != nil {
+			mailboxID, accountID, problemWords(oldMailbox), oldUID, problemWords(words), now, now); err != nil {
 			return fmt.Errorf("store: copy problem: %w", err)
 		}
 		ch.account(accountID)

@@ -68,3 +68,47 @@ func TestCopyProblems(t *testing.T) {
 		t.Fatalf("after the mailbox was deleted: %+v", ps)
 	}
 }
+
+// An account's migration error may quote the old server's words: it is
+// kept printable (no escape sequences, no bidi overrides) and bounded.
+func TestMigrationErrorPrintable(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	a := account(t, s, "quinn@example.test")
+	hostile := "login: NO \x1b]0;owned\x07\u009b2J\u202eevil\r\n" + strings.Repeat("x", 5000)
+	if err := s.SetAccountMigration(ctx, a.ID, store.MigFailed, hostile); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Account(ctx, a.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := got.MigrationError
+	if !strings.HasPrefix(e, "login: NO ") || len(e) > 1100 || strings.ContainsFunc(e, func(r rune) bool {
+		return r < 0x20 || 0x7f <= r && r <= 0x9f || r == '\u202e'
+	}) {
+		t.Errorf("migration error kept as %q", e)
+	}
+}
+
+// A copy wait's reason quotes an error, and through it the old server's
+// words: it is kept printable and within its room.
+func TestCopyWaitReasonPrintable(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	a := account(t, s, "rory@example.test")
+	hostile := "connect: NO \x1b]0;owned\x07\u009b2J\u202eevil\r\n" + strings.Repeat("é", 400)
+	if err := s.SetCopyWait(ctx, store.CopyWait{AccountID: a.ID, Kind: store.WaitRetry, Reason: hostile}); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := s.CopyWaits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ws[a.ID].Reason
+	if !strings.HasPrefix(r, "connect: NO ") || len(r) > store.MaxWaitReason || !utf8.ValidString(r) || strings.ContainsFunc(r, func(c rune) bool {
+		return c < 0x20 || 0x7f <= c && c <= 0x9f || c == '\u202e'
+	}) {
+		t.Errorf("reason kept as %q", r)
+	}
+}

@@ -40,13 +40,14 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, ch *changes, from strin
 	}
 	rj, _ := json.Marshal(rcpts)
 	t := now()
-	res, err := tx.ExecContext(ctx, `INSERT INTO queue(created, mail_from, rcpts, blob, next_attempt, note) VALUES(?, ?, ?, ?, ?, ?)`,
-		t, from, string(rj), key, t, note)
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO queue(created, mail_from, rcpts, blob, next_attempt, note) VALUES(?, ?, ?, ?, ?, ?) RETURNING id`,
+		t, from, string(rj), key, t, note).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("store: enqueue: %w", err)
 	}
 	ch.queue = true
-	return res.LastInsertId()
+	return id, nil
 }
 
 const queueCols = `q.id, q.created, q.mail_from, q.rcpts, q.blob, b.size, q.attempts, q.next_attempt, q.last_error, q.state, q.note`
@@ -175,7 +176,7 @@ func (s *Store) QueueClaimDue(ctx context.Context, now, until time.Time, limit i
 			ex = []byte("[]")
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT `+queueCols+` FROM queue q JOIN blobs b ON b.key = q.blob
-			WHERE q.state = ? AND q.next_attempt <= ? AND q.id NOT IN (SELECT value FROM json_each(?))
+			WHERE q.state = ? AND q.next_attempt <= ? AND q.id `+s.d.notIn+`
 			ORDER BY q.next_attempt, q.id LIMIT ?`, QueueQueued, now.Unix(), string(ex), limit)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)

@@ -52,7 +52,7 @@ func (s *Store) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (
 			return nil
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO mailbox_recent(mailbox_id, last_uid) SELECT id, ? FROM mailboxes WHERE id = ?
-			ON CONFLICT(mailbox_id) DO UPDATE SET last_uid = max(last_uid, excluded.last_uid)`, upTo, mailboxID)
+			ON CONFLICT(mailbox_id) DO UPDATE SET last_uid = max(mailbox_recent.last_uid, excluded.last_uid)`, upTo, mailboxID)
 		if err != nil {
 			return fmt.Errorf("store: claim recent: %w", err)
 		}

@@ -13,6 +13,7 @@ import (
 // A database made by schema 1 (bytes inside the blobs row) upgrades in
 // place and still serves every byte.
 func TestUpgradeFromSchema1(t *testing.T) {
+	sqliteOnly(t)
 	path := filepath.Join(t.TempDir(), "old.db")
 	db, err := sql.Open("sqlite3", "file:"+path)
 	if err != nil {
@@ -93,6 +94,7 @@ func TestUpgradeFromSchema1(t *testing.T) {
 // Commits are durable across a power loss, not only a process crash: the
 // writer runs in WAL mode with synchronous=FULL (2).
 func TestWriterDurable(t *testing.T) {
+	sqliteOnly(t)
 	s, err := Open(filepath.Join(t.TempDir(), "mail.db"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +117,7 @@ func TestWriterDurable(t *testing.T) {
 // server's password never replaces theirs (an admin may have reset a
 // leaked one), and native accounts are the admin's.
 func TestUpgradePasswordOriginFailsClosed(t *testing.T) {
+	sqliteOnly(t)
 	s := openSchema3(t,
 		`INSERT INTO accounts(domain_id, address, password_hash, created, mig_state) VALUES(1, 'carol@example.test', 'x', 0, 'done')`,
 		`INSERT INTO accounts(domain_id, address, password_hash, created) VALUES(1, 'native@example.test', 'x', 0)`)
@@ -133,6 +136,7 @@ func TestUpgradePasswordOriginFailsClosed(t *testing.T) {
 // Addresses made before they had to be canonical are made canonical by the
 // upgrade, unless another account has the canonical form already.
 func TestUpgradeCanonicalizesAddresses(t *testing.T) {
+	sqliteOnly(t)
 	s := openSchema3(t,
 		`INSERT INTO accounts(domain_id, address, password_hash, created) VALUES(1, 'Carol@Example.Test.', 'x', 0)`,
 		`INSERT INTO accounts(domain_id, address, password_hash, created) VALUES(1, 'dave@example.test', 'x', 0)`,

@@ -38,7 +38,7 @@ type Snapshot struct {
 // mailbox's HIGHESTMODSEQ, so a caller that kept the previous value learns
 // of all changes since.
 func (s *Store) Snapshot(ctx context.Context, mailboxID int64, sinceModSeq uint64) (*Snapshot, error) {
-	tx, err := s.r.BeginTx(ctx, nil)
+	tx, err := s.beginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: begin read: %w", err)
 	}
@@ -55,11 +55,13 @@ func (s *Store) Snapshot(ctx context.Context, mailboxID int64, sinceModSeq uint6
 		snap.Unchanged = true
 		return &snap, nil
 	}
-	if ok, err := snap.readPacked(ctx, tx, mailboxID, sinceModSeq); err != nil || ok {
-		if err != nil {
-			return nil, err
+	if !s.d.postgres() {
+		if ok, err := snap.readPacked(ctx, tx, mailboxID, sinceModSeq); err != nil || ok {
+			if err != nil {
+				return nil, err
+			}
+			return &snap, nil
 		}
-		return &snap, nil
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid`, mailboxID)
 	if err != nil {
@@ -97,7 +99,7 @@ func (snap *Snapshot) add(uid uint32, modseq uint64, flags string, sinceModSeq u
 // messages_snapshot.
 const packedSnapshotQuery = `SELECT count(*), group_concat(uid || ' ' || modseq || ' ' || flags, char(10)) FROM (SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ? ORDER BY uid)`
 
-// readPacked reads every message's UID, MODSEQ and flags as one string
+// readPacked (SQLite) reads every message's UID, MODSEQ and flags as one string
 // built by SQLite ("uid modseq flags...", a line each), which costs one
 // call into SQLite for the mailbox instead of one per message (about 2 µs
 // each, most of a SELECT's time in a large mailbox). It reports false,
@@ -173,7 +175,7 @@ type Delta struct {
 // its count against Messages, since an expunge made by a Mailferry older
 // than schema 7 is not recorded.
 func (s *Store) Delta(ctx context.Context, mailboxID int64, sinceModSeq uint64) (*Delta, error) {
-	tx, err := s.r.BeginTx(ctx, nil)
+	tx, err := s.beginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: begin read: %w", err)
 	}

@@ -1,7 +1,8 @@
 // Package store is Mailferry's mail store: domains, accounts, mailboxes,
 // messages, content-addressed message bytes, flags, UIDs, per-account and
 // per-mailbox migration state and the relay queue, kept in one SQLite
-// database.
+// database or, with Options.DatabaseURL, in PostgreSQL (pgstore.go: the
+// same statements and invariants; what differs is said there).
 //
 // Invariants:
 //   - The store knows no protocol. It keeps bytes, names and numbers; the IMAP
@@ -24,14 +25,17 @@
 //     going (expunge.go), so Delta and Expunged tell what changed since any
 //     MODSEQ.
 //   - Every write is one transaction on the single writer connection
-//     (BEGIN IMMEDIATE, WAL); readers use a separate pool and never block it.
+//     (BEGIN IMMEDIATE, WAL; on PostgreSQL one advisory lock that every
+//     process's writers take); readers use a separate pool and never
+//     block it.
 //     A write returns only once it is on disk: the log is fsynced at commit
-//     (synchronous=FULL), or, for a change of flags only, by an fsync shared
-//     with the other flag changes of the moment, made after the commit freed
-//     the writer (group commit, walsync.go).
+//     (synchronous=FULL), or, on SQLite, for a change of flags only, by an
+//     fsync shared with the other flag changes of the moment, made after
+//     the commit freed the writer (group commit, walsync.go).
 //   - Watchers are told of a change only after its transaction committed,
 //     also of one committed by another process on the same database (seen
-//     within Options.ChangePoll; see watch.go).
+//     within Options.ChangePoll, see watch.go; on PostgreSQL at once,
+//     by LISTEN/NOTIFY).
 //   - An account is copied by one process at a time: the copier holds its
 //     lease (see lease.go). Why a copy waits (to retry, for disk space, for
 //     a login) is recorded beside it (wait.go).
@@ -101,8 +105,16 @@ type Options struct {
 	// ChangePoll is how often, while anyone watches, the store checks
 	// whether another process (a `mailferry migrate` beside `serve`)
 	// committed to the database, and then tells every watcher; 0 means
-	// DefaultChangePoll, a negative value never.
+	// DefaultChangePoll, a negative value never. On PostgreSQL other
+	// processes' commits are told at once (LISTEN/NOTIFY, pgstore.go);
+	// a negative value turns that off too.
 	ChangePoll time.Duration
+	// DatabaseURL, when set (postgres://user:password@host/database),
+	// keeps the metadata in that PostgreSQL database instead of the
+	// SQLite file at Open's path; the message bytes stay in the pack
+	// files beside that path. It is never logged whole
+	// (RedactDatabaseURL).
+	DatabaseURL string
 }
 
 // DefaultChangePoll is Options.ChangePoll's default.
@@ -111,6 +123,8 @@ const DefaultChangePoll = 200 * time.Millisecond
 // Store is an open mail store. It is safe for concurrent use.
 type Store struct {
 	w, r      *sql.DB
+	d         *dialect
+	where     string // the SQLite file, or the redacted database URL
 	log       *slog.Logger
 	summarize func([]byte) ([]byte, []byte)
 	packs     *packs
@@ -121,14 +135,26 @@ type Store struct {
 
 	hashes *hashing           // bounds concurrent password hashing (account.go)
 	cancel context.CancelFunc // stops the goroutines below
-	wg     sync.WaitGroup     // pollOthers
+	wg     sync.WaitGroup     // pollOthers, listenOthers
+	self   string             // this Store among the PostgreSQL engine's listeners (pgstore.go)
 }
+
+// Engine names the engine keeping the store's metadata: EngineSQLite or
+// EnginePostgres.
+func (s *Store) Engine() string { return s.d.engine }
+
+// Database says where the metadata is: the SQLite file, or the PostgreSQL
+// URL with its password hidden.
+func (s *Store) Database() string { return s.where }
 
 // Open opens (creating if needed) the store in the SQLite file at path and
 // brings its schema up to date.
 func Open(path string, opts *Options) (*Store, error) {
 	if opts == nil {
 		opts = &Options{}
+	}
+	if opts.DatabaseURL != "" {
+		return openPostgres(path, opts)
 	}
 	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -138,16 +164,8 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err := createPrivate(path); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Store{
-		log:       opts.Logger,
-		summarize: opts.Summarize,
-		watchers:  map[int64]map[*Watcher]struct{}{},
-		hashes:    newHashing(opts.MaxHashes),
-		wal:       newWALSync(path),
-	}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
+	s := newStore(sqliteDialect, path, opts)
+	s.wal = newWALSync(path)
 	common := url.Values{
 		"_busy_timeout": {"10000"},
 		"_foreign_keys": {"on"},
@@ -179,10 +197,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		s.w.Close()
 		return nil, err
 	}
-	if opts.PackSize <= 0 {
-		opts.PackSize = 256 << 20
-	}
-	if s.packs, err = openPacks(path+"-packs", opts.PackSize); err != nil {
+	if s.packs, err = openPacks(path+"-packs", packSize(opts)); err != nil {
 		s.w.Close()
 		return nil, err
 	}
@@ -216,6 +231,29 @@ func Open(path string, opts *Options) (*Store, error) {
 		}()
 	}
 	return s, nil
+}
+
+// newStore is the Store both engines open, yet without its databases.
+func newStore(d *dialect, where string, opts *Options) *Store {
+	s := &Store{
+		d:         d,
+		where:     where,
+		log:       opts.Logger,
+		summarize: opts.Summarize,
+		watchers:  map[int64]map[*Watcher]struct{}{},
+		hashes:    newHashing(opts.MaxHashes),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	return s
+}
+
+func packSize(opts *Options) int64 {
+	if opts.PackSize <= 0 {
+		return 256 << 20
+	}
+	return opts.PackSize
 }
 
 // mkdirPrivate creates dir, and any missing parent, 0700 whatever the

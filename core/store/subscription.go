@@ -29,7 +29,7 @@ func (s *Store) KeptSubscriptions(ctx context.Context, accountID int64) ([]strin
 // mailbox.
 func setKeptSubscription(ctx context.Context, tx *sql.Tx, accountID int64, name string, subscribed bool) error {
 	if subscribed {
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO kept_subscriptions(account_id, name) VALUES (?, ?)`, accountID, name); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO kept_subscriptions(account_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING`, accountID, name); err != nil {
 			return fmt.Errorf("store: subscribe: %w", err)
 		}
 		return nil

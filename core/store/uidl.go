@@ -60,12 +60,13 @@ func (s *Store) KeepUIDLs(ctx context.Context, accountID int64, list []KeptUIDL)
 			return fmt.Errorf("store: kept UIDLs: %w", err)
 		}
 		for _, k := range list {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO kept_uidls(account_id, uidl, blob) VALUES (?, ?, ?)`,
+			if _, err := tx.ExecContext(ctx, `INSERT INTO kept_uidls(account_id, uidl, blob) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 				accountID, k.UIDL, k.BlobKey); err != nil {
 				return fmt.Errorf("store: kept UIDLs: %w", err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO uidl_reads(account_id, read_at) VALUES (?, ?)`, accountID, now()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO uidl_reads(account_id, read_at) VALUES (?, ?)
+			ON CONFLICT(account_id) DO UPDATE SET read_at = excluded.read_at`, accountID, now()); err != nil {
 			return fmt.Errorf("store: kept UIDLs: %w", err)
 		}
 		return nil

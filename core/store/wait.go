@@ -61,9 +61,10 @@ func (s *Store) SetCopyWait(ctx context.Context, w CopyWait) error {
 	if !w.Until.IsZero() {
 		until = w.Until.UnixMilli()
 	}
-	if len(w.Reason) > MaxWaitReason {
-		w.Reason = strings.ToValidUTF8(w.Reason[:MaxWaitReason], "")
-	}
+	// The reason quotes errors, and through them the old server's words:
+	// shown to the admin, it is kept printable (no NUL either, which
+	// PostgreSQL's text refuses), within the room.
+	w.Reason = Printable(w.Reason, MaxWaitReason-len("…"))
 	if w.Kind == WaitNone {
 		w.Reason = strings.Repeat(" ", MaxWaitReason) // the room, taken now
 	}
@@ -147,7 +148,8 @@ func (s *Store) Leases(ctx context.Context) (map[int64]Lease, error) {
 var ErrDiskFull = errors.New("store: disk full")
 
 // IsDiskFull reports whether err comes from a full disk: ENOSPC from a
-// pack (or EDQUOT, a quota reached) or SQLITE_FULL from the database,
+// pack (or EDQUOT, a quota reached), SQLITE_FULL from the database or
+// PostgreSQL's disk_full,
 // however wrapped.
 func IsDiskFull(err error) bool {
 	var se sqlite3.Error
@@ -158,6 +160,8 @@ func IsDiskFull(err error) bool {
 		return true
 	case errors.As(err, &se):
 		return se.Code == sqlite3.ErrFull
+	case pgCode(err) == pgDiskFull:
+		return true
 	}
 	return false
 }

@@ -115,6 +115,9 @@ func (w *walSync) fsync() error {
 // close closes the log's descriptor, after the database was closed and
 // once no fsync is under way.
 func (w *walSync) close() {
+	if w == nil {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for w.running {
@@ -134,8 +137,13 @@ var errPacksInGroupedWrite = errors.New("store: a grouped write wrote message by
 // commits with synchronous=NORMAL on the writer connection, tells the
 // watchers, and returns once walSync made the commit durable (see the
 // comment at the top of this file). A transaction that wrote message
-// bytes is refused and rolled back.
+// bytes is refused and rolled back. On PostgreSQL (no walSync) it is
+// write.
 func (s *Store) writeGrouped(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error) error {
+	if s.wal == nil {
+		// PostgreSQL: its own commit (and commit_delay) decides.
+		return s.write(ctx, fn)
+	}
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)

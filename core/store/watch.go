@@ -2,12 +2,9 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime/debug"
 	"time"
-
-	"github.com/mattn/go-sqlite3"
 )
 
 // changes records, during a transaction, whom to tell after it commits,
@@ -166,9 +163,4 @@ func (s *Store) notifyAll() {
 			w.signal()
 		}
 	}
-}
-
-func isUnique(err error) bool {
-	var se sqlite3.Error
-	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique
 }

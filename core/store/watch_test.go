@@ -16,11 +16,11 @@ func openTwo(t *testing.T) (a, b *store.Store) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "mail.db")
 	var err error
-	if a, err = store.Open(path, nil); err != nil {
+	if a, err = store.OpenTest(t, path, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	if b, err = store.Open(path, nil); err != nil {
+	if b, err = store.OpenTest(t, path, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })

@@ -1,0 +1,281 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// The PostgreSQL engine keeps the same tables as SQLite (pgschema.go) in a
+// database that several processes, on several machines, share. What
+// SQLite gives one machine, it gets so:
+//
+//   - One writer at a time: every write transaction first takes one
+//     transaction-scoped advisory lock (pg_advisory_xact_lock), the same
+//     for every node, and holds it until it commits or rolls back. So the
+//     store's read-then-write steps (the next UID, the next MODSEQ, a
+//     lease) run as if alone, as under SQLite's BEGIN IMMEDIATE, and UIDs
+//     and MODSEQs stay strictly increasing per mailbox whatever the
+//     number of writers. Reads take no lock.
+//   - Other processes' commits: a write transaction that changed
+//     something sends, as it commits, one NOTIFY naming the accounts it
+//     changed; every Store LISTENs on its own connection and tells its
+//     watchers (what SQLite's data_version polling does, at once).
+//     Notifications lost while that connection was down are made up for
+//     by telling every watcher when it is back.
+//   - Message bytes stay in the pack files beside Open's path, so that
+//     today several Stores share bytes only through one directory.
+
+// pgChannel is the LISTEN/NOTIFY channel of the store's changes.
+const pgChannel = "mailferry_changes"
+
+// openPostgres opens the store with its metadata in the PostgreSQL
+// database at opts.DatabaseURL and its message bytes in packs beside path.
+func openPostgres(path string, opts *Options) (*Store, error) {
+	if err := CheckDatabaseURL(opts.DatabaseURL); err != nil {
+		return nil, err
+	}
+	redacted := RedactDatabaseURL(opts.DatabaseURL)
+	cfg, err := pgx.ParseConfig(opts.DatabaseURL)
+	if err != nil {
+		// pgx's parse errors may quote the URL; say which, redacted.
+		return nil, fmt.Errorf("%w: database URL %s cannot be used", ErrInvalid, redacted)
+	}
+	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s := newStore(postgresDialect, redacted, opts)
+	var id [8]byte
+	rand.Read(id[:])
+	s.self = hex.EncodeToString(id[:])
+
+	s.w = sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
+	s.w.SetMaxOpenConns(1)
+	s.w.SetConnMaxIdleTime(0)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	fail := func(err error) (*Store, error) {
+		cancel()
+		s.w.Close()
+		if s.r != nil {
+			s.r.Close()
+		}
+		if s.packs != nil {
+			s.packs.close()
+		}
+		return nil, err
+	}
+	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
+	defer ocancel()
+	if err := s.w.PingContext(octx); err != nil {
+		return fail(fmt.Errorf("store: open %s: %w", redacted, err))
+	}
+	if err := s.upgradePostgres(octx); err != nil {
+		return fail(err)
+	}
+	if s.packs, err = openPacks(path+"-packs", packSize(opts)); err != nil {
+		return fail(err)
+	}
+	s.r = sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
+	n := opts.Readers
+	if n <= 0 {
+		n = 4
+	}
+	s.r.SetMaxOpenConns(n)
+	s.r.SetMaxIdleConns(n)
+	if opts.ChangePoll >= 0 {
+		conn, err := s.listen(octx, cfg)
+		if err != nil {
+			return fail(err)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.listenOthers(ctx, cfg, conn)
+		}()
+	}
+	return s, nil
+}
+
+// listen opens the connection that LISTENs for other Stores' commits.
+func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: listen on %s: %w", s.where, err)
+	}
+	if _, err := conn.Exec(ctx, `LISTEN `+pgChannel); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("store: listen on %s: %w", s.where, err)
+	}
+	return conn, nil
+}
+
+// listenOthers tells watchers of other Stores' commits until ctx ends
+// (Close). When the connection breaks it tells every watcher (commits may
+// have been missed) and connects again, waiting up to 5 s between tries;
+// a panic is logged with its stack and the listening goes on.
+func (s *Store) listenOthers(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn) {
+	wait := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if conn == nil {
+			var err error
+			if conn, err = s.listen(ctx, cfg); err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("store: cannot see other processes' commits", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(wait):
+				}
+				wait = min(2*wait, 5*time.Second)
+				continue
+			}
+			wait = 100 * time.Millisecond
+			s.notifyAll()
+		}
+		if err := s.listenOnce(ctx, conn); err != nil && ctx.Err() == nil {
+			s.log.Warn("store: lost sight of other processes' commits; reconnecting", "err", err)
+		}
+		conn.Close(context.Background())
+		conn = nil
+	}
+}
+
+// listenOnce tells watchers of the notifications conn receives, until it
+// fails or ctx ends.
+func (s *Store) listenOnce(ctx context.Context, conn *pgx.Conn) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("store: panic watching other processes' commits", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("store: panic: %v", r)
+		}
+	}()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		from, ch, all := parseChangeNote(n.Payload)
+		switch {
+		case from == s.self:
+			// Told already, as it committed.
+		case all:
+			s.notifyAll()
+		default:
+			s.notify(ch)
+		}
+	}
+}
+
+// maxNote bounds a notification's payload (PostgreSQL's limit is 8000
+// bytes); a change to more accounts than fit is told to every watcher.
+const maxNote = 4000
+
+// changeNote is the payload of the NOTIFY for ch sent by the Store self:
+// "self a1,a2,...[ d][ q]", or "self *" for a change too wide to name.
+// A write that changed nothing watched still notes "self", for watchers of
+// everything (account 0), as SQLite's data_version tells of any commit.
+func changeNote(self string, ch *changes) string {
+	var b strings.Builder
+	b.WriteString(self)
+	b.WriteByte(' ')
+	first := true
+	for id := range ch.accounts {
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		b.WriteString(strconv.FormatInt(id, 10))
+		if b.Len() > maxNote {
+			return self + " *"
+		}
+	}
+	if ch.domains {
+		b.WriteString(" d")
+	}
+	if ch.queue {
+		b.WriteString(" q")
+	}
+	return b.String()
+}
+
+// parseChangeNote reads a changeNote. A payload it cannot read (another
+// version's) is told to every watcher.
+func parseChangeNote(p string) (from string, ch *changes, all bool) {
+	f := strings.Fields(p)
+	if len(f) == 0 {
+		return "", nil, true
+	}
+	from, ch = f[0], &changes{}
+	for i, w := range f[1:] {
+		switch {
+		case w == "*":
+			return from, nil, true
+		case w == "d":
+			ch.domains = true
+		case w == "q":
+			ch.queue = true
+		case i == 0:
+			for _, a := range strings.Split(w, ",") {
+				id, err := strconv.ParseInt(a, 10, 64)
+				if err != nil || id <= 0 {
+					return from, nil, true
+				}
+				ch.account(id)
+			}
+		default:
+			return from, nil, true
+		}
+	}
+	// Nothing named: watchers of everything are told (notify tells
+	// account 0's watchers of any change it is given).
+	if len(ch.accounts) == 0 && !ch.domains && !ch.queue {
+		ch.domains = true
+	}
+	return from, ch, false
+}
+
+// beginWrite does what a write transaction must before its first
+// statement: on PostgreSQL, wait for the one writer lock (see above).
+func (s *Store) beginWrite(ctx context.Context, tx *sql.Tx) error {
+	if !s.d.postgres() {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, pgLockWrite); err != nil {
+		return fmt.Errorf("store: begin: writer lock: %w", err)
+	}
+	return nil
+}
+
+// noteCommit sends, in the committing transaction, the NOTIFY telling
+// other Stores of ch (PostgreSQL only; it is delivered once tx commits).
+func (s *Store) noteCommit(ctx context.Context, tx *sql.Tx, ch *changes) error {
+	if !s.d.postgres() {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify(?, ?)`, pgChannel, changeNote(s.self, ch)); err != nil {
+		return fmt.Errorf("store: commit: notify: %w", err)
+	}
+	return nil
+}
+
+// beginRead starts a read transaction that sees one state of the
+// database throughout, as SQLite's read transactions do: on PostgreSQL a
+// read-only REPEATABLE READ one (its default sees each statement's).
+func (s *Store) beginRead(ctx context.Context) (*sql.Tx, error) {
+	var opts *sql.TxOptions
+	if s.d.postgres() {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	return s.r.BeginTx(ctx, opts)
+}
