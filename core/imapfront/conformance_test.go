@@ -306,3 +306,50 @@ func mustEnd(t *testing.T, c *conn) {
 		t.Fatalf("no BYE before the end: %q", all.String())
 	}
 }
+
+// TestFetchExpungedElsewhere: a FETCH that names a message another session
+// expunged (its EXPUNGE not yet told, as RFC 3501 7.4.1 forbids telling it
+// during FETCH) answers OK and sends what can be sent: the other messages,
+// whole (RFC 3501 5.5, as Dovecot); the next NOOP tells the EXPUNGE. Before
+// issue 15 it answered NO [NONEXISTENT], failing the whole FETCH.
+func TestFetchExpungedElsewhere(t *testing.T) {
+	e := newEnv(t, nil)
+	bodies := []string{}
+	for i := 1; i <= 3; i++ {
+		b := strings.Replace(simple, "Hi Alice.", fmt.Sprintf("Message %d.", i), 1)
+		bodies = append(bodies, b)
+		e.put(e.inbox(), b)
+	}
+	a, b := e.login(), e.login()
+	a.ok("SELECT INBOX")
+	b.ok("SELECT INBOX")
+	b.ok(`STORE 2 +FLAGS.SILENT (\Deleted)`)
+	b.ok("EXPUNGE")
+	told := ""
+	for _, cmd := range []string{"FETCH 1:3 (UID BODY.PEEK[])", "FETCH 2 (FLAGS BODY.PEEK[TEXT])", "UID FETCH 1:3 (UID BODY.PEEK[])"} {
+		un, tagged := a.do("%s", cmd)
+		if !strings.Contains(tagged, " OK") {
+			t.Fatalf("%s: %s\n%s", cmd, tagged, un)
+		}
+		if strings.Contains(un, "Message 2.") {
+			t.Fatalf("%s: sent the expunged message:\n%s", cmd, un)
+		}
+		// An EXPUNGE may follow a UID command, never a FETCH (RFC 3501 7.4.1).
+		if strings.Contains(un, "EXPUNGE") && !strings.HasPrefix(cmd, "UID ") {
+			t.Fatalf("%s: told the expunge during FETCH:\n%s", cmd, un)
+		}
+		if i := strings.Index(un, "* 2 EXPUNGE\r\n"); i >= 0 {
+			told += un[i:]
+		}
+		if strings.HasPrefix(cmd, "FETCH 2") {
+			continue
+		}
+		mustContain(t, cmd, un,
+			fmt.Sprintf("* 1 FETCH (UID 1 BODY[] {%d}\r\n%s)", len(bodies[0]), bodies[0]),
+			fmt.Sprintf("* 3 FETCH (UID 3 BODY[] {%d}\r\n%s)", len(bodies[2]), bodies[2]))
+	}
+	told += a.ok("NOOP")
+	if told != "* 2 EXPUNGE\r\n" {
+		t.Fatalf("the expunge elsewhere told as %q, want once", told)
+	}
+}

@@ -118,3 +118,62 @@ func TestSearchRes(t *testing.T) {
 		t.Fatalf("$ after SELECT:\n%s", un)
 	}
 }
+
+// TestSearchResFailedSave: a SEARCH with the SAVE result option that is
+// answered NO empties "$"; one answered BAD leaves it as it was (RFC 5182
+// 2.1: "A SEARCH command with the SAVE result option that caused the server
+// to return the NO tagged response sets the value of the search result
+// variable to the empty sequence"; a SEARCH answered BAD must not change
+// it). An unknown charset is such a NO (RFC 3501 6.4.4, BADCHARSET).
+func TestSearchResFailedSave(t *testing.T) {
+	e := newEnv(t, nil)
+	esearchMailbox(e)
+	c := e.login()
+	c.ok("SELECT INBOX")
+	save := func() {
+		t.Helper()
+		c.ok("SEARCH RETURN (SAVE) FLAGGED")
+		if un := c.ok("SEARCH $"); !strings.Contains(un, "* SEARCH 2 5 10 11\r\n") {
+			t.Fatalf("$ after SAVE FLAGGED:\n%s", un)
+		}
+	}
+	save()
+	// BAD: the saved result stays.
+	for _, cmd := range []string{"SEARCH RETURN (SAVE) FLAGGED BOGUSKEY", "SEARCH RETURN (SAVE BOGUS) ALL"} {
+		if got, all := c.status("%s", cmd); got != "BAD" {
+			t.Fatalf("%s: %s", cmd, all)
+		}
+		if un := c.ok("SEARCH $"); !strings.Contains(un, "* SEARCH 2 5 10 11\r\n") {
+			t.Fatalf("$ after %s (BAD) changed:\n%s", cmd, un)
+		}
+	}
+	// NO without SAVE: the saved result stays.
+	if got, all := c.status("SEARCH RETURN (ALL) CHARSET KOI8-R SUBJECT n1"); got != "NO" || !strings.Contains(all, "[BADCHARSET") {
+		t.Fatalf("SEARCH CHARSET KOI8-R: %s", all)
+	}
+	if un := c.ok("SEARCH $"); !strings.Contains(un, "* SEARCH 2 5 10 11\r\n") {
+		t.Fatalf("$ after a NO without SAVE changed:\n%s", un)
+	}
+	// NO with SAVE: "$" is the empty sequence, in SEARCH, FETCH and STORE.
+	if got, all := c.status("SEARCH RETURN (SAVE) CHARSET KOI8-R SUBJECT n1"); got != "NO" || !strings.Contains(all, "[BADCHARSET") {
+		t.Fatalf("SEARCH RETURN (SAVE) CHARSET KOI8-R: %s", all)
+	}
+	if un := c.ok("SEARCH $"); un != "* SEARCH\r\n" {
+		t.Fatalf("$ after a failed SAVE:\n%q", un)
+	}
+	if un := c.ok("FETCH $ (FLAGS)"); un != "" {
+		t.Fatalf("FETCH $ after a failed SAVE:\n%q", un)
+	}
+	if un := c.ok(`STORE $ +FLAGS (\Seen)`); un != "" {
+		t.Fatalf("STORE $ after a failed SAVE:\n%q", un)
+	}
+	// UID SEARCH too, and a new SAVE works again.
+	save()
+	if got, all := c.status("UID SEARCH RETURN (SAVE MIN) CHARSET X-UNKNOWN ALL"); got != "NO" {
+		t.Fatalf("UID SEARCH RETURN (SAVE MIN) CHARSET X-UNKNOWN: %s", all)
+	}
+	if un := c.ok("UID SEARCH $"); un != "* SEARCH\r\n" {
+		t.Fatalf("$ after a failed UID SEARCH SAVE:\n%q", un)
+	}
+	save()
+}

@@ -85,6 +85,16 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	return &data, nil
 }
 
+var _ imapserver.SessionSearchRes = (*session)(nil)
+
+// ResetSearchRes implements imapserver.SessionSearchRes: a SEARCH with the
+// SAVE result option that failed with NO leaves "$" empty (RFC 5182 2.1).
+func (s *session) ResetSearchRes() {
+	if s.sel != nil {
+		s.sel.searchRes = nil
+	}
+}
+
 // savedResult is what SEARCH RETURN (SAVE ...) keeps as "$" (RFC 5182
 // 2.1): every message found, or with MIN and/or MAX but neither ALL nor
 // COUNT only the lowest and/or highest.

@@ -48,7 +48,9 @@ type StoreResult struct {
 func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string, unchangedSince *uint64) (*StoreResult, error) {
 	flags = cleanFlags(flags)
 	res := &StoreResult{}
-	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	// Flags only: committed without holding the writer for the fsync
+	// (walsync.go); durable all the same before this returns.
+	err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
 		accountID, err := mailboxAccount(ctx, tx, mailboxID)
 		if err != nil {
 			return err

@@ -28,9 +28,20 @@ func (s *Store) RecentFrom(ctx context.Context, mailboxID int64) (uint32, error)
 // the caller and returns the highest UID claimed before: the caller's
 // recent messages are those with a UID above it and up to upTo (none if it
 // is upTo or more). Two callers never claim the same message.
+//
+// A claim that finds nothing left to claim (the usual case: every session
+// on the mailbox tries to claim each new message, one wins) reads only and
+// never waits for the writer: claims only raise last_uid. A claim that
+// changes something is a grouped write, as a STORE (walsync.go): durable
+// before it returns, without holding the writer for its fsync.
 func (s *Store) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error) {
+	if last, err := s.RecentFrom(ctx, mailboxID); err != nil {
+		return 0, err
+	} else if last >= upTo {
+		return last, nil
+	}
 	var last uint32
-	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
 		err := tx.QueryRowContext(ctx, `SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?`, mailboxID).Scan(&last)
 		if errors.Is(err, sql.ErrNoRows) {
 			last = 0

@@ -343,6 +343,13 @@ CREATE TABLE IF NOT EXISTS mtasts_policies (
 	expires INTEGER NOT NULL
 );
 `,
+	// A SELECT's snapshot (Store.Snapshot: every message's UID, MODSEQ and
+	// flags) read from an index that holds them all, not from the message
+	// rows with their ENVELOPE and BODYSTRUCTURE (about 2x less read).
+	// Self-contained: it depends on no other step after the first.
+	`
+CREATE INDEX IF NOT EXISTS messages_snapshot ON messages(mailbox_id, uid, modseq, flags);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -54,6 +55,14 @@ func (s *Store) Snapshot(ctx context.Context, mailboxID int64, sinceModSeq uint6
 		snap.Unchanged = true
 		return &snap, nil
 	}
+	if !s.d.postgres() {
+		if ok, err := snap.readPacked(ctx, tx, mailboxID, sinceModSeq); err != nil || ok {
+			if err != nil {
+				return nil, err
+			}
+			return &snap, nil
+		}
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid`, mailboxID)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -66,19 +75,80 @@ func (s *Store) Snapshot(ctx context.Context, mailboxID int64, sinceModSeq uint6
 		if err := rows.Scan(&uid, &flags, &modseq); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		snap.UIDs = append(snap.UIDs, uid)
-		if modseq > sinceModSeq {
-			st := UIDState{UID: uid, ModSeq: modseq}
-			if flags != "" {
-				st.Flags = strings.Split(flags, " ")
-			}
-			snap.Changed = append(snap.Changed, st)
-		}
+		snap.add(uid, modseq, flags, sinceModSeq)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	return &snap, nil
+}
+
+func (snap *Snapshot) add(uid uint32, modseq uint64, flags string, sinceModSeq uint64) {
+	snap.UIDs = append(snap.UIDs, uid)
+	if modseq > sinceModSeq {
+		st := UIDState{UID: uid, ModSeq: modseq}
+		if flags != "" {
+			st.Flags = strings.Split(flags, " ")
+		}
+		snap.Changed = append(snap.Changed, st)
+	}
+}
+
+// packedSnapshotQuery reads a mailbox's count of messages and, as one
+// string, each one's "uid modseq flags" line in UID order, from the index
+// messages_snapshot.
+const packedSnapshotQuery = `SELECT count(*), group_concat(uid || ' ' || modseq || ' ' || flags, char(10)) FROM (SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ? ORDER BY uid)`
+
+// readPacked (SQLite) reads every message's UID, MODSEQ and flags as one string
+// built by SQLite ("uid modseq flags...", a line each), which costs one
+// call into SQLite for the mailbox instead of one per message (about 2 µs
+// each, most of a SELECT's time in a large mailbox). It reports false,
+// having added nothing, when the string does not parse into exactly the
+// mailbox's count of messages, each UID above the one before (flags hold
+// neither spaces nor line breaks, but a row that broke the format would be
+// told by its count); the caller then reads the rows one by one.
+func (snap *Snapshot) readPacked(ctx context.Context, tx *sql.Tx, mailboxID int64, sinceModSeq uint64) (bool, error) {
+	var n int
+	var packed sql.NullString
+	err := tx.QueryRowContext(ctx, packedSnapshotQuery, mailboxID).
+		Scan(&n, &packed)
+	if err != nil {
+		return false, fmt.Errorf("store: %w", err)
+	}
+	if n == 0 {
+		return true, nil
+	}
+	type row struct {
+		uid    uint32
+		modseq uint64
+		flags  string
+	}
+	rows := make([]row, 0, n)
+	rest := packed.String
+	for rest != "" {
+		line := rest
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		f1, after, ok1 := strings.Cut(line, " ")
+		f2, flags, ok2 := strings.Cut(after, " ")
+		uid, err1 := strconv.ParseUint(f1, 10, 32)
+		modseq, err2 := strconv.ParseUint(f2, 10, 64)
+		if !ok1 || !ok2 || err1 != nil || err2 != nil || (len(rows) > 0 && uint32(uid) <= rows[len(rows)-1].uid) {
+			return false, nil
+		}
+		rows = append(rows, row{uint32(uid), modseq, flags})
+	}
+	if len(rows) != n {
+		return false, nil
+	}
+	snap.UIDs = make([]uint32, 0, n)
+	for _, r := range rows {
+		snap.add(r.uid, r.modseq, r.flags, sinceModSeq)
+	}
+	return true, nil
 }
 
 // Delta is what changed in a mailbox after a MODSEQ (see Store.Delta).

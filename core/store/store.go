@@ -28,6 +28,10 @@
 //     (BEGIN IMMEDIATE, WAL; on PostgreSQL one advisory lock that every
 //     process's writers take); readers use a separate pool and never
 //     block it.
+//     A write returns only once it is on disk: the log is fsynced at commit
+//     (synchronous=FULL), or, on SQLite, for a change of flags only, by an
+//     fsync shared with the other flag changes of the moment, made after
+//     the commit freed the writer (group commit, walsync.go).
 //   - Watchers are told of a change only after its transaction committed,
 //     also of one committed by another process on the same database (seen
 //     within Options.ChangePoll, see watch.go; on PostgreSQL at once,
@@ -124,6 +128,7 @@ type Store struct {
 	log       *slog.Logger
 	summarize func([]byte) ([]byte, []byte)
 	packs     *packs
+	wal       *walSync // group commit of flag changes (walsync.go)
 
 	mu       sync.Mutex
 	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts
@@ -160,6 +165,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := newStore(sqliteDialect, path, opts)
+	s.wal = newWALSync(path)
 	common := url.Values{
 		"_busy_timeout": {"10000"},
 		"_foreign_keys": {"on"},
@@ -320,6 +326,7 @@ func (s *Store) Close() error {
 	s.watchers = map[int64]map[*Watcher]struct{}{}
 	s.mu.Unlock()
 	err := errors.Join(s.r.Close(), s.w.Close())
+	s.wal.close()
 	s.packs.close()
 	return err
 }

@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,7 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2/internal/imapwire"
 )
 
-func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) error {
+func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) (err error) {
 	if !dec.ExpectSP() {
 		return dec.Err()
 	}
@@ -19,6 +20,15 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		options  imap.SearchOptions
 		extended bool
 	)
+	defer func() {
+		// fork: a SEARCH with the SAVE result option answered NO empties
+		// "$"; one answered BAD leaves it (RFC 5182 2.1).
+		if err != nil && options.ReturnSave && !isBadResponse(err) {
+			if s, ok := c.session.(SessionSearchRes); ok {
+				s.ResetSearchRes()
+			}
+		}
+	}()
 	if maybeReadSearchKeyAtom(dec, &atom) && strings.EqualFold(atom, "RETURN") {
 		if err := readSearchReturnOpts(dec, &options); err != nil {
 			return fmt.Errorf("in search-return-opts: %w", err)
@@ -126,6 +136,26 @@ func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.Sea
 		enc.SP().Atom("MODSEQ").SP().ModSeq(data.ModSeq)
 	}
 	return enc.CRLF()
+}
+
+// SessionSearchRes is a Session that keeps the saved search result "$" of
+// SEARCHRES (RFC 5182). fork: ResetSearchRes is called when a SEARCH with
+// the SAVE result option fails with NO (or a server error), wherever the
+// failure came from (an unknown charset, the session's own Search).
+type SessionSearchRes interface {
+	Session
+	ResetSearchRes()
+}
+
+// isBadResponse reports whether err is answered BAD: a syntax error or an
+// *imap.Error of type BAD.
+func isBadResponse(err error) bool {
+	var imapErr *imap.Error
+	if errors.As(err, &imapErr) {
+		return imapErr.Type == imap.StatusResponseTypeBad
+	}
+	var decErr *imapwire.DecoderExpectError
+	return errors.As(err, &decErr)
 }
 
 func isNumSetEmpty(numSet imap.NumSet) bool {
@@ -366,7 +396,13 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 	default:
 		seqSet, err := imapwire.ParseSeqSet(key)
 		if err != nil {
-			return err
+			// fork: an unknown search key is the client's mistake, BAD
+			// (RFC 3501 6.4.4, 7.1.3), not a server error.
+			return &imap.Error{
+				Type: imap.StatusResponseTypeBad,
+				Code: imap.ResponseCodeClientBug,
+				Text: fmt.Sprintf("unknown search key: %v", err),
+			}
 		}
 		criteria.SeqNum = append(criteria.SeqNum, seqSet)
 	}

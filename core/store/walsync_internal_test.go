@@ -1,0 +1,239 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// walTestStore opens a store with one account and n messages in INBOX.
+func walTestStore(t *testing.T, n int) (*Store, *Mailbox, []uint32) {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "mail.db"), &Options{ChangePoll: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	if _, err := s.CreateDomain(ctx, "example.test"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.CreateAccount(ctx, "u@example.test", "pw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := s.Mailbox(ctx, a.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uids []uint32
+	for i := 0; i < n; i++ {
+		m, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte("Subject: x\r\n\r\nx\r\n")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids = append(uids, m.UID)
+	}
+	return s, mb, uids
+}
+
+// writerSynchronous reads PRAGMA synchronous on the writer connection
+// (0 OFF, 1 NORMAL, 2 FULL).
+func writerSynchronous(t *testing.T, s *Store) int {
+	t.Helper()
+	var v int
+	if err := s.w.QueryRow(`PRAGMA synchronous`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestGroupedFlagsDurable: a STORE of flags returns only after an fsync of
+// the log that started after its commit, and leaves the writer connection
+// at synchronous=FULL for the writes of mail that follow, also when the
+// transaction fails.
+func TestGroupedFlagsDurable(t *testing.T) {
+	s, mb, uids := walTestStore(t, 3)
+	ctx := context.Background()
+	if got := writerSynchronous(t, s); got != 2 {
+		t.Fatalf("writer synchronous = %d before, want 2 (FULL)", got)
+	}
+	var syncs atomic.Int64
+	s.wal.syncFile = func(f *os.File) error {
+		syncs.Add(1)
+		return f.Sync()
+	}
+	if _, err := s.StoreFlags(ctx, mb.ID, uids[:2], FlagsAdd, []string{`\Seen`}); err != nil {
+		t.Fatal(err)
+	}
+	if syncs.Load() != 1 {
+		t.Fatalf("%d fsyncs of the log for one STORE, want 1", syncs.Load())
+	}
+	if got := writerSynchronous(t, s); got != 2 {
+		t.Fatalf("writer synchronous = %d after a STORE, want 2 (FULL)", got)
+	}
+	// A STORE to a mailbox that does not exist fails inside the
+	// transaction: FULL is back all the same.
+	if _, err := s.StoreFlags(ctx, mb.ID+100, uids, FlagsAdd, []string{`\Seen`}); err == nil {
+		t.Fatal("STORE to a missing mailbox succeeded")
+	}
+	if got := writerSynchronous(t, s); got != 2 {
+		t.Fatalf("writer synchronous = %d after a failed STORE, want 2 (FULL)", got)
+	}
+	// A failed fsync fails the STORE with ErrNotDurable.
+	errDisk := errors.New("injected fsync error")
+	s.wal.syncFile = func(*os.File) error { return errDisk }
+	if _, err := s.StoreFlags(ctx, mb.ID, uids[2:], FlagsAdd, []string{`\Flagged`}); !errors.Is(err, ErrNotDurable) || !errors.Is(err, errDisk) {
+		t.Fatalf("STORE with a failing fsync: %v, want ErrNotDurable wrapping the disk's error", err)
+	}
+}
+
+// TestGroupedFlagsShareFsyncs: STOREs at once share fsyncs of the log (one
+// under way, the next covers everyone who came meanwhile), and each
+// returns only once an fsync that started after its commit is done.
+func TestGroupedFlagsShareFsyncs(t *testing.T) {
+	s, mb, uids := walTestStore(t, 20)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var syncs int
+	s.wal.syncFile = func(f *os.File) error {
+		mu.Lock()
+		syncs++
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond) // a slow disk: the others pile up
+		return f.Sync()
+	}
+	var wg sync.WaitGroup
+	for _, uid := range uids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.StoreFlags(ctx, mb.ID, []uint32{uid}, FlagsAdd, []string{`$K`}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if syncs >= len(uids) || syncs < 1 {
+		t.Fatalf("%d fsyncs for %d STOREs at once, want fewer (shared)", syncs, len(uids))
+	}
+	// Every STORE is there, each with its own MODSEQ step.
+	ms, err := s.Messages(ctx, mb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]bool{}
+	for _, m := range ms {
+		if len(m.Flags) != 1 || m.Flags[0] != "$K" {
+			t.Fatalf("UID %d flags %v", m.UID, m.Flags)
+		}
+		if seen[m.ModSeq] {
+			t.Fatalf("MODSEQ %d given twice", m.ModSeq)
+		}
+		seen[m.ModSeq] = true
+	}
+	t.Logf("%d fsyncs for %d STOREs at once", syncs, len(uids))
+}
+
+// TestWALSyncOrder: sync returns only after an fsync that started after
+// the call; a caller arriving while one runs waits for the next.
+func TestWALSyncOrder(t *testing.T) {
+	s, _, _ := walTestStore(t, 1)
+	w := s.wal
+	gate := make(chan struct{})
+	var n atomic.Int64
+	w.syncFile = func(f *os.File) error {
+		if n.Add(1) == 1 {
+			<-gate // the first fsync is slow
+		}
+		return f.Sync()
+	}
+	first := make(chan error, 1)
+	go func() { first <- w.sync() }()
+	for n.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	second := make(chan error, 1)
+	go func() { second <- w.sync() }()
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case <-second:
+		t.Fatal("a sync called during an fsync returned before any fsync that started after it")
+	default:
+	}
+	close(gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() != 2 {
+		t.Fatalf("%d fsyncs, want 2", n.Load())
+	}
+}
+
+// TestGroupedWriteRefusesPacks: a grouped write (no fsync at commit) may
+// not name message bytes, whose packs must be on disk first.
+func TestGroupedWriteRefusesPacks(t *testing.T) {
+	s, _, _ := walTestStore(t, 0)
+	err := s.writeGrouped(context.Background(), func(_ *sql.Tx, ch *changes) error {
+		ch.wrotePack(1, 10)
+		return nil
+	})
+	if !errors.Is(err, errPacksInGroupedWrite) {
+		t.Fatalf("grouped write with pack bytes: %v", err)
+	}
+	if got := writerSynchronous(t, s); got != 2 {
+		t.Fatalf("writer synchronous = %d, want 2 (FULL)", got)
+	}
+}
+
+// TestClaimRecentNothingLeft: a \Recent claim that finds every message
+// already claimed reads only: it answers while another transaction holds
+// the writer. One that claims is a grouped write (its own fsync of the
+// log, no fsync while holding the writer).
+func TestClaimRecentNothingLeft(t *testing.T) {
+	s, mb, uids := walTestStore(t, 3)
+	ctx := context.Background()
+	var syncs atomic.Int64
+	s.wal.syncFile = func(f *os.File) error {
+		syncs.Add(1)
+		return f.Sync()
+	}
+	last := uids[len(uids)-1]
+	if before, err := s.ClaimRecent(ctx, mb.ID, last); err != nil || before != 0 {
+		t.Fatalf("first claim: %d, %v", before, err)
+	}
+	if syncs.Load() != 1 {
+		t.Fatalf("%d grouped fsyncs for a claim, want 1", syncs.Load())
+	}
+	// A claim that loses the race (read nothing left... then found it
+	// claimed in its transaction) changes no row and needs no fsync; so
+	// does a STORE that changes nothing.
+	syncs.Store(0)
+	if _, err := s.StoreFlags(ctx, mb.ID, uids[:1], FlagsRemove, []string{"$Absent"}); err != nil {
+		t.Fatal(err)
+	}
+	if syncs.Load() != 0 {
+		t.Fatalf("%d fsyncs for a STORE that changed nothing, want 0", syncs.Load())
+	}
+	// Another transaction holds the writer.
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	before, err := s.ClaimRecent(short, mb.ID, last)
+	if err != nil || before != last {
+		t.Fatalf("claim with nothing left while the writer is busy: %d, %v; want %d at once", before, err, last)
+	}
+}
