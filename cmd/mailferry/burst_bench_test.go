@@ -174,7 +174,7 @@ func burstOnce(b *testing.B, old *oldtest.Server, users map[string]string) burst
 
 // burstLogins logs every user in to addr at the same instant, each from a
 // loopback address of its own, and returns how long each took, sorted.
-func burstLogins(b *testing.B, addr string, users map[string]string) []time.Duration {
+func burstLogins(b testing.TB, addr string, users map[string]string) []time.Duration {
 	names := make([]string, 0, len(users))
 	for n := range users {
 		names = append(names, n)
