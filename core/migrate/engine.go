@@ -140,9 +140,13 @@ var keptConnMaxAge = 20 * time.Second
 type job struct {
 	id      int64
 	address string
-	again   bool
-	done    chan struct{}
-	err     error
+	// began is when the job's current run began (zero while it waits for
+	// a slot); again asks for one more run after it. A run reads the old
+	// server after it began, so it covers whatever asked for it before.
+	began time.Time
+	again bool
+	done  chan struct{}
+	err   error
 }
 
 // New starts an engine. Call Close (or Shutdown) to stop it.
@@ -350,15 +354,19 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 }
 
 func (e *Engine) kick(acct *store.Account, debounce bool) {
-	if debounce && acct.Migration == store.MigDone && e.opts.CatchUpDebounce > 0 {
-		e.mu.Lock()
-		last := e.lastRun[acct.ID]
-		e.mu.Unlock()
-		if time.Since(last) < e.opts.CatchUpDebounce {
-			return
+	var window time.Duration
+	if debounce && e.opts.CatchUpDebounce > 0 {
+		window = e.opts.CatchUpDebounce
+		if acct.Migration == store.MigDone {
+			e.mu.Lock()
+			last := e.lastRun[acct.ID]
+			e.mu.Unlock()
+			if time.Since(last) < window {
+				return
+			}
 		}
 	}
-	e.schedule(acct.ID, acct.Address)
+	e.scheduleRun(acct.ID, acct.Address, window)
 }
 
 func (e *Engine) isClosed() bool {
@@ -368,15 +376,25 @@ func (e *Engine) isClosed() bool {
 }
 
 // schedule starts the job of an account, or asks a running one to run once
-// more when done (it may have missed what triggered this call).
-func (e *Engine) schedule(id int64, address string) *job {
+// more when done (it may have missed what triggered this call). A job
+// still waiting for its slot is not asked: its run, which reads the old
+// server later, covers the call. (A first login both starts the job and,
+// as every login, kicks it: its copy then runs once, not twice.)
+func (e *Engine) schedule(id int64, address string) *job { return e.scheduleRun(id, address, 0) }
+
+// scheduleRun is schedule where a run that began less than window ago
+// covers the call too (a login's kick, debounced as Options.CatchUpDebounce
+// says).
+func (e *Engine) scheduleRun(id int64, address string, window time.Duration) *job {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return nil
 	}
 	if j := e.jobs[id]; j != nil {
-		j.again = true
+		if !j.began.IsZero() && time.Since(j.began) >= window {
+			j.again = true
+		}
 		return j
 	}
 	j := &job{id: id, address: address, done: make(chan struct{})}
@@ -408,10 +426,12 @@ func (e *Engine) runJob(j *job) {
 	}
 	defer func() { <-e.sem }()
 	for {
+		e.mu.Lock()
+		j.began, j.again = time.Now(), false
+		e.mu.Unlock()
 		err := e.runAccount(e.ctx, j.id)
 		e.mu.Lock()
 		again := j.again && e.ctx.Err() == nil
-		j.again = false
 		e.mu.Unlock()
 		if !again {
 			finish(err)
