@@ -113,7 +113,7 @@ func burstOnce(b *testing.B, old *oldtest.Server, users map[string]string) burst
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
-		"--smtp", "off", "--submission", "off", "--submissions", "off", "--allow-insecure-auth")
+		"--smtp", "off", "--submission", "off", "--submissions", "off", "--pop3", "off", "--pop3s", "off", "--allow-insecure-auth")
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
 	var logs bytes.Buffer
 	cmd.Stderr = &logs

@@ -100,7 +100,7 @@ func BenchmarkManyUsers(b *testing.B) {
 	}
 	slices.Sort(floorOne)
 	slices.Sort(floorMany)
-	b.Logf("floor: one account on one connection %v; %d accounts on 10 connections %v (medians of 3)",
+	fmt.Printf("  floor: one account on one connection %v; %d accounts on 10 connections %v (medians of 3)\n",
 		floorOne[1].Round(time.Millisecond), manyUsers, floorMany[1].Round(time.Millisecond))
 
 	var migOne, migMany, srvOne, srvMany []manyRun
@@ -113,7 +113,7 @@ func BenchmarkManyUsers(b *testing.B) {
 			what string
 			r    manyRun
 		}{{"migrate, one account", migOne[i]}, {"migrate, many", migMany[i]}, {"serve, one login", srvOne[i]}, {"serve, many logins", srvMany[i]}} {
-			b.Logf("run %d: %-20s wall %v, user %v, sys %v, max RSS %d MiB; finishes %s",
+			fmt.Printf("  run %d: %-20s wall %v, user %v, sys %v, max RSS %d MiB; finishes %s\n",
 				i+1, r.what, r.r.wall.Round(10*time.Millisecond), r.r.user.Round(10*time.Millisecond),
 				r.r.sys.Round(10*time.Millisecond), r.r.maxRSSKiB/1024, spread(r.r.finishes))
 		}
@@ -349,7 +349,7 @@ func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want 
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
-		"--smtp", "off", "--submission", "off", "--submissions", "off", "--allow-insecure-auth")
+		"--smtp", "off", "--submission", "off", "--submissions", "off", "--pop3", "off", "--pop3s", "off", "--allow-insecure-auth")
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
 	logR, logW := io.Pipe()
 	cmd.Stderr = logW
