@@ -14,11 +14,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailferry/core/oldserver/oldtest"
 )
@@ -186,16 +188,19 @@ func rawDownloads(b testing.TB, old *oldtest.Server, users map[string]string, co
 					b.Error(err)
 					return
 				}
-				msgs, err := c.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
-				if err != nil {
+				cmd := c.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+				var k int64
+				for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+					for item := msg.Next(); item != nil; item = msg.Next() {
+						if body, ok := item.(imapclient.FetchItemDataBodySection); ok && body.Literal != nil {
+							n, _ := io.Copy(io.Discard, body.Literal)
+							k += n
+						}
+					}
+				}
+				if err := cmd.Close(); err != nil {
 					b.Error(err)
 					return
-				}
-				var k int64
-				for _, m := range msgs {
-					for _, body := range m.BodySection {
-						k += int64(len(body.Bytes))
-					}
 				}
 				c.Logout().Wait()
 				mu.Lock()
@@ -223,14 +228,37 @@ func newMigratingData(b testing.TB, old *oldtest.Server) string {
 	return data
 }
 
-// usage fills a run's whole-process figures from the child's rusage.
-func usage(b testing.TB, r *manyRun, ps *os.ProcessState) {
-	ru, ok := ps.SysUsage().(*syscall.Rusage)
-	if !ok {
+// usage fills a run's CPU figures from the child's rusage, and its peak
+// RSS from hwm (the child's VmHWM, watchHWM): wait4's ru_maxrss of a
+// child counts the forking test process's memory too.
+func usage(b testing.TB, r *manyRun, ps *os.ProcessState, hwm *atomic.Int64) {
+	if _, ok := ps.SysUsage().(*syscall.Rusage); !ok {
 		b.Skip("no rusage on this system")
 	}
 	r.user, r.sys = ps.UserTime(), ps.SystemTime()
-	r.maxRSSKiB = ru.Maxrss
+	r.maxRSSKiB = hwm.Load()
+}
+
+// watchHWM reads the process's peak RSS (VmHWM, KiB) every 20 ms until it
+// exits; the last reading is its peak but for its last 20 ms.
+func watchHWM(pid int) *atomic.Int64 {
+	var hwm atomic.Int64
+	go func() {
+		for ; ; time.Sleep(20 * time.Millisecond) {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			if err != nil {
+				return
+			}
+			for _, l := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
+					if n, err := strconv.ParseInt(f[1], 10, 64); err == nil && n > hwm.Load() {
+						hwm.Store(n)
+					}
+				}
+			}
+		}
+	}()
+	return &hwm
 }
 
 // checkCopied fails the benchmark unless every account of users holds
@@ -288,6 +316,7 @@ func migrateOnce(b testing.TB, old *oldtest.Server, users map[string]string, wan
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	hwm := watchHWM(cmd.Process.Pid)
 	var r manyRun
 	started := map[string]time.Time{}
 	sc := bufio.NewScanner(out)
@@ -326,7 +355,7 @@ func migrateOnce(b testing.TB, old *oldtest.Server, users map[string]string, wan
 	if err != nil {
 		b.Fatalf("migrate: %v\n%s", err, logs.String())
 	}
-	usage(b, &r, cmd.ProcessState)
+	usage(b, &r, cmd.ProcessState, hwm)
 	if len(r.finishes) != len(users) {
 		b.Fatalf("migrate: %d accounts done of %d", len(r.finishes), len(users))
 	}
@@ -356,6 +385,7 @@ func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want 
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	hwm := watchHWM(cmd.Process.Pid)
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	type mark struct {
@@ -446,7 +476,7 @@ func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want 
 	}
 	r.wall = r.finishes[len(r.finishes)-1]
 	stop()
-	usage(b, &r, cmd.ProcessState)
+	usage(b, &r, cmd.ProcessState, hwm)
 	slices.Sort(r.finishes)
 	slices.Sort(r.perAccount)
 	checkCopied(b, data, users, want)
