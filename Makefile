@@ -88,14 +88,15 @@ test: test-deps
 	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -tags ci -timeout 20m ./cmd/... ./ui/...
 
 # Benchmarks with a fixed workload (a 5,000-message copy, 20,000 FETCHes,
-# 1,000 deliveries; the real `serve` under 50 simultaneous first logins,
+# 1,000 deliveries; the real `serve` under 50 simultaneous first logins;
+# 50 small accounts beside one big one through `migrate` and `serve`,
 # medians of three) run once; per-message ones (BenchmarkAppend,
 # BenchmarkStageAppend, BenchmarkSummarize) 2,000 times.
 PERMSG_BENCH = Append|Summarize
 bench: test-deps
 	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -run '^$$' -bench . -skip '$(PERMSG_BENCH)' -benchtime 1x -timeout 60m ./core/...
 	$(GO) test -run '^$$' -bench '$(PERMSG_BENCH)' -benchtime 2000x -benchmem ./core/...
-	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -run '^$$' -bench FirstLoginBurst -benchtime 1x -timeout 30m ./cmd/mailferry
+	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -run '^$$' -bench 'FirstLoginBurst|ManyUsers' -benchtime 1x -timeout 60m ./cmd/mailferry
 
 # Per-command latency (p50/p90 of LOGIN, SELECT, FETCH, STORE, APPEND,
 # EXPUNGE) under 10 clients, Mailferry and the Dovecot fixture on the same

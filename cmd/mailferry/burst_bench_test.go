@@ -113,7 +113,7 @@ func burstOnce(b *testing.B, old *oldtest.Server, users map[string]string) burst
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
-		"--smtp", "off", "--submission", "off", "--submissions", "off", "--allow-insecure-auth")
+		"--smtp", "off", "--submission", "off", "--submissions", "off", "--pop3", "off", "--pop3s", "off", "--allow-insecure-auth")
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
@@ -174,7 +174,7 @@ func burstOnce(b *testing.B, old *oldtest.Server, users map[string]string) burst
 
 // burstLogins logs every user in to addr at the same instant, each from a
 // loopback address of its own, and returns how long each took, sorted.
-func burstLogins(b *testing.B, addr string, users map[string]string) []time.Duration {
+func burstLogins(b testing.TB, addr string, users map[string]string) []time.Duration {
 	names := make([]string, 0, len(users))
 	for n := range users {
 		names = append(names, n)

@@ -15,7 +15,12 @@
 //     from its source's bucket (an IPv4 address, an IPv6 /64), its
 //     network's (an IPv4 /24, an IPv6 /48) and the bucket of its account
 //     and source before the password is checked, and gets them back on
-//     success; an empty bucket refuses without a check.
+//     success; an empty bucket refuses without a check, unless logins
+//     holding its tokens are still being checked: then the login waits for
+//     them (at most Options.MaxWait; then ErrUnavailable), so that a burst
+//     of good logins behind one address (an office's NAT) all get in, one
+//     as another's token comes back, while checks in flight and failures
+//     together never exceed the bucket.
 //     The owner logging in from elsewhere has buckets of their own, so a
 //     stranger's guesses never lock the owner out.
 //   - Bounded cost: password hashes run at most store.Options.MaxHashes at
@@ -109,7 +114,8 @@ type Options struct {
 	// Dovecot's own 2-second failure delay), a negative value none.
 	Delay time.Duration
 	// MaxWait bounds a login's wait for a hashing slot (a flood ahead of
-	// it); 0 means 10 seconds. It is then answered ErrUnavailable.
+	// it), and its wait for a token of an empty bucket that logins being
+	// checked hold; 0 means 10 seconds. It is then answered ErrUnavailable.
 	MaxWait time.Duration
 	// MaxFirstLogins bounds the first logins checked at the old server at
 	// once; 0 means 32. (One costs an old-server connection for as long as
@@ -238,22 +244,41 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 		return nil, p.failed(ctx, start)
 	}
 	name := strconv.Quote(r.Username)
-	if !p.lim.take(srcKey, p.opts.PerSource) {
-		log.Warn("login refused: too many failures from this source", "user", name)
-		return nil, ErrLimited
+	// A bucket found empty while logins holding its tokens are being
+	// checked is waited for (at most MaxWait): twenty colleagues behind
+	// one NAT address logging in at once all get in, one as another's
+	// token comes back, while failed and running checks together never
+	// exceed the bucket (limiter.takeWait).
+	wctx, cancel := context.WithTimeout(ctx, p.opts.MaxWait)
+	defer cancel()
+	// limited: the bucket is empty because of failures; or, when the
+	// wait ran out, the others' checks take too long: try again later.
+	limited := func(what, user string) error {
+		if wctx.Err() != nil {
+			log.Warn("login not checked: too many logins being checked "+what, "user", user)
+			return fmt.Errorf("%w: too many logins being checked %s", ErrUnavailable, what)
+		}
+		log.Warn("login refused: too many failures "+what, "user", user)
+		return ErrLimited
 	}
-	if !p.lim.take(netKey, p.opts.PerNetwork) {
+	if !p.lim.takeWait(wctx, srcKey, p.opts.PerSource) {
+		return nil, limited("from this source", name)
+	}
+	defer p.lim.done(srcKey)
+	if !p.lim.takeWait(wctx, netKey, p.opts.PerNetwork) {
 		p.lim.give(srcKey, p.opts.PerSource)
-		log.Warn("login refused: too many failures from this network", "user", name)
-		return nil, ErrLimited
+		return nil, limited("from this network", name)
 	}
+	defer p.lim.done(netKey)
 	canon, cerr := store.CanonicalAddress(r.Username)
 	acctKey := "acct " + canon + " " + src.String()
-	if cerr == nil && !p.lim.take(acctKey, p.opts.PerAccount) {
-		p.lim.give(srcKey, p.opts.PerSource)
-		p.lim.give(netKey, p.opts.PerNetwork)
-		log.Warn("login refused: too many failures for this account from this source", "user", canon)
-		return nil, ErrLimited
+	if cerr == nil {
+		if !p.lim.takeWait(wctx, acctKey, p.opts.PerAccount) {
+			p.lim.give(srcKey, p.opts.PerSource)
+			p.lim.give(netKey, p.opts.PerNetwork)
+			return nil, limited("for this account from this source", canon)
+		}
+		defer p.lim.done(acctKey)
 	}
 	fail := func(reason string) error {
 		log.Info("login failed", "user", name, "reason", reason)
@@ -316,6 +341,7 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 	default:
 		return nil, unavailable(err)
 	}
+	p.lim.give(acctKey, p.opts.PerAccount) // this login's own token, then the failures
 	p.lim.reset(acctKey)
 	p.lim.give(srcKey, p.opts.PerSource)
 	p.lim.give(netKey, p.opts.PerNetwork)

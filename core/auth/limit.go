@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"sync"
@@ -9,7 +10,12 @@ import (
 
 // limiter is a set of token buckets of failed logins, keyed by source or by
 // account and source. A login takes a token before its check (so parallel
-// attempts cannot race past the limit) and a success gives it back.
+// attempts cannot race past the limit) and a success gives it back. A
+// login that finds a bucket empty while other logins holding its tokens
+// are still being checked waits for their outcome (takeWait) rather than
+// being refused: a burst of good logins behind one address (an office's
+// NAT) gets in, each as a token comes back, while the number of checks
+// in flight or failed never exceeds the bucket.
 type limiter struct {
 	refill time.Duration
 
@@ -22,6 +28,8 @@ type bucket struct {
 	tokens float64
 	cap    float64
 	last   time.Time
+	held   int           // tokens taken by takeWait and not yet settled (done)
+	wake   chan struct{} // closed (and cleared) when a held token settles
 }
 
 // minSweep is the number of buckets below which full ones are kept.
@@ -40,7 +48,7 @@ func (l *limiter) get(key string, capacity int, now time.Time) *bucket {
 			// sweep waits until the map has doubled, so that a flood of
 			// new keys costs each O(1), not a scan.
 			for k, o := range l.buckets {
-				if l.fill(o, now); o.tokens >= o.cap {
+				if l.fill(o, now); o.tokens >= o.cap && o.held == 0 {
 					delete(l.buckets, k)
 				}
 			}
@@ -72,6 +80,54 @@ func (l *limiter) take(key string, capacity int) bool {
 	return true
 }
 
+// takeWait is take for a login that settles its token with done: while
+// key's bucket is empty and other logins hold its tokens, it waits for
+// one of them to settle (a success gives its token back), until ctx ends.
+// It reports false, taking nothing, when the bucket is empty and nobody
+// holds a token (they failed: the limit holds), or when ctx ended.
+func (l *limiter) takeWait(ctx context.Context, key string, capacity int) bool {
+	for {
+		l.mu.Lock()
+		b := l.get(key, capacity, time.Now())
+		if b.tokens >= 1 {
+			b.tokens--
+			b.held++
+			l.mu.Unlock()
+			return true
+		}
+		if b.held == 0 {
+			l.mu.Unlock()
+			return false
+		}
+		if b.wake == nil {
+			b.wake = make(chan struct{})
+		}
+		wake := b.wake
+		l.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// done settles a token taken by takeWait (after give, for a success), and
+// wakes the logins waiting for key's bucket.
+func (l *limiter) done(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		return
+	}
+	b.held = max(0, b.held-1)
+	if b.wake != nil {
+		close(b.wake)
+		b.wake = nil
+	}
+}
+
 // give gives one attempt back to key's bucket.
 func (l *limiter) give(key string, capacity int) {
 	l.mu.Lock()
@@ -80,11 +136,24 @@ func (l *limiter) give(key string, capacity int) {
 	b.tokens = min(b.cap, b.tokens+1)
 }
 
-// reset forgets key's failures.
+// reset forgets key's failures. Tokens held by logins being checked stay
+// theirs; the logins waiting for the bucket are woken.
 func (l *limiter) reset(key string) {
 	l.mu.Lock()
-	delete(l.buckets, key)
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		return
+	}
+	if b.held == 0 {
+		delete(l.buckets, key)
+		return
+	}
+	b.tokens = max(b.tokens, b.cap-float64(b.held))
+	if b.wake != nil {
+		close(b.wake)
+		b.wake = nil
+	}
 }
 
 // connCount counts open connections per source.

@@ -20,7 +20,10 @@
 //     Options.ConnsPerAccount connections, several accounts at once (bounded
 //     by Options.Accounts). A first copy starts on INBOX at once, on the
 //     connection the login that created the account opened; a second
-//     connection lists the other mailboxes meanwhile.
+//     connection lists the other mailboxes meanwhile. An account's job
+//     asked to run again runs once more only if its run had begun (a run
+//     reads the old server after it begins): a first login's own
+//     LoggedIn does not make its copy run twice.
 //   - Connections to one old server are capped, shared by every account's
 //     copy (Settings.MaxConnections, default 10; connlimit.go): an
 //     account's first connection waits for a place, more are taken only

@@ -1,0 +1,484 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailferry/core/oldserver/oldtest"
+)
+
+// Many users at once (issue 17): manyUsers accounts of burstMessages
+// messages (about 7 MB each) against ONE account holding the same
+// messages (manyUsers x burstMessages, about 330 MB), on the Dovecot
+// fixture, measured side by side in one run, medians of three:
+//
+//   - `mailferry migrate` of a manyUsers-user CSV against a one-user CSV:
+//     the whole process (wall, user, sys, max RSS from wait4's rusage);
+//   - `mailferry serve` under manyUsers simultaneous first logins against
+//     the big account's one login: from the first login to the last copy
+//     done (the engine's "job done" log line), and serve's rusage;
+//   - the floor: the same bytes downloaded straight from the old server,
+//     the big account on one connection, the many on the old server's
+//     connection cap (10) at once, each a LOGIN, EXAMINE, UID FETCH 1:*.
+//
+// Goal: the many take at most 2x the one. Fairness: per-account finish
+// times are printed, and the figure is the share of the whole copy after
+// which half the accounts are done (median finish / last finish); goal at
+// most 0.6, with the first account done by a quarter of it. If every
+// account waited for all others (all copied at once, sharing the old
+// server evenly), the median would finish with the last: 1.0.
+const manyUsers = 50
+
+// manyRun is one measured copy.
+type manyRun struct {
+	wall       time.Duration
+	user, sys  time.Duration
+	maxRSSKiB  int64
+	finishes   []time.Duration // per account, from the start, sorted
+	perAccount []time.Duration // per account, from its job's start to its done, sorted
+}
+
+func (r manyRun) fairness() float64 {
+	if len(r.finishes) == 0 {
+		return 0
+	}
+	return r.finishes[len(r.finishes)/2].Seconds() / r.finishes[len(r.finishes)-1].Seconds()
+}
+
+func (r manyRun) first() float64 {
+	if len(r.finishes) == 0 {
+		return 0
+	}
+	return r.finishes[0].Seconds() / r.finishes[len(r.finishes)-1].Seconds()
+}
+
+func BenchmarkManyUsers(b *testing.B) {
+	users := map[string]string{"big@example.test": "Many-Secret-Big"}
+	small := map[string]string{}
+	for i := range manyUsers {
+		small[fmt.Sprintf("m%02d@example.test", i)] = fmt.Sprintf("Many-Secret-%02d", i)
+		users[fmt.Sprintf("m%02d@example.test", i)] = fmt.Sprintf("Many-Secret-%02d", i)
+	}
+	big := map[string]string{"big@example.test": users["big@example.test"]}
+	old := oldtest.Start(b, &oldtest.Options{Users: users})
+	size := func(i int) int { return 40_000 + i%10*1_000 }
+	var smallTotal int64
+	for name := range small {
+		smallTotal += old.SeedMaildir(b, name, "INBOX", burstMessages, size)
+	}
+	bigTotal := old.SeedMaildir(b, "big@example.test", "INBOX", manyUsers*burstMessages, size)
+	if d := bigTotal - smallTotal; d > bigTotal/1000 || -d > bigTotal/1000 {
+		b.Fatalf("seeded %d bytes for one account, %d for the many", bigTotal, smallTotal) // the subjects differ only
+	}
+	b.Logf("old server: one account of %d messages and %d accounts of %d, %.0f MB each side",
+		manyUsers*burstMessages, manyUsers, burstMessages, float64(bigTotal)/1e6)
+
+	n := 3
+	if v, err := strconv.Atoi(os.Getenv("MAILFERRY_MANY_RUNS")); err == nil && v > 0 {
+		n = v // for a quick look; the figures are medians of 3
+	}
+	var floorOne, floorMany []time.Duration
+	for range 3 {
+		floorOne = append(floorOne, rawDownloads(b, old, big, 1, bigTotal))
+		floorMany = append(floorMany, rawDownloads(b, old, small, 10, smallTotal))
+	}
+	slices.Sort(floorOne)
+	slices.Sort(floorMany)
+	fmt.Printf("  floor: one account on one connection %v; %d accounts on 10 connections %v (medians of 3)\n",
+		floorOne[1].Round(time.Millisecond), manyUsers, floorMany[1].Round(time.Millisecond))
+
+	var migOne, migMany, srvOne, srvMany []manyRun
+	for i := range n {
+		migOne = append(migOne, migrateOnce(b, old, big, bigTotal))
+		migMany = append(migMany, migrateOnce(b, old, small, smallTotal))
+		srvOne = append(srvOne, serveOnce(b, old, big, bigTotal))
+		srvMany = append(srvMany, serveOnce(b, old, small, smallTotal))
+		for _, r := range []struct {
+			what string
+			r    manyRun
+		}{{"migrate, one account", migOne[i]}, {"migrate, many", migMany[i]}, {"serve, one login", srvOne[i]}, {"serve, many logins", srvMany[i]}} {
+			fmt.Printf("  run %d: %-20s wall %v, user %v, sys %v, max RSS %d MiB; finishes %s\n",
+				i+1, r.what, r.r.wall.Round(10*time.Millisecond), r.r.user.Round(10*time.Millisecond),
+				r.r.sys.Round(10*time.Millisecond), r.r.maxRSSKiB/1024, spread(r.r.finishes))
+		}
+	}
+	report := func(what string, one, many []manyRun, floorOne, floorMany time.Duration) bool {
+		wOne, wMany := medianOf(one, func(r manyRun) float64 { return r.wall.Seconds() }), medianOf(many, func(r manyRun) float64 { return r.wall.Seconds() })
+		fair := medianOf(many, manyRun.fairness)
+		first := medianOf(many, manyRun.first)
+		per := medianOf(many, func(r manyRun) float64 { return r.perAccount[len(r.perAccount)/2].Seconds() })
+		fmt.Printf("many users, %s (medians of %d): %d accounts x %d messages %.1f s (user %.1f s, sys %.1f s, max RSS %.0f MiB); one account of %d messages %.1f s (user %.1f s, sys %.1f s, max RSS %.0f MiB); ratio %.2f\n",
+			what, len(many), manyUsers, burstMessages, wMany,
+			medianOf(many, func(r manyRun) float64 { return r.user.Seconds() }), medianOf(many, func(r manyRun) float64 { return r.sys.Seconds() }),
+			medianOf(many, func(r manyRun) float64 { return float64(r.maxRSSKiB) / 1024 }),
+			manyUsers*burstMessages, wOne,
+			medianOf(one, func(r manyRun) float64 { return r.user.Seconds() }), medianOf(one, func(r manyRun) float64 { return r.sys.Seconds() }),
+			medianOf(one, func(r manyRun) float64 { return float64(r.maxRSSKiB) / 1024 }), wMany/wOne)
+		fmt.Printf("  fairness: half the accounts done at %.2f of the whole copy, the first at %.2f; one account's own copy p50 %.2f s\n", fair, first, per)
+		fmt.Printf("  floor: raw download of the same bytes, one account %.2f s, %d accounts 10 at once %.2f s (ratio %.2f)\n",
+			floorOne.Seconds(), manyUsers, floorMany.Seconds(), floorMany.Seconds()/floorOne.Seconds())
+		ok := wMany <= 2*wOne && fair <= 0.6 && first <= 0.25
+		fmt.Printf("  goal many <= 2x one: %s; goal fair (half done by 0.6, first by 0.25): %s\n", holds(wMany <= 2*wOne), holds(fair <= 0.6 && first <= 0.25))
+		b.ReportMetric(wMany/wOne, what+"-ratio")
+		return ok
+	}
+	report("migrate", migOne, migMany, floorOne[1], floorMany[1])
+	report("serve", srvOne, srvMany, floorOne[1], floorMany[1])
+}
+
+func medianOf(runs []manyRun, f func(manyRun) float64) float64 {
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// spread prints finish times: first, p50, p90, last.
+func spread(d []time.Duration) string {
+	if len(d) == 0 {
+		return "-"
+	}
+	r := func(x time.Duration) time.Duration { return x.Round(10 * time.Millisecond) }
+	if len(d) == 1 {
+		return r(d[0]).String()
+	}
+	return fmt.Sprintf("first %v p50 %v p90 %v last %v", r(d[0]), r(d[len(d)/2]), r(d[len(d)*9/10]), r(d[len(d)-1]))
+}
+
+// rawDownloads downloads every user's INBOX from the old server, conns at
+// once (a LOGIN, EXAMINE and UID FETCH 1:* BODY.PEEK[] each, bytes
+// dropped) and returns the time it took.
+func rawDownloads(b testing.TB, old *oldtest.Server, users map[string]string, conns int, want int64) time.Duration {
+	names := make(chan string, len(users))
+	for n := range users {
+		names <- n
+	}
+	close(names)
+	var got int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range names {
+				c := old.Dial(b, n)
+				if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+					b.Error(err)
+					return
+				}
+				cmd := c.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+				var k int64
+				for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+					for item := msg.Next(); item != nil; item = msg.Next() {
+						if body, ok := item.(imapclient.FetchItemDataBodySection); ok && body.Literal != nil {
+							n, _ := io.Copy(io.Discard, body.Literal)
+							k += n
+						}
+					}
+				}
+				if err := cmd.Close(); err != nil {
+					b.Error(err)
+					return
+				}
+				c.Logout().Wait()
+				mu.Lock()
+				got += k
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(t0)
+	if got != want {
+		b.Fatalf("raw download read %d bytes, seeded %d", got, want)
+	}
+	return took
+}
+
+// newMigratingData makes a data directory whose domain migrates from old.
+func newMigratingData(b testing.TB, old *oldtest.Server) string {
+	data := b.TempDir()
+	oh, op, _ := net.SplitHostPort(old.IMAPAddr)
+	if out, stderr, code := mf(b, data, "", "domain", "migrate", "example.test", "--old", "["+oh+"]",
+		"--imap-port", op, "--smtp-port", "25", "--tls", "none"); code != 0 {
+		b.Fatalf("domain migrate: %s %s", out, stderr)
+	}
+	return data
+}
+
+// usage fills a run's CPU figures from the child's rusage, and its peak
+// RSS from hwm (the child's VmHWM, watchHWM): wait4's ru_maxrss of a
+// child counts the forking test process's memory too.
+func usage(b testing.TB, r *manyRun, ps *os.ProcessState, hwm *atomic.Int64) {
+	if _, ok := ps.SysUsage().(*syscall.Rusage); !ok {
+		b.Skip("no rusage on this system")
+	}
+	r.user, r.sys = ps.UserTime(), ps.SystemTime()
+	r.maxRSSKiB = hwm.Load()
+}
+
+// watchHWM reads the process's peak RSS (VmHWM, KiB) every 20 ms until it
+// exits; the last reading is its peak but for its last 20 ms.
+func watchHWM(pid int) *atomic.Int64 {
+	var hwm atomic.Int64
+	go func() {
+		for ; ; time.Sleep(20 * time.Millisecond) {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			if err != nil {
+				return
+			}
+			for _, l := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
+					if n, err := strconv.ParseInt(f[1], 10, 64); err == nil && n > hwm.Load() {
+						hwm.Store(n)
+					}
+				}
+			}
+		}
+	}()
+	return &hwm
+}
+
+// checkCopied fails the benchmark unless every account of users holds
+// burstMessages... messages and, together, want bytes (what the old server
+// holds; the tests check the bytes themselves).
+func checkCopied(b testing.TB, data string, users map[string]string, want int64) {
+	out, _, code := mf(b, data, "", "status", "--json")
+	var st struct {
+		Domains []struct {
+			Accounts []struct {
+				Address string `json:"address"`
+				State   string `json:"migration"`
+				Bytes   int64  `json:"bytes"`
+			} `json:"accounts"`
+		} `json:"domains"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || len(st.Domains) != 1 {
+		b.Fatalf("status: %s", out)
+	}
+	var bytes int64
+	n := 0
+	for _, a := range st.Domains[0].Accounts {
+		if a.State != "done" {
+			b.Fatalf("%s: %s\n%s", a.Address, a.State, out)
+		}
+		bytes += a.Bytes
+		n++
+	}
+	if n != len(users) || bytes != want {
+		b.Fatalf("copied %d accounts, %d bytes; want %d, %d", n, bytes, len(users), want)
+	}
+}
+
+// migrateOnce runs `mailferry migrate --json` of users into a fresh data
+// directory; each account's finish is when its "done" event was read.
+func migrateOnce(b testing.TB, old *oldtest.Server, users map[string]string, want int64) manyRun {
+	data := newMigratingData(b, old)
+	var csv strings.Builder
+	for n, p := range users {
+		fmt.Fprintf(&csv, "%s,%s\n", n, p)
+	}
+	list := filepath.Join(data, "users.csv")
+	if err := os.WriteFile(list, []byte(csv.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(mailferryBin, "migrate", "--data", data, "--domain", "example.test", "--users", list, "--json", "--log-level", "debug")
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	hwm := watchHWM(cmd.Process.Pid)
+	var r manyRun
+	started := map[string]time.Time{}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var ev struct {
+			Kind    string    `json:"kind"`
+			Time    time.Time `json:"time"`
+			Account struct {
+				Address string `json:"address"`
+				State   string `json:"state"`
+			} `json:"account"`
+		}
+		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Account.Address == "" {
+			continue
+		}
+		switch ev.Account.State {
+		case "running":
+			if _, ok := started[ev.Account.Address]; !ok {
+				started[ev.Account.Address] = time.Now()
+			}
+		case "done":
+			if s, ok := started[ev.Account.Address]; ok {
+				r.perAccount = append(r.perAccount, time.Since(s))
+				delete(started, ev.Account.Address)
+				r.finishes = append(r.finishes, time.Since(t0))
+			}
+		}
+	}
+	io.Copy(io.Discard, out)
+	err = cmd.Wait()
+	r.wall = time.Since(t0)
+	if f := os.Getenv("MAILFERRY_MANY_LOG"); f != "" {
+		os.WriteFile(f+".migrate", logs.Bytes(), 0o600) // migrate's log of the last run
+	}
+	if err != nil {
+		b.Fatalf("migrate: %v\n%s", err, logs.String())
+	}
+	usage(b, &r, cmd.ProcessState, hwm)
+	if len(r.finishes) != len(users) {
+		b.Fatalf("migrate: %d accounts done of %d", len(r.finishes), len(users))
+	}
+	slices.Sort(r.finishes)
+	slices.Sort(r.perAccount)
+	checkCopied(b, data, users, want)
+	return r
+}
+
+// serveOnce starts `mailferry serve` on a fresh data directory, logs every
+// user in at the same instant (each from an address of its own), and waits
+// for every account's copy to be done, read from serve's log ("migrate:
+// job done"); then stops serve and takes its rusage.
+func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want int64) manyRun {
+	data := newMigratingData(b, old)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
+		"--smtp", "off", "--submission", "off", "--submissions", "off", "--pop3", "off", "--pop3s", "off", "--allow-insecure-auth")
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
+	logR, logW := io.Pipe()
+	cmd.Stderr = logW
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	hwm := watchHWM(cmd.Process.Pid)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	type mark struct {
+		address string
+		done    bool
+		at      time.Time
+	}
+	marks := make(chan mark, 4*len(users))
+	go func() {
+		sc := bufio.NewScanner(logR)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			l := sc.Text()
+			mu.Lock()
+			logs.WriteString(l + "\n")
+			mu.Unlock()
+			for _, m := range []struct {
+				msg  string
+				done bool
+			}{{`msg="migrate: job started"`, false}, {`msg="migrate: job done"`, true}} {
+				if strings.Contains(l, m.msg) && strings.Contains(l, " catchup=false") {
+					_, a, _ := strings.Cut(l, " account=")
+					a, _, _ = strings.Cut(a, " ")
+					select {
+					case marks <- mark{a, m.done, time.Now()}:
+					default:
+					}
+				}
+			}
+			if strings.Contains(l, `msg="migrate: job failed"`) {
+				b.Errorf("serve: %s", l)
+			}
+		}
+		io.Copy(io.Discard, logR)
+	}()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cmd.Process.Signal(os.Interrupt)
+			cmd.Wait()
+			logW.Close()
+		}
+	}
+	defer stop()
+	defer func() {
+		if f := os.Getenv("MAILFERRY_MANY_LOG"); f != "" {
+			mu.Lock()
+			os.WriteFile(f, logs.Bytes(), 0o600) // serve's log of the last run
+			mu.Unlock()
+		}
+	}()
+	dump := func() string { mu.Lock(); defer mu.Unlock(); return logs.String() }
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("serve did not listen:\n%s", dump())
+		}
+	}
+	t0 := time.Now()
+	burstLogins(b, addr, users)
+	if b.Failed() {
+		b.Fatalf("serve log:\n%s", dump())
+	}
+	var r manyRun
+	started := map[string]time.Time{}
+	timeout := time.After(5 * time.Minute)
+	for len(r.finishes) < len(users) {
+		select {
+		case m := <-marks:
+			if !m.done {
+				if _, ok := started[m.address]; !ok {
+					started[m.address] = m.at
+				}
+				continue
+			}
+			if s, ok := started[m.address]; ok {
+				r.perAccount = append(r.perAccount, m.at.Sub(s))
+				delete(started, m.address)
+				r.finishes = append(r.finishes, m.at.Sub(t0))
+			}
+		case <-timeout:
+			b.Fatalf("copies not done after 5 minutes:\n%s", dump())
+		}
+	}
+	r.wall = r.finishes[len(r.finishes)-1]
+	stop()
+	usage(b, &r, cmd.ProcessState, hwm)
+	slices.Sort(r.finishes)
+	slices.Sort(r.perAccount)
+	checkCopied(b, data, users, want)
+	return r
+}
