@@ -37,6 +37,14 @@ import (
 // Goals: at most 3 s of Mailferry CPU per GB copied, peak RSS at most
 // 64 MB (both sizes), and the 1 GB copy's pinned wall time within 1.5x the
 // pinned floor.
+//
+// Diagnostics, by environment variable (MAILFERRY_MIGRATE_BENCH_...):
+// SMALL=1 the 5,000 messages only; RUNS=n runs instead of 3; PROFILE=file
+// a CPU profile of the child (the last run's; MAILFERRY_CPUPROFILE);
+// LOG=file the last run's output; WRAP="cmd args" runs the child under a
+// command (e.g. "strace -c -f -o FILE", "perf record -g -o FILE");
+// BEFORE=binary also runs that binary (unpinned) in every run and prints
+// both medians: a change measured against the build from before it.
 
 // migrateRun is one `mailferry migrate` of a mailbox, or one floor.
 type migrateRun struct {
@@ -98,7 +106,7 @@ func BenchmarkMigrateProcess(b *testing.B) {
 				// A change measured in one run: the binary from before it,
 				// unpinned, between the floor and this tree's binary.
 				before = append(before, migrateOnce(b, bin, old, addr, pass, total, false))
-				b.Logf("%s run %d: before: %s", w.name, i+1, before[i])
+				fmt.Printf("  %s run %d: before: %s\n", w.name, i+1, before[i])
 			}
 			floors = append(floors, migrateFloor(b, old, w.user, total, false))
 			r.runs = append(r.runs, migrateOnce(b, mailferryBin, old, addr, pass, total, false))
@@ -106,7 +114,8 @@ func BenchmarkMigrateProcess(b *testing.B) {
 				floorsPinned = append(floorsPinned, migrateFloor(b, old, w.user, total, true))
 				r.pinned = append(r.pinned, migrateOnce(b, mailferryBin, old, addr, pass, total, true))
 			}
-			b.Logf("%s run %d: floor %v, migrate %s; pinned: floor %v, migrate %s", w.name, i+1,
+			// Printed, not logged: go test keeps ten lines of a benchmark's log.
+			fmt.Printf("  %s run %d: floor %v, migrate %s; pinned: floor %v, migrate %s\n", w.name, i+1,
 				floors[i].Round(time.Millisecond), r.runs[i],
 				at(floorsPinned, i).Round(time.Millisecond), atRun(r.pinned, i))
 		}
