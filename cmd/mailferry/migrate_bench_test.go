@@ -98,7 +98,7 @@ func BenchmarkMigrateProcess(b *testing.B) {
 		b.Logf("%s: seeded %.1f MB in %v", w.name, float64(total)/1e6, time.Since(t0).Round(time.Second))
 		addr, pass := old.Address(b, w.user)
 		migrateFloor(b, old, w.user, total, false) // warm the old server's caches
-		r := result{w: w, bytes: total, pinnedOK: runtime.NumCPU() >= 2}
+		r := result{w: w, bytes: total, pinnedOK: runtime.NumCPU() >= 2 && hasTaskset()}
 		var floors, floorsPinned []time.Duration
 		var before []migrateRun
 		for i := range runs {
@@ -136,7 +136,7 @@ func BenchmarkMigrateProcess(b *testing.B) {
 			floor time.Duration
 		}{{"unpinned", r.runs, r.floor}, {"pinned (Dovecot CPU 0, Mailferry CPU 1)", r.pinned, r.floorPinned}} {
 			if len(v.runs) == 0 {
-				fmt.Printf("  %s, %.0f MB, %s: not measured (one CPU)\n", r.w.name, float64(r.bytes)/1e6, v.how)
+				fmt.Printf("  %s, %.0f MB, %s: not measured (one CPU, or no taskset)\n", r.w.name, float64(r.bytes)/1e6, v.how)
 				continue
 			}
 			m := medianRun(v.runs)
@@ -152,7 +152,7 @@ func BenchmarkMigrateProcess(b *testing.B) {
 			r.w.name, cpuPerGB, holds(cpuPerGB <= 3), rss, holds(rss <= 64))
 		if r.w.user == "bob" {
 			if len(r.pinned) == 0 {
-				fmt.Printf("  goal pinned wall <= 1.5x floor: not measured (one CPU)\n")
+				fmt.Printf("  goal pinned wall <= 1.5x floor: not measured (one CPU, or no taskset)\n")
 			} else {
 				p := medianRun(r.pinned).wall.Seconds() / r.floorPinned.Seconds()
 				fmt.Printf("  goal pinned wall <= 1.5x floor (%s): %.2fx: %s (unpinned %.2fx)\n",
@@ -162,6 +162,12 @@ func BenchmarkMigrateProcess(b *testing.B) {
 		b.ReportMetric(cpuPerGB, strings.ReplaceAll(r.w.user, "alice", "257MB")+"-cpu-s/GB")
 		b.ReportMetric(rss, strings.ReplaceAll(r.w.user, "alice", "257MB")+"-peakRSS-MB")
 	}
+}
+
+// hasTaskset says whether taskset (util-linux) is there to pin the child.
+func hasTaskset() bool {
+	_, err := exec.LookPath("taskset")
+	return err == nil
 }
 
 func (r migrateRun) String() string {
