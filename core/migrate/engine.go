@@ -36,12 +36,11 @@ type Options struct {
 	// CatchUpDebounce is the least time between two catch-up runs of one
 	// account triggered by LoggedIn; 0 means 15 seconds, negative means none.
 	CatchUpDebounce time.Duration
-	// BatchMessages and BatchBytes bound one store transaction; 0 means 1,000
-	// messages and 32 MiB. (Bodies are written to the store as they arrive,
+	// BatchMessages and BatchBytes bound one store transaction; 0 means 200
+	// messages and 8 MiB. (Bodies are written to the store as they arrive,
 	// so a batch holds only their metadata in memory.) BatchDelay commits a batch once its first message
-	// waited that long; 0 means 1 s. Each commit rewrites in the WAL every
-	// index page it touches, and the blob index's keys are random: with
-	// 8 MiB batches a 1 GB copy wrote that index about 120 times.
+	// waited that long; 0 means 250ms. The three grow as a mailbox's copy
+	// goes on (see batchGrowEvery).
 	BatchMessages int
 	BatchBytes    int64
 	BatchDelay    time.Duration
@@ -162,11 +161,11 @@ func New(opts Options) (*Engine, error) {
 	}
 	def(&opts.Accounts, 4)
 	def(&opts.ConnsPerAccount, 2)
-	def(&opts.BatchMessages, 1000)
+	def(&opts.BatchMessages, 200)
 	def(&opts.ChunkMessages, 500)
 	def(&opts.Retries, 5)
 	if opts.BatchBytes <= 0 {
-		opts.BatchBytes = 32 << 20
+		opts.BatchBytes = 8 << 20
 	}
 	if opts.ChunkBytes <= 0 {
 		opts.ChunkBytes = 32 << 20
@@ -175,7 +174,7 @@ func New(opts Options) (*Engine, error) {
 		opts.MaxMessageSize = 256 << 20
 	}
 	if opts.BatchDelay <= 0 {
-		opts.BatchDelay = time.Second
+		opts.BatchDelay = 250 * time.Millisecond
 	}
 	if opts.RetryBackoff <= 0 {
 		opts.RetryBackoff = 500 * time.Millisecond
