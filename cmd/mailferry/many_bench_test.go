@@ -107,8 +107,8 @@ func BenchmarkManyUsers(b *testing.B) {
 
 	var migOne, migMany, srvOne, srvMany []manyRun
 	for i := range n {
-		migOne = append(migOne, migrateOnce(b, old, big, bigTotal))
-		migMany = append(migMany, migrateOnce(b, old, small, smallTotal))
+		migOne = append(migOne, migrateUsersOnce(b, old, big, bigTotal))
+		migMany = append(migMany, migrateUsersOnce(b, old, small, smallTotal))
 		srvOne = append(srvOne, serveOnce(b, old, big, bigTotal))
 		srvMany = append(srvMany, serveOnce(b, old, small, smallTotal))
 		for _, r := range []struct {
@@ -294,7 +294,7 @@ func checkCopied(b testing.TB, data string, users map[string]string, want int64)
 
 // migrateOnce runs `mailferry migrate --json` of users into a fresh data
 // directory; each account's finish is when its "done" event was read.
-func migrateOnce(b testing.TB, old *oldtest.Server, users map[string]string, want int64) manyRun {
+func migrateUsersOnce(b testing.TB, old *oldtest.Server, users map[string]string, want int64) manyRun {
 	data := newMigratingData(b, old)
 	var csv strings.Builder
 	for n, p := range users {

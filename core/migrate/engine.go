@@ -40,7 +40,8 @@ type Options struct {
 	// BatchMessages and BatchBytes bound one store transaction; 0 means 200
 	// messages and 8 MiB. (Bodies are written to the store as they arrive,
 	// so a batch holds only their metadata in memory.) BatchDelay commits a batch once its first message
-	// waited that long; 0 means 250ms.
+	// waited that long; 0 means 250ms. The three grow as a mailbox's copy
+	// goes on (see batchGrowEvery).
 	BatchMessages int
 	BatchBytes    int64
 	BatchDelay    time.Duration

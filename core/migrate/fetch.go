@@ -170,6 +170,27 @@ func (r *reader) read(msg *imapclient.FetchMessageData) (*pending, error) {
 	return p, nil
 }
 
+// Batches grow as a mailbox's copy goes on. Each commit rewrites in the
+// WAL every index page it touches, and the blobs index's keys (SHA-256)
+// are random, so a big mailbox copied in batches of one size rewrites most
+// of that index again and again: with 8 MiB batches, a 1 GB copy about 120
+// times. The first batchGrowEvery batches of a mailbox's copy keep the
+// Options' bounds (a copy shows soon, and a small one is unchanged); each
+// further batchGrowEvery full batches' worth of messages makes the bounds
+// one step bigger, up to batchGrowMax times (800 messages, 32 MiB, 1 s by
+// default: metadata only, the bodies are staged).
+const (
+	batchGrowEvery = 10
+	batchGrowMax   = 4
+)
+
+// batchScale is how many times the Options' batch bounds (perBatch
+// messages) a batch may take once sent messages of the mailbox were
+// handed to the committer.
+func batchScale(sent, perBatch int) int {
+	return min(1+sent/(batchGrowEvery*max(perBatch, 1)), batchGrowMax)
+}
+
 type chunk struct {
 	uids []uint32
 	cmd  *imapclient.FetchCommand
@@ -236,12 +257,14 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 	defer stopCut()
 
 	cur := &batch{}
+	sent := 0 // messages handed to the committer
 	flush := func(force bool) error {
 		if len(cur.msgs) == 0 && (!force || cur.last == 0) {
 			return nil
 		}
-		if !force && len(cur.msgs) < e.opts.BatchMessages && cur.bytes < e.opts.BatchBytes &&
-			time.Since(cur.first) < e.opts.BatchDelay {
+		scale := batchScale(sent, e.opts.BatchMessages)
+		if !force && len(cur.msgs) < scale*e.opts.BatchMessages && cur.bytes < int64(scale)*e.opts.BatchBytes &&
+			time.Since(cur.first) < time.Duration(scale)*e.opts.BatchDelay {
 			return nil
 		}
 		if err := commitErr(); err != nil {
@@ -252,6 +275,7 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		sent += len(cur.msgs)
 		cur = &batch{last: cur.last}
 		return nil
 	}

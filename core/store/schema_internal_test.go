@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -111,6 +112,38 @@ func TestWriterDurable(t *testing.T) {
 	if mode != "wal" || sync != 2 {
 		t.Fatalf("journal_mode %q, synchronous %d; want wal, 2 (FULL)", mode, sync)
 	}
+}
+
+// The writer keeps its temporary files (a batch INSERT's statement
+// journal) in memory: temp_store=MEMORY (2), also on a connection the pool
+// opens anew, while readers keep the default (0: files).
+func TestWriterTempInMemory(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "mail.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check := func(db *sql.DB, want int) {
+		t.Helper()
+		var got int
+		if err := db.QueryRow(`PRAGMA temp_store`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("temp_store %d, want %d", got, want)
+		}
+	}
+	check(s.w, 2)
+	check(s.r, 0)
+	// A new connection of the writer's pool gets it too.
+	ctx := context.Background()
+	c, err := s.w.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Raw(func(any) error { return driver.ErrBadConn }) // the pool drops it
+	c.Close()
+	check(s.w, 2)
 }
 
 // Accounts migrated before passwords had an origin fail closed: the old

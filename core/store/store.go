@@ -65,8 +65,26 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // SQLite driver
+	"github.com/mattn/go-sqlite3" // SQLite driver
 )
+
+// writerDriver is SQLite for the one writer connection, with its
+// temporary files in memory (temp_store = MEMORY). The one a copy meets is
+// the statement journal: the pages a multi-row INSERT changes, kept so
+// that the statement alone can be undone (bounded by the pages one batch
+// touches). On disk it was written to a file and deleted for every batch:
+// 43 MB for a 241 MB copy, beside 27 MB of WAL (strace of
+// BenchmarkMigrateProcess).
+const writerDriver = "sqlite3-mailferry-writer"
+
+func init() {
+	sql.Register(writerDriver, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		if _, err := c.Exec("PRAGMA temp_store = MEMORY", nil); err != nil {
+			return fmt.Errorf("store: temp_store: %w", err)
+		}
+		return nil
+	}})
+}
 
 // Errors returned by the store. Callers test them with errors.Is.
 var (
@@ -182,7 +200,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		wq[k] = v
 	}
 	var err error
-	s.w, err = sql.Open("sqlite3", "file:"+uriPath(path)+"?"+wq.Encode())
+	s.w, err = sql.Open(writerDriver, "file:"+uriPath(path)+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
