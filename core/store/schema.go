@@ -343,6 +343,16 @@ CREATE TABLE IF NOT EXISTS mtasts_policies (
 	expires INTEGER NOT NULL
 );
 `,
+	// 16: object storage sweeps (sweep.go): until when a Compact may be
+	// deleting unreferenced objects, so that a commit naming an object
+	// staged before then checks it is still there. One row. Self-contained:
+	// it depends on no other step after the first.
+	`
+CREATE TABLE IF NOT EXISTS object_sweeps (
+	id         INTEGER PRIMARY KEY CHECK (id = 1),
+	busy_until INTEGER NOT NULL -- Unix milliseconds
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per
