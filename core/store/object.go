@@ -18,6 +18,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 )
 
 // Message bytes in S3-compatible object storage (Options.Objects), instead
@@ -110,6 +111,9 @@ func openObjects(cfg *ObjectStorage) (*objects, error) {
 	}
 	if _, _, err := net.SplitHostPort(cfg.Endpoint); err != nil {
 		return nil, fmt.Errorf("%w: object storage endpoint %q: want host:port", ErrInvalid, cfg.Endpoint)
+	}
+	if err := s3utils.CheckValidBucketNameStrict(cfg.Bucket); err != nil {
+		return nil, fmt.Errorf("%w: object storage bucket %q: %w", ErrInvalid, cfg.Bucket, err)
 	}
 	o := &objects{bucket: cfg.Bucket, endpoint: cfg.Endpoint, timeout: cfg.Timeout, grace: objectGrace}
 	if o.timeout <= 0 {
