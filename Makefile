@@ -53,23 +53,24 @@ endef
 # SeaweedFS, the real S3-compatible object storage of the tests
 # (core/internal/s3test), built once into the project like the fyne CLI.
 # `go install` refuses its module (replace directives), so the module is
-# downloaded, copied to a writable directory and built there; -trimpath
-# makes Go's build cache independent of that directory, so a rebuild after
-# `make clean` is quick while the cache is warm (cold: about 12 minutes on
-# 2 cores). Its default build already leaves out the optional filer stores
+# downloaded, copied to a writable directory (WEED_SRC, always the same one
+# for a checkout: Go's build cache keys a package by its directory too) and
+# built there, so a rebuild after `make clean` is quick while the build
+# cache is warm (cold: about 12 minutes on 2 idle cores). Its default build already leaves out the optional filer stores
 # (build tags rocksdb, ydb, tikv, ...); `weed` is one package holding every
 # command, so there is nothing smaller to build for `weed server -s3`.
 WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 WEED         := bin/tools/weed-$(WEED_VERSION)/weed
+WEED_SRC     ?= $(CURDIR)/$(dir $(WEED))src
 
 weed: $(WEED)
 
 $(WEED):
 	@set -e; dir="$$(cd /tmp && GOFLAGS= $(GO) mod download -json github.com/seaweedfs/seaweedfs@$(WEED_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p')"; \
-	test -n "$$dir"; src="$(CURDIR)/$(dir $(WEED))src"; rm -rf "$$src"; mkdir -p "$$src"; \
+	test -n "$$dir"; src="$(WEED_SRC)"; rm -rf "$$src"; mkdir -p "$$src"; \
 	cp -R "$$dir"/. "$$src"; chmod -R u+w "$$src"; \
 	echo "building weed $(WEED_VERSION) (cold: about 12 minutes)"; \
-	(cd "$$src" && GOFLAGS= $(GO) build -trimpath -ldflags '-s -w' -o "$(CURDIR)/$(WEED).new" ./weed); \
+	(cd "$$src" && GOFLAGS=-buildvcs=false $(GO) build -ldflags '-s -w' -o "$(CURDIR)/$(WEED).new" ./weed); \
 	rm -rf "$$src"; mv "$(CURDIR)/$(WEED).new" "$(CURDIR)/$(WEED)"
 
 all: build

@@ -147,12 +147,14 @@ func openObjects(cfg *ObjectStorage) (*objects, error) {
 	}
 	ctx, cancel := o.opCtx(context.Background(), 0)
 	defer cancel()
-	ok, err := o.c.BucketExists(ctx, o.bucket)
-	if err != nil {
+	// A listing, not HEAD: its errors come with their S3 code (a wrong
+	// secret key is told from a bucket one may not use).
+	err = o.probe(ctx)
+	if err != nil && minio.ToErrorResponse(err).Code != "NoSuchBucket" {
 		o.close()
 		return nil, o.fail("open bucket "+o.bucket, err)
 	}
-	if !ok {
+	if err != nil {
 		if err := o.c.MakeBucket(ctx, o.bucket, minio.MakeBucketOptions{Region: region}); err != nil {
 			if code := minio.ToErrorResponse(err).Code; code != "BucketAlreadyOwnedByYou" && code != "BucketAlreadyExists" {
 				o.close()
@@ -161,6 +163,16 @@ func openObjects(cfg *ObjectStorage) (*objects, error) {
 		}
 	}
 	return o, nil
+}
+
+// probe lists at most one blob of the bucket.
+func (o *objects) probe(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for info := range o.c.ListObjects(ctx, o.bucket, minio.ListObjectsOptions{Prefix: objectPrefix, MaxKeys: 1}) {
+		return info.Err
+	}
+	return nil
 }
 
 func (o *objects) close() { o.transport.CloseIdleConnections() }
