@@ -33,6 +33,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // Version is the SeaweedFS module version the Makefile builds.
@@ -214,7 +217,11 @@ func start() (*Server, error) {
 		return nil, fmt.Errorf("s3test: start %s: %w", bin, err)
 	}
 	go func() { s.cmd.Wait(); close(s.done) }()
-	if err := s.wait(90 * time.Second); err != nil {
+	err = s.wait(90 * time.Second)
+	if err == nil {
+		err = s.warm(90 * time.Second)
+	}
+	if err != nil {
 		tail := s.logTail()
 		s.stop()
 		return nil, fmt.Errorf("s3test: %w; weed's log ends with:\n%s", err, tail)
@@ -272,13 +279,25 @@ func (s *Server) stop() {
 	os.RemoveAll(s.Dir)
 }
 
-// WaitReady is for tests that must know the store's first write will find
-// a volume: it retries fn (which writes) until it succeeds or ctx ends.
-func WaitReady(ctx context.Context, fn func() error) error {
+// warm writes one object, so that SeaweedFS has grown its first volume
+// (which takes seconds) before a test's first PUT, whose timeout is short.
+func (s *Server) warm(limit time.Duration) error {
+	c, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""), Region: "us-east-1"})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
 	for {
-		err := fn()
-		if err == nil || ctx.Err() != nil {
-			return err
+		err := c.MakeBucket(ctx, "warmup", minio.MakeBucketOptions{})
+		if err == nil || minio.ToErrorResponse(err).Code == "BucketAlreadyOwnedByYou" {
+			_, err = c.PutObject(ctx, "warmup", "x", strings.NewReader("warm"), 4, minio.PutObjectOptions{})
+		}
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("first write: %w", err)
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
