@@ -92,6 +92,18 @@ type Config struct {
 	// (IPv4) or /64 (IPv6) (default 50: an office behind one NAT address shares it).
 	MaxConnsPerSource int `json:"max_conns_per_source,omitempty"`
 
+	// Object storage for message bytes (store.ObjectStorage): when
+	// S3Endpoint is set, new message bytes go to this S3-compatible bucket
+	// instead of pack files under DataDir (bytes already in packs stay
+	// there). The secret key is the first line of S3SecretKeyFile, never
+	// written in the configuration; S3TLS defaults to true.
+	S3Endpoint      string `json:"s3_endpoint,omitempty"`
+	S3Bucket        string `json:"s3_bucket,omitempty"`
+	S3Region        string `json:"s3_region,omitempty"`
+	S3AccessKey     string `json:"s3_access_key,omitempty"`
+	S3SecretKeyFile string `json:"s3_secret_key_file,omitempty"`
+	S3TLS           *bool  `json:"s3_tls,omitempty"`
+
 	// AuthResolver answers the DNS questions of mail authentication (DKIM
 	// keys, SPF, DMARC: see core/dkim); nil means the system's resolver.
 	// Tests set their own.
@@ -293,10 +305,56 @@ func (c Config) Validate() error {
 			return fmt.Errorf("outbound_routes %s: %w", d, err)
 		}
 	}
+	if err := c.validateS3(); err != nil {
+		return err
+	}
 	for _, n := range c.TrustedNetworks {
 		if _, _, err := net.ParseCIDR(strings.TrimSpace(n)); err != nil {
 			return fmt.Errorf("trusted_networks: %q is not a CIDR such as 192.0.2.0/24", n)
 		}
 	}
 	return nil
+}
+
+// validateS3 checks the object storage keys without reading the secret.
+func (c Config) validateS3() error {
+	if c.S3Endpoint == "" {
+		if c.S3Bucket != "" || c.S3AccessKey != "" || c.S3SecretKeyFile != "" || c.S3Region != "" || c.S3TLS != nil {
+			return errors.New("s3_endpoint is missing: the other s3_ keys need it")
+		}
+		return nil
+	}
+	if _, p, err := net.SplitHostPort(c.S3Endpoint); err != nil || p == "" {
+		return fmt.Errorf("s3_endpoint %q: want host:port, e.g. s3.example.net:443", c.S3Endpoint)
+	}
+	if c.S3Bucket == "" {
+		return errors.New("s3_endpoint is set: s3_bucket must be too")
+	}
+	if (c.S3AccessKey == "") != (c.S3SecretKeyFile == "") {
+		return errors.New("s3_access_key and s3_secret_key_file go together: set both or neither")
+	}
+	return nil
+}
+
+// objectStorage is the store's object storage from c, reading the secret
+// key file; nil when c keeps message bytes in packs.
+func (c Config) objectStorage() (*store.ObjectStorage, error) {
+	if c.S3Endpoint == "" {
+		return nil, nil
+	}
+	o := &store.ObjectStorage{
+		Endpoint: c.S3Endpoint, Bucket: c.S3Bucket, Region: c.S3Region, AccessKey: c.S3AccessKey,
+		PlainHTTP: c.S3TLS != nil && !*c.S3TLS,
+	}
+	if c.S3SecretKeyFile != "" {
+		b, err := os.ReadFile(c.S3SecretKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("s3_secret_key_file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		if o.SecretKey = strings.TrimRight(line, "\r"); o.SecretKey == "" {
+			return nil, fmt.Errorf("s3_secret_key_file %s: its first line is empty", c.S3SecretKeyFile)
+		}
+	}
+	return o, nil
 }

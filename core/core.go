@@ -72,11 +72,16 @@ func Open(cfg Config) (*Core, error) {
 	c := &Core{cfg: cfg, log: cfg.Logger, listeners: map[string]net.Listener{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.sup = newSupervisor(c.ctx, c.log, &c.wg, cfg.ServiceHook)
+	objects, err := cfg.objectStorage()
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, "mailferry.db"), &store.Options{
 		Logger:      cfg.Logger,
 		Summarize:   imapfront.Summarize,
 		MaxHashes:   cfg.MaxPasswordHashes,
 		DatabaseURL: cfg.DatabaseURL,
+		Objects:     objects,
 	})
 	if err != nil {
 		return nil, err
@@ -308,8 +313,9 @@ func (c *Core) compactLoop(ctx context.Context) error {
 		switch {
 		case err != nil && ctx.Err() == nil:
 			c.log.Error("store compaction failed", "err", err)
-		case res.PacksRemoved > 0:
-			c.log.Info("store compacted", "packs_removed", res.PacksRemoved, "blobs_moved", res.BlobsMoved, "bytes_freed", res.BytesFreed)
+		case res.PacksRemoved > 0 || res.ObjectsRemoved > 0:
+			c.log.Info("store compacted", "packs_removed", res.PacksRemoved, "blobs_moved", res.BlobsMoved,
+				"objects_removed", res.ObjectsRemoved, "bytes_freed", res.BytesFreed)
 		}
 		select {
 		case <-ctx.Done():

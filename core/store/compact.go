@@ -15,9 +15,10 @@ import (
 
 // CompactResult tells what Compact did.
 type CompactResult struct {
-	PacksRemoved int   // pack files deleted
-	BlobsMoved   int   // live blobs copied out of mostly dead packs
-	BytesFreed   int64 // disk space given back
+	PacksRemoved   int   // pack files deleted
+	BlobsMoved     int   // live blobs copied out of mostly dead packs
+	BytesFreed     int64 // disk space given back (packs and objects)
+	ObjectsRemoved int   // objects deleted from the object storage
 }
 
 // Compact gives back the disk space of deleted messages, and closes this
@@ -25,7 +26,8 @@ type CompactResult struct {
 // has written for packGrace and with no live blob is deleted, and one that
 // is mostly dead has its live blobs copied to this Store's pack first. It
 // is safe to run at any time; each step commits on its own, so an
-// interrupted Compact loses nothing.
+// interrupted Compact loses nothing. With object storage, the objects no
+// blob row names that are older than an hour are deleted too (sweep.go).
 func (s *Store) Compact(ctx context.Context) (CompactResult, error) {
 	var res CompactResult
 	s.packs.dropGone()
@@ -53,6 +55,14 @@ func (s *Store) Compact(ctx context.Context) (CompactResult, error) {
 		} else if removed {
 			res.PacksRemoved++
 			res.BytesFreed += freed
+		}
+	}
+	if s.objects != nil {
+		n, freed, err := s.sweepObjects(ctx)
+		res.ObjectsRemoved += n
+		res.BytesFreed += freed
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return res, errors.Join(errs...)

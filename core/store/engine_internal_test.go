@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"mailferry/core/internal/pgtest"
+	"mailferry/core/internal/s3test"
 )
 
 // The store's tests run on every engine: TestMain runs the whole suite
@@ -56,6 +57,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	pgtest.Stop()
+	s3test.Stop()
 	os.Exit(code)
 }
 

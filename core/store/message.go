@@ -86,12 +86,16 @@ func (s *Store) Begin(ctx context.Context) (*Tx, error) {
 // Commit makes the transaction's message bytes durable, commits it, and
 // then tells watchers what changed. On error the transaction is rolled
 // back. It fails with ErrNotDurable, committing nothing, if a write or
-// fsync of a pack holding some of those bytes failed (see Stage).
+// fsync of a pack holding some of those bytes failed (see Stage), or if
+// Compact deleted the object of a staged blob meanwhile (see object.go).
 func (t *Tx) Commit() error {
 	if t.done {
 		return fmt.Errorf("store: commit: %w", sql.ErrTxDone)
 	}
-	err := t.s.packs.syncAll(t.ch.packs)
+	err := t.s.checkObjects(t.ctx, t.tx, t.ch.objects)
+	if err == nil {
+		err = t.s.packs.syncAll(t.ch.packs)
+	}
 	if err == nil {
 		err = t.s.noteCommit(t.ctx, t.tx, t.ch)
 	}
@@ -276,6 +280,9 @@ func (s *Store) appendMany(ctx context.Context, tx *sql.Tx, ch *changes, mailbox
 		func(i int) []any {
 			b := staged[i]
 			ch.wrotePack(b.pack, b.off+b.Size)
+			if b.pack == objectPack {
+				ch.objects = append(ch.objects, stagedObject{b.Key, b.putAt})
+			}
 			return []any{b.Key, b.Size, 0, b.pack, b.off}
 		}, nil); err != nil {
 		return nil, fmt.Errorf("store: write blob: %w", err)

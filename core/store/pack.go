@@ -488,7 +488,15 @@ func (s *Store) putBlob(ctx context.Context, tx *sql.Tx, ch *changes, body []byt
 	err := tx.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, key).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		var id, off int64
-		if id, off, err = s.packs.append(body); err == nil {
+		if s.objects != nil {
+			// Put under the write lock this transaction holds: no sweep
+			// deletes the object before the row naming it commits.
+			id = objectPack
+			err = s.objects.put(ctx, key, body)
+		} else {
+			id, off, err = s.packs.append(body)
+		}
+		if err == nil {
 			err = insertBlob(ctx, tx, ch, key, int64(len(body)), id, off)
 		}
 	}
@@ -512,7 +520,8 @@ func insertBlob(ctx context.Context, tx *sql.Tx, ch *changes, key string, size, 
 type StagedBlob struct {
 	Key       string // hex SHA-256
 	Size      int64
-	pack, off int64
+	pack, off int64     // pack is objectPack for an object
+	putAt     time.Time // when the object's PUT began (objects only)
 	envelope  []byte
 	structure []byte
 }
@@ -529,11 +538,20 @@ type StagedBlob struct {
 // transaction naming such a blob, then fail with ErrNotDurable; stage the
 // bytes again (they go to a new pack) and append them in a new
 // transaction.
+//
+// With object storage (Options.Objects) the bytes are one object, durable
+// once Stage returned; an object store that fails or does not answer
+// within its timeout fails Stage with ErrNotDurable.
 func (s *Store) Stage(body []byte) (*StagedBlob, error) {
 	sum := sha256.Sum256(body)
 	b := &StagedBlob{Key: hex.EncodeToString(sum[:]), Size: int64(len(body))}
 	var err error
-	if b.pack, b.off, err = s.packs.append(body); err != nil {
+	if s.objects != nil {
+		err = s.stageObject(b, body)
+	} else {
+		b.pack, b.off, err = s.packs.append(body)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if s.summarize != nil {
@@ -549,7 +567,7 @@ func (s *Store) Stage(body []byte) (*StagedBlob, error) {
 func (s *Store) SyncStaged(bs ...*StagedBlob) error {
 	var spans []packSpan
 	for _, b := range bs {
-		if b != nil {
+		if b != nil && b.pack != objectPack {
 			spans = addSpan(spans, b.pack, b.off+b.Size)
 		}
 	}
@@ -575,6 +593,12 @@ func (s *Store) Blob(ctx context.Context, key string) ([]byte, error) {
 				data = []byte{}
 			}
 			return data, nil
+		}
+		if pack.Int64 == objectPack {
+			if s.objects == nil {
+				return nil, fmt.Errorf("store: read blob %s: its bytes are in object storage, and none is configured (s3_endpoint)", key)
+			}
+			return s.objects.get(ctx, key, size)
 		}
 		data, err = s.packs.read(pack.Int64, off.Int64, size)
 		if err == nil {

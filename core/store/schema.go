@@ -350,6 +350,16 @@ CREATE TABLE IF NOT EXISTS mtasts_policies (
 	`
 CREATE INDEX IF NOT EXISTS messages_snapshot ON messages(mailbox_id, uid, modseq, flags);
 `,
+	// 15: object storage sweeps (sweep.go): until when a Compact may be
+	// deleting unreferenced objects, so that a commit naming an object
+	// staged before then checks it is still there. One row. Self-contained:
+	// it depends on no other step after the first.
+	`
+CREATE TABLE IF NOT EXISTS object_sweeps (
+	id         INTEGER PRIMARY KEY CHECK (id = 1),
+	busy_until INTEGER NOT NULL -- Unix milliseconds
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -9,8 +9,10 @@
 //     front end, the migration engine and the relay give them meaning.
 //   - Message bytes are blobs keyed by their SHA-256, with a reference
 //     count kept by triggers; a message row only names its blob. The bytes
-//     live in append-only pack files beside the database (see pack.go).
-//     What was stored is served unchanged, byte for byte.
+//     live in append-only pack files beside the database (see pack.go),
+//     or with Options.Objects in S3-compatible object storage, one object
+//     per blob (see object.go). What was stored is served unchanged, byte
+//     for byte.
 //   - A transaction naming message bytes commits only once every one of
 //     them is on disk. Bytes a failed write or fsync may have lost are
 //     never reported durable, even if a later fsync of the same file
@@ -120,6 +122,12 @@ type Options struct {
 	// at once, by logins and account creation alike, so that a login flood
 	// cannot exhaust memory; 0 means the number of CPUs, at most 4.
 	MaxHashes int
+	// Objects, when set, keeps new message bytes in S3-compatible object
+	// storage instead of pack files (object.go); bytes stored in packs
+	// before stay there and are read as before. The bucket is made if it
+	// is missing; Open fails, in words, if the object storage cannot be
+	// used.
+	Objects *ObjectStorage
 	// ChangePoll is how often, while anyone watches, the store checks
 	// whether another process (a `mailferry migrate` beside `serve`)
 	// committed to the database, and then tells every watcher; 0 means
@@ -147,6 +155,7 @@ type Store struct {
 	summarize func([]byte) ([]byte, []byte)
 	packs     *packs
 	wal       *walSync // group commit of flag changes (walsync.go)
+	objects   *objects // nil: message bytes go to packs
 
 	mu       sync.Mutex
 	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts
@@ -219,8 +228,18 @@ func Open(path string, opts *Options) (*Store, error) {
 		s.w.Close()
 		return nil, err
 	}
+	if opts.Objects != nil {
+		if s.objects, err = openObjects(opts.Objects); err != nil {
+			s.packs.close()
+			s.w.Close()
+			return nil, err
+		}
+	}
 	s.r, err = sql.Open("sqlite3", "file:"+uriPath(path)+"?"+common.Encode())
 	if err != nil {
+		if s.objects != nil {
+			s.objects.close()
+		}
 		s.packs.close()
 		s.w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -346,6 +365,9 @@ func (s *Store) Close() error {
 	err := errors.Join(s.r.Close(), s.w.Close())
 	s.wal.close()
 	s.packs.close()
+	if s.objects != nil {
+		s.objects.close()
+	}
 	return err
 }
 

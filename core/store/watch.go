@@ -18,9 +18,18 @@ type changes struct {
 	// pack written, with the end written (usually one pack; two or more
 	// when it spans a new pack, or names blobs staged before one).
 	packs []packSpan
+	// objects are the staged objects the transaction's blob rows name,
+	// checked at commit (sweep.go).
+	objects []stagedObject
 }
 
-func (c *changes) wrotePack(id, end int64) { c.packs = addSpan(c.packs, id, end) }
+// wrotePack records pack bytes the transaction names; objects (put before
+// they are named, or under the transaction's lock) need no sync.
+func (c *changes) wrotePack(id, end int64) {
+	if id != objectPack {
+		c.packs = addSpan(c.packs, id, end)
+	}
+}
 
 func (c *changes) account(id int64) {
 	if c.accounts == nil {
