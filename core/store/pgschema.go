@@ -253,6 +253,13 @@ CREATE TABLE mtasts_policies (
 	expires BIGINT NOT NULL
 );
 `,
+	// 2: object storage sweeps (sweep.go; SQLite's step of the same table).
+	`
+CREATE TABLE IF NOT EXISTS object_sweeps (
+	id         INTEGER PRIMARY KEY CHECK (id = 1),
+	busy_until BIGINT NOT NULL -- Unix milliseconds
+);
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:

@@ -40,7 +40,8 @@ import (
 const pgChannel = "mailferry_changes"
 
 // openPostgres opens the store with its metadata in the PostgreSQL
-// database at opts.DatabaseURL and its message bytes in packs beside path.
+// database at opts.DatabaseURL and its message bytes in packs beside path,
+// or in object storage (opts.Objects).
 func openPostgres(path string, opts *Options) (*Store, error) {
 	if err := CheckDatabaseURL(opts.DatabaseURL); err != nil {
 		return nil, err
@@ -73,6 +74,9 @@ func openPostgres(path string, opts *Options) (*Store, error) {
 		if s.packs != nil {
 			s.packs.close()
 		}
+		if s.objects != nil {
+			s.objects.close()
+		}
 		return nil, err
 	}
 	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
@@ -85,6 +89,11 @@ func openPostgres(path string, opts *Options) (*Store, error) {
 	}
 	if s.packs, err = openPacks(path+"-packs", packSize(opts)); err != nil {
 		return fail(err)
+	}
+	if opts.Objects != nil {
+		if s.objects, err = openObjects(opts.Objects); err != nil {
+			return fail(err)
+		}
 	}
 	s.r = sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
 	n := opts.Readers

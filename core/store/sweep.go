@@ -71,7 +71,7 @@ func (s *Store) sweepBatch(ctx context.Context, batch []minio.ObjectInfo) (int, 
 	}
 	until := time.Now().Add(sweepHold)
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO object_sweeps(id, busy_until) VALUES (1, ?)
-ON CONFLICT(id) DO UPDATE SET busy_until = max(busy_until, excluded.busy_until)`, until.UnixMilli()); err != nil {
+ON CONFLICT(id) DO UPDATE SET busy_until = max(object_sweeps.busy_until, excluded.busy_until)`, until.UnixMilli()); err != nil {
 		return 0, 0, fmt.Errorf("store: sweep: %w", err)
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -79,6 +79,9 @@ ON CONFLICT(id) DO UPDATE SET busy_until = max(busy_until, excluded.busy_until)`
 		return 0, 0, fmt.Errorf("store: sweep: %w", err)
 	}
 	defer tx.Rollback() // the transaction only holds the write lock
+	if err := s.beginWrite(ctx, tx); err != nil {
+		return 0, 0, fmt.Errorf("store: sweep: %w", err)
+	}
 	args := make([]any, len(batch))
 	for i, info := range batch {
 		args[i] = strings.TrimPrefix(info.Key, objectPrefix)
