@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -139,10 +140,10 @@ func fetchSample(cl *imapclient.Client, sm demo.Sample) (*SampleCopy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("UID FETCH of the %s sample: %w", sm.Name, err)
 	}
-	if len(msgs) != 1 {
-		return nil, fmt.Errorf("UID FETCH of the %s sample returned %d messages", sm.Name, len(msgs))
+	m, err := oneMessage(msgs)
+	if err != nil {
+		return nil, fmt.Errorf("UID FETCH of the %s sample: %w", sm.Name, err)
 	}
-	m := msgs[0]
 	raw := m.FindBodySection(body)
 	sum := sha256.Sum256(raw)
 	flags := oldserver.MessageFlags(m.Flags)
@@ -151,4 +152,31 @@ func fetchSample(cl *imapclient.Client, sm demo.Sample) (*SampleCopy, error) {
 		Name: sm.Name, UID: uint32(m.UID), Flags: flags, InternalDate: m.InternalDate,
 		Size: m.RFC822Size, SHA256: hex.EncodeToString(sum[:]), Raw: raw,
 	}, nil
+}
+
+// oneMessage merges the FETCH responses of one UID into one message: a
+// server may split a message's items over several responses (FLAGS and
+// INTERNALDATE after the body's), which the client hands over as they
+// came. Responses about more than one UID are an error.
+func oneMessage(msgs []*imapclient.FetchMessageBuffer) (*imapclient.FetchMessageBuffer, error) {
+	if len(msgs) == 0 {
+		return nil, errors.New("the old server returned no message")
+	}
+	m := *msgs[0]
+	for _, o := range msgs[1:] {
+		if o.UID != m.UID {
+			return nil, fmt.Errorf("the old server returned %d messages for one UID", len(msgs))
+		}
+		if o.Flags != nil {
+			m.Flags = o.Flags
+		}
+		if !o.InternalDate.IsZero() {
+			m.InternalDate = o.InternalDate
+		}
+		if o.RFC822Size != 0 {
+			m.RFC822Size = o.RFC822Size
+		}
+		m.BodySection = append(m.BodySection, o.BodySection...)
+	}
+	return &m, nil
 }
