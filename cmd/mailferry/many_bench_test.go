@@ -19,9 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
-
 	"mailferry/core/oldserver/oldtest"
 )
 
@@ -184,21 +181,8 @@ func rawDownloads(b testing.TB, old *oldtest.Server, users map[string]string, co
 			defer wg.Done()
 			for n := range names {
 				c := old.Dial(b, n)
-				if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
-					b.Error(err)
-					return
-				}
-				cmd := c.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
-				var k int64
-				for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-					for item := msg.Next(); item != nil; item = msg.Next() {
-						if body, ok := item.(imapclient.FetchItemDataBodySection); ok && body.Literal != nil {
-							n, _ := io.Copy(io.Discard, body.Literal)
-							k += n
-						}
-					}
-				}
-				if err := cmd.Close(); err != nil {
+				k, err := oldtest.Download(c, "INBOX")
+				if err != nil {
 					b.Error(err)
 					return
 				}

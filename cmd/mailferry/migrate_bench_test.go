@@ -3,7 +3,6 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -16,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 	"golang.org/x/sys/unix"
 
 	"mailferry/core/oldserver/oldtest"
@@ -299,23 +296,9 @@ func migrateFloor(b *testing.B, old *oldtest.Server, user string, total int64, p
 	c := old.Dial(b, user)
 	defer func() { c.Logout().Wait() }()
 	start := time.Now()
-	var n int64
-	for _, f := range migrateFolders {
-		if _, err := c.Select(f, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
-			b.Fatal(err)
-		}
-		cmd := c.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
-		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-			for item := msg.Next(); item != nil; item = msg.Next() {
-				if lit, ok := item.(imapclient.FetchItemDataBodySection); ok && lit.Literal != nil {
-					k, _ := io.Copy(io.Discard, lit.Literal)
-					n += k
-				}
-			}
-		}
-		if err := cmd.Close(); err != nil {
-			b.Fatal(err)
-		}
+	n, err := oldtest.Download(c, migrateFolders...)
+	if err != nil {
+		b.Fatal(err)
 	}
 	d := time.Since(start)
 	if n != total {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,9 +15,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailferry/core/imapfront"
 	"mailferry/core/migrate"
@@ -32,23 +28,9 @@ func rawDownload(tb testing.TB, srv *oldtest.Server, userName string, folders []
 	c := srv.Dial(tb, userName)
 	defer func() { c.Logout().Wait() }()
 	start := time.Now()
-	var n int64
-	for _, f := range folders {
-		if _, err := c.Select(f, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
-			tb.Fatal(err)
-		}
-		cmd := c.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
-		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-			for item := msg.Next(); item != nil; item = msg.Next() {
-				if b, ok := item.(imapclient.FetchItemDataBodySection); ok && b.Literal != nil {
-					k, _ := io.Copy(io.Discard, b.Literal)
-					n += k
-				}
-			}
-		}
-		if err := cmd.Close(); err != nil {
-			tb.Fatal(err)
-		}
+	n, err := oldtest.Download(c, folders...)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	return time.Since(start), n
 }
