@@ -33,7 +33,7 @@ func TestServeResumesWithMasterPassword(t *testing.T) {
 	}
 	cfg := core.Config{
 		DataDir: data, Hostname: "mail.test", IMAPListen: core.Off, IMAPSListen: core.Off, SMTPListen: core.Off,
-		SubmissionListen: core.Off, SubmissionTLSListen: core.Off,
+		SubmissionListen: core.Off, SubmissionTLSListen: core.Off, POP3Listen: core.Off, POP3SListen: core.Off,
 		Logger:              slog.New(slog.DiscardHandler),
 		MasterPasswordFiles: map[string]string{oldtest.Domain: pwFile},
 	}
