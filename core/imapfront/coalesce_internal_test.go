@@ -41,11 +41,15 @@ func TestCoalescingConn(t *testing.T) {
 	}
 	// Close sends what is pending.
 	c.Write([]byte("* BYE\r\n"))
-	go c.Close()
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
 	n, err = io.ReadAtLeast(b, buf, 7)
 	if err != nil || string(buf[:n]) != "* BYE\r\n" {
 		t.Fatalf("after Close: %q, %v", buf[:n], err)
 	}
+	// The BYE may have left by the timer before Close took the lock: wait
+	// for Close to return before asking whether a write still gets through.
+	<-closed
 	if _, err := c.Write([]byte("late")); err == nil {
 		t.Fatal("write after Close succeeded")
 	}
