@@ -28,8 +28,9 @@
 //     Options.MaxFirstLogins at once, connections per source at most
 //     Options.MaxConnsPerSource; a login waits for a hashing slot at most
 //     Options.MaxWait, and every failure is answered Options.Delay after
-//     the login began, so that its timing tells neither whether the
-//     account exists nor whether it has moved; a missing account costs
+//     the login began (or as long after as the old server's slowest of
+//     its last 8 refusals took, when that is longer), so that its timing
+//     tells neither whether the account exists nor whether it has moved; a missing account costs
 //     one hash as a wrong password does, unless it goes to the old server.
 //   - A first login is answered once the old server said yes: the new
 //     account's hash is stored after the answer (PendingChecker), never
@@ -47,7 +48,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"mailferry/core/auth/addr"
@@ -138,6 +141,9 @@ type Policy struct {
 	opts  Options
 	lim   *limiter
 	first chan struct{}
+	// refusals: how long the old server's last refusals took, so that a
+	// failure checked here takes as long (failed).
+	refusals refusalTimes
 }
 
 // New makes a Policy.
@@ -326,6 +332,7 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 		case err == nil:
 			log.Info("first login", "user", acct.Address)
 		case errors.Is(err, migrate.ErrBadPassword), errors.Is(err, store.ErrBadPassword):
+			p.refusals.note(time.Since(start))
 			return nil, fail("the old server refused the password")
 		case errors.Is(err, migrate.ErrNotMigrating):
 			return nil, noAccount("no such account (domain not migrating)")
@@ -430,11 +437,18 @@ func (p *Policy) safely(log *slog.Logger, fn func()) {
 	fn()
 }
 
-// failed waits until Options.Delay after the login began (or until ctx
-// ends) and returns ErrFailed: every failure takes the same time, whether
-// the password was checked here or at the old server.
+// failed waits until Options.Delay after the login began, or as long as
+// the old server's slowest recent refusal took if that is longer (or until
+// ctx ends), and returns ErrFailed: every failure takes the same time,
+// whether the password was checked here or at the old server.
 func (p *Policy) failed(ctx context.Context, start time.Time) error {
-	if d := time.Until(start.Add(p.opts.Delay)); p.opts.Delay > 0 && d > 0 {
+	if p.opts.Delay <= 0 {
+		return ErrFailed
+	}
+	// An old server slower than Delay to refuse would otherwise tell who
+	// has moved: a failure then takes as long as its recent refusals did.
+	wait := max(p.opts.Delay, min(p.refusals.longest(), p.opts.FirstLoginTimeout))
+	if d := time.Until(start.Add(wait)); d > 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
@@ -443,4 +457,26 @@ func (p *Policy) failed(ctx context.Context, start time.Time) error {
 		}
 	}
 	return ErrFailed
+}
+
+// refusalTimes keeps how long the old server's last few refusals took
+// (from the login's start to its answer).
+type refusalTimes struct {
+	mu   sync.Mutex
+	last [8]time.Duration
+	next int
+}
+
+func (r *refusalTimes) note(d time.Duration) {
+	r.mu.Lock()
+	r.last[r.next] = d
+	r.next = (r.next + 1) % len(r.last)
+	r.mu.Unlock()
+}
+
+// longest is the longest of the kept refusals (0 with none).
+func (r *refusalTimes) longest() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Max(r.last[:])
 }

@@ -211,6 +211,26 @@ func TestFailureTimingHidesWhoMoved(t *testing.T) {
 	}
 }
 
+// An old server slower to refuse than Delay must not tell who has moved
+// either: once it has refused, a wrong password checked here takes as long.
+func TestFailureTimingSlowOldServer(t *testing.T) {
+	const oldRefuses = 2500 * time.Millisecond // well above a hash, even on a busy machine
+	p, _ := newPolicy(t, auth.Options{PerSource: 1000, PerAccount: 1000, Delay: 100 * time.Millisecond,
+		Migrator: slowMigrator{delay: oldRefuses}})
+	ctx := context.Background()
+	took := func(user string) time.Duration {
+		t0 := time.Now()
+		if _, err := p.Login(ctx, req(user, "wrong", "192.0.2.1")); !errors.Is(err, auth.ErrFailed) {
+			t.Fatalf("%s: %v", user, err)
+		}
+		return time.Since(t0)
+	}
+	notYet, moved := took("dave@example.test"), took("carol@example.test")
+	if notYet < oldRefuses || moved < oldRefuses || moved > oldRefuses+2*time.Second {
+		t.Fatalf("not yet moved %v (the old server refused after %v), moved %v: want both about %v", notYet, oldRefuses, moved, oldRefuses)
+	}
+}
+
 // A login waits for a hashing slot at most MaxWait: behind a flood it is
 // answered "try again later" in bounded time.
 func TestHashWaitBounded(t *testing.T) {
