@@ -121,8 +121,10 @@ func (p *pending) wait() error {
 }
 
 // read reads one FETCH response and stages its body (if it has one that
-// is not over maxSize).
-func (r *reader) read(msg *imapclient.FetchMessageData) (*pending, error) {
+// is not over maxSize, and want, given the UID that came before the body,
+// says it is one the command asked for and has not had yet: a server
+// sending bodies nobody asked for must not fill the disk).
+func (r *reader) read(msg *imapclient.FetchMessageData, want func(uid uint32) bool) (*pending, error) {
 	p := &pending{}
 	for item := msg.Next(); item != nil; item = msg.Next() {
 		switch it := item.(type) {
@@ -137,6 +139,9 @@ func (r *reader) read(msg *imapclient.FetchMessageData) (*pending, error) {
 			if it.Literal == nil {
 				p.nilBody = true
 				continue
+			}
+			if p.uid != 0 && !want(p.uid) {
+				continue // discarded by Next; the caller drops p
 			}
 			n := it.Literal.Size()
 			if n > r.maxSize {
@@ -383,12 +388,20 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 		// while it is not handled yet.
 		var prev *pending
 		parts := map[uint32]*pending{}
+		asked := make(map[uint32]bool, len(ch.uids))
+		for _, u := range ch.uids {
+			asked[u] = true
+		}
+		want := func(u uint32) bool { return asked[u] && !seen[u] }
 		for msg := ch.cmd.Next(); msg != nil; msg = ch.cmd.Next() {
-			m, err := rd.read(msg)
+			m, err := rd.read(msg, want)
 			if err != nil {
 				return p.malformed(ch.uids, err)
 			}
-			if m.uid != 0 && !m.gotBody {
+			if !asked[m.uid] {
+				continue // not ours (a flag update, or what nobody asked for)
+			}
+			if !m.gotBody {
 				switch {
 				case prev != nil && prev.uid == m.uid:
 					prev.mergeItems(m)
@@ -402,8 +415,8 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 				}
 				continue
 			}
-			if m.uid == 0 || seen[m.uid] {
-				continue // not ours: fetched again below
+			if seen[m.uid] {
+				continue // sent twice: the first one counts
 			}
 			seen[m.uid] = true
 			m.fillItems(parts[m.uid])
@@ -477,7 +490,7 @@ func (e *Engine) fetchOne(c *imapclient.Client, u uint32, rd *reader, add func(*
 	var got, part *pending
 	sent := false // a response for u came, with or without its body
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-		m, err := rd.read(msg)
+		m, err := rd.read(msg, func(uid uint32) bool { return uid == u && got == nil })
 		if err != nil {
 			return err // the caller closes the client
 		}

@@ -3,6 +3,8 @@ package migrate_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -179,6 +181,48 @@ func TestQuirkStrayResponses(t *testing.T) {
 	checkCopied(t, st, acct, folders[0], want{local: "INBOX"})
 	checkCopied(t, st, acct, folders[1], want{local: "Work"})
 	noProblems(t, st, acct)
+}
+
+// TestQuirkUnaskedBodies: a server that sends every body twice and bodies
+// for UIDs nobody asked for gets exactly its messages copied, and what was
+// not asked for is not written to the store's disk (nor kept in memory).
+func TestQuirkUnaskedBodies(t *testing.T) {
+	folders := []quirky.Folder{quirkyFolder("INBOX", 12, true, ""), quirkyFolder("Work", 5, true, "")}
+	packBytes := func(q quirky.Quirks) int64 {
+		srv := quirky.Start(t, quirkyUser, quirkyPass, q, folders)
+		st, path := setup(t, srv.Addr)
+		e := newEngine(t, st, &migrate.Options{ChunkMessages: 4})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		acct, err := e.FirstLogin(ctx, quirkyUser, quirkyPass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Wait(ctx, quirkyUser); err != nil {
+			t.Fatal(err)
+		}
+		checkCopied(t, st, acct, folders[0], want{local: "INBOX"})
+		checkCopied(t, st, acct, folders[1], want{local: "Work"})
+		noProblems(t, st, acct)
+		var n int64
+		filepath.WalkDir(filepath.Dir(path), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(p, ".pack") {
+				if fi, err := d.Info(); err == nil {
+					n += fi.Size()
+				}
+			}
+			return nil
+		})
+		return n
+	}
+	plain, lying := packBytes(quirky.Quirks{}), packBytes(quirky.Quirks{Unasked: 3})
+	// The client leaves bodies for UIDs the command did not name to the
+	// unilateral handler, which drops them; a body sent twice must not be
+	// staged twice: the packs hold each message once, as from an honest
+	// server (twice as much without the check).
+	if lying > plain+plain/4 {
+		t.Fatalf("packs hold %d bytes after a lying server, %d after an honest one: bodies sent twice or unasked were stored", lying, plain)
+	}
 }
 
 // TestQuirkFetchItems: FETCH responses without INTERNALDATE or FLAGS, with

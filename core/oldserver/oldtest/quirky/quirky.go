@@ -54,6 +54,10 @@ type Quirks struct {
 	NoDate, NoFlags, SplitItems bool
 	// NilSize answers RFC822.SIZE with NIL.
 	NilSize bool
+	// Unasked follows each FETCH response carrying a body with the same
+	// response again and with Unasked responses carrying a 64 KiB body for
+	// UIDs nobody asked for (a lying server: a client must not keep them).
+	Unasked int
 	// Without are capabilities the server does not offer (and whose
 	// commands it then refuses as unknown where go-imap does).
 	Without []imap.Cap

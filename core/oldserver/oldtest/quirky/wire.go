@@ -178,6 +178,14 @@ func (c *conn) rewrite(resp []byte) ([]byte, bool) {
 			post = fmt.Appendf(nil, "* %s FETCH (UID %s %s%s)\r\n", m[1], u[1], flags, bytes.TrimSpace(date))
 		}
 		c.bodies++
+		if q.Unasked > 0 {
+			post = append(post, first...)
+			post = append(post, rest...)
+			junk := bytes.Repeat([]byte("unasked\r\n"), 64<<10/9)
+			for i := range q.Unasked {
+				post = fmt.Appendf(post, "* %s FETCH (UID %d FLAGS () BODY[] {%d}\r\n%s)\r\n", m[1], 900000+c.bodies*q.Unasked+i, len(junk), junk)
+			}
+		}
 		if q.ByeAfter > 0 && c.bodies == q.ByeAfter && c.s.byes.Load() < int32(max(q.ByeTimes, 1)) {
 			c.s.byes.Add(1)
 			post = append(post, "* BYE Server shutting down for maintenance\r\n"...)
