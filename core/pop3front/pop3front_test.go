@@ -428,3 +428,44 @@ func TestExpungedMeanwhile(t *testing.T) {
 		t.Errorf("%d messages left, want 1", len(msgs))
 	}
 }
+
+// TestQuitAfterAccountMadeAgain: a session's QUIT after its account was
+// deleted and made again (SQLite gives the new account and its INBOX the
+// old IDs, and its messages UIDs from 1 again) removes nothing of the new
+// account, even a message with the same bytes under the same UID.
+func TestQuitAfterAccountMadeAgain(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	e.put(msg1)
+	old := e.inbox()
+	p := e.login()
+	p.ok("DELE 1")
+	if err := e.st.DeleteAccount(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	// Made again in a later second (the account's creation time is kept
+	// in seconds).
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	acct, err := e.st.CreateAccount(ctx, user, pass, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.acct = acct
+	if mb := e.inbox(); acct.ID != old.AccountID || mb.ID != old.ID {
+		t.Fatalf("account %d INBOX %d made again as account %d INBOX %d: the case needs the IDs reused", old.AccountID, old.ID, acct.ID, mb.ID)
+	}
+	m := e.put(msg1)
+	if m.UID != 1 {
+		t.Fatalf("new message has UID %d, want 1", m.UID)
+	}
+	if r := p.cmd("QUIT"); strings.Contains(r, "1 messages removed") {
+		t.Errorf("QUIT = %q", r)
+	}
+	msgs, err := e.st.Messages(ctx, e.inbox().ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("the new account has %d messages, want 1: QUIT of the old account's session removed its mail", len(msgs))
+	}
+}
