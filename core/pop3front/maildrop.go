@@ -42,7 +42,7 @@ func openMaildrop(ctx context.Context, st *store.Store, acct *store.Account) (*m
 	if err != nil {
 		return nil, err
 	}
-	uidls, err := UIDLs(ctx, st, acct.ID, mb, msgs)
+	uidls, err := UIDLs(ctx, st, acct, mb, msgs)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"strings"
@@ -468,4 +470,39 @@ func TestQuitAfterAccountMadeAgain(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("the new account has %d messages, want 1: QUIT of the old account's session removed its mail", len(msgs))
 	}
+}
+
+// TestUIDLsKeptWhenOldListComesLate: the old server's UIDL list of a
+// migrated account could not be read at first (the POP3 session got
+// UIDLs made here) and was read later: the UIDLs a client saw stay, and
+// only a message copied after the list was read takes its old UIDL.
+func TestUIDLsKeptWhenOldListComesLate(t *testing.T) {
+	e := newEnv(t, &envOpts{noAccount: true})
+	ctx := context.Background()
+	var err error
+	if e.acct, err = e.st.CreateAccount(ctx, user, pass, &store.AccountOptions{Migration: store.MigRunning}); err != nil {
+		t.Fatal(err)
+	}
+	m1, m2 := e.put(msg1), e.put(msg2)
+	p := e.login()
+	p.ok("UIDL")
+	first := string(p.multi())
+	p.ok("QUIT")
+	const msg3 = "Subject: three\r\n\r\ncopied after the list was read\r\n"
+	sum := sha256.Sum256([]byte(msg3))
+	if err := e.st.KeepUIDLs(ctx, e.acct.ID, []store.KeptUIDL{
+		{UIDL: "old-a", BlobKey: m1.BlobKey},
+		{UIDL: "old-b", BlobKey: m2.BlobKey},
+		{UIDL: "old-c", BlobKey: hex.EncodeToString(sum[:])},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.put(msg3)
+	p = e.login()
+	p.ok("UIDL")
+	got := string(p.multi())
+	if want := first + "3 old-c\r\n"; got != want {
+		t.Errorf("UIDL after the old list was read = %q, want %q (the UIDLs a client saw must not change)", got, want)
+	}
+	p.ok("QUIT")
 }
