@@ -214,37 +214,33 @@ func TestTrustCertificate(t *testing.T) {
 // The dashboard says which store engine keeps the metadata, and where
 // (here the embedded SQLite).
 func TestDashboardShowsStore(t *testing.T) {
-	h := newHarness(t)
-	d := h.u.dash
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var txt string
-		h.ui(func() { txt = d.listen.Text })
-		if strings.Contains(txt, "Store: SQLite, ") && strings.Contains(txt, "mailferry.db") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the dashboard says %q", txt)
-		}
-		d.refresh()
-		time.Sleep(100 * time.Millisecond)
-	}
+	newHarness(t).waitListenText("Store: SQLite, ", "mailferry.db")
 }
 
 // The dashboard says which certificate the listeners serve and until when
 // (here the self-signed default).
 func TestDashboardShowsCertificate(t *testing.T) {
-	h := newHarness(t)
+	newHarness(t).waitListenText("Certificate: self-signed for ", "valid until ")
+}
+
+// waitListenText refreshes the dashboard until its listener text holds
+// every one of parts (at most 30 seconds).
+func (h *harness) waitListenText(parts ...string) {
+	h.t.Helper()
 	d := h.u.dash
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var txt string
 		h.ui(func() { txt = d.listen.Text })
-		if strings.Contains(txt, "Certificate: self-signed for ") && strings.Contains(txt, "valid until ") {
+		missing := false
+		for _, p := range parts {
+			missing = missing || !strings.Contains(txt, p)
+		}
+		if !missing {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the dashboard says %q", txt)
+			h.t.Fatalf("the dashboard says %q, want %q", txt, parts)
 		}
 		d.refresh()
 		time.Sleep(100 * time.Millisecond)

@@ -85,7 +85,8 @@
 // becomes "Sent", "INBOX.Données.Été 2020" becomes "Données.Été 2020". Names
 // are UTF-8 in the store (modified UTF-7 on the wire is decoded by
 // imapclient; a name in broken modified UTF-7 is kept as the server sent
-// it, and commands send those bytes back: imap.RawMailboxMark). Each local mailbox remembers its old name (store
+// it, and commands send those bytes back: imap.RawMailboxMark; should those
+// bytes be a good name's text too, the broken one is named "… (as sent)"). Each local mailbox remembers its old name (store
 // Mailbox.OldName), which is how later runs match them up. Mailboxes of other
 // and shared namespaces are not copied. A \Noselect parent is created as an
 // empty mailbox so the hierarchy stays visible.

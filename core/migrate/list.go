@@ -164,9 +164,25 @@ func listOld(c *imapclient.Client, ns nsInfo) ([]*oldMailbox, error) {
 		return nil, fmt.Errorf("LIST: %w", err)
 	}
 	var out []*oldMailbox
+	// A name in broken modified UTF-7 is kept as the bytes sent, which may
+	// be the text of a good name ("Caf&AOk" sent broken, and "Caf&-AOk"):
+	// two folders. The broken one then takes a name of its own (the old
+	// name its local mailbox remembers), so that neither is left out.
+	names := map[string]bool{}
+	for _, l := range list {
+		names[l.Mailbox] = true
+	}
 	seen := map[string]bool{}
 	for _, l := range list {
 		name, raw := strings.CutPrefix(l.Mailbox, imap.RawMailboxMark)
+		if raw && names[name] {
+			base := name + " (as sent)"
+			name = base
+			for i := 2; names[name] || names[imap.RawMailboxMark+name]; i++ {
+				name = fmt.Sprintf("%s %d", base, i)
+			}
+			names[name] = true
+		}
 		local := ns.localName(name)
 		if local == "" || seen[name] {
 			continue

@@ -4,16 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"mailferry/core/store"
 )
 
 // maildrop is a session's snapshot of the account's INBOX.
 type maildrop struct {
-	account int64
-	address string
-	mailbox int64
-	items   []item
+	account  int64
+	address  string
+	created  time.Time // the account's, told apart from one made again
+	mailbox  int64
+	validity uint32
+	items    []item
 }
 
 // item is one message of the snapshot.
@@ -39,11 +42,12 @@ func openMaildrop(ctx context.Context, st *store.Store, acct *store.Account) (*m
 	if err != nil {
 		return nil, err
 	}
-	uidls, err := UIDLs(ctx, st, acct.ID, mb, msgs)
+	uidls, err := UIDLs(ctx, st, acct, mb, msgs)
 	if err != nil {
 		return nil, err
 	}
-	d := &maildrop{account: acct.ID, address: acct.Address, mailbox: mb.ID, items: make([]item, len(msgs))}
+	d := &maildrop{account: acct.ID, address: acct.Address, created: acct.Created, mailbox: mb.ID, validity: mb.UIDValidity,
+		items: make([]item, len(msgs))}
 	for i, m := range msgs {
 		d.items[i] = item{uid: m.UID, size: m.Size, blob: m.BlobKey, uidl: uidls[m.UID]}
 	}
@@ -74,26 +78,26 @@ func (d *maildrop) body(ctx context.Context, st *store.Store, it *item) ([]byte,
 	return st.Blob(ctx, m.BlobKey)
 }
 
-// update removes the messages marked deleted (RFC 1939 UPDATE state):
-// \Deleted on exactly those UIDs, then an expunge of exactly those UIDs,
-// so that IMAP sessions see them go. It returns how many were removed (a
-// message another session removed first does not count).
+// update removes the messages marked deleted (RFC 1939 UPDATE state), in
+// one transaction, and only while they are the messages of the snapshot:
+// the same account (not one deleted and made again under the same IDs),
+// the same INBOX, the same bytes under each UID. IMAP sessions see them go
+// as EXPUNGE. It returns how many were removed (a message another session
+// removed first does not count).
 func (d *maildrop) update(ctx context.Context, st *store.Store) (int, error) {
-	var uids []uint32
+	seen := &store.Seen{AccountID: d.account, Created: d.created, MailboxID: d.mailbox, UIDValidity: d.validity,
+		Blobs: map[uint32]string{}}
 	for _, it := range d.items {
 		if it.deleted {
-			uids = append(uids, it.uid)
+			seen.Blobs[it.uid] = it.blob
 		}
 	}
-	if len(uids) == 0 {
+	if len(seen.Blobs) == 0 {
 		return 0, nil
 	}
-	if _, err := st.StoreFlags(ctx, d.mailbox, uids, store.FlagsAdd, []string{`\Deleted`}); err != nil {
-		return 0, fmt.Errorf("pop3front: mark deleted: %w", err)
-	}
-	gone, err := st.Expunge(ctx, d.mailbox, uids)
+	gone, err := st.ExpungeSeen(ctx, seen)
 	if err != nil {
-		return 0, fmt.Errorf("pop3front: expunge: %w", err)
+		return 0, fmt.Errorf("pop3front: remove deleted messages: %w", err)
 	}
 	return len(gone), nil
 }

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"strings"
@@ -427,4 +429,80 @@ func TestExpungedMeanwhile(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Errorf("%d messages left, want 1", len(msgs))
 	}
+}
+
+// TestQuitAfterAccountMadeAgain: a session's QUIT after its account was
+// deleted and made again (SQLite gives the new account and its INBOX the
+// old IDs, and its messages UIDs from 1 again) removes nothing of the new
+// account, even a message with the same bytes under the same UID.
+func TestQuitAfterAccountMadeAgain(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	e.put(msg1)
+	old := e.inbox()
+	p := e.login()
+	p.ok("DELE 1")
+	if err := e.st.DeleteAccount(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	// Made again in a later second (the account's creation time is kept
+	// in seconds).
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	acct, err := e.st.CreateAccount(ctx, user, pass, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.acct = acct
+	if mb := e.inbox(); acct.ID != old.AccountID || mb.ID != old.ID {
+		t.Fatalf("account %d INBOX %d made again as account %d INBOX %d: the case needs the IDs reused", old.AccountID, old.ID, acct.ID, mb.ID)
+	}
+	m := e.put(msg1)
+	if m.UID != 1 {
+		t.Fatalf("new message has UID %d, want 1", m.UID)
+	}
+	if r := p.cmd("QUIT"); strings.Contains(r, "1 messages removed") {
+		t.Errorf("QUIT = %q", r)
+	}
+	msgs, err := e.st.Messages(ctx, e.inbox().ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("the new account has %d messages, want 1: QUIT of the old account's session removed its mail", len(msgs))
+	}
+}
+
+// TestUIDLsKeptWhenOldListComesLate: the old server's UIDL list of a
+// migrated account could not be read at first (the POP3 session got
+// UIDLs made here) and was read later: the UIDLs a client saw stay, and
+// only a message copied after the list was read takes its old UIDL.
+func TestUIDLsKeptWhenOldListComesLate(t *testing.T) {
+	e := newEnv(t, &envOpts{noAccount: true})
+	ctx := context.Background()
+	var err error
+	if e.acct, err = e.st.CreateAccount(ctx, user, pass, &store.AccountOptions{Migration: store.MigRunning}); err != nil {
+		t.Fatal(err)
+	}
+	m1, m2 := e.put(msg1), e.put(msg2)
+	p := e.login()
+	p.ok("UIDL")
+	first := string(p.multi())
+	p.ok("QUIT")
+	const msg3 = "Subject: three\r\n\r\ncopied after the list was read\r\n"
+	sum := sha256.Sum256([]byte(msg3))
+	if err := e.st.KeepUIDLs(ctx, e.acct.ID, []store.KeptUIDL{
+		{UIDL: "old-a", BlobKey: m1.BlobKey},
+		{UIDL: "old-b", BlobKey: m2.BlobKey},
+		{UIDL: "old-c", BlobKey: hex.EncodeToString(sum[:])},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.put(msg3)
+	p = e.login()
+	p.ok("UIDL")
+	got := string(p.multi())
+	if want := first + "3 old-c\r\n"; got != want {
+		t.Errorf("UIDL after the old list was read = %q, want %q (the UIDLs a client saw must not change)", got, want)
+	}
+	p.ok("QUIT")
 }

@@ -127,13 +127,18 @@ func (s *Server) serve(ln net.Listener, implicit bool) error {
 			c.Close()
 			return nil
 		}
-		s.wg.Add(1)
+		if afterTrack != nil {
+			afterTrack()
+		}
 		go s.handle(c, implicit)
 	}
 }
 
-// track records an open connection so that Close can end it; false after
-// Close.
+// track records an open connection so that Close can end it and wait
+// for its session; false after Close. The session is counted under the
+// same lock that Close takes to set closed: counting it later would let
+// Close's wait end with a session about to start (and race the counter's
+// Add with its Wait).
 func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -141,8 +146,13 @@ func (s *Server) track(c net.Conn) bool {
 		return false
 	}
 	s.conns[c] = struct{}{}
+	s.wg.Add(1)
 	return true
 }
+
+// afterTrack, when set (tests), runs between track and the start of the
+// session.
+var afterTrack func()
 
 func (s *Server) untrack(c net.Conn) {
 	s.mu.Lock()

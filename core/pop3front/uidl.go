@@ -16,7 +16,22 @@ import (
 // "%08x%08x" of the mailbox's UIDVALIDITY and its UID; should that equal a
 // kept UIDL of the account, a suffix "-1", "-2", … makes it unique, so new
 // mail never takes a UIDL a POP3 client knows from the old server.
-func UIDLs(ctx context.Context, st *store.Store, accountID int64, mb *store.Mailbox, msgs []*store.Message) (map[uint32]string, error) {
+//
+// A UIDL once given does not change: while a migrated account's old list
+// is not read (store.UIDLsRead; reading it failed, or it comes later), the
+// UIDLs made here are recorded as matched (store.PinUIDLs), so that the
+// old list, read later, does not take their messages and make clients
+// download them again.
+func UIDLs(ctx context.Context, st *store.Store, acct *store.Account, mb *store.Mailbox, msgs []*store.Message) (map[uint32]string, error) {
+	accountID := acct.ID
+	pin := false
+	if acct.Migration != "" {
+		read, err := st.UIDLsRead(ctx, accountID)
+		if err != nil {
+			return nil, err
+		}
+		pin = !read
+	}
 	kept, err := st.KeptUIDLs(ctx, accountID)
 	if err != nil {
 		return nil, err
@@ -49,6 +64,7 @@ func UIDLs(ctx context.Context, st *store.Store, accountID int64, mb *store.Mail
 	if err := st.MatchKeptUIDLs(ctx, accountID, mb.ID, match); err != nil {
 		return nil, err
 	}
+	var pins []store.KeptUIDL
 	for _, m := range msgs {
 		if _, ok := out[m.UID]; ok {
 			continue
@@ -58,6 +74,12 @@ func UIDLs(ctx context.Context, st *store.Store, accountID int64, mb *store.Mail
 			u = fmt.Sprintf("%08x%08x-%d", mb.UIDValidity, m.UID, i)
 		}
 		out[m.UID] = u
+		if pin {
+			pins = append(pins, store.KeptUIDL{UIDL: u, BlobKey: m.BlobKey, MailboxID: mb.ID, UID: m.UID})
+		}
+	}
+	if err := st.PinUIDLs(ctx, accountID, pins); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

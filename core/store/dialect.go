@@ -43,7 +43,9 @@ var (
 func (d *dialect) postgres() bool { return d == postgresDialect }
 
 // rebind turns the `?` placeholders of q into PostgreSQL's `$1`, `$2`, ...;
-// a `?` inside a quoted string or identifier, or a comment, is left alone.
+// a `?` inside a quoted string or identifier, a dollar-quoted string
+// ($$...$$, $tag$...$tag$), or a comment (-- to the end of the line, or
+// /* */, which PostgreSQL nests) is left alone.
 func rebind(q string) string {
 	if !strings.Contains(q, "?") {
 		return q
@@ -69,6 +71,31 @@ func rebind(q string) string {
 			}
 			b.WriteString(q[i : i+j])
 			i += j - 1
+		case c == '/' && i+1 < len(q) && q[i+1] == '*':
+			j, depth := i+2, 1
+			for j < len(q) && depth > 0 {
+				switch {
+				case strings.HasPrefix(q[j:], "/*"):
+					depth++
+					j += 2
+				case strings.HasPrefix(q[j:], "*/"):
+					depth--
+					j += 2
+				default:
+					j++
+				}
+			}
+			b.WriteString(q[i:j])
+			i = j - 1
+		case c == '$' && dollarTag(q[i:]) != "":
+			tag := dollarTag(q[i:])
+			end := strings.Index(q[i+len(tag):], tag)
+			j := len(q)
+			if end >= 0 {
+				j = i + len(tag) + end + len(tag)
+			}
+			b.WriteString(q[i:j])
+			i = j - 1
 		case c == '?':
 			n++
 			b.WriteByte('$')
@@ -78,6 +105,22 @@ func rebind(q string) string {
 		}
 	}
 	return b.String()
+}
+
+// dollarTag returns the opening tag of a dollar-quoted string that s
+// begins with ("$$" or "$name$"), or "" (a "$1" parameter is none).
+func dollarTag(s string) string {
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '$':
+			return s[:i+1]
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80 || i > 1 && c >= '0' && c <= '9':
+		default:
+			return ""
+		}
+	}
+	return ""
 }
 
 // pgConnector opens pgx connections whose statements are rebound.

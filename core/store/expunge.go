@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 )
 
 // expungeUIDs removes messages from a mailbox under one new MODSEQ and
@@ -75,4 +77,75 @@ func (s *Store) ExpungeHistory(ctx context.Context, mailboxID int64) (uint64, er
 		return 0, fmt.Errorf("store: %w", err)
 	}
 	return since, nil
+}
+
+// Seen names messages as a reader saw them, to remove them later (a POP3
+// QUIT): the account (its ID and creation time), the mailbox (its ID and
+// UIDVALIDITY) and, by UID, each message's blob key.
+type Seen struct {
+	AccountID   int64
+	Created     time.Time
+	MailboxID   int64
+	UIDValidity uint32
+	Blobs       map[uint32]string
+}
+
+// ExpungeSeen removes, in one transaction, the messages of seen that are
+// still the ones the reader saw, and returns their UIDs in ascending
+// order. An account deleted and made again may reuse the IDs of the old
+// one (SQLite hands out the highest row ID again) and numbers its
+// messages from UID 1 again: when the account's creation time, the
+// mailbox's account or its UIDVALIDITY differ, nothing is removed and the
+// error wraps ErrNotFound; a UID whose blob differs (or that is gone) is
+// skipped.
+func (s *Store) ExpungeSeen(ctx context.Context, seen *Seen) ([]uint32, error) {
+	var gone []uint32
+	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		var acct int64
+		var validity uint32
+		var created int64
+		err := tx.QueryRowContext(ctx, `SELECT m.account_id, m.uid_validity, a.created FROM mailboxes m JOIN accounts a ON a.id = m.account_id WHERE m.id = ?`,
+			seen.MailboxID).Scan(&acct, &validity, &created)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("mailbox %d: %w", seen.MailboxID, ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if acct != seen.AccountID || validity != seen.UIDValidity || created != seen.Created.Unix() {
+			return fmt.Errorf("mailbox %d: %w: its account or UIDVALIDITY changed since it was read", seen.MailboxID, ErrNotFound)
+		}
+		sel, err := tx.PrepareContext(ctx, `SELECT blob FROM messages WHERE mailbox_id = ? AND uid = ?`)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		defer sel.Close()
+		uids := make([]uint32, 0, len(seen.Blobs))
+		for u := range seen.Blobs {
+			uids = append(uids, u)
+		}
+		slices.Sort(uids)
+		for _, u := range uids {
+			var blob string
+			err := sel.QueryRowContext(ctx, seen.MailboxID, u).Scan(&blob)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			} else if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			if blob == seen.Blobs[u] {
+				gone = append(gone, u)
+			}
+		}
+		if len(gone) > 0 {
+			if err := expungeUIDs(ctx, tx, seen.MailboxID, gone); err != nil {
+				return err
+			}
+			ch.account(acct)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return gone, nil
 }

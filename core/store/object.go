@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"syscall"
 	"time"
 
@@ -150,6 +149,13 @@ func openObjects(cfg *ObjectStorage) (*objects, error) {
 	// A listing, not HEAD: its errors come with their S3 code (a wrong
 	// secret key is told from a bucket one may not use).
 	err = o.probe(ctx)
+	if err != nil && !cfg.PlainHTTP {
+		// net/http words a plain-HTTP answer to HTTPS in untyped text: a
+		// handshake of our own gives the typed TLS error instead.
+		if terr := o.handshake(ctx); terr != nil {
+			err = terr
+		}
+	}
 	if err != nil && minio.ToErrorResponse(err).Code != "NoSuchBucket" {
 		o.close()
 		return nil, o.fail("open bucket "+o.bucket, err)
@@ -163,6 +169,30 @@ func openObjects(cfg *ObjectStorage) (*objects, error) {
 		}
 	}
 	return o, nil
+}
+
+// handshake makes a TLS handshake with the endpoint and returns its
+// error only when the endpoint does not speak TLS (a tls.RecordHeaderError:
+// it answered in plain text); any other outcome is nil, for the request's
+// own error to tell.
+func (o *objects) handshake(ctx context.Context) error {
+	host, _, _ := net.SplitHostPort(o.endpoint)
+	d := &tls.Dialer{
+		NetDialer: &net.Dialer{Timeout: min(o.timeout, 10*time.Second)},
+		Config:    &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host},
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(o.timeout, 10*time.Second))
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", o.endpoint)
+	if err == nil {
+		c.Close()
+		return nil
+	}
+	var rec tls.RecordHeaderError
+	if errors.As(err, &rec) {
+		return err
+	}
+	return nil
 }
 
 // probe lists at most one blob of the bucket.
@@ -195,7 +225,7 @@ func (o *objects) fail(op string, err error) error {
 		why = "nothing listens there (is the object storage running? is s3_endpoint right?)"
 	case errors.As(err, &dnsErr):
 		why = "the host name does not resolve"
-	case errors.As(err, &recErr) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+	case errors.As(err, &recErr):
 		why = "TLS failed: the endpoint may speak plain HTTP (s3_tls false) or not S3 at all"
 	case resp.Code == "InvalidAccessKeyId":
 		why = "the access key is unknown to the object storage (s3_access_key)"

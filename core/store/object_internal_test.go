@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -306,5 +309,27 @@ func BenchmarkBlobAppend(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// HTTPS to an endpoint that speaks plain HTTP is told as a TLS mismatch
+// by a typed error (tls.RecordHeaderError), not by net/http's text; no
+// S3 server needed: any plain HTTP server answers so.
+func TestObjectStorageTLSToPlainHTTP(t *testing.T) {
+	engineFree(t)
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "not S3", http.StatusBadRequest)
+	}))
+	defer plain.Close()
+	o := s3Options(strings.TrimPrefix(plain.URL, "http://"), "mail")
+	o.PlainHTTP = false
+	s, err := Open(filepath.Join(t.TempDir(), "mail.db"), &Options{ChangePoll: -1, Objects: o})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open over TLS to a plain HTTP endpoint succeeded")
+	}
+	var rec tls.RecordHeaderError
+	if !errors.Is(err, ErrObjectStorage) || !errors.As(err, &rec) || !strings.Contains(err.Error(), "TLS failed") {
+		t.Errorf("TLS to a plain endpoint: %v; want ErrObjectStorage wrapping a tls.RecordHeaderError, told as TLS failed", err)
 	}
 }

@@ -20,6 +20,15 @@ func TestRebind(t *testing.T) {
 		{`SELECT 'unterminated ?`, `SELECT 'unterminated ?`},
 		{"-- ? at the end", "-- ? at the end"},
 		{`SELECT a - ?`, `SELECT a - $1`},
+		{`SELECT /* why? */ ?`, `SELECT /* why? */ $1`},
+		{`SELECT /* a /* nested? */ still? */ ?`, `SELECT /* a /* nested? */ still? */ $1`},
+		{`SELECT /* unterminated ?`, `SELECT /* unterminated ?`},
+		{`SELECT $$ what? $$, ?`, `SELECT $$ what? $$, $1`},
+		{`SELECT $tag$ a $$ b? $tag$, ?`, `SELECT $tag$ a $$ b? $tag$, $1`},
+		{`SELECT $1, ?`, `SELECT $1, $1`},
+		{`SELECT $x`, `SELECT $x`},
+		{`SELECT $$ unterminated ?`, `SELECT $$ unterminated ?`},
+		{`SELECT a/?, ?*2`, `SELECT a/$1, $2*2`},
 	} {
 		if got := rebind(c.in); got != c.want {
 			t.Errorf("rebind(%q) = %q, want %q", c.in, got, c.want)

@@ -116,3 +116,29 @@ func (s *Store) MatchKeptUIDLs(ctx context.Context, accountID, mailboxID int64, 
 		return nil
 	})
 }
+
+// PinUIDLs records UIDLs a front end gave messages of an account before
+// its old UIDL list was read (each with MailboxID, UID and BlobKey set),
+// as matched kept UIDLs, so that a list read later does not change them:
+// a client that saw one would download the message again. A UIDL recorded
+// already is left as it is; a malformed one is ErrInvalid and nothing is
+// recorded.
+func (s *Store) PinUIDLs(ctx context.Context, accountID int64, list []KeptUIDL) error {
+	if len(list) == 0 {
+		return nil
+	}
+	for _, k := range list {
+		if !validUIDL(k.UIDL) || len(k.BlobKey) != 64 || k.MailboxID == 0 || k.UID == 0 {
+			return fmt.Errorf("store: pin UIDL %q: %w", k.UIDL, ErrInvalid)
+		}
+	}
+	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		for _, k := range list {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO kept_uidls(account_id, uidl, blob, mailbox_id, uid) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+				accountID, k.UIDL, k.BlobKey, k.MailboxID, k.UID); err != nil {
+				return fmt.Errorf("store: pin UIDLs: %w", err)
+			}
+		}
+		return nil
+	})
+}

@@ -127,3 +127,45 @@ func TestSelectBrokenUTF7(t *testing.T) {
 		}
 	}
 }
+
+// A name whose modified UTF-7 decodes to a NUL first ("&AAA-Work" is
+// "\x00Work") is kept as sent, marked, like a broken one (Mailferry fork,
+// FORK.md change 28): decoded, it read as the mark, and the name went
+// back as "Work", another mailbox.
+func TestSelectNULName(t *testing.T) {
+	cli, srv := net.Pipe()
+	lines := make(chan string, 4)
+	go func() {
+		defer srv.Close()
+		br := bufio.NewReader(srv)
+		srv.Write([]byte("* OK [CAPABILITY IMAP4rev1] ready\r\n"))
+		for _, r := range []string{
+			"* LIST () \".\" \"&AAA-Work\"\r\n* LIST () \".\" \"Work\"\r\nTAG OK done\r\n",
+			"* 1 EXISTS\r\nTAG OK [READ-ONLY] done\r\n",
+		} {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			lines <- line
+			tag, _, _ := strings.Cut(line, " ")
+			srv.Write([]byte(strings.ReplaceAll(r, "TAG", tag)))
+		}
+	}()
+	c := imapclient.New(cli, nil)
+	defer c.Close()
+	l, err := c.List("", "*", nil).Collect()
+	if err != nil || len(l) != 2 {
+		t.Fatalf("LIST: %v %+v", err, l)
+	}
+	<-lines
+	if l[0].Mailbox != imap.RawMailboxMark+"&AAA-Work" || l[1].Mailbox != "Work" {
+		t.Fatalf("names %q %q", l[0].Mailbox, l[1].Mailbox)
+	}
+	if _, err := c.Select(l[0].Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-lines; !strings.Contains(got, `EXAMINE "&AAA-Work"`) {
+		t.Errorf("sent %q, want EXAMINE \"&AAA-Work\"", got)
+	}
+}

@@ -3,6 +3,7 @@ package imapwire
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -570,6 +571,10 @@ func (dec *Decoder) ExpectNList(f func() error) error {
 	return dec.ExpectList(f)
 }
 
+// errNULName: a mailbox name whose modified UTF-7 decodes to a name that
+// begins with imap.RawMailboxMark.
+var errNULName = errors.New("mailbox name decodes to a NUL first")
+
 func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 	var name string
 	if !dec.ExpectAString(&name) {
@@ -580,6 +585,11 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 		return true
 	}
 	decoded, err := utf7.Decode(name)
+	if err == nil && dec.side == ConnSideClient && strings.HasPrefix(decoded, imap.RawMailboxMark) {
+		// "&AAA-" decodes to the mark: kept as sent, marked, so that it is
+		// never taken for another name's bytes (FORK.md change 28).
+		err = errNULName
+	}
 	if err != nil && dec.side == ConnSideClient {
 		// A server's name in broken modified UTF-7 (RFC 3501 §5.1.3) is
 		// kept as it was sent, marked, rather than failing the whole
