@@ -164,6 +164,7 @@ type Store struct {
 	cancel context.CancelFunc // stops the goroutines below
 	wg     sync.WaitGroup     // pollOthers, listenOthers
 	self   string             // this Store among the PostgreSQL engine's listeners (pgstore.go)
+	clk    *clock             // the time leases and sweeps compare (clock.go)
 }
 
 // Engine names the engine keeping the store's metadata: EngineSQLite or
@@ -279,6 +280,7 @@ func newStore(d *dialect, where string, opts *Options) *Store {
 		summarize: opts.Summarize,
 		watchers:  map[int64]map[*Watcher]struct{}{},
 		hashes:    newHashing(opts.MaxHashes),
+		clk:       newClock(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
