@@ -260,6 +260,15 @@ CREATE TABLE IF NOT EXISTS object_sweeps (
 	busy_until BIGINT NOT NULL -- Unix milliseconds
 );
 `,
+	// Failed logins shared by every node (loginfail.go; SQLite's step of
+	// the same table).
+	`
+CREATE TABLE IF NOT EXISTS login_failures (
+	key     TEXT PRIMARY KEY,
+	expires BIGINT NOT NULL -- Unix milliseconds
+);
+CREATE INDEX IF NOT EXISTS login_failures_expires ON login_failures(expires);
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:
