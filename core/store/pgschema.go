@@ -278,6 +278,9 @@ CREATE INDEX IF NOT EXISTS login_failures_expires ON login_failures(expires);
 const (
 	pgLockSchema int64 = 0x4d46_0001 // "MF" 1
 	pgLockWrite  int64 = 0x4d46_0002 // "MF" 2
+	// pgLockAccount is the first key of an account's writer lock (the
+	// two-key form, whose keys never meet the one-key form's).
+	pgLockAccount int32 = 0x4d46_0003 // "MF" 3
 )
 
 // upgradePostgres brings a PostgreSQL database's schema to the newest

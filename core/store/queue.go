@@ -109,6 +109,9 @@ func (s *Store) queueExec(ctx context.Context, id int64, q string, args ...any) 
 // transaction, or fails with ErrNotFound (for example when the
 // administrator deleted it meanwhile).
 func (t *Tx) QueueDelete(id int64, blobKey string) error {
+	if err := t.inScope(0); err != nil {
+		return err
+	}
 	return queueExecTx(t.ctx, t.tx, t.ch, id, `DELETE FROM queue WHERE id = ? AND blob = ?`, id, blobKey)
 }
 
@@ -116,6 +119,9 @@ func (t *Tx) QueueDelete(id int64, blobKey string) error {
 // served by queue item id (whose message is blobKey), without counting an attempt. An empty rcpts
 // deletes the item.
 func (t *Tx) QueueSetRcpts(id int64, blobKey string, rcpts []string) error {
+	if err := t.inScope(0); err != nil {
+		return err
+	}
 	if len(rcpts) == 0 {
 		return t.QueueDelete(id, blobKey)
 	}
@@ -127,6 +133,9 @@ func (t *Tx) QueueSetRcpts(id int64, blobKey string, rcpts []string) error {
 // still to serve (not empty), the error and when to try next (on this
 // node's clock; kept on the database's, see clock.go).
 func (t *Tx) QueueDefer(id int64, blobKey string, rcpts []string, next time.Time, lastErr string) error {
+	if err := t.inScope(0); err != nil {
+		return err
+	}
 	if len(rcpts) == 0 {
 		return fmt.Errorf("%w: defer queue item %d without recipients", ErrInvalid, id)
 	}
