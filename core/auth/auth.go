@@ -23,6 +23,17 @@
 //     together never exceed the bucket.
 //     The owner logging in from elsewhere has buckets of their own, so a
 //     stranger's guesses never lock the owner out.
+//   - Failures are counted by every process on the store alike (several
+//     nodes on one PostgreSQL database, or serve beside another process
+//     on one SQLite file): each failure is also written to the store
+//     (store.NoteLoginFailure, one small write per failed login, made even
+//     if the client hangs up), and a login is refused when the failures
+//     of its source, network or account and source, counted there by all,
+//     have spent the bucket (shared.go). A success reads them (one query)
+//     and writes only to clear its account's failures, if it had any.
+//     The buckets above bound the logins being checked at once per
+//     process: N nodes may check N bucketfuls of guesses in one burst,
+//     then the shared failures refuse on every node.
 //   - Bounded cost: password hashes run at most store.Options.MaxHashes at
 //     once, first logins (which reach the old server) at most
 //     Options.MaxFirstLogins at once, connections per source at most
@@ -246,6 +257,7 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 	if len(r.Username) > addr.MaxInput {
 		// Neither logged nor kept: only its length.
 		p.lim.take(srcKey, p.opts.PerSource)
+		p.noteFailure(ctx, log, store.LoginFailureKey{Key: srcKey, Capacity: p.opts.PerSource})
 		log.Info("login refused: user name too long", "bytes", len(r.Username))
 		return nil, p.failed(ctx, start)
 	}
@@ -279,14 +291,38 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 	canon, cerr := store.CanonicalAddress(r.Username)
 	acctKey := "acct " + canon + " " + src.String()
 	if cerr == nil {
-		if !p.lim.takeWait(wctx, acctKey, p.opts.PerAccount) {
+		if !p.lim.takeWait(wctx, acctKey, p.opts.PerAccount) && !p.clearedElsewhere(wctx, acctKey) {
 			p.lim.give(srcKey, p.opts.PerSource)
 			p.lim.give(netKey, p.opts.PerNetwork)
 			return nil, limited("for this account from this source", canon)
 		}
 		defer p.lim.done(acctKey)
 	}
+	// The failures of other processes on the store (other nodes) count
+	// as this one's (shared.go): the buckets above bound the logins being
+	// checked here, these the failures everywhere.
+	srcF := store.LoginFailureKey{Key: srcKey, Capacity: p.opts.PerSource}
+	netF := store.LoginFailureKey{Key: netKey, Capacity: p.opts.PerNetwork}
+	acctF := store.LoginFailureKey{Key: acctKey, Capacity: p.opts.PerAccount}
+	failKeys := []store.LoginFailureKey{srcF, netF}
+	if cerr == nil {
+		failKeys = append(failKeys, acctF)
+	}
+	acctFailed, what, err := p.sharedLimited(ctx, failKeys)
+	if err != nil || what != "" {
+		p.lim.give(srcKey, p.opts.PerSource)
+		p.lim.give(netKey, p.opts.PerNetwork)
+		if cerr == nil {
+			p.lim.give(acctKey, p.opts.PerAccount)
+		}
+		if err != nil {
+			log.Warn("login not checked: failed logins cannot be read", "user", name, "err", err)
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return nil, limited(what, name)
+	}
 	fail := func(reason string) error {
+		p.noteFailure(ctx, log, failKeys...)
 		log.Info("login failed", "user", name, "reason", reason)
 		return p.failed(ctx, start)
 	}
@@ -297,6 +333,7 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 		if cerr == nil {
 			p.lim.give(acctKey, p.opts.PerAccount)
 		}
+		p.noteFailure(ctx, log, srcF, netF)
 		log.Warn("login could not be checked", "user", name, "err", err)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -350,6 +387,12 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 	}
 	p.lim.give(acctKey, p.opts.PerAccount) // this login's own token, then the failures
 	p.lim.reset(acctKey)
+	if acctFailed {
+		// Only a success after failures writes.
+		if err := p.st.ClearLoginFailures(context.WithoutCancel(ctx), acctKey); err != nil {
+			log.Warn("clear failed logins", "user", acct.Address, "err", err)
+		}
+	}
 	p.lim.give(srcKey, p.opts.PerSource)
 	p.lim.give(netKey, p.opts.PerNetwork)
 	if err := p.st.NoteLogin(ctx, acct); err != nil {

@@ -32,7 +32,9 @@ func (e *Engine) commit(ctx context.Context, acct *store.Account, p *plan, state
 	if err := e.st.SyncStaged(staged...); err != nil {
 		return err
 	}
-	tx, err := e.st.Begin(ctx)
+	// One mailbox's writes: other accounts' copies (on other nodes) go on
+	// beside it (store.BeginMailbox).
+	tx, err := e.st.BeginMailbox(ctx, p.local.ID)
 	if err != nil {
 		return err
 	}

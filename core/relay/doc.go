@@ -121,7 +121,10 @@
 //     attempt moves out by a lease of 5 × Options.ClientTimeout, at least a
 //     minute), so two workers — even in two processes — never try one item
 //     at once; the recorded outcome replaces the claim, and an item whose
-//     process died is tried again when the lease runs out.
+//     process died is tried again when the lease runs out. On PostgreSQL
+//     (several nodes) claims are timed by the database's clock, so a node
+//     whose clock runs ahead takes no item another holds
+//     (TestSharedQueuePostgres, store's TestSkewedClocks).
 //   - Mail from outside is never bounced by us after a 250: what we could
 //     not deliver is refused in the session (5xx) or deferred (4xx). Only
 //     mail from authenticated users and trusted networks is queued for an

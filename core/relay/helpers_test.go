@@ -79,8 +79,14 @@ func newEnv(t testing.TB, oldAddr string) *env {
 // address addr and the password pw.
 func newEnvWith(t testing.TB, set oldserver.Settings, addr, pw string) *env {
 	t.Helper()
+	return newEnvOn(t, set, addr, pw, func(path string) *store.Store { return openStore(t, path) })
+}
+
+// newEnvOn is newEnvWith on the store open opens at a path.
+func newEnvOn(t testing.TB, set oldserver.Settings, addr, pw string, open func(path string) *store.Store) *env {
+	t.Helper()
 	e := &env{path: filepath.Join(t.TempDir(), "mail.db")}
-	e.st = openStore(t, e.path)
+	e.st = open(e.path)
 	t.Cleanup(func() { e.st.Close() })
 	ctx := context.Background()
 	if _, err := e.st.CreateDomain(ctx, domain); err != nil {
@@ -185,6 +191,13 @@ func listen(t testing.TB) net.Listener {
 // otherwise.
 func startRelay(t testing.TB, st *store.Store, opts relay.Options) *running {
 	t.Helper()
+	return startRelayWith(t, st, opts, nil)
+}
+
+// startRelayWith is startRelay calling before, if not nil, on the Relay
+// before it runs.
+func startRelayWith(t testing.TB, st *store.Store, opts relay.Options, before func(*relay.Relay)) *running {
+	t.Helper()
 	opts.Store = st
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
@@ -210,6 +223,9 @@ func startRelay(t testing.TB, st *store.Store, opts relay.Options) *running {
 	r, err := relay.New(opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(r)
 	}
 	l1, l2, l3 := listen(t), listen(t), listen(t)
 	rr := &running{r: r, smtpAddr: l1.Addr().String(), subAddr: l2.Addr().String(), subTLSAddr: l3.Addr().String(), done: make(chan struct{})}

@@ -103,6 +103,8 @@ type Relay struct {
 	opts Options
 	st   *store.Store
 	log  *slog.Logger
+	// testLease, when set (by tests only), is the queue claims' lease.
+	testLease time.Duration
 
 	closed     chan struct{} // closed by Close
 	hardStop   chan struct{} // closed after ShutdownGrace

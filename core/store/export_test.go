@@ -1,6 +1,9 @@
 package store
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // OpenTest is testOpen for the external tests: Open on the engine of the
 // run (see engine_internal_test.go).
@@ -17,3 +20,9 @@ func EngineUnderTest() string { return testEngine }
 
 // EngineFree is engineFree for the external tests.
 func EngineFree(t testing.TB) { t.Helper(); engineFree(t) }
+
+// SkewClock sets s's wall clock d away from the machine's, as a node whose
+// clock is wrong has it (clock.go). Call it before s is used.
+func SkewClock(s *Store, d time.Duration) {
+	s.clk.wall = func() time.Time { return time.Now().Add(d) }
+}

@@ -133,6 +133,9 @@ func (s *Store) NoteKnownUser(ctx context.Context, domain, address string) error
 
 // NoteKnownUser is Store.NoteKnownUser in this transaction.
 func (t *Tx) NoteKnownUser(domain, address string) error {
+	if err := t.inScope(0); err != nil {
+		return err
+	}
 	domain, err := NormalizeDomain(domain)
 	if err != nil {
 		return err

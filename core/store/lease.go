@@ -18,7 +18,9 @@ var ErrLeased = errors.New("store: account being copied by another process")
 // after, so two processes never copy the same account at once. A lease not
 // renewed expires (its holder crashed), and another may take it.
 //
-// Leases use the wall clock, which processes on one machine share.
+// Leases are timed by the database's clock on PostgreSQL (nodes on several
+// machines need not agree on the time), by the wall clock, which processes
+// on one machine share, on SQLite (clock.go).
 
 // TakeLease gives the account's copy lease to holder for ttl, unless
 // another holder has it and it has not expired: that is ErrLeased. Taking a
@@ -28,7 +30,10 @@ func (s *Store) TakeLease(ctx context.Context, accountID int64, holder string, t
 		return fmt.Errorf("%w: lease holder %q, ttl %v", ErrInvalid, holder, ttl)
 	}
 	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		now := time.Now()
+		now, err := s.dbNow(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("store: lease of account %d: %w", accountID, err)
+		}
 		res, err := tx.ExecContext(ctx, `
 INSERT INTO copy_leases(account_id, holder, expires) VALUES (?, ?, ?)
 ON CONFLICT(account_id) DO UPDATE SET holder = excluded.holder, expires = excluded.expires
@@ -62,8 +67,12 @@ func (s *Store) TakeLeaseFrom(ctx context.Context, accountID int64, holder, dead
 		return fmt.Errorf("%w: lease holder %q from %q, ttl %v", ErrInvalid, holder, dead, ttl)
 	}
 	err := s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		_, err := tx.ExecContext(ctx, `UPDATE copy_leases SET holder = ?, expires = ? WHERE account_id = ? AND holder = ?`,
-			holder, time.Now().Add(ttl).UnixMilli(), accountID, dead)
+		now, err := s.dbNow(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("store: lease of account %d: %w", accountID, err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE copy_leases SET holder = ?, expires = ? WHERE account_id = ? AND holder = ?`,
+			holder, now.Add(ttl).UnixMilli(), accountID, dead)
 		if err != nil {
 			return fmt.Errorf("store: lease of account %d: %w", accountID, err)
 		}

@@ -65,6 +65,10 @@ type Tx struct {
 	tx   *sql.Tx
 	ch   *changes
 	done bool
+	// account, when not 0, is the one account whose mailboxes this
+	// transaction may write (BeginMailbox), mailbox the one it was begun
+	// for.
+	account, mailbox int64
 }
 
 // Begin starts a write transaction.
@@ -81,6 +85,49 @@ func (s *Store) Begin(ctx context.Context) (*Tx, error) {
 	// goroutine per query to watch it); cancelling ctx still rolls the
 	// transaction back, and later statements then fail.
 	return &Tx{s: s, ctx: context.WithoutCancel(ctx), tx: tx, ch: &changes{}}, nil
+}
+
+// BeginMailbox starts a write transaction that writes messages into the
+// mailboxes of one account only: that of mailboxID. On PostgreSQL it
+// waits only for the other writers of that account and for whole-store
+// writes (pgstore.go), so accounts' appends on several nodes go on side by
+// side. Its Append, AppendMany and SetMailboxMigration refuse a mailbox
+// of another account, and its other methods refuse, with ErrInvalid.
+func (s *Store) BeginMailbox(ctx context.Context, mailboxID int64) (*Tx, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: begin: %w", err)
+	}
+	// A mailbox never changes account: read before the lock, it is
+	// still its account under it (or gone, which the writes then find).
+	acct, err := mailboxAccount(ctx, tx, mailboxID)
+	if err == nil {
+		err = s.beginAccountWrite(ctx, tx, acct)
+	}
+	if err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return &Tx{s: s, ctx: context.WithoutCancel(ctx), tx: tx, ch: &changes{}, account: acct, mailbox: mailboxID}, nil
+}
+
+// inScope refuses, in a BeginMailbox transaction, a mailbox of another
+// account (mailboxID) or any write beside mailboxes' (mailboxID 0).
+func (t *Tx) inScope(mailboxID int64) error {
+	if t.account == 0 || (mailboxID != 0 && mailboxID == t.mailbox) {
+		return nil
+	}
+	if mailboxID == 0 {
+		return fmt.Errorf("%w: a transaction of one account's mailboxes writes nothing else", ErrInvalid)
+	}
+	acct, err := mailboxAccount(t.ctx, t.tx, mailboxID)
+	if err != nil {
+		return err
+	}
+	if acct != t.account {
+		return fmt.Errorf("%w: mailbox %d is not of account %d, this transaction's", ErrInvalid, mailboxID, t.account)
+	}
+	return nil
 }
 
 // Commit makes the transaction's message bytes durable, commits it, and
@@ -124,6 +171,9 @@ func (t *Tx) Rollback() {
 
 // Append adds a message to a mailbox and returns its metadata.
 func (t *Tx) Append(mailboxID int64, m *NewMessage) (*Message, error) {
+	if err := t.inScope(mailboxID); err != nil {
+		return nil, err
+	}
 	return t.s.appendMessage(t.ctx, t.tx, t.ch, mailboxID, m)
 }
 
@@ -135,29 +185,45 @@ func (t *Tx) AppendMany(mailboxID int64, msgs []*NewMessage) ([]*Message, error)
 	if len(msgs) == 0 {
 		return nil, nil
 	}
+	if err := t.inScope(mailboxID); err != nil {
+		return nil, err
+	}
 	return t.s.appendMany(t.ctx, t.tx, t.ch, mailboxID, msgs)
 }
 
 // SetMailboxMigration records a mailbox's migration state and highest old
 // UID copied, in this transaction (so that it commits with the messages).
 func (t *Tx) SetMailboxMigration(mailboxID int64, state string, migratedUID uint32) error {
+	if err := t.inScope(mailboxID); err != nil {
+		return err
+	}
 	return setMailboxMigration(t.ctx, t.tx, t.ch, mailboxID, state, migratedUID)
 }
 
 // Enqueue adds a message to the relay queue in this transaction.
 func (t *Tx) Enqueue(from string, rcpts []string, body []byte, note string) (int64, error) {
+	if err := t.inScope(0); err != nil {
+		return 0, err
+	}
 	return t.s.enqueue(t.ctx, t.tx, t.ch, from, rcpts, body, note)
 }
 
 // AppendMessage adds one message to a mailbox in its own transaction.
+// It waits only for the writers of the mailbox's account (BeginMailbox).
 func (s *Store) AppendMessage(ctx context.Context, mailboxID int64, m *NewMessage) (*Message, error) {
-	var out *Message
-	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
-		var err error
-		out, err = s.appendMessage(ctx, tx, ch, mailboxID, m)
-		return err
-	})
-	return out, err
+	t, err := s.BeginMailbox(ctx, mailboxID)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Rollback()
+	out, err := t.Append(mailboxID, m)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Commit(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // mailboxAccount returns the account a mailbox belongs to, or ErrNotFound.

@@ -337,7 +337,7 @@ func (o *objects) exists(ctx context.Context, key string) (bool, error) {
 // it as an object already (then it is there; a sweep deleting it before
 // b's transaction commits is caught by checkObjects).
 func (s *Store) stageObject(b *StagedBlob, body []byte) error {
-	b.pack, b.putAt = objectPack, time.Now()
+	b.pack, b.putAt = objectPack, s.now() // the database's clock (clock.go)
 	var pack sql.NullInt64
 	err := s.r.QueryRow(`SELECT pack FROM blobs WHERE key = ?`, b.Key).Scan(&pack)
 	switch {

@@ -260,6 +260,15 @@ CREATE TABLE IF NOT EXISTS object_sweeps (
 	busy_until BIGINT NOT NULL -- Unix milliseconds
 );
 `,
+	// Failed logins shared by every node (loginfail.go; SQLite's step of
+	// the same table).
+	`
+CREATE TABLE IF NOT EXISTS login_failures (
+	key     TEXT PRIMARY KEY,
+	expires BIGINT NOT NULL -- Unix milliseconds
+);
+CREATE INDEX IF NOT EXISTS login_failures_expires ON login_failures(expires);
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:
@@ -269,6 +278,9 @@ CREATE TABLE IF NOT EXISTS object_sweeps (
 const (
 	pgLockSchema int64 = 0x4d46_0001 // "MF" 1
 	pgLockWrite  int64 = 0x4d46_0002 // "MF" 2
+	// pgLockAccount is the first key of an account's writer lock (the
+	// two-key form, whose keys never meet the one-key form's).
+	pgLockAccount int32 = 0x4d46_0003 // "MF" 3
 )
 
 // upgradePostgres brings a PostgreSQL database's schema to the newest

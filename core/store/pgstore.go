@@ -20,13 +20,22 @@ import (
 // database that several processes, on several machines, share. What
 // SQLite gives one machine, it gets so:
 //
-//   - One writer at a time: every write transaction first takes one
-//     transaction-scoped advisory lock (pg_advisory_xact_lock), the same
-//     for every node, and holds it until it commits or rolls back. So the
-//     store's read-then-write steps (the next UID, the next MODSEQ, a
-//     lease) run as if alone, as under SQLite's BEGIN IMMEDIATE, and UIDs
-//     and MODSEQs stay strictly increasing per mailbox whatever the
-//     number of writers. Reads take no lock.
+//   - One writer at a time per account: a write transaction first takes
+//     one transaction-scoped advisory lock (pg_advisory_xact_lock), the
+//     same for every node, and holds it until it commits or rolls back.
+//     So the store's read-then-write steps (the next UID, the next MODSEQ,
+//     a lease) run as if alone, as under SQLite's BEGIN IMMEDIATE, and
+//     UIDs and MODSEQs stay strictly increasing per mailbox whatever the
+//     number of writers. Reads take no lock. A transaction that writes
+//     messages into one account's mailboxes only (BeginMailbox: an APPEND,
+//     a migration's batch) takes that lock shared and then the account's
+//     own lock (beginAccountWrite), so that two accounts' appends on two
+//     nodes do not wait for each other; every other write (expunge, which
+//     may delete a blob row another account's append would name, the
+//     queue's claims, sweeps, schema) takes it exclusive and so runs
+//     alone. Appends of several accounts touch shared blob rows only by
+//     INSERT ... ON CONFLICT DO NOTHING and a reference count raised in a
+//     row lock, never lowered or deleted outside the exclusive lock.
 //   - Other processes' commits: a write transaction that changed
 //     something sends, as it commits, one NOTIFY naming the accounts it
 //     changed; every Store LISTENs on its own connection and tells its
@@ -252,6 +261,26 @@ func parseChangeNote(p string) (from string, ch *changes, all bool) {
 		ch.domains = true
 	}
 	return from, ch, false
+}
+
+// beginAccountWrite is beginWrite for a transaction that writes one
+// account's mailboxes only (BeginMailbox): on PostgreSQL it takes the
+// writer lock shared, so that transactions of other accounts run beside
+// it while every whole-store writer (beginWrite) still waits for it and
+// excludes it, then the account's own lock, which its other writers
+// take too. Account IDs that coincide modulo 2^31 share a lock: they
+// only wait for each other.
+func (s *Store) beginAccountWrite(ctx context.Context, tx *sql.Tx, accountID int64) error {
+	if !s.d.postgres() {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared(?)`, pgLockWrite); err != nil {
+		return fmt.Errorf("store: begin: writer lock: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(CAST(? AS INTEGER), CAST(? AS INTEGER))`, pgLockAccount, int32(accountID&0x7fff_ffff)); err != nil {
+		return fmt.Errorf("store: begin: account %d writer lock: %w", accountID, err)
+	}
+	return nil
 }
 
 // beginWrite does what a write transaction must before its first

@@ -39,7 +39,7 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, ch *changes, from strin
 		return 0, err
 	}
 	rj, _ := json.Marshal(rcpts)
-	t := now()
+	t := s.now().Unix()
 	var id int64
 	err = tx.QueryRowContext(ctx, `INSERT INTO queue(created, mail_from, rcpts, blob, next_attempt, note) VALUES(?, ?, ?, ?, ?, ?) RETURNING id`,
 		t, from, string(rj), key, t, note).Scan(&id)
@@ -77,7 +77,7 @@ func (s *Store) Queue(ctx context.Context) ([]*QueueItem, error) {
 
 // QueueRetry makes an item due now (and releases a held one).
 func (s *Store) QueueRetry(ctx context.Context, id int64) error {
-	return s.queueExec(ctx, id, `UPDATE queue SET state = ?, next_attempt = ? WHERE id = ?`, QueueQueued, now(), id)
+	return s.queueExec(ctx, id, `UPDATE queue SET state = ?, next_attempt = ? WHERE id = ?`, QueueQueued, s.now().Unix(), id)
 }
 
 // QueueHold keeps an item without trying it until QueueRetry.
@@ -109,6 +109,9 @@ func (s *Store) queueExec(ctx context.Context, id int64, q string, args ...any) 
 // transaction, or fails with ErrNotFound (for example when the
 // administrator deleted it meanwhile).
 func (t *Tx) QueueDelete(id int64, blobKey string) error {
+	if err := t.inScope(0); err != nil {
+		return err
+	}
 	return queueExecTx(t.ctx, t.tx, t.ch, id, `DELETE FROM queue WHERE id = ? AND blob = ?`, id, blobKey)
 }
 
@@ -116,6 +119,9 @@ func (t *Tx) QueueDelete(id int64, blobKey string) error {
 // served by queue item id (whose message is blobKey), without counting an attempt. An empty rcpts
 // deletes the item.
 func (t *Tx) QueueSetRcpts(id int64, blobKey string, rcpts []string) error {
+	if err := t.inScope(0); err != nil {
+		return err
+	}
 	if len(rcpts) == 0 {
 		return t.QueueDelete(id, blobKey)
 	}
@@ -124,18 +130,22 @@ func (t *Tx) QueueSetRcpts(id int64, blobKey string, rcpts []string) error {
 }
 
 // QueueDefer records a failed attempt in this transaction: the recipients
-// still to serve (not empty), the error and when to try next.
+// still to serve (not empty), the error and when to try next (on this
+// node's clock; kept on the database's, see clock.go).
 func (t *Tx) QueueDefer(id int64, blobKey string, rcpts []string, next time.Time, lastErr string) error {
+	if err := t.inScope(0); err != nil {
+		return err
+	}
 	if len(rcpts) == 0 {
 		return fmt.Errorf("%w: defer queue item %d without recipients", ErrInvalid, id)
 	}
 	rj, _ := json.Marshal(rcpts)
 	return queueExecTx(t.ctx, t.tx, t.ch, id, `UPDATE queue SET rcpts = ?, attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ? AND blob = ?`,
-		string(rj), next.Unix(), lastErr, id, blobKey)
+		string(rj), t.s.toDB(next).Unix(), lastErr, id, blobKey)
 }
 
 // QueueNextDue returns the earliest next attempt among queued (not held)
-// items; ok is false when there is none.
+// items, on this node's clock; ok is false when there is none.
 func (s *Store) QueueNextDue(ctx context.Context) (next time.Time, ok bool, err error) {
 	var n sql.NullInt64
 	if err := s.r.QueryRowContext(ctx, `SELECT min(next_attempt) FROM queue WHERE state = ?`, QueueQueued).Scan(&n); err != nil {
@@ -144,7 +154,7 @@ func (s *Store) QueueNextDue(ctx context.Context) (next time.Time, ok bool, err 
 	if !n.Valid {
 		return time.Time{}, false, nil
 	}
-	return time.Unix(n.Int64, 0), true, nil
+	return s.fromDB(time.Unix(n.Int64, 0)), true, nil
 }
 
 func queueExecTx(ctx context.Context, tx *sql.Tx, ch *changes, id int64, q string, args ...any) error {
@@ -168,9 +178,22 @@ func queueExecTx(ctx context.Context, tx *sql.Tx, ch *changes, id int64, q strin
 //
 // Items whose IDs are in exclude (those the caller is delivering right now)
 // are neither returned nor claimed.
+//
+// now and until are on the caller's clock (time.Now and later). On
+// PostgreSQL they are moved onto the database's clock (clock.go) by this
+// node's offset to it, read in the claiming transaction, so that nodes
+// whose clocks disagree never take an item another still holds.
 func (s *Store) QueueClaimDue(ctx context.Context, now, until time.Time, limit int, exclude []int64) ([]*QueueItem, error) {
 	var out []*QueueItem
 	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		if s.d.postgres() {
+			db, err := s.dbNow(ctx, tx)
+			if err != nil {
+				return err
+			}
+			off := db.Sub(s.clk.wall()).Round(time.Second)
+			now, until = now.Add(off), until.Add(off)
+		}
 		ex, err := json.Marshal(exclude)
 		if err != nil || exclude == nil {
 			ex = []byte("[]")

@@ -360,6 +360,16 @@ CREATE TABLE IF NOT EXISTS object_sweeps (
 	busy_until INTEGER NOT NULL -- Unix milliseconds
 );
 `,
+	// Failed logins shared by every process on the database (loginfail.go):
+	// per key, the time at which its failures will have decayed to none.
+	// Self-contained: it depends on no other step after the first.
+	`
+CREATE TABLE IF NOT EXISTS login_failures (
+	key     TEXT PRIMARY KEY,
+	expires INTEGER NOT NULL -- Unix milliseconds
+);
+CREATE INDEX IF NOT EXISTS login_failures_expires ON login_failures(expires);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -28,8 +28,9 @@
 //     MODSEQ.
 //   - Every write is one transaction on the single writer connection
 //     (BEGIN IMMEDIATE, WAL; on PostgreSQL one advisory lock that every
-//     process's writers take); readers use a separate pool and never
-//     block it.
+//     process's writers take, shared by the writes of one account's
+//     mailboxes, which take that account's lock besides: BeginMailbox,
+//     pgstore.go); readers use a separate pool and never block it.
 //     A write returns only once it is on disk: the log is fsynced at commit
 //     (synchronous=FULL), or, on SQLite, for a change of flags only, by an
 //     fsync shared with the other flag changes of the moment, made after
@@ -38,6 +39,12 @@
 //     also of one committed by another process on the same database (seen
 //     within Options.ChangePoll, see watch.go; on PostgreSQL at once,
 //     by LISTEN/NOTIFY).
+//   - Times that processes compare (copy leases, the relay queue's
+//     claims, the object sweep's mark) are the database's clock on
+//     PostgreSQL, so nodes whose clocks disagree stay correct (clock.go).
+//   - Failed logins are counted per key for every process on the
+//     database (loginfail.go); the table holds only keys that failed
+//     within their capacity × refill.
 //   - An account is copied by one process at a time: the copier holds its
 //     lease (see lease.go). Why a copy waits (to retry, for disk space, for
 //     a login) is recorded beside it (wait.go).
@@ -164,6 +171,7 @@ type Store struct {
 	cancel context.CancelFunc // stops the goroutines below
 	wg     sync.WaitGroup     // pollOthers, listenOthers
 	self   string             // this Store among the PostgreSQL engine's listeners (pgstore.go)
+	clk    *clock             // the time leases and sweeps compare (clock.go)
 }
 
 // Engine names the engine keeping the store's metadata: EngineSQLite or
@@ -279,6 +287,7 @@ func newStore(d *dialect, where string, opts *Options) *Store {
 		summarize: opts.Summarize,
 		watchers:  map[int64]map[*Watcher]struct{}{},
 		hashes:    newHashing(opts.MaxHashes),
+		clk:       newClock(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -69,7 +69,15 @@ func (s *Store) sweepBatch(ctx context.Context, batch []minio.ObjectInfo) (int, 
 	if len(batch) == 0 {
 		return 0, 0, nil
 	}
-	until := time.Now().Add(sweepHold)
+	// The mark is on the database's clock, as the stage times it is
+	// compared with (clock.go); deadline is the same instant on this
+	// node's monotonic clock.
+	dbNow, err := s.dbNow(ctx, s.w)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: sweep: %w", err)
+	}
+	deadline := time.Now().Add(sweepHold)
+	until := dbNow.Add(sweepHold)
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO object_sweeps(id, busy_until) VALUES (1, ?)
 ON CONFLICT(id) DO UPDATE SET busy_until = max(object_sweeps.busy_until, excluded.busy_until)`, until.UnixMilli()); err != nil {
 		return 0, 0, fmt.Errorf("store: sweep: %w", err)
@@ -105,7 +113,7 @@ ON CONFLICT(id) DO UPDATE SET busy_until = max(object_sweeps.busy_until, exclude
 	}
 	// Deleting must end before the mark does, with room for the clocks of
 	// other processes; each delete request is bounded by the timeout.
-	if time.Until(until) < s.objects.timeout+objectClockSkew/2 {
+	if time.Until(deadline) < s.objects.timeout+objectClockSkew/2 {
 		return 0, 0, fmt.Errorf("store: sweep: %w: the database's write lock came too late to delete within the sweep's mark", ErrObjectStorage)
 	}
 	var gone []minio.ObjectInfo

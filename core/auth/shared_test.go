@@ -1,0 +1,168 @@
+package auth_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"mailferry/core/auth"
+	"mailferry/core/internal/pgtest"
+	"mailferry/core/store"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Stop()
+	os.Exit(code)
+}
+
+// twoNodes is two Policies on two Stores on one database: two nodes on
+// PostgreSQL, or two processes on one SQLite file.
+func twoNodes(t *testing.T, engine string, o auth.Options) (a, b *auth.Policy) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "mail.db")
+	opts := &store.Options{Logger: quiet()}
+	if engine == store.EnginePostgres {
+		opts.DatabaseURL = pgtest.URL(t)
+	}
+	var ps []*auth.Policy
+	for i := range 2 {
+		st, err := store.Open(path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if i == 0 {
+			ctx := context.Background()
+			if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.CreateAccount(ctx, "carol@example.test", "Carol-Secret-1", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o := o
+		o.Store, o.Logger, o.Delay = st, quiet(), -1
+		p, err := auth.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	return ps[0], ps[1]
+}
+
+// TestSharedLimits: two nodes on one database limit failed logins as one
+// server. A flood of guesses spread over both, in turns and at once, gets
+// no more failures checked than one node's bucket before both refuse; the
+// owner from elsewhere still gets in on either; a success on one clears
+// its account's failures for both.
+func TestSharedLimits(t *testing.T) {
+	for _, engine := range []string{store.EngineSQLite, store.EnginePostgres} {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			const perAccount = 6
+			a, b := twoNodes(t, engine, auth.Options{PerAccount: perAccount, PerSource: 100, Refill: time.Hour})
+			nodes := []*auth.Policy{a, b}
+
+			// In turns: failures on A count on B.
+			failed := 0
+			for i := range 4 * perAccount {
+				_, err := nodes[i%2].Login(ctx, req("carol@example.test", fmt.Sprintf("guess-%d", i), "198.51.100.1"))
+				switch {
+				case errors.Is(err, auth.ErrFailed):
+					failed++
+				case errors.Is(err, auth.ErrLimited):
+				default:
+					t.Fatalf("guess %d: %v", i, err)
+				}
+			}
+			if failed != perAccount {
+				t.Fatalf("%d guesses checked over two nodes, want %d (one bucket)", failed, perAccount)
+			}
+			for i, p := range nodes {
+				if _, err := p.Login(ctx, req("carol@example.test", "Carol-Secret-1", "198.51.100.1")); !errors.Is(err, auth.ErrLimited) {
+					t.Fatalf("node %d after the shared budget was spent: %v, want ErrLimited", i, err)
+				}
+				if _, err := p.Login(ctx, req("carol@example.test", "Carol-Secret-1", "203.0.113.5")); err != nil {
+					t.Fatalf("the owner from elsewhere on node %d: %v", i, err)
+				}
+			}
+
+			// A success clears the account's failures on both nodes.
+			src := "192.0.2.7"
+			for i := range perAccount - 1 {
+				if _, err := nodes[i%2].Login(ctx, req("carol@example.test", "wrong", src)); !errors.Is(err, auth.ErrFailed) {
+					t.Fatalf("guess %d: %v", i, err)
+				}
+			}
+			if _, err := b.Login(ctx, req("carol@example.test", "Carol-Secret-1", src)); err != nil {
+				t.Fatalf("the owner after %d typos: %v", perAccount-1, err)
+			}
+			for i := range perAccount - 1 {
+				if _, err := a.Login(ctx, req("carol@example.test", "wrong", src)); !errors.Is(err, auth.ErrFailed) {
+					t.Fatalf("typo %d after the success on the other node: %v (failures not cleared)", i, err)
+				}
+			}
+
+		})
+	}
+}
+
+// TestSharedFloodAtOnce: a flood of parallel guesses from one source
+// spread over two nodes is limited as one. A wave on node A, then one on
+// node B: B checks none, A's failures spent the bucket. Then a wave from
+// another source on both at once: at most one bucket per node is
+// checked in the burst (the logins being checked are bounded per
+// process), and then every guess on either node is refused.
+func TestSharedFloodAtOnce(t *testing.T) {
+	ctx := context.Background()
+	const perAccount = 5
+	const refill = time.Hour
+	a, b := twoNodes(t, store.EnginePostgres, auth.Options{PerAccount: perAccount, PerSource: 1000, Refill: refill, MaxWait: time.Minute})
+	wave := func(src string, nodes ...*auth.Policy) map[string]int {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		answers := map[string]int{}
+		for i := range 30 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := nodes[i%len(nodes)].Login(ctx, req("carol@example.test", fmt.Sprintf("guess-%d", i), src))
+				kind := fmt.Sprint(err)
+				switch {
+				case errors.Is(err, auth.ErrFailed):
+					kind = "failed"
+				case errors.Is(err, auth.ErrLimited):
+					kind = "limited"
+				}
+				mu.Lock()
+				answers[kind]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		return answers
+	}
+	if got := wave("198.51.100.9", a); got["failed"] != perAccount || got["limited"] != 30-perAccount {
+		t.Fatalf("wave on node A: %v", got)
+	}
+	if got := wave("198.51.100.9", b); got["limited"] != 30 {
+		t.Fatalf("wave on node B after node A's: %v, want all 30 refused", got)
+	}
+	got := wave("198.51.100.10", a, b)
+	t.Logf("a wave on both at once: %v", got)
+	if got["failed"] > 2*perAccount || got["failed"] < perAccount || got["failed"]+got["limited"] != 30 {
+		t.Fatalf("wave on both: %v, want between %d and %d checked (one bucket per node), the rest refused", got, perAccount, 2*perAccount)
+	}
+	for i, p := range []*auth.Policy{a, b} {
+		if _, err := p.Login(ctx, req("carol@example.test", "again", "198.51.100.10")); !errors.Is(err, auth.ErrLimited) {
+			t.Fatalf("node %d after the burst: %v, want ErrLimited", i, err)
+		}
+	}
+}

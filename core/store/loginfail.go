@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Failed logins shared by every process on the database, so that nodes
+// serving one domain limit guesses as one server (core/auth keeps its fast
+// per-process buckets in front of these). Each key (a source, a network,
+// an account from a source: the caller's names) has one row: the time
+// its failures will have decayed to none, one failure lasting refill.
+// So:
+//   - the failures counted against a key now are (expires - now) / refill;
+//   - a failure moves expires to max(expires, now) + refill, never beyond
+//     now + capacity × refill (a full bucket is as bad as a fuller one);
+//   - a row whose failures have decayed is deleted by the next failure's
+//     write, so the table holds only keys that failed within capacity ×
+//     refill: bounded by the failures a flood may make in that time;
+//   - times are the database's clock (clock.go).
+//
+// Reading costs one indexed query; only a failure (and a success that
+// clears failures) writes.
+
+// MaxLoginFailureKey bounds a key's length; longer keys are refused.
+const MaxLoginFailureKey = 512
+
+// LoginFailureKey is a key whose failed logins are counted, and its
+// capacity: how many failures it may have in a row.
+type LoginFailureKey struct {
+	Key      string
+	Capacity int
+}
+
+// LoginFailures returns the failed logins counted against each of keys now
+// (decayed by one per refill; fractional), for the keys that have any.
+func (s *Store) LoginFailures(ctx context.Context, keys []string, refill time.Duration) (map[string]float64, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	if refill <= 0 {
+		return nil, fmt.Errorf("%w: login failures refill %v", ErrInvalid, refill)
+	}
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	now := s.now()
+	type row struct {
+		key     string
+		expires int64
+	}
+	rows, err := queryAll(ctx, s.r, func(sc rowScanner) (row, error) {
+		var r row
+		return r, sc.Scan(&r.key, &r.expires)
+	}, `SELECT key, expires FROM login_failures WHERE key IN (?`+strings.Repeat(", ?", len(keys)-1)+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("login failures: %w", err)
+	}
+	out := map[string]float64{}
+	for _, r := range rows {
+		if d := time.UnixMilli(r.expires).Sub(now); d > 0 {
+			out[r.key] = float64(d) / float64(refill)
+		}
+	}
+	return out, nil
+}
+
+// NoteLoginFailure counts one failed login against each of keys, in one
+// write, and deletes the rows whose failures have decayed.
+func (s *Store) NoteLoginFailure(ctx context.Context, keys []LoginFailureKey, refill time.Duration) error {
+	if refill <= 0 {
+		return fmt.Errorf("%w: login failures refill %v", ErrInvalid, refill)
+	}
+	for _, k := range keys {
+		if k.Key == "" || len(k.Key) > MaxLoginFailureKey || k.Capacity <= 0 {
+			return fmt.Errorf("%w: login failure key of %d bytes, capacity %d", ErrInvalid, len(k.Key), k.Capacity)
+		}
+	}
+	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+		t, err := s.dbNow(ctx, tx)
+		if err != nil {
+			return err
+		}
+		now, r := t.UnixMilli(), refill.Milliseconds()
+		if r < 1 {
+			r = 1
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE expires <= ?`, now); err != nil {
+			return fmt.Errorf("store: login failures: %w", err)
+		}
+		for _, k := range keys {
+			limit := now + int64(k.Capacity)*r
+			_, err := tx.ExecContext(ctx, `
+INSERT INTO login_failures(key, expires) VALUES (?, ?)
+ON CONFLICT(key) DO UPDATE SET expires = CASE
+	WHEN (CASE WHEN login_failures.expires > ? THEN login_failures.expires ELSE ? END) + ? > ? THEN ?
+	ELSE (CASE WHEN login_failures.expires > ? THEN login_failures.expires ELSE ? END) + ? END`,
+				k.Key, min(now+r, limit),
+				now, now, r, limit, limit,
+				now, now, r)
+			if err != nil {
+				return fmt.Errorf("store: login failures: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// ClearLoginFailures forgets the failed logins of key (a login that
+// succeeded).
+func (s *Store) ClearLoginFailures(ctx context.Context, key string) error {
+	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE key = ?`, key); err != nil {
+			return fmt.Errorf("store: login failures: %w", err)
+		}
+		return nil
+	})
+}
