@@ -260,6 +260,15 @@ CREATE TABLE IF NOT EXISTS object_sweeps (
 	busy_until BIGINT NOT NULL -- Unix milliseconds
 );
 `,
+	// 3: a store copy under way into this database (storecopy.go; SQLite's
+	// step of the same table).
+	`
+CREATE TABLE IF NOT EXISTS store_copy (
+	id      BIGINT PRIMARY KEY CHECK (id = 1),
+	source  TEXT NOT NULL,
+	started BIGINT NOT NULL -- Unix milliseconds
+);
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:
