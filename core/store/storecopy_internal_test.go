@@ -16,7 +16,21 @@ import (
 
 // copyTarget opens an empty target on the run's engine, its bytes in packs
 // or, with s3, in a fresh bucket behind a proxy the test controls.
-func copyTarget(t *testing.T, s3 bool) (*Store, *flakyProxy) {
+func copyTarget(t *testing.T, s3 bool) (*Store, *flakyProxy) { return copyTargetOn(t, s3) }
+
+// copyTargetTB is copyTarget with object storage, straight (no proxy).
+func copyTargetTB(tb testing.TB) *Store {
+	tb.Helper()
+	srv := s3test.Shared(tb)
+	dst, err := testOpen(tb, filepath.Join(tb.TempDir(), "target.db"), &Options{ChangePoll: -1, Objects: s3Options(srv.Endpoint, srv.Bucket(tb))})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { dst.Close() })
+	return dst
+}
+
+func copyTargetOn(t *testing.T, s3 bool) (*Store, *flakyProxy) {
 	t.Helper()
 	opts := &Options{ChangePoll: -1}
 	var px *flakyProxy
@@ -37,7 +51,9 @@ func copyTarget(t *testing.T, s3 bool) (*Store, *flakyProxy) {
 
 // copySource opens an embedded store (SQLite + packs), exclusively, as
 // `store copy` does.
-func copySourceStore(t *testing.T) (*Store, string) {
+func copySourceStore(t *testing.T) (*Store, string) { return copySourceStoreTB(t) }
+
+func copySourceStoreTB(t testing.TB) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "mailferry.db")
 	src, err := Open(path, &Options{ChangePoll: -1})
