@@ -170,6 +170,11 @@ func TestStoreCopy(t *testing.T) {
 			if !r.OK() || r.Accounts != 2 || r.Messages != 16 || r.Blobs != 16 {
 				t.Fatalf("verify: %+v", r)
 			}
+			// Reference counts: each blob row counts the rows naming it.
+			var bad int
+			if err := dst.r.QueryRow(`SELECT count(*) FROM blobs b WHERE refs <> (SELECT count(*) FROM messages WHERE blob = b.key) + (SELECT count(*) FROM queue WHERE blob = b.key)`).Scan(&bad); err != nil || bad != 0 {
+				t.Fatalf("%d blobs with a wrong reference count (%v)", bad, err)
+			}
 			if _, _, underway, _ := dst.CopyUnderway(ctx); underway {
 				t.Fatal("the marker is left after a complete copy")
 			}
