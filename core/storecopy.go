@@ -53,6 +53,9 @@ func StoreCopy(ctx context.Context, from, to Config, progress func(StoreCopyProg
 	if sameDir {
 		return nil, nil, fmt.Errorf("%w: the target configuration has the same data directory as the source (%s): give it data_dir, the new node's own directory", ErrInvalid, from.DataDir)
 	}
+	if from.DatabaseURL != "" && from.DatabaseURL == to.DatabaseURL {
+		return nil, nil, fmt.Errorf("%w: the target configuration names the source's own database", ErrInvalid)
+	}
 	srcObjects, err := from.objectStorage()
 	if err != nil {
 		return nil, nil, fmt.Errorf("source configuration: %w", err)

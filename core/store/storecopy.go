@@ -291,6 +291,11 @@ func (c *copier) checkTables(ctx context.Context) error {
 // with the marker.
 func (c *copier) begin(ctx context.Context) error {
 	source := copySource(c.src)
+	if from, _, underway, err := c.src.CopyUnderway(ctx); err != nil {
+		return err
+	} else if underway {
+		return fmt.Errorf("%w: store copy: the source is itself an unfinished copy (of %s); finish that copy first", ErrInvalid, from)
+	}
 	from, started, underway, err := c.dst.CopyUnderway(ctx)
 	if err != nil {
 		return err

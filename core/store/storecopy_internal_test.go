@@ -375,6 +375,11 @@ func TestStoreCopyCancel(t *testing.T) {
 	if _, err := dst.Account(context.Background(), "bob@example.test"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("bob after the cancel: %v", err)
 	}
+	// The half-copied store is no source for another copy.
+	other, _ := copyTarget(t, false)
+	if _, err := Copy(context.Background(), dst, other, nil); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "unfinished copy") {
+		t.Fatalf("copy of a half-copied store: %v", err)
+	}
 	if _, err := Copy(context.Background(), src, dst, nil); err != nil {
 		t.Fatal(err)
 	}
