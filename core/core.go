@@ -86,6 +86,13 @@ func Open(cfg Config) (*Core, error) {
 	if err != nil {
 		return nil, err
 	}
+	if from, started, underway, err := st.CopyUnderway(c.ctx); err != nil || underway {
+		st.Close()
+		if err == nil {
+			err = fmt.Errorf("%w: this store is being filled by `mailferry store copy` from %s (started %s); run that copy again to finish it before using this store", ErrTargetNotEmpty, from, started.Format(time.RFC3339))
+		}
+		return nil, err
+	}
 	c.store = st
 	c.trial = trial.New(st, c.front)
 	c.dkim = dkim.NewKeyring(filepath.Join(cfg.DataDir, "dkim"), nil)

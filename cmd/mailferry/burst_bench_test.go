@@ -1,13 +1,10 @@
 package main_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,40 +103,16 @@ func burstOnce(b *testing.B, old *oldtest.Server, users map[string]string) burst
 		"--imap-port", op, "--smtp-port", "25", "--tls", "none"); code != 0 {
 		b.Fatalf("domain migrate: %s %s", out, stderr)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
-		"--smtp", "off", "--submission", "off", "--submissions", "off", "--pop3", "off", "--pop3s", "off", "--allow-insecure-auth")
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
+	srv := startServe(b, data, nil)
 	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		if f := os.Getenv("MAILFERRY_BURST_LOG"); f != "" {
-			os.WriteFile(f, logs.Bytes(), 0o600) // serve's log of the last run
-		}
+		srv.stop()
+		srv.saveLog("MAILFERRY_BURST_LOG")
 	}()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("serve did not listen:\n%s", logs.String())
-		}
-	}
+	addr := srv.addr
 	t0 := time.Now()
 	took := burstLogins(b, addr, users)
 	if b.Failed() {
-		b.Fatalf("serve log:\n%s", logs.String())
+		b.Fatalf("serve log:\n%s", srv.log())
 	}
 	// Every copy done: poll the one status model, as an admin would.
 	var allCopied time.Duration
@@ -165,10 +138,10 @@ func burstOnce(b *testing.B, old *oldtest.Server, users map[string]string) burst
 			}
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("copies not done after 5 minutes: %s\n%s", out, logs.String())
+			b.Fatalf("copies not done after 5 minutes: %s\n%s", out, srv.log())
 		}
 	}
-	rss := peakRSS(b, cmd.Process.Pid)
+	rss := peakRSS(b, srv.cmd.Process.Pid)
 	return burstRun{p50: took[len(took)/2], p90: took[len(took)*9/10], max: took[len(took)-1], allCopied: allCopied, peakRSSKiB: rss}
 }
 

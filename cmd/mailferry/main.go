@@ -9,6 +9,7 @@
 //	mailferry status [--json]
 //	mailferry verify ADDRESS
 //	mailferry queue list|retry|hold|delete
+//	mailferry store copy --to TARGET.json
 //
 // Exit codes: 0 success, 1 the operation failed, 2 bad usage or input.
 package main
@@ -43,6 +44,8 @@ Commands:
   status     show migration progress and the relay queue (--json for scripts)
   verify     compare a migrated account with the old server
   queue      list, retry, hold or delete queued outbound mail
+  store      copy the store into another engine (store copy --to TARGET.json:
+             SQLite + packs into PostgreSQL + S3), verified
   version    print the version
 
 Every command takes --config FILE (default %s)
@@ -116,6 +119,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runVerify(args, stdin, stdout, stderr)
 	case "queue":
 		err = runQueue(args, stdout, stderr)
+	case "store":
+		err = runStore(args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mailferry", version)
 	case "help", "-h", "-help", "--help":

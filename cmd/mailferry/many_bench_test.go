@@ -355,83 +355,36 @@ func migrateUsersOnce(b testing.TB, old *oldtest.Server, users map[string]string
 // job done"); then stops serve and takes its rusage.
 func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want int64) manyRun {
 	data := newMigratingData(b, old)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
-		"--smtp", "off", "--submission", "off", "--submissions", "off", "--pop3", "off", "--pop3s", "off", "--allow-insecure-auth")
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
-	logR, logW := io.Pipe()
-	cmd.Stderr = logW
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	hwm := watchHWM(cmd.Process.Pid)
-	var logs bytes.Buffer
-	var mu sync.Mutex
 	type mark struct {
 		address string
 		done    bool
 		at      time.Time
 	}
 	marks := make(chan mark, 4*len(users))
-	go func() {
-		sc := bufio.NewScanner(logR)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			l := sc.Text()
-			mu.Lock()
-			logs.WriteString(l + "\n")
-			mu.Unlock()
-			for _, m := range []struct {
-				msg  string
-				done bool
-			}{{`msg="migrate: job started"`, false}, {`msg="migrate: job done"`, true}} {
-				if strings.Contains(l, m.msg) && strings.Contains(l, " catchup=false") {
-					_, a, _ := strings.Cut(l, " account=")
-					a, _, _ = strings.Cut(a, " ")
-					select {
-					case marks <- mark{a, m.done, time.Now()}:
-					default:
-					}
+	srv := startServe(b, data, func(l string) {
+		for _, m := range []struct {
+			msg  string
+			done bool
+		}{{`msg="migrate: job started"`, false}, {`msg="migrate: job done"`, true}} {
+			if strings.Contains(l, m.msg) && strings.Contains(l, " catchup=false") {
+				_, a, _ := strings.Cut(l, " account=")
+				a, _, _ = strings.Cut(a, " ")
+				select {
+				case marks <- mark{a, m.done, time.Now()}:
+				default:
 				}
 			}
-			if strings.Contains(l, `msg="migrate: job failed"`) {
-				b.Errorf("serve: %s", l)
-			}
 		}
-		io.Copy(io.Discard, logR)
-	}()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cmd.Process.Signal(os.Interrupt)
-			cmd.Wait()
-			logW.Close()
+		if strings.Contains(l, `msg="migrate: job failed"`) {
+			b.Errorf("serve: %s", l)
 		}
-	}
-	defer stop()
+	})
+	hwm := watchHWM(srv.cmd.Process.Pid)
 	defer func() {
-		if f := os.Getenv("MAILFERRY_MANY_LOG"); f != "" {
-			mu.Lock()
-			os.WriteFile(f, logs.Bytes(), 0o600) // serve's log of the last run
-			mu.Unlock()
-		}
+		srv.stop()
+		srv.saveLog("MAILFERRY_MANY_LOG")
 	}()
-	dump := func() string { mu.Lock(); defer mu.Unlock(); return logs.String() }
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("serve did not listen:\n%s", dump())
-		}
-	}
+	addr, dump := srv.addr, srv.log
 	t0 := time.Now()
 	burstLogins(b, addr, users)
 	if b.Failed() {
@@ -459,8 +412,8 @@ func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want 
 		}
 	}
 	r.wall = r.finishes[len(r.finishes)-1]
-	stop()
-	usage(b, &r, cmd.ProcessState, hwm)
+	srv.stop()
+	usage(b, &r, srv.cmd.ProcessState, hwm)
 	slices.Sort(r.finishes)
 	slices.Sort(r.perAccount)
 	checkCopied(b, data, users, want)

@@ -24,3 +24,18 @@ func lockFile(f *os.File, wait bool) error {
 }
 
 func unlockFile(f *os.File) error { return unix.Flock(int(f.Fd()), unix.LOCK_UN) }
+
+// tryLock takes a lock on f without waiting: exclusive, or shared with
+// other shared holders. It fails at once when a conflicting lock is held.
+func tryLock(f *os.File, exclusive bool) error {
+	how := unix.LOCK_SH | unix.LOCK_NB
+	if exclusive {
+		how = unix.LOCK_EX | unix.LOCK_NB
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}

@@ -27,3 +27,13 @@ func lockFile(f *os.File, wait bool) error {
 func unlockFile(f *os.File) error {
 	return windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, lockRange())
 }
+
+// tryLock takes a lock on f without waiting: exclusive, or shared with
+// other shared holders. It fails at once when a conflicting lock is held.
+func tryLock(f *os.File, exclusive bool) error {
+	var flags uint32 = windows.LOCKFILE_FAIL_IMMEDIATELY
+	if exclusive {
+		flags |= windows.LOCKFILE_EXCLUSIVE_LOCK
+	}
+	return windows.LockFileEx(windows.Handle(f.Fd()), flags, 0, 1, 0, lockRange())
+}

@@ -260,7 +260,7 @@ CREATE TABLE IF NOT EXISTS object_sweeps (
 	busy_until BIGINT NOT NULL -- Unix milliseconds
 );
 `,
-	// Failed logins shared by every node (loginfail.go; SQLite's step of
+	// 3: failed logins shared by every node (loginfail.go; SQLite's step of
 	// the same table).
 	`
 CREATE TABLE IF NOT EXISTS login_failures (
@@ -268,6 +268,15 @@ CREATE TABLE IF NOT EXISTS login_failures (
 	expires BIGINT NOT NULL -- Unix milliseconds
 );
 CREATE INDEX IF NOT EXISTS login_failures_expires ON login_failures(expires);
+`,
+	// 4: a store copy under way into this database (storecopy.go; SQLite's
+	// step of the same table).
+	`
+CREATE TABLE IF NOT EXISTS store_copy (
+	id      BIGINT PRIMARY KEY CHECK (id = 1),
+	source  TEXT NOT NULL,
+	started BIGINT NOT NULL -- Unix milliseconds
+);
 `,
 }
 

@@ -370,6 +370,18 @@ CREATE TABLE IF NOT EXISTS login_failures (
 );
 CREATE INDEX IF NOT EXISTS login_failures_expires ON login_failures(expires);
 `,
+	// A store copy under way into this store (storecopy.go): the source it
+	// copies and when it began, so that a rerun resumes it and nothing
+	// else opens a half-copied store as if it were whole. One row, gone
+	// when the copy is complete. Self-contained: it depends on no other
+	// step after the first.
+	`
+CREATE TABLE IF NOT EXISTS store_copy (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	source  TEXT NOT NULL,
+	started INTEGER NOT NULL -- Unix milliseconds
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -148,6 +148,11 @@ type Options struct {
 	// files beside that path. It is never logged whole
 	// (RedactDatabaseURL).
 	DatabaseURL string
+	// Exclusive opens the store only while no other Store, in any
+	// process, has it open, and keeps every other open out until Close
+	// (ErrInUse, see inuse.go): `store copy` reads its source so, since
+	// the source must not change while it is copied.
+	Exclusive bool
 }
 
 // DefaultChangePoll is Options.ChangePoll's default.
@@ -172,6 +177,7 @@ type Store struct {
 	wg     sync.WaitGroup     // pollOthers, listenOthers
 	self   string             // this Store among the PostgreSQL engine's listeners (pgstore.go)
 	clk    *clock             // the time leases and sweeps compare (clock.go)
+	inUse  *os.File           // holds the lock of lockInUse until Close
 }
 
 // Engine names the engine keeping the store's metadata: EngineSQLite or
@@ -188,12 +194,29 @@ func Open(path string, opts *Options) (*Store, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	if opts.DatabaseURL != "" {
-		return openPostgres(path, opts)
-	}
 	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	lock, err := lockInUse(path, opts.Exclusive)
+	if err != nil {
+		return nil, err
+	}
+	var s *Store
+	if opts.DatabaseURL != "" {
+		s, err = openPostgres(path, opts)
+	} else {
+		s, err = openSQLite(path, opts)
+	}
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s.inUse = lock
+	return s, nil
+}
+
+// openSQLite opens the store with its metadata in the SQLite file at path.
+func openSQLite(path string, opts *Options) (*Store, error) {
 	// SQLite would create the database 0644 (less the umask), and its
 	// -wal and -shm files with the database's mode.
 	if err := createPrivate(path); err != nil {
@@ -376,6 +399,9 @@ func (s *Store) Close() error {
 	s.packs.close()
 	if s.objects != nil {
 		s.objects.close()
+	}
+	if s.inUse != nil {
+		s.inUse.Close()
 	}
 	return err
 }
