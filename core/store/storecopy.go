@@ -100,6 +100,7 @@ var copySkipped = map[string]string{
 	"copy_leases":      "a running copier's claim on an account; the source is stopped, so any lease in it is stale",
 	"object_sweeps":    "a Compact's hold on the source's own object storage",
 	"store_copy":       "the marker of a copy under way",
+	"login_failures":   "recent failed logins: they decay within minutes, and a copy is made while nothing serves",
 	"mailferry_schema": "the engine's own schema version",
 	"sqlite_sequence":  "the engine's own counters (the queue's is carried over)",
 }
