@@ -47,6 +47,7 @@ func (h *hashing) run(ctx context.Context, fn func()) error {
 		return fmt.Errorf("store: waiting to check a password: %w", ctx.Err())
 	}
 	defer func() { <-h.slots }()
+	warmHashMemory()
 	fn()
 	return nil
 }
