@@ -25,9 +25,11 @@
 //     CRLF before the terminating ".". The octet counts of LIST and STAT
 //     are the stored sizes.
 //   - DELE only marks: nothing changes before QUIT (the UPDATE state).
-//     QUIT removes the marked messages from INBOX with \Deleted then an
-//     expunge of exactly those UIDs, which a concurrent IMAP session sees
-//     as EXPUNGE. A connection that ends without QUIT removes nothing.
+//     QUIT removes the marked messages from INBOX in one transaction
+//     (store.ExpungeSeen), which a concurrent IMAP session sees as EXPUNGE,
+//     and only those still as the snapshot saw them: the same account (not
+//     one deleted and made again under the same IDs), INBOX, UIDVALIDITY
+//     and bytes. A connection that ends without QUIT removes nothing.
 //   - The maildrop is locked while a session holds it (RFC 1939 section 8):
 //     a second POP3 login to the same account in this process gets
 //     "-ERR [IN-USE]" (RFC 2449) and its lock is free again when the
@@ -37,7 +39,10 @@
 //     (SHA-256, the store's blob key), kept in the store; otherwise the
 //     INBOX's UIDVALIDITY and the message's UID in hex ("%08x%08x"), with a
 //     suffix should that ever equal a kept UIDL of the account, so that
-//     new mail never takes a UIDL a client already knows.
+//     new mail never takes a UIDL a client already knows. A UIDL once
+//     given stays: while a migrated account's old list is unread, the ones
+//     made here are kept (store.PinUIDLs) and a list read later does not
+//     replace them.
 //   - Hostile input: a command line is at most MaxLine octets (a longer one
 //     is answered -ERR and skipped, never buffered whole); arguments are
 //     checked before use; after MaxErrors bad commands, or Options.Idle

@@ -149,6 +149,16 @@ func appendBodies(s *Store, mailbox int64, staged bool, bodies ...[]byte) ([]*Me
 	return out, tx.Commit()
 }
 
+// mustAppend is appendBodies that fails the test on error.
+func mustAppend(t testing.TB, s *Store, mailbox int64, staged bool, bodies ...[]byte) []*Message {
+	t.Helper()
+	msgs, err := appendBodies(s, mailbox, staged, bodies...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
 // What was stored is served byte for byte, also after reopening: empty,
 // binary with NULs and bare CR/LF, and 20 MB, appended in a transaction and
 // staged.
@@ -165,12 +175,8 @@ func TestBlobMatrixExactBytes(t *testing.T) {
 			big[i] = 0
 		}
 		bodies := [][]byte{{}, []byte("Subject: x\r\n\r\nhello\r\n"), nul, big, fbody(3, 300<<10)}
-		if _, err := appendBodies(s, inbox, false, bodies[:3]...); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := appendBodies(s, inbox, true, bodies[3:]...); err != nil {
-			t.Fatal(err)
-		}
+		mustAppend(t, s, inbox, false, bodies[:3]...)
+		mustAppend(t, s, inbox, true, bodies[3:]...)
 		for _, body := range bodies {
 			mustServe(t, s, body)
 		}
@@ -193,18 +199,9 @@ func TestBlobMatrixDedup(t *testing.T) {
 		in1 := matrixInbox(t, s, "a@example.test")
 		in2 := matrixInbox(t, s, "b@example.test")
 		body := fbody(7, 100<<10)
-		m1, err := appendBodies(s, in1, true, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m2, err := appendBodies(s, in2, false, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m3, err := appendBodies(s, in2, true, body)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m1 := mustAppend(t, s, in1, true, body)
+		m2 := mustAppend(t, s, in2, false, body)
+		m3 := mustAppend(t, s, in2, true, body)
 		if m1[0].BlobKey != m2[0].BlobKey || m2[0].BlobKey != m3[0].BlobKey {
 			t.Fatalf("one content, keys %s %s %s", m1[0].BlobKey, m2[0].BlobKey, m3[0].BlobKey)
 		}
@@ -242,16 +239,11 @@ func TestBlobMatrixCompact(t *testing.T) {
 		s := b.open(t, path)
 		inbox := matrixInbox(t, s, "a@example.test")
 		dead, live, orphan, last := fbody(11, 100<<10), fbody(12, 30<<10), fbody(13, 90<<10), fbody(14, 70<<10)
-		msgs, err := appendBodies(s, inbox, false, dead, live)
-		if err != nil {
-			t.Fatal(err)
-		}
+		msgs := mustAppend(t, s, inbox, false, dead, live)
 		if _, err := s.Stage(orphan); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := appendBodies(s, inbox, true, last); err != nil {
-			t.Fatal(err)
-		}
+		mustAppend(t, s, inbox, true, last)
 		expunge(t, s, inbox, msgs[0].UID)
 		// Fresh bytes stay: they may be staged for a commit to come.
 		res, err := s.Compact(ctx)
@@ -298,9 +290,7 @@ func TestBlobMatrixRefusedWhenNotDurable(t *testing.T) {
 		s := b.open(t, path)
 		inbox := matrixInbox(t, s, "a@example.test")
 		before := fbody(21, 5000)
-		if _, err := appendBodies(s, inbox, false, before); err != nil {
-			t.Fatal(err)
-		}
+		mustAppend(t, s, inbox, false, before)
 		lost := fbody(22, 50<<10)
 		for _, staged := range []bool{false, true} {
 			b.down(t)
@@ -316,9 +306,7 @@ func TestBlobMatrixRefusedWhenNotDurable(t *testing.T) {
 			}
 			b.up(t)
 		}
-		if _, err := appendBodies(s, inbox, true, lost); err != nil {
-			t.Fatal(err)
-		}
+		mustAppend(t, s, inbox, true, lost)
 		mustServe(t, s, lost)
 		mustServe(t, s, before)
 	})

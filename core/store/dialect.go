@@ -184,7 +184,8 @@ func isForeignKey(err error) bool {
 }
 
 // RedactDatabaseURL returns a database URL fit to print: its password,
-// in the user part or as a password parameter, replaced by "xxxxx". A
+// in the user part or as a password or sslpassword parameter, replaced by
+// "xxxxx". A
 // string that is not a URL is replaced whole, since it may be a
 // key=value connection string with a password in it.
 func RedactDatabaseURL(s string) string {
@@ -196,8 +197,15 @@ func RedactDatabaseURL(s string) string {
 		return "(database URL hidden)"
 	}
 	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
+	hidden := false
+	// sslpassword unlocks the client key (libpq, pgx).
+	for _, k := range []string{"password", "sslpassword"} {
+		if q.Has(k) {
+			q.Set(k, "xxxxx")
+			hidden = true
+		}
+	}
+	if hidden {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()

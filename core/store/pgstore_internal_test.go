@@ -72,10 +72,11 @@ func TestChangeNote(t *testing.T) {
 // store says: not in Database(), not in an error about the URL.
 func TestDatabaseURLRedacted(t *testing.T) {
 	for in, want := range map[string]string{
-		"postgres://u:s3cret@db:5432/mail":              "postgres://u:xxxxx@db:5432/mail",
-		"postgresql://u@db/mail?password=s3cret&x=1":    "postgresql://u@db/mail?password=xxxxx&x=1",
-		"host=db user=u password=s3cret dbname=mail":    "(database URL hidden)",
-		"postgres://u:s3cret@db:5432/mail?sslmode=full": "postgres://u:xxxxx@db:5432/mail?sslmode=full",
+		"postgres://u:s3cret@db:5432/mail":                     "postgres://u:xxxxx@db:5432/mail",
+		"postgresql://u@db/mail?password=s3cret&x=1":           "postgresql://u@db/mail?password=xxxxx&x=1",
+		"host=db user=u password=s3cret dbname=mail":           "(database URL hidden)",
+		"postgres://u:s3cret@db:5432/mail?sslmode=full":        "postgres://u:xxxxx@db:5432/mail?sslmode=full",
+		"postgres://u@db/mail?sslkey=k.pem&sslpassword=s3cret": "postgres://u@db/mail?sslkey=k.pem&sslpassword=xxxxx",
 	} {
 		if got := RedactDatabaseURL(in); got != want {
 			t.Errorf("RedactDatabaseURL(%q) = %q, want %q", in, got, want)
