@@ -160,6 +160,10 @@ type Store struct {
 	mu       sync.Mutex
 	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts
 
+	// claims has the \Recent claims of a mailbox take turns (recent.go),
+	// by mailbox ID modulo its size.
+	claims [16]sync.Mutex
+
 	hashes *hashing           // bounds concurrent password hashing (account.go)
 	cancel context.CancelFunc // stops the goroutines below
 	wg     sync.WaitGroup     // pollOthers, listenOthers

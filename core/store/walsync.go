@@ -140,15 +140,28 @@ var errPacksInGroupedWrite = errors.New("store: a grouped write wrote message by
 // bytes is refused and rolled back. On PostgreSQL (no walSync) it is
 // write.
 func (s *Store) writeGrouped(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error) error {
+	return s.writeGroupedThen(ctx, fn, nil)
+}
+
+// writeGroupedThen is writeGrouped that calls ended, when not nil, once the
+// transaction ended (committed or not), before waiting for the fsync.
+func (s *Store) writeGroupedThen(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func()) error {
+	if ended == nil {
+		ended = func() {}
+	}
 	if s.wal == nil {
 		// PostgreSQL: its own commit (and commit_delay) decides.
-		return s.write(ctx, fn)
+		err := s.write(ctx, fn)
+		ended()
+		return err
 	}
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
+		ended()
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	committed, wrote, err := s.commitNormal(ctx, conn, fn)
+	ended()
 	if committed != nil {
 		s.notify(committed)
 		if err == nil && wrote {

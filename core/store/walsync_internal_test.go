@@ -237,3 +237,55 @@ func TestClaimRecentNothingLeft(t *testing.T) {
 		t.Fatalf("claim with nothing left while the writer is busy: %d, %v; want %d at once", before, err, last)
 	}
 }
+
+// TestClaimRecentTakesTurns: sessions that all see a new message at once
+// and claim it do not all queue for the writer: the first takes it, the
+// others wait for their turn and then find the message claimed, reading
+// only. Exactly one of them gets the message.
+func TestClaimRecentTakesTurns(t *testing.T) {
+	s, mb, uids := walTestStore(t, 3)
+	ctx := context.Background()
+	last := uids[len(uids)-1]
+	// Another transaction holds the writer while the claims start.
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := s.w.Stats().WaitCount
+	const n = 10
+	got := make(chan uint32, n)
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			before, err := s.ClaimRecent(ctx, mb.ID, last)
+			errs <- err
+			got <- before
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.w.Stats().WaitCount == base && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // time for the others to queue, if they would
+	waiting := s.w.Stats().WaitCount - base
+	tx.Rollback()
+	won := 0
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		switch before := <-got; before {
+		case 0:
+			won++
+		case last:
+		default:
+			t.Errorf("a claim saw %d claimed before, want 0 or %d", before, last)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d claims got the messages, want 1", won)
+	}
+	if waiting != 1 {
+		t.Errorf("%d claims queued for the writer, want 1 (the others wait their turn and then only read)", waiting)
+	}
+}
