@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -51,6 +53,11 @@ type NewMessage struct {
 	Body         []byte
 	// Staged, when set, holds the bytes instead of Body (see Store.Stage).
 	Staged *StagedBlob
+
+	// summarized: envelope and structure are Options.Summarize's of Body,
+	// made before the transaction (AppendMessage).
+	summarized          bool
+	envelope, structure []byte
 }
 
 // UIDPair maps a source UID to the UID a copy got.
@@ -149,15 +156,57 @@ func (t *Tx) Enqueue(from string, rcpts []string, body []byte, note string) (int
 	return t.s.enqueue(t.ctx, t.tx, t.ch, from, rcpts, body, note)
 }
 
-// AppendMessage adds one message to a mailbox in its own transaction.
+// AppendMessage adds one message to a mailbox in its own transaction. What
+// needs no writer is done before the transaction begins (see prepare), so
+// that the writer is held for the rows only.
 func (s *Store) AppendMessage(ctx context.Context, mailboxID int64, m *NewMessage) (*Message, error) {
+	m, err := s.prepare(ctx, m)
+	if err != nil {
+		return nil, err
+	}
 	var out *Message
-	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	err = s.write(ctx, func(tx *sql.Tx, ch *changes) error {
 		var err error
 		out, err = s.appendMessage(ctx, tx, ch, mailboxID, m)
 		return err
 	})
 	return out, err
+}
+
+// prepare does, before the transaction, the part of appending m that needs
+// no writer: new bytes are staged and made durable (Stage, SyncStaged) and
+// Summarize runs; bytes the store holds already are not written again (the
+// transaction finds their blob, or writes them itself if it went
+// meanwhile). Every other write would otherwise wait for this append's
+// parse and its pack's fsync. It returns m, or a copy of m that says what
+// was done.
+func (s *Store) prepare(ctx context.Context, m *NewMessage) (*NewMessage, error) {
+	if m.Staged != nil || m.summarized {
+		return m, nil
+	}
+	sum := sha256.Sum256(m.Body)
+	var one int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, hex.EncodeToString(sum[:])).Scan(&one)
+	c := *m
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		staged, err := s.Stage(m.Body)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.SyncStaged(staged); err != nil {
+			return nil, err
+		}
+		c.Body, c.Staged = nil, staged
+	case err != nil:
+		return nil, fmt.Errorf("store: %w", err)
+	default:
+		c.summarized = true
+		if s.summarize != nil {
+			c.envelope, c.structure = s.summarize(m.Body)
+		}
+	}
+	return &c, nil
 }
 
 // mailboxAccount returns the account a mailbox belongs to, or ErrNotFound.
@@ -272,7 +321,9 @@ func (s *Store) appendMany(ctx context.Context, tx *sql.Tx, ch *changes, mailbox
 			return nil, err
 		}
 		msg.Size = int64(len(m.Body))
-		if s.summarize != nil {
+		if m.summarized {
+			msg.Envelope, msg.Structure = m.envelope, m.structure
+		} else if s.summarize != nil {
 			msg.Envelope, msg.Structure = s.summarize(m.Body)
 		}
 	}
