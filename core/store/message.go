@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -29,6 +27,8 @@ type Message struct {
 	// (nil when not asked for, or when it had nothing to say).
 	Envelope  []byte
 	Structure []byte
+
+	at location // where the bytes were, if read (EachMessageLocated)
 }
 
 // HasFlag reports whether the message has a flag (compared without case).
@@ -171,42 +171,6 @@ func (s *Store) AppendMessage(ctx context.Context, mailboxID int64, m *NewMessag
 		return err
 	})
 	return out, err
-}
-
-// prepare does, before the transaction, the part of appending m that needs
-// no writer: new bytes are staged and made durable (Stage, SyncStaged) and
-// Summarize runs; bytes the store holds already are not written again (the
-// transaction finds their blob, or writes them itself if it went
-// meanwhile). Every other write would otherwise wait for this append's
-// parse and its pack's fsync. It returns m, or a copy of m that says what
-// was done.
-func (s *Store) prepare(ctx context.Context, m *NewMessage) (*NewMessage, error) {
-	if m.Staged != nil || m.summarized {
-		return m, nil
-	}
-	sum := sha256.Sum256(m.Body)
-	var one int
-	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, hex.EncodeToString(sum[:])).Scan(&one)
-	c := *m
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		staged, err := s.Stage(m.Body)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.SyncStaged(staged); err != nil {
-			return nil, err
-		}
-		c.Body, c.Staged = nil, staged
-	case err != nil:
-		return nil, fmt.Errorf("store: %w", err)
-	default:
-		c.summarized = true
-		if s.summarize != nil {
-			c.envelope, c.structure = s.summarize(m.Body)
-		}
-	}
-	return &c, nil
 }
 
 // mailboxAccount returns the account a mailbox belongs to, or ErrNotFound.
@@ -425,9 +389,12 @@ func scanMessage(sc interface{ Scan(...any) error }, cache bool) (*Message, erro
 	if flags != "" {
 		m.Flags = strings.Split(flags, " ")
 	}
-	m.InternalDate = time.Unix(date, 0).In(fixedZone(zone))
+	m.InternalDate = fixedTime(date, zone)
 	return &m, nil
 }
+
+// fixedTime is a stored internal date: Unix seconds and the zone's offset.
+func fixedTime(date int64, zone int) time.Time { return time.Unix(date, 0).In(fixedZone(zone)) }
 
 func fixedZone(off int) *time.Location {
 	if off == 0 {
