@@ -455,9 +455,12 @@ func (s *Store) Message(ctx context.Context, mailboxID int64, uid uint32) (*Mess
 
 // Expunge removes the messages flagged \Deleted — only those among uids
 // when uids is not nil (UID EXPUNGE, RFC 4315) — and returns their UIDs.
+//
+// It is a grouped write, as a STORE (walsync.go): durable before it
+// returns, without holding the writer for its fsync.
 func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
 	var gone []uint32
-	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
 		accountID, err := mailboxAccount(ctx, tx, mailboxID)
 		if err != nil {
 			return err

@@ -289,3 +289,44 @@ func TestClaimRecentTakesTurns(t *testing.T) {
 		t.Errorf("%d claims queued for the writer, want 1 (the others wait their turn and then only read)", waiting)
 	}
 }
+
+// TestGroupedExpungeDurable: an EXPUNGE is a grouped write: it returns only
+// after an fsync of the log that started after its commit (it does not
+// hold the writer for SQLite's own fsync at commit), and a failed fsync
+// fails it with ErrNotDurable.
+func TestGroupedExpungeDurable(t *testing.T) {
+	s, mb, uids := walTestStore(t, 3)
+	ctx := context.Background()
+	var syncs atomic.Int64
+	s.wal.syncFile = func(f *os.File) error {
+		syncs.Add(1)
+		return f.Sync()
+	}
+	if _, err := s.StoreFlags(ctx, mb.ID, uids, FlagsAdd, []string{`\Deleted`}); err != nil {
+		t.Fatal(err)
+	}
+	syncs.Store(0)
+	gone, err := s.Expunge(ctx, mb.ID, uids[:1])
+	if err != nil || len(gone) != 1 || gone[0] != uids[0] {
+		t.Fatalf("expunge: %v, %v", gone, err)
+	}
+	if syncs.Load() != 1 {
+		t.Fatalf("%d grouped fsyncs of the log for one EXPUNGE, want 1", syncs.Load())
+	}
+	if got := writerSynchronous(t, s); got != 2 {
+		t.Fatalf("writer synchronous = %d after an EXPUNGE, want 2 (FULL)", got)
+	}
+	// Nothing to expunge: nothing written, no fsync.
+	syncs.Store(0)
+	if gone, err := s.Expunge(ctx, mb.ID, uids[:1]); err != nil || len(gone) != 0 {
+		t.Fatalf("expunge again: %v, %v", gone, err)
+	}
+	if syncs.Load() != 0 {
+		t.Fatalf("%d fsyncs for an EXPUNGE that removed nothing, want 0", syncs.Load())
+	}
+	errDisk := errors.New("injected fsync error")
+	s.wal.syncFile = func(*os.File) error { return errDisk }
+	if _, err := s.Expunge(ctx, mb.ID, nil); !errors.Is(err, ErrNotDurable) || !errors.Is(err, errDisk) {
+		t.Fatalf("EXPUNGE with a failing fsync: %v, want ErrNotDurable wrapping the disk's error", err)
+	}
+}
