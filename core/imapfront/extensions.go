@@ -106,6 +106,15 @@ func (b *appendBatch) Commit() (uint32, imap.UIDSet, error) {
 		}
 		msgs = []*store.Message{m}
 	} else {
+		// Their bytes on disk first, so that the transaction does not
+		// hold the writer for the fsync.
+		staged := make([]*store.StagedBlob, len(b.msgs))
+		for i, m := range b.msgs {
+			staged[i] = m.Staged
+		}
+		if err := s.srv.st.SyncStaged(staged...); err != nil {
+			return 0, nil, s.storeErr(err, "APPEND")
+		}
 		tx, err := s.srv.st.Begin(s.ctx())
 		if err != nil {
 			return 0, nil, s.storeErr(err, "APPEND")

@@ -57,7 +57,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	cache := options.Envelope || options.BodyStructure != nil
 	needBody := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
 	for _, run := range v.chunks(ts) {
-		msgs, err := v.messages(run, cache)
+		msgs, err := v.messages(run, cache, needBody)
 		if err != nil {
 			return s.storeErr(err, "FETCH")
 		}
@@ -97,7 +97,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 	var raw []byte
 	readRaw := func() ([]byte, error) {
 		if raw == nil {
-			b, err := s.srv.st.Blob(s.ctx(), m.BlobKey)
+			b, err := s.srv.st.MessageBytes(s.ctx(), m)
 			if errors.Is(err, store.ErrNotFound) {
 				return nil, errExpunged
 			} else if err != nil {

@@ -37,7 +37,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		uidSet imap.UIDSet
 	)
 	for _, run := range v.chunks(all) {
-		msgs, err := v.messages(run, false)
+		msgs, err := v.messages(run, false, false)
 		if err != nil {
 			return nil, s.storeErr(err, "SEARCH")
 		}

@@ -62,7 +62,7 @@ func (s *session) found(criteria *imap.SearchCriteria, refs bool, what string) (
 	}
 	var out []*sortMsg
 	for _, run := range v.chunks(all) {
-		msgs, err := v.messages(run, true)
+		msgs, err := v.messages(run, true, false)
 		if err != nil {
 			return nil, s.storeErr(err, what)
 		}

@@ -289,11 +289,17 @@ func (v *view) chunks(ts []target) [][]target {
 }
 
 // messages reads the store's messages for a run of targets; the result is
-// in target order, with nil where a message is gone.
-func (v *view) messages(run []target, cache bool) ([]*store.Message, error) {
+// in target order, with nil where a message is gone. With located, each
+// message's bytes can then be read without another query
+// (store.MessageBytes).
+func (v *view) messages(run []target, cache, located bool) ([]*store.Message, error) {
 	out := make([]*store.Message, len(run))
 	k := 0
-	err := v.s.srv.st.EachMessage(v.s.ctx(), v.mb.ID, uint32(run[0].uid), uint32(run[len(run)-1].uid), cache, func(m *store.Message) error {
+	each := v.s.srv.st.EachMessage
+	if located {
+		each = v.s.srv.st.EachMessageLocated
+	}
+	err := each(v.s.ctx(), v.mb.ID, uint32(run[0].uid), uint32(run[len(run)-1].uid), cache, func(m *store.Message) error {
 		for k < len(run) && run[k].uid < imap.UID(m.UID) {
 			k++
 		}

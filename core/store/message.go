@@ -27,6 +27,8 @@ type Message struct {
 	// (nil when not asked for, or when it had nothing to say).
 	Envelope  []byte
 	Structure []byte
+
+	at location // where the bytes were, if read (EachMessageLocated)
 }
 
 // HasFlag reports whether the message has a flag (compared without case).
@@ -51,6 +53,11 @@ type NewMessage struct {
 	Body         []byte
 	// Staged, when set, holds the bytes instead of Body (see Store.Stage).
 	Staged *StagedBlob
+
+	// summarized: envelope and structure are Options.Summarize's of Body,
+	// made before the transaction (AppendMessage).
+	summarized          bool
+	envelope, structure []byte
 }
 
 // UIDPair maps a source UID to the UID a copy got.
@@ -208,9 +215,15 @@ func (t *Tx) Enqueue(from string, rcpts []string, body []byte, note string) (int
 	return t.s.enqueue(t.ctx, t.tx, t.ch, from, rcpts, body, note)
 }
 
-// AppendMessage adds one message to a mailbox in its own transaction.
-// It waits only for the writers of the mailbox's account (BeginMailbox).
+// AppendMessage adds one message to a mailbox in its own transaction. What
+// needs no writer is done before the transaction begins (see prepare), so
+// that the writer is held for the rows only; it waits only for the writers
+// of the mailbox's account (BeginMailbox).
 func (s *Store) AppendMessage(ctx context.Context, mailboxID int64, m *NewMessage) (*Message, error) {
+	m, err := s.prepare(ctx, m)
+	if err != nil {
+		return nil, err
+	}
 	t, err := s.BeginMailbox(ctx, mailboxID)
 	if err != nil {
 		return nil, err
@@ -338,7 +351,9 @@ func (s *Store) appendMany(ctx context.Context, tx *sql.Tx, ch *changes, mailbox
 			return nil, err
 		}
 		msg.Size = int64(len(m.Body))
-		if s.summarize != nil {
+		if m.summarized {
+			msg.Envelope, msg.Structure = m.envelope, m.structure
+		} else if s.summarize != nil {
 			msg.Envelope, msg.Structure = s.summarize(m.Body)
 		}
 	}
@@ -440,9 +455,12 @@ func scanMessage(sc interface{ Scan(...any) error }, cache bool) (*Message, erro
 	if flags != "" {
 		m.Flags = strings.Split(flags, " ")
 	}
-	m.InternalDate = time.Unix(date, 0).In(fixedZone(zone))
+	m.InternalDate = fixedTime(date, zone)
 	return &m, nil
 }
+
+// fixedTime is a stored internal date: Unix seconds and the zone's offset.
+func fixedTime(date int64, zone int) time.Time { return time.Unix(date, 0).In(fixedZone(zone)) }
 
 func fixedZone(off int) *time.Location {
 	if off == 0 {
@@ -503,9 +521,12 @@ func (s *Store) Message(ctx context.Context, mailboxID int64, uid uint32) (*Mess
 
 // Expunge removes the messages flagged \Deleted — only those among uids
 // when uids is not nil (UID EXPUNGE, RFC 4315) — and returns their UIDs.
+//
+// It is a grouped write, as a STORE (walsync.go): durable before it
+// returns, without holding the writer for its fsync.
 func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
 	var gone []uint32
-	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
 		accountID, err := mailboxAccount(ctx, tx, mailboxID)
 		if err != nil {
 			return err

@@ -31,17 +31,41 @@ func (s *Store) RecentFrom(ctx context.Context, mailboxID int64) (uint32, error)
 //
 // A claim that finds nothing left to claim (the usual case: every session
 // on the mailbox tries to claim each new message, one wins) reads only and
-// never waits for the writer: claims only raise last_uid. A claim that
-// changes something is a grouped write, as a STORE (walsync.go): durable
-// before it returns, without holding the writer for its fsync.
+// never waits for the writer: claims only raise last_uid. The claims of
+// one mailbox in this process take turns (Store.claims), so that of the
+// sessions that see a new message at once only the first takes the writer
+// and the others, after it committed, find nothing left and only read:
+// without the turns each of them queued for the writer (behind every
+// APPEND's and EXPUNGE's fsync) only to find its claim lost, and the
+// FETCH or STORE whose end it was answered only then. A claim that changes
+// something is a grouped write, as a STORE (walsync.go): durable before it
+// returns, without holding the writer for its fsync.
 func (s *Store) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error) {
 	if last, err := s.RecentFrom(ctx, mailboxID); err != nil {
 		return 0, err
 	} else if last >= upTo {
 		return last, nil
 	}
+	turn := &s.claims[uint64(mailboxID)%uint64(len(s.claims))]
+	turn.Lock()
+	locked := true
+	unlock := func() {
+		if locked {
+			locked = false
+			turn.Unlock()
+		}
+	}
+	defer unlock()
+	// Again in turn: the claim just before may have taken these messages.
+	if last, err := s.RecentFrom(ctx, mailboxID); err != nil {
+		return 0, err
+	} else if last >= upTo {
+		return last, nil
+	}
 	var last uint32
-	err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
+	// The turn ends at the commit: the next claimer reads it then, and need
+	// not wait for this claim's fsync.
+	err := s.writeGroupedThen(ctx, func(tx *sql.Tx, ch *changes) error {
 		err := tx.QueryRowContext(ctx, `SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?`, mailboxID).Scan(&last)
 		if errors.Is(err, sql.ErrNoRows) {
 			last = 0
@@ -57,7 +81,7 @@ func (s *Store) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (
 			return fmt.Errorf("store: claim recent: %w", err)
 		}
 		return nil
-	})
+	}, unlock)
 	return last, err
 }
 

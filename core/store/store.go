@@ -32,9 +32,11 @@
 //     mailboxes, which take that account's lock besides: BeginMailbox,
 //     pgstore.go); readers use a separate pool and never block it.
 //     A write returns only once it is on disk: the log is fsynced at commit
-//     (synchronous=FULL), or, on SQLite, for a change of flags only, by an
-//     fsync shared with the other flag changes of the moment, made after
-//     the commit freed the writer (group commit, walsync.go).
+//     (synchronous=FULL), or, on SQLite, for a change of flags only or an
+//     expunge, by an fsync shared with the other such changes of the
+//     moment, made after the commit freed the writer (group commit,
+//     walsync.go). An append makes its message bytes durable before it
+//     takes the writer (AppendMessage, messagebytes.go).
 //   - Watchers are told of a change only after its transaction committed,
 //     also of one committed by another process on the same database (seen
 //     within Options.ChangePoll, see watch.go; on PostgreSQL at once,
@@ -166,11 +168,15 @@ type Store struct {
 	log       *slog.Logger
 	summarize func([]byte) ([]byte, []byte)
 	packs     *packs
-	wal       *walSync // group commit of flag changes (walsync.go)
+	wal       *walSync // group commit of flag changes and expunges (walsync.go)
 	objects   *objects // nil: message bytes go to packs
 
 	mu       sync.Mutex
 	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts
+
+	// claims has the \Recent claims of a mailbox take turns (recent.go),
+	// by mailbox ID modulo its size.
+	claims [16]sync.Mutex
 
 	hashes *hashing           // bounds concurrent password hashing (account.go)
 	cancel context.CancelFunc // stops the goroutines below

@@ -11,19 +11,23 @@ import (
 	"sync"
 )
 
-// Group commit of flag changes.
+// Group commit of flag changes and expunges.
 //
 // Every write commits on the one writer connection with synchronous=FULL:
 // SQLite fsyncs the write-ahead log before the commit returns, while the
 // transaction still holds the writer, so under load every other write
-// (APPEND, delivery, EXPUNGE, a migration's batch) queues behind that
-// fsync. A transaction that changes only flags (STORE) instead commits with
-// synchronous=NORMAL, which is the same commit without that fsync, and
-// frees the writer; then writeGrouped waits for an fsync of the log made
-// outside the writer (walSync), one fsync for every flag change committed
-// before it started (group commit). So a STORE is still on disk before it
-// returns (acknowledged means durable, as for mail), it no longer holds the
-// writer during its fsync, and ten STOREs at once cost about one fsync.
+// (APPEND, delivery, a migration's batch) queues behind that fsync. A
+// transaction that changes only flags (STORE, a \Recent claim) or removes
+// messages (EXPUNGE) instead commits with synchronous=NORMAL, which is the
+// same commit without that fsync, and frees the writer; then writeGrouped
+// waits for an fsync of the log made outside the writer (walSync), one
+// fsync for every such change committed before it started (group commit).
+// So a STORE or an EXPUNGE is still on disk before it returns
+// (acknowledged means durable, as for mail), it no longer holds the writer
+// during its fsync, and ten of them at once cost about one fsync. (If that
+// fsync fails, the change is committed yet answered as failed: a STORE or
+// EXPUNGE done again is then harmless. An append, which must not be
+// answered NO and still be there, keeps its fsync at commit.)
 //
 // Why this is as durable as FULL: in WAL mode FULL and NORMAL differ only in
 // that fsync of the log at commit (SQLite syncs the log's header when it
@@ -140,15 +144,28 @@ var errPacksInGroupedWrite = errors.New("store: a grouped write wrote message by
 // bytes is refused and rolled back. On PostgreSQL (no walSync) it is
 // write.
 func (s *Store) writeGrouped(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error) error {
+	return s.writeGroupedThen(ctx, fn, nil)
+}
+
+// writeGroupedThen is writeGrouped that calls ended, when not nil, once the
+// transaction ended (committed or not), before waiting for the fsync.
+func (s *Store) writeGroupedThen(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func()) error {
+	if ended == nil {
+		ended = func() {}
+	}
 	if s.wal == nil {
 		// PostgreSQL: its own commit (and commit_delay) decides.
-		return s.write(ctx, fn)
+		err := s.write(ctx, fn)
+		ended()
+		return err
 	}
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
+		ended()
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	committed, wrote, err := s.commitNormal(ctx, conn, fn)
+	ended()
 	if committed != nil {
 		s.notify(committed)
 		if err == nil && wrote {

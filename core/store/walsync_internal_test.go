@@ -237,3 +237,96 @@ func TestClaimRecentNothingLeft(t *testing.T) {
 		t.Fatalf("claim with nothing left while the writer is busy: %d, %v; want %d at once", before, err, last)
 	}
 }
+
+// TestClaimRecentTakesTurns: sessions that all see a new message at once
+// and claim it do not all queue for the writer: the first takes it, the
+// others wait for their turn and then find the message claimed, reading
+// only. Exactly one of them gets the message.
+func TestClaimRecentTakesTurns(t *testing.T) {
+	s, mb, uids := walTestStore(t, 3)
+	ctx := context.Background()
+	last := uids[len(uids)-1]
+	// Another transaction holds the writer while the claims start.
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := s.w.Stats().WaitCount
+	const n = 10
+	got := make(chan uint32, n)
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			before, err := s.ClaimRecent(ctx, mb.ID, last)
+			errs <- err
+			got <- before
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.w.Stats().WaitCount == base && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // time for the others to queue, if they would
+	waiting := s.w.Stats().WaitCount - base
+	tx.Rollback()
+	won := 0
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		switch before := <-got; before {
+		case 0:
+			won++
+		case last:
+		default:
+			t.Errorf("a claim saw %d claimed before, want 0 or %d", before, last)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d claims got the messages, want 1", won)
+	}
+	if waiting != 1 {
+		t.Errorf("%d claims queued for the writer, want 1 (the others wait their turn and then only read)", waiting)
+	}
+}
+
+// TestGroupedExpungeDurable: an EXPUNGE is a grouped write: it returns only
+// after an fsync of the log that started after its commit (it does not
+// hold the writer for SQLite's own fsync at commit), and a failed fsync
+// fails it with ErrNotDurable.
+func TestGroupedExpungeDurable(t *testing.T) {
+	s, mb, uids := walTestStore(t, 3)
+	ctx := context.Background()
+	var syncs atomic.Int64
+	s.wal.syncFile = func(f *os.File) error {
+		syncs.Add(1)
+		return f.Sync()
+	}
+	if _, err := s.StoreFlags(ctx, mb.ID, uids, FlagsAdd, []string{`\Deleted`}); err != nil {
+		t.Fatal(err)
+	}
+	syncs.Store(0)
+	gone, err := s.Expunge(ctx, mb.ID, uids[:1])
+	if err != nil || len(gone) != 1 || gone[0] != uids[0] {
+		t.Fatalf("expunge: %v, %v", gone, err)
+	}
+	if syncs.Load() != 1 {
+		t.Fatalf("%d grouped fsyncs of the log for one EXPUNGE, want 1", syncs.Load())
+	}
+	if got := writerSynchronous(t, s); got != 2 {
+		t.Fatalf("writer synchronous = %d after an EXPUNGE, want 2 (FULL)", got)
+	}
+	// Nothing to expunge: nothing written, no fsync.
+	syncs.Store(0)
+	if gone, err := s.Expunge(ctx, mb.ID, uids[:1]); err != nil || len(gone) != 0 {
+		t.Fatalf("expunge again: %v, %v", gone, err)
+	}
+	if syncs.Load() != 0 {
+		t.Fatalf("%d fsyncs for an EXPUNGE that removed nothing, want 0", syncs.Load())
+	}
+	errDisk := errors.New("injected fsync error")
+	s.wal.syncFile = func(*os.File) error { return errDisk }
+	if _, err := s.Expunge(ctx, mb.ID, nil); !errors.Is(err, ErrNotDurable) || !errors.Is(err, errDisk) {
+		t.Fatalf("EXPUNGE with a failing fsync: %v, want ErrNotDurable wrapping the disk's error", err)
+	}
+}

@@ -1,0 +1,132 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// Writing a message's bytes before its transaction: prepare (for
+// AppendMessage). Reading many messages' bytes: EachMessageLocated reads, with the rows,
+// where each message's bytes are (its blob's pack and offset), so that
+// MessageBytes reads them without a query per message. A place read with
+// the row stays right: pack bytes are never rewritten and pack numbers
+// never reused (pack.go); if Compact moved the blob and deleted its pack
+// meanwhile, MessageBytes looks the blob up again by its key (Blob).
+
+// location is where a message's bytes were when its row was read.
+type location struct {
+	known     bool
+	pack, off sql.NullInt64 // pack is NULL for bytes kept in blob_data
+	size      int64
+}
+
+// locatedCols are messageCols of messages m, and the place of their blob b.
+var locatedCols = "m." + strings.ReplaceAll(messageCols, ", ", ", m.") + `, b.pack, b.off, b.size`
+
+// EachMessageLocated is EachMessage that also reads where each message's
+// bytes are, for MessageBytes.
+func (s *Store) EachMessageLocated(ctx context.Context, mailboxID int64, minUID, maxUID uint32, cache bool, fn func(*Message) error) error {
+	cols := locatedCols
+	if cache {
+		cols += `, m.envelope, m.structure`
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+cols+` FROM messages m LEFT JOIN blobs b ON b.key = m.blob
+		WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid`, mailboxID, minUID, maxUID)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, err := scanLocated(rows, cache)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func scanLocated(sc rowScanner, cache bool) (*Message, error) {
+	var m Message
+	var flags string
+	var date int64
+	var zone int
+	var size sql.NullInt64
+	dest := []any{&m.ID, &m.MailboxID, &m.UID, &flags, &date, &zone, &m.Size, &m.BlobKey, &m.ModSeq, &m.at.pack, &m.at.off, &size}
+	if cache {
+		dest = append(dest, &m.Envelope, &m.Structure)
+	}
+	if err := sc.Scan(dest...); err != nil {
+		return nil, err
+	}
+	if flags != "" {
+		m.Flags = strings.Split(flags, " ")
+	}
+	m.InternalDate = fixedTime(date, zone)
+	m.at.known, m.at.size = size.Valid, size.Int64
+	return &m, nil
+}
+
+// MessageBytes returns a message's bytes, exactly as appended: from the
+// place EachMessageLocated read, or else by its blob key (Blob). It fails
+// with ErrNotFound when the bytes are gone (the message was expunged and
+// its blob deleted).
+func (s *Store) MessageBytes(ctx context.Context, m *Message) ([]byte, error) {
+	at := m.at
+	if at.known && at.pack.Valid && at.pack.Int64 != objectPack {
+		data, err := s.packs.read(at.pack.Int64, at.off.Int64, at.size)
+		if err == nil {
+			return data, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, os.ErrClosed) {
+			return nil, fmt.Errorf("store: read blob %s: %w", m.BlobKey, err)
+		}
+		// Moved by Compact: look it up again.
+	}
+	return s.Blob(ctx, m.BlobKey)
+}
+
+// prepare does, before the transaction, the part of appending m that needs
+// no writer: new bytes are staged and made durable (Stage, SyncStaged) and
+// Summarize runs; bytes the store holds already are not written again (the
+// transaction finds their blob, or writes them itself if it went
+// meanwhile). Every other write would otherwise wait for this append's
+// parse and its pack's fsync. It returns m, or a copy of m that says what
+// was done.
+func (s *Store) prepare(ctx context.Context, m *NewMessage) (*NewMessage, error) {
+	if m.Staged != nil || m.summarized {
+		return m, nil
+	}
+	sum := sha256.Sum256(m.Body)
+	var one int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, hex.EncodeToString(sum[:])).Scan(&one)
+	c := *m
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		staged, err := s.Stage(m.Body)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.SyncStaged(staged); err != nil {
+			return nil, err
+		}
+		c.Body, c.Staged = nil, staged
+	case err != nil:
+		return nil, fmt.Errorf("store: %w", err)
+	default:
+		c.summarized = true
+		if s.summarize != nil {
+			c.envelope, c.structure = s.summarize(m.Body)
+		}
+	}
+	return &c, nil
+}
