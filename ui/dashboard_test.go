@@ -212,7 +212,8 @@ func TestTrustCertificate(t *testing.T) {
 }
 
 // The dashboard says which store engine keeps the metadata, and where
-// (here the embedded SQLite).
+// (here the embedded SQLite), where message bytes go (packs), and which
+// nodes serve it (this one).
 func TestDashboardShowsStore(t *testing.T) {
 	h := newHarness(t)
 	d := h.u.dash
@@ -220,7 +221,8 @@ func TestDashboardShowsStore(t *testing.T) {
 	for {
 		var txt string
 		h.ui(func() { txt = d.listen.Text })
-		if strings.Contains(txt, "Store: SQLite, ") && strings.Contains(txt, "mailferry.db") {
+		if strings.Contains(txt, "Store: SQLite, ") && strings.Contains(txt, "mailferry.db; packs in ") &&
+			strings.Contains(txt, "Nodes: 1 live: ") && strings.Contains(txt, " (this one)") {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -260,6 +260,16 @@ CREATE TABLE IF NOT EXISTS object_sweeps (
 	busy_until BIGINT NOT NULL -- Unix milliseconds
 );
 `,
+	// 3: the nodes that serve this store (node.go; SQLite's step of the
+	// same table).
+	`
+CREATE TABLE IF NOT EXISTS nodes (
+	name      TEXT PRIMARY KEY,
+	version   TEXT NOT NULL,
+	started   BIGINT NOT NULL, -- Unix milliseconds
+	last_seen BIGINT NOT NULL  -- Unix milliseconds
+);
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:
