@@ -34,12 +34,13 @@ type cluster struct {
 // newCluster starts the old server and writes the configuration file of
 // the distributed engine (PostgreSQL + S3) with the domain migrating from
 // it; master says whether the configuration names the master password
-// file (so nodes resume copies without the user's login).
-func newCluster(t *testing.T, master bool) *cluster {
+// file (so nodes resume copies without the user's login); users are the
+// old server's (nil: oldtest's default), extra more configuration keys.
+func newCluster(t *testing.T, master bool, users map[string]string, extra map[string]any) *cluster {
 	t.Helper()
 	url := testkit.PostgresURL(t)
 	s3 := testkit.StartS3(t)
-	old := oldtest.StartKind(t, oldtest.Dovecot, &oldtest.Options{Separator: '/'})
+	old := oldtest.StartKind(t, oldtest.Dovecot, &oldtest.Options{Separator: '/', Users: users})
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "s3.secret")
 	if err := os.WriteFile(secret, []byte(s3.SecretKey+"\n"), 0o600); err != nil {
@@ -49,6 +50,9 @@ func newCluster(t *testing.T, master bool) *cluster {
 		"database_url": url, "s3_endpoint": s3.Endpoint, "s3_bucket": s3.Bucket, "s3_access_key": s3.AccessKey,
 		"s3_secret_key_file": secret, "s3_tls": false, "allow_insecure_auth": true,
 		"copy_lease_seconds": int(nodeLease / time.Second),
+	}
+	for k, v := range extra {
+		cfg[k] = v
 	}
 	if master {
 		pw := filepath.Join(dir, "master.pw")
@@ -175,7 +179,7 @@ func (ic *imapConn) until(tag string) []string {
 // UID, flags, INTERNALDATE and bytes), and an APPEND on A reaches an IDLE
 // on B within a second.
 func TestTwoNodesServeOneStore(t *testing.T) {
-	c := newCluster(t, false)
+	c := newCluster(t, false, nil, nil)
 	seedOld(t, c.old, '/')
 	a, b := c.node(t), c.node(t)
 	c.compare(t, a, "alice", 60*time.Second) // the first login, at A, copies
@@ -223,8 +227,56 @@ func TestTwoNodesServeOneStore(t *testing.T) {
 	}
 	fmt.Fprintf(idle.c, "DONE\r\n")
 	idle.until("i")
+
+	// Status, from any machine with the configuration: the engine, where
+	// the bytes are, and both nodes live; a node stopped cleanly is gone.
+	if live := c.liveNodes(t); len(live) != 2 {
+		t.Errorf("live nodes: %v, want 2", live)
+	}
 	a.stop(t)
+	if live := c.liveNodes(t); len(live) != 1 {
+		t.Errorf("live nodes after A stopped: %v, want 1", live)
+	}
 	b.stop(t)
+}
+
+// liveNodes reads `mailferry status --json` and `mailferry status` with
+// the cluster's configuration: the names of the live nodes. It checks the
+// engine and where the bytes are, and that the words say as much.
+func (c *cluster) liveNodes(t *testing.T) []string {
+	t.Helper()
+	data := t.TempDir()
+	out, stderr, code := mf(t, data, "", "status", "--json", "--config", c.config)
+	if code != 0 {
+		t.Fatalf("status --json: %s", stderr)
+	}
+	var rep struct {
+		Engine, Database, Blobs string
+		Nodes                   []struct {
+			Name string
+			Live bool
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Engine != "postgresql" || !strings.Contains(rep.Database, "xxxxx") || !strings.HasPrefix(rep.Blobs, "S3 http://127.0.0.1:") {
+		t.Errorf("status --json: engine %q, database %q, blobs %q", rep.Engine, rep.Database, rep.Blobs)
+	}
+	var live []string
+	for _, n := range rep.Nodes {
+		if n.Live {
+			live = append(live, n.Name)
+		}
+	}
+	words, stderr, code := mf(t, data, "", "status", "--config", c.config)
+	if code != 0 {
+		t.Fatalf("status: %s", stderr)
+	}
+	if want := fmt.Sprintf("nodes: %d live", len(live)); !strings.Contains(words, want) || !strings.Contains(words, "store: PostgreSQL, postgres://") {
+		t.Errorf("status says\n%s\nwant %q and the store", words, want)
+	}
+	return live
 }
 
 // TestTwoNodesTakeOverCopy: node A is killed (SIGKILL) while it copies a
@@ -233,7 +285,7 @@ func TestTwoNodesServeOneStore(t *testing.T) {
 // (plus a retry): after the user's next login at B, and, when the
 // configuration names the domain's master password, by itself.
 func TestTwoNodesTakeOverCopy(t *testing.T) {
-	const n = 400 // ~10 MB: seconds of copying into S3
+	const n = 250 // ~6.5 MB: seconds of copying into S3
 	for _, tc := range []struct {
 		name   string
 		master bool
@@ -242,7 +294,7 @@ func TestTwoNodesTakeOverCopy(t *testing.T) {
 		{"master password", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCluster(t, tc.master)
+			c := newCluster(t, tc.master, nil, nil)
 			seedPadded(t, c.old, "bob", n)
 			a, b := c.node(t), c.node(t)
 			addr, pw := c.old.Address(t, "bob")
@@ -295,5 +347,73 @@ func TestTwoNodesTakeOverCopy(t *testing.T) {
 			}
 			b.stop(t)
 		})
+	}
+}
+
+// TestTwoNodesBulkMigrate: `mailferry migrate` of one user list on two
+// nodes at once shares the users through the copy leases: every user is
+// copied by one node only (the other only catches up after), and both
+// nodes copy.
+func TestTwoNodesBulkMigrate(t *testing.T) {
+	const nUsers, nMsgs = 6, 40
+	users := map[string]string{}
+	var list strings.Builder
+	for i := range nUsers {
+		u := fmt.Sprintf("u%d@example.test", i)
+		users[u] = fmt.Sprintf("Secret-%d-pw", i)
+		list.WriteString(u + "\n")
+	}
+	c := newCluster(t, false, users, map[string]any{"migrate_accounts": 2})
+	for u := range users {
+		seedPadded(t, c.old, u, nMsgs)
+	}
+	file := filepath.Join(t.TempDir(), "users.csv")
+	if err := os.WriteFile(file, []byte(list.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type run struct {
+		out, errs string
+		code      int
+	}
+	runs := make([]run, 2)
+	done := make(chan struct{})
+	for i := range runs {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			data := t.TempDir()
+			runs[i].out, runs[i].errs, runs[i].code = mf(t, data, c.old.MasterPassword+"\n", "migrate", "--domain", "example.test",
+				"--users", file, "--master-user", c.old.MasterUser, "--config", c.config)
+		}()
+	}
+	<-done
+	<-done
+	copied := map[string][]int{} // user: the runs that copied it (not a catch-up)
+	for i, r := range runs {
+		if r.code != 0 || !strings.Contains(r.out, fmt.Sprintf("%d of %d users migrated", nUsers, nUsers)) {
+			t.Fatalf("migrate on node %d: exit %d\n%s\n%s", i, r.code, r.out, r.errs)
+		}
+		for _, l := range strings.Split(r.errs, "\n") {
+			if strings.Contains(l, `msg="migrate: job started"`) && strings.Contains(l, "catchup=false") {
+				_, acct, _ := strings.Cut(l, "account=")
+				acct, _, _ = strings.Cut(acct, " ")
+				copied[acct] = append(copied[acct], i)
+			}
+		}
+	}
+	per := [2]int{}
+	for u := range users {
+		switch got := copied[u]; len(got) {
+		case 1:
+			per[got[0]]++
+		default:
+			t.Errorf("%s copied by nodes %v, want by one", u, got)
+		}
+		if n := c.inbox(t, u); n != nMsgs {
+			t.Errorf("%s: INBOX holds %d messages, want %d", u, n, nMsgs)
+		}
+	}
+	t.Logf("users copied by node 0: %d, by node 1: %d", per[0], per[1])
+	if per[0] == 0 || per[1] == 0 {
+		t.Errorf("one node did all the work: %v\nnode 0:\n%s\nnode 1:\n%s", per, runs[0].errs, runs[1].errs)
 	}
 }
