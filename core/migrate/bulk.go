@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -151,78 +150,50 @@ func (e *Engine) MigrateUsers(ctx context.Context, domain string, users []Creden
 			}
 		}()
 	}
-	// First every user once: an account another process (another node's
-	// bulk run, or serve) copies now is put aside at once, its slot going
-	// to the next user, so that bulk runs on several nodes with one list
-	// share the users instead of queueing behind each other. Then the
-	// accounts put aside: wait for the other process, then catch up.
 	sem := make(chan struct{}, e.opts.Accounts)
 	var wg sync.WaitGroup
-	var asideMu sync.Mutex
-	var aside []int
-	run := func(i int, u Credentials, wait bool) {
-		defer wg.Done()
-		defer func() { <-sem }()
+	for i, u := range users {
 		a := results[i].Address
-		defer func() {
-			if r := recover(); r != nil {
-				results[i].Error = fmt.Sprintf("panic: %v", r)
-				e.log.Error("migrate: panic", "account", a, "panic", r)
-			}
-		}()
-		u.Address = a
-		err := e.MigrateAccount(ctx, a, u)
-		if !wait && errors.Is(err, store.ErrLeased) {
-			e.log.Info("migrate: account being copied by another process; coming back to it after the others", "account", a)
-			asideMu.Lock()
-			aside = append(aside, i)
-			asideMu.Unlock()
-			return
-		}
-		for errors.Is(err, store.ErrLeased) {
-			// Another process copies the account now (a second bulk
-			// run, or serve): wait for it, then catch up, rather than
-			// fail or copy it twice.
-			e.log.Info("migrate: account being copied by another process; waiting for it", "account", a)
-			if err = sleepCtx(ctx, e.opts.LeaseTTL/3); err == nil {
-				err = e.MigrateAccount(ctx, a, u)
-			}
-		}
-		if err != nil {
-			results[i].Error = err.Error()
-			p := oldserver.Explain(err)
-			results[i].Problem = &p
-		} else {
-			results[i].OK = true
-		}
-	}
-	start := func(i int, wait bool) error {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return ctx.Err()
-		}
-		wg.Add(1)
-		go run(i, users[i], wait)
-		return nil
-	}
-	for i := range users {
-		_, d, err := store.SplitAddress(results[i].Address)
+		_, d, err := store.SplitAddress(a)
 		if err != nil || d != domain {
 			results[i].Error = fmt.Sprintf("not an address of %s", domain)
 			continue
 		}
-		if err := start(i, false); err != nil {
-			return results, err
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return results, ctx.Err()
 		}
-	}
-	wg.Wait()
-	slices.Sort(aside)
-	for _, i := range aside {
-		if err := start(i, true); err != nil {
-			return results, err
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			defer func() {
+				if r := recover(); r != nil {
+					results[i].Error = fmt.Sprintf("panic: %v", r)
+					e.log.Error("migrate: panic", "account", a, "panic", r)
+				}
+			}()
+			u.Address = a
+			err := e.MigrateAccount(ctx, a, u)
+			for errors.Is(err, store.ErrLeased) {
+				// Another process copies the account now (a second bulk
+				// run, or serve): wait for it, then catch up, rather than
+				// fail or copy it twice.
+				e.log.Info("migrate: account being copied by another process; waiting for it", "account", a)
+				if err = sleepCtx(ctx, e.opts.LeaseTTL/3); err == nil {
+					err = e.MigrateAccount(ctx, a, u)
+				}
+			}
+			if err != nil {
+				results[i].Error = err.Error()
+				p := oldserver.Explain(err)
+				results[i].Problem = &p
+			} else {
+				results[i].OK = true
+			}
+		}()
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
