@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,6 +228,24 @@ func TestTwoNodesServeOneStore(t *testing.T) {
 	}
 	fmt.Fprintf(idle.c, "DONE\r\n")
 	idle.until("i")
+
+	// carol's first login reaches both nodes at once (a client with two
+	// connections): both let her in, and her mail is there once.
+	caddr, cpw := c.old.Address(t, "carol")
+	c.old.Append(t, "carol", "INBOX", []string{`\Seen`}, time.Now(), []byte("Subject: for carol\r\n\r\nhi\r\n"))
+	res := make([]string, 2)
+	var wg sync.WaitGroup
+	for i, n := range []*served{a, b} {
+		wg.Add(1)
+		go func() { defer wg.Done(); res[i] = imapLogin(n.addr, "127.0.0.1", caddr, cpw) }()
+	}
+	wg.Wait()
+	for i, r := range res {
+		if !strings.HasPrefix(r, "a OK") {
+			t.Errorf("carol's first login at node %d: %s", i, r)
+		}
+	}
+	c.compare(t, a, "carol", 60*time.Second)
 
 	// Status, from any machine with the configuration: the engine, where
 	// the bytes are, and both nodes live; a node stopped cleanly is gone.

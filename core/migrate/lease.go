@@ -101,23 +101,16 @@ func leaseLost(lctx context.Context) error {
 }
 
 // retryLeased runs the account of a job refused for its lease again after a
-// third of LeaseTTL, or just after the lease expires if that is sooner (a
-// dead node's copy is taken over when its lease ends), until the engine
-// closes.
+// third of LeaseTTL, until the engine closes. (A copy whose node died is
+// taken over as its lease ends by KeepResuming, which also runs copies
+// this engine has a login's password for.)
 func (e *Engine) retryLeased(id int64, address string, err error) {
 	if !errors.Is(err, store.ErrLeased) && !errors.Is(err, errLeaseLost) {
 		return
 	}
-	var expires time.Time
-	if leases, lerr := e.st.Leases(e.ctx); lerr == nil {
-		if l, ok := leases[id]; ok && l.Holder != e.holder {
-			expires = l.Expires
-		}
-	}
-	wait := untilLeaseEnds(e.opts.LeaseTTL, expires)
-	e.log.Info("migrate: account being copied by another process; trying again later", "account", address, "in", wait)
+	e.log.Info("migrate: account being copied by another process; trying again later", "account", address, "in", e.opts.LeaseTTL/3)
 	e.goSafe("lease retry "+address, func() {
-		t := time.NewTimer(wait)
+		t := time.NewTimer(e.opts.LeaseTTL / 3)
 		defer t.Stop()
 		select {
 		case <-e.ctx.Done():
