@@ -73,6 +73,18 @@ type Config struct {
 	// MigrateConnections how many old-server connections each uses (default 2).
 	MigrateAccounts    int `json:"migrate_accounts,omitempty"`
 	MigrateConnections int `json:"migrate_connections,omitempty"`
+	// NodeName names this node among several `mailferry serve` on one
+	// database (database_url): in `mailferry status`, the nodes table and
+	// the copy leases it holds. Default the host name and the data
+	// directory ("mail1:/var/lib/mailferry"). It must differ between
+	// machines: a lease whose holder has this node's name and a process
+	// that is gone is taken at once, any other only when it expires.
+	NodeName string `json:"node_name,omitempty"`
+	// CopyLeaseSeconds is how long an account's copy lease lasts unless
+	// its node renews it (every third of it): how long, at most, a copy
+	// whose node died waits before another node takes it over (default
+	// 30).
+	CopyLeaseSeconds int `json:"copy_lease_seconds,omitempty"`
 	// MasterPasswordFiles name, by migrating domain, a file whose first
 	// line is the password of the domain's master user (its settings'
 	// master_user, `domain migrate --master-user`). With it `serve` resumes
@@ -122,13 +134,17 @@ type Config struct {
 	// the default: the old server while migrating, direct delivery after.
 	OutboundRoutes map[string]OutboundRouteConfig `json:"outbound_routes,omitempty"`
 
+	// Version is this program's version, shown beside the node in the
+	// nodes table (mailferry status); set by the command.
+	Version string `json:"-"`
+
 	// Logger receives the core's logs; nil means slog.Default().
 	Logger *slog.Logger `json:"-"`
 
 	// ServiceHook, when set, is called in a service's goroutine each time
 	// the service starts or restarts, before it serves, with the service's
 	// name ("imap", "imaps", "smtp", "submission", "submissions", "pop3",
-	// "pop3s", "relay queue", "compact"). A panic in it is the service's panic; an
+	// "pop3s", "relay queue", "compact", "node"). A panic in it is the service's panic; an
 	// error means the service cannot start. It is the seam through which
 	// tests make a service fail; leave it nil.
 	ServiceHook func(service string) error `json:"-"`
@@ -250,6 +266,14 @@ func (c Config) Defaults() Config {
 	set(&c.POP3Listen, port(110, 1110))
 	set(&c.POP3SListen, port(995, 1995))
 	c = c.acmeDefaults()
+	if c.NodeName == "" {
+		host, _ := os.Hostname()
+		dir := c.DataDir
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
+		c.NodeName = host + ":" + dir
+	}
 	if c.MigrateAccounts <= 0 {
 		c.MigrateAccounts = 4
 	}
@@ -285,6 +309,12 @@ func (c Config) Validate() error {
 		if err := store.CheckDatabaseURL(c.DatabaseURL); err != nil {
 			return fmt.Errorf("database_url: %w", err)
 		}
+	}
+	if err := checkNodeName(c.NodeName); err != nil {
+		return err
+	}
+	if c.CopyLeaseSeconds < 0 || c.CopyLeaseSeconds > 0 && (c.CopyLeaseSeconds < 3 || c.CopyLeaseSeconds > 3600) {
+		return fmt.Errorf("copy_lease_seconds %d: want 3 to 3600 (default 30)", c.CopyLeaseSeconds)
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errors.New("cert_file and key_file go together: set both or neither")
@@ -357,4 +387,14 @@ func (c Config) objectStorage() (*store.ObjectStorage, error) {
 		}
 	}
 	return o, nil
+}
+
+// checkNodeName refuses a node_name that could not be shown or told apart
+// in a lease holder: control or non-printable characters, " pid ", more
+// than 200 bytes.
+func checkNodeName(n string) error {
+	if len(n) > 200 || strings.Contains(n, " pid ") || store.Printable(n, 0) != n {
+		return fmt.Errorf("node_name %q: want at most 200 printable characters, without \" pid \"", store.Printable(n, 80))
+	}
+	return nil
 }

@@ -59,6 +59,7 @@ type Core struct {
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener // by config key, once started
+	started   time.Time               // when Start began serving (node.go); zero before
 }
 
 // Open opens the store and builds the services from cfg (after Defaults),
@@ -101,6 +102,8 @@ func Open(cfg Config) (*Core, error) {
 		Logger:          cfg.Logger,
 		Accounts:        cfg.MigrateAccounts,
 		ConnsPerAccount: cfg.MigrateConnections,
+		Node:            cfg.NodeName,
+		LeaseTTL:        time.Duration(cfg.CopyLeaseSeconds) * time.Second,
 	})
 	if err != nil {
 		st.Close()
@@ -209,10 +212,11 @@ func (c *Core) Start() error {
 	}
 	// Copies a stopped or dead process left unfinished go on by themselves
 	// (those that need a password in memory wait for the user's login).
-	if n := c.mig.Resume(c.ctx); n > 0 {
-		c.log.Info("migration: resuming unfinished copies", "accounts", n)
-	}
+	// Other nodes' copies whose node died are taken over the same way,
+	// once their lease expires (KeepResuming looks every third of it).
+	c.mig.KeepResuming()
 	c.sup.start(service{name: "relay queue", run: c.relay.Run})
+	c.sup.start(service{name: "node", run: c.nodeBeat})
 	c.sup.start(service{name: "compact", run: c.compactLoop})
 	if c.certs.ACME() {
 		c.sup.start(service{name: "certificates", run: c.certs.Run})
@@ -364,6 +368,7 @@ func (c *Core) Close() error {
 	c.mu.Unlock()
 	errs = append(errs, c.mig.Close())
 	c.wg.Wait()
+	c.nodeGone()
 	errs = append(errs, c.store.Close())
 	return errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"mailferry/core/migrate"
@@ -42,18 +43,62 @@ type Status struct {
 	// URL with its password hidden).
 	Engine   string `json:"engine"`
 	Database string `json:"database"`
+	// Blobs says where message bytes go: "packs in <directory>" or
+	// "S3 <endpoint URL>/<bucket>".
+	Blobs string `json:"blobs"`
+	// Node is this process's node name; Nodes the nodes that serve the
+	// store, live or seen within store.NodeForget (node.go).
+	Node  string       `json:"node"`
+	Nodes []NodeStatus `json:"nodes"`
 }
 
 // StoreSummary says in words which engine keeps the store's metadata and
-// where: "SQLite, <file>" or "PostgreSQL, <URL, password hidden>".
+// where, and where message bytes go: "SQLite, <file>; packs in <dir>" or
+// "PostgreSQL, <URL, password hidden>; S3 <endpoint>/<bucket>".
 func (s *Status) StoreSummary() string {
+	var w string
 	switch s.Engine {
 	case EnginePostgres:
-		return "PostgreSQL, " + s.Database
+		w = "PostgreSQL, " + s.Database
 	case EngineSQLite:
-		return "SQLite, " + s.Database
+		w = "SQLite, " + s.Database
+	default:
+		return "unknown"
 	}
-	return "unknown"
+	if s.Blobs != "" {
+		w += "; " + s.Blobs
+	}
+	return w
+}
+
+// NodesSummary says in one line how many nodes are live and which:
+// "2 live: mail1:/var/lib/mailferry (this one), mail2:/var/lib/mailferry";
+// nodes not seen lately are counted apart ("1 not seen since 10:04:05").
+func (s *Status) NodesSummary() string {
+	var live, gone []string
+	var last time.Time
+	for _, n := range s.Nodes {
+		name := n.Name
+		if n.Self {
+			name += " (this one)"
+		}
+		if n.Live {
+			live = append(live, name)
+		} else {
+			gone = append(gone, name)
+			if n.LastSeen.After(last) {
+				last = n.LastSeen
+			}
+		}
+	}
+	w := fmt.Sprintf("%d live", len(live))
+	if len(live) > 0 {
+		w += ": " + strings.Join(live, ", ")
+	}
+	if len(gone) > 0 {
+		w += fmt.Sprintf("; %d not seen since %s (%s)", len(gone), last.Format("2006-01-02 15:04:05"), strings.Join(gone, ", "))
+	}
+	return w
 }
 
 // Users returns every domain's accounts, in order.
@@ -185,7 +230,13 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 	if opts != nil {
 		o = *opts
 	}
-	st := &Status{Time: time.Now(), Listen: map[string]string{}, Engine: c.store.Engine(), Database: c.store.Database()}
+	st := &Status{Time: time.Now(), Listen: map[string]string{}, Engine: c.store.Engine(), Database: c.store.Database(),
+		Blobs: c.store.Blobs(), Node: c.cfg.NodeName}
+	nodes, err := c.nodes(ctx, st.Time)
+	if err != nil {
+		return nil, err
+	}
+	st.Nodes = nodes
 	for _, svc := range []string{"imap", "imaps", "pop3", "pop3s", "smtp", "submission", "submissions"} {
 		st.Listen[svc] = c.Addr(svc)
 	}
@@ -197,7 +248,7 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 	for _, p := range c.mig.Progress() {
 		prog[p.AccountID] = p
 	}
-	copies, err := migrate.CopyStates(ctx, c.store)
+	copies, err := migrate.CopyStates(ctx, c.store, c.cfg.NodeName)
 	if err != nil {
 		return nil, err
 	}

@@ -215,7 +215,7 @@ func (d *dashboard) apply(snap *core.Status, err error) {
 	} else {
 		d.listen.SetText("Mailferry listens on: " + strings.Join(ls, " · ") +
 			"\nCertificate: " + snap.Certificate.Summary() +
-			"\nStore: " + snap.StoreSummary())
+			"\nStore: " + snap.StoreSummary() + "\nNodes: " + snap.NodesSummary())
 	}
 	d.applyDomains(snap.Domains)
 	d.table.set(snap.Users())

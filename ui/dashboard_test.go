@@ -212,9 +212,10 @@ func TestTrustCertificate(t *testing.T) {
 }
 
 // The dashboard says which store engine keeps the metadata, and where
-// (here the embedded SQLite).
+// (here the embedded SQLite), where message bytes go (packs), and which
+// nodes serve it (this one).
 func TestDashboardShowsStore(t *testing.T) {
-	newHarness(t).waitListenText("Store: SQLite, ", "mailferry.db")
+	newHarness(t).waitListenText("Store: SQLite, ", "mailferry.db; packs in ", "Nodes: 1 live: ", " (this one)")
 }
 
 // The dashboard says which certificate the listeners serve and until when

@@ -9,10 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"mailferry/core/oldserver/oldtest"
+	"mailferry/core/testkit"
 )
 
 // mailferryBin builds the command once per test binary.
@@ -31,6 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	testkit.StopEngines()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -70,14 +73,55 @@ func freePort(t *testing.T) string {
 // serve starts `mailferry serve` with only the IMAP listener, on addr.
 func serve(t *testing.T, data, addr string) func() {
 	t.Helper()
-	cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
-		"--smtp", "off", "--submission", "off", "--submissions", "off", "--pop3", "off", "--pop3s", "off")
+	s := startServeOn(t, data, addr)
+	return func() { s.stop(t) }
+}
+
+// served is a running `mailferry serve`.
+type served struct {
+	cmd  *exec.Cmd
+	logs *lockedBuffer // its standard error
+	addr string        // IMAP
+}
+
+// lockedBuffer is a bytes.Buffer that a process writes while a test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startServeOn starts `mailferry serve --data data` with only the IMAP
+// listener, on addr, and extra flags (a --config), and waits until it
+// listens. The process is killed when the test ends if still running.
+func startServeOn(t *testing.T, data, addr string, extra ...string) *served {
+	t.Helper()
+	args := append([]string{"serve", "--data", data, "--imap", addr, "--imaps", "off",
+		"--smtp", "off", "--submission", "off", "--submissions", "off", "--pop3", "off", "--pop3s", "off"}, extra...)
+	cmd := exec.Command(mailferryBin, args...)
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
+	s := &served{cmd: cmd, logs: &lockedBuffer{}, addr: addr}
+	cmd.Stderr = s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		c, err := net.Dial("tcp", addr)
@@ -87,24 +131,36 @@ func serve(t *testing.T, data, addr string) func() {
 		}
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			t.Fatalf("mailferry serve did not listen on %s:\n%s", addr, logs.String())
+			t.Fatalf("mailferry serve did not listen on %s:\n%s", addr, s.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("mailferry serve exited with %v:\n%s", err, logs.String())
-			}
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			t.Errorf("mailferry serve did not stop on SIGINT:\n%s", logs.String())
+	return s
+}
+
+// stop stops the server with SIGINT and fails the test unless it exits
+// cleanly within 20 s.
+func (s *served) stop(t *testing.T) {
+	t.Helper()
+	s.cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("mailferry serve exited with %v:\n%s", err, s.logs.String())
 		}
+	case <-time.After(20 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+		t.Errorf("mailferry serve did not stop on SIGINT:\n%s", s.logs.String())
 	}
+}
+
+// kill ends the server with SIGKILL, as a machine that dies.
+func (s *served) kill() {
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
 }
 
 func TestCLIErrors(t *testing.T) {
@@ -359,23 +415,8 @@ func TestKillMidCopyAndBulk(t *testing.T) {
 	}
 	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
 		old := oldtest.StartKind(t, kind, &oldtest.Options{Separator: '/'})
-		pad := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ", 700) // ~26 KB
 		const n = 1500
-		c := old.Dial(t, "alice")
-		for i := 0; i < n; i++ {
-			raw := fmt.Sprintf("From: s%d@example.net\r\nSubject: message %d\r\n\r\n%s\r\n", i, i, pad)
-			cmd := c.Append("INBOX", int64(len(raw)), nil)
-			if _, err := cmd.Write([]byte(raw)); err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := cmd.Wait(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		c.Close()
+		seedPadded(t, old, "alice", n)
 		old.Append(t, "bob", "INBOX", []string{`\Seen`}, time.Now(), []byte("Subject: for bob\r\n\r\nhi\r\n"))
 		old.Append(t, "carol", "Archive", nil, time.Now(), []byte("Subject: for carol\r\n\r\nhi\r\n"))
 
@@ -463,10 +504,32 @@ c.starttls(ssl_context=x); c.login(sys.argv[3],sys.argv[4]); c.logout()`, nh, np
 	})
 }
 
-// inboxCount reads, through `mailferry status --json`, how many messages
-// the account's INBOX holds in the store.
-func inboxCount(t *testing.T, data, user string) uint32 {
-	out, stderr, code := mf(t, data, "", "status", "--json")
+// seedPadded appends n messages of about 26 KB to user's INBOX on the old
+// server: a mailbox whose copy surely runs for a while.
+func seedPadded(t *testing.T, old *oldtest.Server, user string, n int) {
+	t.Helper()
+	pad := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ", 700) // ~26 KB
+	c := old.Dial(t, user)
+	defer c.Close()
+	for i := 0; i < n; i++ {
+		raw := fmt.Sprintf("From: s%d@example.net\r\nSubject: message %d\r\n\r\n%s\r\n", i, i, pad)
+		cmd := c.Append("INBOX", int64(len(raw)), nil)
+		if _, err := cmd.Write([]byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// inboxCount reads, through `mailferry status --json` (with extra flags, a
+// --config), how many messages the account's INBOX holds in the store.
+func inboxCount(t *testing.T, data, user string, extra ...string) uint32 {
+	out, stderr, code := mf(t, data, "", append([]string{"status", "--json"}, extra...)...)
 	if code != 0 {
 		t.Fatalf("status: %s", stderr)
 	}

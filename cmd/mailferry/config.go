@@ -105,6 +105,7 @@ func (c *common) load(stderr io.Writer) (core.Config, error) {
 	}
 	override(&cfg.DataDir, c.data)
 	override(&cfg.DatabaseURL, c.databaseURL)
+	cfg.Version = version
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return cfg, usagef("--log-level %q: want debug, info, warn or error", c.logLevel)

@@ -85,7 +85,7 @@ func TestStatusAfterKillAndStop(t *testing.T) {
 		user, pw := old.Address(t, "alice")
 		startServe := func() *exec.Cmd {
 			cmd := exec.Command(mailferryBin, "serve", "--data", data, "--imap", addr, "--imaps", "off",
-				"--smtp", "off", "--submission", "off", "--submissions", "off")
+				"--smtp", "off", "--submission", "off", "--submissions", "off", "--pop3", "off", "--pop3s", "off")
 			cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

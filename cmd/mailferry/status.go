@@ -75,6 +75,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "relay queue: %d messages (%d held)\n", rep.Queue.Messages, rep.Queue.Held)
 	fmt.Fprintln(stdout, "certificate: "+rep.Certificate.Summary())
 	fmt.Fprintln(stdout, "store: "+rep.StoreSummary())
+	fmt.Fprintln(stdout, "nodes: "+rep.NodesSummary())
 	return nil
 }
 

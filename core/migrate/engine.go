@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -69,6 +70,10 @@ type Options struct {
 	// in a row up to ResumeBackoffMax; 0 means 30 seconds and 15 minutes.
 	ResumeBackoff    time.Duration
 	ResumeBackoffMax time.Duration
+	// Node names this node in its copy leases (lease.go): a lease of the
+	// same node whose process is gone is taken at once, another node's
+	// only when it expires. Default the host name.
+	Node string
 	// LeaseTTL is how long an account's copy lease lasts unless renewed
 	// (see lease.go); 0 means DefaultLeaseTTL.
 	LeaseTTL time.Duration
@@ -207,7 +212,10 @@ func New(opts Options) (*Engine, error) {
 	if opts.CapProbeAfter == 0 {
 		opts.CapProbeAfter = 2 * time.Minute
 	}
-	holder, err := newHolder()
+	if opts.Node == "" {
+		opts.Node, _ = os.Hostname()
+	}
+	holder, err := newHolder(opts.Node)
 	if err != nil {
 		return nil, err
 	}

@@ -124,7 +124,7 @@ func (p *faultProxy) serve(c net.Conn) {
 // copyState is the status of an account as any process reads it.
 func copyState(t testing.TB, st *store.Store, id int64) migrate.CopyState {
 	t.Helper()
-	cs, err := migrate.CopyStates(context.Background(), st)
+	cs, err := migrate.CopyStates(context.Background(), st, "")
 	if err != nil {
 		t.Fatal(err)
 	}

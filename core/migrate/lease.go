@@ -29,15 +29,14 @@ import (
 // DefaultLeaseTTL is Options.LeaseTTL's default.
 const DefaultLeaseTTL = 30 * time.Second
 
-// newHolder names this engine as a lease holder: host, process and a
+// newHolder names this engine as a lease holder: node, process and a
 // random part (two engines of one process are two holders).
-func newHolder() (string, error) {
+func newHolder(node string) (string, error) {
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("migrate: lease holder: %w", err)
 	}
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s pid %d #%s", host, os.Getpid(), hex.EncodeToString(b)), nil
+	return fmt.Sprintf("%s pid %d #%s", node, os.Getpid(), hex.EncodeToString(b)), nil
 }
 
 // errLeaseLost is the cause of a copy's context when its lease was lost.
@@ -53,7 +52,7 @@ func (e *Engine) holdLease(ctx context.Context, acct *store.Account) (lctx conte
 		// A holder of this machine whose process is gone (kill -9) holds
 		// nothing: take its lease now rather than when it expires.
 		if leases, lerr := e.st.Leases(ctx); lerr == nil {
-			if l, ok := leases[acct.ID]; ok && l.Holder != e.holder && !holderAlive(l.Holder) {
+			if l, ok := leases[acct.ID]; ok && l.Holder != e.holder && !holderAlive(e.opts.Node, l.Holder) {
 				e.log.Info("migrate: taking the copy lease of a dead process", "account", acct.Address, "holder", l.Holder)
 				err = e.st.TakeLeaseFrom(ctx, acct.ID, e.holder, l.Holder, ttl)
 			}
@@ -102,7 +101,9 @@ func leaseLost(lctx context.Context) error {
 }
 
 // retryLeased runs the account of a job refused for its lease again after a
-// third of LeaseTTL, until the engine closes.
+// third of LeaseTTL, until the engine closes. (A copy whose node died is
+// taken over as its lease ends by KeepResuming, which also runs copies
+// this engine has a login's password for.)
 func (e *Engine) retryLeased(id int64, address string, err error) {
 	if !errors.Is(err, store.ErrLeased) && !errors.Is(err, errLeaseLost) {
 		return

@@ -147,34 +147,44 @@ func (e *Engine) setWait(ctx context.Context, w store.CopyWait) {
 // the copy waits for the user's next login. It returns how many it
 // scheduled. `serve` calls it when it starts; the catch-up timer each round.
 func (e *Engine) Resume(ctx context.Context) int {
+	n, _ := e.resume(ctx)
+	return n
+}
+
+// resume is Resume, and says when the first lease that kept an
+// unfinished copy from it expires (zero if none did).
+func (e *Engine) resume(ctx context.Context) (n int, next time.Time) {
+	node := e.opts.Node
 	accts, err := e.st.Accounts(ctx, "")
 	if err != nil {
 		e.log.Warn("migrate: resume: list accounts", "err", err)
-		return 0
+		return 0, next
 	}
 	leases, err := e.st.Leases(ctx)
 	if err != nil {
 		e.log.Warn("migrate: resume: leases", "err", err)
-		return 0
+		return 0, next
 	}
 	waits, err := e.st.CopyWaits(ctx)
 	if err != nil {
 		e.log.Warn("migrate: resume: waits", "err", err)
-		return 0
+		return 0, next
 	}
-	n := 0
 	for _, a := range accts {
 		switch a.Migration {
 		case store.MigRunning, store.MigPending, store.MigFailed:
 		default:
 			continue
 		}
-		if l, ok := leases[a.ID]; ok && leaseLive(l) {
+		if l, ok := leases[a.ID]; ok && leaseLive(node, l) {
+			if l.Holder != e.holder && (next.IsZero() || l.Expires.Before(next)) {
+				next = l.Expires
+			}
 			continue // being copied
 		}
 		w, waiting := waits[a.ID]
 		retry := waiting && (w.Kind == store.WaitRetry || w.Kind == store.WaitDiskFull)
-		if retry && w.Holder != e.holder && holderAlive(w.Holder) {
+		if retry && w.Holder != e.holder && e.waitLive(w) {
 			continue // another live engine runs it again
 		}
 		e.mu.Lock()
@@ -203,7 +213,63 @@ func (e *Engine) Resume(ctx context.Context) int {
 			n++
 		}
 	}
-	return n
+	return n, next
+}
+
+// waitLive reports whether the engine that recorded w (a retry, or a wait
+// for disk space) may still run it: not when it is of this node and its
+// process is gone, nor when it is another node's and a lease's time has
+// passed since it was due (that node died: a live one would have run it
+// and recorded a new wait).
+func (e *Engine) waitLive(w store.CopyWait) bool {
+	if !holderAlive(e.opts.Node, w.Holder) {
+		return false
+	}
+	return w.Until.IsZero() || time.Now().Before(w.Until.Add(e.opts.LeaseTTL))
+}
+
+// KeepResuming runs Resume now and then every third of Options.LeaseTTL
+// until the engine closes (`serve` calls it once it listens), so a copy
+// whose node died (its lease not renewed) is taken over within the lease's
+// time, not at the next catch-up round: a round comes a third of it after
+// the last, or as the first lease that kept a copy from the last round
+// expires, whichever is sooner. Resume reads the
+// accounts, leases and waits: three queries a round.
+func (e *Engine) KeepResuming() {
+	round := func() (next time.Time) {
+		_ = recovered(e.log, "resume", func() error {
+			var n int
+			if n, next = e.resume(e.ctx); n > 0 {
+				e.log.Info("migration: resuming unfinished copies", "accounts", n)
+			}
+			return nil
+		})
+		return next
+	}
+	next := round()
+	e.goSafe("resume timer", func() {
+		for {
+			t := time.NewTimer(untilLeaseEnds(e.opts.LeaseTTL, next))
+			select {
+			case <-e.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			next = round()
+		}
+	})
+}
+
+// untilLeaseEnds is how long to wait before trying again for a lease held
+// by another engine that expires at expires (zero: unknown): a third of
+// the lease's time, or until just after it expires if that is sooner.
+func untilLeaseEnds(ttl time.Duration, expires time.Time) time.Duration {
+	d := ttl / 3
+	if !expires.IsZero() {
+		d = min(d, max(time.Until(expires)+20*time.Millisecond, 20*time.Millisecond))
+	}
+	return d
 }
 
 // CopyState is what an account's copy is doing, as any process can tell
@@ -222,7 +288,14 @@ type CopyState struct {
 // CopyStates reads, for every account, what its copy is doing: the store's
 // migration state corrected by the copy leases (a "running" copy nobody
 // holds the lease of was interrupted) and the waits engines recorded.
-func CopyStates(ctx context.Context, st *store.Store) (map[int64]CopyState, error) {
+//
+// node is the node asking (Options.Node; "" the host name): a lease or
+// wait of this node whose process is gone is known to be dead, another
+// node's only once its lease expires.
+func CopyStates(ctx context.Context, st *store.Store, node string) (map[int64]CopyState, error) {
+	if node == "" {
+		node, _ = os.Hostname()
+	}
 	accts, err := st.Accounts(ctx, "")
 	if err != nil {
 		return nil, err
@@ -243,13 +316,13 @@ func CopyStates(ctx context.Context, st *store.Store) (map[int64]CopyState, erro
 		waiting = waiting && w.Kind != store.WaitNone
 		switch {
 		case a.Migration == "" || a.Migration == store.MigDone:
-		case leased && leaseLive(l):
+		case leased && leaseLive(node, l):
 			if a.Migration != store.MigDone {
 				cs.State, cs.Reason = store.MigRunning, ""
 			}
 		case waiting && w.Kind == store.WaitLogin:
 			cs.State, cs.Reason = StateWaitingLogin, w.Reason
-		case waiting && holderAlive(w.Holder):
+		case waiting && holderAlive(node, w.Holder):
 			cs.State, cs.Reason, cs.RetryAt = StateRetrying, w.Reason, w.Until
 			if w.Kind == store.WaitDiskFull {
 				cs.State = StateDiskFull
@@ -266,13 +339,14 @@ func CopyStates(ctx context.Context, st *store.Store) (map[int64]CopyState, erro
 }
 
 // leaseLive: a lease not expired whose holder is not known to be dead.
-func leaseLive(l store.Lease) bool {
-	return time.Now().Before(l.Expires) && holderAlive(l.Holder)
+func leaseLive(node string, l store.Lease) bool {
+	return time.Now().Before(l.Expires) && holderAlive(node, l.Holder)
 }
 
 // holderAlive reports whether the engine named holder (newHolder) may
-// still run: false only when it is of this host and its process is gone.
-func holderAlive(holder string) bool {
+// still run: false only when it is of this node (the engine's
+// Options.Node) and its process is gone.
+func holderAlive(node, holder string) bool {
 	if holder == "" {
 		return false
 	}
@@ -285,8 +359,8 @@ func holderAlive(holder string) bool {
 	if err != nil {
 		return true
 	}
-	if me, _ := os.Hostname(); me != host {
-		return true // another machine's: its lease's expiry tells
+	if host != node {
+		return true // another node's: its lease's expiry tells
 	}
 	return processAlive(pid)
 }

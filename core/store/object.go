@@ -102,6 +102,12 @@ type objects struct {
 	grace     time.Duration // objectGrace; tests make it shorter
 }
 
+// String is where the objects are: the endpoint's URL and the bucket
+// (never a credential).
+func (o *objects) String() string {
+	return o.c.EndpointURL().Scheme + "://" + o.endpoint + "/" + o.bucket
+}
+
 // openObjects connects to the object storage and makes the bucket if it
 // is missing. Its errors say in words what is wrong.
 func openObjects(cfg *ObjectStorage) (*objects, error) {

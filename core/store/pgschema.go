@@ -278,6 +278,16 @@ CREATE TABLE IF NOT EXISTS store_copy (
 	started BIGINT NOT NULL -- Unix milliseconds
 );
 `,
+	// 5: the nodes that serve this store (node.go; SQLite's step of the
+	// same table).
+	`
+CREATE TABLE IF NOT EXISTS nodes (
+	name      TEXT PRIMARY KEY,
+	version   TEXT NOT NULL,
+	started   BIGINT NOT NULL, -- Unix milliseconds
+	last_seen BIGINT NOT NULL  -- Unix milliseconds
+);
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:

@@ -382,6 +382,16 @@ CREATE TABLE IF NOT EXISTS store_copy (
 	started INTEGER NOT NULL -- Unix milliseconds
 );
 `,
+	// The nodes that serve this store (node.go): each `serve` says it is
+	// alive every NodeBeat. Self-contained: it depends on no other step.
+	`
+CREATE TABLE IF NOT EXISTS nodes (
+	name      TEXT PRIMARY KEY,
+	version   TEXT NOT NULL,
+	started   INTEGER NOT NULL, -- Unix milliseconds
+	last_seen INTEGER NOT NULL  -- Unix milliseconds
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -194,6 +194,15 @@ func (s *Store) Engine() string { return s.d.engine }
 // URL with its password hidden.
 func (s *Store) Database() string { return s.where }
 
+// Blobs says where new message bytes go: "S3 http(s)://endpoint/bucket",
+// or "packs in <directory>".
+func (s *Store) Blobs() string {
+	if s.objects != nil {
+		return "S3 " + s.objects.String()
+	}
+	return "packs in " + s.packs.dir
+}
+
 // Open opens (creating if needed) the store in the SQLite file at path and
 // brings its schema up to date.
 func Open(path string, opts *Options) (*Store, error) {

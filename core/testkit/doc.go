@@ -1,7 +1,8 @@
 // Package testkit is what the tests of several packages share: a DNS zone
 // on loopback that answers the records a test sets (Zone), and a
 // certificate authority of a test's own that issues server certificates
-// (CA). Only tests import it; it serves nothing outside a test.
+// (CA), and the distributed engine's real components for the command's
+// tests (engines.go). Only tests import it; it serves nothing outside a test.
 //
 // Invariants:
 //   - Everything listens on 127.0.0.1 at a random port and is shut down
