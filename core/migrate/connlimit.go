@@ -82,6 +82,13 @@ func (l *connLimit) acquire(ctx context.Context) error {
 	}
 }
 
+// places is the cap now: how many connections may be open at once.
+func (l *connLimit) places() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.max
+}
+
 // tryAcquire takes a place if one is free.
 func (l *connLimit) tryAcquire() bool {
 	l.mu.Lock()
