@@ -42,6 +42,13 @@ import (
 // most 0.6, with the first account done by a quarter of it. If every
 // account waited for all others (all copied at once, sharing the old
 // server evenly), the median would finish with the last: 1.0.
+//
+// Diagnostics, by environment variable: MAILFERRY_MANY_RUNS=n (runs, not
+// 3), MAILFERRY_MANY_ONLY=migrate|serve (one side, one floor run),
+// MAILFERRY_MANY_LOG=file (the children's logs), MAILFERRY_MANY_PROFILE=prefix
+// (CPU profiles of the many-accounts children: prefix.migrate-many,
+// prefix.serve-many), MAILFERRY_MANY_WRAP="strace -f -tt -o file" (a
+// command around the many-accounts migrate).
 const manyUsers = 50
 
 // manyRun is one measured copy.
