@@ -196,7 +196,7 @@ func TestConnLimitExtraAfterWaiting(t *testing.T) {
 	if l.tryExtra() {
 		t.Fatal("an extra connection took the place a first connection waits for")
 	}
-	l.release() // wakes the waiter
+	l.release()    // wakes the waiter
 	l.acquire(ctx) // the place tryExtra left, taken back for the test's count
 	if err := <-got; err != nil {
 		t.Fatal(err)
