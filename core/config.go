@@ -69,7 +69,9 @@ type Config struct {
 	// authentication.
 	TrustedNetworks []string `json:"trusted_networks,omitempty"`
 
-	// MigrateAccounts is how many accounts are copied at once (default 4);
+	// MigrateAccounts is how many accounts are copied at once (default:
+	// as many as the old server takes connections, its max_connections
+	// or the cap learnt);
 	// MigrateConnections how many old-server connections each uses (default 2).
 	MigrateAccounts    int `json:"migrate_accounts,omitempty"`
 	MigrateConnections int `json:"migrate_connections,omitempty"`
@@ -274,8 +276,8 @@ func (c Config) Defaults() Config {
 		}
 		c.NodeName = host + ":" + dir
 	}
-	if c.MigrateAccounts <= 0 {
-		c.MigrateAccounts = 4
+	if c.MigrateAccounts < 0 {
+		c.MigrateAccounts = 0 // the old server's connection cap (migrate.Options.Accounts)
 	}
 	if c.MigrateConnections <= 0 {
 		c.MigrateConnections = 2

@@ -42,6 +42,13 @@ import (
 // most 0.6, with the first account done by a quarter of it. If every
 // account waited for all others (all copied at once, sharing the old
 // server evenly), the median would finish with the last: 1.0.
+//
+// Diagnostics, by environment variable: MAILFERRY_MANY_RUNS=n (runs, not
+// 3), MAILFERRY_MANY_ONLY=migrate|serve (one side, one floor run),
+// MAILFERRY_MANY_LOG=file (the children's logs), MAILFERRY_MANY_PROFILE=prefix
+// (CPU profiles of the many-accounts children: prefix.migrate-many,
+// prefix.serve-many), MAILFERRY_MANY_WRAP="strace -f -tt -o file" (a
+// command around the many-accounts migrate).
 const manyUsers = 50
 
 // manyRun is one measured copy.
@@ -92,26 +99,40 @@ func BenchmarkManyUsers(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("MAILFERRY_MANY_RUNS")); err == nil && v > 0 {
 		n = v // for a quick look; the figures are medians of 3
 	}
+	only := os.Getenv("MAILFERRY_MANY_ONLY") // diagnostics: "migrate" or "serve", no floor
 	var floorOne, floorMany []time.Duration
-	for range 3 {
+	floorRuns := 3
+	if only != "" {
+		floorRuns = 1
+	}
+	for range floorRuns {
 		floorOne = append(floorOne, rawDownloads(b, old, big, 1, bigTotal))
 		floorMany = append(floorMany, rawDownloads(b, old, small, 10, smallTotal))
 	}
 	slices.Sort(floorOne)
 	slices.Sort(floorMany)
-	fmt.Printf("  floor: one account on one connection %v; %d accounts on 10 connections %v (medians of 3)\n",
-		floorOne[1].Round(time.Millisecond), manyUsers, floorMany[1].Round(time.Millisecond))
+	floorOne1, floorMany1 := floorOne[len(floorOne)/2], floorMany[len(floorMany)/2]
+	fmt.Printf("  floor: one account on one connection %v; %d accounts on 10 connections %v (medians of %d)\n",
+		floorOne1.Round(time.Millisecond), manyUsers, floorMany1.Round(time.Millisecond), floorRuns)
 
 	var migOne, migMany, srvOne, srvMany []manyRun
+	type named struct {
+		what string
+		r    manyRun
+	}
 	for i := range n {
-		migOne = append(migOne, migrateUsersOnce(b, old, big, bigTotal))
-		migMany = append(migMany, migrateUsersOnce(b, old, small, smallTotal))
-		srvOne = append(srvOne, serveOnce(b, old, big, bigTotal))
-		srvMany = append(srvMany, serveOnce(b, old, small, smallTotal))
-		for _, r := range []struct {
-			what string
-			r    manyRun
-		}{{"migrate, one account", migOne[i]}, {"migrate, many", migMany[i]}, {"serve, one login", srvOne[i]}, {"serve, many logins", srvMany[i]}} {
+		var runs []named
+		if only != "serve" {
+			migOne = append(migOne, migrateUsersOnce(b, old, big, bigTotal, ""))
+			migMany = append(migMany, migrateUsersOnce(b, old, small, smallTotal, "migrate-many"))
+			runs = append(runs, named{"migrate, one account", migOne[i]}, named{"migrate, many", migMany[i]})
+		}
+		if only != "migrate" {
+			srvOne = append(srvOne, serveOnce(b, old, big, bigTotal, ""))
+			srvMany = append(srvMany, serveOnce(b, old, small, smallTotal, "serve-many"))
+			runs = append(runs, named{"serve, one login", srvOne[i]}, named{"serve, many logins", srvMany[i]})
+		}
+		for _, r := range runs {
 			fmt.Printf("  run %d: %-20s wall %v, user %v, sys %v, max RSS %d MiB; finishes %s\n",
 				i+1, r.what, r.r.wall.Round(10*time.Millisecond), r.r.user.Round(10*time.Millisecond),
 				r.r.sys.Round(10*time.Millisecond), r.r.maxRSSKiB/1024, spread(r.r.finishes))
@@ -137,8 +158,12 @@ func BenchmarkManyUsers(b *testing.B) {
 		b.ReportMetric(wMany/wOne, what+"-ratio")
 		return ok
 	}
-	report("migrate", migOne, migMany, floorOne[1], floorMany[1])
-	report("serve", srvOne, srvMany, floorOne[1], floorMany[1])
+	if only != "serve" {
+		report("migrate", migOne, migMany, floorOne1, floorMany1)
+	}
+	if only != "migrate" {
+		report("serve", srvOne, srvMany, floorOne1, floorMany1)
+	}
 }
 
 func medianOf(runs []manyRun, f func(manyRun) float64) float64 {
@@ -278,7 +303,9 @@ func checkCopied(b testing.TB, data string, users map[string]string, want int64)
 
 // migrateOnce runs `mailferry migrate --json` of users into a fresh data
 // directory; each account's finish is when its "done" event was read.
-func migrateUsersOnce(b testing.TB, old *oldtest.Server, users map[string]string, want int64) manyRun {
+// With MAILFERRY_MANY_PROFILE=prefix, the run named profile (if not empty)
+// writes its CPU profile to prefix.profile (the last run's).
+func migrateUsersOnce(b testing.TB, old *oldtest.Server, users map[string]string, want int64, profile string) manyRun {
 	data := newMigratingData(b, old)
 	var csv strings.Builder
 	for n, p := range users {
@@ -288,8 +315,12 @@ func migrateUsersOnce(b testing.TB, old *oldtest.Server, users map[string]string
 	if err := os.WriteFile(list, []byte(csv.String()), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(mailferryBin, "migrate", "--data", data, "--domain", "example.test", "--users", list, "--json", "--log-level", "debug")
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
+	args := []string{mailferryBin, "migrate", "--data", data, "--domain", "example.test", "--users", list, "--json", "--log-level", "debug"}
+	if w := os.Getenv("MAILFERRY_MANY_WRAP"); w != "" && profile != "" { // diagnostics: e.g. "strace -f -tt -o FILE"
+		args = append(strings.Fields(w), args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(profileEnv(profile), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	out, err := cmd.StdoutPipe()
@@ -353,8 +384,11 @@ func migrateUsersOnce(b testing.TB, old *oldtest.Server, users map[string]string
 // user in at the same instant (each from an address of its own), and waits
 // for every account's copy to be done, read from serve's log ("migrate:
 // job done"); then stops serve and takes its rusage.
-func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want int64) manyRun {
+func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want int64, profile string) manyRun {
 	data := newMigratingData(b, old)
+	if p := os.Getenv("MAILFERRY_MANY_PROFILE"); p != "" && profile != "" {
+		b.Setenv("MAILFERRY_CPUPROFILE", p+"."+profile) // serve's environment is this one's
+	}
 	type mark struct {
 		address string
 		done    bool
@@ -418,4 +452,15 @@ func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want 
 	slices.Sort(r.perAccount)
 	checkCopied(b, data, users, want)
 	return r
+}
+
+// profileEnv is the child's environment: the test's, with
+// MAILFERRY_CPUPROFILE set when MAILFERRY_MANY_PROFILE asks for the run
+// named name.
+func profileEnv(name string) []string {
+	env := os.Environ()
+	if p := os.Getenv("MAILFERRY_MANY_PROFILE"); p != "" && name != "" {
+		env = append(env, "MAILFERRY_CPUPROFILE="+p+"."+name)
+	}
+	return env
 }

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -56,6 +57,17 @@ func (e *Engine) MigrateAccount(ctx context.Context, address string, cred Creden
 	return e.Wait(ctx, acct.Address)
 }
 
+// migrateAccount is MigrateAccount without waiting for the account's
+// password hash (MigrateUsers waits for them all at its end, so that a
+// slot is not held by a hash while copies wait).
+func (e *Engine) migrateAccount(ctx context.Context, address string, cred Credentials) error {
+	ctx = context.WithValue(ctx, skipHashWait{}, true)
+	return e.MigrateAccount(ctx, address, cred)
+}
+
+// skipHashWait in a context makes Wait leave out the password hash.
+type skipHashWait struct{}
+
 // createForBulk checks the credentials at the old server and creates the
 // account with the old INBOX's UIDVALIDITY and UIDNEXT. The connection is
 // kept for the copy.
@@ -79,7 +91,12 @@ func (e *Engine) createForBulk(ctx context.Context, s *oldSettings, cred Credent
 			return nil, err
 		}
 	}
-	acct, err := e.createFromOld(ctx, c, cred.Address, password, name, origin, false)
+	// The user's own password is hashed off the copy's path (hashLater:
+	// one background hash at a time, the copies first); a random one is
+	// hashed now, as an account whose hash never came would then be shut
+	// (only a password of the old server's can be asked for again).
+	later := origin == store.PasswordOld
+	acct, err := e.createFromOld(ctx, c, cred.Address, password, name, origin, later)
 	if err != nil {
 		closeExtra(lim, c)
 		if errors.Is(err, store.ErrExists) {
@@ -88,6 +105,9 @@ func (e *Engine) createForBulk(ctx context.Context, s *oldSettings, cred Credent
 		return nil, err
 	}
 	cred.OldLogin = name
+	if later {
+		e.hashLater(acct, password)
+	}
 	e.keepConn(acct.ID, cred, c, lim)
 	return acct, nil
 }
@@ -103,8 +123,10 @@ type UserResult struct {
 }
 
 // MigrateUsers copies the accounts of users of domain (an Address without
-// "@" is a local part of domain), up to Options.Accounts at once, and
-// returns one result per user in order. progress, if not nil, gets the
+// "@" is a local part of domain), up to Options.Accounts at once (0: as
+// many as the old server's connection cap, each holding one connection
+// from its login check to its copy's end), and returns one result per
+// user in order. progress, if not nil, gets the
 // events of these accounts, from one goroutine, until MigrateUsers returns.
 // The error is non-nil only when ctx ended or the engine closed; failures
 // of single users are in the results.
@@ -113,7 +135,8 @@ func (e *Engine) MigrateUsers(ctx context.Context, domain string, users []Creden
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	if _, err := migratingSettings(ctx, e.st, domain); err != nil {
+	s, err := migratingSettings(ctx, e.st, domain)
+	if err != nil {
 		return nil, err
 	}
 	results := make([]UserResult, len(users))
@@ -150,7 +173,7 @@ func (e *Engine) MigrateUsers(ctx context.Context, domain string, users []Creden
 			}
 		}()
 	}
-	sem := make(chan struct{}, e.opts.Accounts)
+	sem := make(chan struct{}, cmp.Or(e.opts.Accounts, e.limits(s).places()))
 	var wg sync.WaitGroup
 	for i, u := range users {
 		a := results[i].Address
@@ -176,14 +199,14 @@ func (e *Engine) MigrateUsers(ctx context.Context, domain string, users []Creden
 				}
 			}()
 			u.Address = a
-			err := e.MigrateAccount(ctx, a, u)
+			err := e.migrateAccount(ctx, a, u)
 			for errors.Is(err, store.ErrLeased) {
 				// Another process copies the account now (a second bulk
 				// run, or serve): wait for it, then catch up, rather than
 				// fail or copy it twice.
 				e.log.Info("migrate: account being copied by another process; waiting for it", "account", a)
 				if err = sleepCtx(ctx, e.opts.LeaseTTL/3); err == nil {
-					err = e.MigrateAccount(ctx, a, u)
+					err = e.migrateAccount(ctx, a, u)
 				}
 			}
 			if err != nil {
@@ -196,6 +219,15 @@ func (e *Engine) MigrateUsers(ctx context.Context, domain string, users []Creden
 		}()
 	}
 	wg.Wait()
+	// The password hashes left to store (hashLater) are stored before
+	// this returns: a bulk run that ends leaves every hash it made.
+	for _, r := range results {
+		if r.OK {
+			if err := e.waitHash(ctx, r.Address); err != nil && ctx.Err() == nil {
+				e.log.Warn("migrate: waiting for a password hash", "account", r.Address, "err", err)
+			}
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return results, err
 	}

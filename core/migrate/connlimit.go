@@ -31,6 +31,7 @@ type connLimit struct {
 	ceiling int           // the admin's cap: probes never pass it
 	max     int           // places; at least 1 (want, or lower once turned away, or probed up)
 	open    int           // places taken
+	waiting int           // acquire calls waiting for a place
 	changed chan struct{} // closed (and replaced) when a place is freed
 
 	quiet time.Duration    // between a change of max and a probe; < 0: never
@@ -65,12 +66,24 @@ func (l *connLimit) opened() {
 
 // acquire takes a place, waiting for one while ctx lasts.
 func (l *connLimit) acquire(ctx context.Context) error {
+	waiting := false
+	defer func() {
+		if waiting {
+			l.mu.Lock()
+			l.waiting--
+			l.mu.Unlock()
+		}
+	}()
 	for {
 		l.mu.Lock()
 		if l.open < l.max || l.probe() {
 			l.open++
 			l.mu.Unlock()
 			return nil
+		}
+		if !waiting {
+			waiting = true
+			l.waiting++
 		}
 		ch := l.changed
 		l.mu.Unlock()
@@ -80,6 +93,27 @@ func (l *connLimit) acquire(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// tryExtra takes a place for a copy's extra connection: only if one is
+// free and no copy waits for its first one (acquire). An account waiting
+// for its first connection comes before another's second: fairer, and
+// one login fewer at the old server, whose logins are its dearest work.
+func (l *connLimit) tryExtra() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.waiting > 0 || (l.open >= l.max && !l.probe()) {
+		return false
+	}
+	l.open++
+	return true
+}
+
+// places is the cap now: how many connections may be open at once.
+func (l *connLimit) places() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.max
 }
 
 // tryAcquire takes a place if one is free.
@@ -146,12 +180,13 @@ func (e *Engine) limits(s *oldSettings) *connLimit {
 }
 
 // extraConn opens one more connection for an account's copy if the old
-// server's cap has a free place, else returns nil. The place is the
+// server's cap has a free place no other copy waits for (tryExtra), else
+// returns nil. The place is the
 // connection's: release it with closeExtra. A connection the server turns
 // away lowers the cap (and is learnt); any other failure returns nil too
 // (the copy goes on with the connections it has).
 func (e *Engine) extraConn(ctx context.Context, lim *connLimit, s *oldSettings, cred Credentials) *imapclient.Client {
-	if !lim.tryAcquire() {
+	if !lim.tryExtra() {
 		return nil
 	}
 	c, err := e.connect(ctx, s, cred)

@@ -163,3 +163,46 @@ func TestConnLimitProbesUp(t *testing.T) {
 		t.Fatal("a probe with probing off")
 	}
 }
+
+// An extra connection never takes a place a copy waits for as its first:
+// with one place free and a first connection waiting, tryExtra refuses
+// (the waiting copy gets it); with nobody waiting, it takes a free place.
+func TestConnLimitExtraAfterWaiting(t *testing.T) {
+	e := &Engine{conns: map[string]*connLimit{}}
+	s := &oldSettings{Host: oldserver.MustParseHost("[192.0.2.8]"), IMAPPort: 143, MaxConnections: 2}
+	l := e.limits(s)
+	ctx := context.Background()
+	for range 2 {
+		if err := l.acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan error, 1)
+	go func() { got <- l.acquire(ctx) }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		w := l.waiting
+		l.mu.Unlock()
+		if w == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("acquire does not wait")
+		}
+	}
+	l.mu.Lock()
+	l.open-- // a place freed, the waiter not woken yet
+	l.mu.Unlock()
+	if l.tryExtra() {
+		t.Fatal("an extra connection took the place a first connection waits for")
+	}
+	l.release()    // wakes the waiter
+	l.acquire(ctx) // the place tryExtra left, taken back for the test's count
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	l.release()
+	if !l.tryExtra() {
+		t.Fatal("no extra connection with a place free and nobody waiting")
+	}
+}

@@ -44,12 +44,16 @@ func adoptErr(mailbox string, err error) error {
 }
 
 // copyAccount copies every mailbox of an account (or, for catch-up, what is
-// new in them), INBOX first. A first copy (or its resume) starts on INBOX at
-// once, on the connection the login left (Engine.keepConn) when there is
-// one, while a second connection lists the other mailboxes.
-func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials, catchUp bool) error {
+// new in them), INBOX first, on c (the connection the login left,
+// Engine.keepConn, or nil) holding a place of lim, the old server's cap,
+// which the caller took (Engine.firstPlace) and frees. A first copy (or
+// its resume) starts on INBOX at once, on c when there is one, while a
+// second connection lists the other mailboxes if the cap has a place
+// free; else the listing follows INBOX on the first.
+func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials, catchUp bool, c *imapclient.Client, lim *connLimit) error {
 	byOld, err := e.localsByOldName(ctx, acct.ID)
 	if err != nil {
+		closeClient(c)
 		return err
 	}
 	// The old POP3 UIDLs are read before INBOX is copied, so that no POP3
@@ -57,34 +61,12 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 	e.keepOldUIDLs(ctx, acct, s, cred)
 	inbox := byOld["INBOX"]
 	early := !catchUp && e.opts.ConnsPerAccount > 1 && inbox != nil && inbox.Migration != store.MigDone
-	// The account's first connection waits for a place under the old
-	// server's cap (or has the place its login took); more are taken only
-	// where places are free (connlimit.go), so copies never wait for each
-	// other's places.
-	lim := e.limits(s)
 	// The kept connection serves the early INBOX copy only, which
 	// reconnects should the old server have dropped it meanwhile.
-	c, held := e.takeConn(acct.ID, cred)
-	if held != nil && held != lim {
-		held.release()
-		held = nil
-	}
 	if c != nil && !early {
 		closeClient(c)
 		c = nil
 	}
-	switch {
-	case held != nil: // the login's place is the copy's
-	case c != nil && lim.tryAcquire():
-	default:
-		// Never hold a connection outside the cap while waiting.
-		closeClient(c)
-		c = nil
-		if err := lim.acquire(ctx); err != nil {
-			return err
-		}
-	}
-	defer lim.release()
 	if c == nil {
 		if c, err = e.connectRetry(ctx, s, cred); err != nil {
 			return err

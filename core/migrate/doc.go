@@ -17,8 +17,10 @@
 //     committed in ascending UID order by one connection; connections work on
 //     different mailboxes.
 //   - INBOX is copied first and alone; the other mailboxes follow on up to
-//     Options.ConnsPerAccount connections, several accounts at once (bounded
-//     by Options.Accounts). A first copy starts on INBOX at once, on the
+//     Options.ConnsPerAccount connections, several accounts at once: as
+//     many as the old server's connection cap has places (or
+//     Options.Accounts). A job waits for its first place before it counts
+//     as running (Engine.firstPlace), so waiting accounts stay pending. A first copy starts on INBOX at once, on the
 //     connection the login that created the account opened; a second
 //     connection lists the other mailboxes meanwhile. An account's job
 //     asked to run again runs once more only if its run had begun (a run
@@ -47,6 +49,11 @@
 //     Options.MaxMessageSize is not copied and is reported. Each connection
 //     has one UID FETCH (a chunk of UIDs) in flight, its messages streamed
 //     back to back.
+//   - A password the old server accepted (a first login, a bulk copy with
+//     the user's password) is hashed off the login's and the copy's path
+//     (hashLater), one such hash at a time, so that logins checking
+//     passwords and copies come first; until it is stored, CheckPending
+//     answers from memory. MigrateUsers returns once its hashes are stored.
 //   - Old-server passwords (the user's or a master user's) live in memory
 //     only, for the life of the Engine; they are never written to the store,
 //     to logs or to events.

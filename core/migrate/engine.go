@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,7 +26,10 @@ type Options struct {
 	// Logger receives the engine's diagnostics; nil means slog.Default().
 	// Passwords are never logged.
 	Logger *slog.Logger
-	// Accounts is how many accounts are copied at once; 0 means 4.
+	// Accounts is how many accounts are copied at once; 0 means as many
+	// as the old server takes connections (its cap, Settings.MaxConnections
+	// or what was learnt: each copy holds at least one), at most
+	// maxJobs.
 	Accounts int
 	// ConnsPerAccount is how many old-server connections one account's copy
 	// uses (INBOX is always copied first, on one); 0 means 2.
@@ -134,9 +138,16 @@ type Engine struct {
 	kept    map[int64]keptConn    // by account ID: see keepConn
 	fails   map[int64]int         // failed runs in a row, by account ID: see afterRun
 	pending map[int64]pendingHash // by account ID: see hashLater
+	hashes  chan struct{}         // hashLater's one hash at a time
 	conns   map[string]*connLimit // by old server (host:port): see connlimit.go
 	learnMu sync.Mutex            // serializes recording what was learnt
 }
+
+// maxJobs bounds the jobs run at once when Options.Accounts does not: a
+// job waits for a place under its old server's cap before it copies, so
+// this only bounds the jobs waiting so (a goroutine and a little memory
+// each).
+const maxJobs = 256
 
 // keptConn is a logged-in old-server connection left for an account's copy.
 type keptConn struct {
@@ -174,7 +185,7 @@ func New(opts Options) (*Engine, error) {
 			*v = d
 		}
 	}
-	def(&opts.Accounts, 4)
+	opts.Accounts = max(opts.Accounts, 0)
 	def(&opts.ConnsPerAccount, 2)
 	def(&opts.BatchMessages, 200)
 	def(&opts.ChunkMessages, 500)
@@ -223,12 +234,13 @@ func New(opts Options) (*Engine, error) {
 	e := &Engine{
 		st: opts.Store, log: opts.Logger, opts: opts,
 		ctx: ctx, cancel: cancel, holder: holder,
-		sem:     make(chan struct{}, opts.Accounts),
+		sem:     make(chan struct{}, cmp.Or(opts.Accounts, maxJobs)),
 		prog:    newProgress(),
 		jobs:    map[int64]*job{},
 		creds:   map[int64]Credentials{},
 		masters: map[string]Credentials{},
 		pending: map[int64]pendingHash{},
+		hashes:  make(chan struct{}, 1),
 		lastRun: map[int64]time.Time{},
 		kept:    map[int64]keptConn{},
 		conns:   map[string]*connLimit{},
@@ -482,9 +494,19 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 		e.prog.updateErr(acct.ID, acct.Address, EventError, err, nil)
 		return err
 	}
+	// The job waits for its first place under the old server's cap (or
+	// takes the one its login's connection holds) before it counts as
+	// running: accounts are copied as many at once as the old server
+	// takes connections, the others wait as they are, pending.
+	c, lim, err := e.firstPlace(ctx, acct, s, cred)
+	if err != nil {
+		return err
+	}
+	defer lim.release()
 	// One process copies an account at a time; a refusal changes nothing.
 	lctx, release, err := e.holdLease(ctx, acct)
 	if err != nil {
+		closeClient(c)
 		e.prog.updateErr(acct.ID, acct.Address, EventError, err, nil)
 		return err
 	}
@@ -497,6 +519,7 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	if catchUp {
 		state = StateCatchUp
 	} else if err := e.st.SetAccountMigration(ctx, acct.ID, store.MigRunning, ""); err != nil {
+		closeClient(c)
 		return err
 	}
 	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) {
@@ -509,7 +532,7 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	if !catchUp {
 		e.afterHash(acct.ID)
 	}
-	err = e.copyAccount(lctx, acct, s, cred, catchUp)
+	err = e.copyAccount(lctx, acct, s, cred, catchUp, c, lim)
 	if lost := leaseLost(lctx); ctx.Err() != nil || lost != nil {
 		// Stopped: the state stays as it is and the copy resumes later.
 		e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) { a.State = acct.Migration })
@@ -546,6 +569,30 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	return nil
 }
 
+// firstPlace returns the connection kept for the account's copy (nil if
+// none: the copy dials one) and the old server's cap, a place of which it
+// holds for the copy's first connection: the kept connection's, or one
+// waited for while ctx lasts (never waited for while holding another).
+func (e *Engine) firstPlace(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials) (*imapclient.Client, *connLimit, error) {
+	lim := e.limits(s)
+	c, held := e.takeConn(acct.ID, cred)
+	if held != nil && held != lim {
+		held.release()
+		held = nil
+	}
+	switch {
+	case held != nil: // the login's place is the copy's
+	case c != nil && lim.tryAcquire():
+	default:
+		closeClient(c)
+		c = nil
+		if err := lim.acquire(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	return c, lim, nil
+}
+
 // freeOSMemory is debug.FreeOSMemory (a test counts its calls).
 var freeOSMemory = debug.FreeOSMemory
 
@@ -568,6 +615,31 @@ func (e *Engine) afterHash(id int64) {
 		return
 	}
 	freeOSMemory()
+}
+
+// waitHash waits until the password hash of address is stored, if
+// hashLater is storing one.
+func (e *Engine) waitHash(ctx context.Context, address string) error {
+	acct, err := e.st.Account(ctx, address)
+	if err != nil {
+		return err
+	}
+	return e.waitHashOf(ctx, acct.ID)
+}
+
+func (e *Engine) waitHashOf(ctx context.Context, id int64) error {
+	e.mu.Lock()
+	p, hashing := e.pending[id]
+	e.mu.Unlock()
+	if !hashing {
+		return nil
+	}
+	select {
+	case <-p.stored:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // catchUpLoop periodically schedules every account the engine can log in
@@ -644,14 +716,9 @@ func (e *Engine) Wait(ctx context.Context, address string) error {
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
-	p, hashing := e.pending[acct.ID]
-	e.mu.Unlock()
-	if hashing {
-		select {
-		case <-p.stored:
-		case <-ctx.Done():
-			return ctx.Err()
+	if ctx.Value(skipHashWait{}) == nil {
+		if err := e.waitHashOf(ctx, acct.ID); err != nil {
+			return err
 		}
 	}
 	for {

@@ -235,8 +235,10 @@ func (e *Engine) adopt(ctx context.Context, s *oldSettings, acct *store.Account,
 // hashLater stores the password hash of an account FirstLogin just made
 // (store.AccountOptions.HashLater) in a goroutine of the engine's, so that
 // the login is answered once the old server said yes: the argon2id hash
-// (tens of ms of CPU, 19 MiB) is bounded by the store's hashing slots and
-// off the answer's path. Until it is stored, CheckPending answers for the
+// (tens of ms of CPU, 19 MiB) is off the answer's path, one such hash at
+// a time (then in one of the store's hashing slots), so that logins
+// checking passwords and copies come first. A bulk copy with the user's
+// password hashes it so too (createForBulk). Until it is stored, CheckPending answers for the
 // account from memory; if the process ends first, the account's next
 // login asks the old server again (adoptPending).
 func (e *Engine) hashLater(acct *store.Account, password string) {
@@ -245,10 +247,22 @@ func (e *Engine) hashLater(acct *store.Account, password string) {
 	e.pending[acct.ID] = p
 	e.mu.Unlock()
 	e.goSafe("password hash of "+acct.Address, func() {
-		// A clean shutdown still stores it.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), time.Minute)
+		// One such hash at a time (e.hashes): the store's other hashing
+		// slots stay free for logins, and the CPU for copies. A clean
+		// shutdown still stores it.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 10*time.Minute)
 		defer cancel()
-		if err := e.st.FinishPassword(ctx, acct, password); err != nil {
+		var err error
+		select {
+		case e.hashes <- struct{}{}:
+			ctx, cancel := context.WithTimeout(wctx, time.Minute)
+			err = e.st.FinishPassword(ctx, acct, password)
+			cancel()
+			<-e.hashes
+		case <-wctx.Done():
+			err = wctx.Err()
+		}
+		if err != nil {
 			e.log.Warn("migrate: storing the password hash failed; the next login asks the old server", "account", acct.Address, "err", err)
 		}
 		e.mu.Lock()

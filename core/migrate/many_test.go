@@ -1,0 +1,186 @@
+package migrate_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"mailferry/core/migrate"
+	"mailferry/core/oldserver/oldtest"
+	"mailferry/core/store"
+)
+
+// gateProxy holds every connection (accepted, nothing forwarded) until
+// want of them are open at once or wait passed, then forwards them all to
+// target: reached tells which came first.
+type gateProxy struct {
+	ln      net.Listener
+	target  string
+	want    int32
+	open    atomic.Int32
+	gate    chan struct{}
+	once    sync.Once
+	reached atomic.Bool
+	atGate  atomic.Int32 // connections open when the gate opened
+	wg      sync.WaitGroup
+}
+
+func startGateProxy(t *testing.T, target string, want int, wait time.Duration) *gateProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &gateProxy{ln: ln, target: target, want: int32(want), gate: make(chan struct{})}
+	timer := time.AfterFunc(wait, func() { p.once.Do(func() { p.atGate.Store(p.open.Load()); close(p.gate) }) })
+	t.Cleanup(func() { timer.Stop(); p.once.Do(func() { close(p.gate) }); ln.Close(); p.wg.Wait() })
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if p.open.Add(1) >= p.want {
+				p.once.Do(func() { p.reached.Store(true); p.atGate.Store(p.open.Load()); close(p.gate) })
+			}
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				defer c.Close()
+				<-p.gate
+				u, err := net.Dial("tcp", p.target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				done := make(chan struct{}, 2)
+				go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+				go func() { io.Copy(c, u); done <- struct{}{} }()
+				<-done
+				<-done
+			}()
+		}
+	}()
+	return p
+}
+
+func (p *gateProxy) addr() string { return p.ln.Addr().String() }
+
+// Accounts are copied as many at once as the old server takes
+// connections (its cap, 10 by default), not a fixed 4: a bulk run of 8
+// users opens 8 connections at once (each user's login check, kept for
+// its copy). With 4 at once, 4 wait for the others' whole copies, and the
+// old server's other 6 places stay unused.
+func TestAccountsUpToTheCap(t *testing.T) {
+	t.Parallel()
+	const n = 8
+	users := map[string]string{}
+	for i := range n {
+		users[fmt.Sprintf("u%d@%s", i, oldtest.Domain)] = fmt.Sprintf("Secret-u%d-123", i)
+	}
+	srv := oldtest.StartKind(t, oldtest.InProcess, &oldtest.Options{Users: users})
+	var creds []migrate.Credentials
+	for a, p := range users {
+		for j := range 3 {
+			srv.Append(t, a, "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody of %s\r\n", j, a))
+		}
+		creds = append(creds, migrate.Credentials{Address: a, Password: p})
+	}
+	px := startGateProxy(t, srv.IMAPAddr, n, 5*time.Second)
+	st, _ := setup(t, px.addr())
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1})
+	ctx := context.Background()
+	res, err := e.MigrateUsers(ctx, oldtest.Domain, creds, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if !r.OK {
+			t.Fatalf("%s: %s", r.Address, r.Error)
+		}
+	}
+	if !px.reached.Load() {
+		t.Errorf("%d connections at once after %v, want %d (one per account)", px.atGate.Load(), 5*time.Second, n)
+	}
+	for a, p := range users {
+		if n := compareAll(t, srv, st, a); n != 3 {
+			t.Errorf("%s: compared %d messages, want 3", a, n)
+		}
+		// The hash is stored by the time MigrateUsers returns.
+		if _, err := st.Authenticate(ctx, a, p); err != nil {
+			t.Errorf("%s: %v", a, err)
+		}
+	}
+}
+
+// A bulk copy with the user's password does not wait for its argon2id
+// hash (130 ms of CPU here, per account): the copy is done while the
+// hash waits its turn, the password is answered from memory meanwhile
+// (CheckPending), and MigrateUsers returns once the hash is stored.
+func TestBulkHashOffTheCopy(t *testing.T) {
+	t.Parallel()
+	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
+	addr, pass := srv.Address(t, "carol")
+	srv.Append(t, "carol", "INBOX", nil, time.Now(), []byte("Subject: x\r\n\r\nbody\r\n"))
+	st, _ := setup(t, srv.IMAPAddr)
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1})
+	release := migrate.HoldBackgroundHashes(e)
+	ctx := context.Background()
+	copied := make(chan struct{})
+	ch, stop := e.Subscribe()
+	defer stop()
+	go func() {
+		for ev := range ch {
+			if ev.Account.State == store.MigDone {
+				close(copied)
+				return
+			}
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.MigrateUsers(ctx, oldtest.Domain, []migrate.Credentials{{Address: addr, Password: pass}}, nil)
+		done <- err
+	}()
+	select {
+	case <-copied:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the copy did not finish while the hash waited")
+	}
+	if n := compareAll(t, srv, st, "carol"); n != 1 {
+		t.Fatalf("compared %d messages, want 1", n)
+	}
+	acct, err := st.Account(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Authenticate(ctx, addr, pass); !errors.Is(err, store.ErrPasswordPending) {
+		t.Fatalf("Authenticate while the hash waits: %v, want ErrPasswordPending", err)
+	}
+	if known, ok := e.CheckPending(acct, pass); !known || !ok {
+		t.Fatalf("CheckPending: known %v ok %v", known, ok)
+	}
+	if known, ok := e.CheckPending(acct, pass+"x"); !known || ok {
+		t.Fatalf("CheckPending of a wrong password: known %v ok %v", known, ok)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("MigrateUsers returned (%v) before the hash was stored", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Authenticate(ctx, addr, pass); err != nil {
+		t.Fatalf("Authenticate after MigrateUsers: %v", err)
+	}
+}
