@@ -115,14 +115,15 @@ test: test-deps
 	MAILFERRY_REQUIRE_OLDSERVER=1 MAILFERRY_REQUIRE_PEBBLE=1 MAILFERRY_REQUIRE_POSTGRES=1 MAILFERRY_REQUIRE_S3=1 MAILFERRY_IMAP_STRESS=20s MAILFERRY_STORE_ENGINES=sqlite $(GO) test -race -tags ci -timeout 20m ./core/...
 	MAILFERRY_REQUIRE_OLDSERVER=1 MAILFERRY_REQUIRE_POSTGRES=1 MAILFERRY_REQUIRE_S3=1 MAILFERRY_STORE_ENGINES=postgresql $(GO) test -tags ci -timeout 20m ./core/store/ ./cmd/... ./ui/...
 
-# Benchmarks with a fixed workload (a 5,000-message copy, 20,000 FETCHes,
+# Benchmarks with a fixed workload (a 5,000-message copy, the same mailbox
+# through `store copy` into PostgreSQL/SQLite + SeaweedFS, 20,000 FETCHes,
 # 1,000 deliveries; the real `serve` under 50 simultaneous first logins;
 # 50 small accounts beside one big one through `migrate` and `serve`,
 # medians of three) run once; per-message ones (BenchmarkAppend,
 # BenchmarkStageAppend, BenchmarkSummarize) 2,000 times.
 PERMSG_BENCH = Append|Summarize
 bench: test-deps
-	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -run '^$$' -bench . -skip '$(PERMSG_BENCH)' -benchtime 1x -timeout 60m ./core/...
+	MAILFERRY_REQUIRE_OLDSERVER=1 MAILFERRY_REQUIRE_POSTGRES=1 MAILFERRY_REQUIRE_S3=1 $(GO) test -run '^$$' -bench . -skip '$(PERMSG_BENCH)' -benchtime 1x -timeout 60m ./core/...
 	$(GO) test -run '^$$' -bench '$(PERMSG_BENCH)' -benchtime 2000x -benchmem ./core/...
 	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -run '^$$' -bench 'FirstLoginBurst|ManyUsers|MigrateProcess' -benchtime 1x -timeout 90m ./cmd/mailferry
 
