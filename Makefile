@@ -125,7 +125,7 @@ PERMSG_BENCH = Append|Summarize
 bench: test-deps
 	MAILFERRY_REQUIRE_OLDSERVER=1 MAILFERRY_REQUIRE_POSTGRES=1 MAILFERRY_REQUIRE_S3=1 $(GO) test -run '^$$' -bench . -skip '$(PERMSG_BENCH)' -benchtime 1x -timeout 60m ./core/...
 	$(GO) test -run '^$$' -bench '$(PERMSG_BENCH)' -benchtime 2000x -benchmem ./core/...
-	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -run '^$$' -bench 'FirstLoginBurst|ManyUsers|MigrateProcess' -benchtime 1x -timeout 90m ./cmd/mailferry
+	MAILFERRY_REQUIRE_OLDSERVER=1 MAILFERRY_REQUIRE_POSTGRES=1 MAILFERRY_REQUIRE_S3=1 $(GO) test -run '^$$' -bench 'FirstLoginBurst|ManyUsers|MigrateProcess' -benchtime 1x -timeout 90m ./cmd/mailferry
 
 # Per-command latency (p50/p90 of LOGIN, SELECT, FETCH, STORE, APPEND,
 # EXPUNGE) under 10 clients, Mailferry and the Dovecot fixture on the same

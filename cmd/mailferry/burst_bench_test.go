@@ -35,20 +35,11 @@ type burstRun struct {
 }
 
 func BenchmarkFirstLoginBurst(b *testing.B) {
-	users := map[string]string{}
-	for i := range burstUsers {
-		users[fmt.Sprintf("u%02d@example.test", i)] = fmt.Sprintf("Burst-Secret-%02d", i)
-	}
-	old := oldtest.Start(b, &oldtest.Options{Users: users})
-	var total int64
-	for name := range users {
-		total += old.SeedMaildir(b, name, "INBOX", burstMessages, func(i int) int { return 40_000 + i%10*1_000 })
-	}
-	b.Logf("old server: %d users, %d messages, %.0f MB in all", burstUsers, burstUsers*burstMessages, float64(total)/1e6)
+	old, users, total := burstOldServer(b)
 	// The floor: the same 50 logins straight to the old server, no copies.
 	floor := make([]time.Duration, 0, 3)
 	for range 3 {
-		took := burstLogins(b, old.IMAPAddr, users)
+		took := burstLogins(b, users, old.IMAPAddr)
 		floor = append(floor, took[len(took)*9/10])
 	}
 	slices.Sort(floor)
@@ -59,29 +50,18 @@ func BenchmarkFirstLoginBurst(b *testing.B) {
 		n = v // for a quick look; the figures are medians of 3
 	}
 	for range n {
-		r := burstOnce(b, old, users)
+		r := burstOnce(b, old, users, 1, "")
 		r.bytes = total
 		runs = append(runs, r)
 		b.Logf("run: logins answered p50 %v p90 %v max %v; every copy done %v (%.0f MB/s); serve peak RSS %d MiB",
 			r.p50.Round(time.Millisecond), r.p90.Round(time.Millisecond), r.max.Round(time.Millisecond),
 			r.allCopied.Round(10*time.Millisecond), float64(total)/1e6/r.allCopied.Seconds(), r.peakRSSKiB/1024)
 	}
-	med := func(f func(burstRun) float64) float64 {
-		v := make([]float64, len(runs))
-		for i, r := range runs {
-			v[i] = f(r)
-		}
-		slices.Sort(v)
-		return v[len(v)/2]
-	}
-	p90 := time.Duration(med(func(r burstRun) float64 { return float64(r.p90) }))
-	rss := med(func(r burstRun) float64 { return float64(r.peakRSSKiB) }) / 1024
+	m := burstMedian(runs)
+	p90, rss := m.p90, float64(m.peakRSSKiB)/1024
 	fmt.Printf("first-login burst, %d users x %d messages (medians of 3): logins p50 %v p90 %v max %v; every copy done %v; serve peak RSS %.0f MiB\n",
-		burstUsers, burstMessages,
-		time.Duration(med(func(r burstRun) float64 { return float64(r.p50) })).Round(time.Millisecond),
-		p90.Round(time.Millisecond),
-		time.Duration(med(func(r burstRun) float64 { return float64(r.max) })).Round(time.Millisecond),
-		time.Duration(med(func(r burstRun) float64 { return float64(r.allCopied) })).Round(10*time.Millisecond), rss)
+		burstUsers, burstMessages, m.p50.Round(time.Millisecond), p90.Round(time.Millisecond), m.max.Round(time.Millisecond),
+		m.allCopied.Round(10*time.Millisecond), rss)
 	fmt.Printf("  floor: the same logins straight to the old server, no copies: p90 %v\n", floor[1].Round(time.Millisecond))
 	fmt.Printf("  goal p90 < 1s: %s; goal peak RSS < 256 MiB: %s\n", holds(p90 < time.Second), holds(rss < 256))
 	b.ReportMetric(p90.Seconds(), "p90-s")
@@ -95,29 +75,68 @@ func holds(ok bool) string {
 	return "NOT MET"
 }
 
-// burstOnce runs one burst against a fresh data directory.
-func burstOnce(b *testing.B, old *oldtest.Server, users map[string]string) burstRun {
+// burstOldServer starts the Dovecot fixture with burstUsers users, each
+// with burstMessages messages in INBOX, and returns it, the users and
+// their passwords, and the bytes in all.
+func burstOldServer(b *testing.B) (*oldtest.Server, map[string]string, int64) {
+	users := map[string]string{}
+	for i := range burstUsers {
+		users[fmt.Sprintf("u%02d@example.test", i)] = fmt.Sprintf("Burst-Secret-%02d", i)
+	}
+	old := oldtest.Start(b, &oldtest.Options{Users: users})
+	var total int64
+	for name := range users {
+		total += old.SeedMaildir(b, name, "INBOX", burstMessages, func(i int) int { return 40_000 + i%10*1_000 })
+	}
+	b.Logf("old server: %d users, %d messages, %.0f MB in all", burstUsers, burstUsers*burstMessages, float64(total)/1e6)
+	return old, users, total
+}
+
+// burstOnce runs one burst against a fresh store: the embedded one in a
+// data directory (config ""), or the one config names, served by nodes
+// `serve` processes (each with a data directory of its own) that the
+// logins are spread over. peakRSSKiB is the largest node's.
+func burstOnce(b *testing.B, old *oldtest.Server, users map[string]string, nodes int, config string) burstRun {
+	var extra []string
+	if config != "" {
+		extra = []string{"--config", config}
+	}
 	data := b.TempDir()
 	oh, op, _ := net.SplitHostPort(old.IMAPAddr)
-	if out, stderr, code := mf(b, data, "", "domain", "migrate", "example.test", "--old", "["+oh+"]",
-		"--imap-port", op, "--smtp-port", "25", "--tls", "none"); code != 0 {
+	if out, stderr, code := mf(b, data, "", append([]string{"domain", "migrate", "example.test", "--old", "[" + oh + "]",
+		"--imap-port", op, "--smtp-port", "25", "--tls", "none"}, extra...)...); code != 0 {
 		b.Fatalf("domain migrate: %s %s", out, stderr)
 	}
-	srv := startServe(b, data, nil)
-	defer func() {
-		srv.stop()
-		srv.saveLog("MAILFERRY_BURST_LOG")
-	}()
-	addr := srv.addr
+	var srvs []*serveProc
+	var addrs []string
+	for i := range nodes {
+		dir := data
+		if i > 0 {
+			dir = b.TempDir()
+		}
+		srv := startServe(b, dir, nil, extra...)
+		defer func() {
+			srv.stop()
+			srv.saveLog("MAILFERRY_BURST_LOG")
+		}()
+		srvs, addrs = append(srvs, srv), append(addrs, srv.addr)
+	}
+	logs := func() string {
+		var all strings.Builder
+		for _, srv := range srvs {
+			fmt.Fprintf(&all, "serve on %s:\n%s\n", srv.addr, srv.log())
+		}
+		return all.String()
+	}
 	t0 := time.Now()
-	took := burstLogins(b, addr, users)
+	took := burstLogins(b, users, addrs...)
 	if b.Failed() {
-		b.Fatalf("serve log:\n%s", srv.log())
+		b.Fatalf("serve logs:\n%s", logs())
 	}
 	// Every copy done: poll the one status model, as an admin would.
 	var allCopied time.Duration
 	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		out, _, code := mf(b, data, "", "status", "--json")
+		out, _, code := mf(b, data, "", append([]string{"status", "--json"}, extra...)...)
 		var st struct {
 			Domains []struct {
 				Accounts []struct {
@@ -138,16 +157,21 @@ func burstOnce(b *testing.B, old *oldtest.Server, users map[string]string) burst
 			}
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("copies not done after 5 minutes: %s\n%s", out, srv.log())
+			b.Fatalf("copies not done after 5 minutes: %s\n%s", out, logs())
 		}
 	}
-	rss := peakRSS(b, srv.cmd.Process.Pid)
+	rss := 0
+	for _, srv := range srvs {
+		rss = max(rss, peakRSS(b, srv.cmd.Process.Pid))
+	}
 	return burstRun{p50: took[len(took)/2], p90: took[len(took)*9/10], max: took[len(took)-1], allCopied: allCopied, peakRSSKiB: rss}
 }
 
-// burstLogins logs every user in to addr at the same instant, each from a
-// loopback address of its own, and returns how long each took, sorted.
-func burstLogins(b testing.TB, addr string, users map[string]string) []time.Duration {
+// burstLogins logs every user in at the same instant, each from a
+// loopback address of its own, to the addrs in turn (one user to the
+// first, the next to the second, ...), and returns how long each took,
+// sorted.
+func burstLogins(b testing.TB, users map[string]string, addrs ...string) []time.Duration {
 	names := make([]string, 0, len(users))
 	for n := range users {
 		names = append(names, n)
@@ -164,6 +188,7 @@ func burstLogins(b testing.TB, addr string, users map[string]string) []time.Dura
 			from := fmt.Sprintf("127.0.0.%d", 10+i)
 			<-start
 			t := time.Now()
+			addr := addrs[i%len(addrs)]
 			if got := imapLogin(addr, from, n, users[n]); !strings.HasPrefix(got, "a OK") {
 				b.Errorf("login %s at %s: %s", n, addr, got)
 			}
@@ -174,4 +199,54 @@ func burstLogins(b testing.TB, addr string, users map[string]string) []time.Dura
 	wg.Wait()
 	slices.Sort(took)
 	return took
+}
+
+// BenchmarkFirstLoginBurstNodes is the burst on the distributed engine
+// (PostgreSQL + SeaweedFS, a fresh database and bucket per run): one
+// `serve` node against two sharing the store, the logins spread over
+// them, side by side in one run (medians of 3; MAILFERRY_BURST_RUNS for a
+// quick look).
+func BenchmarkFirstLoginBurstNodes(b *testing.B) {
+	old, users, total := burstOldServer(b)
+	n := 3
+	if v, err := strconv.Atoi(os.Getenv("MAILFERRY_BURST_RUNS")); err == nil && v > 0 {
+		n = v
+	}
+	runs := map[int][]burstRun{}
+	for range n {
+		for _, nodes := range []int{1, 2} {
+			r := burstOnce(b, old, users, nodes, distributedConfig(b, b.TempDir(), nil))
+			runs[nodes] = append(runs[nodes], r)
+			b.Logf("%d node(s): logins answered p50 %v p90 %v; every copy done %v (%.0f MB/s); largest node's peak RSS %d MiB",
+				nodes, r.p50.Round(time.Millisecond), r.p90.Round(time.Millisecond), r.allCopied.Round(10*time.Millisecond),
+				float64(total)/1e6/r.allCopied.Seconds(), r.peakRSSKiB/1024)
+		}
+	}
+	fmt.Printf("first-login burst on PostgreSQL + S3, %d users x %d messages (medians of %d):\n", burstUsers, burstMessages, n)
+	for _, nodes := range []int{1, 2} {
+		m := burstMedian(runs[nodes])
+		fmt.Printf("  %d node(s): logins p50 %v p90 %v; every copy done %v (%.0f MB/s); largest node's peak RSS %d MiB\n",
+			nodes, m.p50.Round(time.Millisecond), m.p90.Round(time.Millisecond), m.allCopied.Round(10*time.Millisecond),
+			float64(total)/1e6/m.allCopied.Seconds(), m.peakRSSKiB/1024)
+		b.ReportMetric(m.p90.Seconds(), fmt.Sprintf("p90-s-%dnodes", nodes))
+	}
+}
+
+// burstMedian is each figure's median over runs.
+func burstMedian(runs []burstRun) burstRun {
+	med := func(f func(burstRun) int64) int64 {
+		v := make([]int64, len(runs))
+		for i, r := range runs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	return burstRun{
+		p50:        time.Duration(med(func(r burstRun) int64 { return int64(r.p50) })),
+		p90:        time.Duration(med(func(r burstRun) int64 { return int64(r.p90) })),
+		max:        time.Duration(med(func(r burstRun) int64 { return int64(r.max) })),
+		allCopied:  time.Duration(med(func(r burstRun) int64 { return int64(r.allCopied) })),
+		peakRSSKiB: int(med(func(r burstRun) int64 { return int64(r.peakRSSKiB) })),
+	}
 }

@@ -39,19 +39,9 @@ type cluster struct {
 // old server's (nil: oldtest's default), extra more configuration keys.
 func newCluster(t *testing.T, master bool, users map[string]string, extra map[string]any) *cluster {
 	t.Helper()
-	url := testkit.PostgresURL(t)
-	s3 := testkit.StartS3(t)
 	old := oldtest.StartKind(t, oldtest.Dovecot, &oldtest.Options{Separator: '/', Users: users})
 	dir := t.TempDir()
-	secret := filepath.Join(dir, "s3.secret")
-	if err := os.WriteFile(secret, []byte(s3.SecretKey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := map[string]any{
-		"database_url": url, "s3_endpoint": s3.Endpoint, "s3_bucket": s3.Bucket, "s3_access_key": s3.AccessKey,
-		"s3_secret_key_file": secret, "s3_tls": false, "allow_insecure_auth": true,
-		"copy_lease_seconds": int(nodeLease / time.Second),
-	}
+	cfg := map[string]any{"copy_lease_seconds": int(nodeLease / time.Second)}
 	for k, v := range extra {
 		cfg[k] = v
 	}
@@ -62,17 +52,39 @@ func newCluster(t *testing.T, master bool, users map[string]string, extra map[st
 		}
 		cfg["master_password_files"] = map[string]string{"example.test": pw}
 	}
-	b, _ := json.Marshal(cfg)
-	c := &cluster{old: old, config: filepath.Join(dir, "mailferry.json")}
-	if err := os.WriteFile(c.config, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	c := &cluster{old: old, config: distributedConfig(t, dir, cfg)}
 	oh, op, _ := net.SplitHostPort(old.IMAPAddr)
 	if out, stderr, code := mf(t, t.TempDir(), "", "domain", "migrate", "example.test", "--old", "["+oh+"]",
 		"--imap-port", op, "--tls", "none", "--master-user", old.MasterUser, "--config", c.config); code != 0 {
 		t.Fatalf("domain migrate: %s %s", out, stderr)
 	}
 	return c
+}
+
+// distributedConfig writes, in dir, a configuration file of the
+// distributed engine: a new PostgreSQL database and a new bucket on the
+// test binary's SeaweedFS, with the keys of extra added; it returns its
+// path.
+func distributedConfig(t testing.TB, dir string, extra map[string]any) string {
+	t.Helper()
+	s3 := testkit.StartS3(t)
+	secret := filepath.Join(dir, "s3.secret")
+	if err := os.WriteFile(secret, []byte(s3.SecretKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]any{
+		"database_url": testkit.PostgresURL(t), "s3_endpoint": s3.Endpoint, "s3_bucket": s3.Bucket,
+		"s3_access_key": s3.AccessKey, "s3_secret_key_file": secret, "s3_tls": false, "allow_insecure_auth": true,
+	}
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	b, _ := json.Marshal(cfg)
+	path := filepath.Join(dir, "mailferry.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // node starts a `mailferry serve` of the cluster with a data directory of
