@@ -191,7 +191,12 @@ func (e *Engine) MigrateUsers(ctx context.Context, domain string, users []Creden
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
+			held := true // this user's place in sem
+			defer func() {
+				if held {
+					<-sem
+				}
+			}()
 			defer func() {
 				if r := recover(); r != nil {
 					results[i].Error = fmt.Sprintf("panic: %v", r)
@@ -202,12 +207,26 @@ func (e *Engine) MigrateUsers(ctx context.Context, domain string, users []Creden
 			err := e.migrateAccount(ctx, a, u)
 			for errors.Is(err, store.ErrLeased) {
 				// Another process copies the account now (a second bulk
-				// run, or serve): wait for it, then catch up, rather than
-				// fail or copy it twice.
+				// run on another node, or serve): wait for it, then catch
+				// up, rather than fail or copy it twice. Its place goes
+				// to the users nobody copies meanwhile, so that two runs
+				// of one list share the users instead of one waiting.
 				e.log.Info("migrate: account being copied by another process; waiting for it", "account", a)
-				if err = sleepCtx(ctx, e.opts.LeaseTTL/3); err == nil {
-					err = e.migrateAccount(ctx, a, u)
+				<-sem
+				held = false
+				if err = sleepCtx(ctx, e.opts.LeaseTTL/3); err != nil {
+					break
 				}
+				select {
+				case sem <- struct{}{}:
+					held = true
+				case <-ctx.Done():
+					err = ctx.Err()
+				}
+				if !held {
+					break
+				}
+				err = e.migrateAccount(ctx, a, u)
 			}
 			if err != nil {
 				results[i].Error = err.Error()
