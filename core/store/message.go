@@ -493,9 +493,15 @@ func (s *Store) EachMessage(ctx context.Context, mailboxID int64, minUID, maxUID
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	return eachScanned(rows, func(r rowScanner) (*Message, error) { return scanMessage(r, cache) }, fn)
+}
+
+// eachScanned calls fn with each row of rows as scan makes it a Message,
+// and closes rows.
+func eachScanned(rows *sql.Rows, scan func(rowScanner) (*Message, error), fn func(*Message) error) error {
 	defer rows.Close()
 	for rows.Next() {
-		m, err := scanMessage(rows, cache)
+		m, err := scan(rows)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}

@@ -42,17 +42,7 @@ func (s *Store) EachMessageLocated(ctx context.Context, mailboxID int64, minUID,
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		m, err := scanLocated(rows, cache)
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return eachScanned(rows, func(r rowScanner) (*Message, error) { return scanLocated(r, cache) }, fn)
 }
 
 func scanLocated(sc rowScanner, cache bool) (*Message, error) {
