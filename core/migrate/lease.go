@@ -75,6 +75,13 @@ func (e *Engine) holdLease(ctx context.Context, acct *store.Account) (lctx conte
 				case <-t.C:
 				}
 				if err := e.st.TakeLease(lctx, acct.ID, e.holder, ttl); err != nil && lctx.Err() == nil {
+					if store.IsDiskFull(err) {
+						// Not lost: the disk is full. The copy ends as a
+						// full disk (copyErr), waits for room and resumes.
+						e.log.Warn("migrate: the disk is full; stopping the copy", "account", acct.Address, "err", err)
+						cancel(fmt.Errorf("%w: renewing the copy lease: %w", ErrDiskFull, err))
+						return nil
+					}
 					e.log.Warn("migrate: copy lease lost; stopping the copy", "account", acct.Address, "err", err)
 					cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
 					return nil
@@ -90,6 +97,16 @@ func (e *Engine) holdLease(ctx context.Context, acct *store.Account) (lctx conte
 		}
 	}
 	return lctx, release, nil
+}
+
+// copyErr is err of a copy that ran under lctx, or why lctx ended when
+// the lease renewal found the disk full (the copy itself then sees only a
+// canceled context).
+func copyErr(lctx context.Context, err error) error {
+	if cause := context.Cause(lctx); errors.Is(cause, ErrDiskFull) {
+		return cause
+	}
+	return err
 }
 
 // leaseLost returns why lctx ended if its lease was lost, else nil.

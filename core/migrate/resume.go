@@ -97,7 +97,7 @@ func (e *Engine) afterRun(id int64, address string, err error) {
 	e.mu.Unlock()
 	delay := backoff.Delay(e.opts.ResumeBackoff, e.opts.ResumeBackoffMax, n)
 	kind := store.WaitRetry
-	if errors.Is(err, ErrDiskFull) {
+	if errors.Is(err, ErrDiskFull) || store.IsDiskFull(err) { // the copy's, or the database's own write (the job's state)
 		kind = store.WaitDiskFull
 	}
 	until := time.Now().Add(delay)
