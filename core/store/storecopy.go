@@ -311,6 +311,19 @@ func (c *copier) begin(ctx context.Context) error {
 	} else if held != "" {
 		return fmt.Errorf("%w: it has %s; store copy fills only a new, empty store (a new database and bucket)", ErrTargetNotEmpty, held)
 	}
+	// An empty database on a bucket that holds message bytes: another
+	// store's (the source's own, reached through another endpoint name,
+	// or a live deployment's). Two stores on one bucket lose mail: each
+	// one's Compact deletes the objects only the other names. (A copy
+	// puts objects only after its marker is committed, so its own rerun
+	// never meets this.)
+	if c.dst.objects != nil {
+		if key, err := c.dst.objects.anyBlob(ctx); err != nil {
+			return fmt.Errorf("store copy: look into the target's bucket: %w", err)
+		} else if key != "" {
+			return fmt.Errorf("%w: its bucket %s already holds message bytes (%s), of another store; give the target a new, empty bucket", ErrTargetNotEmpty, c.dst.objects, key)
+		}
+	}
 	t, err := c.dst.Begin(ctx)
 	if err != nil {
 		return err
