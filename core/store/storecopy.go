@@ -296,6 +296,25 @@ func (c *copier) begin(ctx context.Context) error {
 	} else if underway {
 		return fmt.Errorf("%w: store copy: the source is itself an unfinished copy (of %s); finish that copy first", ErrInvalid, from)
 	}
+	// The lock that keeps others out of the source (Options.Exclusive) is
+	// this machine's; on PostgreSQL, nodes of other machines may serve it
+	// and change it meanwhile. Their beats tell.
+	if c.src.d.postgres() {
+		nodes, err := c.src.Nodes(ctx)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		var live []string
+		for _, n := range nodes {
+			if n.Live(now) {
+				live = append(live, Printable(n.Name, 80))
+			}
+		}
+		if len(live) > 0 {
+			return fmt.Errorf("%w: store copy: the source is served by %s (seen within %v); stop every node first", ErrInUse, strings.Join(live, ", "), NodeLive)
+		}
+	}
 	from, started, underway, err := c.dst.CopyUnderway(ctx)
 	if err != nil {
 		return err

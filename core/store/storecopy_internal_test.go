@@ -441,3 +441,37 @@ func TestStoreCopyRefusesBucketInUse(t *testing.T) {
 		t.Fatalf("the refused target now has %s", held)
 	}
 }
+
+// TestStoreCopyRefusesServedSource: a PostgreSQL source that a node (of
+// another machine, which the source's lock does not reach) still serves
+// is refused, changing nothing in the target.
+func TestStoreCopyRefusesServedSource(t *testing.T) {
+	if testEngine != EnginePostgres {
+		t.Skip("the lock file keeps every process of one machine out of a SQLite source")
+	}
+	ctx := context.Background()
+	src, err := testOpen(t, filepath.Join(t.TempDir(), "source.db"), &Options{ChangePoll: -1, Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	fillSource(t, src, false)
+	if err := src.NodeBeat(ctx, "mail2:/var/lib/mailferry", "v1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	dst, _ := copyTarget(t, false)
+	_, err = Copy(ctx, src, dst, nil)
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "mail2:/var/lib/mailferry") {
+		t.Fatalf("copy of a source a node serves: %v", err)
+	}
+	if held, _ := dst.holdings(ctx); held != "" {
+		t.Fatalf("the target now has %s", held)
+	}
+	// Stopped cleanly: copied.
+	if err := src.NodeGone(ctx, "mail2:/var/lib/mailferry"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Copy(ctx, src, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+}
