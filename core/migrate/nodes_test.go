@@ -12,12 +12,10 @@ import (
 	"mailferry/core/store"
 )
 
-// TestResumeAfterOtherNodeDied: a copy another node planned to retry (its
-// wait names that node) is resumed by this node once the retry is a lease
-// past due: that node died (a live one would have run it and recorded a
-// new wait). Before then it is left to that node, and so is a copy whose
-// lease another node holds, however its process ID looks here.
-func TestResumeAfterOtherNodeDied(t *testing.T) {
+// copiedAtMail1 is carol's account copied by an engine of node "mail1",
+// which stopped after, its copy state then set to state (reason).
+func copiedAtMail1(t *testing.T, state, reason string) (*oldtest.Server, *store.Store, *store.Account, string) {
+	t.Helper()
 	ctx := context.Background()
 	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
 	srv.Append(t, "carol", "INBOX", nil, time.Now(), []byte("Subject: one\r\n\r\nhi\r\n"))
@@ -32,9 +30,20 @@ func TestResumeAfterOtherNodeDied(t *testing.T) {
 		t.Fatal(err)
 	}
 	e1.Close()
-	if err := st.SetAccountMigration(ctx, acct.ID, store.MigFailed, "old server busy"); err != nil {
+	if err := st.SetAccountMigration(ctx, acct.ID, state, reason); err != nil {
 		t.Fatal(err)
 	}
+	return srv, st, acct, addr
+}
+
+// TestResumeAfterOtherNodeDied: a copy another node planned to retry (its
+// wait names that node) is resumed by this node once the retry is a lease
+// past due: that node died (a live one would have run it and recorded a
+// new wait). Before then it is left to that node, and so is a copy whose
+// lease another node holds, however its process ID looks here.
+func TestResumeAfterOtherNodeDied(t *testing.T) {
+	ctx := context.Background()
+	srv, st, acct, addr := copiedAtMail1(t, store.MigFailed, "old server busy")
 	const ttl = 3 * time.Second
 	e2 := newEngine(t, st, &migrate.Options{Node: "mail2", LeaseTTL: ttl, CatchUpInterval: -1})
 	if err := e2.SetMasterCredentials(oldtest.Domain, srv.MasterUser, srv.MasterPassword); err != nil {
@@ -79,22 +88,7 @@ func TestResumeAfterOtherNodeDied(t *testing.T) {
 // account, and take it from each other every round).
 func TestSameNodeNameOtherMachine(t *testing.T) {
 	ctx := context.Background()
-	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
-	srv.Append(t, "carol", "INBOX", nil, time.Now(), []byte("Subject: one\r\n\r\nhi\r\n"))
-	addr, pass := srv.Address(t, "carol")
-	st, _ := setup(t, srv.IMAPAddr)
-	e1 := newEngine(t, st, &migrate.Options{Node: "mail1"})
-	acct, err := e1.FirstLogin(ctx, addr, pass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e1.Wait(ctx, addr); err != nil {
-		t.Fatal(err)
-	}
-	e1.Close()
-	if err := st.SetAccountMigration(ctx, acct.ID, store.MigRunning, ""); err != nil {
-		t.Fatal(err)
-	}
+	srv, st, acct, _ := copiedAtMail1(t, store.MigRunning, "")
 	dead := exec.Command("true")
 	if err := dead.Run(); err != nil {
 		t.Skip("no true(1) to make a dead process ID")

@@ -25,17 +25,7 @@ func loginFailureRows(t *testing.T, s *Store) int {
 // and a success clears them.
 func TestLoginFailures(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "mail.db")
-	a, err := testOpen(t, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := testOpen(t, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := twoStores(t)
 	const refill = time.Hour
 	src := LoginFailureKey{"src 192.0.2.1/32", 5}
 	acct := LoginFailureKey{"acct alice@example.test 192.0.2.1/32", 3}
