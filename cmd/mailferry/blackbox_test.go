@@ -421,11 +421,20 @@ c.starttls(ssl_context=x); c.login(sys.argv[3],sys.argv[4]); c.logout()`, nh, np
 // server: a mailbox whose copy surely runs for a while.
 func seedPadded(t *testing.T, old *oldtest.Server, user string, n int) {
 	t.Helper()
-	pad := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ", 700) // ~26 KB
+	seedPaddedKB(t, old, user, n, 26)
+}
+
+// seedPaddedKB is seedPadded with messages of about kb KB (in steps of
+// 37 bytes), and says how many bytes it appended.
+func seedPaddedKB(t *testing.T, old *oldtest.Server, user string, n, kb int) (total int64) {
+	t.Helper()
+	const unit = "0123456789abcdefghijklmnopqrstuvwxyz "
+	pad := strings.Repeat(unit, kb*1000/len(unit))
 	c := old.Dial(t, user)
 	defer c.Close()
 	for i := 0; i < n; i++ {
 		raw := fmt.Sprintf("From: s%d@example.net\r\nSubject: message %d\r\n\r\n%s\r\n", i, i, pad)
+		total += int64(len(raw))
 		cmd := c.Append("INBOX", int64(len(raw)), nil)
 		if _, err := cmd.Write([]byte(raw)); err != nil {
 			t.Fatal(err)
@@ -437,6 +446,7 @@ func seedPadded(t *testing.T, old *oldtest.Server, user string, n int) {
 			t.Fatal(err)
 		}
 	}
+	return total
 }
 
 // inboxCount reads, through `mailferry status --json` (with extra flags, a
