@@ -29,15 +29,27 @@ import (
 // DefaultLeaseTTL is Options.LeaseTTL's default.
 const DefaultLeaseTTL = 30 * time.Second
 
-// newHolder names this engine as a lease holder: node, process and a
-// random part (two engines of one process are two holders).
+// newHolder names this engine as a lease holder: node, process, the
+// machine its process ID belongs to (machine: boot and PID namespace) and
+// a random part (two engines of one process are two holders):
+// "NODE pid PID on MACHINE #RANDOM", without " on MACHINE" where the
+// machine cannot be told. The machine keeps two machines given one node
+// name by mistake from taking each other's leases as a dead process's
+// (holderAlive).
 func newHolder(node string) (string, error) {
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("migrate: lease holder: %w", err)
 	}
-	return fmt.Sprintf("%s pid %d #%s", node, os.Getpid(), hex.EncodeToString(b)), nil
+	on := ""
+	if m := thisMachine; m != "" {
+		on = " on " + m
+	}
+	return fmt.Sprintf("%s pid %d%s #%s", node, os.Getpid(), on, hex.EncodeToString(b)), nil
 }
+
+// thisMachine is machine(), read once.
+var thisMachine = machine()
 
 // errLeaseLost is the cause of a copy's context when its lease was lost.
 var errLeaseLost = errors.New("migrate: lost the account's copy lease")

@@ -17,9 +17,13 @@ import (
 //   - the failures counted against a key now are (expires - now) / refill;
 //   - a failure moves expires to max(expires, now) + refill, never beyond
 //     now + capacity × refill (a full bucket is as bad as a fuller one);
-//   - a row whose failures have decayed is deleted by the next failure's
-//     write, so the table holds only keys that failed within capacity ×
-//     refill: bounded by the failures a flood may make in that time;
+//   - rows whose failures have decayed are deleted by the next failures'
+//     writes, at most loginFailurePrune by each (a write after a flood
+//     decayed must not hold the writer for the whole flood's rows: one
+//     million took 2.6 s on SQLite), so the table holds the keys that
+//     failed within capacity × refill, bounded by the failures a flood
+//     may make in that time, and what the failures since have not yet
+//     pruned (each prunes more than the 3 rows it may add);
 //   - times are the database's clock (clock.go).
 //
 // Reading costs one indexed query; only a failure (and a success that
@@ -27,6 +31,10 @@ import (
 
 // MaxLoginFailureKey bounds a key's length; longer keys are refused.
 const MaxLoginFailureKey = 512
+
+// loginFailurePrune is how many decayed rows one failure's write deletes
+// at most.
+const loginFailurePrune = 1000
 
 // LoginFailureKey is a key whose failed logins are counted, and its
 // capacity: how many failures it may have in a row.
@@ -89,7 +97,8 @@ func (s *Store) NoteLoginFailure(ctx context.Context, keys []LoginFailureKey, re
 		if r < 1 {
 			r = 1
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE expires <= ?`, now); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE key IN (
+	SELECT key FROM login_failures WHERE expires <= ? LIMIT ?)`, now, loginFailurePrune); err != nil {
 			return fmt.Errorf("store: login failures: %w", err)
 		}
 		for _, k := range keys {
