@@ -150,6 +150,20 @@ func (s *Store) writeGrouped(ctx context.Context, fn func(tx *sql.Tx, ch *change
 // writeGroupedThen is writeGrouped that calls ended, when not nil, once the
 // transaction ended (committed or not), before waiting for the fsync.
 func (s *Store) writeGroupedThen(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func()) error {
+	return s.writeNormal(ctx, fn, ended, true)
+}
+
+// writeUnsyncedThen is writeGroupedThen that does not wait for the fsync:
+// for a change that may be lost in a power cut, and only there, because
+// nothing was promised on it (a \Recent claim, recent.go). It is durable
+// with the next fsync of the log, which any STORE, EXPUNGE or APPEND makes.
+func (s *Store) writeUnsyncedThen(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func()) error {
+	return s.writeNormal(ctx, fn, ended, false)
+}
+
+// writeNormal commits fn with synchronous=NORMAL (commitNormal), and then,
+// with durable, waits for walSync.
+func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func(), durable bool) error {
 	if ended == nil {
 		ended = func() {}
 	}
@@ -168,7 +182,7 @@ func (s *Store) writeGroupedThen(ctx context.Context, fn func(tx *sql.Tx, ch *ch
 	ended()
 	if committed != nil {
 		s.notify(committed)
-		if err == nil && wrote {
+		if err == nil && wrote && durable {
 			err = s.wal.sync()
 		}
 	}

@@ -197,8 +197,9 @@ func TestGroupedWriteRefusesPacks(t *testing.T) {
 
 // TestClaimRecentNothingLeft: a \Recent claim that finds every message
 // already claimed reads only: it answers while another transaction holds
-// the writer. One that claims is a grouped write (its own fsync of the
-// log, no fsync while holding the writer).
+// the writer. One that claims waits for no fsync at all (recent.go: a claim
+// lost in a power cut only makes messages recent again), and leaves the
+// writer at synchronous=FULL for the mail that follows.
 func TestClaimRecentNothingLeft(t *testing.T) {
 	s, mb, uids := walTestStore(t, 3)
 	ctx := context.Background()
@@ -211,8 +212,14 @@ func TestClaimRecentNothingLeft(t *testing.T) {
 	if before, err := s.ClaimRecent(ctx, mb.ID, last); err != nil || before != 0 {
 		t.Fatalf("first claim: %d, %v", before, err)
 	}
-	if syncs.Load() != 1 {
-		t.Fatalf("%d grouped fsyncs for a claim, want 1", syncs.Load())
+	if syncs.Load() != 0 {
+		t.Fatalf("%d fsyncs for a claim, want 0 (nothing promised on it)", syncs.Load())
+	}
+	if got := writerSynchronous(t, s); got != 2 {
+		t.Fatalf("writer synchronous = %d after a claim, want 2 (FULL)", got)
+	}
+	if from, err := s.RecentFrom(ctx, mb.ID); err != nil || from != last {
+		t.Fatalf("claimed up to %d (%v), want %d", from, err, last)
 	}
 	// A claim that loses the race (read nothing left... then found it
 	// claimed in its transaction) changes no row and needs no fsync; so
