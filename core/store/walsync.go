@@ -22,7 +22,8 @@ import (
 // messages (EXPUNGE) instead commits with synchronous=NORMAL, which is the
 // same commit without that fsync, and frees the writer; then writeGrouped
 // waits for an fsync of the log made outside the writer (walSync), one
-// fsync for every such change committed before it started (group commit).
+// fsync for every such change committed before it started (group commit;
+// a \Recent claim does not wait for it, see writeUnsyncedThen).
 // So a STORE or an EXPUNGE is still on disk before it returns
 // (acknowledged means durable, as for mail), it no longer holds the writer
 // during its fsync, and ten of them at once cost about one fsync. (If that
