@@ -182,3 +182,33 @@ func BenchmarkAppend(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
+
+// BenchmarkFetch10 measures one session's FETCH n:n+9 (UID FLAGS
+// RFC822.SIZE ENVELOPE BODY.PEEK[]) over a real connection on a
+// 2,000-message mailbox with no other client: the command of
+// BenchmarkLatency10Clients without its load, for its CPU and
+// allocations per FETCH (-benchmem) and syscalls (strace -c).
+func BenchmarkFetch10(b *testing.B) {
+	const n = 2000
+	e := newEnv(b, nil)
+	fill(b, e.st, e.inbox(), n)
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReaderSize(c, 64<<10)
+	fmt.Fprintf(c, "a LOGIN %s %s\r\nb SELECT INBOX\r\n", user, pass)
+	countUntil(b, r, "a")
+	countUntil(b, r, "b")
+	rnd := rand.New(rand.NewSource(4))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tag := fmt.Sprintf("f%d", i)
+		first := 1 + rnd.Intn(n-10)
+		fmt.Fprintf(c, "%s FETCH %d:%d (UID FLAGS RFC822.SIZE ENVELOPE BODY.PEEK[])\r\n", tag, first, first+9)
+		if got := countUntil(b, r, tag); got != 10 {
+			b.Fatalf("%d FETCH responses, want 10", got)
+		}
+	}
+}

@@ -82,16 +82,24 @@ func skipLiteral(tb testing.TB, r *bufio.Reader, l string) {
 // SELECT, FETCH of 10 messages (FLAGS, ENVELOPE, the whole message), STORE
 // of a flag, APPEND of a 4 KiB message, EXPUNGE of it, LOGOUT. With
 // relogin false each client logs in once and does all its rounds on one
-// connection, so the commands' latency is measured without the load of
-// other clients' logins. It returns every duration per command.
+// connection, and the rounds start once every client logged in, so the
+// commands' latency is measured without the load of other clients'
+// logins. It returns every duration per command.
 func latencyRun(tb testing.TB, addr, login, password string, msgs []string, relogin bool) map[string][]time.Duration {
 	var mu sync.Mutex
 	out := map[string][]time.Duration{}
 	var wg sync.WaitGroup
+	// loggedIn holds back the rounds of one-connection clients until every
+	// client logged in, so that no round is measured beside another
+	// client's LOGIN (argon2id takes both cores for a while).
+	var loggedIn sync.WaitGroup
+	loggedIn.Add(latencyClients)
 	for k := 0; k < latencyClients; k++ {
 		wg.Add(1)
 		go func(k int) {
 			defer wg.Done()
+			ready := sync.OnceFunc(loggedIn.Done)
+			defer ready()
 			rnd := rand.New(rand.NewSource(int64(k)))
 			local := map[string][]time.Duration{}
 			var lc *latencyClient
@@ -118,6 +126,9 @@ func latencyRun(tb testing.TB, addr, login, password string, msgs []string, relo
 					_, d := lc.cmd("LOGIN %s %s", login, password)
 					if relogin {
 						note("LOGIN", d)
+					} else {
+						ready()
+						loggedIn.Wait()
 					}
 				}
 				_, d := lc.cmd("SELECT INBOX")
@@ -293,5 +304,34 @@ func seedDovecot(tb testing.TB, addr, login, password string, n int) {
 				break
 			}
 		}
+	}
+}
+
+// BenchmarkLatencyMailferry is the one-connection half of
+// BenchmarkLatency10Clients on Mailferry alone (no Dovecot, no root): 10
+// clients each log in once and do their rounds of SELECT, FETCH, STORE,
+// APPEND and EXPUNGE at once. It reports each command's p50 and p90 over
+// b.N runs, for profiling (-cpuprofile, -blockprofile, -trace) where
+// the Dovecot fixture cannot run.
+func BenchmarkLatencyMailferry(b *testing.B) {
+	e := newEnv(b, nil)
+	fill(b, e.st, e.inbox(), latencyMessages)
+	rnd := rand.New(rand.NewSource(3))
+	msgs := make([]string, 32)
+	for i := range msgs {
+		m := realisticMessage(rnd, i*4+1)
+		msgs[i] = m + strings.Repeat("x", max(0, 4096-len(m)-2)) + "\r\n"
+	}
+	all := map[string][]time.Duration{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for c, ds := range latencyRun(b, e.addr, user, pass, msgs, false) {
+			all[c] = append(all[c], ds...)
+		}
+	}
+	b.StopTimer()
+	for _, c := range latencyCmds[1:] {
+		b.ReportMetric(float64(percentile(all[c], 50).Microseconds())/1000, strings.ToLower(c)+"-p50-ms")
+		b.ReportMetric(float64(percentile(all[c], 90).Microseconds())/1000, strings.ToLower(c)+"-p90-ms")
 	}
 }

@@ -37,9 +37,18 @@ func (s *Store) RecentFrom(ctx context.Context, mailboxID int64) (uint32, error)
 // and the others, after it committed, find nothing left and only read:
 // without the turns each of them queued for the writer (behind every
 // APPEND's and EXPUNGE's fsync) only to find its claim lost, and the
-// FETCH or STORE whose end it was answered only then. A claim that changes
-// something is a grouped write, as a STORE (walsync.go): durable before it
-// returns, without holding the writer for its fsync.
+// FETCH or STORE whose end it was answered only then.
+//
+// A claim that changes something commits without holding the writer for an
+// fsync, as a STORE does, and, unlike a STORE, does not wait for an fsync
+// either (writeUnsyncedThen): the command whose end made the claim (a FETCH,
+// a STORE, an APPEND) is not held up by a disk flush for it. A claim lost in
+// a power cut is safe: after the restart the messages are recent to the
+// first session that selects their mailbox, which is what RFC 3501 2.3.2
+// asks when it is not known whether a session was told ("that message
+// SHOULD be considered recent"); the sessions told before are gone. No
+// message, flag or UID depends on it, and the next fsync of the log (any
+// STORE, EXPUNGE or APPEND) makes it durable.
 func (s *Store) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error) {
 	if last, err := s.RecentFrom(ctx, mailboxID); err != nil {
 		return 0, err
@@ -63,9 +72,8 @@ func (s *Store) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (
 		return last, nil
 	}
 	var last uint32
-	// The turn ends at the commit: the next claimer reads it then, and need
-	// not wait for this claim's fsync.
-	err := s.writeGroupedThen(ctx, func(tx *sql.Tx, ch *changes) error {
+	// The turn ends at the commit: the next claimer reads it then.
+	err := s.writeUnsyncedThen(ctx, func(tx *sql.Tx, ch *changes) error {
 		err := tx.QueryRowContext(ctx, `SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?`, mailboxID).Scan(&last)
 		if errors.Is(err, sql.ErrNoRows) {
 			last = 0

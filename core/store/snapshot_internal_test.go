@@ -113,20 +113,7 @@ func TestSnapshotPacked(t *testing.T) {
 // messages_snapshot, not the message rows.
 func TestSnapshotUsesIndex(t *testing.T) {
 	s, mb, _ := inboxStore(t, nil, 3)
-	rows, err := s.r.Query(`EXPLAIN QUERY PLAN `+packedSnapshotQuery, mb.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
+	plan := queryPlan(t, s, packedSnapshotQuery, mb.ID)
 	if !slices.ContainsFunc(plan, func(d string) bool { return strings.Contains(d, "COVERING INDEX messages_snapshot") }) {
 		t.Fatalf("snapshot query plan %q does not read the covering index", plan)
 	}
@@ -156,6 +143,128 @@ func BenchmarkSnapshot2000(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if snap, err := s.Snapshot(ctx, mb.ID, 0); err != nil || len(snap.UIDs) != 2000 {
 			b.Fatal(err)
+		}
+	}
+}
+
+// queryPlan returns SQLite's EXPLAIN QUERY PLAN details of q.
+func queryPlan(t *testing.T, s *Store, q string, args ...any) []string {
+	t.Helper()
+	rows, err := s.r.Query(`EXPLAIN QUERY PLAN `+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
+// TestDeltaReadsModSeqRange: a poll's Delta reads the changed messages by
+// the range of messages_modseq, not every message of the mailbox, and
+// still gives them in UID order when their MODSEQs are in another.
+func TestDeltaReadsModSeqRange(t *testing.T) {
+	s, mb, uids := inboxStore(t, nil, 6)
+	ctx := context.Background()
+	plan := queryPlan(t, s, deltaChangedQuery, mb.ID, 3)
+	if !slices.ContainsFunc(plan, func(d string) bool { return strings.Contains(d, "messages_modseq (mailbox_id=? AND modseq>?)") }) {
+		t.Fatalf("Delta's query plan %q does not read a MODSEQ range of messages_modseq", plan)
+	}
+	plan = queryPlan(t, s, deltaExpungedQuery, mb.ID, 3)
+	if !slices.ContainsFunc(plan, func(d string) bool { return strings.Contains(d, "expunged_modseq (mailbox_id=? AND modseq>?)") }) {
+		t.Fatalf("Delta's expunged query plan %q does not read a MODSEQ range of expunged_modseq", plan)
+	}
+	base, err := s.Snapshot(ctx, mb.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Changed in the order 5, 1, 3 (MODSEQ ascending), wanted in UID order.
+	for _, i := range []int{4, 0, 2} {
+		if _, err := s.StoreFlags(ctx, mb.ID, []uint32{uids[i]}, FlagsAdd, []string{`\Flagged`}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := s.Delta(ctx, mb.ID, base.HighestModSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint32
+	for _, c := range d.Changed {
+		got = append(got, c.UID)
+	}
+	if want := []uint32{uids[0], uids[2], uids[4]}; !slices.Equal(got, want) {
+		t.Fatalf("Delta changed %v, want %v (UID order)", got, want)
+	}
+	if d.Messages != len(uids) {
+		t.Fatalf("Delta counts %d messages, want %d", d.Messages, len(uids))
+	}
+	// Expunged in the order 6, 2 (MODSEQ ascending), wanted ascending.
+	for _, i := range []int{5, 1} {
+		if _, err := s.StoreFlags(ctx, mb.ID, []uint32{uids[i]}, FlagsAdd, []string{`\Deleted`}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Expunge(ctx, mb.ID, []uint32{uids[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, err = s.Delta(ctx, mb.ID, base.HighestModSeq); err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint32{uids[1], uids[5]}; !slices.Equal(d.Expunged, want) {
+		t.Fatalf("Delta expunged %v, want %v (ascending)", d.Expunged, want)
+	}
+}
+
+// BenchmarkDelta2000: a poll's Delta on a 2,000-message mailbox where 10
+// messages changed.
+func BenchmarkDelta2000(b *testing.B) {
+	s, err := Open(b.TempDir()+"/mail.db", &Options{ChangePoll: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	s.CreateDomain(ctx, "example.test")
+	a, err := s.CreateAccount(ctx, "u@example.test", "pw", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mb, _ := s.Mailbox(ctx, a.ID, "INBOX")
+	tx, _ := s.Begin(ctx)
+	var uids []uint32
+	for i := 0; i < 2000; i++ {
+		m, err := tx.Append(mb.ID, &NewMessage{Body: []byte(fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i)), Flags: []string{`\Seen`}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		uids = append(uids, m.UID)
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	snap, err := s.Snapshot(ctx, mb.ID, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := s.StoreFlags(ctx, mb.ID, []uint32{uids[i*190]}, FlagsAdd, []string{"$K"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if d, err := s.Delta(ctx, mb.ID, snap.HighestModSeq); err != nil || len(d.Changed) != 10 {
+			b.Fatal(d, err)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sync"
 )
 
@@ -21,7 +22,8 @@ import (
 // messages (EXPUNGE) instead commits with synchronous=NORMAL, which is the
 // same commit without that fsync, and frees the writer; then writeGrouped
 // waits for an fsync of the log made outside the writer (walSync), one
-// fsync for every such change committed before it started (group commit).
+// fsync for every such change committed before it started (group commit;
+// a \Recent claim does not wait for it, see writeUnsyncedThen).
 // So a STORE or an EXPUNGE is still on disk before it returns
 // (acknowledged means durable, as for mail), it no longer holds the writer
 // during its fsync, and ten of them at once cost about one fsync. (If that
@@ -39,18 +41,32 @@ import (
 
 // walSync makes the write-ahead log durable with fsyncs shared by every
 // caller waiting at once.
+//
+// Up to syncDepth fsyncs run at once. A caller whose commit came while an
+// fsync was under way (which may not cover it) starts the next one at once
+// rather than waiting for that one to end first: a STORE then waits about
+// one fsync instead of one and a half. Each fsync covers every request made
+// before it started, whichever ends first (an fsync also waits for the
+// pages another one is writing), so requests still share fsyncs: those that
+// come while syncDepth run wait for the next.
 type walSync struct {
 	path string // the database's -wal file
-	// syncFile is (*os.File).Sync; tests count or fail it.
+	// syncFile is (*os.File).Sync; tests count, hold or fail it.
 	syncFile func(*os.File) error
 
-	mu      sync.Mutex
-	cond    sync.Cond
-	f       *os.File // open on the log; kept open (see fsync)
-	running bool     // an fsync is under way
-	asked   uint64   // requests made
-	done    uint64   // requests an fsync covered
+	mu   sync.Mutex
+	cond sync.Cond
+	// files are the log's descriptors, one per fsync that may run at once
+	// (see fsync); busy says which are in use.
+	files   [syncDepth]*os.File
+	busy    [syncDepth]bool
+	asked   uint64 // requests made
+	started uint64 // requests an fsync under way or done covers
+	done    uint64 // requests an fsync covered
 }
+
+// syncDepth is how many fsyncs of the log run at once at most.
+const syncDepth = 2
 
 func newWALSync(dbPath string) *walSync {
 	w := &walSync{path: dbPath + "-wal", syncFile: (*os.File).Sync}
@@ -66,18 +82,25 @@ func (w *walSync) sync() error {
 	w.asked++
 	mine := w.asked
 	for w.done < mine {
-		if w.running {
+		slot := slices.Index(w.busy[:], false)
+		if w.started >= mine || slot < 0 {
+			// An fsync under way covers this request, or as many run as
+			// may: wait for one to end.
 			w.cond.Wait()
 			continue
 		}
-		w.running = true
+		w.busy[slot] = true
 		upto := w.asked
+		w.started = max(w.started, upto)
 		w.mu.Unlock()
-		err := w.fsync()
+		err := w.fsync(slot)
 		w.mu.Lock()
-		w.running = false
+		w.busy[slot] = false
 		w.cond.Broadcast()
 		if err != nil {
+			// The requests it was to cover are not known durable: their
+			// callers start fsyncs of their own.
+			w.started = w.done
 			return fmt.Errorf("store: sync the log: %w: %w", ErrNotDurable, err)
 		}
 		w.done = max(w.done, upto)
@@ -85,13 +108,14 @@ func (w *walSync) sync() error {
 	return nil
 }
 
-// fsync syncs the log file. The file descriptor is kept open for the
-// store's life and closed only when the log was replaced (SQLite deletes it
-// when the last connection closes): closing a descriptor would drop the
-// process's POSIX locks on that file (SQLite's own are on the database and
-// -shm files, but none is given up here while SQLite may use the file).
-// Called by one goroutine at a time (running).
-func (w *walSync) fsync() error {
+// fsync syncs the log file through the descriptor of slot. The descriptors
+// are kept open for the store's life and closed only when the log was
+// replaced (SQLite deletes it when the last connection closes): closing a
+// descriptor would drop the process's POSIX locks on that file (SQLite's
+// own are on the database and -shm files, but none is given up here while
+// SQLite may use the file). Called by one goroutine at a time per slot
+// (busy).
+func (w *walSync) fsync(slot int) error {
 	cur, err := os.Stat(w.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		// SQLite removes the log only after checkpointing it into the
@@ -100,23 +124,26 @@ func (w *walSync) fsync() error {
 	} else if err != nil {
 		return err
 	}
-	if w.f != nil {
-		if st, err := w.f.Stat(); err != nil || !os.SameFile(st, cur) {
-			w.f.Close()
-			w.f = nil
+	f := w.files[slot]
+	if f != nil {
+		if st, err := f.Stat(); err != nil || !os.SameFile(st, cur) {
+			f.Close()
+			f = nil
 		}
 	}
-	if w.f == nil {
+	if f == nil {
 		// Read-write: Windows flushes only a file opened for writing.
 		// Nothing is written through it.
-		if w.f, err = os.OpenFile(w.path, os.O_RDWR, 0); err != nil {
+		if f, err = os.OpenFile(w.path, os.O_RDWR, 0); err != nil {
+			w.files[slot] = nil
 			return err
 		}
 	}
-	return w.syncFile(w.f)
+	w.files[slot] = f
+	return w.syncFile(f)
 }
 
-// close closes the log's descriptor, after the database was closed and
+// close closes the log's descriptors, after the database was closed and
 // once no fsync is under way.
 func (w *walSync) close() {
 	if w == nil {
@@ -124,12 +151,14 @@ func (w *walSync) close() {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for w.running {
+	for slices.Contains(w.busy[:], true) {
 		w.cond.Wait()
 	}
-	if w.f != nil {
-		w.f.Close()
-		w.f = nil
+	for i, f := range w.files {
+		if f != nil {
+			f.Close()
+			w.files[i] = nil
+		}
 	}
 }
 
@@ -150,6 +179,20 @@ func (s *Store) writeGrouped(ctx context.Context, fn func(tx *sql.Tx, ch *change
 // writeGroupedThen is writeGrouped that calls ended, when not nil, once the
 // transaction ended (committed or not), before waiting for the fsync.
 func (s *Store) writeGroupedThen(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func()) error {
+	return s.writeNormal(ctx, fn, ended, true)
+}
+
+// writeUnsyncedThen is writeGroupedThen that does not wait for the fsync:
+// for a change that may be lost in a power cut, and only there, because
+// nothing was promised on it (a \Recent claim, recent.go). It is durable
+// with the next fsync of the log, which any STORE, EXPUNGE or APPEND makes.
+func (s *Store) writeUnsyncedThen(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func()) error {
+	return s.writeNormal(ctx, fn, ended, false)
+}
+
+// writeNormal commits fn with synchronous=NORMAL (commitNormal), and then,
+// with durable, waits for walSync.
+func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func(), durable bool) error {
 	if ended == nil {
 		ended = func() {}
 	}
@@ -168,7 +211,7 @@ func (s *Store) writeGroupedThen(ctx context.Context, fn func(tx *sql.Tx, ch *ch
 	ended()
 	if committed != nil {
 		s.notify(committed)
-		if err == nil && wrote {
+		if err == nil && wrote && durable {
 			err = s.wal.sync()
 		}
 	}
