@@ -21,9 +21,10 @@ import (
 //     is aligned in memory.
 //   - Only whole aligned blocks go through the direct handle. The bytes
 //     before the first block boundary and after the last one (a sync, a
-//     pack left) go through the ordinary handle, so no byte is ever
-//     written twice and nothing pads the pack: a byte on disk is never
-//     rewritten, not even with the same value.
+//     pack left) go through the ordinary handle, so this Store writes no
+//     byte twice and nothing pads the pack. (A page shared by the last
+//     synced bytes and the next ones is written back whole by the kernel,
+//     as with every buffered append before direct writes.)
 //   - Bytes still in the buffer are not in the file: nobody reads them,
 //     because only a sync (which flushes first) lets a transaction name
 //     them. sync flushes, then fsyncs, and counts as durable only what it
