@@ -30,7 +30,10 @@ import (
 //     them. sync flushes, then fsyncs, and counts as durable only what it
 //     flushed.
 //   - A failed flush is a failed write (pack.go): the pack is abandoned
-//     and every byte of it not synced before is refused. A file system
+//     and every byte of it not synced before is refused. A direct write
+//     refused for space is made again through the ordinary handle first,
+//     so that a full disk is full to its last block, as the disk reserve
+//     expects (reserve.go; TestDiskFull in core/migrate). A file system
 //     that refuses direct writes (EINVAL: not supported, or another
 //     alignment) is written through the ordinary handle from then on; a
 //     refused direct write wrote nothing.
@@ -144,10 +147,20 @@ func (p *packs) flushLocked(all bool) error {
 	// Whole blocks, aligned in the file and in memory.
 	if blocks := len(data) &^ (directAlign - 1); err == nil && blocks > 0 {
 		err = write(p.dw, data[:blocks])
-		if errors.Is(err, syscall.EINVAL) {
+		switch {
+		case errors.Is(err, syscall.EINVAL):
 			// No direct writes here after all: nothing was written.
 			p.dw.Close()
 			p.dw = nil
+			err = write(p.w, data[:blocks])
+		case IsDiskFull(err):
+			// A direct write refused for space can leave up to its
+			// size free. Written the ordinary way, the same bytes
+			// fill the disk to its last block, as every pack write
+			// did before, so that the disk reserve (reserve.go),
+			// released for it, is not made again at once by the
+			// next write that fits: the database needs that room to
+			// record the full disk. (The pack is lost all the same.)
 			err = write(p.w, data[:blocks])
 		}
 		data = data[blocks:]
