@@ -22,7 +22,8 @@ import (
 //   - Only whole aligned blocks go through the direct handle. The bytes
 //     before the first block boundary and after the last one (a sync, a
 //     pack left) go through the ordinary handle, so this Store writes no
-//     byte twice and nothing pads the pack. (A page shared by the last
+//     byte twice (but for a direct write refused for space, below) and
+//     nothing pads the pack. (A page shared by the last
 //     synced bytes and the next ones is written back whole by the kernel,
 //     as with every buffered append before direct writes.)
 //   - Bytes still in the buffer are not in the file: nobody reads them,
