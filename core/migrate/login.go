@@ -272,8 +272,15 @@ func (e *Engine) hashLater(acct *store.Account, password string) {
 			// Not another account's, made since with the same ID.
 			delete(e.pending, acct.ID)
 		}
+		alone := len(e.pending) == 0 && len(e.jobs) <= 1
 		e.mu.Unlock()
 		close(p.stored)
+		if alone {
+			// The hash's 19 MiB go back to the OS now, while the copy
+			// beside it is young, not at the scavenger's pace: the peak
+			// RSS of a one-account copy is otherwise both at once.
+			freeOSMemory()
+		}
 	})
 }
 

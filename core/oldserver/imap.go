@@ -176,7 +176,9 @@ func dialIMAP(ctx context.Context, s Settings, opts *DialOptions, v *verifier) (
 	if opts != nil {
 		stall = opts.ReadStall
 	}
-	conn := &bannerConn{Conn: newStallConn(raw, stall)}
+	// Read ahead below everything else (readahead.go): fewer reads from
+	// the socket, each still bounded by the stall.
+	conn := &bannerConn{Conn: newReadAheadConn(newStallConn(raw, stall))}
 	// Until setup is done, a canceled context or the timeout closes the
 	// connection, which unblocks every read below.
 	stop := context.AfterFunc(sctx, func() { conn.Close() })

@@ -86,6 +86,16 @@ type packs struct {
 	// (synced as they were left) are not in it.
 	lost map[int64]packLoss
 
+	// Direct writes (packdirect.go): dw is pack wid opened with O_DIRECT
+	// (nil when not in use), buf its aligned buffer of the bytes from
+	// flushed to end, not yet in the file.
+	dw      packFile
+	buf     []byte
+	flushed int64
+	// wrapDirect (tests) stands between this Store and each direct
+	// handle, as wrap does for the ordinary one.
+	wrapDirect func(*os.File) packFile
+
 	// room is the disk reserve (reserve.go): released when a write fails
 	// for a full disk, made again after a write succeeds.
 	room *reserve
@@ -160,7 +170,9 @@ func openPacks(dir string, maxSize int64) (*packs, error) {
 // wmu.
 func (p *packs) rotate() error {
 	if p.w != nil && p.broken == nil && p.synced < p.end {
-		if err := p.w.Sync(); err != nil {
+		if err := p.flushLocked(true); err != nil {
+			// broken is set: the pack is left as abandoned below.
+		} else if err := p.w.Sync(); err != nil {
 			p.broken = fmt.Errorf("sync: %w", err)
 		} else {
 			p.synced = p.end
@@ -213,6 +225,7 @@ func (p *packs) rotate() error {
 			}
 			p.lost[p.wid] = packLoss{durable: p.synced, err: p.broken}
 		}
+		p.stopDirect()
 		p.w.Close() // releases its lock
 	}
 	var w packFile = f
@@ -220,6 +233,7 @@ func (p *packs) rotate() error {
 		w = p.wrap(f)
 	}
 	p.w, p.wid, p.end, p.synced, p.broken = w, id, 0, 0, nil
+	p.startDirect(f.Name())
 	return nil
 }
 
@@ -299,6 +313,16 @@ func (p *packs) append(body []byte) (id, off int64, err error) {
 		}
 	}
 	defer p.wmu.Unlock()
+	if p.dw != nil {
+		// Gathered for a direct write (packdirect.go); in the file by the
+		// next sync.
+		if err := p.bufferLocked(body); err != nil {
+			return 0, 0, err
+		}
+		off = p.end
+		p.end += int64(len(body))
+		return p.wid, off, nil
+	}
 	if _, err := p.w.WriteAt(body, p.end); err != nil {
 		// Whatever part was written is dead space, and so is whatever of
 		// this pack is not yet known to be on disk: after a failed write
@@ -312,6 +336,7 @@ func (p *packs) append(body []byte) (id, off int64, err error) {
 	p.room.restore()
 	off = p.end
 	p.end += int64(len(body))
+	p.flushed = p.end
 	return p.wid, off, nil
 }
 
@@ -363,9 +388,14 @@ func (p *packs) sync(id, end int64) error {
 	// Another goroutine's fsync may have covered the bytes (or failed)
 	// meanwhile, or the pack have been left.
 	done, err = p.durableLocked(id, end)
-	f, target := p.w, p.end
+	if !done && p.w != nil && id == p.wid && p.broken == nil {
+		// Buffered bytes go to the file first (packdirect.go).
+		err = p.flushLocked(true)
+	}
+	// What this fsync covers: the bytes in the file now.
+	f, target := p.w, p.flushed
 	p.wmu.Unlock()
-	if done {
+	if done || err != nil {
 		return err
 	}
 	if f == nil {
@@ -473,6 +503,12 @@ func (p *packs) close() {
 	p.syncMu.Lock()
 	p.wmu.Lock()
 	if p.w != nil {
+		if p.broken == nil {
+			// Staged bytes go to the file as they did unbuffered: dead
+			// space unless a commit names them (none can now).
+			p.flushLocked(true)
+		}
+		p.stopDirect()
 		p.w.Close()
 		p.w = nil
 	}
@@ -512,66 +548,6 @@ func insertBlob(ctx context.Context, tx *sql.Tx, ch *changes, key string, size, 
 	}
 	ch.wrotePack(pack, off+size)
 	return nil
-}
-
-// StagedBlob is a message's bytes written to the store ahead of the
-// transaction that appends the message (see Stage). It belongs to the
-// Store that staged it: append it through that Store's transactions.
-type StagedBlob struct {
-	Key       string // hex SHA-256
-	Size      int64
-	pack, off int64     // pack is objectPack for an object
-	putAt     time.Time // when the object's PUT began (objects only)
-	envelope  []byte
-	structure []byte
-}
-
-// Stage writes a message's bytes (and, with Options.Summarize, its
-// summary) to the store outside any transaction, so that a writer can do
-// the heavy part of an append while another transaction commits. Append
-// the message with NewMessage.Staged; staged bytes no message names are
-// dead space that Compact gives back.
-//
-// A failed write or fsync of a pack abandons it: later bytes go to a new
-// pack, and every blob staged into it that no fsync had made durable
-// before the failure is lost. SyncStaged, and the commit of any
-// transaction naming such a blob, then fail with ErrNotDurable; stage the
-// bytes again (they go to a new pack) and append them in a new
-// transaction.
-//
-// With object storage (Options.Objects) the bytes are one object, durable
-// once Stage returned; an object store that fails or does not answer
-// within its timeout fails Stage with ErrNotDurable.
-func (s *Store) Stage(body []byte) (*StagedBlob, error) {
-	sum := sha256.Sum256(body)
-	b := &StagedBlob{Key: hex.EncodeToString(sum[:]), Size: int64(len(body))}
-	var err error
-	if s.objects != nil {
-		err = s.stageObject(b, body)
-	} else {
-		b.pack, b.off, err = s.packs.append(body)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if s.summarize != nil {
-		b.envelope, b.structure = s.summarize(body)
-	}
-	return b, nil
-}
-
-// SyncStaged makes the bytes of bs (and all staged before them) durable.
-// Commit does this too; doing it first keeps the fsync out of the
-// transaction, so that other writers do not wait for the disk. It fails
-// with ErrNotDurable when some of the bytes may be lost (see Stage).
-func (s *Store) SyncStaged(bs ...*StagedBlob) error {
-	var spans []packSpan
-	for _, b := range bs {
-		if b != nil && b.pack != objectPack {
-			spans = addSpan(spans, b.pack, b.off+b.Size)
-		}
-	}
-	return s.packs.syncAll(spans)
 }
 
 // Blob returns the bytes stored under a blob key, exactly as appended.

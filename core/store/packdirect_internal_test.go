@@ -1,0 +1,233 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// directPack counts the writes of a direct handle and fails them on
+// demand: fail is returned by the failAt-th write (1-based; 0: never).
+type directPack struct {
+	*os.File
+	mu     *sync.Mutex
+	writes *int
+	failAt int
+	fail   error
+}
+
+func (d *directPack) WriteAt(b []byte, off int64) (int, error) {
+	d.mu.Lock()
+	*d.writes++
+	n := *d.writes
+	d.mu.Unlock()
+	if n == d.failAt {
+		if errors.Is(d.fail, syscall.EINVAL) {
+			return 0, &os.PathError{Op: "write", Path: d.Name(), Err: d.fail}
+		}
+		w, _ := d.File.WriteAt(b[:len(b)/2], off) // a short write
+		return w, &os.PathError{Op: "write", Path: d.Name(), Err: d.fail}
+	}
+	if off%directAlign != 0 || len(b)%directAlign != 0 {
+		panic("an unaligned direct write") // the kernel would refuse it
+	}
+	return d.File.WriteAt(b, off)
+}
+
+// directPaths: the database path of each directStore.
+var directPaths sync.Map
+
+// directStore opens a store with one account whose packs are written
+// directly, each direct handle wrapped by directPack; it skips where the
+// temporary directory's file system has no direct writes.
+func directStore(t *testing.T, packSize int64, failAt int, fail error) (*Store, int64, *int) {
+	t.Helper()
+	dir := t.TempDir()
+	if f := openDirect(filepath.Join(dir, "probe")); f == nil {
+		if f, err := os.Create(filepath.Join(dir, "probe")); err == nil {
+			f.Close()
+		}
+		if f = openDirect(filepath.Join(dir, "probe")); f == nil {
+			t.Skip("no direct writes (O_DIRECT) on this file system")
+		}
+		f.Close()
+	} else {
+		f.Close()
+	}
+	s, err := testOpen(t, filepath.Join(dir, "mail.db"), &Options{PackSize: packSize})
+	directPaths.Store(s, filepath.Join(dir, "mail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	var mu sync.Mutex
+	writes := new(int)
+	s.packs.wrapDirect = func(f *os.File) packFile {
+		return &directPack{File: f, mu: &mu, writes: writes, failAt: failAt, fail: fail}
+	}
+	ctx := context.Background()
+	if _, err := s.CreateDomain(ctx, "example.test"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.CreateAccount(ctx, "a@example.test", "Secret-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := s.Mailbox(ctx, a.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, inbox.ID, writes
+}
+
+// directSizes are message sizes around the block and buffer edges.
+var directSizes = []int{1, 4095, 4096, 4097, 8191, 3000, 17_000, 120_000, 540_000, directBufSize - 1, directBufSize, directBufSize + 1, 3 * directBufSize, 0, 12}
+
+// stageBatch stages bodies like a copy's batch (Stage each, one
+// SyncStaged, then the appends) and returns the first error.
+func stageBatch(ctx context.Context, s *Store, mailbox int64, bodies [][]byte) error {
+	var staged []*StagedBlob
+	for _, b := range bodies {
+		sb, err := s.Stage(b)
+		if err != nil {
+			return err
+		}
+		staged = append(staged, sb)
+	}
+	if err := s.SyncStaged(staged...); err != nil {
+		return err
+	}
+	for _, sb := range staged {
+		if _, err := s.AppendMessage(ctx, mailbox, &NewMessage{Staged: sb}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Bytes gathered for direct writes come back exactly, whatever their
+// sizes and wherever the syncs and pack changes fall; the packs hold
+// exactly the bytes appended (nothing pads them, nothing is written
+// twice), and most bytes went out in direct writes (one per message
+// before).
+func TestPackDirectExactBytes(t *testing.T) {
+	ctx := context.Background()
+	s, inbox, writes := directStore(t, 4<<20, 0, nil)
+	var all [][]byte
+	var total int64
+	seed := uint64(1)
+	for round := range 6 {
+		var batch [][]byte
+		for i, n := range directSizes {
+			if (i+round)%3 == 0 {
+				continue
+			}
+			b := fbody(seed, n)
+			seed++
+			batch = append(batch, b)
+			total += int64(n)
+		}
+		if err := stageBatch(ctx, s, inbox, batch); err != nil {
+			t.Fatal(err)
+		}
+		// A single small append between batches (as serve's APPEND).
+		b := fbody(seed, 700+round)
+		seed++
+		if err := appendOne(ctx, s, inbox, b, round%2 == 0); err != nil {
+			t.Fatal(err)
+		}
+		total += int64(len(b))
+		all = append(append(all, batch...), b)
+	}
+	for _, b := range all {
+		mustServe(t, s, b)
+	}
+	if *writes == 0 || *writes > len(all)/2 {
+		t.Fatalf("%d direct writes for %d messages (%d bytes): want some, far fewer than messages", *writes, len(all), total)
+	}
+	var size int64
+	ents, _ := os.ReadDir(s.packs.dir)
+	for _, e := range ents {
+		if filepath.Ext(e.Name()) == packExt {
+			fi, _ := e.Info()
+			size += fi.Size()
+		}
+	}
+	// Each distinct body once (the empty one takes no byte).
+	if size != total {
+		t.Fatalf("packs hold %d bytes, %d were appended", size, total)
+	}
+	// And from a fresh open (the bytes are in the files, not in memory).
+	path, _ := directPaths.Load(s)
+	s.Close()
+	s2, err := testOpen(t, path.(string), &Options{PackSize: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	for _, b := range all {
+		mustServe(t, s2, b)
+	}
+}
+
+// A direct write that fails abandons the pack, as a failed ordinary
+// write does: what was gathered in it is refused, nothing more is written
+// to it, and the next bytes go to a new pack and are served exactly.
+func TestPackDirectWriteFailure(t *testing.T) {
+	ctx := context.Background()
+	injected := errors.New("injected direct write error")
+	s, inbox, writes := directStore(t, 64<<20, 3, injected)
+	first := [][]byte{fbody(1, 300_000), fbody(2, 900_000)} // two direct writes: a full buffer, then at the sync
+	if err := stageBatch(ctx, s, inbox, first); err != nil {
+		t.Fatal(err)
+	}
+	failedPack := s.packs.wid
+	lost := [][]byte{fbody(3, 600_000), fbody(4, 700_000)} // the second fills the buffer: the failing write
+	err := stageBatch(ctx, s, inbox, lost)
+	mustNotDurable(t, "batch with a failed direct write", err)
+	for _, b := range lost {
+		mustNotStored(t, s, b)
+	}
+	n := *writes
+	after := [][]byte{fbody(5, 5000), fbody(6, 2<<20)}
+	if err := stageBatch(ctx, s, inbox, after); err != nil {
+		t.Fatal(err)
+	}
+	if s.packs.wid == failedPack {
+		t.Fatalf("still writing pack %d after its direct write failed", failedPack)
+	}
+	for _, b := range append(first, after...) {
+		mustServe(t, s, b)
+	}
+	if *writes <= n {
+		t.Fatal("the new pack was not written directly")
+	}
+}
+
+// A file system that refuses direct writes (EINVAL) is written through the
+// ordinary handle from then on, every byte exactly, nothing lost.
+func TestPackDirectRefused(t *testing.T) {
+	ctx := context.Background()
+	s, inbox, _ := directStore(t, 64<<20, 1, syscall.EINVAL)
+	var all [][]byte
+	for i, n := range directSizes {
+		all = append(all, fbody(uint64(100+i), n))
+	}
+	if err := stageBatch(ctx, s, inbox, all); err != nil {
+		t.Fatal(err)
+	}
+	if s.packs.dw != nil || s.packs.broken != nil {
+		t.Fatalf("after a refused direct write: direct handle %v, broken %v", s.packs.dw, s.packs.broken)
+	}
+	more := fbody(200, 2<<20)
+	if err := appendOne(ctx, s, inbox, more, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range append(all, more) {
+		mustServe(t, s, b)
+	}
+}
