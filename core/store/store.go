@@ -37,7 +37,8 @@
 //     moment, made after the commit freed the writer (group commit,
 //     walsync.go). An append makes its message bytes durable before it
 //     takes the writer (AppendMessage, messagebytes.go).
-//   - Watchers are told of a change only after its transaction committed,
+//   - Watchers are told of a change only after its transaction committed
+//     and, for a grouped change, after the fsync that makes it durable,
 //     also of one committed by another process on the same database (seen
 //     within Options.ChangePoll, see watch.go; on PostgreSQL at once,
 //     by LISTEN/NOTIFY).
