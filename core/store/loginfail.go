@@ -17,13 +17,15 @@ import (
 //   - the failures counted against a key now are (expires - now) / refill;
 //   - a failure moves expires to max(expires, now) + refill, never beyond
 //     now + capacity × refill (a full bucket is as bad as a fuller one);
-//   - a row whose failures have decayed is deleted by the next failure's
-//     write, so the table holds only keys that failed within capacity ×
-//     refill: bounded by the failures a flood may make in that time;
+//   - a row whose failures have decayed (and with no login being checked,
+//     logincheck.go) is deleted by the next failure's write, so the table
+//     holds only keys that failed within capacity × refill or are being
+//     checked: bounded by the failures a flood may make in that time;
 //   - times are the database's clock (clock.go).
 //
-// Reading costs one indexed query; only a failure (and a success that
-// clears failures) writes.
+// Reading costs one indexed query. Core/auth reserves a place among a
+// key's checks before each check and ends it after (logincheck.go): two
+// small writes per login.
 
 // MaxLoginFailureKey bounds a key's length; longer keys are refused.
 const MaxLoginFailureKey = 512
@@ -85,36 +87,41 @@ func (s *Store) NoteLoginFailure(ctx context.Context, keys []LoginFailureKey, re
 		if err != nil {
 			return err
 		}
-		now, r := t.UnixMilli(), refill.Milliseconds()
-		if r < 1 {
-			r = 1
+		now := t.UnixMilli()
+		if err := sweepLoginFailures(ctx, tx, now); err != nil {
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE expires <= ?`, now); err != nil {
-			return fmt.Errorf("store: login failures: %w", err)
-		}
-		for _, k := range keys {
-			limit := now + int64(k.Capacity)*r
-			_, err := tx.ExecContext(ctx, `
+		return noteFailures(ctx, tx, keys, now, refill)
+	})
+}
+
+// noteFailures counts one failure against each of keys at now (Unix
+// milliseconds), in tx.
+func noteFailures(ctx context.Context, tx *sql.Tx, keys []LoginFailureKey, now int64, refill time.Duration) error {
+	r := max(refill.Milliseconds(), 1)
+	for _, k := range keys {
+		limit := now + int64(k.Capacity)*r
+		_, err := tx.ExecContext(ctx, `
 INSERT INTO login_failures(key, expires) VALUES (?, ?)
 ON CONFLICT(key) DO UPDATE SET expires = CASE
 	WHEN (CASE WHEN login_failures.expires > ? THEN login_failures.expires ELSE ? END) + ? > ? THEN ?
 	ELSE (CASE WHEN login_failures.expires > ? THEN login_failures.expires ELSE ? END) + ? END`,
-				k.Key, min(now+r, limit),
-				now, now, r, limit, limit,
-				now, now, r)
-			if err != nil {
-				return fmt.Errorf("store: login failures: %w", err)
-			}
+			k.Key, min(now+r, limit),
+			now, now, r, limit, limit,
+			now, now, r)
+		if err != nil {
+			return fmt.Errorf("store: login failures: %w", err)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // ClearLoginFailures forgets the failed logins of key (a login that
 // succeeded).
 func (s *Store) ClearLoginFailures(ctx context.Context, key string) error {
 	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE key = ?`, key); err != nil {
+		// Its checks under way (logincheck.go) stay.
+		if _, err := tx.ExecContext(ctx, `UPDATE login_failures SET expires = 0 WHERE key = ?`, key); err != nil {
 			return fmt.Errorf("store: login failures: %w", err)
 		}
 		return nil

@@ -117,3 +117,4 @@ func TestLoginFailuresHostile(t *testing.T) {
 		t.Fatalf("%d rows after the flood decayed, want 1 (the last failure's)", n)
 	}
 }
+

@@ -288,6 +288,12 @@ CREATE TABLE IF NOT EXISTS nodes (
 	last_seen BIGINT NOT NULL  -- Unix milliseconds
 );
 `,
+	// 6: logins being checked, shared by every node (logincheck.go;
+	// SQLite's step of the same columns).
+	`
+ALTER TABLE login_failures ADD COLUMN IF NOT EXISTS checking BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE login_failures ADD COLUMN IF NOT EXISTS checking_until BIGINT NOT NULL DEFAULT 0; -- Unix milliseconds
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:
