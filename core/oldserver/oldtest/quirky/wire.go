@@ -38,8 +38,8 @@ type conn struct {
 
 	in []byte // read from the client, rewritten, not yet given to the server
 
-	mu      sync.Mutex
-	out     []byte // written by the server, not yet a whole response
+	mu       sync.Mutex
+	out      []byte // written by the server, not yet a whole response
 	bodies   int    // FETCH responses with a body sent
 	strays   int
 	stopped  bool
