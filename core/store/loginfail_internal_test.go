@@ -117,4 +117,3 @@ func TestLoginFailuresHostile(t *testing.T) {
 		t.Fatalf("%d rows after the flood decayed, want 1 (the last failure's)", n)
 	}
 }
-
