@@ -33,9 +33,10 @@ import (
 // caller must then end the check with EndLoginCheck. lease bounds how
 // long a place counts if EndLoginCheck never comes (a process that died).
 //
-// The read and the write are one transaction under the writer (SQLite's
-// one writer; PostgreSQL's writer lock), so reservations at once on
-// several processes see each other.
+// The read and the write are one transaction that every write of the
+// counts waits for (SQLite's one writer; on PostgreSQL an advisory lock
+// of their own, writeCounters), so reservations at once on several
+// processes see each other.
 func (s *Store) ReserveLoginCheck(ctx context.Context, keys []LoginFailureKey, refill, lease time.Duration) (refused int, busy bool, err error) {
 	if refill <= 0 || lease <= 0 {
 		return -1, false, fmt.Errorf("%w: login check refill %v, lease %v", ErrInvalid, refill, lease)
@@ -134,21 +135,39 @@ func sweepLoginFailures(ctx context.Context, tx *sql.Tx, now int64) error {
 	return nil
 }
 
-// writeCounters runs fn, which writes only login_failures, in a write
-// transaction: on PostgreSQL as write does; on SQLite committed with
+// writeCounters runs fn, which writes only login_failures, in a
+// transaction. On PostgreSQL it runs on the readers' pool under an
+// advisory lock that only these writes take (every write of
+// login_failures comes here): they run one at a time, as fn's reads and
+// writes need, without waiting for the writer connection or the writer
+// lock, which a migration's batch may hold (a login must not wait for
+// one). On SQLite it commits on the writer connection with
 // synchronous=NORMAL (commitNormal), without waiting for the log's fsync:
 // a crash may forget the last counts, as it forgets the per-process
 // buckets (no mail depends on them), and a login does not hold the writer
 // for a disk flush.
 func (s *Store) writeCounters(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	run := func(tx *sql.Tx, _ *changes) error { return fn(tx) }
-	if s.wal == nil {
-		return s.write(ctx, run)
+	if s.d.postgres() {
+		tx, err := s.r.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("store: begin: %w", err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, pgLockLogins); err != nil {
+			return fmt.Errorf("store: begin: login counts lock: %w", err)
+		}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("store: commit: %w", err)
+		}
+		return nil
 	}
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	_, _, err = s.commitNormal(ctx, conn, run)
+	_, _, err = s.commitNormal(ctx, conn, func(tx *sql.Tx, _ *changes) error { return fn(tx) })
 	return err
 }

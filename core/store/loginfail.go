@@ -82,7 +82,7 @@ func (s *Store) NoteLoginFailure(ctx context.Context, keys []LoginFailureKey, re
 			return fmt.Errorf("%w: login failure key of %d bytes, capacity %d", ErrInvalid, len(k.Key), k.Capacity)
 		}
 	}
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.writeCounters(ctx, func(tx *sql.Tx) error {
 		t, err := s.dbNow(ctx, tx)
 		if err != nil {
 			return err
@@ -119,7 +119,7 @@ ON CONFLICT(key) DO UPDATE SET expires = CASE
 // ClearLoginFailures forgets the failed logins of key (a login that
 // succeeded).
 func (s *Store) ClearLoginFailures(ctx context.Context, key string) error {
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.writeCounters(ctx, func(tx *sql.Tx) error {
 		// Its checks under way (logincheck.go) stay.
 		if _, err := tx.ExecContext(ctx, `UPDATE login_failures SET expires = 0 WHERE key = ?`, key); err != nil {
 			return fmt.Errorf("store: login failures: %w", err)

@@ -306,6 +306,9 @@ const (
 	// pgLockAccount is the first key of an account's writer lock (the
 	// two-key form, whose keys never meet the one-key form's).
 	pgLockAccount int32 = 0x4d46_0003 // "MF" 3
+	// pgLockLogins is taken by every write of login_failures
+	// (writeCounters), instead of the writer lock.
+	pgLockLogins int64 = 0x4d46_0004 // "MF" 4
 )
 
 // upgradePostgres brings a PostgreSQL database's schema to the newest

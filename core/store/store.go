@@ -30,7 +30,12 @@
 //     (BEGIN IMMEDIATE, WAL; on PostgreSQL one advisory lock that every
 //     process's writers take, shared by the writes of one account's
 //     mailboxes, which take that account's lock besides: BeginMailbox,
-//     pgstore.go); readers use a separate pool and never block it.
+//     pgstore.go); readers use a separate pool and never block it. The
+//     one exception: on PostgreSQL, the counts of failed logins and of
+//     logins being checked (loginfail.go, logincheck.go) are written on
+//     the readers' pool under an advisory lock of their own, so that a
+//     login never waits for a migration's batch; on SQLite they commit
+//     without waiting for an fsync (they hold no mail).
 //     A write returns only once it is on disk: the log is fsynced at commit
 //     (synchronous=FULL), or, on SQLite, for a change of flags only or an
 //     expunge, by an fsync shared with the other such changes of the
