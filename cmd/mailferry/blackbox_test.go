@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -73,94 +72,8 @@ func freePort(t *testing.T) string {
 // serve starts `mailferry serve` with only the IMAP listener, on addr.
 func serve(t *testing.T, data, addr string) func() {
 	t.Helper()
-	s := startServeOn(t, data, addr)
-	return func() { s.stop(t) }
-}
-
-// served is a running `mailferry serve`.
-type served struct {
-	cmd  *exec.Cmd
-	logs *lockedBuffer // its standard error
-	addr string        // IMAP
-}
-
-// lockedBuffer is a bytes.Buffer that a process writes while a test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startServeOn starts `mailferry serve --data data` with only the IMAP
-// listener, on addr, and extra flags (a --config), and waits until it
-// listens. The process is killed when the test ends if still running.
-func startServeOn(t *testing.T, data, addr string, extra ...string) *served {
-	t.Helper()
-	args := append([]string{"serve", "--data", data, "--imap", addr, "--imaps", "off",
-		"--smtp", "off", "--submission", "off", "--submissions", "off", "--pop3", "off", "--pop3s", "off"}, extra...)
-	cmd := exec.Command(mailferryBin, args...)
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
-	s := &served{cmd: cmd, logs: &lockedBuffer{}, addr: addr}
-	cmd.Stderr = s.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("mailferry serve did not listen on %s:\n%s", addr, s.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return s
-}
-
-// stop stops the server with SIGINT and fails the test unless it exits
-// cleanly within 20 s.
-func (s *served) stop(t *testing.T) {
-	t.Helper()
-	s.cmd.Process.Signal(os.Interrupt)
-	done := make(chan error, 1)
-	go func() { done <- s.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("mailferry serve exited with %v:\n%s", err, s.logs.String())
-		}
-	case <-time.After(20 * time.Second):
-		s.cmd.Process.Kill()
-		<-done
-		t.Errorf("mailferry serve did not stop on SIGINT:\n%s", s.logs.String())
-	}
-}
-
-// kill ends the server with SIGKILL, as a machine that dies.
-func (s *served) kill() {
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
+	s := startServe(t, data, addr, nil)
+	return func() { s.stopClean(t) }
 }
 
 func TestCLIErrors(t *testing.T) {
@@ -508,11 +421,20 @@ c.starttls(ssl_context=x); c.login(sys.argv[3],sys.argv[4]); c.logout()`, nh, np
 // server: a mailbox whose copy surely runs for a while.
 func seedPadded(t *testing.T, old *oldtest.Server, user string, n int) {
 	t.Helper()
-	pad := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ", 700) // ~26 KB
+	seedPaddedKB(t, old, user, n, 26)
+}
+
+// seedPaddedKB is seedPadded with messages of about kb KB (in steps of
+// 37 bytes), and says how many bytes it appended.
+func seedPaddedKB(t *testing.T, old *oldtest.Server, user string, n, kb int) (total int64) {
+	t.Helper()
+	const unit = "0123456789abcdefghijklmnopqrstuvwxyz "
+	pad := strings.Repeat(unit, kb*1000/len(unit))
 	c := old.Dial(t, user)
 	defer c.Close()
 	for i := 0; i < n; i++ {
 		raw := fmt.Sprintf("From: s%d@example.net\r\nSubject: message %d\r\n\r\n%s\r\n", i, i, pad)
+		total += int64(len(raw))
 		cmd := c.Append("INBOX", int64(len(raw)), nil)
 		if _, err := cmd.Write([]byte(raw)); err != nil {
 			t.Fatal(err)
@@ -524,6 +446,7 @@ func seedPadded(t *testing.T, old *oldtest.Server, user string, n int) {
 			t.Fatal(err)
 		}
 	}
+	return total
 }
 
 // inboxCount reads, through `mailferry status --json` (with extra flags, a

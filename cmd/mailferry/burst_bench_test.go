@@ -114,7 +114,7 @@ func burstOnce(b *testing.B, old *oldtest.Server, users map[string]string, nodes
 		if i > 0 {
 			dir = b.TempDir()
 		}
-		srv := startServe(b, dir, nil, extra...)
+		srv := startServe(b, dir, "", nil, append([]string{"--allow-insecure-auth"}, extra...)...)
 		defer func() {
 			srv.stop()
 			srv.saveLog("MAILFERRY_BURST_LOG")

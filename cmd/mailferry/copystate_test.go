@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -57,23 +56,8 @@ func TestStatusAfterKillAndStop(t *testing.T) {
 	}
 	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
 		old := oldtest.StartKind(t, kind, nil)
-		pad := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ", 700) // ~26 KB
 		const n = 1500
-		c := old.Dial(t, "alice")
-		for i := 0; i < n; i++ {
-			raw := fmt.Sprintf("From: s%d@example.net\r\nSubject: message %d\r\n\r\n%s\r\n", i, i, pad)
-			cmd := c.Append("INBOX", int64(len(raw)), nil)
-			if _, err := cmd.Write([]byte(raw)); err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := cmd.Wait(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		c.Close()
+		seedPadded(t, old, "alice", n)
 		data := t.TempDir()
 		oh, op, _ := net.SplitHostPort(old.IMAPAddr)
 		if out, stderr, code := mf(t, data, "", "domain", "migrate", "example.test", "--old", "["+oh+"]",

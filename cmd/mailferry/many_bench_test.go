@@ -395,7 +395,7 @@ func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want 
 		at      time.Time
 	}
 	marks := make(chan mark, 4*len(users))
-	srv := startServe(b, data, func(l string) {
+	srv := startServe(b, data, "", func(l string) {
 		for _, m := range []struct {
 			msg  string
 			done bool
@@ -412,7 +412,7 @@ func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want 
 		if strings.Contains(l, `msg="migrate: job failed"`) {
 			b.Errorf("serve: %s", l)
 		}
-	})
+	}, "--allow-insecure-auth")
 	hwm := watchHWM(srv.cmd.Process.Pid)
 	defer func() {
 		srv.stop()

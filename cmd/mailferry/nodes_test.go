@@ -89,14 +89,14 @@ func distributedConfig(t testing.TB, dir string, extra map[string]any) string {
 
 // node starts a `mailferry serve` of the cluster with a data directory of
 // its own.
-func (c *cluster) node(t *testing.T) *served {
+func (c *cluster) node(t *testing.T) *serveProc {
 	t.Helper()
-	return startServeOn(t, t.TempDir(), freePort(t), "--config", c.config)
+	return startServe(t, t.TempDir(), "", nil, "--config", c.config)
 }
 
 // compare runs testdata/compare.py: user logs in at node n (starting or
 // finishing the copy) and every folder is compared with the old server.
-func (c *cluster) compare(t *testing.T, n *served, user string, timeout time.Duration) {
+func (c *cluster) compare(t *testing.T, n *serveProc, user string, timeout time.Duration) {
 	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil {
@@ -108,7 +108,7 @@ func (c *cluster) compare(t *testing.T, n *served, user string, timeout time.Dur
 	out, err := exec.Command(py, "testdata/compare.py", oh, op, nh, np, addr, pw,
 		fmt.Sprint(int(timeout/time.Second))).CombinedOutput()
 	if err != nil {
-		t.Fatalf("compare %s through %s: %v\n%s\nnode log:\n%s", user, n.addr, err, out, n.logs.String())
+		t.Fatalf("compare %s through %s: %v\n%s\nnode log:\n%s", user, n.addr, err, out, n.log())
 	}
 	t.Logf("%s through %s: %s", user, n.addr, strings.TrimSpace(string(out)))
 }
@@ -247,7 +247,7 @@ func TestTwoNodesServeOneStore(t *testing.T) {
 	c.old.Append(t, "carol", "INBOX", []string{`\Seen`}, time.Now(), []byte("Subject: for carol\r\n\r\nhi\r\n"))
 	res := make([]string, 2)
 	var wg sync.WaitGroup
-	for i, n := range []*served{a, b} {
+	for i, n := range []*serveProc{a, b} {
 		wg.Add(1)
 		go func() { defer wg.Done(); res[i] = imapLogin(n.addr, "127.0.0.1", caddr, cpw) }()
 	}
@@ -264,11 +264,11 @@ func TestTwoNodesServeOneStore(t *testing.T) {
 	if live := c.liveNodes(t); len(live) != 2 {
 		t.Errorf("live nodes: %v, want 2", live)
 	}
-	a.stop(t)
+	a.stopClean(t)
 	if live := c.liveNodes(t); len(live) != 1 {
 		t.Errorf("live nodes after A stopped: %v, want 1", live)
 	}
-	b.stop(t)
+	b.stopClean(t)
 }
 
 // liveNodes reads `mailferry status --json` and `mailferry status` with
@@ -333,7 +333,7 @@ func TestTwoNodesTakeOverCopy(t *testing.T) {
 			deadline := time.Now().Add(60 * time.Second)
 			for c.inbox(t, "bob") == 0 {
 				if time.Now().After(deadline) {
-					t.Fatalf("A copied nothing within a minute:\n%s", a.logs.String())
+					t.Fatalf("A copied nothing within a minute:\n%s", a.log())
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
@@ -353,10 +353,10 @@ func TestTwoNodesTakeOverCopy(t *testing.T) {
 			var took time.Time
 			for took.IsZero() {
 				if time.Since(killed) > 3*nodeLease {
-					t.Fatalf("B did not take the copy over within %v:\n%s", 3*nodeLease, b.logs.String())
+					t.Fatalf("B did not take the copy over within %v:\n%s", 3*nodeLease, b.log())
 				}
 				time.Sleep(50 * time.Millisecond)
-				took = logged(b.logs.String(), `msg="migrate: job started" account=`+addr, killed)
+				took = logged(b.log(), `msg="migrate: job started" account=`+addr, killed)
 			}
 			takeover := took.Sub(killed)
 			t.Logf("B took the copy over %v after A was killed (copy lease %v)", takeover.Round(time.Millisecond), nodeLease)
@@ -364,11 +364,11 @@ func TestTwoNodesTakeOverCopy(t *testing.T) {
 			// B tries again as it expires. Half a second for B's own steps
 			// on a loaded machine.
 			if limit := nodeLease + nodeLease/12; takeover > limit {
-				t.Errorf("takeover took %v, want within the copy lease and a bit (%v):\n%s", takeover, limit, b.logs.String())
+				t.Errorf("takeover took %v, want within the copy lease and a bit (%v):\n%s", takeover, limit, b.log())
 			}
 			for c.inbox(t, "bob") == before {
 				if time.Since(killed) > 60*time.Second {
-					t.Fatalf("B copied nothing within a minute of the kill:\n%s", b.logs.String())
+					t.Fatalf("B copied nothing within a minute of the kill:\n%s", b.log())
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
@@ -376,7 +376,7 @@ func TestTwoNodesTakeOverCopy(t *testing.T) {
 			if got := c.inbox(t, "bob"); got != n {
 				t.Errorf("INBOX holds %d messages, want %d", got, n)
 			}
-			b.stop(t)
+			b.stopClean(t)
 		})
 	}
 }

@@ -3,7 +3,6 @@ package main_test
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -25,25 +24,8 @@ import (
 func TestTwoMigrateOneDataDir(t *testing.T) {
 	oldtest.Each(t, func(t *testing.T, kind oldtest.Kind) {
 		old := oldtest.StartKind(t, kind, nil)
-		pad := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ", 1400) // ~52 KB
 		const n = 300
-		var total int64
-		c := old.Dial(t, "alice")
-		for i := 0; i < n; i++ {
-			raw := fmt.Sprintf("From: s%d@example.net\r\nSubject: message %d\r\n\r\n%s\r\n", i, i, pad)
-			total += int64(len(raw))
-			cmd := c.Append("INBOX", int64(len(raw)), nil)
-			if _, err := cmd.Write([]byte(raw)); err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := cmd.Wait(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		c.Close()
+		total := seedPaddedKB(t, old, "alice", n, 52)
 
 		data := t.TempDir()
 		oh, op, _ := net.SplitHostPort(old.IMAPAddr)

@@ -192,6 +192,9 @@ func (e *Engine) extraConn(ctx context.Context, lim *connLimit, s *oldSettings, 
 	c, err := e.connect(ctx, s, cred)
 	if err == nil {
 		lim.opened()
+		// Cut when the copy's ctx ends (see copyAccount); the
+		// registration lasts as long as the copy.
+		context.AfterFunc(ctx, func() { go c.Close() })
 		return c
 	}
 	e.dropped(ctx, lim, s, cred, err)

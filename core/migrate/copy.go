@@ -74,6 +74,12 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 	}
 	lim.opened()
 	defer func() { closeClient(c) }()
+	// Cancelling ctx (the engine closing, the lease lost, a full disk
+	// found by the lease's renewal) cuts the connection c is then, so
+	// that a command waiting on a stalled server ends now rather than
+	// after the read-stall timeout. (fetch.go does the same for its
+	// connections, extraConn for the extra ones.)
+	defer context.AfterFunc(ctx, func() { go c.Close() })()
 
 	var errs []error
 	var mu sync.Mutex

@@ -454,7 +454,7 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	if !catchUp {
 		e.afterHash(acct.ID)
 	}
-	err = e.copyAccount(lctx, acct, s, cred, catchUp, c, lim)
+	err = copyErr(lctx, e.copyAccount(lctx, acct, s, cred, catchUp, c, lim))
 	if lost := leaseLost(lctx); ctx.Err() != nil || lost != nil {
 		// Stopped: the state stays as it is and the copy resumes later.
 		e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) { a.State = acct.Migration })

@@ -29,15 +29,27 @@ import (
 // DefaultLeaseTTL is Options.LeaseTTL's default.
 const DefaultLeaseTTL = 30 * time.Second
 
-// newHolder names this engine as a lease holder: node, process and a
-// random part (two engines of one process are two holders).
+// newHolder names this engine as a lease holder: node, process, the
+// machine its process ID belongs to (machine: boot and PID namespace) and
+// a random part (two engines of one process are two holders):
+// "NODE pid PID on MACHINE #RANDOM", without " on MACHINE" where the
+// machine cannot be told. The machine keeps two machines given one node
+// name by mistake from taking each other's leases as a dead process's
+// (holderAlive).
 func newHolder(node string) (string, error) {
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("migrate: lease holder: %w", err)
 	}
-	return fmt.Sprintf("%s pid %d #%s", node, os.Getpid(), hex.EncodeToString(b)), nil
+	on := ""
+	if m := thisMachine; m != "" {
+		on = " on " + m
+	}
+	return fmt.Sprintf("%s pid %d%s #%s", node, os.Getpid(), on, hex.EncodeToString(b)), nil
 }
+
+// thisMachine is machine(), read once.
+var thisMachine = machine()
 
 // errLeaseLost is the cause of a copy's context when its lease was lost.
 var errLeaseLost = errors.New("migrate: lost the account's copy lease")
@@ -75,6 +87,13 @@ func (e *Engine) holdLease(ctx context.Context, acct *store.Account) (lctx conte
 				case <-t.C:
 				}
 				if err := e.st.TakeLease(lctx, acct.ID, e.holder, ttl); err != nil && lctx.Err() == nil {
+					if store.IsDiskFull(err) {
+						// Not lost: the disk is full. The copy ends as a
+						// full disk (copyErr), waits for room and resumes.
+						e.log.Warn("migrate: the disk is full; stopping the copy", "account", acct.Address, "err", err)
+						cancel(fmt.Errorf("%w: renewing the copy lease: %w", ErrDiskFull, err))
+						return nil
+					}
 					e.log.Warn("migrate: copy lease lost; stopping the copy", "account", acct.Address, "err", err)
 					cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
 					return nil
@@ -90,6 +109,16 @@ func (e *Engine) holdLease(ctx context.Context, acct *store.Account) (lctx conte
 		}
 	}
 	return lctx, release, nil
+}
+
+// copyErr is err of a copy that ran under lctx, or why lctx ended when
+// the lease renewal found the disk full (the copy itself then sees only a
+// canceled context).
+func copyErr(lctx context.Context, err error) error {
+	if cause := context.Cause(lctx); errors.Is(cause, ErrDiskFull) {
+		return cause
+	}
+	return err
 }
 
 // leaseLost returns why lctx ended if its lease was lost, else nil.

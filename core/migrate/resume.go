@@ -97,7 +97,7 @@ func (e *Engine) afterRun(id int64, address string, err error) {
 	e.mu.Unlock()
 	delay := backoff.Delay(e.opts.ResumeBackoff, e.opts.ResumeBackoffMax, n)
 	kind := store.WaitRetry
-	if errors.Is(err, ErrDiskFull) {
+	if errors.Is(err, ErrDiskFull) || store.IsDiskFull(err) { // the copy's, or the database's own write (the job's state)
 		kind = store.WaitDiskFull
 	}
 	until := time.Now().Add(delay)
@@ -345,7 +345,10 @@ func leaseLive(node string, l store.Lease) bool {
 
 // holderAlive reports whether the engine named holder (newHolder) may
 // still run: false only when it is of this node (the engine's
-// Options.Node) and its process is gone.
+// Options.Node) and of this machine (its process ID means a process
+// here: same boot, same PID namespace), and its process is gone. A holder
+// that names no machine (written before machines were named) is taken as
+// of this machine when its node is this one.
 func holderAlive(node, holder string) bool {
 	if holder == "" {
 		return false
@@ -354,13 +357,18 @@ func holderAlive(node, holder string) bool {
 	if !ok {
 		return true
 	}
-	pidText, _, _ := strings.Cut(rest, " ")
+	pidText, rest, _ := strings.Cut(rest, " ")
 	pid, err := strconv.Atoi(pidText)
 	if err != nil {
 		return true
 	}
 	if host != node {
 		return true // another node's: its lease's expiry tells
+	}
+	if m, ok := strings.CutPrefix(rest, "on "); ok {
+		if m, _, _ = strings.Cut(m, " "); m != thisMachine {
+			return true // another machine's under this node's name: its expiry tells
+		}
 	}
 	return processAlive(pid)
 }

@@ -488,6 +488,9 @@ func (s *session) quit() {
 		return
 	}
 	left, _ := s.drop.stat()
+	// The maildrop is free before the client reads +OK: a client that
+	// logs in again at once must not find it in use.
+	s.release()
 	s.reply("+OK Bye, %d messages removed, %d left", n, left)
 }
 

@@ -120,8 +120,12 @@
 //   - A worker claims a due item in the store before it tries it (its next
 //     attempt moves out by a lease of 5 × Options.ClientTimeout, at least a
 //     minute), so two workers — even in two processes — never try one item
-//     at once; the recorded outcome replaces the claim, and an item whose
-//     process died is tried again when the lease runs out. On PostgreSQL
+//     at once; the claim is renewed every third of the lease while the
+//     delivery runs (a tarpit or a large DATA may outlast one lease), the
+//     recorded outcome replaces the claim, and an item whose process died
+//     is tried again when the lease runs out. Only a delivery whose
+//     database stayed out of reach for a whole lease can be sent twice.
+//     On PostgreSQL
 //     (several nodes) claims are timed by the database's clock, so a node
 //     whose clock runs ahead takes no item another holds
 //     (TestSharedQueuePostgres, store's TestSkewedClocks).

@@ -93,6 +93,44 @@ func TestSharedQueuePostgres(t *testing.T) {
 		}
 	})
 
+	t.Run("a delivery longer than its claim", func(t *testing.T) {
+		// A slow receiver (a tarpit, a 50 MB DATA over a thin line) keeps
+		// node A's delivery going past its claim's lease: node B must not
+		// take the item and send it a second time meanwhile.
+		const lease = 2 * time.Second
+		old := startOldSMTP(t, "")
+		var mu sync.Mutex
+		datas := 0
+		old.mu.Lock()
+		old.dataErr = func(string) *smtp.SMTPError {
+			mu.Lock()
+			datas++
+			first := datas == 1
+			mu.Unlock()
+			if first {
+				time.Sleep(3 * lease) // then accepts
+			}
+			return nil
+		}
+		old.mu.Unlock()
+		e, other := newPostgresEnv(t, old.addr, pgtest.URL(t))
+		short := func(r *relay.Relay) { relay.SetLeaseForTest(r, lease) }
+		opts := relay.Options{Workers: 2, TrustedNetworks: trustLoopback, ClientTimeout: 10 * lease}
+		nodeA := startRelayWith(t, e.st, opts, short)
+		startRelayWith(t, other, opts, short)
+		if err := send(nodeA.smtpAddr, "sender@elsewhere.test", []string{bob}, message("slow", "x")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the queue drained", 20*time.Second, func() bool {
+			q, err := e.st.Queue(context.Background())
+			return err == nil && len(q) == 0
+		})
+		time.Sleep(lease + time.Second) // a second delivery would come by now
+		if got := len(old.messages()); got != 1 {
+			t.Fatalf("old server got %d copies of one message, want 1", got)
+		}
+	})
+
 	t.Run("a node dies mid-delivery", func(t *testing.T) {
 		const lease = 3 * time.Second
 		old := startOldSMTP(t, "")

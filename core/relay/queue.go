@@ -205,6 +205,7 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 					}
 				}()
 				defer recoverPanic(r.log, "queue delivery")
+				defer r.keepClaim(dctx, it)()
 				r.deliverItem(dctx, it)
 			}(it)
 		}
@@ -248,6 +249,43 @@ func (r *Relay) lease() time.Duration {
 		d = time.Minute
 	}
 	return d
+}
+
+// keepClaim renews it's claim every third of the lease while it is being
+// delivered, until the returned stop is called: a delivery may outlast
+// one lease (a tarpit answering each command just in time, a large DATA
+// over a slow line, several routes in turn), and another node must not
+// take the item meanwhile and send it again. A claim that cannot be
+// renewed (the database is out of reach for a whole lease) is logged;
+// the delivery goes on.
+func (r *Relay) keepClaim(ctx context.Context, it *store.QueueItem) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer recoverPanic(r.log, "queue claim renewal")
+		t := time.NewTicker(r.lease() / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			err := r.st.QueueRenewClaim(ctx, it, time.Now().Add(r.lease()))
+			switch {
+			case err == nil, ctx.Err() != nil:
+			case errors.Is(err, store.ErrClaimLost):
+				return // recorded meanwhile, or taken by an administrator
+			default:
+				r.log.Warn("cannot renew the claim on a queue item being delivered", "queue_id", it.ID, "err", err)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // outcome is the fate of one recipient in one attempt.

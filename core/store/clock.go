@@ -18,6 +18,9 @@ import (
 //   - a lease's expiry and a claim's "due" and "until" are read from and
 //     written in the database's clock (clock_timestamp(), read in the
 //     transaction that takes the lease: dbNow);
+//   - the nodes' beats and a copy wait's "until" are written in the
+//     database's clock, and leases, waits and beats are read back on this
+//     node's (fromDB), since their readers compare them with time.Now;
 //   - the sweep's mark is written in the database's clock, and the time a
 //     staged object's PUT began is this node's clock corrected by its
 //     offset to the database's (measured at each dbNow, and again when it

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -52,6 +53,49 @@ func TestSkewedClocks(t *testing.T) {
 			if err := s.TakeLease(ctx, acct.ID, "other", time.Minute); !errors.Is(err, store.ErrLeased) {
 				t.Fatalf("the lease of the node behind was taken at once: %v", err)
 			}
+		}
+	})
+
+	// Leases and nodes are read back on the reader's clock: a node behind
+	// must not see a dead node's lease live for its skew longer (nor one
+	// ahead see a live lease expired), and a node's last beat is as
+	// recent for every reader.
+	near := func(t *testing.T, what string, got, want time.Time) {
+		t.Helper()
+		if d := got.Sub(want); d < -3*time.Second || d > 3*time.Second {
+			t.Errorf("%s %v on the reader's clock, want about %v (off by %v)", what, got, want, d)
+		}
+	}
+	t.Run("lease read on the reader's clock", func(t *testing.T) {
+		acct := account(t, right, "lease-clock@example.test")
+		if err := right.TakeLease(ctx, acct.ID, "right", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			s    *store.Store
+			skew time.Duration
+		}{{right, 0}, {ahead, 10 * time.Minute}, {behind, -10 * time.Minute}} {
+			ls, err := c.s.Leases(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			near(t, fmt.Sprintf("lease expiry read by the node %v off", c.skew), ls[acct.ID].Expires, time.Now().Add(c.skew+time.Minute))
+		}
+	})
+	t.Run("nodes seen on the reader's clock", func(t *testing.T) {
+		if err := behind.NodeBeat(ctx, "behind", "v1", time.Now().Add(-10*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			s    *store.Store
+			skew time.Duration
+		}{{right, 0}, {ahead, 10 * time.Minute}} {
+			ns, err := c.s.Nodes(ctx)
+			if err != nil || len(ns) != 1 {
+				t.Fatalf("nodes %v, %v", ns, err)
+			}
+			near(t, fmt.Sprintf("last beat of the node behind read by the node %v off", c.skew), ns[0].LastSeen, time.Now().Add(c.skew))
+			near(t, fmt.Sprintf("start of the node behind read by the node %v off", c.skew), ns[0].Started, time.Now().Add(c.skew))
 		}
 	})
 

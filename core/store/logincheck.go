@@ -126,10 +126,11 @@ func (s *Store) EndLoginCheck(ctx context.Context, reserved []string, failed []L
 	})
 }
 
-// sweepLoginFailures deletes the rows with neither failures nor checks
-// left.
+// sweepLoginFailures deletes rows with neither failures nor checks left,
+// at most loginFailurePrune of them.
 func sweepLoginFailures(ctx context.Context, tx *sql.Tx, now int64) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE expires <= ? AND (checking_until <= ? OR checking = 0)`, now, now); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE key IN (
+	SELECT key FROM login_failures WHERE expires <= ? AND (checking_until <= ? OR checking = 0) LIMIT ?)`, now, now, loginFailurePrune); err != nil {
 		return fmt.Errorf("store: login failures: %w", err)
 	}
 	return nil

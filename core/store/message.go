@@ -161,6 +161,12 @@ func (t *Tx) Commit() error {
 	}
 	if err != nil {
 		t.Rollback()
+		if IsDiskFull(err) {
+			// The database's own write found the disk full before any
+			// pack write did: give back the reserve, so that what
+			// happened can still be recorded (reserve.go).
+			t.s.packs.room.release()
+		}
 		return conflict(err)
 	}
 	t.done = true

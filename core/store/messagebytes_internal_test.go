@@ -12,7 +12,7 @@ import (
 // Compact deleted) is looked up again by key; a message whose blob is gone
 // is ErrNotFound.
 func TestMessageBytesLocated(t *testing.T) {
-	s, mb, _ := walTestStore(t, 0)
+	s, mb, _ := inboxStore(t, nil, 0)
 	ctx := context.Background()
 	bodies := []string{"Subject: a\r\n\r\none\r\n", "Subject: b\r\n\r\n\x00two\r\n", ""}
 	for _, b := range bodies {

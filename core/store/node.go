@@ -43,7 +43,13 @@ func (s *Store) NodeBeat(ctx context.Context, name, version string, started time
 		return fmt.Errorf("%w: node name %q, version %q", ErrInvalid, Printable(name, 80), Printable(version, 80))
 	}
 	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		now := time.Now()
+		// The database's clock, so that nodes whose clocks disagree read
+		// one another's beats alike (Nodes, clock.go).
+		now, err := s.dbNow(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("store: node %q: %w", Printable(name, 80), err)
+		}
+		started := s.toDB(started)
 		if _, err := tx.ExecContext(ctx, `
 INSERT INTO nodes(name, version, started, last_seen) VALUES (?, ?, ?, ?)
 ON CONFLICT(name) DO UPDATE SET version = excluded.version, started = excluded.started, last_seen = excluded.last_seen`,
@@ -67,13 +73,14 @@ func (s *Store) NodeGone(ctx context.Context, name string) error {
 	})
 }
 
-// Nodes lists the nodes that said they serve the store, by name.
+// Nodes lists the nodes that said they serve the store, by name, their
+// times on this node's clock (they are kept on the database's).
 func (s *Store) Nodes(ctx context.Context) ([]Node, error) {
 	return queryAll(ctx, s.r, func(r rowScanner) (Node, error) {
 		var n Node
 		var started, seen int64
 		err := r.Scan(&n.Name, &n.Version, &started, &seen)
-		n.Started, n.LastSeen = time.UnixMilli(started), time.UnixMilli(seen)
+		n.Started, n.LastSeen = s.fromDB(time.UnixMilli(started)), s.fromDB(time.UnixMilli(seen))
 		return n, err
 	}, `SELECT name, version, started, last_seen FROM nodes ORDER BY name`)
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 	"time"
 
@@ -209,6 +210,21 @@ func (o *objects) probe(ctx context.Context) error {
 		return info.Err
 	}
 	return nil
+}
+
+// anyBlob returns the name of one blob in the bucket, "" if it holds none.
+func (o *objects) anyBlob(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	for info := range o.c.ListObjects(ctx, o.bucket, minio.ListObjectsOptions{Prefix: objectPrefix, Recursive: true}) {
+		if info.Err != nil {
+			return "", o.fail("list", info.Err)
+		}
+		if isBlobKey(strings.TrimPrefix(info.Key, objectPrefix)) {
+			return info.Key, nil
+		}
+	}
+	return "", nil
 }
 
 func (o *objects) close() { o.transport.CloseIdleConnections() }

@@ -16,10 +16,17 @@ import (
 
 // Passwords: argon2id hashes, computed a bounded number at a time.
 
-// argon2id parameters (OWASP: m=19 MiB, t=2, p=1).
+// argon2id parameters (OWASP: m=19 MiB, t=2, p=1). Variables only so that
+// a test binary built with the tag mailferry_testhash can make them
+// cheap (testhash.go); nothing else changes them.
+var (
+	argonTime   uint32 = 2
+	argonMemory uint32 = 19 * 1024
+	// cheapTestHash is true in a test binary built with mailferry_testhash.
+	cheapTestHash bool
+)
+
 const (
-	argonTime    = 2
-	argonMemory  = 19 * 1024
 	argonThreads = 1
 	argonKeyLen  = 32
 )
@@ -27,7 +34,7 @@ const (
 // dummyHash has the parameters of HashPassword; a login for a missing
 // account is checked against it, so that it takes as long as a wrong
 // password.
-const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$bWFpbGZlcnJ5LWR1bW15$Bxq1s1n0Yl8A0J8dWb3nK0fJkq0h3tq3m5x9YxQyG8o"
+var dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$bWFpbGZlcnJ5LWR1bW15$Bxq1s1n0Yl8A0J8dWb3nK0fJkq0h3tq3m5x9YxQyG8o"
 
 // hashing bounds the password hashes computed at once (Options.MaxHashes).
 type hashing struct{ slots chan struct{} }

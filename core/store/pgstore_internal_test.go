@@ -109,17 +109,7 @@ func TestListenerReconnects(t *testing.T) {
 		t.Skip("about the PostgreSQL engine's LISTEN connection")
 	}
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "mail.db")
-	a, err := testOpen(t, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := testOpen(t, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := twoStores(t)
 	if _, err := a.CreateDomain(ctx, "example.test"); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -13,29 +12,14 @@ import (
 // holds already are not written again.
 func TestAppendPreparedOutsideWriter(t *testing.T) {
 	entered, release := make(chan struct{}, 1), make(chan struct{})
-	s, err := Open(filepath.Join(t.TempDir(), "mail.db"), &Options{ChangePoll: -1, Summarize: func(raw []byte) ([]byte, []byte) {
+	s, mb, _ := inboxStore(t, &Options{ChangePoll: -1, Summarize: func(raw []byte) ([]byte, []byte) {
 		if string(raw) == "Subject: slow\r\n\r\nx\r\n" {
 			entered <- struct{}{}
 			<-release
 		}
 		return []byte("env"), []byte("bs")
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	}}, 0)
 	ctx := context.Background()
-	if _, err := s.CreateDomain(ctx, "example.test"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.CreateAccount(ctx, "u@example.test", "pw", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb, err := s.Mailbox(ctx, a.ID, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte("Subject: slow\r\n\r\nx\r\n")})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -28,6 +29,10 @@ type QueueItem struct {
 	State       string
 	// Note is free text for the relay (for example "bounce").
 	Note string
+	// Claimed is the claim QueueClaimDue took on the item (its lease's
+	// end, as stored: on the database's clock); QueueRenewClaim moves it.
+	// Zero for an item not claimed.
+	Claimed time.Time
 }
 
 func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, ch *changes, from string, rcpts []string, body []byte, note string) (int64, error) {
@@ -220,6 +225,7 @@ func (s *Store) QueueClaimDue(ctx context.Context, now, until time.Time, limit i
 			if _, err := tx.ExecContext(ctx, `UPDATE queue SET next_attempt = ? WHERE id = ?`, until.Unix(), q.ID); err != nil {
 				return fmt.Errorf("store: claim queue item: %w", err)
 			}
+			q.Claimed = time.Unix(until.Unix(), 0)
 		}
 		return nil
 	})
@@ -227,4 +233,42 @@ func (s *Store) QueueClaimDue(ctx context.Context, now, until time.Time, limit i
 		return nil, err
 	}
 	return out, nil
+}
+
+// ErrClaimLost: a queue item's claim was not the caller's any more (its
+// outcome was recorded, an administrator changed or deleted it, or its
+// lease ran out and another worker claimed it).
+var ErrClaimLost = errors.New("store: queue item's claim lost")
+
+// QueueRenewClaim moves the claim QueueClaimDue took on it out to until
+// (on the caller's clock, as QueueClaimDue's), so that a delivery longer
+// than the claim's lease is not taken by another worker (another node)
+// and sent twice. It fails with ErrClaimLost, changing nothing, when the
+// item is not held by that claim any more; on success it.Claimed is the
+// new claim.
+func (s *Store) QueueRenewClaim(ctx context.Context, it *QueueItem, until time.Time) error {
+	if it.Claimed.IsZero() {
+		return fmt.Errorf("%w: queue item %d was not claimed", ErrInvalid, it.ID)
+	}
+	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+		if s.d.postgres() {
+			db, err := s.dbNow(ctx, tx)
+			if err != nil {
+				return err
+			}
+			until = until.Add(db.Sub(s.clk.wall()).Round(time.Second))
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE queue SET next_attempt = ? WHERE id = ? AND blob = ? AND state = ? AND next_attempt = ?`,
+			until.Unix(), it.ID, it.BlobKey, QueueQueued, it.Claimed.Unix())
+		if err != nil {
+			return fmt.Errorf("store: renew claim of queue item %d: %w", it.ID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("store: renew claim of queue item %d: %w", it.ID, err)
+		} else if n == 0 {
+			return fmt.Errorf("%w: queue item %d", ErrClaimLost, it.ID)
+		}
+		it.Claimed = time.Unix(until.Unix(), 0)
+		return nil
+	})
 }

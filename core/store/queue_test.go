@@ -246,3 +246,60 @@ func TestQueueClaimDue(t *testing.T) {
 		t.Fatalf("after the claim ran out: %d items", len(got))
 	}
 }
+
+// TestQueueRenewClaim: a claim renewed is not due for others until its new
+// end; a claim whose item was taken by another worker, or whose outcome
+// was recorded, is not renewed (ErrClaimLost) and changes nothing.
+func TestQueueRenewClaim(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	id, err := enqueue(t, s, "a@x.test", []string{"b@y.test"}, []byte("m"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	got, err := s.QueueClaimDue(ctx, now, now.Add(time.Minute), 1, nil)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("claim = %v, %v", got, err)
+	}
+	mine := got[0]
+	if err := s.QueueRenewClaim(ctx, mine, now.Add(5*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// Past the first lease, not the renewed one: not due for another.
+	if got, _ := s.QueueClaimDue(ctx, now.Add(2*time.Minute), now.Add(3*time.Minute), 1, nil); len(got) != 0 {
+		t.Fatalf("a renewed claim was taken at its first lease's end")
+	}
+	// Past the renewed one: another takes it; the first cannot renew.
+	got, err = s.QueueClaimDue(ctx, now.Add(6*time.Minute), now.Add(7*time.Minute), 1, nil)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("claim after the renewed lease = %v, %v", got, err)
+	}
+	if err := s.QueueRenewClaim(ctx, mine, now.Add(20*time.Minute)); !errors.Is(err, store.ErrClaimLost) {
+		t.Fatalf("renewing a claim another took: %v", err)
+	}
+	if it, _ := queueItem(t, s, id); it.NextAttempt.Unix() != now.Add(7*time.Minute).Unix() {
+		t.Fatalf("the other's claim was moved to %v", it.NextAttempt)
+	}
+	// The outcome recorded: a renewal changes nothing.
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := now.Add(time.Hour)
+	if err := tx.QueueDefer(id, got[0].BlobKey, got[0].Rcpts, next, "451 later"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.QueueRenewClaim(ctx, got[0], now.Add(20*time.Minute)); !errors.Is(err, store.ErrClaimLost) {
+		t.Fatalf("renewing a claim after the outcome: %v", err)
+	}
+	if it, _ := queueItem(t, s, id); it.NextAttempt.Unix() != next.Unix() {
+		t.Fatalf("the deferred item's next attempt moved to %v", it.NextAttempt)
+	}
+	if err := s.QueueRenewClaim(ctx, &store.QueueItem{ID: id}, now); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("renewing an item never claimed: %v", err)
+	}
+}

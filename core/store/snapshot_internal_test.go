@@ -39,7 +39,7 @@ func rowSnapshot(t *testing.T, s *Store, mailboxID int64, since uint64) *Snapsho
 // packed format (a line break in flags, written behind the store's back)
 // makes Snapshot read row by row rather than misread it.
 func TestSnapshotPacked(t *testing.T) {
-	s, mb, uids := walTestStore(t, 60)
+	s, mb, uids := inboxStore(t, nil, 60)
 	ctx := context.Background()
 	rnd := rand.New(rand.NewPCG(1, 2))
 	kinds := [][]string{nil, {`\Seen`}, {`\Seen`, `\Flagged`, "$Label1"}, {"ünïcode", "$Junk"}, {`\Answered`, `\Draft`, `\Deleted`, "a.b-c_d"}}
@@ -112,7 +112,7 @@ func TestSnapshotPacked(t *testing.T) {
 // TestSnapshotUsesIndex: the snapshot query reads the covering index
 // messages_snapshot, not the message rows.
 func TestSnapshotUsesIndex(t *testing.T) {
-	s, mb, _ := walTestStore(t, 3)
+	s, mb, _ := inboxStore(t, nil, 3)
 	rows, err := s.r.Query(`EXPLAIN QUERY PLAN `+packedSnapshotQuery, mb.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -136,18 +136,8 @@ func TestSnapshotUsesIndex(t *testing.T) {
 func BenchmarkSnapshot2000(b *testing.B) {
 	// Summaries as large as real messages' ENVELOPE and BODYSTRUCTURE.
 	summary := func([]byte) ([]byte, []byte) { return bytes.Repeat([]byte("e"), 600), bytes.Repeat([]byte("s"), 400) }
-	s, err := Open(b.TempDir()+"/mail.db", &Options{ChangePoll: -1, Summarize: summary})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s, mb, _ := inboxStore(b, &Options{ChangePoll: -1, Summarize: summary}, 0)
 	ctx := context.Background()
-	s.CreateDomain(ctx, "example.test")
-	a, err := s.CreateAccount(ctx, "u@example.test", "pw", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	mb, _ := s.Mailbox(ctx, a.ID, "INBOX")
 	tx, _ := s.Begin(ctx)
 	for i := 0; i < 2000; i++ {
 		if _, err := tx.Append(mb.ID, &NewMessage{Body: []byte(fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i)), Flags: []string{`\Seen`, "$Label1"}}); err != nil {

@@ -296,6 +296,25 @@ func (c *copier) begin(ctx context.Context) error {
 	} else if underway {
 		return fmt.Errorf("%w: store copy: the source is itself an unfinished copy (of %s); finish that copy first", ErrInvalid, from)
 	}
+	// The lock that keeps others out of the source (Options.Exclusive) is
+	// this machine's; on PostgreSQL, nodes of other machines may serve it
+	// and change it meanwhile. Their beats tell.
+	if c.src.d.postgres() {
+		nodes, err := c.src.Nodes(ctx)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		var live []string
+		for _, n := range nodes {
+			if n.Live(now) {
+				live = append(live, Printable(n.Name, 80))
+			}
+		}
+		if len(live) > 0 {
+			return fmt.Errorf("%w: store copy: the source is served by %s (seen within %v); stop every node first", ErrInUse, strings.Join(live, ", "), NodeLive)
+		}
+	}
 	from, started, underway, err := c.dst.CopyUnderway(ctx)
 	if err != nil {
 		return err
@@ -310,6 +329,19 @@ func (c *copier) begin(ctx context.Context) error {
 		return err
 	} else if held != "" {
 		return fmt.Errorf("%w: it has %s; store copy fills only a new, empty store (a new database and bucket)", ErrTargetNotEmpty, held)
+	}
+	// An empty database on a bucket that holds message bytes: another
+	// store's (the source's own, reached through another endpoint name,
+	// or a live deployment's). Two stores on one bucket lose mail: each
+	// one's Compact deletes the objects only the other names. (A copy
+	// puts objects only after its marker is committed, so its own rerun
+	// never meets this.)
+	if c.dst.objects != nil {
+		if key, err := c.dst.objects.anyBlob(ctx); err != nil {
+			return fmt.Errorf("store copy: look into the target's bucket: %w", err)
+		} else if key != "" {
+			return fmt.Errorf("%w: its bucket %s already holds message bytes (%s), of another store; give the target a new, empty bucket", ErrTargetNotEmpty, c.dst.objects, key)
+		}
 	}
 	t, err := c.dst.Begin(ctx)
 	if err != nil {

@@ -404,3 +404,74 @@ func TestStoreCopyKnowsEveryTable(t *testing.T) {
 		t.Fatalf("a source with an unknown table: %v", err)
 	}
 }
+
+// TestStoreCopyRefusesBucketInUse: a target whose database is empty but
+// whose bucket already holds message bytes (another store's: the source's
+// own bucket reached through another configuration, or a live
+// deployment's) is refused, changing nothing. Filling it would make two
+// stores share one bucket, and either's Compact sweeps the objects only
+// the other names: mail lost.
+func TestStoreCopyRefusesBucketInUse(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Shared(t)
+	bucket := srv.Bucket(t)
+	open := func() *Store {
+		s, err := testOpen(t, filepath.Join(t.TempDir(), "target.db"), &Options{ChangePoll: -1, Objects: s3Options(srv.Endpoint, bucket)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	src, _ := copySourceStore(t)
+	fillSource(t, src, false)
+	first := open()
+	if _, err := Copy(ctx, src, first, nil); err != nil {
+		t.Fatal(err)
+	}
+	second := open()
+	_, err := Copy(ctx, src, second, nil)
+	if !errors.Is(err, ErrTargetNotEmpty) || !strings.Contains(err.Error(), "bucket") {
+		t.Fatalf("copy into an empty database on a bucket another store uses: %v", err)
+	}
+	if _, _, underway, err := second.CopyUnderway(ctx); err != nil || underway {
+		t.Fatalf("the refused target was marked (%v, %v)", underway, err)
+	}
+	if held, _ := second.holdings(ctx); held != "" {
+		t.Fatalf("the refused target now has %s", held)
+	}
+}
+
+// TestStoreCopyRefusesServedSource: a PostgreSQL source that a node (of
+// another machine, which the source's lock does not reach) still serves
+// is refused, changing nothing in the target.
+func TestStoreCopyRefusesServedSource(t *testing.T) {
+	if testEngine != EnginePostgres {
+		t.Skip("the lock file keeps every process of one machine out of a SQLite source")
+	}
+	ctx := context.Background()
+	src, err := testOpen(t, filepath.Join(t.TempDir(), "source.db"), &Options{ChangePoll: -1, Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	fillSource(t, src, false)
+	if err := src.NodeBeat(ctx, "mail2:/var/lib/mailferry", "v1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	dst, _ := copyTarget(t, false)
+	_, err = Copy(ctx, src, dst, nil)
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "mail2:/var/lib/mailferry") {
+		t.Fatalf("copy of a source a node serves: %v", err)
+	}
+	if held, _ := dst.holdings(ctx); held != "" {
+		t.Fatalf("the target now has %s", held)
+	}
+	// Stopped cleanly: copied.
+	if err := src.NodeGone(ctx, "mail2:/var/lib/mailferry"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Copy(ctx, src, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+}

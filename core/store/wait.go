@@ -59,7 +59,7 @@ func (s *Store) SetCopyWait(ctx context.Context, w CopyWait) error {
 	}
 	var until int64
 	if !w.Until.IsZero() {
-		until = w.Until.UnixMilli()
+		until = s.toDB(w.Until).UnixMilli() // read back by other nodes (clock.go)
 	}
 	// The reason quotes errors, and through them the old server's words:
 	// shown to the admin, it is kept printable (no NUL either, which
@@ -101,7 +101,7 @@ func (s *Store) CopyWaits(ctx context.Context) (map[int64]CopyWait, error) {
 		var until int64
 		err := r.Scan(&w.AccountID, &w.Kind, &w.Reason, &until, &w.Holder)
 		if until != 0 {
-			w.Until = time.UnixMilli(until)
+			w.Until = s.fromDB(time.UnixMilli(until))
 		}
 		if w.Kind == WaitNone {
 			w.Reason = ""
@@ -131,7 +131,9 @@ func (s *Store) Leases(ctx context.Context) (map[int64]Lease, error) {
 		var l Lease
 		var exp int64
 		err := r.Scan(&l.AccountID, &l.Holder, &exp)
-		l.Expires = time.UnixMilli(exp)
+		// Written on the database's clock (TakeLease), read on this
+		// node's: callers compare it with time.Now.
+		l.Expires = s.fromDB(time.UnixMilli(exp))
 		return l, err
 	}, `SELECT account_id, holder, expires FROM copy_leases`)
 	if err != nil {

@@ -5,43 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// walTestStore opens a store with one account and n messages in INBOX.
-func walTestStore(t *testing.T, n int) (*Store, *Mailbox, []uint32) {
-	t.Helper()
-	s, err := Open(filepath.Join(t.TempDir(), "mail.db"), &Options{ChangePoll: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	ctx := context.Background()
-	if _, err := s.CreateDomain(ctx, "example.test"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.CreateAccount(ctx, "u@example.test", "pw", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb, err := s.Mailbox(ctx, a.ID, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var uids []uint32
-	for i := 0; i < n; i++ {
-		m, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte("Subject: x\r\n\r\nx\r\n")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		uids = append(uids, m.UID)
-	}
-	return s, mb, uids
-}
 
 // writerSynchronous reads PRAGMA synchronous on the writer connection
 // (0 OFF, 1 NORMAL, 2 FULL).
@@ -59,7 +27,7 @@ func writerSynchronous(t *testing.T, s *Store) int {
 // at synchronous=FULL for the writes of mail that follow, also when the
 // transaction fails.
 func TestGroupedFlagsDurable(t *testing.T) {
-	s, mb, uids := walTestStore(t, 3)
+	s, mb, uids := inboxStore(t, nil, 3)
 	ctx := context.Background()
 	if got := writerSynchronous(t, s); got != 2 {
 		t.Fatalf("writer synchronous = %d before, want 2 (FULL)", got)
@@ -98,7 +66,7 @@ func TestGroupedFlagsDurable(t *testing.T) {
 // under way, the next covers everyone who came meanwhile), and each
 // returns only once an fsync that started after its commit is done.
 func TestGroupedFlagsShareFsyncs(t *testing.T) {
-	s, mb, uids := walTestStore(t, 20)
+	s, mb, uids := inboxStore(t, nil, 20)
 	ctx := context.Background()
 	var mu sync.Mutex
 	var syncs int
@@ -144,7 +112,7 @@ func TestGroupedFlagsShareFsyncs(t *testing.T) {
 // TestWALSyncOrder: sync returns only after an fsync that started after
 // the call; a caller arriving while one runs waits for the next.
 func TestWALSyncOrder(t *testing.T) {
-	s, _, _ := walTestStore(t, 1)
+	s, _, _ := inboxStore(t, nil, 1)
 	w := s.wal
 	gate := make(chan struct{})
 	var n atomic.Int64
@@ -182,7 +150,7 @@ func TestWALSyncOrder(t *testing.T) {
 // TestGroupedWriteRefusesPacks: a grouped write (no fsync at commit) may
 // not name message bytes, whose packs must be on disk first.
 func TestGroupedWriteRefusesPacks(t *testing.T) {
-	s, _, _ := walTestStore(t, 0)
+	s, _, _ := inboxStore(t, nil, 0)
 	err := s.writeGrouped(context.Background(), func(_ *sql.Tx, ch *changes) error {
 		ch.wrotePack(1, 10)
 		return nil
@@ -200,7 +168,7 @@ func TestGroupedWriteRefusesPacks(t *testing.T) {
 // the writer. One that claims is a grouped write (its own fsync of the
 // log, no fsync while holding the writer).
 func TestClaimRecentNothingLeft(t *testing.T) {
-	s, mb, uids := walTestStore(t, 3)
+	s, mb, uids := inboxStore(t, nil, 3)
 	ctx := context.Background()
 	var syncs atomic.Int64
 	s.wal.syncFile = func(f *os.File) error {
@@ -243,7 +211,7 @@ func TestClaimRecentNothingLeft(t *testing.T) {
 // others wait for their turn and then find the message claimed, reading
 // only. Exactly one of them gets the message.
 func TestClaimRecentTakesTurns(t *testing.T) {
-	s, mb, uids := walTestStore(t, 3)
+	s, mb, uids := inboxStore(t, nil, 3)
 	ctx := context.Background()
 	last := uids[len(uids)-1]
 	// Another transaction holds the writer while the claims start.
@@ -295,7 +263,7 @@ func TestClaimRecentTakesTurns(t *testing.T) {
 // hold the writer for SQLite's own fsync at commit), and a failed fsync
 // fails it with ErrNotDurable.
 func TestGroupedExpungeDurable(t *testing.T) {
-	s, mb, uids := walTestStore(t, 3)
+	s, mb, uids := inboxStore(t, nil, 3)
 	ctx := context.Background()
 	var syncs atomic.Int64
 	s.wal.syncFile = func(f *os.File) error {
@@ -337,7 +305,7 @@ func TestGroupedExpungeDurable(t *testing.T) {
 // it. While the fsync hangs, nothing is signalled; once it returns, the
 // watcher hears of the change.
 func TestGroupedChangeToldAfterFsync(t *testing.T) {
-	s, mb, uids := walTestStore(t, 2)
+	s, mb, uids := inboxStore(t, nil, 2)
 	ctx := context.Background()
 	w := s.Watch(mb.AccountID)
 	defer w.Close()
