@@ -29,11 +29,13 @@
 //     (store.NoteLoginFailure, one small write per failed login, made even
 //     if the client hangs up), and a login is refused when the failures
 //     of its source, network or account and source, counted there by all,
-//     have spent the bucket (shared.go). A success reads them (one query)
-//     and writes only to clear its account's failures, if it had any.
-//     The buckets above bound the logins being checked at once per
-//     process: N nodes may check N bucketfuls of guesses in one burst,
-//     then the shared failures refuse on every node.
+//     have spent the bucket (shared.go). Each login also takes a place
+//     there among the logins being checked before its check, and gives
+//     it back after (two small writes per login): a bucket's failures and
+//     checks under way on every node together never exceed it, so N
+//     nodes checking guesses at once still check one bucketful between
+//     them; a login finding the places taken by checks under way waits
+//     for their outcome (at most Options.MaxWait), as above.
 //   - Bounded cost: password hashes run at most store.Options.MaxHashes at
 //     once, first logins (which reach the old server) at most
 //     Options.MaxFirstLogins at once, connections per source at most
@@ -308,7 +310,9 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 	if cerr == nil {
 		failKeys = append(failKeys, acctF)
 	}
-	acctFailed, what, err := p.sharedLimited(ctx, failKeys)
+	// A place among the checks of every node, taken before the check so
+	// that guesses checked at once on several nodes are limited as one.
+	what, err := p.sharedReserve(ctx, wctx, failKeys)
 	if err != nil || what != "" {
 		p.lim.give(srcKey, p.opts.PerSource)
 		p.lim.give(netKey, p.opts.PerNetwork)
@@ -321,8 +325,22 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 		}
 		return nil, limited(what, name)
 	}
+	reserved := make([]string, len(failKeys))
+	for i, k := range failKeys {
+		reserved[i] = k.Key
+	}
+	ended := false
+	end := func(failed []store.LoginFailureKey, clear ...string) {
+		ended = true
+		p.endCheck(ctx, log, reserved, failed, clear...)
+	}
+	defer func() {
+		if !ended { // a panic: the places go back all the same
+			p.endCheck(ctx, log, reserved, nil)
+		}
+	}()
 	fail := func(reason string) error {
-		p.noteFailure(ctx, log, failKeys...)
+		end(failKeys)
 		log.Info("login failed", "user", name, "reason", reason)
 		return p.failed(ctx, start)
 	}
@@ -333,7 +351,7 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 		if cerr == nil {
 			p.lim.give(acctKey, p.opts.PerAccount)
 		}
-		p.noteFailure(ctx, log, srcF, netF)
+		end([]store.LoginFailureKey{srcF, netF})
 		log.Warn("login could not be checked", "user", name, "err", err)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -387,12 +405,8 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 	}
 	p.lim.give(acctKey, p.opts.PerAccount) // this login's own token, then the failures
 	p.lim.reset(acctKey)
-	if acctFailed {
-		// Only a success after failures writes.
-		if err := p.st.ClearLoginFailures(context.WithoutCancel(ctx), acctKey); err != nil {
-			log.Warn("clear failed logins", "user", acct.Address, "err", err)
-		}
-	}
+	// The places back, the account's failures from this source forgotten.
+	end(nil, acctKey)
 	p.lim.give(srcKey, p.opts.PerSource)
 	p.lim.give(netKey, p.opts.PerNetwork)
 	if err := p.st.NoteLogin(ctx, acct); err != nil {

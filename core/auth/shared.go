@@ -17,27 +17,54 @@ import (
 // noteWait bounds the write of one failure.
 const noteWait = 10 * time.Second
 
-// sharedLimited reads the failures counted in the store against keys and
-// says which bucket they have spent ("" if none), in the words of
-// Login's refusals, and whether the last key (the account's, when given)
-// had failures to clear on success.
-func (p *Policy) sharedLimited(ctx context.Context, keys []store.LoginFailureKey) (acctFailed bool, what string, err error) {
-	names := make([]string, len(keys))
-	for i, k := range keys {
-		names[i] = k.Key
-	}
-	got, err := p.st.LoginFailures(ctx, names, p.opts.Refill)
-	if err != nil {
-		return false, "", err
-	}
+// sharedReserve takes this login's place among the checks of keys in
+// the store before it is checked (store.ReserveLoginCheck), so that
+// logins checked at once on several nodes are limited as one: a key's
+// failures and checks under way, on every node, together never exceed
+// its capacity. A key filled by checks under way is waited for, as the
+// per-process buckets wait, until wctx ends; one filled by failures
+// refuses at once. It says which bucket refused ("" if none), in the
+// words of Login's refusals; when "" and no error, the caller must end
+// the check (endCheck).
+func (p *Policy) sharedReserve(ctx, wctx context.Context, keys []store.LoginFailureKey) (what string, err error) {
 	whats := []string{"from this source", "from this network", "for this account from this source"}
-	for i, k := range keys {
-		// As a bucket: a login needs one whole attempt left.
-		if got[k.Key]+1 > float64(k.Capacity) {
-			return false, whats[i], nil
+	pause := 20 * time.Millisecond
+	for {
+		refused, busy, err := p.st.ReserveLoginCheck(ctx, keys, p.opts.Refill, p.checkLease())
+		if err != nil || refused < 0 {
+			return "", err
 		}
+		if !busy {
+			return whats[refused], nil
+		}
+		// Checks under way elsewhere fill the bucket: their outcome
+		// (a success gives its place back) decides.
+		select {
+		case <-wctx.Done():
+			return whats[refused], nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 400*time.Millisecond)
 	}
-	return len(keys) == 3 && got[keys[2].Key] > 0, "", nil
+}
+
+// checkLease is how long a check's place counts in the store if its node
+// never ends it (it died): as long as a login may take.
+func (p *Policy) checkLease() time.Duration {
+	return 2*p.opts.MaxWait + p.opts.FirstLoginTimeout
+}
+
+// endCheck ends a check sharedReserve let in (store.EndLoginCheck): its
+// places back, a failure counted against failed, the failures of clear
+// forgotten. Like noteFailure it is written even when the client has gone
+// (hanging up must not make a guess free); a write that fails is logged
+// (the places then count until the lease ends).
+func (p *Policy) endCheck(ctx context.Context, log *slog.Logger, reserved []string, failed []store.LoginFailureKey, clear ...string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteWait)
+	defer cancel()
+	if err := p.st.EndLoginCheck(ctx, reserved, failed, clear, p.opts.Refill); err != nil {
+		log.Warn("login check not ended in the store", "err", err)
+	}
 }
 
 // noteFailure counts a failed login against keys in the store. It is

@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailferry/core/migrate"
 	"mailferry/core/oldserver/oldtest/quirky"
@@ -169,6 +171,52 @@ func TestQuirkByeMidFetch(t *testing.T) {
 	checkCopied(t, st, acct, folders[0], want{local: "INBOX"})
 	checkCopied(t, st, acct, folders[1], want{local: "Archive"})
 	noProblems(t, st, acct)
+}
+
+// TestQuirkUnaskedFlood: an old server that, mid-FETCH, streams unknown
+// untagged responses for ever does not keep the copy running: the client
+// fails that connection (imapclient.ErrTooMuchUnasked, FORK.md change
+// 29), and the copy's retries take over. Flooding the first two
+// connections, the third copies everything; flooding every connection,
+// the copy gives up after its attempts without progress and says why.
+func TestQuirkUnaskedFlood(t *testing.T) {
+	folders := []quirky.Folder{quirkyFolder("INBOX", 10, true, "")}
+	t.Run("then well", func(t *testing.T) {
+		srv := quirky.Start(t, quirkyUser, quirkyPass, quirky.Quirks{FloodAfter: 2, FloodTimes: 2}, folders)
+		st, acct, _ := quirkyRun(t, srv, &migrate.Options{ChunkMessages: 4, Retries: 3, RetryBackoff: 10 * time.Millisecond})
+		if srv.Floods() != 2 {
+			t.Fatalf("%d connections flooded, want 2", srv.Floods())
+		}
+		checkCopied(t, st, acct, folders[0], want{local: "INBOX"})
+		noProblems(t, st, acct)
+	})
+	t.Run("for ever", func(t *testing.T) {
+		srv := quirky.Start(t, quirkyUser, quirkyPass, quirky.Quirks{FloodAfter: 1}, folders)
+		st, _ := setup(t, srv.Addr)
+		e := newEngine(t, st, &migrate.Options{ChunkMessages: 4, Retries: 2, RetryBackoff: 10 * time.Millisecond})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if _, err := e.FirstLogin(ctx, quirkyUser, quirkyPass); err != nil {
+			t.Fatal(err)
+		}
+		err := e.Wait(ctx, quirkyUser)
+		if ctx.Err() != nil {
+			t.Fatalf("the copy still runs after 2 minutes of a flood (%d connections flooded)", srv.Floods())
+		}
+		if !errors.Is(err, imapclient.ErrTooMuchUnasked) {
+			t.Fatalf("copy under a flood ended with %v, want ErrTooMuchUnasked", err)
+		}
+		a, aerr := st.Account(ctx, quirkyUser)
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		if a.Migration == store.MigDone || a.MigrationError == "" {
+			t.Fatalf("account %q (%q) after a copy that never got its messages, want not done, with the reason", a.Migration, a.MigrationError)
+		}
+		if srv.Floods() != 3 {
+			t.Errorf("%d connections flooded, want 3 (the first and 2 retries without progress)", srv.Floods())
+		}
+	})
 }
 
 // TestQuirkStrayResponses: "* OK [ALERT]", an unknown untagged response

@@ -34,6 +34,9 @@
 //     a second POP3 login to the same account in this process gets
 //     "-ERR [IN-USE]" (RFC 2449) and its lock is free again when the
 //     first session ends, however it ends. IMAP sessions are not locked out.
+//     The lock is the account's ID and creation time (seconds): a session
+//     of an account deleted and made again under the same ID does not lock
+//     the new account (unless both were made within the same second).
 //   - A UIDL is stable for the life of the message: the old server's UIDL
 //     when the migration read one whose message has the same bytes
 //     (SHA-256, the store's blob key), kept in the store; otherwise the

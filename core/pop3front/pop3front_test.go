@@ -476,6 +476,46 @@ func TestQuitAfterAccountMadeAgain(t *testing.T) {
 	}
 }
 
+// TestLockAfterAccountMadeAgain: a session of an account that was then
+// deleted and made again (SQLite gives the new account the old ID) does
+// not lock the new account's maildrop: the new account logs in at once,
+// and the old session's end frees nothing of the new one's lock.
+func TestLockAfterAccountMadeAgain(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	e.put(msg1)
+	oldID := e.acct.ID
+	p := e.login()
+	if err := e.st.DeleteAccount(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	// Made again in a later second (the account's creation time is kept
+	// in seconds).
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	acct, err := e.st.CreateAccount(ctx, user, pass, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct.ID != oldID {
+		t.Fatalf("account %d made again as %d: the case needs the ID reused", oldID, acct.ID)
+	}
+	e.acct = acct
+	p2 := e.dial()
+	p2.ok("USER " + user)
+	if r := p2.cmd("PASS " + pass); !strings.HasPrefix(r, "+OK") {
+		t.Fatalf("login to the account made again while the deleted account's session lives: %q, want +OK", r)
+	}
+	// The old session ends: the new one's lock stays.
+	p.cmd("QUIT")
+	p3 := e.dial()
+	p3.ok("USER " + user)
+	if r := p3.cmd("PASS " + pass); !strings.HasPrefix(r, "-ERR [IN-USE]") {
+		t.Fatalf("second session of the new account after the old account's session ended: %q, want -ERR [IN-USE]", r)
+	}
+	p2.ok("QUIT")
+	e.login().ok("QUIT")
+}
+
 // TestUIDLsKeptWhenOldListComesLate: the old server's UIDL list of a
 // migrated account could not be read at first (the POP3 session got
 // UIDLs made here) and was read later: the UIDLs a client saw stay, and

@@ -52,7 +52,7 @@ type Server struct {
 	closed bool
 	lns    map[net.Listener]struct{}
 	conns  map[net.Conn]struct{}
-	locked map[int64]bool // maildrops held, by account ID
+	locked map[dropKey]bool // maildrops held
 	wg     sync.WaitGroup
 }
 
@@ -64,7 +64,7 @@ func New(opts *Options) (*Server, error) {
 	s := &Server{
 		st: opts.Store, auth: opts.Auth, log: opts.Logger, tls: opts.TLSConfig,
 		insecure: opts.AllowInsecureAuth, idle: opts.Idle, maxConns: opts.MaxConnsPerSource,
-		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}, locked: map[int64]bool{},
+		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}, locked: map[dropKey]bool{},
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -160,21 +160,34 @@ func (s *Server) untrack(c net.Conn) {
 	s.mu.Unlock()
 }
 
+// dropKey names an account's maildrop for its lock: the account's ID and
+// creation time, since an account deleted and made again may get the old
+// ID (SQLite hands out the highest row ID again). A session of the
+// deleted account then holds a lock of its own, not the new account's.
+type dropKey struct {
+	account int64
+	created int64 // the account's creation time, Unix nanoseconds
+}
+
+func keyOf(a *store.Account) dropKey {
+	return dropKey{account: a.ID, created: a.Created.UnixNano()}
+}
+
 // lock takes the maildrop of an account (RFC 1939 section 8); false when
 // another session holds it.
-func (s *Server) lock(account int64) bool {
+func (s *Server) lock(k dropKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.locked[account] {
+	if s.locked[k] {
 		return false
 	}
-	s.locked[account] = true
+	s.locked[k] = true
 	return true
 }
 
-func (s *Server) unlock(account int64) {
+func (s *Server) unlock(k dropKey) {
 	s.mu.Lock()
-	delete(s.locked, account)
+	delete(s.locked, k)
 	s.mu.Unlock()
 }
 

@@ -36,6 +36,7 @@ type session struct {
 
 	user   string // USER given, waiting for PASS
 	drop   *maildrop
+	held   dropKey // the maildrop's lock, while drop is set
 	errors int
 }
 
@@ -44,7 +45,7 @@ func (s *session) ctx() context.Context { return s.srv.ctx }
 // release gives the maildrop lock back, whatever ended the session.
 func (s *session) release() {
 	if s.drop != nil {
-		s.srv.unlock(s.drop.account)
+		s.srv.unlock(s.held)
 		s.drop = nil
 	}
 }
@@ -344,18 +345,19 @@ func (s *session) login(user, pass string) bool {
 		s.reply("-ERR [SYS/TEMP] Temporary failure, try again later")
 		return true
 	}
-	if !s.srv.lock(acct.ID) {
+	key := keyOf(acct)
+	if !s.srv.lock(key) {
 		s.reply("-ERR [IN-USE] Mailbox in use by another POP3 session")
 		return false
 	}
 	drop, err := openMaildrop(s.ctx(), s.srv.st, acct)
 	if err != nil {
-		s.srv.unlock(acct.ID)
+		s.srv.unlock(key)
 		s.srv.log.Error("pop3front: open maildrop", "account", acct.Address, "err", err)
 		s.reply("-ERR [SYS/TEMP] Cannot open the mailbox, try again later")
 		return false
 	}
-	s.drop = drop
+	s.drop, s.held = drop, key
 	s.srv.log.Debug("pop3front: login", "user", acct.Address)
 	n, size := drop.stat()
 	s.reply("+OK Logged in, %d messages (%d octets)", n, size)

@@ -81,14 +81,14 @@ func FuzzSession(f *testing.F) {
 		sess := &session{srv: srv, conn: sc}
 		if login {
 			// logged in already: the transaction state, without a hash
-			if !srv.lock(acct.ID) {
+			if !srv.lock(keyOf(acct)) {
 				t.Skip("maildrop held")
 			}
 			d, err := openMaildrop(ctx, st, acct)
 			if err != nil {
 				t.Fatal(err)
 			}
-			sess.drop = d
+			sess.drop, sess.held = d, keyOf(acct)
 		}
 		ended := make(chan struct{})
 		go func() {

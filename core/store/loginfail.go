@@ -17,23 +17,24 @@ import (
 //   - the failures counted against a key now are (expires - now) / refill;
 //   - a failure moves expires to max(expires, now) + refill, never beyond
 //     now + capacity × refill (a full bucket is as bad as a fuller one);
-//   - rows whose failures have decayed are deleted by the next failures'
-//     writes, at most loginFailurePrune by each (a write after a flood
-//     decayed must not hold the writer for the whole flood's rows: one
-//     million took 2.6 s on SQLite), so the table holds the keys that
-//     failed within capacity × refill, bounded by the failures a flood
-//     may make in that time, and what the failures since have not yet
+//   - rows whose failures have decayed (and with no login being checked,
+//     logincheck.go) are deleted by the next failures' writes, at most
+//     loginFailurePrune by each (a write after a flood decayed must not
+//     hold the writer for the whole flood's rows: one million took 2.6 s
+//     on SQLite), so the table holds the keys that failed within
+//     capacity × refill or are being checked, bounded by the failures a
+//     flood may make in that time, and what the writes since have not yet
 //     pruned (each prunes more than the 3 rows it may add);
 //   - times are the database's clock (clock.go).
 //
-// Reading costs one indexed query; only a failure (and a success that
-// clears failures) writes.
+// Reading costs one indexed query. Core/auth reserves a place among a
+// key's checks before each check and ends it after (logincheck.go): two
+// small writes per login.
 
 // MaxLoginFailureKey bounds a key's length; longer keys are refused.
 const MaxLoginFailureKey = 512
 
-// loginFailurePrune is how many decayed rows one failure's write deletes
-// at most.
+// loginFailurePrune is how many decayed rows one write deletes at most.
 const loginFailurePrune = 1000
 
 // LoginFailureKey is a key whose failed logins are counted, and its
@@ -88,42 +89,46 @@ func (s *Store) NoteLoginFailure(ctx context.Context, keys []LoginFailureKey, re
 			return fmt.Errorf("%w: login failure key of %d bytes, capacity %d", ErrInvalid, len(k.Key), k.Capacity)
 		}
 	}
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.writeCounters(ctx, func(tx *sql.Tx) error {
 		t, err := s.dbNow(ctx, tx)
 		if err != nil {
 			return err
 		}
-		now, r := t.UnixMilli(), refill.Milliseconds()
-		if r < 1 {
-			r = 1
+		now := t.UnixMilli()
+		if err := sweepLoginFailures(ctx, tx, now); err != nil {
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE key IN (
-	SELECT key FROM login_failures WHERE expires <= ? LIMIT ?)`, now, loginFailurePrune); err != nil {
-			return fmt.Errorf("store: login failures: %w", err)
-		}
-		for _, k := range keys {
-			limit := now + int64(k.Capacity)*r
-			_, err := tx.ExecContext(ctx, `
+		return noteFailures(ctx, tx, keys, now, refill)
+	})
+}
+
+// noteFailures counts one failure against each of keys at now (Unix
+// milliseconds), in tx.
+func noteFailures(ctx context.Context, tx *sql.Tx, keys []LoginFailureKey, now int64, refill time.Duration) error {
+	r := max(refill.Milliseconds(), 1)
+	for _, k := range keys {
+		limit := now + int64(k.Capacity)*r
+		_, err := tx.ExecContext(ctx, `
 INSERT INTO login_failures(key, expires) VALUES (?, ?)
 ON CONFLICT(key) DO UPDATE SET expires = CASE
 	WHEN (CASE WHEN login_failures.expires > ? THEN login_failures.expires ELSE ? END) + ? > ? THEN ?
 	ELSE (CASE WHEN login_failures.expires > ? THEN login_failures.expires ELSE ? END) + ? END`,
-				k.Key, min(now+r, limit),
-				now, now, r, limit, limit,
-				now, now, r)
-			if err != nil {
-				return fmt.Errorf("store: login failures: %w", err)
-			}
+			k.Key, min(now+r, limit),
+			now, now, r, limit, limit,
+			now, now, r)
+		if err != nil {
+			return fmt.Errorf("store: login failures: %w", err)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // ClearLoginFailures forgets the failed logins of key (a login that
 // succeeded).
 func (s *Store) ClearLoginFailures(ctx context.Context, key string) error {
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE key = ?`, key); err != nil {
+	return s.writeCounters(ctx, func(tx *sql.Tx) error {
+		// Its checks under way (logincheck.go) stay.
+		if _, err := tx.ExecContext(ctx, `UPDATE login_failures SET expires = 0 WHERE key = ?`, key); err != nil {
 			return fmt.Errorf("store: login failures: %w", err)
 		}
 		return nil

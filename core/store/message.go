@@ -139,7 +139,8 @@ func (t *Tx) inScope(mailboxID int64) error {
 
 // Commit makes the transaction's message bytes durable, commits it, and
 // then tells watchers what changed. On error the transaction is rolled
-// back. It fails with ErrNotDurable, committing nothing, if a write or
+// back; a PostgreSQL deadlock or serialization failure, here or in the
+// transaction's other methods, wraps ErrConflict: run it again. It fails with ErrNotDurable, committing nothing, if a write or
 // fsync of a pack holding some of those bytes failed (see Stage), or if
 // Compact deleted the object of a staged blob meanwhile (see object.go).
 func (t *Tx) Commit() error {
@@ -166,7 +167,7 @@ func (t *Tx) Commit() error {
 			// happened can still be recorded (reserve.go).
 			t.s.packs.room.release()
 		}
-		return err
+		return conflict(err)
 	}
 	t.done = true
 	t.s.notify(t.ch)
@@ -187,7 +188,8 @@ func (t *Tx) Append(mailboxID int64, m *NewMessage) (*Message, error) {
 	if err := t.inScope(mailboxID); err != nil {
 		return nil, err
 	}
-	return t.s.appendMessage(t.ctx, t.tx, t.ch, mailboxID, m)
+	msg, err := t.s.appendMessage(t.ctx, t.tx, t.ch, mailboxID, m)
+	return msg, conflict(err)
 }
 
 // AppendMany adds messages to a mailbox, in order, and returns their
@@ -201,7 +203,8 @@ func (t *Tx) AppendMany(mailboxID int64, msgs []*NewMessage) ([]*Message, error)
 	if err := t.inScope(mailboxID); err != nil {
 		return nil, err
 	}
-	return t.s.appendMany(t.ctx, t.tx, t.ch, mailboxID, msgs)
+	out, err := t.s.appendMany(t.ctx, t.tx, t.ch, mailboxID, msgs)
+	return out, conflict(err)
 }
 
 // SetMailboxMigration records a mailbox's migration state and highest old
@@ -210,7 +213,7 @@ func (t *Tx) SetMailboxMigration(mailboxID int64, state string, migratedUID uint
 	if err := t.inScope(mailboxID); err != nil {
 		return err
 	}
-	return setMailboxMigration(t.ctx, t.tx, t.ch, mailboxID, state, migratedUID)
+	return conflict(setMailboxMigration(t.ctx, t.tx, t.ch, mailboxID, state, migratedUID))
 }
 
 // Enqueue adds a message to the relay queue in this transaction.
@@ -363,7 +366,14 @@ func (s *Store) appendMany(ctx context.Context, tx *sql.Tx, ch *changes, mailbox
 			msg.Envelope, msg.Structure = s.summarize(m.Body)
 		}
 	}
-	if err := insertRows(ctx, tx, `INSERT INTO blobs(key, size, refs, pack, off) VALUES`, `ON CONFLICT(key) DO NOTHING`, 5, len(staged),
+	// The blob rows in key order, each once: on PostgreSQL two accounts'
+	// batches run side by side (BeginMailbox) and meet only on the blob
+	// rows their messages name; inserted, or locked when there (DO UPDATE
+	// locks the row even when its WHERE leaves it as it is), in one order,
+	// they cannot deadlock, whatever the messages' orders (the reference
+	// counts raised below then find the rows locked already).
+	staged = byKey(staged)
+	if err := insertRows(ctx, tx, `INSERT INTO blobs(key, size, refs, pack, off) VALUES`, `ON CONFLICT(key) DO UPDATE SET refs = blobs.refs WHERE 1 = 0`, 5, len(staged),
 		func(i int) []any {
 			b := staged[i]
 			ch.wrotePack(b.pack, b.off+b.Size)
@@ -401,6 +411,13 @@ func (s *Store) appendMany(ctx context.Context, tx *sql.Tx, ch *changes, mailbox
 	}
 	ch.account(accountID)
 	return out, nil
+}
+
+// byKey returns staged sorted by key, each key once (the first staged).
+func byKey(staged []*StagedBlob) []*StagedBlob {
+	out := slices.Clone(staged)
+	slices.SortStableFunc(out, func(a, b *StagedBlob) int { return strings.Compare(a.Key, b.Key) })
+	return slices.CompactFunc(out, func(a, b *StagedBlob) bool { return a.Key == b.Key })
 }
 
 // insertRows runs "head (?, ...), (?, ...) tail" for n rows of cols values

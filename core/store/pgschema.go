@@ -288,6 +288,12 @@ CREATE TABLE IF NOT EXISTS nodes (
 	last_seen BIGINT NOT NULL  -- Unix milliseconds
 );
 `,
+	// 6: logins being checked, shared by every node (logincheck.go;
+	// SQLite's step of the same columns).
+	`
+ALTER TABLE login_failures ADD COLUMN IF NOT EXISTS checking BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE login_failures ADD COLUMN IF NOT EXISTS checking_until BIGINT NOT NULL DEFAULT 0; -- Unix milliseconds
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:
@@ -300,6 +306,9 @@ const (
 	// pgLockAccount is the first key of an account's writer lock (the
 	// two-key form, whose keys never meet the one-key form's).
 	pgLockAccount int32 = 0x4d46_0003 // "MF" 3
+	// pgLockLogins is taken by every write of login_failures
+	// (writeCounters), instead of the writer lock.
+	pgLockLogins int64 = 0x4d46_0004 // "MF" 4
 )
 
 // upgradePostgres brings a PostgreSQL database's schema to the newest

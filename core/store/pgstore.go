@@ -34,8 +34,12 @@ import (
 //     may delete a blob row another account's append would name, the
 //     queue's claims, sweeps, schema) takes it exclusive and so runs
 //     alone. Appends of several accounts touch shared blob rows only by
-//     INSERT ... ON CONFLICT DO NOTHING and a reference count raised in a
-//     row lock, never lowered or deleted outside the exclusive lock.
+//     INSERT ... ON CONFLICT and a reference count raised in a row lock,
+//     never lowered or deleted outside the exclusive lock; one append
+//     takes its blob rows in key order (appendMany), so two accounts'
+//     batches naming the same bodies in other orders cannot deadlock. A
+//     deadlock or serialization failure that still happens is told as
+//     ErrConflict (conflict.go): the transaction may be run again.
 //   - Other processes' commits: a write transaction that changed
 //     something sends, as it commits, one NOTIFY naming the accounts it
 //     changed; every Store LISTENs on its own connection and tells its

@@ -392,6 +392,13 @@ CREATE TABLE IF NOT EXISTS nodes (
 	last_seen INTEGER NOT NULL  -- Unix milliseconds
 );
 `,
+	// Logins being checked, shared by every process (logincheck.go): per
+	// key of login_failures, the checks under way and until when they
+	// count. Self-contained: it depends only on the login_failures step.
+	`
+ALTER TABLE login_failures ADD COLUMN checking INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE login_failures ADD COLUMN checking_until INTEGER NOT NULL DEFAULT 0; -- Unix milliseconds
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -30,14 +30,20 @@
 //     (BEGIN IMMEDIATE, WAL; on PostgreSQL one advisory lock that every
 //     process's writers take, shared by the writes of one account's
 //     mailboxes, which take that account's lock besides: BeginMailbox,
-//     pgstore.go); readers use a separate pool and never block it.
+//     pgstore.go); readers use a separate pool and never block it. The
+//     one exception: on PostgreSQL, the counts of failed logins and of
+//     logins being checked (loginfail.go, logincheck.go) are written on
+//     the readers' pool under an advisory lock of their own, so that a
+//     login never waits for a migration's batch; on SQLite they commit
+//     without waiting for an fsync (they hold no mail).
 //     A write returns only once it is on disk: the log is fsynced at commit
 //     (synchronous=FULL), or, on SQLite, for a change of flags only or an
 //     expunge, by an fsync shared with the other such changes of the
 //     moment, made after the commit freed the writer (group commit,
 //     walsync.go). An append makes its message bytes durable before it
 //     takes the writer (AppendMessage, messagebytes.go).
-//   - Watchers are told of a change only after its transaction committed,
+//   - Watchers are told of a change only after its transaction committed
+//     and, for a grouped change, after the fsync that makes it durable,
 //     also of one committed by another process on the same database (seen
 //     within Options.ChangePoll, see watch.go; on PostgreSQL at once,
 //     by LISTEN/NOTIFY).

@@ -167,8 +167,8 @@ func (w *walSync) close() {
 var errPacksInGroupedWrite = errors.New("store: a grouped write wrote message bytes")
 
 // writeGrouped is write for a transaction that changes only flags: it
-// commits with synchronous=NORMAL on the writer connection, tells the
-// watchers, and returns once walSync made the commit durable (see the
+// commits with synchronous=NORMAL on the writer connection, waits until
+// walSync made the commit durable, and then tells the watchers (see the
 // comment at the top of this file). A transaction that wrote message
 // bytes is refused and rolled back. On PostgreSQL (no walSync) it is
 // write.
@@ -210,10 +210,14 @@ func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes
 	committed, wrote, err := s.commitNormal(ctx, conn, fn)
 	ended()
 	if committed != nil {
-		s.notify(committed)
 		if err == nil && wrote && durable {
 			err = s.wal.sync()
 		}
+		// Told only after the fsync: until then a crash could lose the
+		// change, and no other session (an IDLE) may show it. A failed
+		// fsync is told all the same: the change is committed and every
+		// read already sees it, so the watchers re-read what is there.
+		s.notify(committed)
 	}
 	return err
 }

@@ -403,3 +403,54 @@ func BenchmarkGroupedStores10(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
 }
+
+// TestGroupedChangeToldAfterFsync: a grouped flag change (or expunge) is
+// told to the other sessions' watchers only once the group's fsync of the
+// log is done: until then a crash could still lose it, so no IDLE may show
+// it. While the fsync hangs, nothing is signalled; once it returns, the
+// watcher hears of the change.
+func TestGroupedChangeToldAfterFsync(t *testing.T) {
+	s, mb, uids := inboxStore(t, nil, 2)
+	ctx := context.Background()
+	w := s.Watch(mb.AccountID)
+	defer w.Close()
+	// Drain anything the set-up's appends signalled.
+	select {
+	case <-w.C:
+	default:
+	}
+	entered := make(chan struct{}, 4)
+	gate := make(chan struct{})
+	s.wal.syncFile = func(f *os.File) error {
+		entered <- struct{}{}
+		<-gate // a slow disk
+		return f.Sync()
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.StoreFlags(ctx, mb.ID, uids[:1], FlagsAdd, []string{`\Seen`})
+		done <- err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the STORE never reached the log's fsync")
+	}
+	// Give a (wrong) notification every chance to arrive.
+	select {
+	case <-w.C:
+		close(gate)
+		<-done
+		t.Fatal("a watcher was told of a flag change before the fsync that makes it durable")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watcher was never told of the flag change after its fsync")
+	}
+}

@@ -58,6 +58,12 @@ type Quirks struct {
 	// response again and with Unasked responses carrying a 64 KiB body for
 	// UIDs nobody asked for (a lying server: a client must not keep them).
 	Unasked int
+	// FloodAfter, if above 0, makes the server, after that many FETCH
+	// responses carrying a body on a connection, stream unknown untagged
+	// responses ("* XFLOOD ...") for ever instead of the rest, until the
+	// client closes the connection; only the first FloodTimes connections
+	// that get so far (every one if 0).
+	FloodAfter, FloodTimes int
 	// Without are capabilities the server does not offer (and whose
 	// commands it then refuses as unknown where go-imap does).
 	Without []imap.Cap
@@ -105,6 +111,7 @@ type Server struct {
 	prefix     string
 
 	byes     atomic.Int32 // connections ended with a BYE so far
+	floods   atomic.Int32 // connections flooded so far
 	sessions atomic.Int32 // sessions that logged in
 	mu       sync.Mutex
 	conns    map[net.Conn]bool
@@ -241,6 +248,9 @@ func (s *Server) SetRefused(oldName string, refused bool) bool {
 
 // Byes is how many connections the server ended with a BYE mid-FETCH.
 func (s *Server) Byes() int { return int(s.byes.Load()) }
+
+// Floods is how many connections were flooded (Quirks.FloodAfter).
+func (s *Server) Floods() int { return int(s.floods.Load()) }
 
 // Logins is how many sessions logged in.
 func (s *Server) Logins() int { return int(s.sessions.Load()) }

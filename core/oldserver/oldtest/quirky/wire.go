@@ -38,11 +38,12 @@ type conn struct {
 
 	in []byte // read from the client, rewritten, not yet given to the server
 
-	mu      sync.Mutex
-	out     []byte // written by the server, not yet a whole response
-	bodies  int    // FETCH responses with a body sent
-	strays  int
-	stopped bool
+	mu       sync.Mutex
+	out      []byte // written by the server, not yet a whole response
+	bodies   int    // FETCH responses with a body sent
+	strays   int
+	stopped  bool
+	flooding bool // Quirks.FloodAfter: the server's responses are dropped
 }
 
 func (c *conn) Close() error {
@@ -77,6 +78,9 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.stopped {
 		return 0, net.ErrClosed
 	}
+	if c.flooding {
+		return len(p), nil
+	}
 	c.out = append(c.out, p...)
 	for {
 		end := responseEnd(c.out)
@@ -89,10 +93,31 @@ func (c *conn) Write(p []byte) (int, error) {
 		if _, err := c.Conn.Write(out); err != nil {
 			return 0, err
 		}
+		if q := c.s.q; q.FloodAfter > 0 && c.bodies >= q.FloodAfter && !c.flooding &&
+			(q.FloodTimes == 0 || c.s.floods.Load() < int32(q.FloodTimes)) {
+			c.s.floods.Add(1)
+			c.flooding = true
+			go c.flood()
+			return len(p), nil
+		}
 		if bye {
 			c.stopped = true
 			c.Conn.Close()
 			return len(p), nil
+		}
+	}
+}
+
+// flood writes unknown untagged responses until the connection fails
+// (the client closed it, or the server was stopped).
+func (c *conn) flood() {
+	line := []byte("* XFLOOD " + string(bytes.Repeat([]byte("x"), 4000)) + "\r\n")
+	for {
+		c.mu.Lock()
+		_, err := c.Conn.Write(line)
+		c.mu.Unlock()
+		if err != nil {
+			return
 		}
 	}
 }

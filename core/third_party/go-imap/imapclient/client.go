@@ -164,6 +164,40 @@ type Client struct {
 	pendingCmds  []command
 	contReqs     []continuationRequest
 	closed       bool
+
+	// Mailferry fork (FORK.md change 29): what the server sent that no
+	// command asked for since the last tagged response, read by the read
+	// goroutine only.
+	counter     *readCounter
+	unasked     int64 // bytes
+	unaskedResp bool  // the response being read is unasked
+	flooded     bool  // unasked went over maxUnasked
+}
+
+// maxUnasked bounds the bytes of responses nobody asked for (untagged
+// responses the client does not know, FETCH responses for no command or
+// for what a command already had) that the client reads between two
+// tagged responses; beyond it the connection fails with ErrTooMuchUnasked
+// (Mailferry fork, FORK.md change 29).
+const maxUnasked = 64 << 20
+
+// ErrTooMuchUnasked is wrapped by the error of every command pending when
+// the server sent more than the client reads of what nobody asked for
+// between two tagged responses: a server streaming such responses for
+// ever would otherwise keep a command waiting for ever. The client is
+// closed then. (Mailferry fork.)
+var ErrTooMuchUnasked = errors.New("imapclient: too many responses nobody asked for")
+
+// readCounter counts the bytes read from the connection.
+type readCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (rc *readCounter) Read(p []byte) (int, error) {
+	n, err := rc.r.Read(p)
+	rc.n += int64(n)
+	return n, err
 }
 
 // New creates a new IMAP client.
@@ -177,7 +211,8 @@ func New(conn net.Conn, options *Options) *Client {
 	}
 
 	rw := options.wrapReadWriter(conn)
-	br := bufio.NewReader(rw)
+	counter := &readCounter{r: rw}
+	br := bufio.NewReader(counter)
 	bw := bufio.NewWriter(rw)
 
 	client := &Client{
@@ -190,6 +225,7 @@ func New(conn net.Conn, options *Options) *Client {
 		decCh:      make(chan struct{}),
 		state:      imap.ConnStateNone,
 		enabled:    make(imap.CapSet),
+		counter:    counter,
 	}
 	go client.read()
 	return client
@@ -627,7 +663,10 @@ func (c *Client) read() {
 			// what was decoded) is told apart from a broken connection
 			// (the decoder's error is then the read's).
 			var expectErr *imapwire.DecoderExpectError
-			if decErr := c.dec.Err(); decErr == nil || errors.As(decErr, &expectErr) {
+			if c.flooded {
+				// FORK.md change 29.
+				err = fmt.Errorf("%w: %v", ErrTooMuchUnasked, err)
+			} else if decErr := c.dec.Err(); decErr == nil || errors.As(decErr, &expectErr) {
 				err = fmt.Errorf("%w: %v", ErrMalformedResponse, err)
 			}
 			c.decErr = err
@@ -642,6 +681,7 @@ func (c *Client) read() {
 func (c *Client) readResponse() error {
 	c.setReadTimeout(respReadTimeout)
 	defer c.setReadTimeout(idleReadTimeout)
+	start := c.counter.n - int64(c.br.Buffered()) // Mailferry fork, change 29
 
 	if c.dec.Special('+') {
 		if err := c.readContinueReq(); err != nil {
@@ -682,6 +722,19 @@ func (c *Client) readResponse() error {
 
 	if !c.dec.ExpectCRLF() {
 		return fmt.Errorf("in response: %v", c.dec.Err())
+	}
+
+	// Mailferry fork (FORK.md change 29): what nobody asked for is
+	// bounded between two tagged responses.
+	if tag != "" {
+		c.unasked = 0
+	} else if c.unaskedResp {
+		c.unasked += c.counter.n - int64(c.br.Buffered()) - start
+	}
+	c.unaskedResp = false
+	if c.unasked > maxUnasked {
+		c.flooded = true
+		return fmt.Errorf("%d bytes of responses nobody asked for since the last tagged response", c.unasked)
 	}
 
 	if startTLS != nil {
@@ -1035,7 +1088,13 @@ func (c *Client) readResponseData(typ string) error {
 		// literals included, rather than ending the connection (Mailferry
 		// fork, FORK.md change 21; RFC 9051 §7: the client must be prepared
 		// to accept any response at all times).
-		if !c.dec.DiscardResponse() {
+		// At most what is left of the bound on what nobody asked for
+		// (change 29).
+		c.unaskedResp = true
+		if !c.dec.DiscardResponse(maxUnasked - c.unasked) {
+			if errors.Is(c.dec.Err(), imapwire.ErrDiscardLimit) {
+				c.flooded = true
+			}
 			return fmt.Errorf("in unknown response %q: %v", typ, c.dec.Err())
 		}
 	}

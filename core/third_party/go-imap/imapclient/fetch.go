@@ -642,6 +642,9 @@ func (c *Client) handleFetch(seqNum uint32) error {
 				set, ok := cmd.numSet.(imap.UIDSet)
 				return ok && set.Contains(uid)
 			})
+			// What the command had already: counted as unasked
+			// (FORK.md change 29), so that it cannot come for ever.
+			c.unaskedResp = true
 		}
 		if cmd != nil {
 			cmd := cmd.(*FetchCommand)
@@ -649,6 +652,7 @@ func (c *Client) handleFetch(seqNum uint32) error {
 		} else if handler := c.options.unilateralDataHandler().Fetch; handler != nil {
 			go handler(msg)
 		} else {
+			c.unaskedResp = true // nobody's (Mailferry fork, FORK.md change 29)
 			go msg.discard()
 		}
 

@@ -57,7 +57,8 @@ func (c *Client) upgradeStartTLS(startTLS *startTLSCommand) {
 	tlsConn := tls.Client(cleartextConn, startTLS.tlsConfig)
 	rw := c.options.wrapReadWriter(tlsConn)
 
-	c.br.Reset(rw)
+	c.counter.r = rw // Mailferry fork, FORK.md change 29
+	c.br.Reset(c.counter)
 	// Unfortunately we can't re-use the bufio.Writer here, it races with
 	// Client.StartTLS
 	c.bw = bufio.NewWriter(rw)

@@ -274,14 +274,23 @@ func (dec *Decoder) DiscardLine() {
 	dec.CRLF()
 }
 
+// ErrDiscardLimit is the decoder's error when DiscardResponse met more
+// bytes than it was allowed to drop (Mailferry fork, FORK.md change 29).
+var ErrDiscardLimit = errors.New("imapwire: too many bytes to discard")
+
 // DiscardResponse reads and drops the rest of a response's line, and the
 // literals (and literal8s) it announces with the lines after them, up to the
 // response's final CRLF, which is left for the caller. A client reads past an
 // untagged response it does not know this way (Mailferry fork, FORK.md
-// change 21).
-func (dec *Decoder) DiscardResponse() bool {
+// change 21). It drops at most limit bytes, and otherwise fails with
+// ErrDiscardLimit (change 29): a line that never ends, or a literal of a
+// terabyte, is not read for ever.
+func (dec *Decoder) DiscardResponse(limit int64) bool {
 	var tail []byte // the end of the current line, for a literal's "{n}"
 	for {
+		if limit < 0 {
+			return dec.returnErr(ErrDiscardLimit)
+		}
 		b, err := dec.r.Peek(1)
 		if err != nil {
 			if err == io.EOF {
@@ -297,6 +306,10 @@ func (dec *Decoder) DiscardResponse() bool {
 			if !dec.CRLF() {
 				return dec.Expect(false, "CRLF")
 			}
+			if n > limit-2 { // the CRLF and the literal (no overflow: 0 <= limit, n)
+				return dec.returnErr(ErrDiscardLimit)
+			}
+			limit -= 2 + n
 			if _, err := io.CopyN(io.Discard, dec.r, n); err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF
@@ -310,6 +323,7 @@ func (dec *Decoder) DiscardResponse() bool {
 		if !ok {
 			return false
 		}
+		limit--
 		if len(tail) == 32 {
 			tail = append(tail[:0], tail[16:]...)
 		}
