@@ -186,7 +186,8 @@ func (e *Engine) limits(s *oldSettings) *connLimit {
 // away lowers the cap (and is learnt); any other failure returns nil too
 // (the copy goes on with the connections it has).
 func (e *Engine) extraConn(ctx context.Context, lim *connLimit, s *oldSettings, cred Credentials) *imapclient.Client {
-	if !lim.tryExtra() {
+	// First logins being answered come before one more login of a copy.
+	if e.logins.wait(ctx) != nil || !lim.tryExtra() {
 		return nil
 	}
 	c, err := e.connect(ctx, s, cred)

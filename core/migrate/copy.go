@@ -349,6 +349,9 @@ func (e *Engine) copiedUpTo(ctx context.Context, p *plan) uint32 {
 // committed UID, streaming: pipelined UID FETCH chunks on this connection
 // while the previous batch commits.
 func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, catchUp bool) error {
+	if err := e.logins.wait(ctx); err != nil { // first logins being answered first
+		return err
+	}
 	sel, err := c.Select(p.old.cmdName(), &imap.SelectOptions{ReadOnly: true}).Wait() // EXAMINE: no \Seen, no \Recent change
 	if err != nil {
 		var ierr *imap.Error

@@ -26,6 +26,13 @@
 //     asked to run again runs once more only if its run had begun (a run
 //     reads the old server after it begins): a first login's own
 //     LoggedIn does not make its copy run twice.
+//   - First logins come before copies: while a first login waits for the
+//     old server's answer, copy work (a copy's next FETCH or mailbox, a
+//     job's start, an extra connection, a background password hash)
+//     waits, so that a burst of first logins is answered at the old
+//     server's own pace (logingate.go). The hold is bounded
+//     (Options.LoginHold, 10 s): under a steady stream of logins copies
+//     go on beside them once a hold has lasted that long.
 //   - Connections to one old server are capped, shared by every account's
 //     copy (Settings.MaxConnections, default 10; connlimit.go): an
 //     account's first connection waits for a place, more are taken only

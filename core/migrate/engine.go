@@ -77,6 +77,11 @@ type Options struct {
 	// LeaseTTL is how long an account's copy lease lasts unless renewed
 	// (see lease.go); 0 means DefaultLeaseTTL.
 	LeaseTTL time.Duration
+	// LoginHold is the longest that copy work (a copy's next FETCH, a
+	// job's start, an extra connection, a first login's password hash)
+	// waits while first logins ask the old server (logingate.go); 0 means
+	// 10 seconds, negative never waits.
+	LoginHold time.Duration
 	// CapProbeAfter is how long a connection cap lowered by the old
 	// server's refusal stays as it is (with connections opening well)
 	// before a copy that wants one more place tries one more (connlimit.go);
@@ -136,6 +141,7 @@ type Engine struct {
 	pending map[int64]pendingHash // by account ID: see hashLater
 	hashes  chan struct{}         // hashLater's one hash at a time
 	conns   map[string]*connLimit // by old server (host:port): see connlimit.go
+	logins  *loginGate            // first logins in flight hold copy work: see logingate.go
 	learnMu sync.Mutex            // serializes recording what was learnt
 }
 
@@ -205,6 +211,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = DefaultLeaseTTL
 	}
+	if opts.LoginHold == 0 {
+		opts.LoginHold = 10 * time.Second
+	}
 	if opts.CapProbeAfter == 0 {
 		opts.CapProbeAfter = 2 * time.Minute
 	}
@@ -230,6 +239,7 @@ func New(opts Options) (*Engine, error) {
 		kept:    map[int64]keptConn{},
 		conns:   map[string]*connLimit{},
 		fails:   map[int64]int{},
+		logins:  newLoginGate(opts.LoginHold),
 	}
 	if opts.CatchUpInterval > 0 {
 		e.goSafe("catch-up timer", e.catchUpLoop)
@@ -419,7 +429,11 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	// The job waits for its first place under the old server's cap (or
 	// takes the one its login's connection holds) before it counts as
 	// running: accounts are copied as many at once as the old server
-	// takes connections, the others wait as they are, pending.
+	// takes connections, the others wait as they are, pending. First
+	// logins being answered come before it (logingate.go).
+	if err := e.logins.wait(ctx); err != nil {
+		return err
+	}
 	c, lim, err := e.firstPlace(ctx, acct, s, cred)
 	if err != nil {
 		return err

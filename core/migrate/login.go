@@ -114,6 +114,8 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 	if err != nil {
 		return nil, err
 	}
+	// Copy work waits while this login asks the old server (logingate.go).
+	defer e.logins.enter()()
 	if s.IgnoresDomain && !strings.EqualFold(s.DefaultDomain, domain) {
 		// The old server would take alice@this-domain for alice of its
 		// one domain.
@@ -255,6 +257,7 @@ func (e *Engine) hashLater(acct *store.Account, password string) {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 10*time.Minute)
 		defer cancel()
 		var err error
+		e.logins.wait(wctx) // first logins being answered come first; wctx's end shows below
 		select {
 		case e.hashes <- struct{}{}:
 			ctx, cancel := context.WithTimeout(wctx, time.Minute)
