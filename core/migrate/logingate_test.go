@@ -25,6 +25,7 @@ type loginHoldProxy struct {
 	holding bool
 	held    chan struct{} // closed by release
 	waits   atomic.Int32  // connections that were held
+	conns   atomic.Int32  // connections accepted
 	wg      sync.WaitGroup
 }
 
@@ -44,6 +45,7 @@ func startLoginHoldProxy(t *testing.T, target string) *loginHoldProxy {
 			if err != nil {
 				return
 			}
+			p.conns.Add(1)
 			p.mu.Lock()
 			var held chan struct{}
 			if p.holding {
