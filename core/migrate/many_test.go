@@ -246,3 +246,32 @@ func TestKeptConnWaitsForPlace(t *testing.T) {
 		t.Errorf("%d connections to the old server for three first logins and their copies, want 3", n)
 	}
 }
+
+// A first login's account is made with its first login noted, in one
+// commit: the login's store.NoteLogin then writes nothing (each commit is
+// an fsync on the one writer, which a burst of 50 first logins queues on).
+func TestFirstLoginNotedWithAccount(t *testing.T) {
+	t.Parallel()
+	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
+	addr, pass := srv.Address(t, "carol")
+	st, _ := setup(t, srv.IMAPAddr)
+	e := newEngine(t, st, nil)
+	ctx := context.Background()
+	acct, err := e.FirstLogin(ctx, addr, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct.FirstLogin.IsZero() {
+		t.Error("FirstLogin returned an account without its first login")
+	}
+	stored, err := st.Account(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.FirstLogin.IsZero() || !stored.FirstLogin.Equal(acct.FirstLogin) {
+		t.Errorf("stored first login %v, returned %v", stored.FirstLogin, acct.FirstLogin)
+	}
+	if err := e.Wait(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+}
