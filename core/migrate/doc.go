@@ -35,7 +35,10 @@
 //     go on beside them once a hold has lasted that long.
 //   - Connections to one old server are capped, shared by every account's
 //     copy (Settings.MaxConnections, default 10; connlimit.go): an
-//     account's first connection waits for a place, more are taken only
+//     account's first connection waits for a place (places go to the
+//     waiting copies first come first; a first login's connection opened
+//     without a place is kept while its copy waits, up to keptConnMaxAge,
+//     so that the old server logs the user in once), more are taken only
 //     where places are free, so copies never wait for each other. A
 //     connection the old server turns away (a BYE greeting, a close before
 //     the greeting, NO [LIMIT]) lowers the cap to the connections held and
