@@ -36,36 +36,59 @@ type burstRun struct {
 
 func BenchmarkFirstLoginBurst(b *testing.B) {
 	old, users, total := burstOldServer(b)
-	// The floor: the same 50 logins straight to the old server, no copies.
-	floor := make([]time.Duration, 0, 3)
-	for range 3 {
-		took := burstLogins(b, users, old.IMAPAddr)
-		floor = append(floor, took[len(took)*9/10])
-	}
-	slices.Sort(floor)
-	b.Logf("floor: 50 simultaneous LOGINs straight to the old server, p90 %v (median of 3)", floor[1].Round(time.Millisecond))
-	var runs []burstRun
+	var runs, before []burstRun
+	var floor []time.Duration
 	n := 3
 	if v, err := strconv.Atoi(os.Getenv("MAILFERRY_BURST_RUNS")); err == nil && v > 0 {
 		n = v // for a quick look; the figures are medians of 3
 	}
+	// MAILFERRY_BURST_BEFORE=binary: each run also bursts a `serve` of
+	// that binary (the code before a change), side by side.
+	beforeBin := os.Getenv("MAILFERRY_BURST_BEFORE")
 	for range n {
+		// The floor: the same 50 logins straight to the old server, no
+		// copies, in the same run (the machine's load changes).
+		took := burstLogins(b, users, old.IMAPAddr)
+		floor = append(floor, took[len(took)*9/10])
 		r := burstOnce(b, old, users, 1, "")
 		r.bytes = total
 		runs = append(runs, r)
-		b.Logf("run: logins answered p50 %v p90 %v max %v; every copy done %v (%.0f MB/s); serve peak RSS %d MiB",
-			r.p50.Round(time.Millisecond), r.p90.Round(time.Millisecond), r.max.Round(time.Millisecond),
+		b.Logf("run: logins answered p50 %v p90 %v max %v (floor p90 %v); every copy done %v (%.0f MB/s); serve peak RSS %d MiB",
+			r.p50.Round(time.Millisecond), r.p90.Round(time.Millisecond), r.max.Round(time.Millisecond), floor[len(floor)-1].Round(time.Millisecond),
 			r.allCopied.Round(10*time.Millisecond), float64(total)/1e6/r.allCopied.Seconds(), r.peakRSSKiB/1024)
+		if beforeBin != "" {
+			var rb burstRun
+			withBinary(beforeBin, func() { rb = burstOnce(b, old, users, 1, "") })
+			before = append(before, rb)
+			b.Logf("run of %s: logins answered p50 %v p90 %v max %v; every copy done %v",
+				beforeBin, rb.p50.Round(time.Millisecond), rb.p90.Round(time.Millisecond), rb.max.Round(time.Millisecond), rb.allCopied.Round(10*time.Millisecond))
+		}
 	}
+	slices.Sort(floor)
 	m := burstMedian(runs)
 	p90, rss := m.p90, float64(m.peakRSSKiB)/1024
-	fmt.Printf("first-login burst, %d users x %d messages (medians of 3): logins p50 %v p90 %v max %v; every copy done %v; serve peak RSS %.0f MiB\n",
-		burstUsers, burstMessages, m.p50.Round(time.Millisecond), p90.Round(time.Millisecond), m.max.Round(time.Millisecond),
+	fmt.Printf("first-login burst, %d users x %d messages (medians of %d): logins p50 %v p90 %v max %v; every copy done %v; serve peak RSS %.0f MiB\n",
+		burstUsers, burstMessages, len(runs), m.p50.Round(time.Millisecond), p90.Round(time.Millisecond), m.max.Round(time.Millisecond),
 		m.allCopied.Round(10*time.Millisecond), rss)
-	fmt.Printf("  floor: the same logins straight to the old server, no copies: p90 %v\n", floor[1].Round(time.Millisecond))
+	fl := floor[len(floor)/2]
+	fmt.Printf("  floor: the same logins straight to the old server, no copies: p90 %v; Mailferry adds %v\n",
+		fl.Round(time.Millisecond), (p90 - fl).Round(time.Millisecond))
+	if len(before) > 0 {
+		mb := burstMedian(before)
+		fmt.Printf("  before (%s): logins p90 %v; every copy done %v\n", beforeBin, mb.p90.Round(time.Millisecond), mb.allCopied.Round(10*time.Millisecond))
+	}
 	fmt.Printf("  goal p90 < 1s: %s; goal peak RSS < 256 MiB: %s\n", holds(p90 < time.Second), holds(rss < 256))
 	b.ReportMetric(p90.Seconds(), "p90-s")
 	b.ReportMetric(rss, "peakRSS-MiB")
+}
+
+// withBinary runs fn with bin as the mailferry binary the helpers start
+// (benchmarks run one at a time).
+func withBinary(bin string, fn func()) {
+	saved := mailferryBin
+	mailferryBin = bin
+	defer func() { mailferryBin = saved }()
+	fn()
 }
 
 func holds(ok bool) string {

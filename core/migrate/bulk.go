@@ -96,7 +96,7 @@ func (e *Engine) createForBulk(ctx context.Context, s *oldSettings, cred Credent
 	// hashed now, as an account whose hash never came would then be shut
 	// (only a password of the old server's can be asked for again).
 	later := origin == store.PasswordOld
-	acct, err := e.createFromOld(ctx, c, cred.Address, password, name, origin, later)
+	acct, err := e.createFromOld(ctx, c, cred.Address, password, name, origin, later, false)
 	if err != nil {
 		closeExtra(lim, c)
 		if errors.Is(err, store.ErrExists) {

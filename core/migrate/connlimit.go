@@ -16,6 +16,7 @@ package migrate
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,12 +28,12 @@ import (
 // connLimit counts the connections open to one old server.
 type connLimit struct {
 	mu      sync.Mutex
-	want    int           // the cap the settings and what was learnt ask for
-	ceiling int           // the admin's cap: probes never pass it
-	max     int           // places; at least 1 (want, or lower once turned away, or probed up)
-	open    int           // places taken
-	waiting int           // acquire calls waiting for a place
-	changed chan struct{} // closed (and replaced) when a place is freed
+	want    int             // the cap the settings and what was learnt ask for
+	ceiling int             // the admin's cap: probes never pass it
+	max     int             // places; at least 1 (want, or lower once turned away, or probed up)
+	open    int             // places taken
+	waiting int             // acquire calls waiting for a place: len(queue)
+	queue   []chan struct{} // their turns, first come first; closed when given a place
 
 	quiet time.Duration    // between a change of max and a probe; < 0: never
 	since time.Time        // when max last changed
@@ -41,7 +42,7 @@ type connLimit struct {
 }
 
 func newConnLimit(n, ceiling int, quiet time.Duration) *connLimit {
-	return &connLimit{want: n, ceiling: max(ceiling, n), max: n, changed: make(chan struct{}),
+	return &connLimit{want: n, ceiling: max(ceiling, n), max: n,
 		quiet: quiet, since: time.Now(), now: time.Now}
 }
 
@@ -64,34 +65,47 @@ func (l *connLimit) opened() {
 	l.mu.Unlock()
 }
 
-// acquire takes a place, waiting for one while ctx lasts.
+// acquire takes a place, waiting for one while ctx lasts. Waiters get
+// places in the order they came (a copy waiting since a burst's first
+// login goes before one of its last, and the first login's kept
+// connection is still open when its place comes: firstPlace).
 func (l *connLimit) acquire(ctx context.Context) error {
-	waiting := false
-	defer func() {
-		if waiting {
-			l.mu.Lock()
-			l.waiting--
-			l.mu.Unlock()
-		}
-	}()
-	for {
-		l.mu.Lock()
-		if l.open < l.max || l.probe() {
-			l.open++
-			l.mu.Unlock()
-			return nil
-		}
-		if !waiting {
-			waiting = true
-			l.waiting++
-		}
-		ch := l.changed
+	l.mu.Lock()
+	if l.waiting == 0 && (l.open < l.max || l.probe()) {
+		l.open++
 		l.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return nil
+	}
+	turn := make(chan struct{})
+	l.queue = append(l.queue, turn)
+	l.waiting++
+	l.mu.Unlock()
+	select {
+	case <-turn:
+		return nil
+	case <-ctx.Done():
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if i := slices.Index(l.queue, turn); i >= 0 {
+		l.queue = slices.Delete(l.queue, i, i+1)
+		l.waiting--
+	} else {
+		// Given a place as ctx ended: it goes to the next in line.
+		l.open--
+		l.give()
+	}
+	return ctx.Err()
+}
+
+// give hands free places to the waiters, first come first. l.mu is held.
+func (l *connLimit) give() {
+	for l.waiting > 0 && (l.open < l.max || l.probe()) {
+		turn := l.queue[0]
+		l.queue = slices.Delete(l.queue, 0, 1)
+		l.waiting--
+		l.open++
+		close(turn)
 	}
 }
 
@@ -131,8 +145,7 @@ func (l *connLimit) tryAcquire() bool {
 func (l *connLimit) release() {
 	l.mu.Lock()
 	l.open--
-	close(l.changed)
-	l.changed = make(chan struct{})
+	l.give()
 	l.mu.Unlock()
 }
 
@@ -145,8 +158,7 @@ func (l *connLimit) turnedAway() int {
 	l.max = max(1, min(l.max, l.open))
 	l.since, l.ok = l.now(), 0
 	n := l.max
-	close(l.changed)
-	l.changed = make(chan struct{})
+	l.give()
 	l.mu.Unlock()
 	return n
 }
@@ -172,8 +184,7 @@ func (e *Engine) limits(s *oldSettings) *connLimit {
 	l.ceiling = max(s.ConnLimit(), want)
 	if want != l.want {
 		l.want, l.max = want, want
-		close(l.changed)
-		l.changed = make(chan struct{})
+		l.give()
 	}
 	l.mu.Unlock()
 	return l
@@ -186,7 +197,8 @@ func (e *Engine) limits(s *oldSettings) *connLimit {
 // away lowers the cap (and is learnt); any other failure returns nil too
 // (the copy goes on with the connections it has).
 func (e *Engine) extraConn(ctx context.Context, lim *connLimit, s *oldSettings, cred Credentials) *imapclient.Client {
-	if !lim.tryExtra() {
+	// First logins being answered come before one more login of a copy.
+	if e.logins.wait(ctx) != nil || !lim.tryExtra() {
 		return nil
 	}
 	c, err := e.connect(ctx, s, cred)

@@ -206,3 +206,52 @@ func TestConnLimitExtraAfterWaiting(t *testing.T) {
 		t.Fatal("no extra connection with a place free and nobody waiting")
 	}
 }
+
+// Copies waiting for a place get one in the order they came: the account
+// whose user logged in first is copied first (and its login's kept
+// connection is still open then), never overtaken by later ones.
+func TestConnLimitFirstComeFirst(t *testing.T) {
+	l := newConnLimit(1, 1, -1)
+	ctx := context.Background()
+	if err := l.acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	got := make(chan int, n)
+	for i := range n {
+		go func() {
+			if err := l.acquire(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+			got <- i
+		}()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) { // i waits before i+1 comes
+			l.mu.Lock()
+			w := l.waiting
+			l.mu.Unlock()
+			if w == i+1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waiter %d did not wait", i)
+			}
+		}
+	}
+	// One that gives up leaves its turn to the next.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	if err := l.acquire(wctx); err == nil {
+		t.Fatal("a place taken by waiting while none was free")
+	}
+	cancel()
+	for want := range n {
+		l.release()
+		if i := <-got; i != want {
+			t.Fatalf("place %d went to waiter %d", want, i)
+		}
+	}
+	l.release()
+	if l.waiting != 0 || l.open != 0 || len(l.queue) != 0 {
+		t.Fatalf("after all: waiting %d, open %d, queue %d", l.waiting, l.open, len(l.queue))
+	}
+}

@@ -355,6 +355,9 @@ func (e *Engine) copiedUpTo(ctx context.Context, p *plan) uint32 {
 // committed UID, streaming: pipelined UID FETCH chunks on this connection
 // while the previous batch commits.
 func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, catchUp bool) error {
+	if err := e.logins.wait(ctx); err != nil { // first logins being answered first
+		return err
+	}
 	sel, err := c.Select(p.old.cmdName(), &imap.SelectOptions{ReadOnly: true}).Wait() // EXAMINE: no \Seen, no \Recent change
 	if err != nil {
 		var ierr *imap.Error
@@ -367,6 +370,7 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 	if err != nil {
 		return &mailboxError{p.old.name, err}
 	}
+	adopt := false // the settled UIDVALIDITY, taken with the "done" below
 	if sel.UIDValidity != local.UIDValidity {
 		// Dovecot settles the UIDVALIDITY of a never-opened Maildir folder
 		// only when it is first selected, so LIST-STATUS may have said
@@ -374,8 +378,16 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 		if local.MigratedUID != 0 {
 			return &mailboxError{p.old.name, errUIDValidity}
 		}
-		if err := adoptErr(p.old.name, e.st.AdoptUIDValidity(ctx, local.ID, sel.UIDValidity, uint32(sel.UIDNext))); err != nil {
+		// An empty old folder with no problems to try again (Dovecot's
+		// never-opened special-use folders: five per account on a fresh
+		// server) takes it in the one commit that marks it done.
+		if adopt, err = e.emptyToAdopt(ctx, sel, p); err != nil {
 			return err
+		}
+		if !adopt {
+			if err := adoptErr(p.old.name, e.st.AdoptUIDValidity(ctx, local.ID, sel.UIDValidity, uint32(sel.UIDNext))); err != nil {
+				return err
+			}
 		}
 		e.log.Info("migrate: mailbox took the old server's settled UIDVALIDITY", "account", acct.Address, "mailbox", p.old.name)
 	}
@@ -422,8 +434,26 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 		}
 		final = max(final, uids[len(uids)-1])
 	}
+	if adopt {
+		return adoptErr(p.old.name, e.st.AdoptUIDValidityDone(ctx, p.local.ID, sel.UIDValidity, uint32(sel.UIDNext), store.MigDone, final))
+	}
 	if err := e.st.SetMailboxMigration(ctx, p.local.ID, store.MigDone, final); err != nil {
 		return err
 	}
 	return nil
+}
+
+// emptyToAdopt reports whether a mailbox whose UIDVALIDITY the old server
+// settled as it was opened may take it together with its "done": the old
+// folder is empty and no message of it waits to be tried again
+// (retryProblems then copies nothing into it).
+func (e *Engine) emptyToAdopt(ctx context.Context, sel *imap.SelectData, p *plan) (bool, error) {
+	if sel.NumMessages != 0 {
+		return false, nil
+	}
+	if p.retried {
+		return true, nil
+	}
+	probs, err := e.st.MailboxCopyProblems(ctx, p.local.ID)
+	return err == nil && len(probs) == 0, err
 }

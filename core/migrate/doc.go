@@ -26,9 +26,19 @@
 //     asked to run again runs once more only if its run had begun (a run
 //     reads the old server after it begins): a first login's own
 //     LoggedIn does not make its copy run twice.
+//   - First logins come before copies: while a first login waits for the
+//     old server's answer, copy work (a copy's next FETCH or mailbox, a
+//     job's start, an extra connection, a background password hash)
+//     waits, so that a burst of first logins is answered at the old
+//     server's own pace (logingate.go). The hold is bounded
+//     (Options.LoginHold, 10 s): under a steady stream of logins copies
+//     go on beside them once a hold has lasted that long.
 //   - Connections to one old server are capped, shared by every account's
 //     copy (Settings.MaxConnections, default 10; connlimit.go): an
-//     account's first connection waits for a place, more are taken only
+//     account's first connection waits for a place (places go to the
+//     waiting copies first come first; a first login's connection opened
+//     without a place is kept while its copy waits, up to keptConnMaxAge,
+//     so that the old server logs the user in once), more are taken only
 //     where places are free, so copies never wait for each other. A
 //     connection the old server turns away (a BYE greeting, a close before
 //     the greeting, NO [LIMIT]) lowers the cap to the connections held and

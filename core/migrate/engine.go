@@ -77,6 +77,11 @@ type Options struct {
 	// LeaseTTL is how long an account's copy lease lasts unless renewed
 	// (see lease.go); 0 means DefaultLeaseTTL.
 	LeaseTTL time.Duration
+	// LoginHold is the longest that copy work (a copy's next FETCH, a
+	// job's start, an extra connection, a first login's password hash)
+	// waits while first logins ask the old server (logingate.go); 0 means
+	// 10 seconds, negative never waits.
+	LoginHold time.Duration
 	// CapProbeAfter is how long a connection cap lowered by the old
 	// server's refusal stays as it is (with connections opening well)
 	// before a copy that wants one more place tries one more (connlimit.go);
@@ -136,6 +141,7 @@ type Engine struct {
 	pending map[int64]pendingHash // by account ID: see hashLater
 	hashes  chan struct{}         // hashLater's one hash at a time
 	conns   map[string]*connLimit // by old server (host:port): see connlimit.go
+	logins  *loginGate            // first logins in flight hold copy work: see logingate.go
 	learnMu sync.Mutex            // serializes recording what was learnt
 }
 
@@ -205,6 +211,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = DefaultLeaseTTL
 	}
+	if opts.LoginHold == 0 {
+		opts.LoginHold = 10 * time.Second
+	}
 	if opts.CapProbeAfter == 0 {
 		opts.CapProbeAfter = 2 * time.Minute
 	}
@@ -230,6 +239,7 @@ func New(opts Options) (*Engine, error) {
 		kept:    map[int64]keptConn{},
 		conns:   map[string]*connLimit{},
 		fails:   map[int64]int{},
+		logins:  newLoginGate(opts.LoginHold),
 	}
 	if opts.CatchUpInterval > 0 {
 		e.goSafe("catch-up timer", e.catchUpLoop)
@@ -419,7 +429,11 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	// The job waits for its first place under the old server's cap (or
 	// takes the one its login's connection holds) before it counts as
 	// running: accounts are copied as many at once as the old server
-	// takes connections, the others wait as they are, pending.
+	// takes connections, the others wait as they are, pending. First
+	// logins being answered come before it (logingate.go).
+	if err := e.logins.wait(ctx); err != nil {
+		return err
+	}
 	c, lim, err := e.firstPlace(ctx, acct, s, cred)
 	if err != nil {
 		return err
@@ -489,63 +503,6 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	})
 	e.log.Info("migrate: job done", "account", acct.Address, "catchup", catchUp)
 	return nil
-}
-
-// catchUpLoop periodically schedules every account the engine can log in
-// for, so that mail still landing on the old server is pulled.
-func (e *Engine) catchUpLoop() {
-	t := time.NewTicker(e.opts.CatchUpInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.ctx.Done():
-			return
-		case <-t.C:
-		}
-		// A panic fails this round only (logged with its stack by
-		// recovered); the timer goes on, so catch-up never stays dead.
-		_ = recovered(e.log, "catch-up", func() error { e.Resume(e.ctx); e.catchUpAll(e.ctx); return nil })
-	}
-}
-
-// CatchUp schedules a catch-up (or resume) run of every migrated account of
-// a migrating domain that the engine has credentials for, and returns how
-// many it scheduled. The periodic timer calls it too.
-func (e *Engine) CatchUp(ctx context.Context) int { return e.catchUpAll(ctx) }
-
-func (e *Engine) catchUpAll(ctx context.Context) int {
-	accts, err := e.st.Accounts(ctx, "")
-	if err != nil {
-		e.log.Warn("migrate: catch-up: list accounts", "err", err)
-		return 0
-	}
-	n := 0
-	for _, a := range accts {
-		if a.Migration == "" {
-			continue
-		}
-		if _, ok := e.credsFor(a); !ok {
-			continue
-		}
-		_, domain, err := store.SplitAddress(a.Address)
-		if err != nil {
-			continue
-		}
-		if _, err := migratingSettings(ctx, e.st, domain); err != nil {
-			if errors.Is(err, ErrNotMigrating) {
-				// The domain's migration is over: its passwords are no
-				// longer needed.
-				e.mu.Lock()
-				delete(e.creds, a.ID)
-				e.mu.Unlock()
-			}
-			continue
-		}
-		if e.schedule(a.ID, a.Address) != nil {
-			n++
-		}
-	}
-	return n
 }
 
 // Subscribe returns a channel of events and a function that ends the

@@ -345,7 +345,9 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 	}
 	// One FETCH at a time (see Options.ChunkMessages).
 	for next < len(uids) {
-		if err := ctx.Err(); err != nil {
+		// First logins being answered come before the next chunk
+		// (logingate.go); ctx's end is this loop's too.
+		if err := e.logins.wait(ctx); err != nil {
 			return err
 		}
 		if u := uids[next]; p.given(u) {

@@ -19,6 +19,7 @@ type keptConn struct {
 	c     *imapclient.Client
 	cred  Credentials
 	place *connLimit // whose place c holds; nil if none
+	at    time.Time  // when it was kept
 }
 
 // keptConnMaxAge is how long a kept connection waits for its copy; an
@@ -35,7 +36,7 @@ var keptConnMaxAge = 20 * time.Second
 func (e *Engine) keepConn(id int64, cred Credentials, c *imapclient.Client, place *connLimit) {
 	e.mu.Lock()
 	old, had := e.kept[id]
-	k := keptConn{c: c, cred: cred, place: place}
+	k := keptConn{c: c, cred: cred, place: place, at: time.Now()}
 	if e.closed {
 		old, had = k, true
 	} else {
@@ -68,33 +69,38 @@ func (k keptConn) close() {
 }
 
 // takeConn returns the connection kept for the account if it was logged in
-// with cred, and the cap whose place it holds (nil if none), else nil
-// (closing one that was not). One older than keptConnMaxAge is gone
-// already: keepConn's timer closed it.
-func (e *Engine) takeConn(id int64, cred Credentials) (*imapclient.Client, *connLimit) {
+// with cred, the cap whose place it holds (nil if none) and when it was
+// kept, else nil (closing one that was not). One older than
+// keptConnMaxAge is gone already: keepConn's timer closed it.
+func (e *Engine) takeConn(id int64, cred Credentials) (*imapclient.Client, *connLimit, time.Time) {
 	e.mu.Lock()
 	k, ok := e.kept[id]
 	delete(e.kept, id)
 	e.mu.Unlock()
 	if !ok {
-		return nil, nil
+		return nil, nil, time.Time{}
 	}
 	same := strings.EqualFold(k.cred.Address, cred.Address) && k.cred.Password == cred.Password &&
 		k.cred.MasterUser == cred.MasterUser && k.cred.MasterPassword == cred.MasterPassword
 	if !same {
 		k.close()
-		return nil, nil
+		return nil, nil, time.Time{}
 	}
-	return k.c, k.place
+	return k.c, k.place, k.at
 }
 
 // firstPlace returns the connection kept for the account's copy (nil if
 // none: the copy dials one) and the old server's cap, a place of which it
 // holds for the copy's first connection: the kept connection's, or one
 // waited for while ctx lasts (never waited for while holding another).
+// A kept connection without a place (its login found none free) stays
+// open while the job waits for one, until keptConnMaxAge after its login:
+// the old server, whose logins are its dearest work, is not asked for a
+// second login of the user. (It was opened beside the cap by the login,
+// which never waits; it is kept no longer than keepConn keeps any.)
 func (e *Engine) firstPlace(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials) (*imapclient.Client, *connLimit, error) {
 	lim := e.limits(s)
-	c, held := e.takeConn(acct.ID, cred)
+	c, held, at := e.takeConn(acct.ID, cred)
 	if held != nil && held != lim {
 		held.release()
 		held = nil
@@ -103,8 +109,16 @@ func (e *Engine) firstPlace(ctx context.Context, acct *store.Account, s *oldSett
 	case held != nil: // the login's place is the copy's
 	case c != nil && lim.tryAcquire():
 	default:
-		closeClient(c)
-		c = nil
+		if c != nil {
+			wctx, cancel := context.WithDeadline(ctx, at.Add(keptConnMaxAge))
+			err := lim.acquire(wctx)
+			cancel()
+			if err == nil {
+				return c, lim, nil
+			}
+			closeClient(c)
+			c = nil
+		}
 		if err := lim.acquire(ctx); err != nil {
 			return nil, nil, err
 		}

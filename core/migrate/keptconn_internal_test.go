@@ -35,7 +35,7 @@ func TestKeptConnClosedWhenTooOld(t *testing.T) {
 	if n != 0 {
 		t.Errorf("%d connections still kept", n)
 	}
-	if c, _ := e.takeConn(1, cred); c != nil {
+	if c, _, _ := e.takeConn(1, cred); c != nil {
 		t.Error("took a connection past its age")
 	}
 }

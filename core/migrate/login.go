@@ -114,6 +114,8 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 	if err != nil {
 		return nil, err
 	}
+	// Copy work waits while this login asks the old server (logingate.go).
+	defer e.logins.enter()()
 	if s.IgnoresDomain && !strings.EqualFold(s.DefaultDomain, domain) {
 		// The old server would take alice@this-domain for alice of its
 		// one domain.
@@ -142,7 +144,7 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 		}
 		return nil, err
 	}
-	acct, err := e.createFromOld(ctx, c, address, password, name, store.PasswordOld, true)
+	acct, err := e.createFromOld(ctx, c, address, password, name, store.PasswordOld, true, true)
 	if err != nil {
 		keptConn{c: c, place: place}.close()
 		if errors.Is(err, store.ErrExists) { // a concurrent first login won
@@ -166,8 +168,9 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 // hierarchy separator and an INBOX keeping the old UIDVALIDITY and UIDNEXT,
 // read on c (logged in as the user, whose name there is oldLogin). An
 // account that exists already gives an error wrapping store.ErrExists.
-// With hashLater the password's hash is not stored yet (see hashLater).
-func (e *Engine) createFromOld(ctx context.Context, c *imapclient.Client, address, password, oldLogin, origin string, hashLater bool) (*store.Account, error) {
+// With hashLater the password's hash is not stored yet (see hashLater);
+// atLogin: the account is made at its user's login (store.AccountOptions.AtLogin).
+func (e *Engine) createFromOld(ctx context.Context, c *imapclient.Client, address, password, oldLogin, origin string, hashLater, atLogin bool) (*store.Account, error) {
 	ns, err := readNamespace(c)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %s: %w", address, err)
@@ -184,6 +187,7 @@ func (e *Engine) createFromOld(ctx context.Context, c *imapclient.Client, addres
 		OldLogin:       oldLogin,
 		PasswordOrigin: origin,
 		HashLater:      hashLater,
+		AtLogin:        atLogin,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("migrate: create account %s: %w", address, err)
@@ -255,6 +259,7 @@ func (e *Engine) hashLater(acct *store.Account, password string) {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 10*time.Minute)
 		defer cancel()
 		var err error
+		e.logins.wait(wctx) // first logins being answered come first; wctx's end shows below
 		select {
 		case e.hashes <- struct{}{}:
 			ctx, cancel := context.WithTimeout(wctx, time.Minute)

@@ -184,3 +184,94 @@ func TestBulkHashOffTheCopy(t *testing.T) {
 		t.Fatalf("Authenticate after MigrateUsers: %v", err)
 	}
 }
+
+// A first login that found no free place under the old server's cap
+// keeps its connection while its copy waits for one: the copy starts on
+// it, the old server is not asked for a second login of the user. With a
+// cap of 1 and three first logins (carol's held at the old server's door
+// while alice and bob log in, so that no copy starts before all three are
+// answered): three connections in all, not five.
+func TestKeptConnWaitsForPlace(t *testing.T) {
+	t.Parallel()
+	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
+	users := []string{"alice", "bob", "carol"}
+	pass := map[string]string{}
+	for i, u := range users {
+		a, p := srv.Address(t, u)
+		pass[a] = p
+		users[i] = a
+		for j := range 20 {
+			srv.Append(t, u, "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of %s\r\n", j, j, u))
+		}
+	}
+	px := startLoginHoldProxy(t, srv.IMAPAddr)
+	st, _ := setup(t, px.addr())
+	s := settingsFor(t, px.addr())
+	s.MaxConnections = 1
+	ctx := context.Background()
+	if err := migrate.SetDomain(ctx, st, oldtest.Domain, s, true); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, st, &migrate.Options{LoginHold: time.Minute})
+	px.hold()
+	carol := make(chan error, 1)
+	go func() {
+		_, err := e.FirstLogin(ctx, users[2], pass[users[2]])
+		carol <- err
+	}()
+	for px.waits.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	px.pass()
+	for _, a := range users[:2] {
+		if _, err := e.FirstLogin(ctx, a, pass[a]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	px.release()
+	if err := <-carol; err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range users {
+		if err := e.Wait(ctx, a); err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+	}
+	for _, u := range []string{"alice", "bob", "carol"} {
+		if got := compareAll(t, srv, st, u); got != 20 {
+			t.Errorf("%s: compared %d messages, want 20", u, got)
+		}
+	}
+	if n := px.conns.Load(); n != 3 {
+		t.Errorf("%d connections to the old server for three first logins and their copies, want 3", n)
+	}
+}
+
+// A first login's account is made with its first login noted, in one
+// commit: the login's store.NoteLogin then writes nothing (each commit is
+// an fsync on the one writer, which a burst of 50 first logins queues on).
+func TestFirstLoginNotedWithAccount(t *testing.T) {
+	t.Parallel()
+	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
+	addr, pass := srv.Address(t, "carol")
+	st, _ := setup(t, srv.IMAPAddr)
+	e := newEngine(t, st, nil)
+	ctx := context.Background()
+	acct, err := e.FirstLogin(ctx, addr, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct.FirstLogin.IsZero() {
+		t.Error("FirstLogin returned an account without its first login")
+	}
+	stored, err := st.Account(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.FirstLogin.IsZero() || !stored.FirstLogin.Equal(acct.FirstLogin) {
+		t.Errorf("stored first login %v, returned %v", stored.FirstLogin, acct.FirstLogin)
+	}
+	if err := e.Wait(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -33,3 +33,39 @@ func TestAdoptUIDValidity(t *testing.T) {
 		t.Fatalf("UIDVALIDITY changed to %d on a refused adopt", got.UIDValidity)
 	}
 }
+
+// AdoptUIDValidityDone adopts and marks the mailbox copied in one commit;
+// refused on a mailbox with mail, it changes neither.
+func TestAdoptUIDValidityDone(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	a := account(t, s, "a@example.test")
+	mb, err := s.CreateMailbox(ctx, a.ID, "Empty", &store.MailboxOptions{UIDValidity: 100, UIDNext: 5, Migration: store.MigPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AdoptUIDValidityDone(ctx, mb.ID, 200, 7, store.MigDone, 6); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.MailboxByID(ctx, mb.ID)
+	if got.UIDValidity != 200 || got.UIDNext != 7 || got.Migration != store.MigDone || got.MigratedUID != 6 {
+		t.Fatalf("after adopt and done: UIDVALIDITY %d UIDNEXT %d state %q last UID %d, want 200, 7, done, 6",
+			got.UIDValidity, got.UIDNext, got.Migration, got.MigratedUID)
+	}
+	full, err := s.CreateMailbox(ctx, a.ID, "Full", &store.MailboxOptions{UIDValidity: 100, UIDNext: 5, Migration: store.MigPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendMessage(ctx, full.ID, &store.NewMessage{Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AdoptUIDValidityDone(ctx, full.ID, 300, 1, store.MigDone, 9); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("adopt and done on a mailbox with mail: %v", err)
+	}
+	if got, _ := s.MailboxByID(ctx, full.ID); got.UIDValidity != 100 || got.Migration != store.MigPending || got.MigratedUID != 0 {
+		t.Fatalf("a refused adopt and done changed the mailbox: UIDVALIDITY %d state %q last UID %d", got.UIDValidity, got.Migration, got.MigratedUID)
+	}
+	if err := s.AdoptUIDValidityDone(ctx, mb.ID, 0, 1, store.MigDone, 0); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("UIDVALIDITY 0: %v", err)
+	}
+}

@@ -1,0 +1,87 @@
+package migrate
+
+// Logins before copies: while first logins wait for the old server's
+// answer, the engine's other work on the old server and on this machine
+// (a copy's next FETCH, a job's start, an extra connection, a password
+// hash) waits, so that a morning's burst of first logins is answered at
+// the old server's own pace, not behind copies that load the same old
+// server and the same cores. The hold is bounded (Options.LoginHold): a
+// steady stream of logins never starves the copies; once a hold has
+// lasted that long, copies go on beside the logins until none is in
+// flight, and only then may a new hold begin.
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// loginGate counts the first logins asking the old server and holds
+// copy work while there are any.
+type loginGate struct {
+	mu    sync.Mutex
+	hold  time.Duration // longest hold; <= 0: copies never wait
+	n     int           // first logins in flight
+	since time.Time     // when the current hold began (n went 0 -> 1)
+	open  chan struct{} // closed when n drops to 0
+	now   func() time.Time
+}
+
+func newLoginGate(hold time.Duration) *loginGate {
+	ch := make(chan struct{})
+	close(ch)
+	return &loginGate{hold: hold, open: ch, now: time.Now}
+}
+
+// enter counts a first login asking the old server; the returned func
+// counts it out (call it once).
+func (g *loginGate) enter() func() {
+	g.mu.Lock()
+	g.n++
+	if g.n == 1 {
+		g.since, g.open = g.now(), make(chan struct{})
+	}
+	g.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.mu.Lock()
+			g.n--
+			if g.n == 0 {
+				close(g.open)
+			}
+			g.mu.Unlock()
+		})
+	}
+}
+
+// wait returns once no first login is in flight, the current hold has
+// lasted g.hold, or ctx ends (then ctx's error).
+func (g *loginGate) wait(ctx context.Context) error {
+	g.mu.Lock()
+	if g.n == 0 || g.hold <= 0 {
+		g.mu.Unlock()
+		return ctx.Err()
+	}
+	left := g.hold - g.now().Sub(g.since)
+	open := g.open
+	g.mu.Unlock()
+	if left <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(left)
+	defer t.Stop()
+	select {
+	case <-open:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return ctx.Err()
+}
+
+// inFlight is how many first logins ask the old server now.
+func (g *loginGate) inFlight() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.n
+}

@@ -1,0 +1,218 @@
+package migrate_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"mailferry/core/migrate"
+	"mailferry/core/oldserver/oldtest"
+)
+
+// loginHoldProxy forwards connections to target; while holding, a new
+// connection is accepted but not forwarded (the old server's greeting
+// does not come: a first login waits as behind a slow old server) until
+// release.
+type loginHoldProxy struct {
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	holding bool
+	held    chan struct{} // closed by release
+	waits   atomic.Int32  // connections that were held
+	conns   atomic.Int32  // connections accepted
+	wg      sync.WaitGroup
+}
+
+func startLoginHoldProxy(t *testing.T, target string) *loginHoldProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &loginHoldProxy{ln: ln, target: target, held: make(chan struct{})}
+	t.Cleanup(func() { p.release(); ln.Close(); p.wg.Wait() })
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.conns.Add(1)
+			p.mu.Lock()
+			var held chan struct{}
+			if p.holding {
+				held = p.held
+			}
+			p.mu.Unlock()
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				defer c.Close()
+				if held != nil {
+					p.waits.Add(1)
+					<-held
+				}
+				u, err := net.Dial("tcp", p.target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				done := make(chan struct{}, 2)
+				go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+				go func() { io.Copy(c, u); done <- struct{}{} }()
+				<-done
+				<-done
+			}()
+		}
+	}()
+	return p
+}
+
+func (p *loginHoldProxy) addr() string { return p.ln.Addr().String() }
+
+// hold makes new connections wait until release.
+func (p *loginHoldProxy) hold() {
+	p.mu.Lock()
+	p.holding = true
+	p.mu.Unlock()
+}
+
+// pass lets new connections through; those held wait on.
+func (p *loginHoldProxy) pass() {
+	p.mu.Lock()
+	p.holding = false
+	p.mu.Unlock()
+}
+
+// release lets new connections and those held through.
+func (p *loginHoldProxy) release() {
+	p.mu.Lock()
+	p.holding = false
+	close(p.held)
+	p.held = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// While a first login waits for the old server's answer, copies already
+// running fetch nothing more (the morning's burst of logins is answered
+// at the old server's pace, not behind copies loading the same old server
+// and cores); once it is answered, they go on and finish, every message
+// exact. Without the gate, bob's copy goes on through alice's login.
+func TestFirstLoginsBeforeCopies(t *testing.T) {
+	t.Parallel()
+	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
+	bob, bobPass := srv.Address(t, "bob")
+	alice, alicePass := srv.Address(t, "alice")
+	const n = 3000
+	for i := range n {
+		srv.Append(t, "bob", "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of bob\r\n", i, i))
+	}
+	srv.Append(t, "alice", "INBOX", nil, time.Now(), []byte("Subject: a\r\n\r\nbody of alice\r\n"))
+	px := startLoginHoldProxy(t, srv.IMAPAddr)
+	st, _ := setup(t, px.addr())
+	// Small chunks and batches: bob's copy takes many FETCHes and commits.
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, ChunkMessages: 1, BatchMessages: 1, LoginHold: time.Minute})
+	ctx := context.Background()
+	if _, err := e.FirstLogin(ctx, bob, bobPass); err != nil {
+		t.Fatal(err)
+	}
+	copied := func() int64 {
+		for _, a := range e.Progress() {
+			if a.Address == bob {
+				return a.MessagesDone
+			}
+		}
+		return 0
+	}
+	for deadline := time.Now().Add(30 * time.Second); copied() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("bob's copy did not start")
+		}
+	}
+	px.hold()
+	login := make(chan error, 1)
+	go func() {
+		_, err := e.FirstLogin(ctx, alice, alicePass)
+		login <- err
+	}()
+	for px.waits.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // a chunk begun before the login ends
+	before := copied()
+	time.Sleep(500 * time.Millisecond)
+	during := copied()
+	if before >= n {
+		t.Fatalf("bob's copy (%d messages) finished before alice's login; the test needs it longer", n)
+	}
+	if during != before {
+		t.Errorf("bob's copy went on from %d to %d messages while alice's first login waited for the old server", before, during)
+	}
+	px.release()
+	if err := <-login; err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{bob, alice} {
+		if err := e.Wait(ctx, a); err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+	}
+	if got := compareAll(t, srv, st, "bob"); got != n {
+		t.Errorf("bob: compared %d messages, want %d", got, n)
+	}
+	if got := compareAll(t, srv, st, "alice"); got != 1 {
+		t.Errorf("alice: compared %d messages, want 1", got)
+	}
+}
+
+// The hold is bounded: a login that never gets an answer holds copies
+// for Options.LoginHold, not for ever.
+func TestLoginHoldBounded(t *testing.T) {
+	t.Parallel()
+	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
+	bob, bobPass := srv.Address(t, "bob")
+	alice, alicePass := srv.Address(t, "alice")
+	srv.Append(t, "bob", "INBOX", nil, time.Now(), []byte("Subject: b\r\n\r\nbody of bob\r\n"))
+	px := startLoginHoldProxy(t, srv.IMAPAddr)
+	st, _ := setup(t, px.addr())
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, LoginHold: 300 * time.Millisecond})
+	ctx := context.Background()
+	// bob's account, copied once; its catch-up below needs no login.
+	if _, err := e.FirstLogin(ctx, bob, bobPass); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Wait(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	srv.Append(t, "bob", "INBOX", nil, time.Now(), []byte("Subject: b2\r\n\r\nmore for bob\r\n"))
+	px.hold()
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go e.FirstLogin(lctx, alice, alicePass) // never answered while held
+	for px.waits.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	// A catch-up needs a connection too: let it through, alice's stays held.
+	px.pass()
+	t0 := time.Now()
+	e.CatchUp(ctx)
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	if err := e.Wait(wctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(t0); took > 20*time.Second {
+		t.Fatalf("bob's catch-up took %v behind a login that never ends", took)
+	}
+	if got := compareAll(t, srv, st, "bob"); got != 2 {
+		t.Errorf("bob: compared %d messages, want 2", got)
+	}
+}
