@@ -98,10 +98,8 @@ func (s *Store) EndLoginCheck(ctx context.Context, reserved []string, failed []L
 	if refill <= 0 {
 		return fmt.Errorf("%w: login failures refill %v", ErrInvalid, refill)
 	}
-	for _, k := range failed {
-		if k.Key == "" || len(k.Key) > MaxLoginFailureKey || k.Capacity <= 0 {
-			return fmt.Errorf("%w: login failure key of %d bytes, capacity %d", ErrInvalid, len(k.Key), k.Capacity)
-		}
+	if err := checkFailureKeys(failed); err != nil {
+		return err
 	}
 	return s.writeCounters(ctx, func(tx *sql.Tx) error {
 		t, err := s.dbNow(ctx, tx)
