@@ -316,7 +316,7 @@ func (c *cluster) liveNodes(t *testing.T) []string {
 // (plus a retry): after the user's next login at B, and, when the
 // configuration names the domain's master password, by itself.
 func TestTwoNodesTakeOverCopy(t *testing.T) {
-	const n = 250 // ~6.5 MB: seconds of copying into S3
+	const n = 1000 // ~26 MB: seconds of copying into S3, even with the copy as fast as it is now (250 were copied whole before the kill landed)
 	for _, tc := range []struct {
 		name   string
 		master bool
