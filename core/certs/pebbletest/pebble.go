@@ -60,15 +60,38 @@ type Pebble struct {
 	client     *http.Client
 }
 
-// FreePort returns a loopback TCP port nothing listens on now.
+// given holds the ports FreePort handed out in this process: a port
+// nobody has bound yet (a test's HTTP-01 port, bound once the server
+// starts) must not be handed out again meanwhile (it was, to
+// pebble-challtestsrv's management server, and the test failed).
+var given struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// FreePort returns a loopback TCP port nothing listens on now and that
+// FreePort never returned before in this process.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	given.Lock()
+	defer given.Unlock()
+	if given.ports == nil {
+		given.ports = map[int]bool{}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !given.ports[port] {
+			given.ports[port] = true
+			return port
+		}
+	}
+	t.Fatal("pebbletest: no loopback port that was not handed out already")
+	return 0
 }
 
 // unavailable skips the test (or fails it when Pebble is required).
