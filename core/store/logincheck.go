@@ -95,10 +95,7 @@ var errNoAttemptLeft = errors.New("store: no login attempt left")
 // each of failed (as NoteLoginFailure), and forgets the failures of each
 // of clear (a success: the account's, from that source). One write.
 func (s *Store) EndLoginCheck(ctx context.Context, reserved []string, failed []LoginFailureKey, clear []string, refill time.Duration) error {
-	if refill <= 0 {
-		return fmt.Errorf("%w: login failures refill %v", ErrInvalid, refill)
-	}
-	if err := checkFailureKeys(failed); err != nil {
+	if err := checkFailureKeys(failed, refill); err != nil {
 		return err
 	}
 	return s.writeCounters(ctx, func(tx *sql.Tx) error {

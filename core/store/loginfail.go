@@ -78,8 +78,12 @@ func (s *Store) LoginFailures(ctx context.Context, keys []string, refill time.Du
 	return out, nil
 }
 
-// checkFailureKeys refuses an empty or over-long key, or a capacity below 1.
-func checkFailureKeys(keys []LoginFailureKey) error {
+// checkFailureKeys refuses an empty or over-long key, a capacity below 1,
+// or a refill period that is not positive.
+func checkFailureKeys(keys []LoginFailureKey, refill time.Duration) error {
+	if refill <= 0 {
+		return fmt.Errorf("%w: login failures refill %v", ErrInvalid, refill)
+	}
 	for _, k := range keys {
 		if k.Key == "" || len(k.Key) > MaxLoginFailureKey || k.Capacity <= 0 {
 			return fmt.Errorf("%w: login failure key of %d bytes, capacity %d", ErrInvalid, len(k.Key), k.Capacity)
@@ -91,10 +95,7 @@ func checkFailureKeys(keys []LoginFailureKey) error {
 // NoteLoginFailure counts one failed login against each of keys, in one
 // write, and deletes the rows whose failures have decayed.
 func (s *Store) NoteLoginFailure(ctx context.Context, keys []LoginFailureKey, refill time.Duration) error {
-	if refill <= 0 {
-		return fmt.Errorf("%w: login failures refill %v", ErrInvalid, refill)
-	}
-	if err := checkFailureKeys(keys); err != nil {
+	if err := checkFailureKeys(keys, refill); err != nil {
 		return err
 	}
 	return s.writeCounters(ctx, func(tx *sql.Tx) error {
