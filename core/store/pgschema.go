@@ -294,6 +294,15 @@ CREATE TABLE IF NOT EXISTS nodes (
 ALTER TABLE login_failures ADD COLUMN IF NOT EXISTS checking BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE login_failures ADD COLUMN IF NOT EXISTS checking_until BIGINT NOT NULL DEFAULT 0; -- Unix milliseconds
 `,
+	// 7: the store's identity, which its bucket's marker names
+	// (identity.go; SQLite's step of the same table).
+	`
+CREATE TABLE IF NOT EXISTS store_identity (
+	id      BIGINT PRIMARY KEY CHECK (id = 1),
+	store   TEXT NOT NULL,
+	created BIGINT NOT NULL -- Unix milliseconds
+);
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:

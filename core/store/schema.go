@@ -399,6 +399,17 @@ CREATE TABLE IF NOT EXISTS nodes (
 ALTER TABLE login_failures ADD COLUMN checking INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE login_failures ADD COLUMN checking_until INTEGER NOT NULL DEFAULT 0; -- Unix milliseconds
 `,
+	// The store's identity (identity.go): the ID its object storage
+	// bucket's marker names, made at the first Open after this step, so
+	// that a store refuses a bucket another store uses. One row.
+	// Self-contained: it depends on no other step.
+	`
+CREATE TABLE IF NOT EXISTS store_identity (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	store   TEXT NOT NULL,
+	created INTEGER NOT NULL -- Unix milliseconds
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

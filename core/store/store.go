@@ -190,6 +190,7 @@ type Store struct {
 	self   string             // this Store among the PostgreSQL engine's listeners (pgstore.go)
 	clk    *clock             // the time leases and sweeps compare (clock.go)
 	inUse  *os.File           // holds the lock of lockInUse until Close
+	id     string             // the store's identity (identity.go)
 }
 
 // Engine names the engine keeping the store's metadata: EngineSQLite or
@@ -233,7 +234,24 @@ func Open(path string, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s.inUse = lock
+	if err := s.identify(context.Background()); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// identify reads (or makes) the store's ID and, with object storage,
+// checks that the bucket is this store's, marking it so if it may be
+// (identity.go), before anything reads or writes a blob.
+func (s *Store) identify(ctx context.Context) error {
+	if err := s.loadID(ctx); err != nil {
+		return err
+	}
+	if s.objects == nil {
+		return nil
+	}
+	return s.claimBucket(ctx)
 }
 
 // openSQLite opens the store with its metadata in the SQLite file at path.

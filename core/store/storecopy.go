@@ -98,6 +98,7 @@ var copySkipped = map[string]string{
 	"copy_leases":      "a running copier's claim on an account; the source is stopped, so any lease in it is stale",
 	"object_sweeps":    "a Compact's hold on the source's own object storage",
 	"store_copy":       "the marker of a copy under way",
+	"store_identity":   "the store's own ID, which its bucket's marker names: the target has its own",
 	"login_failures":   "recent failed logins: they decay within minutes, and a copy is made while nothing serves",
 	"nodes":            "the nodes serving the source, which is stopped; the target's nodes add themselves",
 	"mailferry_schema": "the engine's own schema version",

@@ -111,11 +111,6 @@ ON CONFLICT(id) DO UPDATE SET busy_until = max(object_sweeps.busy_until, exclude
 	if err := rows.Err(); err != nil {
 		return 0, 0, fmt.Errorf("store: sweep: %w", err)
 	}
-	// Deleting must end before the mark does, with room for the clocks of
-	// other processes; each delete request is bounded by the timeout.
-	if time.Until(deadline) < s.objects.timeout+objectClockSkew/2 {
-		return 0, 0, fmt.Errorf("store: sweep: %w: the database's write lock came too late to delete within the sweep's mark", ErrObjectStorage)
-	}
 	var gone []minio.ObjectInfo
 	var size int64
 	for _, info := range batch {
@@ -126,6 +121,16 @@ ON CONFLICT(id) DO UPDATE SET busy_until = max(object_sweeps.busy_until, exclude
 	}
 	if len(gone) == 0 {
 		return 0, 0, nil
+	}
+	// Only in this store's own bucket (identity.go): the objects another
+	// store's database names are not garbage.
+	if err := s.checkMarker(ctx); err != nil {
+		return 0, 0, fmt.Errorf("store: sweep: nothing deleted: %w", err)
+	}
+	// Deleting must end before the mark does, with room for the clocks of
+	// other processes; each delete request is bounded by the timeout.
+	if time.Until(deadline) < s.objects.timeout+objectClockSkew/2 {
+		return 0, 0, fmt.Errorf("store: sweep: %w: the database's write lock came too late to delete within the sweep's mark", ErrObjectStorage)
 	}
 	ch := make(chan minio.ObjectInfo, len(gone))
 	for _, info := range gone {
