@@ -161,15 +161,14 @@ func TestWrongBucketRefused(t *testing.T) {
 	view := newBucketView(t, srv, bucket)
 	dir := t.TempDir()
 	a, _, bodies := mailOnBucket(t, srv, filepath.Join(dir, "a.db"), bucket, 100, 5)
+	objects := view.objects(t)
+	refusedOpen(t, srv, view, filepath.Join(dir, "b.db"), bucket, a.ID(), bucket, "database_url", "s3_bucket")
 	if m := view.marker(t); !strings.Contains(m, "mailferry-store: "+a.ID()) {
 		t.Fatalf("the bucket's marker does not name its store %s: %q", a.ID(), m)
 	}
-	objects := view.objects(t)
 	if len(objects) != 6 { // 5 blobs and the marker
 		t.Fatalf("bucket holds %v, want 5 blobs and the marker", objects)
 	}
-
-	refusedOpen(t, srv, view, filepath.Join(dir, "b.db"), bucket, a.ID(), bucket, "database_url", "s3_bucket")
 
 	// A bucket with blobs and no marker (made by a Mailferry before
 	// markers): the new database names none of them, so it is refused too,

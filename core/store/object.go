@@ -45,7 +45,10 @@ import (
 //     for the bytes), and retried a bounded number of times, so a hanging
 //     object store fails a login or an append instead of holding it.
 //   - Only objects under "blobs/" named by a SHA-256 are ever deleted: the
-//     bucket may hold other things.
+//     bucket may hold other things. And only in this store's own bucket:
+//     its marker names this store (identity.go); Open refuses a bucket
+//     another store uses, and Compact deletes nothing while the marker
+//     does not name this store.
 
 // objectPack is the pack of a blobs row whose bytes are an object.
 const objectPack = -1

@@ -334,9 +334,11 @@ func (c *copier) begin(ctx context.Context) error {
 	// An empty database on a bucket that holds message bytes: another
 	// store's (the source's own, reached through another endpoint name,
 	// or a live deployment's). Two stores on one bucket lose mail: each
-	// one's Compact deletes the objects only the other names. (A copy
-	// puts objects only after its marker is committed, so its own rerun
-	// never meets this.)
+	// one's Compact deletes the objects only the other names. A bucket
+	// another store marked was refused at Open already (identity.go);
+	// this catches blobs in the target's own (an emptied store's). (A
+	// copy puts objects only after its marker is committed, so its own
+	// rerun never meets this.)
 	if c.dst.objects != nil {
 		if key, err := c.dst.objects.anyBlob(ctx); err != nil {
 			return fmt.Errorf("store copy: look into the target's bucket: %w", err)

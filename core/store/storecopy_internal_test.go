@@ -410,29 +410,43 @@ func TestStoreCopyKnowsEveryTable(t *testing.T) {
 // own bucket reached through another configuration, or a live
 // deployment's) is refused, changing nothing. Filling it would make two
 // stores share one bucket, and either's Compact sweeps the objects only
-// the other names: mail lost.
+// the other names: mail lost. The bucket's marker names the store using
+// it, so such a target does not even open (identity.go); blobs left in a
+// target's own bucket (by a store emptied since) are refused by Copy.
 func TestStoreCopyRefusesBucketInUse(t *testing.T) {
 	ctx := context.Background()
 	srv := s3test.Shared(t)
 	bucket := srv.Bucket(t)
-	open := func() *Store {
+	open := func() (*Store, error) {
 		s, err := testOpen(t, filepath.Join(t.TempDir(), "target.db"), &Options{ChangePoll: -1, Objects: s3Options(srv.Endpoint, bucket)})
-		if err != nil {
-			t.Fatal(err)
+		if err == nil {
+			t.Cleanup(func() { s.Close() })
 		}
-		t.Cleanup(func() { s.Close() })
-		return s
+		return s, err
 	}
 	src, _ := copySourceStore(t)
 	fillSource(t, src, false)
-	first := open()
+	first, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Copy(ctx, src, first, nil); err != nil {
 		t.Fatal(err)
 	}
-	second := open()
-	_, err := Copy(ctx, src, second, nil)
+	if _, err := open(); !errors.Is(err, ErrWrongBucket) || !strings.Contains(err.Error(), first.ID()) {
+		t.Fatalf("a second store on the bucket of a copy's target: %v", err)
+	}
+
+	// A target marked as its own whose bucket holds blobs its database
+	// does not name.
+	second, _ := copyTarget(t, true)
+	stray := fbody(77, 1<<10)
+	if err := second.objects.put(ctx, fkey(stray), stray); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Copy(ctx, src, second, nil)
 	if !errors.Is(err, ErrTargetNotEmpty) || !strings.Contains(err.Error(), "bucket") {
-		t.Fatalf("copy into an empty database on a bucket another store uses: %v", err)
+		t.Fatalf("copy into an empty database on a bucket holding message bytes: %v", err)
 	}
 	if _, _, underway, err := second.CopyUnderway(ctx); err != nil || underway {
 		t.Fatalf("the refused target was marked (%v, %v)", underway, err)
