@@ -113,7 +113,7 @@ func (s *Store) BeginMailbox(ctx context.Context, mailboxID int64) (*Tx, error) 
 	}
 	if err != nil {
 		tx.Rollback()
-		return nil, err
+		return nil, conflict(err) // a deadlock on the locks: run it again
 	}
 	return &Tx{s: s, ctx: context.WithoutCancel(ctx), tx: tx, ch: &changes{}, account: acct, mailbox: mailboxID}, nil
 }
