@@ -220,11 +220,17 @@ func (s *Store) wrongBucket(m marker) error {
 		}
 		made += ")"
 	}
+	// A bucket that holds no message bytes yet may have been marked by a
+	// store opened once by mistake (a wrong database_url, since fixed).
+	hint := ""
+	if blob, err := s.objects.anyBlob(context.Background()); err == nil && blob == "" {
+		hint = fmt.Sprintf("; the bucket holds no message bytes: if store %s is one that no longer exists (opened once with a wrong database), delete the object %s from the bucket and start again", m.store, markerName)
+	}
 	return fmt.Errorf("%w: bucket %s belongs to another Mailferry store: its marker %s names store %s%s, and this store's database %s is store %s. "+
 		"Two stores on one bucket delete each other's mail, so this store does not use it and changed nothing in it. "+
 		"Check that the database (database_url, or the data directory) and the bucket (s3_endpoint, s3_bucket) are those of one store: "+
-		"every node of a store uses the same database and the same bucket, and a new store needs a new, empty bucket",
-		ErrWrongBucket, s.objects, markerName, m.store, made, s.where, s.id)
+		"every node of a store uses the same database and the same bucket, and a new store needs a new, empty bucket%s",
+		ErrWrongBucket, s.objects, markerName, m.store, made, s.where, s.id, hint)
 }
 
 // mayAdopt tells whether this store may mark a bucket that has no marker:

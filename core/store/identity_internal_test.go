@@ -163,6 +163,9 @@ func TestWrongBucketRefused(t *testing.T) {
 	a, _, bodies := mailOnBucket(t, srv, filepath.Join(dir, "a.db"), bucket, 100, 5)
 	objects := view.objects(t)
 	refusedOpen(t, srv, view, filepath.Join(dir, "b.db"), bucket, a.ID(), bucket, "database_url", "s3_bucket")
+	if _, err := openOnBucket(t, srv, filepath.Join(dir, "b.db"), bucket); err == nil || strings.Contains(err.Error(), "holds no message bytes") {
+		t.Errorf("a bucket holding mail refused with the hint of an empty one: %v", err)
+	}
 	if m := view.marker(t); !strings.Contains(m, "mailferry-store: "+a.ID()) {
 		t.Fatalf("the bucket's marker does not name its store %s: %q", a.ID(), m)
 	}
@@ -198,6 +201,25 @@ func TestWrongBucketRefused(t *testing.T) {
 	}
 	if got := view.objects(t); !equalStrings(got, objects) {
 		t.Fatalf("bucket holds %v, want %v", got, objects)
+	}
+}
+
+// A bucket marked by a store that never stored anything in it (opened
+// once with a wrong database) is refused all the same, with the way out
+// in words: its marker may be deleted.
+func TestWrongBucketEmpty(t *testing.T) {
+	srv := s3test.Shared(t)
+	bucket := srv.Bucket(t)
+	view := newBucketView(t, srv, bucket)
+	dir := t.TempDir()
+	a, err := openOnBucket(t, srv, filepath.Join(dir, "typo.db"), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedOpen(t, srv, view, filepath.Join(dir, "right.db"), bucket, a.ID(), "holds no message bytes", "delete the object "+markerName)
+	view.dropMarker(t)
+	if _, err := openOnBucket(t, srv, filepath.Join(dir, "right.db"), bucket); err != nil {
+		t.Fatalf("after the marker was deleted: %v", err)
 	}
 }
 
