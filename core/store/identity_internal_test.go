@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -133,21 +134,9 @@ func refusedOpen(t *testing.T, srv *s3test.Server, view *bucketView, path, bucke
 			t.Errorf("the refusal does not say %q: %v", w, err)
 		}
 	}
-	if after := view.objects(t); !equalStrings(before, after) {
+	if after := view.objects(t); !slices.Equal(before, after) {
 		t.Fatalf("the refused Open changed the bucket: %d objects before, %d after", len(before), len(after))
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // A new, empty database given the bucket of another store (a serve or
@@ -199,7 +188,7 @@ func TestWrongBucketRefused(t *testing.T) {
 	for _, b := range bodies {
 		mustServe(t, a, b)
 	}
-	if got := view.objects(t); !equalStrings(got, objects) {
+	if got := view.objects(t); !slices.Equal(got, objects) {
 		t.Fatalf("bucket holds %v, want %v", got, objects)
 	}
 }
