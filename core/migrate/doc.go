@@ -15,7 +15,11 @@
 //     so a crash, a kill -9 or a cut connection resumes right after the last
 //     committed UID: no duplicates, no gaps. Within a mailbox messages are
 //     committed in ascending UID order by one connection; connections work on
-//     different mailboxes.
+//     different mailboxes. A batch's transaction that the database rolls
+//     back as a conflict with another node's (store.ErrConflict) is run
+//     again in place, a few times with jittered waits (commit.go), not
+//     fetched again; a batch of a resumed copy is one AppendMany too, so
+//     its blob rows are taken in key order like every batch's.
 //   - INBOX is copied first and alone; the other mailboxes follow on up to
 //     Options.ConnsPerAccount connections, several accounts at once: as
 //     many as the old server's connection cap has places (or
