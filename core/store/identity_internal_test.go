@@ -380,3 +380,44 @@ func TestTwoNodesOneBucket(t *testing.T) {
 		mustServe(t, n, two)
 	}
 }
+
+// Stores of different databases starting at once on one new bucket: one
+// marks it (a conditional PUT: only if no marker is there), the others
+// are refused.
+func TestNewBucketOneStoreWins(t *testing.T) {
+	srv := s3test.Shared(t)
+	for round := range 3 {
+		bucket := srv.Bucket(t)
+		view := newBucketView(t, srv, bucket)
+		dir := t.TempDir()
+		paths := make([]string, 3)
+		for i := range paths {
+			paths[i] = filepath.Join(dir, "store"+strconv.Itoa(i)+".db")
+			if testEngine == EnginePostgres {
+				testDatabases.Store(paths[i], pgtest.URL(t))
+			}
+		}
+		stores := make([]*Store, len(paths))
+		errs := make([]error, len(paths))
+		var wg sync.WaitGroup
+		for i := range paths {
+			wg.Go(func() { stores[i], errs[i] = openOnBucket(t, srv, paths[i], bucket) })
+		}
+		wg.Wait()
+		var won []string
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				won = append(won, stores[i].ID())
+			case !errors.Is(err, ErrWrongBucket):
+				t.Fatalf("round %d, store %d: %v", round, i, err)
+			}
+		}
+		if len(won) != 1 {
+			t.Fatalf("round %d: %d stores of different databases opened one new bucket, want 1", round, len(won))
+		}
+		if m := view.marker(t); !strings.Contains(m, "mailferry-store: "+won[0]) {
+			t.Fatalf("round %d: the marker %q does not name the store that opened", round, m)
+		}
+	}
+}
