@@ -18,7 +18,6 @@ LDFLAGS := -X main.version=$(VERSION)
 # PostgreSQL 15 for the store's second engine: the tests run their own cluster
 # (core/internal/pgtest; MAILFERRY_REQUIRE_POSTGRES=1: no skipping).
 GUI_PKGS  := gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev fonts-droid-fallback
-TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd dovecot-pop3d postfix openssl ca-certificates python3 isync python3-dkim python3-nacl postgresql $(CYRUS_LIBS)
 
 # Cyrus IMAP 3.6, the second real old server of the fixture: Debian's
 # cyrus-imapd conflicts with dovecot-imapd (Conflicts: imap-server), so its
@@ -30,6 +29,9 @@ CYRUS_ROOT := /opt/mailferry-oldtest/cyrus
 CYRUS_DEBS := cyrus-common cyrus-imapd
 CYRUS_LIBS := libeatmydata1 sasl2-bin libsasl2-modules libsasl2-modules-db libclamav12 libical3 libicu72 libjansson4 libpcre3 \
 	libpq5 libxapian30 libzephyr4 libwrap0 libkrb5-3 libldap-2.5-0 libsqlite3-0 libxml2 libssl3 zlib1g
+# (defined after CYRUS_LIBS: := expands now, and an undefined CYRUS_LIBS was empty,
+# so a fresh machine never got Cyrus's libraries and saslpasswd2.)
+TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd dovecot-pop3d postfix openssl ca-certificates python3 isync python3-dkim python3-nacl postgresql $(CYRUS_LIBS)
 
 # apt_install PKGS: install what is missing, non-interactively, without
 # letting package scripts start the distribution's daemons (the tests run
