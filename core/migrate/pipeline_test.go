@@ -3,6 +3,7 @@ package migrate_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -152,5 +153,39 @@ func TestFirstLoginNamespaceStatusTogether(t *testing.T) {
 	}
 	if !together {
 		t.Fatal("NAMESPACE and STATUS INBOX went one after the other's answer: two round trips on the login's path")
+	}
+}
+
+// An account's folders are made locally in one commit (one fsync on
+// SQLite), not one each: with 50 accounts of six folders each copied at
+// once, those commits queued on the store's one writer.
+func TestFoldersMadeInOneCommit(t *testing.T) {
+	t.Parallel()
+	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
+	const extra = 6
+	for i := range extra {
+		srv.CreateMailbox(t, "bob", fmt.Sprintf("Project%d", i), true)
+	}
+	st, _ := setup(t, srv.IMAPAddr)
+	e := newEngine(t, st, nil)
+	ctx := context.Background()
+	commitsOf := func(user string) int64 {
+		addr, pass := srv.Address(t, user)
+		before := st.Commits()
+		if _, err := e.FirstLogin(ctx, addr, pass); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Wait(ctx, addr); err != nil {
+			t.Fatal(err)
+		}
+		return st.Commits() - before
+	}
+	alice, bob := commitsOf("alice"), commitsOf("bob")
+	compareAll(t, srv, st, "bob")
+	t.Logf("first copy: %d commits with the default folders, %d with %d more", alice, bob, extra)
+	// Each extra (empty) folder costs its own "copied" mark, and no more.
+	if bob-alice > extra {
+		t.Fatalf("the first copy of an account with %d more folders took %d commits more (%d against %d), want at most %d",
+			extra, bob-alice, bob, alice, extra)
 	}
 }
