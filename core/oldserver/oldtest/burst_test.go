@@ -9,71 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"mailferry/core/oldserver/oldtest"
 )
-
-// burstLogin logs user in over a new connection from the loopback address
-// from and returns the tagged answer: the time a user's client waits from
-// its connect to the server's OK.
-func burstLogin(addr, from, user, pass string) string {
-	d := net.Dialer{Timeout: 30 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		return "dial: " + err.Error()
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
-	r := bufio.NewReader(c)
-	if g, err := r.ReadString('\n'); err != nil {
-		return "greeting: " + err.Error()
-	} else if !strings.HasPrefix(g, "* OK") {
-		return strings.TrimSpace(g)
-	}
-	fmt.Fprintf(c, "a LOGIN %q %q\r\n", user, pass)
-	for {
-		l, err := r.ReadString('\n')
-		if err != nil {
-			return "read: " + err.Error()
-		}
-		if strings.HasPrefix(l, "a ") {
-			fmt.Fprintf(c, "b LOGOUT\r\n")
-			return strings.TrimSpace(l)
-		}
-	}
-}
-
-// loginBurst logs every user in at the same instant, each from an address
-// of its own, and returns how long each took, sorted.
-func loginBurst(tb testing.TB, addr string, users map[string]string) []time.Duration {
-	names := slices.Sorted(func(yield func(string) bool) {
-		for u := range users {
-			if !yield(u) {
-				return
-			}
-		}
-	})
-	took := make([]time.Duration, len(names))
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, u := range names {
-		wg.Go(func() {
-			<-start
-			t := time.Now()
-			if got := burstLogin(addr, fmt.Sprintf("127.0.0.%d", 10+i), u, users[u]); !strings.HasPrefix(got, "a OK") {
-				tb.Errorf("login %s: %s", u, got)
-			}
-			took[i] = time.Since(t)
-		})
-	}
-	close(start)
-	wg.Wait()
-	slices.Sort(took)
-	return took
-}
 
 func burstUsers(n int) map[string]string {
 	users := map[string]string{}
@@ -119,7 +59,7 @@ func BenchmarkLoginBurst50(b *testing.B) {
 	}
 	for r := range runs {
 		for _, f := range fixtures {
-			took := loginBurst(b, f.srv.IMAPAddr, users)
+			took := oldtest.BurstLogins(b, users, f.srv.IMAPAddr)
 			f.p50 = append(f.p50, took[len(took)/2])
 			f.p90 = append(f.p90, took[len(took)*9/10])
 			f.max = append(f.max, took[len(took)-1])
