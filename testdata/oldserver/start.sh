@@ -63,7 +63,10 @@ MAIL_FSYNC="${MAIL_FSYNC:-optimized}"
 MAX_USERIP="${MAX_USERIP:-200}"
 IMAP_PREFORK="${IMAP_PREFORK:-10}"
 case "$IMAP_PREFORK" in ''|*[!0-9]*) die "IMAP_PREFORK must be a number" ;; esac
+# imap-login processes kept waiting: one per core (Dovecot's advice for its
+# high-performance login mode), at most 4 for a test server
 LOGIN_PROCS="$(nproc 2>/dev/null || echo 2)"
+[ "$LOGIN_PROCS" -le 4 ] 2>/dev/null || LOGIN_PROCS=4
 case "$MAX_USERIP" in ''|*[!0-9]*) die "MAX_USERIP must be a number" ;; esac
 IMAP_SERVER="${IMAP_SERVER:-dovecot}"
 DOMAIN=example.test
