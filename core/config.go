@@ -100,7 +100,7 @@ type Config struct {
 	// memory each) computed at once; default the number of CPUs, at most 4.
 	MaxPasswordHashes int `json:"max_password_hashes,omitempty"`
 	// MaxFirstLogins bounds the first logins being checked at the old
-	// server at once (default 32).
+	// server at once (default 64, auth.DefaultMaxFirstLogins).
 	MaxFirstLogins int `json:"max_first_logins,omitempty"`
 	// MaxConnsPerSource bounds the IMAP (and POP3) connections of one client address
 	// (IPv4) or /64 (IPv6) (default 50: an office behind one NAT address shares it).

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,7 +47,7 @@ func BenchmarkFirstLoginBurst(b *testing.B) {
 	for range n {
 		// The floor: the same 50 logins straight to the old server, no
 		// copies, in the same run (the machine's load changes).
-		took := burstLogins(b, users, old.IMAPAddr)
+		took := oldtest.BurstLogins(b, users, old.IMAPAddr)
 		floor = append(floor, took[len(took)*9/10])
 		r := burstOnce(b, old, users, 1, "")
 		r.bytes = total
@@ -152,7 +151,7 @@ func burstOnce(b *testing.B, old *oldtest.Server, users map[string]string, nodes
 		return all.String()
 	}
 	t0 := time.Now()
-	took := burstLogins(b, users, addrs...)
+	took := oldtest.BurstLogins(b, users, addrs...)
 	if b.Failed() {
 		b.Fatalf("serve logs:\n%s", logs())
 	}
@@ -188,40 +187,6 @@ func burstOnce(b *testing.B, old *oldtest.Server, users map[string]string, nodes
 		rss = max(rss, peakRSS(b, srv.cmd.Process.Pid))
 	}
 	return burstRun{p50: took[len(took)/2], p90: took[len(took)*9/10], max: took[len(took)-1], allCopied: allCopied, peakRSSKiB: rss}
-}
-
-// burstLogins logs every user in at the same instant, each from a
-// loopback address of its own, to the addrs in turn (one user to the
-// first, the next to the second, ...), and returns how long each took,
-// sorted.
-func burstLogins(b testing.TB, users map[string]string, addrs ...string) []time.Duration {
-	names := make([]string, 0, len(users))
-	for n := range users {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	took := make([]time.Duration, len(names))
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, n := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// One address each, as 50 users at their own desks.
-			from := fmt.Sprintf("127.0.0.%d", 10+i)
-			<-start
-			t := time.Now()
-			addr := addrs[i%len(addrs)]
-			if got := imapLogin(addr, from, n, users[n]); !strings.HasPrefix(got, "a OK") {
-				b.Errorf("login %s at %s: %s", n, addr, got)
-			}
-			took[i] = time.Since(t)
-		}()
-	}
-	close(start)
-	wg.Wait()
-	slices.Sort(took)
-	return took
 }
 
 // BenchmarkFirstLoginBurstNodes is the burst on the distributed engine

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"mailferry/core/oldserver/oldtest"
 )
 
 // peakRSS reads a process's peak resident set size (VmHWM) in KiB.
@@ -30,34 +31,6 @@ func peakRSS(t testing.TB, pid int) int {
 	}
 	t.Fatal("no VmHWM in /proc status")
 	return 0
-}
-
-// imapLogin logs in over a new connection from the loopback address from
-// and returns the tagged answer.
-func imapLogin(addr, from, user, pass string) string {
-	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		return "dial: " + err.Error()
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
-	r := bufio.NewReader(c)
-	if g, err := r.ReadString('\n'); err != nil {
-		return "greeting: " + err.Error()
-	} else if strings.HasPrefix(g, "* BYE") {
-		return strings.TrimSpace(g)
-	}
-	fmt.Fprintf(c, "a LOGIN %q %q\r\n", user, pass)
-	for {
-		l, err := r.ReadString('\n')
-		if err != nil {
-			return "read: " + err.Error()
-		}
-		if strings.HasPrefix(l, "a ") {
-			return strings.TrimSpace(l)
-		}
-	}
 }
 
 // TestLoginFloodBounded: 60 parallel wrong-password logins for one account
@@ -105,7 +78,7 @@ func TestLoginFloodBounded(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got := imapLogin(addr, "127.0.0.1", "carol@example.test", fmt.Sprintf("guess-%d", i))
+			got := oldtest.LoginFrom(addr, "127.0.0.1", "carol@example.test", fmt.Sprintf("guess-%d", i))
 			kind := got
 			switch {
 			case strings.Contains(got, "AUTHENTICATIONFAILED"):
@@ -126,7 +99,7 @@ func TestLoginFloodBounded(t *testing.T) {
 	wg.Wait()
 	burst := time.Since(t0)
 	t1 := time.Now()
-	owner := imapLogin(addr, "127.0.0.2", "carol@example.test", "Carol-Secret-1")
+	owner := oldtest.LoginFrom(addr, "127.0.0.2", "carol@example.test", "Carol-Secret-1")
 	ownerTime := time.Since(t1)
 	peak := peakRSS(t, cmd.Process.Pid)
 	t.Logf("60 parallel wrong logins: %v in %v; peak RSS %d MiB (%d MiB before); the owner's login after: %v",

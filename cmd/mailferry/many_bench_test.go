@@ -446,7 +446,7 @@ func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want 
 	}()
 	addr, dump := srv.addr, srv.log
 	t0 := time.Now()
-	burstLogins(b, users, addr)
+	oldtest.BurstLogins(b, users, addr)
 	if b.Failed() {
 		b.Fatalf("serve log:\n%s", dump())
 	}

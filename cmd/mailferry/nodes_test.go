@@ -249,7 +249,7 @@ func TestTwoNodesServeOneStore(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, n := range []*serveProc{a, b} {
 		wg.Add(1)
-		go func() { defer wg.Done(); res[i] = imapLogin(n.addr, "127.0.0.1", caddr, cpw) }()
+		go func() { defer wg.Done(); res[i] = oldtest.LoginFrom(n.addr, "127.0.0.1", caddr, cpw) }()
 	}
 	wg.Wait()
 	for i, r := range res {

@@ -80,6 +80,14 @@ var (
 	ErrUnavailable = errors.New("auth: login temporarily unavailable, try again later")
 )
 
+// DefaultMaxFirstLogins is Options.MaxFirstLogins by default: a morning's
+// burst of 50 users logging in at once is checked at the old server at
+// once (with 32, the last 18 waited for the first ones' answers, which
+// added a whole old-server login to the burst's p90), and with the
+// copies' connections beside them (10 by default) stays under Dovecot's
+// default process_limit of 100 login processes.
+const DefaultMaxFirstLogins = 64
+
 // Migrator makes the account of a first login from the old server's
 // answer; *migrate.Engine is one.
 type Migrator interface {
@@ -134,9 +142,10 @@ type Options struct {
 	// checked hold; 0 means 10 seconds. It is then answered ErrUnavailable.
 	MaxWait time.Duration
 	// MaxFirstLogins bounds the first logins checked at the old server at
-	// once; 0 means 32. (One costs an old-server connection for as long as
-	// the old server takes to answer, and no hash: the first morning's
-	// burst of users is limited by the old server, not by this bound.)
+	// once; 0 means DefaultMaxFirstLogins. (One costs an old-server
+	// connection for as long as the old server takes to answer, and no
+	// hash: the first morning's burst of users should be limited by the
+	// old server, not by this bound.)
 	MaxFirstLogins int
 	// FirstLoginTimeout bounds one first login; 0 means 2 minutes.
 	FirstLoginTimeout time.Duration
@@ -174,7 +183,7 @@ func New(opts Options) (*Policy, error) {
 	}
 	def(&opts.PerSource, 20)
 	def(&opts.PerAccount, 10)
-	def(&opts.MaxFirstLogins, 32)
+	def(&opts.MaxFirstLogins, DefaultMaxFirstLogins)
 	def(&opts.MaxConnsPerSource, 50)
 	if opts.Refill <= 0 {
 		opts.Refill = time.Minute

@@ -86,14 +86,9 @@ func statusOptions(c *imapclient.Client) *imap.StatusOptions {
 		Size: c.Caps().Has(imap.CapStatusSize) || c.Caps().Has(imap.CapIMAP4rev2)}
 }
 
-// statusOf runs STATUS; with quick, only UIDVALIDITY and UIDNEXT, which a
-// server answers from its index at once (SIZE may make it read every
-// message).
-func statusOf(c *imapclient.Client, name string, quick bool) (*statusInfo, error) {
+// statusOf runs STATUS with what statusOptions asks for.
+func statusOf(c *imapclient.Client, name string) (*statusInfo, error) {
 	opts := statusOptions(c)
-	if quick {
-		opts = &imap.StatusOptions{UIDNext: true, UIDValidity: true}
-	}
 	d, err := c.Status(name, opts).Wait()
 	if err != nil {
 		return nil, err
@@ -224,7 +219,7 @@ func listOld(c *imapclient.Client, ns nsInfo) ([]*oldMailbox, error) {
 	}
 	for _, m := range out {
 		if m.status == nil && !m.noselect {
-			st, err := statusOf(c, m.cmdName(), false)
+			st, err := statusOf(c, m.cmdName())
 			var ierr *imap.Error
 			if errors.As(err, &ierr) {
 				// The server refuses this one mailbox: its copy finds

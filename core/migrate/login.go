@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailferry/core/store"
@@ -171,14 +172,21 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 // With hashLater the password's hash is not stored yet (see hashLater);
 // atLogin: the account is made at its user's login (store.AccountOptions.AtLogin).
 func (e *Engine) createFromOld(ctx context.Context, c *imapclient.Client, address, password, oldLogin, origin string, hashLater, atLogin bool) (*store.Account, error) {
+	// STATUS INBOX goes out with NAMESPACE, before its answer: one round
+	// trip to the old server where there were two, on the path of the
+	// login's answer (neither command depends on the other). Only
+	// UIDVALIDITY and UIDNEXT, which a server answers from its index at
+	// once (SIZE may make it read every message).
+	inboxCmd := c.Status("INBOX", &imap.StatusOptions{UIDNext: true, UIDValidity: true})
 	ns, err := readNamespace(c)
+	inboxData, ierr := inboxCmd.Wait()
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %s: %w", address, err)
 	}
-	inbox, err := statusOf(c, "INBOX", true)
-	if err != nil {
-		return nil, fmt.Errorf("migrate: %s: INBOX: %w", address, err)
+	if ierr != nil {
+		return nil, fmt.Errorf("migrate: %s: INBOX: %w", address, ierr)
 	}
+	inbox := toStatus(inboxData)
 	acct, err := e.st.CreateAccount(ctx, address, password, &store.AccountOptions{
 		Delim:     ns.delim,
 		Migration: store.MigPending,

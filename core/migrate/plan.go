@@ -53,15 +53,17 @@ func (e *Engine) planAccount(ctx context.Context, c *imapclient.Client, acct *st
 	for _, pr := range problems {
 		withProblems[pr.MailboxID] = true
 	}
+	made, err := e.createLocals(ctx, acct, olds, byOld)
+	if err != nil {
+		return nil, err
+	}
 	var plans []*plan
 	var msgTotal, msgDone, byteTotal, byteDone int64
 	foldersDone := 0
 	for _, o := range olds {
 		lm := byOld[o.name]
 		if lm == nil {
-			if lm, err = e.createLocal(ctx, acct, o); err != nil {
-				return nil, err
-			}
+			lm = made[o.name]
 		} else if o.name == "INBOX" && acct.Migration != store.MigDone && lm.Subscribed != o.subscribed {
 			// INBOX is made at the first login, before its subscription
 			// on the old server is known (and its copy may start, even
@@ -133,14 +135,59 @@ func (e *Engine) localsByOldName(ctx context.Context, accountID int64) (map[stri
 	return byOld, nil
 }
 
-// createLocal makes the local mailbox for an old one.
-func (e *Engine) createLocal(ctx context.Context, acct *store.Account, o *oldMailbox) (*store.Mailbox, error) {
+// createLocals makes the local mailboxes of the old ones that have none
+// in byOld, all in one commit (one fsync, not one per folder: a first copy
+// makes every folder of the account but INBOX so); should a name be taken
+// locally, one at a time as createLocal does. It returns them by old name.
+func (e *Engine) createLocals(ctx context.Context, acct *store.Account, olds []*oldMailbox, byOld map[string]*store.Mailbox) (map[string]*store.Mailbox, error) {
+	var missing []*oldMailbox
+	var boxes []store.NewMailbox
+	for _, o := range olds {
+		if byOld[o.name] == nil {
+			missing = append(missing, o)
+			boxes = append(boxes, store.NewMailbox{Name: o.local, Opts: localOptions(o)})
+		}
+	}
+	made := make(map[string]*store.Mailbox, len(missing))
+	if len(missing) == 0 {
+		return made, nil
+	}
+	ms, err := e.st.CreateMailboxes(ctx, acct.ID, boxes)
+	if err == nil {
+		for i, m := range ms {
+			made[missing[i].name] = m
+		}
+		return made, nil
+	}
+	if !errors.Is(err, store.ErrExists) {
+		return nil, fmt.Errorf("migrate: %s: create mailboxes: %w", acct.Address, err)
+	}
+	// Nothing was made; a name is taken (a mailbox made locally): each on
+	// its own, keeping both.
+	for _, o := range missing {
+		m, err := e.createLocal(ctx, acct, o)
+		if err != nil {
+			return nil, err
+		}
+		made[o.name] = m
+	}
+	return made, nil
+}
+
+// localOptions are the local mailbox's options for an old one.
+func localOptions(o *oldMailbox) *store.MailboxOptions {
 	opts := &store.MailboxOptions{SpecialUse: o.specialUse, Subscribed: o.subscribed, Migration: store.MigPending, OldName: o.name}
 	if o.noselect {
 		opts.Migration = store.MigDone
 	} else if o.status != nil {
 		opts.UIDValidity, opts.UIDNext = o.status.uidValidity, o.status.uidNext
 	}
+	return opts
+}
+
+// createLocal makes the local mailbox for an old one.
+func (e *Engine) createLocal(ctx context.Context, acct *store.Account, o *oldMailbox) (*store.Mailbox, error) {
+	opts := localOptions(o)
 	name := o.local
 	for i := 1; ; i++ {
 		m, err := e.st.CreateMailbox(ctx, acct.ID, name, opts)

@@ -135,6 +135,40 @@ func (s *Store) CreateMailbox(ctx context.Context, accountID int64, name string,
 	return m, err
 }
 
+// NewMailbox is one mailbox of CreateMailboxes.
+type NewMailbox struct {
+	Name string
+	Opts *MailboxOptions
+}
+
+// CreateMailboxes adds several mailboxes to an account in one transaction
+// (one commit: a migration makes an account's folders so, where one commit
+// each cost an fsync each): all of them, or none and the error of the first
+// that could not be made (wrapping ErrExists for a name taken). They are
+// returned in the order given.
+func (s *Store) CreateMailboxes(ctx context.Context, accountID int64, boxes []NewMailbox) ([]*Mailbox, error) {
+	if len(boxes) == 0 {
+		return nil, nil
+	}
+	var made []*Mailbox
+	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		made = made[:0]
+		for _, b := range boxes {
+			m, err := createMailbox(ctx, tx, accountID, b.Name, b.Opts)
+			if err != nil {
+				return err
+			}
+			made = append(made, m)
+		}
+		ch.account(accountID)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return made, nil
+}
+
 // Mailbox returns an account's mailbox by name, or ErrNotFound.
 func (s *Store) Mailbox(ctx context.Context, accountID int64, name string) (*Mailbox, error) {
 	name, err := normName(name)

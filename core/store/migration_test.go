@@ -69,3 +69,44 @@ func TestAdoptUIDValidityDone(t *testing.T) {
 		t.Fatalf("UIDVALIDITY 0: %v", err)
 	}
 }
+
+// CreateMailboxes makes all the mailboxes given in one commit, or, when a
+// name is taken, none.
+func TestCreateMailboxesAllOrNone(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	a := account(t, s, "a@example.test")
+	before := s.Commits()
+	made, err := s.CreateMailboxes(ctx, a.ID, []store.NewMailbox{
+		{Name: "Sent", Opts: &store.MailboxOptions{SpecialUse: `\Sent`, UIDValidity: 7, UIDNext: 3, Migration: store.MigPending, OldName: "Sent"}},
+		{Name: "Lists/go", Opts: &store.MailboxOptions{Migration: store.MigDone}},
+		{Name: "Lists/rust"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Commits() - before; n != 1 {
+		t.Errorf("3 mailboxes made in %d commits, want 1", n)
+	}
+	if len(made) != 3 || made[0].Name != "Sent" || made[1].Name != "Lists/go" || made[2].Name != "Lists/rust" {
+		t.Fatalf("made %+v", made)
+	}
+	if m := made[0]; m.SpecialUse != `\Sent` || m.UIDValidity != 7 || m.UIDNext != 3 || m.Migration != store.MigPending || m.OldName != "Sent" {
+		t.Errorf("Sent made as %+v", m)
+	}
+	if made[1].UIDValidity == 0 || made[2].UIDValidity <= made[1].UIDValidity {
+		t.Errorf("UIDVALIDITYs given %d, %d: want rising, as one by one", made[1].UIDValidity, made[2].UIDValidity)
+	}
+	for _, m := range made {
+		if got, err := s.Mailbox(ctx, a.ID, m.Name); err != nil || got.ID != m.ID {
+			t.Errorf("%s: %v, %+v", m.Name, err, got)
+		}
+	}
+	_, err = s.CreateMailboxes(ctx, a.ID, []store.NewMailbox{{Name: "Drafts"}, {Name: "Sent"}})
+	if !errors.Is(err, store.ErrExists) {
+		t.Fatalf("a name taken: %v, want ErrExists", err)
+	}
+	if _, err := s.Mailbox(ctx, a.ID, "Drafts"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Drafts after a refused CreateMailboxes: %v, want none made", err)
+	}
+}

@@ -80,6 +80,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3" // SQLite driver
@@ -174,8 +175,9 @@ type Store struct {
 	log       *slog.Logger
 	summarize func([]byte) ([]byte, []byte)
 	packs     *packs
-	wal       *walSync // group commit of flag changes and expunges (walsync.go)
-	objects   *objects // nil: message bytes go to packs
+	wal       *walSync     // group commit of flag changes and expunges (walsync.go)
+	commits   atomic.Int64 // transactions committed through Tx.Commit (Commits)
+	objects   *objects     // nil: message bytes go to packs
 
 	mu       sync.Mutex
 	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts
