@@ -137,6 +137,11 @@ type Options struct {
 	// at once, by logins and account creation alike, so that a login flood
 	// cannot exhaust memory; 0 means the number of CPUs, at most 4.
 	MaxHashes int
+	// LoginCache is how long a password verified at login is remembered
+	// in memory (as an HMAC under a per-process random key, logincache.go),
+	// so that the account's next logins with that same password skip the
+	// argon2id hash; 0 means DefaultLoginCache (5 minutes), negative none.
+	LoginCache time.Duration
 	// Objects, when set, keeps new message bytes in S3-compatible object
 	// storage instead of pack files (object.go); bytes stored in packs
 	// before stay there and are read as before. The bucket is made if it
@@ -185,6 +190,7 @@ type Store struct {
 	claims [16]sync.Mutex
 
 	hashes *hashing           // bounds concurrent password hashing (account.go)
+	logins *loginCache        // verified logins remembered in memory (logincache.go)
 	cancel context.CancelFunc // stops the goroutines below
 	wg     sync.WaitGroup     // pollOthers, listenOthers
 	self   string             // this Store among the PostgreSQL engine's listeners (pgstore.go)
@@ -338,6 +344,7 @@ func newStore(d *dialect, where string, opts *Options) *Store {
 		summarize: opts.Summarize,
 		watchers:  map[int64]map[*Watcher]struct{}{},
 		hashes:    newHashing(opts.MaxHashes),
+		logins:    newLoginCache(opts.LoginCache),
 		clk:       newClock(),
 	}
 	if s.log == nil {
