@@ -250,7 +250,7 @@ func openSQLite(path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := newStore(sqliteDialect, path, opts)
-	s.wal = newWALSync(path)
+	s.wal = newWALSync(path, s.log)
 	common := url.Values{
 		"_busy_timeout": {"10000"},
 		"_foreign_keys": {"on"},
@@ -429,7 +429,9 @@ func (s *Store) Close() error {
 	}
 	s.watchers = map[int64]map[*Watcher]struct{}{}
 	s.mu.Unlock()
-	err := errors.Join(s.r.Close(), s.w.Close())
+	// Flag changes answered before their fsync: on disk now.
+	serr := s.wal.settle()
+	err := errors.Join(serr, s.r.Close(), s.w.Close())
 	s.wal.close()
 	s.packs.close()
 	if s.objects != nil {
