@@ -47,3 +47,29 @@ func TestReadersStayOpen(t *testing.T) {
 		t.Fatalf("reader pool after reads at once: %d connections closed for want of an idle place, %d open; want 0 closed, 6 open", st.MaxIdleClosed, st.OpenConnections)
 	}
 }
+
+// TestReadBeginsInPlace: a read transaction on SQLite begins on the
+// caller's goroutine whatever its context: a context that can end costs
+// no goroutine of database/sql's to watch it nor one of the driver's to
+// run BEGIN (measured as allocations, equal to those of a context that
+// cannot end).
+func TestReadBeginsInPlace(t *testing.T) {
+	sqliteOnly(t)
+	s, _, _ := inboxStore(t, nil, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	begin := func(ctx context.Context) func() {
+		return func() {
+			tx, err := s.beginRead(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx.Rollback()
+		}
+	}
+	plain := testing.AllocsPerRun(200, begin(context.Background()))
+	cancellable := testing.AllocsPerRun(200, begin(ctx))
+	if cancellable > plain {
+		t.Fatalf("a read transaction with a context that can end: %.0f allocations, %.0f without; want no more (no goroutines to watch it)", cancellable, plain)
+	}
+}
