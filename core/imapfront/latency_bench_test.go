@@ -266,19 +266,25 @@ func BenchmarkLatency10Clients(b *testing.B) {
 	}
 }
 
-// seedDovecot appends n messages (the same as fill's) to the Dovecot
-// user's INBOX with pipelined LITERAL+ APPENDs.
-func seedDovecot(tb testing.TB, addr, login, password string, n int) {
+// loggedIn dials addr and logs in; the caller closes lc.c.
+func loggedIn(tb testing.TB, addr, login, password string) *latencyClient {
 	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer nc.Close()
 	lc := &latencyClient{tb: tb, c: nc, r: bufio.NewReaderSize(nc, 64<<10)}
 	lc.r.ReadString('\n')
 	lc.cmd("LOGIN %s %s", login, password)
+	return lc
+}
+
+// seedDovecot appends n messages (the same as fill's) to the Dovecot
+// user's INBOX with pipelined LITERAL+ APPENDs.
+func seedDovecot(tb testing.TB, addr, login, password string, n int) {
+	lc := loggedIn(tb, addr, login, password)
+	defer lc.c.Close()
 	r := rand.New(rand.NewSource(1))
-	w := bufio.NewWriterSize(nc, 256<<10)
+	w := bufio.NewWriterSize(lc.c, 256<<10)
 	for i := 0; i < n; i++ {
 		flags := []string{}
 		if i%3 != 0 {
@@ -317,14 +323,8 @@ func seedDovecot(tb testing.TB, addr, login, password string, n int) {
 // what Dovecot reads from memory (about 1 ms of a FETCH of 10 messages in
 // an execution trace under this load).
 func readAll(tb testing.TB, addr, login, password string) {
-	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer nc.Close()
-	lc := &latencyClient{tb: tb, c: nc, r: bufio.NewReaderSize(nc, 64<<10)}
-	lc.r.ReadString('\n')
-	lc.cmd("LOGIN %s %s", login, password)
+	lc := loggedIn(tb, addr, login, password)
+	defer lc.c.Close()
 	lc.cmd("EXAMINE INBOX")
 	lc.cmd("FETCH 1:* (BODY.PEEK[])")
 	lc.cmd("LOGOUT")
