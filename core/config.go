@@ -99,6 +99,12 @@ type Config struct {
 	// MaxPasswordHashes bounds the password hashes (argon2id, 19 MiB of
 	// memory each) computed at once; default the number of CPUs, at most 4.
 	MaxPasswordHashes int `json:"max_password_hashes,omitempty"`
+	// LoginCacheSeconds is how long a password verified at login is
+	// remembered in memory (an HMAC under a random per-process key, never
+	// on disk), so that the account's next logins with that same password
+	// skip the argon2id hash (store.Options.LoginCache); default 300, a
+	// negative value remembers none.
+	LoginCacheSeconds int `json:"login_cache_seconds,omitempty"`
 	// MaxFirstLogins bounds the first logins being checked at the old
 	// server at once (default 64, auth.DefaultMaxFirstLogins).
 	MaxFirstLogins int `json:"max_first_logins,omitempty"`

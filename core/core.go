@@ -81,6 +81,7 @@ func Open(cfg Config) (*Core, error) {
 		Logger:      cfg.Logger,
 		Summarize:   imapfront.Summarize,
 		MaxHashes:   cfg.MaxPasswordHashes,
+		LoginCache:  time.Duration(cfg.LoginCacheSeconds) * time.Second,
 		DatabaseURL: cfg.DatabaseURL,
 		Objects:     objects,
 	})

@@ -17,24 +17,40 @@ import (
 // (ascending) that nobody claimed yet, claiming them unless the view is
 // read-only. It returns how many it marked.
 func (v *view) claimRecent(uids []imap.UID) (int, error) {
+	n, _, err := v.claimRecentMaybe(uids, true)
+	return n, err
+}
+
+// claimRecentMaybe is claimRecent that, without wait, claims only if that
+// needs no wait for the writer (store.TryClaimRecent); done false says it
+// claimed and marked nothing.
+func (v *view) claimRecentMaybe(uids []imap.UID, wait bool) (n int, done bool, err error) {
 	if len(uids) == 0 {
-		return 0, nil
+		return 0, true, nil
 	}
 	top := uint32(uids[len(uids)-1])
 	st, ctx := v.s.srv.st, v.s.ctx()
 	last, err := st.RecentFrom(ctx, v.mb.ID)
 	if err != nil {
-		return 0, err
+		return 0, true, err
 	}
 	if last >= top {
-		return 0, nil
+		return 0, true, nil
 	}
 	if !v.readOnly {
-		if last, err = st.ClaimRecent(ctx, v.mb.ID, top); err != nil {
-			return 0, err
+		if wait {
+			last, err = st.ClaimRecent(ctx, v.mb.ID, top)
+		} else {
+			var ok bool
+			if last, ok, err = st.TryClaimRecent(ctx, v.mb.ID, top); err == nil && !ok {
+				return 0, false, nil
+			}
+		}
+		if err != nil {
+			return 0, true, err
 		}
 	}
-	n := 0
+	n = 0
 	for _, u := range uids {
 		if uint32(u) > last {
 			if v.recent == nil {
@@ -44,7 +60,7 @@ func (v *view) claimRecent(uids []imap.UID) (int, error) {
 			n++
 		}
 	}
-	return n, nil
+	return n, true, nil
 }
 
 func (v *view) isRecent(uid imap.UID) bool { return v.recent[uid] }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"runtime/debug"
 	"sort"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -38,7 +39,16 @@ type view struct {
 	// the client knows (a migration filling in old UIDs): they are not
 	// numbered until the next SELECT (see changes).
 	hidden map[imap.UID]bool
+	// freshHeld is when new messages were first held back from a FETCH,
+	// STORE or SEARCH because their \Recent claim would have waited for
+	// the writer (sync); zero when none are held.
+	freshHeld time.Time
 }
+
+// freshDeferBound bounds how long new messages are held back from a
+// session's FETCH, STORE and SEARCH answers (view.sync): after it, the
+// next one waits for the claim.
+const freshDeferBound = time.Second
 
 func stack() string { return string(debug.Stack()) }
 
@@ -133,6 +143,33 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		}
 	}
 	if len(fresh) > 0 {
+		// New messages come with their \Recent claim, a write. A FETCH,
+		// STORE or SEARCH (allowExpunge false) need not report new
+		// messages (RFC 3501 5.2, 7.3.1): when the claim would wait for
+		// the writer (held by another session's APPEND for its fsync),
+		// they are told at a later command, at the latest
+		// freshDeferBound after they were first held back, rather than
+		// this command's answer waiting for that write.
+		asc := make([]imap.UID, len(fresh))
+		for k := range fresh {
+			asc[k] = fresh[len(fresh)-1-k]
+		}
+		wait := allowExpunge || (!v.freshHeld.IsZero() && time.Since(v.freshHeld) >= freshDeferBound)
+		_, done, err := v.claimRecentMaybe(asc, wait)
+		if err != nil {
+			v.s.srv.log.Warn("imapfront: claim recent", "account", v.s.address(), "mailbox", v.mb.Name, "err", err)
+		}
+		if done {
+			v.freshHeld = time.Time{}
+		} else {
+			if v.freshHeld.IsZero() {
+				v.freshHeld = time.Now()
+			}
+			fresh = nil
+			held = true
+		}
+	}
+	if len(fresh) > 0 {
 		v.uids = append(v.uids, fresh...) // ascending, above maxUID
 		if held {
 			// The next sync starts from the same MODSEQ again: the client
@@ -145,13 +182,6 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		}
 		if err := w.WriteNumMessages(uint32(len(v.uids))); err != nil {
 			return err
-		}
-		asc := make([]imap.UID, len(fresh))
-		for k := range fresh {
-			asc[k] = fresh[len(fresh)-1-k]
-		}
-		if _, err := v.claimRecent(asc); err != nil {
-			v.s.srv.log.Warn("imapfront: claim recent", "account", v.s.address(), "mailbox", v.mb.Name, "err", err)
 		}
 		if err := w.WriteNumRecent(v.numRecent()); err != nil {
 			return err

@@ -417,6 +417,10 @@ func (s *Store) authenticate(ctx context.Context, address, password string, dumm
 	if hash == "" {
 		return nil, fmt.Errorf("account %s: %w", a.Address, ErrPasswordPending)
 	}
+	hit, mac := s.logins.check(c, hash, password)
+	if hit {
+		return a, nil // verified with this stored hash a moment ago (logincache.go)
+	}
 	ok, err := s.verify(ctx, hash, password)
 	if err != nil {
 		return nil, err
@@ -424,6 +428,7 @@ func (s *Store) authenticate(ctx context.Context, address, password string, dumm
 	if !ok {
 		return nil, ErrBadPassword
 	}
+	s.logins.put(c, mac)
 	return a, nil
 }
 
@@ -455,7 +460,7 @@ func (s *Store) setPassword(ctx context.Context, address, password, origin strin
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	err = s.write(ctx, func(tx *sql.Tx, _ *changes) error {
 		var cur string
 		var first int64
 		err := tx.QueryRowContext(ctx, `SELECT password_origin, first_login FROM accounts WHERE address = ?`, c).Scan(&cur, &first)
@@ -472,6 +477,10 @@ func (s *Store) setPassword(ctx context.Context, address, password, origin strin
 		}
 		return nil
 	})
+	// The old password no longer hits anyway (the stored hash is part of
+	// the entry); forget it all the same.
+	s.logins.drop(c)
+	return err
 }
 
 // NoteLogin records that a user logged in to the account, the first time

@@ -48,9 +48,10 @@ type StoreResult struct {
 func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string, unchangedSince *uint64) (*StoreResult, error) {
 	flags = cleanFlags(flags)
 	res := &StoreResult{}
-	// Flags only: committed without holding the writer for the fsync
-	// (walsync.go); durable all the same before this returns.
-	err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
+	// Flags only: committed without holding the writer for the fsync,
+	// answered once committed, durable within flagSyncBound or with the
+	// next fsync of the log, whichever comes first (walsync.go).
+	err := s.writeFlags(ctx, func(tx *sql.Tx, ch *changes) error {
 		accountID, err := mailboxAccount(ctx, tx, mailboxID)
 		if err != nil {
 			return err

@@ -50,13 +50,38 @@ func (s *Store) RecentFrom(ctx context.Context, mailboxID int64) (uint32, error)
 // message, flag or UID depends on it, and the next fsync of the log (any
 // STORE, EXPUNGE or APPEND) makes it durable.
 func (s *Store) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error) {
+	last, _, err := s.claimRecent(ctx, mailboxID, upTo, true)
+	return last, err
+}
+
+// TryClaimRecent is ClaimRecent that never waits for a write: when the
+// claim would have to wait (another claim of the mailbox in this process
+// is under way, or the writer is busy: an APPEND's commit holds it for
+// its fsync) it claims nothing and returns done false, and the caller
+// tells its client of the new messages later (a FETCH, STORE or SEARCH
+// need not report them, RFC 3501 5.2). A claim that finds nothing left to
+// claim only reads and is done.
+func (s *Store) TryClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (last uint32, done bool, err error) {
+	return s.claimRecent(ctx, mailboxID, upTo, false)
+}
+
+func (s *Store) claimRecent(ctx context.Context, mailboxID int64, upTo uint32, wait bool) (uint32, bool, error) {
 	if last, err := s.RecentFrom(ctx, mailboxID); err != nil {
-		return 0, err
+		return 0, false, err
 	} else if last >= upTo {
-		return last, nil
+		return last, true, nil
 	}
 	turn := &s.claims[uint64(mailboxID)%uint64(len(s.claims))]
-	turn.Lock()
+	if !wait {
+		// The writer is a pool of one connection: one in use is a write
+		// under way (racy, but a claim that loses the race only waits for
+		// that one write, as every claim did before).
+		if s.w.Stats().InUse > 0 || !turn.TryLock() {
+			return 0, false, nil
+		}
+	} else {
+		turn.Lock()
+	}
 	locked := true
 	unlock := func() {
 		if locked {
@@ -67,9 +92,9 @@ func (s *Store) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (
 	defer unlock()
 	// Again in turn: the claim just before may have taken these messages.
 	if last, err := s.RecentFrom(ctx, mailboxID); err != nil {
-		return 0, err
+		return 0, false, err
 	} else if last >= upTo {
-		return last, nil
+		return last, true, nil
 	}
 	var last uint32
 	// The turn ends at the commit: the next claimer reads it then.
@@ -90,7 +115,7 @@ func (s *Store) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (
 		}
 		return nil
 	}, unlock)
-	return last, err
+	return last, err == nil, err
 }
 
 // RecentCount counts a mailbox's messages that are recent and unclaimed

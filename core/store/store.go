@@ -138,6 +138,11 @@ type Options struct {
 	// at once, by logins and account creation alike, so that a login flood
 	// cannot exhaust memory; 0 means the number of CPUs, at most 4.
 	MaxHashes int
+	// LoginCache is how long a password verified at login is remembered
+	// in memory (as an HMAC under a per-process random key, logincache.go),
+	// so that the account's next logins with that same password skip the
+	// argon2id hash; 0 means DefaultLoginCache (5 minutes), negative none.
+	LoginCache time.Duration
 	// Objects, when set, keeps new message bytes in S3-compatible object
 	// storage instead of pack files (object.go); bytes stored in packs
 	// before stay there and are read as before. The bucket is made if it
@@ -187,6 +192,7 @@ type Store struct {
 	claims [16]sync.Mutex
 
 	hashes *hashing           // bounds concurrent password hashing (account.go)
+	logins *loginCache        // verified logins remembered in memory (logincache.go)
 	cancel context.CancelFunc // stops the goroutines below
 	wg     sync.WaitGroup     // pollOthers, listenOthers
 	self   string             // this Store among the PostgreSQL engine's listeners (pgstore.go)
@@ -264,7 +270,7 @@ func openSQLite(path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := newStore(sqliteDialect, path, opts)
-	s.wal = newWALSync(path)
+	s.wal = newWALSync(path, s.log)
 	common := url.Values{
 		"_busy_timeout": {"10000"},
 		"_foreign_keys": {"on"},
@@ -321,6 +327,13 @@ func openSQLite(path string, opts *Options) (*Store, error) {
 		n = 4
 	}
 	s.r.SetMaxOpenConns(n)
+	// All n stay open when idle: database/sql keeps 2 by default, so with
+	// more than 2 reads at once (ten IMAP sessions) a read's connection was
+	// closed when it ended and the next read opened a new one, paying the
+	// open, its pragmas and the schema again and losing its prepared
+	// statements (_stmt_cache_size): a FETCH under load spent a tenth of its
+	// time there.
+	s.r.SetMaxIdleConns(n)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	if poll := opts.ChangePoll; poll >= 0 {
@@ -351,6 +364,7 @@ func newStore(d *dialect, where string, opts *Options) *Store {
 		summarize: opts.Summarize,
 		watchers:  map[int64]map[*Watcher]struct{}{},
 		hashes:    newHashing(opts.MaxHashes),
+		logins:    newLoginCache(opts.LoginCache),
 		clk:       newClock(),
 	}
 	if s.log == nil {
@@ -435,7 +449,9 @@ func (s *Store) Close() error {
 	}
 	s.watchers = map[int64]map[*Watcher]struct{}{}
 	s.mu.Unlock()
-	err := errors.Join(s.r.Close(), s.w.Close())
+	// Flag changes answered before their fsync: on disk now.
+	serr := s.wal.settle()
+	err := errors.Join(serr, s.r.Close(), s.w.Close())
 	s.wal.close()
 	s.packs.close()
 	if s.objects != nil {

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Group commit of flag changes and expunges.
@@ -20,24 +22,43 @@ import (
 // (APPEND, delivery, a migration's batch) queues behind that fsync. A
 // transaction that changes only flags (STORE, a \Recent claim) or removes
 // messages (EXPUNGE) instead commits with synchronous=NORMAL, which is the
-// same commit without that fsync, and frees the writer; then writeGrouped
-// waits for an fsync of the log made outside the writer (walSync), one
-// fsync for every such change committed before it started (group commit;
-// a \Recent claim does not wait for it, see writeUnsyncedThen).
-// So a STORE or an EXPUNGE is still on disk before it returns
-// (acknowledged means durable, as for mail), it no longer holds the writer
-// during its fsync, and ten of them at once cost about one fsync. (If that
-// fsync fails, the change is committed yet answered as failed: a STORE or
-// EXPUNGE done again is then harmless. An append, which must not be
-// answered NO and still be there, keeps its fsync at commit.)
+// same commit without that fsync, and frees the writer; the log is then
+// fsynced outside the writer (walSync), one fsync for every such change
+// committed before it started (group commit).
 //
-// Why this is as durable as FULL: in WAL mode FULL and NORMAL differ only in
-// that fsync of the log at commit (SQLite syncs the log's header when it
-// restarts the log, and the log before and the database after a checkpoint,
-// in both modes). The log is appended in order and read back after a crash
-// up to its first invalid frame, so an fsync of the log file makes every
-// commit written before it durable, whichever connection or file
-// descriptor wrote it.
+// What is durable when:
+//   - An EXPUNGE waits for that fsync (writeGrouped): on disk before its
+//     OK, as mail is. (If the fsync fails, the expunge is committed yet
+//     answered as failed: an EXPUNGE done again is then harmless.)
+//   - A change of flags only (STORE, the \Seen a FETCH sets) is answered
+//     once committed, and made durable by an fsync of the log at most
+//     flagSyncBound later, or sooner by any later fsync of the log
+//     (writeFlags, walSync.later). A power cut within that bound may lose
+//     it, as Dovecot's mail_fsync=optimized loses flag changes it never
+//     fsyncs, and PostgreSQL's synchronous_commit=off loses commits of its
+//     last 600 ms; nothing else is lost with it, and the mailbox stays
+//     consistent (it is the state before the change). It is never
+//     reordered after a later durable write: the log is appended in order
+//     and every fsync of it covers all that was written before, so the OK
+//     of a later APPEND (SQLite's own fsync at commit), EXPUNGE or COPY
+//     means the flag change is on disk too (STORE \Deleted then EXPUNGE:
+//     once EXPUNGE is OK, both are durable).
+//   - A \Recent claim waits for no fsync and starts none
+//     (writeUnsyncedThen, recent.go): nothing is promised on it.
+//   - An append, which must not be answered NO and still be there, keeps
+//     its fsync at commit.
+//
+// Why a later fsync of the log covers an earlier commit: in WAL mode FULL
+// and NORMAL differ only in that fsync of the log at commit (SQLite syncs
+// the log's header when it restarts the log, and the log before and the
+// database after a checkpoint, in both modes). The log is appended in
+// order and read back after a crash up to its first invalid frame, so an
+// fsync of the log file makes every commit written before it durable,
+// whichever connection or file descriptor wrote it.
+
+// flagSyncBound is how long after its OK a flag change may be not yet on
+// disk (see above).
+const flagSyncBound = 100 * time.Millisecond
 
 // walSync makes the write-ahead log durable with fsyncs shared by every
 // caller waiting at once.
@@ -63,16 +84,78 @@ type walSync struct {
 	asked   uint64 // requests made
 	started uint64 // requests an fsync under way or done covers
 	done    uint64 // requests an fsync covered
+	// lazy is the request of the last commit answered before its fsync
+	// (later); an fsync made at most lazyDelay after it covers it.
+	lazy      uint64
+	lazyDelay time.Duration
+	lazyTimer *time.Timer
+	armed     bool // lazyTimer will fire
+	closed    bool
+	log       *slog.Logger
 }
 
 // syncDepth is how many fsyncs of the log run at once at most.
 const syncDepth = 2
 
-func newWALSync(dbPath string) *walSync {
-	w := &walSync{path: dbPath + "-wal", syncFile: (*os.File).Sync}
+func newWALSync(dbPath string, log *slog.Logger) *walSync {
+	w := &walSync{path: dbPath + "-wal", syncFile: (*os.File).Sync, lazyDelay: flagSyncBound, log: log}
 	w.cond.L = &w.mu
 	return w
 }
+
+// later notes a commit answered before an fsync covers it, and has one
+// made within lazyDelay, unless another fsync (an EXPUNGE's, a later
+// one of these) covers it first.
+func (w *walSync) later() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.asked++
+	w.lazy = w.asked
+	if w.closed || w.armed {
+		return
+	}
+	w.armed = true
+	if w.lazyTimer == nil {
+		w.lazyTimer = time.AfterFunc(w.lazyDelay, w.lazySync)
+	} else {
+		w.lazyTimer.Reset(w.lazyDelay)
+	}
+}
+
+// lazySync makes the commits noted by later durable, if no fsync did yet.
+func (w *walSync) lazySync() {
+	w.mu.Lock()
+	w.armed = false
+	pending := !w.closed && w.done < w.lazy
+	w.mu.Unlock()
+	if !pending {
+		return
+	}
+	if err := w.sync(); err != nil && !errors.Is(err, errWALClosed) {
+		// The flag changes were answered OK: they stay committed, and
+		// the next fsync of the log (any APPEND, EXPUNGE, STORE) tries
+		// again. A disk that fails fsyncs fails those too, in words.
+		w.log.Error("store: flag changes not made durable", "err", err)
+	}
+}
+
+// settle makes every commit noted by later durable now (the store is
+// closing).
+func (w *walSync) settle() error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	pending := w.done < w.lazy
+	w.mu.Unlock()
+	if !pending {
+		return nil
+	}
+	return w.sync()
+}
+
+// errWALClosed: the store closed.
+var errWALClosed = errors.New("store: closed")
 
 // sync returns once an fsync of the log that started after sync was called
 // succeeded: every commit that returned before the call is then durable.
@@ -82,6 +165,9 @@ func (w *walSync) sync() error {
 	w.asked++
 	mine := w.asked
 	for w.done < mine {
+		if w.closed {
+			return errWALClosed
+		}
 		slot := slices.Index(w.busy[:], false)
 		if w.started >= mine || slot < 0 {
 			// An fsync under way covers this request, or as many run as
@@ -151,6 +237,10 @@ func (w *walSync) close() {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.closed = true
+	if w.lazyTimer != nil {
+		w.lazyTimer.Stop()
+	}
 	for slices.Contains(w.busy[:], true) {
 		w.cond.Wait()
 	}
@@ -166,33 +256,46 @@ func (w *walSync) close() {
 // message bytes (their packs must be fsynced before the commit, see Tx.Commit).
 var errPacksInGroupedWrite = errors.New("store: a grouped write wrote message bytes")
 
-// writeGrouped is write for a transaction that changes only flags: it
-// commits with synchronous=NORMAL on the writer connection, waits until
-// walSync made the commit durable, and then tells the watchers (see the
-// comment at the top of this file). A transaction that wrote message
-// bytes is refused and rolled back. On PostgreSQL (no walSync) it is
-// write.
+// writeGrouped is write for a transaction that removes messages or
+// changes flags, and names no message bytes: it commits with
+// synchronous=NORMAL on the writer connection, waits until walSync made
+// the commit durable, and then tells the watchers (see the comment at the
+// top of this file). A transaction that wrote message bytes is refused
+// and rolled back. On PostgreSQL (no walSync) it is write.
 func (s *Store) writeGrouped(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error) error {
-	return s.writeGroupedThen(ctx, fn, nil)
+	return s.writeNormal(ctx, fn, nil, syncWait)
 }
 
-// writeGroupedThen is writeGrouped that calls ended, when not nil, once the
-// transaction ended (committed or not), before waiting for the fsync.
-func (s *Store) writeGroupedThen(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func()) error {
-	return s.writeNormal(ctx, fn, ended, true)
+// writeFlags is writeGrouped for a change of flags only: it tells the
+// watchers and returns once committed, and has walSync make it durable
+// within flagSyncBound (walSync.later).
+func (s *Store) writeFlags(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error) error {
+	return s.writeNormal(ctx, fn, nil, syncSoon)
 }
 
-// writeUnsyncedThen is writeGroupedThen that does not wait for the fsync:
-// for a change that may be lost in a power cut, and only there, because
-// nothing was promised on it (a \Recent claim, recent.go). It is durable
-// with the next fsync of the log, which any STORE, EXPUNGE or APPEND makes.
+// writeUnsyncedThen is writeGrouped that neither waits for an fsync nor
+// asks for one, and calls ended, when not nil, once the transaction ended
+// (committed or not): for a change that may be lost in a power cut, and
+// only there, because nothing was promised on it (a \Recent claim,
+// recent.go). It is durable with the next fsync of the log, which any
+// STORE, EXPUNGE or APPEND makes.
 func (s *Store) writeUnsyncedThen(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func()) error {
-	return s.writeNormal(ctx, fn, ended, false)
+	return s.writeNormal(ctx, fn, ended, syncNone)
 }
 
-// writeNormal commits fn with synchronous=NORMAL (commitNormal), and then,
-// with durable, waits for walSync.
-func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func(), durable bool) error {
+// syncMode says what a commit with synchronous=NORMAL does about the fsync
+// of the log.
+type syncMode int
+
+const (
+	syncWait syncMode = iota // waits for it (EXPUNGE)
+	syncSoon                 // has one made within flagSyncBound (STORE)
+	syncNone                 // nothing (a \Recent claim)
+)
+
+// writeNormal commits fn with synchronous=NORMAL (commitNormal), and then
+// waits for walSync, asks it for a later fsync, or neither (mode).
+func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func(), mode syncMode) error {
 	if ended == nil {
 		ended = func() {}
 	}
@@ -210,13 +313,18 @@ func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes
 	committed, wrote, err := s.commitNormal(ctx, conn, fn)
 	ended()
 	if committed != nil {
-		if err == nil && wrote && durable {
+		switch {
+		case err != nil || !wrote:
+		case mode == syncWait:
 			err = s.wal.sync()
+		case mode == syncSoon:
+			s.wal.later()
 		}
-		// Told only after the fsync: until then a crash could lose the
-		// change, and no other session (an IDLE) may show it. A failed
-		// fsync is told all the same: the change is committed and every
-		// read already sees it, so the watchers re-read what is there.
+		// An expunge is told only after its fsync: until then a crash
+		// could lose it, and no other session (an IDLE) may show it. A
+		// failed fsync is told all the same: the change is committed and
+		// every read already sees it, so the watchers re-read what is
+		// there. A flag change is told at once, as it is answered.
 		s.notify(committed)
 	}
 	return err
