@@ -312,7 +312,7 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 	}
 	// A place among the checks of every node, taken before the check so
 	// that guesses checked at once on several nodes are limited as one.
-	what, err := p.sharedReserve(ctx, wctx, failKeys)
+	what, check, err := p.sharedReserve(ctx, wctx, failKeys)
 	if err != nil || what != "" {
 		p.lim.give(srcKey, p.opts.PerSource)
 		p.lim.give(netKey, p.opts.PerNetwork)
@@ -325,18 +325,14 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 		}
 		return nil, limited(what, name)
 	}
-	reserved := make([]string, len(failKeys))
-	for i, k := range failKeys {
-		reserved[i] = k.Key
-	}
 	ended := false
 	end := func(failed []store.LoginFailureKey, clear ...string) {
 		ended = true
-		p.endCheck(ctx, log, reserved, failed, clear...)
+		p.endCheck(ctx, log, check, failed, clear...)
 	}
 	defer func() {
 		if !ended { // a panic: the places go back all the same
-			p.endCheck(ctx, log, reserved, nil)
+			p.endCheck(ctx, log, check, nil)
 		}
 	}()
 	fail := func(reason string) error {
