@@ -40,7 +40,8 @@
 //     once, first logins (which reach the old server) at most
 //     Options.MaxFirstLogins at once, connections per source at most
 //     Options.MaxConnsPerSource; a login waits for a hashing slot at most
-//     Options.MaxWait, and every failure is answered Options.Delay after
+//     Options.MaxWait, and as long for its place among the shared checks
+//     (a node frozen holding their lock must not hang every login), and every failure is answered Options.Delay after
 //     the login began (or as long after as the old server's slowest of
 //     its last 8 refusals took, when that is longer), so that its timing
 //     tells neither whether the account exists nor whether it has moved; a missing account costs
@@ -405,7 +406,12 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 	end(nil, acctKey)
 	p.lim.give(srcKey, p.opts.PerSource)
 	p.lim.give(netKey, p.opts.PerNetwork)
-	if err := p.st.NoteLogin(ctx, acct); err != nil {
+	// Bounded as the counts' writes are: a node frozen holding the
+	// writer lock must not hang a login that has succeeded.
+	nctx, ncancel := context.WithTimeout(ctx, noteWait)
+	err = p.st.NoteLogin(nctx, acct)
+	ncancel()
+	if err != nil {
 		log.Warn("record login", "user", acct.Address, "err", err)
 	}
 	if p.mig != nil {

@@ -26,11 +26,18 @@ const noteWait = 10 * time.Second
 // refuses at once. It says which bucket refused ("" if none), in the
 // words of Login's refusals; when "" and no error, the caller must end
 // check, the check's ID in the store (endCheck).
+//
+// The store is waited for MaxWait at most, then the login is "try again
+// later" (an error): a node frozen in the middle of a write of the
+// counts (a paused VM, a network cut) holds their lock until the
+// database notices, which may take hours, and no login may hang so long.
 func (p *Policy) sharedReserve(ctx, wctx context.Context, keys []store.LoginFailureKey) (what string, check int64, err error) {
 	whats := []string{"from this source", "from this network", "for this account from this source"}
 	pause := 20 * time.Millisecond
+	rctx, cancel := context.WithTimeout(ctx, p.opts.MaxWait)
+	defer cancel()
 	for {
-		check, refused, busy, err := p.st.ReserveLoginCheck(ctx, keys, p.opts.Refill, p.checkLease())
+		check, refused, busy, err := p.st.ReserveLoginCheck(rctx, keys, p.opts.Refill, p.checkLease())
 		if err != nil || refused < 0 {
 			return "", check, err
 		}
