@@ -39,10 +39,11 @@
 //   - Bounded cost: password hashes run at most store.Options.MaxHashes at
 //     once, first logins (which reach the old server) at most
 //     Options.MaxFirstLogins at once, connections per source at most
-//     Options.MaxConnsPerSource; a login waits for a hashing slot at most
-//     Options.MaxWait, and as long for its place among the shared checks
-//     (a node frozen holding their lock must not hang every login), and every failure is answered Options.Delay after
-//     the login began (or as long after as the old server's slowest of
+//     Options.MaxConnsPerSource; a login waits for a hashing slot, a
+//     first login for a place at the old server, at most Options.MaxWait,
+//     and as long for its place among the shared checks (a node frozen
+//     holding their lock must not hang every login); every failure is
+//     answered Options.Delay after the login began (or as long after as the old server's slowest of
 //     its last 8 refusals took, when that is longer), so that its timing
 //     tells neither whether the account exists nor whether it has moved; a missing account costs
 //     one hash as a wrong password does, unless it goes to the old server.
@@ -131,8 +132,10 @@ type Options struct {
 	// Dovecot's own 2-second failure delay), a negative value none.
 	Delay time.Duration
 	// MaxWait bounds a login's wait for a hashing slot (a flood ahead of
-	// it), and its wait for a token of an empty bucket that logins being
-	// checked hold; 0 means 10 seconds. It is then answered ErrUnavailable.
+	// it), a first login's for a place at the old server
+	// (MaxFirstLogins), a login's wait for a token of an empty bucket
+	// that logins being checked hold, and for the shared counts in the
+	// store; 0 means 10 seconds. It is then answered ErrUnavailable.
 	MaxWait time.Duration
 	// MaxFirstLogins bounds the first logins checked at the old server at
 	// once; 0 means 32. (One costs an old-server connection for as long as
@@ -466,10 +469,18 @@ func (p *Policy) adoptable(ctx context.Context, canon string) bool {
 
 // firstLogin runs the Migrator's FirstLogin in one of the bounded slots.
 func (p *Policy) firstLogin(ctx context.Context, canon, password string) (acct *store.Account, err error) {
+	// A place among the first logins at the old server is waited for
+	// MaxWait at most, as a hashing slot is: with every place taken (an
+	// old server that does not answer, or a stream of guesses for users
+	// not yet moved) a login is "try again later", not a hang.
+	wait := time.NewTimer(p.opts.MaxWait)
+	defer wait.Stop()
 	select {
 	case p.first <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-wait.C:
+		return nil, fmt.Errorf("%d first logins are being checked at the old server already", cap(p.first))
 	}
 	defer func() { <-p.first }()
 	ctx, cancel := context.WithTimeout(ctx, p.opts.FirstLoginTimeout)
