@@ -164,7 +164,7 @@ func TestReserveLoginCheck(t *testing.T) {
 	}
 
 	// Hostile keys: refused, nothing written.
-	before := loginFailureRows(t, a) + loginCheckRows(t, a)
+	before := loginFailureRows(t, a) + countRows(t, a, "login_checks")
 	for _, keys := range [][]LoginFailureKey{
 		{{"", 3}},
 		{{strings.Repeat("k", MaxLoginFailureKey+1), 3}},
@@ -191,16 +191,7 @@ func TestReserveLoginCheck(t *testing.T) {
 	if err := a.EndLoginCheck(ctx, 0, nil, nil, -time.Second); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("end with a negative refill: %v, want ErrInvalid", err)
 	}
-	if after := loginFailureRows(t, a) + loginCheckRows(t, a); after != before {
+	if after := loginFailureRows(t, a) + countRows(t, a, "login_checks"); after != before {
 		t.Fatalf("hostile calls wrote rows: %d before, %d after", before, after)
 	}
-}
-
-func loginCheckRows(t *testing.T, s *Store) int {
-	t.Helper()
-	var n int
-	if err := s.r.QueryRow(`SELECT count(*) FROM login_checks`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
