@@ -151,20 +151,21 @@ func sweepLoginFailures(ctx context.Context, tx *sql.Tx, now int64) error {
 	return nil
 }
 
-// writeCounters runs fn, which writes only login_failures, in a
-// transaction. On PostgreSQL it runs on the readers' pool under an
-// advisory lock that only these writes take (every write of
-// login_failures comes here): they run one at a time, as fn's reads and
-// writes need, without waiting for the writer connection or the writer
-// lock, which a migration's batch may hold (a login must not wait for
-// one). On SQLite it commits on the writer connection with
+// writeCounters runs fn, which writes only login_failures and
+// login_checks, in a transaction. On PostgreSQL it runs on a connection
+// of its own (Store.counts; not the readers', which logins waiting here
+// would take from every read of this node) under an advisory lock that
+// only these writes take (every write of the counts comes here): they
+// run one at a time, as fn's reads and writes need, without waiting for
+// the writer connection or the writer lock, which a migration's batch
+// may hold (a login must not wait for one). On SQLite it commits on the writer connection with
 // synchronous=NORMAL (commitNormal), without waiting for the log's fsync:
 // a crash may forget the last counts, as it forgets the per-process
 // buckets (no mail depends on them), and a login does not hold the writer
 // for a disk flush.
 func (s *Store) writeCounters(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if s.d.postgres() {
-		tx, err := s.r.BeginTx(ctx, nil)
+		tx, err := s.counts.BeginTx(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("store: begin: %w", err)
 		}

@@ -84,6 +84,9 @@ func openPostgres(path string, opts *Options) (*Store, error) {
 		if s.r != nil {
 			s.r.Close()
 		}
+		if s.counts != nil {
+			s.counts.Close()
+		}
 		if s.packs != nil {
 			s.packs.close()
 		}
@@ -115,6 +118,12 @@ func openPostgres(path string, opts *Options) (*Store, error) {
 	}
 	s.r.SetMaxOpenConns(n)
 	s.r.SetMaxIdleConns(n)
+	// The login counts' writes wait for one lock of every node (a flood
+	// of logins, a node frozen holding it): on a connection of their own,
+	// so that reads never wait behind them for a connection.
+	s.counts = sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
+	s.counts.SetMaxOpenConns(1)
+	s.counts.SetMaxIdleConns(1)
 	if opts.ChangePoll >= 0 {
 		conn, err := s.listen(octx, cfg)
 		if err != nil {
