@@ -14,21 +14,10 @@ import (
 // the connections every read of this Store needs: IMAP sessions would
 // stop reading mail until the lock came.
 func TestLoginCountsKeepReadersFree(t *testing.T) {
-	if testEngine != EnginePostgres {
-		t.Skip("PostgreSQL only: SQLite writes the counts on its writer connection")
-	}
+	postgresOnly(t, "SQLite writes the counts on its writer connection")
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "mail.db")
-	a, err := testOpen(t, path, &Options{Readers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	frozen, err := testOpen(t, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer frozen.Close()
+	a, frozen := openAt(t, path, &Options{Readers: 2}), openAt(t, path, nil)
 	if _, err := a.CreateDomain(ctx, "example.test"); err != nil {
 		t.Fatal(err)
 	}

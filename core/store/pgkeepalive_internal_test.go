@@ -14,14 +14,8 @@ import (
 // waits for the OS's two hours, and every other node's writes and logins
 // with it.
 func TestPostgresKeepalives(t *testing.T) {
-	if testEngine != EnginePostgres {
-		t.Skip("PostgreSQL only")
-	}
-	s, err := testOpen(t, filepath.Join(t.TempDir(), "mail.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	postgresOnly(t, "keepalives are PostgreSQL's settings")
+	s := openAt(t, filepath.Join(t.TempDir(), "mail.db"), nil)
 	ctx := context.Background()
 	for name, db := range map[string]*sql.DB{"writer": s.w, "readers": s.r, "login counts": s.counts} {
 		for _, set := range []struct{ name, want string }{
