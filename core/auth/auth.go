@@ -39,9 +39,11 @@
 //   - Bounded cost: password hashes run at most store.Options.MaxHashes at
 //     once, first logins (which reach the old server) at most
 //     Options.MaxFirstLogins at once, connections per source at most
-//     Options.MaxConnsPerSource; a login waits for a hashing slot at most
-//     Options.MaxWait, and every failure is answered Options.Delay after
-//     the login began (or as long after as the old server's slowest of
+//     Options.MaxConnsPerSource; a login waits for a hashing slot, a
+//     first login for a place at the old server, at most Options.MaxWait,
+//     and as long for its place among the shared checks (a node frozen
+//     holding their lock must not hang every login); every failure is
+//     answered Options.Delay after the login began (or as long after as the old server's slowest of
 //     its last 8 refusals took, when that is longer), so that its timing
 //     tells neither whether the account exists nor whether it has moved; a missing account costs
 //     one hash as a wrong password does, unless it goes to the old server.
@@ -138,8 +140,10 @@ type Options struct {
 	// Dovecot's own 2-second failure delay), a negative value none.
 	Delay time.Duration
 	// MaxWait bounds a login's wait for a hashing slot (a flood ahead of
-	// it), and its wait for a token of an empty bucket that logins being
-	// checked hold; 0 means 10 seconds. It is then answered ErrUnavailable.
+	// it), a first login's for a place at the old server
+	// (MaxFirstLogins), a login's wait for a token of an empty bucket
+	// that logins being checked hold, and for the shared counts in the
+	// store; 0 means 10 seconds. It is then answered ErrUnavailable.
 	MaxWait time.Duration
 	// MaxFirstLogins bounds the first logins checked at the old server at
 	// once; 0 means DefaultMaxFirstLogins. (One costs an old-server
@@ -321,7 +325,7 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 	}
 	// A place among the checks of every node, taken before the check so
 	// that guesses checked at once on several nodes are limited as one.
-	what, err := p.sharedReserve(ctx, wctx, failKeys)
+	what, check, err := p.sharedReserve(ctx, wctx, failKeys)
 	if err != nil || what != "" {
 		p.lim.give(srcKey, p.opts.PerSource)
 		p.lim.give(netKey, p.opts.PerNetwork)
@@ -334,18 +338,14 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 		}
 		return nil, limited(what, name)
 	}
-	reserved := make([]string, len(failKeys))
-	for i, k := range failKeys {
-		reserved[i] = k.Key
-	}
 	ended := false
 	end := func(failed []store.LoginFailureKey, clear ...string) {
 		ended = true
-		p.endCheck(ctx, log, reserved, failed, clear...)
+		p.endCheck(ctx, log, check, failed, clear...)
 	}
 	defer func() {
 		if !ended { // a panic: the places go back all the same
-			p.endCheck(ctx, log, reserved, nil)
+			p.endCheck(ctx, log, check, nil)
 		}
 	}()
 	fail := func(reason string) error {
@@ -418,7 +418,12 @@ func (p *Policy) Login(ctx context.Context, r Request) (*store.Account, error) {
 	end(nil, acctKey)
 	p.lim.give(srcKey, p.opts.PerSource)
 	p.lim.give(netKey, p.opts.PerNetwork)
-	if err := p.st.NoteLogin(ctx, acct); err != nil {
+	// Bounded as the counts' writes are: a node frozen holding the
+	// writer lock must not hang a login that has succeeded.
+	nctx, ncancel := context.WithTimeout(ctx, noteWait)
+	err = p.st.NoteLogin(nctx, acct)
+	ncancel()
+	if err != nil {
 		log.Warn("record login", "user", acct.Address, "err", err)
 	}
 	if p.mig != nil {
@@ -473,10 +478,18 @@ func (p *Policy) adoptable(ctx context.Context, canon string) bool {
 
 // firstLogin runs the Migrator's FirstLogin in one of the bounded slots.
 func (p *Policy) firstLogin(ctx context.Context, canon, password string) (acct *store.Account, err error) {
+	// A place among the first logins at the old server is waited for
+	// MaxWait at most, as a hashing slot is: with every place taken (an
+	// old server that does not answer, or a stream of guesses for users
+	// not yet moved) a login is "try again later", not a hang.
+	wait := time.NewTimer(p.opts.MaxWait)
+	defer wait.Stop()
 	select {
 	case p.first <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-wait.C:
+		return nil, fmt.Errorf("%d first logins are being checked at the old server already", cap(p.first))
 	}
 	defer func() { <-p.first }()
 	ctx, cancel := context.WithTimeout(ctx, p.opts.FirstLoginTimeout)

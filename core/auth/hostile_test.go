@@ -314,7 +314,9 @@ func TestLoginFlood(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	sampler.Wait()
-	if peak > 2 || peak == 0 {
+	// Under mailferry_testhash a hash takes microseconds and the sampler
+	// may see none (make test checks the peak again without the tag).
+	if peak > 2 || peak == 0 && !cheapHashes {
 		t.Errorf("peak concurrent hashes %d, want 1 or 2", peak)
 	}
 	// 10 per account and source (the default), the rest refused unchecked.

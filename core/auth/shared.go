@@ -25,23 +25,30 @@ const noteWait = 10 * time.Second
 // per-process buckets wait, until wctx ends; one filled by failures
 // refuses at once. It says which bucket refused ("" if none), in the
 // words of Login's refusals; when "" and no error, the caller must end
-// the check (endCheck).
-func (p *Policy) sharedReserve(ctx, wctx context.Context, keys []store.LoginFailureKey) (what string, err error) {
+// check, the check's ID in the store (endCheck).
+//
+// The store is waited for MaxWait at most, then the login is "try again
+// later" (an error): a node frozen in the middle of a write of the
+// counts (a paused VM, a network cut) holds their lock until the
+// database notices, which may take hours, and no login may hang so long.
+func (p *Policy) sharedReserve(ctx, wctx context.Context, keys []store.LoginFailureKey) (what string, check int64, err error) {
 	whats := []string{"from this source", "from this network", "for this account from this source"}
 	pause := 20 * time.Millisecond
+	rctx, cancel := context.WithTimeout(ctx, p.opts.MaxWait)
+	defer cancel()
 	for {
-		refused, busy, err := p.st.ReserveLoginCheck(ctx, keys, p.opts.Refill, p.checkLease())
+		check, refused, busy, err := p.st.ReserveLoginCheck(rctx, keys, p.opts.Refill, p.checkLease())
 		if err != nil || refused < 0 {
-			return "", err
+			return "", check, err
 		}
 		if !busy {
-			return whats[refused], nil
+			return whats[refused], 0, nil
 		}
 		// Checks under way elsewhere fill the bucket: their outcome
 		// (a success gives its place back) decides.
 		select {
 		case <-wctx.Done():
-			return whats[refused], nil
+			return whats[refused], 0, nil
 		case <-time.After(pause):
 		}
 		pause = min(2*pause, 400*time.Millisecond)
@@ -54,15 +61,15 @@ func (p *Policy) checkLease() time.Duration {
 	return 2*p.opts.MaxWait + p.opts.FirstLoginTimeout
 }
 
-// endCheck ends a check sharedReserve let in (store.EndLoginCheck): its
-// places back, a failure counted against failed, the failures of clear
-// forgotten. Like noteFailure it is written even when the client has gone
-// (hanging up must not make a guess free); a write that fails is logged
-// (the places then count until the lease ends).
-func (p *Policy) endCheck(ctx context.Context, log *slog.Logger, reserved []string, failed []store.LoginFailureKey, clear ...string) {
+// endCheck ends check, a check sharedReserve let in (store.EndLoginCheck):
+// its places back, a failure counted against failed, the failures of
+// clear forgotten. Like noteFailure it is written even when the client
+// has gone (hanging up must not make a guess free); a write that fails is
+// logged (the places then count until the lease ends).
+func (p *Policy) endCheck(ctx context.Context, log *slog.Logger, check int64, failed []store.LoginFailureKey, clear ...string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteWait)
 	defer cancel()
-	if err := p.st.EndLoginCheck(ctx, reserved, failed, clear, p.opts.Refill); err != nil {
+	if err := p.st.EndLoginCheck(ctx, check, failed, clear, p.opts.Refill); err != nil {
 		log.Warn("login check not ended in the store", "err", err)
 	}
 }

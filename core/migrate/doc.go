@@ -36,7 +36,9 @@
 //     waits, so that a burst of first logins is answered at the old
 //     server's own pace (logingate.go). The hold is bounded
 //     (Options.LoginHold, 10 s): under a steady stream of logins copies
-//     go on beside them once a hold has lasted that long.
+//     go on beside them once a hold has lasted that long, and a new hold
+//     begins only after copies went on as long as the last one lasted
+//     (logins one after another hold copies half the time at most).
 //   - Connections to one old server are capped, shared by every account's
 //     copy (Settings.MaxConnections, default 10; connlimit.go): an
 //     account's first connection waits for a place (places go to the

@@ -8,7 +8,11 @@ package migrate
 // server and the same cores. The hold is bounded (Options.LoginHold): a
 // steady stream of logins never starves the copies; once a hold has
 // lasted that long, copies go on beside the logins until none is in
-// flight, and only then may a new hold begin.
+// flight. A new hold begins only when copies have gone on, since the
+// last hold ended, for as long as it lasted: first logins that come one
+// after another, each as the last ends (an attacker's wrong passwords
+// for addresses not yet moved need no more), hold copies half the time
+// at most, not all of it.
 
 import (
 	"context"
@@ -23,6 +27,8 @@ type loginGate struct {
 	hold  time.Duration // longest hold; <= 0: copies never wait
 	n     int           // first logins in flight
 	since time.Time     // when the current hold began (n went 0 -> 1)
+	until time.Time     // when it ends at the latest; == since: no hold
+	next  time.Time     // the earliest a new hold may begin
 	open  chan struct{} // closed when n drops to 0
 	now   func() time.Time
 }
@@ -39,7 +45,11 @@ func (g *loginGate) enter() func() {
 	g.mu.Lock()
 	g.n++
 	if g.n == 1 {
-		g.since, g.open = g.now(), make(chan struct{})
+		now := g.now()
+		g.since, g.until, g.open = now, now, make(chan struct{})
+		if !now.Before(g.next) {
+			g.until = now.Add(g.hold)
+		}
 	}
 	g.mu.Unlock()
 	var once sync.Once
@@ -49,6 +59,14 @@ func (g *loginGate) enter() func() {
 			g.n--
 			if g.n == 0 {
 				close(g.open)
+				// Copies go on at least as long as they were held.
+				end := g.now()
+				if g.until.Before(end) {
+					end = g.until
+				}
+				if next := end.Add(end.Sub(g.since)); next.After(g.next) {
+					g.next = next
+				}
 			}
 			g.mu.Unlock()
 		})
@@ -58,14 +76,7 @@ func (g *loginGate) enter() func() {
 // wait returns once no first login is in flight, the current hold has
 // lasted g.hold, or ctx ends (then ctx's error).
 func (g *loginGate) wait(ctx context.Context) error {
-	g.mu.Lock()
-	if g.n == 0 || g.hold <= 0 {
-		g.mu.Unlock()
-		return ctx.Err()
-	}
-	left := g.hold - g.now().Sub(g.since)
-	open := g.open
-	g.mu.Unlock()
+	left, open := g.holding()
 	if left <= 0 {
 		return ctx.Err()
 	}
@@ -77,6 +88,17 @@ func (g *loginGate) wait(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	return ctx.Err()
+}
+
+// holding says how long copy work would wait now at most (0: not at
+// all), and the channel closed when no first login is in flight.
+func (g *loginGate) holding() (left time.Duration, open chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n == 0 || g.hold <= 0 {
+		return 0, nil
+	}
+	return max(g.until.Sub(g.now()), 0), g.open
 }
 
 // inFlight is how many first logins ask the old server now.

@@ -18,9 +18,7 @@ import (
 // deadlock is certain. Taken in key order, the second batch waits for
 // the first and both commit.
 func TestBatchesNoDeadlock(t *testing.T) {
-	if testEngine != EnginePostgres {
-		t.Skip("PostgreSQL only: SQLite has one writer, no row locks")
-	}
+	postgresOnly(t, "SQLite has one writer, no row locks")
 	ctx := context.Background()
 	// Three nodes on one database: a Store has one writer connection.
 	path := filepath.Join(t.TempDir(), "mail.db")
@@ -150,9 +148,7 @@ func TestBatchesNoDeadlock(t *testing.T) {
 // in opposite orders, in two calls (the one order of a call does not
 // span calls), deadlock for certain.
 func TestConflictTold(t *testing.T) {
-	if testEngine != EnginePostgres {
-		t.Skip("PostgreSQL only: SQLite has one writer, no row locks")
-	}
+	postgresOnly(t, "SQLite has one writer, no row locks")
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "mail.db")
 	var nodes []*Store

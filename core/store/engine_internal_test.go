@@ -105,3 +105,12 @@ func sqliteOnly(t testing.TB) {
 		t.Skipf("about SQLite; runs on the %s engine", EngineSQLite)
 	}
 }
+
+// postgresOnly skips a test about PostgreSQL (its locks, its
+// connections) on the other engines' runs, saying why it does not apply.
+func postgresOnly(t testing.TB, why string) {
+	t.Helper()
+	if testEngine != EnginePostgres {
+		t.Skip("PostgreSQL only: " + why)
+	}
+}

@@ -49,13 +49,17 @@ func inboxStore(tb testing.TB, opts *Options, n int) (*Store, *Mailbox, []uint32
 func twoStores(t *testing.T) (a, b *Store) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "mail.db")
-	for _, p := range []**Store{&a, &b} {
-		s, err := testOpen(t, path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		*p = s
+	return openAt(t, path, nil), openAt(t, path, nil)
+}
+
+// openAt opens a Store on the database of path (of the run's engine),
+// closed when the test ends.
+func openAt(t *testing.T, path string, opts *Options) *Store {
+	t.Helper()
+	s, err := testOpen(t, path, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return a, b
+	t.Cleanup(func() { s.Close() })
+	return s
 }

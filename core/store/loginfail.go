@@ -17,12 +17,11 @@ import (
 //   - the failures counted against a key now are (expires - now) / refill;
 //   - a failure moves expires to max(expires, now) + refill, never beyond
 //     now + capacity × refill (a full bucket is as bad as a fuller one);
-//   - rows whose failures have decayed (and with no login being checked,
-//     logincheck.go) are deleted by the next failures' writes, at most
+//   - rows whose failures have decayed are deleted by the next failures' writes, at most
 //     loginFailurePrune by each (a write after a flood decayed must not
 //     hold the writer for the whole flood's rows: one million took 2.6 s
 //     on SQLite), so the table holds the keys that failed within
-//     capacity × refill or are being checked, bounded by the failures a
+//     capacity × refill, bounded by the failures a
 //     flood may make in that time, and what the writes since have not yet
 //     pruned (each prunes more than the 3 rows it may add);
 //   - times are the database's clock (clock.go).
@@ -136,7 +135,7 @@ ON CONFLICT(key) DO UPDATE SET expires = CASE
 // succeeded).
 func (s *Store) ClearLoginFailures(ctx context.Context, key string) error {
 	return s.writeCounters(ctx, func(tx *sql.Tx) error {
-		// Its checks under way (logincheck.go) stay.
+		// Its checks under way (login_checks, logincheck.go) stay.
 		if _, err := tx.ExecContext(ctx, `UPDATE login_failures SET expires = 0 WHERE key = ?`, key); err != nil {
 			return fmt.Errorf("store: login failures: %w", err)
 		}

@@ -11,10 +11,13 @@ import (
 	"time"
 )
 
-func loginFailureRows(t *testing.T, s *Store) int {
+func loginFailureRows(t *testing.T, s *Store) int { return countRows(t, s, "login_failures") }
+
+// countRows counts the rows of table.
+func countRows(t *testing.T, s *Store, table string) int {
 	t.Helper()
 	var n int
-	if err := s.r.QueryRow(`SELECT count(*) FROM login_failures`).Scan(&n); err != nil {
+	if err := s.r.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -303,6 +303,18 @@ CREATE TABLE IF NOT EXISTS store_identity (
 	created BIGINT NOT NULL -- Unix milliseconds
 );
 `,
+	// 8: logins being checked, one row per check and key (logincheck.go;
+	// SQLite's step of the same table).
+	`
+CREATE TABLE IF NOT EXISTS login_checks (
+	id      BIGINT NOT NULL, -- the check (random), shared by its keys
+	key     TEXT NOT NULL,
+	expires BIGINT NOT NULL, -- Unix milliseconds: counts until then
+	PRIMARY KEY (id, key)
+);
+CREATE INDEX IF NOT EXISTS login_checks_key ON login_checks(key, expires);
+CREATE INDEX IF NOT EXISTS login_checks_expires ON login_checks(expires);
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -46,8 +47,20 @@ import (
 //     watchers (what SQLite's data_version polling does, at once).
 //     Notifications lost while that connection was down are made up for
 //     by telling every watcher when it is back.
+//   - A node that vanishes holding a lock (a VM paused, a network cut)
+//     holds it only until PostgreSQL sees its connection dead: each
+//     connection asks the server for TCP keepalives after 30 s of silence
+//     (pgKeepaliveSettings; the server's default is the OS's, two hours),
+//     so every other node's writes and logins wait about a minute, not
+//     hours.
 //   - Message bytes stay in the pack files beside Open's path, so that
 //     today several Stores share bytes only through one directory.
+
+// pgKeepaliveSettings make the server probe a silent connection after
+// 30 s, every 10 s, and drop it after 3 probes unanswered: a node that
+// vanished holding a lock releases it within about a minute. (Ignored by
+// the server on a Unix socket, where a dead peer is seen at once.)
+const pgKeepaliveSettings = `SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3`
 
 // pgChannel is the LISTEN/NOTIFY channel of the store's changes.
 const pgChannel = "mailferry_changes"
@@ -68,6 +81,12 @@ func openPostgres(path string, opts *Options) (*Store, error) {
 	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	cfg.AfterConnect = func(ctx context.Context, pc *pgconn.PgConn) error {
+		if err := pc.Exec(ctx, pgKeepaliveSettings).Close(); err != nil {
+			return fmt.Errorf("store: %s: ask for TCP keepalives: %w", redacted, err)
+		}
+		return nil
+	}
 	s := newStore(postgresDialect, redacted, opts)
 	var id [8]byte
 	rand.Read(id[:])
@@ -83,6 +102,9 @@ func openPostgres(path string, opts *Options) (*Store, error) {
 		s.w.Close()
 		if s.r != nil {
 			s.r.Close()
+		}
+		if s.counts != nil {
+			s.counts.Close()
 		}
 		if s.packs != nil {
 			s.packs.close()
@@ -115,6 +137,12 @@ func openPostgres(path string, opts *Options) (*Store, error) {
 	}
 	s.r.SetMaxOpenConns(n)
 	s.r.SetMaxIdleConns(n)
+	// The login counts' writes wait for one lock of every node (a flood
+	// of logins, a node frozen holding it): on a connection of their own,
+	// so that reads never wait behind them for a connection.
+	s.counts = sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
+	s.counts.SetMaxOpenConns(1)
+	s.counts.SetMaxIdleConns(1)
 	if opts.ChangePoll >= 0 {
 		conn, err := s.listen(octx, cfg)
 		if err != nil {

@@ -410,6 +410,21 @@ CREATE TABLE IF NOT EXISTS store_identity (
 	created INTEGER NOT NULL -- Unix milliseconds
 );
 `,
+	// Logins being checked, one row per check and key, each with its own
+	// end (logincheck.go): a count per key with one end for all (the step
+	// before the store's identity, no longer used) let a steady stream of logins keep a dead
+	// process's places counting for ever. Self-contained: it depends on
+	// no other step.
+	`
+CREATE TABLE IF NOT EXISTS login_checks (
+	id      INTEGER NOT NULL, -- the check (random), shared by its keys
+	key     TEXT NOT NULL,
+	expires INTEGER NOT NULL, -- Unix milliseconds: counts until then
+	PRIMARY KEY (id, key)
+);
+CREATE INDEX IF NOT EXISTS login_checks_key ON login_checks(key, expires);
+CREATE INDEX IF NOT EXISTS login_checks_expires ON login_checks(expires);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -33,8 +33,9 @@
 //     pgstore.go); readers use a separate pool and never block it. The
 //     one exception: on PostgreSQL, the counts of failed logins and of
 //     logins being checked (loginfail.go, logincheck.go) are written on
-//     the readers' pool under an advisory lock of their own, so that a
-//     login never waits for a migration's batch; on SQLite they commit
+//     a connection of their own (not the readers': logins waiting for
+//     the lock would take every read's) under an advisory lock of their
+//     own, so that a login never waits for a migration's batch; on SQLite they commit
 //     without waiting for an fsync (they hold no mail).
 //     A write returns only once it is on disk: the log is fsynced at commit
 //     (synchronous=FULL), or, on SQLite, for a change of flags only or an
@@ -174,7 +175,12 @@ const DefaultChangePoll = 200 * time.Millisecond
 
 // Store is an open mail store. It is safe for concurrent use.
 type Store struct {
-	w, r      *sql.DB
+	w, r *sql.DB
+	// counts is PostgreSQL's pool of one connection for the shared login
+	// counts' writes (logincheck.go writeCounters): logins waiting for
+	// their lock wait there, not on the readers' connections. Nil on
+	// SQLite.
+	counts    *sql.DB
 	d         *dialect
 	where     string // the SQLite file, or the redacted database URL
 	log       *slog.Logger
@@ -452,6 +458,9 @@ func (s *Store) Close() error {
 	// Flag changes answered before their fsync: on disk now.
 	serr := s.wal.settle()
 	err := errors.Join(serr, s.r.Close(), s.w.Close())
+	if s.counts != nil {
+		err = errors.Join(err, s.counts.Close())
+	}
 	s.wal.close()
 	s.packs.close()
 	if s.objects != nil {

@@ -100,6 +100,7 @@ var copySkipped = map[string]string{
 	"store_copy":       "the marker of a copy under way",
 	"store_identity":   "the store's own ID, which its bucket's marker names: the target has its own",
 	"login_failures":   "recent failed logins: they decay within minutes, and a copy is made while nothing serves",
+	"login_checks":     "logins being checked: they end within minutes, and a copy is made while nothing serves",
 	"nodes":            "the nodes serving the source, which is stopped; the target's nodes add themselves",
 	"mailferry_schema": "the engine's own schema version",
 	"sqlite_sequence":  "the engine's own counters (the queue's is carried over)",
