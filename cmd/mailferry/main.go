@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 )
 
@@ -68,7 +69,9 @@ func isHelp(arg string) bool {
 
 func main() {
 	stop := startProfile(os.Getenv("MAILFERRY_CPUPROFILE"), os.Stderr)
+	stopTrace := startTrace(os.Getenv("MAILFERRY_TRACE"), os.Stderr)
 	code := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stopTrace()
 	stop()
 	os.Exit(code)
 }
@@ -92,6 +95,29 @@ func startProfile(file string, stderr io.Writer) func() {
 	}
 	return func() {
 		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
+// startTrace writes a Go execution trace of the whole command to file
+// when it is set (MAILFERRY_TRACE, for `go tool trace`: what each
+// goroutine waited on, and for how long), and returns what ends it.
+func startTrace(file string, stderr io.Writer) func() {
+	if file == "" {
+		return func() {}
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(stderr, "mailferry: MAILFERRY_TRACE:", err)
+		return func() {}
+	}
+	if err := trace.Start(f); err != nil {
+		fmt.Fprintln(stderr, "mailferry: MAILFERRY_TRACE:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		trace.Stop()
 		f.Close()
 	}
 }
