@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 )
 
@@ -67,31 +68,37 @@ func isHelp(arg string) bool {
 }
 
 func main() {
-	stop := startProfile(os.Getenv("MAILFERRY_CPUPROFILE"), os.Stderr)
+	stop := startDiagnostic("MAILFERRY_CPUPROFILE", os.Stderr, pprof.StartCPUProfile, pprof.StopCPUProfile)
+	stopTrace := startDiagnostic("MAILFERRY_TRACE", os.Stderr, trace.Start, trace.Stop)
 	code := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stopTrace()
 	stop()
 	os.Exit(code)
 }
 
-// startProfile writes a CPU profile of the whole command to file when it
-// is set (MAILFERRY_CPUPROFILE, for `go tool pprof`), and returns what
-// ends it.
-func startProfile(file string, stderr io.Writer) func() {
+// startDiagnostic writes a record of the whole command to the file the
+// environment variable env names, if any, and returns what ends it:
+// MAILFERRY_CPUPROFILE a CPU profile (`go tool pprof`), MAILFERRY_TRACE a
+// Go execution trace (`go tool trace`: what each goroutine waited on,
+// and for how long). A file that cannot be written is said on stderr and
+// the command runs all the same.
+func startDiagnostic(env string, stderr io.Writer, start func(io.Writer) error, stop func()) func() {
+	file := os.Getenv(env)
 	if file == "" {
 		return func() {}
 	}
 	f, err := os.Create(file)
 	if err != nil {
-		fmt.Fprintln(stderr, "mailferry: MAILFERRY_CPUPROFILE:", err)
+		fmt.Fprintf(stderr, "mailferry: %s: %v\n", env, err)
 		return func() {}
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		fmt.Fprintln(stderr, "mailferry: MAILFERRY_CPUPROFILE:", err)
+	if err := start(f); err != nil {
+		fmt.Fprintf(stderr, "mailferry: %s: %v\n", env, err)
 		f.Close()
 		return func() {}
 	}
 	return func() {
-		pprof.StopCPUProfile()
+		stop()
 		f.Close()
 	}
 }

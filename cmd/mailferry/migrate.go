@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -205,6 +206,9 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 			}
 		}
 	}
+	if n := migrateProcs(len(users), runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS")); n != runtime.GOMAXPROCS(0) {
+		runtime.GOMAXPROCS(n) // (set only when it changes: a set value no longer follows the CPU limit)
+	}
 	co, err := c.open(stderr)
 	if err != nil {
 		return err
@@ -250,6 +254,26 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 		return fmt.Errorf("%d users failed", failed)
 	}
 	return nil
+}
+
+// migrateProcs is how many goroutines `mailferry migrate` runs at once
+// (GOMAXPROCS) for a list of users accounts, where procs is the runtime's
+// own choice and env the GOMAXPROCS the admin set, if any (which stands):
+// one per account, since the accounts are copied side by side, never
+// more than procs. One account's copy (its connections' readers and
+// stagers, the committer) hands every message from goroutine to
+// goroutine; with a second P idle the runtime wakes a thread for each
+// hand-off, which mostly finds nothing to do and sleeps again. On one P
+// the hand-offs are plain goroutine switches: the 964 MB benchmark
+// mailbox took 12-17% less CPU (futex calls -65%, context switches -40%)
+// in the same wall time, the old server on the same two cores. One core
+// hashes, writes and summarizes about 330 MB/s, more than one old server
+// sends one account.
+func migrateProcs(users, procs int, env string) int {
+	if env != "" {
+		return procs
+	}
+	return max(1, min(users, procs))
 }
 
 // progressBar shows bulk progress: a redrawn line on a terminal, JSON

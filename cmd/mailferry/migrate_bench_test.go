@@ -38,6 +38,8 @@ import (
 // Diagnostics, by environment variable (MAILFERRY_MIGRATE_BENCH_...):
 // SMALL=1 the 5,000 messages only; RUNS=n runs instead of 3; PROFILE=file
 // a CPU profile of the child (the last run's; MAILFERRY_CPUPROFILE);
+// TRACE=file a Go execution trace of the child (the last run's;
+// MAILFERRY_TRACE: what each goroutine waited on);
 // LOG=file the last run's output; WRAP="cmd args" runs the child under a
 // command (e.g. "strace -c -f -o FILE", "perf record -g -o FILE");
 // BEFORE=binary also runs that binary (unpinned) in every run and prints
@@ -246,6 +248,9 @@ func migrateOnce(b *testing.B, bin string, old *oldtest.Server, addr, pass strin
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(data, "config"))
 	if f := os.Getenv("MAILFERRY_MIGRATE_BENCH_PROFILE"); f != "" {
 		cmd.Env = append(cmd.Env, "MAILFERRY_CPUPROFILE="+f) // the last run's profile
+	}
+	if f := os.Getenv("MAILFERRY_MIGRATE_BENCH_TRACE"); f != "" {
+		cmd.Env = append(cmd.Env, "MAILFERRY_TRACE="+f) // the last run's trace
 	}
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
