@@ -428,7 +428,11 @@ CREATE INDEX IF NOT EXISTS login_checks_expires ON login_checks(expires);
 }
 
 // upgrade brings the database schema to the newest version, one step per
-// transaction. A database newer than this build is refused.
+// transaction. A database newer than this build is refused. Each step reads
+// the version again inside its transaction (BEGIN IMMEDIATE on the writer
+// connection, so one process at a time): stores opened at once on one new
+// file (serve and migrate started together) apply each step once, and the
+// later ones find it done (TestFirstOpensAtOnce).
 func (s *Store) upgrade() (err error) {
 	var v int
 	if err := s.w.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
@@ -445,24 +449,39 @@ func (s *Store) upgrade() (err error) {
 			}
 		}()
 	}
-	for ; v < len(schema); v++ {
-		tx, err := s.w.Begin()
-		if err != nil {
-			return fmt.Errorf("store: upgrade: %w", err)
-		}
-		if _, err := tx.Exec(schema[v]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("store: upgrade to schema %d: %w", v+1, err)
-		}
-		if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, v+1)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("store: upgrade to schema %d: %w", v+1, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("store: upgrade to schema %d: %w", v+1, err)
+	for v < len(schema) {
+		if v, err = s.upgradeStep(); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// upgradeStep applies the step after the database's version, if there is
+// one, and returns the version it leaves.
+func (s *Store) upgradeStep() (int, error) {
+	tx, err := s.w.Begin()
+	if err != nil {
+		return 0, fmt.Errorf("store: upgrade: %w", err)
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("store: read schema version: %w", err)
+	}
+	if v >= len(schema) {
+		return v, nil // another process did it
+	}
+	if _, err := tx.Exec(schema[v]); err != nil {
+		return 0, fmt.Errorf("store: upgrade to schema %d: %w", v+1, err)
+	}
+	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, v+1)); err != nil {
+		return 0, fmt.Errorf("store: upgrade to schema %d: %w", v+1, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("store: upgrade to schema %d: %w", v+1, err)
+	}
+	return v + 1, nil
 }
 
 // canonicalizeAccounts brings the addresses of accounts made before they
