@@ -317,9 +317,20 @@ func TestBucketUpgrade(t *testing.T) {
 // table and its schema step gone.
 func makeOld(t *testing.T, s *Store) {
 	t.Helper()
-	stmts := []string{`DROP TABLE store_identity`, `PRAGMA user_version = ` + strconv.Itoa(len(schema)-1)}
+	// The version before the identity's step (later steps make their
+	// tables IF NOT EXISTS, so they run again harmlessly).
+	before := func(steps []string) string {
+		for i, step := range steps {
+			if strings.Contains(step, "CREATE TABLE IF NOT EXISTS store_identity") {
+				return strconv.Itoa(i)
+			}
+		}
+		t.Fatal("no schema step makes store_identity")
+		return ""
+	}
+	stmts := []string{`DROP TABLE store_identity`, `PRAGMA user_version = ` + before(schema)}
 	if s.d.postgres() {
-		stmts[1] = `UPDATE mailferry_schema SET version = ` + strconv.Itoa(len(pgSchema)-1)
+		stmts[1] = `UPDATE mailferry_schema SET version = ` + before(pgSchema)
 	}
 	for _, q := range stmts {
 		if _, err := s.w.Exec(q); err != nil {
