@@ -67,8 +67,18 @@ func TestReadBeginsInPlace(t *testing.T) {
 			tx.Rollback()
 		}
 	}
-	plain := testing.AllocsPerRun(200, begin(context.Background()))
-	cancellable := testing.AllocsPerRun(200, begin(ctx))
+	// AllocsPerRun counts the whole process's allocations, the store's
+	// background goroutines' too: they only add, so the best of a few
+	// tries is the one that counts (without the change a context that can
+	// end cost 3 allocations more in every try).
+	var plain, cancellable float64
+	for try := 0; try < 5; try++ {
+		plain = testing.AllocsPerRun(200, begin(context.Background()))
+		cancellable = testing.AllocsPerRun(200, begin(ctx))
+		if cancellable <= plain {
+			return
+		}
+	}
 	if cancellable > plain {
 		t.Fatalf("a read transaction with a context that can end: %.0f allocations, %.0f without; want no more (no goroutines to watch it)", cancellable, plain)
 	}
