@@ -186,3 +186,100 @@ func FuzzExtractEnvelope(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) { checkEnvelope(t, raw) })
 }
+
+// refHeaderFields and refHeaderValue are headerFields and headerValue as
+// they were before nextField (session 9), which must not change what they
+// return.
+func refHeaderFields(header []byte) [][]byte {
+	var fields [][]byte
+	pos := 0
+	for pos < len(header) {
+		nl := bytes.IndexByte(header[pos:], '\n')
+		end := len(header)
+		if nl >= 0 {
+			end = pos + nl + 1
+		}
+		line := header[pos:end]
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			break
+		}
+		if (line[0] == ' ' || line[0] == '\t') && len(fields) > 0 {
+			last := fields[len(fields)-1]
+			fields[len(fields)-1] = last[:len(last)+len(line)]
+		} else {
+			fields = append(fields, line)
+		}
+		pos = end
+	}
+	return fields
+}
+
+func refHeaderValue(header []byte, name string) string {
+	for _, f := range refHeaderFields(header) {
+		if strings.EqualFold(fieldName(f), name) {
+			v := f[bytes.IndexByte(f, ':')+1:]
+			v = bytes.ReplaceAll(v, []byte("\r\n"), nil)
+			v = bytes.ReplaceAll(v, []byte("\n"), nil)
+			return strings.TrimSpace(string(v))
+		}
+	}
+	return ""
+}
+
+func checkHeaderFields(t *testing.T, header []byte) {
+	t.Helper()
+	if got, want := headerFields(header), refHeaderFields(header); !reflect.DeepEqual(got, want) {
+		t.Fatalf("headerFields(%q) = %q, want %q", header, got, want)
+	}
+	for _, name := range []string{"Content-Type", "Content-Transfer-Encoding", "Subject", "", "K"} {
+		if got, want := headerValue(header, name), refHeaderValue(header, name); got != want {
+			t.Fatalf("headerValue(%q, %q) = %q, want %q", header, name, got, want)
+		}
+	}
+}
+
+var headerCorpus = []string{
+	"",
+	"\r\n",
+	" leading continuation\r\nSubject: x\r\n\r\n",
+	"\tContent-Type: text/html\r\n more\r\n\r\n",
+	"Content-Type: text/plain;\r\n charset=utf-8\r\n\tformat=flowed\r\nSubject: s\r\n\r\nbody",
+	"content-type :  multipart/mixed; boundary=x \n\n",
+	"CONTENT-TYPE: a/b\r\nContent-Type: c/d\r\n\r\n",
+	"no colon line\r\nContent-Type: x/y\r\n",
+	"Content-Type: x/y",
+	"Subject: a\r\n   \r\nContent-Type: after blank-ish\r\n\r\n",
+	"Subject: a\r\n\r\n\r\nContent-Type: in body\r\n",
+	"Subject: a\rContent-Type: cr only\r\n\r\n",
+	"\u212a: kelvin\r\nk: ascii\r\n\r\n",
+	"\u00a0Content-Type\u00a0: nbsp/name\r\n\r\n",
+	"Content-Type: \u00a0x/y\u00a0\r\n\r\n",
+	"Content-Type: a/b\n c\r\n\td\n\r\n",
+	":\r\n: empty name\r\n\r\n",
+}
+
+func TestHeaderFieldsUnchanged(t *testing.T) {
+	for _, h := range append(headerCorpus, structureCorpus...) {
+		checkHeaderFields(t, []byte(h))
+	}
+}
+
+func FuzzHeaderFields(f *testing.F) {
+	for _, h := range append(headerCorpus, structureCorpus...) {
+		f.Add([]byte(h))
+	}
+	f.Fuzz(func(t *testing.T, header []byte) { checkHeaderFields(t, header) })
+}
+
+// TestSummarizeAllocs: a usual message costs few allocations (232 before
+// issue 17: ParseDate's failed layouts, copied header names and values).
+func TestSummarizeAllocs(t *testing.T) {
+	raw := []byte("Return-Path: <a@example.org>\r\nFrom: \"Ann Example\" <a@example.org>\r\nTo: Bob <b@example.test>\r\n" +
+		"Subject: report\r\nDate: Tue, 1 Jun 2021 10:00:00 +0000\r\nMessage-ID: <1234@example.org>\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello.\r\n")
+	n := testing.AllocsPerRun(100, func() { Summarize(raw) })
+	t.Logf("Summarize: %v allocations", n)
+	if n > 120 {
+		t.Errorf("Summarize: %v allocations, want at most 120", n)
+	}
+}

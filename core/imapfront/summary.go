@@ -375,14 +375,18 @@ func (e *encoder) structure(bs imap.BodyStructure) {
 	}
 }
 
+// encoderSize is room for a usual envelope or structure: their encoder
+// then grows its buffer once or never.
+const encoderSize = 256
+
 func encodeEnvelope(env *imap.Envelope) []byte {
-	e := &encoder{b: []byte{cacheVersion}}
+	e := &encoder{b: append(make([]byte, 0, encoderSize), cacheVersion)}
 	e.envelope(env)
 	return e.b
 }
 
 func encodeStructure(bs imap.BodyStructure) []byte {
-	e := &encoder{b: []byte{cacheVersion}}
+	e := &encoder{b: append(make([]byte, 0, encoderSize), cacheVersion)}
 	e.structure(bs)
 	return e.b
 }
