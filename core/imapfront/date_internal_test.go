@@ -187,29 +187,25 @@ func FuzzExtractEnvelope(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) { checkEnvelope(t, raw) })
 }
 
-// refHeaderFields and refHeaderValue are headerFields and headerValue as
-// they were before nextField (session 9), which must not change what they
-// return.
+// refHeaderFields and refHeaderValue say what headerFields and headerValue
+// returned before nextField (session 9), which must not change: the lines
+// up to the first empty one, a line starting with a space or a tab joined
+// to the field before it if there is one.
 func refHeaderFields(header []byte) [][]byte {
 	var fields [][]byte
-	pos := 0
-	for pos < len(header) {
-		nl := bytes.IndexByte(header[pos:], '\n')
-		end := len(header)
-		if nl >= 0 {
-			end = pos + nl + 1
-		}
-		line := header[pos:end]
+	start := 0
+	for _, line := range bytes.SplitAfter(header, []byte("\n")) {
 		if len(bytes.TrimRight(line, "\r\n")) == 0 {
 			break
 		}
-		if (line[0] == ' ' || line[0] == '\t') && len(fields) > 0 {
-			last := fields[len(fields)-1]
-			fields[len(fields)-1] = last[:len(last)+len(line)]
+		continued := len(fields) > 0 && (line[0] == ' ' || line[0] == '\t')
+		if continued {
+			last := len(fields) - 1
+			fields[last] = header[start-len(fields[last]) : start+len(line)]
 		} else {
-			fields = append(fields, line)
+			fields = append(fields, header[start:start+len(line)])
 		}
-		pos = end
+		start += len(line)
 	}
 	return fields
 }
