@@ -58,7 +58,18 @@ func parseMessage(raw []byte) entity {
 // a field.
 func headerFields(header []byte) [][]byte {
 	var fields [][]byte
-	pos := 0
+	for f, pos := nextField(header, 0); f != nil; f, pos = nextField(header, pos) {
+		fields = append(fields, f)
+	}
+	return fields
+}
+
+// nextField returns the header field starting at pos, with its continuation
+// lines (a line starting with a space or a tab continues the field before
+// it, and is a field of its own only first in the header), and where the
+// next field starts; nil at the ending empty line or the header's end.
+func nextField(header []byte, pos int) (field []byte, next int) {
+	start := pos
 	for pos < len(header) {
 		nl := bytes.IndexByte(header[pos:], '\n')
 		end := len(header)
@@ -69,15 +80,15 @@ func headerFields(header []byte) [][]byte {
 		if len(bytes.TrimRight(line, "\r\n")) == 0 {
 			break
 		}
-		if (line[0] == ' ' || line[0] == '\t') && len(fields) > 0 {
-			last := fields[len(fields)-1]
-			fields[len(fields)-1] = last[:len(last)+len(line)] // contiguous in header
-		} else {
-			fields = append(fields, line)
+		if pos > start && line[0] != ' ' && line[0] != '\t' {
+			break
 		}
 		pos = end
 	}
-	return fields
+	if pos == start {
+		return nil, pos
+	}
+	return header[start:pos], pos
 }
 
 func fieldName(field []byte) string {
@@ -89,12 +100,22 @@ func fieldName(field []byte) string {
 }
 
 // headerValue returns the unfolded value of the first field with that name.
+// It copies that value only: it is called for every part of every message
+// summarized or fetched.
 func headerValue(header []byte, name string) string {
-	for _, f := range headerFields(header) {
-		if strings.EqualFold(fieldName(f), name) {
-			v := f[bytes.IndexByte(f, ':')+1:]
-			v = bytes.ReplaceAll(v, []byte("\r\n"), nil)
-			v = bytes.ReplaceAll(v, []byte("\n"), nil)
+	bname := []byte(name)
+	for f, pos := nextField(header, 0); f != nil; f, pos = nextField(header, pos) {
+		i := bytes.IndexByte(f, ':')
+		var fname []byte // fieldName(f), without copying it
+		if i >= 0 {
+			fname = bytes.TrimSpace(f[:i])
+		}
+		if bytes.EqualFold(fname, bname) {
+			v := f[i+1:]
+			if bytes.IndexByte(v, '\n') >= 0 {
+				v = bytes.ReplaceAll(v, []byte("\r\n"), nil)
+				v = bytes.ReplaceAll(v, []byte("\n"), nil)
+			}
 			return strings.TrimSpace(string(v))
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 )
 
@@ -39,7 +40,7 @@ func summarize(raw []byte) (env *imap.Envelope, bs imap.BodyStructure) {
 	if err != nil {
 		h = salvageHeader(raw)
 	}
-	env = imapserver.ExtractEnvelope(h)
+	env = extractEnvelope(h)
 	envelopeGroups(env, gomessage.Header{Header: h})
 	if tooDeep(parseMessage(raw), maxDepth) {
 		return env, plainStructure(raw)
@@ -49,6 +50,42 @@ func summarize(raw []byte) (env *imap.Envelope, bs imap.BodyStructure) {
 		bs = plainStructure(raw)
 	}
 	return env, bs
+}
+
+// extractEnvelope is imapserver.ExtractEnvelope, with the Date field read
+// by parseDate (the same time, without ParseDate's failed layouts).
+func extractEnvelope(h textproto.Header) *imap.Envelope {
+	mh := mail.Header{Header: gomessage.Header{Header: h}}
+	subject, _ := mh.Subject()
+	inReplyTo, _ := mh.MsgIDList("In-Reply-To")
+	messageID, _ := mh.MessageID()
+	return &imap.Envelope{
+		Date:      parseDate(mh.Get("Date")),
+		Subject:   subject,
+		From:      envelopeAddresses(mh, "From"),
+		Sender:    envelopeAddresses(mh, "Sender"),
+		ReplyTo:   envelopeAddresses(mh, "Reply-To"),
+		To:        envelopeAddresses(mh, "To"),
+		Cc:        envelopeAddresses(mh, "Cc"),
+		Bcc:       envelopeAddresses(mh, "Bcc"),
+		InReplyTo: inReplyTo,
+		MessageID: messageID,
+	}
+}
+
+// envelopeAddresses is imapserver's parseAddressList: the addresses of field
+// k that have an '@' (envelopeGroups then reads the fields with groups).
+func envelopeAddresses(mh mail.Header, k string) []imap.Address {
+	addrs, _ := mh.AddressList(k)
+	var l []imap.Address
+	for _, addr := range addrs {
+		mailbox, host, ok := strings.Cut(addr.Address, "@")
+		if !ok {
+			continue
+		}
+		l = append(l, imap.Address{Name: addr.Name, Mailbox: mailbox, Host: host})
+	}
+	return l
 }
 
 // bodyStructure is imapserver.ExtractBodyStructure, made cheap for a
@@ -338,14 +375,18 @@ func (e *encoder) structure(bs imap.BodyStructure) {
 	}
 }
 
+// encoderSize is room for a usual envelope or structure: their encoder
+// then grows its buffer once or never.
+const encoderSize = 256
+
 func encodeEnvelope(env *imap.Envelope) []byte {
-	e := &encoder{b: []byte{cacheVersion}}
+	e := &encoder{b: append(make([]byte, 0, encoderSize), cacheVersion)}
 	e.envelope(env)
 	return e.b
 }
 
 func encodeStructure(bs imap.BodyStructure) []byte {
-	e := &encoder{b: []byte{cacheVersion}}
+	e := &encoder{b: append(make([]byte, 0, encoderSize), cacheVersion)}
 	e.structure(bs)
 	return e.b
 }
