@@ -134,13 +134,7 @@ func TestSharedFloodAtOnce(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				_, err := nodes[i%len(nodes)].Login(ctx, req("carol@example.test", fmt.Sprintf("guess-%d", i), src))
-				kind := fmt.Sprint(err)
-				switch {
-				case errors.Is(err, auth.ErrFailed):
-					kind = "failed"
-				case errors.Is(err, auth.ErrLimited):
-					kind = "limited"
-				}
+				kind := answerKind(err)
 				mu.Lock()
 				answers[kind]++
 				mu.Unlock()
@@ -190,13 +184,7 @@ func TestSharedBurstReserved(t *testing.T) {
 					defer wg.Done()
 					<-start
 					_, err := nodes[i%2].Login(ctx, req("carol@example.test", fmt.Sprintf("guess-%d", i), "198.51.100.20"))
-					kind := fmt.Sprint(err)
-					switch {
-					case errors.Is(err, auth.ErrFailed):
-						kind = "failed"
-					case errors.Is(err, auth.ErrLimited):
-						kind = "limited"
-					}
+					kind := answerKind(err)
 					mu.Lock()
 					answers[kind]++
 					mu.Unlock()
@@ -236,4 +224,16 @@ func TestSharedBurstReserved(t *testing.T) {
 			}
 		})
 	}
+}
+
+// answerKind names a login's answer: "failed", "limited", or the error's
+// text (nil for a success).
+func answerKind(err error) string {
+	switch {
+	case errors.Is(err, auth.ErrFailed):
+		return "failed"
+	case errors.Is(err, auth.ErrLimited):
+		return "limited"
+	}
+	return fmt.Sprint(err)
 }

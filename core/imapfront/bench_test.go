@@ -124,22 +124,30 @@ func countUntil(tb testing.TB, r *bufio.Reader, tag string) int {
 	}
 }
 
-// BenchmarkFetchEnvelope20k measures FETCH 1:* (FLAGS ENVELOPE) over a real
-// connection on a 20,000-message mailbox. ENVELOPE comes from the store's
-// cache; no message is parsed.
-func BenchmarkFetchEnvelope20k(b *testing.B) {
-	const n = 20000
+// selectedInbox fills INBOX with n messages and returns a connection
+// logged in with INBOX selected, and its reader; the connection closes
+// when the benchmark ends.
+func selectedInbox(b *testing.B, n int) (net.Conn, *bufio.Reader) {
 	e := newEnv(b, nil)
 	fill(b, e.st, e.inbox(), n)
 	c, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
+	b.Cleanup(func() { c.Close() })
 	r := bufio.NewReaderSize(c, 64<<10)
 	fmt.Fprintf(c, "a LOGIN %s %s\r\nb SELECT INBOX\r\n", user, pass)
 	countUntil(b, r, "a")
 	countUntil(b, r, "b")
+	return c, r
+}
+
+// BenchmarkFetchEnvelope20k measures FETCH 1:* (FLAGS ENVELOPE) over a real
+// connection on a 20,000-message mailbox. ENVELOPE comes from the store's
+// cache; no message is parsed.
+func BenchmarkFetchEnvelope20k(b *testing.B) {
+	const n = 20000
+	c, r := selectedInbox(b, n)
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
@@ -190,17 +198,7 @@ func BenchmarkAppend(b *testing.B) {
 // allocations per FETCH (-benchmem) and syscalls (strace -c).
 func BenchmarkFetch10(b *testing.B) {
 	const n = 2000
-	e := newEnv(b, nil)
-	fill(b, e.st, e.inbox(), n)
-	c, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReaderSize(c, 64<<10)
-	fmt.Fprintf(c, "a LOGIN %s %s\r\nb SELECT INBOX\r\n", user, pass)
-	countUntil(b, r, "a")
-	countUntil(b, r, "b")
+	c, r := selectedInbox(b, n)
 	rnd := rand.New(rand.NewSource(4))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
