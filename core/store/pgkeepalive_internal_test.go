@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestPostgresKeepalives: every connection of a PostgreSQL Store asks the
@@ -29,5 +30,42 @@ func TestPostgresKeepalives(t *testing.T) {
 				t.Errorf("%s connection: %s = %s, want %s", name, set.name, got, set.want)
 			}
 		}
+	}
+}
+
+// TestPostgresStoppedNodeFreesWriter: a node whose process stops inside a
+// write transaction (SIGSTOP, a debugger: its kernel still answers the
+// keepalive probes) holds the writer lock only until the server's
+// idle_in_transaction_session_timeout ends its session; every other
+// node's writes then go on, and the stopped node, once running again,
+// gets a clear error for that transaction and writes again after it.
+func TestPostgresStoppedNodeFreesWriter(t *testing.T) {
+	postgresOnly(t, "the bound is PostgreSQL's session setting")
+	defer func(d time.Duration) { pgIdleInTx = d }(pgIdleInTx)
+	pgIdleInTx = time.Second
+	a, b := twoStores(t)
+	ctx := context.Background()
+
+	stopped, err := a.Begin(ctx) // takes the writer lock, then "stops"
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := b.write(wctx, func(*sql.Tx, *changes) error { return nil }); err != nil {
+		t.Fatalf("the other node's write, with the lock held by a stopped node: %v (after %v)", err, time.Since(start))
+	}
+	if err := stopped.Commit(); err == nil {
+		t.Fatal("the stopped node's transaction committed after the server ended its session")
+	}
+	var err2 error
+	for range 3 { // database/sql drops the dead connection, then dials anew
+		if err2 = a.write(ctx, func(*sql.Tx, *changes) error { return nil }); err2 == nil {
+			break
+		}
+	}
+	if err2 != nil {
+		t.Fatalf("the node, running again, cannot write: %v", err2)
 	}
 }

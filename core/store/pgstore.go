@@ -52,7 +52,12 @@ import (
 //     connection asks the server for TCP keepalives after 30 s of silence
 //     (pgKeepaliveSettings; the server's default is the OS's, two hours),
 //     so every other node's writes and logins wait about a minute, not
-//     hours.
+//     hours. A node whose process stopped (SIGSTOP, a debugger, a VM
+//     frozen while its kernel still answers the probes) is told by
+//     idle_in_transaction_session_timeout instead: the server ends a
+//     session idle inside a transaction for pgIdleInTx (its transaction
+//     rolls back, its locks go); no transaction of ours waits that long
+//     between two statements.
 //   - Message bytes stay in the pack files beside Open's path, so that
 //     today several Stores share bytes only through one directory.
 
@@ -61,6 +66,11 @@ import (
 // vanished holding a lock releases it within about a minute. (Ignored by
 // the server on a Unix socket, where a dead peer is seen at once.)
 const pgKeepaliveSettings = `SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3`
+
+// pgIdleInTx is how long a session may sit idle inside a transaction
+// before the server ends it (see above): a stopped process's locks are
+// freed then. A variable for tests.
+var pgIdleInTx = 60 * time.Second
 
 // pgChannel is the LISTEN/NOTIFY channel of the store's changes.
 const pgChannel = "mailferry_changes"
@@ -84,6 +94,10 @@ func openPostgres(path string, opts *Options) (*Store, error) {
 	cfg.AfterConnect = func(ctx context.Context, pc *pgconn.PgConn) error {
 		if err := pc.Exec(ctx, pgKeepaliveSettings).Close(); err != nil {
 			return fmt.Errorf("store: %s: ask for TCP keepalives: %w", redacted, err)
+		}
+		idle := fmt.Sprintf("SET idle_in_transaction_session_timeout = %d", pgIdleInTx.Milliseconds())
+		if err := pc.Exec(ctx, idle).Close(); err != nil {
+			return fmt.Errorf("store: %s: set a bound on idle transactions: %w", redacted, err)
 		}
 		return nil
 	}
