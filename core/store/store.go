@@ -118,6 +118,15 @@ var (
 	// made durable (a write or fsync of their pack failed), so nothing
 	// naming them was committed. Stage or append the message again.
 	ErrNotDurable = errors.New("store: message bytes not durable")
+	// ErrStopped: an fsync of the SQLite database's log failed after a
+	// commit that other sessions may already see, so what is on disk is
+	// not known (walsync.go). The command that waited for it is neither
+	// done nor undone (answer it neither OK nor NO: a client told NO
+	// appends again, and the first copy may well be there); the store
+	// refuses every write from then on. Restart the process: opening the
+	// store again recovers what the log holds on disk, as PostgreSQL
+	// does after a failed fsync.
+	ErrStopped = errors.New("store: stopped after a failed fsync of the database's log; restart to recover")
 )
 
 // Options tunes a Store. A nil *Options means defaults.
@@ -308,6 +317,12 @@ func openSQLite(path string, opts *Options) (*Store, error) {
 		s.w.Close()
 		return nil, err
 	}
+	// New UIDs and MODSEQs start above any a client may have seen before a
+	// power cut (marks.go).
+	if err := s.jumpToMarks(); err != nil {
+		s.w.Close()
+		return nil, err
+	}
 	if s.packs, err = openPacks(path+"-packs", packSize(opts)); err != nil {
 		s.w.Close()
 		return nil, err
@@ -457,6 +472,13 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	// Flag changes answered before their fsync: on disk now.
 	serr := s.wal.settle()
+	if s.wal != nil && serr == nil && s.wal.usable() {
+		// Everything is durable: no gap at the next Open (marks.go).
+		// Failing, it leaves only a gap.
+		if err := s.lowerMarks(); err != nil {
+			s.log.Warn("store: durable marks left raised; the next open skips some UIDs", "err", err)
+		}
+	}
 	err := errors.Join(serr, s.r.Close(), s.w.Close())
 	if s.counts != nil {
 		err = errors.Join(err, s.counts.Close())

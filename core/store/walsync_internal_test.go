@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -31,7 +30,8 @@ func writerSynchronous(t *testing.T, s *Store) int {
 // other write to bring it; it leaves the writer connection at
 // synchronous=FULL for the writes of mail that follow, also when the
 // transaction fails; a failing fsync does not fail the STORE (it was
-// answered) but is not taken for done: the next fsync is tried again.
+// answered) but is not taken for done, and stops the store: no later
+// fsync, even one that succeeds, is taken for one (marks.go, ErrStopped).
 func TestFlagsDurableSoon(t *testing.T) {
 	s, mb, uids := inboxStore(t, nil, 3)
 	ctx := context.Background()
@@ -85,7 +85,7 @@ func TestFlagsDurableSoon(t *testing.T) {
 		t.Fatalf("writer synchronous = %d after a failed STORE, want 2 (FULL)", got)
 	}
 	// A failed fsync: the STORE was answered OK; the change is not taken
-	// for durable, and the next sync fsyncs again.
+	// for durable, and nothing is after it.
 	errDisk := errors.New("injected fsync error")
 	var fails atomic.Int64
 	s.wal.syncFile = func(*os.File) error { fails.Add(1); return errDisk }
@@ -99,8 +99,11 @@ func TestFlagsDurableSoon(t *testing.T) {
 	}
 	var syncs atomic.Int64
 	s.wal.syncFile = func(f *os.File) error { syncs.Add(1); return f.Sync() }
-	if err := s.wal.settle(); err != nil || syncs.Load() != 1 {
-		t.Fatalf("settle after a failed fsync: %v, %d fsyncs; want one that succeeds", err, syncs.Load())
+	if err := s.wal.settle(); !errors.Is(err, ErrStopped) || !errors.Is(err, errDisk) || syncs.Load() != 0 {
+		t.Fatalf("settle after a failed fsync: %v, %d fsyncs; want ErrStopped with the disk's error, none", err, syncs.Load())
+	}
+	if _, err := s.StoreFlags(ctx, mb.ID, uids[2:], FlagsAdd, []string{`\Seen`}); !errors.Is(err, ErrStopped) {
+		t.Fatalf("STORE after a failed fsync: %v, want ErrStopped", err)
 	}
 }
 
@@ -316,22 +319,6 @@ func TestWALSyncOrder(t *testing.T) {
 	}
 }
 
-// TestGroupedWriteRefusesPacks: a grouped write (no fsync at commit) may
-// not name message bytes, whose packs must be on disk first.
-func TestGroupedWriteRefusesPacks(t *testing.T) {
-	s, _, _ := inboxStore(t, nil, 0)
-	err := s.writeGrouped(context.Background(), func(_ *sql.Tx, ch *changes) error {
-		ch.wrotePack(1, 10)
-		return nil
-	})
-	if !errors.Is(err, errPacksInGroupedWrite) {
-		t.Fatalf("grouped write with pack bytes: %v", err)
-	}
-	if got := writerSynchronous(t, s); got != 2 {
-		t.Fatalf("writer synchronous = %d, want 2 (FULL)", got)
-	}
-}
-
 // TestClaimRecentNothingLeft: a \Recent claim that finds every message
 // already claimed reads only: it answers while another transaction holds
 // the writer. One that claims waits for no fsync at all (recent.go: a claim
@@ -471,8 +458,8 @@ func TestGroupedExpungeDurable(t *testing.T) {
 	}
 	errDisk := errors.New("injected fsync error")
 	s.wal.syncFile = func(*os.File) error { return errDisk }
-	if _, err := s.Expunge(ctx, mb.ID, nil); !errors.Is(err, ErrNotDurable) || !errors.Is(err, errDisk) {
-		t.Fatalf("EXPUNGE with a failing fsync: %v, want ErrNotDurable wrapping the disk's error", err)
+	if _, err := s.Expunge(ctx, mb.ID, nil); !errors.Is(err, ErrStopped) || !errors.Is(err, errDisk) {
+		t.Fatalf("EXPUNGE with a failing fsync: %v, want ErrStopped wrapping the disk's error", err)
 	}
 }
 
