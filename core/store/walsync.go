@@ -97,7 +97,7 @@ type walSync struct {
 	// fullCommitted, when set (tests), is called after each commit made
 	// durable by SQLite's own fsync (Tx.Commit, synchronous=FULL).
 	fullCommitted func()
-	log       *slog.Logger
+	log           *slog.Logger
 }
 
 // syncDepth is how many fsyncs of the log run at once at most.
