@@ -92,8 +92,9 @@ type walSync struct {
 	armed     bool // lazyTimer will fire
 	closed    bool
 	// failed is set by the first fsync that failed, for good: every sync
-	// after it fails with it (see stopped).
+	// after it fails with it (see stopped), and stop is closed.
 	failed error
+	stop   chan struct{}
 	// fullCommitted, when set (tests), is called after each commit made
 	// durable by SQLite's own fsync (Tx.Commit, synchronous=FULL).
 	fullCommitted func()
@@ -104,7 +105,7 @@ type walSync struct {
 const syncDepth = 2
 
 func newWALSync(dbPath string, log *slog.Logger) *walSync {
-	w := &walSync{path: dbPath + "-wal", syncFile: (*os.File).Sync, lazyDelay: flagSyncBound, log: log}
+	w := &walSync{path: dbPath + "-wal", syncFile: (*os.File).Sync, lazyDelay: flagSyncBound, log: log, stop: make(chan struct{})}
 	w.cond.L = &w.mu
 	return w
 }
@@ -148,6 +149,20 @@ func (w *walSync) usable() bool {
 	defer w.mu.Unlock()
 	return !w.closed && w.failed == nil
 }
+
+// Stopped is closed when the store stopped after a failed fsync of its
+// SQLite log (ErrStopped; Stopped's error says which): the process must
+// then stop, and be started again to recover from the log on disk. Never
+// closed on PostgreSQL.
+func (s *Store) Stopped() <-chan struct{} {
+	if s.wal == nil {
+		return nil
+	}
+	return s.wal.stop
+}
+
+// StoppedErr is why the store stopped (wrapping ErrStopped), or nil.
+func (s *Store) StoppedErr() error { return s.wal.stopped() }
 
 // stopped returns the failure of the fsync that stopped the store, or nil.
 func (w *walSync) stopped() error {
@@ -213,6 +228,7 @@ func (w *walSync) sync() error {
 			// succeeds): the store stops (stopped).
 			if w.failed == nil {
 				w.failed = fmt.Errorf("%w: %w", ErrStopped, err)
+				close(w.stop)
 				w.log.Error("store: an fsync of the database's log failed; the store refuses every write until it is opened again (restart the server)", "log", w.path, "err", err)
 			}
 			return w.failed
