@@ -18,7 +18,9 @@
 //     never reported durable, even if a later fsync of the same file
 //     succeeds: the transaction fails with ErrNotDurable, commits nothing,
 //     and the same bytes stored again go to a new pack.
-//   - Within a mailbox a UID is never reused and UIDNEXT only grows. A mailbox
+//   - Within a mailbox a UID is never reused and UIDNEXT only grows, also
+//     across a power cut that loses commits other sessions saw (marks.go;
+//     the same for MODSEQs). A mailbox
 //     may be created with a given UIDVALIDITY and UIDNEXT, and messages may be
 //     appended with given UIDs (the migration engine keeps the old server's).
 //   - Every change to a mailbox's messages raises its HIGHESTMODSEQ and gives
@@ -38,11 +40,13 @@
 //     own, so that a login never waits for a migration's batch; on SQLite they commit
 //     without waiting for an fsync (they hold no mail).
 //     A write returns only once it is on disk: the log is fsynced at commit
-//     (synchronous=FULL), or, on SQLite, for a change of flags only or an
+//     (synchronous=FULL), or, on SQLite, for an append, copy, move or
 //     expunge, by an fsync shared with the other such changes of the
 //     moment, made after the commit freed the writer (group commit,
-//     walsync.go). An append makes its message bytes durable before it
-//     takes the writer (AppendMessage, messagebytes.go).
+//     walsync.go); a change of flags only is answered at its commit and
+//     durable within 100 ms. An append makes its message bytes durable
+//     before it takes the writer (AppendMessage, messagebytes.go). A
+//     failed fsync of the log stops the store (ErrStopped).
 //   - Watchers are told of a change only after its transaction committed
 //     and, for a grouped change, after the fsync that makes it durable,
 //     also of one committed by another process on the same database (seen
