@@ -487,36 +487,15 @@ func BenchmarkGroupedStores10(b *testing.B) {
 		}
 		uids = append(uids, m.UID)
 	}
-	var mu sync.Mutex
-	var lat []time.Duration
-	b.ResetTimer()
-	var wg sync.WaitGroup
-	for k := range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < b.N; i++ {
-				op := FlagsAdd
-				if i%2 == 1 {
-					op = FlagsRemove
-				}
-				start := time.Now()
-				if _, err := s.StoreFlags(ctx, mb.ID, []uint32{uids[k]}, op, []string{`\Flagged`}); err != nil {
-					b.Error(err)
-					return
-				}
-				d := time.Since(start)
-				mu.Lock()
-				lat = append(lat, d)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
+	lat := timedSessions(b, 10, func(k, i int) error {
+		op := FlagsAdd
+		if i%2 == 1 {
+			op = FlagsRemove
+		}
+		_, err := s.StoreFlags(ctx, mb.ID, []uint32{uids[k]}, op, []string{`\Flagged`})
+		return err
+	})
+	reportLatency(b, "", slices.Concat(lat...))
 }
 
 // TestGroupedChangeToldAfterFsync: an expunge is told to the other
