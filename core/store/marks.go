@@ -36,7 +36,7 @@ import (
 //     leaves no gap; one Store opened beside another that is running
 //     (migrate beside serve) leaves gaps of at most a step in the
 //     mailboxes the other was writing. Gaps are allowed (RFC 3501 2.3.1.1:
-//     UIDs strictly ascend, not necessarily contiguously; RFC 7162 3.1.5
+//     UIDs strictly ascend, not necessarily contiguously; RFC 7162 3.1
 //     likewise for MODSEQs).
 //
 // The steps: a FULL commit holds the writer for an fsync (about 2 ms on a
