@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -339,4 +340,59 @@ func openSQLiteAt(t *testing.T, path string) *Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// TestAppendGroupedDurable: an APPEND (and a COPY) commits without
+// holding the writer for its fsync and is answered only after an fsync of
+// the log that started after its commit (one per command here), leaving
+// the writer at synchronous=FULL for the writes that follow.
+func TestAppendGroupedDurable(t *testing.T) {
+	s, mb, uids := inboxStore(t, nil, 1)
+	s.wal.lazyDelay = time.Hour
+	ctx := context.Background()
+	gate := make(chan struct{})
+	release := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release)
+	var syncs atomic.Int64
+	s.wal.syncFile = func(f *os.File) error {
+		<-gate
+		syncs.Add(1)
+		return f.Sync()
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte("Subject: a\r\n\r\na\r\n")})
+		done <- err
+	}()
+	// Committed and the writer free while its fsync hangs: a STORE goes
+	// through.
+	if _, err := s.StoreFlags(ctx, mb.ID, uids, FlagsAdd, []string{`\Seen`}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("APPEND answered (%v) before its fsync", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if syncs.Load() != 1 {
+		t.Fatalf("%d fsyncs of the log for one APPEND, want 1", syncs.Load())
+	}
+	syncs.Store(0)
+	other, err := s.CreateMailbox(ctx, mb.AccountID, "Other", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pairs, err := s.Copy(ctx, mb.ID, uids, other.ID); err != nil || len(pairs) != 1 {
+		t.Fatalf("COPY: %v, %v", pairs, err)
+	}
+	if syncs.Load() != 1 {
+		t.Fatalf("%d fsyncs of the log for one COPY, want 1", syncs.Load())
+	}
+	if got := writerSynchronous(t, s); got != 2 {
+		t.Fatalf("writer synchronous = %d after APPEND and COPY, want 2 (FULL)", got)
+	}
 }
