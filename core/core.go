@@ -219,6 +219,15 @@ func (c *Core) Start() error {
 	c.sup.start(service{name: "relay queue", run: c.relay.Run})
 	c.sup.start(service{name: "node", run: c.nodeBeat})
 	c.sup.start(service{name: "compact", run: c.compactLoop})
+	// A failed fsync of the store's log stops the store (store.ErrStopped):
+	// the process stops too, and recovers from the log when started again.
+	go func() {
+		select {
+		case <-c.store.Stopped():
+			c.sup.fail(c.store.StoppedErr())
+		case <-c.sup.ctx.Done():
+		}
+	}()
 	if c.certs.ACME() {
 		c.sup.start(service{name: "certificates", run: c.certs.Run})
 	}

@@ -87,6 +87,13 @@ func (s *session) storeErr(err error, what string) error {
 		return imapErr(imap.ResponseCodeCannot, "%s: %v", what, strings.TrimPrefix(err.Error(), "store: "))
 	case errors.Is(err, context.Canceled):
 		return imapErr(imap.ResponseCodeUnavailable, "server shutting down")
+	case errors.Is(err, store.ErrStopped):
+		// The change may be committed and seen, yet not on disk: neither
+		// OK (not durable) nor NO (the client would do it again, and the
+		// first may be there after the restart). The connection ends
+		// without a tagged answer, as if the server had crashed.
+		s.srv.log.Error("imapfront: store stopped after a failed fsync; restart the server", "op", what, "account", s.address(), "err", err)
+		return &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeUnavailable, Text: "Server error: storage failed, restart needed"}
 	case store.IsDiskFull(err):
 		// As Dovecot answers (RFC 5530 OVERQUOTA); the admin's log says more.
 		s.srv.log.Error("imapfront: disk full", "op", what, "account", s.address(), "err", err)

@@ -52,6 +52,7 @@ func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, u
 	// answered once committed, durable within flagSyncBound or with the
 	// next fsync of the log, whichever comes first (walsync.go).
 	err := s.writeFlags(ctx, func(tx *sql.Tx, ch *changes) error {
+		*res = StoreResult{} // run again if it went past the marks (marks.go)
 		accountID, err := mailboxAccount(ctx, tx, mailboxID)
 		if err != nil {
 			return err

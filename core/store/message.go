@@ -80,6 +80,9 @@ type Tx struct {
 
 // Begin starts a write transaction.
 func (s *Store) Begin(ctx context.Context) (*Tx, error) {
+	if err := s.wal.stopped(); err != nil {
+		return nil, err
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: begin: %w", err)
@@ -101,6 +104,9 @@ func (s *Store) Begin(ctx context.Context) (*Tx, error) {
 // side. Its Append, AppendMany and SetMailboxMigration refuse a mailbox
 // of another account, and its other methods refuse, with ErrInvalid.
 func (s *Store) BeginMailbox(ctx context.Context, mailboxID int64) (*Tx, error) {
+	if err := s.wal.stopped(); err != nil {
+		return nil, err
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: begin: %w", err)
@@ -154,6 +160,11 @@ func (t *Tx) Commit() error {
 	if err == nil {
 		err = t.s.noteCommit(t.ctx, t.tx, t.ch)
 	}
+	if err == nil && t.s.wal != nil {
+		// On SQLite this commit is durable before anyone sees it: the
+		// one kind that may raise the durable marks (marks.go).
+		err = raiseMarks(t.ctx, t.tx)
+	}
 	if err == nil {
 		if err = t.tx.Commit(); err != nil {
 			err = fmt.Errorf("store: commit: %w", err)
@@ -171,6 +182,9 @@ func (t *Tx) Commit() error {
 	}
 	t.done = true
 	t.s.commits.Add(1)
+	if t.s.wal != nil && t.s.wal.fullCommitted != nil {
+		t.s.wal.fullCommitted()
+	}
 	t.s.notify(t.ch)
 	return nil
 }
@@ -233,11 +247,25 @@ func (t *Tx) Enqueue(from string, rcpts []string, body []byte, note string) (int
 // AppendMessage adds one message to a mailbox in its own transaction. What
 // needs no writer is done before the transaction begins (see prepare), so
 // that the writer is held for the rows only; it waits only for the writers
-// of the mailbox's account (BeginMailbox).
+// of the mailbox's account (BeginMailbox). On SQLite the transaction
+// commits without its fsync and returns once a shared fsync of the log
+// made it durable (writeGrouped), so that the writer is not held for it.
 func (s *Store) AppendMessage(ctx context.Context, mailboxID int64, m *NewMessage) (*Message, error) {
 	m, err := s.prepare(ctx, m)
 	if err != nil {
 		return nil, err
+	}
+	if s.wal != nil {
+		var out *Message
+		err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
+			var err error
+			out, err = s.appendMessage(ctx, tx, ch, mailboxID, m)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
 	}
 	t, err := s.BeginMailbox(ctx, mailboxID)
 	if err != nil {
@@ -562,6 +590,7 @@ func (s *Store) Message(ctx context.Context, mailboxID int64, uid uint32) (*Mess
 func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
 	var gone []uint32
 	err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
+		gone = nil // run again if it went past the marks (marks.go)
 		accountID, err := mailboxAccount(ctx, tx, mailboxID)
 		if err != nil {
 			return err
@@ -685,7 +714,7 @@ func (s *Store) Move(ctx context.Context, src int64, uids []uint32, dst int64) (
 
 func (s *Store) copyOrMove(ctx context.Context, src int64, uids []uint32, dst int64, move bool) ([]UIDPair, error) {
 	var pairs []UIDPair
-	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
 		var err error
 		if pairs, err = copyMessages(ctx, tx, src, uids, dst); err != nil {
 			return err

@@ -315,6 +315,14 @@ CREATE TABLE IF NOT EXISTS login_checks (
 CREATE INDEX IF NOT EXISTS login_checks_key ON login_checks(key, expires);
 CREATE INDEX IF NOT EXISTS login_checks_expires ON login_checks(expires);
 `,
+	// 9: the durable marks of UIDs and MODSEQs (marks.go). Kept, and
+	// never raised, on PostgreSQL (its commits are durable before they are
+	// seen), so that both engines' tables have the same columns for store
+	// copy.
+	`
+ALTER TABLE mailboxes ADD COLUMN IF NOT EXISTS uid_next_mark BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN IF NOT EXISTS modseq_mark BIGINT NOT NULL DEFAULT 0;
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:

@@ -425,6 +425,16 @@ CREATE TABLE IF NOT EXISTS login_checks (
 CREATE INDEX IF NOT EXISTS login_checks_key ON login_checks(key, expires);
 CREATE INDEX IF NOT EXISTS login_checks_expires ON login_checks(expires);
 `,
+	// The durable marks of UIDs and MODSEQs (marks.go): the highest UIDNEXT
+	// and HIGHESTMODSEQ a commit not yet fsynced may show. SQLite only (a
+	// PostgreSQL commit is durable before it is seen). Self-contained: it
+	// depends only on the mailboxes table.
+	`
+ALTER TABLE mailboxes ADD COLUMN uid_next_mark INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN modseq_mark INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET uid_next_mark = uid_next, modseq_mark = highest_modseq;
+CREATE INDEX IF NOT EXISTS mailboxes_past_mark ON mailboxes(id) WHERE uid_next > uid_next_mark OR highest_modseq > modseq_mark;
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -18,7 +18,9 @@
 //     never reported durable, even if a later fsync of the same file
 //     succeeds: the transaction fails with ErrNotDurable, commits nothing,
 //     and the same bytes stored again go to a new pack.
-//   - Within a mailbox a UID is never reused and UIDNEXT only grows. A mailbox
+//   - Within a mailbox a UID is never reused and UIDNEXT only grows, also
+//     across a power cut that loses commits other sessions saw (marks.go;
+//     the same for MODSEQs). A mailbox
 //     may be created with a given UIDVALIDITY and UIDNEXT, and messages may be
 //     appended with given UIDs (the migration engine keeps the old server's).
 //   - Every change to a mailbox's messages raises its HIGHESTMODSEQ and gives
@@ -38,11 +40,13 @@
 //     own, so that a login never waits for a migration's batch; on SQLite they commit
 //     without waiting for an fsync (they hold no mail).
 //     A write returns only once it is on disk: the log is fsynced at commit
-//     (synchronous=FULL), or, on SQLite, for a change of flags only or an
+//     (synchronous=FULL), or, on SQLite, for an append, copy, move or
 //     expunge, by an fsync shared with the other such changes of the
 //     moment, made after the commit freed the writer (group commit,
-//     walsync.go). An append makes its message bytes durable before it
-//     takes the writer (AppendMessage, messagebytes.go).
+//     walsync.go); a change of flags only is answered at its commit and
+//     durable within 100 ms. An append makes its message bytes durable
+//     before it takes the writer (AppendMessage, messagebytes.go). A
+//     failed fsync of the log stops the store (ErrStopped).
 //   - Watchers are told of a change only after its transaction committed
 //     and, for a grouped change, after the fsync that makes it durable,
 //     also of one committed by another process on the same database (seen
@@ -118,6 +122,15 @@ var (
 	// made durable (a write or fsync of their pack failed), so nothing
 	// naming them was committed. Stage or append the message again.
 	ErrNotDurable = errors.New("store: message bytes not durable")
+	// ErrStopped: an fsync of the SQLite database's log failed after a
+	// commit that other sessions may already see, so what is on disk is
+	// not known (walsync.go). The command that waited for it is neither
+	// done nor undone (answer it neither OK nor NO: a client told NO
+	// appends again, and the first copy may well be there); the store
+	// refuses every write from then on. Restart the process: opening the
+	// store again recovers what the log holds on disk, as PostgreSQL
+	// does after a failed fsync.
+	ErrStopped = errors.New("store: stopped after a failed fsync of the database's log; restart to recover")
 )
 
 // Options tunes a Store. A nil *Options means defaults.
@@ -308,6 +321,12 @@ func openSQLite(path string, opts *Options) (*Store, error) {
 		s.w.Close()
 		return nil, err
 	}
+	// New UIDs and MODSEQs start above any a client may have seen before a
+	// power cut (marks.go).
+	if err := s.jumpToMarks(); err != nil {
+		s.w.Close()
+		return nil, err
+	}
 	if s.packs, err = openPacks(path+"-packs", packSize(opts)); err != nil {
 		s.w.Close()
 		return nil, err
@@ -457,6 +476,13 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	// Flag changes answered before their fsync: on disk now.
 	serr := s.wal.settle()
+	if s.wal != nil && serr == nil && s.wal.usable() {
+		// Everything is durable: no gap at the next Open (marks.go).
+		// Failing, it leaves only a gap.
+		if err := s.lowerMarks(); err != nil {
+			s.log.Warn("store: durable marks left raised; the next open skips some UIDs", "err", err)
+		}
+	}
 	err := errors.Join(serr, s.r.Close(), s.w.Close())
 	if s.counts != nil {
 		err = errors.Join(err, s.counts.Close())

@@ -2,7 +2,10 @@
 
 package store
 
-import "testing"
+import (
+	"os"
+	"testing"
+)
 
 // With the tag mailferry_testhash (make test's race pass of core/...),
 // password hashes are argon2id with m=64 KiB, t=1: the race detector
@@ -21,4 +24,11 @@ func init() {
 		panic(err)
 	}
 	dummyHash = h
+}
+
+// FailLogFsyncs makes every later fsync of s's SQLite log fail with err, for
+// the tests of other packages (what a client is told, walsync.go). Test
+// binaries only (the tag).
+func FailLogFsyncs(s *Store, err error) {
+	s.wal.syncFile = func(*os.File) error { return err }
 }

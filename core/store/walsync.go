@@ -14,22 +14,25 @@ import (
 	"time"
 )
 
-// Group commit of flag changes and expunges.
+// Group commit of mail and flag changes.
 //
-// Every write commits on the one writer connection with synchronous=FULL:
+// A write commits on the one writer connection with synchronous=FULL:
 // SQLite fsyncs the write-ahead log before the commit returns, while the
 // transaction still holds the writer, so under load every other write
-// (APPEND, delivery, a migration's batch) queues behind that fsync. A
-// transaction that changes only flags (STORE, a \Recent claim) or removes
-// messages (EXPUNGE) instead commits with synchronous=NORMAL, which is the
-// same commit without that fsync, and frees the writer; the log is then
-// fsynced outside the writer (walSync), one fsync for every such change
-// committed before it started (group commit).
+// queues behind that fsync (session 9 traced a STORE waiting 5.5 ms of its
+// 7.4 ms for the writer, held mostly by APPENDs' fsyncs). The writes of an
+// IMAP session instead commit with synchronous=NORMAL, which is the same
+// commit without that fsync, and free the writer: an APPEND
+// (AppendMessage), COPY and MOVE, an EXPUNGE, a change of flags (STORE, a
+// \Recent claim). The log is then fsynced outside the writer (walSync),
+// one fsync for every such change committed before it started (group
+// commit). Deliveries, the relay queue, a migration's batches
+// (BeginMailbox) and the rest keep FULL.
 //
 // What is durable when:
-//   - An EXPUNGE waits for that fsync (writeGrouped): on disk before its
-//     OK, as mail is. (If the fsync fails, the expunge is committed yet
-//     answered as failed: an EXPUNGE done again is then harmless.)
+//   - An APPEND, COPY, MOVE or EXPUNGE waits for that fsync
+//     (writeGrouped): on disk before its OK, and told to the other
+//     sessions' IDLE only then.
 //   - A change of flags only (STORE, the \Seen a FETCH sets) is answered
 //     once committed, and made durable by an fsync of the log at most
 //     flagSyncBound later, or sooner by any later fsync of the log
@@ -40,13 +43,28 @@ import (
 //     consistent (it is the state before the change). It is never
 //     reordered after a later durable write: the log is appended in order
 //     and every fsync of it covers all that was written before, so the OK
-//     of a later APPEND (SQLite's own fsync at commit), EXPUNGE or COPY
-//     means the flag change is on disk too (STORE \Deleted then EXPUNGE:
-//     once EXPUNGE is OK, both are durable).
+//     of a later APPEND, EXPUNGE or COPY means the flag change is on disk
+//     too (STORE \Deleted then EXPUNGE: once EXPUNGE is OK, both are
+//     durable).
 //   - A \Recent claim waits for no fsync and starts none
 //     (writeUnsyncedThen, recent.go): nothing is promised on it.
-//   - An append, which must not be answered NO and still be there, keeps
-//     its fsync at commit.
+//
+// Seen before durable: another session reads a NORMAL commit (a NOOP, a
+// SELECT, another process) before its fsync. A power cut then loses what
+// it saw; the UIDs and MODSEQs it saw are never given again, because a
+// NORMAL commit only shows numbers below per-mailbox marks made durable
+// before (marks.go, which also says what a lost EXPUNGE does).
+//
+// A failed fsync stops the store (ErrStopped, Store.Stopped), as
+// PostgreSQL stops since 2018 ("fsyncgate"): after a failed fsync the
+// kernel may have dropped the pages it could not write and a later fsync
+// succeeds without them, so nothing after it could be trusted as durable.
+// The command that waited for it is answered neither OK (not durable) nor
+// NO (for an APPEND already seen, a client told NO appends again: a
+// duplicate if the first copy survives); the IMAP front end ends the
+// connection with an untagged BYE, the Core fails (serve exits non-zero),
+// and the next start recovers what the log holds on disk. Every write
+// until then is refused with ErrStopped; reads go on.
 //
 // Why a later fsync of the log covers an earlier commit: in WAL mode FULL
 // and NORMAL differ only in that fsync of the log at commit (SQLite syncs
@@ -91,14 +109,21 @@ type walSync struct {
 	lazyTimer *time.Timer
 	armed     bool // lazyTimer will fire
 	closed    bool
-	log       *slog.Logger
+	// failed is set by the first fsync that failed, for good: every sync
+	// after it fails with it (see stopped), and stop is closed.
+	failed error
+	stop   chan struct{}
+	// fullCommitted, when set (tests), is called after each commit made
+	// durable by SQLite's own fsync (Tx.Commit, synchronous=FULL).
+	fullCommitted func()
+	log           *slog.Logger
 }
 
 // syncDepth is how many fsyncs of the log run at once at most.
 const syncDepth = 2
 
 func newWALSync(dbPath string, log *slog.Logger) *walSync {
-	w := &walSync{path: dbPath + "-wal", syncFile: (*os.File).Sync, lazyDelay: flagSyncBound, log: log}
+	w := &walSync{path: dbPath + "-wal", syncFile: (*os.File).Sync, lazyDelay: flagSyncBound, log: log, stop: make(chan struct{})}
 	w.cond.L = &w.mu
 	return w
 }
@@ -131,12 +156,40 @@ func (w *walSync) lazySync() {
 	if !pending {
 		return
 	}
-	if err := w.sync(); err != nil && !errors.Is(err, errWALClosed) {
-		// The flag changes were answered OK: they stay committed, and
-		// the next fsync of the log (any APPEND, EXPUNGE, STORE) tries
-		// again. A disk that fails fsyncs fails those too, in words.
-		w.log.Error("store: flag changes not made durable", "err", err)
+	// The flag changes were answered OK; an fsync that fails stops the
+	// store (sync logs it).
+	w.sync()
+}
+
+// usable reports whether the store is neither closed nor stopped.
+func (w *walSync) usable() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.closed && w.failed == nil
+}
+
+// Stopped is closed when the store stopped after a failed fsync of its
+// SQLite log (ErrStopped; Stopped's error says which): the process must
+// then stop, and be started again to recover from the log on disk. Never
+// closed on PostgreSQL.
+func (s *Store) Stopped() <-chan struct{} {
+	if s.wal == nil {
+		return nil
 	}
+	return s.wal.stop
+}
+
+// StoppedErr is why the store stopped (wrapping ErrStopped), or nil.
+func (s *Store) StoppedErr() error { return s.wal.stopped() }
+
+// stopped returns the failure of the fsync that stopped the store, or nil.
+func (w *walSync) stopped() error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failed
 }
 
 // settle makes every commit noted by later durable now (the store is
@@ -165,6 +218,9 @@ func (w *walSync) sync() error {
 	w.asked++
 	mine := w.asked
 	for w.done < mine {
+		if w.failed != nil {
+			return w.failed
+		}
 		if w.closed {
 			return errWALClosed
 		}
@@ -184,10 +240,16 @@ func (w *walSync) sync() error {
 		w.busy[slot] = false
 		w.cond.Broadcast()
 		if err != nil {
-			// The requests it was to cover are not known durable: their
-			// callers start fsyncs of their own.
-			w.started = w.done
-			return fmt.Errorf("store: sync the log: %w: %w", ErrNotDurable, err)
+			// What the log held may not be on disk, and no later fsync
+			// can tell (after a failed fsync the kernel may have dropped
+			// the pages it could not write, and a second fsync then
+			// succeeds): the store stops (stopped).
+			if w.failed == nil {
+				w.failed = fmt.Errorf("%w: %w", ErrStopped, err)
+				close(w.stop)
+				w.log.Error("store: an fsync of the database's log failed; the store refuses every write until it is opened again (restart the server)", "log", w.path, "err", err)
+			}
+			return w.failed
 		}
 		w.done = max(w.done, upto)
 	}
@@ -252,16 +314,11 @@ func (w *walSync) close() {
 	}
 }
 
-// errPacksInGroupedWrite: writeGrouped is for transactions that name no
-// message bytes (their packs must be fsynced before the commit, see Tx.Commit).
-var errPacksInGroupedWrite = errors.New("store: a grouped write wrote message bytes")
-
-// writeGrouped is write for a transaction that removes messages or
-// changes flags, and names no message bytes: it commits with
-// synchronous=NORMAL on the writer connection, waits until walSync made
-// the commit durable, and then tells the watchers (see the comment at the
-// top of this file). A transaction that wrote message bytes is refused
-// and rolled back. On PostgreSQL (no walSync) it is write.
+// writeGrouped is write for a transaction of mail (an APPEND, COPY, MOVE
+// or EXPUNGE): it commits with synchronous=NORMAL on the writer
+// connection, waits until walSync made the commit durable, and then tells
+// the watchers (see the comment at the top of this file). On PostgreSQL
+// (no walSync) it is write.
 func (s *Store) writeGrouped(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error) error {
 	return s.writeNormal(ctx, fn, nil, syncWait)
 }
@@ -288,13 +345,16 @@ func (s *Store) writeUnsyncedThen(ctx context.Context, fn func(tx *sql.Tx, ch *c
 type syncMode int
 
 const (
-	syncWait syncMode = iota // waits for it (EXPUNGE)
+	syncWait syncMode = iota // waits for it (APPEND, COPY, MOVE, EXPUNGE)
 	syncSoon                 // has one made within flagSyncBound (STORE)
 	syncNone                 // nothing (a \Recent claim)
 )
 
 // writeNormal commits fn with synchronous=NORMAL (commitNormal), and then
-// waits for walSync, asks it for a later fsync, or neither (mode).
+// waits for walSync, asks it for a later fsync, or neither (mode). A
+// transaction that would take a mailbox past its durable marks (marks.go)
+// is rolled back and run again (fn twice) as an ordinary FULL write, which
+// raises them.
 func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func(), mode syncMode) error {
 	if ended == nil {
 		ended = func() {}
@@ -305,12 +365,21 @@ func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes
 		ended()
 		return err
 	}
+	if err := s.wal.stopped(); err != nil {
+		ended()
+		return err
+	}
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		ended()
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	committed, wrote, err := s.commitNormal(ctx, conn, fn)
+	if errors.Is(err, errPastMark) {
+		err = s.write(ctx, fn) // durable before anyone sees it
+		ended()
+		return err
+	}
 	ended()
 	if committed != nil {
 		switch {
@@ -320,11 +389,11 @@ func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes
 		case mode == syncSoon:
 			s.wal.later()
 		}
-		// An expunge is told only after its fsync: until then a crash
-		// could lose it, and no other session (an IDLE) may show it. A
-		// failed fsync is told all the same: the change is committed and
-		// every read already sees it, so the watchers re-read what is
-		// there. A flag change is told at once, as it is answered.
+		// Mail is told only after its fsync: until then a crash could
+		// lose it, and no other session (an IDLE) is pushed to show it.
+		// A failed fsync is told all the same: the change is committed
+		// and every read already sees it, so the watchers re-read what
+		// is there. A flag change is told at once, as it is answered.
 		s.notify(committed)
 	}
 	return err
@@ -335,7 +404,9 @@ func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes
 // back the connection is discarded (the pool opens a new one with FULL). It
 // returns the changes when the transaction committed, and whether it
 // changed any row (one that changed none wrote nothing to the log, so it
-// needs no fsync).
+// needs no fsync). Message bytes the transaction names are made durable
+// before it commits, as Tx.Commit does; one that would leave a mailbox
+// past its marks is rolled back (errPastMark).
 func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sql.Tx, ch *changes) error) (committed *changes, wrote bool, err error) {
 	bg := context.WithoutCancel(ctx)
 	defer func() {
@@ -362,13 +433,25 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sq
 	if err := fn(tx, ch); err != nil {
 		return nil, false, err
 	}
-	if len(ch.packs) > 0 {
-		return nil, false, errPacksInGroupedWrite
-	}
 	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&after); err != nil {
 		return nil, false, fmt.Errorf("store: %w", err)
 	}
+	if past, err := pastMark(ctx, tx); err != nil {
+		return nil, false, err
+	} else if past {
+		return nil, false, errPastMark
+	}
+	err = s.checkObjects(bg, tx, ch.objects)
+	if err == nil {
+		err = s.packs.syncAll(ch.packs)
+	}
+	if err != nil {
+		return nil, false, err
+	}
 	if err := tx.Commit(); err != nil {
+		if IsDiskFull(err) {
+			s.packs.room.release() // as Tx.Commit
+		}
 		return nil, false, fmt.Errorf("store: commit: %w", err)
 	}
 	return ch, after != before, nil

@@ -315,6 +315,13 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		imapErr *imap.Error
 		decErr  *imapwire.DecoderExpectError
 	)
+	if errors.As(err, &imapErr) && imapErr.Type == imap.StatusResponseTypeBye {
+		// fork: a command the server can answer neither OK nor NO ends
+		// the connection with an untagged BYE and no tagged response
+		// (RFC 3501 7.1.5).
+		c.state = imap.ConnStateLogout
+		return c.writeStatusResp("", (*imap.StatusResponse)(imapErr))
+	}
 	if errors.As(err, &imapErr) {
 		resp = (*imap.StatusResponse)(imapErr)
 	} else if errors.As(err, &decErr) {
