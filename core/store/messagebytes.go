@@ -37,12 +37,15 @@ func (s *Store) EachMessageLocated(ctx context.Context, mailboxID int64, minUID,
 	if cache {
 		cols += `, m.envelope, m.structure`
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+cols+` FROM messages m LEFT JOIN blobs b ON b.key = m.blob
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	rows, err := s.r.QueryContext(s.readCtx(ctx), `SELECT `+cols+` FROM messages m LEFT JOIN blobs b ON b.key = m.blob
 		WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid`, mailboxID, minUID, maxUID)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	return eachScanned(rows, func(r rowScanner) (*Message, error) { return scanLocated(r, cache) }, fn)
+	return eachScanned(ctx, rows, func(r rowScanner) (*Message, error) { return scanLocated(r, cache) }, fn)
 }
 
 func scanLocated(sc rowScanner, cache bool) (*Message, error) {
