@@ -62,14 +62,21 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			return s.storeErr(err, "FETCH")
 		}
 		var fixes []store.MessageCache
+		wanted := func(m *store.Message) bool {
+			// nil: expunged elsewhere, the client learns it later;
+			// RFC 7162 3.1.4: only what changed since.
+			return m != nil && (options.ChangedSince == 0 || m.ModSeq > options.ChangedSince)
+		}
+		ahead := 0 // msgs[:ahead] had their bytes read ahead
 		for i, m := range msgs {
-			if m == nil {
-				continue // expunged elsewhere; the client learns it later
+			if !wanted(m) {
+				continue
 			}
-			if options.ChangedSince != 0 && m.ModSeq <= options.ChangedSince {
-				continue // RFC 7162 3.1.4: only what changed since
+			if needBody && i >= ahead {
+				ahead = s.readAhead(msgs, i, wanted)
 			}
 			fix, err := s.fetchOne(w, run[i].seq, m, options, markSeen, needBody)
+			msgs[i] = nil // its bytes can go
 			if errors.Is(err, errExpunged) {
 				// Expunged by another session since it was read: answer
 				// OK with what can be sent (RFC 3501 5.5, as Dovecot);
@@ -89,6 +96,32 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		}
 	}
 	return nil
+}
+
+// fetchAheadBytes bounds the message bytes a FETCH reads ahead at once.
+const fetchAheadBytes = 1 << 20
+
+// readAhead has the store read the bytes of the wanted messages from
+// msgs[i] on, up to fetchAheadBytes of them (at least msgs[i]), with as
+// few reads as their places allow (store.ReadAhead: messages side by side
+// in a pack in one read); it returns the index past them.
+func (s *session) readAhead(msgs []*store.Message, i int, wanted func(*store.Message) bool) int {
+	var batch []*store.Message
+	var size int64
+	j := i
+	for ; j < len(msgs); j++ {
+		m := msgs[j]
+		if !wanted(m) {
+			continue
+		}
+		if len(batch) > 0 && size+m.Size > fetchAheadBytes {
+			break
+		}
+		batch = append(batch, m)
+		size += m.Size
+	}
+	s.srv.st.ReadAhead(batch)
+	return j
 }
 
 // fetchOne writes one FETCH response; it returns a cache entry to keep when

@@ -29,6 +29,8 @@ type Message struct {
 	Structure []byte
 
 	at location // where the bytes were, if read (EachMessageLocated)
+	// ahead holds the bytes ReadAhead read, for MessageBytes; nil if none.
+	ahead []byte
 }
 
 // HasFlag reports whether the message has a flag (compared without case).
