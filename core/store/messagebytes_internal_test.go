@@ -22,13 +22,7 @@ func TestMessageBytesLocated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var msgs []*Message
-	if err := s.EachMessageLocated(ctx, mb.ID, 1, 1<<32-1, true, func(m *Message) error {
-		msgs = append(msgs, m)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	msgs := locatedAll(t, s, mb)
 	if len(msgs) != len(bodies) {
 		t.Fatalf("%d messages, want %d", len(msgs), len(bodies))
 	}
@@ -80,6 +74,19 @@ func TestMessageBytesLocated(t *testing.T) {
 	}
 }
 
+// locatedAll returns every message of mb read with EachMessageLocated.
+func locatedAll(t *testing.T, s *Store, mb *Mailbox) []*Message {
+	t.Helper()
+	var msgs []*Message
+	if err := s.EachMessageLocated(context.Background(), mb.ID, 1, 1<<32-1, true, func(m *Message) error {
+		msgs = append(msgs, m)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
 // TestReadAhead: the bytes of messages lying one after the other in a pack
 // are read with one read (a FETCH of ten bodies made ten), each message's
 // exactly as appended and capped at its end, also a message sharing
@@ -109,16 +116,7 @@ func TestReadAhead(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	located := func() []*Message {
-		var msgs []*Message
-		if err := s.EachMessageLocated(ctx, mb.ID, 1, 1<<32-1, true, func(m *Message) error {
-			msgs = append(msgs, m)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return msgs
-	}
+	located := func() []*Message { return locatedAll(t, s, mb) }
 	check := func(what string, msgs []*Message, wantReads int64, idx ...int) {
 		t.Helper()
 		before := s.packs.reads.Load()
