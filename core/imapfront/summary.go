@@ -391,10 +391,16 @@ func encodeStructure(bs imap.BodyStructure) []byte {
 	return e.b
 }
 
+// decoder reads a cache entry. Its strings are cut from s, one copy of
+// the entry's bytes made once (newDecoder), rather than each copied out of
+// b: a FETCH of ENVELOPE made one allocation per address field.
 type decoder struct {
-	b   []byte
+	b   []byte // what is left to read
+	s   string // the bytes read from, b is its tail
 	err error
 }
+
+func newDecoder(b []byte) *decoder { return &decoder{b: b, s: string(b)} }
 
 func (d *decoder) fail() { d.err = errCache; d.b = nil }
 
@@ -436,9 +442,9 @@ func (d *decoder) str() string {
 		d.fail()
 		return ""
 	}
-	s := string(d.b[:n])
+	at := len(d.s) - len(d.b)
 	d.b = d.b[n:]
-	return s
+	return d.s[at : at+int(n)]
 }
 
 // count reads a list length, refusing one longer than the bytes left could
@@ -561,7 +567,7 @@ func decodeEnvelope(b []byte) (*imap.Envelope, error) {
 	if len(b) == 0 || b[0] != cacheVersion {
 		return nil, errCache
 	}
-	d := &decoder{b: b[1:]}
+	d := newDecoder(b[1:])
 	env := d.envelope()
 	if d.err != nil || len(d.b) != 0 {
 		return nil, errCache
@@ -574,7 +580,7 @@ func decodeStructure(b []byte) (imap.BodyStructure, error) {
 	if len(b) == 0 || b[0] != cacheVersion {
 		return nil, errCache
 	}
-	d := &decoder{b: b[1:]}
+	d := newDecoder(b[1:])
 	bs := d.structure(0)
 	if d.err != nil || len(d.b) != 0 || bs == nil {
 		return nil, errCache

@@ -29,6 +29,8 @@ type Message struct {
 	Structure []byte
 
 	at location // where the bytes were, if read (EachMessageLocated)
+	// ahead holds the bytes ReadAhead read, for MessageBytes; nil if none.
+	ahead []byte
 }
 
 // HasFlag reports whether the message has a flag (compared without case).
@@ -545,19 +547,26 @@ func (s *Store) EachMessage(ctx context.Context, mailboxID int64, minUID, maxUID
 	if cache {
 		cols += `, envelope, structure`
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+cols+` FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`,
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	rows, err := s.r.QueryContext(s.readCtx(ctx), `SELECT `+cols+` FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`,
 		mailboxID, minUID, maxUID)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	return eachScanned(rows, func(r rowScanner) (*Message, error) { return scanMessage(r, cache) }, fn)
+	return eachScanned(ctx, rows, func(r rowScanner) (*Message, error) { return scanMessage(r, cache) }, fn)
 }
 
 // eachScanned calls fn with each row of rows as scan makes it a Message,
-// and closes rows.
-func eachScanned(rows *sql.Rows, scan func(rowScanner) (*Message, error), fn func(*Message) error) error {
+// and closes rows. It stops when ctx ends (rows may run without it:
+// readCtx).
+func eachScanned(ctx context.Context, rows *sql.Rows, scan func(rowScanner) (*Message, error), fn func(*Message) error) error {
 	defer rows.Close()
 	for rows.Next() {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
 		m, err := scan(rows)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)

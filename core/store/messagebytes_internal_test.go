@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -20,13 +22,7 @@ func TestMessageBytesLocated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var msgs []*Message
-	if err := s.EachMessageLocated(ctx, mb.ID, 1, 1<<32-1, true, func(m *Message) error {
-		msgs = append(msgs, m)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	msgs := locatedAll(t, s, mb)
 	if len(msgs) != len(bodies) {
 		t.Fatalf("%d messages, want %d", len(msgs), len(bodies))
 	}
@@ -76,4 +72,77 @@ func TestMessageBytesLocated(t *testing.T) {
 	if _, err := s.MessageBytes(ctx, &moved); !errors.Is(err, ErrNotFound) {
 		t.Errorf("expunged message's bytes: %v, want ErrNotFound", err)
 	}
+}
+
+// locatedAll returns every message of mb read with EachMessageLocated.
+func locatedAll(t *testing.T, s *Store, mb *Mailbox) []*Message {
+	t.Helper()
+	var msgs []*Message
+	if err := s.EachMessageLocated(context.Background(), mb.ID, 1, 1<<32-1, true, func(m *Message) error {
+		msgs = append(msgs, m)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
+// TestReadAhead: the bytes of messages lying one after the other in a pack
+// are read with one read (a FETCH of ten bodies made ten), each message's
+// exactly as appended and capped at its end, also a message sharing
+// another's bytes and one holding NUL; messages further apart than
+// aheadGap are read apart; a message whose place is gone is left to
+// MessageBytes, which finds it by key.
+func TestReadAhead(t *testing.T) {
+	s, mb, _ := inboxStore(t, nil, 0)
+	ctx := context.Background()
+	var bodies []string
+	for i := 0; i < 10; i++ {
+		bodies = append(bodies, fmt.Sprintf("Subject: %d\r\n\r\n%s\r\n", i, strings.Repeat("x", 100*i)))
+	}
+	bodies[4] = "Subject: nul\r\n\r\n\x00\r\n"
+	bodies = append(bodies, bodies[2])                                                       // 10: the bytes of 2
+	bodies = append(bodies, "Subject: far\r\n\r\n"+strings.Repeat("y", 3*aheadGap))          // 11
+	bodies = append(bodies, "Subject: after\r\n\r\nz\r\n", "Subject: after 2\r\n\r\nzz\r\n") // 12, 13
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bodies {
+		if _, err := tx.Append(mb.ID, &NewMessage{Body: []byte(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	located := func() []*Message { return locatedAll(t, s, mb) }
+	check := func(what string, msgs []*Message, wantReads int64, idx ...int) {
+		t.Helper()
+		before := s.packs.reads.Load()
+		var some []*Message
+		for _, i := range idx {
+			some = append(some, msgs[i])
+		}
+		s.ReadAhead(some)
+		if got := s.packs.reads.Load() - before; got != wantReads {
+			t.Errorf("%s: %d reads of packs, want %d", what, got, wantReads)
+		}
+		for _, i := range idx {
+			got, err := s.MessageBytes(ctx, msgs[i])
+			if err != nil || string(got) != bodies[i] || cap(got) != len(got) {
+				t.Errorf("%s: message %d: %q (cap %d), %v; want %q", what, i, got, cap(got), err, bodies[i])
+			}
+		}
+	}
+	check("ten messages side by side, one sharing another's bytes", located(), 1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+	check("two runs apart", located(), 2, 7, 8, 9, 12, 13, 0, 1)
+	check("a lone message", located(), 0, 11)
+	msgs := located()
+	msgs[1].at.pack.Int64 = 1 << 40 // moved by Compact: its pack is gone
+	check("a place gone", msgs, 1, 0, 1, 2, 3)
+	msgs = located()
+	msgs[3].at.pack.Int64 = 1 << 40
+	msgs[4].at.pack.Int64 = 1 << 40
+	check("all places gone", msgs, 0, 3, 4) // the read fails: by key
 }

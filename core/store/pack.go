@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,6 +71,7 @@ type packs struct {
 
 	mu    sync.Mutex
 	files map[int64]*os.File // read handles by pack number
+	reads atomic.Int64       // reads made of packs (read), for tests
 
 	syncMu sync.Mutex // held while syncing or leaving the pack appended to
 	wmu    sync.Mutex // guards the fields below
@@ -456,6 +458,7 @@ func (p *packs) read(id, off, size int64) ([]byte, error) {
 		return nil, err
 	}
 	buf := make([]byte, size)
+	p.reads.Add(1)
 	if _, err := f.ReadAt(buf, off); err != nil {
 		return nil, err
 	}

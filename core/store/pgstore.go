@@ -370,3 +370,20 @@ func (s *Store) beginRead(ctx context.Context) (*sql.Tx, error) {
 	}
 	return s.r.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 }
+
+// readCtx is the context a short SQLite read's statements run with: ctx
+// without its end, for the same reason as beginRead's. With a ctx that can
+// end database/sql starts a goroutine for each statement's rows to watch
+// it (Rows.awaitDone), and the driver registers and runs each step under
+// a watcher: an IMAP FETCH's read of its rows and each poll's Delta paid
+// that for every statement, and the goroutine's start wakes another
+// thread (a futex or eventfd write, and a core to wait for under load).
+// ctx is still honoured: the callers check it before they start and
+// between rows (eachScanned), and a read of SQLite never waits for a
+// lock. PostgreSQL statements keep ctx (a statement there can wait).
+func (s *Store) readCtx(ctx context.Context) context.Context {
+	if s.d.postgres() {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}

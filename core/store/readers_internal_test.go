@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 )
@@ -81,5 +82,66 @@ func TestReadBeginsInPlace(t *testing.T) {
 	}
 	if cancellable > plain {
 		t.Fatalf("a read transaction with a context that can end: %.0f allocations, %.0f without; want no more (no goroutines to watch it)", cancellable, plain)
+	}
+}
+
+// TestReadStatementsInPlace: the reads of every IMAP FETCH (EachMessage,
+// EachMessageLocated) and of every poll (Delta) run their statements on
+// the caller's goroutine whatever its context, as beginRead does its
+// BEGIN: a context that can end costs no goroutine of database/sql's per
+// statement to watch it (measured as allocations, equal to those of a
+// context that cannot end). A context that ended still stops them.
+func TestReadStatementsInPlace(t *testing.T) {
+	sqliteOnly(t)
+	s, mb, uids := inboxStore(t, nil, 12)
+	bg := context.Background()
+	// A change after modseq 1, so that Delta runs all its statements.
+	if _, err := s.StoreFlags(bg, mb.ID, uids[3:4], FlagsAdd, []string{"$K"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	each := func(m *Message) error { return nil }
+	reads := map[string]func(context.Context) error{
+		"EachMessage": func(ctx context.Context) error {
+			return s.EachMessage(ctx, mb.ID, uids[0], uids[9], true, each)
+		},
+		"EachMessageLocated": func(ctx context.Context) error {
+			return s.EachMessageLocated(ctx, mb.ID, uids[0], uids[9], true, each)
+		},
+		"Delta": func(ctx context.Context) error {
+			d, err := s.Delta(ctx, mb.ID, 1)
+			if err == nil && len(d.Changed) == 0 {
+				t.Fatal("Delta since modseq 1 found no change")
+			}
+			return err
+		},
+	}
+	for name, read := range reads {
+		run := func(ctx context.Context) func() {
+			return func() {
+				if err := read(ctx); err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+			}
+		}
+		// AllocsPerRun counts the store's background goroutines' too:
+		// the best of a few tries counts (TestReadBeginsInPlace).
+		var plain, cancellable float64
+		for try := 0; try < 5; try++ {
+			plain = testing.AllocsPerRun(100, run(bg))
+			cancellable = testing.AllocsPerRun(100, run(ctx))
+			if cancellable <= plain {
+				break
+			}
+		}
+		if cancellable > plain {
+			t.Errorf("%s with a context that can end: %.0f allocations, %.0f without; want no more (no goroutine per statement to watch it)", name, cancellable, plain)
+		}
+		done, stop := context.WithCancel(bg)
+		stop()
+		if err := read(done); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with an ended context: %v, want context.Canceled", name, err)
+		}
 	}
 }

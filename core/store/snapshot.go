@@ -190,11 +190,15 @@ func (s *Store) Delta(ctx context.Context, mailboxID int64, sinceModSeq uint64) 
 	// and every UID ever expunged from it by the primary key of expunged,
 	// instead of the ranges of messages_modseq and expunged_modseq, on
 	// every poll of every session (TestDeltaReadsModSeqRange).
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	tx, err := s.beginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: begin read: %w", err)
 	}
 	defer tx.Rollback()
+	ctx = s.readCtx(ctx)
 	var d Delta
 	err = tx.QueryRowContext(ctx, `SELECT highest_modseq, uid_next FROM mailboxes WHERE id = ?`, mailboxID).
 		Scan(&d.HighestModSeq, &d.UIDNext)
