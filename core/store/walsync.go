@@ -89,9 +89,13 @@ type walSync struct {
 	lazy      uint64
 	lazyDelay time.Duration
 	lazyTimer *time.Timer
-	armed     bool // lazyTimer will fire
-	closed    bool
-	log       *slog.Logger
+	armed     bool      // lazyTimer will fire
+	fires     time.Time // when, if armed
+	// retry is how long after a failed lazy fsync it is tried again
+	// (doubling up to lazyRetryMax while they fail; 0 after a success).
+	retry  time.Duration
+	closed bool
+	log    *slog.Logger
 }
 
 // syncDepth is how many fsyncs of the log run at once at most.
@@ -111,16 +115,28 @@ func (w *walSync) later() {
 	defer w.mu.Unlock()
 	w.asked++
 	w.lazy = w.asked
-	if w.closed || w.armed {
+	w.armLocked(w.lazyDelay)
+}
+
+// armLocked has lazySync run within d, unless it will already (or the
+// store closed). (A retry of a failed fsync armed for later is brought
+// forward by a new flag change: that one is promised lazyDelay.)
+func (w *walSync) armLocked(d time.Duration) {
+	at := time.Now().Add(d)
+	if w.closed || w.armed && !w.fires.After(at) {
 		return
 	}
-	w.armed = true
+	w.armed, w.fires = true, at
 	if w.lazyTimer == nil {
-		w.lazyTimer = time.AfterFunc(w.lazyDelay, w.lazySync)
+		w.lazyTimer = time.AfterFunc(d, w.lazySync)
 	} else {
-		w.lazyTimer.Reset(w.lazyDelay)
+		w.lazyTimer.Reset(d)
 	}
 }
+
+// lazyRetryMax bounds the wait between the tries of a lazy fsync that
+// keeps failing.
+const lazyRetryMax = 10 * time.Second
 
 // lazySync makes the commits noted by later durable, if no fsync did yet.
 func (w *walSync) lazySync() {
@@ -131,12 +147,26 @@ func (w *walSync) lazySync() {
 	if !pending {
 		return
 	}
-	if err := w.sync(); err != nil && !errors.Is(err, errWALClosed) {
-		// The flag changes were answered OK: they stay committed, and
-		// the next fsync of the log (any APPEND, EXPUNGE, STORE) tries
-		// again. A disk that fails fsyncs fails those too, in words.
-		w.log.Error("store: flag changes not made durable", "err", err)
+	err := w.sync()
+	if err == nil || errors.Is(err, errWALClosed) {
+		w.mu.Lock()
+		w.retry = 0
+		w.mu.Unlock()
+		return
 	}
+	// The flag changes were answered OK: they stay committed, and the
+	// next fsync of the log (any EXPUNGE, STORE) covers them; so does
+	// this one tried again, later and later while it fails, should no
+	// other write come (a store gone quiet after its last STORE). A disk
+	// that fails fsyncs fails those too, in words.
+	w.mu.Lock()
+	w.retry = min(max(2*w.retry, w.lazyDelay), lazyRetryMax)
+	retry := w.retry
+	if w.done < w.lazy {
+		w.armLocked(retry)
+	}
+	w.mu.Unlock()
+	w.log.Error("store: flag changes not made durable; trying again", "err", err, "in", retry)
 }
 
 // settle makes every commit noted by later durable now (the store is

@@ -86,9 +86,20 @@ func TestFlagsDurableSoon(t *testing.T) {
 	}
 	// A failed fsync: the STORE was answered OK; the change is not taken
 	// for durable, and the next sync fsyncs again.
+	// (The failed one is also tried again on its own, later:
+	// TestFlagsRetriedAfterFailedFsync; the disk mends meanwhile here.)
 	errDisk := errors.New("injected fsync error")
-	var fails atomic.Int64
-	s.wal.syncFile = func(*os.File) error { fails.Add(1); return errDisk }
+	var fails, syncs atomic.Int64
+	var failing atomic.Bool
+	failing.Store(true)
+	s.wal.syncFile = func(f *os.File) error {
+		if failing.Load() {
+			fails.Add(1)
+			return errDisk
+		}
+		syncs.Add(1)
+		return f.Sync()
+	}
 	if _, err := s.StoreFlags(ctx, mb.ID, uids[2:], FlagsAdd, []string{`\Flagged`}); err != nil {
 		t.Fatalf("STORE with a failing fsync: %v, want answered", err)
 	}
@@ -97,11 +108,17 @@ func TestFlagsDurableSoon(t *testing.T) {
 			t.Fatal("no fsync tried after the STORE")
 		}
 	}
-	var syncs atomic.Int64
-	s.wal.syncFile = func(f *os.File) error { syncs.Add(1); return f.Sync() }
-	if err := s.wal.settle(); err != nil || syncs.Load() != 1 {
+	s.wal.mu.Lock()
+	covered := s.wal.done >= s.wal.lazy
+	s.wal.mu.Unlock()
+	if covered {
+		t.Fatal("a failed fsync was taken for done")
+	}
+	failing.Store(false)
+	if err := s.wal.settle(); err != nil || syncs.Load() == 0 {
 		t.Fatalf("settle after a failed fsync: %v, %d fsyncs; want one that succeeds", err, syncs.Load())
 	}
+	waitSynced(t, s)
 }
 
 // waitSynced waits until every flag change answered before its fsync is
@@ -589,5 +606,66 @@ func TestGroupedChangeToldAfterFsync(t *testing.T) {
 	case <-w.C:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the watcher was never told of the expunge after its fsync")
+	}
+}
+
+// TestFlagsRetriedAfterFailedFsync: when the fsync that was to make
+// answered flag changes durable fails (a full or flaky disk), it is tried
+// again on its own, without waiting for another write to come: a store
+// that goes quiet after its last STORE must not keep that STORE off the
+// disk until it closes. The retries back off, so that a disk that keeps
+// failing is not asked (and logged) ten times a second.
+func TestFlagsRetriedAfterFailedFsync(t *testing.T) {
+	sqliteOnly(t)
+	s, mb, uids := inboxStore(t, nil, 1)
+	s.wal.lazyDelay = 20 * time.Millisecond
+	var tries atomic.Int64
+	failing := atomic.Bool{}
+	failing.Store(true)
+	s.wal.syncFile = func(f *os.File) error {
+		tries.Add(1)
+		if failing.Load() {
+			return errors.New("injected fsync error")
+		}
+		return f.Sync()
+	}
+	if _, err := s.StoreFlags(context.Background(), mb.ID, uids, FlagsAdd, []string{`\Seen`}); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing else is written: the failed fsync must be tried again.
+	for deadline := time.Now().Add(10 * time.Second); tries.Load() < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d fsync tried in 10 s after the first failed, want it tried again", tries.Load())
+		}
+	}
+	// A disk that keeps failing is asked less and less often.
+	time.Sleep(time.Second)
+	if n := tries.Load(); n > 12 {
+		t.Errorf("%d fsyncs tried within a second of failures, want the retries to back off", n)
+	}
+	// A new STORE while a retry waits is still made durable within
+	// lazyDelay, not at the retry's later time.
+	s.wal.mu.Lock()
+	s.wal.retry = lazyRetryMax / 2 // the next retry at lazyRetryMax
+	s.wal.mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.wal.mu.Lock()
+		far := s.wal.armed && time.Until(s.wal.fires) > time.Second
+		s.wal.mu.Unlock()
+		if far {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no retry armed at lazyRetryMax")
+		}
+	}
+	failing.Store(false)
+	if _, err := s.StoreFlags(context.Background(), mb.ID, uids, FlagsAdd, []string{`\Flagged`}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitSynced(t, s)
+	if d := time.Since(start); d > lazyRetryMax/2 {
+		t.Errorf("a STORE while a retry waited was fsynced after %v, want about %v", d, s.wal.lazyDelay)
 	}
 }
