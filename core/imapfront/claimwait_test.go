@@ -64,3 +64,52 @@ func TestFetchDoesNotWaitForRecentClaim(t *testing.T) {
 	}()
 	mustContain(t, "FETCH a second after", a.ok("FETCH 1 (FLAGS)"), "* 3 EXISTS\r\n* 3 RECENT\r\n")
 }
+
+// TestFetchHoldsBackAfterHeldMessageWent: new messages held back from a
+// FETCH that then went (expunged before any command told them) hold
+// nothing back any more: the next new message's FETCH does not wait for
+// the writer because of a hold that began long before and ended.
+func TestFetchHoldsBackAfterHeldMessageWent(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	e.put(e.inbox(), "Subject: one\r\n\r\none\r\n")
+	a := e.login()
+	mustContain(t, "SELECT", a.ok("SELECT INBOX"), "* 1 EXISTS\r\n")
+
+	// Held back once, then expunged before anyone told it.
+	two := e.put(e.inbox(), "Subject: two\r\n\r\ntwo\r\n", `\Deleted`)
+	tx, err := e.st.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if un := a.ok("FETCH 1 (FLAGS)"); strings.Contains(un, "EXISTS") {
+		t.Fatalf("FETCH told of the new message while the writer was busy:\n%s", un)
+	}
+	tx.Rollback()
+	if _, err := e.st.Expunge(ctx, e.inbox().ID, []uint32{two.UID}); err != nil {
+		t.Fatal(err)
+	}
+	if un := a.ok("FETCH 1 (FLAGS)"); strings.Contains(un, "EXISTS") || strings.Contains(un, "EXPUNGE") {
+		t.Fatalf("FETCH told of a message it never numbered:\n%s", un)
+	}
+	time.Sleep(1100 * time.Millisecond)
+
+	// A new message while the writer is busy: held back again, at once.
+	e.put(e.inbox(), "Subject: three\r\n\r\nthree\r\n")
+	if tx, err = e.st.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var released atomic.Bool
+	go func() {
+		time.Sleep(3 * time.Second)
+		released.Store(true)
+		tx.Rollback()
+	}()
+	if un := a.ok("FETCH 1 (FLAGS)"); released.Load() {
+		t.Fatalf("FETCH waited for the writer (a hold that ended long ago counted):\n%s", un)
+	}
+	for !released.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	mustContain(t, "NOOP", a.ok("NOOP"), "* 2 EXISTS\r\n")
+}
