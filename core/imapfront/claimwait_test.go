@@ -113,3 +113,50 @@ func TestFetchHoldsBackAfterHeldMessageWent(t *testing.T) {
 	}
 	mustContain(t, "NOOP", a.ok("NOOP"), "* 2 EXISTS\r\n")
 }
+
+// TestRecentOnceWhenHeldBack: new messages held back from two sessions'
+// FETCHes at once (the writer busy) are \Recent in exactly one session
+// once both are told (RFC 3501 2.3.2: at most one session; and not none);
+// held back from a session that then logs out, they are recent to the
+// next session that selects the mailbox.
+func TestRecentOnceWhenHeldBack(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	e.put(e.inbox(), "Subject: one\r\n\r\none\r\n")
+	a, b := e.login(), e.login()
+	a.ok("SELECT INBOX")
+	b.ok("SELECT INBOX")
+
+	e.put(e.inbox(), "Subject: two\r\n\r\ntwo\r\n")
+	tx, err := e.st.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*conn{a, b} {
+		if un := c.ok("FETCH 1 (FLAGS)"); strings.Contains(un, "EXISTS") {
+			t.Fatalf("FETCH told of the new message while the writer was busy:\n%s", un)
+		}
+	}
+	tx.Rollback()
+	ua, ub := a.ok("NOOP"), b.ok("NOOP")
+	mustContain(t, "NOOP a", ua, "* 2 EXISTS\r\n")
+	mustContain(t, "NOOP b", ub, "* 2 EXISTS\r\n")
+	fa, fb := a.ok("FETCH 2 (FLAGS)"), b.ok("FETCH 2 (FLAGS)")
+	ra, rb := strings.Contains(fa, `\Recent`), strings.Contains(fb, `\Recent`)
+	if ra == rb {
+		t.Fatalf("the new message recent in both or neither session (a %v, b %v):\n%s%s\n--\n%s%s", ra, rb, ua, fa, ub, fb)
+	}
+
+	// Held back from a session that leaves: recent to the next one.
+	e.put(e.inbox(), "Subject: three\r\n\r\nthree\r\n")
+	if tx, err = e.st.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if un := a.ok("FETCH 1 (FLAGS)"); strings.Contains(un, "EXISTS") {
+		t.Fatalf("FETCH told of the new message while the writer was busy:\n%s", un)
+	}
+	a.ok("LOGOUT")
+	tx.Rollback()
+	b.ok("UNSELECT")
+	mustContain(t, "SELECT after the session that held it back left", b.ok("SELECT INBOX"), "* 1 RECENT\r\n")
+}
