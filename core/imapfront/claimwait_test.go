@@ -8,17 +8,34 @@ import (
 	"time"
 )
 
+// oneSelected makes an env whose INBOX holds one message, and a session
+// that selected it.
+func oneSelected(t *testing.T) (*env, *conn) {
+	t.Helper()
+	e := newEnv(t, nil)
+	e.put(e.inbox(), "Subject: one\r\n\r\none\r\n")
+	a := e.login()
+	mustContain(t, "SELECT", a.ok("SELECT INBOX"), "* 1 EXISTS\r\n")
+	return e, a
+}
+
+// heldBack fails t unless a FETCH on c tells of no new message (the
+// writer is busy: their claim would wait for it).
+func heldBack(t *testing.T, c *conn) {
+	t.Helper()
+	if un := c.ok("FETCH 1 (FLAGS)"); strings.Contains(un, "EXISTS") {
+		t.Fatalf("FETCH told of the new message while the writer was busy:\n%s", un)
+	}
+}
+
 // TestFetchDoesNotWaitForRecentClaim: a FETCH's answer does not wait for
 // the writer to claim \Recent on new mail (another session's APPEND holds
 // the writer for its fsync): the new message is held back and told at the
 // next NOOP, with its RECENT; held back longer than a second, a FETCH
 // waits for the claim and tells it.
 func TestFetchDoesNotWaitForRecentClaim(t *testing.T) {
-	e := newEnv(t, nil)
+	e, a := oneSelected(t)
 	ctx := context.Background()
-	e.put(e.inbox(), "Subject: one\r\n\r\none\r\n")
-	a := e.login()
-	mustContain(t, "SELECT", a.ok("SELECT INBOX"), "* 1 EXISTS\r\n")
 
 	e.put(e.inbox(), "Subject: two\r\n\r\ntwo\r\n")
 	tx, err := e.st.Begin(ctx) // the writer, held as an APPEND's commit holds it
@@ -70,11 +87,8 @@ func TestFetchDoesNotWaitForRecentClaim(t *testing.T) {
 // nothing back any more: the next new message's FETCH does not wait for
 // the writer because of a hold that began long before and ended.
 func TestFetchHoldsBackAfterHeldMessageWent(t *testing.T) {
-	e := newEnv(t, nil)
+	e, a := oneSelected(t)
 	ctx := context.Background()
-	e.put(e.inbox(), "Subject: one\r\n\r\none\r\n")
-	a := e.login()
-	mustContain(t, "SELECT", a.ok("SELECT INBOX"), "* 1 EXISTS\r\n")
 
 	// Held back once, then expunged before anyone told it.
 	two := e.put(e.inbox(), "Subject: two\r\n\r\ntwo\r\n", `\Deleted`)
@@ -82,9 +96,7 @@ func TestFetchHoldsBackAfterHeldMessageWent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if un := a.ok("FETCH 1 (FLAGS)"); strings.Contains(un, "EXISTS") {
-		t.Fatalf("FETCH told of the new message while the writer was busy:\n%s", un)
-	}
+	heldBack(t, a)
 	tx.Rollback()
 	if _, err := e.st.Expunge(ctx, e.inbox().ID, []uint32{two.UID}); err != nil {
 		t.Fatal(err)
@@ -132,11 +144,8 @@ func TestRecentOnceWhenHeldBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []*conn{a, b} {
-		if un := c.ok("FETCH 1 (FLAGS)"); strings.Contains(un, "EXISTS") {
-			t.Fatalf("FETCH told of the new message while the writer was busy:\n%s", un)
-		}
-	}
+	heldBack(t, a)
+	heldBack(t, b)
 	tx.Rollback()
 	ua, ub := a.ok("NOOP"), b.ok("NOOP")
 	mustContain(t, "NOOP a", ua, "* 2 EXISTS\r\n")
@@ -152,9 +161,7 @@ func TestRecentOnceWhenHeldBack(t *testing.T) {
 	if tx, err = e.st.Begin(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if un := a.ok("FETCH 1 (FLAGS)"); strings.Contains(un, "EXISTS") {
-		t.Fatalf("FETCH told of the new message while the writer was busy:\n%s", un)
-	}
+	heldBack(t, a)
 	a.ok("LOGOUT")
 	tx.Rollback()
 	b.ok("UNSELECT")
