@@ -51,8 +51,12 @@ import (
 //     holds it only until PostgreSQL sees its connection dead: each
 //     connection asks the server for TCP keepalives after 30 s of silence
 //     (pgKeepaliveSettings; the server's default is the OS's, two hours),
-//     so every other node's writes and logins wait about a minute, not
-//     hours.
+//     and to give up on data the node has not acknowledged for a minute
+//     (tcp_user_timeout, PostgreSQL 12 and later: keepalives are sent only
+//     on an idle connection, and a node frozen while the server's last
+//     answer was on its way would hold on for the retransmissions' 15
+//     minutes), so every other node's writes and logins wait about a
+//     minute, not hours.
 //   - Message bytes stay in the pack files beside Open's path, so that
 //     today several Stores share bytes only through one directory.
 
@@ -61,6 +65,23 @@ import (
 // vanished holding a lock releases it within about a minute. (Ignored by
 // the server on a Unix socket, where a dead peer is seen at once.)
 const pgKeepaliveSettings = `SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3`
+
+// pgUserTimeoutSetting makes the server drop a connection whose peer has
+// left data it sent unacknowledged for a minute (PostgreSQL 12 and later;
+// ignored on a Unix socket, and logged by the server, not failed, where
+// the OS lacks TCP_USER_TIMEOUT).
+const pgUserTimeoutSetting = `SET tcp_user_timeout = 60000`
+
+// pgMajor is the major version in a server_version parameter ("15.4
+// (Debian 15.4-1)" is 15), or 0.
+func pgMajor(version string) int {
+	i := 0
+	for i < len(version) && '0' <= version[i] && version[i] <= '9' {
+		i++
+	}
+	n, _ := strconv.Atoi(version[:i])
+	return n
+}
 
 // pgChannel is the LISTEN/NOTIFY channel of the store's changes.
 const pgChannel = "mailferry_changes"
@@ -84,6 +105,11 @@ func openPostgres(path string, opts *Options) (*Store, error) {
 	cfg.AfterConnect = func(ctx context.Context, pc *pgconn.PgConn) error {
 		if err := pc.Exec(ctx, pgKeepaliveSettings).Close(); err != nil {
 			return fmt.Errorf("store: %s: ask for TCP keepalives: %w", redacted, err)
+		}
+		if pgMajor(pc.ParameterStatus("server_version")) >= 12 {
+			if err := pc.Exec(ctx, pgUserTimeoutSetting).Close(); err != nil {
+				return fmt.Errorf("store: %s: ask for a TCP user timeout: %w", redacted, err)
+			}
 		}
 		return nil
 	}
