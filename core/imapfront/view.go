@@ -121,6 +121,11 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		v.s.srv.log.Warn("imapfront: mailbox sync", "account", v.s.address(), "mailbox", v.mb.Name, "err", err)
 		return nil
 	}
+	if ch.unchanged || len(ch.fresh) == 0 {
+		// No new message is held back (those held before went): a hold
+		// that ended must not make the next new message's command wait.
+		v.freshHeld = time.Time{}
+	}
 	if ch.unchanged {
 		v.dirty = false
 		return nil

@@ -135,3 +135,102 @@ func TestLoginCacheBounded(t *testing.T) {
 		t.Fatal("two caches made the same HMAC: the key is not random")
 	}
 }
+
+// TestLoginCacheHostile: what an attacker who knows one account's
+// password, or saw it in use, tries against the cache: another account
+// (of this domain or another) with that password, the name in another
+// form (the same account: it must open exactly as the hash would), an
+// account deleted and made again at the same address, and a password
+// changed while a login with the old one was being checked (that login
+// may pass, as it began first; no later one may).
+func TestLoginCacheHostile(t *testing.T) {
+	engineFree(t)
+	ctx := context.Background()
+	s, _, _ := inboxStore(t, nil, 0)
+	if _, err := s.CreateDomain(ctx, "other.test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"v@example.test", "u@other.test"} {
+		if _, err := s.CreateAccount(ctx, a, "pw2", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CheckPassword(ctx, "u@example.test", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	check := func(address, password string) error {
+		c, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		_, err := s.CheckPassword(c, address, password)
+		return err
+	}
+	free := fillHashSlots(t, s)
+	t.Run("other accounts", func(t *testing.T) {
+		for _, a := range []string{"v@example.test", "u@other.test"} {
+			if err := check(a, "pw"); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s with u@example.test's cached password: %v, want it to wait for the hash", a, err)
+			}
+		}
+	})
+	t.Run("other forms of the name", func(t *testing.T) {
+		forms := 0
+		for _, a := range []string{"U@EXAMPLE.TEST", "u@Example.Test.", " u@example.test"} {
+			c, err := CanonicalAddress(a)
+			if err != nil || c != "u@example.test" {
+				continue // not this account's name: nothing to check
+			}
+			forms++
+			if err := check(a, "pw"); err != nil {
+				t.Errorf("%q (the same account) with its password: %v, want accepted", a, err)
+			}
+			if err := check(a, "PW"); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%q with a wrong password: %v, want it to wait for the hash", a, err)
+			}
+		}
+		if forms < 2 {
+			t.Fatalf("only %d other forms of the name are the account's: the subtest checks too little", forms)
+		}
+	})
+	free()
+	t.Run("deleted and made again", func(t *testing.T) {
+		if err := s.DeleteAccount(ctx, "u@example.test"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateAccount(ctx, "u@example.test", "new", nil); err != nil {
+			t.Fatal(err)
+		}
+		fillHashSlots(t, s)
+		if err := check("u@example.test", "pw"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("the old account's password on the new account: %v, want it to wait for the hash", err)
+		}
+	})
+	t.Run("changed while checked", func(t *testing.T) {
+		s, _, _ := inboxStore(t, nil, 0)
+		free := fillHashSlots(t, s)
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.CheckPassword(ctx, "u@example.test", "pw")
+			done <- err
+		}()
+		// The login has read the stored hash and waits for a slot; another
+		// process changes the password meanwhile.
+		time.Sleep(100 * time.Millisecond)
+		other, err := HashPassword("other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.w.Exec(`UPDATE accounts SET password_hash = ? WHERE address = ?`, other, "u@example.test"); err != nil {
+			t.Fatal(err)
+		}
+		free()
+		if err := <-done; err != nil {
+			t.Logf("the login begun before the change: %v", err)
+		}
+		if _, err := s.CheckPassword(ctx, "u@example.test", "pw"); !errors.Is(err, ErrBadPassword) {
+			t.Fatalf("the old password after the change: %v, want ErrBadPassword", err)
+		}
+		if _, err := s.CheckPassword(ctx, "u@example.test", "other"); err != nil {
+			t.Fatalf("the new password: %v", err)
+		}
+	})
+}

@@ -13,7 +13,12 @@ import (
 // (a paused VM, a network cut) holding the writer lock or the login
 // counts' lock releases it within about a minute; the server's default
 // waits for the OS's two hours, and every other node's writes and logins
-// with it.
+// with it. Nor do keepalives help while the server waits for the
+// node to acknowledge what it sent (a node frozen right after a query's
+// answer went out: keepalives are sent only on an idle connection, and
+// retransmissions give up after about 15 minutes), so the connection
+// also asks that unacknowledged data be given up on after a minute
+// (tcp_user_timeout, PostgreSQL 12 and later).
 func TestPostgresKeepalives(t *testing.T) {
 	postgresOnly(t, "keepalives are PostgreSQL's settings")
 	s := openAt(t, filepath.Join(t.TempDir(), "mail.db"), nil)
@@ -21,6 +26,7 @@ func TestPostgresKeepalives(t *testing.T) {
 	for name, db := range map[string]*sql.DB{"writer": s.w, "readers": s.r, "login counts": s.counts} {
 		for _, set := range []struct{ name, want string }{
 			{"tcp_keepalives_idle", "30"}, {"tcp_keepalives_interval", "10"}, {"tcp_keepalives_count", "3"},
+			{"tcp_user_timeout", "60000"},
 		} {
 			var got string
 			if err := db.QueryRowContext(ctx, `SHOW `+set.name).Scan(&got); err != nil {
@@ -67,5 +73,17 @@ func TestPostgresStoppedNodeFreesWriter(t *testing.T) {
 	}
 	if err2 != nil {
 		t.Fatalf("the node, running again, cannot write: %v", err2)
+	}
+}
+
+// TestPgMajor: the major version gates tcp_user_timeout (PostgreSQL 12
+// and later; an older server would refuse the setting, and with it every
+// connection).
+func TestPgMajor(t *testing.T) {
+	engineFree(t)
+	for v, want := range map[string]int{"15.4 (Debian 15.4-1.pgdg120+1)": 15, "9.6.24": 9, "11.22": 11, "12beta1": 12, "17devel": 17, "": 0, "x": 0} {
+		if got := pgMajor(v); got != want {
+			t.Errorf("pgMajor(%q) = %d, want %d", v, got, want)
+		}
 	}
 }

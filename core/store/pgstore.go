@@ -51,11 +51,15 @@ import (
 //     holds it only until PostgreSQL sees its connection dead: each
 //     connection asks the server for TCP keepalives after 30 s of silence
 //     (pgKeepaliveSettings; the server's default is the OS's, two hours),
-//     so every other node's writes and logins wait about a minute, not
-//     hours. A node whose process stopped (SIGSTOP, a debugger, a VM
-//     frozen while its kernel still answers the probes) is told by
-//     idle_in_transaction_session_timeout instead: the server ends a
-//     session idle inside a transaction for pgIdleInTx (its transaction
+//     and to give up on data the node has not acknowledged for a minute
+//     (tcp_user_timeout, PostgreSQL 12 and later: keepalives are sent only
+//     on an idle connection, and a node frozen while the server's last
+//     answer was on its way would hold on for the retransmissions' 15
+//     minutes), so every other node's writes and logins wait about a
+//     minute, not hours. A node whose process stopped (SIGSTOP, a
+//     debugger, a VM frozen while its kernel still answers the probes) is
+//     told by idle_in_transaction_session_timeout instead: the server ends
+//     a session idle inside a transaction for pgIdleInTx (its transaction
 //     rolls back, its locks go); no transaction of ours waits that long
 //     between two statements.
 //   - Message bytes stay in the pack files beside Open's path, so that
@@ -71,6 +75,23 @@ const pgKeepaliveSettings = `SET tcp_keepalives_idle = 30; SET tcp_keepalives_in
 // before the server ends it (see above): a stopped process's locks are
 // freed then. A variable for tests.
 var pgIdleInTx = 60 * time.Second
+
+// pgUserTimeoutSetting makes the server drop a connection whose peer has
+// left data it sent unacknowledged for a minute (PostgreSQL 12 and later;
+// ignored on a Unix socket, and logged by the server, not failed, where
+// the OS lacks TCP_USER_TIMEOUT).
+const pgUserTimeoutSetting = `SET tcp_user_timeout = 60000`
+
+// pgMajor is the major version in a server_version parameter ("15.4
+// (Debian 15.4-1)" is 15), or 0.
+func pgMajor(version string) int {
+	i := 0
+	for i < len(version) && '0' <= version[i] && version[i] <= '9' {
+		i++
+	}
+	n, _ := strconv.Atoi(version[:i])
+	return n
+}
 
 // pgChannel is the LISTEN/NOTIFY channel of the store's changes.
 const pgChannel = "mailferry_changes"
@@ -98,6 +119,11 @@ func openPostgres(path string, opts *Options) (*Store, error) {
 		idle := fmt.Sprintf("SET idle_in_transaction_session_timeout = %d", pgIdleInTx.Milliseconds())
 		if err := pc.Exec(ctx, idle).Close(); err != nil {
 			return fmt.Errorf("store: %s: set a bound on idle transactions: %w", redacted, err)
+		}
+		if pgMajor(pc.ParameterStatus("server_version")) >= 12 {
+			if err := pc.Exec(ctx, pgUserTimeoutSetting).Close(); err != nil {
+				return fmt.Errorf("store: %s: ask for a TCP user timeout: %w", redacted, err)
+			}
 		}
 		return nil
 	}
