@@ -149,23 +149,11 @@ func (p *packs) bufferLocked(body []byte) error {
 // directly. A failed write abandons the pack (packs.broken). The caller
 // holds wmu.
 func (p *packs) flushLocked() error {
-	if err := p.waitFlushLocked(); err != nil {
+	data, err := p.flushHeadLocked()
+	if err != nil || p.dw == nil {
 		return err
 	}
-	head := int(p.flushed % directAlign)
-	if p.dw == nil || len(p.buf) <= head {
-		return nil
-	}
-	data := p.buf[head:]
 	p.buf = p.buf[:0]
-	// Up to the first block boundary.
-	if head > 0 {
-		n := min(directAlign-head, len(data))
-		if err := p.writePlainLocked(data[:n]); err != nil {
-			return err
-		}
-		data = data[n:]
-	}
 	// Whole blocks, aligned in the file and in memory.
 	if blocks := len(data) &^ (directAlign - 1); blocks > 0 {
 		refused, err := writeBlocks(p.dw, p.w, data[:blocks], p.flushed)
@@ -192,32 +180,22 @@ func (p *packs) flushLocked() error {
 // (the buffer's first bytes after a sync) are written at once through the
 // ordinary handle. The caller holds wmu.
 func (p *packs) flushAsyncLocked() error {
-	if err := p.waitFlushLocked(); err != nil {
-		return err
-	}
-	head := int(p.flushed % directAlign)
-	if p.dw == nil || len(p.buf) <= head {
-		return nil // direct writes refused: waitFlushLocked wrote the buffer
-	}
-	data := p.buf[head:]
-	if head > 0 {
-		n := min(directAlign-head, len(data))
-		if _, err := p.w.WriteAt(data[:n], p.flushed); err != nil {
-			return p.failLocked(err)
-		}
-		p.flushed += int64(n)
-		data = data[n:]
+	data, err := p.flushHeadLocked()
+	if err != nil || p.dw == nil {
+		return err // or direct writes were refused: waitFlushLocked wrote the buffer
 	}
 	blocks := len(data) &^ (directAlign - 1)
+	if blocks == 0 {
+		// (Not with a full buffer.) What is left starts at a block
+		// boundary: at the buffer's start.
+		p.buf = p.buf[:copy(p.buf[:cap(p.buf)], data)]
+		return nil
+	}
 	if p.spare == nil {
 		p.spare = alignedBuffer(directBufSize)
 	}
 	// What is left starts at a block boundary: at the next buffer's start.
 	next := p.spare[:copy(p.spare[:cap(p.spare)], data[blocks:])]
-	if blocks == 0 {
-		p.buf, p.spare = next, p.buf
-		return nil
-	}
 	fl := &directFlush{done: make(chan struct{}), buf: p.buf}
 	dw, w, b, off := p.dw, p.w, data[:blocks], p.flushed
 	p.buf, p.spare, p.fl = next, nil, fl
@@ -227,6 +205,31 @@ func (p *packs) flushAsyncLocked() error {
 		fl.refused, fl.err = writeBlocks(dw, w, b, off)
 	}()
 	return nil
+}
+
+// flushHeadLocked begins a flush: once the write in flight (if any)
+// ended, it writes the buffered bytes before the first block boundary
+// through the ordinary handle and returns the rest (in the buffer's
+// memory), which starts at one. Without a direct handle (direct writes
+// refused) it returns nothing: the buffer was written. The caller holds
+// wmu.
+func (p *packs) flushHeadLocked() ([]byte, error) {
+	if err := p.waitFlushLocked(); err != nil || p.dw == nil {
+		return nil, err
+	}
+	head := int(p.flushed % directAlign)
+	if len(p.buf) <= head {
+		return nil, nil
+	}
+	data := p.buf[head:]
+	if head == 0 {
+		return data, nil
+	}
+	n := min(directAlign-head, len(data))
+	if err := p.writePlainLocked(data[:n]); err != nil {
+		return nil, err
+	}
+	return data[n:], nil
 }
 
 // waitFlushLocked waits for the direct write in flight, if any, and takes
