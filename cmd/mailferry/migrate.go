@@ -269,12 +269,30 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 // in the same wall time, the old server on the same two cores. One core
 // hashes, writes and summarizes about 330 MB/s, more than one old server
 // sends one account.
+//
+// On one CPU (a machine or container of one core, or a process pinned
+// to one with taskset) it is singleCPUProcs instead. There the one P was
+// held by every goroutine blocked in a system call or a cgo call (the
+// stagers' direct pack writes waiting for the disk, the committer's
+// SQLite COMMIT and fsync) until the runtime's monitor took it back (20
+// µs to 10 ms later), while the connection's reader, ready to run, waited
+// with the core idle: the network and the disk were waited for one after
+// the other instead of side by side. A second P runs the reader while
+// the first waits in the kernel; a thread blocked in I/O does not use the
+// core.
 func migrateProcs(users, procs int, env string) int {
 	if env != "" {
 		return procs
 	}
+	if procs == 1 {
+		return singleCPUProcs
+	}
 	return max(1, min(users, procs))
 }
+
+// singleCPUProcs is migrateProcs' GOMAXPROCS for a process that may use
+// one CPU only.
+const singleCPUProcs = 2
 
 // progressBar shows bulk progress: a redrawn line on a terminal, JSON
 // lines with --json, a line per finished account otherwise.

@@ -42,8 +42,9 @@ import (
 // MAILFERRY_TRACE: what each goroutine waited on);
 // LOG=file the last run's output; WRAP="cmd args" runs the child under a
 // command (e.g. "strace -c -f -o FILE", "perf record -g -o FILE");
-// BEFORE=binary also runs that binary (unpinned) in every run and prints
-// both medians: a change measured against the build from before it.
+// BEFORE=binary also runs that binary in every run, unpinned and pinned,
+// and prints both medians: a change measured against the build from
+// before it.
 
 // migrateRun is one `mailferry migrate` of a mailbox, or one floor.
 type migrateRun struct {
@@ -99,17 +100,23 @@ func BenchmarkMigrateProcess(b *testing.B) {
 		migrateFloor(b, old, w.user, total, false) // warm the old server's caches
 		r := result{w: w, bytes: total, pinnedOK: runtime.NumCPU() >= 2 && hasTaskset()}
 		var floors, floorsPinned []time.Duration
-		var before []migrateRun
+		var before, beforePinned []migrateRun
+		beforeBin := os.Getenv("MAILFERRY_MIGRATE_BENCH_BEFORE")
 		for i := range runs {
-			if bin := os.Getenv("MAILFERRY_MIGRATE_BENCH_BEFORE"); bin != "" {
+			if beforeBin != "" {
 				// A change measured in one run: the binary from before it,
-				// unpinned, between the floor and this tree's binary.
-				before = append(before, migrateOnce(b, bin, old, addr, pass, total, false))
+				// between the floor and this tree's binary, unpinned and
+				// (below) pinned.
+				before = append(before, migrateOnce(b, beforeBin, old, addr, pass, total, false))
 				fmt.Printf("  %s run %d: before: %s\n", w.name, i+1, before[i])
 			}
 			floors = append(floors, migrateFloor(b, old, w.user, total, false))
 			r.runs = append(r.runs, migrateOnce(b, mailferryBin, old, addr, pass, total, false))
 			if r.pinnedOK {
+				if beforeBin != "" {
+					beforePinned = append(beforePinned, migrateOnce(b, beforeBin, old, addr, pass, total, true))
+					fmt.Printf("  %s run %d: before, pinned: %s\n", w.name, i+1, beforePinned[i])
+				}
 				floorsPinned = append(floorsPinned, migrateFloor(b, old, w.user, total, true))
 				r.pinned = append(r.pinned, migrateOnce(b, mailferryBin, old, addr, pass, total, true))
 			}
@@ -122,7 +129,13 @@ func BenchmarkMigrateProcess(b *testing.B) {
 		if len(before) > 0 {
 			m, n := medianRun(before), medianRun(r.runs)
 			fmt.Printf("  %s unpinned, medians: before (%s) CPU %.2f s, wall %.2f s; after CPU %.2f s, wall %.2f s\n", w.name,
-				os.Getenv("MAILFERRY_MIGRATE_BENCH_BEFORE"), (m.user + m.sys).Seconds(), m.wall.Seconds(), (n.user + n.sys).Seconds(), n.wall.Seconds())
+				beforeBin, (m.user + m.sys).Seconds(), m.wall.Seconds(), (n.user + n.sys).Seconds(), n.wall.Seconds())
+		}
+		if len(beforePinned) > 0 {
+			m, n := medianRun(beforePinned), medianRun(r.pinned)
+			fmt.Printf("  %s pinned, medians: before CPU %.2f s, wall %.2f s = %.2fx the floor; after CPU %.2f s, wall %.2f s = %.2fx\n", w.name,
+				(m.user + m.sys).Seconds(), m.wall.Seconds(), m.wall.Seconds()/r.floorPinned.Seconds(),
+				(n.user + n.sys).Seconds(), n.wall.Seconds(), n.wall.Seconds()/r.floorPinned.Seconds())
 		}
 		results = append(results, r)
 	}

@@ -10,8 +10,10 @@ import (
 
 // `mailferry migrate` runs one P per account copied at once (at most the
 // runtime's own number): one account's copy on two Ps spent 12-17% more
-// CPU waking threads for its hand-offs (migrateProcs). An admin's
-// GOMAXPROCS stands.
+// CPU waking threads for its hand-offs (migrateProcs). On one CPU (a
+// process pinned with taskset) it runs two: with one, a goroutine blocked
+// in the kernel (a pack write, SQLite's fsync) held the only P while the
+// network reader waited. An admin's GOMAXPROCS stands.
 func TestMigrateProcs(t *testing.T) {
 	for _, c := range []struct {
 		users, procs int
@@ -19,7 +21,7 @@ func TestMigrateProcs(t *testing.T) {
 		want         int
 	}{
 		{1, 2, "", 1}, {1, 16, "", 1}, {2, 16, "", 2}, {3, 2, "", 2}, {50, 8, "", 8},
-		{1, 1, "", 1}, {0, 4, "", 1},
+		{1, 1, "", 2}, {5, 1, "", 2}, {0, 1, "", 2}, {0, 4, "", 1},
 		{1, 4, "4", 4}, {1, 3, "8", 3}, // the runtime applied the admin's value already
 	} {
 		if got := migrateProcs(c.users, c.procs, c.env); got != c.want {

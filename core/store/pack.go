@@ -94,6 +94,10 @@ type packs struct {
 	dw      packFile
 	buf     []byte
 	flushed int64
+	// fl is the direct write in flight, spare the second buffer (nil
+	// while fl writes from it).
+	fl    *directFlush
+	spare []byte
 	// wrapDirect (tests) stands between this Store and each direct
 	// handle, as wrap does for the ordinary one.
 	wrapDirect func(*os.File) packFile
@@ -172,7 +176,7 @@ func openPacks(dir string, maxSize int64) (*packs, error) {
 // wmu.
 func (p *packs) rotate() error {
 	if p.w != nil && p.broken == nil && p.synced < p.end {
-		if err := p.flushLocked(true); err != nil {
+		if err := p.flushLocked(); err != nil {
 			// broken is set: the pack is left as abandoned below.
 		} else if err := p.w.Sync(); err != nil {
 			p.broken = fmt.Errorf("sync: %w", err)
@@ -392,7 +396,7 @@ func (p *packs) sync(id, end int64) error {
 	done, err = p.durableLocked(id, end)
 	if !done && p.w != nil && id == p.wid && p.broken == nil {
 		// Buffered bytes go to the file first (packdirect.go).
-		err = p.flushLocked(true)
+		err = p.flushLocked()
 	}
 	// What this fsync covers: the bytes in the file now.
 	f, target := p.w, p.flushed
@@ -509,7 +513,7 @@ func (p *packs) close() {
 		if p.broken == nil {
 			// Staged bytes go to the file as they did unbuffered: dead
 			// space unless a commit names them (none can now).
-			p.flushLocked(true)
+			p.flushLocked()
 		}
 		p.stopDirect()
 		p.w.Close()

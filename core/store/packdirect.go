@@ -30,6 +30,17 @@ import (
 //     because only a sync (which flushes first) lets a transaction name
 //     them. sync flushes, then fsyncs, and counts as durable only what it
 //     flushed.
+//   - A full buffer's whole blocks are written by a goroutine of their
+//     own (flushAsyncLocked) while appends go on into a second buffer,
+//     so that an append does not wait for the disk (on one CPU the wait
+//     held the process's only P while the network reader could have
+//     run). At most one such write is in flight (fl); flushed already
+//     counts its bytes. Everything that needs its outcome waits for it
+//     first (waitFlushLocked): the next full buffer, a sync's flush, a
+//     pack left or closed. Its failure is taken in there, as a failed
+//     write (the pack abandoned): the appends that went on meanwhile
+//     returned nil, and their bytes are refused by the sync that would
+//     have made them durable (ErrNotDurable), as Stage documents.
 //   - A failed flush is a failed write (pack.go): the pack is abandoned
 //     and every byte of it not synced before is refused. A direct write
 //     refused for space is made again through the ordinary handle first,
@@ -49,6 +60,15 @@ const directAlign = 4096
 
 // directBufSize is how many bytes are gathered before a direct write.
 const directBufSize = 1 << 20
+
+// directFlush is a direct write in flight (flushAsyncLocked).
+type directFlush struct {
+	done chan struct{} // closed once the write ended
+	buf  []byte        // the buffer it writes from, given back after
+	// Set before done is closed:
+	err     error
+	refused bool // the direct write was refused (EINVAL): written through the ordinary handle
+}
 
 // alignedBuffer returns an empty slice of capacity n whose first byte is
 // directAlign-aligned in memory.
@@ -85,6 +105,12 @@ func (p *packs) startDirect(name string) {
 // emptied (a pack is left after its bytes were flushed and synced, or
 // after it failed). The caller holds wmu.
 func (p *packs) stopDirect() {
+	if p.fl != nil {
+		// Its outcome no longer matters (the pack was synced through
+		// it, or is abandoned), but its handle and buffer do.
+		<-p.fl.done
+		p.spare, p.fl = p.fl.buf[:0], nil
+	}
 	if p.dw != nil {
 		p.dw.Close()
 		p.dw = nil
@@ -101,7 +127,7 @@ func (p *packs) bufferLocked(body []byte) error {
 	}
 	for len(body) > 0 {
 		if len(p.buf) == cap(p.buf) {
-			if err := p.flushLocked(false); err != nil {
+			if err := p.flushAsyncLocked(); err != nil {
 				return err
 			}
 			if p.dw == nil {
@@ -117,77 +143,156 @@ func (p *packs) bufferLocked(body []byte) error {
 	return nil
 }
 
-// flushLocked writes the buffered bytes to the pack: the part before the
-// first block boundary through the ordinary handle, the whole blocks
-// directly, and (all) the rest through the ordinary handle, or else (not
-// all) keeps the rest at the buffer's start. A failed write abandons the
-// pack (packs.broken). The caller holds wmu.
-func (p *packs) flushLocked(all bool) error {
-	head := int(p.flushed % directAlign)
-	if p.dw == nil || len(p.buf) <= head {
-		return nil
+// flushLocked writes every buffered byte to the pack, once the write in
+// flight (if any) ended: the part before the first block boundary and the
+// part after the last one through the ordinary handle, the whole blocks
+// directly. A failed write abandons the pack (packs.broken). The caller
+// holds wmu.
+func (p *packs) flushLocked() error {
+	data, err := p.flushHeadLocked()
+	if err != nil || p.dw == nil {
+		return err
 	}
-	data := p.buf[head:]
-	write := func(w packFile, b []byte) error {
-		if len(b) == 0 {
-			return nil
-		}
-		if _, err := w.WriteAt(b, p.flushed); err != nil {
-			return err
-		}
-		p.flushed += int64(len(b))
-		return nil
-	}
-	// Up to the first block boundary.
-	var err error
-	if head > 0 {
-		n := min(directAlign-head, len(data))
-		err = write(p.w, data[:n])
-		data = data[n:]
-	}
+	p.buf = p.buf[:0]
 	// Whole blocks, aligned in the file and in memory.
-	if blocks := len(data) &^ (directAlign - 1); err == nil && blocks > 0 {
-		err = write(p.dw, data[:blocks])
-		switch {
-		case errors.Is(err, syscall.EINVAL):
-			// No direct writes here after all: nothing was written.
+	if blocks := len(data) &^ (directAlign - 1); blocks > 0 {
+		refused, err := writeBlocks(p.dw, p.w, data[:blocks], p.flushed)
+		if refused {
 			p.dw.Close()
 			p.dw = nil
-			err = write(p.w, data[:blocks])
-		case IsDiskFull(err):
-			// A direct write refused for space can leave up to its
-			// size free. Written the ordinary way, the same bytes
-			// fill the disk to its last block, as every pack write
-			// did before, so that the disk reserve (reserve.go),
-			// released for it, is not made again at once by the
-			// next write that fits: the database needs that room to
-			// record the full disk. (The pack is lost all the same.)
-			err = write(p.w, data[:blocks])
 		}
+		if err != nil {
+			return p.failLocked(err)
+		}
+		p.flushed += int64(blocks)
 		data = data[blocks:]
 	}
-	if err == nil && all {
-		err = write(p.w, data)
-		data = nil
-	}
-	if err != nil {
-		p.buf = p.buf[:0]
-		p.broken = fmt.Errorf("write: %w", err)
-		if IsDiskFull(err) {
-			p.room.release()
-		}
-		return fmt.Errorf("store: write pack %d: %w: %w", p.wid, ErrNotDurable, err)
+	if err := p.writePlainLocked(data); err != nil {
+		return err
 	}
 	p.room.restore()
-	// What is left starts at a block boundary: at the buffer's start.
+	return nil
+}
+
+// flushAsyncLocked starts the direct write of the full buffer's whole
+// blocks (after the one in flight ended) and goes on with the bytes after
+// them in the second buffer; the bytes before the first block boundary
+// (the buffer's first bytes after a sync) are written at once through the
+// ordinary handle. The caller holds wmu.
+func (p *packs) flushAsyncLocked() error {
+	data, err := p.flushHeadLocked()
+	if err != nil || p.dw == nil {
+		return err // or direct writes were refused: waitFlushLocked wrote the buffer
+	}
+	blocks := len(data) &^ (directAlign - 1)
+	if blocks == 0 {
+		// (Not with a full buffer.) What is left starts at a block
+		// boundary: at the buffer's start.
+		p.buf = p.buf[:copy(p.buf[:cap(p.buf)], data)]
+		return nil
+	}
+	if p.spare == nil {
+		p.spare = alignedBuffer(directBufSize)
+	}
+	// What is left starts at a block boundary: at the next buffer's start.
+	next := p.spare[:copy(p.spare[:cap(p.spare)], data[blocks:])]
+	fl := &directFlush{done: make(chan struct{}), buf: p.buf}
+	dw, w, b, off := p.dw, p.w, data[:blocks], p.flushed
+	p.buf, p.spare, p.fl = next, nil, fl
+	p.flushed += int64(blocks)
+	go func() {
+		defer close(fl.done)
+		fl.refused, fl.err = writeBlocks(dw, w, b, off)
+	}()
+	return nil
+}
+
+// flushHeadLocked begins a flush: once the write in flight (if any)
+// ended, it writes the buffered bytes before the first block boundary
+// through the ordinary handle and returns the rest (in the buffer's
+// memory), which starts at one. Without a direct handle (direct writes
+// refused) it returns nothing: the buffer was written. The caller holds
+// wmu.
+func (p *packs) flushHeadLocked() ([]byte, error) {
+	if err := p.waitFlushLocked(); err != nil || p.dw == nil {
+		return nil, err
+	}
+	head := int(p.flushed % directAlign)
+	if len(p.buf) <= head {
+		return nil, nil
+	}
+	data := p.buf[head:]
+	if head == 0 {
+		return data, nil
+	}
+	n := min(directAlign-head, len(data))
+	if err := p.writePlainLocked(data[:n]); err != nil {
+		return nil, err
+	}
+	return data[n:], nil
+}
+
+// waitFlushLocked waits for the direct write in flight, if any, and takes
+// in its outcome: a failure abandons the pack (as a failed write does), a
+// refused direct write ends direct writes for the pack (the bytes gathered
+// since go out through the ordinary handle now). The caller holds wmu.
+func (p *packs) waitFlushLocked() error {
+	fl := p.fl
+	if fl == nil {
+		return nil
+	}
+	<-fl.done
+	p.spare, p.fl = fl.buf[:0], nil
+	if fl.refused {
+		p.dw.Close()
+		p.dw = nil
+	}
+	if fl.err != nil {
+		return p.failLocked(fl.err)
+	}
+	p.room.restore()
 	if p.dw == nil {
-		// Direct writes were refused: the rest goes out now, as every
-		// later append does.
+		// As every later append: at once.
+		var data []byte
+		if head := int(p.flushed % directAlign); len(p.buf) > head {
+			data = p.buf[head:]
+		}
 		p.buf = p.buf[:0]
 		return p.writePlainLocked(data)
 	}
-	p.buf = p.buf[:copy(p.buf[:cap(p.buf)], data)]
 	return nil
+}
+
+// writeBlocks writes whole aligned blocks b at off through the direct
+// handle dw, or through the ordinary handle w where the direct write was
+// refused: for EINVAL (no direct writes here after all: nothing was
+// written; refused says so), or for space. A direct write refused for
+// space can leave up to its size free; written the ordinary way, the same
+// bytes fill the disk to its last block, as every pack write did before,
+// so that the disk reserve (reserve.go), released for it, is not made
+// again at once by the next write that fits: the database needs that room
+// to record the full disk. (The pack is lost all the same.)
+func writeBlocks(dw, w packFile, b []byte, off int64) (refused bool, err error) {
+	_, err = dw.WriteAt(b, off)
+	switch {
+	case errors.Is(err, syscall.EINVAL):
+		refused = true
+		_, err = w.WriteAt(b, off)
+	case IsDiskFull(err):
+		_, err = w.WriteAt(b, off)
+	}
+	return refused, err
+}
+
+// failLocked abandons the pack after the failed write err (packs.broken):
+// the buffered bytes are dropped. The caller holds wmu.
+func (p *packs) failLocked(err error) error {
+	p.buf = p.buf[:0]
+	p.broken = fmt.Errorf("write: %w", err)
+	if IsDiskFull(err) {
+		p.room.release()
+	}
+	return fmt.Errorf("store: write pack %d: %w: %w", p.wid, ErrNotDurable, err)
 }
 
 // writePlainLocked writes b at flushed through the ordinary handle; a
@@ -197,12 +302,7 @@ func (p *packs) writePlainLocked(b []byte) error {
 		return nil
 	}
 	if _, err := p.w.WriteAt(b, p.flushed); err != nil {
-		p.buf = p.buf[:0]
-		p.broken = fmt.Errorf("write: %w", err)
-		if IsDiskFull(err) {
-			p.room.release()
-		}
-		return fmt.Errorf("store: write pack %d: %w: %w", p.wid, ErrNotDurable, err)
+		return p.failLocked(err)
 	}
 	p.flushed += int64(len(b))
 	return nil

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // directPack counts the writes of a direct handle and fails them on
@@ -228,6 +229,80 @@ func TestPackDirectRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, b := range append(all, more) {
+		mustServe(t, s, b)
+	}
+}
+
+// slowPack is a direct handle whose writes wait until release is closed
+// (a disk that takes its time), each saying first that it began.
+type slowPack struct {
+	*os.File
+	began   chan<- struct{}
+	release <-chan struct{}
+}
+
+func (s *slowPack) WriteAt(b []byte, off int64) (int, error) {
+	s.began <- struct{}{}
+	<-s.release
+	return s.File.WriteAt(b, off)
+}
+
+// A direct write waiting for the disk does not stop the appends behind
+// it (on one CPU such a wait held the process's only P, and the copy's
+// network reader waited with it): a Stage that fills the buffer returns
+// while its blocks are still being written, and so does the next one
+// into the second buffer. The sync waits for the write, and every byte
+// is served exactly.
+func TestPackDirectWriteInBackground(t *testing.T) {
+	ctx := context.Background()
+	s, inbox, _ := directStore(t, 64<<20, 0, nil)
+	began, release := make(chan struct{}, 64), make(chan struct{})
+	s.packs.wrapDirect = func(f *os.File) packFile { return &slowPack{File: f, began: began, release: release} }
+	bodies := [][]byte{fbody(1, directBufSize+directBufSize/2), fbody(2, directBufSize/4)}
+	type result struct {
+		b   []*StagedBlob
+		err error
+	}
+	staged := make(chan result, 1)
+	go func() {
+		var r result
+		for _, b := range bodies {
+			sb, err := s.Stage(b)
+			if err != nil {
+				r.err = err
+				break
+			}
+			r.b = append(r.b, sb)
+		}
+		staged <- r
+	}()
+	select {
+	case <-began:
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal("no direct write began")
+	}
+	var r result
+	select {
+	case r = <-staged:
+	case <-time.After(30 * time.Second):
+		close(release) // lets the Stage and the store's Close end
+		t.Fatal("Stage waited for the direct write in flight")
+	}
+	if r.err != nil {
+		close(release)
+		t.Fatal(r.err)
+	}
+	close(release)
+	if err := s.SyncStaged(r.b...); err != nil {
+		t.Fatal(err)
+	}
+	for _, sb := range r.b {
+		if _, err := s.AppendMessage(ctx, inbox, &NewMessage{Staged: sb}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range bodies {
 		mustServe(t, s, b)
 	}
 }
