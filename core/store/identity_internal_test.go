@@ -318,7 +318,9 @@ func TestBucketUpgrade(t *testing.T) {
 func makeOld(t *testing.T, s *Store) {
 	t.Helper()
 	// The version before the identity's step (later steps make their
-	// tables IF NOT EXISTS, so they run again harmlessly).
+	// tables IF NOT EXISTS, so they run again harmlessly; SQLite's
+	// ADD COLUMN of the durable marks has no IF NOT EXISTS: its columns
+	// are dropped too).
 	before := func(steps []string) string {
 		for i, step := range steps {
 			if strings.Contains(step, "CREATE TABLE IF NOT EXISTS store_identity") {
@@ -331,6 +333,9 @@ func makeOld(t *testing.T, s *Store) {
 	stmts := []string{`DROP TABLE store_identity`, `PRAGMA user_version = ` + before(schema)}
 	if s.d.postgres() {
 		stmts[1] = `UPDATE mailferry_schema SET version = ` + before(pgSchema)
+	} else {
+		stmts = append(stmts, `DROP INDEX mailboxes_past_mark`,
+			`ALTER TABLE mailboxes DROP COLUMN uid_next_mark`, `ALTER TABLE mailboxes DROP COLUMN modseq_mark`)
 	}
 	for _, q := range stmts {
 		if _, err := s.w.Exec(q); err != nil {

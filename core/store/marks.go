@@ -98,7 +98,7 @@ func raiseMarks(ctx context.Context, tx *sql.Tx) error {
 // jumpToMarks moves UIDNEXT and HIGHESTMODSEQ up to the marks (at Open).
 // The UIDNEXT stays below 2^32-1, which no message may take.
 func (s *Store) jumpToMarks() error {
-	_, err := s.w.Exec(`UPDATE mailboxes SET uid_next = max(uid_next, min(uid_next_mark, 4294967295)),
+	err := s.execImmediate(`UPDATE mailboxes SET uid_next = max(uid_next, min(uid_next_mark, 4294967295)),
 		highest_modseq = max(highest_modseq, modseq_mark)
 		WHERE uid_next < uid_next_mark OR highest_modseq < modseq_mark`)
 	if err != nil {
@@ -110,10 +110,27 @@ func (s *Store) jumpToMarks() error {
 // lowerMarks brings the marks down to the numbers (at Close, once every
 // commit is durable: this one is FULL, whose fsync covers all before it).
 func (s *Store) lowerMarks() error {
-	_, err := s.w.Exec(`UPDATE mailboxes SET uid_next_mark = uid_next, modseq_mark = highest_modseq
+	err := s.execImmediate(`UPDATE mailboxes SET uid_next_mark = uid_next, modseq_mark = highest_modseq
 		WHERE uid_next_mark > uid_next OR modseq_mark > highest_modseq`)
 	if err != nil {
 		return fmt.Errorf("store: close: lower the durable marks: %w", err)
 	}
 	return nil
+}
+
+// execImmediate runs one write statement in a transaction begun with
+// BEGIN IMMEDIATE (the writer's _txlock): a statement run alone reads
+// first and then asks for the write lock, and when another process
+// committed in between SQLite answers "database is locked" at once,
+// without waiting (busy_timeout does not apply to a stale read).
+func (s *Store) execImmediate(q string) error {
+	tx, err := s.w.Begin()
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(q); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }

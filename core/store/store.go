@@ -80,6 +80,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -313,7 +314,7 @@ func openSQLite(path string, opts *Options) (*Store, error) {
 	s.w.SetMaxOpenConns(1)
 	s.w.SetConnMaxIdleTime(0)
 	// page_size only takes effect before the file switches to WAL.
-	if _, err := s.w.Exec(`PRAGMA page_size = 8192; PRAGMA journal_mode = WAL`); err != nil {
+	if err := toWAL(s.w); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -543,4 +544,23 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// toWAL switches a new database file to WAL (and its page size first,
+// which counts only before). Several processes opening a new file at once
+// (serve and migrate started together) each ask: while the file is still
+// in rollback mode, one holding its read lock and asking for the write
+// lock that another reader also waits for is answered "database is
+// locked" at once (SQLite's deadlock rule, before the busy timeout), so
+// the loser asks again, for as long as the busy timeout.
+func toWAL(w *sql.DB) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := w.Exec(`PRAGMA page_size = 8192; PRAGMA journal_mode = WAL`)
+		var se sqlite3.Error
+		if err == nil || !errors.As(err, &se) || se.Code != sqlite3.ErrBusy || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(time.Duration(1+rand.IntN(10)) * time.Millisecond)
+	}
 }
