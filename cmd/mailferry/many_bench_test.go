@@ -46,6 +46,12 @@ import (
 //     2.3 s; the floor is the best the old server does, not one way of
 //     asking it).
 //
+// First, what an account's fixed steps cost the old server, one account at
+// a time: LOGIN, a LIST of its folders with STATUS, EXAMINE INBOX (the
+// first listing of a small account also makes Dovecot index its five
+// special-use folders, as SeedMaildir indexed INBOX: nothing timed later
+// pays for it; the second line lists one small account again).
+//
 // Goal: the many take at most 2x the one. Fairness: per-account finish
 // times are printed, and the figure is the share of the whole copy after
 // which half the accounts are done (median finish / last finish); goal at
@@ -106,6 +112,9 @@ func BenchmarkManyUsers(b *testing.B) {
 	}
 	b.Logf("old server: one account of %d messages and %d accounts of %d, %.0f MB each side",
 		manyUsers*burstMessages, manyUsers, burstMessages, float64(bigTotal)/1e6)
+
+	oldServerCosts(b, old, small, "the 50 small accounts")
+	oldServerCosts(b, old, map[string]string{"big@example.test": users["big@example.test"], "m00@example.test": users["m00@example.test"]}, "the big account and one small")
 
 	n := 3
 	if v, err := strconv.Atoi(os.Getenv("MAILFERRY_MANY_RUNS")); err == nil && v > 0 {
@@ -224,6 +233,34 @@ func spread(d []time.Duration) string {
 		return r(d[0]).String()
 	}
 	return fmt.Sprintf("first %v p50 %v p90 %v last %v", r(d[0]), r(d[len(d)/2]), r(d[len(d)*9/10]), r(d[len(d)-1]))
+}
+
+// oldServerCosts prints what an account's fixed steps cost the old
+// server, one account at a time (nothing else asked of it by this
+// benchmark): TCP connect to LOGIN done, a LIST of its folders with their
+// STATUS (as a copy asks), EXAMINE INBOX; medians and the slowest.
+func oldServerCosts(b testing.TB, old *oldtest.Server, users map[string]string, what string) {
+	var login, list, examine []time.Duration
+	for n := range users {
+		t0 := time.Now()
+		c := old.Dial(b, n)
+		t1 := time.Now()
+		if _, err := c.List("", "*", &imap.ListOptions{ReturnStatus: &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, Size: true}}).Collect(); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		c.Logout().Wait()
+		login, list, examine = append(login, t1.Sub(t0)), append(list, t2.Sub(t1)), append(examine, t3.Sub(t2))
+	}
+	p := func(d []time.Duration) string {
+		slices.Sort(d)
+		return fmt.Sprintf("p50 %v max %v", d[len(d)/2].Round(100*time.Microsecond), d[len(d)-1].Round(100*time.Microsecond))
+	}
+	fmt.Printf("  old server, one account at a time (%s): LOGIN %s; LIST with STATUS %s; EXAMINE INBOX %s\n", what, p(login), p(list), p(examine))
 }
 
 // rawDownloads downloads every user's mail from the old server, conns at
