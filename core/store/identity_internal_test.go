@@ -90,7 +90,13 @@ func (v *bucketView) dropMarker(t *testing.T) {
 // in bucket.
 func openOnBucket(t *testing.T, srv *s3test.Server, path, bucket string) (*Store, error) {
 	t.Helper()
-	s, err := testOpen(t, path, &Options{ChangePoll: -1, Objects: s3Options(srv.Endpoint, bucket)})
+	o := s3Options(srv.Endpoint, bucket)
+	// The real server's first write into a new bucket (three stores at
+	// once, under CI's parallel load) took over s3Options' 2 s once: these
+	// tests are about whose bucket it is, not a hung server (the proxy
+	// tests are).
+	o.Timeout = DefaultObjectTimeout
+	s, err := testOpen(t, path, &Options{ChangePoll: -1, Objects: o})
 	if err == nil {
 		t.Cleanup(func() { s.Close() })
 	}
