@@ -29,6 +29,12 @@ type location struct {
 	size      int64
 }
 
+// inPack reports whether the place is known and in a local pack (not in
+// blob_data, not an object).
+func (l location) inPack() bool {
+	return l.known && l.pack.Valid && l.pack.Int64 != objectPack
+}
+
 // locatedCols are messageCols of messages m, and the place of their blob b.
 var locatedCols = "m." + strings.ReplaceAll(messageCols, ", ", ", m.") + `, b.pack, b.off, b.size`
 
@@ -80,7 +86,7 @@ func (s *Store) MessageBytes(ctx context.Context, m *Message) ([]byte, error) {
 		return m.ahead, nil
 	}
 	at := m.at
-	if at.known && at.pack.Valid && at.pack.Int64 != objectPack {
+	if at.inPack() {
 		data, err := s.packs.read(at.pack.Int64, at.off.Int64, at.size)
 		if err == nil {
 			return data, nil
@@ -115,7 +121,7 @@ func (s *Store) ReadAhead(msgs []*Message) {
 	}
 	var in []*Message
 	for _, m := range msgs {
-		if m != nil && m.ahead == nil && m.at.known && m.at.pack.Valid && m.at.pack.Int64 != objectPack && m.at.off.Valid && m.at.size > 0 {
+		if m != nil && m.ahead == nil && m.at.inPack() && m.at.off.Valid && m.at.size > 0 {
 			in = append(in, m)
 		}
 	}

@@ -85,6 +85,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -292,7 +293,7 @@ func openSQLite(path string, opts *Options) (*Store, error) {
 	s := newStore(sqliteDialect, path, opts)
 	s.wal = newWALSync(path, s.log)
 	common := url.Values{
-		"_busy_timeout": {"10000"},
+		"_busy_timeout": {strconv.FormatInt(sqliteBusyTimeout.Milliseconds(), 10)},
 		"_foreign_keys": {"on"},
 		// FULL: a commit is on disk (WAL fsynced) before it returns, so
 		// mail acknowledged to a client (APPEND, SMTP 250) survives a power
@@ -546,6 +547,10 @@ func boolInt(b bool) int {
 	return 0
 }
 
+// sqliteBusyTimeout is how long a connection waits for a lock another
+// holds (busy_timeout) before "database is locked".
+const sqliteBusyTimeout = 10 * time.Second
+
 // toWAL switches a new database file to WAL (and its page size first,
 // which counts only before). Several processes opening a new file at once
 // (serve and migrate started together) each ask: while the file is still
@@ -554,7 +559,7 @@ func boolInt(b bool) int {
 // locked" at once (SQLite's deadlock rule, before the busy timeout), so
 // the loser asks again, for as long as the busy timeout.
 func toWAL(w *sql.DB) error {
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(sqliteBusyTimeout)
 	for {
 		_, err := w.Exec(`PRAGMA page_size = 8192; PRAGMA journal_mode = WAL`)
 		var se sqlite3.Error
