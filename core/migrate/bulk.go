@@ -106,7 +106,7 @@ func (e *Engine) createForBulk(ctx context.Context, s *oldSettings, cred Credent
 	}
 	cred.OldLogin = name
 	if later {
-		e.hashLater(acct, password)
+		e.hashLater(acct, password, lim.logins)
 	}
 	e.keepConn(acct.ID, cred, c, lim)
 	return acct, nil

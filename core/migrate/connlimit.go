@@ -39,11 +39,15 @@ type connLimit struct {
 	since time.Time        // when max last changed
 	ok    int              // connections opened well since
 	now   func() time.Time // time.Now, or a test's clock
+
+	// logins are the first logins asking this old server, which hold
+	// the copy work loading it (logingate.go).
+	logins *loginGate
 }
 
-func newConnLimit(n, ceiling int, quiet time.Duration) *connLimit {
+func newConnLimit(n, ceiling int, quiet, loginHold time.Duration) *connLimit {
 	return &connLimit{want: n, ceiling: max(ceiling, n), max: n,
-		quiet: quiet, since: time.Now(), now: time.Now}
+		quiet: quiet, since: time.Now(), now: time.Now, logins: newLoginGate(loginHold)}
 }
 
 // probe raises the cap by one (and says so) when it is below the admin's,
@@ -177,7 +181,7 @@ func (e *Engine) limits(s *oldSettings) *connLimit {
 	defer e.mu.Unlock()
 	l := e.conns[key]
 	if l == nil {
-		l = newConnLimit(want, s.ConnLimit(), e.opts.CapProbeAfter)
+		l = newConnLimit(want, s.ConnLimit(), e.opts.CapProbeAfter, e.opts.LoginHold)
 		e.conns[key] = l
 	}
 	l.mu.Lock()
@@ -198,7 +202,7 @@ func (e *Engine) limits(s *oldSettings) *connLimit {
 // (the copy goes on with the connections it has).
 func (e *Engine) extraConn(ctx context.Context, lim *connLimit, s *oldSettings, cred Credentials) *imapclient.Client {
 	// First logins being answered come before one more login of a copy.
-	if e.logins.wait(ctx) != nil || !lim.tryExtra() {
+	if lim.logins.wait(ctx) != nil || !lim.tryExtra() {
 		return nil
 	}
 	c, err := e.connect(ctx, s, cred)

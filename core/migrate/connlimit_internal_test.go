@@ -211,7 +211,7 @@ func TestConnLimitExtraAfterWaiting(t *testing.T) {
 // whose user logged in first is copied first (and its login's kept
 // connection is still open then), never overtaken by later ones.
 func TestConnLimitFirstComeFirst(t *testing.T) {
-	l := newConnLimit(1, 1, -1)
+	l := newConnLimit(1, 1, -1, 0)
 	ctx := context.Background()
 	if err := l.acquire(ctx); err != nil {
 		t.Fatal(err)

@@ -299,7 +299,7 @@ func (e *Engine) copyMailboxRetry(ctx context.Context, acct *store.Account, s *o
 			}
 		}
 		if err == nil {
-			err = e.copyMailbox(ctx, acct, *conn, p, catchUp)
+			err = e.copyMailbox(ctx, acct, *conn, p, catchUp, e.limits(s).logins)
 			if err == nil {
 				return nil
 			}
@@ -354,8 +354,8 @@ func (e *Engine) copiedUpTo(ctx context.Context, p *plan) uint32 {
 // copyMailbox copies the messages of one old mailbox above the last
 // committed UID, streaming: pipelined UID FETCH chunks on this connection
 // while the previous batch commits.
-func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, catchUp bool) error {
-	if err := e.logins.wait(ctx); err != nil { // first logins being answered first
+func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, catchUp bool, logins *loginGate) error {
+	if err := logins.wait(ctx); err != nil { // first logins being answered first
 		return err
 	}
 	sel, err := c.Select(p.old.cmdName(), &imap.SelectOptions{ReadOnly: true}).Wait() // EXAMINE: no \Seen, no \Recent change
@@ -397,7 +397,7 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 		// a UID below its UIDNEXT gets a fresh one.
 		state = store.MigDone
 	}
-	if err := e.retryProblems(ctx, acct, c, p, state); err != nil {
+	if err := e.retryProblems(ctx, acct, c, p, state, logins); err != nil {
 		return err
 	}
 	last := local.MigratedUID
@@ -429,7 +429,7 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 		final = max(final, uint32(sel.UIDNext)-1)
 	}
 	if len(uids) > 0 {
-		if err := e.fetchAndCommit(ctx, acct, c, p, state, uids, sizes); err != nil {
+		if err := e.fetchAndCommit(ctx, acct, c, p, state, uids, sizes, logins); err != nil {
 			return err
 		}
 		final = max(final, uids[len(uids)-1])

@@ -39,6 +39,9 @@
 //     go on beside them once a hold has lasted that long, and a new hold
 //     begins only after copies went on as long as the last one lasted
 //     (logins one after another hold copies half the time at most).
+//     Each old server has its own gate (with its connection cap): first
+//     logins at one old server never hold copies from another, so wrong
+//     passwords tried at one migrating domain slow no other domain.
 //   - Connections to one old server are capped, shared by every account's
 //     copy (Settings.MaxConnections, default 10; connlimit.go): an
 //     account's first connection waits for a place (places go to the

@@ -141,7 +141,6 @@ type Engine struct {
 	pending map[int64]pendingHash // by account ID: see hashLater
 	hashes  chan struct{}         // hashLater's one hash at a time
 	conns   map[string]*connLimit // by old server (host:port): see connlimit.go
-	logins  *loginGate            // first logins in flight hold copy work: see logingate.go
 	learnMu sync.Mutex            // serializes recording what was learnt
 }
 
@@ -239,7 +238,6 @@ func New(opts Options) (*Engine, error) {
 		kept:    map[int64]keptConn{},
 		conns:   map[string]*connLimit{},
 		fails:   map[int64]int{},
-		logins:  newLoginGate(opts.LoginHold),
 	}
 	if opts.CatchUpInterval > 0 {
 		e.goSafe("catch-up timer", e.catchUpLoop)
@@ -431,7 +429,7 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	// running: accounts are copied as many at once as the old server
 	// takes connections, the others wait as they are, pending. First
 	// logins being answered come before it (logingate.go).
-	if err := e.logins.wait(ctx); err != nil {
+	if err := e.limits(s).logins.wait(ctx); err != nil {
 		return err
 	}
 	c, lim, err := e.firstPlace(ctx, acct, s, cred)

@@ -202,7 +202,7 @@ type chunk struct {
 }
 
 // fetchAndCommit streams the given UIDs (ascending) into the store.
-func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, state string, uids []uint32, sizes []int64) (retErr error) {
+func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, state string, uids []uint32, sizes []int64, logins *loginGate) (retErr error) {
 	// The committer runs beside the reader so the network does not wait for
 	// the disk; the reader fills the next batch while one commits.
 	// Batches hold only metadata (bodies are staged), so the reader may run
@@ -347,7 +347,7 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 	for next < len(uids) {
 		// First logins being answered come before the next chunk
 		// (logingate.go); ctx's end is this loop's too.
-		if err := e.logins.wait(ctx); err != nil {
+		if err := logins.wait(ctx); err != nil {
 			return err
 		}
 		if u := uids[next]; p.given(u) {

@@ -116,7 +116,7 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 		return nil, err
 	}
 	// Copy work waits while this login asks the old server (logingate.go).
-	defer e.logins.enter()()
+	defer e.limits(s).logins.enter()()
 	if s.IgnoresDomain && !strings.EqualFold(s.DefaultDomain, domain) {
 		// The old server would take alice@this-domain for alice of its
 		// one domain.
@@ -156,7 +156,7 @@ func (e *Engine) FirstLogin(ctx context.Context, username, password string) (*st
 		return nil, err
 	}
 	cred.OldLogin = name
-	e.hashLater(acct, password)
+	e.hashLater(acct, password, e.limits(s).logins)
 	e.log.Info("migrate: account created at first login", "account", acct.Address, "old_login", name, "delim", string(acct.Delim))
 	e.remember(acct.ID, cred)
 	e.keepConn(acct.ID, cred, c, place) // the copy starts on it
@@ -255,7 +255,7 @@ func (e *Engine) adopt(ctx context.Context, s *oldSettings, acct *store.Account,
 // password hashes it so too (createForBulk). Until it is stored, CheckPending answers for the
 // account from memory; if the process ends first, the account's next
 // login asks the old server again (adoptPending).
-func (e *Engine) hashLater(acct *store.Account, password string) {
+func (e *Engine) hashLater(acct *store.Account, password string, logins *loginGate) {
 	p := pendingHash{address: acct.Address, sum: sha256.Sum256([]byte(password)), stored: make(chan struct{})}
 	e.mu.Lock()
 	e.pending[acct.ID] = p
@@ -267,7 +267,7 @@ func (e *Engine) hashLater(acct *store.Account, password string) {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 10*time.Minute)
 		defer cancel()
 		var err error
-		e.logins.wait(wctx) // first logins being answered come first; wctx's end shows below
+		logins.wait(wctx) // first logins at the account's old server being answered come first; wctx's end shows below
 		select {
 		case e.hashes <- struct{}{}:
 			ctx, cancel := context.WithTimeout(wctx, time.Minute)

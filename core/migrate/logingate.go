@@ -12,7 +12,10 @@ package migrate
 // last hold ended, for as long as it lasted: first logins that come one
 // after another, each as the last ends (an attacker's wrong passwords
 // for addresses not yet moved need no more), hold copies half the time
-// at most, not all of it.
+// at most, not all of it. Each old server has a gate of its own (kept
+// with its connection cap, connLimit.logins): the logins asking one old
+// server hold only the copy work loading it (and the password hashes of
+// its accounts), never another domain's on another old server.
 
 import (
 	"context"

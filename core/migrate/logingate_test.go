@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"mailferry/core/migrate"
+	"mailferry/core/oldserver"
 	"mailferry/core/oldserver/oldtest"
 )
 
@@ -214,5 +215,88 @@ func TestLoginHoldBounded(t *testing.T) {
 	}
 	if got := compareAll(t, srv, st, "bob"); got != 2 {
 		t.Errorf("bob: compared %d messages, want 2", got)
+	}
+}
+
+// The gate is per old server: while a first login of one domain waits
+// for its old server, the copy of another domain's account from another
+// old server goes on (wrong passwords tried at one migrating domain slow
+// no other domain). Without it, bob@other.test's copy stops during
+// alice@example.test's login.
+func TestFirstLoginsHoldOnlyTheirOldServer(t *testing.T) {
+	t.Parallel()
+	srvA := oldtest.StartKind(t, oldtest.InProcess, nil)
+	srvB := oldtest.StartKind(t, oldtest.InProcess, nil)
+	alice, alicePass := srvA.Address(t, "alice")
+	_, bobPass := srvB.Address(t, "bob")
+	const n = 3000
+	for i := range n {
+		srvB.Append(t, "bob", "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of bob\r\n", i, i))
+	}
+	srvA.Append(t, "alice", "INBOX", nil, time.Now(), []byte("Subject: a\r\n\r\nbody of alice\r\n"))
+	px := startLoginHoldProxy(t, srvA.IMAPAddr)
+	st, _ := setup(t, px.addr()) // example.test: srvA, behind the proxy
+	other := settingsFor(t, srvB.IMAPAddr)
+	other.LoginForm = oldserver.LoginLocal // bob@other.test is "bob" at srvB
+	ctx := context.Background()
+	if err := migrate.SetDomain(ctx, st, "other.test", other, true); err != nil {
+		t.Fatal(err)
+	}
+	const bob = "bob@other.test"
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, ChunkMessages: 1, BatchMessages: 1, LoginHold: time.Minute})
+	if _, err := e.FirstLogin(ctx, bob, bobPass); err != nil {
+		t.Fatal(err)
+	}
+	copied := func() int64 {
+		for _, a := range e.Progress() {
+			if a.Address == bob {
+				return a.MessagesDone
+			}
+		}
+		return 0
+	}
+	for deadline := time.Now().Add(30 * time.Second); copied() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("bob's copy did not start")
+		}
+	}
+	px.hold()
+	login := make(chan error, 1)
+	go func() {
+		_, err := e.FirstLogin(ctx, alice, alicePass)
+		login <- err
+	}()
+	for px.waits.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	before := copied()
+	var during int64
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if during = copied(); during > before+10 || during == n {
+			break
+		}
+	}
+	if before < n && during <= before+10 {
+		t.Errorf("bob's copy from another old server went from %d to only %d messages in 5 s while alice's first login waited for hers", before, during)
+	}
+	px.release()
+	if err := <-login; err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{bob, alice} {
+		if err := e.Wait(ctx, a); err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+	}
+	acct, err := st.Account(ctx, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := st.Mailbox(ctx, acct.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := st.Status(ctx, inbox.ID); err != nil || s.Messages != n {
+		t.Errorf("bob@other.test's INBOX: %d messages (%v), want %d", s.Messages, err, n)
 	}
 }

@@ -98,7 +98,7 @@ func (p *plan) malformed(rest []uint32, err error) error {
 // retryProblems tries again, once per run, the messages of p's mailbox
 // recorded as problems by earlier runs (on c, with the mailbox selected);
 // those copied now, or no longer on the old server, are cleared.
-func (e *Engine) retryProblems(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, state string) error {
+func (e *Engine) retryProblems(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, state string, logins *loginGate) error {
 	if p.retried {
 		return nil
 	}
@@ -114,7 +114,7 @@ func (e *Engine) retryProblems(ctx context.Context, acct *store.Account, c *imap
 	}
 	if len(uids) > 0 {
 		e.log.Info("migrate: trying again messages the old server could not serve", "account", acct.Address, "mailbox", p.old.name, "messages", len(uids))
-		if err := e.fetchAndCommit(ctx, acct, c, p, state, uids, make([]int64, len(uids))); err != nil {
+		if err := e.fetchAndCommit(ctx, acct, c, p, state, uids, make([]int64, len(uids)), logins); err != nil {
 			return err
 		}
 		for _, u := range uids {

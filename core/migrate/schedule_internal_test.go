@@ -171,7 +171,7 @@ func TestHashLaterGivesMemoryBack(t *testing.T) {
 			e.mu.Unlock()
 		}
 		freed.Store(0)
-		e.hashLater(a, "Old-Pass-1")
+		e.hashLater(a, "Old-Pass-1", newLoginGate(0))
 		e.mu.Lock()
 		stored := e.pending[a.ID].stored
 		e.mu.Unlock()

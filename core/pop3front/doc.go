@@ -31,12 +31,17 @@
 //     one deleted and made again under the same IDs), INBOX, UIDVALIDITY
 //     and bytes. A connection that ends without QUIT removes nothing.
 //   - The maildrop is locked while a session holds it (RFC 1939 section 8):
-//     a second POP3 login to the same account in this process gets
-//     "-ERR [IN-USE]" (RFC 2449) and its lock is free again when the
-//     first session ends, however it ends. IMAP sessions are not locked out.
-//     The lock is the account's ID and creation time (seconds): a session
-//     of an account deleted and made again under the same ID does not lock
-//     the new account (unless both were made within the same second).
+//     a second POP3 login to the same account, on this node or any other
+//     on the store, gets "-ERR [IN-USE]" (RFC 2449) and its lock is free
+//     again when the first session ends, however it ends. IMAP sessions
+//     are not locked out. The lock is a row of the store's
+//     (store.LockMaildrop), renewed every third of Options.LockTTL (2
+//     minutes) and checked before QUIT removes anything: a node that dies
+//     with a session open holds the account for LockTTL at most, and a
+//     session whose lock lapsed and was taken ends without removing
+//     anything. The row goes with the account: a session of an account
+//     deleted and made again under the same ID does not lock the new
+//     account, and ends at its next renewal.
 //   - A UIDL is stable for the life of the message: the old server's UIDL
 //     when the migration read one whose message has the same bytes
 //     (SHA-256, the store's blob key), kept in the store; otherwise the

@@ -550,3 +550,72 @@ func TestUIDLsKeptWhenOldListComesLate(t *testing.T) {
 	}
 	p.ok("QUIT")
 }
+
+// The maildrop lock holds across nodes (RFC 1939 section 8): two POP3
+// servers on one store, as two nodes on one database, never let two
+// sessions hold one account; the second gets the maildrop once the first
+// ends. Without the store's lock each node had its own and both got in.
+func TestInUseAcrossNodes(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put(msg1)
+	e2 := newEnv(t, &envOpts{store: e.st, noAccount: true})
+	e2.acct = e.acct
+	p := e.login()
+	p2 := e2.dial()
+	p2.ok("USER " + user)
+	if r := p2.cmd("PASS " + pass); !strings.HasPrefix(r, "-ERR [IN-USE]") {
+		t.Fatalf("second node's session while the first node's lives: %q, want -ERR [IN-USE]", r)
+	}
+	p.ok("QUIT")
+	e2.login().ok("QUIT")
+}
+
+// A session renews its lock: with a short LockTTL, the lock of a session
+// idle for several TTLs still keeps out a second session. And a lock
+// left by a node that died (never renewed) lapses after its TTL.
+func TestMaildropLockRenewedAndLapses(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	e := newEnv(t, &envOpts{lockTTL: ttl})
+	e.put(msg1)
+	p := e.login()
+	time.Sleep(4 * ttl)
+	p2 := e.dial()
+	p2.ok("USER " + user)
+	if r := p2.cmd("PASS " + pass); !strings.HasPrefix(r, "-ERR [IN-USE]") {
+		t.Fatalf("second session after the first idled %v (lock TTL %v): %q, want -ERR [IN-USE]", 4*ttl, ttl, r)
+	}
+	p.ok("QUIT")
+
+	// A dead node's lock: taken, never renewed.
+	ctx := context.Background()
+	if err := e.st.LockMaildrop(ctx, e.acct.ID, "pop3 a node that died", ttl); err != nil {
+		t.Fatal(err)
+	}
+	p3 := e.dial()
+	p3.ok("USER " + user)
+	if r := p3.cmd("PASS " + pass); !strings.HasPrefix(r, "-ERR [IN-USE]") {
+		t.Fatalf("login while a dead node's lock lasts: %q, want -ERR [IN-USE]", r)
+	}
+	time.Sleep(ttl + 100*time.Millisecond)
+	e.login().ok("QUIT")
+}
+
+// A session whose account is deleted loses its lock with it: its next
+// renewal ends the session (an account made again under the same ID is
+// not held by it).
+func TestMaildropLockGoesWithAccount(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	e := newEnv(t, &envOpts{lockTTL: ttl})
+	e.put(msg1)
+	p := e.login()
+	p.ok("DELE 1")
+	if err := e.st.DeleteAccount(context.Background(), user); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !p.closed() {
+		if time.Now().After(deadline) {
+			t.Fatal("the session of a deleted account still open 10 s later")
+		}
+	}
+}

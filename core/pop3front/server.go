@@ -1,8 +1,11 @@
 package pop3front
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
@@ -33,6 +36,12 @@ type Options struct {
 	// MaxConnsPerSource bounds the connections of one source; 0 means the
 	// login policy's (auth.Options.MaxConnsPerSource).
 	MaxConnsPerSource int
+	// LockTTL is how long a session's maildrop lock lasts unless renewed;
+	// 0 means 2 minutes. The lock is the store's (RFC 1939 section 8), so
+	// that it holds across processes and nodes; a session renews it every
+	// third of LockTTL, and a node that dies or freezes with a session
+	// open leaves the account locked for LockTTL at most.
+	LockTTL time.Duration
 }
 
 // Server is Mailferry's POP3 server.
@@ -44,6 +53,7 @@ type Server struct {
 	insecure bool
 	idle     time.Duration
 	maxConns int
+	lockTTL  time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -52,7 +62,6 @@ type Server struct {
 	closed bool
 	lns    map[net.Listener]struct{}
 	conns  map[net.Conn]struct{}
-	locked map[dropKey]bool // maildrops held
 	wg     sync.WaitGroup
 }
 
@@ -64,7 +73,8 @@ func New(opts *Options) (*Server, error) {
 	s := &Server{
 		st: opts.Store, auth: opts.Auth, log: opts.Logger, tls: opts.TLSConfig,
 		insecure: opts.AllowInsecureAuth, idle: opts.Idle, maxConns: opts.MaxConnsPerSource,
-		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}, locked: map[dropKey]bool{},
+		lockTTL: cmp.Or(opts.LockTTL, 2*time.Minute),
+		lns:     map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{},
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -160,37 +170,6 @@ func (s *Server) untrack(c net.Conn) {
 	s.mu.Unlock()
 }
 
-// dropKey names an account's maildrop for its lock: the account's ID and
-// creation time, since an account deleted and made again may get the old
-// ID (SQLite hands out the highest row ID again). A session of the
-// deleted account then holds a lock of its own, not the new account's.
-type dropKey struct {
-	account int64
-	created int64 // the account's creation time, Unix nanoseconds
-}
-
-func keyOf(a *store.Account) dropKey {
-	return dropKey{account: a.ID, created: a.Created.UnixNano()}
-}
-
-// lock takes the maildrop of an account (RFC 1939 section 8); false when
-// another session holds it.
-func (s *Server) lock(k dropKey) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.locked[k] {
-		return false
-	}
-	s.locked[k] = true
-	return true
-}
-
-func (s *Server) unlock(k dropKey) {
-	s.mu.Lock()
-	delete(s.locked, k)
-	s.mu.Unlock()
-}
-
 // handle runs one connection's session; a panic ends only this connection.
 func (s *Server) handle(c net.Conn, implicit bool) {
 	defer s.wg.Done()
@@ -231,4 +210,60 @@ func (s *Server) Close() error {
 		s.log.Warn("pop3front: sessions still running after Close")
 	}
 	return nil
+}
+
+// newHolder names a session as the holder of a maildrop lock: random, so
+// that no other session, process or node ever holds it under the same
+// name.
+func newHolder() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return "pop3 " + hex.EncodeToString(b[:])
+}
+
+// unlock gives a maildrop lock back. It is not bound to the server's
+// context (cancelled by Close): a lock left behind would keep the account
+// out of POP3 for LockTTL after a restart.
+func (s *Server) unlock(account int64, holder string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.st.UnlockMaildrop(ctx, account, holder); err != nil {
+		s.log.Warn("pop3front: unlock maildrop", "account", account, "err", err)
+	}
+}
+
+// keepLock renews the session's maildrop lock every third of its TTL
+// until the returned func is called (which waits for the renewal to
+// stop). A renewal that finds the lock gone (the account was deleted,
+// perhaps made again under the same ID) or taken by another session (this
+// one's lapsed: the node froze) ends the session's connection: it may no
+// longer act on the maildrop. A renewal that fails
+// otherwise is tried again at the next tick.
+func (s *session) keepLock(address string) (stop func()) {
+	ctx, cancel := context.WithCancel(s.ctx())
+	done := make(chan struct{})
+	conn, acct, holder, ttl := s.conn, s.acct, s.holder, s.srv.lockTTL
+	go func() {
+		defer close(done)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			err := s.srv.st.RenewMaildrop(ctx, acct, holder, ttl)
+			switch {
+			case err == nil || ctx.Err() != nil:
+			case errors.Is(err, store.ErrMaildropLocked):
+				s.srv.log.Warn("pop3front: maildrop lock lost; session ended", "account", address, "err", err)
+				conn.Close()
+				return
+			default:
+				s.srv.log.Warn("pop3front: renew maildrop lock", "account", address, "err", err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"mailferry/core/auth"
+	"mailferry/core/store"
 )
 
 // MaxErrors is how many bad commands a session may send before it is
@@ -36,7 +37,9 @@ type session struct {
 
 	user   string // USER given, waiting for PASS
 	drop   *maildrop
-	held   dropKey // the maildrop's lock, while drop is set
+	holder string // the maildrop lock's holder (this session), while drop is set
+	acct   int64  // the maildrop's account, while drop is set
+	renew  func() // stops the lock's renewal, while drop is set
 	errors int
 }
 
@@ -45,7 +48,8 @@ func (s *session) ctx() context.Context { return s.srv.ctx }
 // release gives the maildrop lock back, whatever ended the session.
 func (s *session) release() {
 	if s.drop != nil {
-		s.srv.unlock(s.held)
+		s.renew()
+		s.srv.unlock(s.acct, s.holder)
 		s.drop = nil
 	}
 }
@@ -345,19 +349,25 @@ func (s *session) login(user, pass string) bool {
 		s.reply("-ERR [SYS/TEMP] Temporary failure, try again later")
 		return true
 	}
-	key := keyOf(acct)
-	if !s.srv.lock(key) {
-		s.reply("-ERR [IN-USE] Mailbox in use by another POP3 session")
+	holder := newHolder()
+	if err := s.srv.st.LockMaildrop(s.ctx(), acct.ID, holder, s.srv.lockTTL); err != nil {
+		if errors.Is(err, store.ErrMaildropLocked) {
+			s.reply("-ERR [IN-USE] Mailbox in use by another POP3 session")
+		} else {
+			s.srv.log.Error("pop3front: lock maildrop", "account", acct.Address, "err", err)
+			s.reply("-ERR [SYS/TEMP] Cannot lock the mailbox, try again later")
+		}
 		return false
 	}
 	drop, err := openMaildrop(s.ctx(), s.srv.st, acct)
 	if err != nil {
-		s.srv.unlock(key)
+		s.srv.unlock(acct.ID, holder)
 		s.srv.log.Error("pop3front: open maildrop", "account", acct.Address, "err", err)
 		s.reply("-ERR [SYS/TEMP] Cannot open the mailbox, try again later")
 		return false
 	}
-	s.drop, s.held = drop, key
+	s.drop, s.holder, s.acct = drop, holder, acct.ID
+	s.renew = s.keepLock(acct.Address)
 	s.srv.log.Debug("pop3front: login", "user", acct.Address)
 	n, size := drop.stat()
 	s.reply("+OK Logged in, %d messages (%d octets)", n, size)
@@ -479,6 +489,14 @@ func (s *session) transaction(cmd Command) {
 func (s *session) quit() {
 	if s.drop == nil {
 		s.reply("+OK Bye")
+		return
+	}
+	// The lock is renewed (checked) before anything is removed: a
+	// session whose lock lapsed (a frozen node) while another session
+	// took the maildrop removes nothing.
+	if err := s.srv.st.RenewMaildrop(s.ctx(), s.acct, s.holder, s.srv.lockTTL); err != nil {
+		s.srv.log.Warn("pop3front: maildrop lock lost before QUIT", "account", s.drop.address, "err", err)
+		s.reply("-ERR [IN-USE] The mailbox lock was lost; no message removed")
 		return
 	}
 	n, err := s.drop.update(s.ctx(), s.srv.st)

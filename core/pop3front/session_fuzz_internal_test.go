@@ -81,14 +81,16 @@ func FuzzSession(f *testing.F) {
 		sess := &session{srv: srv, conn: sc}
 		if login {
 			// logged in already: the transaction state, without a hash
-			if !srv.lock(keyOf(acct)) {
+			holder := newHolder()
+			if err := st.LockMaildrop(ctx, acct.ID, holder, srv.lockTTL); err != nil {
 				t.Skip("maildrop held")
 			}
 			d, err := openMaildrop(ctx, st, acct)
 			if err != nil {
 				t.Fatal(err)
 			}
-			sess.drop, sess.held = d, keyOf(acct)
+			sess.drop, sess.holder, sess.acct = d, holder, acct.ID
+			sess.renew = sess.keepLock(acct.Address)
 		}
 		ended := make(chan struct{})
 		go func() {

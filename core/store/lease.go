@@ -12,48 +12,111 @@ import (
 // lease; the account is being copied by it.
 var ErrLeased = errors.New("store: account being copied by another process")
 
-// A copy lease says who copies an account now. Processes on one data
-// directory share it through the database: the migration engine takes it
-// before copying an account, renews it while it copies and releases it
-// after, so two processes never copy the same account at once. A lease not
-// renewed expires (its holder crashed), and another may take it.
+// ErrMaildropLocked: another POP3 session, in this process or another,
+// holds the account's maildrop lock.
+var ErrMaildropLocked = errors.New("store: maildrop in use by another POP3 session")
+
+// A lease says who holds an account for a job now: a copy (copy_leases)
+// or a POP3 session (maildrop_locks). Processes on one data directory, and
+// nodes on one PostgreSQL database, share it through the database: the
+// holder takes it, renews it while it works and releases it after, so two
+// never hold the same account at once. A lease not renewed expires (its
+// holder crashed or froze), and another may take it.
+//
+// Copy leases: the migration engine takes one before copying an account,
+// so two processes never copy the same account at once. Maildrop locks:
+// a POP3 session holds one from its login to its end (RFC 1939 section
+// 8), on every node.
 //
 // Leases are timed by the database's clock on PostgreSQL (nodes on several
 // machines need not agree on the time), by the wall clock, which processes
 // on one machine share, on SQLite (clock.go).
 
+// A leaseKind is a table of leases, with the words of its errors.
+type leaseKind struct {
+	table string // copy_leases or maildrop_locks
+	what  string // for errors: "lease", "maildrop lock"
+	held  error  // the error when another holder has it
+}
+
+var (
+	copyLease    = leaseKind{table: "copy_leases", what: "lease", held: ErrLeased}
+	maildropLock = leaseKind{table: "maildrop_locks", what: "maildrop lock", held: ErrMaildropLocked}
+)
+
 // TakeLease gives the account's copy lease to holder for ttl, unless
 // another holder has it and it has not expired: that is ErrLeased. Taking a
 // lease one holds already renews it.
 func (s *Store) TakeLease(ctx context.Context, accountID int64, holder string, ttl time.Duration) error {
+	return s.take(ctx, copyLease, accountID, holder, ttl)
+}
+
+// LockMaildrop gives the account's POP3 maildrop lock to holder (a
+// session) for ttl, unless another holder has it and it has not expired:
+// that is ErrMaildropLocked. Taking a lock one holds already renews it.
+func (s *Store) LockMaildrop(ctx context.Context, accountID int64, holder string, ttl time.Duration) error {
+	return s.take(ctx, maildropLock, accountID, holder, ttl)
+}
+
+// RenewMaildrop makes holder's maildrop lock of the account last ttl from
+// now. Unlike LockMaildrop it never takes a lock holder does not have:
+// when the lock is gone (the account was deleted, perhaps made again
+// under the same ID) or another holder took it once it lapsed, that is
+// ErrMaildropLocked.
+func (s *Store) RenewMaildrop(ctx context.Context, accountID int64, holder string, ttl time.Duration) error {
+	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+		now, err := s.dbNow(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("store: maildrop lock of account %d: %w", accountID, err)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE maildrop_locks SET expires = ? WHERE account_id = ? AND holder = ?`,
+			now.Add(ttl).UnixMilli(), accountID, holder)
+		if err != nil {
+			return fmt.Errorf("store: maildrop lock of account %d: %w", accountID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("store: maildrop lock of account %d: %w", accountID, err)
+		} else if n == 0 {
+			return fmt.Errorf("%w: the lock of account %d is no longer %s's", ErrMaildropLocked, accountID, holder)
+		}
+		return nil
+	})
+}
+
+// UnlockMaildrop gives the account's maildrop lock back, if holder has it.
+func (s *Store) UnlockMaildrop(ctx context.Context, accountID int64, holder string) error {
+	return s.release(ctx, maildropLock, accountID, holder)
+}
+
+func (s *Store) take(ctx context.Context, k leaseKind, accountID int64, holder string, ttl time.Duration) error {
 	if holder == "" || ttl <= 0 {
-		return fmt.Errorf("%w: lease holder %q, ttl %v", ErrInvalid, holder, ttl)
+		return fmt.Errorf("%w: %s holder %q, ttl %v", ErrInvalid, k.what, holder, ttl)
 	}
 	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
 		now, err := s.dbNow(ctx, tx)
 		if err != nil {
-			return fmt.Errorf("store: lease of account %d: %w", accountID, err)
+			return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, err)
 		}
 		res, err := tx.ExecContext(ctx, `
-INSERT INTO copy_leases(account_id, holder, expires) VALUES (?, ?, ?)
+INSERT INTO `+k.table+`(account_id, holder, expires) VALUES (?, ?, ?)
 ON CONFLICT(account_id) DO UPDATE SET holder = excluded.holder, expires = excluded.expires
-WHERE copy_leases.holder = excluded.holder OR copy_leases.expires <= ?`,
+WHERE `+k.table+`.holder = excluded.holder OR `+k.table+`.expires <= ?`,
 			accountID, holder, now.Add(ttl).UnixMilli(), now.UnixMilli())
 		if err != nil {
 			if isForeignKey(err) {
-				return fmt.Errorf("store: lease of account %d: %w", accountID, ErrNotFound)
+				return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, ErrNotFound)
 			}
-			return fmt.Errorf("store: lease of account %d: %w", accountID, err)
+			return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("store: lease of account %d: %w", accountID, err)
+			return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, err)
 		} else if n == 0 {
 			var other string
 			var until int64
-			if err := tx.QueryRowContext(ctx, `SELECT holder, expires FROM copy_leases WHERE account_id = ?`, accountID).Scan(&other, &until); err != nil {
-				return fmt.Errorf("store: lease of account %d: %w", accountID, err)
+			if err := tx.QueryRowContext(ctx, `SELECT holder, expires FROM `+k.table+` WHERE account_id = ?`, accountID).Scan(&other, &until); err != nil {
+				return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, err)
 			}
-			return fmt.Errorf("%w (%s, lease until %s)", ErrLeased, other, time.UnixMilli(until).Format(time.TimeOnly))
+			return fmt.Errorf("%w (%s, %s until %s)", k.held, other, k.what, time.UnixMilli(until).Format(time.TimeOnly))
 		}
 		return nil
 	})
@@ -86,9 +149,13 @@ func (s *Store) TakeLeaseFrom(ctx context.Context, accountID int64, holder, dead
 
 // ReleaseLease gives the account's copy lease back, if holder has it.
 func (s *Store) ReleaseLease(ctx context.Context, accountID int64, holder string) error {
+	return s.release(ctx, copyLease, accountID, holder)
+}
+
+func (s *Store) release(ctx context.Context, k leaseKind, accountID int64, holder string) error {
 	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM copy_leases WHERE account_id = ? AND holder = ?`, accountID, holder); err != nil {
-			return fmt.Errorf("store: release lease of account %d: %w", accountID, err)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+k.table+` WHERE account_id = ? AND holder = ?`, accountID, holder); err != nil {
+			return fmt.Errorf("store: release %s of account %d: %w", k.what, accountID, err)
 		}
 		return nil
 	})

@@ -323,6 +323,14 @@ CREATE INDEX IF NOT EXISTS login_checks_expires ON login_checks(expires);
 ALTER TABLE mailboxes ADD COLUMN IF NOT EXISTS uid_next_mark BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE mailboxes ADD COLUMN IF NOT EXISTS modseq_mark BIGINT NOT NULL DEFAULT 0;
 `,
+	// 10: POP3 maildrop locks (lease.go; SQLite's step of the same table).
+	`
+CREATE TABLE IF NOT EXISTS maildrop_locks (
+	account_id BIGINT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+	holder     TEXT NOT NULL,
+	expires    BIGINT NOT NULL -- Unix milliseconds
+);
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:

@@ -109,3 +109,31 @@ func TestCopyWaits(t *testing.T) {
 		t.Fatalf("waits after clear: %v", ws)
 	}
 }
+
+// TestReserveRetryBounded: while the disk stays too full for the reserve,
+// it is tried again at most once per reserveRetry, not after every pack
+// write (each try writes until the disk is full and fsyncs).
+func TestReserveRetryBounded(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "packs")
+	clock := time.Unix(1e9, 0)
+	r := newReserve(dir) // no directory yet: the reserve cannot be made, as on a full disk
+	r.now = func() time.Time { return clock }
+	if !r.gone {
+		t.Fatal("reserve made in a missing directory")
+	}
+	r.restore() // a try, which fails
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 { // pack writes right after
+		r.restore()
+	}
+	if _, err := os.Stat(r.path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("reserve tried again within %v of a failed try: %v", reserveRetry, err)
+	}
+	clock = clock.Add(reserveRetry)
+	r.restore()
+	if fi, err := os.Stat(r.path); err != nil || fi.Size() != reserveSize || r.gone {
+		t.Fatalf("reserve %v after %v: %v, %v", r.gone, reserveRetry, fi, err)
+	}
+}

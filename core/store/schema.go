@@ -435,6 +435,16 @@ ALTER TABLE mailboxes ADD COLUMN modseq_mark INTEGER NOT NULL DEFAULT 0;
 UPDATE mailboxes SET uid_next_mark = uid_next, modseq_mark = highest_modseq;
 CREATE INDEX IF NOT EXISTS mailboxes_past_mark ON mailboxes(id) WHERE uid_next > uid_next_mark OR highest_modseq > modseq_mark;
 `,
+	// POP3 maildrop locks (lease.go): one POP3 session per account across
+	// every process and node on the database. Self-contained: it depends
+	// only on the accounts table.
+	`
+CREATE TABLE IF NOT EXISTS maildrop_locks (
+	account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+	holder     TEXT NOT NULL,
+	expires    INTEGER NOT NULL -- Unix milliseconds
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

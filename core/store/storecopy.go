@@ -96,6 +96,7 @@ var copySkipped = map[string]string{
 	"blobs":            "made anew: one row per distinct message content copied, naming where the target keeps it; reference counts are kept by the target's triggers",
 	"blob_data":        "message bytes of the oldest stores, moved through the blob interface like all bytes",
 	"copy_leases":      "a running copier's claim on an account; the source is stopped, so any lease in it is stale",
+	"maildrop_locks":   "a POP3 session's hold on its maildrop; the source is stopped, so any lock in it is stale",
 	"object_sweeps":    "a Compact's hold on the source's own object storage",
 	"store_copy":       "the marker of a copy under way",
 	"store_identity":   "the store's own ID, which its bucket's marker names: the target has its own",
