@@ -699,6 +699,12 @@ func copyMessages(ctx context.Context, tx *sql.Tx, src int64, uids []uint32, dst
 			return nil, fmt.Errorf("store: copy: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
+			if next == 0 || next == 1<<32-1 {
+				// As appendMany: 2^32-1 is no message's, and the counter
+				// must not wrap to UIDs used before. The caller rolls
+				// the transaction back: nothing is copied.
+				return nil, fmt.Errorf("%w: mailbox %d has run out of UIDs", ErrInvalid, dst)
+			}
 			pairs = append(pairs, UIDPair{Src: u, Dst: next})
 			next++
 		}
