@@ -168,6 +168,13 @@ func (t *Tx) Commit() error {
 		err = raiseMarks(t.ctx, t.tx)
 	}
 	if err == nil {
+		// Begin looked at its start; an fsync of the log may have failed
+		// since (another session's grouped fsync): the pages it could not
+		// write may be gone, and this commit would lie beyond them in the
+		// log, so SQLite's own fsync succeeding would prove nothing.
+		err = t.s.wal.stopped()
+	}
+	if err == nil {
 		if err = t.tx.Commit(); err != nil {
 			err = fmt.Errorf("store: commit: %w", err)
 		}
@@ -188,7 +195,10 @@ func (t *Tx) Commit() error {
 		t.s.wal.fullCommitted()
 	}
 	t.s.notify(t.ch)
-	return nil
+	// An fsync of the log that failed while this commit was under way may
+	// have lost pages before it: committed and seen, but not to be
+	// answered OK (as writeNormal's wait for a failed fsync).
+	return t.s.wal.stopped()
 }
 
 // Commits is how many transactions this Store committed through a Tx (each
