@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"testing"
@@ -46,5 +47,32 @@ func TestFullCommitAfterStopRefused(t *testing.T) {
 	}
 	if after.Messages != before.Messages || after.UIDNext != before.UIDNext {
 		t.Fatalf("after the refused commit %d messages, UIDNEXT %d; want %d, %d (nothing committed)", after.Messages, after.UIDNext, before.Messages, before.UIDNext)
+	}
+}
+
+// TestFlagsAfterStopRefused: a STORE whose transaction was under way when
+// a grouped fsync of the log failed is refused with ErrStopped and changes
+// nothing, as every write after the store stopped (walsync.go). Before, it
+// committed and was answered OK.
+func TestFlagsAfterStopRefused(t *testing.T) {
+	s, mb, uids := inboxStore(t, nil, 1)
+	ctx := context.Background()
+	errDisk := errors.New("injected fsync error")
+	err := s.writeFlags(ctx, func(tx *sql.Tx, ch *changes) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE messages SET flags = '\Seen' WHERE mailbox_id = ? AND uid = ?`, mb.ID, uids[0]); err != nil {
+			return err
+		}
+		// Another session's grouped fsync fails meanwhile.
+		s.wal.syncFile = func(*os.File) error { return errDisk }
+		if err := s.wal.sync(); !errors.Is(err, ErrStopped) {
+			t.Errorf("the failing fsync: %v, want ErrStopped", err)
+		}
+		return nil
+	})
+	if !errors.Is(err, ErrStopped) {
+		t.Fatalf("a flag change committed as the store stopped: %v; want ErrStopped", err)
+	}
+	if m, err := s.Message(ctx, mb.ID, uids[0]); err != nil || m.HasFlag(`\Seen`) {
+		t.Fatalf("the refused change is there (%v)", err)
 	}
 }

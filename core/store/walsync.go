@@ -445,6 +445,11 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sq
 	if err == nil {
 		err = s.packs.syncAll(ch.packs)
 	}
+	if err == nil {
+		// writeNormal looked before; an fsync of the log may have failed
+		// since: nothing more is committed (walsync.go).
+		err = s.wal.stopped()
+	}
 	if err != nil {
 		return nil, false, err
 	}
