@@ -61,7 +61,9 @@ import (
 //     told by idle_in_transaction_session_timeout instead: the server ends
 //     a session idle inside a transaction for pgIdleInTx (its transaction
 //     rolls back, its locks go); no transaction of ours waits that long
-//     between two statements.
+//     between two statements, but `store copy`'s into an empty target,
+//     which stages message bytes between them and is exempt (SET LOCAL,
+//     copier.beginTarget).
 //   - Message bytes stay in the pack files beside Open's path, so that
 //     today several Stores share bytes only through one directory.
 
