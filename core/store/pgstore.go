@@ -84,6 +84,15 @@ var pgIdleInTx = 60 * time.Second
 // the OS lacks TCP_USER_TIMEOUT).
 const pgUserTimeoutSetting = `SET tcp_user_timeout = 60000`
 
+// pgDurableCommits makes a connection's commits durable before they
+// return where the server, database or role says synchronous_commit = off
+// (a tuned or managed server's default, which returns, and shows, a commit
+// up to 3 × wal_writer_delay before its WAL is flushed): an APPEND's OK, an
+// SMTP 250 and the UIDs and MODSEQs other sessions see are promised at
+// commit (marks.go covers SQLite only). Any other value (local, on,
+// remote_write, remote_apply) is durable on this server and stands.
+const pgDurableCommits = `SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'`
+
 // pgMajor is the major version in a server_version parameter ("15.4
 // (Debian 15.4-1)" is 15), or 0.
 func pgMajor(version string) int {
@@ -121,6 +130,9 @@ func openPostgres(path string, opts *Options) (*Store, error) {
 		idle := fmt.Sprintf("SET idle_in_transaction_session_timeout = %d", pgIdleInTx.Milliseconds())
 		if err := pc.Exec(ctx, idle).Close(); err != nil {
 			return fmt.Errorf("store: %s: set a bound on idle transactions: %w", redacted, err)
+		}
+		if err := pc.Exec(ctx, pgDurableCommits).Close(); err != nil {
+			return fmt.Errorf("store: %s: ask for durable commits: %w", redacted, err)
 		}
 		if pgMajor(pc.ParameterStatus("server_version")) >= 12 {
 			if err := pc.Exec(ctx, pgUserTimeoutSetting).Close(); err != nil {
