@@ -19,23 +19,8 @@ import (
 func TestCompactWaitsForDurableExpunge(t *testing.T) {
 	sqliteOnly(t)
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "mail.db")
-	s, err := testOpen(t, path, &Options{ChangePoll: -1, PackSize: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.CreateDomain(ctx, "example.test"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.CreateAccount(ctx, "u@example.test", "pw", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb, err := s.Mailbox(ctx, a.ID, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, mb, _ := inboxStore(t, &Options{ChangePoll: -1, PackSize: 4096}, 0)
+	path := s.where
 	// The first message fills pack 1; the second starts pack 2, so that
 	// pack 1 is not the highest (Compact keeps that one).
 	body := append([]byte("Subject: kept\r\n\r\n"), bytes.Repeat([]byte("x\x00y\r\n"), 1200)...)
