@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"testing"
 )
 
@@ -20,8 +22,20 @@ func TestCopyAtTopOfUIDs(t *testing.T) {
 			name = "MOVE"
 		}
 		t.Run(name, func(t *testing.T) {
-			s, src, uids := inboxStore(t, nil, 3)
+			s := openAt(t, filepath.Join(t.TempDir(), "mail.db"), nil) // the run's engine
 			ctx := context.Background()
+			src, err := s.MailboxByID(ctx, matrixInbox(t, s, "u@example.test"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var uids []uint32
+			for i := range 3 {
+				m, err := s.AppendMessage(ctx, src.ID, &NewMessage{Body: fmt.Appendf(nil, "Subject: %d\r\n\r\nx\r\n", i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				uids = append(uids, m.UID)
+			}
 			dst, err := s.CreateMailbox(ctx, src.AccountID, "Top", nil)
 			if err != nil {
 				t.Fatal(err)
