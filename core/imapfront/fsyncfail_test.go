@@ -28,6 +28,9 @@ func TestAppendFsyncFailureSaysBye(t *testing.T) {
 		t.Skip("PostgreSQL keeps its own commit; the grouped fsync is SQLite's")
 	}
 	c := e.login()
+	// Logged in before: a login after it is refused (its login counts
+	// are a write), "try again later".
+	c2 := e.login()
 	store.FailLogFsyncs(e.st, errors.New("injected fsync error"))
 	msg := "Subject: once\r\n\r\nonce\r\n"
 	c.send(fmt.Sprintf("a1 APPEND INBOX {%d}\r\n", len(msg)))
@@ -63,7 +66,6 @@ func TestAppendFsyncFailureSaysBye(t *testing.T) {
 		t.Fatalf("stored bytes %q, %v; want the APPEND's", b, err)
 	}
 	// Every other write is refused, and its session ended the same way.
-	c2 := e.login()
 	c2.send("b1 CREATE Later\r\n")
 	if l := c2.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE] ") {
 		t.Fatalf("CREATE after the failed fsync: %q, want BYE", l)

@@ -177,6 +177,13 @@ func (s *Store) removePack(ctx context.Context, id int64) error {
 	if n > 0 {
 		return fmt.Errorf("store: compact: pack %d still holds %d blobs", id, n)
 	}
+	// The count saw every commit, also one not yet durable (an EXPUNGE
+	// waiting for its grouped fsync, walsync.go) that a power cut would
+	// take back, and with it the blob rows naming this pack: the bytes go
+	// only once what freed them is on disk.
+	if err := s.logDurable(); err != nil {
+		return fmt.Errorf("store: compact: pack %d left: %w", id, err)
+	}
 	if err := s.packs.remove(id); err != nil {
 		return fmt.Errorf("store: compact: %w", err)
 	}

@@ -53,7 +53,9 @@ import (
 // Dovecot's mail_fsync=optimized, whose index log is not fsynced, loses
 // flag changes). A lost EXPUNGE brings the message back under its UID
 // (it was answered only after its fsync, but other sessions may have
-// seen it go): mail is not lost; a client without QRESYNC sees it again at
+// seen it go): mail is not lost (Compact and the object sweep delete bytes
+// only after an fsync of the log, so none that such a commit freed is gone
+// with it: logDurable); a client without QRESYNC sees it again at
 // its next UID FETCH, one with QRESYNC only after a full resynchronisation,
 // since its MODSEQ is old. Dovecot behaves the same (its expunges are in
 // the same unsynced index log). PostgreSQL needs none of this: its commit

@@ -168,6 +168,13 @@ func (t *Tx) Commit() error {
 		err = raiseMarks(t.ctx, t.tx)
 	}
 	if err == nil {
+		// Begin looked at its start; an fsync of the log may have failed
+		// since (another session's grouped fsync): the pages it could not
+		// write may be gone, and this commit would lie beyond them in the
+		// log, so SQLite's own fsync succeeding would prove nothing.
+		err = t.s.wal.stopped()
+	}
+	if err == nil {
 		if err = t.tx.Commit(); err != nil {
 			err = fmt.Errorf("store: commit: %w", err)
 		}
@@ -188,7 +195,10 @@ func (t *Tx) Commit() error {
 		t.s.wal.fullCommitted()
 	}
 	t.s.notify(t.ch)
-	return nil
+	// An fsync of the log that failed while this commit was under way may
+	// have lost pages before it: committed and seen, but not to be
+	// answered OK (as writeNormal's wait for a failed fsync).
+	return t.s.wal.stopped()
 }
 
 // Commits is how many transactions this Store committed through a Tx (each
@@ -699,6 +709,12 @@ func copyMessages(ctx context.Context, tx *sql.Tx, src int64, uids []uint32, dst
 			return nil, fmt.Errorf("store: copy: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
+			if next == 0 || next == 1<<32-1 {
+				// As appendMany: 2^32-1 is no message's, and the counter
+				// must not wrap to UIDs used before. The caller rolls
+				// the transaction back: nothing is copied.
+				return nil, fmt.Errorf("%w: mailbox %d has run out of UIDs", ErrInvalid, dst)
+			}
 			pairs = append(pairs, UIDPair{Src: u, Dst: next})
 			next++
 		}

@@ -49,7 +49,9 @@ import (
 //     Compact. Compact only touches packs whose lock it can take and that
 //     were left packGrace ago: copies the live blobs of a mostly dead pack
 //     to its own pack, commits their new places, and only then deletes the
-//     old file. It never deletes the highest-numbered pack, so that no
+//     old file, once the log is durable (an EXPUNGE that freed its last
+//     blob may be seen before its fsync: logDurable). It never deletes the
+//     highest-numbered pack, so that no
 //     pack number is used twice.
 //
 // Blobs written before packs existed (schema 2) stay in blob_data, where

@@ -61,7 +61,9 @@ import (
 //     told by idle_in_transaction_session_timeout instead: the server ends
 //     a session idle inside a transaction for pgIdleInTx (its transaction
 //     rolls back, its locks go); no transaction of ours waits that long
-//     between two statements.
+//     between two statements, but `store copy`'s into an empty target,
+//     which stages message bytes between them and is exempt (SET LOCAL,
+//     copier.beginTarget).
 //   - Message bytes stay in the pack files beside Open's path, so that
 //     today several Stores share bytes only through one directory.
 
@@ -81,6 +83,15 @@ var pgIdleInTx = 60 * time.Second
 // ignored on a Unix socket, and logged by the server, not failed, where
 // the OS lacks TCP_USER_TIMEOUT).
 const pgUserTimeoutSetting = `SET tcp_user_timeout = 60000`
+
+// pgDurableCommits makes a connection's commits durable before they
+// return where the server, database or role says synchronous_commit = off
+// (a tuned or managed server's default, which returns, and shows, a commit
+// up to 3 × wal_writer_delay before its WAL is flushed): an APPEND's OK, an
+// SMTP 250 and the UIDs and MODSEQs other sessions see are promised at
+// commit (marks.go covers SQLite only). Any other value (local, on,
+// remote_write, remote_apply) is durable on this server and stands.
+const pgDurableCommits = `SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'`
 
 // pgMajor is the major version in a server_version parameter ("15.4
 // (Debian 15.4-1)" is 15), or 0.
@@ -119,6 +130,9 @@ func openPostgres(path string, opts *Options) (*Store, error) {
 		idle := fmt.Sprintf("SET idle_in_transaction_session_timeout = %d", pgIdleInTx.Milliseconds())
 		if err := pc.Exec(ctx, idle).Close(); err != nil {
 			return fmt.Errorf("store: %s: set a bound on idle transactions: %w", redacted, err)
+		}
+		if err := pc.Exec(ctx, pgDurableCommits).Close(); err != nil {
+			return fmt.Errorf("store: %s: ask for durable commits: %w", redacted, err)
 		}
 		if pgMajor(pc.ParameterStatus("server_version")) >= 12 {
 			if err := pc.Exec(ctx, pgUserTimeoutSetting).Close(); err != nil {

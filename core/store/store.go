@@ -201,9 +201,12 @@ type Store struct {
 	log       *slog.Logger
 	summarize func([]byte) ([]byte, []byte)
 	packs     *packs
-	wal       *walSync     // group commit of flag changes and expunges (walsync.go)
-	commits   atomic.Int64 // transactions committed through Tx.Commit (Commits)
-	objects   *objects     // nil: message bytes go to packs
+	wal       *walSync // group commit of flag changes and expunges (walsync.go)
+	// sweepMarked, when set (tests), is called by the object sweep once
+	// its mark is committed, before it reads which objects are named.
+	sweepMarked func()
+	commits     atomic.Int64 // transactions committed through Tx.Commit (Commits)
+	objects     *objects     // nil: message bytes go to packs
 
 	mu       sync.Mutex
 	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts

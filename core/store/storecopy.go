@@ -348,7 +348,7 @@ func (c *copier) begin(ctx context.Context) error {
 			return fmt.Errorf("%w: its bucket %s already holds message bytes (%s), of another store; give the target a new, empty bucket", ErrTargetNotEmpty, c.dst.objects, key)
 		}
 	}
-	t, err := c.dst.Begin(ctx)
+	t, err := c.beginTarget(ctx)
 	if err != nil {
 		return err
 	}
@@ -463,9 +463,27 @@ func (c *copier) insert(ctx context.Context, tx *sql.Tx, tb copyTable, cols []st
 	return nil
 }
 
+// beginTarget begins a transaction of the target. On PostgreSQL it is
+// exempt from idle_in_transaction_session_timeout (pgIdleInTx, which ends
+// a stopped node's transaction): an account's transaction stages each
+// batch's message bytes between two of its statements, which may take
+// longer than that for big messages, and nothing else uses the target
+// (Copy takes an empty one, or its own unfinished copy).
+func (c *copier) beginTarget(ctx context.Context) (*Tx, error) {
+	t, err := c.dst.Begin(ctx)
+	if err != nil || !c.dst.d.postgres() {
+		return t, err
+	}
+	if _, err := t.tx.ExecContext(ctx, `SET LOCAL idle_in_transaction_session_timeout = 0`); err != nil {
+		t.Rollback()
+		return nil, fmt.Errorf("store copy: %w", err)
+	}
+	return t, nil
+}
+
 // account copies one account, whole, in one target transaction.
 func (c *copier) account(ctx context.Context, id int64) error {
-	t, err := c.dst.Begin(ctx)
+	t, err := c.beginTarget(ctx)
 	if err != nil {
 		return err
 	}

@@ -204,7 +204,7 @@ func (c *copier) moveBlob(ctx context.Context, b blobRef) (*StagedBlob, error) {
 // finish copies the relay queue, carries the row counters over and
 // removes the marker, in one transaction: the copy is then complete.
 func (c *copier) finish(ctx context.Context) error {
-	t, err := c.dst.Begin(ctx)
+	t, err := c.beginTarget(ctx)
 	if err != nil {
 		return err
 	}

@@ -82,6 +82,9 @@ func (s *Store) sweepBatch(ctx context.Context, batch []minio.ObjectInfo) (int, 
 ON CONFLICT(id) DO UPDATE SET busy_until = max(object_sweeps.busy_until, excluded.busy_until)`, until.UnixMilli()); err != nil {
 		return 0, 0, fmt.Errorf("store: sweep: %w", err)
 	}
+	if s.sweepMarked != nil {
+		s.sweepMarked()
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: sweep: %w", err)
@@ -121,6 +124,13 @@ ON CONFLICT(id) DO UPDATE SET busy_until = max(object_sweeps.busy_until, exclude
 	}
 	if len(gone) == 0 {
 		return 0, 0, nil
+	}
+	// The rows read may show an EXPUNGE committed but not yet durable
+	// (waiting for its grouped fsync, walsync.go), which a power cut would
+	// take back with the blob row naming the object: objects go only once
+	// what freed them is on disk.
+	if err := s.logDurable(); err != nil {
+		return 0, 0, fmt.Errorf("store: sweep: nothing deleted: %w", err)
 	}
 	// Only in this store's own bucket (identity.go): the objects another
 	// store's database names are not garbage.

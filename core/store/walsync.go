@@ -207,6 +207,16 @@ func (w *walSync) settle() error {
 	return w.sync()
 }
 
+// logDurable returns once every commit made before the call is durable: at
+// once on PostgreSQL (durable at commit), after an fsync of the log on
+// SQLite. For what deletes bytes on the strength of what it read (Compact).
+func (s *Store) logDurable() error {
+	if s.wal == nil {
+		return nil
+	}
+	return s.wal.sync()
+}
+
 // errWALClosed: the store closed.
 var errWALClosed = errors.New("store: closed")
 
@@ -444,6 +454,11 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sq
 	err = s.checkObjects(bg, tx, ch.objects)
 	if err == nil {
 		err = s.packs.syncAll(ch.packs)
+	}
+	if err == nil {
+		// writeNormal looked before; an fsync of the log may have failed
+		// since: nothing more is committed (walsync.go).
+		err = s.wal.stopped()
 	}
 	if err != nil {
 		return nil, false, err
