@@ -202,7 +202,9 @@ type latencySide struct {
 // `mailferry serve` process built from this module (MAILFERRY_LATENCY_BIN:
 // that binary instead; MAILFERRY_LATENCY_PROFILE and
 // MAILFERRY_LATENCY_TRACE: its CPU profile and Go execution trace, written
-// when the benchmark ends); with MAILFERRY_LATENCY_BEFORE=binary also
+// when the benchmark ends; MAILFERRY_LATENCY_LOG: a copy of its log, with
+// GODEBUG=gctrace=1 its collections; MAILFERRY_LATENCY_SERVE_ENV="K=V
+// ...": more of its environment, such as GOGC); with MAILFERRY_LATENCY_BEFORE=binary also
 // "before", a serve process of that binary (the code before a change, in
 // the same runs); with MAILFERRY_LATENCY_INPROCESS=1 also "in-process",
 // the server inside the benchmark's process as measured before 2026-12-06
@@ -214,17 +216,17 @@ func mailferrySides(b *testing.B, n int) []*latencySide {
 	if bin := os.Getenv("MAILFERRY_LATENCY_BEFORE"); bin != "" {
 		before = copyDir(b, data)
 	}
-	var env []string
+	env := strings.Fields(os.Getenv("MAILFERRY_LATENCY_SERVE_ENV"))
 	if f := os.Getenv("MAILFERRY_LATENCY_PROFILE"); f != "" {
 		env = append(env, "MAILFERRY_CPUPROFILE="+f)
 	}
 	if f := os.Getenv("MAILFERRY_LATENCY_TRACE"); f != "" {
 		env = append(env, "MAILFERRY_TRACE="+f)
 	}
-	mf := startServeProc(b, mailferryBinary(b), data, env...)
+	mf := startServeProc(b, mailferryBinary(b), data, os.Getenv("MAILFERRY_LATENCY_LOG"), env...)
 	sides := []*latencySide{{name: "Mailferry", addr: mf.addr, user: user, pass: pass, cpu: mf.cpu}}
 	if before != "" {
-		p := startServeProc(b, os.Getenv("MAILFERRY_LATENCY_BEFORE"), before)
+		p := startServeProc(b, os.Getenv("MAILFERRY_LATENCY_BEFORE"), before, "")
 		sides = append(sides, &latencySide{name: "before", addr: p.addr, user: user, pass: pass, cpu: p.cpu})
 	}
 	if os.Getenv("MAILFERRY_LATENCY_INPROCESS") == "1" {
@@ -446,8 +448,8 @@ func cpuTable(sb *strings.Builder, sides []*latencySide, passes int) {
 // the hashing takes CPU from the other commands: a second table has each
 // client log in once and do all its rounds on one connection. Needs the
 // Dovecot fixture (root, dovecot-imapd); it skips without it unless
-// MAILFERRY_REQUIRE_OLDSERVER=1. MAILFERRY_LATENCY_OUT=file writes the
-// tables to file too.
+// MAILFERRY_REQUIRE_OLDSERVER=1. It prints its tables on stdout;
+// MAILFERRY_LATENCY_OUT=file writes them to file too.
 func BenchmarkLatency10Clients(b *testing.B) {
 	dv := oldtest.Start(b, &oldtest.Options{Fsync: "optimized"})
 	var dvUser, dvPass string
@@ -491,9 +493,15 @@ func BenchmarkLatency10Clients(b *testing.B) {
 		}
 	}
 	cpuTable(&sb, sides, latencyRuns)
-	b.Log("\n" + sb.String())
+	printTables(b, sb.String())
+}
+
+// printTables prints a benchmark's tables on stdout (b.Log would cut them
+// to its first lines) and, with MAILFERRY_LATENCY_OUT=file, to that file.
+func printTables(b *testing.B, tables string) {
+	fmt.Printf("--- %s (b.N=%d)\n%s", b.Name(), b.N, tables)
 	if path := os.Getenv("MAILFERRY_LATENCY_OUT"); path != "" {
-		os.WriteFile(path, []byte(sb.String()), 0o644)
+		os.WriteFile(path, []byte(tables), 0o644)
 	}
 }
 
@@ -567,7 +575,8 @@ func readAll(tb testing.TB, addr, login, password string) {
 // APPEND and EXPUNGE at once, against the serve process of mailferrySides
 // (and its "before" and "in-process" sides when asked, by turns). It
 // reports the serve process's p50 and p90 of each command over b.N runs,
-// and prints every side's medians and CPU per round; for profiling
+// and prints every side's medians, CPU per round and, after the runs,
+// CPU per command (cpuPerCommand, three passes by turns); for profiling
 // (MAILFERRY_LATENCY_PROFILE, MAILFERRY_LATENCY_TRACE) and A/B runs
 // (MAILFERRY_LATENCY_BEFORE) where the Dovecot fixture cannot run.
 func BenchmarkLatencyMailferry(b *testing.B) {
@@ -593,7 +602,15 @@ func BenchmarkLatencyMailferry(b *testing.B) {
 		b.ReportMetric(float64(percentile(all[c], 50).Microseconds())/1000, strings.ToLower(c)+"-p50-ms")
 		b.ReportMetric(float64(percentile(all[c], 90).Microseconds())/1000, strings.ToLower(c)+"-p90-ms")
 	}
+	for pass := 0; pass < latencyRuns; pass++ {
+		for _, s := range sides {
+			if s.cpu != nil {
+				s.cpuPerCommand(b, msgs)
+			}
+		}
+	}
 	var sb strings.Builder
 	latencyTable(&sb, sides, false, b.N)
-	b.Log("\n" + sb.String())
+	cpuTable(&sb, sides, latencyRuns)
+	printTables(b, sb.String())
 }

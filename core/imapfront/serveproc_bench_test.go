@@ -118,19 +118,23 @@ type serveProc struct {
 	log  string // its log file
 }
 
-// startServeProc starts bin's `serve` on data and returns once it listens;
+// startServeProc starts bin's `serve` on data, its log written to logPath
+// ("": a temporary file), and returns once it listens;
 // the benchmark's end stops it (SIGINT, so that a CPU profile or trace the
 // environment asked for is written). env is added to its environment
 // (MAILFERRY_CPUPROFILE=file, MAILFERRY_TRACE=file); the benchmark's own
 // MAILFERRY_CPUPROFILE and MAILFERRY_TRACE are not passed on, so that two
 // servers never write one file.
-func startServeProc(tb testing.TB, bin, data string, env ...string) *serveProc {
+func startServeProc(tb testing.TB, bin, data, logPath string, env ...string) *serveProc {
 	tb.Helper()
+	if logPath == "" {
+		logPath = filepath.Join(tb.TempDir(), "serve.log")
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &serveProc{addr: ln.Addr().String(), log: filepath.Join(tb.TempDir(), "serve.log")}
+	p := &serveProc{addr: ln.Addr().String(), log: logPath}
 	ln.Close()
 	logf, err := os.Create(p.log)
 	if err != nil {
