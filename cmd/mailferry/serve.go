@@ -51,9 +51,6 @@ func runServe(args []string, stderr io.Writer) error {
 	if err := cfg.Defaults().Validate(); err != nil {
 		return usageError{err}
 	}
-	// A heap floor for the collector (see serveHeapFloor); an admin's
-	// GOGC or GOMEMLIMIT stands.
-	defer gcFloor(serveHeapFloor, os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"))()
 	co, err := core.Open(cfg)
 	if err != nil {
 		return err

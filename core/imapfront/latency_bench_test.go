@@ -206,7 +206,8 @@ type latencySide struct {
 // GODEBUG=gctrace=1 its collections; MAILFERRY_LATENCY_SERVE_ENV="K=V
 // ...": more of its environment, such as GOGC); with MAILFERRY_LATENCY_BEFORE=binary also
 // "before", a serve process of that binary (the code before a change, in
-// the same runs); with MAILFERRY_LATENCY_INPROCESS=1 also "in-process",
+// the same runs; MAILFERRY_LATENCY_BEFORE_ENV its environment as
+// MAILFERRY_LATENCY_SERVE_ENV); with MAILFERRY_LATENCY_INPROCESS=1 also "in-process",
 // the server inside the benchmark's process as measured before 2026-12-06
 // evening (it shares the heap, collector and 2 Ps with the 10 clients).
 // Every side has read its messages once (readAll).
@@ -226,7 +227,7 @@ func mailferrySides(b *testing.B, n int) []*latencySide {
 	mf := startServeProc(b, mailferryBinary(b), data, os.Getenv("MAILFERRY_LATENCY_LOG"), env...)
 	sides := []*latencySide{{name: "Mailferry", addr: mf.addr, user: user, pass: pass, cpu: mf.cpu}}
 	if before != "" {
-		p := startServeProc(b, os.Getenv("MAILFERRY_LATENCY_BEFORE"), before, "")
+		p := startServeProc(b, os.Getenv("MAILFERRY_LATENCY_BEFORE"), before, "", strings.Fields(os.Getenv("MAILFERRY_LATENCY_BEFORE_ENV"))...)
 		sides = append(sides, &latencySide{name: "before", addr: p.addr, user: user, pass: pass, cpu: p.cpu})
 	}
 	if os.Getenv("MAILFERRY_LATENCY_INPROCESS") == "1" {
