@@ -470,11 +470,9 @@ func BenchmarkLatency10Clients(b *testing.B) {
 		for _, s := range sides {
 			s.reset()
 		}
-		for i := 0; i < b.N; i++ {
-			for run := 0; run < latencyRuns; run++ {
-				for _, s := range sides {
-					s.runLatency(b, msgs, relogin)
-				}
+		for i := 0; i < b.N*latencyRuns; i++ {
+			for _, s := range byTurns(sides, i) {
+				s.runLatency(b, msgs, relogin)
 			}
 		}
 		latencyTable(&sb, sides, relogin, latencyRuns*b.N)
@@ -487,7 +485,7 @@ func BenchmarkLatency10Clients(b *testing.B) {
 		}
 	}
 	for pass := 0; pass < latencyRuns; pass++ {
-		for _, s := range sides {
+		for _, s := range byTurns(sides, pass) {
 			if s.cpu != nil {
 				s.cpuPerCommand(b, msgs)
 			}
@@ -495,6 +493,19 @@ func BenchmarkLatency10Clients(b *testing.B) {
 	}
 	cpuTable(&sb, sides, latencyRuns)
 	printTables(b, sb.String())
+}
+
+// byTurns is the order of the sides in their i-th run: as listed, then
+// the other way round, and so on, so that no side always starts beside
+// what the one before it left to its background (fsyncs, checkpoints)
+// or in caches that one filled.
+func byTurns(sides []*latencySide, i int) []*latencySide {
+	if i%2 == 0 {
+		return sides
+	}
+	r := slices.Clone(sides)
+	slices.Reverse(r)
+	return r
 }
 
 // printTables prints a benchmark's tables on stdout (b.Log would cut them
@@ -589,7 +600,7 @@ func BenchmarkLatencyMailferry(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		for _, s := range sides {
+		for _, s := range byTurns(sides, i) {
 			got := s.runLatency(b, msgs, false)
 			if s == sides[0] {
 				for c, ds := range got {
@@ -604,7 +615,7 @@ func BenchmarkLatencyMailferry(b *testing.B) {
 		b.ReportMetric(float64(percentile(all[c], 90).Microseconds())/1000, strings.ToLower(c)+"-p90-ms")
 	}
 	for pass := 0; pass < latencyRuns; pass++ {
-		for _, s := range sides {
+		for _, s := range byTurns(sides, pass) {
 			if s.cpu != nil {
 				s.cpuPerCommand(b, msgs)
 			}
