@@ -62,6 +62,33 @@ func mailferryBinary(tb testing.TB) string {
 	return serveBuild.path
 }
 
+// userStore opens a store on the database file db with the domain
+// example.test and the test account (user, pass), and returns it with the
+// account's INBOX.
+func userStore(tb testing.TB, db string) (*store.Store, *store.Mailbox) {
+	tb.Helper()
+	st, err := store.Open(db, &store.Options{Logger: quietLogger(), Summarize: imapfront.Summarize})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
+		st.Close()
+		tb.Fatal(err)
+	}
+	acct, err := st.CreateAccount(ctx, user, pass, nil)
+	if err != nil {
+		st.Close()
+		tb.Fatal(err)
+	}
+	mb, err := st.Mailbox(ctx, acct.ID, "INBOX")
+	if err != nil {
+		st.Close()
+		tb.Fatal(err)
+	}
+	return st, mb
+}
+
 // removeServeBinary removes the binary mailferryBinary built, if any.
 func removeServeBinary() {
 	if serveBuild.dir != "" {
@@ -76,22 +103,7 @@ func removeServeBinary() {
 func seedServeData(tb testing.TB, n int) string {
 	tb.Helper()
 	dir := tb.TempDir()
-	st, err := store.Open(filepath.Join(dir, "mailferry.db"), &store.Options{Logger: quietLogger(), Summarize: imapfront.Summarize})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
-		tb.Fatal(err)
-	}
-	acct, err := st.CreateAccount(ctx, user, pass, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	mb, err := st.Mailbox(ctx, acct.ID, "INBOX")
-	if err != nil {
-		tb.Fatal(err)
-	}
+	st, mb := userStore(tb, filepath.Join(dir, "mailferry.db"))
 	fill(tb, st, mb, n)
 	if err := st.Close(); err != nil {
 		tb.Fatal(err)
