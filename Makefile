@@ -135,8 +135,10 @@ bench: test-deps
 	MAILFERRY_REQUIRE_OLDSERVER=1 MAILFERRY_REQUIRE_POSTGRES=1 MAILFERRY_REQUIRE_S3=1 $(GO) test -run '^$$' -bench 'FirstLoginBurst|ManyUsers|MigrateProcess' -benchtime 1x -timeout 90m ./cmd/mailferry
 
 # Per-command latency (p50/p90 of LOGIN, SELECT, FETCH, STORE, APPEND,
-# EXPUNGE) under 10 clients, Mailferry and the Dovecot fixture on the same
-# 2,000 messages, medians of three runs (also part of `make bench`).
+# EXPUNGE) under 10 clients, Mailferry (a `mailferry serve` process built
+# from the module) and the Dovecot fixture on the same 2,000 messages,
+# medians of three runs, with each server's CPU per round and per command
+# (also part of `make bench`).
 bench-imap: test-deps
 	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -run '^$$' -bench 'Latency10Clients' -benchtime 1x -timeout 30m ./core/imapfront/
 

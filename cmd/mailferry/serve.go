@@ -51,6 +51,9 @@ func runServe(args []string, stderr io.Writer) error {
 	if err := cfg.Defaults().Validate(); err != nil {
 		return usageError{err}
 	}
+	// The collector's setting for a server (serveGC); an admin's GOGC or
+	// GOMEMLIMIT stands.
+	defer tuneGC(serveGCPercent, serveHeapCeiling, os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"))()
 	co, err := core.Open(cfg)
 	if err != nil {
 		return err

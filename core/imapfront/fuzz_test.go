@@ -92,23 +92,9 @@ func (fc *fuzzClient) drop() {
 // server must not panic, and must stay able to answer.
 func FuzzCommand(f *testing.F) {
 	pc := &panicCatcher{}
-	st, err := store.Open(filepath.Join(f.TempDir(), "mail.db"), &store.Options{Logger: quietLogger(), Summarize: imapfront.Summarize})
-	if err != nil {
-		f.Fatal(err)
-	}
+	st, inbox := userStore(f, filepath.Join(f.TempDir(), "mail.db"))
 	defer st.Close()
 	ctx := context.Background()
-	if _, err := st.CreateDomain(ctx, "example.test"); err != nil {
-		f.Fatal(err)
-	}
-	acct, err := st.CreateAccount(ctx, user, pass, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	inbox, err := st.Mailbox(ctx, acct.ID, "INBOX")
-	if err != nil {
-		f.Fatal(err)
-	}
 	for _, m := range []string{simple, eightBit, multipart, noFinalCRLF} {
 		if _, err := st.AppendMessage(ctx, inbox.ID, &store.NewMessage{Body: []byte(m)}); err != nil {
 			f.Fatal(err)

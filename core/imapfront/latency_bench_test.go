@@ -185,17 +185,272 @@ func median3(v []time.Duration) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d.Microseconds())/1000) }
 
+// latencySide is one server the latency benchmarks drive, and what they
+// measured of it.
+type latencySide struct {
+	name, addr, user, pass string
+	// cpu is the CPU time the server (all its processes) has used so far;
+	// nil when it runs inside the benchmark's process.
+	cpu      func() time.Duration
+	p50, p90 map[string][]time.Duration // per run
+	roundCPU []time.Duration            // per run: its CPU over the run per client round
+	cmdCPU   map[string][]time.Duration // per pass of cpuPerCommand
+}
+
+// mailferrySides starts the Mailferry servers of a latency benchmark, each
+// on its own copy of the same n messages (fill's): "Mailferry", a
+// `mailferry serve` process built from this module (MAILFERRY_LATENCY_BIN:
+// that binary instead; MAILFERRY_LATENCY_PROFILE and
+// MAILFERRY_LATENCY_TRACE: its CPU profile and Go execution trace, written
+// when the benchmark ends; MAILFERRY_LATENCY_LOG: a copy of its log, with
+// GODEBUG=gctrace=1 its collections; MAILFERRY_LATENCY_SERVE_ENV="K=V
+// ...": more of its environment, such as GOGC); with MAILFERRY_LATENCY_BEFORE=binary also
+// "before", a serve process of that binary (the code before a change, in
+// the same runs; MAILFERRY_LATENCY_BEFORE_ENV its environment as
+// MAILFERRY_LATENCY_SERVE_ENV); with MAILFERRY_LATENCY_INPROCESS=1 also "in-process",
+// the server inside the benchmark's process as measured before 2026-12-06
+// evening (it shares the heap, collector and 2 Ps with the 10 clients).
+// Every side has read its messages once (readAll).
+func mailferrySides(b *testing.B, n int) []*latencySide {
+	data := seedServeData(b, n)
+	var before string
+	if bin := os.Getenv("MAILFERRY_LATENCY_BEFORE"); bin != "" {
+		before = copyDir(b, data)
+	}
+	env := strings.Fields(os.Getenv("MAILFERRY_LATENCY_SERVE_ENV"))
+	if f := os.Getenv("MAILFERRY_LATENCY_PROFILE"); f != "" {
+		env = append(env, "MAILFERRY_CPUPROFILE="+f)
+	}
+	if f := os.Getenv("MAILFERRY_LATENCY_TRACE"); f != "" {
+		env = append(env, "MAILFERRY_TRACE="+f)
+	}
+	mf := startServeProc(b, mailferryBinary(b), data, os.Getenv("MAILFERRY_LATENCY_LOG"), env...)
+	sides := []*latencySide{{name: "Mailferry", addr: mf.addr, user: user, pass: pass, cpu: mf.cpu}}
+	if before != "" {
+		p := startServeProc(b, os.Getenv("MAILFERRY_LATENCY_BEFORE"), before, "", strings.Fields(os.Getenv("MAILFERRY_LATENCY_BEFORE_ENV"))...)
+		sides = append(sides, &latencySide{name: "before", addr: p.addr, user: user, pass: pass, cpu: p.cpu})
+	}
+	if os.Getenv("MAILFERRY_LATENCY_INPROCESS") == "1" {
+		e := newEnv(b, nil)
+		fill(b, e.st, e.inbox(), n)
+		sides = append(sides, &latencySide{name: "in-process", addr: e.addr, user: user, pass: pass})
+	}
+	for _, s := range sides {
+		readAll(b, s.addr, s.user, s.pass)
+	}
+	return sides
+}
+
+// latencyMessages4K are the 4 KiB messages the clients APPEND.
+func latencyMessages4K() []string {
+	rnd := rand.New(rand.NewSource(3))
+	msgs := make([]string, 32)
+	for i := range msgs {
+		m := realisticMessage(rnd, i*4+1)
+		msgs[i] = m + strings.Repeat("x", max(0, 4096-len(m)-2)) + "\r\n"
+	}
+	return msgs
+}
+
+// runLatency does one latencyRun against s, keeps its p50, p90 and the
+// server's CPU per client round, and returns its durations.
+func (s *latencySide) runLatency(b *testing.B, msgs []string, relogin bool) map[string][]time.Duration {
+	var cpu0 time.Duration
+	if s.cpu != nil {
+		cpu0 = s.cpu()
+	}
+	got := latencyRun(b, s.addr, s.user, s.pass, msgs, relogin)
+	if s.cpu != nil {
+		time.Sleep(cpuSettle)
+		s.roundCPU = append(s.roundCPU, (s.cpu()-cpu0)/(latencyClients*latencyRounds))
+	}
+	for _, c := range latencyCmds {
+		s.p50[c] = append(s.p50[c], percentile(got[c], 50))
+		s.p90[c] = append(s.p90[c], percentile(got[c], 90))
+	}
+	return got
+}
+
+func (s *latencySide) reset() {
+	s.p50, s.p90, s.roundCPU = map[string][]time.Duration{}, map[string][]time.Duration{}, nil
+}
+
+// latencyTable writes the medians of the sides' runs: p50 of each side,
+// then p90 of each, per command (LOGIN only with relogin), then the
+// servers' CPU per client round.
+func latencyTable(sb *strings.Builder, sides []*latencySide, relogin bool, runs int) {
+	how := "each round a new connection and LOGIN"
+	if !relogin {
+		how = "one LOGIN per client, then its rounds on one connection"
+	}
+	fmt.Fprintf(sb, "latency under %d clients, ms (%s; median of %d runs of %d rounds each; %d messages in INBOX)\n", latencyClients, how, runs, latencyRounds, latencyMessages)
+	fmt.Fprintf(sb, "%-8s", "command")
+	for _, q := range []string{"p50", "p90"} {
+		for _, s := range sides {
+			fmt.Fprintf(sb, " %16s", s.name+" "+q)
+		}
+	}
+	sb.WriteString("\n")
+	for _, c := range latencyCmds {
+		if c == "LOGIN" && !relogin {
+			continue
+		}
+		fmt.Fprintf(sb, "%-8s", c)
+		for _, s := range sides {
+			fmt.Fprintf(sb, " %16s", ms(median3(s.p50[c])))
+		}
+		for _, s := range sides {
+			fmt.Fprintf(sb, " %16s", ms(median3(s.p90[c])))
+		}
+		sb.WriteString("\n")
+	}
+	fmt.Fprintf(sb, "%-8s", "CPU/rnd")
+	for _, s := range sides {
+		if s.cpu == nil {
+			fmt.Fprintf(sb, " %16s", "-")
+		} else {
+			fmt.Fprintf(sb, " %16s", ms(median3(s.roundCPU)))
+		}
+	}
+	sb.WriteString("  (server CPU per client round, ms: whole process(es), user + system)\n\n")
+}
+
+// cpuOps is how many of each command every client sends in a pass of
+// cpuPerCommand: 10 clients x 40 = 400 commands, so that the servers'
+// CPU (counted in 10 ms ticks) spans many ticks.
+const cpuOps = 40
+
+// cpuSettle is how long a CPU measurement waits after its commands, for
+// the work they left to the server's background (a flag's fsync within
+// 100 ms, a WAL checkpoint) to be counted with them.
+const cpuSettle = 300 * time.Millisecond
+
+// cpuPerCommand measures the server's CPU per command (whole process or
+// processes, user + system, from /proc): for each command of latencyCmds,
+// the 10 clients at once send cpuOps of it each, and the difference of
+// s.cpu() around them, divided by their number, is that command's cost.
+// LOGIN is a new connection, its greeting, LOGIN and LOGOUT; the others
+// go on one logged-in connection per client with INBOX selected: SELECT
+// INBOX, the FETCH of 10 messages of latencyRun, a STORE of a keyword,
+// an APPEND of a 4 KiB message with \Deleted, the UID EXPUNGE of one of
+// those (so the mailbox ends as it began).
+func (s *latencySide) cpuPerCommand(b *testing.B, msgs []string) {
+	if s.cmdCPU == nil {
+		s.cmdCPU = map[string][]time.Duration{}
+	}
+	each := func(work func(k int)) {
+		var wg sync.WaitGroup
+		for k := 0; k < latencyClients; k++ {
+			wg.Add(1)
+			go func(k int) {
+				defer wg.Done()
+				work(k)
+			}(k)
+		}
+		wg.Wait()
+	}
+	measure := func(name string, work func(k int)) {
+		time.Sleep(cpuSettle)
+		cpu0 := s.cpu()
+		each(work)
+		time.Sleep(cpuSettle)
+		s.cmdCPU[name] = append(s.cmdCPU[name], (s.cpu()-cpu0)/(latencyClients*cpuOps))
+	}
+	measure("LOGIN", func(k int) {
+		for i := 0; i < cpuOps; i++ {
+			lc := loggedIn(b, s.addr, s.user, s.pass)
+			lc.cmd("LOGOUT")
+			lc.c.Close()
+		}
+	})
+	conns := make([]*latencyClient, latencyClients)
+	each(func(k int) {
+		conns[k] = loggedIn(b, s.addr, s.user, s.pass)
+		conns[k].cmd("SELECT INBOX")
+	})
+	defer func() {
+		for _, lc := range conns {
+			if lc != nil {
+				lc.c.Close()
+			}
+		}
+	}()
+	measure("SELECT", func(k int) {
+		for i := 0; i < cpuOps; i++ {
+			conns[k].cmd("SELECT INBOX")
+		}
+	})
+	measure("FETCH", func(k int) {
+		rnd := rand.New(rand.NewSource(int64(k)))
+		for i := 0; i < cpuOps; i++ {
+			first := 1 + rnd.Intn(latencyMessages-10)
+			conns[k].cmd("FETCH %d:%d (UID FLAGS RFC822.SIZE ENVELOPE BODY.PEEK[])", first, first+9)
+		}
+	})
+	measure("STORE", func(k int) {
+		rnd := rand.New(rand.NewSource(int64(k)))
+		for i := 0; i < cpuOps; i++ {
+			conns[k].cmd(`STORE %d +FLAGS.SILENT ($Bench%d)`, 1+rnd.Intn(latencyMessages), k)
+		}
+	})
+	uids := make([][]string, latencyClients)
+	measure("APPEND", func(k int) {
+		for i := 0; i < cpuOps; i++ {
+			m := msgs[(k+i)%len(msgs)]
+			tagged, _ := conns[k].cmd("APPEND INBOX (\\Deleted) {%d+}\r\n%s", len(m), m)
+			uid := appendUIDRe.FindStringSubmatch(tagged)
+			if uid == nil {
+				b.Errorf("APPEND without APPENDUID: %s", tagged)
+				return
+			}
+			uids[k] = append(uids[k], uid[1])
+		}
+	})
+	measure("EXPUNGE", func(k int) {
+		for _, uid := range uids[k] {
+			conns[k].cmd("UID EXPUNGE %s", uid)
+		}
+	})
+	each(func(k int) { conns[k].cmd("LOGOUT") })
+}
+
+// cpuTable writes the medians of the sides' cpuPerCommand passes, in µs
+// per command.
+func cpuTable(sb *strings.Builder, sides []*latencySide, passes int) {
+	fmt.Fprintf(sb, "server CPU per command, µs (whole process(es), user + system, from /proc; %d clients at once, %d commands each; median of %d passes)\n", latencyClients, cpuOps, passes)
+	fmt.Fprintf(sb, "%-8s", "command")
+	for _, s := range sides {
+		if s.cpu != nil {
+			fmt.Fprintf(sb, " %16s", s.name)
+		}
+	}
+	sb.WriteString("\n")
+	for _, c := range latencyCmds {
+		fmt.Fprintf(sb, "%-8s", c)
+		for _, s := range sides {
+			if s.cpu != nil {
+				fmt.Fprintf(sb, " %16d", median3(s.cmdCPU[c]).Microseconds())
+			}
+		}
+		sb.WriteString("\n")
+	}
+}
+
 // BenchmarkLatency10Clients prints the latency (p50, p90) of LOGIN, SELECT,
 // FETCH, STORE, APPEND and EXPUNGE under a load of 10 clients, for
-// Mailferry and for the Dovecot fixture (core/oldserver/oldtest, mail_fsync
-// optimized, plaintext passwords) serving the same 2,000 messages, run by
-// turns three times, once both read every message (readAll); each figure
-// is the median of the three runs. Mailferry
-// hashes passwords with argon2id on purpose, so its LOGIN is slower by
-// design, and under load the hashing takes CPU from the other commands: a
-// second table has each client log in once and do all its rounds on one
-// connection. Needs the Dovecot fixture (root, dovecot-imapd); it skips
-// without it unless MAILFERRY_REQUIRE_OLDSERVER=1.
+// Mailferry (a `mailferry serve` process, see mailferrySides) and for the
+// Dovecot fixture (core/oldserver/oldtest, mail_fsync optimized, plaintext
+// passwords) serving the same 2,000 messages, run by turns three times,
+// once both read every message (readAll); each figure is the median of
+// the three runs. Beside the latencies it prints each server's CPU (all
+// its processes, from /proc) per client round of those runs, and per
+// command in passes of cpuPerCommand. Mailferry hashes passwords with
+// argon2id on purpose, so its LOGIN is slower by design, and under load
+// the hashing takes CPU from the other commands: a second table has each
+// client log in once and do all its rounds on one connection. Needs the
+// Dovecot fixture (root, dovecot-imapd); it skips without it unless
+// MAILFERRY_REQUIRE_OLDSERVER=1. It prints its tables on stdout;
+// MAILFERRY_LATENCY_OUT=file writes them to file too.
 func BenchmarkLatency10Clients(b *testing.B) {
 	dv := oldtest.Start(b, &oldtest.Options{Fsync: "optimized"})
 	var dvUser, dvPass string
@@ -204,65 +459,61 @@ func BenchmarkLatency10Clients(b *testing.B) {
 			dvUser, dvPass = u, p
 		}
 	}
-	e := newEnv(b, nil)
-	fill(b, e.st, e.inbox(), latencyMessages)
 	seedDovecot(b, dv.IMAPAddr, dvUser, dvPass, latencyMessages)
-	readAll(b, e.addr, user, pass)
 	readAll(b, dv.IMAPAddr, dvUser, dvPass)
-
-	rnd := rand.New(rand.NewSource(3))
-	msgs := make([]string, 32)
-	for i := range msgs {
-		m := realisticMessage(rnd, i*4+1)
-		msgs[i] = m + strings.Repeat("x", max(0, 4096-len(m)-2)) + "\r\n"
-	}
-	type side struct {
-		name, addr, user, pass string
-		p50, p90               map[string][]time.Duration
-	}
+	sides := mailferrySides(b, latencyMessages)
+	sides = append(sides[:1], append([]*latencySide{{name: "Dovecot", addr: dv.IMAPAddr, user: dvUser, pass: dvPass, cpu: dv.CPU}}, sides[1:]...)...)
+	msgs := latencyMessages4K()
 	b.ResetTimer()
 	var sb strings.Builder
 	for _, relogin := range []bool{true, false} {
-		sides := []*side{
-			{name: "Mailferry", addr: e.addr, user: user, pass: pass},
-			{name: "Dovecot", addr: dv.IMAPAddr, user: dvUser, pass: dvPass},
-		}
 		for _, s := range sides {
-			s.p50, s.p90 = map[string][]time.Duration{}, map[string][]time.Duration{}
+			s.reset()
 		}
-		for i := 0; i < b.N; i++ {
-			for run := 0; run < latencyRuns; run++ {
-				for _, s := range sides {
-					got := latencyRun(b, s.addr, s.user, s.pass, msgs, relogin)
-					for _, c := range latencyCmds {
-						s.p50[c] = append(s.p50[c], percentile(got[c], 50))
-						s.p90[c] = append(s.p90[c], percentile(got[c], 90))
-					}
+		for i := 0; i < b.N*latencyRuns; i++ {
+			for _, s := range byTurns(sides, i) {
+				s.runLatency(b, msgs, relogin)
+			}
+		}
+		latencyTable(&sb, sides, relogin, latencyRuns*b.N)
+		if relogin {
+			for _, s := range sides[:2] {
+				for _, c := range latencyCmds {
+					b.ReportMetric(float64(median3(s.p50[c]).Microseconds())/1000, map[string]string{"Mailferry": "mf", "Dovecot": "dv"}[s.name]+"-"+strings.ToLower(c)+"-p50-ms")
 				}
 			}
 		}
-		how := "each round a new connection and LOGIN"
-		if !relogin {
-			how = "one LOGIN per client, then its rounds on one connection"
-		}
-		fmt.Fprintf(&sb, "latency under %d clients, ms (%s; median of %d runs of %d rounds each; %d messages in INBOX)\n", latencyClients, how, latencyRuns*b.N, latencyRounds, latencyMessages)
-		fmt.Fprintf(&sb, "%-8s %14s %14s %14s %14s\n", "command", "Mailferry p50", "Dovecot p50", "Mailferry p90", "Dovecot p90")
-		for _, c := range latencyCmds {
-			if c == "LOGIN" && !relogin {
-				continue
-			}
-			mf50, dv50 := median3(sides[0].p50[c]), median3(sides[1].p50[c])
-			mf90, dv90 := median3(sides[0].p90[c]), median3(sides[1].p90[c])
-			fmt.Fprintf(&sb, "%-8s %14s %14s %14s %14s\n", c, ms(mf50), ms(dv50), ms(mf90), ms(dv90))
-			if relogin {
-				b.ReportMetric(float64(mf50.Microseconds())/1000, "mf-"+strings.ToLower(c)+"-p50-ms")
-				b.ReportMetric(float64(dv50.Microseconds())/1000, "dv-"+strings.ToLower(c)+"-p50-ms")
+	}
+	for pass := 0; pass < latencyRuns; pass++ {
+		for _, s := range byTurns(sides, pass) {
+			if s.cpu != nil {
+				s.cpuPerCommand(b, msgs)
 			}
 		}
 	}
-	b.Log("\n" + sb.String())
+	cpuTable(&sb, sides, latencyRuns)
+	printTables(b, sb.String())
+}
+
+// byTurns is the order of the sides in their i-th run: as listed, then
+// the other way round, and so on, so that no side always starts beside
+// what the one before it left to its background (fsyncs, checkpoints)
+// or in caches that one filled.
+func byTurns(sides []*latencySide, i int) []*latencySide {
+	if i%2 == 0 {
+		return sides
+	}
+	r := slices.Clone(sides)
+	slices.Reverse(r)
+	return r
+}
+
+// printTables prints a benchmark's tables on stdout (b.Log would cut them
+// to its first lines) and, with MAILFERRY_LATENCY_OUT=file, to that file.
+func printTables(b *testing.B, tables string) {
+	fmt.Printf("--- %s (b.N=%d)\n%s", b.Name(), b.N, tables)
 	if path := os.Getenv("MAILFERRY_LATENCY_OUT"); path != "" {
-		os.WriteFile(path, []byte(sb.String()), 0o644)
+		os.WriteFile(path, []byte(tables), 0o644)
 	}
 }
 
@@ -333,24 +584,29 @@ func readAll(tb testing.TB, addr, login, password string) {
 // BenchmarkLatencyMailferry is the one-connection half of
 // BenchmarkLatency10Clients on Mailferry alone (no Dovecot, no root): 10
 // clients each log in once and do their rounds of SELECT, FETCH, STORE,
-// APPEND and EXPUNGE at once. It reports each command's p50 and p90 over
-// b.N runs, for profiling (-cpuprofile, -blockprofile, -trace) where
-// the Dovecot fixture cannot run.
+// APPEND and EXPUNGE at once, against the serve process of mailferrySides
+// (and its "before" and "in-process" sides when asked, by turns). It
+// reports the serve process's p50 and p90 of each command over b.N runs,
+// and prints every side's medians, CPU per round and, after the runs,
+// CPU per command (cpuPerCommand, three passes by turns); for profiling
+// (MAILFERRY_LATENCY_PROFILE, MAILFERRY_LATENCY_TRACE) and A/B runs
+// (MAILFERRY_LATENCY_BEFORE) where the Dovecot fixture cannot run.
 func BenchmarkLatencyMailferry(b *testing.B) {
-	e := newEnv(b, nil)
-	fill(b, e.st, e.inbox(), latencyMessages)
-	readAll(b, e.addr, user, pass)
-	rnd := rand.New(rand.NewSource(3))
-	msgs := make([]string, 32)
-	for i := range msgs {
-		m := realisticMessage(rnd, i*4+1)
-		msgs[i] = m + strings.Repeat("x", max(0, 4096-len(m)-2)) + "\r\n"
-	}
+	sides := mailferrySides(b, latencyMessages)
+	msgs := latencyMessages4K()
 	all := map[string][]time.Duration{}
+	for _, s := range sides {
+		s.reset()
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		for c, ds := range latencyRun(b, e.addr, user, pass, msgs, false) {
-			all[c] = append(all[c], ds...)
+		for _, s := range byTurns(sides, i) {
+			got := s.runLatency(b, msgs, false)
+			if s == sides[0] {
+				for c, ds := range got {
+					all[c] = append(all[c], ds...)
+				}
+			}
 		}
 	}
 	b.StopTimer()
@@ -358,4 +614,15 @@ func BenchmarkLatencyMailferry(b *testing.B) {
 		b.ReportMetric(float64(percentile(all[c], 50).Microseconds())/1000, strings.ToLower(c)+"-p50-ms")
 		b.ReportMetric(float64(percentile(all[c], 90).Microseconds())/1000, strings.ToLower(c)+"-p90-ms")
 	}
+	for pass := 0; pass < latencyRuns; pass++ {
+		for _, s := range byTurns(sides, pass) {
+			if s.cpu != nil {
+				s.cpuPerCommand(b, msgs)
+			}
+		}
+	}
+	var sb strings.Builder
+	latencyTable(&sb, sides, false, b.N)
+	cpuTable(&sb, sides, latencyRuns)
+	printTables(b, sb.String())
 }
