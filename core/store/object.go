@@ -104,6 +104,8 @@ type objects struct {
 	endpoint  string
 	timeout   time.Duration
 	grace     time.Duration // objectGrace; tests make it shorter
+	settle    time.Duration // epochSettle; tests make it shorter
+	period    time.Duration // epochPeriod; tests make it shorter
 }
 
 // String is where the objects are: the endpoint's URL and the bucket
@@ -124,7 +126,8 @@ func openObjects(cfg *ObjectStorage) (*objects, error) {
 	if err := s3utils.CheckValidBucketNameStrict(cfg.Bucket); err != nil {
 		return nil, fmt.Errorf("%w: object storage bucket %q: %w", ErrInvalid, cfg.Bucket, err)
 	}
-	o := &objects{bucket: cfg.Bucket, endpoint: cfg.Endpoint, timeout: cfg.Timeout, grace: objectGrace}
+	o := &objects{bucket: cfg.Bucket, endpoint: cfg.Endpoint, timeout: cfg.Timeout, grace: objectGrace,
+		settle: epochSettle, period: epochPeriod}
 	if o.timeout <= 0 {
 		o.timeout = DefaultObjectTimeout
 	}

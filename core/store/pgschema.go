@@ -323,6 +323,20 @@ CREATE INDEX IF NOT EXISTS login_checks_expires ON login_checks(expires);
 ALTER TABLE mailboxes ADD COLUMN IF NOT EXISTS uid_next_mark BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE mailboxes ADD COLUMN IF NOT EXISTS modseq_mark BIGINT NOT NULL DEFAULT 0;
 `,
+	// 10: the epochs and the bucket's adoptions (epoch.go; SQLite's step
+	// of the same tables).
+	`
+CREATE TABLE IF NOT EXISTS store_epochs (
+	token   TEXT PRIMARY KEY,
+	made    BIGINT NOT NULL, -- Unix milliseconds
+	adopted BIGINT NOT NULL DEFAULT 0 -- 1: another database's, taken on by an adoption
+);
+CREATE TABLE IF NOT EXISTS bucket_adoptions (
+	at          BIGINT NOT NULL, -- Unix milliseconds
+	keep_before BIGINT NOT NULL, -- objects last modified up to then are never swept (Unix ms, the object storage's clock); 0: none kept
+	epochs      BIGINT NOT NULL  -- the other databases' epochs adopted
+);
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:

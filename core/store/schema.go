@@ -435,6 +435,23 @@ ALTER TABLE mailboxes ADD COLUMN modseq_mark INTEGER NOT NULL DEFAULT 0;
 UPDATE mailboxes SET uid_next_mark = uid_next, modseq_mark = highest_modseq;
 CREATE INDEX IF NOT EXISTS mailboxes_past_mark ON mailboxes(id) WHERE uid_next > uid_next_mark OR highest_modseq > modseq_mark;
 `,
+	// The epochs this database minted or adopted, and the adoptions of
+	// its bucket (epoch.go): a copy of the database (a restore, a clone)
+	// is told from it by the epochs each leaves in the bucket, so that
+	// neither deletes the other's mail. Self-contained: it depends on no
+	// other step.
+	`
+CREATE TABLE IF NOT EXISTS store_epochs (
+	token   TEXT PRIMARY KEY,
+	made    INTEGER NOT NULL, -- Unix milliseconds
+	adopted INTEGER NOT NULL DEFAULT 0 -- 1: another database's, taken on by an adoption
+);
+CREATE TABLE IF NOT EXISTS bucket_adoptions (
+	at          INTEGER NOT NULL, -- Unix milliseconds
+	keep_before INTEGER NOT NULL, -- objects last modified up to then are never swept (Unix ms, the object storage's clock); 0: none kept
+	epochs      INTEGER NOT NULL  -- the other databases' epochs adopted
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per
