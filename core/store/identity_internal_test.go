@@ -82,6 +82,20 @@ func (v *bucketView) setMarker(t *testing.T, body string) {
 	}
 }
 
+// dropClaims deletes the stores' claims (identity.go), as an admin told
+// to, or as in a bucket of a Mailferry before claims.
+func (v *bucketView) dropClaims(t *testing.T) {
+	t.Helper()
+	for info := range v.c.ListObjects(context.Background(), v.bucket, minio.ListObjectsOptions{Prefix: claimPrefix, Recursive: true}) {
+		if info.Err != nil {
+			t.Fatal(info.Err)
+		}
+		if err := v.c.RemoveObject(context.Background(), v.bucket, info.Key, minio.RemoveObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func (v *bucketView) dropMarker(t *testing.T) {
 	t.Helper()
 	if err := v.c.RemoveObject(context.Background(), v.bucket, markerName, minio.RemoveObjectOptions{}); err != nil {
@@ -167,8 +181,8 @@ func TestWrongBucketRefused(t *testing.T) {
 	if m := view.marker(t); !strings.Contains(m, "mailferry-store: "+a.ID()) {
 		t.Fatalf("the bucket's marker does not name its store %s: %q", a.ID(), m)
 	}
-	if len(objects) != 6 { // 5 blobs and the marker
-		t.Fatalf("bucket holds %v, want 5 blobs and the marker", objects)
+	if len(objects) != 7 { // 5 blobs, the marker and the store's claim
+		t.Fatalf("bucket holds %v, want 5 blobs, the marker and the store's claim", objects)
 	}
 
 	// A bucket with blobs and no marker (made by a Mailferry before
@@ -214,8 +228,9 @@ func TestWrongBucketEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refusedOpen(t, srv, view, filepath.Join(dir, "right.db"), bucket, a.ID(), "holds no message bytes", "delete the object "+markerName)
+	refusedOpen(t, srv, view, filepath.Join(dir, "right.db"), bucket, a.ID(), "holds no message bytes", "delete the object "+markerName, claimPrefix)
 	view.dropMarker(t)
+	view.dropClaims(t)
 	if _, err := openOnBucket(t, srv, filepath.Join(dir, "right.db"), bucket); err != nil {
 		t.Fatalf("after the marker was deleted: %v", err)
 	}
@@ -287,8 +302,11 @@ func TestBucketUpgrade(t *testing.T) {
 		makeOld(t, s)
 		s.Close()
 	}
+	// As in buckets of a Mailferry before markers (and claims).
 	view.dropMarker(t)
+	view.dropClaims(t)
 	newBucketView(t, srv, elsewhere).dropMarker(t)
+	newBucketView(t, srv, elsewhere).dropClaims(t)
 	objects := view.objects(t)
 
 	// Another old store's database on this bucket: it names objects the
@@ -317,8 +335,8 @@ func TestBucketUpgrade(t *testing.T) {
 		t.Fatalf("compact after the upgrade: %+v %v, want the expunged message's object removed", res, err)
 	}
 	refusedOpen(t, srv, view, filepath.Join(dir, "new.db"), bucket, a.ID())
-	if got := len(view.objects(t)); got != len(objects) { // one blob fewer, the marker more
-		t.Fatalf("bucket holds %d objects, want %d", got, len(objects))
+	if got := len(view.objects(t)); got != len(objects)+1 { // one blob fewer, the marker and the claim more
+		t.Fatalf("bucket holds %d objects, want %d", got, len(objects)+1)
 	}
 }
 
