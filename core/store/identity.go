@@ -61,6 +61,15 @@ import (
 //   - Compact deletes objects only while the marker names this store: it
 //     reads it again before every batch it deletes, under the write lock,
 //     and deletes nothing when it is gone or names another store.
+//   - The marker tells stores apart, not copies of one store's database
+//     (a restore, a clone), which carry its ID: epoch.go keeps those from
+//     deleting each other's mail.
+//
+// What S3 semantics leave open: an object storage whose listing does not
+// show a write completed before it (eventually consistent listings; AWS
+// S3 is strongly consistent since 2020, as MinIO, Ceph RGW and SeaweedFS)
+// could let two new stores both win the election, if it also ignores
+// If-None-Match.
 
 // markerName is the object naming the store a bucket belongs to.
 const markerName = "mailferry-store-id"

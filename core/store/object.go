@@ -48,7 +48,11 @@ import (
 //     bucket may hold other things. And only in this store's own bucket:
 //     its marker names this store (identity.go); Open refuses a bucket
 //     another store uses, and Compact deletes nothing while the marker
-//     does not name this store.
+//     does not name this store, nor while another database of this store
+//     (a copy, a restore) uses the bucket, nor before this process has
+//     been open epochSettle (epoch.go). Objects last modified before an
+//     adoption of the bucket (AdoptBucket) are never deleted, unless the
+//     admin asked for it.
 
 // objectPack is the pack of a blobs row whose bytes are an object.
 const objectPack = -1

@@ -15,7 +15,9 @@ import (
 // names (their messages were expunged), and only those older than
 // objectGrace. How a delete is kept from taking an object a transaction is
 // about to name is told in object.go: the mark in object_sweeps, the
-// write lock, and the check at commit (checkObjects).
+// write lock, and the check at commit (checkObjects). That only this
+// store's database deletes, and only once no copy of it uses the bucket:
+// identity.go and epoch.go.
 
 // sweepBatch is how many objects one delete request (and one hold of the
 // write lock) takes at most.
