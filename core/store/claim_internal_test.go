@@ -6,23 +6,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7/pkg/signer"
 
-	"mailferry/core/internal/pgtest"
 	"mailferry/core/internal/s3test"
 )
 
@@ -106,44 +102,11 @@ func decodeAWSChunked(r io.Reader) ([]byte, error) {
 func TestNewBucketOneStoreWinsWithoutConditionalPut(t *testing.T) {
 	srv := s3test.Shared(t)
 	for round := range 3 {
-		bucket := srv.Bucket(t)
-		view := newBucketView(t, srv, bucket)
-		dir := t.TempDir()
-		n := 3
-		stores := make([]*Store, n)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			path := filepath.Join(dir, "store"+strconv.Itoa(i)+".db")
-			if testEngine == EnginePostgres {
-				testDatabases.Store(path, pgtest.URL(t))
-			}
-			endpoint := plainS3(t, srv.Endpoint, time.Duration(i)*700*time.Millisecond)
-			wg.Go(func() {
-				o := s3Options(endpoint, bucket)
-				o.Timeout = DefaultObjectTimeout
-				stores[i], errs[i] = testOpen(t, path, &Options{ChangePoll: -1, Objects: o})
-				if errs[i] == nil {
-					t.Cleanup(func() { stores[i].Close() })
-				}
-			})
+		var endpoints [3]string
+		for i := range endpoints {
+			endpoints[i] = plainS3(t, srv.Endpoint, time.Duration(i)*700*time.Millisecond)
 		}
-		wg.Wait()
-		var won []string
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				won = append(won, stores[i].ID())
-			case !errors.Is(err, ErrWrongBucket):
-				t.Fatalf("round %d, store %d: %v", round, i, err)
-			}
-		}
-		if len(won) != 1 {
-			t.Fatalf("round %d: %d stores of different databases opened one new bucket, want 1", round, len(won))
-		}
-		if m := view.marker(t); !strings.Contains(m, "mailferry-store: "+won[0]) {
-			t.Fatalf("round %d: the marker %q does not name the store that opened", round, m)
-		}
+		oneStoreWins(t, srv, round, func(i int) string { return endpoints[i] })
 	}
 }
 

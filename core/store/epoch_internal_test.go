@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,15 @@ func inBucket(t *testing.T, view *bucketView, b []byte, what string) {
 	t.Helper()
 	if !slices.Contains(view.objects(t), objectName(fkey(b))) {
 		t.Fatalf("%s: the object of message %s is gone from the bucket", what, fkey(b)[:8])
+	}
+}
+
+// compactRemoves fails t unless a Compact of s removes n objects, without
+// error.
+func compactRemoves(t *testing.T, s *Store, n int, what string) {
+	t.Helper()
+	if res, err := s.Compact(context.Background()); err != nil || res.ObjectsRemoved != n {
+		t.Fatalf("%s: compact: %+v %v, want %d objects removed", what, res, err, n)
 	}
 }
 
@@ -149,9 +159,7 @@ func TestCopyBesideLiveDeletesNothing(t *testing.T) {
 	later := fbody(697, 4<<10)
 	mustAppend(t, a, inbox, true, later)
 	expunge(t, a, inbox, 5)
-	if res, err := a.Compact(context.Background()); err != nil || res.ObjectsRemoved != 1 {
-		t.Fatalf("compact after the adoption: %+v %v, want the object expunged since removed", res, err)
-	}
+	compactRemoves(t, a, 1, "after the adoption, the object expunged since")
 }
 
 // A copy opened while the store runs deletes nothing before it has been
@@ -172,9 +180,7 @@ func TestCopySettlesBeforeSweeping(t *testing.T) {
 	}
 	expunge(t, b, inbox, 1)
 	b.objects.grace = 0
-	if res, err := b.Compact(context.Background()); err != nil || res.ObjectsRemoved != 0 {
-		t.Fatalf("a store open for less than %v compacted: %+v %v", epochSettle, res, err)
-	}
+	compactRemoves(t, b, 0, "a store open for less than epochSettle")
 }
 
 // A store restored in place from a backup (its database replaced by an
@@ -222,15 +228,11 @@ func TestRestoreInPlaceKeepsNewerMail(t *testing.T) {
 	if res.Kept != 1 || res.KeptBytes != int64(len(newMail)) {
 		t.Fatalf("adopt: %+v, want the one message after the backup kept", res)
 	}
-	if res, err := r.Compact(context.Background()); err != nil || res.ObjectsRemoved != 0 {
-		t.Fatalf("compact after the adoption: %+v %v, want nothing removed", res, err)
-	}
+	compactRemoves(t, r, 0, "after the adoption")
 	inBucket(t, view, newMail, "after the adoption")
 	expunge(t, r, inbox, 1)
-	if res, err := r.Compact(context.Background()); err != nil || res.ObjectsRemoved != 0 {
-		// Its object is older than the adoption: kept as well.
-		t.Fatalf("compact: %+v %v", res, err)
-	}
+	// Its object is older than the adoption: kept as well.
+	compactRemoves(t, r, 0, "after the adoption, a message from before it expunged")
 }
 
 // A legitimate move of the database while the store is stopped (the
@@ -261,9 +263,7 @@ func TestMovedDatabaseSweeps(t *testing.T) {
 	}
 	expunge(t, m, inbox, 1)
 	m.objects.grace, m.objects.settle = 0, 0
-	if res, err := m.Compact(context.Background()); err != nil || res.ObjectsRemoved != 1 {
-		t.Fatalf("compact of the moved store: %+v %v, want the expunged message's object removed", res, err)
-	}
+	compactRemoves(t, m, 1, "the moved store, after an expunge")
 	for _, b := range bodies[1:] {
 		mustServe(t, m, b)
 	}
@@ -289,9 +289,7 @@ func TestTwoNodesSweepAsOne(t *testing.T) {
 	for i, n := range []*Store{two, one} {
 		expunge(t, n, inbox, uint32(i+1))
 		n.objects.grace, n.objects.settle = 0, 0
-		if res, err := n.Compact(context.Background()); err != nil || res.ObjectsRemoved != 1 {
-			t.Fatalf("node %d's compact: %+v %v, want the expunged message's object removed", i, res, err)
-		}
+		compactRemoves(t, n, 1, "node "+strconv.Itoa(i)+", after an expunge")
 	}
 	mustServe(t, one, bodies[2])
 	mustServe(t, two, bodies[2])
@@ -332,7 +330,5 @@ func TestEpochsCleaned(t *testing.T) {
 		t.Fatalf("%d epochs left, want the newest only", len(left))
 	}
 	s.objects.grace, s.objects.settle = 0, 0
-	if res, err := s.Compact(context.Background()); err != nil || res.ObjectsRemoved != 0 {
-		t.Fatalf("compact after cleaning: %+v %v", res, err)
-	}
+	compactRemoves(t, s, 0, "after cleaning the epochs")
 }

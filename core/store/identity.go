@@ -235,13 +235,18 @@ func (s *Store) claimBucket(ctx context.Context) error {
 		if err := s.mayAdopt(ctx); err != nil {
 			return err
 		}
+		began := time.Now()
 		if others, err = s.elect(ctx); err != nil {
 			return err
 		}
 		if len(others) > 0 {
 			// Lost: another store claims the bucket too. Its marker, if it
-			// won, refuses this store at the next look.
-			time.Sleep(time.Duration(mrand.Int64N(int64(500*time.Millisecond) * int64(try+1))))
+			// won, refuses this store at the next look. Stores that all
+			// lost try again at random times, spread wider each time and
+			// over several elections' length (a loaded object storage),
+			// so that one of them soon claims alone.
+			spread := max(500*time.Millisecond, 4*time.Since(began)) * time.Duration(try+1)
+			time.Sleep(time.Duration(mrand.Int64N(int64(spread))))
 			continue
 		}
 		if _, err := o.writeMarker(ctx, s.markerBody()); err != nil {
