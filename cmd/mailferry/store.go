@@ -65,8 +65,10 @@ would delete the other's mail. Serving and storing mail go on meanwhile.
     the object blobs/<SHA-256 of the message>, the message as received).
   - --delete-unnamed lets Compact delete those too (after the usual hour):
     only when that mail is known to be of no use.
-  - After a move of the database while the store was stopped (a new disk, a
-    pg_dump into a new database) nothing is needed: it knows every epoch.
+  - After a move of the database (the SQLite file to a new disk, a pg_dump
+    into a new database or cluster) run it too: a moved database deletes
+    nothing until then, since a copy run while the store is stopped looks
+    the same.
 
 Options:
 `

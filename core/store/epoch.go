@@ -60,6 +60,10 @@ import (
 //     objects of its own database older than epochKeep (never the newest),
 //     and the rows older than epochRowKeep whose object is gone.
 //
+// A database opened at another place than its newest epoch's (another
+// file, another PostgreSQL database or cluster: place.go) is held the
+// same way until adopted, whether it is a copy or the store moved.
+//
 // What this cannot see: a copy run while the original is stopped, when
 // the copy knows the original's last epoch (a snapshot of a stopped
 // server started elsewhere while the original stays off, or a restore in
@@ -117,7 +121,7 @@ func isToken(s string) bool {
 // bucket, and returns it.
 func (s *Store) mintEpoch(ctx context.Context) (string, error) {
 	token := newToken()
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO store_epochs(token, made, adopted) VALUES (?, ?, 0)`, token, time.Now().UnixMilli()); err != nil {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO store_epochs(token, made, adopted, place) VALUES (?, ?, 0, ?)`, token, time.Now().UnixMilli(), s.placeNow); err != nil {
 		return "", fmt.Errorf("store: epoch: %w", err)
 	}
 	host, _ := os.Hostname()
@@ -255,7 +259,11 @@ func (s *Store) checkEpochs(ctx context.Context) ([]epoch, map[string]bool, erro
 		}
 	}
 	if len(foreign) == 0 {
-		s.setHeld(nil)
+		err := s.checkMoved(ctx)
+		s.setHeld(err)
+		if err != nil {
+			return nil, nil, err
+		}
 		return list, known, nil
 	}
 	err = s.diverged(ctx, foreign)
@@ -456,6 +464,10 @@ func (s *Store) AdoptBucket(ctx context.Context, deleteUnnamed bool) (AdoptResul
 	}
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO bucket_adoptions(at, keep_before, epochs) VALUES (?, ?, ?)`,
 		time.Now().UnixMilli(), keep, res.Epochs); err != nil {
+		return res, fmt.Errorf("store: adopt: %w", err)
+	}
+	// The database's moves are this adoption's too (place.go).
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM store_moves`); err != nil {
 		return res, fmt.Errorf("store: adopt: %w", err)
 	}
 	s.setHeld(nil)

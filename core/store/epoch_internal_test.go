@@ -235,11 +235,14 @@ func TestRestoreInPlaceKeepsNewerMail(t *testing.T) {
 	compactRemoves(t, r, 0, "after the adoption, a message from before it expunged")
 }
 
-// A legitimate move of the database while the store is stopped (the
-// SQLite file to a new disk; on PostgreSQL, pg_dump into a new database)
-// needs no admin step: the moved database knows every epoch, and its
-// Compact sweeps as before.
-func TestMovedDatabaseSweeps(t *testing.T) {
+// A move of the database while the store is stopped (the SQLite file to
+// a new disk; on PostgreSQL, pg_dump into a new database) is seen: the
+// moved database knows every epoch, but it is not where its newest epoch
+// was minted, as a copy would not be (a staging copy run while the store
+// is stopped would otherwise sweep what it expunges, the store's mail).
+// It serves, deletes nothing, says why, and sweeps again once the admin
+// adopted the bucket with it; reopened, it stays adopted.
+func TestMovedDatabaseAdopted(t *testing.T) {
 	srv := s3test.Shared(t)
 	bucket := srv.Bucket(t)
 	old, moved := filepath.Join(t.TempDir(), "mail.db"), filepath.Join(t.TempDir(), "new-disk", "mail.db")
@@ -258,14 +261,27 @@ func TestMovedDatabaseSweeps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := m.SweepHeld(); h != "" {
-		t.Fatalf("the moved database's sweep is held: %s", h)
+	if h := m.SweepHeld(); !strings.Contains(h, "moved, copied or restored") {
+		t.Fatalf("the moved database's sweep: held %q, want it held as moved", h)
 	}
 	expunge(t, m, inbox, 1)
-	m.objects.grace, m.objects.settle = 0, 0
-	compactRemoves(t, m, 1, "the moved store, after an expunge")
+	mustHold(t, m, "the moved store")
+	if _, err := m.AdoptBucket(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	compactRemoves(t, m, 1, "the moved store adopted (deleting what it does not name), after an expunge")
 	for _, b := range bodies[1:] {
 		mustServe(t, m, b)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, err = openOnBucket(t, srv, moved, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := m.SweepHeld(); h != "" {
+		t.Fatalf("reopened after the adoption, the sweep is held: %s", h)
 	}
 }
 

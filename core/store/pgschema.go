@@ -329,7 +329,13 @@ ALTER TABLE mailboxes ADD COLUMN IF NOT EXISTS modseq_mark BIGINT NOT NULL DEFAU
 CREATE TABLE IF NOT EXISTS store_epochs (
 	token   TEXT PRIMARY KEY,
 	made    BIGINT NOT NULL, -- Unix milliseconds
-	adopted BIGINT NOT NULL DEFAULT 0 -- 1: another database's, taken on by an adoption
+	adopted BIGINT NOT NULL DEFAULT 0, -- 1: another database's, taken on by an adoption
+	place   TEXT NOT NULL DEFAULT '' -- where the database that minted it was (place.go)
+);
+CREATE TABLE IF NOT EXISTS store_moves (
+	at  BIGINT NOT NULL, -- Unix milliseconds
+	was TEXT NOT NULL,  -- the place of the newest epoch before
+	now TEXT NOT NULL   -- the place the database was opened at
 );
 CREATE TABLE IF NOT EXISTS bucket_adoptions (
 	at          BIGINT NOT NULL, -- Unix milliseconds

@@ -444,7 +444,13 @@ CREATE INDEX IF NOT EXISTS mailboxes_past_mark ON mailboxes(id) WHERE uid_next >
 CREATE TABLE IF NOT EXISTS store_epochs (
 	token   TEXT PRIMARY KEY,
 	made    INTEGER NOT NULL, -- Unix milliseconds
-	adopted INTEGER NOT NULL DEFAULT 0 -- 1: another database's, taken on by an adoption
+	adopted INTEGER NOT NULL DEFAULT 0, -- 1: another database's, taken on by an adoption
+	place   TEXT NOT NULL DEFAULT '' -- where the database that minted it was (place.go)
+);
+CREATE TABLE IF NOT EXISTS store_moves (
+	at  INTEGER NOT NULL, -- Unix milliseconds
+	was TEXT NOT NULL,  -- the place of the newest epoch before
+	now TEXT NOT NULL   -- the place the database was opened at
 );
 CREATE TABLE IF NOT EXISTS bucket_adoptions (
 	at          INTEGER NOT NULL, -- Unix milliseconds

@@ -224,6 +224,7 @@ type Store struct {
 	// With object storage (epoch.go): when this process opened the store,
 	// what stops its epochs, and why its sweep deletes nothing.
 	opened    time.Time
+	placeNow  string // where the database is (place.go)
 	epochStop func()
 	heldMu    sync.Mutex
 	held      error
@@ -290,8 +291,12 @@ func (s *Store) identify(ctx context.Context) error {
 	if err := s.claimBucket(ctx); err != nil {
 		return err
 	}
+	if err := s.notePlace(ctx); err != nil {
+		return err
+	}
 	// Told at once, not at the first sweep: another database of this
-	// store uses the bucket (epoch.go). Serving goes on all the same.
+	// store uses the bucket, or this one moved (epoch.go, place.go).
+	// Serving goes on all the same.
 	if _, _, err := s.checkEpochs(ctx); err != nil {
 		s.log.Warn("store: this store deletes nothing in its bucket", "err", err)
 	}

@@ -101,6 +101,7 @@ var copySkipped = map[string]string{
 	"store_identity":   "the store's own ID, which its bucket's marker names: the target has its own",
 	"store_epochs":     "the traces the source left in its own bucket: the target leaves its own",
 	"bucket_adoptions": "the adoptions of the source's own bucket",
+	"store_moves":      "the moves of the source's database seen since its bucket's last adoption",
 	"login_failures":   "recent failed logins: they decay within minutes, and a copy is made while nothing serves",
 	"login_checks":     "logins being checked: they end within minutes, and a copy is made while nothing serves",
 	"nodes":            "the nodes serving the source, which is stopped; the target's nodes add themselves",
