@@ -120,6 +120,12 @@ func isToken(s string) bool {
 // mintEpoch commits a new epoch into the database, then puts it into the
 // bucket, and returns it.
 func (s *Store) mintEpoch(ctx context.Context) (string, error) {
+	// A store stopped after a failed fsync of its log (ErrStopped) writes
+	// nothing more: an epoch whose row a power cut then lost would hold
+	// the sweep for nothing.
+	if s.wal != nil && !s.wal.usable() {
+		return "", ErrStopped
+	}
 	token := newToken()
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO store_epochs(token, made, adopted, place) VALUES (?, ?, 0, ?)`, token, time.Now().UnixMilli(), s.placeNow); err != nil {
 		return "", fmt.Errorf("store: epoch: %w", err)

@@ -297,8 +297,10 @@ func (s *Store) identify(ctx context.Context) error {
 	// Told at once, not at the first sweep: another database of this
 	// store uses the bucket, or this one moved (epoch.go, place.go).
 	// Serving goes on all the same.
-	if _, _, err := s.checkEpochs(ctx); err != nil {
+	if _, _, err := s.checkEpochs(ctx); errors.Is(err, ErrDiverged) {
 		s.log.Warn("store: this store deletes nothing in its bucket", "err", err)
+	} else if err != nil {
+		s.log.Warn("store: could not check the bucket's epochs; the sweep checks again", "err", err)
 	}
 	s.startEpochs()
 	return nil
