@@ -45,6 +45,22 @@ func copyDatabase(t *testing.T, from, to string) {
 	}
 }
 
+// storeAndCopy gives a store on a new bucket n messages (seed), closes it
+// and copies its database (copyDatabase): the paths of both, the bucket,
+// the store's inbox and the bodies.
+func storeAndCopy(t *testing.T, srv *s3test.Server, seed uint64, n int) (path, copied, bucket string, inbox int64, bodies [][]byte) {
+	t.Helper()
+	bucket = srv.Bucket(t)
+	dir := t.TempDir()
+	path, copied = filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	a, inbox, bodies := mailOnBucket(t, srv, path, bucket, seed, n)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	copyDatabase(t, path, copied)
+	return path, copied, bucket, inbox, bodies
+}
+
 // inBucket fails t unless the bucket holds the object of b.
 func inBucket(t *testing.T, view *bucketView, b []byte, what string) {
 	t.Helper()
@@ -90,15 +106,8 @@ func mustHold(t *testing.T, s *Store, who string) {
 // deleted the store's new message.
 func TestCopyBesideLiveDeletesNothing(t *testing.T) {
 	srv := s3test.Shared(t)
-	bucket := srv.Bucket(t)
+	pathA, pathB, bucket, inbox, bodies := storeAndCopy(t, srv, 600, 3)
 	view := newBucketView(t, srv, bucket)
-	dir := t.TempDir()
-	pathA, pathB := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
-	a, inbox, bodies := mailOnBucket(t, srv, pathA, bucket, 600, 3)
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
-	copyDatabase(t, pathA, pathB)
 	a, err := openOnBucket(t, srv, pathA, bucket)
 	if err != nil {
 		t.Fatal(err)
@@ -167,12 +176,7 @@ func TestCopyBesideLiveDeletesNothing(t *testing.T) {
 // store mints meanwhile, and the copy's check then finds it.
 func TestCopySettlesBeforeSweeping(t *testing.T) {
 	srv := s3test.Shared(t)
-	bucket := srv.Bucket(t)
-	dir := t.TempDir()
-	pathA, pathB := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
-	a, inbox, _ := mailOnBucket(t, srv, pathA, bucket, 610, 2)
-	a.Close()
-	copyDatabase(t, pathA, pathB)
+	_, pathB, bucket, inbox, _ := storeAndCopy(t, srv, 610, 2)
 	// The copy first, so that it knows every epoch there is.
 	b, err := openOnBucket(t, srv, pathB, bucket)
 	if err != nil {
@@ -191,13 +195,8 @@ func TestCopySettlesBeforeSweeping(t *testing.T) {
 // expunged later.
 func TestRestoreInPlaceKeepsNewerMail(t *testing.T) {
 	srv := s3test.Shared(t)
-	bucket := srv.Bucket(t)
+	path, backup, bucket, inbox, bodies := storeAndCopy(t, srv, 620, 2)
 	view := newBucketView(t, srv, bucket)
-	dir := t.TempDir()
-	path, backup := filepath.Join(dir, "mail.db"), filepath.Join(dir, "backup.db")
-	a, inbox, bodies := mailOnBucket(t, srv, path, bucket, 620, 2)
-	a.Close()
-	copyDatabase(t, path, backup)
 	a, err := openOnBucket(t, srv, path, bucket)
 	if err != nil {
 		t.Fatal(err)
