@@ -63,8 +63,9 @@ would delete the other's mail. Serving and storing mail go on meanwhile.
     database does not name is kept: the other database's mail, or the mail
     that arrived after the backup this database was restored from (each is
     the object blobs/<SHA-256 of the message>, the message as received).
-  - --delete-unnamed lets Compact delete those too (after the usual hour):
-    only when that mail is known to be of no use.
+  - --delete-unnamed lets Compact delete those too (after the usual hour),
+    and those an earlier adoption kept: only when that mail is known to be
+    of no use.
   - After a move of the database (the SQLite file to a new disk, a pg_dump
     into a new database or cluster) run it too: a moved database deletes
     nothing until then, since a copy run while the store is stopped looks

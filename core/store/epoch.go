@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -337,10 +338,12 @@ func (s *Store) SweepHeld() string {
 }
 
 // sweepFloor returns the time up to which objects are kept whatever
-// their rows (the latest adoption's; zero when none).
+// their rows: the latest adoption's (a later adoption with deleteUnnamed
+// gives up what an earlier one kept); zero when none.
 func (s *Store) sweepFloor(ctx context.Context) (time.Time, error) {
 	var ms int64
-	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(keep_before), 0) FROM bucket_adoptions`).Scan(&ms); err != nil {
+	err := s.r.QueryRowContext(ctx, `SELECT keep_before FROM bucket_adoptions ORDER BY at DESC, keep_before DESC LIMIT 1`).Scan(&ms)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, fmt.Errorf("store: sweep: %w", err)
 	}
 	if ms == 0 {

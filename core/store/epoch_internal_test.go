@@ -232,6 +232,12 @@ func TestRestoreInPlaceKeepsNewerMail(t *testing.T) {
 	expunge(t, r, inbox, 1)
 	// Its object is older than the adoption: kept as well.
 	compactRemoves(t, r, 0, "after the adoption, a message from before it expunged")
+	// Until the admin gives them up: both go.
+	if _, err := r.AdoptBucket(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	compactRemoves(t, r, 2, "adopted again with deleteUnnamed")
+	mustServe(t, r, bodies[1])
 }
 
 // A move of the database while the store is stopped (the SQLite file to
