@@ -46,6 +46,10 @@ type Status struct {
 	// Blobs says where message bytes go: "packs in <directory>" or
 	// "S3 <endpoint URL>/<bucket>".
 	Blobs string `json:"blobs"`
+	// SweepHeld says why the store deletes nothing in its bucket (another
+	// database of the store uses it: a copy or a restore; `mailferry
+	// store adopt-bucket`), "" when nothing holds it.
+	SweepHeld string `json:"sweep_held,omitempty"`
 	// Node is this process's node name; Nodes the nodes that serve the
 	// store, live or seen within store.NodeForget (node.go).
 	Node  string       `json:"node"`
@@ -231,7 +235,7 @@ func (c *Core) Status(ctx context.Context, opts *StatusOptions) (*Status, error)
 		o = *opts
 	}
 	st := &Status{Time: time.Now(), Listen: map[string]string{}, Engine: c.store.Engine(), Database: c.store.Database(),
-		Blobs: c.store.Blobs(), Node: c.cfg.NodeName}
+		Blobs: c.store.Blobs(), SweepHeld: c.store.SweepHeld(), Node: c.cfg.NodeName}
 	nodes, err := c.nodes(ctx, st.Time)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@
 //	mailferry verify ADDRESS
 //	mailferry queue list|retry|hold|delete
 //	mailferry store copy --to TARGET.json
+//	mailferry store adopt-bucket [--delete-unnamed]
 //
 // Exit codes: 0 success, 1 the operation failed, 2 bad usage or input.
 package main
@@ -46,7 +47,8 @@ Commands:
   verify     compare a migrated account with the old server
   queue      list, retry, hold or delete queued outbound mail
   store      copy the store into another engine (store copy --to TARGET.json:
-             SQLite + packs into PostgreSQL + S3), verified
+             SQLite + packs into PostgreSQL + S3), verified; adopt-bucket:
+             this database is the store's, after a copy or restore used its bucket
   version    print the version
 
 Every command takes --config FILE (default %s)

@@ -75,6 +75,9 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "relay queue: %d messages (%d held)\n", rep.Queue.Messages, rep.Queue.Held)
 	fmt.Fprintln(stdout, "certificate: "+rep.Certificate.Summary())
 	fmt.Fprintln(stdout, "store: "+rep.StoreSummary())
+	if rep.SweepHeld != "" {
+		fmt.Fprintln(stdout, "store: WARNING: deletes nothing in its bucket: "+rep.SweepHeld)
+	}
 	fmt.Fprintln(stdout, "nodes: "+rep.NodesSummary())
 	return nil
 }

@@ -46,13 +46,44 @@ Tables not copied:
 Options:
 `
 
+const adoptBucketHelp = `Usage: mailferry store adopt-bucket [--delete-unnamed] [--config FILE] [--data DIR] [--database-url URL]
+
+Says that this configuration's database is the store's own, after another
+database of the same store used its bucket: a copy of the database (a
+backup restored beside the store, a staging copy, a clone of the machine, a
+PostgreSQL copy), or this database restored from a backup. Each database
+leaves epochs in the bucket; one that finds epochs it did not leave deletes
+nothing in the bucket ('mailferry status' and the log say so), since it
+would delete the other's mail. Serving and storing mail go on meanwhile.
+
+  - Stop the other database first (or give it a bucket of its own): one that
+    still runs leaves new epochs, and the deletions stop again.
+  - The other database's epochs become this one's, and its hourly Compact
+    deletes again. Every object in the bucket from before now that this
+    database does not name is kept: the other database's mail, or the mail
+    that arrived after the backup this database was restored from (each is
+    the object blobs/<SHA-256 of the message>, the message as received).
+  - --delete-unnamed lets Compact delete those too (after the usual hour),
+    and those an earlier adoption kept: only when that mail is known to be
+    of no use.
+  - After a move of the database (the SQLite file to a new disk, a pg_dump
+    into a new database or cluster) run it too: a moved database deletes
+    nothing until then, since a copy run while the store is stopped looks
+    the same.
+
+Options:
+`
+
 func runStore(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "adopt-bucket" {
+		return runAdoptBucket(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "copy" {
 		if len(args) > 0 && isHelp(args[0]) {
 			fmt.Fprint(stdout, storeCopyUsage())
 			return flag.ErrHelp
 		}
-		return usagef("store: want copy --to TARGET.json (see 'mailferry store copy -h')")
+		return usagef("store: want copy --to TARGET.json or adopt-bucket (see 'mailferry store copy -h', 'mailferry store adopt-bucket -h')")
 	}
 	fs := newFlags("store copy", stderr)
 	var c common
@@ -146,4 +177,38 @@ func storeCopyUsage() string {
 	}
 	cp.WriteString(line + "\n")
 	return fmt.Sprintf(storeCopyHelp, cp.String(), sk.String())
+}
+
+func runAdoptBucket(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("store adopt-bucket", stderr)
+	var c common
+	c.register(fs)
+	var deleteUnnamed bool
+	fs.BoolVar(&deleteUnnamed, "delete-unnamed", false, "let Compact delete the objects this database does not name, instead of keeping them")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, adoptBucketHelp)
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("store adopt-bucket takes no arguments")
+	}
+	cfg, err := c.load(stderr)
+	if err != nil {
+		return err
+	}
+	res, err := core.AdoptBucket(context.Background(), cfg, deleteUnnamed)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "bucket adopted: %d epochs of other databases are now this database's; Compact deletes again\n", res.Epochs)
+	if deleteUnnamed {
+		fmt.Fprintln(stdout, "objects this database does not name: deleted by Compact after the usual hour (--delete-unnamed)")
+	} else {
+		fmt.Fprintf(stdout, "kept: %d objects (%.1f MB) this database does not name, last modified before %s: never deleted\n",
+			res.Kept, float64(res.KeptBytes)/1e6, res.KeepBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
 }

@@ -100,7 +100,7 @@ func eachBackend(t *testing.T, fn func(t *testing.T, b *backend)) {
 				}
 				return ok
 			},
-			age: func(t *testing.T, s *Store, path string) { s.objects.grace = 0 },
+			age: func(t *testing.T, s *Store, path string) { s.objects.grace, s.objects.settle = 0, 0 },
 		})
 	})
 }

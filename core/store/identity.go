@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"strings"
 	"time"
 
@@ -32,9 +33,10 @@ import (
 //     checks it before anything reads or writes a blob: a marker naming
 //     another store fails Open with ErrWrongBucket, in words, having
 //     changed nothing in the bucket.
-//   - Open writes the marker into a bucket that has none only if no other
-//     marker is there (a conditional PUT, If-None-Match: *, then read
-//     back), and only into a bucket that holds no blob, or one whose
+//   - Open writes the marker into a bucket that has none only after it
+//     won the bucket's election (claims, below), only if no other marker
+//     is there (a conditional PUT, If-None-Match: *, then read back), and
+//     only into a bucket that holds no blob, or one whose
 //     blobs are this store's: its database names objects and every one of
 //     a sample of them (markerSample, taken at random points of the key
 //     space) is in the bucket. That is the upgrade from a Mailferry
@@ -43,9 +45,31 @@ import (
 //     one the database names, is refused; so is an empty bucket for a
 //     database that names objects (the wrong bucket: its mail is not
 //     there).
+//   - The election, for object storages without conditional writes
+//     (which ignore If-None-Match: two stores could each write the marker,
+//     read back their own, and open): a store puts its claim
+//     "mailferry-claims/<ID>" (a name of its own: no write hides
+//     another's), then lists the claims, and wins only if its own is the
+//     only one. With a listing that shows every write completed before it
+//     (S3's strong consistency), two stores cannot both win: the one that
+//     lists last sees the other's claim. A loser takes its claim back,
+//     waits a random while and tries again (the marker the winner writes
+//     meanwhile refuses it then, in words); stores that all lose, having
+//     claimed at the same moment, try again the same way. The winner's
+//     claim stays: a store that read "no marker" just before the winner
+//     wrote it still loses. Nodes of one store claim the same name.
 //   - Compact deletes objects only while the marker names this store: it
 //     reads it again before every batch it deletes, under the write lock,
 //     and deletes nothing when it is gone or names another store.
+//   - The marker tells stores apart, not copies of one store's database
+//     (a restore, a clone), which carry its ID: epoch.go keeps those from
+//     deleting each other's mail.
+//
+// What S3 semantics leave open: an object storage whose listing does not
+// show a write completed before it (eventually consistent listings; AWS
+// S3 is strongly consistent since 2020, as MinIO, Ceph RGW and SeaweedFS)
+// could let two new stores both win the election, if it also ignores
+// If-None-Match.
 
 // markerName is the object naming the store a bucket belongs to.
 const markerName = "mailferry-store-id"
@@ -56,6 +80,13 @@ const markerSample = 16
 
 // markerMax bounds the marker's size as read.
 const markerMax = 4 << 10
+
+// claimPrefix is where stores claim a bucket that has no marker yet.
+const claimPrefix = "mailferry-claims/"
+
+// claimTries is how many elections a store runs before it gives up on a
+// bucket others claim too.
+const claimTries = 5
 
 // ErrWrongBucket: the object storage bucket belongs to another store (its
 // marker names another), or, without a marker, holds blobs that are not
@@ -186,7 +217,8 @@ func (o *objects) writeMarker(ctx context.Context, body []byte) (written bool, e
 // it has no marker yet and may be (see the invariants above).
 func (s *Store) claimBucket(ctx context.Context) error {
 	o := s.objects
-	for range 2 {
+	var others []string
+	for try := range claimTries + 1 {
 		m, found, err := o.readMarker(ctx)
 		if err != nil {
 			return err
@@ -197,16 +229,72 @@ func (s *Store) claimBucket(ctx context.Context) error {
 			}
 			return nil
 		}
+		if try == claimTries {
+			break
+		}
 		if err := s.mayAdopt(ctx); err != nil {
 			return err
+		}
+		began := time.Now()
+		if others, err = s.elect(ctx); err != nil {
+			return err
+		}
+		if len(others) > 0 {
+			// Lost: another store claims the bucket too. Its marker, if it
+			// won, refuses this store at the next look. Stores that all
+			// lost try again at random times, spread wider each time and
+			// over several elections' length (a loaded object storage),
+			// so that one of them soon claims alone.
+			spread := max(500*time.Millisecond, 4*time.Since(began)) * time.Duration(try+1)
+			time.Sleep(time.Duration(mrand.Int64N(int64(spread))))
+			continue
 		}
 		if _, err := o.writeMarker(ctx, s.markerBody()); err != nil {
 			return err
 		}
 		// Read back: the marker there is ours, or another store's that
-		// came first.
+		// came first (an object storage with conditional writes).
+	}
+	if len(others) > 0 {
+		return fmt.Errorf("%w: bucket %s has no marker %s, and other stores claim it (%s%s): "+
+			"another Mailferry store is opening this bucket, or opened it and stopped before marking it. This store does not use it and changed nothing in it. "+
+			"Check that database_url and s3_endpoint/s3_bucket are those of one store; if no other store uses this bucket, delete the objects under %s and start again",
+			ErrWrongBucket, o, markerName, claimPrefix, strings.Join(others, ", "+claimPrefix), claimPrefix)
 	}
 	return fmt.Errorf("%w: bucket %s: the marker %s was written but cannot be read back", ErrObjectStorage, o, markerName)
+}
+
+// elect puts this store's claim on the bucket and lists the claims: it
+// won when others is empty. A loser's claim is taken back.
+func (s *Store) elect(ctx context.Context) (others []string, err error) {
+	o := s.objects
+	name := claimPrefix + s.id
+	body := s.markerBody()
+	pctx, cancel := o.opCtx(ctx, int64(len(body)))
+	_, err = o.c.PutObject(pctx, o.bucket, name, bytes.NewReader(body), int64(len(body)),
+		minio.PutObjectOptions{ContentType: "text/plain; charset=utf-8", SendContentMd5: true, DisableMultipart: true})
+	cancel()
+	if err != nil {
+		return nil, o.fail("write the claim "+name, err)
+	}
+	lctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	for info := range o.c.ListObjects(lctx, o.bucket, minio.ListObjectsOptions{Prefix: claimPrefix, Recursive: true}) {
+		if info.Err != nil {
+			return nil, o.fail("list the claims", info.Err)
+		}
+		if id := strings.TrimPrefix(info.Key, claimPrefix); id != s.id {
+			others = append(others, Printable(id, 64))
+		}
+	}
+	if len(others) > 0 {
+		dctx, cancel := o.opCtx(ctx, 0)
+		defer cancel()
+		if err := o.c.RemoveObject(dctx, o.bucket, name, minio.RemoveObjectOptions{}); err != nil {
+			s.log.Warn("store: could not take back this store's claim on the bucket", "claim", name, "err", o.fail("delete the claim "+name, err))
+		}
+	}
+	return others, nil
 }
 
 // wrongBucket words the refusal of a bucket whose marker m names another
@@ -224,7 +312,7 @@ func (s *Store) wrongBucket(m marker) error {
 	// store opened once by mistake (a wrong database_url, since fixed).
 	hint := ""
 	if blob, err := s.objects.anyBlob(context.Background()); err == nil && blob == "" {
-		hint = fmt.Sprintf("; the bucket holds no message bytes: if store %s is one that no longer exists (opened once with a wrong database), delete the object %s from the bucket and start again", m.store, markerName)
+		hint = fmt.Sprintf("; the bucket holds no message bytes: if store %s is one that no longer exists (opened once with a wrong database), delete the object %s and the objects under %s from the bucket and start again", m.store, markerName, claimPrefix)
 	}
 	return fmt.Errorf("%w: bucket %s belongs to another Mailferry store: its marker %s names store %s%s, and this store's database %s is store %s. "+
 		"Two stores on one bucket delete each other's mail, so this store does not use it and changed nothing in it. "+

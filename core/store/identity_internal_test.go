@@ -40,7 +40,8 @@ func newBucketView(t *testing.T, srv *s3test.Server, bucket string) *bucketView 
 	return &bucketView{c: c, bucket: bucket}
 }
 
-// objects lists every object of the bucket, marker included.
+// objects lists every object of the bucket, marker included, but the
+// epochs (epoch.go: every open store adds its own).
 func (v *bucketView) objects(t *testing.T) []string {
 	t.Helper()
 	var keys []string
@@ -48,7 +49,9 @@ func (v *bucketView) objects(t *testing.T) []string {
 		if info.Err != nil {
 			t.Fatal(info.Err)
 		}
-		keys = append(keys, info.Key)
+		if !strings.HasPrefix(info.Key, epochPrefix) {
+			keys = append(keys, info.Key)
+		}
 	}
 	sort.Strings(keys)
 	return keys
@@ -76,6 +79,20 @@ func (v *bucketView) setMarker(t *testing.T, body string) {
 	t.Helper()
 	if _, err := v.c.PutObject(context.Background(), v.bucket, markerName, strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// dropClaims deletes the stores' claims (identity.go), as an admin told
+// to, or as in a bucket of a Mailferry before claims.
+func (v *bucketView) dropClaims(t *testing.T) {
+	t.Helper()
+	for info := range v.c.ListObjects(context.Background(), v.bucket, minio.ListObjectsOptions{Prefix: claimPrefix, Recursive: true}) {
+		if info.Err != nil {
+			t.Fatal(info.Err)
+		}
+		if err := v.c.RemoveObject(context.Background(), v.bucket, info.Key, minio.RemoveObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -128,7 +145,7 @@ func refusedOpen(t *testing.T, srv *s3test.Server, view *bucketView, path, bucke
 	before := view.objects(t)
 	s, err := openOnBucket(t, srv, path, bucket)
 	if err == nil {
-		s.objects.grace = 0
+		s.objects.grace, s.objects.settle = 0, 0
 		res, cerr := s.Compact(context.Background())
 		t.Fatalf("Open accepted bucket %s, another store's: its Compact then deleted %d of its %d objects (%v)", bucket, res.ObjectsRemoved, len(before), cerr)
 	}
@@ -164,8 +181,8 @@ func TestWrongBucketRefused(t *testing.T) {
 	if m := view.marker(t); !strings.Contains(m, "mailferry-store: "+a.ID()) {
 		t.Fatalf("the bucket's marker does not name its store %s: %q", a.ID(), m)
 	}
-	if len(objects) != 6 { // 5 blobs and the marker
-		t.Fatalf("bucket holds %v, want 5 blobs and the marker", objects)
+	if len(objects) != 7 { // 5 blobs, the marker and the store's claim
+		t.Fatalf("bucket holds %v, want 5 blobs, the marker and the store's claim", objects)
 	}
 
 	// A bucket with blobs and no marker (made by a Mailferry before
@@ -187,7 +204,7 @@ func TestWrongBucketRefused(t *testing.T) {
 	if m := view.marker(t); !strings.Contains(m, "mailferry-store: "+a.ID()) {
 		t.Fatalf("the store did not mark its bucket again: %q", m)
 	}
-	a.objects.grace = 0
+	a.objects.grace, a.objects.settle = 0, 0
 	if res, err := a.Compact(context.Background()); err != nil || res.ObjectsRemoved != 0 {
 		t.Fatalf("compact of the bucket's own store: %+v %v", res, err)
 	}
@@ -211,8 +228,9 @@ func TestWrongBucketEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refusedOpen(t, srv, view, filepath.Join(dir, "right.db"), bucket, a.ID(), "holds no message bytes", "delete the object "+markerName)
+	refusedOpen(t, srv, view, filepath.Join(dir, "right.db"), bucket, a.ID(), "holds no message bytes", "delete the object "+markerName, claimPrefix)
 	view.dropMarker(t)
+	view.dropClaims(t)
 	if _, err := openOnBucket(t, srv, filepath.Join(dir, "right.db"), bucket); err != nil {
 		t.Fatalf("after the marker was deleted: %v", err)
 	}
@@ -228,7 +246,7 @@ func TestSweepNeedsOwnMarker(t *testing.T) {
 	s, inbox, bodies := mailOnBucket(t, srv, filepath.Join(t.TempDir(), "a.db"), bucket, 200, 3)
 	own := view.marker(t)
 	expunge(t, s, inbox, 1) // its object is now garbage
-	s.objects.grace = 0
+	s.objects.grace, s.objects.settle = 0, 0
 	ctx := context.Background()
 	before := view.objects(t)
 	other := strings.Replace(own, s.ID(), strings.Repeat("ab", 16), 1)
@@ -284,8 +302,11 @@ func TestBucketUpgrade(t *testing.T) {
 		makeOld(t, s)
 		s.Close()
 	}
+	// As in buckets of a Mailferry before markers (and claims).
 	view.dropMarker(t)
+	view.dropClaims(t)
 	newBucketView(t, srv, elsewhere).dropMarker(t)
+	newBucketView(t, srv, elsewhere).dropClaims(t)
 	objects := view.objects(t)
 
 	// Another old store's database on this bucket: it names objects the
@@ -309,13 +330,13 @@ func TestBucketUpgrade(t *testing.T) {
 		mustServe(t, a, b)
 	}
 	expunge(t, a, inbox, 1)
-	a.objects.grace = 0
+	a.objects.grace, a.objects.settle = 0, 0
 	if res, err := a.Compact(ctx); err != nil || res.ObjectsRemoved != 1 {
 		t.Fatalf("compact after the upgrade: %+v %v, want the expunged message's object removed", res, err)
 	}
 	refusedOpen(t, srv, view, filepath.Join(dir, "new.db"), bucket, a.ID())
-	if got := len(view.objects(t)); got != len(objects) { // one blob fewer, the marker more
-		t.Fatalf("bucket holds %d objects, want %d", got, len(objects))
+	if got := len(view.objects(t)); got != len(objects)+1 { // one blob fewer, the marker and the claim more
+		t.Fatalf("bucket holds %d objects, want %d", got, len(objects)+1)
 	}
 }
 
@@ -392,7 +413,7 @@ func TestTwoNodesOneBucket(t *testing.T) {
 	mustAppend(t, nodes[0], inbox, true, one)
 	mustAppend(t, nodes[1], inbox, true, two)
 	for _, n := range nodes {
-		n.objects.grace = 0
+		n.objects.grace, n.objects.settle = 0, 0
 		if res, err := n.Compact(context.Background()); err != nil || res.ObjectsRemoved != 0 {
 			t.Fatalf("compact: %+v %v", res, err)
 		}
@@ -409,37 +430,51 @@ func TestTwoNodesOneBucket(t *testing.T) {
 func TestNewBucketOneStoreWins(t *testing.T) {
 	srv := s3test.Shared(t)
 	for round := range 3 {
-		bucket := srv.Bucket(t)
-		view := newBucketView(t, srv, bucket)
-		dir := t.TempDir()
-		paths := make([]string, 3)
-		for i := range paths {
-			paths[i] = filepath.Join(dir, "store"+strconv.Itoa(i)+".db")
-			if testEngine == EnginePostgres {
-				testDatabases.Store(paths[i], pgtest.URL(t))
+		oneStoreWins(t, srv, round, func(int) string { return srv.Endpoint })
+	}
+}
+
+// oneStoreWins opens three stores of different databases at once on one
+// new bucket, store i through endpoint(i), and fails t unless exactly one
+// opens it and the marker names that one.
+func oneStoreWins(t *testing.T, srv *s3test.Server, round int, endpoint func(i int) string) {
+	t.Helper()
+	bucket := srv.Bucket(t)
+	view := newBucketView(t, srv, bucket)
+	dir := t.TempDir()
+	stores := make([]*Store, 3)
+	errs := make([]error, len(stores))
+	var wg sync.WaitGroup
+	for i := range stores {
+		path := filepath.Join(dir, "store"+strconv.Itoa(i)+".db")
+		if testEngine == EnginePostgres {
+			testDatabases.Store(path, pgtest.URL(t))
+		}
+		o := s3Options(endpoint(i), bucket)
+		// The real server's first write into a new bucket (three stores at
+		// once, under CI's parallel load) took over s3Options' 2 s once.
+		o.Timeout = DefaultObjectTimeout
+		wg.Go(func() {
+			stores[i], errs[i] = testOpen(t, path, &Options{ChangePoll: -1, Objects: o})
+			if errs[i] == nil {
+				t.Cleanup(func() { stores[i].Close() })
 			}
+		})
+	}
+	wg.Wait()
+	var won []string
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won = append(won, stores[i].ID())
+		case !errors.Is(err, ErrWrongBucket):
+			t.Fatalf("round %d, store %d: %v", round, i, err)
 		}
-		stores := make([]*Store, len(paths))
-		errs := make([]error, len(paths))
-		var wg sync.WaitGroup
-		for i := range paths {
-			wg.Go(func() { stores[i], errs[i] = openOnBucket(t, srv, paths[i], bucket) })
-		}
-		wg.Wait()
-		var won []string
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				won = append(won, stores[i].ID())
-			case !errors.Is(err, ErrWrongBucket):
-				t.Fatalf("round %d, store %d: %v", round, i, err)
-			}
-		}
-		if len(won) != 1 {
-			t.Fatalf("round %d: %d stores of different databases opened one new bucket, want 1", round, len(won))
-		}
-		if m := view.marker(t); !strings.Contains(m, "mailferry-store: "+won[0]) {
-			t.Fatalf("round %d: the marker %q does not name the store that opened", round, m)
-		}
+	}
+	if len(won) != 1 {
+		t.Fatalf("round %d: %d stores of different databases opened one new bucket, want 1", round, len(won))
+	}
+	if m := view.marker(t); !strings.Contains(m, "mailferry-store: "+won[0]) {
+		t.Fatalf("round %d: the marker %q does not name the store that opened", round, m)
 	}
 }

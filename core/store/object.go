@@ -48,7 +48,11 @@ import (
 //     bucket may hold other things. And only in this store's own bucket:
 //     its marker names this store (identity.go); Open refuses a bucket
 //     another store uses, and Compact deletes nothing while the marker
-//     does not name this store.
+//     does not name this store, nor while another database of this store
+//     (a copy, a restore) uses the bucket, nor before this process has
+//     been open epochSettle (epoch.go). Objects last modified before an
+//     adoption of the bucket (AdoptBucket) are never deleted, unless the
+//     admin asked for it.
 
 // objectPack is the pack of a blobs row whose bytes are an object.
 const objectPack = -1
@@ -104,6 +108,8 @@ type objects struct {
 	endpoint  string
 	timeout   time.Duration
 	grace     time.Duration // objectGrace; tests make it shorter
+	settle    time.Duration // epochSettle; tests make it shorter
+	period    time.Duration // epochPeriod; tests make it shorter
 }
 
 // String is where the objects are: the endpoint's URL and the bucket
@@ -124,7 +130,8 @@ func openObjects(cfg *ObjectStorage) (*objects, error) {
 	if err := s3utils.CheckValidBucketNameStrict(cfg.Bucket); err != nil {
 		return nil, fmt.Errorf("%w: object storage bucket %q: %w", ErrInvalid, cfg.Bucket, err)
 	}
-	o := &objects{bucket: cfg.Bucket, endpoint: cfg.Endpoint, timeout: cfg.Timeout, grace: objectGrace}
+	o := &objects{bucket: cfg.Bucket, endpoint: cfg.Endpoint, timeout: cfg.Timeout, grace: objectGrace,
+		settle: epochSettle, period: epochPeriod}
 	if o.timeout <= 0 {
 		o.timeout = DefaultObjectTimeout
 	}

@@ -175,7 +175,7 @@ func TestObjectSweptBeforeCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.objects.grace = 0
+	s.objects.grace, s.objects.settle = 0, 0
 	res, err := s.Compact(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func TestObjectStoreKeepsPackBlobs(t *testing.T) {
 			t.Errorf("blob in pack %d (%v), want %d", pack, err, want)
 		}
 	}
-	s.objects.grace = 0
+	s.objects.grace, s.objects.settle = 0, 0
 	AgePacks(t, path)
 	if _, err := s.Compact(ctx); err != nil {
 		t.Fatal(err)

@@ -331,6 +331,26 @@ CREATE TABLE IF NOT EXISTS maildrop_locks (
 	expires    BIGINT NOT NULL -- Unix milliseconds
 );
 `,
+	// 11: the epochs and the bucket's adoptions (epoch.go; SQLite's step
+	// of the same tables).
+	`
+CREATE TABLE IF NOT EXISTS store_epochs (
+	token   TEXT PRIMARY KEY,
+	made    BIGINT NOT NULL, -- Unix milliseconds
+	adopted BIGINT NOT NULL DEFAULT 0, -- 1: another database's, taken on by an adoption
+	place   TEXT NOT NULL DEFAULT '' -- where the database that minted it was (place.go)
+);
+CREATE TABLE IF NOT EXISTS store_moves (
+	at  BIGINT NOT NULL, -- Unix milliseconds
+	was TEXT NOT NULL,  -- the place of the newest epoch before
+	now TEXT NOT NULL   -- the place the database was opened at
+);
+CREATE TABLE IF NOT EXISTS bucket_adoptions (
+	at          BIGINT NOT NULL, -- Unix milliseconds
+	keep_before BIGINT NOT NULL, -- objects last modified up to then are never swept (Unix ms, the object storage's clock); 0: none kept
+	epochs      BIGINT NOT NULL  -- the other databases' epochs adopted
+);
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:

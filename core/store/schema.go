@@ -445,6 +445,29 @@ CREATE TABLE IF NOT EXISTS maildrop_locks (
 	expires    INTEGER NOT NULL -- Unix milliseconds
 );
 `,
+	// The epochs this database minted or adopted, and the adoptions of
+	// its bucket (epoch.go): a copy of the database (a restore, a clone)
+	// is told from it by the epochs each leaves in the bucket, so that
+	// neither deletes the other's mail. Self-contained: it depends on no
+	// other step.
+	`
+CREATE TABLE IF NOT EXISTS store_epochs (
+	token   TEXT PRIMARY KEY,
+	made    INTEGER NOT NULL, -- Unix milliseconds
+	adopted INTEGER NOT NULL DEFAULT 0, -- 1: another database's, taken on by an adoption
+	place   TEXT NOT NULL DEFAULT '' -- where the database that minted it was (place.go)
+);
+CREATE TABLE IF NOT EXISTS store_moves (
+	at  INTEGER NOT NULL, -- Unix milliseconds
+	was TEXT NOT NULL,  -- the place of the newest epoch before
+	now TEXT NOT NULL   -- the place the database was opened at
+);
+CREATE TABLE IF NOT EXISTS bucket_adoptions (
+	at          INTEGER NOT NULL, -- Unix milliseconds
+	keep_before INTEGER NOT NULL, -- objects last modified up to then are never swept (Unix ms, the object storage's clock); 0: none kept
+	epochs      INTEGER NOT NULL  -- the other databases' epochs adopted
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

@@ -223,6 +223,14 @@ type Store struct {
 	clk    *clock             // the time leases and sweeps compare (clock.go)
 	inUse  *os.File           // holds the lock of lockInUse until Close
 	id     string             // the store's identity (identity.go)
+
+	// With object storage (epoch.go): when this process opened the store,
+	// what stops its epochs, and why its sweep deletes nothing.
+	opened    time.Time
+	placeNow  string // where the database is (place.go)
+	epochStop func()
+	heldMu    sync.Mutex
+	held      error
 }
 
 // Engine names the engine keeping the store's metadata: EngineSQLite or
@@ -283,7 +291,22 @@ func (s *Store) identify(ctx context.Context) error {
 	if s.objects == nil {
 		return nil
 	}
-	return s.claimBucket(ctx)
+	if err := s.claimBucket(ctx); err != nil {
+		return err
+	}
+	if err := s.notePlace(ctx); err != nil {
+		return err
+	}
+	// Told at once, not at the first sweep: another database of this
+	// store uses the bucket, or this one moved (epoch.go, place.go).
+	// Serving goes on all the same.
+	if _, _, err := s.checkEpochs(ctx); errors.Is(err, ErrDiverged) {
+		s.log.Warn("store: this store deletes nothing in its bucket", "err", err)
+	} else if err != nil {
+		s.log.Warn("store: could not check the bucket's epochs; the sweep checks again", "err", err)
+	}
+	s.startEpochs()
+	return nil
 }
 
 // openSQLite opens the store with its metadata in the SQLite file at path.
@@ -479,6 +502,9 @@ func (s *Store) Close() error {
 	}
 	s.watchers = map[int64]map[*Watcher]struct{}{}
 	s.mu.Unlock()
+	if s.objects != nil {
+		s.stopEpochs()
+	}
 	// Flag changes answered before their fsync: on disk now.
 	serr := s.wal.settle()
 	if s.wal != nil && serr == nil && s.wal.usable() {

@@ -15,7 +15,9 @@ import (
 // names (their messages were expunged), and only those older than
 // objectGrace. How a delete is kept from taking an object a transaction is
 // about to name is told in object.go: the mark in object_sweeps, the
-// write lock, and the check at commit (checkObjects).
+// write lock, and the check at commit (checkObjects). That only this
+// store's database deletes, and only once no copy of it uses the bucket:
+// identity.go and epoch.go.
 
 // sweepBatch is how many objects one delete request (and one hold of the
 // write lock) takes at most.
@@ -33,6 +35,22 @@ type stagedObject struct {
 // says how many and how many bytes.
 func (s *Store) sweepObjects(ctx context.Context) (removed int, freed int64, err error) {
 	o := s.objects
+	// Until every other running database of this store has minted an
+	// epoch since this process opened, this one cannot know it is alone
+	// (epoch.go).
+	if time.Since(s.opened) < o.settle {
+		s.log.Debug("store: sweep waits until this process has been open a while", "open", time.Since(s.opened).Round(time.Second), "settle", o.settle)
+		return 0, 0, nil
+	}
+	// Checked before anything is listed, and again before each batch.
+	epochs, known, err := s.checkEpochs(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: sweep: nothing deleted: %w", err)
+	}
+	floor, err := s.sweepFloor(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var batch []minio.ObjectInfo
@@ -41,7 +59,7 @@ func (s *Store) sweepObjects(ctx context.Context) (removed int, freed int64, err
 			return removed, freed, o.fail("list", info.Err)
 		}
 		key, ok := strings.CutPrefix(info.Key, objectPrefix)
-		if !ok || !isBlobKey(key) || time.Since(info.LastModified) < o.grace {
+		if !ok || !isBlobKey(key) || time.Since(info.LastModified) < o.grace || !info.LastModified.After(floor) {
 			continue
 		}
 		batch = append(batch, info)
@@ -58,7 +76,11 @@ func (s *Store) sweepObjects(ctx context.Context) (removed int, freed int64, err
 		return removed, freed, err
 	}
 	n, size, err := s.sweepBatch(ctx, batch)
-	return removed + n, freed + size, err
+	removed, freed = removed+n, freed+size
+	if err != nil {
+		return removed, freed, err
+	}
+	return removed, freed, s.cleanEpochs(ctx, epochs, known)
 }
 
 // sweepBatch deletes the objects of batch no blob row names. It first
@@ -135,6 +157,11 @@ ON CONFLICT(id) DO UPDATE SET busy_until = max(object_sweeps.busy_until, exclude
 	// Only in this store's own bucket (identity.go): the objects another
 	// store's database names are not garbage.
 	if err := s.checkMarker(ctx); err != nil {
+		return 0, 0, fmt.Errorf("store: sweep: nothing deleted: %w", err)
+	}
+	// And only while no other database of this store uses the bucket
+	// (epoch.go).
+	if _, _, err := s.checkEpochs(ctx); err != nil {
 		return 0, 0, fmt.Errorf("store: sweep: nothing deleted: %w", err)
 	}
 	// Deleting must end before the mark does, with room for the clocks of

@@ -44,6 +44,7 @@ import (
 // cluster is the running PostgreSQL.
 type cluster struct {
 	dir      string // the temporary directory: data, sock, pw, log
+	bin      string // PostgreSQL's programs
 	port     int
 	password string
 	cmd      *exec.Cmd
@@ -85,6 +86,35 @@ func URL(t testing.TB) string {
 		}
 	})
 	return c.url(name)
+}
+
+// Restore returns the URL of a new database holding what the database at
+// src holds, as an admin makes one from a backup: pg_dump of src piped
+// into psql on a database made with createdb (URL). It is dropped when
+// the test ends.
+func Restore(t testing.TB, src string) string {
+	t.Helper()
+	c := start(t)
+	dst := URL(t)
+	dump := exec.Command(filepath.Join(c.bin, "pg_dump"), "--no-owner", "--dbname="+src)
+	load := exec.Command(filepath.Join(c.bin, "psql"), "-q", "-v", "ON_ERROR_STOP=1", "--dbname="+dst)
+	var err error
+	if load.Stdin, err = dump.StdoutPipe(); err != nil {
+		t.Fatal(err)
+	}
+	var dumpErr strings.Builder
+	dump.Stderr = &dumpErr
+	if err := dump.Start(); err != nil {
+		t.Fatalf("pgtest: pg_dump: %v", err)
+	}
+	out, lerr := load.CombinedOutput()
+	if err := dump.Wait(); err != nil {
+		t.Fatalf("pgtest: pg_dump: %v: %s", err, dumpErr.String())
+	}
+	if lerr != nil {
+		t.Fatalf("pgtest: psql: %v: %s", lerr, out)
+	}
+	return dst
 }
 
 // Available reports whether tests can have a cluster: nil, or why not.
@@ -168,7 +198,7 @@ func startCluster() (*cluster, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	c := &cluster{dir: dir, exited: make(chan struct{})}
+	c := &cluster{dir: dir, bin: bin, exited: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
