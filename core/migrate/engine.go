@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -140,6 +141,7 @@ type Engine struct {
 	fails   map[int64]int         // failed runs in a row, by account ID: see afterRun
 	pending map[int64]pendingHash // by account ID: see hashLater
 	hashes  chan struct{}         // hashLater's one hash at a time
+	wide    chan struct{}         // hashes told to go now (pendingHash.now), up to the CPUs at once
 	conns   map[string]*connLimit // by old server (host:port): see connlimit.go
 	logins  *loginGate            // first logins in flight hold copy work: see logingate.go
 	learnMu sync.Mutex            // serializes recording what was learnt
@@ -235,6 +237,7 @@ func New(opts Options) (*Engine, error) {
 		masters: map[string]Credentials{},
 		pending: map[int64]pendingHash{},
 		hashes:  make(chan struct{}, 1),
+		wide:    make(chan struct{}, max(runtime.NumCPU(), 1)),
 		lastRun: map[int64]time.Time{},
 		kept:    map[int64]keptConn{},
 		conns:   map[string]*connLimit{},
