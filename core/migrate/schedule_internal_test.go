@@ -157,25 +157,9 @@ func TestHashLaterGivesMemoryBack(t *testing.T) {
 	var freed atomic.Int32
 	freeOSMemory = func() { freed.Add(1) }
 	st, e := quietEngine(t)
-	ctx := context.Background()
 	for i, others := range []bool{false, true} {
-		addr := fmt.Sprintf("u%d@example.test", i)
-		a, err := st.CreateAccount(ctx, addr, "Old-Pass-1", &store.AccountOptions{Migration: store.MigPending,
-			OldLogin: addr, PasswordOrigin: store.PasswordOld, HashLater: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if others {
-			e.mu.Lock()
-			e.pending[a.ID+100] = pendingHash{address: "other@example.test", stored: make(chan struct{})}
-			e.mu.Unlock()
-		}
 		freed.Store(0)
-		e.hashLater(a, "Old-Pass-1")
-		e.mu.Lock()
-		stored := e.pending[a.ID].stored
-		e.mu.Unlock()
-		<-stored
+		hashInBackground(t, st, e, i, others)
 		// freeOSMemory runs just after stored is closed.
 		deadline := time.Now().Add(5 * time.Second)
 		for !others && freed.Load() == 0 && time.Now().Before(deadline) {
@@ -200,23 +184,8 @@ func TestHashLaterCollectsForTheNext(t *testing.T) {
 	st, e := quietEngine(t)
 	ctx := context.Background()
 	for i, others := range []bool{false, true} {
-		addr := fmt.Sprintf("u%d@example.test", i)
-		a, err := st.CreateAccount(ctx, addr, "Old-Pass-1", &store.AccountOptions{Migration: store.MigPending,
-			OldLogin: addr, PasswordOrigin: store.PasswordOld, HashLater: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if others {
-			e.mu.Lock()
-			e.pending[a.ID+100] = pendingHash{address: "other@example.test", stored: make(chan struct{})}
-			e.mu.Unlock()
-		}
 		collected.Store(0)
-		e.hashLater(a, "Old-Pass-1")
-		e.mu.Lock()
-		stored := e.pending[a.ID].stored
-		e.mu.Unlock()
-		<-stored // closed after the collection and the place given up
+		addr := hashInBackground(t, st, e, i, others) // stored closes after the collection
 		if got := collected.Load(); (got == 1) != others {
 			t.Errorf("another hash pending %v: collected %d times", others, got)
 		}
@@ -228,4 +197,31 @@ func TestHashLaterCollectsForTheNext(t *testing.T) {
 			t.Error("the stored hash takes a wrong password")
 		}
 	}
+}
+
+// hashInBackground makes account i (u<i>@example.test, password
+// Old-Pass-1) with its hash left to hashLater, with another account's hash
+// pending beside it if others, and returns its address once hashLater
+// stored the hash.
+func hashInBackground(t *testing.T, st *store.Store, e *Engine, i int, others bool) string {
+	t.Helper()
+	addr := fmt.Sprintf("u%d@example.test", i)
+	a, err := st.CreateAccount(context.Background(), addr, "Old-Pass-1", &store.AccountOptions{Migration: store.MigPending,
+		OldLogin: addr, PasswordOrigin: store.PasswordOld, HashLater: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if others {
+		e.mu.Lock()
+		e.pending[a.ID+100] = pendingHash{address: "other@example.test", stored: make(chan struct{})}
+		e.mu.Unlock()
+	}
+	e.hashLater(a, "Old-Pass-1")
+	e.mu.Lock()
+	stored := e.pending[a.ID].stored
+	e.mu.Unlock()
+	if stored != nil { // nil: stored already, and gone from pending
+		<-stored
+	}
+	return addr
 }
