@@ -275,30 +275,13 @@ func (e *Engine) hashLater(acct *store.Account, password string) {
 			// each in one of the store's hashing slots.
 			select {
 			case e.wide <- struct{}{}:
-				ctx, cancel := context.WithTimeout(wctx, time.Minute)
-				err = e.st.FinishPassword(ctx, acct, password)
-				cancel()
+				err = e.storeHash(wctx, acct, password)
 				<-e.wide
 			case <-wctx.Done():
 				err = wctx.Err()
 			}
 		case e.hashes <- struct{}{}:
-			ctx, cancel := context.WithTimeout(wctx, time.Minute)
-			err = e.st.FinishPassword(ctx, acct, password)
-			cancel()
-			e.mu.Lock()
-			next := len(e.pending) > 1 // another account's hash comes after this one
-			e.mu.Unlock()
-			if next {
-				// This hash's 19 MiB are garbage now: collected before
-				// the next hash allocates its own, they are free heap,
-				// still resident, for it to take. Otherwise the next
-				// allocation came first and took pages the runtime had
-				// given back to the OS (page faults: with hashes back to
-				// back in a 50-account migrate, memclr alone was 17% of
-				// its CPU).
-				collectHash()
-			}
+			err = e.storeHash(wctx, acct, password)
 			<-e.hashes
 		case <-wctx.Done():
 			err = wctx.Err()
@@ -321,6 +304,26 @@ func (e *Engine) hashLater(acct *store.Account, password string) {
 			freeOSMemory()
 		}
 	})
+}
+
+// storeHash hashes password and stores it for acct (hashLater, in one of
+// its places). With another account's hash to come, it collects before it
+// returns: this hash's 19 MiB are garbage now, and collected before the
+// next hash allocates its own they are free heap, still resident, for it
+// to take. Otherwise the next allocation came first and took pages the
+// runtime had given back to the OS (page faults: with hashes back to back
+// in a 50-account migrate, memclr alone was 17% of its CPU).
+func (e *Engine) storeHash(wctx context.Context, acct *store.Account, password string) error {
+	ctx, cancel := context.WithTimeout(wctx, time.Minute)
+	err := e.st.FinishPassword(ctx, acct, password)
+	cancel()
+	e.mu.Lock()
+	next := len(e.pending) > 1 // another account's hash comes after this one
+	e.mu.Unlock()
+	if next {
+		collectHash()
+	}
+	return err
 }
 
 // pendingHash is a password whose hash hashLater is storing.
