@@ -76,6 +76,12 @@ type manyRun struct {
 	maxRSSKiB  int64
 	finishes   []time.Duration // per account, from the start, sorted
 	perAccount []time.Duration // per account, from its job's start to its done, sorted
+	// What the wall holds beside the copies: migrate, from the process's
+	// start to its first account running (lead) and from its last
+	// account done to its exit (tail: the password hashes left, the
+	// store's close); serve, from the first login sent to the last
+	// answered (lead; serve's wall ends at the last copy done).
+	lead, tail time.Duration
 }
 
 func (r manyRun) fairness() float64 {
@@ -191,10 +197,24 @@ func BenchmarkManyUsers(b *testing.B) {
 			medianOf(one, func(r manyRun) float64 { return r.user.Seconds() }), medianOf(one, func(r manyRun) float64 { return r.sys.Seconds() }),
 			medianOf(one, func(r manyRun) float64 { return float64(r.maxRSSKiB) / 1024 }), wMany/wOne)
 		fmt.Printf("  fairness: half the accounts done at %.2f of the whole copy, the first at %.2f; one account's own copy p50 %.2f s\n", fair, first, per)
+		lead, tail := medianOf(many, func(r manyRun) float64 { return r.lead.Seconds() }), medianOf(many, func(r manyRun) float64 { return r.tail.Seconds() })
+		if what == "serve" || strings.HasPrefix(what, "serve,") {
+			fmt.Printf("  of the %d accounts' wall: the %d first logins answered in %.2f s (copies wait for them)\n", manyUsers, manyUsers, lead)
+		} else {
+			fmt.Printf("  of the %d accounts' wall: %.2f s from the process's start to the first account running, %.2f s from the last account done to its exit (hashes left, close); one account: %.2f s and %.2f s\n",
+				manyUsers, lead, tail, medianOf(one, func(r manyRun) float64 { return r.lead.Seconds() }), medianOf(one, func(r manyRun) float64 { return r.tail.Seconds() }))
+		}
+		floorRatio := floorMany.Seconds() / floorOne.Seconds()
 		fmt.Printf("  floor: raw download of the same bytes and folders, one account %.2f s, %d accounts %.2f s (ratio %.2f)\n",
-			floorOne.Seconds(), manyUsers, floorMany.Seconds(), floorMany.Seconds()/floorOne.Seconds())
+			floorOne.Seconds(), manyUsers, floorMany.Seconds(), floorRatio)
+		fmt.Printf("  ratio %.2f against the floor's own %.2f: %.2fx the floor's ratio; the %d accounts %.2fx their floor, the one %.2fx its floor\n",
+			wMany/wOne, floorRatio, wMany/wOne/floorRatio, manyUsers, wMany/floorMany.Seconds(), wOne/floorOne.Seconds())
 		ok := wMany <= 2*wOne && fair <= 0.6 && first <= 0.25
-		fmt.Printf("  goal many <= 2x one: %s; goal fair (half done by 0.6, first by 0.25): %s\n", holds(wMany <= 2*wOne), holds(fair <= 0.6 && first <= 0.25))
+		why := ""
+		if wMany > 2*wOne && floorRatio > 2 {
+			why = fmt.Sprintf(" (the old server alone takes %.2fx for the many: the 2x goal is below this fixture's floor)", floorRatio)
+		}
+		fmt.Printf("  goal many <= 2x one: %s%s; goal fair (half done by 0.6, first by 0.25): %s\n", holds(wMany <= 2*wOne), why, holds(fair <= 0.6 && first <= 0.25))
 		if !strings.ContainsAny(what, " ,") { // a metric's unit has no spaces
 			b.ReportMetric(wMany/wOne, what+"-ratio")
 		}
@@ -445,6 +465,9 @@ func migrateUsersOnce(b testing.TB, old *oldtest.Server, users map[string]string
 		case "running":
 			if _, ok := started[ev.Account.Address]; !ok {
 				started[ev.Account.Address] = time.Now()
+				if r.lead == 0 {
+					r.lead = time.Since(t0)
+				}
 			}
 		case "done":
 			if s, ok := started[ev.Account.Address]; ok {
@@ -457,6 +480,9 @@ func migrateUsersOnce(b testing.TB, old *oldtest.Server, users map[string]string
 	io.Copy(io.Discard, out)
 	err = cmd.Wait()
 	r.wall = time.Since(t0)
+	if len(r.finishes) > 0 {
+		r.tail = r.wall - slices.Max(r.finishes)
+	}
 	if f := os.Getenv("MAILFERRY_MANY_LOG"); f != "" {
 		os.WriteFile(f+".migrate", logs.Bytes(), 0o600) // migrate's log of the last run
 	}
@@ -514,6 +540,7 @@ func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want 
 	addr, dump := srv.addr, srv.log
 	t0 := time.Now()
 	oldtest.BurstLogins(b, users, addr)
+	lead := time.Since(t0)
 	if b.Failed() {
 		b.Fatalf("serve log:\n%s", dump())
 	}
@@ -539,6 +566,7 @@ func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want 
 		}
 	}
 	r.wall = r.finishes[len(r.finishes)-1]
+	r.lead = lead
 	srv.stop()
 	usage(b, &r, srv.cmd.ProcessState, hwm)
 	slices.Sort(r.finishes)

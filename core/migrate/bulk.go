@@ -239,7 +239,9 @@ func (e *Engine) MigrateUsers(ctx context.Context, domain string, users []Creden
 	}
 	wg.Wait()
 	// The password hashes left to store (hashLater) are stored before
-	// this returns: a bulk run that ends leaves every hash it made.
+	// this returns: a bulk run that ends leaves every hash it made. With
+	// no copy left to come first, they go at once (hashNow).
+	e.hashNow(want)
 	for _, r := range results {
 		if r.OK {
 			if err := e.waitHash(ctx, r.Address); err != nil && ctx.Err() == nil {

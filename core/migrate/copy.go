@@ -50,7 +50,7 @@ func adoptErr(mailbox string, err error) error {
 // its resume) starts on INBOX at once, on c when there is one, while a
 // second connection lists the other mailboxes if the cap has a place
 // free; else the listing follows INBOX on the first.
-func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials, catchUp bool, c *imapclient.Client, lim *connLimit) error {
+func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSettings, cred Credentials, catchUp bool, c *imapclient.Client, lim *connLimit, later *laterMarks) error {
 	byOld, err := e.localsByOldName(ctx, acct.ID)
 	if err != nil {
 		closeClient(c)
@@ -146,7 +146,7 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 			a.MessagesDone += int64(st.Messages)
 			a.BytesDone += st.Size
 		})
-		p := &plan{old: &oldMailbox{name: "INBOX", local: "INBOX"}, local: inbox}
+		p := &plan{old: &oldMailbox{name: "INBOX", local: "INBOX"}, local: inbox, later: later}
 		var inboxOK bool
 		done := make(chan struct{})
 		e.goSafe("copy "+acct.Address, func() {
@@ -193,6 +193,9 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 		if err != nil {
 			return err
 		}
+		for _, p := range plans {
+			p.later = later
+		}
 		rest = plans
 		first := len(plans) > 0 && plans[0].local.Name == "INBOX"
 		if first {
@@ -206,6 +209,9 @@ func (e *Engine) copyAccount(ctx context.Context, acct *store.Account, s *oldSet
 	}
 	if len(rest) == 0 {
 		return nil
+	}
+	for _, p := range rest {
+		p.later = later
 	}
 	// The biggest mailboxes first, so that the connections finish together.
 	sort.SliceStable(rest, func(i, j int) bool { return rest[i].weight() > rest[j].weight() })
@@ -436,6 +442,12 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 	}
 	if adopt {
 		return adoptErr(p.old.name, e.st.AdoptUIDValidityDone(ctx, p.local.ID, sel.UIDValidity, uint32(sel.UIDNext), store.MigDone, final))
+	}
+	if p.later != nil && sel.NumMessages == 0 && len(uids) == 0 {
+		// Nothing to copy (an empty old folder): its mark goes with the
+		// run's last commit (laterMarks), not a commit of its own.
+		p.later.add(p.local.ID, final)
+		return nil
 	}
 	if err := e.st.SetMailboxMigration(ctx, p.local.ID, store.MigDone, final); err != nil {
 		return err

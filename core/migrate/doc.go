@@ -72,7 +72,9 @@
 //     the user's password) is hashed off the login's and the copy's path
 //     (hashLater), one such hash at a time, so that logins checking
 //     passwords and copies come first; until it is stored, CheckPending
-//     answers from memory. MigrateUsers returns once its hashes are stored.
+//     answers from memory. MigrateUsers returns once its hashes are stored;
+//     once its copies are done and no other account's copy runs, the
+//     hashes it left go at once, up to the CPUs (hashNow).
 //   - Old-server passwords (the user's or a master user's) live in memory
 //     only, for the life of the Engine; they are never written to the store,
 //     to logs or to events.
@@ -101,7 +103,11 @@
 //     CopyStates is the truth for the status: running only under a live
 //     lease, else interrupted, retrying, disk-full or waiting-login.
 //   - One process copies an account at a time (lease.go): a job takes the
-//     account's copy lease first; a lease of a dead process of this
+//     account's copy lease first, in the commit that records its copy
+//     wait and its state (store.StartCopy), and gives it back in the
+//     commit of its end state (store.EndCopy), which also marks the
+//     folders that needed nothing copied (empty ones: laterMarks; a run
+//     that stops before leaves them to its next run); a lease of a dead process of this
 //     machine is taken at once; a bulk run that meets another process's
 //     copy waits for it, then catches up.
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -140,6 +141,7 @@ type Engine struct {
 	fails   map[int64]int         // failed runs in a row, by account ID: see afterRun
 	pending map[int64]pendingHash // by account ID: see hashLater
 	hashes  chan struct{}         // hashLater's one hash at a time
+	wide    chan struct{}         // hashes told to go now (pendingHash.now), up to the CPUs at once
 	conns   map[string]*connLimit // by old server (host:port): see connlimit.go
 	learnMu sync.Mutex            // serializes recording what was learnt
 }
@@ -234,6 +236,7 @@ func New(opts Options) (*Engine, error) {
 		masters: map[string]Credentials{},
 		pending: map[int64]pendingHash{},
 		hashes:  make(chan struct{}, 1),
+		wide:    make(chan struct{}, max(runtime.NumCPU(), 1)),
 		lastRun: map[int64]time.Time{},
 		kept:    map[int64]keptConn{},
 		conns:   map[string]*connLimit{},
@@ -438,24 +441,21 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	}
 	defer lim.release()
 	// One process copies an account at a time; a refusal changes nothing.
-	lctx, release, err := e.holdLease(ctx, acct)
+	// The same commit records that the account waits for nothing (the row
+	// keeps room for the reason should this run fail on a full disk:
+	// store.WaitNone) and that its first copy runs.
+	catchUp := acct.Migration == store.MigDone
+	state, record := store.MigRunning, store.MigRunning
+	if catchUp {
+		state, record = StateCatchUp, ""
+	}
+	lctx, lease, err := e.holdLease(ctx, acct, record)
 	if err != nil {
 		closeClient(c)
 		e.prog.updateErr(acct.ID, acct.Address, EventError, err, nil)
 		return err
 	}
-	defer release()
-	// The account waits for nothing now; the row keeps room for the
-	// reason should this run fail on a full disk (store.WaitNone).
-	e.setWait(ctx, store.CopyWait{AccountID: acct.ID, Kind: store.WaitNone, Holder: e.holder})
-	catchUp := acct.Migration == store.MigDone
-	state := store.MigRunning
-	if catchUp {
-		state = StateCatchUp
-	} else if err := e.st.SetAccountMigration(ctx, acct.ID, store.MigRunning, ""); err != nil {
-		closeClient(c)
-		return err
-	}
+	defer lease.release()
 	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) {
 		a.State, a.Started, a.Folder = state, time.Now(), ""
 		a.FoldersDone, a.FoldersTotal, a.MessagesDone, a.MessagesTotal, a.BytesDone, a.BytesTotal = 0, 0, 0, 0, 0, 0
@@ -466,7 +466,8 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	if !catchUp {
 		e.afterHash(acct.ID)
 	}
-	err = copyErr(lctx, e.copyAccount(lctx, acct, s, cred, catchUp, c, lim))
+	later := &laterMarks{}
+	err = copyErr(lctx, e.copyAccount(lctx, acct, s, cred, catchUp, c, lim, later))
 	if lost := leaseLost(lctx); ctx.Err() != nil || lost != nil {
 		// Stopped: the state stays as it is and the copy resumes later.
 		e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) { a.State = acct.Migration })
@@ -475,22 +476,22 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 		}
 		return ctx.Err()
 	}
-	wctx := context.WithoutCancel(ctx)
 	if errors.Is(err, ErrBadPassword) {
 		e.forget(acct.ID, cred)
 	}
 	if err != nil {
 		e.log.Warn("migrate: job failed", "account", acct.Address, "err", err)
-		final := store.MigFailed
+		final, record := store.MigFailed, store.MigFailed
 		if catchUp {
-			final = store.MigDone
-		} else if serr := e.st.SetAccountMigration(wctx, acct.ID, store.MigFailed, err.Error()); serr != nil {
+			final, record = store.MigDone, ""
+		}
+		if serr := lease.end(record, err.Error(), later.all()...); serr != nil {
 			err = errors.Join(err, serr)
 		}
 		e.prog.updateErr(acct.ID, acct.Address, EventError, err, func(a *AccountProgress) { a.State, a.Folder = final, "" })
 		return err
 	}
-	if err := e.st.SetAccountMigration(wctx, acct.ID, store.MigDone, ""); err != nil {
+	if err := lease.end(store.MigDone, "", later.all()...); err != nil {
 		return err
 	}
 	e.prog.update(acct.ID, acct.Address, EventState, "", func(a *AccountProgress) {

@@ -2,9 +2,28 @@ package migrate
 
 import "sync"
 
-// HoldBackgroundHashes takes hashLater's one place for hashes (tests:
-// hashes wait until the returned function is called).
+// HoldBackgroundHashes takes hashLater's places for hashes, its one
+// place and those of hashes told to go now (tests: hashes wait until the
+// returned function is called).
 func HoldBackgroundHashes(e *Engine) (release func()) {
+	e.hashes <- struct{}{}
+	for range cap(e.wide) {
+		e.wide <- struct{}{}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			<-e.hashes
+			for range cap(e.wide) {
+				<-e.wide
+			}
+		})
+	}
+}
+
+// HoldOneHashAtATime takes hashLater's one place for hashes only (tests:
+// hashes told to go now still go).
+func HoldOneHashAtATime(e *Engine) (release func()) {
 	e.hashes <- struct{}{}
 	var once sync.Once
 	return func() { once.Do(func() { <-e.hashes }) }

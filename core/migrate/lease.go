@@ -54,19 +54,24 @@ var thisMachine = machine()
 // errLeaseLost is the cause of a copy's context when its lease was lost.
 var errLeaseLost = errors.New("migrate: lost the account's copy lease")
 
-// holdLease takes the account's lease and keeps it renewed until release is
-// called. The copy runs under lctx, which ends when the lease is lost
-// (context.Cause wraps errLeaseLost and the renewal's error).
-func (e *Engine) holdLease(ctx context.Context, acct *store.Account) (lctx context.Context, release func(), err error) {
+// holdLease takes the account's lease and keeps it renewed until the
+// run ends (copyLease.end) or is given up (copyLease.release). Taking it
+// also records, in the same commit (store.StartCopy), that the copy waits
+// for nothing and, unless state is "" (a catch-up), the account's
+// migration state. The copy runs under lctx, which ends when the lease is
+// lost (context.Cause wraps errLeaseLost and the renewal's error).
+func (e *Engine) holdLease(ctx context.Context, acct *store.Account, state string) (lctx context.Context, l *copyLease, err error) {
 	ttl := e.opts.LeaseTTL
-	err = e.st.TakeLease(ctx, acct.ID, e.holder, ttl)
+	err = e.st.StartCopy(ctx, acct.ID, e.holder, ttl, state)
 	if errors.Is(err, store.ErrLeased) {
 		// A holder of this machine whose process is gone (kill -9) holds
 		// nothing: take its lease now rather than when it expires.
 		if leases, lerr := e.st.Leases(ctx); lerr == nil {
 			if l, ok := leases[acct.ID]; ok && l.Holder != e.holder && !holderAlive(e.opts.Node, l.Holder) {
 				e.log.Info("migrate: taking the copy lease of a dead process", "account", acct.Address, "holder", l.Holder)
-				err = e.st.TakeLeaseFrom(ctx, acct.ID, e.holder, l.Holder, ttl)
+				if err = e.st.TakeLeaseFrom(ctx, acct.ID, e.holder, l.Holder, ttl); err == nil {
+					err = e.st.StartCopy(ctx, acct.ID, e.holder, ttl, state)
+				}
 			}
 		}
 	}
@@ -75,7 +80,7 @@ func (e *Engine) holdLease(ctx context.Context, acct *store.Account) (lctx conte
 	}
 	lctx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
-	go func() { // owned by release, which waits for it
+	go func() { // owned by the copyLease, whose end or release waits for it
 		defer close(done)
 		_ = recovered(e.log, "lease renewal "+acct.Address, func() error {
 			t := time.NewTicker(ttl / 3)
@@ -101,14 +106,52 @@ func (e *Engine) holdLease(ctx context.Context, acct *store.Account) (lctx conte
 			}
 		})
 	}()
-	release = func() {
+	stop := func() {
 		cancel(nil)
 		<-done
-		if err := e.st.ReleaseLease(context.WithoutCancel(ctx), acct.ID, e.holder); err != nil {
-			e.log.Warn("migrate: release copy lease", "account", acct.Address, "err", err)
+	}
+	return lctx, &copyLease{e: e, acct: acct, ctx: context.WithoutCancel(ctx), stop: stop}, nil
+}
+
+// copyLease is an account's copy lease held by a run (holdLease).
+type copyLease struct {
+	e     *Engine
+	acct  *store.Account
+	ctx   context.Context
+	stop  func() // ends the renewal and waits for it
+	ended bool
+}
+
+// end ends the run: the renewal stops and, in one commit
+// (store.EndCopy), the mailboxes of done are marked copied, the account's
+// migration state is set (unless state is "") and the lease given back; should that commit fail, the lease is
+// still given back on its own. A later release does nothing.
+func (l *copyLease) end(state, errText string, done ...store.MailboxDone) error {
+	if l.ended {
+		return nil
+	}
+	l.ended = true
+	l.stop()
+	err := l.e.st.EndCopy(l.ctx, l.acct.ID, l.e.holder, state, errText, done...)
+	if err != nil {
+		if rerr := l.e.st.ReleaseLease(l.ctx, l.acct.ID, l.e.holder); rerr != nil {
+			l.e.log.Warn("migrate: release copy lease", "account", l.acct.Address, "err", rerr)
 		}
 	}
-	return lctx, release, nil
+	return err
+}
+
+// release gives the lease back (the run stopped or failed before end),
+// unless end did.
+func (l *copyLease) release() {
+	if l.ended {
+		return
+	}
+	l.ended = true
+	l.stop()
+	if err := l.e.st.ReleaseLease(l.ctx, l.acct.ID, l.e.holder); err != nil {
+		l.e.log.Warn("migrate: release copy lease", "account", l.acct.Address, "err", err)
+	}
 }
 
 // copyErr is err of a copy that ran under lctx, or why lctx ended when

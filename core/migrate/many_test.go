@@ -275,3 +275,37 @@ func TestFirstLoginNotedWithAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Once a bulk run's copies are done and no other copy runs, the password
+// hashes it left go at once (up to the CPUs, in the store's hashing
+// slots), not one at a time: `mailferry migrate` of 50 accounts waited
+// seconds for them after its last copy. Here the one-at-a-time turn never
+// comes, and the run still returns with every hash stored, each
+// verifying.
+func TestBulkHashesAtOnceAfterTheCopies(t *testing.T) {
+	t.Parallel()
+	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
+	st, _ := setup(t, srv.IMAPAddr)
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1})
+	release := migrate.HoldOneHashAtATime(e)
+	defer release()
+	var creds []migrate.Credentials
+	for _, u := range []string{"alice", "bob", "carol"} {
+		addr, pass := srv.Address(t, u)
+		creds = append(creds, migrate.Credentials{Address: addr, Password: pass})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := e.MigrateUsers(ctx, oldtest.Domain, creds, nil)
+	if err != nil {
+		t.Fatalf("MigrateUsers: %v (its hashes waited for the one-at-a-time turn)", err)
+	}
+	for i, r := range res {
+		if !r.OK {
+			t.Fatalf("%s: %s", r.Address, r.Error)
+		}
+		if _, err := st.Authenticate(ctx, creds[i].Address, creds[i].Password); err != nil {
+			t.Errorf("%s: the stored hash does not verify: %v", r.Address, err)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
@@ -19,6 +21,33 @@ type plan struct {
 	iso *isolation
 	// retried: the mailbox's recorded problems were tried again this run.
 	retried bool
+	// later, if not nil, takes the "copied" mark of a mailbox that needed
+	// nothing (an empty old folder) for the run's last commit, rather
+	// than a commit of its own now.
+	later *laterMarks
+}
+
+// laterMarks are the "copied" marks of a run's mailboxes that needed
+// nothing copied: Dovecot makes five empty special-use folders per account,
+// and a commit each was an fsync each on the store's one writer. They are
+// written with the run's end (store.EndCopy); a run that stops before
+// drops them, and its next run opens those folders again, which copies
+// nothing twice (nothing was copied).
+type laterMarks struct {
+	mu    sync.Mutex
+	marks []store.MailboxDone
+}
+
+func (l *laterMarks) add(id int64, uid uint32) {
+	l.mu.Lock()
+	l.marks = append(l.marks, store.MailboxDone{ID: id, UID: uid})
+	l.mu.Unlock()
+}
+
+func (l *laterMarks) all() []store.MailboxDone {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.marks)
 }
 
 // weight is how much a plan has to copy, for ordering the work.
@@ -53,7 +82,19 @@ func (e *Engine) planAccount(ctx context.Context, c *imapclient.Client, acct *st
 	for _, pr := range problems {
 		withProblems[pr.MailboxID] = true
 	}
-	made, err := e.createLocals(ctx, acct, olds, byOld)
+	// INBOX is made at the first login, before its subscription on the
+	// old server is known (and its copy may start, even finish, and be
+	// stopped, before this listing): until the account's first copy is
+	// done, INBOX takes it, in the commit that makes the other folders.
+	var subs []store.Subscription
+	if lm := byOld["INBOX"]; lm != nil && acct.Migration != store.MigDone {
+		for _, o := range olds {
+			if o.name == "INBOX" && lm.Subscribed != o.subscribed {
+				subs = append(subs, store.Subscription{Name: lm.Name, Subscribed: o.subscribed})
+			}
+		}
+	}
+	made, err := e.createLocals(ctx, acct, olds, byOld, subs)
 	if err != nil {
 		return nil, err
 	}
@@ -64,14 +105,6 @@ func (e *Engine) planAccount(ctx context.Context, c *imapclient.Client, acct *st
 		lm := byOld[o.name]
 		if lm == nil {
 			lm = made[o.name]
-		} else if o.name == "INBOX" && acct.Migration != store.MigDone && lm.Subscribed != o.subscribed {
-			// INBOX is made at the first login, before its subscription
-			// on the old server is known (and its copy may start, even
-			// finish, and be stopped, before this listing): until the
-			// account's first copy is done, INBOX takes it.
-			if err := e.st.SetSubscribed(ctx, acct.ID, lm.Name, o.subscribed); err != nil {
-				return nil, err
-			}
 		}
 		if o.noselect {
 			if lm.Migration != store.MigDone {
@@ -136,10 +169,11 @@ func (e *Engine) localsByOldName(ctx context.Context, accountID int64) (map[stri
 }
 
 // createLocals makes the local mailboxes of the old ones that have none
-// in byOld, all in one commit (one fsync, not one per folder: a first copy
-// makes every folder of the account but INBOX so); should a name be taken
-// locally, one at a time as createLocal does. It returns them by old name.
-func (e *Engine) createLocals(ctx context.Context, acct *store.Account, olds []*oldMailbox, byOld map[string]*store.Mailbox) (map[string]*store.Mailbox, error) {
+// in byOld, all in one commit with the subscriptions subs (one fsync, not
+// one per folder: a first copy makes every folder of the account but
+// INBOX so); should a name be taken locally, one at a time as createLocal
+// does, and subs after. It returns them by old name.
+func (e *Engine) createLocals(ctx context.Context, acct *store.Account, olds []*oldMailbox, byOld map[string]*store.Mailbox, subs []store.Subscription) (map[string]*store.Mailbox, error) {
 	var missing []*oldMailbox
 	var boxes []store.NewMailbox
 	for _, o := range olds {
@@ -149,10 +183,10 @@ func (e *Engine) createLocals(ctx context.Context, acct *store.Account, olds []*
 		}
 	}
 	made := make(map[string]*store.Mailbox, len(missing))
-	if len(missing) == 0 {
+	if len(missing) == 0 && len(subs) == 0 {
 		return made, nil
 	}
-	ms, err := e.st.CreateMailboxes(ctx, acct.ID, boxes)
+	ms, err := e.st.CreateMailboxes(ctx, acct.ID, boxes, subs...)
 	if err == nil {
 		for i, m := range ms {
 			made[missing[i].name] = m
@@ -170,6 +204,11 @@ func (e *Engine) createLocals(ctx context.Context, acct *store.Account, olds []*
 			return nil, err
 		}
 		made[o.name] = m
+	}
+	for _, sub := range subs {
+		if err := e.st.SetSubscribed(ctx, acct.ID, sub.Name, sub.Subscribed); err != nil {
+			return nil, err
+		}
 	}
 	return made, nil
 }

@@ -546,15 +546,19 @@ const maxMigrationError = 1000
 // (kept Printable).
 func (s *Store) SetAccountMigration(ctx context.Context, accountID int64, state, errText string) error {
 	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
-		res, err := tx.ExecContext(ctx, `UPDATE accounts SET mig_state = ?, mig_error = ?, mig_updated = ? WHERE id = ?`,
-			state, Printable(errText, maxMigrationError), now(), accountID)
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("account %d: %w", accountID, ErrNotFound)
-		}
-		ch.account(accountID)
-		return nil
+		return setAccountMigration(ctx, tx, ch, accountID, state, errText)
 	})
+}
+
+func setAccountMigration(ctx context.Context, tx *sql.Tx, ch *changes, accountID int64, state, errText string) error {
+	res, err := tx.ExecContext(ctx, `UPDATE accounts SET mig_state = ?, mig_error = ?, mig_updated = ? WHERE id = ?`,
+		state, Printable(errText, maxMigrationError), now(), accountID)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("account %d: %w", accountID, ErrNotFound)
+	}
+	ch.account(accountID)
+	return nil
 }

@@ -93,32 +93,95 @@ func (s *Store) take(ctx context.Context, k leaseKind, accountID int64, holder s
 		return fmt.Errorf("%w: %s holder %q, ttl %v", ErrInvalid, k.what, holder, ttl)
 	}
 	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		now, err := s.dbNow(ctx, tx)
-		if err != nil {
-			return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, err)
-		}
-		res, err := tx.ExecContext(ctx, `
+		return s.takeTx(ctx, tx, k, accountID, holder, ttl)
+	})
+}
+
+// takeTx is take's work in tx.
+func (s *Store) takeTx(ctx context.Context, tx *sql.Tx, k leaseKind, accountID int64, holder string, ttl time.Duration) error {
+	now, err := s.dbNow(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, err)
+	}
+	res, err := tx.ExecContext(ctx, `
 INSERT INTO `+k.table+`(account_id, holder, expires) VALUES (?, ?, ?)
 ON CONFLICT(account_id) DO UPDATE SET holder = excluded.holder, expires = excluded.expires
 WHERE `+k.table+`.holder = excluded.holder OR `+k.table+`.expires <= ?`,
-			accountID, holder, now.Add(ttl).UnixMilli(), now.UnixMilli())
-		if err != nil {
-			if isForeignKey(err) {
-				return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, ErrNotFound)
-			}
+		accountID, holder, now.Add(ttl).UnixMilli(), now.UnixMilli())
+	if err != nil {
+		if isForeignKey(err) {
+			return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, ErrNotFound)
+		}
+		return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, err)
+	} else if n == 0 {
+		var other string
+		var until int64
+		if err := tx.QueryRowContext(ctx, `SELECT holder, expires FROM `+k.table+` WHERE account_id = ?`, accountID).Scan(&other, &until); err != nil {
 			return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, err)
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, err)
-		} else if n == 0 {
-			var other string
-			var until int64
-			if err := tx.QueryRowContext(ctx, `SELECT holder, expires FROM `+k.table+` WHERE account_id = ?`, accountID).Scan(&other, &until); err != nil {
-				return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, err)
-			}
-			return fmt.Errorf("%w (%s, %s until %s)", k.held, other, k.what, time.UnixMilli(until).Format(time.TimeOnly))
+		return fmt.Errorf("%w (%s, %s until %s)", k.held, other, k.what, time.UnixMilli(until).Format(time.TimeOnly))
+	}
+	return nil
+}
+
+// StartCopy begins a run of an account's copy in one commit (one fsync on
+// SQLite, where it was three): it takes the account's copy lease for
+// holder as TakeLease does, records that the copy waits for nothing
+// (SetCopyWait with WaitNone, the room for a reason taken) and, unless
+// state is "", sets the account's migration state to state with no error
+// (SetAccountMigration). All or nothing: refused (ErrLeased) or failed,
+// it changes nothing.
+func (s *Store) StartCopy(ctx context.Context, accountID int64, holder string, ttl time.Duration, state string) error {
+	if holder == "" || ttl <= 0 {
+		return fmt.Errorf("%w: lease holder %q, ttl %v", ErrInvalid, holder, ttl)
+	}
+	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		if err := s.takeTx(ctx, tx, copyLease, accountID, holder, ttl); err != nil {
+			return err
 		}
-		return nil
+		if err := s.setCopyWait(ctx, tx, CopyWait{AccountID: accountID, Kind: WaitNone, Holder: holder}); err != nil {
+			return err
+		}
+		if state == "" {
+			return nil
+		}
+		return setAccountMigration(ctx, tx, ch, accountID, state, "")
+	})
+}
+
+// MailboxDone marks a mailbox copied up to old UID UID: SetMailboxMigration
+// (MigDone, UID) of a mailbox that needed nothing more (an empty old
+// folder), left by the copy for the run's last commit (EndCopy).
+type MailboxDone struct {
+	ID  int64
+	UID uint32
+}
+
+// EndCopy ends a run of an account's copy in one commit (one fsync, where
+// it was two, and one more for each of done): it marks the mailboxes of
+// done copied (as SetMailboxMigration(MigDone, UID) does; one deleted
+// meanwhile is passed over), unless state is "" it sets the account's
+// migration state and error (SetAccountMigration), and it gives back
+// holder's copy lease (ReleaseLease). All or nothing; a process that dies
+// before it leaves the run as it was, running under a dead holder's lease,
+// which the next run takes (Resume), with those mailboxes still to copy.
+func (s *Store) EndCopy(ctx context.Context, accountID int64, holder, state, errText string, done ...MailboxDone) error {
+	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		for _, m := range done {
+			if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET mig_state = ?, mig_last_uid = max(mig_last_uid, ?) WHERE id = ? AND account_id = ?`,
+				MigDone, m.UID, m.ID, accountID); err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+		}
+		if state != "" {
+			if err := setAccountMigration(ctx, tx, ch, accountID, state, errText); err != nil {
+				return err
+			}
+		}
+		return releaseTx(ctx, tx, copyLease, accountID, holder)
 	})
 }
 
@@ -154,9 +217,13 @@ func (s *Store) ReleaseLease(ctx context.Context, accountID int64, holder string
 
 func (s *Store) release(ctx context.Context, k leaseKind, accountID int64, holder string) error {
 	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+k.table+` WHERE account_id = ? AND holder = ?`, accountID, holder); err != nil {
-			return fmt.Errorf("store: release %s of account %d: %w", k.what, accountID, err)
-		}
-		return nil
+		return releaseTx(ctx, tx, k, accountID, holder)
 	})
+}
+
+func releaseTx(ctx context.Context, tx *sql.Tx, k leaseKind, accountID int64, holder string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+k.table+` WHERE account_id = ? AND holder = ?`, accountID, holder); err != nil {
+		return fmt.Errorf("store: release %s of account %d: %w", k.what, accountID, err)
+	}
+	return nil
 }

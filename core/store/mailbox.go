@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -141,14 +142,31 @@ type NewMailbox struct {
 	Opts *MailboxOptions
 }
 
+// Subscription is a mailbox name's subscription, set as SetSubscribed sets
+// it.
+type Subscription struct {
+	Name       string
+	Subscribed bool
+}
+
 // CreateMailboxes adds several mailboxes to an account in one transaction
 // (one commit: a migration makes an account's folders so, where one commit
-// each cost an fsync each): all of them, or none and the error of the first
-// that could not be made (wrapping ErrExists for a name taken). They are
-// returned in the order given.
-func (s *Store) CreateMailboxes(ctx context.Context, accountID int64, boxes []NewMailbox) ([]*Mailbox, error) {
-	if len(boxes) == 0 {
+// each cost an fsync each), and sets subs in the same commit, as
+// SetSubscribed would after (a migration takes INBOX's subscription from
+// the old server so): all of it, or nothing and the error of the first
+// mailbox that could not be made (wrapping ErrExists for a name taken).
+// The mailboxes are returned in the order given.
+func (s *Store) CreateMailboxes(ctx context.Context, accountID int64, boxes []NewMailbox, subs ...Subscription) ([]*Mailbox, error) {
+	if len(boxes) == 0 && len(subs) == 0 {
 		return nil, nil
+	}
+	subs = slices.Clone(subs)
+	for i, sub := range subs {
+		name, err := normName(sub.Name)
+		if err != nil {
+			return nil, err
+		}
+		subs[i].Name = name
 	}
 	var made []*Mailbox
 	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
@@ -159,6 +177,11 @@ func (s *Store) CreateMailboxes(ctx context.Context, accountID int64, boxes []Ne
 				return err
 			}
 			made = append(made, m)
+		}
+		for _, sub := range subs {
+			if err := setSubscribed(ctx, tx, accountID, sub.Name, sub.Subscribed); err != nil {
+				return err
+			}
 		}
 		ch.account(accountID)
 		return nil
@@ -326,19 +349,27 @@ func (s *Store) SetSubscribed(ctx context.Context, accountID int64, name string,
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
-		res, err := tx.ExecContext(ctx, `UPDATE mailboxes SET subscribed = ? WHERE account_id = ? AND name = ?`, boolInt(subscribed), accountID, name)
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			// No such mailbox: the name alone is (un)subscribed.
-			if err := setKeptSubscription(ctx, tx, accountID, name, subscribed); err != nil {
-				return err
-			}
+		if err := setSubscribed(ctx, tx, accountID, name, subscribed); err != nil {
+			return err
 		}
 		ch.account(accountID)
 		return nil
 	})
+}
+
+// setSubscribed is SetSubscribed's work in tx, for a normalized name.
+func setSubscribed(ctx context.Context, tx *sql.Tx, accountID int64, name string, subscribed bool) error {
+	res, err := tx.ExecContext(ctx, `UPDATE mailboxes SET subscribed = ? WHERE account_id = ? AND name = ?`, boolInt(subscribed), accountID, name)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		// No such mailbox: the name alone is (un)subscribed.
+		if err := setKeptSubscription(ctx, tx, accountID, name, subscribed); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetMailboxMigration records a mailbox's migration state and the highest

@@ -57,6 +57,13 @@ func (s *Store) SetCopyWait(ctx context.Context, w CopyWait) error {
 	if w.Kind == "" {
 		return fmt.Errorf("%w: copy wait without a kind", ErrInvalid)
 	}
+	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+		return s.setCopyWait(ctx, tx, w)
+	})
+}
+
+// setCopyWait is SetCopyWait's work in tx.
+func (s *Store) setCopyWait(ctx context.Context, tx *sql.Tx, w CopyWait) error {
 	var until int64
 	if !w.Until.IsZero() {
 		until = s.toDB(w.Until).UnixMilli() // read back by other nodes (clock.go)
@@ -68,20 +75,18 @@ func (s *Store) SetCopyWait(ctx context.Context, w CopyWait) error {
 	if w.Kind == WaitNone {
 		w.Reason = strings.Repeat(" ", MaxWaitReason) // the room, taken now
 	}
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		_, err := tx.ExecContext(ctx, `
+	_, err := tx.ExecContext(ctx, `
 INSERT INTO copy_waits(account_id, kind, reason, until, holder) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT(account_id) DO UPDATE SET kind = excluded.kind, reason = excluded.reason,
 	until = excluded.until, holder = excluded.holder`,
-			w.AccountID, w.Kind, w.Reason, until, w.Holder)
-		if isForeignKey(err) {
-			return fmt.Errorf("store: copy wait of account %d: %w", w.AccountID, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("store: copy wait of account %d: %w", w.AccountID, err)
-		}
-		return nil
-	})
+		w.AccountID, w.Kind, w.Reason, until, w.Holder)
+	if isForeignKey(err) {
+		return fmt.Errorf("store: copy wait of account %d: %w", w.AccountID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("store: copy wait of account %d: %w", w.AccountID, err)
+	}
+	return nil
 }
 
 // ClearCopyWait removes an account's copy wait, if any.
