@@ -270,14 +270,8 @@ func equalFoldASCII(b []byte, s string) bool {
 func unfoldValue(v []byte) string {
 	var b strings.Builder
 	b.Grow(len(v))
-	for len(v) > 0 {
-		line := v
-		if i := bytes.IndexByte(v, '\n'); i >= 0 {
-			line, v = v[:i], v[i+1:]
-		} else {
-			v = nil
-		}
-		line = bytes.Trim(bytes.TrimSuffix(line, []byte{'\r'}), " \t")
+	for line := range bytes.Lines(v) {
+		line = bytes.Trim(bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'}), " \t")
 		if len(line) == 0 {
 			continue
 		}
