@@ -36,7 +36,18 @@ func summarize(raw []byte) (env *imap.Envelope, bs imap.BodyStructure) {
 			env, bs = &imap.Envelope{}, plainStructure(raw)
 		}
 	}()
-	h, body, err := readHeader(raw)
+	h, body, ok := summaryHeader(raw)
+	var err error
+	if !ok {
+		h, body, err = readHeader(raw)
+	}
+	return summarizeHeader(raw, h, body, err)
+}
+
+// summarizeHeader is summarize once raw's header is read: h, body and err
+// are what readHeader made of it (or summaryHeader, for the fields the
+// summary reads).
+func summarizeHeader(raw []byte, h textproto.Header, body []byte, err error) (env *imap.Envelope, bs imap.BodyStructure) {
 	if err != nil {
 		h = salvageHeader(raw)
 	}
@@ -142,6 +153,134 @@ func readHeader(raw []byte) (h textproto.Header, body []byte, err error) {
 	br.Reset(nil)
 	headerReaders.Put(br)
 	return h, body, err
+}
+
+// summaryFields are the header fields summarize reads (the envelope's,
+// and the single part's of bodyStructure), canonical.
+var summaryFields = []string{"Date", "Subject", "From", "Sender", "Reply-To", "To", "Cc", "Bcc",
+	"In-Reply-To", "Message-Id", "Content-Type", "Content-Id", "Content-Description",
+	"Content-Transfer-Encoding", "Content-Location", "Content-Disposition", "Content-Language"}
+
+// summaryHeader is readHeader for summarize, made cheap for the common
+// header: it keeps only summaryFields (go-message allocates several times
+// for every field, and a header of 30 fields has a dozen the summary
+// reads), with the values go-message gives them. ok is false for a header
+// that is not plain, which readHeader then parses: the first line
+// continues nothing or has no colon, a field name is empty or holds a byte
+// outside 33-126, a CR stands elsewhere than before a LF, no empty line
+// ends the header, or more than maxSummaryFields fields are kept.
+func summaryHeader(raw []byte) (h textproto.Header, body []byte, ok bool) {
+	type field struct {
+		name       string // one of summaryFields
+		start, end int    // its value in raw: after the colon, to its last line's LF
+	}
+	var buf [maxSummaryFields]field
+	kept := buf[:0]
+	cur := -1 // the field in kept being read, or -1 for one not kept
+	for pos := 0; ; {
+		nl := bytes.IndexByte(raw[pos:], '\n')
+		if nl < 0 {
+			return h, nil, false // no empty line
+		}
+		next := pos + nl + 1
+		line := raw[pos : pos+nl]
+		if cr := bytes.IndexByte(line, '\r'); cr >= 0 {
+			if cr != len(line)-1 {
+				return h, nil, false
+			}
+			line = line[:cr]
+		}
+		switch {
+		case len(line) == 0:
+			body = raw[next:]
+		case line[0] == ' ' || line[0] == '\t':
+			if pos == 0 {
+				return h, nil, false
+			}
+			if cur >= 0 {
+				kept[cur].end = next
+			}
+			pos = next
+			continue
+		default:
+			colon := bytes.IndexByte(line, ':')
+			if colon < 0 {
+				return h, nil, false
+			}
+			key := bytes.Trim(line[:colon], " \t")
+			if len(key) == 0 {
+				return h, nil, false
+			}
+			for _, c := range key {
+				if c < 33 || c > 126 {
+					return h, nil, false
+				}
+			}
+			cur = -1
+			for _, name := range summaryFields {
+				if equalFoldASCII(key, name) {
+					if len(kept) == cap(kept) {
+						return h, nil, false
+					}
+					cur = len(kept)
+					kept = append(kept, field{name: name, start: pos + colon + 1, end: next})
+					break
+				}
+			}
+			pos = next
+			continue
+		}
+		break
+	}
+	// go-message's Get gives a name's first field, Add's header the last
+	// one added: the fields go in from the last.
+	for i := len(kept) - 1; i >= 0; i-- {
+		h.Add(kept[i].name, unfoldValue(raw[kept[i].start:kept[i].end]))
+	}
+	return h, body, true
+}
+
+// maxSummaryFields is how many fields summaryHeader keeps at most.
+const maxSummaryFields = 32
+
+// equalFoldASCII says whether b is s but for the case of ASCII letters.
+func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// unfoldValue is go-message's value of a field whose raw value (after the
+// colon, with its continuation lines and line ends) is v: each line without
+// its line end and the spaces and tabs around it, the empty ones left out,
+// joined by single spaces.
+func unfoldValue(v []byte) string {
+	var b strings.Builder
+	b.Grow(len(v))
+	for line := range bytes.Lines(v) {
+		line = bytes.Trim(bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'}), " \t")
+		if len(line) == 0 {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.Write(line)
+	}
+	return b.String()
 }
 
 // lenientHeader reads a message header, keeping the fields it can make sense

@@ -18,12 +18,22 @@ const DefaultReadStall = 30 * time.Second
 // moves the deadline to stall from now, so time a reader spends between
 // reads does not count and only the server's silence does. A zero
 // deadline (no read expected: the connection is idle) stays zero.
+//
+// Since each Read sets the deadline itself, SetReadDeadline only records
+// whether reads are expected; the connection's own deadline is set by the
+// next Read. imapclient sets a deadline four times per FETCH response
+// (the response, its literal, back, idle), while the read-ahead below it
+// reads the socket once per many responses: each deadline set on a
+// socket is a timer update in the runtime. A SetReadDeadline while a Read
+// is under way (another goroutine's) still reaches that Read at once.
 type stallConn struct {
 	net.Conn
 	stall time.Duration
 
-	mu    sync.Mutex
-	armed bool
+	mu      sync.Mutex
+	armed   bool // reads are expected: each one has stall
+	set     bool // the connection has a read deadline now
+	reading int  // Reads under way
 }
 
 func newStallConn(c net.Conn, stall time.Duration) net.Conn {
@@ -38,12 +48,26 @@ func newStallConn(c net.Conn, stall time.Duration) net.Conn {
 
 func (c *stallConn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.armed = !t.IsZero()
-	c.mu.Unlock()
-	if t.IsZero() {
-		return c.Conn.SetReadDeadline(t)
+	if c.reading == 0 {
+		return nil // the next Read sets the connection's deadline
 	}
-	return c.Conn.SetReadDeadline(time.Now().Add(c.stall))
+	return c.applyLocked()
+}
+
+// applyLocked gives the connection the read deadline a Read starting now
+// has: stall from now when armed, none otherwise.
+func (c *stallConn) applyLocked() error {
+	if c.armed {
+		c.set = true
+		return c.Conn.SetReadDeadline(time.Now().Add(c.stall))
+	}
+	if c.set {
+		c.set = false
+		return c.Conn.SetReadDeadline(time.Time{})
+	}
+	return nil
 }
 
 func (c *stallConn) SetDeadline(t time.Time) error {
@@ -55,12 +79,15 @@ func (c *stallConn) SetDeadline(t time.Time) error {
 
 func (c *stallConn) Read(b []byte) (int, error) {
 	c.mu.Lock()
-	armed := c.armed
-	c.mu.Unlock()
-	if armed {
-		if err := c.Conn.SetReadDeadline(time.Now().Add(c.stall)); err != nil {
-			return 0, err
-		}
+	if err := c.applyLocked(); err != nil {
+		c.mu.Unlock()
+		return 0, err
 	}
-	return c.Conn.Read(b)
+	c.reading++
+	c.mu.Unlock()
+	n, err := c.Conn.Read(b)
+	c.mu.Lock()
+	c.reading--
+	c.mu.Unlock()
+	return n, err
 }
