@@ -201,9 +201,10 @@ type Store struct {
 	log       *slog.Logger
 	summarize func([]byte) ([]byte, []byte)
 	packs     *packs
-	wal       *walSync     // group commit of flag changes and expunges (walsync.go)
-	commits   atomic.Int64 // transactions committed through Tx.Commit (Commits)
-	objects   *objects     // nil: message bytes go to packs
+	wal       *walSync      // group commit of flag changes and expunges (walsync.go)
+	batch     *writeBatcher // short writes queued for one transaction (groupcommit.go; SQLite)
+	commits   atomic.Int64  // transactions committed through Tx.Commit (Commits)
+	objects   *objects      // nil: message bytes go to packs
 
 	mu       sync.Mutex
 	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts
@@ -292,6 +293,7 @@ func openSQLite(path string, opts *Options) (*Store, error) {
 	}
 	s := newStore(sqliteDialect, path, opts)
 	s.wal = newWALSync(path, s.log)
+	s.batch = newWriteBatcher()
 	common := url.Values{
 		"_busy_timeout": {strconv.FormatInt(sqliteBusyTimeout.Milliseconds(), 10)},
 		"_foreign_keys": {"on"},
