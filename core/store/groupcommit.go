@@ -120,21 +120,6 @@ func (s *Store) batchWrite(ctx context.Context, fn func(tx *sql.Tx, ch *changes)
 				return nil, false, fmt.Errorf("store: begin: %w", err)
 			}
 			s.runBatch(conn)
-			// The requests queued meanwhile: run by this goroutine, which
-			// is running, rather than by one of theirs, which would first
-			// have to be woken and wait for a core while the writer sat
-			// idle (a block profile of ten sessions showed each hand-over
-			// of the writer waiting about 0.75 ms). Bounded, since this
-			// request's caller waits meanwhile.
-			for range leadBatches - 1 {
-				if !b.queued() {
-					break
-				}
-				if conn, err = s.w.Conn(context.Background()); err != nil {
-					break
-				}
-				s.runBatch(conn)
-			}
 			b.token <- struct{}{}
 			// The batch took every request queued, this one included.
 			<-r.done
@@ -148,17 +133,6 @@ func (s *Store) batchWrite(ctx context.Context, fn func(tx *sql.Tx, ch *changes)
 			return r.ch, r.wrote, r.err
 		}
 	}
-}
-
-// leadBatches is how many batches one request's goroutine runs at most
-// when it leads (see batchWrite).
-const leadBatches = 4
-
-// queued reports whether requests wait for a batch.
-func (b *writeBatcher) queued() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.queue) > 0
 }
 
 // withdraw takes r out of the queue, and reports whether it was there (no

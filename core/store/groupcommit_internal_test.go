@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -252,64 +250,5 @@ func TestGroupCommitPastMark(t *testing.T) {
 	defer full.Unlock()
 	if fulls != 1 {
 		t.Errorf("%d FULL commits, want 1 (the append that crossed the mark)", fulls)
-	}
-}
-
-// TestGroupCommitLeaderRunsQueued: the writes queued while a batch runs
-// are run by the goroutine that led it, before it returns, rather than by
-// one of theirs once woken (which would first wait for a core while the
-// writer sat idle).
-func TestGroupCommitLeaderRunsQueued(t *testing.T) {
-	sqliteOnly(t)
-	s, mb, uids := inboxStore(t, nil, 3)
-	ctx := context.Background()
-	// Each batch's size, and whether the leading write's goroutine ran it
-	// (its stack starts in this test's first closure).
-	var mu sync.Mutex
-	var batches []string
-	s.batch.ran = func(n int) {
-		buf := make([]byte, 64<<10)
-		buf = buf[:runtime.Stack(buf, false)]
-		mu.Lock()
-		batches = append(batches, fmt.Sprintf("%d by the leader: %v", n, strings.Contains(string(buf), "TestGroupCommitLeaderRunsQueued.func2")))
-		mu.Unlock()
-	}
-	in, gate := make(chan struct{}), make(chan struct{})
-	lead := make(chan error, 1)
-	go func() {
-		lead <- s.writeFlags(ctx, func(tx *sql.Tx, ch *changes) error {
-			close(in)
-			<-gate
-			_, err := tx.ExecContext(ctx, `UPDATE messages SET flags = '\Flagged' WHERE mailbox_id = ? AND uid = ?`, mb.ID, uids[0])
-			return err
-		})
-	}()
-	<-in
-	others := make(chan error, 2)
-	for _, uid := range uids[1:] {
-		go func() {
-			_, err := s.StoreFlags(ctx, mb.ID, []uint32{uid}, FlagsAdd, []string{`\Flagged`})
-			others <- err
-		}()
-	}
-	waitQueued(t, s, 2, false)
-	close(gate)
-	if err := <-lead; err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		if err := <-others; err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, uid := range uids {
-		if got := flagsOf(t, s, mb.ID, uid); got != `\Flagged` {
-			t.Errorf("message %d: flags %q, want \\Flagged", uid, got)
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := []string{"1 by the leader: true", "2 by the leader: true"}; !slices.Equal(batches, want) {
-		t.Errorf("batches %q, want %q", batches, want)
 	}
 }
