@@ -35,10 +35,11 @@ import (
 //     neither, as its mode says (writeNormal): one fsync of the log after
 //     the commit covers every request of the batch.
 //   - Its marks (marks.go): a batch that would leave a mailbox past its
-//     durable marks is rolled back whole; a batch of one is then done as
-//     a FULL write (errPastMark), and the requests of a larger one are run
-//     again alone, so that only the one that crosses a mark pays a FULL
-//     commit.
+//     durable marks is rolled back whole and done again as one FULL
+//     commit, which raises them (a batch of one by its caller, as before:
+//     errPastMark); run again alone, each request of a larger batch could
+//     have found the marks not yet raised and paid a FULL commit of its
+//     own.
 //   - Its context: a request whose ctx ends while it is queued is taken
 //     out and answered with ctx's error, its fn never run; once taken into
 //     a batch it is answered when the batch ends (its fn is skipped if ctx
