@@ -201,10 +201,9 @@ type Store struct {
 	log       *slog.Logger
 	summarize func([]byte) ([]byte, []byte)
 	packs     *packs
-	wal       *walSync      // group commit of flag changes and expunges (walsync.go)
-	batch     *writeBatcher // short writes queued for one transaction (groupcommit.go; SQLite)
-	commits   atomic.Int64  // transactions committed through Tx.Commit (Commits)
-	objects   *objects      // nil: message bytes go to packs
+	wal       *walSync     // group commit of flag changes and expunges (walsync.go)
+	commits   atomic.Int64 // transactions committed through Tx.Commit (Commits)
+	objects   *objects     // nil: message bytes go to packs
 
 	mu       sync.Mutex
 	watchers map[int64]map[*Watcher]struct{} // by account ID; 0 = all accounts
@@ -212,6 +211,10 @@ type Store struct {
 	// claims has the \Recent claims of a mailbox take turns (recent.go),
 	// by mailbox ID modulo its size.
 	claims [16]sync.Mutex
+
+	// batch queues the short writes run in one transaction
+	// (groupcommit.go); nil on PostgreSQL.
+	batch *writeBatcher
 
 	hashes *hashing           // bounds concurrent password hashing (account.go)
 	logins *loginCache        // verified logins remembered in memory (logincache.go)
