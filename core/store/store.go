@@ -215,6 +215,10 @@ type Store struct {
 	// by mailbox ID modulo its size.
 	claims [16]sync.Mutex
 
+	// batch queues the short writes run in one transaction
+	// (groupcommit.go); nil on PostgreSQL.
+	batch *writeBatcher
+
 	hashes *hashing           // bounds concurrent password hashing (account.go)
 	logins *loginCache        // verified logins remembered in memory (logincache.go)
 	cancel context.CancelFunc // stops the goroutines below
@@ -318,6 +322,7 @@ func openSQLite(path string, opts *Options) (*Store, error) {
 	}
 	s := newStore(sqliteDialect, path, opts)
 	s.wal = newWALSync(path, s.log)
+	s.batch = newWriteBatcher()
 	common := url.Values{
 		"_busy_timeout": {strconv.FormatInt(sqliteBusyTimeout.Milliseconds(), 10)},
 		"_foreign_keys": {"on"},

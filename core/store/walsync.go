@@ -360,7 +360,8 @@ const (
 	syncNone                 // nothing (a \Recent claim)
 )
 
-// writeNormal commits fn with synchronous=NORMAL (commitNormal), and then
+// writeNormal commits fn with synchronous=NORMAL, in one transaction with
+// the other writes queued at once (group commit, groupcommit.go), and then
 // waits for walSync, asks it for a later fsync, or neither (mode). A
 // transaction that would take a mailbox past its durable marks (marks.go)
 // is rolled back and run again (fn twice) as an ordinary FULL write, which
@@ -379,12 +380,16 @@ func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes
 		ended()
 		return err
 	}
-	conn, err := s.w.Conn(ctx)
-	if err != nil {
-		ended()
-		return fmt.Errorf("store: begin: %w", err)
+	// With the writes queued beside it (groupcommit.go).
+	committed, wrote, err := s.batchWrite(ctx, fn)
+	if errors.Is(err, errRunAlone) {
+		var conn *sql.Conn
+		if conn, err = s.w.Conn(ctx); err != nil {
+			ended()
+			return fmt.Errorf("store: begin: %w", err)
+		}
+		committed, wrote, err = s.commitNormal(ctx, conn, fn)
 	}
-	committed, wrote, err := s.commitNormal(ctx, conn, fn)
 	if errors.Is(err, errPastMark) {
 		err = s.write(ctx, fn) // durable before anyone sees it
 		ended()

@@ -1,0 +1,254 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// batchSizes records the size of each batch s runs (writeBatcher.ran).
+func batchSizes(s *Store) func() []int {
+	var mu sync.Mutex
+	var sizes []int
+	s.batch.ran = func(n int) {
+		mu.Lock()
+		sizes = append(sizes, n)
+		mu.Unlock()
+	}
+	return func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(sizes)
+	}
+}
+
+// waitQueued waits until n requests are queued for a batch, and, when
+// led, one of them holds the token (it waits for the writer).
+func waitQueued(t *testing.T, s *Store, n int, led bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.batch.mu.Lock()
+		q := len(s.batch.queue)
+		s.batch.mu.Unlock()
+		if q == n && (!led || len(s.batch.token) == 0) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests queued, want %d", q, n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// holdWriter takes the writer connection until the returned func is
+// called, so that the writes started meanwhile queue for one batch.
+func holdWriter(t *testing.T, s *Store) func() {
+	t.Helper()
+	c, err := s.w.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sync.OnceFunc(func() { c.Close() })
+}
+
+func flagsOf(t *testing.T, s *Store, mailboxID int64, uid uint32) string {
+	t.Helper()
+	m, err := s.Message(context.Background(), mailboxID, uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(m.Flags, " ")
+}
+
+// TestGroupCommitFailureIsItsOwn: writes queued at once run in one
+// transaction (one batch), and the one that fails is rolled back alone:
+// its change is not kept, the others' are, and each gets its own answer.
+// When the failing write ends the whole transaction (SQLite rolls back on
+// some errors; here fn runs ROLLBACK), the others are run again alone and
+// still commit, and a write whose fn ended the transaction is not
+// answered OK for changes that were rolled back.
+func TestGroupCommitFailureIsItsOwn(t *testing.T) {
+	sqliteOnly(t)
+	for _, end := range []string{"", "fails", "ok"} {
+		t.Run("transaction ended: "+end, func(t *testing.T) {
+			s, mb, uids := inboxStore(t, nil, 3)
+			ctx := context.Background()
+			sizes := batchSizes(s)
+			release := holdWriter(t, s)
+			defer release()
+			boom := errors.New("boom")
+			errs := make([]error, 3)
+			var wg sync.WaitGroup
+			for i := range 3 {
+				wg.Go(func() {
+					if i != 1 {
+						_, errs[i] = s.StoreFlags(ctx, mb.ID, uids[i:i+1], FlagsAdd, []string{`\Flagged`})
+						return
+					}
+					errs[i] = s.writeFlags(ctx, func(tx *sql.Tx, ch *changes) error {
+						if _, err := tx.ExecContext(ctx, `UPDATE messages SET flags = 'Bad' WHERE mailbox_id = ? AND uid = ?`, mb.ID, uids[1]); err != nil {
+							return err
+						}
+						switch end {
+						case "fails":
+							tx.ExecContext(ctx, `ROLLBACK`)
+						case "ok":
+							tx.ExecContext(ctx, `ROLLBACK`)
+							return nil
+						}
+						return boom
+					})
+				})
+			}
+			waitQueued(t, s, 3, true)
+			release()
+			wg.Wait()
+			if got := sizes(); len(got) == 0 || got[0] != 3 {
+				t.Errorf("batches %v, want the three writes in the first", got)
+			}
+			for _, i := range []int{0, 2} {
+				if errs[i] != nil {
+					t.Errorf("write %d beside a failing one: %v", i, errs[i])
+				}
+				if got := flagsOf(t, s, mb.ID, uids[i]); got != `\Flagged` {
+					t.Errorf("write %d beside a failing one: flags %q, want \\Flagged", i, got)
+				}
+			}
+			if end == "ok" {
+				if errs[1] == nil {
+					t.Error("a write whose transaction was rolled back was answered OK")
+				}
+			} else if !errors.Is(errs[1], boom) {
+				t.Errorf("the failing write: %v, want its own error", errs[1])
+			}
+			if got := flagsOf(t, s, mb.ID, uids[1]); got != "" {
+				t.Errorf("the failing write's change was kept: flags %q", got)
+			}
+		})
+	}
+}
+
+// TestGroupCommitCancelQueued: a write whose context ends while it is
+// queued returns at once with the context's error and never runs, whether
+// it was waiting for its turn or leading the next batch (waiting for the
+// writer, which another write holds); the write queued beside it still
+// commits.
+func TestGroupCommitCancelQueued(t *testing.T) {
+	sqliteOnly(t)
+	s, mb, uids := inboxStore(t, nil, 3)
+	ctx := context.Background()
+	release := holdWriter(t, s)
+	defer release()
+	store := func(ctx context.Context, uid uint32) chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.StoreFlags(ctx, mb.ID, []uint32{uid}, FlagsAdd, []string{`\Flagged`})
+			done <- err
+		}()
+		return done
+	}
+	leadCtx, cancelLead := context.WithCancel(ctx)
+	lead := store(leadCtx, uids[0])
+	waitQueued(t, s, 1, true)
+	other := store(ctx, uids[1])
+	waitCtx, cancelWait := context.WithCancel(ctx)
+	wait := store(waitCtx, uids[2])
+	waitQueued(t, s, 3, true)
+	for _, c := range []struct {
+		name   string
+		cancel func()
+		done   chan error
+	}{{"waiting for its turn", cancelWait, wait}, {"leading the next batch", cancelLead, lead}} {
+		c.cancel()
+		select {
+		case err := <-c.done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("a write %s, cancelled: %v, want context.Canceled", c.name, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("a write %s did not return when its context ended", c.name)
+		}
+	}
+	release()
+	select {
+	case err := <-other:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write queued beside cancelled ones never ran")
+	}
+	for i, want := range []string{"", `\Flagged`, ""} {
+		if got := flagsOf(t, s, mb.ID, uids[i]); got != want {
+			t.Errorf("message %d: flags %q, want %q", i, got, want)
+		}
+	}
+}
+
+// TestGroupCommitPastMark: a batch that would take a mailbox past its
+// durable marks (marks.go) is not committed with synchronous=NORMAL: its
+// writes are run again alone, the first that crosses the mark as a FULL
+// commit that raises it, the others NORMAL below the new mark. Every
+// write is kept once, and no mailbox is left past its marks.
+func TestGroupCommitPastMark(t *testing.T) {
+	sqliteOnly(t)
+	s, mb, _ := inboxStore(t, nil, 1)
+	ctx := context.Background()
+	if _, err := s.w.Exec(`UPDATE mailboxes SET uid_next_mark = uid_next WHERE id = ?`, mb.ID); err != nil {
+		t.Fatal(err)
+	}
+	var full sync.Mutex
+	fulls := 0
+	s.wal.fullCommitted = func() { full.Lock(); fulls++; full.Unlock() }
+	sizes := batchSizes(s)
+	release := holdWriter(t, s)
+	defer release()
+	uids := make([]uint32, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			m, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte("Subject: mark\r\n\r\nx\r\n")})
+			if errs[i] = err; err == nil {
+				uids[i] = m.UID
+			}
+		})
+	}
+	waitQueued(t, s, 3, true)
+	release()
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := sizes(); len(got) == 0 || got[0] != 3 {
+		t.Errorf("batches %v, want the three appends in the first", got)
+	}
+	slices.Sort(uids)
+	if uids[0] == uids[1] || uids[1] == uids[2] {
+		t.Errorf("UIDs %v given twice", uids)
+	}
+	var past int
+	if err := s.w.QueryRow(`SELECT count(*) FROM mailboxes WHERE ` + pastMarkWhere).Scan(&past); err != nil {
+		t.Fatal(err)
+	}
+	if past != 0 {
+		t.Errorf("%d mailboxes left past their marks", past)
+	}
+	var n int
+	if err := s.w.QueryRow(`SELECT count(*) FROM messages WHERE mailbox_id = ?`, mb.ID).Scan(&n); err != nil || n != 4 {
+		t.Errorf("%d messages, %v; want 4", n, err)
+	}
+	full.Lock()
+	defer full.Unlock()
+	if fulls != 1 {
+		t.Errorf("%d FULL commits, want 1 (the append that crossed the mark)", fulls)
+	}
+}
