@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ func TestSweepWaitsForDurableExpunge(t *testing.T) {
 	if err := s.wal.sync(); err != nil { // the \Deleted on disk
 		t.Fatal(err)
 	}
-	s.objects.grace = 0
+	s.objects.grace, s.objects.settle = 0, 0
 	release := pc.holdFsyncs(t)
 	expunged := make(chan error, 1)
 	// The EXPUNGE commits right after the sweep's mark did, its fsync held.
@@ -79,10 +80,19 @@ func TestSweepWaitsForDurableExpunge(t *testing.T) {
 	if err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("the message back after the power cut: %d bytes, %v; want its %d bytes (the sweep deleted its object before the EXPUNGE was durable)", len(got), err, len(body))
 	}
-	if err := <-expunged; err != nil {
-		t.Fatal(err)
+	select {
+	case err := <-expunged:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the sweep never marked (the EXPUNGE beside it never ran)")
 	}
-	if err := <-compacted; err != nil {
+	// The first store goes on in this process after the "power cut": its
+	// sweep then finds the epoch the image's store left in the bucket and
+	// deletes nothing (epoch.go), which is right for two databases of one
+	// store; what the test checks came before, with the image's open.
+	if err := <-compacted; err != nil && !errors.Is(err, ErrDiverged) {
 		t.Fatal(err)
 	}
 }
