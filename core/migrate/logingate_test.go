@@ -122,31 +122,7 @@ func TestFirstLoginsBeforeCopies(t *testing.T) {
 	// Small chunks and batches: bob's copy takes many FETCHes and commits.
 	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, ChunkMessages: 1, BatchMessages: 1, LoginHold: time.Minute})
 	ctx := context.Background()
-	if _, err := e.FirstLogin(ctx, bob, bobPass); err != nil {
-		t.Fatal(err)
-	}
-	copied := func() int64 {
-		for _, a := range e.Progress() {
-			if a.Address == bob {
-				return a.MessagesDone
-			}
-		}
-		return 0
-	}
-	for deadline := time.Now().Add(30 * time.Second); copied() == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("bob's copy did not start")
-		}
-	}
-	px.hold()
-	login := make(chan error, 1)
-	go func() {
-		_, err := e.FirstLogin(ctx, alice, alicePass)
-		login <- err
-	}()
-	for px.waits.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	copied, login := loginBesideCopy(t, e, px, bob, bobPass, alice, alicePass)
 	time.Sleep(300 * time.Millisecond) // a chunk begun before the login ends
 	before := copied()
 	time.Sleep(500 * time.Millisecond)
@@ -244,31 +220,7 @@ func TestFirstLoginsHoldOnlyTheirOldServer(t *testing.T) {
 	}
 	const bob = "bob@other.test"
 	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, ChunkMessages: 1, BatchMessages: 1, LoginHold: time.Minute})
-	if _, err := e.FirstLogin(ctx, bob, bobPass); err != nil {
-		t.Fatal(err)
-	}
-	copied := func() int64 {
-		for _, a := range e.Progress() {
-			if a.Address == bob {
-				return a.MessagesDone
-			}
-		}
-		return 0
-	}
-	for deadline := time.Now().Add(30 * time.Second); copied() == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("bob's copy did not start")
-		}
-	}
-	px.hold()
-	login := make(chan error, 1)
-	go func() {
-		_, err := e.FirstLogin(ctx, alice, alicePass)
-		login <- err
-	}()
-	for px.waits.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	copied, login := loginBesideCopy(t, e, px, bob, bobPass, alice, alicePass)
 	before := copied()
 	var during int64
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
@@ -299,4 +251,39 @@ func TestFirstLoginsHoldOnlyTheirOldServer(t *testing.T) {
 	if s, err := st.Status(ctx, inbox.ID); err != nil || s.Messages != n {
 		t.Errorf("bob@other.test's INBOX: %d messages (%v), want %d", s.Messages, err, n)
 	}
+}
+
+// loginBesideCopy starts bob's first login and, once his copy has copied
+// a message, alice's first login through px, held: it returns when her
+// login waits for her old server, with bob's count of messages copied and
+// the channel her login's end comes on.
+func loginBesideCopy(t *testing.T, e *migrate.Engine, px *loginHoldProxy, bob, bobPass, alice, alicePass string) (copied func() int64, login <-chan error) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.FirstLogin(ctx, bob, bobPass); err != nil {
+		t.Fatal(err)
+	}
+	copied = func() int64 {
+		for _, a := range e.Progress() {
+			if a.Address == bob {
+				return a.MessagesDone
+			}
+		}
+		return 0
+	}
+	for deadline := time.Now().Add(30 * time.Second); copied() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("bob's copy did not start")
+		}
+	}
+	px.hold()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.FirstLogin(ctx, alice, alicePass)
+		done <- err
+	}()
+	for px.waits.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	return copied, done
 }
