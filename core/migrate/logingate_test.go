@@ -113,10 +113,7 @@ func TestFirstLoginsBeforeCopies(t *testing.T) {
 	bob, bobPass := srv.Address(t, "bob")
 	alice, alicePass := srv.Address(t, "alice")
 	const n = 3000
-	for i := range n {
-		srv.Append(t, "bob", "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of bob\r\n", i, i))
-	}
-	srv.Append(t, "alice", "INBOX", nil, time.Now(), []byte("Subject: a\r\n\r\nbody of alice\r\n"))
+	fillBobAlice(t, srv, srv, n)
 	px := startLoginHoldProxy(t, srv.IMAPAddr)
 	st, _ := setup(t, px.addr())
 	// Small chunks and batches: bob's copy takes many FETCHes and commits.
@@ -206,10 +203,7 @@ func TestFirstLoginsHoldOnlyTheirOldServer(t *testing.T) {
 	alice, alicePass := srvA.Address(t, "alice")
 	_, bobPass := srvB.Address(t, "bob")
 	const n = 3000
-	for i := range n {
-		srvB.Append(t, "bob", "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of bob\r\n", i, i))
-	}
-	srvA.Append(t, "alice", "INBOX", nil, time.Now(), []byte("Subject: a\r\n\r\nbody of alice\r\n"))
+	fillBobAlice(t, srvB, srvA, n)
 	px := startLoginHoldProxy(t, srvA.IMAPAddr)
 	st, _ := setup(t, px.addr()) // example.test: srvA, behind the proxy
 	other := settingsFor(t, srvB.IMAPAddr)
@@ -286,4 +280,13 @@ func loginBesideCopy(t *testing.T, e *migrate.Engine, px *loginHoldProxy, bob, b
 		time.Sleep(time.Millisecond)
 	}
 	return copied, done
+}
+
+// fillBobAlice gives bob n messages at bobs and alice one at alices.
+func fillBobAlice(t *testing.T, bobs, alices *oldtest.Server, n int) {
+	t.Helper()
+	for i := range n {
+		bobs.Append(t, "bob", "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of bob\r\n", i, i))
+	}
+	alices.Append(t, "alice", "INBOX", nil, time.Now(), []byte("Subject: a\r\n\r\nbody of alice\r\n"))
 }

@@ -31,13 +31,7 @@ func TestCompactWaitsForDurableExpunge(t *testing.T) {
 	if _, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte("Subject: other\r\n\r\nother\r\n")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.StoreFlags(ctx, mb.ID, []uint32{m.UID}, FlagsAdd, []string{`\Deleted`}); err != nil {
-		t.Fatal(err)
-	}
-	pc := watchPowerCut(t, s)
-	if err := s.wal.sync(); err != nil { // the \Deleted on disk
-		t.Fatal(err)
-	}
+	pc := deletedOnDisk(t, s, mb, m)
 	AgePacks(t, path)
 	release := pc.holdFsyncs(t)
 	expunged := make(chan error, 1)
@@ -82,4 +76,18 @@ func TestCompactWaitsForDurableExpunge(t *testing.T) {
 		}
 		t.Fatalf("the message back after the power cut: %d bytes, %v; want its %d bytes (Compact deleted its pack before the EXPUNGE was durable)", len(got), err, len(body))
 	}
+}
+
+// deletedOnDisk flags m \Deleted, watches s for a power cut from then on,
+// and fsyncs the log: the flag is on disk, the EXPUNGE to come is not yet.
+func deletedOnDisk(t *testing.T, s *Store, mb *Mailbox, m *Message) *powerCut {
+	t.Helper()
+	if _, err := s.StoreFlags(context.Background(), mb.ID, []uint32{m.UID}, FlagsAdd, []string{`\Deleted`}); err != nil {
+		t.Fatal(err)
+	}
+	pc := watchPowerCut(t, s)
+	if err := s.wal.sync(); err != nil {
+		t.Fatal(err)
+	}
+	return pc
 }

@@ -29,13 +29,7 @@ func TestSweepWaitsForDurableExpunge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.StoreFlags(ctx, mb.ID, []uint32{m.UID}, FlagsAdd, []string{`\Deleted`}); err != nil {
-		t.Fatal(err)
-	}
-	pc := watchPowerCut(t, s)
-	if err := s.wal.sync(); err != nil { // the \Deleted on disk
-		t.Fatal(err)
-	}
+	pc := deletedOnDisk(t, s, mb, m)
 	s.objects.grace, s.objects.settle = 0, 0
 	release := pc.holdFsyncs(t)
 	expunged := make(chan error, 1)
