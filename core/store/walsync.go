@@ -476,3 +476,44 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sq
 	}
 	return ch, after != before, nil
 }
+
+// keptLogs holds one connection of each store closed after it stopped
+// (keepLog), for the life of the process.
+var keptLogs struct {
+	sync.Mutex
+	conns []*sql.Conn
+}
+
+// keepLog keeps the log of a store that stopped after a failed fsync
+// (ErrStopped) as it is on disk, for the next start to recover from, as
+// after a crash: Close calls it before it closes the connections. SQLite's
+// last connection to close checkpoints the log into the database file and
+// deletes it; after a failed fsync that would copy pages as read back
+// (what the kernel kept of them, or what the disk had: a checkpoint does
+// not check the frames' checksums, as the recovery at open does) and
+// leave no log to recover from. PostgreSQL does not checkpoint either
+// after such a failure: it stops and replays its log at the next start.
+// So one reader connection stays open (it holds its shared lock on the
+// database, and the others' close finds it and leaves the log) until the
+// process ends, which it is to do once stopped (Store.Stopped).
+func (s *Store) keepLog() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := s.r.Conn(ctx)
+	if err == nil {
+		// A connection that read once has its shared lock (WAL mode keeps
+		// it until the connection closes).
+		_, err = c.ExecContext(ctx, `SELECT count(*) FROM sqlite_schema`)
+	}
+	if err != nil {
+		s.log.Error("store: cannot keep the log of the stopped store from being checkpointed at Close", "err", err)
+		if c != nil {
+			c.Close()
+		}
+		return
+	}
+	keptLogs.Lock()
+	keptLogs.conns = append(keptLogs.conns, c)
+	keptLogs.Unlock()
+	s.log.Warn("store: the log of the stopped store is left for the next start to recover from; one connection to the database stays open until the process ends", "log", s.wal.path)
+}
