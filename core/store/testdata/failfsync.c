@@ -25,20 +25,16 @@ static int failing(int fd) {
 	return strcmp(target + n - 4, "-wal") == 0;
 }
 
-int fsync(int fd) {
+// call fails fd's sync while failing, else calls the C library's name.
+static int call(const char *name, int fd) {
 	if (failing(fd)) {
 		errno = EIO;
 		return -1;
 	}
-	int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+	int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, name);
 	return real(fd);
 }
 
-int fdatasync(int fd) {
-	if (failing(fd)) {
-		errno = EIO;
-		return -1;
-	}
-	int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-	return real(fd);
-}
+int fsync(int fd) { return call("fsync", fd); }
+
+int fdatasync(int fd) { return call("fdatasync", fd); }
