@@ -17,8 +17,14 @@ import (
 // CPU is the case where it wants a second P (singleCPUProcs). An admin's
 // GOMAXPROCS (env) stands.
 func migrateCPUs(env string) int {
+	return cpusUnder(runtime.GOMAXPROCS(0), env, "/sys/fs/cgroup", readCgroups())
+}
+
+// readCgroups returns /proc/self/cgroup's text ("" when it cannot be
+// read).
+func readCgroups() string {
 	self, _ := os.ReadFile("/proc/self/cgroup")
-	return cpusUnder(runtime.GOMAXPROCS(0), env, "/sys/fs/cgroup", string(self))
+	return string(self)
 }
 
 // cpusUnder is migrateCPUs for the runtime's procs, the cgroup file
