@@ -18,8 +18,19 @@ import (
 // panic went up the leader's goroutine, which then never gave the batch's
 // token back nor answered the batch: every grouped write of the server
 // (STORE, APPEND, EXPUNGE, COPY) waited for ever, whatever its context.
+//
+// The panic may leave a statement's rows open (no defer closed them): the
+// batch still commits the others.
 func TestGroupCommitPanicIsItsCallers(t *testing.T) {
 	sqliteOnly(t)
+	for _, rowsOpen := range []bool{false, true} {
+		t.Run(fmt.Sprintf("rows left open %v", rowsOpen), func(t *testing.T) {
+			groupCommitPanic(t, rowsOpen)
+		})
+	}
+}
+
+func groupCommitPanic(t *testing.T, rowsOpen bool) {
 	s, mb, uids := inboxStore(t, nil, 3)
 	ctx := context.Background()
 	sizes := batchSizes(s)
@@ -38,6 +49,13 @@ func TestGroupCommitPanicIsItsCallers(t *testing.T) {
 			errs[i] = s.writeFlags(ctx, func(tx *sql.Tx, ch *changes) error {
 				if _, err := tx.Exec(`UPDATE messages SET flags = 'Bad' WHERE mailbox_id = ? AND uid = ?`, mb.ID, uids[1]); err != nil {
 					return err
+				}
+				if rowsOpen {
+					rows, err := tx.QueryContext(ctx, `SELECT uid FROM messages WHERE mailbox_id = ?`, mb.ID)
+					if err != nil {
+						return err
+					}
+					rows.Next()
 				}
 				panic("boom in a grouped write")
 			})
