@@ -206,7 +206,7 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 			}
 		}
 	}
-	if n := migrateProcs(len(users), runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS")); n != runtime.GOMAXPROCS(0) {
+	if n := migrateProcs(len(users), migrateCPUs(os.Getenv("GOMAXPROCS")), os.Getenv("GOMAXPROCS")); n != runtime.GOMAXPROCS(0) {
 		runtime.GOMAXPROCS(n) // (set only when it changes: a set value no longer follows the CPU limit)
 	}
 	co, err := c.open(stderr)
@@ -270,8 +270,9 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 // hashes, writes and summarizes about 330 MB/s, more than one old server
 // sends one account.
 //
-// On one CPU (a machine or container of one core, or a process pinned
-// to one with taskset) it is singleCPUProcs instead. There the one P was
+// On one CPU (a machine or container of one core, a process pinned to
+// one with taskset, or a cgroup allowing one CPU: migrateCPUs) it is
+// singleCPUProcs instead. There the one P was
 // held by every goroutine blocked in a system call or a cgo call (the
 // stagers' direct pack writes waiting for the disk, the committer's
 // SQLite COMMIT and fsync) until the runtime's monitor took it back (20

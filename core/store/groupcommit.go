@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync"
 )
@@ -46,6 +47,12 @@ import (
 //     ended before its turn in the batch).
 //   - Its notifications: each request's changes are told by its own caller
 //     once committed (and, for mail, durable), as before.
+//   - Its panics: a fn that panics is rolled back to its savepoint like
+//     one that fails, and the panic is raised again in its own caller
+//     (writePanic), so that only its session ends, as before; the others
+//     commit. A panic in the batch's own code ends the batch (nothing
+//     committed is answered OK) and gives the token back: the writes
+//     after it still run.
 //
 // The fns run on the goroutine leading the batch, not their caller's,
 // while their caller waits. That changes nothing a fn may rely on: fns
@@ -82,7 +89,25 @@ type writeReq struct {
 	ch    *changes
 	wrote bool
 	err   error
+	// panicked is fn's panic, raised again in the caller (batchWrite).
+	panicked *writePanic
 }
+
+// writePanic is the panic of a request's fn, which ran on the goroutine
+// leading its batch: batchWrite raises it again in the request's caller,
+// with the stack where fn panicked.
+type writePanic struct {
+	value any
+	stack []byte
+}
+
+func (p *writePanic) Error() string {
+	return fmt.Sprintf("%v\n\n(in a grouped write, run on the goroutine leading its batch:)\n%s", p.value, p.stack)
+}
+
+// errBatchPanicked answers the requests of a batch whose own code
+// panicked (not a request's fn): a bug of ours, and its outcome unknown.
+var errBatchPanicked = errors.New("store: the grouped write's batch failed (a panic in the store); whether it was committed is not known")
 
 // errRunAlone answers a request its batch could not keep (the
 // transaction ended under another request, or it crossed a durable mark
@@ -99,6 +124,12 @@ func (s *Store) batchWrite(ctx context.Context, fn func(tx *sql.Tx, ch *changes)
 	b.mu.Lock()
 	b.queue = append(b.queue, r)
 	b.mu.Unlock()
+	// fn's panic is its caller's (writePanic).
+	defer func() {
+		if r.panicked != nil {
+			panic(r.panicked)
+		}
+	}()
 	for {
 		select {
 		case <-r.done:
@@ -120,8 +151,11 @@ func (s *Store) batchWrite(ctx context.Context, fn func(tx *sql.Tx, ch *changes)
 				b.token <- struct{}{} // another waiting request leads
 				return nil, false, fmt.Errorf("store: begin: %w", err)
 			}
-			s.runBatch(conn)
-			b.token <- struct{}{}
+			func() {
+				// Given back even when the batch panics (runBatch).
+				defer func() { b.token <- struct{}{} }()
+				s.runBatch(conn)
+			}()
 			// The batch took every request queued, this one included.
 			<-r.done
 			return r.ch, r.wrote, r.err
@@ -160,14 +194,24 @@ func (s *Store) runBatch(conn *sql.Conn) {
 	if b.ran != nil {
 		b.ran(len(reqs))
 	}
-	err := s.commitBatch(conn, reqs)
-	for _, r := range reqs {
-		if r.ch == nil && r.err == nil {
-			// Not committed, and no answer of its own: the batch's.
-			r.err = err
+	err := errBatchPanicked
+	ended := false
+	defer func() {
+		for _, r := range reqs {
+			if !ended {
+				// The batch's own code panicked (runRequests answers a
+				// fn's panic): its transaction was rolled back.
+				r.ch = nil
+			}
+			if r.ch == nil && r.err == nil {
+				// Not committed, and no answer of its own: the batch's.
+				r.err = err
+			}
+			close(r.done)
 		}
-		close(r.done)
-	}
+	}()
+	err = s.commitBatch(conn, reqs)
+	ended = true
 }
 
 // errNothingToCommit: every request of a batch failed or was skipped.
@@ -250,7 +294,7 @@ func (s *Store) runRequests(tx *sql.Tx, reqs []*writeReq) (ran []*writeReq, err 
 			return lost(i)
 		}
 		ch := &changes{}
-		err := r.fn(tx, ch)
+		err := r.run(tx, ch)
 		if err == nil {
 			err = s.checkObjects(bg, tx, ch.objects)
 		}
@@ -276,4 +320,16 @@ func (s *Store) runRequests(tx *sql.Tx, reqs []*writeReq) (ran []*writeReq, err 
 		return nil, errNothingToCommit
 	}
 	return ran, nil
+}
+
+// run runs r's fn in tx; a panic of fn is r's answer (writePanic), its
+// error here, so that its savepoint is rolled back as for a failure.
+func (r *writeReq) run(tx *sql.Tx, ch *changes) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.panicked = &writePanic{value: v, stack: debug.Stack()}
+			err = fmt.Errorf("store: the write panicked: %v", v)
+		}
+	}()
+	return r.fn(tx, ch)
 }

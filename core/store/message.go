@@ -176,7 +176,8 @@ func (t *Tx) Commit() error {
 	}
 	if err == nil {
 		if err = t.tx.Commit(); err != nil {
-			err = fmt.Errorf("store: commit: %w", err)
+			// SQLite's own fsync failing stops the store (walsync.go).
+			err = t.s.wal.failedCommit(fmt.Errorf("store: commit: %w", err))
 		}
 	}
 	if err != nil {

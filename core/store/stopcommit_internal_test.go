@@ -76,3 +76,43 @@ func TestFlagsAfterStopRefused(t *testing.T) {
 		t.Fatalf("the refused change is there (%v)", err)
 	}
 }
+
+// TestCloseAfterStopKeepsLog: Close of a store stopped by a failed fsync
+// of its log leaves the log as it is on disk, for the next start to
+// recover from (walsync.go), as after a crash. Before, the last
+// connection's close checkpointed it into the database file and deleted
+// it: the checkpoint copies the log's pages as read back, which after a
+// failed fsync may be what the kernel kept or what the disk had (it does
+// not check the frames' checksums, as the recovery at open does), so the
+// database could be left with torn pages and no log to recover from. Once
+// open again the store has the message its log held.
+func TestCloseAfterStopKeepsLog(t *testing.T) {
+	sqliteOnly(t)
+	s, mb, _ := inboxStore(t, nil, 1)
+	ctx := context.Background()
+	path := s.where
+	s.wal.syncFile = func(*os.File) error { return errors.New("injected fsync error") }
+	if _, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte("Subject: before the stop\r\n\r\nx\r\n")}); !errors.Is(err, ErrStopped) {
+		t.Fatalf("an APPEND whose fsync failed: %v, want ErrStopped", err)
+	}
+	if err := s.Close(); !errors.Is(err, ErrStopped) && err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path + "-wal")
+	if err != nil || st.Size() == 0 {
+		t.Fatalf("the log after Close of a stopped store: %v (size %d); want it left for the next start", err, func() int64 {
+			if st == nil {
+				return 0
+			}
+			return st.Size()
+		}())
+	}
+	s2, err := Open(path, &Options{ChangePoll: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got, err := s2.Status(ctx, mb.ID); err != nil || got.Messages != 2 {
+		t.Fatalf("reopened: %+v, %v; want the 2 messages the log holds", got, err)
+	}
+}

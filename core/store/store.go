@@ -519,6 +519,9 @@ func (s *Store) Close() error {
 			s.log.Warn("store: durable marks left raised; the next open skips some UIDs", "err", err)
 		}
 	}
+	if s.wal.stopped() != nil {
+		s.keepLog()
+	}
 	err := errors.Join(serr, s.r.Close(), s.w.Close())
 	if s.counts != nil {
 		err = errors.Join(err, s.counts.Close())

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/mattn/go-sqlite3"
 )
 
 // Group commit of mail and flag changes.
@@ -254,16 +256,40 @@ func (w *walSync) sync() error {
 			// can tell (after a failed fsync the kernel may have dropped
 			// the pages it could not write, and a second fsync then
 			// succeeds): the store stops (stopped).
-			if w.failed == nil {
-				w.failed = fmt.Errorf("%w: %w", ErrStopped, err)
-				close(w.stop)
-				w.log.Error("store: an fsync of the database's log failed; the store refuses every write until it is opened again (restart the server)", "log", w.path, "err", err)
-			}
-			return w.failed
+			return w.failLocked(err)
 		}
 		w.done = max(w.done, upto)
 	}
 	return nil
+}
+
+// failLocked stops the store after err, a failed fsync of the log (see
+// sync), and returns ErrStopped. w.mu is held.
+func (w *walSync) failLocked(err error) error {
+	if w.failed == nil {
+		w.failed = fmt.Errorf("%w: %w", ErrStopped, err)
+		close(w.stop)
+		w.log.Error("store: an fsync of the database's log failed; the store refuses every write until it is opened again (restart the server)", "log", w.path, "err", err)
+	}
+	return w.failed
+}
+
+// failedCommit stops the store when err, a commit's, says SQLite's own
+// fsync failed (a FULL commit syncs the log before it returns; any commit
+// may sync the log's header when it restarts it): the pages the kernel
+// could not write may be gone, earlier commits' among them, and the next
+// fsync on SQLite's descriptor succeeds (Linux reports a writeback error
+// once per open file), so a later commit answered OK (an SMTP 250) could
+// lie beyond a hole in the log that recovery stops at. It returns err, or
+// ErrStopped beside it.
+func (w *walSync) failedCommit(err error) error {
+	var se sqlite3.Error
+	if w == nil || !errors.As(err, &se) || (se.ExtendedCode != sqlite3.ErrIoErrFsync && se.ExtendedCode != sqlite3.ErrIoErrDirFsync) {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return errors.Join(err, w.failLocked(err))
 }
 
 // fsync syncs the log file through the descriptor of slot. The descriptors
@@ -472,7 +498,48 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sq
 		if IsDiskFull(err) {
 			s.packs.room.release() // as Tx.Commit
 		}
-		return nil, false, fmt.Errorf("store: commit: %w", err)
+		return nil, false, s.wal.failedCommit(fmt.Errorf("store: commit: %w", err))
 	}
 	return ch, after != before, nil
+}
+
+// keptLogs holds one connection of each store closed after it stopped
+// (keepLog), for the life of the process.
+var keptLogs struct {
+	sync.Mutex
+	conns []*sql.Conn
+}
+
+// keepLog keeps the log of a store that stopped after a failed fsync
+// (ErrStopped) as it is on disk, for the next start to recover from, as
+// after a crash: Close calls it before it closes the connections. SQLite's
+// last connection to close checkpoints the log into the database file and
+// deletes it; after a failed fsync that would copy pages as read back
+// (what the kernel kept of them, or what the disk had: a checkpoint does
+// not check the frames' checksums, as the recovery at open does) and
+// leave no log to recover from. PostgreSQL does not checkpoint either
+// after such a failure: it stops and replays its log at the next start.
+// So one reader connection stays open (it holds its shared lock on the
+// database, and the others' close finds it and leaves the log) until the
+// process ends, which it is to do once stopped (Store.Stopped).
+func (s *Store) keepLog() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := s.r.Conn(ctx)
+	if err == nil {
+		// A connection that read once has its shared lock (WAL mode keeps
+		// it until the connection closes).
+		_, err = c.ExecContext(ctx, `SELECT count(*) FROM sqlite_schema`)
+	}
+	if err != nil {
+		s.log.Error("store: cannot keep the log of the stopped store from being checkpointed at Close", "err", err)
+		if c != nil {
+			c.Close()
+		}
+		return
+	}
+	keptLogs.Lock()
+	keptLogs.conns = append(keptLogs.conns, c)
+	keptLogs.Unlock()
+	s.log.Warn("store: the log of the stopped store is left for the next start to recover from; one connection to the database stays open until the process ends", "log", s.wal.path)
 }
