@@ -494,9 +494,13 @@ func (s *session) quit() {
 	// The lock is renewed (checked) before anything is removed: a
 	// session whose lock lapsed (a frozen node) while another session
 	// took the maildrop removes nothing.
-	if err := s.srv.st.RenewMaildrop(s.ctx(), s.acct, s.holder, s.srv.lockTTL); err != nil {
+	if err := s.srv.st.RenewMaildrop(s.ctx(), s.acct, s.holder, s.srv.lockTTL); errors.Is(err, store.ErrMaildropLocked) {
 		s.srv.log.Warn("pop3front: maildrop lock lost before QUIT", "account", s.drop.address, "err", err)
 		s.reply("-ERR [IN-USE] The mailbox lock was lost; no message removed")
+		return
+	} else if err != nil {
+		s.srv.log.Error("pop3front: renew maildrop lock before QUIT", "account", s.drop.address, "err", err)
+		s.reply("-ERR [SYS/TEMP] The mailbox lock could not be checked; no message removed")
 		return
 	}
 	n, err := s.drop.update(s.ctx(), s.srv.st)
