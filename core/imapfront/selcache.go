@@ -2,6 +2,8 @@ package imapfront
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,9 +63,6 @@ type selectCache struct {
 	entries map[int64]*selectEntry
 	total   int // messages held
 	clock   uint64
-	// sets interns flag lists (by their stored form), so that the
-	// messages share them; emptied when it grows past maxFlagSets.
-	sets map[string]*flagSet
 	// budget is selectCacheBudget (smaller in tests).
 	budget int
 	// fullReads counts the states read whole (store.Snapshot), for tests.
@@ -75,28 +74,36 @@ type selectEntry struct {
 	used uint64
 }
 
-const maxFlagSets = 4096
-
 func newSelectCache(budget int) *selectCache {
-	return &selectCache{entries: map[int64]*selectEntry{}, sets: map[string]*flagSet{}, budget: budget}
+	return &selectCache{entries: map[int64]*selectEntry{}, budget: budget}
 }
 
-// intern returns the shared flagSet of flags. Called with c.mu held.
-func (c *selectCache) intern(flags []string) *flagSet {
+// flagSets makes the flagSets of one state's build, one per distinct
+// list of flags, so that the messages share them.
+type flagSets struct {
+	sets map[string]*flagSet
+	last *flagSet
+}
+
+func (fs *flagSets) of(flags []string) *flagSet {
+	if fs.last != nil && slices.Equal(fs.last.list, flags) {
+		return fs.last // a run of messages with the same flags
+	}
 	key := strings.Join(flags, " ")
-	if fs := c.sets[key]; fs != nil {
-		return fs
+	f := fs.sets[key]
+	if f == nil {
+		list := make([]string, len(flags))
+		for i, g := range flags {
+			list[i] = strings.Clone(g) // not a piece of the store's whole read
+		}
+		f = &flagSet{list: list, unseen: !hasFlagFold(list, `\Seen`)}
+		if fs.sets == nil {
+			fs.sets = map[string]*flagSet{}
+		}
+		fs.sets[key] = f
 	}
-	if len(c.sets) >= maxFlagSets {
-		c.sets = map[string]*flagSet{}
-	}
-	list := make([]string, len(flags))
-	for i, f := range flags {
-		list[i] = strings.Clone(f) // not the store's whole read
-	}
-	fs := &flagSet{list: list, unseen: !hasFlagFold(list, `\Seen`)}
-	c.sets[strings.Clone(key)] = fs
-	return fs
+	fs.last = f
+	return f
 }
 
 // state returns mailbox mb's messages now: the cached state brought up to
@@ -111,6 +118,9 @@ func (c *selectCache) state(ctx context.Context, st *store.Store, mb int64) (*ma
 	if old != nil {
 		d, err := st.Delta(ctx, mb, old.highest)
 		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				c.drop(mb, old) // the mailbox is gone
+			}
 			return nil, err
 		}
 		if d.UIDValidity == old.validity {
@@ -124,7 +134,7 @@ func (c *selectCache) state(ctx context.Context, st *store.Store, mb int64) (*ma
 				c.put(mb, &n)
 				return &n, nil
 			}
-			if n := c.apply(old, d); n != nil {
+			if n := apply(old, d); n != nil {
 				c.put(mb, n)
 				return n, nil
 			}
@@ -136,33 +146,31 @@ func (c *selectCache) state(ctx context.Context, st *store.Store, mb int64) (*ma
 		return nil, err
 	}
 	n := &mailboxState{validity: snap.UIDValidity, uidNext: snap.UIDNext, highest: snap.HighestModSeq, msgs: make([]msgState, len(snap.Changed))}
-	c.mu.Lock()
+	var fs flagSets
 	for i, m := range snap.Changed {
-		n.msgs[i] = msgState{uid: m.UID, modseq: m.ModSeq, flags: c.intern(m.Flags)}
+		n.msgs[i] = msgState{uid: m.UID, modseq: m.ModSeq, flags: fs.of(m.Flags)}
 	}
-	c.mu.Unlock()
 	c.put(mb, n)
 	return n, nil
 }
 
 // apply returns old with d's changes, or nil when the result's count of
 // messages is not d.Messages.
-func (c *selectCache) apply(old *mailboxState, d *store.Delta) *mailboxState {
+func apply(old *mailboxState, d *store.Delta) *mailboxState {
 	n := &mailboxState{validity: old.validity, uidNext: d.UIDNext, highest: d.HighestModSeq,
 		msgs: make([]msgState, 0, len(old.msgs)+len(d.Changed))}
 	gone := d.Expunged // ascending
 	ch := d.Changed    // ascending
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	var fs flagSets
 	for _, m := range old.msgs {
 		for len(ch) > 0 && ch[0].UID < m.uid {
-			n.msgs = append(n.msgs, msgState{uid: ch[0].UID, modseq: ch[0].ModSeq, flags: c.intern(ch[0].Flags)})
+			n.msgs = append(n.msgs, msgState{uid: ch[0].UID, modseq: ch[0].ModSeq, flags: fs.of(ch[0].Flags)})
 			ch = ch[1:]
 		}
 		if len(ch) > 0 && ch[0].UID == m.uid {
 			// Present now, with these flags (whatever Expunged says of
 			// its UID: the rows are the mailbox as it is).
-			n.msgs = append(n.msgs, msgState{uid: ch[0].UID, modseq: ch[0].ModSeq, flags: c.intern(ch[0].Flags)})
+			n.msgs = append(n.msgs, msgState{uid: ch[0].UID, modseq: ch[0].ModSeq, flags: fs.of(ch[0].Flags)})
 			ch = ch[1:]
 			continue
 		}
@@ -175,7 +183,7 @@ func (c *selectCache) apply(old *mailboxState, d *store.Delta) *mailboxState {
 		n.msgs = append(n.msgs, m)
 	}
 	for _, m := range ch {
-		n.msgs = append(n.msgs, msgState{uid: m.UID, modseq: m.ModSeq, flags: c.intern(m.Flags)})
+		n.msgs = append(n.msgs, msgState{uid: m.UID, modseq: m.ModSeq, flags: fs.of(m.Flags)})
 	}
 	if len(n.msgs) != d.Messages {
 		return nil
@@ -190,6 +198,18 @@ func (c *selectCache) keep(mb int64, s *mailboxState) {
 	if e := c.entries[mb]; e != nil && e.st == s {
 		c.clock++
 		e.used = c.clock
+	}
+}
+
+// drop forgets mb's entry if it is still s (whatever it is, s nil). A
+// mailbox deleted by another process leaves when the next SELECT or poll
+// of it finds it gone, or as the least recently used.
+func (c *selectCache) drop(mb int64, s *mailboxState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entries[mb]; e != nil && (s == nil || e.st == s) {
+		c.total -= len(e.st.msgs)
+		delete(c.entries, mb)
 	}
 }
 

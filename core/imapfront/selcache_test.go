@@ -150,3 +150,27 @@ func TestSelectCacheBudget(t *testing.T) {
 		t.Fatalf("SELECT box2: %q", un)
 	}
 }
+
+// TestSelectCacheDropsDeleted: a mailbox deleted (IMAP DELETE) leaves the
+// select cache; a SELECT of it fails as before.
+func TestSelectCacheDropsDeleted(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	mb, err := e.st.CreateMailbox(ctx, e.acct.ID, "gone", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, e.st, mb, 10)
+	c := e.login()
+	c.ok("SELECT gone")
+	if got := imapfront.SelectCacheHolds(e.srv); len(got) != 1 || got[0] != mb.ID {
+		t.Fatalf("cache holds %v, want [%d]", got, mb.ID)
+	}
+	e.login().ok("DELETE gone")
+	if _, tagged := c.do("SELECT gone"); !strings.Contains(tagged, " NO") {
+		t.Fatalf("SELECT of a deleted mailbox: %s", tagged)
+	}
+	if got := imapfront.SelectCacheHolds(e.srv); len(got) != 0 {
+		t.Fatalf("cache holds %v after the mailbox was deleted", got)
+	}
+}

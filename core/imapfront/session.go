@@ -250,7 +250,11 @@ func (s *session) Delete(name string) error {
 		s.sel.close()
 		s.sel = nil
 	}
-	return s.storeErr(s.srv.st.DeleteMailbox(s.ctx(), s.acct.ID, mb.Name), "DELETE")
+	if err := s.srv.st.DeleteMailbox(s.ctx(), s.acct.ID, mb.Name); err != nil {
+		return s.storeErr(err, "DELETE")
+	}
+	s.srv.selects.drop(mb.ID, nil)
+	return nil
 }
 
 // Rename implements imapserver.Session (RFC 3501 6.3.5): children follow;
