@@ -31,8 +31,9 @@ import (
 // replaces it. The cache holds at most selectCacheBudget messages over
 // all its mailboxes, dropping the least recently used.
 
-// selectCacheBudget bounds the messages selectCache holds: about 40 bytes
-// each (UID, MODSEQ, a shared flag list), 10 MiB in all.
+// selectCacheBudget bounds the messages selectCache holds: 24 bytes each
+// (UID, MODSEQ, a pointer to the flag list the messages of a state with
+// the same flags share), 6 MiB in all beside those lists.
 const selectCacheBudget = 256 << 10
 
 // flagSet is one distinct list of flags, shared by the messages that have
