@@ -118,6 +118,8 @@ type Server struct {
 	cancel    context.CancelFunc
 	sessions  sync.WaitGroup
 	closeOnce sync.Once
+	// selects is the mailboxes' states the last SELECTs read (selcache.go).
+	selects *selectCache
 }
 
 // New makes a Server; it starts serving with Serve or ServeTLS.
@@ -126,11 +128,12 @@ func New(opts *Options) (*Server, error) {
 		return nil, errors.New("imapfront: Options.Store is required")
 	}
 	s := &Server{
-		st:    opts.Store,
-		auth:  opts.Auth,
-		log:   opts.Logger,
-		tls:   opts.TLSConfig,
-		limit: opts.AppendLimit,
+		st:      opts.Store,
+		auth:    opts.Auth,
+		log:     opts.Logger,
+		tls:     opts.TLSConfig,
+		limit:   opts.AppendLimit,
+		selects: newSelectCache(selectCacheBudget),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

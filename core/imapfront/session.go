@@ -250,7 +250,11 @@ func (s *session) Delete(name string) error {
 		s.sel.close()
 		s.sel = nil
 	}
-	return s.storeErr(s.srv.st.DeleteMailbox(s.ctx(), s.acct.ID, mb.Name), "DELETE")
+	if err := s.srv.st.DeleteMailbox(s.ctx(), s.acct.ID, mb.Name); err != nil {
+		return s.storeErr(err, "DELETE")
+	}
+	s.srv.selects.drop(mb.ID, nil)
+	return nil
 }
 
 // Rename implements imapserver.Session (RFC 3501 6.3.5): children follow;
@@ -413,10 +417,10 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	}
 	s.sel = v
 	var firstUnseen uint32
-	for i, c := range snap.Changed {
-		v.keywords.add(c.Flags)
-		if firstUnseen == 0 && !hasFlagFold(c.Flags, `\Seen`) {
+	for i, m := range snap.msgs {
+		if m.flags.unseen {
 			firstUnseen = uint32(i + 1)
+			break
 		}
 	}
 	if _, err := v.claimRecent(v.uids); err != nil {
@@ -428,9 +432,9 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		NumRecent:         v.numRecent(),
 		NumMessages:       uint32(len(v.uids)),
 		FirstUnseenSeqNum: firstUnseen,
-		UIDNext:           imap.UID(snap.UIDNext),
-		UIDValidity:       snap.UIDValidity,
-		HighestModSeq:     snap.HighestModSeq,
+		UIDNext:           imap.UID(snap.uidNext),
+		UIDValidity:       snap.validity,
+		HighestModSeq:     snap.highest,
 	}, nil
 }
 

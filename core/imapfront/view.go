@@ -52,21 +52,28 @@ const freshDeferBound = time.Second
 
 func stack() string { return string(debug.Stack()) }
 
-func (s *session) openView(mb *store.Mailbox, readOnly bool) (*view, *store.Snapshot, error) {
+// openView reads mailbox mb's messages (selectCache) and makes them the
+// session's view, with its keywords announced; it returns the state read.
+func (s *session) openView(mb *store.Mailbox, readOnly bool) (*view, *mailboxState, error) {
 	// Watch first: a change committed after the snapshot then always fires.
 	w := s.srv.st.Watch(s.acct.ID)
-	snap, err := s.srv.st.Snapshot(s.ctx(), mb.ID, 0)
+	st, err := s.srv.selects.state(s.ctx(), s.srv.st, mb.ID)
 	if err != nil {
 		w.Close()
 		return nil, nil, s.storeErr(err, "SELECT")
 	}
-	v := &view{s: s, mb: mb, readOnly: readOnly, modseq: snap.HighestModSeq, watch: w, reported: map[imap.UID]uint64{},
+	v := &view{s: s, mb: mb, readOnly: readOnly, modseq: st.highest, watch: w, reported: map[imap.UID]uint64{},
 		keywords: newKeywordSet(), hidden: map[imap.UID]bool{}}
-	v.uids = make([]imap.UID, len(snap.UIDs))
-	for i, u := range snap.UIDs {
-		v.uids[i] = imap.UID(u)
+	v.uids = make([]imap.UID, len(st.msgs))
+	var last *flagSet
+	for i, m := range st.msgs {
+		v.uids[i] = imap.UID(m.uid)
+		if m.flags != last { // runs of messages share their flag list
+			v.keywords.add(m.flags.list)
+			last = m.flags
+		}
 	}
-	return v, snap, nil
+	return v, st, nil
 }
 
 func (v *view) close() {

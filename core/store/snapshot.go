@@ -165,8 +165,9 @@ const deltaExpungedQuery = `SELECT uid FROM expunged WHERE mailbox_id = ? AND mo
 type Delta struct {
 	HighestModSeq uint64
 	UIDNext       uint32
+	UIDValidity   uint32
 	// Unchanged is true when HIGHESTMODSEQ still equals the MODSEQ asked
-	// for; the other fields are then empty.
+	// for; Messages, Changed and Expunged are then empty.
 	Unchanged bool
 	// Messages is the number of messages in the mailbox now.
 	Messages int
@@ -200,8 +201,8 @@ func (s *Store) Delta(ctx context.Context, mailboxID int64, sinceModSeq uint64) 
 	defer tx.Rollback()
 	ctx = s.readCtx(ctx)
 	var d Delta
-	err = tx.QueryRowContext(ctx, `SELECT highest_modseq, uid_next FROM mailboxes WHERE id = ?`, mailboxID).
-		Scan(&d.HighestModSeq, &d.UIDNext)
+	err = tx.QueryRowContext(ctx, `SELECT highest_modseq, uid_next, uid_validity FROM mailboxes WHERE id = ?`, mailboxID).
+		Scan(&d.HighestModSeq, &d.UIDNext, &d.UIDValidity)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
 	} else if err != nil {

@@ -1,0 +1,41 @@
+package imapfront
+
+// SelectFullReads is how many times s's SELECTs read a mailbox whole
+// (selectCache) rather than what changed since the last one.
+func SelectFullReads(s *Server) int64 { return s.selects.fullReads.Load() }
+
+// SetSelectCacheValidity makes the state s keeps of mailbox mb claim
+// UIDVALIDITY v, as if mb's id had been given to a new mailbox; false
+// when s keeps none.
+func SetSelectCacheValidity(s *Server, mb int64, v uint32) bool {
+	c := s.selects
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[mb]
+	if e == nil {
+		return false
+	}
+	n := *e.st
+	n.validity = v
+	e.st = &n
+	return true
+}
+
+// SetSelectCacheBudget sets how many messages s's select cache holds.
+func SetSelectCacheBudget(s *Server, n int) {
+	s.selects.mu.Lock()
+	s.selects.budget = n
+	s.selects.mu.Unlock()
+}
+
+// SelectCacheHolds reports the mailboxes s's select cache holds.
+func SelectCacheHolds(s *Server) []int64 {
+	c := s.selects
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []int64
+	for id := range c.entries {
+		ids = append(ids, id)
+	}
+	return ids
+}
