@@ -350,6 +350,27 @@ func (s *Store) writeUnsyncedThen(ctx context.Context, fn func(tx *sql.Tx, ch *c
 	return s.writeNormal(ctx, fn, ended, syncNone)
 }
 
+// writeCtx is the context the statements of a write run by writeNormal
+// run with: ctx without its end on SQLite, as readCtx for reads. With a
+// ctx that can end, database/sql starts a goroutine to watch each
+// statement's rows (Rows.awaitDone) and the SQLite driver runs each
+// statement and each step of its rows in a goroutine of its own while the
+// calling one waits (mattn/go-sqlite3 SQLiteStmt.exec, SQLiteRows.Next):
+// two hand-overs per statement, each waiting for a core under load, and
+// all of them while the writer is held, in a batch of other sessions'
+// writes (groupcommit.go). An execution trace of ten IMAP sessions
+// (session 12) showed a third of the writer's busy time spent so. ctx is
+// still honoured where it can be: a request whose ctx ended is not run
+// (batchWrite, runRequests), and a statement on the writer waits for no
+// lock of this process. PostgreSQL statements keep ctx (one there can
+// wait for a row lock).
+func (s *Store) writeCtx(ctx context.Context) context.Context {
+	if s.d.postgres() {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
 // syncMode says what a commit with synchronous=NORMAL does about the fsync
 // of the log.
 type syncMode int
