@@ -255,10 +255,10 @@ func TestGroupCommitPastMark(t *testing.T) {
 }
 
 // doneCounter is a context that can end (its Done is not nil) and counts
-// how often its Done channel was asked for inside a batch on the writer
-// (runBatch): database/sql and the SQLite driver ask once or more for
-// each statement run with it, and then watch it from goroutines of their
-// own (writeCtx).
+// how often its Done channel was asked for inside a transaction on the
+// writer (commitNormal, which a batch runs in): database/sql and the
+// SQLite driver ask once or more for each statement run with it, and then
+// watch it from goroutines of their own (writeCtx).
 type doneCounter struct {
 	context.Context
 	mu    sync.Mutex
@@ -270,7 +270,7 @@ func (c *doneCounter) Done() <-chan struct{} {
 	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
 	for {
 		f, more := frames.Next()
-		if strings.HasSuffix(f.Function, ".runBatch") {
+		if strings.HasSuffix(f.Function, ".commitNormal") {
 			c.mu.Lock()
 			c.calls++
 			c.mu.Unlock()
@@ -290,11 +290,12 @@ func (c *doneCounter) n() int {
 }
 
 // TestWritesDoNotWatchContext: the statements of a short write on SQLite
-// (a STORE, an APPEND, an EXPUNGE, a COPY, a MOVE, a \Recent claim) run
-// on the writer, in a batch of other sessions' writes, without watching
-// the caller's context (writeCtx): each statement that watched it made
-// the batch's goroutine hand the statement to another goroutine and wait
-// for it, twice per statement, while holding the writer. What the write
+// (a STORE, an APPEND, an EXPUNGE, a COPY, a MOVE, a \Recent claim, in a
+// batch of other sessions' writes; a LOGIN's counts) run on the writer
+// without watching the caller's context (writeCtx), and so do the
+// transaction's own (BEGIN, its marks): each statement that watched it
+// made the goroutine holding the writer hand the statement to another
+// goroutine and wait for it. What the write
 // does before (its queueing: a request whose ctx ended is not run,
 // TestGroupCommitCancelQueued) still watches it.
 func TestWritesDoNotWatchContext(t *testing.T) {
@@ -336,6 +337,20 @@ func TestWritesDoNotWatchContext(t *testing.T) {
 			_, err := s.ClaimRecent(ctx, mb.ID, 1<<31)
 			return err
 		}},
+		{"LOGIN's counts", func(ctx context.Context) error {
+			keys := []LoginFailureKey{{"src 192.0.2.9/32", 10}}
+			check, _, _, err := s.ReserveLoginCheck(ctx, keys, time.Hour, time.Minute)
+			if err == nil {
+				err = s.EndLoginCheck(ctx, check, keys, nil, time.Hour)
+			}
+			if err == nil {
+				err = s.NoteLoginFailure(ctx, keys, time.Hour)
+			}
+			if err == nil {
+				err = s.ClearLoginFailures(ctx, keys[0].Key)
+			}
+			return err
+		}},
 	} {
 		ctx, cancel := context.WithCancel(bg)
 		spy := &doneCounter{Context: ctx}
@@ -344,7 +359,7 @@ func TestWritesDoNotWatchContext(t *testing.T) {
 		}
 		cancel()
 		if n := spy.n(); n > 0 {
-			t.Errorf("%s: its context's Done asked for %d times in the batch on the writer, want 0: its statements watch it", w.name, n)
+			t.Errorf("%s: its context's Done asked for %d times in its transaction on the writer, want 0: its statements watch it", w.name, n)
 		}
 	}
 }

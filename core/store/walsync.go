@@ -443,6 +443,11 @@ func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes
 // needs no fsync). Message bytes the transaction names are made durable
 // before it commits, as Tx.Commit does; one that would leave a mailbox
 // past its marks is rolled back (errPastMark).
+//
+// Its own statements, BEGIN included, run without watching ctx (writeCtx):
+// each would otherwise be handed to a goroutine of database/sql's or the
+// driver's while the writer is held; fn runs its statements with the
+// context it chooses.
 func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sql.Tx, ch *changes) error) (committed *changes, wrote bool, err error) {
 	bg := context.WithoutCancel(ctx)
 	defer func() {
@@ -456,23 +461,23 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sq
 	if _, err := conn.ExecContext(bg, `PRAGMA synchronous = NORMAL`); err != nil {
 		return nil, false, fmt.Errorf("store: %w", err)
 	}
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := conn.BeginTx(bg, nil)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: begin: %w", err)
 	}
 	defer tx.Rollback()
 	var before, after int64
-	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&before); err != nil {
+	if err := tx.QueryRowContext(bg, `SELECT total_changes()`).Scan(&before); err != nil {
 		return nil, false, fmt.Errorf("store: %w", err)
 	}
 	ch := &changes{}
 	if err := fn(tx, ch); err != nil {
 		return nil, false, err
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&after); err != nil {
+	if err := tx.QueryRowContext(bg, `SELECT total_changes()`).Scan(&after); err != nil {
 		return nil, false, fmt.Errorf("store: %w", err)
 	}
-	if past, err := pastMark(ctx, tx); err != nil {
+	if past, err := pastMark(bg, tx); err != nil {
 		return nil, false, err
 	} else if past {
 		return nil, false, errPastMark
