@@ -48,28 +48,29 @@ type StoreResult struct {
 func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string, unchangedSince *uint64) (*StoreResult, error) {
 	flags = cleanFlags(flags)
 	res := &StoreResult{}
+	wctx := s.writeCtx(ctx)
 	// Flags only: committed without holding the writer for the fsync,
 	// answered once committed, durable within flagSyncBound or with the
 	// next fsync of the log, whichever comes first (walsync.go).
 	err := s.writeFlags(ctx, func(tx *sql.Tx, ch *changes) error {
 		*res = StoreResult{} // run again if it went past the marks (marks.go)
-		accountID, err := mailboxAccount(ctx, tx, mailboxID)
+		accountID, err := mailboxAccount(wctx, tx, mailboxID)
 		if err != nil {
 			return err
 		}
-		sel, err := tx.PrepareContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id = ? AND uid = ?`)
+		sel, err := tx.PrepareContext(wctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id = ? AND uid = ?`)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		defer sel.Close()
-		upd, err := tx.PrepareContext(ctx, `UPDATE messages SET flags = ?, modseq = ? WHERE id = ?`)
+		upd, err := tx.PrepareContext(wctx, `UPDATE messages SET flags = ?, modseq = ? WHERE id = ?`)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		defer upd.Close()
 		var modseq uint64
 		for _, uid := range uids {
-			m, err := scanMessage(sel.QueryRowContext(ctx, mailboxID, uid), false)
+			m, err := scanMessage(sel.QueryRowContext(wctx, mailboxID, uid), false)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			} else if err != nil {
@@ -82,11 +83,11 @@ func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, u
 			nf := applyFlags(m.Flags, op, flags)
 			if strings.Join(nf, " ") != strings.Join(m.Flags, " ") {
 				if modseq == 0 {
-					if modseq, err = bumpModSeq(ctx, tx, mailboxID); err != nil {
+					if modseq, err = bumpModSeq(wctx, tx, mailboxID); err != nil {
 						return err
 					}
 				}
-				if _, err := upd.ExecContext(ctx, strings.Join(nf, " "), modseq, m.ID); err != nil {
+				if _, err := upd.ExecContext(wctx, strings.Join(nf, " "), modseq, m.ID); err != nil {
 					return fmt.Errorf("store: %w", err)
 				}
 				m.Flags, m.ModSeq = nf, modseq

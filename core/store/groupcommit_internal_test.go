@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -250,5 +251,115 @@ func TestGroupCommitPastMark(t *testing.T) {
 	defer full.Unlock()
 	if fulls != 1 {
 		t.Errorf("%d FULL commits, want 1 (the append that crossed the mark)", fulls)
+	}
+}
+
+// doneCounter is a context that can end (its Done is not nil) and counts
+// how often its Done channel was asked for inside a transaction on the
+// writer (commitNormal, which a batch runs in): database/sql and the
+// SQLite driver ask once or more for each statement run with it, and then
+// watch it from goroutines of their own (writeCtx).
+type doneCounter struct {
+	context.Context
+	mu    sync.Mutex
+	calls int
+}
+
+func (c *doneCounter) Done() <-chan struct{} {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, ".commitNormal") {
+			c.mu.Lock()
+			c.calls++
+			c.mu.Unlock()
+			break
+		}
+		if !more {
+			break
+		}
+	}
+	return c.Context.Done()
+}
+
+func (c *doneCounter) n() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls
+}
+
+// TestWritesDoNotWatchContext: the statements of a short write on SQLite
+// (a STORE, an APPEND, an EXPUNGE, a COPY, a MOVE, a \Recent claim, in a
+// batch of other sessions' writes; a LOGIN's counts) run on the writer
+// without watching the caller's context (writeCtx), and so do the
+// transaction's own (BEGIN, its marks): each statement that watched it
+// made the goroutine holding the writer hand the statement to another
+// goroutine and wait for it. What the write
+// does before (its queueing: a request whose ctx ended is not run,
+// TestGroupCommitCancelQueued) still watches it.
+func TestWritesDoNotWatchContext(t *testing.T) {
+	sqliteOnly(t)
+	s, mb, uids := inboxStore(t, nil, 4)
+	bg := context.Background()
+	other, err := s.CreateMailbox(bg, mb.AccountID, "Other", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		name string
+		do   func(ctx context.Context) error
+	}{
+		{"STORE", func(ctx context.Context) error {
+			_, err := s.StoreFlags(ctx, mb.ID, uids, FlagsAdd, []string{`\Deleted`, "$Spy"})
+			return err
+		}},
+		{"APPEND", func(ctx context.Context) error {
+			_, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte("Subject: spy\r\n\r\nx\r\n")})
+			return err
+		}},
+		{"COPY", func(ctx context.Context) error {
+			_, err := s.Copy(ctx, mb.ID, uids[:2], other.ID)
+			return err
+		}},
+		{"MOVE", func(ctx context.Context) error {
+			_, err := s.Move(ctx, mb.ID, uids[2:3], other.ID)
+			return err
+		}},
+		{"EXPUNGE", func(ctx context.Context) error {
+			gone, err := s.Expunge(ctx, mb.ID, nil)
+			if err == nil && len(gone) == 0 {
+				err = errors.New("expunged nothing")
+			}
+			return err
+		}},
+		{"claim", func(ctx context.Context) error {
+			_, err := s.ClaimRecent(ctx, mb.ID, 1<<31)
+			return err
+		}},
+		{"LOGIN's counts", func(ctx context.Context) error {
+			keys := []LoginFailureKey{{"src 192.0.2.9/32", 10}}
+			check, _, _, err := s.ReserveLoginCheck(ctx, keys, time.Hour, time.Minute)
+			if err == nil {
+				err = s.EndLoginCheck(ctx, check, keys, nil, time.Hour)
+			}
+			if err == nil {
+				err = s.NoteLoginFailure(ctx, keys, time.Hour)
+			}
+			if err == nil {
+				err = s.ClearLoginFailures(ctx, keys[0].Key)
+			}
+			return err
+		}},
+	} {
+		ctx, cancel := context.WithCancel(bg)
+		spy := &doneCounter{Context: ctx}
+		if err := w.do(spy); err != nil {
+			t.Fatalf("%s: %v", w.name, err)
+		}
+		cancel()
+		if n := spy.n(); n > 0 {
+			t.Errorf("%s: its context's Done asked for %d times in its transaction on the writer, want 0: its statements watch it", w.name, n)
+		}
 	}
 }

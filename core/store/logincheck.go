@@ -63,7 +63,7 @@ func (s *Store) ReserveLoginCheck(ctx context.Context, keys []LoginFailureKey, r
 	}
 	check = int64(binary.BigEndian.Uint64(b[:])>>1) | 1 // positive, never 0
 	refused = -1
-	err = s.writeCounters(ctx, func(tx *sql.Tx) error {
+	err = s.writeCounters(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		t, err := s.dbNow(ctx, tx)
 		if err != nil {
 			return err
@@ -112,7 +112,7 @@ func (s *Store) EndLoginCheck(ctx context.Context, check int64, failed []LoginFa
 	if err := checkFailureKeys(failed, refill); err != nil {
 		return err
 	}
-	return s.writeCounters(ctx, func(tx *sql.Tx) error {
+	return s.writeCounters(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		t, err := s.dbNow(ctx, tx)
 		if err != nil {
 			return err
@@ -163,7 +163,11 @@ func sweepLoginFailures(ctx context.Context, tx *sql.Tx, now int64) error {
 // a crash may forget the last counts, as it forgets the per-process
 // buckets (no mail depends on them), and a login does not hold the writer
 // for a disk flush.
-func (s *Store) writeCounters(ctx context.Context, fn func(tx *sql.Tx) error) error {
+//
+// fn runs its statements with the ctx it is given: on SQLite ctx without
+// its end (writeCtx), so that the writer is not held while database/sql
+// and the driver hand each statement to goroutines of their own.
+func (s *Store) writeCounters(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	if s.d.postgres() {
 		tx, err := s.counts.BeginTx(ctx, nil)
 		if err != nil {
@@ -173,7 +177,7 @@ func (s *Store) writeCounters(ctx context.Context, fn func(tx *sql.Tx) error) er
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, pgLockLogins); err != nil {
 			return fmt.Errorf("store: begin: login counts lock: %w", err)
 		}
-		if err := fn(tx); err != nil {
+		if err := fn(ctx, tx); err != nil {
 			return err
 		}
 		if err := tx.Commit(); err != nil {
@@ -185,6 +189,7 @@ func (s *Store) writeCounters(ctx context.Context, fn func(tx *sql.Tx) error) er
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	_, _, err = s.commitNormal(ctx, conn, func(tx *sql.Tx, _ *changes) error { return fn(tx) })
+	wctx := s.writeCtx(ctx)
+	_, _, err = s.commitNormal(ctx, conn, func(tx *sql.Tx, _ *changes) error { return fn(wctx, tx) })
 	return err
 }

@@ -97,7 +97,7 @@ func (s *Store) NoteLoginFailure(ctx context.Context, keys []LoginFailureKey, re
 	if err := checkFailureKeys(keys, refill); err != nil {
 		return err
 	}
-	return s.writeCounters(ctx, func(tx *sql.Tx) error {
+	return s.writeCounters(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		t, err := s.dbNow(ctx, tx)
 		if err != nil {
 			return err
@@ -134,7 +134,7 @@ ON CONFLICT(key) DO UPDATE SET expires = CASE
 // ClearLoginFailures forgets the failed logins of key (a login that
 // succeeded).
 func (s *Store) ClearLoginFailures(ctx context.Context, key string) error {
-	return s.writeCounters(ctx, func(tx *sql.Tx) error {
+	return s.writeCounters(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// Its checks under way (login_checks, logincheck.go) stay.
 		if _, err := tx.ExecContext(ctx, `UPDATE login_failures SET expires = 0 WHERE key = ?`, key); err != nil {
 			return fmt.Errorf("store: login failures: %w", err)

@@ -270,9 +270,10 @@ func (s *Store) AppendMessage(ctx context.Context, mailboxID int64, m *NewMessag
 	}
 	if s.wal != nil {
 		var out *Message
+		wctx := s.writeCtx(ctx)
 		err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
 			var err error
-			out, err = s.appendMessage(ctx, tx, ch, mailboxID, m)
+			out, err = s.appendMessage(wctx, tx, ch, mailboxID, m)
 			return err
 		})
 		if err != nil {
@@ -609,9 +610,10 @@ func (s *Store) Message(ctx context.Context, mailboxID int64, uid uint32) (*Mess
 // returns, without holding the writer for its fsync.
 func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
 	var gone []uint32
+	wctx := s.writeCtx(ctx)
 	err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
 		gone = nil // run again if it went past the marks (marks.go)
-		accountID, err := mailboxAccount(ctx, tx, mailboxID)
+		accountID, err := mailboxAccount(wctx, tx, mailboxID)
 		if err != nil {
 			return err
 		}
@@ -627,7 +629,7 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]
 		}
 		// Only the UIDs' range is read (by the (mailbox_id, uid) index): a
 		// UID EXPUNGE of one message does not scan the mailbox's flags.
-		rows, err := tx.QueryContext(ctx, `SELECT uid FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? AND lower(' ' || flags || ' ') LIKE '% \deleted %' ESCAPE '!' ORDER BY uid`, mailboxID, lo, hi)
+		rows, err := tx.QueryContext(wctx, `SELECT uid FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? AND lower(' ' || flags || ' ') LIKE '% \deleted %' ESCAPE '!' ORDER BY uid`, mailboxID, lo, hi)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -648,7 +650,7 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]
 			return fmt.Errorf("store: %w", err)
 		}
 		if len(gone) > 0 {
-			if err := expungeUIDs(ctx, tx, mailboxID, gone); err != nil {
+			if err := expungeUIDs(wctx, tx, mailboxID, gone); err != nil {
 				return err
 			}
 			ch.account(accountID)
@@ -740,12 +742,13 @@ func (s *Store) Move(ctx context.Context, src int64, uids []uint32, dst int64) (
 
 func (s *Store) copyOrMove(ctx context.Context, src int64, uids []uint32, dst int64, move bool) ([]UIDPair, error) {
 	var pairs []UIDPair
+	wctx := s.writeCtx(ctx)
 	err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
 		var err error
-		if pairs, err = copyMessages(ctx, tx, src, uids, dst); err != nil {
+		if pairs, err = copyMessages(wctx, tx, src, uids, dst); err != nil {
 			return err
 		}
-		acct, err := mailboxAccount(ctx, tx, src)
+		acct, err := mailboxAccount(wctx, tx, src)
 		if err != nil {
 			return err
 		}
@@ -755,7 +758,7 @@ func (s *Store) copyOrMove(ctx context.Context, src int64, uids []uint32, dst in
 			for i, p := range pairs {
 				moved[i] = p.Src
 			}
-			err = expungeUIDs(ctx, tx, src, moved)
+			err = expungeUIDs(wctx, tx, src, moved)
 		}
 		return err
 	})

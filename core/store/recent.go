@@ -97,9 +97,10 @@ func (s *Store) claimRecent(ctx context.Context, mailboxID int64, upTo uint32, w
 		return last, true, nil
 	}
 	var last uint32
+	wctx := s.writeCtx(ctx)
 	// The turn ends at the commit: the next claimer reads it then.
 	err := s.writeUnsyncedThen(ctx, func(tx *sql.Tx, ch *changes) error {
-		err := tx.QueryRowContext(ctx, `SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?`, mailboxID).Scan(&last)
+		err := tx.QueryRowContext(wctx, `SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?`, mailboxID).Scan(&last)
 		if errors.Is(err, sql.ErrNoRows) {
 			last = 0
 		} else if err != nil {
@@ -108,7 +109,7 @@ func (s *Store) claimRecent(ctx context.Context, mailboxID int64, upTo uint32, w
 		if last >= upTo {
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO mailbox_recent(mailbox_id, last_uid) SELECT id, ? FROM mailboxes WHERE id = ?
+		_, err = tx.ExecContext(wctx, `INSERT INTO mailbox_recent(mailbox_id, last_uid) SELECT id, ? FROM mailboxes WHERE id = ?
 			ON CONFLICT(mailbox_id) DO UPDATE SET last_uid = max(mailbox_recent.last_uid, excluded.last_uid)`, upTo, mailboxID)
 		if err != nil {
 			return fmt.Errorf("store: claim recent: %w", err)

@@ -376,6 +376,27 @@ func (s *Store) writeUnsyncedThen(ctx context.Context, fn func(tx *sql.Tx, ch *c
 	return s.writeNormal(ctx, fn, ended, syncNone)
 }
 
+// writeCtx is the context the statements of a write run by writeNormal
+// run with: ctx without its end on SQLite, as readCtx for reads. With a
+// ctx that can end, database/sql starts a goroutine to watch each
+// statement's rows (Rows.awaitDone) and the SQLite driver runs each
+// statement and each step of its rows in a goroutine of its own while the
+// calling one waits (mattn/go-sqlite3 SQLiteStmt.exec, SQLiteRows.Next):
+// two hand-overs per statement, each waiting for a core under load, and
+// all of them while the writer is held, in a batch of other sessions'
+// writes (groupcommit.go). An execution trace of ten IMAP sessions
+// (session 12) showed a third of the writer's busy time spent so. ctx is
+// still honoured where it can be: a request whose ctx ended is not run
+// (batchWrite, runRequests), and a statement on the writer waits for no
+// lock of this process. PostgreSQL statements keep ctx (one there can
+// wait for a row lock).
+func (s *Store) writeCtx(ctx context.Context) context.Context {
+	if s.d.postgres() {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
 // syncMode says what a commit with synchronous=NORMAL does about the fsync
 // of the log.
 type syncMode int
@@ -448,6 +469,11 @@ func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes
 // needs no fsync). Message bytes the transaction names are made durable
 // before it commits, as Tx.Commit does; one that would leave a mailbox
 // past its marks is rolled back (errPastMark).
+//
+// Its own statements, BEGIN included, run without watching ctx (writeCtx):
+// each would otherwise be handed to a goroutine of database/sql's or the
+// driver's while the writer is held; fn runs its statements with the
+// context it chooses.
 func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sql.Tx, ch *changes) error) (committed *changes, wrote bool, err error) {
 	bg := context.WithoutCancel(ctx)
 	defer func() {
@@ -461,23 +487,23 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sq
 	if _, err := conn.ExecContext(bg, `PRAGMA synchronous = NORMAL`); err != nil {
 		return nil, false, fmt.Errorf("store: %w", err)
 	}
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := conn.BeginTx(bg, nil)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: begin: %w", err)
 	}
 	defer tx.Rollback()
 	var before, after int64
-	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&before); err != nil {
+	if err := tx.QueryRowContext(bg, `SELECT total_changes()`).Scan(&before); err != nil {
 		return nil, false, fmt.Errorf("store: %w", err)
 	}
 	ch := &changes{}
 	if err := fn(tx, ch); err != nil {
 		return nil, false, err
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&after); err != nil {
+	if err := tx.QueryRowContext(bg, `SELECT total_changes()`).Scan(&after); err != nil {
 		return nil, false, fmt.Errorf("store: %w", err)
 	}
-	if past, err := pastMark(ctx, tx); err != nil {
+	if past, err := pastMark(bg, tx); err != nil {
 		return nil, false, err
 	} else if past {
 		return nil, false, errPastMark

@@ -465,7 +465,8 @@ func TestGroupedExpungeDurable(t *testing.T) {
 
 // BenchmarkGroupedStores10: 10 sessions each doing STOREs of a flag one
 // after the other, on one mailbox, with the real fsync: each STORE's
-// latency (p50, p90): a STORE waits for its commit, not for an fsync.
+// latency (p50, p90): a STORE waits for its commit, not for an fsync. The
+// STOREs run under a context that can end, as an IMAP session's do.
 func BenchmarkGroupedStores10(b *testing.B) {
 	s, err := Open(filepath.Join(b.TempDir(), "mail.db"), &Options{ChangePoll: -1})
 	if err != nil {
@@ -487,12 +488,15 @@ func BenchmarkGroupedStores10(b *testing.B) {
 		}
 		uids = append(uids, m.UID)
 	}
+	// A context that can end, as an IMAP session's (writeCtx).
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	lat := timedSessions(b, 10, func(k, i int) error {
 		op := FlagsAdd
 		if i%2 == 1 {
 			op = FlagsRemove
 		}
-		_, err := s.StoreFlags(ctx, mb.ID, []uint32{uids[k]}, op, []string{`\Flagged`})
+		_, err := s.StoreFlags(sctx, mb.ID, []uint32{uids[k]}, op, []string{`\Flagged`})
 		return err
 	})
 	reportLatency(b, "", slices.Concat(lat...))
@@ -562,10 +566,13 @@ func TestGroupedChangeToldAfterFsync(t *testing.T) {
 // APPEND 4 KiB messages, on one mailbox, with the real fsync (the load of
 // make bench-imap's STORE and APPEND, without IMAP): each command's
 // latency (p50, p90). A STORE waits for the writer, which an APPEND held
-// for its fsync before session 10 (walsync.go).
+// for its fsync before session 10 (walsync.go). Each write runs under a
+// context that can end, as an IMAP session's does (its server's), so
+// that what the statements do with it is measured too (writeCtx).
 func BenchmarkStoresBesideAppends(b *testing.B) {
 	s, mb, uids := inboxStore(b, nil, 5)
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	body := make([]byte, 4096)
 	for i := range body {
 		body[i] = 'a' + byte(i%26)
