@@ -211,8 +211,10 @@ func (e *Engine) limits(s *oldSettings) *connLimit {
 // away lowers the cap (and is learnt); any other failure returns nil too
 // (the copy goes on with the connections it has).
 func (e *Engine) extraConn(ctx context.Context, lim *connLimit, s *oldSettings, cred Credentials) *imapclient.Client {
-	// First logins being answered come before one more login of a copy.
-	if lim.logins.wait(ctx) != nil || !lim.tryExtra() {
+	// First logins being answered come before one more login of a copy,
+	// also the copy going on through their hold (the pass: it makes do
+	// with its first connection until the hold ends).
+	if lim.logins.wait(ctx) != nil || lim.logins.holds() || !lim.tryExtra() {
 		return nil
 	}
 	c, err := e.connect(ctx, s, cred)

@@ -432,8 +432,12 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	// takes the one its login's connection holds) before it counts as
 	// running: accounts are copied as many at once as the old server
 	// takes connections, the others wait as they are, pending. First
-	// logins being answered come before it (logingate.go).
-	if err := e.limits(s).logins.wait(ctx); err != nil {
+	// logins being answered come before it (logingate.go), but for one
+	// copy at a time, the earliest in turn (the pass), given up as the run
+	// ends.
+	gate := e.limits(s).logins
+	defer gate.leave(jobTurn(ctx))
+	if err := gate.wait(ctx); err != nil {
 		return err
 	}
 	c, lim, err := e.firstPlace(ctx, acct, s, cred)

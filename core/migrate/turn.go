@@ -3,10 +3,10 @@ package migrate
 // Turns: the order in which work asking the old server was scheduled. A
 // job takes its turn when it is scheduled (a first login's job as its
 // login is answered), and keeps it through its run's context, so that
-// when it waits for a place under the old server's cap (connLimit) it
-// gets one in that order, not in the order the waiters happened to wake
-// (jobs held by a burst's first logins all wake as the last is
-// answered): the first user to log in is copied first.
+// whatever it waits for on the way — the first logins being answered
+// (loginGate), a place under the old server's cap (connLimit) — it gets
+// in that order, not in the order the waiters happened to wake: the
+// first user to log in is copied first.
 
 import (
 	"context"
