@@ -15,6 +15,7 @@ package migrate
 // (Settings.MaxConnections).
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -28,12 +29,12 @@ import (
 // connLimit counts the connections open to one old server.
 type connLimit struct {
 	mu      sync.Mutex
-	want    int             // the cap the settings and what was learnt ask for
-	ceiling int             // the admin's cap: probes never pass it
-	max     int             // places; at least 1 (want, or lower once turned away, or probed up)
-	open    int             // places taken
-	waiting int             // acquire calls waiting for a place: len(queue)
-	queue   []chan struct{} // their turns, first come first; closed when given a place
+	want    int         // the cap the settings and what was learnt ask for
+	ceiling int         // the admin's cap: probes never pass it
+	max     int         // places; at least 1 (want, or lower once turned away, or probed up)
+	open    int         // places taken
+	waiting int         // acquire calls waiting for a place: len(queue)
+	queue   []placeTurn // their turns, by turn (turnOf); closed when given a place
 
 	quiet time.Duration    // between a change of max and a probe; < 0: never
 	since time.Time        // when max last changed
@@ -69,10 +70,18 @@ func (l *connLimit) opened() {
 	l.mu.Unlock()
 }
 
+// placeTurn is an acquire call waiting for a place.
+type placeTurn struct {
+	turn uint64
+	ch   chan struct{}
+}
+
 // acquire takes a place, waiting for one while ctx lasts. Waiters get
-// places in the order they came (a copy waiting since a burst's first
-// login goes before one of its last, and the first login's kept
-// connection is still open when its place comes: firstPlace).
+// places in the order of their turns (turnOf: a job's is when it was
+// scheduled, so a copy waiting since a burst's first login goes before
+// one of its last even when both waited for the burst's logins first and
+// came here at the same instant; and the first login's kept connection
+// is still open when its place comes: firstPlace).
 func (l *connLimit) acquire(ctx context.Context) error {
 	l.mu.Lock()
 	if l.waiting == 0 && (l.open < l.max || l.probe()) {
@@ -80,18 +89,19 @@ func (l *connLimit) acquire(ctx context.Context) error {
 		l.mu.Unlock()
 		return nil
 	}
-	turn := make(chan struct{})
-	l.queue = append(l.queue, turn)
+	turn := placeTurn{turnOf(ctx), make(chan struct{})}
+	at, _ := slices.BinarySearchFunc(l.queue, turn.turn, func(w placeTurn, t uint64) int { return cmp.Compare(w.turn, t+1) })
+	l.queue = slices.Insert(l.queue, at, turn)
 	l.waiting++
 	l.mu.Unlock()
 	select {
-	case <-turn:
+	case <-turn.ch:
 		return nil
 	case <-ctx.Done():
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if i := slices.Index(l.queue, turn); i >= 0 {
+	if i := slices.IndexFunc(l.queue, func(w placeTurn) bool { return w.ch == turn.ch }); i >= 0 {
 		l.queue = slices.Delete(l.queue, i, i+1)
 		l.waiting--
 	} else {
@@ -109,7 +119,7 @@ func (l *connLimit) give() {
 		l.queue = slices.Delete(l.queue, 0, 1)
 		l.waiting--
 		l.open++
-		close(turn)
+		close(turn.ch)
 	}
 }
 
@@ -201,8 +211,10 @@ func (e *Engine) limits(s *oldSettings) *connLimit {
 // away lowers the cap (and is learnt); any other failure returns nil too
 // (the copy goes on with the connections it has).
 func (e *Engine) extraConn(ctx context.Context, lim *connLimit, s *oldSettings, cred Credentials) *imapclient.Client {
-	// First logins being answered come before one more login of a copy.
-	if lim.logins.wait(ctx) != nil || !lim.tryExtra() {
+	// First logins being answered come before one more login of a copy,
+	// also the copy going on through their hold (the pass: it makes do
+	// with its first connection until the hold ends).
+	if lim.logins.wait(ctx) != nil || lim.logins.holds() || !lim.tryExtra() {
 		return nil
 	}
 	c, err := e.connect(ctx, s, cred)

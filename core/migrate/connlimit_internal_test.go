@@ -255,3 +255,44 @@ func TestConnLimitFirstComeFirst(t *testing.T) {
 		t.Fatalf("after all: waiting %d, open %d, queue %d", l.waiting, l.open, len(l.queue))
 	}
 }
+
+// Places go by turn, not by arrival: jobs that waited for a burst's first
+// logins come here at the same instant when the logins are answered, and
+// the one scheduled first (its user logged in first) gets the first free
+// place. Without the turns, places went in the order the waiters woke.
+func TestConnLimitInTurn(t *testing.T) {
+	l := newConnLimit(1, 1, -1, 0)
+	ctx := context.Background()
+	if err := l.acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	turns := []uint64{nextTurn(), nextTurn(), nextTurn(), nextTurn()}
+	got := make(chan uint64, len(turns))
+	for i := len(turns) - 1; i >= 0; i-- { // the last scheduled comes first
+		go func() {
+			if err := l.acquire(withTurn(ctx, turns[i])); err != nil {
+				t.Error(err)
+				return
+			}
+			got <- turns[i]
+		}()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			l.mu.Lock()
+			w := l.waiting
+			l.mu.Unlock()
+			if w == len(turns)-i {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waiter %d did not wait", i)
+			}
+		}
+	}
+	for _, want := range turns {
+		l.release()
+		if g := <-got; g != want {
+			t.Fatalf("a place went to turn %d, want %d (scheduled first)", g, want)
+		}
+	}
+	l.release()
+}

@@ -155,6 +155,7 @@ const maxJobs = 256
 type job struct {
 	id      int64
 	address string
+	turn    uint64 // when it was scheduled: its place in line (turn.go)
 	// began is when the job's current run began (zero while it waits for
 	// a slot); again asks for one more run after it. A run reads the old
 	// server after it began, so it covers whatever asked for it before.
@@ -360,7 +361,7 @@ func (e *Engine) scheduleRun(id int64, address string, window time.Duration) *jo
 		}
 		return j
 	}
-	j := &job{id: id, address: address, done: make(chan struct{})}
+	j := &job{id: id, address: address, turn: nextTurn(), done: make(chan struct{})}
 	e.jobs[id] = j
 	e.goSafe("job "+address, func() { e.runJob(j) })
 	return j
@@ -392,7 +393,7 @@ func (e *Engine) runJob(j *job) {
 		e.mu.Lock()
 		j.began, j.again = time.Now(), false
 		e.mu.Unlock()
-		err := e.runAccount(e.ctx, j.id)
+		err := e.runAccount(withTurn(e.ctx, j.turn), j.id)
 		e.mu.Lock()
 		again := j.again && e.ctx.Err() == nil
 		e.mu.Unlock()
@@ -431,8 +432,12 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	// takes the one its login's connection holds) before it counts as
 	// running: accounts are copied as many at once as the old server
 	// takes connections, the others wait as they are, pending. First
-	// logins being answered come before it (logingate.go).
-	if err := e.limits(s).logins.wait(ctx); err != nil {
+	// logins being answered come before it (logingate.go), but for one
+	// copy at a time, the earliest in turn (the pass), given up as the run
+	// ends.
+	gate := e.limits(s).logins
+	defer gate.leave(jobTurn(ctx))
+	if err := gate.wait(ctx); err != nil {
 		return err
 	}
 	c, lim, err := e.firstPlace(ctx, acct, s, cred)

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -56,4 +57,88 @@ func TestLoginGatePulsed(t *testing.T) {
 		t.Errorf("a login after an hour of none: copies held for %v, want %v", left, hold)
 	}
 	out()
+}
+
+// One job's copy at a time goes on through a hold (the pass), given on
+// in the order of the jobs' turns, not the order they asked; work that is
+// not a job's (a password hash) never passes; the hold's bound and its end
+// still let everyone through.
+func TestLoginGatePassInTurn(t *testing.T) {
+	g := newLoginGate(time.Minute)
+	out := g.enter()
+	ctx := context.Background()
+	job := func(turn uint64) context.Context { return withTurn(ctx, turn) }
+	if err := g.wait(job(50)); err != nil { // the first to ask takes the pass
+		t.Fatal(err)
+	}
+	if err := g.wait(job(50)); err != nil { // and keeps it (its other connections too)
+		t.Fatal(err)
+	}
+	through := make(chan uint64, 8)
+	waiter := func(ctx context.Context, turn uint64) {
+		go func() {
+			if g.wait(ctx) == nil {
+				through <- turn
+			}
+		}()
+	}
+	queued := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			g.mu.Lock()
+			q := len(g.queue)
+			g.mu.Unlock()
+			if q == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d waiting for the pass, want %d", q, n)
+			}
+		}
+	}
+	waiter(job(70), 70)
+	queued(1)
+	waiter(job(60), 60)
+	queued(2)
+	waiter(ctx, 0) // a hash: no turn
+	nothing := func() {
+		t.Helper()
+		select {
+		case got := <-through:
+			t.Fatalf("turn %d went through the hold while turn 50 held the pass", got)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	nothing()
+	g.leave(70) // not the holder: changes nothing
+	nothing()
+	g.leave(50)
+	if got := <-through; got != 60 {
+		t.Fatalf("the pass went to turn %d, want 60 (the earlier turn, which asked later)", got)
+	}
+	nothing()
+	g.leave(60)
+	if got := <-through; got != 70 {
+		t.Fatalf("the pass went to turn %d, want 70", got)
+	}
+	nothing() // the hash waits on
+	out()
+	if got := <-through; got != 0 {
+		t.Fatalf("got %d, want the hash (0) once no login is in flight", got)
+	}
+	g.leave(70)
+	// A hold's bound lets the ones waiting for the pass through too.
+	now := time.Unix(1_000_000, 0)
+	g2 := newLoginGate(time.Second)
+	g2.now = func() time.Time { return now }
+	defer g2.enter()()
+	if err := g2.wait(withTurn(ctx, 1)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Second)
+	wctx, cancel := context.WithTimeout(withTurn(ctx, 2), 5*time.Second)
+	defer cancel()
+	if err := g2.wait(wctx); err != nil {
+		t.Fatalf("turn 2 after the hold's bound: %v", err)
+	}
 }

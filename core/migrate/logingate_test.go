@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"mailferry/core/migrate"
 	"mailferry/core/oldserver"
 	"mailferry/core/oldserver/oldtest"
+	"mailferry/core/store"
 )
 
 // loginHoldProxy forwards connections to target; while holding, a new
@@ -103,47 +105,57 @@ func (p *loginHoldProxy) release() {
 }
 
 // While a first login waits for the old server's answer, copies already
-// running fetch nothing more (the morning's burst of logins is answered
-// at the old server's pace, not behind copies loading the same old server
-// and cores); once it is answered, they go on and finish, every message
-// exact. Without the gate, bob's copy goes on through alice's login.
+// running fetch nothing more but one (the pass: logingate.go), so that
+// the morning's burst of logins is answered at the old server's pace, not
+// behind copies loading the same old server and cores; once it is
+// answered, they go on and finish, every message exact. Without the gate,
+// both bob's and carol's copies go on through alice's login.
 func TestFirstLoginsBeforeCopies(t *testing.T) {
 	t.Parallel()
-	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
-	bob, bobPass := srv.Address(t, "bob")
-	alice, alicePass := srv.Address(t, "alice")
 	const n = 3000
-	fillBobAlice(t, srv, srv, n)
-	px := startLoginHoldProxy(t, srv.IMAPAddr)
-	st, _ := setup(t, px.addr())
-	// Small chunks and batches: bob's copy takes many FETCHes and commits.
+	srv, px, st := bobCarolAlice(t, n)
+	bob, bobPass := srv.Address(t, "bob")
+	carol, carolPass := srv.Address(t, "carol")
+	alice, alicePass := srv.Address(t, "alice")
+	// Small chunks and batches: each copy takes many FETCHes and commits.
 	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, ChunkMessages: 1, BatchMessages: 1, LoginHold: time.Minute})
 	ctx := context.Background()
-	copied, login := loginBesideCopy(t, e, px, bob, bobPass, alice, alicePass)
-	time.Sleep(300 * time.Millisecond) // a chunk begun before the login ends
-	before := copied()
-	time.Sleep(500 * time.Millisecond)
-	during := copied()
-	if before >= n {
-		t.Fatalf("bob's copy (%d messages) finished before alice's login; the test needs it longer", n)
+	if _, err := e.FirstLogin(ctx, carol, carolPass); err != nil {
+		t.Fatal(err)
 	}
-	if during != before {
-		t.Errorf("bob's copy went on from %d to %d messages while alice's first login waited for the old server", before, during)
+	copiedBob, login := loginBesideCopy(t, e, px, bob, bobPass, alice, alicePass)
+	copied := func() (int64, int64) {
+		var c int64
+		for _, a := range e.Progress() {
+			if a.Address == carol {
+				c = a.MessagesDone
+			}
+		}
+		return copiedBob(), c
+	}
+	time.Sleep(300 * time.Millisecond) // a chunk begun before the login ends
+	b0, c0 := copied()
+	time.Sleep(500 * time.Millisecond)
+	b1, c1 := copied()
+	if b0 >= n || c0 >= n {
+		t.Fatalf("a copy (bob %d, carol %d of %d messages) finished before alice's login; the test needs it longer", b0, c0, n)
+	}
+	if b1 != b0 && c1 != c0 {
+		t.Errorf("both copies went on (bob %d to %d messages, carol %d to %d) while alice's first login waited for the old server; want one at most", b0, b1, c0, c1)
 	}
 	px.release()
 	if err := <-login; err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{bob, alice} {
+	for _, a := range []string{bob, carol, alice} {
 		if err := e.Wait(ctx, a); err != nil {
 			t.Fatalf("%s: %v", a, err)
 		}
 	}
-	if got := compareAll(t, srv, st, "bob"); got != n {
-		t.Errorf("bob: compared %d messages, want %d", got, n)
-	}
-	if got := compareAll(t, srv, st, "alice"); got != 1 {
-		t.Errorf("alice: compared %d messages, want 1", got)
+	for u, want := range map[string]int{"bob": n, "carol": n, "alice": 1} {
+		if got := compareAll(t, srv, st, u); got != want {
+			t.Errorf("%s: compared %d messages, want %d", u, got, want)
+		}
 	}
 }
 
@@ -282,6 +294,21 @@ func loginBesideCopy(t *testing.T, e *migrate.Engine, px *loginHoldProxy, bob, b
 	return copied, done
 }
 
+// bobCarolAlice is an old server where bob and carol have n messages
+// each and alice one, the proxy in front of it and a store migrating
+// from the proxy.
+func bobCarolAlice(t *testing.T, n int) (*oldtest.Server, *loginHoldProxy, *store.Store) {
+	t.Helper()
+	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
+	fillBobAlice(t, srv, srv, n)
+	for i := range n {
+		srv.Append(t, "carol", "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of carol\r\n", i, i))
+	}
+	px := startLoginHoldProxy(t, srv.IMAPAddr)
+	st, _ := setup(t, px.addr())
+	return srv, px, st
+}
+
 // fillBobAlice gives bob n messages at bobs and alice one at alices.
 func fillBobAlice(t *testing.T, bobs, alices *oldtest.Server, n int) {
 	t.Helper()
@@ -289,4 +316,91 @@ func fillBobAlice(t *testing.T, bobs, alices *oldtest.Server, n int) {
 		bobs.Append(t, "bob", "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of bob\r\n", i, i))
 	}
 	alices.Append(t, "alice", "INBOX", nil, time.Now(), []byte("Subject: a\r\n\r\nbody of alice\r\n"))
+}
+
+// A user who logs in during a burst of first logins sees mail arriving:
+// one copy goes on through the logins' hold (the pass), the first logged
+// in's, and the next in the order of the logins after it, while another
+// user's first login still waits for the old server. Without the pass
+// neither bob's nor carol's copy starts before alice's login ends (held
+// here for LoginHold, a minute); without the turns, carol's copy could
+// take the pass before bob's.
+func TestFirstLoginCopiedThroughABurst(t *testing.T) {
+	t.Parallel()
+	const n = 200
+	srv, px, st := bobCarolAlice(t, n)
+	bob, bobPass := srv.Address(t, "bob")
+	carol, carolPass := srv.Address(t, "carol")
+	alice, alicePass := srv.Address(t, "alice")
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 2, ChunkMessages: 10, BatchMessages: 10, LoginHold: time.Minute})
+	events, stop := e.Subscribe()
+	defer stop()
+	var order []string // "bob running", "bob done", ... as the events came
+	var omu sync.Mutex
+	go func() {
+		for ev := range events {
+			if ev.Kind == migrate.EventState && (ev.Account.State == "running" || ev.Account.State == "done") {
+				omu.Lock()
+				order = append(order, ev.Account.Address+" "+ev.Account.State)
+				omu.Unlock()
+			}
+		}
+	}()
+	ctx := context.Background()
+	px.hold()
+	login := make(chan error, 1)
+	go func() {
+		_, err := e.FirstLogin(ctx, alice, alicePass)
+		login <- err
+	}()
+	for px.waits.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	px.pass() // alice's connection stays held; bob's and carol's go through
+	for _, u := range [][2]string{{bob, bobPass}, {carol, carolPass}} {
+		if _, err := e.FirstLogin(ctx, u[0], u[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Copied (their password hashes, which e.Wait waits for too, stay
+	// behind the logins).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		done := 0
+		for _, a := range e.Progress() {
+			if (a.Address == bob || a.Address == carol) && a.State == "done" {
+				done++
+			}
+		}
+		if done == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's and carol's copies not done after 30 s while alice's first login waits for the old server: %+v", e.Progress())
+		}
+	}
+	select {
+	case err := <-login:
+		t.Fatalf("alice's login ended (%v) while the old server held it", err)
+	default:
+	}
+	px.release()
+	if err := <-login; err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{alice, bob, carol} {
+		if err := e.Wait(ctx, a); err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+	}
+	for u, want := range map[string]int{"bob": n, "carol": n, "alice": 1} {
+		if got := compareAll(t, srv, st, u); got != want {
+			t.Errorf("%s: compared %d messages, want %d", u, got, want)
+		}
+	}
+	omu.Lock()
+	defer omu.Unlock()
+	bobDone, carolRunning := slices.Index(order, bob+" done"), slices.Index(order, carol+" running")
+	if bobDone < 0 || carolRunning < 0 || carolRunning < bobDone {
+		t.Errorf("copies through alice's login: %q; want bob's (logged in first) done before carol's running", order)
+	}
 }
