@@ -25,6 +25,12 @@ const (
 	latencyRounds   = 8    // rounds per client per run
 	latencyMessages = 2000 // messages in the INBOX both servers serve
 	latencyRuns     = 3
+	// latencyPace is the time between the starts of a client's rounds in
+	// the paced table (MAILFERRY_LATENCY_PACE: another, 0 for none): 10
+	// clients, 40 rounds a second on each server, which Dovecot serves
+	// with about one core of its CPU per round, so that both servers get
+	// the same offered load rather than as much as each can take.
+	latencyPace = 250 * time.Millisecond
 )
 
 var appendUIDRe = regexp.MustCompile(`\[APPENDUID \d+ (\d+)\]`)
@@ -84,8 +90,13 @@ func skipLiteral(tb testing.TB, r *bufio.Reader, l string) {
 // relogin false each client logs in once and does all its rounds on one
 // connection, and the rounds start once every client logged in, so the
 // commands' latency is measured without the load of other clients'
-// logins. It returns every duration per command.
-func latencyRun(tb testing.TB, addr, login, password string, msgs []string, relogin bool) map[string][]time.Duration {
+// logins. With pace (and one connection) each client starts its rounds
+// pace apart, the clients spread over the first pace, instead of each
+// round at once after the one before: a closed loop with no pause gives
+// a server as much load as it serves (a faster server gets more commands
+// at once than a slower one), a pace the same load to both. It returns
+// every duration per command.
+func latencyRun(tb testing.TB, addr, login, password string, msgs []string, relogin bool, pace time.Duration) map[string][]time.Duration {
 	var mu sync.Mutex
 	out := map[string][]time.Duration{}
 	var wg sync.WaitGroup
@@ -118,6 +129,7 @@ func latencyRun(tb testing.TB, addr, login, password string, msgs []string, relo
 				return true
 			}
 			note := func(name string, d time.Duration) { local[name] = append(local[name], d) }
+			var start time.Time // of the paced rounds
 			for round := 0; round < latencyRounds; round++ {
 				if relogin || round == 0 {
 					if !dial() {
@@ -129,7 +141,11 @@ func latencyRun(tb testing.TB, addr, login, password string, msgs []string, relo
 					} else {
 						ready()
 						loggedIn.Wait()
+						start = time.Now().Add(pace * time.Duration(k) / latencyClients)
 					}
+				}
+				if pace > 0 && !relogin {
+					time.Sleep(time.Until(start.Add(pace * time.Duration(round))))
 				}
 				_, d := lc.cmd("SELECT INBOX")
 				note("SELECT", d)
@@ -254,12 +270,12 @@ func latencyMessages4K() []string {
 
 // runLatency does one latencyRun against s, keeps its p50, p90 and the
 // server's CPU per client round, and returns its durations.
-func (s *latencySide) runLatency(b *testing.B, msgs []string, relogin bool) map[string][]time.Duration {
+func (s *latencySide) runLatency(b *testing.B, msgs []string, relogin bool, pace time.Duration) map[string][]time.Duration {
 	var cpu0 time.Duration
 	if s.cpu != nil {
 		cpu0 = s.cpu()
 	}
-	got := latencyRun(b, s.addr, s.user, s.pass, msgs, relogin)
+	got := latencyRun(b, s.addr, s.user, s.pass, msgs, relogin, pace)
 	if s.cpu != nil {
 		time.Sleep(cpuSettle)
 		s.roundCPU = append(s.roundCPU, (s.cpu()-cpu0)/(latencyClients*latencyRounds))
@@ -278,10 +294,13 @@ func (s *latencySide) reset() {
 // latencyTable writes the medians of the sides' runs: p50 of each side,
 // then p90 of each, per command (LOGIN only with relogin), then the
 // servers' CPU per client round.
-func latencyTable(sb *strings.Builder, sides []*latencySide, relogin bool, runs int) {
+func latencyTable(sb *strings.Builder, sides []*latencySide, relogin bool, pace time.Duration, runs int) {
 	how := "each round a new connection and LOGIN"
 	if !relogin {
 		how = "one LOGIN per client, then its rounds on one connection"
+	}
+	if pace > 0 && !relogin {
+		how = fmt.Sprintf("one LOGIN per client, then a round every %v per client: the same offered load on each server", pace)
 	}
 	fmt.Fprintf(sb, "latency under %d clients, ms (%s; median of %d runs of %d rounds each; %d messages in INBOX)\n", latencyClients, how, runs, latencyRounds, latencyMessages)
 	fmt.Fprintf(sb, "%-8s", "command")
@@ -447,7 +466,11 @@ func cpuTable(sb *strings.Builder, sides []*latencySide, passes int) {
 // command in passes of cpuPerCommand. Mailferry hashes passwords with
 // argon2id on purpose, so its LOGIN is slower by design, and under load
 // the hashing takes CPU from the other commands: a second table has each
-// client log in once and do all its rounds on one connection. Needs the
+// client log in once and do all its rounds on one connection. Both are
+// closed loops (each round right after the one before), where a server
+// fast at some commands gets more of the others at once; a third table
+// paces the one-connection rounds (latencyPace, MAILFERRY_LATENCY_PACE)
+// so that both servers get the same offered load. Needs the
 // Dovecot fixture (root, dovecot-imapd); it skips without it unless
 // MAILFERRY_REQUIRE_OLDSERVER=1. It prints its tables on stdout;
 // MAILFERRY_LATENCY_OUT=file writes them to file too.
@@ -466,16 +489,32 @@ func BenchmarkLatency10Clients(b *testing.B) {
 	msgs := latencyMessages4K()
 	b.ResetTimer()
 	var sb strings.Builder
-	for _, relogin := range []bool{true, false} {
+	pace := latencyPace
+	if v := os.Getenv("MAILFERRY_LATENCY_PACE"); v != "" {
+		var err error
+		if pace, err = time.ParseDuration(v); err != nil {
+			b.Fatalf("MAILFERRY_LATENCY_PACE: %v", err)
+		}
+	}
+	type mode struct {
+		relogin bool
+		pace    time.Duration
+	}
+	modes := []mode{{true, 0}, {false, 0}}
+	if pace > 0 {
+		modes = append(modes, mode{false, pace})
+	}
+	for _, mode := range modes {
+		relogin := mode.relogin
 		for _, s := range sides {
 			s.reset()
 		}
 		for i := 0; i < b.N*latencyRuns; i++ {
 			for _, s := range byTurns(sides, i) {
-				s.runLatency(b, msgs, relogin)
+				s.runLatency(b, msgs, relogin, mode.pace)
 			}
 		}
-		latencyTable(&sb, sides, relogin, latencyRuns*b.N)
+		latencyTable(&sb, sides, relogin, mode.pace, latencyRuns*b.N)
 		if relogin {
 			for _, s := range sides[:2] {
 				for _, c := range latencyCmds {
@@ -601,7 +640,7 @@ func BenchmarkLatencyMailferry(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for _, s := range byTurns(sides, i) {
-			got := s.runLatency(b, msgs, false)
+			got := s.runLatency(b, msgs, false, 0)
 			if s == sides[0] {
 				for c, ds := range got {
 					all[c] = append(all[c], ds...)
@@ -622,7 +661,7 @@ func BenchmarkLatencyMailferry(b *testing.B) {
 		}
 	}
 	var sb strings.Builder
-	latencyTable(&sb, sides, false, b.N)
+	latencyTable(&sb, sides, false, 0, b.N)
 	cpuTable(&sb, sides, latencyRuns)
 	printTables(b, sb.String())
 }
