@@ -174,3 +174,52 @@ func TestSelectCacheDropsDeleted(t *testing.T) {
 		t.Fatalf("cache holds %v after the mailbox was deleted", got)
 	}
 }
+
+// TestSelectCacheMailboxIDReused: another process (a `mailferry migrate`
+// beside serve, an admin) deletes a mailbox and makes one again with the
+// same UIDVALIDITY (a migration adopts the old server's), and SQLite gives
+// the new row the id just freed (INTEGER PRIMARY KEY reuses the highest).
+// The new mailbox's HIGHESTMODSEQ starts again from 1, below the state the
+// process kept: a SELECT must read the new mailbox, not show the old one's
+// messages and flags.
+func TestSelectCacheMailboxIDReused(t *testing.T) {
+	a := newEnv(t, nil)
+	ctx := context.Background()
+	other := newEnv(t, &envOpts{peer: a}) // another process on the store
+	mb, err := other.st.CreateMailbox(ctx, a.acct.ID, "Migrated", &store.MailboxOptions{UIDValidity: 777})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		other.put(mb, "Subject: old\r\n\r\nx\r\n", `\Seen`, "$OldSecret")
+	}
+	shown := func(c *conn) string {
+		var out []string
+		for _, l := range strings.Split(c.ok("EXAMINE Migrated (CONDSTORE)")+c.ok("FETCH 1:* (UID FLAGS)"), "\r\n") {
+			if strings.Contains(l, "RECENT") || strings.Contains(l, "[CLOSED]") {
+				continue
+			}
+			out = append(out, recentRe.ReplaceAllString(l, ""))
+		}
+		return strings.Join(out, "\n")
+	}
+	c := a.login()
+	shown(c)
+	if err := other.st.DeleteMailbox(ctx, a.acct.ID, "Migrated"); err != nil {
+		t.Fatal(err)
+	}
+	again, err := other.st.CreateMailbox(ctx, a.acct.ID, "Migrated", &store.MailboxOptions{UIDValidity: 777})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("old mailbox id %d, new %d", mb.ID, again.ID)
+	fill(t, other.st, again, 3) // one batch: HIGHESTMODSEQ 2, below the old 4
+	fresh := newEnv(t, &envOpts{peer: a}).login()
+	got, want := shown(c), shown(fresh)
+	if got != want {
+		t.Fatalf("SELECT after the mailbox was made again at the same id shows\n%s\nwant\n%s", got, want)
+	}
+	if strings.Contains(got, "$OldSecret") {
+		t.Fatalf("the old mailbox's keyword is still shown:\n%s", got)
+	}
+}
