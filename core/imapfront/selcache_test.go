@@ -223,3 +223,24 @@ func TestSelectCacheMailboxIDReused(t *testing.T) {
 		t.Fatalf("the old mailbox's keyword is still shown:\n%s", got)
 	}
 }
+
+// TestSelectCacheBudgetEmptyMailboxes: empty mailboxes count against the
+// select cache's budget too. A user can CREATE and SELECT as many as they
+// like; counted as nothing, each stayed in the cache for the process's
+// life.
+func TestSelectCacheBudgetEmptyMailboxes(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	imapfront.SetSelectCacheBudget(e.srv, 80)
+	c := e.login()
+	for i := range 30 {
+		name := fmt.Sprintf("empty%d", i)
+		if _, err := e.st.CreateMailbox(ctx, e.acct.ID, name, nil); err != nil {
+			t.Fatal(err)
+		}
+		c.ok("SELECT %s", name)
+	}
+	if got := imapfront.SelectCacheHolds(e.srv); len(got) > 10 {
+		t.Fatalf("a cache of budget 80 holds %d empty mailboxes", len(got))
+	}
+}
