@@ -17,10 +17,13 @@ var recentRe = regexp.MustCompile(`\\Recent ?`)
 // examined is what a session is shown of INBOX: EXAMINE's answer (but
 // RECENT, which is per session) and every message's sequence number, UID
 // and flags.
-func examined(c *conn) string {
+func examined(c *conn) string { return examinedBox(c, "INBOX") }
+
+// examinedBox is examined for mailbox name.
+func examinedBox(c *conn, name string) string {
 	c.t.Helper()
 	var out []string
-	for _, l := range strings.Split(c.ok("EXAMINE INBOX (CONDSTORE)")+c.ok("FETCH 1:* (UID FLAGS)"), "\r\n") {
+	for _, l := range strings.Split(c.ok("EXAMINE %s (CONDSTORE)", name)+c.ok("FETCH 1:* (UID FLAGS)"), "\r\n") {
 		if strings.Contains(l, "RECENT") || strings.Contains(l, "[CLOSED]") {
 			continue
 		}
@@ -193,18 +196,8 @@ func TestSelectCacheMailboxIDReused(t *testing.T) {
 	for range 3 {
 		other.put(mb, "Subject: old\r\n\r\nx\r\n", `\Seen`, "$OldSecret")
 	}
-	shown := func(c *conn) string {
-		var out []string
-		for _, l := range strings.Split(c.ok("EXAMINE Migrated (CONDSTORE)")+c.ok("FETCH 1:* (UID FLAGS)"), "\r\n") {
-			if strings.Contains(l, "RECENT") || strings.Contains(l, "[CLOSED]") {
-				continue
-			}
-			out = append(out, recentRe.ReplaceAllString(l, ""))
-		}
-		return strings.Join(out, "\n")
-	}
 	c := a.login()
-	shown(c)
+	examinedBox(c, "Migrated")
 	if err := other.st.DeleteMailbox(ctx, a.acct.ID, "Migrated"); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +208,7 @@ func TestSelectCacheMailboxIDReused(t *testing.T) {
 	t.Logf("old mailbox id %d, new %d", mb.ID, again.ID)
 	fill(t, other.st, again, 3) // one batch: HIGHESTMODSEQ 2, below the old 4
 	fresh := newEnv(t, &envOpts{peer: a}).login()
-	got, want := shown(c), shown(fresh)
+	got, want := examinedBox(c, "Migrated"), examinedBox(fresh, "Migrated")
 	if got != want {
 		t.Fatalf("SELECT after the mailbox was made again at the same id shows\n%s\nwant\n%s", got, want)
 	}
