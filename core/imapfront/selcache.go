@@ -31,7 +31,8 @@ import (
 // replaces it. The cache holds at most selectCacheBudget messages over
 // all its mailboxes, dropping the least recently used.
 
-// selectCacheBudget bounds the messages selectCache holds: 24 bytes each
+// selectCacheBudget bounds the messages selectCache holds (and its
+// entries, selectEntryCost each): 24 bytes a message
 // (UID, MODSEQ, a pointer to the flag list the messages of a state with
 // the same flags share), 6 MiB in all beside those lists.
 const selectCacheBudget = 256 << 10
@@ -59,10 +60,20 @@ type mailboxState struct {
 	msgs     []msgState
 }
 
+// selectEntryCost is what a state costs against selectCacheBudget beside
+// its messages: its entry, map slot and mailboxState, about 150 bytes, as
+// many as 8 messages' 24. Counted as 0, empty mailboxes cost nothing, and
+// a user who made and SELECTed a million of them (CREATE has no limit)
+// grew the cache by a million entries that nothing dropped.
+const selectEntryCost = 8
+
+// cost is what s counts against the cache's budget.
+func (s *mailboxState) cost() int { return len(s.msgs) + selectEntryCost }
+
 type selectCache struct {
 	mu      sync.Mutex
 	entries map[int64]*selectEntry
-	total   int // messages held
+	total   int // the cost of the states held (mailboxState.cost)
 	clock   uint64
 	// budget is selectCacheBudget (smaller in tests).
 	budget int
@@ -209,7 +220,7 @@ func (c *selectCache) drop(mb int64, s *mailboxState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.entries[mb]; e != nil && (s == nil || e.st == s) {
-		c.total -= len(e.st.msgs)
+		c.total -= e.st.cost()
 		delete(c.entries, mb)
 	}
 }
@@ -226,14 +237,14 @@ func (c *selectCache) put(mb int64, s *mailboxState) {
 			e.used = c.clock
 			return
 		}
-		c.total -= len(e.st.msgs)
+		c.total -= e.st.cost()
 		delete(c.entries, mb)
 	}
-	if len(s.msgs) > c.budget {
+	if s.cost() > c.budget {
 		return
 	}
 	c.entries[mb] = &selectEntry{st: s, used: c.clock}
-	c.total += len(s.msgs)
+	c.total += s.cost()
 	for c.total > c.budget {
 		var lru int64
 		var oldest *selectEntry
@@ -245,7 +256,7 @@ func (c *selectCache) put(mb int64, s *mailboxState) {
 		if oldest == nil {
 			return
 		}
-		c.total -= len(oldest.st.msgs)
+		c.total -= oldest.st.cost()
 		delete(c.entries, lru)
 	}
 }

@@ -17,10 +17,13 @@ var recentRe = regexp.MustCompile(`\\Recent ?`)
 // examined is what a session is shown of INBOX: EXAMINE's answer (but
 // RECENT, which is per session) and every message's sequence number, UID
 // and flags.
-func examined(c *conn) string {
+func examined(c *conn) string { return examinedBox(c, "INBOX") }
+
+// examinedBox is examined for mailbox name.
+func examinedBox(c *conn, name string) string {
 	c.t.Helper()
 	var out []string
-	for _, l := range strings.Split(c.ok("EXAMINE INBOX (CONDSTORE)")+c.ok("FETCH 1:* (UID FLAGS)"), "\r\n") {
+	for _, l := range strings.Split(c.ok("EXAMINE %s (CONDSTORE)", name)+c.ok("FETCH 1:* (UID FLAGS)"), "\r\n") {
 		if strings.Contains(l, "RECENT") || strings.Contains(l, "[CLOSED]") {
 			continue
 		}
@@ -172,5 +175,65 @@ func TestSelectCacheDropsDeleted(t *testing.T) {
 	}
 	if got := imapfront.SelectCacheHolds(e.srv); len(got) != 0 {
 		t.Fatalf("cache holds %v after the mailbox was deleted", got)
+	}
+}
+
+// TestSelectCacheMailboxIDReused: another process (a `mailferry migrate`
+// beside serve, an admin) deletes a mailbox and makes one again with the
+// same UIDVALIDITY (a migration adopts the old server's), and SQLite gives
+// the new row the id just freed (INTEGER PRIMARY KEY reuses the highest).
+// The new mailbox's HIGHESTMODSEQ starts again from 1, below the state the
+// process kept: a SELECT must read the new mailbox, not show the old one's
+// messages and flags.
+func TestSelectCacheMailboxIDReused(t *testing.T) {
+	a := newEnv(t, nil)
+	ctx := context.Background()
+	other := newEnv(t, &envOpts{peer: a}) // another process on the store
+	mb, err := other.st.CreateMailbox(ctx, a.acct.ID, "Migrated", &store.MailboxOptions{UIDValidity: 777})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		other.put(mb, "Subject: old\r\n\r\nx\r\n", `\Seen`, "$OldSecret")
+	}
+	c := a.login()
+	examinedBox(c, "Migrated")
+	if err := other.st.DeleteMailbox(ctx, a.acct.ID, "Migrated"); err != nil {
+		t.Fatal(err)
+	}
+	again, err := other.st.CreateMailbox(ctx, a.acct.ID, "Migrated", &store.MailboxOptions{UIDValidity: 777})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("old mailbox id %d, new %d", mb.ID, again.ID)
+	fill(t, other.st, again, 3) // one batch: HIGHESTMODSEQ 2, below the old 4
+	fresh := newEnv(t, &envOpts{peer: a}).login()
+	got, want := examinedBox(c, "Migrated"), examinedBox(fresh, "Migrated")
+	if got != want {
+		t.Fatalf("SELECT after the mailbox was made again at the same id shows\n%s\nwant\n%s", got, want)
+	}
+	if strings.Contains(got, "$OldSecret") {
+		t.Fatalf("the old mailbox's keyword is still shown:\n%s", got)
+	}
+}
+
+// TestSelectCacheBudgetEmptyMailboxes: empty mailboxes count against the
+// select cache's budget too. A user can CREATE and SELECT as many as they
+// like; counted as nothing, each stayed in the cache for the process's
+// life.
+func TestSelectCacheBudgetEmptyMailboxes(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	imapfront.SetSelectCacheBudget(e.srv, 80)
+	c := e.login()
+	for i := range 30 {
+		name := fmt.Sprintf("empty%d", i)
+		if _, err := e.st.CreateMailbox(ctx, e.acct.ID, name, nil); err != nil {
+			t.Fatal(err)
+		}
+		c.ok("SELECT %s", name)
+	}
+	if got := imapfront.SelectCacheHolds(e.srv); len(got) > 10 {
+		t.Fatalf("a cache of budget 80 holds %d empty mailboxes", len(got))
 	}
 }

@@ -284,7 +284,7 @@ func (s *Store) CreateAccount(ctx context.Context, address, password string, opt
 		if opts.Inbox != nil {
 			inbox = *opts.Inbox
 		}
-		_, err = createMailbox(ctx, tx, a.ID, "INBOX", &inbox)
+		_, err = createMailbox(ctx, tx, s.d, a.ID, "INBOX", &inbox)
 		ch.account(a.ID)
 		return err
 	})

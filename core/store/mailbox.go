@@ -86,7 +86,18 @@ func scanMailbox(sc rowScanner) (*Mailbox, error) {
 const uidValidityTop = `max(coalesce((SELECT max(uid_validity) FROM mailboxes WHERE account_id = ?), 0),
 	coalesce((SELECT top FROM uidvalidity_top WHERE account_id = ?), 0))`
 
-func createMailbox(ctx context.Context, tx *sql.Tx, accountID int64, name string, o *MailboxOptions) (*Mailbox, error) {
+// newMailboxID (SQLite) is the id a new mailbox takes: above every id a
+// mailbox ever had (mailbox_id_top, schema step mailbox_id_top), not the
+// highest present plus one, which SQLite's INTEGER PRIMARY KEY gives again
+// after the mailbox holding it is deleted. A server process keeps state by
+// mailbox id (the IMAP front end's SELECT state, brought up to date by
+// Delta): a mailbox deleted and made again at the same id, with the same
+// UIDVALIDITY (a migration adopts the old server's), would be taken for
+// the old one. NULL, should the table be empty, lets SQLite choose.
+// PostgreSQL's identity column never reuses an id.
+const newMailboxID = `(SELECT max(top, coalesce((SELECT max(id) FROM mailboxes), 0)) + 1 FROM mailbox_id_top)`
+
+func createMailbox(ctx context.Context, tx *sql.Tx, d *dialect, accountID int64, name string, o *MailboxOptions) (*Mailbox, error) {
 	name, err := normName(name)
 	if err != nil {
 		return nil, err
@@ -109,8 +120,13 @@ func createMailbox(ctx context.Context, tx *sql.Tx, accountID int64, name string
 		}
 		m.UIDValidity = v
 	}
-	err = tx.QueryRowContext(ctx, `INSERT INTO mailboxes(account_id, name, special_use, subscribed, uid_validity, uid_next, mig_state, mig_old_name)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, accountID, name, m.SpecialUse, boolInt(m.Subscribed), m.UIDValidity, m.UIDNext, m.Migration, m.OldName).Scan(&m.ID)
+	insert := `INSERT INTO mailboxes(account_id, name, special_use, subscribed, uid_validity, uid_next, mig_state, mig_old_name)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	if !d.postgres() {
+		insert = `INSERT INTO mailboxes(id, account_id, name, special_use, subscribed, uid_validity, uid_next, mig_state, mig_old_name)
+		VALUES(` + newMailboxID + `, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	}
+	err = tx.QueryRowContext(ctx, insert, accountID, name, m.SpecialUse, boolInt(m.Subscribed), m.UIDValidity, m.UIDNext, m.Migration, m.OldName).Scan(&m.ID)
 	if isUnique(err) {
 		return nil, fmt.Errorf("mailbox %s: %w", name, ErrExists)
 	} else if err != nil {
@@ -129,7 +145,7 @@ func (s *Store) CreateMailbox(ctx context.Context, accountID int64, name string,
 	var m *Mailbox
 	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
 		var err error
-		m, err = createMailbox(ctx, tx, accountID, name, opts)
+		m, err = createMailbox(ctx, tx, s.d, accountID, name, opts)
 		ch.account(accountID)
 		return err
 	})
@@ -172,7 +188,7 @@ func (s *Store) CreateMailboxes(ctx context.Context, accountID int64, boxes []Ne
 	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
 		made = made[:0]
 		for _, b := range boxes {
-			m, err := createMailbox(ctx, tx, accountID, b.Name, b.Opts)
+			m, err := createMailbox(ctx, tx, s.d, accountID, b.Name, b.Opts)
 			if err != nil {
 				return err
 			}
@@ -274,7 +290,7 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 			return fmt.Errorf("store: %w", err)
 		}
 		if from == "INBOX" {
-			dst, err := createMailbox(ctx, tx, accountID, to, &MailboxOptions{Subscribed: true})
+			dst, err := createMailbox(ctx, tx, s.d, accountID, to, &MailboxOptions{Subscribed: true})
 			if err != nil {
 				return err
 			}

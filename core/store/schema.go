@@ -468,6 +468,21 @@ CREATE TABLE IF NOT EXISTS bucket_adoptions (
 	epochs      INTEGER NOT NULL  -- the other databases' epochs adopted
 );
 `,
+	// The highest id a mailbox ever had (mailbox.go, newMailboxID), kept
+	// by a trigger, so that a mailbox made after the one with the highest
+	// id was deleted does not take its id again (SQLite's INTEGER PRIMARY
+	// KEY would). SQLite only: PostgreSQL's identity column never reuses
+	// one. Self-contained: it depends only on the mailboxes table.
+	`
+CREATE TABLE IF NOT EXISTS mailbox_id_top (
+	id  INTEGER PRIMARY KEY CHECK (id = 1),
+	top INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO mailbox_id_top(id, top) SELECT 1, coalesce(max(id), 0) FROM mailboxes;
+CREATE TRIGGER IF NOT EXISTS mailbox_id_top_insert AFTER INSERT ON mailboxes BEGIN
+	UPDATE mailbox_id_top SET top = max(top, NEW.id) WHERE id = 1;
+END;
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per
