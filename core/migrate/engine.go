@@ -155,7 +155,7 @@ const maxJobs = 256
 type job struct {
 	id      int64
 	address string
-	turn    uint64 // when it was scheduled: its place in line (turn.go)
+	turn    uint64 // when it (its next run) was scheduled: its place in line (turn.go)
 	// began is when the job's current run began (zero while it waits for
 	// a slot); again asks for one more run after it. A run reads the old
 	// server after it began, so it covers whatever asked for it before.
@@ -357,6 +357,12 @@ func (e *Engine) scheduleRun(id int64, address string, window time.Duration) *jo
 	}
 	if j := e.jobs[id]; j != nil {
 		if !j.began.IsZero() && time.Since(j.began) >= window {
+			if !j.again {
+				// The run after this one waits behind what was scheduled
+				// before it was asked for: an account kicked again and
+				// again never goes before other accounts' first copies.
+				j.turn = nextTurn()
+			}
 			j.again = true
 		}
 		return j
@@ -392,8 +398,9 @@ func (e *Engine) runJob(j *job) {
 	for {
 		e.mu.Lock()
 		j.began, j.again = time.Now(), false
+		turn := j.turn
 		e.mu.Unlock()
-		err := e.runAccount(withTurn(e.ctx, j.turn), j.id)
+		err := e.runAccount(withTurn(e.ctx, turn), j.id)
 		e.mu.Lock()
 		again := j.again && e.ctx.Err() == nil
 		e.mu.Unlock()

@@ -76,13 +76,24 @@ func TestFirstLoginCopiesOnce(t *testing.T) {
 			if tc.began > 0 {
 				j.began = time.Now().Add(-tc.began) // as if its run had begun then
 			}
+			first := j.turn
 			e.mu.Unlock()
+			other := nextTurn() // another account's job, scheduled before the kick
 			e.LoggedIn(acct, pass)
+			e.LoggedIn(acct, pass) // a second kick asks for the same run
 			e.mu.Lock()
-			again := j.again
+			again, turn := j.again, j.turn
 			e.mu.Unlock()
 			if again != tc.again {
 				t.Errorf("the login's kick asks for one more run: %v, want %v", again, tc.again)
+			}
+			// One more run waits behind what was scheduled before the kick
+			// (else an account kicked again and again goes before other
+			// accounts' first copies for ever); no more run, no new turn.
+			if tc.again && turn <= other {
+				t.Errorf("the run the kick asked for has turn %d, before turn %d scheduled earlier", turn, other)
+			} else if !tc.again && turn != first {
+				t.Errorf("a kick that asks for no run moved the job's turn %d to %d", first, turn)
 			}
 			<-e.sem
 			if err := e.Wait(ctx, addr); err != nil {

@@ -6,7 +6,10 @@ package migrate
 // whatever it waits for on the way — the first logins being answered
 // (loginGate), a place under the old server's cap (connLimit) — it gets
 // in that order, not in the order the waiters happened to wake: the
-// first user to log in is copied first.
+// first user to log in is copied first. One more run of a job (a login's
+// kick while it runs) takes a new turn when asked for, behind the work
+// scheduled before it: an account kicked again and again never goes
+// before other accounts' first copies.
 
 import (
 	"context"
