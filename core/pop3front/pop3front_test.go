@@ -436,9 +436,9 @@ func TestExpungedMeanwhile(t *testing.T) {
 }
 
 // TestQuitAfterAccountMadeAgain: a session's QUIT after its account was
-// deleted and made again (SQLite gives the new account and its INBOX the
-// old IDs, and its messages UIDs from 1 again) removes nothing of the new
-// account, even a message with the same bytes under the same UID.
+// deleted and made again (SQLite gives the new account the old ID, and its
+// messages UIDs from 1 again) removes nothing of the new account, even a
+// message with the same bytes under the same UID.
 func TestQuitAfterAccountMadeAgain(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
@@ -457,8 +457,11 @@ func TestQuitAfterAccountMadeAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.acct = acct
-	if mb := e.inbox(); acct.ID != old.AccountID || mb.ID != old.ID {
-		t.Fatalf("account %d INBOX %d made again as account %d INBOX %d: the case needs the IDs reused", old.AccountID, old.ID, acct.ID, mb.ID)
+	// SQLite gives the account its old ID again; its INBOX gets a new one
+	// (mailbox ids are never given again since session 12), and the old
+	// session's QUIT must not touch the new INBOX either way.
+	if acct.ID != old.AccountID {
+		t.Fatalf("account %d made again as account %d: the case needs the account ID reused", old.AccountID, acct.ID)
 	}
 	m := e.put(msg1)
 	if m.UID != 1 {
