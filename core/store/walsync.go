@@ -377,7 +377,7 @@ func (s *Store) writeUnsyncedThen(ctx context.Context, fn func(tx *sql.Tx, ch *c
 }
 
 // writeCtx is the context the statements of a write run by writeNormal
-// run with: ctx without its end on SQLite, as readCtx for reads. With a
+// run with: ctx without its end on SQLite, readCtx's rule for reads. With a
 // ctx that can end, database/sql starts a goroutine to watch each
 // statement's rows (Rows.awaitDone) and the SQLite driver runs each
 // statement and each step of its rows in a goroutine of its own while the
@@ -390,12 +390,7 @@ func (s *Store) writeUnsyncedThen(ctx context.Context, fn func(tx *sql.Tx, ch *c
 // (batchWrite, runRequests), and a statement on the writer waits for no
 // lock of this process. PostgreSQL statements keep ctx (one there can
 // wait for a row lock).
-func (s *Store) writeCtx(ctx context.Context) context.Context {
-	if s.d.postgres() {
-		return ctx
-	}
-	return context.WithoutCancel(ctx)
-}
+func (s *Store) writeCtx(ctx context.Context) context.Context { return s.readCtx(ctx) }
 
 // syncMode says what a commit with synchronous=NORMAL does about the fsync
 // of the log.
