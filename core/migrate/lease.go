@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"mailferry/core/internal/renew"
 	"mailferry/core/store"
 )
 
@@ -83,27 +84,23 @@ func (e *Engine) holdLease(ctx context.Context, acct *store.Account, state strin
 	go func() { // owned by the copyLease, whose end or release waits for it
 		defer close(done)
 		_ = recovered(e.log, "lease renewal "+acct.Address, func() error {
-			t := time.NewTicker(ttl / 3)
-			defer t.Stop()
-			for {
-				select {
-				case <-lctx.Done():
-					return nil
-				case <-t.C:
+			renew.Every(lctx, ttl/3, func() bool {
+				err := e.st.TakeLease(lctx, acct.ID, e.holder, ttl)
+				if err == nil || lctx.Err() != nil {
+					return true
 				}
-				if err := e.st.TakeLease(lctx, acct.ID, e.holder, ttl); err != nil && lctx.Err() == nil {
-					if store.IsDiskFull(err) {
-						// Not lost: the disk is full. The copy ends as a
-						// full disk (copyErr), waits for room and resumes.
-						e.log.Warn("migrate: the disk is full; stopping the copy", "account", acct.Address, "err", err)
-						cancel(fmt.Errorf("%w: renewing the copy lease: %w", ErrDiskFull, err))
-						return nil
-					}
-					e.log.Warn("migrate: copy lease lost; stopping the copy", "account", acct.Address, "err", err)
-					cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
-					return nil
+				if store.IsDiskFull(err) {
+					// Not lost: the disk is full. The copy ends as a
+					// full disk (copyErr), waits for room and resumes.
+					e.log.Warn("migrate: the disk is full; stopping the copy", "account", acct.Address, "err", err)
+					cancel(fmt.Errorf("%w: renewing the copy lease: %w", ErrDiskFull, err))
+					return false
 				}
-			}
+				e.log.Warn("migrate: copy lease lost; stopping the copy", "account", acct.Address, "err", err)
+				cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
+				return false
+			})
+			return nil
 		})
 	}()
 	stop := func() {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"mailferry/core/auth"
+	"mailferry/core/internal/renew"
 	"mailferry/core/store"
 )
 
@@ -245,25 +246,19 @@ func (s *session) keepLock(address string) (stop func()) {
 	conn, acct, holder, ttl := s.conn, s.acct, s.holder, s.srv.lockTTL
 	go func() {
 		defer close(done)
-		t := time.NewTicker(ttl / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		renew.Every(ctx, ttl/3, func() bool {
 			err := s.srv.st.RenewMaildrop(ctx, acct, holder, ttl)
 			switch {
 			case err == nil || ctx.Err() != nil:
 			case errors.Is(err, store.ErrMaildropLocked):
 				s.srv.log.Warn("pop3front: maildrop lock lost; session ended", "account", address, "err", err)
 				conn.Close()
-				return
+				return false
 			default:
 				s.srv.log.Warn("pop3front: renew maildrop lock", "account", address, "err", err)
 			}
-		}
+			return true
+		})
 	}()
 	return func() { cancel(); <-done }
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"mailferry/core/internal/renew"
 	"mailferry/core/store"
 )
 
@@ -264,23 +265,17 @@ func (r *Relay) keepClaim(ctx context.Context, it *store.QueueItem) (stop func()
 	go func() {
 		defer close(done)
 		defer recoverPanic(r.log, "queue claim renewal")
-		t := time.NewTicker(r.lease() / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		renew.Every(ctx, r.lease()/3, func() bool {
 			err := r.st.QueueRenewClaim(ctx, it, time.Now().Add(r.lease()))
 			switch {
 			case err == nil, ctx.Err() != nil:
 			case errors.Is(err, store.ErrClaimLost):
-				return // recorded meanwhile, or taken by an administrator
+				return false // recorded meanwhile, or taken by an administrator
 			default:
 				r.log.Warn("cannot renew the claim on a queue item being delivered", "queue_id", it.ID, "err", err)
 			}
-		}
+			return true
+		})
 	}()
 	return func() {
 		cancel()
