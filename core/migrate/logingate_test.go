@@ -135,9 +135,13 @@ func TestFirstLoginsBeforeCopies(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // a chunk begun before the login ends
 	b0, c0 := copied()
-	time.Sleep(500 * time.Millisecond)
+	// Short enough that the copy holding the pass does not finish in it
+	// (carol copied 1,900 messages in 500 ms without the race detector,
+	// and the pass then went to bob: both had gone on, one after the
+	// other); a copy without the gate goes on in any 150 ms.
+	time.Sleep(150 * time.Millisecond)
 	b1, c1 := copied()
-	if b0 >= n || c0 >= n {
+	if b0 >= n || c0 >= n || b1 >= n || c1 >= n {
 		t.Fatalf("a copy (bob %d, carol %d of %d messages) finished before alice's login; the test needs it longer", b0, c0, n)
 	}
 	if b1 != b0 && c1 != c0 {
