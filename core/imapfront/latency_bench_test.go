@@ -199,7 +199,7 @@ func median3(v []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d.Microseconds())/1000) }
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(tenths(d))/10) }
 
 // latencySide is one server the latency benchmarks drive, and what they
 // measured of it.
@@ -331,8 +331,42 @@ func latencyTable(sb *strings.Builder, sides []*latencySide, relogin bool, pace 
 			fmt.Fprintf(sb, " %16s", ms(median3(s.roundCPU)))
 		}
 	}
-	sb.WriteString("  (server CPU per client round, ms: whole process(es), user + system)\n\n")
+	sb.WriteString("  (server CPU per client round, ms: whole process(es), user + system)\n")
+	sb.WriteString(latencyGoal(sides, relogin) + "\n\n")
 }
+
+// latencyGoal is issue 15's goal line for one table: no command's p50 on
+// Mailferry (sides[0]) slower than on Dovecot (the side so named), at the
+// table's precision (0.1 ms), and which commands miss it, by how much.
+func latencyGoal(sides []*latencySide, relogin bool) string {
+	mf := sides[0]
+	var dv *latencySide
+	for _, s := range sides {
+		if s.name == "Dovecot" {
+			dv = s
+		}
+	}
+	if dv == nil {
+		return "goal (p50 no slower than Dovecot's): no Dovecot side"
+	}
+	var slower []string
+	for _, c := range latencyCmds {
+		if c == "LOGIN" && !relogin {
+			continue
+		}
+		m, d := median3(mf.p50[c]), median3(dv.p50[c])
+		if tenths(m) > tenths(d) {
+			slower = append(slower, fmt.Sprintf("%s %s > %s", c, ms(m), ms(d)))
+		}
+	}
+	if len(slower) == 0 {
+		return "goal (p50 no slower than Dovecot's): holds"
+	}
+	return "goal (p50 no slower than Dovecot's): not met: " + strings.Join(slower, ", ")
+}
+
+// tenths is d in tenths of a millisecond, rounded as ms prints it.
+func tenths(d time.Duration) int64 { return (d.Microseconds() + 50) / 100 }
 
 // cpuOps is how many of each command every client sends in a pass of
 // cpuPerCommand: 10 clients x 40 = 400 commands, so that the servers'
