@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,5 +202,217 @@ func failedFsyncThenClose(t *testing.T, trigger, path, body string) {
 	}
 	if _, err := os.Stat(path + "-wal"); err != nil {
 		t.Fatalf("the log after Close of the stopped store: %v; want it kept", err)
+	}
+}
+
+// TestCloseMarksFsyncFailureKeepsLog: SQLite's fsync of the log failing
+// in a statement the store commits outside write (execAlone,
+// execImmediate: here Close's lowering of the durable marks, marks.go)
+// stops the store as in any commit, so Close leaves the log for the next
+// start's recovery (keepLog). Before, it was only logged: the fsync of the
+// checkpoint at Close then succeeded (Linux reports a writeback error
+// once; the shim fails once) and merged the frames read back after the
+// failure into the database, deleting the log.
+func TestCloseMarksFsyncFailureKeepsLog(t *testing.T) {
+	sqliteOnly(t)
+	const body = "Subject: before the close\r\n\r\nx\r\n"
+	if trigger := os.Getenv("MAILFERRY_FAIL_FSYNC"); trigger != "" {
+		closeMarksFsyncFails(t, trigger, os.Getenv("MAILFERRY_FAIL_FSYNC_DB"), body)
+		return
+	}
+	path := filepath.Join(t.TempDir(), "mail.db")
+	inFailingChild(t, "TestCloseMarksFsyncFailureKeepsLog", "MAILFERRY_FAIL_FSYNC_DB="+path, "MAILFERRY_FAIL_FSYNC_ONCE=1")
+	s, err := Open(path, &Options{ChangePoll: -1})
+	if err != nil {
+		t.Fatalf("opening the store again: %v", err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	a, err := s.Account(ctx, "u@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := s.Mailbox(ctx, a.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := s.Messages(ctx, mb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages after the restart, want 1", len(msgs))
+	}
+	if got, err := s.MessageBytes(ctx, msgs[0]); err != nil || string(got) != body {
+		t.Fatalf("the message reads %q, %v; want its bytes", got, err)
+	}
+}
+
+// closeMarksFsyncFails is TestCloseMarksFsyncFailureKeepsLog in the child.
+func closeMarksFsyncFails(t *testing.T, trigger, path, body string) {
+	s, err := Open(path, &Options{ChangePoll: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.CreateDomain(ctx, "example.test"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.CreateAccount(ctx, "u@example.test", "pw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := s.Mailbox(ctx, a.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte(body)}); err != nil {
+		t.Fatal(err)
+	}
+	var raised int
+	if err := s.r.QueryRow(`SELECT count(*) FROM mailboxes WHERE uid_next_mark > uid_next OR modseq_mark > highest_modseq`).Scan(&raised); err != nil {
+		t.Fatal(err)
+	}
+	if raised == 0 {
+		t.Fatal("no durable mark raised: Close has nothing to lower, the case is not made")
+	}
+	if err := os.WriteFile(trigger, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(trigger); err == nil {
+		os.Remove(trigger)
+		t.Fatal("no fsync of the log failed at Close (is the shim loaded?)")
+	}
+	select {
+	case <-s.Stopped():
+	default:
+		t.Error("the store did not stop when the fsync of its marks' commit failed")
+	}
+	if _, err := os.Stat(path + "-wal"); err != nil {
+		t.Fatalf("the log after Close: %v; want it kept for the recovery", err)
+	}
+}
+
+// TestExecAloneFsyncFailureStops: the statements the store commits alone
+// on the writer (execAlone: epochs, the sweep's mark, the store's
+// identity, a move of the database) stop the store when SQLite's fsync of
+// the log fails in them, as every other commit does.
+func TestExecAloneFsyncFailureStops(t *testing.T) {
+	sqliteOnly(t)
+	if trigger := os.Getenv("MAILFERRY_FAIL_FSYNC"); trigger != "" {
+		s, mb, _ := inboxStore(t, nil, 0)
+		if err := os.WriteFile(trigger, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := s.execAlone(context.Background(), `INSERT INTO store_moves(at, was, now) VALUES (1, 'here', 'there')`)
+		os.Remove(trigger)
+		if err == nil {
+			t.Fatal("a statement whose fsync failed returned no error (is the shim loaded?)")
+		}
+		select {
+		case <-s.Stopped():
+		default:
+			t.Fatalf("the store did not stop after %v", err)
+		}
+		if _, err := s.AppendMessage(context.Background(), mb.ID, &NewMessage{Body: []byte("Subject: after\r\n\r\nx\r\n")}); !errors.Is(err, ErrStopped) {
+			t.Fatalf("a delivery after the failed fsync: %v, want ErrStopped", err)
+		}
+		return
+	}
+	inFailingChild(t, "TestExecAloneFsyncFailureStops")
+}
+
+// TestOpenFsyncFailureKeepsLog: SQLite's fsync of the log failing in a
+// commit Open makes (moving UIDNEXT up to the durable marks, a schema
+// step) fails Open and keeps the log for the next start's recovery, as
+// Close keeps a stopped store's (keepLog). Before, Open closed its writer,
+// whose close checkpointed the frames read back after the failure into
+// the database (the shim, as Linux, fails once) and deleted the log.
+func TestOpenFsyncFailureKeepsLog(t *testing.T) {
+	sqliteOnly(t)
+	if trigger := os.Getenv("MAILFERRY_FAIL_FSYNC"); trigger != "" {
+		openFsyncFails(t, trigger, os.Getenv("MAILFERRY_FAIL_FSYNC_DB"), os.Getenv("MAILFERRY_FAIL_AT"))
+		return
+	}
+	for _, at := range []string{"marks", "upgrade"} {
+		t.Run(at, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "mail.db")
+			inFailingChild(t, "TestOpenFsyncFailureKeepsLog", "MAILFERRY_FAIL_FSYNC_DB="+path,
+				"MAILFERRY_FAIL_FSYNC_ONCE=1", "MAILFERRY_FAIL_AT="+at)
+			s, err := Open(path, &Options{ChangePoll: -1})
+			if err != nil {
+				t.Fatalf("opening the store again: %v", err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			a, err := s.Account(ctx, "u@example.test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			mb, err := s.Mailbox(ctx, a.ID, "INBOX")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msgs, err := s.Messages(ctx, mb.ID); err != nil || len(msgs) != 1 {
+				t.Fatalf("%d messages after the restart (%v), want 1", len(msgs), err)
+			}
+		})
+	}
+}
+
+// openFsyncFails is TestOpenFsyncFailureKeepsLog in the child: a store
+// with one message, closed, made to need a commit at its next Open (at:
+// its marks raised, or its last schema step to apply again), opened with
+// the log's fsync failing once.
+func openFsyncFails(t *testing.T, trigger, path, at string) {
+	s, err := Open(path, &Options{ChangePoll: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.CreateDomain(ctx, "example.test"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.CreateAccount(ctx, "u@example.test", "pw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := s.Mailbox(ctx, a.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte("Subject: x\r\n\r\nx\r\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q := `UPDATE mailboxes SET uid_next_mark = uid_next + 100, modseq_mark = highest_modseq + 100`
+	if at == "upgrade" {
+		q = fmt.Sprintf(`PRAGMA user_version = %d`, len(schema)-1)
+	}
+	db, err := sql.Open("sqlite3", "file:"+uriPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(q); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(trigger, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, &Options{ChangePoll: -1})
+	if err == nil {
+		s.Close()
+		os.Remove(trigger)
+		t.Fatal("Open with the log's fsync failing succeeded (is the shim loaded?)")
+	}
+	t.Logf("Open: %v", err)
+	if _, err := os.Stat(path + "-wal"); err != nil {
+		t.Fatalf("the log after the failed Open: %v; want it kept for the recovery", err)
 	}
 }

@@ -552,7 +552,7 @@ func (s *Store) upgradeStep() (int, error) {
 	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, v+1)); err != nil {
 		return 0, fmt.Errorf("store: upgrade to schema %d: %w", v+1, err)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.wal.failedCommit(tx.Commit()); err != nil {
 		return 0, fmt.Errorf("store: upgrade to schema %d: %w", v+1, err)
 	}
 	return v + 1, nil
