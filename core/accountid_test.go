@@ -2,10 +2,6 @@ package core_test
 
 import (
 	"context"
-	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -13,7 +9,6 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailferry/core"
-	"mailferry/core/oldserver"
 	"mailferry/core/oldserver/oldtest"
 	"mailferry/core/store"
 )
@@ -33,27 +28,7 @@ func TestDeletedAccountLeavesNothingToTheNext(t *testing.T) {
 	for i := range 3 {
 		old.Append(t, "bob", "INBOX", nil, time.Now(), []byte("Subject: bob "+strconv.Itoa(i)+"\r\n\r\nhello\r\n"))
 	}
-	pwFile := filepath.Join(t.TempDir(), "master.pass")
-	if err := os.WriteFile(pwFile, []byte(old.MasterPassword+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := core.Config{
-		DataDir: t.TempDir(), Hostname: "mail.test", IMAPListen: "127.0.0.1:0", IMAPSListen: core.Off, SMTPListen: core.Off,
-		SubmissionListen: core.Off, SubmissionTLSListen: core.Off, POP3Listen: core.Off, POP3SListen: core.Off,
-		AllowInsecureAuth: true, Logger: slog.New(slog.DiscardHandler),
-		MasterPasswordFiles: map[string]string{oldtest.Domain: pwFile},
-	}
-	co, err := core.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := net.SplitHostPort(old.IMAPAddr)
-	p, _ := strconv.Atoi(port)
-	s := core.OldServerSettings{Host: oldserver.MustParseHost(host), IMAPPort: p, IMAPTLS: oldserver.TLSNone,
-		SMTPPort: 25, SMTPTLS: oldserver.TLSNone, LoginForm: oldserver.LoginFull, MasterUser: old.MasterUser}
-	if err := co.SetMigration(ctx, oldtest.Domain, &s, true); err != nil {
-		t.Fatal(err)
-	}
+	co := openMigrating(t, old, "127.0.0.1:0")
 	if err := co.Start(); err != nil {
 		co.Close()
 		t.Fatal(err)

@@ -118,30 +118,13 @@ func TestFailedFsyncCommitAfterRestart(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "mail.db")
 	inFailingChild(t, "TestFailedFsyncCommitAfterRestart", "MAILFERRY_FAIL_FSYNC_DB="+path)
-	s, err := Open(path, &Options{ChangePoll: -1})
-	if err != nil {
-		t.Fatalf("opening the store again after the failed fsync: %v", err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	a, err := s.Account(ctx, "u@example.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb, err := s.Mailbox(ctx, a.ID, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs, err := s.Messages(ctx, mb.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, msgs := messagesAt(t, path)
 	sum := sha256.Sum256([]byte(body))
 	n := 0
 	for _, m := range msgs {
 		if m.BlobKey == hex.EncodeToString(sum[:]) {
 			n++
-			got, err := s.MessageBytes(ctx, m)
+			got, err := s.MessageBytes(context.Background(), m)
 			if err != nil || string(got) != body {
 				t.Fatalf("the replayed message reads %q, %v; want its bytes", got, err)
 			}
@@ -158,10 +141,10 @@ func TestFailedFsyncCommitAfterRestart(t *testing.T) {
 	}
 }
 
-// failedFsyncThenClose is TestFailedFsyncCommitAfterRestart in the child:
-// a store at path with one message, a delivery of body whose fsync fails,
-// then Close (which keeps the log, keepLog) and the process ends.
-func failedFsyncThenClose(t *testing.T, trigger, path, body string) {
+// storeAt opens (in a child) a new store at path with the account
+// u@example.test and body in its INBOX; the caller closes it.
+func storeAt(t *testing.T, path, body string) (*Store, *Mailbox) {
+	t.Helper()
 	s, err := Open(path, &Options{ChangePoll: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -178,13 +161,47 @@ func failedFsyncThenClose(t *testing.T, trigger, path, body string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte("Subject: before\r\n\r\nx\r\n")}); err != nil {
+	if _, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte(body)}); err != nil {
 		t.Fatal(err)
 	}
+	return s, mb
+}
+
+// messagesAt opens the store a child left at path (storeAt), as the next
+// start does, and returns it (closed when the test ends) and the messages
+// of u@example.test's INBOX.
+func messagesAt(t *testing.T, path string) (*Store, []*Message) {
+	t.Helper()
+	s, err := Open(path, &Options{ChangePoll: -1})
+	if err != nil {
+		t.Fatalf("opening the store again: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	a, err := s.Account(ctx, "u@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := s.Mailbox(ctx, a.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := s.Messages(ctx, mb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, msgs
+}
+
+// failedFsyncThenClose is TestFailedFsyncCommitAfterRestart in the child:
+// a store at path with one message, a delivery of body whose fsync fails,
+// then Close (which keeps the log, keepLog) and the process ends.
+func failedFsyncThenClose(t *testing.T, trigger, path, body string) {
+	s, mb := storeAt(t, path, "Subject: before\r\n\r\nx\r\n")
 	if err := os.WriteFile(trigger, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tx, err := s.Begin(ctx)
+	tx, err := s.Begin(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,8 +217,14 @@ func failedFsyncThenClose(t *testing.T, trigger, path, body string) {
 	if err := s.Close(); err != nil {
 		t.Logf("Close: %v", err)
 	}
+	logKept(t, path)
+}
+
+// logKept fails unless the log of the store at path is on disk.
+func logKept(t *testing.T, path string) {
+	t.Helper()
 	if _, err := os.Stat(path + "-wal"); err != nil {
-		t.Fatalf("the log after Close of the stopped store: %v; want it kept", err)
+		t.Fatalf("the log: %v; want it kept for the recovery at the next start", err)
 	}
 }
 
@@ -222,53 +245,18 @@ func TestCloseMarksFsyncFailureKeepsLog(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "mail.db")
 	inFailingChild(t, "TestCloseMarksFsyncFailureKeepsLog", "MAILFERRY_FAIL_FSYNC_DB="+path, "MAILFERRY_FAIL_FSYNC_ONCE=1")
-	s, err := Open(path, &Options{ChangePoll: -1})
-	if err != nil {
-		t.Fatalf("opening the store again: %v", err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	a, err := s.Account(ctx, "u@example.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb, err := s.Mailbox(ctx, a.ID, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs, err := s.Messages(ctx, mb.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, msgs := messagesAt(t, path)
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages after the restart, want 1", len(msgs))
 	}
-	if got, err := s.MessageBytes(ctx, msgs[0]); err != nil || string(got) != body {
+	if got, err := s.MessageBytes(context.Background(), msgs[0]); err != nil || string(got) != body {
 		t.Fatalf("the message reads %q, %v; want its bytes", got, err)
 	}
 }
 
 // closeMarksFsyncFails is TestCloseMarksFsyncFailureKeepsLog in the child.
 func closeMarksFsyncFails(t *testing.T, trigger, path, body string) {
-	s, err := Open(path, &Options{ChangePoll: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := s.CreateDomain(ctx, "example.test"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.CreateAccount(ctx, "u@example.test", "pw", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb, err := s.Mailbox(ctx, a.ID, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte(body)}); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := storeAt(t, path, body)
 	var raised int
 	if err := s.r.QueryRow(`SELECT count(*) FROM mailboxes WHERE uid_next_mark > uid_next OR modseq_mark > highest_modseq`).Scan(&raised); err != nil {
 		t.Fatal(err)
@@ -289,9 +277,7 @@ func closeMarksFsyncFails(t *testing.T, trigger, path, body string) {
 	default:
 		t.Error("the store did not stop when the fsync of its marks' commit failed")
 	}
-	if _, err := os.Stat(path + "-wal"); err != nil {
-		t.Fatalf("the log after Close: %v; want it kept for the recovery", err)
-	}
+	logKept(t, path)
 }
 
 // TestExecAloneFsyncFailureStops: the statements the store commits alone
@@ -340,22 +326,8 @@ func TestOpenFsyncFailureKeepsLog(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "mail.db")
 			inFailingChild(t, "TestOpenFsyncFailureKeepsLog", "MAILFERRY_FAIL_FSYNC_DB="+path,
 				"MAILFERRY_FAIL_FSYNC_ONCE=1", "MAILFERRY_FAIL_AT="+at)
-			s, err := Open(path, &Options{ChangePoll: -1})
-			if err != nil {
-				t.Fatalf("opening the store again: %v", err)
-			}
-			defer s.Close()
-			ctx := context.Background()
-			a, err := s.Account(ctx, "u@example.test")
-			if err != nil {
-				t.Fatal(err)
-			}
-			mb, err := s.Mailbox(ctx, a.ID, "INBOX")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if msgs, err := s.Messages(ctx, mb.ID); err != nil || len(msgs) != 1 {
-				t.Fatalf("%d messages after the restart (%v), want 1", len(msgs), err)
+			if _, msgs := messagesAt(t, path); len(msgs) != 1 {
+				t.Fatalf("%d messages after the restart, want 1", len(msgs))
 			}
 		})
 	}
@@ -366,25 +338,7 @@ func TestOpenFsyncFailureKeepsLog(t *testing.T) {
 // its marks raised, or its last schema step to apply again), opened with
 // the log's fsync failing once.
 func openFsyncFails(t *testing.T, trigger, path, at string) {
-	s, err := Open(path, &Options{ChangePoll: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := s.CreateDomain(ctx, "example.test"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.CreateAccount(ctx, "u@example.test", "pw", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb, err := s.Mailbox(ctx, a.ID, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte("Subject: x\r\n\r\nx\r\n")}); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := storeAt(t, path, "Subject: x\r\n\r\nx\r\n")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +366,5 @@ func openFsyncFails(t *testing.T, trigger, path, at string) {
 		t.Fatal("Open with the log's fsync failing succeeded (is the shim loaded?)")
 	}
 	t.Logf("Open: %v", err)
-	if _, err := os.Stat(path + "-wal"); err != nil {
-		t.Fatalf("the log after the failed Open: %v; want it kept for the recovery", err)
-	}
+	logKept(t, path)
 }
