@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/mattn/go-sqlite3"
 )
 
 // TestFullCommitFsyncFailureStops: when SQLite's own fsync of the log
@@ -364,6 +366,12 @@ func openFsyncFails(t *testing.T, trigger, path, at string) {
 		s.Close()
 		os.Remove(trigger)
 		t.Fatal("Open with the log's fsync failing succeeded (is the shim loaded?)")
+	}
+	var se sqlite3.Error
+	if !errors.As(err, &se) || se.ExtendedCode != sqlite3.ErrIoErrFsync {
+		// The "upgrade" case applies the last schema step again: it must
+		// be one that can be (IF NOT EXISTS, OR IGNORE), as they all are.
+		t.Fatalf("Open failed otherwise than on the fsync: %v", err)
 	}
 	t.Logf("Open: %v", err)
 	logKept(t, path)
