@@ -436,9 +436,11 @@ func TestExpungedMeanwhile(t *testing.T) {
 }
 
 // TestQuitAfterAccountMadeAgain: a session's QUIT after its account was
-// deleted and made again (SQLite gives the new account the old ID, and its
-// messages UIDs from 1 again) removes nothing of the new account, even a
-// message with the same bytes under the same UID.
+// deleted and made again (the new account's messages take UIDs from 1
+// again) removes nothing of the new account, even a message with the same
+// bytes under the same UID. The new account has a new ID (SQLite gave the
+// old one again before account_id_top); the session also checks the
+// account's creation time.
 func TestQuitAfterAccountMadeAgain(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
@@ -457,11 +459,11 @@ func TestQuitAfterAccountMadeAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.acct = acct
-	// SQLite gives the account its old ID again; its INBOX gets a new one
-	// (mailbox ids are never given again since session 12), and the old
-	// session's QUIT must not touch the new INBOX either way.
-	if acct.ID != old.AccountID {
-		t.Fatalf("account %d made again as account %d: the case needs the account ID reused", old.AccountID, acct.ID)
+	// Neither the account's ID nor its INBOX's is given again (account_id_top,
+	// mailbox_id_top), and the old session's QUIT must not touch the new
+	// INBOX either way.
+	if acct.ID == old.AccountID {
+		t.Errorf("the account made again took the deleted account's ID %d", acct.ID)
 	}
 	m := e.put(msg1)
 	if m.UID != 1 {
@@ -480,9 +482,10 @@ func TestQuitAfterAccountMadeAgain(t *testing.T) {
 }
 
 // TestLockAfterAccountMadeAgain: a session of an account that was then
-// deleted and made again (SQLite gives the new account the old ID) does
-// not lock the new account's maildrop: the new account logs in at once,
-// and the old session's end frees nothing of the new one's lock.
+// deleted and made again (with a new ID; SQLite gave the old one again
+// before account_id_top) does not lock the new account's maildrop: the new
+// account logs in at once, and the old session's end frees nothing of the
+// new one's lock.
 func TestLockAfterAccountMadeAgain(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
@@ -499,8 +502,8 @@ func TestLockAfterAccountMadeAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if acct.ID != oldID {
-		t.Fatalf("account %d made again as %d: the case needs the ID reused", oldID, acct.ID)
+	if acct.ID == oldID {
+		t.Errorf("the account made again took the deleted account's ID %d", acct.ID)
 	}
 	e.acct = acct
 	p2 := e.dial()

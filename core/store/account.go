@@ -273,8 +273,13 @@ func (s *Store) CreateAccount(ctx context.Context, address, password string, opt
 		} else if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
-		err := tx.QueryRowContext(ctx, `INSERT INTO accounts(domain_id, address, password_hash, delim, created, mig_state, mig_updated, old_login, password_origin, first_login)
-			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, a.DomainID, a.Address, hash, string(delim), a.Created.Unix(), a.Migration, a.Created.Unix(), a.OldLogin, origin, first).Scan(&a.ID)
+		insert := `INSERT INTO accounts(domain_id, address, password_hash, delim, created, mig_state, mig_updated, old_login, password_origin, first_login)
+			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+		if !s.d.postgres() {
+			insert = `INSERT INTO accounts(id, domain_id, address, password_hash, delim, created, mig_state, mig_updated, old_login, password_origin, first_login)
+			VALUES(` + newAccountID + `, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+		}
+		err := tx.QueryRowContext(ctx, insert, a.DomainID, a.Address, hash, string(delim), a.Created.Unix(), a.Migration, a.Created.Unix(), a.OldLogin, origin, first).Scan(&a.ID)
 		if isUnique(err) {
 			return fmt.Errorf("account %s: %w", a.Address, ErrExists)
 		} else if err != nil {
@@ -294,6 +299,17 @@ func (s *Store) CreateAccount(ctx context.Context, address, password string, opt
 	a.MigrationTime = a.Created
 	return a, nil
 }
+
+// newAccountID (SQLite) is the id a new account takes: above every id an
+// account ever had (account_id_top, its schema step), not the highest
+// present plus one, which SQLite's INTEGER PRIMARY KEY gives again after
+// the account holding it is deleted. Processes keep state by account id
+// (the migration engine's old-server password, pending hash, run times and
+// failures; a POP3 session's lock): an account made again at the same id
+// would inherit the deleted one's, e.g. a late hash of its old password.
+// NULL, should the table be empty, lets SQLite choose. PostgreSQL's
+// identity column never reuses an id.
+const newAccountID = `(SELECT max(top, coalesce((SELECT max(id) FROM accounts), 0)) + 1 FROM account_id_top)`
 
 const accountCols = `id, domain_id, address, delim, created, mig_state, mig_error, mig_updated, old_login, password_origin, first_login`
 

@@ -128,7 +128,7 @@ func (s *Store) mintEpoch(ctx context.Context) (string, error) {
 		return "", ErrStopped
 	}
 	token := newToken()
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO store_epochs(token, made, adopted, place) VALUES (?, ?, 0, ?)`, token, time.Now().UnixMilli(), s.placeNow); err != nil {
+	if err := s.execAlone(ctx, `INSERT INTO store_epochs(token, made, adopted, place) VALUES (?, ?, 0, ?)`, token, time.Now().UnixMilli(), s.placeNow); err != nil {
 		return "", fmt.Errorf("store: epoch: %w", err)
 	}
 	host, _ := os.Hostname()
@@ -397,7 +397,7 @@ func (s *Store) cleanEpochs(ctx context.Context, list []epoch, known map[string]
 		if listed[t] {
 			continue
 		}
-		if _, err := s.w.ExecContext(ctx, `DELETE FROM store_epochs WHERE token = ?`, t); err != nil {
+		if err := s.execAlone(ctx, `DELETE FROM store_epochs WHERE token = ?`, t); err != nil {
 			return fmt.Errorf("store: epochs: %w", err)
 		}
 	}
@@ -445,7 +445,7 @@ func (s *Store) AdoptBucket(ctx context.Context, deleteUnnamed bool) (AdoptResul
 		if known[e.token] {
 			continue
 		}
-		if _, err := s.w.ExecContext(ctx, `INSERT INTO store_epochs(token, made, adopted) VALUES (?, ?, 1) ON CONFLICT(token) DO NOTHING`,
+		if err := s.execAlone(ctx, `INSERT INTO store_epochs(token, made, adopted) VALUES (?, ?, 1) ON CONFLICT(token) DO NOTHING`,
 			e.token, time.Now().UnixMilli()); err != nil {
 			return res, fmt.Errorf("store: adopt: %w", err)
 		}
@@ -471,12 +471,12 @@ func (s *Store) AdoptBucket(ctx context.Context, deleteUnnamed bool) (AdoptResul
 			return res, err
 		}
 	}
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO bucket_adoptions(at, keep_before, epochs) VALUES (?, ?, ?)`,
+	if err := s.execAlone(ctx, `INSERT INTO bucket_adoptions(at, keep_before, epochs) VALUES (?, ?, ?)`,
 		time.Now().UnixMilli(), keep, res.Epochs); err != nil {
 		return res, fmt.Errorf("store: adopt: %w", err)
 	}
 	// The database's moves are this adoption's too (place.go).
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM store_moves`); err != nil {
+	if err := s.execAlone(ctx, `DELETE FROM store_moves`); err != nil {
 		return res, fmt.Errorf("store: adopt: %w", err)
 	}
 	s.setHeld(nil)

@@ -101,7 +101,7 @@ func (s *Store) ID() string { return s.id }
 func (s *Store) loadID(ctx context.Context) error {
 	var b [16]byte
 	rand.Read(b[:])
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO store_identity(id, store, created) VALUES (1, ?, ?) ON CONFLICT(id) DO NOTHING`,
+	if err := s.execAlone(ctx, `INSERT INTO store_identity(id, store, created) VALUES (1, ?, ?) ON CONFLICT(id) DO NOTHING`,
 		hex.EncodeToString(b[:]), time.Now().UnixMilli()); err != nil {
 		return fmt.Errorf("store: identity: %w", err)
 	}

@@ -124,7 +124,8 @@ func (s *Store) lowerMarks() error {
 // BEGIN IMMEDIATE (the writer's _txlock): a statement run alone reads
 // first and then asks for the write lock, and when another process
 // committed in between SQLite answers "database is locked" at once,
-// without waiting (busy_timeout does not apply to a stale read).
+// without waiting (busy_timeout does not apply to a stale read). SQLite's
+// fsync of the log failing in its commit stops the store (failedCommit).
 func (s *Store) execImmediate(q string) error {
 	tx, err := s.w.Begin()
 	if err != nil {
@@ -134,5 +135,5 @@ func (s *Store) execImmediate(q string) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	return s.wal.failedCommit(tx.Commit())
 }

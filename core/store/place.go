@@ -93,7 +93,7 @@ func (s *Store) notePlace(ctx context.Context) error {
 	} else if err != nil {
 		return fmt.Errorf("store: epochs: %w", err)
 	}
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO store_moves(at, was, now) VALUES (?, ?, ?)`, time.Now().UnixMilli(), last, s.placeNow); err != nil {
+	if err := s.execAlone(ctx, `INSERT INTO store_moves(at, was, now) VALUES (?, ?, ?)`, time.Now().UnixMilli(), last, s.placeNow); err != nil {
 		return fmt.Errorf("store: epochs: %w", err)
 	}
 	s.log.Warn("store: this database is not where it was when it last used its bucket: moved, copied or restored; it deletes nothing in the bucket until adopted",

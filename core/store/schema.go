@@ -483,6 +483,22 @@ CREATE TRIGGER IF NOT EXISTS mailbox_id_top_insert AFTER INSERT ON mailboxes BEG
 	UPDATE mailbox_id_top SET top = max(top, NEW.id) WHERE id = 1;
 END;
 `,
+	// The highest id an account ever had (account.go, newAccountID), as
+	// mailbox_id_top is for mailboxes: processes keep state by account id
+	// (the migration engine's old-server passwords and pending hashes, its
+	// run times and failure counts), which an account made after the one
+	// with the highest id was deleted would otherwise inherit. SQLite
+	// only; self-contained: it depends only on the accounts table.
+	`
+CREATE TABLE IF NOT EXISTS account_id_top (
+	id  INTEGER PRIMARY KEY CHECK (id = 1),
+	top INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO account_id_top(id, top) SELECT 1, coalesce(max(id), 0) FROM accounts;
+CREATE TRIGGER IF NOT EXISTS account_id_top_insert AFTER INSERT ON accounts BEGIN
+	UPDATE account_id_top SET top = max(top, NEW.id) WHERE id = 1;
+END;
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per
@@ -536,7 +552,7 @@ func (s *Store) upgradeStep() (int, error) {
 	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, v+1)); err != nil {
 		return 0, fmt.Errorf("store: upgrade to schema %d: %w", v+1, err)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.wal.failedCommit(tx.Commit()); err != nil {
 		return 0, fmt.Errorf("store: upgrade to schema %d: %w", v+1, err)
 	}
 	return v + 1, nil

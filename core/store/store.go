@@ -351,13 +351,13 @@ func openSQLite(path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	if err := s.upgrade(); err != nil {
-		s.w.Close()
+		s.closeAtOpen()
 		return nil, err
 	}
 	// New UIDs and MODSEQs start above any a client may have seen before a
 	// power cut (marks.go).
 	if err := s.jumpToMarks(); err != nil {
-		s.w.Close()
+		s.closeAtOpen()
 		return nil, err
 	}
 	if s.packs, err = openPacks(path+"-packs", packSize(opts)); err != nil {
@@ -520,7 +520,7 @@ func (s *Store) Close() error {
 		}
 	}
 	if s.wal.stopped() != nil {
-		s.keepLog()
+		s.keepLog(s.r)
 	}
 	err := errors.Join(serr, s.r.Close(), s.w.Close())
 	if s.counts != nil {
@@ -549,6 +549,31 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, ch *changes) erro
 		return err
 	}
 	return t.Commit()
+}
+
+// closeAtOpen closes the writer of a store whose Open failed in a commit
+// (a schema step, jumpToMarks). When SQLite's fsync of the log failed in
+// it (the store stopped, failedCommit), the log is kept for the next
+// start's recovery, as Close keeps it (keepLog): closing the last
+// connection would checkpoint the frames read back after the failure.
+func (s *Store) closeAtOpen() {
+	if s.wal.stopped() != nil {
+		s.keepLog(s.w)
+	}
+	s.w.Close()
+}
+
+// execAlone runs one write statement on the writer as a commit of its own
+// (FULL on SQLite): the store's marks, epochs and sweep marks, written
+// outside write. SQLite's own fsync of the log failing in it stops the
+// store (failedCommit), as in every other commit: else Close would
+// checkpoint frames read back after the failed fsync into the database
+// and delete the log (keepLog).
+func (s *Store) execAlone(ctx context.Context, q string, args ...any) error {
+	if _, err := s.w.ExecContext(ctx, q, args...); err != nil {
+		return s.wal.failedCommit(err)
+	}
+	return nil
 }
 
 // rowScanner is what *sql.Row and *sql.Rows have in common.

@@ -109,6 +109,7 @@ var copySkipped = map[string]string{
 	"mailferry_schema": "the engine's own schema version",
 	"sqlite_sequence":  "the engine's own counters (the queue's is carried over)",
 	"mailbox_id_top":   "SQLite's highest mailbox id ever given, which the target keeps itself from the mailboxes copied in",
+	"account_id_top":   "SQLite's highest account id ever given, which the target keeps itself from the accounts copied in",
 }
 
 // CopyTables says which tables Copy moves and which it does not, and why,

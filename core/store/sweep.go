@@ -100,7 +100,7 @@ func (s *Store) sweepBatch(ctx context.Context, batch []minio.ObjectInfo) (int, 
 	}
 	deadline := time.Now().Add(sweepHold)
 	until := dbNow.Add(sweepHold)
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO object_sweeps(id, busy_until) VALUES (1, ?)
+	if err := s.execAlone(ctx, `INSERT INTO object_sweeps(id, busy_until) VALUES (1, ?)
 ON CONFLICT(id) DO UPDATE SET busy_until = max(object_sweeps.busy_until, excluded.busy_until)`, until.UnixMilli()); err != nil {
 		return 0, 0, fmt.Errorf("store: sweep: %w", err)
 	}

@@ -542,11 +542,13 @@ var keptLogs struct {
 // after such a failure: it stops and replays its log at the next start.
 // So one reader connection stays open (it holds its shared lock on the
 // database, and the others' close finds it and leaves the log) until the
-// process ends, which it is to do once stopped (Store.Stopped).
-func (s *Store) keepLog() {
+// process ends, which it is to do once stopped (Store.Stopped). db is the
+// pool to take it from: the readers, or the writer when Open failed before
+// there were readers (closeAtOpen).
+func (s *Store) keepLog(db *sql.DB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := s.r.Conn(ctx)
+	c, err := db.Conn(ctx)
 	if err == nil {
 		// A connection that read once has its shared lock (WAL mode keeps
 		// it until the connection closes).

@@ -3,7 +3,9 @@
 // file whose name ends in "-wal" fail with EIO, as a disk that could not
 // write the pages does. SQLite's own fsyncs go through the C library (this
 // shim); Go's (*os.File).Sync makes the system call itself and is not
-// affected.
+// affected. With MAILFERRY_FAIL_FSYNC_ONCE set, the first failure removes
+// the trigger: the next fsync succeeds, as Linux reports a writeback error
+// once.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -28,6 +30,9 @@ static int failing(int fd) {
 // call fails fd's sync while failing, else calls the C library's name.
 static int call(const char *name, int fd) {
 	if (failing(fd)) {
+		const char *once = getenv("MAILFERRY_FAIL_FSYNC_ONCE");
+		if (once != NULL && *once != 0)
+			unlink(getenv("MAILFERRY_FAIL_FSYNC"));
 		errno = EIO;
 		return -1;
 	}
