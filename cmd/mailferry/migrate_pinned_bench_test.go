@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,12 +71,7 @@ func BenchmarkMigratePinnedAB(b *testing.B) {
 	}
 	old := oldtest.Start(b, &oldtest.Options{Fsync: "never"})
 	b.Cleanup(func() { os.RemoveAll(filepath.Join(old.StateDir, "mail")) })
-	var total int64
-	k := 0
-	for i, f := range migrateFolders {
-		total += old.SeedMaildir(b, w.user, f, w.counts[i], func(j int) int { return oldtest.MixedSize(k + j) })
-		k += w.counts[i]
-	}
+	total := seedWorkload(b, old, w)
 	addr, pass := old.Address(b, w.user)
 	migrateFloor(b, old, w.user, total, false) // warm the old server's caches
 	statDir := b.TempDir()
@@ -182,13 +178,8 @@ func readPerfStat(file string) map[string]float64 {
 }
 
 func perfLine(p map[string]float64) string {
-	var names []string
-	for n := range p {
-		names = append(names, n)
-	}
-	slices.Sort(names)
 	var s strings.Builder
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(p)) {
 		fmt.Fprintf(&s, ", %s %.0f", n, p[n])
 	}
 	return s.String()
