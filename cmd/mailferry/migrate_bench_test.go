@@ -90,12 +90,7 @@ func BenchmarkMigrateProcess(b *testing.B) {
 	for _, w := range workloads {
 		// Seeded once for every run of this process: the Maildir stays.
 		t0 := time.Now()
-		var total int64
-		k := 0
-		for i, f := range migrateFolders {
-			total += old.SeedMaildir(b, w.user, f, w.counts[i], func(j int) int { return oldtest.MixedSize(k + j) })
-			k += w.counts[i]
-		}
+		total := seedWorkload(b, old, w)
 		b.Logf("%s: seeded %.1f MB in %v", w.name, float64(total)/1e6, time.Since(t0).Round(time.Second))
 		addr, pass := old.Address(b, w.user)
 		migrateFloor(b, old, w.user, total, false) // warm the old server's caches
@@ -175,6 +170,18 @@ func BenchmarkMigrateProcess(b *testing.B) {
 		b.ReportMetric(cpuPerGB, strings.ReplaceAll(r.w.user, "alice", "257MB")+"-cpu-s/GB")
 		b.ReportMetric(rss, strings.ReplaceAll(r.w.user, "alice", "257MB")+"-peakRSS-MB")
 	}
+}
+
+// seedWorkload seeds w's folders on the old server (oldtest.MixedSize
+// messages) and returns their bytes.
+func seedWorkload(b *testing.B, old *oldtest.Server, w migrateWorkload) int64 {
+	var total int64
+	k := 0
+	for i, f := range migrateFolders {
+		total += old.SeedMaildir(b, w.user, f, w.counts[i], func(j int) int { return oldtest.MixedSize(k + j) })
+		k += w.counts[i]
+	}
+	return total
 }
 
 // hasTaskset says whether taskset (util-linux) is there to pin the child.

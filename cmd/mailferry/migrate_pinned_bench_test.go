@@ -1,0 +1,186 @@
+package main_test
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"mailferry/core/oldserver/oldtest"
+)
+
+// BenchmarkMigratePinnedAB is a diagnostic for issue 17's pinned wall
+// goal, not part of `make bench`: the 964 MB mailbox of
+// BenchmarkMigrateProcess copied pinned only (Dovecot on CPU 0, the child
+// on CPU 1), by several binaries (or one binary under several
+// environments) in turns within each run, so that a change of a few per
+// cent is told by medians of interleaved runs on a shared machine.
+// Besides wait4's figures, each child runs under `perf stat` where perf
+// works: task-clock (the child's CPU alone), context switches, CPU
+// migrations and page faults, each a count that moves less with the
+// machine's load than CPU time does.
+//
+//	MAILFERRY_REQUIRE_OLDSERVER=1 MAILFERRY_PINNED_AB='/tmp/before,/tmp/after,/tmp/after@GOMAXPROCS=1' \
+//	  go test -run '^$' -bench MigratePinnedAB -benchtime 1x ./cmd/mailferry
+//
+// MAILFERRY_PINNED_AB: comma-separated binaries (build them with -tags
+// nogui), each optionally followed by @NAME=VALUE, one environment
+// variable given to that child only (GOMAXPROCS=1, GODEBUG=...); empty:
+// this tree's binary. MAILFERRY_PINNED_AB_RUNS: runs (3). _SMALL=1: the
+// 241 MB mailbox instead. _PERF: the perf stat events (default
+// task-clock,context-switches,cpu-migrations,page-faults; "-": no perf).
+// _WRAP: a command run instead of perf stat, with %d %d the binary's
+// index and the run (e.g. "perf record -e sched:sched_switch -g -o
+// /tmp/sw.%d.%d.data": what each thread was doing when it left the CPU).
+func BenchmarkMigratePinnedAB(b *testing.B) {
+	if runtime.NumCPU() < 2 || !hasTaskset() {
+		b.Skip("pinning needs two CPUs and taskset")
+	}
+	type variant struct{ bin, env string }
+	var vs []variant
+	for _, s := range strings.Split(os.Getenv("MAILFERRY_PINNED_AB"), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			bin, env, _ := strings.Cut(s, "@")
+			vs = append(vs, variant{bin, env})
+		}
+	}
+	if len(vs) == 0 {
+		vs = []variant{{bin: mailferryBin}}
+	}
+	runs := 3
+	if v, err := strconv.Atoi(os.Getenv("MAILFERRY_PINNED_AB_RUNS")); err == nil && v > 0 {
+		runs = v
+	}
+	events := os.Getenv("MAILFERRY_PINNED_AB_PERF")
+	if events == "" {
+		events = "task-clock,context-switches,cpu-migrations,page-faults"
+	}
+	if _, err := exec.LookPath("perf"); err != nil || exec.Command("perf", "stat", "-e", "task-clock", "true").Run() != nil {
+		events = "-"
+	}
+	w := migrateWorkload{"20,000 msgs", "bob", []int{8000, 6000, 4000, 2000}}
+	if os.Getenv("MAILFERRY_PINNED_AB_SMALL") != "" {
+		w = migrateWorkload{"5,000 msgs", "alice", []int{2000, 1500, 1000, 500}}
+	}
+	old := oldtest.Start(b, &oldtest.Options{Fsync: "never"})
+	b.Cleanup(func() { os.RemoveAll(filepath.Join(old.StateDir, "mail")) })
+	total := seedWorkload(b, old, w)
+	addr, pass := old.Address(b, w.user)
+	migrateFloor(b, old, w.user, total, false) // warm the old server's caches
+	statDir := b.TempDir()
+	type figs struct {
+		runs []migrateRun
+		perf []map[string]float64
+	}
+	res := make([]figs, len(vs))
+	var floors []time.Duration
+	wrapWas, wrapSet := os.LookupEnv("MAILFERRY_MIGRATE_BENCH_WRAP")
+	defer func() {
+		if wrapSet {
+			os.Setenv("MAILFERRY_MIGRATE_BENCH_WRAP", wrapWas)
+		} else {
+			os.Unsetenv("MAILFERRY_MIGRATE_BENCH_WRAP")
+		}
+	}()
+	for i := range runs {
+		floors = append(floors, migrateFloor(b, old, w.user, total, true))
+		fmt.Printf("  run %d: pinned floor %.2f s\n", i+1, floors[i].Seconds())
+		for j, v := range vs {
+			stat := filepath.Join(statDir, fmt.Sprintf("stat.%d.%d", j, i))
+			wrap := ""
+			switch {
+			case os.Getenv("MAILFERRY_PINNED_AB_WRAP") != "":
+				wrap = fmt.Sprintf(os.Getenv("MAILFERRY_PINNED_AB_WRAP"), j, i)
+			case events != "-":
+				wrap = "perf stat -x , -e " + events + " -o " + stat
+			}
+			os.Setenv("MAILFERRY_MIGRATE_BENCH_WRAP", wrap)
+			restore := setEnvVar(v.env)
+			r := migrateOnce(b, v.bin, old, addr, pass, total, true)
+			restore()
+			p := readPerfStat(stat)
+			res[j].runs = append(res[j].runs, r)
+			res[j].perf = append(res[j].perf, p)
+			fmt.Printf("  run %d: %s%s: %s; CPU %.2f s%s\n", i+1, v.bin, atEnv(v.env), r, (r.user + r.sys).Seconds(), perfLine(p))
+		}
+	}
+	floor := median(floors)
+	fmt.Printf("pinned, %s (%.0f MB), medians of %d runs; floor %.2f s\n", w.name, float64(total)/1e6, runs, floor.Seconds())
+	for j, v := range vs {
+		m := medianRun(res[j].runs)
+		med := map[string]float64{}
+		for _, p := range res[j].perf {
+			for name := range p {
+				var vals []float64
+				for _, q := range res[j].perf {
+					vals = append(vals, q[name])
+				}
+				slices.Sort(vals)
+				med[name] = vals[len(vals)/2]
+			}
+		}
+		fmt.Printf("  %s%s: wall %.2f s = %.2fx the floor, user %.2f + sys %.2f s = %.2f s CPU per GB, peak RSS %.1f MB%s\n",
+			v.bin, atEnv(v.env), m.wall.Seconds(), m.wall.Seconds()/floor.Seconds(), m.user.Seconds(), m.sys.Seconds(),
+			(m.user+m.sys).Seconds()/(float64(total)/1e9), float64(m.maxRSSKiB)*1024/1e6, perfLine(med))
+	}
+}
+
+// setEnvVar sets the variable of "NAME=VALUE" (nothing for "") and
+// returns what sets it back.
+func setEnvVar(kv string) (restore func()) {
+	name, val, ok := strings.Cut(kv, "=")
+	if !ok {
+		return func() {}
+	}
+	was, set := os.LookupEnv(name)
+	os.Setenv(name, val)
+	return func() {
+		if set {
+			os.Setenv(name, was)
+		} else {
+			os.Unsetenv(name)
+		}
+	}
+}
+
+func atEnv(env string) string {
+	if env == "" {
+		return ""
+	}
+	return " (" + env + ")"
+}
+
+// readPerfStat reads the counts of `perf stat -x ,` (event name to
+// value); none when the file is not there.
+func readPerfStat(file string) map[string]float64 {
+	m := map[string]float64{}
+	text, err := os.ReadFile(file)
+	if err != nil {
+		return m
+	}
+	for line := range strings.Lines(string(text)) {
+		f := strings.Split(strings.TrimSpace(line), ",")
+		if len(f) < 3 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+			m[f[2]] = v
+		}
+	}
+	return m
+}
+
+func perfLine(p map[string]float64) string {
+	var s strings.Builder
+	for _, n := range slices.Sorted(maps.Keys(p)) {
+		fmt.Fprintf(&s, ", %s %.0f", n, p[n])
+	}
+	return s.String()
+}
