@@ -715,12 +715,8 @@ func copyMessages(ctx context.Context, tx *sql.Tx, src int64, uids []uint32, dst
 	if err != nil {
 		return nil, err
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO messages(mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq, envelope, structure)
-		SELECT ?, ?, flags, internal_date, internal_zone, size, blob, ?, envelope, structure FROM messages WHERE mailbox_id = ? AND uid = ?`)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer ins.Close()
+	ins := txStmt{tx, `INSERT INTO messages(mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq, envelope, structure)
+		SELECT ?, ?, flags, internal_date, internal_zone, size, blob, ?, envelope, structure FROM messages WHERE mailbox_id = ? AND uid = ?`}
 	var pairs []UIDPair
 	for _, u := range uids {
 		res, err := ins.ExecContext(ctx, dst, next, modseq, src, u)
