@@ -13,7 +13,10 @@ import (
 // other. The store hands out each message once (store.ClaimRecent); a
 // session keeps the UIDs recent to it in view.recent. EXAMINE claims
 // nothing (RFC 3501 6.3.2: it must not make messages lose \Recent) but
-// shows the unclaimed messages as recent.
+// shows the unclaimed messages as recent. A session's APPEND into its
+// mailbox selected read-write claims in the APPEND's own transaction
+// (appendOne): the session is the first told of the message, and no claim
+// write of its own waits for the writer after it.
 
 // claimingView is the session's view when mb is its mailbox selected
 // read-write, else nil: an APPEND into that mailbox claims its messages as

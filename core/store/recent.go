@@ -11,7 +11,10 @@ import (
 // session's: a message is recent to the first IMAP session that has its
 // mailbox selected (read-write) once it arrived, and to no other. The store
 // keeps, per mailbox, the highest UID some session claimed (mailbox_recent);
-// messages above it are recent to whoever claims them next.
+// messages above it are recent to whoever claims them next: a session's
+// poll (ClaimRecent, TryClaimRecent), or an APPEND into the mailbox its
+// session has selected, in the APPEND's own transaction
+// (AppendMessageRecent, Tx.ClaimRecent).
 
 // RecentFrom returns the highest UID of a mailbox already claimed as
 // recent: messages above it are recent and unclaimed.
