@@ -71,14 +71,10 @@ func (s *session) openView(mb *store.Mailbox, readOnly bool) (*view, *mailboxSta
 	v := &view{s: s, mb: mb, readOnly: readOnly, modseq: st.highest, watch: w, reported: map[imap.UID]uint64{},
 		keywords: newKeywordSet(), hidden: map[imap.UID]bool{}}
 	v.uids = make([]imap.UID, len(st.msgs))
-	var last *flagSet
 	for i, m := range st.msgs {
 		v.uids[i] = imap.UID(m.uid)
-		if m.flags != last { // runs of messages share their flag list
-			v.keywords.add(m.flags.list)
-			last = m.flags
-		}
 	}
+	st.announce(v.keywords)
 	return v, st, nil
 }
 
