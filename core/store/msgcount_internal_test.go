@@ -44,36 +44,14 @@ func countsAgree(t *testing.T, s *Store, step string) map[int64]int {
 // with its mailboxes; and Delta reports it.
 func TestMessageCountKept(t *testing.T) {
 	ctx := context.Background()
-	s, err := testOpen(t, filepath.Join(t.TempDir(), "mail.db"), &Options{ChangePoll: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.CreateDomain(ctx, "example.test"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.CreateAccount(ctx, "u@example.test", "pw", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inbox, err := s.Mailbox(ctx, a.ID, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := s.CreateMailbox(ctx, a.ID, "Other", nil)
+	s := openAt(t, filepath.Join(t.TempDir(), "mail.db"), &Options{ChangePoll: -1})
+	inbox, uids := fillInbox(t, s, 5)
+	other, err := s.CreateMailbox(ctx, inbox.AccountID, "Other", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	msg := func(i int) *NewMessage {
 		return &NewMessage{Body: []byte(fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i))}
-	}
-	var uids []uint32
-	for i := 0; i < 5; i++ {
-		m, err := s.AppendMessage(ctx, inbox.ID, msg(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		uids = append(uids, m.UID)
 	}
 	n := countsAgree(t, s, "appends")
 	if n[inbox.ID] != 5 {
@@ -120,7 +98,7 @@ func TestMessageCountKept(t *testing.T) {
 	if d.Messages != 2 {
 		t.Fatalf("Delta counts %d messages in INBOX, want 2", d.Messages)
 	}
-	if err := s.DeleteMailbox(ctx, a.ID, "Other"); err != nil {
+	if err := s.DeleteMailbox(ctx, inbox.AccountID, "Other"); err != nil {
 		t.Fatal(err)
 	}
 	countsAgree(t, s, "mailbox deleted")
@@ -155,22 +133,7 @@ func TestMessageCountUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := s.CreateDomain(ctx, "example.test"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.CreateAccount(ctx, "u@example.test", "pw", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb, err := s.Mailbox(ctx, a.ID, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 7; i++ {
-		if _, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte(fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mb, _ := fillInbox(t, s, 7)
 	s.Close()
 	step := slices.IndexFunc(schema, func(q string) bool { return strings.Contains(q, "ADD COLUMN message_count") })
 	if step < 0 {

@@ -90,9 +90,11 @@ type Watcher struct {
 
 // Watch returns a Watcher for an account's changes; account 0 watches every
 // change (domains, accounts, mailboxes, messages and the queue).
-func (s *Store) Watch(account int64) *Watcher {
+func (s *Store) Watch(account int64) *Watcher { return s.watch(account, 0) }
+
+func (s *Store) watch(account, mailbox int64) *Watcher {
 	c := make(chan struct{}, 1)
-	w := &Watcher{C: c, c: c, s: s, account: account}
+	w := &Watcher{C: c, c: c, s: s, account: account, mailbox: mailbox}
 	s.mu.Lock()
 	set := s.watchers[account]
 	if set == nil {
@@ -111,11 +113,7 @@ func (s *Store) Watch(account int64) *Watcher {
 // what it was told is news to a reader that knows the mailbox up to a
 // HIGHESTMODSEQ.
 func (s *Store) WatchMailbox(account, mailbox int64) *Watcher {
-	w := s.Watch(account)
-	s.mu.Lock()
-	w.mailbox = mailbox
-	s.mu.Unlock()
-	return w
+	return s.watch(account, mailbox)
 }
 
 // Changed reports whether what the watcher was told since the last call
