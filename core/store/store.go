@@ -207,6 +207,7 @@ type Store struct {
 	sweepMarked func()
 	commits     atomic.Int64 // transactions committed through Tx.Commit (Commits)
 	shortWrites atomic.Int64 // writeNormal's writes (ShortWrites)
+	reads       atomic.Int64 // read transactions begun (ReadTransactions)
 	objects     *objects     // nil: message bytes go to packs
 
 	mu       sync.Mutex
