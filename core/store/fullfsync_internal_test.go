@@ -335,6 +335,12 @@ func TestOpenFsyncFailureKeepsLog(t *testing.T) {
 	}
 }
 
+// undoMessageCount undoes SQLite's last schema step (each mailbox's
+// message count), whose ADD COLUMN cannot run twice, for tests that make a
+// database need it again.
+var undoMessageCount = []string{`DROP TRIGGER message_count_insert`, `DROP TRIGGER message_count_delete`,
+	`ALTER TABLE mailboxes DROP COLUMN message_count`}
+
 // openFsyncFails is TestOpenFsyncFailureKeepsLog in the child: a store
 // with one message, closed, made to need a commit at its next Open (at:
 // its marks raised, or its last schema step to apply again), opened with
@@ -344,16 +350,19 @@ func openFsyncFails(t *testing.T, trigger, path, at string) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	q := `UPDATE mailboxes SET uid_next_mark = uid_next + 100, modseq_mark = highest_modseq + 100`
+	qs := []string{`UPDATE mailboxes SET uid_next_mark = uid_next + 100, modseq_mark = highest_modseq + 100`}
 	if at == "upgrade" {
-		q = fmt.Sprintf(`PRAGMA user_version = %d`, len(schema)-1)
+		// The last step (the message count) undone, to be applied again.
+		qs = append(undoMessageCount, fmt.Sprintf(`PRAGMA user_version = %d`, len(schema)-1))
 	}
 	db, err := sql.Open("sqlite3", "file:"+uriPath(path))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(q); err != nil {
-		t.Fatal(err)
+	for _, q := range qs {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)

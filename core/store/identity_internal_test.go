@@ -346,8 +346,8 @@ func makeOld(t *testing.T, s *Store) {
 	t.Helper()
 	// The version before the identity's step (later steps make their
 	// tables IF NOT EXISTS, so they run again harmlessly; SQLite's
-	// ADD COLUMN of the durable marks has no IF NOT EXISTS: its columns
-	// are dropped too).
+	// ADD COLUMN of the durable marks and of the message count has no IF
+	// NOT EXISTS: their columns are dropped too).
 	before := func(steps []string) string {
 		for i, step := range steps {
 			if strings.Contains(step, "CREATE TABLE IF NOT EXISTS store_identity") {
@@ -363,6 +363,7 @@ func makeOld(t *testing.T, s *Store) {
 	} else {
 		stmts = append(stmts, `DROP INDEX mailboxes_past_mark`,
 			`ALTER TABLE mailboxes DROP COLUMN uid_next_mark`, `ALTER TABLE mailboxes DROP COLUMN modseq_mark`)
+		stmts = append(stmts, undoMessageCount...)
 	}
 	for _, q := range stmts {
 		if _, err := s.w.Exec(q); err != nil {
