@@ -439,19 +439,23 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	// takes the one its login's connection holds) before it counts as
 	// running: accounts are copied as many at once as the old server
 	// takes connections, the others wait as they are, pending. First
-	// logins being answered come before it (logingate.go), but for one
-	// copy at a time, the earliest in turn (the pass), given up as the run
-	// ends.
-	gate := e.limits(s).logins
-	defer gate.leave(jobTurn(ctx))
-	if err := gate.wait(ctx); err != nil {
-		return err
-	}
+	// logins being answered come before its copy (logingate.go), but for
+	// one copy at a time, the earliest in turn (the pass), given up as
+	// the run ends. The place comes first: a job that took the pass
+	// without one would wait for one through the hold (the places are
+	// then the held jobs' and the logins', which asked before it), and
+	// with it the copy the pass is for.
 	c, lim, err := e.firstPlace(ctx, acct, s, cred)
 	if err != nil {
 		return err
 	}
 	defer lim.release()
+	gate := lim.logins
+	defer gate.leave(jobTurn(ctx))
+	if err := gate.wait(ctx); err != nil {
+		closeClient(c)
+		return err
+	}
 	// One process copies an account at a time; a refusal changes nothing.
 	// The same commit records that the account waits for nothing (the row
 	// keeps room for the reason should this run fail on a full disk:

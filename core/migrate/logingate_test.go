@@ -26,7 +26,8 @@ type loginHoldProxy struct {
 	target  string
 	mu      sync.Mutex
 	holding bool
-	held    chan struct{} // closed by release
+	held    chan struct{}   // closed by release
+	each    []chan struct{} // of each connection held, in order: releaseFirst
 	waits   atomic.Int32  // connections that were held
 	conns   atomic.Int32  // connections accepted
 	wg      sync.WaitGroup
@@ -50,9 +51,10 @@ func startLoginHoldProxy(t *testing.T, target string) *loginHoldProxy {
 			}
 			p.conns.Add(1)
 			p.mu.Lock()
-			var held chan struct{}
+			var held, own chan struct{}
 			if p.holding {
-				held = p.held
+				held, own = p.held, make(chan struct{})
+				p.each = append(p.each, own)
 			}
 			p.mu.Unlock()
 			p.wg.Add(1)
@@ -61,7 +63,10 @@ func startLoginHoldProxy(t *testing.T, target string) *loginHoldProxy {
 				defer c.Close()
 				if held != nil {
 					p.waits.Add(1)
-					<-held
+					select {
+					case <-held:
+					case <-own:
+					}
 				}
 				u, err := net.Dial("tcp", p.target)
 				if err != nil {
@@ -100,8 +105,18 @@ func (p *loginHoldProxy) release() {
 	p.mu.Lock()
 	p.holding = false
 	close(p.held)
-	p.held = make(chan struct{})
+	p.held, p.each = make(chan struct{}), nil
 	p.mu.Unlock()
+}
+
+// releaseFirst lets the first connection still held through.
+func (p *loginHoldProxy) releaseFirst() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.each) > 0 {
+		close(p.each[0])
+		p.each = p.each[1:]
+	}
 }
 
 // While a first login waits for the old server's answer, copies already
@@ -406,5 +421,95 @@ func TestFirstLoginCopiedThroughABurst(t *testing.T) {
 	bobDone, carolRunning := slices.Index(order, bob+" done"), slices.Index(order, carol+" running")
 	if bobDone < 0 || carolRunning < 0 || carolRunning < bobDone {
 		t.Errorf("copies through alice's login: %q; want bob's (logged in first) done before carol's running", order)
+	}
+}
+
+// The pass goes to a job that can copy: one holding a place under the old
+// server's cap. Logins take places as they ask and jobs their turns as
+// the logins are answered, so the job of the first login answered may
+// have no place (those went to logins asking before it, still in
+// flight). Had it taken the pass, it would have waited through the hold
+// for a place, which the held jobs' kept connections keep until the hold
+// ends, and no copy would have gone on through the hold: here alice's
+// login, answered first, found the cap of two taken by bob's and carol's,
+// and bob's copy (his login answered next) waited for carol's login to
+// end (a minute; its kept connection's 20 s here) without the place
+// before the gate.
+func TestPassToAJobWithAPlace(t *testing.T) {
+	t.Parallel()
+	const n = 50
+	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
+	cred := map[string][2]string{}
+	for _, u := range []string{"bob", "carol", "alice"} {
+		a, p := srv.Address(t, u)
+		cred[u] = [2]string{a, p}
+		for i := range n {
+			srv.Append(t, u, "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of %s\r\n", i, i, u))
+		}
+	}
+	px := startLoginHoldProxy(t, srv.IMAPAddr)
+	st, _ := setup(t, px.addr())
+	s := settingsFor(t, px.addr())
+	s.MaxConnections = 2
+	ctx := context.Background()
+	if err := migrate.SetDomain(ctx, st, oldtest.Domain, s, true); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, LoginHold: time.Minute})
+	login := func(u string) chan error {
+		ch := make(chan error, 1)
+		go func() {
+			_, err := e.FirstLogin(ctx, cred[u][0], cred[u][1])
+			ch <- err
+		}()
+		return ch
+	}
+	px.hold()
+	bob := login("bob") // takes a place as it asks, held at the old server
+	for px.waits.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	carol := login("carol") // the second place, held too
+	for px.waits.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	px.pass()
+	if err := <-login("alice"); err != nil { // no place free: answered first
+		t.Fatal(err)
+	}
+	px.releaseFirst() // bob's login is answered; carol's still waits
+	if err := <-bob; err != nil {
+		t.Fatal(err)
+	}
+	// Within 15 s: a kept connection not taken within 20 s is closed,
+	// its place freed, and the job that holds the pass copies then.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		done := false
+		for _, a := range e.Progress() {
+			done = done || (a.Address == cred["bob"][0] && a.State == "done")
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no copy done after 15 s while carol's first login waits for the old server (alice's job answered first, without a place): %+v", e.Progress())
+		}
+	}
+	select {
+	case err := <-carol:
+		t.Fatalf("carol's login ended (%v) while the old server held it", err)
+	default:
+	}
+	px.release()
+	if err := <-carol; err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"bob", "carol", "alice"} {
+		if err := e.Wait(ctx, cred[u][0]); err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		if got := compareAll(t, srv, st, u); got != n {
+			t.Errorf("%s: compared %d messages, want %d", u, got, n)
+		}
 	}
 }
