@@ -28,8 +28,8 @@ type loginHoldProxy struct {
 	holding bool
 	held    chan struct{}   // closed by release
 	each    []chan struct{} // of each connection held, in order: releaseFirst
-	waits   atomic.Int32  // connections that were held
-	conns   atomic.Int32  // connections accepted
+	waits   atomic.Int32    // connections that were held
+	conns   atomic.Int32    // connections accepted
 	wg      sync.WaitGroup
 }
 
