@@ -83,6 +83,14 @@ type Options struct {
 	// waits while first logins ask the old server (logingate.go); 0 means
 	// 10 seconds, negative never waits.
 	LoginHold time.Duration
+	// Streams is how many accounts download their messages from one old
+	// server at a time, the earliest scheduled first, INBOXes before other
+	// folders (streams.go); the other accounts copied at once log in and
+	// open their folders meanwhile. 0 means 2; negative: no turns, every
+	// account copied at once downloads at once. StreamWait is the longest
+	// a download waits for its turn; 0 means 20 seconds.
+	Streams    int
+	StreamWait time.Duration
 	// CapProbeAfter is how long a connection cap lowered by the old
 	// server's refusal stays as it is (with connections opening well)
 	// before a copy that wants one more place tries one more (connlimit.go);
@@ -215,6 +223,12 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.LoginHold == 0 {
 		opts.LoginHold = 10 * time.Second
+	}
+	if opts.Streams == 0 {
+		opts.Streams = 2
+	}
+	if opts.StreamWait <= 0 {
+		opts.StreamWait = 20 * time.Second
 	}
 	if opts.CapProbeAfter == 0 {
 		opts.CapProbeAfter = 2 * time.Minute

@@ -170,6 +170,15 @@ func (g *loginGate) leave(turn uint64) {
 	g.queue = slices.Delete(g.queue, 0, n)
 }
 
+// passes says whether the job of turn goes on through a hold now: one is
+// on and the job holds the pass.
+func (g *loginGate) passes(turn uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	left, _ := g.holdingLocked()
+	return left > 0 && turn != 0 && g.pass == turn
+}
+
 // holds says whether copy work not holding the pass would wait now.
 func (g *loginGate) holds() bool {
 	left, _ := g.holding()
