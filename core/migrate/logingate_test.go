@@ -120,11 +120,11 @@ func (p *loginHoldProxy) releaseFirst() {
 }
 
 // While a first login waits for the old server's answer, copies already
-// running fetch nothing more but one (the pass: logingate.go), so that
+// running fetch nothing more but two (the pass: logingate.go), so that
 // the morning's burst of logins is answered at the old server's pace, not
 // behind copies loading the same old server and cores; once it is
 // answered, they go on and finish, every message exact. Without the gate,
-// both bob's and carol's copies go on through alice's login.
+// bob's, carol's and catchall's copies all go on through alice's login.
 func TestFirstLoginsBeforeCopies(t *testing.T) {
 	t.Parallel()
 	const n = 3000
@@ -132,46 +132,63 @@ func TestFirstLoginsBeforeCopies(t *testing.T) {
 	bob, bobPass := srv.Address(t, "bob")
 	carol, carolPass := srv.Address(t, "carol")
 	alice, alicePass := srv.Address(t, "alice")
+	other, otherPass := srv.Address(t, "catchall")
+	for i := range n {
+		srv.Append(t, "catchall", "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of catchall\r\n", i, i))
+	}
 	// Small chunks and batches: each copy takes many FETCHes and commits.
-	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, ChunkMessages: 1, BatchMessages: 1, LoginHold: time.Minute})
+	// Every copy streams at once (no turns, Options.Streams): the gate
+	// alone holds them.
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, ChunkMessages: 1, BatchMessages: 1, LoginHold: time.Minute, Streams: -1})
 	ctx := context.Background()
-	if _, err := e.FirstLogin(ctx, carol, carolPass); err != nil {
-		t.Fatal(err)
+	for _, u := range [][2]string{{carol, carolPass}, {other, otherPass}} {
+		if _, err := e.FirstLogin(ctx, u[0], u[1]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	copiedBob, login := loginBesideCopy(t, e, px, bob, bobPass, alice, alicePass)
-	copied := func() (int64, int64) {
-		var c int64
+	copied := func() [3]int64 {
+		c := [3]int64{copiedBob()}
 		for _, a := range e.Progress() {
-			if a.Address == carol {
-				c = a.MessagesDone
+			switch a.Address {
+			case carol:
+				c[1] = a.MessagesDone
+			case other:
+				c[2] = a.MessagesDone
 			}
 		}
-		return copiedBob(), c
+		return c
 	}
 	time.Sleep(300 * time.Millisecond) // a chunk begun before the login ends
-	b0, c0 := copied()
-	// Short enough that the copy holding the pass does not finish in it
+	c0 := copied()
+	// Short enough that a copy holding the pass does not finish in it
 	// (carol copied 1,900 messages in 500 ms without the race detector,
-	// and the pass then went to bob: both had gone on, one after the
+	// and the pass then went on: all had gone on, one after the
 	// other); a copy without the gate goes on in any 150 ms.
 	time.Sleep(150 * time.Millisecond)
-	b1, c1 := copied()
-	if b0 >= n || c0 >= n || b1 >= n || c1 >= n {
-		t.Fatalf("a copy (bob %d, carol %d of %d messages) finished before alice's login; the test needs it longer", b0, c0, n)
+	c1 := copied()
+	went := 0
+	for i := range c0 {
+		if c0[i] >= n || c1[i] >= n {
+			t.Fatalf("a copy (bob, carol, catchall: %v of %d messages) finished before alice's login; the test needs it longer", c1, n)
+		}
+		if c1[i] != c0[i] {
+			went++
+		}
 	}
-	if b1 != b0 && c1 != c0 {
-		t.Errorf("both copies went on (bob %d to %d messages, carol %d to %d) while alice's first login waited for the old server; want one at most", b0, b1, c0, c1)
+	if went > 2 {
+		t.Errorf("all three copies went on (bob, carol, catchall: %v to %v messages) while alice's first login waited for the old server; want two at most", c0, c1)
 	}
 	px.release()
 	if err := <-login; err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{bob, carol, alice} {
+	for _, a := range []string{bob, carol, alice, other} {
 		if err := e.Wait(ctx, a); err != nil {
 			t.Fatalf("%s: %v", a, err)
 		}
 	}
-	for u, want := range map[string]int{"bob": n, "carol": n, "alice": 1} {
+	for u, want := range map[string]int{"bob": n, "carol": n, "alice": 1, "catchall": n} {
 		if got := compareAll(t, srv, st, u); got != want {
 			t.Errorf("%s: compared %d messages, want %d", u, got, want)
 		}
@@ -338,12 +355,12 @@ func fillBobAlice(t *testing.T, bobs, alices *oldtest.Server, n int) {
 }
 
 // A user who logs in during a burst of first logins sees mail arriving:
-// one copy goes on through the logins' hold (the pass), the first logged
-// in's, and the next in the order of the logins after it, while another
-// user's first login still waits for the old server. Without the pass
-// neither bob's nor carol's copy starts before alice's login ends (held
-// here for LoginHold, a minute); without the turns, carol's copy could
-// take the pass before bob's.
+// two copies go on through the logins' hold (the pass), the first two
+// logged in's, and the next in the order of the logins after them, while
+// another user's first login still waits for the old server. Without the
+// pass no copy starts before alice's login ends (held here for
+// LoginHold, a minute); without the turns, catchall's copy could take a
+// seat before bob's or carol's.
 func TestFirstLoginCopiedThroughABurst(t *testing.T) {
 	t.Parallel()
 	const n = 200
@@ -351,6 +368,10 @@ func TestFirstLoginCopiedThroughABurst(t *testing.T) {
 	bob, bobPass := srv.Address(t, "bob")
 	carol, carolPass := srv.Address(t, "carol")
 	alice, alicePass := srv.Address(t, "alice")
+	other, otherPass := srv.Address(t, "catchall")
+	for i := range n {
+		srv.Append(t, "catchall", "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of catchall\r\n", i, i))
+	}
 	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 2, ChunkMessages: 10, BatchMessages: 10, LoginHold: time.Minute})
 	events, stop := e.Subscribe()
 	defer stop()
@@ -375,8 +396,8 @@ func TestFirstLoginCopiedThroughABurst(t *testing.T) {
 	for px.waits.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	px.pass() // alice's connection stays held; bob's and carol's go through
-	for _, u := range [][2]string{{bob, bobPass}, {carol, carolPass}} {
+	px.pass() // alice's connection stays held; the others go through
+	for _, u := range [][2]string{{bob, bobPass}, {carol, carolPass}, {other, otherPass}} {
 		if _, err := e.FirstLogin(ctx, u[0], u[1]); err != nil {
 			t.Fatal(err)
 		}
@@ -386,15 +407,15 @@ func TestFirstLoginCopiedThroughABurst(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		done := 0
 		for _, a := range e.Progress() {
-			if (a.Address == bob || a.Address == carol) && a.State == "done" {
+			if (a.Address == bob || a.Address == carol || a.Address == other) && a.State == "done" {
 				done++
 			}
 		}
-		if done == 2 {
+		if done == 3 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("bob's and carol's copies not done after 30 s while alice's first login waits for the old server: %+v", e.Progress())
+			t.Fatalf("bob's, carol's and catchall's copies not done after 30 s while alice's first login waits for the old server: %+v", e.Progress())
 		}
 	}
 	select {
@@ -406,21 +427,22 @@ func TestFirstLoginCopiedThroughABurst(t *testing.T) {
 	if err := <-login; err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{alice, bob, carol} {
+	for _, a := range []string{alice, bob, carol, other} {
 		if err := e.Wait(ctx, a); err != nil {
 			t.Fatalf("%s: %v", a, err)
 		}
 	}
-	for u, want := range map[string]int{"bob": n, "carol": n, "alice": 1} {
+	for u, want := range map[string]int{"bob": n, "carol": n, "alice": 1, "catchall": n} {
 		if got := compareAll(t, srv, st, u); got != want {
 			t.Errorf("%s: compared %d messages, want %d", u, got, want)
 		}
 	}
 	omu.Lock()
 	defer omu.Unlock()
-	bobDone, carolRunning := slices.Index(order, bob+" done"), slices.Index(order, carol+" running")
-	if bobDone < 0 || carolRunning < 0 || carolRunning < bobDone {
-		t.Errorf("copies through alice's login: %q; want bob's (logged in first) done before carol's running", order)
+	bobDone, carolDone := slices.Index(order, bob+" done"), slices.Index(order, carol+" done")
+	otherRunning := slices.Index(order, other+" running")
+	if bobDone < 0 || carolDone < 0 || otherRunning < 0 || otherRunning < min(bobDone, carolDone) {
+		t.Errorf("copies through alice's login: %q; want bob's or carol's (logged in first) done before catchall's running", order)
 	}
 }
 
