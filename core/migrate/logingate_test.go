@@ -469,14 +469,8 @@ func TestPassToAJobWithAPlace(t *testing.T) {
 			srv.Append(t, u, "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of %s\r\n", i, i, u))
 		}
 	}
-	px := startLoginHoldProxy(t, srv.IMAPAddr)
-	st, _ := setup(t, px.addr())
-	s := settingsFor(t, px.addr())
-	s.MaxConnections = 2
+	px, st := holdProxyCapped(t, srv, 2)
 	ctx := context.Background()
-	if err := migrate.SetDomain(ctx, st, oldtest.Domain, s, true); err != nil {
-		t.Fatal(err)
-	}
 	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, LoginHold: time.Minute})
 	login := func(u string) chan error {
 		ch := make(chan error, 1)

@@ -74,6 +74,26 @@ func startGateProxy(t *testing.T, target string, want int, wait time.Duration) *
 
 func (p *gateProxy) addr() string { return p.ln.Addr().String() }
 
+// manyAccounts starts an in-process old server with n users (u0, u1, ...)
+// of msgs messages each in INBOX: the users' addresses and passwords,
+// and their credentials for MigrateUsers.
+func manyAccounts(t *testing.T, n, msgs int) (*oldtest.Server, map[string]string, []migrate.Credentials) {
+	t.Helper()
+	users := map[string]string{}
+	for i := range n {
+		users[fmt.Sprintf("u%d@%s", i, oldtest.Domain)] = fmt.Sprintf("Secret-u%d-123", i)
+	}
+	srv := oldtest.StartKind(t, oldtest.InProcess, &oldtest.Options{Users: users})
+	var creds []migrate.Credentials
+	for a, p := range users {
+		for j := range msgs {
+			srv.Append(t, a, "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of %s\r\n", j, j, a))
+		}
+		creds = append(creds, migrate.Credentials{Address: a, Password: p})
+	}
+	return srv, users, creds
+}
+
 // Accounts are copied as many at once as the old server takes
 // connections (its cap, 10 by default), not a fixed 4: a bulk run of 8
 // users opens 8 connections at once (each user's login check, kept for
@@ -82,18 +102,7 @@ func (p *gateProxy) addr() string { return p.ln.Addr().String() }
 func TestAccountsUpToTheCap(t *testing.T) {
 	t.Parallel()
 	const n = 8
-	users := map[string]string{}
-	for i := range n {
-		users[fmt.Sprintf("u%d@%s", i, oldtest.Domain)] = fmt.Sprintf("Secret-u%d-123", i)
-	}
-	srv := oldtest.StartKind(t, oldtest.InProcess, &oldtest.Options{Users: users})
-	var creds []migrate.Credentials
-	for a, p := range users {
-		for j := range 3 {
-			srv.Append(t, a, "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody of %s\r\n", j, a))
-		}
-		creds = append(creds, migrate.Credentials{Address: a, Password: p})
-	}
+	srv, users, creds := manyAccounts(t, n, 3)
 	px := startGateProxy(t, srv.IMAPAddr, n, 5*time.Second)
 	st, _ := setup(t, px.addr())
 	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1})
@@ -204,14 +213,8 @@ func TestKeptConnWaitsForPlace(t *testing.T) {
 			srv.Append(t, u, "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of %s\r\n", j, j, u))
 		}
 	}
-	px := startLoginHoldProxy(t, srv.IMAPAddr)
-	st, _ := setup(t, px.addr())
-	s := settingsFor(t, px.addr())
-	s.MaxConnections = 1
+	px, st := holdProxyCapped(t, srv, 1)
 	ctx := context.Background()
-	if err := migrate.SetDomain(ctx, st, oldtest.Domain, s, true); err != nil {
-		t.Fatal(err)
-	}
 	e := newEngine(t, st, &migrate.Options{LoginHold: time.Minute})
 	px.hold()
 	carol := make(chan error, 1)
@@ -245,6 +248,20 @@ func TestKeptConnWaitsForPlace(t *testing.T) {
 	if n := px.conns.Load(); n != 3 {
 		t.Errorf("%d connections to the old server for three first logins and their copies, want 3", n)
 	}
+}
+
+// holdProxyCapped puts a loginHoldProxy before srv and a store whose
+// domain migrates from it with a connection cap of places.
+func holdProxyCapped(t *testing.T, srv *oldtest.Server, places int) (*loginHoldProxy, *store.Store) {
+	t.Helper()
+	px := startLoginHoldProxy(t, srv.IMAPAddr)
+	st, _ := setup(t, px.addr())
+	s := settingsFor(t, px.addr())
+	s.MaxConnections = places
+	if err := migrate.SetDomain(context.Background(), st, oldtest.Domain, s, true); err != nil {
+		t.Fatal(err)
+	}
+	return px, st
 }
 
 // A first login's account is made with its first login noted, in one
@@ -319,18 +336,7 @@ func TestBulkHashesAtOnceAfterTheCopies(t *testing.T) {
 func TestAccountsStreamInTurn(t *testing.T) {
 	t.Parallel()
 	const n, msgs = 4, 200
-	users := map[string]string{}
-	for i := range n {
-		users[fmt.Sprintf("u%d@%s", i, oldtest.Domain)] = fmt.Sprintf("Secret-u%d-123", i)
-	}
-	srv := oldtest.StartKind(t, oldtest.InProcess, &oldtest.Options{Users: users})
-	var creds []migrate.Credentials
-	for a, p := range users {
-		for j := range msgs {
-			srv.Append(t, a, "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of %s\r\n", j, j, a))
-		}
-		creds = append(creds, migrate.Credentials{Address: a, Password: p})
-	}
+	srv, users, creds := manyAccounts(t, n, msgs)
 	px := startGateProxy(t, srv.IMAPAddr, n, 5*time.Second)
 	st, _ := setup(t, px.addr())
 	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, Streams: 1, ChunkMessages: 5, BatchMessages: 5, BatchDelay: time.Millisecond})
