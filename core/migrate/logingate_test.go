@@ -161,12 +161,11 @@ func TestFirstLoginsBeforeCopies(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // a chunk begun before the login ends
 	c0 := copied()
-	// Until the copies going on have moved by 20 messages: not so long
+	// Until the copies going on have moved by 40 messages: not so long
 	// that one finishes (carol copied 1,900 messages in 500 ms without
 	// the race detector), long enough to show a copy held (under the race
 	// detector at load 30 a copy holding the pass moved by 4 messages in
-	// 150 ms; the held ones then still committed the one they had
-	// fetched).
+	// 150 ms; a held one then still committed up to two it had fetched).
 	var c1 [3]int64
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		c1 = copied()
@@ -174,7 +173,7 @@ func TestFirstLoginsBeforeCopies(t *testing.T) {
 		for i := range c1 {
 			moved += c1[i] - c0[i]
 		}
-		if moved >= 20 || time.Now().After(deadline) {
+		if moved >= 40 || time.Now().After(deadline) {
 			break
 		}
 	}
@@ -183,7 +182,7 @@ func TestFirstLoginsBeforeCopies(t *testing.T) {
 		if c0[i] >= n || c1[i] >= n {
 			t.Fatalf("a copy (bob, carol, catchall: %v of %d messages) finished before alice's login; the test needs it longer", c1, n)
 		}
-		if c1[i] > c0[i]+1 { // one fetched before the hold may still be committed
+		if c1[i] > c0[i]+3 { // a few fetched before the hold may still be committed
 			went++
 		}
 	}
