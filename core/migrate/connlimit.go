@@ -215,8 +215,8 @@ func (e *Engine) limits(s *oldSettings) *connLimit {
 // (the copy goes on with the connections it has).
 func (e *Engine) extraConn(ctx context.Context, lim *connLimit, s *oldSettings, cred Credentials) *imapclient.Client {
 	// First logins being answered come before one more login of a copy,
-	// also the copies going on through their hold (the pass: they make
-	// do with their first connections until the hold ends).
+	// also the copy going on through their hold (the pass: it makes do
+	// with its first connection until the hold ends).
 	if lim.logins.wait(ctx) != nil || lim.logins.holds() || !lim.tryExtra() {
 		return nil
 	}

@@ -34,9 +34,9 @@
 //     old server's answer, copy work (a copy's next FETCH or mailbox, a
 //     job's start, an extra connection, a background password hash)
 //     waits, so that a burst of first logins is answered at the old
-//     server's own pace (logingate.go), but for two copies at a time (the
-//     pass), the earliest jobs in turn holding a place under the cap: the
-//     first users of a burst to log in see mail arriving while the
+//     server's own pace (logingate.go), but for one copy at a time (the
+//     pass), the earliest job in turn holding a place under the cap: the
+//     first user of a burst to log in sees mail arriving while the
 //     others' logins are answered. A job's turn is when it was scheduled
 //     (turn.go); places under the cap go by turn too, and so do the
 //     accounts' downloads: of the accounts copied at once, two at a time

@@ -454,8 +454,8 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	// running: accounts are copied as many at once as the old server
 	// takes connections, the others wait as they are, pending. First
 	// logins being answered come before its copy (logingate.go), but for
-	// two copies at a time, the earliest in turn (the pass), each given
-	// up as its run ends. The place comes first: a job that took the pass
+	// one copy at a time, the earliest in turn (the pass), given up as
+	// its run ends. The place comes first: a job that took the pass
 	// without one would wait for one through the hold (the places are
 	// then the held jobs' and the logins', which asked before it), and
 	// with it the copy the pass is for.

@@ -17,18 +17,19 @@ package migrate
 // server hold only the copy work loading it (and the password hashes of
 // its accounts), never another domain's on another old server.
 //
-// Two copies go on through a hold (the pass, passSeats): the jobs with
-// the earliest turns (turn.go) that ask while a hold lasts, each until its
-// run ends; then the next in turn. A burst of fifty first logins lasts as
+// One copy goes on through a hold (the pass, passSeats): the job with the
+// earliest turn (turn.go) holding a place that asks while a hold lasts,
+// until its run ends; then the next in turn. A burst of fifty first logins lasts as
 // long as the old server takes to answer them all (1.3-1.5 s on the
 // fixture, quiet machine; 2.5-3.4 s at load 10-17), and with every copy
 // held the first user to log in waited for all the others' logins before
 // a message of theirs arrived (the first of fifty accounts done at
-// 0.37-0.39 of the whole copy). With one seat, two to four accounts of the
-// fifty were done by the burst's end, and half of them only at 0.67-0.75
-// of the whole copy. Each seat costs the logins one connection's worth of
-// the old server; the copies after them wait as before. Work that is not
-// a job's (a password hash) never passes.
+// 0.37-0.39 of the whole copy). Each seat costs the logins one
+// connection's worth of the old server; the copies after it wait as
+// before. Two seats were measured and not kept: in three paired runs of
+// BenchmarkManyUsers' serve side the fifty took 10-25% longer, and half
+// of them were done no sooner (0.71 of the whole copy both). Work that is
+// not a job's (a password hash) never passes.
 
 import (
 	"cmp"
@@ -55,7 +56,7 @@ type loginGate struct {
 }
 
 // passSeats is how many jobs' copies go on through a hold at once.
-const passSeats = 2
+const passSeats = 1
 
 // gateTurn is a job's wait for the pass.
 type gateTurn struct {
