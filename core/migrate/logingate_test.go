@@ -414,25 +414,7 @@ func TestFirstLoginCopiedThroughABurst(t *testing.T) {
 	}
 	// Copied (their password hashes, which e.Wait waits for too, stay
 	// behind the logins).
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		done := 0
-		for _, a := range e.Progress() {
-			if (a.Address == bob || a.Address == carol || a.Address == other) && a.State == "done" {
-				done++
-			}
-		}
-		if done == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bob's, carol's and catchall's copies not done after 30 s while alice's first login waits for the old server: %+v", e.Progress())
-		}
-	}
-	select {
-	case err := <-login:
-		t.Fatalf("alice's login ended (%v) while the old server held it", err)
-	default:
-	}
+	copiesDoneDuring(t, e, 30*time.Second, login, "alice", bob, carol, other)
 	px.release()
 	if err := <-login; err != nil {
 		t.Fatal(err)
@@ -509,23 +491,7 @@ func TestPassToAJobWithAPlace(t *testing.T) {
 	}
 	// Within 15 s: a kept connection not taken within 20 s is closed,
 	// its place freed, and the job that holds the pass copies then.
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		done := false
-		for _, a := range e.Progress() {
-			done = done || (a.Address == cred["bob"][0] && a.State == "done")
-		}
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no copy done after 15 s while carol's first login waits for the old server (alice's job answered first, without a place): %+v", e.Progress())
-		}
-	}
-	select {
-	case err := <-carol:
-		t.Fatalf("carol's login ended (%v) while the old server held it", err)
-	default:
-	}
+	copiesDoneDuring(t, e, 15*time.Second, carol, "carol", cred["bob"][0])
 	px.release()
 	if err := <-carol; err != nil {
 		t.Fatal(err)
@@ -537,5 +503,31 @@ func TestPassToAJobWithAPlace(t *testing.T) {
 		if got := compareAll(t, srv, st, u); got != n {
 			t.Errorf("%s: compared %d messages, want %d", u, got, n)
 		}
+	}
+}
+
+// copiesDoneDuring fails t unless the copies of addresses are done within
+// d while who's first login (its result comes on login) still waits for
+// the old server.
+func copiesDoneDuring(t *testing.T, e *migrate.Engine, d time.Duration, login <-chan error, who string, addresses ...string) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+		done := 0
+		for _, a := range e.Progress() {
+			if slices.Contains(addresses, a.Address) && a.State == "done" {
+				done++
+			}
+		}
+		if done == len(addresses) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("copies of %v not done after %v while %s's first login waits for the old server: %+v", addresses, d, who, e.Progress())
+		}
+	}
+	select {
+	case err := <-login:
+		t.Fatalf("%s's login ended (%v) while the old server held it", who, err)
+	default:
 	}
 }

@@ -34,17 +34,11 @@ func TestStreamsInTurn(t *testing.T) {
 	}
 	queued := func(n int) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		waitQueued(t, n, "for a stream", func() int {
 			s.mu.Lock()
-			q := len(s.queue)
-			s.mu.Unlock()
-			if q == n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d waiting, want %d", q, n)
-			}
-		}
+			defer s.mu.Unlock()
+			return len(s.queue)
+		})
 	}
 	go waiter(30, false) // another folder of an earlier job than the two INBOXes below
 	queued(1)
@@ -120,5 +114,20 @@ func TestStreamWaitBounded(t *testing.T) {
 	end3()
 	if n := s.streaming(); n != 0 || len(s.queue) != 0 {
 		t.Fatalf("%d streaming, %d waiting after every stream ended", n, len(s.queue))
+	}
+}
+
+// waitQueued waits until count says n wait (what for: in the failure), or
+// fails t after 5 s.
+func waitQueued(t *testing.T, n int, what string, count func() int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		q := count()
+		if q == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiting %s, want %d", q, what, n)
+		}
 	}
 }
