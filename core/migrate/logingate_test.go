@@ -415,14 +415,16 @@ func TestFirstLoginCopiedThroughABurst(t *testing.T) {
 		// goes to the first job asking while none earlier waits (under
 		// the race detector at load 30 carol's job once asked first);
 		// carol's and catchall's then wait for it in their turns.
-		for u[0] == bob {
+		for deadline := time.Now().Add(30 * time.Second); u[0] == bob; time.Sleep(time.Millisecond) {
 			omu.Lock()
 			n := len(order)
 			omu.Unlock()
 			if n > 0 {
 				break
 			}
-			time.Sleep(time.Millisecond)
+			if time.Now().After(deadline) {
+				t.Fatal("bob's copy not running after 30 s while alice's first login waits for the old server")
+			}
 		}
 	}
 	// Copied (their password hashes, which e.Wait waits for too, stay
