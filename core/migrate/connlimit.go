@@ -44,6 +44,8 @@ type connLimit struct {
 	// logins are the first logins asking this old server, which hold
 	// the copy work loading it (logingate.go).
 	logins *loginGate
+	// streams are the accounts' downloads from it, in turn (streams.go).
+	streams *streamTurns
 }
 
 func newConnLimit(n, ceiling int, quiet, loginHold time.Duration) *connLimit {
@@ -192,6 +194,7 @@ func (e *Engine) limits(s *oldSettings) *connLimit {
 	l := e.conns[key]
 	if l == nil {
 		l = newConnLimit(want, s.ConnLimit(), e.opts.CapProbeAfter, e.opts.LoginHold)
+		l.streams = newStreamTurns(e.opts.Streams, e.opts.StreamWait)
 		e.conns[key] = l
 	}
 	l.mu.Lock()

@@ -305,7 +305,7 @@ func (e *Engine) copyMailboxRetry(ctx context.Context, acct *store.Account, s *o
 			}
 		}
 		if err == nil {
-			err = e.copyMailbox(ctx, acct, *conn, p, catchUp, e.limits(s).logins)
+			err = e.copyMailbox(ctx, acct, *conn, p, catchUp, e.limits(s))
 			if err == nil {
 				return nil
 			}
@@ -359,8 +359,10 @@ func (e *Engine) copiedUpTo(ctx context.Context, p *plan) uint32 {
 
 // copyMailbox copies the messages of one old mailbox above the last
 // committed UID, streaming: pipelined UID FETCH chunks on this connection
-// while the previous batch commits.
-func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, catchUp bool, logins *loginGate) error {
+// while the previous batch commits. The messages are fetched in the
+// job's turn to stream at lim's old server (streams.go).
+func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, catchUp bool, lim *connLimit) error {
+	logins := lim.logins
 	if err := logins.wait(ctx); err != nil { // first logins being answered first
 		return err
 	}
@@ -435,7 +437,13 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 		final = max(final, uint32(sel.UIDNext)-1)
 	}
 	if len(uids) > 0 {
-		if err := e.fetchAndCommit(ctx, acct, c, p, state, uids, sizes, logins); err != nil {
+		end, err := lim.streams.take(ctx, p.local.Name == "INBOX", logins.passes(jobTurn(ctx)))
+		if err != nil {
+			return err
+		}
+		err = e.fetchAndCommit(ctx, acct, c, p, state, uids, sizes, logins)
+		end()
+		if err != nil {
 			return err
 		}
 		final = max(final, uids[len(uids)-1])

@@ -35,10 +35,13 @@
 //     job's start, an extra connection, a background password hash)
 //     waits, so that a burst of first logins is answered at the old
 //     server's own pace (logingate.go), but for one copy at a time (the
-//     pass), the earliest job in turn: the first user of a burst to log
-//     in sees mail arriving while the others' logins are answered. A
-//     job's turn is when it was scheduled (turn.go); places under the
-//     cap go by turn too. The hold is bounded
+//     pass), the earliest job in turn holding a place under the cap: the
+//     first user of a burst to log in sees mail arriving while the
+//     others' logins are answered. A job's turn is when it was scheduled
+//     (turn.go); places under the cap go by turn too, and so do the
+//     accounts' downloads: of the accounts copied at once, two at a time
+//     fetch their messages (Options.Streams, streams.go), INBOXes first,
+//     so that accounts finish one after another, not together in waves. The hold is bounded
 //     (Options.LoginHold, 10 s): under a steady stream of logins copies
 //     go on beside them once a hold has lasted that long, and a new hold
 //     begins only after copies went on as long as the last one lasted

@@ -83,6 +83,14 @@ type Options struct {
 	// waits while first logins ask the old server (logingate.go); 0 means
 	// 10 seconds, negative never waits.
 	LoginHold time.Duration
+	// Streams is how many accounts download their messages from one old
+	// server at a time, the earliest scheduled first, INBOXes before other
+	// folders (streams.go); the other accounts copied at once log in and
+	// open their folders meanwhile. 0 means 2; negative: no turns, every
+	// account copied at once downloads at once. StreamWait is the longest
+	// a download waits for its turn; 0 means 20 seconds.
+	Streams    int
+	StreamWait time.Duration
 	// CapProbeAfter is how long a connection cap lowered by the old
 	// server's refusal stays as it is (with connections opening well)
 	// before a copy that wants one more place tries one more (connlimit.go);
@@ -215,6 +223,12 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.LoginHold == 0 {
 		opts.LoginHold = 10 * time.Second
+	}
+	if opts.Streams == 0 {
+		opts.Streams = 2
+	}
+	if opts.StreamWait <= 0 {
+		opts.StreamWait = 20 * time.Second
 	}
 	if opts.CapProbeAfter == 0 {
 		opts.CapProbeAfter = 2 * time.Minute
@@ -439,19 +453,23 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	// takes the one its login's connection holds) before it counts as
 	// running: accounts are copied as many at once as the old server
 	// takes connections, the others wait as they are, pending. First
-	// logins being answered come before it (logingate.go), but for one
-	// copy at a time, the earliest in turn (the pass), given up as the run
-	// ends.
-	gate := e.limits(s).logins
-	defer gate.leave(jobTurn(ctx))
-	if err := gate.wait(ctx); err != nil {
-		return err
-	}
+	// logins being answered come before its copy (logingate.go), but for
+	// one copy at a time, the earliest in turn (the pass), given up as
+	// its run ends. The place comes first: a job that took the pass
+	// without one would wait for one through the hold (the places are
+	// then the held jobs' and the logins', which asked before it), and
+	// with it the copy the pass is for.
 	c, lim, err := e.firstPlace(ctx, acct, s, cred)
 	if err != nil {
 		return err
 	}
 	defer lim.release()
+	gate := lim.logins
+	defer gate.leave(jobTurn(ctx))
+	if err := gate.wait(ctx); err != nil {
+		closeClient(c)
+		return err
+	}
 	// One process copies an account at a time; a refusal changes nothing.
 	// The same commit records that the account waits for nothing (the row
 	// keeps room for the reason should this run fail on a full disk:

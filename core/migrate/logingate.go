@@ -17,16 +17,19 @@ package migrate
 // server hold only the copy work loading it (and the password hashes of
 // its accounts), never another domain's on another old server.
 //
-// One copy goes on through a hold (the pass): the job with the earliest
-// turn (turn.go) that asks while a hold lasts, until its run ends; then
-// the next in turn. A burst of fifty first logins lasts as long as the old
-// server takes to answer them all (1.3-1.5 s on the fixture, quiet
-// machine), and with every copy held the first user to log in waited for
-// all the others' logins before a message of theirs arrived (the first of
-// fifty accounts done at 0.37-0.39 of the whole copy). One copy at a time
-// costs the logins one connection's worth of the old server; the ones
-// after it wait as before. Work that is not a job's (a password hash)
-// never passes.
+// One copy goes on through a hold (the pass, passSeats): the job with the
+// earliest turn (turn.go) holding a place that asks while a hold lasts,
+// until its run ends; then the next in turn. A burst of fifty first logins lasts as
+// long as the old server takes to answer them all (1.3-1.5 s on the
+// fixture, quiet machine; 2.5-3.4 s at load 10-17), and with every copy
+// held the first user to log in waited for all the others' logins before
+// a message of theirs arrived (the first of fifty accounts done at
+// 0.37-0.39 of the whole copy). Each seat costs the logins one
+// connection's worth of the old server; the copies after it wait as
+// before. Two seats were measured and not kept: in three paired runs of
+// BenchmarkManyUsers' serve side the fifty took 10-25% longer, and half
+// of them were done no sooner (0.71 of the whole copy both). Work that is
+// not a job's (a password hash) never passes.
 
 import (
 	"cmp"
@@ -48,9 +51,12 @@ type loginGate struct {
 	open  chan struct{} // closed when n drops to 0
 	now   func() time.Time
 
-	pass  uint64     // the turn of the job whose copy goes on through holds; 0: none
+	pass  []uint64   // the turns of the jobs whose copies go on through holds (at most passSeats)
 	queue []gateTurn // jobs waiting for the pass, by turn
 }
+
+// passSeats is how many jobs' copies go on through a hold at once.
+const passSeats = 1
 
 // gateTurn is a job's wait for the pass.
 type gateTurn struct {
@@ -99,8 +105,8 @@ func (g *loginGate) enter() func() {
 }
 
 // wait returns once no first login is in flight, the current hold has
-// lasted g.hold, ctx's job holds the pass (jobTurn; taken here when free
-// and no earlier turn waits for it), or ctx ends (then ctx's error). A job
+// lasted g.hold, ctx's job holds the pass (jobTurn; a seat taken here when
+// one is free and no earlier turn waits for it), or ctx ends (then ctx's error). A job
 // that took the pass gives it up with leave.
 func (g *loginGate) wait(ctx context.Context) error {
 	turn := jobTurn(ctx)
@@ -136,11 +142,11 @@ func (g *loginGate) through(turn uint64) (left time.Duration, open, mine chan st
 	if left <= 0 || turn == 0 {
 		return left, open, nil
 	}
-	if g.pass == turn {
+	if slices.Contains(g.pass, turn) {
 		return 0, nil, nil
 	}
-	if g.pass == 0 && (len(g.queue) == 0 || g.queue[0].turn >= turn) {
-		g.pass = turn
+	if len(g.pass) < passSeats && (len(g.queue) == 0 || g.queue[0].turn >= turn) {
+		g.pass = append(g.pass, turn)
 		return 0, nil, nil
 	}
 	w := gateTurn{turn, make(chan struct{})}
@@ -154,20 +160,31 @@ func (g *loginGate) through(turn uint64) (left time.Duration, open, mine chan st
 func (g *loginGate) leave(turn uint64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if turn == 0 || g.pass != turn {
+	i := slices.Index(g.pass, turn)
+	if turn == 0 || i < 0 {
 		return
 	}
-	g.pass = 0
+	g.pass = slices.Delete(g.pass, i, i+1)
 	if len(g.queue) == 0 {
 		return
 	}
-	g.pass = g.queue[0].turn
+	next := g.queue[0].turn
+	g.pass = append(g.pass, next)
 	n := 0
-	for n < len(g.queue) && g.queue[n].turn == g.pass { // the job's every waiter (its connections)
+	for n < len(g.queue) && g.queue[n].turn == next { // the job's every waiter (its connections)
 		close(g.queue[n].ch)
 		n++
 	}
 	g.queue = slices.Delete(g.queue, 0, n)
+}
+
+// passes says whether the job of turn goes on through a hold now: one is
+// on and the job holds the pass.
+func (g *loginGate) passes(turn uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	left, _ := g.holdingLocked()
+	return left > 0 && turn != 0 && slices.Contains(g.pass, turn)
 }
 
 // holds says whether copy work not holding the pass would wait now.

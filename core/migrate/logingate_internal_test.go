@@ -84,17 +84,11 @@ func TestLoginGatePassInTurn(t *testing.T) {
 	}
 	queued := func(n int) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		waitQueued(t, n, "for the pass", func() int {
 			g.mu.Lock()
-			q := len(g.queue)
-			g.mu.Unlock()
-			if q == n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d waiting for the pass, want %d", q, n)
-			}
-		}
+			defer g.mu.Unlock()
+			return len(g.queue)
+		})
 	}
 	waiter(job(70), 70)
 	queued(1)

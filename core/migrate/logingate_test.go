@@ -26,9 +26,10 @@ type loginHoldProxy struct {
 	target  string
 	mu      sync.Mutex
 	holding bool
-	held    chan struct{} // closed by release
-	waits   atomic.Int32  // connections that were held
-	conns   atomic.Int32  // connections accepted
+	held    chan struct{}   // closed by release
+	each    []chan struct{} // of each connection held, in order: releaseFirst
+	waits   atomic.Int32    // connections that were held
+	conns   atomic.Int32    // connections accepted
 	wg      sync.WaitGroup
 }
 
@@ -50,9 +51,10 @@ func startLoginHoldProxy(t *testing.T, target string) *loginHoldProxy {
 			}
 			p.conns.Add(1)
 			p.mu.Lock()
-			var held chan struct{}
+			var held, own chan struct{}
 			if p.holding {
-				held = p.held
+				held, own = p.held, make(chan struct{})
+				p.each = append(p.each, own)
 			}
 			p.mu.Unlock()
 			p.wg.Add(1)
@@ -61,7 +63,10 @@ func startLoginHoldProxy(t *testing.T, target string) *loginHoldProxy {
 				defer c.Close()
 				if held != nil {
 					p.waits.Add(1)
-					<-held
+					select {
+					case <-held:
+					case <-own:
+					}
 				}
 				u, err := net.Dial("tcp", p.target)
 				if err != nil {
@@ -100,8 +105,18 @@ func (p *loginHoldProxy) release() {
 	p.mu.Lock()
 	p.holding = false
 	close(p.held)
-	p.held = make(chan struct{})
+	p.held, p.each = make(chan struct{}), nil
 	p.mu.Unlock()
+}
+
+// releaseFirst lets the first connection still held through.
+func (p *loginHoldProxy) releaseFirst() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.each) > 0 {
+		close(p.each[0])
+		p.each = p.each[1:]
+	}
 }
 
 // While a first login waits for the old server's answer, copies already
@@ -109,7 +124,7 @@ func (p *loginHoldProxy) release() {
 // the morning's burst of logins is answered at the old server's pace, not
 // behind copies loading the same old server and cores; once it is
 // answered, they go on and finish, every message exact. Without the gate,
-// both bob's and carol's copies go on through alice's login.
+// bob's, carol's and catchall's copies all go on through alice's login.
 func TestFirstLoginsBeforeCopies(t *testing.T) {
 	t.Parallel()
 	const n = 3000
@@ -117,46 +132,73 @@ func TestFirstLoginsBeforeCopies(t *testing.T) {
 	bob, bobPass := srv.Address(t, "bob")
 	carol, carolPass := srv.Address(t, "carol")
 	alice, alicePass := srv.Address(t, "alice")
+	other, otherPass := srv.Address(t, "catchall")
+	for i := range n {
+		srv.Append(t, "catchall", "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of catchall\r\n", i, i))
+	}
 	// Small chunks and batches: each copy takes many FETCHes and commits.
-	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, ChunkMessages: 1, BatchMessages: 1, LoginHold: time.Minute})
+	// Every copy streams at once (no turns, Options.Streams): the gate
+	// alone holds them.
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, ChunkMessages: 1, BatchMessages: 1, LoginHold: time.Minute, Streams: -1})
 	ctx := context.Background()
-	if _, err := e.FirstLogin(ctx, carol, carolPass); err != nil {
-		t.Fatal(err)
+	for _, u := range [][2]string{{carol, carolPass}, {other, otherPass}} {
+		if _, err := e.FirstLogin(ctx, u[0], u[1]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	copiedBob, login := loginBesideCopy(t, e, px, bob, bobPass, alice, alicePass)
-	copied := func() (int64, int64) {
-		var c int64
+	copied := func() [3]int64 {
+		c := [3]int64{copiedBob()}
 		for _, a := range e.Progress() {
-			if a.Address == carol {
-				c = a.MessagesDone
+			switch a.Address {
+			case carol:
+				c[1] = a.MessagesDone
+			case other:
+				c[2] = a.MessagesDone
 			}
 		}
-		return copiedBob(), c
+		return c
 	}
 	time.Sleep(300 * time.Millisecond) // a chunk begun before the login ends
-	b0, c0 := copied()
-	// Short enough that the copy holding the pass does not finish in it
-	// (carol copied 1,900 messages in 500 ms without the race detector,
-	// and the pass then went to bob: both had gone on, one after the
-	// other); a copy without the gate goes on in any 150 ms.
-	time.Sleep(150 * time.Millisecond)
-	b1, c1 := copied()
-	if b0 >= n || c0 >= n || b1 >= n || c1 >= n {
-		t.Fatalf("a copy (bob %d, carol %d of %d messages) finished before alice's login; the test needs it longer", b0, c0, n)
+	c0 := copied()
+	// Until the copies going on have moved by 40 messages: not so long
+	// that one finishes (carol copied 1,900 messages in 500 ms without
+	// the race detector), long enough to show a copy held (under the race
+	// detector at load 30 a copy holding the pass moved by 4 messages in
+	// 150 ms; a held one then still committed up to two it had fetched).
+	var c1 [3]int64
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		c1 = copied()
+		moved := int64(0)
+		for i := range c1 {
+			moved += c1[i] - c0[i]
+		}
+		if moved >= 40 || time.Now().After(deadline) {
+			break
+		}
 	}
-	if b1 != b0 && c1 != c0 {
-		t.Errorf("both copies went on (bob %d to %d messages, carol %d to %d) while alice's first login waited for the old server; want one at most", b0, b1, c0, c1)
+	went := 0
+	for i := range c0 {
+		if c0[i] >= n || c1[i] >= n {
+			t.Fatalf("a copy (bob, carol, catchall: %v of %d messages) finished before alice's login; the test needs it longer", c1, n)
+		}
+		if c1[i] > c0[i]+3 { // a few fetched before the hold may still be committed
+			went++
+		}
+	}
+	if went > 1 {
+		t.Errorf("%d copies went on (bob, carol, catchall: %v to %v messages) while alice's first login waited for the old server; want one at most", went, c0, c1)
 	}
 	px.release()
 	if err := <-login; err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{bob, carol, alice} {
+	for _, a := range []string{bob, carol, alice, other} {
 		if err := e.Wait(ctx, a); err != nil {
 			t.Fatalf("%s: %v", a, err)
 		}
 	}
-	for u, want := range map[string]int{"bob": n, "carol": n, "alice": 1} {
+	for u, want := range map[string]int{"bob": n, "carol": n, "alice": 1, "catchall": n} {
 		if got := compareAll(t, srv, st, u); got != want {
 			t.Errorf("%s: compared %d messages, want %d", u, got, want)
 		}
@@ -325,10 +367,10 @@ func fillBobAlice(t *testing.T, bobs, alices *oldtest.Server, n int) {
 // A user who logs in during a burst of first logins sees mail arriving:
 // one copy goes on through the logins' hold (the pass), the first logged
 // in's, and the next in the order of the logins after it, while another
-// user's first login still waits for the old server. Without the pass
-// neither bob's nor carol's copy starts before alice's login ends (held
-// here for LoginHold, a minute); without the turns, carol's copy could
-// take the pass before bob's.
+// user's first login still waits for the old server. Without the pass no
+// copy starts before alice's login ends (held here for LoginHold, a
+// minute); without the turns, carol's or catchall's copy could take the
+// pass before bob's.
 func TestFirstLoginCopiedThroughABurst(t *testing.T) {
 	t.Parallel()
 	const n = 200
@@ -336,6 +378,10 @@ func TestFirstLoginCopiedThroughABurst(t *testing.T) {
 	bob, bobPass := srv.Address(t, "bob")
 	carol, carolPass := srv.Address(t, "carol")
 	alice, alicePass := srv.Address(t, "alice")
+	other, otherPass := srv.Address(t, "catchall")
+	for i := range n {
+		srv.Append(t, "catchall", "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of catchall\r\n", i, i))
+	}
 	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 2, ChunkMessages: 10, BatchMessages: 10, LoginHold: time.Minute})
 	events, stop := e.Subscribe()
 	defer stop()
@@ -360,51 +406,143 @@ func TestFirstLoginCopiedThroughABurst(t *testing.T) {
 	for px.waits.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	px.pass() // alice's connection stays held; bob's and carol's go through
-	for _, u := range [][2]string{{bob, bobPass}, {carol, carolPass}} {
+	px.pass() // alice's connection stays held; the others go through
+	for _, u := range [][2]string{{bob, bobPass}, {carol, carolPass}, {other, otherPass}} {
 		if _, err := e.FirstLogin(ctx, u[0], u[1]); err != nil {
 			t.Fatal(err)
+		}
+		// Bob's job asks for the pass before carol logs in: the pass
+		// goes to the first job asking while none earlier waits (under
+		// the race detector at load 30 carol's job once asked first);
+		// carol's and catchall's then wait for it in their turns.
+		for deadline := time.Now().Add(30 * time.Second); u[0] == bob; time.Sleep(time.Millisecond) {
+			omu.Lock()
+			n := len(order)
+			omu.Unlock()
+			if n > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("bob's copy not running after 30 s while alice's first login waits for the old server")
+			}
 		}
 	}
 	// Copied (their password hashes, which e.Wait waits for too, stay
 	// behind the logins).
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		done := 0
-		for _, a := range e.Progress() {
-			if (a.Address == bob || a.Address == carol) && a.State == "done" {
-				done++
-			}
-		}
-		if done == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bob's and carol's copies not done after 30 s while alice's first login waits for the old server: %+v", e.Progress())
-		}
-	}
-	select {
-	case err := <-login:
-		t.Fatalf("alice's login ended (%v) while the old server held it", err)
-	default:
-	}
+	copiesDoneDuring(t, e, 30*time.Second, login, "alice", bob, carol, other)
 	px.release()
 	if err := <-login; err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{alice, bob, carol} {
+	for _, a := range []string{alice, bob, carol, other} {
 		if err := e.Wait(ctx, a); err != nil {
 			t.Fatalf("%s: %v", a, err)
 		}
 	}
-	for u, want := range map[string]int{"bob": n, "carol": n, "alice": 1} {
+	for u, want := range map[string]int{"bob": n, "carol": n, "alice": 1, "catchall": n} {
 		if got := compareAll(t, srv, st, u); got != want {
 			t.Errorf("%s: compared %d messages, want %d", u, got, want)
 		}
 	}
 	omu.Lock()
 	defer omu.Unlock()
-	bobDone, carolRunning := slices.Index(order, bob+" done"), slices.Index(order, carol+" running")
-	if bobDone < 0 || carolRunning < 0 || carolRunning < bobDone {
-		t.Errorf("copies through alice's login: %q; want bob's (logged in first) done before carol's running", order)
+	bobDone, carolDone := slices.Index(order, bob+" done"), slices.Index(order, carol+" done")
+	carolRunning, otherRunning := slices.Index(order, carol+" running"), slices.Index(order, other+" running")
+	if bobDone < 0 || carolDone < 0 || carolRunning < bobDone || otherRunning < carolDone {
+		t.Errorf("copies through alice's login: %q; want each done before the next logged in is running (bob, carol, catchall)", order)
+	}
+}
+
+// The pass goes to a job that can copy: one holding a place under the old
+// server's cap. Logins take places as they ask and jobs their turns as
+// the logins are answered, so the job of the first login answered may
+// have no place (those went to logins asking before it, still in
+// flight). Had it taken the pass, it would have waited through the hold
+// for a place, which the held jobs' kept connections keep until the hold
+// ends, and no copy would have gone on through the hold: here alice's
+// login, answered first, found the cap of two taken by bob's and carol's,
+// and bob's copy (his login answered next) waited for carol's login to
+// end (a minute; its kept connection's 20 s here) without the place
+// before the gate.
+func TestPassToAJobWithAPlace(t *testing.T) {
+	t.Parallel()
+	const n = 50
+	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
+	cred := map[string][2]string{}
+	for _, u := range []string{"bob", "carol", "alice"} {
+		a, p := srv.Address(t, u)
+		cred[u] = [2]string{a, p}
+		for i := range n {
+			srv.Append(t, u, "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of %s\r\n", i, i, u))
+		}
+	}
+	px, st := holdProxyCapped(t, srv, 2)
+	ctx := context.Background()
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, LoginHold: time.Minute})
+	login := func(u string) chan error {
+		ch := make(chan error, 1)
+		go func() {
+			_, err := e.FirstLogin(ctx, cred[u][0], cred[u][1])
+			ch <- err
+		}()
+		return ch
+	}
+	px.hold()
+	bob := login("bob") // takes a place as it asks, held at the old server
+	for px.waits.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	carol := login("carol") // the second place, held too
+	for px.waits.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	px.pass()
+	if err := <-login("alice"); err != nil { // no place free: answered first
+		t.Fatal(err)
+	}
+	px.releaseFirst() // bob's login is answered; carol's still waits
+	if err := <-bob; err != nil {
+		t.Fatal(err)
+	}
+	// Within 15 s: a kept connection not taken within 20 s is closed,
+	// its place freed, and the job that holds the pass copies then.
+	copiesDoneDuring(t, e, 15*time.Second, carol, "carol", cred["bob"][0])
+	px.release()
+	if err := <-carol; err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"bob", "carol", "alice"} {
+		if err := e.Wait(ctx, cred[u][0]); err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		if got := compareAll(t, srv, st, u); got != n {
+			t.Errorf("%s: compared %d messages, want %d", u, got, n)
+		}
+	}
+}
+
+// copiesDoneDuring fails t unless the copies of addresses are done within
+// d while who's first login (its result comes on login) still waits for
+// the old server.
+func copiesDoneDuring(t *testing.T, e *migrate.Engine, d time.Duration, login <-chan error, who string, addresses ...string) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+		done := 0
+		for _, a := range e.Progress() {
+			if slices.Contains(addresses, a.Address) && a.State == "done" {
+				done++
+			}
+		}
+		if done == len(addresses) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("copies of %v not done after %v while %s's first login waits for the old server: %+v", addresses, d, who, e.Progress())
+		}
+	}
+	select {
+	case err := <-login:
+		t.Fatalf("%s's login ended (%v) while the old server held it", who, err)
+	default:
 	}
 }

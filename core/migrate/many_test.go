@@ -74,6 +74,26 @@ func startGateProxy(t *testing.T, target string, want int, wait time.Duration) *
 
 func (p *gateProxy) addr() string { return p.ln.Addr().String() }
 
+// manyAccounts starts an in-process old server with n users (u0, u1, ...)
+// of msgs messages each in INBOX: the users' addresses and passwords,
+// and their credentials for MigrateUsers.
+func manyAccounts(t *testing.T, n, msgs int) (*oldtest.Server, map[string]string, []migrate.Credentials) {
+	t.Helper()
+	users := map[string]string{}
+	for i := range n {
+		users[fmt.Sprintf("u%d@%s", i, oldtest.Domain)] = fmt.Sprintf("Secret-u%d-123", i)
+	}
+	srv := oldtest.StartKind(t, oldtest.InProcess, &oldtest.Options{Users: users})
+	var creds []migrate.Credentials
+	for a, p := range users {
+		for j := range msgs {
+			srv.Append(t, a, "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of %s\r\n", j, j, a))
+		}
+		creds = append(creds, migrate.Credentials{Address: a, Password: p})
+	}
+	return srv, users, creds
+}
+
 // Accounts are copied as many at once as the old server takes
 // connections (its cap, 10 by default), not a fixed 4: a bulk run of 8
 // users opens 8 connections at once (each user's login check, kept for
@@ -82,18 +102,7 @@ func (p *gateProxy) addr() string { return p.ln.Addr().String() }
 func TestAccountsUpToTheCap(t *testing.T) {
 	t.Parallel()
 	const n = 8
-	users := map[string]string{}
-	for i := range n {
-		users[fmt.Sprintf("u%d@%s", i, oldtest.Domain)] = fmt.Sprintf("Secret-u%d-123", i)
-	}
-	srv := oldtest.StartKind(t, oldtest.InProcess, &oldtest.Options{Users: users})
-	var creds []migrate.Credentials
-	for a, p := range users {
-		for j := range 3 {
-			srv.Append(t, a, "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody of %s\r\n", j, a))
-		}
-		creds = append(creds, migrate.Credentials{Address: a, Password: p})
-	}
+	srv, users, creds := manyAccounts(t, n, 3)
 	px := startGateProxy(t, srv.IMAPAddr, n, 5*time.Second)
 	st, _ := setup(t, px.addr())
 	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1})
@@ -204,14 +213,8 @@ func TestKeptConnWaitsForPlace(t *testing.T) {
 			srv.Append(t, u, "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d of %s\r\n", j, j, u))
 		}
 	}
-	px := startLoginHoldProxy(t, srv.IMAPAddr)
-	st, _ := setup(t, px.addr())
-	s := settingsFor(t, px.addr())
-	s.MaxConnections = 1
+	px, st := holdProxyCapped(t, srv, 1)
 	ctx := context.Background()
-	if err := migrate.SetDomain(ctx, st, oldtest.Domain, s, true); err != nil {
-		t.Fatal(err)
-	}
 	e := newEngine(t, st, &migrate.Options{LoginHold: time.Minute})
 	px.hold()
 	carol := make(chan error, 1)
@@ -245,6 +248,20 @@ func TestKeptConnWaitsForPlace(t *testing.T) {
 	if n := px.conns.Load(); n != 3 {
 		t.Errorf("%d connections to the old server for three first logins and their copies, want 3", n)
 	}
+}
+
+// holdProxyCapped puts a loginHoldProxy before srv and a store whose
+// domain migrates from it with a connection cap of places.
+func holdProxyCapped(t *testing.T, srv *oldtest.Server, places int) (*loginHoldProxy, *store.Store) {
+	t.Helper()
+	px := startLoginHoldProxy(t, srv.IMAPAddr)
+	st, _ := setup(t, px.addr())
+	s := settingsFor(t, px.addr())
+	s.MaxConnections = places
+	if err := migrate.SetDomain(context.Background(), st, oldtest.Domain, s, true); err != nil {
+		t.Fatal(err)
+	}
+	return px, st
 }
 
 // A first login's account is made with its first login noted, in one
@@ -307,5 +324,73 @@ func TestBulkHashesAtOnceAfterTheCopies(t *testing.T) {
 		if _, err := st.Authenticate(ctx, creds[i].Address, creds[i].Password); err != nil {
 			t.Errorf("%s: the stored hash does not verify: %v", r.Address, err)
 		}
+	}
+}
+
+// Accounts copied at once download their mail in turn (Options.Streams),
+// not round robin: with one stream at a time, four accounts whose copies
+// start together (their login checks held until all four are open) fill
+// their INBOXes one after another, so that the first is done as soon as
+// it alone could be, not with the last. Without the turns their batches
+// interleave.
+func TestAccountsStreamInTurn(t *testing.T) {
+	t.Parallel()
+	const n, msgs = 4, 200
+	srv, users, creds := manyAccounts(t, n, msgs)
+	px := startGateProxy(t, srv.IMAPAddr, n, 5*time.Second)
+	st, _ := setup(t, px.addr())
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, Streams: 1, ChunkMessages: 5, BatchMessages: 5, BatchDelay: time.Millisecond})
+	// Seen in Progress, polled: when each account's first messages were
+	// in, and all of them (a poll may miss a moment, never invent one).
+	first, last := map[string]int{}, map[string]int{}
+	stop := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for poll := 1; ; poll++ {
+			for _, a := range e.Progress() {
+				if _, ok := first[a.Address]; !ok && a.MessagesDone > 0 && a.MessagesDone < msgs {
+					first[a.Address] = poll
+				}
+				if _, ok := last[a.Address]; !ok && a.MessagesDone == msgs {
+					last[a.Address] = poll
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Microsecond):
+			}
+		}
+	}()
+	res, err := e.MigrateUsers(context.Background(), oldtest.Domain, creds, nil)
+	close(stop)
+	<-polled
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if !r.OK {
+			t.Fatalf("%s: %s", r.Address, r.Error)
+		}
+	}
+	for a := range users {
+		if got := compareAll(t, srv, st, a); got != msgs {
+			t.Errorf("%s: compared %d messages, want %d", a, got, msgs)
+		}
+	}
+	seen := 0
+	for a := range users {
+		if first[a] != 0 {
+			seen++
+		}
+		for b := range users {
+			if a != b && first[a] != 0 && first[b] != 0 && first[a] < first[b] && first[b] < last[a] {
+				t.Errorf("%s's messages came in (polls %d to %d) while %s's did (%d to %d); want one account's after another's", b, first[b], last[b], a, first[a], last[a])
+			}
+		}
+	}
+	if seen < 2 {
+		t.Errorf("saw %d copies under way (%v, %v); the test needs at least two", seen, first, last)
 	}
 }
