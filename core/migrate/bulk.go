@@ -51,7 +51,7 @@ func (e *Engine) MigrateAccount(ctx context.Context, address string, cred Creden
 	}
 	cred.OldLogin = acct.OldLogin
 	e.remember(acct.ID, cred)
-	if e.schedule(acct.ID, acct.Address) == nil {
+	if e.scheduleRun(acct.ID, acct.Address, 0, true) == nil {
 		return ErrClosed
 	}
 	return e.Wait(ctx, acct.Address)

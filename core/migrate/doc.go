@@ -39,8 +39,9 @@
 //     first user of a burst to log in sees mail arriving while the
 //     others' logins are answered. A job's turn is when it was scheduled
 //     (turn.go); places under the cap go by turn too, and so do the
-//     accounts' downloads: of the accounts copied at once, two at a time
-//     fetch their messages (Options.Streams, streams.go), INBOXes first,
+//     accounts' downloads in a bulk run: of the accounts copied at once, two
+//     at a time fetch their messages (Options.Streams, streams.go; not
+//     on-login copies), INBOXes first,
 //     so that accounts finish one after another, not together in waves. The hold is bounded
 //     (Options.LoginHold, 10 s): under a steady stream of logins copies
 //     go on beside them once a hold has lasted that long, and a new hold

@@ -83,7 +83,8 @@ type Options struct {
 	// waits while first logins ask the old server (logingate.go); 0 means
 	// 10 seconds, negative never waits.
 	LoginHold time.Duration
-	// Streams is how many accounts download their messages from one old
+	// Streams is how many accounts of a bulk run (MigrateAccount,
+	// MigrateUsers; not on-login copies) download their messages from one old
 	// server at a time, the earliest scheduled first, INBOXes before other
 	// folders (streams.go); the other accounts copied at once log in and
 	// open their folders meanwhile. 0 means 2; negative: no turns, every
@@ -164,6 +165,10 @@ type job struct {
 	id      int64
 	address string
 	turn    uint64 // when it (its next run) was scheduled: its place in line (turn.go)
+	// bulk says a bulk run (MigrateAccount, MigrateUsers) asked for it:
+	// its downloads take stream turns (streams.go); on-login copies'
+	// do not.
+	bulk bool
 	// began is when the job's current run began (zero while it waits for
 	// a slot); again asks for one more run after it. A run reads the old
 	// server after it began, so it covers whatever asked for it before.
@@ -344,7 +349,7 @@ func (e *Engine) kick(acct *store.Account, debounce bool) {
 			}
 		}
 	}
-	e.scheduleRun(acct.ID, acct.Address, window)
+	e.scheduleRun(acct.ID, acct.Address, window, false)
 }
 
 func (e *Engine) isClosed() bool {
@@ -358,18 +363,19 @@ func (e *Engine) isClosed() bool {
 // still waiting for its slot is not asked: its run, which reads the old
 // server later, covers the call. (A first login both starts the job and,
 // as every login, kicks it: its copy then runs once, not twice.)
-func (e *Engine) schedule(id int64, address string) *job { return e.scheduleRun(id, address, 0) }
+func (e *Engine) schedule(id int64, address string) *job { return e.scheduleRun(id, address, 0, false) }
 
 // scheduleRun is schedule where a run that began less than window ago
 // covers the call too (a login's kick, debounced as Options.CatchUpDebounce
 // says).
-func (e *Engine) scheduleRun(id int64, address string, window time.Duration) *job {
+func (e *Engine) scheduleRun(id int64, address string, window time.Duration, bulk bool) *job {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return nil
 	}
 	if j := e.jobs[id]; j != nil {
+		j.bulk = j.bulk || bulk
 		if !j.began.IsZero() && time.Since(j.began) >= window {
 			if !j.again {
 				// The run after this one waits behind what was scheduled
@@ -381,7 +387,7 @@ func (e *Engine) scheduleRun(id int64, address string, window time.Duration) *jo
 		}
 		return j
 	}
-	j := &job{id: id, address: address, turn: nextTurn(), done: make(chan struct{})}
+	j := &job{id: id, address: address, turn: nextTurn(), bulk: bulk, done: make(chan struct{})}
 	e.jobs[id] = j
 	e.goSafe("job "+address, func() { e.runJob(j) })
 	return j
@@ -412,9 +418,13 @@ func (e *Engine) runJob(j *job) {
 	for {
 		e.mu.Lock()
 		j.began, j.again = time.Now(), false
-		turn := j.turn
+		turn, bulk := j.turn, j.bulk
 		e.mu.Unlock()
-		err := e.runAccount(withTurn(e.ctx, turn), j.id)
+		ctx := withTurn(e.ctx, turn)
+		if bulk {
+			ctx = withStreamTurns(ctx)
+		}
+		err := e.runAccount(ctx, j.id)
 		e.mu.Lock()
 		again := j.again && e.ctx.Err() == nil
 		e.mu.Unlock()

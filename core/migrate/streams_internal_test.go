@@ -8,11 +8,12 @@ import (
 
 // Streams go in turn: up to the limit at once, the waiting ones by turn
 // with INBOXes before other folders, a job's second stream beside its
-// first, the login gate's pass at once, work without a turn never held.
+// first, the login gate's pass at once, work without a turn and on-login
+// copies (jobs no bulk run asked for) never held.
 func TestStreamsInTurn(t *testing.T) {
 	s := newStreamTurns(2, time.Minute)
 	ctx := context.Background()
-	job := func(turn uint64) context.Context { return withTurn(ctx, turn) }
+	job := func(turn uint64) context.Context { return withStreamTurns(withTurn(ctx, turn)) }
 	take := func(turn uint64, inbox, pass bool) func() {
 		t.Helper()
 		end, err := s.take(job(turn), inbox, pass)
@@ -60,6 +61,12 @@ func TestStreamsInTurn(t *testing.T) {
 	} else {
 		end()
 	}
+	// An on-login copy's job (no bulk run asked for it): never held.
+	if end, err := s.take(withTurn(ctx, 50), true, false); err != nil {
+		t.Fatal(err)
+	} else {
+		end()
+	}
 	take(40, true, true)() // the login gate's pass: at once
 	nothing()
 	end10b() // turn 10 streams on
@@ -89,7 +96,7 @@ func TestStreamsInTurn(t *testing.T) {
 // context ends takes no turn.
 func TestStreamWaitBounded(t *testing.T) {
 	s := newStreamTurns(1, 100*time.Millisecond)
-	ctx := context.Background()
+	ctx := withStreamTurns(context.Background())
 	end1, err := s.take(withTurn(ctx, 1), true, false)
 	if err != nil {
 		t.Fatal(err)
