@@ -37,8 +37,11 @@ func newKeywordSet() *keywordSet {
 func (k *keywordSet) add(flags []string) bool {
 	added := false
 	for _, f := range flags {
+		if !isKeyword(f) {
+			continue
+		}
 		lf := strings.ToLower(f)
-		if k.seen[lf] || strings.HasPrefix(f, `\`) || !validFlag(f) {
+		if k.seen[lf] {
 			continue
 		}
 		k.seen[lf] = true
@@ -46,6 +49,12 @@ func (k *keywordSet) add(flags []string) bool {
 		added = true
 	}
 	return added
+}
+
+// isKeyword reports whether a stored flag is one a FLAGS response
+// announces: not a system flag, and valid as an atom.
+func isKeyword(f string) bool {
+	return !strings.HasPrefix(f, `\`) && validFlag(f)
 }
 
 // permanent is the PERMANENTFLAGS list: every flag and \* (new keywords

@@ -485,7 +485,7 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 				}
 				return nil
 			}
-			v.dirty = true
+			v.told = true
 			if err := v.sync(w, true); err != nil {
 				return err
 			}

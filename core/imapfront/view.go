@@ -23,8 +23,12 @@ type view struct {
 	// every change.
 	modseq uint64
 	watch  *store.Watcher
-	// dirty is set when a change may be waiting (the watcher fired, or
-	// expunges had to be held back).
+	// told is set when the watcher fired since the last sync, which then
+	// asks it whether that is news (store.Watcher.Changed) before it
+	// reads the store.
+	told bool
+	// dirty is set when a change may be waiting (the watcher told of one
+	// above modseq, or expunges or new messages had to be held back).
 	dirty bool
 	// reported holds, per UID, the MODSEQ whose flags the client was
 	// already sent (by this session's own STORE or FETCH), so that sync does
@@ -56,7 +60,9 @@ func stack() string { return string(debug.Stack()) }
 // session's view, with its keywords announced; it returns the state read.
 func (s *session) openView(mb *store.Mailbox, readOnly bool) (*view, *mailboxState, error) {
 	// Watch first: a change committed after the snapshot then always fires.
-	w := s.srv.st.Watch(s.acct.ID)
+	// The watcher is of this mailbox: a change of another mailbox's
+	// messages does not make the session's next command read the store.
+	w := s.srv.st.WatchMailbox(s.acct.ID, mb.ID)
 	st, err := s.srv.selects.state(s.ctx(), s.srv.st, mb.ID)
 	if err != nil {
 		w.Close()
@@ -65,14 +71,10 @@ func (s *session) openView(mb *store.Mailbox, readOnly bool) (*view, *mailboxSta
 	v := &view{s: s, mb: mb, readOnly: readOnly, modseq: st.highest, watch: w, reported: map[imap.UID]uint64{},
 		keywords: newKeywordSet(), hidden: map[imap.UID]bool{}}
 	v.uids = make([]imap.UID, len(st.msgs))
-	var last *flagSet
 	for i, m := range st.msgs {
 		v.uids[i] = imap.UID(m.uid)
-		if m.flags != last { // runs of messages share their flag list
-			v.keywords.add(m.flags.list)
-			last = m.flags
-		}
 	}
+	st.announce(v.keywords)
 	return v, st, nil
 }
 
@@ -107,13 +109,26 @@ type updateWriter interface {
 // EXPUNGE (when allowed), EXISTS, then FETCH FLAGS. New messages whose UID
 // is below the highest the client knows (a migration filling in old UIDs)
 // cannot be numbered after it, so they appear on the next SELECT.
+//
+// It reads the store only when the watcher told of a change above the
+// MODSEQ the view knows, or of one whose MODSEQ it was not told (the
+// account's mailboxes, another process's commit), or when changes were
+// held back: a poll after a change the session has already read (its
+// own, or one it read before it was told: a commit is seen before the
+// fsync after which it is told) runs no statement.
 func (v *view) sync(w updateWriter, allowExpunge bool) error {
 	select {
 	case _, ok := <-v.watch.C:
 		if ok {
-			v.dirty = true
+			v.told = true
 		}
 	default:
+	}
+	if v.told {
+		v.told = false
+		if v.watch.Changed(v.modseq) {
+			v.dirty = true
+		}
 	}
 	if !v.dirty {
 		return nil

@@ -12,36 +12,36 @@ import (
 // expungeUIDs removes messages from a mailbox under one new MODSEQ and
 // remembers their UIDs with it, so that a client resynchronising with
 // QRESYNC learns which messages vanished since the MODSEQ it knew (RFC 7162
-// 3.2.5). UIDs that are not there are skipped.
-func expungeUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32) error {
+// 3.2.5). UIDs that are not there are skipped. It returns the MODSEQ.
+func expungeUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32) (uint64, error) {
 	modseq, err := bumpModSeq(ctx, tx, mailboxID)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	del, err := tx.PrepareContext(ctx, `DELETE FROM messages WHERE mailbox_id = ? AND uid = ?`)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return 0, fmt.Errorf("store: %w", err)
 	}
 	defer del.Close()
 	rec, err := tx.PrepareContext(ctx, `INSERT INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)
 		ON CONFLICT(mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq`)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return 0, fmt.Errorf("store: %w", err)
 	}
 	defer rec.Close()
 	for _, u := range uids {
 		res, err := del.ExecContext(ctx, mailboxID, u)
 		if err != nil {
-			return fmt.Errorf("store: expunge: %w", err)
+			return 0, fmt.Errorf("store: expunge: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			continue
 		}
 		if _, err := rec.ExecContext(ctx, mailboxID, u, modseq); err != nil {
-			return fmt.Errorf("store: expunge: %w", err)
+			return 0, fmt.Errorf("store: expunge: %w", err)
 		}
 	}
-	return nil
+	return modseq, nil
 }
 
 // Expunged returns, in ascending order, the UIDs of a mailbox's messages
@@ -137,7 +137,7 @@ func (s *Store) ExpungeSeen(ctx context.Context, seen *Seen) ([]uint32, error) {
 			}
 		}
 		if len(gone) > 0 {
-			if err := expungeUIDs(ctx, tx, seen.MailboxID, gone); err != nil {
+			if _, err := expungeUIDs(ctx, tx, seen.MailboxID, gone); err != nil {
 				return err
 			}
 			ch.account(acct)

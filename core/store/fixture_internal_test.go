@@ -21,6 +21,14 @@ func inboxStore(tb testing.TB, opts *Options, n int) (*Store, *Mailbox, []uint32
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { s.Close() })
+	mb, uids := fillInbox(tb, s, n)
+	return s, mb, uids
+}
+
+// fillInbox makes the account u@example.test in s, with n messages in
+// its INBOX, and returns the INBOX and their UIDs.
+func fillInbox(tb testing.TB, s *Store, n int) (*Mailbox, []uint32) {
+	tb.Helper()
 	ctx := context.Background()
 	if _, err := s.CreateDomain(ctx, "example.test"); err != nil {
 		tb.Fatal(err)
@@ -41,7 +49,7 @@ func inboxStore(tb testing.TB, opts *Options, n int) (*Store, *Mailbox, []uint32
 		}
 		uids = append(uids, m.UID)
 	}
-	return s, mb, uids
+	return mb, uids
 }
 
 // twoStores opens two Stores on one database of the run's engine (two

@@ -91,7 +91,7 @@ func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, u
 					return fmt.Errorf("store: %w", err)
 				}
 				m.Flags, m.ModSeq = nf, modseq
-				ch.account(accountID)
+				ch.mailbox(accountID, mailboxID, modseq)
 			}
 			res.Messages = append(res.Messages, m)
 		}

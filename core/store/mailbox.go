@@ -305,7 +305,8 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 				return nil
 			}
 			// INBOX stays, emptied: an expunge its sessions must learn of.
-			return expungeUIDs(ctx, tx, id, uids)
+			_, err = expungeUIDs(ctx, tx, id, uids)
+			return err
 		}
 		var taken int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE account_id = ? AND name = ?`, accountID, to).Scan(&taken); err != nil {

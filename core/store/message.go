@@ -207,6 +207,10 @@ func (t *Tx) Commit() error {
 // tests and benchmarks that count them.
 func (s *Store) Commits() int64 { return s.commits.Load() }
 
+// ReadTransactions is how many read transactions this Store began (a
+// session's poll, a SELECT, a FETCH's rows...), for tests that count them.
+func (s *Store) ReadTransactions() int64 { return s.reads.Load() }
+
 // Rollback abandons the transaction. It is safe to call after Commit.
 func (t *Tx) Rollback() {
 	if t.done {
@@ -457,7 +461,7 @@ func (s *Store) appendMany(ctx context.Context, tx *sql.Tx, ch *changes, mailbox
 	if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET highest_modseq = ?, uid_next = max(uid_next, ?) WHERE id = ?`, modseq, next, mailboxID); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	ch.account(accountID)
+	ch.mailbox(accountID, mailboxID, modseq)
 	return out, nil
 }
 
@@ -650,10 +654,11 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]
 			return fmt.Errorf("store: %w", err)
 		}
 		if len(gone) > 0 {
-			if err := expungeUIDs(wctx, tx, mailboxID, gone); err != nil {
+			modseq, err := expungeUIDs(wctx, tx, mailboxID, gone)
+			if err != nil {
 				return err
 			}
-			ch.account(accountID)
+			ch.mailbox(accountID, mailboxID, modseq)
 		}
 		return nil
 	})
@@ -758,7 +763,7 @@ func (s *Store) copyOrMove(ctx context.Context, src int64, uids []uint32, dst in
 			for i, p := range pairs {
 				moved[i] = p.Src
 			}
-			err = expungeUIDs(wctx, tx, src, moved)
+			_, err = expungeUIDs(wctx, tx, src, moved)
 		}
 		return err
 	})

@@ -351,6 +351,30 @@ CREATE TABLE IF NOT EXISTS bucket_adoptions (
 	epochs      BIGINT NOT NULL  -- the other databases' epochs adopted
 );
 `,
+	// 12: each mailbox's count of messages, kept by triggers on messages
+	// (SQLite's step of the same column). Per statement, from its
+	// transition table: a row trigger would write a new version of the
+	// mailbox's row for each message of a migration batch's INSERT.
+	`
+ALTER TABLE mailboxes ADD COLUMN IF NOT EXISTS message_count BIGINT NOT NULL DEFAULT 0;
+UPDATE mailboxes SET message_count = (SELECT count(*) FROM messages WHERE mailbox_id = mailboxes.id);
+CREATE OR REPLACE FUNCTION message_count_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE mailboxes m SET message_count = m.message_count + a.n
+		FROM (SELECT mailbox_id, count(*) AS n FROM added GROUP BY mailbox_id) a WHERE m.id = a.mailbox_id;
+	RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION message_count_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE mailboxes m SET message_count = m.message_count - r.n
+		FROM (SELECT mailbox_id, count(*) AS n FROM removed GROUP BY mailbox_id) r WHERE m.id = r.mailbox_id;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER message_count_insert AFTER INSERT ON messages REFERENCING NEW TABLE AS added
+	FOR EACH STATEMENT EXECUTE FUNCTION message_count_insert();
+CREATE TRIGGER message_count_delete AFTER DELETE ON messages REFERENCING OLD TABLE AS removed
+	FOR EACH STATEMENT EXECUTE FUNCTION message_count_delete();
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:

@@ -405,6 +405,7 @@ func (s *Store) noteCommit(ctx context.Context, tx *sql.Tx, ch *changes) error {
 // SQLite read does not wait for any lock, and its statements still stop
 // when ctx ends.
 func (s *Store) beginRead(ctx context.Context) (*sql.Tx, error) {
+	s.reads.Add(1)
 	if !s.d.postgres() {
 		return s.r.BeginTx(context.WithoutCancel(ctx), nil)
 	}

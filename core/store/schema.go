@@ -499,6 +499,23 @@ CREATE TRIGGER IF NOT EXISTS account_id_top_insert AFTER INSERT ON accounts BEGI
 	UPDATE account_id_top SET top = max(top, NEW.id) WHERE id = 1;
 END;
 `,
+	// Each mailbox's count of messages, kept by triggers on messages
+	// (through ON DELETE CASCADE too), so that a session's poll
+	// (Store.Delta) reads it from the mailbox's row instead of counting
+	// the mailbox's index entries, which cost each poll of every session
+	// in proportion to the mailbox's size (half of a Delta's CPU for
+	// 2,000 messages). Self-contained: it depends only on the mailboxes
+	// and messages tables.
+	`
+ALTER TABLE mailboxes ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET message_count = (SELECT count(*) FROM messages WHERE mailbox_id = mailboxes.id);
+CREATE TRIGGER IF NOT EXISTS message_count_insert AFTER INSERT ON messages BEGIN
+	UPDATE mailboxes SET message_count = message_count + 1 WHERE id = NEW.mailbox_id;
+END;
+CREATE TRIGGER IF NOT EXISTS message_count_delete AFTER DELETE ON messages BEGIN
+	UPDATE mailboxes SET message_count = message_count - 1 WHERE id = OLD.mailbox_id;
+END;
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

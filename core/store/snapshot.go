@@ -153,6 +153,13 @@ func (snap *Snapshot) readPacked(ctx context.Context, tx *sql.Tx, mailboxID int6
 	return true, nil
 }
 
+// deltaMailboxQuery reads a mailbox's HIGHESTMODSEQ, UIDNEXT, UIDVALIDITY
+// and count of messages, kept in its row by triggers on messages (schema
+// step message_count): counting the mailbox's messages instead read an
+// index entry per message on every poll of every session
+// (TestDeltaCountsNoMessages).
+const deltaMailboxQuery = `SELECT highest_modseq, uid_next, uid_validity, message_count FROM mailboxes WHERE id = ?`
+
 // deltaChangedQuery reads the messages of a mailbox changed after a MODSEQ
 // by the index messages_modseq, in no order.
 const deltaChangedQuery = `SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? AND modseq > ?`
@@ -160,6 +167,10 @@ const deltaChangedQuery = `SELECT uid, flags, modseq FROM messages WHERE mailbox
 // deltaExpungedQuery reads the UIDs expunged from a mailbox after a MODSEQ
 // by the index expunged_modseq, in no order.
 const deltaExpungedQuery = `SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?`
+
+// deltaStatements are the statements Delta runs, and the only ones
+// (TestDeltaCountsNoMessages reads their query plans).
+var deltaStatements = []string{deltaMailboxQuery, deltaChangedQuery, deltaExpungedQuery}
 
 // Delta is what changed in a mailbox after a MODSEQ (see Store.Delta).
 type Delta struct {
@@ -181,7 +192,8 @@ type Delta struct {
 
 // Delta reads, in one read transaction, what changed in a mailbox after
 // sinceModSeq (not 0): the messages changed or added, the UIDs expunged
-// and the message count. It reads only those rows (by index), where
+// and the message count (kept in the mailbox's row). It reads only those
+// rows (by index), where
 // Snapshot reads the whole mailbox; a caller that keeps a UID list checks
 // its count against Messages, since an expunge made by a Mailferry older
 // than schema 7 is not recorded.
@@ -201,8 +213,8 @@ func (s *Store) Delta(ctx context.Context, mailboxID int64, sinceModSeq uint64) 
 	defer tx.Rollback()
 	ctx = s.readCtx(ctx)
 	var d Delta
-	err = tx.QueryRowContext(ctx, `SELECT highest_modseq, uid_next, uid_validity FROM mailboxes WHERE id = ?`, mailboxID).
-		Scan(&d.HighestModSeq, &d.UIDNext, &d.UIDValidity)
+	err = tx.QueryRowContext(ctx, deltaMailboxQuery, mailboxID).
+		Scan(&d.HighestModSeq, &d.UIDNext, &d.UIDValidity, &d.Messages)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
 	} else if err != nil {
@@ -210,10 +222,8 @@ func (s *Store) Delta(ctx context.Context, mailboxID int64, sinceModSeq uint64) 
 	}
 	if d.HighestModSeq == sinceModSeq {
 		d.Unchanged = true
+		d.Messages = 0
 		return &d, nil
-	}
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE mailbox_id = ?`, mailboxID).Scan(&d.Messages); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
 	}
 	rows, err := tx.QueryContext(ctx, deltaChangedQuery, mailboxID, sinceModSeq)
 	if err != nil {

@@ -206,6 +206,7 @@ type Store struct {
 	// its mark is committed, before it reads which objects are named.
 	sweepMarked func()
 	commits     atomic.Int64 // transactions committed through Tx.Commit (Commits)
+	reads       atomic.Int64 // read transactions begun (ReadTransactions)
 	objects     *objects     // nil: message bytes go to packs
 
 	mu       sync.Mutex
