@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -207,6 +208,37 @@ func BenchmarkFetch10(b *testing.B) {
 		fmt.Fprintf(c, "%s FETCH %d:%d (UID FLAGS RFC822.SIZE ENVELOPE BODY.PEEK[])\r\n", tag, first, first+9)
 		if got := countUntil(b, r, tag); got != 10 {
 			b.Fatalf("%d FETCH responses, want 10", got)
+		}
+	}
+}
+
+// BenchmarkStoreAlone is one session's STORE of a keyword (set and
+// cleared by turns) over a real connection on a 2,000-message mailbox
+// with no other client: the paced case of BenchmarkLatency10Clients,
+// where a STORE finds the writer free, for its time, its CPU (client and
+// server, getrusage: cpu-µs/op) and the store work a lone STORE does
+// (-cpuprofile, -trace, strace -c).
+func BenchmarkStoreAlone(b *testing.B) {
+	const n = 2000
+	c, r := selectedInbox(b, n)
+	var before syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	b.ResetTimer()
+	defer func() {
+		var after syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+		cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+	}()
+	for i := 0; i < b.N; i++ {
+		tag := fmt.Sprintf("s%d", i)
+		op := "+"
+		if i%2 == 1 {
+			op = "-"
+		}
+		fmt.Fprintf(c, "%s STORE %d %sFLAGS ($Bench)\r\n", tag, 1+(i/2)%n, op)
+		if got := countUntil(b, r, tag); got != 1 {
+			b.Fatalf("%d FETCH responses, want 1", got)
 		}
 	}
 }

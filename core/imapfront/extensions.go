@@ -100,7 +100,7 @@ func (b *appendBatch) Commit() (uint32, imap.UIDSet, error) {
 	s := b.s
 	var msgs []*store.Message
 	if len(b.msgs) == 1 {
-		m, err := s.srv.st.AppendMessage(s.ctx(), b.mb.ID, b.msgs[0])
+		m, err := s.appendOne(b.mb, b.msgs[0])
 		if err != nil {
 			return 0, nil, s.storeErr(err, "APPEND")
 		}
@@ -123,8 +123,18 @@ func (b *appendBatch) Commit() (uint32, imap.UIDSet, error) {
 		if msgs, err = tx.AppendMany(b.mb.ID, b.msgs); err != nil {
 			return 0, nil, s.storeErr(err, "APPEND")
 		}
+		v := s.claimingView(b.mb)
+		var last uint32
+		if v != nil {
+			if last, err = tx.ClaimRecent(b.mb.ID, msgs[len(msgs)-1].UID); err != nil {
+				return 0, nil, s.storeErr(err, "APPEND")
+			}
+		}
 		if err := tx.Commit(); err != nil {
 			return 0, nil, s.storeErr(err, "APPEND")
+		}
+		if v != nil {
+			v.ownClaim(last, msgs[len(msgs)-1].UID)
 		}
 	}
 	var uids imap.UIDSet

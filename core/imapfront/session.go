@@ -391,7 +391,7 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.srv.st.AppendMessage(s.ctx(), mb.ID, &store.NewMessage{Flags: flags, InternalDate: options.Time, Body: body})
+	m, err := s.appendOne(mb, &store.NewMessage{Flags: flags, InternalDate: options.Time, Body: body})
 	if err != nil {
 		return nil, s.storeErr(err, "APPEND")
 	}

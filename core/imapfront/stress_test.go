@@ -33,6 +33,7 @@ var (
 	expungeRe = regexp.MustCompile(`(?m)^\* (\d+) EXPUNGE\r$`)
 	fetchRe   = regexp.MustCompile(`(?m)^\* (\d+) FETCH \(`)
 	uidOnlyRe = regexp.MustCompile(`(?m)^\* (\d+) FETCH \(UID (\d+)\)\r$`)
+	uidRe     = regexp.MustCompile(`^\* \d+ FETCH \(.*\bUID (\d+)\b`)
 )
 
 // stressSession is one client and its model of the mailbox: the number of
@@ -183,6 +184,7 @@ func stress(t *testing.T, login func() *conn) string {
 	wg.Wait()
 	total := 0
 	var first string
+	recentTo := map[string]int{} // UID: the session it is \Recent to
 	for i, s := range sessions {
 		total += steps[i]
 		for _, f := range s.fails {
@@ -199,6 +201,17 @@ func stress(t *testing.T, login func() *conn) string {
 		if s.n != n {
 			t.Errorf("session %d: told of %d messages, FETCH 1:* gives %d", i, s.n, n)
 		}
+		// \Recent is never shown to two sessions (RFC 3501 2.3.2).
+		for _, line := range strings.Split(s.run("FETCH 1:* (UID FLAGS)"), "\n") {
+			m := uidRe.FindStringSubmatch(line)
+			if m == nil || !strings.Contains(line, `\Recent`) {
+				continue
+			}
+			if j, ok := recentTo[m[1]]; ok {
+				t.Errorf("UID %s is \\Recent to sessions %d and %d", m[1], j, i)
+			}
+			recentTo[m[1]] = i
+		}
 		for _, f := range s.fails {
 			t.Errorf("session %d, final NOOP: %s", i, f)
 		}
@@ -208,6 +221,6 @@ func stress(t *testing.T, login func() *conn) string {
 			t.Errorf("session %d sees %s\nsession 0 sees %s", i, got.String(), first)
 		}
 	}
-	t.Logf("%d commands in %v by %d sessions; %d messages at the end", total, d, len(sessions), sessions[0].n)
+	t.Logf("%d commands in %v by %d sessions; %d messages at the end, %d of them \\Recent to a session", total, d, len(sessions), sessions[0].n, len(recentTo))
 	return first
 }

@@ -47,6 +47,9 @@ type view struct {
 	// STORE or SEARCH because their \Recent claim would have waited for
 	// the writer (sync); zero when none are held.
 	freshHeld time.Time
+	// claimed holds the UIDs this session's APPENDs claimed as recent
+	// that have not come into the view yet (recent.go, ownClaim).
+	claimed []uidRange
 }
 
 // freshDeferBound bounds how long new messages are held back from a
@@ -181,13 +184,16 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		for k := range fresh {
 			asc[k] = fresh[len(fresh)-1-k]
 		}
+		// Those this session's APPEND claimed (ownClaim) need no claim.
+		own, rest := v.takeOwnClaims(asc)
 		wait := allowExpunge || (!v.freshHeld.IsZero() && time.Since(v.freshHeld) >= freshDeferBound)
-		_, done, err := v.claimRecentMaybe(asc, wait)
+		_, done, err := v.claimRecentMaybe(rest, wait)
 		if err != nil {
 			v.s.srv.log.Warn("imapfront: claim recent", "account", v.s.address(), "mailbox", v.mb.Name, "err", err)
 		}
 		if done {
 			v.freshHeld = time.Time{}
+			v.markOwnClaims(own, asc[len(asc)-1])
 		} else {
 			if v.freshHeld.IsZero() {
 				v.freshHeld = time.Now()

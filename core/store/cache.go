@@ -28,11 +28,7 @@ func (s *Store) SetMessageCaches(ctx context.Context, entries []MessageCache) er
 		return nil
 	}
 	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
-		upd, err := tx.PrepareContext(ctx, `UPDATE messages SET envelope = ?, structure = ? WHERE id = ?`)
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		defer upd.Close()
+		upd := txStmt{tx, `UPDATE messages SET envelope = ?, structure = ? WHERE id = ?`}
 		for _, e := range entries {
 			if _, err := upd.ExecContext(ctx, e.Envelope, e.Structure, e.MessageID); err != nil {
 				return fmt.Errorf("store: set message cache: %w", err)

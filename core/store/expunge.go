@@ -18,17 +18,9 @@ func expungeUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32
 	if err != nil {
 		return 0, err
 	}
-	del, err := tx.PrepareContext(ctx, `DELETE FROM messages WHERE mailbox_id = ? AND uid = ?`)
-	if err != nil {
-		return 0, fmt.Errorf("store: %w", err)
-	}
-	defer del.Close()
-	rec, err := tx.PrepareContext(ctx, `INSERT INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)
-		ON CONFLICT(mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq`)
-	if err != nil {
-		return 0, fmt.Errorf("store: %w", err)
-	}
-	defer rec.Close()
+	del := txStmt{tx, `DELETE FROM messages WHERE mailbox_id = ? AND uid = ?`}
+	rec := txStmt{tx, `INSERT INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)
+		ON CONFLICT(mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq`}
 	for _, u := range uids {
 		res, err := del.ExecContext(ctx, mailboxID, u)
 		if err != nil {
@@ -114,11 +106,7 @@ func (s *Store) ExpungeSeen(ctx context.Context, seen *Seen) ([]uint32, error) {
 		if acct != seen.AccountID || validity != seen.UIDValidity || created != seen.Created.Unix() {
 			return fmt.Errorf("mailbox %d: %w: its account or UIDVALIDITY changed since it was read", seen.MailboxID, ErrNotFound)
 		}
-		sel, err := tx.PrepareContext(ctx, `SELECT blob FROM messages WHERE mailbox_id = ? AND uid = ?`)
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		defer sel.Close()
+		sel := txStmt{tx, `SELECT blob FROM messages WHERE mailbox_id = ? AND uid = ?`}
 		uids := make([]uint32, 0, len(seen.Blobs))
 		for u := range seen.Blobs {
 			uids = append(uids, u)

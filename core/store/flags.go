@@ -58,16 +58,8 @@ func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, u
 		if err != nil {
 			return err
 		}
-		sel, err := tx.PrepareContext(wctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id = ? AND uid = ?`)
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		defer sel.Close()
-		upd, err := tx.PrepareContext(wctx, `UPDATE messages SET flags = ?, modseq = ? WHERE id = ?`)
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		defer upd.Close()
+		sel := txStmt{tx, `SELECT ` + messageCols + ` FROM messages WHERE mailbox_id = ? AND uid = ?`}
+		upd := txStmt{tx, `UPDATE messages SET flags = ?, modseq = ? WHERE id = ?`}
 		var modseq uint64
 		for _, uid := range uids {
 			m, err := scanMessage(sel.QueryRowContext(wctx, mailboxID, uid), false)

@@ -90,12 +90,8 @@ func (s *Store) ReplaceKnownUsers(ctx context.Context, domain string, addrs []st
 		if _, err := tx.ExecContext(ctx, `DELETE FROM known_users WHERE domain_id = ? AND source = ?`, id, KnownList); err != nil {
 			return fmt.Errorf("store: known users of %s: %w", domain, err)
 		}
-		st, err := tx.PrepareContext(ctx, `INSERT INTO known_users(domain_id, address, source, added) VALUES (?, ?, ?, ?)
-ON CONFLICT(domain_id, address) DO UPDATE SET source = excluded.source, added = excluded.added`)
-		if err != nil {
-			return fmt.Errorf("store: known users of %s: %w", domain, err)
-		}
-		defer st.Close()
+		st := txStmt{tx, `INSERT INTO known_users(domain_id, address, source, added) VALUES (?, ?, ?, ?)
+ON CONFLICT(domain_id, address) DO UPDATE SET source = excluded.source, added = excluded.added`}
 		t := now()
 		for _, a := range addrs {
 			if _, err := st.ExecContext(ctx, id, a, KnownList, t); err != nil {

@@ -268,36 +268,52 @@ func (t *Tx) Enqueue(from string, rcpts []string, body []byte, note string) (int
 // commits without its fsync and returns once a shared fsync of the log
 // made it durable (writeGrouped), so that the writer is not held for it.
 func (s *Store) AppendMessage(ctx context.Context, mailboxID int64, m *NewMessage) (*Message, error) {
+	out, _, err := s.appendMessageThen(ctx, mailboxID, m, false)
+	return out, err
+}
+
+// appendMessageThen is AppendMessage that, with claim, also claims the
+// mailbox's messages up to the new one as recent in the same transaction
+// (AppendMessageRecent) and returns the highest UID claimed before.
+func (s *Store) appendMessageThen(ctx context.Context, mailboxID int64, m *NewMessage, claim bool) (*Message, uint32, error) {
 	m, err := s.prepare(ctx, m)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	var out *Message
+	var last uint32
 	if s.wal != nil {
-		var out *Message
 		wctx := s.writeCtx(ctx)
 		err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
 			var err error
-			out, err = s.appendMessage(wctx, tx, ch, mailboxID, m)
+			if out, err = s.appendMessage(wctx, tx, ch, mailboxID, m); err != nil || !claim {
+				return err
+			}
+			last, err = claimRecentTx(wctx, tx, mailboxID, out.UID)
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		return out, nil
+		return out, last, nil
 	}
 	t, err := s.BeginMailbox(ctx, mailboxID)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer t.Rollback()
-	out, err := t.Append(mailboxID, m)
-	if err != nil {
-		return nil, err
+	if out, err = t.Append(mailboxID, m); err != nil {
+		return nil, 0, err
+	}
+	if claim {
+		if last, err = claimRecentTx(t.ctx, t.tx, mailboxID, out.UID); err != nil {
+			return nil, 0, conflict(err)
+		}
 	}
 	if err := t.Commit(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return out, nil
+	return out, last, nil
 }
 
 // mailboxAccount returns the account a mailbox belongs to, or ErrNotFound.
@@ -704,12 +720,8 @@ func copyMessages(ctx context.Context, tx *sql.Tx, src int64, uids []uint32, dst
 	if err != nil {
 		return nil, err
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO messages(mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq, envelope, structure)
-		SELECT ?, ?, flags, internal_date, internal_zone, size, blob, ?, envelope, structure FROM messages WHERE mailbox_id = ? AND uid = ?`)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer ins.Close()
+	ins := txStmt{tx, `INSERT INTO messages(mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq, envelope, structure)
+		SELECT ?, ?, flags, internal_date, internal_zone, size, blob, ?, envelope, structure FROM messages WHERE mailbox_id = ? AND uid = ?`}
 	var pairs []UIDPair
 	for _, u := range uids {
 		res, err := ins.ExecContext(ctx, dst, next, modseq, src, u)

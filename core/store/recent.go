@@ -11,7 +11,10 @@ import (
 // session's: a message is recent to the first IMAP session that has its
 // mailbox selected (read-write) once it arrived, and to no other. The store
 // keeps, per mailbox, the highest UID some session claimed (mailbox_recent);
-// messages above it are recent to whoever claims them next.
+// messages above it are recent to whoever claims them next: a session's
+// poll (ClaimRecent, TryClaimRecent), or an APPEND into the mailbox its
+// session has selected, in the APPEND's own transaction
+// (AppendMessageRecent, Tx.ClaimRecent).
 
 // RecentFrom returns the highest UID of a mailbox already claimed as
 // recent: messages above it are recent and unclaimed.
@@ -100,23 +103,62 @@ func (s *Store) claimRecent(ctx context.Context, mailboxID int64, upTo uint32, w
 	wctx := s.writeCtx(ctx)
 	// The turn ends at the commit: the next claimer reads it then.
 	err := s.writeUnsyncedThen(ctx, func(tx *sql.Tx, ch *changes) error {
-		err := tx.QueryRowContext(wctx, `SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?`, mailboxID).Scan(&last)
-		if errors.Is(err, sql.ErrNoRows) {
-			last = 0
-		} else if err != nil {
-			return fmt.Errorf("store: claim recent: %w", err)
-		}
-		if last >= upTo {
-			return nil
-		}
-		_, err = tx.ExecContext(wctx, `INSERT INTO mailbox_recent(mailbox_id, last_uid) SELECT id, ? FROM mailboxes WHERE id = ?
-			ON CONFLICT(mailbox_id) DO UPDATE SET last_uid = max(mailbox_recent.last_uid, excluded.last_uid)`, upTo, mailboxID)
-		if err != nil {
-			return fmt.Errorf("store: claim recent: %w", err)
-		}
-		return nil
+		var err error
+		last, err = claimRecentTx(wctx, tx, mailboxID, upTo)
+		return err
 	}, unlock)
 	return last, err == nil, err
+}
+
+// claimRecentTx claims a mailbox's messages up to UID upTo in tx and
+// returns the highest UID claimed before (see ClaimRecent). The writers
+// it runs among are one at a time (SQLite's one writer; on PostgreSQL
+// the account's lock, which every write of the mailbox takes), so the
+// read and the raise are one step.
+func claimRecentTx(ctx context.Context, tx *sql.Tx, mailboxID int64, upTo uint32) (uint32, error) {
+	var last uint32
+	err := tx.QueryRowContext(ctx, `SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?`, mailboxID).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		last = 0
+	} else if err != nil {
+		return 0, fmt.Errorf("store: claim recent: %w", err)
+	}
+	if last >= upTo {
+		return last, nil
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO mailbox_recent(mailbox_id, last_uid) SELECT id, ? FROM mailboxes WHERE id = ?
+		ON CONFLICT(mailbox_id) DO UPDATE SET last_uid = max(mailbox_recent.last_uid, excluded.last_uid)`, upTo, mailboxID)
+	if err != nil {
+		return 0, fmt.Errorf("store: claim recent: %w", err)
+	}
+	return last, nil
+}
+
+// ClaimRecent claims a mailbox's messages up to UID upTo as recent in the
+// transaction, as Store.ClaimRecent does, and returns the highest UID
+// claimed before: for an APPEND of several messages (MULTIAPPEND) into
+// the mailbox its session has selected read-write (AppendMessageRecent).
+func (t *Tx) ClaimRecent(mailboxID int64, upTo uint32) (uint32, error) {
+	if err := t.inScope(mailboxID); err != nil {
+		return 0, err
+	}
+	last, err := claimRecentTx(t.ctx, t.tx, mailboxID, upTo)
+	return last, conflict(err)
+}
+
+// AppendMessageRecent is AppendMessage for a session that appends to the
+// mailbox it has selected read-write: in the APPEND's own transaction it
+// claims the mailbox's messages up to the new one as recent to that
+// session (ClaimRecent's claim), and returns, beside the message, the
+// highest UID claimed before. The session's recent messages from this
+// claim are those above it and up to the new message's UID. So the new
+// message's claim is no write of its own after the APPEND (a turn of the
+// writer, behind the other sessions' writes), and no other session can
+// claim it first: it is theirs to see only once committed, claimed.
+// RFC 3501 2.3.2 lets the appending session be the one: it is the first
+// to be told of the message (in its APPEND's response).
+func (s *Store) AppendMessageRecent(ctx context.Context, mailboxID int64, m *NewMessage) (*Message, uint32, error) {
+	return s.appendMessageThen(ctx, mailboxID, m, true)
 }
 
 // RecentCount counts a mailbox's messages that are recent and unclaimed

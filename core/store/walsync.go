@@ -350,6 +350,12 @@ func (w *walSync) close() {
 	}
 }
 
+// ShortWrites is how many short writes (a STORE, an APPEND, COPY, MOVE or
+// EXPUNGE of a session, a \Recent claim: each a turn of the writer, or a
+// transaction of its own on PostgreSQL) this Store was asked for, for
+// tests and benchmarks that count them.
+func (s *Store) ShortWrites() int64 { return s.shortWrites.Load() }
+
 // writeGrouped is write for a transaction of mail (an APPEND, COPY, MOVE
 // or EXPUNGE): it commits with synchronous=NORMAL on the writer
 // connection, waits until walSync made the commit durable, and then tells
@@ -409,6 +415,7 @@ const (
 // is rolled back and run again (fn twice) as an ordinary FULL write, which
 // raises them.
 func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func(), mode syncMode) error {
+	s.shortWrites.Add(1)
 	if ended == nil {
 		ended = func() {}
 	}
