@@ -363,3 +363,38 @@ func TestWritesDoNotWatchContext(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginCountsJoinBatch: a LOGIN's writes of its counts (writeCounters)
+// are short writes grouped with the others queued at once (one commit
+// for a STORE and a login's count), where each took the writer alone,
+// with a BEGIN and COMMIT of its own, twice a LOGIN.
+func TestLoginCountsJoinBatch(t *testing.T) {
+	sqliteOnly(t)
+	s, mb, uids := inboxStore(t, nil, 1)
+	ctx := context.Background()
+	sizes := batchSizes(s)
+	release := holdWriter(t, s)
+	defer release()
+	errs := make(chan error, 2)
+	go func() {
+		_, err := s.StoreFlags(ctx, mb.ID, uids, FlagsAdd, []string{"$A"})
+		errs <- err
+	}()
+	waitQueued(t, s, 1, true)
+	go func() {
+		errs <- s.NoteLoginFailure(ctx, []LoginFailureKey{{"src 192.0.2.9/32", 10}}, time.Hour)
+	}()
+	waitQueued(t, s, 2, true)
+	release()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := sizes(); !slices.Equal(got, []int{2}) {
+		t.Fatalf("batches %v, want one of 2 (the STORE and the login's count)", got)
+	}
+	if got := flagsOf(t, s, mb.ID, uids[0]); got != "$A" {
+		t.Fatalf("flags %q after the batch", got)
+	}
+}

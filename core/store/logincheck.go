@@ -158,11 +158,14 @@ func sweepLoginFailures(ctx context.Context, tx *sql.Tx, now int64) error {
 // only these writes take (every write of the counts comes here): they
 // run one at a time, as fn's reads and writes need, without waiting for
 // the writer connection or the writer lock, which a migration's batch
-// may hold (a login must not wait for one). On SQLite it commits on the writer connection with
-// synchronous=NORMAL (commitNormal), without waiting for the log's fsync:
-// a crash may forget the last counts, as it forgets the per-process
-// buckets (no mail depends on them), and a login does not hold the writer
-// for a disk flush.
+// may hold (a login must not wait for one). On SQLite it is one of the
+// short writes grouped on the writer connection (writeNormal, with the
+// STOREs, APPENDs and claims queued beside it: one commit for them all,
+// where it took the writer alone, with a BEGIN and COMMIT of its own,
+// twice a LOGIN), committed with synchronous=NORMAL and without waiting
+// for the log's fsync: a crash may forget the last counts, as it forgets
+// the per-process buckets (no mail depends on them), and a login does not
+// hold the writer for a disk flush.
 //
 // fn runs its statements with the ctx it is given: on SQLite ctx without
 // its end (writeCtx), so that the writer is not held while database/sql
@@ -185,11 +188,6 @@ func (s *Store) writeCounters(ctx context.Context, fn func(ctx context.Context, 
 		}
 		return nil
 	}
-	conn, err := s.w.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
-	}
 	wctx := s.writeCtx(ctx)
-	_, _, err = s.commitNormal(ctx, conn, func(tx *sql.Tx, _ *changes) error { return fn(wctx, tx) })
-	return err
+	return s.writeNormal(ctx, func(tx *sql.Tx, _ *changes) error { return fn(wctx, tx) }, nil, syncNone)
 }

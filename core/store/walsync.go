@@ -351,9 +351,9 @@ func (w *walSync) close() {
 }
 
 // ShortWrites is how many short writes (a STORE, an APPEND, COPY, MOVE or
-// EXPUNGE of a session, a \Recent claim: each a turn of the writer, or a
-// transaction of its own on PostgreSQL) this Store was asked for, for
-// tests and benchmarks that count them.
+// EXPUNGE of a session, a \Recent claim, a LOGIN's counts: each a turn of
+// the writer, or a transaction of its own on PostgreSQL) this Store was
+// asked for, for tests and benchmarks that count them.
 func (s *Store) ShortWrites() int64 { return s.shortWrites.Load() }
 
 // writeGrouped is write for a transaction of mail (an APPEND, COPY, MOVE
