@@ -12,11 +12,11 @@ import (
 	"mailferry/core/store"
 )
 
-// review4Engines runs fn with a session's store e and the store another
-// session writes through: the same store, another store on the same
+// eachEngine runs fn with a session's store e and the store another
+// session writes through, each a subtest: the same store, another store on the same
 // SQLite file (`mailferry migrate` or a second serve beside it), one
 // PostgreSQL node, two nodes.
-func review4Engines(t *testing.T, fn func(t *testing.T, e, other *env)) {
+func eachEngine(t *testing.T, fn func(t *testing.T, e, other *env)) {
 	t.Run("sqlite", func(t *testing.T) {
 		e := newEnv(t, nil)
 		fn(t, e, e)
@@ -59,7 +59,7 @@ var highestRe = regexp.MustCompile(`HIGHESTMODSEQ (\d+)`)
 // had another mailbox selected, a RENAME of INBOX (which empties it); its
 // HIGHESTMODSEQ is the mailbox's; STATUS of another mailbox is right.
 func TestReview4SelectedSeesEveryChange(t *testing.T) {
-	review4Engines(t, func(t *testing.T, e, other *env) {
+	eachEngine(t, func(t *testing.T, e, other *env) {
 		inbox := e.inbox()
 		for i := 0; i < 4; i++ {
 			e.put(inbox, fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i))
@@ -123,7 +123,7 @@ func TestReview4SelectedSeesEveryChange(t *testing.T) {
 // TestReview4IdleToldOfOwnMailbox: an IDLE session is told of a new
 // message in its mailbox made by another session or process.
 func TestReview4IdleToldOfOwnMailbox(t *testing.T) {
-	review4Engines(t, func(t *testing.T, e, other *env) {
+	eachEngine(t, func(t *testing.T, e, other *env) {
 		a := e.login()
 		a.ok("CREATE Other")
 		a.ok("SELECT INBOX")
@@ -147,7 +147,7 @@ func TestReview4IdleToldOfOwnMailbox(t *testing.T) {
 // TestReview4RecentToOne: a session APPENDs into its selected INBOX while
 // another SELECTs it again and again: no message is \Recent to both.
 func TestReview4RecentToOne(t *testing.T) {
-	review4Engines(t, func(t *testing.T, e, other *env) {
+	eachEngine(t, func(t *testing.T, e, other *env) {
 		a := e.login()
 		a.ok("SELECT INBOX")
 		b := other.login()
