@@ -2,6 +2,10 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -37,6 +41,9 @@ func TestReview4CountAfterStoreCopy(t *testing.T) {
 	if err != nil || len(msgs) == 0 {
 		t.Fatalf("%d messages (%v)", len(msgs), err)
 	}
+	if _, err := dst.StoreFlags(ctx, inbox.ID, []uint32{msgs[0].UID}, FlagsAdd, []string{`\Deleted`}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := dst.Expunge(ctx, inbox.ID, []uint32{msgs[0].UID}); err != nil {
 		t.Fatal(err)
 	}
@@ -48,4 +55,50 @@ func TestReview4CountAfterStoreCopy(t *testing.T) {
 		t.Fatalf("Delta counts %d after one expunge of %d", d.Messages, len(msgs))
 	}
 	countsAgree(t, dst, "target after an expunge")
+}
+
+// TestReview4CountUpgradePostgres: PostgreSQL's schema step that adds
+// message_count counts the messages already there, and its triggers
+// count those after (TestMessageCountUpgrade is SQLite's).
+func TestReview4CountUpgradePostgres(t *testing.T) {
+	postgresOnly(t, "the PostgreSQL schema step")
+	path := filepath.Join(t.TempDir(), "mail.db")
+	s, err := testOpen(t, path, &Options{ChangePoll: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	mb, uids := fillInbox(t, s, 7)
+	step := slices.IndexFunc(pgSchema, func(q string) bool { return strings.Contains(q, "ADD COLUMN IF NOT EXISTS message_count") })
+	if step < 0 {
+		t.Fatal("no PostgreSQL schema step adds message_count")
+	}
+	// Back to the schema before the step, as an older Mailferry left it.
+	for _, q := range []string{`DROP TRIGGER message_count_insert ON messages`, `DROP TRIGGER message_count_delete ON messages`,
+		`DROP FUNCTION message_count_insert()`, `DROP FUNCTION message_count_delete()`,
+		`ALTER TABLE mailboxes DROP COLUMN message_count`, fmt.Sprintf(`UPDATE mailferry_schema SET version = %d`, step)} {
+		if _, err := s.w.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	s.Close()
+	if s, err = testOpen(t, path, &Options{ChangePoll: -1}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := countsAgree(t, s, "upgrade"); n[mb.ID] != 7 {
+		t.Fatalf("INBOX counts %d after the upgrade, want 7", n[mb.ID])
+	}
+	if _, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte("Subject: y\r\n\r\ny\r\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StoreFlags(ctx, mb.ID, uids[:3], FlagsAdd, []string{`\Deleted`}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expunge(ctx, mb.ID, uids[:3]); err != nil {
+		t.Fatal(err)
+	}
+	if n := countsAgree(t, s, "append and expunge after the upgrade"); n[mb.ID] != 5 {
+		t.Fatalf("INBOX counts %d, want 5", n[mb.ID])
+	}
 }
