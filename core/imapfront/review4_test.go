@@ -240,3 +240,94 @@ func TestReview4SelectRacesWriters(t *testing.T) {
 		}
 	}
 }
+
+// TestReview4RecentExactlyOne: two sessions have INBOX selected
+// read-write throughout; one APPENDs into it, the other polls, and mail
+// is delivered into it beside them (another session's APPEND claims
+// what was delivered before its message, unclaimed): at the end every
+// message is \Recent to exactly one of the two.
+func TestReview4RecentExactlyOne(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e, other *env) {
+		inbox := e.inbox()
+		a := e.login()
+		a.ok("SELECT INBOX")
+		b := other.login()
+		b.ok("SELECT INBOX")
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		wg.Add(2)
+		go func() { // delivery
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				if _, err := other.st.AppendMessage(t.Context(), inbox.ID, &store.NewMessage{Body: []byte(simple)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, tagged := b.do("NOOP"); !strings.Contains(tagged, " OK") {
+					return
+				}
+			}
+		}()
+		for i := 0; i < 15; i++ {
+			a.ok("APPEND INBOX {%d+}\r\n%s", len(simple), simple)
+		}
+		close(stop)
+		wg.Wait()
+		settle(a, 35)
+		settle(b, 35)
+		re := regexp.MustCompile(`UID (\d+) FLAGS \(([^)]*)\)`)
+		to := map[string]int{}
+		var outs []string
+		for _, c := range []*conn{a, b} {
+			out := c.ok("FETCH 1:* (UID FLAGS)")
+			outs = append(outs, out)
+			recent := map[string]bool{}
+			for _, m := range re.FindAllStringSubmatch(out, -1) {
+				to[m[1]] += 0
+				if strings.Contains(m[2], `\Recent`) {
+					recent[m[1]] = true
+				}
+			}
+			for u := range recent {
+				to[u]++
+			}
+		}
+		defer func() {
+			if t.Failed() {
+				t.Logf("A's FETCH:\n%s\nB's FETCH:\n%s", outs[0], outs[1])
+			}
+		}()
+		if len(to) != 35 {
+			t.Fatalf("%d messages fetched, want 35", len(to))
+		}
+		for uid, n := range to {
+			if n != 1 {
+				t.Errorf("UID %s is \\Recent to %d of the two sessions", uid, n)
+			}
+		}
+	})
+}
+
+// settle sends NOOPs until the session's view holds n messages (SEARCH
+// ALL), for at most 10 s.
+func settle(c *conn, n int) {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.ok("NOOP")
+		if got := len(strings.Fields(c.ok("SEARCH ALL"))) - 2; got == n || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
