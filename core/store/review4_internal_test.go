@@ -29,14 +29,7 @@ func TestReview4CountAfterStoreCopy(t *testing.T) {
 	if total == 0 {
 		t.Fatal("nothing copied")
 	}
-	a, err := dst.Authenticate(ctx, "alice@example.test", "Alice-pass-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inbox, err := dst.Mailbox(ctx, a.ID, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, inbox := aliceInbox(t, dst)
 	msgs, err := dst.Messages(ctx, inbox.ID)
 	if err != nil || len(msgs) == 0 {
 		t.Fatalf("%d messages (%v)", len(msgs), err)
@@ -86,12 +79,7 @@ func TestReview4CountUpgradePostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if n := countsAgree(t, s, "upgrade"); n[mb.ID] != 7 {
-		t.Fatalf("INBOX counts %d after the upgrade, want 7", n[mb.ID])
-	}
-	if _, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte("Subject: y\r\n\r\ny\r\n")}); err != nil {
-		t.Fatal(err)
-	}
+	countsAfterUpgrade(t, s, mb.ID, 7)
 	if _, err := s.StoreFlags(ctx, mb.ID, uids[:3], FlagsAdd, []string{`\Deleted`}); err != nil {
 		t.Fatal(err)
 	}
