@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"mailferry/core/internal/pgtest"
 )
 
 // TestAppendClaimsRecentInItsWrite: an APPEND into the mailbox its
@@ -20,22 +18,7 @@ import (
 // recent. A MULTIAPPEND claims with its own transaction too; an APPEND
 // from an EXAMINE session or into another mailbox claims nothing.
 func TestAppendClaimsRecentInItsWrite(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		e := newEnv(t, nil)
-		appendClaimsRecent(t, e, e)
-	})
-	t.Run("sqlite-two-stores", func(t *testing.T) {
-		e := newEnv(t, nil)
-		appendClaimsRecent(t, e, newEnv(t, &envOpts{peer: e}))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		e := newEnv(t, &envOpts{databaseURL: pgtest.URL(t)})
-		appendClaimsRecent(t, e, e)
-	})
-	t.Run("postgres-two-nodes", func(t *testing.T) {
-		e := newEnv(t, &envOpts{databaseURL: pgtest.URL(t)})
-		appendClaimsRecent(t, e, newEnv(t, &envOpts{peer: e}))
-	})
+	eachEngine(t, appendClaimsRecent)
 }
 
 // appendRaw APPENDs msg to mailbox with a non-synchronizing literal and

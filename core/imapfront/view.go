@@ -180,10 +180,12 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		// they are told at a later command, at the latest
 		// freshDeferBound after they were first held back, rather than
 		// this command's answer waiting for that write.
-		asc := make([]imap.UID, len(fresh))
-		for k := range fresh {
-			asc[k] = fresh[len(fresh)-1-k]
-		}
+		// fresh is ascending (changes: Delta's rows and Snapshot's UIDs
+		// are in UID order), as the claim needs: its last is the highest
+		// UID claimed. Reversed, the claim took the lowest for the highest
+		// and left the others unclaimed (recent to no session) or marked
+		// without a claim (recent to two: TestReview4RecentExactlyOne).
+		asc := fresh
 		// Those this session's APPEND claimed (ownClaim) need no claim.
 		own, rest := v.takeOwnClaims(asc)
 		wait := allowExpunge || (!v.freshHeld.IsZero() && time.Since(v.freshHeld) >= freshDeferBound)

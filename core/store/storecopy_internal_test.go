@@ -179,14 +179,7 @@ func TestStoreCopy(t *testing.T) {
 				t.Fatal("the marker is left after a complete copy")
 			}
 			// Through the API: bytes, UIDs, flags, dates, the password.
-			a, err := dst.Authenticate(ctx, "alice@example.test", "Alice-pass-1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			inbox, err := dst.Mailbox(ctx, a.ID, "INBOX")
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, inbox := aliceInbox(t, dst)
 			if inbox.UIDValidity != 1234567 || inbox.UIDNext != 40 {
 				t.Errorf("INBOX UIDVALIDITY %d UIDNEXT %d", inbox.UIDValidity, inbox.UIDNext)
 			}
@@ -488,4 +481,20 @@ func TestStoreCopyRefusesServedSource(t *testing.T) {
 	if _, err := Copy(ctx, src, dst, nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// aliceInbox logs in as fillSource's alice on a copy's target and
+// returns her account and INBOX.
+func aliceInbox(t *testing.T, dst *Store) (*Account, *Mailbox) {
+	t.Helper()
+	ctx := context.Background()
+	a, err := dst.Authenticate(ctx, "alice@example.test", "Alice-pass-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := dst.Mailbox(ctx, a.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, inbox
 }
