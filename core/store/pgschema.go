@@ -352,7 +352,8 @@ CREATE TABLE IF NOT EXISTS bucket_adoptions (
 );
 `,
 	// 12: each mailbox's count of messages, kept by triggers on messages
-	// (SQLite's step of the same column). Per statement, from its
+	// (SQLite's step of the same column). It can run again (as every
+	// PostgreSQL step: IF NOT EXISTS, triggers dropped and made again). Per statement, from its
 	// transition table: a row trigger would write a new version of the
 	// mailbox's row for each message of a migration batch's INSERT.
 	`
@@ -370,8 +371,10 @@ BEGIN
 		FROM (SELECT mailbox_id, count(*) AS n FROM removed GROUP BY mailbox_id) r WHERE m.id = r.mailbox_id;
 	RETURN NULL;
 END $$;
+DROP TRIGGER IF EXISTS message_count_insert ON messages;
 CREATE TRIGGER message_count_insert AFTER INSERT ON messages REFERENCING NEW TABLE AS added
 	FOR EACH STATEMENT EXECUTE FUNCTION message_count_insert();
+DROP TRIGGER IF EXISTS message_count_delete ON messages;
 CREATE TRIGGER message_count_delete AFTER DELETE ON messages REFERENCING OLD TABLE AS removed
 	FOR EACH STATEMENT EXECUTE FUNCTION message_count_delete();
 `,
