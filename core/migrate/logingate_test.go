@@ -198,7 +198,7 @@ func TestFirstLoginsBeforeCopies(t *testing.T) {
 	went := 0
 	for i := range c0 {
 		if c0[i] >= n || c1[i] >= n {
-			t.Fatalf("a copy (bob, carol, catchall: %v of %d messages) finished before alice's login; the test needs it longer", c1, n)
+			t.Fatalf("a copy (bob, carol, catchall: %v of %d messages) finished while alice's first login waited: the copies were not held, or the test needs them longer", c1, n)
 		}
 		if c1[i] > c0[i]+3 { // a few fetched before the hold may still be committed
 			went++
