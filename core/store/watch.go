@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"mailferry/core/internal/renew"
 	"runtime/debug"
 	"time"
 )
@@ -208,14 +209,7 @@ func (s *Store) dataVersion(ctx context.Context) (int64, error) {
 // Watch call is always seen, since last only predates it. It runs until
 // ctx ends (Close); a panic is logged with its stack and the polling goes on.
 func (s *Store) pollOthers(ctx context.Context, interval time.Duration, last int64) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	renew.Every(ctx, interval, func() bool {
 		func() {
 			defer func() {
 				if r := recover(); r != nil {
@@ -240,7 +234,8 @@ func (s *Store) pollOthers(ctx context.Context, interval time.Duration, last int
 				s.notifyAll()
 			}
 		}()
-	}
+		return true
+	})
 }
 
 // notifyAll tells every watcher that something may have changed.

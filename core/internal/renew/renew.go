@@ -1,7 +1,8 @@
 // Package renew is the loop of a lease's renewal, which Mailferry's leases
 // share: a migration's copy lease (core/migrate), a queue item's delivery
 // claim (core/relay), a POP3 maildrop lock (core/pop3front), each renewed
-// every third of its time to live while its holder works.
+// every third of its time to live while its holder works; the store's
+// poll of other processes' commits (core/store watch.go) runs on it too.
 package renew
 
 import (
