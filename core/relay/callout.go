@@ -164,6 +164,38 @@ func (r *Relay) verifyRcpt(ctx context.Context, old *oldserver.Settings, rcpt st
 	}
 }
 
+// errAcceptsAnyone is why a recipient the old server accepted is not
+// recorded as a known user: the server takes recipients that cannot exist.
+var errAcceptsAnyone = errors.New("relay: the old server accepts any recipient of the domain at RCPT")
+
+// acceptsAnyone reports whether the old server takes, at RCPT, a recipient
+// of domain that cannot exist (a random local part): a catch-all, or a
+// server that accepts everything and bounces later. Its yes to a recipient
+// then says nothing about who its users are, so the relay records no
+// known user from it (a sender from outside could otherwise name made-up
+// addresses by the thousand, each a store write, and the readiness check
+// would wait for them as users never moved). The answer is remembered as
+// a callout's is (calloutGoodTTL); one that could not be had counts as
+// yes (nothing recorded) and is asked again next time.
+func (r *Relay) acceptsAnyone(ctx context.Context, old *oldserver.Settings, domain string) bool {
+	set := old.WithDefaults()
+	key := poolKey(&set) + "\x00anyone\x00" + domain
+	if se, ok := r.callout.get(key); ok {
+		return se == nil
+	}
+	se := r.verifyRcpt(ctx, &set, "mailferry-no-such-user-"+newID()+"@"+domain)
+	switch {
+	case se == nil:
+		r.log.Info("the old server accepts any recipient at RCPT: its recipients are not recorded as known users", "domain", domain, "old", set.Host.String())
+		r.callout.putFor(key, nil, calloutGoodTTL)
+		return true
+	case se.Code/100 == 5:
+		r.callout.putFor(key, se, calloutGoodTTL)
+		return false
+	}
+	return true
+}
+
 func calloutKey(poolKey, rcpt string) string {
 	return poolKey + "\x00" + strings.ToLower(rcpt)
 }

@@ -35,8 +35,11 @@
 //     cannot be asked (old server down or down within the last 30 seconds,
 //     TLS failure, the null sender refused, a 4xx or unclear reply) answers
 //     451 4.4.x, and a non-ASCII recipient for an old server without
-//     SMTPUTF8 gets 553 5.6.7. From an authenticated user or a trusted
-//     network the recipient is queued without a callout;
+//     SMTPUTF8 gets 553 5.6.7. A yes records the recipient as a known
+//     user of the domain (for the readiness check), unless the old server
+//     also says yes to a random address of the domain (acceptsAnyone: a
+//     catch-all's yes proves no user). From an authenticated user or a
+//     trusted network the recipient is queued without a callout;
 //   - a local domain that is not migrating, no account: 550 5.1.1;
 //   - any other domain: only from an authenticated user or a trusted
 //     network, queued for the outbound route of the sender's domain (see

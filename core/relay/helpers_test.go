@@ -325,6 +325,10 @@ type oldSMTP struct {
 	mailErr  func(from string) *smtp.SMTPError // reply to MAIL, if not nil
 	tune     func(*smtp.Server)                // applied to each server started
 	sessions int
+	// users, when set, are the only recipients of domain it takes (any
+	// other of domain gets 550 5.1.1, as a server that checks its users
+	// at RCPT does); nil: every recipient not in reject (a catch-all).
+	users map[string]bool
 }
 
 type received struct {
@@ -461,6 +465,9 @@ func (s *oldSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	defer s.o.mu.Unlock()
 	if e := s.o.reject[strings.ToLower(to)]; e != nil {
 		return e
+	}
+	if s.o.users != nil && strings.HasSuffix(strings.ToLower(to), "@"+domain) && !s.o.users[strings.ToLower(to)] {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "User unknown"}
 	}
 	s.to = append(s.to, to)
 	return nil

@@ -32,7 +32,7 @@ func (s *seenUsers) note(record func() error, domain, addr string, log *slog.Log
 	}
 	s.mu.Unlock()
 	if err := record(); err != nil {
-		if !errors.Is(err, store.ErrInvalid) {
+		if !errors.Is(err, store.ErrInvalid) && !errors.Is(err, errAcceptsAnyone) {
 			log.Warn("record a known user", "rcpt", addr, "err", err)
 		}
 		return

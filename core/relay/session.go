@@ -282,7 +282,12 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 				if se := s.r.verifyRcpt(ctx, &set, to); se != nil {
 					return s.reject(se, "RCPT")
 				}
-				s.r.seen.note(func() error { return s.r.st.NoteKnownUser(ctx, domain, to) }, domain, to, s.r.log)
+				s.r.seen.note(func() error {
+					if s.r.acceptsAnyone(ctx, &set, domain) {
+						return errAcceptsAnyone
+					}
+					return s.r.st.NoteKnownUser(ctx, domain, to)
+				}, domain, to, s.r.log)
 			} else if se, ok := s.r.callout.get(calloutKey(pk, to)); ok && se != nil {
 				return s.reject(se, "RCPT")
 			}
