@@ -390,3 +390,22 @@ func TestForwardWhileWaiting(t *testing.T) {
 		}
 	})
 }
+
+// A sender address with a control character (NUL, DEL, another C0 byte)
+// is no address (RFC 5321 section 4.1.2: neither atext nor qtext): it is
+// refused with 501 5.1.7 at MAIL, so that it never reaches the old server,
+// which trusts us, as our MAIL FROM, nor the logs, the queue or a DSN.
+func TestSenderControlCharactersRefused(t *testing.T) {
+	old := startOldSMTP(t, "")
+	e := newEnv(t, old.addr)
+	rr := startRelay(t, e.st, relay.Options{})
+	for _, from := range []string{"a\x00b@elsewhere.test", "a\x01b@elsewhere.test", "a\x7fb@elsewhere.test", "a\x1bb@elsewhere.test", "ab@else\x00where.test", "a\u0085b@elsewhere.test"} {
+		t.Run(fmt.Sprintf("%q", from), func(t *testing.T) {
+			c, _ := open(t, rr.smtpAddr)
+			expectCode(t, c.cmd("MAIL FROM:<"+from+"> SMTPUTF8"), "501 5.1.7")
+			expectCode(t, c.cmd("RCPT TO:<bob@example.test>"), "5")
+			c.cmd("QUIT")
+		})
+	}
+	nothingKept(t, e, rr, old)
+}

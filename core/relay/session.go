@@ -195,6 +195,12 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		return s.reject(errNeedUTF8, "MAIL")
 	}
 	if from != "" {
+		// A control character is neither atext nor qtext (RFC 5321
+		// section 4.1.2): no address, and never for the old server's
+		// MAIL FROM, the logs, the queue or a DSN.
+		if strings.ContainsFunc(from, func(c rune) bool { return c < ' ' || c == 0x7f || (c >= 0x80 && c < 0xa0) }) {
+			return s.reject(errBadSender, "MAIL")
+		}
 		if _, _, err := store.SplitAddress(from); err != nil {
 			return s.reject(errBadSender, "MAIL")
 		}
