@@ -409,3 +409,39 @@ func TestSenderControlCharactersRefused(t *testing.T) {
 	}
 	nothingKept(t, e, rr, old)
 }
+
+// Guessing recipients is slowed: past 10 recipients refused for good on
+// one connection since its last accepted message, each further refusal
+// waits a second (Postfix's smtpd_soft_error_limit and
+// smtpd_error_sleep_time), so that a stranger cannot list the old
+// server's users through our callouts at thousands a second; a message
+// accepted starts the count again.
+func TestRecipientGuessesSlowed(t *testing.T) {
+	old := startOldSMTP(t, "")
+	old.users = map[string]bool{"bob@example.test": true}
+	e := newEnv(t, old.addr)
+	rr := startRelay(t, e.st, relay.Options{})
+	c, _ := open(t, rr.smtpAddr)
+	guess := 0
+	guesses := func(n int) time.Duration {
+		start := time.Now()
+		for range n {
+			guess++
+			expectCode(t, c.cmd(fmt.Sprintf("RCPT TO:<guess%d@example.test>", guess)), "550")
+		}
+		return time.Since(start)
+	}
+	expectCode(t, c.cmd("MAIL FROM:<a@elsewhere.test>"), "250")
+	guesses(10)
+	if d := guesses(3); d < 3*time.Second {
+		t.Fatalf("guesses 11 to 13 were answered in %v, want a second each at least", d)
+	}
+	expectCode(t, c.cmd("RCPT TO:<bob@example.test>"), "250")
+	expectCode(t, c.data(message("hi", "hello")), "250")
+	// Counted afresh: 8 guesses would take 8 s at least if they were not.
+	expectCode(t, c.cmd("MAIL FROM:<a@elsewhere.test>"), "250")
+	if d := guesses(8); d >= 8*time.Second {
+		t.Fatalf("8 guesses after an accepted message took %v: the count did not start again", d)
+	}
+	c.cmd("QUIT")
+}

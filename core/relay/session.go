@@ -77,6 +77,10 @@ type session struct {
 	// pool key — and that old server's settings.
 	kind string
 	fwd  *oldserver.Settings
+
+	// refused counts the recipients refused for good (5xx) since the
+	// connection's last accepted message (see reject).
+	refused int
 }
 
 const (
@@ -94,10 +98,31 @@ func (s *session) tls() bool {
 	return ok
 }
 
+// A connection that had more than softErrorLimit recipients refused for
+// good since its last accepted message waits errorSleep before each
+// further refusal (Postfix's smtpd_soft_error_limit and
+// smtpd_error_sleep_time): guessing addresses — and the callout each
+// guess costs the old server — is slowed to one a second per connection,
+// while a sender with a few stale addresses is not held up.
+const (
+	softErrorLimit = 10
+	errorSleep     = time.Second
+)
+
 func (s *session) reject(err *smtp.SMTPError, what string) error {
 	s.r.rejected.Add(1)
 	s.r.log.Info("refused", "remote", s.ip, "what", what, "code", err.Code, "reason", err.Message)
 	s.r.emit(Event{Kind: EventRejected, From: s.from, Detail: fmt.Sprintf("%s: %d %s", what, err.Code, err.Message)})
+	if what == "RCPT" && err.Code/100 == 5 {
+		if s.refused++; s.refused > softErrorLimit {
+			t := time.NewTimer(errorSleep)
+			select {
+			case <-t.C:
+			case <-s.r.closed:
+			}
+			t.Stop()
+		}
+	}
 	return err
 }
 
@@ -434,6 +459,7 @@ func (s *session) Data(rd io.Reader) error {
 		s.r.log.Error("accept message", "from", s.from, "err", err)
 		return errTempLocal
 	}
+	s.refused = 0
 	s.r.log.Info("accepted", "remote", s.ip, "from", s.from, "rcpts", len(s.rcpts), "size", len(msg), "local", len(s.local.order), "queued", len(s.notes))
 	s.r.emit(Event{Kind: EventAccepted, QueueID: id, From: s.from, Rcpts: append([]string(nil), s.rcpts...)})
 	return nil
@@ -461,6 +487,7 @@ func (s *session) forward(msg []byte) error {
 	if se := s.r.forward(ctx, s.fwd, s.from, s.rcpts, msg, utf8); se != nil {
 		return s.reject(se, "DATA")
 	}
+	s.refused = 0
 	s.r.accepted.Add(1)
 	s.r.relayed.Add(uint64(len(s.rcpts)))
 	remote := s.fwd.Host.String()
