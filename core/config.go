@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -347,11 +348,27 @@ func (c Config) Validate() error {
 		return err
 	}
 	for _, n := range c.TrustedNetworks {
-		if _, _, err := net.ParseCIDR(strings.TrimSpace(n)); err != nil {
+		// Parsed as relayOptions parses it.
+		p, err := netip.ParsePrefix(strings.TrimSpace(n))
+		if err != nil {
 			return fmt.Errorf("trusted_networks: %q is not a CIDR such as 192.0.2.0/24", n)
+		}
+		// Whoever is in a trusted network relays anywhere: one that takes
+		// in the Internet, or a large part of it, is an open relay. The
+		// widest private networks are 10.0.0.0/8 and fc00::/7.
+		if min := minTrustedBits(p); p.Bits() < min {
+			return fmt.Errorf("trusted_networks: %q takes in far more than a network of yours (at most a /%d): whoever is in a trusted network may relay mail through Mailferry to anywhere", n, min)
 		}
 	}
 	return nil
+}
+
+// minTrustedBits is the shortest prefix a trusted network may have.
+func minTrustedBits(p netip.Prefix) int {
+	if p.Addr().Is4() {
+		return 8
+	}
+	return 7
 }
 
 // validateS3 checks the object storage keys without reading the secret.
