@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
@@ -389,5 +390,36 @@ func TestLongUsernameNotLogged(t *testing.T) {
 	}
 	if got := accounts(t, h.st); len(got) != 0 {
 		t.Fatalf("accounts %v", got)
+	}
+}
+
+// No login as another user through Mailferry: AUTHENTICATE PLAIN with an
+// authzid naming bob and alice's own name and old-server password, and
+// the old server's master-user forms ("bob@example.test*migrator" with the
+// master password, AUTHENTICATE PLAIN with authzid bob and the master
+// user) all fail, and no account is made for anyone.
+func TestNoLoginAsAnother(t *testing.T) {
+	srv := oldtest.StartKind(t, oldtest.InProcess, nil)
+	h := newHouse(t, srv.IMAPAddr, nil)
+	plain := func(authz, authc, pass string) string {
+		return base64.StdEncoding.EncodeToString([]byte(authz + "\x00" + authc + "\x00" + pass))
+	}
+	alicePW, bob := srv.Users["alice@example.test"], "bob@example.test"
+	for _, tc := range []struct{ name, line string }{
+		{"authzid bob, alice's password", "AUTHENTICATE PLAIN " + plain(bob, "alice@example.test", alicePW)},
+		{"authzid bob, master user", "AUTHENTICATE PLAIN " + plain(bob, srv.MasterUser, srv.MasterPassword)},
+		{"authzid bob, master user's full name", "AUTHENTICATE PLAIN " + plain(bob, srv.MasterUser+"@example.test", srv.MasterPassword)},
+		{"LOGIN user*master", fmt.Sprintf("LOGIN %s %s", strconv.Quote(bob+"*"+srv.MasterUser), strconv.Quote(srv.MasterPassword))},
+		{"LOGIN bare user*master", fmt.Sprintf("LOGIN %s %s", strconv.Quote("bob*"+srv.MasterUser), strconv.Quote(srv.MasterPassword))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := h.dial(t, "")
+			if got := c.cmd("%s", tc.line); !strings.Contains(got, " NO") {
+				t.Fatalf("%s: %s", tc.line, got)
+			}
+		})
+	}
+	if got := accounts(t, h.st); len(got) != 0 {
+		t.Fatalf("accounts made: %v", got)
 	}
 }

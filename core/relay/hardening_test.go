@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"mailferry/core/oldserver"
@@ -444,4 +445,37 @@ func TestRecipientGuessesSlowed(t *testing.T) {
 		t.Fatalf("8 guesses after an accepted message took %v: the count did not start again", d)
 	}
 	c.cmd("QUIT")
+}
+
+// No submission as another user: AUTH PLAIN with an authzid naming bob
+// and alice's own name and password is refused (535), the session stays
+// unauthenticated (MAIL answered 530), and nothing is sent; the authzid
+// alice gives for herself, in another case, is taken.
+func TestAuthAsAnotherRefused(t *testing.T) {
+	old := startOldSMTP(t, "")
+	e := newEnv(t, old.addr)
+	cfg, pool := testTLS(t)
+	rr := startRelay(t, e.st, relay.Options{TLSConfig: cfg})
+	c, err := smtp.DialStartTLS(rr.subAddr, tlsClient(pool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("bob@example.test", alice, alicePW)); smtpCode(err) != 535 {
+		t.Fatalf("AUTH PLAIN as bob with alice's password: %v", err)
+	}
+	if err := c.Mail("bob@example.test", nil); smtpCode(err) != 530 {
+		t.Fatalf("MAIL after the refused AUTH: %v", err)
+	}
+	c2, err := smtp.DialStartTLS(rr.subAddr, tlsClient(pool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if err := c2.Auth(sasl.NewPlainClient(strings.ToUpper(alice), alice, alicePW)); err != nil {
+		t.Fatalf("AUTH PLAIN with alice's own authzid: %v", err)
+	}
+	if len(old.messages()) != 0 {
+		t.Fatal("something was relayed")
+	}
 }
