@@ -38,11 +38,15 @@ type Options struct {
 	MaxMessageBytes int64
 	// MaxRecipients is the number of RCPT per transaction.
 	MaxRecipients int
-	// MaxDataInFlight bounds the messages being received (DATA) at once,
-	// and MaxDataPerSource those of one source (an IPv4 address, an IPv6
-	// /64): each may hold up to MaxMessageBytes twice in memory until it is
-	// committed. A message over either bound is answered 452 4.3.1 (try
-	// later). 0 means 16 and 4.
+	// MaxDataInFlight bounds the memory of the messages being received
+	// (DATA, BDAT) at once: as much as that many messages of
+	// MaxMessageBytes take (each twice, until it is committed); a message
+	// holds what it has read, at least 64 KiB, so that many more small or
+	// slow ones fit. MaxDataPerSource bounds the messages being received
+	// from one source (an IPv4 address, an IPv6 /64). A message over
+	// either bound is answered 452 4.3.1 (try later). 0 means 16 and 4. A
+	// message's transfer must end within ReadTimeout of its start, BDAT
+	// chunks too (451 4.4.2).
 	MaxDataInFlight, MaxDataPerSource int
 	// ReadTimeout and WriteTimeout bound each read and write of the servers.
 	ReadTimeout, WriteTimeout time.Duration

@@ -112,7 +112,7 @@ type Relay struct {
 	kick       chan struct{} // wakes the worker
 	finished   chan struct{} // a delivery finished
 	dataWG     sync.WaitGroup
-	data       *dataSlots // bounds messages being received (MaxDataInFlight)
+	data       *dataBudget // bounds the memory of messages being received (MaxDataInFlight)
 	inflightMu sync.Mutex
 	inflight   map[int64]bool // queue items being delivered
 	runWG      sync.WaitGroup
@@ -201,7 +201,7 @@ func New(opts Options) (*Relay, error) {
 		listeners: map[net.Listener]struct{}{},
 		subs:      map[chan Event]struct{}{},
 		pool:      newClientPool(opts.Workers),
-		data:      newDataSlots(opts.MaxDataInFlight, opts.MaxDataPerSource),
+		data:      newDataBudget(int64(opts.MaxDataInFlight)*2*(opts.MaxMessageBytes+dataStep), opts.MaxDataPerSource),
 		callout:   newCalloutCache(),
 		sizes:     newSizeCache(),
 	}

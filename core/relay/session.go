@@ -35,6 +35,7 @@ var (
 	errTooManyHops     = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "Too many Received headers: mail loop?"}
 	errNoOldServer     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "Mail for this user cannot be routed yet, try again later"}
 	errTempLocal       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error, try again later"}
+	errDataTooSlow     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message transfer took too long, try again later"}
 	errShuttingDown    = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Shutting down, try again later"}
 	// errOtherKind refuses, for a sender from outside, a recipient that
 	// would mix local delivery and forwarding (or two old servers) in one
@@ -418,11 +419,12 @@ func (s *session) Data(rd io.Reader) error {
 	s.r.dataWG.Add(1)
 	s.r.mu.Unlock()
 	defer s.r.dataWG.Done()
-	if !s.r.data.take(s.ip) {
+	hold := s.r.data.open(s.ip)
+	if hold == nil {
 		return s.reject(errBusy, "DATA")
 	}
-	defer s.r.data.give(s.ip)
-	body, err := io.ReadAll(rd)
+	defer hold.close()
+	body, err := readHeld(rd, hold, s.r.opts.MaxMessageBytes, time.Now().Add(s.r.opts.ReadTimeout))
 	if err != nil {
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {
