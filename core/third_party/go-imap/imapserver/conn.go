@@ -338,6 +338,13 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 			return nil
 		}
 		if err := c.poll(name); err != nil {
+			if errors.As(err, &imapErr) && imapErr.Type == imap.StatusResponseTypeBye {
+				// fork: the session's poll may end it too (its selected
+				// mailbox was deleted): an untagged BYE instead of the
+				// tagged OK, as Dovecot answers.
+				c.state = imap.ConnStateLogout
+				return c.writeStatusResp("", (*imap.StatusResponse)(imapErr))
+			}
 			return err
 		}
 		resp = &imap.StatusResponse{
