@@ -308,7 +308,12 @@ func (s *session) statusData(mb *store.Mailbox, options *imap.StatusOptions) (*i
 			return nil, s.storeErr(err, "STATUS")
 		}
 		if s.sel != nil && s.sel.mb.ID == mb.ID {
-			recent += s.sel.numRecent() // as Dovecot: this session's too
+			// As Dovecot: this session's too (those it claimed).
+			n, err := s.sel.numRecentClaimed()
+			if err != nil {
+				return nil, s.storeErr(err, "STATUS")
+			}
+			recent += n
 		}
 	}
 	return &imap.StatusData{
