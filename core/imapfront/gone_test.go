@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mailferry/core/store"
 )
 
 // TestSelectedMailboxDeleted: a session whose selected mailbox another
@@ -16,13 +18,7 @@ import (
 // found nothing and NO [NONEXISTENT] to STOREs, and was never told.
 func TestSelectedMailboxDeleted(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := context.Background()
-	mb, err := e.st.CreateMailbox(ctx, e.acct.ID, "Box", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.put(mb, simple)
-	e.put(mb, simple)
+	e.put(e.mailboxWith("Box"), simple)
 
 	polling, storing, idling := e.login(), e.login(), e.login()
 	for _, c := range []*conn{polling, storing, idling} {
@@ -40,10 +36,7 @@ func TestSelectedMailboxDeleted(t *testing.T) {
 	mustEnd(t, idling)
 
 	// Another mailbox of the same name, with other mail.
-	a.ok("CREATE Box")
-	if tagged := a.appendMsg("Box", "", strings.Replace(simple, "Subject: Hello", "Subject: Other", 1)); !strings.Contains(tagged, "OK") {
-		t.Fatal(tagged)
-	}
+	createOther(t, a)
 
 	// The next command: BYE in place of its tagged answer, nothing of the
 	// new mailbox.
@@ -71,11 +64,7 @@ func TestSelectedMailboxDeleted(t *testing.T) {
 // its own DELETE.
 func TestOwnDeleteOfSelected(t *testing.T) {
 	e := newEnv(t, nil)
-	mb, err := e.st.CreateMailbox(context.Background(), e.acct.ID, "Box", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.put(mb, simple)
+	e.mailboxWith("Box")
 	c := e.login()
 	c.ok("SELECT Box")
 	c.ok("DELETE Box")
@@ -91,19 +80,12 @@ func TestOwnDeleteOfSelected(t *testing.T) {
 // a mailbox created since under the old name is never what it acts on.
 func TestSelectedMailboxRenamed(t *testing.T) {
 	e := newEnv(t, nil)
-	mb, err := e.st.CreateMailbox(context.Background(), e.acct.ID, "Box", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.put(mb, simple)
+	e.mailboxWith("Box")
 	c := e.login()
 	c.ok("SELECT Box")
 	a := e.login()
 	a.ok("RENAME Box Box2")
-	a.ok("CREATE Box")
-	if tagged := a.appendMsg("Box", "", strings.Replace(simple, "Subject: Hello", "Subject: Other", 1)); !strings.Contains(tagged, "OK") {
-		t.Fatal(tagged)
-	}
+	createOther(t, a)
 	c.ok("NOOP")
 	un := c.ok("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
 	if !strings.Contains(un, "Subject: Hello") || strings.Contains(un, "Other") {
@@ -115,6 +97,26 @@ func TestSelectedMailboxRenamed(t *testing.T) {
 	a.ok("EXAMINE Box")
 	if un := a.ok("FETCH 1 (FLAGS)"); strings.Contains(un, `\Flagged`) {
 		t.Fatalf("the new mailbox's message was changed: %s", un)
+	}
+}
+
+// mailboxWith creates a mailbox holding one message (simple).
+func (e *env) mailboxWith(name string) *store.Mailbox {
+	e.t.Helper()
+	mb, err := e.st.CreateMailbox(context.Background(), e.acct.ID, name, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.put(mb, simple)
+	return mb
+}
+
+// createOther creates Box again through a, with a message "Other".
+func createOther(t *testing.T, a *conn) {
+	t.Helper()
+	a.ok("CREATE Box")
+	if tagged := a.appendMsg("Box", "", strings.Replace(simple, "Subject: Hello", "Subject: Other", 1)); !strings.Contains(tagged, "OK") {
+		t.Fatal(tagged)
 	}
 }
 

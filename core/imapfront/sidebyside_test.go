@@ -1,10 +1,8 @@
 package imapfront_test
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -67,14 +65,8 @@ type sconn struct {
 
 func (sd *side) dial() *sconn {
 	sd.t.Helper()
-	c, err := net.DialTimeout("tcp", sd.addr, 5*time.Second)
-	if err != nil {
-		sd.t.Fatal(err)
-	}
-	sd.t.Cleanup(func() { c.Close() })
 	sd.conns++
-	s := &sconn{conn: &conn{t: sd.t, c: c}, sd: sd, who: string(rune('A' + sd.conns - 1))}
-	s.r = bufio.NewReader(c)
+	s := &sconn{conn: dialAddr(sd.t, sd.addr), sd: sd, who: string(rune('A' + sd.conns - 1))}
 	fmt.Fprintf(sd.out, "%s< %s\n", s.who, s.line())
 	return s
 }
