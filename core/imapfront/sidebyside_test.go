@@ -17,7 +17,8 @@ import (
 // command scripts (what Thunderbird, iOS Mail, K-9 and mutt send) and writes
 // each server's transcript of each script to the directory named by
 // MAILFERRY_IMAP_SIDEBYSIDE (dovecot-NAME.txt, mailferry-NAME.txt), for
-// comparing by eye or with diff. It asserts nothing: the conformance tests
+// comparing by eye or with diff (MAILFERRY_IMAP_SIDEBYSIDE_ONLY=name runs
+// one script). It asserts nothing: the conformance tests
 // hold what was found.
 func TestSideBySide(t *testing.T) {
 	dir := os.Getenv("MAILFERRY_IMAP_SIDEBYSIDE")
@@ -33,7 +34,11 @@ func TestSideBySide(t *testing.T) {
 		{name: "dovecot", addr: old.IMAPAddr, user: "alice@example.test", pass: old.Users["alice@example.test"]},
 		{name: "mailferry", addr: e.addr, user: user, pass: pass},
 	}
+	only := os.Getenv("MAILFERRY_IMAP_SIDEBYSIDE_ONLY") // one script's name
 	for _, sc := range sideScripts {
+		if only != "" && sc.name != only {
+			continue
+		}
 		for _, sd := range sides {
 			sd.t, sd.box, sd.out, sd.conns = t, "SBS-"+sc.name, &strings.Builder{}, 0
 			sc.run(sd)
@@ -232,10 +237,12 @@ var sideScripts = []struct {
 		sd.note("B NOOP after C claimed")
 		b.x("NOOP")
 		b.x("FETCH 1:* (FLAGS)")
+		b.x("STATUS %s (RECENT)", sd.box)
 		sd.note("new mail while B examines and C selects")
 		a.appendx(sd.box, "", msgN(3))
 		b.x("NOOP")
 		b.x("FETCH 1:* (FLAGS)")
+		b.x("STATUS %s (RECENT)", sd.box)
 		c.x("NOOP")
 		c.x("FETCH 1:* (FLAGS)")
 		sd.note("new mail, B first to know (EXAMINE)")
