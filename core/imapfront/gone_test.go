@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"mailferry/core/internal/pgtest"
 	"mailferry/core/store"
 )
 
@@ -17,7 +18,13 @@ import (
 // session went on with the old numbering, answered OK to FETCHes that
 // found nothing and NO [NONEXISTENT] to STOREs, and was never told.
 func TestSelectedMailboxDeleted(t *testing.T) {
-	e := newEnv(t, nil)
+	t.Run("sqlite", func(t *testing.T) { selectedMailboxDeleted(t, newEnv(t, nil)) })
+	t.Run("postgresql", func(t *testing.T) {
+		selectedMailboxDeleted(t, newEnv(t, &envOpts{databaseURL: pgtest.URL(t)}))
+	})
+}
+
+func selectedMailboxDeleted(t *testing.T, e *env) {
 	e.put(e.mailboxWith("Box"), simple)
 
 	polling, storing, idling := e.login(), e.login(), e.login()
@@ -61,7 +68,7 @@ func TestSelectedMailboxDeleted(t *testing.T) {
 // TestOwnDeleteOfSelected: a session's DELETE of its selected mailbox is
 // answered OK (before, a FETCH after it killed the session with a nil
 // view), and its next command gets the BYE, as Dovecot's session after
-// its own DELETE.
+// its own DELETE; a SELECT of another mailbox there goes on.
 func TestOwnDeleteOfSelected(t *testing.T) {
 	e := newEnv(t, nil)
 	e.mailboxWith("Box")
@@ -73,6 +80,14 @@ func TestOwnDeleteOfSelected(t *testing.T) {
 	if got := readToEnd(c); !strings.Contains(got, "* BYE ") || strings.Contains(got, "f1 ") {
 		t.Fatalf("FETCH after DELETE of the selected mailbox: %q", got)
 	}
+	// A SELECT of another mailbox after it goes on as ever.
+	e.mailboxWith("Box2")
+	d := e.login()
+	d.ok("SELECT Box2")
+	d.ok("DELETE Box2")
+	mustContain(t, "SELECT after DELETE", d.ok("SELECT INBOX"), "* 0 EXISTS")
+	d.ok("NOOP")
+	d.ok("FETCH 1:* (FLAGS)")
 }
 
 // TestSelectedMailboxRenamed: a RENAME by another session is followed:
