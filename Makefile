@@ -31,7 +31,7 @@ CYRUS_LIBS := libeatmydata1 sasl2-bin libsasl2-modules libsasl2-modules-db libcl
 	libpq5 libxapian30 libzephyr4 libwrap0 libkrb5-3 libldap-2.5-0 libsqlite3-0 libxml2 libssl3 zlib1g
 # (defined after CYRUS_LIBS: := expands now, and an undefined CYRUS_LIBS was empty,
 # so a fresh machine never got Cyrus's libraries and saslpasswd2.)
-TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd dovecot-pop3d postfix openssl ca-certificates python3 isync python3-dkim python3-nacl postgresql $(CYRUS_LIBS)
+TEST_PKGS := $(GUI_PKGS) dovecot-imapd dovecot-lmtpd dovecot-pop3d postfix openssl ca-certificates python3 isync neomutt python3-dkim python3-nacl postgresql $(CYRUS_LIBS)
 
 # apt_install PKGS: install what is missing, non-interactively, without
 # letting package scripts start the distribution's daemons (the tests run

@@ -76,6 +76,28 @@ func TestRecent(t *testing.T) {
 	mustContain(t, "STATUS of the selected mailbox", y.ok("STATUS INBOX (RECENT)"), "RECENT 1")
 }
 
+// TestStatusRecentExamined: STATUS (RECENT) of the mailbox a session has
+// EXAMINEd counts each recent message once, as Dovecot 2.3 does. The
+// unclaimed messages the EXAMINE shows as recent were counted twice (as
+// unclaimed, and as the session's): RECENT 4 of 2 messages.
+func TestStatusRecentExamined(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put(e.inbox(), simple)
+	e.put(e.inbox(), simple)
+	x := e.login()
+	mustContain(t, "EXAMINE", x.ok("EXAMINE INBOX"), "* 2 EXISTS\r\n* 2 RECENT\r\n")
+	mustContain(t, "STATUS of the examined mailbox", x.ok("STATUS INBOX (MESSAGES RECENT)"), "MESSAGES 2 ", "RECENT 2)")
+	// Another session claims them: still the examining session's (its
+	// FETCH shows \Recent), counted once.
+	y := e.login()
+	mustContain(t, "SELECT", y.ok("SELECT INBOX"), "* 2 RECENT\r\n")
+	mustContain(t, "STATUS after another claimed", x.ok("STATUS INBOX (RECENT)"), "RECENT 2)")
+	// New mail, unclaimed, seen by the examining session first.
+	e.put(e.inbox(), simple)
+	mustContain(t, "NOOP", x.ok("NOOP"), "* 3 EXISTS\r\n* 3 RECENT\r\n")
+	mustContain(t, "STATUS with one unclaimed", x.ok("STATUS INBOX (RECENT)"), "RECENT 3)")
+}
+
 var uidValidityRe = regexp.MustCompile(`UIDVALIDITY (\d+)`)
 
 // TestUIDValidityRecreated: a mailbox deleted and made again within the

@@ -147,16 +147,22 @@ type conn struct {
 
 func (e *env) dial() *conn {
 	e.t.Helper()
-	c, err := net.DialTimeout("tcp", e.addr, 5*time.Second)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { c.Close() })
-	cn := &conn{t: e.t, c: c, r: bufio.NewReader(c)}
+	cn := dialAddr(e.t, e.addr)
 	if g := cn.line(); !strings.HasPrefix(g, "* OK ") {
 		e.t.Fatalf("greeting %q", g)
 	}
 	return cn
+}
+
+// dialAddr connects to an IMAP server at addr, its greeting not read.
+func dialAddr(t testing.TB, addr string) *conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &conn{t: t, c: c, r: bufio.NewReader(c)}
 }
 
 // login dials and logs in as the test user.

@@ -166,6 +166,28 @@ func (v *view) isRecent(uid imap.UID) bool { return v.recent[uid] }
 // response).
 func (v *view) numRecent() uint32 { return uint32(len(v.recent)) }
 
+// numRecentClaimed is the number of messages recent to this session that
+// were claimed (by it, or after an EXAMINE showed them, by another): the
+// unclaimed ones an EXAMINE shows as recent are in store.RecentCount
+// already, and STATUS (RECENT) of the selected mailbox counts each
+// message once.
+func (v *view) numRecentClaimed() (uint32, error) {
+	if !v.readOnly {
+		return v.numRecent(), nil // all claimed by this session
+	}
+	last, err := v.s.srv.st.RecentFrom(v.s.ctx(), v.mb.ID)
+	if err != nil {
+		return 0, err
+	}
+	var n uint32
+	for u := range v.recent {
+		if uint32(u) <= last {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // flags is a message's flags as this session sees them: the stored flags
 // (see imapFlags) and \Recent when the message is recent to it.
 func (v *view) flags(uid imap.UID, stored []string) []imap.Flag {

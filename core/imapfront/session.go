@@ -80,6 +80,9 @@ func (s *session) storeErr(err error, what string) error {
 	case errors.As(err, &ie):
 		return err
 	case errors.Is(err, store.ErrNotFound):
+		if s.selectedGone() {
+			return errSelectedDeleted // gone.go
+		}
 		return imapErr(imap.ResponseCodeNonExistent, "%s: no such mailbox or message", what)
 	case errors.Is(err, store.ErrExists):
 		return imapErr(imap.ResponseCodeAlreadyExists, "%s: already exists", what)
@@ -246,12 +249,11 @@ func (s *session) Delete(name string) error {
 	if mb.Name == "INBOX" {
 		return imapErr(imap.ResponseCodeCannot, "INBOX cannot be deleted")
 	}
-	if s.sel != nil && s.sel.mb.ID == mb.ID {
-		s.sel.close()
-		s.sel = nil
-	}
 	if err := s.srv.st.DeleteMailbox(s.ctx(), s.acct.ID, mb.Name); err != nil {
 		return s.storeErr(err, "DELETE")
+	}
+	if s.sel != nil && s.sel.mb.ID == mb.ID {
+		s.sel.deletedHere() // OK, then BYE at the next command (gone.go)
 	}
 	s.srv.selects.drop(mb.ID, nil)
 	return nil
@@ -306,7 +308,12 @@ func (s *session) statusData(mb *store.Mailbox, options *imap.StatusOptions) (*i
 			return nil, s.storeErr(err, "STATUS")
 		}
 		if s.sel != nil && s.sel.mb.ID == mb.ID {
-			recent += s.sel.numRecent() // as Dovecot: this session's too
+			// As Dovecot: this session's too (those it claimed).
+			n, err := s.sel.numRecentClaimed()
+			if err != nil {
+				return nil, s.storeErr(err, "STATUS")
+			}
+			recent += n
 		}
 	}
 	return &imap.StatusData{
@@ -468,7 +475,7 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 		return nil
 	}
 	if err := v.sync(w, true); err != nil {
-		return err
+		return s.bye(err)
 	}
 	for {
 		select {
@@ -487,7 +494,7 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 			}
 			v.told = true
 			if err := v.sync(w, true); err != nil {
-				return err
+				return s.bye(err)
 			}
 		}
 	}

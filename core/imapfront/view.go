@@ -50,6 +50,9 @@ type view struct {
 	// claimed holds the UIDs this session's APPENDs claimed as recent
 	// that have not come into the view yet (recent.go, ownClaim).
 	claimed []uidRange
+	// ownDelete is set by the session's DELETE of this mailbox until the
+	// poll after it (gone.go).
+	ownDelete bool
 }
 
 // freshDeferBound bounds how long new messages are held back from a
@@ -138,9 +141,8 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 	}
 	ch, err := v.changes()
 	if errors.Is(err, store.ErrNotFound) {
-		// The mailbox was deleted: nothing more will change.
-		v.dirty = false
-		return nil
+		// The mailbox was deleted: the session ends (gone.go).
+		return v.deleted()
 	} else if err != nil {
 		// Not fatal to the command that just ran: try again next time.
 		v.s.srv.log.Warn("imapfront: mailbox sync", "account", v.s.address(), "mailbox", v.mb.Name, "err", err)

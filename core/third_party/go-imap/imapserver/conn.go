@@ -199,7 +199,11 @@ func (c *Conn) serve() {
 func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	var tag, name string
 	if !dec.ExpectAtom(&tag) || !dec.ExpectSP() || !dec.ExpectAtom(&name) {
-		return fmt.Errorf("in command: %w", dec.Err())
+		var decErr *imapwire.DecoderExpectError
+		if err := dec.Err(); !errors.As(err, &decErr) {
+			return fmt.Errorf("in command: %w", err)
+		}
+		return c.badLine(tag, decErr)
 	}
 	name = strings.ToUpper(name)
 
@@ -338,6 +342,13 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 			return nil
 		}
 		if err := c.poll(name); err != nil {
+			if errors.As(err, &imapErr) && imapErr.Type == imap.StatusResponseTypeBye {
+				// fork: the session's poll may end it too (its selected
+				// mailbox was deleted): an untagged BYE instead of the
+				// tagged OK, as Dovecot answers.
+				c.state = imap.ConnStateLogout
+				return c.writeStatusResp("", (*imap.StatusResponse)(imapErr))
+			}
 			return err
 		}
 		resp = &imap.StatusResponse{
@@ -354,6 +365,34 @@ const maxBadCommands = 10
 
 // isHTTPMethod reports whether a command tag is an HTTP request method, as
 // a browser's request line starts ("POST / HTTP/1.1").
+// badLine answers a line that is no command (no tag, no command name: an
+// empty line, a stray character) BAD, tagged when the tag could be read,
+// and drops the rest of the line; the session goes on (RFC 3501 7.1.5), as
+// Dovecot's does (fork, FORK.md change 34). Upstream closed the connection
+// without a word. Before login such lines count as unknown commands.
+func (c *Conn) badLine(tag string, decErr *imapwire.DecoderExpectError) error {
+	for {
+		_, err := c.br.ReadSlice('\n')
+		if err == nil {
+			break
+		} else if err != bufio.ErrBufferFull {
+			return fmt.Errorf("in command: %w", err)
+		}
+	}
+	if c.state == imap.ConnStateNotAuthenticated {
+		c.badCommands++
+		if isHTTPMethod(tag) || c.badCommands >= maxBadCommands {
+			c.state = imap.ConnStateLogout
+			defer c.Bye("Too many unknown commands")
+		}
+	}
+	return c.writeStatusResp(tag, &imap.StatusResponse{
+		Type: imap.StatusResponseTypeBad,
+		Code: imap.ResponseCodeClientBug,
+		Text: "Syntax error: " + decErr.Message,
+	})
+}
+
 func isHTTPMethod(tag string) bool {
 	switch tag {
 	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH":

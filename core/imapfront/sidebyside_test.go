@@ -1,0 +1,510 @@
+package imapfront_test
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"mailferry/core/oldserver/oldtest"
+)
+
+// TestSideBySide drives Mailferry and the Dovecot fixture with the same raw
+// command scripts (what Thunderbird, iOS Mail, K-9 and mutt send) and writes
+// each server's transcript of each script to the directory named by
+// MAILFERRY_IMAP_SIDEBYSIDE (dovecot-NAME.txt, mailferry-NAME.txt), for
+// comparing by eye or with diff (MAILFERRY_IMAP_SIDEBYSIDE_ONLY=name runs
+// one script). It asserts nothing: the conformance tests
+// hold what was found.
+func TestSideBySide(t *testing.T) {
+	dir := os.Getenv("MAILFERRY_IMAP_SIDEBYSIDE")
+	if dir == "" {
+		t.Skip("MAILFERRY_IMAP_SIDEBYSIDE=dir writes the transcripts there")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := oldtest.Start(t, nil)
+	e := newEnv(t, nil)
+	sides := []*side{
+		{name: "dovecot", addr: old.IMAPAddr, user: "alice@example.test", pass: old.Users["alice@example.test"]},
+		{name: "mailferry", addr: e.addr, user: user, pass: pass},
+	}
+	only := os.Getenv("MAILFERRY_IMAP_SIDEBYSIDE_ONLY") // one script's name
+	for _, sc := range sideScripts {
+		if only != "" && sc.name != only {
+			continue
+		}
+		for _, sd := range sides {
+			sd.t, sd.box, sd.out, sd.conns = t, "SBS-"+sc.name, &strings.Builder{}, 0
+			sc.run(sd)
+			f := filepath.Join(dir, sd.name+"-"+sc.name+".txt")
+			if err := os.WriteFile(f, []byte(normalize(sd.out.String())), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// side is one server under a script.
+type side struct {
+	t                *testing.T
+	name, addr       string
+	user, pass       string
+	box              string // the script's own mailbox
+	out              *strings.Builder
+	conns            int
+	idleTag, idleWho string
+}
+
+// sconn is a session of a side, its exchanges logged.
+type sconn struct {
+	*conn
+	sd  *side
+	who string
+}
+
+func (sd *side) dial() *sconn {
+	sd.t.Helper()
+	sd.conns++
+	s := &sconn{conn: dialAddr(sd.t, sd.addr), sd: sd, who: string(rune('A' + sd.conns - 1))}
+	fmt.Fprintf(sd.out, "%s< %s\n", s.who, s.line())
+	return s
+}
+
+func (sd *side) login() *sconn {
+	s := sd.dial()
+	s.quiet("LOGIN %q %q", sd.user, sd.pass)
+	return s
+}
+
+// quiet runs a command without logging it (a login).
+func (s *sconn) quiet(format string, args ...any) {
+	s.t.Helper()
+	_, tagged := s.do(format, args...)
+	fmt.Fprintf(s.sd.out, "%s> (LOGIN)\n%s< %s\n", s.who, s.who, tagged)
+}
+
+// x runs a command and logs it and its answer.
+func (s *sconn) x(format string, args ...any) string {
+	s.t.Helper()
+	cmd := fmt.Sprintf(format, args...)
+	un, tagged := s.do("%s", cmd)
+	s.log(cmd, un, tagged)
+	return un
+}
+
+func (s *sconn) log(cmd, un, tagged string) {
+	fmt.Fprintf(s.sd.out, "%s> %s\n", s.who, cmd)
+	for _, l := range strings.SplitAfter(un, "\r\n") {
+		if l != "" {
+			fmt.Fprintf(s.sd.out, "%s< %s\n", s.who, strings.TrimSuffix(l, "\r\n"))
+		}
+	}
+	fmt.Fprintf(s.sd.out, "%s< %s\n", s.who, tagged)
+}
+
+// appendx APPENDs msg with the given flags/date arguments.
+func (s *sconn) appendx(box, args, msg string) {
+	s.t.Helper()
+	s.tag++
+	tag := fmt.Sprintf("t%d", s.tag)
+	if args != "" {
+		args += " "
+	}
+	cmd := fmt.Sprintf("APPEND %s %s{%d}", box, args, len(msg))
+	s.send(tag + " " + cmd + "\r\n")
+	if l := s.line(); !strings.HasPrefix(l, "+") {
+		fmt.Fprintf(s.sd.out, "%s> %s\n%s< %s\n", s.who, cmd, s.who, l)
+		return
+	}
+	s.send(msg + "\r\n")
+	un, tagged := s.until(tag)
+	s.log(cmd+" <literal>", un, tagged)
+}
+
+// lines reads what comes for d, unsolicited (in IDLE, or after a BYE).
+func (s *sconn) lines(d time.Duration) {
+	end := time.Now().Add(d)
+	for {
+		s.c.SetReadDeadline(end)
+		l, err := s.r.ReadString('\n')
+		if l != "" {
+			fmt.Fprintf(s.sd.out, "%s< %s\n", s.who, strings.TrimSuffix(l, "\r\n"))
+		}
+		if err != nil {
+			if !strings.Contains(err.Error(), "timeout") {
+				fmt.Fprintf(s.sd.out, "%s: %v\n", s.who, err)
+			}
+			return
+		}
+	}
+}
+
+// try runs a command on a session that may have been closed.
+func (s *sconn) try(format string, args ...any) {
+	cmd := fmt.Sprintf(format, args...)
+	s.tag++
+	fmt.Fprintf(s.sd.out, "%s> %s\n", s.who, cmd)
+	s.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(s.c, "t%d %s\r\n", s.tag, cmd); err != nil {
+		fmt.Fprintf(s.sd.out, "%s: %v\n", s.who, err)
+		return
+	}
+	s.lines(time.Second)
+}
+
+func (s *sconn) idle() {
+	s.tag++
+	fmt.Fprintf(s.sd.out, "%s> IDLE\n", s.who)
+	s.send(fmt.Sprintf("t%d IDLE\r\n", s.tag))
+	fmt.Fprintf(s.sd.out, "%s< %s\n", s.who, s.line())
+}
+
+func (s *sconn) done() {
+	fmt.Fprintf(s.sd.out, "%s> DONE\n", s.who)
+	s.send("DONE\r\n")
+	un, tagged := s.until(fmt.Sprintf("t%d", s.tag))
+	for _, l := range strings.SplitAfter(un, "\r\n") {
+		if l != "" {
+			fmt.Fprintf(s.sd.out, "%s< %s\n", s.who, strings.TrimSuffix(l, "\r\n"))
+		}
+	}
+	fmt.Fprintf(s.sd.out, "%s< %s\n", s.who, tagged)
+}
+
+func (sd *side) note(s string) { fmt.Fprintf(sd.out, "## %s\n", s) }
+
+var (
+	normUIDValidity = regexp.MustCompile(`(UIDVALIDITY|uidvalidity) \d+`)
+	normDate        = regexp.MustCompile(`"\d\d-[A-Z][a-z][a-z]-\d{4} \d\d:\d\d:\d\d [-+]\d{4}"`)
+	normTime        = regexp.MustCompile(`\(\d+\.\d+ \+ \d+\.\d+( \+ \d+\.\d+)? secs\)\.?`)
+)
+
+func normalize(s string) string {
+	s = normUIDValidity.ReplaceAllString(s, "$1 V")
+	s = normTime.ReplaceAllString(s, "")
+	return s
+}
+
+func msgN(n int) string {
+	return fmt.Sprintf("From: a@example.test\r\nTo: b@example.test\r\nSubject: m%d\r\nMessage-ID: <m%d@example.test>\r\nDate: Mon, 7 Dec 2026 01:00:00 +0000\r\n\r\nbody %d\r\n", n, n, n)
+}
+
+var sideScripts = []struct {
+	name string
+	run  func(sd *side)
+}{
+	{"startup", func(sd *side) {
+		a := sd.dial()
+		a.x("CAPABILITY")
+		a.x(`ID ("name" "Thunderbird" "version" "128.0")`)
+		a.quiet("LOGIN %q %q", sd.user, sd.pass)
+		a.x("CAPABILITY")
+		a.x("ENABLE QRESYNC")
+		a.x("NAMESPACE")
+		a.x(`LIST (SPECIAL-USE) "" "*"`)
+		a.x(`LIST "" "*" RETURN (SPECIAL-USE SUBSCRIBED CHILDREN STATUS (MESSAGES UNSEEN UIDVALIDITY UIDNEXT HIGHESTMODSEQ))`)
+		a.x(`LSUB "" "*"`)
+		a.x(`LIST "" ""`)
+		a.x(`STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ)`)
+		a.x(`GETQUOTAROOT INBOX`)
+		a.x(`SELECT INBOX (CONDSTORE)`)
+		a.x(`UNSELECT`)
+		a.x(`COMPRESS DEFLATE`)
+		a.x("LOGOUT")
+	}},
+	{"recent", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		a.appendx(sd.box, "", msgN(1))
+		a.appendx(sd.box, "", msgN(2))
+		sd.note("B EXAMINEs first")
+		b := sd.login()
+		b.x("STATUS %s (RECENT MESSAGES)", sd.box)
+		b.x("EXAMINE %s", sd.box)
+		b.x("FETCH 1:* (FLAGS)")
+		b.x("SEARCH RECENT")
+		b.x("STATUS %s (RECENT)", sd.box)
+		sd.note("C SELECTs")
+		c := sd.login()
+		c.x("SELECT %s", sd.box)
+		c.x("FETCH 1:* (FLAGS)")
+		sd.note("B NOOP after C claimed")
+		b.x("NOOP")
+		b.x("FETCH 1:* (FLAGS)")
+		b.x("STATUS %s (RECENT)", sd.box)
+		sd.note("new mail while B examines and C selects")
+		a.appendx(sd.box, "", msgN(3))
+		b.x("NOOP")
+		b.x("FETCH 1:* (FLAGS)")
+		b.x("STATUS %s (RECENT)", sd.box)
+		c.x("NOOP")
+		c.x("FETCH 1:* (FLAGS)")
+		sd.note("new mail, B first to know (EXAMINE)")
+		a.appendx(sd.box, "", msgN(4))
+		b.x("NOOP")
+		b.x("FETCH 4 (FLAGS)")
+		d := sd.login()
+		d.x("EXAMINE %s", sd.box)
+		c.x("NOOP")
+		c.x("FETCH 4 (FLAGS)")
+		a.x("DELETE %s", sd.box)
+	}},
+	{"delete", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		a.appendx(sd.box, "", msgN(1))
+		a.appendx(sd.box, "", msgN(2))
+		b := sd.login()
+		b.x("SELECT %s", sd.box)
+		c := sd.login()
+		c.x("SELECT %s", sd.box)
+		c.idle()
+		sd.note("A deletes the mailbox B and C have selected (C idles)")
+		a.x("DELETE %s", sd.box)
+		c.lines(2 * time.Second)
+		b.try("NOOP")
+		b.try("FETCH 1 (FLAGS)")
+		sd.note("A creates it again with other mail")
+		a.x("CREATE %s", sd.box)
+		a.appendx(sd.box, "", msgN(7))
+		b.try("NOOP")
+		b.try("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+		b.try(`STORE 1 +FLAGS (\Deleted)`)
+		b.try("EXPUNGE")
+		c.try("DONE")
+		c.try("FETCH 1 (FLAGS)")
+		a.x("SELECT %s", sd.box)
+		a.x("FETCH 1:* (FLAGS)")
+		a.x("DELETE %s", sd.box)
+	}},
+	{"rename", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		a.appendx(sd.box, "", msgN(1))
+		b := sd.login()
+		b.x("SELECT %s", sd.box)
+		c := sd.login()
+		c.x("SELECT %s", sd.box)
+		c.idle()
+		sd.note("A renames the mailbox B and C have selected")
+		a.x("RENAME %s %s-new", sd.box, sd.box)
+		c.lines(2 * time.Second)
+		b.try("NOOP")
+		b.try("FETCH 1 (FLAGS)")
+		a.appendx(sd.box+"-new", "", msgN(2))
+		b.try("NOOP")
+		sd.note("A creates the old name again")
+		a.x("CREATE %s", sd.box)
+		a.appendx(sd.box, "", msgN(3))
+		b.try("NOOP")
+		b.try("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+		c.try("DONE")
+		a.x("DELETE %s", sd.box)
+		a.x("DELETE %s-new", sd.box)
+	}},
+	{"qresync", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		for i := 1; i <= 5; i++ {
+			a.appendx(sd.box, "", msgN(i))
+		}
+		b := sd.login()
+		b.x("ENABLE QRESYNC")
+		sel := b.x("SELECT %s", sd.box)
+		uv := uidValidityRe.FindStringSubmatch(sel)[1]
+		ms := highestModSeqRe.FindStringSubmatch(sel)[1]
+		b.x("FETCH 1:* (UID FLAGS MODSEQ)")
+		b.x("UNSELECT")
+		sd.note("A changes flags, expunges 2, appends")
+		a.x("SELECT %s", sd.box)
+		a.x(`STORE 1 +FLAGS (\Seen)`)
+		a.x(`STORE 2 +FLAGS (\Deleted)`)
+		a.x("EXPUNGE")
+		a.appendx(sd.box, `(\Flagged $Forwarded)`, msgN(6))
+		sd.note("B resyncs (QRESYNC with known UIDs and sequence match data); modseq and uidvalidity from its select")
+		b.x("SELECT %s (QRESYNC (%s %s 1:5))", sd.box, uv, ms)
+		b.x("UNSELECT")
+		b.x("SELECT %s (QRESYNC (%s %s 1:5 (1:4 1:4)))", sd.box, uv, ms)
+		b.x("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %s VANISHED)", ms)
+		b.x("UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)")
+		b.x("FETCH 1:* (FLAGS) (CHANGEDSINCE %s)", ms)
+		b.x("UID SEARCH MODSEQ 5")
+		b.x(`STORE 1 (UNCHANGEDSINCE 1) +FLAGS (\Answered)`)
+		b.x("NOOP")
+		a.x("DELETE %s", sd.box)
+	}},
+	{"idle", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		a.appendx(sd.box, "", msgN(1))
+		a.appendx(sd.box, "", msgN(2))
+		a.appendx(sd.box, "", msgN(3))
+		b := sd.login()
+		b.x("ENABLE CONDSTORE")
+		b.x("SELECT %s", sd.box)
+		b.idle()
+		a.x("SELECT %s", sd.box)
+		a.appendx(sd.box, `(\Seen)`, msgN(4))
+		b.lines(1500 * time.Millisecond)
+		a.x(`STORE 1 +FLAGS (\Flagged)`)
+		b.lines(1500 * time.Millisecond)
+		a.x(`STORE 2 +FLAGS (\Deleted)`)
+		a.x("EXPUNGE")
+		b.lines(1500 * time.Millisecond)
+		a.x(`STORE 1 +FLAGS (NewKeyword)`)
+		b.lines(1500 * time.Millisecond)
+		b.done()
+		sd.note("polling without IDLE/NOTIFY: NOOP, STATUS of the selected and another mailbox")
+		a.appendx(sd.box, "", msgN(5))
+		a.appendx("INBOX", "", msgN(9))
+		b.x("STATUS INBOX (MESSAGES UIDNEXT)")
+		b.x("NOOP")
+		b.x("UID FETCH 1:* (FLAGS)")
+		a.x("DELETE %s", sd.box)
+	}},
+	{"move", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		a.x("CREATE %s-dst", sd.box)
+		for i := 1; i <= 4; i++ {
+			a.appendx(sd.box, "", msgN(i))
+		}
+		b := sd.login()
+		b.x("SELECT %s", sd.box)
+		a.x("SELECT %s", sd.box)
+		a.x("MOVE 1 %s-dst", sd.box)
+		a.x("UID MOVE 3 %s-dst", sd.box)
+		a.x("UID MOVE 3 %s-dst", sd.box)
+		a.x("MOVE 1 %s-nonexistent", sd.box)
+		a.x(`UID STORE 2,4 +FLAGS.SILENT (\Deleted)`)
+		a.x("UID EXPUNGE 4")
+		a.x("COPY 1 %s-dst", sd.box)
+		a.x("UID COPY 99 %s-dst", sd.box)
+		a.x("MOVE 1 %s", sd.box)
+		b.x("NOOP")
+		b.x("FETCH 1:* (UID FLAGS)")
+		a.x("STATUS %s-dst (MESSAGES UIDNEXT)", sd.box)
+		a.x("CLOSE")
+		a.x("DELETE %s", sd.box)
+		a.x("DELETE %s-dst", sd.box)
+	}},
+	{"append", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		a.appendx(sd.box, `(\Seen $Label1) "05-Jan-2020 10:11:12 +0100"`, msgN(1))
+		a.appendx(sd.box, `() " 5-Jan-2020 10:11:12 -0800"`, msgN(2))
+		a.appendx(sd.box, `(\Recent)`, msgN(3))
+		a.appendx(sd.box, `(\Deleted \Draft \Answered \Flagged)`, msgN(4))
+		a.appendx(sd.box+"-nonexistent", "", msgN(5))
+		a.appendx(sd.box, `"32-Jan-2020 10:11:12 +0100"`, msgN(6))
+		a.x("SELECT %s", sd.box)
+		a.x("FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE)")
+		a.x("UID SEARCH SINCE 1-Jan-2020 BEFORE 6-Jan-2020")
+		a.x("SEARCH KEYWORD $Label1")
+		a.x("SEARCH UNKEYWORD $Label1 DRAFT")
+		a.x("SORT (REVERSE ARRIVAL) UTF-8 ALL")
+		a.x("THREAD REFERENCES UTF-8 ALL")
+		a.x("UID SEARCH RETURN (MIN MAX COUNT ALL) ALL")
+		a.x("DELETE %s", sd.box)
+	}},
+	{"literalplus", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		for _, args := range []string{`"32-Jan-2020 10:11:12 +0100"`, `(\Bogus)`, `(\Seen`} {
+			inj := fmt.Sprintf("x1 CREATE %s-injected\r\n", sd.box)
+			a.tag++
+			cmd := fmt.Sprintf("t%d APPEND %s %s {%d+}\r\n%s\r\n", a.tag, sd.box, args, len(inj), inj)
+			fmt.Fprintf(sd.out, "A> %q\n", cmd)
+			a.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(a.c, cmd); err != nil {
+				fmt.Fprintf(sd.out, "A: %v\n", err)
+				a = sd.login()
+				continue
+			}
+			a.lines(time.Second)
+		}
+		a.x(`LIST "" "%s*"`, sd.box)
+		a.try("DELETE %s-injected", sd.box)
+		a.try("DELETE %s", sd.box)
+	}},
+	{"fetch", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		multi := "From: \"A, B\" <a@example.test>\r\nTo: undisclosed-recipients:;\r\nCc: team: c@example.test, d@example.test;\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nDate: Mon, 7 Dec 2026 01:00:00 +0000\r\nMessage-ID: <multi@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9\r\n--b1\r\nContent-Type: application/octet-stream; name=x.bin\r\nContent-Disposition: attachment; filename=x.bin\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAwQFBgc=\r\n--b1--\r\n"
+		a.appendx(sd.box, "", multi)
+		a.appendx(sd.box, "", msgN(2))
+		a.x("EXAMINE %s", sd.box)
+		a.x("FETCH 1 (ENVELOPE BODYSTRUCTURE RFC822.SIZE INTERNALDATE)")
+		a.x("FETCH 1 (BODY)")
+		a.x("FETCH 1 (BODY.PEEK[1.MIME] BODY.PEEK[2]<0.4> BINARY.PEEK[2] BINARY.SIZE[2] BODY.PEEK[HEADER.FIELDS.NOT (DATE FROM TO CC MESSAGE-ID MIME-VERSION CONTENT-TYPE)])")
+		a.x("FETCH 1:2 (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type Reply-To)])")
+		a.x("FETCH 1 (FLAGS)")
+		a.x("UID SEARCH CHARSET UTF-8 SUBJECT café")
+		a.x("SEARCH FROM \"A, B\"")
+		a.x("SEARCH TEXT 00000")
+		a.x("SEARCH OR HEADER Message-ID multi LARGER 100000")
+		a.x("SEARCH 2:* NOT DELETED")
+		a.x("UID SEARCH UID 2:*")
+		a.x("SORT (SUBJECT) US-ASCII ALL")
+		a.x("SEARCH RETURN (COUNT) ALL")
+		a.x("ESORT")
+		a.x("SORT RETURN (COUNT) (DATE) UTF-8 ALL")
+		a.x("FETCH 1 (SNIPPET (FUZZY))")
+		a.x("FETCH 1 (PREVIEW)")
+		a.x("STATUS %s (SIZE MESSAGES)", sd.box)
+		a.x("DELETE %s", sd.box)
+	}},
+	{"list", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s/a/b", sd.box)
+		a.x("CREATE %s/c", sd.box)
+		a.x("SUBSCRIBE %s/a/b", sd.box)
+		a.x("CREATE %s-drafts (USE (\\Drafts))", sd.box)
+		a.x(`LIST "" %s`, sd.box+"/%")
+		a.x(`LIST "" %s*`, sd.box)
+		a.x(`LIST (SUBSCRIBED RECURSIVEMATCH) "" %s*`, sd.box)
+		a.x(`LIST "" (%s %s/a) RETURN (CHILDREN STATUS (MESSAGES SIZE))`, sd.box, sd.box)
+		a.x(`LSUB "" %s*`, sd.box)
+		a.x(`LIST "%s/" %%`, sd.box)
+		a.x(`LIST "" "~/x"`)
+		a.x(`RENAME %s/a %s/z`, sd.box, sd.box)
+		a.x(`LIST "" %s*`, sd.box)
+		a.x(`UNSUBSCRIBE %s/z/b`, sd.box)
+		a.x(`UNSUBSCRIBE %s/a/b`, sd.box)
+		a.x(`DELETE %s`, sd.box)
+		a.x(`DELETE %s/z/b`, sd.box)
+		a.x(`DELETE %s/z`, sd.box)
+		a.x(`DELETE %s/c`, sd.box)
+		a.x(`DELETE %s`, sd.box)
+		a.x(`DELETE %s-drafts`, sd.box)
+	}},
+	{"errors", func(sd *side) {
+		a := sd.login()
+		a.x("SELECT nonexistent-box")
+		a.x("FETCH 1 FLAGS")
+		a.x("CREATE INBOX")
+		a.x("CREATE %s", sd.box)
+		a.x("CREATE %s", sd.box)
+		a.x("SELECT %s", sd.box)
+		a.x("FETCH 1 FLAGS")
+		a.x("FETCH 1:* FLAGS")
+		a.x("UID FETCH 1:* FLAGS")
+		a.x("FETCH * FLAGS")
+		a.x("SEARCH UID 1")
+		a.x("STORE 1 +FLAGS (\\Seen)")
+		a.x("COPY 1 INBOX")
+		a.x("RENAME INBOX %s-inbox", sd.box)
+		a.x("DELETE INBOX")
+		a.x("FROBNICATE")
+		a.try("DELETE %s", sd.box)
+		a.try("NOOP")
+		a.try("STATUS %s (MESSAGES)", sd.box)
+		a.try("LOGOUT")
+	}},
+}
