@@ -101,7 +101,8 @@ type Results struct {
 // The relay calls this on inbound mail from outside (not on submission)
 // before delivering it. RFC 8601 section 5 asks that Authentication-Results
 // fields already in the message that claim this server's authserv-id be
-// removed or renamed before delivery; that is the relay's part.
+// removed or renamed before delivery; that is the relay's part
+// (core/relay authresults.go renames them).
 func (v *Verifier) AuthenticationResults(ctx context.Context, s Session, msg []byte) string {
 	return v.Check(ctx, s, msg).Header(v.host)
 }

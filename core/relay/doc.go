@@ -113,8 +113,10 @@
 //   - Message bytes are kept exactly as received, with one Received header
 //     (RFC 5321 section 4.4) prepended — and, for mail from outside
 //     delivered here, one Authentication-Results header (RFC 8601,
-//     Options.AuthResults) above it; nothing else is changed, neither for
-//     local delivery nor for relaying.
+//     Options.AuthResults) above it, the message's own such fields that
+//     claim our authserv-id renamed X-Untrusted-Authentication-Results
+//     (RFC 8601 section 5, authresults.go); nothing else is changed,
+//     neither for local delivery nor for relaying.
 //   - A queue item leaves the queue (or loses recipients) in the same store
 //     transaction that records the outcome — including a bounce to queue —
 //     right after the remote server's reply, so a normal stop or restart never

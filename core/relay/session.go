@@ -440,8 +440,12 @@ func (s *session) Data(rd io.Reader) error {
 		// Mail from outside delivered here: SPF, DKIM and DMARC results
 		// for the user's client to read (RFC 8601), never used to refuse.
 		actx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		msg = append(msg, s.r.opts.AuthResults(actx, s.ip, s.conn.Hostname(), s.from, body)...)
+		ar := s.r.opts.AuthResults(actx, s.ip, s.conn.Hostname(), s.from, body)
 		cancel()
+		msg = append(msg, ar...)
+		if ar != "" {
+			body = renameForgedAuthResults(body, authservID([]byte(strings.TrimPrefix(ar, "Authentication-Results:"))))
+		}
 	}
 	msg = append(msg, s.received()...)
 	msg = append(msg, body...)
