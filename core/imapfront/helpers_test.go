@@ -41,9 +41,11 @@ type envOpts struct {
 	tls       *tls.Config
 	insecure  *bool
 	rateLimit imapfront.LoginRateLimit
-	noAccount bool
-	delim     rune
-	dir       string // of the store; "" means a temporary directory
+	// loginTimeout is Options.LoginTimeout.
+	loginTimeout time.Duration
+	noAccount    bool
+	delim        rune
+	dir          string // of the store; "" means a temporary directory
 	// databaseURL keeps the store's metadata in this PostgreSQL database.
 	databaseURL string
 	// peer is another node: this env's store is on peer's database and
@@ -94,7 +96,7 @@ func newEnv(t testing.TB, o *envOpts) *env {
 	}
 	e.srv, err = imapfront.New(&imapfront.Options{
 		Store: st, Migrator: o.migrator, Logger: quietLogger(), TLSConfig: o.tls,
-		AllowInsecureAuth: insecure, LoginRateLimit: rl,
+		AllowInsecureAuth: insecure, LoginRateLimit: rl, LoginTimeout: o.loginTimeout,
 	})
 	if err != nil {
 		t.Fatal(err)

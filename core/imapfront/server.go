@@ -104,6 +104,9 @@ type Options struct {
 	AppendLimit uint32
 	// LoginRateLimit bounds failed logins when Auth is nil.
 	LoginRateLimit LoginRateLimit
+	// LoginTimeout bounds the time a connection may stay without logging
+	// in, whatever it sends; 0 means 3 minutes (Dovecot's), negative none.
+	LoginTimeout time.Duration
 }
 
 // Server is Mailferry's IMAP server.
@@ -179,6 +182,7 @@ func New(opts *Options) (*Server, error) {
 		Logger:       printfLogger{s.log},
 		TLSConfig:    opts.TLSConfig,
 		InsecureAuth: opts.AllowInsecureAuth,
+		LoginTimeout: opts.LoginTimeout,
 	})
 	return s, nil
 }

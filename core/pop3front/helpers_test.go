@@ -43,6 +43,7 @@ type envOpts struct {
 	noAccount bool
 	maxConns  int
 	idle      time.Duration
+	login     time.Duration // Options.LoginTimeout
 	lockTTL   time.Duration
 	store     *store.Store // an existing store (for a migrator made on it), kept open
 }
@@ -78,7 +79,8 @@ func newEnv(t testing.TB, o *envOpts) *env {
 		t.Fatal(err)
 	}
 	e.srv, err = pop3front.New(&pop3front.Options{Store: st, Auth: e.pol, Logger: quietLogger(), TLSConfig: o.tls,
-		AllowInsecureAuth: !o.secure, MaxConnsPerSource: o.maxConns, Idle: o.idle, LockTTL: o.lockTTL})
+		AllowInsecureAuth: !o.secure, MaxConnsPerSource: o.maxConns, Idle: o.idle, LockTTL: o.lockTTL,
+		LoginTimeout: o.login})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,9 @@ type Options struct {
 	// Idle is how long a session may wait for a command before it is
 	// closed; 0 means 10 minutes (RFC 1939 section 3's least autologout).
 	Idle time.Duration
+	// LoginTimeout bounds the time a connection may stay in the
+	// AUTHORIZATION state, whatever it sends; 0 means 3 minutes (Dovecot's).
+	LoginTimeout time.Duration
 	// MaxConnsPerSource bounds the connections of one source; 0 means the
 	// login policy's (auth.Options.MaxConnsPerSource).
 	MaxConnsPerSource int
@@ -53,6 +56,7 @@ type Server struct {
 	tls      *tls.Config
 	insecure bool
 	idle     time.Duration
+	login    time.Duration // Options.LoginTimeout
 	maxConns int
 	lockTTL  time.Duration
 
@@ -74,8 +78,8 @@ func New(opts *Options) (*Server, error) {
 	s := &Server{
 		st: opts.Store, auth: opts.Auth, log: opts.Logger, tls: opts.TLSConfig,
 		insecure: opts.AllowInsecureAuth, idle: opts.Idle, maxConns: opts.MaxConnsPerSource,
-		lockTTL: cmp.Or(opts.LockTTL, 2*time.Minute),
-		lns:     map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{},
+		lockTTL: cmp.Or(opts.LockTTL, 2*time.Minute), login: cmp.Or(opts.LoginTimeout, 3*time.Minute),
+		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{},
 	}
 	if s.log == nil {
 		s.log = slog.Default()

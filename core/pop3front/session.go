@@ -69,11 +69,25 @@ func (s *session) run() {
 		}
 	}
 	s.reply("+OK Mailferry POP3 server ready")
+	greeted := time.Now()
 	for {
 		if s.flush() != nil {
 			return
 		}
-		s.conn.SetDeadline(time.Now().Add(s.srv.idle))
+		wait := s.srv.idle
+		if s.drop == nil {
+			// The AUTHORIZATION state is bounded as a whole, not per
+			// command: CAPA every few minutes would hold the connection
+			// (and a share of its source's) for ever.
+			left := s.srv.login - time.Since(greeted)
+			if left <= 0 {
+				s.reply("-ERR Login timed out")
+				s.flush()
+				return
+			}
+			wait = min(wait, left)
+		}
+		s.conn.SetDeadline(time.Now().Add(wait))
 		line, err := s.readLine()
 		if errors.Is(err, errTooLong) {
 			if s.bad("-ERR Line too long") {
@@ -81,6 +95,11 @@ func (s *session) run() {
 			}
 			continue
 		} else if err != nil {
+			if s.drop == nil && time.Since(greeted) >= s.srv.login {
+				s.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				s.reply("-ERR Login timed out") // the deadline was the AUTHORIZATION state's end
+				s.flush()
+			}
 			return
 		}
 		cmd, err := ParseCommand(line)

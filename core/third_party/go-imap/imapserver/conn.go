@@ -168,11 +168,25 @@ func (c *Conn) serve() {
 		return
 	}
 
+	greeted := time.Now()
 	for {
 		var readTimeout time.Duration
 		switch c.state {
 		case imap.ConnStateAuthenticated, imap.ConnStateSelected:
 			readTimeout = idleReadTimeout
+		case imap.ConnStateNotAuthenticated:
+			// The login phase is bounded as a whole, not per command: a
+			// client sending NOOP every 29 s would hold its connection
+			// (and a share of its source's) for ever (Dovecot: 3 min).
+			left := c.server.options.loginTimeout() - time.Since(greeted)
+			if left <= 0 {
+				c.Bye("Login timed out")
+				return
+			}
+			readTimeout = cmdReadTimeout
+			if left < readTimeout {
+				readTimeout = left
+			}
 		default:
 			readTimeout = cmdReadTimeout
 		}
@@ -188,6 +202,10 @@ func (c *Conn) serve() {
 
 		c.setReadTimeout(cmdReadTimeout)
 		if err := c.readCommand(dec); err != nil {
+			if c.state == imap.ConnStateNotAuthenticated && time.Since(greeted) >= c.server.options.loginTimeout() {
+				c.Bye("Login timed out") // the read deadline was the login phase's end
+				return
+			}
 			if !errors.Is(err, net.ErrClosed) {
 				c.server.logger().Printf("failed to read command: %v", err)
 			}
