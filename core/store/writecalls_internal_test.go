@@ -6,7 +6,9 @@ import (
 	"errors"
 	"runtime"
 	"slices"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // cgoCallsPer returns the fewest calls into C (SQLite) one call of op
@@ -164,4 +166,30 @@ func TestStoreExpungeAccount(t *testing.T) {
 	if _, err := s.Expunge(ctx, other.ID, nil); !errors.Is(err, ErrNotFound) {
 		t.Errorf("EXPUNGE of a deleted mailbox: %v, want ErrNotFound", err)
 	}
+}
+
+// BenchmarkLoneStore: STOREs of one message one after the other on one
+// connection, each alone in its batch (the paced STORE of the IMAP
+// latency benchmark, without IMAP): the writer's cost of a lone STORE.
+// cpu-µs/op is the process's CPU (getrusage) per STORE, the lazy fsyncs
+// of the log included.
+func BenchmarkLoneStore(b *testing.B) {
+	s, mb, uids := inboxStore(b, nil, 4)
+	ctx := context.Background()
+	var before, after syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		op := FlagsAdd
+		if i%2 == 1 {
+			op = FlagsRemove
+		}
+		if _, err := s.StoreFlags(ctx, mb.ID, uids[:1], op, []string{`\Flagged`}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 }
