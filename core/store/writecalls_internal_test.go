@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"runtime"
 	"slices"
@@ -82,19 +81,7 @@ func TestLoneWriteFailsAlone(t *testing.T) {
 			ctx := context.Background()
 			sizes := batchSizes(s)
 			boom := errors.New("boom")
-			err := s.writeFlags(ctx, func(tx *sql.Tx, ch *changes) error {
-				if _, err := tx.ExecContext(ctx, `UPDATE messages SET flags = 'Bad' WHERE mailbox_id = ? AND uid = ?`, mb.ID, uids[0]); err != nil {
-					return err
-				}
-				switch end {
-				case "fails":
-					tx.ExecContext(ctx, `ROLLBACK`)
-				case "ok":
-					tx.ExecContext(ctx, `ROLLBACK`)
-					return nil
-				}
-				return boom
-			})
+			err := s.writeFlags(ctx, failingWrite(mb.ID, uids[0], end, boom))
 			if got := sizes(); len(got) != 1 || got[0] != 1 {
 				t.Errorf("batches %v, want one of 1", got)
 			}
