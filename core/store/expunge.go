@@ -12,11 +12,12 @@ import (
 // expungeUIDs removes messages from a mailbox under one new MODSEQ and
 // remembers their UIDs with it, so that a client resynchronising with
 // QRESYNC learns which messages vanished since the MODSEQ it knew (RFC 7162
-// 3.2.5). UIDs that are not there are skipped. It returns the MODSEQ.
-func expungeUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32) (uint64, error) {
-	modseq, err := bumpModSeq(ctx, tx, mailboxID)
+// 3.2.5). UIDs that are not there are skipped. It returns the MODSEQ and
+// the mailbox's account (bumpModSeqAccount).
+func expungeUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32) (modseq uint64, accountID int64, err error) {
+	modseq, accountID, err = bumpModSeqAccount(ctx, tx, mailboxID)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	del := txStmt{tx, `DELETE FROM messages WHERE mailbox_id = ? AND uid = ?`}
 	rec := txStmt{tx, `INSERT INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)
@@ -24,16 +25,16 @@ func expungeUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32
 	for _, u := range uids {
 		res, err := del.ExecContext(ctx, mailboxID, u)
 		if err != nil {
-			return 0, fmt.Errorf("store: expunge: %w", err)
+			return 0, 0, fmt.Errorf("store: expunge: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			continue
 		}
 		if _, err := rec.ExecContext(ctx, mailboxID, u, modseq); err != nil {
-			return 0, fmt.Errorf("store: expunge: %w", err)
+			return 0, 0, fmt.Errorf("store: expunge: %w", err)
 		}
 	}
-	return modseq, nil
+	return modseq, accountID, nil
 }
 
 // Expunged returns, in ascending order, the UIDs of a mailbox's messages
@@ -125,7 +126,7 @@ func (s *Store) ExpungeSeen(ctx context.Context, seen *Seen) ([]uint32, error) {
 			}
 		}
 		if len(gone) > 0 {
-			if _, err := expungeUIDs(ctx, tx, seen.MailboxID, gone); err != nil {
+			if _, _, err := expungeUIDs(ctx, tx, seen.MailboxID, gone); err != nil {
 				return err
 			}
 			ch.account(acct)

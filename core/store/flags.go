@@ -54,13 +54,14 @@ func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, u
 	// next fsync of the log, whichever comes first (walsync.go).
 	err := s.writeFlags(ctx, func(tx *sql.Tx, ch *changes) error {
 		*res = StoreResult{} // run again if it went past the marks (marks.go)
-		accountID, err := mailboxAccount(wctx, tx, mailboxID)
-		if err != nil {
-			return err
-		}
 		sel := txStmt{tx, `SELECT ` + messageCols + ` FROM messages WHERE mailbox_id = ? AND uid = ?`}
 		upd := txStmt{tx, `UPDATE messages SET flags = ?, modseq = ? WHERE id = ?`}
 		var modseq uint64
+		// The account comes with the new MODSEQ (bumpModSeqAccount): a
+		// statement fewer on the writer than reading it first. A message
+		// found means its mailbox is there (messages go with it); with
+		// none found, the mailbox is looked up below.
+		var accountID int64
 		for _, uid := range uids {
 			m, err := scanMessage(sel.QueryRowContext(wctx, mailboxID, uid), false)
 			if errors.Is(err, sql.ErrNoRows) {
@@ -75,7 +76,7 @@ func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, u
 			nf := applyFlags(m.Flags, op, flags)
 			if strings.Join(nf, " ") != strings.Join(m.Flags, " ") {
 				if modseq == 0 {
-					if modseq, err = bumpModSeq(wctx, tx, mailboxID); err != nil {
+					if modseq, accountID, err = bumpModSeqAccount(wctx, tx, mailboxID); err != nil {
 						return err
 					}
 				}
@@ -88,6 +89,13 @@ func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, u
 			res.Messages = append(res.Messages, m)
 		}
 		res.ModSeq = modseq
+		if len(res.Messages) == 0 && len(res.Modified) == 0 {
+			// Nothing found: a mailbox that is gone is ErrNotFound, as
+			// before any message is looked at.
+			if _, err := mailboxAccount(wctx, tx, mailboxID); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {

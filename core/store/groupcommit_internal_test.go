@@ -67,6 +67,26 @@ func flagsOf(t *testing.T, s *Store, mailboxID int64, uid uint32) string {
 	return strings.Join(m.Flags, " ")
 }
 
+// failingWrite is a write that sets the flags of message uid to "Bad" and
+// then fails with boom (end ""), ends its transaction and fails ("fails"),
+// or ends its transaction and returns nil ("ok").
+func failingWrite(mailboxID int64, uid uint32, end string, boom error) func(tx *sql.Tx, ch *changes) error {
+	return func(tx *sql.Tx, ch *changes) error {
+		ctx := context.Background()
+		if _, err := tx.ExecContext(ctx, `UPDATE messages SET flags = 'Bad' WHERE mailbox_id = ? AND uid = ?`, mailboxID, uid); err != nil {
+			return err
+		}
+		switch end {
+		case "fails":
+			tx.ExecContext(ctx, `ROLLBACK`)
+		case "ok":
+			tx.ExecContext(ctx, `ROLLBACK`)
+			return nil
+		}
+		return boom
+	}
+}
+
 // TestGroupCommitFailureIsItsOwn: writes queued at once run in one
 // transaction (one batch), and the one that fails is rolled back alone:
 // its change is not kept, the others' are, and each gets its own answer.
@@ -92,19 +112,7 @@ func TestGroupCommitFailureIsItsOwn(t *testing.T) {
 						_, errs[i] = s.StoreFlags(ctx, mb.ID, uids[i:i+1], FlagsAdd, []string{`\Flagged`})
 						return
 					}
-					errs[i] = s.writeFlags(ctx, func(tx *sql.Tx, ch *changes) error {
-						if _, err := tx.ExecContext(ctx, `UPDATE messages SET flags = 'Bad' WHERE mailbox_id = ? AND uid = ?`, mb.ID, uids[1]); err != nil {
-							return err
-						}
-						switch end {
-						case "fails":
-							tx.ExecContext(ctx, `ROLLBACK`)
-						case "ok":
-							tx.ExecContext(ctx, `ROLLBACK`)
-							return nil
-						}
-						return boom
-					})
+					errs[i] = s.writeFlags(ctx, failingWrite(mb.ID, uids[1], end, boom))
 				})
 			}
 			waitQueued(t, s, 3, true)

@@ -305,7 +305,7 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 				return nil
 			}
 			// INBOX stays, emptied: an expunge its sessions must learn of.
-			_, err = expungeUIDs(ctx, tx, id, uids)
+			_, _, err = expungeUIDs(ctx, tx, id, uids)
 			return err
 		}
 		var taken int

@@ -77,13 +77,16 @@ const pastMarkWhere = `uid_next > uid_next_mark OR highest_modseq > modseq_mark`
 // is made FULL instead (writeNormal).
 var errPastMark = fmt.Errorf("store: past the durable marks")
 
-// pastMark reports whether the transaction leaves a mailbox past its marks.
-func pastMark(ctx context.Context, tx *sql.Tx) (bool, error) {
-	var past bool
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE `+pastMarkWhere+`)`).Scan(&past); err != nil {
-		return false, fmt.Errorf("store: marks: %w", err)
+// changesPastMark returns the connection's count of rows changed so far
+// (SQLite's total_changes(), to tell whether the transaction wrote
+// anything) and whether the transaction leaves a mailbox past its marks:
+// one statement for the two, on the writer at the end of each NORMAL
+// commit (commitNormal).
+func changesPastMark(ctx context.Context, tx *sql.Tx) (total int64, past bool, err error) {
+	if err := tx.QueryRowContext(ctx, `SELECT total_changes(), EXISTS (SELECT 1 FROM mailboxes WHERE `+pastMarkWhere+`)`).Scan(&total, &past); err != nil {
+		return 0, false, fmt.Errorf("store: marks: %w", err)
 	}
-	return past, nil
+	return total, past, nil
 }
 
 // raiseMarks raises the marks of the mailboxes past them, in a transaction

@@ -494,7 +494,7 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sq
 		return nil, false, fmt.Errorf("store: begin: %w", err)
 	}
 	defer tx.Rollback()
-	var before, after int64
+	var before int64
 	if err := tx.QueryRowContext(bg, `SELECT total_changes()`).Scan(&before); err != nil {
 		return nil, false, fmt.Errorf("store: %w", err)
 	}
@@ -502,10 +502,8 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sq
 	if err := fn(tx, ch); err != nil {
 		return nil, false, err
 	}
-	if err := tx.QueryRowContext(bg, `SELECT total_changes()`).Scan(&after); err != nil {
-		return nil, false, fmt.Errorf("store: %w", err)
-	}
-	if past, err := pastMark(bg, tx); err != nil {
+	after, past, err := changesPastMark(bg, tx)
+	if err != nil {
 		return nil, false, err
 	} else if past {
 		return nil, false, errPastMark
