@@ -157,37 +157,63 @@ func (l *limiter) reset(key string) {
 }
 
 // connCount counts open connections per source.
+// connCount bounds the open connections of a listener: max per source,
+// netMax per network (an IPv4 /24, an IPv6 /48: an IPv6 site has 65,536
+// sources of its own) and total in all, so that no one site and no flood
+// runs the process out of descriptors and memory.
 type connCount struct {
-	max int
+	max, netMax, totalMax int
 
-	mu sync.Mutex
-	n  map[netip.Prefix]int
+	mu    sync.Mutex
+	src   map[netip.Prefix]int
+	net   map[netip.Prefix]int
+	total int
 }
 
-func newConnCount(max int) *connCount { return &connCount{max: max, n: map[netip.Prefix]int{}} }
+// Connections per network and in all, in sources' worth: a network's
+// many users or a NAT pool stay far below 20 sources' worth (IMAP: 1,000
+// connections), and the process keeps its descriptors at 200 (IMAP:
+// 10,000).
+const (
+	connsPerNetwork = 20
+	connsTotal      = 200
+)
 
-func (c *connCount) open(src netip.Prefix) bool {
+func newConnCount(max int) *connCount {
+	return &connCount{max: max, netMax: connsPerNetwork * max, totalMax: connsTotal * max,
+		src: map[netip.Prefix]int{}, net: map[netip.Prefix]int{}}
+}
+
+func (c *connCount) open(src, nw netip.Prefix) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n[src] >= c.max {
+	if c.src[src] >= c.max || c.net[nw] >= c.netMax || c.total >= c.totalMax {
 		return false
 	}
-	c.n[src]++
+	c.src[src]++
+	c.net[nw]++
+	c.total++
 	return true
 }
 
-func (c *connCount) close(src netip.Prefix) {
+func (c *connCount) close(src, nw netip.Prefix) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n[src]--; c.n[src] <= 0 {
-		delete(c.n, src)
+	c.total--
+	if c.src[src]--; c.src[src] <= 0 {
+		delete(c.src, src)
+	}
+	if c.net[nw]--; c.net[nw] <= 0 {
+		delete(c.net, nw)
 	}
 }
 
 // Listener wraps ln so that a source (an IPv4 address, an IPv6 /64) with
-// max open connections on it (0: Options.MaxConnsPerSource) has its next
-// one sent refuse (the protocol's "too many connections" line, such as
-// IMAP's "* BYE …" or SMTP's 421) and closed at once.
+// max open connections on it (0: Options.MaxConnsPerSource), a network (an
+// IPv4 /24, an IPv6 /48) with 20 times that, or the listener with 200 times
+// that, has its next one sent refuse (the protocol's "too many
+// connections" line, such as IMAP's "* BYE …" or SMTP's 421) and closed at
+// once.
 func (p *Policy) Listener(ln net.Listener, max int, refuse string) net.Listener {
 	if max <= 0 {
 		max = p.opts.MaxConnsPerSource
@@ -209,10 +235,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		src := SourceOf(c.RemoteAddr())
-		if l.conns.open(src) {
-			return &countedConn{Conn: c, done: func() { l.conns.close(src) }}, nil
+		nw := Network(src.Addr())
+		if l.conns.open(src, nw) {
+			return &countedConn{Conn: c, done: func() { l.conns.close(src, nw) }}, nil
 		}
-		l.p.log.Warn("connection refused: too many from this source", "remote", c.RemoteAddr().String())
+		l.p.log.Warn("connection refused: too many from this source, its network or in all", "remote", c.RemoteAddr().String())
 		// The refusal must not hold up Accept: a goroutine writes it with a
 		// short deadline and ends with the connection.
 		go func() {
