@@ -2,10 +2,13 @@ package relay_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 
 	"mailferry/core/relay"
 )
@@ -37,5 +40,49 @@ func TestAuthDuringTransactionRefused(t *testing.T) {
 	expectCode(t, r.cmd("MAIL FROM:<ceo@bank.example>"), "553")
 	if n := len(old.messages()); n != 0 {
 		t.Fatalf("the old server got %d messages", n)
+	}
+}
+
+// An authenticated user's MAIL FROM is theirs when it is their address in
+// any form the logins accept (the canonical form: case, the domain in
+// Unicode or A-labels), and only then: jörg of bücher.example, whose
+// account is jörg@xn--bcher-kva.example, was refused sending as
+// jörg@bücher.example (the addresses were compared by Unicode case folding
+// alone).
+func TestAuthenticatedSenderCanonical(t *testing.T) {
+	old := startOldSMTP(t, "")
+	e := newEnv(t, old.addr)
+	ctx := context.Background()
+	if _, err := e.st.CreateDomain(ctx, "xn--bcher-kva.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.CreateAccount(ctx, "jörg@xn--bcher-kva.example", alicePW, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg, pool := testTLS(t)
+	rr := startRelay(t, e.st, relay.Options{TLSConfig: cfg})
+	for _, tc := range []struct {
+		from string
+		ok   bool
+	}{
+		{"jörg@bücher.example", true},
+		{"JÖRG@BÜCHER.example", true},
+		{"jörg@xn--bcher-kva.example", true},
+		{"jörg@bücher.example.evil", false},
+		{"joerg@bücher.example", false},
+		{"jörg@example.test", false},
+	} {
+		c, err := smtp.DialStartTLS(rr.subAddr, tlsClient(pool))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Auth(plain("jörg@bücher.example", alicePW)); err != nil {
+			t.Fatal(err)
+		}
+		err = c.Mail(tc.from, &smtp.MailOptions{UTF8: true})
+		c.Close()
+		if (err == nil) != tc.ok {
+			t.Errorf("MAIL FROM:<%s> as jörg@bücher.example: %v, want accepted %v", tc.from, err, tc.ok)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"mailferry/core/auth"
+	"mailferry/core/auth/addr"
 	"mailferry/core/oldserver"
 	"mailferry/core/store"
 )
@@ -231,7 +232,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 			return s.reject(errBadSender, "MAIL")
 		}
 	}
-	if s.user != nil && !strings.EqualFold(from, s.user.Address) {
+	if s.user != nil && !s.owns(from) {
 		return s.reject(errNotOwner, "MAIL")
 	}
 	s.fromSet, s.from, s.utf8 = true, from, utf8
@@ -239,6 +240,14 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.size = opts.Size
 	}
 	return nil
+}
+
+// owns reports whether from is the authenticated user's address: the
+// same canonical form (core/auth/addr: case, the domain in Unicode or
+// A-labels), as logins and recipients are compared.
+func (s *session) owns(from string) bool {
+	c, err := addr.Canonical(from)
+	return err == nil && c == s.user.Address
 }
 
 // Rcpt implements smtp.Session (RCPT TO): it decides the recipient's route
