@@ -75,8 +75,9 @@ type reader struct {
 
 // body is a message's body as take read it.
 type body struct {
-	b      []byte // nil: not read (tooBig, or not wanted)
-	pooled bool   // b is one of bufs; else it holds a bigs token
+	b      []byte
+	read   bool // b holds the body (else: tooBig, or not wanted)
+	pooled bool // b is one of bufs; else it holds a bigs token
 	tooBig bool
 }
 
@@ -143,7 +144,7 @@ func (r *reader) reading(asked map[uint32]bool) imapclient.FetchLiteralFunc {
 	return func(uid imap.UID, lit imap.LiteralReader) (any, error) {
 		u := uint32(uid)
 		b, err := r.take(u, lit, func(u uint32) bool { return asked[u] && !took[u] })
-		if err == nil && b.b != nil && u != 0 {
+		if err == nil && b.read && u != 0 {
 			took[u] = true
 		}
 		return b, err
@@ -163,7 +164,7 @@ func (r *reader) take(uid uint32, lit imap.LiteralReader, want func(uid uint32) 
 	if n > r.maxSize {
 		return body{tooBig: true}, nil
 	}
-	b := body{pooled: n <= keepBuf}
+	b := body{read: true, pooled: n <= keepBuf}
 	if b.pooled {
 		select {
 		case b.b = <-r.bufs:
@@ -239,7 +240,7 @@ func (r *reader) read(msg *imapclient.FetchMessageData, want func(uid uint32) bo
 			case b.tooBig:
 				p.tooBig = true
 				continue
-			case b.b == nil:
+			case !b.read:
 				continue // not wanted: the caller drops p
 			case p.uid != 0 && !want(p.uid):
 				r.release(b)

@@ -40,20 +40,20 @@ func TestReaderTakeBounded(t *testing.T) {
 		}
 		return v.(body)
 	}
-	if b := take(9, 10); b.b != nil || b.tooBig {
+	if b := take(9, 10); b.read || b.tooBig {
 		t.Fatalf("a UID not asked for: %+v", b)
 	}
-	if b := take(7, 11<<20); !b.tooBig || b.b != nil {
+	if b := take(7, 11<<20); !b.tooBig || b.read {
 		t.Fatalf("over the limit: %+v", b)
 	}
 	held := []body{take(7, 100)}
 	if string(held[0].b) != strings.Repeat("x", 100) || !held[0].pooled {
 		t.Fatalf("UID 7: %d bytes, pooled %v", len(held[0].b), held[0].pooled)
 	}
-	if b := take(7, 100); b.b != nil {
+	if b := take(7, 100); b.read {
 		t.Fatal("UID 7 read twice")
 	}
-	if b := take(8, 50); b.b == nil {
+	if b := take(8, 50); !b.read {
 		t.Fatal("UID 8 not read")
 	} else {
 		held = append(held, b)
@@ -121,5 +121,21 @@ func TestReaderTakeShortLiteral(t *testing.T) {
 	}
 	if len(r.bufs) != readerBufs {
 		t.Fatalf("%d buffers in the pool, want %d", len(r.bufs), readerBufs)
+	}
+}
+
+// An empty body (a literal of size 0) is a body, read and staged as any
+// other, also from a buffer of the pool not used yet (nil).
+func TestReaderTakeEmptyBody(t *testing.T) {
+	r := newReader(nil, slog.New(slog.DiscardHandler), 10<<20)
+	defer r.close()
+	v, err := r.reading(map[uint32]bool{3: true})(3, newLit(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := v.(body); !b.read || len(b.b) != 0 {
+		t.Fatalf("empty body: %+v, want read", b)
+	} else {
+		r.release(b)
 	}
 }
