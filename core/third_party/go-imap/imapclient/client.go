@@ -172,7 +172,7 @@ type Client struct {
 	unasked     int64 // bytes
 	unaskedResp bool  // the response being read is unasked
 	flooded     bool  // unasked went over maxUnasked
-	// A FetchReading's read failed (FORK.md change 32): the read
+	// A FetchReading's read failed (FORK.md change 36): the read
 	// goroutine's error is not ErrMalformedResponse.
 	readFailed bool
 }

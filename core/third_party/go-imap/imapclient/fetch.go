@@ -24,7 +24,7 @@ func (c *Client) Fetch(numSet imap.NumSet, options *imap.FetchOptions) *FetchCom
 }
 
 // FetchLiteralFunc reads the literal of a BODY[] or BINARY[] item on the
-// client's reading goroutine (Mailferry fork, FORK.md change 32). uid is
+// client's reading goroutine (Mailferry fork, FORK.md change 36). uid is
 // the message's UID if its response gave it before the literal, else 0.
 // What it returns is the item's Read; the bytes it left unread are
 // discarded. An error ends the connection as a broken one does (the
@@ -34,7 +34,7 @@ type FetchLiteralFunc func(uid imap.UID, lit imap.LiteralReader) (any, error)
 // FetchReading is Fetch, but the literals of the messages that go to this
 // command are read by read as they arrive, and a message is handed to
 // Next only once its response was read whole (Mailferry fork, FORK.md
-// change 32): the reading goroutine never waits for the caller to consume
+// change 36): the reading goroutine never waits for the caller to consume
 // a literal, so a caller on one CPU is not woken twice per message. The
 // items of such literals have Literal nil and Read set. read must not
 // call the client; it may block (the next responses wait), but must return
@@ -177,7 +177,7 @@ type FetchCommand struct {
 
 	msgs chan *FetchMessageData
 	prev *FetchMessageData
-	read FetchLiteralFunc // FetchReading's (Mailferry fork, change 32)
+	read FetchLiteralFunc // FetchReading's (Mailferry fork, change 36)
 }
 
 func (cmd *FetchCommand) recvSeqNum(seqNum uint32) bool {
@@ -636,7 +636,7 @@ func (c *Client) handleFetch(seqNum uint32) error {
 	var uid imap.UID
 	handled := false
 	// target is the command the message goes to, once matched (FORK.md
-	// change 32: FetchReading's read is known before the literal).
+	// change 36: FetchReading's read is known before the literal).
 	var target *FetchCommand
 	matched := false
 	match := func() {
@@ -807,7 +807,7 @@ func (c *Client) handleFetch(seqNum uint32) error {
 				var read any
 				if lit != nil {
 					if match(); target != nil && target.read != nil {
-						// FORK.md change 32: read here, by the
+						// FORK.md change 36: read here, by the
 						// command's read.
 						var err error
 						if read, err = c.readFetchLiteral(target.read, uid, lit); err != nil {
@@ -1391,7 +1391,7 @@ func readSectionPart(dec *imapwire.Decoder) (part []int, dot bool) {
 }
 
 // readFetchLiteral gives lit to read, with the literal's read timeout, and
-// discards what it left (FORK.md change 32). Its failure is the
+// discards what it left (FORK.md change 36). Its failure is the
 // connection's or the caller's, not the server's grammar: readFailed.
 func (c *Client) readFetchLiteral(read FetchLiteralFunc, uid imap.UID, lit *imapwire.LiteralReader) (any, error) {
 	c.setReadTimeout(literalReadTimeout)

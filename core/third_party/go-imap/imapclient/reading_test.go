@@ -19,7 +19,7 @@ import (
 // choppedServer is rawServer, but each reply is written in pieces of the
 // sizes in cuts, in turn, so that lines and literals are cut at many
 // places (the client reads through a 4 KiB buffer). Mailferry fork, see
-// FORK.md change 32.
+// FORK.md change 36.
 func choppedServer(t *testing.T, cuts []int, replies ...string) *imapclient.Client {
 	t.Helper()
 	cli, srv := net.Pipe()
