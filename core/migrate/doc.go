@@ -69,10 +69,14 @@
 //     forms the settings allow (a first login goes straight to the one
 //     that works), never allows another, and unreadable facts or facts of
 //     another server are ignored.
-//   - Memory is bounded: each connection reads one message body at a time
-//     into a reused buffer and hands it straight to the store (store.Stage:
-//     written to a pack file and summarized, outside any transaction); a
-//     batch keeps only metadata until it commits. A message larger than
+//   - Memory is bounded: each connection reads its message bodies into a
+//     few reused buffers (larger ones into buffers of their own, as many
+//     at most) and hands them straight to the store (store.Stage: written
+//     to a pack file and summarized, outside any transaction); a batch
+//     keeps only metadata until it commits. The bodies are read by
+//     imapclient's reading goroutine as they come (fetch.go, FetchReading
+//     in the go-imap fork), which waits for a free buffer, never for the
+//     FETCH loop. A message larger than
 //     Options.MaxMessageSize is not copied and is reported. Each connection
 //     has one UID FETCH (a chunk of UIDs) in flight, its messages streamed
 //     back to back.

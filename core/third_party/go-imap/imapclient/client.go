@@ -172,6 +172,9 @@ type Client struct {
 	unasked     int64 // bytes
 	unaskedResp bool  // the response being read is unasked
 	flooded     bool  // unasked went over maxUnasked
+	// A FetchReading's read failed (FORK.md change 36): the read
+	// goroutine's error is not ErrMalformedResponse.
+	readFailed bool
 }
 
 // maxUnasked bounds the bytes of responses nobody asked for (untagged
@@ -666,7 +669,7 @@ func (c *Client) read() {
 			if c.flooded {
 				// FORK.md change 29.
 				err = fmt.Errorf("%w: %v", ErrTooMuchUnasked, err)
-			} else if decErr := c.dec.Err(); decErr == nil || errors.As(decErr, &expectErr) {
+			} else if decErr := c.dec.Err(); !c.readFailed && (decErr == nil || errors.As(decErr, &expectErr)) {
 				err = fmt.Errorf("%w: %v", ErrMalformedResponse, err)
 			}
 			c.decErr = err

@@ -20,6 +20,26 @@ import (
 //
 // A nil options pointer is equivalent to a zero options value.
 func (c *Client) Fetch(numSet imap.NumSet, options *imap.FetchOptions) *FetchCommand {
+	return c.FetchReading(numSet, options, nil)
+}
+
+// FetchLiteralFunc reads the literal of a BODY[] or BINARY[] item on the
+// client's reading goroutine (Mailferry fork, FORK.md change 36). uid is
+// the message's UID if its response gave it before the literal, else 0.
+// What it returns is the item's Read; the bytes it left unread are
+// discarded. An error ends the connection as a broken one does (the
+// pending commands fail with it; it is not ErrMalformedResponse).
+type FetchLiteralFunc func(uid imap.UID, lit imap.LiteralReader) (any, error)
+
+// FetchReading is Fetch, but the literals of the messages that go to this
+// command are read by read as they arrive, and a message is handed to
+// Next only once its response was read whole (Mailferry fork, FORK.md
+// change 36): the reading goroutine never waits for the caller to consume
+// a literal, so a caller on one CPU is not woken twice per message. The
+// items of such literals have Literal nil and Read set. read must not
+// call the client; it may block (the next responses wait), but must return
+// once Close was called. A nil read is Fetch.
+func (c *Client) FetchReading(numSet imap.NumSet, options *imap.FetchOptions, read FetchLiteralFunc) *FetchCommand {
 	if options == nil {
 		options = new(imap.FetchOptions)
 	}
@@ -29,6 +49,7 @@ func (c *Client) Fetch(numSet imap.NumSet, options *imap.FetchOptions) *FetchCom
 	cmd := &FetchCommand{
 		numSet: numSet,
 		msgs:   make(chan *FetchMessageData, 128),
+		read:   read,
 	}
 	enc := c.beginCommand(uidCmdName("FETCH", numKind), cmd)
 	enc.SP().NumSet(numSet).SP()
@@ -156,6 +177,7 @@ type FetchCommand struct {
 
 	msgs chan *FetchMessageData
 	prev *FetchMessageData
+	read FetchLiteralFunc // FetchReading's (Mailferry fork, change 36)
 }
 
 func (cmd *FetchCommand) recvSeqNum(seqNum uint32) bool {
@@ -369,10 +391,12 @@ var (
 
 // FetchItemDataBodySection holds data returned by FETCH BODY[].
 //
-// Literal might be nil.
+// Literal might be nil. Read is what FetchReading's read returned for the
+// literal (Literal is then nil); both are nil for NIL.
 type FetchItemDataBodySection struct {
 	Section *imap.FetchItemBodySection
 	Literal imap.LiteralReader
+	Read    any
 }
 
 func (FetchItemDataBodySection) fetchItemData() {}
@@ -391,10 +415,11 @@ func (dataItem *FetchItemDataBodySection) MatchCommand(item *imap.FetchItemBodyS
 
 // FetchItemDataBinarySection holds data returned by FETCH BINARY[].
 //
-// Literal might be nil.
+// Literal might be nil. Read is as in FetchItemDataBodySection.
 type FetchItemDataBinarySection struct {
 	Section *imap.FetchItemBinarySection
 	Literal imap.LiteralReader
+	Read    any
 }
 
 func (FetchItemDataBinarySection) fetchItemData() {}
@@ -600,7 +625,6 @@ func (c *Client) handleFetch(seqNum uint32) error {
 	dec := c.dec
 
 	items := make(chan FetchItemData, 32)
-	defer close(items)
 
 	msg := &FetchMessageData{SeqNum: seqNum, items: items}
 
@@ -611,11 +635,15 @@ func (c *Client) handleFetch(seqNum uint32) error {
 	// before any literal.
 	var uid imap.UID
 	handled := false
-	handleMsg := func() {
-		if handled {
+	// target is the command the message goes to, once matched (FORK.md
+	// change 36: FetchReading's read is known before the literal).
+	var target *FetchCommand
+	matched := false
+	match := func() {
+		if matched {
 			return
 		}
-
+		matched = true
 		cmd := c.findPendingCmdFunc(func(anyCmd command) bool {
 			cmd, ok := anyCmd.(*FetchCommand)
 			if !ok {
@@ -647,8 +675,16 @@ func (c *Client) handleFetch(seqNum uint32) error {
 			c.unaskedResp = true
 		}
 		if cmd != nil {
-			cmd := cmd.(*FetchCommand)
-			cmd.msgs <- msg
+			target = cmd.(*FetchCommand)
+		}
+	}
+	handleMsg := func() {
+		if handled {
+			return
+		}
+		match()
+		if target != nil {
+			target.msgs <- msg
 		} else if handler := c.options.unilateralDataHandler().Fetch; handler != nil {
 			go handler(msg)
 		} else {
@@ -658,7 +694,12 @@ func (c *Client) handleFetch(seqNum uint32) error {
 
 		handled = true
 	}
-	defer handleMsg()
+	// The items are closed first: a message handed over at the end (a
+	// FetchReading's) is whole, its reader does not wait for the close.
+	defer func() {
+		close(items)
+		handleMsg()
+	}()
 
 	numAtts := 0
 	return dec.ExpectList(func() error {
@@ -763,11 +804,21 @@ func (c *Client) handleFetch(seqNum uint32) error {
 				}
 
 				var fetchLit imap.LiteralReader
+				var read any
 				if lit != nil {
-					done = make(chan struct{})
-					fetchLit = &fetchLiteralReader{
-						LiteralReader: lit,
-						ch:            done,
+					if match(); target != nil && target.read != nil {
+						// FORK.md change 36: read here, by the
+						// command's read.
+						var err error
+						if read, err = c.readFetchLiteral(target.read, uid, lit); err != nil {
+							return err
+						}
+					} else {
+						done = make(chan struct{})
+						fetchLit = &fetchLiteralReader{
+							LiteralReader: lit,
+							ch:            done,
+						}
 					}
 				}
 
@@ -776,11 +827,13 @@ func (c *Client) handleFetch(seqNum uint32) error {
 					item = FetchItemDataBodySection{
 						Section: section,
 						Literal: fetchLit,
+						Read:    read,
 					}
 				case *imap.FetchItemBinarySection:
 					item = FetchItemDataBinarySection{
 						Section: section,
 						Literal: fetchLit,
+						Read:    read,
 					}
 				}
 				break
@@ -1335,6 +1388,23 @@ func readSectionPart(dec *imapwire.Decoder) (part []int, dot bool) {
 		}
 		part = append(part, int(num))
 	}
+}
+
+// readFetchLiteral gives lit to read, with the literal's read timeout, and
+// discards what it left (FORK.md change 36). Its failure is the
+// connection's or the caller's, not the server's grammar: readFailed.
+func (c *Client) readFetchLiteral(read FetchLiteralFunc, uid imap.UID, lit *imapwire.LiteralReader) (any, error) {
+	c.setReadTimeout(literalReadTimeout)
+	defer c.setReadTimeout(respReadTimeout)
+	v, err := read(uid, lit)
+	if err == nil {
+		_, err = io.Copy(io.Discard, lit)
+	}
+	if err != nil {
+		c.readFailed = true
+		return nil, err
+	}
+	return v, nil
 }
 
 type fetchLiteralReader struct {
