@@ -74,7 +74,7 @@
 //     at most) and hands them straight to the store (store.Stage: written
 //     to a pack file and summarized, outside any transaction); a batch
 //     keeps only metadata until it commits. The bodies are read by
-//     imapclient's reading goroutine as they come (fetch.go, FetchReading
+//     imapclient's reading goroutine as they come (reader.go, FetchReading
 //     in the go-imap fork), which waits for a free buffer, never for the
 //     FETCH loop. A message larger than
 //     Options.MaxMessageSize is not copied and is reported. Each connection
