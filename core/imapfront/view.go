@@ -187,9 +187,8 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		// UID claimed. Reversed, the claim took the lowest for the highest
 		// and left the others unclaimed (recent to no session) or marked
 		// without a claim (recent to two: TestReview4RecentExactlyOne).
-		asc := fresh
 		// Those this session's APPEND claimed (ownClaim) need no claim.
-		own, rest := v.takeOwnClaims(asc)
+		own, rest := v.takeOwnClaims(fresh)
 		wait := allowExpunge || (!v.freshHeld.IsZero() && time.Since(v.freshHeld) >= freshDeferBound)
 		_, done, err := v.claimRecentMaybe(rest, wait)
 		if err != nil {
@@ -197,7 +196,7 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		}
 		if done {
 			v.freshHeld = time.Time{}
-			v.markOwnClaims(own, asc[len(asc)-1])
+			v.markOwnClaims(own, fresh[len(fresh)-1])
 		} else {
 			if v.freshHeld.IsZero() {
 				v.freshHeld = time.Now()
