@@ -12,7 +12,10 @@ package migrate
 // last hold ended, for as long as it lasted: first logins that come one
 // after another, each as the last ends (an attacker's wrong passwords
 // for addresses not yet moved need no more), hold copies half the time
-// at most, not all of it. Each old server has a gate of its own (kept
+// at most, not all of it. Logins that began sooner hold copies from that
+// moment if they are still in flight (before, they held nothing as long
+// as any was: a morning's burst that began 100 ms too soon after one
+// login was answered wholly behind the copies). Each old server has a gate of its own (kept
 // with its connection cap, connLimit.logins): the logins asking one old
 // server hold only the copy work loading it (and the password hashes of
 // its accounts), never another domain's on another old server.
@@ -45,8 +48,8 @@ type loginGate struct {
 	mu    sync.Mutex
 	hold  time.Duration // longest hold; <= 0: copies never wait
 	n     int           // first logins in flight
-	since time.Time     // when the current hold began (n went 0 -> 1)
-	until time.Time     // when it ends at the latest; == since: no hold
+	since time.Time     // when the current hold begins (n went 0 -> 1, or later: next)
+	until time.Time     // when it ends at the latest
 	next  time.Time     // the earliest a new hold may begin
 	open  chan struct{} // closed when n drops to 0
 	now   func() time.Time
@@ -76,11 +79,13 @@ func (g *loginGate) enter() func() {
 	g.mu.Lock()
 	g.n++
 	if g.n == 1 {
-		now := g.now()
-		g.since, g.until, g.open = now, now, make(chan struct{})
-		if !now.Before(g.next) {
-			g.until = now.Add(g.hold)
+		// Logins that begin too soon after the last hold hold copies
+		// from next on, if they are still in flight then.
+		g.since = g.now()
+		if g.since.Before(g.next) {
+			g.since = g.next
 		}
+		g.until, g.open = g.since.Add(g.hold), make(chan struct{})
 	}
 	g.mu.Unlock()
 	var once sync.Once
@@ -90,13 +95,14 @@ func (g *loginGate) enter() func() {
 			g.n--
 			if g.n == 0 {
 				close(g.open)
-				// Copies go on at least as long as they were held.
+				// Copies go on at least as long as they were held
+				// (not at all if the hold had not begun).
 				end := g.now()
 				if g.until.Before(end) {
 					end = g.until
 				}
-				if next := end.Add(end.Sub(g.since)); next.After(g.next) {
-					g.next = next
+				if end.After(g.since) {
+					g.next = end.Add(end.Sub(g.since))
 				}
 			}
 			g.mu.Unlock()
@@ -206,7 +212,11 @@ func (g *loginGate) holdingLocked() (left time.Duration, open chan struct{}) {
 	if g.n == 0 || g.hold <= 0 {
 		return 0, nil
 	}
-	return max(g.until.Sub(g.now()), 0), g.open
+	now := g.now()
+	if now.Before(g.since) { // not begun yet (next)
+		return 0, nil
+	}
+	return max(g.until.Sub(now), 0), g.open
 }
 
 // inFlight is how many first logins ask the old server now.

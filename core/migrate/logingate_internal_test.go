@@ -59,6 +59,52 @@ func TestLoginGatePulsed(t *testing.T) {
 	out()
 }
 
+// A login that begins too soon after the last hold (before copies went
+// on as long as it lasted) holds copies from then on if it is still in
+// flight, and the burst that comes with it too. Without that, a first
+// login coming that soon held nothing for as long as any was in flight:
+// fifty logins of a morning's burst that began 100 ms too soon were
+// answered behind every copy, and TestFirstLoginsBeforeCopies failed
+// when bob's login (a hold) ended less than its own length before
+// alice's began.
+func TestLoginGateHoldsOnceCopiesWentOn(t *testing.T) {
+	const hold = 10 * time.Second
+	start := time.Unix(1_000_000, 0)
+	now := start
+	g := newLoginGate(hold)
+	g.now = func() time.Time { return now }
+	at := func(d time.Duration, want time.Duration) {
+		t.Helper()
+		now = start.Add(d)
+		if left, _ := g.holding(); left != want {
+			t.Errorf("at %v: copies held for %v more, want %v", d, left, want)
+		}
+	}
+	out := g.enter()
+	at(2*time.Second, hold-2*time.Second)
+	out() // held 2 s: copies go on until 4 s at least
+	at(3*time.Second, 0)
+	out = g.enter() // a burst begins 1 s too soon
+	at(3*time.Second, 0)
+	at(4*time.Second, hold) // copies went on as long as they were held
+	at(10*time.Second, hold-6*time.Second)
+	out() // held 6 s: copies go on until 16 s at least
+	at(11*time.Second, 0)
+	out = g.enter()
+	at(15*time.Second, 0)
+	at(16*time.Second, hold)
+	at(16*time.Second+hold, 0) // bounded
+	at(30*time.Second, 0)
+	out() // held 10 s: copies go on until 36 s at least
+	// A login that ends before its hold began moves nothing.
+	now = start.Add(31 * time.Second)
+	g.enter()()
+	at(36*time.Second, 0)
+	out = g.enter()
+	at(36*time.Second, hold)
+	out()
+}
+
 // One job's copy at a time goes on through a hold (the pass), given on
 // in the order of the jobs' turns, not the order they asked; work that is
 // not a job's (a password hash) never passes; the hold's bound and its end
