@@ -382,16 +382,7 @@ func loginBesideCopy(t *testing.T, e *migrate.Engine, px *loginHoldProxy, bob, b
 	t.Helper()
 	ctx := context.Background()
 	if slow > 0 {
-		px.hold()
-		w := px.waits.Load()
-		ch := make(chan error, 1)
-		go func() {
-			_, err := e.FirstLogin(ctx, bob, bobPass)
-			ch <- err
-		}()
-		for px.waits.Load() == w {
-			time.Sleep(time.Millisecond)
-		}
+		ch := heldLogin(e, px, bob, bobPass)
 		time.Sleep(slow)
 		px.release()
 		if err := <-ch; err != nil {
@@ -413,17 +404,24 @@ func loginBesideCopy(t *testing.T, e *migrate.Engine, px *loginHoldProxy, bob, b
 			t.Fatal("bob's copy did not start")
 		}
 	}
+	return copied, heldLogin(e, px, alice, alicePass)
+}
+
+// heldLogin starts user's first login with px holding new connections
+// and returns once px holds its connection, with the channel its end
+// comes on.
+func heldLogin(e *migrate.Engine, px *loginHoldProxy, user, pass string) <-chan error {
 	w := px.waits.Load()
 	px.hold()
 	done := make(chan error, 1)
 	go func() {
-		_, err := e.FirstLogin(ctx, alice, alicePass)
+		_, err := e.FirstLogin(context.Background(), user, pass)
 		done <- err
 	}()
 	for px.waits.Load() == w {
 		time.Sleep(time.Millisecond)
 	}
-	return copied, done
+	return done
 }
 
 // bobCarolAlice is an old server where bob and carol have n messages
