@@ -98,6 +98,7 @@ func allTemp(rcpts []string, status, remote string, err error) []outcome {
 // called: it returns a healthy session to the pool or closes it.
 func (r *Relay) transact(ctx context.Context, t *target, from string, rcpts []string, body []byte) (outs []outcome, release func()) {
 	release = func() {}
+	body = wireForm(body) // already so for queued mail, before its signature
 	all := func(o func(rc string) outcome) ([]outcome, func()) {
 		out := make([]outcome, 0, len(rcpts))
 		for _, rc := range rcpts {
@@ -245,6 +246,7 @@ func (r *Relay) clientFor(ctx context.Context, t *target, fresh bool) (c *smtp.C
 // accepted (SMTP has one reply to DATA; the refusal is remembered for the
 // RCPT of the retry).
 func (r *Relay) forward(ctx context.Context, set *oldserver.Settings, from string, rcpts []string, body []byte, utf8 bool) *smtp.SMTPError {
+	body = wireForm(body) // no stray CR or LF to a server that trusts us
 	key := poolKey(set)
 	var c *smtp.Client
 	var stop func() bool
