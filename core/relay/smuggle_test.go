@@ -162,3 +162,31 @@ func TestSmugglingToOldServer(t *testing.T) {
 	check("bob", map[string]int{"smuggle-in": 6, "smuggle-bdat": 7})
 	check("catchall", map[string]int{"smuggle-out": 6})
 }
+
+// TestOldServerSplitsOnBareLF is the control for TestSmugglingToOldServer:
+// the fixture's Postfix, sent <LF>.<CR><LF> from Mailferry's address as it
+// is, does split a second message off (it trusts 127.0.0.0/8 and exempts
+// it from smtpd_forbid_bare_newline), so the test above would see a split.
+func TestOldServerSplitsOnBareLF(t *testing.T) {
+	srv := oldtest.Start(t, &oldtest.Options{WithSMTP: true})
+	c := dialRaw(t, srv.SMTPAddr)
+	expectCode(t, c.reply(), "220")
+	expectCode(t, c.cmd("EHLO mx.mailferry.test"), "250")
+	expectCode(t, c.cmd("MAIL FROM:<sender@elsewhere.test>"), "250")
+	expectCode(t, c.cmd("RCPT TO:<"+bob+">"), "250")
+	expectCode(t, c.cmd("DATA"), "354")
+	body := "Subject: first\r\n\r\nline\n.\r\n"
+	if _, err := fmt.Fprint(c.c, body); err != nil {
+		t.Fatal(err)
+	}
+	expectCode(t, c.reply(), "250")
+	expectCode(t, c.cmd("MAIL FROM:<ceo@example.test>"), "250")
+	expectCode(t, c.cmd("RCPT TO:<victim@outside.test>"), "250")
+	expectCode(t, c.cmd("DATA"), "354")
+	expectCode(t, c.cmd("Subject: smuggled\r\n\r\nsmuggled\r\n."), "250")
+	c.cmd("QUIT")
+	srv.WaitMessages(t, "catchall", "INBOX", 1, 30*time.Second)
+	if got := srv.Messages(t, "catchall", "INBOX"); !bytes.Contains(got[0].Raw, []byte("Subject: smuggled\r\n")) {
+		t.Fatalf("not the smuggled message:\n%q", got[0].Raw)
+	}
+}
