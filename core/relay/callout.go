@@ -148,6 +148,7 @@ func (r *Relay) verifyRcpt(ctx context.Context, old *oldserver.Settings, rcpt st
 		case err == nil:
 			r.callout.put(ckey, nil)
 		case errors.As(err, &se) && se.Code/100 == 5:
+			r.pool.noteRefused(c)
 			se = passOn(se)
 			r.callout.put(ckey, se)
 		case brokenSession(err):
