@@ -115,8 +115,10 @@
 //     delivered here, one Authentication-Results header (RFC 8601,
 //     Options.AuthResults) above it, the message's own such fields that
 //     claim our authserv-id renamed X-Untrusted-Authentication-Results
-//     (RFC 8601 section 5, authresults.go); nothing else is changed for
-//     local delivery. What leaves over SMTP (forwarded, queued, signed)
+//     (RFC 8601 section 5, authresults.go; in mail from outside forwarded
+//     to an old server too, without a field of ours, since it comes back
+//     with its user's mailbox); nothing else is changed for local
+//     delivery. What leaves over SMTP (forwarded, queued, signed)
 //     has a bare <LF> sent as <CR><LF> and a stray <CR> as a space
 //     (wire.go, as Postfix 3.9 does): a stray <CR> or <LF> is how SMTP
 //     smuggling splits a second message off at a server that trusts us

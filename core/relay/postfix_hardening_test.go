@@ -1,8 +1,10 @@
 package relay_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -74,5 +76,34 @@ func TestRecipientGuessesAgainstPostfix(t *testing.T) {
 	}
 	if want := []string{bob}; !slices.Equal(got, want) {
 		t.Fatalf("known users %v, want %v", got, want)
+	}
+}
+
+// Mail from outside for a user not yet moved goes to the old server, and
+// from there, with the user, into Mailferry as it is (the copy changes no
+// byte): an Authentication-Results field claiming our authserv-id in it
+// would then pass for ours, as it would had we delivered it. It is
+// renamed on the way to the old server as on local delivery (RFC 8601
+// section 5: the border MTA of the domain), without a field of ours.
+func TestForgedAuthResultsRenamedForwarded(t *testing.T) {
+	fe := newFixtureEnv(t, func(s *oldtest.Server) string { return s.SMTPAddr })
+	rr := startRelay(t, fe.st, relay.Options{
+		AuthResults: func(context.Context, netip.Addr, string, string, []byte) string {
+			return "Authentication-Results: mx.mailferry.test;\r\n\tspf=none\r\n"
+		}})
+	raw := []byte("From: bank <a@bank.example>\r\nAuthentication-Results: mx.mailferry.test; dkim=pass header.d=bank.example\r\n" +
+		"Authentication-Results: mx.other.example; dkim=pass header.d=bank.example\r\nSubject: pay\r\n\r\nbody\r\n")
+	if err := send(rr.smtpAddr, "a@bank.example", []string{bob}, raw); err != nil {
+		t.Fatal(err)
+	}
+	fe.old.WaitMessages(t, "bob", "INBOX", 1, 30*time.Second)
+	got := fe.old.Messages(t, "bob", "INBOX")[0].Raw
+	want := "From: bank <a@bank.example>\r\nX-Untrusted-Authentication-Results: mx.mailferry.test; dkim=pass header.d=bank.example\r\n" +
+		"Authentication-Results: mx.other.example; dkim=pass header.d=bank.example\r\nSubject: pay\r\n\r\nbody\r\n"
+	if !bytes.HasSuffix(got, []byte(want)) {
+		t.Fatalf("the old server got:\n%s\nwant it to end with:\n%s", got, want)
+	}
+	if bytes.Contains(got, []byte("\nAuthentication-Results: mx.mailferry.test")) {
+		t.Fatalf("a field of ours reached the old server:\n%s", got)
 	}
 }
