@@ -36,6 +36,18 @@ func smuggledBody(tag string) []byte {
 	return []byte(b.String())
 }
 
+// toBob opens an SMTP session to addr as helo, from outside, up to an
+// accepted RCPT TO bob.
+func toBob(t *testing.T, addr, helo string) *rawConn {
+	t.Helper()
+	c := dialRaw(t, addr)
+	expectCode(t, c.reply(), "220")
+	expectCode(t, c.cmd("EHLO "+helo), "250")
+	expectCode(t, c.cmd("MAIL FROM:<sender@elsewhere.test>"), "250")
+	expectCode(t, c.cmd("RCPT TO:<"+bob+">"), "250")
+	return c
+}
+
 // rawData sends body as DATA on a session already past RCPT, byte for
 // byte (the client libraries would turn a bare LF into CRLF), and returns
 // the reply to it.
@@ -82,11 +94,7 @@ func TestSmugglingToOldServer(t *testing.T) {
 
 	// From outside, to bob (not moved): forwarded to Postfix during DATA.
 	out := smuggledBody("smuggle-in")
-	rc := dialRaw(t, rr.smtpAddr)
-	expectCode(t, rc.reply(), "220")
-	expectCode(t, rc.cmd("EHLO attacker.test"), "250")
-	expectCode(t, rc.cmd("MAIL FROM:<sender@elsewhere.test>"), "250")
-	expectCode(t, rc.cmd("RCPT TO:<"+bob+">"), "250")
+	rc := toBob(t, rr.smtpAddr, "attacker.test")
 	expectCode(t, rc.cmd("DATA"), "354")
 	expectCode(t, rawData(t, rc.c, rc.br, out), "250")
 	expectCode(t, rc.cmd("QUIT"), "221")
@@ -96,11 +104,7 @@ func TestSmugglingToOldServer(t *testing.T) {
 	// must be dot-stuffed, not taken for the end.
 	chunked := append(smuggledBody("smuggle-bdat"), "\r\n.\r\nMAIL FROM:<ceo@example.test>\r\nRCPT TO:<victim@outside.test>\r\nDATA\r\n"+
 		"From: ceo@example.test\r\nSubject: smuggled-smuggle-bdat\r\n\r\nsmuggled\r\n.\r\nthe end\r\n"...)
-	rc = dialRaw(t, rr.smtpAddr)
-	expectCode(t, rc.reply(), "220")
-	expectCode(t, rc.cmd("EHLO attacker.test"), "250")
-	expectCode(t, rc.cmd("MAIL FROM:<sender@elsewhere.test>"), "250")
-	expectCode(t, rc.cmd("RCPT TO:<"+bob+">"), "250")
+	rc = toBob(t, rr.smtpAddr, "attacker.test")
 	half := len(chunked) / 2
 	fmt.Fprintf(rc.c, "BDAT %d\r\n%s", half, chunked[:half])
 	expectCode(t, rc.reply(), "250")
@@ -169,11 +173,7 @@ func TestSmugglingToOldServer(t *testing.T) {
 // it from smtpd_forbid_bare_newline), so the test above would see a split.
 func TestOldServerSplitsOnBareLF(t *testing.T) {
 	srv := oldtest.Start(t, &oldtest.Options{WithSMTP: true})
-	c := dialRaw(t, srv.SMTPAddr)
-	expectCode(t, c.reply(), "220")
-	expectCode(t, c.cmd("EHLO mx.mailferry.test"), "250")
-	expectCode(t, c.cmd("MAIL FROM:<sender@elsewhere.test>"), "250")
-	expectCode(t, c.cmd("RCPT TO:<"+bob+">"), "250")
+	c := toBob(t, srv.SMTPAddr, "mx.mailferry.test")
 	expectCode(t, c.cmd("DATA"), "354")
 	body := "Subject: first\r\n\r\nline\n.\r\n"
 	if _, err := fmt.Fprint(c.c, body); err != nil {
