@@ -113,6 +113,13 @@ func (r *Relay) verifyRcpt(ctx context.Context, old *oldserver.Settings, rcpt st
 	utf8 := !isASCII(rcpt)
 	for fresh := false; ; fresh = true {
 		c, reused, err := r.client(ctx, &set, key, fresh)
+		if err != nil && fresh && ctx.Err() != nil {
+			// A pooled session stalled until this callout's time was
+			// spent (a server slowing a session it counts errors on):
+			// no time was left to dial, which says nothing of the server.
+			r.log.Info("recipient callout: no time left after a stalled session", "rcpt", rcpt, "err", err)
+			return errOldBroken
+		}
 		if err != nil {
 			r.log.Info("recipient callout: old server unreachable", "rcpt", rcpt, "err", err)
 			r.callout.putFor(downKey, nil, calloutDownTTL)
@@ -139,16 +146,19 @@ func (r *Relay) verifyRcpt(ctx context.Context, old *oldserver.Settings, rcpt st
 				c.Close()
 				return errOldBroken
 			}
+			r.pool.noteRefused(c)
 			r.pool.releaser(key, c, stop, true)()
 			return errOldUnclear
 		}
 		err = c.Rcpt(rcpt, nil)
+		if err != nil && !brokenSession(err) {
+			r.pool.noteRefused(c) // Postfix counts 4xx and 5xx alike
+		}
 		var se *smtp.SMTPError
 		switch {
 		case err == nil:
 			r.callout.put(ckey, nil)
 		case errors.As(err, &se) && se.Code/100 == 5:
-			r.pool.noteRefused(c)
 			se = passOn(se)
 			r.callout.put(ckey, se)
 		case brokenSession(err):

@@ -257,6 +257,12 @@ func (r *Relay) forward(ctx context.Context, set *oldserver.Settings, from strin
 	for fresh := false; ; fresh = true {
 		var reused bool
 		c, reused, err = r.client(ctx, set, key, fresh)
+		if err != nil && fresh && ctx.Err() != nil {
+			// A pooled session stalled until the time was spent: see
+			// verifyRcpt; not a sign the server is down.
+			r.log.Info("forward: no time left after a stalled session", "from", from, "err", err)
+			return errOldBroken
+		}
 		if err != nil {
 			r.log.Info("forward: old server unreachable", "from", from, "err", err)
 			r.callout.putFor(key+"\x00down", nil, calloutDownTTL)
@@ -402,7 +408,7 @@ type idleClient struct {
 }
 
 // retireAfterRefusals ends a session once this many recipients were
-// refused on it. Postfix counts a session's errors and never sets the
+// refused on it (for good or for now; a callout's null sender too). Postfix counts a session's errors and never sets the
 // count back on a session that delivers no mail (our callouts): past
 // smtpd_soft_error_limit (10) it delays every reply by
 // smtpd_error_sleep_time (1 s), at smtpd_hard_error_limit (20) it hangs

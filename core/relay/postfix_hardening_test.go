@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 
 	"mailferry/core/oldserver/oldtest"
 	"mailferry/core/relay"
@@ -106,4 +109,32 @@ func TestForgedAuthResultsRenamedForwarded(t *testing.T) {
 	if bytes.Contains(got, []byte("\nAuthentication-Results: mx.mailferry.test")) {
 		t.Fatalf("a field of ours reached the old server:\n%s", got)
 	}
+}
+
+// A callout whose pooled session stalls until the callout's own time is
+// spent has no time left to dial afresh: that says nothing of the old
+// server, which must not be taken for down (30 s of 451 for every sender's
+// recipients not yet moved) because one session was slow. Postfix slows
+// a session it counts errors on this way; so may any server under load.
+func TestSlowPooledCalloutNotServerDown(t *testing.T) {
+	old := startOldSMTP(t, "")
+	old.users = map[string]bool{bob: true, "carol@example.test": true, "dave@example.test": true}
+	e := newEnv(t, old.addr)
+	rr := startRelay(t, e.st, relay.Options{})
+	c, _ := open(t, rr.smtpAddr)
+	c.c.SetDeadline(time.Now().Add(time.Minute))
+	expectCode(t, c.cmd("MAIL FROM:<a@elsewhere.test>"), "250")
+	expectCode(t, c.cmd("RCPT TO:<"+bob+">"), "250") // its session is pooled
+	var stalled atomic.Bool
+	old.mu.Lock()
+	old.mailErr = func(string) *smtp.SMTPError {
+		if stalled.CompareAndSwap(false, true) {
+			time.Sleep(10500 * time.Millisecond) // past the callout's 10 s
+		}
+		return nil
+	}
+	old.mu.Unlock()
+	expectCode(t, c.cmd("RCPT TO:<carol@example.test>"), "451")
+	expectCode(t, c.cmd("RCPT TO:<dave@example.test>"), "250")
+	c.cmd("QUIT")
 }
