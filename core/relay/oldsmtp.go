@@ -257,7 +257,7 @@ func (r *Relay) forward(ctx context.Context, set *oldserver.Settings, from strin
 	for fresh := false; ; fresh = true {
 		var reused bool
 		c, reused, err = r.client(ctx, set, key, fresh)
-		if err != nil && fresh && ctx.Err() != nil {
+		if err != nil && fresh && timeSpent(ctx) {
 			// A pooled session stalled until the time was spent: see
 			// verifyRcpt; not a sign the server is down.
 			r.log.Info("forward: no time left after a stalled session", "from", from, "err", err)

@@ -124,7 +124,13 @@ func TestSlowPooledCalloutNotServerDown(t *testing.T) {
 	c, _ := open(t, rr.smtpAddr)
 	c.c.SetDeadline(time.Now().Add(time.Minute))
 	expectCode(t, c.cmd("MAIL FROM:<a@elsewhere.test>"), "250")
-	expectCode(t, c.cmd("RCPT TO:<"+bob+">"), "250") // its session is pooled
+	expectCode(t, c.cmd("RCPT TO:<"+bob+">"), "250")
+	// bob is recorded after the catch-all probe, which runs on its own:
+	// then the probe's session is pooled too, and idle.
+	waitFor(t, "bob recorded", 10*time.Second, func() bool {
+		ks, _ := e.st.KnownUsers(context.Background(), domain)
+		return len(ks) == 1
+	})
 	var stalled atomic.Bool
 	old.mu.Lock()
 	old.mailErr = func(string) *smtp.SMTPError {
