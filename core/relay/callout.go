@@ -113,6 +113,13 @@ func (r *Relay) verifyRcpt(ctx context.Context, old *oldserver.Settings, rcpt st
 	utf8 := !isASCII(rcpt)
 	for fresh := false; ; fresh = true {
 		c, reused, err := r.client(ctx, &set, key, fresh)
+		if err != nil && fresh && timeSpent(ctx) {
+			// A pooled session stalled until this callout's time was
+			// spent (a server slowing a session it counts errors on):
+			// no time was left to dial, which says nothing of the server.
+			r.log.Info("recipient callout: no time left after a stalled session", "rcpt", rcpt, "err", err)
+			return errOldBroken
+		}
 		if err != nil {
 			r.log.Info("recipient callout: old server unreachable", "rcpt", rcpt, "err", err)
 			r.callout.putFor(downKey, nil, calloutDownTTL)
@@ -139,10 +146,14 @@ func (r *Relay) verifyRcpt(ctx context.Context, old *oldserver.Settings, rcpt st
 				c.Close()
 				return errOldBroken
 			}
+			r.pool.noteRefused(c)
 			r.pool.releaser(key, c, stop, true)()
 			return errOldUnclear
 		}
 		err = c.Rcpt(rcpt, nil)
+		if err != nil && !brokenSession(err) {
+			r.pool.noteRefused(c) // Postfix counts 4xx and 5xx alike
+		}
 		var se *smtp.SMTPError
 		switch {
 		case err == nil:
@@ -162,6 +173,13 @@ func (r *Relay) verifyRcpt(ctx context.Context, old *oldserver.Settings, rcpt st
 		r.pool.releaser(key, c, stop, true)()
 		return se
 	}
+}
+
+// timeSpent reports whether ctx has ended or reached its deadline (a dial
+// bounded by the deadline may fail at it before ctx's timer has fired).
+func timeSpent(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ctx.Err() != nil || ok && !time.Now().Before(dl)
 }
 
 // errAcceptsAnyone is why a recipient the old server accepted is not

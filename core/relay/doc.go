@@ -115,8 +115,14 @@
 //     delivered here, one Authentication-Results header (RFC 8601,
 //     Options.AuthResults) above it, the message's own such fields that
 //     claim our authserv-id renamed X-Untrusted-Authentication-Results
-//     (RFC 8601 section 5, authresults.go); nothing else is changed,
-//     neither for local delivery nor for relaying.
+//     (RFC 8601 section 5, authresults.go; in mail from outside forwarded
+//     to an old server too, without a field of ours, since it comes back
+//     with its user's mailbox); nothing else is changed for local
+//     delivery. What leaves over SMTP (forwarded, queued, signed)
+//     has a bare <LF> sent as <CR><LF> and a stray <CR> as a space
+//     (wire.go, as Postfix 3.9 does): a stray <CR> or <LF> is how SMTP
+//     smuggling splits a second message off at a server that trusts us
+//     (TestSmugglingToOldServer, against the fixture's Postfix).
 //   - A queue item leaves the queue (or loses recipients) in the same store
 //     transaction that records the outcome — including a bounce to queue —
 //     right after the remote server's reply, so a normal stop or restart never

@@ -98,6 +98,7 @@ func allTemp(rcpts []string, status, remote string, err error) []outcome {
 // called: it returns a healthy session to the pool or closes it.
 func (r *Relay) transact(ctx context.Context, t *target, from string, rcpts []string, body []byte) (outs []outcome, release func()) {
 	release = func() {}
+	body = wireForm(body) // already so for queued mail, before its signature
 	all := func(o func(rc string) outcome) ([]outcome, func()) {
 		out := make([]outcome, 0, len(rcpts))
 		for _, rc := range rcpts {
@@ -172,6 +173,9 @@ func (r *Relay) transact(ctx context.Context, t *target, from string, rcpts []st
 			}
 			return outs, release
 		}
+		if smtpErrorClass(err) == 5 {
+			r.pool.noteRefused(c)
+		}
 		outs = append(outs, failOutcome(rc, remote, err))
 	}
 	if len(accepted) == 0 {
@@ -245,6 +249,7 @@ func (r *Relay) clientFor(ctx context.Context, t *target, fresh bool) (c *smtp.C
 // accepted (SMTP has one reply to DATA; the refusal is remembered for the
 // RCPT of the retry).
 func (r *Relay) forward(ctx context.Context, set *oldserver.Settings, from string, rcpts []string, body []byte, utf8 bool) *smtp.SMTPError {
+	body = wireForm(body) // no stray CR or LF to a server that trusts us
 	key := poolKey(set)
 	var c *smtp.Client
 	var stop func() bool
@@ -252,6 +257,12 @@ func (r *Relay) forward(ctx context.Context, set *oldserver.Settings, from strin
 	for fresh := false; ; fresh = true {
 		var reused bool
 		c, reused, err = r.client(ctx, set, key, fresh)
+		if err != nil && fresh && timeSpent(ctx) {
+			// A pooled session stalled until the time was spent: see
+			// verifyRcpt; not a sign the server is down.
+			r.log.Info("forward: no time left after a stalled session", "from", from, "err", err)
+			return errOldBroken
+		}
 		if err != nil {
 			r.log.Info("forward: old server unreachable", "from", from, "err", err)
 			r.callout.putFor(key+"\x00down", nil, calloutDownTTL)
@@ -306,6 +317,7 @@ func (r *Relay) forward(ctx context.Context, set *oldserver.Settings, from strin
 		case brokenSession(err):
 			return fail(err)
 		case errors.As(err, &se) && se.Code/100 == 5:
+			r.pool.noteRefused(c)
 			se = passOn(se)
 			r.callout.put(calloutKey(key, rc), se)
 			nRefused++
@@ -349,6 +361,15 @@ func (r *Relay) forward(ctx context.Context, set *oldserver.Settings, from strin
 	return nil
 }
 
+// smtpErrorClass is the first digit of err's reply code, or 0.
+func smtpErrorClass(err error) int {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code / 100
+	}
+	return 0
+}
+
 // brokenSession reports whether err leaves the SMTP session unusable: a
 // network error, or 421 (RFC 5321 section 3.8: the server closes).
 func brokenSession(err error) bool {
@@ -373,15 +394,43 @@ type clientPool struct {
 	mu     sync.Mutex
 	idle   map[string][]idleClient
 	closed bool
+	// refused holds the recipients refused on a session handed out (by get
+	// or noteRefused) until it is released; a session closed on a broken
+	// path leaves its entry, so the map is cleared when it grows past
+	// maxRefusedKept (the counts only decide when a session retires).
+	refused map[*smtp.Client]int
 }
 
 type idleClient struct {
-	c     *smtp.Client
-	since time.Time
+	c       *smtp.Client
+	since   time.Time
+	refused int
 }
 
+// retireAfterRefusals ends a session once this many recipients were
+// refused on it (for good or for now; a callout's null sender too). Postfix counts a session's errors and never sets the
+// count back on a session that delivers no mail (our callouts): past
+// smtpd_soft_error_limit (10) it delays every reply by
+// smtpd_error_sleep_time (1 s), at smtpd_hard_error_limit (20) it hangs
+// up. Strangers' recipient guesses must not make a pooled callout session
+// slow for every other sender (TestRecipientGuessesAgainstPostfix).
+const retireAfterRefusals = 5
+
+const maxRefusedKept = 256
+
 func newClientPool(max int) *clientPool {
-	return &clientPool{max: max, idle: map[string][]idleClient{}}
+	return &clientPool{max: max, idle: map[string][]idleClient{}, refused: map[*smtp.Client]int{}}
+}
+
+// noteRefused counts a recipient refused on c, handed out by the pool or
+// new; the count goes with c back to the pool at its release.
+func (p *clientPool) noteRefused(c *smtp.Client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.refused) >= maxRefusedKept {
+		clear(p.refused)
+	}
+	p.refused[c]++
 }
 
 // get returns an idle session for key (reused = true), or nil when there is
@@ -404,6 +453,12 @@ func (p *clientPool) get(key string, fresh bool) (c *smtp.Client, reused bool) {
 		l = l[:len(l)-1]
 		if time.Since(ic.since) < poolIdle {
 			p.idle[key] = l
+			if ic.refused > 0 {
+				if len(p.refused) >= maxRefusedKept {
+					clear(p.refused)
+				}
+				p.refused[ic.c] = ic.refused
+			}
 			return ic.c, true
 		}
 		stale = append(stale, ic.c)
@@ -416,6 +471,10 @@ func (p *clientPool) get(key string, fresh bool) (c *smtp.Client, reused bool) {
 // when reset is set) or, when the pool is full or closed, ends it.
 func (p *clientPool) releaser(key string, c *smtp.Client, stop func() bool, reset bool) func() {
 	return func() {
+		p.mu.Lock()
+		refused := p.refused[c]
+		delete(p.refused, c)
+		p.mu.Unlock()
 		if !stop() {
 			c.Close() // the context was cancelled: the session is cut
 			return
@@ -425,13 +484,13 @@ func (p *clientPool) releaser(key string, c *smtp.Client, stop func() bool, rese
 			return
 		}
 		p.mu.Lock()
-		if p.closed || len(p.idle[key]) >= p.max {
+		if p.closed || len(p.idle[key]) >= p.max || refused >= retireAfterRefusals {
 			p.mu.Unlock()
 			c.Quit()
 			c.Close()
 			return
 		}
-		p.idle[key] = append(p.idle[key], idleClient{c: c, since: time.Now()})
+		p.idle[key] = append(p.idle[key], idleClient{c: c, since: time.Now(), refused: refused})
 		p.mu.Unlock()
 	}
 }

@@ -97,7 +97,10 @@ type Options struct {
 	// (RFC 8601, with its CRLF) for a message from outside (no AUTH, not a
 	// trusted network) delivered locally, from the client's address, HELO
 	// name and MAIL FROM; it is prepended above the Received field. It is
-	// information for the user's client, never a reason to refuse.
+	// information for the user's client, never a reason to refuse. When
+	// set, fields in mail from outside that claim this server's
+	// authserv-id (Hostname in mail forwarded to an old server) are
+	// renamed X-Untrusted-Authentication-Results.
 	AuthResults func(ctx context.Context, ip netip.Addr, helo, mailFrom string, msg []byte) string
 
 	// OldServer looks a domain's old server up; nil reads the store's

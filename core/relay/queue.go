@@ -431,7 +431,10 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 			}
 		}
 	}
-	signed := body // signed once per attempt, for the routes that leave us
+	// What leaves us over SMTP, in its final form before it is signed
+	// (wireForm); local recipients and bounces keep the bytes as received.
+	wire := wireForm(body)
+	signed := wire // signed once per attempt, for the routes that leave us
 	signErr := error(nil)
 	didSign := false
 	for _, g := range groups {
@@ -445,12 +448,12 @@ func (r *Relay) deliverItem(ctx context.Context, it *store.QueueItem) {
 			remaining = r.commitOutcomes(ctx, it, body, remaining, done, g.route)
 			return remaining != nil // nil: the item is done, or gone (deleted by the administrator)
 		}
-		out := body
+		out := wire
 		if g.rt.kind != RouteOldServer {
 			// The one point where a message from our domain is signed
 			// (DKIM, Options.Sign) before it leaves for the world.
 			if !didSign {
-				signed, signErr = r.sign(g.route, body)
+				signed, signErr = r.sign(g.route, wire)
 				didSign = true
 			}
 			if signErr != nil {

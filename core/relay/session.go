@@ -455,6 +455,12 @@ func (s *session) Data(rd io.Reader) error {
 		if ar != "" {
 			body = renameForgedAuthResults(body, authservID([]byte(strings.TrimPrefix(ar, "Authentication-Results:"))))
 		}
+	} else if s.user == nil && !s.trusted && s.r.opts.AuthResults != nil {
+		// Mail from outside forwarded to the old server gets no field of
+		// ours, but comes back into Mailferry with its user's mailbox,
+		// byte for byte: one claiming our authserv-id (Options.Hostname,
+		// as ours carry) would then pass for ours.
+		body = renameForgedAuthResults(body, s.r.opts.Hostname)
 	}
 	msg = append(msg, s.received()...)
 	msg = append(msg, body...)

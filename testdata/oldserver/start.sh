@@ -323,9 +323,17 @@ if !/@example\\.test\$/
 endif
 EOF
 
+    # An old server from before the SMTP smuggling fixes (CVE-2023-51764;
+    # Postfix 3.9, 3.8.5, 3.7.10): bare newlines taken as line ends, stray
+    # CRs stored and sent on as they came, so the relay's tests see what
+    # Mailferry hands it.
     bare_nl=""
     if postconf -d smtpd_forbid_bare_newline >/dev/null 2>&1; then
         bare_nl="smtpd_forbid_bare_newline = no"
+    fi
+    if postconf -d cleanup_replace_stray_cr_lf >/dev/null 2>&1; then
+        bare_nl="$bare_nl
+cleanup_replace_stray_cr_lf = no"
     fi
 
     cat > "$PFETC/main.cf" <<EOF
