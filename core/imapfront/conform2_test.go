@@ -1,0 +1,122 @@
+package imapfront_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// Issue 15's differences from Dovecot found in session 14, each over a real
+// connection with raw protocol lines (TestSideBySide's "seqset",
+// "create-parents" and "envelope-date" scripts show Dovecot's answers).
+
+// TestSeqSetBeyondMailbox: a FETCH, STORE, COPY or MOVE by sequence numbers
+// naming a message the session was not told of is BAD, as Dovecot answers
+// (RFC 3501 9 seq-number); UID commands, SEARCH and "$" are not.
+func TestSeqSetBeyondMailbox(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.login()
+	c.ok("CREATE Dst")
+	c.ok("CREATE Empty")
+	c.ok("SELECT Empty")
+	bad := func(cmds ...string) {
+		t.Helper()
+		for _, cmd := range cmds {
+			if got, all := c.status("%s", cmd); got != "BAD" || !strings.Contains(all, "Invalid message sequence set") {
+				t.Fatalf("%s: want BAD Invalid message sequence set, got %s", cmd, all)
+			}
+		}
+	}
+	good := func(cmds ...string) {
+		t.Helper()
+		for _, cmd := range cmds {
+			c.ok("%s", cmd)
+		}
+	}
+	bad("FETCH 1 (FLAGS)", "FETCH * (FLAGS)", "FETCH 1:* (FLAGS)", `STORE 1:* +FLAGS (\Seen)`, "COPY 1:* Dst", "MOVE * Dst",
+		"COPY 1 Nonexistent")
+	good("UID FETCH 1:* (FLAGS)", `UID STORE * +FLAGS (\Seen)`, "SEARCH 1:*", "UID COPY 1:* Dst")
+	c.ok("UNSELECT")
+	for i := 0; i < 3; i++ {
+		e.put(e.inbox(), simple)
+	}
+	c.ok("SELECT INBOX")
+	bad("FETCH 4 (FLAGS)", "FETCH 2:4 (FLAGS)", "FETCH 4:* (FLAGS)", "FETCH 1,5 (FLAGS)", "FETCH 5,1 (FLAGS)",
+		`STORE 4 +FLAGS (\Seen)`, "COPY 3:4 Dst", "MOVE 9 Dst")
+	if un := c.ok("FETCH 3:* (FLAGS)"); !strings.Contains(un, "* 3 FETCH") {
+		t.Fatalf("FETCH 3:*: %q", un)
+	}
+	good("FETCH * (FLAGS)", "UID FETCH 4:9 (FLAGS)", "SEARCH 4", "SEARCH RETURN (SAVE) 2:3", "FETCH $ (FLAGS)")
+	// Nothing was stored, copied or moved by the refused commands.
+	if un := c.ok("STATUS Dst (MESSAGES)"); !strings.Contains(un, "MESSAGES 0") {
+		t.Fatalf("refused COPY/MOVE copied: %q", un)
+	}
+	if un := c.ok("FETCH 1:3 (FLAGS)"); strings.Contains(un, `\Seen`) {
+		t.Fatalf("refused STORE stored: %q", un)
+	}
+	// Another session's EXPUNGE, not yet told: the third message is still
+	// a number this session knows.
+	d := e.login()
+	d.ok("SELECT INBOX")
+	d.ok(`STORE 3 +FLAGS.SILENT (\Deleted)`)
+	d.ok("EXPUNGE")
+	if got, all := c.status("FETCH 3 (FLAGS)"); got == "BAD" {
+		t.Fatalf("FETCH of a message expunged elsewhere, not yet told: %s", all)
+	}
+	c.ok("NOOP")
+	bad("FETCH 3 (FLAGS)")
+}
+
+// TestCreateLeavesParentsImplied: CREATE a/b does not make "a" a mailbox
+// (RFC 3501 6.3.3 lets the server create superiors; Dovecot 2.3 does not):
+// LIST shows "a" \Noselect (\NonExistent in an extended LIST), SELECT,
+// STATUS, SUBSCRIBE and APPEND find no mailbox, RENAME a renames its
+// children, DELETE a is NONEXISTENT, and "a" goes with its last child.
+func TestCreateLeavesParentsImplied(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.login()
+	c.ok("CREATE P/a/b")
+	mustContain(t, "LIST", c.ok(`LIST "" P*`),
+		`* LIST (\Noselect \HasChildren) "/" "P"`, `* LIST (\Noselect \HasChildren) "/" "P/a"`, `* LIST (\HasNoChildren) "/" "P/a/b"`)
+	mustContain(t, "LIST %", c.ok(`LIST "" P/%%`), `* LIST (\Noselect \HasChildren) "/" "P/a"`)
+	un := c.ok(`LIST "" (P P/a) RETURN (CHILDREN STATUS (MESSAGES))`)
+	mustContain(t, "extended LIST", un, `* LIST (\NonExistent \HasChildren) "/" "P"`, `* LIST (\NonExistent \HasChildren) "/" "P/a"`)
+	if strings.Contains(un, "* STATUS") {
+		t.Fatalf("STATUS of a level that is no mailbox: %s", un)
+	}
+	for _, cmd := range []string{"SELECT P/a", "EXAMINE P", "STATUS P/a (MESSAGES)", "SUBSCRIBE P/a", "DELETE P/a"} {
+		if got, all := c.status("%s", cmd); got != "NO" || !strings.Contains(all, "NONEXISTENT") {
+			t.Fatalf("%s: want NO [NONEXISTENT], got %s", cmd, all)
+		}
+	}
+	if got, all := c.status("APPEND P/a {%d+}\r\n%s", len(simple), simple); got != "NO" || !strings.Contains(all, "[TRYCREATE]") {
+		t.Fatalf("APPEND to a level that is no mailbox: %s", all)
+	}
+	// RENAME of the level renames its children; the new name's superiors
+	// are not made mailboxes either.
+	c.ok("RENAME P/a P/z")
+	mustContain(t, "after RENAME", c.ok(`LIST "" P*`),
+		`* LIST (\Noselect \HasChildren) "/" "P"`, `* LIST (\Noselect \HasChildren) "/" "P/z"`, `* LIST (\HasNoChildren) "/" "P/z/b"`)
+	c.ok("RENAME P/z/b P/y/x")
+	un = c.ok(`LIST "" P*`)
+	mustContain(t, "after RENAME to a new level", un, `* LIST (\Noselect \HasChildren) "/" "P/y"`, `* LIST (\HasNoChildren) "/" "P/y/x"`)
+	if strings.Contains(un, `"P/z"`) {
+		t.Fatalf("the level stayed without children: %s", un)
+	}
+	if got, all := c.status("RENAME P/z P/q"); got != "NO" || !strings.Contains(all, "NONEXISTENT") {
+		t.Fatalf("RENAME of a name that is nothing: %s", all)
+	}
+	// Created itself, the level is a mailbox; a trailing separator
+	// creates the name without it.
+	c.ok("CREATE P/y")
+	c.ok("CREATE P/w/")
+	mustContain(t, "after CREATE", c.ok(`LIST "" P*`),
+		`* LIST (\Noselect \HasChildren) "/" "P"`, `* LIST (\HasNoChildren) "/" "P/w"`, `* LIST (\HasChildren) "/" "P/y"`)
+	c.ok("SELECT P/y")
+	c.ok("UNSELECT")
+	c.ok("DELETE P/y/x")
+	c.ok("DELETE P/y")
+	c.ok("DELETE P/w")
+	if un := c.ok(`LIST "" P*`); strings.Contains(un, "* LIST") {
+		t.Fatalf("levels left without children: %s", un)
+	}
+}
