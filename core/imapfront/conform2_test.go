@@ -120,3 +120,44 @@ func TestCreateLeavesParentsImplied(t *testing.T) {
 		t.Fatalf("levels left without children: %s", un)
 	}
 }
+
+// TestEnvelopeDateAsSent: ENVELOPE's date is the Date field's text as the
+// message has it (RFC 3501 7.4.2; what Dovecot sends), also when it is no
+// date; NIL without a Date field; the same in a message/rfc822 part's
+// BODYSTRUCTURE. Mailferry formatted the parsed date again, or sent NIL.
+func TestEnvelopeDateAsSent(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, date := range []string{
+		"Mon, 07 Dec 2026 01:00:00 +0000 (UTC)",
+		"7 Dec 26 01:00 EST",
+		"Mon,  7 Dec 2026 01:00:00 -0800\r\n (folded)",
+		"next tuesday, maybe",
+		`"quoted" date`,
+		"",
+	} {
+		msg := "From: a@example.test\r\nSubject: d\r\n"
+		if date != "" {
+			msg += "Date: " + date + "\r\n"
+		}
+		e.put(e.inbox(), msg+"\r\nbody\r\n")
+	}
+	e.put(e.inbox(), "From: a@example.test\r\nDate: outer, not a date\r\nContent-Type: message/rfc822\r\n\r\n"+
+		"From: b@example.test\r\nDate: inner,  not a date either\r\nSubject: inner\r\n\r\ninner body\r\n")
+	c := e.login()
+	c.ok("EXAMINE INBOX")
+	un := c.ok("FETCH 1:* (ENVELOPE)")
+	mustContain(t, "ENVELOPE", un,
+		`* 1 FETCH (UID 1 ENVELOPE ("Mon, 07 Dec 2026 01:00:00 +0000 (UTC)" "d"`,
+		`* 2 FETCH (UID 2 ENVELOPE ("7 Dec 26 01:00 EST" "d"`,
+		`* 3 FETCH (UID 3 ENVELOPE ("Mon,  7 Dec 2026 01:00:00 -0800 (folded)" "d"`,
+		`* 4 FETCH (UID 4 ENVELOPE ("next tuesday, maybe" "d"`,
+		`* 5 FETCH (UID 5 ENVELOPE ("\"quoted\" date" "d"`,
+		`* 6 FETCH (UID 6 ENVELOPE (NIL "d"`,
+		`* 7 FETCH (UID 7 ENVELOPE ("outer, not a date" NIL`)
+	mustContain(t, "BODYSTRUCTURE", c.ok("FETCH 7 (BODYSTRUCTURE)"), `("inner,  not a date either" "inner"`)
+	// SORT still orders by the date parsed (RFC 5256 2.2), the
+	// unparsable ones by their arrival.
+	if un := c.ok("SORT (DATE) UTF-8 1:3"); !strings.Contains(un, "* SORT 1 2 3") {
+		t.Fatalf("SORT (DATE): %q", un)
+	}
+}
