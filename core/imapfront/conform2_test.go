@@ -161,3 +161,33 @@ func TestEnvelopeDateAsSent(t *testing.T) {
 		t.Fatalf("SORT (DATE): %q", un)
 	}
 }
+
+// TestSortDisplay: SORT=DISPLAY (RFC 5957; Roundcube's and SnappyMail's
+// sort() send DISPLAYFROM/DISPLAYTO for FROM/TO when it is advertised):
+// by the first address's display name, else its addr-spec, else (a group)
+// the group's name, "" without one; i;unicode-casemap ("Émile" with the
+// E's); ties by sequence number, also REVERSEd. The orders are Dovecot
+// 2.3's on the same messages (TestSideBySide "sort-display").
+func TestSortDisplay(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, ft := range sortDisplayMsgs {
+		e.put(e.inbox(), ft+"Subject: s\r\n\r\nbody\r\n")
+	}
+	c := e.login()
+	mustContain(t, "CAPABILITY", c.ok("CAPABILITY"), " SORT SORT=DISPLAY ")
+	c.ok("SELECT INBOX")
+	for cmd, want := range map[string]string{
+		"SORT (DISPLAYFROM) UTF-8 ALL":                    "* SORT 5 6 4 7 2 3 8 1\r\n",
+		"SORT (REVERSE DISPLAYFROM) UTF-8 ALL":            "* SORT 1 8 3 2 4 7 6 5\r\n",
+		"SORT (DISPLAYTO) UTF-8 ALL":                      "* SORT 8 5 6 7 1 3 4 2\r\n",
+		"UID SORT (DISPLAYTO REVERSE DATE) US-ASCII 2:*":  "* SORT 8 5 6 7 3 4 2\r\n",
+		"SORT (DISPLAYFROM) UTF-8 OR FROM alice FROM zed": "* SORT 4 7 1\r\n",
+	} {
+		if got := c.ok("%s", cmd); got != want {
+			t.Errorf("%s: got %q, want %q", cmd, got, want)
+		}
+	}
+	if got, all := c.status("SORT (DISPLAYCC) UTF-8 ALL"); got != "BAD" {
+		t.Fatalf("unknown sort key: %s", all)
+	}
+}

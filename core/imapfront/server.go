@@ -176,6 +176,7 @@ func New(opts *Options) (*Server, error) {
 			imap.CapCondStore:        {},
 			imap.CapQResync:          {},
 			imap.CapSort:             {},
+			imap.CapSortDisplay:      {},
 			"THREAD=ORDEREDSUBJECT":  {},
 			"THREAD=REFERENCES":      {},
 		},

@@ -600,4 +600,34 @@ var sideScripts = []struct {
 		a.x("DELETE %s/w", sd.box)
 		a.x(`LIST "" %s*`, sd.box)
 	}},
+	{"sort-display", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		for _, ft := range sortDisplayMsgs {
+			a.appendx(sd.box, "", ft+"Subject: s\r\n\r\nbody\r\n")
+		}
+		a.x("SELECT %s", sd.box)
+		a.x("SORT (DISPLAYFROM) UTF-8 ALL")
+		a.x("SORT (REVERSE DISPLAYFROM) UTF-8 ALL")
+		a.x("SORT (DISPLAYTO) UTF-8 ALL")
+		a.x("UID SORT (DISPLAYTO REVERSE DATE) US-ASCII ALL")
+		a.x("SORT (FROM) UTF-8 ALL")
+		a.x("SORT (DISPLAYFROM) UTF-8 UNSEEN")
+		a.x("SORT (DISPLAYCC) UTF-8 ALL")
+		a.x("UNSELECT")
+		a.x("DELETE %s", sd.box)
+	}},
+}
+
+// sortDisplayMsgs are the From and To fields of the "sort-display" script
+// and TestSortDisplay.
+var sortDisplayMsgs = []string{
+	"From: Zed <a@example.test>\r\nTo: =?utf-8?q?=C3=89mile?= <m@example.test>\r\n",
+	"From: b@example.test\r\nTo: \"zz\" <a@example.test>\r\n",
+	"From: =?utf-8?q?=C3=89mile?= <c@example.test>\r\nTo: n@example.test\r\n",
+	"From: \"alice\" <z@example.test>\r\nTo: undisclosed-recipients:;\r\n",
+	"To: Bob <o@example.test>\r\n",
+	"From: \"  \" <d@example.test>\r\nTo: \"Bob\" <a@example.test>, Al <b@example.test>\r\n",
+	"From: ALICE <y@example.test>\r\nTo: =?utf-8?q?b=C3=B6b?= <p@example.test>\r\n",
+	"From: team: x@example.test;\r\nTo: \"b\" <q@example.test>\r\n",
 }

@@ -4,17 +4,20 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
+	unorm "golang.org/x/text/unicode/norm"
 
 	"mailferry/core/store"
 )
 
 // SORT (RFC 5256 3): the messages a search finds, ordered by ARRIVAL, CC,
-// DATE, FROM, SIZE, SUBJECT or TO, each maybe REVERSE; ties go by sequence
+// DATE, FROM, SIZE, SUBJECT or TO (or DISPLAYFROM and DISPLAYTO, RFC 5957
+// SORT=DISPLAY), each maybe REVERSE; ties go by sequence
 // number. Addresses and subjects compare with i;ascii-casemap, subjects by
 // their base subject (RFC 5256 2.1). Sort keys come from the ENVELOPE cache;
 // THREAD=REFERENCES also reads each found message's header.
@@ -160,6 +163,10 @@ func compareKey(a, b *sortMsg, key imapserver.SortKey) int {
 		return strings.Compare(firstMailbox(a.env.To), firstMailbox(b.env.To))
 	case imapserver.SortKeyCc:
 		return strings.Compare(firstMailbox(a.env.Cc), firstMailbox(b.env.Cc))
+	case imapserver.SortKeyDisplayFrom:
+		return strings.Compare(firstDisplay(a.env.From), firstDisplay(b.env.From))
+	case imapserver.SortKeyDisplayTo:
+		return strings.Compare(firstDisplay(a.env.To), firstDisplay(b.env.To))
 	}
 	return 0
 }
@@ -183,6 +190,36 @@ func firstMailbox(l []imap.Address) string {
 		}
 	}
 	return ""
+}
+
+// firstDisplay is the DISPLAYFROM and DISPLAYTO sort value (RFC 5957 3):
+// the first address's display name (addr-name, its RFC 2047 encoded words
+// decoded), or when it has none its addr-spec ("mailbox@host"), or for a
+// group the group's name (as Dovecot 2.3 takes it); "" when there is no
+// address. Display names are what people read, in every script: they
+// compare with i;unicode-casemap (RFC 5051: titlecase, then NFKD), as in
+// Dovecot, so that "Émile" sorts with the E's, not after "Zed".
+func firstDisplay(l []imap.Address) string {
+	if len(l) == 0 {
+		return ""
+	}
+	a := l[0]
+	v := a.Name
+	switch {
+	case v != "":
+	case a.Host == "":
+		v = a.Mailbox
+	default:
+		v = a.Mailbox + "@" + a.Host
+	}
+	return unicodeCasemap(v)
+}
+
+// unicodeCasemap is the i;unicode-casemap comparator's key (RFC 5051 2):
+// each character titlecased, then the string fully decomposed (NFKD); keys
+// compare as octets.
+func unicodeCasemap(s string) string {
+	return unorm.NFKD.String(strings.Map(unicode.ToTitle, s))
 }
 
 // asciiLower folds ASCII letters only (the i;ascii-casemap comparator).

@@ -22,6 +22,11 @@ const (
 	SortKeySize    SortKey = "SIZE"
 	SortKeySubject SortKey = "SUBJECT"
 	SortKeyTo      SortKey = "TO"
+
+	// fork: RFC 5957 (SORT=DISPLAY), accepted when the server's caps
+	// hold imap.CapSortDisplay.
+	SortKeyDisplayFrom SortKey = "DISPLAYFROM"
+	SortKeyDisplayTo   SortKey = "DISPLAYTO"
 )
 
 // SortCriterion is one SORT criterion: a key, maybe reversed.
@@ -76,6 +81,10 @@ func (c *Conn) handleSort(dec *imapwire.Decoder, numKind NumKind) error {
 		crit.Key = SortKey(strings.ToUpper(name))
 		switch crit.Key {
 		case SortKeyArrival, SortKeyCc, SortKeyDate, SortKeyFrom, SortKeySize, SortKeySubject, SortKeyTo:
+		case SortKeyDisplayFrom, SortKeyDisplayTo:
+			if !c.server.options.caps().Has(imap.CapSortDisplay) {
+				return newClientBugError("unknown SORT key " + name)
+			}
 		default:
 			return newClientBugError("unknown SORT key " + name)
 		}
