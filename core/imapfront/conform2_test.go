@@ -191,3 +191,72 @@ func TestSortDisplay(t *testing.T) {
 		t.Fatalf("unknown sort key: %s", all)
 	}
 }
+
+// TestESort: ESORT (RFC 5267 3; Cypht's hm-imap sends "UID SORT RETURN
+// (...)" when it is advertised): SORT RETURN answers ESEARCH with MIN and
+// MAX the first and last in the sort order, ALL the messages in that order,
+// COUNT; RETURN () is ALL; with no match only COUNT 0; SAVE (RFC 5182)
+// keeps the result as "$" and answers nothing. The answers are Dovecot
+// 2.3's on the same messages (TestSideBySide "esort"), and the RFC's
+// example's form: "S1 SORT RETURN (MIN) (DATE) UTF-8 UNDELETED" answered
+// "* ESEARCH (TAG "S1") MIN n".
+func TestESort(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, subj := range []string{"c", "a", "d", "b", "a", "e"} {
+		e.put(e.inbox(), "From: x@example.test\r\nSubject: "+subj+"\r\n\r\nbody\r\n")
+	}
+	c := e.login()
+	mustContain(t, "CAPABILITY", c.ok("CAPABILITY"), " ESORT ")
+	c.ok("SELECT INBOX")
+	c.ok(`STORE 4 +FLAGS.SILENT (\Seen)`)
+	for _, tc := range []struct{ cmd, want string }{
+		{"SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL", "MIN 2 MAX 6 ALL 2,5,4,1,3,6 COUNT 6"},
+		{"SORT RETURN (ALL) (SUBJECT) UTF-8 ALL", "ALL 2,5,4,1,3,6"},
+		{"SORT RETURN () (REVERSE SUBJECT) UTF-8 ALL", "ALL 6,3,1,4,2,5"},
+		{"UID SORT RETURN (MIN MAX) (SUBJECT) UTF-8 ALL", "UID MIN 2 MAX 6"},
+		{"UID SORT RETURN (COUNT ALL) (REVERSE SUBJECT) UTF-8 UNSEEN", "UID ALL 6,3,1:2,5 COUNT 5"},
+		{"SORT RETURN (ALL) (ARRIVAL) UTF-8 ALL", "ALL 1:6"},
+		{"SORT RETURN (ALL MIN) (REVERSE SUBJECT) UTF-8 ALL", "MIN 6 ALL 6,3,1,4,2,5"},
+		{"SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 SUBJECT zzz", "COUNT 0"},
+		{"SORT RETURN (MIN MAX ALL) (SUBJECT) UTF-8 SUBJECT zzz", ""},
+		{"SORT RETURN (COUNT) (SUBJECT) UTF-8 2:4", "COUNT 3"},
+		{"SORT RETURN (MIN) (DATE) UTF-8 UNDELETED", "MIN 1"},
+	} {
+		un, tagged := c.do("%s", tc.cmd)
+		tag := strings.Fields(tagged)[0]
+		want := `* ESEARCH (TAG "` + tag + `")`
+		if tc.want != "" {
+			want += " " + tc.want
+		}
+		if !strings.Contains(tagged, " OK ") || un != want+"\r\n" {
+			t.Errorf("%s: got %q %q, want %q", tc.cmd, un, tagged, want)
+		}
+	}
+	// SAVE: nothing answered, "$" is the result (MIN alone: the first in
+	// the sort order).
+	if un := c.ok("SORT RETURN (SAVE) (SUBJECT) UTF-8 SUBJECT a"); un != "" {
+		t.Fatalf("SORT RETURN (SAVE): %q", un)
+	}
+	mustContain(t, "FETCH $", c.ok("FETCH $ (UID)"), "* 2 FETCH (UID 2)", "* 5 FETCH (UID 5)")
+	mustContain(t, "SAVE MIN", c.ok("SORT RETURN (SAVE MIN) (REVERSE SUBJECT) UTF-8 ALL"), "MIN 6")
+	if un := c.ok("UID SEARCH UID $"); un != "* SEARCH 6\r\n" {
+		t.Fatalf("$ after SAVE MIN: %q", un)
+	}
+	// A SAVE answered NO empties "$" (RFC 5182 2.1).
+	if got, all := c.status("SORT RETURN (SAVE) (SUBJECT) BOGUS-CHARSET ALL"); got != "NO" || !strings.Contains(all, "BADCHARSET") {
+		t.Fatalf("bad charset: %s", all)
+	}
+	if un := c.ok("UID SEARCH UID $"); un != "* SEARCH\r\n" {
+		t.Fatalf("$ after a failed SAVE: %q", un)
+	}
+	for _, cmd := range []string{"SORT RETURN (PARTIAL 1:2) (SUBJECT) UTF-8 ALL", "SORT RETURN (BOGUS) (SUBJECT) UTF-8 ALL",
+		"SORT RETURN COUNT (SUBJECT) UTF-8 ALL", "SORT RETUR (COUNT) (SUBJECT) UTF-8 ALL"} {
+		if got, all := c.status("%s", cmd); got != "BAD" {
+			t.Errorf("%s: %s", cmd, all)
+		}
+	}
+	// A plain SORT is answered as before.
+	if un := c.ok("SORT (SUBJECT) UTF-8 ALL"); un != "* SORT 2 5 4 1 3 6\r\n" {
+		t.Fatalf("SORT: %q", un)
+	}
+}

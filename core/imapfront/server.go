@@ -177,6 +177,7 @@ func New(opts *Options) (*Server, error) {
 			imap.CapQResync:          {},
 			imap.CapSort:             {},
 			imap.CapSortDisplay:      {},
+			imap.CapESort:            {},
 			"THREAD=ORDEREDSUBJECT":  {},
 			"THREAD=REFERENCES":      {},
 		},

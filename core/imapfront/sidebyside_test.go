@@ -600,6 +600,34 @@ var sideScripts = []struct {
 		a.x("DELETE %s/w", sd.box)
 		a.x(`LIST "" %s*`, sd.box)
 	}},
+	{"esort", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		for _, subj := range []string{"c", "a", "d", "b", "a", "e"} {
+			a.appendx(sd.box, "", "From: x@example.test\r\nSubject: "+subj+"\r\n\r\nbody\r\n")
+		}
+		a.x("SELECT %s", sd.box)
+		a.x(`STORE 4 +FLAGS (\Seen)`)
+		for _, c := range []string{
+			"SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL",
+			"SORT RETURN (ALL) (SUBJECT) UTF-8 ALL",
+			"SORT RETURN () (REVERSE SUBJECT) UTF-8 ALL",
+			"UID SORT RETURN (MIN MAX) (SUBJECT) UTF-8 ALL",
+			"UID SORT RETURN (COUNT ALL) (REVERSE ARRIVAL) UTF-8 UNSEEN",
+			"SORT RETURN (ALL) (ARRIVAL) UTF-8 ALL",
+			"SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 SUBJECT zzz",
+			"SORT RETURN (COUNT) (SUBJECT) UTF-8 2:4",
+			"SORT RETURN (SAVE) (SUBJECT) UTF-8 ALL",
+			"SORT RETURN (PARTIAL 1:2) (SUBJECT) UTF-8 ALL",
+			"SORT RETURN (BOGUS) (SUBJECT) UTF-8 ALL",
+			"SORT RETURN (COUNT) (SUBJECT) BOGUS-CHARSET ALL",
+			"SORT RETURN COUNT (SUBJECT) UTF-8 ALL",
+		} {
+			a.x("%s", c)
+		}
+		a.x("UNSELECT")
+		a.x("DELETE %s", sd.box)
+	}},
 	{"sort-display", func(sd *side) {
 		a := sd.login()
 		a.x("CREATE %s", sd.box)

@@ -119,11 +119,16 @@ func references(sm *searchMsg) (ids []string) {
 	return nil
 }
 
-// Sort implements imapserver.SessionSort (RFC 5256 SORT).
-func (s *session) Sort(kind imapserver.NumKind, criteria *imap.SearchCriteria, keys []imapserver.SortCriterion) ([]uint32, error) {
+// Sort implements imapserver.SessionSort (RFC 5256 SORT; with options,
+// RFC 5267 ESORT, whose MIN, MAX, COUNT and ALL the fork writes from the
+// order returned, and RFC 5182 SAVE, kept here: see sortSaved).
+func (s *session) Sort(kind imapserver.NumKind, criteria *imap.SearchCriteria, keys []imapserver.SortCriterion, options *imap.SearchOptions) ([]uint32, error) {
 	msgs, err := s.found(criteria, false, "SORT")
 	if err != nil {
 		return nil, err
+	}
+	if options != nil && options.ReturnSave {
+		defer func() { s.sel.searchRes = sortSaved(msgs, options) }()
 	}
 	sort.SliceStable(msgs, func(i, j int) bool {
 		for _, k := range keys {
@@ -142,6 +147,30 @@ func (s *session) Sort(kind imapserver.NumKind, criteria *imap.SearchCriteria, k
 		out[i] = sm.num(kind)
 	}
 	return out, nil
+}
+
+// sortSaved is what SORT RETURN (SAVE ...) keeps as "$": every message
+// found, or with MIN and/or MAX but neither ALL nor COUNT only the first
+// and/or last in the sort order (what MIN and MAX name in ESORT, RFC 5267
+// 3; RFC 5182 2.1 for SEARCH). msgs are sorted when it runs.
+func sortSaved(msgs []*sortMsg, options *imap.SearchOptions) imap.UIDSet {
+	var out imap.UIDSet
+	if len(msgs) == 0 {
+		return out
+	}
+	if options.ReturnAll || options.ReturnCount || !(options.ReturnMin || options.ReturnMax) {
+		for _, sm := range msgs {
+			out.AddNum(sm.uid)
+		}
+		return out
+	}
+	if options.ReturnMin {
+		out.AddNum(msgs[0].uid)
+	}
+	if options.ReturnMax {
+		out.AddNum(msgs[len(msgs)-1].uid)
+	}
+	return out
 }
 
 // compareKey compares two messages by one sort key.
