@@ -215,7 +215,8 @@ func FuzzParseDate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string) { checkDate(t, v) })
 }
 
-// extractEnvelope must give what go-imap's ExtractEnvelope gives.
+// extractEnvelope must give what go-imap's ExtractEnvelope gives (but for
+// obsolete zones' offsets, obsZone).
 func TestExtractEnvelopeMatchesGoIMAP(t *testing.T) {
 	for _, raw := range structureCorpus {
 		checkEnvelope(t, []byte(raw))
@@ -229,6 +230,7 @@ func checkEnvelope(t *testing.T, raw []byte) {
 	t.Helper()
 	h := lenientHeader(raw)
 	got, want := extractEnvelope(h), imapserver.ExtractEnvelope(h)
+	want.Date = obsZone(want.Date) // parseDate gives EST its offset; go-imap does not
 	if !reflect.DeepEqual(got, want) || !bytes.Equal(encodeEnvelope(got), encodeEnvelope(want)) {
 		t.Fatalf("%q:\n got %#v\nwant %#v", raw, got, want)
 	}
