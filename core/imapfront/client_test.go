@@ -272,7 +272,8 @@ func TestPythonImaplib(t *testing.T) {
 }
 
 // TestPythonImaplibSync runs testdata/imaplib_sync_check.py: Python's
-// imaplib driving CONDSTORE, QRESYNC, ESEARCH, SEARCHRES, SORT and THREAD.
+// imaplib driving CONDSTORE, QRESYNC, ESEARCH, SEARCHRES, SORT (with
+// SORT=DISPLAY and ESORT) and THREAD.
 func TestPythonImaplibSync(t *testing.T) {
 	py, err := exec.LookPath("python3")
 	if err != nil {

@@ -6,7 +6,8 @@ import (
 )
 
 // parseDate reads a Date header field as net/mail.ParseDate does, giving
-// exactly its result (the zero time where ParseDate fails), but cheaply for
+// exactly its result (the zero time where ParseDate fails; an obsolete
+// zone name given its offset, obsZone), but cheaply for
 // the form nearly every message carries, "[Day, ]D Mon YYYY hh:mm:ss ±hhmm"
 // with at most a simple comment after it.
 //
@@ -29,7 +30,24 @@ func parseDate(v string) time.Time {
 	if err != nil {
 		return time.Time{}
 	}
-	return t
+	return obsZone(t)
+}
+
+// obsZones are RFC 5322 4.3's obsolete zone names with their offsets
+// (hours east of UTC).
+var obsZones = map[string]int{"EDT": -4, "EST": -5, "CDT": -5, "CST": -6, "MDT": -6, "MST": -7, "PDT": -7, "PST": -8}
+
+// obsZone gives a time ParseDate read with an obsolete zone name its
+// offset: time.Parse takes a zone name it does not know (one that is not
+// the local zone's) at offset 0, so "01:00 EST" was 01:00 UTC, five hours
+// early for SORT (DATE), where Dovecot has it at 06:00 UTC (RFC 5322 4.3).
+func obsZone(t time.Time) time.Time {
+	name, off := t.Zone()
+	h, ok := obsZones[name]
+	if !ok || off != 0 {
+		return t
+	}
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.FixedZone(name, h*3600))
 }
 
 // The first of ParseDate's layouts that a date of fastDateLayout's form

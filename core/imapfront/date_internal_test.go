@@ -156,6 +156,7 @@ func checkDate(t *testing.T, v string) {
 	if err != nil {
 		want = time.Time{}
 	}
+	want = obsZone(want)
 	got := parseDate(v)
 	gotName, gotOff := got.Zone()
 	wantName, wantOff := want.Zone()
@@ -214,7 +215,8 @@ func FuzzParseDate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string) { checkDate(t, v) })
 }
 
-// extractEnvelope must give what go-imap's ExtractEnvelope gives.
+// extractEnvelope must give what go-imap's ExtractEnvelope gives (but for
+// obsolete zones' offsets, obsZone).
 func TestExtractEnvelopeMatchesGoIMAP(t *testing.T) {
 	for _, raw := range structureCorpus {
 		checkEnvelope(t, []byte(raw))
@@ -228,6 +230,7 @@ func checkEnvelope(t *testing.T, raw []byte) {
 	t.Helper()
 	h := lenientHeader(raw)
 	got, want := extractEnvelope(h), imapserver.ExtractEnvelope(h)
+	want.Date = obsZone(want.Date) // parseDate gives EST its offset; go-imap does not
 	if !reflect.DeepEqual(got, want) || !bytes.Equal(encodeEnvelope(got), encodeEnvelope(want)) {
 		t.Fatalf("%q:\n got %#v\nwant %#v", raw, got, want)
 	}
@@ -330,5 +333,27 @@ func TestSummarizeAllocs(t *testing.T) {
 	t.Logf("Summarize: %v allocations", n)
 	if n > 120 {
 		t.Errorf("Summarize: %v allocations, want at most 120", n)
+	}
+}
+
+// TestObsoleteZones: RFC 5322 4.3's zone names have their offsets (ParseDate
+// read them as +0000 unless the local zone has the name), as Dovecot reads
+// them; others, and a numeric zone, are left alone.
+func TestObsoleteZones(t *testing.T) {
+	for v, want := range map[string]string{
+		"7 Dec 26 01:00 EST":             "2026-12-07T06:00:00Z",
+		"Mon, 7 Dec 2026 01:00:00 PDT":   "2026-12-07T08:00:00Z",
+		"Mon, 7 Dec 2026 01:00:00 CST":   "2026-12-07T07:00:00Z",
+		"Mon, 7 Dec 2026 01:00:00 GMT":   "2026-12-07T01:00:00Z",
+		"Mon, 7 Dec 2026 01:00:00 +0000": "2026-12-07T01:00:00Z",
+		"Mon, 7 Dec 2026 01:00:00 -0500": "2026-12-07T06:00:00Z",
+		"Mon, 7 Dec 2026 01:00:00 (EST)": "0001-01-01T00:00:00Z",
+	} {
+		if got := parseDate(v).UTC().Format(time.RFC3339); got != want {
+			t.Errorf("parseDate(%q) = %s, want %s", v, got, want)
+		}
+	}
+	if name, off := parseDate("7 Dec 26 01:00 EST").Zone(); name != "EST" || off != -5*3600 {
+		t.Errorf("zone %s %d", name, off)
 	}
 }

@@ -16,6 +16,9 @@ import (
 // read only for body sections (and for a message with no usable cache).
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	v := s.sel
+	if err := v.checkSeqSet(numSet); err != nil {
+		return err
+	}
 	if options.ModSeq || options.ChangedSince != 0 {
 		s.condstore = true // RFC 7162 3.1
 	}

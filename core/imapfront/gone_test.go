@@ -87,7 +87,7 @@ func TestOwnDeleteOfSelected(t *testing.T) {
 	d.ok("DELETE Box2")
 	mustContain(t, "SELECT after DELETE", d.ok("SELECT INBOX"), "* 0 EXISTS")
 	d.ok("NOOP")
-	d.ok("FETCH 1:* (FLAGS)")
+	d.ok("UID FETCH 1:* (FLAGS)")
 }
 
 // TestSelectedMailboxRenamed: a RENAME by another session is followed:

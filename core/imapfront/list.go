@@ -88,6 +88,8 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		}
 	}
 	lsub := w.LSub()
+	extended := !lsub && (len(patterns) > 1 || options.SelectSubscribed || options.SelectRemote || options.SelectSpecialUse ||
+		options.ReturnSubscribed || options.ReturnChildren || options.ReturnStatus != nil || options.ReturnSpecialUse)
 	if options.SelectSubscribed || options.ReturnSubscribed {
 		kept, err := s.srv.st.KeptSubscriptions(s.ctx(), s.acct.ID)
 		if err != nil {
@@ -126,7 +128,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		if !listMatch(n, delim, ref, patterns) {
 			continue
 		}
-		data, ok := s.listData(e, delim, options, lsub, func(child string) bool { return listMatch(child, delim, ref, patterns) })
+		data, ok := s.listData(e, delim, options, lsub, extended, func(child string) bool { return listMatch(child, delim, ref, patterns) })
 		if !ok {
 			continue
 		}
@@ -145,7 +147,10 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 // listData makes the LIST (or LSUB) response for an entry, or reports that
 // the entry is not listed. matches tells whether another name matches the
 // patterns.
-func (s *session) listData(e *listEntry, delim rune, options *imap.ListOptions, lsub bool, matches func(string) bool) (*imap.ListData, bool) {
+// extended tells an RFC 5258 extended LIST (selection or return options, or
+// several patterns) from a basic one; "LIST () ..." is taken for basic, the
+// fork does not tell it apart.
+func (s *session) listData(e *listEntry, delim rune, options *imap.ListOptions, lsub, extended bool, matches func(string) bool) (*imap.ListData, bool) {
 	var uses []imap.MailboxAttr
 	if e.mb != nil {
 		for _, u := range strings.Fields(e.mb.SpecialUse) {
@@ -179,7 +184,10 @@ func (s *session) listData(e *listEntry, delim rune, options *imap.ListOptions, 
 		return data, true
 	}
 	switch {
-	case e.mb == nil && !e.children:
+	case e.mb == nil && (!e.children || extended):
+		// RFC 5258 3: \NonExistent (which implies \Noselect) for a
+		// name that is no mailbox; Dovecot 2.3 gives it in an extended
+		// LIST to a level that is only a parent too.
 		data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent)
 	case e.mb == nil:
 		data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect)

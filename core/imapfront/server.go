@@ -176,6 +176,8 @@ func New(opts *Options) (*Server, error) {
 			imap.CapCondStore:        {},
 			imap.CapQResync:          {},
 			imap.CapSort:             {},
+			imap.CapSortDisplay:      {},
+			imap.CapESort:            {},
 			"THREAD=ORDEREDSUBJECT":  {},
 			"THREAD=REFERENCES":      {},
 		},

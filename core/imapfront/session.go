@@ -200,6 +200,13 @@ var specialUses = map[imap.MailboxAttr]bool{
 }
 
 // Create implements imapserver.Session (RFC 3501 6.3.3, RFC 6154 USE).
+// Missing superiors of the name are not made mailboxes: as in Dovecot 2.3,
+// "a" of "CREATE a/b" is a level that only exists as a parent (LIST gives
+// it \Noselect, or \NonExistent in an extended LIST; SELECT, STATUS and
+// APPEND find no mailbox) until it is created itself, and goes when its
+// last child does. RFC 3501 6.3.3 lets the server create superiors; a
+// client that made "a/b" never asked for a mailbox "a", and one made
+// selectable showed up as an empty folder that no other server has.
 func (s *session) Create(name string, options *imap.CreateOptions) error {
 	name, err := s.newName(name)
 	if err != nil {
@@ -217,27 +224,8 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 	if _, err := s.srv.st.Mailbox(s.ctx(), s.acct.ID, name); err == nil {
 		return imapErr(imap.ResponseCodeAlreadyExists, "Mailbox exists")
 	}
-	if err := s.createParents(name); err != nil {
-		return err
-	}
 	_, err = s.srv.st.CreateMailbox(s.ctx(), s.acct.ID, name, &store.MailboxOptions{SpecialUse: strings.Join(uses, " ")})
 	return s.storeErr(err, "CREATE")
-}
-
-// createParents creates the missing superiors of a name (RFC 3501 6.3.3).
-func (s *session) createParents(name string) error {
-	d := string(s.acct.Delim)
-	levels := strings.Split(name, d)
-	for i := 1; i < len(levels); i++ {
-		parent := strings.Join(levels[:i], d)
-		if _, err := s.srv.st.Mailbox(s.ctx(), s.acct.ID, parent); err == nil {
-			continue
-		}
-		if _, err := s.srv.st.CreateMailbox(s.ctx(), s.acct.ID, parent, nil); err != nil && !errors.Is(err, store.ErrExists) {
-			return s.storeErr(err, "CREATE")
-		}
-	}
-	return nil
 }
 
 // Delete implements imapserver.Session (RFC 3501 6.3.4): children stay.
@@ -260,11 +248,15 @@ func (s *session) Delete(name string) error {
 }
 
 // Rename implements imapserver.Session (RFC 3501 6.3.5): children follow;
-// renaming INBOX moves its messages to the new mailbox.
+// renaming INBOX moves its messages to the new mailbox. A level that only
+// exists as a parent (see Create) renames its children, as in Dovecot; the
+// new name's missing superiors are not made mailboxes either.
 func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 	mb, err := s.mailbox(oldName)
 	if err != nil {
-		return err
+		if mb, err = s.impliedParent(oldName, err); err != nil {
+			return err
+		}
 	}
 	to, err := s.newName(newName)
 	if err != nil {
@@ -277,10 +269,28 @@ func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 	if strings.HasPrefix(to, mb.Name+d) {
 		return imapErr(imap.ResponseCodeCannot, "Cannot move a mailbox below itself")
 	}
-	if err := s.createParents(to); err != nil {
-		return err
-	}
 	return s.storeErr(s.srv.st.RenameMailbox(s.ctx(), s.acct.ID, mb.Name, to), "RENAME")
+}
+
+// impliedParent stands for a name that is no mailbox but has mailboxes
+// below it (a RENAME source): a Mailbox of that name alone, or notFound
+// when nothing is below it either.
+func (s *session) impliedParent(name string, notFound error) (*store.Mailbox, error) {
+	n, err := s.mailboxName(name)
+	if err != nil {
+		return nil, notFound
+	}
+	mbs, err := s.srv.st.Mailboxes(s.ctx(), s.acct.ID)
+	if err != nil {
+		return nil, s.storeErr(err, "RENAME")
+	}
+	prefix := n + string(s.acct.Delim)
+	for _, mb := range mbs {
+		if strings.HasPrefix(mb.Name, prefix) {
+			return &store.Mailbox{Name: n}, nil
+		}
+	}
+	return nil, notFound
 }
 
 // Status implements imapserver.Session (RFC 3501 6.3.10).

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +18,8 @@ import (
 // command scripts (what Thunderbird, iOS Mail, K-9 and mutt send) and writes
 // each server's transcript of each script to the directory named by
 // MAILFERRY_IMAP_SIDEBYSIDE (dovecot-NAME.txt, mailferry-NAME.txt), for
-// comparing by eye or with diff (MAILFERRY_IMAP_SIDEBYSIDE_ONLY=name runs
-// one script). It asserts nothing: the conformance tests
+// comparing by eye or with diff (MAILFERRY_IMAP_SIDEBYSIDE_ONLY=name,name
+// runs those scripts). It asserts nothing: the conformance tests
 // hold what was found.
 func TestSideBySide(t *testing.T) {
 	dir := os.Getenv("MAILFERRY_IMAP_SIDEBYSIDE")
@@ -34,9 +35,9 @@ func TestSideBySide(t *testing.T) {
 		{name: "dovecot", addr: old.IMAPAddr, user: "alice@example.test", pass: old.Users["alice@example.test"]},
 		{name: "mailferry", addr: e.addr, user: user, pass: pass},
 	}
-	only := os.Getenv("MAILFERRY_IMAP_SIDEBYSIDE_ONLY") // one script's name
+	only := os.Getenv("MAILFERRY_IMAP_SIDEBYSIDE_ONLY") // scripts' names, comma-separated
 	for _, sc := range sideScripts {
-		if only != "" && sc.name != only {
+		if only != "" && !slices.Contains(strings.Split(only, ","), sc.name) {
 			continue
 		}
 		for _, sd := range sides {
@@ -507,4 +508,154 @@ var sideScripts = []struct {
 		a.try("STATUS %s (MESSAGES)", sd.box)
 		a.try("LOGOUT")
 	}},
+	{"envelope-date", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		for _, date := range []string{
+			"Mon, 7 Dec 2026 01:00:00 +0000",
+			"Mon, 07 Dec 2026 01:00:00 +0000 (UTC)",
+			"7 Dec 26 01:00 EST",
+			"Mon,  7 Dec 2026 01:00:00 -0800\r\n (folded)",
+			"next tuesday, maybe",
+			"Mon, 7 Dec 2026 01:00:00 +0000   ",
+			"\"quoted\" date",
+			"",
+		} {
+			msg := "From: a@example.test\r\nSubject: d\r\n"
+			if date != "" {
+				msg += "Date: " + date + "\r\n"
+			}
+			a.appendx(sd.box, "", msg+"\r\nbody\r\n")
+		}
+		a.appendx(sd.box, "", "From: a@example.test\r\nDate:\r\nSubject: empty date\r\n\r\nbody\r\n")
+		a.appendx(sd.box, "", "From: a@example.test\r\nDate: first\r\nDate: second\r\n\r\nbody\r\n")
+		fwd := "From: a@example.test\r\nDate: outer, not a date\r\nContent-Type: message/rfc822\r\n\r\nFrom: b@example.test\r\nDate: inner,  not a date either\r\nSubject: inner\r\n\r\ninner body\r\n"
+		a.appendx(sd.box, "", fwd)
+		a.x("EXAMINE %s", sd.box)
+		a.x("FETCH 1:* (ENVELOPE)")
+		a.x("FETCH 11 (BODYSTRUCTURE)")
+		a.x("SORT (DATE) UTF-8 ALL")
+		a.x("SEARCH SENTSINCE 1-Dec-2026")
+		a.x("DELETE %s", sd.box)
+	}},
+	{"seqset", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		a.x("CREATE %s-dst", sd.box)
+		a.x("SELECT %s", sd.box)
+		for _, c := range []string{"FETCH 1 (FLAGS)", "FETCH * (FLAGS)", "FETCH 1:* (FLAGS)", "STORE 1:* +FLAGS (\\Seen)",
+			"COPY 1:* DST", "MOVE * DST", "UID FETCH 1:* (FLAGS)", "UID STORE * +FLAGS (\\Seen)", "SEARCH 1:*", "SEARCH 2"} {
+			a.x("%s", strings.ReplaceAll(c, "DST", sd.box+"-dst"))
+		}
+		for i := 1; i <= 3; i++ {
+			a.appendx(sd.box, "", msgN(i))
+		}
+		a.x("NOOP")
+		for _, c := range []string{"FETCH 4 (FLAGS)", "FETCH 2:4 (FLAGS)", "FETCH 4:* (FLAGS)", "FETCH 3:* (FLAGS)", "FETCH 1,5 (FLAGS)",
+			"FETCH 5,1 (FLAGS)", "FETCH * (FLAGS)", "STORE 4 +FLAGS (\\Seen)", "COPY 3:4 DST", "MOVE 9 DST",
+			"UID FETCH 4:9 (FLAGS)", "SEARCH 4", "SEARCH RETURN (SAVE) 2:3", "FETCH $ (FLAGS)", "UID COPY 9 DST"} {
+			a.x("%s", strings.ReplaceAll(c, "DST", sd.box+"-dst"))
+		}
+		b := sd.login()
+		b.x("SELECT %s", sd.box)
+		b.x("STORE 3 +FLAGS.SILENT (\\Deleted)")
+		b.x("EXPUNGE")
+		sd.note("A still knows 3 messages; B expunged the third")
+		a.x("FETCH 3 (FLAGS)")
+		a.x("FETCH 3 (FLAGS)")
+		a.x("NOOP")
+		a.x("FETCH 3 (FLAGS)")
+		a.x("UNSELECT")
+		a.x("DELETE %s", sd.box)
+		a.x("DELETE %s-dst", sd.box)
+	}},
+	{"create-parents", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s/a/b", sd.box)
+		a.x(`LIST "" %s*`, sd.box)
+		a.x(`LIST "" %s/%%`, sd.box)
+		a.x(`LIST "" %%`)
+		a.x(`LIST () "" %s*`, sd.box)
+		a.x(`LIST "" %s* RETURN (CHILDREN)`, sd.box)
+		a.x(`LIST "" (%s %s/a) RETURN (CHILDREN STATUS (MESSAGES))`, sd.box, sd.box)
+		a.x(`LIST (SUBSCRIBED) "" %s*`, sd.box)
+		a.x(`LSUB "" %s*`, sd.box)
+		a.x("SELECT %s/a", sd.box)
+		a.x("STATUS %s/a (MESSAGES)", sd.box)
+		a.x("SUBSCRIBE %s/a", sd.box)
+		a.appendx(sd.box+"/a", "", msgN(1))
+		a.x("RENAME %s/a %s/z", sd.box, sd.box)
+		a.x(`LIST "" %s*`, sd.box)
+		a.x("RENAME %s/z/b %s/y/x", sd.box, sd.box)
+		a.x(`LIST "" %s*`, sd.box)
+		a.x("CREATE %s/y", sd.box)
+		a.x(`LIST "" %s*`, sd.box)
+		a.x("CREATE %s/w/", sd.box)
+		a.x(`LIST "" %s*`, sd.box)
+		a.x("DELETE %s/z", sd.box)
+		a.x("DELETE %s/y", sd.box)
+		a.x(`LIST "" %s*`, sd.box)
+		a.x("DELETE %s/y/x", sd.box)
+		a.x("DELETE %s/z/b", sd.box)
+		a.x("DELETE %s/w", sd.box)
+		a.x(`LIST "" %s*`, sd.box)
+	}},
+	{"esort", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		for _, subj := range []string{"c", "a", "d", "b", "a", "e"} {
+			a.appendx(sd.box, "", "From: x@example.test\r\nSubject: "+subj+"\r\n\r\nbody\r\n")
+		}
+		a.x("SELECT %s", sd.box)
+		a.x(`STORE 4 +FLAGS (\Seen)`)
+		for _, c := range []string{
+			"SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL",
+			"SORT RETURN (ALL) (SUBJECT) UTF-8 ALL",
+			"SORT RETURN () (REVERSE SUBJECT) UTF-8 ALL",
+			"UID SORT RETURN (MIN MAX) (SUBJECT) UTF-8 ALL",
+			"UID SORT RETURN (COUNT ALL) (REVERSE ARRIVAL) UTF-8 UNSEEN",
+			"SORT RETURN (ALL) (ARRIVAL) UTF-8 ALL",
+			"SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 SUBJECT zzz",
+			"SORT RETURN (COUNT) (SUBJECT) UTF-8 2:4",
+			"SORT RETURN (SAVE) (SUBJECT) UTF-8 ALL",
+			"SORT RETURN (PARTIAL 1:2) (SUBJECT) UTF-8 ALL",
+			"SORT RETURN (BOGUS) (SUBJECT) UTF-8 ALL",
+			"SORT RETURN (COUNT) (SUBJECT) BOGUS-CHARSET ALL",
+			"SORT RETURN COUNT (SUBJECT) UTF-8 ALL",
+		} {
+			a.x("%s", c)
+		}
+		a.x("UNSELECT")
+		a.x("DELETE %s", sd.box)
+	}},
+	{"sort-display", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		for _, ft := range sortDisplayMsgs {
+			a.appendx(sd.box, "", ft+"Subject: s\r\n\r\nbody\r\n")
+		}
+		a.x("SELECT %s", sd.box)
+		a.x("SORT (DISPLAYFROM) UTF-8 ALL")
+		a.x("SORT (REVERSE DISPLAYFROM) UTF-8 ALL")
+		a.x("SORT (DISPLAYTO) UTF-8 ALL")
+		a.x("UID SORT (DISPLAYTO REVERSE DATE) US-ASCII ALL")
+		a.x("SORT (FROM) UTF-8 ALL")
+		a.x("SORT (DISPLAYFROM) UTF-8 UNSEEN")
+		a.x("SORT (DISPLAYCC) UTF-8 ALL")
+		a.x("UNSELECT")
+		a.x("DELETE %s", sd.box)
+	}},
+}
+
+// sortDisplayMsgs are the From and To fields of the "sort-display" script
+// and TestSortDisplay.
+var sortDisplayMsgs = []string{
+	"From: Zed <a@example.test>\r\nTo: =?utf-8?q?=C3=89mile?= <m@example.test>\r\n",
+	"From: b@example.test\r\nTo: \"zz\" <a@example.test>\r\n",
+	"From: =?utf-8?q?=C3=89mile?= <c@example.test>\r\nTo: n@example.test\r\n",
+	"From: \"alice\" <z@example.test>\r\nTo: undisclosed-recipients:;\r\n",
+	"To: Bob <o@example.test>\r\n",
+	"From: \"  \" <d@example.test>\r\nTo: \"Bob\" <a@example.test>, Al <b@example.test>\r\n",
+	"From: ALICE <y@example.test>\r\nTo: =?utf-8?q?b=C3=B6b?= <p@example.test>\r\n",
+	"From: team: x@example.test;\r\nTo: \"b\" <q@example.test>\r\n",
 }

@@ -4,17 +4,20 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
+	unorm "golang.org/x/text/unicode/norm"
 
 	"mailferry/core/store"
 )
 
 // SORT (RFC 5256 3): the messages a search finds, ordered by ARRIVAL, CC,
-// DATE, FROM, SIZE, SUBJECT or TO, each maybe REVERSE; ties go by sequence
+// DATE, FROM, SIZE, SUBJECT or TO (or DISPLAYFROM and DISPLAYTO, RFC 5957
+// SORT=DISPLAY), each maybe REVERSE; ties go by sequence
 // number. Addresses and subjects compare with i;ascii-casemap, subjects by
 // their base subject (RFC 5256 2.1). Sort keys come from the ENVELOPE cache;
 // THREAD=REFERENCES also reads each found message's header.
@@ -116,11 +119,16 @@ func references(sm *searchMsg) (ids []string) {
 	return nil
 }
 
-// Sort implements imapserver.SessionSort (RFC 5256 SORT).
-func (s *session) Sort(kind imapserver.NumKind, criteria *imap.SearchCriteria, keys []imapserver.SortCriterion) ([]uint32, error) {
+// Sort implements imapserver.SessionSort (RFC 5256 SORT; with options,
+// RFC 5267 ESORT, whose MIN, MAX, COUNT and ALL the fork writes from the
+// order returned, and RFC 5182 SAVE, kept here: see sortSaved).
+func (s *session) Sort(kind imapserver.NumKind, criteria *imap.SearchCriteria, keys []imapserver.SortCriterion, options *imap.SearchOptions) ([]uint32, error) {
 	msgs, err := s.found(criteria, false, "SORT")
 	if err != nil {
 		return nil, err
+	}
+	if options != nil && options.ReturnSave {
+		defer func() { s.sel.searchRes = sortSaved(msgs, options) }()
 	}
 	sort.SliceStable(msgs, func(i, j int) bool {
 		for _, k := range keys {
@@ -139,6 +147,30 @@ func (s *session) Sort(kind imapserver.NumKind, criteria *imap.SearchCriteria, k
 		out[i] = sm.num(kind)
 	}
 	return out, nil
+}
+
+// sortSaved is what SORT RETURN (SAVE ...) keeps as "$": every message
+// found, or with MIN and/or MAX but neither ALL nor COUNT only the first
+// and/or last in the sort order (what MIN and MAX name in ESORT, RFC 5267
+// 3; RFC 5182 2.1 for SEARCH). msgs are sorted when it runs.
+func sortSaved(msgs []*sortMsg, options *imap.SearchOptions) imap.UIDSet {
+	var out imap.UIDSet
+	if len(msgs) == 0 {
+		return out
+	}
+	if options.ReturnAll || options.ReturnCount || !(options.ReturnMin || options.ReturnMax) {
+		for _, sm := range msgs {
+			out.AddNum(sm.uid)
+		}
+		return out
+	}
+	if options.ReturnMin {
+		out.AddNum(msgs[0].uid)
+	}
+	if options.ReturnMax {
+		out.AddNum(msgs[len(msgs)-1].uid)
+	}
+	return out
 }
 
 // compareKey compares two messages by one sort key.
@@ -160,6 +192,10 @@ func compareKey(a, b *sortMsg, key imapserver.SortKey) int {
 		return strings.Compare(firstMailbox(a.env.To), firstMailbox(b.env.To))
 	case imapserver.SortKeyCc:
 		return strings.Compare(firstMailbox(a.env.Cc), firstMailbox(b.env.Cc))
+	case imapserver.SortKeyDisplayFrom:
+		return strings.Compare(firstDisplay(a.env.From), firstDisplay(b.env.From))
+	case imapserver.SortKeyDisplayTo:
+		return strings.Compare(firstDisplay(a.env.To), firstDisplay(b.env.To))
 	}
 	return 0
 }
@@ -183,6 +219,36 @@ func firstMailbox(l []imap.Address) string {
 		}
 	}
 	return ""
+}
+
+// firstDisplay is the DISPLAYFROM and DISPLAYTO sort value (RFC 5957 3):
+// the first address's display name (addr-name, its RFC 2047 encoded words
+// decoded), or when it has none its addr-spec ("mailbox@host"), or for a
+// group the group's name (as Dovecot 2.3 takes it); "" when there is no
+// address. Display names are what people read, in every script: they
+// compare with i;unicode-casemap (RFC 5051: titlecase, then NFKD), as in
+// Dovecot, so that "Émile" sorts with the E's, not after "Zed".
+func firstDisplay(l []imap.Address) string {
+	if len(l) == 0 {
+		return ""
+	}
+	a := l[0]
+	v := a.Name
+	switch {
+	case v != "":
+	case a.Host == "":
+		v = a.Mailbox
+	default:
+		v = a.Mailbox + "@" + a.Host
+	}
+	return unicodeCasemap(v)
+}
+
+// unicodeCasemap is the i;unicode-casemap comparator's key (RFC 5051 2):
+// each character titlecased, then the string fully decomposed (NFKD); keys
+// compare as octets.
+func unicodeCasemap(s string) string {
+	return unorm.NFKD.String(strings.Map(unicode.ToTitle, s))
 }
 
 // asciiLower folds ASCII letters only (the i;ascii-casemap comparator).

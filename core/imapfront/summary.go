@@ -60,13 +60,17 @@ func summarizeHeader(raw []byte, h textproto.Header, body []byte, err error) (en
 }
 
 // extractEnvelope is imapserver.ExtractEnvelope, with the Date field read
-// by parseDate (the same time, without ParseDate's failed layouts).
+// by parseDate (the same time, without ParseDate's failed layouts), and its
+// text kept as RawDate, which the envelope carries (RFC 3501 7.4.2: the
+// envelope's date is the header's string, as Dovecot sends it, also when
+// it is no date): a header without Date has none (NIL).
 func extractEnvelope(h textproto.Header) *imap.Envelope {
 	mh := mail.Header{Header: gomessage.Header{Header: h}}
 	subject, _ := mh.Subject()
 	inReplyTo, _ := mh.MsgIDList("In-Reply-To")
 	messageID, _ := mh.MessageID()
 	return &imap.Envelope{
+		RawDate:   imapserver.RawEnvelopeDate(h),
 		Date:      parseDate(mh.Get("Date")),
 		Subject:   subject,
 		From:      envelopeAddresses(mh, "From"),

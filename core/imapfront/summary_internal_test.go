@@ -5,6 +5,7 @@ package imapfront
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"reflect"
 	"slices"
@@ -326,5 +327,35 @@ func TestSummarizeAllocsRealistic(t *testing.T) {
 	t.Logf("%.0f allocations per summary (go-message's header: %.0f)", n, slow)
 	if n > slow*3/4 {
 		t.Fatalf("%.0f allocations per summary, want at most 3/4 of go-message's header's %.0f", n, slow)
+	}
+}
+
+// TestCacheRawDate: version 2 keeps the envelope's RawDate (none, empty,
+// a text), and an entry of version 1 (stored before it) is still read,
+// its envelope without RawDate.
+func TestCacheRawDate(t *testing.T) {
+	empty, text := "", "next tuesday, maybe"
+	for _, raw := range []*string{nil, &empty, &text} {
+		env := &imap.Envelope{RawDate: raw, Subject: "s"}
+		got, err := decodeEnvelope(encodeEnvelope(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (got.RawDate == nil) != (raw == nil) || (raw != nil && *got.RawDate != *raw) || got.Subject != "s" {
+			t.Fatalf("RawDate %v: got %#v", raw, got)
+		}
+	}
+	// Version 1: version byte, date (bool, seconds, offset), subject,
+	// six empty address lists, no In-Reply-To, Message-ID.
+	v1 := []byte{1, 1}
+	v1 = binary.AppendVarint(v1, 1136239445)
+	v1 = binary.AppendVarint(v1, -7*3600)
+	v1 = append(v1, 1, 's', 0, 0, 0, 0, 0, 0, 0, 2, 'i', 'd')
+	got, err := decodeEnvelope(v1)
+	if err != nil {
+		t.Fatalf("version 1: %v", err)
+	}
+	if got.RawDate != nil || got.Subject != "s" || got.MessageID != "id" || got.Date.Unix() != 1136239445 {
+		t.Fatalf("version 1: %#v", got)
 	}
 }

@@ -13,8 +13,14 @@ import (
 // numbers. It is Mailferry's own and read only by decodeEnvelope and
 // decodeStructure, which reject anything malformed (the caller then parses
 // the message again).
+//
+// Version 2 adds the envelope's RawDate (a bool, then the string) after its
+// Date. Entries of version 1 are still read, their envelopes without
+// RawDate (the date formatted from Date, as before): a message summarized
+// before keeps that date rather than being read and parsed again at its
+// next FETCH or SORT.
 const (
-	cacheVersion = 1
+	cacheVersion = 2
 	maxDepth     = 32
 )
 
@@ -62,6 +68,10 @@ func (e *encoder) envelope(env *imap.Envelope) {
 		_, off := env.Date.Zone()
 		e.int(env.Date.Unix())
 		e.int(int64(off))
+	}
+	e.bool(env.RawDate != nil)
+	if env.RawDate != nil {
+		e.str(*env.RawDate)
 	}
 	e.str(env.Subject)
 	for _, l := range [][]imap.Address{env.From, env.Sender, env.ReplyTo, env.To, env.Cc, env.Bcc} {
@@ -154,12 +164,18 @@ func encodeStructure(bs imap.BodyStructure) []byte {
 // the entry's bytes made once (newDecoder), rather than each copied out of
 // b: a FETCH of ENVELOPE made one allocation per address field.
 type decoder struct {
-	b   []byte // what is left to read
-	s   string // the bytes read from, b is its tail
-	err error
+	b       []byte // what is left to read
+	s       string // the bytes read from, b is its tail
+	err     error
+	version byte
 }
 
-func newDecoder(b []byte) *decoder { return &decoder{b: b, s: string(b)} }
+func newDecoder(b []byte, version byte) *decoder {
+	return &decoder{b: b, s: string(b), version: version}
+}
+
+// knownVersion says whether an entry starting with v can be read.
+func knownVersion(v byte) bool { return v == 1 || v == cacheVersion }
 
 func (d *decoder) fail() { d.err = errCache; d.b = nil }
 
@@ -252,6 +268,10 @@ func (d *decoder) envelope() *imap.Envelope {
 		}
 		env.Date = time.Unix(sec, 0).In(time.FixedZone("", int(off)))
 	}
+	if d.version >= 2 && d.bool() {
+		raw := d.str()
+		env.RawDate = &raw
+	}
 	env.Subject = d.str()
 	lists := []*[]imap.Address{&env.From, &env.Sender, &env.ReplyTo, &env.To, &env.Cc, &env.Bcc}
 	for _, l := range lists {
@@ -323,10 +343,10 @@ func (d *decoder) structure(depth int) imap.BodyStructure {
 
 // decodeEnvelope reads an envelope made by encodeEnvelope.
 func decodeEnvelope(b []byte) (*imap.Envelope, error) {
-	if len(b) == 0 || b[0] != cacheVersion {
+	if len(b) == 0 || !knownVersion(b[0]) {
 		return nil, errCache
 	}
-	d := newDecoder(b[1:])
+	d := newDecoder(b[1:], b[0])
 	env := d.envelope()
 	if d.err != nil || len(d.b) != 0 {
 		return nil, errCache
@@ -336,10 +356,10 @@ func decodeEnvelope(b []byte) (*imap.Envelope, error) {
 
 // decodeStructure reads a body structure made by encodeStructure.
 func decodeStructure(b []byte) (imap.BodyStructure, error) {
-	if len(b) == 0 || b[0] != cacheVersion {
+	if len(b) == 0 || !knownVersion(b[0]) {
 		return nil, errCache
 	}
-	d := newDecoder(b[1:])
+	d := newDecoder(b[1:], b[0])
 	bs := d.structure(0)
 	if d.err != nil || len(d.b) != 0 || bs == nil {
 		return nil, errCache

@@ -264,7 +264,8 @@ type target struct {
 }
 
 // resolve returns the messages of the view a number set names, in sequence
-// order. Numbers beyond the view are ignored (RFC 2180 4.1); "*" is the last
+// order. Numbers beyond the view are ignored (RFC 2180 4.1; FETCH, STORE,
+// COPY and MOVE answer such sequence numbers BAD first, checkSeqSet); "*" is the last
 // message (or highest UID) and "$" the saved search result (RFC 5182).
 func (v *view) resolve(numSet imap.NumSet) []target {
 	n := len(v.uids)
@@ -453,6 +454,9 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	if err != nil {
 		return err
 	}
+	if err := v.checkSeqSet(numSet); err != nil {
+		return err
+	}
 	ts := v.resolve(numSet)
 	if len(ts) == 0 {
 		return nil
@@ -470,6 +474,9 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 // Copy implements imapserver.Session (RFC 3501 6.4.7, RFC 4315 COPYUID).
 func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
 	v := s.sel
+	if err := v.checkSeqSet(numSet); err != nil {
+		return nil, err
+	}
 	dst, err := s.destination(dest)
 	if err != nil {
 		return nil, err
@@ -516,6 +523,9 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	v := s.sel
 	if v.readOnly {
 		return v.readOnlyErr()
+	}
+	if err := v.checkSeqSet(numSet); err != nil {
+		return err
 	}
 	dst, err := s.destination(dest)
 	if err != nil {

@@ -265,7 +265,9 @@ func (s *Store) DeleteMailbox(ctx context.Context, accountID int64, name string)
 
 // RenameMailbox renames a mailbox and its children (names below it with the
 // account's separator). Renaming INBOX moves its messages to a new mailbox
-// and leaves INBOX empty (RFC 3501 6.3.5).
+// and leaves INBOX empty (RFC 3501 6.3.5). A name that is no mailbox but
+// the parent of some (a level CREATE "a/b" left implied, as Dovecot does)
+// renames its children; with no children either it is ErrNotFound.
 func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to string) error {
 	from, err := normName(from)
 	if err != nil {
@@ -285,7 +287,9 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 		err := tx.QueryRowContext(ctx, `SELECT m.id, a.delim FROM mailboxes m JOIN accounts a ON a.id = m.account_id
 			WHERE m.account_id = ? AND m.name = ?`, accountID, from).Scan(&id, &delim)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("mailbox %s: %w", from, ErrNotFound)
+			if err := impliedParent(ctx, tx, accountID, from, &delim); err != nil {
+				return err
+			}
 		} else if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -355,6 +359,25 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 		}
 		return nil
 	})
+}
+
+// impliedParent sets delim to the account's separator when from is no
+// mailbox but has mailboxes below it, and is ErrNotFound otherwise.
+func impliedParent(ctx context.Context, tx *sql.Tx, accountID int64, from string, delim *string) error {
+	if err := tx.QueryRowContext(ctx, `SELECT delim FROM accounts WHERE id = ?`, accountID).Scan(delim); errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("mailbox %s: %w", from, ErrNotFound)
+	} else if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	var children int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE account_id = ? AND substr(name, 1, ?) = ?`,
+		accountID, utf8.RuneCountInString(from+*delim), from+*delim).Scan(&children); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if children == 0 {
+		return fmt.Errorf("mailbox %s: %w", from, ErrNotFound)
+	}
+	return nil
 }
 
 // SetSubscribed subscribes or unsubscribes a mailbox, or a name that is

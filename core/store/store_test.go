@@ -639,3 +639,46 @@ func TestExpungeReadErrorFails(t *testing.T) {
 		t.Fatalf("Expunge of %v over a damaged page reported success, with %v expunged", uids, gone)
 	}
 }
+
+// TestRenameImpliedParent: a name that is no mailbox but has mailboxes
+// below it (IMAP's CREATE a/b leaves "a" so) renames its children; one
+// with nothing below it is ErrNotFound, and a child name taken fails the
+// whole rename.
+func TestRenameImpliedParent(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	a := account(t, s, "a@example.test")
+	for _, n := range []string{"P/a/b", "P/a/b/c", "P/ab", "Q/b"} {
+		if _, err := s.CreateMailbox(ctx, a.ID, n, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RenameMailbox(ctx, a.ID, "P/a", "R"); err != nil {
+		t.Fatal(err)
+	}
+	names := func() string {
+		l, _ := s.Mailboxes(ctx, a.ID)
+		var n []string
+		for _, m := range l {
+			n = append(n, m.Name)
+		}
+		return strings.Join(n, ",")
+	}
+	if got := names(); got != "INBOX,P/ab,Q/b,R/b,R/b/c" {
+		t.Fatalf("after renaming an implied parent: %s", got)
+	}
+	for _, from := range []string{"P/a", "Nothing", "P/a/"} {
+		if err := s.RenameMailbox(ctx, a.ID, from, "S"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("rename %q: %v, want ErrNotFound", from, err)
+		}
+	}
+	if _, err := s.CreateMailbox(ctx, a.ID, "T/b", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RenameMailbox(ctx, a.ID, "Q", "T"); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("rename onto a taken child name: %v", err)
+	}
+	if got := names(); got != "INBOX,P/ab,Q/b,R/b,R/b/c,T/b" {
+		t.Fatalf("after a failed rename: %s", got)
+	}
+}

@@ -1,5 +1,5 @@
-"""Drive Mailferry's CONDSTORE, QRESYNC, ESEARCH, SEARCHRES, SORT and
-THREAD with Python's imaplib, a third-party client (its ENABLE, SORT,
+"""Drive Mailferry's CONDSTORE, QRESYNC, ESEARCH, SEARCHRES, SORT (with
+SORT=DISPLAY and ESORT) and THREAD with Python's imaplib, a third-party client (its ENABLE, SORT,
 THREAD and UID commands, and raw arguments where imaplib has no helper).
 
 Run by TestPythonImaplibSync with IMAP_HOST, IMAP_PORT, IMAP_USER, IMAP_PASS.
@@ -77,6 +77,15 @@ data = ok(m.sort("(SUBJECT REVERSE DATE)", "UTF-8", "ALL"), "sort")
 check(data == [b"3 4 2 1"], f"sort {data!r}")
 data = ok(m.uid("SORT", "(DATE)", "UTF-8", "ALL"), "uid sort")
 check(data == [b"1 2 3 4"], f"uid sort {data!r}")
+# SORT=DISPLAY (RFC 5957): no display names, so by addr-spec u0@ .. u3@.
+check("SORT=DISPLAY" in caps, f"capability SORT=DISPLAY missing: {caps}")
+data = ok(m.sort("(REVERSE DISPLAYFROM)", "UTF-8", "ALL"), "sort displayfrom")
+check(data == [b"4 3 2 1"], f"sort displayfrom {data!r}")
+# ESORT (RFC 5267): SORT RETURN answered with ESEARCH, ALL in the sort order.
+check("ESORT" in caps, f"capability ESORT missing: {caps}")
+ok(m._simple_command("SORT", "RETURN", "(MIN MAX COUNT ALL)", "(REVERSE DISPLAYFROM)", "UTF-8", "ALL"), "esort")
+es = untagged(m, "ESEARCH")
+check(any(d.endswith(b"MIN 4 MAX 1 ALL 4,3,2,1 COUNT 4") for d in es), f"ESORT {es!r}")
 data = ok(m.thread("REFERENCES", "UTF-8", "ALL"), "thread")
 check(data == [b"(1 2 4)(3)"], f"thread references {data!r}")
 data = ok(m.thread("ORDEREDSUBJECT", "UTF-8", "ALL"), "thread")

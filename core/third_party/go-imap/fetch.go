@@ -84,7 +84,12 @@ type FetchItemBinarySectionSize struct {
 // In-Reply-To and Message-ID values contain message identifiers without angle
 // brackets.
 type Envelope struct {
-	Date      time.Time
+	Date time.Time
+	// fork: RawDate, when not nil, is what the server writes as the
+	// envelope's date: the Date header field's text as it is (RFC 3501
+	// 7.4.2, as Dovecot), not Date formatted again, and even when Date
+	// could not be parsed. The client leaves it nil.
+	RawDate   *string
 	Subject   string
 	From      []Address
 	Sender    []Address

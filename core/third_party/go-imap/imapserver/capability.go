@@ -98,8 +98,8 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapUnauthenticate,
 			imap.CapMultiAppend,
 		})
-		// fork: RFC 7162 and RFC 5256
-		addAvailableCaps(&caps, available, []imap.Cap{imap.CapCondStore, imap.CapQResync, imap.CapSort})
+		// fork: RFC 7162, RFC 5256, RFC 5957 and RFC 5267 (ESORT)
+		addAvailableCaps(&caps, available, []imap.Cap{imap.CapCondStore, imap.CapQResync, imap.CapSort, imap.CapSortDisplay, imap.CapESort})
 		algs := available.ThreadAlgorithms()
 		sort.Slice(algs, func(i, j int) bool { return algs[i] < algs[j] })
 		for _, alg := range algs {

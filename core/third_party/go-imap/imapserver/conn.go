@@ -308,7 +308,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	case "ID":
 		err = c.handleID(dec)
 	case "SORT", "UID SORT": // fork: RFC 5256
-		err = c.handleSort(dec, numKind)
+		err = c.handleSort(tag, dec, numKind)
 	case "THREAD", "UID THREAD": // fork: RFC 5256
 		err = c.handleThread(dec, numKind)
 	default:

@@ -215,6 +215,7 @@ func ExtractEnvelope(h textproto.Header) *imap.Envelope {
 	messageID, _ := mh.MessageID()
 	return &imap.Envelope{
 		Date:      date,
+		RawDate:   RawEnvelopeDate(h), // fork
 		Subject:   subject,
 		From:      parseAddressList(mh, "From"),
 		Sender:    parseAddressList(mh, "Sender"),
@@ -225,6 +226,28 @@ func ExtractEnvelope(h textproto.Header) *imap.Envelope {
 		InReplyTo: inReplyTo,
 		MessageID: messageID,
 	}
+}
+
+// RawEnvelopeDate is the envelope's date as Dovecot sends it (fork): the
+// Date field's text, nil without a Date field (NIL). go-message's value is
+// unfolded (each line trimmed, joined by a space); NUL, CR and LF, which no
+// quoted string and no IMAP4rev1 literal may carry (RFC 3501 4.3, 9),
+// become spaces.
+func RawEnvelopeDate(h textproto.Header) *string {
+	if !h.Has("Date") {
+		return nil
+	}
+	v := h.Get("Date")
+	if strings.ContainsAny(v, "\x00\r\n") {
+		v = strings.Map(func(r rune) rune {
+			switch r {
+			case 0, '\r', '\n':
+				return ' '
+			}
+			return r
+		}, v)
+	}
+	return &v
 }
 
 func parseAddressList(mh mail.Header, k string) []imap.Address {

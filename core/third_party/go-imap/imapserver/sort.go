@@ -22,6 +22,11 @@ const (
 	SortKeySize    SortKey = "SIZE"
 	SortKeySubject SortKey = "SUBJECT"
 	SortKeyTo      SortKey = "TO"
+
+	// fork: RFC 5957 (SORT=DISPLAY), accepted when the server's caps
+	// hold imap.CapSortDisplay.
+	SortKeyDisplayFrom SortKey = "DISPLAYFROM"
+	SortKeyDisplayTo   SortKey = "DISPLAYTO"
 )
 
 // SortCriterion is one SORT criterion: a key, maybe reversed.
@@ -44,7 +49,11 @@ type SessionSort interface {
 
 	// Sort returns the numbers (sequence numbers or UIDs, as kind says) of
 	// the messages matching criteria, in the order sortCriteria give.
-	Sort(kind NumKind, criteria *imap.SearchCriteria, sortCriteria []SortCriterion) ([]uint32, error)
+	// options are an ESORT command's RETURN options (RFC 5267), nil for a
+	// plain SORT; the server answers them from the numbers, the session
+	// keeps the result for SAVE (RFC 5182) and forgets "$" when Sort
+	// fails (SessionSearchRes).
+	Sort(kind NumKind, criteria *imap.SearchCriteria, sortCriteria []SortCriterion, options *imap.SearchOptions) ([]uint32, error)
 }
 
 // SessionThread is an IMAP session which supports THREAD (RFC 5256).
@@ -56,12 +65,36 @@ type SessionThread interface {
 	Thread(kind NumKind, criteria *imap.SearchCriteria, algorithm imap.ThreadAlgorithm) ([]ThreadData, error)
 }
 
-func (c *Conn) handleSort(dec *imapwire.Decoder, numKind NumKind) error {
+func (c *Conn) handleSort(tag string, dec *imapwire.Decoder, numKind NumKind) (err error) {
 	var sortCriteria []SortCriterion
 	if !dec.ExpectSP() {
 		return dec.Err()
 	}
-	err := dec.ExpectList(func() error {
+	// ESORT (RFC 5267 3): "SORT RETURN (options) (criteria) ...".
+	var options *imap.SearchOptions
+	defer func() {
+		// A SORT with the SAVE result option answered NO empties "$"; one
+		// answered BAD leaves it (RFC 5182 2.1, as SEARCH).
+		if err != nil && options != nil && options.ReturnSave && !isBadResponse(err) {
+			if s, ok := c.session.(SessionSearchRes); ok {
+				s.ResetSearchRes()
+			}
+		}
+	}()
+	var atom string
+	if c.server.options.caps().Has(imap.CapESort) && maybeReadSearchKeyAtom(dec, &atom) {
+		if !strings.EqualFold(atom, "RETURN") {
+			return newClientBugError("expected RETURN or a list of SORT criteria")
+		}
+		options = new(imap.SearchOptions)
+		if err := readSearchReturnOpts(dec, options); err != nil {
+			return err
+		}
+		if !dec.ExpectSP() {
+			return dec.Err()
+		}
+	}
+	err = dec.ExpectList(func() error {
 		var name string
 		if !dec.ExpectAtom(&name) {
 			return dec.Err()
@@ -76,6 +109,10 @@ func (c *Conn) handleSort(dec *imapwire.Decoder, numKind NumKind) error {
 		crit.Key = SortKey(strings.ToUpper(name))
 		switch crit.Key {
 		case SortKeyArrival, SortKeyCc, SortKeyDate, SortKeyFrom, SortKeySize, SortKeySubject, SortKeyTo:
+		case SortKeyDisplayFrom, SortKeyDisplayTo:
+			if !c.server.options.caps().Has(imap.CapSortDisplay) {
+				return newClientBugError("unknown SORT key " + name)
+			}
 		default:
 			return newClientBugError("unknown SORT key " + name)
 		}
@@ -99,15 +136,67 @@ func (c *Conn) handleSort(dec *imapwire.Decoder, numKind NumKind) error {
 	if !ok {
 		return newClientBugError("SORT is not supported")
 	}
-	nums, err := session.Sort(numKind, criteria, sortCriteria)
+	noResults := options != nil && !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount
+	if noResults && !options.ReturnSave {
+		options.ReturnAll = true // RETURN () is RETURN (ALL)
+	}
+	nums, err := session.Sort(numKind, criteria, sortCriteria, options)
 	if err != nil {
 		return err
+	}
+	if options != nil {
+		if noResults && options.ReturnSave {
+			return nil // RETURN (SAVE) alone answers no ESEARCH (RFC 5182 2.1)
+		}
+		return c.writeESort(tag, nums, options, numKind)
 	}
 	enc := newResponseEncoder(c)
 	defer enc.end()
 	enc.Atom("*").SP().Atom("SORT")
 	for _, n := range nums {
 		enc.SP().Number(n)
+	}
+	return enc.CRLF()
+}
+
+// writeESort answers an ESORT (RFC 5267 3): MIN and MAX are the first and
+// last message in the sort order, ALL the messages in that order (a run of
+// consecutive ascending numbers as a range, the rest one by one), as
+// Dovecot 2.3 writes them; with no message only COUNT 0, if asked.
+func (c *Conn) writeESort(tag string, nums []uint32, options *imap.SearchOptions, numKind NumKind) error {
+	enc := newResponseEncoder(c)
+	defer enc.end()
+	enc.Atom("*").SP().Atom("ESEARCH").SP().Special('(').Atom("TAG").SP().String(tag).Special(')')
+	if numKind == NumKindUID {
+		enc.SP().Atom("UID")
+	}
+	if len(nums) > 0 {
+		if options.ReturnMin {
+			enc.SP().Atom("MIN").SP().Number(nums[0])
+		}
+		if options.ReturnMax {
+			enc.SP().Atom("MAX").SP().Number(nums[len(nums)-1])
+		}
+		if options.ReturnAll {
+			enc.SP().Atom("ALL").SP()
+			for i := 0; i < len(nums); {
+				j := i
+				for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
+					j++
+				}
+				if i > 0 {
+					enc.Special(',')
+				}
+				enc.Number(nums[i])
+				if j > i {
+					enc.Special(':').Number(nums[j])
+				}
+				i = j + 1
+			}
+		}
+	}
+	if options.ReturnCount {
+		enc.SP().Atom("COUNT").SP().Number(uint32(len(nums)))
 	}
 	return enc.CRLF()
 }
