@@ -88,3 +88,38 @@ func BenchmarkRemoveUIDs(b *testing.B) {
 		v.removeUIDs([]uint32{uint32(1 + i*7%2000)}, write)
 	}
 }
+
+// TestGoneUIDs: the view's UIDs expunged and not present again,
+// ascending, each once, as the pass over the view with a map gave them.
+func TestGoneUIDs(t *testing.T) {
+	rnd := rand.New(rand.NewSource(16))
+	for round := 0; round < 2000; round++ {
+		var uidsView []imap.UID
+		u := imap.UID(0)
+		for n := rnd.Intn(40); n > 0; n-- {
+			u += imap.UID(1 + rnd.Intn(3))
+			uidsView = append(uidsView, u)
+		}
+		var expunged []uint32
+		for n := rnd.Intn(12); n > 0; n-- {
+			expunged = append(expunged, uint32(1+rnd.Intn(int(u)+3)))
+		}
+		present := map[imap.UID]bool{}
+		for n := rnd.Intn(4); n > 0; n-- {
+			present[imap.UID(1+rnd.Intn(int(u)+3))] = true
+		}
+		ex := map[imap.UID]bool{}
+		for _, x := range expunged {
+			ex[imap.UID(x)] = true
+		}
+		var want []uint32
+		for _, x := range uidsView {
+			if ex[x] && !present[x] {
+				want = append(want, uint32(x))
+			}
+		}
+		if got := goneUIDs(uidsView, expunged, present); !slices.Equal(got, want) {
+			t.Fatalf("view %v expunged %v present %v: %v, want %v", uidsView, expunged, present, got, want)
+		}
+	}
+}
