@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -67,5 +68,83 @@ func TestCoalescingCloseStuckPeer(t *testing.T) {
 	c.Close()
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("Close took %v", d)
+	}
+}
+
+// writeCounter counts the writes that reach the connection.
+type writeCounter struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.writes.Add(1)
+	return w.Conn.Write(p)
+}
+
+// TestCoalescingSlowCommandOneWrite: a command's answer that takes longer
+// than flushDelay to produce (as most do under load, waiting for a core)
+// leaves in one write when the server reads again, not in one write per
+// flushDelay; what is written while the server waits in Read (IDLE
+// updates) still leaves without a Read.
+func TestCoalescingSlowCommandOneWrite(t *testing.T) {
+	// A loopback TCP connection: the kernel takes a write whether or not
+	// the peer reads yet (net.Pipe would block a flush until it does).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	b, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := &writeCounter{Conn: a}
+	c := &coalescingConn{Conn: wc, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	defer c.Close()
+	b.SetDeadline(time.Now().Add(10 * time.Second))
+
+	answer := "* 1 FETCH (UID 1)\r\nA1 OK done\r\n"
+	c.Write([]byte(answer[:19]))
+	time.Sleep(20 * flushDelay)
+	c.Write([]byte(answer[19:]))
+	read := make(chan string, 2)
+	go func() {
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		if err != nil {
+			read <- err.Error()
+			return
+		}
+		read <- string(buf[:n])
+	}()
+	got := make([]byte, len(answer))
+	if _, err := io.ReadFull(b, got); err != nil || string(got) != answer {
+		t.Fatalf("answer %q, %v", got, err)
+	}
+	if n := wc.writes.Load(); n != 1 {
+		t.Fatalf("the answer left in %d writes, want 1", n)
+	}
+
+	// The server waits in Read: an update written meanwhile leaves alone.
+	update := "* 2 EXISTS\r\n"
+	c.Write([]byte(update))
+	got = make([]byte, len(update))
+	if _, err := io.ReadFull(b, got); err != nil || string(got) != update {
+		t.Fatalf("update while reading: %q, %v", got, err)
+	}
+	select {
+	case r := <-read:
+		t.Fatalf("Read returned %q before the client wrote", r)
+	default:
+	}
+	b.Write([]byte("A2 NOOP\r\n"))
+	if r := <-read; r != "A2 NOOP\r\n" {
+		t.Fatalf("Read: %q", r)
 	}
 }
