@@ -1,6 +1,8 @@
 package imapfront
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -146,5 +148,82 @@ func TestCoalescingSlowCommandOneWrite(t *testing.T) {
 	b.Write([]byte("A2 NOOP\r\n"))
 	if r := <-read; r != "A2 NOOP\r\n" {
 		t.Fatalf("Read: %q", r)
+	}
+}
+
+// deadlineCounter counts the write deadlines set on the connection.
+type deadlineCounter struct {
+	net.Conn
+	sets atomic.Int32
+}
+
+func (d *deadlineCounter) SetWriteDeadline(t time.Time) error {
+	d.sets.Add(1)
+	return d.Conn.SetWriteDeadline(t)
+}
+
+// TestCoalescingDeadlines: the write deadlines go-imap sets and clears
+// around each response reach the connection once per write that goes
+// out, not twice per response; and a deadline still bounds a write to a
+// peer that does not read.
+func TestCoalescingDeadlines(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	b, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := &deadlineCounter{Conn: a}
+	c := &coalescingConn{Conn: dc, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	defer c.Close()
+	b.SetDeadline(time.Now().Add(10 * time.Second))
+
+	// As go-imap writes a FETCH of 10 messages and its OK.
+	var answer strings.Builder
+	for i := 1; i <= 11; i++ {
+		line := fmt.Sprintf("* %d FETCH (UID %d)\r\n", i, i)
+		if i == 11 {
+			line = "A1 OK done\r\n"
+		}
+		answer.WriteString(line)
+		c.SetWriteDeadline(time.Now().Add(time.Minute))
+		c.Write([]byte(line))
+		c.SetWriteDeadline(time.Time{})
+	}
+	go func() {
+		buf := make([]byte, 64)
+		c.Read(buf)
+	}()
+	got := make([]byte, answer.Len())
+	if _, err := io.ReadFull(b, got); err != nil || string(got) != answer.String() {
+		t.Fatalf("answer %q, %v", got, err)
+	}
+	if n := dc.sets.Load(); n != 1 {
+		t.Fatalf("%d write deadlines set on the connection for one write, want 1", n)
+	}
+
+	// A peer that does not read: a write past the kernel's buffers fails
+	// at go-imap's deadline.
+	p, q := net.Pipe()
+	defer q.Close()
+	stuck := &coalescingConn{Conn: p, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	defer stuck.Close()
+	stuck.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	start := time.Now()
+	_, err = stuck.Write(make([]byte, coalesceSize+1))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("write to a peer that does not read: %v, want a timeout", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the write took %v", d)
 	}
 }
