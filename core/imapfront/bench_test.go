@@ -131,7 +131,13 @@ func countUntil(tb testing.TB, r *bufio.Reader, tag string) int {
 func selectedInbox(b *testing.B, n int) (net.Conn, *bufio.Reader) {
 	e := newEnv(b, nil)
 	fill(b, e.st, e.inbox(), n)
-	c, err := net.Dial("tcp", e.addr)
+	return inboxSession(b, e.addr)
+}
+
+// inboxSession is a connection to addr logged in with INBOX selected,
+// closed when the benchmark ends.
+func inboxSession(b *testing.B, addr string) (net.Conn, *bufio.Reader) {
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -258,15 +264,7 @@ func BenchmarkPollAfterExpunge(b *testing.B) {
 	var cs []net.Conn
 	var rs []*bufio.Reader
 	for i := 0; i < sessions; i++ {
-		c, err := net.Dial("tcp", e.addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { c.Close() })
-		r := bufio.NewReaderSize(c, 64<<10)
-		fmt.Fprintf(c, "a LOGIN %s %s\r\nb SELECT INBOX\r\n", user, pass)
-		countUntil(b, r, "a")
-		countUntil(b, r, "b")
+		c, r := inboxSession(b, e.addr)
 		cs, rs = append(cs, c), append(rs, r)
 	}
 	var before syscall.Rusage

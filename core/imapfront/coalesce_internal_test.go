@@ -73,15 +73,33 @@ func TestCoalescingCloseStuckPeer(t *testing.T) {
 	}
 }
 
-// writeCounter counts the writes that reach the connection.
-type writeCounter struct {
+// countingConn counts the writes and the write deadlines that reach the
+// connection.
+type countingConn struct {
 	net.Conn
-	writes atomic.Int32
+	writes, deadlines atomic.Int32
 }
 
-func (w *writeCounter) Write(p []byte) (int, error) {
+func (w *countingConn) Write(p []byte) (int, error) {
 	w.writes.Add(1)
 	return w.Conn.Write(p)
+}
+
+func (w *countingConn) SetWriteDeadline(t time.Time) error {
+	w.deadlines.Add(1)
+	return w.Conn.SetWriteDeadline(t)
+}
+
+// countedCoalescing returns a coalescingConn on one end of a loopback
+// connection, what reaches that end counted, and the other end (read
+// within 10 s), closed when the test ends.
+func countedCoalescing(t *testing.T) (*coalescingConn, *countingConn, net.Conn) {
+	a, b := loopbackPair(t)
+	cc := &countingConn{Conn: a}
+	c := &coalescingConn{Conn: cc, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	t.Cleanup(func() { c.Close() })
+	b.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, cc, b
 }
 
 // TestCoalescingSlowCommandOneWrite: a command's answer that takes longer
@@ -90,26 +108,7 @@ func (w *writeCounter) Write(p []byte) (int, error) {
 // flushDelay; what is written while the server waits in Read (IDLE
 // updates) still leaves without a Read.
 func TestCoalescingSlowCommandOneWrite(t *testing.T) {
-	// A loopback TCP connection: the kernel takes a write whether or not
-	// the peer reads yet (net.Pipe would block a flush until it does).
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	b, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	a, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	wc := &writeCounter{Conn: a}
-	c := &coalescingConn{Conn: wc, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	defer c.Close()
-	b.SetDeadline(time.Now().Add(10 * time.Second))
+	c, wc, b := countedCoalescing(t)
 
 	answer := "* 1 FETCH (UID 1)\r\nA1 OK done\r\n"
 	c.Write([]byte(answer[:19]))
@@ -151,40 +150,12 @@ func TestCoalescingSlowCommandOneWrite(t *testing.T) {
 	}
 }
 
-// deadlineCounter counts the write deadlines set on the connection.
-type deadlineCounter struct {
-	net.Conn
-	sets atomic.Int32
-}
-
-func (d *deadlineCounter) SetWriteDeadline(t time.Time) error {
-	d.sets.Add(1)
-	return d.Conn.SetWriteDeadline(t)
-}
-
 // TestCoalescingDeadlines: the write deadlines go-imap sets and clears
 // around each response reach the connection once per write that goes
 // out, not twice per response; and a deadline still bounds a write to a
 // peer that does not read.
 func TestCoalescingDeadlines(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	b, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	a, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc := &deadlineCounter{Conn: a}
-	c := &coalescingConn{Conn: dc, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	defer c.Close()
-	b.SetDeadline(time.Now().Add(10 * time.Second))
+	c, dc, b := countedCoalescing(t)
 
 	// As go-imap writes a FETCH of 10 messages and its OK.
 	var answer strings.Builder
@@ -206,7 +177,7 @@ func TestCoalescingDeadlines(t *testing.T) {
 	if _, err := io.ReadFull(b, got); err != nil || string(got) != answer.String() {
 		t.Fatalf("answer %q, %v", got, err)
 	}
-	if n := dc.sets.Load(); n != 1 {
+	if n := dc.deadlines.Load(); n != 1 {
 		t.Fatalf("%d write deadlines set on the connection for one write, want 1", n)
 	}
 
@@ -218,7 +189,7 @@ func TestCoalescingDeadlines(t *testing.T) {
 	defer stuck.Close()
 	stuck.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 	start := time.Now()
-	_, err = stuck.Write(make([]byte, coalesceSize+1))
+	_, err := stuck.Write(make([]byte, coalesceSize+1))
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("write to a peer that does not read: %v, want a timeout", err)
@@ -226,4 +197,26 @@ func TestCoalescingDeadlines(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("the write took %v", d)
 	}
+}
+
+// loopbackPair returns the two ends of a loopback TCP connection, closed
+// when the test ends: the kernel takes a write whether or not the peer
+// reads yet (net.Pipe would block a flush until it does).
+func loopbackPair(t *testing.T) (server, client net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return server, client
 }

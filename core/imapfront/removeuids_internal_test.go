@@ -36,16 +36,7 @@ func removeUIDsNaive(view []imap.UID, uids []uint32) (seqs []uint32, left []imap
 func TestRemoveUIDs(t *testing.T) {
 	rnd := rand.New(rand.NewSource(15))
 	for round := 0; round < 2000; round++ {
-		var uidsView []imap.UID
-		u := imap.UID(0)
-		for n := rnd.Intn(40); n > 0; n-- {
-			u += imap.UID(1 + rnd.Intn(3))
-			uidsView = append(uidsView, u)
-		}
-		var drop []uint32
-		for n := rnd.Intn(12); n > 0; n-- {
-			drop = append(drop, uint32(1+rnd.Intn(int(u)+3)))
-		}
+		uidsView, drop, _ := randomView(rnd)
 		wantSeqs, wantLeft := removeUIDsNaive(uidsView, drop)
 		v := &view{uids: slices.Clone(uidsView), recent: map[imap.UID]bool{}}
 		for _, x := range uidsView {
@@ -94,16 +85,7 @@ func BenchmarkRemoveUIDs(b *testing.B) {
 func TestGoneUIDs(t *testing.T) {
 	rnd := rand.New(rand.NewSource(16))
 	for round := 0; round < 2000; round++ {
-		var uidsView []imap.UID
-		u := imap.UID(0)
-		for n := rnd.Intn(40); n > 0; n-- {
-			u += imap.UID(1 + rnd.Intn(3))
-			uidsView = append(uidsView, u)
-		}
-		var expunged []uint32
-		for n := rnd.Intn(12); n > 0; n-- {
-			expunged = append(expunged, uint32(1+rnd.Intn(int(u)+3)))
-		}
+		uidsView, expunged, u := randomView(rnd)
 		present := map[imap.UID]bool{}
 		for n := rnd.Intn(4); n > 0; n-- {
 			present[imap.UID(1+rnd.Intn(int(u)+3))] = true
@@ -122,4 +104,18 @@ func TestGoneUIDs(t *testing.T) {
 			t.Fatalf("view %v expunged %v present %v: %v, want %v", uidsView, expunged, present, got, want)
 		}
 	}
+}
+
+// randomView returns an ascending view of up to 40 UIDs with gaps, up to
+// 12 UIDs to drop from it (unordered, some twice, some not in the view),
+// and the view's highest UID.
+func randomView(rnd *rand.Rand) (view []imap.UID, drop []uint32, top imap.UID) {
+	for n := rnd.Intn(40); n > 0; n-- {
+		top += imap.UID(1 + rnd.Intn(3))
+		view = append(view, top)
+	}
+	for n := rnd.Intn(12); n > 0; n-- {
+		drop = append(drop, uint32(1+rnd.Intn(int(top)+3)))
+	}
+	return view, drop, top
 }
