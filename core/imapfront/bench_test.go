@@ -131,7 +131,13 @@ func countUntil(tb testing.TB, r *bufio.Reader, tag string) int {
 func selectedInbox(b *testing.B, n int) (net.Conn, *bufio.Reader) {
 	e := newEnv(b, nil)
 	fill(b, e.st, e.inbox(), n)
-	c, err := net.Dial("tcp", e.addr)
+	return inboxSession(b, e.addr)
+}
+
+// inboxSession is a connection to addr logged in with INBOX selected,
+// closed when the benchmark ends.
+func inboxSession(b *testing.B, addr string) (net.Conn, *bufio.Reader) {
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -241,4 +247,41 @@ func BenchmarkStoreAlone(b *testing.B) {
 			b.Fatalf("%d FETCH responses, want 1", got)
 		}
 	}
+}
+
+// BenchmarkPollAfterExpunge is what the other sessions on a mailbox pay
+// for one session's EXPUNGE: 10 sessions have a 2,000-message INBOX
+// selected; each op, one expunges a message and the 9 others send a NOOP,
+// whose poll drops it from their views. cpu-µs/op is the process's CPU
+// (getrusage: server and clients) per op.
+func BenchmarkPollAfterExpunge(b *testing.B) {
+	const n, sessions = 2000, 10
+	e := newEnv(b, nil)
+	fill(b, e.st, e.inbox(), n)
+	if b.N >= n {
+		b.Fatalf("at most %d ops (-benchtime %dx)", n-1, n-1)
+	}
+	var cs []net.Conn
+	var rs []*bufio.Reader
+	for i := 0; i < sessions; i++ {
+		c, r := inboxSession(b, e.addr)
+		cs, rs = append(cs, c), append(rs, r)
+	}
+	var before syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		fmt.Fprintf(cs[0], "e%d UID STORE %d +FLAGS.SILENT (\\Deleted)\r\nx%d UID EXPUNGE %d\r\n", i, i+1, i, i+1)
+		countUntil(b, rs[0], fmt.Sprintf("e%d", i))
+		countUntil(b, rs[0], fmt.Sprintf("x%d", i))
+		for k := 1; k < sessions; k++ {
+			fmt.Fprintf(cs[k], "n%d NOOP\r\n", i)
+			countUntil(b, rs[k], fmt.Sprintf("n%d", i))
+		}
+	}
+	b.StopTimer()
+	var after syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 }

@@ -12,12 +12,18 @@ import (
 // gathers those writes and sends them together: when its buffer is full,
 // before the server reads again (so a command's answer is always complete
 // on the wire before the next command is read), on Close, and at the
-// latest flushDelay after the first unsent byte (IDLE updates written while
-// the server waits for DONE).
+// latest flushDelay after the first unsent byte written while the server
+// waits in Read (IDLE updates written while it waits for DONE), or
+// commandFlushDelay after one written while a command runs (its answer
+// goes at its end, when the server reads again: a command that took over
+// a millisecond, as most do under load when they wait for a core, was
+// sent in two writes, the client woken twice). A flush stops the timer,
+// which otherwise fired after every command's answer, a goroutine each.
 
 const (
-	coalesceSize = 64 << 10
-	flushDelay   = time.Millisecond
+	coalesceSize      = 64 << 10
+	flushDelay        = time.Millisecond
+	commandFlushDelay = 50 * time.Millisecond
 	// flushTimeout bounds a write the server itself did not set a deadline
 	// for (a delayed flush runs after go-imap cleared its own).
 	flushTimeout = 30 * time.Second
@@ -44,9 +50,11 @@ type coalescingConn struct {
 	buf      []byte
 	timer    *time.Timer
 	armed    bool
+	reading  bool // in Read: what is written now is not a command's answer
 	err      error
 	deadline time.Time // the write deadline go-imap set, if any
 	closeBy  time.Time // set by Close: the last flush's bound
+	applied  time.Time // the write deadline last set on Conn by bound
 }
 
 func (c *coalescingConn) Write(p []byte) (int, error) {
@@ -60,6 +68,7 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		if len(p) >= coalesceSize {
+			c.bound()
 			n, err := c.Conn.Write(p)
 			if err != nil {
 				c.err = err
@@ -70,10 +79,14 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	c.buf = append(c.buf, p...)
 	if !c.armed {
 		c.armed = true
+		delay := commandFlushDelay
+		if c.reading {
+			delay = flushDelay
+		}
 		if c.timer == nil {
-			c.timer = time.AfterFunc(flushDelay, c.timedFlush)
+			c.timer = time.AfterFunc(delay, c.timedFlush)
 		} else {
-			c.timer.Reset(flushDelay)
+			c.timer.Reset(delay)
 		}
 	}
 	return len(p), nil
@@ -99,16 +112,12 @@ func (c *coalescingConn) flushLocked() error {
 	if len(c.buf) == 0 {
 		return nil
 	}
-	switch {
-	case !c.closeBy.IsZero():
-		c.Conn.SetWriteDeadline(c.closeBy)
-	case c.deadline.IsZero():
-		c.Conn.SetWriteDeadline(time.Now().Add(flushTimeout))
+	if c.armed {
+		c.armed = false
+		c.timer.Stop()
 	}
+	c.bound()
 	_, err := c.Conn.Write(c.buf)
-	if c.deadline.IsZero() && c.closeBy.IsZero() {
-		c.Conn.SetWriteDeadline(time.Time{})
-	}
 	c.buf = c.buf[:0]
 	if cap(c.buf) > 4*coalesceSize {
 		c.buf = nil
@@ -119,30 +128,55 @@ func (c *coalescingConn) flushLocked() error {
 	return err
 }
 
-func (c *coalescingConn) flush() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.flushLocked()
-}
-
 func (c *coalescingConn) Read(p []byte) (int, error) {
-	if err := c.flush(); err != nil {
+	c.mu.Lock()
+	err := c.flushLocked()
+	c.reading = err == nil
+	c.mu.Unlock()
+	if err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.reading = false
+	c.mu.Unlock()
+	return n, err
 }
 
+// bound sets on Conn the write deadline of a write about to go out:
+// Close's, else go-imap's, else flushTimeout from now; c.mu is held.
+// go-imap sets a deadline before each response (and each literal) and
+// clears it after, four changes of a runtime timer per message of a FETCH
+// (12% of a FETCH's CPU under BenchmarkLatencyMailferry); only the writes
+// that reach Conn need one, so SetWriteDeadline only records it and it is
+// set here, once per write that goes out.
+func (c *coalescingConn) bound() {
+	d := c.deadline
+	switch {
+	case !c.closeBy.IsZero():
+		d = c.closeBy
+	case d.IsZero():
+		d = time.Now().Add(flushTimeout)
+	}
+	if !d.Equal(c.applied) {
+		c.Conn.SetWriteDeadline(d)
+		c.applied = d
+	}
+}
+
+// SetWriteDeadline bounds the writes that go out from now on (bound).
 func (c *coalescingConn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.deadline = t
 	c.mu.Unlock()
-	return c.Conn.SetWriteDeadline(t)
+	return nil
 }
 
 func (c *coalescingConn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.deadline = t
-	c.mu.Unlock()
+	c.applied = t
 	return c.Conn.SetDeadline(t)
 }
 

@@ -1,6 +1,8 @@
 package imapfront
 
 import (
+	"slices"
+
 	"github.com/emersion/go-imap/v2"
 
 	"mailferry/core/store"
@@ -15,6 +17,21 @@ type viewChanges struct {
 	gone      []uint32 // UIDs of the view no longer there
 	fresh     []imap.UID
 	changed   []store.UIDState
+}
+
+// goneUIDs returns the UIDs of view (ascending) that are in expunged and
+// not present again, ascending: a binary search for each expunged UID,
+// where a look-up of each of the view's UIDs in a map of them cost every
+// poll after another session's EXPUNGE a pass over the whole mailbox.
+func goneUIDs(view []imap.UID, expunged []uint32, present map[imap.UID]bool) []uint32 {
+	var gone []uint32
+	for _, u := range expunged {
+		if _, ok := slices.BinarySearch(view, imap.UID(u)); ok && !present[imap.UID(u)] {
+			gone = append(gone, u)
+		}
+	}
+	slices.Sort(gone)
+	return slices.Compact(gone)
 }
 
 // changes reads what changed since v.modseq. It reads only the changed
@@ -46,11 +63,7 @@ func (v *view) changes() (*viewChanges, error) {
 	for _, c := range d.Changed {
 		present[imap.UID(c.UID)] = true
 	}
-	for _, u := range v.uids {
-		if expunged[u] && !present[u] {
-			ch.gone = append(ch.gone, uint32(u))
-		}
-	}
+	ch.gone = goneUIDs(v.uids, d.Expunged, present)
 	hidden := make(map[imap.UID]bool, len(v.hidden))
 	for u := range v.hidden {
 		if !expunged[u] || present[u] {

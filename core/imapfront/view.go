@@ -3,6 +3,7 @@ package imapfront
 import (
 	"errors"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"time"
 
@@ -417,29 +418,43 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 
 // removeUIDs drops UIDs from the view, telling the client with EXPUNGE
 // responses from the highest sequence number down (so each stays valid).
+// v.uids is ascending: each UID is found by binary search and the view is
+// closed up in one pass from the lowest one dropped. It was a map of the
+// UIDs and two passes over the whole view looking each message up in it,
+// 2.8% of serve's CPU under BenchmarkLatencyMailferry, where every
+// session's poll drops the other sessions' expunged messages from a
+// 2,000-message view (BenchmarkRemoveUIDs, one UID: 62 -> 0.95 µs).
 func (v *view) removeUIDs(uids []uint32, write func(uint32) error) error {
 	if len(uids) == 0 {
 		return nil
 	}
-	drop := make(map[imap.UID]bool, len(uids))
+	var small [8]int
+	at := small[:0] // the indexes in v.uids of the UIDs to drop
 	for _, u := range uids {
-		drop[imap.UID(u)] = true
-	}
-	for i := len(v.uids) - 1; i >= 0; i-- {
-		if drop[v.uids[i]] {
-			if err := write(uint32(i + 1)); err != nil {
-				return err
-			}
-			delete(v.recent, v.uids[i])
+		if i, ok := slices.BinarySearch(v.uids, imap.UID(u)); ok {
+			at = append(at, i)
 		}
 	}
-	kept := v.uids[:0]
-	for _, u := range v.uids {
-		if !drop[u] {
-			kept = append(kept, u)
-		}
+	if len(at) == 0 {
+		return nil
 	}
-	v.uids = kept
+	slices.Sort(at)
+	at = slices.Compact(at)
+	for j := len(at) - 1; j >= 0; j-- {
+		if err := write(uint32(at[j] + 1)); err != nil {
+			return err
+		}
+		delete(v.recent, v.uids[at[j]])
+	}
+	w := at[0]
+	for j, i := range at {
+		end := len(v.uids)
+		if j+1 < len(at) {
+			end = at[j+1]
+		}
+		w += copy(v.uids[w:], v.uids[i+1:end])
+	}
+	v.uids = v.uids[:w]
 	return nil
 }
 
