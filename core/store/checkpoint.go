@@ -281,4 +281,4 @@ func newWriterConnector(dsn string, c *checkpointer) *writerConnector {
 }
 
 func (w *writerConnector) Connect(context.Context) (driver.Conn, error) { return w.d.Open(w.dsn) }
-func (w *writerConnector) Driver() driver.Driver                         { return w.d }
+func (w *writerConnector) Driver() driver.Driver                        { return w.d }

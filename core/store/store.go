@@ -183,7 +183,7 @@ type Store struct {
 	log       *slog.Logger
 	summarize func([]byte) ([]byte, []byte)
 	packs     *packs
-	wal       *walSync // group commit of flag changes and expunges (walsync.go)
+	wal       *walSync      // group commit of flag changes and expunges (walsync.go)
 	ckpt      *checkpointer // SQLite's checkpoints (checkpoint.go)
 	// sweepMarked, when set (tests), is called by the object sweep once
 	// its mark is committed, before it reads which objects are named.
