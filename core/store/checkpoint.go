@@ -163,18 +163,22 @@ func (s *Store) checkpoints(ctx context.Context) {
 	c := s.ckpt
 	seen := c.commits.Load()
 	last := time.Now() // of the last commit seen
+	var ran time.Time  // the last checkpoint
 	t := time.NewTimer(c.poll)
 	defer t.Stop()
 	for {
-		select {
-		case <-ctx.Done():
+		if !waitFor(ctx, t.C) {
 			return
-		case <-t.C:
 		}
 		if n := c.commits.Load(); n != seen {
 			seen, last = n, time.Now()
-			if frames, done, ok := c.walState(); ok && frames-done >= c.pages {
+			frames, done, ok := c.walState()
+			// A header that cannot be read (a write under way, or a
+			// format this code does not know) has a checkpoint made every
+			// quiet period all the same.
+			if (ok && frames-done >= c.pages) || (!ok && time.Since(ran) >= c.quiet) {
 				s.checkpoint(ctx)
+				ran = time.Now()
 			}
 			t.Reset(c.poll)
 			continue
@@ -187,70 +191,75 @@ func (s *Store) checkpoints(ctx context.Context) {
 		// or, when a reader kept some of it from being copied, try again
 		// after another quiet moment.
 		if frames, done, ok := c.walState(); !ok || frames > done {
-			s.checkpoint(ctx)
-			if frames, done, ok := c.walState(); !ok || frames > done {
+			ran = time.Now()
+			if s.checkpoint(ctx) {
 				last = time.Now()
 				t.Reset(c.poll)
 				continue
 			}
 		}
 		c.idle.Store(true)
-		if c.commits.Load() == seen {
-			select {
-			case <-ctx.Done():
-				return
-			case <-c.wake:
-			}
+		if c.commits.Load() == seen && !waitFor(ctx, c.wake) {
+			return
 		}
 		c.idle.Store(false)
 		t.Reset(c.poll)
 	}
 }
 
+// waitFor waits for ch, and reports false when ctx ended first.
+func waitFor[T any](ctx context.Context, ch <-chan T) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-ch:
+		return true
+	}
+}
+
 // checkpoint runs a PASSIVE checkpoint on the checkpointer's connection,
-// and a second one holding this process's writer when the log holds
-// ckptBound pages since its restart (see the top of this file).
-func (s *Store) checkpoint(ctx context.Context) {
+// and a RESTART one holding this process's writer when the log holds
+// ckptBound pages since its restart (see the top of this file). It
+// reports whether the log still holds pages not copied (a reader kept
+// them) after a checkpoint that ran.
+func (s *Store) checkpoint(ctx context.Context) (left bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("store: panic in a checkpoint of the log", "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
-	if !s.passive(ctx) {
-		return
-	}
-	if frames, _, ok := s.ckpt.walState(); !ok || frames < s.ckpt.bound {
-		return
+	frames, done, ok := s.checkpointMode(ctx, "PASSIVE")
+	if !ok || frames < int(s.ckpt.bound) {
+		return ok && done < frames
 	}
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
-		return // closing
+		return false // closing
 	}
 	defer conn.Close()
 	s.ckpt.held.Add(1)
-	s.checkpointMode(ctx, "RESTART")
+	frames, done, ok = s.checkpointMode(ctx, "RESTART")
+	return ok && done < frames
 }
 
-// passive runs one PASSIVE checkpoint, and reports whether it ran.
-func (s *Store) passive(ctx context.Context) bool { return s.checkpointMode(ctx, "PASSIVE") }
-
 // checkpointMode runs one checkpoint of mode, PASSIVE or RESTART, on the
-// checkpointer's connection, and reports whether it ran.
-func (s *Store) checkpointMode(ctx context.Context, mode string) bool {
+// checkpointer's connection: the log's pages, those copied, and whether
+// it ran.
+func (s *Store) checkpointMode(ctx context.Context, mode string) (frames, done int, ok bool) {
 	if s.wal.stopped() != nil {
-		return false // the log stays as it is for the next start (keepLog)
+		return 0, 0, false // the log stays as it is for the next start (keepLog)
 	}
-	var busy, frames, done int
+	var busy int
 	err := s.ckpt.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &frames, &done)
 	if err != nil {
 		if ctx.Err() == nil {
 			// An fsync that failed stops the store (failedCommit).
 			s.log.Warn("store: a checkpoint of the log failed", "err", s.wal.failedCommit(err))
 		}
-		return false
+		return 0, 0, false
 	}
 	s.ckpt.runs.Add(1)
-	return true
+	return frames, done, true
 }
 
 // writerConnector opens the store's writer connection (see openSQLite):
