@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -153,5 +154,47 @@ func TestCheckpointsKeepLogBounded(t *testing.T) {
 			t.Fatalf("30 s after the writes the log holds %d pages, %d copied: the quiet checkpoint did not run", f, d)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCheckpointFsyncFailureStops: when SQLite's fsync of the log fails in
+// a checkpoint (the checkpointer's, off the writer), the store stops
+// (ErrStopped), as after a commit's (walSync.failedCommit): the pages the
+// kernel could not write may be gone, and nothing after could be trusted
+// as durable. The fsync is failed by the shim of
+// TestFullCommitFsyncFailureStops, in a child process.
+func TestCheckpointFsyncFailureStops(t *testing.T) {
+	sqliteOnly(t)
+	if trigger := os.Getenv("MAILFERRY_FAIL_FSYNC"); trigger != "" {
+		checkpointFsyncFails(t, trigger)
+		return
+	}
+	inFailingChild(t, "TestCheckpointFsyncFailureStops")
+}
+
+func checkpointFsyncFails(t *testing.T, trigger string) {
+	noCheckpoints(t) // this test runs the one checkpoint
+	s := junkStore(t)
+	junkWrite(t, s, 20) // committed, not yet fsynced (synchronous=NORMAL)
+	if err := os.WriteFile(trigger, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.checkpoint(context.Background())
+	os.Remove(trigger)
+	select {
+	case <-s.Stopped():
+	default:
+		t.Fatal("the store did not stop after SQLite's fsync of the log failed in a checkpoint (is the shim loaded?)")
+	}
+	t.Logf("stopped: %v", s.StoppedErr())
+	err := s.writeFlags(context.Background(), func(tx *sql.Tx, _ *changes) error {
+		_, err := tx.Exec(`INSERT INTO junk (b) VALUES (x'00')`)
+		return err
+	})
+	if !errors.Is(err, ErrStopped) {
+		t.Fatalf("a write after the checkpoint's failed fsync: %v; want ErrStopped", err)
+	}
+	if f, d, ok := s.ckpt.walState(); !ok || d != 0 {
+		t.Errorf("the log: %d pages, %d copied (read: %v); want none copied after the failed fsync", f, d, ok)
 	}
 }
