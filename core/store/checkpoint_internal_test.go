@@ -165,11 +165,7 @@ func TestCheckpointsKeepLogBounded(t *testing.T) {
 // TestFullCommitFsyncFailureStops, in a child process.
 func TestCheckpointFsyncFailureStops(t *testing.T) {
 	sqliteOnly(t)
-	if trigger := os.Getenv("MAILFERRY_FAIL_FSYNC"); trigger != "" {
-		checkpointFsyncFails(t, trigger)
-		return
-	}
-	inFailingChild(t, "TestCheckpointFsyncFailureStops")
+	withFailingFsync(t, "TestCheckpointFsyncFailureStops", checkpointFsyncFails)
 }
 
 func checkpointFsyncFails(t *testing.T, trigger string) {
