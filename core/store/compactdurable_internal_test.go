@@ -19,6 +19,7 @@ import (
 func TestCompactWaitsForDurableExpunge(t *testing.T) {
 	sqliteOnly(t)
 	ctx := context.Background()
+	noCheckpoints(t) // a power cut (watchPowerCut)
 	s, mb, _ := inboxStore(t, &Options{ChangePoll: -1, PackSize: 4096}, 0)
 	path := s.where
 	// The first message fills pack 1; the second starts pack 2, so that

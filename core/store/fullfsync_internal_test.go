@@ -30,11 +30,18 @@ import (
 // with the C compiler cgo uses) in a child process running this test.
 func TestFullCommitFsyncFailureStops(t *testing.T) {
 	sqliteOnly(t)
+	withFailingFsync(t, "TestFullCommitFsyncFailureStops", fullCommitFsyncFails)
+}
+
+// withFailingFsync runs fn in the child of the test name, with SQLite's
+// fsync failing while its trigger file exists (inFailingChild).
+func withFailingFsync(t *testing.T, name string, fn func(t *testing.T, trigger string)) {
+	t.Helper()
 	if trigger := os.Getenv("MAILFERRY_FAIL_FSYNC"); trigger != "" {
-		fullCommitFsyncFails(t, trigger)
+		fn(t, trigger)
 		return
 	}
-	inFailingChild(t, "TestFullCommitFsyncFailureStops")
+	inFailingChild(t, name)
 }
 
 // inFailingChild runs the test name in a child process with the fsync shim

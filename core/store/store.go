@@ -93,24 +93,6 @@ import (
 	"github.com/mattn/go-sqlite3" // SQLite driver
 )
 
-// writerDriver is SQLite for the one writer connection, with its
-// temporary files in memory (temp_store = MEMORY). The one a copy meets is
-// the statement journal: the pages a multi-row INSERT changes, kept so
-// that the statement alone can be undone (bounded by the pages one batch
-// touches). On disk it was written to a file and deleted for every batch:
-// 43 MB for a 241 MB copy, beside 27 MB of WAL (strace of
-// BenchmarkMigrateProcess).
-const writerDriver = "sqlite3-mailferry-writer"
-
-func init() {
-	sql.Register(writerDriver, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
-		if _, err := c.Exec("PRAGMA temp_store = MEMORY", nil); err != nil {
-			return fmt.Errorf("store: temp_store: %w", err)
-		}
-		return nil
-	}})
-}
-
 // Errors returned by the store. Callers test them with errors.Is.
 var (
 	ErrNotFound    = errors.New("store: not found")
@@ -201,7 +183,8 @@ type Store struct {
 	log       *slog.Logger
 	summarize func([]byte) ([]byte, []byte)
 	packs     *packs
-	wal       *walSync // group commit of flag changes and expunges (walsync.go)
+	wal       *walSync      // group commit of flag changes and expunges (walsync.go)
+	ckpt      *checkpointer // SQLite's checkpoints (checkpoint.go)
 	// sweepMarked, when set (tests), is called by the object sweep once
 	// its mark is committed, before it reads which objects are named.
 	sweepMarked func()
@@ -341,10 +324,8 @@ func openSQLite(path string, opts *Options) (*Store, error) {
 		wq[k] = v
 	}
 	var err error
-	s.w, err = sql.Open(writerDriver, "file:"+uriPath(path)+"?"+wq.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
+	s.ckpt = newCheckpointer(path)
+	s.w = sql.OpenDB(newWriterConnector("file:"+uriPath(path)+"?"+wq.Encode(), s.ckpt))
 	s.w.SetMaxOpenConns(1)
 	s.w.SetConnMaxIdleTime(0)
 	// page_size only takes effect before the file switches to WAL.
@@ -394,8 +375,32 @@ func openSQLite(path string, opts *Options) (*Store, error) {
 	// statements (_stmt_cache_size): a FETCH under load spent a tenth of its
 	// time there.
 	s.r.SetMaxIdleConns(n)
+	// The checkpointer's own connection (checkpoint.go).
+	cq := url.Values{}
+	for k, v := range common {
+		cq[k] = v
+	}
+	// A RESTART checkpoint waits this long at most for the readers of the
+	// log to end while it holds the writer (checkpoint.go).
+	cq.Set("_busy_timeout", strconv.FormatInt(ckptWait.Milliseconds(), 10))
+	if s.ckpt.db, err = sql.Open("sqlite3", "file:"+uriPath(path)+"?"+cq.Encode()); err != nil {
+		s.r.Close()
+		if s.objects != nil {
+			s.objects.close()
+		}
+		s.packs.close()
+		s.w.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s.ckpt.db.SetMaxOpenConns(1)
+	s.ckpt.db.SetConnMaxIdleTime(0)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.checkpoints(ctx)
+	}()
 	if poll := opts.ChangePoll; poll >= 0 {
 		if poll == 0 {
 			poll = DefaultChangePoll
@@ -524,7 +529,14 @@ func (s *Store) Close() error {
 	if s.wal.stopped() != nil {
 		s.keepLog(s.r)
 	}
-	err := errors.Join(serr, s.r.Close(), s.w.Close())
+	var cerr error
+	if s.ckpt != nil && s.ckpt.db != nil {
+		cerr = s.ckpt.db.Close()
+	}
+	err := errors.Join(serr, cerr, s.r.Close(), s.w.Close())
+	if s.ckpt != nil {
+		s.ckpt.close()
+	}
 	if s.counts != nil {
 		err = errors.Join(err, s.counts.Close())
 	}

@@ -22,6 +22,7 @@ func TestSweepWaitsForDurableExpunge(t *testing.T) {
 	engineFree(t) // SQLite's grouped fsync; its store is a SQLite one
 	srv := s3test.Shared(t)
 	objs := s3Options(srv.Endpoint, srv.Bucket(t))
+	noCheckpoints(t) // a power cut (watchPowerCut)
 	s, mb, _ := inboxStore(t, &Options{ChangePoll: -1, Objects: objs}, 0)
 	ctx := context.Background()
 	body := append([]byte("Subject: kept\r\n\r\n"), bytes.Repeat([]byte("x\x00y\r\n"), 300)...)
