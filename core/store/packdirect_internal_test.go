@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -303,6 +304,212 @@ func TestPackDirectWriteInBackground(t *testing.T) {
 		}
 	}
 	for _, b := range bodies {
+		mustServe(t, s, b)
+	}
+}
+
+// gatePack is a direct handle whose writes wait until release is closed,
+// each saying first that it began; the first one fails with fail, if set.
+type gatePack struct {
+	*os.File
+	began   chan<- struct{}
+	release <-chan struct{}
+	fail    error
+	writes  *atomic.Int32
+}
+
+func (g *gatePack) WriteAt(b []byte, off int64) (int, error) {
+	n := g.writes.Add(1)
+	g.began <- struct{}{}
+	<-g.release
+	if n == 1 && g.fail != nil {
+		return 0, &os.PathError{Op: "write", Path: g.Name(), Err: g.fail}
+	}
+	return g.File.WriteAt(b, off)
+}
+
+// stageAll stages bodies in a goroutine of its own and gives back the
+// blobs (or the first error) on the channel returned.
+func stageAll(s *Store, bodies [][]byte) <-chan stageResult {
+	done := make(chan stageResult, 1)
+	go func() {
+		var r stageResult
+		for _, b := range bodies {
+			sb, err := s.Stage(b)
+			if err != nil {
+				r.err = err
+				break
+			}
+			r.b = append(r.b, sb)
+		}
+		done <- r
+	}()
+	return done
+}
+
+type stageResult struct {
+	b   []*StagedBlob
+	err error
+}
+
+// Several full buffers' direct writes wait in a queue behind a slow one:
+// appends filling directQueue buffers all return while the first write
+// is still waiting for the disk (with one write in flight, the append
+// filling the second buffer waited for it). The queued writes go out in
+// order, one at a time, and every byte is served exactly.
+func TestPackDirectWritesQueued(t *testing.T) {
+	ctx := context.Background()
+	s, inbox, _ := directStore(t, 64<<20, 0, nil)
+	began, release := make(chan struct{}, 64), make(chan struct{})
+	var writes atomic.Int32
+	s.packs.wrapDirect = func(f *os.File) packFile {
+		return &gatePack{File: f, began: began, release: release, writes: &writes}
+	}
+	var bodies [][]byte
+	for i := range directQueue {
+		bodies = append(bodies, fbody(uint64(10+i), directBufSize-1000), fbody(uint64(50+i), 3000))
+	}
+	staged := stageAll(s, bodies)
+	var r stageResult
+	select {
+	case r = <-staged:
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatalf("the appends of %d buffers waited for the direct write in flight", directQueue)
+	}
+	if r.err != nil {
+		close(release)
+		t.Fatal(r.err)
+	}
+	select {
+	case <-began:
+	default:
+		close(release)
+		t.Fatal("no direct write began")
+	}
+	if n := writes.Load(); n != 1 {
+		close(release)
+		t.Fatalf("%d direct writes began at once, want one at a time", n)
+	}
+	close(release)
+	if err := s.SyncStaged(r.b...); err != nil {
+		t.Fatal(err)
+	}
+	for _, sb := range r.b {
+		if _, err := s.AppendMessage(ctx, inbox, &NewMessage{Staged: sb}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range bodies {
+		mustServe(t, s, b)
+	}
+}
+
+// A sync waiting for its direct writes does not stop the appends behind
+// it (it held the pack's lock while it waited, and a copy's stagers, then
+// its network reader, waited with it at every commit). The sync still
+// returns only once its bytes are written and synced.
+func TestPackDirectSyncLetsAppendsGo(t *testing.T) {
+	ctx := context.Background()
+	s, inbox, _ := directStore(t, 64<<20, 0, nil)
+	began, release := make(chan struct{}, 64), make(chan struct{})
+	var writes atomic.Int32
+	s.packs.wrapDirect = func(f *os.File) packFile {
+		return &gatePack{File: f, began: began, release: release, writes: &writes}
+	}
+	first := fbody(1, directBufSize+directBufSize/2)
+	sb, err := s.Stage(first)
+	if err != nil {
+		close(release)
+		t.Fatal(err)
+	}
+	<-began
+	synced := make(chan error, 1)
+	go func() { synced <- s.SyncStaged(sb) }()
+	// Once the sync holds syncMu (and a moment more), it waits for the
+	// write in flight.
+	for s.packs.syncMu.TryLock() {
+		s.packs.syncMu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	more := [][]byte{fbody(2, 5000), fbody(3, directBufSize/2)}
+	staged := stageAll(s, more)
+	var r stageResult
+	select {
+	case r = <-staged:
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal("an append waited for a sync's direct write")
+	}
+	select {
+	case err := <-synced:
+		close(release)
+		t.Fatalf("the sync returned (%v) before its bytes were written", err)
+	default:
+	}
+	close(release)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendMessage(ctx, inbox, &NewMessage{Staged: sb}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SyncStaged(r.b...); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range r.b {
+		if _, err := s.AppendMessage(ctx, inbox, &NewMessage{Staged: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range append([][]byte{first}, more...) {
+		mustServe(t, s, b)
+	}
+}
+
+// A queued direct write that fails abandons the pack: the writes queued
+// behind it write nothing, every blob gathered since the last sync is
+// refused, and the next bytes go to a new pack and are served exactly.
+func TestPackDirectQueuedWriteFailure(t *testing.T) {
+	ctx := context.Background()
+	s, inbox, _ := directStore(t, 64<<20, 0, nil)
+	began, release := make(chan struct{}, 64), make(chan struct{})
+	var writes atomic.Int32
+	s.packs.wrapDirect = func(f *os.File) packFile {
+		return &gatePack{File: f, began: began, release: release, fail: errors.New("injected direct write error"), writes: &writes}
+	}
+	var lost [][]byte
+	for i := range directQueue - 1 {
+		lost = append(lost, fbody(uint64(20+i), directBufSize+100))
+	}
+	staged := stageAll(s, lost)
+	r := <-staged
+	if r.err != nil {
+		close(release)
+		t.Fatal(r.err)
+	}
+	failedPack := s.packs.wid
+	close(release) // the first write fails
+	mustNotDurable(t, "sync after a failed queued write", s.SyncStaged(r.b...))
+	if n := writes.Load(); n != 1 {
+		t.Fatalf("%d direct writes after the first failed, want none", n-1)
+	}
+	for _, b := range lost {
+		mustNotStored(t, s, b)
+	}
+	s.packs.wrapDirect = nil
+	after := [][]byte{fbody(90, 5000), fbody(91, 2<<20)}
+	if err := stageBatch(ctx, s, inbox, after); err != nil {
+		t.Fatal(err)
+	}
+	if s.packs.wid == failedPack {
+		t.Fatalf("still writing pack %d after its direct write failed", failedPack)
+	}
+	for _, b := range after {
 		mustServe(t, s, b)
 	}
 }
