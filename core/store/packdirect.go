@@ -28,8 +28,8 @@ import (
 //     as with every buffered append before direct writes.)
 //   - Bytes still in the buffer are not in the file: nobody reads them,
 //     because only a sync (which flushes first) lets a transaction name
-//     them. sync flushes, then fsyncs, and counts as durable only what it
-//     flushed.
+//     them. sync flushes, waits for the queued writes of its bytes, then
+//     fsyncs, and counts as durable only what it flushed before.
 //   - A full buffer's whole blocks are written by a goroutine of their
 //     own (queueLocked) while appends go on into another buffer, so that
 //     an append does not wait for the disk (on one CPU the wait held the
@@ -37,9 +37,9 @@ import (
 //     directQueue such writes are queued (fls, oldest first), each
 //     beginning once the one before it ended: the pack is still written
 //     in order, one write at a time, and the queue absorbs the disk's
-//     uneven pace (a write of 1 MiB took 1.5 to 10 ms on the development
-//     VM) where one write in flight made the appends wait for every slow
-//     one. flushed already counts the queued bytes. A queued write after
+//     uneven pace where one write in flight made the appends wait for
+//     every slow one (README, "mailferry migrate, the whole process").
+//     flushed already counts the queued bytes. A queued write after
 //     a failed one writes nothing and ends with its error.
 //   - The outcomes of queued writes are taken in, in order, by whoever
 //     needs them (waitFlushLocked): an append needing a buffer when

@@ -255,35 +255,18 @@ func (s *slowPack) WriteAt(b []byte, off int64) (int, error) {
 // into the second buffer. The sync waits for the write, and every byte
 // is served exactly.
 func TestPackDirectWriteInBackground(t *testing.T) {
-	ctx := context.Background()
 	s, inbox, _ := directStore(t, 64<<20, 0, nil)
 	began, release := make(chan struct{}, 64), make(chan struct{})
 	s.packs.wrapDirect = func(f *os.File) packFile { return &slowPack{File: f, began: began, release: release} }
 	bodies := [][]byte{fbody(1, directBufSize+directBufSize/2), fbody(2, directBufSize/4)}
-	type result struct {
-		b   []*StagedBlob
-		err error
-	}
-	staged := make(chan result, 1)
-	go func() {
-		var r result
-		for _, b := range bodies {
-			sb, err := s.Stage(b)
-			if err != nil {
-				r.err = err
-				break
-			}
-			r.b = append(r.b, sb)
-		}
-		staged <- r
-	}()
+	staged := stageAll(s, bodies)
 	select {
 	case <-began:
 	case <-time.After(30 * time.Second):
 		close(release)
 		t.Fatal("no direct write began")
 	}
-	var r result
+	var r stageResult
 	select {
 	case r = <-staged:
 	case <-time.After(30 * time.Second):
@@ -295,17 +278,7 @@ func TestPackDirectWriteInBackground(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	close(release)
-	if err := s.SyncStaged(r.b...); err != nil {
-		t.Fatal(err)
-	}
-	for _, sb := range r.b {
-		if _, err := s.AppendMessage(ctx, inbox, &NewMessage{Staged: sb}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, b := range bodies {
-		mustServe(t, s, b)
-	}
+	appendServed(t, s, inbox, r.b, bodies)
 }
 
 // gatePack is a direct handle whose writes wait until release is closed,
@@ -326,6 +299,35 @@ func (g *gatePack) WriteAt(b []byte, off int64) (int, error) {
 		return 0, &os.PathError{Op: "write", Path: g.Name(), Err: g.fail}
 	}
 	return g.File.WriteAt(b, off)
+}
+
+// gatedStore is a directStore whose direct handles are gatePacks (fail
+// given to each): their writes say on began that they began and wait
+// for release to be closed.
+func gatedStore(t *testing.T, fail error) (s *Store, inbox int64, began chan struct{}, release chan struct{}, writes *atomic.Int32) {
+	s, inbox, _ = directStore(t, 64<<20, 0, nil)
+	began, release, writes = make(chan struct{}, 64), make(chan struct{}), new(atomic.Int32)
+	s.packs.wrapDirect = func(f *os.File) packFile {
+		return &gatePack{File: f, began: began, release: release, fail: fail, writes: writes}
+	}
+	return s, inbox, began, release, writes
+}
+
+// appendServed syncs and appends the staged blobs, then checks that every
+// body in bodies is served exactly.
+func appendServed(t *testing.T, s *Store, inbox int64, blobs []*StagedBlob, bodies [][]byte) {
+	t.Helper()
+	if err := s.SyncStaged(blobs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, sb := range blobs {
+		if _, err := s.AppendMessage(context.Background(), inbox, &NewMessage{Staged: sb}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range bodies {
+		mustServe(t, s, b)
+	}
 }
 
 // stageAll stages bodies in a goroutine of its own and gives back the
@@ -358,13 +360,7 @@ type stageResult struct {
 // filling the second buffer waited for it). The queued writes go out in
 // order, one at a time, and every byte is served exactly.
 func TestPackDirectWritesQueued(t *testing.T) {
-	ctx := context.Background()
-	s, inbox, _ := directStore(t, 64<<20, 0, nil)
-	began, release := make(chan struct{}, 64), make(chan struct{})
-	var writes atomic.Int32
-	s.packs.wrapDirect = func(f *os.File) packFile {
-		return &gatePack{File: f, began: began, release: release, writes: &writes}
-	}
+	s, inbox, began, release, writes := gatedStore(t, nil)
 	var bodies [][]byte
 	for i := range directQueue {
 		bodies = append(bodies, fbody(uint64(10+i), directBufSize-1000), fbody(uint64(50+i), 3000))
@@ -392,17 +388,7 @@ func TestPackDirectWritesQueued(t *testing.T) {
 		t.Fatalf("%d direct writes began at once, want one at a time", n)
 	}
 	close(release)
-	if err := s.SyncStaged(r.b...); err != nil {
-		t.Fatal(err)
-	}
-	for _, sb := range r.b {
-		if _, err := s.AppendMessage(ctx, inbox, &NewMessage{Staged: sb}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, b := range bodies {
-		mustServe(t, s, b)
-	}
+	appendServed(t, s, inbox, r.b, bodies)
 }
 
 // A sync waiting for its direct writes does not stop the appends behind
@@ -410,13 +396,7 @@ func TestPackDirectWritesQueued(t *testing.T) {
 // its network reader, waited with it at every commit). The sync still
 // returns only once its bytes are written and synced.
 func TestPackDirectSyncLetsAppendsGo(t *testing.T) {
-	ctx := context.Background()
-	s, inbox, _ := directStore(t, 64<<20, 0, nil)
-	began, release := make(chan struct{}, 64), make(chan struct{})
-	var writes atomic.Int32
-	s.packs.wrapDirect = func(f *os.File) packFile {
-		return &gatePack{File: f, began: began, release: release, writes: &writes}
-	}
+	s, inbox, began, release, _ := gatedStore(t, nil)
 	first := fbody(1, directBufSize+directBufSize/2)
 	sb, err := s.Stage(first)
 	if err != nil {
@@ -455,20 +435,7 @@ func TestPackDirectSyncLetsAppendsGo(t *testing.T) {
 	if err := <-synced; err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AppendMessage(ctx, inbox, &NewMessage{Staged: sb}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SyncStaged(r.b...); err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range r.b {
-		if _, err := s.AppendMessage(ctx, inbox, &NewMessage{Staged: b}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, b := range append([][]byte{first}, more...) {
-		mustServe(t, s, b)
-	}
+	appendServed(t, s, inbox, append([]*StagedBlob{sb}, r.b...), append([][]byte{first}, more...))
 }
 
 // A queued direct write that fails abandons the pack: the writes queued
@@ -476,12 +443,7 @@ func TestPackDirectSyncLetsAppendsGo(t *testing.T) {
 // refused, and the next bytes go to a new pack and are served exactly.
 func TestPackDirectQueuedWriteFailure(t *testing.T) {
 	ctx := context.Background()
-	s, inbox, _ := directStore(t, 64<<20, 0, nil)
-	began, release := make(chan struct{}, 64), make(chan struct{})
-	var writes atomic.Int32
-	s.packs.wrapDirect = func(f *os.File) packFile {
-		return &gatePack{File: f, began: began, release: release, fail: errors.New("injected direct write error"), writes: &writes}
-	}
+	s, inbox, _, release, writes := gatedStore(t, errors.New("injected direct write error"))
 	var lost [][]byte
 	for i := range directQueue - 1 {
 		lost = append(lost, fbody(uint64(20+i), directBufSize+100))
