@@ -379,10 +379,11 @@ func TestPackDirectWritesQueued(t *testing.T) {
 	}
 	select {
 	case <-began:
-	default:
+	case <-time.After(30 * time.Second):
 		close(release)
 		t.Fatal("no direct write began")
 	}
+	time.Sleep(10 * time.Millisecond) // a second write that began would have said so
 	if n := writes.Load(); n != 1 {
 		close(release)
 		t.Fatalf("%d direct writes began at once, want one at a time", n)
