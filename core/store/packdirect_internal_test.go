@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -266,13 +267,7 @@ func TestPackDirectWriteInBackground(t *testing.T) {
 		close(release)
 		t.Fatal("no direct write began")
 	}
-	var r stageResult
-	select {
-	case r = <-staged:
-	case <-time.After(30 * time.Second):
-		close(release) // lets the Stage and the store's Close end
-		t.Fatal("Stage waited for the direct write in flight")
-	}
+	r := stagedWithin(t, staged, release, "Stage waited for the direct write in flight")
 	if r.err != nil {
 		close(release)
 		t.Fatal(r.err)
@@ -349,6 +344,21 @@ func stageAll(s *Store, bodies [][]byte) <-chan stageResult {
 	return done
 }
 
+// stagedWithin waits for stageAll's result; after 30 s it fails with
+// what, once it closed release (which lets the Stage and the store's
+// Close end).
+func stagedWithin(t *testing.T, staged <-chan stageResult, release chan struct{}, what string) stageResult {
+	t.Helper()
+	select {
+	case r := <-staged:
+		return r
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal(what)
+	}
+	return stageResult{}
+}
+
 type stageResult struct {
 	b   []*StagedBlob
 	err error
@@ -366,13 +376,7 @@ func TestPackDirectWritesQueued(t *testing.T) {
 		bodies = append(bodies, fbody(uint64(10+i), directBufSize-1000), fbody(uint64(50+i), 3000))
 	}
 	staged := stageAll(s, bodies)
-	var r stageResult
-	select {
-	case r = <-staged:
-	case <-time.After(30 * time.Second):
-		close(release)
-		t.Fatalf("the appends of %d buffers waited for the direct write in flight", directQueue)
-	}
+	r := stagedWithin(t, staged, release, fmt.Sprintf("the appends of %d buffers waited for the direct write in flight", directQueue))
 	if r.err != nil {
 		close(release)
 		t.Fatal(r.err)
@@ -416,13 +420,7 @@ func TestPackDirectSyncLetsAppendsGo(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	more := [][]byte{fbody(2, 5000), fbody(3, directBufSize/2)}
 	staged := stageAll(s, more)
-	var r stageResult
-	select {
-	case r = <-staged:
-	case <-time.After(30 * time.Second):
-		close(release)
-		t.Fatal("an append waited for a sync's direct write")
-	}
+	r := stagedWithin(t, staged, release, "an append waited for a sync's direct write")
 	select {
 	case err := <-synced:
 		close(release)
