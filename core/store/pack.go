@@ -96,10 +96,10 @@ type packs struct {
 	dw      packFile
 	buf     []byte
 	flushed int64
-	// fl is the direct write in flight, spare the second buffer (nil
-	// while fl writes from it).
-	fl    *directFlush
-	spare []byte
+	// fls are the queued direct writes, oldest first (at most
+	// directQueue), free the buffers no write uses but buf.
+	fls  []*directFlush
+	free [][]byte
 	// wrapDirect (tests) stands between this Store and each direct
 	// handle, as wrap does for the ordinary one.
 	wrapDirect func(*os.File) packFile
@@ -396,12 +396,20 @@ func (p *packs) sync(id, end int64) error {
 	// Another goroutine's fsync may have covered the bytes (or failed)
 	// meanwhile, or the pack have been left.
 	done, err = p.durableLocked(id, end)
+	f, target := p.w, p.flushed // what this fsync covers: the bytes in the file now
 	if !done && p.w != nil && id == p.wid && p.broken == nil {
-		// Buffered bytes go to the file first (packdirect.go).
-		err = p.flushLocked()
+		// Buffered bytes go to the file first (packdirect.go): the
+		// whole blocks queued, and waited for without wmu, so that
+		// appends go on meanwhile (past target: not this fsync's).
+		if err = p.flushQueueLocked(); err == nil {
+			target = p.flushed
+			err = p.waitFlushedLocked(target)
+		}
+		if err == nil && p.broken != nil {
+			// A write failed and was taken in by another meanwhile.
+			done, err = p.durableLocked(id, end)
+		}
 	}
-	// What this fsync covers: the bytes in the file now.
-	f, target := p.w, p.flushed
 	p.wmu.Unlock()
 	if done || err != nil {
 		return err

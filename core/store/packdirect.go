@@ -28,19 +28,34 @@ import (
 //     as with every buffered append before direct writes.)
 //   - Bytes still in the buffer are not in the file: nobody reads them,
 //     because only a sync (which flushes first) lets a transaction name
-//     them. sync flushes, then fsyncs, and counts as durable only what it
-//     flushed.
+//     them. sync flushes, waits for the queued writes of its bytes, then
+//     fsyncs, and counts as durable only what it flushed before.
 //   - A full buffer's whole blocks are written by a goroutine of their
-//     own (flushAsyncLocked) while appends go on into a second buffer,
-//     so that an append does not wait for the disk (on one CPU the wait
-//     held the process's only P while the network reader could have
-//     run). At most one such write is in flight (fl); flushed already
-//     counts its bytes. Everything that needs its outcome waits for it
-//     first (waitFlushLocked): the next full buffer, a sync's flush, a
-//     pack left or closed. Its failure is taken in there, as a failed
-//     write (the pack abandoned): the appends that went on meanwhile
-//     returned nil, and their bytes are refused by the sync that would
-//     have made them durable (ErrNotDurable), as Stage documents.
+//     own (queueLocked) while appends go on into another buffer, so that
+//     an append does not wait for the disk (on one CPU the wait held the
+//     process's only P while the network reader could have run). Up to
+//     directQueue such writes are queued (fls, oldest first), each
+//     beginning once the one before it ended: the pack is still written
+//     in order, one write at a time, and the queue absorbs the disk's
+//     uneven pace where one write in flight made the appends wait for
+//     every slow one (README, "mailferry migrate, the whole process").
+//     flushed already counts the queued bytes. A queued write after
+//     a failed one writes nothing and ends with its error.
+//   - The outcomes of queued writes are taken in, in order, by whoever
+//     needs them (waitFlushLocked): an append needing a buffer when
+//     directQueue writes are queued, a sync for the writes up to its
+//     bytes, a pack left or closed (all of them). A failure is taken in as
+//     a failed write (the pack abandoned): the appends that went on
+//     meanwhile returned nil, and their bytes are refused by the sync that
+//     would have made them durable (ErrNotDurable), as Stage documents.
+//   - A sync queues the buffer's whole blocks and writes the bytes after
+//     them at once, then lets go of wmu while it waits for the queued
+//     writes up to its bytes (holding syncMu: the pack is neither left nor
+//     closed meanwhile), takes their outcomes in, and only then fsyncs:
+//     appends go on into a new buffer while a commit waits for the disk.
+//     The bytes the sync writes through the ordinary handle start at a
+//     block boundary at or past every queued write's end, so no page is
+//     written both ways at once.
 //   - A failed flush is a failed write (pack.go): the pack is abandoned
 //     and every byte of it not synced before is refused. A direct write
 //     refused for space is made again through the ordinary handle first,
@@ -61,10 +76,15 @@ const directAlign = 4096
 // directBufSize is how many bytes are gathered before a direct write.
 const directBufSize = 1 << 20
 
-// directFlush is a direct write in flight (flushAsyncLocked).
+// directQueue is how many full buffers' direct writes may be queued at
+// once (packs.fls); memory holds one more buffer, the one appended to.
+const directQueue = 4
+
+// directFlush is a queued direct write (queueLocked).
 type directFlush struct {
 	done chan struct{} // closed once the write ended
 	buf  []byte        // the buffer it writes from, given back after
+	end  int64         // the end of its bytes in the pack
 	// Set before done is closed:
 	err     error
 	refused bool // the direct write was refused (EINVAL): written through the ordinary handle
@@ -105,12 +125,14 @@ func (p *packs) startDirect(name string) {
 // emptied (a pack is left after its bytes were flushed and synced, or
 // after it failed). The caller holds wmu.
 func (p *packs) stopDirect() {
-	if p.fl != nil {
-		// Its outcome no longer matters (the pack was synced through
-		// it, or is abandoned), but its handle and buffer do.
-		<-p.fl.done
-		p.spare, p.fl = p.fl.buf[:0], nil
+	for _, fl := range p.fls {
+		// Their outcomes no longer matter (the pack was synced through
+		// them, or is abandoned), but their handle and buffers do.
+		<-fl.done
+		p.free = append(p.free, fl.buf[:0])
 	}
+	clear(p.fls)
+	p.fls = p.fls[:0]
 	if p.dw != nil {
 		p.dw.Close()
 		p.dw = nil
@@ -143,46 +165,56 @@ func (p *packs) bufferLocked(body []byte) error {
 	return nil
 }
 
-// flushLocked writes every buffered byte to the pack, once the write in
-// flight (if any) ended: the part before the first block boundary and the
-// part after the last one through the ordinary handle, the whole blocks
-// directly. A failed write abandons the pack (packs.broken). The caller
-// holds wmu.
+// flushLocked writes every buffered byte to the pack and waits until
+// every queued write ended (flushQueueLocked, then waitFlushLocked). A
+// failed write abandons the pack (packs.broken). The caller holds wmu.
 func (p *packs) flushLocked() error {
-	data, err := p.flushHeadLocked()
-	if err != nil || p.dw == nil {
+	if err := p.flushQueueLocked(); err != nil {
 		return err
 	}
-	p.buf = p.buf[:0]
-	// Whole blocks, aligned in the file and in memory.
-	if blocks := len(data) &^ (directAlign - 1); blocks > 0 {
-		refused, err := writeBlocks(p.dw, p.w, data[:blocks], p.flushed)
-		if refused {
-			p.dw.Close()
-			p.dw = nil
-		}
-		if err != nil {
-			return p.failLocked(err)
-		}
-		p.flushed += int64(blocks)
-		data = data[blocks:]
-	}
-	if err := p.writePlainLocked(data); err != nil {
-		return err
-	}
-	p.room.restore()
-	return nil
+	return p.waitFlushLocked(0)
 }
 
-// flushAsyncLocked starts the direct write of the full buffer's whole
-// blocks (after the one in flight ended) and goes on with the bytes after
-// them in the second buffer; the bytes before the first block boundary
-// (the buffer's first bytes after a sync) are written at once through the
-// ordinary handle. The caller holds wmu.
-func (p *packs) flushAsyncLocked() error {
-	data, err := p.flushHeadLocked()
-	if err != nil || p.dw == nil {
+// flushQueueLocked hands every buffered byte to the pack without waiting
+// for the disk: the part before the first block boundary and the part
+// after the last one through the ordinary handle at once, the whole
+// blocks queued for a direct write (the buffer then belongs to it, and
+// appends go on into another). flushed then covers every byte appended;
+// the queued writes' outcomes are taken in by waitFlushLocked. A failed
+// write abandons the pack. The caller holds wmu.
+func (p *packs) flushQueueLocked() error {
+	if err := p.waitFlushLocked(directQueue - 1); err != nil || p.dw == nil {
 		return err // or direct writes were refused: waitFlushLocked wrote the buffer
+	}
+	data, err := p.flushHeadLocked()
+	if err != nil {
+		return err
+	}
+	// Whole blocks, aligned in the file and in memory.
+	if blocks := len(data) &^ (directAlign - 1); blocks > 0 {
+		p.queueLocked(data[:blocks])
+		p.buf = p.bufferFreeLocked()
+		data = data[blocks:]
+	} else {
+		p.buf = p.buf[:0]
+	}
+	// The tail starts at a block boundary past every queued byte: a page
+	// of its own.
+	return p.writePlainLocked(data)
+}
+
+// flushAsyncLocked queues the direct write of the full buffer's whole
+// blocks (once fewer than directQueue are queued) and goes on with the
+// bytes after them in another buffer; the bytes before the first block
+// boundary (the buffer's first bytes after a sync) are written at once
+// through the ordinary handle. The caller holds wmu.
+func (p *packs) flushAsyncLocked() error {
+	if err := p.waitFlushLocked(directQueue - 1); err != nil || p.dw == nil {
+		return err // or direct writes were refused: waitFlushLocked wrote the buffer
+	}
+	data, err := p.flushHeadLocked()
+	if err != nil {
+		return err
 	}
 	blocks := len(data) &^ (directAlign - 1)
 	if blocks == 0 {
@@ -191,34 +223,60 @@ func (p *packs) flushAsyncLocked() error {
 		p.buf = p.buf[:copy(p.buf[:cap(p.buf)], data)]
 		return nil
 	}
-	if p.spare == nil {
-		p.spare = alignedBuffer(directBufSize)
-	}
 	// What is left starts at a block boundary: at the next buffer's start.
-	next := p.spare[:copy(p.spare[:cap(p.spare)], data[blocks:])]
-	fl := &directFlush{done: make(chan struct{}), buf: p.buf}
-	dw, w, b, off := p.dw, p.w, data[:blocks], p.flushed
-	p.buf, p.spare, p.fl = next, nil, fl
-	p.flushed += int64(blocks)
-	go func() {
-		defer close(fl.done)
-		fl.refused, fl.err = writeBlocks(dw, w, b, off)
-	}()
+	next := p.bufferFreeLocked()
+	next = next[:copy(next[:cap(next)], data[blocks:])]
+	p.queueLocked(data[:blocks])
+	p.buf = next
 	return nil
 }
 
-// flushHeadLocked begins a flush: once the write in flight (if any)
-// ended, it writes the buffered bytes before the first block boundary
-// through the ordinary handle and returns the rest (in the buffer's
-// memory), which starts at one. Without a direct handle (direct writes
-// refused) it returns nothing: the buffer was written. The caller holds
-// wmu.
-func (p *packs) flushHeadLocked() ([]byte, error) {
-	if err := p.waitFlushLocked(); err != nil || p.dw == nil {
-		return nil, err
+// bufferFreeLocked returns an empty buffer no queued write uses. The
+// caller holds wmu.
+func (p *packs) bufferFreeLocked() []byte {
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		return b[:0]
 	}
+	return alignedBuffer(directBufSize)
+}
+
+// queueLocked queues the direct write of b, whole blocks at flushed in
+// the buffer p.buf (which then belongs to the write until its outcome is
+// taken in), after the writes queued before it. The caller holds wmu,
+// fewer than directQueue writes are queued, and p.dw is set.
+func (p *packs) queueLocked(b []byte) {
+	fl := &directFlush{done: make(chan struct{}), buf: p.buf, end: p.flushed + int64(len(b))}
+	var prev *directFlush
+	if n := len(p.fls); n > 0 {
+		prev = p.fls[n-1]
+	}
+	dw, w, off := p.dw, p.w, p.flushed
+	p.fls = append(p.fls, fl)
+	p.flushed = fl.end
+	go func() {
+		defer close(fl.done)
+		if prev != nil {
+			<-prev.done
+			if prev.err != nil {
+				fl.err = prev.err // the pack is abandoned: nothing more is written to it
+				return
+			}
+		}
+		fl.refused, fl.err = writeBlocks(dw, w, b, off)
+	}()
+}
+
+// flushHeadLocked begins a flush: it writes the buffered bytes before the
+// first block boundary through the ordinary handle and returns the rest
+// (in the buffer's memory), which starts at one. The caller holds wmu
+// and p.dw is set.
+func (p *packs) flushHeadLocked() ([]byte, error) {
 	head := int(p.flushed % directAlign)
 	if len(p.buf) <= head {
+		p.buf = p.buf[:0]
 		return nil, nil
 	}
 	data := p.buf[head:]
@@ -232,35 +290,66 @@ func (p *packs) flushHeadLocked() ([]byte, error) {
 	return data[n:], nil
 }
 
-// waitFlushLocked waits for the direct write in flight, if any, and takes
-// in its outcome: a failure abandons the pack (as a failed write does), a
-// refused direct write ends direct writes for the pack (the bytes gathered
+// waitFlushLocked waits for the oldest queued writes until at most keep
+// are left and takes in their outcomes, in order: a failure abandons the
+// pack (as a failed write does); a refused direct write ends direct
+// writes for the pack, once every queued write ended (the bytes gathered
 // since go out through the ordinary handle now). The caller holds wmu.
-func (p *packs) waitFlushLocked() error {
-	fl := p.fl
-	if fl == nil {
+func (p *packs) waitFlushLocked(keep int) error {
+	refused := false
+	for len(p.fls) > keep || (refused && len(p.fls) > 0) {
+		fl := p.fls[0]
+		<-fl.done
+		p.fls[0] = nil
+		p.fls = p.fls[1:]
+		p.free = append(p.free, fl.buf[:0])
+		if fl.err != nil {
+			if p.broken != nil {
+				// Taken in before (a queued write after the failed one).
+				return fmt.Errorf("store: write pack %d: %w: %w", p.wid, ErrNotDurable, p.broken)
+			}
+			return p.failLocked(fl.err)
+		}
+		refused = refused || fl.refused
+		p.room.restore()
+	}
+	if !refused || p.dw == nil {
 		return nil
 	}
-	<-fl.done
-	p.spare, p.fl = fl.buf[:0], nil
-	if fl.refused {
-		p.dw.Close()
-		p.dw = nil
+	p.dw.Close()
+	p.dw = nil
+	// As every later append: at once.
+	var data []byte
+	if head := int(p.flushed % directAlign); len(p.buf) > head {
+		data = p.buf[head:]
 	}
-	if fl.err != nil {
-		return p.failLocked(fl.err)
-	}
-	p.room.restore()
-	if p.dw == nil {
-		// As every later append: at once.
-		var data []byte
-		if head := int(p.flushed % directAlign); len(p.buf) > head {
-			data = p.buf[head:]
+	p.buf = p.buf[:0]
+	return p.writePlainLocked(data)
+}
+
+// waitFlushedLocked waits for the queued writes of bytes before end and
+// takes in their outcomes; it lets go of wmu while it waits. The caller
+// holds wmu and syncMu (so the pack is neither left nor closed meanwhile).
+func (p *packs) waitFlushedLocked(end int64) error {
+	var last *directFlush
+	for _, fl := range p.fls {
+		if fl.end > end {
+			break
 		}
-		p.buf = p.buf[:0]
-		return p.writePlainLocked(data)
+		last = fl
 	}
-	return nil
+	if last == nil {
+		return nil
+	}
+	p.wmu.Unlock()
+	<-last.done // and every write queued before it: they ended first
+	p.wmu.Lock()
+	// Others may have taken some in meanwhile (a failure: broken is set).
+	n := 0
+	for n < len(p.fls) && p.fls[n].end <= end {
+		n++
+	}
+	return p.waitFlushLocked(len(p.fls) - n)
 }
 
 // writeBlocks writes whole aligned blocks b at off through the direct

@@ -3,9 +3,11 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -254,18 +256,81 @@ func (s *slowPack) WriteAt(b []byte, off int64) (int, error) {
 // into the second buffer. The sync waits for the write, and every byte
 // is served exactly.
 func TestPackDirectWriteInBackground(t *testing.T) {
-	ctx := context.Background()
 	s, inbox, _ := directStore(t, 64<<20, 0, nil)
 	began, release := make(chan struct{}, 64), make(chan struct{})
 	s.packs.wrapDirect = func(f *os.File) packFile { return &slowPack{File: f, began: began, release: release} }
 	bodies := [][]byte{fbody(1, directBufSize+directBufSize/2), fbody(2, directBufSize/4)}
-	type result struct {
-		b   []*StagedBlob
-		err error
+	staged := stageAll(s, bodies)
+	select {
+	case <-began:
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal("no direct write began")
 	}
-	staged := make(chan result, 1)
+	r := stagedWithin(t, staged, release, "Stage waited for the direct write in flight")
+	if r.err != nil {
+		close(release)
+		t.Fatal(r.err)
+	}
+	close(release)
+	appendServed(t, s, inbox, r.b, bodies)
+}
+
+// gatePack is a direct handle whose writes wait until release is closed,
+// each saying first that it began; the first one fails with fail, if set.
+type gatePack struct {
+	*os.File
+	began   chan<- struct{}
+	release <-chan struct{}
+	fail    error
+	writes  *atomic.Int32
+}
+
+func (g *gatePack) WriteAt(b []byte, off int64) (int, error) {
+	n := g.writes.Add(1)
+	g.began <- struct{}{}
+	<-g.release
+	if n == 1 && g.fail != nil {
+		return 0, &os.PathError{Op: "write", Path: g.Name(), Err: g.fail}
+	}
+	return g.File.WriteAt(b, off)
+}
+
+// gatedStore is a directStore whose direct handles are gatePacks (fail
+// given to each): their writes say on began that they began and wait
+// for release to be closed.
+func gatedStore(t *testing.T, fail error) (s *Store, inbox int64, began chan struct{}, release chan struct{}, writes *atomic.Int32) {
+	s, inbox, _ = directStore(t, 64<<20, 0, nil)
+	began, release, writes = make(chan struct{}, 64), make(chan struct{}), new(atomic.Int32)
+	s.packs.wrapDirect = func(f *os.File) packFile {
+		return &gatePack{File: f, began: began, release: release, fail: fail, writes: writes}
+	}
+	return s, inbox, began, release, writes
+}
+
+// appendServed syncs and appends the staged blobs, then checks that every
+// body in bodies is served exactly.
+func appendServed(t *testing.T, s *Store, inbox int64, blobs []*StagedBlob, bodies [][]byte) {
+	t.Helper()
+	if err := s.SyncStaged(blobs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, sb := range blobs {
+		if _, err := s.AppendMessage(context.Background(), inbox, &NewMessage{Staged: sb}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range bodies {
+		mustServe(t, s, b)
+	}
+}
+
+// stageAll stages bodies in a goroutine of its own and gives back the
+// blobs (or the first error) on the channel returned.
+func stageAll(s *Store, bodies [][]byte) <-chan stageResult {
+	done := make(chan stageResult, 1)
 	go func() {
-		var r result
+		var r stageResult
 		for _, b := range bodies {
 			sb, err := s.Stage(b)
 			if err != nil {
@@ -274,35 +339,138 @@ func TestPackDirectWriteInBackground(t *testing.T) {
 			}
 			r.b = append(r.b, sb)
 		}
-		staged <- r
+		done <- r
 	}()
+	return done
+}
+
+// stagedWithin waits for stageAll's result; after 30 s it fails with
+// what, once it closed release (which lets the Stage and the store's
+// Close end).
+func stagedWithin(t *testing.T, staged <-chan stageResult, release chan struct{}, what string) stageResult {
+	t.Helper()
+	select {
+	case r := <-staged:
+		return r
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal(what)
+	}
+	return stageResult{}
+}
+
+type stageResult struct {
+	b   []*StagedBlob
+	err error
+}
+
+// Several full buffers' direct writes wait in a queue behind a slow one:
+// appends filling directQueue buffers all return while the first write
+// is still waiting for the disk (with one write in flight, the append
+// filling the second buffer waited for it). The queued writes go out in
+// order, one at a time, and every byte is served exactly.
+func TestPackDirectWritesQueued(t *testing.T) {
+	s, inbox, began, release, writes := gatedStore(t, nil)
+	var bodies [][]byte
+	for i := range directQueue {
+		bodies = append(bodies, fbody(uint64(10+i), directBufSize-1000), fbody(uint64(50+i), 3000))
+	}
+	staged := stageAll(s, bodies)
+	r := stagedWithin(t, staged, release, fmt.Sprintf("the appends of %d buffers waited for the direct write in flight", directQueue))
+	if r.err != nil {
+		close(release)
+		t.Fatal(r.err)
+	}
 	select {
 	case <-began:
 	case <-time.After(30 * time.Second):
 		close(release)
 		t.Fatal("no direct write began")
 	}
-	var r result
-	select {
-	case r = <-staged:
-	case <-time.After(30 * time.Second):
-		close(release) // lets the Stage and the store's Close end
-		t.Fatal("Stage waited for the direct write in flight")
+	time.Sleep(10 * time.Millisecond) // a second write that began would have said so
+	if n := writes.Load(); n != 1 {
+		close(release)
+		t.Fatalf("%d direct writes began at once, want one at a time", n)
 	}
+	close(release)
+	appendServed(t, s, inbox, r.b, bodies)
+}
+
+// A sync waiting for its direct writes does not stop the appends behind
+// it (it held the pack's lock while it waited, and a copy's stagers, then
+// its network reader, waited with it at every commit). The sync still
+// returns only once its bytes are written and synced.
+func TestPackDirectSyncLetsAppendsGo(t *testing.T) {
+	s, inbox, began, release, _ := gatedStore(t, nil)
+	first := fbody(1, directBufSize+directBufSize/2)
+	sb, err := s.Stage(first)
+	if err != nil {
+		close(release)
+		t.Fatal(err)
+	}
+	<-began
+	synced := make(chan error, 1)
+	go func() { synced <- s.SyncStaged(sb) }()
+	// Once the sync holds syncMu (and a moment more), it waits for the
+	// write in flight.
+	for s.packs.syncMu.TryLock() {
+		s.packs.syncMu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	more := [][]byte{fbody(2, 5000), fbody(3, directBufSize/2)}
+	staged := stageAll(s, more)
+	r := stagedWithin(t, staged, release, "an append waited for a sync's direct write")
+	select {
+	case err := <-synced:
+		close(release)
+		t.Fatalf("the sync returned (%v) before its bytes were written", err)
+	default:
+	}
+	close(release)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	appendServed(t, s, inbox, append([]*StagedBlob{sb}, r.b...), append([][]byte{first}, more...))
+}
+
+// A queued direct write that fails abandons the pack: the writes queued
+// behind it write nothing, every blob gathered since the last sync is
+// refused, and the next bytes go to a new pack and are served exactly.
+func TestPackDirectQueuedWriteFailure(t *testing.T) {
+	ctx := context.Background()
+	s, inbox, _, release, writes := gatedStore(t, errors.New("injected direct write error"))
+	var lost [][]byte
+	for i := range directQueue - 1 {
+		lost = append(lost, fbody(uint64(20+i), directBufSize+100))
+	}
+	staged := stageAll(s, lost)
+	r := <-staged
 	if r.err != nil {
 		close(release)
 		t.Fatal(r.err)
 	}
-	close(release)
-	if err := s.SyncStaged(r.b...); err != nil {
+	failedPack := s.packs.wid
+	close(release) // the first write fails
+	mustNotDurable(t, "sync after a failed queued write", s.SyncStaged(r.b...))
+	if n := writes.Load(); n != 1 {
+		t.Fatalf("%d direct writes after the first failed, want none", n-1)
+	}
+	for _, b := range lost {
+		mustNotStored(t, s, b)
+	}
+	s.packs.wrapDirect = nil
+	after := [][]byte{fbody(90, 5000), fbody(91, 2<<20)}
+	if err := stageBatch(ctx, s, inbox, after); err != nil {
 		t.Fatal(err)
 	}
-	for _, sb := range r.b {
-		if _, err := s.AppendMessage(ctx, inbox, &NewMessage{Staged: sb}); err != nil {
-			t.Fatal(err)
-		}
+	if s.packs.wid == failedPack {
+		t.Fatalf("still writing pack %d after its direct write failed", failedPack)
 	}
-	for _, b := range bodies {
+	for _, b := range after {
 		mustServe(t, s, b)
 	}
 }
