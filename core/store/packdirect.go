@@ -78,7 +78,11 @@ const directBufSize = 1 << 20
 
 // directQueue is how many full buffers' direct writes may be queued at
 // once (packs.fls); memory holds one more buffer, the one appended to.
-const directQueue = 4
+// Three, not four: measured on a quiet machine (session 15, pinned 964 MB
+// `mailferry migrate`, five runs by turns) four gave a peak RSS of
+// 61.4-65.9 MB, past issue 17's 64 MB, three 58.0-63.1 MB, for a wall of
+// 2.97 against 2.93 s (main, one write in flight: 3.26 s, 50-54 MB).
+const directQueue = 3
 
 // directFlush is a queued direct write (queueLocked).
 type directFlush struct {
