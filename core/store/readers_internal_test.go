@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestReadersStayOpen: reads at once, as many as Options.Readers, leave
@@ -56,6 +57,7 @@ func TestReadersStayOpen(t *testing.T) {
 // cannot end).
 func TestReadBeginsInPlace(t *testing.T) {
 	sqliteOnly(t)
+	skipAllocsUnderRace(t)
 	noCheckpoints(t) // a goroutine of the store's that allocates after commits
 	s, _, _ := inboxStore(t, nil, 1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -84,6 +86,7 @@ func TestReadBeginsInPlace(t *testing.T) {
 // context that cannot end). A context that ended still stops them.
 func TestReadStatementsInPlace(t *testing.T) {
 	sqliteOnly(t)
+	skipAllocsUnderRace(t)
 	noCheckpoints(t) // a goroutine of the store's that allocates after commits
 	s, mb, uids := inboxStore(t, nil, 12)
 	bg := context.Background()
@@ -129,16 +132,29 @@ func TestReadStatementsInPlace(t *testing.T) {
 }
 
 // fewestAllocs is the allocations per run of plain and of cancellable,
-// each the fewest of up to five tries (it stops once cancellable's is no
+// each the fewest of up to ten tries, 20 ms apart (it stops once cancellable's is no
 // more than plain's). AllocsPerRun counts the whole process's allocations,
 // the store's background goroutines' and the runtime's too: they only
 // add, so the fewest is the one that counts (a CI run under -race beside
 // the whole tree counted one more in each of five tries taken in pairs).
 func fewestAllocs(runs int, plain, cancellable func()) (p, c float64) {
 	p, c = testing.AllocsPerRun(runs, plain), testing.AllocsPerRun(runs, cancellable)
-	for try := 1; try < 5 && c > p; try++ {
-		p = min(p, testing.AllocsPerRun(runs, plain))
+	for try := 1; try < 10 && c > p; try++ {
+		time.Sleep(20 * time.Millisecond) // for a burst of another goroutine's to end
 		c = min(c, testing.AllocsPerRun(runs, cancellable))
+		p = min(p, testing.AllocsPerRun(runs, plain))
 	}
 	return p, c
+}
+
+// skipAllocsUnderRace skips a test of allocation counts under the race
+// detector, as Go's own tests do: in make test's -race pass beside the
+// whole tree these tests counted 3 allocations more per Delta with a
+// context that can end in each of five tries (twice in a row, never
+// alone). make test runs them again without it (its last line), as does
+// go test ./....
+func skipAllocsUnderRace(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not reliable under the race detector")
+	}
 }
