@@ -393,25 +393,6 @@ func (s *Store) noteCommit(ctx context.Context, tx *sql.Tx, ch *changes) error {
 	return nil
 }
 
-// beginRead starts a read transaction that sees one state of the
-// database throughout, as SQLite's read transactions do: on PostgreSQL a
-// read-only REPEATABLE READ one (its default sees each statement's).
-//
-// On SQLite the transaction does not watch ctx: with a ctx that can end,
-// database/sql starts a goroutine per transaction to watch it and the
-// driver runs BEGIN in a goroutine of its own, and under load each such
-// hand-over waits for a core (an execution trace of ten IMAP sessions
-// showed a FETCH's poll waiting 0.9 ms on average for its BEGIN). A
-// SQLite read does not wait for any lock, and its statements still stop
-// when ctx ends.
-func (s *Store) beginRead(ctx context.Context) (*sql.Tx, error) {
-	s.reads.Add(1)
-	if !s.d.postgres() {
-		return s.r.BeginTx(context.WithoutCancel(ctx), nil)
-	}
-	return s.r.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-}
-
 // readCtx is the context a short SQLite read's statements run with: ctx
 // without its end, for the same reason as beginRead's. With a ctx that can
 // end database/sql starts a goroutine for each statement's rows to watch

@@ -68,7 +68,7 @@ func TestReadBeginsInPlace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tx.Rollback()
+			tx.end()
 		}
 	}
 	// Without the change a context that can end cost 3 allocations more

@@ -44,7 +44,7 @@ func (s *Store) Snapshot(ctx context.Context, mailboxID int64, sinceModSeq uint6
 	if err != nil {
 		return nil, fmt.Errorf("store: begin read: %w", err)
 	}
-	defer tx.Rollback()
+	defer tx.end()
 	var snap Snapshot
 	err = tx.QueryRowContext(ctx, `SELECT highest_modseq, uid_next, uid_validity FROM mailboxes WHERE id = ?`, mailboxID).
 		Scan(&snap.HighestModSeq, &snap.UIDNext, &snap.UIDValidity)
@@ -109,7 +109,7 @@ const packedSnapshotQuery = `SELECT count(*), group_concat(uid || ' ' || modseq 
 // mailbox's count of messages, each UID above the one before (flags hold
 // neither spaces nor line breaks, but a row that broke the format would be
 // told by its count); the caller then reads the rows one by one.
-func (snap *Snapshot) readPacked(ctx context.Context, tx *sql.Tx, mailboxID int64, sinceModSeq uint64) (bool, error) {
+func (snap *Snapshot) readPacked(ctx context.Context, tx *readTx, mailboxID int64, sinceModSeq uint64) (bool, error) {
 	var n int
 	var packed sql.NullString
 	err := tx.QueryRowContext(ctx, packedSnapshotQuery, mailboxID).
@@ -210,7 +210,7 @@ func (s *Store) Delta(ctx context.Context, mailboxID int64, sinceModSeq uint64) 
 	if err != nil {
 		return nil, fmt.Errorf("store: begin read: %w", err)
 	}
-	defer tx.Rollback()
+	defer tx.end()
 	ctx = s.readCtx(ctx)
 	var d Delta
 	err = tx.QueryRowContext(ctx, deltaMailboxQuery, mailboxID).

@@ -80,12 +80,12 @@ func TestSnapshotPacked(t *testing.T) {
 		t.Fatal(err)
 	}
 	var probe Snapshot
-	tx, err := s.r.Begin()
+	tx, err := s.beginRead(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ok, err := probe.readPacked(ctx, tx, mb.ID, 0)
-	tx.Rollback()
+	tx.end()
 	if err != nil || ok {
 		t.Fatalf("readPacked of a forged row: ok %v, err %v; want a fall back", ok, err)
 	}
