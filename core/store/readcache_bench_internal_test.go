@@ -42,7 +42,8 @@ func processCPU() time.Duration {
 // ("commit") or none ("nocommit"): every commit makes SQLite drop the
 // readers' page caches, so each read after one reads its pages again.
 // "commit-noread" is the commits alone (the CPU they take out of
-// "commit"'s), "commit-mmap" is "commit" with PRAGMA mmap_size 256 MiB on
+// "commit"'s), "commit-rows" and "commit-delta" each of the two reads
+// alone after a commit, "commit-mmap" is "commit" with PRAGMA mmap_size 256 MiB on
 // every reader connection. Reported: read system calls per op (/proc/self/io syscr,
 // the whole process), the process's CPU per op (the commit's included)
 // and the reads' own wall time (read-ns/op, the commit's left out).
@@ -52,7 +53,7 @@ func BenchmarkReadAfterCommit(b *testing.B) {
 	s, mb, uids := inboxStore(b, &Options{ChangePoll: -1}, n)
 	ctx := context.Background()
 	each := func(m *Message) error { return nil }
-	for _, v := range []string{"nocommit", "commit", "commit-noread", "commit-mmap"} {
+	for _, v := range []string{"nocommit", "commit", "commit-noread", "commit-rows", "commit-delta", "commit-mmap"} {
 		b.Run(v, func(b *testing.B) {
 			if v == "commit-mmap" {
 				setReaderPragma(b, s, "PRAGMA mmap_size = 268435456")
@@ -83,15 +84,19 @@ func BenchmarkReadAfterCommit(b *testing.B) {
 				}
 				t0 := time.Now()
 				j := (i * 13) % (n - 10)
-				if err := s.EachMessageLocated(ctx, mb.ID, uids[j], uids[j+9], true, each); err != nil {
-					b.Fatal(err)
+				if v != "commit-delta" {
+					if err := s.EachMessageLocated(ctx, mb.ID, uids[j], uids[j+9], true, each); err != nil {
+						b.Fatal(err)
+					}
 				}
-				d, err := s.Delta(ctx, mb.ID, since)
-				if err != nil {
-					b.Fatal(err)
+				if v != "commit-rows" {
+					d, err := s.Delta(ctx, mb.ID, since)
+					if err != nil {
+						b.Fatal(err)
+					}
+					since = d.HighestModSeq
 				}
 				reads += time.Since(t0)
-				since = d.HighestModSeq
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(readSyscalls(b)-sys0)/float64(b.N), "reads/op")
