@@ -214,7 +214,12 @@ func (s *Store) Mailbox(ctx context.Context, accountID int64, name string) (*Mai
 	if err != nil {
 		return nil, fmt.Errorf("mailbox %q: %w", name, ErrNotFound)
 	}
-	m, err := scanMailbox(s.r.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id = ? AND name = ?`, accountID, name))
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	// One row by key, read without a goroutine to watch ctx (readCtx):
+	// every SELECT starts with it (TestReadStartsNoGoroutine).
+	m, err := scanMailbox(s.r.QueryRowContext(s.readCtx(ctx), `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id = ? AND name = ?`, accountID, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("mailbox %s: %w", name, ErrNotFound)
 	} else if err != nil {
@@ -225,7 +230,10 @@ func (s *Store) Mailbox(ctx context.Context, accountID int64, name string) (*Mai
 
 // MailboxByID returns a mailbox by ID, or ErrNotFound.
 func (s *Store) MailboxByID(ctx context.Context, id int64) (*Mailbox, error) {
-	m, err := scanMailbox(s.r.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE id = ?`, id))
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	m, err := scanMailbox(s.r.QueryRowContext(s.readCtx(ctx), `SELECT `+mailboxCols+` FROM mailboxes WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("mailbox %d: %w", id, ErrNotFound)
 	} else if err != nil {

@@ -36,11 +36,13 @@ func fewestGoroutines(runs int, f func()) float64 {
 	return best
 }
 
-// TestReadStartsNoGoroutine: the reads of every IMAP poll (Delta) and
-// FETCH (EachMessageLocated), and a Snapshot with a context that cannot
-// end, start no goroutine, whatever the caller's context for the first
-// two. Before readTx, database/sql's Tx started one per read transaction
-// and one per statement of it: 4 per Delta, 3 per Snapshot.
+// TestReadStartsNoGoroutine: the reads of every IMAP poll (Delta), FETCH
+// (EachMessageLocated) and SELECT (Mailbox, MailboxByID, RecentFrom), and
+// a Snapshot with a context that cannot end, start no goroutine, whatever
+// the caller's context for all but Snapshot. Before readTx, database/sql's
+// Tx started one per read transaction and one per statement of it: 4 per
+// Delta, 3 per Snapshot; and a one-row read with a context that can end
+// 1 (database/sql's watcher of its rows).
 func TestReadStartsNoGoroutine(t *testing.T) {
 	sqliteOnly(t)
 	noCheckpoints(t)
@@ -65,6 +67,19 @@ func TestReadStartsNoGoroutine(t *testing.T) {
 			"EachMessageLocated": func() error {
 				return s.EachMessageLocated(ctx, mb.ID, uids[0], uids[9], true, each)
 			},
+			// SELECT's reads of one row each.
+			"Mailbox": func() error {
+				_, err := s.Mailbox(ctx, mb.AccountID, "INBOX")
+				return err
+			},
+			"MailboxByID": func() error {
+				_, err := s.MailboxByID(ctx, mb.ID)
+				return err
+			},
+			"RecentFrom": func() error {
+				_, err := s.RecentFrom(ctx, mb.ID)
+				return err
+			},
 		}
 		if ctx == bg {
 			reads["Snapshot"] = func() error {
@@ -80,6 +95,16 @@ func TestReadStartsNoGoroutine(t *testing.T) {
 			})
 			if n != 0 {
 				t.Errorf("%s (context can end: %v): %.2f goroutines started per read, want 0", name, ctx != bg, n)
+			}
+		}
+		if ctx == cctx {
+			ended, stop := context.WithCancel(bg)
+			stop()
+			for name, read := range reads {
+				ctx = ended // the reads' closures read ctx
+				if err := read(); !errors.Is(err, context.Canceled) {
+					t.Errorf("%s with an ended context: %v, want context.Canceled", name, err)
+				}
 			}
 		}
 	}

@@ -19,8 +19,11 @@ import (
 // RecentFrom returns the highest UID of a mailbox already claimed as
 // recent: messages above it are recent and unclaimed.
 func (s *Store) RecentFrom(ctx context.Context, mailboxID int64) (uint32, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("store: recent: %w", err)
+	}
 	var last uint32
-	err := s.r.QueryRowContext(ctx, `SELECT coalesce((SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?), 0)`, mailboxID).Scan(&last)
+	err := s.r.QueryRowContext(s.readCtx(ctx), `SELECT coalesce((SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?), 0)`, mailboxID).Scan(&last)
 	if err != nil {
 		return 0, fmt.Errorf("store: recent: %w", err)
 	}
