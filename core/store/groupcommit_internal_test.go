@@ -406,3 +406,69 @@ func TestLoginCountsJoinBatch(t *testing.T) {
 		t.Fatalf("flags %q after the batch", got)
 	}
 }
+
+// TestFlagsCommitAheadOfMail: a STORE queued in one batch with a write
+// that waits for the fsync of the log (an APPEND, COPY, MOVE or EXPUNGE)
+// commits ahead of it, in a transaction of its own, and is answered
+// before that write's statements run: a STORE no longer waits for an
+// APPEND's statements and commit (groupcommit.go). Here the other write's
+// fn is held until the STORE was answered; before, it ran first in the
+// batch's one transaction and the STORE waited for it. Both are still one
+// batch, and both commit.
+func TestFlagsCommitAheadOfMail(t *testing.T) {
+	sqliteOnly(t)
+	s, mb, uids := inboxStore(t, nil, 2)
+	ctx := context.Background()
+	sizes := batchSizes(s)
+	release := holdWriter(t, s)
+	defer release()
+	unblock := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(unblock) }) }
+	defer free()
+	mailRan := make(chan struct{}, 1)
+	mailDone := make(chan error, 1)
+	go func() {
+		mailDone <- s.writeNormal(ctx, func(tx *sql.Tx, ch *changes) error {
+			mailRan <- struct{}{}
+			<-unblock
+			_, err := tx.Exec(`UPDATE messages SET flags = 'Mail' WHERE mailbox_id = ? AND uid = ?`, mb.ID, uids[1])
+			return err
+		}, nil, syncWait)
+	}()
+	waitQueued(t, s, 1, true)
+	storeDone := make(chan error, 1)
+	go func() {
+		_, err := s.StoreFlags(ctx, mb.ID, uids[:1], FlagsAdd, []string{`\Flagged`})
+		storeDone <- err
+	}()
+	waitQueued(t, s, 2, true)
+	release()
+	select {
+	case err := <-storeDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a STORE queued beside a write that waits for the fsync was not answered before that write's statements ran")
+	}
+	// Committed: a reader sees it while the other write still runs.
+	if got := flagsOf(t, s, mb.ID, uids[0]); got != `\Flagged` {
+		t.Errorf("the STORE answered first: flags %q, want \\Flagged", got)
+	}
+	select {
+	case <-mailRan:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write behind the STORE never ran")
+	}
+	free()
+	if err := <-mailDone; err != nil {
+		t.Fatal(err)
+	}
+	if got := flagsOf(t, s, mb.ID, uids[1]); got != "Mail" {
+		t.Errorf("the write behind the STORE: flags %q, want Mail", got)
+	}
+	if got := sizes(); !slices.Equal(got, []int{2}) {
+		t.Errorf("batches %v, want one of 2", got)
+	}
+}
