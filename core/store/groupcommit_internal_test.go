@@ -58,6 +58,45 @@ func holdWriter(t *testing.T, s *Store) func() {
 	return sync.OnceFunc(func() { c.Close() })
 }
 
+// flagAsync adds \Flagged to message uid in a goroutine of its own; its
+// answer comes on the channel returned.
+func flagAsync(ctx context.Context, s *Store, mailboxID int64, uid uint32) chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.StoreFlags(ctx, mailboxID, []uint32{uid}, FlagsAdd, []string{`\Flagged`})
+		done <- err
+	}()
+	return done
+}
+
+// mustAnswer fails t unless done answers nil within 10 s; fail says what
+// did not happen.
+func mustAnswer(t *testing.T, done <-chan error, fail string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal(fail)
+	}
+}
+
+// heldWriterStore is a SQLite store with n messages in its INBOX, its
+// batches' sizes recorded, and its writer held until release is called
+// (at the latest when t ends), so that the writes started meanwhile queue
+// for one batch.
+func heldWriterStore(t *testing.T, n int) (s *Store, mb *Mailbox, uids []uint32, sizes func() []int, release func()) {
+	t.Helper()
+	sqliteOnly(t)
+	s, mb, uids = inboxStore(t, nil, n)
+	sizes = batchSizes(s)
+	release = holdWriter(t, s)
+	t.Cleanup(release)
+	return s, mb, uids, sizes, release
+}
+
 func flagsOf(t *testing.T, s *Store, mailboxID int64, uid uint32) string {
 	t.Helper()
 	m, err := s.Message(context.Background(), mailboxID, uid)
@@ -154,14 +193,7 @@ func TestGroupCommitCancelQueued(t *testing.T) {
 	ctx := context.Background()
 	release := holdWriter(t, s)
 	defer release()
-	store := func(ctx context.Context, uid uint32) chan error {
-		done := make(chan error, 1)
-		go func() {
-			_, err := s.StoreFlags(ctx, mb.ID, []uint32{uid}, FlagsAdd, []string{`\Flagged`})
-			done <- err
-		}()
-		return done
-	}
+	store := func(ctx context.Context, uid uint32) chan error { return flagAsync(ctx, s, mb.ID, uid) }
 	leadCtx, cancelLead := context.WithCancel(ctx)
 	lead := store(leadCtx, uids[0])
 	waitQueued(t, s, 1, true)
@@ -185,14 +217,7 @@ func TestGroupCommitCancelQueued(t *testing.T) {
 		}
 	}
 	release()
-	select {
-	case err := <-other:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the write queued beside cancelled ones never ran")
-	}
+	mustAnswer(t, other, "the write queued beside cancelled ones never ran")
 	for i, want := range []string{"", `\Flagged`, ""} {
 		if got := flagsOf(t, s, mb.ID, uids[i]); got != want {
 			t.Errorf("message %d: flags %q, want %q", i, got, want)
@@ -377,12 +402,8 @@ func TestWritesDoNotWatchContext(t *testing.T) {
 // for a STORE and a login's count), where each took the writer alone,
 // with a BEGIN and COMMIT of its own, twice a LOGIN.
 func TestLoginCountsJoinBatch(t *testing.T) {
-	sqliteOnly(t)
-	s, mb, uids := inboxStore(t, nil, 1)
+	s, mb, uids, sizes, release := heldWriterStore(t, 1)
 	ctx := context.Background()
-	sizes := batchSizes(s)
-	release := holdWriter(t, s)
-	defer release()
 	errs := make(chan error, 2)
 	go func() {
 		_, err := s.StoreFlags(ctx, mb.ID, uids, FlagsAdd, []string{"$A"})
@@ -416,12 +437,8 @@ func TestLoginCountsJoinBatch(t *testing.T) {
 // batch's one transaction and the STORE waited for it. Both are still one
 // batch, and both commit.
 func TestFlagsCommitAheadOfMail(t *testing.T) {
-	sqliteOnly(t)
-	s, mb, uids := inboxStore(t, nil, 2)
+	s, mb, uids, sizes, release := heldWriterStore(t, 2)
 	ctx := context.Background()
-	sizes := batchSizes(s)
-	release := holdWriter(t, s)
-	defer release()
 	unblock := make(chan struct{})
 	var once sync.Once
 	free := func() { once.Do(func() { close(unblock) }) }
@@ -437,21 +454,10 @@ func TestFlagsCommitAheadOfMail(t *testing.T) {
 		}, nil, syncWait)
 	}()
 	waitQueued(t, s, 1, true)
-	storeDone := make(chan error, 1)
-	go func() {
-		_, err := s.StoreFlags(ctx, mb.ID, uids[:1], FlagsAdd, []string{`\Flagged`})
-		storeDone <- err
-	}()
+	storeDone := flagAsync(ctx, s, mb.ID, uids[0])
 	waitQueued(t, s, 2, true)
 	release()
-	select {
-	case err := <-storeDone:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a STORE queued beside a write that waits for the fsync was not answered before that write's statements ran")
-	}
+	mustAnswer(t, storeDone, "a STORE queued beside a write that waits for the fsync was not answered before that write's statements ran")
 	// Committed: a reader sees it while the other write still runs.
 	if got := flagsOf(t, s, mb.ID, uids[0]); got != `\Flagged` {
 		t.Errorf("the STORE answered first: flags %q, want \\Flagged", got)
