@@ -58,6 +58,45 @@ func holdWriter(t *testing.T, s *Store) func() {
 	return sync.OnceFunc(func() { c.Close() })
 }
 
+// flagAsync adds \Flagged to message uid in a goroutine of its own; its
+// answer comes on the channel returned.
+func flagAsync(ctx context.Context, s *Store, mailboxID int64, uid uint32) chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.StoreFlags(ctx, mailboxID, []uint32{uid}, FlagsAdd, []string{`\Flagged`})
+		done <- err
+	}()
+	return done
+}
+
+// mustAnswer fails t unless done answers nil within 10 s; fail says what
+// did not happen.
+func mustAnswer(t *testing.T, done <-chan error, fail string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal(fail)
+	}
+}
+
+// heldWriterStore is a SQLite store with n messages in its INBOX, its
+// batches' sizes recorded, and its writer held until release is called
+// (at the latest when t ends), so that the writes started meanwhile queue
+// for one batch.
+func heldWriterStore(t *testing.T, n int) (s *Store, mb *Mailbox, uids []uint32, sizes func() []int, release func()) {
+	t.Helper()
+	sqliteOnly(t)
+	s, mb, uids = inboxStore(t, nil, n)
+	sizes = batchSizes(s)
+	release = holdWriter(t, s)
+	t.Cleanup(release)
+	return s, mb, uids, sizes, release
+}
+
 func flagsOf(t *testing.T, s *Store, mailboxID int64, uid uint32) string {
 	t.Helper()
 	m, err := s.Message(context.Background(), mailboxID, uid)
@@ -154,14 +193,7 @@ func TestGroupCommitCancelQueued(t *testing.T) {
 	ctx := context.Background()
 	release := holdWriter(t, s)
 	defer release()
-	store := func(ctx context.Context, uid uint32) chan error {
-		done := make(chan error, 1)
-		go func() {
-			_, err := s.StoreFlags(ctx, mb.ID, []uint32{uid}, FlagsAdd, []string{`\Flagged`})
-			done <- err
-		}()
-		return done
-	}
+	store := func(ctx context.Context, uid uint32) chan error { return flagAsync(ctx, s, mb.ID, uid) }
 	leadCtx, cancelLead := context.WithCancel(ctx)
 	lead := store(leadCtx, uids[0])
 	waitQueued(t, s, 1, true)
@@ -185,14 +217,7 @@ func TestGroupCommitCancelQueued(t *testing.T) {
 		}
 	}
 	release()
-	select {
-	case err := <-other:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the write queued beside cancelled ones never ran")
-	}
+	mustAnswer(t, other, "the write queued beside cancelled ones never ran")
 	for i, want := range []string{"", `\Flagged`, ""} {
 		if got := flagsOf(t, s, mb.ID, uids[i]); got != want {
 			t.Errorf("message %d: flags %q, want %q", i, got, want)
@@ -377,12 +402,8 @@ func TestWritesDoNotWatchContext(t *testing.T) {
 // for a STORE and a login's count), where each took the writer alone,
 // with a BEGIN and COMMIT of its own, twice a LOGIN.
 func TestLoginCountsJoinBatch(t *testing.T) {
-	sqliteOnly(t)
-	s, mb, uids := inboxStore(t, nil, 1)
+	s, mb, uids, sizes, release := heldWriterStore(t, 1)
 	ctx := context.Background()
-	sizes := batchSizes(s)
-	release := holdWriter(t, s)
-	defer release()
 	errs := make(chan error, 2)
 	go func() {
 		_, err := s.StoreFlags(ctx, mb.ID, uids, FlagsAdd, []string{"$A"})
@@ -404,5 +425,56 @@ func TestLoginCountsJoinBatch(t *testing.T) {
 	}
 	if got := flagsOf(t, s, mb.ID, uids[0]); got != "$A" {
 		t.Fatalf("flags %q after the batch", got)
+	}
+}
+
+// TestFlagsCommitAheadOfMail: a STORE queued in one batch with a write
+// that waits for the fsync of the log (an APPEND, COPY, MOVE or EXPUNGE)
+// commits ahead of it, in a transaction of its own, and is answered
+// before that write's statements run: a STORE no longer waits for an
+// APPEND's statements and commit (groupcommit.go). Here the other write's
+// fn is held until the STORE was answered; before, it ran first in the
+// batch's one transaction and the STORE waited for it. Both are still one
+// batch, and both commit.
+func TestFlagsCommitAheadOfMail(t *testing.T) {
+	s, mb, uids, sizes, release := heldWriterStore(t, 2)
+	ctx := context.Background()
+	unblock := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(unblock) }) }
+	defer free()
+	mailRan := make(chan struct{}, 1)
+	mailDone := make(chan error, 1)
+	go func() {
+		mailDone <- s.writeNormal(ctx, func(tx *sql.Tx, ch *changes) error {
+			mailRan <- struct{}{}
+			<-unblock
+			_, err := tx.Exec(`UPDATE messages SET flags = 'Mail' WHERE mailbox_id = ? AND uid = ?`, mb.ID, uids[1])
+			return err
+		}, nil, syncWait)
+	}()
+	waitQueued(t, s, 1, true)
+	storeDone := flagAsync(ctx, s, mb.ID, uids[0])
+	waitQueued(t, s, 2, true)
+	release()
+	mustAnswer(t, storeDone, "a STORE queued beside a write that waits for the fsync was not answered before that write's statements ran")
+	// Committed: a reader sees it while the other write still runs.
+	if got := flagsOf(t, s, mb.ID, uids[0]); got != `\Flagged` {
+		t.Errorf("the STORE answered first: flags %q, want \\Flagged", got)
+	}
+	select {
+	case <-mailRan:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write behind the STORE never ran")
+	}
+	free()
+	if err := <-mailDone; err != nil {
+		t.Fatal(err)
+	}
+	if got := flagsOf(t, s, mb.ID, uids[1]); got != "Mail" {
+		t.Errorf("the write behind the STORE: flags %q, want Mail", got)
+	}
+	if got := sizes(); !slices.Equal(got, []int{2}) {
+		t.Errorf("batches %v, want one of 2", got)
 	}
 }

@@ -430,7 +430,7 @@ func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes
 		return err
 	}
 	// With the writes queued beside it (groupcommit.go).
-	committed, wrote, err := s.batchWrite(ctx, fn)
+	committed, wrote, err := s.batchWrite(ctx, fn, mode != syncWait)
 	if errors.Is(err, errRunAlone) {
 		var conn *sql.Conn
 		if conn, err = s.w.Conn(ctx); err != nil {
