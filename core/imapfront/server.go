@@ -180,6 +180,8 @@ func New(opts *Options) (*Server, error) {
 			imap.CapESort:            {},
 			"THREAD=ORDEREDSUBJECT":  {},
 			"THREAD=REFERENCES":      {},
+			"THREAD=REFS":            {},
+			imap.CapWithin:           {},
 		},
 		Logger:       printfLogger{s.log},
 		TLSConfig:    opts.TLSConfig,

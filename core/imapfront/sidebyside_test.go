@@ -645,6 +645,32 @@ var sideScripts = []struct {
 		a.x("UNSELECT")
 		a.x("DELETE %s", sd.box)
 	}},
+	{"within", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		for _, m := range withinMsgs(time.Now()) {
+			a.appendx(sd.box, m.args, m.body)
+		}
+		a.x("SELECT %s", sd.box)
+		for _, c := range withinCmds {
+			a.x("%s", c)
+		}
+		a.x("UNSELECT")
+		a.x("DELETE %s", sd.box)
+	}},
+	{"thread-refs", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		for _, m := range threadRefsMsgs() {
+			a.appendx(sd.box, m.args, m.body)
+		}
+		a.x("SELECT %s", sd.box)
+		for _, c := range threadRefsCmds {
+			a.x("%s", c.cmd)
+		}
+		a.x("UNSELECT")
+		a.x("DELETE %s", sd.box)
+	}},
 }
 
 // sortDisplayMsgs are the From and To fields of the "sort-display" script
