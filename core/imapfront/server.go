@@ -182,6 +182,7 @@ func New(opts *Options) (*Server, error) {
 			"THREAD=REFERENCES":      {},
 			"THREAD=REFS":            {},
 			imap.CapWithin:           {},
+			imap.CapPreview:          {},
 		},
 		Logger:       printfLogger{s.log},
 		TLSConfig:    opts.TLSConfig,

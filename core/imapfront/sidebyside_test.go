@@ -658,6 +658,19 @@ var sideScripts = []struct {
 		a.x("UNSELECT")
 		a.x("DELETE %s", sd.box)
 	}},
+	{"preview", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		for _, m := range previewMsgs {
+			a.appendx(sd.box, "", m)
+		}
+		a.x("SELECT %s", sd.box)
+		for _, c := range previewCmds {
+			a.x("%s", c)
+		}
+		a.x("UNSELECT")
+		a.x("DELETE %s", sd.box)
+	}},
 	{"thread-refs", func(sd *side) {
 		a := sd.login()
 		a.x("CREATE %s", sd.box)

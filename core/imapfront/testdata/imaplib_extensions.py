@@ -111,5 +111,18 @@ data = ok(m.thread("REFS", "UTF-8", "ALL"), "THREAD REFS")
 check(data == [b"(2)(1 3)(4)"], f"THREAD REFS: {data!r}")
 data = ok(m.uid("THREAD", "REFS", "UTF-8", "ALL"), "UID THREAD REFS")
 check(data == [b"(2)(1 3)(4)"], f"UID THREAD REFS: {data!r}")
+
+# RFC 8970 PREVIEW, as MailKit fetches PreviewText: the preview Dovecot
+# makes (quotes skipped, white space folded), and "" without text.
+check(b"PREVIEW" in caps, f"PREVIEW not in {caps!r}")
+ok(m.create("Preview"), "create Preview")
+ok(m.append("Preview", None, None,
+            b"From: a@example.test\r\nSubject: p\r\n\r\n  Hi  Bob,\r\n> quoted\r\nsee you\r\n"), "append preview")
+ok(m.append("Preview", None, None, b"Subject: img\r\nContent-Type: image/png\r\n\r\nxx\r\n"), "append image")
+ok(m.select("Preview"), "select Preview")
+data = ok(m.fetch("1:2", "(PREVIEW)"), "FETCH PREVIEW")
+check(data == [b'1 (UID 1 PREVIEW "Hi Bob, see you")', b'2 (UID 2 PREVIEW "")'], f"PREVIEW: {data!r}")
+data = ok(m.uid("FETCH", "1", "(PREVIEW (LAZY))"), "UID FETCH PREVIEW (LAZY)")
+check(data == [b'1 (UID 1 PREVIEW "Hi Bob, see you")'], f"PREVIEW (LAZY): {data!r}")
 m.logout()
 print("imaplib extensions OK")

@@ -169,6 +169,16 @@ func (dec *Decoder) SP() bool {
 	return b == '('
 }
 
+// PeekSPSpecial reports whether the next bytes are SP and b, consuming
+// nothing (fork: PREVIEW's optional modifier list, RFC 8970).
+func (dec *Decoder) PeekSPSpecial(b byte) bool {
+	if dec.err != nil || dec.literal {
+		return false
+	}
+	buf, err := dec.r.Peek(2)
+	return err == nil && buf[0] == ' ' && buf[1] == b
+}
+
 func (dec *Decoder) ExpectSP() bool {
 	return dec.Expect(dec.SP(), "SP")
 }
