@@ -18,7 +18,8 @@ import (
 //   - the first text/* part in the MIME tree, whatever its disposition
 //     (message/rfc822 parts are not entered); none: "";
 //   - its transfer encoding and charset decoded (an unknown charset as it
-//     is), invalid UTF-8 as U+FFFD, a byte order mark and NULs dropped;
+//     is, an unknown transfer encoding no text), invalid UTF-8 as U+FFFD, a
+//     byte order mark and NULs dropped;
 //   - text/html (and xhtml) as text: tags are spaces, comments dropped,
 //     CDATA kept, style, script and blockquote contents dropped, entities
 //     decoded (unknown ones and &#0; dropped);
@@ -51,13 +52,14 @@ func preview(raw []byte) (out string) {
 		return ""
 	}
 	parts := previewParts
-	s, _ := previewEntity(e, 0, &parts)
+	s, _ := previewEntity(e, gomessage.IsUnknownEncoding(err), 0, &parts)
 	return s
 }
 
 // previewEntity finds the first text part under e and makes its preview;
-// ok is whether there was one.
-func previewEntity(e *gomessage.Entity, depth int, parts *int) (string, bool) {
+// ok is whether there was one. A text part in a transfer encoding not
+// known (badEnc) has an empty preview, as Dovecot's.
+func previewEntity(e *gomessage.Entity, badEnc bool, depth int, parts *int) (string, bool) {
 	if mr := e.MultipartReader(); mr != nil {
 		if depth >= previewDepth {
 			return "", false
@@ -70,7 +72,7 @@ func previewEntity(e *gomessage.Entity, depth int, parts *int) (string, bool) {
 			if *parts--; *parts < 0 {
 				return "", false
 			}
-			if s, ok := previewEntity(p, depth+1, parts); ok {
+			if s, ok := previewEntity(p, gomessage.IsUnknownEncoding(err), depth+1, parts); ok {
 				return s, true
 			}
 		}
@@ -82,6 +84,9 @@ func previewEntity(e *gomessage.Entity, depth int, parts *int) (string, bool) {
 	ct = strings.ToLower(ct)
 	if !strings.HasPrefix(ct, "text/") {
 		return "", false
+	}
+	if badEnc {
+		return "", true
 	}
 	body, _ := io.ReadAll(io.LimitReader(e.Body, previewInput))
 	text := string(body)

@@ -44,6 +44,10 @@ var previewMsgs = []string{
 	// 18: \r alone and a tab-only body, 19: an invalid UTF-8 byte in a utf-8 part.
 	"Subject: p18\r\n\r\n\t \r\n \r\n",
 	"Subject: p19\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nbad \xff byte\r\n",
+	// 19: XHTML after an image (no text/* part); 20: a text part in an
+	// unknown transfer encoding.
+	"Subject: p20\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: image/gif\r\n\r\nGIF\r\n--b\r\nContent-Type: application/xhtml+xml\r\n\r\n<html><body><p>x&amp;html</p></body></html>\r\n--b--\r\n",
+	"Subject: p21\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-bogus\r\n\r\nas is\r\n",
 }
 
 // previewCmds are the "preview" script's commands.
@@ -55,6 +59,11 @@ var previewCmds = []string{
 	"FETCH 1 (PREVIEW ())",
 	"FETCH 1 PREVIEW",
 	"FETCH 1 (SNIPPET (LAZY=FUZZY))",
+	"FETCH 1 (PREVIEW (LAZY=FUZZY))",
+	"FETCH 1 (SNIPPET (FUZZY))",
+	"FETCH 1 SNIPPET",
+	"FETCH 1 (SNIPPET (LAZY))",
+	"FETCH 6 (SNIPPET (LAZY=FUZZY))",
 	"FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)] PREVIEW)",
 }
 
@@ -79,6 +88,8 @@ var previewWant = []string{
 	"",
 	"",
 	"bad \uFFFD byte",
+	"",
+	"",
 }
 
 // previewOf returns the PREVIEW of a FETCH response line (and the literal
