@@ -183,7 +183,7 @@ func TestSearchSmallerLarger(t *testing.T) {
 	e.put(e.inbox(), "Subject: big\r\n\r\n"+strings.Repeat("x", 5000)+"\r\n")
 	c := e.login()
 	c.ok("SELECT INBOX")
-	for cmd, want := range map[string]string{
+	c.expect(map[string]string{
 		"SEARCH SMALLER 1000 LARGER 5":         "* SEARCH 1\r\n",
 		"SEARCH LARGER 5 SMALLER 1000":         "* SEARCH 1\r\n",
 		"SEARCH SMALLER 1000 SMALLER 100000":   "* SEARCH 1\r\n",
@@ -191,11 +191,7 @@ func TestSearchSmallerLarger(t *testing.T) {
 		"SEARCH SMALLER 100000 LARGER 1000":    "* SEARCH 2\r\n",
 		"SEARCH NOT SMALLER 1000 SMALLER 5":    "* SEARCH\r\n",
 		"SEARCH OR SMALLER 10 LARGER 1000 ALL": "* SEARCH 2\r\n",
-	} {
-		if got := c.ok("%s", cmd); got != want {
-			t.Errorf("%s: got %q, want %q", cmd, got, want)
-		}
-	}
+	})
 }
 
 // TestThreadRefs: THREAD=REFS (draft-ietf-morg-inthread; SnappyMail's
@@ -231,16 +227,22 @@ func TestSortRecent(t *testing.T) {
 	e.put(e.inbox(), "Subject: b\r\n\r\nx\r\n", `\Seen`)
 	c := e.login()
 	mustContain(t, "SELECT", c.ok("SELECT INBOX"), "* 2 RECENT")
-	for cmd, want := range map[string]string{
+	c.expect(map[string]string{
 		"SEARCH RECENT":                      "* SEARCH 1 2\r\n",
 		"SORT (ARRIVAL) UTF-8 RECENT":        "* SORT 1 2\r\n",
 		"SORT (REVERSE ARRIVAL) UTF-8 NEW":   "* SORT 1\r\n",
 		"SORT (ARRIVAL) UTF-8 OLD":           "* SORT\r\n",
 		"THREAD ORDEREDSUBJECT UTF-8 RECENT": "* THREAD (1)(2)\r\n",
 		"THREAD REFS UTF-8 NEW":              "* THREAD (1)\r\n",
-	} {
+	})
+}
+
+// expect runs each command and checks its untagged answer.
+func (c *conn) expect(answers map[string]string) {
+	c.t.Helper()
+	for cmd, want := range answers {
 		if got := c.ok("%s", cmd); got != want {
-			t.Errorf("%s: got %q, want %q", cmd, got, want)
+			c.t.Errorf("%s: got %q, want %q", cmd, got, want)
 		}
 	}
 }

@@ -180,6 +180,22 @@ func (s *sconn) done() {
 
 func (sd *side) note(s string) { fmt.Fprintf(sd.out, "## %s\n", s) }
 
+// script runs cmds on the script's own mailbox holding msgs, then deletes
+// it.
+func (sd *side) script(msgs []appendArgs, cmds []string) {
+	a := sd.login()
+	a.x("CREATE %s", sd.box)
+	for _, m := range msgs {
+		a.appendx(sd.box, m.args, m.body)
+	}
+	a.x("SELECT %s", sd.box)
+	for _, c := range cmds {
+		a.x("%s", c)
+	}
+	a.x("UNSELECT")
+	a.x("DELETE %s", sd.box)
+}
+
 var (
 	normUIDValidity = regexp.MustCompile(`(UIDVALIDITY|uidvalidity) \d+`)
 	normDate        = regexp.MustCompile(`"\d\d-[A-Z][a-z][a-z]-\d{4} \d\d:\d\d:\d\d [-+]\d{4}"`)
@@ -645,44 +661,20 @@ var sideScripts = []struct {
 		a.x("UNSELECT")
 		a.x("DELETE %s", sd.box)
 	}},
-	{"within", func(sd *side) {
-		a := sd.login()
-		a.x("CREATE %s", sd.box)
-		for _, m := range withinMsgs(time.Now()) {
-			a.appendx(sd.box, m.args, m.body)
-		}
-		a.x("SELECT %s", sd.box)
-		for _, c := range withinCmds {
-			a.x("%s", c)
-		}
-		a.x("UNSELECT")
-		a.x("DELETE %s", sd.box)
-	}},
+	{"within", func(sd *side) { sd.script(withinMsgs(time.Now()), withinCmds) }},
 	{"preview", func(sd *side) {
-		a := sd.login()
-		a.x("CREATE %s", sd.box)
-		for _, m := range previewMsgs {
-			a.appendx(sd.box, "", m)
+		msgs := make([]appendArgs, len(previewMsgs))
+		for i, m := range previewMsgs {
+			msgs[i].body = m
 		}
-		a.x("SELECT %s", sd.box)
-		for _, c := range previewCmds {
-			a.x("%s", c)
-		}
-		a.x("UNSELECT")
-		a.x("DELETE %s", sd.box)
+		sd.script(msgs, previewCmds)
 	}},
 	{"thread-refs", func(sd *side) {
-		a := sd.login()
-		a.x("CREATE %s", sd.box)
-		for _, m := range threadRefsMsgs() {
-			a.appendx(sd.box, m.args, m.body)
+		cmds := make([]string, len(threadRefsCmds))
+		for i, c := range threadRefsCmds {
+			cmds[i] = c.cmd
 		}
-		a.x("SELECT %s", sd.box)
-		for _, c := range threadRefsCmds {
-			a.x("%s", c.cmd)
-		}
-		a.x("UNSELECT")
-		a.x("DELETE %s", sd.box)
+		sd.script(threadRefsMsgs(), cmds)
 	}},
 }
 
