@@ -1,6 +1,7 @@
 package imapfront_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -176,7 +177,7 @@ func TestWithin(t *testing.T) {
 }
 
 // TestSearchSmallerLarger: "SMALLER n LARGER m" keeps both bounds (go-imap
-// dropped SMALLER when a LARGER followed it: fork change 44).
+// dropped SMALLER when a LARGER followed it: fork change 42).
 func TestSearchSmallerLarger(t *testing.T) {
 	e := newEnv(t, nil)
 	e.put(e.inbox(), "Subject: small\r\n\r\nx\r\n")
@@ -244,5 +245,47 @@ func (c *conn) expect(answers map[string]string) {
 		if got := c.ok("%s", cmd); got != want {
 			c.t.Errorf("%s: got %q, want %q", cmd, got, want)
 		}
+	}
+}
+
+// TestLongCommandLine: a command line longer than the 50 KiB the server
+// reads is answered BAD and the rest of the line dropped, as Dovecot 2.3
+// answers one over its 64 KiB ("Too long argument", TestSideBySide
+// "long-line"); it was answered NO [SERVERBUG] and the rest of the line was
+// then read as commands (fork change 44). A 10 MB line too; a long line
+// that announces a non-synchronizing literal ends the session with BYE
+// (its literal could not be told from commands).
+func TestLongCommandLine(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put(e.inbox(), msgN(1))
+	c := e.login()
+	c.ok("SELECT INBOX")
+	set := func(n int) string {
+		var b strings.Builder
+		for i := 1; b.Len() < n; i += 2 {
+			fmt.Fprintf(&b, "%d,", i)
+		}
+		return strings.TrimSuffix(b.String(), ",")
+	}
+	if un := c.ok("UID SEARCH UID %s", set(40<<10)); un != "* SEARCH 1\r\n" {
+		t.Fatalf("40 KiB: %q", un)
+	}
+	for _, n := range []int{70 << 10, 10 << 20} {
+		un, tagged := c.do("UID SEARCH UID %s", set(n))
+		if un != "" || !strings.Contains(tagged, " BAD ") {
+			t.Fatalf("%d bytes: %.200q %q", n, un, tagged)
+		}
+		// The rest of the line was dropped: NOOP is answered alone.
+		if un := c.ok("NOOP"); un != "" {
+			t.Fatalf("after %d bytes, NOOP: %.200q", n, un)
+		}
+	}
+	c.send(fmt.Sprintf("x1 APPEND INBOX (%s) {5+}\r\nhello\r\n", strings.Repeat(`\Seen `, 20<<10)))
+	if l := c.line(); !strings.HasPrefix(l, "* BYE ") {
+		t.Fatalf("non-synchronizing literal after a long line: %q", l)
+	}
+	msgs, err := e.st.Messages(context.Background(), e.inbox().ID)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("INBOX after the BYE: %d messages, %v", len(msgs), err)
 	}
 }

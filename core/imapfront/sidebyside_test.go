@@ -661,6 +661,19 @@ var sideScripts = []struct {
 		a.x("UNSELECT")
 		a.x("DELETE %s", sd.box)
 	}},
+	{"long-line", func(sd *side) {
+		// A command line longer than Mailferry's 50 KiB and Dovecot's
+		// 64 KiB (a client's long UID set).
+		var set strings.Builder
+		for i := 1; set.Len() < 70<<10; i += 2 {
+			fmt.Fprintf(&set, "%d,", i)
+		}
+		sd.script([]appendArgs{{body: msgN(1)}}, []string{
+			"UID SEARCH UID " + strings.TrimSuffix(set.String()[:40<<10], ","),
+			"UID SEARCH UID " + strings.TrimSuffix(set.String(), ","),
+			"NOOP",
+		})
+	}},
 	{"within", func(sd *side) { sd.script(withinMsgs(time.Now()), withinCmds) }},
 	{"preview", func(sd *side) {
 		msgs := make([]appendArgs, len(previewMsgs))
