@@ -176,17 +176,13 @@ func TestSortDisplay(t *testing.T) {
 	c := e.login()
 	mustContain(t, "CAPABILITY", c.ok("CAPABILITY"), " SORT SORT=DISPLAY ")
 	c.ok("SELECT INBOX")
-	for cmd, want := range map[string]string{
+	c.expect(map[string]string{
 		"SORT (DISPLAYFROM) UTF-8 ALL":                    "* SORT 5 6 4 7 2 3 8 1\r\n",
 		"SORT (REVERSE DISPLAYFROM) UTF-8 ALL":            "* SORT 1 8 3 2 4 7 6 5\r\n",
 		"SORT (DISPLAYTO) UTF-8 ALL":                      "* SORT 8 5 6 7 1 3 4 2\r\n",
 		"UID SORT (DISPLAYTO REVERSE DATE) US-ASCII 2:*":  "* SORT 8 5 6 7 3 4 2\r\n",
 		"SORT (DISPLAYFROM) UTF-8 OR FROM alice FROM zed": "* SORT 4 7 1\r\n",
-	} {
-		if got := c.ok("%s", cmd); got != want {
-			t.Errorf("%s: got %q, want %q", cmd, got, want)
-		}
-	}
+	})
 	if got, all := c.status("SORT (DISPLAYCC) UTF-8 ALL"); got != "BAD" {
 		t.Fatalf("unknown sort key: %s", all)
 	}

@@ -58,7 +58,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		}
 	}
 	cache := options.Envelope || options.BodyStructure != nil
-	needBody := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+	needBody := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0 || options.Preview
 	for _, run := range v.chunks(ts) {
 		msgs, err := v.messages(run, cache, needBody)
 		if err != nil {
@@ -147,10 +147,14 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 	if err != nil {
 		return nil, err
 	}
-	if needBody {
+	if needBody || options.Preview {
 		if _, err := readRaw(); err != nil {
 			return nil, err
 		}
+	}
+	var prev string
+	if options.Preview {
+		prev = preview(raw) // preview.go (RFC 8970)
 	}
 
 	v := s.sel
@@ -172,6 +176,9 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 	}
 	if options.ModSeq || (markSeen && s.condStore()) {
 		rw.WriteModSeq(m.ModSeq)
+	}
+	if options.Preview {
+		rw.WritePreview(prev)
 	}
 	if options.Envelope {
 		rw.WriteEnvelope(env)

@@ -27,6 +27,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	if withModSeq {
 		s.condstore = true // RFC 7162 3.1
 	}
+	now := time.Now()
 	var all []target
 	for i, u := range v.uids {
 		all = append(all, target{seq: uint32(i + 1), uid: u})
@@ -45,7 +46,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 			if m == nil {
 				continue
 			}
-			sm := &searchMsg{m: m, seq: run[i].seq, recent: v.isRecent(run[i].uid)}
+			sm := &searchMsg{m: m, seq: run[i].seq, recent: v.isRecent(run[i].uid), now: now}
 			if needRaw {
 				if sm.raw, err = s.srv.st.Blob(s.ctx(), m.BlobKey); err != nil {
 					return nil, s.storeErr(err, "SEARCH")
@@ -186,7 +187,8 @@ type searchMsg struct {
 	seq    uint32
 	raw    []byte
 	header *mail.Header
-	recent bool // \Recent to this session
+	recent bool      // \Recent to this session
+	now    time.Time // when the command began (WITHIN's intervals count back from it)
 }
 
 // hasFlag reports whether the message has a flag; \Recent is the
@@ -229,6 +231,9 @@ func (sm *searchMsg) match(c *imap.SearchCriteria) bool {
 		}
 	}
 	if !matchDate(m.InternalDate, c.Since, c.Before) {
+		return false
+	}
+	if !sm.matchWithin(c) {
 		return false
 	}
 	for _, f := range c.Flag {
@@ -303,6 +308,26 @@ func (sm *searchMsg) matchAddressField(key, pattern string) bool {
 		}
 	}
 	return false
+}
+
+// matchWithin matches WITHIN's keys (RFC 5032): OLDER n holds for a
+// message whose INTERNALDATE is at least n seconds before the command
+// began, YOUNGER n for one at most n seconds before; whole seconds, time
+// and zone counted (Dovecot 2.3 compares the same way). The intervals are
+// at most 2^32-1 seconds (the parser reads a 32-bit number), so the
+// subtraction cannot overflow.
+func (sm *searchMsg) matchWithin(c *imap.SearchCriteria) bool {
+	if c.Older == 0 && c.Younger == 0 {
+		return true
+	}
+	now, d := sm.now.Unix(), sm.m.InternalDate.Unix()
+	if c.Older != 0 && d > now-int64(c.Older) {
+		return false
+	}
+	if c.Younger != 0 && d < now-int64(c.Younger) {
+		return false
+	}
+	return true
 }
 
 // matchDate compares dates only, without zone (RFC 3501 6.4.4).

@@ -180,6 +180,22 @@ func (s *sconn) done() {
 
 func (sd *side) note(s string) { fmt.Fprintf(sd.out, "## %s\n", s) }
 
+// script runs cmds on the script's own mailbox holding msgs, then deletes
+// it.
+func (sd *side) script(msgs []appendArgs, cmds []string) {
+	a := sd.login()
+	a.x("CREATE %s", sd.box)
+	for _, m := range msgs {
+		a.appendx(sd.box, m.args, m.body)
+	}
+	a.x("SELECT %s", sd.box)
+	for _, c := range cmds {
+		a.x("%s", c)
+	}
+	a.x("UNSELECT")
+	a.x("DELETE %s", sd.box)
+}
+
 var (
 	normUIDValidity = regexp.MustCompile(`(UIDVALIDITY|uidvalidity) \d+`)
 	normDate        = regexp.MustCompile(`"\d\d-[A-Z][a-z][a-z]-\d{4} \d\d:\d\d:\d\d [-+]\d{4}"`)
@@ -644,6 +660,34 @@ var sideScripts = []struct {
 		a.x("SORT (DISPLAYCC) UTF-8 ALL")
 		a.x("UNSELECT")
 		a.x("DELETE %s", sd.box)
+	}},
+	{"long-line", func(sd *side) {
+		// A command line longer than Mailferry's 50 KiB and Dovecot's
+		// 64 KiB (a client's long UID set).
+		var set strings.Builder
+		for i := 1; set.Len() < 70<<10; i += 2 {
+			fmt.Fprintf(&set, "%d,", i)
+		}
+		sd.script([]appendArgs{{body: msgN(1)}}, []string{
+			"UID SEARCH UID " + strings.TrimSuffix(set.String()[:40<<10], ","),
+			"UID SEARCH UID " + strings.TrimSuffix(set.String(), ","),
+			"NOOP",
+		})
+	}},
+	{"within", func(sd *side) { sd.script(withinMsgs(time.Now()), withinCmds) }},
+	{"preview", func(sd *side) {
+		msgs := make([]appendArgs, len(previewMsgs))
+		for i, m := range previewMsgs {
+			msgs[i].body = m
+		}
+		sd.script(msgs, previewCmds)
+	}},
+	{"thread-refs", func(sd *side) {
+		cmds := make([]string, len(threadRefsCmds))
+		for i, c := range threadRefsCmds {
+			cmds[i] = c.cmd
+		}
+		sd.script(threadRefsMsgs(), cmds)
 	}},
 }
 

@@ -63,6 +63,7 @@ func (s *session) found(criteria *imap.SearchCriteria, refs bool, what string) (
 	for i, u := range v.uids {
 		all[i] = target{seq: uint32(i + 1), uid: u}
 	}
+	now := time.Now()
 	var out []*sortMsg
 	for _, run := range v.chunks(all) {
 		msgs, err := v.messages(run, true, false)
@@ -73,7 +74,7 @@ func (s *session) found(criteria *imap.SearchCriteria, refs bool, what string) (
 			if m == nil {
 				continue
 			}
-			sm := &searchMsg{m: m, seq: run[i].seq}
+			sm := &searchMsg{m: m, seq: run[i].seq, recent: v.isRecent(run[i].uid), now: now}
 			if needRaw {
 				if sm.raw, err = s.srv.st.Blob(s.ctx(), m.BlobKey); err != nil {
 					return nil, s.storeErr(err, what)

@@ -126,7 +126,7 @@ func TestThreadHostileReferences(t *testing.T) {
 	}
 	c := e.login()
 	c.ok("SELECT INBOX")
-	for _, alg := range []string{"REFERENCES", "ORDEREDSUBJECT"} {
+	for _, alg := range []string{"REFERENCES", "ORDEREDSUBJECT", "REFS"} {
 		un := c.ok("THREAD %s UTF-8 ALL", alg)
 		line := strings.TrimSpace(un)
 		for n := 1; n <= 7; n++ {

@@ -15,14 +15,18 @@ import (
 
 // Thread implements imapserver.SessionThread (RFC 5256 THREAD).
 func (s *session) Thread(kind imapserver.NumKind, criteria *imap.SearchCriteria, alg imap.ThreadAlgorithm) ([]imapserver.ThreadData, error) {
-	msgs, err := s.found(criteria, alg == imap.ThreadReferences, "THREAD")
+	byRefs := alg == imap.ThreadReferences || alg == threadRefs
+	msgs, err := s.found(criteria, byRefs, "THREAD")
 	if err != nil {
 		return nil, err
 	}
 	var roots []*node
-	if alg == imap.ThreadReferences {
+	switch alg {
+	case imap.ThreadReferences:
 		roots = threadReferences(msgs)
-	} else {
+	case threadRefs:
+		roots = threadRefsLatest(msgs)
+	default:
 		roots = threadOrderedSubject(msgs)
 	}
 	out := make([]imapserver.ThreadData, len(roots))
@@ -122,6 +126,20 @@ func threadOrderedSubject(msgs []*sortMsg) []*node {
 
 // threadReferences is RFC 5256's REFERENCES algorithm.
 func threadReferences(msgs []*sortMsg) []*node {
+	roots := linkReferences(msgs)
+	// Step 4: prune dummies.
+	roots = prune(roots, true)
+	// Step 5: gather by base subject.
+	roots = bySubject(roots)
+	// Step 6: sort.
+	sortNodes(roots)
+	return roots
+}
+
+// linkReferences is steps 1 and 2 of RFC 5256's REFERENCES algorithm: the
+// messages linked by Message-ID, References and In-Reply-To, and the root
+// set (dummies not yet pruned).
+func linkReferences(msgs []*sortMsg) []*node {
 	ids := map[string]*node{}
 	// Step 1: a container per Message-ID; duplicates and messages without
 	// one get a unique ID of their own.
@@ -174,12 +192,6 @@ func threadReferences(msgs []*sortMsg) []*node {
 			roots = append(roots, r)
 		}
 	}
-	// Step 4: prune dummies.
-	roots = prune(roots, true)
-	// Step 5: gather by base subject.
-	roots = bySubject(roots)
-	// Step 6: sort.
-	sortNodes(roots)
 	return roots
 }
 

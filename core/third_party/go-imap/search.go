@@ -59,6 +59,13 @@ type SearchCriteria struct {
 	Or  [][2]SearchCriteria
 
 	ModSeq *SearchCriteriaModSeq // requires CONDSTORE
+
+	// fork: requires WITHIN (RFC 5032). An interval in seconds before the
+	// time the command runs, 0 when not given: OLDER holds for a message
+	// whose INTERNALDATE is at least Older seconds old, YOUNGER for one at
+	// most Younger seconds old (time and zone count, unlike SINCE/BEFORE).
+	Older   uint32
+	Younger uint32
 }
 
 // And intersects two search criteria.
@@ -81,8 +88,18 @@ func (criteria *SearchCriteria) And(other *SearchCriteria) {
 	if criteria.Larger == 0 || other.Larger > criteria.Larger {
 		criteria.Larger = other.Larger
 	}
-	if criteria.Smaller == 0 || other.Smaller < criteria.Smaller {
+	// fork: an unset (0) SMALLER on the other side keeps this one
+	// ("SMALLER 100 LARGER 5" lost its SMALLER).
+	if criteria.Smaller == 0 || other.Smaller != 0 && other.Smaller < criteria.Smaller {
 		criteria.Smaller = other.Smaller
+	}
+	// fork: WITHIN (RFC 5032): both must hold, so the longer OLDER and the
+	// shorter YOUNGER.
+	if other.Older > criteria.Older {
+		criteria.Older = other.Older
+	}
+	if criteria.Younger == 0 || other.Younger != 0 && other.Younger < criteria.Younger {
+		criteria.Younger = other.Younger
 	}
 
 	criteria.Not = append(criteria.Not, other.Not...)

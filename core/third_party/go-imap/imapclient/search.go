@@ -232,6 +232,13 @@ func writeSearchKey(enc *imapwire.Encoder, criteria *imap.SearchCriteria) {
 	if criteria.Smaller > 0 {
 		encodeItem().Atom("SMALLER").SP().Number64(criteria.Smaller)
 	}
+	// fork: RFC 5032 WITHIN
+	if criteria.Older > 0 {
+		encodeItem().Atom("OLDER").SP().Number(criteria.Older)
+	}
+	if criteria.Younger > 0 {
+		encodeItem().Atom("YOUNGER").SP().Number(criteria.Younger)
+	}
 
 	if modSeq := criteria.ModSeq; modSeq != nil {
 		encodeItem().Atom("MODSEQ")

@@ -331,6 +331,9 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	}
 
 	dec.DiscardLine()
+	if errors.Is(err, imapwire.ErrMaxSize) || errors.Is(dec.Err(), imapwire.ErrMaxSize) {
+		return c.tooLong(tag) // fork: toolong.go
+	}
 
 	var (
 		resp    *imap.StatusResponse

@@ -116,6 +116,11 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.UID = true
 	case "MODSEQ": // fork: RFC 7162 3.1.5
 		options.ModSeq = true
+	case "PREVIEW": // fork: RFC 8970
+		if err := readPreviewModifiers(dec); err != nil {
+			return err
+		}
+		options.Preview = true
 	case "RFC822": // equivalent to BODY[]
 		bs := &imap.FetchItemBodySection{}
 		writerOptions.obsolete[bs] = attName
@@ -519,6 +524,51 @@ func (w *FetchResponseWriter) writeBodyStructure(bs imap.BodyStructure, extended
 	enc := w.enc.Encoder
 	enc.Atom(item).SP()
 	writeBodyStructure(enc, bs, extended)
+}
+
+// WritePreview writes the message's PREVIEW (fork: RFC 8970 3): a string,
+// quoted when it can be, else a literal.
+func (w *FetchResponseWriter) WritePreview(text string) {
+	w.writeItemSep()
+	w.enc.Atom("PREVIEW").SP().String(text)
+}
+
+// readPreviewModifiers reads PREVIEW's optional modifier list (fork: RFC
+// 8970 3: "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]); the one
+// modifier defined is LAZY, which lets the server send NIL for a preview it
+// cannot make at once. Anything else is BAD, as Dovecot 2.3 answers. The
+// list is told from what follows PREVIEW in a FETCH list by looking ahead
+// for SP "(".
+func readPreviewModifiers(dec *imapwire.Decoder) error {
+	if !dec.PeekSPSpecial('(') {
+		return nil
+	}
+	if !dec.ExpectSP() {
+		return dec.Err()
+	}
+	var bad string
+	n := 0
+	err := dec.ExpectList(func() error {
+		var mod string
+		if !dec.ExpectAtom(&mod) {
+			return dec.Err()
+		}
+		n++
+		if !strings.EqualFold(mod, "LAZY") && bad == "" {
+			bad = mod
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return newClientBugError("PREVIEW needs a modifier in its list")
+	}
+	if bad != "" {
+		return newClientBugError(fmt.Sprintf("%q is not a supported PREVIEW modifier", bad))
+	}
+	return nil
 }
 
 // WriteModSeq writes the message's MODSEQ (fork: RFC 7162 3.1.4.1).

@@ -369,6 +369,20 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 		criteria.Or = append(criteria.Or, or)
 	case "$":
 		criteria.UID = append(criteria.UID, imap.SearchRes())
+	case "OLDER", "YOUNGER": // fork: RFC 5032 WITHIN
+		var n uint32
+		if !dec.ExpectSP() || !dec.ExpectNumber(&n) {
+			return dec.Err()
+		}
+		if n == 0 {
+			// nz-number: an interval of 0 seconds is no interval.
+			return newClientBugError(key + " needs an interval of at least 1 second")
+		}
+		if key == "OLDER" {
+			criteria.And(&imap.SearchCriteria{Older: n})
+		} else {
+			criteria.And(&imap.SearchCriteria{Younger: n})
+		}
 	case "MODSEQ": // fork: RFC 7162 3.1.5
 		var ms imap.SearchCriteriaModSeq
 		if !dec.ExpectSP() {

@@ -94,9 +94,14 @@ func (dec *Decoder) returnErr(err error) bool {
 	return false
 }
 
+// ErrMaxSize is the decoder's error when it met more than MaxSize bytes
+// (fork: the server answers such a command BAD and drops the rest of its
+// line, FORK.md change 44).
+var ErrMaxSize = errors.New("imapwire: max size exceeded")
+
 func (dec *Decoder) readByte() (byte, bool) {
 	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize {
-		return 0, dec.returnErr(fmt.Errorf("imapwire: max size exceeded"))
+		return 0, dec.returnErr(ErrMaxSize)
 	}
 	dec.crlf = false
 	if dec.literal {
@@ -167,6 +172,16 @@ func (dec *Decoder) SP() bool {
 	}
 	dec.mustUnreadByte()
 	return b == '('
+}
+
+// PeekSPSpecial reports whether the next bytes are SP and b, consuming
+// nothing (fork: PREVIEW's optional modifier list, RFC 8970).
+func (dec *Decoder) PeekSPSpecial(b byte) bool {
+	if dec.err != nil || dec.literal {
+		return false
+	}
+	buf, err := dec.r.Peek(2)
+	return err == nil && buf[0] == ' ' && buf[1] == b
 }
 
 func (dec *Decoder) ExpectSP() bool {
