@@ -37,3 +37,59 @@ func TestImaptestAtoms(t *testing.T) {
 	}
 	c.ok("NOOP")
 }
+
+// TestImaptestSortCasemap (imaptest "sort-subject", "sort-addresses"): SORT
+// compares SUBJECT, FROM, TO and CC with i;ascii-casemap, which makes
+// letters upper case (RFC 4790 9.2), so "[" and "_" sort after the letters,
+// as in Dovecot; and a CC list opening with a group sorts by the group's
+// name, its first address's addr-mailbox (as Dovecot 2.3).
+func TestImaptestSortCasemap(t *testing.T) {
+	e := newEnv(t, nil)
+	mb := e.inbox()
+	for _, m := range []struct{ subject, cc string }{
+		{"a", "user2@domain2.org (foo bar)"}, // 1
+		{"_", "user2: blah@domain1.org;"},    // 2
+		{"[xyz]", "user1@domain1.org"},       // 3
+		{"C", "zed@domain1.org"},             // 4
+	} {
+		e.put(mb, "From: x@y.org\r\nCc: "+m.cc+"\r\nSubject: "+m.subject+"\r\n\r\nbody\r\n")
+	}
+	c := e.login()
+	c.ok("SELECT INBOX")
+	for cmd, want := range map[string]string{
+		"SORT (SUBJECT) US-ASCII ALL":         "* SORT 1 4 3 2\r\n",
+		"SORT (REVERSE SUBJECT) US-ASCII ALL": "* SORT 2 3 4 1\r\n",
+		"SORT (CC) US-ASCII ALL":              "* SORT 3 1 2 4\r\n",
+	} {
+		if un := c.ok("%s", cmd); un != want {
+			t.Errorf("%s: %q, want %q (as Dovecot 2.3)", cmd, un, want)
+		}
+	}
+}
+
+// TestImaptestLocalPartAddress (imaptest "sort-display-from",
+// "sort-display-to", "fetch-envelope"): an address that is a local part
+// alone ("From: d") is (NIL NIL "d" "MISSING_DOMAIN") in ENVELOPE and sorts
+// as such, as Dovecot 2.3 gives it, and one with an obsolete source route
+// ("<@route:user@domain>") is user@domain; both were NIL, the message
+// without a sender.
+func TestImaptestLocalPartAddress(t *testing.T) {
+	e := newEnv(t, nil)
+	mb := e.inbox()
+	for _, from := range []string{"foo bar <a@b.c>", "d", "b@c.d", "<@route:user@domain>", "Zed <@r1,@r2:z@q.org>"} {
+		e.put(mb, "From: "+from+"\r\nSubject: s\r\n\r\nbody\r\n")
+	}
+	c := e.login()
+	c.ok("SELECT INBOX")
+	un := c.ok("FETCH 2,4,5 ENVELOPE")
+	mustContain(t, "FETCH ENVELOPE", un,
+		`* 2 FETCH (UID 2 ENVELOPE (NIL "s" ((NIL NIL "d" "MISSING_DOMAIN"))`,
+		`* 4 FETCH (UID 4 ENVELOPE (NIL "s" ((NIL NIL "user" "domain"))`,
+		`* 5 FETCH (UID 5 ENVELOPE (NIL "s" (("Zed" NIL "z" "q.org"))`)
+	if un := c.ok("SORT (DISPLAYFROM) US-ASCII ALL"); un != "* SORT 3 2 1 4 5\r\n" {
+		t.Errorf("SORT (DISPLAYFROM): %q, want %q (as Dovecot 2.3)", un, "* SORT 3 2 1 4 5\r\n")
+	}
+	if un := c.ok("SEARCH FROM user@domain"); un != "* SEARCH 4\r\n" {
+		t.Errorf("SEARCH FROM user@domain: %q", un)
+	}
+}
