@@ -1,6 +1,7 @@
 package imapfront_test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -92,4 +93,66 @@ func TestImaptestLocalPartAddress(t *testing.T) {
 	if un := c.ok("SEARCH FROM user@domain"); un != "* SEARCH 4\r\n" {
 		t.Errorf("SEARCH FROM user@domain: %q", un)
 	}
+}
+
+// TestImaptestCondStore (imaptest "esearch-condstore"): the first
+// CONDSTORE-enabling command while a mailbox is selected is answered with
+// an untagged OK [HIGHESTMODSEQ] (RFC 7162 3.1), once; and an ESEARCH with
+// MIN and/or MAX only gives the MODSEQ of the messages it returns, not of
+// all found (RFC 4731 3.2), as Dovecot 2.3 does.
+func TestImaptestCondStore(t *testing.T) {
+	e := newEnv(t, nil)
+	mb := e.inbox()
+	for range 4 {
+		e.put(mb, "Subject: s\r\n\r\nbody\r\n")
+	}
+	c := e.login()
+	c.ok("SELECT INBOX")
+	un := c.ok("FETCH 1 MODSEQ")
+	if !regexp.MustCompile(`\* OK \[HIGHESTMODSEQ \d+\]`).MatchString(un) {
+		t.Fatalf("first FETCH MODSEQ: no untagged OK [HIGHESTMODSEQ]: %q", un)
+	}
+	if un := c.ok("FETCH 2 MODSEQ"); strings.Contains(un, "HIGHESTMODSEQ") {
+		t.Fatalf("second FETCH MODSEQ: HIGHESTMODSEQ again: %q", un)
+	}
+	modseq := map[int]string{}
+	for _, n := range []int{1, 3, 2, 4} {
+		un := c.ok("STORE %d +FLAGS \\Seen", n)
+		m := regexp.MustCompile(`MODSEQ \((\d+)\)`).FindStringSubmatch(un)
+		if m == nil {
+			t.Fatalf("STORE %d: no MODSEQ: %q", n, un)
+		}
+		modseq[n] = m[1]
+	}
+	for cmd, want := range map[string]string{
+		`SEARCH RETURN (MIN) 1:3 MODSEQ 1`:       "MIN 1 MODSEQ " + modseq[1],
+		`SEARCH RETURN (MAX) 1:3 MODSEQ 1`:       "MAX 3 MODSEQ " + modseq[3],
+		`SEARCH RETURN (MIN MAX) 2:3 MODSEQ 1`:   "MIN 2 MAX 3 MODSEQ " + modseq[2],
+		`SEARCH RETURN () 1:3 MODSEQ 1`:          "ALL 1:3 MODSEQ " + modseq[2],
+		`SEARCH RETURN (MIN COUNT) 1:4 MODSEQ 1`: "MIN 1 COUNT 4 MODSEQ " + modseq[4],
+	} {
+		if un := c.ok("%s", cmd); !strings.Contains(un, want+"\r\n") {
+			t.Errorf("%s: %q, want %q (as Dovecot 2.3)", cmd, un, want)
+		}
+	}
+	// A session selecting after CONDSTORE is on gets it at SELECT only.
+	c2 := e.login()
+	c2.ok("ENABLE CONDSTORE")
+	c2.ok("SELECT INBOX")
+	if un := c2.ok("FETCH 1 MODSEQ"); strings.Contains(un, "HIGHESTMODSEQ") {
+		t.Fatalf("FETCH MODSEQ after ENABLE CONDSTORE: HIGHESTMODSEQ again: %q", un)
+	}
+}
+
+// TestImaptestAddressList (imaptest "fetch-envelope", compared byte for
+// byte with Dovecot 2.3): an ENVELOPE's address list is "(" 1*address ")",
+// the addresses with no space between them (RFC 3501 9); it had one (FORK.md
+// change 47), which a strict parser of the grammar refuses.
+func TestImaptestAddressList(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put(e.inbox(), "From: a@x.org\r\nTo: A <a@x.org>, b@y.org\r\nCc: g: c@z.org;\r\nSubject: s\r\n\r\nbody\r\n")
+	c := e.login()
+	c.ok("SELECT INBOX")
+	un := c.ok("FETCH 1 ENVELOPE")
+	mustContain(t, "ENVELOPE", un, `(("A" NIL "a" "x.org")(NIL NIL "b" "y.org")) ((NIL NIL "g" NIL)(NIL NIL "c" "z.org")(NIL NIL NIL NIL))`)
 }
