@@ -18,7 +18,7 @@
 # replaced only when the build succeeded.
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
-out="$1"
+out="${1%/}"
 commit=924f619
 sum=b4d411eee9fc843cf3e791058996cfd292d91109c5b222465ae476e2ed8d837b
 tarball="$here/imaptest-$commit.tar.gz"
