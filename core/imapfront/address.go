@@ -53,7 +53,7 @@ func parseMailbox(s string) []imap.Address {
 		l, err = mail.ParseAddressList(cleanAddress(s))
 	}
 	if err != nil || len(l) != 1 {
-		return nil
+		return localOnly(s)
 	}
 	mailbox, host, ok := strings.Cut(l[0].Address, "@")
 	if !ok || mailbox == "" || host == "" {
@@ -64,13 +64,36 @@ func parseMailbox(s string) []imap.Address {
 
 var spaceAroundAt = regexp.MustCompile(`\s*([@.])\s*`)
 
+// missingDomain is the host of an address written without one ("From:
+// d"), as Dovecot 2.3 gives it (imaptest "sort-display-from").
+const missingDomain = "MISSING_DOMAIN"
+
+// localOnly reads an address that is a local part alone (one word, comments
+// aside): its mailbox with the host missingDomain, rather than no address
+// (an ENVELOPE of NIL From). Anything else gives none.
+func localOnly(s string) []imap.Address {
+	w := strings.TrimSpace(stripComments(s))
+	if w == "" || strings.ContainsAny(w, " \t<>@,;:\"()[]\\") {
+		return nil
+	}
+	return []imap.Address{{Mailbox: w, Host: missingDomain}}
+}
+
 // cleanAddress removes comments and, in the address proper, the folding
 // whitespace around "@" and "." that RFC 5322's obsolete syntax allows.
 func cleanAddress(s string) string {
 	s = stripComments(s)
 	if i := strings.LastIndexByte(s, '<'); i >= 0 {
 		if j := strings.IndexByte(s[i:], '>'); j >= 0 {
-			return s[:i] + "<" + strings.Join(strings.Fields(s[i+1:i+j]), "") + ">" + s[i+j+1:]
+			addr := strings.Join(strings.Fields(s[i+1:i+j]), "")
+			if strings.HasPrefix(addr, "@") {
+				// An obsolete source route ("<@route:user@host>", RFC 5322
+				// 4.4) is left out: the address is user@host.
+				if k := strings.IndexByte(addr, ':'); k >= 0 {
+					addr = addr[k+1:]
+				}
+			}
+			return s[:i] + "<" + addr + ">" + s[i+j+1:]
 		}
 	}
 	return spaceAroundAt.ReplaceAllString(strings.TrimSpace(s), "$1")
@@ -188,7 +211,8 @@ func hasGroup(value string) bool {
 }
 
 // envelopeGroups replaces the address lists of env that hold groups with
-// ones that keep them (go-message drops groups).
+// ones that keep them (go-message drops groups), and those go-message read
+// nothing from with what parseAddresses reads.
 func envelopeGroups(env *imap.Envelope, h gomessage.Header) {
 	for _, f := range []struct {
 		key string
@@ -198,7 +222,9 @@ func envelopeGroups(env *imap.Envelope, h gomessage.Header) {
 		if err != nil {
 			v = h.Get(f.key)
 		}
-		if v != "" && hasGroup(v) {
+		if v != "" && (hasGroup(v) || len(*f.l) == 0) {
+			// Groups, and fields go-message read no address from (a
+			// local part alone, a source route).
 			*f.l = parseAddresses(v)
 		}
 	}

@@ -24,6 +24,27 @@ func (s *session) condStore() bool {
 	return s.condstore || (s.conn != nil && s.conn.EnabledCaps().Has(imap.CapCondStore))
 }
 
+// enableCondStore turns CONDSTORE on for a CONDSTORE-enabling command
+// (RFC 7162 3.1). The first one while a mailbox is selected is answered
+// with an untagged OK [HIGHESTMODSEQ] too, as Dovecot does (imaptest
+// "esearch-condstore"): announceHighestModSeq, at the command's poll.
+func (s *session) enableCondStore() {
+	if !s.condStore() && s.sel != nil {
+		s.condstoreAnnounce = true
+	}
+	s.condstore = true
+}
+
+// announceHighestModSeq sends the selected mailbox's HIGHESTMODSEQ as the
+// session knows it, once, after enableCondStore asked for it.
+func (s *session) announceHighestModSeq(w *imapserver.UpdateWriter) error {
+	if !s.condstoreAnnounce || s.sel == nil {
+		return nil
+	}
+	s.condstoreAnnounce = false
+	return w.WriteHighestModSeq(s.sel.modseq)
+}
+
 // qresync reports whether the client enabled QRESYNC.
 func (s *session) qresync() bool {
 	return s.conn != nil && s.conn.EnabledCaps().Has(imap.CapQResync)
@@ -143,7 +164,7 @@ func (s *session) changeFlags(w *imapserver.FetchWriter, numSet imap.NumSet, ts 
 	v := s.sel
 	var since *uint64
 	if options != nil && options.Conditional {
-		s.condstore = true
+		s.enableCondStore()
 		since = &options.UnchangedSince
 	}
 	res, err := s.srv.st.StoreFlagsUnchangedSince(s.ctx(), v.mb.ID, uidsOf(ts), op, fl, since)

@@ -154,8 +154,8 @@ func TestEnvelopeGroups(t *testing.T) {
 	c.ok("SELECT INBOX")
 	un := c.ok("FETCH 1 ENVELOPE")
 	mustContain(t, "ENVELOPE", un,
-		`((NIL NIL "undisclosed-recipients" NIL) (NIL NIL NIL NIL))`,
-		`((NIL NIL "team" NIL) (NIL NIL "a" "x.test") ("B (b)" NIL "b" "y.test") (NIL NIL NIL NIL) (NIL NIL "c" "z.test"))`)
+		`((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL))`,
+		`((NIL NIL "team" NIL)(NIL NIL "a" "x.test")("B (b)" NIL "b" "y.test")(NIL NIL NIL NIL)(NIL NIL "c" "z.test"))`)
 }
 
 const binaryMsg = "From: a@example.test\r\nSubject: binary\r\nMIME-Version: 1.0\r\n" +

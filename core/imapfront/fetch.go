@@ -20,7 +20,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		return err
 	}
 	if options.ModSeq || options.ChangedSince != 0 {
-		s.condstore = true // RFC 7162 3.1
+		s.enableCondStore()
 	}
 	if options.Vanished {
 		// RFC 7162 3.2.6: first the UIDs expunged since, then the changes.

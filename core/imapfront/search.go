@@ -25,7 +25,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	needRaw := criteriaNeedRaw(criteria)
 	withModSeq := criteriaHasModSeq(criteria)
 	if withModSeq {
-		s.condstore = true // RFC 7162 3.1
+		s.enableCondStore()
 	}
 	now := time.Now()
 	var all []target
@@ -36,6 +36,8 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		data   imap.SearchData
 		seqSet imap.SeqSet
 		uidSet imap.UIDSet
+		// the MODSEQs of the first and the last message found
+		firstModSeq, lastModSeq uint64
 	)
 	for _, run := range v.chunks(all) {
 		msgs, err := v.messages(run, false, false)
@@ -59,6 +61,10 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 			if withModSeq {
 				// RFC 7162 3.1.5: the highest MODSEQ of the messages found.
 				data.ModSeq = max(data.ModSeq, m.ModSeq)
+				if firstModSeq == 0 {
+					firstModSeq = m.ModSeq
+				}
+				lastModSeq = m.ModSeq
 			}
 			num := run[i].seq
 			if kind == imapserver.NumKindUID {
@@ -79,6 +85,9 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		data.All = uidSet
 	} else {
 		data.All = seqSet
+	}
+	if withModSeq {
+		data.ModSeq = minMaxModSeq(data.ModSeq, firstModSeq, lastModSeq, options)
 	}
 	if options.ReturnSave {
 		v.searchRes = savedResult(uidSet, options)
@@ -111,6 +120,24 @@ func savedResult(found imap.UIDSet, options *imap.SearchOptions) imap.UIDSet {
 		out.AddNum(found[len(found)-1].Stop)
 	}
 	return out
+}
+
+// minMaxModSeq is the MODSEQ an ESEARCH answer carries: with MIN and/or
+// MAX but neither ALL nor COUNT, the highest of the messages returned (the
+// first found, the last found; RFC 4731 3.2, as Dovecot answers: imaptest
+// "esearch-condstore"), else highest, that of all found (RFC 7162 3.1.5).
+func minMaxModSeq(highest, first, last uint64, options *imap.SearchOptions) uint64 {
+	if options == nil || options.ReturnAll || options.ReturnCount || !(options.ReturnMin || options.ReturnMax) {
+		return highest
+	}
+	var m uint64
+	if options.ReturnMin {
+		m = first
+	}
+	if options.ReturnMax {
+		m = max(m, last)
+	}
+	return m
 }
 
 // criteriaHasModSeq reports whether a search uses the MODSEQ key.

@@ -28,6 +28,9 @@ type session struct {
 	conn   *imapserver.Conn
 	// condstore is set by a CONDSTORE-enabling command (condstore.go).
 	condstore bool
+	// condstoreAnnounce: CONDSTORE was turned on while a mailbox was
+	// selected; the next poll sends its HIGHESTMODSEQ (condstore.go).
+	condstoreAnnounce bool
 }
 
 var (
@@ -304,7 +307,7 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 
 func (s *session) statusData(mb *store.Mailbox, options *imap.StatusOptions) (*imap.StatusData, error) {
 	if options != nil && options.HighestModSeq {
-		s.condstore = true // RFC 7162 3.1
+		s.enableCondStore()
 	}
 	st, err := s.srv.st.Status(s.ctx(), mb.ID)
 	if err != nil {
@@ -470,7 +473,10 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if s.sel == nil {
 		return nil
 	}
-	return s.sel.sync(w, allowExpunge)
+	if err := s.sel.sync(w, allowExpunge); err != nil {
+		return err
+	}
+	return s.announceHighestModSeq(w)
 }
 
 // Idle implements imapserver.Session (RFC 2177): changes are written as

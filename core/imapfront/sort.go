@@ -186,7 +186,7 @@ func compareKey(a, b *sortMsg, key imapserver.SortKey) int {
 	case imapserver.SortKeySubject:
 		sa, _ := baseSubject(a.env.Subject)
 		sb, _ := baseSubject(b.env.Subject)
-		return strings.Compare(asciiLower(sa), asciiLower(sb))
+		return strings.Compare(asciiCasemap(sa), asciiCasemap(sb))
 	case imapserver.SortKeyFrom:
 		return strings.Compare(firstMailbox(a.env.From), firstMailbox(b.env.From))
 	case imapserver.SortKeyTo:
@@ -212,14 +212,15 @@ func cmpInt(a, b int64) int {
 }
 
 // firstMailbox is the addr-mailbox of the first address (RFC 5256 3, FROM,
-// TO, CC), for i;ascii-casemap comparison; "" when there is none.
+// TO, CC), for i;ascii-casemap comparison; "" when there is none. The first
+// address of a list opening with a group is the group's start, whose
+// addr-mailbox is the group's name, as Dovecot 2.3 takes it (imaptest
+// "sort-addresses").
 func firstMailbox(l []imap.Address) string {
-	for _, a := range l {
-		if !a.IsGroupStart() && !a.IsGroupEnd() {
-			return asciiLower(a.Mailbox)
-		}
+	if len(l) == 0 {
+		return ""
 	}
-	return ""
+	return asciiCasemap(l[0].Mailbox)
 }
 
 // firstDisplay is the DISPLAYFROM and DISPLAYTO sort value (RFC 5957 3):
@@ -252,7 +253,22 @@ func unicodeCasemap(s string) string {
 	return unorm.NFKD.String(strings.Map(unicode.ToTitle, s))
 }
 
-// asciiLower folds ASCII letters only (the i;ascii-casemap comparator).
+// asciiCasemap is the i;ascii-casemap comparator's key (RFC 4790 9.2: each
+// ASCII lower-case letter made upper case; keys compare as octets), the
+// comparator of SORT's SUBJECT, FROM, TO and CC (RFC 5256 3). Upper case,
+// not lower: "[" and "_" sort after the letters, as in Dovecot (imaptest
+// "sort-subject").
+func asciiCasemap(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - ('a' - 'A')
+		}
+	}
+	return string(b)
+}
+
+// asciiLower folds ASCII letters only, to match keywords ("re", "fwd").
 func asciiLower(s string) string {
 	b := []byte(s)
 	for i, c := range b {

@@ -732,6 +732,17 @@ func (w *UpdateWriter) WriteMailboxPermanentFlags(flags []imap.Flag) error {
 	return w.conn.writePermanentFlags(flags)
 }
 
+// WriteHighestModSeq writes an untagged OK [HIGHESTMODSEQ n], as a server
+// sends when the first CONDSTORE-enabling command comes while a mailbox is
+// selected (fork, FORK.md change 46; RFC 7162 3.1).
+func (w *UpdateWriter) WriteHighestModSeq(modSeq uint64) error {
+	enc := newResponseEncoder(w.conn)
+	defer enc.end()
+	enc.Atom("*").SP().Atom("OK").SP()
+	enc.Special('[').Atom("HIGHESTMODSEQ").SP().ModSeq(modSeq).Special(']').SP().Text("Highest")
+	return enc.CRLF()
+}
+
 // WriteMessageFlags writes a FETCH response with FLAGS.
 func (w *UpdateWriter) WriteMessageFlags(seqNum uint32, uid imap.UID, flags []imap.Flag) error {
 	fetchWriter := &FetchWriter{conn: w.conn}

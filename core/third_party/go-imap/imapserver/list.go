@@ -208,8 +208,13 @@ func readListMailbox(dec *imapwire.Decoder) (string, error) {
 	}
 	decoded, err := utf7.Decode(mailbox)
 	if err != nil {
-		// A client's mistake (RFC 3501 5.1.3), not the server's.
-		return "", newClientBugError("Mailbox pattern is not valid modified UTF-7")
+		// No mailbox name is invalid modified UTF-7 (RFC 3501 5.1.3), so
+		// the pattern matches none: given to the session marked as raw
+		// bytes (imap.RawMailboxMark, which no name begins with), the
+		// command answered OK with no mailbox, as Dovecot does (fork,
+		// FORK.md change 45; it was BAD, and imaptest's clients end the
+		// session at a BAD).
+		return imap.RawMailboxMark + mailbox, nil
 	}
 	return decoded, nil
 }

@@ -657,11 +657,21 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 		return true
 	}
 	if err != nil {
-		// A client's mistake (RFC 3501 5.1.3), not the server's.
-		return dec.Expect(false, "mailbox name in modified UTF-7")
+		// A name no mailbox can have (RFC 3501 5.1.3): answered NO, as
+		// Dovecot does, not BAD; the command was well formed, and
+		// imaptest's clients end the session at a BAD (Mailferry fork,
+		// FORK.md change 45).
+		return dec.returnErr(errInvalidMailboxName)
 	}
 	*ptr = decoded
 	return true
+}
+
+// errInvalidMailboxName answers a command naming a mailbox in invalid
+// modified UTF-7 (FORK.md change 45).
+var errInvalidMailboxName = &imap.Error{
+	Type: imap.StatusResponseTypeNo,
+	Text: "Mailbox name is not valid modified UTF-7",
 }
 
 func (dec *Decoder) ExpectUID(ptr *imap.UID) bool {
