@@ -1,7 +1,9 @@
 package imapfront_test
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -69,4 +71,84 @@ func TestSortHostileSubject(t *testing.T) {
 		t.Logf("%s: %v", cmd, took)
 	}
 	c.ok("NOOP")
+}
+
+// readUntilClosed reads what the server sends until it closes the
+// connection (or 20 s pass), whatever the client still sends meanwhile.
+func (c *conn) readUntilClosed() string {
+	c.t.Helper()
+	var sb strings.Builder
+	c.c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		l, err := c.r.ReadString('\n')
+		sb.WriteString(l)
+		if err != nil {
+			return sb.String()
+		}
+	}
+}
+
+// sendAll writes s from a goroutine of its own, so that a server that
+// closes the connection early does not block or fail the test; the
+// returned channel is closed when the write ended.
+func (c *conn) sendAll(s string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+		io.WriteString(c.c, s)
+	}()
+	return done
+}
+
+// TestCommandTooLong sends commands over the 50 KiB a command may hold:
+// a line, and a line of many small literals, which were all read into
+// memory (300 literals of 4,000 bytes answered OK). Each ends the
+// connection with * BYE [TOOBIG], and nothing the client sent after the
+// limit is taken for a command: the tail of an over-long quoted string
+// ("Z DELETE "Trash, closed by the string's own quote) was run as a
+// command of the user's session, and deleted Trash.
+func TestCommandTooLong(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.login()
+	c.ok("CREATE Trash")
+	c.ok("SELECT INBOX")
+	done := c.sendAll("t1 SEARCH TEXT \"" + strings.Repeat("a", 60000) + " DELETE \"Trash\"\r\nt2 NOOP\r\n")
+	got := c.readUntilClosed()
+	<-done
+	if !strings.HasPrefix(got, "* BYE [TOOBIG] ") || strings.Contains(got, "DELETE") || strings.Contains(got, "t2 ") {
+		t.Errorf("60,000 bytes in a quoted string: got %q, want * BYE [TOOBIG] and the connection closed", got)
+	}
+	if _, err := e.st.Mailbox(context.Background(), e.acct.ID, "Trash"); err != nil {
+		t.Errorf("Trash after the over-long command: %v", err)
+	}
+
+	c = e.login()
+	c.ok("SELECT INBOX")
+	var lits strings.Builder
+	lits.WriteString("t1 SEARCH")
+	for i := 0; i < 300; i++ {
+		lits.WriteString(" NOT TEXT {4000+}\r\n" + strings.Repeat("q", 4000))
+	}
+	lits.WriteString("\r\nt2 NOOP\r\n")
+	done = c.sendAll(lits.String())
+	got = c.readUntilClosed()
+	<-done
+	if !strings.HasPrefix(got, "* BYE [TOOBIG] ") || strings.Contains(got, "t1 ") || strings.Contains(got, "t2 ") {
+		t.Errorf("300 literals of 4,000 bytes: got %.300q, want * BYE [TOOBIG] and the connection closed", got)
+	}
+
+	// Within the limit, literals still count as before: 12 of 4,000 bytes.
+	c = e.login()
+	c.ok("SELECT INBOX")
+	lits.Reset()
+	c.tag++
+	fmt.Fprintf(&lits, "t%d SEARCH", c.tag)
+	for i := 0; i < 12; i++ {
+		lits.WriteString(" NOT TEXT {4000+}\r\n" + strings.Repeat("q", 4000))
+	}
+	c.send(lits.String() + "\r\n")
+	if _, tagged := c.until(fmt.Sprintf("t%d", c.tag)); !strings.Contains(tagged, " OK ") {
+		t.Errorf("12 literals of 4,000 bytes: %q", tagged)
+	}
 }
