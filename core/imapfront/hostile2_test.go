@@ -152,3 +152,49 @@ func TestCommandTooLong(t *testing.T) {
 		t.Errorf("12 literals of 4,000 bytes: %q", tagged)
 	}
 }
+
+// TestThreadDeepReferences threads messages whose References chain into
+// one thread hundreds of thousands deep, as anyone can send a user: one
+// message of 300,000 References (finding the root set walked up from
+// every container, minutes), then 25 messages of 1,000 each, each
+// continuing the last one's chain (25,000 deep). THREAD REFERENCES
+// answers, each message once, and the session goes on.
+func TestThreadDeepReferences(t *testing.T) {
+	e := newEnv(t, nil)
+	var refs strings.Builder
+	for i := 0; i < 300000; i++ {
+		fmt.Fprintf(&refs, " <%d@r>", i)
+	}
+	e.put(e.inbox(), "Message-ID: <big@t>\r\nSubject: big\r\nReferences:"+refs.String()+"\r\n\r\nbody\r\n")
+	c := e.login()
+	c.ok("SELECT INBOX")
+	start := time.Now()
+	un := c.ok("THREAD REFERENCES UTF-8 ALL")
+	t.Logf("one message of 300,000 References: %v, %.100q", time.Since(start), un)
+	if strings.TrimSpace(un) != "* THREAD (1)" {
+		t.Errorf("one message of 300,000 References: %.200q", un)
+	}
+
+	prev := "<big@t>"
+	for m := 0; m < 25; m++ {
+		refs.Reset()
+		refs.WriteString(" " + prev)
+		for i := 0; i < 999; i++ {
+			fmt.Fprintf(&refs, " <%d.%d@c>", m, i)
+		}
+		id := fmt.Sprintf("<m%d@t>", m)
+		e.put(e.inbox(), "Message-ID: "+id+"\r\nSubject: chain\r\nReferences:"+refs.String()+"\r\n\r\nbody\r\n")
+		prev = id
+	}
+	c.ok("NOOP") // told of the 25
+	start = time.Now()
+	un = c.ok("THREAD REFERENCES UTF-8 ALL")
+	t.Logf("25,000 deep: %v", time.Since(start))
+	line := strings.NewReplacer("(", " ", ")", " ").Replace(strings.TrimPrefix(strings.TrimSpace(un), "* THREAD"))
+	for n := 1; n <= 26; n++ {
+		if got := strings.Count(" "+line+" ", fmt.Sprintf(" %d ", n)); got != 1 {
+			t.Errorf("25,000 deep: message %d appears %d times: %.300s", n, got, un)
+		}
+	}
+	c.ok("NOOP")
+}

@@ -104,6 +104,9 @@ func (s *session) found(criteria *imap.SearchCriteria, refs bool, what string) (
 	return out, nil
 }
 
+// maxReferences is how many of a message's References THREAD takes.
+const maxReferences = 1000
+
 // references returns a message's References, or when it has none its
 // first In-Reply-To (RFC 5256 REFERENCES step 1), without angle brackets.
 func references(sm *searchMsg) (ids []string) {
@@ -114,6 +117,11 @@ func references(sm *searchMsg) (ids []string) {
 	}()
 	h := mail.Header{Header: gomessage.Header{Header: lenientHeader(sm.raw)}}
 	if ids, _ = h.MsgIDList("References"); len(ids) > 0 {
+		if len(ids) > maxReferences {
+			// The last ones, the closest ancestors: a message from
+			// outside may name millions, a container each.
+			ids = ids[len(ids)-maxReferences:]
+		}
 		return ids
 	}
 	if irt, _ := h.MsgIDList("In-Reply-To"); len(irt) > 0 {
