@@ -2,11 +2,15 @@ package imapfront_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"mailferry/core/imapfront"
 )
 
 // foldedSubject is a Subject field of n repeats of word, then n of tail,
@@ -198,3 +202,40 @@ func TestThreadDeepReferences(t *testing.T) {
 	}
 	c.ok("NOOP")
 }
+
+// TestStartTLSPipelined: a command sent in clear right behind STARTTLS
+// (CVE-2021-33515's kind: an attacker on the path injects it before the
+// handshake) is never answered inside TLS, where the client would take
+// the answer for one to its own command. The server reads what followed
+// STARTTLS as the start of the handshake, which then fails.
+func TestStartTLSPipelined(t *testing.T) {
+	cfg, err := imapfront.SelfSignedTLS(t.TempDir(), []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	insecure := false
+	e := newEnv(t, &envOpts{tls: cfg, insecure: &insecure})
+	c := e.dial()
+	c.send("a STARTTLS\r\nb CAPABILITY\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "a OK ") {
+		t.Fatalf("STARTTLS: %q", l)
+	}
+	tc := tls.Client(bufferedConn{c.c, c.r}, &tls.Config{InsecureSkipVerify: true})
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Logf("handshake: %v (the injected line was read as its start)", err)
+		return
+	}
+	tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if got, _ := io.ReadAll(tc); len(got) > 0 {
+		t.Errorf("inside TLS, before the client said anything: %q", got)
+	}
+}
+
+// bufferedConn reads what its reader buffered before the connection.
+type bufferedConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -85,4 +87,37 @@ func TestAuthenticatedSenderCanonical(t *testing.T) {
 			t.Errorf("MAIL FROM:<%s> as jörg@bücher.example: %v, want accepted %v", tc.from, err, tc.ok)
 		}
 	}
+}
+
+// TestStartTLSPipelined: commands sent in clear right behind STARTTLS
+// (CVE-2021-33515's kind, CVE-2011-0411 for SMTP: an attacker on the
+// path injects them before the handshake) are dropped, never answered
+// inside TLS, where the client would take the answers for its own.
+func TestStartTLSPipelined(t *testing.T) {
+	old := startOldSMTP(t, "")
+	e := newEnv(t, old.addr)
+	cfg, pool := testTLS(t)
+	rr := startRelay(t, e.st, relay.Options{TLSConfig: cfg})
+	r := dialRaw(t, rr.smtpAddr)
+	expectCode(t, r.reply(), "220")
+	expectCode(t, r.cmd("EHLO attacker.example"), "250")
+	if _, err := fmt.Fprintf(r.c, "STARTTLS\r\nMAIL FROM:<ceo@bank.example>\r\nRCPT TO:<%s>\r\n", alice); err != nil {
+		t.Fatal(err)
+	}
+	expectCode(t, r.reply(), "220")
+	tc := tls.Client(r.c, tlsClient(pool))
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if got, _ := io.ReadAll(tc); len(got) > 0 {
+		t.Fatalf("inside TLS, before the client said anything: %q", got)
+	}
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	r.c, r.br = tc, bufio.NewReader(tc)
+	// No transaction was begun by the injected MAIL: RCPT is out of
+	// order (go-smtp's 502 "Missing MAIL FROM command").
+	expectCode(t, r.cmd("EHLO attacker.example"), "250")
+	expectCode(t, r.cmd("RCPT TO:<"+alice+">"), "502")
 }
