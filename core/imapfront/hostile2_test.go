@@ -329,3 +329,29 @@ func TestSearchManyTextKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestLiteralPlusOver4096: a non-synchronizing literal of 5,000 bytes in
+// a SEARCH (as Roundcube sends a search string with LITERAL+) is read as
+// the string it is. It was refused as over 4,096 bytes while its bytes,
+// already sent, were then read as commands: a line of the search string
+// ("Z DELETE Trash") was run in the user's session.
+func TestLiteralPlusOver4096(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.login()
+	c.ok("CREATE Trash")
+	c.ok("SELECT INBOX")
+	e.put(e.inbox(), "Subject: x\r\n\r\nbody\r\n")
+	c.ok("NOOP")
+	lit := strings.Repeat("q", 4980) + "\r\nZ DELETE Trash\r\n"
+	c.tag++
+	tag := fmt.Sprintf("t%d", c.tag)
+	c.send(fmt.Sprintf("%s SEARCH NOT TEXT {%d+}\r\n%s\r\n", tag, len(lit), lit))
+	un, tagged := c.until(tag)
+	if !strings.Contains(tagged, " OK ") || strings.TrimSpace(un) != "* SEARCH 1" {
+		t.Errorf("SEARCH with a LITERAL+ of %d bytes: %q %q", len(lit), tagged, un)
+	}
+	c.ok("NOOP")
+	if _, err := e.st.Mailbox(context.Background(), e.acct.ID, "Trash"); err != nil {
+		t.Errorf("Trash after the search: %v", err)
+	}
+}

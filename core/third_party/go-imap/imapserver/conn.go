@@ -500,15 +500,12 @@ func (c *Conn) handleUnsubscribe(dec *imapwire.Decoder) error {
 	return c.session.Unsubscribe(name)
 }
 
+// checkBufferedLiteral accepts a literal read into memory. Its size is
+// bounded by the command's (the decoder's MaxSize counts literals, change
+// 48), not by 4,096 bytes each: a non-synchronizing literal refused here
+// had its bytes, already sent, read as commands (a line of a search string
+// run in the user's session).
 func (c *Conn) checkBufferedLiteral(size int64, nonSync bool) error {
-	if size > 4096 {
-		return &imap.Error{
-			Type: imap.StatusResponseTypeNo,
-			Code: imap.ResponseCodeTooBig,
-			Text: "Literals are limited to 4096 bytes for this command",
-		}
-	}
-
 	return c.acceptLiteral(size, nonSync)
 }
 
