@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -353,5 +354,84 @@ func TestLiteralPlusOver4096(t *testing.T) {
 	c.ok("NOOP")
 	if _, err := e.st.Mailbox(context.Background(), e.acct.ID, "Trash"); err != nil {
 		t.Errorf("Trash after the search: %v", err)
+	}
+}
+
+// TestStalledReaderBounded: a session that asks for 20 MB (FETCH 1:*
+// BODY[] of 500 messages of 40 KB) and never reads holds at most its
+// socket's buffers and one coalesced write (64 KiB) of the answer: the
+// server's heap does not grow by the answer, and another session of the
+// same user is answered meanwhile (coalesce.go, write deadlines).
+func TestStalledReaderBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	body := strings.Repeat("0123456789abcdef", 2560)
+	for i := 0; i < 500; i++ {
+		e.put(e.inbox(), fmt.Sprintf("Subject: m%d\r\n\r\n%s\r\n", i, body))
+	}
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+
+	stalled := e.login()
+	stalled.ok("SELECT INBOX")
+	stalled.send("s1 FETCH 1:* BODY[]\r\n")
+	time.Sleep(2 * time.Second) // the answer fills the sockets' buffers
+
+	other := e.login()
+	other.ok("SELECT INBOX")
+	start := time.Now()
+	other.ok("FETCH 1:10 (FLAGS BODY[])")
+	if tagged := other.appendMsg("INBOX", "", "Subject: during\r\n\r\nbody\r\n"); !strings.Contains(tagged, " OK ") {
+		t.Errorf("APPEND beside the stalled session: %q", tagged)
+	}
+	other.ok("NOOP")
+	t.Logf("the other session's FETCH, APPEND, NOOP: %v", time.Since(start))
+
+	var during runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&during)
+	grew := int64(during.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("heap: %d KB before, %d KB with the stalled answer (%+d KB)", before.HeapAlloc>>10, during.HeapAlloc>>10, grew>>10)
+	if grew > 8<<20 {
+		t.Errorf("the heap grew by %d KB while a 20 MB answer waited for its reader", grew>>10)
+	}
+}
+
+// TestHugeSequenceSets: sets written to the line's limit
+// ("1:4294967295," over and over, or 4,000 separate numbers) are merged as
+// they are read and answered at once, by sequence (BAD: beyond the
+// mailbox) and by UID, in FETCH, STORE, SEARCH and COPY.
+func TestHugeSequenceSets(t *testing.T) {
+	e := newEnv(t, nil)
+	for i := 0; i < 50; i++ {
+		e.put(e.inbox(), fmt.Sprintf("Subject: m%d\r\n\r\nbody\r\n", i))
+	}
+	c := e.login()
+	c.ok("CREATE Other")
+	c.ok("SELECT INBOX")
+	full := strings.TrimSuffix(strings.Repeat("1:4294967295,", 3800), ",")
+	var odd strings.Builder
+	for i := 1; i < 8000; i += 2 {
+		fmt.Fprintf(&odd, "%d,", i)
+	}
+	sparse := strings.TrimSuffix(odd.String(), ",")
+	for _, tc := range []struct{ cmd, want string }{
+		{"FETCH " + full + " FLAGS", "BAD"},
+		{"UID FETCH " + full + " FLAGS", "OK"},
+		{"UID FETCH " + sparse + " FLAGS", "OK"},
+		{"UID STORE " + sparse + " +FLAGS.SILENT (x)", "OK"},
+		{"SEARCH UID " + full, "OK"},
+		{"SEARCH " + sparse, "OK"},
+		{"UID COPY " + sparse + " Other", "OK"},
+	} {
+		start := time.Now()
+		got, all := c.status("%s", tc.cmd)
+		if got != tc.want {
+			t.Errorf("%.40s... (%d bytes): %.200s", tc.cmd, len(tc.cmd), all)
+		}
+		t.Logf("%.30s... (%d bytes): %s in %v", tc.cmd, len(tc.cmd), got, time.Since(start))
+	}
+	if un := c.ok("STATUS Other (MESSAGES)"); !strings.Contains(un, "MESSAGES 25") {
+		t.Errorf("after UID COPY of the odd UIDs: %q", un)
 	}
 }
