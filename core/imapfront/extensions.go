@@ -69,8 +69,8 @@ func (b *appendBatch) Add(r imap.LiteralReader, options *imap.AppendOptions) err
 	if err != nil {
 		return err
 	}
-	body := make([]byte, size)
-	if _, err := io.ReadFull(r, body); err != nil {
+	body, err := readLiteral(r, size)
+	if err != nil {
 		return fmt.Errorf("imapfront: read APPEND literal: %w", err)
 	}
 	m := &store.NewMessage{Flags: flags, InternalDate: options.Time, Body: body}
@@ -94,6 +94,28 @@ func (b *appendBatch) Add(r imap.LiteralReader, options *imap.AppendOptions) err
 	}
 	b.msgs = append(b.msgs, m)
 	return nil
+}
+
+// readLiteral reads a literal of size bytes into a buffer that grows as
+// they come (doubling, from 64 KiB, to size exactly): allocated at once
+// from the size announced, every session of a user could announce 64 MiB
+// and send them slowly, or not at all, and hold them all (eight such
+// APPENDs of 1,000 bytes each took 480 MB of heap).
+func readLiteral(r io.Reader, size int64) ([]byte, error) {
+	buf := make([]byte, 0, min(size, 64<<10))
+	for int64(len(buf)) < size {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(size, 2*int64(cap(buf))))
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := io.ReadFull(r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 func (b *appendBatch) Commit() (uint32, imap.UIDSet, error) {

@@ -435,3 +435,42 @@ func TestHugeSequenceSets(t *testing.T) {
 		t.Errorf("after UID COPY of the odd UIDs: %q", un)
 	}
 }
+
+// TestAppendAnnouncedNotHeld: APPENDs that announce messages of 60 MB
+// (under the 64 MiB limit) and send 1,000 bytes of them hold what they
+// sent, not what they announced: eight sessions took 480 MB of heap,
+// allocated at the announcement. A message sent whole is stored exact.
+func TestAppendAnnouncedNotHeld(t *testing.T) {
+	e := newEnv(t, nil)
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var conns []*conn
+	for i := 0; i < 8; i++ {
+		c := e.login()
+		c.send("a1 APPEND INBOX {60000000+}\r\n" + strings.Repeat("x", 1000))
+		conns = append(conns, c)
+	}
+	time.Sleep(time.Second) // for the sessions to read what was sent
+	runtime.GC()
+	var during runtime.MemStats
+	runtime.ReadMemStats(&during)
+	grew := int64(during.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("heap: %d KB before, %d KB with eight APPENDs of 60 MB announced (%+d KB)", before.HeapAlloc>>10, during.HeapAlloc>>10, grew>>10)
+	if grew > 32<<20 {
+		t.Errorf("eight APPENDs announcing 60 MB and sending 1,000 bytes each: the heap grew by %d MB", grew>>20)
+	}
+	for _, c := range conns {
+		c.c.Close()
+	}
+
+	c := e.login()
+	msg := "Subject: whole\r\n\r\n" + strings.Repeat("0123456789", 30000) + "\r\n"
+	if tagged := c.appendMsg("INBOX", "", msg); !strings.Contains(tagged, " OK ") {
+		t.Fatalf("APPEND of %d bytes: %q", len(msg), tagged)
+	}
+	c.ok("SELECT INBOX")
+	if got := literalOf(t, c.ok("FETCH 1 BODY.PEEK[]"), "BODY[]"); got != msg {
+		t.Errorf("the message stored: %d bytes, want the %d sent", len(got), len(msg))
+	}
+}
