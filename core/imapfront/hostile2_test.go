@@ -242,17 +242,23 @@ type bufferedConn struct {
 
 func (c bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// smallInbox is a server whose INBOX holds n small messages ("Subject:
+// m0"...), and a session logged in to it, nothing selected.
+func smallInbox(t *testing.T, n int) *conn {
+	e := newEnv(t, nil)
+	for i := 0; i < n; i++ {
+		e.put(e.inbox(), fmt.Sprintf("Subject: m%d\r\n\r\nbody\r\n", i))
+	}
+	return e.login()
+}
+
 // TestSearchNestedTooDeep: search keys nested past 100 levels of NOT, OR
 // or parentheses are answered BAD at once, in SEARCH, SORT and THREAD, and
 // the session goes on. Each level is a call of the matching per message:
 // 12,000 nested NOT (48 KB) took 0.65-3 s over 200 small messages, minutes
 // over a mailbox of 100,000. 100 levels still search.
 func TestSearchNestedTooDeep(t *testing.T) {
-	e := newEnv(t, nil)
-	for i := 0; i < 20; i++ {
-		e.put(e.inbox(), fmt.Sprintf("Subject: m%d\r\n\r\nbody\r\n", i))
-	}
-	c := e.login()
+	c := smallInbox(t, 20)
 	c.ok("SELECT INBOX")
 	for _, keys := range []string{
 		strings.Repeat("NOT ", 12000) + "ALL",
@@ -402,11 +408,7 @@ func TestStalledReaderBounded(t *testing.T) {
 // they are read and answered at once, by sequence (BAD: beyond the
 // mailbox) and by UID, in FETCH, STORE, SEARCH and COPY.
 func TestHugeSequenceSets(t *testing.T) {
-	e := newEnv(t, nil)
-	for i := 0; i < 50; i++ {
-		e.put(e.inbox(), fmt.Sprintf("Subject: m%d\r\n\r\nbody\r\n", i))
-	}
-	c := e.login()
+	c := smallInbox(t, 50)
 	c.ok("CREATE Other")
 	c.ok("SELECT INBOX")
 	full := strings.TrimSuffix(strings.Repeat("1:4294967295,", 3800), ",")

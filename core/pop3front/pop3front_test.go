@@ -9,13 +9,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"mailferry/core/store"
+	"mailferry/core/testkit"
 )
 
 const msg1 = "From: a@example.test\r\nSubject: one\r\n\r\nHello\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n"
@@ -639,15 +639,7 @@ func TestSTLSPipelined(t *testing.T) {
 	if l := p.line(); !strings.HasPrefix(l, "+OK") {
 		t.Fatalf("STLS: %q", l)
 	}
-	tc := tls.Client(p.c, &tls.Config{InsecureSkipVerify: true})
-	tc.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := tc.Handshake(); err != nil {
-		t.Fatalf("handshake: %v", err)
-	}
-	tc.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if got, _ := io.ReadAll(tc); len(got) > 0 {
-		t.Fatalf("inside TLS, before the client said anything: %q", got)
-	}
+	tc := testkit.QuietTLS(t, p.c, &tls.Config{InsecureSkipVerify: true})
 	tp := &conn{t: t, c: tc, r: newReader(tc)}
 	// The USER sent in clear was forgotten too: PASS alone is refused.
 	if r := tp.cmd("PASS " + pass); !strings.HasPrefix(r, "-ERR") {

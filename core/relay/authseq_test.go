@@ -4,21 +4,23 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"mailferry/core/relay"
+	"mailferry/core/testkit"
 )
 
-// AUTH inside a mail transaction is refused (RFC 4954 section 4): MAIL FROM
-// was judged as a stranger's, so AUTH after it would let a user send with
-// any sender address through the old server, which trusts us.
-func TestAuthDuringTransactionRefused(t *testing.T) {
+// ehloWithTLS starts an old server, a relay offering STARTTLS and a raw
+// session to its SMTP port past EHLO, in clear; pool trusts its
+// certificate.
+func ehloWithTLS(t *testing.T) (*oldSMTP, *rawConn, *x509.CertPool) {
+	t.Helper()
 	old := startOldSMTP(t, "")
 	e := newEnv(t, old.addr)
 	cfg, pool := testTLS(t)
@@ -26,6 +28,14 @@ func TestAuthDuringTransactionRefused(t *testing.T) {
 	r := dialRaw(t, rr.smtpAddr)
 	expectCode(t, r.reply(), "220")
 	expectCode(t, r.cmd("EHLO attacker.example"), "250")
+	return old, r, pool
+}
+
+// AUTH inside a mail transaction is refused (RFC 4954 section 4): MAIL FROM
+// was judged as a stranger's, so AUTH after it would let a user send with
+// any sender address through the old server, which trusts us.
+func TestAuthDuringTransactionRefused(t *testing.T) {
+	old, r, pool := ehloWithTLS(t)
 	expectCode(t, r.cmd("STARTTLS"), "220")
 	tc := tls.Client(r.c, tlsClient(pool))
 	tc.SetDeadline(time.Now().Add(10 * time.Second))
@@ -94,27 +104,12 @@ func TestAuthenticatedSenderCanonical(t *testing.T) {
 // path injects them before the handshake) are dropped, never answered
 // inside TLS, where the client would take the answers for its own.
 func TestStartTLSPipelined(t *testing.T) {
-	old := startOldSMTP(t, "")
-	e := newEnv(t, old.addr)
-	cfg, pool := testTLS(t)
-	rr := startRelay(t, e.st, relay.Options{TLSConfig: cfg})
-	r := dialRaw(t, rr.smtpAddr)
-	expectCode(t, r.reply(), "220")
-	expectCode(t, r.cmd("EHLO attacker.example"), "250")
+	_, r, pool := ehloWithTLS(t)
 	if _, err := fmt.Fprintf(r.c, "STARTTLS\r\nMAIL FROM:<ceo@bank.example>\r\nRCPT TO:<%s>\r\n", alice); err != nil {
 		t.Fatal(err)
 	}
 	expectCode(t, r.reply(), "220")
-	tc := tls.Client(r.c, tlsClient(pool))
-	tc.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := tc.Handshake(); err != nil {
-		t.Fatalf("handshake: %v", err)
-	}
-	tc.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if got, _ := io.ReadAll(tc); len(got) > 0 {
-		t.Fatalf("inside TLS, before the client said anything: %q", got)
-	}
-	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	tc := testkit.QuietTLS(t, r.c, tlsClient(pool))
 	r.c, r.br = tc, bufio.NewReader(tc)
 	// No transaction was begun by the injected MAIL: RCPT is out of
 	// order (go-smtp's 502 "Missing MAIL FROM command").
