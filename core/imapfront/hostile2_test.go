@@ -128,6 +128,18 @@ func TestCommandTooLong(t *testing.T) {
 	if _, err := e.st.Mailbox(context.Background(), e.acct.ID, "Trash"); err != nil {
 		t.Errorf("Trash after the over-long command: %v", err)
 	}
+	// The same in a command the server does not know (its line dropped
+	// after the handler: the rest went on as commands there too).
+	c = e.login()
+	done = c.sendAll("t1 XUNKNOWN \"" + strings.Repeat("a", 60000) + " DELETE \"Trash\"\r\nt2 NOOP\r\n")
+	got = c.readUntilClosed()
+	<-done
+	if !strings.HasPrefix(got, "* BYE [TOOBIG] ") || strings.Contains(got, "DELETE") || strings.Contains(got, "t2 ") {
+		t.Errorf("60,000 bytes in an unknown command: got %q, want * BYE [TOOBIG] and the connection closed", got)
+	}
+	if _, err := e.st.Mailbox(context.Background(), e.acct.ID, "Trash"); err != nil {
+		t.Errorf("Trash after the over-long unknown command: %v", err)
+	}
 
 	c = e.login()
 	c.ok("SELECT INBOX")

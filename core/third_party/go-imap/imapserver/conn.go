@@ -330,9 +330,12 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}
 	}
 
-	if errors.Is(err, imapwire.ErrMaxSize) || errors.Is(dec.Err(), imapwire.ErrMaxSize) {
+	dec.DiscardLine()
+
+	if dec.Exceeded() || errors.Is(err, imapwire.ErrMaxSize) || errors.Is(dec.Err(), imapwire.ErrMaxSize) {
 		// fork (FORK.md change 48): a command longer than maxCommandSize,
-		// its literals read into memory included, ends the connection, as
+		// its literals read into memory included, ends the connection
+		// (also when the handler stopped early and DiscardLine met it), as
 		// Dovecot's "Too long argument" does. Its rest was read as the next
 		// command: a string a client quotes from elsewhere (a webmail's
 		// search box) could end in a command of its own (Z DELETE
@@ -345,8 +348,6 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 			Text: fmt.Sprintf("Command too long (at most %d KiB, its literals included, APPEND's message aside)", maxCommandSize/1024),
 		})
 	}
-
-	dec.DiscardLine()
 
 	var (
 		resp    *imap.StatusResponse

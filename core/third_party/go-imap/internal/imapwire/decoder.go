@@ -97,6 +97,12 @@ func (dec *Decoder) returnErr(err error) bool {
 // ErrMaxSize is the decoder's error when what it read passed MaxSize.
 var ErrMaxSize = errors.New("imapwire: max size exceeded")
 
+// Exceeded reports whether the decoder met more than MaxSize bytes: it
+// stopped reading there, and what follows was not read (fork change 48).
+func (dec *Decoder) Exceeded() bool {
+	return dec.MaxSize > 0 && dec.readBytes > dec.MaxSize
+}
+
 func (dec *Decoder) readByte() (byte, bool) {
 	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize {
 		return 0, dec.returnErr(ErrMaxSize)
@@ -708,6 +714,7 @@ func (dec *Decoder) Literal(ptr *string) bool {
 	// literals of 4 KiB each was held whole, as many as a client sent.
 	if dec.MaxSize > 0 && dec.readBytes+lit.Size() > dec.MaxSize {
 		lit.cancel()
+		dec.readBytes = dec.MaxSize + 1 // Exceeded: its bytes are not read
 		return dec.returnErr(ErrMaxSize)
 	}
 	if dec.CheckBufferedLiteralFunc != nil {
