@@ -350,7 +350,8 @@ func TestSearchManyTextKeys(t *testing.T) {
 }
 
 // TestLiteralPlusOver4096: a non-synchronizing literal of 5,000 bytes in
-// a SEARCH (as Roundcube sends a search string with LITERAL+) is read as
+// a SEARCH (a search string holding line breaks or 8-bit text, sent with
+// LITERAL+) is read as
 // the string it is. It was refused as over 4,096 bytes while its bytes,
 // already sent, were then read as commands: a line of the search string
 // ("Z DELETE Trash") was run in the user's session.

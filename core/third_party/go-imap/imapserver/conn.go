@@ -335,12 +335,11 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	if dec.Exceeded() || errors.Is(err, imapwire.ErrMaxSize) || errors.Is(dec.Err(), imapwire.ErrMaxSize) {
 		// fork (FORK.md change 48): a command longer than maxCommandSize,
 		// its literals read into memory included, ends the connection
-		// (also when the handler stopped early and DiscardLine met it), as
-		// Dovecot's "Too long argument" does. Its rest was read as the next
-		// command: a string a client quotes from elsewhere (a webmail's
-		// search box) could end in a command of its own (Z DELETE
-		// "Trash, closed by the client's own quote), run in the user's
-		// session.
+		// (also when the handler stopped early and DiscardLine met it),
+		// so that nothing of its rest is read as a command. It was: a
+		// string a client quotes from elsewhere (a webmail's search box)
+		// could end in a command of its own (Z DELETE "Trash, closed by
+		// the client's own quote), run in the user's session.
 		c.state = imap.ConnStateLogout
 		return c.writeStatusResp("", &imap.StatusResponse{
 			Type: imap.StatusResponseTypeBye,
