@@ -489,3 +489,22 @@ func TestAppendAnnouncedNotHeld(t *testing.T) {
 		t.Errorf("the message stored: %d bytes, want the %d sent", len(got), len(msg))
 	}
 }
+
+// TestSASLResponseTooLong: an AUTHENTICATE response longer than the
+// server's line buffer (4,096 bytes) ends the connection with * BYE
+// [TOOBIG]: it was answered NO [SERVERBUG] Internal server error, and the
+// rest of the line read as commands.
+func TestSASLResponseTooLong(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.dial()
+	c.send("a AUTHENTICATE PLAIN\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("AUTHENTICATE PLAIN: %q", l)
+	}
+	done := c.sendAll(strings.Repeat("QUFB", 2500) + "\r\nb NOOP\r\n")
+	got := c.readUntilClosed()
+	<-done
+	if !strings.HasPrefix(got, "* BYE [TOOBIG] ") || strings.Contains(got, "b OK") || strings.Contains(got, "SERVERBUG") {
+		t.Errorf("a SASL response of 10,000 bytes: got %.300q, want * BYE [TOOBIG] and the connection closed", got)
+	}
+}
