@@ -43,6 +43,8 @@ type envOpts struct {
 	rateLimit imapfront.LoginRateLimit
 	// loginTimeout is Options.LoginTimeout.
 	loginTimeout time.Duration
+	// appendLimit is Options.AppendLimit.
+	appendLimit uint32
 	noAccount    bool
 	delim        rune
 	dir          string // of the store; "" means a temporary directory
@@ -97,6 +99,7 @@ func newEnv(t testing.TB, o *envOpts) *env {
 	e.srv, err = imapfront.New(&imapfront.Options{
 		Store: st, Migrator: o.migrator, Logger: quietLogger(), TLSConfig: o.tls,
 		AllowInsecureAuth: insecure, LoginRateLimit: rl, LoginTimeout: o.loginTimeout,
+		AppendLimit: o.appendLimit,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -495,3 +495,41 @@ func TestSASLResponseTooLong(t *testing.T) {
 		t.Errorf("a SASL response of 10,000 bytes: got %.300q, want * BYE [TOOBIG] and the connection closed", got)
 	}
 }
+
+// TestAppendsHeldPerAccount: an account's APPENDs in progress hold at most
+// twice APPENDLIMIT in memory (here 1 MiB, so 2 MiB): two sessions each
+// sending a message of 1,000,000 bytes, all but its last byte, hold it;
+// a third's is answered NO [LIMIT] (its bytes read and dropped), and
+// once the first two ended an APPEND goes through again. Every session of
+// a user could hold a whole message at once: 50 connections of a source,
+// 3 GiB at the 64 MiB limit.
+func TestAppendsHeldPerAccount(t *testing.T) {
+	e := newEnv(t, &envOpts{appendLimit: 1 << 20})
+	msg := "Subject: big\r\n\r\n" + strings.Repeat("x", 1000000-18) + "\r\n"
+	var held []*conn
+	for i := 0; i < 2; i++ {
+		c := e.login()
+		c.send(fmt.Sprintf("a1 APPEND INBOX {%d+}\r\n%s", len(msg), msg[:len(msg)-1]))
+		held = append(held, c)
+	}
+	time.Sleep(2 * time.Second) // for the server to read them
+	third := e.login()
+	third.send(fmt.Sprintf("a1 APPEND INBOX {%d+}\r\n%s\r\n", len(msg), msg))
+	if _, tagged := third.until("a1"); !strings.HasPrefix(tagged, "a1 NO [LIMIT] ") {
+		t.Errorf("a third APPEND of 1,000,000 bytes beside two: %q, want NO [LIMIT]", tagged)
+	}
+	third.ok("NOOP")
+	for _, c := range held {
+		c.send(msg[len(msg)-1:] + "\r\n")
+		if _, tagged := c.until("a1"); !strings.HasPrefix(tagged, "a1 OK ") {
+			t.Errorf("APPEND held while a third was refused: %q", tagged)
+		}
+	}
+	if tagged := third.appendMsg("INBOX", "", msg); !strings.Contains(tagged, " OK ") {
+		t.Errorf("APPEND once the others ended: %q", tagged)
+	}
+	third.ok("SELECT INBOX")
+	if got := literalOf(t, third.ok("FETCH 3 BODY.PEEK[]"), "BODY[]"); got != msg {
+		t.Errorf("the message stored: %d bytes, want the %d sent", len(got), len(msg))
+	}
+}
