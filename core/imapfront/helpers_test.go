@@ -45,9 +45,9 @@ type envOpts struct {
 	loginTimeout time.Duration
 	// appendLimit is Options.AppendLimit.
 	appendLimit uint32
-	noAccount    bool
-	delim        rune
-	dir          string // of the store; "" means a temporary directory
+	noAccount   bool
+	delim       rune
+	dir         string // of the store; "" means a temporary directory
 	// databaseURL keeps the store's metadata in this PostgreSQL database.
 	databaseURL string
 	// peer is another node: this env's store is on peer's database and
