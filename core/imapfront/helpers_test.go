@@ -43,16 +43,17 @@ type envOpts struct {
 	rateLimit imapfront.LoginRateLimit
 	// loginTimeout is Options.LoginTimeout.
 	loginTimeout time.Duration
-	// appendLimit is Options.AppendLimit.
-	appendLimit uint32
-	noAccount   bool
-	delim       rune
-	dir         string // of the store; "" means a temporary directory
+	noAccount    bool
+	delim        rune
+	dir          string // of the store; "" means a temporary directory
 	// databaseURL keeps the store's metadata in this PostgreSQL database.
 	databaseURL string
 	// peer is another node: this env's store is on peer's database and
 	// data directory, and makes no domain or account of its own.
 	peer *env
+
+	// appendLimit is Options.AppendLimit.
+	appendLimit uint32
 }
 
 func quietLogger() *slog.Logger {
