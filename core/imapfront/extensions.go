@@ -45,6 +45,15 @@ type appendBatch struct {
 	mb    *store.Mailbox
 	msgs  []*store.NewMessage
 	bytes int64
+	held  int64 // taken from the server's appendMem, given back by release
+}
+
+// release gives back what the batch holds of the server's appendMem.
+func (b *appendBatch) release() {
+	if b.held > 0 {
+		b.s.srv.appending.give(b.s.acct.ID, b.held)
+		b.held = 0
+	}
 }
 
 // maxBatch and maxBatchBytes bound the messages of one APPEND command
@@ -69,8 +78,18 @@ func (b *appendBatch) Add(r imap.LiteralReader, options *imap.AppendOptions) err
 	if err != nil {
 		return err
 	}
-	body := make([]byte, size)
-	if _, err := io.ReadFull(r, body); err != nil {
+	var refused error
+	body, err := readLiteral(r, size, func(n int64) bool {
+		if refused = s.srv.appending.take(s.acct.ID, n); refused != nil {
+			return false
+		}
+		b.held += n
+		return true
+	})
+	if refused != nil {
+		return refused // the fork reads and drops the rest of the literal
+	}
+	if err != nil {
 		return fmt.Errorf("imapfront: read APPEND literal: %w", err)
 	}
 	m := &store.NewMessage{Flags: flags, InternalDate: options.Time, Body: body}
@@ -90,14 +109,48 @@ func (b *appendBatch) Add(r imap.LiteralReader, options *imap.AppendOptions) err
 		if err != nil {
 			return s.storeErr(err, "APPEND")
 		}
+		s.srv.appending.give(s.acct.ID, int64(cap(n.Body)))
+		b.held -= int64(cap(n.Body))
 		n.Staged, n.Body = staged, nil
 	}
 	b.msgs = append(b.msgs, m)
 	return nil
 }
 
+// readLiteral reads a literal of size bytes into a buffer that grows as
+// they come (doubling, from 64 KiB, to size exactly): allocated at once
+// from the size announced, every session of a user could announce 64 MiB
+// and send them slowly, or not at all, and hold them all (eight such
+// APPENDs of 1,000 bytes each took 480 MB of heap). take is asked for
+// each allocation's bytes beyond the last one's; it stops the reading
+// (nil, nil) when it says no.
+func readLiteral(r io.Reader, size int64, take func(n int64) bool) ([]byte, error) {
+	buf := make([]byte, 0, min(size, 64<<10))
+	if !take(int64(cap(buf))) {
+		return nil, nil
+	}
+	for int64(len(buf)) < size {
+		if len(buf) == cap(buf) {
+			next := min(size, 2*int64(cap(buf)))
+			if !take(next - int64(cap(buf))) {
+				return nil, nil
+			}
+			grown := make([]byte, len(buf), next)
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := io.ReadFull(r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
 func (b *appendBatch) Commit() (uint32, imap.UIDSet, error) {
 	s := b.s
+	defer b.release()
 	var msgs []*store.Message
 	if len(b.msgs) == 1 {
 		m, err := s.appendOne(b.mb, b.msgs[0])
@@ -146,4 +199,7 @@ func (b *appendBatch) Commit() (uint32, imap.UIDSet, error) {
 
 // Abort drops the staged messages: their bytes are dead space in a pack
 // until store.Compact.
-func (b *appendBatch) Abort() { b.msgs = nil }
+func (b *appendBatch) Abort() {
+	b.msgs = nil
+	b.release()
+}

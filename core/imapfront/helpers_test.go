@@ -51,6 +51,9 @@ type envOpts struct {
 	// peer is another node: this env's store is on peer's database and
 	// data directory, and makes no domain or account of its own.
 	peer *env
+
+	// appendLimit is Options.AppendLimit.
+	appendLimit uint32
 }
 
 func quietLogger() *slog.Logger {
@@ -97,6 +100,7 @@ func newEnv(t testing.TB, o *envOpts) *env {
 	e.srv, err = imapfront.New(&imapfront.Options{
 		Store: st, Migrator: o.migrator, Logger: quietLogger(), TLSConfig: o.tls,
 		AllowInsecureAuth: insecure, LoginRateLimit: rl, LoginTimeout: o.loginTimeout,
+		AppendLimit: o.appendLimit,
 	})
 	if err != nil {
 		t.Fatal(err)

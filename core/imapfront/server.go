@@ -123,6 +123,8 @@ type Server struct {
 	closeOnce sync.Once
 	// selects is the mailboxes' states the last SELECTs read (selcache.go).
 	selects *selectCache
+	// appending bounds the APPENDed bytes sessions hold (appendmem.go).
+	appending *appendMem
 }
 
 // New makes a Server; it starts serving with Serve or ServeTLS.
@@ -144,6 +146,7 @@ func New(opts *Options) (*Server, error) {
 	if s.limit == 0 {
 		s.limit = 64 << 20
 	}
+	s.appending = newAppendMem(s.limit)
 	if s.auth == nil {
 		rl := opts.LoginRateLimit
 		var err error

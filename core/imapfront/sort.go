@@ -34,6 +34,9 @@ type sortMsg struct {
 	m    *store.Message
 	env  *imap.Envelope
 	refs []string // References, or the first In-Reply-To (THREAD)
+	// keys holds the string sort keys (sortString) of a SORT's criteria,
+	// by their place in it; computed once per message before sorting.
+	keys []string
 }
 
 // num is the message's number as the client asked: UID or sequence.
@@ -102,6 +105,9 @@ func (s *session) found(criteria *imap.SearchCriteria, refs bool, what string) (
 	return out, nil
 }
 
+// maxReferences is how many of a message's References THREAD takes.
+const maxReferences = 1000
+
 // references returns a message's References, or when it has none its
 // first In-Reply-To (RFC 5256 REFERENCES step 1), without angle brackets.
 func references(sm *searchMsg) (ids []string) {
@@ -112,6 +118,11 @@ func references(sm *searchMsg) (ids []string) {
 	}()
 	h := mail.Header{Header: gomessage.Header{Header: lenientHeader(sm.raw)}}
 	if ids, _ = h.MsgIDList("References"); len(ids) > 0 {
+		if len(ids) > maxReferences {
+			// The last ones, the closest ancestors: a message from
+			// outside may name millions, a container each.
+			ids = ids[len(ids)-maxReferences:]
+		}
 		return ids
 	}
 	if irt, _ := h.MsgIDList("In-Reply-To"); len(irt) > 0 {
@@ -131,9 +142,19 @@ func (s *session) Sort(kind imapserver.NumKind, criteria *imap.SearchCriteria, k
 	if options != nil && options.ReturnSave {
 		defer func() { s.sel.searchRes = sortSaved(msgs, options) }()
 	}
+	// Each message's string keys once, not at each of the sort's n log n
+	// comparisons: a base subject is a pass over the subject, a display
+	// name a Unicode decomposition, and a message from outside may hold a
+	// subject of megabytes.
+	for _, sm := range msgs {
+		sm.keys = make([]string, len(keys))
+		for i, k := range keys {
+			sm.keys[i] = sortString(sm, k.Key)
+		}
+	}
 	sort.SliceStable(msgs, func(i, j int) bool {
-		for _, k := range keys {
-			c := compareKey(msgs[i], msgs[j], k.Key)
+		for n, k := range keys {
+			c := compareKey(msgs[i], msgs[j], n, k.Key)
 			if k.Reverse {
 				c = -c
 			}
@@ -174,8 +195,9 @@ func sortSaved(msgs []*sortMsg, options *imap.SearchOptions) imap.UIDSet {
 	return out
 }
 
-// compareKey compares two messages by one sort key.
-func compareKey(a, b *sortMsg, key imapserver.SortKey) int {
+// compareKey compares two messages by the sort key at place n of a SORT's
+// criteria.
+func compareKey(a, b *sortMsg, n int, key imapserver.SortKey) int {
 	switch key {
 	case imapserver.SortKeyArrival:
 		return a.m.InternalDate.Compare(b.m.InternalDate)
@@ -183,22 +205,29 @@ func compareKey(a, b *sortMsg, key imapserver.SortKey) int {
 		return a.sentDate().Compare(b.sentDate())
 	case imapserver.SortKeySize:
 		return cmpInt(a.m.Size, b.m.Size)
-	case imapserver.SortKeySubject:
-		sa, _ := baseSubject(a.env.Subject)
-		sb, _ := baseSubject(b.env.Subject)
-		return strings.Compare(asciiCasemap(sa), asciiCasemap(sb))
-	case imapserver.SortKeyFrom:
-		return strings.Compare(firstMailbox(a.env.From), firstMailbox(b.env.From))
-	case imapserver.SortKeyTo:
-		return strings.Compare(firstMailbox(a.env.To), firstMailbox(b.env.To))
-	case imapserver.SortKeyCc:
-		return strings.Compare(firstMailbox(a.env.Cc), firstMailbox(b.env.Cc))
-	case imapserver.SortKeyDisplayFrom:
-		return strings.Compare(firstDisplay(a.env.From), firstDisplay(b.env.From))
-	case imapserver.SortKeyDisplayTo:
-		return strings.Compare(firstDisplay(a.env.To), firstDisplay(b.env.To))
 	}
-	return 0
+	return strings.Compare(a.keys[n], b.keys[n])
+}
+
+// sortString is a message's value for a sort key compared as a string:
+// SUBJECT, FROM, TO, CC, DISPLAYFROM and DISPLAYTO ("" for the others).
+func sortString(sm *sortMsg, key imapserver.SortKey) string {
+	switch key {
+	case imapserver.SortKeySubject:
+		s, _ := baseSubject(sm.env.Subject)
+		return asciiCasemap(s)
+	case imapserver.SortKeyFrom:
+		return firstMailbox(sm.env.From)
+	case imapserver.SortKeyTo:
+		return firstMailbox(sm.env.To)
+	case imapserver.SortKeyCc:
+		return firstMailbox(sm.env.Cc)
+	case imapserver.SortKeyDisplayFrom:
+		return firstDisplay(sm.env.From)
+	case imapserver.SortKeyDisplayTo:
+		return firstDisplay(sm.env.To)
+	}
+	return ""
 }
 
 func cmpInt(a, b int64) int {
@@ -309,7 +338,15 @@ func baseSubject(subject string) (base string, reply bool) {
 				}
 				break
 			}
-			if rest, ok := cutBlob(s); ok && rest != "" {
+			// Every leading blob that leaves something: the leader
+			// loop above, run again after one, would only fail again at
+			// the same place, a pass over the blobs each time (a subject
+			// of thousands of blobs took seconds).
+			for {
+				rest, ok := cutBlob(s)
+				if !ok || rest == "" {
+					break
+				}
 				s, changed = rest, true
 			}
 			if !changed {
@@ -348,13 +385,15 @@ func cutRefwd(s string) (string, bool) {
 		}
 		t = rest
 	}
-	l := asciiLower(t)
+	// Only the leader's letters are folded: folding the whole rest made
+	// each "Re:" a pass over the subject, one of "Re: " a megabyte long
+	// minutes of a core.
 	switch {
-	case strings.HasPrefix(l, "re"):
+	case hasPrefixFold(t, "re"):
 		t = t[2:]
-	case strings.HasPrefix(l, "fwd"):
+	case hasPrefixFold(t, "fwd"):
 		t = t[3:]
-	case strings.HasPrefix(l, "fw"):
+	case hasPrefixFold(t, "fw"):
 		t = t[2:]
 	default:
 		return s, false
@@ -367,4 +406,10 @@ func cutRefwd(s string) (string, bool) {
 		return s, false
 	}
 	return t[1:], true
+}
+
+// hasPrefixFold reports whether s begins with prefix, a lower-case ASCII
+// word, in any case.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && asciiLower(s[:len(prefix)]) == prefix
 }

@@ -179,33 +179,70 @@ func linkReferences(msgs []*sortMsg) []*node {
 			link(prev, n)
 		}
 	}
-	// Step 2: the root set.
+	// Step 2: the root set, the containers without a parent (each found
+	// once; walking up from every container to its root was quadratic in
+	// a chain's length: one message of 300,000 References, minutes).
 	var roots []*node
-	seen := map[*node]bool{}
 	for _, n := range ids {
-		r := n
-		for r.parent != nil {
-			r = r.parent
-		}
-		if !seen[r] {
-			seen[r] = true
-			roots = append(roots, r)
+		if n.parent == nil {
+			roots = append(roots, n)
 		}
 	}
-	return roots
+	return cutDeep(roots)
 }
 
-// reaches reports whether target is n or one of its descendants.
+// reaches reports whether target is n or one of its descendants, walking
+// up from target: a walk down n's descendants recursed as deep as the
+// chain (a chain of millions of containers, as References can write it,
+// could pass Go's stack limit, which ends the process, not the session).
 func (n *node) reaches(target *node) bool {
-	if n == target {
-		return true
+	if len(n.children) == 0 {
+		return n == target
 	}
-	for _, c := range n.children {
-		if c.reaches(target) {
+	for t := target; t != nil; t = t.parent {
+		if t == n {
 			return true
 		}
 	}
 	return false
+}
+
+// maxThreadDepth is how deep a thread may go; a container deeper becomes
+// a root of its own (cutDeep). What follows step 2 (prune, sortNodes,
+// data, the response's writer) recurses as deep as a thread goes, and
+// References chain into threads as deep as an attacker writes them.
+const maxThreadDepth = 10000
+
+// cutDeep makes the children of every container maxThreadDepth below a
+// root roots of their own, walking the threads without recursion, and
+// returns the roots.
+func cutDeep(roots []*node) []*node {
+	type at struct {
+		n     *node
+		depth int
+	}
+	stack := make([]at, 0, len(roots))
+	for _, r := range roots {
+		stack = append(stack, at{r, 0})
+	}
+	for len(stack) > 0 {
+		top := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		depth := top.depth + 1
+		children := top.n.children
+		if depth > maxThreadDepth {
+			top.n.children = nil
+			for _, c := range children {
+				c.parent = nil
+			}
+			roots = append(roots, children...)
+			depth = 0
+		}
+		for _, c := range children {
+			stack = append(stack, at{c, depth})
+		}
+	}
+	return roots
 }
 
 func link(parent, child *node) {

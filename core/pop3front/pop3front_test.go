@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"mailferry/core/store"
+	"mailferry/core/testkit"
 )
 
 const msg1 = "From: a@example.test\r\nSubject: one\r\n\r\nHello\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n"
@@ -624,4 +626,26 @@ func TestMaildropLockGoesWithAccount(t *testing.T) {
 			t.Fatal("the session of a deleted account still open 10 s later")
 		}
 	}
+}
+
+// TestSTLSPipelined: a command sent in clear right behind STLS
+// (CVE-2021-33515's kind: an attacker on the path injects it before the
+// handshake) is dropped, never answered inside TLS, where the client
+// would take the answer for one to its own command (RFC 2595 section 4).
+func TestSTLSPipelined(t *testing.T) {
+	e := newEnv(t, &envOpts{tls: testTLS(t), secure: true})
+	p := e.dial()
+	p.send("STLS\r\nUSER " + user + "\r\nCAPA\r\n")
+	if l := p.line(); !strings.HasPrefix(l, "+OK") {
+		t.Fatalf("STLS: %q", l)
+	}
+	tc := testkit.QuietTLS(t, p.c, &tls.Config{InsecureSkipVerify: true})
+	tp := &conn{t: t, c: tc, r: newReader(tc)}
+	// The USER sent in clear was forgotten too: PASS alone is refused.
+	if r := tp.cmd("PASS " + pass); !strings.HasPrefix(r, "-ERR") {
+		t.Errorf("PASS after a USER sent in clear before STLS: %q", r)
+	}
+	tp.ok("USER " + user)
+	tp.ok("PASS " + pass)
+	tp.ok("QUIT")
 }

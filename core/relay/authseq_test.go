@@ -4,19 +4,23 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"mailferry/core/relay"
+	"mailferry/core/testkit"
 )
 
-// AUTH inside a mail transaction is refused (RFC 4954 section 4): MAIL FROM
-// was judged as a stranger's, so AUTH after it would let a user send with
-// any sender address through the old server, which trusts us.
-func TestAuthDuringTransactionRefused(t *testing.T) {
+// ehloWithTLS starts an old server, a relay offering STARTTLS and a raw
+// session to its SMTP port past EHLO, in clear; pool trusts its
+// certificate.
+func ehloWithTLS(t *testing.T) (*oldSMTP, *rawConn, *x509.CertPool) {
+	t.Helper()
 	old := startOldSMTP(t, "")
 	e := newEnv(t, old.addr)
 	cfg, pool := testTLS(t)
@@ -24,6 +28,14 @@ func TestAuthDuringTransactionRefused(t *testing.T) {
 	r := dialRaw(t, rr.smtpAddr)
 	expectCode(t, r.reply(), "220")
 	expectCode(t, r.cmd("EHLO attacker.example"), "250")
+	return old, r, pool
+}
+
+// AUTH inside a mail transaction is refused (RFC 4954 section 4): MAIL FROM
+// was judged as a stranger's, so AUTH after it would let a user send with
+// any sender address through the old server, which trusts us.
+func TestAuthDuringTransactionRefused(t *testing.T) {
+	old, r, pool := ehloWithTLS(t)
 	expectCode(t, r.cmd("STARTTLS"), "220")
 	tc := tls.Client(r.c, tlsClient(pool))
 	tc.SetDeadline(time.Now().Add(10 * time.Second))
@@ -85,4 +97,22 @@ func TestAuthenticatedSenderCanonical(t *testing.T) {
 			t.Errorf("MAIL FROM:<%s> as jörg@bücher.example: %v, want accepted %v", tc.from, err, tc.ok)
 		}
 	}
+}
+
+// TestStartTLSPipelined: commands sent in clear right behind STARTTLS
+// (CVE-2021-33515's kind, CVE-2011-0411 for SMTP: an attacker on the
+// path injects them before the handshake) are dropped, never answered
+// inside TLS, where the client would take the answers for its own.
+func TestStartTLSPipelined(t *testing.T) {
+	_, r, pool := ehloWithTLS(t)
+	if _, err := fmt.Fprintf(r.c, "STARTTLS\r\nMAIL FROM:<ceo@bank.example>\r\nRCPT TO:<%s>\r\n", alice); err != nil {
+		t.Fatal(err)
+	}
+	expectCode(t, r.reply(), "220")
+	tc := testkit.QuietTLS(t, r.c, tlsClient(pool))
+	r.c, r.br = tc, bufio.NewReader(tc)
+	// No transaction was begun by the injected MAIL: RCPT is out of
+	// order (go-smtp's 502 "Missing MAIL FROM command").
+	expectCode(t, r.cmd("EHLO attacker.example"), "250")
+	expectCode(t, r.cmd("RCPT TO:<"+alice+">"), "502")
 }

@@ -190,3 +190,42 @@ func TestOldServerSplitsOnBareLF(t *testing.T) {
 		t.Fatalf("not the smuggled message:\n%q", got[0].Raw)
 	}
 }
+
+// TestBDATSplitCRLF forwards, from outside to bob (not moved), messages
+// sent in BDAT chunks that split a <CR><LF> between two chunks, and one
+// that ends in a bare <CR>: the wire form is taken over the whole message,
+// so a line end split between chunks reaches the old server as the
+// <CR><LF> it is (a stray <CR> made a space there would alter the mail),
+// and the final bare <CR> goes as a space, ending in <CR><LF>.
+func TestBDATSplitCRLF(t *testing.T) {
+	old := startOldSMTP(t, "")
+	e := newEnv(t, old.addr)
+	rr := startRelay(t, e.st, relay.Options{})
+	send := func(chunks ...string) {
+		t.Helper()
+		c := toBob(t, rr.smtpAddr, "sender.test")
+		for i, ch := range chunks {
+			last := ""
+			if i == len(chunks)-1 {
+				last = " LAST"
+			}
+			fmt.Fprintf(c.c, "BDAT %d%s\r\n%s", len(ch), last, ch)
+			expectCode(t, c.reply(), "250")
+		}
+		expectCode(t, c.cmd("QUIT"), "221")
+	}
+	split := []string{"From: a@elsewhere.test\r", "\nSubject: split\r", "\n\r", "\nline one\r", "\n.\r", "\n"}
+	send(split...)
+	send("From: a@elsewhere.test\r\nSubject: bare cr\r\n\r\nends in\r")
+	got := old.messages()
+	if len(got) != 2 {
+		t.Fatalf("the old server got %d messages, want 2", len(got))
+	}
+	// After our Received field, the bytes as sent.
+	if want := strings.Join(split, ""); !strings.HasSuffix(string(got[0].Data), "\r\n"+want) {
+		t.Errorf("CRLF split between chunks: the old server got %q, want it to end in %q", got[0].Data, want)
+	}
+	if want := "\r\nFrom: a@elsewhere.test\r\nSubject: bare cr\r\n\r\nends in \r\n"; !strings.HasSuffix(string(got[1].Data), want) || hasStray(got[1].Data) {
+		t.Errorf("ending in a bare CR: the old server got %q, want it to end in %q", got[1].Data, want)
+	}
+}

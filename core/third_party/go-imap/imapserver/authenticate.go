@@ -96,7 +96,15 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 		if err != nil {
 			return err
 		} else if isPrefix {
-			return fmt.Errorf("SASL response too long")
+			// fork (FORK.md change 50): the rest of the line is not read
+			// as commands, and the client is told why (it was answered
+			// NO [SERVERBUG] Internal server error, the rest then read as
+			// commands).
+			return &imap.Error{
+				Type: imap.StatusResponseTypeBye,
+				Code: imap.ResponseCodeTooBig,
+				Text: fmt.Sprintf("SASL response too long (at most %d bytes)", c.br.Size()),
+			}
 		} else if string(encodedResp) == "*" {
 			return &imap.Error{
 				Type: imap.StatusResponseTypeBad,

@@ -331,8 +331,25 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	}
 
 	dec.DiscardLine()
-	if errors.Is(err, imapwire.ErrMaxSize) || errors.Is(dec.Err(), imapwire.ErrMaxSize) {
-		return c.tooLong(tag) // fork: toolong.go
+	if dec.LiteralExceeded() {
+		// fork (FORK.md change 48): a literal that would take the command
+		// past maxCommandSize ends the connection. A non-synchronizing
+		// literal's bytes follow at once and could not be told from
+		// commands (a string a client quotes from elsewhere, a webmail's
+		// search box, could hold a line of its own, Z DELETE Trash, run in
+		// the user's session).
+		c.state = imap.ConnStateLogout
+		return c.writeStatusResp("", &imap.StatusResponse{
+			Type: imap.StatusResponseTypeBye,
+			Code: imap.ResponseCodeTooBig,
+			Text: fmt.Sprintf("Command too long (at most %d KiB, its literals included, APPEND's message aside)", maxCommandSize/1024),
+		})
+	}
+	if dec.Exceeded() || errors.Is(err, imapwire.ErrMaxSize) {
+		// fork (FORK.md change 44): the rest of an over-long line is
+		// dropped, never read as commands (also when the handler stopped
+		// early with another error and DiscardLine met the bound).
+		return c.tooLong(tag) // toolong.go
 	}
 
 	var (
@@ -487,15 +504,12 @@ func (c *Conn) handleUnsubscribe(dec *imapwire.Decoder) error {
 	return c.session.Unsubscribe(name)
 }
 
+// checkBufferedLiteral accepts a literal read into memory. Its size is
+// bounded by the command's (the decoder's MaxSize counts literals, change
+// 48), not by 4,096 bytes each: a non-synchronizing literal refused here
+// had its bytes, already sent, read as commands (a line of a search string
+// run in the user's session).
 func (c *Conn) checkBufferedLiteral(size int64, nonSync bool) error {
-	if size > 4096 {
-		return &imap.Error{
-			Type: imap.StatusResponseTypeNo,
-			Code: imap.ResponseCodeTooBig,
-			Text: "Literals are limited to 4096 bytes for this command",
-		}
-	}
-
 	return c.acceptLiteral(size, nonSync)
 }
 
