@@ -6,8 +6,12 @@
 //     a fresh temporary directory; [Stop] (called from TestMain) stops it
 //     and deletes the directory, and the server is killed with the test
 //     process if that dies first (Linux: parent-death signal).
-//   - Each test gets a fresh bucket name ([Server.Bucket]); the store makes
-//     the bucket itself.
+//   - Each test gets a fresh bucket ([Server.Bucket]), made and written to
+//     once (the object deleted again) before the test sees it: SeaweedFS
+//     grows a new bucket's volumes at its first write, and a PUT soon after
+//     the bucket was made fails now and then with 500 InternalError when
+//     other writes go on beside it (seaweedfs/seaweedfs#11031), which the
+//     store's first write (its claim on the bucket) met under load.
 //   - The weed binary is $MAILFERRY_WEED, else bin/tools/weed-<Version>/weed
 //     under the module root (`make weed` builds it there). Without it the
 //     test is skipped with the reason, unless MAILFERRY_REQUIRE_S3=1 (`make
@@ -101,9 +105,15 @@ func Stop() {
 	}
 }
 
-// Bucket returns a bucket name no other test of this binary uses.
+// Bucket returns a bucket no other test of this binary uses, made and
+// written to once (see the package doc), empty.
 func (s *Server) Bucket(t testing.TB) string {
-	return fmt.Sprintf("t%d-%d", os.Getpid(), buckets.Add(1))
+	t.Helper()
+	name := fmt.Sprintf("t%d-%d", os.Getpid(), buckets.Add(1))
+	if err := s.ready(name, 2*time.Minute, false); err != nil {
+		t.Fatalf("s3test: bucket %s: %v", name, err)
+	}
+	return name
 }
 
 // Binary finds the weed binary (see the package doc).
@@ -282,6 +292,12 @@ func (s *Server) stop() {
 // warm writes one object, so that SeaweedFS has grown its first volume
 // (which takes seconds) before a test's first PUT, whose timeout is short.
 func (s *Server) warm(limit time.Duration) error {
+	return s.ready("warmup", limit, true)
+}
+
+// ready makes a bucket and writes an object to it until a write succeeds
+// or limit passes; the object is deleted again unless keep.
+func (s *Server) ready(bucket string, limit time.Duration, keep bool) error {
 	c, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""), Region: "us-east-1"})
 	if err != nil {
 		return err
@@ -289,9 +305,12 @@ func (s *Server) warm(limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	for {
-		err := c.MakeBucket(ctx, "warmup", minio.MakeBucketOptions{})
+		err := c.MakeBucket(ctx, bucket, minio.MakeBucketOptions{})
 		if err == nil || minio.ToErrorResponse(err).Code == "BucketAlreadyOwnedByYou" {
-			_, err = c.PutObject(ctx, "warmup", "x", strings.NewReader("warm"), 4, minio.PutObjectOptions{})
+			_, err = c.PutObject(ctx, bucket, "x", strings.NewReader("warm"), 4, minio.PutObjectOptions{})
+		}
+		if err == nil && !keep {
+			err = c.RemoveObject(ctx, bucket, "x", minio.RemoveObjectOptions{})
 		}
 		if err == nil {
 			return nil
