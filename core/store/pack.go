@@ -100,6 +100,9 @@ type packs struct {
 	// directQueue), free the buffers no write uses but buf.
 	fls  []*directFlush
 	free [][]byte
+	// mapped are the buffers mapped outside the Go heap
+	// (newBufferLocked), given back at close.
+	mapped [][]byte
 	// wrapDirect (tests) stands between this Store and each direct
 	// handle, as wrap does for the ordinary one.
 	wrapDirect func(*os.File) packFile
@@ -529,6 +532,7 @@ func (p *packs) close() {
 		p.w.Close()
 		p.w = nil
 	}
+	p.unmapBuffers()
 	p.wmu.Unlock()
 	p.syncMu.Unlock()
 }
