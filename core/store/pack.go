@@ -100,9 +100,6 @@ type packs struct {
 	// directQueue), free the buffers no write uses but buf.
 	fls  []*directFlush
 	free [][]byte
-	// mapped are the buffers mapped outside the Go heap
-	// (newBufferLocked), given back at close.
-	mapped [][]byte
 	// wrapDirect (tests) stands between this Store and each direct
 	// handle, as wrap does for the ordinary one.
 	wrapDirect func(*os.File) packFile
@@ -532,7 +529,6 @@ func (p *packs) close() {
 		p.w.Close()
 		p.w = nil
 	}
-	p.unmapBuffers()
 	p.wmu.Unlock()
 	p.syncMu.Unlock()
 }

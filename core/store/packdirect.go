@@ -95,7 +95,7 @@ type directFlush struct {
 }
 
 // alignedBuffer returns an empty slice of capacity n whose first byte is
-// directAlign-aligned in memory, in the Go heap (mapBuffer's fallback).
+// directAlign-aligned in memory.
 func alignedBuffer(n int) []byte {
 	b := make([]byte, n+directAlign)
 	skip := (directAlign - int(uintptr(unsafe.Pointer(&b[0]))%directAlign)) % directAlign
@@ -120,7 +120,7 @@ func (p *packs) startDirect(name string) {
 	}
 	p.dw = w
 	if p.buf == nil {
-		p.buf = p.newBufferLocked()
+		p.buf = alignedBuffer(directBufSize)
 	}
 	p.buf = p.buf[:0]
 }
@@ -244,30 +244,7 @@ func (p *packs) bufferFreeLocked() []byte {
 		p.free = p.free[:n-1]
 		return b[:0]
 	}
-	return p.newBufferLocked()
-}
-
-// newBufferLocked returns a new empty direct-write buffer of
-// directBufSize bytes: mapped outside the Go heap where the system allows
-// (mapBuffer), so that the garbage collector neither counts it in the
-// live heap (its goal, twice the live heap at GOGC 100, grew by two bytes
-// for each buffered one) nor scans it; else from the heap. The buffers
-// are this packs' until close (unmapBuffers). The caller holds wmu.
-func (p *packs) newBufferLocked() []byte {
-	if b := mapBuffer(directBufSize); b != nil {
-		p.mapped = append(p.mapped, b)
-		return b[:0]
-	}
 	return alignedBuffer(directBufSize)
-}
-
-// unmapBuffers gives the mapped buffers back to the system. The caller
-// holds wmu, and no write is queued (stopDirect): nothing uses them.
-func (p *packs) unmapBuffers() {
-	for _, b := range p.mapped {
-		unmapBuffer(b)
-	}
-	p.mapped, p.buf, p.free = nil, nil, nil
 }
 
 // queueLocked queues the direct write of b, whole blocks at flushed in

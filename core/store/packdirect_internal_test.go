@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -473,48 +472,5 @@ func TestPackDirectQueuedWriteFailure(t *testing.T) {
 	}
 	for _, b := range after {
 		mustServe(t, s, b)
-	}
-}
-
-// The direct writes' buffers are outside the Go heap: with directQueue
-// writes queued and another buffer being filled, the live heap holds none
-// of their bytes (it held (directQueue+1) MiB, which the collector's goal
-// doubled: about a tenth of `mailferry migrate`'s peak RSS). Close gives
-// them back, and the bytes are served exactly.
-func TestPackDirectBuffersOutsideHeap(t *testing.T) {
-	s, inbox, began, release, _ := gatedStore(t, nil)
-	var bodies [][]byte
-	for i := range directQueue {
-		bodies = append(bodies, fbody(uint64(10+i), directBufSize-1000), fbody(uint64(50+i), 3000))
-	}
-	bodies = append(bodies, fbody(99, directBufSize/2)) // into the buffer after the queued ones
-	live := func() uint64 {
-		var m runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
-	before := live()
-	r := stagedWithin(t, stageAll(s, bodies), release, "the appends waited for the direct writes")
-	if r.err != nil {
-		close(release)
-		t.Fatal(r.err)
-	}
-	<-began
-	held := live()
-	s.packs.wmu.Lock()
-	queued, mapped := len(s.packs.fls), len(s.packs.mapped)
-	s.packs.wmu.Unlock()
-	close(release)
-	if held > before && held-before >= directBufSize/2 {
-		t.Fatalf("the live heap grew by %d bytes while %d direct-write buffers were in use: want them outside it", held-before, directQueue+1)
-	}
-	if queued != directQueue || mapped != directQueue+1 {
-		t.Fatalf("%d writes queued, %d buffers mapped: want %d and %d", queued, mapped, directQueue, directQueue+1)
-	}
-	appendServed(t, s, inbox, r.b, bodies)
-	s.Close()
-	if s.packs.mapped != nil || s.packs.buf != nil || s.packs.free != nil {
-		t.Fatal("buffers still held after Close")
 	}
 }
