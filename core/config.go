@@ -76,6 +76,9 @@ type Config struct {
 	// MigrateConnections how many old-server connections each uses (default 2).
 	MigrateAccounts    int `json:"migrate_accounts,omitempty"`
 	MigrateConnections int `json:"migrate_connections,omitempty"`
+	// WriterCacheKiB is store.Options.WriterCacheKiB (not read from the
+	// file: `mailferry migrate` sets it).
+	WriterCacheKiB int `json:"-"`
 	// NodeName names this node among several `mailferry serve` on one
 	// database (database_url): in `mailferry status`, the nodes table and
 	// the copy leases it holds. Default the host name and the data

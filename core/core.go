@@ -84,6 +84,8 @@ func Open(cfg Config) (*Core, error) {
 		LoginCache:  time.Duration(cfg.LoginCacheSeconds) * time.Second,
 		DatabaseURL: cfg.DatabaseURL,
 		Objects:     objects,
+		// (SQLite only.)
+		WriterCacheKiB: cfg.WriterCacheKiB,
 	})
 	if err != nil {
 		return nil, err

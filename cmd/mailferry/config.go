@@ -116,9 +116,18 @@ func (c *common) load(stderr io.Writer) (core.Config, error) {
 
 // open opens the core for an admin command (no listeners).
 func (c *common) open(stderr io.Writer) (*core.Core, error) {
+	return c.openWith(stderr, nil)
+}
+
+// openWith is open with the configuration changed by tune (if not nil)
+// once it is loaded.
+func (c *common) openWith(stderr io.Writer, tune func(*core.Config)) (*core.Core, error) {
 	cfg, err := c.load(stderr)
 	if err != nil {
 		return nil, err
+	}
+	if tune != nil {
+		tune(&cfg)
 	}
 	// A bad configuration is the caller's to fix (exit 2); anything else
 	// core.Open meets is a failure (exit 1).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"mailferry/core"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -65,5 +66,16 @@ func TestMigrateSetsProcs(t *testing.T) {
 	run("a@example.test,pw\n")
 	if got := runtime.GOMAXPROCS(0); got != 4 {
 		t.Errorf("one user, GOMAXPROCS=4 set: GOMAXPROCS %d, want 4", got)
+	}
+}
+
+// `mailferry migrate` bounds its SQLite writer's page cache
+// (migrateWriterCacheKiB), which grew with the database through a copy;
+// every other command keeps the store's own.
+func TestMigrateConfig(t *testing.T) {
+	var cfg core.Config
+	migrateConfig(&cfg)
+	if cfg.WriterCacheKiB != migrateWriterCacheKiB || migrateWriterCacheKiB <= 0 || migrateWriterCacheKiB > 4000 {
+		t.Fatalf("migrate's writer cache %d KiB, want %d (a few MB at most)", cfg.WriterCacheKiB, migrateWriterCacheKiB)
 	}
 }

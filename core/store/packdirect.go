@@ -78,11 +78,15 @@ const directBufSize = 1 << 20
 
 // directQueue is how many full buffers' direct writes may be queued at
 // once (packs.fls); memory holds one more buffer, the one appended to.
-// Three, not four: measured on a quiet machine (session 15, pinned 964 MB
-// `mailferry migrate`, five runs by turns) four gave a peak RSS of
-// 61.4-65.9 MB, past issue 17's 64 MB, three 58.0-63.1 MB, for a wall of
-// 2.97 against 2.93 s (main, one write in flight: 3.26 s, 50-54 MB).
-const directQueue = 3
+// Session 15 measured four on a quiet machine (pinned 964 MB `mailferry
+// migrate`, five runs by turns): a wall of 2.93 against 2.97 s with three
+// (one write in flight: 3.26 s), but a peak RSS of 61.4-65.9 MB, past
+// issue 17's 64 MB (three: 58.0-63.1 MB), so it kept three. Since
+// `mailferry migrate` bounds its SQLite writer's page cache
+// (Options.WriterCacheKiB), which had grown with the database, four take
+// 52.1-54.6 MB in the same copy (session 16, five runs at load 13-18;
+// three before that bound 56.0-58.4 MB).
+const directQueue = 4
 
 // directFlush is a queued direct write (queueLocked).
 type directFlush struct {

@@ -129,6 +129,14 @@ type Options struct {
 	Summarize func(raw []byte) (envelope, structure []byte)
 	// Readers is the size of the read connection pool; 0 means 4.
 	Readers int
+	// WriterCacheKiB bounds the page cache of the connection that writes
+	// (SQLite), in KiB; 0 means sqliteCacheKiB, as every connection's.
+	// SQLite's cache grows with the pages a connection touches up to its
+	// bound, so the writer's grows with the database: `mailferry
+	// migrate` sets a small one, so that its peak RSS does not grow with
+	// the mailbox's size (README, "mailferry migrate, the whole process").
+	// PostgreSQL: no effect.
+	WriterCacheKiB int
 	// PackSize is the size at which a pack file of message bytes is full
 	// and the next one is started; 0 means 256 MiB.
 	PackSize int64
@@ -298,6 +306,10 @@ func (s *Store) identify(ctx context.Context) error {
 	return nil
 }
 
+// sqliteCacheKiB is the page cache of each SQLite connection, in KiB
+// (PRAGMA cache_size), but the writer's with Options.WriterCacheKiB.
+const sqliteCacheKiB = 16000
+
 // openSQLite opens the store with its metadata in the SQLite file at path.
 func openSQLite(path string, opts *Options) (*Store, error) {
 	// SQLite would create the database 0644 (less the umask), and its
@@ -315,13 +327,16 @@ func openSQLite(path string, opts *Options) (*Store, error) {
 		// mail acknowledged to a client (APPEND, SMTP 250) survives a power
 		// loss; NORMAL would only survive a process crash.
 		"_synchronous": {"FULL"},
-		"_cache_size":  {"-16000"},
+		"_cache_size":  {strconv.Itoa(-sqliteCacheKiB)},
 		// Prepared statements are kept per connection, not made anew per query.
 		"_stmt_cache_size": {"64"},
 	}
 	wq := url.Values{"_txlock": {"immediate"}}
 	for k, v := range common {
 		wq[k] = v
+	}
+	if opts.WriterCacheKiB > 0 {
+		wq.Set("_cache_size", strconv.Itoa(-opts.WriterCacheKiB))
 	}
 	var err error
 	s.ckpt = newCheckpointer(path)
