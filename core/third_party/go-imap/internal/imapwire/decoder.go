@@ -68,6 +68,10 @@ type Decoder struct {
 	// fork: a read refused past MaxSize (change 44), a literal refused
 	// for it (change 48)
 	exceeded, literalExceeded bool
+	// tail holds the last bytes read within 32 of MaxSize, for a line
+	// cut there: whether it was cut in a literal's announcement
+	// (Mailferry review, FORK.md change 44)
+	tail []byte
 }
 
 // NewDecoder creates a new decoder.
@@ -80,6 +84,16 @@ func (dec *Decoder) mustUnreadByte() {
 		panic(fmt.Errorf("imapwire: failed to unread byte: %v", err))
 	}
 	dec.readBytes--
+	if len(dec.tail) > 0 {
+		dec.tail = dec.tail[:len(dec.tail)-1]
+	}
+}
+
+// Tail returns the last bytes the decoder read once it came within 32
+// bytes of MaxSize (at most 32 of them; the bytes of a literal read whole
+// aside): with the rest of a line cut at MaxSize, its end.
+func (dec *Decoder) Tail() []byte {
+	return dec.tail
 }
 
 // Err returns the decoder error, if any.
@@ -132,6 +146,12 @@ func (dec *Decoder) readByte() (byte, bool) {
 		return b, dec.returnErr(err)
 	}
 	dec.readBytes++
+	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize-32 {
+		if len(dec.tail) == 32 {
+			dec.tail = append(dec.tail[:0], dec.tail[1:]...)
+		}
+		dec.tail = append(dec.tail, b)
+	}
 	return b, true
 }
 
