@@ -330,7 +330,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}
 	}
 
-	dec.DiscardLine()
+	dec.DiscardCommand() // its non-synchronizing literals too
 	if dec.LiteralExceeded() {
 		// fork (FORK.md change 48): a literal that would take the command
 		// past maxCommandSize ends the connection. A non-synchronizing

@@ -326,6 +326,58 @@ func (dec *Decoder) DiscardLine() {
 	dec.CRLF()
 }
 
+// DiscardCommand reads and drops the rest of a command: the rest of its
+// line and, while a line ends announcing a non-synchronizing literal
+// ("{n+}", RFC 7888), the literal and the line after it (Mailferry fork,
+// review of FORK.md change 48): a command refused before its LITERAL+
+// literals (SEARCH CHARSET X TEXT {n+}, NO [BADCHARSET]) had their bytes,
+// sent at once, read as commands. A synchronizing literal's client waits
+// for a continuation and gets none: the line is the command's end. Bounded
+// by MaxSize, literals included: past it Exceeded, or LiteralExceeded when
+// a literal would pass it (nothing of it read).
+func (dec *Decoder) DiscardCommand() {
+	if dec.crlf {
+		return
+	}
+	var tail []byte
+	var one [1]byte
+	for {
+		b, ok := dec.readByte()
+		if !ok {
+			return
+		}
+		if b != '\r' && b != '\n' {
+			one[0] = b
+			tail = lineTail(tail, one[:])
+			continue
+		}
+		dec.mustUnreadByte()
+		if !dec.CRLF() {
+			return
+		}
+		n, ok := literalAtEnd(tail)
+		if !ok || !bytes.HasSuffix(tail, []byte("+}")) {
+			return
+		}
+		if dec.MaxSize > 0 && dec.readBytes+n > dec.MaxSize {
+			dec.readBytes = dec.MaxSize + 1
+			dec.literalExceeded = true
+			dec.returnErr(ErrMaxSize)
+			return
+		}
+		if _, err := io.CopyN(io.Discard, dec.r, n); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			dec.returnErr(err)
+			return
+		}
+		dec.readBytes += n
+		dec.crlf = false
+		tail = tail[:0]
+	}
+}
+
 // ErrDiscardLimit is the decoder's error when DiscardResponse met more
 // bytes than it was allowed to drop (Mailferry fork, FORK.md change 29).
 var ErrDiscardLimit = errors.New("imapwire: too many bytes to discard")
