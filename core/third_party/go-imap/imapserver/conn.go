@@ -330,7 +330,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}
 	}
 
-	dec.DiscardLine()
+	dec.DiscardCommand() // its non-synchronizing literals too
 	if dec.LiteralExceeded() {
 		// fork (FORK.md change 48): a literal that would take the command
 		// past maxCommandSize ends the connection. A non-synchronizing
@@ -349,7 +349,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		// fork (FORK.md change 44): the rest of an over-long line is
 		// dropped, never read as commands (also when the handler stopped
 		// early with another error and DiscardLine met the bound).
-		return c.tooLong(tag) // toolong.go
+		return c.tooLong(tag, dec) // toolong.go
 	}
 
 	var (

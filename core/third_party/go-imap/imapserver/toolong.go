@@ -5,6 +5,7 @@ import (
 	"regexp"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/internal/imapwire"
 )
 
 // fork (FORK.md change 44): a command line longer than maxCommandSize is
@@ -20,8 +21,8 @@ import (
 var nonSyncAtEnd = regexp.MustCompile(`~?\{[0-9]+\+\}\r?\n$`)
 
 // tooLong answers a command whose line was longer than maxCommandSize.
-func (c *Conn) tooLong(tag string) error {
-	nonSync, err := discardLine(c.br)
+func (c *Conn) tooLong(tag string, dec *imapwire.Decoder) error {
+	nonSync, err := discardLine(c.br, dec.Tail())
 	if err != nil {
 		return err
 	}
@@ -41,9 +42,11 @@ func (c *Conn) tooLong(tag string) error {
 
 // discardLine reads and drops the rest of a line (bounded in time by the
 // connection's read deadline, in memory by br's buffer), and reports
-// whether it ended announcing a non-synchronizing literal.
-func discardLine(br *bufio.Reader) (nonSync bool, err error) {
-	var tail []byte // the line's last bytes
+// whether it ended announcing a non-synchronizing literal. read is the
+// end of what the decoder read of the line: it may have read the start of
+// the announcement, even all of it (Mailferry review).
+func discardLine(br *bufio.Reader, read []byte) (nonSync bool, err error) {
+	tail := append([]byte(nil), read...) // the line's last bytes
 	for {
 		b, err := br.ReadSlice('\n')
 		tail = append(tail, b...)

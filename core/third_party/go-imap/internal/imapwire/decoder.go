@@ -68,6 +68,10 @@ type Decoder struct {
 	// fork: a read refused past MaxSize (change 44), a literal refused
 	// for it (change 48)
 	exceeded, literalExceeded bool
+	// tail holds the last bytes read within 32 of MaxSize, for a line
+	// cut there: whether it was cut in a literal's announcement
+	// (Mailferry review, FORK.md change 44)
+	tail []byte
 }
 
 // NewDecoder creates a new decoder.
@@ -80,6 +84,16 @@ func (dec *Decoder) mustUnreadByte() {
 		panic(fmt.Errorf("imapwire: failed to unread byte: %v", err))
 	}
 	dec.readBytes--
+	if len(dec.tail) > 0 {
+		dec.tail = dec.tail[:len(dec.tail)-1]
+	}
+}
+
+// Tail returns the last bytes the decoder read once it came within 32
+// bytes of MaxSize (at most 32 of them; the bytes of a literal read whole
+// aside): with the rest of a line cut at MaxSize, its end.
+func (dec *Decoder) Tail() []byte {
+	return dec.tail
 }
 
 // Err returns the decoder error, if any.
@@ -132,6 +146,12 @@ func (dec *Decoder) readByte() (byte, bool) {
 		return b, dec.returnErr(err)
 	}
 	dec.readBytes++
+	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize-32 {
+		if len(dec.tail) == 32 {
+			dec.tail = append(dec.tail[:0], dec.tail[1:]...)
+		}
+		dec.tail = append(dec.tail, b)
+	}
 	return b, true
 }
 
@@ -304,6 +324,58 @@ func (dec *Decoder) DiscardLine() {
 	var text string
 	dec.Text(&text)
 	dec.CRLF()
+}
+
+// DiscardCommand reads and drops the rest of a command: the rest of its
+// line and, while a line ends announcing a non-synchronizing literal
+// ("{n+}", RFC 7888), the literal and the line after it (Mailferry fork,
+// review of FORK.md change 48): a command refused before its LITERAL+
+// literals (SEARCH CHARSET X TEXT {n+}, NO [BADCHARSET]) had their bytes,
+// sent at once, read as commands. A synchronizing literal's client waits
+// for a continuation and gets none: the line is the command's end. Bounded
+// by MaxSize, literals included: past it Exceeded, or LiteralExceeded when
+// a literal would pass it (nothing of it read).
+func (dec *Decoder) DiscardCommand() {
+	if dec.crlf {
+		return
+	}
+	var tail []byte
+	var one [1]byte
+	for {
+		b, ok := dec.readByte()
+		if !ok {
+			return
+		}
+		if b != '\r' && b != '\n' {
+			one[0] = b
+			tail = lineTail(tail, one[:])
+			continue
+		}
+		dec.mustUnreadByte()
+		if !dec.CRLF() {
+			return
+		}
+		n, ok := literalAtEnd(tail)
+		if !ok || !bytes.HasSuffix(tail, []byte("+}")) {
+			return
+		}
+		if dec.MaxSize > 0 && dec.readBytes+n > dec.MaxSize {
+			dec.readBytes = dec.MaxSize + 1
+			dec.literalExceeded = true
+			dec.returnErr(ErrMaxSize)
+			return
+		}
+		if _, err := io.CopyN(io.Discard, dec.r, n); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			dec.returnErr(err)
+			return
+		}
+		dec.readBytes += n
+		dec.crlf = false
+		tail = tail[:0]
+	}
 }
 
 // ErrDiscardLimit is the decoder's error when DiscardResponse met more
