@@ -348,7 +348,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	if dec.Exceeded() || errors.Is(err, imapwire.ErrMaxSize) {
 		// fork (FORK.md change 44): the rest of an over-long line is
 		// dropped, never read as commands (also when the handler stopped
-		// early with another error and DiscardLine met the bound).
+		// early with another error and DiscardCommand met the bound).
 		return c.tooLong(tag, dec) // toolong.go
 	}
 
