@@ -60,11 +60,7 @@ var imaptestSkipped = map[string]string{
 
 // imaptestKnownFailures: scripts Mailferry fails today (Dovecot 2.3 passes
 // them), and what differs. README "IMAP server" keeps the same list.
-var imaptestKnownFailures = map[string]string{
-	"fetch-envelope": `an obsolete source route ("<@route:user@domain>", RFC 5322 4.4) is left out ` +
-		`of ENVELOPE's addr-adl: Mailferry gives (NIL NIL "user" "domain"), Dovecot (NIL "@route" "user" "domain"); ` +
-		`go-imap's Address and the summary cache have no field for it`,
-}
+var imaptestKnownFailures = map[string]string{}
 
 // imaptestResult is one script's run.
 type imaptestResult struct {
