@@ -45,8 +45,6 @@ const imaptestCommit = "924f619"
 // imaptestSkipped: the scripts needing a capability Mailferry does not
 // offer, and that capability.
 var imaptestSkipped = map[string]string{
-	"catenate":               "CATENATE (RFC 4469)",
-	"catenate-multiappend":   "CATENATE (RFC 4469)",
 	"notify":                 "NOTIFY (RFC 5465)",
 	"search-context-update":  "CONTEXT=SEARCH (RFC 5267)",
 	"search-context-update2": "CONTEXT=SEARCH (RFC 5267)",
