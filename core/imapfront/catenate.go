@@ -162,7 +162,7 @@ func badURL(raw string) error {
 	var b strings.Builder
 	for i := 0; i < len(raw) && b.Len() < 200; i++ {
 		c := raw[i]
-		if c <= 0x20 || c >= 0x7f || c == ']' || c == '%' {
+		if c <= 0x20 || c >= 0x7f || c == ']' {
 			fmt.Fprintf(&b, "%%%02X", c)
 			continue
 		}
