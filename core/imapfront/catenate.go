@@ -3,6 +3,7 @@ package imapfront
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"strings"
@@ -98,7 +99,7 @@ func (c *catenateMsg) Text(r imap.LiteralReader) error {
 	}
 	n := len(c.buf)
 	c.buf = c.buf[:n+int(r.Size())]
-	if _, err := readFull(r, c.buf[n:]); err != nil {
+	if _, err := io.ReadFull(r, c.buf[n:]); err != nil {
 		return fmt.Errorf("imapfront: read CATENATE literal: %w", err)
 	}
 	return nil
@@ -131,19 +132,6 @@ func (c *catenateMsg) End() error {
 	}
 	c.buf = nil
 	return b.add(&store.NewMessage{Flags: c.flags, InternalDate: c.date.Time, Body: body})
-}
-
-// readFull reads len(p) bytes of r.
-func readFull(r imap.LiteralReader, p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		m, err := r.Read(p[n:])
-		n += m
-		if err != nil && n < len(p) {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // catURL is an IMAP URL to a message or a part of one (RFC 5092
