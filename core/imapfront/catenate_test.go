@@ -26,6 +26,11 @@ const catMsg = "From: Alice <alice@example.test>\r\nSubject: parts\r\nX-Odd:  sp
 
 var catUIDRe = regexp.MustCompile(`\[APPENDUID \d+ ([\d:,]+)\]`)
 
+// catenateOf is an APPEND to INBOX of one message of n parts, each part.
+func catenateOf(n int, part string) string {
+	return "APPEND INBOX CATENATE (" + strings.TrimSuffix(strings.Repeat(part+" ", n), " ") + ")"
+}
+
 // lit is a non-synchronizing literal (LITERAL+).
 func lit(s string) string { return fmt.Sprintf("{%d+}\r\n%s", len(s), s) }
 
@@ -215,19 +220,10 @@ func TestCatenateBounds(t *testing.T) {
 	c := e.login()
 	c.ok("SELECT INBOX")
 
-	var b strings.Builder
-	b.WriteString("APPEND INBOX CATENATE (")
-	for i := 0; i < 100; i++ {
-		if i > 0 {
-			b.WriteString(" ")
-		}
-		b.WriteString("URL \"/INBOX/;UID=1\"")
-	}
-	b.WriteString(")")
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, tagged := c.do("%s", b.String())
+	_, tagged := c.do("%s", catenateOf(100, `URL "/INBOX/;UID=1"`))
 	runtime.ReadMemStats(&after)
 	if !strings.Contains(tagged, "NO [TOOBIG]") {
 		t.Errorf("100 URLs of a %d-byte message: %q", len(big), tagged)
@@ -262,32 +258,14 @@ func TestCatenateBounds(t *testing.T) {
 	// end (the literals come anyway), and its line passes the 50 KiB bound
 	// on a command first: BYE (go-imap fork change 48).
 	c2 := e.login()
-	b.Reset()
-	b.WriteString("APPEND INBOX CATENATE (")
-	for i := 0; i < 10000; i++ {
-		if i > 0 {
-			b.WriteString(" ")
-		}
-		b.WriteString("TEXT " + lit("x"))
-	}
-	b.WriteString(")\r\n")
-	sent := c2.sendAll("z " + b.String())
+	sent := c2.sendAll("z " + catenateOf(10000, "TEXT "+lit("x")) + "\r\n")
 	if got := c2.readUntilClosed(); !strings.Contains(got, "* BYE Command line too long") {
 		t.Errorf("10,000 parts, LITERAL+: %q", got)
 	}
 	<-sent
 
 	// 10,000 URLs of a byte each.
-	b.Reset()
-	b.WriteString("APPEND INBOX CATENATE (")
-	for i := 0; i < 10000; i++ {
-		if i > 0 {
-			b.WriteString(" ")
-		}
-		b.WriteString("URL /INBOX/;UID=1/;PARTIAL=0.1")
-	}
-	b.WriteString(")")
-	_, tagged = c.do("%s", b.String())
+	_, tagged = c.do("%s", catenateOf(10000, "URL /INBOX/;UID=1/;PARTIAL=0.1"))
 	if !strings.Contains(tagged, "NO [LIMIT]") && !strings.Contains(tagged, "BAD") {
 		t.Errorf("10,000 URLs: %q", tagged)
 	}
@@ -301,17 +279,25 @@ func TestCatenateBounds(t *testing.T) {
 // APPEND (its _simple_command, a literal for the TEXT part) and reads the
 // message back.
 func TestPythonImaplibCatenate(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put(e.inbox(), catMsg)
+	runImaplib(t, e, "testdata/imaplib_catenate.py", "imaplib catenate OK")
+}
+
+// runImaplib runs a Python imaplib script of testdata against e as the
+// test user; it must exit 0 and print marker. Without python3 the test is
+// skipped.
+func runImaplib(t *testing.T, e *env, script, marker string) {
+	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("python3 not found")
 	}
-	e := newEnv(t, nil)
-	e.put(e.inbox(), catMsg)
 	host, port, _ := net.SplitHostPort(e.addr)
-	cmd := exec.Command(py, "testdata/imaplib_catenate.py")
+	cmd := exec.Command(py, script)
 	cmd.Env = append(os.Environ(), "IMAP_HOST="+host, "IMAP_PORT="+port, "IMAP_USER="+user, "IMAP_PASS="+pass)
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "imaplib catenate OK") {
-		t.Fatalf("imaplib: %v\n%s", err, out)
+	if err != nil || !strings.Contains(string(out), marker) {
+		t.Fatalf("imaplib %s: %v\n%s", script, err, out)
 	}
 }
