@@ -275,6 +275,35 @@ func TestCatenateBounds(t *testing.T) {
 	}
 }
 
+// TestCatenateGivesBackMemory: what a CATENATE message held is given back
+// to the account's APPEND memory bound (twice APPENDLIMIT) when it fails
+// (BADURL after a large TEXT, TOOBIG) and when it is appended: ten of them
+// in a row, then a message of nearly APPENDLIMIT is still taken. Held
+// bytes not given back would leave the account NO [LIMIT] after two.
+func TestCatenateGivesBackMemory(t *testing.T) {
+	const limit = 1 << 20
+	e := newEnv(t, &envOpts{appendLimit: limit})
+	e.put(e.inbox(), "Subject: big\r\n\r\n"+strings.Repeat("x", 700<<10)+"\r\n")
+	c := e.login()
+	text := "TEXT " + lit("Subject: t\r\n\r\n"+strings.Repeat("y", 900<<10))
+	for i := 0; i < 10; i++ {
+		for cmd, want := range map[string]string{
+			"APPEND INBOX CATENATE (" + text + ` URL "/Nope/;UID=1")`:  "NO [BADURL",
+			"APPEND INBOX CATENATE (" + text + ` URL "/INBOX/;UID=1")`: "NO [TOOBIG]",
+			`APPEND Nope CATENATE (URL "/INBOX/;UID=1")`:               "NO [TRYCREATE]",
+			`APPEND INBOX CATENATE (URL "/INBOX/;UID=1/;SECTION=TEXT") ` +
+				`CATENATE (URL "/INBOX/;UID=1/;SECTION=HEADER" TEXT ` + lit("z") + ")": "OK [APPENDUID",
+		} {
+			if _, tagged := c.do("%s", cmd); !strings.Contains(tagged, want) {
+				t.Fatalf("round %d: %.80q...: %q, want %q", i, cmd, tagged, want)
+			}
+		}
+	}
+	if _, tagged := c.do("APPEND INBOX CATENATE (%s)", text); !strings.Contains(tagged, "OK [APPENDUID") {
+		t.Fatalf("after the failures: %q", tagged)
+	}
+}
+
 // TestPythonImaplibCatenate: Python's imaplib sends CATENATE as a raw
 // APPEND (its _simple_command, a literal for the TEXT part) and reads the
 // message back.
