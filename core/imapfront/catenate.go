@@ -22,8 +22,9 @@ import (
 // forwards and drafts with it, and Apple patched Dovecot to offer it to
 // its mail clients.
 //
-// A URL is resolved in the session's own account only: one naming another
-// user (imap://bob@host/...), a mailbox that does not exist or is a level
+// A URL is relative to the server ("/INBOX/;UID=5", RFC 5092), resolved in
+// the session's own account: an absolute one (imap://bob@host/..., also
+// with the session's own user, as Dovecot 2.3 refuses them), a mailbox that does not exist or is a level
 // that only exists as a parent, a UIDVALIDITY that is not the mailbox's, a
 // message that is not there (expunged), a part it has not, URLAUTH or
 // EXPIRE (URLAUTH is not offered) are all answered NO [BADURL url], the
@@ -163,25 +164,12 @@ func badURL(raw string) error {
 // errURL is a URL that does not parse or is not offered.
 var errURL = errors.New("imapfront: bad IMAP URL")
 
-// parseCatURL reads an IMAP URL: absolute (imap://[user[;AUTH=x]@]host
-// [:port]/...), its user, when given, the session's own (login), or
-// relative to the server ("/mailbox...").
-func parseCatURL(raw, login string) (*catURL, error) {
+// parseCatURL reads an IMAP URL relative to the server ("/mailbox...").
+// An absolute one (imap://user@host/...) is refused, as Dovecot 2.3 does
+// ("Relative URL required"): it could name another user or another
+// server, and no client needs it to name its own mail.
+func parseCatURL(raw string) (*catURL, error) {
 	rest := raw
-	if len(rest) >= 7 && strings.EqualFold(rest[:7], "imap://") {
-		authority, path, ok := strings.Cut(rest[7:], "/")
-		if !ok {
-			return nil, errURL
-		}
-		if userinfo, _, ok := strings.Cut(authority, "@"); ok {
-			user, _, _ := strings.Cut(userinfo, ";")
-			u, err := url.PathUnescape(user)
-			if err != nil || !strings.EqualFold(u, login) {
-				return nil, errURL
-			}
-		}
-		rest = "/" + path
-	}
 	if !strings.HasPrefix(rest, "/") {
 		return nil, errURL
 	}
@@ -330,7 +318,7 @@ func parseSectionSpec(s string, sec *imap.FetchItemBodySection) error {
 // resolve returns the bytes a CATENATE URL names, or NO [BADURL].
 func (b *appendBatch) resolve(raw string) ([]byte, error) {
 	s := b.s
-	u, err := parseCatURL(raw, s.acct.Address)
+	u, err := parseCatURL(raw)
 	if err != nil {
 		return nil, badURL(raw)
 	}

@@ -90,7 +90,8 @@ func TestCatenateBytes(t *testing.T) {
 	}
 }
 
-// TestCatenateBadURL: a URL naming another user's mailbox, a mailbox that
+// TestCatenateBadURL: an absolute URL (another user's mailbox, or the
+// user's own: refused as Dovecot 2.3 does), a mailbox that
 // does not exist or only exists as a parent, a wrong UIDVALIDITY, an
 // expunged UID, a part the message has not, URLAUTH, anything that does not
 // parse: NO [BADURL url] with the same text whatever the reason (nothing
@@ -130,6 +131,9 @@ func TestCatenateBadURL(t *testing.T) {
 		"imap://bob@example.test/INBOX/;UID=1",
 		"imap://bob@127.0.0.1/Private/;UID=1",
 		"imap://bob%40example.test;AUTH=*@localhost/INBOX/;UID=1",
+		"imap://alice@example.test@127.0.0.1/INBOX/;UID=1",
+		"imap://alice%40example.test@127.0.0.1/INBOX/;UID=1",
+		"imap://127.0.0.1/INBOX/;UID=1",
 		"/Nope/;UID=1",
 		"/a/;UID=1",
 		fmt.Sprintf("/INBOX;UIDVALIDITY=%d/;UID=1", uvBad+1),
