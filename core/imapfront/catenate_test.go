@@ -90,6 +90,28 @@ func TestCatenateBytes(t *testing.T) {
 	}
 }
 
+// TestCatenateExactBytes: a message with NUL bytes (a binary part, which
+// FETCH BODY[] serves with NUL as 0x80) is copied by CATENATE byte for
+// byte: the new message's BINARY.PEEK[] (its exact bytes) is the
+// original's with the TEXT before it. Mail is never altered on the way.
+func TestCatenateExactBytes(t *testing.T) {
+	e := newEnv(t, nil)
+	raw := "Subject: nul\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\na\x00b\xff\r\n\x00\r\n"
+	e.put(e.inbox(), raw)
+	c := e.login()
+	_, tagged := c.do("APPEND INBOX CATENATE (TEXT %s URL \"/INBOX/;UID=1/;SECTION=TEXT\")", lit("X-Copy: 1\r\n\r\n"))
+	m := catUIDRe.FindStringSubmatch(tagged)
+	if m == nil {
+		t.Fatal(tagged)
+	}
+	c.ok("SELECT INBOX")
+	un := c.ok("UID FETCH %s BINARY.PEEK[]", m[1])
+	got := literalOf(t, strings.Replace(un, "~{", "{", 1), "BINARY[]")
+	if want := "X-Copy: 1\r\n\r\n" + raw[strings.Index(raw, "\r\n\r\n")+4:]; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
 // TestCatenateBadURL: an absolute URL (another user's mailbox, or the
 // user's own: refused as Dovecot 2.3 does), a mailbox that
 // does not exist or only exists as a parent, a wrong UIDVALIDITY, an
