@@ -33,3 +33,28 @@ func TestEnvelopeSourceRoute(t *testing.T) {
 		t.Errorf("SORT (FROM): %q", un)
 	}
 }
+
+// TestInnerEnvelope: the envelope of a message/rfc822 part (in
+// BODYSTRUCTURE) is read as the message's own: a source route as addr-adl,
+// a group, a local part alone, the Date field's text, also for a
+// message/rfc822 nested in another and for a message that is itself
+// message/rfc822; Dovecot 2.3 gives the same envelopes (checked side by
+// side with the fixture). go-imap's envelope gave a NIL From and To there
+// (the route and the group dropped), NIL Cc and a formatted date.
+func TestInnerEnvelope(t *testing.T) {
+	inner := "Date: next tuesday\r\nFrom: <@route:user@domain>\r\nTo: team: x@y.z, w@y.z;\r\nCc: d\r\nSubject: inner\r\n\r\ninner body\r\n"
+	want := `("next tuesday" "inner" ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain")) ` +
+		`((NIL NIL "team" NIL)(NIL NIL "x" "y.z")(NIL NIL "w" "y.z")(NIL NIL NIL NIL)) ((NIL NIL "d" "MISSING_DOMAIN")) NIL NIL NIL)`
+	e := newEnv(t, nil)
+	e.put(e.inbox(), "From: a@b.c\r\nSubject: fwd\r\nContent-Type: multipart/mixed; boundary=\"q\"\r\n\r\n--q\r\nContent-Type: text/plain\r\n\r\nsee below\r\n--q\r\n"+
+		"Content-Type: message/rfc822\r\n\r\n"+inner+"--q--\r\n")
+	e.put(e.inbox(), "From: a@b.c\r\nSubject: fwd2\r\nContent-Type: message/rfc822\r\n\r\n"+
+		"From: mid@b.c\r\nSubject: mid\r\nContent-Type: multipart/mixed; boundary=\"r\"\r\n\r\n--r\r\nContent-Type: message/rfc822\r\n\r\n"+inner+"--r--\r\n")
+	c := e.login()
+	c.ok("SELECT INBOX")
+	un := c.ok("FETCH 1:2 BODYSTRUCTURE")
+	if n := strings.Count(un, want); n != 2 {
+		t.Fatalf("the inner envelope %d times, want 2:\n%s", n, un)
+	}
+	mustContain(t, "middle envelope", un, `(NIL "mid" ((NIL NIL "mid" "b.c"))`)
+}
