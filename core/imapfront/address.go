@@ -48,9 +48,12 @@ func parseMailbox(s string) []imap.Address {
 	if s == "" {
 		return nil
 	}
+	route := ""
 	l, err := mail.ParseAddressList(s)
 	if err != nil || len(l) != 1 {
-		l, err = mail.ParseAddressList(cleanAddress(s))
+		var clean string
+		clean, route = cleanAddress(s)
+		l, err = mail.ParseAddressList(clean)
 	}
 	if err != nil || len(l) != 1 {
 		return localOnly(s)
@@ -59,7 +62,7 @@ func parseMailbox(s string) []imap.Address {
 	if !ok || mailbox == "" || host == "" {
 		return nil
 	}
-	return []imap.Address{{Name: l[0].Name, Mailbox: mailbox, Host: host}}
+	return []imap.Address{{Name: l[0].Name, Route: route, Mailbox: mailbox, Host: host}}
 }
 
 var spaceAroundAt = regexp.MustCompile(`\s*([@.])\s*`)
@@ -80,23 +83,24 @@ func localOnly(s string) []imap.Address {
 }
 
 // cleanAddress removes comments and, in the address proper, the folding
-// whitespace around "@" and "." that RFC 5322's obsolete syntax allows.
-func cleanAddress(s string) string {
+// whitespace around "@" and "." that RFC 5322's obsolete syntax allows. An
+// obsolete source route ("<@route:user@host>", "<@a,@b:user@host>", RFC
+// 5322 4.4) is taken out of the address and returned apart, as ENVELOPE's
+// addr-adl ("@route", "@a,@b"; RFC 3501 9), as Dovecot gives it.
+func cleanAddress(s string) (clean, route string) {
 	s = stripComments(s)
 	if i := strings.LastIndexByte(s, '<'); i >= 0 {
 		if j := strings.IndexByte(s[i:], '>'); j >= 0 {
 			addr := strings.Join(strings.Fields(s[i+1:i+j]), "")
 			if strings.HasPrefix(addr, "@") {
-				// An obsolete source route ("<@route:user@host>", RFC 5322
-				// 4.4) is left out: the address is user@host.
 				if k := strings.IndexByte(addr, ':'); k >= 0 {
-					addr = addr[k+1:]
+					route, addr = addr[:k], addr[k+1:]
 				}
 			}
-			return s[:i] + "<" + addr + ">" + s[i+j+1:]
+			return s[:i] + "<" + addr + ">" + s[i+j+1:], route
 		}
 	}
-	return spaceAroundAt.ReplaceAllString(strings.TrimSpace(s), "$1")
+	return spaceAroundAt.ReplaceAllString(strings.TrimSpace(s), "$1"), ""
 }
 
 // stripComments removes RFC 5322 comments (nested, with quoted pairs)

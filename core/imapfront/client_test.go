@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -254,40 +252,12 @@ func TestTLS(t *testing.T) {
 // TestPythonImaplib runs testdata/imaplib_check.py: Python's imaplib, a
 // client we did not write, against the server.
 func TestPythonImaplib(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not found")
-	}
-	e := newEnv(t, nil)
-	host, port, _ := net.SplitHostPort(e.addr)
-	cmd := exec.Command(py, "testdata/imaplib_check.py")
-	cmd.Env = append(os.Environ(), "IMAP_HOST="+host, "IMAP_PORT="+port, "IMAP_USER="+user, "IMAP_PASS="+pass)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("imaplib: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "imaplib OK") {
-		t.Fatalf("imaplib: %s", out)
-	}
+	runImaplib(t, newEnv(t, nil), "testdata/imaplib_check.py", "imaplib OK")
 }
 
 // TestPythonImaplibSync runs testdata/imaplib_sync_check.py: Python's
 // imaplib driving CONDSTORE, QRESYNC, ESEARCH, SEARCHRES, SORT (with
 // SORT=DISPLAY and ESORT) and THREAD.
 func TestPythonImaplibSync(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not found")
-	}
-	e := newEnv(t, nil)
-	host, port, _ := net.SplitHostPort(e.addr)
-	cmd := exec.Command(py, "testdata/imaplib_sync_check.py")
-	cmd.Env = append(os.Environ(), "IMAP_HOST="+host, "IMAP_PORT="+port, "IMAP_USER="+user, "IMAP_PASS="+pass)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("imaplib: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "imaplib sync OK") {
-		t.Fatalf("imaplib: %s", out)
-	}
+	runImaplib(t, newEnv(t, nil), "testdata/imaplib_sync_check.py", "imaplib sync OK")
 }

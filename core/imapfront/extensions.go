@@ -46,10 +46,17 @@ type appendBatch struct {
 	msgs  []*store.NewMessage
 	bytes int64
 	held  int64 // taken from the server's appendMem, given back by release
+
+	// CATENATE (catenate.go): what its URLs read from the store, and the
+	// last message read, for the next URL to it.
+	catRead  int64
+	lastKey  string
+	lastBlob []byte
 }
 
 // release gives back what the batch holds of the server's appendMem.
 func (b *appendBatch) release() {
+	b.lastBlob, b.lastKey = nil, ""
 	if b.held > 0 {
 		b.s.srv.appending.give(b.s.acct.ID, b.held)
 		b.held = 0
@@ -92,7 +99,13 @@ func (b *appendBatch) Add(r imap.LiteralReader, options *imap.AppendOptions) err
 	if err != nil {
 		return fmt.Errorf("imapfront: read APPEND literal: %w", err)
 	}
-	m := &store.NewMessage{Flags: flags, InternalDate: options.Time, Body: body}
+	return b.add(&store.NewMessage{Flags: flags, InternalDate: options.Time, Body: body})
+}
+
+// add keeps a message read whole (its bytes held in b.held), the first in
+// memory, the others staged.
+func (b *appendBatch) add(m *store.NewMessage) error {
+	s := b.s
 	if len(b.msgs) == 0 {
 		// The first message is kept in memory: a single APPEND, by far the
 		// most common, is then one write (store.AppendMessage).

@@ -2,9 +2,6 @@ package imapfront_test
 
 import (
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -152,16 +149,5 @@ func TestMultiAppend(t *testing.T) {
 
 // TestPythonImaplibExtensions: the extensions through a third-party client.
 func TestPythonImaplibExtensions(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not found")
-	}
-	e := newEnv(t, nil)
-	host, port, _ := net.SplitHostPort(e.addr)
-	cmd := exec.Command(py, "testdata/imaplib_extensions.py")
-	cmd.Env = append(os.Environ(), "IMAP_HOST="+host, "IMAP_PORT="+port, "IMAP_USER="+user, "IMAP_PASS="+pass)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "imaplib extensions OK") {
-		t.Fatalf("imaplib: %v\n%s", err, out)
-	}
+	runImaplib(t, newEnv(t, nil), "testdata/imaplib_extensions.py", "imaplib extensions OK")
 }

@@ -45,8 +45,6 @@ const imaptestCommit = "924f619"
 // imaptestSkipped: the scripts needing a capability Mailferry does not
 // offer, and that capability.
 var imaptestSkipped = map[string]string{
-	"catenate":               "CATENATE (RFC 4469)",
-	"catenate-multiappend":   "CATENATE (RFC 4469)",
 	"notify":                 "NOTIFY (RFC 5465)",
 	"search-context-update":  "CONTEXT=SEARCH (RFC 5267)",
 	"search-context-update2": "CONTEXT=SEARCH (RFC 5267)",
@@ -60,11 +58,7 @@ var imaptestSkipped = map[string]string{
 
 // imaptestKnownFailures: scripts Mailferry fails today (Dovecot 2.3 passes
 // them), and what differs. README "IMAP server" keeps the same list.
-var imaptestKnownFailures = map[string]string{
-	"fetch-envelope": `an obsolete source route ("<@route:user@domain>", RFC 5322 4.4) is left out ` +
-		`of ENVELOPE's addr-adl: Mailferry gives (NIL NIL "user" "domain"), Dovecot (NIL "@route" "user" "domain"); ` +
-		`go-imap's Address and the summary cache have no field for it`,
-}
+var imaptestKnownFailures = map[string]string{}
 
 // imaptestResult is one script's run.
 type imaptestResult struct {

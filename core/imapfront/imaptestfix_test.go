@@ -72,8 +72,8 @@ func TestImaptestSortCasemap(t *testing.T) {
 // "sort-display-to", "fetch-envelope"): an address that is a local part
 // alone ("From: d") is (NIL NIL "d" "MISSING_DOMAIN") in ENVELOPE and sorts
 // as such, as Dovecot 2.3 gives it, and one with an obsolete source route
-// ("<@route:user@domain>") is user@domain; both were NIL, the message
-// without a sender.
+// ("<@route:user@domain>") is user@domain, its route in addr-adl
+// (TestEnvelopeSourceRoute); both were NIL, the message without a sender.
 func TestImaptestLocalPartAddress(t *testing.T) {
 	e := newEnv(t, nil)
 	mb := e.inbox()
@@ -85,8 +85,8 @@ func TestImaptestLocalPartAddress(t *testing.T) {
 	un := c.ok("FETCH 2,4,5 ENVELOPE")
 	mustContain(t, "FETCH ENVELOPE", un,
 		`* 2 FETCH (UID 2 ENVELOPE (NIL "s" ((NIL NIL "d" "MISSING_DOMAIN"))`,
-		`* 4 FETCH (UID 4 ENVELOPE (NIL "s" ((NIL NIL "user" "domain"))`,
-		`* 5 FETCH (UID 5 ENVELOPE (NIL "s" (("Zed" NIL "z" "q.org"))`)
+		`* 4 FETCH (UID 4 ENVELOPE (NIL "s" ((NIL "@route" "user" "domain"))`,
+		`* 5 FETCH (UID 5 ENVELOPE (NIL "s" (("Zed" "@r1,@r2" "z" "q.org"))`)
 	if un := c.ok("SORT (DISPLAYFROM) US-ASCII ALL"); un != "* SORT 3 2 1 4 5\r\n" {
 		t.Errorf("SORT (DISPLAYFROM): %q, want %q (as Dovecot 2.3)", un, "* SORT 3 2 1 4 5\r\n")
 	}

@@ -176,6 +176,7 @@ func New(opts *Options) (*Server, error) {
 			imap.CapLiteralPlus:      {},
 			imap.CapID:               {},
 			imap.CapMultiAppend:      {},
+			imap.CapCatenate:         {},
 			imap.CapCondStore:        {},
 			imap.CapQResync:          {},
 			imap.CapSort:             {},

@@ -54,8 +54,9 @@ func summarizeHeader(raw []byte, h textproto.Header, body []byte, err error) (en
 	}
 	bs = sanitizeStructure(bodyStructure(raw, h, body, err), 0)
 	if bs == nil {
-		bs = plainStructure(raw)
+		return env, plainStructure(raw)
 	}
+	innerEnvelopes(raw, bs) // innerenvelope.go
 	return env, bs
 }
 

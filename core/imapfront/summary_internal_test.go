@@ -23,6 +23,7 @@ var summaryCorpus = []string{
 	"garbage\x00\xff",
 	"",
 	"Content-Type: multipart/alternative; boundary=\"q\"\r\n\r\nno parts\r\n",
+	"From: <@route:user@domain>\r\nTo: \"N\" <@a.example, @b.example:u2@d2>, c@d3\r\nContent-Type: message/rfc822\r\n\r\nFrom: <@in:x@y>\r\n\r\ninner\r\n",
 }
 
 func TestCacheRoundTrip(t *testing.T) {
@@ -357,5 +358,56 @@ func TestCacheRawDate(t *testing.T) {
 	}
 	if got.RawDate != nil || got.Subject != "s" || got.MessageID != "id" || got.Date.Unix() != 1136239445 {
 		t.Fatalf("version 1: %#v", got)
+	}
+}
+
+// TestCacheRoute: version 3 keeps each address's Route (the obsolete
+// source route, ENVELOPE's addr-adl), also in a message/rfc822 part's
+// envelope; an entry of version 2 (written before it) is still read, its
+// addresses as they were stored, without Route.
+func TestCacheRoute(t *testing.T) {
+	raw := []byte("From: <@route:user@domain>\r\nTo: \"N\" <@a.example, @b.example:u2@d2>, c@d3\r\n\r\nbody\r\n")
+	encEnv, encBS := Summarize(raw)
+	env, err := decodeEnvelope(encEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFrom := []imap.Address{{Route: "@route", Mailbox: "user", Host: "domain"}}
+	wantTo := []imap.Address{{Name: "N", Route: "@a.example,@b.example", Mailbox: "u2", Host: "d2"}, {Mailbox: "c", Host: "d3"}}
+	if !reflect.DeepEqual(env.From, wantFrom) || !reflect.DeepEqual(env.To, wantTo) {
+		t.Fatalf("From %+v To %+v, want %+v %+v", env.From, env.To, wantFrom, wantTo)
+	}
+	if _, err := decodeStructure(encBS); err != nil {
+		t.Fatal(err)
+	}
+	// A message/rfc822 part's envelope keeps its routes too.
+	inner := &imap.Envelope{From: []imap.Address{{Route: "@in", Mailbox: "x", Host: "y"}}}
+	bs, err := decodeStructure(encodeStructure(&imap.BodyStructureSinglePart{Type: "message", Subtype: "rfc822",
+		MessageRFC822: &imap.BodyStructureMessageRFC822{Envelope: inner, BodyStructure: plainStructure(nil)}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, ok := bs.(*imap.BodyStructureSinglePart)
+	if !ok || sp.MessageRFC822 == nil || !reflect.DeepEqual(sp.MessageRFC822.Envelope.From, inner.From) {
+		t.Fatalf("structure %#v", bs)
+	}
+
+	// Version 2: version byte, no date, no RawDate, subject, From with one
+	// address (name, mailbox, host; no route), five empty lists, no
+	// In-Reply-To, Message-ID.
+	v2 := []byte{2, 0, 0, 1, 's', 1, 1, 'N', 4, 'u', 's', 'e', 'r', 6, 'd', 'o', 'm', 'a', 'i', 'n', 0, 0, 0, 0, 0, 0, 2, 'i', 'd'}
+	got, err := decodeEnvelope(v2)
+	if err != nil {
+		t.Fatalf("version 2: %v", err)
+	}
+	if !reflect.DeepEqual(got.From, []imap.Address{{Name: "N", Mailbox: "user", Host: "domain"}}) || got.Subject != "s" || got.MessageID != "id" || got.To != nil {
+		t.Fatalf("version 2: %#v", got)
+	}
+	// The same bytes marked version 3 lack the route: malformed, refused
+	// (the message is then parsed again), never misread.
+	v3 := slices.Clone(v2)
+	v3[0] = 3
+	if _, err := decodeEnvelope(v3); err == nil {
+		t.Fatal("version 3 entry without routes was read")
 	}
 }

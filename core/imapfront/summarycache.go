@@ -19,8 +19,14 @@ import (
 // RawDate (the date formatted from Date, as before): a message summarized
 // before keeps that date rather than being read and parsed again at its
 // next FETCH or SORT.
+//
+// Version 3 adds each address's Route (the obsolete source route,
+// ENVELOPE's addr-adl) after its Host. Entries of versions 1 and 2 are
+// still read, their addresses without Route: a message summarized before
+// is served as it was (its route, if it had one, was not kept), rather
+// than every message cached before being read and parsed again.
 const (
-	cacheVersion = 2
+	cacheVersion = 3
 	maxDepth     = 32
 )
 
@@ -80,6 +86,7 @@ func (e *encoder) envelope(env *imap.Envelope) {
 			e.str(a.Name)
 			e.str(a.Mailbox)
 			e.str(a.Host)
+			e.str(a.Route)
 		}
 	}
 	e.strs(env.InReplyTo)
@@ -175,7 +182,7 @@ func newDecoder(b []byte, version byte) *decoder {
 }
 
 // knownVersion says whether an entry starting with v can be read.
-func knownVersion(v byte) bool { return v == 1 || v == cacheVersion }
+func knownVersion(v byte) bool { return v >= 1 && v <= cacheVersion }
 
 func (d *decoder) fail() { d.err = errCache; d.b = nil }
 
@@ -277,7 +284,11 @@ func (d *decoder) envelope() *imap.Envelope {
 	for _, l := range lists {
 		n := d.count()
 		for i := 0; i < n && d.err == nil; i++ {
-			*l = append(*l, imap.Address{Name: d.str(), Mailbox: d.str(), Host: d.str()})
+			a := imap.Address{Name: d.str(), Mailbox: d.str(), Host: d.str()}
+			if d.version >= 3 {
+				a.Route = d.str()
+			}
+			*l = append(*l, a)
 		}
 	}
 	env.InReplyTo = d.strs()

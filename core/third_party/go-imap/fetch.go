@@ -104,7 +104,11 @@ type Envelope struct {
 
 // Address represents a sender or recipient of a message.
 type Address struct {
-	Name    string
+	Name string
+	// Route is the address's obsolete source route, RFC 3501's addr-adl
+	// ("@relay.example" or "@a.example,@b.example" for "<@relay.example:
+	// user@host>", RFC 5322 4.4); empty is NIL (fork, FORK.md change 52).
+	Route   string
 	Mailbox string
 	Host    string
 }

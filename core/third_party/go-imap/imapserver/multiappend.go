@@ -92,6 +92,15 @@ func (c *Conn) handleMultiAppend(tag string, dec *imapwire.Decoder, sess Session
 		var dataExt string
 		if !dec.Special('~') && dec.Atom(&dataExt) { // ignore literal8 prefix if any for BINARY
 			switch strings.ToUpper(dataExt) {
+			case "CATENATE":
+				if !c.server.options.caps().Has(imap.CapCatenate) {
+					return newClientBugError("Unknown APPEND data extension")
+				}
+				// fork (FORK.md change 53): RFC 4469, catenate.go.
+				if err := c.appendCatenate(dec, sess, mailbox, &batch, &failed, &options, appendLimit); err != nil {
+					return err
+				}
+				continue
 			case "UTF8":
 				if !dec.ExpectSP() || !dec.ExpectSpecial('(') || !dec.ExpectSpecial('~') {
 					return dec.Err()
