@@ -36,6 +36,9 @@ type view struct {
 	// not send them again.
 	reported  map[imap.UID]uint64
 	searchRes imap.UIDSet
+	// updates are the searches kept up to date for the client (RFC 5267
+	// CONTEXT=SEARCH, context.go).
+	updates []*searchUpdate
 	// recent holds the UIDs recent to this session (recent.go).
 	recent map[imap.UID]bool
 	// keywords are the flags announced in FLAGS (keywords.go).
@@ -247,6 +250,17 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 			return err
 		}
 		v.reported[uid] = c.ModSeq
+	}
+	if len(v.updates) > 0 {
+		// Searches kept up to date match the changed messages again
+		// (context.go); those held back are not in the view yet.
+		changed := make([]imap.UID, len(ch.changed))
+		for i, c := range ch.changed {
+			changed[i] = imap.UID(c.UID)
+		}
+		if err := v.updatesChanged(changed); err != nil {
+			return err
+		}
 	}
 	if held {
 		v.dirty = true

@@ -102,6 +102,8 @@ func (c *Conn) availableCaps() []imap.Cap {
 		addAvailableCaps(&caps, available, []imap.Cap{imap.CapCondStore, imap.CapQResync, imap.CapSort, imap.CapSortDisplay, imap.CapESort})
 		// fork: RFC 5032 (OLDER/YOUNGER are read by readSearchKey), RFC 8970
 		addAvailableCaps(&caps, available, []imap.Cap{imap.CapWithin, imap.CapPreview})
+		// fork: RFC 5267 4 (context.go)
+		addAvailableCaps(&caps, available, []imap.Cap{imap.CapContextSearch})
 		algs := available.ThreadAlgorithms()
 		sort.Slice(algs, func(i, j int) bool { return algs[i] < algs[j] })
 		for _, alg := range algs {
