@@ -1,0 +1,423 @@
+package imapfront_test
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"mailferry/core/imapfront"
+)
+
+// CONTEXT=SEARCH (RFC 5267 4): PARTIAL, UPDATE with ADDTO/REMOVEFROM,
+// CANCELUPDATE, and what an attacker can make of them (context.go, fork
+// change 56).
+
+// tagOf returns the tag of a tagged response line.
+func tagOf(tagged string) string { return strings.Fields(tagged)[0] }
+
+// contextMailbox puts n messages in INBOX: message i has subject "n<i>"
+// and, for odd i, the word "needle" in its body.
+func contextMailbox(e *env, n int) {
+	for i := 1; i <= n; i++ {
+		body := "hay"
+		if i%2 == 1 {
+			body = "hay needle hay"
+		}
+		e.put(e.inbox(), fmt.Sprintf("From: a@example.test\r\nSubject: n%d\r\n\r\n%s\r\n", i, body))
+	}
+}
+
+// TestContextSearchRFC5267 runs RFC 5267's examples over a real
+// connection: PARTIAL (4.4: "UID SEARCH RETURN (PARTIAL 1:500) ..."), an
+// UPDATE search told of another session's STORE, APPEND and EXPUNGE and of
+// its own (4.3.3, 4.3.4), REMOVEFROM before the EXPUNGE it goes with, and
+// CANCELUPDATE (4.3.5).
+func TestContextSearchRFC5267(t *testing.T) {
+	e := newEnv(t, nil)
+	contextMailbox(e, 6)
+	c := e.login()
+	if caps := c.ok("CAPABILITY"); !strings.Contains(caps, " CONTEXT=SEARCH") {
+		t.Fatalf("CONTEXT=SEARCH not offered: %s", caps)
+	}
+	c.ok("SELECT INBOX")
+
+	// PARTIAL: positions of the result, by sequence number or UID.
+	for _, tc := range []struct{ cmd, want string }{
+		{"SEARCH RETURN (PARTIAL 1:2) BODY needle", `PARTIAL (1:2 1,3)`},
+		{"SEARCH RETURN (PARTIAL 2:500) BODY needle", `PARTIAL (2:500 3,5)`},
+		{"UID SEARCH RETURN (PARTIAL 1:500) UNDELETED", `UID PARTIAL (1:500 1:6)`},
+		{"SEARCH RETURN (PARTIAL 5:3) ALL", `PARTIAL (3:5 3:5)`},
+		{"SEARCH RETURN (PARTIAL 7:9) ALL", `PARTIAL (7:9 NIL)`},
+		{"SEARCH RETURN (COUNT PARTIAL 1:1) BODY needle", `PARTIAL (1:1 1) COUNT 3`},
+		{"SEARCH RETURN (MIN MAX PARTIAL 2:2) BODY needle", `MIN 1 MAX 5 PARTIAL (2:2 3)`},
+		{"SEARCH RETURN (CONTEXT COUNT) ALL", `COUNT 6`},
+	} {
+		un, tagged := c.do("%s", tc.cmd)
+		want := fmt.Sprintf("* ESEARCH (TAG %q) %s\r\n", tagOf(tagged), tc.want)
+		if un != want || !strings.Contains(tagged, " OK") {
+			t.Errorf("%s:\n got %q %s\nwant %q", tc.cmd, un, tagged, want)
+		}
+	}
+	// SAVE with PARTIAL keeps the messages returned.
+	c.ok("SEARCH RETURN (SAVE PARTIAL 2:3) BODY needle")
+	if un := c.ok("SEARCH $"); un != "* SEARCH 3 5\r\n" {
+		t.Errorf("$ after SAVE PARTIAL 2:3: %q", un)
+	}
+
+	// UPDATE: the result now (UPDATE alone: the tag only), then changes.
+	un, tagged := c.do("SEARCH RETURN (UPDATE) BODY needle SEEN")
+	seqTag := tagOf(tagged)
+	if un != fmt.Sprintf("* ESEARCH (TAG %q)\r\n", seqTag) || !strings.Contains(tagged, " OK") {
+		t.Fatalf("UPDATE: %q %s", un, tagged)
+	}
+	un, tagged = c.do("UID SEARCH RETURN (UPDATE ALL) BODY needle")
+	uidTag := tagOf(tagged)
+	if un != fmt.Sprintf("* ESEARCH (TAG %q) UID ALL 1,3,5\r\n", uidTag) {
+		t.Fatalf("UID UPDATE ALL: %q %s", un, tagged)
+	}
+	// The session's own STORE is told in its answer.
+	un = c.ok("STORE 1:4 +FLAGS.SILENT (\\Seen)")
+	if want := fmt.Sprintf("* ESEARCH (TAG %q) ADDTO (0 1,3)\r\n", seqTag); un != want {
+		t.Errorf("own STORE:\n got %q\nwant %q", un, want)
+	}
+	// Another session's STORE, APPEND and EXPUNGE, at this one's NOOP.
+	o := e.login()
+	o.ok("SELECT INBOX")
+	o.ok("STORE 1 -FLAGS.SILENT (\\Seen)")
+	o.ok("STORE 5 +FLAGS.SILENT (\\Seen)")
+	un = c.ok("NOOP")
+	for _, want := range []string{
+		fmt.Sprintf("* ESEARCH (TAG %q) REMOVEFROM (0 1) ADDTO (0 5)\r\n", seqTag),
+		"* 1 FETCH (UID 1 FLAGS (\\Recent))\r\n",
+	} {
+		if !strings.Contains(un, want) {
+			t.Errorf("NOOP after another session's STOREs: no %q in\n%s", want, un)
+		}
+	}
+	if strings.Contains(un, uidTag) {
+		t.Errorf("flags are not in the UID search's criteria, yet:\n%s", un)
+	}
+	o.appendMsg("INBOX", `(\Seen)`, "Subject: n7\r\n\r\nneedle\r\n")
+	un = c.ok("NOOP")
+	for _, want := range []string{"* 7 EXISTS\r\n",
+		fmt.Sprintf("* ESEARCH (TAG %q) ADDTO (0 7)\r\n", seqTag),
+		fmt.Sprintf("* ESEARCH (TAG %q) UID ADDTO (0 7)\r\n", uidTag)} {
+		if !strings.Contains(un, want) {
+			t.Errorf("NOOP after another session's APPEND: no %q in\n%s", want, un)
+		}
+	}
+	if strings.Index(un, "EXISTS") > strings.Index(un, "ADDTO") {
+		t.Errorf("ADDTO before the EXISTS that numbers it:\n%s", un)
+	}
+	o.ok("STORE 3,4 +FLAGS.SILENT (\\Deleted)")
+	o.ok("EXPUNGE")
+	un = c.ok("NOOP")
+	// REMOVEFROM names message 3 as the client knows it, before the
+	// EXPUNGE responses renumber the mailbox.
+	rm := fmt.Sprintf("* ESEARCH (TAG %q) REMOVEFROM (0 3)\r\n", seqTag)
+	urm := fmt.Sprintf("* ESEARCH (TAG %q) UID REMOVEFROM (0 3)\r\n", uidTag)
+	if i, j := strings.Index(un, rm), strings.Index(un, "* 3 EXPUNGE"); i < 0 || j < 0 || i > j || !strings.Contains(un, urm) {
+		t.Errorf("NOOP after another session's EXPUNGE of 3 and 4:\n%s", un)
+	}
+	// The session's own EXPUNGE.
+	c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)") // 1 is no longer \Seen: not in the first result
+	un = c.ok("EXPUNGE")
+	if want := fmt.Sprintf("* ESEARCH (TAG %q) UID REMOVEFROM (0 1)\r\n", uidTag); !strings.Contains(un, want) || strings.Contains(un, seqTag+`") REMOVEFROM`) {
+		t.Errorf("own EXPUNGE of UID 1: want %q only in\n%s", want, un)
+	}
+	// CANCELUPDATE: every tag must be known, then none is told again.
+	if st, all := c.status(`CANCELUPDATE %q "nosuch"`, seqTag); st != "NO" {
+		t.Errorf("CANCELUPDATE of an unknown tag: %s", all)
+	}
+	if st, all := c.status("CANCELUPDATE"); st != "BAD" {
+		t.Errorf("CANCELUPDATE without a tag: %s", all)
+	}
+	c.ok(`CANCELUPDATE %q %q`, seqTag, uidTag)
+	o.ok("STORE 1:* -FLAGS.SILENT (\\Seen)")
+	if un := c.ok("NOOP"); strings.Contains(un, "ESEARCH") {
+		t.Errorf("ESEARCH after CANCELUPDATE:\n%s", un)
+	}
+	if st, all := c.status(`CANCELUPDATE %q`, seqTag); st != "NO" {
+		t.Errorf("second CANCELUPDATE: %s", all)
+	}
+	// Updates end with the selected mailbox.
+	c.ok("SEARCH RETURN (UPDATE) SEEN")
+	c.ok("UNSELECT")
+	c.ok("SELECT INBOX")
+	o.ok("STORE 1 +FLAGS.SILENT (\\Seen)")
+	if un := c.ok("NOOP"); strings.Contains(un, "ESEARCH") {
+		t.Errorf("ESEARCH after a new SELECT:\n%s", un)
+	}
+}
+
+// TestContextSearchHostileRanges: PARTIAL ranges that are no range are
+// BAD, a huge one is a range like any other, and the options that cannot
+// go together are refused, as Dovecot 2.3 answers.
+func TestContextSearchHostileRanges(t *testing.T) {
+	e := newEnv(t, nil)
+	contextMailbox(e, 3)
+	c := e.login()
+	c.ok("SELECT INBOX")
+	for _, cmd := range []string{
+		"SEARCH RETURN (PARTIAL 1) ALL",
+		"SEARCH RETURN (PARTIAL 1:*) ALL",
+		"SEARCH RETURN (PARTIAL *:1) ALL",
+		"SEARCH RETURN (PARTIAL 0:5) ALL",
+		"SEARCH RETURN (PARTIAL -1:-5) ALL", // RFC 9394's negative ranges are not offered
+		"SEARCH RETURN (PARTIAL 1:-5) ALL",
+		"SEARCH RETURN (PARTIAL 1:4294967296) ALL",
+		"SEARCH RETURN (PARTIAL 99999999999:1) ALL",
+		"SEARCH RETURN (PARTIAL +1:+2) ALL",
+		"SEARCH RETURN (PARTIAL 1:2:3) ALL",
+		"SEARCH RETURN (PARTIAL) ALL",
+		"SEARCH RETURN (PARTIAL 1:2 PARTIAL 3:4) ALL",
+		"SEARCH RETURN (ALL PARTIAL 1:2) ALL",
+		"SEARCH RETURN (UPDATE UPDATE) ALL",
+		"SORT RETURN (PARTIAL 1:2) (DATE) UTF-8 ALL", // CONTEXT=SORT is not offered
+		"SORT RETURN (UPDATE) (DATE) UTF-8 ALL",
+	} {
+		if st, all := c.status("%s", cmd); st != "BAD" {
+			t.Errorf("%s: %s", cmd, all)
+		}
+	}
+	for _, tc := range []struct{ cmd, want string }{
+		{"SEARCH RETURN (PARTIAL 4294967295:1) ALL", `PARTIAL (1:4294967295 1:3)`},
+		{"SEARCH RETURN (PARTIAL 4294967295:4294967295) ALL", `PARTIAL (4294967295:4294967295 NIL)`},
+		{"UID SEARCH RETURN (PARTIAL 3:3) ALL", `UID PARTIAL (3:3 3)`},
+	} {
+		un, tagged := c.do("%s", tc.cmd)
+		want := fmt.Sprintf("* ESEARCH (TAG %q) %s\r\n", tagOf(tagged), tc.want)
+		if un != want || !strings.Contains(tagged, " OK") {
+			t.Errorf("%s:\n got %q %s\nwant %q", tc.cmd, un, tagged, want)
+		}
+	}
+	// An UPDATE's tag names it: a second search under the same tag is BAD.
+	c.send("dup SEARCH RETURN (UPDATE) ALL\r\n")
+	if _, tagged := c.until("dup"); !strings.Contains(tagged, "OK") {
+		t.Fatalf("first UPDATE: %s", tagged)
+	}
+	c.send("dup SEARCH RETURN (UPDATE) ALL\r\n")
+	if _, tagged := c.until("dup"); !strings.HasPrefix(tagged, "dup BAD") {
+		t.Errorf("second UPDATE under the same tag: %s", tagged)
+	}
+	// CANCELUPDATE takes quoted tags only; before login it is unknown.
+	if st, all := c.status("CANCELUPDATE dup"); st != "BAD" {
+		t.Errorf("CANCELUPDATE with an atom: %s", all)
+	}
+	n := e.dial()
+	if st, all := n.status(`CANCELUPDATE "dup"`); st != "BAD" {
+		t.Errorf("CANCELUPDATE before login: %s", all)
+	}
+}
+
+// TestContextSearchUpdateLimit: thousands of UPDATE searches in one
+// session keep 10; the others are answered untagged NO [NOUPDATE "tag"]
+// and run once, and a change is told at most 10 times.
+func TestContextSearchUpdateLimit(t *testing.T) {
+	e := newEnv(t, nil)
+	contextMailbox(e, 3)
+	c := e.login()
+	c.ok("SELECT INBOX")
+	var pipe strings.Builder
+	const n = 2000
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&pipe, "u%d SEARCH RETURN (UPDATE COUNT) SEEN\r\n", i)
+	}
+	done := c.sendAll(pipe.String())
+	refused := 0
+	for i := 0; i < n; i++ {
+		un, tagged := c.until(fmt.Sprintf("u%d", i))
+		if !strings.Contains(tagged, " OK") {
+			t.Fatalf("u%d: %s", i, tagged)
+		}
+		noUpdate := strings.Contains(un, fmt.Sprintf(`* NO [NOUPDATE "u%d"]`, i))
+		if noUpdate != (i >= 10) {
+			t.Fatalf("u%d: NOUPDATE %v:\n%s", i, noUpdate, un)
+		}
+		if noUpdate {
+			refused++
+		}
+		if !strings.Contains(un, fmt.Sprintf(`* ESEARCH (TAG "u%d") COUNT 0`, i)) {
+			t.Fatalf("u%d: no result:\n%s", i, un)
+		}
+	}
+	<-done
+	if refused != n-10 {
+		t.Errorf("%d refused, want %d", refused, n-10)
+	}
+	un := c.ok("STORE 2 +FLAGS.SILENT (\\Seen)")
+	if got := strings.Count(un, "ADDTO (0 2)"); got != 10 {
+		t.Errorf("%d ADDTO for one change, want 10:\n%s", got, un)
+	}
+	// A cancelled update frees its place.
+	c.ok(`CANCELUPDATE "u3"`)
+	c.send("u3 SEARCH RETURN (UPDATE) SEEN\r\n")
+	if un, _ := c.until("u3"); strings.Contains(un, "NOUPDATE") {
+		t.Errorf("after CANCELUPDATE: %s", un)
+	}
+	c.send("u4000 SEARCH RETURN (UPDATE) SEEN\r\n")
+	if un, _ := c.until("u4000"); !strings.Contains(un, `* NO [NOUPDATE "u4000"]`) {
+		t.Errorf("an 11th: %s", un)
+	}
+}
+
+// TestContextSearchUpdateCost: an UPDATE search with a costly key (TEXT)
+// on a mailbox of 400 messages matches only the messages that changed, at
+// another session's STORE of one message, and reads a message's bytes only
+// when its flags let the costly key decide.
+func TestContextSearchUpdateCost(t *testing.T) {
+	e := newEnv(t, nil)
+	contextMailbox(e, 400)
+	c := e.login()
+	c.ok("SELECT INBOX")
+	c.ok("SEARCH RETURN (UPDATE) TEXT needle")
+	c.ok("SEARCH RETURN (UPDATE) FLAGGED TEXT needle")
+	o := e.login()
+	o.ok("SELECT INBOX")
+	ev0, ld0 := imapfront.SearchUpdateCounts()
+	o.ok("STORE 7 +FLAGS.SILENT (\\Seen)")
+	un := c.ok("NOOP")
+	ev1, ld1 := imapfront.SearchUpdateCounts()
+	if un != "* 7 FETCH (UID 7 FLAGS (\\Seen \\Recent))\r\n" {
+		t.Errorf("NOOP: %q", un)
+	}
+	// One message matched again, for both searches; its bytes read once
+	// (TEXT of the first; the second stops at FLAGGED).
+	if ev1-ev0 != 1 || ld1-ld0 != 1 {
+		t.Errorf("one message changed: %d matched again, %d read; want 1 and 1", ev1-ev0, ld1-ld0)
+	}
+	o.ok("STORE 9 +FLAGS.SILENT (\\Flagged)")
+	un = c.ok("NOOP")
+	if !strings.Contains(un, "ADDTO (0 9)") {
+		t.Errorf("NOOP after \\Flagged on 9 (needle): %q", un)
+	}
+	ev2, ld2 := imapfront.SearchUpdateCounts()
+	if ev2-ev1 != 1 || ld2-ld1 != 1 {
+		t.Errorf("one message changed: %d matched again, %d read; want 1 and 1", ev2-ev1, ld2-ld1)
+	}
+}
+
+// TestContextSearchUpdateSlowReader: a session with UPDATE searches in
+// IDLE that stops reading its socket holds up neither the session making
+// the changes nor the server's memory: its answers wait in the socket (the
+// session's writes block), nothing queues in memory; when it reads again,
+// the ADDTO and REMOVEFROM it gets, applied in order, give the result a
+// new SEARCH gives.
+func TestContextSearchUpdateSlowReader(t *testing.T) {
+	e := newEnv(t, nil)
+	contextMailbox(e, 300)
+	c := e.login()
+	c.ok("SELECT INBOX")
+	var tags []string
+	for i := 0; i < 10; i++ {
+		_, tagged := c.do("SEARCH RETURN (UPDATE) SEEN")
+		tags = append(tags, tagOf(tagged))
+	}
+	c.send("idle IDLE\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	// c reads no more until the STOREs are done: 600 rounds of FETCH
+	// FLAGS for 150 messages and ten REMOVEFROM or ADDTO of 150 numbers,
+	// about 7 MB, past what the sockets hold (tcp_wmem's 4 MiB at most).
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	o := e.login()
+	o.ok("SELECT INBOX")
+	var odd []string
+	for i := 1; i <= 300; i += 2 {
+		odd = append(odd, fmt.Sprint(i))
+	}
+	set := strings.Join(odd, ",")
+	start := time.Now()
+	const rounds = 600
+	for i := 0; i < rounds; i++ {
+		op := "+"
+		if i%2 == 1 {
+			op = "-"
+		}
+		if i == rounds-1 {
+			set = "1:7" // the last: a result that is no repeat
+		}
+		o.ok("STORE %s %sFLAGS.SILENT (\\Seen)", set, op)
+	}
+	took := time.Since(start)
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	grew := int64(ms.HeapAlloc) - int64(before)
+	t.Logf("%d STOREs in %v while the IDLE session read nothing; heap %+d KiB", rounds, took, grew/1024)
+	if grew > 32<<20 {
+		t.Errorf("heap grew %d MiB while a client read nothing", grew>>20)
+	}
+	// Read again: apply each search's updates in order.
+	c.send("DONE\r\n") // IDLE's answer syncs the view: the last change is in it
+	un, tagged := c.until("idle")
+	if !strings.Contains(tagged, "OK") {
+		t.Fatalf("IDLE: %s", tagged)
+	}
+	t.Logf("the IDLE session then read %d KiB", len(un)/1024)
+	results := map[string]map[uint32]bool{}
+	for _, tag := range tags {
+		results[tag] = map[uint32]bool{}
+	}
+	for _, l := range strings.Split(un, "\r\n") {
+		var tag string
+		if _, err := fmt.Sscanf(l, "* ESEARCH (TAG %q)", &tag); err != nil {
+			continue
+		}
+		rest := l[strings.Index(l, ")")+1:]
+		for _, part := range []struct {
+			key string
+			in  bool
+		}{{"REMOVEFROM (0 ", false}, {"ADDTO (0 ", true}} {
+			i := strings.Index(rest, part.key)
+			if i < 0 {
+				continue
+			}
+			nums := rest[i+len(part.key):]
+			nums = nums[:strings.Index(nums, ")")]
+			for _, n := range expandSet(t, nums) {
+				results[tag][n] = part.in
+			}
+		}
+	}
+	want := map[uint32]bool{}
+	for _, n := range strings.Fields(strings.TrimPrefix(strings.TrimSpace(c.ok("SEARCH SEEN")), "* SEARCH")) {
+		var v uint32
+		fmt.Sscan(n, &v)
+		want[v] = true
+	}
+	for _, tag := range tags {
+		got := map[uint32]bool{}
+		for n, in := range results[tag] {
+			if in {
+				got[n] = true
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("search %s after its updates: %v, SEARCH SEEN: %v", tag, got, want)
+		}
+	}
+}
+
+// expandSet expands a sequence set without "*".
+func expandSet(t *testing.T, s string) []uint32 {
+	var out []uint32
+	for _, r := range strings.Split(s, ",") {
+		var a, b uint32
+		if n, _ := fmt.Sscanf(r, "%d:%d", &a, &b); n == 2 {
+			for i := min(a, b); i <= max(a, b); i++ {
+				out = append(out, i)
+			}
+		} else if _, err := fmt.Sscan(r, &a); err == nil {
+			out = append(out, a)
+		} else {
+			t.Fatalf("set %q", s)
+		}
+	}
+	return out
+}
