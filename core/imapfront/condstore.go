@@ -205,9 +205,15 @@ func (s *session) changeFlags(w *imapserver.FetchWriter, numSet imap.NumSet, ts 
 	if len(v.updates) > 0 {
 		// Searches kept up to date are told of this STORE in its own
 		// answer (context.go).
+		// The view's sync then skips them (view.matched) unless changed
+		// again since.
 		stored := make([]imap.UID, len(res.Messages))
+		if v.matched == nil {
+			v.matched = map[imap.UID]uint64{}
+		}
 		for i, m := range res.Messages {
 			stored[i] = imap.UID(m.UID)
+			v.matched[imap.UID(m.UID)] = max(v.matched[imap.UID(m.UID)], m.ModSeq)
 		}
 		if err := v.updatesChanged(stored); err != nil {
 			return err

@@ -37,8 +37,11 @@ type view struct {
 	reported  map[imap.UID]uint64
 	searchRes imap.UIDSet
 	// updates are the searches kept up to date for the client (RFC 5267
-	// CONTEXT=SEARCH, context.go).
+	// CONTEXT=SEARCH, context.go); matched holds, per UID, the MODSEQ at
+	// which the session's own STORE matched the message again for them,
+	// so that sync does not do it again (cleared with reported).
 	updates []*searchUpdate
+	matched map[imap.UID]uint64
 	// recent holds the UIDs recent to this session (recent.go).
 	recent map[imap.UID]bool
 	// keywords are the flags announced in FLAGS (keywords.go).
@@ -254,9 +257,11 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 	if len(v.updates) > 0 {
 		// Searches kept up to date match the changed messages again
 		// (context.go); those held back are not in the view yet.
-		changed := make([]imap.UID, len(ch.changed))
-		for i, c := range ch.changed {
-			changed[i] = imap.UID(c.UID)
+		changed := make([]imap.UID, 0, len(ch.changed))
+		for _, c := range ch.changed {
+			if m, ok := v.matched[imap.UID(c.UID)]; !ok || m < c.ModSeq {
+				changed = append(changed, imap.UID(c.UID))
+			}
 		}
 		if err := v.updatesChanged(changed); err != nil {
 			return err
@@ -267,6 +272,7 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 	} else {
 		v.modseq = ch.highest
 		clear(v.reported)
+		clear(v.matched)
 		v.dirty = false
 	}
 	return nil
