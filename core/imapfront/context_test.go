@@ -2,6 +2,9 @@ package imapfront_test
 
 import (
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -431,4 +434,77 @@ func expandSet(t *testing.T, s string) []uint32 {
 		}
 	}
 	return out
+}
+
+// TestPythonImaplibContext drives CONTEXT=SEARCH with Python's imaplib
+// (testdata/imaplib_context.py): PARTIAL, an UPDATE search told of another
+// connection's STORE, EXPUNGE and APPEND, CANCELUPDATE.
+func TestPythonImaplibContext(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not found")
+	}
+	e := newEnv(t, nil)
+	host, port, _ := net.SplitHostPort(e.addr)
+	cmd := exec.Command(py, "testdata/imaplib_context.py")
+	cmd.Env = append(os.Environ(), "IMAP_HOST="+host, "IMAP_PORT="+port, "IMAP_USER="+user, "IMAP_PASS="+pass)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "imaplib context OK") {
+		t.Fatalf("imaplib: %v\n%s", err, out)
+	}
+}
+
+// The side-by-side script of CONTEXT=SEARCH (TestSideBySide,
+// MAILFERRY_IMAP_SIDEBYSIDE_ONLY=context-search): PARTIAL, its broken
+// ranges, UPDATE told of the session's own and another session's changes,
+// REMOVEFROM with EXPUNGE, NOUPDATE past the limit, CANCELUPDATE.
+func init() {
+	sideScripts = append(sideScripts, struct {
+		name string
+		run  func(sd *side)
+	}{"context-search", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		for i := 1; i <= 6; i++ {
+			a.appendx(sd.box, "", msgN(i))
+		}
+		a.x("SELECT %s", sd.box)
+		a.x("SEARCH RETURN (PARTIAL 2:4) ALL")
+		a.x("SEARCH RETURN (PARTIAL 5:2) ALL")
+		a.x("UID SEARCH RETURN (PARTIAL 6:9 COUNT) ALL")
+		a.x("SEARCH RETURN (PARTIAL 9:10) ALL")
+		a.x("SEARCH RETURN (MIN MAX PARTIAL 1:1) BODY body")
+		a.x("SEARCH RETURN (PARTIAL 1:4294967295) ALL")
+		a.x("SEARCH RETURN (PARTIAL 0:1) ALL")
+		a.x("SEARCH RETURN (PARTIAL 1:4294967296) ALL")
+		a.x("SEARCH RETURN (PARTIAL -1:-2) ALL")
+		a.x("SEARCH RETURN (PARTIAL 1:2 ALL) ALL")
+		a.x("SEARCH RETURN (SAVE PARTIAL 2:3) ALL")
+		a.x("SEARCH $")
+		a.x("SEARCH RETURN (UPDATE) SEEN")
+		a.x("UID SEARCH RETURN (UPDATE ALL) OR SEEN FLAGGED")
+		a.x("STORE 1,3 +FLAGS (\\Seen)")
+		sd.note("B changes, A polls")
+		b := sd.login()
+		b.x("SELECT %s", sd.box)
+		b.x("STORE 2 +FLAGS (\\Flagged)")
+		b.x("STORE 1 -FLAGS (\\Seen)")
+		a.x("NOOP")
+		b.appendx(sd.box, `(\Seen)`, msgN(7))
+		a.x("NOOP")
+		b.x("STORE 3 +FLAGS (\\Deleted)")
+		b.x("EXPUNGE")
+		a.x("NOOP")
+		sd.note("A expunges")
+		a.x("STORE 1 +FLAGS (\\Deleted)")
+		a.x("EXPUNGE")
+		sd.note("past the limit of updates")
+		for i := 0; i < 9; i++ {
+			a.x("SEARCH RETURN (UPDATE COUNT) DELETED")
+		}
+		a.x("CANCELUPDATE \"nosuch\"")
+		a.x("CANCELUPDATE \"t999\"")
+		a.x("UNSELECT")
+		a.x("DELETE %s", sd.box)
+	}})
 }

@@ -49,7 +49,7 @@ type Conn struct {
 
 	// badCommands counts unknown commands before authentication.
 	badCommands int
-	byeUnknown  bool // fork: unknownCommand ended the session (context.go)
+	byeUnknown  bool // fork: unknownCommand ends the session after its BAD
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
