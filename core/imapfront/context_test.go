@@ -2,11 +2,14 @@ package imapfront_test
 
 import (
 	"fmt"
+	"math/rand"
 	"net"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -507,4 +510,178 @@ func init() {
 		a.x("UNSELECT")
 		a.x("DELETE %s", sd.box)
 	}})
+}
+
+// TestContextSearchUpdateConcurrent: five sessions STORE, APPEND and
+// EXPUNGE on one mailbox at once while a sixth keeps two UPDATE searches
+// (one by sequence number, one by UID) and polls, STOREing now and then
+// itself. Applied in the order they come, with each EXPUNGE renumbering the
+// sequence-number result (a REMOVEFROM must come before the EXPUNGE of a
+// message in it), its ADDTO and REMOVEFROM give at the end what a new
+// SEARCH gives.
+func TestContextSearchUpdateConcurrent(t *testing.T) {
+	e := newEnv(t, nil)
+	contextMailbox(e, 40)
+	obs := e.login()
+	obs.ok("SELECT INBOX")
+	_, tagged := obs.do("SEARCH RETURN (UPDATE ALL) SEEN")
+	seqTag := tagOf(tagged)
+	_, tagged = obs.do("UID SEARCH RETURN (UPDATE ALL) FLAGGED NOT SEEN")
+	uidTag := tagOf(tagged)
+	// Start from the results the observer has now.
+	seqs, uids := map[uint32]bool{}, map[uint32]bool{}
+	updates, expunges := 0, 0
+	apply := func(un string) {
+		for _, l := range strings.Split(un, "\r\n") {
+			var n uint32
+			if _, err := fmt.Sscanf(l, "* %d EXPUNGE", &n); err == nil {
+				expunges++
+				if seqs[n] {
+					t.Errorf("EXPUNGE of %d, still in the result (no REMOVEFROM before it)", n)
+				}
+				next := map[uint32]bool{}
+				for s := range seqs {
+					if s > n {
+						next[s-1] = true
+					} else if s < n {
+						next[s] = true
+					}
+				}
+				seqs = next
+				continue
+			}
+			var tag string
+			if _, err := fmt.Sscanf(l, "* ESEARCH (TAG %q)", &tag); err != nil {
+				continue
+			}
+			set := seqs
+			if tag == uidTag {
+				set = uids
+			} else if tag != seqTag {
+				continue // a search's own result
+			}
+			updates++
+			rest := l[strings.Index(l, ")")+1:]
+			for _, part := range []struct {
+				key string
+				in  bool
+			}{{"REMOVEFROM (0 ", false}, {"ADDTO (0 ", true}} {
+				i := strings.Index(rest, part.key)
+				if i < 0 {
+					continue
+				}
+				nums := rest[i+len(part.key):]
+				for _, n := range expandSet(t, nums[:strings.Index(nums, ")")]) {
+					if part.in {
+						set[n] = true
+					} else {
+						delete(set, n)
+					}
+				}
+			}
+		}
+	}
+	seed := func(un, kind string) {
+		for _, l := range strings.Split(un, "\r\n") {
+			if i := strings.Index(l, " ALL "); i >= 0 && strings.HasPrefix(l, "* ESEARCH") {
+				for _, n := range expandSet(t, l[i+5:]) {
+					if kind == "uid" {
+						uids[n] = true
+					} else {
+						seqs[n] = true
+					}
+				}
+			}
+		}
+	}
+	seed(obs.ok("SEARCH RETURN (ALL) SEEN"), "seq")
+	seed(obs.ok("UID SEARCH RETURN (ALL) FLAGGED NOT SEEN"), "uid")
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan string, 100)
+	for w := 0; w < 5; w++ {
+		c := e.login()
+		c.ok("SELECT INBOX")
+		wg.Add(1)
+		go func(w int, c *conn) {
+			defer wg.Done()
+			rnd := rand.New(rand.NewSource(int64(w)))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var cmd string
+				switch k := rnd.Intn(10); {
+				case k < 6:
+					cmd = fmt.Sprintf("UID STORE %d %sFLAGS.SILENT (%s)", 1+rnd.Intn(60), []string{"+", "-"}[rnd.Intn(2)], []string{`\Seen`, `\Flagged`}[rnd.Intn(2)])
+				case k < 8:
+					c.appendMsg("INBOX", []string{"()", `(\Seen)`, `(\Flagged)`}[rnd.Intn(3)], "Subject: new\r\n\r\nx\r\n")
+					continue
+				default:
+					cmd = fmt.Sprintf("UID STORE %d +FLAGS.SILENT (\\Deleted)", 1+rnd.Intn(60))
+					if _, tagged := c.do("%s", cmd); !strings.Contains(tagged, " OK") {
+						errs <- cmd + ": " + tagged
+					}
+					cmd = "EXPUNGE"
+				}
+				if _, tagged := c.do("%s", cmd); !strings.Contains(tagged, " OK") {
+					select {
+					case errs <- cmd + ": " + tagged:
+					default:
+					}
+				}
+			}
+		}(w, c)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	rnd := rand.New(rand.NewSource(99))
+	for time.Now().Before(deadline) {
+		if rnd.Intn(4) == 0 {
+			un, tagged := obs.do("UID STORE %d %sFLAGS.SILENT (\\Seen)", 1+rnd.Intn(60), []string{"+", "-"}[rnd.Intn(2)])
+			if !strings.Contains(tagged, " OK") {
+				t.Errorf("observer STORE: %s", tagged)
+			}
+			apply(un)
+			continue
+		}
+		apply(obs.ok("NOOP"))
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	apply(obs.ok("NOOP"))
+	t.Logf("%d ESEARCH updates and %d EXPUNGE applied", updates, expunges)
+	want := func(cmd string) string {
+		un := obs.ok("%s", cmd)
+		apply(un) // nothing but the result: the view is up to date
+		for _, l := range strings.Split(un, "\r\n") {
+			if i := strings.Index(l, " ALL "); i >= 0 {
+				return fmt.Sprint(expandSet(t, l[i+5:]))
+			}
+		}
+		return "[]"
+	}
+	sorted := func(m map[uint32]bool) string {
+		var out []uint32
+		for n := range m {
+			out = append(out, n)
+		}
+		slices.Sort(out)
+		if out == nil {
+			return "[]"
+		}
+		return fmt.Sprint(out)
+	}
+	if got, w := sorted(seqs), want("SEARCH RETURN (ALL) SEEN"); got != w {
+		t.Errorf("sequence-number result after its updates:\n%s\nSEARCH SEEN:\n%s", got, w)
+	}
+	if got, w := sorted(uids), want("UID SEARCH RETURN (ALL) FLAGGED NOT SEEN"); got != w {
+		t.Errorf("UID result after its updates:\n%s\nUID SEARCH:\n%s", got, w)
+	}
 }
