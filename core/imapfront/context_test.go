@@ -382,24 +382,8 @@ func TestContextSearchUpdateSlowReader(t *testing.T) {
 		results[tag] = map[uint32]bool{}
 	}
 	for _, l := range strings.Split(un, "\r\n") {
-		var tag string
-		if _, err := fmt.Sscanf(l, "* ESEARCH (TAG %q)", &tag); err != nil {
-			continue
-		}
-		rest := l[strings.Index(l, ")")+1:]
-		for _, part := range []struct {
-			key string
-			in  bool
-		}{{"REMOVEFROM (0 ", false}, {"ADDTO (0 ", true}} {
-			i := strings.Index(rest, part.key)
-			if i < 0 {
-				continue
-			}
-			nums := rest[i+len(part.key):]
-			nums = nums[:strings.Index(nums, ")")]
-			for _, n := range expandSet(t, nums) {
-				results[tag][n] = part.in
-			}
+		if tag, ok := searchUpdateOf(l); ok && results[tag] != nil {
+			applySearchUpdate(t, l, results[tag])
 		}
 	}
 	want := map[uint32]bool{}
@@ -409,14 +393,37 @@ func TestContextSearchUpdateSlowReader(t *testing.T) {
 		want[v] = true
 	}
 	for _, tag := range tags {
-		got := map[uint32]bool{}
-		for n, in := range results[tag] {
-			if in {
-				got[n] = true
-			}
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := results[tag]; fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("search %s after its updates: %v, SEARCH SEEN: %v", tag, got, want)
+		}
+	}
+}
+
+// searchUpdateOf returns the tag of an ESEARCH line.
+func searchUpdateOf(l string) (tag string, ok bool) {
+	_, err := fmt.Sscanf(l, "* ESEARCH (TAG %q)", &tag)
+	return tag, err == nil
+}
+
+// applySearchUpdate applies an ESEARCH line's REMOVEFROM, then its ADDTO,
+// to a result (the numbers in it).
+func applySearchUpdate(t *testing.T, l string, result map[uint32]bool) {
+	rest := l[strings.Index(l, ")")+1:]
+	for _, part := range []struct {
+		key string
+		in  bool
+	}{{"REMOVEFROM (0 ", false}, {"ADDTO (0 ", true}} {
+		i := strings.Index(rest, part.key)
+		if i < 0 {
+			continue
+		}
+		nums := rest[i+len(part.key):]
+		for _, n := range expandSet(t, nums[:strings.Index(nums, ")")]) {
+			if part.in {
+				result[n] = true
+			} else {
+				delete(result, n)
+			}
 		}
 	}
 }
@@ -550,35 +557,16 @@ func TestContextSearchUpdateConcurrent(t *testing.T) {
 				seqs = next
 				continue
 			}
-			var tag string
-			if _, err := fmt.Sscanf(l, "* ESEARCH (TAG %q)", &tag); err != nil {
-				continue
+			tag, ok := searchUpdateOf(l)
+			if !ok || (tag != seqTag && tag != uidTag) {
+				continue // not an update, or a search's own result
 			}
 			set := seqs
 			if tag == uidTag {
 				set = uids
-			} else if tag != seqTag {
-				continue // a search's own result
 			}
 			updates++
-			rest := l[strings.Index(l, ")")+1:]
-			for _, part := range []struct {
-				key string
-				in  bool
-			}{{"REMOVEFROM (0 ", false}, {"ADDTO (0 ", true}} {
-				i := strings.Index(rest, part.key)
-				if i < 0 {
-					continue
-				}
-				nums := rest[i+len(part.key):]
-				for _, n := range expandSet(t, nums[:strings.Index(nums, ")")]) {
-					if part.in {
-						set[n] = true
-					} else {
-						delete(set, n)
-					}
-				}
-			}
+			applySearchUpdate(t, l, set)
 		}
 	}
 	seed := func(un, kind string) {
