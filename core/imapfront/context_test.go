@@ -148,7 +148,14 @@ func TestContextSearchRFC5267(t *testing.T) {
 	if st, all := c.status(`CANCELUPDATE %q`, seqTag); st != "NO" {
 		t.Errorf("second CANCELUPDATE: %s", all)
 	}
-	// Updates end with the selected mailbox.
+	// Updates end with the selected mailbox; CLOSE tells nothing of the
+	// messages it expunges (RFC 3501 6.4.2), REMOVEFROM neither.
+	c.ok("SEARCH RETURN (UPDATE) SEEN")
+	c.ok("STORE 1 +FLAGS.SILENT (\\Seen \\Deleted)")
+	if un := c.ok("CLOSE"); un != "" {
+		t.Errorf("CLOSE with an UPDATE search holding a deleted message: %q", un)
+	}
+	c.ok("SELECT INBOX")
 	c.ok("SEARCH RETURN (UPDATE) SEEN")
 	c.ok("UNSELECT")
 	c.ok("SELECT INBOX")

@@ -417,6 +417,11 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 	if len(v.uids) == 0 {
 		return nil
 	}
+	if w == nil || *w == (imapserver.ExpungeWriter{}) {
+		// CLOSE: it tells nothing of what it expunges (RFC 3501 6.4.2),
+		// and the searches kept up to date end with it (context.go).
+		v.updates = nil
+	}
 	var list []uint32
 	if uids != nil {
 		list = uidsOf(v.resolve(*uids))
