@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"mailferry/core/imapfront"
+	"mailferry/core/internal/pgtest"
 )
 
 // CONTEXT=SEARCH (RFC 5267 4): PARTIAL, UPDATE with ADDTO/REMOVEFROM,
@@ -455,20 +456,61 @@ func expandSet(t *testing.T, s string) []uint32 {
 
 // TestPythonImaplibContext drives CONTEXT=SEARCH with Python's imaplib
 // (testdata/imaplib_context.py): PARTIAL, an UPDATE search told of another
-// connection's STORE, EXPUNGE and APPEND, CANCELUPDATE.
+// connection's STORE, EXPUNGE and APPEND, CANCELUPDATE; on SQLite and on
+// PostgreSQL (skipped without the fixture, failed with
+// MAILFERRY_REQUIRE_POSTGRES=1), and across two nodes on one PostgreSQL
+// database: an UPDATE search in IDLE on one told of a STORE on the other.
 func TestPythonImaplibContext(t *testing.T) {
 	py, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("python3 not found")
 	}
-	e := newEnv(t, nil)
-	host, port, _ := net.SplitHostPort(e.addr)
-	cmd := exec.Command(py, "testdata/imaplib_context.py")
-	cmd.Env = append(os.Environ(), "IMAP_HOST="+host, "IMAP_PORT="+port, "IMAP_USER="+user, "IMAP_PASS="+pass)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "imaplib context OK") {
-		t.Fatalf("imaplib: %v\n%s", err, out)
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			o := &envOpts{}
+			if engine == "postgres" {
+				o.databaseURL = pgtest.URL(t)
+			}
+			e := newEnv(t, o)
+			host, port, _ := net.SplitHostPort(e.addr)
+			cmd := exec.Command(py, "testdata/imaplib_context.py")
+			cmd.Env = append(os.Environ(), "IMAP_HOST="+host, "IMAP_PORT="+port, "IMAP_USER="+user, "IMAP_PASS="+pass)
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "imaplib context OK") {
+				t.Fatalf("imaplib: %v\n%s", err, out)
+			}
+		})
 	}
+	t.Run("across-nodes", func(t *testing.T) {
+		nodeA := newEnv(t, &envOpts{databaseURL: pgtest.URL(t)})
+		nodeB := newEnv(t, &envOpts{peer: nodeA})
+		contextMailbox(nodeA, 4)
+		b := nodeB.login()
+		b.ok("SELECT INBOX")
+		_, tagged := b.do("UID SEARCH RETURN (UPDATE) SEEN")
+		tag := tagOf(tagged)
+		b.send("i1 IDLE\r\n")
+		if l := b.line(); !strings.HasPrefix(l, "+ ") {
+			t.Fatalf("IDLE: %q", l)
+		}
+		a := nodeA.login()
+		a.ok("SELECT INBOX")
+		a.ok("STORE 2 +FLAGS.SILENT (\\Seen)")
+		want := fmt.Sprintf("* ESEARCH (TAG %q) UID ADDTO (0 2)", tag)
+		for {
+			l := b.line() // 10 s at most
+			if l == want {
+				break
+			}
+			if !strings.HasPrefix(l, "* 2 FETCH") {
+				t.Fatalf("IDLE on node B after a STORE on node A: %q, want %q", l, want)
+			}
+		}
+		b.send("DONE\r\n")
+		if _, tagged := b.until("i1"); !strings.HasPrefix(tagged, "i1 OK") {
+			t.Fatal(tagged)
+		}
+	})
 }
 
 // The side-by-side script of CONTEXT=SEARCH (TestSideBySide,
