@@ -722,3 +722,37 @@ func TestContextSearchUpdateConcurrent(t *testing.T) {
 		t.Errorf("UID result after its updates:\n%s\nUID SEARCH:\n%s", got, w)
 	}
 }
+
+// BenchmarkSearchUpdateChange: what another session's STORE of one message
+// costs a session that polls (NOOP) on a mailbox of 2,000 messages,
+// without UPDATE searches and with ten of TEXT (the costliest key: each
+// matched message's bytes read and parsed), beside one SEARCH TEXT of the
+// whole mailbox, what a client without CONTEXT=SEARCH sends instead. An
+// op is the STORE and the NOOP.
+func BenchmarkSearchUpdateChange(b *testing.B) {
+	e := newEnv(b, nil)
+	contextMailbox(e, 2000)
+	for _, bc := range []struct {
+		name    string
+		updates int
+		search  bool
+	}{{"no-updates", 0, false}, {"10-text-updates", 10, false}, {"search-text-instead", 0, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := e.login()
+			c.ok("SELECT INBOX")
+			for i := 0; i < bc.updates; i++ {
+				c.ok("SEARCH RETURN (UPDATE) TEXT needle%d", i)
+			}
+			o := e.login()
+			o.ok("SELECT INBOX")
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				o.ok("STORE 7 %sFLAGS.SILENT (\\Flagged)", []string{"+", "-"}[i%2])
+				c.ok("NOOP")
+				if bc.search {
+					c.ok("SEARCH TEXT needle")
+				}
+			}
+		})
+	}
+}
