@@ -56,6 +56,10 @@ func (v *view) tellExpunged(uids []uint32, expunge func(uint32) error, vanish fu
 	if len(uids) == 0 {
 		return nil
 	}
+	// Searches kept up to date lose them first (context.go).
+	if err := v.updatesExpunged(uids); err != nil {
+		return err
+	}
 	if !v.s.qresync() {
 		return v.removeUIDs(uids, expunge)
 	}
@@ -195,6 +199,23 @@ func (s *session) changeFlags(w *imapserver.FetchWriter, numSet imap.NumSet, ts 
 			rw.WriteModSeq(m.ModSeq)
 		}
 		if err := rw.Close(); err != nil {
+			return err
+		}
+	}
+	if len(v.updates) > 0 {
+		// Searches kept up to date are told of this STORE in its own
+		// answer (context.go).
+		// The view's sync then skips them (view.matched) unless changed
+		// again since.
+		stored := make([]imap.UID, len(res.Messages))
+		if v.matched == nil {
+			v.matched = map[imap.UID]uint64{}
+		}
+		for i, m := range res.Messages {
+			stored[i] = imap.UID(m.UID)
+			v.matched[imap.UID(m.UID)] = max(v.matched[imap.UID(m.UID)], m.ModSeq)
+		}
+		if err := v.updatesChanged(stored); err != nil {
 			return err
 		}
 	}

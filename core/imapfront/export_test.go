@@ -39,3 +39,10 @@ func SelectCacheHolds(s *Server) []int64 {
 	}
 	return ids
 }
+
+// SearchUpdateCounts is how many messages UPDATE searches matched again
+// and how many message bodies they read for that, since the process began
+// (context.go).
+func SearchUpdateCounts() (evaluated, loaded int64) {
+	return searchUpdateEvaluations.Load(), searchUpdateLoads.Load()
+}

@@ -45,15 +45,11 @@ const imaptestCommit = "924f619"
 // imaptestSkipped: the scripts needing a capability Mailferry does not
 // offer, and that capability.
 var imaptestSkipped = map[string]string{
-	"notify":                 "NOTIFY (RFC 5465)",
-	"search-context-update":  "CONTEXT=SEARCH (RFC 5267)",
-	"search-context-update2": "CONTEXT=SEARCH (RFC 5267)",
-	"search-context-update3": "CONTEXT=SEARCH (RFC 5267)",
-	"search-partial":         "CONTEXT=SEARCH (RFC 5267)",
-	"sort-partial":           "CONTEXT=SORT (RFC 5267; Dovecot 2.3 does not offer it either)",
-	"urlauth":                "URLAUTH (RFC 4467; Dovecot's fixture does not offer it either)",
-	"urlauth-binary":         "URLAUTH (RFC 4467, RFC 5524)",
-	"urlauth2":               "URLAUTH (RFC 4467)",
+	"notify":         "NOTIFY (RFC 5465)",
+	"sort-partial":   "CONTEXT=SORT (RFC 5267; Dovecot 2.3 does not offer it either)",
+	"urlauth":        "URLAUTH (RFC 4467; Dovecot's fixture does not offer it either)",
+	"urlauth-binary": "URLAUTH (RFC 4467, RFC 5524)",
+	"urlauth2":       "URLAUTH (RFC 4467)",
 }
 
 // imaptestKnownFailures: scripts Mailferry fails today (Dovecot 2.3 passes

@@ -21,6 +21,10 @@ import (
 // body and text keys read the message bytes.
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	v := s.sel
+	if options.ReturnUpdate && v.hasUpdate(options.Tag) {
+		// RFC 5267 4.3: an update is named by its tag (Dovecot: BAD too).
+		return nil, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "Duplicate search update tag"}
+	}
 	v.staticCriteria(criteria)
 	needRaw := criteriaNeedRaw(criteria)
 	withModSeq := criteriaHasModSeq(criteria)
@@ -38,6 +42,13 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		uidSet imap.UIDSet
 		// the MODSEQs of the first and the last message found
 		firstModSeq, lastModSeq uint64
+		// PARTIAL (RFC 5267 4.4): the numbers at the range's positions,
+		// the UIDs found there and the highest MODSEQ among them
+		partial        = options.ReturnPartial
+		partialFound   []uint32
+		partialUIDs    imap.UIDSet
+		partialModSeq  uint64
+		partialVisited uint32
 	)
 	for _, run := range v.chunks(all) {
 		msgs, err := v.messages(run, false, false)
@@ -58,6 +69,18 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 				continue
 			}
 			uidSet.AddNum(run[i].uid)
+			if partial != nil {
+				partialVisited++
+				if partialVisited >= partial.First && partialVisited <= partial.Last {
+					n := run[i].seq
+					if kind == imapserver.NumKindUID {
+						n = uint32(run[i].uid)
+					}
+					partialFound = append(partialFound, n)
+					partialUIDs.AddNum(run[i].uid)
+					partialModSeq = max(partialModSeq, m.ModSeq)
+				}
+			}
 			if withModSeq {
 				// RFC 7162 3.1.5: the highest MODSEQ of the messages found.
 				data.ModSeq = max(data.ModSeq, m.ModSeq)
@@ -89,8 +112,28 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	if withModSeq {
 		data.ModSeq = minMaxModSeq(data.ModSeq, firstModSeq, lastModSeq, options)
 	}
+	saved := uidSet
+	if partial != nil {
+		data.Partial = partialOf(partialFound, &imap.SearchPartialRange{First: 1, Last: uint32(len(partialFound))}, kind == imapserver.NumKindUID)
+		if withModSeq && !options.ReturnCount {
+			// The MODSEQ of the messages returned (and MIN's and MAX's),
+			// as Dovecot 2.3 answers.
+			data.ModSeq = partialModSeq
+			if options.ReturnMin || options.ReturnMax {
+				data.ModSeq = max(data.ModSeq, minMaxModSeq(0, firstModSeq, lastModSeq, &imap.SearchOptions{ReturnMin: options.ReturnMin, ReturnMax: options.ReturnMax}))
+			}
+		}
+		if !options.ReturnCount {
+			// SAVE with PARTIAL keeps the messages returned; with COUNT
+			// too, all found (Dovecot 2.3).
+			saved = partialUIDs
+		}
+	}
 	if options.ReturnSave {
-		v.searchRes = savedResult(uidSet, options)
+		v.searchRes = savedResult(saved, options)
+	}
+	if options.ReturnUpdate {
+		data.NoUpdate = v.startUpdate(options.Tag, kind == imapserver.NumKindUID, criteria, uidSet)
 	}
 	return &data, nil
 }
@@ -217,6 +260,18 @@ type searchMsg struct {
 	hay    *textHay  // what TEXT and BODY look in, once read
 	recent bool      // \Recent to this session
 	now    time.Time // when the command began (WITHIN's intervals count back from it)
+	// load, when set, reads raw the first time a key needs it (an UPDATE
+	// search matching a changed message again: context.go).
+	load func() []byte
+}
+
+// bytes returns the message's bytes, read now if load says how.
+func (sm *searchMsg) bytes() []byte {
+	if sm.raw == nil && sm.load != nil {
+		sm.raw = sm.load()
+		sm.load = nil
+	}
+	return sm.raw
 }
 
 // hasFlag reports whether the message has a flag; \Recent is the
@@ -240,7 +295,7 @@ func (sm *searchMsg) matchSafe(c *imap.SearchCriteria) (ok bool) {
 
 func (sm *searchMsg) hdr() *mail.Header {
 	if sm.header == nil {
-		h := mail.Header{Header: gomessage.Header{Header: lenientHeader(sm.raw)}}
+		h := mail.Header{Header: gomessage.Header{Header: lenientHeader(sm.bytes())}}
 		sm.header = &h
 	}
 	return sm.header
@@ -398,19 +453,19 @@ func (sm *searchMsg) matchText(pattern string, withHeader bool) bool {
 		return true
 	}
 	if sm.hay == nil {
-		sm.hay = readHay(sm.raw)
+		sm.hay = readHay(sm.bytes())
 	}
 	h := sm.hay
 	p := []byte(strings.ToLower(pattern))
 	if !h.parsed {
 		if withHeader {
 			if h.all == nil {
-				h.all = bytes.ToLower(sm.raw)
+				h.all = bytes.ToLower(sm.bytes())
 			}
 			return bytes.Contains(h.all, p)
 		}
 		if h.body == nil {
-			_, body := splitHeader(sm.raw)
+			_, body := splitHeader(sm.bytes())
 			h.body = bytes.ToLower(body)
 		}
 		return bytes.Contains(h.body, p)

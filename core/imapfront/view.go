@@ -36,6 +36,12 @@ type view struct {
 	// not send them again.
 	reported  map[imap.UID]uint64
 	searchRes imap.UIDSet
+	// updates are the searches kept up to date for the client (RFC 5267
+	// CONTEXT=SEARCH, context.go); matched holds, per UID, the MODSEQ at
+	// which the session's own STORE matched the message again for them,
+	// so that sync does not do it again (cleared with reported).
+	updates []*searchUpdate
+	matched map[imap.UID]uint64
 	// recent holds the UIDs recent to this session (recent.go).
 	recent map[imap.UID]bool
 	// keywords are the flags announced in FLAGS (keywords.go).
@@ -248,11 +254,25 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 		}
 		v.reported[uid] = c.ModSeq
 	}
+	if len(v.updates) > 0 {
+		// Searches kept up to date match the changed messages again
+		// (context.go); those held back are not in the view yet.
+		changed := make([]imap.UID, 0, len(ch.changed))
+		for _, c := range ch.changed {
+			if m, ok := v.matched[imap.UID(c.UID)]; !ok || m < c.ModSeq {
+				changed = append(changed, imap.UID(c.UID))
+			}
+		}
+		if err := v.updatesChanged(changed); err != nil {
+			return err
+		}
+	}
 	if held {
 		v.dirty = true
 	} else {
 		v.modseq = ch.highest
 		clear(v.reported)
+		clear(v.matched)
 		v.dirty = false
 	}
 	return nil
@@ -396,6 +416,11 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 	}
 	if len(v.uids) == 0 {
 		return nil
+	}
+	if w == nil || *w == (imapserver.ExpungeWriter{}) {
+		// CLOSE: it tells nothing of what it expunges (RFC 3501 6.4.2),
+		// and the searches kept up to date end with it (context.go).
+		v.updates = nil
 	}
 	var list []uint32
 	if uids != nil {

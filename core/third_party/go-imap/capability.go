@@ -42,6 +42,7 @@ const (
 	CapConvert          Cap = "CONVERT"            // RFC 5259
 	CapCreateSpecialUse Cap = "CREATE-SPECIAL-USE" // RFC 6154
 	CapESort            Cap = "ESORT"              // RFC 5267
+	CapContextSearch    Cap = "CONTEXT=SEARCH"     // RFC 5267
 	CapFilters          Cap = "FILTERS"            // RFC 5466
 	CapID               Cap = "ID"                 // RFC 2971
 	CapLanguage         Cap = "LANGUAGE"           // RFC 5255

@@ -14,6 +14,21 @@ type SearchOptions struct {
 	ReturnCount bool
 	// Requires IMAP4rev2 or SEARCHRES
 	ReturnSave bool
+
+	// fork: CONTEXT=SEARCH (RFC 5267). ReturnPartial, when not nil, asks
+	// for the matches at positions Start to Stop (1-based, Start <= Stop)
+	// of the result. ReturnUpdate asks the server to keep the result up to
+	// date with ADDTO and REMOVEFROM; Tag is then the command's tag, which
+	// names the update (imapserver sets it).
+	ReturnPartial *SearchPartialRange
+	ReturnUpdate  bool
+	Tag           string
+}
+
+// SearchPartialRange is the range of a PARTIAL result option (fork: RFC
+// 5267 4.4): positions First to Last of the result, 1-based, First <= Last.
+type SearchPartialRange struct {
+	First, Last uint32
 }
 
 // SearchCriteria is a criteria for the SEARCH command.
@@ -161,6 +176,14 @@ type SearchData struct {
 
 	// requires CONDSTORE
 	ModSeq uint64
+
+	// fork: CONTEXT=SEARCH (RFC 5267). Partial holds the numbers at the
+	// positions SearchOptions.ReturnPartial asked for (nil or empty when
+	// none); NoUpdate, when set, is why the server refused to keep this
+	// result up to date (ReturnUpdate): it answers an untagged NO
+	// [NOUPDATE "tag"] and the search goes on without updates.
+	Partial  NumSet
+	NoUpdate string
 }
 
 // AllSeqNums returns All as a slice of sequence numbers.

@@ -104,6 +104,8 @@ func (c *Conn) availableCaps() []imap.Cap {
 		addAvailableCaps(&caps, available, []imap.Cap{imap.CapWithin, imap.CapPreview})
 		// fork: RFC 4469 (FORK.md change 53, catenate.go)
 		addAvailableCaps(&caps, available, []imap.Cap{imap.CapCatenate})
+		// fork: RFC 5267 4 (context.go)
+		addAvailableCaps(&caps, available, []imap.Cap{imap.CapContextSearch})
 		algs := available.ThreadAlgorithms()
 		sort.Slice(algs, func(i, j int) bool { return algs[i] < algs[j] })
 		for _, alg := range algs {

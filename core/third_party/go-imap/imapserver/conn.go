@@ -49,6 +49,7 @@ type Conn struct {
 
 	// badCommands counts unknown commands before authentication.
 	badCommands int
+	byeUnknown  bool // fork: unknownCommand ends the session after its BAD
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
@@ -311,23 +312,18 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleSort(tag, dec, numKind)
 	case "THREAD", "UID THREAD": // fork: RFC 5256
 		err = c.handleThread(dec, numKind)
+	case "CANCELUPDATE": // fork: RFC 5267 4.3.5 (context.go)
+		if c.server.options.caps().Has(imap.CapContextSearch) && c.state != imap.ConnStateNotAuthenticated {
+			err = c.handleCancelUpdate(dec)
+			break
+		}
+		err = c.unknownCommand(tag)
 	default:
-		if c.state == imap.ConnStateNotAuthenticated {
-			// An unknown command is answered BAD and the session goes on
-			// (RFC 3501 7.1.5), as Dovecot does. To mitigate cross-protocol
-			// attacks (https://www-archive.mozilla.org/projects/netlib/portbanning)
-			// an HTTP request line, or too many unknown commands before
-			// authentication, end the connection.
-			c.badCommands++
-			if isHTTPMethod(tag) || c.badCommands >= maxBadCommands {
-				c.state = imap.ConnStateLogout
-				defer c.Bye("Too many unknown commands")
-			}
-		}
-		err = &imap.Error{
-			Type: imap.StatusResponseTypeBad,
-			Text: "Unknown command",
-		}
+		err = c.unknownCommand(tag)
+	}
+	if c.byeUnknown {
+		c.byeUnknown = false
+		defer c.Bye("Too many unknown commands")
 	}
 
 	dec.DiscardCommand() // its non-synchronizing literals too
@@ -395,6 +391,26 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}
 	}
 	return c.writeStatusResp(tag, resp)
+}
+
+// unknownCommand answers an unknown command BAD; the session goes on
+// (RFC 3501 7.1.5), as Dovecot does. To mitigate cross-protocol attacks
+// (https://www-archive.mozilla.org/projects/netlib/portbanning) an HTTP
+// request line, or too many unknown commands before authentication, end
+// the connection: the state becomes logout and byeUnknown is set, for
+// readCommand to say BYE after the BAD.
+func (c *Conn) unknownCommand(tag string) error {
+	if c.state == imap.ConnStateNotAuthenticated {
+		c.badCommands++
+		if isHTTPMethod(tag) || c.badCommands >= maxBadCommands {
+			c.state = imap.ConnStateLogout
+			c.byeUnknown = true
+		}
+	}
+	return &imap.Error{
+		Type: imap.StatusResponseTypeBad,
+		Text: "Unknown command",
+	}
 }
 
 // maxBadCommands is how many unknown commands a connection may send before

@@ -30,7 +30,8 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		}
 	}()
 	if maybeReadSearchKeyAtom(dec, &atom) && strings.EqualFold(atom, "RETURN") {
-		if err := readSearchReturnOpts(dec, &options); err != nil {
+		// fork: PARTIAL, UPDATE and CONTEXT with CONTEXT=SEARCH (RFC 5267).
+		if err := readSearchReturnOptsContext(dec, &options, c.server.options.caps().Has(imap.CapContextSearch)); err != nil {
 			return fmt.Errorf("in search-return-opts: %w", err)
 		}
 		if !dec.ExpectSP() {
@@ -85,17 +86,28 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		return err
 	}
 
-	// If no return option is specified, ALL is assumed
-	noResults := !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount
-	if noResults && !options.ReturnSave {
+	// If no return option is specified, ALL is assumed (fork: PARTIAL and
+	// UPDATE are return options too, RFC 5267 4: RETURN (UPDATE) answers an
+	// ESEARCH with the tag alone, as Dovecot 2.3 does).
+	noResults := !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount && options.ReturnPartial == nil
+	if noResults && !options.ReturnSave && !options.ReturnUpdate {
 		options.ReturnAll = true
+	}
+	if options.ReturnUpdate {
+		options.Tag = tag
 	}
 
 	data, err := c.session.Search(numKind, &criteria, &options)
 	if err != nil {
 		return err
 	}
-	if noResults && options.ReturnSave {
+	if options.ReturnUpdate && data.NoUpdate != "" {
+		// fork: RFC 5267 4.3.1, the search is answered without updates.
+		if err := c.writeNoUpdate(tag, data.NoUpdate); err != nil {
+			return err
+		}
+	}
+	if noResults && options.ReturnSave && !options.ReturnUpdate {
 		// fork: RETURN (SAVE) alone answers no ESEARCH (RFC 5182 2.1).
 		return nil
 	}
@@ -128,6 +140,9 @@ func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.Sea
 	}
 	if options.ReturnMax && data.Max > 0 {
 		enc.SP().Atom("MAX").SP().Number(data.Max)
+	}
+	if options.ReturnPartial != nil { // fork: RFC 5267 4.4
+		writePartial(enc, options.ReturnPartial, data.Partial)
 	}
 	if options.ReturnCount {
 		enc.SP().Atom("COUNT").SP().Number(data.Count)
@@ -199,13 +214,47 @@ func (c *Conn) writeSearch(numSet imap.NumSet, modSeq uint64) error {
 }
 
 func readSearchReturnOpts(dec *imapwire.Decoder, options *imap.SearchOptions) error {
+	return readSearchReturnOptsContext(dec, options, false)
+}
+
+// readSearchReturnOptsContext reads SEARCH's return options; with context
+// (CONTEXT=SEARCH offered) also CONTEXT (a hint, ignored), UPDATE and
+// PARTIAL first:last (fork, RFC 5267 4; FORK.md change 56). UPDATE or
+// PARTIAL given twice, or PARTIAL with ALL, is BAD, as Dovecot 2.3 answers.
+func readSearchReturnOptsContext(dec *imapwire.Decoder, options *imap.SearchOptions, context bool) error {
 	if !dec.ExpectSP() {
 		return dec.Err()
 	}
-	return dec.ExpectList(func() error {
+	err := dec.ExpectList(func() error {
 		var name string
 		if !dec.ExpectAtom(&name) {
 			return dec.Err()
+		}
+		if context {
+			switch strings.ToUpper(name) {
+			case "CONTEXT":
+				return nil
+			case "UPDATE":
+				if options.ReturnUpdate {
+					return newClientBugError("SEARCH return options have duplicate UPDATE")
+				}
+				options.ReturnUpdate = true
+				return nil
+			case "PARTIAL":
+				if options.ReturnPartial != nil {
+					return newClientBugError("PARTIAL can be used only once")
+				}
+				var r string
+				if !dec.ExpectSP() || !dec.ExpectAtom(&r) {
+					return dec.Err()
+				}
+				p, err := parsePartialRange(r)
+				if err != nil {
+					return err
+				}
+				options.ReturnPartial = p
+				return nil
+			}
 		}
 		switch strings.ToUpper(name) {
 		case "MIN":
@@ -223,6 +272,13 @@ func readSearchReturnOpts(dec *imapwire.Decoder, options *imap.SearchOptions) er
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if options.ReturnPartial != nil && options.ReturnAll {
+		return newClientBugError("PARTIAL conflicts with ALL")
+	}
+	return nil
 }
 
 func maybeReadSearchKeyAtom(dec *imapwire.Decoder, ptr *string) bool {
