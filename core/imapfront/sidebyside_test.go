@@ -737,6 +737,13 @@ var sideScripts = []struct {
 		run("empty user", tag("AUTHENTICATE LOGIN"), [2]string{"", ""}, pass)
 		run("unknown user", tag("AUTHENTICATE LOGIN"), [2]string{b64("nobody@example.test"), "(nobody)"}, pass)
 	}},
+	{"two-dates", func(sd *side) {
+		sd.script([]appendArgs{
+			{body: "From: a@example.test\r\nDate: Mon, 7 Dec 2026 01:00:00 +0000\r\nDate: Wed, 9 Dec 2026 01:00:00 +0000\r\nSubject: two\r\n\r\nbody\r\n"},
+			{body: "From: a@example.test\r\nDate: Tue, 8 Dec 2026 01:00:00 +0000\r\nSubject: one\r\n\r\nbody\r\n"},
+			{body: "From: a@example.test\r\nDate: Tue, 8 Dec 2026 01:00:00 +0000  \r\n  \r\nSubject: spaces\r\n\r\nbody\r\n"},
+		}, []string{"FETCH 1:* (ENVELOPE)", "SORT (DATE) UTF-8 ALL", "SORT (REVERSE DATE) UTF-8 ALL", "SEARCH SENTON 7-Dec-2026", "SEARCH SENTON 9-Dec-2026", "SEARCH SENTBEFORE 8-Dec-2026"})
+	}},
 	{"list-nonexistent", func(sd *side) {
 		a := sd.login()
 		a.x("CREATE %s/a/b", sd.box)
