@@ -1,11 +1,14 @@
 package imapfront_test
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"mailferry/core/imapfront"
+	"mailferry/core/store"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -258,5 +261,80 @@ func TestAuthLoginHostile(t *testing.T) {
 	}
 	if _, err := tc.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSaveDate: SAVEDATE (RFC 8514) is when a message was saved into its
+// mailbox: an APPEND's is now, whatever INTERNALDATE it gave; a COPY's and
+// a MOVE's copy is saved now in its new mailbox; a message the migration
+// stored has its internal date (store.NewMessage.SaveDate, as
+// core/migrate gives it); a message stored before save dates were kept
+// has its internal date. SAVEDSINCE, SAVEDBEFORE and SAVEDON compare dates
+// as SINCE/BEFORE/ON do, SAVEDATESUPPORTED holds for every message (side-by-
+// side script "savedate": the same answers as Dovecot 2.3).
+func TestSaveDate(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	old := time.Date(2020, 1, 1, 10, 0, 0, 0, time.UTC)
+	if _, err := e.st.AppendMessage(ctx, e.inbox().ID, &store.NewMessage{Body: []byte(msgN(0)), InternalDate: old, SaveDate: old}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.login()
+	if un := c.ok("CAPABILITY"); !strings.Contains(un, " SAVEDATE") {
+		t.Fatalf("CAPABILITY: %s", un)
+	}
+	c.ok("CREATE dst")
+	before := time.Now().Add(-time.Second)
+	if tg := c.appendMsg("INBOX", `"01-Jan-2020 10:00:00 +0000"`, msgN(1)); !strings.Contains(tg, " OK") {
+		t.Fatal(tg)
+	}
+	c.ok("SELECT INBOX")
+	c.ok("COPY 1:2 dst")
+	after := time.Now().Add(time.Second)
+	un := c.ok("FETCH 1:2 (INTERNALDATE SAVEDATE)")
+	dates := regexp.MustCompile(`SAVEDATE "([^"]+)"`).FindAllStringSubmatch(un, -1)
+	if len(dates) != 2 {
+		t.Fatalf("FETCH: %s", un)
+	}
+	parse := func(s string) time.Time {
+		d, err := time.Parse("_2-Jan-2006 15:04:05 -0700", s)
+		if err != nil {
+			t.Fatalf("SAVEDATE %q: %v", s, err)
+		}
+		return d
+	}
+	if d := parse(dates[0][1]); !d.Equal(old) {
+		t.Errorf("the migrated message's SAVEDATE %v, want its internal date %v", d, old)
+	}
+	if d := parse(dates[1][1]); d.Before(before) || d.After(after) {
+		t.Errorf("the APPENDed message's SAVEDATE %v, want now (its INTERNALDATE is 2020's)", d)
+	}
+	today := time.Now().Format("2-Jan-2006")
+	for key, want := range map[string]string{
+		"SAVEDON " + today:                             "* SEARCH 2\r\n",
+		"SAVEDSINCE " + today:                          "* SEARCH 2\r\n",
+		"SAVEDBEFORE " + today:                         "* SEARCH 1\r\n",
+		"SAVEDON 1-Jan-2020":                           "* SEARCH 1\r\n",
+		"SAVEDATESUPPORTED":                            "* SEARCH 1 2\r\n",
+		"NOT SAVEDATESUPPORTED":                        "* SEARCH\r\n",
+		"SAVEDSINCE 1-Jan-2000 SAVEDBEFORE 1-Jan-2021": "* SEARCH 1\r\n",
+		"OR SAVEDON 1-Jan-2020 SAVEDON " + today:       "* SEARCH 1 2\r\n",
+	} {
+		if got := c.ok("SEARCH %s", key); got != want {
+			t.Errorf("SEARCH %s: %q, want %q", key, got, want)
+		}
+	}
+	if got, all := c.status("SEARCH SAVEDON x"); got != "BAD" {
+		t.Errorf("SEARCH SAVEDON x: %s", all)
+	}
+	// Both copies were saved now, the migrated one too.
+	c.ok("SELECT dst")
+	if got := c.ok("SEARCH SAVEDON %s", today); got != "* SEARCH 1 2\r\n" {
+		t.Errorf("copies saved today: %q", got)
+	}
+	c.ok("MOVE 1 INBOX")
+	c.ok("SELECT INBOX")
+	if got := c.ok("SEARCH SAVEDON %s", today); got != "* SEARCH 2 3\r\n" {
+		t.Errorf("moved back, saved today: %q", got)
 	}
 }

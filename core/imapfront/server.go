@@ -187,6 +187,7 @@ func New(opts *Options) (*Server, error) {
 			"THREAD=REFS":            {},
 			imap.CapWithin:           {},
 			imap.CapPreview:          {},
+			imap.CapSaveDate:         {},
 		},
 		Logger:       printfLogger{s.log},
 		TLSConfig:    opts.TLSConfig,

@@ -744,6 +744,28 @@ var sideScripts = []struct {
 			{body: "From: a@example.test\r\nDate: Tue, 8 Dec 2026 01:00:00 +0000  \r\n  \r\nSubject: spaces\r\n\r\nbody\r\n"},
 		}, []string{"FETCH 1:* (ENVELOPE)", "SORT (DATE) UTF-8 ALL", "SORT (REVERSE DATE) UTF-8 ALL", "SEARCH SENTON 7-Dec-2026", "SEARCH SENTON 9-Dec-2026", "SEARCH SENTBEFORE 8-Dec-2026"})
 	}},
+	{"savedate", func(sd *side) {
+		today := time.Now().Format("2-Jan-2006")
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		a.x("CREATE %s-dst", sd.box)
+		a.appendx(sd.box, `"01-Jan-2020 10:00:00 +0000"`, msgN(1))
+		a.appendx(sd.box, "", msgN(2))
+		a.x("SELECT %s", sd.box)
+		a.x("FETCH 1:* (INTERNALDATE SAVEDATE)")
+		a.x("COPY 1 %s-dst", sd.box)
+		a.x("MOVE 2 %s-dst", sd.box)
+		for _, c := range []string{"SAVEDON " + today, "SAVEDSINCE " + today, "SAVEDBEFORE " + today, "SAVEDON 1-Jan-2020",
+			"SAVEDATESUPPORTED", "NOT SAVEDATESUPPORTED", "SAVEDSINCE 1-Jan-2000 SAVEDBEFORE 1-Jan-3000", "SAVEDON x", "SAVEDSINCE"} {
+			a.x("SEARCH %s", c)
+		}
+		a.x("SELECT %s-dst", sd.box)
+		a.x("FETCH 1:* (INTERNALDATE SAVEDATE)")
+		a.x("UID SEARCH SAVEDON %s", today)
+		a.x("UNSELECT")
+		a.x("DELETE %s", sd.box)
+		a.x("DELETE %s-dst", sd.box)
+	}},
 	{"list-nonexistent", func(sd *side) {
 		a := sd.login()
 		a.x("CREATE %s/a/b", sd.box)
