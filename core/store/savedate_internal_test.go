@@ -77,15 +77,7 @@ func TestSaveDate(t *testing.T) {
 	if s.d.postgres() {
 		stmts[1] = fmt.Sprintf(`UPDATE mailferry_schema SET version = %d`, len(pgSchema)-1)
 	}
-	for _, q := range stmts {
-		if _, err := s.w.Exec(q); err != nil {
-			t.Fatal(q, err)
-		}
-	}
-	s.Close()
-	if s, err = testOpen(t, path, &Options{ChangePoll: -1}); err != nil {
-		t.Fatal(err)
-	}
+	s = reopenAfter(t, s, path, stmts)
 	defer s.Close()
 	m, err := s.Message(ctx, mb.ID, now.UID)
 	if err != nil {
@@ -97,4 +89,22 @@ func TestSaveDate(t *testing.T) {
 	if _, err := s.AppendMessage(ctx, mb.ID, &NewMessage{Body: []byte("Subject: after\r\n\r\n")}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// reopenAfter runs stmts on s's database (a schema taken back to before a
+// step, as an older Mailferry left it), closes s and opens path again,
+// which applies the steps again.
+func reopenAfter(t *testing.T, s *Store, path string, stmts []string) *Store {
+	t.Helper()
+	for _, q := range stmts {
+		if _, err := s.w.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	s.Close()
+	s, err := testOpen(t, path, &Options{ChangePoll: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
