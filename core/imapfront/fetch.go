@@ -171,6 +171,9 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 	if options.InternalDate {
 		rw.WriteInternalDate(m.InternalDate)
 	}
+	if options.SaveDate {
+		rw.WriteSaveDate(m.SaveDate)
+	}
 	if options.RFC822Size {
 		rw.WriteRFC822Size(m.Size)
 	}

@@ -532,7 +532,7 @@ func TestBodyExact(t *testing.T) {
 	}
 	// ENVELOPE and BODYSTRUCTURE of the 8-bit and multipart messages.
 	un := c.ok("FETCH 2:3 (ENVELOPE BODYSTRUCTURE)")
-	for _, want := range []string{`"jerome" "exemple.test"`, `("text" "plain" NIL NIL NIL "7bit" 10 0 NIL NIL NIL NIL)`, `"message" "rfc822"`, `"mixed" ("boundary" "b1")`} {
+	for _, want := range []string{`"jerome" "exemple.test"`, `("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 10 0 NIL NIL NIL NIL)`, `"message" "rfc822"`, `"mixed" ("boundary" "b1")`} {
 		if !strings.Contains(un, want) {
 			t.Fatalf("lacks %s:\n%s", want, un)
 		}

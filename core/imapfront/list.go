@@ -88,7 +88,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		}
 	}
 	lsub := w.LSub()
-	extended := !lsub && (len(patterns) > 1 || options.SelectSubscribed || options.SelectRemote || options.SelectSpecialUse ||
+	extended := !lsub && (options.Extended || len(patterns) > 1 || options.SelectSubscribed || options.SelectRemote || options.SelectSpecialUse ||
 		options.ReturnSubscribed || options.ReturnChildren || options.ReturnStatus != nil || options.ReturnSpecialUse)
 	if options.SelectSubscribed || options.ReturnSubscribed {
 		kept, err := s.srv.st.KeptSubscriptions(s.ctx(), s.acct.ID)
@@ -147,9 +147,9 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 // listData makes the LIST (or LSUB) response for an entry, or reports that
 // the entry is not listed. matches tells whether another name matches the
 // patterns.
-// extended tells an RFC 5258 extended LIST (selection or return options, or
-// several patterns) from a basic one; "LIST () ..." is taken for basic, the
-// fork does not tell it apart.
+// extended tells an RFC 5258 extended LIST (a selection list, even "()", a
+// parenthesized pattern list or a RETURN clause, even "RETURN ()": fork
+// change 55) from a basic one, as Dovecot 2.3 does.
 func (s *session) listData(e *listEntry, delim rune, options *imap.ListOptions, lsub, extended bool, matches func(string) bool) (*imap.ListData, bool) {
 	var uses []imap.MailboxAttr
 	if e.mb != nil {

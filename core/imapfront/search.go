@@ -316,6 +316,11 @@ func (sm *searchMsg) match(c *imap.SearchCriteria) bool {
 	if !matchDate(m.InternalDate, c.Since, c.Before) {
 		return false
 	}
+	// SAVEDATE (RFC 8514): every mailbox keeps save dates, so
+	// SAVEDATESUPPORTED holds for every message.
+	if !matchDate(m.SaveDate, c.SavedSince, c.SavedBefore) {
+		return false
+	}
 	if !sm.matchWithin(c) {
 		return false
 	}

@@ -188,6 +188,7 @@ func New(opts *Options) (*Server, error) {
 			imap.CapWithin:           {},
 			imap.CapPreview:          {},
 			imap.CapContextSearch:    {},
+			imap.CapSaveDate:         {},
 		},
 		Logger:       printfLogger{s.log},
 		TLSConfig:    opts.TLSConfig,

@@ -1,6 +1,7 @@
 package imapfront_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
@@ -689,6 +690,118 @@ var sideScripts = []struct {
 		}
 		sd.script(threadRefsMsgs(), cmds)
 	}},
+	{"bodystructure-defaults", func(sd *side) {
+		msgs := make([]appendArgs, len(structureDefaultMsgs))
+		for i, m := range structureDefaultMsgs {
+			msgs[i].body = m
+		}
+		cmds := []string{}
+		for i := range structureDefaultMsgs {
+			cmds = append(cmds, fmt.Sprintf("FETCH %d (BODYSTRUCTURE)", i+1), fmt.Sprintf("FETCH %d (BODY)", i+1))
+		}
+		sd.script(msgs, cmds)
+	}},
+	{"auth-login", func(sd *side) {
+		b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+		// step sends a line (logged as shown) and logs what comes back
+		// until a continuation or the command's end.
+		step := func(a *sconn, line, shown string) {
+			fmt.Fprintf(sd.out, "%s> %s\n", a.who, shown)
+			a.send(line + "\r\n")
+			for {
+				l := a.line()
+				fmt.Fprintf(sd.out, "%s< %s\n", a.who, l)
+				if strings.HasPrefix(l, "+") || strings.HasPrefix(l, "t1 ") || strings.HasPrefix(l, "* BYE") {
+					return
+				}
+			}
+		}
+		run := func(name string, lines ...[2]string) {
+			sd.note(name)
+			a := sd.dial()
+			for _, l := range lines {
+				step(a, l[0], l[1])
+			}
+			a.c.Close()
+		}
+		tag := func(a string) [2]string { return [2]string{"t1 " + a, "t1 " + a} }
+		user, pass := [2]string{b64(sd.user), "(user)"}, [2]string{b64(sd.pass), "(password)"}
+		run("two steps", tag("AUTHENTICATE LOGIN"), user, pass)
+		run("user as initial response", [2]string{"t1 AUTHENTICATE LOGIN " + b64(sd.user), "t1 AUTHENTICATE LOGIN (user)"}, pass)
+		run("lower case", tag("authenticate login"), user, pass)
+		run("wrong password", tag("AUTHENTICATE LOGIN"), user, [2]string{b64("wrong"), "d3Jvbmc="})
+		run("cancel at user", tag("AUTHENTICATE LOGIN"), [2]string{"*", "*"})
+		run("cancel at password", tag("AUTHENTICATE LOGIN"), user, [2]string{"*", "*"})
+		run("bad base64", tag("AUTHENTICATE LOGIN"), [2]string{"!!!", "!!!"})
+		run("empty initial response", tag("AUTHENTICATE LOGIN ="))
+		run("empty user", tag("AUTHENTICATE LOGIN"), [2]string{"", ""}, pass)
+		run("unknown user", tag("AUTHENTICATE LOGIN"), [2]string{b64("nobody@example.test"), "(nobody)"}, pass)
+	}},
+	{"two-dates", func(sd *side) {
+		sd.script([]appendArgs{
+			{body: "From: a@example.test\r\nDate: Mon, 7 Dec 2026 01:00:00 +0000\r\nDate: Wed, 9 Dec 2026 01:00:00 +0000\r\nSubject: two\r\n\r\nbody\r\n"},
+			{body: "From: a@example.test\r\nDate: Tue, 8 Dec 2026 01:00:00 +0000\r\nSubject: one\r\n\r\nbody\r\n"},
+			{body: "From: a@example.test\r\nDate: Tue, 8 Dec 2026 01:00:00 +0000  \r\n  \r\nSubject: spaces\r\n\r\nbody\r\n"},
+		}, []string{"FETCH 1:* (ENVELOPE)", "SORT (DATE) UTF-8 ALL", "SORT (REVERSE DATE) UTF-8 ALL", "SEARCH SENTON 7-Dec-2026", "SEARCH SENTON 9-Dec-2026", "SEARCH SENTBEFORE 8-Dec-2026"})
+	}},
+	{"savedate", func(sd *side) {
+		today := time.Now().Format("2-Jan-2006")
+		a := sd.login()
+		a.x("CREATE %s", sd.box)
+		a.x("CREATE %s-dst", sd.box)
+		a.appendx(sd.box, `"01-Jan-2020 10:00:00 +0000"`, msgN(1))
+		a.appendx(sd.box, "", msgN(2))
+		a.x("SELECT %s", sd.box)
+		a.x("FETCH 1:* (INTERNALDATE SAVEDATE)")
+		a.x("COPY 1 %s-dst", sd.box)
+		a.x("MOVE 2 %s-dst", sd.box)
+		for _, c := range []string{"SAVEDON " + today, "SAVEDSINCE " + today, "SAVEDBEFORE " + today, "SAVEDON 1-Jan-2020",
+			"SAVEDATESUPPORTED", "NOT SAVEDATESUPPORTED", "SAVEDSINCE 1-Jan-2000 SAVEDBEFORE 1-Jan-3000", "SAVEDON x", "SAVEDSINCE"} {
+			a.x("SEARCH %s", c)
+		}
+		a.x("SELECT %s-dst", sd.box)
+		a.x("FETCH 1:* (INTERNALDATE SAVEDATE)")
+		a.x("UID SEARCH SAVEDON %s", today)
+		a.x("UNSELECT")
+		a.x("DELETE %s", sd.box)
+		a.x("DELETE %s-dst", sd.box)
+	}},
+	{"list-nonexistent", func(sd *side) {
+		a := sd.login()
+		a.x("CREATE %s/a/b", sd.box)
+		a.x("CREATE %s-x/y", sd.box)
+		a.x("DELETE %s-x", sd.box)
+		a.x(`LIST () "" %s*`, sd.box)
+		a.x(`LIST "" %s*`, sd.box)
+		a.x(`LIST () "" (%s %s/a)`, sd.box, sd.box)
+		a.x(`LIST () "" %s*/%%`, sd.box)
+		a.x(`LIST (REMOTE) "" %s*`, sd.box)
+		a.x(`LIST "" %s* RETURN (CHILDREN)`, sd.box)
+		a.x(`LIST "" %s* RETURN ()`, sd.box)
+		a.x(`LIST () "" %s* RETURN (SUBSCRIBED)`, sd.box)
+		a.x("DELETE %s/a/b", sd.box)
+		a.x("DELETE %s-x/y", sd.box)
+	}},
+}
+
+// structureDefaultMsgs are the messages of the "bodystructure-defaults"
+// script and TestStructureDefaults: parts whose Content-Type is missing,
+// bare or broken, whose BODYSTRUCTURE takes RFC 2045's defaults.
+var structureDefaultMsgs = []string{
+	"From: a@example.test\r\nSubject: no type\r\n\r\nbody\r\n",
+	"From: a@example.test\r\nContent-Type: text/plain\r\n\r\nbody\r\n",
+	"From: a@example.test\r\nContent-Type: text/html; format=flowed\r\n\r\n<p>body</p>\r\n",
+	"From: a@example.test\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nbody\r\n",
+	"From: a@example.test\r\nContent-Type: TEXT/PLAIN; CHARSET=ISO-8859-1\r\n\r\nbody\r\n",
+	"From: a@example.test\r\nContent-Type: text\r\n\r\nbody\r\n",
+	"From: a@example.test\r\nContent-Type: ;;\r\n\r\nbody\r\n",
+	"From: a@example.test\r\nContent-Type: application/pdf\r\n\r\nJVBERi0=\r\n",
+	"From: a@example.test\r\nContent-Type: message/rfc822\r\n\r\nFrom: b@example.test\r\nSubject: inner\r\n\r\ninner body\r\n",
+	"From: a@example.test\r\nContent-Type: multipart/mixed\r\n\r\n--x\r\n\r\npart\r\n--x--\r\n",
+	"From: a@example.test\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\nno type\r\n--x\r\nContent-Type: text/html\r\n\r\n<p>h</p>\r\n--x\r\nContent-Type: text/plain; format=flowed; charset=utf-8\r\n\r\nf\r\n--x--\r\n",
+	"From: a@example.test\r\nContent-Type: multipart/digest; boundary=x\r\n\r\n--x\r\n\r\nFrom: c@example.test\r\nSubject: digest\r\n\r\nd\r\n--x--\r\n",
+	"From: a@example.test\r\nContent-Type: text/plain; charset=\"\"\r\n\r\nbody\r\n",
+	"From: a@example.test\r\nContent-Type: text/plain; format=flowed; delsp=yes\r\n\r\nbody\r\n",
 }
 
 // sortDisplayMsgs are the From and To fields of the "sort-display" script

@@ -57,7 +57,65 @@ func summarizeHeader(raw []byte, h textproto.Header, body []byte, err error) (en
 		return env, plainStructure(raw)
 	}
 	innerEnvelopes(raw, bs) // innerenvelope.go
+	charsetDefault(bs, 0)
 	return env, bs
+}
+
+// charsetDefault gives each text part of bs without a charset parameter
+// RFC 2045's default, us-ascii (5.2; RFC 3501 7.4.2 and Dovecot 2.3 send
+// it: `("charset" "us-ascii")`), so that a client does not guess another.
+// A charset given, even empty or unknown, is kept as written.
+func charsetDefault(bs imap.BodyStructure, depth int) {
+	if depth > maxDepth {
+		return
+	}
+	switch bs := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		for _, c := range bs.Children {
+			charsetDefault(c, depth+1)
+		}
+	case *imap.BodyStructureSinglePart:
+		if bs.MessageRFC822 != nil {
+			charsetDefault(bs.MessageRFC822.BodyStructure, depth+1)
+		}
+		if !strings.EqualFold(bs.Type, "text") {
+			return
+		}
+		for k := range bs.Params {
+			if strings.EqualFold(k, "charset") {
+				return
+			}
+		}
+		p := make(map[string]string, len(bs.Params)+1)
+		for k, v := range bs.Params {
+			p[k] = v
+		}
+		p["charset"] = "us-ascii"
+		bs.Params = p
+	}
+}
+
+// hasDigest reports whether bs holds a multipart/digest.
+func hasDigest(bs imap.BodyStructure, depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
+	switch bs := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		if strings.EqualFold(bs.Subtype, "digest") {
+			return true
+		}
+		for _, c := range bs.Children {
+			if hasDigest(c, depth+1) {
+				return true
+			}
+		}
+	case *imap.BodyStructureSinglePart:
+		if bs.MessageRFC822 != nil {
+			return hasDigest(bs.MessageRFC822.BodyStructure, depth+1)
+		}
+	}
+	return false
 }
 
 // extractEnvelope is imapserver.ExtractEnvelope, with the Date field read

@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+
+	"mailferry/core/store"
+
 	"github.com/emersion/go-imap/v2/imapserver"
 )
 
@@ -409,5 +412,55 @@ func TestCacheRoute(t *testing.T) {
 	v3[0] = 3
 	if _, err := decodeEnvelope(v3); err == nil {
 		t.Fatal("version 3 entry without routes was read")
+	}
+}
+
+// TestCacheCharsetDefault: a structure cached before version 4 is served
+// with RFC 2045's default charset in each text part that names none (such
+// a part had none in its header), a charset it names kept; one holding a
+// multipart/digest is refused, so that the message is parsed again (its
+// children were read as text/plain, they are message/rfc822).
+func TestCacheCharsetDefault(t *testing.T) {
+	old := &imap.BodyStructureMultiPart{Subtype: "mixed", Children: []imap.BodyStructure{
+		&imap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Encoding: "7bit", Text: &imap.BodyStructureText{}, Extended: &imap.BodyStructureSinglePartExt{}},
+		&imap.BodyStructureSinglePart{Type: "text", Subtype: "html", Params: map[string]string{"charset": "utf-8"}, Encoding: "7bit", Text: &imap.BodyStructureText{}, Extended: &imap.BodyStructureSinglePartExt{}},
+		&imap.BodyStructureSinglePart{Type: "image", Subtype: "png", Encoding: "base64", Extended: &imap.BodyStructureSinglePartExt{}},
+	}, Extended: &imap.BodyStructureMultiPartExt{}}
+	v3 := encodeStructure(old)
+	v3[0] = 3
+	bs, err := decodeStructure(v3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kids := bs.(*imap.BodyStructureMultiPart).Children
+	for i, want := range []map[string]string{{"charset": "us-ascii"}, {"charset": "utf-8"}, nil} {
+		if got := kids[i].(*imap.BodyStructureSinglePart).Params; !reflect.DeepEqual(got, want) {
+			t.Errorf("part %d: params %v, want %v", i+1, got, want)
+		}
+	}
+	// Version 4 is read as written.
+	bs, err = decodeStructure(encodeStructure(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := bs.(*imap.BodyStructureMultiPart).Children[0].(*imap.BodyStructureSinglePart).Params; p != nil {
+		t.Errorf("version 4 entry given %v", p)
+	}
+	old.Subtype = "digest"
+	v3 = encodeStructure(old)
+	v3[0] = 3
+	if _, err := decodeStructure(v3); err == nil {
+		t.Error("version 3 digest read from the cache")
+	}
+	// A FETCH of such a message: summaries parses it again and replaces
+	// the entry.
+	raw := []byte("Content-Type: multipart/digest; boundary=x\r\n\r\n--x\r\n\r\nSubject: in\r\n\r\nd\r\n--x--\r\n")
+	m := &store.Message{ID: 7, Structure: v3}
+	_, bs, fix, err := summaries(m, &imap.FetchOptions{BodyStructure: &imap.FetchItemBodyStructure{Extended: true}}, func() ([]byte, error) { return raw, nil })
+	if err != nil || fix == nil || fix.Structure[0] != cacheVersion {
+		t.Fatalf("summaries: %v, fix %v", err, fix)
+	}
+	if c := bs.(*imap.BodyStructureMultiPart).Children[0].(*imap.BodyStructureSinglePart); c.MessageRFC822 == nil || c.MessageRFC822.Envelope.Subject != "in" {
+		t.Errorf("digest child %#v", c)
 	}
 }

@@ -25,8 +25,16 @@ import (
 // still read, their addresses without Route: a message summarized before
 // is served as it was (its route, if it had one, was not kept), rather
 // than every message cached before being read and parsed again.
+//
+// Version 4 structures have RFC 2045's default charset, us-ascii, in each
+// text part that names none (charsetDefault), and a multipart/digest's
+// children without Content-Type as message/rfc822 (RFC 2046 5.1.5; fork
+// change 54). An older structure is given the charset when read (a text
+// part without one had none in its header); one holding a digest is
+// rejected, so that the message is parsed again and its entry replaced
+// (its children may have been read as text/plain).
 const (
-	cacheVersion = 3
+	cacheVersion = 4
 	maxDepth     = 32
 )
 
@@ -374,6 +382,12 @@ func decodeStructure(b []byte) (imap.BodyStructure, error) {
 	bs := d.structure(0)
 	if d.err != nil || len(d.b) != 0 || bs == nil {
 		return nil, errCache
+	}
+	if b[0] < 4 {
+		if hasDigest(bs, 0) {
+			return nil, errCache
+		}
+		charsetDefault(bs, 0)
 	}
 	return bs, nil
 }

@@ -90,7 +90,11 @@ func (e *Engine) commitOnce(ctx context.Context, acct *store.Account, p *plan, s
 	defer tx.Rollback()
 	all := make([]*store.NewMessage, len(b.msgs))
 	for i, m := range b.msgs {
-		all[i] = &store.NewMessage{UID: m.uid, Flags: m.flags, InternalDate: m.date, Staged: m.blob}
+		// A migrated message's save date is its internal date, when it
+		// reached the old mailbox: the migration only moves it, and a
+		// client's SAVEDSINCE must not find every migrated message saved
+		// on migration day.
+		all[i] = &store.NewMessage{UID: m.uid, Flags: m.flags, InternalDate: m.date, SaveDate: m.date, Staged: m.blob}
 		bytes += m.blob.Size
 	}
 	// All at once; if a UID is taken, which only resumed or catch-up runs

@@ -203,6 +203,11 @@ func compareAll(t *testing.T, srv *oldtest.Server, st *store.Store, user string)
 			if !m.InternalDate.Equal(o.InternalDate) || lo != oo {
 				t.Errorf("mailbox %q UID %d: date %v, old %v", name, o.UID, m.InternalDate, o.InternalDate)
 			}
+			// A migrated message's save date (RFC 8514 SAVEDATE) is its
+			// internal date, not the day of the migration (commit.go).
+			if !m.SaveDate.Equal(o.InternalDate) {
+				t.Errorf("mailbox %q UID %d: save date %v, want its internal date %v", name, o.UID, m.SaveDate, o.InternalDate)
+			}
 			blob, err := st.Blob(ctx, m.BlobKey)
 			if err != nil || string(blob) != string(o.Raw) {
 				t.Errorf("mailbox %q UID %d: stored bytes differ (%v)", name, o.UID, err)

@@ -342,11 +342,11 @@ func TestOpenFsyncFailureKeepsLog(t *testing.T) {
 	}
 }
 
-// undoMessageCount undoes SQLite's last schema step (each mailbox's
-// message count), whose ADD COLUMN cannot run twice, for tests that make a
-// database need it again.
+// undoMessageCount undoes SQLite's last two schema steps (each mailbox's
+// message count, each message's save date), whose ADD COLUMNs cannot run
+// twice, for tests that make a database need them again.
 var undoMessageCount = []string{`DROP TRIGGER message_count_insert`, `DROP TRIGGER message_count_delete`,
-	`ALTER TABLE mailboxes DROP COLUMN message_count`}
+	`ALTER TABLE mailboxes DROP COLUMN message_count`, `ALTER TABLE messages DROP COLUMN save_date`}
 
 // openFsyncFails is TestOpenFsyncFailureKeepsLog in the child: a store
 // with one message, closed, made to need a commit at its next Open (at:
@@ -359,8 +359,9 @@ func openFsyncFails(t *testing.T, trigger, path, at string) {
 	}
 	qs := []string{`UPDATE mailboxes SET uid_next_mark = uid_next + 100, modseq_mark = highest_modseq + 100`}
 	if at == "upgrade" {
-		// The last step (the message count) undone, to be applied again.
-		qs = append(undoMessageCount, fmt.Sprintf(`PRAGMA user_version = %d`, len(schema)-1))
+		// The last steps (the message count, the save date) undone, to
+		// be applied again.
+		qs = append(undoMessageCount, fmt.Sprintf(`PRAGMA user_version = %d`, len(schema)-2))
 	}
 	db, err := sql.Open("sqlite3", "file:"+uriPath(path))
 	if err != nil {

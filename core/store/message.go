@@ -19,7 +19,12 @@ type Message struct {
 	// case), in the case they were first given.
 	Flags        []string
 	InternalDate time.Time
-	Size         int64
+	// SaveDate is when the message was saved into its mailbox (RFC 8514
+	// SAVEDATE): APPEND, COPY, MOVE or delivery; a migrated message's is
+	// its internal date. A message stored before save dates were kept has
+	// its internal date.
+	SaveDate time.Time
+	Size     int64
 	// BlobKey is the hex SHA-256 of the message's bytes.
 	BlobKey string
 	ModSeq  uint64
@@ -52,7 +57,10 @@ type NewMessage struct {
 	Flags    []string
 	// InternalDate, with its zone; the zero time means now.
 	InternalDate time.Time
-	Body         []byte
+	// SaveDate (Message.SaveDate); the zero time means now. The migration
+	// gives its messages their internal date.
+	SaveDate time.Time
+	Body     []byte
 	// Staged, when set, holds the bytes instead of Body (see Store.Stage).
 	Staged *StagedBlob
 
@@ -416,11 +424,16 @@ func (s *Store) appendMany(ctx context.Context, tx *sql.Tx, ch *changes, mailbox
 		taken[uid] = true
 		next = max(next, uid+1)
 		modseq++
+		now := time.Now()
 		date := m.InternalDate
 		if date.IsZero() {
-			date = time.Now()
+			date = now
 		}
-		out[i] = &Message{MailboxID: mailboxID, UID: uid, Flags: cleanFlags(m.Flags), InternalDate: date, ModSeq: modseq}
+		saved := m.SaveDate
+		if saved.IsZero() {
+			saved = now
+		}
+		out[i] = &Message{MailboxID: mailboxID, UID: uid, Flags: cleanFlags(m.Flags), InternalDate: date, SaveDate: time.Unix(saved.Unix(), 0), ModSeq: modseq}
 	}
 	var staged []*StagedBlob
 	for i, m := range msgs {
@@ -463,11 +476,11 @@ func (s *Store) appendMany(ctx context.Context, tx *sql.Tx, ch *changes, mailbox
 	for _, m := range out {
 		byUID[m.UID] = m
 	}
-	if err := insertRows(ctx, tx, `INSERT INTO messages(mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq, envelope, structure) VALUES`, `RETURNING uid, id`, 10, len(out),
+	if err := insertRows(ctx, tx, `INSERT INTO messages(mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq, envelope, structure, save_date) VALUES`, `RETURNING uid, id`, 11, len(out),
 		func(i int) []any {
 			m := out[i]
 			_, off := m.InternalDate.Zone()
-			return []any{mailboxID, m.UID, strings.Join(m.Flags, " "), m.InternalDate.Unix(), off, m.Size, m.BlobKey, m.ModSeq, m.Envelope, m.Structure}
+			return []any{mailboxID, m.UID, strings.Join(m.Flags, " "), m.InternalDate.Unix(), off, m.Size, m.BlobKey, m.ModSeq, m.Envelope, m.Structure, m.SaveDate.Unix()}
 		}, func(r rowScanner) error {
 			var uid uint32
 			var id int64
@@ -536,14 +549,14 @@ func insertRows(ctx context.Context, tx *sql.Tx, head, tail string, cols, n int,
 	return nil
 }
 
-const messageCols = `id, mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq`
+const messageCols = `id, mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq, save_date`
 
 func scanMessage(sc interface{ Scan(...any) error }, cache bool) (*Message, error) {
 	var m Message
 	var flags string
-	var date int64
+	var date, saved int64
 	var zone int
-	dest := []any{&m.ID, &m.MailboxID, &m.UID, &flags, &date, &zone, &m.Size, &m.BlobKey, &m.ModSeq}
+	dest := []any{&m.ID, &m.MailboxID, &m.UID, &flags, &date, &zone, &m.Size, &m.BlobKey, &m.ModSeq, &saved}
 	if cache {
 		dest = append(dest, &m.Envelope, &m.Structure)
 	}
@@ -554,7 +567,17 @@ func scanMessage(sc interface{ Scan(...any) error }, cache bool) (*Message, erro
 		m.Flags = strings.Split(flags, " ")
 	}
 	m.InternalDate = fixedTime(date, zone)
+	m.SaveDate = saveDate(saved, m.InternalDate)
 	return &m, nil
+}
+
+// saveDate is a stored save date: Unix seconds, or 0 for a message stored
+// before they were kept, whose save date is then its internal date.
+func saveDate(saved int64, internal time.Time) time.Time {
+	if saved == 0 {
+		return internal
+	}
+	return time.Unix(saved, 0)
 }
 
 // fixedTime is a stored internal date: Unix seconds and the zone's offset.
@@ -728,11 +751,13 @@ func copyMessages(ctx context.Context, tx *sql.Tx, src int64, uids []uint32, dst
 	if err != nil {
 		return nil, err
 	}
-	ins := txStmt{tx, `INSERT INTO messages(mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq, envelope, structure)
-		SELECT ?, ?, flags, internal_date, internal_zone, size, blob, ?, envelope, structure FROM messages WHERE mailbox_id = ? AND uid = ?`}
+	// A copy is saved now, into its new mailbox (RFC 8514 3), also by MOVE.
+	ins := txStmt{tx, `INSERT INTO messages(mailbox_id, uid, flags, internal_date, internal_zone, size, blob, modseq, envelope, structure, save_date)
+		SELECT ?, ?, flags, internal_date, internal_zone, size, blob, ?, envelope, structure, ? FROM messages WHERE mailbox_id = ? AND uid = ?`}
+	saved := time.Now().Unix()
 	var pairs []UIDPair
 	for _, u := range uids {
-		res, err := ins.ExecContext(ctx, dst, next, modseq, src, u)
+		res, err := ins.ExecContext(ctx, dst, next, modseq, saved, src, u)
 		if err != nil {
 			return nil, fmt.Errorf("store: copy: %w", err)
 		}

@@ -59,10 +59,10 @@ func (s *Store) EachMessageLocated(ctx context.Context, mailboxID int64, minUID,
 func scanLocated(sc rowScanner, cache bool) (*Message, error) {
 	var m Message
 	var flags string
-	var date int64
+	var date, saved int64
 	var zone int
 	var size sql.NullInt64
-	dest := []any{&m.ID, &m.MailboxID, &m.UID, &flags, &date, &zone, &m.Size, &m.BlobKey, &m.ModSeq, &m.at.pack, &m.at.off, &size}
+	dest := []any{&m.ID, &m.MailboxID, &m.UID, &flags, &date, &zone, &m.Size, &m.BlobKey, &m.ModSeq, &saved, &m.at.pack, &m.at.off, &size}
 	if cache {
 		dest = append(dest, &m.Envelope, &m.Structure)
 	}
@@ -73,6 +73,7 @@ func scanLocated(sc rowScanner, cache bool) (*Message, error) {
 		m.Flags = strings.Split(flags, " ")
 	}
 	m.InternalDate = fixedTime(date, zone)
+	m.SaveDate = saveDate(saved, m.InternalDate)
 	m.at.known, m.at.size = size.Valid, size.Int64
 	return &m, nil
 }

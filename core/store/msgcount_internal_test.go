@@ -144,7 +144,7 @@ func TestMessageCountUpgrade(t *testing.T) {
 	}
 	// Back to the schema before the step, as an older Mailferry left it.
 	for _, q := range []string{`DROP TRIGGER message_count_insert`, `DROP TRIGGER message_count_delete`,
-		`ALTER TABLE mailboxes DROP COLUMN message_count`, fmt.Sprintf(`PRAGMA user_version = %d`, step)} {
+		`ALTER TABLE mailboxes DROP COLUMN message_count`, `ALTER TABLE messages DROP COLUMN save_date`, fmt.Sprintf(`PRAGMA user_version = %d`, step)} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(q, err)
 		}

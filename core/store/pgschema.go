@@ -378,6 +378,11 @@ DROP TRIGGER IF EXISTS message_count_delete ON messages;
 CREATE TRIGGER message_count_delete AFTER DELETE ON messages REFERENCING OLD TABLE AS removed
 	FOR EACH STATEMENT EXECUTE FUNCTION message_count_delete();
 `,
+	// 13: each message's save date (SQLite's step 30 of the same column):
+	// 0 for the rows written before, read as their internal date.
+	`
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS save_date BIGINT NOT NULL DEFAULT 0;
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:

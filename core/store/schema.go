@@ -516,6 +516,14 @@ CREATE TRIGGER IF NOT EXISTS message_count_delete AFTER DELETE ON messages BEGIN
 	UPDATE mailboxes SET message_count = message_count - 1 WHERE id = OLD.mailbox_id;
 END;
 `,
+	// 30: each message's save date (RFC 8514 SAVEDATE): when it was saved
+	// into its mailbox (APPEND, COPY, MOVE, delivery; a migrated message's
+	// INTERNALDATE), Unix seconds. 0, as every row written before, is read
+	// as the message's internal date (scanMessage): no row is rewritten.
+	// Self-contained: it depends only on the messages table.
+	`
+ALTER TABLE messages ADD COLUMN save_date INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

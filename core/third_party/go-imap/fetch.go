@@ -20,6 +20,7 @@ type FetchOptions struct {
 	BinarySectionSize []*FetchItemBinarySectionSize // requires IMAP4rev2 or BINARY
 	ModSeq            bool                          // requires CONDSTORE
 	Preview           bool                          // requires PREVIEW (fork: RFC 8970; LAZY is accepted, the preview always computed)
+	SaveDate          bool                          // requires SAVEDATE (fork: RFC 8514)
 
 	ChangedSince uint64 // requires CONDSTORE
 	Vanished     bool   // requires QRESYNC (fork: RFC 7162 3.2.6, UID FETCH only)

@@ -11,6 +11,11 @@ type ListOptions struct {
 	ReturnChildren   bool
 	ReturnStatus     *StatusOptions // requires IMAP4rev2 or LIST-STATUS
 	ReturnSpecialUse bool           // requires SPECIAL-USE
+
+	// Extended is set by the server for an RFC 5258 extended LIST: one
+	// with a selection list (even "()"), a parenthesized pattern list or
+	// a RETURN clause (even "RETURN ()") (Mailferry fork change 55).
+	Extended bool
 }
 
 // ListData is the mailbox data returned by a LIST command.

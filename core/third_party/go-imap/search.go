@@ -81,6 +81,13 @@ type SearchCriteria struct {
 	// most Younger seconds old (time and zone count, unlike SINCE/BEFORE).
 	Older   uint32
 	Younger uint32
+
+	// fork: requires SAVEDATE (RFC 8514): SAVEDSINCE, SAVEDBEFORE and
+	// SAVEDON compare the save date's date as SINCE/BEFORE/ON the
+	// INTERNALDATE's. SAVEDATESUPPORTED sets SaveDateSupported.
+	SavedSince        time.Time
+	SavedBefore       time.Time
+	SaveDateSupported bool
 }
 
 // And intersects two search criteria.
@@ -92,6 +99,9 @@ func (criteria *SearchCriteria) And(other *SearchCriteria) {
 	criteria.Before = intersectBefore(criteria.Before, other.Before)
 	criteria.SentSince = intersectSince(criteria.SentSince, other.SentSince)
 	criteria.SentBefore = intersectBefore(criteria.SentBefore, other.SentBefore)
+	criteria.SavedSince = intersectSince(criteria.SavedSince, other.SavedSince)
+	criteria.SavedBefore = intersectBefore(criteria.SavedBefore, other.SavedBefore)
+	criteria.SaveDateSupported = criteria.SaveDateSupported || other.SaveDateSupported
 
 	criteria.Header = append(criteria.Header, other.Header...)
 	criteria.Body = append(criteria.Body, other.Body...)

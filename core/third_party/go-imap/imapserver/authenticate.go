@@ -25,7 +25,9 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 			return dec.Err()
 		}
 		var err error
-		initialResp, err = internal.DecodeSASL(initialRespStr)
+		// fork (FORK.md change 72): BAD, as a later response; the
+		// decoder's error was answered NO [SERVERBUG].
+		initialResp, err = decodeSASL(initialRespStr)
 		if err != nil {
 			return err
 		}

@@ -101,7 +101,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 		// fork: RFC 7162, RFC 5256, RFC 5957 and RFC 5267 (ESORT)
 		addAvailableCaps(&caps, available, []imap.Cap{imap.CapCondStore, imap.CapQResync, imap.CapSort, imap.CapSortDisplay, imap.CapESort})
 		// fork: RFC 5032 (OLDER/YOUNGER are read by readSearchKey), RFC 8970
-		addAvailableCaps(&caps, available, []imap.Cap{imap.CapWithin, imap.CapPreview})
+		addAvailableCaps(&caps, available, []imap.Cap{imap.CapWithin, imap.CapPreview, imap.CapSaveDate})
 		// fork: RFC 4469 (FORK.md change 53, catenate.go)
 		addAvailableCaps(&caps, available, []imap.Cap{imap.CapCatenate})
 		// fork: RFC 5267 4 (context.go)

@@ -116,6 +116,8 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.UID = true
 	case "MODSEQ": // fork: RFC 7162 3.1.5
 		options.ModSeq = true
+	case "SAVEDATE": // fork: RFC 8514
+		options.SaveDate = true
 	case "PREVIEW": // fork: RFC 8970
 		if err := readPreviewModifiers(dec); err != nil {
 			return err
@@ -531,6 +533,18 @@ func (w *FetchResponseWriter) writeBodyStructure(bs imap.BodyStructure, extended
 func (w *FetchResponseWriter) WritePreview(text string) {
 	w.writeItemSep()
 	w.enc.Atom("PREVIEW").SP().String(text)
+}
+
+// WriteSaveDate writes the message's SAVEDATE (fork: RFC 8514 4.1): its
+// date-time, or NIL when the server has none for it.
+func (w *FetchResponseWriter) WriteSaveDate(t time.Time) {
+	w.writeItemSep()
+	w.enc.Atom("SAVEDATE").SP()
+	if t.IsZero() {
+		w.enc.NIL()
+		return
+	}
+	w.enc.String(t.Format(internal.DateTimeLayout))
 }
 
 // readPreviewModifiers reads PREVIEW's optional modifier list (fork: RFC

@@ -174,7 +174,9 @@ func readListCmd(dec *imapwire.Decoder) (ref string, patterns []string, options 
 		}
 	}
 
+	options.Extended = hasSelectOpts || hasPatterns
 	if dec.SP() { // list-return-opts
+		options.Extended = true
 		var atom string
 		if !dec.ExpectAtom(&atom) || !dec.Expect(strings.EqualFold(atom, "RETURN"), "RETURN") || !dec.ExpectSP() {
 			return "", nil, nil, dec.Err()

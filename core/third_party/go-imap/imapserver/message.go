@@ -274,13 +274,20 @@ func parseAddressList(mh mail.Header, k string) []imap.Address {
 func ExtractBodyStructure(r io.Reader) imap.BodyStructure {
 	br := bufio.NewReader(r)
 	header, _ := textproto.ReadHeader(br)
-	return extractBodyStructure(header, br)
+	return extractBodyStructure(header, br, false)
 }
 
-func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStructure {
+// extractBodyStructure reads the part whose header is rawHeader. inDigest
+// is true for a child of a multipart/digest, whose type is message/rfc822
+// when it has no Content-Type (RFC 2046 5.1.5), as openMessagePart reads
+// it (Mailferry fork change 54).
+func extractBodyStructure(rawHeader textproto.Header, r io.Reader, inDigest bool) imap.BodyStructure {
 	header := gomessage.Header{Header: rawHeader}
 
 	mediaType, typeParams, _ := header.ContentType()
+	if inDigest && !header.Has("Content-Type") {
+		mediaType, typeParams = "message/rfc822", nil
+	}
 	primaryType, subType, _ := strings.Cut(mediaType, "/")
 
 	if primaryType == "multipart" {
@@ -291,7 +298,7 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 			if part == nil {
 				break
 			}
-			bs.Children = append(bs.Children, extractBodyStructure(part.Header, part))
+			bs.Children = append(bs.Children, extractBodyStructure(part.Header, part, mediaType == "multipart/digest"))
 		}
 		bs.Extended = &imap.BodyStructureMultiPartExt{
 			Params:      typeParams,
@@ -316,7 +323,7 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 			childHeader, _ := textproto.ReadHeader(br)
 			bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
 				Envelope:      ExtractEnvelope(childHeader),
-				BodyStructure: extractBodyStructure(childHeader, br),
+				BodyStructure: extractBodyStructure(childHeader, br, false),
 				NumLines:      int64(bytes.Count(body, []byte("\n"))),
 			}
 		}

@@ -374,7 +374,7 @@ func readSearchKeyWithAtomAt(criteria *imap.SearchCriteria, dec *imapwire.Decode
 			Key:   key,
 			Value: value,
 		})
-	case "SINCE", "BEFORE", "ON", "SENTSINCE", "SENTBEFORE", "SENTON":
+	case "SINCE", "BEFORE", "ON", "SENTSINCE", "SENTBEFORE", "SENTON", "SAVEDSINCE", "SAVEDBEFORE", "SAVEDON":
 		if !dec.ExpectSP() {
 			return dec.Err()
 		}
@@ -398,6 +398,13 @@ func readSearchKeyWithAtomAt(criteria *imap.SearchCriteria, dec *imapwire.Decode
 		case "SENTON":
 			dateCriteria.SentSince = t
 			dateCriteria.SentBefore = t.Add(24 * time.Hour)
+		case "SAVEDSINCE": // fork: RFC 8514
+			dateCriteria.SavedSince = t
+		case "SAVEDBEFORE":
+			dateCriteria.SavedBefore = t
+		case "SAVEDON":
+			dateCriteria.SavedSince = t
+			dateCriteria.SavedBefore = t.Add(24 * time.Hour)
 		}
 		criteria.And(&dateCriteria)
 	case "BODY":
@@ -449,6 +456,8 @@ func readSearchKeyWithAtomAt(criteria *imap.SearchCriteria, dec *imapwire.Decode
 		criteria.Or = append(criteria.Or, or)
 	case "$":
 		criteria.UID = append(criteria.UID, imap.SearchRes())
+	case "SAVEDATESUPPORTED": // fork: RFC 8514
+		criteria.And(&imap.SearchCriteria{SaveDateSupported: true})
 	case "OLDER", "YOUNGER": // fork: RFC 5032 WITHIN
 		var n uint32
 		if !dec.ExpectSP() || !dec.ExpectNumber(&n) {
