@@ -141,6 +141,7 @@ func threadReferences(msgs []*sortMsg) []*node {
 // set (dummies not yet pruned).
 func linkReferences(msgs []*sortMsg) []*node {
 	ids := map[string]*node{}
+	walk := walkBudget(msgs) // thread_bound.go
 	// Step 1: a container per Message-ID; duplicates and messages without
 	// one get a unique ID of their own.
 	for _, m := range msgs {
@@ -166,7 +167,7 @@ func linkReferences(msgs []*sortMsg) []*node {
 				r = &node{}
 				ids[ref] = r
 			}
-			if prev != nil && r.parent == nil && !r.reaches(prev) && r != prev {
+			if prev != nil && r.parent == nil && r != prev && !r.reaches(prev, &walk) {
 				link(prev, r)
 			}
 			prev = r
@@ -175,7 +176,7 @@ func linkReferences(msgs []*sortMsg) []*node {
 		if n.parent != nil {
 			unlink(n)
 		}
-		if prev != nil && prev != n && !n.reaches(prev) {
+		if prev != nil && prev != n && !n.reaches(prev, &walk) {
 			link(prev, n)
 		}
 	}
@@ -195,12 +196,17 @@ func linkReferences(msgs []*sortMsg) []*node {
 // up from target: a walk down n's descendants recursed as deep as the
 // chain (a chain of millions of containers, as References can write it,
 // could pass Go's stack limit, which ends the process, not the session).
-func (n *node) reaches(target *node) bool {
+// Each step up is taken from *budget; once it is spent, reaches says yes
+// (the link is not made, as if it made a loop: thread_bound.go).
+func (n *node) reaches(target *node, budget *int) bool {
 	if len(n.children) == 0 {
 		return n == target
 	}
 	for t := target; t != nil; t = t.parent {
 		if t == n {
+			return true
+		}
+		if *budget--; *budget < 0 {
 			return true
 		}
 	}
