@@ -103,3 +103,40 @@ func TestAppendWithoutMultiAppendHoldsWhatCame(t *testing.T) {
 		t.Errorf("APPEND of 1 MiB past an account bound of 100 KiB: %v, want NO [LIMIT]", err)
 	}
 }
+
+// TestAppendMemFairShare: accounts holding the whole bound in all between
+// them (eight of one attacker at their own bound, trickling their bytes)
+// do not have every other account's APPEND answered NO [INUSE]: an account
+// holding at most its share of the bound in all (the bound divided by the
+// accounts holding) takes what it needs past it, up to twice the bound;
+// the accounts over their share are refused.
+func TestAppendMemFairShare(t *testing.T) {
+	const limit = 64 << 20
+	m := newAppendMem(limit)
+	for a := int64(1); a <= 8; a++ {
+		if err := m.take(a, 2*limit); err != nil {
+			t.Fatalf("account %d's first 128 MiB: %v", a, err)
+		}
+	}
+	var ie *imap.Error
+	if err := m.take(9, 10<<20); err != nil {
+		t.Errorf("another account's APPEND of 10 MiB while eight hold 1 GiB: %v, want it taken", err)
+	}
+	if err := m.take(1, 1); !errors.As(err, &ie) || ie.Code != imap.ResponseCodeLimit {
+		t.Errorf("an account at its own bound: %v, want NO [LIMIT]", err)
+	}
+	m.give(1, 1<<20)
+	if err := m.take(1, 1<<20); !errors.As(err, &ie) || ie.Code != imap.ResponseCodeInUse {
+		t.Errorf("an account over its share of the bound in all: %v, want NO [INUSE]", err)
+	}
+	// Many accounts each under its share: in all at most twice the bound.
+	for a := int64(100); a < 10000; a++ {
+		m.take(a, 1<<20)
+	}
+	if m.all > 2*m.maxAll {
+		t.Errorf("held in all %d MiB, want at most %d", m.all>>20, 2*m.maxAll>>20)
+	}
+	if m.all <= m.maxAll {
+		t.Errorf("held in all %d MiB: no account past the bound in all took its share", m.all>>20)
+	}
+}
