@@ -8,7 +8,7 @@ import (
 // readRow runs a query of one row on a reader connection and hands the
 // row to scan. On SQLite the wait for a free reader connection ends with
 // ctx (a client gone while every reader is busy does not keep its
-// goroutine waiting: TestOneRowReadsWaitForReaderUntilCtxEnds), and the
+// goroutine waiting: TestReadWaitsForReaderUntilCtxEnds), and the
 // statement runs with readCtx's context, which starts no goroutine to
 // watch ctx (TestReadStartsNoGoroutine): SELECT's reads of one row each
 // (Mailbox, MailboxByID, RecentFrom) ran the whole query with readCtx's,
