@@ -351,7 +351,7 @@ func (dec *Decoder) DiscardCommand() {
 		if !ok || !nonSync {
 			return
 		}
-		if dec.MaxSize > 0 && dec.readBytes+n > dec.MaxSize {
+		if dec.MaxSize > 0 && n > dec.MaxSize-dec.readBytes { // no overflow: readBytes <= MaxSize+1
 			dec.readBytes = dec.MaxSize + 1
 			dec.literalExceeded = true
 			dec.returnErr(ErrMaxSize)
@@ -777,7 +777,7 @@ func (dec *Decoder) Literal(ptr *string) bool {
 	// A literal read into memory counts towards MaxSize as the line's own
 	// bytes do (Mailferry fork, FORK.md change 48): a SEARCH of 300
 	// literals of 4 KiB each was held whole, as many as a client sent.
-	if dec.MaxSize > 0 && dec.readBytes+lit.Size() > dec.MaxSize {
+	if dec.MaxSize > 0 && lit.Size() > dec.MaxSize-dec.readBytes { // no overflow: readBytes <= MaxSize+1
 		lit.cancel()
 		dec.readBytes = dec.MaxSize + 1 // nothing more of the command is read
 		dec.literalExceeded = true
