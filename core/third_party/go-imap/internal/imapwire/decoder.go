@@ -84,13 +84,16 @@ func (dec *Decoder) mustUnreadByte() {
 		panic(fmt.Errorf("imapwire: failed to unread byte: %v", err))
 	}
 	dec.readBytes--
-	dec.end = dec.endPrev
+	if dec.MaxSize > 0 {
+		dec.end = dec.endPrev
+	}
 }
 
 // LineEnd returns the state of the line the decoder read so far (the
 // bytes of a literal read whole aside), which the reader of the rest of a
 // line cut at MaxSize goes on with: whether the line ends announcing a
-// literal (FORK.md changes 51 and 60).
+// literal (FORK.md changes 51 and 60). It is followed only with a MaxSize
+// (a server's commands), as DiscardCommand needs it.
 func (dec *Decoder) LineEnd() LineEnd {
 	return dec.end
 }
@@ -145,8 +148,11 @@ func (dec *Decoder) readByte() (byte, bool) {
 		return b, dec.returnErr(err)
 	}
 	dec.readBytes++
-	dec.endPrev = dec.end
-	dec.end.WriteByte(b)
+	if dec.MaxSize > 0 { // a server's command (a client's decoder, which
+		// reads responses byte by byte, needs it not)
+		dec.endPrev = dec.end
+		dec.end.WriteByte(b)
+	}
 	return b, true
 }
 
@@ -329,7 +335,8 @@ func (dec *Decoder) DiscardLine() {
 // sent at once, read as commands. A synchronizing literal's client waits
 // for a continuation and gets none: the line is the command's end. Bounded
 // by MaxSize, literals included: past it Exceeded, or LiteralExceeded when
-// a literal would pass it (nothing of it read).
+// a literal would pass it (nothing of it read). It needs a MaxSize (the
+// line is followed only then: LineEnd).
 func (dec *Decoder) DiscardCommand() {
 	if dec.crlf {
 		return

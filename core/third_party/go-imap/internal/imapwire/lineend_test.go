@@ -101,6 +101,7 @@ func TestLiteralAtEnd(t *testing.T) {
 // undone, as toolong.go goes on with it.
 func TestDecoderLineEnd(t *testing.T) {
 	dec := NewDecoder(bufio.NewReader(strings.NewReader("A X {12+}\r\n")), ConnSideServer)
+	dec.MaxSize = 1 << 20 // a server's command: the line is followed
 	var s string
 	if !dec.Atom(&s) || !dec.SP() || !dec.Atom(&s) || !dec.SP() {
 		t.Fatal(dec.Err())
