@@ -47,7 +47,7 @@ func manyRefs(n, k int, bounded bool) []*sortMsg {
 // keeping its last ones, its parent always.
 func TestThreadRefsBudget(t *testing.T) {
 	for _, c := range []struct{ n, k, share int }{
-		{2000, 1000, 250}, // 2 million named: 500,000 kept
+		{1100, 1000, 250}, // 1.1 million named: 275,000 kept
 		{400, 1000, 1000},
 		{600, 1000, 500},
 		{260000, 2, 1},
