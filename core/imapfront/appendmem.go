@@ -16,7 +16,8 @@ import (
 // APPEND is answered NO [LIMIT] (the client may try again once its other
 // APPENDs ended); past the bound in all, NO [INUSE] (the server is busy
 // with others' APPENDs), as the relay's DATA answers 452 past its memory
-// budget (relay/limits.go).
+// budget (relay/limits.go), except to an account holding at most its share
+// of the bound in all (underShare), up to twice that bound.
 type appendMem struct {
 	mu           sync.Mutex
 	all          int64
@@ -38,12 +39,28 @@ func (m *appendMem) take(acct, n int64) error {
 	if m.acct[acct]+n > m.maxA {
 		return imapErr(imap.ResponseCodeLimit, "This account's APPENDs in progress hold %d MiB at most: try again once they ended", m.maxA>>20)
 	}
-	if m.all+n > m.maxAll {
+	if m.all+n > m.maxAll && !m.underShare(acct, n) {
 		return imapErr(imap.ResponseCodeInUse, "The server is busy with other APPENDs: try again shortly")
 	}
 	m.acct[acct] += n
 	m.all += n
 	return nil
+}
+
+// underShare reports whether account acct may take n more bytes past the
+// bound in all: while it holds at most its share of that bound (the bound
+// divided by the accounts holding bytes, acct counted), up to twice the
+// bound. Eight accounts of one attacker, each at its own bound (128 MiB),
+// filled the bound in all (1 GiB) and every other account's APPEND was
+// answered NO [INUSE] for as long as they trickled their bytes in
+// (TestAppendMemFairShare); now only accounts holding more than their
+// share are, and memory in all stays under twice the bound.
+func (m *appendMem) underShare(acct, n int64) bool {
+	holders := int64(len(m.acct))
+	if m.acct[acct] == 0 {
+		holders++
+	}
+	return m.acct[acct]+n <= m.maxAll/holders && m.all+n <= 2*m.maxAll
 }
 
 // give lets go of n bytes taken for account acct.

@@ -237,9 +237,12 @@ func htmlTag(s string) (n int, name string, closing bool) {
 
 // htmlEntity reads a character reference at the start of s (s[0] is '&'):
 // its length and its text; an unknown one (or &#0;) is dropped, a '&'
-// that starts none is itself.
+// that starts none is itself. Its ';' is looked for within the 32 bytes a
+// reference may take: looked for to the text's end, 256 KiB of '&' (any
+// sender's HTML part) were 2^17 scans of 128 KiB on average, 0.37 s of CPU
+// for one message's preview (TestPreviewHostileHTMLLinear).
 func htmlEntity(s string) (n int, text string) {
-	end := strings.IndexByte(s, ';')
+	end := strings.IndexByte(s[:min(len(s), 33)], ';')
 	if end < 2 || end > 32 || strings.ContainsAny(s[1:end], " \t\r\n<&") {
 		return 1, "&"
 	}

@@ -1,7 +1,6 @@
 package imapfront_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 )
@@ -17,15 +16,7 @@ func TestSyntaxErrorBeforeLiteralPlus(t *testing.T) {
 		"SEARCH NOSUCHKEY TEXT {%d+}",
 		"SEARCH CHARSET X-NONE TEXT {%d+}",
 	} {
-		if _, err := e.st.Mailbox(context.Background(), e.acct.ID, "Trash"); err != nil {
-			e.login().ok("CREATE Trash")
-		}
-		c := e.login()
-		c.ok("SELECT INBOX")
-		done := c.sendAll("x1 " + fmt.Sprintf(cmd, len(lit)) + "\r\n" + lit + "x2 NOOP\r\n")
-		got := c.readUntilTagOrClosed("x2 ")
-		<-done
-		if _, err := e.st.Mailbox(context.Background(), e.acct.ID, "Trash"); err != nil {
+		if got, deleted := trashDeletedBy(e, "x1 "+fmt.Sprintf(cmd, len(lit))+"\r\n"+lit); deleted {
 			t.Errorf("%s: Trash deleted by the literal's line; server said %.300q", cmd, got)
 		}
 	}

@@ -68,6 +68,7 @@ func (s *session) found(criteria *imap.SearchCriteria, refs bool, what string) (
 	}
 	now := time.Now()
 	var out []*sortMsg
+	budget := newRefsBudget() // thread_bound.go
 	for _, run := range v.chunks(all) {
 		msgs, err := v.messages(run, true, false)
 		if err != nil {
@@ -97,7 +98,7 @@ func (s *session) found(criteria *imap.SearchCriteria, refs bool, what string) (
 			}
 			f := &sortMsg{seq: run[i].seq, uid: run[i].uid, m: m, env: env}
 			if refs {
-				f.refs = references(sm)
+				budget.keep(f, references(sm))
 			}
 			out = append(out, f)
 		}
@@ -118,12 +119,10 @@ func references(sm *searchMsg) (ids []string) {
 	}()
 	h := mail.Header{Header: gomessage.Header{Header: lenientHeader(sm.raw)}}
 	if ids, _ = h.MsgIDList("References"); len(ids) > 0 {
-		if len(ids) > maxReferences {
-			// The last ones, the closest ancestors: a message from
-			// outside may name millions, a container each.
-			ids = ids[len(ids)-maxReferences:]
-		}
-		return ids
+		// The last ones, the closest ancestors: a message from outside
+		// may name millions, a container each (copied: a slice of them
+		// kept every one alive).
+		return lastRefs(ids, maxReferences)
 	}
 	if irt, _ := h.MsgIDList("In-Reply-To"); len(irt) > 0 {
 		return irt[:1]

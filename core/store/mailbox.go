@@ -217,9 +217,13 @@ func (s *Store) Mailbox(ctx context.Context, accountID int64, name string) (*Mai
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	// One row by key, read without a goroutine to watch ctx (readCtx):
+	// One row by key, read without a goroutine to watch ctx (readRow):
 	// every SELECT starts with it (TestReadStartsNoGoroutine).
-	m, err := scanMailbox(s.r.QueryRowContext(s.readCtx(ctx), `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id = ? AND name = ?`, accountID, name))
+	var m *Mailbox
+	err = s.readRow(ctx, func(r *sql.Row) (err error) {
+		m, err = scanMailbox(r)
+		return err
+	}, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id = ? AND name = ?`, accountID, name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("mailbox %s: %w", name, ErrNotFound)
 	} else if err != nil {
@@ -233,7 +237,11 @@ func (s *Store) MailboxByID(ctx context.Context, id int64) (*Mailbox, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	m, err := scanMailbox(s.r.QueryRowContext(s.readCtx(ctx), `SELECT `+mailboxCols+` FROM mailboxes WHERE id = ?`, id))
+	var m *Mailbox
+	err := s.readRow(ctx, func(r *sql.Row) (err error) {
+		m, err = scanMailbox(r)
+		return err
+	}, `SELECT `+mailboxCols+` FROM mailboxes WHERE id = ?`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("mailbox %d: %w", id, ErrNotFound)
 	} else if err != nil {

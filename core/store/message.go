@@ -612,11 +612,12 @@ func (s *Store) EachMessage(ctx context.Context, mailboxID int64, minUID, maxUID
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	rows, err := s.r.QueryContext(s.readCtx(ctx), `SELECT `+cols+` FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`,
+	rows, done, err := s.readRows(ctx, `SELECT `+cols+` FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`,
 		mailboxID, minUID, maxUID)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	defer done()
 	return eachScanned(ctx, rows, func(r rowScanner) (*Message, error) { return scanMessage(r, cache) }, fn)
 }
 

@@ -48,11 +48,12 @@ func (s *Store) EachMessageLocated(ctx context.Context, mailboxID int64, minUID,
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	rows, err := s.r.QueryContext(s.readCtx(ctx), `SELECT `+cols+` FROM messages m LEFT JOIN blobs b ON b.key = m.blob
+	rows, done, err := s.readRows(ctx, `SELECT `+cols+` FROM messages m LEFT JOIN blobs b ON b.key = m.blob
 		WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid`, mailboxID, minUID, maxUID)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	defer done()
 	return eachScanned(ctx, rows, func(r rowScanner) (*Message, error) { return scanLocated(r, cache) }, fn)
 }
 

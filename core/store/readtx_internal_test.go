@@ -112,11 +112,45 @@ func TestReadStartsNoGoroutine(t *testing.T) {
 
 // TestReadWaitsForReaderUntilCtxEnds: a read that waits for a reader
 // connection (all of them busy) ends when its context does (its client
-// went away), instead of waiting for one to free.
+// went away), instead of waiting for one to free: a poll's Delta, SELECT's
+// reads of one row (Mailbox, MailboxByID, RecentFrom) and FETCH's and
+// SEARCH's reads of a range of messages (EachMessageLocated, EachMessage).
+// The last five ran with readCtx's context, which never ends, and waited
+// the readers' 5 s before readRow and readRows (session 17).
 func TestReadWaitsForReaderUntilCtxEnds(t *testing.T) {
 	sqliteOnly(t)
-	s, mb, _ := inboxStore(t, &Options{ChangePoll: -1, Readers: 2}, 3)
+	s, mb, uids := inboxStore(t, &Options{ChangePoll: -1, Readers: 2}, 3)
 	bg := context.Background()
+	each := func(*Message) error { return nil }
+	reads := map[string]func(context.Context) error{
+		"Delta": func(ctx context.Context) error {
+			_, err := s.Delta(ctx, mb.ID, 1)
+			return err
+		},
+		"Mailbox": func(ctx context.Context) error {
+			_, err := s.Mailbox(ctx, mb.AccountID, "INBOX")
+			return err
+		},
+		"MailboxByID": func(ctx context.Context) error {
+			_, err := s.MailboxByID(ctx, mb.ID)
+			return err
+		},
+		"RecentFrom": func(ctx context.Context) error {
+			_, err := s.RecentFrom(ctx, mb.ID)
+			return err
+		},
+		"EachMessage": func(ctx context.Context) error {
+			return s.EachMessage(ctx, mb.ID, uids[0], uids[2], true, each)
+		},
+		"EachMessageLocated": func(ctx context.Context) error {
+			return s.EachMessageLocated(ctx, mb.ID, uids[0], uids[2], true, each)
+		},
+	}
+	for name, read := range reads {
+		if err := read(bg); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
 	var held []*readTx
 	for range 2 {
 		rt, err := s.beginRead(bg)
@@ -137,12 +171,14 @@ func TestReadWaitsForReaderUntilCtxEnds(t *testing.T) {
 			}
 		}
 	}()
-	ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err := s.Delta(ctx, mb.ID, 1)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Delta with every reader busy and a context that ends after 100 ms: %v after %v; want context.DeadlineExceeded before the readers free (5 s)", err, time.Since(start).Round(time.Millisecond))
+	for name, read := range reads {
+		ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
+		start := time.Now()
+		err := read(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s with every reader busy and a context that ends after 100 ms: %v after %v; want context.DeadlineExceeded before the readers free (5 s)", name, err, time.Since(start).Round(time.Millisecond))
+		}
 	}
 }
 

@@ -23,7 +23,8 @@ func (s *Store) RecentFrom(ctx context.Context, mailboxID int64) (uint32, error)
 		return 0, fmt.Errorf("store: recent: %w", err)
 	}
 	var last uint32
-	err := s.r.QueryRowContext(s.readCtx(ctx), `SELECT coalesce((SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?), 0)`, mailboxID).Scan(&last)
+	err := s.readRow(ctx, func(r *sql.Row) error { return r.Scan(&last) },
+		`SELECT coalesce((SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?), 0)`, mailboxID)
 	if err != nil {
 		return 0, fmt.Errorf("store: recent: %w", err)
 	}

@@ -68,10 +68,10 @@ type Decoder struct {
 	// fork: a read refused past MaxSize (change 44), a literal refused
 	// for it (change 48)
 	exceeded, literalExceeded bool
-	// tail holds the last bytes read within 32 of MaxSize, for a line
-	// cut there: whether it was cut in a literal's announcement
-	// (Mailferry review, FORK.md change 44)
-	tail []byte
+	// end follows the line read so far: whether it ends announcing a
+	// literal (FORK.md change 60; for a line cut at MaxSize, change 51),
+	// endPrev what it was before the last byte read (mustUnreadByte)
+	end, endPrev LineEnd
 }
 
 // NewDecoder creates a new decoder.
@@ -84,16 +84,18 @@ func (dec *Decoder) mustUnreadByte() {
 		panic(fmt.Errorf("imapwire: failed to unread byte: %v", err))
 	}
 	dec.readBytes--
-	if len(dec.tail) > 0 {
-		dec.tail = dec.tail[:len(dec.tail)-1]
+	if dec.MaxSize > 0 {
+		dec.end = dec.endPrev
 	}
 }
 
-// Tail returns the last bytes the decoder read once it came within 32
-// bytes of MaxSize (at most 32 of them; the bytes of a literal read whole
-// aside): with the rest of a line cut at MaxSize, its end.
-func (dec *Decoder) Tail() []byte {
-	return dec.tail
+// LineEnd returns the state of the line the decoder read so far (the
+// bytes of a literal read whole aside), which the reader of the rest of a
+// line cut at MaxSize goes on with: whether the line ends announcing a
+// literal (FORK.md changes 51 and 60). It is followed only with a MaxSize
+// (a server's commands), as DiscardCommand needs it.
+func (dec *Decoder) LineEnd() LineEnd {
+	return dec.end
 }
 
 // Err returns the decoder error, if any.
@@ -146,11 +148,10 @@ func (dec *Decoder) readByte() (byte, bool) {
 		return b, dec.returnErr(err)
 	}
 	dec.readBytes++
-	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize-32 {
-		if len(dec.tail) == 32 {
-			dec.tail = append(dec.tail[:0], dec.tail[1:]...)
-		}
-		dec.tail = append(dec.tail, b)
+	if dec.MaxSize > 0 { // a server's command (a client's decoder, which
+		// reads responses byte by byte, needs it not)
+		dec.endPrev = dec.end
+		dec.end.WriteByte(b)
 	}
 	return b, true
 }
@@ -334,32 +335,30 @@ func (dec *Decoder) DiscardLine() {
 // sent at once, read as commands. A synchronizing literal's client waits
 // for a continuation and gets none: the line is the command's end. Bounded
 // by MaxSize, literals included: past it Exceeded, or LiteralExceeded when
-// a literal would pass it (nothing of it read).
+// a literal would pass it (nothing of it read). It needs a MaxSize (the
+// line is followed only then: LineEnd).
 func (dec *Decoder) DiscardCommand() {
 	if dec.crlf {
 		return
 	}
-	var tail []byte
-	var one [1]byte
 	for {
 		b, ok := dec.readByte()
 		if !ok {
 			return
 		}
 		if b != '\r' && b != '\n' {
-			one[0] = b
-			tail = lineTail(tail, one[:])
-			continue
+			continue // dec.end follows the line
 		}
 		dec.mustUnreadByte()
+		end := dec.end // the line up to its CR or LF
 		if !dec.CRLF() {
 			return
 		}
-		n, ok := literalAtEnd(tail)
-		if !ok || !bytes.HasSuffix(tail, []byte("+}")) {
+		n, nonSync, ok := end.Literal()
+		if !ok || !nonSync {
 			return
 		}
-		if dec.MaxSize > 0 && dec.readBytes+n > dec.MaxSize {
+		if dec.MaxSize > 0 && n > dec.MaxSize-dec.readBytes { // no overflow: readBytes <= MaxSize+1
 			dec.readBytes = dec.MaxSize + 1
 			dec.literalExceeded = true
 			dec.returnErr(ErrMaxSize)
@@ -374,7 +373,6 @@ func (dec *Decoder) DiscardCommand() {
 		}
 		dec.readBytes += n
 		dec.crlf = false
-		tail = tail[:0]
 	}
 }
 
@@ -390,7 +388,7 @@ var ErrDiscardLimit = errors.New("imapwire: too many bytes to discard")
 // ErrDiscardLimit (change 29): a line that never ends, or a literal of a
 // terabyte, is not read for ever.
 func (dec *Decoder) DiscardResponse(limit int64) bool {
-	var tail []byte // the end of the current line, for a literal's "{n}"
+	var end LineEnd // the current line, for a literal's "{n}"
 	for {
 		if limit < 0 {
 			return dec.returnErr(ErrDiscardLimit)
@@ -403,7 +401,7 @@ func (dec *Decoder) DiscardResponse(limit int64) bool {
 			return dec.returnErr(err)
 		}
 		if b[0] == '\r' || b[0] == '\n' {
-			n, ok := literalAtEnd(tail)
+			n, _, ok := end.Literal()
 			if !ok {
 				return true
 			}
@@ -420,7 +418,7 @@ func (dec *Decoder) DiscardResponse(limit int64) bool {
 				}
 				return dec.returnErr(err)
 			}
-			tail = tail[:0]
+			end = LineEnd{}
 			continue
 		}
 		// The bytes up to the next CR or LF already buffered go at once
@@ -443,44 +441,13 @@ func (dec *Decoder) DiscardResponse(limit int64) bool {
 		if _, ok := dec.readByte(); !ok { // the bounds' and state's checks
 			return false
 		}
-		tail = lineTail(tail, buf[:run]) // still buffered: ReadByte did not fill
+		end.Write(buf[:run]) // still buffered: ReadByte did not fill
 		if _, err := dec.r.Discard(run - 1); err != nil {
 			return dec.returnErr(err)
 		}
 		dec.readBytes += int64(run - 1)
 		limit -= int64(run)
 	}
-}
-
-// lineTail appends seen to tail, keeping at most the last 32 bytes: enough
-// for a literal's "{n}" at the end of a line.
-func lineTail(tail, seen []byte) []byte {
-	if len(seen) >= 32 {
-		return append(tail[:0], seen[len(seen)-32:]...)
-	}
-	tail = append(tail, seen...)
-	if len(tail) > 32 {
-		tail = append(tail[:0], tail[len(tail)-32:]...)
-	}
-	return tail
-}
-
-// literalAtEnd is the size of the literal ("{n}", "{n+}", "~{n}") that
-// line ends with.
-func literalAtEnd(line []byte) (int64, bool) {
-	if len(line) < 3 || line[len(line)-1] != '}' {
-		return 0, false
-	}
-	end := len(line) - 1
-	if line[end-1] == '+' {
-		end--
-	}
-	start := bytes.LastIndexByte(line[:end], '{')
-	if start < 0 || start+1 == end {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(string(line[start+1:end]), 10, 64)
-	return n, err == nil && n >= 0
 }
 
 func (dec *Decoder) DiscardValue() bool {
@@ -817,7 +784,7 @@ func (dec *Decoder) Literal(ptr *string) bool {
 	// A literal read into memory counts towards MaxSize as the line's own
 	// bytes do (Mailferry fork, FORK.md change 48): a SEARCH of 300
 	// literals of 4 KiB each was held whole, as many as a client sent.
-	if dec.MaxSize > 0 && dec.readBytes+lit.Size() > dec.MaxSize {
+	if dec.MaxSize > 0 && lit.Size() > dec.MaxSize-dec.readBytes { // no overflow: readBytes <= MaxSize+1
 		lit.cancel()
 		dec.readBytes = dec.MaxSize + 1 // nothing more of the command is read
 		dec.literalExceeded = true
