@@ -219,6 +219,12 @@ func start() (*Server, error) {
 	}
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Dir = dir
+	// One volume per collection grown at a time, not 7: each test's bucket
+	// is a collection, and with 7 volumes each the tests of both engines
+	// in one binary (several hundred volumes) exhausted what the volume
+	// server takes from the disk's free space (-volume.max=0), after which
+	// a new bucket's first write never succeeded.
+	s.cmd.Env = append(os.Environ(), "WEED_MASTER_VOLUME_GROWTH_COPY_1=1")
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.SysProcAttr = sysProcAttr()
 	if err := s.cmd.Start(); err != nil {
