@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -145,7 +143,7 @@ func (s *Store) movePack(ctx context.Context, id int64) (int, error) {
 				if err != nil {
 					return fmt.Errorf("store: compact: read blob %s: %w", b.key, err)
 				}
-				if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != b.key {
+				if ok, _ := checkKey(b.key, data); !ok {
 					return fmt.Errorf("store: compact: blob %s in %s does not match its key; pack left as it is", b.key, packName(s.packs.dir, id))
 				}
 				nid, noff, err := s.packs.append(data)

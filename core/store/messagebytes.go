@@ -3,9 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -168,9 +166,8 @@ func (s *Store) prepare(ctx context.Context, m *NewMessage) (*NewMessage, error)
 	if m.Staged != nil || m.summarized {
 		return m, nil
 	}
-	sum := sha256.Sum256(m.Body)
 	var one int
-	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, hex.EncodeToString(sum[:])).Scan(&one)
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, sha256Key(m.Body)).Scan(&one)
 	c := *m
 	switch {
 	case errors.Is(err, sql.ErrNoRows):

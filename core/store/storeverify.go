@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"sort"
 	"strconv"
@@ -275,10 +273,9 @@ func (c *copier) verifyBlobs(ctx context.Context, r *VerifyReport, keys map[stri
 			mu.Unlock()
 			return 0, false
 		}
-		sum := sha256.Sum256(body)
-		if hex.EncodeToString(sum[:]) != key {
+		if ok, got := checkKey(key, body); !ok {
 			mu.Lock()
-			r.differ("message bytes %s in the %s have SHA-256 %x", key, side, sum)
+			r.differ("message bytes %s in the %s have %s %s", key, side, keyHashName(key), got)
 			mu.Unlock()
 			return 0, false
 		}

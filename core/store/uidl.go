@@ -47,7 +47,7 @@ func validUIDL(u string) bool {
 // nothing is recorded.
 func (s *Store) KeepUIDLs(ctx context.Context, accountID int64, list []KeptUIDL) error {
 	for _, k := range list {
-		if !validUIDL(k.UIDL) || len(k.BlobKey) != 64 {
+		if !validUIDL(k.UIDL) || !isBlobKey(k.BlobKey) {
 			return fmt.Errorf("store: kept UIDL %q: %w", k.UIDL, ErrInvalid)
 		}
 	}
@@ -128,7 +128,7 @@ func (s *Store) PinUIDLs(ctx context.Context, accountID int64, list []KeptUIDL) 
 		return nil
 	}
 	for _, k := range list {
-		if !validUIDL(k.UIDL) || len(k.BlobKey) != 64 || k.MailboxID == 0 || k.UID == 0 {
+		if !validUIDL(k.UIDL) || !isBlobKey(k.BlobKey) || k.MailboxID == 0 || k.UID == 0 {
 			return fmt.Errorf("store: pin UIDL %q: %w", k.UIDL, ErrInvalid)
 		}
 	}
