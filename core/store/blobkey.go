@@ -1,8 +1,12 @@
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
 	"strings"
 
 	"github.com/zeebo/blake3"
@@ -12,16 +16,27 @@ import (
 // table's key, an object's name, a kept POP3 UIDL's match). A key has
 // one of two forms, told apart by its text alone:
 //
-//   - 64 lowercase hex digits: the bytes' SHA-256. Every key this store
-//     writes (Stage, putBlob, prepare).
+//   - 64 lowercase hex digits: the bytes' SHA-256.
 //   - blake3KeyPrefix and 64 lowercase hex digits: the bytes' BLAKE3
-//     (256 bits). Written by no code yet; read, checked, swept, compacted
-//     and copied like the other form, so that readers know it before any
-//     writer makes it (a store shared by nodes of two versions, a store
-//     copied back). Issue 17: on this machine BLAKE3
+//     (256 bits). Issue 17: on this machine BLAKE3
 //     (github.com/zeebo/blake3) hashes a 50 kB body 1.8x faster than
-//     SHA-256 with SHA-NI, a quarter of a copy's CPU (README,
+//     SHA-256 with SHA-NI, which was 30% of a copy's CPU (README,
 //     "mailferry migrate, the whole process").
+//
+// Which form new bytes get is the store's (blob_key_form, one row, made
+// by the schema step that brought it): BLAKE3 for a store that held no
+// blob and no kept POP3 UIDL then, SHA-256 for one that did. The same
+// bytes must get the same key wherever they come from, or they are not
+// deduplicated, and a kept UIDL (the key of the old server's bytes)
+// must be made in the form the copied messages get, or POP3 clients
+// download those messages again; so one store makes one form (Stage,
+// putBlob, prepare, NewKeyHash), and an existing store keeps SHA-256.
+// Store copy gives the target the source's form and keeps every blob's
+// key. Every reader takes both forms: a key's hash is told by its text
+// (object reads, Compact, store copy and its verify, the sweeps, kept
+// UIDLs; a migration's verify hashes the old server's bytes both ways).
+// A Mailferry from before the step refuses the store (its schema is
+// newer), so no node writes SHA-256 keys into a BLAKE3 store.
 //
 // The two forms never collide (the prefix is not hex, and a SHA-256 key
 // has no prefix), so a reader given a key knows which hash its bytes must
@@ -50,6 +65,38 @@ func isBlobKey(s string) bool {
 	return isHexKey(s)
 }
 
+// loadKeyForm reads which form the store's new blob keys have.
+func (s *Store) loadKeyForm(ctx context.Context) error {
+	var form string
+	if err := s.w.QueryRowContext(ctx, `SELECT form FROM blob_key_form WHERE id = 1`).Scan(&form); err != nil {
+		return fmt.Errorf("store: blob key form: %w", err)
+	}
+	s.b3 = form == "blake3"
+	return nil
+}
+
+// keyForm is the blob_key_form of b3.
+func keyForm(b3 bool) string {
+	if b3 {
+		return "blake3"
+	}
+	return "sha256"
+}
+
+// blobKey is body's key in the store's form.
+func (s *Store) blobKey(body []byte) string {
+	if s.b3 {
+		return b3Key(body)
+	}
+	return sha256Key(body)
+}
+
+// b3Key is body's key in the BLAKE3 form.
+func b3Key(body []byte) string {
+	sum := blake3.Sum256(body)
+	return blake3KeyPrefix + hex.EncodeToString(sum[:])
+}
+
 // sha256Key is body's key in the SHA-256 form.
 func sha256Key(body []byte) string {
 	sum := sha256.Sum256(body)
@@ -59,8 +106,7 @@ func sha256Key(body []byte) string {
 // keyLike is body's key in the form of key (a blob key: isBlobKey).
 func keyLike(key string, body []byte) string {
 	if strings.HasPrefix(key, blake3KeyPrefix) {
-		sum := blake3.Sum256(body)
-		return blake3KeyPrefix + hex.EncodeToString(sum[:])
+		return b3Key(body)
 	}
 	return sha256Key(body)
 }
@@ -82,4 +128,60 @@ func checkKey(key string, body []byte) (ok bool, got string) {
 	}
 	got = keyLike(key, body)
 	return got == key, got
+}
+
+// KeyHash makes the blob keys of the bytes written to it, for bytes that
+// come as a stream (an old server's POP3 message, a FETCH literal).
+type KeyHash struct {
+	sha hash.Hash      // nil: not made
+	b3  *blake3.Hasher // nil: not made
+	w   io.Writer
+}
+
+// NewKeyHash makes keys in the store's form: the key the store gives the
+// same bytes (a kept UIDL matches the message copied with its bytes).
+func (s *Store) NewKeyHash() *KeyHash {
+	if s.b3 {
+		return newKeyHash(false, true)
+	}
+	return newKeyHash(true, false)
+}
+
+// NewKeyHashBoth makes keys in both forms (Names tells either): for
+// bytes compared with keys a store holds, which may be of either form.
+func NewKeyHashBoth() *KeyHash { return newKeyHash(true, true) }
+
+func newKeyHash(sha, b3 bool) *KeyHash {
+	k := &KeyHash{}
+	var ws []io.Writer
+	if sha {
+		k.sha = sha256.New()
+		ws = append(ws, k.sha)
+	}
+	if b3 {
+		k.b3 = blake3.New()
+		ws = append(ws, k.b3)
+	}
+	k.w = io.MultiWriter(ws...)
+	return k
+}
+
+func (k *KeyHash) Write(p []byte) (int, error) { return k.w.Write(p) }
+
+// Key is the key of the bytes written so far: BLAKE3's if k makes it,
+// else SHA-256's.
+func (k *KeyHash) Key() string {
+	if k.b3 != nil {
+		return blake3KeyPrefix + hex.EncodeToString(k.b3.Sum(nil))
+	}
+	return hex.EncodeToString(k.sha.Sum(nil))
+}
+
+// Names tells whether key is the key of the bytes written so far, in a
+// form k makes.
+func (k *KeyHash) Names(key string) bool {
+	if h, ok := strings.CutPrefix(key, blake3KeyPrefix); ok {
+		return k.b3 != nil && isHexKey(h) && hex.EncodeToString(k.b3.Sum(nil)) == h
+	}
+	return k.sha != nil && isHexKey(key) && hex.EncodeToString(k.sha.Sum(nil)) == key
 }

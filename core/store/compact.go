@@ -115,7 +115,7 @@ func (s *Store) packIdle(id int64) (busy bool, size int64, err error) {
 }
 
 // movePack copies the live blobs of pack id to this Store's pack, a few
-// megabytes per transaction, checking each one's SHA-256 on the way.
+// megabytes per transaction, checking each one against its key on the way.
 func (s *Store) movePack(ctx context.Context, id int64) (int, error) {
 	type blob struct {
 		id, off, size int64

@@ -167,7 +167,7 @@ func (s *Store) prepare(ctx context.Context, m *NewMessage) (*NewMessage, error)
 		return m, nil
 	}
 	var one int
-	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, sha256Key(m.Body)).Scan(&one)
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, s.blobKey(m.Body)).Scan(&one)
 	c := *m
 	switch {
 	case errors.Is(err, sql.ErrNoRows):

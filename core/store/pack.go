@@ -533,7 +533,7 @@ func (p *packs) close() {
 
 // putBlob stores body (once per distinct content) and returns its key.
 func (s *Store) putBlob(ctx context.Context, tx *sql.Tx, ch *changes, body []byte) (string, error) {
-	key := sha256Key(body)
+	key := s.blobKey(body)
 	var one int
 	err := tx.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, key).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -378,6 +378,20 @@ DROP TRIGGER IF EXISTS message_count_delete ON messages;
 CREATE TRIGGER message_count_delete AFTER DELETE ON messages REFERENCING OLD TABLE AS removed
 	FOR EACH STATEMENT EXECUTE FUNCTION message_count_delete();
 `,
+	// The hash that names new message bytes (blobkey.go), one row: BLAKE3
+	// for a store that holds no blob and no kept POP3 UIDL when this step
+	// first runs (a new store), SHA-256 for one that does, so that its new
+	// bytes are deduplicated against the keys it holds and its kept UIDLs
+	// keep matching the messages copied after them. Self-contained: it
+	// depends only on the blobs and kept_uidls tables.
+	`
+CREATE TABLE IF NOT EXISTS blob_key_form (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	form TEXT NOT NULL CHECK (form IN ('sha256', 'blake3'))
+);
+INSERT INTO blob_key_form(id, form) SELECT 1, CASE WHEN EXISTS (SELECT 1 FROM blobs) OR EXISTS (SELECT 1 FROM kept_uidls) THEN 'sha256' ELSE 'blake3' END
+	ON CONFLICT(id) DO NOTHING;
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:

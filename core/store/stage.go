@@ -36,7 +36,7 @@ type StagedBlob struct {
 // once Stage returned; an object store that fails or does not answer
 // within its timeout fails Stage with ErrNotDurable.
 func (s *Store) Stage(body []byte) (*StagedBlob, error) {
-	return s.stageKeyed(body, sha256Key(body))
+	return s.stageKeyed(body, s.blobKey(body))
 }
 
 // stageKeyed is Stage under key, which the caller made or checked
