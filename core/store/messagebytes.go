@@ -166,12 +166,13 @@ func (s *Store) prepare(ctx context.Context, m *NewMessage) (*NewMessage, error)
 	if m.Staged != nil || m.summarized {
 		return m, nil
 	}
+	key := s.blobKey(m.Body)
 	var one int
-	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, s.blobKey(m.Body)).Scan(&one)
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, key).Scan(&one)
 	c := *m
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		staged, err := s.Stage(m.Body)
+		staged, err := s.stageKeyed(m.Body, key) // hashed once
 		if err != nil {
 			return nil, err
 		}
