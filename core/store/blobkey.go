@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/zeebo/blake3"
+	"golang.org/x/sys/cpu"
 )
 
 // Blob keys: a message's bytes are named by a hash of them (the blobs
@@ -24,8 +25,11 @@ import (
 //     "mailferry migrate, the whole process").
 //
 // Which form new bytes get is the store's (blob_key_form, one row, made
-// by the schema step that brought it): BLAKE3 for a store that held no
-// blob and no kept POP3 UIDL then, SHA-256 for one that did. The same
+// by the first Open after the schema step that brought it): BLAKE3 for a
+// store that held no blob and no kept POP3 UIDL then, on a CPU where
+// BLAKE3 is the faster hash (blake3Fast: AVX2; elsewhere its code is
+// plain Go, slower than SHA-256 with the CPU's SHA instructions, e.g. on
+// arm64), SHA-256 otherwise. The same
 // bytes must get the same key wherever they come from, or they are not
 // deduplicated, and a kept UIDL (the key of the old server's bytes)
 // must be made in the form the copied messages get, or POP3 clients
@@ -65,9 +69,27 @@ func isBlobKey(s string) bool {
 	return isHexKey(s)
 }
 
-// loadKeyForm reads which form the store's new blob keys have.
+// blake3Fast tells whether BLAKE3 hashes faster than SHA-256 on this
+// CPU: github.com/zeebo/blake3's vector code needs AVX2 (a test sets it).
+var blake3Fast = cpu.X86.HasAVX2
+
+// loadKeyForm reads which form the store's new blob keys have, choosing
+// it at the first Open after the schema step (by whichever node comes
+// first: the others read its choice).
 func (s *Store) loadKeyForm(ctx context.Context) error {
-	var form string
+	form := "sha256"
+	if blake3Fast {
+		var held bool
+		if err := s.w.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM blobs) OR EXISTS (SELECT 1 FROM kept_uidls)`).Scan(&held); err != nil {
+			return fmt.Errorf("store: blob key form: %w", err)
+		}
+		if !held {
+			form = "blake3"
+		}
+	}
+	if err := s.execAlone(ctx, `INSERT INTO blob_key_form(id, form) VALUES (1, ?) ON CONFLICT(id) DO NOTHING`, form); err != nil {
+		return fmt.Errorf("store: blob key form: %w", err)
+	}
 	if err := s.w.QueryRowContext(ctx, `SELECT form FROM blob_key_form WHERE id = 1`).Scan(&form); err != nil {
 		return fmt.Errorf("store: blob key form: %w", err)
 	}

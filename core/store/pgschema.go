@@ -378,19 +378,15 @@ DROP TRIGGER IF EXISTS message_count_delete ON messages;
 CREATE TRIGGER message_count_delete AFTER DELETE ON messages REFERENCING OLD TABLE AS removed
 	FOR EACH STATEMENT EXECUTE FUNCTION message_count_delete();
 `,
-	// The hash that names new message bytes (blobkey.go), one row: BLAKE3
-	// for a store that holds no blob and no kept POP3 UIDL when this step
-	// first runs (a new store), SHA-256 for one that does, so that its new
-	// bytes are deduplicated against the keys it holds and its kept UIDLs
-	// keep matching the messages copied after them. Self-contained: it
-	// depends only on the blobs and kept_uidls tables.
+	// The hash that names new message bytes (blobkey.go), one row, made
+	// by the first Open after this step (loadKeyForm): BLAKE3 for a store
+	// that holds no blob and no kept POP3 UIDL then, on a CPU where
+	// BLAKE3 is the faster hash, SHA-256 otherwise. Self-contained.
 	`
 CREATE TABLE IF NOT EXISTS blob_key_form (
 	id   INTEGER PRIMARY KEY CHECK (id = 1),
 	form TEXT NOT NULL CHECK (form IN ('sha256', 'blake3'))
 );
-INSERT INTO blob_key_form(id, form) SELECT 1, CASE WHEN EXISTS (SELECT 1 FROM blobs) OR EXISTS (SELECT 1 FROM kept_uidls) THEN 'sha256' ELSE 'blake3' END
-	ON CONFLICT(id) DO NOTHING;
 `,
 }
 
