@@ -247,6 +247,12 @@ func migrateOnce(b *testing.B, bin string, old *oldtest.Server, addr, pass strin
 		b.Fatal(err)
 	}
 	defer os.RemoveAll(data)
+	// The data directory is made and read by the binary measured, so that
+	// binaries of different store schemas compare (an older one refuses
+	// a newer schema).
+	saved := mailferryBin
+	mailferryBin = bin
+	defer func() { mailferryBin = saved }()
 	oh, op, _ := net.SplitHostPort(old.IMAPAddr)
 	if out, stderr, code := mf(b, data, "", "domain", "migrate", "example.test", "--old", "["+oh+"]",
 		"--imap-port", op, "--smtp-port", "25", "--tls", "none"); code != 0 {

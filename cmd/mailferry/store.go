@@ -35,7 +35,7 @@ PostgreSQL; s3_*: S3-compatible object storage), then verifies the copy.
     (accounts and their password hashes, mailboxes and their UIDVALIDITY,
     UIDNEXT, HIGHESTMODSEQ, every message's UID, flags, INTERNALDATE and
     MODSEQ, ...) and every message's bytes are read back from both sides and
-    their SHA-256 compared. Any difference: exit status 1.
+    their hash compared with their key. Any difference: exit status 1.
   - DKIM keys (files under the data directory) are copied to the target's
     data directory; copy them to every other node's data directory too.
 
@@ -62,7 +62,8 @@ would delete the other's mail. Serving and storing mail go on meanwhile.
     deletes again. Every object in the bucket from before now that this
     database does not name is kept: the other database's mail, or the mail
     that arrived after the backup this database was restored from (each is
-    the object blobs/<SHA-256 of the message>, the message as received).
+    the object blobs/<the message's key: its SHA-256, or b3- and its
+    BLAKE3 in a store made since session 17>, the message as received).
   - --delete-unnamed lets Compact delete those too (after the usual hour),
     and those an earlier adoption kept: only when that mail is known to be
     of no use.

@@ -2,9 +2,7 @@ package migrate
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -59,7 +57,7 @@ func TestResumeBatchTakesBlobRowsInKeyOrder(t *testing.T) {
 		}
 	}
 	body := func(s string) []byte { return []byte("Subject: " + s + "\r\n\r\n" + strings.Repeat(s, 100) + "\r\n") }
-	key := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	key := func(b []byte) string { h := st.NewKeyHash(); h.Write(b); return h.Key() }
 	first, lo, hi := body("first"), body("one"), body("two")
 	if key(lo) > key(hi) {
 		lo, hi = hi, lo

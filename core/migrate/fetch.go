@@ -38,7 +38,7 @@ var fetchItems = &imap.FetchOptions{UID: true, Flags: true, InternalDate: true,
 	BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
 
 // Batches grow as a mailbox's copy goes on. Each commit rewrites in the
-// WAL every index page it touches, and the blobs index's keys (SHA-256)
+// WAL every index page it touches, and the blobs index's keys (hashes)
 // are random, so a big mailbox copied in batches of one size rewrites most
 // of that index again and again: with 8 MiB batches, a 1 GB copy about 120
 // times. The first batchGrowEvery batches of a mailbox's copy keep the

@@ -2,8 +2,6 @@ package migrate_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -120,9 +118,11 @@ func oldStatus(t testing.TB, srv *oldtest.Server, user, mailbox string) (uint32,
 	return st.UIDValidity, uint32(st.UIDNext)
 }
 
+// sum is b's key in a store made by the tests (a new store: BLAKE3's).
 func sum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
+	h := store.NewKeyHashBoth()
+	h.Write(b)
+	return h.Key()
 }
 
 func normFlags(f []string) string {

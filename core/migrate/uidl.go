@@ -9,8 +9,6 @@ package migrate
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 
 	"mailferry/core/oldserver"
@@ -83,11 +81,11 @@ func (e *Engine) readOldUIDLs(ctx context.Context, acct *store.Account, s *oldSe
 			return nil, fmt.Errorf("migrate: old POP3 lists UIDL %q twice", u.UIDL)
 		}
 		seen[u.UIDL] = true
-		h := sha256.New()
+		h := e.st.NewKeyHash() // the key the copied message gets
 		if _, err := c.Retr(u.Num, h, maxOldPOP3Bytes); err != nil {
 			return nil, fmt.Errorf("migrate: old POP3 message %d: %w", u.Num, err)
 		}
-		out = append(out, store.KeptUIDL{UIDL: u.UIDL, BlobKey: hex.EncodeToString(h.Sum(nil))})
+		out = append(out, store.KeptUIDL{UIDL: u.UIDL, BlobKey: h.Key()})
 	}
 	c.Quit()
 	return out, nil

@@ -2,8 +2,6 @@ package migrate
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -147,7 +145,7 @@ func (e *Engine) Verify(ctx context.Context, address string, cred Credentials) (
 
 type oldSum struct {
 	size  int64
-	sum   string
+	sum   *store.KeyHash // nil: no body
 	flags []string
 	date  time.Time
 }
@@ -196,13 +194,15 @@ func (e *Engine) verifyFolder(ctx context.Context, c *imapclient.Client, o *oldM
 					s.date = it.Time
 				case imapclient.FetchItemDataBodySection:
 					if it.Literal != nil {
-						h := sha256.New()
+						// Both forms: the local message's key may
+						// be of either (core/store/blobkey.go).
+						h := store.NewKeyHashBoth()
 						n, err := io.Copy(h, it.Literal)
 						if err != nil {
 							c.Close() // not cmd.Close: see readError
 							return nil, err
 						}
-						s.size, s.sum = n, hex.EncodeToString(h.Sum(nil))
+						s.size, s.sum = n, h
 					}
 				}
 			}
@@ -233,8 +233,8 @@ func (e *Engine) verifyFolder(ctx context.Context, c *imapclient.Client, o *oldM
 			if o.size != m.Size {
 				what = append(what, fmt.Sprintf("size %d here, %d there", m.Size, o.size))
 			}
-			if o.sum != m.BlobKey {
-				what = append(what, "bytes differ (sha256)")
+			if o.sum == nil || !o.sum.Names(m.BlobKey) {
+				what = append(what, "bytes differ (their hash)")
 			}
 			if !sameFlags(o.flags, m.Flags) {
 				what = append(what, fmt.Sprintf("flags %v here, %v there", m.Flags, o.flags))

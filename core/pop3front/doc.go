@@ -44,7 +44,7 @@
 //     account, and ends at its next renewal.
 //   - A UIDL is stable for the life of the message: the old server's UIDL
 //     when the migration read one whose message has the same bytes
-//     (SHA-256, the store's blob key), kept in the store; otherwise the
+//     (the store's blob key), kept in the store; otherwise the
 //     INBOX's UIDVALIDITY and the message's UID in hex ("%08x%08x"), with a
 //     suffix should that ever equal a kept UIDL of the account, so that
 //     new mail never takes a UIDL a client already knows. A UIDL once

@@ -10,7 +10,7 @@ import (
 // UIDLs gives each message of mb (an account's INBOX, msgs its messages)
 // its POP3 unique id, by UID.
 //
-// A message whose bytes have the SHA-256 of an old UIDL the migration kept
+// A message whose bytes have the blob key of an old UIDL the migration kept
 // (store.KeptUIDLs) and that no other message took gets that UIDL, and the
 // match is recorded so that it never moves. Every other message gets
 // "%08x%08x" of the mailbox's UIDVALIDITY and its UID; should that equal a

@@ -122,6 +122,14 @@ func matrixInbox(t *testing.T, s *Store, addr string) int64 {
 	return inbox.ID
 }
 
+// matrixStart opens a store of b at a new path with an account's INBOX.
+func matrixStart(t *testing.T, b *backend) (s *Store, path string, inbox int64) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "mail.db")
+	s = b.open(t, path)
+	return s, path, matrixInbox(t, s, "a@example.test")
+}
+
 // appendBodies appends each body, staged or not, in one transaction.
 func appendBodies(s *Store, mailbox int64, staged bool, bodies ...[]byte) ([]*Message, error) {
 	ctx := context.Background()
@@ -235,9 +243,7 @@ func TestBlobMatrixDedup(t *testing.T) {
 func TestBlobMatrixCompact(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
-		path := filepath.Join(t.TempDir(), "mail.db")
-		s := b.open(t, path)
-		inbox := matrixInbox(t, s, "a@example.test")
+		s, path, inbox := matrixStart(t, b)
 		dead, live, orphan, last := fbody(11, 100<<10), fbody(12, 30<<10), fbody(13, 90<<10), fbody(14, 70<<10)
 		msgs := mustAppend(t, s, inbox, false, dead, live)
 		if _, err := s.Stage(orphan); err != nil {

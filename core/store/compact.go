@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -117,7 +115,7 @@ func (s *Store) packIdle(id int64) (busy bool, size int64, err error) {
 }
 
 // movePack copies the live blobs of pack id to this Store's pack, a few
-// megabytes per transaction, checking each one's SHA-256 on the way.
+// megabytes per transaction, checking each one against its key on the way.
 func (s *Store) movePack(ctx context.Context, id int64) (int, error) {
 	type blob struct {
 		id, off, size int64
@@ -145,7 +143,7 @@ func (s *Store) movePack(ctx context.Context, id int64) (int, error) {
 				if err != nil {
 					return fmt.Errorf("store: compact: read blob %s: %w", b.key, err)
 				}
-				if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != b.key {
+				if ok, _ := checkKey(b.key, data); !ok {
 					return fmt.Errorf("store: compact: blob %s in %s does not match its key; pack left as it is", b.key, packName(s.packs.dir, id))
 				}
 				nid, noff, err := s.packs.append(data)

@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -128,10 +126,9 @@ func TestFailedFsyncCommitAfterRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "mail.db")
 	inFailingChild(t, "TestFailedFsyncCommitAfterRestart", "MAILFERRY_FAIL_FSYNC_DB="+path)
 	s, msgs := messagesAt(t, path)
-	sum := sha256.Sum256([]byte(body))
 	n := 0
 	for _, m := range msgs {
-		if m.BlobKey == hex.EncodeToString(sum[:]) {
+		if m.BlobKey == s.blobKey([]byte(body)) {
 			n++
 			got, err := s.MessageBytes(context.Background(), m)
 			if err != nil || string(got) != body {

@@ -25,7 +25,7 @@ type Message struct {
 	// its internal date.
 	SaveDate time.Time
 	Size     int64
-	// BlobKey is the hex SHA-256 of the message's bytes.
+	// BlobKey is the blob key of the message's bytes (blobkey.go).
 	BlobKey string
 	ModSeq  uint64
 	// Envelope and Structure are what Options.Summarize made of the bytes

@@ -3,9 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -170,13 +168,13 @@ func (s *Store) prepare(ctx context.Context, m *NewMessage) (*NewMessage, error)
 	if m.Staged != nil || m.summarized {
 		return m, nil
 	}
-	sum := sha256.Sum256(m.Body)
+	key := s.blobKey(m.Body)
 	var one int
-	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, hex.EncodeToString(sum[:])).Scan(&one)
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, key).Scan(&one)
 	c := *m
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		staged, err := s.Stage(m.Body)
+		staged, err := s.stageKeyed(m.Body, key) // hashed once
 		if err != nil {
 			return nil, err
 		}

@@ -3,10 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,8 +20,8 @@ import (
 )
 
 // Message bytes in S3-compatible object storage (Options.Objects), instead
-// of pack files: each blob is one object named "blobs/<hex SHA-256>" in the
-// bucket, and its blobs row has pack = objectPack. The same bytes are one
+// of pack files: each blob is one object named "blobs/<blob key>" (blobkey.go) in
+// the bucket, and its blobs row has pack = objectPack. The same bytes are one
 // object, whoever stores them.
 //
 // Invariants (the pack invariants, for objects):
@@ -40,11 +38,12 @@ import (
 //     under the same lock, and fails with ErrNotDurable if it is not: the
 //     bytes are staged again.
 //   - What was stored is served byte for byte: a read checks the size and
-//     the SHA-256 of what the object store returns.
+//     the hash its key names (blobkey.go) of what the object store
+//     returns.
 //   - Every request is bounded in time (ObjectStorage.Timeout, plus time
 //     for the bytes), and retried a bounded number of times, so a hanging
 //     object store fails a login or an append instead of holding it.
-//   - Only objects under "blobs/" named by a SHA-256 are ever deleted: the
+//   - Only objects under "blobs/" named by a blob key are ever deleted: the
 //     bucket may hold other things. And only in this store's own bucket:
 //     its marker names this store (identity.go); Open refuses a bucket
 //     another store uses, and Compact deletes nothing while the marker
@@ -282,19 +281,6 @@ func isTimeout(err error) bool {
 
 func objectName(key string) string { return objectPrefix + key }
 
-// isBlobKey tells whether s is a hex SHA-256 as this store writes them.
-func isBlobKey(s string) bool {
-	if len(s) != 2*sha256.Size {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // put stores body as the object of key; it is durable when put returns
 // nil. Its failures are ErrNotDurable.
 func (o *objects) put(ctx context.Context, key string, body []byte) error {
@@ -319,11 +305,11 @@ func (o *objects) put(ctx context.Context, key string, body []byte) error {
 	return nil
 }
 
-// get reads the object of key, which must hold size bytes whose SHA-256
-// is key.
+// get reads the object of key, which must hold size bytes that key
+// names (checkKey).
 func (o *objects) get(ctx context.Context, key string, size int64) ([]byte, error) {
 	if size == 0 {
-		if sum := sha256.Sum256(nil); hex.EncodeToString(sum[:]) != key {
+		if ok, _ := checkKey(key, nil); !ok {
 			return nil, fmt.Errorf("store: blob %s: 0 bytes do not have this key", key)
 		}
 		return []byte{}, nil
@@ -345,8 +331,8 @@ func (o *objects) get(ctx context.Context, key string, size int64) ([]byte, erro
 	if n, _ := obj.Read(make([]byte, 1)); n != 0 {
 		return nil, fmt.Errorf("store: blob %s: the object storage holds more than its %d bytes", key, size)
 	}
-	if sum := sha256.Sum256(buf); hex.EncodeToString(sum[:]) != key {
-		return nil, fmt.Errorf("store: blob %s: the object storage returned other bytes (SHA-256 %x)", key, sum)
+	if ok, got := checkKey(key, buf); !ok {
+		return nil, fmt.Errorf("store: blob %s: the object storage returned other bytes (%s %s)", key, keyHashName(key), got)
 	}
 	return buf, nil
 }

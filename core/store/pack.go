@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -535,8 +533,7 @@ func (p *packs) close() {
 
 // putBlob stores body (once per distinct content) and returns its key.
 func (s *Store) putBlob(ctx context.Context, tx *sql.Tx, ch *changes, body []byte) (string, error) {
-	sum := sha256.Sum256(body)
-	key := hex.EncodeToString(sum[:])
+	key := s.blobKey(body)
 	var one int
 	err := tx.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, key).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {

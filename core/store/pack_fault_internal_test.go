@@ -3,8 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -175,10 +173,8 @@ func fbody(seed uint64, n int) []byte {
 	return b
 }
 
-func fkey(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
+// fkey is b's key in a store made by the tests (a new store: BLAKE3's).
+func fkey(b []byte) string { return b3Key(b) }
 
 // mustNotDurable fails t unless err is ErrNotDurable.
 func mustNotDurable(t testing.TB, what string, err error) {

@@ -3,9 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -48,9 +46,11 @@ func body(seed uint64, n int) []byte {
 	return b
 }
 
+// keyOf is b's key in a store made by the tests (a new store: BLAKE3's).
 func keyOf(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	h := store.NewKeyHashBoth()
+	h.Write(b)
+	return h.Key()
 }
 
 // packFiles lists the pack files of the store at path, by name, with their

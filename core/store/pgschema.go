@@ -383,6 +383,16 @@ CREATE TRIGGER message_count_delete AFTER DELETE ON messages REFERENCING OLD TAB
 	`
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS save_date BIGINT NOT NULL DEFAULT 0;
 `,
+	// 14: the hash that names new message bytes (blobkey.go), one row, made
+	// by the first Open after this step (loadKeyForm): BLAKE3 for a store
+	// that holds no blob and no kept POP3 UIDL then, on a CPU where
+	// BLAKE3 is the faster hash, SHA-256 otherwise. Self-contained.
+	`
+CREATE TABLE IF NOT EXISTS blob_key_form (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	form TEXT NOT NULL CHECK (form IN ('sha256', 'blake3'))
+);
+`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) of the PostgreSQL engine:

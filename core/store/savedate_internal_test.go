@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -73,9 +74,10 @@ func TestSaveDate(t *testing.T) {
 
 	// Back to the schema before the step, as an older Mailferry left it:
 	// the rows it wrote read their internal date.
-	stmts := []string{`ALTER TABLE messages DROP COLUMN save_date`, fmt.Sprintf(`PRAGMA user_version = %d`, len(schema)-1)}
+	// (The steps after it, applied again, are self-contained.)
+	stmts := []string{`ALTER TABLE messages DROP COLUMN save_date`, fmt.Sprintf(`PRAGMA user_version = %d`, stepOf(t, schema, "save_date"))}
 	if s.d.postgres() {
-		stmts[1] = fmt.Sprintf(`UPDATE mailferry_schema SET version = %d`, len(pgSchema)-1)
+		stmts[1] = fmt.Sprintf(`UPDATE mailferry_schema SET version = %d`, stepOf(t, pgSchema, "save_date"))
 	}
 	s = reopenAfter(t, s, path, stmts)
 	defer s.Close()
@@ -107,4 +109,16 @@ func reopenAfter(t *testing.T, s *Store, path string, stmts []string) *Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// stepOf is the number of schema steps before the one that names what.
+func stepOf(t *testing.T, steps []string, what string) int {
+	t.Helper()
+	for i, q := range steps {
+		if strings.Contains(q, what) {
+			return i
+		}
+	}
+	t.Fatalf("no schema step names %s", what)
+	return 0
 }

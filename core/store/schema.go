@@ -524,6 +524,16 @@ END;
 	`
 ALTER TABLE messages ADD COLUMN save_date INTEGER NOT NULL DEFAULT 0;
 `,
+	// 31: the hash that names new message bytes (blobkey.go), one row, made
+	// by the first Open after this step (loadKeyForm): BLAKE3 for a store
+	// that holds no blob and no kept POP3 UIDL then, on a CPU where
+	// BLAKE3 is the faster hash, SHA-256 otherwise. Self-contained.
+	`
+CREATE TABLE IF NOT EXISTS blob_key_form (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	form TEXT NOT NULL CHECK (form IN ('sha256', 'blake3'))
+);
+`,
 }
 
 // upgrade brings the database schema to the newest version, one step per

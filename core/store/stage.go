@@ -1,8 +1,6 @@
 package store
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"time"
 )
 
@@ -13,7 +11,7 @@ import (
 // transaction that appends the message (see Stage). It belongs to the
 // Store that staged it: append it through that Store's transactions.
 type StagedBlob struct {
-	Key       string // hex SHA-256
+	Key       string // the blob key (blobkey.go)
 	Size      int64
 	pack, off int64     // pack is objectPack for an object
 	putAt     time.Time // when the object's PUT began (objects only)
@@ -38,8 +36,13 @@ type StagedBlob struct {
 // once Stage returned; an object store that fails or does not answer
 // within its timeout fails Stage with ErrNotDurable.
 func (s *Store) Stage(body []byte) (*StagedBlob, error) {
-	sum := sha256.Sum256(body)
-	b := &StagedBlob{Key: hex.EncodeToString(sum[:]), Size: int64(len(body))}
+	return s.stageKeyed(body, s.blobKey(body))
+}
+
+// stageKeyed is Stage under key, which the caller made or checked
+// (checkKey): body is not hashed again.
+func (s *Store) stageKeyed(body []byte, key string) (*StagedBlob, error) {
+	b := &StagedBlob{Key: key, Size: int64(len(body))}
 	var err error
 	if s.objects != nil {
 		err = s.stageObject(b, body)

@@ -7,7 +7,8 @@
 // Invariants:
 //   - The store knows no protocol. It keeps bytes, names and numbers; the IMAP
 //     front end, the migration engine and the relay give them meaning.
-//   - Message bytes are blobs keyed by their SHA-256, with a reference
+//   - Message bytes are blobs keyed by a hash of them (BLAKE3 in a new
+//     store, SHA-256 in one from before: blobkey.go), with a reference
 //     count kept by triggers; a message row only names its blob. The bytes
 //     live in append-only pack files beside the database (see pack.go),
 //     or with Options.Objects in S3-compatible object storage, one object
@@ -220,6 +221,7 @@ type Store struct {
 	clk    *clock             // the time leases and sweeps compare (clock.go)
 	inUse  *os.File           // holds the lock of lockInUse until Close
 	id     string             // the store's identity (identity.go)
+	b3     bool               // new blob keys are BLAKE3's (blobkey.go)
 
 	// With object storage (epoch.go): when this process opened the store,
 	// what stops its epochs, and why its sweep deletes nothing.
@@ -283,6 +285,9 @@ func Open(path string, opts *Options) (*Store, error) {
 // (identity.go), before anything reads or writes a blob.
 func (s *Store) identify(ctx context.Context) error {
 	if err := s.loadID(ctx); err != nil {
+		return err
+	}
+	if err := s.loadKeyForm(ctx); err != nil {
 		return err
 	}
 	if s.objects == nil {

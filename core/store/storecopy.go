@@ -23,7 +23,7 @@ import (
 //     them is copied as it is. Each message keeps its UID, flags,
 //     INTERNALDATE, MODSEQ and summary; each mailbox its UIDVALIDITY,
 //     UIDNEXT and HIGHESTMODSEQ. Message bytes go through the blob
-//     interface (read from the source, their SHA-256 checked against
+//     interface (read from the source, their hash checked against
 //     their key, stored the target's way), once per distinct content.
 //   - The target must be empty: Copy refuses one holding anything
 //     (ErrTargetNotEmpty), unless it holds an unfinished copy of the same
@@ -100,6 +100,7 @@ var copySkipped = map[string]string{
 	"object_sweeps":    "a Compact's hold on the source's own object storage",
 	"store_copy":       "the marker of a copy under way",
 	"store_identity":   "the store's own ID, which its bucket's marker names: the target has its own",
+	"blob_key_form":    "the hash naming new message bytes: Copy gives the target the source's, so that new bytes keep meeting the keys copied",
 	"store_epochs":     "the traces the source left in its own bucket: the target leaves its own",
 	"bucket_adoptions": "the adoptions of the source's own bucket",
 	"store_moves":      "the moves of the source's database seen since its bucket's last adoption",
@@ -361,6 +362,11 @@ func (c *copier) begin(ctx context.Context) error {
 	if _, err := t.tx.ExecContext(ctx, `INSERT INTO store_copy(id, source, started) VALUES (1, ?, ?)`, source, time.Now().UnixMilli()); err != nil {
 		return fmt.Errorf("store copy: mark the target: %w", err)
 	}
+	// The source's form for new keys (blobkey.go): its kept UIDLs and the
+	// messages copied after the copy must get keys of one form.
+	if _, err := t.tx.ExecContext(ctx, `UPDATE blob_key_form SET form = ? WHERE id = 1`, keyForm(c.src.b3)); err != nil {
+		return fmt.Errorf("store copy: blob key form: %w", err)
+	}
 	for _, tb := range copyTables {
 		if tb.scope != "global" || tb.name == "queue" {
 			continue
@@ -373,6 +379,7 @@ func (c *copier) begin(ctx context.Context) error {
 	if err := t.Commit(); err != nil {
 		return fmt.Errorf("store copy: domains: %w", err)
 	}
+	c.dst.b3 = c.src.b3
 	return nil
 }
 

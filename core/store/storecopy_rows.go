@@ -4,9 +4,7 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -187,11 +185,13 @@ func (c *copier) moveBlob(ctx context.Context, b blobRef) (*StagedBlob, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read message bytes %s from the source: %w", b.key, err)
 	}
-	sum := sha256.Sum256(body)
-	if hex.EncodeToString(sum[:]) != b.key || int64(len(body)) != b.size {
-		return nil, fmt.Errorf("%w: the source's message bytes %s are damaged (%d bytes, SHA-256 %x); nothing of this account was copied", ErrInvalid, b.key, len(body), sum)
+	if ok, got := checkKey(b.key, body); !ok || int64(len(body)) != b.size {
+		return nil, fmt.Errorf("%w: the source's message bytes %s are damaged (%d bytes, %s %s); nothing of this account was copied", ErrInvalid, b.key, len(body), keyHashName(b.key), got)
 	}
-	sb, err := c.dst.Stage(body)
+	// Staged under the source's key, checked above: the target's rows
+	// name it, whichever form it has (blobkey.go), and the bytes are not
+	// hashed a second time.
+	sb, err := c.dst.stageKeyed(body, b.key)
 	if err != nil {
 		return nil, fmt.Errorf("store message bytes %s in the target: %w", b.key, err)
 	}

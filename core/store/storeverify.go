@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"sort"
 	"strconv"
@@ -41,7 +39,7 @@ func (r *VerifyReport) differ(format string, a ...any) {
 // every mailbox's UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, subscription and
 // special use, every message's UID, flags, INTERNALDATE, MODSEQ and size,
 // the queue and the rest), and every message's bytes: read from each
-// side, their SHA-256 must be the key both name. Differences are
+// side, their hash must be the key both name. Differences are
 // reported, not returned as an error; an error means the comparison
 // itself could not be made.
 func VerifyCopy(ctx context.Context, src, dst *Store, workers int) (*VerifyReport, error) {
@@ -256,7 +254,7 @@ func (c *copier) messageRows(ctx context.Context, s *Store, tb copyTable, cols [
 }
 
 // verifyBlobs reads every blob named by the source's messages and queue
-// from both stores and checks each one's SHA-256 is its key.
+// from both stores and checks each one's hash is its key.
 func (c *copier) verifyBlobs(ctx context.Context, r *VerifyReport, keys map[string]bool, workers int) error {
 	list := make([]string, 0, len(keys))
 	for k := range keys {
@@ -275,10 +273,9 @@ func (c *copier) verifyBlobs(ctx context.Context, r *VerifyReport, keys map[stri
 			mu.Unlock()
 			return 0, false
 		}
-		sum := sha256.Sum256(body)
-		if hex.EncodeToString(sum[:]) != key {
+		if ok, got := checkKey(key, body); !ok {
 			mu.Lock()
-			r.differ("message bytes %s in the %s have SHA-256 %x", key, side, sum)
+			r.differ("message bytes %s in the %s have %s %s", key, side, keyHashName(key), got)
 			mu.Unlock()
 			return 0, false
 		}

@@ -11,7 +11,7 @@ import (
 // messages (RFC 1939 UIDL), read once by the migration engine and served
 // by the POP3 front end, so that a client that leaves mail on the server
 // does not download it all again after the move. The store keeps each
-// UIDL with the SHA-256 of its message's bytes (a blob key) and, once a
+// UIDL with the key of its message's bytes (a blob key, blobkey.go) and, once a
 // front end matched it, the message it names; it gives them no other
 // meaning.
 
@@ -19,8 +19,8 @@ import (
 type KeptUIDL struct {
 	// UIDL is the old server's unique id (1 to 70 characters 0x21–0x7E).
 	UIDL string
-	// BlobKey is the hex SHA-256 of the old message's bytes, as
-	// Message.BlobKey.
+	// BlobKey is the blob key of the old message's bytes, in the store's
+	// form (Store.NewKeyHash), as Message.BlobKey.
 	BlobKey string
 	// MailboxID and UID name the message the UIDL was matched to; 0 while
 	// it is not matched.
@@ -47,7 +47,7 @@ func validUIDL(u string) bool {
 // nothing is recorded.
 func (s *Store) KeepUIDLs(ctx context.Context, accountID int64, list []KeptUIDL) error {
 	for _, k := range list {
-		if !validUIDL(k.UIDL) || len(k.BlobKey) != 64 {
+		if !validUIDL(k.UIDL) || !isBlobKey(k.BlobKey) {
 			return fmt.Errorf("store: kept UIDL %q: %w", k.UIDL, ErrInvalid)
 		}
 	}
@@ -128,7 +128,7 @@ func (s *Store) PinUIDLs(ctx context.Context, accountID int64, list []KeptUIDL) 
 		return nil
 	}
 	for _, k := range list {
-		if !validUIDL(k.UIDL) || len(k.BlobKey) != 64 || k.MailboxID == 0 || k.UID == 0 {
+		if !validUIDL(k.UIDL) || !isBlobKey(k.BlobKey) || k.MailboxID == 0 || k.UID == 0 {
 			return fmt.Errorf("store: pin UIDL %q: %w", k.UIDL, ErrInvalid)
 		}
 	}
