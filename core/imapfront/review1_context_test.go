@@ -1,0 +1,83 @@
+package imapfront_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"mailferry/core/store"
+)
+
+// cpuTime is the CPU time this process has used (user and system).
+func cpuTime(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestContextSearchUpdateLargeChange (review1): a STORE or an EXPUNGE of
+// every message of a large mailbox with ten UPDATE searches holding them
+// all costs about what it costs without them. Each message leaving a
+// result was deleted from the result's UID slice one at a time
+// (slices.Delete, a copy of the rest of the slice): quadratic, n²/2 UIDs
+// moved per search, seconds of CPU for one command, ten times over.
+func TestContextSearchUpdateLargeChange(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large mailbox")
+	}
+	const n = 160000
+	e := newEnv(t, nil)
+	msgs := make([]*store.NewMessage, n)
+	for i := range msgs {
+		msgs[i] = &store.NewMessage{Body: []byte(fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i))}
+	}
+	tx, err := e.st.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.AppendMany(e.inbox().ID, msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	c := e.login()
+	c.ok("SELECT INBOX")
+	cost := func(cmd string) time.Duration {
+		t0 := cpuTime(t)
+		c.ok("%s", cmd)
+		return cpuTime(t) - t0
+	}
+	// The same change of every message without and with ten searches
+	// that every message leaves.
+	base := cost("STORE 1:* +FLAGS.SILENT (\\Flagged)")
+	var tags []string
+	for range 10 {
+		c.ok("SEARCH RETURN (UPDATE) UNSEEN")
+		tags = append(tags, fmt.Sprintf("%q", fmt.Sprintf("t%d", c.tag)))
+	}
+	store := cost("STORE 1:* +FLAGS.SILENT (\\Seen)")
+	c.ok("CANCELUPDATE %s", strings.Join(tags, " "))
+	for range 10 {
+		c.ok("SEARCH RETURN (UPDATE) ALL")
+	}
+	c.ok("STORE 1:* +FLAGS.SILENT (\\Deleted)")
+	t0 := cpuTime(t)
+	un, _ := c.do("EXPUNGE")
+	expunge := cpuTime(t) - t0
+	if !strings.HasPrefix(un, "* ESEARCH (TAG ") || !strings.Contains(un, fmt.Sprintf(" REMOVEFROM (0 1:%d)", n)) {
+		t.Fatalf("EXPUNGE: %.200q", un)
+	}
+	t.Logf("%d messages: STORE %v CPU without updates, %v with ten leaving them; EXPUNGE with ten %v", n, base, store, expunge)
+	if store > base*5/2 {
+		t.Errorf("STORE of %d messages: %v CPU with ten UPDATE searches, %v without", n, store, base)
+	}
+	if expunge > base*4 {
+		t.Errorf("EXPUNGE of %d messages: %v CPU with ten UPDATE searches (a STORE of them all without: %v)", n, expunge, base)
+	}
+}
