@@ -343,7 +343,7 @@ func (b *appendBatch) resolve(raw string) ([]byte, error) {
 	}
 	msg := b.lastBlob
 	if b.lastKey != m.BlobKey {
-		b.lastBlob, b.lastKey = nil, ""
+		b.lastBlob, b.lastKey, b.lastParts = nil, "", nil
 		if b.catRead+m.Size > maxCatenateRead*int64(s.srv.limit) {
 			return nil, imapErr(imap.ResponseCodeLimit, "CATENATE: the URLs of one APPEND read at most %d MiB of messages", maxCatenateRead*int64(s.srv.limit)>>20)
 		}
@@ -353,9 +353,10 @@ func (b *appendBatch) resolve(raw string) ([]byte, error) {
 		} else if err != nil {
 			return nil, s.storeErr(err, "CATENATE")
 		}
-		b.lastBlob, b.lastKey = msg, m.BlobKey
+		b.lastBlob, b.lastKey, b.lastParts = msg, m.BlobKey, &partCache{}
 	}
-	out, ok := extractSection(msg, u.section)
+	// Its parts found once for all the URLs to it (section.go).
+	out, ok := extractSectionIn(msg, u.section, b.lastParts)
 	if !ok {
 		return nil, badURL(raw)
 	}

@@ -49,14 +49,15 @@ type appendBatch struct {
 
 	// CATENATE (catenate.go): what its URLs read from the store, and the
 	// last message read, for the next URL to it.
-	catRead  int64
-	lastKey  string
-	lastBlob []byte
+	catRead   int64
+	lastKey   string
+	lastBlob  []byte
+	lastParts *partCache // what was found in lastBlob
 }
 
 // release gives back what the batch holds of the server's appendMem.
 func (b *appendBatch) release() {
-	b.lastBlob, b.lastKey = nil, ""
+	b.lastBlob, b.lastKey, b.lastParts = nil, "", nil
 	if b.held > 0 {
 		b.s.srv.appending.give(b.s.acct.ID, b.held)
 		b.held = 0

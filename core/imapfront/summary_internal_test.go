@@ -152,7 +152,7 @@ func FuzzSummarize(f *testing.F) {
 				t.Fatal("BODY[] differs from the message")
 			}
 		}
-		binarySection(raw, &imap.FetchItemBinarySection{Part: []int{1}})
+		binarySection(raw, &imap.FetchItemBinarySection{Part: []int{1}}, nil)
 	})
 }
 
