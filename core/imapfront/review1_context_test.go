@@ -11,6 +11,14 @@ import (
 	"mailferry/core/store"
 )
 
+// cpuCost is the CPU time the process spent while c ran cmd.
+func cpuCost(t *testing.T, c *conn, cmd string) time.Duration {
+	t.Helper()
+	t0 := cpuTime(t)
+	c.ok("%s", cmd)
+	return cpuTime(t) - t0
+}
+
 // cpuTime is the CPU time this process has used (user and system).
 func cpuTime(t *testing.T) time.Duration {
 	var ru syscall.Rusage
@@ -48,11 +56,7 @@ func TestContextSearchUpdateLargeChange(t *testing.T) {
 	}
 	c := e.login()
 	c.ok("SELECT INBOX")
-	cost := func(cmd string) time.Duration {
-		t0 := cpuTime(t)
-		c.ok("%s", cmd)
-		return cpuTime(t) - t0
-	}
+	cost := func(cmd string) time.Duration { return cpuCost(t, c, cmd) }
 	// The same change of every message without and with ten searches
 	// that every message leaves.
 	base := cost("STORE 1:* +FLAGS.SILENT (\\Flagged)")
@@ -104,11 +108,7 @@ func TestSectionsOfLargeMessage(t *testing.T) {
 	e.put(e.inbox(), big.String())
 	c := e.login()
 	c.ok("SELECT INBOX")
-	cost := func(cmd string) time.Duration {
-		t0 := cpuTime(t)
-		c.ok("%s", cmd)
-		return cpuTime(t) - t0
-	}
+	cost := func(cmd string) time.Duration { return cpuCost(t, c, cmd) }
 	const n = 999
 	catSmall := cost(catenateOf(n, "URL /INBOX/;UID=1/;SECTION=1"))
 	catBig := cost(catenateOf(n, "URL /INBOX/;UID=2/;SECTION=1"))
