@@ -128,3 +128,46 @@ func TestSectionsOfLargeMessage(t *testing.T) {
 		t.Errorf("FETCH of %d BODY[1] of a %d-byte message: %v CPU; of a small one %v", n, big.Len(), fetchBig, fetchSmall)
 	}
 }
+
+// TestUnknownCommandsCANCELUPDATE (review1): the unknown-command path
+// that CANCELUPDATE shares (fork change 57) ends a session only where it
+// did: before authentication, CANCELUPDATE is an unknown command like any
+// other, counted, the tenth answered BAD then BYE; after it, unknown
+// commands (and CANCELUPDATE without a selected mailbox, NO) never end
+// the session; an HTTP request line still ends it at once.
+func TestUnknownCommandsCANCELUPDATE(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.dial()
+	for i := 1; i < 10; i++ {
+		if st, all := c.status(`CANCELUPDATE "t%d"`, i); st != "BAD" || strings.Contains(all, "BYE") {
+			t.Fatalf("CANCELUPDATE %d before login: %q", i, all)
+		}
+	}
+	c.send("z CANCELUPDATE \"x\"\r\n")
+	if got := c.readUntilClosed(); !strings.HasPrefix(got, "z BAD") || !strings.Contains(got, "* BYE") {
+		t.Errorf("tenth unknown command before login: %q", got)
+	}
+
+	a := e.login()
+	for i := range 30 {
+		if st, all := a.status("FROB%d x", i); st != "BAD" || strings.Contains(all, "BYE") {
+			t.Fatalf("unknown command %d after login: %q", i, all)
+		}
+	}
+	if st, all := a.status(`CANCELUPDATE "x"`); st != "NO" {
+		t.Errorf("CANCELUPDATE without a mailbox: %q", all)
+	}
+	a.ok("SELECT INBOX")
+	for range 12 {
+		if st, all := a.status(`CANCELUPDATE "nosuch"`); st != "NO" {
+			t.Fatalf("CANCELUPDATE of an unknown tag: %q", all)
+		}
+	}
+	a.ok("NOOP")
+
+	h := e.dial()
+	h.send("GET / HTTP/1.1\r\n")
+	if got := h.readUntilClosed(); !strings.Contains(got, "BAD") || !strings.Contains(got, "* BYE") {
+		t.Errorf("HTTP request line: %q", got)
+	}
+}
