@@ -53,11 +53,23 @@ type appendBatch struct {
 	lastKey   string
 	lastBlob  []byte
 	lastParts *partCache // what was found in lastBlob
+	lastHeld  int64      // lastBlob's bytes, in held
+}
+
+// dropLast lets go of the last message CATENATE read, and of what it held
+// of the server's appendMem.
+func (b *appendBatch) dropLast() {
+	b.lastBlob, b.lastKey, b.lastParts = nil, "", nil
+	if b.lastHeld > 0 {
+		b.s.srv.appending.give(b.s.acct.ID, b.lastHeld)
+		b.held -= b.lastHeld
+		b.lastHeld = 0
+	}
 }
 
 // release gives back what the batch holds of the server's appendMem.
 func (b *appendBatch) release() {
-	b.lastBlob, b.lastKey, b.lastParts = nil, "", nil
+	b.dropLast()
 	if b.held > 0 {
 		b.s.srv.appending.give(b.s.acct.ID, b.held)
 		b.held = 0

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"mailferry/core/imapfront"
 	"mailferry/core/store"
 )
 
@@ -169,5 +170,36 @@ func TestUnknownCommandsCANCELUPDATE(t *testing.T) {
 	h.send("GET / HTTP/1.1\r\n")
 	if got := h.readUntilClosed(); !strings.Contains(got, "BAD") || !strings.Contains(got, "* BYE") {
 		t.Errorf("HTTP request line: %q", got)
+	}
+}
+
+// TestCatenateReadCounted (review1): the message a CATENATE URL read, held
+// until the command ends, which a client can put off at will (a
+// synchronizing literal after the URL, sent minutes later, and another
+// URL and literal after it), counts in the account's APPEND memory bound:
+// else each of a user's sessions held a message of up to 4 times
+// APPENDLIMIT outside it. Given back when the command ends.
+func TestCatenateReadCounted(t *testing.T) {
+	const limit = 1 << 20
+	e := newEnv(t, &envOpts{appendLimit: limit})
+	e.put(e.inbox(), "Subject: big\r\n\r\n"+strings.Repeat("x", 700<<10)+"\r\n")
+	c := e.login()
+	c.send(`a APPEND INBOX CATENATE (URL "/INBOX/;UID=1/;PARTIAL=0.1" TEXT {1}` + "\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("continuation: %q", l)
+	}
+	if held := imapfront.AppendHeld(e.srv, e.acct.ID); held < 700<<10 {
+		t.Errorf("while the command waits for its literal, the account holds %d bytes of APPEND memory; the URL read %d", held, 700<<10)
+	}
+	c.send("y)\r\n")
+	if _, tagged := c.until("a"); !strings.Contains(tagged, "OK [APPENDUID") {
+		t.Fatalf("APPEND: %q", tagged)
+	}
+	if held := imapfront.AppendHeld(e.srv, e.acct.ID); held != 0 {
+		t.Errorf("after the command, the account holds %d bytes of APPEND memory", held)
+	}
+	c.ok("SELECT INBOX")
+	if un := c.ok("FETCH 2 BODY.PEEK[]"); !strings.Contains(un, "{2}\r\nSy)") {
+		t.Errorf("the message appended: %q", un)
 	}
 }
