@@ -163,6 +163,23 @@ func (v *view) updatesExpunged(gone []uint32) error {
 // was quadratic: review1). added and removed are what changed, ascending.
 // members' array is reused when add is empty.
 func mergeMembers(members, add, drop []imap.UID) (out, added, removed []imap.UID) {
+	if len(add)+len(drop) <= 16 {
+		// A few: each found by binary search, as a change of one
+		// message costs nothing where none enters or leaves.
+		for _, u := range add {
+			if i, ok := slices.BinarySearch(members, u); !ok && !slices.Contains(drop, u) {
+				members = slices.Insert(members, i, u)
+				added = append(added, u)
+			}
+		}
+		for _, u := range drop {
+			if i, ok := slices.BinarySearch(members, u); ok {
+				members = slices.Delete(members, i, i+1)
+				removed = append(removed, u)
+			}
+		}
+		return members, added, removed
+	}
 	if len(add) == 0 {
 		out = members[:0]
 	} else {
