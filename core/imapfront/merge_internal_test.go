@@ -8,9 +8,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 )
 
-// TestMergeMembers (review1): mergeMembers gives what inserting add and
-// deleting drop one UID at a time gives (the way updatesChanged and
-// updatesExpunged did it), and says what entered and what left.
+// TestMergeMembers (review1): mergeMembers gives the set (members - drop)
+// + (add - drop), ascending, and says what entered and what left, a few
+// changes (one at a time) or many (one pass).
 func TestMergeMembers(t *testing.T) {
 	rnd := rand.New(rand.NewSource(1))
 	set := func(n int) []imap.UID {
@@ -24,17 +24,30 @@ func TestMergeMembers(t *testing.T) {
 	}
 	for range 2000 {
 		members, add, drop := set(rnd.Intn(60)), set(rnd.Intn(20)), set(rnd.Intn(20))
-		want := slices.Clone(members)
-		var wantAdded, wantRemoved []imap.UID
+		// As sets: (members - drop) + (add - drop), and what differs.
+		in := map[imap.UID]bool{}
+		for _, u := range members {
+			in[u] = true
+		}
+		out := map[imap.UID]bool{}
+		for u := range in {
+			out[u] = true
+		}
 		for _, u := range add {
-			if i, ok := slices.BinarySearch(want, u); !ok && !slices.Contains(drop, u) {
-				want = slices.Insert(want, i, u)
-				wantAdded = append(wantAdded, u)
-			}
+			out[u] = true
 		}
 		for _, u := range drop {
-			if i, ok := slices.BinarySearch(want, u); ok {
-				want = slices.Delete(want, i, i+1)
+			delete(out, u)
+		}
+		var want, wantAdded, wantRemoved []imap.UID
+		for u := imap.UID(1); u <= 60; u++ {
+			switch {
+			case out[u]:
+				want = append(want, u)
+				if !in[u] {
+					wantAdded = append(wantAdded, u)
+				}
+			case in[u]:
 				wantRemoved = append(wantRemoved, u)
 			}
 		}
