@@ -36,8 +36,8 @@ func cpuTime(t *testing.T) time.Duration {
 // (slices.Delete, a copy of the rest of the slice): quadratic, n²/2 UIDs
 // moved per search, seconds of CPU for one command, ten times over.
 func TestContextSearchUpdateLargeChange(t *testing.T) {
-	if testing.Short() {
-		t.Skip("large mailbox")
+	if testing.Short() || raceEnabled {
+		t.Skip("large mailbox: -short or the race detector")
 	}
 	const n = 160000
 	e := newEnv(t, nil)
@@ -94,8 +94,8 @@ func TestContextSearchUpdateLargeChange(t *testing.T) {
 // command of 50 KiB names it 1,000 to 3,000 times. Compared with the same
 // command naming a small message's part as often.
 func TestSectionsOfLargeMessage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("large message")
+	if testing.Short() || raceEnabled {
+		t.Skip("large message: -short or the race detector (CPU times ten times larger)")
 	}
 	e := newEnv(t, nil)
 	small := "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\r\nhello\r\n--b\r\nContent-Type: application/octet-stream\r\n\r\nAAAA\r\n--b--\r\n"
