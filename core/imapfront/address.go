@@ -3,6 +3,7 @@ package imapfront
 import (
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	gomessage "github.com/emersion/go-message"
@@ -94,13 +95,46 @@ func cleanAddress(s string) (clean, route string) {
 			addr := strings.Join(strings.Fields(s[i+1:i+j]), "")
 			if strings.HasPrefix(addr, "@") {
 				if k := strings.IndexByte(addr, ':'); k >= 0 {
-					route, addr = addr[:k], addr[k+1:]
+					route, addr = validRoute(addr[:k]), addr[k+1:]
 				}
 			}
 			return s[:i] + "<" + addr + ">" + s[i+j+1:], route
 		}
 	}
 	return spaceAroundAt.ReplaceAllString(strings.TrimSpace(s), "$1"), ""
+}
+
+// validRoute returns a source route ("@a.example,@b.example") when it is
+// one, else "": each "@" and a domain of dot-atom characters or a domain
+// literal ("[192.0.2.1]"), UTF-8 allowed (RFC 6532). Anything else (a NUL
+// or another control character, 8-bit bytes that are not UTF-8, quotes,
+// an empty domain) was given to the client as ENVELOPE's addr-adl as the
+// sender wrote it, where Mailbox and Host never carry such bytes (review1):
+// the address keeps its mailbox and host, without the route. It also
+// vets the routes a summary cache entry holds (summarycache.go).
+func validRoute(route string) string {
+	if route == "" || len(route) > 1000 || !utf8.ValidString(route) {
+		return ""
+	}
+	for _, hop := range strings.Split(route, ",") {
+		domain, ok := strings.CutPrefix(hop, "@")
+		if !ok || domain == "" {
+			return ""
+		}
+		if lit, ok := strings.CutPrefix(domain, "["); ok {
+			inner, ok := strings.CutSuffix(lit, "]")
+			if !ok || strings.ContainsFunc(inner, func(r rune) bool { return r < 0x21 || r == 0x7f || r == '[' || r == ']' || r == '\\' }) {
+				return ""
+			}
+			continue
+		}
+		if strings.ContainsFunc(domain, func(r rune) bool {
+			return r < 0x21 || r == 0x7f || (r < 0x80 && strings.ContainsRune(`"(),:;<>@[\]`, r))
+		}) {
+			return ""
+		}
+	}
+	return route
 }
 
 // stripComments removes RFC 5322 comments (nested, with quoted pairs)

@@ -343,19 +343,29 @@ func (b *appendBatch) resolve(raw string) ([]byte, error) {
 	}
 	msg := b.lastBlob
 	if b.lastKey != m.BlobKey {
-		b.lastBlob, b.lastKey = nil, ""
+		b.dropLast()
 		if b.catRead+m.Size > maxCatenateRead*int64(s.srv.limit) {
 			return nil, imapErr(imap.ResponseCodeLimit, "CATENATE: the URLs of one APPEND read at most %d MiB of messages", maxCatenateRead*int64(s.srv.limit)>>20)
 		}
+		// The message read is held until the next one or the command's
+		// end, which a client can make last (a synchronizing literal
+		// after it): its bytes count in the account's APPEND memory
+		// as the message assembled does (review1).
+		if err := s.srv.appending.take(s.acct.ID, m.Size); err != nil {
+			return nil, err
+		}
+		b.held += m.Size
+		b.lastHeld = m.Size
 		b.catRead += m.Size
 		if msg, err = s.srv.st.Blob(s.ctx(), m.BlobKey); errors.Is(err, store.ErrNotFound) {
 			return nil, badURL(raw) // expunged and its bytes gone meanwhile
 		} else if err != nil {
 			return nil, s.storeErr(err, "CATENATE")
 		}
-		b.lastBlob, b.lastKey = msg, m.BlobKey
+		b.lastBlob, b.lastKey, b.lastParts = msg, m.BlobKey, &partCache{}
 	}
-	out, ok := extractSection(msg, u.section)
+	// Its parts found once for all the URLs to it (section.go).
+	out, ok := extractSectionIn(msg, u.section, b.lastParts)
 	if !ok {
 		return nil, badURL(raw)
 	}

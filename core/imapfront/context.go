@@ -124,23 +124,24 @@ func (v *view) updatesExpunged(gone []uint32) error {
 	if len(v.updates) == 0 || v.s.conn == nil {
 		return nil
 	}
+	sorted := make([]imap.UID, len(gone))
+	for i, g := range gone {
+		sorted[i] = imap.UID(g)
+	}
+	slices.Sort(sorted)
 	for _, u := range v.updates {
+		var removed []imap.UID
+		u.members, _, removed = mergeMembers(u.members, nil, sorted)
+		if len(removed) == 0 {
+			continue
+		}
 		var remove imap.UIDSet
 		var seqs imap.SeqSet
-		for _, g := range gone {
-			uid := imap.UID(g)
-			i, ok := slices.BinarySearch(u.members, uid)
-			if !ok {
-				continue
-			}
-			u.members = slices.Delete(u.members, i, i+1)
+		for _, uid := range removed {
 			remove.AddNum(uid)
 			if seq := v.seqOf(uid); seq != 0 {
 				seqs.AddNum(seq)
 			}
-		}
-		if len(remove) == 0 {
-			continue
 		}
 		var err error
 		if u.uid {
@@ -153,6 +154,68 @@ func (v *view) updatesExpunged(gone []uint32) error {
 		}
 	}
 	return nil
+}
+
+// mergeMembers returns members (ascending, no duplicate) with add put in
+// and drop taken out (both ascending), in one pass: a change of n
+// messages costs O(len(members) + n), not a copy of the rest of members
+// per message (a STORE or EXPUNGE of every message of a large mailbox
+// was quadratic: review1). added and removed are what changed, ascending.
+// members' array is reused when add is empty.
+func mergeMembers(members, add, drop []imap.UID) (out, added, removed []imap.UID) {
+	if len(add)+len(drop) <= 16 {
+		// A few: each found by binary search, as a change of one
+		// message costs nothing where none enters or leaves.
+		for _, u := range add {
+			if i, ok := slices.BinarySearch(members, u); !ok && !slices.Contains(drop, u) {
+				members = slices.Insert(members, i, u)
+				added = append(added, u)
+			}
+		}
+		for _, u := range drop {
+			if i, ok := slices.BinarySearch(members, u); ok {
+				members = slices.Delete(members, i, i+1)
+				removed = append(removed, u)
+			}
+		}
+		return members, added, removed
+	}
+	if len(add) == 0 {
+		out = members[:0]
+	} else {
+		out = make([]imap.UID, 0, len(members)+len(add))
+	}
+	i, j, k := 0, 0, 0
+	for i < len(members) || j < len(add) {
+		var uid imap.UID
+		fromAdd := false
+		switch {
+		case j >= len(add) || (i < len(members) && members[i] < add[j]):
+			uid = members[i]
+			i++
+		case i >= len(members) || add[j] < members[i]:
+			uid, fromAdd = add[j], true
+			j++
+		default: // in both: already a member
+			uid = members[i]
+			i++
+			j++
+		}
+		for k < len(drop) && drop[k] < uid {
+			k++
+		}
+		if k < len(drop) && drop[k] == uid {
+			if !fromAdd {
+				removed = append(removed, uid)
+			}
+			continue
+		}
+		if fromAdd {
+			added = append(added, uid)
+		}
+		out = append(out, uid)
+	}
+	return out, added, removed
 }
 
 // updatesChanged matches the messages of uids (those not in the view are
@@ -175,14 +238,19 @@ func (v *view) updatesChanged(uids []imap.UID) error {
 	if len(ts) == 0 {
 		return nil
 	}
+	// What enters and leaves each result, ascending; members are changed
+	// once at the end (mergeMembers), each message is looked up in them
+	// as they were (a message comes once).
 	type change struct{ add, remove []target }
 	changes := make([]change, len(v.updates))
 	now := time.Now()
+runs:
 	for _, run := range v.chunks(ts) {
 		msgs, err := v.messages(run, false, false)
 		if err != nil {
+			// Those of the runs before are told; these at their next change.
 			v.s.srv.log.Warn("imapfront: search update", "account", v.s.address(), "mailbox", v.mb.Name, "err", err)
-			return nil // told at the next change
+			break runs
 		}
 		for i, m := range msgs {
 			if m == nil {
@@ -204,21 +272,29 @@ func (v *view) updatesChanged(uids []imap.UID) error {
 				match := sm.matchSafe(&u.criteria)
 				if loadErr != nil {
 					v.s.srv.log.Warn("imapfront: search update", "account", v.s.address(), "mailbox", v.mb.Name, "uid", t.uid, "err", loadErr)
+					// Left as it was for this search and those after
+					// (those before did not need its bytes).
 					break
 				}
-				j, member := slices.BinarySearch(u.members, t.uid)
+				_, member := slices.BinarySearch(u.members, t.uid)
 				switch {
 				case match && !member:
-					u.members = slices.Insert(u.members, j, t.uid)
 					changes[k].add = append(changes[k].add, t)
 				case !match && member:
-					u.members = slices.Delete(u.members, j, j+1)
 					changes[k].remove = append(changes[k].remove, t)
 				}
 			}
 		}
 	}
+	uidsOf := func(ts []target) []imap.UID {
+		out := make([]imap.UID, len(ts))
+		for i, t := range ts {
+			out[i] = t.uid
+		}
+		return out
+	}
 	for k, u := range v.updates {
+		u.members, _, _ = mergeMembers(u.members, uidsOf(changes[k].add), uidsOf(changes[k].remove))
 		if err := v.writeUpdate(u, changes[k].remove, changes[k].add); err != nil {
 			return err
 		}

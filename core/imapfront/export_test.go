@@ -46,3 +46,11 @@ func SelectCacheHolds(s *Server) []int64 {
 func SearchUpdateCounts() (evaluated, loaded int64) {
 	return searchUpdateEvaluations.Load(), searchUpdateLoads.Load()
 }
+
+// AppendHeld is what account acct's APPENDs in progress hold of s's
+// APPEND memory bound (appendMem).
+func AppendHeld(s *Server, acct int64) int64 {
+	s.appending.mu.Lock()
+	defer s.appending.mu.Unlock()
+	return s.appending.acct[acct]
+}

@@ -49,14 +49,27 @@ type appendBatch struct {
 
 	// CATENATE (catenate.go): what its URLs read from the store, and the
 	// last message read, for the next URL to it.
-	catRead  int64
-	lastKey  string
-	lastBlob []byte
+	catRead   int64
+	lastKey   string
+	lastBlob  []byte
+	lastParts *partCache // what was found in lastBlob
+	lastHeld  int64      // lastBlob's bytes, in held
+}
+
+// dropLast lets go of the last message CATENATE read, and of what it held
+// of the server's appendMem.
+func (b *appendBatch) dropLast() {
+	b.lastBlob, b.lastKey, b.lastParts = nil, "", nil
+	if b.lastHeld > 0 {
+		b.s.srv.appending.give(b.s.acct.ID, b.lastHeld)
+		b.held -= b.lastHeld
+		b.lastHeld = 0
+	}
 }
 
 // release gives back what the batch holds of the server's appendMem.
 func (b *appendBatch) release() {
-	b.lastBlob, b.lastKey = nil, ""
+	b.dropLast()
 	if b.held > 0 {
 		b.s.srv.appending.give(b.s.acct.ID, b.held)
 		b.held = 0

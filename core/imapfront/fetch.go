@@ -189,21 +189,25 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 	if options.BodyStructure != nil {
 		rw.WriteBodyStructure(bs)
 	}
+	var pc *partCache
+	if len(options.BodySection)+len(options.BinarySection)+len(options.BinarySectionSize) > 1 {
+		pc = &partCache{} // the message's bytes read once for all (section.go)
+	}
 	for _, sec := range options.BodySection {
-		b, _ := extractSection(raw, sec)
+		b, _ := extractSectionIn(raw, sec, pc)
 		b = withoutNUL(b)
 		if err := writeLiteral(rw.WriteBodySection(sec, int64(len(b))), b); err != nil {
 			return nil, err
 		}
 	}
 	for _, sec := range options.BinarySection {
-		b := binarySection(raw, sec)
+		b := binarySection(raw, sec, pc)
 		if err := writeLiteral(rw.WriteBinarySection(sec, int64(len(b))), b); err != nil {
 			return nil, err
 		}
 	}
 	for _, sec := range options.BinarySectionSize {
-		b := binarySection(raw, &imap.FetchItemBinarySection{Part: sec.Part})
+		b := binarySection(raw, &imap.FetchItemBinarySection{Part: sec.Part}, pc)
 		rw.WriteBinarySectionSize(sec, uint32(len(b)))
 	}
 	return fix, rw.Close()
@@ -264,11 +268,11 @@ func writeLiteral(wc io.WriteCloser, b []byte) error {
 // binarySection returns a BINARY section (RFC 3516): the part with its
 // content transfer encoding undone. The whole message and an unencoded part
 // are served as stored.
-func binarySection(raw []byte, sec *imap.FetchItemBinarySection) (out []byte) {
+func binarySection(raw []byte, sec *imap.FetchItemBinarySection, pc *partCache) (out []byte) {
 	if len(sec.Part) == 0 {
 		return partial(raw, sec.Partial)
 	}
-	e, ok := findPart(raw, sec.Part)
+	e, ok := findPartIn(raw, sec.Part, pc)
 	if !ok {
 		return []byte{}
 	}

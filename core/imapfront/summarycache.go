@@ -294,7 +294,11 @@ func (d *decoder) envelope() *imap.Envelope {
 		for i := 0; i < n && d.err == nil; i++ {
 			a := imap.Address{Name: d.str(), Mailbox: d.str(), Host: d.str()}
 			if d.version >= 3 {
-				a.Route = d.str()
+				// Vetted as when parsed: an entry written before
+				// validRoute (review1) holds the sender's bytes.
+				if r := d.str(); r != "" {
+					a.Route = validRoute(r)
+				}
 			}
 			*l = append(*l, a)
 		}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package imapfront_test
+
+const raceEnabled = false
