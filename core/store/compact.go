@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -139,7 +138,7 @@ func (s *Store) movePack(ctx context.Context, id int64) (int, error) {
 			part = append(part, list[0])
 			list = list[1:]
 		}
-		err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		err := s.write(ctx, func(tx wtx, ch *changes) error {
 			for _, b := range part {
 				data, err := s.packs.read(id, b.off, b.size)
 				if err != nil {

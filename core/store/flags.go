@@ -52,7 +52,7 @@ func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, u
 	// Flags only: committed without holding the writer for the fsync,
 	// answered once committed, durable within flagSyncBound or with the
 	// next fsync of the log, whichever comes first (walsync.go).
-	err := s.writeFlags(ctx, func(tx *sql.Tx, ch *changes) error {
+	err := s.writeFlags(ctx, func(tx wtx, ch *changes) error {
 		*res = StoreResult{} // run again if it went past the marks (marks.go)
 		sel := txStmt{tx, `SELECT ` + messageCols + ` FROM messages WHERE mailbox_id = ? AND uid = ?`}
 		upd := txStmt{tx, `UPDATE messages SET flags = ?, modseq = ? WHERE id = ?`}
