@@ -250,6 +250,7 @@ type latencySide struct {
 	// cpu is the CPU time the server (all its processes) has used so far;
 	// nil when it runs inside the benchmark's process.
 	cpu      func() time.Duration
+	pid      int // a serve process's (0: another server)
 	p50, p90 map[string][]time.Duration // per run
 	roundCPU []time.Duration            // per run: its CPU over the run per client round
 	cmdCPU   map[string][]time.Duration // per pass of cpuPerCommand
@@ -287,10 +288,10 @@ func mailferrySides(b *testing.B, n int) []*latencySide {
 		env = append(env, "MAILFERRY_TRACE="+f)
 	}
 	mf := startServeProc(b, mailferryBinary(b), data, os.Getenv("MAILFERRY_LATENCY_LOG"), env...)
-	sides := []*latencySide{{name: "Mailferry", addr: mf.addr, user: user, pass: pass, cpu: mf.cpu}}
+	sides := []*latencySide{{name: "Mailferry", addr: mf.addr, user: user, pass: pass, cpu: mf.cpu, pid: mf.cmd.Process.Pid}}
 	if before != "" {
 		p := startServeProc(b, os.Getenv("MAILFERRY_LATENCY_BEFORE"), before, "", strings.Fields(os.Getenv("MAILFERRY_LATENCY_BEFORE_ENV"))...)
-		sides = append(sides, &latencySide{name: "before", addr: p.addr, user: user, pass: pass, cpu: p.cpu})
+		sides = append(sides, &latencySide{name: "before", addr: p.addr, user: user, pass: pass, cpu: p.cpu, pid: p.cmd.Process.Pid})
 	}
 	if os.Getenv("MAILFERRY_LATENCY_INPROCESS") == "1" {
 		e := newEnv(b, nil)
