@@ -250,7 +250,7 @@ type latencySide struct {
 	// cpu is the CPU time the server (all its processes) has used so far;
 	// nil when it runs inside the benchmark's process.
 	cpu      func() time.Duration
-	pid      int // a serve process's (0: another server)
+	pid      int                        // a serve process's (0: another server)
 	p50, p90 map[string][]time.Duration // per run
 	roundCPU []time.Duration            // per run: its CPU over the run per client round
 	cmdCPU   map[string][]time.Duration // per pass of cpuPerCommand
