@@ -704,9 +704,12 @@ func cpuTable(sb *strings.Builder, sides []*latencySide, passes int) {
 // the hashing takes CPU from the other commands: a second table has each
 // client log in once and do all its rounds on one connection. Both are
 // closed loops (each round right after the one before), where a server
-// fast at some commands gets more of the others at once; a third table
-// paces the one-connection rounds (latencyPace, MAILFERRY_LATENCY_PACE)
-// so that both servers get the same offered load. Needs the
+// fast at some commands gets more of the others at once; paced tables
+// pace the one-connection rounds (MAILFERRY_LATENCY_PACE: latencyPace and
+// "auto", latencyAutoShare of the slower server's closed-loop rate) so
+// that both servers get the same offered load. Each table gives the load
+// each server took (rounds and commands per second, cores busy) and a
+// verdict per command; a verdict table per load ends the output. Needs the
 // Dovecot fixture (root, dovecot-imapd); it skips without it unless
 // MAILFERRY_REQUIRE_OLDSERVER=1. It prints its tables on stdout;
 // MAILFERRY_LATENCY_OUT=file writes them to file too.
