@@ -489,10 +489,12 @@ func (s *Store) writeNormal(ctx context.Context, fn func(tx wtx, ch *changes) er
 func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx wtx, ch *changes) error) (committed *changes, wrote bool, err error) {
 	bg := context.WithoutCancel(ctx)
 	inTx := false
+	wt := &writerTx{c: conn}
 	defer func() {
 		if inTx {
 			// Not committed (an error, or a panic of the batch's code):
 			// rolled back, as sql.Tx's deferred Rollback did.
+			wt.closeRows()
 			conn.ExecContext(bg, writerRollback)
 		}
 		if _, rerr := conn.ExecContext(bg, `PRAGMA synchronous = FULL`); rerr != nil {
@@ -516,16 +518,16 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx wtx
 		return nil, false, fmt.Errorf("store: %w", err)
 	}
 	ch := &changes{}
-	if err := fn(conn, ch); err != nil {
+	if err := fn(wt, ch); err != nil {
 		return nil, false, err
 	}
-	after, past, err := changesPastMark(bg, conn)
+	after, past, err := changesPastMark(bg, wt)
 	if err != nil {
 		return nil, false, err
 	} else if past {
 		return nil, false, errPastMark
 	}
-	err = s.checkObjects(bg, conn, ch.objects)
+	err = s.checkObjects(bg, wt, ch.objects)
 	if err == nil {
 		err = s.packs.syncAll(ch.packs)
 	}
@@ -537,6 +539,7 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx wtx
 	if err != nil {
 		return nil, false, err
 	}
+	wt.closeRows()
 	if _, err := conn.ExecContext(bg, `COMMIT`); err != nil {
 		// SQLite may keep the transaction open after a failed COMMIT (a
 		// busy lock, a full disk): the deferred ROLLBACK ends it, as the
@@ -548,6 +551,49 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx wtx
 	}
 	inTx = false
 	return ch, after != before, nil
+}
+
+// writerTx is commitNormal's transaction on the writer connection c: its
+// statements run on c, and the rows they leave open (a request's fn that
+// panicked, or returned before closing them) are closed before the
+// COMMIT or ROLLBACK (closeRows), as sql.Tx closes them when it ends:
+// database/sql's Conn.Close waits for every rows of the connection to be
+// closed, for ever (TestGroupCommitPanicIsItsCallers, rows left open).
+type writerTx struct {
+	c    *sql.Conn
+	rows []*sql.Rows
+	row  []*sql.Row
+}
+
+func (t *writerTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.c.ExecContext(ctx, query, args...)
+}
+
+func (t *writerTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	rows, err := t.c.QueryContext(ctx, query, args...)
+	if err == nil {
+		t.rows = append(t.rows, rows)
+	}
+	return rows, err
+}
+
+func (t *writerTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	row := t.c.QueryRowContext(ctx, query, args...)
+	t.row = append(t.row, row)
+	return row
+}
+
+// closeRows closes the rows of every query run so far: a Rows again (a
+// no-op when closed), a Row by a Scan into nothing (which closes its rows;
+// one scanned already is left as it was).
+func (t *writerTx) closeRows() {
+	for _, r := range t.rows {
+		r.Close()
+	}
+	for _, r := range t.row {
+		r.Scan()
+	}
+	t.rows, t.row = t.rows[:0], t.row[:0]
 }
 
 // writerBegin begins commitNormal's transaction: the writer's _txlock
