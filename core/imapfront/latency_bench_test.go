@@ -443,13 +443,7 @@ func verdict(sides []*latencySide, relogin bool, pace time.Duration) latencyVerd
 	case pace > 0:
 		v.load = fmt.Sprintf("paced %v (%.0f rounds/s offered)", pace, latencyClients/pace.Seconds())
 	}
-	mf := sides[0]
-	var dv *latencySide
-	for _, s := range sides {
-		if s.name == "Dovecot" {
-			dv = s
-		}
-	}
+	mf, dv := sides[0], sideNamed(sides, "Dovecot")
 	if dv == nil {
 		return v
 	}
@@ -541,13 +535,7 @@ func verdictTable(sb *strings.Builder, vs []latencyVerdict) {
 // Mailferry (sides[0]) slower than on Dovecot (the side so named), at the
 // table's precision (0.1 ms), and which commands miss it, by how much.
 func latencyGoal(sides []*latencySide, relogin bool) string {
-	mf := sides[0]
-	var dv *latencySide
-	for _, s := range sides {
-		if s.name == "Dovecot" {
-			dv = s
-		}
-	}
+	mf, dv := sides[0], sideNamed(sides, "Dovecot")
 	if dv == nil {
 		return "goal (p50 no slower than Dovecot's): no Dovecot side"
 	}
@@ -565,6 +553,16 @@ func latencyGoal(sides []*latencySide, relogin bool) string {
 		return "goal (p50 no slower than Dovecot's): holds"
 	}
 	return "goal (p50 no slower than Dovecot's): not met: " + strings.Join(slower, ", ")
+}
+
+// sideNamed is the side of sides with that name, nil if none.
+func sideNamed(sides []*latencySide, name string) *latencySide {
+	for _, s := range sides {
+		if s.name == name {
+			return s
+		}
+	}
+	return nil
 }
 
 // tenths is d in tenths of a millisecond, rounded as ms prints it.
@@ -714,17 +712,9 @@ func cpuTable(sb *strings.Builder, sides []*latencySide, passes int) {
 // MAILFERRY_REQUIRE_OLDSERVER=1. It prints its tables on stdout;
 // MAILFERRY_LATENCY_OUT=file writes them to file too.
 func BenchmarkLatency10Clients(b *testing.B) {
-	dv := oldtest.Start(b, &oldtest.Options{Fsync: "optimized"})
-	var dvUser, dvPass string
-	for u, p := range dv.Users {
-		if dvUser == "" || u < dvUser {
-			dvUser, dvPass = u, p
-		}
-	}
-	seedDovecot(b, dv.IMAPAddr, dvUser, dvPass, latencyMessages)
-	readAll(b, dv.IMAPAddr, dvUser, dvPass)
+	dv := dovecotSide(b)
 	sides := mailferrySides(b, latencyMessages)
-	sides = append(sides[:1], append([]*latencySide{{name: "Dovecot", addr: dv.IMAPAddr, user: dvUser, pass: dvPass, cpu: dv.CPU}}, sides[1:]...)...)
+	sides = append(sides[:1], append([]*latencySide{dv}, sides[1:]...)...)
 	msgs := latencyMessages4K()
 	b.ResetTimer()
 	var sb strings.Builder
@@ -823,6 +813,23 @@ func latencyPaces(v string) ([]time.Duration, error) {
 func autoPace(rate float64) time.Duration {
 	p := time.Duration(float64(latencyClients) / (latencyAutoShare * rate) * float64(time.Second))
 	return max(p.Round(time.Millisecond), time.Millisecond)
+}
+
+// dovecotSide starts the Dovecot fixture (mail_fsync optimized; it skips
+// the benchmark without root and dovecot-imapd unless
+// MAILFERRY_REQUIRE_OLDSERVER=1) with the latency benchmarks' messages
+// (seedDovecot), each read once (readAll).
+func dovecotSide(b *testing.B) *latencySide {
+	dv := oldtest.Start(b, &oldtest.Options{Fsync: "optimized"})
+	var dvUser, dvPass string
+	for u, p := range dv.Users {
+		if dvUser == "" || u < dvUser {
+			dvUser, dvPass = u, p
+		}
+	}
+	seedDovecot(b, dv.IMAPAddr, dvUser, dvPass, latencyMessages)
+	readAll(b, dv.IMAPAddr, dvUser, dvPass)
+	return &latencySide{name: "Dovecot", addr: dv.IMAPAddr, user: dvUser, pass: dvPass, cpu: dv.CPU}
 }
 
 // byTurns is the order of the sides in their i-th run: as listed, then

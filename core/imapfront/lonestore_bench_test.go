@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"mailferry/core/oldserver/oldtest"
 )
 
 // BenchmarkLoneStore measures the lone STORE: one client, one connection
@@ -29,16 +27,7 @@ import (
 func BenchmarkLoneStore(b *testing.B) {
 	var sides []*latencySide
 	if os.Getenv("MAILFERRY_LATENCY_DOVECOT") == "1" {
-		dv := oldtest.Start(b, &oldtest.Options{Fsync: "optimized"})
-		var dvUser, dvPass string
-		for u, p := range dv.Users {
-			if dvUser == "" || u < dvUser {
-				dvUser, dvPass = u, p
-			}
-		}
-		seedDovecot(b, dv.IMAPAddr, dvUser, dvPass, latencyMessages)
-		readAll(b, dv.IMAPAddr, dvUser, dvPass)
-		sides = append(sides, &latencySide{name: "Dovecot", addr: dv.IMAPAddr, user: dvUser, pass: dvPass, cpu: dv.CPU})
+		sides = append(sides, dovecotSide(b))
 	}
 	sides = append(mailferrySides(b, latencyMessages), sides...)
 	gap := 2 * time.Millisecond
