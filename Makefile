@@ -154,9 +154,11 @@ bench: test-deps
 # Per-command latency (p50/p90 of LOGIN, SELECT, FETCH, STORE, APPEND,
 # EXPUNGE) under 10 clients, Mailferry (a `mailferry serve` process built
 # from the module) and the Dovecot fixture on the same 2,000 messages,
-# medians of three runs, with each server's CPU per round and per command;
-# a third table paces each client's rounds 250 ms apart, the same offered
-# load on both servers (MAILFERRY_LATENCY_PACE; also part of `make bench`).
+# medians of three runs, with each server's CPU per round and per command
+# and the load it took (rounds/s, cmds/s, cores); paced tables (each client's
+# rounds 250 ms apart, and at 80% of the slower server's closed-loop rate)
+# give both servers the same offered load (MAILFERRY_LATENCY_PACE); a verdict
+# per load and command at the end (also part of `make bench`).
 bench-imap: test-deps
 	MAILFERRY_REQUIRE_OLDSERVER=1 $(GO) test -run '^$$' -bench 'Latency10Clients' -benchtime 1x -timeout 30m ./core/imapfront/
 

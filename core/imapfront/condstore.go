@@ -219,6 +219,7 @@ func (s *session) changeFlags(w *imapserver.FetchWriter, numSet imap.NumSet, ts 
 			return err
 		}
 	}
+	v.ownStore(res)
 	if len(res.Modified) == 0 {
 		return nil
 	}

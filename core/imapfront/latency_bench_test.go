@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,11 +27,21 @@ const (
 	latencyMessages = 2000 // messages in the INBOX both servers serve
 	latencyRuns     = 3
 	// latencyPace is the time between the starts of a client's rounds in
-	// the paced table (MAILFERRY_LATENCY_PACE: another, 0 for none): 10
-	// clients, 40 rounds a second on each server, which Dovecot serves
+	// the first paced table (MAILFERRY_LATENCY_PACE: others, 0 for none):
+	// 10 clients, 40 rounds a second on each server, which Dovecot serves
 	// with about one core of its CPU per round, so that both servers get
 	// the same offered load rather than as much as each can take.
 	latencyPace = 250 * time.Millisecond
+	// latencyAutoShare is the share of the slowest server's closed-loop
+	// rate (one LOGIN per client) that the "auto" paced table offers both:
+	// near what the slower server can take at all, and still under it, so
+	// that both serve the same load and neither falls behind the pace.
+	latencyAutoShare = 0.8
+	// latencyKeptUp is the share of the offered rate a server must have
+	// served in a paced run for the run to count as at that load (a
+	// server slower than the pace serves less, and its table is then a
+	// closed loop again).
+	latencyKeptUp = 0.9
 )
 
 var appendUIDRe = regexp.MustCompile(`\[APPENDUID \d+ (\d+)\]`)
@@ -42,10 +53,15 @@ type latencyClient struct {
 	c   net.Conn
 	r   *bufio.Reader
 	tag int
+	// sent, when set, counts the commands sent (latencyRun's throughput).
+	sent *atomic.Int64
 }
 
 func (lc *latencyClient) cmd(format string, args ...any) (tagged string, d time.Duration) {
 	lc.tag++
+	if lc.sent != nil {
+		lc.sent.Add(1)
+	}
 	tag := fmt.Sprintf("L%d", lc.tag)
 	start := time.Now()
 	fmt.Fprintf(lc.c, tag+" "+format+"\r\n", args...)
@@ -95,10 +111,25 @@ func skipLiteral(tb testing.TB, r *bufio.Reader, l string) {
 // round at once after the one before: a closed loop with no pause gives
 // a server as much load as it serves (a faster server gets more commands
 // at once than a slower one), a pace the same load to both. It returns
-// every duration per command.
-func latencyRun(tb testing.TB, addr, login, password string, msgs []string, relogin bool, pace time.Duration) map[string][]time.Duration {
+// every duration per command, and the load the server took: the rounds'
+// wall time (from the start of the first round, once every client logged
+// in when relogin is false, to the end of the last) and the commands
+// sent in it (with relogin its LOGIN and LOGOUT too). started, when not
+// nil, is called once as the rounds start.
+func latencyRun(tb testing.TB, addr, login, password string, msgs []string, relogin bool, pace time.Duration, started func()) (map[string][]time.Duration, latencyLoad) {
 	var mu sync.Mutex
 	out := map[string][]time.Duration{}
+	var sent atomic.Int64
+	var t0 time.Time
+	begin := sync.OnceFunc(func() {
+		if started != nil {
+			started()
+		}
+		t0 = time.Now()
+	})
+	if relogin {
+		begin()
+	}
 	var wg sync.WaitGroup
 	// loggedIn holds back the rounds of one-connection clients until every
 	// client logged in, so that no round is measured beside another
@@ -121,6 +152,9 @@ func latencyRun(tb testing.TB, addr, login, password string, msgs []string, relo
 					return false
 				}
 				lc = &latencyClient{tb: tb, c: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+				if relogin {
+					lc.sent = &sent
+				}
 				if _, err := lc.r.ReadString('\n'); err != nil { // greeting
 					tb.Error(err)
 					nc.Close()
@@ -141,6 +175,8 @@ func latencyRun(tb testing.TB, addr, login, password string, msgs []string, relo
 					} else {
 						ready()
 						loggedIn.Wait()
+						begin()
+						lc.sent = &sent
 						start = time.Now().Add(pace * time.Duration(k) / latencyClients)
 					}
 				}
@@ -179,7 +215,13 @@ func latencyRun(tb testing.TB, addr, login, password string, msgs []string, relo
 		}(k)
 	}
 	wg.Wait()
-	return out
+	return out, latencyLoad{rounds: latencyClients * latencyRounds, cmds: int(sent.Load()), wall: time.Since(t0)}
+}
+
+// latencyLoad is the load a server took in one latencyRun.
+type latencyLoad struct {
+	rounds, cmds int
+	wall         time.Duration
 }
 
 // percentile returns the p-th percentile (nearest rank) of ds.
@@ -208,9 +250,14 @@ type latencySide struct {
 	// cpu is the CPU time the server (all its processes) has used so far;
 	// nil when it runs inside the benchmark's process.
 	cpu      func() time.Duration
+	pid      int                        // a serve process's (0: another server)
 	p50, p90 map[string][]time.Duration // per run
 	roundCPU []time.Duration            // per run: its CPU over the run per client round
 	cmdCPU   map[string][]time.Duration // per pass of cpuPerCommand
+	// Per run, the load it took (latencyRun's latencyLoad): client rounds
+	// and commands per second of the rounds' wall time, and its CPU in
+	// those rounds per second of them (cores busy; nil cpu: none).
+	roundsPerSec, cmdsPerSec, cores []float64
 }
 
 // mailferrySides starts the Mailferry servers of a latency benchmark, each
@@ -241,10 +288,10 @@ func mailferrySides(b *testing.B, n int) []*latencySide {
 		env = append(env, "MAILFERRY_TRACE="+f)
 	}
 	mf := startServeProc(b, mailferryBinary(b), data, os.Getenv("MAILFERRY_LATENCY_LOG"), env...)
-	sides := []*latencySide{{name: "Mailferry", addr: mf.addr, user: user, pass: pass, cpu: mf.cpu}}
+	sides := []*latencySide{{name: "Mailferry", addr: mf.addr, user: user, pass: pass, cpu: mf.cpu, pid: mf.cmd.Process.Pid}}
 	if before != "" {
 		p := startServeProc(b, os.Getenv("MAILFERRY_LATENCY_BEFORE"), before, "", strings.Fields(os.Getenv("MAILFERRY_LATENCY_BEFORE_ENV"))...)
-		sides = append(sides, &latencySide{name: "before", addr: p.addr, user: user, pass: pass, cpu: p.cpu})
+		sides = append(sides, &latencySide{name: "before", addr: p.addr, user: user, pass: pass, cpu: p.cpu, pid: p.cmd.Process.Pid})
 	}
 	if os.Getenv("MAILFERRY_LATENCY_INPROCESS") == "1" {
 		e := newEnv(b, nil)
@@ -271,12 +318,18 @@ func latencyMessages4K() []string {
 // runLatency does one latencyRun against s, keeps its p50, p90 and the
 // server's CPU per client round, and returns its durations.
 func (s *latencySide) runLatency(b *testing.B, msgs []string, relogin bool, pace time.Duration) map[string][]time.Duration {
-	var cpu0 time.Duration
+	var cpu0, cpuStart time.Duration
+	var started func()
 	if s.cpu != nil {
 		cpu0 = s.cpu()
+		started = func() { cpuStart = s.cpu() }
 	}
-	got := latencyRun(b, s.addr, s.user, s.pass, msgs, relogin, pace)
+	got, load := latencyRun(b, s.addr, s.user, s.pass, msgs, relogin, pace, started)
+	secs := load.wall.Seconds()
+	s.roundsPerSec = append(s.roundsPerSec, float64(load.rounds)/secs)
+	s.cmdsPerSec = append(s.cmdsPerSec, float64(load.cmds)/secs)
 	if s.cpu != nil {
+		s.cores = append(s.cores, (s.cpu()-cpuStart).Seconds()/secs)
 		time.Sleep(cpuSettle)
 		s.roundCPU = append(s.roundCPU, (s.cpu()-cpu0)/(latencyClients*latencyRounds))
 	}
@@ -289,18 +342,32 @@ func (s *latencySide) runLatency(b *testing.B, msgs []string, relogin bool, pace
 
 func (s *latencySide) reset() {
 	s.p50, s.p90, s.roundCPU = map[string][]time.Duration{}, map[string][]time.Duration{}, nil
+	s.roundsPerSec, s.cmdsPerSec, s.cores = nil, nil, nil
+}
+
+// medianF is the median of v (the upper one of an even count), 0 for
+// none.
+func medianF(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // latencyTable writes the medians of the sides' runs: p50 of each side,
 // then p90 of each, per command (LOGIN only with relogin), then the
-// servers' CPU per client round.
-func latencyTable(sb *strings.Builder, sides []*latencySide, relogin bool, pace time.Duration, runs int) {
+// servers' CPU per client round and the load each took (rounds and
+// commands per second, cores busy), the goal line and the verdict line.
+// It returns the verdict.
+func latencyTable(sb *strings.Builder, sides []*latencySide, relogin bool, pace time.Duration, runs int) latencyVerdict {
 	how := "each round a new connection and LOGIN"
 	if !relogin {
 		how = "one LOGIN per client, then its rounds on one connection"
 	}
 	if pace > 0 && !relogin {
-		how = fmt.Sprintf("one LOGIN per client, then a round every %v per client: the same offered load on each server", pace)
+		how = fmt.Sprintf("one LOGIN per client, then a round every %v per client: %.0f rounds/s offered to each server", pace, latencyClients/pace.Seconds())
 	}
 	fmt.Fprintf(sb, "latency under %d clients, ms (%s; median of %d runs of %d rounds each; %d messages in INBOX)\n", latencyClients, how, runs, latencyRounds, latencyMessages)
 	fmt.Fprintf(sb, "%-8s", "command")
@@ -332,20 +399,143 @@ func latencyTable(sb *strings.Builder, sides []*latencySide, relogin bool, pace 
 		}
 	}
 	sb.WriteString("  (server CPU per client round, ms: whole process(es), user + system)\n")
-	sb.WriteString(latencyGoal(sides, relogin) + "\n\n")
+	load := func(name string, v func(s *latencySide) []float64, format, what string) {
+		fmt.Fprintf(sb, "%-8s", name)
+		for _, s := range sides {
+			if f := v(s); len(f) == 0 {
+				fmt.Fprintf(sb, " %16s", "-")
+			} else {
+				fmt.Fprintf(sb, " %16s", fmt.Sprintf(format, medianF(f)))
+			}
+		}
+		sb.WriteString("  (" + what + ")\n")
+	}
+	load("rounds/s", func(s *latencySide) []float64 { return s.roundsPerSec }, "%.0f", "client rounds served per second of the rounds' wall time, all clients: the load each server took")
+	load("cmds/s", func(s *latencySide) []float64 { return s.cmdsPerSec }, "%.0f", "commands answered per second of it")
+	load("cores", func(s *latencySide) []float64 { return s.cores }, "%.2f", "server CPU in the rounds per second of them: cores busy")
+	sb.WriteString(latencyGoal(sides, relogin) + "\n")
+	v := verdict(sides, relogin, pace)
+	sb.WriteString(v.line() + "\n\n")
+	return v
+}
+
+// latencyVerdict says, for one table (one load), which of Mailferry
+// (sides[0]) and Dovecot had the lower p50 of each command.
+type latencyVerdict struct {
+	load string // the table's load, in words
+	// Each server's rounds per second (medians), and, for a paced table,
+	// the servers that served under latencyKeptUp of the offered rate.
+	mfRate, dvRate float64
+	behind         []string
+	cmds           []string
+	faster         []string // per cmds: "Mailferry", "Dovecot" or "equal"
+	mf, dv         []time.Duration
+}
+
+// verdict compares Mailferry's and Dovecot's p50 of each command of one
+// table at its precision (0.1 ms); without a Dovecot side it compares
+// nothing.
+func verdict(sides []*latencySide, relogin bool, pace time.Duration) latencyVerdict {
+	v := latencyVerdict{load: "closed loop, one LOGIN per client"}
+	switch {
+	case relogin:
+		v.load = "closed loop, a LOGIN per round"
+	case pace > 0:
+		v.load = fmt.Sprintf("paced %v (%.0f rounds/s offered)", pace, latencyClients/pace.Seconds())
+	}
+	mf, dv := sides[0], sideNamed(sides, "Dovecot")
+	if dv == nil {
+		return v
+	}
+	v.mfRate, v.dvRate = medianF(mf.roundsPerSec), medianF(dv.roundsPerSec)
+	if pace > 0 {
+		offered := latencyClients / pace.Seconds()
+		for _, s := range []*latencySide{mf, dv} {
+			if medianF(s.roundsPerSec) < latencyKeptUp*offered {
+				v.behind = append(v.behind, s.name)
+			}
+		}
+	}
+	for _, c := range latencyCmds {
+		if c == "LOGIN" && !relogin {
+			continue
+		}
+		m, d := median3(mf.p50[c]), median3(dv.p50[c])
+		f := "equal"
+		if tenths(m) < tenths(d) {
+			f = "Mailferry"
+		} else if tenths(m) > tenths(d) {
+			f = "Dovecot"
+		}
+		v.cmds = append(v.cmds, c)
+		v.faster = append(v.faster, f)
+		v.mf = append(v.mf, m)
+		v.dv = append(v.dv, d)
+	}
+	return v
+}
+
+// line is the verdict line under a table: per command, which server's
+// p50 is lower, with both, and the load each took.
+func (v latencyVerdict) line() string {
+	if len(v.cmds) == 0 {
+		return "faster (p50): no Dovecot side"
+	}
+	parts := make([]string, len(v.cmds))
+	for i, c := range v.cmds {
+		parts[i] = fmt.Sprintf("%s %s (%s / %s)", c, v.faster[i], ms(v.mf[i]), ms(v.dv[i]))
+	}
+	s := fmt.Sprintf("faster (p50 Mailferry / Dovecot, ms) %s, at %.0f / %.0f rounds/s: %s", v.load, v.mfRate, v.dvRate, strings.Join(parts, ", "))
+	if len(v.behind) > 0 {
+		s += fmt.Sprintf("; %s served under %.0f%% of the offered rate: not at the same load", strings.Join(v.behind, " and "), latencyKeptUp*100)
+	}
+	return s
+}
+
+// verdictTable writes the verdicts of every table: per load, per
+// command, the faster server.
+func verdictTable(sb *strings.Builder, vs []latencyVerdict) {
+	var cmds []string
+	for _, c := range latencyCmds {
+		for _, v := range vs {
+			if slices.Contains(v.cmds, c) && !slices.Contains(cmds, c) {
+				cmds = append(cmds, c)
+			}
+		}
+	}
+	if len(cmds) == 0 {
+		return
+	}
+	sb.WriteString("verdict: the server with the lower p50 (MF Mailferry, DV Dovecot, = equal at 0.1 ms), per load (rounds/s Mailferry / Dovecot) and command\n")
+	fmt.Fprintf(sb, "%-60s", "load")
+	for _, c := range cmds {
+		fmt.Fprintf(sb, " %8s", c)
+	}
+	sb.WriteString("\n")
+	short := map[string]string{"Mailferry": "MF", "Dovecot": "DV", "equal": "="}
+	for _, v := range vs {
+		load := fmt.Sprintf("%s, %.0f / %.0f", v.load, v.mfRate, v.dvRate)
+		if len(v.behind) > 0 {
+			load += " (behind)"
+		}
+		fmt.Fprintf(sb, "%-60s", load)
+		for _, c := range cmds {
+			f := "-"
+			if i := slices.Index(v.cmds, c); i >= 0 {
+				f = short[v.faster[i]]
+			}
+			fmt.Fprintf(sb, " %8s", f)
+		}
+		sb.WriteString("\n")
+	}
+	sb.WriteString("\n")
 }
 
 // latencyGoal is issue 15's goal line for one table: no command's p50 on
 // Mailferry (sides[0]) slower than on Dovecot (the side so named), at the
 // table's precision (0.1 ms), and which commands miss it, by how much.
 func latencyGoal(sides []*latencySide, relogin bool) string {
-	mf := sides[0]
-	var dv *latencySide
-	for _, s := range sides {
-		if s.name == "Dovecot" {
-			dv = s
-		}
-	}
+	mf, dv := sides[0], sideNamed(sides, "Dovecot")
 	if dv == nil {
 		return "goal (p50 no slower than Dovecot's): no Dovecot side"
 	}
@@ -363,6 +553,16 @@ func latencyGoal(sides []*latencySide, relogin bool) string {
 		return "goal (p50 no slower than Dovecot's): holds"
 	}
 	return "goal (p50 no slower than Dovecot's): not met: " + strings.Join(slower, ", ")
+}
+
+// sideNamed is the side of sides with that name, nil if none.
+func sideNamed(sides []*latencySide, name string) *latencySide {
+	for _, s := range sides {
+		if s.name == name {
+			return s
+		}
+	}
+	return nil
 }
 
 // tenths is d in tenths of a millisecond, rounded as ms prints it.
@@ -502,44 +702,45 @@ func cpuTable(sb *strings.Builder, sides []*latencySide, passes int) {
 // the hashing takes CPU from the other commands: a second table has each
 // client log in once and do all its rounds on one connection. Both are
 // closed loops (each round right after the one before), where a server
-// fast at some commands gets more of the others at once; a third table
-// paces the one-connection rounds (latencyPace, MAILFERRY_LATENCY_PACE)
-// so that both servers get the same offered load. Needs the
+// fast at some commands gets more of the others at once; paced tables
+// pace the one-connection rounds (MAILFERRY_LATENCY_PACE: latencyPace and
+// "auto", latencyAutoShare of the slower server's closed-loop rate) so
+// that both servers get the same offered load. Each table gives the load
+// each server took (rounds and commands per second, cores busy) and a
+// verdict per command; a verdict table per load ends the output. Needs the
 // Dovecot fixture (root, dovecot-imapd); it skips without it unless
 // MAILFERRY_REQUIRE_OLDSERVER=1. It prints its tables on stdout;
 // MAILFERRY_LATENCY_OUT=file writes them to file too.
 func BenchmarkLatency10Clients(b *testing.B) {
-	dv := oldtest.Start(b, &oldtest.Options{Fsync: "optimized"})
-	var dvUser, dvPass string
-	for u, p := range dv.Users {
-		if dvUser == "" || u < dvUser {
-			dvUser, dvPass = u, p
-		}
-	}
-	seedDovecot(b, dv.IMAPAddr, dvUser, dvPass, latencyMessages)
-	readAll(b, dv.IMAPAddr, dvUser, dvPass)
+	dv := dovecotSide(b)
 	sides := mailferrySides(b, latencyMessages)
-	sides = append(sides[:1], append([]*latencySide{{name: "Dovecot", addr: dv.IMAPAddr, user: dvUser, pass: dvPass, cpu: dv.CPU}}, sides[1:]...)...)
+	sides = append(sides[:1], append([]*latencySide{dv}, sides[1:]...)...)
 	msgs := latencyMessages4K()
 	b.ResetTimer()
 	var sb strings.Builder
-	pace := latencyPace
-	if v := os.Getenv("MAILFERRY_LATENCY_PACE"); v != "" {
-		var err error
-		if pace, err = time.ParseDuration(v); err != nil {
-			b.Fatalf("MAILFERRY_LATENCY_PACE: %v", err)
-		}
+	paces, err := latencyPaces(os.Getenv("MAILFERRY_LATENCY_PACE"))
+	if err != nil {
+		b.Fatal(err)
 	}
 	type mode struct {
 		relogin bool
 		pace    time.Duration
+		auto    bool
 	}
-	modes := []mode{{true, 0}, {false, 0}}
-	if pace > 0 {
-		modes = append(modes, mode{false, pace})
+	modes := []mode{{true, 0, false}, {false, 0, false}}
+	for _, p := range paces {
+		modes = append(modes, mode{false, p, p == 0})
 	}
+	var verdicts []latencyVerdict
+	closedRate := 0.0 // the slowest side's rounds/s in the closed loop, one LOGIN per client
 	for _, mode := range modes {
 		relogin := mode.relogin
+		if mode.auto {
+			if closedRate <= 0 {
+				b.Fatal("MAILFERRY_LATENCY_PACE auto: no closed-loop rate measured")
+			}
+			mode.pace = autoPace(closedRate)
+		}
 		for _, s := range sides {
 			s.reset()
 		}
@@ -548,7 +749,14 @@ func BenchmarkLatency10Clients(b *testing.B) {
 				s.runLatency(b, msgs, relogin, mode.pace)
 			}
 		}
-		latencyTable(&sb, sides, relogin, mode.pace, latencyRuns*b.N)
+		verdicts = append(verdicts, latencyTable(&sb, sides, relogin, mode.pace, latencyRuns*b.N))
+		if !relogin && mode.pace == 0 {
+			for _, s := range sides {
+				if r := medianF(s.roundsPerSec); s.cpu != nil && (closedRate == 0 || r < closedRate) {
+					closedRate = r
+				}
+			}
+		}
 		if relogin {
 			for _, s := range sides[:2] {
 				for _, c := range latencyCmds {
@@ -565,7 +773,63 @@ func BenchmarkLatency10Clients(b *testing.B) {
 		}
 	}
 	cpuTable(&sb, sides, latencyRuns)
+	sb.WriteString("\n")
+	verdictTable(&sb, verdicts)
 	printTables(b, sb.String())
+}
+
+// latencyPaces reads MAILFERRY_LATENCY_PACE: the paced tables' time
+// between a client's rounds, comma-separated, each a duration or "auto"
+// (returned as 0): latencyPace and auto when v is empty, none for "0".
+func latencyPaces(v string) ([]time.Duration, error) {
+	if v == "" {
+		v = latencyPace.String() + ",auto"
+	}
+	var paces []time.Duration
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "auto" {
+			paces = append(paces, 0)
+			continue
+		}
+		p, err := time.ParseDuration(f)
+		if err != nil {
+			return nil, fmt.Errorf("MAILFERRY_LATENCY_PACE: %q is neither a duration nor auto: %v", f, err)
+		}
+		if p < 0 {
+			return nil, fmt.Errorf("MAILFERRY_LATENCY_PACE: %v is negative", p)
+		}
+		if p > 0 {
+			paces = append(paces, p)
+		}
+	}
+	return paces, nil
+}
+
+// autoPace is the "auto" paced table's pace: each client's rounds so far
+// apart that the clients together offer latencyAutoShare of rate, the
+// slowest server's closed-loop rounds per second (one LOGIN per client),
+// to the millisecond.
+func autoPace(rate float64) time.Duration {
+	p := time.Duration(float64(latencyClients) / (latencyAutoShare * rate) * float64(time.Second))
+	return max(p.Round(time.Millisecond), time.Millisecond)
+}
+
+// dovecotSide starts the Dovecot fixture (mail_fsync optimized; it skips
+// the benchmark without root and dovecot-imapd unless
+// MAILFERRY_REQUIRE_OLDSERVER=1) with the latency benchmarks' messages
+// (seedDovecot), each read once (readAll).
+func dovecotSide(b *testing.B) *latencySide {
+	dv := oldtest.Start(b, &oldtest.Options{Fsync: "optimized"})
+	var dvUser, dvPass string
+	for u, p := range dv.Users {
+		if dvUser == "" || u < dvUser {
+			dvUser, dvPass = u, p
+		}
+	}
+	seedDovecot(b, dv.IMAPAddr, dvUser, dvPass, latencyMessages)
+	readAll(b, dv.IMAPAddr, dvUser, dvPass)
+	return &latencySide{name: "Dovecot", addr: dv.IMAPAddr, user: dvUser, pass: dvPass, cpu: dv.CPU}
 }
 
 // byTurns is the order of the sides in their i-th run: as listed, then

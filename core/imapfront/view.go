@@ -278,6 +278,29 @@ func (v *view) sync(w updateWriter, allowExpunge bool) error {
 	return nil
 }
 
+// ownStore takes this session's STORE (its result res, whose messages
+// the session has just answered for or marked reported) as a change the
+// view has read: when the view knew every change up to the mailbox's
+// HIGHESTMODSEQ before it (res.Since) and holds nothing back, it knows
+// every change up to res.ModSeq now, so the poll after the command need
+// not read the mailbox for the session's own change (a Delta, a read
+// transaction that re-reads the pages the STORE's commit made every
+// reader drop: about a fifth of a lone STORE's CPU). The poll still reads
+// when anything else came: a change by another session or process before
+// the STORE makes res.Since differ from the view's, one after it is told
+// to the watcher above res.ModSeq (store.Watcher.Changed), one to the
+// account's mailboxes makes the watcher's answer true. What the client
+// gets is what that Delta gave: the STORE's messages were reported
+// (v.reported) and sync would have sent nothing for them.
+func (v *view) ownStore(res *store.StoreResult) {
+	if res.ModSeq == 0 || v.dirty || res.Since != v.modseq {
+		return
+	}
+	v.modseq = res.ModSeq
+	clear(v.reported)
+	clear(v.matched)
+}
+
 // target is a message a command names.
 type target struct {
 	seq uint32

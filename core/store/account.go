@@ -111,7 +111,7 @@ func (s *Store) CreateDomain(ctx context.Context, name string) (*Domain, error) 
 		return nil, err
 	}
 	d := &Domain{Name: name, Created: time.Unix(now(), 0)}
-	err = s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	err = s.write(ctx, func(tx wtx, _ *changes) error {
 		err := tx.QueryRowContext(ctx, `INSERT INTO domains(name, created) VALUES(?, ?) RETURNING id`, name, d.Created.Unix()).Scan(&d.ID)
 		if isUnique(err) {
 			return fmt.Errorf("domain %s: %w", name, ErrExists)
@@ -165,7 +165,7 @@ func (s *Store) SetDomainMigration(ctx context.Context, name string, migrating b
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		res, err := tx.ExecContext(ctx, `UPDATE domains SET migrating = ?,
 			old_server = CASE WHEN ? = '' THEN old_server ELSE ? END WHERE name = ?`,
 			boolInt(migrating), oldServer, oldServer, name)
@@ -186,7 +186,7 @@ func (s *Store) DeleteDomain(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM accounts a JOIN domains d ON d.id = a.domain_id WHERE d.name = ?`, name).Scan(&n); err != nil {
 			return fmt.Errorf("store: %w", err)
@@ -267,7 +267,7 @@ func (s *Store) CreateAccount(ctx context.Context, address, password string, opt
 	if opts.AtLogin {
 		a.FirstLogin, first = a.Created, a.Created.Unix()
 	}
-	err = s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	err = s.write(ctx, func(tx wtx, ch *changes) error {
 		if err := tx.QueryRowContext(ctx, `SELECT id FROM domains WHERE name = ?`, domain).Scan(&a.DomainID); errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("domain %s: %w", domain, ErrNotFound)
 		} else if err != nil {
@@ -476,7 +476,7 @@ func (s *Store) setPassword(ctx context.Context, address, password, origin strin
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	err = s.write(ctx, func(tx wtx, _ *changes) error {
 		var cur string
 		var first int64
 		err := tx.QueryRowContext(ctx, `SELECT password_origin, first_login FROM accounts WHERE address = ?`, c).Scan(&cur, &first)
@@ -506,7 +506,7 @@ func (s *Store) NoteLogin(ctx context.Context, acct *Account) error {
 		return nil
 	}
 	t := now()
-	err := s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	err := s.write(ctx, func(tx wtx, _ *changes) error {
 		_, err := tx.ExecContext(ctx, `UPDATE accounts SET first_login = ? WHERE id = ? AND first_login = 0`, t, acct.ID)
 		return err
 	})
@@ -520,7 +520,7 @@ func (s *Store) NoteLogin(ctx context.Context, acct *Account) error {
 // SetOldLogin records the user name the old server accepted for the
 // account (Account.OldLogin).
 func (s *Store) SetOldLogin(ctx context.Context, accountID int64, name string) error {
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		res, err := tx.ExecContext(ctx, `UPDATE accounts SET old_login = ? WHERE id = ?`, name, accountID)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
@@ -538,7 +538,7 @@ func (s *Store) DeleteAccount(ctx context.Context, address string) error {
 	if err != nil {
 		return notFound(address, err)
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		var id int64
 		err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE address = ?`, c).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -561,12 +561,12 @@ const maxMigrationError = 1000
 // SetAccountMigration records an account's migration state and last error
 // (kept Printable).
 func (s *Store) SetAccountMigration(ctx context.Context, accountID int64, state, errText string) error {
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		return setAccountMigration(ctx, tx, ch, accountID, state, errText)
 	})
 }
 
-func setAccountMigration(ctx context.Context, tx *sql.Tx, ch *changes, accountID int64, state, errText string) error {
+func setAccountMigration(ctx context.Context, tx wtx, ch *changes, accountID int64, state, errText string) error {
 	res, err := tx.ExecContext(ctx, `UPDATE accounts SET mig_state = ?, mig_error = ?, mig_updated = ? WHERE id = ?`,
 		state, Printable(errText, maxMigrationError), now(), accountID)
 	if err != nil {

@@ -2,14 +2,13 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 )
 
 // SetMessageCache keeps what a reader made of a message (see
 // Options.Summarize) so later readers need not parse it again.
 func (s *Store) SetMessageCache(ctx context.Context, messageID int64, envelope, structure []byte) error {
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.write(ctx, func(tx wtx, _ *changes) error {
 		_, err := tx.ExecContext(ctx, `UPDATE messages SET envelope = ?, structure = ? WHERE id = ?`, envelope, structure, messageID)
 		return err
 	})
@@ -27,7 +26,7 @@ func (s *Store) SetMessageCaches(ctx context.Context, entries []MessageCache) er
 	if len(entries) == 0 {
 		return nil
 	}
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.write(ctx, func(tx wtx, _ *changes) error {
 		upd := txStmt{tx, `UPDATE messages SET envelope = ?, structure = ? WHERE id = ?`}
 		for _, e := range entries {
 			if _, err := upd.ExecContext(ctx, e.Envelope, e.Structure, e.MessageID); err != nil {

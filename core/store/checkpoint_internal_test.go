@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"os"
 	"sync"
@@ -40,9 +39,9 @@ func junkStore(t *testing.T) *Store {
 }
 
 func junkWrite(t testing.TB, s *Store, n int) {
-	err := s.writeFlags(context.Background(), func(tx *sql.Tx, _ *changes) error {
+	err := s.writeFlags(context.Background(), func(tx wtx, _ *changes) error {
 		for range n {
-			if _, err := tx.Exec(`INSERT INTO junk (b) VALUES (randomblob(8000))`); err != nil {
+			if _, err := tx.ExecContext(context.Background(), `INSERT INTO junk (b) VALUES (randomblob(8000))`); err != nil {
 				return err
 			}
 		}
@@ -183,8 +182,8 @@ func checkpointFsyncFails(t *testing.T, trigger string) {
 		t.Fatal("the store did not stop after SQLite's fsync of the log failed in a checkpoint (is the shim loaded?)")
 	}
 	t.Logf("stopped: %v", s.StoppedErr())
-	err := s.writeFlags(context.Background(), func(tx *sql.Tx, _ *changes) error {
-		_, err := tx.Exec(`INSERT INTO junk (b) VALUES (x'00')`)
+	err := s.writeFlags(context.Background(), func(tx wtx, _ *changes) error {
+		_, err := tx.ExecContext(context.Background(), `INSERT INTO junk (b) VALUES (x'00')`)
 		return err
 	})
 	if !errors.Is(err, ErrStopped) {

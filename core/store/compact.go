@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -137,7 +136,7 @@ func (s *Store) movePack(ctx context.Context, id int64) (int, error) {
 			part = append(part, list[0])
 			list = list[1:]
 		}
-		err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+		err := s.write(ctx, func(tx wtx, ch *changes) error {
 			for _, b := range part {
 				data, err := s.packs.read(id, b.off, b.size)
 				if err != nil {

@@ -14,7 +14,7 @@ import (
 // QRESYNC learns which messages vanished since the MODSEQ it knew (RFC 7162
 // 3.2.5). UIDs that are not there are skipped. It returns the MODSEQ and
 // the mailbox's account (bumpModSeqAccount).
-func expungeUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32) (modseq uint64, accountID int64, err error) {
+func expungeUIDs(ctx context.Context, tx wtx, mailboxID int64, uids []uint32) (modseq uint64, accountID int64, err error) {
 	modseq, accountID, err = bumpModSeqAccount(ctx, tx, mailboxID)
 	if err != nil {
 		return 0, 0, err
@@ -93,7 +93,7 @@ type Seen struct {
 // skipped.
 func (s *Store) ExpungeSeen(ctx context.Context, seen *Seen) ([]uint32, error) {
 	var gone []uint32
-	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	err := s.write(ctx, func(tx wtx, ch *changes) error {
 		var acct int64
 		var validity uint32
 		var created int64

@@ -39,6 +39,12 @@ type StoreResult struct {
 	Modified []uint32
 	// ModSeq is the MODSEQ the changed messages got; 0 if none changed.
 	ModSeq uint64
+	// Since is, when ModSeq is not 0, the mailbox's HIGHESTMODSEQ just
+	// before this STORE's change (ModSeq - 1: a change raises it by one):
+	// no other change lies between Since and ModSeq, so a session that
+	// knew every change up to Since knows every one up to ModSeq once it
+	// has this STORE's result (imapfront's view).
+	Since uint64
 }
 
 // StoreFlagsUnchangedSince is StoreFlags made conditional (RFC 7162 3.1.3,
@@ -52,7 +58,7 @@ func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, u
 	// Flags only: committed without holding the writer for the fsync,
 	// answered once committed, durable within flagSyncBound or with the
 	// next fsync of the log, whichever comes first (walsync.go).
-	err := s.writeFlags(ctx, func(tx *sql.Tx, ch *changes) error {
+	err := s.writeFlags(ctx, func(tx wtx, ch *changes) error {
 		*res = StoreResult{} // run again if it went past the marks (marks.go)
 		sel := txStmt{tx, `SELECT ` + messageCols + ` FROM messages WHERE mailbox_id = ? AND uid = ?`}
 		upd := txStmt{tx, `UPDATE messages SET flags = ?, modseq = ? WHERE id = ?`}
@@ -89,6 +95,11 @@ func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, u
 			res.Messages = append(res.Messages, m)
 		}
 		res.ModSeq = modseq
+		if modseq != 0 {
+			// bumpModSeqAccount's UPDATE raised it by one, under the
+			// write lock: nothing else came between.
+			res.Since = modseq - 1
+		}
 		if len(res.Messages) == 0 && len(res.Modified) == 0 {
 			// Nothing found: a mailbox that is gone is ErrNotFound, as
 			// before any message is looked at.

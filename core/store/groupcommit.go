@@ -95,7 +95,7 @@ func newWriteBatcher() *writeBatcher {
 // writeReq is one write queued for a batch, and its answer.
 type writeReq struct {
 	ctx context.Context
-	fn  func(tx *sql.Tx, ch *changes) error
+	fn  func(tx wtx, ch *changes) error
 	// first: a write that waits for no fsync, committed ahead of the
 	// others of its batch (see the top of this file).
 	first bool
@@ -136,7 +136,7 @@ var errRunAlone = errors.New("store: run the write again alone")
 // when it ended while fn was still queued). first says that its caller
 // waits for no fsync after the commit: it commits ahead of the writes of
 // its batch that do.
-func (s *Store) batchWrite(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, first bool) (*changes, bool, error) {
+func (s *Store) batchWrite(ctx context.Context, fn func(tx wtx, ch *changes) error, first bool) (*changes, bool, error) {
 	b := s.batch
 	r := &writeReq{ctx: ctx, fn: fn, first: first, done: make(chan struct{})}
 	b.mu.Lock()
@@ -290,7 +290,7 @@ func (s *Store) commitBatch(conn *sql.Conn, reqs []*writeReq) error {
 	// held; a request's ctx is checked before its turn.
 	bg := context.Background()
 	var ran []*writeReq
-	_, wrote, err := s.commitNormal(bg, conn, func(tx *sql.Tx, _ *changes) error {
+	_, wrote, err := s.commitNormal(bg, conn, func(tx wtx, _ *changes) error {
 		var rerr error
 		ran, rerr = s.runRequests(tx, reqs)
 		return rerr
@@ -336,7 +336,7 @@ func (s *Store) commitBatch(conn *sql.Conn, reqs []*writeReq) error {
 // statement SQLite interrupted, a full disk, a fn that ended it), nothing
 // in tx can commit: every request not answered with its own error is
 // answered errRunAlone, and so is the error.
-func (s *Store) runRequests(tx *sql.Tx, reqs []*writeReq) (ran []*writeReq, err error) {
+func (s *Store) runRequests(tx wtx, reqs []*writeReq) (ran []*writeReq, err error) {
 	bg := context.Background()
 	lost := func(i int) ([]*writeReq, error) {
 		for _, o := range append(ran, reqs[i:]...) {
@@ -399,7 +399,7 @@ func (s *Store) runRequests(tx *sql.Tx, reqs []*writeReq) (ran []*writeReq, err 
 
 // run runs r's fn in tx; a panic of fn is r's answer (writePanic), its
 // error here, so that its savepoint is rolled back as for a failure.
-func (r *writeReq) run(tx *sql.Tx, ch *changes) (err error) {
+func (r *writeReq) run(tx wtx, ch *changes) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			r.panicked = &writePanic{value: v, stack: debug.Stack()}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"runtime"
 	"slices"
@@ -109,8 +108,8 @@ func flagsOf(t *testing.T, s *Store, mailboxID int64, uid uint32) string {
 // failingWrite is a write that sets the flags of message uid to "Bad" and
 // then fails with boom (end ""), ends its transaction and fails ("fails"),
 // or ends its transaction and returns nil ("ok").
-func failingWrite(mailboxID int64, uid uint32, end string, boom error) func(tx *sql.Tx, ch *changes) error {
-	return func(tx *sql.Tx, ch *changes) error {
+func failingWrite(mailboxID int64, uid uint32, end string, boom error) func(tx wtx, ch *changes) error {
+	return func(tx wtx, ch *changes) error {
 		ctx := context.Background()
 		if _, err := tx.ExecContext(ctx, `UPDATE messages SET flags = 'Bad' WHERE mailbox_id = ? AND uid = ?`, mailboxID, uid); err != nil {
 			return err
@@ -446,10 +445,10 @@ func TestFlagsCommitAheadOfMail(t *testing.T) {
 	mailRan := make(chan struct{}, 1)
 	mailDone := make(chan error, 1)
 	go func() {
-		mailDone <- s.writeNormal(ctx, func(tx *sql.Tx, ch *changes) error {
+		mailDone <- s.writeNormal(ctx, func(tx wtx, ch *changes) error {
 			mailRan <- struct{}{}
 			<-unblock
-			_, err := tx.Exec(`UPDATE messages SET flags = 'Mail' WHERE mailbox_id = ? AND uid = ?`, mb.ID, uids[1])
+			_, err := tx.ExecContext(context.Background(), `UPDATE messages SET flags = 'Mail' WHERE mailbox_id = ? AND uid = ?`, mb.ID, uids[1])
 			return err
 		}, nil, syncWait)
 	}()

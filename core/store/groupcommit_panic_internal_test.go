@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
@@ -46,8 +45,8 @@ func groupCommitPanic(t *testing.T, rowsOpen bool) {
 				_, errs[i] = s.StoreFlags(ctx, mb.ID, uids[i:i+1], FlagsAdd, []string{`\Flagged`})
 				return
 			}
-			errs[i] = s.writeFlags(ctx, func(tx *sql.Tx, ch *changes) error {
-				if _, err := tx.Exec(`UPDATE messages SET flags = 'Bad' WHERE mailbox_id = ? AND uid = ?`, mb.ID, uids[1]); err != nil {
+			errs[i] = s.writeFlags(ctx, func(tx wtx, ch *changes) error {
+				if _, err := tx.ExecContext(context.Background(), `UPDATE messages SET flags = 'Bad' WHERE mailbox_id = ? AND uid = ?`, mb.ID, uids[1]); err != nil {
 					return err
 				}
 				if rowsOpen {

@@ -82,7 +82,7 @@ func (s *Store) ReplaceKnownUsers(ctx context.Context, domain string, addrs []st
 	if err := knownAddresses(domain, addrs); err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		id, err := domainID(ctx, tx, domain)
 		if err != nil {
 			return err
@@ -104,7 +104,7 @@ ON CONFLICT(domain_id, address) DO UPDATE SET source = excluded.source, added = 
 }
 
 // noteKnownUser records address as seen by the relay unless it is known.
-func noteKnownUser(ctx context.Context, tx *sql.Tx, domain, address string) error {
+func noteKnownUser(ctx context.Context, tx wtx, domain, address string) error {
 	if err := knownAddresses(domain, []string{address}); err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func (s *Store) NoteKnownUser(ctx context.Context, domain, address string) error
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error { return noteKnownUser(ctx, tx, domain, address) })
+	return s.write(ctx, func(tx wtx, _ *changes) error { return noteKnownUser(ctx, tx, domain, address) })
 }
 
 // NoteKnownUser is Store.NoteKnownUser in this transaction.
@@ -173,7 +173,7 @@ func (s *Store) SetRouteProof(ctx context.Context, domain string, p RouteProof) 
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		id, err := domainID(ctx, tx, domain)
 		if err != nil {
 			return err

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -74,7 +73,7 @@ func (s *Store) LockMaildrop(ctx context.Context, accountID int64, holder string
 // expunge) makes it durable.
 func (s *Store) RenewMaildrop(ctx context.Context, accountID int64, holder string, ttl time.Duration) error {
 	wctx := s.writeCtx(ctx)
-	return s.writeUnsyncedThen(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.writeUnsyncedThen(ctx, func(tx wtx, _ *changes) error {
 		now, err := s.dbNow(wctx, tx)
 		if err != nil {
 			return fmt.Errorf("store: maildrop lock of account %d: %w", accountID, err)
@@ -102,13 +101,13 @@ func (s *Store) take(ctx context.Context, k leaseKind, accountID int64, holder s
 	if holder == "" || ttl <= 0 {
 		return fmt.Errorf("%w: %s holder %q, ttl %v", ErrInvalid, k.what, holder, ttl)
 	}
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.write(ctx, func(tx wtx, _ *changes) error {
 		return s.takeTx(ctx, tx, k, accountID, holder, ttl)
 	})
 }
 
 // takeTx is take's work in tx.
-func (s *Store) takeTx(ctx context.Context, tx *sql.Tx, k leaseKind, accountID int64, holder string, ttl time.Duration) error {
+func (s *Store) takeTx(ctx context.Context, tx wtx, k leaseKind, accountID int64, holder string, ttl time.Duration) error {
 	now, err := s.dbNow(ctx, tx)
 	if err != nil {
 		return fmt.Errorf("store: %s of account %d: %w", k.what, accountID, err)
@@ -148,7 +147,7 @@ func (s *Store) StartCopy(ctx context.Context, accountID int64, holder string, t
 	if holder == "" || ttl <= 0 {
 		return fmt.Errorf("%w: lease holder %q, ttl %v", ErrInvalid, holder, ttl)
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		if err := s.takeTx(ctx, tx, copyLease, accountID, holder, ttl); err != nil {
 			return err
 		}
@@ -179,7 +178,7 @@ type MailboxDone struct {
 // before it leaves the run as it was, running under a dead holder's lease,
 // which the next run takes (Resume), with those mailboxes still to copy.
 func (s *Store) EndCopy(ctx context.Context, accountID int64, holder, state, errText string, done ...MailboxDone) error {
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		for _, m := range done {
 			if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET mig_state = ?, mig_last_uid = max(mig_last_uid, ?) WHERE id = ? AND account_id = ?`,
 				MigDone, m.UID, m.ID, accountID); err != nil {
@@ -202,7 +201,7 @@ func (s *Store) TakeLeaseFrom(ctx context.Context, accountID int64, holder, dead
 	if holder == "" || dead == "" || ttl <= 0 {
 		return fmt.Errorf("%w: lease holder %q from %q, ttl %v", ErrInvalid, holder, dead, ttl)
 	}
-	err := s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	err := s.write(ctx, func(tx wtx, _ *changes) error {
 		now, err := s.dbNow(ctx, tx)
 		if err != nil {
 			return fmt.Errorf("store: lease of account %d: %w", accountID, err)
@@ -226,12 +225,12 @@ func (s *Store) ReleaseLease(ctx context.Context, accountID int64, holder string
 }
 
 func (s *Store) release(ctx context.Context, k leaseKind, accountID int64, holder string) error {
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.write(ctx, func(tx wtx, _ *changes) error {
 		return releaseTx(ctx, tx, k, accountID, holder)
 	})
 }
 
-func releaseTx(ctx context.Context, tx *sql.Tx, k leaseKind, accountID int64, holder string) error {
+func releaseTx(ctx context.Context, tx wtx, k leaseKind, accountID int64, holder string) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM `+k.table+` WHERE account_id = ? AND holder = ?`, accountID, holder); err != nil {
 		return fmt.Errorf("store: release %s of account %d: %w", k.what, accountID, err)
 	}

@@ -63,7 +63,7 @@ func (s *Store) ReserveLoginCheck(ctx context.Context, keys []LoginFailureKey, r
 	}
 	check = int64(binary.BigEndian.Uint64(b[:])>>1) | 1 // positive, never 0
 	refused = -1
-	err = s.writeCounters(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = s.writeCounters(ctx, func(ctx context.Context, tx wtx) error {
 		t, err := s.dbNow(ctx, tx)
 		if err != nil {
 			return err
@@ -112,7 +112,7 @@ func (s *Store) EndLoginCheck(ctx context.Context, check int64, failed []LoginFa
 	if err := checkFailureKeys(failed, refill); err != nil {
 		return err
 	}
-	return s.writeCounters(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.writeCounters(ctx, func(ctx context.Context, tx wtx) error {
 		t, err := s.dbNow(ctx, tx)
 		if err != nil {
 			return err
@@ -143,7 +143,7 @@ func (s *Store) EndLoginCheck(ctx context.Context, check int64, failed []LoginFa
 // decayed, at most loginFailurePrune of them. (Rows with checking and
 // checking_until are spared until then: no process of this version writes
 // them, an older one on the same database may.)
-func sweepLoginFailures(ctx context.Context, tx *sql.Tx, now int64) error {
+func sweepLoginFailures(ctx context.Context, tx wtx, now int64) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE key IN (
 	SELECT key FROM login_failures WHERE expires <= ? AND (checking_until <= ? OR checking = 0) LIMIT ?)`, now, now, loginFailurePrune); err != nil {
 		return fmt.Errorf("store: login failures: %w", err)
@@ -170,7 +170,7 @@ func sweepLoginFailures(ctx context.Context, tx *sql.Tx, now int64) error {
 // fn runs its statements with the ctx it is given: on SQLite ctx without
 // its end (writeCtx), so that the writer is not held while database/sql
 // and the driver hand each statement to goroutines of their own.
-func (s *Store) writeCounters(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+func (s *Store) writeCounters(ctx context.Context, fn func(ctx context.Context, tx wtx) error) error {
 	if s.d.postgres() {
 		tx, err := s.counts.BeginTx(ctx, nil)
 		if err != nil {
@@ -189,5 +189,5 @@ func (s *Store) writeCounters(ctx context.Context, fn func(ctx context.Context, 
 		return nil
 	}
 	wctx := s.writeCtx(ctx)
-	return s.writeNormal(ctx, func(tx *sql.Tx, _ *changes) error { return fn(wctx, tx) }, nil, syncNone)
+	return s.writeNormal(ctx, func(tx wtx, _ *changes) error { return fn(wctx, tx) }, nil, syncNone)
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -97,7 +96,7 @@ func (s *Store) NoteLoginFailure(ctx context.Context, keys []LoginFailureKey, re
 	if err := checkFailureKeys(keys, refill); err != nil {
 		return err
 	}
-	return s.writeCounters(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.writeCounters(ctx, func(ctx context.Context, tx wtx) error {
 		t, err := s.dbNow(ctx, tx)
 		if err != nil {
 			return err
@@ -112,7 +111,7 @@ func (s *Store) NoteLoginFailure(ctx context.Context, keys []LoginFailureKey, re
 
 // noteFailures counts one failure against each of keys at now (Unix
 // milliseconds), in tx.
-func noteFailures(ctx context.Context, tx *sql.Tx, keys []LoginFailureKey, now int64, refill time.Duration) error {
+func noteFailures(ctx context.Context, tx wtx, keys []LoginFailureKey, now int64, refill time.Duration) error {
 	r := max(refill.Milliseconds(), 1)
 	for _, k := range keys {
 		limit := now + int64(k.Capacity)*r
@@ -134,7 +133,7 @@ ON CONFLICT(key) DO UPDATE SET expires = CASE
 // ClearLoginFailures forgets the failed logins of key (a login that
 // succeeded).
 func (s *Store) ClearLoginFailures(ctx context.Context, key string) error {
-	return s.writeCounters(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.writeCounters(ctx, func(ctx context.Context, tx wtx) error {
 		// Its checks under way (login_checks, logincheck.go) stay.
 		if _, err := tx.ExecContext(ctx, `UPDATE login_failures SET expires = 0 WHERE key = ?`, key); err != nil {
 			return fmt.Errorf("store: login failures: %w", err)

@@ -97,7 +97,7 @@ const uidValidityTop = `max(coalesce((SELECT max(uid_validity) FROM mailboxes WH
 // PostgreSQL's identity column never reuses an id.
 const newMailboxID = `(SELECT max(top, coalesce((SELECT max(id) FROM mailboxes), 0)) + 1 FROM mailbox_id_top)`
 
-func createMailbox(ctx context.Context, tx *sql.Tx, d *dialect, accountID int64, name string, o *MailboxOptions) (*Mailbox, error) {
+func createMailbox(ctx context.Context, tx wtx, d *dialect, accountID int64, name string, o *MailboxOptions) (*Mailbox, error) {
 	name, err := normName(name)
 	if err != nil {
 		return nil, err
@@ -143,7 +143,7 @@ func createMailbox(ctx context.Context, tx *sql.Tx, d *dialect, accountID int64,
 // CreateMailbox adds a mailbox to an account.
 func (s *Store) CreateMailbox(ctx context.Context, accountID int64, name string, opts *MailboxOptions) (*Mailbox, error) {
 	var m *Mailbox
-	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	err := s.write(ctx, func(tx wtx, ch *changes) error {
 		var err error
 		m, err = createMailbox(ctx, tx, s.d, accountID, name, opts)
 		ch.account(accountID)
@@ -185,7 +185,7 @@ func (s *Store) CreateMailboxes(ctx context.Context, accountID int64, boxes []Ne
 		subs[i].Name = name
 	}
 	var made []*Mailbox
-	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	err := s.write(ctx, func(tx wtx, ch *changes) error {
 		made = made[:0]
 		for _, b := range boxes {
 			m, err := createMailbox(ctx, tx, s.d, accountID, b.Name, b.Opts)
@@ -266,7 +266,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, accountID int64, name string)
 	if name == "INBOX" {
 		return fmt.Errorf("%w: INBOX cannot be deleted", ErrInvalid)
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM mailboxes WHERE account_id = ? AND name = ?`, accountID, name)
 		if err != nil {
 			return fmt.Errorf("store: delete mailbox: %w", err)
@@ -296,7 +296,7 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 	if to == "INBOX" {
 		return fmt.Errorf("mailbox INBOX: %w", ErrExists)
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		ch.account(accountID)
 		var id int64
 		var delim string
@@ -379,7 +379,7 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 
 // impliedParent sets delim to the account's separator when from is no
 // mailbox but has mailboxes below it, and is ErrNotFound otherwise.
-func impliedParent(ctx context.Context, tx *sql.Tx, accountID int64, from string, delim *string) error {
+func impliedParent(ctx context.Context, tx wtx, accountID int64, from string, delim *string) error {
 	if err := tx.QueryRowContext(ctx, `SELECT delim FROM accounts WHERE id = ?`, accountID).Scan(delim); errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("mailbox %s: %w", from, ErrNotFound)
 	} else if err != nil {
@@ -404,7 +404,7 @@ func (s *Store) SetSubscribed(ctx context.Context, accountID int64, name string,
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		if err := setSubscribed(ctx, tx, accountID, name, subscribed); err != nil {
 			return err
 		}
@@ -414,7 +414,7 @@ func (s *Store) SetSubscribed(ctx context.Context, accountID int64, name string,
 }
 
 // setSubscribed is SetSubscribed's work in tx, for a normalized name.
-func setSubscribed(ctx context.Context, tx *sql.Tx, accountID int64, name string, subscribed bool) error {
+func setSubscribed(ctx context.Context, tx wtx, accountID int64, name string, subscribed bool) error {
 	res, err := tx.ExecContext(ctx, `UPDATE mailboxes SET subscribed = ? WHERE account_id = ? AND name = ?`, boolInt(subscribed), accountID, name)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -431,12 +431,12 @@ func setSubscribed(ctx context.Context, tx *sql.Tx, accountID int64, name string
 // SetMailboxMigration records a mailbox's migration state and the highest
 // old UID copied.
 func (s *Store) SetMailboxMigration(ctx context.Context, mailboxID int64, state string, migratedUID uint32) error {
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		return setMailboxMigration(ctx, tx, ch, mailboxID, state, migratedUID)
 	})
 }
 
-func setMailboxMigration(ctx context.Context, tx *sql.Tx, ch *changes, mailboxID int64, state string, migratedUID uint32) error {
+func setMailboxMigration(ctx context.Context, tx wtx, ch *changes, mailboxID int64, state string, migratedUID uint32) error {
 	res, err := tx.ExecContext(ctx, `UPDATE mailboxes SET mig_state = ?, mig_last_uid = max(mig_last_uid, ?) WHERE id = ?`, state, migratedUID, mailboxID)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 )
 
@@ -82,7 +81,7 @@ var errPastMark = fmt.Errorf("store: past the durable marks")
 // anything) and whether the transaction leaves a mailbox past its marks:
 // one statement for the two, on the writer at the end of each NORMAL
 // commit (commitNormal).
-func changesPastMark(ctx context.Context, tx *sql.Tx) (total int64, past bool, err error) {
+func changesPastMark(ctx context.Context, tx wtx) (total int64, past bool, err error) {
 	if err := tx.QueryRowContext(ctx, `SELECT total_changes(), EXISTS (SELECT 1 FROM mailboxes WHERE `+pastMarkWhere+`)`).Scan(&total, &past); err != nil {
 		return 0, false, fmt.Errorf("store: marks: %w", err)
 	}
@@ -91,7 +90,7 @@ func changesPastMark(ctx context.Context, tx *sql.Tx) (total int64, past bool, e
 
 // raiseMarks raises the marks of the mailboxes past them, in a transaction
 // that commits with synchronous=FULL.
-func raiseMarks(ctx context.Context, tx *sql.Tx) error {
+func raiseMarks(ctx context.Context, tx wtx) error {
 	_, err := tx.ExecContext(ctx, `UPDATE mailboxes SET uid_next_mark = max(uid_next_mark, uid_next + ?),
 		modseq_mark = max(modseq_mark, highest_modseq + ?) WHERE `+pastMarkWhere, uidMarkStep, modseqMarkStep)
 	if err != nil {

@@ -292,7 +292,7 @@ func (s *Store) appendMessageThen(ctx context.Context, mailboxID int64, m *NewMe
 	var last uint32
 	if s.wal != nil {
 		wctx := s.writeCtx(ctx)
-		err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
+		err := s.writeGrouped(ctx, func(tx wtx, ch *changes) error {
 			var err error
 			if out, err = s.appendMessage(wctx, tx, ch, mailboxID, m); err != nil || !claim {
 				return err
@@ -325,7 +325,7 @@ func (s *Store) appendMessageThen(ctx context.Context, mailboxID int64, m *NewMe
 }
 
 // mailboxAccount returns the account a mailbox belongs to, or ErrNotFound.
-func mailboxAccount(ctx context.Context, tx *sql.Tx, mailboxID int64) (int64, error) {
+func mailboxAccount(ctx context.Context, tx wtx, mailboxID int64) (int64, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `SELECT account_id FROM mailboxes WHERE id = ?`, mailboxID).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -337,7 +337,7 @@ func mailboxAccount(ctx context.Context, tx *sql.Tx, mailboxID int64) (int64, er
 }
 
 // bumpModSeq raises a mailbox's HIGHESTMODSEQ and returns the new value.
-func bumpModSeq(ctx context.Context, tx *sql.Tx, mailboxID int64) (uint64, error) {
+func bumpModSeq(ctx context.Context, tx wtx, mailboxID int64) (uint64, error) {
 	ms, _, err := bumpModSeqAccount(ctx, tx, mailboxID)
 	return ms, err
 }
@@ -345,7 +345,7 @@ func bumpModSeq(ctx context.Context, tx *sql.Tx, mailboxID int64) (uint64, error
 // bumpModSeqAccount is bumpModSeq that also returns the mailbox's account,
 // in the same statement (a STORE needs both: mailboxAccount would be one
 // more statement on the writer).
-func bumpModSeqAccount(ctx context.Context, tx *sql.Tx, mailboxID int64) (modseq uint64, accountID int64, err error) {
+func bumpModSeqAccount(ctx context.Context, tx wtx, mailboxID int64) (modseq uint64, accountID int64, err error) {
 	err = tx.QueryRowContext(ctx, `UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq, account_id`, mailboxID).Scan(&modseq, &accountID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
@@ -355,7 +355,7 @@ func bumpModSeqAccount(ctx context.Context, tx *sql.Tx, mailboxID int64) (modseq
 	return modseq, accountID, nil
 }
 
-func (s *Store) appendMessage(ctx context.Context, tx *sql.Tx, ch *changes, mailboxID int64, m *NewMessage) (*Message, error) {
+func (s *Store) appendMessage(ctx context.Context, tx wtx, ch *changes, mailboxID int64, m *NewMessage) (*Message, error) {
 	out, err := s.appendMany(ctx, tx, ch, mailboxID, []*NewMessage{m})
 	if err != nil {
 		return nil, err
@@ -367,7 +367,7 @@ func (s *Store) appendMessage(ctx context.Context, tx *sql.Tx, ch *changes, mail
 // lot (multi-row INSERTs). UIDs are checked before anything is written: a
 // taken UID (see NewMessage) fails the whole call with ErrExists and
 // changes nothing.
-func (s *Store) appendMany(ctx context.Context, tx *sql.Tx, ch *changes, mailboxID int64, msgs []*NewMessage) ([]*Message, error) {
+func (s *Store) appendMany(ctx context.Context, tx wtx, ch *changes, mailboxID int64, msgs []*NewMessage) ([]*Message, error) {
 	var accountID int64
 	var uidNext uint32
 	var migState string
@@ -512,7 +512,7 @@ func byKey(staged []*StagedBlob) []*StagedBlob {
 // each (row gives row i's), in statements of 64, 32, ... 1 rows, so that a
 // few statement shapes serve every count from the driver's statement
 // cache. ret, when set, reads each row a RETURNING tail gives back.
-func insertRows(ctx context.Context, tx *sql.Tx, head, tail string, cols, n int, row func(i int) []any, ret func(rowScanner) error) error {
+func insertRows(ctx context.Context, tx wtx, head, tail string, cols, n int, row func(i int) []any, ret func(rowScanner) error) error {
 	one := "(?" + strings.Repeat(", ?", cols-1) + ")"
 	for done := 0; done < n; {
 		k := 64
@@ -662,7 +662,7 @@ func (s *Store) Message(ctx context.Context, mailboxID int64, uid uint32) (*Mess
 func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
 	var gone []uint32
 	wctx := s.writeCtx(ctx)
-	err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
+	err := s.writeGrouped(ctx, func(tx wtx, ch *changes) error {
 		gone = nil // run again if it went past the marks (marks.go)
 		var want map[uint32]bool
 		lo, hi := uint32(0), uint32(1<<32-1)
@@ -713,7 +713,7 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]
 	return gone, err
 }
 
-func allUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64) ([]uint32, error) {
+func allUIDs(ctx context.Context, tx wtx, mailboxID int64) ([]uint32, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid`, mailboxID)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -732,7 +732,7 @@ func allUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64) ([]uint32, error)
 
 // copyMessages copies messages (sharing their blobs) to another mailbox of
 // the same account, giving them new UIDs in UID order.
-func copyMessages(ctx context.Context, tx *sql.Tx, src int64, uids []uint32, dst int64) ([]UIDPair, error) {
+func copyMessages(ctx context.Context, tx wtx, src int64, uids []uint32, dst int64) ([]UIDPair, error) {
 	var dstAcct int64
 	var next uint32
 	srcAcct, err := mailboxAccount(ctx, tx, src)
@@ -794,7 +794,7 @@ func (s *Store) Move(ctx context.Context, src int64, uids []uint32, dst int64) (
 func (s *Store) copyOrMove(ctx context.Context, src int64, uids []uint32, dst int64, move bool) ([]UIDPair, error) {
 	var pairs []UIDPair
 	wctx := s.writeCtx(ctx)
-	err := s.writeGrouped(ctx, func(tx *sql.Tx, ch *changes) error {
+	err := s.writeGrouped(ctx, func(tx wtx, ch *changes) error {
 		var err error
 		if pairs, err = copyMessages(wctx, tx, src, uids, dst); err != nil {
 			return err

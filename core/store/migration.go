@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 )
 
@@ -17,7 +16,7 @@ func (s *Store) AdoptUIDValidity(ctx context.Context, mailboxID int64, uidValidi
 	if uidValidity == 0 {
 		return fmt.Errorf("%w: UIDVALIDITY 0", ErrInvalid)
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		return adoptUIDValidity(ctx, tx, ch, mailboxID, uidValidity, uidNext)
 	})
 }
@@ -30,7 +29,7 @@ func (s *Store) AdoptUIDValidityDone(ctx context.Context, mailboxID int64, uidVa
 	if uidValidity == 0 {
 		return fmt.Errorf("%w: UIDVALIDITY 0", ErrInvalid)
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		if err := adoptUIDValidity(ctx, tx, ch, mailboxID, uidValidity, uidNext); err != nil {
 			return err
 		}
@@ -38,7 +37,7 @@ func (s *Store) AdoptUIDValidityDone(ctx context.Context, mailboxID int64, uidVa
 	})
 }
 
-func adoptUIDValidity(ctx context.Context, tx *sql.Tx, ch *changes, mailboxID int64, uidValidity, uidNext uint32) error {
+func adoptUIDValidity(ctx context.Context, tx wtx, ch *changes, mailboxID int64, uidValidity, uidNext uint32) error {
 	accountID, err := mailboxAccount(ctx, tx, mailboxID)
 	if err != nil {
 		return err

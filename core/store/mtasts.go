@@ -33,7 +33,7 @@ func (s *Store) SetMTASTSPolicy(ctx context.Context, domain string, p MTASTSPoli
 	if len(p.Policy) > MaxMTASTSPolicy || len(p.ID) > 32 {
 		return fmt.Errorf("%w: MTA-STS policy of %s too long", ErrInvalid, domain)
 	}
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.write(ctx, func(tx wtx, _ *changes) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO mtasts_policies(domain, id, policy, expires) VALUES (?, ?, ?, ?)
 ON CONFLICT(domain) DO UPDATE SET id = excluded.id, policy = excluded.policy, expires = excluded.expires`,
 			domain, p.ID, p.Policy, p.Expires.Unix())
@@ -50,7 +50,7 @@ func (s *Store) DeleteMTASTSPolicy(ctx context.Context, domain string) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.write(ctx, func(tx wtx, _ *changes) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM mtasts_policies WHERE domain = ?`, domain); err != nil {
 			return fmt.Errorf("store: MTA-STS policy of %s: %w", domain, err)
 		}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 )
@@ -42,7 +41,7 @@ func (s *Store) NodeBeat(ctx context.Context, name, version string, started time
 	if name == "" || len(name) > maxNodeName || len(version) > maxNodeName {
 		return fmt.Errorf("%w: node name %q, version %q", ErrInvalid, Printable(name, 80), Printable(version, 80))
 	}
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.write(ctx, func(tx wtx, _ *changes) error {
 		// The database's clock, so that nodes whose clocks disagree read
 		// one another's beats alike (Nodes, clock.go).
 		now, err := s.dbNow(ctx, tx)
@@ -65,7 +64,7 @@ ON CONFLICT(name) DO UPDATE SET version = excluded.version, started = excluded.s
 
 // NodeGone removes the node's row: it stopped cleanly.
 func (s *Store) NodeGone(ctx context.Context, name string) error {
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.write(ctx, func(tx wtx, _ *changes) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM nodes WHERE name = ?`, name); err != nil {
 			return fmt.Errorf("store: node %q gone: %w", Printable(name, 80), err)
 		}

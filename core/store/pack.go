@@ -532,7 +532,7 @@ func (p *packs) close() {
 }
 
 // putBlob stores body (once per distinct content) and returns its key.
-func (s *Store) putBlob(ctx context.Context, tx *sql.Tx, ch *changes, body []byte) (string, error) {
+func (s *Store) putBlob(ctx context.Context, tx wtx, ch *changes, body []byte) (string, error) {
 	key := s.blobKey(body)
 	var one int
 	err := tx.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, key).Scan(&one)
@@ -556,7 +556,7 @@ func (s *Store) putBlob(ctx context.Context, tx *sql.Tx, ch *changes, body []byt
 	return key, nil
 }
 
-func insertBlob(ctx context.Context, tx *sql.Tx, ch *changes, key string, size, pack, off int64) error {
+func insertBlob(ctx context.Context, tx wtx, ch *changes, key string, size, pack, off int64) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO blobs(key, size, refs, pack, off) VALUES(?, ?, 0, ?, ?)`, key, size, pack, off); err != nil {
 		return err
 	}

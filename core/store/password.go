@@ -135,7 +135,7 @@ func (s *Store) FinishPassword(ctx context.Context, acct *Account, password stri
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.write(ctx, func(tx wtx, _ *changes) error {
 		var cur, address string
 		err := tx.QueryRowContext(ctx, `SELECT password_hash, address FROM accounts WHERE id = ?`, acct.ID).Scan(&cur, &address)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && address != acct.Address {

@@ -59,7 +59,7 @@ func TestPostgresStoppedNodeFreesWriter(t *testing.T) {
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := b.write(wctx, func(*sql.Tx, *changes) error { return nil }); err != nil {
+	if err := b.write(wctx, func(wtx, *changes) error { return nil }); err != nil {
 		t.Fatalf("the other node's write, with the lock held by a stopped node: %v (after %v)", err, time.Since(start))
 	}
 	if err := stopped.Commit(); err == nil {
@@ -67,7 +67,7 @@ func TestPostgresStoppedNodeFreesWriter(t *testing.T) {
 	}
 	var err2 error
 	for range 3 { // database/sql drops the dead connection, then dials anew
-		if err2 = a.write(ctx, func(*sql.Tx, *changes) error { return nil }); err2 == nil {
+		if err2 = a.write(ctx, func(wtx, *changes) error { return nil }); err2 == nil {
 			break
 		}
 	}

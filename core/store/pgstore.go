@@ -356,7 +356,7 @@ func parseChangeNote(p string) (from string, ch *changes, all bool) {
 // excludes it, then the account's own lock, which its other writers
 // take too. Account IDs that coincide modulo 2^31 share a lock: they
 // only wait for each other.
-func (s *Store) beginAccountWrite(ctx context.Context, tx *sql.Tx, accountID int64) error {
+func (s *Store) beginAccountWrite(ctx context.Context, tx wtx, accountID int64) error {
 	if !s.d.postgres() {
 		return nil
 	}
@@ -371,7 +371,7 @@ func (s *Store) beginAccountWrite(ctx context.Context, tx *sql.Tx, accountID int
 
 // beginWrite does what a write transaction must before its first
 // statement: on PostgreSQL, wait for the one writer lock (see above).
-func (s *Store) beginWrite(ctx context.Context, tx *sql.Tx) error {
+func (s *Store) beginWrite(ctx context.Context, tx wtx) error {
 	if !s.d.postgres() {
 		return nil
 	}
@@ -383,7 +383,7 @@ func (s *Store) beginWrite(ctx context.Context, tx *sql.Tx) error {
 
 // noteCommit sends, in the committing transaction, the NOTIFY telling
 // other Stores of ch (PostgreSQL only; it is delivered once tx commits).
-func (s *Store) noteCommit(ctx context.Context, tx *sql.Tx, ch *changes) error {
+func (s *Store) noteCommit(ctx context.Context, tx wtx, ch *changes) error {
 	if !s.d.postgres() {
 		return nil
 	}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -85,7 +84,7 @@ func (p CopyProblem) What() string {
 // RecordCopyProblem records (or, when it is known already, counts one more
 // try of) a message of mailboxID that the old server could not serve.
 func (s *Store) RecordCopyProblem(ctx context.Context, mailboxID int64, oldMailbox string, oldUID uint32, words string) error {
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		accountID, err := mailboxAccount(ctx, tx, mailboxID)
 		if err != nil {
 			return err
@@ -108,7 +107,7 @@ ON CONFLICT(mailbox_id, old_uid) DO UPDATE SET words = excluded.words, old_mailb
 // copied after all, or is gone from the old server). No such problem is no
 // error.
 func (s *Store) ClearCopyProblem(ctx context.Context, mailboxID int64, oldUID uint32) error {
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM copy_problems WHERE mailbox_id = ? AND old_uid = ?`, mailboxID, oldUID)
 		if err != nil {
 			return fmt.Errorf("store: copy problem: %w", err)

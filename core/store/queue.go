@@ -35,7 +35,7 @@ type QueueItem struct {
 	Claimed time.Time
 }
 
-func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, ch *changes, from string, rcpts []string, body []byte, note string) (int64, error) {
+func (s *Store) enqueue(ctx context.Context, tx wtx, ch *changes, from string, rcpts []string, body []byte, note string) (int64, error) {
 	if len(rcpts) == 0 {
 		return 0, fmt.Errorf("%w: no recipients", ErrInvalid)
 	}
@@ -96,7 +96,7 @@ func (s *Store) QueueDelete(ctx context.Context, id int64) error {
 }
 
 func (s *Store) queueExec(ctx context.Context, id int64, q string, args ...any) error {
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		return queueExecTx(ctx, tx, ch, id, q, args...)
 	})
 }
@@ -162,7 +162,7 @@ func (s *Store) QueueNextDue(ctx context.Context) (next time.Time, ok bool, err 
 	return s.fromDB(time.Unix(n.Int64, 0)), true, nil
 }
 
-func queueExecTx(ctx context.Context, tx *sql.Tx, ch *changes, id int64, q string, args ...any) error {
+func queueExecTx(ctx context.Context, tx wtx, ch *changes, id int64, q string, args ...any) error {
 	res, err := tx.ExecContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -190,7 +190,7 @@ func queueExecTx(ctx context.Context, tx *sql.Tx, ch *changes, id int64, q strin
 // whose clocks disagree never take an item another still holds.
 func (s *Store) QueueClaimDue(ctx context.Context, now, until time.Time, limit int, exclude []int64) ([]*QueueItem, error) {
 	var out []*QueueItem
-	err := s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	err := s.write(ctx, func(tx wtx, ch *changes) error {
 		if s.d.postgres() {
 			db, err := s.dbNow(ctx, tx)
 			if err != nil {
@@ -250,7 +250,7 @@ func (s *Store) QueueRenewClaim(ctx context.Context, it *QueueItem, until time.T
 	if it.Claimed.IsZero() {
 		return fmt.Errorf("%w: queue item %d was not claimed", ErrInvalid, it.ID)
 	}
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.write(ctx, func(tx wtx, _ *changes) error {
 		if s.d.postgres() {
 			db, err := s.dbNow(ctx, tx)
 			if err != nil {

@@ -106,7 +106,7 @@ func (s *Store) claimRecent(ctx context.Context, mailboxID int64, upTo uint32, w
 	var last uint32
 	wctx := s.writeCtx(ctx)
 	// The turn ends at the commit: the next claimer reads it then.
-	err := s.writeUnsyncedThen(ctx, func(tx *sql.Tx, ch *changes) error {
+	err := s.writeUnsyncedThen(ctx, func(tx wtx, ch *changes) error {
 		var err error
 		last, err = claimRecentTx(wctx, tx, mailboxID, upTo)
 		return err
@@ -119,7 +119,7 @@ func (s *Store) claimRecent(ctx context.Context, mailboxID int64, upTo uint32, w
 // it runs among are one at a time (SQLite's one writer; on PostgreSQL
 // the account's lock, which every write of the mailbox takes), so the
 // read and the raise are one step.
-func claimRecentTx(ctx context.Context, tx *sql.Tx, mailboxID int64, upTo uint32) (uint32, error) {
+func claimRecentTx(ctx context.Context, tx wtx, mailboxID int64, upTo uint32) (uint32, error) {
 	var last uint32
 	err := tx.QueryRowContext(ctx, `SELECT last_uid FROM mailbox_recent WHERE mailbox_id = ?`, mailboxID).Scan(&last)
 	if errors.Is(err, sql.ErrNoRows) {

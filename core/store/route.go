@@ -42,7 +42,7 @@ func (s *Store) setDomainRecord(ctx context.Context, r domainRecord, domain, val
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		var id int64
 		err := tx.QueryRowContext(ctx, `SELECT id FROM domains WHERE name = ?`, domain).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"os"
 	"testing"
@@ -58,7 +57,7 @@ func TestFlagsAfterStopRefused(t *testing.T) {
 	s, mb, uids := inboxStore(t, nil, 1)
 	ctx := context.Background()
 	errDisk := errors.New("injected fsync error")
-	err := s.writeFlags(ctx, func(tx *sql.Tx, ch *changes) error {
+	err := s.writeFlags(ctx, func(tx wtx, ch *changes) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE messages SET flags = '\Seen' WHERE mailbox_id = ? AND uid = ?`, mb.ID, uids[0]); err != nil {
 			return err
 		}

@@ -573,7 +573,7 @@ func (s *Store) Close() error {
 
 // write runs fn in one write transaction and, after it committed, tells the
 // watchers of the changes fn recorded.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error) error {
+func (s *Store) write(ctx context.Context, fn func(tx wtx, ch *changes) error) error {
 	t, err := s.Begin(ctx)
 	if err != nil {
 		return err
@@ -616,8 +616,19 @@ func (s *Store) execAlone(ctx context.Context, q string, args ...any) error {
 // bypasses that cache and compiles the statement anew with each call, on
 // the writer connection, in every STORE, EXPUNGE, COPY and MOVE (about
 // 10 µs each in a profile of BenchmarkStoreAlone: two a STORE).
+// wtx is what a write's statements run on: an *sql.Tx (Begin, write's
+// FULL commits, PostgreSQL), or on SQLite's grouped writes the writer
+// connection inside the batch's BEGIN ... COMMIT (*sql.Conn, see
+// commitNormal: database/sql's Tx starts a goroutine per transaction and
+// per statement that returns rows).
+type wtx interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 type txStmt struct {
-	tx *sql.Tx
+	tx wtx
 	q  string
 }
 

@@ -428,7 +428,7 @@ func (c *copier) columns(ctx context.Context, table string) ([]string, error) {
 // rows copies the rows of tb selected by where (with args, after the
 // scope's) into tx, as they are; each row goes through each, if set,
 // before it is inserted.
-func (c *copier) rows(ctx context.Context, tx *sql.Tx, tb copyTable, extra string, args []any, each func(cols []string, row []any) error) error {
+func (c *copier) rows(ctx context.Context, tx wtx, tb copyTable, extra string, args []any, each func(cols []string, row []any) error) error {
 	cols, err := c.columns(ctx, tb.name)
 	if err != nil {
 		return err
@@ -459,7 +459,7 @@ func (c *copier) rows(ctx context.Context, tx *sql.Tx, tb copyTable, extra strin
 }
 
 // insert writes rows of cols into tb in tx.
-func (c *copier) insert(ctx context.Context, tx *sql.Tx, tb copyTable, cols []string, all [][]any, each func([]string, []any) error) error {
+func (c *copier) insert(ctx context.Context, tx wtx, tb copyTable, cols []string, all [][]any, each func([]string, []any) error) error {
 	if each != nil {
 		for _, row := range all {
 			if err := each(cols, row); err != nil {

@@ -248,7 +248,7 @@ func (c *copier) finish(ctx context.Context) error {
 // counters makes the target's next IDs follow the copied ones: on
 // PostgreSQL the identity sequences, and for the queue, whose IDs are
 // never reused, the highest the source ever gave.
-func (c *copier) counters(ctx context.Context, tx *sql.Tx) error {
+func (c *copier) counters(ctx context.Context, tx wtx) error {
 	var queueTop int64
 	if err := c.src.r.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM queue`).Scan(&queueTop); err != nil {
 		return fmt.Errorf("store: %w", err)

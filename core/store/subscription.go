@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 )
 
@@ -27,7 +26,7 @@ func (s *Store) KeptSubscriptions(ctx context.Context, accountID int64) ([]strin
 
 // setKeptSubscription subscribes or unsubscribes a name that is not a
 // mailbox.
-func setKeptSubscription(ctx context.Context, tx *sql.Tx, accountID int64, name string, subscribed bool) error {
+func setKeptSubscription(ctx context.Context, tx wtx, accountID int64, name string, subscribed bool) error {
 	if subscribed {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO kept_subscriptions(account_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING`, accountID, name); err != nil {
 			return fmt.Errorf("store: subscribe: %w", err)

@@ -197,7 +197,7 @@ ON CONFLICT(id) DO UPDATE SET busy_until = max(object_sweeps.busy_until, exclude
 // staged objects a transaction names were not swept after their PUT began:
 // any that a sweep may have deleted meanwhile is looked at, and one that
 // is gone fails the commit with ErrNotDurable.
-func (s *Store) checkObjects(ctx context.Context, tx *sql.Tx, list []stagedObject) error {
+func (s *Store) checkObjects(ctx context.Context, tx wtx, list []stagedObject) error {
 	if len(list) == 0 || s.objects == nil {
 		return nil
 	}

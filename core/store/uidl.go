@@ -51,7 +51,7 @@ func (s *Store) KeepUIDLs(ctx context.Context, accountID int64, list []KeptUIDL)
 			return fmt.Errorf("store: kept UIDL %q: %w", k.UIDL, ErrInvalid)
 		}
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM accounts WHERE id = ?`, accountID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -103,7 +103,7 @@ func (s *Store) MatchKeptUIDLs(ctx context.Context, accountID, mailboxID int64, 
 	if len(match) == 0 {
 		return nil
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		for uidl, uid := range match {
 			if uid == 0 {
 				return fmt.Errorf("store: match UIDL %q to UID 0: %w", uidl, ErrInvalid)
@@ -132,7 +132,7 @@ func (s *Store) PinUIDLs(ctx context.Context, accountID int64, list []KeptUIDL) 
 			return fmt.Errorf("store: pin UIDL %q: %w", k.UIDL, ErrInvalid)
 		}
 	}
-	return s.write(ctx, func(tx *sql.Tx, ch *changes) error {
+	return s.write(ctx, func(tx wtx, ch *changes) error {
 		for _, k := range list {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO kept_uidls(account_id, uidl, blob, mailbox_id, uid) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 				accountID, k.UIDL, k.BlobKey, k.MailboxID, k.UID); err != nil {

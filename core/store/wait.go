@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -57,13 +56,13 @@ func (s *Store) SetCopyWait(ctx context.Context, w CopyWait) error {
 	if w.Kind == "" {
 		return fmt.Errorf("%w: copy wait without a kind", ErrInvalid)
 	}
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.write(ctx, func(tx wtx, _ *changes) error {
 		return s.setCopyWait(ctx, tx, w)
 	})
 }
 
 // setCopyWait is SetCopyWait's work in tx.
-func (s *Store) setCopyWait(ctx context.Context, tx *sql.Tx, w CopyWait) error {
+func (s *Store) setCopyWait(ctx context.Context, tx wtx, w CopyWait) error {
 	var until int64
 	if !w.Until.IsZero() {
 		until = s.toDB(w.Until).UnixMilli() // read back by other nodes (clock.go)
@@ -91,7 +90,7 @@ ON CONFLICT(account_id) DO UPDATE SET kind = excluded.kind, reason = excluded.re
 
 // ClearCopyWait removes an account's copy wait, if any.
 func (s *Store) ClearCopyWait(ctx context.Context, accountID int64) error {
-	return s.write(ctx, func(tx *sql.Tx, _ *changes) error {
+	return s.write(ctx, func(tx wtx, _ *changes) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM copy_waits WHERE account_id = ?`, accountID); err != nil {
 			return fmt.Errorf("store: clear copy wait of account %d: %w", accountID, err)
 		}

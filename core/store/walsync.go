@@ -361,14 +361,14 @@ func (s *Store) ShortWrites() int64 { return s.shortWrites.Load() }
 // connection, waits until walSync made the commit durable, and then tells
 // the watchers (see the comment at the top of this file). On PostgreSQL
 // (no walSync) it is write.
-func (s *Store) writeGrouped(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error) error {
+func (s *Store) writeGrouped(ctx context.Context, fn func(tx wtx, ch *changes) error) error {
 	return s.writeNormal(ctx, fn, nil, syncWait)
 }
 
 // writeFlags is writeGrouped for a change of flags only: it tells the
 // watchers and returns once committed, and has walSync make it durable
 // within flagSyncBound (walSync.later).
-func (s *Store) writeFlags(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error) error {
+func (s *Store) writeFlags(ctx context.Context, fn func(tx wtx, ch *changes) error) error {
 	return s.writeNormal(ctx, fn, nil, syncSoon)
 }
 
@@ -378,7 +378,7 @@ func (s *Store) writeFlags(ctx context.Context, fn func(tx *sql.Tx, ch *changes)
 // only there, because nothing was promised on it (a \Recent claim,
 // recent.go). It is durable with the next fsync of the log, which any
 // STORE, EXPUNGE or APPEND makes.
-func (s *Store) writeUnsyncedThen(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func()) error {
+func (s *Store) writeUnsyncedThen(ctx context.Context, fn func(tx wtx, ch *changes) error, ended func()) error {
 	return s.writeNormal(ctx, fn, ended, syncNone)
 }
 
@@ -414,7 +414,7 @@ const (
 // transaction that would take a mailbox past its durable marks (marks.go)
 // is rolled back and run again (fn twice) as an ordinary FULL write, which
 // raises them.
-func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes) error, ended func(), mode syncMode) error {
+func (s *Store) writeNormal(ctx context.Context, fn func(tx wtx, ch *changes) error, ended func(), mode syncMode) error {
 	s.shortWrites.Add(1)
 	if ended == nil {
 		ended = func() {}
@@ -465,20 +465,38 @@ func (s *Store) writeNormal(ctx context.Context, fn func(tx *sql.Tx, ch *changes
 
 // commitNormal runs fn in a transaction on conn with synchronous=NORMAL,
 // puts FULL back and gives conn back to the pool; if FULL cannot be put
-// back the connection is discarded (the pool opens a new one with FULL). It
-// returns the changes when the transaction committed, and whether it
-// changed any row (one that changed none wrote nothing to the log, so it
-// needs no fsync). Message bytes the transaction names are made durable
-// before it commits, as Tx.Commit does; one that would leave a mailbox
-// past its marks is rolled back (errPastMark).
+// back the connection is discarded (the pool opens a new one with FULL):
+// so is one still inside a transaction after a ROLLBACK that failed, as
+// SQLite refuses to change the safety level inside one
+// (TestWriterNeverPooledInTransaction). It returns the changes when the transaction committed, and
+// whether it changed any row (one that changed none wrote nothing to the
+// log, so it needs no fsync). Message bytes the transaction names are made
+// durable before it commits, as Tx.Commit does; one that would leave a
+// mailbox past its marks is rolled back (errPastMark).
 //
-// Its own statements, BEGIN included, run without watching ctx (writeCtx):
-// each would otherwise be handed to a goroutine of database/sql's or the
-// driver's while the writer is held; fn runs its statements with the
-// context it chooses.
-func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sql.Tx, ch *changes) error) (committed *changes, wrote bool, err error) {
+// The transaction is BEGIN IMMEDIATE ... COMMIT on conn itself (writerTx),
+// not an sql.Tx: database/sql's BeginTx wraps its context in a WithCancel
+// and starts a goroutine to watch it (Tx.awaitDone), whatever the context,
+// and every statement of the Tx that returns rows then starts one more
+// (Rows.awaitDone): 5 goroutines per STORE (its BEGIN, the count of
+// changes, the message's row, the MODSEQ's update, the marks' test), each
+// a wake-up of another thread while the writer is held
+// (TestLoneWriteStartsNoGoroutine). readTx did the same for the reads.
+// Its own statements run without watching ctx (writeCtx): each would
+// otherwise be handed to a goroutine of database/sql's or the driver's
+// while the writer is held; fn runs its statements with the context it
+// chooses.
+func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx wtx, ch *changes) error) (committed *changes, wrote bool, err error) {
 	bg := context.WithoutCancel(ctx)
+	inTx := false
+	wt := &writerTx{c: conn}
 	defer func() {
+		if inTx {
+			// Not committed (an error, or a panic of the batch's code):
+			// rolled back, as sql.Tx's deferred Rollback did.
+			wt.closeRows()
+			conn.ExecContext(bg, writerRollback)
+		}
 		if _, rerr := conn.ExecContext(bg, `PRAGMA synchronous = FULL`); rerr != nil {
 			s.log.Error("store: cannot put synchronous=FULL back; dropping the connection", "err", rerr)
 			conn.Raw(func(any) error { return driver.ErrBadConn })
@@ -489,26 +507,27 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sq
 	if _, err := conn.ExecContext(bg, `PRAGMA synchronous = NORMAL`); err != nil {
 		return nil, false, fmt.Errorf("store: %w", err)
 	}
-	tx, err := conn.BeginTx(bg, nil)
-	if err != nil {
+	// The writer's _txlock: the write lock is taken at once, as BeginTx
+	// did on this connection.
+	if _, err := conn.ExecContext(bg, writerBegin); err != nil {
 		return nil, false, fmt.Errorf("store: begin: %w", err)
 	}
-	defer tx.Rollback()
+	inTx = true
 	var before int64
-	if err := tx.QueryRowContext(bg, `SELECT total_changes()`).Scan(&before); err != nil {
+	if err := conn.QueryRowContext(bg, `SELECT total_changes()`).Scan(&before); err != nil {
 		return nil, false, fmt.Errorf("store: %w", err)
 	}
 	ch := &changes{}
-	if err := fn(tx, ch); err != nil {
+	if err := fn(wt, ch); err != nil {
 		return nil, false, err
 	}
-	after, past, err := changesPastMark(bg, tx)
+	after, past, err := changesPastMark(bg, wt)
 	if err != nil {
 		return nil, false, err
 	} else if past {
 		return nil, false, errPastMark
 	}
-	err = s.checkObjects(bg, tx, ch.objects)
+	err = s.checkObjects(bg, wt, ch.objects)
 	if err == nil {
 		err = s.packs.syncAll(ch.packs)
 	}
@@ -520,14 +539,71 @@ func (s *Store) commitNormal(ctx context.Context, conn *sql.Conn, fn func(tx *sq
 	if err != nil {
 		return nil, false, err
 	}
-	if err := tx.Commit(); err != nil {
+	wt.closeRows()
+	if _, err := conn.ExecContext(bg, `COMMIT`); err != nil {
+		// SQLite may keep the transaction open after a failed COMMIT (a
+		// busy lock, a full disk): the deferred ROLLBACK ends it, as the
+		// driver's Tx.Commit does.
 		if IsDiskFull(err) {
 			s.packs.room.release() // as Tx.Commit
 		}
 		return nil, false, s.wal.failedCommit(fmt.Errorf("store: commit: %w", err))
 	}
+	inTx = false
 	return ch, after != before, nil
 }
+
+// writerTx is commitNormal's transaction on the writer connection c: its
+// statements run on c, and the rows they leave open (a request's fn that
+// panicked, or returned before closing them) are closed before the
+// COMMIT or ROLLBACK (closeRows), as sql.Tx closes them when it ends:
+// database/sql's Conn.Close waits for every rows of the connection to be
+// closed, for ever (TestGroupCommitPanicIsItsCallers, rows left open).
+type writerTx struct {
+	c    *sql.Conn
+	rows []*sql.Rows
+	row  []*sql.Row
+}
+
+func (t *writerTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.c.ExecContext(ctx, query, args...)
+}
+
+func (t *writerTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	rows, err := t.c.QueryContext(ctx, query, args...)
+	if err == nil {
+		t.rows = append(t.rows, rows)
+	}
+	return rows, err
+}
+
+func (t *writerTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	row := t.c.QueryRowContext(ctx, query, args...)
+	t.row = append(t.row, row)
+	return row
+}
+
+// closeRows closes the rows of every query run so far: a Rows again (a
+// no-op when closed), a Row by a Scan into nothing (which closes its rows;
+// one scanned already is left as it was).
+func (t *writerTx) closeRows() {
+	for _, r := range t.rows {
+		r.Close()
+	}
+	for _, r := range t.row {
+		r.Scan()
+	}
+	t.rows, t.row = t.rows[:0], t.row[:0]
+}
+
+// writerBegin begins commitNormal's transaction: the writer's _txlock
+// (store.go).
+const writerBegin = `BEGIN IMMEDIATE`
+
+// writerRollback ends commitNormal's transaction when it does not commit
+// (a variable for TestWriterNeverPooledInTransaction, which makes it
+// fail).
+var writerRollback = `ROLLBACK`
 
 // keptLogs holds one connection of each store closed after it stopped
 // (keepLog), for the life of the process.

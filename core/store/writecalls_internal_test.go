@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -179,4 +180,69 @@ func BenchmarkLoneStore(b *testing.B) {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
 	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// TestLoneWriteStartsNoGoroutine: a lone STORE (the grouped write of one
+// flag change, its batch led by its own caller) starts no goroutine,
+// whatever its caller's context. With the batch's transaction an sql.Tx
+// it started 5: database/sql's watcher of the Tx's context (BeginTx wraps
+// it in a WithCancel whatever it is) and one watcher per statement that
+// returns rows (the count of changes, the message's row, the MODSEQ's
+// update, the marks' test), each a wake-up of another thread while the
+// writer is held. The flag's later fsync (walSync.later, a timer within
+// flagSyncBound) is not counted: the STOREs here come faster than it.
+func TestLoneWriteStartsNoGoroutine(t *testing.T) {
+	sqliteOnly(t)
+	noCheckpoints(t)
+	s, mb, uids := inboxStore(t, &Options{ChangePoll: -1}, 4)
+	bg := context.Background()
+	cctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	for _, ctx := range []context.Context{bg, cctx} {
+		i := 0
+		n := fewestGoroutines(50, func() {
+			op := FlagsAdd
+			if i%2 == 1 {
+				op = FlagsRemove
+			}
+			i++
+			got, err := s.StoreFlags(ctx, mb.ID, uids[:1], op, []string{`$K`})
+			if err != nil || len(got) != 1 || slices.Contains(got[0].Flags, "$K") != (op == FlagsAdd) {
+				t.Fatalf("STORE: %v, %v", got, err)
+			}
+		})
+		if n != 0 {
+			t.Errorf("a lone STORE (context can end: %v) started %.2f goroutines, want 0", ctx != bg, n)
+		}
+	}
+}
+
+// TestWriterNeverPooledInTransaction: a grouped write's transaction that
+// is not committed and whose ROLLBACK fails (writerRollback made to end
+// nothing) leaves its connection inside the transaction: it is dropped,
+// not given back to the pool, so the next write begins on a fresh
+// connection, and the failed write's change is never committed with it.
+func TestWriterNeverPooledInTransaction(t *testing.T) {
+	sqliteOnly(t)
+	s, mb, uids := inboxStore(t, nil, 2)
+	ctx := context.Background()
+	boom := errors.New("boom")
+	writerRollback = `SELECT 1`
+	err := s.writeFlags(ctx, failingWrite(mb.ID, uids[0], "", boom))
+	writerRollback = `ROLLBACK`
+	if !errors.Is(err, boom) {
+		t.Fatalf("failing write: %v, want boom", err)
+	}
+	if _, err := s.StoreFlags(ctx, mb.ID, uids[1:2], FlagsAdd, []string{`\Flagged`}); err != nil {
+		t.Fatalf("next write: %v", err)
+	}
+	for i, want := range []string{"", `\Flagged`} {
+		m, err := s.Message(ctx, mb.ID, uids[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(m.Flags, " "); got != want {
+			t.Errorf("message %d: flags %q, want %q", i, got, want)
+		}
+	}
 }
