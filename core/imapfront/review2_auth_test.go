@@ -125,3 +125,35 @@ func TestAuthenticateNeverLogsPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthenticatePlainMalformed (session 17 review): a SASL PLAIN
+// response that is base64 but not "[authzid] NUL user NUL password"
+// (empty, as "=" or an empty line; one NUL) is answered BAD, as one that
+// is not base64, and the session goes on; it was NO [SERVERBUG] Internal
+// server error, logged as the server's own error ("handling AUTHENTICATE
+// command"), by any client before login, as often as it liked.
+func TestAuthenticatePlainMalformed(t *testing.T) {
+	var log lockedBuffer
+	e := newEnv(t, &envOpts{log: &log})
+	c := e.dial()
+	for _, lines := range []string{
+		"a AUTHENTICATE PLAIN =\r\n",
+		"b AUTHENTICATE PLAIN\r\n=\r\n",
+		"c AUTHENTICATE PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+user)) + "\r\n",
+		"d AUTHENTICATE PLAIN\r\n\r\n",
+		"e AUTHENTICATE PLAIN " + base64.StdEncoding.EncodeToString([]byte(user+"\x00"+pass)) + "\r\n",
+	} {
+		c.send(lines)
+		tag := lines[:1]
+		if _, tg := c.until(tag); !strings.HasPrefix(tg, tag+" BAD ") {
+			t.Errorf("%q: %s, want %s BAD", lines, tg, tag)
+		}
+	}
+	c.send("f AUTHENTICATE PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)) + "\r\n")
+	if _, tg := c.until("f"); !strings.HasPrefix(tg, "f OK ") {
+		t.Fatalf("AUTHENTICATE PLAIN after the malformed ones: %s", tg)
+	}
+	if out := log.String(); strings.Contains(out, "handling AUTHENTICATE") || strings.Contains(out, "sasl:") {
+		t.Errorf("a client's malformed response logged as the server's error:\n%s", out)
+	}
+}
