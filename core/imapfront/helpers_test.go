@@ -54,6 +54,9 @@ type envOpts struct {
 
 	// appendLimit is Options.AppendLimit.
 	appendLimit uint32
+	// log, if not nil, gets the server's and the store's log at the
+	// Debug level (text handler).
+	log io.Writer
 }
 
 func quietLogger() *slog.Logger {
@@ -73,7 +76,11 @@ func newEnv(t testing.TB, o *envOpts) *env {
 		dir = t.TempDir()
 	}
 	db := filepath.Join(dir, "mail.db")
-	st, err := store.Open(db, &store.Options{Logger: quietLogger(), Summarize: imapfront.Summarize, DatabaseURL: url})
+	logger := quietLogger()
+	if o.log != nil {
+		logger = slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	st, err := store.Open(db, &store.Options{Logger: logger, Summarize: imapfront.Summarize, DatabaseURL: url})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +105,7 @@ func newEnv(t testing.TB, o *envOpts) *env {
 		rl.Delay = -1
 	}
 	e.srv, err = imapfront.New(&imapfront.Options{
-		Store: st, Migrator: o.migrator, Logger: quietLogger(), TLSConfig: o.tls,
+		Store: st, Migrator: o.migrator, Logger: logger, TLSConfig: o.tls,
 		AllowInsecureAuth: insecure, LoginRateLimit: rl, LoginTimeout: o.loginTimeout,
 		AppendLimit: o.appendLimit,
 	})

@@ -12,7 +12,8 @@ import (
 // offers them only where LOGIN is allowed (over TLS, or with
 // AllowInsecureAuth), reads each response as one line bounded by its
 // buffer (a longer one ends the connection, FORK.md change 50), answers a
-// response that is not base64 or is "*" (cancel) BAD, and the login phase
+// response that is not base64 or is "*" (cancel) BAD (and a malformed
+// PLAIN message: plainServer), and the login phase
 // is bounded as a whole (change 35).
 
 // AuthenticateMechanisms implements imapserver.SessionSASL.
@@ -24,16 +25,33 @@ func (s *session) AuthenticateMechanisms() []string {
 func (s *session) Authenticate(mech string) (sasl.Server, error) {
 	switch mech {
 	case sasl.Plain:
-		return sasl.NewPlainServer(func(identity, username, password string) error {
+		return plainServer{sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && identity != username {
 				return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthorizationFailed, Text: "SASL identity not supported"}
 			}
 			return s.Login(username, password)
-		}), nil
+		})}, nil
 	case sasl.Login:
 		return &loginServer{login: s.Login}, nil
 	}
 	return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Text: "SASL mechanism not supported"}
+}
+
+// plainServer is go-sasl's PLAIN server whose refusal of a malformed
+// response (empty, or without its two NULs) is BAD, as a response that is
+// not base64 is: it was an error the fork answers NO [SERVERBUG] Internal
+// server error and logs as the server's own, which any client could make
+// before logging in, as often as it liked (session 17 review). Login's
+// errors are imap.Errors and go through as they are.
+type plainServer struct{ sasl.Server }
+
+// Next implements sasl.Server.
+func (p plainServer) Next(response []byte) (challenge []byte, done bool, err error) {
+	challenge, done, err = p.Server.Next(response)
+	if _, ok := err.(*imap.Error); err != nil && !ok {
+		err = &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Malformed SASL PLAIN response"}
+	}
+	return challenge, done, err
 }
 
 // loginServer is the server side of SASL LOGIN: the challenges
