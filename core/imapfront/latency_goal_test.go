@@ -37,6 +37,17 @@ func TestLatencyGoal(t *testing.T) {
 	if !strings.HasSuffix(got, "not met: FETCH 2.4 > 2.0") {
 		t.Errorf("one login: %q", got)
 	}
+	if strings.Contains(got, "unequal") {
+		t.Errorf("no loads, yet unequal: %q", got)
+	}
+	mf.roundsPerSec, dv.roundsPerSec = []float64{674}, []float64{68}
+	if got = latencyGoal([]*latencySide{mf, dv}, false); !strings.HasSuffix(got, "not met: FETCH 2.4 > 2.0 (at unequal loads: Mailferry 674, Dovecot 68 rounds/s; the paced tables compare at the same load)") {
+		t.Errorf("unequal loads: %q", got)
+	}
+	dv.roundsPerSec = []float64{640}
+	if got = latencyGoal([]*latencySide{mf, dv}, false); strings.Contains(got, "unequal") {
+		t.Errorf("loads within 10%%: %q", got)
+	}
 	mf.p50["FETCH"] = []time.Duration{ms(1.96)}
 	if got = latencyGoal([]*latencySide{mf, dv}, false); !strings.HasSuffix(got, ": holds") {
 		t.Errorf("equal after rounding: %q", got)
