@@ -2,7 +2,8 @@ package migrate
 
 // UIDLs kept: when the old server offers POP3 (Settings.POP3Port), the
 // UIDL list of the account's old INBOX is read once, before INBOX is
-// copied, each UIDL with the SHA-256 of its message's bytes (RETR), and
+// copied, each UIDL with the blob key of its message's bytes (RETR; in
+// the store's form: SHA-256 or BLAKE3, store.NewKeyHash), and
 // recorded in the store (store.KeepUIDLs). The POP3 front end then serves
 // each UIDL for the copied message of the same bytes (the same hash as
 // its blob key), whatever the order of the two views.

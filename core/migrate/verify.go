@@ -48,7 +48,8 @@ type FolderReport struct {
 	Subscribed     bool   `json:"subscribed"`
 	NoSelect       bool   `json:"noselect,omitempty"`
 	// Messages on the old server, Local in the store, Present of the old
-	// ones with the same UID, size, SHA-256, flags and INTERNALDATE.
+	// ones with the same UID, size, bytes (their blob key), flags and
+	// INTERNALDATE.
 	Messages int `json:"messages"`
 	Local    int `json:"local"`
 	Present  int `json:"present"`
@@ -74,7 +75,8 @@ func (f *FolderReport) OK() bool {
 }
 
 // Verify compares an account with the old server, message by message: the
-// same UIDs, UIDVALIDITY, size and SHA-256 of the bytes (BODY.PEEK[], so
+// same UIDs, UIDVALIDITY, size and bytes (their blob key, SHA-256 or
+// BLAKE3 as the store holds it; BODY.PEEK[], so
 // the old server's \Seen flags are untouched), flags and keywords, and
 // INTERNALDATE with its zone. The old server is read as it is now.
 func (e *Engine) Verify(ctx context.Context, address string, cred Credentials) (*Report, error) {
