@@ -86,11 +86,13 @@ gui-deps:
 # Dovecot's imaptest (the IMAP conformance tester; TestImaptestScripts in
 # core/imapfront runs its scripted tests against Mailferry), built from the
 # source vendored in testdata/imaptest (a pinned commit and a 3-line patch
-# for Debian 12's libdovecot 2.3.19; see build.sh) against dovecot-dev.
+# for Debian 12's libdovecot 2.3.19; see build.sh) against dovecot-dev (the
+# headers) and dovecot-core (libdovecot itself, which dovecot-dev does not
+# pull in: on a fresh Debian 12 machine the link failed, `cannot find -ldovecot`).
 # Cold: about 1 minute on 2 busy cores; warm (already built): nothing to do.
 IMAPTEST_COMMIT := 924f619
 IMAPTEST        := bin/tools/imaptest-$(IMAPTEST_COMMIT)/imaptest
-IMAPTEST_PKGS   := dovecot-dev autoconf automake libtool gcc make patch
+IMAPTEST_PKGS   := dovecot-dev dovecot-core autoconf automake libtool gcc make patch
 IMAPTEST_SRC    := testdata/imaptest/build.sh testdata/imaptest/imaptest-$(IMAPTEST_COMMIT).tar.gz testdata/imaptest/dovecot-2.3-params.patch
 
 imaptest: $(IMAPTEST)

@@ -11,7 +11,7 @@
 # NULL for the defaults): dovecot-2.3-params.patch, three call sites, is the
 # whole difference.
 #
-# Needs the Debian packages dovecot-dev, autoconf, automake, libtool, gcc,
+# Needs the Debian packages dovecot-dev, dovecot-core (libdovecot), autoconf, automake, libtool, gcc,
 # make (libdovecot is linked from /usr/lib/dovecot, found there at run time
 # through the binary's RUNPATH). Writes OUTDIR/imaptest and OUTDIR/tests (the
 # scripted tests of the same commit); built in a temporary directory, OUTDIR
