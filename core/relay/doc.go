@@ -89,8 +89,9 @@
 // before-queue proxy, like Postfix's smtpd_proxy_filter), and the old
 // server's answer is ours — its 5xx passed on, any 4xx, network failure or
 // recipient refused at that moment answered 451 4.4.x (the refusal is
-// remembered for the RCPT of the retry). We say 250 only after the old
-// server said 250.
+// remembered for the RCPT of the same sender's retry only: it may be
+// about the sender, which the callout's null sender never meets). We say
+// 250 only after the old server said 250.
 //
 // Size (RFC 1870): each old server's SIZE is learned from the EHLO reply
 // of our sessions to it (callout, forward, queue) and trusted for an hour.

@@ -315,6 +315,12 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 			if s.kind != "" && s.kind != kindForward+pk {
 				return s.reject(errOtherKind, "RCPT")
 			}
+			// A refusal of this recipient while this sender's message
+			// was forwarded a moment ago (Relay.forward) answers its
+			// retry.
+			if se, ok := s.r.callout.get(forwardKey(pk, s.from, to)); ok && se != nil {
+				return s.reject(se, "RCPT")
+			}
 			// Ask the old server now whether it knows the user, so that
 			// mail from outside to a wrong address is refused here; what
 			// cannot be asked is deferred (451), never accepted and
@@ -329,8 +335,6 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 					}
 					return s.r.st.NoteKnownUser(ctx, domain, to)
 				}, domain, to, s.r.log)
-			} else if se, ok := s.r.callout.get(calloutKey(pk, to)); ok && se != nil {
-				return s.reject(se, "RCPT")
 			}
 		}
 		if se := s.checkSize(pk); se != nil {
