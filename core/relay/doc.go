@@ -116,10 +116,11 @@
 //     delivered here, one Authentication-Results header (RFC 8601,
 //     Options.AuthResults) above it, the message's own such fields that
 //     claim our authserv-id renamed X-Untrusted-Authentication-Results
-//     (RFC 8601 section 5, authresults.go; in mail from outside forwarded
-//     to an old server too, without a field of ours, since it comes back
-//     with its user's mailbox); nothing else is changed for local
-//     delivery. What leaves over SMTP (forwarded, queued, signed)
+//     (RFC 8601 section 5, authresults.go; in all other mail too, which
+//     gets no field of ours: forwarded or queued to an old server, it
+//     comes back with its user's mailbox, and an authenticated user or a
+//     trusted network must not pass a verdict off as ours); nothing else
+//     is changed for local delivery. What leaves over SMTP (forwarded, queued, signed)
 //     has a bare <LF> sent as <CR><LF> and a stray <CR> as a space
 //     (wire.go, as Postfix 3.9 does): a stray <CR> or <LF> is how SMTP
 //     smuggling splits a second message off at a server that trusts us

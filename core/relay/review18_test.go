@@ -5,9 +5,13 @@ package relay_test
 // do that it must not.
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -55,5 +59,50 @@ func TestForwardRefusalNotSharedWithOtherSenders(t *testing.T) {
 				t.Fatalf("the old server got %+v", got)
 			}
 		})
+	}
+}
+
+// An authenticated user (of any domain this server serves) or a trusted
+// network cannot pass off results as ours either: their mail gets no
+// Authentication-Results of ours, so a field claiming our authserv-id in
+// it is forged (or a stale copy in a message resent), and it is renamed as
+// in mail from outside. Before, a user of one domain could send a user of
+// another "Authentication-Results: <our name>; dmarc=pass
+// header.from=bank.example" with From: bank.example, and the reader's
+// client took it for our verdict.
+func TestForgedAuthResultsRenamedFromUsers(t *testing.T) {
+	old := startOldSMTP(t, "")
+	e := newEnv(t, old.addr)
+	ctx := t.Context()
+	carol, err := e.st.CreateAccount(ctx, "carol@example.test", "Carol-Secret-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := e.st.Mailbox(ctx, carol.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, pool := testTLS(t)
+	rr := startRelay(t, e.st, relay.Options{TLSConfig: cfg, TrustedNetworks: trustLoopback,
+		AuthResults: func(context.Context, netip.Addr, string, string, []byte) string {
+			return "Authentication-Results: mx.mailferry.test;\r\n\tspf=none\r\n"
+		}})
+	forged := "Authentication-Results: mx.mailferry.test; dmarc=pass header.from=bank.example\r\n"
+	other := "Authentication-Results: mx.other.example; dkim=pass\r\n"
+	raw := []byte("From: Bank <security@bank.example>\r\n" + forged + other + "Subject: verify your account\r\n\r\nbody\r\n")
+	want := "From: Bank <security@bank.example>\r\nX-Untrusted-" + forged + other + "Subject: verify your account\r\n\r\nbody\r\n"
+
+	if err := submit(rr.subAddr, pool, alice, alicePW, alice, []string{"carol@example.test"}, raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(rr.smtpAddr, "app@example.test", []string{"carol@example.test"}, raw); err != nil { // trusted
+		t.Fatal(err)
+	}
+	waitFor(t, "two deliveries", 5*time.Second, func() bool { return len(e.messages(t, inbox.ID)) == 2 })
+	for i, got := range e.messages(t, inbox.ID) {
+		if bytes.Contains(got, []byte("\nAuthentication-Results: mx.mailferry.test")) || bytes.HasPrefix(got, []byte("Authentication-Results: mx.mailferry.test")) {
+			t.Errorf("message %d holds a field claiming our authserv-id:\n%s", i, got)
+		}
+		splitReceived(t, got, []byte(want))
 	}
 }
