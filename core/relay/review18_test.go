@@ -8,14 +8,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"mailferry/core/relay"
+	"mailferry/core/testkit"
 )
 
 // A recipient the old server refused while a stranger's message was
@@ -104,5 +108,55 @@ func TestForgedAuthResultsRenamedFromUsers(t *testing.T) {
 			t.Errorf("message %d holds a field claiming our authserv-id:\n%s", i, got)
 		}
 		splitReceived(t, got, []byte(want))
+	}
+}
+
+// One delivery attempt by MX tries at most 5 addresses of exchangers
+// (Postfix's smtp_mx_address_limit), whatever the recipient's domain
+// publishes: each may take the client timeout (2 minutes by default) to
+// fail without a word, and the queue has few workers (4) for every
+// domain's mail. Before, a user could address a domain of 10 MX hosts of
+// 4 addresses each, all silent, and hold a worker for 40 timeouts (80
+// minutes) an attempt; four such messages held every worker.
+func TestDirectAttemptTriesFiveAddresses(t *testing.T) {
+	e := newFinishedEnv(t)
+	d := testkit.StartZone(t)
+	silent := listen(t)
+	var mu sync.Mutex
+	conns := 0
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns++
+			mu.Unlock()
+			go func() { io.Copy(io.Discard, c); c.Close() }() // never a greeting
+		}
+	}()
+	t.Cleanup(func() { silent.Close() })
+	var recs []string
+	for i := 0; i < 10; i++ {
+		recs = append(recs, fmt.Sprintf("slow.test. 60 IN MX %d mx%d.slow.test.", 10+i, i), fmt.Sprintf("mx%d.slow.test. 60 IN A 127.0.0.1", i))
+	}
+	d.Add(t, recs...)
+	port := silent.Addr().(*net.TCPAddr).Port
+	tlsCfg, pool := testTLS(t)
+	rr := startRelay(t, e.st, relay.Options{TLSConfig: tlsCfg, Resolver: mustResolver(t, d.Addr),
+		MXPort: func(string) int { return port }, ClientTimeout: 200 * time.Millisecond,
+		RetryBase: time.Hour, RetryMax: time.Hour})
+	if err := submit(rr.subAddr, pool, alice, alicePW, alice, []string{"x@slow.test"}, message("slow", "x")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first attempt deferred", 20*time.Second, func() bool {
+		items, _ := rr.r.List(context.Background())
+		return len(items) == 1 && items[0].Attempts == 1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if conns != 5 {
+		t.Fatalf("one attempt connected to %d addresses, want 5", conns)
 	}
 }
