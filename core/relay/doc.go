@@ -56,9 +56,8 @@
 //     domain does not migrate. MX records by preference (equal ones
 //     shuffled), the domain itself when it has none but an address
 //     (implicit MX); each host's addresses in turn (at most 5 addresses
-//     an attempt), a temporary failure
-//     (no connection, 4xx, TLS refused) going on to the next host, a
-//     5xx final for its recipients; this server (Options.Hostname) and
+//     an attempt), a temporary failure (no connection, 4xx, TLS refused)
+//     going on to the next host, a 5xx final for its recipients; this server (Options.Hostname) and
 //     the exchangers it is preferred to are skipped, and mail whose best
 //     exchanger is this server bounces (5.4.6, a loop). A null MX
 //     (RFC 7505) bounces at once
