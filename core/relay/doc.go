@@ -142,6 +142,12 @@
 //     (several nodes) claims are timed by the database's clock, so a node
 //     whose clock runs ahead takes no item another holds
 //     (TestSharedQueuePostgres, store's TestSkewedClocks).
+//   - One sender's items (by reverse-path as queued: an authenticated
+//     user's is their canonical address) take at most half a relay's
+//     workers (at least one): items are claimed one at a time, leaving
+//     out the senders at that bound, so mail to servers that are slow or
+//     never answer cannot hold every worker from everyone else's
+//     (TestOneSenderCannotTakeEveryWorker).
 //   - Mail from outside is never bounced by us after a 250: what we could
 //     not deliver is refused in the session (5xx) or deferred (4xx). Only
 //     mail from authenticated users and trusted networks is queued for an
@@ -154,7 +160,8 @@
 //     produce one delivery status notification (RFC 3464) to the sender
 //     per outcome, never for a null reverse-path.
 //   - AUTH (PLAIN, RFC 4616; LOGIN) is offered and accepted only under TLS;
-//     an authenticated user may only use their own address as MAIL FROM.
+//     an authenticated user may only use their own address as MAIL FROM,
+//     and it goes on in its canonical form.
 //   - Outbound sessions are reused (a small pool per destination: an old
 //     server, an exchanger's address with its TLS requirement, a
 //     smarthost); a session the server closed meanwhile is replaced before

@@ -164,41 +164,34 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 	defer wg.Wait()
 	sem := make(chan struct{}, r.opts.Workers) // one token per delivery in progress
 	for {
-		// Claim only what can start now: a claimed item is not due for
-		// anyone else until the claim (lease) runs out.
-		var items []*store.QueueItem
+		// Claim only what can start now, one item at a time: a claimed
+		// item is not due for anyone else until the claim (lease) runs
+		// out, and a sender with perSender deliveries under way here is
+		// left out of the next claim.
 		var claimErr error
-		if free := cap(sem) - len(sem); free > 0 {
+		for cap(sem)-len(sem) > 0 && ctx.Err() == nil {
 			now := time.Now()
-			r.inflightMu.Lock()
-			busy := make([]int64, 0, len(r.inflight))
-			for id := range r.inflight {
-				busy = append(busy, id)
-			}
-			r.inflightMu.Unlock()
-			items, claimErr = r.st.QueueClaimDue(ctx, now, now.Add(r.lease()), free, busy)
+			busy, full := r.inflightNow()
+			var items []*store.QueueItem
+			items, claimErr = r.st.QueueClaimDueExcept(ctx, now, now.Add(r.lease()), 1, busy, full)
 			if claimErr != nil && ctx.Err() == nil {
 				r.log.Error("read queue", "err", claimErr)
 			}
-		}
-		for _, it := range items {
+			if len(items) == 0 {
+				break
+			}
+			it := items[0]
 			// Items being delivered here were excluded from the claim; a
 			// second Run in this process may still race: check and mark.
-			r.inflightMu.Lock()
-			busy := r.inflight[it.ID]
-			r.inflight[it.ID] = true
-			r.inflightMu.Unlock()
-			if busy {
+			if !r.startInflight(it) {
 				continue
 			}
-			sem <- struct{}{} // never blocks: at most free items were claimed
+			sem <- struct{}{} // never blocks: a token was free
 			wg.Add(1)
 			go func(it *store.QueueItem) {
 				defer wg.Done()
 				defer func() {
-					r.inflightMu.Lock()
-					delete(r.inflight, it.ID)
-					r.inflightMu.Unlock()
+					r.endInflight(it)
 					<-sem
 					select {
 					case r.finished <- struct{}{}:
@@ -217,13 +210,17 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 		wait := r.opts.PollInterval
 		if len(sem) < cap(sem) && claimErr == nil {
 			if next, ok, err := r.st.QueueNextDue(ctx); err == nil && ok {
-				if d := time.Until(next); d < wait {
+				switch d := time.Until(next); {
+				case d <= 0:
+					// Due already, and not claimed just now: its
+					// sender is at perSender, another process took it,
+					// or it came due since. A delivery's end or a new
+					// item wakes the loop sooner.
+					wait = min(wait, time.Second)
+				case d < wait:
 					wait = d
 				}
 			}
-		}
-		if wait <= 0 {
-			continue
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -235,6 +232,52 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 		case <-timer.C:
 		}
 		timer.Stop()
+	}
+}
+
+// perSender is how many of one sender's queue items (by reverse-path as
+// queued) a relay delivers at once: half its workers, at least one, so
+// that one sender's mail to servers that are slow or never answer (each
+// attempt may last as long as the client timeouts let it) never takes
+// every worker from everyone else's (TestOneSenderCannotTakeEveryWorker).
+func (r *Relay) perSender() int { return max(1, r.opts.Workers/2) }
+
+// inflightNow returns the IDs of the items being delivered here and the
+// senders with perSender of them.
+func (r *Relay) inflightNow() (busy []int64, full []string) {
+	r.inflightMu.Lock()
+	defer r.inflightMu.Unlock()
+	busy = make([]int64, 0, len(r.inflight))
+	for id := range r.inflight {
+		busy = append(busy, id)
+	}
+	for from, n := range r.inflightFrom {
+		if n >= r.perSender() {
+			full = append(full, from)
+		}
+	}
+	return busy, full
+}
+
+// startInflight marks it as being delivered here; false when it already
+// is (a second Run of this Relay claimed it meanwhile).
+func (r *Relay) startInflight(it *store.QueueItem) bool {
+	r.inflightMu.Lock()
+	defer r.inflightMu.Unlock()
+	if r.inflight[it.ID] {
+		return false
+	}
+	r.inflight[it.ID] = true
+	r.inflightFrom[it.From]++
+	return true
+}
+
+func (r *Relay) endInflight(it *store.QueueItem) {
+	r.inflightMu.Lock()
+	defer r.inflightMu.Unlock()
+	delete(r.inflight, it.ID)
+	if r.inflightFrom[it.From]--; r.inflightFrom[it.From] <= 0 {
+		delete(r.inflightFrom, it.From)
 	}
 }
 

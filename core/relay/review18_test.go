@@ -160,3 +160,50 @@ func TestDirectAttemptTriesFiveAddresses(t *testing.T) {
 		t.Fatalf("one attempt connected to %d addresses, want 5", conns)
 	}
 }
+
+// One sender's queued mail cannot take every queue worker: a relay has at
+// most half its workers (at least one) delivering one sender's mail (the
+// reverse-path as queued; an authenticated user's is their canonical
+// address, however MAIL FROM spelt it). Before, a user sent a few messages
+// to a domain whose mail exchanger takes connections and never answers,
+// and every other user's mail, of every domain, waited behind them for as
+// long as the client timeout let each attempt last (MX hosts, answering
+// one command a minute, hold a session for hours).
+func TestOneSenderCannotTakeEveryWorker(t *testing.T) {
+	e := newFinishedEnv(t)
+	ctx := t.Context()
+	if _, err := e.st.CreateAccount(ctx, "carol@example.test", "Carol-Secret-1", nil); err != nil {
+		t.Fatal(err)
+	}
+	d := testkit.StartZone(t)
+	silent := listen(t)
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }() // never a greeting
+		}
+	}()
+	t.Cleanup(func() { silent.Close() })
+	good := startMXSink(t, nil, nil)
+	d.Add(t, "tarpit.test. 60 IN MX 10 mx.tarpit.test.", "mx.tarpit.test. 60 IN A 127.0.0.1",
+		"good.test. 60 IN MX 10 mx.good.test.", "mx.good.test. 60 IN A 127.0.0.1")
+	ports := map[string]int{"mx.tarpit.test": silent.Addr().(*net.TCPAddr).Port, "mx.good.test": good.port}
+	tlsCfg, pool := testTLS(t)
+	rr := startRelay(t, e.st, relay.Options{TLSConfig: tlsCfg, Resolver: mustResolver(t, d.Addr),
+		MXPort: func(h string) int { return ports[h] }, Workers: 2, ClientTimeout: time.Minute,
+		ShutdownGrace: 200 * time.Millisecond})
+	// alice's mail to the tarpit, her MAIL FROM spelt two ways.
+	for _, from := range []string{alice, "ALICE@Example.Test."} {
+		if err := submit(rr.subAddr, pool, alice, alicePW, from, []string{"x@tarpit.test"}, message("tarpit", "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // before, both were claimed by now, each holding a worker
+	if err := submit(rr.subAddr, pool, "carol@example.test", "Carol-Secret-1", "carol@example.test", []string{"y@good.test"}, message("good", "y")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "carol's mail delivered while alice's hangs", 10*time.Second, func() bool { return len(good.messages()) == 1 })
+}

@@ -232,8 +232,13 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 			return s.reject(errBadSender, "MAIL")
 		}
 	}
-	if s.user != nil && !s.owns(from) {
-		return s.reject(errNotOwner, "MAIL")
+	if s.user != nil {
+		if !s.owns(from) {
+			return s.reject(errNotOwner, "MAIL")
+		}
+		// Their address goes on in its one form (the queue counts a
+		// sender's deliveries by it: perSender).
+		from = s.user.Address
 	}
 	s.fromSet, s.from, s.utf8 = true, from, utf8
 	if opts != nil {
