@@ -164,44 +164,40 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 	defer wg.Wait()
 	sem := make(chan struct{}, r.opts.Workers) // one token per delivery in progress
 	for {
-		// Claim only what can start now, one item at a time: a claimed
-		// item is not due for anyone else until the claim (lease) runs
-		// out, and a sender with perSender deliveries under way here is
-		// left out of the next claim.
+		// Claim only what can start now: a claimed item is not due for
+		// anyone else until the claim (lease) runs out. One sender's
+		// items never take every worker (perSender).
 		var claimErr error
-		for cap(sem)-len(sem) > 0 && ctx.Err() == nil {
-			now := time.Now()
-			busy, full := r.inflightNow()
+		for free := cap(sem) - len(sem); free > 0 && ctx.Err() == nil; free = cap(sem) - len(sem) {
 			var items []*store.QueueItem
-			items, claimErr = r.st.QueueClaimDueExcept(ctx, now, now.Add(r.lease()), 1, busy, full)
-			if claimErr != nil && ctx.Err() == nil {
-				r.log.Error("read queue", "err", claimErr)
+			items, claimErr = r.claim(ctx, free)
+			for _, it := range items {
+				// Items being delivered here were excluded from the
+				// claim; a second Run in this process may still race:
+				// check and mark.
+				if !r.startInflight(it) {
+					continue
+				}
+				sem <- struct{}{} // never blocks: at most free items were claimed
+				wg.Add(1)
+				go func(it *store.QueueItem) {
+					defer wg.Done()
+					defer func() {
+						r.endInflight(it)
+						<-sem
+						select {
+						case r.finished <- struct{}{}:
+						default:
+						}
+					}()
+					defer recoverPanic(r.log, "queue delivery")
+					defer r.keepClaim(dctx, it)()
+					r.deliverItem(dctx, it)
+				}(it)
 			}
 			if len(items) == 0 {
 				break
 			}
-			it := items[0]
-			// Items being delivered here were excluded from the claim; a
-			// second Run in this process may still race: check and mark.
-			if !r.startInflight(it) {
-				continue
-			}
-			sem <- struct{}{} // never blocks: a token was free
-			wg.Add(1)
-			go func(it *store.QueueItem) {
-				defer wg.Done()
-				defer func() {
-					r.endInflight(it)
-					<-sem
-					select {
-					case r.finished <- struct{}{}:
-					default:
-					}
-				}()
-				defer recoverPanic(r.log, "queue delivery")
-				defer r.keepClaim(dctx, it)()
-				r.deliverItem(dctx, it)
-			}(it)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -235,16 +231,39 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 	}
 }
 
-// perSender is how many of one sender's queue items (by reverse-path as
-// queued) a relay delivers at once: half its workers, at least one, so
-// that one sender's mail to servers that are slow or never answer (each
-// attempt may last as long as the client timeouts let it) never takes
-// every worker from everyone else's (TestOneSenderCannotTakeEveryWorker).
+// perSender bounds how many of one sender's queue items (by reverse-path
+// as queued) a relay delivers at once, so that one sender's mail to
+// servers that are slow or never answer (each attempt may last as long as
+// the client timeouts let it) never takes every worker from everyone
+// else's (TestOneSenderCannotTakeEveryWorker): a sender with perSender
+// items under way (half the workers, at least one) gets no more while
+// other senders' items are due, and never more than all workers but one.
 func (r *Relay) perSender() int { return max(1, r.opts.Workers/2) }
 
-// inflightNow returns the IDs of the items being delivered here and the
-// senders with perSender of them.
-func (r *Relay) inflightNow() (busy []int64, full []string) {
+// claim claims at most free due items that are not being delivered here,
+// keeping to perSender: first up to perSender of them, of senders with
+// fewer than perSender under way (so a sender ends with at most
+// 2*perSender-1, all workers but one); when there are none, as many as
+// keep every sender under all workers but one.
+func (r *Relay) claim(ctx context.Context, free int) ([]*store.QueueItem, error) {
+	per := r.perSender()
+	busy, full, most := r.inflightNow(per)
+	now := time.Now()
+	items, err := r.st.QueueClaimDueExcept(ctx, now, now.Add(r.lease()), min(free, per), busy, full)
+	if err != nil || len(items) > 0 || len(full) == 0 {
+		return items, err
+	}
+	// Nobody else's mail is due: the senders at perSender may have more.
+	n := min(free, r.opts.Workers-1-most)
+	if n <= 0 {
+		return nil, nil
+	}
+	return r.st.QueueClaimDueExcept(ctx, now, now.Add(r.lease()), n, busy, nil)
+}
+
+// inflightNow returns the IDs of the items being delivered here, the
+// senders with perSender or more of them, and the most any sender has.
+func (r *Relay) inflightNow(perSender int) (busy []int64, full []string, most int) {
 	r.inflightMu.Lock()
 	defer r.inflightMu.Unlock()
 	busy = make([]int64, 0, len(r.inflight))
@@ -252,11 +271,12 @@ func (r *Relay) inflightNow() (busy []int64, full []string) {
 		busy = append(busy, id)
 	}
 	for from, n := range r.inflightFrom {
-		if n >= r.perSender() {
+		if n >= perSender {
 			full = append(full, from)
 		}
+		most = max(most, n)
 	}
-	return busy, full
+	return busy, full, most
 }
 
 // startInflight marks it as being delivered here; false when it already
