@@ -143,11 +143,11 @@
 //     whose clock runs ahead takes no item another holds
 //     (TestSharedQueuePostgres, store's TestSkewedClocks).
 //   - One sender's items (by reverse-path as queued: an authenticated
-//     user's is their canonical address) take at most half a relay's
-//     workers (at least one): items are claimed one at a time, leaving
-//     out the senders at that bound, so mail to servers that are slow or
-//     never answer cannot hold every worker from everyone else's
-//     (TestOneSenderCannotTakeEveryWorker).
+//     user's is their canonical address) never take every worker of a
+//     relay: a sender with half of them under way (at least one) gets no
+//     more while other senders' items are due, and none ever gets all but
+//     one, so mail to servers that are slow or never answer cannot hold up
+//     everyone else's (Relay.claim, TestOneSenderCannotTakeEveryWorker).
 //   - Mail from outside is never bounced by us after a 250: what we could
 //     not deliver is refused in the session (5xx) or deferred (4xx). Only
 //     mail from authenticated users and trusted networks is queued for an
