@@ -40,6 +40,9 @@ type header struct {
 	size int
 	// maxLines is the most lines one field spans.
 	maxLines int
+	// fromPast: a From field comes after the first maxFields fields (it is
+	// not in fields; DMARC must not take the From it saw for the only one).
+	fromPast bool
 }
 
 // Bounds on the header sections handed to go-msgauth, whose header reader
@@ -90,6 +93,9 @@ func scanHeader(msg []byte) header {
 		lines = 1
 		h.maxLines = max(h.maxLines, lines)
 		if len(h.fields) == maxFields {
+			if f := parseField(line); strings.EqualFold(f.name, "From") {
+				h.fromPast = true
+			}
 			continue
 		}
 		f := parseField(line)

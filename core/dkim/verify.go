@@ -262,12 +262,14 @@ func (v *Verifier) checkDMARC(ctx context.Context, msg []byte, spfDomain string,
 // address (RFC 7489 section 6.6.1: a message with no From, several From
 // fields or several addresses in it has no single author domain).
 func fromDomain(msg []byte) (string, error) {
-	froms := fieldsNamed(scanHeader(msg).fields, "From")
-	switch len(froms) {
-	case 0:
+	h := scanHeader(msg)
+	froms := fieldsNamed(h.fields, "From")
+	switch {
+	case h.fromPast:
+		return "", errors.New("a From header field past the first 1000 fields")
+	case len(froms) == 0:
 		return "", errors.New("no From header field")
-	case 1:
-	default:
+	case len(froms) > 1:
 		return "", errors.New("several From header fields")
 	}
 	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{

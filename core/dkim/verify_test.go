@@ -134,6 +134,11 @@ func TestAuthenticationResults(t *testing.T) {
 			"permerror", []string{"pass", "pass"}, "pass"},
 		{"two From fields", base, dkim.Session{ClientIP: server, HELO: "mail.example.test", MailFrom: "alice@example.test"},
 			[]byte("From: a@example.test\r\nFrom: b@example.test\r\n\r\nx\r\n"), "pass", []string{"none"}, "permerror"},
+		// The header scan keeps 1,000 fields: a second From past them was
+		// not seen, and DMARC passed for the first while a reader may be
+		// shown the second.
+		{"a second From past 1,000 fields", base, dkim.Session{ClientIP: server, HELO: "mail.example.test", MailFrom: "alice@example.test"},
+			[]byte("From: a@example.test\r\n" + strings.Repeat("X-Pad: p\r\n", 1000) + "From: ceo@bank.example\r\n\r\nx\r\n"), "pass", []string{"none"}, "permerror"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newVerifier(t, tc.zone())

@@ -88,7 +88,7 @@ func BenchmarkDeliver(b *testing.B) {
 	b.Run("local", func(b *testing.B) {
 		sk := startSink(b)
 		e := newEnv(b, sk.addr)
-		rr := startRelay(b, e.st, relay.Options{})
+		rr := startRelay(b, e.st, relay.Options{MaxDataPerSource: 8}) // 8 connections of one address
 		b.ResetTimer()
 		start := time.Now()
 		for i := 0; i < b.N; i++ {
@@ -105,7 +105,7 @@ func BenchmarkDeliver(b *testing.B) {
 	b.Run("relayed", func(b *testing.B) {
 		sk := startSink(b)
 		e := newEnv(b, sk.addr)
-		rr := startRelay(b, e.st, relay.Options{Workers: 8, TrustedNetworks: trustLoopback})
+		rr := startRelay(b, e.st, relay.Options{Workers: 8, TrustedNetworks: trustLoopback, MaxDataPerSource: 8})
 		ctx := context.Background()
 		b.ResetTimer()
 		start := time.Now()

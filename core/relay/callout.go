@@ -218,6 +218,18 @@ func calloutKey(poolKey, rcpt string) string {
 	return poolKey + "\x00" + strings.ToLower(rcpt)
 }
 
+// forwardKey is where a recipient the old server refused while a message
+// of from was forwarded is remembered: for the RCPT of that sender's retry
+// only. The refusal may be about the sender rather than the recipient (an
+// old server that verifies senders at RCPT, as Exim's default
+// configuration does before it trusts relay_from_hosts, or applies
+// Postfix's smtpd_sender_restrictions there), which the callout's null
+// sender never meets: remembered for every sender, a stranger's refused
+// address had everyone's mail to the recipient refused for good.
+func forwardKey(poolKey, from, rcpt string) string {
+	return poolKey + "\x00from\x00" + strings.ToLower(from) + "\x00" + strings.ToLower(rcpt)
+}
+
 // passOn is the reply that passes an old server's permanent refusal on to
 // our client: its code and enhanced code (5.0.0 when it gave none), and its
 // text on one printable line.

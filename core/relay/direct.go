@@ -150,7 +150,7 @@ func (r *Relay) deliverMX(ctx context.Context, domain, from string, rcpts []stri
 			continue
 		}
 		for i, ip := range ips {
-			if i == maxMXAddrs || ctx.Err() != nil {
+			if i == maxMXAddrs || tried == maxMXTries || ctx.Err() != nil {
 				break
 			}
 			tried++
@@ -165,7 +165,7 @@ func (r *Relay) deliverMX(ctx context.Context, domain, from string, rcpts []stri
 				pending = append(pending, o.rcpt)
 			}
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || tried == maxMXTries {
 			break
 		}
 	}

@@ -55,9 +55,9 @@
 //   - mx (direct.go, resolve.go): RFC 5321 section 5. The default once the
 //     domain does not migrate. MX records by preference (equal ones
 //     shuffled), the domain itself when it has none but an address
-//     (implicit MX); each host's addresses in turn, a temporary failure
-//     (no connection, 4xx, TLS refused) going on to the next host, a
-//     5xx final for its recipients; this server (Options.Hostname) and
+//     (implicit MX); each host's addresses in turn (at most 5 addresses
+//     an attempt), a temporary failure (no connection, 4xx, TLS refused)
+//     going on to the next host, a 5xx final for its recipients; this server (Options.Hostname) and
 //     the exchangers it is preferred to are skipped, and mail whose best
 //     exchanger is this server bounces (5.4.6, a loop). A null MX
 //     (RFC 7505) bounces at once
@@ -89,8 +89,9 @@
 // before-queue proxy, like Postfix's smtpd_proxy_filter), and the old
 // server's answer is ours — its 5xx passed on, any 4xx, network failure or
 // recipient refused at that moment answered 451 4.4.x (the refusal is
-// remembered for the RCPT of the retry). We say 250 only after the old
-// server said 250.
+// remembered for the RCPT of the same sender's retry only: it may be
+// about the sender, which the callout's null sender never meets). We say
+// 250 only after the old server said 250.
 //
 // Size (RFC 1870): each old server's SIZE is learned from the EHLO reply
 // of our sessions to it (callout, forward, queue) and trusted for an hour.
@@ -115,10 +116,11 @@
 //     delivered here, one Authentication-Results header (RFC 8601,
 //     Options.AuthResults) above it, the message's own such fields that
 //     claim our authserv-id renamed X-Untrusted-Authentication-Results
-//     (RFC 8601 section 5, authresults.go; in mail from outside forwarded
-//     to an old server too, without a field of ours, since it comes back
-//     with its user's mailbox); nothing else is changed for local
-//     delivery. What leaves over SMTP (forwarded, queued, signed)
+//     (RFC 8601 section 5, authresults.go; in all other mail too, which
+//     gets no field of ours: forwarded or queued to an old server, it
+//     comes back with its user's mailbox, and an authenticated user or a
+//     trusted network must not pass a verdict off as ours); nothing else
+//     is changed for local delivery. What leaves over SMTP (forwarded, queued, signed)
 //     has a bare <LF> sent as <CR><LF> and a stray <CR> as a space
 //     (wire.go, as Postfix 3.9 does): a stray <CR> or <LF> is how SMTP
 //     smuggling splits a second message off at a server that trusts us
@@ -140,6 +142,12 @@
 //     (several nodes) claims are timed by the database's clock, so a node
 //     whose clock runs ahead takes no item another holds
 //     (TestSharedQueuePostgres, store's TestSkewedClocks).
+//   - One sender's items (by reverse-path as queued: an authenticated
+//     user's is their canonical address) never take every worker of a
+//     relay: a sender with half of them under way (at least one) gets no
+//     more while other senders' items are due, and none ever gets all but
+//     one, so mail to servers that are slow or never answer cannot hold up
+//     everyone else's (Relay.claim, TestOneSenderCannotTakeEveryWorker).
 //   - Mail from outside is never bounced by us after a 250: what we could
 //     not deliver is refused in the session (5xx) or deferred (4xx). Only
 //     mail from authenticated users and trusted networks is queued for an
@@ -152,7 +160,8 @@
 //     produce one delivery status notification (RFC 3464) to the sender
 //     per outcome, never for a null reverse-path.
 //   - AUTH (PLAIN, RFC 4616; LOGIN) is offered and accepted only under TLS;
-//     an authenticated user may only use their own address as MAIL FROM.
+//     an authenticated user may only use their own address as MAIL FROM,
+//     and it goes on in its canonical form.
 //   - Outbound sessions are reused (a small pool per destination: an old
 //     server, an exchanger's address with its TLS requirement, a
 //     smarthost); a session the server closed meanwhile is replaced before

@@ -320,10 +320,11 @@ type oldSMTP struct {
 	ln       net.Listener
 	down     net.Listener // while stopped: holds the port, cuts every connection
 	got      []received
-	reject   map[string]*smtp.SMTPError        // per recipient
-	dataErr  func(from string) *smtp.SMTPError // reply to DATA, if not nil
-	mailErr  func(from string) *smtp.SMTPError // reply to MAIL, if not nil
-	tune     func(*smtp.Server)                // applied to each server started
+	reject   map[string]*smtp.SMTPError            // per recipient
+	rcptErr  func(from, to string) *smtp.SMTPError // reply to RCPT, if not nil (after reject)
+	dataErr  func(from string) *smtp.SMTPError     // reply to DATA, if not nil
+	mailErr  func(from string) *smtp.SMTPError     // reply to MAIL, if not nil
+	tune     func(*smtp.Server)                    // applied to each server started
 	sessions int
 	// users, when set, are the only recipients of domain it takes (any
 	// other of domain gets 550 5.1.1, as a server that checks its users
@@ -465,6 +466,11 @@ func (s *oldSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	defer s.o.mu.Unlock()
 	if e := s.o.reject[strings.ToLower(to)]; e != nil {
 		return e
+	}
+	if s.o.rcptErr != nil {
+		if e := s.o.rcptErr(s.from, to); e != nil {
+			return e
+		}
 	}
 	if s.o.users != nil && strings.HasSuffix(strings.ToLower(to), "@"+domain) && !s.o.users[strings.ToLower(to)] {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "User unknown"}

@@ -247,7 +247,7 @@ func (r *Relay) clientFor(ctx context.Context, t *target, fresh bool) (c *smtp.C
 // a network failure, also one after the message was sent (a duplicate is
 // better than a loss), or a recipient refused now while others were
 // accepted (SMTP has one reply to DATA; the refusal is remembered for the
-// RCPT of the retry).
+// RCPT of the same sender's retry, forwardKey).
 func (r *Relay) forward(ctx context.Context, set *oldserver.Settings, from string, rcpts []string, body []byte, utf8 bool) *smtp.SMTPError {
 	body = wireForm(body) // no stray CR or LF to a server that trusts us
 	key := poolKey(set)
@@ -319,7 +319,7 @@ func (r *Relay) forward(ctx context.Context, set *oldserver.Settings, from strin
 		case errors.As(err, &se) && se.Code/100 == 5:
 			r.pool.noteRefused(c)
 			se = passOn(se)
-			r.callout.put(calloutKey(key, rc), se)
+			r.callout.put(forwardKey(key, from, rc), se)
 			nRefused++
 			if refused == nil {
 				refused = se

@@ -165,50 +165,39 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 	sem := make(chan struct{}, r.opts.Workers) // one token per delivery in progress
 	for {
 		// Claim only what can start now: a claimed item is not due for
-		// anyone else until the claim (lease) runs out.
-		var items []*store.QueueItem
+		// anyone else until the claim (lease) runs out. One sender's
+		// items never take every worker (perSender).
 		var claimErr error
-		if free := cap(sem) - len(sem); free > 0 {
-			now := time.Now()
-			r.inflightMu.Lock()
-			busy := make([]int64, 0, len(r.inflight))
-			for id := range r.inflight {
-				busy = append(busy, id)
+		for free := cap(sem) - len(sem); free > 0 && ctx.Err() == nil; free = cap(sem) - len(sem) {
+			var items []*store.QueueItem
+			items, claimErr = r.claim(ctx, free)
+			for _, it := range items {
+				// Items being delivered here were excluded from the
+				// claim; a second Run in this process may still race:
+				// check and mark.
+				if !r.startInflight(it) {
+					continue
+				}
+				sem <- struct{}{} // never blocks: at most free items were claimed
+				wg.Add(1)
+				go func(it *store.QueueItem) {
+					defer wg.Done()
+					defer func() {
+						r.endInflight(it)
+						<-sem
+						select {
+						case r.finished <- struct{}{}:
+						default:
+						}
+					}()
+					defer recoverPanic(r.log, "queue delivery")
+					defer r.keepClaim(dctx, it)()
+					r.deliverItem(dctx, it)
+				}(it)
 			}
-			r.inflightMu.Unlock()
-			items, claimErr = r.st.QueueClaimDue(ctx, now, now.Add(r.lease()), free, busy)
-			if claimErr != nil && ctx.Err() == nil {
-				r.log.Error("read queue", "err", claimErr)
+			if len(items) == 0 {
+				break
 			}
-		}
-		for _, it := range items {
-			// Items being delivered here were excluded from the claim; a
-			// second Run in this process may still race: check and mark.
-			r.inflightMu.Lock()
-			busy := r.inflight[it.ID]
-			r.inflight[it.ID] = true
-			r.inflightMu.Unlock()
-			if busy {
-				continue
-			}
-			sem <- struct{}{} // never blocks: at most free items were claimed
-			wg.Add(1)
-			go func(it *store.QueueItem) {
-				defer wg.Done()
-				defer func() {
-					r.inflightMu.Lock()
-					delete(r.inflight, it.ID)
-					r.inflightMu.Unlock()
-					<-sem
-					select {
-					case r.finished <- struct{}{}:
-					default:
-					}
-				}()
-				defer recoverPanic(r.log, "queue delivery")
-				defer r.keepClaim(dctx, it)()
-				r.deliverItem(dctx, it)
-			}(it)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -217,13 +206,17 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 		wait := r.opts.PollInterval
 		if len(sem) < cap(sem) && claimErr == nil {
 			if next, ok, err := r.st.QueueNextDue(ctx); err == nil && ok {
-				if d := time.Until(next); d < wait {
+				switch d := time.Until(next); {
+				case d <= 0:
+					// Due already, and not claimed just now: its
+					// sender is at perSender, another process took it,
+					// or it came due since. A delivery's end or a new
+					// item wakes the loop sooner.
+					wait = min(wait, time.Second)
+				case d < wait:
 					wait = d
 				}
 			}
-		}
-		if wait <= 0 {
-			continue
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -235,6 +228,76 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 		case <-timer.C:
 		}
 		timer.Stop()
+	}
+}
+
+// perSender bounds how many of one sender's queue items (by reverse-path
+// as queued) a relay delivers at once, so that one sender's mail to
+// servers that are slow or never answer (each attempt may last as long as
+// the client timeouts let it) never takes every worker from everyone
+// else's (TestOneSenderCannotTakeEveryWorker): a sender with perSender
+// items under way (half the workers, at least one) gets no more while
+// other senders' items are due, and never more than all workers but one.
+func (r *Relay) perSender() int { return max(1, r.opts.Workers/2) }
+
+// claim claims at most free due items that are not being delivered here,
+// keeping to perSender: first up to perSender of them, of senders with
+// fewer than perSender under way (so a sender ends with at most
+// 2*perSender-1, all workers but one); when there are none, as many as
+// keep every sender under all workers but one.
+func (r *Relay) claim(ctx context.Context, free int) ([]*store.QueueItem, error) {
+	per := r.perSender()
+	busy, full, most := r.inflightNow(per)
+	now := time.Now()
+	items, err := r.st.QueueClaimDueExcept(ctx, now, now.Add(r.lease()), min(free, per), busy, full)
+	if err != nil || len(items) > 0 || len(full) == 0 {
+		return items, err
+	}
+	// Nobody else's mail is due: the senders at perSender may have more.
+	n := min(free, r.opts.Workers-1-most)
+	if n <= 0 {
+		return nil, nil
+	}
+	return r.st.QueueClaimDueExcept(ctx, now, now.Add(r.lease()), n, busy, nil)
+}
+
+// inflightNow returns the IDs of the items being delivered here, the
+// senders with perSender or more of them, and the most any sender has.
+func (r *Relay) inflightNow(perSender int) (busy []int64, full []string, most int) {
+	r.inflightMu.Lock()
+	defer r.inflightMu.Unlock()
+	busy = make([]int64, 0, len(r.inflight))
+	for id := range r.inflight {
+		busy = append(busy, id)
+	}
+	for from, n := range r.inflightFrom {
+		if n >= perSender {
+			full = append(full, from)
+		}
+		most = max(most, n)
+	}
+	return busy, full, most
+}
+
+// startInflight marks it as being delivered here; false when it already
+// is (a second Run of this Relay claimed it meanwhile).
+func (r *Relay) startInflight(it *store.QueueItem) bool {
+	r.inflightMu.Lock()
+	defer r.inflightMu.Unlock()
+	if r.inflight[it.ID] {
+		return false
+	}
+	r.inflight[it.ID] = true
+	r.inflightFrom[it.From]++
+	return true
+}
+
+func (r *Relay) endInflight(it *store.QueueItem) {
+	r.inflightMu.Lock()
+	defer r.inflightMu.Unlock()
+	delete(r.inflight, it.ID)
+	if r.inflightFrom[it.From]--; r.inflightFrom[it.From] <= 0 {
+		delete(r.inflightFrom, it.From)
 	}
 }
 

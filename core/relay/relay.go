@@ -115,7 +115,9 @@ type Relay struct {
 	data       *dataBudget // bounds the memory of messages being received (MaxDataInFlight)
 	inflightMu sync.Mutex
 	inflight   map[int64]bool // queue items being delivered
-	runWG      sync.WaitGroup
+	// inflightFrom counts the items being delivered per reverse-path.
+	inflightFrom map[string]int
+	runWG        sync.WaitGroup
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -189,21 +191,22 @@ func New(opts Options) (*Relay, error) {
 	}
 	opts.TrustedNetworks = trusted
 	r := &Relay{
-		opts:      opts,
-		st:        opts.Store,
-		log:       opts.Logger,
-		closed:    make(chan struct{}),
-		hardStop:  make(chan struct{}),
-		kick:      make(chan struct{}, 1),
-		inflight:  map[int64]bool{},
-		finished:  make(chan struct{}, 1),
-		servers:   map[*smtp.Server]struct{}{},
-		listeners: map[net.Listener]struct{}{},
-		subs:      map[chan Event]struct{}{},
-		pool:      newClientPool(opts.Workers),
-		data:      newDataBudget(int64(opts.MaxDataInFlight)*2*(opts.MaxMessageBytes+dataStep), opts.MaxDataPerSource),
-		callout:   newCalloutCache(),
-		sizes:     newSizeCache(),
+		opts:         opts,
+		st:           opts.Store,
+		log:          opts.Logger,
+		closed:       make(chan struct{}),
+		hardStop:     make(chan struct{}),
+		kick:         make(chan struct{}, 1),
+		inflight:     map[int64]bool{},
+		inflightFrom: map[string]int{},
+		finished:     make(chan struct{}, 1),
+		servers:      map[*smtp.Server]struct{}{},
+		listeners:    map[net.Listener]struct{}{},
+		subs:         map[chan Event]struct{}{},
+		pool:         newClientPool(opts.Workers),
+		data:         newDataBudget(int64(opts.MaxDataInFlight)*2*(opts.MaxMessageBytes+dataStep), opts.MaxDataPerSource),
+		callout:      newCalloutCache(),
+		sizes:        newSizeCache(),
 	}
 	if r.opts.OldServer == nil {
 		r.opts.OldServer = r.storeOldServer

@@ -36,10 +36,14 @@ var (
 )
 
 // maxMXHosts bounds the mail exchangers tried per attempt, maxMXAddrs the
-// addresses tried per exchanger.
+// addresses tried per exchanger, and maxMXTries the addresses tried per
+// attempt in all (Postfix's smtp_mx_address_limit): each may take
+// Options.ClientTimeout to fail without a word, and the queue's few
+// workers serve every domain's mail.
 const (
 	maxMXHosts = 10
 	maxMXAddrs = 4
+	maxMXTries = 5
 )
 
 // fqdn adds the root label, so that the resolver's search list is never

@@ -232,8 +232,13 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 			return s.reject(errBadSender, "MAIL")
 		}
 	}
-	if s.user != nil && !s.owns(from) {
-		return s.reject(errNotOwner, "MAIL")
+	if s.user != nil {
+		if !s.owns(from) {
+			return s.reject(errNotOwner, "MAIL")
+		}
+		// Their address goes on in its one form (the queue counts a
+		// sender's deliveries by it: perSender).
+		from = s.user.Address
 	}
 	s.fromSet, s.from, s.utf8 = true, from, utf8
 	if opts != nil {
@@ -315,6 +320,12 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 			if s.kind != "" && s.kind != kindForward+pk {
 				return s.reject(errOtherKind, "RCPT")
 			}
+			// A refusal of this recipient while this sender's message
+			// was forwarded a moment ago (Relay.forward) answers its
+			// retry.
+			if se, ok := s.r.callout.get(forwardKey(pk, s.from, to)); ok && se != nil {
+				return s.reject(se, "RCPT")
+			}
 			// Ask the old server now whether it knows the user, so that
 			// mail from outside to a wrong address is refused here; what
 			// cannot be asked is deferred (451), never accepted and
@@ -329,8 +340,6 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 					}
 					return s.r.st.NoteKnownUser(ctx, domain, to)
 				}, domain, to, s.r.log)
-			} else if se, ok := s.r.callout.get(calloutKey(pk, to)); ok && se != nil {
-				return s.reject(se, "RCPT")
 			}
 		}
 		if se := s.checkSize(pk); se != nil {
@@ -445,22 +454,28 @@ func (s *session) Data(rd io.Reader) error {
 		return s.reject(errTooManyHops, "DATA")
 	}
 	msg := make([]byte, 0, len(body)+1024)
-	if s.user == nil && !s.trusted && s.fwd == nil && s.r.opts.AuthResults != nil {
-		// Mail from outside delivered here: SPF, DKIM and DMARC results
-		// for the user's client to read (RFC 8601), never used to refuse.
-		actx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		ar := s.r.opts.AuthResults(actx, s.ip, s.conn.Hostname(), s.from, body)
-		cancel()
-		msg = append(msg, ar...)
-		if ar != "" {
-			body = renameForgedAuthResults(body, authservID([]byte(strings.TrimPrefix(ar, "Authentication-Results:"))))
+	if s.r.opts.AuthResults != nil {
+		// Fields of the message that claim our authserv-id are renamed
+		// (RFC 8601 section 5) whoever sent it: only mail from outside
+		// delivered here gets a field of ours, and what is forwarded or
+		// queued to an old server comes back into Mailferry with its
+		// user's mailbox byte for byte; a user of one domain, or a
+		// trusted network, must not pass off a verdict as ours to
+		// another either.
+		id := s.r.opts.Hostname
+		if s.user == nil && !s.trusted && s.fwd == nil {
+			// Mail from outside delivered here: SPF, DKIM and DMARC
+			// results for the user's client to read, never used to
+			// refuse.
+			actx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			ar := s.r.opts.AuthResults(actx, s.ip, s.conn.Hostname(), s.from, body)
+			cancel()
+			msg = append(msg, ar...)
+			if ar != "" {
+				id = authservID([]byte(strings.TrimPrefix(ar, "Authentication-Results:")))
+			}
 		}
-	} else if s.user == nil && !s.trusted && s.r.opts.AuthResults != nil {
-		// Mail from outside forwarded to the old server gets no field of
-		// ours, but comes back into Mailferry with its user's mailbox,
-		// byte for byte: one claiming our authserv-id (Options.Hostname,
-		// as ours carry) would then pass for ours.
-		body = renameForgedAuthResults(body, s.r.opts.Hostname)
+		body = renameForgedAuthResults(body, id)
 	}
 	msg = append(msg, s.received()...)
 	msg = append(msg, body...)

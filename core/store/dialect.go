@@ -33,11 +33,15 @@ type dialect struct {
 	engine string
 	// notIn is "x NOT IN (the int64s of the JSON array ?)".
 	notIn string
+	// notInText is "x NOT IN (the strings of the JSON array ?)".
+	notInText string
 }
 
 var (
-	sqliteDialect   = &dialect{engine: EngineSQLite, notIn: `NOT IN (SELECT value FROM json_each(?))`}
-	postgresDialect = &dialect{engine: EnginePostgres, notIn: `NOT IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(? AS JSON)))`}
+	sqliteDialect = &dialect{engine: EngineSQLite, notIn: `NOT IN (SELECT value FROM json_each(?))`,
+		notInText: `NOT IN (SELECT value FROM json_each(?))`}
+	postgresDialect = &dialect{engine: EnginePostgres, notIn: `NOT IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(? AS JSON)))`,
+		notInText: `NOT IN (SELECT value FROM json_array_elements_text(CAST(? AS JSON)))`}
 )
 
 func (d *dialect) postgres() bool { return d == postgresDialect }

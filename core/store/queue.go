@@ -189,6 +189,15 @@ func queueExecTx(ctx context.Context, tx wtx, ch *changes, id int64, q string, a
 // node's offset to it, read in the claiming transaction, so that nodes
 // whose clocks disagree never take an item another still holds.
 func (s *Store) QueueClaimDue(ctx context.Context, now, until time.Time, limit int, exclude []int64) ([]*QueueItem, error) {
+	return s.QueueClaimDueExcept(ctx, now, until, limit, exclude, nil)
+}
+
+// QueueClaimDueExcept is QueueClaimDue that also leaves out the items whose
+// reverse-path (MAIL FROM, as queued) is one of senders: a relay that has
+// as many deliveries of a sender under way as it allows one sender takes
+// none more of it, so that one sender's mail to slow or silent servers
+// cannot take every worker.
+func (s *Store) QueueClaimDueExcept(ctx context.Context, now, until time.Time, limit int, exclude []int64, senders []string) ([]*QueueItem, error) {
 	var out []*QueueItem
 	err := s.write(ctx, func(tx wtx, ch *changes) error {
 		if s.d.postgres() {
@@ -203,9 +212,13 @@ func (s *Store) QueueClaimDue(ctx context.Context, now, until time.Time, limit i
 		if err != nil || exclude == nil {
 			ex = []byte("[]")
 		}
+		fr, err := json.Marshal(senders)
+		if err != nil || senders == nil {
+			fr = []byte("[]")
+		}
 		rows, err := tx.QueryContext(ctx, `SELECT `+queueCols+` FROM queue q JOIN blobs b ON b.key = q.blob
-			WHERE q.state = ? AND q.next_attempt <= ? AND q.id `+s.d.notIn+`
-			ORDER BY q.next_attempt, q.id LIMIT ?`, QueueQueued, now.Unix(), string(ex), limit)
+			WHERE q.state = ? AND q.next_attempt <= ? AND q.id `+s.d.notIn+` AND q.mail_from `+s.d.notInText+`
+			ORDER BY q.next_attempt, q.id LIMIT ?`, QueueQueued, now.Unix(), string(ex), string(fr), limit)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}

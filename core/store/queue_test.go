@@ -307,3 +307,33 @@ func TestQueueRenewClaim(t *testing.T) {
 		t.Fatalf("renewing an item never claimed: %v", err)
 	}
 }
+
+// QueueClaimDueExcept leaves out the items of the senders named (the
+// relay's senders with as many deliveries under way as one may have), the
+// null sender's (bounces) too when named, and claims the others in order.
+func TestQueueClaimDueExceptSenders(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	var ids []int64
+	for i, from := range []string{"slow@x.test", "slow@x.test", "", "other@x.test"} {
+		id, err := enqueue(t, s, from, []string{"b@y.test"}, []byte{'s', byte('0' + i)}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	now := time.Now().Add(time.Second) // see TestQueueClaimDue
+	until := now.Add(10 * time.Minute)
+	got, err := s.QueueClaimDueExcept(ctx, now, until, 10, []int64{ids[2]}, []string{"slow@x.test", "nobody@x.test"})
+	if err != nil || len(got) != 1 || got[0].ID != ids[3] {
+		t.Fatalf("claim without slow@x.test's and item %d = %v, %v; want item %d", ids[2], got, err, ids[3])
+	}
+	got, err = s.QueueClaimDueExcept(ctx, now, until, 10, nil, []string{""})
+	if err != nil || len(got) != 2 || got[0].ID != ids[0] || got[1].ID != ids[1] {
+		t.Fatalf("claim without bounces = %v, %v; want items %d and %d", got, err, ids[0], ids[1])
+	}
+	got, err = s.QueueClaimDueExcept(ctx, now, until, 10, nil, nil)
+	if err != nil || len(got) != 1 || got[0].ID != ids[2] {
+		t.Fatalf("claim of the rest = %v, %v; want item %d", got, err, ids[2])
+	}
+}
