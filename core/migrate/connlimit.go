@@ -217,7 +217,7 @@ func (e *Engine) extraConn(ctx context.Context, lim *connLimit, s *oldSettings, 
 	// First logins being answered come before one more login of a copy,
 	// also the copy going on through their hold (the pass: it makes do
 	// with its first connection until the hold ends).
-	if lim.logins.steps(ctx) != nil || lim.logins.holds() || !lim.tryExtra() {
+	if lim.logins.wait(ctx) != nil || lim.logins.holds() || !lim.tryExtra() {
 		return nil
 	}
 	c, err := e.connect(ctx, s, cred)

@@ -363,9 +363,7 @@ func (e *Engine) copiedUpTo(ctx context.Context, p *plan) uint32 {
 // job's turn to stream at lim's old server (streams.go).
 func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapclient.Client, p *plan, catchUp bool, lim *connLimit) error {
 	logins := lim.logins
-	// First logins being answered first, but for the job holding the pass
-	// and those that handed it on (their downloads wait for it below).
-	if err := logins.steps(ctx); err != nil {
+	if err := logins.wait(ctx); err != nil { // first logins being answered first
 		return err
 	}
 	sel, err := c.Select(p.old.cmdName(), &imap.SelectOptions{ReadOnly: true}).Wait() // EXAMINE: no \Seen, no \Recent change
@@ -445,9 +443,6 @@ func (e *Engine) copyMailbox(ctx context.Context, acct *store.Account, c *imapcl
 		}
 		err = e.fetchAndCommit(ctx, acct, c, p, state, uids, sizes, logins)
 		end()
-		// The download is in: the pass goes on to the next job in turn
-		// while this one lists, examines and commits (logingate.go).
-		logins.handOn(jobTurn(ctx))
 		if err != nil {
 			return err
 		}

@@ -22,10 +22,7 @@ package migrate
 //
 // One copy goes on through a hold (the pass, passSeats): the job with the
 // earliest turn (turn.go) holding a place that asks while a hold lasts,
-// until its download is in (handOn) or its run ends; then the next in
-// turn, while the job before lists, examines and commits the rest of its
-// copy (steps: round trips and fsyncs that load the old server little),
-// so that one download at a time goes on through the hold, not one job. A burst of fifty first logins lasts as
+// until its run ends; then the next in turn. A burst of fifty first logins lasts as
 // long as the old server takes to answer them all (1.3-1.5 s on the
 // fixture, quiet machine; 2.5-3.4 s at load 10-17), and with every copy
 // held the first user to log in waited for all the others' logins before
@@ -59,11 +56,6 @@ type loginGate struct {
 
 	pass  []uint64   // the turns of the jobs whose copies go on through holds (at most passSeats)
 	queue []gateTurn // jobs waiting for the pass, by turn
-	// went are the turns of jobs that held the pass and handed it on
-	// once their download was in (handOn): their other steps (the
-	// folders' listing, EXAMINEs, commits) go on through holds without
-	// it; a download of theirs waits for the pass again.
-	went []uint64
 }
 
 // passSeats is how many jobs' copies go on through a hold at once.
@@ -121,20 +113,10 @@ func (g *loginGate) enter() func() {
 // wait returns once no first login is in flight, the current hold has
 // lasted g.hold, ctx's job holds the pass (jobTurn; a seat taken here when
 // one is free and no earlier turn waits for it), or ctx ends (then ctx's error). A job
-// that took the pass gives it up with leave, or hands it on with handOn.
-// Downloads (and a job's start) wait so; a job's other steps wait with
-// steps.
-func (g *loginGate) wait(ctx context.Context) error { return g.waitFor(ctx, false) }
-
-// steps is wait for a job's steps other than downloads (EXAMINE, the
-// UIDs to fetch, an extra connection's asking): a job that handed the
-// pass on (handOn) goes on through holds too, to be done, while the next
-// in turn downloads.
-func (g *loginGate) steps(ctx context.Context) error { return g.waitFor(ctx, true) }
-
-func (g *loginGate) waitFor(ctx context.Context, steps bool) error {
+// that took the pass gives it up with leave.
+func (g *loginGate) wait(ctx context.Context) error {
 	turn := jobTurn(ctx)
-	left, open, mine := g.through(turn, steps)
+	left, open, mine := g.through(turn)
 	if left <= 0 {
 		return ctx.Err()
 	}
@@ -157,16 +139,16 @@ func (g *loginGate) waitFor(ctx context.Context, steps bool) error {
 }
 
 // through is holding for a job's turn (0: not a job's): no wait if the
-// job holds the pass or takes it now, or (steps) handed it on; else a
-// job waits in line for it too (mine, closed when it is given).
-func (g *loginGate) through(turn uint64, steps bool) (left time.Duration, open, mine chan struct{}) {
+// job holds the pass or takes it now; else a job waits in line for it
+// too (mine, closed when it is given).
+func (g *loginGate) through(turn uint64) (left time.Duration, open, mine chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	left, open = g.holdingLocked()
 	if left <= 0 || turn == 0 {
 		return left, open, nil
 	}
-	if slices.Contains(g.pass, turn) || (steps && slices.Contains(g.went, turn)) {
+	if slices.Contains(g.pass, turn) {
 		return 0, nil, nil
 	}
 	if len(g.pass) < passSeats && (len(g.queue) == 0 || g.queue[0].turn >= turn) {
@@ -184,37 +166,13 @@ func (g *loginGate) through(turn uint64, steps bool) (left time.Duration, open, 
 func (g *loginGate) leave(turn uint64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if i := slices.Index(g.went, turn); i >= 0 {
-		g.went = slices.Delete(g.went, i, i+1)
-	}
-	g.giveUpLocked(turn)
-}
-
-// handOn gives the pass up, if the job of turn holds it, once a download
-// of the job's is in: to the earliest turn waiting for it. The job's
-// other steps go on through holds (steps) until its run ends (leave);
-// a download of its waits for the pass again, in its turn. A pass job's
-// copy is its INBOX's download, then its other folders' listing and
-// EXAMINEs and its last commits, round trips and fsyncs that load the
-// old server little: the next job in turn downloads meanwhile.
-func (g *loginGate) handOn(turn uint64) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.giveUpLocked(turn) && !slices.Contains(g.went, turn) {
-		g.went = append(g.went, turn)
-	}
-}
-
-// giveUpLocked gives the pass of turn up, if it holds it, to the earliest
-// turn waiting for it, if any, and says whether it held it. g.mu is held.
-func (g *loginGate) giveUpLocked(turn uint64) bool {
 	i := slices.Index(g.pass, turn)
 	if turn == 0 || i < 0 {
-		return false
+		return
 	}
 	g.pass = slices.Delete(g.pass, i, i+1)
 	if len(g.queue) == 0 {
-		return true
+		return
 	}
 	next := g.queue[0].turn
 	g.pass = append(g.pass, next)
@@ -224,7 +182,6 @@ func (g *loginGate) giveUpLocked(turn uint64) bool {
 		n++
 	}
 	g.queue = slices.Delete(g.queue, 0, n)
-	return true
 }
 
 // passes says whether the job of turn goes on through a hold now: one is
