@@ -119,18 +119,20 @@ func (r manyRun) doneInLead() int {
 // lead could give at the pace measured: the accounts done by then as
 // they were, the others (equal accounts, the copies' phase as long as
 // measured) each done one after another at an equal share of the phase,
-// which no schedule beats (the j-th done needs j shares of the work).
+// which no schedule beats (the j-th done needs j shares of the work),
+// one share given for free (the copy going on through the logins, the
+// pass, may be all but done as they end).
 func (r manyRun) leastFairness() float64 {
 	n := len(r.finishes)
 	if n == 0 {
 		return 0
 	}
 	k := r.doneInLead()
-	if k > n/2 {
+	if k >= n/2 {
 		return r.fairness()
 	}
 	lead, whole := r.lead.Seconds(), r.finishes[n-1].Seconds()
-	return (lead + float64(n/2-k+1)/float64(n-k)*(whole-lead)) / whole
+	return (lead + float64(n/2-k)/float64(n-k)*(whole-lead)) / whole
 }
 
 func (r manyRun) first() float64 {
