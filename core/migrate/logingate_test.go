@@ -639,3 +639,120 @@ func copiesDoneDuring(t *testing.T, e *migrate.Engine, d time.Duration, login <-
 // login never holds the copies). Not by default: the copies go on
 // meanwhile, and on a quiet machine one would finish.
 var slowBobLogin = flag.Duration("slowbob", 0, "TestFirstLoginsBeforeCopies: hold bob's first login this long at the old server")
+
+// The copies a burst of first logins held download in turn once it is
+// answered (Options.Streams, streams.go), as a bulk run's do, the earliest
+// logged in first: accounts are done one after another after the burst,
+// not all together at the end of a first wave that started at once. Here
+// u0's first login holds the copies of u2, u3 and u4 while u1's goes on
+// through it (the pass; a big mailbox, still copying when the login is
+// answered, and then beside the others, as the pass's copy streams at
+// once); once it is answered, u2's, u3's and u4's messages come in one
+// account after another. Before, the three downloaded at once,
+// interleaved.
+func TestHeldCopiesStreamInTurn(t *testing.T) {
+	t.Parallel()
+	const n, msgs, more = 5, 200, 3000
+	srv, users, _ := manyAccounts(t, n, msgs)
+	addr := func(i int) string { return fmt.Sprintf("u%d@%s", i, oldtest.Domain) }
+	for j := range more {
+		srv.Append(t, addr(1), "INBOX", nil, time.Now(), fmt.Appendf(nil, "Subject: more %d\r\n\r\nbody %d more\r\n", j, j))
+	}
+	px := startLoginHoldProxy(t, srv.IMAPAddr)
+	st, _ := setup(t, px.addr())
+	e := newEngine(t, st, &migrate.Options{ConnsPerAccount: 1, Streams: 1, ChunkMessages: 5, BatchMessages: 5, BatchDelay: time.Millisecond, LoginHold: time.Minute})
+	// Seen in Progress, polled: when each account's first messages were
+	// in, and all of them (a poll may miss a moment, never invent one).
+	first, last := map[string]int{}, map[string]int{}
+	stop := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for poll := 1; ; poll++ {
+			for _, a := range e.Progress() {
+				if _, ok := first[a.Address]; !ok && a.MessagesDone > 0 && a.MessagesDone < msgs {
+					first[a.Address] = poll
+				}
+				if _, ok := last[a.Address]; !ok && a.MessagesDone == msgs {
+					last[a.Address] = poll
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Microsecond):
+			}
+		}
+	}()
+	ctx := context.Background()
+	px.hold()
+	login := make(chan error, 1)
+	go func() {
+		_, err := e.FirstLogin(ctx, addr(0), users[addr(0)])
+		login <- err
+	}()
+	for px.waits.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	px.pass() // u0's connection stays held; the others go through
+	for i := 1; i < n; i++ {
+		if _, err := e.FirstLogin(ctx, addr(i), users[addr(i)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		var u1 int64
+		for _, a := range e.Progress() {
+			if a.Address == addr(1) {
+				u1 = a.MessagesDone
+			}
+		}
+		if u1 > 0 {
+			break // the pass's copy streams
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("u1's copy not streaming after 30 s while u0's first login waits: %+v", e.Progress())
+		}
+	}
+	px.release()
+	if err := <-login; err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range e.Progress() {
+		if a.Address == addr(1) && a.State == "done" {
+			t.Fatalf("u1's copy was done when u0's login was answered: the test needs it longer (%+v)", a)
+		}
+	}
+	for i := range n {
+		if err := e.Wait(ctx, addr(i)); err != nil {
+			t.Fatalf("%s: %v", addr(i), err)
+		}
+	}
+	close(stop)
+	<-polled
+	for i := 1; i < n; i++ {
+		want := msgs
+		if i == 1 {
+			want += more
+		}
+		if got := compareAll(t, srv, st, addr(i)); got != want {
+			t.Errorf("%s: compared %d messages, want %d", addr(i), got, want)
+		}
+	}
+	seen := 0
+	for i := 2; i < n; i++ {
+		a := addr(i)
+		if first[a] != 0 {
+			seen++
+		}
+		for j := 2; j < n; j++ {
+			b := addr(j)
+			if a != b && first[a] != 0 && first[b] != 0 && first[a] < first[b] && first[b] < last[a] {
+				t.Errorf("%s's messages came in (polls %d to %d) while %s's did (%d to %d); want one account's after another's once u0's login was answered", b, first[b], last[b], a, first[a], last[a])
+			}
+		}
+	}
+	if seen < 2 {
+		t.Errorf("saw %d held copies under way (%v, %v); the test needs at least two", seen, first, last)
+	}
+}
