@@ -476,15 +476,9 @@ func (e *Engine) runAccount(ctx context.Context, id int64) error {
 	defer lim.release()
 	gate := lim.logins
 	defer gate.leave(jobTurn(ctx))
-	held := gate.holds() && !gate.passes(jobTurn(ctx))
 	if err := gate.wait(ctx); err != nil {
 		closeClient(c)
 		return err
-	}
-	if held && !gate.passes(jobTurn(ctx)) {
-		// A job a burst of first logins held downloads in turn after
-		// it (streams.go), as a bulk run's do.
-		ctx = withStreamTurns(ctx)
 	}
 	// One process copies an account at a time; a refusal changes nothing.
 	// The same commit records that the account waits for nothing (the row
