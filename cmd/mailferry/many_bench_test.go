@@ -61,7 +61,9 @@ import (
 //
 // Diagnostics, by environment variable: MAILFERRY_MANY_RUNS=n (runs, not
 // 3), MAILFERRY_MANY_ONLY=migrate|serve (one side, one floor run),
-// MAILFERRY_MANY_LOG=file (the children's logs), MAILFERRY_MANY_PROFILE=prefix
+// MAILFERRY_MANY_LOG=file (the children's logs: migrate's last in
+// file.migrate, each run's serve of the many in file.serve-many.N and
+// file.before-serve-many.N), MAILFERRY_MANY_PROFILE=prefix
 // (CPU profiles of the many-accounts children: prefix.migrate-many,
 // prefix.serve-many), MAILFERRY_MANY_WRAP="strace -f -tt -o file" (a
 // command around the many-accounts migrate), MAILFERRY_MANY_BEFORE=binary
@@ -89,6 +91,50 @@ func (r manyRun) fairness() float64 {
 		return 0
 	}
 	return r.finishes[len(r.finishes)/2].Seconds() / r.finishes[len(r.finishes)-1].Seconds()
+}
+
+// copyPhaseFairness is fairness measured from the end of the lead (serve:
+// the last first login answered; copies wait for the logins by design,
+// logingate.go): median finish after it / last finish after it.
+func (r manyRun) copyPhaseFairness() float64 {
+	if len(r.finishes) == 0 {
+		return 0
+	}
+	mid, last := r.finishes[len(r.finishes)/2]-r.lead, r.finishes[len(r.finishes)-1]-r.lead
+	return max(mid.Seconds(), 0) / last.Seconds()
+}
+
+// doneInLead is how many accounts were done by the end of the lead.
+func (r manyRun) doneInLead() int {
+	k := 0
+	for _, f := range r.finishes {
+		if f <= r.lead {
+			k++
+		}
+	}
+	return k
+}
+
+// leastFairness is the lowest fairness any order of the copies after the
+// lead could give at the pace measured, taken as even: the accounts done
+// by then as they were, the others (equal accounts, the copies' phase as
+// long as measured) each done one after another at an equal share of the
+// phase, which no order beats at an even pace (the j-th done needs j
+// shares of the work), one share given for free (the copy going on
+// through the logins, the pass, may be all but done as they end). The
+// pace is not quite even (the password hashes held behind the logins go
+// beside the first copies after them): a run may come a little under it.
+func (r manyRun) leastFairness() float64 {
+	n := len(r.finishes)
+	if n == 0 {
+		return 0
+	}
+	k := r.doneInLead()
+	if k >= n/2 {
+		return r.fairness()
+	}
+	lead, whole := r.lead.Seconds(), r.finishes[n-1].Seconds()
+	return (lead + float64(n/2-k)/float64(n-k)*(whole-lead)) / whole
 }
 
 func (r manyRun) first() float64 {
@@ -160,8 +206,8 @@ func BenchmarkManyUsers(b *testing.B) {
 			runs = append(runs, named{"migrate, one account", migOne[i]}, named{"migrate, many", migMany[i]})
 		}
 		if only != "migrate" {
-			srvOne = append(srvOne, serveOnce(b, old, big, bigTotal, ""))
-			srvMany = append(srvMany, serveOnce(b, old, small, smallTotal, "serve-many"))
+			srvOne = append(srvOne, serveOnce(b, old, big, bigTotal, "", ""))
+			srvMany = append(srvMany, serveOnce(b, old, small, smallTotal, "serve-many", fmt.Sprintf("serve-many.%d", i+1)))
 			runs = append(runs, named{"serve, one login", srvOne[i]}, named{"serve, many logins", srvMany[i]})
 		}
 		if beforeBin != "" {
@@ -172,8 +218,8 @@ func BenchmarkManyUsers(b *testing.B) {
 					runs = append(runs, named{"before: migrate, one", befMigOne[i]}, named{"before: migrate, many", befMigMany[i]})
 				}
 				if only != "migrate" {
-					befSrvOne = append(befSrvOne, serveOnce(b, old, big, bigTotal, ""))
-					befSrvMany = append(befSrvMany, serveOnce(b, old, small, smallTotal, ""))
+					befSrvOne = append(befSrvOne, serveOnce(b, old, big, bigTotal, "", ""))
+					befSrvMany = append(befSrvMany, serveOnce(b, old, small, smallTotal, "", fmt.Sprintf("before-serve-many.%d", i+1)))
 					runs = append(runs, named{"before: serve, one", befSrvOne[i]}, named{"before: serve, many", befSrvMany[i]})
 				}
 			})
@@ -200,6 +246,8 @@ func BenchmarkManyUsers(b *testing.B) {
 		lead, tail := medianOf(many, func(r manyRun) float64 { return r.lead.Seconds() }), medianOf(many, func(r manyRun) float64 { return r.tail.Seconds() })
 		if what == "serve" || strings.HasPrefix(what, "serve,") {
 			fmt.Printf("  of the %d accounts' wall: the %d first logins answered in %.2f s (copies wait for them)\n", manyUsers, manyUsers, lead)
+			fmt.Printf("  from the last login answered: half done at %.2f of the copies' phase, %.0f accounts done before it; at the phase's pace, even, no order of the copies after it has half done before %.2f of the whole\n",
+				medianOf(many, manyRun.copyPhaseFairness), medianOf(many, func(r manyRun) float64 { return float64(r.doneInLead()) }), medianOf(many, manyRun.leastFairness))
 		} else {
 			fmt.Printf("  of the %d accounts' wall: %.2f s from the process's start to the first account running, %.2f s from the last account done to its exit (hashes left, close); one account: %.2f s and %.2f s\n",
 				manyUsers, lead, tail, medianOf(one, func(r manyRun) float64 { return r.lead.Seconds() }), medianOf(one, func(r manyRun) float64 { return r.tail.Seconds() }))
@@ -502,8 +550,10 @@ func migrateUsersOnce(b testing.TB, old *oldtest.Server, users map[string]string
 // serveOnce starts `mailferry serve` on a fresh data directory, logs every
 // user in at the same instant (each from an address of its own), and waits
 // for every account's copy to be done, read from serve's log ("migrate:
-// job done"); then stops serve and takes its rusage.
-func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want int64, profile string) manyRun {
+// job done"); then stops serve and takes its rusage. With
+// MAILFERRY_MANY_LOG=file, a run named logName (if not empty) keeps
+// serve's log in file.logName (per-account timelines of each run).
+func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want int64, profile, logName string) manyRun {
 	data := newMigratingData(b, old)
 	if p := os.Getenv("MAILFERRY_MANY_PROFILE"); p != "" && profile != "" {
 		b.Setenv("MAILFERRY_CPUPROFILE", p+"."+profile) // serve's environment is this one's
@@ -535,7 +585,9 @@ func serveOnce(b testing.TB, old *oldtest.Server, users map[string]string, want 
 	hwm := watchHWM(srv.cmd.Process.Pid)
 	defer func() {
 		srv.stop()
-		srv.saveLog("MAILFERRY_MANY_LOG")
+		if f := os.Getenv("MAILFERRY_MANY_LOG"); f != "" && logName != "" {
+			os.WriteFile(f+"."+logName, []byte(srv.log()), 0o600)
+		}
 	}()
 	addr, dump := srv.addr, srv.log
 	t0 := time.Now()
