@@ -262,7 +262,7 @@ runs:
 			var loadErr error
 			sm.load = func() []byte {
 				searchUpdateLoads.Add(1)
-				raw, err := v.s.srv.st.Blob(v.s.ctx(), m.BlobKey)
+				raw, err := v.s.srv.st.Blob(v.s.readCtx(), m.BlobKey)
 				if err != nil {
 					loadErr = err
 				}

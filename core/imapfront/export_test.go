@@ -54,3 +54,10 @@ func AppendHeld(s *Server, acct int64) int64 {
 	defer s.appending.mu.Unlock()
 	return s.appending.acct[acct]
 }
+
+// OpenSessions is how many of s's sessions have begun and not ended.
+func OpenSessions(s *Server) int64 { return s.open.Load() }
+
+// HangupWatches is how many times connections were watched for a hang-up
+// during a command (hangup.go), since the process began.
+func HangupWatches() int64 { return hangupWatches.Load() }

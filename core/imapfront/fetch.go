@@ -133,7 +133,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 	var raw []byte
 	readRaw := func() ([]byte, error) {
 		if raw == nil {
-			b, err := s.srv.st.MessageBytes(s.ctx(), m)
+			b, err := s.srv.st.MessageBytes(s.readCtx(), m)
 			if errors.Is(err, store.ErrNotFound) {
 				return nil, errExpunged
 			} else if err != nil {

@@ -61,7 +61,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 			}
 			sm := &searchMsg{m: m, seq: run[i].seq, recent: v.isRecent(run[i].uid), now: now}
 			if needRaw {
-				if sm.raw, err = s.srv.st.Blob(s.ctx(), m.BlobKey); err != nil {
+				if sm.raw, err = s.srv.st.Blob(s.readCtx(), m.BlobKey); err != nil {
 					return nil, s.storeErr(err, "SEARCH")
 				}
 			}

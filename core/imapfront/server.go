@@ -50,6 +50,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -120,6 +121,7 @@ type Server struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	sessions  sync.WaitGroup
+	open      atomic.Int64 // sessions begun and not closed (tests)
 	closeOnce sync.Once
 	// selects is the mailboxes' states the last SELECTs read (selcache.go).
 	selects *selectCache
@@ -201,7 +203,7 @@ func New(opts *Options) (*Server, error) {
 // Serve accepts IMAP connections on ln (port 143 style: STARTTLS is offered
 // when Options.TLSConfig is set). It returns nil after Close.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.imap.Serve(coalescingListener{Listener: s.limitConns(ln), log: s.log})
+	return s.imap.Serve(coalescingListener{Listener: hangupListener{Listener: s.limitConns(ln), ctx: s.ctx}, log: s.log})
 }
 
 // limitConns bounds the connections of one source (auth.Policy.Listener).
@@ -214,7 +216,7 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if s.tls == nil {
 		return errors.New("imapfront: ServeTLS needs Options.TLSConfig")
 	}
-	return s.imap.Serve(tls.NewListener(coalescingListener{Listener: s.limitConns(ln), log: s.log}, s.tls))
+	return s.imap.Serve(tls.NewListener(coalescingListener{Listener: hangupListener{Listener: s.limitConns(ln), ctx: s.ctx}, log: s.log}, s.tls))
 }
 
 // Close stops all listeners and closes all connections.

@@ -2,6 +2,7 @@ package imapfront
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,9 @@ type session struct {
 	sel    *view
 	closed bool
 	conn   *imapserver.Conn
+	// hang is the connection under TLS and coalescingConn, whose context
+	// ends when the client hangs up (hangup.go); nil if it is none.
+	hang *hangupConn
 	// condstore is set by a CONDSTORE-enabling command (condstore.go).
 	condstore bool
 	// condstoreAnnounce: CONDSTORE was turned on while a mailbox was
@@ -48,10 +52,36 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 		}
 	}
 	s.sessions.Add(1)
-	return &session{srv: s, ip: ip, conn: c}, nil, nil
+	s.open.Add(1)
+	return &session{srv: s, ip: ip, conn: c, hang: hangupOf(c.NetConn())}, nil, nil
 }
 
+// hangupOf finds the hangupConn under nc (the connection go-imap serves,
+// under implicit TLS or not).
+func hangupOf(nc net.Conn) *hangupConn {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if cc, ok := nc.(*coalescingConn); ok {
+		nc = cc.Conn
+	}
+	h, _ := nc.(*hangupConn)
+	return h
+}
+
+// ctx is the context of the store's writes and of what is not the
+// command's reading: the server's, which ends with Close.
 func (s *session) ctx() context.Context { return s.srv.ctx }
+
+// readCtx is the context of a command's reads of the store (SEARCH, FETCH,
+// SORT, THREAD, SELECT: the ones that can go through a whole mailbox): the
+// connection's, which also ends when the client hangs up (hangup.go).
+func (s *session) readCtx() context.Context {
+	if s.hang == nil {
+		return s.srv.ctx
+	}
+	return s.hang.watch()
+}
 
 // Close implements imapserver.Session.
 func (s *session) Close() error {
@@ -63,6 +93,7 @@ func (s *session) Close() error {
 		s.sel.close()
 		s.sel = nil
 	}
+	s.srv.open.Add(-1)
 	s.srv.sessions.Done()
 	return nil
 }
@@ -91,6 +122,9 @@ func (s *session) storeErr(err error, what string) error {
 	case errors.Is(err, store.ErrInvalid):
 		return imapErr(imap.ResponseCodeCannot, "%s: %v", what, strings.TrimPrefix(err.Error(), "store: "))
 	case errors.Is(err, context.Canceled):
+		if s.hang != nil && s.srv.ctx.Err() == nil {
+			return imapErr(imap.ResponseCodeUnavailable, "%s: connection closed", what)
+		}
 		return imapErr(imap.ResponseCodeUnavailable, "server shutting down")
 	case errors.Is(err, store.ErrStopped):
 		// The change may be committed and seen, yet not on disk: neither

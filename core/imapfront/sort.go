@@ -80,7 +80,7 @@ func (s *session) found(criteria *imap.SearchCriteria, refs bool, what string) (
 			}
 			sm := &searchMsg{m: m, seq: run[i].seq, recent: v.isRecent(run[i].uid), now: now}
 			if needRaw {
-				if sm.raw, err = s.srv.st.Blob(s.ctx(), m.BlobKey); err != nil {
+				if sm.raw, err = s.srv.st.Blob(s.readCtx(), m.BlobKey); err != nil {
 					return nil, s.storeErr(err, what)
 				}
 			}
@@ -90,7 +90,7 @@ func (s *session) found(criteria *imap.SearchCriteria, refs bool, what string) (
 			env, err := decodeEnvelope(m.Envelope)
 			if err != nil {
 				if sm.raw == nil {
-					if sm.raw, err = s.srv.st.Blob(s.ctx(), m.BlobKey); err != nil {
+					if sm.raw, err = s.srv.st.Blob(s.readCtx(), m.BlobKey); err != nil {
 						return nil, s.storeErr(err, what)
 					}
 				}

@@ -76,7 +76,7 @@ func (s *session) openView(mb *store.Mailbox, readOnly bool) (*view, *mailboxSta
 	// The watcher is of this mailbox: a change of another mailbox's
 	// messages does not make the session's next command read the store.
 	w := s.srv.st.WatchMailbox(s.acct.ID, mb.ID)
-	st, err := s.srv.selects.state(s.ctx(), s.srv.st, mb.ID)
+	st, err := s.srv.selects.state(s.readCtx(), s.srv.st, mb.ID)
 	if err != nil {
 		w.Close()
 		return nil, nil, s.storeErr(err, "SELECT")
@@ -410,7 +410,7 @@ func (v *view) messages(run []target, cache, located bool) ([]*store.Message, er
 	if located {
 		each = v.s.srv.st.EachMessageLocated
 	}
-	err := each(v.s.ctx(), v.mb.ID, uint32(run[0].uid), uint32(run[len(run)-1].uid), cache, func(m *store.Message) error {
+	err := each(v.s.readCtx(), v.mb.ID, uint32(run[0].uid), uint32(run[len(run)-1].uid), cache, func(m *store.Message) error {
 		for k < len(run) && run[k].uid < imap.UID(m.UID) {
 			k++
 		}

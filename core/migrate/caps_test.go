@@ -18,20 +18,24 @@ import (
 // folders included.
 func TestBareIMAP4rev1Server(t *testing.T) {
 	u := imapmemserver.NewUser("gus@mem.test", "GusSecret1")
-	raws := map[string][]byte{}
+	var raws [][]byte
 	for _, mb := range []string{"INBOX", "Archive", "Archive/2019"} {
 		if err := u.Create(mb, nil); err != nil {
 			t.Fatal(err)
 		}
 		for i := 0; i < 3; i++ {
 			raw := rawMessage(mb+" "+string(rune('a'+i)), 300+i)
-			raws[sum(raw)] = raw
+			raws = append(raws, raw)
 			if _, err := u.Append(mb, literal{bytes.NewReader(raw), int64(len(raw))}, &imap.AppendOptions{Time: time.Date(2020, 1, 1+i, 0, 0, 0, 0, time.UTC)}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	st, _, acct := copyFromMem(t, imap.CapSet{imap.CapIMAP4rev1: {}}, func() imapserver.Session { return &brokenSession{user: u} }, "gus@mem.test", "GusSecret1")
+	byKey := map[string][]byte{}
+	for _, raw := range raws {
+		byKey[st.BlobKey(raw)] = raw
+	}
 	ctx := context.Background()
 	if a, _ := st.Account(ctx, "gus@mem.test"); a.Migration != store.MigDone {
 		t.Fatalf("account %q (%s)", a.Migration, a.MigrationError)
@@ -41,7 +45,7 @@ func TestBareIMAP4rev1Server(t *testing.T) {
 	for _, m := range mbs {
 		msgs, _ := st.Messages(ctx, m.ID)
 		for _, msg := range msgs {
-			if raws[msg.BlobKey] == nil {
+			if byKey[msg.BlobKey] == nil {
 				t.Errorf("%s UID %d: bytes not from the old server", m.Name, msg.UID)
 			}
 			n++

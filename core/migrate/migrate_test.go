@@ -2,8 +2,6 @@ package migrate_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,8 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/cpu"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -122,19 +118,6 @@ func oldStatus(t testing.TB, srv *oldtest.Server, user, mailbox string) (uint32,
 	return st.UIDValidity, uint32(st.UIDNext)
 }
 
-// sum is b's key in a store made by the tests (a new store: BLAKE3's).
-// sum is the key the tests' stores (made new, on this machine) give b:
-// BLAKE3's where the CPU has AVX2, SHA-256's elsewhere (store/blobkey.go).
-func sum(b []byte) string {
-	if cpu.X86.HasAVX2 {
-		h := store.NewKeyHashBoth()
-		h.Write(b)
-		return h.Key()
-	}
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
 func normFlags(f []string) string {
 	c := append([]string(nil), f...)
 	sort.Strings(c)
@@ -196,7 +179,7 @@ func compareAll(t *testing.T, srv *oldtest.Server, st *store.Store, user string)
 			if m.UID != o.UID {
 				t.Errorf("mailbox %q #%d: UID %d, old %d", name, i, m.UID, o.UID)
 			}
-			if m.BlobKey != sum(o.Raw) || m.Size != int64(len(o.Raw)) {
+			if m.BlobKey != st.BlobKey(o.Raw) || m.Size != int64(len(o.Raw)) {
 				t.Errorf("mailbox %q UID %d: bytes differ", name, o.UID)
 			}
 			var of []string

@@ -379,7 +379,7 @@ func TestCatchUp(t *testing.T) {
 			if m.UID == local.UID {
 				sawLocal = m.BlobKey == local.BlobKey
 			}
-			if m.BlobKey == sum(newRaw) {
+			if m.BlobKey == st.BlobKey(newRaw) {
 				sawRenumbered = m.UID > local.UID && m.HasFlag("$Late")
 			}
 		}

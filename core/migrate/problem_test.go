@@ -128,7 +128,7 @@ func TestProblemMessages(t *testing.T) {
 	}
 	got := copied()
 	for i, raw := range raws {
-		uid, ok := got[sum(raw)]
+		uid, ok := got[st.BlobKey(raw)]
 		switch {
 		case i == 1 || i == 3:
 			if ok {
@@ -188,7 +188,7 @@ func TestProblemMessages(t *testing.T) {
 	}
 	got = copied()
 	for i, raw := range raws {
-		if _, ok := got[sum(raw)]; !ok {
+		if _, ok := got[st.BlobKey(raw)]; !ok {
 			t.Errorf("message %d not copied after the repair", i+1)
 		}
 	}

@@ -125,7 +125,7 @@ func checkCopied(t *testing.T, st *store.Store, acct *store.Account, f quirky.Fo
 			t.Errorf("%q UID %d not copied", w.local, i+1)
 			continue
 		}
-		if m.BlobKey != sum(raw) || m.Size != int64(len(raw)) {
+		if m.BlobKey != st.BlobKey(raw) || m.Size != int64(len(raw)) {
 			t.Errorf("%q UID %d: bytes differ from the old server's", w.local, i+1)
 		}
 		var wantFlags []string

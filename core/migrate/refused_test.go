@@ -123,7 +123,7 @@ func TestRefusedMessage(t *testing.T) {
 	var uids []uint32
 	for _, m := range msgs {
 		uids = append(uids, m.UID)
-		if m.BlobKey != sum(raws[m.UID-1]) {
+		if m.BlobKey != st.BlobKey(raws[m.UID-1]) {
 			t.Errorf("UID %d: bytes differ", m.UID)
 		}
 	}

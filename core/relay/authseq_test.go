@@ -116,3 +116,37 @@ func TestStartTLSPipelined(t *testing.T) {
 	expectCode(t, r.cmd("EHLO attacker.example"), "250")
 	expectCode(t, r.cmd("RCPT TO:<"+alice+">"), "502")
 }
+
+// A PLAIN response that is not "authzid NUL authcid NUL passwd" (one NUL,
+// three, none), as the initial response or after the 334, is a syntax
+// error, 501 5.5.2 (RFC 4954 section 4), not go-smtp's 454 (a temporary
+// failure, which has the client send it again); the session stays
+// unauthenticated and takes a well-formed AUTH after.
+func TestAuthPlainMalformed(t *testing.T) {
+	old, r, pool := ehloWithTLS(t)
+	expectCode(t, r.cmd("STARTTLS"), "220")
+	tc := tls.Client(r.c, tlsClient(pool))
+	tc.SetDeadline(time.Now().Add(20 * time.Second))
+	r.c, r.br = tc, bufio.NewReader(tc)
+	expectCode(t, r.cmd("EHLO attacker.example"), "250")
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, resp := range []string{
+		alice + "\x00" + alicePW,
+		"\x00" + alice + "\x00" + alicePW + "\x00",
+		alice + alicePW,
+		"",
+	} {
+		if resp != "" {
+			expectCode(t, r.cmd("AUTH PLAIN "+b64(resp)), "501 5.5.2")
+		}
+		expectCode(t, r.cmd("AUTH PLAIN"), "334")
+		expectCode(t, r.cmd(b64(resp)), "501 5.5.2")
+	}
+	// 235, not 503 (a second AUTH after a successful one): none of the
+	// malformed ones authenticated.
+	expectCode(t, r.cmd("AUTH PLAIN "+b64("\x00"+alice+"\x00"+alicePW)), "235")
+	expectCode(t, r.cmd("QUIT"), "221")
+	if n := len(old.messages()); n != 0 {
+		t.Fatalf("the old server got %d messages", n)
+	}
+}

@@ -161,7 +161,9 @@
 //     per outcome, never for a null reverse-path.
 //   - AUTH (PLAIN, RFC 4616; LOGIN) is offered and accepted only under TLS;
 //     an authenticated user may only use their own address as MAIL FROM,
-//     and it goes on in its canonical form.
+//     and it goes on in its canonical form. A malformed PLAIN response is
+//     answered 501 5.5.2 (saslSyntax), a response that is not base64 454
+//     (go-smtp's own answer).
 //   - Outbound sessions are reused (a small pool per destination: an old
 //     server, an exchanger's address with its TLS requirement, a
 //     smarthost); a session the server closed meanwhile is replaced before

@@ -32,6 +32,7 @@ var (
 	errBusy            = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Too many messages being received, try again later"}
 	errAuthBadSequence = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH not permitted during a mail transaction or after a successful AUTH"}
 	errAuthUnavailable = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure, try again later"}
+	errAuthSyntax      = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Malformed authentication response"}
 	errNotOwner        = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address is not yours"}
 	errTooManyHops     = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "Too many Received headers: mail loop?"}
 	errNoOldServer     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "Mail for this user cannot be routed yet, try again later"}
@@ -174,11 +175,33 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	}
 	switch strings.ToUpper(mech) {
 	case sasl.Plain:
-		return sasl.NewPlainServer(check), nil
+		return &saslSyntax{sasl.NewPlainServer(check), s}, nil
 	case sasl.Login:
-		return &loginServer{validate: func(u, p string) error { return check("", u, p) }}, nil
+		return &saslSyntax{&loginServer{validate: func(u, p string) error { return check("", u, p) }}, s}, nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+// saslSyntax answers a mechanism's own error (a PLAIN response without
+// its two NULs, a LOGIN response after the last) 501 5.5.2, a syntax
+// error, as RFC 4954 section 4 answers a response that is not base64:
+// go-smtp answers any error that is not an *smtp.SMTPError 454 4.7.0, a
+// temporary failure, which asks the client to try the same again. The
+// errors of the check (535, 454, ...) are *smtp.SMTPErrors and pass as
+// they are. A response that is not base64 at all go-smtp (v0.25, v0.26)
+// answers 454 itself, before the mechanism sees it.
+type saslSyntax struct {
+	sasl.Server
+	s *session
+}
+
+func (m *saslSyntax) Next(response []byte) (challenge []byte, done bool, err error) {
+	challenge, done, err = m.Server.Next(response)
+	if _, ok := err.(*smtp.SMTPError); err != nil && !ok { // as go-smtp tells them
+		m.s.r.log.Info("malformed AUTH response", "remote", m.s.ip, "err", err)
+		return nil, false, m.s.reject(errAuthSyntax, "AUTH")
+	}
+	return challenge, done, err
 }
 
 // Reset implements smtp.Session.

@@ -105,6 +105,11 @@ func keyForm(b3 bool) string {
 	return "sha256"
 }
 
+// BlobKey is the key body's bytes get in this store (its form: BLAKE3 or
+// SHA-256, see above): what a message of those bytes has as BlobKey, for
+// a caller (or a test) that compares bytes with what the store kept.
+func (s *Store) BlobKey(body []byte) string { return s.blobKey(body) }
+
 // blobKey is body's key in the store's form.
 func (s *Store) blobKey(body []byte) string {
 	if s.b3 {

@@ -23,7 +23,9 @@
 # STATE_DIR/run/lmtp. Cyrus refuses NUL bytes in a plain APPEND literal (a
 # literal8 works) and bare LF in any APPEND; the fixture seeds those by
 # writing the spool file and running reconstruct (see oldtest's cyrus.go).
-# It logs to syslog only.
+# It logs to syslog only. It is up when master holds both IMAP ports'
+# listening sockets and a LOGIN (as mfo-ready, the check's own user)
+# succeeds, not when the ports merely accept connections.
 
 CYRUS_ROOT="${CYRUS_ROOT:-/opt/mailferry-oldtest/cyrus}"
 case "$DOVECOT_SEP" in /) unixsep=yes ;; *) unixsep=no ;; esac
@@ -63,6 +65,11 @@ if [ -r "$MASTER_USERS_FILE" ]; then
         proxies="$proxies $name"
     done < "$MASTER_USERS_FILE"
 fi
+# The readiness check's own user (below): its first login makes its
+# folders, not a test user's. Its password is new at each start: another
+# fixture's Cyrus (on a port taken from this one) refuses it.
+READY_USER=mfo-ready READY_PASS="Ready-$RANDOM$RANDOM$RANDOM"
+add_sasl_user "$READY_USER" "$READY_PASS"
 mv "$sasldb.new" "$sasldb"
 chown cyrus:cyrus "$sasldb"; chmod 600 "$sasldb"
 
@@ -137,6 +144,47 @@ EVENTS {
 }
 EOF
 
+# listens_on PID PORT : PID holds the socket listening on 127.0.0.1:PORT.
+listens_on() {
+    local inode
+    inode="$(awk -v a="$(printf '0100007F:%04X' "$2")" '$2 == a && $4 == "0A" { print $10; exit }' /proc/net/tcp)"
+    [ -n "$inode" ] && [ -n "$1" ] || return 1
+    find "/proc/$1/fd" -lname "socket:\[$inode\]" 2>/dev/null | grep -q .
+}
+
+# cyrus_login_one PORT USER PASS : one IMAP LOGIN and LOGOUT on 127.0.0.1;
+# true on the tagged OK, else what the server said last in $RUN/ready.last.
+# Runs in a subshell (a failed /dev/tcp redirection of exec may end it).
+cyrus_login_one() (
+    local line
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    if ! IFS= read -r -t 10 line <&3 || [[ "$line" != "* OK"* ]]; then
+        printf 'greeting: %s\n' "${line:-none}" > "$RUN/ready.last"; exit 1
+    fi
+    printf 'r1 LOGIN "%s" "%s"\r\n' "$2" "$3" >&3
+    while IFS= read -r -t 10 line <&3; do
+        case "$line" in
+        "r1 OK"*) printf 'r2 LOGOUT\r\n' >&3; exit 0 ;;
+        "r1 "*) break ;;
+        esac
+    done
+    printf 'LOGIN: %s\n' "${line:-no answer}" > "$RUN/ready.last"
+    exit 1
+)
+
+# cyrus_login_ready PORT USER PASS TIMEOUT_S : LOGIN until one succeeds.
+cyrus_login_ready() {
+    local i
+    for ((i = 0; i < $4 * 10; i++)); do
+        if cyrus_login_one "$1" "$2" "$3" 2>/dev/null; then
+            [ "$i" = 0 ] || log "cyrus: LOGIN worked at attempt $((i + 1)) (before: $(cat "$RUN/ready.last" 2>/dev/null))"
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
 cyrus_libs="$CYRUS_ROOT/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # Cyrus has no switch for fsync; MAIL_FSYNC=never (Dovecot's mail_fsync, what
 # the tests ask for) is had with libeatmydata where it is installed.
@@ -153,6 +201,16 @@ else
     wait_port 127.0.0.1 "$IMAP_PORT" 20 \
         || die "cyrus did not open $IMAP_PORT: $(tail -n 5 "$LOGS/cyrus-stderr.log" 2>/dev/null)"
     wait_port 127.0.0.1 "$IMAPS_PORT" 20 || die "cyrus did not open $IMAPS_PORT"
+    # An open port is not this Cyrus: another process may have taken it
+    # between the caller's choice and master's bind (master then goes on
+    # without it), and the tests' logins went to that one. Ours if master
+    # holds its listening socket, and up when a LOGIN succeeds.
+    for port in "$IMAP_PORT" "$IMAPS_PORT"; do
+        listens_on "$(cat "$RUN/cyrus-master.pid")" "$port" \
+            || die "port $port is not cyrus master's (taken by another process)"
+    done
+    cyrus_login_ready "$IMAP_PORT" "$READY_USER" "$READY_PASS" 30 \
+        || die "cyrus did not take a LOGIN on $IMAP_PORT: $(cat "$RUN/ready.last" 2>/dev/null)"
 fi
 
 LMTP_SOCKET="$RUN/lmtp"

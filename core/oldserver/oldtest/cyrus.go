@@ -36,7 +36,13 @@ import (
 //     APPEND, so Append seeds such a message by writing it into the
 //     mailbox's spool directory and running Cyrus's reconstruct, as an admin
 //     restoring a spool would: Cyrus then serves its bytes exactly;
-//   - WipeUser is not supported; Restart is; Postfix offers no SMTP AUTH.
+//   - WipeUser is not supported; Restart is; Postfix offers no SMTP AUTH;
+//   - the fixture is up when Cyrus's master holds both listening sockets
+//     and a LOGIN succeeds, as a user of its own (mfo-ready, a password new
+//     at each start; that login makes its folders). An open port was not
+//     enough: a port another process took between freePorts and master's
+//     bind (master goes on without it) passed, and the tests' logins went
+//     to that process (a test's login failed once, session 17).
 
 // CyrusRootEnv, when set, is where the Cyrus packages were unpacked.
 const CyrusRootEnv = "MAILFERRY_CYRUS_ROOT"

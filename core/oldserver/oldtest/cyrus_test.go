@@ -1,9 +1,11 @@
 package oldtest_test
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -128,5 +130,60 @@ func TestCyrusFixture(t *testing.T) {
 				t.Fatalf("after restart: %d messages", len(got))
 			}
 		})
+	}
+}
+
+// A port another process took between the fixture's choice and Cyrus's
+// bind (its master goes on without it) is not taken for Cyrus's: the start
+// fails and is tried again on other ports, and the fixture's logins reach
+// Cyrus. The other process here answers IMAP, refusing every login.
+func TestCyrusPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(time.Minute))
+				fmt.Fprintf(c, "* OK not Cyrus\r\n")
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					tag, _, _ := strings.Cut(line, " ")
+					fmt.Fprintf(c, "%s NO not Cyrus\r\n", tag)
+				}
+			}()
+		}
+	}()
+	taken := ln.Addr().(*net.TCPAddr).Port
+	first := true
+	undo := oldtest.SetPickPorts(func(free []int) []int {
+		if first {
+			first = false
+			free[0] = taken // the IMAP port
+		}
+		return free
+	})
+	defer undo()
+	srv := oldtest.StartKind(t, oldtest.Cyrus, nil)
+	if srv.IMAPAddr == ln.Addr().String() {
+		t.Errorf("the fixture is up on %s, another process's port", srv.IMAPAddr)
+	}
+	if first {
+		t.Fatal("the fixture did not pick its ports")
+	}
+	c := srv.Dial(t, "alice")
+	if err := c.Noop().Wait(); err != nil {
+		t.Fatal(err)
 	}
 }

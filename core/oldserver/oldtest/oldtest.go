@@ -368,7 +368,7 @@ func startScripted(kind Kind, opts *Options) (*Server, error) {
 		if o.WithSMTP {
 			n = 5
 		}
-		ports, err := freePorts(n)
+		ports, err := pickPorts(n)
 		if err != nil {
 			lastErr = err
 			continue

@@ -19,6 +19,9 @@ import (
 
 func hostPort(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
 
+// pickPorts is freePorts; a test may make it return a port in use.
+var pickPorts = freePorts
+
 // freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
 func freePorts(n int) ([]int, error) {
 	var ports []int

@@ -167,15 +167,18 @@ func (dec *Decoder) acceptByte(want byte) bool {
 	return true
 }
 
-// EOF returns true if end-of-file is reached.
+// EOF returns true if end-of-file is reached. It peeks: the byte that
+// follows is not read (fork change 74: read with ReadByte and given back
+// with mustUnreadByte, which takes back a byte of readBytes that
+// ReadByte had not counted, it let the command that followed be one byte
+// longer than MaxSize allows).
 func (dec *Decoder) EOF() bool {
-	_, err := dec.r.ReadByte()
+	_, err := dec.r.Peek(1)
 	if err == io.EOF {
 		return true
 	} else if err != nil {
 		return dec.returnErr(err)
 	}
-	dec.mustUnreadByte()
 	return false
 }
 
