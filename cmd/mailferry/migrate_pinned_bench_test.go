@@ -25,15 +25,19 @@ import (
 // Besides wait4's figures, each child runs under `perf stat` where perf
 // works: task-clock (the child's CPU alone), context switches, CPU
 // migrations and page faults, each a count that moves less with the
-// machine's load than CPU time does.
+// machine's load than CPU time does; and the old server's CPU in the run
+// (Dovecot's processes', from its master's reaped children's times), for
+// the floor and for each copy: how busy the copy kept the old server's
+// core (the floor keeps it busy nearly all the time).
 //
 //	MAILFERRY_REQUIRE_OLDSERVER=1 MAILFERRY_PINNED_AB='/tmp/before,/tmp/after,/tmp/after@GOMAXPROCS=1' \
 //	  go test -run '^$' -bench MigratePinnedAB -benchtime 1x ./cmd/mailferry
 //
 // MAILFERRY_PINNED_AB: comma-separated binaries (build them with -tags
-// nogui), each optionally followed by @NAME=VALUE, one environment
-// variable given to that child only (GOMAXPROCS=1, GODEBUG=...); empty:
-// this tree's binary. MAILFERRY_PINNED_AB_RUNS: runs (3). _SMALL=1: the
+// nogui), each optionally followed by @NAME=VALUE, environment variables
+// given to that child only (GOMAXPROCS=1, GODEBUG=...; several:
+// @A=1@B=2; TMPDIR=DIR puts its data directory there, set in this
+// process while the child runs); empty: this tree's binary. MAILFERRY_PINNED_AB_RUNS: runs (3). _SMALL=1: the
 // 241 MB mailbox instead. _PERF: the perf stat events (default
 // task-clock,context-switches,cpu-migrations,page-faults; "-": no perf).
 // _WRAP: a command run instead of perf stat, with %d %d the binary's
@@ -89,9 +93,12 @@ func BenchmarkMigratePinnedAB(b *testing.B) {
 			os.Unsetenv("MAILFERRY_MIGRATE_BENCH_WRAP")
 		}
 	}()
+	var oldCPUFloor []time.Duration
 	for i := range runs {
+		c0 := oldServerCPU(old)
 		floors = append(floors, migrateFloor(b, old, w.user, total, true))
-		fmt.Printf("  run %d: pinned floor %.2f s\n", i+1, floors[i].Seconds())
+		oldCPUFloor = append(oldCPUFloor, oldServerCPU(old)-c0)
+		fmt.Printf("  run %d: pinned floor %.2f s, Dovecot's CPU %.2f s\n", i+1, floors[i].Seconds(), oldCPUFloor[i].Seconds())
 		for j, v := range vs {
 			stat := filepath.Join(statDir, fmt.Sprintf("stat.%d.%d", j, i))
 			wrap := ""
@@ -103,16 +110,20 @@ func BenchmarkMigratePinnedAB(b *testing.B) {
 			}
 			os.Setenv("MAILFERRY_MIGRATE_BENCH_WRAP", wrap)
 			restore := setEnvVar(v.env)
+			c0 := oldServerCPU(old)
 			r := migrateOnce(b, v.bin, old, addr, pass, total, true)
+			r.oldCPU = oldServerCPU(old) - c0
 			restore()
 			p := readPerfStat(stat)
 			res[j].runs = append(res[j].runs, r)
 			res[j].perf = append(res[j].perf, p)
-			fmt.Printf("  run %d: %s%s: %s; CPU %.2f s%s\n", i+1, v.bin, atEnv(v.env), r, (r.user + r.sys).Seconds(), perfLine(p))
+			fmt.Printf("  run %d: %s%s: %s; CPU %.2f s, Dovecot's %.2f s%s\n", i+1, v.bin, atEnv(v.env), r, (r.user + r.sys).Seconds(),
+				r.oldCPU.Seconds(), perfLine(p))
 		}
 	}
 	floor := median(floors)
-	fmt.Printf("pinned, %s (%.0f MB), medians of %d runs; floor %.2f s\n", w.name, float64(total)/1e6, runs, floor.Seconds())
+	fmt.Printf("pinned, %s (%.0f MB), medians of %d runs; floor %.2f s, Dovecot's CPU in it %.2f s\n", w.name, float64(total)/1e6, runs,
+		floor.Seconds(), median(oldCPUFloor).Seconds())
 	for j, v := range vs {
 		m := medianRun(res[j].runs)
 		med := map[string]float64{}
@@ -126,15 +137,50 @@ func BenchmarkMigratePinnedAB(b *testing.B) {
 				med[name] = vals[len(vals)/2]
 			}
 		}
-		fmt.Printf("  %s%s: wall %.2f s = %.2fx the floor, user %.2f + sys %.2f s = %.2f s CPU per GB, peak RSS %.1f MB%s\n",
+		var oc []time.Duration
+		for _, r := range res[j].runs {
+			oc = append(oc, r.oldCPU)
+		}
+		fmt.Printf("  %s%s: wall %.2f s = %.2fx the floor, user %.2f + sys %.2f s = %.2f s CPU per GB, peak RSS %.1f MB, Dovecot's CPU %.2f s%s\n",
 			v.bin, atEnv(v.env), m.wall.Seconds(), m.wall.Seconds()/floor.Seconds(), m.user.Seconds(), m.sys.Seconds(),
-			(m.user+m.sys).Seconds()/(float64(total)/1e9), float64(m.maxRSSKiB)*1024/1e6, perfLine(med))
+			(m.user+m.sys).Seconds()/(float64(total)/1e9), float64(m.maxRSSKiB)*1024/1e6, median(oc).Seconds(), perfLine(med))
 	}
 }
 
-// setEnvVar sets the variable of "NAME=VALUE" (nothing for "") and
-// returns what sets it back.
-func setEnvVar(kv string) (restore func()) {
+// oldServerCPU is the CPU time (user + system) of the old server's
+// processes that ended so far: Dovecot's master forks an imap process per
+// connection (and imap-login, auth), and the kernel adds each one's CPU to
+// the master's children's times when the master reaps it. It first waits
+// for the processes of the connections just closed to end and be reaped.
+// 0 where /proc is not there.
+func oldServerCPU(old *oldtest.Server) time.Duration {
+	time.Sleep(300 * time.Millisecond)
+	pidb, err := os.ReadFile(filepath.Join(old.StateDir, "run", "master.pid"))
+	if err != nil {
+		return 0
+	}
+	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pidb)) + "/stat")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
+	if len(f) < 15 {
+		return 0
+	}
+	cu, _ := strconv.ParseInt(f[13], 10, 64) // cutime, in clock ticks (USER_HZ, 100 on Linux)
+	cs, _ := strconv.ParseInt(f[14], 10, 64) // cstime
+	return time.Duration(cu+cs) * 10 * time.Millisecond
+}
+
+// setEnvVar sets the variables of "NAME=VALUE", or of several joined by
+// "@" (nothing for ""), and returns what sets them back.
+func setEnvVar(kvs string) (restore func()) {
+	if a, b, ok := strings.Cut(kvs, "@"); ok {
+		ra := setEnvVar(a)
+		rb := setEnvVar(b)
+		return func() { rb(); ra() }
+	}
+	kv := kvs
 	name, val, ok := strings.Cut(kv, "=")
 	if !ok {
 		return func() {}
