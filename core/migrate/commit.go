@@ -10,7 +10,8 @@ import (
 	"mailferry/core/store"
 )
 
-// batch is what one store transaction commits.
+// batch is what one store transaction commits (several batches merged
+// into one when the committer fell behind: mergeQueued).
 type batch struct {
 	msgs  []*pending
 	bytes int64
