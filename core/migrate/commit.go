@@ -10,8 +10,7 @@ import (
 	"mailferry/core/store"
 )
 
-// batch is what one store transaction commits (several batches merged
-// into one when the committer fell behind: mergeQueued).
+// batch is what one store transaction commits.
 type batch struct {
 	msgs  []*pending
 	bytes int64

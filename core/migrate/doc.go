@@ -19,10 +19,7 @@
 //     back as a conflict with another node's (store.ErrConflict) is run
 //     again in place, a few times with jittered waits (commit.go), not
 //     fetched again; a batch of a resumed copy is one AppendMany too, so
-//     its blob rows are taken in key order like every batch's. A committer
-//     that fell behind the reader (each commit waits for fsyncs) commits
-//     the batches queued behind the one it took in the same transaction,
-//     in order (fetch.go, mergeQueued): the same guarantees, fewer fsyncs.
+//     its blob rows are taken in key order like every batch's.
 //   - INBOX is copied first and alone; the other mailboxes follow on up to
 //     Options.ConnsPerAccount connections, several accounts at once: as
 //     many as the old server's connection cap has places (or

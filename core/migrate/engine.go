@@ -39,12 +39,9 @@ type Options struct {
 	// CatchUpDebounce is the least time between two catch-up runs of one
 	// account triggered by LoggedIn; 0 means 15 seconds, negative means none.
 	CatchUpDebounce time.Duration
-	// BatchMessages and BatchBytes bound one batch of a copy; 0 means 200
-	// messages and 8 MiB. Each batch is one store transaction, but for a
-	// committer that fell behind: it commits the few batches queued behind
-	// the one it took in the same transaction (fetch.go, mergeQueued).
-	// (Bodies are written to the store as they arrive, so a batch holds
-	// only their metadata in memory.) BatchDelay commits a batch once its first message
+	// BatchMessages and BatchBytes bound one store transaction; 0 means 200
+	// messages and 8 MiB. (Bodies are written to the store as they arrive,
+	// so a batch holds only their metadata in memory.) BatchDelay commits a batch once its first message
 	// waited that long; 0 means 250ms. The three grow as a mailbox's copy
 	// goes on (see batchGrowEvery).
 	BatchMessages int

@@ -58,39 +58,6 @@ func batchScale(sent, perBatch int) int {
 	return min(1+sent/(batchGrowEvery*max(perBatch, 1)), batchGrowMax)
 }
 
-// commitBatches hands the batches sent on commits to commit, in their
-// order, until commits is closed; each time with the batches queued behind
-// the one it took merged into it (mergeQueued).
-func commitBatches(commits <-chan *batch, commit func(*batch)) {
-	for b := range commits {
-		commit(mergeQueued(b, commits))
-	}
-}
-
-// mergeQueued adds to b the batches queued behind it, without waiting for
-// more, in their order: a committer that fell behind (each commit waits
-// for an fsync of the packs and one of the database's log, on a busy disk
-// tens of milliseconds each) commits them in one transaction, one pair of
-// fsyncs for them all, and so catches up instead of holding the reader
-// back (README, "mailferry migrate, the whole process", session 18). The
-// queue is bounded, so a merged batch is at most a few batches: the
-// memory is what they held queued anyway.
-func mergeQueued(b *batch, queued <-chan *batch) *batch {
-	for {
-		select {
-		case nb, ok := <-queued:
-			if !ok {
-				return b
-			}
-			b.msgs = append(b.msgs, nb.msgs...)
-			b.bytes += nb.bytes
-			b.last = max(b.last, nb.last)
-		default:
-			return b
-		}
-	}
-}
-
 type chunk struct {
 	uids  []uint32
 	asked map[uint32]bool // uids, read by imapclient's goroutine too
@@ -107,16 +74,14 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 	var cerr error
 	var cmu sync.Mutex
 	cdone := make(chan struct{})
-	commitErr := func() error {
-		cmu.Lock()
-		defer cmu.Unlock()
-		return cerr
-	}
 	e.goSafe("commit "+acct.Address, func() {
 		defer close(cdone)
-		commitBatches(commits, func(b *batch) {
-			if commitErr() != nil {
-				return // after a failure: drained only
+		for b := range commits {
+			cmu.Lock()
+			failed := cerr != nil
+			cmu.Unlock()
+			if failed {
+				continue
 			}
 			err := recovered(e.log, "commit "+acct.Address, func() error { return e.commit(ctx, acct, p, state, b) })
 			if err != nil {
@@ -124,8 +89,13 @@ func (e *Engine) fetchAndCommit(ctx context.Context, acct *store.Account, c *ima
 				cerr = err
 				cmu.Unlock()
 			}
-		})
+		}
 	})
+	commitErr := func() error {
+		cmu.Lock()
+		defer cmu.Unlock()
+		return cerr
+	}
 	defer func() {
 		close(commits)
 		<-cdone
