@@ -180,8 +180,7 @@ func setEnvVar(kvs string) (restore func()) {
 		rb := setEnvVar(b)
 		return func() { rb(); ra() }
 	}
-	kv := kvs
-	name, val, ok := strings.Cut(kv, "=")
+	name, val, ok := strings.Cut(kvs, "=")
 	if !ok {
 		return func() {}
 	}
@@ -193,6 +192,24 @@ func setEnvVar(kvs string) (restore func()) {
 		} else {
 			os.Unsetenv(name)
 		}
+	}
+}
+
+// A variant's variables: several joined by "@", each set for its run and
+// set back after it (unset where it was not set).
+func TestSetEnvVar(t *testing.T) {
+	t.Setenv("MAILFERRY_TEST_ENV_A", "was")
+	os.Unsetenv("MAILFERRY_TEST_ENV_B")
+	restore := setEnvVar("MAILFERRY_TEST_ENV_A=1@MAILFERRY_TEST_ENV_B=x=y")
+	if a, b := os.Getenv("MAILFERRY_TEST_ENV_A"), os.Getenv("MAILFERRY_TEST_ENV_B"); a != "1" || b != "x=y" {
+		t.Fatalf("set: A=%q B=%q, want 1 and x=y", a, b)
+	}
+	restore()
+	if a := os.Getenv("MAILFERRY_TEST_ENV_A"); a != "was" {
+		t.Errorf("A set back to %q, want was", a)
+	}
+	if _, set := os.LookupEnv("MAILFERRY_TEST_ENV_B"); set {
+		t.Error("B still set")
 	}
 }
 
