@@ -51,7 +51,8 @@ import (
 type migrateRun struct {
 	wall, user, sys time.Duration
 	maxRSSKiB       int64
-	minflt          int64 // minor page faults: costly on a paravirtualized VM
+	minflt          int64         // minor page faults: costly on a paravirtualized VM
+	oldCPU          time.Duration // the old server's CPU in the run (BenchmarkMigratePinnedAB)
 }
 
 // migrateWorkload is a mailbox of the benchmark.
