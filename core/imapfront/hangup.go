@@ -83,7 +83,7 @@ func (c *hangupConn) watch() context.Context {
 		return c.ctx
 	}
 	c.mu.Lock()
-	if !c.reading && !c.watching && !c.closed && c.err == nil && len(c.ahead) < aheadMax {
+	if c.watchable() {
 		c.armed.Store(true)
 		if c.timer == nil {
 			c.timer = time.AfterFunc(watchDelay, c.watchRead)
@@ -95,12 +95,19 @@ func (c *hangupConn) watch() context.Context {
 	return c.ctx
 }
 
+// watchable tells whether a watch may start now; c.mu is held.
+func (c *hangupConn) watchable() bool {
+	return !c.reading && !c.watching && !c.closed && c.err == nil && len(c.ahead) < aheadMax
+}
+
 // watchRead reads the connection until Read stops it, the stream ends or
 // fails (the context is then cancelled), or aheadMax bytes wait.
 func (c *hangupConn) watchRead() {
 	c.mu.Lock()
-	// A timer that fired as Read stopped it finds the watch unwanted.
-	if !c.armed.Load() || c.reading || c.watching || c.closed {
+	// A timer that fired as Read stopped it finds the watch unwanted, or
+	// (when the next command armed it again meanwhile) a watch that ran
+	// already: it starts none over aheadMax kept or after the stream ended.
+	if !c.armed.Load() || !c.watchable() {
 		c.mu.Unlock()
 		return
 	}

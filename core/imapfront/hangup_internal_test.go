@@ -149,3 +149,36 @@ func commonPrefix(a, b []byte) int {
 	}
 	return n
 }
+
+// A timer that fires late (it fired as Read stopped it, and its watchRead
+// ran once the next command had armed a watch again) starts no watch
+// over what is already kept: at most aheadMax and one read of 4 KiB wait.
+// Called here as that timer would, after a watch that stopped at aheadMax
+// (before, it read 4 KiB more; TestHangupWatchBytesExact saw 73,710
+// bytes kept once in ten runs with a timing changed).
+func TestHangupLateTimerKeepsBound(t *testing.T) {
+	h, cli := hangupPair(t)
+	go cli.Write(make([]byte, 4*aheadMax))
+	h.watch()
+	for start := time.Now(); ; time.Sleep(time.Millisecond) {
+		h.mu.Lock()
+		kept, watching := len(h.ahead), h.watching
+		h.mu.Unlock()
+		if kept >= aheadMax && !watching {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the watch did not stop at aheadMax: %d kept, watching %v", kept, watching)
+		}
+	}
+	h.mu.Lock()
+	kept := len(h.ahead)
+	h.mu.Unlock()
+	h.watchRead() // the late timer: the watch is still armed
+	h.mu.Lock()
+	after := len(h.ahead)
+	h.mu.Unlock()
+	if after != kept {
+		t.Fatalf("a late timer read %d bytes more over the %d kept (aheadMax %d)", after-kept, kept, aheadMax)
+	}
+}
