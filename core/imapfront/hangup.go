@@ -20,8 +20,12 @@ import (
 // pipelined command, TLS records) is kept, at most aheadMax bytes, and
 // given to the server's next Read, before its own; the end of the stream
 // or a read error cancels the context, and is given after them. The
-// server's Read stops the watch first: a read deadline in the past ends
-// the watcher's read, and the deadline the server set is put back.
+// watch reads without the server's read deadline, which bounds its wait
+// for the client's next command, not a command's run (go-imap's 30 s
+// from the command's line would end the watch of a longer SEARCH before
+// the client gives up on it); the server's Read stops the watch first (a
+// read deadline in the past ends the watcher's read), and the watcher
+// puts back the deadline the server set last.
 // Commands shorter than watchDelay (nearly all) cost a timer's Reset and
 // Stop; writes are not touched (the store's writes keep the server's
 // context: a change once begun is committed or not at all, whoever
@@ -79,7 +83,7 @@ func (c *hangupConn) watch() context.Context {
 		return c.ctx
 	}
 	c.mu.Lock()
-	if !c.reading && !c.watching && !c.closed && c.err == nil && len(c.ahead) < aheadMax {
+	if c.watchable() {
 		c.armed.Store(true)
 		if c.timer == nil {
 			c.timer = time.AfterFunc(watchDelay, c.watchRead)
@@ -91,16 +95,24 @@ func (c *hangupConn) watch() context.Context {
 	return c.ctx
 }
 
+// watchable tells whether a watch may start now; c.mu is held.
+func (c *hangupConn) watchable() bool {
+	return !c.reading && !c.watching && !c.closed && c.err == nil && len(c.ahead) < aheadMax
+}
+
 // watchRead reads the connection until Read stops it, the stream ends or
 // fails (the context is then cancelled), or aheadMax bytes wait.
 func (c *hangupConn) watchRead() {
 	c.mu.Lock()
-	// A timer that fired as Read stopped it finds the watch unwanted.
-	if !c.armed.Load() || c.reading || c.watching || c.closed {
+	// A timer that fired as Read stopped it finds the watch unwanted, or
+	// (when the next command armed it again meanwhile) a watch that ran
+	// already: it starts none over aheadMax kept or after the stream ended.
+	if !c.armed.Load() || !c.watchable() {
 		c.mu.Unlock()
 		return
 	}
 	c.watching, c.stop, c.done = true, false, make(chan struct{})
+	c.Conn.SetReadDeadline(time.Time{})
 	c.mu.Unlock()
 	hangupWatches.Add(1)
 	buf := make([]byte, 4096)
@@ -108,14 +120,14 @@ func (c *hangupConn) watchRead() {
 		n, err := c.Conn.Read(buf)
 		c.mu.Lock()
 		c.ahead = append(c.ahead, buf[:n]...)
-		// A deadline (the server's, or Read's to stop the watch) ends the
-		// watch only: the server's next Read meets the server's own.
+		// The deadline Read set to stop the watch ends the watch only.
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			c.err = err
 			c.cancel(errHungUp)
 		}
 		if c.stop || err != nil || len(c.ahead) >= aheadMax {
 			c.watching = false
+			c.Conn.SetReadDeadline(c.deadline)
 			close(c.done)
 			c.mu.Unlock()
 			return
@@ -141,7 +153,6 @@ func (c *hangupConn) Read(p []byte) (int, error) {
 		c.mu.Unlock()
 		<-done
 		c.mu.Lock()
-		c.Conn.SetReadDeadline(c.deadline)
 	}
 	if len(c.ahead) > 0 || c.err != nil {
 		defer c.mu.Unlock()
@@ -163,14 +174,14 @@ func (c *hangupConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// SetReadDeadline records the server's deadline (put back after a watch)
-// and sets it.
+// SetReadDeadline records the server's deadline and sets it, at once or,
+// during a watch, as the watch ends.
 func (c *hangupConn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.deadline = t
-	if c.watching && c.stop {
-		return nil // Read sets it once the watcher has stopped
+	if c.watching {
+		return nil
 	}
 	return c.Conn.SetReadDeadline(t)
 }

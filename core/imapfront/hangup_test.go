@@ -139,3 +139,84 @@ func TestHangupWatchKeepsPipelined(t *testing.T) {
 		}
 	}
 }
+
+// What a client sends while a watched command runs reaches the server as
+// if nobody had read it: an APPEND's synchronizing literal (sent after
+// the + that comes once the SEARCH is done) and a LITERAL+ one of 300 KB
+// (more than the watch keeps) give the exact bytes; an IDLE sent along
+// waits for its DONE; a line over the command bound is still answered
+// BAD and its tail never run as a command.
+func TestHangupWatchLiteralsIdleTooLong(t *testing.T) {
+	e := newEnv(t, nil)
+	bigInbox(t, e, 30)
+	c := e.login()
+	c.ok("SELECT INBOX")
+	c.ok("CREATE Dst")
+	c.ok("CREATE Trash")
+	during := func(tag string) {
+		t.Helper()
+		w := imapfront.HangupWatches()
+		c.send(tag + " " + searchAbsent + "\r\n")
+		for start := time.Now(); imapfront.HangupWatches() == w; time.Sleep(time.Millisecond) {
+			if time.Since(start) > time.Minute {
+				t.Fatal("no watch started during a long SEARCH")
+			}
+		}
+	}
+	searched := func(tag string) {
+		t.Helper()
+		if un, tagged := c.until(tag); strings.TrimSpace(un) != "* SEARCH" || !strings.HasPrefix(tagged, tag+" OK") {
+			t.Fatalf("%s: %q %q", tag, un, tagged)
+		}
+	}
+	body := "From: x@example.test\r\nSubject: lit\r\n\r\n" + strings.Repeat("0123456789abcdef\r\n", 17000)
+
+	during("a1")
+	c.send(fmt.Sprintf("a2 APPEND Dst {%d}\r\n", len(body)))
+	searched("a1")
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("APPEND's literal: %q, want a continuation request", l)
+	}
+	c.send(body + "\r\n")
+	if _, tagged := c.until("a2"); !strings.HasPrefix(tagged, "a2 OK") {
+		t.Fatalf("APPEND: %q", tagged)
+	}
+
+	during("b1")
+	sent := c.sendAll(fmt.Sprintf("b2 APPEND Dst {%d+}\r\n%s\r\nb3 NOOP\r\n", len(body), body))
+	searched("b1")
+	for _, tag := range []string{"b2", "b3"} {
+		if _, tagged := c.until(tag); !strings.HasPrefix(tagged, tag+" OK") {
+			t.Fatalf("%s: %q", tag, tagged)
+		}
+	}
+	<-sent
+
+	during("c1")
+	c.send("c2 IDLE\r\n")
+	searched("c1")
+	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	c.send("DONE\r\n")
+	if _, tagged := c.until("c2"); !strings.HasPrefix(tagged, "c2 OK") {
+		t.Fatalf("IDLE: %q", tagged)
+	}
+
+	during("d1")
+	sent = c.sendAll("d2 SEARCH TEXT \"" + strings.Repeat("a", 200000) + " DELETE \"Trash\"\r\nd3 NOOP\r\n")
+	searched("d1")
+	if un, tagged := c.until("d3"); !strings.HasPrefix(un, "d2 BAD ") || strings.Count(un, "\n") != 1 || !strings.HasPrefix(tagged, "d3 OK") {
+		t.Fatalf("a line of 200,000 bytes: %.200q then %q, want d2 BAD alone, then d3 OK", un, tagged)
+	}
+	<-sent
+	if _, err := e.st.Mailbox(context.Background(), e.acct.ID, "Trash"); err != nil {
+		t.Fatalf("Trash after the over-long line: %v", err)
+	}
+
+	c.ok("SELECT Dst")
+	un := c.ok("FETCH 1:* BODY.PEEK[]")
+	if n := strings.Count(un, body); n != 2 {
+		t.Fatalf("%d of the 2 APPENDed messages found byte for byte", n)
+	}
+}

@@ -145,9 +145,10 @@
 //   - One sender's items (by reverse-path as queued: an authenticated
 //     user's is their canonical address) never take every worker of a
 //     relay: a sender with half of them under way (at least one) gets no
-//     more while other senders' items are due, and none ever gets all but
-//     one, so mail to servers that are slow or never answer cannot hold up
-//     everyone else's (Relay.claim, TestOneSenderCannotTakeEveryWorker).
+//     more while other senders' items are due, and none ever more than
+//     all but one (of two or more), so mail to servers that are slow or
+//     never answer cannot hold up everyone else's (Relay.claim,
+//     TestOneSenderCannotTakeEveryWorker).
 //   - Mail from outside is never bounced by us after a 250: what we could
 //     not deliver is refused in the session (5xx) or deferred (4xx). Only
 //     mail from authenticated users and trusted networks is queued for an

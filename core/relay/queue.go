@@ -171,6 +171,9 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 		for free := cap(sem) - len(sem); free > 0 && ctx.Err() == nil; free = cap(sem) - len(sem) {
 			var items []*store.QueueItem
 			items, claimErr = r.claim(ctx, free)
+			if claimErr != nil && ctx.Err() == nil {
+				r.log.Error("read queue", "err", claimErr)
+			}
 			for _, it := range items {
 				// Items being delivered here were excluded from the
 				// claim; a second Run in this process may still race:

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -206,4 +207,19 @@ func TestOneSenderCannotTakeEveryWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "carol's mail delivered while alice's hangs", 10*time.Second, func() bool { return len(good.messages()) == 1 })
+}
+
+// A queue the relay cannot read is said in the log ("read queue"), as it
+// was before the claims kept to perSender: the store failing under a
+// running relay (here closed) left the queue silent, every item waiting
+// with no word of why.
+func TestQueueReadFailureLogged(t *testing.T) {
+	e := newFinishedEnv(t)
+	var logs syncBuffer
+	startRelay(t, e.st, relay.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	time.Sleep(150 * time.Millisecond) // a claim or two went well
+	e.st.Close()
+	waitFor(t, "the failed claim logged", 5*time.Second, func() bool {
+		return strings.Contains(logs.String(), `msg="read queue"`)
+	})
 }
