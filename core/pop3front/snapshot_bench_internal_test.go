@@ -58,7 +58,7 @@ func BenchmarkOpenMaildrop100k(b *testing.B) {
 		b.Fatal(err)
 	}
 	open := func(b *testing.B, acct *store.Account) {
-		d, err := openMaildrop(ctx, st, acct)
+		d, err := openMaildrop(ctx, ctx, st, acct)
 		if err != nil {
 			b.Fatal(err)
 		}
