@@ -20,6 +20,9 @@
 //     under way — is seen by the next session. A message another session
 //     (IMAP) expunged meanwhile answers -ERR on RETR and TOP and still
 //     counts in STAT and LIST with its size of the snapshot.
+//   - The snapshot's store reads are cancelled when the client hangs up
+//     while it is taken (hangup.go: 100,000 messages take about 400 ms);
+//     commands the client sends meanwhile are kept for the session.
 //   - Messages are served byte for byte as stored: the only change on the
 //     wire is RFC 1939's dot-stuffing of lines that begin with "." and the
 //     CRLF before the terminating ".". The octet counts of LIST and STAT

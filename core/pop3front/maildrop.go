@@ -28,9 +28,16 @@ type item struct {
 	deleted bool
 }
 
+// snapshotHook, when set (tests), is called as a snapshot begins, with
+// its reads' context.
+var snapshotHook func(ctx context.Context)
+
 // openMaildrop takes the snapshot of acct's INBOX and gives every message
-// its UIDL (see UIDLs).
-func openMaildrop(ctx context.Context, st *store.Store, acct *store.Account) (*maildrop, error) {
+// its UIDL (see UIDLs). The store is read with ctx, written with wctx.
+func openMaildrop(ctx, wctx context.Context, st *store.Store, acct *store.Account) (*maildrop, error) {
+	if snapshotHook != nil {
+		snapshotHook(ctx)
+	}
 	mb, err := st.Mailbox(ctx, acct.ID, "INBOX")
 	if errors.Is(err, store.ErrNotFound) {
 		// An account without an INBOX has an empty maildrop.
@@ -42,7 +49,7 @@ func openMaildrop(ctx context.Context, st *store.Store, acct *store.Account) (*m
 	if err != nil {
 		return nil, err
 	}
-	uidls, err := UIDLs(ctx, st, acct, mb, msgs)
+	uidls, err := uidls(ctx, wctx, st, acct, mb, msgs)
 	if err != nil {
 		return nil, err
 	}

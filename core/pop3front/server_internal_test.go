@@ -106,7 +106,7 @@ func TestQuitAfterLockLapsedRemovesNothing(t *testing.T) {
 	if err := st.LockMaildrop(ctx, acct.ID, sess.holder, ttl); err != nil {
 		t.Fatal(err)
 	}
-	if sess.drop, err = openMaildrop(ctx, st, acct); err != nil {
+	if sess.drop, err = openMaildrop(ctx, ctx, st, acct); err != nil {
 		t.Fatal(err)
 	}
 	sess.renew = func() {} // frozen: no renewal

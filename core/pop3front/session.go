@@ -378,9 +378,15 @@ func (s *session) login(user, pass string) bool {
 		}
 		return false
 	}
-	drop, err := openMaildrop(s.ctx(), s.srv.st, acct)
+	ctx, stop := s.watchHangup()
+	drop, err := openMaildrop(ctx, s.ctx(), s.srv.st, acct)
+	stop()
 	if err != nil {
 		s.srv.unlock(acct.ID, holder)
+		if context.Cause(ctx) == errHungUp {
+			s.srv.log.Debug("pop3front: client left during the maildrop's snapshot", "account", acct.Address)
+			return false
+		}
 		s.srv.log.Error("pop3front: open maildrop", "account", acct.Address, "err", err)
 		s.reply("-ERR [SYS/TEMP] Cannot open the mailbox, try again later")
 		return false

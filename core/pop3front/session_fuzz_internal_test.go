@@ -85,7 +85,7 @@ func FuzzSession(f *testing.F) {
 			if err := st.LockMaildrop(ctx, acct.ID, holder, srv.lockTTL); err != nil {
 				t.Skip("maildrop held")
 			}
-			d, err := openMaildrop(ctx, st, acct)
+			d, err := openMaildrop(ctx, ctx, st, acct)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -23,6 +23,11 @@ import (
 // old list, read later, does not take their messages and make clients
 // download them again.
 func UIDLs(ctx context.Context, st *store.Store, acct *store.Account, mb *store.Mailbox, msgs []*store.Message) (map[uint32]string, error) {
+	return uidls(ctx, ctx, st, acct, mb, msgs)
+}
+
+// uidls is UIDLs reading the store with ctx and writing it with wctx.
+func uidls(ctx, wctx context.Context, st *store.Store, acct *store.Account, mb *store.Mailbox, msgs []*store.Message) (map[uint32]string, error) {
 	accountID := acct.ID
 	pin := false
 	if acct.Migration != "" {
@@ -61,7 +66,7 @@ func UIDLs(ctx context.Context, st *store.Store, acct *store.Account, mb *store.
 			}
 		}
 	}
-	if err := st.MatchKeptUIDLs(ctx, accountID, mb.ID, match); err != nil {
+	if err := st.MatchKeptUIDLs(wctx, accountID, mb.ID, match); err != nil {
 		return nil, err
 	}
 	var pins []store.KeptUIDL
@@ -78,7 +83,7 @@ func UIDLs(ctx context.Context, st *store.Store, acct *store.Account, mb *store.
 			pins = append(pins, store.KeptUIDL{UIDL: u, BlobKey: m.BlobKey, MailboxID: mb.ID, UID: m.UID})
 		}
 	}
-	if err := st.PinUIDLs(ctx, accountID, pins); err != nil {
+	if err := st.PinUIDLs(wctx, accountID, pins); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -42,6 +42,17 @@ wait_port() {
     return 1
 }
 
+# answering HOST PORT... : the PORTs that accept a connection now (for an
+# error message: when a daemon could not start, another process has them).
+answering() {
+    local host="$1" p out=""
+    shift
+    for p in "$@"; do
+        if (exec 3<>"/dev/tcp/$host/$p") 2>/dev/null; then out="$out $p"; fi
+    done
+    printf '%s' "${out# }"
+}
+
 # pid_running PIDFILE [COMM] : true if the PID in PIDFILE is alive (and, when
 # COMM is given, its /proc/PID/comm matches, so a recycled PID is not ours).
 pid_running() {

@@ -298,6 +298,10 @@ else
     # detach stdio: a daemon holding our stdout would block the caller
     dovecot -c "$ETC/dovecot.conf" </dev/null >>"$LOGS/dovecot-stderr.log" 2>&1 \
         || die "dovecot failed to start: $(tail -n 5 "$LOGS/dovecot-stderr.log" "$LOGS/dovecot.log" 2>/dev/null)"
+    # An open port is this Dovecot's: its master exits (above) when a
+    # listener cannot bind, e.g. to a port another process took between the
+    # caller's choice and the bind (unlike Cyrus's, see cyrus.sh), and the
+    # caller tries other ports (oldtest's TestDovecotPortTaken).
     wait_port 127.0.0.1 "$IMAP_PORT" 20 \
         || die "dovecot did not open $IMAP_PORT: $(tail -n 5 "$LOGS/dovecot.log" 2>/dev/null)"
     wait_port 127.0.0.1 "$IMAPS_PORT" 20 || die "dovecot did not open $IMAPS_PORT"
@@ -453,9 +457,10 @@ EOF
         # set-permissions creates/fixes the queue sub-directories
         make_postfix_queue "$PFSPOOL"
         # the master itself ("postfix start" adds ~1.5s of checks); -w: return
-        # once it has initialized
+        # once it has initialized, or fail (it does when a listener cannot
+        # bind: the ports waited for below are then its own)
         /usr/lib/postfix/sbin/master -c "$PFETC" -w </dev/null >>"$LOGS/postfix-ctl.log" 2>&1 \
-            || die "postfix failed to start: $(tail -n 5 "$LOGS/postfix-ctl.log" "$LOGS/postfix.log" 2>/dev/null)"
+            || die "postfix failed to start (it exits when a listener cannot bind; ports another process listens on: $(answering 127.0.0.1 "$SMTP_PORT" $SMTPS_PORT)): $(tail -n 5 "$LOGS/postfix-ctl.log" "$LOGS/postfix.log" 2>/dev/null)"
         wait_port 127.0.0.1 "$SMTP_PORT" 20 \
             || die "postfix did not open $SMTP_PORT: $(tail -n 5 "$LOGS/postfix.log" 2>/dev/null)"
         [ -z "$SMTPS_PORT" ] || wait_port 127.0.0.1 "$SMTPS_PORT" 20 \
