@@ -1,7 +1,6 @@
 package oldtest_test
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -138,33 +137,7 @@ func TestCyrusFixture(t *testing.T) {
 // fails and is tried again on other ports, and the fixture's logins reach
 // Cyrus. The other process here answers IMAP, refusing every login.
 func TestCyrusPortTaken(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(time.Minute))
-				fmt.Fprintf(c, "* OK not Cyrus\r\n")
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					tag, _, _ := strings.Cut(line, " ")
-					fmt.Fprintf(c, "%s NO not Cyrus\r\n", tag)
-				}
-			}()
-		}
-	}()
+	ln := takenPort(t, "* OK not Cyrus", "NO not Cyrus", true)
 	taken := ln.Addr().(*net.TCPAddr).Port
 	first := true
 	undo := oldtest.SetPickPorts(func(free []int) []int {
